@@ -1,0 +1,38 @@
+# `make run` starts the console on the demo; `make test` runs every test (CI runs it on a fresh clone).
+PY        ?= python3
+VENV      := .venv
+BIN       := $(VENV)/bin
+STAMP     := $(VENV)/.installed
+DEMO_EVENTS ?= 1000000
+PORT      ?= 8501
+
+.PHONY: install run demo test chromium bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv
+	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev]'
+	touch $(STAMP)
+
+data/console.duckdb: | $(STAMP)
+	$(BIN)/riskconsole demo --events $(DEMO_EVENTS)
+
+demo: install
+	$(BIN)/riskconsole demo --events $(DEMO_EVENTS)
+
+run: install data/console.duckdb
+	$(BIN)/streamlit run app.py --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
+
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+test: install chromium
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) data/console.duckdb data/demo data/models reports

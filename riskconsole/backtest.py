@@ -1,0 +1,202 @@
+"""Run a compiled strategy over the frame in one SQL pass, grouped by (day, label, which rules fired).
+
+Every metric is then built in numpy from those few thousand groups (see `metrics.py`), so an
+action change or a switched-off rule needs no new SQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+from sqlglot import exp
+
+from riskconsole.config import Dataset
+from riskconsole.errors import RiskConsoleError
+from riskconsole.sqlbuild import alias, fill, ident, lit, render
+from riskconsole.strategy import CompiledStrategy, Frame, source
+
+BITS = 62  # rule bits per BIGINT mask word (stays clear of the sign bit)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A half-open time range [start, end) and an optional label cut-off (labels known before `as_of`)."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    as_of: datetime | None = None
+
+
+def parse_moment(text: str, *, end: bool = False, what: str = "--from") -> datetime:
+    """A date or timestamp; with `end`, a date means the end of that day (exclusive bound).
+
+    Raises:
+        RiskConsoleError: the text is neither.
+    """
+    text = str(text).strip()
+    try:
+        day = date.fromisoformat(text)
+        moment = datetime(day.year, day.month, day.day)
+        return moment + timedelta(days=1) if end else moment
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise RiskConsoleError(f"{what} '{text}': not a date or timestamp (use 2026-03-01 or "
+                               "2026-03-01T12:00:00)") from None
+    return moment.replace(tzinfo=None)
+
+
+def make_window(start: str | None = None, end: str | None = None, as_of: str | None = None) -> Window:
+    """Window from CLI-style strings: dates are whole days, both ends included."""
+    window = Window(parse_moment(start, what="--from") if start else None,
+                    parse_moment(end, end=True, what="--to") if end else None,
+                    parse_moment(as_of, end=True, what="--as-of") if as_of else None)
+    if window.start and window.end and window.start >= window.end:
+        raise RiskConsoleError(f"--from {start} is after --to {end}: the window is empty")
+    return window
+
+
+@dataclass
+class Groups:
+    """Events aggregated by (day, label, rule mask): the only thing metrics need."""
+
+    day: np.ndarray          # int64 day index from `days[0]`
+    label: np.ndarray        # int8: 1, 0, or -1 = unknown (as of the cut-off)
+    hits: np.ndarray         # bool (groups x rules): which rules' conditions were true
+    count: np.ndarray        # int64 events in the group
+    amount: np.ndarray       # float64 amount summed (0 where amount is missing or unmapped)
+    days: list[date]         # every day of the window, in order
+
+
+def _timestamp(value: datetime) -> exp.Expression:
+    return fill("CAST(:v AS TIMESTAMP)", v=lit(value.isoformat(sep=" ")))
+
+
+def _label_expr(dataset: Dataset, window: Window) -> exp.Expression:
+    roles = dataset.columns
+    if not roles.label:
+        return lit(-1)
+    known = fill(":l IS NOT NULL", l=ident(roles.label))
+    if window.as_of is not None and roles.label_time:
+        known = fill(":k AND :lt < :cut", k=known, lt=ident(roles.label_time), cut=_timestamp(window.as_of))
+    return fill("CASE WHEN :k THEN CAST(:l AS TINYINT) ELSE -1 END", k=known, l=ident(roles.label))
+
+
+def _filters(compiled: CompiledStrategy, dataset: Dataset, window: Window) -> list[exp.Expression]:
+    time = ident(dataset.columns.time)
+    conditions = []
+    if window.start is not None:
+        conditions.append(fill(":t >= :v", t=time, v=_timestamp(window.start)))
+    if window.end is not None:
+        conditions.append(fill(":t < :v", t=time, v=_timestamp(window.end)))
+    if compiled.population is not None:
+        conditions.append(fill("coalesce(:p, false)", p=compiled.population))
+    return conditions
+
+
+def hit_column(node: exp.Expression) -> exp.Expression:
+    """A rule condition as a never-NULL boolean (NULL is false)."""
+    return fill("coalesce(:c, false)", c=node)
+
+
+def mask_words(compiled: CompiledStrategy) -> list[exp.Expression]:
+    """BIGINT masks, bit i of word i // BITS set where rule i's condition holds."""
+    words = []
+    for start in range(0, len(compiled.rules), BITS):
+        terms = [fill("CAST(:h AS BIGINT) << :i", h=hit_column(r.condition), i=i)
+                 for i, r in enumerate(compiled.rules[start:start + BITS])]
+        word = terms[0]
+        for term in terms[1:]:
+            word = exp.BitwiseOr(this=word, expression=term)
+        words.append(word)
+    return words
+
+
+def groups_query(compiled: CompiledStrategy, frame: Frame, dataset: Dataset, window: Window) -> exp.Select:
+    """The one query a backtest runs: population rows grouped by day, label and rule mask."""
+    amount = fill("coalesce(CAST(:a AS DOUBLE), 0)", a=ident(dataset.columns.amount)) if dataset.columns.amount \
+        else lit(0.0)
+    words = mask_words(compiled)
+    inner = exp.select(
+        alias(fill("CAST(:t AS DATE)", t=ident(dataset.columns.time)), "day"),
+        alias(_label_expr(dataset, window), "y"), alias(amount, "amt"),
+        *[alias(w, f"m{i}") for i, w in enumerate(words)],
+    ).from_(source(compiled, frame).subquery("src"))
+    for condition in _filters(compiled, dataset, window):
+        inner = inner.where(condition)
+    keys = ["day", "y", *[f"m{i}" for i in range(len(words))]]
+    return exp.select(*keys, alias(fill("count(*)"), "n"), alias(fill("sum(amt)"), "amt")).from_(
+        inner.subquery("p")).group_by(*keys)
+
+
+def run_groups(con: duckdb.DuckDBPyConnection, compiled: CompiledStrategy, frame: Frame, dataset: Dataset,
+               window: Window) -> Groups:
+    """Execute the grouped query (on a safe connection) and unpack it into numpy arrays."""
+    table = con.sql(render(groups_query(compiled, frame, dataset, window))).to_arrow_table()
+    days = _days(con, dataset, window)
+    first = np.datetime64(days[0], "D") if days else np.datetime64("1970-01-01", "D")
+    day = (table.column("day").to_numpy().astype("datetime64[D]") - first).astype(np.int64)
+    words = [table.column(f"m{i}").to_numpy().astype(np.int64) for i in range((len(compiled.rules) - 1) // BITS + 1)]
+    hits = np.zeros((table.num_rows, len(compiled.rules)), dtype=bool)
+    for i in range(len(compiled.rules)):
+        hits[:, i] = (words[i // BITS] >> (i % BITS)) & 1
+    return Groups(day, table.column("y").to_numpy().astype(np.int8), hits,
+                  table.column("n").to_numpy().astype(np.int64),
+                  np.nan_to_num(table.column("amt").to_numpy(zero_copy_only=False).astype(np.float64)), days)
+
+
+def _days(con: duckdb.DuckDBPyConnection, dataset: Dataset, window: Window) -> list[date]:
+    """Every calendar day of the window (or of the data, where the window is open)."""
+    lo, hi = window.start, window.end
+    if lo is None or hi is None:
+        first, last = con.execute(render(fill("SELECT min(:t), max(:t) FROM frame",
+                                              t=ident(dataset.columns.time)))).fetchall()[0]
+        if first is None:
+            return []
+        lo = lo or first
+        hi = hi or last + timedelta(microseconds=1)
+    start, stop = lo.date(), (hi - timedelta(microseconds=1)).date()
+    return [start + timedelta(days=i) for i in range((stop - start).days + 1)]
+
+
+def decisions_query(compiled: CompiledStrategy, frame: Frame, dataset: Dataset, window: Window) -> exp.Select:
+    """One row per population event: id, time, label (NULL if unknown), amount, action, matched rules, scores."""
+    roles = dataset.columns
+    enabled = [r for r in compiled.rules if r.enabled]
+    allow = _any([r for r in enabled if r.action == "allow"])
+    block = _any([r for r in enabled if r.action == "block"])
+    review = _any([r for r in enabled if r.action == "review"])
+    action = fill("CASE WHEN :a THEN 'allow' WHEN :b THEN 'block' WHEN :r THEN 'review' ELSE 'allow' END",
+                  a=allow, b=block, r=review)
+    names = exp.Array(expressions=[fill("CASE WHEN :h THEN :n END", h=hit_column(r.condition), n=lit(r.name))
+                                   for r in compiled.rules])
+    matched = fill("list_filter(:names, x -> x IS NOT NULL)", names=names)
+    amount = fill("CAST(:a AS DOUBLE)", a=ident(roles.amount)) if roles.amount else fill("CAST(NULL AS DOUBLE)")
+    query = exp.select(
+        alias(fill("CAST(:i AS VARCHAR)", i=ident(roles.id)), "id"), alias(ident(roles.time), "time"),
+        alias(fill("nullif(:y, -1)", y=_label_expr(dataset, window)), "label"), alias(amount, "amount"),
+        alias(action, "action"), alias(matched, "matched_rules"), *[ident(d) for d in compiled.detectors],
+    ).from_(source(compiled, frame).subquery("src"))
+    for condition in _filters(compiled, dataset, window):
+        query = query.where(condition)
+    return query.order_by(ident("time"), ident("id"))
+
+
+def _any(rules: list) -> exp.Expression:
+    """OR of the rules' hit columns (false for none)."""
+    node: exp.Expression = lit(False)
+    for rule in rules:
+        node = exp.Or(this=node, expression=hit_column(rule.condition))
+    return node
+
+
+def fetch_decisions(con: duckdb.DuckDBPyConnection, compiled: CompiledStrategy, frame: Frame, dataset: Dataset,
+                    window: Window) -> pa.Table:
+    """The decisions table as Arrow (run on a safe connection)."""
+    return con.sql(render(decisions_query(compiled, frame, dataset, window))).to_arrow_table()

@@ -1,0 +1,154 @@
+"""`riskconsole` command line: thin wrappers over the core library (DESIGN.md §5)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import duckdb
+import yaml
+
+from riskconsole.backtest import fetch_decisions, make_window
+from riskconsole.errors import RiskConsoleError
+from riskconsole.export import fmt, parse_formats, render_files, write_files
+from riskconsole.report import now_stamp, run_backtest
+from riskconsole.workspace import Workspace
+
+
+def _parse_sets(items: list[str] | None) -> dict:
+    """`--set P=V` pairs; V is read as a YAML scalar."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise RiskConsoleError(f"--set {item}: write PARAM=VALUE, e.g. --set burst=4")
+        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+    return out
+
+
+def _out_dir(ws: Workspace, args: argparse.Namespace, name: str) -> Path:
+    return Path(args.out).resolve() if args.out else ws.reports_dir / f"{name}-{now_stamp()}"
+
+
+def cmd_demo(ws: Workspace, args: argparse.Namespace) -> None:
+    from riskconsole.scaffold import build_demo_workspace
+
+    result = build_demo_workspace(ws, n_events=args.events, seed=args.seed, progress=print)
+    print(result.summary())
+    print(f"demo workspace ready: {ws.root}")
+
+
+def cmd_load(ws: Workspace, args: argparse.Namespace) -> None:
+    from riskconsole.ingest import load
+
+    result = load(ws, args.dataset)
+    print(result.summary())
+    print(f"features: {', '.join(result.features) or 'none'} ({result.seconds:.1f} s)")
+
+
+def cmd_validate(ws: Workspace, args: argparse.Namespace) -> int:
+    from riskconsole.validate import validate_file
+
+    failed = 0
+    for path in args.files:
+        try:
+            print(f"ok: {ws.rel(path)}: {validate_file(ws, path)}")
+        except RiskConsoleError as err:
+            print(f"error: {err}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
+
+
+def cmd_backtest(ws: Workspace, args: argparse.Namespace) -> None:
+    formats = parse_formats(args.format)
+    window = make_window(args.from_, args.to, args.as_of)
+    con = ws.connect_safe()
+    try:
+        bt = run_backtest(ws, args.strategy, window, _parse_sets(args.set), con=con)
+        decisions = fetch_decisions(con, bt.compiled, bt.frame, bt.dataset, window) if "csv" in formats else None
+    finally:
+        con.close()
+    out = _out_dir(ws, args, bt.report["strategy"])
+    write_files(render_files(bt.report, formats, decisions), out)
+    _print_summary(bt.report)
+    print(f"wrote {out}")
+
+
+def _print_summary(report: dict) -> None:
+    o = report["overall"]
+    print(f"{report['strategy']}: {report['window']['from']}..{report['window']['to']}, "
+          f"population {o['population']:,}, flagged {o['flagged']:,}")
+    print(f"  precision {fmt(o['precision'], 'pct')}  recall {fmt(o['recall'], 'pct')}  "
+          f"amount recall {fmt(o['amount_recall'], 'pct')}  net benefit {fmt(o['net_benefit'], 'money')}  "
+          f"review cases {o['review_cases']:,} ({o['review_overflow_days']} days over capacity)")
+    for warning in report["warnings"]:
+        print(f"  warning: {warning}")
+
+
+def cmd_sweep(ws: Workspace, args: argparse.Namespace) -> None:
+    from riskconsole.sweep import parse_values, sweep, sweep_files
+
+    values = parse_values(args.values)
+    window = make_window(args.from_, args.to, args.as_of)
+    result = sweep(ws, args.strategy, args.param, values, window, _parse_sets(args.set))
+    out = _out_dir(ws, args, f"{result['strategy']}-sweep-{args.param}")
+    write_files(sweep_files(result), out)
+    for row in result["points"]:
+        print(f"{args.param}={row['value']!s:>10}  precision {fmt(row['precision'], 'pct'):>7}  "
+              f"recall {fmt(row['recall'], 'pct'):>7}  net benefit {fmt(row['net_benefit'], 'money'):>12}  "
+              f"reviews {row['review_cases']:>9,}  overflow days {row['review_overflow_days']}")
+    print(f"wrote {out}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="riskconsole", description="Backtest fraud strategies before deploying.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--workspace", help="workspace folder (default: $RISKCONSOLE_WORKSPACE or the repository)")
+        return p
+
+    p = command("demo", "generate and load the demo data set")
+    p.add_argument("--events", type=int, default=1_000_000)
+    p.add_argument("--seed", type=int, default=7)
+    p = command("load", "load events and build features")
+    p.add_argument("dataset", nargs="?", help="dataset YAML (default: data/dataset.yaml of the workspace)")
+    p = command("validate", "check strategy, detector and dataset files without running them")
+    p.add_argument("files", nargs="+")
+    for name, help_ in (("backtest", "backtest a strategy"), ("sweep", "backtest a strategy over values of a param")):
+        p = command(name, help_)
+        p.add_argument("strategy")
+        p.add_argument("--from", dest="from_")
+        p.add_argument("--to")
+        p.add_argument("--as-of", dest="as_of")
+        p.add_argument("--set", action="append", metavar="PARAM=VALUE")
+        p.add_argument("--out")
+        if name == "backtest":
+            p.add_argument("--format", default="json,csv")
+        else:
+            p.add_argument("--param", required=True)
+            p.add_argument("--values", required=True, help="a:b:step, or a comma-separated list")
+    return parser
+
+
+COMMANDS = {"demo": cmd_demo, "load": cmd_load, "validate": cmd_validate, "backtest": cmd_backtest,
+            "sweep": cmd_sweep}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `riskconsole` script; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        ws = Workspace.resolve(args.workspace)
+        return COMMANDS[args.command](ws, args) or 0
+    except RiskConsoleError as err:
+        print(f"error: {err}", file=sys.stderr)
+    except duckdb.IOException as err:
+        print(f"error: database busy or unreadable: {str(err).splitlines()[0]}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

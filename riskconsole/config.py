@@ -1,0 +1,267 @@
+"""Pydantic models of the three YAML kinds (dataset, strategy, detector) and their loader."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from riskconsole.errors import ConfigError
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+WINDOW_AGGS = ("count", "sum", "avg", "min", "max", "count_distinct")
+LABEL_AGGS = ("count", "sum", "avg")
+
+
+def duration_seconds(text: str) -> int:
+    """Parse a duration such as `1h`, `30d`, `10m` into seconds.
+
+    Raises:
+        ValueError: the text is not an integer followed by s, m, h, d or w.
+    """
+    match = _DURATION.match(str(text))
+    if not match or int(match.group(1)) <= 0:
+        raise ValueError(f"'{text}' is not a duration (write a positive integer and a unit: 30s, 10m, 1h, 7d, 2w)")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def _check_name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(f"'{value}' is not a valid name (letters, digits and _, not starting with a digit)")
+    return value
+
+
+# ---------------------------------------------------------------- dataset
+
+
+class Columns(_Strict):
+    """Which source column plays which role."""
+
+    id: str = Field(description="Unique event id column.")
+    time: str = Field(description="Event timestamp column (UTC, no zone).")
+    label: str | None = Field(None, description="1 = fraud, 0 = good, empty = unknown.")
+    label_time: str | None = Field(None, description="When the label became known (e.g. chargeback date).")
+    amount: str | None = Field(None, description="Money at stake; drives the business metrics.")
+    entities: list[str] = Field(default_factory=list, description="Keys that features group by.")
+    label_derived: list[str] = Field(
+        default_factory=list,
+        description="Columns that are a function of the label (answer keys): no rule, feature or model may read them.",
+    )
+
+
+class Feature(_Strict):
+    """One point-in-time feature: a window aggregate by an entity, a label aggregate, or a derived SQL expression."""
+
+    name: str
+    description: str | None = None
+    count: str | None = Field(None, description="Column to count, or '*'.")
+    sum: str | None = None
+    avg: str | None = None
+    min: str | None = None
+    max: str | None = None
+    count_distinct: str | None = None
+    by: str | None = Field(None, description="Entity column the window groups by.")
+    window: str | None = Field(None, description="Look-back, e.g. 1h, 30d: events in [t - window, t).")
+    label_delay: str | None = Field(None, description="Label features only: labels of events in [t - delay - window, t - delay).")
+    sql: str | None = Field(None, description="Derived feature: an expression over columns and earlier features.")
+
+    _name = field_validator("name")(_check_name)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Feature:
+        aggs = [a for a in WINDOW_AGGS if getattr(self, a) is not None]
+        if self.sql is not None:
+            if aggs or self.by or self.window or self.label_delay:
+                raise ValueError("a `sql:` feature takes no aggregate, by, window or label_delay")
+            return self
+        if len(aggs) != 1:
+            raise ValueError(f"give exactly one of {', '.join(WINDOW_AGGS)} or sql (got {len(aggs)})")
+        if not self.by or not self.window:
+            raise ValueError("a window feature needs `by:` (an entity column) and `window:` (e.g. 1h)")
+        duration_seconds(self.window)
+        if self.label_delay is not None:
+            duration_seconds(self.label_delay)
+        return self
+
+    @property
+    def agg(self) -> str | None:
+        """The aggregate name (count, sum, ...) or None for a derived feature."""
+        return next((a for a in WINDOW_AGGS if getattr(self, a) is not None), None)
+
+    @property
+    def of(self) -> str | None:
+        """The column the aggregate reads ('*' for count(*))."""
+        return getattr(self, self.agg) if self.agg else None
+
+
+class Business(_Strict):
+    """Costs and capacities that turn decisions into money."""
+
+    review_cost: float = Field(3.0, ge=0, description="Money per reviewed event.")
+    review_capacity: int = Field(400, ge=0, description="Reviews per day the team can do.")
+    review_catch_rate: float = Field(0.9, ge=0, le=1, description="Share of reviewed fraud that review stops.")
+    good_block_cost: float = Field(0.3, ge=0, description="Money lost per unit of good amount blocked.")
+
+
+class Dataset(_Strict):
+    """`data/dataset.yaml`: where events come from, column roles, features, business costs."""
+
+    source: str = Field(description="File or glob relative to the workspace (.csv, .parquet, .json, .jsonl).")
+    columns: Columns
+    types: dict[str, str] = Field(default_factory=dict, description="Optional DuckDB type per column.")
+    features: list[Feature] = Field(default_factory=list)
+    business: Business = Field(default_factory=Business)
+
+    @model_validator(mode="after")
+    def _unique_features(self) -> Dataset:
+        seen: set[str] = set()
+        for feature in self.features:
+            if feature.name in seen:
+                raise ValueError(f"feature '{feature.name}' is defined twice")
+            seen.add(feature.name)
+        return self
+
+    @property
+    def hidden_columns(self) -> list[str]:
+        """Columns no rule, non-label feature or model may read (the answer)."""
+        cols = self.columns
+        return [c for c in (cols.label, cols.label_time, *cols.label_derived) if c]
+
+
+# ---------------------------------------------------------------- strategy
+
+ParamValue = bool | int | float | str | None | list[bool | int | float | str | None]
+
+
+class Rule(_Strict):
+    """`{action} if {when}`."""
+
+    name: str
+    when: str = Field(description="SQL boolean expression over columns, features and detector scores; $param for params.")
+    action: Literal["allow", "block", "review"]
+    enabled: bool = Field(True, description="A disabled rule is reported (hits) but takes no part in decisions.")
+    description: str | None = None
+
+    _name = field_validator("name")(_check_name)
+
+
+class Strategy(_Strict):
+    """`strategies/NAME.yaml`: rules, params and the population they decide."""
+
+    name: str
+    description: str = ""
+    population: str | None = Field(None, description="Optional SQL filter: which events the strategy decides.")
+    params: dict[str, ParamValue] = Field(default_factory=dict)
+    rules: list[Rule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_rules(self) -> Strategy:
+        names = [r.name for r in self.rules]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"rule names must be unique: {', '.join(dupes)} appears more than once")
+        if not self.rules:
+            raise ValueError("a strategy needs at least one rule")
+        return self
+
+
+# ---------------------------------------------------------------- detector
+
+
+class Window(_Strict):
+    """A closed date/timestamp range; a date means its whole day."""
+
+    from_: str = Field(alias="from")
+    to: str
+
+    @field_validator("from_", "to", mode="before")
+    @classmethod
+    def _as_text(cls, value: Any) -> str:
+        return str(value)
+
+
+class Detector(_Strict):
+    """`detectors/NAME.yaml`: which model scores events."""
+
+    name: str
+    kind: str
+    features: list[str]
+    train: Window
+    valid: Window | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    seed: int = 7
+
+    _name = field_validator("name")(_check_name)
+
+
+# ---------------------------------------------------------------- loading
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _location(loc: tuple[Any, ...], data: Any) -> str:
+    """Render a pydantic error location, naming list items by their `name` when they have one."""
+    parts: list[str] = []
+    node = data
+    for key in loc:
+        if isinstance(key, int) and isinstance(node, list) and key < len(node):
+            item = node[key]
+            named = isinstance(item, dict) and item.get("name")
+            parts.append(f"[{key}]" + (f" '{item['name']}'" if named else ""))
+            node = item
+        else:
+            parts.append(("." if parts else "") + str(key))
+            node = node.get(key) if isinstance(node, dict) else None
+    return "".join(parts)
+
+
+def describe_validation_error(err: ValidationError, data: Any) -> str:
+    """One line for the first problem of a pydantic error (and how many more there are)."""
+    first = err.errors()[0]
+    where = _location(tuple(first["loc"]), data)
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        msg = f"unknown key '{first['loc'][-1]}' (typo? see `riskconsole schema`)"
+        where = _location(tuple(first["loc"][:-1]), data) or "top level"
+    more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{where}: {msg}{more}" if where else f"{msg}{more}"
+
+
+def parse_model(data: Any, model: type[M], label: str) -> M:
+    """Validate already-parsed YAML data into `model`, raising a one-line ConfigError naming `label`."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{label}: expected a mapping of keys at the top level, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"{label}: {describe_validation_error(err, data)}") from None
+
+
+def read_yaml(text: str, label: str) -> Any:
+    """Parse YAML text safely; a syntax error becomes a one-line ConfigError with the line number."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f" line {mark.line + 1}:" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{label}:{line} YAML syntax error: {problem}") from None
+
+
+def load_model(path: Path, model: type[M], label: str | None = None) -> M:
+    """Read a YAML file into `model`; every problem is a one-line ConfigError naming the file."""
+    label = label or str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"{label}: cannot read file ({err.strerror})") from None
+    return parse_model(read_yaml(text, label), model, label)

@@ -1,0 +1,126 @@
+"""Assemble a backtest report (plain, JSON-serializable data) from a strategy run."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+from riskconsole import __version__
+from riskconsole.backtest import Groups, Window, run_groups
+from riskconsole.config import Dataset
+from riskconsole.metrics import RuleSet, by_action, daily, decide, overall, rule_table
+from riskconsole.strategy import CompiledStrategy, Frame, compile_strategy, frame_of
+from riskconsole.workspace import Workspace
+
+UNLABELED_WARN = 0.05   # warn when more than this share of the population has no label
+MATURE_SHARE = 0.5      # a day whose labelled share is below this is "immature"
+
+
+@dataclass
+class Backtest:
+    """A finished run: the report plus what produced it (for exports and the console)."""
+
+    report: dict
+    compiled: CompiledStrategy
+    groups: Groups
+    window: Window
+    dataset: Dataset
+    frame: Frame
+
+
+def rule_set(compiled: CompiledStrategy) -> RuleSet:
+    """Names, actions and enabled flags of the compiled rules."""
+    return RuleSet([r.name for r in compiled.rules], [r.action for r in compiled.rules],
+                   [r.enabled for r in compiled.rules])
+
+
+def build_report(compiled: CompiledStrategy, groups: Groups, dataset: Dataset, window: Window,
+                 extra_warnings: list[str] | None = None) -> dict:
+    """The report dict (DESIGN.md §6) from grouped events."""
+    rules = rule_set(compiled)
+    action = decide(groups.hits, rules)
+    business = dataset.business
+    report = {
+        "strategy": compiled.name,
+        "description": compiled.strategy.description,
+        "window": {"from": groups.days[0].isoformat() if groups.days else None,
+                   "to": groups.days[-1].isoformat() if groups.days else None},
+        "as_of": (window.as_of - timedelta(microseconds=1)).isoformat() if window.as_of else None,
+        "params": compiled.params,
+        "overall": overall(groups, action, business),
+        "by_action": by_action(groups, action),
+        "rules": rule_table(groups, action, rules),
+        "daily": daily(groups, action, business),
+        "business": business.model_dump(),
+        "version": __version__,
+    }
+    report["warnings"] = label_warnings(report) + list(extra_warnings or [])
+    return report
+
+
+def label_warnings(report: dict) -> list[str]:
+    """Say how much of the window is unlabeled and from which day labels are immature."""
+    out = []
+    total = report["overall"]["population"]
+    if total == 0:
+        return ["the population is empty: no event of the window passes the strategy's population filter"]
+    unlabeled = report["overall"]["unlabeled_total"]
+    if unlabeled / total > UNLABELED_WARN:
+        out.append(f"{unlabeled / total:.1%} of events ({unlabeled:,}) have no label yet: precision and recall "
+                   "count labelled events only")
+    immature = [d for d in report["daily"] if d["population"] and d["unlabeled"] / d["population"] > MATURE_SHARE]
+    if immature:
+        first = immature[0]["day"]
+        out.append(f"labels are immature from {first}: more than {MATURE_SHARE:.0%} of that day's events are "
+                   "unlabeled (use --as-of or --to to judge on mature labels)")
+    if report["overall"]["fraud_total"] == 0:
+        out.append("no known fraud in the window: recall is undefined")
+    return out
+
+
+def detector_warnings(ws: Workspace, compiled: CompiledStrategy, window_days: tuple[str, str]) -> list[str]:
+    """A detector whose training or validation window overlaps the backtest window is flagged."""
+    out = []
+    lo, hi = window_days
+    for name in compiled.detectors:
+        card = ws.models_dir / name / "card.json"
+        if not card.exists() or lo is None:
+            continue
+        info = json.loads(card.read_text())
+        for part in ("train", "valid"):
+            span = info.get(part) or {}
+            start, end = str(span.get("from", ""))[:10], str(span.get("to", ""))[:10]
+            if start and end and start <= hi and lo <= end:
+                out.append(f"detector '{name}' was {'trained' if part == 'train' else 'validated'} on "
+                           f"{start}..{end}, which overlaps the backtest window {lo}..{hi}: its scores there "
+                           "are optimistic")
+    return out
+
+
+def run_backtest(ws: Workspace, strategy_path: str | Path, window: Window | None = None,
+                 overrides: dict | None = None, con: duckdb.DuckDBPyConnection | None = None) -> Backtest:
+    """Compile, run and report one strategy on the workspace's frame (one SQL pass)."""
+    window = window or Window()
+    dataset = ws.dataset()
+    own = con is None
+    con = con or ws.connect_safe()
+    try:
+        frame = frame_of(con, dataset)
+        label = ws.rel(strategy_path)
+        compiled = compile_strategy(ws.strategy(strategy_path), frame, label, overrides, con=con)
+        groups = run_groups(con, compiled, frame, dataset, window)
+    finally:
+        if own:
+            con.close()
+    days = (groups.days[0].isoformat(), groups.days[-1].isoformat()) if groups.days else (None, None)
+    report = build_report(compiled, groups, dataset, window, detector_warnings(ws, compiled, days))
+    return Backtest(report, compiled, groups, window, dataset, frame)
+
+
+def now_stamp() -> str:
+    """YYYYMMDD-HHMMSS in UTC, for report folder names."""
+    return datetime.utcnow().strftime("%Y%m%d-%H%M%S")

@@ -1,0 +1,39 @@
+"""Write a complete demo workspace: files, generated events, loaded database."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Callable
+
+from riskconsole.ingest import LoadResult, load
+from riskconsole.workspace import Workspace
+
+DEMO_FILES = Path(__file__).resolve().parent / "demo_files"
+EVENTS = Path("data") / "demo" / "events.parquet"
+
+
+def copy_demo_files(ws: Workspace, overwrite: bool = False) -> None:
+    """dataset.yaml, strategies and detectors of the demo, without clobbering edited files unless asked."""
+    for src in sorted(DEMO_FILES.rglob("*.yaml")):
+        relative = src.relative_to(DEMO_FILES)
+        target = ws.root / ("data" if relative.name == "dataset.yaml" and len(relative.parts) == 1 else "") / relative
+        if target.exists() and not overwrite:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, target)
+
+
+def build_demo_workspace(ws: Workspace, n_events: int = 1_000_000, seed: int = 7,
+                         progress: Callable[[str], None] = lambda _: None) -> LoadResult:
+    """Generate the demo events, copy the demo files and load everything into the workspace."""
+    from riskconsole.demo import generate_events
+
+    ws.root.mkdir(parents=True, exist_ok=True)
+    copy_demo_files(ws)
+    progress(f"generating {n_events:,} demo events (seed {seed}) ...")
+    target = ws.root / EVENTS
+    target.parent.mkdir(parents=True, exist_ok=True)
+    generate_events(target, n_events=n_events, seed=seed)
+    progress("loading events and building features ...")
+    return load(ws)

@@ -1,0 +1,64 @@
+"""Compose SQL from sqlglot ASTs: templates with `:placeholders` filled by identifier and literal nodes.
+
+Nothing user-written is ever pasted into SQL as text: names become quoted identifiers,
+values become literals, and user expressions arrive as already-checked ASTs.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+
+DIALECT = "duckdb"
+
+
+@lru_cache(maxsize=256)
+def _parsed(text: str) -> exp.Expression:
+    return sqlglot.parse_one(text, read=DIALECT)
+
+
+def fill(template: str, **nodes: exp.Expression | str | int | float) -> exp.Expression:
+    """Parse a trusted template once and replace its `:name` placeholders with AST nodes.
+
+    Plain ints/floats become number literals and plain strings become *identifiers*
+    (use `lit()` for a string literal).
+    """
+    values = {k: _node(v) for k, v in nodes.items()}
+    return exp.replace_placeholders(_parsed(template).copy(), **values)
+
+
+def _node(value: Any) -> exp.Expression:
+    if isinstance(value, exp.Expression):
+        return value
+    if isinstance(value, str):
+        return ident(value)
+    return lit(value)
+
+
+def ident(name: str) -> exp.Column:
+    """A quoted column reference."""
+    return exp.column(name, quoted=True)
+
+
+def lit(value: Any) -> exp.Expression:
+    """A literal for a Python scalar (numbers, strings, booleans, None)."""
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if value is None:
+        return exp.Null()
+    if isinstance(value, (int, float)):
+        return exp.Literal.number(value)
+    return exp.Literal.string(str(value))
+
+
+def alias(node: exp.Expression, name: str) -> exp.Alias:
+    """`node AS "name"`."""
+    return exp.alias_(node, name, quoted=True)
+
+
+def render(node: exp.Expression, dialect: str = DIALECT) -> str:
+    """SQL text of an AST, for DuckDB unless told otherwise."""
+    return node.sql(dialect=dialect)

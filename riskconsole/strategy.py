@@ -1,0 +1,142 @@
+"""Compile a strategy (rules + params + population) to checked SQL over the event frame."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import duckdb
+from sqlglot import exp
+
+from riskconsole.config import Dataset, Strategy
+from riskconsole.errors import ConfigError, ExpressionError
+from riskconsole.expressions import parse_expression, referenced_columns, referenced_params
+from riskconsole.sqlbuild import fill, render
+
+ACTIONS = ("allow", "review", "block")  # index = action code; decisions are allow > block > review
+INTERNAL = ("_pos",)
+SCORE_TABLE_PREFIX = "scores_"
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    """A rule whose `when` has been checked and had its params substituted."""
+
+    name: str
+    action: str
+    enabled: bool
+    condition: exp.Expression
+
+
+@dataclass(frozen=True)
+class CompiledStrategy:
+    """Everything needed to run a strategy: checked rule conditions, population, detectors used."""
+
+    strategy: Strategy
+    params: dict
+    rules: list[CompiledRule]
+    population: exp.Expression | None
+    detectors: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.strategy.name
+
+
+@dataclass(frozen=True)
+class Frame:
+    """What a strategy can read: the frame's columns, detector score columns, and what is hidden."""
+
+    columns: dict[str, str]
+    scores: dict[str, str]
+    hidden: tuple[str, ...]
+
+    @property
+    def visible(self) -> list[str]:
+        """Columns an expression may name: everything but the label, its derivatives and internals."""
+        names = [c for c in self.columns if c not in self.hidden and c not in INTERNAL]
+        return names + [s for s in self.scores if s not in self.columns]
+
+
+def frame_of(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> Frame:
+    """Read the frame's columns and the detector score tables from the database."""
+    columns = dict(con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'frame' "
+        "ORDER BY ordinal_position").fetchall())
+    tables = con.execute("SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'scores\\_%' "
+                         "ESCAPE '\\' ORDER BY 1").fetchall()
+    scores = {t[len(SCORE_TABLE_PREFIX):]: t for (t,) in tables}
+    return Frame(columns, scores, tuple(dataset.hidden_columns))
+
+
+def resolve_params(strategy: Strategy, overrides: dict | None, label: str) -> dict:
+    """The strategy's params with `--set` overrides; an unknown override is an error."""
+    params = dict(strategy.params)
+    for key, value in (overrides or {}).items():
+        if key not in params:
+            defined = ", ".join(params) or "none"
+            raise ConfigError(f"{label}: --set {key}: the strategy has no param '{key}' (defined: {defined})")
+        params[key] = value
+    return params
+
+
+def compile_strategy(strategy: Strategy, frame: Frame, label: str, overrides: dict | None = None,
+                     con: duckdb.DuckDBPyConnection | None = None) -> CompiledStrategy:
+    """Check every expression against the frame; with `con`, also check each is boolean.
+
+    Raises:
+        ConfigError / ExpressionError: one line naming the file and the rule.
+    """
+    params = resolve_params(strategy, overrides, label)
+    _check_params_used(strategy, params, label)
+    rules = []
+    for rule in strategy.rules:
+        where = f"{label}: rule '{rule.name}'"
+        node = parse_expression(rule.when, columns=frame.visible, params=params, where=where)
+        rules.append(CompiledRule(rule.name, rule.action, rule.enabled, node))
+    population = None
+    if strategy.population:
+        population = parse_expression(strategy.population, columns=frame.visible, params=params,
+                                      where=f"{label}: population")
+    nodes = [r.condition for r in rules] + ([population] if population is not None else [])
+    used = set().union(*(referenced_columns(n) for n in nodes))
+    detectors = [d for d in frame.scores if d in used and d not in frame.columns]
+    compiled = CompiledStrategy(strategy, params, rules, population, detectors)
+    if con is not None:
+        check_boolean(con, compiled, frame, label)
+    return compiled
+
+
+def _check_params_used(strategy: Strategy, params: dict, label: str) -> None:
+    texts = [(f"rule '{r.name}'", r.when) for r in strategy.rules] + [("population", strategy.population or "")]
+    for where, text in texts:
+        missing = sorted(referenced_params(text) - set(params))
+        if missing:
+            defined = ", ".join(params) or "none"
+            raise ExpressionError(f"{label}: {where}: ${missing[0]} is not defined in params (defined: {defined})")
+
+
+def source(compiled: CompiledStrategy, frame: Frame) -> exp.Select:
+    """`SELECT * FROM frame` joined with the score table of every detector the strategy reads."""
+    query = exp.select("f.*", *[exp.column(d, table=f"s{i}", quoted=True) for i, d in enumerate(compiled.detectors)])
+    query = query.from_(exp.to_table("frame").as_("f"))
+    for i, detector in enumerate(compiled.detectors):
+        query = query.join(exp.to_table(frame.scores[detector]).as_(f"s{i}"), on=fill(
+            "f._pos = :p", p=exp.column("_pos", table=f"s{i}")), join_type="LEFT")
+    return query
+
+
+def check_boolean(con: duckdb.DuckDBPyConnection, compiled: CompiledStrategy, frame: Frame, label: str) -> None:
+    """Every rule condition and the population must be boolean (DuckDB binds them without running)."""
+    relation = source(compiled, frame)
+    checks = [(f"rule '{r.name}'", r.condition) for r in compiled.rules]
+    if compiled.population is not None:
+        checks.append(("population", compiled.population))
+    for where, node in checks:
+        query = exp.select(exp.alias_(node, "v")).from_(relation.subquery("src"))
+        try:
+            dtype = con.execute("DESCRIBE " + render(query)).fetchall()[0][1]
+        except duckdb.Error as err:
+            raise ExpressionError(f"{label}: {where}: {str(err).splitlines()[0]}") from None
+        if dtype not in ("BOOLEAN", '"NULL"', "NULL"):
+            raise ExpressionError(f"{label}: {where}: must be true/false, but gives {dtype} "
+                                  "(add a comparison, e.g. `x > 0`)")

@@ -1,0 +1,90 @@
+"""Check dataset, strategy and detector files without running them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from riskconsole.config import Dataset, Detector, Strategy, parse_model, read_yaml
+from riskconsole.errors import ConfigError
+from riskconsole.ingest import column_types, source_files
+from riskconsole.strategy import Frame, compile_strategy, frame_of
+from riskconsole.workspace import Workspace
+
+KINDS = {"dataset": Dataset, "strategy": Strategy, "detector": Detector}
+
+
+def kind_of(data: object) -> str:
+    """Guess which kind of file a parsed YAML mapping is."""
+    if isinstance(data, dict):
+        if "source" in data or "columns" in data:
+            return "dataset"
+        if "rules" in data:
+            return "strategy"
+        if "kind" in data:
+            return "detector"
+    return "unknown"
+
+
+def workspace_frame(ws: Workspace, dataset: Dataset) -> Frame | None:
+    """The loaded frame's columns, or None when nothing is loaded yet."""
+    if not ws.db_path.exists():
+        return None
+    con = ws.connect_safe()
+    try:
+        frame = frame_of(con, dataset)
+    finally:
+        con.close()
+    return frame if frame.columns else None
+
+
+def source_frame(ws: Workspace, dataset: Dataset) -> Frame:
+    """Columns a strategy could read once the dataset is loaded: source columns and feature names."""
+    files, fmt = source_files(ws, dataset, ws.rel(ws.dataset_path))
+    con = duckdb.connect()
+    try:
+        types = column_types(con, fmt, files)
+    finally:
+        con.close()
+    types.update({f.name: "DOUBLE" for f in dataset.features})
+    return Frame(types, {}, tuple(dataset.hidden_columns))
+
+
+def validate_file(ws: Workspace, path: str | Path) -> str:
+    """Validate one file; return a one-line description of what it is.
+
+    Raises:
+        RiskConsoleError: one line naming the file and item.
+    """
+    label = ws.rel(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"{label}: cannot read file ({err.strerror})") from None
+    data = read_yaml(text, label)
+    kind = kind_of(data)
+    if kind == "unknown":
+        raise ConfigError(f"{label}: not a dataset (source/columns), strategy (rules) or detector (kind) file")
+    model = parse_model(data, KINDS[kind], label)
+    if kind == "strategy":
+        return _validate_strategy(ws, model, label)
+    if kind == "dataset":
+        return f"dataset, {len(model.features)} features"
+    return f"detector '{model.name}' ({model.kind})"
+
+
+def _validate_strategy(ws: Workspace, strategy: Strategy, label: str) -> str:
+    dataset = ws.dataset()
+    frame = workspace_frame(ws, dataset)
+    if frame is None:
+        compile_strategy(strategy, source_frame(ws, dataset), label)
+        return f"strategy '{strategy.name}', {len(strategy.rules)} rules (columns checked against the source files)"
+    con = ws.connect_safe()
+    try:
+        compile_strategy(strategy, frame, label, con=con)
+    except duckdb.Error as err:
+        raise ConfigError(f"{label}: {str(err).splitlines()[0]}") from None
+    finally:
+        con.close()
+    return f"strategy '{strategy.name}', {len(strategy.rules)} rules"

@@ -1,0 +1,102 @@
+"""A workspace: a folder with data/dataset.yaml, strategies/, detectors/ and data/console.duckdb."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from riskconsole.config import Dataset, Detector, Strategy, load_model
+from riskconsole.errors import DataError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Paths of one workspace, and the two kinds of DuckDB connection to its database."""
+
+    root: Path
+
+    @classmethod
+    def resolve(cls, arg: str | os.PathLike | None = None) -> Workspace:
+        """`--workspace`, else $RISKCONSOLE_WORKSPACE, else the repository itself."""
+        chosen = arg or os.environ.get("RISKCONSOLE_WORKSPACE") or REPO_ROOT
+        return cls(Path(chosen).expanduser().resolve())
+
+    @property
+    def db_path(self) -> Path:
+        return self.root / "data" / "console.duckdb"
+
+    @property
+    def dataset_path(self) -> Path:
+        return self.root / "data" / "dataset.yaml"
+
+    @property
+    def strategies_dir(self) -> Path:
+        return self.root / "strategies"
+
+    @property
+    def detectors_dir(self) -> Path:
+        return self.root / "detectors"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "data" / "models"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.root / "reports"
+
+    def rel(self, path: str | os.PathLike) -> str:
+        """A path as the user should see it: relative to the workspace when inside it."""
+        path = Path(path).resolve()
+        try:
+            return str(path.relative_to(self.root))
+        except ValueError:
+            return str(path)
+
+    def path(self, relative: str | os.PathLike) -> Path:
+        """Resolve a path written in a workspace file (relative to the workspace root)."""
+        p = Path(relative).expanduser()
+        return p if p.is_absolute() else self.root / p
+
+    def dataset(self, path: str | os.PathLike | None = None) -> Dataset:
+        """Load and validate the dataset spec."""
+        path = Path(path) if path else self.dataset_path
+        return load_model(path, Dataset, self.rel(path))
+
+    def strategy(self, path: str | os.PathLike) -> Strategy:
+        """Load and validate a strategy YAML (syntax and shape only; expressions are checked on compile)."""
+        return load_model(Path(path), Strategy, self.rel(path))
+
+    def detector(self, path: str | os.PathLike) -> Detector:
+        """Load and validate a detector YAML."""
+        return load_model(Path(path), Detector, self.rel(path))
+
+    def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+        """A full connection, for ingest and training (trusted SQL only)."""
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(str(self.db_path), read_only=read_only)
+        con.execute("SET TimeZone = 'UTC'")
+        return con
+
+    def connect_safe(self) -> duckdb.DuckDBPyConnection:
+        """A read-only connection that cannot touch files or change its configuration.
+
+        Every query that contains user expressions (rules, population) runs here.
+        """
+        if not self.db_path.exists():
+            raise DataError(f"{self.rel(self.db_path)}: no database yet (run `riskconsole load` or `riskconsole demo`)")
+        return safe_connection(str(self.db_path))
+
+
+def safe_connection(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
+    """Open `database` with external access disabled and the configuration locked."""
+    read_only = database != ":memory:"
+    con = duckdb.connect(database, read_only=read_only, config={"enable_external_access": False})
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET lock_configuration = true")
+    return con

@@ -1,0 +1,87 @@
+"""Shared fixtures: tiny workspaces whose answers are known by construction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from riskconsole.workspace import Workspace
+
+BASE_DATASET = {
+    "source": "data/events.csv",
+    "columns": {"id": "event_id", "time": "ts", "label": "is_fraud", "label_time": "label_ts",
+                "amount": "amount", "entities": ["user_id", "device_id"]},
+    "features": [
+        {"name": "user_orders_1h", "count": "*", "by": "user_id", "window": "1h"},
+        {"name": "user_amount_1d", "avg": "amount", "by": "user_id", "window": "1d"},
+        {"name": "device_users_1d", "count_distinct": "user_id", "by": "device_id", "window": "1d"},
+    ],
+    "business": {"review_cost": 2.0, "review_capacity": 3, "review_catch_rate": 0.5, "good_block_cost": 0.25},
+}
+
+
+def write_workspace(root: Path, events: pd.DataFrame, dataset: dict | None = None,
+                    strategies: dict[str, dict] | None = None, source_name: str = "events.csv") -> Workspace:
+    """A workspace folder with the events as CSV (or parquet/jsonl by suffix), a dataset.yaml and strategies."""
+    ws = Workspace(root)
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    (root / "strategies").mkdir(exist_ok=True)
+    dataset = dict(dataset or BASE_DATASET)
+    dataset["source"] = f"data/{source_name}"
+    path = root / "data" / source_name
+    if source_name.endswith(".csv"):
+        events.to_csv(path, index=False)
+    elif source_name.endswith(".parquet"):
+        events.to_parquet(path, index=False)
+    else:
+        events.to_json(path, orient="records", lines=True, date_format="iso")
+    (root / "data" / "dataset.yaml").write_text(yaml.safe_dump(dataset, sort_keys=False))
+    for name, body in (strategies or {}).items():
+        (root / "strategies" / f"{name}.yaml").write_text(yaml.safe_dump(body, sort_keys=False))
+    return ws
+
+
+def random_events(n: int = 400, seed: int = 1, days: int = 6) -> pd.DataFrame:
+    """Random events with repeated users/devices, ties in time, unknown labels and label times."""
+    rng = np.random.default_rng(seed)
+    start = np.datetime64("2026-03-01T00:00:00")
+    seconds = np.sort(rng.integers(0, days * 86_400, n))
+    seconds[5:9] = seconds[5]  # a run of simultaneous events
+    ts = start + seconds.astype("timedelta64[s]")
+    label = rng.choice([1.0, 0.0, np.nan], n, p=[0.2, 0.65, 0.15])
+    delay = rng.integers(3_600, 4 * 86_400, n).astype("timedelta64[s]")
+    label_ts = np.where(np.isnan(label), np.datetime64("NaT"), ts + delay)
+    return pd.DataFrame({
+        "event_id": [f"e{i:05d}" for i in range(n)],
+        "ts": pd.to_datetime(ts),
+        "is_fraud": pd.array(label, dtype="Int8"),
+        "label_ts": pd.to_datetime(label_ts),
+        "amount": np.round(rng.gamma(2.0, 60.0, n), 2),
+        "user_id": rng.integers(1, 25, n),
+        "device_id": rng.integers(1, 15, n),
+        "merchant_id": rng.integers(100, 106, n),
+        "channel": rng.choice(["web", "app", "live"], n),
+    })
+
+
+@pytest.fixture
+def tiny_ws(tmp_path: Path) -> Workspace:
+    """A loaded workspace over 400 random events with a 4-rule strategy."""
+    from riskconsole.ingest import load
+
+    strategy = {
+        "name": "tiny", "params": {"burst": 2, "big": 150},
+        "rules": [
+            {"name": "trusted", "when": "merchant_id IN (100) AND amount < 30", "action": "allow"},
+            {"name": "burst", "when": "user_orders_1h >= $burst", "action": "block"},
+            {"name": "big_live", "when": "amount > $big AND channel = 'live'", "action": "review"},
+            {"name": "shared_device", "when": "device_users_1d >= 3", "action": "review"},
+        ],
+    }
+    ws = write_workspace(tmp_path / "ws", random_events(), strategies={"tiny": strategy})
+    load(ws)
+    return ws
