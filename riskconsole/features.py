@@ -116,23 +116,24 @@ def label_feature_query(feature: Feature, dataset: Dataset, base: str) -> exp.Ex
     start = fill("_t + :d", d=delay)
     if dataset.columns.label_time:
         start = fill("greatest(:s, coalesce(epoch_us(:lt), :s))", s=start, lt=ident(dataset.columns.label_time))
-    records = fill(
-        "SELECT :by AS k, :start AS s, _t + :span AS e, CAST(:lab AS INTEGER) AS v FROM :base "
-        "WHERE :lab IS NOT NULL AND :by IS NOT NULL",
-        by=ident(feature.by), start=start, span=span, lab=ident(dataset.columns.label), base=exp.to_table(base),
-    )
+    by, lab = ident(feature.by), ident(dataset.columns.label)
+    keyed = exp.select(alias(by, "k"), "_t", "_pos", alias(fill("CAST(:l AS INTEGER)", l=lab), "v"),
+                       alias(start, "s"), alias(fill("_t + :span", span=span), "e")).from_(base).where(
+        fill(":b IS NOT NULL", b=by))
     value = {"sum": "coalesce(sv, 0)", "count": "coalesce(sc, 0)", "avg": "sv / nullif(sc, 0)"}[feature.agg]
-    return fill(
-        "WITH r AS (SELECT * FROM (:records) WHERE s < e), "
+    template = (
+        "WITH r AS (SELECT k, s, e, v FROM keyed WHERE v IS NOT NULL AND s < e), "
         "sweep AS ("
-        "  SELECT :by AS k, _t AS t, 0 AS kind, _pos, 0 AS dv, 0 AS dc FROM :base WHERE :by IS NOT NULL"
+        "  SELECT k, _t AS t, 0 AS kind, _pos, 0 AS dv, 0 AS dc FROM keyed"
         "  UNION ALL SELECT k, s, 1, NULL, v, 1 FROM r"
         "  UNION ALL SELECT k, e, 1, NULL, -v, -1 FROM r), "
         "run AS (SELECT kind, _pos, sum(dv) OVER w AS sv, sum(dc) OVER w AS sc FROM sweep "
         "  WINDOW w AS (PARTITION BY k ORDER BY t, kind ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) "
-        "SELECT _pos, CAST(:value AS DOUBLE) AS v FROM run WHERE kind = 0",
-        records=records, by=ident(feature.by), base=exp.to_table(base), value=fill(value),
-    )
+        "SELECT _pos, CAST(:value AS DOUBLE) AS v FROM run WHERE kind = 0")
+    query = fill(template, value=fill(value))
+    cte = exp.CTE(this=keyed, alias=exp.TableAlias(this=exp.to_identifier("keyed")))
+    query.args["with_"].expressions.insert(0, cte)  # `keyed` must come before the CTEs that read it
+    return query
 
 
 def frame_query(dataset: Dataset, columns: list[str], label: str, base: str = "_frame_base",

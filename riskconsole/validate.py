@@ -15,8 +15,11 @@ from riskconsole.workspace import Workspace
 KINDS = {"dataset": Dataset, "strategy": Strategy, "detector": Detector}
 
 
-def kind_of(data: object) -> str:
-    """Guess which kind of file a parsed YAML mapping is."""
+def kind_of(path: Path, data: object) -> str:
+    """Which kind of file this is: by its folder (strategies/, detectors/, dataset.yaml), else by its keys."""
+    by_place = {"strategies": "strategy", "detectors": "detector"}.get(path.resolve().parent.name)
+    if by_place or path.name == "dataset.yaml":
+        return by_place or "dataset"
     if isinstance(data, dict):
         if "source" in data or "columns" in data:
             return "dataset"
@@ -63,7 +66,7 @@ def validate_file(ws: Workspace, path: str | Path) -> str:
     except OSError as err:
         raise ConfigError(f"{label}: cannot read file ({err.strerror})") from None
     data = read_yaml(text, label)
-    kind = kind_of(data)
+    kind = kind_of(Path(path), data)
     if kind == "unknown":
         raise ConfigError(f"{label}: not a dataset (source/columns), strategy (rules) or detector (kind) file")
     model = parse_model(data, KINDS[kind], label)

@@ -1,0 +1,149 @@
+"""Every report number, recomputed independently (numpy over the frame, and plain SQL)."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from riskconsole.backtest import fetch_decisions, make_window
+from riskconsole.report import run_backtest
+
+BUSINESS = {"review_cost": 2.0, "review_capacity": 3, "review_catch_rate": 0.5, "good_block_cost": 0.25}
+
+
+def _frame(ws) -> pd.DataFrame:
+    con = duckdb.connect(str(ws.db_path), read_only=True)
+    df = con.execute("SELECT * FROM frame ORDER BY _pos").df()
+    con.close()
+    return df
+
+
+def _hand_rules(df: pd.DataFrame, burst: int = 2, big: float = 150) -> dict[str, np.ndarray]:
+    """The tiny strategy's rules written again by hand, NULL = false."""
+    return {
+        "trusted": ((df.merchant_id == 100) & (df.amount < 30)).to_numpy(),
+        "burst": (df.user_orders_1h >= burst).fillna(False).to_numpy(),
+        "big_live": ((df.amount > big) & (df.channel == "live")).to_numpy(),
+        "shared_device": (df.device_users_1d >= 3).fillna(False).to_numpy(),
+    }
+
+
+def _expected(df: pd.DataFrame, hits: dict, y: np.ndarray) -> dict:
+    allow = hits["trusted"]
+    block = ~allow & hits["burst"]
+    review = ~allow & ~block & (hits["big_live"] | hits["shared_device"])
+    flagged = block | review
+    amt = df.amount.to_numpy()
+    fraud, good, unknown = y == 1, y == 0, y == -1
+    tp, fp = (flagged & fraud).sum(), (flagged & good).sum()
+    fn, tn = (~flagged & fraud).sum(), (~flagged & good).sum()
+    stopped = amt[block & fraud].sum() + BUSINESS["review_catch_rate"] * amt[review & fraud].sum()
+    good_blocked = amt[block & good].sum()
+    reviews = review.sum()
+    days = df.ts.dt.floor("D")
+    per_day = pd.Series(review).groupby(days.to_numpy()).sum()
+    precision, recall = tp / (tp + fp), tp / (tp + fn)
+    return {
+        "tp": tp, "fp": fp, "fn": fn, "tn": tn,
+        "unlabeled_flagged": (flagged & unknown).sum(), "unlabeled_total": unknown.sum(),
+        "precision": precision, "recall": recall, "f1": 2 * precision * recall / (precision + recall),
+        "amount_recall": amt[flagged & fraud].sum() / amt[fraud].sum(),
+        "alert_rate": flagged.mean(),
+        "fraud_amount_stopped": stopped, "good_amount_blocked": good_blocked,
+        "review_cases": reviews, "review_cost": reviews * BUSINESS["review_cost"],
+        "net_benefit": stopped - BUSINESS["good_block_cost"] * good_blocked - reviews * BUSINESS["review_cost"],
+        "review_overflow_days": int((per_day > BUSINESS["review_capacity"]).sum()),
+        "_actions": np.where(block, "block", np.where(review, "review", "allow")),
+    }
+
+
+def _labels(df: pd.DataFrame, as_of: pd.Timestamp | None = None) -> np.ndarray:
+    known = df.is_fraud.notna()
+    if as_of is not None:
+        known &= df.label_ts.notna() & (df.label_ts < as_of)
+    return np.where(known, df.is_fraud.fillna(-1), -1).astype(int)
+
+
+def test_overall_matches_an_independent_computation(tiny_ws):
+    report = run_backtest(tiny_ws, tiny_ws.strategies_dir / "tiny.yaml").report
+    df = _frame(tiny_ws)
+    expected = _expected(df, _hand_rules(df), _labels(df))
+    for key, value in expected.items():
+        if not key.startswith("_"):
+            assert report["overall"][key] == pytest.approx(value), key
+    assert 0 < report["overall"]["precision"] < 1 and 0 < report["overall"]["recall"] < 1
+
+
+def test_overall_matches_plain_sql(tiny_ws):
+    report = run_backtest(tiny_ws, tiny_ws.strategies_dir / "tiny.yaml").report
+    con = duckdb.connect(str(tiny_ws.db_path), read_only=True)
+    tp, fp, fn, tn, reviews = con.execute("""
+        WITH d AS (SELECT *, CASE
+            WHEN coalesce(merchant_id IN (100) AND amount < 30, false) THEN 'allow'
+            WHEN coalesce(user_orders_1h >= 2, false) THEN 'block'
+            WHEN coalesce(amount > 150 AND channel = 'live', false) OR coalesce(device_users_1d >= 3, false)
+                THEN 'review' ELSE 'allow' END AS action FROM frame)
+        SELECT count(*) FILTER (action <> 'allow' AND is_fraud = 1), count(*) FILTER (action <> 'allow' AND is_fraud = 0),
+               count(*) FILTER (action = 'allow' AND is_fraud = 1), count(*) FILTER (action = 'allow' AND is_fraud = 0),
+               count(*) FILTER (action = 'review') FROM d""").fetchall()[0]
+    con.close()
+    o = report["overall"]
+    assert (o["tp"], o["fp"], o["fn"], o["tn"], o["review_cases"]) == (tp, fp, fn, tn, reviews)
+
+
+def test_rules_daily_and_decisions(tiny_ws):
+    bt = run_backtest(tiny_ws, tiny_ws.strategies_dir / "tiny.yaml")
+    df = _frame(tiny_ws)
+    hits, y = _hand_rules(df), _labels(df)
+    expected = _expected(df, hits, y)
+    flagged_fraud = (expected["_actions"] != "allow") & (y == 1)
+    deciding = ["burst", "big_live", "shared_device"]
+    n_deciding = sum(hits[r].astype(int) for r in deciding)
+    for row in bt.report["rules"]:
+        h = hits[row["name"]]
+        assert row["hits"] == h.sum()
+        assert (row["tp"], row["fp"]) == ((h & (y == 1)).sum(), (h & (y == 0)).sum())
+        assert row["recall"] == pytest.approx((h & (y == 1)).sum() / (y == 1).sum())
+        unique = (flagged_fraud & h & (n_deciding == 1)).sum() if row["name"] in deciding else 0
+        assert row["unique_tp"] == unique, row["name"]
+    daily = pd.DataFrame(bt.report["daily"]).set_index("day")
+    day = df.ts.dt.strftime("%Y-%m-%d").to_numpy()
+    for d, row in daily.iterrows():
+        sel = day == d
+        assert row["population"] == sel.sum()
+        assert row["review_cases"] == (sel & (expected["_actions"] == "review")).sum()
+        assert row["tp"] == (sel & (expected["_actions"] != "allow") & (y == 1)).sum()
+    con = tiny_ws.connect_safe()
+    decisions = fetch_decisions(con, bt.compiled, bt.frame, bt.dataset, bt.window).to_pandas()
+    con.close()
+    assert decisions["id"].tolist() == df.event_id.tolist()
+    assert decisions["action"].tolist() == expected["_actions"].tolist()
+    assert decisions["label"].isna().sum() == (y == -1).sum()
+    both = [i for i, rules in enumerate(decisions["matched_rules"]) if {"big_live", "shared_device"} <= set(rules)]
+    assert all(hits["big_live"][i] and hits["shared_device"][i] for i in both)
+
+
+def test_as_of_and_window(tiny_ws):
+    window = make_window("2026-03-02", "2026-03-04", as_of="2026-03-04")
+    report = run_backtest(tiny_ws, tiny_ws.strategies_dir / "tiny.yaml", window).report
+    df = _frame(tiny_ws)
+    inside = (df.ts >= "2026-03-02") & (df.ts < "2026-03-05")
+    sub = df[inside].reset_index(drop=True)
+    y = _labels(sub, pd.Timestamp("2026-03-05"))
+    expected = _expected(sub, _hand_rules(sub), y)
+    assert report["overall"]["population"] == len(sub)
+    for key in ("tp", "fp", "fn", "tn", "unlabeled_total", "precision", "net_benefit"):
+        assert report["overall"][key] == pytest.approx(expected[key]), key
+    assert report["window"] == {"from": "2026-03-02", "to": "2026-03-04"}
+    assert [d["day"] for d in report["daily"]] == ["2026-03-02", "2026-03-03", "2026-03-04"]
+    assert any("no label yet" in w for w in report["warnings"])
+
+
+def test_set_overrides_params(tiny_ws):
+    report = run_backtest(tiny_ws, tiny_ws.strategies_dir / "tiny.yaml", overrides={"big": 50, "burst": 1}).report
+    df = _frame(tiny_ws)
+    expected = _expected(df, _hand_rules(df, burst=1, big=50), _labels(df))
+    assert report["params"] == {"burst": 1, "big": 50}
+    assert report["overall"]["tp"] == expected["tp"] and report["overall"]["review_cases"] == expected["review_cases"]

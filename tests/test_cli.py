@@ -1,0 +1,163 @@
+"""The CLI contract (DESIGN.md §5, §6): exit codes, one-line errors, the files a backtest writes."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pandas as pd
+import pytest
+import yaml
+
+from riskconsole.cli import main
+
+REPORT_KEYS = {"strategy", "window", "as_of", "params", "overall", "by_action", "rules", "daily", "warnings"}
+OVERALL_KEYS = {"tp", "fp", "fn", "tn", "unlabeled_flagged", "unlabeled_total", "precision", "recall", "f1",
+                "amount_recall", "alert_rate", "fraud_amount_stopped", "good_amount_blocked", "review_cases",
+                "review_cost", "net_benefit", "review_overflow_days"}
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_backtest_writes_every_file(tiny_ws, capsys, tmp_path):
+    out = tmp_path / "out"
+    code, stdout, _ = run(capsys, "backtest", tiny_ws.strategies_dir / "tiny.yaml", "--workspace", tiny_ws.root,
+                          "--out", out, "--format", "json,csv,html,md", "--set", "burst=3")
+    assert code == 0, stdout
+    report = json.loads((out / "report.json").read_text())
+    assert REPORT_KEYS <= set(report) and OVERALL_KEYS <= set(report["overall"])
+    assert report["params"]["burst"] == 3
+    assert set(report["by_action"]) == {"block", "review"}
+    assert {"name", "action", "hits", "tp", "fp", "precision", "recall", "unique_tp"} <= set(report["rules"][0])
+    assert {"day", "population", "flagged", "tp", "fp", "review_cases"} <= set(report["daily"][0])
+    rules = pd.read_csv(out / "rules.csv")
+    assert rules["name"].tolist() == [r["name"] for r in report["rules"]]
+    assert len(pd.read_csv(out / "daily.csv")) == len(report["daily"])
+    decisions = pd.read_parquet(out / "decisions.parquet")
+    assert list(decisions.columns[:6]) == ["id", "time", "label", "amount", "action", "matched_rules"]
+    assert len(decisions) == report["overall"]["population"]
+    html = (out / "report.html").read_text()
+    assert "http://" not in html and "https://" not in html and "tiny" in html
+    assert (out / "report.md").read_text().startswith("# Backtest: tiny")
+
+
+def test_default_output_folder(tiny_ws, capsys):
+    code, stdout, _ = run(capsys, "backtest", tiny_ws.strategies_dir / "tiny.yaml", "--workspace", tiny_ws.root)
+    assert code == 0
+    folders = list((tiny_ws.root / "reports").glob("tiny-*"))
+    assert len(folders) == 1 and (folders[0] / "decisions.parquet").exists()
+
+
+HOSTILE = [
+    "1=1; DROP TABLE events",
+    "amount > 0; DROP TABLE frame",
+    "(SELECT count(*) FROM events) > 0",
+    "EXISTS (SELECT 1 FROM frame)",
+    "amount IN (SELECT amount FROM frame)",
+    "read_csv('/etc/passwd') IS NOT NULL",
+    "getenv('HOME') = 'x'",
+    "current_setting('threads') > 0",
+    "amount > 0 -- OR 1=1",
+    "amount > 0 /* hidden */ OR 1=1",
+    "\"amount\"\" OR 1=1 --\" > 0",
+    "аmount > 0",
+    "frame.amount > 0",
+    "main.frame.amount > 0",
+    "sum(amount) > 0",
+    "count(*) OVER () > 0",
+    "list_filter([1], x -> x > 0) IS NOT NULL",
+    "COPY frame TO '/tmp/x.csv'",
+    "ATTACH '/tmp/x.db' AS x",
+    "INSTALL httpfs",
+    "LOAD httpfs",
+    "PRAGMA version",
+    "SET threads = 1",
+    "query('SELECT 1') IS NOT NULL",
+    "amount > $nope",
+    "is_fraud = 1",
+    "label_ts IS NOT NULL",
+    "amount",
+    "channel || 'x'",
+]
+
+
+@pytest.mark.parametrize("when", HOSTILE)
+def test_bad_expressions_fail_with_one_line_and_change_nothing(tiny_ws, capsys, when):
+    strategy = {"name": "evil", "params": {"x": 1}, "rules": [{"name": "evil_rule", "when": when, "action": "block"}]}
+    path = tiny_ws.strategies_dir / "evil.yaml"
+    path.write_text(yaml.safe_dump(strategy))
+    before = tiny_ws.db_path.read_bytes()
+    code, _, err = run(capsys, "backtest", path, "--workspace", tiny_ws.root)
+    assert code == 1
+    assert err.count("\n") == 1 and "strategies/evil.yaml" in err and "evil_rule" in err, err
+    assert tiny_ws.db_path.read_bytes() == before
+    code, _, err = run(capsys, "validate", path, "--workspace", tiny_ws.root)
+    assert code == 1 and "evil_rule" in err
+
+
+def test_a_quoting_trick_stays_a_harmless_string(tiny_ws, capsys, tmp_path):
+    path = tiny_ws.strategies_dir / "quote.yaml"
+    path.write_text(yaml.safe_dump({"name": "quote", "rules": [
+        {"name": "q", "when": "channel = 'a'' OR ''1''=''1'", "action": "block"}]}))
+    code, _, _ = run(capsys, "backtest", path, "--workspace", tiny_ws.root, "--out", tmp_path / "q")
+    assert code == 0
+    assert json.loads((tmp_path / "q" / "report.json").read_text())["rules"][0]["hits"] == 0
+
+
+def test_did_you_mean_for_a_misspelt_column(tiny_ws, capsys):
+    path = tiny_ws.strategies_dir / "typo.yaml"
+    path.write_text(yaml.safe_dump({"name": "typo", "rules": [
+        {"name": "velocity", "when": "user_ordrs_1h >= 3", "action": "review"}]}))
+    code, _, err = run(capsys, "backtest", path, "--workspace", tiny_ws.root)
+    assert code == 1 and "did you mean 'user_orders_1h'" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "nope=3"], "no param 'nope'"),
+    (["--set", "burst"], "write PARAM=VALUE"),
+    (["--from", "yesterday"], "not a date"),
+    (["--from", "2026-03-05", "--to", "2026-03-01"], "window is empty"),
+    (["--format", "pdf"], "unknown format pdf"),
+])
+def test_bad_arguments(tiny_ws, capsys, args, message):
+    code, _, err = run(capsys, "backtest", tiny_ws.strategies_dir / "tiny.yaml", "--workspace", tiny_ws.root, *args)
+    assert code == 1 and message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("body, message", [
+    ("name: x\nrules:\n  - {name: a, when: 'amount > 1', action: deny}\n", "rules[0] 'a'.action"),
+    ("name: x\nrule:\n  - {name: a, when: 'amount > 1', action: block}\n", "unknown key 'rule'"),
+    ("name: x\nrules: [\n", "YAML syntax error"),
+    ("name: x\nrules:\n  - {name: a, when: 'amount > 1', action: block}\n  - {name: a, when: 'amount > 2', action: block}\n",
+     "rule names must be unique"),
+])
+def test_validate_reports_yaml_problems(tiny_ws, capsys, body, message):
+    path = tiny_ws.strategies_dir / "broken.yaml"
+    path.write_text(body)
+    code, out, err = run(capsys, "validate", tiny_ws.strategies_dir / "tiny.yaml", path, "--workspace", tiny_ws.root)
+    assert code == 1 and message in err and "ok: strategies/tiny.yaml" in out
+
+
+def test_sweep(tiny_ws, capsys, tmp_path):
+    code, stdout, _ = run(capsys, "sweep", tiny_ws.strategies_dir / "tiny.yaml", "--param", "big", "--values",
+                          "50:250:50", "--workspace", tiny_ws.root, "--out", tmp_path / "sw")
+    assert code == 0
+    result = json.loads((tmp_path / "sw" / "sweep.json").read_text())
+    assert [p["value"] for p in result["points"]] == [50, 100, 150, 200, 250]
+    reviews = [p["review_cases"] for p in result["points"]]
+    assert reviews == sorted(reviews, reverse=True)  # a higher amount bar reviews fewer events
+    code, _, err = run(capsys, "sweep", tiny_ws.strategies_dir / "tiny.yaml", "--param", "zzz", "--values", "1,2",
+                       "--workspace", tiny_ws.root)
+    assert code == 1 and "no param 'zzz'" in err
+
+
+def test_load_prints_counts_that_add_up(tiny_ws, capsys):
+    code, out, _ = run(capsys, "load", "--workspace", tiny_ws.root)
+    assert code == 0 and "read 400 = loaded 400 + quarantined 0" in out
+    con = duckdb.connect(str(tiny_ws.db_path), read_only=True)
+    assert con.execute("SELECT count(*) FROM events").fetchall() == [(400,)]
+    con.close()

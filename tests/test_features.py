@@ -1,0 +1,166 @@
+"""Point-in-time features: compared with a brute-force Python computation, and proven blind to the future."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from riskconsole.errors import RiskConsoleError
+from riskconsole.ingest import load
+from conftest import BASE_DATASET, random_events, write_workspace
+
+FEATURES = [
+    {"name": "u_cnt_1h", "count": "*", "by": "user_id", "window": "1h"},
+    {"name": "u_cnt_amt_1d", "count": "amount", "by": "user_id", "window": "1d"},
+    {"name": "u_sum_1d", "sum": "amount", "by": "user_id", "window": "1d"},
+    {"name": "u_avg_1d", "avg": "amount", "by": "user_id", "window": "1d"},
+    {"name": "u_min_2d", "min": "amount", "by": "user_id", "window": "2d"},
+    {"name": "u_max_2d", "max": "amount", "by": "user_id", "window": "2d"},
+    {"name": "d_users_1d", "count_distinct": "user_id", "by": "device_id", "window": "1d"},
+    {"name": "u_fraud_2d", "sum": "label", "by": "user_id", "window": "2d", "label_delay": "6h"},
+    {"name": "d_fraud_rate_3d", "avg": "label", "by": "device_id", "window": "3d", "label_delay": "1d"},
+    {"name": "u_labels_2d", "count": "is_fraud", "by": "user_id", "window": "2d"},
+    {"name": "amt_vs_avg", "sql": "amount / nullif(u_avg_1d, 0)"},
+]
+
+
+def brute_force(events: pd.DataFrame, feature: dict) -> list:
+    """The definition of DESIGN.md §2, one event at a time."""
+    out = []
+    rows = events.to_dict("records")
+    for row in rows:
+        t, key = row["ts"], row[feature["by"]]
+        window = pd.Timedelta(feature["window"].replace("d", "D"))
+        delay = pd.Timedelta(feature.get("label_delay", "0s").replace("d", "D"))
+        column = {"label": "is_fraud", "*": None}.get(feature[_agg(feature)], feature[_agg(feature)])
+        is_label = column == "is_fraud"
+        lo, hi = t - delay - window, t - delay
+        peers = [r for r in rows if r[feature["by"]] == key and lo <= r["ts"] < hi]
+        if is_label:
+            peers = [r for r in peers if not pd.isna(r["is_fraud"]) and (pd.isna(r["label_ts"]) or r["label_ts"] < t)]
+        values = [r[column] for r in peers] if column else [1] * len(peers)
+        values = [v for v in values if not pd.isna(v)]
+        out.append(_aggregate(_agg(feature), values))
+    return out
+
+
+def _agg(feature: dict) -> str:
+    return next(k for k in ("count_distinct", "count", "sum", "avg", "min", "max") if k in feature)
+
+
+def _aggregate(agg: str, values: list):
+    if agg == "count":
+        return len(values)
+    if agg == "count_distinct":
+        return len(set(values))
+    if agg == "sum":
+        return sum(values)
+    if not values:
+        return None
+    return {"avg": float(np.mean(values)), "min": min(values), "max": max(values)}[agg]
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory):
+    events = random_events(n=300, seed=3, days=4)
+    dataset = {**BASE_DATASET, "features": FEATURES}
+    ws = write_workspace(tmp_path_factory.mktemp("pit"), events, dataset)
+    load(ws)
+    con = duckdb.connect(str(ws.db_path), read_only=True)
+    frame = con.execute("SELECT * FROM frame ORDER BY _pos").df()
+    con.close()
+    return events.sort_values(["ts", "event_id"]).reset_index(drop=True), frame
+
+
+@pytest.mark.parametrize("feature", [f for f in FEATURES if "sql" not in f], ids=lambda f: f["name"])
+def test_window_features_match_brute_force(loaded, feature):
+    events, frame = loaded
+    expected = brute_force(events, feature)
+    got = frame[feature["name"]].tolist()
+    assert len(got) == len(expected)
+    for i, (e, g) in enumerate(zip(expected, got)):
+        if e is None:
+            assert g is None or (isinstance(g, float) and math.isnan(g)), (i, e, g)
+        else:
+            assert g == pytest.approx(e), (feature["name"], i, events.iloc[i].to_dict())
+
+
+def test_derived_feature(loaded):
+    events, frame = loaded
+    expected = frame["amount"] / frame["u_avg_1d"].replace(0, np.nan)
+    pd.testing.assert_series_equal(frame["amt_vs_avg"], expected, check_names=False)
+
+
+def _frame_of(tmp_path, events, features, name):
+    ws = write_workspace(tmp_path / name, events, {**BASE_DATASET, "features": features})
+    load(ws)
+    con = duckdb.connect(str(ws.db_path), read_only=True)
+    out = con.execute("SELECT * FROM frame ORDER BY _pos").df().set_index("event_id")
+    con.close()
+    return out
+
+
+def test_the_future_changes_nothing(tmp_path):
+    """Adding later events, and labels that arrive later, leaves every earlier feature unchanged."""
+    events = random_events(n=200, seed=5, days=3)
+    cutoff = events["ts"].iloc[120]
+    past = events[events["ts"] < cutoff].copy()
+    future_labels = past.copy()
+    # labels that only become known after the cut-off must not matter before it
+    late = future_labels["label_ts"] >= cutoff
+    past.loc[late, ["is_fraud", "label_ts"]] = [pd.NA, pd.NaT]
+    features = [f for f in FEATURES if "sql" not in f]
+    before = _frame_of(tmp_path, past, features, "past")
+    after = _frame_of(tmp_path, pd.concat([future_labels, events[events["ts"] >= cutoff]]), features, "all")
+    names = [f["name"] for f in features]
+    pd.testing.assert_frame_equal(before[names], after.loc[before.index, names], check_dtype=False)
+
+
+def test_ties_and_window_edges(tmp_path):
+    t0 = pd.Timestamp("2026-03-01 12:00:00")
+    events = pd.DataFrame({
+        "event_id": ["a", "b", "c", "d", "e"],
+        "ts": [t0 - timedelta(hours=1), t0 - timedelta(hours=1) + timedelta(seconds=1), t0, t0, t0 + timedelta(hours=1)],
+        "is_fraud": [1, 1, 0, 0, 0], "label_ts": [t0 - timedelta(minutes=30), t0 + timedelta(minutes=1), t0, t0, t0],
+        "amount": [10.0, 20.0, 30.0, 40.0, 50.0], "user_id": [1, 1, 1, 1, 1], "device_id": [1, 1, 1, 1, None],
+    })
+    features = [{"name": "cnt_1h", "count": "*", "by": "user_id", "window": "1h"},
+                {"name": "fraud_seen", "sum": "label", "by": "user_id", "window": "1d"},
+                {"name": "dev_cnt", "count": "*", "by": "device_id", "window": "1d"}]
+    frame = _frame_of(tmp_path, events, features, "edges")
+    # c and d: same instant, so neither sees the other; a is exactly 1 h before (included)
+    assert frame.loc["c", "cnt_1h"] == 2 and frame.loc["d", "cnt_1h"] == 2
+    assert frame.loc["e", "cnt_1h"] == 2  # c, d at exactly t - 1h; a, b are older
+    # at t0 only a's label is known (b's arrives a minute later)
+    assert frame.loc["c", "fraud_seen"] == 1 and frame.loc["e", "fraud_seen"] == 2
+    assert pd.isna(frame.loc["e", "dev_cnt"])  # no entity, no feature
+
+
+@pytest.mark.parametrize("feature, message", [
+    ({"name": "x", "sum": "nope", "by": "user_id", "window": "1h"}, "unknown column 'nope'"),
+    ({"name": "x", "count": "*", "by": "nobody", "window": "1h"}, "by: unknown column 'nobody'"),
+    ({"name": "x", "max": "label", "by": "user_id", "window": "1h", "label_delay": "1d"}, "label feature takes"),
+    ({"name": "x", "avg": "label_ts", "by": "user_id", "window": "1h"}, "only sum/avg/count of the label"),
+    ({"name": "x", "sum": "channel", "by": "user_id", "window": "1h"}, "needs a numeric column"),
+    ({"name": "amount", "count": "*", "by": "user_id", "window": "1h"}, "a source column has that name"),
+    ({"name": "x", "sql": "is_fraud + 1"}, "unknown column 'is_fraud'"),
+    ({"name": "x", "count": "*", "by": "user_id", "window": "1y"}, "is not a duration"),
+])
+def test_bad_features_are_refused_and_change_nothing(tmp_path, feature, message):
+    events = random_events(n=50)
+    ws = write_workspace(tmp_path / "w", events)
+    load(ws)
+    before = duckdb.connect(str(ws.db_path), read_only=True)
+    snapshot = before.execute("SELECT count(*), sum(user_orders_1h) FROM frame").fetchall()
+    before.close()
+    write_workspace(tmp_path / "w", events, {**BASE_DATASET, "features": [feature]})
+    with pytest.raises(RiskConsoleError, match=message):
+        load(ws)
+    after = duckdb.connect(str(ws.db_path), read_only=True)
+    assert after.execute("SELECT count(*), sum(user_orders_1h) FROM frame").fetchall() == snapshot
+    after.close()

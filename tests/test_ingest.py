@@ -1,0 +1,138 @@
+"""Loading: every row lands in events or quarantine, bad specs change nothing, any format and naming works."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import pytest
+import yaml
+
+from riskconsole.errors import RiskConsoleError
+from riskconsole.ingest import load
+from riskconsole.report import run_backtest
+from conftest import BASE_DATASET, random_events, write_workspace
+
+HEADER = "event_id,ts,is_fraud,label_ts,amount,user_id,device_id\n"
+GOOD = "a1,2026-03-01 10:00:00,1,2026-03-05 00:00:00,10.5,1,1\n"
+FILE_1 = HEADER + GOOD + (
+    ",2026-03-01 10:01:00,0,,11,1,1\n"                # missing id
+    "a3,,0,,12,1,1\n"                                 # missing time
+    "a4,yesterday,0,,13,1,1\n"                        # bad time
+    "a5,2026-03-01 10:04:00,2,,14,1,1\n"              # bad label
+    "a6,2026-03-01 10:05:00,0,,abc,1,1\n"             # bad amount
+    "a7,2026-03-01 10:06:00,,,15,1,1\n"               # unknown label: fine
+)
+FILE_2 = HEADER + "a1,2026-03-02 10:00:00,0,,99,2,2\n" + "a8,2026-03-02 11:00:00,0,2026-03-09 00:00:00,16,2,2\n"
+
+
+def _ws(tmp_path, files: dict[str, str], dataset: dict | None = None):
+    root = tmp_path / "ws"
+    (root / "data" / "in").mkdir(parents=True)
+    for name, text in files.items():
+        (root / "data" / "in" / name).write_text(text)
+    spec = {**(dataset or BASE_DATASET), "source": "data/in/*.csv"}
+    (root / "data" / "dataset.yaml").write_text(yaml.safe_dump(spec))
+    from riskconsole.workspace import Workspace
+    return Workspace(root)
+
+
+def _query(ws, sql):
+    con = duckdb.connect(str(ws.db_path), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_every_row_is_loaded_or_quarantined_with_a_reason(tmp_path):
+    ws = _ws(tmp_path, {"part-1.csv": FILE_1, "part-2.csv": FILE_2})
+    result = load(ws)
+    assert (result.read, result.loaded, result.quarantined) == (9, 3, 6)
+    assert result.read == result.loaded + result.quarantined
+    reasons = dict(_query(ws, "SELECT event_id, reason FROM quarantine"))
+    assert reasons[None] == "missing id"
+    assert reasons["a3"] == "missing time"
+    assert reasons["a4"] == "ts: not a valid TIMESTAMP"
+    assert reasons["a5"] == "is_fraud: label must be 1, 0 or empty"
+    assert reasons["a6"] == "amount: not a valid DOUBLE"
+    assert reasons["a1"] == "duplicate id"  # the copy in the later file; the first occurrence wins
+    assert _query(ws, "SELECT amount FROM events WHERE event_id = 'a1'") == [(10.5,)]
+    assert _query(ws, "SELECT is_fraud FROM events WHERE event_id = 'a7'") == [(None,)]
+    assert "9 = loaded 3 + quarantined 6" in result.summary().replace("read ", "")
+    exported = pd.read_csv(ws.root / "data" / "quarantine.csv")
+    assert len(exported) == 6 and set(exported["reason"]) == set(reasons.values())
+
+
+def test_reload_is_idempotent(tmp_path):
+    ws = _ws(tmp_path, {"part-1.csv": FILE_1, "part-2.csv": FILE_2})
+    load(ws)
+    first = _query(ws, "SELECT * FROM frame ORDER BY _pos")
+    result = load(ws)
+    assert (result.loaded, result.quarantined) == (3, 6)
+    assert _query(ws, "SELECT * FROM frame ORDER BY _pos") == first
+    assert _query(ws, "SELECT count(*) FROM quarantine") == [(6,)]
+
+
+@pytest.mark.parametrize("suffix", ["parquet", "jsonl"])
+def test_parquet_and_json_lines_load_like_csv(tmp_path, suffix):
+    events = random_events(n=120)
+    csv_ws = write_workspace(tmp_path / "csv", events)
+    other_ws = write_workspace(tmp_path / suffix, events, source_name=f"events.{suffix}")
+    load(csv_ws)
+    load(other_ws)
+    sql = "SELECT event_id, ts, is_fraud, label_ts, amount, user_orders_1h, device_users_1d FROM frame ORDER BY _pos"
+    assert _query(other_ws, sql) == _query(csv_ws, sql)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"columns": {**BASE_DATASET["columns"], "amount": "amout"}}, "columns.amount: column 'amout' is not in the source"),
+    ({"columns": {**BASE_DATASET["columns"], "time": "when"}}, "columns.time: column 'when'"),
+    ({"colums": {}}, "unknown key 'colums'"),
+    ({"source": "data/nothing/*.csv"}, "matches no file"),
+    ({"features": [{"name": "f", "count": "*", "by": "user_id"}]}, "needs `by:`"),
+])
+def test_bad_dataset_is_refused_and_changes_nothing(tmp_path, change, message):
+    events = random_events(n=60)
+    ws = write_workspace(tmp_path / "w", events)
+    load(ws)
+    before = _query(ws, "SELECT count(*), sum(amount) FROM frame")
+    spec = {**BASE_DATASET, "source": "data/events.csv", **change}
+    (ws.root / "data" / "dataset.yaml").write_text(yaml.safe_dump(spec))
+    with pytest.raises(RiskConsoleError, match=message) as info:
+        load(ws)
+    assert "\n" not in str(info.value) and str(info.value).startswith("data/dataset.yaml")
+    assert _query(ws, "SELECT count(*), sum(amount) FROM frame") == before
+
+
+def test_a_source_with_no_rows_is_an_error(tmp_path):
+    ws = _ws(tmp_path, {"empty.csv": HEADER})
+    with pytest.raises(RiskConsoleError, match="no rows"):
+        load(ws)
+    assert not ws.db_path.exists() or _query(ws, "SELECT count(*) FROM information_schema.tables "
+                                                 "WHERE table_name = 'events'") == [(0,)]
+
+
+def test_foreign_dataset_loads_and_backtests_with_only_a_new_yaml(tmp_path):
+    """Other column names, no amount, no label_time: a label feature then needs a label delay."""
+    events = random_events(n=150).rename(columns={"event_id": "TX_ID", "ts": "TX_DATETIME", "is_fraud": "TX_FRAUD",
+                                                  "user_id": "CUSTOMER_ID", "device_id": "TERMINAL_ID"})
+    events = events.drop(columns=["amount", "label_ts"])
+    dataset = {
+        "columns": {"id": "TX_ID", "time": "TX_DATETIME", "label": "TX_FRAUD",
+                    "entities": ["CUSTOMER_ID", "TERMINAL_ID"]},
+        "features": [{"name": "cust_tx_1d", "count": "*", "by": "CUSTOMER_ID", "window": "1d"},
+                     {"name": "term_fraud_7d", "sum": "label", "by": "TERMINAL_ID", "window": "7d",
+                      "label_delay": "1d"}],
+    }
+    strategy = {"name": "foreign", "rules": [
+        {"name": "busy", "when": "cust_tx_1d >= 2", "action": "review"},
+        {"name": "bad_terminal", "when": "term_fraud_7d >= 2 AND channel <> 'web'", "action": "block"}]}
+    ws = write_workspace(tmp_path / "f", events, dataset, {"foreign": strategy})
+    assert load(ws).loaded == 150
+    report = run_backtest(ws, ws.strategies_dir / "foreign.yaml").report
+    assert report["overall"]["population"] == 150
+    assert report["overall"]["fraud_amount"] == 0.0  # no amount role: money metrics are zero, not invented
+    no_delay = {**dataset, "features": [{**dataset["features"][1], "label_delay": None}]}
+    write_workspace(tmp_path / "f", events, no_delay)
+    with pytest.raises(RiskConsoleError, match="needs label_delay"):
+        load(ws)
