@@ -15,7 +15,7 @@ from sqlglot import exp
 
 from riskconsole.config import LABEL_AGGS, Dataset, Feature, duration_seconds
 from riskconsole.errors import ConfigError
-from riskconsole.expressions import parse_expression
+from riskconsole.expressions import parse_visible
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
 
 US = 1_000_000  # microseconds per second: windows compare integer epoch microseconds
@@ -161,7 +161,7 @@ def frame_query(dataset: Dataset, columns: list[str], label: str, base: str = "_
             continue
         where = f"{label}: feature '{feature.name}'"
         visible = [c for c in known if c not in hidden]
-        node = parse_expression(feature.sql, columns=visible, params=None, where=where)
+        node = parse_visible(feature.sql, visible, tuple(hidden), None, where)
         query = exp.select("*", alias(node, feature.name)).from_(query.subquery("d"))
         known.append(feature.name)
     return query.order_by("_pos")

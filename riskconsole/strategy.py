@@ -9,7 +9,7 @@ from sqlglot import exp
 
 from riskconsole.config import Dataset, Strategy
 from riskconsole.errors import ConfigError, ExpressionError
-from riskconsole.expressions import parse_expression, referenced_columns, referenced_params
+from riskconsole.expressions import parse_visible, referenced_columns, referenced_params
 from riskconsole.sqlbuild import fill, render
 
 ACTIONS = ("allow", "review", "block")  # index = action code; decisions are allow > block > review
@@ -91,12 +91,12 @@ def compile_strategy(strategy: Strategy, frame: Frame, label: str, overrides: di
     rules = []
     for rule in strategy.rules:
         where = f"{label}: rule '{rule.name}'"
-        node = parse_expression(rule.when, columns=frame.visible, params=params, where=where)
+        node = parse_visible(rule.when, frame.visible, frame.hidden, params, where)
         rules.append(CompiledRule(rule.name, rule.action, rule.enabled, node))
     population = None
     if strategy.population:
-        population = parse_expression(strategy.population, columns=frame.visible, params=params,
-                                      where=f"{label}: population")
+        population = parse_visible(strategy.population, frame.visible, frame.hidden, params,
+                                   f"{label}: population")
     nodes = [r.condition for r in rules] + ([population] if population is not None else [])
     used = set().union(*(referenced_columns(n) for n in nodes))
     detectors = [d for d in frame.scores if d in used and d not in frame.columns]

@@ -148,7 +148,7 @@ def test_ties_and_window_edges(tmp_path):
     ({"name": "x", "avg": "label_ts", "by": "user_id", "window": "1h"}, "only sum/avg/count of the label"),
     ({"name": "x", "sum": "channel", "by": "user_id", "window": "1h"}, "needs a numeric column"),
     ({"name": "amount", "count": "*", "by": "user_id", "window": "1h"}, "a source column has that name"),
-    ({"name": "x", "sql": "is_fraud + 1"}, "unknown column 'is_fraud'"),
+    ({"name": "x", "sql": "is_fraud + 1"}, "'is_fraud' is the label"),
     ({"name": "x", "count": "*", "by": "user_id", "window": "1y"}, "is not a duration"),
 ])
 def test_bad_features_are_refused_and_change_nothing(tmp_path, feature, message):

@@ -1,0 +1,462 @@
+"""Allow-list checker for untrusted SQL expressions (`when`, `population`, `sql:` features).
+
+Expressions are parsed with sqlglot (DuckDB dialect); every node of the tree must be an
+allowed type carrying only allowed arguments; `$name` params become literals; the tree is
+re-rendered, never pasted. Functions are limited to those whose DuckDB meaning sqlglot
+translates exactly to Spark SQL (DESIGN.md §7).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import ErrorLevel, SqlglotError
+from sqlglot.tokens import Token, TokenType
+
+from riskconsole.errors import ExpressionError
+
+MAX_LENGTH = 10_000
+_DUCKDB = Dialect.get_or_raise("duckdb")
+_PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+_ONE = frozenset({"this"})
+_TWO = frozenset({"this", "expression"})
+_MANY = frozenset({"this", "expressions"})
+
+# Node type -> the arguments it may carry. Any other type or argument is refused.
+_ALLOWED: dict[type[exp.Expression], frozenset[str]] = {
+    **dict.fromkeys((exp.And, exp.Or, exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE), _TWO),
+    **dict.fromkeys((exp.NullSafeEQ, exp.NullSafeNEQ, exp.Is), _TWO),
+    **dict.fromkeys((exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod), _TWO),
+    **dict.fromkeys((exp.Not, exp.Paren, exp.Neg, exp.Boolean, exp.Column, exp.DataType), _ONE),
+    **dict.fromkeys((exp.Like, exp.ILike), _TWO | {"negate"}),
+    exp.In: _MANY,
+    exp.Between: frozenset({"this", "low", "high"}),
+    exp.Literal: frozenset({"this", "is_string"}),
+    exp.Null: frozenset(),
+    exp.Case: frozenset({"this", "ifs", "default"}),
+    exp.If: frozenset({"this", "true", "false"}),
+    exp.Cast: frozenset({"this", "to"}),
+    exp.TryCast: frozenset({"this", "to", "safe"}),
+    exp.Identifier: frozenset({"this", "quoted"}),
+    exp.Interval: frozenset({"this", "unit"}),
+    exp.Var: _ONE,
+    # Functions whose DuckDB meaning sqlglot translates exactly to Spark SQL.
+    **dict.fromkeys((exp.Abs, exp.Floor, exp.Ceil, exp.Sqrt, exp.Ln, exp.Exp), _ONE),
+    **dict.fromkeys((exp.Lower, exp.Upper, exp.Length), _ONE),
+    **dict.fromkeys((exp.Hour, exp.Minute, exp.Day, exp.DayOfMonth, exp.Month, exp.Year), _ONE),
+    **dict.fromkeys((exp.Pow, exp.Nullif, exp.StartsWith, exp.EndsWith, exp.Contains), _TWO),
+    **dict.fromkeys((exp.Least, exp.Greatest), _MANY | {"ignore_nulls"}),
+    exp.Coalesce: _MANY,
+    exp.Round: frozenset({"this", "decimals"}),
+    exp.Trim: frozenset({"this", "position"}),
+    exp.Substring: frozenset({"this", "start", "length"}),
+    exp.Concat: frozenset({"expressions", "safe", "coalesce"}),
+}
+ALLOWED_FUNCTIONS: tuple[str, ...] = (
+    "abs", "ceil", "coalesce", "concat", "contains", "day", "dayofmonth", "ends_with", "exp",
+    "floor", "greatest", "hour", "if", "ifnull", "least", "length", "ln", "lower", "minute",
+    "month", "nullif", "pow", "power", "round", "sqrt", "starts_with", "substring", "trim",
+    "upper", "year",
+)
+# Nodes that only make sense as one argument of one parent (a TryCast is a Cast).
+_ONLY_UNDER = {
+    exp.Identifier: (exp.Column, "this"),
+    exp.Var: (exp.Interval, "unit"),
+    exp.DataType: (exp.Cast, "to"),
+}
+_DT = exp.DataType.Type
+_CAST_TYPES = {
+    _DT.INT: "INTEGER", _DT.BIGINT: "BIGINT", _DT.DOUBLE: "DOUBLE", _DT.TEXT: "VARCHAR",
+    _DT.VARCHAR: "VARCHAR", _DT.BOOLEAN: "BOOLEAN", _DT.DATE: "DATE",
+    _DT.TIMESTAMP: "TIMESTAMP", _DT.TIMESTAMPNTZ: "TIMESTAMP",
+}
+# Spelling -> the singular ANSI unit that DuckDB and Spark read the same way.
+_INTERVAL_UNITS = {f"{u}{s}": u for u in ("SECOND", "MINUTE", "HOUR", "DAY") for s in ("", "S")}
+_STATEMENT_TOKENS = frozenset(
+    {*_DUCKDB.parser_class.STATEMENT_PARSERS, *_DUCKDB.tokenizer_class.COMMANDS}
+    | {TokenType.SELECT, TokenType.WITH, TokenType.FROM}
+)
+_SYNTAX_HINT = "use comparisons, AND/OR/NOT, IN, BETWEEN, LIKE, CASE, CAST, +-*/%, functions"
+_REFUSALS: tuple[tuple[tuple[type, ...], str, str], ...] = (
+    ((exp.Query, exp.Subquery, exp.Exists, exp.Table), "subqueries are not allowed",
+     "compare columns of the event only"),
+    ((exp.Window,), "window functions (OVER) are not allowed",
+     "define a window feature in data/dataset.yaml"),
+    ((exp.Lambda,), "lambdas are not allowed", "use allowed functions and operators"),
+    ((exp.Star,), "'*' is not allowed", "name the columns"),
+    ((exp.Placeholder,), "this param is not allowed here", "use $name params"),
+)
+
+
+def parse_expression(
+    text: str,
+    *,
+    columns: Iterable[str],
+    params: Mapping[str, Any] | None = None,
+    where: str,
+) -> exp.Expression:
+    """Parse, check and substitute params in one untrusted SQL expression.
+
+    Args:
+        text: the expression as the user wrote it, e.g. ``"amount > $min"``.
+        columns: the names a column reference may use (matched exactly).
+        params: values for ``$name`` references, rendered as literals.
+        where: message prefix naming the file and item, e.g. ``"s.yaml: rule 'x'"``.
+
+    Returns:
+        A checked AST whose column references are quoted identifiers of known columns.
+
+    Raises:
+        ExpressionError: with a one-line message ``"{where}: problem (fix)"``.
+    """
+    if not isinstance(text, str):
+        raise _fail(where, f"expression must be text, not {type(text).__name__}")
+    if len(text) > MAX_LENGTH:
+        raise _fail(where, f"expression is too long ({len(text)} characters)", f"at most {MAX_LENGTH}")
+    tokens = _tokenize(text, where)
+    tree = _substitute(_parse(tokens, text, where), dict(params or {}), _dollar_names(tokens), where)
+    known = frozenset(columns)
+    for node in list(tree.walk()):
+        _check_node(node, known, where)
+    try:
+        to_sql(tree, "spark")
+    except ExpressionError as err:
+        raise _fail(where, str(err)) from None
+    return tree
+
+
+def parse_visible(text: str, visible: list[str], hidden: tuple[str, ...], params: dict | None,
+                  where: str) -> exp.Expression:
+    """Parse an expression over visible columns; naming the label (or a column derived from it) is refused."""
+    node = parse_expression(text, columns=[*visible, *hidden], params=params, where=where)
+    leaked = sorted(referenced_columns(node) & set(hidden))
+    if leaked:
+        raise ExpressionError(f"{where}: '{leaked[0]}' is the label or derived from it; rules, populations and "
+                              "features may not read it (use a feature with label_delay instead)")
+    return node
+
+
+def referenced_columns(expr: exp.Expression) -> set[str]:
+    """Return the names of the columns an expression reads."""
+    return {col.name for col in expr.find_all(exp.Column)}
+
+
+def referenced_params(text: str) -> set[str]:
+    """Return the names of the ``$params`` a raw expression text refers to.
+
+    ``$x`` inside a string literal is not a reference; positional ``$1`` is left out
+    (parse_expression refuses it).
+    """
+    try:
+        tokens = _DUCKDB.tokenize(text)
+    except Exception:  # noqa: BLE001 - untrusted text; parse_expression reports the error
+        return set(re.findall(r"\$\s*([A-Za-z_][A-Za-z0-9_]*)", text))
+    return _dollar_names(tokens)
+
+
+def to_sql(expr: exp.Expression, dialect: str = "duckdb") -> str:
+    """Render a checked expression as SQL (identifiers quoted, no comments).
+
+    Raises:
+        ExpressionError: if sqlglot cannot translate the expression exactly to `dialect`.
+    """
+    opts: dict[str, Any] = {"comments": False}
+    if dialect != "duckdb":
+        opts["unsupported_level"] = ErrorLevel.RAISE
+    try:
+        return expr.sql(dialect=dialect, **opts)
+    except (SqlglotError, RecursionError) as err:
+        problem = f"'{_snippet(expr)}' cannot be translated exactly to {dialect}"
+        raise ExpressionError(f"{problem}: {_first_line(err)}") from None
+
+
+# --- tokens and parsing ---------------------------------------------------------------
+
+
+def _tokenize(text: str, where: str) -> list[Token]:
+    """Tokenize, refusing comments, several statements and statement keywords."""
+    try:
+        tokens = _DUCKDB.tokenize(text)
+    except Exception as err:  # noqa: BLE001 - untrusted text must never crash the checker
+        raise _fail(where, f"cannot parse expression: {_first_line(err)}") from None
+    if not tokens:
+        problem = "expression is only a comment" if text.strip() else "expression is empty"
+        raise _fail(where, problem, "write one SQL condition, e.g. amount > 200")
+    if any(tok.comments for tok in tokens):
+        raise _fail(where, "comments ('--', '/* */') are not allowed", "remove the comment")
+    if any(tok.token_type == TokenType.SEMICOLON for tok in tokens):
+        raise _fail(where, "';' is not allowed", "write exactly one expression, no statements")
+    if tokens[0].token_type in _STATEMENT_TOKENS:
+        raise _fail(where, f"statement '{tokens[0].text}' is not allowed", "write one expression")
+    return tokens
+
+
+def _parse(tokens: list[Token], text: str, where: str) -> exp.Expression:
+    """Parse tokens into exactly one expression tree."""
+    try:
+        trees = [tree for tree in _DUCKDB.parser().parse(tokens, text) if tree is not None]
+    except RecursionError:
+        raise _fail(where, "expression is nested too deeply") from None
+    except Exception as err:  # noqa: BLE001 - untrusted text must never crash the checker
+        raise _fail(where, f"cannot parse expression: {_first_line(err)}") from None
+    if len(trees) != 1:
+        raise _fail(where, "expected exactly one expression", "remove the extra text")
+    if isinstance(trees[0], (exp.Query, exp.Command)):
+        raise _fail(where, f"statement '{_snippet(trees[0])}' is not allowed", "write one expression")
+    return trees[0]
+
+
+def _dollar_names(tokens: list[Token]) -> set[str]:
+    """Names written as ``$name``: a PARAMETER token followed by a word."""
+    pairs = zip(tokens, tokens[1:])
+    return {b.text for a, b in pairs if a.token_type == TokenType.PARAMETER and _PARAM_NAME.fullmatch(b.text)}
+
+
+# --- params -----------------------------------------------------------------------------
+
+
+def _substitute(tree: exp.Expression, params: dict[str, Any], dollar: set[str], where: str) -> exp.Expression:
+    """Replace every ``$name`` placeholder by the literal value of its param."""
+    for holder in list(tree.find_all(exp.Placeholder)):
+        name = _param_name(holder, params, dollar, where)
+        value, parent = params[name], holder.parent
+        if isinstance(parent, exp.In) and (holder.arg_key == "field" or isinstance(value, (list, tuple))):
+            _expand_in(parent, holder, value, name, where)
+        elif isinstance(value, (list, tuple)):
+            raise _fail(where, f"param '${name}' is a list", f"use it as: column IN ${name}")
+        elif holder is tree:
+            tree = _literal(value, name, where)
+        else:
+            holder.replace(_literal(value, name, where))
+    return tree
+
+
+def _param_name(holder: exp.Placeholder, params: dict[str, Any], dollar: set[str], where: str) -> str:
+    """Validate a placeholder and return its param name."""
+    name = holder.name
+    if holder.this is None or name == "?":
+        raise _fail(where, "'?' placeholders are not allowed", "use a named param like $burst")
+    if name.isdigit():
+        raise _fail(where, f"positional param '${name}' is not allowed", "use a named param like $burst")
+    if name not in dollar:
+        raise _fail(where, f"param ':{name}' is not allowed", f"write it as ${name}")
+    if name not in params:
+        defined = ", ".join(sorted(params)) or "none"
+        raise _fail(where, f"undefined param '${name}'", f"defined params: {defined}")
+    return name
+
+
+def _expand_in(node: exp.In, holder: exp.Placeholder, value: Any, name: str, where: str) -> None:
+    """Splice a list param into an IN list: ``x IN $ids`` -> ``x IN (1, 2)``."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    if not values:
+        raise _fail(where, f"param '${name}' is an empty list", "give it at least one value")
+    if any(isinstance(item, (list, tuple)) for item in values):
+        raise _fail(where, f"param '${name}' holds a nested list", "use a flat list of values")
+    literals = [_literal(item, name, where) for item in values]
+    items = list(node.expressions)
+    if holder.arg_key == "field":
+        items = literals
+    else:
+        pos = next(i for i, item in enumerate(items) if item is holder)
+        items[pos : pos + 1] = literals
+    node.set("field", None)
+    node.set("expressions", items)
+
+
+def _literal(value: Any, name: str, where: str) -> exp.Expression:
+    """Turn a param value (data, never SQL) into a literal node."""
+    if value is None:
+        return exp.Null()
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, int):
+        return exp.Literal.number(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _fail(where, f"param '${name}' is {value}", "use a finite number")
+        return exp.Literal.number(repr(value))
+    if isinstance(value, str):
+        return exp.Literal.string(value)
+    if isinstance(value, dt.datetime):
+        return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), "TIMESTAMP")
+    if isinstance(value, dt.date):
+        return exp.cast(exp.Literal.string(value.isoformat()), "DATE")
+    kind = type(value).__name__
+    raise _fail(where, f"param '${name}' has unsupported type {kind}", "use a number, text, bool, date or list")
+
+
+# --- the allow-list ---------------------------------------------------------------------
+
+
+def _check_node(node: exp.Expression, columns: frozenset[str], where: str) -> None:
+    """Refuse a node whose type, arguments, place or value is not on the allow-list."""
+    allowed = _ALLOWED.get(type(node))
+    if allowed is None:
+        raise _fail(where, *_refusal(node))
+    extra = sorted(k for k, v in node.args.items() if v not in (None, False, []) and k not in allowed)
+    if extra:
+        raise _fail(where, *_syntax_refusal(node, extra))
+    parent = _ONLY_UNDER.get(type(node))
+    if parent and not (isinstance(node.parent, parent[0]) and node.arg_key == parent[1]):
+        raise _fail(where, f"'{_snippet(node)}' is not allowed here", _SYNTAX_HINT)
+    check = _NODE_CHECKS.get(type(node))
+    if check is not None:
+        check(node, columns, where)
+
+
+def _refusal(node: exp.Expression) -> tuple[str, str]:
+    """Problem and fix for a node type that is not on the allow-list."""
+    for types, problem, fix in _REFUSALS:
+        if isinstance(node, types):
+            return problem, fix
+    name = _function_name(node) if isinstance(node, exp.Func) else None
+    if isinstance(node, exp.AggFunc):
+        name = name or type(node).__name__.lower()
+        return f"aggregate function '{name}' is not allowed", "expressions are row-level; use a feature"
+    if name:
+        close = difflib.get_close_matches(name.lower(), ALLOWED_FUNCTIONS, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        return f"function '{name}' is not allowed", f"{hint}allowed: {', '.join(ALLOWED_FUNCTIONS)}"
+    return f"'{_snippet(node)}' is not allowed", _SYNTAX_HINT
+
+
+def _syntax_refusal(node: exp.Expression, extra: list[str]) -> tuple[str, str]:
+    """Problem and fix for an allowed node type carrying an argument that is not."""
+    if isinstance(node, exp.Column) and {"table", "db", "catalog"} & set(extra):
+        return f"qualified column '{_snippet(node)}' is not allowed", f"write just '{node.name}'"
+    if isinstance(node, exp.In) and "query" in extra:
+        return "subqueries are not allowed", "write a list of values: x IN (1, 2)"
+    return f"'{_snippet(node)}' uses unsupported syntax ({', '.join(extra)})", _SYNTAX_HINT
+
+
+def _function_name(node: exp.Expression) -> str | None:
+    """The function name as DuckDB spells it (sqlglot's class names differ)."""
+    if isinstance(node, exp.Anonymous):
+        return str(node.name)
+    match = re.match(r"([A-Za-z_][A-Za-z0-9_]*)\(", _snippet(node))
+    return match.group(1).lower() if match else None
+
+
+def _check_column(node: exp.Column, columns: frozenset[str], where: str) -> None:
+    """Accept only a bare, known column name, and quote it for rendering."""
+    ident = node.this
+    if not isinstance(ident, exp.Identifier):
+        raise _fail(where, *_refusal(ident))
+    if ident.name not in columns:
+        raise _fail(where, f"unknown column '{ident.name}'", _column_hint(ident.name, columns))
+    ident.set("quoted", True)
+
+
+def _column_hint(name: str, columns: frozenset[str]) -> str:
+    """A did-you-mean (case-insensitive) plus a note on non-ASCII look-alikes."""
+    by_lower = {col.lower(): col for col in sorted(columns)}
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1)
+    odd = [f"U+{ord(ch):04X}" for ch in name if ord(ch) > 127]
+    note = f" it contains non-ASCII {', '.join(odd[:3])}" if odd else ""
+    if close:
+        return f"did you mean '{by_lower[close[0]]}'?{note}"
+    known = ", ".join(sorted(columns)[:20]) + (", ..." if len(columns) > 20 else "")
+    return f"known columns: {known or 'none'}" + (f";{note}" if note else "")
+
+
+def _check_like(node: exp.Like | exp.ILike, columns: frozenset[str], where: str) -> None:
+    """LIKE patterns are string literals without backslashes (Spark's default escape)."""
+    pattern = node.expression
+    if not (isinstance(pattern, exp.Literal) and pattern.is_string):
+        raise _fail(where, "a LIKE pattern must be a string literal", "e.g. email LIKE '%@example.com'")
+    if "\\" in pattern.this:
+        raise _fail(where, "a backslash in a LIKE pattern is not allowed", "DuckDB and Spark differ")
+
+
+def _check_in(node: exp.In, columns: frozenset[str], where: str) -> None:
+    """IN needs a non-empty list."""
+    if not node.expressions:
+        raise _fail(where, "IN needs a list of values", "write e.g. merchant_id IN (101, 102)")
+
+
+def _check_cast(node: exp.Cast, columns: frozenset[str], where: str) -> None:
+    """Casts go to a few plain types; to an integer only from an integer value."""
+    to = node.args["to"]
+    if not isinstance(to, exp.DataType) or to.this not in _CAST_TYPES or to.expressions:
+        allowed = ", ".join(sorted(set(_CAST_TYPES.values())))
+        raise _fail(where, f"CAST to '{_snippet(to)}' is not allowed", f"allowed types: {allowed}")
+    if to.this in (_DT.INT, _DT.BIGINT) and not _is_integer_valued(node.this):
+        fix = "DuckDB rounds, Spark truncates: cast floor(x), ceil(x) or round(x)"
+        raise _fail(where, f"CAST of '{_snippet(node.this)}' to an integer is not allowed", fix)
+
+
+def _is_integer_valued(node: exp.Expression) -> bool:
+    inner = node.unnest()
+    if isinstance(inner, exp.Round):
+        return not inner.args.get("decimals")
+    if isinstance(inner, exp.Literal):
+        return not inner.is_string and inner.this.isdigit()
+    return isinstance(inner, (exp.Floor, exp.Ceil))
+
+
+def _check_interval(node: exp.Interval, columns: frozenset[str], where: str) -> None:
+    """Intervals are a whole number of seconds, minutes, hours or days."""
+    value, unit = node.this, node.args.get("unit")
+    unit_name = unit.name.upper() if isinstance(unit, exp.Var) else ""
+    if not (isinstance(value, exp.Literal) and str(value.this).isdigit()) or unit_name not in _INTERVAL_UNITS:
+        hint = "write e.g. INTERVAL 2 HOUR (SECOND, MINUTE, HOUR, DAY)"
+        raise _fail(where, f"interval '{_snippet(node)}' is not allowed", hint)
+    unit.set("this", _INTERVAL_UNITS[unit_name])
+
+
+def _check_substring(node: exp.Substring, columns: frozenset[str], where: str) -> None:
+    """A start of 0 means different things in DuckDB and Spark: require a literal >= 1."""
+    start = node.args.get("start")
+    literal = isinstance(start, exp.Literal) and not start.is_string and start.this.isdigit()
+    if not (literal and int(start.this) >= 1):
+        raise _fail(where, "substring start must be a positive integer literal", "0 differs on Spark")
+
+
+_NODE_CHECKS: dict[type[exp.Expression], Callable[[Any, frozenset[str], str], None]] = {
+    exp.Column: _check_column,
+    exp.Like: _check_like,
+    exp.ILike: _check_like,
+    exp.In: _check_in,
+    exp.Cast: _check_cast,
+    exp.TryCast: _check_cast,
+    exp.Interval: _check_interval,
+    exp.Substring: _check_substring,
+}
+
+
+# --- messages ---------------------------------------------------------------------------
+
+
+def _fail(where: str, problem: str, fix: str | None = None) -> ExpressionError:
+    """Build the one-line error ``where: problem (fix)``; user text is made printable."""
+    return ExpressionError(_show(f"{where}: {problem}" + (f" ({fix})" if fix else "")))
+
+
+def _show(text: str) -> str:
+    """Escape newlines and other unprintable characters so a message stays on one line."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in text)
+
+
+def _snippet(node: Any, limit: int = 60) -> str:
+    """A short one-line rendering of a node for messages."""
+    try:
+        text = _show(node.sql(dialect="duckdb", comments=False))
+    except Exception:  # noqa: BLE001 - only used in a message
+        text = type(node).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _first_line(err: BaseException) -> str:
+    """The first line of an error message, without terminal colour codes."""
+    lines = _ANSI.sub("", str(err)).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
