@@ -25,8 +25,8 @@ def copy_demo_files(ws: Workspace, overwrite: bool = False) -> None:
 
 
 def build_demo_workspace(ws: Workspace, n_events: int = 1_000_000, seed: int = 7,
-                         progress: Callable[[str], None] = lambda _: None) -> LoadResult:
-    """Generate the demo events, copy the demo files and load everything into the workspace."""
+                         progress: Callable[[str], None] = lambda _: None, train: bool = True) -> LoadResult:
+    """Generate the demo events, copy the demo files, load everything and (with `train`) fit the detectors."""
     from riskconsole.demo import generate_events
 
     ws.root.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,87 @@
+"""Interactive evaluation: per-event arrays of one window, with each rule condition's hits cached.
+
+A param move re-runs only the conditions whose SQL changed (`SELECT _pos ... WHERE <cond>`);
+decisions and every metric are then rebuilt in numpy. Results are the same `Groups` the
+one-pass backtest produces (one group per event), so the same metric code serves both.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import duckdb
+import numpy as np
+from sqlglot import exp
+
+from riskconsole.backtest import Groups, Window, _days, _filters, _label_expr, hit_column
+from riskconsole.config import Dataset
+from riskconsole.sqlbuild import alias, fill, ident, render
+from riskconsole.strategy import CompiledStrategy, Frame, source
+
+MAX_CACHED_CONDITIONS = 256
+
+
+class Evaluator:
+    """Population arrays of one (window, population) and a cache of rule hits over them."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, dataset: Dataset, frame: Frame, window: Window,
+                 compiled: CompiledStrategy) -> None:
+        self.con, self.dataset, self.frame, self.window = con, dataset, frame, window
+        self.population_sql = render(compiled.population) if compiled.population is not None else None
+        self._population = compiled
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._load_base(compiled)
+
+    def _query(self, query: exp.Expression) -> dict[str, np.ndarray]:
+        with self._lock, self.con.cursor() as cur:
+            table = cur.sql(render(query)).to_arrow_table()
+        return {name: table.column(name).to_numpy() for name in table.column_names}
+
+    def _where(self, query: exp.Select, compiled: CompiledStrategy) -> exp.Select:
+        for condition in _filters(compiled, self.dataset, self.window):
+            query = query.where(condition)
+        return query
+
+    def _load_base(self, compiled: CompiledStrategy) -> None:
+        roles = self.dataset.columns
+        amount = fill("coalesce(CAST(:a AS DOUBLE), 0)", a=ident(roles.amount)) if roles.amount else fill("0.0")
+        query = exp.select("_pos", alias(fill("CAST(:t AS DATE)", t=ident(roles.time)), "day"),
+                           alias(_label_expr(self.dataset, self.window), "y"), alias(amount, "amt"))
+        query = self._where(query.from_(source(compiled, self.frame).subquery("src")), compiled).order_by("_pos")
+        base = self._query(query)
+        self.pos = base["_pos"].astype(np.int64)
+        with self._lock, self.con.cursor() as cur:
+            self.days = _days(cur, self.dataset, self.window)
+        first = np.datetime64(self.days[0], "D") if self.days else np.datetime64("1970-01-01", "D")
+        self.day = (base["day"].astype("datetime64[D]") - first).astype(np.int64)
+        self.label = base["y"].astype(np.int8)
+        self.amount = np.nan_to_num(base["amt"].astype(np.float64))
+
+    def matches(self, compiled: CompiledStrategy) -> bool:
+        """Whether this evaluator's population is the strategy's (else build a new one)."""
+        other = render(compiled.population) if compiled.population is not None else None
+        return other == self.population_sql
+
+    def hits(self, condition: exp.Expression, compiled: CompiledStrategy) -> np.ndarray:
+        """Boolean array over the population: where the condition holds (cached by its SQL)."""
+        key = render(condition)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        query = exp.select("_pos").from_(source(compiled, self.frame).subquery("src")).where(hit_column(condition))
+        positions = self._query(self._where(query, compiled))["_pos"].astype(np.int64)
+        mask = np.zeros(len(self.pos), dtype=bool)
+        mask[np.searchsorted(self.pos, np.sort(positions))] = True
+        self._cache[key] = mask
+        if len(self._cache) > MAX_CACHED_CONDITIONS:
+            self._cache.popitem(last=False)
+        return mask
+
+    def groups(self, compiled: CompiledStrategy) -> Groups:
+        """Per-event `Groups` for the strategy (count 1 per event)."""
+        hits = np.zeros((len(self.pos), len(compiled.rules)), dtype=bool)
+        for i, rule in enumerate(compiled.rules):
+            hits[:, i] = self.hits(rule.condition, compiled)
+        return Groups(self.day, self.label, hits, np.ones(len(self.pos), dtype=np.int64), self.amount, self.days)

@@ -1,0 +1,97 @@
+"""What is in a workspace's database: counts, dates, labels and their maturity, quarantine, features."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+
+from riskconsole.config import Dataset
+from riskconsole.sqlbuild import alias, fill, ident, render
+from sqlglot import exp
+
+HIST_BINS = 30
+
+
+def tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Names of the tables in the database."""
+    return {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+
+
+def summary(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> dict:
+    """Row counts, time range and label shares of the loaded events."""
+    roles = dataset.columns
+    label = ident(roles.label) if roles.label else fill("CAST(NULL AS TINYINT)")
+    amount = ident(roles.amount) if roles.amount else fill("CAST(NULL AS DOUBLE)")
+    row = con.execute(render(fill(
+        "SELECT count(*), min(:t), max(:t), count(:l), sum(:l), sum(:a) FROM frame",
+        t=ident(roles.time), l=label, a=amount))).fetchall()[0]
+    quarantined = con.execute("SELECT count(*) FROM quarantine").fetchall()[0][0] if "quarantine" in tables(con) else 0
+    events, first, last, labelled, fraud, money = row
+    return {"events": events, "quarantined": quarantined, "first": first, "last": last,
+            "labelled": labelled, "unlabelled": events - labelled, "fraud": int(fraud or 0),
+            "label_rate": (fraud or 0) / labelled if labelled else None, "amount": money}
+
+
+def label_maturity(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> list[dict]:
+    """Per day: events, labelled, fraud, and the share still unlabelled (recent days are immature)."""
+    roles = dataset.columns
+    label = ident(roles.label) if roles.label else fill("CAST(NULL AS TINYINT)")
+    query = fill("SELECT CAST(:t AS DATE) AS day, count(*) AS events, count(:l) AS labelled, "
+                 "coalesce(sum(:l), 0) AS fraud FROM frame GROUP BY 1 ORDER BY 1", t=ident(roles.time), l=label)
+    rows = con.execute(render(query)).fetchall()
+    return [{"day": d.isoformat(), "events": n, "labelled": k, "fraud": int(f),
+             "unlabelled_share": 1 - k / n if n else None, "fraud_rate": f / k if k else None}
+            for d, n, k, f in rows]
+
+
+def quarantine_reasons(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """Quarantined rows by reason."""
+    if "quarantine" not in tables(con):
+        return []
+    rows = con.execute("SELECT reason, count(*) FROM quarantine GROUP BY 1 ORDER BY 2 DESC").fetchall()
+    return [{"reason": r, "rows": n} for r, n in rows]
+
+
+def quarantine_sample(con: duckdb.DuckDBPyConnection, limit: int = 200):
+    """The first quarantined rows as a DataFrame."""
+    if "quarantine" not in tables(con):
+        return None
+    return con.execute("SELECT * FROM quarantine LIMIT ?", [limit]).df()
+
+
+def feature_table(dataset: Dataset) -> list[dict]:
+    """Each feature with a readable definition."""
+    out = []
+    for f in dataset.features:
+        if f.sql is not None:
+            definition = f.sql
+        else:
+            delay = f" delayed {f.label_delay}" if f.label_delay else ""
+            definition = f"{f.agg}({f.of}) by {f.by} over the previous {f.window}{delay}"
+        out.append({"feature": f.name, "definition": definition, "description": f.description or ""})
+    return out
+
+
+def distribution(con: duckdb.DuckDBPyConnection, dataset: Dataset, column: str) -> dict:
+    """Quantiles and a histogram of one numeric column, split by label."""
+    roles = dataset.columns
+    label = fill("coalesce(CAST(:l AS VARCHAR), 'unknown')", l=ident(roles.label)) if roles.label \
+        else fill("'unknown'")
+    query = exp.select(alias(fill("CAST(:c AS DOUBLE)", c=ident(column)), "v"), alias(label, "y")).from_("frame")
+    table = con.sql(render(query)).to_arrow_table()
+    values = table.column("v").to_numpy(zero_copy_only=False).astype(float)
+    labels = np.asarray(table.column("y").to_pylist(), dtype=object)
+    ok = ~np.isnan(values)
+    if not ok.any():
+        return {"nulls": int((~ok).sum()), "quantiles": {}, "bins": []}
+    lo, hi = np.quantile(values[ok], [0.001, 0.999])
+    edges = np.linspace(lo, hi if hi > lo else lo + 1, HIST_BINS + 1)
+    bins = []
+    for y in ("0", "1", "unknown"):
+        sel = ok & (labels == y)
+        counts, _ = np.histogram(np.clip(values[sel], edges[0], edges[-1]), edges)
+        bins += [{"label": {"0": "good", "1": "fraud"}.get(y, y), "start": float(a), "end": float(b), "events": int(c)}
+                 for a, b, c in zip(edges[:-1], edges[1:], counts)]
+    qs = np.quantile(values[ok], [0, 0.25, 0.5, 0.75, 0.99, 1])
+    return {"nulls": int((~ok).sum()), "bins": bins,
+            "quantiles": dict(zip(["min", "p25", "median", "p75", "p99", "max"], map(float, qs)))}

@@ -1,0 +1,50 @@
+"""The interactive evaluator gives the one-pass backtest's numbers, and re-runs only what a param touches."""
+
+from __future__ import annotations
+
+import pytest
+
+from riskconsole.backtest import make_window
+from riskconsole.evaluator import Evaluator
+from riskconsole.report import build_report, run_backtest
+from riskconsole.strategy import compile_strategy
+
+
+def _same(a, b):
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for key in a:
+            _same(a[key], b[key])
+    elif isinstance(a, list):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            _same(x, y)
+    elif isinstance(a, float):
+        assert a == pytest.approx(b, rel=1e-12)
+    else:
+        assert a == b
+
+
+@pytest.mark.parametrize("window", [make_window(), make_window("2026-03-02", "2026-03-03", "2026-03-04")])
+def test_evaluator_matches_backtest(tiny_ws, window):
+    path = tiny_ws.strategies_dir / "tiny.yaml"
+    con = tiny_ws.connect_safe()
+    for overrides in ({}, {"big": 60}, {"burst": 1, "big": 400}):
+        bt = run_backtest(tiny_ws, path, window, overrides, con=con)
+        evaluator = Evaluator(con, bt.dataset, bt.frame, window, bt.compiled)
+        report = build_report(bt.compiled, evaluator.groups(bt.compiled), bt.dataset, window)
+        _same(bt.report, report)
+    con.close()
+
+
+def test_a_param_move_reruns_only_its_rule(tiny_ws):
+    path = tiny_ws.strategies_dir / "tiny.yaml"
+    con = tiny_ws.connect_safe()
+    bt = run_backtest(tiny_ws, path, con=con)
+    evaluator = Evaluator(con, bt.dataset, bt.frame, bt.window, bt.compiled)
+    evaluator.groups(bt.compiled)
+    cached = len(evaluator._cache)
+    moved = compile_strategy(tiny_ws.strategy(path), bt.frame, "tiny", {"big": 77})
+    evaluator.groups(moved)
+    assert len(evaluator._cache) == cached + 1  # only `big_live` was evaluated again
+    con.close()
