@@ -95,3 +95,9 @@ def distribution(con: duckdb.DuckDBPyConnection, dataset: Dataset, column: str) 
     qs = np.quantile(values[ok], [0, 0.25, 0.5, 0.75, 0.99, 1])
     return {"nulls": int((~ok).sum()), "bins": bins,
             "quantiles": dict(zip(["min", "p25", "median", "p75", "p99", "max"], map(float, qs)))}
+
+
+def day_range(con: duckdb.DuckDBPyConnection, dataset: Dataset):
+    """First and last day of the loaded events."""
+    query = fill("SELECT CAST(min(:t) AS DATE), CAST(max(:t) AS DATE) FROM frame", t=ident(dataset.columns.time))
+    return tuple(con.execute(render(query)).fetchall()[0])

@@ -91,3 +91,17 @@ def _validate_strategy(ws: Workspace, strategy: Strategy, label: str) -> str:
     finally:
         con.close()
     return f"strategy '{strategy.name}', {len(strategy.rules)} rules"
+
+
+def check_strategy_text(text: str, frame: Frame, label: str, con: duckdb.DuckDBPyConnection | None = None) -> Strategy:
+    """Parse and fully check strategy YAML text (as typed in the console) against the loaded frame.
+
+    Raises:
+        RiskConsoleError: one line naming the file, the rule and the problem.
+    """
+    strategy = parse_model(read_yaml(text, label), Strategy, label)
+    try:
+        compile_strategy(strategy, frame, label, con=con)
+    except duckdb.Error as err:
+        raise ConfigError(f"{label}: {str(err).splitlines()[0]}") from None
+    return strategy

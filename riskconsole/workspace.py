@@ -97,6 +97,8 @@ def safe_connection(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
     """Open `database` with external access disabled and the configuration locked."""
     read_only = database != ":memory:"
     con = duckdb.connect(database, read_only=read_only, config={"enable_external_access": False})
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET lock_configuration = true")
+    locked = con.execute("SELECT current_setting('lock_configuration')").fetchall()[0][0]
+    if not locked:  # a connection to an instance this process already opened and locked needs nothing more
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET lock_configuration = true")
     return con

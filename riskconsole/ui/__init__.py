@@ -1,0 +1,1 @@
+"""Streamlit pages of the console (the only place Streamlit is imported)."""

@@ -1,0 +1,95 @@
+"""Data: what is loaded, label maturity, the quarantine, features; load another dataset or a file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+import yaml
+
+from riskconsole.errors import RiskConsoleError
+from riskconsole.export import fmt
+from riskconsole.ingest import FORMATS, load
+from riskconsole.overview import distribution, feature_table, label_maturity, quarantine_reasons, \
+    quarantine_sample, summary, tables
+from riskconsole.ui.charts import histogram_chart, maturity_chart
+from riskconsole.ui.common import dataset_or_stop, db_version, release_connections, workspace, _connection
+from riskconsole.versions import atomic_write
+
+ws = workspace()
+st.title("Data")
+st.caption(f"Workspace **{ws.root}**")
+
+
+def run_load(dataset_path: Path | None) -> None:
+    """Load with a progress box; the read-only connections are closed first so this process may write."""
+    release_connections()
+    with st.status("Loading events and building features ...", expanded=True) as status:
+        try:
+            result = load(ws, dataset_path)
+        except RiskConsoleError as err:
+            status.update(label="Load refused: nothing changed", state="error")
+            st.error(str(err))
+            return
+        status.update(label=result.summary(), state="complete")
+    st.cache_data.clear()
+
+
+with st.expander("Load another dataset or upload a file", expanded=not ws.db_path.exists()):
+    spec = st.text_input("dataset.yaml to load", value=str(ws.dataset_path))
+    if st.button("Load dataset"):
+        run_load(Path(spec))
+    upload = st.file_uploader("…or upload events (CSV, Parquet, JSON Lines) with the same columns as the "
+                              "current dataset", type=[s.lstrip(".") for s in FORMATS])
+    if upload is not None and st.button(f"Load {upload.name}"):
+        target = ws.root / "data" / "uploads" / Path(upload.name).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(upload.getvalue())
+        base = yaml.safe_load(ws.dataset_path.read_text())
+        base["source"] = str(target.relative_to(ws.root))
+        upload_spec = ws.root / "data" / "uploads" / f"{target.stem}.dataset.yaml"
+        atomic_write(upload_spec, yaml.safe_dump(base, sort_keys=False))
+        run_load(upload_spec)
+
+version = db_version(ws)
+con = _connection(str(ws.db_path), version) if version else None
+if con is None or "frame" not in tables(con):
+    st.info("Nothing is loaded yet: build the demo with `make run` (or `riskconsole demo`), or load a dataset above.")
+    st.stop()
+dataset = dataset_or_stop(ws)
+info = summary(con, dataset)
+cols = st.columns(5)
+cols[0].metric("events loaded", f"{info['events']:,}", border=True)
+cols[1].metric("quarantined", f"{info['quarantined']:,}", border=True)
+cols[2].metric("days", f"{info['first']:%Y-%m-%d} … {info['last']:%Y-%m-%d}", border=True)
+cols[3].metric("labelled", f"{info['labelled']:,}", f"{info['unlabelled']:,} not yet", delta_color="off", border=True)
+cols[4].metric("fraud rate (labelled)", fmt(info["label_rate"], "pct"), border=True)
+
+st.subheader("Label maturity")
+st.caption("Labels arrive late (chargebacks): recent days are mostly unlabelled, so judge strategies on mature days "
+           "or set 'labels known as of'.")
+st.altair_chart(maturity_chart(label_maturity(con, dataset)), width="stretch")
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Quarantine")
+    reasons = quarantine_reasons(con)
+    if reasons:
+        st.dataframe(pd.DataFrame(reasons), hide_index=True, width="stretch")
+        st.dataframe(quarantine_sample(con), hide_index=True, height=220)
+    else:
+        st.success("No row was quarantined.")
+with right:
+    st.subheader("Features")
+    features = feature_table(dataset)
+    st.dataframe(pd.DataFrame(features), hide_index=True, width="stretch", height=260)
+if features:
+    name = st.selectbox("Distribution of", [f["feature"] for f in features])
+    dist = distribution(con, dataset, name)
+    if dist["bins"]:
+        st.altair_chart(histogram_chart(dist["bins"], name), width="stretch")
+        st.caption(" · ".join(f"{k} {v:,.4g}" for k, v in dist["quantiles"].items())
+                   + f" · {dist['nulls']:,} empty")
+    else:
+        st.info(f"{name} is empty for every event.")

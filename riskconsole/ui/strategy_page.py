@@ -1,0 +1,99 @@
+"""Strategy: edit as YAML or as a rule table (validated as you type), save versions, diff them."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+import yaml
+
+from riskconsole.errors import RiskConsoleError
+from riskconsole.strategy import frame_of
+from riskconsole.ui.common import connection_or_stop, dataset_or_stop, pick_strategy, workspace
+from riskconsole.validate import check_strategy_text
+from riskconsole.versions import diff, digest, save_strategy, versions
+
+ws = workspace()
+con = connection_or_stop(ws)
+dataset = dataset_or_stop(ws)
+st.title("Strategy")
+path = pick_strategy(ws, "Strategy", "strategy", default="candidate")
+on_disk = path.read_text(encoding="utf-8")
+drafts = st.session_state.setdefault("drafts", {})
+if path.stem not in drafts or drafts[path.stem]["base"] != digest(on_disk) and not drafts[path.stem]["dirty"]:
+    drafts[path.stem] = {"text": on_disk, "base": digest(on_disk), "dirty": False}
+draft = drafts[path.stem]
+label = ws.rel(path)
+frame = frame_of(con, dataset)
+
+
+def set_text(text: str) -> None:
+    draft["text"], draft["dirty"] = text, text != on_disk
+
+
+yaml_tab, table_tab, history_tab = st.tabs(["YAML", "Rules table", "Versions"])
+with yaml_tab:
+    edited = st.text_area("Strategy YAML", draft["text"], height=460, key=f"yaml_{path.stem}_{draft['base']}")
+    if edited != draft["text"]:
+        set_text(edited)
+try:
+    strategy = check_strategy_text(draft["text"], frame, label, con)
+    problem = None
+except RiskConsoleError as err:
+    strategy, problem = None, str(err)
+with yaml_tab:
+    if problem:
+        st.error(problem)
+    else:
+        st.success(f"Valid: {len(strategy.rules)} rules, {len(strategy.params)} params"
+                   + (" · unsaved changes" if draft["dirty"] else ""))
+
+with table_tab:
+    if strategy is None:
+        st.info("Fix the YAML first; the table edits the same strategy.")
+    else:
+        rules = pd.DataFrame([r.model_dump(exclude_none=True) for r in strategy.rules],
+                             columns=["name", "when", "action", "enabled"])
+        edited_rules = st.data_editor(
+            rules, num_rows="dynamic", hide_index=True, width="stretch", key=f"rules_{path.stem}_{draft['base']}",
+            column_config={"action": st.column_config.SelectboxColumn(options=["allow", "block", "review"],
+                                                                      required=True),
+                           "enabled": st.column_config.CheckboxColumn(default=True),
+                           "when": st.column_config.TextColumn(width="large", required=True)})
+        records = [{k: v for k, v in r.items() if not (isinstance(v, float) and pd.isna(v))}
+                   for r in edited_rules.to_dict("records")]
+        body = strategy.model_dump(exclude_none=True, exclude_defaults=False)
+        if records != [{k: r.get(k) for k in ("name", "when", "action", "enabled")} for r in body["rules"]]:
+            body["rules"] = [{**r, "enabled": bool(r.get("enabled", True))} for r in records]
+            set_text(yaml.safe_dump(body, sort_keys=False, allow_unicode=True))
+            st.rerun()
+
+with st.form("save"):
+    left, right = st.columns([3, 1])
+    name = left.text_input("Save as (file name in strategies/)", value=path.stem)
+    submitted = right.form_submit_button("Save version", type="primary", disabled=problem is not None)
+if submitted:
+    try:
+        saved = save_strategy(ws.strategies_dir, name, draft["text"], draft["base"] if name == path.stem else None)
+    except RiskConsoleError as err:
+        st.error(str(err))
+    else:
+        drafts.pop(path.stem, None)
+        if saved.conflict:
+            st.warning(f"{path.name} changed on disk since you opened it; your version was saved as "
+                       f"{saved.path.name} so nothing is lost. Compare them under Versions.")
+        else:
+            st.success(f"Saved {ws.rel(saved.path)} (version {saved.version.name}).")
+
+with history_tab:
+    kept = versions(ws.strategies_dir, path.stem)
+    if len(kept) < 1:
+        st.info("No earlier versions yet: every save keeps one.")
+    else:
+        names = [p.stem for p in kept]
+        left, right = st.columns(2)
+        old = left.selectbox("From", names, index=max(0, len(names) - 2))
+        new = right.selectbox("To", names + ["(current draft)"], index=len(names))
+        old_text = (ws.strategies_dir / ".history" / path.stem / f"{old}.yaml").read_text()
+        new_text = draft["text"] if new == "(current draft)" else \
+            (ws.strategies_dir / ".history" / path.stem / f"{new}.yaml").read_text()
+        st.code(diff(old_text, new_text, old, new) or "(no difference)", language="diff")

@@ -1,0 +1,33 @@
+"""House rules that keep the core honest: no Streamlit in the core; user SQL runs where files are out of reach."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import subprocess
+import sys
+
+import duckdb
+import pytest
+
+import riskconsole
+
+
+def test_core_never_imports_streamlit():
+    modules = [m.name for m in pkgutil.iter_modules(riskconsole.__path__, "riskconsole.") if m.name != "riskconsole.ui"]
+    code = "import sys\n" + "".join(f"import {m}\n" for m in modules) + "print('streamlit' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", modules
+
+
+def test_safe_connection_cannot_touch_files_or_unlock(tiny_ws, tmp_path):
+    con = tiny_ws.connect_safe()
+    target = tmp_path / "leak.csv"
+    for sql in [f"COPY (SELECT 1) TO '{target}'", "SELECT * FROM read_csv('/etc/passwd')",
+                "SET enable_external_access = true", "INSTALL httpfs", "CREATE TABLE x AS SELECT 1",
+                f"ATTACH '{tmp_path / 'other.db'}' AS other"]:
+        with pytest.raises(duckdb.Error):
+            con.execute(sql)
+    assert not target.exists() and not (tmp_path / "other.db").exists()
+    assert con.execute("SELECT count(*) FROM frame").fetchall() == [(400,)]
+    con.close()
