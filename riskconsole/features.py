@@ -21,12 +21,15 @@ from riskconsole.sqlbuild import alias, fill, ident, lit, render
 US = 1_000_000  # microseconds per second: windows compare integer epoch microseconds
 NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
            "UBIGINT", "FLOAT", "DOUBLE", "BOOLEAN")
-_WINDOW = "OVER (PARTITION BY :by ORDER BY _t RANGE BETWEEN :n PRECEDING AND 1 PRECEDING)"
+# Events without an entity each get a partition of their own (`_pos`), so they neither see each other
+# nor form one huge partition; their feature is NULL anyway.
+_WINDOW = ("OVER (PARTITION BY :by, CASE WHEN :by IS NULL THEN _pos END ORDER BY _t "
+           "RANGE BETWEEN :n PRECEDING AND 1 PRECEDING)")
 _WINDOW_TEMPLATES = {
     "count": f"coalesce(count(:x) {_WINDOW}, 0)",
     "count_star": f"coalesce(count(*) {_WINDOW}, 0)",
     "sum": f"coalesce(sum(:x) {_WINDOW}, 0)",
-    "avg": f"avg(:x) {_WINDOW}",
+    "avg": f"avg(CAST(:x AS DOUBLE)) {_WINDOW}",
     "min": f"min(:x) {_WINDOW}",
     "max": f"max(:x) {_WINDOW}",
     "count_distinct": f"coalesce(array_length(list_distinct(array_agg(:x) {_WINDOW})), 0)",
