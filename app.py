@@ -2,12 +2,12 @@
 
 import streamlit as st
 
-st.set_page_config(page_title="riskconsole", page_icon="🛡️", layout="wide")
+st.set_page_config(page_title="riskconsole", page_icon=":material/shield:", layout="wide")
 PAGES = "riskconsole/ui"
 st.navigation([
-    st.Page(f"{PAGES}/backtest_page.py", title="Backtest", icon="📊", default=True),
-    st.Page(f"{PAGES}/tune_page.py", title="Tune", icon="🎚️"),
-    st.Page(f"{PAGES}/strategy_page.py", title="Strategy", icon="📝"),
-    st.Page(f"{PAGES}/data_page.py", title="Data", icon="🗃️"),
-    st.Page(f"{PAGES}/export_page.py", title="Export", icon="📤"),
+    st.Page(f"{PAGES}/backtest_page.py", title="Backtest", icon=":material/query_stats:", default=True),
+    st.Page(f"{PAGES}/tune_page.py", title="Tune", icon=":material/tune:"),
+    st.Page(f"{PAGES}/strategy_page.py", title="Strategy", icon=":material/edit_note:"),
+    st.Page(f"{PAGES}/data_page.py", title="Data", icon=":material/database:"),
+    st.Page(f"{PAGES}/export_page.py", title="Export", icon=":material/download:"),
 ]).run()

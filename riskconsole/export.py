@@ -42,6 +42,12 @@ def fmt(value: object, kind: str = "num") -> str:
         return f"{value:.1%}" if abs(value) >= 0.1 else f"{value:.2%}"
     if kind == "money":
         return f"{value:,.0f}"
+    if kind == "compact":
+        size = abs(value)
+        for limit, unit, suffix in ((1e9, 1e9, "B"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
+            if size >= limit:
+                return f"{value / unit:,.1f}{suffix}" if size < 100 * unit else f"{value / unit:,.0f}{suffix}"
+        return f"{value:,.0f}"
     if kind == "int":
         return f"{int(value):,}"
     return f"{value:,.4g}" if isinstance(value, float) else str(value)

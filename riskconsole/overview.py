@@ -85,7 +85,10 @@ def distribution(con: duckdb.DuckDBPyConnection, dataset: Dataset, column: str) 
     if not ok.any():
         return {"nulls": int((~ok).sum()), "quantiles": {}, "bins": []}
     lo, hi = np.quantile(values[ok], [0.001, 0.999])
-    edges = np.linspace(lo, hi if hi > lo else lo + 1, HIST_BINS + 1)
+    if np.all(values[ok] == np.round(values[ok])) and hi - lo <= 2 * HIST_BINS:
+        edges = np.arange(np.floor(lo), np.ceil(hi) + 2) - 0.5  # one bar per integer value
+    else:
+        edges = np.linspace(lo, hi if hi > lo else lo + 1, HIST_BINS + 1)
     bins = []
     for y in ("0", "1", "unknown"):
         sel = ok & (labels == y)

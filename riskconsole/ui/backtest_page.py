@@ -31,22 +31,34 @@ show_warnings(report)
 st.subheader("Daily alerts, caught fraud and review load")
 st.altair_chart(daily_chart(report["daily"], o["review_capacity"]), width="stretch")
 
-left, right = st.columns([1, 2])
+left, right = st.columns([2, 3])
 with left:
     st.subheader("Confusion")
     st.dataframe(pd.DataFrame(
-        {"fraud": [o["tp"], o["fn"], o["unlabeled_flagged"]], "good": [o["fp"], o["tn"], None],
-         "unknown label": [o["unlabeled_flagged"], o["unlabeled_total"] - o["unlabeled_flagged"], None]},
-        index=["flagged", "not flagged", " "]).iloc[:2], width="stretch")
+        {"fraud": [o["tp"], o["fn"]], "good": [o["fp"], o["tn"]],
+         "unknown label": [o["unlabeled_flagged"], o["unlabeled_total"] - o["unlabeled_flagged"]]},
+        index=["flagged", "not flagged"]), width="stretch",
+        column_config={c: st.column_config.NumberColumn(format="localized") for c in ("fraud", "good", "unknown label")})
     st.markdown(f"Blocked **{report['by_action']['block']['events']:,}**, reviewed "
                 f"**{report['by_action']['review']['events']:,}** · review cost **{fmt(o['review_cost'], 'money')}**")
 with right:
-    st.subheader("Rules")
-    rules = pd.DataFrame(report["rules"])[["name", "action", "enabled", "hits", "tp", "fp", "precision", "recall",
-                                          "unique_tp"]]
-    st.dataframe(rules, hide_index=True, width="stretch", column_config={
-        "precision": st.column_config.NumberColumn(format="percent"),
-        "recall": st.column_config.NumberColumn(format="percent"),
-        "hits": st.column_config.NumberColumn(format="localized"),
-        "unique_tp": st.column_config.NumberColumn("unique catches", format="localized",
-                                                   help="Fraud this rule alone flags in the final decision")})
+    st.subheader("Money")
+    st.dataframe(pd.DataFrame({
+        "": ["fraud money stopped", "good money blocked", "review cost", "net benefit"],
+        "amount": [o["fraud_amount_stopped"], o["good_amount_blocked"], o["review_cost"], o["net_benefit"]],
+        "baseline": [base["overall"][k] for k in ("fraud_amount_stopped", "good_amount_blocked", "review_cost",
+                                                  "net_benefit")]}),
+        hide_index=True, width="stretch", column_config={c: st.column_config.NumberColumn(format="localized")
+                                                         for c in ("amount", "baseline")})
+st.subheader("Rules")
+rules = pd.DataFrame(report["rules"])[["name", "action", "enabled", "hits", "tp", "fp", "precision", "recall",
+                                      "unique_tp"]]
+st.dataframe(rules, hide_index=True, width="stretch", column_config={
+    "precision": st.column_config.NumberColumn(format="percent"),
+    "recall": st.column_config.NumberColumn(format="percent"),
+    "hits": st.column_config.NumberColumn(format="localized"),
+    "tp": st.column_config.NumberColumn("fraud hit", format="localized"),
+    "fp": st.column_config.NumberColumn("good hit", format="localized"),
+    "enabled": st.column_config.CheckboxColumn("on", width="small"),
+    "unique_tp": st.column_config.NumberColumn("unique catches", format="localized",
+                                               help="Fraud this rule alone flags in the final decision")})

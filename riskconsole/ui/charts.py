@@ -38,13 +38,15 @@ def maturity_chart(maturity: list[dict]) -> alt.LayerChart:
 
 
 def histogram_chart(bins: list[dict], title: str) -> alt.Chart:
-    """Stacked histogram by label."""
+    """Distribution by label, each label's bars as a share of its own events (so rare fraud stays visible)."""
     df = pd.DataFrame(bins)
-    return alt.Chart(df).mark_bar().encode(
+    df["share"] = df["events"] / df.groupby("label")["events"].transform("sum").replace(0, 1)
+    return alt.Chart(df).mark_bar(opacity=0.55).encode(
         x=alt.X("start:Q", bin="binned", title=title), x2="end:Q",
-        y=alt.Y("events:Q", stack=True, title="events"),
+        y=alt.Y("share:Q", stack=None, title="share of the label's events", axis=alt.Axis(format="%")),
         color=alt.Color("label:N", scale=LABEL_COLORS, title=None),
-        tooltip=["label:N", alt.Tooltip("start:Q", format=",.3g"), alt.Tooltip("events:Q", format=",")],
+        tooltip=["label:N", alt.Tooltip("start:Q", format=",.3g"), alt.Tooltip("end:Q", format=",.3g"),
+                 alt.Tooltip("events:Q", format=","), alt.Tooltip("share:Q", format=".1%")],
     ).properties(height=220)
 
 
@@ -53,7 +55,8 @@ def curve_chart(points: list[dict], x: str, y: str, current: dict, x_title: str,
     """A metric curve over a param or another metric, with the current setting marked."""
     df = pd.DataFrame(points)
     line = alt.Chart(df).mark_line(point=True).encode(
-        x=alt.X(f"{x}:Q", title=x_title), y=alt.Y(f"{y}:Q", title=y_title, axis=alt.Axis(format=y_format)),
+        x=alt.X(f"{x}:Q", title=x_title, scale=alt.Scale(zero=False)),
+        y=alt.Y(f"{y}:Q", title=y_title, axis=alt.Axis(format=y_format), scale=alt.Scale(zero=False)),
         tooltip=[alt.Tooltip("value:Q", title="param"), alt.Tooltip(f"{x}:Q", format=",.3g"),
                  alt.Tooltip(f"{y}:Q", format=",.3g")])
     dot = alt.Chart(pd.DataFrame([current])).mark_point(size=160, filled=True, color="#d62728").encode(

@@ -18,8 +18,8 @@ from riskconsole.tuning import curve, tuned_report
 from riskconsole.workspace import Workspace, safe_connection
 
 KPIS = [("precision", "precision", "pct"), ("recall", "recall", "pct"), ("amount_recall", "amount recall", "pct"),
-        ("fraud_amount_stopped", "fraud money stopped", "money"), ("good_amount_blocked", "good money blocked", "money"),
-        ("net_benefit", "net benefit", "money")]
+        ("net_benefit", "net benefit", "compact"), ("fraud_amount_stopped", "fraud money stopped", "compact"),
+        ("good_amount_blocked", "good money blocked", "compact"), ("fp", "good orders flagged", "int")]
 LOWER_IS_BETTER = {"good_amount_blocked", "review_cases", "review_overflow_days", "fp"}
 
 
@@ -145,28 +145,34 @@ def evaluator_for(ws: Workspace, con, dataset, path: Path, window: Window) -> tu
 
 
 def kpi_tiles(report: dict, baseline: dict | None = None) -> None:
-    """KPI tiles, each with its delta against the baseline report."""
+    """KPI tiles in two rows, each with its delta against the baseline report."""
     o, b = report["overall"], (baseline or {}).get("overall")
-    columns = st.columns(len(KPIS) + 1)
-    for col, (key, title, kind) in zip(columns, KPIS):
+    first, second = st.columns(4), st.columns(4)
+    for col, (key, title, kind) in zip([*first, *second], KPIS):
         delta = None
         if b is not None and o[key] is not None and b[key] is not None:
-            delta = _delta(o[key] - b[key], kind)
-        col.metric(title, fmt(o[key], kind), delta, border=True,
-                   delta_color="inverse" if key in LOWER_IS_BETTER else "normal")
+            delta = o[key] - b[key]
+        _tile(col, title, fmt(o[key], kind), delta, kind, inverse=key in LOWER_IS_BETTER,
+              help=f"exact: {fmt(o[key], 'money' if kind == 'compact' else kind)}")
     days = max(1, len(report["daily"]))
-    per_day = o["review_cases"] / days
-    cap = o["review_capacity"]
-    delta = None if b is None else f"{per_day - b['review_cases'] / days:+,.0f}/day"
-    columns[-1].metric("reviews per day", f"{per_day:,.0f} / {cap:,}", delta, border=True, delta_color="inverse",
-                       help=f"Average review cases per day against the capacity of {cap:,}; "
-                            f"{o['review_overflow_days']} day(s) over capacity, peak {o['max_daily_reviews']:,}.")
+    per_day, cap = o["review_cases"] / days, o["review_capacity"]
+    delta = None if b is None else per_day - b["review_cases"] / days
+    _tile(second[3], "reviews per day", f"{per_day:,.0f} / {cap:,}", delta, "perday", inverse=True,
+          help=f"Average review cases per day against the capacity of {cap:,}; {o['review_overflow_days']} day(s) "
+               f"over capacity, peak {o['max_daily_reviews']:,}.")
 
 
-def _delta(value: float, kind: str) -> str:
-    if kind == "pct":
-        return f"{value * 100:+.2f} pts"
-    return f"{value:+,.0f}"
+def _tile(col, title: str, value: str, delta: float | None, kind: str, inverse: bool, help: str) -> None:
+    if delta is None:
+        col.metric(title, value, border=True, help=help)
+        return
+    sign = "+" if delta > 0 else ""
+    text = {"pct": f"{delta * 100:+.2f} pts", "perday": f"{delta:+,.0f}/day",
+            "compact": sign + fmt(delta, "compact")}.get(kind, f"{delta:+,.0f}")
+    if round(delta, 6) == 0:
+        col.metric(title, value, "no change", delta_color="off", delta_arrow="off", border=True, help=help)
+    else:
+        col.metric(title, value, text, delta_color="inverse" if inverse else "normal", border=True, help=help)
 
 
 def show_warnings(report: dict) -> None:

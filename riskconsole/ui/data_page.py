@@ -20,6 +20,8 @@ from riskconsole.versions import atomic_write
 ws = workspace()
 st.title("Data")
 st.caption(f"Workspace **{ws.root}**")
+if ws.db_path.exists():
+    st.caption(f"Database {ws.rel(ws.db_path)}")
 
 
 def run_load(dataset_path: Path | None) -> None:
@@ -62,7 +64,8 @@ info = summary(con, dataset)
 cols = st.columns(5)
 cols[0].metric("events loaded", f"{info['events']:,}", border=True)
 cols[1].metric("quarantined", f"{info['quarantined']:,}", border=True)
-cols[2].metric("days", f"{info['first']:%Y-%m-%d} … {info['last']:%Y-%m-%d}", border=True)
+cols[2].metric("days", f"{(info['last'] - info['first']).days + 1:,}", border=True,
+               help=f"{info['first']:%Y-%m-%d %H:%M} … {info['last']:%Y-%m-%d %H:%M}")
 cols[3].metric("labelled", f"{info['labelled']:,}", f"{info['unlabelled']:,} not yet", delta_color="off", border=True)
 cols[4].metric("fraud rate (labelled)", fmt(info["label_rate"], "pct"), border=True)
 

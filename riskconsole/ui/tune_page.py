@@ -35,6 +35,11 @@ with st.sidebar:
             st.session_state.pop(f"tune_{path.stem}_{name}", None)
         st.session_state["params"][path.stem] = {}
         st.rerun()
+previous = st.session_state.get(f"last_overrides_{path.stem}", overrides)
+moved = [k for k in overrides if previous.get(k) != overrides[k]]
+if moved:
+    st.session_state[f"curve_{path.stem}"] = moved[0]  # the curve follows the slider just moved
+st.session_state[f"last_overrides_{path.stem}"] = dict(overrides)
 st.session_state["params"][path.stem] = {k: v for k, v in overrides.items() if v != numeric[k]}
 
 report = guard(evaluate, ws, con, dataset, path, window, overrides)
@@ -49,7 +54,7 @@ points = guard(param_curve, ws, con, dataset, path, window, param, others)
 here = {**report["overall"], "value": overrides[param]}
 left, right = st.columns(2)
 with left:
-    st.altair_chart(curve_chart(points, "recall", "precision", here, "recall", "precision", ".0%"), width="stretch")
+    st.altair_chart(curve_chart(points, "recall", "precision", here, "recall", "precision", ".1%"), width="stretch")
 with right:
     st.altair_chart(curve_chart(points, "value", "net_benefit", here, param, "net benefit"), width="stretch")
 best = max(points, key=lambda p: p["net_benefit"]) if points else None

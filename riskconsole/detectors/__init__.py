@@ -1,0 +1,18 @@
+"""Detectors: LightGBM and PyOD scorers that strategies read as `scores_<name>` columns (DESIGN.md §4).
+
+- `registry`: the kinds (`KINDS`) and the detector contract (`fit`, `score` in [0, 1]).
+- `matrix`: leakage and type guards, time windows, frame rows as float32 matrices.
+- `training`: `train_detector`, `train_all`, `rescore_all` (chunked scoring, atomic swap).
+- `card`: model card metrics and Markdown.
+- `explain`: reason codes for one event.
+"""
+
+from __future__ import annotations
+
+from riskconsole.detectors.explain import explain
+from riskconsole.detectors.registry import KINDS, load_detector, make_detector, resolve_kind, valid_kinds
+from riskconsole.detectors.training import (TrainResult, rescore_all, score_table, train_all, train_detector,
+                                            trained_models)
+
+__all__ = ["KINDS", "TrainResult", "explain", "load_detector", "make_detector", "rescore_all", "resolve_kind",
+           "score_table", "train_all", "train_detector", "trained_models", "valid_kinds"]

@@ -1,0 +1,129 @@
+"""The model card: how good a detector is out of time, what it reads, how its scores are spread.
+
+`card.json` is data (the console and `report.detector_warnings` read it); `card.md` is its short
+human summary. Metrics are computed here in numpy (tests check them against scikit-learn).
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+from dataclasses import dataclass
+from importlib import metadata
+
+import numpy as np
+
+from riskconsole import __version__
+
+TOP_SHARES = (0.001, 0.01, 0.05)
+BINS = 20
+LIBRARIES = ("lightgbm", "pyod", "scikit-learn", "numpy", "duckdb")
+
+
+def auc_roc(y: np.ndarray, s: np.ndarray) -> float | None:
+    """Area under the ROC curve (Mann-Whitney, ties count half); None without both classes."""
+    from scipy.stats import rankdata
+
+    positives = int(y.sum())
+    negatives = len(y) - positives
+    if not positives or not negatives:
+        return None
+    ranks = rankdata(s)
+    return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def average_precision(y: np.ndarray, s: np.ndarray) -> float | None:
+    """Σ (R_k − R_{k−1}) P_k over distinct score thresholds, highest first; None without fraud."""
+    if not len(y) or not y.sum():
+        return None
+    order = np.argsort(-s, kind="mergesort")
+    ranked, hits = s[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(ranked)), len(ranked) - 1]  # last row of each distinct score
+    tp, seen = np.cumsum(hits)[last], last + 1
+    precision, recall = tp / seen, tp / tp[-1]
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def at_top(y: np.ndarray, s: np.ndarray, share: float) -> dict:
+    """Precision and recall when flagging `score >= t`, t = the score of the top `share` of rows."""
+    k = max(1, math.ceil(share * len(s)))
+    threshold = float(np.partition(s, len(s) - k)[len(s) - k])
+    flagged = s >= threshold
+    tp, frauds = int(y[flagged].sum()), int(y.sum())
+    return {"share": share, "threshold": threshold, "flagged": int(flagged.sum()),
+            "precision": tp / int(flagged.sum()), "recall": tp / frauds if frauds else None}
+
+
+@dataclass
+class WindowScores:
+    """One card window: its day range, row counts and the (label, score) of its labelled rows."""
+
+    days: dict
+    rows: int
+    y: np.ndarray
+    s: np.ndarray
+
+    def summary(self) -> dict:
+        """Counts, label rate and ranking metrics of the window."""
+        labelled, frauds = len(self.y), int(self.y.sum())
+        out = {**self.days, "rows": self.rows, "labelled": labelled, "frauds": frauds,
+               "label_rate": frauds / labelled if labelled else None}
+        if labelled:
+            out |= {"auc": auc_roc(self.y, self.s), "average_precision": average_precision(self.y, self.s),
+                    "top": [at_top(self.y, self.s, share) for share in TOP_SHARES]}
+        return out
+
+
+def histograms(counts: np.ndarray) -> dict:
+    """Score histogram over [0, 1] by label, from a (3, BINS) array: rows label 1, label 0, unknown."""
+    edges = np.linspace(0.0, 1.0, BINS + 1).round(4).tolist()
+    return {"edges": edges, "label_1": counts[0].tolist(), "label_0": counts[1].tolist(),
+            "unknown": counts[2].tolist()}
+
+
+def versions() -> dict:
+    """Versions of Python and the libraries that shape a model."""
+    out = {"python": platform.python_version(), "riskconsole": __version__}
+    for name in LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def importance(features: list[str], values: np.ndarray) -> list[dict]:
+    """Features by importance, largest first, with each one's share of the total."""
+    total = float(values.sum()) or 1.0
+    ranked = sorted(zip(features, values.tolist()), key=lambda p: -p[1])
+    return [{"feature": f, "value": round(v, 6), "share": round(v / total, 6)} for f, v in ranked]
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1%}"
+
+
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
+def card_markdown(card: dict) -> str:
+    """A short Markdown summary of a card dict."""
+    lines = [f"# {card['name']} ({card['kind']})", "",
+             f"Trained {card['trained_at']} in {card['training_seconds']:.1f} s on "
+             f"{card['fit_rows']:,} rows; seed {card['seed']}; {card['events_scored']:,} events scored.", "",
+             "| window | days | rows | labelled | label rate | AUC | AP | precision / recall @1% |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for part in ("train", "valid", "out_of_time"):
+        w = card.get(part)
+        if not w:
+            continue
+        top = next((t for t in w.get("top", []) if t["share"] == 0.01), None)
+        pr = f"{_pct(top['precision'])} / {_pct(top['recall'])}" if top else "—"
+        lines.append(f"| {part} | {w['from']}..{w['to']} | {w['rows']:,} | {w['labelled']:,} | "
+                     f"{_pct(w['label_rate'])} | {_num(w.get('auc'))} | {_num(w.get('average_precision'))} | {pr} |")
+    lines += ["", f"Feature importance ({card['importance_method']}):", ""]
+    lines += [f"- {i['feature']}: {i['share']:.1%}" for i in card["importance"]]
+    lines += ["", "Scores are in [0, 1], higher is riskier; use them in rules as "
+              f"`{card['name']} >= 0.9`. Metrics exclude events whose label is unknown.", ""]
+    return "\n".join(lines)

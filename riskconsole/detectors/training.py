@@ -1,0 +1,376 @@
+"""Train a detector on its time windows, score every event into `scores_<name>`, write model and card.
+
+Nothing is half-written: scores go to a staging table and the model to a staging folder inside one
+DuckDB transaction; both are swapped into place just before COMMIT, and any failure rolls back the
+table and restores the previous model folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+from sqlglot import exp
+
+from riskconsole.config import Dataset, Detector
+from riskconsole.detectors import card as cards
+from riskconsole.detectors.matrix import (FRAME, Span, check_features, chunk_rows, frame_types, label_expr,
+                                          position_range, sample_rows, span_of, window_rows)
+from riskconsole.detectors.registry import DetectorModel, load_detector, make_detector, save_detector
+from riskconsole.errors import ConfigError, DataError
+from riskconsole.sqlbuild import alias, fill, ident, render
+from riskconsole.strategy import SCORE_TABLE_PREFIX
+from riskconsole.workspace import Workspace
+
+CHUNK_ROWS = 500_000
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass
+class TrainResult:
+    """A trained detector: where its model and card are, and the card itself."""
+
+    name: str
+    kind: str
+    model_dir: Path
+    card: dict
+
+    def summary(self) -> str:
+        """One line: rows, validation quality, events scored."""
+        c = self.card
+        parts = [f"{self.name} ({self.kind}): fit on {c['fit_rows']:,} rows in {c['training_seconds']:.1f} s"]
+        for part in ("valid", "out_of_time"):
+            w = c.get(part)
+            if w and w.get("auc") is not None:
+                parts.append(f"{part} AUC {w['auc']:.3f} AP {w['average_precision']:.3f}")
+        parts.append(f"scored {c['events_scored']:,} events into {SCORE_TABLE_PREFIX}{self.name}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A detector YAML checked against the loaded frame."""
+
+    spec: Detector
+    label: str
+    dataset: Dataset
+    train: Span
+    valid: Span | None
+
+
+def score_table(name: str) -> str:
+    """The table strategies read a detector's score from (see `strategy.frame_of`)."""
+    return f"{SCORE_TABLE_PREFIX}{name}"
+
+
+def _table(name: str) -> exp.Table:
+    return exp.to_table(exp.to_identifier(name, quoted=True))
+
+
+# ------------------------------------------------------------------ reading and fitting
+
+
+def _plan(ws: Workspace, con: duckdb.DuckDBPyConnection, spec: Detector, label: str) -> Plan:
+    dataset = ws.dataset()
+    check_features(spec, dataset, frame_types(con, label), label)
+    valid = span_of(spec.valid, f"{label}: valid") if spec.valid else None
+    return Plan(spec, label, dataset, span_of(spec.train, f"{label}: train"), valid)
+
+
+def _frame_days(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> str:
+    query = fill("SELECT CAST(min(:t) AS DATE), CAST(max(:t) AS DATE) FROM frame", t=ident(dataset.columns.time))
+    first, last = con.execute(render(query)).fetchall()[0]
+    return f"{first}..{last}"
+
+
+def _labelled(con: duckdb.DuckDBPyConnection, plan: Plan, span: Span, part: str,
+              why: str) -> tuple[np.ndarray, np.ndarray]:
+    """Labelled rows of a window for a supervised model; no rows, no labels or one class is an error."""
+    X, y = window_rows(con, plan.spec.features, plan.dataset, span, labelled=True)
+    days = span.days
+    where = f"{plan.label}: {part} {days['from']}..{days['to']}"
+    if not len(y):
+        raise DataError(f"{where}: no event with a known label (the frame spans {_frame_days(con, plan.dataset)}); "
+                        f"{plan.spec.kind} {why}: move or widen the window")
+    frauds = int(y.sum())
+    if frauds in (0, len(y)):
+        only = "no fraud (label 1)" if frauds == 0 else "no good event (label 0)"
+        raise DataError(f"{where}: {len(y):,} labelled events but {only}; {plan.spec.kind} {why}: widen the window")
+    return X, y
+
+
+def _training_data(con: duckdb.DuckDBPyConnection, plan: Plan, model: DetectorModel) -> tuple:
+    """(X, y, valid) for `fit`: labelled rows for supervised kinds, a seeded sample for the others."""
+    if model.supervised:
+        X, y = _labelled(con, plan, plan.train, "train", "learns from both classes")
+        valid = _labelled(con, plan, plan.valid, "valid", "stops early on both classes") if plan.valid else None
+        return X, y, valid
+    X = sample_rows(con, plan.spec.features, plan.dataset, plan.train, model.max_fit_rows, plan.spec.seed)
+    if not len(X):
+        days = plan.train.days
+        raise DataError(f"{plan.label}: train {days['from']}..{days['to']}: no events in the window (the frame "
+                        f"spans {_frame_days(con, plan.dataset)}): move the window")
+    return X, None, None
+
+
+def _fit(con: duckdb.DuckDBPyConnection, plan: Plan, model: DetectorModel, progress: Progress) -> tuple[int, float]:
+    """Fit the model in place; return the number of rows it was fitted on and the seconds it took."""
+    X, y, valid = _training_data(con, plan, model)
+    progress(f"{plan.spec.name}: fitting {plan.spec.kind} on {len(X):,} rows ...")
+    started = time.perf_counter()
+    try:
+        model.fit(X, y, valid=valid)
+    except (ValueError, RuntimeError, MemoryError) as err:
+        raise ConfigError(f"{plan.label}: {plan.spec.kind} failed to fit: {str(err).splitlines()[0]}") from None
+    return min(len(X), model.max_fit_rows or len(X)), time.perf_counter() - started
+
+
+# ------------------------------------------------------------------ scoring
+
+
+def score_into(con: duckdb.DuckDBPyConnection, model: DetectorModel, features: list[str], name: str,
+               table: str, progress: Progress = _quiet, chunk: int = CHUNK_ROWS) -> int:
+    """Create `table` (`_pos`, `name`) and fill it with the score of every frame row, chunk by chunk."""
+    con.execute(render(fill("CREATE OR REPLACE TABLE :t (_pos BIGINT, :c DOUBLE)", t=_table(table), c=ident(name))))
+    lo, hi = position_range(con)
+    done = 0
+    for start in range(lo, hi + 1, chunk):
+        pos, X = chunk_rows(con, features, start, min(start + chunk - 1, hi))
+        scores = np.clip(np.asarray(model.score(X), dtype=np.float64), 0.0, 1.0)
+        con.register("_chunk", pa.table({"_pos": pa.array(pos, pa.int64()), "s": pa.array(scores)}))
+        try:
+            con.execute(render(exp.insert(exp.select("_pos", "s").from_("_chunk"), _table(table))))
+        finally:
+            con.unregister("_chunk")
+        done += len(pos)
+        progress(f"{name}: scored {done:,} of {hi - lo + 1:,} events")
+    return done
+
+
+def _swap_table(con: duckdb.DuckDBPyConnection, staging: str, final: str) -> None:
+    con.execute(render(exp.Drop(tables=[_table(final)], kind="TABLE", exists=True)))
+    con.execute(f"ALTER TABLE {render(_table(staging))} RENAME TO {render(_table(final))}")
+
+
+# ------------------------------------------------------------------ the card
+
+
+def _window_scores(con: duckdb.DuckDBPyConnection, plan: Plan, table: str, span: Span) -> cards.WindowScores:
+    time_col = plan.dataset.columns.time
+    rows = con.execute(render(exp.select("count(*)").from_(FRAME).where(span.where(time_col)))).fetchall()[0][0]
+    y = label_expr(plan.dataset)
+    query = exp.select(alias(y, "y"), alias(exp.column(plan.spec.name, table="s", quoted=True), "s")).from_(
+        exp.to_table(FRAME).as_("f")).join(_table(table).as_("s"), using=["_pos"]).where(
+        span.where(time_col)).where(fill(":y IS NOT NULL", y=y)).order_by("_pos")
+    got = con.sql(render(query)).to_arrow_table()
+    return cards.WindowScores(span.days, int(rows), got.column("y").to_numpy().astype(np.int8),
+                              got.column("s").to_numpy())
+
+
+def _out_of_time(con: duckdb.DuckDBPyConnection, plan: Plan) -> Span | None:
+    """Everything after the train and valid windows, up to the last event (None if nothing is left)."""
+    start = max(plan.train.end, plan.valid.end if plan.valid else plan.train.end)
+    last = con.execute(render(fill("SELECT max(:t) FROM frame", t=ident(plan.dataset.columns.time)))).fetchall()[0][0]
+    if last is None or last < start:
+        return None
+    return Span(start, last + timedelta(microseconds=1))
+
+
+def _histogram(con: duckdb.DuckDBPyConnection, plan: Plan, table: str) -> np.ndarray:
+    y = label_expr(plan.dataset)
+    template = ("SELECT least(CAST(floor(s.:c * :bins) AS INTEGER), :bins - 1) AS b, "
+                "CASE WHEN :y IS NULL THEN 2 WHEN :y = 1 THEN 0 ELSE 1 END AS g, count(*) AS n "
+                "FROM frame AS f JOIN :t AS s USING (_pos) GROUP BY ALL")
+    query = fill(template, c=exp.to_identifier(plan.spec.name, quoted=True), bins=cards.BINS, y=y, t=_table(table))
+    counts = np.zeros((3, cards.BINS), dtype=np.int64)
+    for b, g, n in con.execute(render(query)).fetchall():
+        counts[g, b] = n
+    return counts
+
+
+def _card(con: duckdb.DuckDBPyConnection, plan: Plan, model: DetectorModel, table: str, facts: dict) -> dict:
+    spec = plan.spec
+    windows = {"train": plan.train, "valid": plan.valid, "out_of_time": _out_of_time(con, plan)}
+    described = model.describe()
+    card = {"name": spec.name, "kind": spec.kind, "features": spec.features, "seed": spec.seed,
+            "params": described.pop("params"), "yaml_params": spec.params, **facts,
+            "trained_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    for part, span in windows.items():
+        card[part] = _window_scores(con, plan, table, span).summary() if span else None
+    card["importance"] = cards.importance(spec.features, model.importance_)
+    card["importance_method"] = described.pop("importance_method")
+    card["model"] = described
+    card["histograms"] = cards.histograms(_histogram(con, plan, table))
+    card["versions"] = cards.versions()
+    card["notes"] = ("Metrics use events whose label is known now; train/valid labels may have arrived after "
+                     "the windows ended. Backtests overlapping train or valid are optimistic.")
+    return card
+
+
+# ------------------------------------------------------------------ publishing
+
+
+def _write_folder(folder: Path, model: DetectorModel, plan: Plan, card: dict) -> None:
+    folder.mkdir(parents=True)
+    meta = {"name": plan.spec.name, "features": plan.spec.features, "train": plan.train.days,
+            "valid": plan.valid.days if plan.valid else None, "seed": plan.spec.seed}
+    save_detector(model, folder, meta)
+    (folder / "card.json").write_text(json.dumps(card, indent=2, default=str) + "\n")
+    (folder / "card.md").write_text(cards.card_markdown(card))
+
+
+def _swap_folder(staging: Path, final: Path) -> Path | None:
+    """Move `staging` to `final`, keeping the previous `final` as a backup (returned) until commit."""
+    backup = None
+    if final.exists():
+        backup = final.with_name(f".{final.name}.previous-{os.getpid()}")
+        shutil.rmtree(backup, ignore_errors=True)
+        final.rename(backup)
+    staging.rename(final)
+    return backup
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error:
+        pass  # the failed statement already ended the transaction
+
+
+def _publish(ws: Workspace, con: duckdb.DuckDBPyConnection, plan: Plan, model: DetectorModel, facts: dict,
+             progress: Progress) -> dict:
+    """Score, write the card and model, and swap both into place in one transaction."""
+    name = plan.spec.name
+    staging_table, final = f"_scoring_{name}", ws.models_dir / name
+    staging = ws.models_dir / f".{name}.staging-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    backup = None
+    con.execute("BEGIN TRANSACTION")
+    try:
+        started = time.perf_counter()
+        facts["events_scored"] = score_into(con, model, plan.spec.features, name, staging_table, progress)
+        facts["scoring_seconds"] = round(time.perf_counter() - started, 3)
+        card = _card(con, plan, model, staging_table, facts)
+        _write_folder(staging, model, plan, card)
+        _swap_table(con, staging_table, score_table(name))
+        backup = _swap_folder(staging, final)
+        con.execute("COMMIT")
+    except BaseException:
+        _rollback(con)
+        shutil.rmtree(staging, ignore_errors=True)
+        if backup is not None:
+            shutil.rmtree(final, ignore_errors=True)
+            backup.rename(final)
+        raise
+    if backup is not None:
+        shutil.rmtree(backup, ignore_errors=True)
+    return card
+
+
+# ------------------------------------------------------------------ entry points
+
+
+def train_detector(ws: Workspace, path: str | os.PathLike, progress: Progress = _quiet) -> TrainResult:
+    """Fit the detector of a YAML file, score every event into `scores_<name>`, write model and card.
+
+    Raises:
+        RiskConsoleError: one line naming the file and the problem; nothing is left half-written.
+    """
+    label = ws.rel(path)
+    spec = ws.detector(path)
+    model = make_detector(spec.kind, spec.params, spec.seed, label)
+    con = ws.connect()
+    try:
+        plan = _plan(ws, con, spec, label)
+        fit_rows, seconds = _fit(con, plan, model, progress)
+        facts = {"fit_rows": fit_rows, "training_seconds": round(seconds, 3)}
+        card = _publish(ws, con, plan, model, facts, progress)
+    except duckdb.Error as err:
+        raise DataError(f"{label}: {str(err).splitlines()[0]}") from None
+    finally:
+        con.close()
+    return TrainResult(spec.name, spec.kind, ws.models_dir / spec.name, card)
+
+
+def detector_files(ws: Workspace) -> list[Path]:
+    """Every `detectors/*.yaml` of the workspace, sorted; two files with one `name` is an error."""
+    files = sorted(ws.detectors_dir.glob("*.yaml"))
+    seen: dict[str, Path] = {}
+    for path in files:
+        name = ws.detector(path).name
+        if name in seen:
+            raise ConfigError(f"{ws.rel(path)}: name: '{name}' is also the name of {ws.rel(seen[name])}")
+        seen[name] = path
+    return files
+
+
+def train_all(ws: Workspace, progress: Progress = _quiet) -> list[TrainResult]:
+    """Train every detector of the workspace (what `riskconsole demo` does after loading)."""
+    results = []
+    for path in detector_files(ws):
+        results.append(train_detector(ws, path, progress))
+        progress(results[-1].summary())
+    return results
+
+
+def trained_models(ws: Workspace) -> dict[str, Path]:
+    """Name -> model folder of every trained detector of the workspace."""
+    if not ws.models_dir.exists():
+        return {}
+    return {p.parent.name: p.parent for p in sorted(ws.models_dir.glob("*/detector.json"))
+            if not p.parent.name.startswith(".")}
+
+
+def _rescore_one(con: duckdb.DuckDBPyConnection, name: str, folder: Path, types: dict[str, str],
+                 progress: Progress) -> int:
+    model, meta = load_detector(folder)
+    missing = [f for f in meta["features"] if f not in types]
+    if missing:
+        raise DataError(f"data/models/{name}: reads '{missing[0]}', which the loaded frame no longer has "
+                        f"(retrain it: riskconsole train detectors/{name}.yaml)")
+    con.execute("BEGIN TRANSACTION")
+    try:
+        rows = score_into(con, model, meta["features"], name, f"_scoring_{name}", progress)
+        _swap_table(con, f"_scoring_{name}", score_table(name))
+        con.execute("COMMIT")
+    except BaseException:
+        _rollback(con)
+        raise
+    return rows
+
+
+def rescore_all(ws: Workspace, progress: Progress = _quiet) -> dict[str, int]:
+    """Re-score every trained model onto the current frame (after a reload, `_pos` may have changed).
+
+    Score tables without a model folder are dropped: their rows would no longer line up with events.
+    """
+    con = ws.connect()
+    try:
+        types = frame_types(con, ws.rel(ws.db_path))
+        models = trained_models(ws)
+        done = {name: _rescore_one(con, name, folder, types, progress) for name, folder in models.items()}
+        tables = con.execute("SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'scores\\_%' "
+                             "ESCAPE '\\'").fetchall()
+        for (table,) in tables:
+            if table[len(SCORE_TABLE_PREFIX):] not in models:
+                con.execute(render(exp.Drop(tables=[_table(table)], kind="TABLE", exists=True)))
+                progress(f"dropped {table}: no trained model in data/models/")
+    except duckdb.Error as err:
+        raise DataError(f"{ws.rel(ws.db_path)}: {str(err).splitlines()[0]}") from None
+    finally:
+        con.close()
+    return done
+

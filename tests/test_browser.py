@@ -1,0 +1,106 @@
+"""End to end in a real browser: `streamlit run app.py` on a small demo workspace, driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from riskconsole.scaffold import build_demo_workspace
+from riskconsole.workspace import Workspace
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+PAGES = ["", "tune_page", "strategy_page", "data_page", "export_page"]
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (make test installs it)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory):
+    ws = Workspace(tmp_path_factory.mktemp("browser"))
+    build_demo_workspace(ws, n_events=20_000)
+    port = _free_port()
+    env = {**os.environ, "RISKCONSOLE_WORKSPACE": str(ws.root)}
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
+                             str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
+                             "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.3)
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+def _settle(page) -> None:
+    page.wait_for_selector("[data-testid=stApp][data-test-connection-state=CONNECTED]", timeout=60_000)
+    page.wait_for_timeout(300)
+    page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=120_000)
+
+
+def _metric(page, label: str) -> str:
+    tile = page.locator("[data-testid=stMetric]").filter(has_text=label).first
+    return tile.locator("[data-testid=stMetricValue]").inner_text()
+
+
+def test_every_page_renders_without_exception(console, browser):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1500, "height": 1800})
+    for name in PAGES:
+        page.goto(f"{console}/{name}")
+        _settle(page)
+        page.wait_for_timeout(800)
+        assert page.locator("[data-testid=stException]").count() == 0, name
+        page.screenshot(path=str(ARTIFACTS / f"{name or 'backtest_page'}.png"), full_page=True)
+    page.close()
+
+
+def test_moving_a_threshold_slider_updates_the_kpis(console, browser):
+    page = browser.new_page(viewport={"width": 1500, "height": 1800})
+    page.goto(f"{console}/tune_page")
+    _settle(page)
+    before = _metric(page, "review")
+    slider = page.locator("[data-testid=stSlider]").filter(has_text="drop_users").locator("input[type=range]")
+    slider.focus()
+    started = time.perf_counter()
+    for _ in range(3):
+        slider.press("ArrowLeft")
+    page.wait_for_timeout(300)
+    _settle(page)
+    elapsed = time.perf_counter() - started
+    assert page.locator("[data-testid=stException]").count() == 0
+    assert _metric(page, "review") != before
+    page.screenshot(path=str(ARTIFACTS / "tune_after_slider.png"), full_page=True)
+    (ARTIFACTS / "slider_seconds.txt").write_text(f"{elapsed:.3f}\n")
+    page.close()
