@@ -72,6 +72,7 @@ class Groups:
     count: np.ndarray        # int64 events in the group
     amount: np.ndarray       # float64 amount summed (0 where amount is missing or unmapped)
     days: list[date]         # every day of the window, in order
+    segment: np.ndarray | None = None  # object: segment label per group (with --by)
 
 
 def _timestamp(value: datetime) -> exp.Expression:
@@ -118,8 +119,9 @@ def mask_words(compiled: CompiledStrategy) -> list[exp.Expression]:
     return words
 
 
-def groups_query(compiled: CompiledStrategy, frame: Frame, dataset: Dataset, window: Window) -> exp.Select:
-    """The one query a backtest runs: population rows grouped by day, label and rule mask."""
+def groups_query(compiled: CompiledStrategy, frame: Frame, dataset: Dataset, window: Window,
+                 segment: exp.Expression | None = None) -> exp.Select:
+    """The one query a backtest runs: population rows grouped by day, label and rule mask (and segment)."""
     amount = fill("coalesce(CAST(:a AS DOUBLE), 0)", a=ident(dataset.columns.amount)) if dataset.columns.amount \
         else lit(0.0)
     words = mask_words(compiled)
@@ -127,18 +129,19 @@ def groups_query(compiled: CompiledStrategy, frame: Frame, dataset: Dataset, win
         alias(fill("CAST(:t AS DATE)", t=ident(dataset.columns.time)), "day"),
         alias(_label_expr(dataset, window), "y"), alias(amount, "amt"),
         *[alias(w, f"m{i}") for i, w in enumerate(words)],
+        *([alias(fill("coalesce(CAST(:s AS VARCHAR), '(missing)')", s=segment), "seg")] if segment else []),
     ).from_(source(compiled, frame).subquery("src"))
     for condition in _filters(compiled, dataset, window):
         inner = inner.where(condition)
-    keys = ["day", "y", *[f"m{i}" for i in range(len(words))]]
+    keys = ["day", "y", *[f"m{i}" for i in range(len(words))], *(["seg"] if segment else [])]
     return exp.select(*keys, alias(fill("count(*)"), "n"), alias(fill("sum(amt)"), "amt")).from_(
         inner.subquery("p")).group_by(*keys)
 
 
 def run_groups(con: duckdb.DuckDBPyConnection, compiled: CompiledStrategy, frame: Frame, dataset: Dataset,
-               window: Window) -> Groups:
+               window: Window, segment: exp.Expression | None = None) -> Groups:
     """Execute the grouped query (on a safe connection) and unpack it into numpy arrays."""
-    table = con.sql(render(groups_query(compiled, frame, dataset, window))).to_arrow_table()
+    table = con.sql(render(groups_query(compiled, frame, dataset, window, segment))).to_arrow_table()
     days = _days(con, dataset, window)
     first = np.datetime64(days[0], "D") if days else np.datetime64("1970-01-01", "D")
     day = (table.column("day").to_numpy().astype("datetime64[D]") - first).astype(np.int64)
@@ -146,9 +149,10 @@ def run_groups(con: duckdb.DuckDBPyConnection, compiled: CompiledStrategy, frame
     hits = np.zeros((table.num_rows, len(compiled.rules)), dtype=bool)
     for i in range(len(compiled.rules)):
         hits[:, i] = (words[i // BITS] >> (i % BITS)) & 1
+    seg = np.asarray(table.column("seg").to_pylist(), dtype=object) if segment is not None else None
     return Groups(day, table.column("y").to_numpy().astype(np.int8), hits,
                   table.column("n").to_numpy().astype(np.int64),
-                  np.nan_to_num(table.column("amt").to_numpy(zero_copy_only=False).astype(np.float64)), days)
+                  np.nan_to_num(table.column("amt").to_numpy(zero_copy_only=False).astype(np.float64)), days, seg)
 
 
 def _days(con: duckdb.DuckDBPyConnection, dataset: Dataset, window: Window) -> list[date]:

@@ -11,6 +11,9 @@ import duckdb
 
 from riskconsole import __version__
 from riskconsole.backtest import Groups, Window, run_groups
+from riskconsole.attribution import attribution
+from riskconsole.compare import compare_block, joint_groups
+from riskconsole.segments import segment_expression, segment_rows
 from riskconsole.config import Dataset
 from riskconsole.metrics import RuleSet, by_action, daily, decide, overall, rule_table
 from riskconsole.strategy import CompiledStrategy, Frame, compile_strategy, frame_of
@@ -39,11 +42,12 @@ def rule_set(compiled: CompiledStrategy) -> RuleSet:
 
 
 def build_report(compiled: CompiledStrategy, groups: Groups, dataset: Dataset, window: Window,
-                 extra_warnings: list[str] | None = None) -> dict:
+                 extra_warnings: list[str] | None = None, by: str | None = None) -> dict:
     """The report dict (DESIGN.md §6) from grouped events."""
     rules = rule_set(compiled)
     action = decide(groups.hits, rules)
     business = dataset.business
+    rule_rows = rule_table(groups, action, rules)
     report = {
         "strategy": compiled.name,
         "description": compiled.strategy.description,
@@ -53,11 +57,14 @@ def build_report(compiled: CompiledStrategy, groups: Groups, dataset: Dataset, w
         "params": compiled.params,
         "overall": overall(groups, action, business),
         "by_action": by_action(groups, action),
-        "rules": rule_table(groups, action, rules),
+        "rules": rule_rows,
+        "attribution": attribution(groups, rules, business, rule_rows),
         "daily": daily(groups, action, business),
         "business": business.model_dump(),
         "version": __version__,
     }
+    if groups.segment is not None:
+        report["segments"] = {"by": by, "rows": segment_rows(groups, action, business)}
     report["warnings"] = label_warnings(report) + list(extra_warnings or [])
     return report
 
@@ -101,9 +108,20 @@ def detector_warnings(ws: Workspace, compiled: CompiledStrategy, window_days: tu
     return out
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """What to compare against: a strategy file and how to measure the difference."""
+
+    path: str | Path
+    bootstrap: int = 1000
+    seed: int = 7
+    allow_different_population: bool = False
+
+
 def run_backtest(ws: Workspace, strategy_path: str | Path, window: Window | None = None,
-                 overrides: dict | None = None, con: duckdb.DuckDBPyConnection | None = None) -> Backtest:
-    """Compile, run and report one strategy on the workspace's frame (one SQL pass)."""
+                 overrides: dict | None = None, con: duckdb.DuckDBPyConnection | None = None,
+                 baseline: Baseline | None = None, by: str | None = None) -> Backtest:
+    """Compile, run and report one strategy (and, with a baseline, both in the same SQL pass)."""
     window = window or Window()
     dataset = ws.dataset()
     own = con is None
@@ -112,12 +130,23 @@ def run_backtest(ws: Workspace, strategy_path: str | Path, window: Window | None
         frame = frame_of(con, dataset)
         label = ws.rel(strategy_path)
         compiled = compile_strategy(ws.strategy(strategy_path), frame, label, overrides, con=con)
-        groups = run_groups(con, compiled, frame, dataset, window)
+        segment = segment_expression(con, by, compiled, frame, dataset, window) if by else None
+        if baseline is None:
+            groups, joint, base = run_groups(con, compiled, frame, dataset, window, segment), None, None
+        else:
+            base = compile_strategy(ws.strategy(baseline.path), frame, ws.rel(baseline.path), con=con)
+            joint = joint_groups(con, compiled, base, frame, dataset, window, baseline.allow_different_population,
+                                 segment)
+            groups = joint.side_groups("candidate")
     finally:
         if own:
             con.close()
     days = (groups.days[0].isoformat(), groups.days[-1].isoformat()) if groups.days else (None, None)
-    report = build_report(compiled, groups, dataset, window, detector_warnings(ws, compiled, days))
+    report = build_report(compiled, groups, dataset, window, detector_warnings(ws, compiled, days), by)
+    if joint is not None:
+        report["compare"] = {"baseline_strategy": base.name,
+                             **compare_block(joint, dataset, baseline.bootstrap, baseline.seed,
+                                             detector_warnings(ws, base, days))}
     return Backtest(report, compiled, groups, window, dataset, frame)
 
 

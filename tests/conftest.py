@@ -85,3 +85,19 @@ def tiny_ws(tmp_path: Path) -> Workspace:
     ws = write_workspace(tmp_path / "ws", random_events(), strategies={"tiny": strategy})
     load(ws)
     return ws
+
+
+def assert_same(a, b, rel: float = 1e-9) -> None:
+    """Deep equality where floats may differ only by summation order."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert_same(a[key], b[key], rel)
+    elif isinstance(a, list):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            assert_same(x, y, rel)
+    elif isinstance(a, float):
+        assert a == pytest.approx(b, rel=rel)
+    else:
+        assert a == b

@@ -8,21 +8,7 @@ from riskconsole.backtest import make_window
 from riskconsole.evaluator import Evaluator
 from riskconsole.report import build_report, run_backtest
 from riskconsole.strategy import compile_strategy
-
-
-def _same(a, b):
-    if isinstance(a, dict):
-        assert a.keys() == b.keys()
-        for key in a:
-            _same(a[key], b[key])
-    elif isinstance(a, list):
-        assert len(a) == len(b)
-        for x, y in zip(a, b):
-            _same(x, y)
-    elif isinstance(a, float):
-        assert a == pytest.approx(b, rel=1e-12)
-    else:
-        assert a == b
+from conftest import assert_same
 
 
 @pytest.mark.parametrize("window", [make_window(), make_window("2026-03-02", "2026-03-03", "2026-03-04")])
@@ -33,7 +19,7 @@ def test_evaluator_matches_backtest(tiny_ws, window):
         bt = run_backtest(tiny_ws, path, window, overrides, con=con)
         evaluator = Evaluator(con, bt.dataset, bt.frame, window, bt.compiled)
         report = build_report(bt.compiled, evaluator.groups(bt.compiled), bt.dataset, window)
-        _same(bt.report, report)
+        assert_same(bt.report, report, rel=1e-12)
     con.close()
 
 

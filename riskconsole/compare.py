@@ -1,0 +1,228 @@
+"""Champion/challenger: two strategies on the same events, the decisions that change, and honest intervals.
+
+Both strategies run in ONE pass: the union of their rule conditions is one mask, grouped by
+(day, label, mask); each strategy's decisions come from its own columns. Intervals on the deltas
+come from a paired bootstrap that resamples whole days (fraud arrives in bursts, so resampling
+single events would understate the noise), vectorized over day-level aggregates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+
+from riskconsole.backtest import Groups, Window, run_groups
+from riskconsole.config import Business, Dataset
+from riskconsole.errors import RiskConsoleError
+from riskconsole.metrics import ALLOW, BLOCK, REVIEW, RuleSet, decide, overall
+from riskconsole.segments import compare_segments, segment_rows
+from riskconsole.sqlbuild import render
+from sqlglot import exp
+from riskconsole.strategy import CompiledRule, CompiledStrategy, Frame
+
+ACTION_NAMES = {ALLOW: "allow", REVIEW: "review", BLOCK: "block"}
+CI_METRICS = ("precision", "recall", "f1", "amount_recall", "alert_rate", "net_benefit", "fraud_amount_stopped",
+              "good_amount_blocked", "review_cases")
+DAILY_FIELDS = ("n", "flagged", "tp", "fp", "fn", "fraud_amt", "caught_amt", "stopped", "good_blocked", "reviews")
+
+
+@dataclass
+class Joint:
+    """Grouped events with the union of both strategies' conditions, and each side's decisions."""
+
+    groups: Groups
+    candidate: np.ndarray   # action per group
+    baseline: np.ndarray
+    candidate_cols: list[int]
+    baseline_cols: list[int]
+    in_candidate: np.ndarray  # group is in the candidate's population
+    in_baseline: np.ndarray
+
+    def side_groups(self, which: str) -> Groups:
+        """Groups restricted to one side's population, with only that side's rule columns."""
+        g = self.groups
+        keep = self.in_candidate if which == "candidate" else self.in_baseline
+        cols = self.candidate_cols if which == "candidate" else self.baseline_cols
+        seg = g.segment[keep] if g.segment is not None else None
+        return Groups(g.day[keep], g.label[keep], g.hits[keep][:, cols], g.count[keep], g.amount[keep], g.days, seg)
+
+
+def _union(candidate: CompiledStrategy, baseline: CompiledStrategy) -> tuple[CompiledStrategy, list[int], list[int]]:
+    """One pseudo-strategy whose rules are the distinct conditions of both; column indices of each side."""
+    rules: list[CompiledRule] = []
+    index: dict[str, int] = {}
+
+    def column(rule: CompiledRule) -> int:
+        key = render(rule.condition)
+        if key not in index:
+            index[key] = len(rules)
+            rules.append(CompiledRule(f"c{len(rules)}", "review", True, rule.condition))
+        return index[key]
+
+    cand_cols = [column(r) for r in candidate.rules]
+    base_cols = [column(r) for r in baseline.rules]
+    detectors = sorted(set(candidate.detectors) | set(baseline.detectors))
+    union = CompiledStrategy(candidate.strategy, {}, rules, candidate.population, detectors)
+    return union, cand_cols, base_cols
+
+
+def rule_set_of(compiled: CompiledStrategy) -> RuleSet:
+    """Names, actions and enabled flags of a compiled strategy."""
+    return RuleSet([r.name for r in compiled.rules], [r.action for r in compiled.rules],
+                   [r.enabled for r in compiled.rules])
+
+
+def same_population(candidate: CompiledStrategy, baseline: CompiledStrategy) -> bool:
+    """Whether both decide the same events (same population filter)."""
+    render_or_none = [render(c.population) if c.population is not None else None for c in (candidate, baseline)]
+    return render_or_none[0] == render_or_none[1]
+
+
+def joint_groups(con: duckdb.DuckDBPyConnection, candidate: CompiledStrategy, baseline: CompiledStrategy,
+                 frame: Frame, dataset: Dataset, window: Window, allow_different_population: bool = False,
+                 segment: exp.Expression | None = None) -> Joint:
+    """Run both strategies in one SQL pass.
+
+    With different populations (only when allowed), the pass covers their union and each strategy
+    allows the events outside its own population.
+    """
+    same = same_population(candidate, baseline)
+    if not same and not allow_different_population:
+        raise RiskConsoleError(
+            f"'{candidate.name}' and '{baseline.name}' decide different populations; a comparison would mix "
+            "different events (pass --allow-different-population to compare anyway)")
+    union, cand_cols, base_cols = _union(candidate, baseline)
+    if not same:
+        union, pop_cols = _with_populations(union, candidate, baseline)
+    groups = run_groups(con, union, frame, dataset, window, segment)
+    everywhere = np.ones(len(groups.count), dtype=bool)
+    in_cand, in_base = (everywhere, everywhere) if same else (groups.hits[:, pop_cols[0]], groups.hits[:, pop_cols[1]])
+    cand_action = np.where(in_cand, decide(groups.hits[:, cand_cols], rule_set_of(candidate)), ALLOW)
+    base_action = np.where(in_base, decide(groups.hits[:, base_cols], rule_set_of(baseline)), ALLOW)
+    return Joint(groups, cand_action.astype(np.int8), base_action.astype(np.int8), cand_cols, base_cols,
+                 in_cand, in_base)
+
+
+def _with_populations(union: CompiledStrategy, candidate: CompiledStrategy,
+                      baseline: CompiledStrategy) -> tuple[CompiledStrategy, tuple[int, int]]:
+    """Add each side's population as a column and scan the union of both populations."""
+    true = exp.Boolean(this=True)
+    pops = [c.population if c.population is not None else true for c in (candidate, baseline)]
+    rules = list(union.rules) + [CompiledRule(f"population_{i}", "review", True, p) for i, p in enumerate(pops)]
+    either = exp.Or(this=exp.Paren(this=pops[0]), expression=exp.Paren(this=pops[1]))
+    n = len(union.rules)
+    return CompiledStrategy(union.strategy, {}, rules, either, union.detectors), (n, n + 1)
+
+
+def transitions(joint: Joint) -> list[dict]:
+    """Events whose decision changed, by before -> after, with label counts and amounts."""
+    g = joint.groups
+    out = []
+    for before in (ALLOW, REVIEW, BLOCK):
+        for after in (ALLOW, REVIEW, BLOCK):
+            sel = (joint.baseline == before) & (joint.candidate == after)
+            if before == after or not sel.any():
+                continue
+            out.append({
+                "before": ACTION_NAMES[before], "after": ACTION_NAMES[after], "events": int(g.count[sel].sum()),
+                "fraud": int(g.count[sel & (g.label == 1)].sum()), "good": int(g.count[sel & (g.label == 0)].sum()),
+                "unlabeled": int(g.count[sel & (g.label == -1)].sum()), "amount": float(g.amount[sel].sum()),
+                "fraud_amount": float(g.amount[sel & (g.label == 1)].sum()),
+                "good_amount": float(g.amount[sel & (g.label == 0)].sum()),
+            })
+    return out
+
+
+def daily_matrix(g: Groups, action: np.ndarray, business: Business) -> np.ndarray:
+    """Per-day sums (days x DAILY_FIELDS) from which every bootstrapped metric is rebuilt."""
+    fraud, good = g.label == 1, g.label == 0
+    flagged, block, review = action != ALLOW, action == BLOCK, action == REVIEW
+    n, amt = g.count.astype(float), g.amount
+    weights = {
+        "n": n, "flagged": n * flagged, "tp": n * (flagged & fraud), "fp": n * (flagged & good),
+        "fn": n * (~flagged & fraud), "fraud_amt": amt * fraud, "caught_amt": amt * (flagged & fraud),
+        "stopped": amt * (block & fraud) + business.review_catch_rate * amt * (review & fraud),
+        "good_blocked": amt * (block & good), "reviews": n * review,
+    }
+    return np.stack([np.bincount(g.day, weights=weights[f], minlength=len(g.days)) for f in DAILY_FIELDS], axis=1)
+
+
+def metrics_from_sums(sums: np.ndarray, business: Business) -> dict[str, np.ndarray]:
+    """CI metrics from summed daily fields (last axis = DAILY_FIELDS); NaN where undefined."""
+    f = {name: sums[..., i] for i, name in enumerate(DAILY_FIELDS)}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = f["tp"] / (f["tp"] + f["fp"])
+        recall = f["tp"] / (f["tp"] + f["fn"])
+        return {
+            "precision": precision, "recall": recall, "f1": 2 * precision * recall / (precision + recall),
+            "amount_recall": f["caught_amt"] / f["fraud_amt"], "alert_rate": f["flagged"] / f["n"],
+            "net_benefit": f["stopped"] - business.good_block_cost * f["good_blocked"]
+            - business.review_cost * f["reviews"],
+            "fraud_amount_stopped": f["stopped"], "good_amount_blocked": f["good_blocked"],
+            "review_cases": f["reviews"],
+        }
+
+
+def bootstrap(candidate_days: np.ndarray, baseline_days: np.ndarray, business: Business, n: int = 1000,
+              seed: int = 7, level: float = 0.95) -> dict:
+    """Paired day-resampling bootstrap: intervals for each side and for the deltas.
+
+    Args:
+        candidate_days, baseline_days: `daily_matrix` of each side over the same days.
+        n: resamples; seed: for reproducibility; level: interval coverage.
+    """
+    days = candidate_days.shape[0]
+    if days == 0 or n <= 0:
+        return {"resamples": 0, "unit": "day", "level": level, "delta": {}, "candidate": {}, "baseline": {}}
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(days, np.full(days, 1 / days), size=n).astype(float)  # n x days
+    cand = metrics_from_sums(weights @ candidate_days, business)
+    base = metrics_from_sums(weights @ baseline_days, business)
+    tail = (1 - level) / 2 * 100
+    out = {"resamples": n, "unit": "day", "level": level, "seed": seed, "delta": {}, "candidate": {}, "baseline": {}}
+    for metric in CI_METRICS:
+        for name, values in (("delta", cand[metric] - base[metric]), ("candidate", cand[metric]),
+                             ("baseline", base[metric])):
+            finite = values[np.isfinite(values)]
+            out[name][metric] = [float(v) for v in np.percentile(finite, [tail, 100 - tail])] \
+                if len(finite) >= 0.9 * n else None
+    return out
+
+
+def deltas(candidate: dict, baseline: dict) -> dict:
+    """candidate − baseline for every numeric key of `overall` (None where either is undefined)."""
+    out = {}
+    for key, value in candidate.items():
+        other = baseline.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and isinstance(other, (int, float)):
+            out[key] = value - other
+        elif key in baseline:
+            out[key] = None
+    return out
+
+
+def compare_block(joint: Joint, dataset: Dataset, bootstrap_n: int = 1000, seed: int = 7,
+                  warnings: list[str] | None = None) -> dict:
+    """The report's `compare` section."""
+    business = dataset.business
+    cand = overall(joint.groups, joint.candidate, business)
+    base = overall(joint.groups, joint.baseline, business)
+    population = not (joint.in_candidate.all() and joint.in_baseline.all())
+    intervals = bootstrap(daily_matrix(joint.groups, joint.candidate, business),
+                          daily_matrix(joint.groups, joint.baseline, business), business, bootstrap_n, seed)
+    if joint.groups.segment is not None:
+        rows = compare_segments(segment_rows(joint.groups, joint.candidate, business),
+                                segment_rows(joint.groups, joint.baseline, business))
+        worse = [r["segment"] for r in rows if {"net_benefit", "recall"} & set(r["worse_on"])]
+        segments = {"rows": rows, "worse": worse,
+                    "worse_means": "the candidate loses net benefit or recall in this segment"}
+    else:
+        segments = None
+    notes = list(warnings or [])
+    if population:
+        notes.append("the strategies decide different populations (--allow-different-population): both are "
+                     "measured on the union of their populations, each allowing the events outside its own")
+    return {"baseline": base, "candidate": cand, "delta": deltas(cand, base), "changed": transitions(joint),
+            "intervals": intervals, "different_population": population, "segments": segments, "warnings": notes}

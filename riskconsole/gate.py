@@ -1,0 +1,75 @@
+"""A deploy gate: guardrails on a comparison report, judged with their confidence intervals.
+
+`recall>=+0.00` (a signed value) bounds the DELTA against the baseline; `review_overflow_days<=0`
+(unsigned) bounds the candidate's own value. A guardrail holds only when its whole 95% interval
+satisfies it (a non-inferiority reading): noise is never enough to pass. Metrics without an
+interval (counts of days, for instance) are judged on their point value.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from dataclasses import dataclass
+
+from riskconsole.errors import RiskConsoleError
+
+_PATTERN = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|>|<)\s*([+-])?\s*(\d+(?:\.\d*)?|\.\d+)\s*$")
+_OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
+
+
+@dataclass(frozen=True)
+class Guardrail:
+    """`metric op value`, on the delta when `relative`."""
+
+    text: str
+    metric: str
+    op: str
+    value: float
+    relative: bool
+
+
+def parse_guardrail(text: str, metrics: list[str], where: str = "--require") -> Guardrail:
+    """Parse `recall>=+0.00`; an unknown metric or a malformed rule is a one-line error."""
+    match = _PATTERN.match(text)
+    if not match:
+        raise RiskConsoleError(f"{where} '{text}': write METRIC OP VALUE, e.g. recall>=+0.00 (a signed value bounds "
+                               "the change against the baseline) or review_overflow_days<=0")
+    metric, op, sign, number = match.groups()
+    if metric not in metrics:
+        raise RiskConsoleError(f"{where} '{text}': unknown metric '{metric}' (choose from {', '.join(metrics)})")
+    value = float(number) * (-1 if sign == "-" else 1)
+    return Guardrail(text.strip(), metric, op, value, sign is not None)
+
+
+def judge(guard: Guardrail, report: dict) -> dict:
+    """Whether the guardrail holds on the report, with the numbers that decided it."""
+    compare = report.get("compare")
+    if guard.relative and compare is None:
+        raise RiskConsoleError(f"guardrail '{guard.text}' bounds a change: give --baseline")
+    if guard.relative:
+        point = compare["delta"].get(guard.metric)
+        interval = compare["intervals"]["delta"].get(guard.metric)
+    else:
+        point = report["overall"].get(guard.metric)
+        interval = (compare or {}).get("intervals", {}).get("candidate", {}).get(guard.metric)
+    if point is None:
+        return {"guardrail": guard.text, "holds": False, "value": None, "interval": None,
+                "reason": f"{guard.metric} is undefined on this window"}
+    test = _OPS[guard.op]
+    worst = point if interval is None else (min(interval) if guard.op in (">=", ">") else max(interval))
+    return {"guardrail": guard.text, "holds": bool(test(point, guard.value) and test(worst, guard.value)),
+            "value": point, "interval": interval, "worst": worst, "relative": guard.relative}
+
+
+def describe(result: dict) -> str:
+    """One line per guardrail: PASS/FAIL, the value, its interval."""
+    status = "PASS" if result["holds"] else "FAIL"
+    if result["value"] is None:
+        return f"{status} {result['guardrail']}: {result['reason']}"
+    sign = "+" if result.get("relative") else ""
+    value = f"{'delta' if result.get('relative') else 'value'} {result['value']:{sign},.4g}"
+    if result["interval"]:
+        lo, hi = result["interval"]
+        value += f" (95% CI {lo:{sign},.4g} … {hi:{sign},.4g})"
+    return f"{status} {result['guardrail']}: {value}"

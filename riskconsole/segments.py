@@ -1,0 +1,100 @@
+"""Break any report down by a column or by quantile buckets of a numeric feature (`--by channel`, `--by amount:5`)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+import duckdb
+import numpy as np
+from sqlglot import exp
+
+from riskconsole.backtest import Groups, Window, _filters
+from riskconsole.config import Business
+from riskconsole.errors import RiskConsoleError
+from riskconsole.metrics import overall
+from riskconsole.sqlbuild import fill, ident, lit, render
+from riskconsole.strategy import CompiledStrategy, Frame, source
+
+_SPEC = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?::(\d+))?$")
+MAX_SEGMENTS = 200
+SEGMENT_KEYS = ("population", "flagged", "tp", "fp", "fn", "unlabeled_total", "precision", "recall",
+                "amount_recall", "alert_rate", "fraud_amount_stopped", "good_amount_blocked", "review_cases",
+                "net_benefit")
+
+
+def segment_expression(con: duckdb.DuckDBPyConnection, spec: str, compiled: CompiledStrategy, frame: Frame,
+                       dataset, window: Window) -> exp.Expression:
+    """The segment key for `COLUMN` or `COLUMN:N` (N quantile buckets of a numeric column)."""
+    match = _SPEC.match(spec.strip())
+    if not match:
+        raise RiskConsoleError(f"--by {spec}: write a column (--by channel) or a column and a number of quantile "
+                               "buckets (--by amount:5)")
+    column, buckets = match.group(1), match.group(2)
+    if column not in frame.visible:
+        hint = "it is the label or derived from it" if column in frame.hidden else "no such column"
+        raise RiskConsoleError(f"--by {spec}: cannot segment by '{column}' ({hint})")
+    if buckets is None:
+        return ident(column)
+    return _buckets(con, column, int(buckets), compiled, frame, dataset, window, spec)
+
+
+def _buckets(con, column: str, n: int, compiled, frame: Frame, dataset, window: Window, spec: str) -> exp.Expression:
+    if not 2 <= n <= 50:
+        raise RiskConsoleError(f"--by {spec}: use 2 to 50 buckets")
+    probs = exp.Array(expressions=[lit(i / n) for i in range(1, n)])
+    query = exp.select(fill("quantile_cont(CAST(:c AS DOUBLE), :p)", c=ident(column), p=probs)).from_(
+        source(compiled, frame).subquery("src"))
+    for condition in _filters(compiled, dataset, window):
+        query = query.where(condition)
+    try:
+        edges = con.execute(render(query)).fetchall()[0][0]
+    except duckdb.Error:
+        raise RiskConsoleError(f"--by {spec}: '{column}' is not numeric; segment by it without ':N'") from None
+    edges = sorted(set(e for e in (edges or []) if e is not None))
+    value = fill("CAST(:c AS DOUBLE)", c=ident(column))
+    ifs, low = [], None
+    for edge in edges:
+        label = f"{_num(low) if low is not None else '-inf'} … {_num(edge)}"
+        ifs.append(exp.If(this=fill(":v < :e", v=value, e=lit(edge)), true=lit(f"{len(ifs) + 1:02d}: {label}")))
+        low = edge
+    last = f"{len(ifs) + 1:02d}: {_num(low) if low is not None else '-inf'} … +inf"
+    return exp.Case(ifs=[exp.If(this=fill(":v IS NULL", v=value), true=lit("(missing)")), *ifs], default=lit(last))
+
+
+def _num(value: float) -> str:
+    return f"{value:,.4g}"
+
+
+def segment_rows(g: Groups, action: np.ndarray, business: Business) -> list[dict]:
+    """The main metrics per segment, largest segments first."""
+    if g.segment is None:
+        return []
+    names, counts = np.unique(g.segment.astype(str), return_counts=True)
+    if len(names) > MAX_SEGMENTS:
+        raise RiskConsoleError(f"--by: {len(names):,} segments is too many (at most {MAX_SEGMENTS}); "
+                               "bucket a numeric column with COLUMN:N")
+    rows = []
+    for name in names:
+        keep = g.segment == name
+        part = replace(g, day=g.day[keep], label=g.label[keep], hits=g.hits[keep], count=g.count[keep],
+                       amount=g.amount[keep], segment=None)
+        metrics = overall(part, action[keep], business)
+        rows.append({"segment": str(name), **{k: metrics[k] for k in SEGMENT_KEYS}})
+    if all(re.match(r"^\d\d: |^\(missing\)$", r["segment"]) for r in rows):  # quantile buckets: in order
+        return sorted(rows, key=lambda r: r["segment"])
+    return sorted(rows, key=lambda r: (-r["population"], r["segment"]))
+
+
+def compare_segments(candidate_rows: list[dict], baseline_rows: list[dict]) -> list[dict]:
+    """Per segment: both sides' main metrics, the deltas, and where the candidate is worse."""
+    base = {r["segment"]: r for r in baseline_rows}
+    out = []
+    for row in candidate_rows:
+        other = base.get(row["segment"], {})
+        delta = {k: (row[k] - other[k]) if row.get(k) is not None and other.get(k) is not None else None
+                 for k in ("precision", "recall", "net_benefit", "review_cases", "fp")}
+        worse = [k for k in ("net_benefit", "recall", "precision") if delta[k] is not None and delta[k] < 0]
+        out.append({"segment": row["segment"], "population": row["population"],
+                    "candidate": row, "baseline": other, "delta": delta, "worse_on": worse})
+    return out
