@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import yaml
 from riskconsole.backtest import fetch_decisions, make_window
 from riskconsole.errors import RiskConsoleError
 from riskconsole.export import fmt, parse_formats, render_files, write_files
-from riskconsole.report import now_stamp, run_backtest
+from riskconsole.report import Baseline, now_stamp, run_backtest
 from riskconsole.workspace import Workspace
 
 
@@ -60,12 +61,21 @@ def cmd_validate(ws: Workspace, args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _baseline(args: argparse.Namespace) -> Baseline | None:
+    if not args.baseline:
+        return None
+    if args.bootstrap < 0:
+        raise RiskConsoleError(f"--bootstrap {args.bootstrap}: give a number of resamples >= 0")
+    return Baseline(args.baseline, args.bootstrap, args.seed, args.allow_different_population)
+
+
 def cmd_backtest(ws: Workspace, args: argparse.Namespace) -> None:
     formats = parse_formats(args.format)
     window = make_window(args.from_, args.to, args.as_of)
     con = ws.connect_safe()
     try:
-        bt = run_backtest(ws, args.strategy, window, _parse_sets(args.set), con=con)
+        bt = run_backtest(ws, args.strategy, window, _parse_sets(args.set), con=con, baseline=_baseline(args),
+                          by=args.by)
         decisions = fetch_decisions(con, bt.compiled, bt.frame, bt.dataset, window) if "csv" in formats else None
     finally:
         con.close()
@@ -73,6 +83,26 @@ def cmd_backtest(ws: Workspace, args: argparse.Namespace) -> None:
     write_files(render_files(bt.report, formats, decisions), out)
     _print_summary(bt.report)
     print(f"wrote {out}")
+
+
+def cmd_gate(ws: Workspace, args: argparse.Namespace) -> int:
+    from riskconsole.gate import describe, judge, parse_guardrail
+
+    strategy = ws.strategy(args.strategy)
+    texts = [(f"{ws.rel(args.strategy)}: guardrails", g) for g in strategy.guardrails] + \
+        [("--require", g) for g in args.require or []]
+    if not texts:
+        raise RiskConsoleError("no guardrail: give --require METRIC>=VALUE or `guardrails:` in the strategy YAML")
+    window = make_window(args.from_, args.to, args.as_of)
+    report = run_backtest(ws, args.strategy, window, _parse_sets(args.set), baseline=_baseline(args)).report
+    metrics = [k for k, v in report["overall"].items() if isinstance(v, (int, float)) or v is None]
+    results = [judge(parse_guardrail(text, metrics, where), report) for where, text in texts]
+    for result in results:
+        print(describe(result))
+    held = sum(r["holds"] for r in results)
+    print(f"{'PASSED' if held == len(results) else 'FAILED'}: {held} of {len(results)} guardrails hold "
+          f"({report['strategy']} vs {ws.rel(args.baseline) if args.baseline else 'no baseline'}, {report['window']['from']}..{report['window']['to']})")
+    return 0 if held == len(results) else 1
 
 
 def _print_summary(report: dict) -> None:
@@ -101,6 +131,63 @@ def cmd_sweep(ws: Workspace, args: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
+def cmd_train(ws: Workspace, args: argparse.Namespace) -> int:
+    from riskconsole.detectors import train_detector
+
+    failed = 0
+    for path in args.detectors:
+        try:
+            result = train_detector(ws, path, progress=_progress)
+        except RiskConsoleError as err:
+            print(f"error: {err}", file=sys.stderr)
+            failed += 1
+            continue
+        print(result.summary())
+        print(f"  card: {ws.rel(result.model_dir / 'card.md')}")
+    return 1 if failed else 0
+
+
+def _progress(message: str) -> None:
+    print(f"  {message}", file=sys.stderr)
+
+
+def cmd_explain(ws: Workspace, args: argparse.Namespace) -> None:
+    from riskconsole.detectors import explain
+
+    result = explain(ws, args.event_id, args.detector, top=args.top)
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+        return
+    for line in explain_lines(result):
+        print(line)
+
+
+def _value(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+    return "null" if value is None else str(value)
+
+
+def explain_lines(result: dict) -> list[str]:
+    """A reviewer-readable rendering of `explain()`'s result."""
+    event = result["event"]
+    lines = ["event " + "  ".join(f"{k} {_value(v)}" for k, v in event.items())]
+    for d in result["detectors"]:
+        lines.append(f"{d['name']} ({d['kind']}): score {d['score']:.4f}")
+        for r in d["reasons"]:
+            if "contribution" in r:
+                lines.append(f"  + {r['feature']} = {_value(r['value'])}  pushes {r['contribution']:+.3f} log-odds")
+            else:
+                side = "above" if r["z"] > 0 else "below"
+                lines.append(f"  ! {r['feature']} = {_value(r['value'])}  {abs(r['z']):.1f} spreads {side} "
+                             f"typical {_value(r['typical'])}")
+        if not d["reasons"]:
+            lines.append("  (no feature pushes this score up)")
+        if d.get("warning"):
+            lines.append(f"  warning: {d['warning']}")
+    return lines
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="riskconsole", description="Backtest fraud strategies before deploying.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -117,24 +204,42 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", nargs="?", help="dataset YAML (default: data/dataset.yaml of the workspace)")
     p = command("validate", "check strategy, detector and dataset files without running them")
     p.add_argument("files", nargs="+")
-    for name, help_ in (("backtest", "backtest a strategy"), ("sweep", "backtest a strategy over values of a param")):
+    for name, help_ in (("backtest", "backtest a strategy"), ("sweep", "backtest a strategy over values of a param"),
+                        ("gate", "exit 0 only if every guardrail holds against the baseline")):
         p = command(name, help_)
         p.add_argument("strategy")
         p.add_argument("--from", dest="from_")
         p.add_argument("--to")
         p.add_argument("--as-of", dest="as_of")
         p.add_argument("--set", action="append", metavar="PARAM=VALUE")
-        p.add_argument("--out")
+        if name != "gate":
+            p.add_argument("--out")
+        if name in ("backtest", "gate"):
+            p.add_argument("--baseline", help="strategy YAML to compare against (fills the report's `compare`)")
+            p.add_argument("--bootstrap", type=int, default=1000, help="day resamples for the intervals")
+            p.add_argument("--seed", type=int, default=7)
+            p.add_argument("--allow-different-population", action="store_true")
+        if name == "gate":
+            p.add_argument("--require", action="append", metavar="GUARDRAIL",
+                           help="e.g. recall>=+0.00 (signed: change vs baseline) or review_overflow_days<=0")
         if name == "backtest":
             p.add_argument("--format", default="json,csv")
-        else:
+            p.add_argument("--by", help="segment the report: a column, or COLUMN:N quantile buckets")
+        if name == "sweep":
             p.add_argument("--param", required=True)
             p.add_argument("--values", required=True, help="a:b:step, or a comma-separated list")
+    p = command("train", "fit detectors, write their model cards, score every event")
+    p.add_argument("detectors", nargs="+", metavar="DETECTOR_YAML")
+    p = command("explain", "why an event scored high: each detector's score and top reasons")
+    p.add_argument("event_id")
+    p.add_argument("--detector", action="append", metavar="NAME", help="only this detector (repeatable)")
+    p.add_argument("--top", type=int, default=5, help="reasons per detector (default 5)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     return parser
 
 
 COMMANDS = {"demo": cmd_demo, "load": cmd_load, "validate": cmd_validate, "backtest": cmd_backtest,
-            "sweep": cmd_sweep}
+            "sweep": cmd_sweep, "gate": cmd_gate, "train": cmd_train, "explain": cmd_explain}
 
 
 def main(argv: list[str] | None = None) -> int:

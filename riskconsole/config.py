@@ -162,6 +162,10 @@ class Strategy(_Strict):
     population: str | None = Field(None, description="Optional SQL filter: which events the strategy decides.")
     params: dict[str, ParamValue] = Field(default_factory=dict)
     rules: list[Rule] = Field(default_factory=list)
+    guardrails: list[str] = Field(
+        default_factory=list,
+        description="Deploy-gate conditions checked by `riskconsole gate`, e.g. 'recall>=+0.00' (signed: change vs "
+                    "the baseline) or 'review_overflow_days<=0'.")
 
     @model_validator(mode="after")
     def _unique_rules(self) -> Strategy:
