@@ -6,7 +6,6 @@ Each file is rendered to bytes by one function, so the CLI and the console write
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 from pathlib import Path
@@ -17,11 +16,6 @@ import pyarrow.parquet as pq
 from riskconsole.errors import RiskConsoleError
 
 FORMATS = ("json", "csv", "html", "md")
-_KPIS = [("precision", "pct"), ("recall", "pct"), ("amount_recall", "pct"), ("alert_rate", "pct"),
-         ("fraud_amount_stopped", "money"), ("good_amount_blocked", "money"), ("review_cases", "int"),
-         ("review_cost", "money"), ("net_benefit", "money"), ("review_overflow_days", "int"),
-         ("tp", "int"), ("fp", "int"), ("fn", "int"), ("tn", "int"), ("unlabeled_flagged", "int"),
-         ("unlabeled_total", "int")]
 
 
 def parse_formats(text: str) -> list[str]:
@@ -86,53 +80,6 @@ def parquet_bytes(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def markdown(report: dict) -> str:
-    """report.md: KPIs, rules and warnings as Markdown tables, for a pull request."""
-    o = report["overall"]
-    lines = [f"# Backtest: {report['strategy']}", "",
-             f"Window {report['window']['from']} … {report['window']['to']}"
-             + (f", labels as of {report['as_of']}" if report.get("as_of") else "")
-             + f", population {o['population']:,} events.", "",
-             "| metric | value |", "| --- | ---: |"]
-    lines += [f"| {k} | {fmt(o[k], kind)} |" for k, kind in _KPIS]
-    lines += ["", "## Rules", "", "| rule | action | hits | precision | recall | unique catches |",
-              "| --- | --- | ---: | ---: | ---: | ---: |"]
-    lines += [f"| {r['name']}{'' if r['enabled'] else ' (off)'} | {r['action']} | {r['hits']:,} | "
-              f"{fmt(r['precision'], 'pct')} | {fmt(r['recall'], 'pct')} | {r['unique_tp']:,} |"
-              for r in report["rules"]]
-    if report["warnings"]:
-        lines += ["", "## Warnings", ""] + [f"- {w}" for w in report["warnings"]]
-    return "\n".join(lines) + "\n"
-
-
-def html_page(report: dict) -> str:
-    """report.html: one self-contained page (no external resources)."""
-    o = report["overall"]
-    tiles = "".join(f"<div class=tile><div class=k>{html.escape(k.replace('_', ' '))}</div>"
-                    f"<div class=v>{fmt(o[k], kind)}</div></div>" for k, kind in _KPIS[:10])
-    rules = "".join(
-        f"<tr><td>{html.escape(r['name'])}</td><td>{r['action']}</td><td>{r['hits']:,}</td>"
-        f"<td>{fmt(r['precision'], 'pct')}</td><td>{fmt(r['recall'], 'pct')}</td><td>{r['unique_tp']:,}</td></tr>"
-        for r in report["rules"])
-    days = "".join(f"<tr><td>{d['day']}</td><td>{d['population']:,}</td><td>{d['flagged']:,}</td>"
-                   f"<td>{d['tp']:,}</td><td>{d['fp']:,}</td><td>{d['review_cases']:,}</td></tr>"
-                   for d in report["daily"])
-    warnings = "".join(f"<li>{html.escape(w)}</li>" for w in report["warnings"])
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(report['strategy'])}</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}.tiles{{display:flex;flex-wrap:wrap;gap:.6em}}
-.tile{{border:1px solid #ddd;border-radius:6px;padding:.6em 1em;min-width:9em}}.k{{color:#666;font-size:.85em}}
-.v{{font-size:1.4em;font-weight:600}}table{{border-collapse:collapse;margin:1em 0}}
-td,th{{border-bottom:1px solid #eee;padding:.3em .8em;text-align:right}}td:first-child,th:first-child{{text-align:left}}
-</style></head><body><h1>Backtest: {html.escape(report['strategy'])}</h1>
-<p>Window {report['window']['from']} … {report['window']['to']} · population {o['population']:,}</p>
-<div class=tiles>{tiles}</div><h2>Warnings</h2><ul>{warnings or '<li>none</li>'}</ul>
-<h2>Rules</h2><table><tr><th>rule</th><th>action</th><th>hits</th><th>precision</th><th>recall</th>
-<th>unique catches</th></tr>{rules}</table>
-<h2>Daily</h2><table><tr><th>day</th><th>population</th><th>flagged</th><th>tp</th><th>fp</th><th>reviews</th></tr>
-{days}</table></body></html>
-"""
-
-
 def render_files(report: dict, formats: list[str], decisions: pa.Table | None = None) -> dict[str, bytes]:
     """File name -> bytes for the requested formats (report.json always)."""
     files = {"report.json": json_bytes(report)}
@@ -141,10 +88,13 @@ def render_files(report: dict, formats: list[str], decisions: pa.Table | None = 
         files["daily.csv"] = table_csv_bytes(report["daily"])
         if decisions is not None:
             files["decisions.parquet"] = parquet_bytes(decisions)
-    if "html" in formats:
-        files["report.html"] = html_page(report).encode()
-    if "md" in formats:
-        files["report.md"] = markdown(report).encode()
+    if "html" in formats or "md" in formats:
+        from riskconsole.share import html_page, markdown  # charts: imported only when asked for
+
+        if "html" in formats:
+            files["report.html"] = html_page(report).encode()
+        if "md" in formats:
+            files["report.md"] = markdown(report).encode()
     return files
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from riskconsole.export import fmt
-from riskconsole.ui.charts import daily_chart
+from riskconsole.charts import daily_chart
 from riskconsole.ui.common import (connection_or_stop, dataset_or_stop, evaluate, guard, kpi_tiles, pick_strategy,
                                    pick_window, show_warnings, workspace)
 

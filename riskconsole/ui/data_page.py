@@ -13,7 +13,7 @@ from riskconsole.export import fmt
 from riskconsole.ingest import FORMATS, load
 from riskconsole.overview import distribution, feature_table, label_maturity, quarantine_reasons, \
     quarantine_sample, summary, tables
-from riskconsole.ui.charts import histogram_chart, maturity_chart
+from riskconsole.charts import histogram_chart, maturity_chart
 from riskconsole.ui.common import dataset_or_stop, db_version, release_connections, workspace, _connection
 from riskconsole.versions import atomic_write
 

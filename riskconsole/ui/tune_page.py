@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from riskconsole.tuning import param_range
-from riskconsole.ui.charts import curve_chart
+from riskconsole.charts import curve_chart
 from riskconsole.ui.common import (connection_or_stop, dataset_or_stop, evaluate, guard, kpi_tiles, param_curve,
                                    pick_strategy, pick_window, show_warnings, workspace)
 

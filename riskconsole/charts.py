@@ -67,3 +67,12 @@ def curve_chart(points: list[dict], x: str, y: str, current: dict, x_title: str,
 def score_hist_chart(hist: list[dict]) -> alt.Chart:
     """A detector's score histogram by label (rows of start, end, label, events)."""
     return histogram_chart(hist, "score")
+
+
+def segment_delta_chart(rows: list[dict]) -> alt.Chart:
+    """Net-benefit change per segment (candidate minus baseline), losses in red."""
+    df = pd.DataFrame([{"segment": r["segment"], "delta": r["delta"]["net_benefit"] or 0.0} for r in rows])
+    return alt.Chart(df).mark_bar().encode(
+        y=alt.Y("segment:N", sort=None, title=None), x=alt.X("delta:Q", title="net benefit change"),
+        color=alt.condition("datum.delta < 0", alt.value("#d62728"), alt.value("#2ca02c")),
+        tooltip=["segment:N", alt.Tooltip("delta:Q", format=",.0f")]).properties(height=max(80, 22 * len(df)))
