@@ -188,6 +188,52 @@ def explain_lines(result: dict) -> list[str]:
     return lines
 
 
+def _values_by_param(params: list[str], specs: list[str] | None) -> dict[str, str | None]:
+    values: dict[str, str | None] = {p: None for p in params}
+    for spec in specs or []:
+        name, sep, rest = spec.partition("=")
+        if sep and name in values:
+            values[name] = rest
+        elif len(params) == 1 and not sep:
+            values[params[0]] = spec
+        else:
+            raise RiskConsoleError(f"--values {spec}: write PARAM=a:b:step (or a list) for one of {', '.join(params)}")
+    return values
+
+
+def cmd_optimize(ws: Workspace, args: argparse.Namespace) -> int:
+    from riskconsole.sweep import optimize, sweep_files
+
+    window = make_window(args.from_, args.to, args.as_of)
+    result = optimize(ws, args.strategy, _values_by_param(args.param, args.values), window, _parse_sets(args.set),
+                      args.max_overflow_days, args.min_precision)
+    out = _out_dir(ws, args, f"{result['strategy']}-optimize")
+    write_files(sweep_files(result), out)
+    names = result["params"]
+
+    def setting(p: dict) -> str:
+        return ", ".join(f"{n}={p[n]}" for n in names)
+
+    print(f"{len(result['points']):,} settings tried ({result['method']}); frontier of {len(result['frontier'])}")
+    for p in result["frontier"][-8:]:
+        print(f"  frontier: {setting(p):<40} net benefit {fmt(p['net_benefit'], 'money'):>12}  "
+              f"reviews {p['review_cases']:>9,}  overflow days {p['review_overflow_days']}")
+    print(f"wrote {out}")
+    if not result["feasible"]:
+        c = result["closest"]
+        raise RiskConsoleError(
+            f"no setting of {', '.join(names)} keeps review load within capacity (at most "
+            f"{args.max_overflow_days} day(s) over)" + (f" and precision >= {args.min_precision}" if args.min_precision
+                                                         else "")
+            + f"; closest: {setting(c)} with {c['review_overflow_days']} day(s) over, precision "
+              f"{fmt(c['precision'], 'pct')}, net benefit {fmt(c['net_benefit'], 'money')}")
+    b = result["best"]
+    print(f"best: {setting(b)}: net benefit {fmt(b['net_benefit'], 'money')}, precision {fmt(b['precision'], 'pct')}, "
+          f"recall {fmt(b['recall'], 'pct')}, {b['review_overflow_days']} day(s) over capacity "
+          f"(now: {setting(result['current'])})")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="riskconsole", description="Backtest fraud strategies before deploying.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -228,6 +274,15 @@ def _parser() -> argparse.ArgumentParser:
         if name == "sweep":
             p.add_argument("--param", required=True)
             p.add_argument("--values", required=True, help="a:b:step, or a comma-separated list")
+    p = command("optimize", "param values that maximise net benefit within review capacity")
+    p.add_argument("strategy")
+    p.add_argument("--param", action="append", required=True, help="a param to search (repeatable)")
+    p.add_argument("--values", action="append", help="PARAM=a:b:step or PARAM=v1,v2 (default: the param's range)")
+    p.add_argument("--max-overflow-days", type=int, default=0, help="days allowed over review capacity (default 0)")
+    p.add_argument("--min-precision", type=float, help="a floor on precision")
+    for flag, dest in (("--from", "from_"), ("--to", "to"), ("--as-of", "as_of"), ("--out", "out")):
+        p.add_argument(flag, dest=dest)
+    p.add_argument("--set", action="append", metavar="PARAM=VALUE")
     p = command("train", "fit detectors, write their model cards, score every event")
     p.add_argument("detectors", nargs="+", metavar="DETECTOR_YAML")
     p = command("explain", "why an event scored high: each detector's score and top reasons")
@@ -239,7 +294,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"demo": cmd_demo, "load": cmd_load, "validate": cmd_validate, "backtest": cmd_backtest,
-            "sweep": cmd_sweep, "gate": cmd_gate, "train": cmd_train, "explain": cmd_explain}
+            "sweep": cmd_sweep, "gate": cmd_gate, "optimize": cmd_optimize, "train": cmd_train, "explain": cmd_explain}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Backtest one strategy over many values of a param: the trade-off curve."""
+"""Sweeps and optimization over a strategy's params: the trade-off curve, the best setting, the frontier."""
 
 from __future__ import annotations
 
@@ -7,18 +7,14 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from riskconsole.backtest import Window, run_groups
+from riskconsole.backtest import Window
 from riskconsole.errors import RiskConsoleError
 from riskconsole.export import json_bytes, table_csv_bytes
-from riskconsole.metrics import decide, overall
-from riskconsole.report import rule_set
-from riskconsole.strategy import compile_strategy, frame_of
+from riskconsole.optimize import choose, curve, default_values, frontier
+from riskconsole.strategy import frame_of
 from riskconsole.workspace import Workspace
 
 MAX_POINTS = 10_000
-POINT_KEYS = ("population", "flagged", "tp", "fp", "fn", "precision", "recall", "f1", "amount_recall",
-              "alert_rate", "fraud_amount_stopped", "good_amount_blocked", "review_cases", "review_cost",
-              "net_benefit", "review_overflow_days", "max_daily_reviews")
 
 
 def parse_values(text: str) -> list:
@@ -43,31 +39,48 @@ def parse_values(text: str) -> list:
     return values
 
 
-def sweep(ws: Workspace, strategy_path: str | Path, param: str, values: list, window: Window,
-          overrides: dict | None = None) -> dict:
-    """Overall metrics of the strategy at each value of `param`."""
+def _run(ws: Workspace, strategy_path: str | Path, grid: dict[str, list], window: Window,
+         overrides: dict | None) -> tuple[list[dict], str, str]:
     dataset = ws.dataset()
     strategy = ws.strategy(strategy_path)
-    label = ws.rel(strategy_path)
-    if param not in strategy.params:
-        raise RiskConsoleError(f"{label}: --param {param}: the strategy has no param '{param}' "
-                               f"(defined: {', '.join(strategy.params) or 'none'})")
     con = ws.connect_safe()
-    points = []
     try:
-        frame = frame_of(con, dataset)
-        for value in values:
-            compiled = compile_strategy(strategy, frame, label, {**(overrides or {}), param: value}, con=con)
-            groups = run_groups(con, compiled, frame, dataset, window)
-            metrics = overall(groups, decide(groups.hits, rule_set(compiled)), dataset.business)
-            points.append({"value": value, **{k: metrics[k] for k in POINT_KEYS}})
+        points, method = curve(con, strategy, frame_of(con, dataset), dataset, ws.rel(strategy_path), window,
+                               grid, overrides)
     finally:
         con.close()
+    return points, method, strategy.name
+
+
+def sweep(ws: Workspace, strategy_path: str | Path, param: str, values: list, window: Window,
+          overrides: dict | None = None) -> dict:
+    """Overall metrics of the strategy at each value of `param` (one SQL pass)."""
+    points, method, name = _run(ws, strategy_path, {param: values}, window, overrides)
+    points = [{"value": p.pop(param), **p} for p in points]
     best = max((p for p in points if p["net_benefit"] is not None), key=lambda p: p["net_benefit"], default=None)
-    return {"strategy": strategy.name, "param": param, "points": points,
+    return {"strategy": name, "param": param, "method": method, "points": points,
             "best_net_benefit": best and {"value": best["value"], "net_benefit": best["net_benefit"]}}
 
 
+def optimize(ws: Workspace, strategy_path: str | Path, values: dict[str, str | None], window: Window,
+             overrides: dict | None = None, max_overflow_days: int = 0, min_precision: float | None = None) -> dict:
+    """Param values that maximise net benefit within review capacity (and a precision floor), and the frontier."""
+    strategy = ws.strategy(strategy_path)
+    grid = {}
+    for param, spec in values.items():
+        if param not in strategy.params:
+            raise RiskConsoleError(f"{ws.rel(strategy_path)}: --param {param}: the strategy has no param "
+                                   f"'{param}' (defined: {', '.join(strategy.params) or 'none'})")
+        grid[param] = parse_values(spec) if spec else default_values(strategy.params[param])
+    points, method, name = _run(ws, strategy_path, grid, window, overrides)
+    decision = choose(points, max_overflow_days, min_precision)
+    return {"strategy": name, "params": list(grid), "method": method,
+            "constraints": {"max_overflow_days": max_overflow_days, "min_precision": min_precision},
+            **decision, "current": {p: strategy.params[p] for p in grid}, "frontier": frontier(points),
+            "points": points}
+
+
 def sweep_files(result: dict) -> dict[str, bytes]:
-    """sweep.json and sweep.csv."""
-    return {"sweep.json": json_bytes(result), "sweep.csv": table_csv_bytes(result["points"])}
+    """sweep.json and sweep.csv (or optimize.json and optimize.csv)."""
+    stem = "sweep" if "param" in result else "optimize"
+    return {f"{stem}.json": json_bytes(result), f"{stem}.csv": table_csv_bytes(result["points"])}
