@@ -79,7 +79,7 @@ def _timestamp(value: datetime) -> exp.Expression:
     return fill("CAST(:v AS TIMESTAMP)", v=lit(value.isoformat(sep=" ")))
 
 
-def _label_expr(dataset: Dataset, window: Window) -> exp.Expression:
+def known_label(dataset: Dataset, window: Window) -> exp.Expression:
     roles = dataset.columns
     if not roles.label:
         return lit(-1)
@@ -89,7 +89,7 @@ def _label_expr(dataset: Dataset, window: Window) -> exp.Expression:
     return fill("CASE WHEN :k THEN CAST(:l AS TINYINT) ELSE -1 END", k=known, l=ident(roles.label))
 
 
-def _filters(compiled: CompiledStrategy, dataset: Dataset, window: Window) -> list[exp.Expression]:
+def population_filters(compiled: CompiledStrategy, dataset: Dataset, window: Window) -> list[exp.Expression]:
     time = ident(dataset.columns.time)
     conditions = []
     if window.start is not None:
@@ -127,11 +127,11 @@ def groups_query(compiled: CompiledStrategy, frame: Frame, dataset: Dataset, win
     words = mask_words(compiled)
     inner = exp.select(
         alias(fill("CAST(:t AS DATE)", t=ident(dataset.columns.time)), "day"),
-        alias(_label_expr(dataset, window), "y"), alias(amount, "amt"),
+        alias(known_label(dataset, window), "y"), alias(amount, "amt"),
         *[alias(w, f"m{i}") for i, w in enumerate(words)],
         *([alias(fill("coalesce(CAST(:s AS VARCHAR), '(missing)')", s=segment), "seg")] if segment else []),
     ).from_(source(compiled, frame).subquery("src"))
-    for condition in _filters(compiled, dataset, window):
+    for condition in population_filters(compiled, dataset, window):
         inner = inner.where(condition)
     keys = ["day", "y", *[f"m{i}" for i in range(len(words))], *(["seg"] if segment else [])]
     return exp.select(*keys, alias(fill("count(*)"), "n"), alias(fill("sum(amt)"), "amt")).from_(
@@ -142,7 +142,7 @@ def run_groups(con: duckdb.DuckDBPyConnection, compiled: CompiledStrategy, frame
                window: Window, segment: exp.Expression | None = None) -> Groups:
     """Execute the grouped query (on a safe connection) and unpack it into numpy arrays."""
     table = con.sql(render(groups_query(compiled, frame, dataset, window, segment))).to_arrow_table()
-    days = _days(con, dataset, window)
+    days = window_days(con, dataset, window)
     first = np.datetime64(days[0], "D") if days else np.datetime64("1970-01-01", "D")
     day = (table.column("day").to_numpy().astype("datetime64[D]") - first).astype(np.int64)
     words = [table.column(f"m{i}").to_numpy().astype(np.int64) for i in range((len(compiled.rules) - 1) // BITS + 1)]
@@ -155,7 +155,7 @@ def run_groups(con: duckdb.DuckDBPyConnection, compiled: CompiledStrategy, frame
                   np.nan_to_num(table.column("amt").to_numpy(zero_copy_only=False).astype(np.float64)), days, seg)
 
 
-def _days(con: duckdb.DuckDBPyConnection, dataset: Dataset, window: Window) -> list[date]:
+def window_days(con: duckdb.DuckDBPyConnection, dataset: Dataset, window: Window) -> list[date]:
     """Every calendar day of the window (or of the data, where the window is open)."""
     lo, hi = window.start, window.end
     if lo is None or hi is None:
@@ -172,24 +172,31 @@ def _days(con: duckdb.DuckDBPyConnection, dataset: Dataset, window: Window) -> l
 def decisions_query(compiled: CompiledStrategy, frame: Frame, dataset: Dataset, window: Window) -> exp.Select:
     """One row per population event: id, time, label (NULL if unknown), amount, action, matched rules, scores."""
     roles = dataset.columns
-    enabled = [r for r in compiled.rules if r.enabled]
-    allow = _any([r for r in enabled if r.action == "allow"])
-    block = _any([r for r in enabled if r.action == "block"])
-    review = _any([r for r in enabled if r.action == "review"])
-    action = fill("CASE WHEN :a THEN 'allow' WHEN :b THEN 'block' WHEN :r THEN 'review' ELSE 'allow' END",
-                  a=allow, b=block, r=review)
-    names = exp.Array(expressions=[fill("CASE WHEN :h THEN :n END", h=hit_column(r.condition), n=lit(r.name))
-                                   for r in compiled.rules])
-    matched = fill("list_filter(:names, x -> x IS NOT NULL)", names=names)
     amount = fill("CAST(:a AS DOUBLE)", a=ident(roles.amount)) if roles.amount else fill("CAST(NULL AS DOUBLE)")
     query = exp.select(
         alias(fill("CAST(:i AS VARCHAR)", i=ident(roles.id)), "id"), alias(ident(roles.time), "time"),
-        alias(fill("nullif(:y, -1)", y=_label_expr(dataset, window)), "label"), alias(amount, "amount"),
-        alias(action, "action"), alias(matched, "matched_rules"), *[ident(d) for d in compiled.detectors],
+        alias(fill("nullif(:y, -1)", y=known_label(dataset, window)), "label"), alias(amount, "amount"),
+        alias(action_case(compiled), "action"), alias(matched_rules(compiled), "matched_rules"),
+        *[ident(d) for d in compiled.detectors],
     ).from_(source(compiled, frame).subquery("src"))
-    for condition in _filters(compiled, dataset, window):
+    for condition in population_filters(compiled, dataset, window):
         query = query.where(condition)
     return query.order_by(ident("time"), ident("id"))
+
+
+def action_case(compiled: CompiledStrategy) -> exp.Expression:
+    """The decision as SQL text: allow beats block beats review; no match allows."""
+    enabled = [r for r in compiled.rules if r.enabled]
+    return fill("CASE WHEN :a THEN 'allow' WHEN :b THEN 'block' WHEN :r THEN 'review' ELSE 'allow' END",
+                **{k: _any([r for r in enabled if r.action == a]) for k, a in (("a", "allow"), ("b", "block"),
+                                                                              ("r", "review"))})
+
+
+def matched_rules(compiled: CompiledStrategy) -> exp.Expression:
+    """The list of rule names whose condition holds."""
+    names = exp.Array(expressions=[fill("CASE WHEN :h THEN :n END", h=hit_column(r.condition), n=lit(r.name))
+                                   for r in compiled.rules])
+    return fill("list_filter(:names, x -> x IS NOT NULL)", names=names)
 
 
 def _any(rules: list) -> exp.Expression:

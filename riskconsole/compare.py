@@ -12,15 +12,16 @@ from dataclasses import dataclass
 
 import duckdb
 import numpy as np
+import pyarrow as pa
+from sqlglot import exp
 
-from riskconsole.backtest import Groups, Window, run_groups
+from riskconsole.backtest import Groups, Window, population_filters, known_label, action_case, matched_rules, run_groups
 from riskconsole.config import Business, Dataset
 from riskconsole.errors import RiskConsoleError
 from riskconsole.metrics import ALLOW, BLOCK, REVIEW, RuleSet, decide, overall
 from riskconsole.segments import compare_segments, segment_rows
-from riskconsole.sqlbuild import render
-from sqlglot import exp
-from riskconsole.strategy import CompiledRule, CompiledStrategy, Frame
+from riskconsole.sqlbuild import alias, fill, ident, lit, render
+from riskconsole.strategy import CompiledRule, CompiledStrategy, Frame, source
 
 ACTION_NAMES = {ALLOW: "allow", REVIEW: "review", BLOCK: "block"}
 CI_METRICS = ("precision", "recall", "f1", "amount_recall", "alert_rate", "net_benefit", "fraud_amount_stopped",
@@ -226,3 +227,23 @@ def compare_block(joint: Joint, dataset: Dataset, bootstrap_n: int = 1000, seed:
                      "measured on the union of their populations, each allowing the events outside its own")
     return {"baseline": base, "candidate": cand, "delta": deltas(cand, base), "changed": transitions(joint),
             "intervals": intervals, "different_population": population, "segments": segments, "warnings": notes}
+
+
+def transition_events(con: duckdb.DuckDBPyConnection, candidate: CompiledStrategy, baseline: CompiledStrategy,
+                      frame: Frame, dataset: Dataset, window: Window, before: str, after: str,
+                      limit: int = 500) -> pa.Table:
+    """Events whose decision goes from `before` (baseline) to `after` (candidate), with both rule lists."""
+    roles = dataset.columns
+    union = _union(candidate, baseline)[0]
+    amount = ident(roles.amount) if roles.amount else lit(None)
+    inner = exp.select(
+        alias(fill("CAST(:i AS VARCHAR)", i=ident(roles.id)), "id"), alias(ident(roles.time), "time"),
+        alias(fill("nullif(:y, -1)", y=known_label(dataset, window)), "label"), alias(amount, "amount"),
+        alias(action_case(baseline), "before"), alias(action_case(candidate), "after"),
+        alias(matched_rules(baseline), "baseline_rules"), alias(matched_rules(candidate), "candidate_rules"),
+        *[ident(d) for d in union.detectors]).from_(source(union, frame).subquery("src"))
+    for condition in population_filters(union, dataset, window):
+        inner = inner.where(condition)
+    query = exp.select("*").from_(inner.subquery("d")).where(
+        fill("before = :b AND after = :a", b=lit(before), a=lit(after))).order_by("time", "id").limit(limit)
+    return con.sql(render(query)).to_arrow_table()

@@ -14,7 +14,7 @@ import duckdb
 import numpy as np
 from sqlglot import exp
 
-from riskconsole.backtest import Groups, Window, _days, _filters, _label_expr, hit_column
+from riskconsole.backtest import Groups, Window, window_days, population_filters, known_label, hit_column
 from riskconsole.config import Dataset
 from riskconsole.sqlbuild import alias, fill, ident, render
 from riskconsole.strategy import CompiledStrategy, Frame, source
@@ -40,7 +40,7 @@ class Evaluator:
         return {name: table.column(name).to_numpy() for name in table.column_names}
 
     def _where(self, query: exp.Select, compiled: CompiledStrategy) -> exp.Select:
-        for condition in _filters(compiled, self.dataset, self.window):
+        for condition in population_filters(compiled, self.dataset, self.window):
             query = query.where(condition)
         return query
 
@@ -48,12 +48,12 @@ class Evaluator:
         roles = self.dataset.columns
         amount = fill("coalesce(CAST(:a AS DOUBLE), 0)", a=ident(roles.amount)) if roles.amount else fill("0.0")
         query = exp.select("_pos", alias(fill("CAST(:t AS DATE)", t=ident(roles.time)), "day"),
-                           alias(_label_expr(self.dataset, self.window), "y"), alias(amount, "amt"))
+                           alias(known_label(self.dataset, self.window), "y"), alias(amount, "amt"))
         query = self._where(query.from_(source(compiled, self.frame).subquery("src")), compiled).order_by("_pos")
         base = self._query(query)
         self.pos = base["_pos"].astype(np.int64)
         with self._lock, self.con.cursor() as cur:
-            self.days = _days(cur, self.dataset, self.window)
+            self.days = window_days(cur, self.dataset, self.window)
         first = np.datetime64(self.days[0], "D") if self.days else np.datetime64("1970-01-01", "D")
         self.day = (base["day"].astype("datetime64[D]") - first).astype(np.int64)
         self.label = base["y"].astype(np.int8)

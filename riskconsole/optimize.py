@@ -16,7 +16,7 @@ import duckdb
 import numpy as np
 from sqlglot import exp
 
-from riskconsole.backtest import Window, _days, _filters, _label_expr, hit_column
+from riskconsole.backtest import Window, window_days, population_filters, known_label, hit_column
 from riskconsole.compare import rule_set_of
 from riskconsole.config import Business, Dataset, Strategy
 from riskconsole.errors import RiskConsoleError
@@ -133,17 +133,17 @@ def score_curve(con: duckdb.DuckDBPyConnection, found, frame: Frame, dataset: Da
     roles = dataset.columns
     amount = fill("coalesce(CAST(:a AS DOUBLE), 0)", a=ident(roles.amount)) if roles.amount else lit(0.0)
     inner = exp.select(alias(fill("CAST(:t AS DATE)", t=ident(roles.time)), "day"),
-                       alias(_label_expr(dataset, window), "y"), alias(amount, "amt"), alias(a0, "a0"),
+                       alias(known_label(dataset, window), "y"), alias(amount, "amt"), alias(a0, "a0"),
                        alias(a1, "a1"), alias(fill("CAST(:s AS DOUBLE)", s=ident(score)), "s")).from_(
         source(compiled, frame).subquery("src"))
-    for condition in _filters(compiled, dataset, window):
+    for condition in population_filters(compiled, dataset, window):
         inner = inner.where(condition)
     moving = fill("a0 <> a1 AND s IS NOT NULL")
     query = exp.select("day", "y", "a0", alias(fill("CASE WHEN :m THEN a1 END", m=moving), "a1"),
                        alias(fill("CASE WHEN :m THEN s END", m=moving), "s"), alias(fill("count(*)"), "n"),
                        alias(fill("sum(amt)"), "amt")).from_(inner.subquery("e")).group_by("ALL")
     table = con.sql(render(query)).to_arrow_table()
-    days = _days(con, dataset, window)
+    days = window_days(con, dataset, window)
     data = {c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names}
     return _curve_from_groups(data, days, dataset.business, thresholds, op == ">=")
 

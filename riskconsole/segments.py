@@ -9,7 +9,7 @@ import duckdb
 import numpy as np
 from sqlglot import exp
 
-from riskconsole.backtest import Groups, Window, _filters
+from riskconsole.backtest import Groups, Window, population_filters
 from riskconsole.config import Business
 from riskconsole.errors import RiskConsoleError
 from riskconsole.metrics import overall
@@ -45,7 +45,7 @@ def _buckets(con, column: str, n: int, compiled, frame: Frame, dataset, window: 
     probs = exp.Array(expressions=[lit(i / n) for i in range(1, n)])
     query = exp.select(fill("quantile_cont(CAST(:c AS DOUBLE), :p)", c=ident(column), p=probs)).from_(
         source(compiled, frame).subquery("src"))
-    for condition in _filters(compiled, dataset, window):
+    for condition in population_filters(compiled, dataset, window):
         query = query.where(condition)
     try:
         edges = con.execute(render(query)).fetchall()[0][0]
