@@ -75,4 +75,47 @@ def segment_delta_chart(rows: list[dict]) -> alt.Chart:
     return alt.Chart(df).mark_bar().encode(
         y=alt.Y("segment:N", sort=None, title=None), x=alt.X("delta:Q", title="net benefit change"),
         color=alt.condition("datum.delta < 0", alt.value("#d62728"), alt.value("#2ca02c")),
-        tooltip=["segment:N", alt.Tooltip("delta:Q", format=",.0f")]).properties(height=max(80, 22 * len(df)))
+        tooltip=["segment:N", alt.Tooltip("delta:Q", format=",.0f")]).properties(height=max(90, 34 * len(df)))
+
+
+def delta_interval_chart(rows: list[dict]) -> alt.LayerChart:
+    """Each metric's change with its 95% interval (rows: metric, delta, low, high), zero marked."""
+    df = pd.DataFrame(rows)
+    base = alt.Chart(df).encode(y=alt.Y("metric:N", sort=None, title=None))
+    bars = base.mark_rule(strokeWidth=3, color="#888").encode(x=alt.X("low:Q", title="change (candidate − baseline)"),
+                                                             x2="high:Q")
+    dots = base.mark_point(filled=True, size=90).encode(
+        x="delta:Q", color=alt.condition("datum.delta < 0", alt.value("#d62728"), alt.value("#2ca02c")),
+        tooltip=["metric:N", alt.Tooltip("delta:Q", format="+.4g"), alt.Tooltip("low:Q", format="+.4g"),
+                 alt.Tooltip("high:Q", format="+.4g")])
+    zero = alt.Chart(pd.DataFrame({"x": [0]})).mark_rule(strokeDash=[4, 4]).encode(x="x:Q")
+    return (bars + dots + zero).properties(height=44 * len(df) + 30)
+
+
+def overlap_chart(overlap: dict) -> alt.Chart:
+    """Heatmap of the Jaccard overlap between the rules' flagged sets."""
+    names = overlap["rules"]
+    df = pd.DataFrame([{"a": a, "b": b, "jaccard": overlap["jaccard"][i][j]}
+                       for i, a in enumerate(names) for j, b in enumerate(names)])
+    return alt.Chart(df).mark_rect().encode(
+        x=alt.X("a:N", sort=names, title=None), y=alt.Y("b:N", sort=names, title=None),
+        color=alt.Color("jaccard:Q", scale=alt.Scale(scheme="blues", domain=[0, 1]), title="Jaccard"),
+        tooltip=["a:N", "b:N", alt.Tooltip("jaccard:Q", format=".2f")]).properties(height=32 * len(names) + 40)
+
+
+def frontier_chart(points: list[dict], frontier: list[dict], best: dict | None, capacity_ok: list[bool]) -> alt.LayerChart:
+    """Every setting tried (net benefit against review cases), the frontier as a line, the best marked."""
+    df = pd.DataFrame(points).assign(fits=["within capacity" if ok else "over capacity" for ok in capacity_ok])
+    dots = alt.Chart(df).mark_circle(size=40, opacity=0.6).encode(
+        x=alt.X("review_cases:Q", title="review cases"), y=alt.Y("net_benefit:Q", title="net benefit",
+                                                              scale=alt.Scale(zero=False)),
+        color=alt.Color("fits:N", scale=alt.Scale(domain=["within capacity", "over capacity"],
+                                                  range=["#2ca02c", "#bbbbbb"]), title=None),
+        tooltip=[alt.Tooltip(c, format=",.4g") if df[c].dtype.kind in "fi" else c for c in df.columns
+                 if c not in ("fits",)][:12])
+    line = alt.Chart(pd.DataFrame(frontier)).mark_line(color="#1f77b4").encode(x="review_cases:Q", y="net_benefit:Q")
+    layers = [dots, line]
+    if best:
+        layers.append(alt.Chart(pd.DataFrame([best])).mark_point(size=220, color="#d62728", filled=True).encode(
+            x="review_cases:Q", y="net_benefit:Q"))
+    return alt.layer(*layers).properties(height=300)

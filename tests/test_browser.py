@@ -20,7 +20,7 @@ ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
-PAGES = ["", "tune_page", "strategy_page", "data_page", "export_page"]
+PAGES = ["", "compare_page", "tune_page", "strategy_page", "data_page", "export_page", "detectors_page"]
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (make test installs it)")
 
@@ -71,7 +71,7 @@ def _settle(page) -> None:
 
 def _metric(page, label: str) -> str:
     tile = page.locator("[data-testid=stMetric]").filter(has_text=label).first
-    return tile.locator("[data-testid=stMetricValue]").inner_text()
+    return tile.locator("[data-testid=stMetricValue]").inner_text(timeout=120_000)
 
 
 def test_every_page_renders_without_exception(console, browser):

@@ -86,3 +86,28 @@ def test_export_page_offers_every_file(page):
     assert any("Backtest: candidate" in m.value for m in at.markdown)
     labels = [b.proto.label for b in at.get("download_button")]
     assert {"report.json", "rules.csv", "daily.csv", "decisions.parquet", "report.html", "report.md"} <= set(labels)
+
+
+def test_compare_page_shows_intervals_and_attribution(page, console_ws):
+    at = page("compare_page")
+    from riskconsole.report import Baseline
+    core = run_backtest(console_ws, console_ws.strategies_dir / "candidate.yaml",
+                        baseline=Baseline(console_ws.strategies_dir / "baseline.yaml"), by="channel").report
+    table = at.dataframe[0].value
+    recall = table[table["metric"] == "recall"].iloc[0]
+    assert recall["candidate"] == fmt(core["overall"]["recall"], "pct")
+    assert recall["95% interval"].startswith("95% CI")
+    assert any(s.value.startswith("Segments by channel") for s in at.subheader)
+
+
+def test_tune_page_optimize_panel_applies_the_best_setting(page):
+    at = page("tune_page")
+    at.multiselect[0].set_value(["big"]).run()
+    at.number_input[0].set_value(1000).run()  # capacity no object: the best by net benefit
+    next(b for b in at.button if b.label == "Find the best setting").click().run()
+    assert not at.exception
+    assert any("Best within capacity" in s.value for s in at.success)
+    best = at.session_state["optimized"]["best"]["big"]
+    next(b for b in at.button if b.label.startswith("Apply")).click().run()
+    assert not at.exception
+    assert at.slider(key="tune_candidate_big").value == best

@@ -202,3 +202,19 @@ def _curve(root: str, version: str, path: str, text: str, window: Window, param:
     ws = Workspace(Path(root))
     evaluator, frame = evaluator_for(ws, _con, _dataset, Path(path), window)
     return curve(evaluator, ws.strategy(path), frame, _dataset, ws.rel(path), param, json.loads(others))
+
+
+@st.cache_data(max_entries=16, show_spinner="Searching settings ...")
+def _optimize(root: str, version: str, path: str, text: str, window: Window, params: tuple, others: str,
+              max_days: int, floor: float | None) -> dict:
+    from riskconsole.sweep import optimize
+
+    return optimize(Workspace(Path(root)), path, {p: None for p in params}, window, json.loads(others), max_days,
+                    floor)
+
+
+def optimize_params(ws: Workspace, path: Path, window: Window, params: list[str], others: dict, max_days: int,
+                    floor: float | None) -> dict:
+    """The best setting of `params` within capacity (cached per file text, window and the other params)."""
+    return _optimize(str(ws.root), db_version(ws), str(path), strategy_text(path), window, tuple(params),
+                     json.dumps(others, sort_keys=True), max_days, floor)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from riskconsole.tuning import param_range
-from riskconsole.charts import curve_chart
-from riskconsole.ui.common import (connection_or_stop, dataset_or_stop, evaluate, guard, kpi_tiles, param_curve,
+from riskconsole.charts import curve_chart, frontier_chart
+from riskconsole.export import fmt
+from riskconsole.ui.common import (connection_or_stop, dataset_or_stop, evaluate, guard, kpi_tiles, optimize_params, param_curve,
                                    pick_strategy, pick_window, show_warnings, workspace)
 
 ws = workspace()
@@ -22,6 +23,7 @@ if not numeric:
     st.stop()
 
 tuned = st.session_state.setdefault("params", {}).setdefault(path.stem, {})
+st.session_state.update(st.session_state.pop("pending_tune", {}))
 with st.sidebar:
     st.markdown("**Params**")
     overrides = {}
@@ -57,7 +59,41 @@ with left:
     st.altair_chart(curve_chart(points, "recall", "precision", here, "recall", "precision", ".1%"), width="stretch")
 with right:
     st.altair_chart(curve_chart(points, "value", "net_benefit", here, param, "net benefit"), width="stretch")
+
+
+def others_for(searched: list[str]) -> dict:
+    """Current slider values of the params not being searched."""
+    return {k: v for k, v in overrides.items() if k not in searched}
+
+
 best = max(points, key=lambda p: p["net_benefit"]) if points else None
 if best:
     st.markdown(f"Best net benefit on this curve: **{best['net_benefit']:,.0f}** at `{param} = {best['value']}` "
                 f"({best['review_overflow_days']} day(s) over review capacity).")
+
+with st.expander("Optimize: the setting that pays most within review capacity", expanded=False):
+    left, mid, right = st.columns([3, 1, 1])
+    chosen = left.multiselect("Params to search (one or two)", list(numeric), default=[param], max_selections=2)
+    max_days = mid.number_input("Days over capacity allowed", min_value=0, value=0, step=1)
+    floor = right.number_input("Precision floor", min_value=0.0, max_value=1.0, value=0.0, step=0.05)
+    if chosen and st.button("Find the best setting", type="primary"):
+        st.session_state["optimized"] = guard(optimize_params, ws, path, window, chosen, others_for(chosen),
+                                              int(max_days), floor or None)
+    result = st.session_state.get("optimized")
+    if result and result["strategy"] == strategy.name and set(result["params"]) <= set(numeric):
+        fits = [p["review_overflow_days"] <= result["constraints"]["max_overflow_days"] for p in result["points"]]
+        st.altair_chart(frontier_chart(result["points"], result["frontier"], result["best"], fits), width="stretch")
+        pick = result["best"] or result["closest"]
+        setting = ", ".join(f"{n} = {pick[n]}" for n in result["params"])
+        if result["feasible"]:
+            st.success(f"Best within capacity: **{setting}** — net benefit {fmt(pick['net_benefit'], 'money')}, "
+                       f"precision {fmt(pick['precision'], 'pct')}, recall {fmt(pick['recall'], 'pct')} "
+                       f"({len(result['points']):,} settings, {result['method']}).")
+        else:
+            st.error(f"No setting meets the constraints. Closest: **{setting}** with "
+                     f"{pick['review_overflow_days']} day(s) over capacity, net benefit "
+                     f"{fmt(pick['net_benefit'], 'money')}.")
+        if st.button(f"Apply {setting}"):
+            # widget values can only be set before the sliders exist: apply on the next run
+            st.session_state["pending_tune"] = {f"tune_{path.stem}_{n}": pick[n] for n in result["params"]}
+            st.rerun()
