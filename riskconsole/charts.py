@@ -119,3 +119,12 @@ def frontier_chart(points: list[dict], frontier: list[dict], best: dict | None, 
         layers.append(alt.Chart(pd.DataFrame([best])).mark_point(size=220, color="#d62728", filled=True).encode(
             x="review_cases:Q", y="net_benefit:Q"))
     return alt.layer(*layers).properties(height=300)
+
+
+def importance_chart(importance: list[dict], method: str) -> alt.Chart:
+    """Feature importance as horizontal bars (share of the total)."""
+    df = pd.DataFrame(importance)
+    return alt.Chart(df).mark_bar(color="#1f77b4").encode(
+        y=alt.Y("feature:N", sort="-x", title=None), x=alt.X("share:Q", title=f"importance ({method})",
+                                                             axis=alt.Axis(format="%")),
+        tooltip=["feature:N", alt.Tooltip("share:Q", format=".1%")]).properties(height=max(120, 28 * len(df)))

@@ -46,6 +46,11 @@ def cmd_load(ws: Workspace, args: argparse.Namespace) -> None:
     result = load(ws, args.dataset)
     print(result.summary())
     print(f"features: {', '.join(result.features) or 'none'} ({result.seconds:.1f} s)")
+    from riskconsole.detectors import rescore_all
+
+    rescored = rescore_all(ws, progress=lambda m: print(m, file=sys.stderr))
+    if rescored:  # `_pos` may have moved: every trained detector scores the new frame
+        print("re-scored: " + ", ".join(f"{name} ({rows:,} rows)" for name, rows in rescored.items()))
 
 
 def cmd_validate(ws: Workspace, args: argparse.Namespace) -> int:
@@ -179,7 +184,7 @@ def explain_lines(result: dict) -> list[str]:
                 lines.append(f"  + {r['feature']} = {_value(r['value'])}  pushes {r['contribution']:+.3f} log-odds")
             else:
                 side = "above" if r["z"] > 0 else "below"
-                lines.append(f"  ! {r['feature']} = {_value(r['value'])}  {abs(r['z']):.1f} spreads {side} "
+                lines.append(f"  ! {r['feature']} = {_value(r['value'])}  {abs(r['z']):.1f} robust SDs {side} "
                              f"typical {_value(r['typical'])}")
         if not d["reasons"]:
             lines.append("  (no feature pushes this score up)")

@@ -51,4 +51,10 @@ def build_demo_workspace(ws: Workspace, n_events: int = 1_000_000, seed: int = 7
     target.parent.mkdir(parents=True, exist_ok=True)
     generate_events(target, n_events=n_events, seed=seed)
     progress("loading events and building features ...")
-    return load(ws)
+    result = load(ws)
+    if train:
+        from riskconsole.detectors import train_all
+
+        progress("training the demo detectors ...")
+        train_all(ws, progress)
+    return result

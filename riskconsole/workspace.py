@@ -79,7 +79,7 @@ class Workspace:
     def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         """A full connection, for ingest and training (trusted SQL only)."""
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(self.db_path), read_only=read_only)
+        con = duckdb.connect(str(self.db_path), read_only=read_only, config={"memory_limit": memory_limit()})
         con.execute("SET TimeZone = 'UTC'")
         return con
 
@@ -93,10 +93,25 @@ class Workspace:
         return safe_connection(str(self.db_path))
 
 
+def memory_limit() -> str:
+    """DuckDB's memory cap: 40% of this machine's memory (at most 16 GB), leaving room for numpy and models.
+
+    Overridden by $RISKCONSOLE_MEMORY_LIMIT (any DuckDB size, e.g. 4GB).
+    """
+    if os.environ.get("RISKCONSOLE_MEMORY_LIMIT"):
+        return os.environ["RISKCONSOLE_MEMORY_LIMIT"]
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return "4GB"
+    return f"{max(1, min(16, int(total * 0.4 / 2**30)))}GB"
+
+
 def safe_connection(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
     """Open `database` with external access disabled and the configuration locked."""
     read_only = database != ":memory:"
-    con = duckdb.connect(database, read_only=read_only, config={"enable_external_access": False})
+    con = duckdb.connect(database, read_only=read_only,
+                         config={"enable_external_access": False, "memory_limit": memory_limit()})
     locked = con.execute("SELECT current_setting('lock_configuration')").fetchall()[0][0]
     if not locked:  # a connection to an instance this process already opened and locked needs nothing more
         con.execute("SET TimeZone = 'UTC'")

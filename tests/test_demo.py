@@ -146,8 +146,9 @@ def test_dataset_yaml_names_only_existing_columns(dataset, demo):
 def test_strategies_use_known_columns_and_params(name, dataset, demo):
     strategy = yaml.safe_load((DEMO_FILES / "strategies" / f"{name}.yaml").read_text())
     hidden = {"is_fraud", "label_ts", "fraud_scenario"}
-    readable = (set(pq.read_schema(demo[0]).names) - hidden) | {f["name"] for f in dataset["features"]}
-    assert strategy["name"] == name and 5 <= len(strategy["rules"]) <= 10
+    detectors = {yaml.safe_load(p.read_text())["name"] for p in (DEMO_FILES / "detectors").glob("*.yaml")}
+    readable = (set(pq.read_schema(demo[0]).names) - hidden) | {f["name"] for f in dataset["features"]} | detectors
+    assert strategy["name"] == name and 5 <= len(strategy["rules"]) <= 12
     assert {r["action"] for r in strategy["rules"]} == {"allow", "block", "review"}
     for rule in strategy["rules"]:
         params = re.findall(r"\$(\w+)", rule["when"])

@@ -111,3 +111,13 @@ def test_tune_page_optimize_panel_applies_the_best_setting(page):
     next(b for b in at.button if b.label.startswith("Apply")).click().run()
     assert not at.exception
     assert at.slider(key="tune_candidate_big").value == best
+
+
+def test_detectors_page_without_models_and_event_explorer(page, console_ws):
+    at = page("detectors_page")
+    assert any(e.label == "Train detectors" for e in at.expander)
+    at.text_input[0].set_value("e00007").run()
+    assert not at.exception
+    assert any("decides" in m.value and "matched rules" in m.value for m in at.markdown)
+    at.text_input[0].set_value("no-such-event").run()
+    assert any("no event 'no-such-event'" in e.value for e in at.error)

@@ -11,11 +11,17 @@ rule needs) but is not the fraud rate; set `scale_pos_weight: 1` in params for c
 from __future__ import annotations
 
 import difflib
+import os
 from pathlib import Path
 
 import numpy as np
 
 from riskconsole.errors import ConfigError
+
+# OpenMP threads that spin while waiting make LightGBM 10-100x slower whenever the machine has more
+# busy threads than cores (a shared 2-core box): let idle threads sleep. Must be set before
+# LightGBM is first imported (it is imported lazily); an explicit setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 MODEL_FILE = "model.txt"
 THREADS = 2
@@ -91,7 +97,10 @@ class LightGBMDetector:
         if valid is not None:
             sets = [lgb.Dataset(valid[0], label=valid[1], reference=train)]
             callbacks = [lgb.early_stopping(self.early_stop, first_metric_only=True, verbose=False)]
-        booster = lgb.train(params, train, num_boost_round=self.rounds, valid_sets=sets, callbacks=callbacks)
+        try:
+            booster = lgb.train(params, train, num_boost_round=self.rounds, valid_sets=sets, callbacks=callbacks)
+        except lgb.basic.LightGBMError as err:
+            raise ValueError(str(err)) from None
         best = booster.best_iteration or booster.current_iteration()
         # keep exactly the trees that are used, so the saved model and the scores agree bit for bit
         self.booster_ = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))

@@ -107,12 +107,8 @@ def _num(value: float | None) -> str:
     return "—" if value is None else f"{value:.4f}"
 
 
-def card_markdown(card: dict) -> str:
-    """A short Markdown summary of a card dict."""
-    lines = [f"# {card['name']} ({card['kind']})", "",
-             f"Trained {card['trained_at']} in {card['training_seconds']:.1f} s on "
-             f"{card['fit_rows']:,} rows; seed {card['seed']}; {card['events_scored']:,} events scored.", "",
-             "| window | days | rows | labelled | label rate | AUC | AP | precision / recall @1% |",
+def _window_lines(card: dict) -> list[str]:
+    lines = ["| window | days | rows | labelled | label rate | AUC | AP | precision / recall @1% |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for part in ("train", "valid", "out_of_time"):
         w = card.get(part)
@@ -120,10 +116,23 @@ def card_markdown(card: dict) -> str:
             continue
         top = next((t for t in w.get("top", []) if t["share"] == 0.01), None)
         pr = f"{_pct(top['precision'])} / {_pct(top['recall'])}" if top else "—"
-        lines.append(f"| {part} | {w['from']}..{w['to']} | {w['rows']:,} | {w['labelled']:,} | "
+        shown = "train (in-sample)" if part == "train" else part.replace("_", " ")
+        lines.append(f"| {shown} | {w['from']}..{w['to']} | {w['rows']:,} | {w['labelled']:,} | "
                      f"{_pct(w['label_rate'])} | {_num(w.get('auc'))} | {_num(w.get('average_precision'))} | {pr} |")
+    return lines
+
+
+def card_markdown(card: dict) -> str:
+    """A short Markdown summary of a card dict."""
+    lines = [f"# {card['name']} ({card['kind']})", "",
+             f"Trained {card['trained_at']} in {card['training_seconds']:.1f} s on "
+             f"{card['fit_rows']:,} rows; seed {card['seed']}; {card['events_scored']:,} events scored.", ""]
+    lines += _window_lines(card)
     lines += ["", f"Feature importance ({card['importance_method']}):", ""]
     lines += [f"- {i['feature']}: {i['share']:.1%}" for i in card["importance"]]
     lines += ["", "Scores are in [0, 1], higher is riskier; use them in rules as "
-              f"`{card['name']} >= 0.9`. Metrics exclude events whose label is unknown.", ""]
-    return "\n".join(lines)
+              f"`{card['name']} >= 0.9`. Metrics exclude events whose label is unknown."]
+    if "scale_pos_weight" in card["params"]:
+        lines.append(f"Fraud was weighted x{card['params']['scale_pos_weight']:g} in training: the score ranks "
+                     "events but is not the fraud probability.")
+    return "\n".join(lines + [""])

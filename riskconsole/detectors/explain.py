@@ -83,7 +83,7 @@ def _reasons(model: DetectorModel, features: list[str], x: np.ndarray, values: d
                    for j in order]
         extra = {"base": r["base"], "raw": r["raw"], "contributions": dict(zip(features, push.tolist()))}
     else:
-        order = np.argsort(-np.abs(push), kind="stable")[:top]
+        order = [j for j in np.argsort(-np.abs(push), kind="stable") if push[j] != 0][:top]
         reasons = [{"feature": features[j], "value": values[features[j]], "z": float(push[j]),
                     "typical": float(r["typical"][j])} for j in order]
         extra = {}

@@ -129,8 +129,8 @@ def window_rows(con: duckdb.DuckDBPyConnection, features: list[str], dataset: Da
 def sample_rows(con: duckdb.DuckDBPyConnection, features: list[str], dataset: Dataset, span: Span,
                 cap: int, seed: int) -> np.ndarray:
     """X of at most `cap` rows of a window: a seeded uniform sample, so big windows stay cheap to read."""
-    positions = con.sql(render(exp.select("_pos").from_(FRAME).where(span.where(dataset.columns.time)))).to_arrow_table()
-    pos = positions.column(0).to_numpy()
+    query = exp.select("_pos").from_(FRAME).where(span.where(dataset.columns.time))
+    pos = con.sql(render(query)).to_arrow_table().column(0).to_numpy()
     if len(pos) > cap:
         pos = np.sort(np.random.default_rng(seed).choice(pos, cap, replace=False))
     con.register("_picked", pa.table({"_pos": pa.array(pos, pa.int64())}))

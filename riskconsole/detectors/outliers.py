@@ -165,8 +165,8 @@ class PyODDetector:
         sample = X[:200]
         alone, together = self.score(sample[:20]), self.score(sample)[:20]
         if not np.allclose(alone, together):
-            raise ConfigError(f"{self.where}: kind {self.kind}: scores a row differently depending on the other rows of its "
-                              "batch, so it cannot score events one by one; pick another PyOD model")
+            raise ConfigError(f"{self.where}: kind {self.kind}: scores a row differently depending on the other "
+                              "rows of its batch, so it cannot score events one by one; pick another PyOD model")
 
     def score(self, X: np.ndarray) -> np.ndarray:
         """Share of training rows whose raw outlier score is at most this row's, in [0, 1]."""

@@ -133,7 +133,7 @@ def _fit(con: duckdb.DuckDBPyConnection, plan: Plan, model: DetectorModel, progr
     started = time.perf_counter()
     try:
         model.fit(X, y, valid=valid)
-    except (ValueError, RuntimeError, MemoryError) as err:
+    except (ValueError, TypeError, RuntimeError, MemoryError) as err:
         raise ConfigError(f"{plan.label}: {plan.spec.kind} failed to fit: {str(err).splitlines()[0]}") from None
     return min(len(X), model.max_fit_rows or len(X)), time.perf_counter() - started
 

@@ -1,0 +1,119 @@
+"""Benchmark: score N events with a LightGBM detector of the demo's shape; report rows/s and peak memory.
+
+Usage:
+    python bench/bench_scoring.py [N] [--trees 200] [--features 16] [--chunk 500000]
+                                  [--model data/models/lgbm_orders] [--end-to-end]
+
+Default: a model trained on synthetic rows (num_leaves 31, `--trees` trees, `--features` features),
+scoring N synthetic float32 rows chunk by chunk exactly as `riskconsole train` does (the chunk is
+generated outside the timer). `--end-to-end` instead writes N rows into a scratch DuckDB `frame`
+and times `score_into` (read from DuckDB, predict, insert into a score table). Peak memory is the
+process's max resident set size (`resource.getrusage`), so it includes the Python runtime, and in
+`--end-to-end` DuckDB's buffer cache while it writes the scratch frame (printed before scoring starts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from riskconsole.detectors.boosting import LightGBMDetector  # noqa: E402  (sets OpenMP policy before lightgbm)
+from riskconsole.detectors.registry import load_detector  # noqa: E402
+
+
+def peak_mb() -> float:
+    """Max resident set size of this process so far, in MB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_mb() -> float:
+    """Resident set size right now, in MB (Linux /proc)."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+def synthetic_rows(rng: np.random.Generator, n: int, features: int) -> np.ndarray:
+    """Demo-like rows: skewed amounts, small counts, a few NaN."""
+    X = rng.lognormal(0.0, 1.0, size=(n, features)).astype(np.float32)
+    X[:, 1::3] = rng.poisson(0.3, size=(n, len(range(1, features, 3))))
+    X[rng.random((n, features)) < 0.02] = np.nan
+    return X
+
+
+def synthetic_model(trees: int, features: int, seed: int = 7) -> LightGBMDetector:
+    """A LightGBM detector with exactly `trees` trees of 31 leaves on a learnable synthetic target."""
+    rng = np.random.default_rng(seed)
+    X = synthetic_rows(rng, 200_000, features)
+    logit = np.nan_to_num(np.log(X[:, 0]) + X[:, 1] - 0.5 * np.log(X[:, 2]) + 0.3 * X[:, 4]) - 4
+    y = (rng.random(len(X)) < 1 / (1 + np.exp(-logit))).astype(np.float64)
+    params = {"n_estimators": trees, "min_data_in_leaf": 20, "learning_rate": 0.1}
+    return LightGBMDetector(params, seed).fit(X, y)
+
+
+def bench_predict(model: LightGBMDetector, n: int, features: int, chunk: int) -> float:
+    """Seconds spent in `model.score` over n rows, chunk by chunk."""
+    rng = np.random.default_rng(1)
+    spent = 0.0
+    for start in range(0, n, chunk):
+        X = synthetic_rows(rng, min(chunk, n - start), features)
+        began = time.perf_counter()
+        model.score(X)
+        spent += time.perf_counter() - began
+    return spent
+
+
+def bench_end_to_end(model: LightGBMDetector, n: int, features: int, chunk: int) -> float:
+    """Seconds for `score_into` over a scratch DuckDB frame of n rows."""
+    import duckdb
+
+    from riskconsole.detectors.training import score_into
+
+    names = [f"f{j}" for j in range(features)]
+    with tempfile.TemporaryDirectory() as folder:
+        con = duckdb.connect(str(Path(folder) / "bench.duckdb"))
+        cols = ", ".join(f"CASE WHEN random() < 0.02 THEN NULL ELSE exp(random() * 3) END AS {c}" for c in names)
+        con.execute(f"CREATE TABLE frame AS SELECT range + 1 AS _pos, {cols} FROM range({n})")
+        con.execute("CHECKPOINT")
+        print(f"  frame of {n:,} rows written; RSS before scoring {current_mb():,.0f} MB "
+              f"(peak so far {peak_mb():,.0f} MB)")
+        began = time.perf_counter()
+        score_into(con, model, names, "bench", "_bench_scores", chunk=chunk)
+        spent = time.perf_counter() - began
+        con.close()
+    return spent
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("n", nargs="?", type=int, default=10_000_000)
+    parser.add_argument("--trees", type=int, default=200)
+    parser.add_argument("--features", type=int, default=16)
+    parser.add_argument("--chunk", type=int, default=500_000)
+    parser.add_argument("--model", help="a trained model folder (data/models/NAME) instead of a synthetic one")
+    parser.add_argument("--end-to-end", action="store_true", help="time DuckDB read + predict + insert")
+    args = parser.parse_args(argv)
+    if args.model:
+        model, meta = load_detector(Path(args.model))
+        features = len(meta["features"])
+    else:
+        model, features = synthetic_model(args.trees, args.features), args.features
+    trees = model.booster_.num_trees()
+    print(f"  model ready; RSS {current_mb():,.0f} MB")
+    run = bench_end_to_end if args.end_to_end else bench_predict
+    seconds = run(model, args.n, features, args.chunk)
+    mode = "end-to-end (DuckDB -> predict -> DuckDB)" if args.end_to_end else "predict only"
+    print(f"{mode}: {args.n:,} rows, {trees} trees, {features} features, chunks of {args.chunk:,}, "
+          f"num_threads 2")
+    print(f"  {seconds:.1f} s, {args.n / seconds / 1e6:.2f} M rows/s, peak RSS {peak_mb():,.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

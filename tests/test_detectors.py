@@ -1,0 +1,367 @@
+"""Detectors: the contract of every kind, honest training, cards checked against scikit-learn, reason codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+import yaml
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from detector_data import FEATURES, TRAIN, VALID, detector_yaml, signal_workspace
+from riskconsole.config import Detector, load_model
+from riskconsole.detectors import KINDS, explain, make_detector, rescore_all, train_all, train_detector
+from riskconsole.detectors import training
+from riskconsole.detectors.card import auc_roc, average_precision
+from riskconsole.errors import RiskConsoleError
+
+PYOD = [k for k in KINDS if k.startswith("pyod.")]
+OUT_OF_TIME = "2026-02-25"
+
+
+def _blobs(n: int = 1_500, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian rows with 5% shifted 'fraud' rows and some NaN: learnable and outlying."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4)).astype(np.float32)
+    y = (rng.random(n) < 0.05).astype(np.float64)
+    X[y == 1, :2] += 3.0
+    X[rng.random(X.shape) < 0.03] = np.nan
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A loaded signal workspace with one detector of every kind trained on the same windows."""
+    root = tmp_path_factory.mktemp("detectors") / "ws"
+    ws = signal_workspace(root)
+    train_detector(ws, detector_yaml(root, "lgbm", "lightgbm"))
+    for kind in PYOD:
+        train_detector(ws, detector_yaml(root, kind.split(".")[1], kind))
+    return ws
+
+
+@pytest.fixture
+def small_ws(tmp_path):
+    """A separate small loaded workspace, for tests that break or rewrite things."""
+    return signal_workspace(tmp_path / "ws", n=1_200, seed=5)
+
+
+def _query(ws, sql: str, params: list | None = None) -> list:
+    con = duckdb.connect(str(ws.db_path), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+def _labelled_scores(ws, name: str, start: str, end: str | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Labels, the stored scores, and every feature of the labelled events with start <= day <= end."""
+    cut = f" AND CAST(ts AS DATE) <= DATE '{end}'" if end else ""
+    con = duckdb.connect(str(ws.db_path), read_only=True)
+    df = con.execute(f'SELECT f.*, s."{name}" AS score FROM frame f JOIN "scores_{name}" s USING (_pos) '
+                     f"WHERE is_fraud IS NOT NULL AND CAST(ts AS DATE) >= DATE '{start}'{cut} ORDER BY _pos").df()
+    con.close()
+    return df["is_fraud"].to_numpy().astype(int), df["score"].to_numpy(), df
+
+
+def _card(ws, name: str) -> dict:
+    return json.loads((ws.models_dir / name / "card.json").read_text())
+
+
+def _tables(ws) -> set[str]:
+    return {t for (t,) in _query(ws, "SELECT table_name FROM information_schema.tables")}
+
+
+# ------------------------------------------------------------------ the contract, once for every kind
+
+
+@pytest.mark.parametrize("kind", [*KINDS, "pyod.OCSVM"])
+def test_contract(kind, tmp_path):
+    X, y = _blobs()
+    model = make_detector(kind, {}, 7, "test.yaml")
+    assert model.fit(X[:1000], y[:1000], valid=(X[1000:], y[1000:])) is model
+    assert all(hasattr(model, a) for a in ("importance_",)) and model.importance_.shape == (4,)
+    scores = model.score(X[1000:])
+    assert scores.shape == (500,) and scores.min() >= 0.0 and scores.max() <= 1.0
+    assert roc_auc_score(y[1000:], scores) > 0.75, "higher must mean riskier"
+    np.testing.assert_array_equal(model.score(X[1000:1005]), scores[:5])  # a row's score ignores its batch
+    again = make_detector(kind, {}, 7, "test.yaml").fit(X[:1000], y[:1000], valid=(X[1000:], y[1000:]))
+    np.testing.assert_array_equal(again.score(X[1000:]), scores)
+    model.save(tmp_path)
+    loaded = type(model).load(tmp_path)
+    np.testing.assert_array_equal(loaded.score(X[1000:]), scores)
+
+
+@pytest.mark.parametrize("kind", ["pyod.ecod", "pyod.copod"])
+def test_frozen_ecdf_scores_equal_pyod_on_training_rows(kind):
+    X, _ = _blobs()
+    model = make_detector(kind, {}, 7, "t").fit(X)
+    np.testing.assert_allclose(model.train_scores_, np.sort(model.pyod_train_scores_), rtol=1e-12, atol=1e-9)
+
+
+def test_pyod_scores_are_training_ranks():
+    X, _ = _blobs()
+    model = make_detector("pyod.iforest", {}, 7, "t").fit(X)
+    ranks = model.score(X)
+    assert np.isclose(ranks.max(), 1.0) and np.isclose(np.median(ranks), 0.5, atol=0.01)
+
+
+@pytest.mark.parametrize("kind, params, message", [
+    ("lgbm", {}, "unknown kind 'lgbm' (did you mean 'lightgbm'? valid kinds: lightgbm, pyod.iforest"),
+    ("pyod.Nope", {}, "valid kinds: lightgbm"),
+    ("lightgbm", {"num_leafs": 3}, "unknown LightGBM parameter 'num_leafs' (did you mean 'num_leaf'?)"),
+    ("lightgbm", {"num_threads": 8}, "'num_threads' is fixed by riskconsole"),
+    ("pyod.iforest", {"n_estimator": 3}, "IForest has no parameter 'n_estimator' (did you mean 'n_estimators'?)"),
+])
+def test_bad_kind_or_params(kind, params, message):
+    with pytest.raises(RiskConsoleError, match=None) as err:
+        make_detector(kind, params, 7, "detectors/x.yaml")
+    assert str(err.value).startswith("detectors/x.yaml: ") and message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_metrics_equal_sklearn():
+    rng = np.random.default_rng(2)
+    y = (rng.random(500) < 0.1).astype(int)
+    s = np.round(rng.random(500) + y * 0.3, 2)  # rounded: many ties
+    assert auc_roc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert average_precision(y, s) == pytest.approx(average_precision_score(y, s), abs=1e-12)
+
+
+# ------------------------------------------------------------------ quality on a workspace with a signal
+
+
+def _single_feature_best(df, y) -> tuple[float, float]:
+    best_auc = best_ap = 0.0
+    for feature in FEATURES:
+        v = df[feature].astype(float)
+        v = v.fillna(v.median()).to_numpy()
+        for signed in (v, -v):
+            best_auc = max(best_auc, roc_auc_score(y, signed))
+            best_ap = max(best_ap, average_precision_score(y, signed))
+    return best_auc, best_ap
+
+
+def test_lightgbm_beats_every_feature_and_every_pyod_detector(trained):
+    y, s, df = _labelled_scores(trained, "lgbm", OUT_OF_TIME)
+    auc, ap = roc_auc_score(y, s), average_precision_score(y, s)
+    feature_auc, feature_ap = _single_feature_best(df, y)
+    assert auc > feature_auc + 0.02 and ap > feature_ap + 0.05, (auc, ap, feature_auc, feature_ap)
+    for kind in PYOD:
+        y2, s2, _ = _labelled_scores(trained, kind.split(".")[1], OUT_OF_TIME)
+        assert auc > roc_auc_score(y2, s2) and ap > average_precision_score(y2, s2), kind
+
+
+@pytest.mark.parametrize("kind", PYOD)
+def test_pyod_beats_random_out_of_time(trained, kind):
+    y, s, _ = _labelled_scores(trained, kind.split(".")[1], OUT_OF_TIME)
+    assert roc_auc_score(y, s) > 0.6
+
+
+@pytest.mark.parametrize("name", ["lgbm", "iforest"])
+def test_card_matches_independent_metrics(trained, name):
+    card = _card(trained, name)
+    assert card["train"]["from"] == TRAIN["from"] and card["train"]["to"] == TRAIN["to"]
+    assert card["valid"]["from"] == VALID["from"] and card["valid"]["to"] == VALID["to"]
+    for part, (start, end) in {"valid": (VALID["from"], VALID["to"]), "out_of_time": (OUT_OF_TIME, None)}.items():
+        y, s, _ = _labelled_scores(trained, name, start, end)
+        window = card[part]
+        assert window["labelled"] == len(y) and window["frauds"] == int(y.sum())
+        assert window["auc"] == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+        assert window["average_precision"] == pytest.approx(average_precision_score(y, s), abs=1e-12)
+        top = window["top"][1]
+        flagged = s >= top["threshold"]
+        assert top["share"] == 0.01 and top["flagged"] == flagged.sum() >= np.ceil(0.01 * len(s))
+        assert top["precision"] == pytest.approx(y[flagged].mean())
+    total = _query(trained, "SELECT count(*) FROM frame")[0][0]
+    hist = card["histograms"]
+    assert sum(hist["label_1"]) + sum(hist["label_0"]) + sum(hist["unknown"]) == total == card["events_scored"]
+    assert {i["feature"] for i in card["importance"]} == set(FEATURES)
+    assert card["versions"]["lightgbm"] and card["seed"] == 7 and card["training_seconds"] >= 0
+    assert (trained.models_dir / name / "card.md").read_text().startswith(f"# {name} (")
+
+
+def test_every_event_scored_in_range(trained):
+    for name in ["lgbm", *[k.split(".")[1] for k in PYOD]]:
+        n, lo, hi, nulls, distinct = _query(trained, f'SELECT count(*), min("{name}"), max("{name}"), '
+                                                      f'count(*) - count("{name}"), count(DISTINCT _pos) '
+                                                      f'FROM "scores_{name}"')[0]
+        assert n == distinct == _query(trained, "SELECT count(*) FROM frame")[0][0]
+        assert nulls == 0 and 0.0 <= lo <= hi <= 1.0
+
+
+def test_unlabelled_rows_do_not_train_lightgbm(trained):
+    labelled = _query(trained, "SELECT count(*) FROM frame WHERE is_fraud IS NOT NULL AND ts < '2026-02-11'")[0][0]
+    assert _card(trained, "lgbm")["fit_rows"] == labelled
+    assert _card(trained, "lgbm")["params"]["scale_pos_weight"] > 5  # imbalance handled
+
+
+def test_same_data_same_seed_same_scores(trained):
+    before = _query(trained, 'SELECT "lgbm" FROM scores_lgbm ORDER BY _pos')
+    iforest = _query(trained, 'SELECT "iforest" FROM scores_iforest ORDER BY _pos')
+    train_detector(trained, trained.detectors_dir / "lgbm.yaml")
+    train_detector(trained, trained.detectors_dir / "iforest.yaml")
+    assert _query(trained, 'SELECT "lgbm" FROM scores_lgbm ORDER BY _pos') == before
+    assert _query(trained, 'SELECT "iforest" FROM scores_iforest ORDER BY _pos') == iforest
+
+
+def test_strategy_rule_reads_the_score(trained):
+    from riskconsole.report import run_backtest
+
+    path = trained.strategies_dir / "model.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(yaml.safe_dump({"name": "model", "params": {"cut": 0.5},
+                                    "rules": [{"name": "model_block", "when": "lgbm >= $cut", "action": "block"}]}))
+    report = run_backtest(trained, path).report
+    expected = _query(trained, "SELECT count(*) FROM scores_lgbm WHERE lgbm >= 0.5")[0][0]
+    assert report["rules"][0]["hits"] == expected > 0
+    assert any("detector 'lgbm' was trained on 2026-01-01..2026-02-10" in w for w in report["warnings"])
+
+
+# ------------------------------------------------------------------ reason codes
+
+
+def test_explain_lightgbm_contributions_sum_to_the_raw_score(trained):
+    (event_id,) = _query(trained, "SELECT event_id FROM frame JOIN scores_lgbm USING (_pos) "
+                                  "ORDER BY lgbm DESC, _pos LIMIT 1")[0]
+    result = explain(trained, event_id, ["lgbm"], top=3)
+    assert result["event"]["id"] == event_id and set(result["features"]) == set(FEATURES)
+    (d,) = result["detectors"]
+    assert d["score"] == pytest.approx(d["stored_score"], abs=1e-12) and "warning" not in d
+    assert sum(d["contributions"].values()) + d["base"] == pytest.approx(d["raw"], abs=1e-9)
+    assert d["score"] == pytest.approx(1 / (1 + np.exp(-d["raw"])), abs=1e-9)
+    pushes = [r["contribution"] for r in d["reasons"]]
+    assert 0 < len(pushes) <= 3 and pushes == sorted(pushes, reverse=True) and min(pushes) > 0
+
+
+def test_explain_pyod_reasons_are_robust_z_scores(trained):
+    (event_id,) = _query(trained, "SELECT event_id FROM frame JOIN scores_iforest USING (_pos) "
+                                  "ORDER BY iforest DESC, _pos LIMIT 1")[0]
+    (d,) = explain(trained, event_id, ["iforest"])["detectors"]
+    z = [abs(r["z"]) for r in d["reasons"]]
+    assert z == sorted(z, reverse=True) and z[0] > 2
+    assert d["score"] == pytest.approx(d["stored_score"], abs=1e-12)
+
+
+def test_explain_refuses_unknown_event_and_detector(trained):
+    with pytest.raises(RiskConsoleError, match="event 'nope': not among the loaded events"):
+        explain(trained, "nope")
+    with pytest.raises(RiskConsoleError, match="--detector ghost: no trained detector"):
+        explain(trained, "e00001", ["ghost"])
+
+
+# ------------------------------------------------------------------ guards and failures
+
+
+def _set_labels(ws, sql: str) -> None:
+    con = ws.connect()
+    con.execute(sql)
+    con.close()
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"features": ["amount", "is_fraud"]}, "feature 'is_fraud': is the label or derived from it"),
+    ({"features": ["label_ts"]}, "feature 'label_ts': is the label or derived from it"),
+    ({"features": ["scenario"]}, "feature 'scenario': is the label or derived from it"),
+    ({"features": ["amunt"]}, "feature 'amunt': not a column or feature of the loaded frame (did you mean 'amount'?)"),
+    ({"features": ["channel"]}, "feature 'channel': is VARCHAR, models read numbers only"),
+    ({"features": ["_pos"]}, "feature '_pos': is an internal row number"),
+    ({"kind": "pyod.ecdo"}, "unknown kind 'pyod.ecdo' (did you mean 'pyod.ecod'?"),
+    ({"name": "amount"}, "name: 'amount' is already a column of the frame"),
+    ({"train": {"from": "2025-01-01", "to": "2025-01-31"}}, "train 2025-01-01..2025-01-31: no event with a known"),
+    ({"kind": "pyod.hbos", "train": {"from": "2025-01-01", "to": "2025-01-31"}}, "no events in the window"),
+    ({"train": {"from": "2026-01-01", "to": "2026-01-05"}}, "no fraud (label 1); lightgbm learns from both classes"),
+    ({"valid": {"from": "2026-01-06", "to": "2026-01-08"}}, "valid 2026-01-06..2026-01-08: no event with a known"),
+    ({"train": {"from": "2026-02-01", "to": "2026-01-01"}}, "train: 'to' (2026-01-01) is before 'from'"),
+    ({"train": {"from": "2026-13-01", "to": "2026-01-01"}}, "train.from '2026-13-01': not a date or timestamp"),
+])
+def test_guards_refuse_with_one_line_and_leave_nothing(small_ws, edit, message):
+    _set_labels(small_ws, "UPDATE frame SET is_fraud = 0 WHERE ts < '2026-01-06'")
+    _set_labels(small_ws, "UPDATE frame SET is_fraud = NULL WHERE ts >= '2026-01-06' AND ts < '2026-01-09'")
+    body = {"name": "x", "kind": "lightgbm", "features": FEATURES, "train": TRAIN, "valid": VALID} | edit
+    path = small_ws.detectors_dir / "x.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(yaml.safe_dump(body))
+    with pytest.raises(RiskConsoleError) as err:
+        train_detector(small_ws, path)
+    assert str(err.value).startswith("detectors/x.yaml") and message in str(err.value)
+    assert "\n" not in str(err.value)
+    assert f"scores_{body['name']}" not in _tables(small_ws) and not (small_ws.models_dir / body["name"]).exists()
+
+
+def test_failed_train_keeps_the_previous_model_and_scores(small_ws, monkeypatch):
+    path = detector_yaml(small_ws.root, "x", "lightgbm")
+    train_detector(small_ws, path)
+    scores = _query(small_ws, "SELECT * FROM scores_x ORDER BY _pos")
+    card = (small_ws.models_dir / "x" / "card.json").read_text()
+
+    def broken(_card: dict) -> str:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(training.cards, "card_markdown", broken)
+    detector_yaml(small_ws.root, "x", "lightgbm", seed=99)
+    with pytest.raises(OSError):
+        train_detector(small_ws, path)
+    assert _query(small_ws, "SELECT * FROM scores_x ORDER BY _pos") == scores
+    assert (small_ws.models_dir / "x" / "card.json").read_text() == card
+    assert sorted(p.name for p in small_ws.models_dir.iterdir()) == ["x"]
+    assert not [t for t in _tables(small_ws) if t.startswith("_scoring")]
+    with pytest.raises(OSError):
+        train_detector(small_ws, detector_yaml(small_ws.root, "y", "pyod.hbos"))
+    assert "scores_y" not in _tables(small_ws) and not (small_ws.models_dir / "y").exists()
+
+
+def test_train_all_then_rescore_all_after_a_reload(small_ws):
+    from riskconsole.ingest import load
+
+    detector_yaml(small_ws.root, "b", "lightgbm")
+    detector_yaml(small_ws.root, "a", "pyod.hbos")
+    results = train_all(small_ws)
+    assert [r.name for r in results] == ["a", "b"]
+    before = _query(small_ws, "SELECT a.a, b.b FROM scores_a a JOIN scores_b b USING (_pos) ORDER BY _pos")
+    load(small_ws)
+    con = small_ws.connect()
+    con.execute("CREATE TABLE scores_ghost AS SELECT _pos, 0.5::DOUBLE AS ghost FROM frame")
+    con.close()
+    assert rescore_all(small_ws) == {"a": len(before), "b": len(before)}
+    assert _query(small_ws, "SELECT a.a, b.b FROM scores_a a JOIN scores_b b USING (_pos) ORDER BY _pos") == before
+    assert "scores_ghost" not in _tables(small_ws)
+
+
+# ------------------------------------------------------------------ CLI and demo files
+
+
+def test_cli_train_and_explain(small_ws, capsys):
+    from riskconsole.cli import main
+
+    good = detector_yaml(small_ws.root, "m", "lightgbm")
+    bad = detector_yaml(small_ws.root, "n", "pyod.nope")
+    assert main(["train", str(good), str(bad), "--workspace", str(small_ws.root)]) == 1
+    out, err = capsys.readouterr()
+    assert "m (lightgbm): fit on" in out and "card: data/models/m/card.md" in out
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [
+        line for line in err.splitlines() if "detectors/n.yaml: kind: unknown kind 'pyod.nope'" in line]
+    assert main(["explain", "e00003", "--workspace", str(small_ws.root), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["detectors"][0]["name"] == "m"
+    assert main(["explain", "e00003", "--workspace", str(small_ws.root)]) == 0
+    assert "m (lightgbm): score" in capsys.readouterr().out
+    assert main(["explain", "zzz", "--workspace", str(small_ws.root)]) == 1
+    assert capsys.readouterr().err.startswith("error: event 'zzz'")
+
+
+DEMO = Path(__file__).resolve().parents[1] / "riskconsole" / "demo_files"
+
+
+@pytest.mark.parametrize("path", sorted((DEMO / "detectors").glob("*.yaml")), ids=lambda p: p.name)
+def test_demo_detectors_read_numeric_demo_features(path):
+    spec = load_model(path, Detector)
+    dataset = yaml.safe_load((DEMO / "dataset.yaml").read_text())
+    names = {f["name"] for f in dataset["features"]}
+    numeric_sources = {"amount", "account_age_days", "is_new_device", "is_new_address", "items", "coupon_amount"}
+    assert set(spec.features) <= names | numeric_sources
+    assert not set(spec.features) & {"is_fraud", "label_ts", "fraud_scenario"}
+    make_detector(spec.kind, spec.params, spec.seed, path.name)
+    assert "2026-01-01" <= spec.train.from_ < spec.train.to < spec.valid.from_ < spec.valid.to <= "2026-04-30"
