@@ -18,6 +18,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 STRATEGY = HERE / "strategy_20.yaml"
+SCORED = HERE / "strategy_score.yaml"  # the same 20 rules plus `lgbm_orders >= $cut`
 
 # The demo's window features written by hand as one query (same frames as riskconsole/features.py);
 # label features as plain delayed windows, which ignore label_time (cheaper and less exact than ours).
@@ -98,6 +99,47 @@ def phase_backtest(root: Path) -> dict:
             "population": report["overall"]["population"], "rules": len(report["rules"])}
 
 
+def phase_detectors(root: Path) -> dict:
+    from riskconsole.detectors import train_detector
+    from riskconsole.scaffold import copy_demo_files
+    from riskconsole.workspace import Workspace
+
+    ws = Workspace(root)
+    copy_demo_files(ws)
+    started = time.perf_counter()
+    result = train_detector(ws, ws.detectors_dir / "lgbm_orders.yaml")
+    return {"train_and_score_s": time.perf_counter() - started, "scored": result.card["events_scored"],
+            "scoring_s": result.card["scoring_seconds"], "peak_mb": peak_mb()}
+
+
+def _median(fn, runs: int = 3) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return sorted(times)[len(times) // 2]
+
+
+def phase_compare(root: Path) -> dict:
+    from riskconsole.backtest import make_window
+    from riskconsole.report import Baseline, run_backtest
+    from riskconsole.sweep import sweep
+    from riskconsole.workspace import Workspace
+
+    ws = Workspace(root)
+    con = ws.connect_safe()
+    plain = _median(lambda: run_backtest(ws, SCORED, con=con))
+    compared = _median(lambda: run_backtest(ws, SCORED, con=con, baseline=Baseline(STRATEGY, bootstrap=1000)))
+    con.close()
+    values = [round(i / 200, 4) for i in range(200)]
+    result = {}
+    swept = _median(lambda: result.update(sweep(ws, SCORED, "cut", values, make_window())))
+    return {"plain_s": plain, "baseline_1000_bootstrap_s": compared, "compare_ratio": compared / plain,
+            "sweep_200_s": swept, "sweep_method": result["method"], "sweep_ratio": swept / plain,
+            "peak_mb": peak_mb()}
+
+
 def phase_demo(root: Path, events: int) -> dict:
     from riskconsole.scaffold import build_demo_workspace
     from riskconsole.workspace import Workspace
@@ -118,18 +160,23 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--workspace", default="/tmp/rc-bench")
     parser.add_argument("--phase")
+    parser.add_argument("--phases", default="features,backtest,detectors,compare",
+                        help="which phases to run (comma-separated)")
     args = parser.parse_args()
     root = Path(args.workspace)
     if args.phase:
         fn = {"demo": lambda: phase_demo(root, args.events), "features": lambda: phase_features(root),
-              "backtest": lambda: phase_backtest(root)}[args.phase]
+              "backtest": lambda: phase_backtest(root), "detectors": lambda: phase_detectors(root),
+              "compare": lambda: phase_compare(root)}[args.phase]
         print(json.dumps(fn()))
         return
     results = {}
     if not (root / "data" / "console.duckdb").exists():
         results["demo"] = run_phase("demo", root, args.events)
-    results["features"] = run_phase("features", root, args.events)
-    results["backtest"] = run_phase("backtest", root, args.events)
+    phases = args.phases.split(",")
+    for name in ("features", "backtest", "detectors", "compare"):
+        if name in phases:
+            results[name] = run_phase(name, root, args.events)
     print(json.dumps(results, indent=2))
 
 

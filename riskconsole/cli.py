@@ -311,7 +311,12 @@ def main(argv: list[str] | None = None) -> int:
     except RiskConsoleError as err:
         print(f"error: {err}", file=sys.stderr)
     except duckdb.IOException as err:
-        print(f"error: database busy or unreadable: {str(err).splitlines()[0]}", file=sys.stderr)
+        message = str(err).splitlines()[0]
+        if "Conflicting lock" in message:
+            pid = message.split("(PID ")[-1].split(")")[0] if "(PID " in message else "?"
+            message = (f"the database is open in another process (PID {pid}, e.g. a running console); stop it, "
+                       "or run this on another workspace")
+        print(f"error: {message}", file=sys.stderr)
     return 1
 
 

@@ -74,7 +74,27 @@ def validate_file(ws: Workspace, path: str | Path) -> str:
         return _validate_strategy(ws, model, label)
     if kind == "dataset":
         return f"dataset, {len(model.features)} features"
-    return f"detector '{model.name}' ({model.kind})"
+    return _validate_detector(ws, model, label)
+
+
+def _validate_detector(ws: Workspace, spec: Detector, label: str) -> str:
+    """Kind, features (known, numeric, not the label) and windows, as `train` would check them."""
+    from riskconsole.detectors.matrix import check_features, frame_types, span_of
+    from riskconsole.detectors.registry import resolve_kind
+
+    resolve_kind(spec.kind, label)
+    for part, window in (("train", spec.train), ("valid", spec.valid)):
+        if window is not None:
+            span_of(window, f"{label}: {part}")
+    dataset = ws.dataset()
+    if workspace_frame(ws, dataset) is None:
+        return f"detector '{spec.name}' ({spec.kind}; features not checked: no data loaded)"
+    con = ws.connect_safe()
+    try:
+        check_features(spec, dataset, frame_types(con, label), label)
+    finally:
+        con.close()
+    return f"detector '{spec.name}' ({spec.kind}, {len(spec.features)} features)"
 
 
 def _validate_strategy(ws: Workspace, strategy: Strategy, label: str) -> str:

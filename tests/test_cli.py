@@ -161,3 +161,32 @@ def test_load_prints_counts_that_add_up(tiny_ws, capsys):
     con = duckdb.connect(str(tiny_ws.db_path), read_only=True)
     assert con.execute("SELECT count(*) FROM events").fetchall() == [(400,)]
     con.close()
+
+
+@pytest.mark.parametrize("body, message", [
+    ("name: m\nkind: pyod.nope\nfeatures: [amount]\ntrain: {from: 2026-03-01, to: 2026-03-03}\n", "pyod.nope"),
+    ("name: m\nkind: lightgbm\nfeatures: [is_fraud]\ntrain: {from: 2026-03-01, to: 2026-03-03}\n", "the label"),
+    ("name: m\nkind: lightgbm\nfeatures: [amont]\ntrain: {from: 2026-03-01, to: 2026-03-03}\n", "did you mean"),
+    ("name: m\nkind: lightgbm\nfeatures: [channel]\ntrain: {from: 2026-03-01, to: 2026-03-03}\n", "numbers only"),
+])
+def test_validate_checks_detectors_like_train(tiny_ws, capsys, body, message):
+    path = tiny_ws.root / "detectors" / "m.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(body)
+    code, _, err = run(capsys, "validate", path, "--workspace", tiny_ws.root)
+    assert code == 1 and message in err and err.count("\n") == 1
+
+
+def test_a_locked_database_gets_a_clear_line(tiny_ws, capsys):
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; "
+                               f"c = duckdb.connect({str(tiny_ws.db_path)!r}); print('ready', flush=True); "
+                               "time.sleep(30)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        code, _, err = run(capsys, "load", "--workspace", tiny_ws.root)
+    finally:
+        holder.kill()
+    assert code == 1 and "open in another process" in err and err.count("\n") == 1
