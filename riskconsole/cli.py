@@ -129,6 +129,7 @@ def cmd_sweep(ws: Workspace, args: argparse.Namespace) -> None:
     result = sweep(ws, args.strategy, args.param, values, window, _parse_sets(args.set))
     out = _out_dir(ws, args, f"{result['strategy']}-sweep-{args.param}")
     write_files(sweep_files(result), out)
+    print(f"{len(result['points']):,} values of {args.param} ({result['method']})")
     for row in result["points"]:
         print(f"{args.param}={row['value']!s:>10}  precision {fmt(row['precision'], 'pct'):>7}  "
               f"recall {fmt(row['recall'], 'pct'):>7}  net benefit {fmt(row['net_benefit'], 'money'):>12}  "

@@ -121,3 +121,18 @@ def test_detectors_page_without_models_and_event_explorer(page, console_ws):
     assert any("decides" in m.value and "matched rules" in m.value for m in at.markdown)
     at.text_input[0].set_value("no-such-event").run()
     assert any("no event 'no-such-event'" in e.value for e in at.error)
+
+
+def test_strategy_page_saves_a_version(page, console_ws):
+    path = console_ws.strategies_dir / "candidate.yaml"
+    original = path.read_text()
+    at = page("strategy_page")
+    edited = original.replace("big: 150.0", "big: 175.0")
+    at.text_area[0].set_value(edited).run()
+    next(b for b in at.button if b.label == "Save version").click().run()
+    assert not at.exception
+    assert any("Saved strategies/candidate.yaml" in s.value for s in at.success)
+    assert path.read_text() == edited
+    from riskconsole.versions import versions
+    assert [p.read_text() for p in versions(console_ws.strategies_dir, "candidate")] == [original, edited]
+    path.write_text(original)

@@ -89,11 +89,10 @@ with history_tab:
     if len(kept) < 1:
         st.info("No earlier versions yet: every save keeps one.")
     else:
-        names = [p.stem for p in kept]
+        by_name = {p.stem: p for p in kept}
         left, right = st.columns(2)
-        old = left.selectbox("From", names, index=max(0, len(names) - 2))
-        new = right.selectbox("To", names + ["(current draft)"], index=len(names))
-        old_text = (ws.strategies_dir / ".history" / path.stem / f"{old}.yaml").read_text()
-        new_text = draft["text"] if new == "(current draft)" else \
-            (ws.strategies_dir / ".history" / path.stem / f"{new}.yaml").read_text()
+        old = left.selectbox("From", list(by_name), index=max(0, len(kept) - 2))
+        new = right.selectbox("To", [*by_name, "(current draft)"], index=len(kept))
+        old_text = by_name[old].read_text()
+        new_text = draft["text"] if new == "(current draft)" else by_name[new].read_text()
         st.code(diff(old_text, new_text, old, new) or "(no difference)", language="diff")

@@ -1,0 +1,116 @@
+"""Benchmark (issue 4): how fast the console answers on the default demo (1M orders).
+
+    .venv/bin/python bench/bench_console.py --workspace /tmp/demo1m
+
+Core: the function the Tune page calls on every slider move (`tuned_report` over the cached
+evaluator). Browser: `streamlit run app.py` driven by Playwright (Debian chromium): first load of
+each page and slider move to updated KPIs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+
+def core(root: Path, strategy: str) -> dict:
+    from riskconsole.evaluator import Evaluator
+    from riskconsole.report import run_backtest
+    from riskconsole.strategy import compile_strategy
+    from riskconsole.tuning import param_range, tuned_report
+    from riskconsole.workspace import Workspace
+
+    ws = Workspace(root)
+    path = ws.strategies_dir / f"{strategy}.yaml"
+    con = ws.connect_safe()
+    bt = run_backtest(ws, path, con=con)
+    started = time.perf_counter()
+    evaluator = Evaluator(con, bt.dataset, bt.frame, bt.window, bt.compiled)
+    first = tuned_report(evaluator, bt.compiled.strategy, bt.frame, bt.dataset, "bench", {})
+    setup = time.perf_counter() - started
+    moves = []
+    for name, value in bt.compiled.strategy.params.items():
+        bounds = param_range(value)
+        if bounds is None:
+            continue
+        lo, hi, step = bounds
+        for new in (value + step, value - step if value - step >= lo else value + 2 * step):
+            started = time.perf_counter()
+            tuned_report(evaluator, bt.compiled.strategy, bt.frame, bt.dataset, "bench", {name: new})
+            moves.append(time.perf_counter() - started)
+    con.close()
+    assert first["overall"]["population"] == bt.report["overall"]["population"]
+    return {"evaluator_setup_s": setup, "slider_moves": len(moves), "slider_median_ms": statistics.median(moves) * 1e3,
+            "slider_p90_ms": sorted(moves)[int(0.9 * len(moves))] * 1e3, "slider_max_ms": max(moves) * 1e3}
+
+
+def _settle(page) -> None:
+    page.wait_for_selector("[data-testid=stApp][data-test-connection-state=CONNECTED]", timeout=120_000)
+    page.wait_for_timeout(300)
+    page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=300_000)
+
+
+def browser(root: Path) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
+                             str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+                            cwd=ROOT, env={**os.environ, "RISKCONSOLE_WORKSPACE": str(root)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out = {}
+    try:
+        time.sleep(4)
+        with sync_playwright() as p:
+            b = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
+            page = b.new_page(viewport={"width": 1500, "height": 1800})
+            for name in ("", "tune_page", "compare_page", "data_page", "detectors_page", ""):
+                started = time.perf_counter()
+                page.goto(f"http://127.0.0.1:{port}/{name}")
+                _settle(page)
+                key = f"load_{name or 'backtest_page'}_s"
+                out[key if key not in out else key.replace("_s", "_again_s")] = time.perf_counter() - started
+            page.goto(f"http://127.0.0.1:{port}/tune_page")
+            _settle(page)
+            slider = page.locator("[data-testid=stSlider]").filter(has_text="drop_users").locator("input[type=range]")
+            moves = []
+            for key in ("ArrowLeft", "ArrowRight") * 3:
+                slider.focus()
+                started = time.perf_counter()
+                slider.press(key)
+                page.wait_for_timeout(150)
+                _settle(page)
+                moves.append(time.perf_counter() - started)
+            out["browser_slider_median_s"] = statistics.median(moves)
+            out["browser_slider_max_s"] = max(moves)
+            b.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--workspace", default="/tmp/demo1m")
+    parser.add_argument("--strategy", default="candidate")
+    args = parser.parse_args()
+    root = Path(args.workspace)
+    print(json.dumps({"core": core(root, args.strategy), "browser": browser(root)}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
