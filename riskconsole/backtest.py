@@ -147,6 +147,8 @@ def run_groups(con: duckdb.DuckDBPyConnection, compiled: CompiledStrategy, frame
     """Execute the grouped query (on a safe connection) and unpack it into numpy arrays."""
     table = con.sql(render(groups_query(compiled, frame, dataset, window, segment))).to_arrow_table()
     days = window_days(con, dataset, window)
+    if table.num_rows == 0:
+        raise RiskConsoleError(empty_window_message(con, compiled, dataset, window))
     first = np.datetime64(days[0], "D") if days else np.datetime64("1970-01-01", "D")
     day = (table.column("day").to_numpy().astype("datetime64[D]") - first).astype(np.int64)
     words = [table.column(f"m{i}").to_numpy().astype(np.int64) for i in range((len(compiled.rules) - 1) // BITS + 1)]
@@ -157,6 +159,19 @@ def run_groups(con: duckdb.DuckDBPyConnection, compiled: CompiledStrategy, frame
     return Groups(day, table.column("y").to_numpy().astype(np.int8), hits,
                   table.column("n").to_numpy().astype(np.int64),
                   np.nan_to_num(table.column("amt").to_numpy(zero_copy_only=False).astype(np.float64)), days, seg)
+
+
+def empty_window_message(con: duckdb.DuckDBPyConnection, compiled: CompiledStrategy, dataset: Dataset,
+                         window: Window) -> str:
+    """Why nothing is left to decide: the window misses the data, or the population filter keeps nothing."""
+    first, last = con.execute(render(fill("SELECT CAST(min(:t) AS DATE), CAST(max(:t) AS DATE) FROM frame",
+                                          t=ident(dataset.columns.time)))).fetchall()[0]
+    lo = window.start.date().isoformat() if window.start else "the start"
+    hi = (window.end - timedelta(microseconds=1)).date().isoformat() if window.end else "the end"
+    if compiled.population is not None:
+        return (f"strategy '{compiled.name}': no event in {lo}..{hi} passes its population filter (the data "
+                f"spans {first}..{last}): widen the window or the population")
+    return f"--from/--to: the window {lo}..{hi} holds no event (the data spans {first}..{last})"
 
 
 def window_days(con: duckdb.DuckDBPyConnection, dataset: Dataset, window: Window) -> list[date]:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -48,7 +49,7 @@ def console(tmp_path_factory):
             break
         except OSError:
             time.sleep(0.3)
-    yield f"http://127.0.0.1:{port}"
+    yield SimpleNamespace(url=f"http://127.0.0.1:{port}", root=ws.root)
     proc.terminate()
     proc.wait(timeout=20)
 
@@ -78,7 +79,7 @@ def test_every_page_renders_without_exception(console, browser):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1500, "height": 1800})
     for name in PAGES:
-        page.goto(f"{console}/{name}")
+        page.goto(f"{console.url}/{name}")
         _settle(page)
         page.wait_for_timeout(800)
         assert page.locator("[data-testid=stException]").count() == 0, name
@@ -88,7 +89,7 @@ def test_every_page_renders_without_exception(console, browser):
 
 def test_moving_a_threshold_slider_updates_the_kpis(console, browser):
     page = browser.new_page(viewport={"width": 1500, "height": 1800})
-    page.goto(f"{console}/tune_page")
+    page.goto(f"{console.url}/tune_page")
     _settle(page)
     before = _metric(page, "review")
     slider = page.locator("[data-testid=stSlider]").filter(has_text="drop_users").locator("input[type=range]")
@@ -103,4 +104,24 @@ def test_moving_a_threshold_slider_updates_the_kpis(console, browser):
     assert _metric(page, "review") != before
     page.screenshot(path=str(ARTIFACTS / "tune_after_slider.png"), full_page=True)
     (ARTIFACTS / "slider_seconds.txt").write_text(f"{elapsed:.3f}\n")
+    page.close()
+
+
+def test_the_html_report_renders_offline(console, browser, tmp_path):
+    """The shareable report opens from a file with the network unreachable, charts and all."""
+    from riskconsole.cli import main
+
+    root = str(console.root)
+    out = tmp_path / "report"
+    assert main(["backtest", str(Path(root) / "strategies" / "candidate.yaml"), "--workspace", root, "--baseline",
+                 str(Path(root) / "strategies" / "baseline.yaml"), "--by", "channel", "--format", "html",
+                 "--bootstrap", "200", "--out", str(out)]) == 0
+    page = browser.new_page(viewport={"width": 1200, "height": 2400})
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto((out / "report.html").as_uri())
+    page.wait_for_timeout(500)
+    assert page.locator("svg").count() >= 2 and "Decisions that change" in page.content()
+    assert all(url.startswith("file://") for url in requests), requests
+    page.screenshot(path=str(ARTIFACTS / "report_html.png"), full_page=True)
     page.close()

@@ -57,7 +57,23 @@ with st.expander("Load another dataset or upload a file", expanded=not ws.db_pat
 version = db_version(ws)
 con = _connection(str(ws.db_path), version) if version else None
 if con is None or "frame" not in tables(con):
-    st.info("Nothing is loaded yet: build the demo with `make run` (or `riskconsole demo`), or load a dataset above.")
+    st.info("Nothing is loaded yet: load a dataset above, or build the demo here (orders of a content-commerce "
+            "platform with six fraud scenarios; the same as `riskconsole demo`).")
+    size = st.select_slider("Demo size (orders)", [50_000, 200_000, 1_000_000], value=200_000, format_func="{:,}".format)
+    if st.button("Build the demo workspace", type="primary"):
+        from riskconsole.scaffold import build_demo_workspace
+
+        release_connections()
+        with st.status(f"Building a {size:,}-order demo ...", expanded=True) as status:
+            try:
+                result = build_demo_workspace(ws, n_events=size, progress=status.write)
+            except RiskConsoleError as err:
+                status.update(label="Demo build failed", state="error")
+                st.error(str(err))
+                st.stop()
+            status.update(label=result.summary(), state="complete")
+        st.cache_data.clear()
+        st.rerun()
     st.stop()
 dataset = dataset_or_stop(ws)
 info = summary(con, dataset)
