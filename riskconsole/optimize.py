@@ -123,29 +123,80 @@ def _action_sql(rules: list[tuple[str, exp.Expression]]) -> exp.Expression:
 
 
 def score_curve(con: duckdb.DuckDBPyConnection, found, frame: Frame, dataset: Dataset, window: Window,
-                thresholds: list[float]) -> list[dict]:
-    """Overall metrics at every threshold, from one pass and cumulative sums over sorted scores."""
+                 thresholds: list[float]) -> list[dict]:
+    """Overall metrics at every threshold, from one pass and cumulative sums over threshold intervals.
+
+    The pass evaluates each rule condition once, decides every event without (a0) and with (a1) the
+    threshold rule firing, and puts each event whose decision depends on the threshold into the
+    interval of sorted thresholds its score falls in (a range join on a small VALUES list). A
+    threshold's metrics are then the base plus a reverse cumulative sum over intervals.
+    """
     compiled, index, score, op, rest = found
+    order = np.argsort(np.asarray(thresholds, dtype=np.float64), kind="stable")
+    ts = np.asarray(thresholds, dtype=np.float64)[order]
+    table = con.sql(render(_interval_query(compiled, index, score, op, rest, frame, dataset, window, ts)))
+    data = table.to_arrow_table()
+    days = window_days(con, dataset, window)
+    cols = {c: data.column(c).to_numpy(zero_copy_only=False) for c in data.column_names}
+    points = _curve_from_intervals(cols, days, dataset.business, ts)
+    out: list[dict] = [{}] * len(points)
+    for position, point in zip(order, points):
+        out[position] = {**point, "value": float(thresholds[position])}
+    return out
+
+
+def _interval_query(compiled: CompiledStrategy, index: int, score: str, op: str, rest: exp.Expression, frame: Frame,
+                    dataset: Dataset, window: Window, ts: np.ndarray) -> exp.Select:
     rule = compiled.rules[index]
-    others = [(r.action, hit_column(r.condition)) for i, r in enumerate(compiled.rules) if i != index and r.enabled]
-    a0 = _action_sql(others)
-    a1 = _action_sql(others + ([(rule.action, hit_column(rest))] if rule.enabled else []))
+    others = [(i, r) for i, r in enumerate(compiled.rules) if i != index and r.enabled]
     roles = dataset.columns
     amount = fill("coalesce(CAST(:a AS DOUBLE), 0)", a=ident(roles.amount)) if roles.amount else lit(0.0)
+    hits = [alias(hit_column(r.condition), f"h{i}") for i, r in others] + [alias(hit_column(rest), "hr")]
     inner = exp.select(alias(fill("CAST(:t AS DATE)", t=ident(roles.time)), "day"),
-                       alias(known_label(dataset, window), "y"), alias(amount, "amt"), alias(a0, "a0"),
-                       alias(a1, "a1"), alias(fill("CAST(:s AS DOUBLE)", s=ident(score)), "s")).from_(
+                       alias(known_label(dataset, window), "y"), alias(amount, "amt"),
+                       alias(fill("CAST(:s AS DOUBLE)", s=ident(score)), "s"), *hits).from_(
         source(compiled, frame).subquery("src"))
     for condition in population_filters(compiled, dataset, window):
         inner = inner.where(condition)
-    moving = fill("a0 <> a1 AND s IS NOT NULL")
-    query = exp.select("day", "y", "a0", alias(fill("CASE WHEN :m THEN a1 END", m=moving), "a1"),
-                       alias(fill("CASE WHEN :m THEN s END", m=moving), "s"), alias(fill("count(*)"), "n"),
-                       alias(fill("sum(amt)"), "amt")).from_(inner.subquery("e")).group_by("ALL")
-    table = con.sql(render(query)).to_arrow_table()
-    days = window_days(con, dataset, window)
-    data = {c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names}
-    return _curve_from_groups(data, days, dataset.business, thresholds, op == ">=")
+    pairs = [(r.action, exp.column(f"h{i}")) for i, r in others]
+    a1 = pairs + ([(rule.action, exp.column("hr"))] if rule.enabled else [])
+    decided = exp.select("day", "y", "amt", "s", alias(_action_sql(pairs), "a0"), alias(_action_sql(a1), "a1")).from_(
+        inner.subquery("h"))
+    moving = "d.a0 <> d.a1 AND d.s IS NOT NULL"
+    columns = ["d.day", "d.y", "d.a0", alias(fill(f"CASE WHEN {moving} THEN d.a1 END"), "a1")]
+    totals = [alias(fill("count(*)"), "n"), alias(fill("sum(d.amt)"), "amt")]
+    step = (ts[-1] - ts[0]) / (len(ts) - 1) if len(ts) > 1 else 0.0
+    if step > 0 and np.allclose(np.diff(ts), step, rtol=1e-9, atol=1e-12):
+        guess, exact = _even_bucket(ts, step, op)
+        guessed = exp.select("d.*", alias(guess, "i")).from_(decided.subquery("d"))
+        bucket = fill(f"CASE WHEN {moving} THEN :exact ELSE 0 END", exact=exact)
+        return exp.select(*columns, alias(bucket, "b"), *totals).from_(guessed.subquery("d")).group_by("ALL")
+    bounds = [(float(lo), float(hi) if hi is not None else float("inf"), j + 1)
+              for j, (lo, hi) in enumerate(zip(ts, [*ts[1:], None]))]
+    values = exp.values([(lit(lo), fill("CAST(:v AS DOUBLE)", v=lit(str(hi))) if np.isinf(hi) else lit(hi),
+                          lit(b)) for lo, hi, b in bounds], alias="iv", columns=["lo", "hi", "b"])
+    inside = "d.s >= iv.lo AND d.s < iv.hi" if op == ">=" else "d.s > iv.lo AND d.s <= iv.hi"
+    return exp.select(*columns, alias(fill("coalesce(iv.b, 0)"), "b"), *totals).from_(decided.subquery("d")).join(
+        values, on=fill(f"{moving} AND {inside}"), join_type="LEFT").group_by("ALL")
+
+
+def _even_bucket(ts: np.ndarray, step: float, op: str) -> tuple[exp.Expression, exp.Expression]:
+    """How many of the evenly spaced thresholds a score passes: an arithmetic guess `i`, then one exact
+    comparison each way (float rounding moves the guess by at most one). A range join does the same for
+    any thresholds, ~0.4 s slower on 10M events.
+    """
+    m = len(ts)
+    table = exp.Array(expressions=[lit(float(t)) for t in ts])
+    guess = fill("least(:m, greatest(0, CAST(floor((d.s - :t0) / :step) AS BIGINT) + 1))", m=lit(m),
+                 t0=lit(float(ts[0])), step=lit(float(step)))
+
+    def passes(index: exp.Expression) -> exp.Expression:
+        template = "d.s >= list_extract(:l, :i)" if op == ">=" else "d.s > list_extract(:l, :i)"
+        return fill(template, l=table, i=index)
+
+    exact = fill("CASE WHEN d.i >= 1 AND NOT :below THEN d.i - 1 WHEN d.i < :m AND :above THEN d.i + 1 ELSE d.i END",
+                 below=passes(fill("d.i")), above=passes(fill("d.i + 1")), m=lit(m))
+    return guess, exact
 
 
 def _components(action: np.ndarray, y: np.ndarray, n: np.ndarray, amt: np.ndarray, business: Business) -> dict:
@@ -157,58 +208,47 @@ def _components(action: np.ndarray, y: np.ndarray, n: np.ndarray, amt: np.ndarra
             "good_blocked": amt * (action == BLOCK) * good, "reviews": n * (action == REVIEW)}
 
 
-def _curve_from_groups(data: dict, days: list, business: Business, thresholds: list[float],
-                       inclusive: bool) -> list[dict]:
+def _curve_from_intervals(data: dict, days: list, business: Business, ts: np.ndarray) -> list[dict]:
+    """Metrics per sorted threshold: base (decision a0) plus the gains of intervals at or above it."""
     first = np.datetime64(days[0], "D") if days else np.datetime64("1970-01-01", "D")
     day = (data["day"].astype("datetime64[D]") - first).astype(np.int64)
     y, n = data["y"].astype(np.int8), data["n"].astype(np.float64)
     amt = np.nan_to_num(data["amt"].astype(np.float64))
-    a0 = data["a0"].astype(np.int8)
-    moving = ~np.isnan(data["s"].astype(np.float64))
+    a0, bucket = data["a0"].astype(np.int8), data["b"].astype(np.int64)
+    a1 = np.where(bucket > 0, np.nan_to_num(data["a1"].astype(np.float64)), a0).astype(np.int8)
     base = _components(a0, y, n, amt, business)
-    a1 = np.where(moving, np.nan_to_num(data["a1"].astype(np.float64)), a0).astype(np.int8)
-    gain = {k: (v - base[k])[moving] for k, v in _components(a1, y, n, amt, business).items()}
-    order = np.argsort(-data["s"].astype(np.float64)[moving], kind="stable")
-    scores = data["s"].astype(np.float64)[moving][order]
-    cum = {k: np.concatenate([[0.0], np.cumsum(v[order])]) for k, v in gain.items()}
-    t = np.asarray(thresholds, dtype=np.float64)
-    # number of moving events whose score passes each threshold (scores sorted descending)
-    k = np.searchsorted(-scores, -t, side="right" if inclusive else "left")
-    totals = {key: base[key].sum() + cum[key][k] for key in gain}
-    daily = _daily_reviews(day[moving][order], gain["reviews"][order], np.bincount(
-        day, weights=base["reviews"], minlength=len(days)), scores, t, inclusive, len(days))
-    population, fraud = n.sum(), n[y == 1].sum()
-    fraud_amt = amt[y == 1].sum()
+    gains = {k: v - base[k] for k, v in _components(a1, y, n, amt, business).items()}
+    m = len(ts)
+    # gain of bucket b applies to thresholds 1..b: reverse cumulative sum over buckets
+    totals = {k: base[k].sum() + _above(np.bincount(bucket, weights=g, minlength=m + 1)) for k, g in gains.items()}
+    per_day = np.zeros((len(days), m + 1))
+    np.add.at(per_day, (day, bucket), gains["reviews"])
+    daily = np.bincount(day, weights=base["reviews"], minlength=len(days))[:, None] + \
+        np.flip(np.cumsum(np.flip(per_day, 1), 1), 1)[:, 1:]
+    population, fraud, fraud_amt = n.sum(), n[y == 1].sum(), amt[y == 1].sum()
     out = []
-    for i, threshold in enumerate(t):
-        tp, fp = totals["tp"][i], totals["fp"][i]
+    for j in range(m):
+        tp, fp, reviews = totals["tp"][j], totals["fp"][j], totals["reviews"][j]
         precision, recall = ratio(tp, tp + fp), ratio(tp, fraud)
-        reviews = totals["reviews"][i]
-        out.append({"value": float(threshold), "population": int(population), "flagged": int(totals["flagged"][i]),
-                    "tp": int(tp), "fp": int(fp), "fn": int(fraud - tp), "precision": precision, "recall": recall,
+        out.append({"population": int(population), "flagged": int(round(totals["flagged"][j])),
+                    "tp": int(round(tp)), "fp": int(round(fp)), "fn": int(round(fraud - tp)),
+                    "precision": precision, "recall": recall,
                     "f1": None if not precision or not recall else 2 * precision * recall / (precision + recall),
-                    "amount_recall": ratio(totals["caught_amt"][i], fraud_amt),
-                    "alert_rate": ratio(totals["flagged"][i], population),
-                    "fraud_amount_stopped": float(totals["stopped"][i]),
-                    "good_amount_blocked": float(totals["good_blocked"][i]),
-                    "review_cases": int(reviews), "review_cost": reviews * business.review_cost,
-                    "net_benefit": float(totals["stopped"][i] - business.good_block_cost * totals["good_blocked"][i]
-                                         - reviews * business.review_cost),
-                    "review_overflow_days": int((daily[i] > business.review_capacity).sum()),
-                    "max_daily_reviews": int(daily[i].max()) if daily.shape[1] else 0})
+                    "amount_recall": ratio(totals["caught_amt"][j], fraud_amt),
+                    "alert_rate": ratio(totals["flagged"][j], population),
+                    "fraud_amount_stopped": float(totals["stopped"][j]),
+                    "good_amount_blocked": float(totals["good_blocked"][j]),
+                    "review_cases": int(round(reviews)), "review_cost": round(reviews) * business.review_cost,
+                    "net_benefit": float(totals["stopped"][j] - business.good_block_cost * totals["good_blocked"][j]
+                                         - round(reviews) * business.review_cost),
+                    "review_overflow_days": int((daily[:, j] > business.review_capacity).sum()),
+                    "max_daily_reviews": int(round(daily[:, j].max())) if len(days) else 0})
     return out
 
 
-def _daily_reviews(day: np.ndarray, gain: np.ndarray, base: np.ndarray, scores: np.ndarray, t: np.ndarray,
-                   inclusive: bool, n_days: int) -> np.ndarray:
-    """Review cases per (threshold, day): the base plus each day's moving events above the threshold."""
-    out = np.tile(base, (len(t), 1))
-    for d in np.unique(day):
-        sel = day == d
-        cum = np.concatenate([[0.0], np.cumsum(gain[sel])])  # scores stay sorted descending within a day
-        k = np.searchsorted(-scores[sel], -t, side="right" if inclusive else "left")
-        out[:, d] += cum[k]
-    return out
+def _above(per_bucket: np.ndarray) -> np.ndarray:
+    """For thresholds 1..m: the sum over buckets b >= j."""
+    return np.flip(np.cumsum(np.flip(per_bucket)))[1:]
 
 
 # ---------------------------------------------------------------- the search

@@ -42,9 +42,13 @@ def _brute(ws, path, overrides, window=None):
     return run_backtest(ws, path, window, overrides).report["overall"]
 
 
-def test_score_sweep_uses_sorted_scores_and_equals_brute_force(scored):
+@pytest.mark.parametrize("values", [
+    [0.0, 0.1, 0.25, 0.5, 0.8, 0.8005, 0.95, 1.0, 1.5],          # uneven: intervals by a range join
+    [round(0.05 * i, 2) for i in range(21)],                     # even: arithmetic buckets, scores on the edges
+    [0.9, 0.3, 0.6],                                              # unsorted and even
+])
+def test_score_sweep_uses_sorted_scores_and_equals_brute_force(scored, values):
     ws, path = scored
-    values = [0.0, 0.1, 0.25, 0.5, 0.8, 0.8005, 0.95, 1.0, 1.5]
     window = make_window("2026-03-02", "2026-03-05", "2026-03-05")
     result = sweep(ws, path, "cut", values, window)
     assert result["method"] == "sorted-scores"
