@@ -136,3 +136,30 @@ def test_strategy_page_saves_a_version(page, console_ws):
     from riskconsole.versions import versions
     assert [p.read_text() for p in versions(console_ws.strategies_dir, "candidate")] == [original, edited]
     path.write_text(original)
+
+
+def test_tune_page_saves_tuned_params_as_a_version(page, console_ws):
+    path = console_ws.strategies_dir / "candidate.yaml"
+    original = path.read_text()
+    at = page("tune_page")
+    at.slider(key="tune_candidate_burst").set_value(4).run()
+    at.text_input[0].set_value("candidate_tuned")  # inside a form: submitted with the button, in one run
+    next(b for b in at.button if b.label == "Save version").click().run()
+    assert not at.exception
+    saved = console_ws.strategies_dir / "candidate_tuned.yaml"
+    import yaml as _yaml
+    assert _yaml.safe_load(saved.read_text())["params"] == {"burst": 4, "big": 150.0}
+    assert path.read_text() == original
+    saved.unlink()
+
+
+@pytest.mark.parametrize("name", ["backtest_page", "compare_page", "tune_page", "strategy_page", "detectors_page",
+                                  "data_page", "export_page"])
+def test_an_empty_workspace_says_what_to_do(tmp_path, monkeypatch, name):
+    monkeypatch.setenv("RISKCONSOLE_WORKSPACE", str(tmp_path))
+    common.release_connections()
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page(f"riskconsole/ui/{name}.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.info or at.error, name

@@ -15,6 +15,7 @@ from riskconsole.export import fmt
 from riskconsole.overview import day_range, tables
 from riskconsole.strategy import Frame, compile_strategy, frame_of
 from riskconsole.tuning import curve, tuned_report
+from riskconsole.versions import versions
 from riskconsole.workspace import Workspace, safe_connection
 
 KPIS = [("precision", "precision", "pct"), ("recall", "recall", "pct"), ("amount_recall", "amount recall", "pct"),
@@ -73,15 +74,28 @@ def strategy_names(ws: Workspace) -> list[str]:
     return sorted(names, key=lambda n: (n != "baseline", n))
 
 
-def pick_strategy(ws: Workspace, label: str, key: str, default: str | None = None) -> Path:
-    """A strategy selector whose choice persists across pages."""
-    names = strategy_names(ws)
+def strategy_choices(ws: Workspace, with_versions: bool = False) -> dict[str, Path]:
+    """Label -> file: the strategies, and with `with_versions` every saved version (`name @ stamp`)."""
+    choices = {name: ws.strategies_dir / f"{name}.yaml" for name in strategy_names(ws)}
+    if with_versions:
+        for name in list(choices):
+            for version in reversed(versions(ws.strategies_dir, name)):
+                choices[f"{name} @ {version.stem}"] = version
+    return choices
+
+
+def pick_strategy(ws: Workspace, label: str, key: str, default: str | None = None,
+                  with_versions: bool = False) -> Path:
+    """A strategy selector whose choice persists across pages (optionally offering saved versions)."""
+    choices = strategy_choices(ws, with_versions)
+    names = list(choices)
     if not names:
         st.info(f"No strategy in {ws.strategies_dir}: write one, or start from the demo.")
         st.stop()
     if key not in st.session_state or st.session_state[key] not in names:
-        st.session_state[key] = default if default in names else names[-1 if key == "strategy" else 0]
-    return ws.strategies_dir / f"{st.selectbox(label, names, key=key)}.yaml"
+        plain = strategy_names(ws)
+        st.session_state[key] = default if default in names else plain[-1 if key == "strategy" else 0]
+    return choices[st.selectbox(label, names, key=key)]
 
 
 def pick_window(con: duckdb.DuckDBPyConnection, dataset) -> Window:

@@ -26,9 +26,9 @@ dataset = dataset_or_stop(ws)
 st.title("Compare")
 left, mid, right = st.columns([2, 2, 1])
 with left:
-    candidate = pick_strategy(ws, "Candidate", "strategy", default="candidate")
+    candidate = pick_strategy(ws, "Candidate", "strategy", default="candidate", with_versions=True)
 with mid:
-    baseline = pick_strategy(ws, "Baseline (in production)", "baseline", default="baseline")
+    baseline = pick_strategy(ws, "Baseline (in production)", "baseline", default="baseline", with_versions=True)
 with right:
     columns = [c for c in frame_of(con, dataset).visible if c not in (dataset.columns.id, dataset.columns.time)]
     by = st.selectbox("Segments by", ["(none)", *columns], index=(["(none)", *columns].index("channel")

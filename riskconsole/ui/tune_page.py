@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import streamlit as st
+import yaml
 
-from riskconsole.tuning import param_range
 from riskconsole.charts import curve_chart, frontier_chart
+from riskconsole.errors import RiskConsoleError
 from riskconsole.export import fmt
-from riskconsole.ui.common import (connection_or_stop, dataset_or_stop, evaluate, guard, kpi_tiles, optimize_params, param_curve,
-                                   pick_strategy, pick_window, show_warnings, workspace)
+from riskconsole.tuning import param_range
+from riskconsole.ui.common import (connection_or_stop, dataset_or_stop, evaluate, guard, kpi_tiles, optimize_params,
+                                   param_curve, pick_strategy, pick_window, show_warnings, workspace)
+from riskconsole.versions import digest, save_strategy
 
 ws = workspace()
 con = connection_or_stop(ws)
@@ -97,3 +100,19 @@ with st.expander("Optimize: the setting that pays most within review capacity", 
             # widget values can only be set before the sliders exist: apply on the next run
             st.session_state["pending_tune"] = {f"tune_{path.stem}_{n}": pick[n] for n in result["params"]}
             st.rerun()
+
+with st.form("save_tuned"):
+    left, right = st.columns([3, 1])
+    target = left.text_input("Save these params as a strategy version (file name in strategies/)", value=path.stem)
+    save = right.form_submit_button("Save version", disabled=not st.session_state["params"][path.stem])
+if save:
+    tuned_strategy = strategy.model_copy(update={"params": {**strategy.params, **overrides}})
+    text = yaml.safe_dump(tuned_strategy.model_dump(mode="json", exclude_none=True), sort_keys=False,
+                          allow_unicode=True)
+    try:
+        saved = save_strategy(ws.strategies_dir, target, text, digest(path.read_text()) if target == path.stem else None)
+    except RiskConsoleError as err:
+        st.error(str(err))
+    else:
+        note = " (the file changed on disk meanwhile: saved beside it)" if saved.conflict else ""
+        st.success(f"Saved {ws.rel(saved.path)}{note}; the earlier text is kept under Strategy → Versions.")
