@@ -34,3 +34,23 @@ def test_a_param_move_reruns_only_its_rule(tiny_ws):
     evaluator.groups(moved)
     assert len(evaluator._cache) == cached + 1  # only `big_live` was evaluated again
     con.close()
+
+
+@pytest.mark.parametrize("rules", [3, 45])  # hashed key, and the sort fallback beyond 40 rules
+def test_collapse_keeps_every_sum(rules):
+    import numpy as np
+
+    from riskconsole.evaluator import collapse
+
+    rng = np.random.default_rng(rules)
+    n = 5_000
+    day, label = rng.integers(0, 30, n), rng.choice([-1, 0, 1], n)
+    hits, amount = rng.random((n, rules)) < 0.1, rng.gamma(2, 50, n)
+    g = collapse(day, label, hits, amount, list(range(30)))
+    assert g.count.sum() == n and g.amount.sum() == pytest.approx(amount.sum())
+    for r in range(rules):
+        for y in (-1, 0, 1):
+            sel = hits[:, r] & (label == y)
+            assert g.count[g.hits[:, r] & (g.label == y)].sum() == sel.sum()
+    per_day = np.bincount(g.day, weights=g.amount, minlength=30)
+    assert per_day == pytest.approx(np.bincount(day, weights=amount, minlength=30))
