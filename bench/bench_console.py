@@ -96,6 +96,12 @@ def browser(root: Path) -> dict:
                 moves.append(time.perf_counter() - started)
             out["browser_slider_median_s"] = statistics.median(moves)
             out["browser_slider_max_s"] = max(moves)
+            fresh = b.new_context().new_page(viewport={"width": 1500, "height": 1800})
+            for name in ("", "tune_page"):  # a new user on a warm server: imports and caches already there
+                started = time.perf_counter()
+                fresh.goto(f"http://127.0.0.1:{port}/{name}")
+                _settle(fresh)
+                out[f"new_session_load_{name or 'backtest_page'}_s"] = time.perf_counter() - started
             b.close()
     finally:
         proc.terminate()

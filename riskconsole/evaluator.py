@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 from sqlglot import exp
 
-from riskconsole.backtest import Groups, Window, window_days, population_filters, known_label, hit_column
+from riskconsole.backtest import BITS, Groups, Window, known_label, mask_words, population_filters, window_days
 from riskconsole.config import Dataset
 from riskconsole.sqlbuild import alias, fill, ident, render
-from riskconsole.strategy import CompiledStrategy, Frame, source
+from riskconsole.strategy import CompiledRule, CompiledStrategy, Frame, source
 
 MAX_CACHED_CONDITIONS = 256
 MASK_BITS = 40  # rules packed into one hashed key; more rules fall back to a sort
@@ -68,21 +68,39 @@ class Evaluator:
 
     def hits(self, condition: exp.Expression, compiled: CompiledStrategy) -> np.ndarray:
         """Boolean array over the population: where the condition holds (cached by its SQL)."""
+        self.prefetch([condition], compiled)
         key = render(condition)
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
-        query = exp.select("_pos").from_(source(compiled, self.frame).subquery("src")).where(hit_column(condition))
-        positions = self._query(self._where(query, compiled))["_pos"].astype(np.int64)
-        mask = np.zeros(len(self.pos), dtype=bool)
-        mask[np.searchsorted(self.pos, np.sort(positions))] = True
-        self._cache[key] = mask
-        if len(self._cache) > MAX_CACHED_CONDITIONS:
+        self._cache.move_to_end(key)
+        return self._cache[key]
+
+    def prefetch(self, conditions: list[exp.Expression], compiled: CompiledStrategy) -> None:
+        """Evaluate every condition not cached yet in ONE pass (rows in `_pos` order, as the base)."""
+        missing = {}
+        for node in conditions:
+            missing.setdefault(render(node), node)
+        missing = {k: v for k, v in missing.items() if k not in self._cache}
+        if not missing:
+            return
+        nodes = list(missing.values())
+        words = [f"m{i}" for i in range(0, len(nodes), BITS)]
+        stub = CompiledStrategy(compiled.strategy, {}, [CompiledRule(f"c{i}", "review", True, n)
+                                                        for i, n in enumerate(nodes)], None, compiled.detectors)
+        query = exp.select("_pos", *[alias(w, name) for w, name in zip(mask_words(stub), words)]).from_(
+            source(compiled, self.frame).subquery("src"))
+        query = self._where(query, compiled)
+        sparse = exp.select("*").from_(query.subquery("q")).where(" OR ".join(f"{w} <> 0" for w in words))
+        data = self._query(sparse)  # only the events some condition holds for
+        rows = np.searchsorted(self.pos, data["_pos"].astype(np.int64))
+        for i, key in enumerate(missing):
+            mask = np.zeros(len(self.pos), dtype=bool)
+            mask[rows] = (data[words[i // BITS]].astype(np.int64) >> (i % BITS)) & 1
+            self._cache[key] = mask
+        while len(self._cache) > MAX_CACHED_CONDITIONS:
             self._cache.popitem(last=False)
-        return mask
 
     def groups(self, compiled: CompiledStrategy) -> Groups:
         """`Groups` for the strategy: events collapsed by (day, label, which rules hold), as the SQL pass does."""
+        self.prefetch([r.condition for r in compiled.rules], compiled)
         hits = np.zeros((len(self.pos), len(compiled.rules)), dtype=bool)
         for i, rule in enumerate(compiled.rules):
             hits[:, i] = self.hits(rule.condition, compiled)
