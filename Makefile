@@ -23,7 +23,7 @@ demo: install
 	$(BIN)/riskconsole demo --events $(DEMO_EVENTS)
 
 run: install data/console.duckdb
-	$(BIN)/streamlit run app.py --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
+	$(BIN)/python -m riskconsole.ui.serve --port $(PORT)
 
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)

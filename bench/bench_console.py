@@ -67,13 +67,18 @@ def browser(root: Path) -> dict:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
-                             str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+    proc = subprocess.Popen([sys.executable, "-m", "riskconsole.ui.serve", "--port", str(port)],
                             cwd=ROOT, env={**os.environ, "RISKCONSOLE_WORKSPACE": str(root)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     out = {}
     try:
-        time.sleep(4)
+        deadline = time.time() + 60
+        while time.time() < deadline:  # the launcher imports everything before it listens
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.3)
         with sync_playwright() as p:
             b = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
             page = b.new_page(viewport={"width": 1500, "height": 1800})

@@ -38,9 +38,8 @@ def console(tmp_path_factory):
     build_demo_workspace(ws, n_events=20_000)
     port = _free_port()
     env = {**os.environ, "RISKCONSOLE_WORKSPACE": str(ws.root)}
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
-                             str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
-                             "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "riskconsole.ui.serve", "--port", str(port), "--address",
+                             "127.0.0.1"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -70,6 +69,11 @@ def _settle(page) -> None:
     page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=120_000)
 
 
+def _no_exception(page, where: str) -> None:
+    boxes = page.locator("[data-testid=stException]")
+    assert boxes.count() == 0, f"{where}: {boxes.first.inner_text()[:2000]}"
+
+
 def _metric(page, label: str) -> str:
     tile = page.locator("[data-testid=stMetric]").filter(has_text=label).first
     return tile.locator("[data-testid=stMetricValue]").inner_text(timeout=120_000)
@@ -82,7 +86,7 @@ def test_every_page_renders_without_exception(console, browser):
         page.goto(f"{console.url}/{name}")
         _settle(page)
         page.wait_for_timeout(800)
-        assert page.locator("[data-testid=stException]").count() == 0, name
+        _no_exception(page, name)
         page.screenshot(path=str(ARTIFACTS / f"{name or 'backtest_page'}.png"), full_page=True)
     page.close()
 
@@ -100,7 +104,7 @@ def test_moving_a_threshold_slider_updates_the_kpis(console, browser):
     page.wait_for_timeout(300)
     _settle(page)
     elapsed = time.perf_counter() - started
-    assert page.locator("[data-testid=stException]").count() == 0
+    _no_exception(page, "tune page after a slider move")
     assert _metric(page, "review") != before
     page.screenshot(path=str(ARTIFACTS / "tune_after_slider.png"), full_page=True)
     (ARTIFACTS / "slider_seconds.txt").write_text(f"{elapsed:.3f}\n")

@@ -48,10 +48,18 @@ def release_connections() -> None:
     _evaluator.clear()
 
 
-def connection_or_stop(ws: Workspace) -> duckdb.DuckDBPyConnection:
-    """The read-only connection, or a page that says what to do when nothing is loaded."""
+def session_connection(ws: Workspace) -> duckdb.DuckDBPyConnection | None:
+    """A connection of this script run's own (a cursor on the shared read-only database).
+
+    DuckDB connections are not safe to share between threads, and Streamlit runs each session in one.
+    """
     version = db_version(ws)
-    con = _connection(str(ws.db_path), version) if version else None
+    return _connection(str(ws.db_path), version).cursor() if version else None
+
+
+def connection_or_stop(ws: Workspace) -> duckdb.DuckDBPyConnection:
+    """This run's read-only connection, or a page that says what to do when nothing is loaded."""
+    con = session_connection(ws)
     if con is None or "frame" not in tables(con):
         st.info(f"No events are loaded in **{ws.root}** yet. Build the demo with `make run` (or "
                 f"`riskconsole demo --workspace {ws.root}`), or load a dataset on the **Data** page.")

@@ -14,7 +14,7 @@ from riskconsole.ingest import FORMATS, load
 from riskconsole.overview import distribution, feature_table, label_maturity, quarantine_reasons, \
     quarantine_sample, summary, tables
 from riskconsole.charts import histogram_chart, maturity_chart
-from riskconsole.ui.common import dataset_or_stop, db_version, release_connections, workspace, _connection
+from riskconsole.ui.common import dataset_or_stop, release_connections, session_connection, workspace
 from riskconsole.versions import atomic_write
 
 ws = workspace()
@@ -54,8 +54,7 @@ with st.expander("Load another dataset or upload a file", expanded=not ws.db_pat
         atomic_write(upload_spec, yaml.safe_dump(base, sort_keys=False))
         run_load(upload_spec)
 
-version = db_version(ws)
-con = _connection(str(ws.db_path), version) if version else None
+con = session_connection(ws)
 if con is None or "frame" not in tables(con):
     st.info("Nothing is loaded yet: load a dataset above, or build the demo here (orders of a content-commerce "
             "platform with six fraud scenarios; the same as `riskconsole demo`).")
