@@ -43,10 +43,11 @@ def curve(evaluator: Evaluator, strategy: Strategy, frame: Frame, dataset: Datas
         return []
     lo, hi, step = bounds
     values = np.unique(np.round(np.linspace(lo, hi, points) / step) * step)
+    typed = [int(v) if isinstance(strategy.params[param], int) else float(v) for v in values]
+    variants = [compile_strategy(strategy, frame, label, {**overrides, param: v}) for v in typed]
+    evaluator.prefetch([r.condition for c in variants for r in c.rules], variants[0])  # one pass for all
     out = []
-    for value in values:
-        value = int(value) if isinstance(strategy.params[param], int) else float(value)
-        compiled = compile_strategy(strategy, frame, label, {**overrides, param: value})
+    for value, compiled in zip(typed, variants):
         groups = evaluator.groups(compiled)
         metrics = overall(groups, decide(groups.hits, rule_set(compiled)), dataset.business)
         out.append({"value": value, **metrics})
