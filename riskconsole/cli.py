@@ -240,6 +240,14 @@ def cmd_optimize(ws: Workspace, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(ws: Workspace, args: argparse.Namespace) -> None:
+    import json
+
+    from riskconsole.validate import KINDS
+
+    print(json.dumps(KINDS[args.kind].model_json_schema(by_alias=True), indent=2))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="riskconsole", description="Backtest fraud strategies before deploying.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -289,6 +297,8 @@ def _parser() -> argparse.ArgumentParser:
     for flag, dest in (("--from", "from_"), ("--to", "to"), ("--as-of", "as_of"), ("--out", "out")):
         p.add_argument(flag, dest=dest)
     p.add_argument("--set", action="append", metavar="PARAM=VALUE")
+    p = command("schema", "JSON Schema of a YAML kind, for editors")
+    p.add_argument("kind", choices=["dataset", "strategy", "detector"])
     p = command("train", "fit detectors, write their model cards, score every event")
     p.add_argument("detectors", nargs="+", metavar="DETECTOR_YAML")
     p = command("explain", "why an event scored high: each detector's score and top reasons")
@@ -300,7 +310,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"demo": cmd_demo, "load": cmd_load, "validate": cmd_validate, "backtest": cmd_backtest,
-            "sweep": cmd_sweep, "gate": cmd_gate, "optimize": cmd_optimize, "train": cmd_train, "explain": cmd_explain}
+            "sweep": cmd_sweep, "gate": cmd_gate, "optimize": cmd_optimize, "schema": cmd_schema, "train": cmd_train, "explain": cmd_explain}
 
 
 def main(argv: list[str] | None = None) -> int:

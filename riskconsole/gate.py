@@ -68,8 +68,10 @@ def describe(result: dict) -> str:
     if result["value"] is None:
         return f"{status} {result['guardrail']}: {result['reason']}"
     sign = "+" if result.get("relative") else ""
-    value = f"{'delta' if result.get('relative') else 'value'} {result['value']:{sign},.4g}"
+    numbers = [result["value"], *(result["interval"] or [])]
+    spec = f"{sign},.4f" if all(abs(v) < 10 for v in numbers) else f"{sign},.0f"
+    value = f"{'delta' if result.get('relative') else 'value'} {result['value']:{spec}}"
     if result["interval"]:
         lo, hi = result["interval"]
-        value += f" (95% CI {lo:{sign},.4g} … {hi:{sign},.4g})"
+        value += f" (95% CI {lo:{spec}} … {hi:{spec}})"
     return f"{status} {result['guardrail']}: {value}"

@@ -221,3 +221,9 @@ def test_exports_are_byte_identical_for_the_same_inputs(tiny_ws, capsys, tmp_pat
     con.close()
     for name, data in files.items():
         assert (tmp_path / "a" / name).read_bytes() == data == (tmp_path / "b" / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("kind, key", [("strategy", "rules"), ("dataset", "features"), ("detector", "kind")])
+def test_schema_for_editors(capsys, kind, key):
+    code, out, _ = run(capsys, "schema", kind)
+    assert code == 0 and key in json.loads(out)["properties"]
