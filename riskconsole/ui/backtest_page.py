@@ -7,13 +7,9 @@ import streamlit as st
 
 from riskconsole.export import fmt
 from riskconsole.charts import daily_chart
-from riskconsole.ui.common import (connection_or_stop, dataset_or_stop, evaluate, guard, kpi_tiles, pick_strategy,
-                                   pick_window, show_warnings, workspace)
+from riskconsole.ui.common import evaluate, guard, kpi_tiles, open_page, pick_strategy, pick_window, show_warnings
 
-ws = workspace()
-con = connection_or_stop(ws)
-dataset = dataset_or_stop(ws)
-st.title("Backtest")
+ws, con, dataset = open_page("Backtest")
 left, right = st.columns(2)
 with left:
     candidate = pick_strategy(ws, "Strategy", "strategy", default="candidate")

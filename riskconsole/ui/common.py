@@ -67,6 +67,15 @@ def connection_or_stop(ws: Workspace) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def open_page(title: str) -> tuple[Workspace, duckdb.DuckDBPyConnection, object]:
+    """Every data page starts the same way: workspace, this run's connection, dataset spec, title."""
+    ws = workspace()
+    con = connection_or_stop(ws)
+    dataset = dataset_or_stop(ws)
+    st.title(title)
+    return ws, con, dataset
+
+
 def dataset_or_stop(ws: Workspace):
     """The dataset spec, or an error box and stop."""
     try:

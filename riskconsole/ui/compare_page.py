@@ -15,15 +15,11 @@ from riskconsole.export import fmt
 from riskconsole.report import Baseline, run_backtest
 from riskconsole.share import kpi_rows
 from riskconsole.strategy import compile_strategy, frame_of
-from riskconsole.ui.common import (connection_or_stop, dataset_or_stop, db_version, guard, pick_strategy,
-                                   pick_window, show_warnings, workspace)
+from riskconsole.ui.common import db_version, guard, open_page, pick_strategy, pick_window, show_warnings
 
 INTERVAL_METRICS = [("recall", "recall"), ("precision", "precision"), ("amount_recall", "amount recall")]
 
-ws = workspace()
-con = connection_or_stop(ws)
-dataset = dataset_or_stop(ws)
-st.title("Compare")
+ws, con, dataset = open_page("Compare")
 left, mid, right = st.columns([2, 2, 1])
 with left:
     candidate = pick_strategy(ws, "Candidate", "strategy", default="candidate", with_versions=True)

@@ -12,13 +12,9 @@ from riskconsole.charts import histogram_chart, importance_chart
 from riskconsole.errors import RiskConsoleError
 from riskconsole.export import fmt
 from riskconsole.strategy import compile_strategy, frame_of
-from riskconsole.ui.common import (connection_or_stop, dataset_or_stop, db_version, guard, pick_strategy,
-                                   release_connections, workspace)
+from riskconsole.ui.common import db_version, guard, open_page, pick_strategy, release_connections
 
-ws = workspace()
-con = connection_or_stop(ws)
-dataset = dataset_or_stop(ws)
-st.title("Detectors")
+ws, con, dataset = open_page("Detectors")
 
 
 def cards() -> dict[str, dict]:

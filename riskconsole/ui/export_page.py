@@ -10,16 +10,12 @@ import yaml
 from riskconsole.backtest import fetch_decisions
 from riskconsole.export import render_files
 from riskconsole.report import run_backtest
-from riskconsole.ui.common import (connection_or_stop, dataset_or_stop, guard, pick_strategy, pick_window,
-                                   workspace)
+from riskconsole.ui.common import guard, open_page, pick_strategy, pick_window
 
 MIME = {"json": "application/json", "csv": "text/csv", "parquet": "application/vnd.apache.parquet",
         "html": "text/html", "md": "text/markdown", "yaml": "application/yaml"}
 
-ws = workspace()
-con = connection_or_stop(ws)
-dataset = dataset_or_stop(ws)
-st.title("Export")
+ws, con, dataset = open_page("Export")
 path = pick_strategy(ws, "Strategy", "strategy", default="candidate")
 window = pick_window(con, dataset)
 overrides = st.session_state.get("params", {}).get(path.stem, {})

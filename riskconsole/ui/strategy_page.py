@@ -8,14 +8,11 @@ import yaml
 
 from riskconsole.errors import RiskConsoleError
 from riskconsole.strategy import frame_of
-from riskconsole.ui.common import connection_or_stop, dataset_or_stop, pick_strategy, workspace
+from riskconsole.ui.common import open_page, pick_strategy
 from riskconsole.validate import check_strategy_text
 from riskconsole.versions import diff, digest, save_strategy, versions
 
-ws = workspace()
-con = connection_or_stop(ws)
-dataset = dataset_or_stop(ws)
-st.title("Strategy")
+ws, con, dataset = open_page("Strategy")
 path = pick_strategy(ws, "Strategy", "strategy", default="candidate")
 on_disk = path.read_text(encoding="utf-8")
 drafts = st.session_state.setdefault("drafts", {})

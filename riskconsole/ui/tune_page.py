@@ -9,14 +9,11 @@ from riskconsole.charts import curve_chart, frontier_chart
 from riskconsole.errors import RiskConsoleError
 from riskconsole.export import fmt
 from riskconsole.tuning import param_range
-from riskconsole.ui.common import (connection_or_stop, dataset_or_stop, evaluate, guard, kpi_tiles, optimize_params,
-                                   param_curve, pick_strategy, pick_window, show_warnings, workspace)
+from riskconsole.ui.common import (evaluate, guard, kpi_tiles, open_page, optimize_params, param_curve,
+                                   pick_strategy, pick_window, show_warnings)
 from riskconsole.versions import digest, save_strategy
 
-ws = workspace()
-con = connection_or_stop(ws)
-dataset = dataset_or_stop(ws)
-st.title("Tune")
+ws, con, dataset = open_page("Tune")
 path = pick_strategy(ws, "Strategy", "strategy", default="candidate")
 window = pick_window(con, dataset)
 strategy = guard(ws.strategy, path)
