@@ -41,9 +41,9 @@ with right:
     st.subheader("Money")
     st.dataframe(pd.DataFrame({
         "": ["fraud money stopped", "good money blocked", "review cost", "net benefit"],
-        "amount": [o["fraud_amount_stopped"], o["good_amount_blocked"], o["review_cost"], o["net_benefit"]],
-        "baseline": [base["overall"][k] for k in ("fraud_amount_stopped", "good_amount_blocked", "review_cost",
-                                                  "net_benefit")]}),
+        "amount": [round(o[k]) for k in ("fraud_amount_stopped", "good_amount_blocked", "review_cost", "net_benefit")],
+        "baseline": [round(base["overall"][k]) for k in ("fraud_amount_stopped", "good_amount_blocked", "review_cost",
+                                                         "net_benefit")]}),
         hide_index=True, width="stretch", column_config={c: st.column_config.NumberColumn(format="localized")
                                                          for c in ("amount", "baseline")})
 st.subheader("Rules")
