@@ -11,6 +11,7 @@ threshold then costs a searchsorted.
 from __future__ import annotations
 
 import itertools
+import math
 
 import duckdb
 import numpy as np
@@ -254,10 +255,21 @@ def _above(per_bucket: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- the search
 
 
+def param_range(value: object) -> tuple[float, float, float] | None:
+    """(min, max, step) for a numeric param's slider; None for non-numeric params."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, int):
+        top = max(10, 2 * abs(value), abs(value) + 10)
+        return (min(0, value), top, 1)
+    if 0 <= value <= 1:
+        return (0.0, 1.0, 0.01)
+    magnitude = 10 ** math.floor(math.log10(abs(value))) if value else 1.0
+    return (min(0.0, value), round(max(2 * abs(value), magnitude), 6), magnitude / 10)
+
+
 def default_values(value: object, points: int = 25) -> list:
     """Values to try for a param when none are given: its slider range, evenly."""
-    from riskconsole.tuning import param_range
-
     bounds = param_range(value)
     if bounds is None:
         raise RiskConsoleError(f"param value {value!r} is not numeric: give --values")

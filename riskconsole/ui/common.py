@@ -166,15 +166,6 @@ def _report(root: str, version: str, path: str, text: str, window: Window, overr
     return tuned_report(evaluator, strategy, frame, _dataset, label, json.loads(overrides))
 
 
-def evaluator_for(ws: Workspace, con, dataset, path: Path, window: Window) -> tuple[Evaluator, Frame]:
-    """The cached evaluator of a strategy's population and window."""
-    frame = frame_of(con, dataset)
-    compiled = compile_strategy(ws.strategy(path), frame, ws.rel(path), con=con)
-    population = compiled.population.sql() if compiled.population is not None else None
-    return _evaluator(str(ws.db_path), db_version(ws), population, window, _con=con, _frame=frame,
-                      _compiled=compiled, _dataset=dataset), frame
-
-
 def kpi_tiles(report: dict, baseline: dict | None = None) -> None:
     """KPI tiles in two rows, each with its delta against the baseline report."""
     o, b = report["overall"], (baseline or {}).get("overall")
@@ -231,8 +222,8 @@ def param_curve(ws: Workspace, con, dataset, path: Path, window: Window, param: 
 def _curve(root: str, version: str, path: str, text: str, window: Window, param: str, others: str, _con,
            _dataset) -> list[dict]:
     ws = Workspace(Path(root))
-    evaluator, frame = evaluator_for(ws, _con, _dataset, Path(path), window)
-    return curve(evaluator, ws.strategy(path), frame, _dataset, ws.rel(path), param, json.loads(others))
+    return curve(_con, ws.strategy(path), frame_of(_con, _dataset), _dataset, ws.rel(path), window, param,
+                 json.loads(others))
 
 
 @st.cache_data(max_entries=16, show_spinner="Searching settings ...")
