@@ -163,3 +163,15 @@ def test_an_empty_workspace_says_what_to_do(tmp_path, monkeypatch, name):
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.info or at.error, name
+
+
+def test_data_page_reloads_the_dataset_while_pages_hold_connections(page, console_ws):
+    page("backtest_page")  # a page that opened the read-only connection and an evaluator
+    at = page("data_page")
+    next(b for b in at.button if b.label == "Load dataset").click().run()
+    assert not at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert _metric(at, "events loaded") == "400"
+    after = page("backtest_page")  # and the pages work on the reloaded database
+    core = run_backtest(console_ws, console_ws.strategies_dir / "candidate.yaml").report["overall"]
+    assert _metric(after, "precision") == fmt(core["precision"], "pct")
