@@ -27,7 +27,6 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--
 def core(root: Path, strategy: str) -> dict:
     from riskconsole.evaluator import Evaluator
     from riskconsole.report import run_backtest
-    from riskconsole.strategy import compile_strategy
     from riskconsole.tuning import param_range, tuned_report
     from riskconsole.workspace import Workspace
 

@@ -145,7 +145,7 @@ def groups_query(compiled: CompiledStrategy, frame: Frame, dataset: Dataset, win
 def run_groups(con: duckdb.DuckDBPyConnection, compiled: CompiledStrategy, frame: Frame, dataset: Dataset,
                window: Window, segment: exp.Expression | None = None) -> Groups:
     """Execute the grouped query (on a safe connection) and unpack it into numpy arrays."""
-    table = con.sql(render(groups_query(compiled, frame, dataset, window, segment))).to_arrow_table()
+    table = run_query(con, groups_query(compiled, frame, dataset, window, segment), compiled.name)
     days = window_days(con, dataset, window)
     if table.num_rows == 0:
         raise RiskConsoleError(empty_window_message(con, compiled, dataset, window))
@@ -172,6 +172,15 @@ def empty_window_message(con: duckdb.DuckDBPyConnection, compiled: CompiledStrat
         return (f"strategy '{compiled.name}': no event in {lo}..{hi} passes its population filter (the data "
                 f"spans {first}..{last}): widen the window or the population")
     return f"--from/--to: the window {lo}..{hi} holds no event (the data spans {first}..{last})"
+
+
+def run_query(con: duckdb.DuckDBPyConnection, query: exp.Expression, strategy: str) -> pa.Table:
+    """Run a query holding user expressions; a failure while evaluating them is a one-line error."""
+    try:
+        return con.sql(render(query)).to_arrow_table()
+    except duckdb.Error as err:
+        raise RiskConsoleError(f"strategy '{strategy}': evaluating its expressions failed: "
+                               f"{str(err).splitlines()[0]} (guard the expression, e.g. with nullif or TRY_CAST)") from None
 
 
 def window_days(con: duckdb.DuckDBPyConnection, dataset: Dataset, window: Window) -> list[date]:
@@ -229,7 +238,7 @@ def _any(rules: list) -> exp.Expression:
 def fetch_decisions(con: duckdb.DuckDBPyConnection, compiled: CompiledStrategy, frame: Frame, dataset: Dataset,
                     window: Window) -> pa.Table:
     """The decisions table as Arrow (run on a safe connection)."""
-    return con.sql(render(decisions_query(compiled, frame, dataset, window))).to_arrow_table()
+    return run_query(con, decisions_query(compiled, frame, dataset, window), compiled.name)
 
 
 def event_decision(con: duckdb.DuckDBPyConnection, compiled: CompiledStrategy, frame: Frame, dataset: Dataset,
@@ -237,5 +246,5 @@ def event_decision(con: duckdb.DuckDBPyConnection, compiled: CompiledStrategy, f
     """One event's decision and matched rules under a strategy (None if it is not in the population)."""
     query = decisions_query(compiled, frame, dataset, Window())
     query = exp.select("*").from_(query.subquery("d")).where(fill("id = :i", i=lit(str(event_id))))
-    rows = con.sql(render(query)).to_arrow_table().to_pylist()
+    rows = run_query(con, query, compiled.name).to_pylist()
     return rows[0] if rows else None

@@ -15,7 +15,8 @@ import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
-from riskconsole.backtest import Groups, Window, population_filters, known_label, action_case, matched_rules, run_groups
+from riskconsole.backtest import (Groups, Window, action_case, known_label, matched_rules, population_filters,
+                                  run_groups, run_query)
 from riskconsole.config import Business, Dataset
 from riskconsole.errors import RiskConsoleError
 from riskconsole.metrics import ALLOW, BLOCK, REVIEW, RuleSet, decide, overall
@@ -246,4 +247,4 @@ def transition_events(con: duckdb.DuckDBPyConnection, candidate: CompiledStrateg
         inner = inner.where(condition)
     query = exp.select("*").from_(inner.subquery("d")).where(
         fill("before = :b AND after = :a", b=lit(before), a=lit(after))).order_by("time", "id").limit(limit)
-    return con.sql(render(query)).to_arrow_table()
+    return run_query(con, query, candidate.name)

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 from sqlglot import exp
 
-from riskconsole.backtest import BITS, Groups, Window, known_label, mask_words, population_filters, window_days
+from riskconsole.backtest import (BITS, Groups, Window, known_label, mask_words, population_filters, run_query,
+                                  window_days)
 from riskconsole.config import Dataset
 from riskconsole.sqlbuild import alias, fill, ident, render
 from riskconsole.strategy import CompiledRule, CompiledStrategy, Frame, source
@@ -38,7 +39,7 @@ class Evaluator:
 
     def _query(self, query: exp.Expression) -> dict[str, np.ndarray]:
         with self._lock, self.con.cursor() as cur:
-            table = cur.sql(render(query)).to_arrow_table()
+            table = run_query(cur, query, "console")
         return {name: table.column(name).to_numpy() for name in table.column_names}
 
     def _where(self, query: exp.Select, compiled: CompiledStrategy) -> exp.Select:

@@ -16,7 +16,7 @@ from sqlglot import exp
 from riskconsole.config import LABEL_AGGS, Dataset, Feature, duration_seconds
 from riskconsole.errors import ConfigError
 from riskconsole.expressions import parse_visible
-from riskconsole.sqlbuild import alias, fill, ident, lit, render
+from riskconsole.sqlbuild import alias, fill, ident, render
 
 US = 1_000_000  # microseconds per second: windows compare integer epoch microseconds
 NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",

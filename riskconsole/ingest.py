@@ -78,6 +78,12 @@ def _check_columns(dataset: Dataset, types: dict[str, str], label: str) -> None:
     wanted = [(f"columns.{k}", getattr(roles, k)) for k in ("id", "time", "label", "label_time", "amount")]
     wanted += [("columns.entities", c) for c in roles.entities] + [("columns.label_derived", c) for c in roles.label_derived]
     wanted += [(f"types.{c}", c) for c in dataset.types]
+    for column, dtype in dataset.types.items():
+        try:
+            exp.DataType.build(dtype, dialect="duckdb")
+        except Exception:  # noqa: BLE001 - any parse failure means "not a type"
+            raise DataError(f"{label}: types.{column}: '{dtype}' is not a DuckDB type "
+                            "(e.g. INTEGER, BIGINT, DOUBLE, VARCHAR, BOOLEAN, DATE, TIMESTAMP)") from None
     for where, column in wanted:
         if column and column not in types:
             near = get_close_matches(column, list(types), n=1)

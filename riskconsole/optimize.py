@@ -17,7 +17,7 @@ import duckdb
 import numpy as np
 from sqlglot import exp
 
-from riskconsole.backtest import Window, window_days, population_filters, known_label, hit_column
+from riskconsole.backtest import Window, hit_column, known_label, population_filters, run_query, window_days
 from riskconsole.compare import rule_set_of
 from riskconsole.config import Business, Dataset, Strategy
 from riskconsole.errors import RiskConsoleError
@@ -135,8 +135,7 @@ def score_curve(con: duckdb.DuckDBPyConnection, found, frame: Frame, dataset: Da
     compiled, index, score, op, rest = found
     order = np.argsort(np.asarray(thresholds, dtype=np.float64), kind="stable")
     ts = np.asarray(thresholds, dtype=np.float64)[order]
-    table = con.sql(render(_interval_query(compiled, index, score, op, rest, frame, dataset, window, ts)))
-    data = table.to_arrow_table()
+    data = run_query(con, _interval_query(compiled, index, score, op, rest, frame, dataset, window, ts), compiled.name)
     days = window_days(con, dataset, window)
     cols = {c: data.column(c).to_numpy(zero_copy_only=False) for c in data.column_names}
     points = _curve_from_intervals(cols, days, dataset.business, ts)

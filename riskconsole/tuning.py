@@ -6,7 +6,7 @@ import duckdb
 
 from riskconsole.backtest import Window
 from riskconsole.evaluator import Evaluator
-from riskconsole.report import build_report, rule_set
+from riskconsole.report import build_report
 from riskconsole.strategy import Frame, compile_strategy
 from riskconsole.config import Dataset, Strategy
 from riskconsole.optimize import curve as sweep_curve

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import pkgutil
 import subprocess
 import sys
@@ -31,3 +30,15 @@ def test_safe_connection_cannot_touch_files_or_unlock(tiny_ws, tmp_path):
     assert not target.exists() and not (tmp_path / "other.db").exists()
     assert con.execute("SELECT count(*) FROM frame").fetchall() == [(400,)]
     con.close()
+
+
+def test_no_undefined_names_or_unused_imports():
+    """pyflakes-level checks (ruff F): a name used but never defined is a crash waiting for a user."""
+    import shutil
+    from pathlib import Path
+
+    ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([ruff, "check", "--select", "F,E9", "--output-format", "concise", "riskconsole", "tests",
+                          "app.py", "bench"], cwd=root, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-3000:]

@@ -227,3 +227,11 @@ def test_exports_are_byte_identical_for_the_same_inputs(tiny_ws, capsys, tmp_pat
 def test_schema_for_editors(capsys, kind, key):
     code, out, _ = run(capsys, "schema", kind)
     assert code == 0 and key in json.loads(out)["properties"]
+
+
+def test_an_expression_that_fails_while_running_is_one_line(tiny_ws, capsys):
+    path = tiny_ws.strategies_dir / "modzero.yaml"
+    path.write_text(yaml.safe_dump({"name": "modzero", "rules": [
+        {"name": "bad_cast", "when": "CAST(channel AS DOUBLE) > 1", "action": "block"}]}))
+    code, _, err = run(capsys, "backtest", path, "--workspace", tiny_ws.root)
+    assert code == 1 and err.count("\n") == 1 and "modzero" in err, err

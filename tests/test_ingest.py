@@ -136,3 +136,24 @@ def test_foreign_dataset_loads_and_backtests_with_only_a_new_yaml(tmp_path):
     write_workspace(tmp_path / "f", events, no_delay)
     with pytest.raises(RiskConsoleError, match="needs label_delay"):
         load(ws)
+
+
+def test_declared_types_cast_and_quarantine_what_fails(tmp_path):
+    text = HEADER.strip() + ",score\n" + "\n".join([
+        "b1,2026-03-01 10:00:00,0,,10,1,1,7",
+        "b2,2026-03-01 11:00:00,0,,10,1,1,x",   # not an INTEGER
+        "b3,2026-03-01 12:00:00,0,,10,1,1,",    # empty is fine
+    ]) + "\n"
+    ws = _ws(tmp_path, {"e.csv": text}, {**BASE_DATASET, "types": {"score": "INTEGER", "user_id": "VARCHAR"}})
+    result = load(ws)
+    assert (result.loaded, result.quarantined) == (2, 1)
+    assert _query(ws, "SELECT reason FROM quarantine") == [("score: not a valid INTEGER",)]
+    assert dict(_query(ws, "SELECT column_name, data_type FROM information_schema.columns "
+                           "WHERE table_name = 'events' AND column_name IN ('score', 'user_id')")) == {
+        "score": "INTEGER", "user_id": "VARCHAR"}
+    bad = {**BASE_DATASET, "types": {"score": "NUMBERISH"}}
+    (ws.root / "data" / "dataset.yaml").write_text(yaml.safe_dump({**bad, "source": "data/in/*.csv"}))
+    with pytest.raises(RiskConsoleError) as info:
+        load(ws)
+    assert "NUMBERISH" in str(info.value) and "\n" not in str(info.value)
+    assert _query(ws, "SELECT count(*) FROM events") == [(2,)]

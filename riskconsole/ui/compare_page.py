@@ -4,7 +4,6 @@ rule attribution and segments."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
