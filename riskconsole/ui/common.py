@@ -240,3 +240,19 @@ def optimize_params(ws: Workspace, path: Path, window: Window, params: list[str]
     """The best setting of `params` within capacity (cached per file text, window and the other params)."""
     return _optimize(str(ws.root), db_version(ws), str(path), strategy_text(path), window, tuple(params),
                      json.dumps(others, sort_keys=True), max_days, floor)
+
+
+def prewarm(ws: Workspace) -> None:
+    """Fill the caches the first pages read: connection, evaluator, every strategy's report at the
+    default window. The launcher runs it before it listens, so the first user does not wait for it."""
+    con = session_connection(ws)
+    if con is None or "frame" not in tables(con):
+        return
+    try:
+        dataset = ws.dataset()
+        lo, hi = day_range(con, dataset)
+        window = make_window(lo.isoformat(), hi.isoformat(), None)
+        for name in strategy_names(ws)[:6]:
+            evaluate(ws, con, dataset, ws.strategies_dir / f"{name}.yaml", window)
+    except RiskConsoleError:
+        return  # a broken file shows its error on the page that opens it

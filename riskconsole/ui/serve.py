@@ -1,7 +1,7 @@
 """Start the console with its heavy modules already imported, so the first page a user opens is fast.
 
 `streamlit run app.py` imports pandas, DuckDB, sqlglot, pydantic and Altair on the first page load
-(~3 s here); this launcher imports them before the server starts listening.
+(~3 s here) and then builds the window's evaluator; this launcher does both before it listens.
 """
 
 from __future__ import annotations
@@ -22,8 +22,15 @@ def main(argv: list[str] | None = None) -> None:
     import riskconsole.compare  # noqa: F401
     import riskconsole.optimize  # noqa: F401
     import riskconsole.share  # noqa: F401
-    import riskconsole.ui.common  # noqa: F401
+    import logging
+
     from streamlit.web import bootstrap
+
+    from riskconsole.ui.common import prewarm, workspace
+
+    logging.getLogger("streamlit").setLevel(logging.ERROR)  # caches filled outside a session warn once each
+    prewarm(workspace())
+    logging.getLogger("streamlit").setLevel(logging.WARNING)
 
     flags = {"server.port": args.port, "server.headless": True, "browser.gatherUsageStats": False}
     if args.address:
