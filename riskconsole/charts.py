@@ -64,11 +64,6 @@ def curve_chart(points: list[dict], x: str, y: str, current: dict, x_title: str,
     return (line + dot).properties(height=260)
 
 
-def score_hist_chart(hist: list[dict]) -> alt.Chart:
-    """A detector's score histogram by label (rows of start, end, label, events)."""
-    return histogram_chart(hist, "score")
-
-
 def segment_delta_chart(rows: list[dict]) -> alt.Chart:
     """Net-benefit change per segment (candidate minus baseline), losses in red."""
     df = pd.DataFrame([{"segment": r["segment"], "delta": r["delta"]["net_benefit"] or 0.0} for r in rows])

@@ -31,8 +31,6 @@ class Evaluator:
     def __init__(self, con: duckdb.DuckDBPyConnection, dataset: Dataset, frame: Frame, window: Window,
                  compiled: CompiledStrategy) -> None:
         self.con, self.dataset, self.frame, self.window = con, dataset, frame, window
-        self.population_sql = render(compiled.population) if compiled.population is not None else None
-        self._population = compiled
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._load_base(compiled)
@@ -61,11 +59,6 @@ class Evaluator:
         self.day = (base["day"].astype("datetime64[D]") - first).astype(np.int64)
         self.label = base["y"].astype(np.int8)
         self.amount = np.nan_to_num(base["amt"].astype(np.float64))
-
-    def matches(self, compiled: CompiledStrategy) -> bool:
-        """Whether this evaluator's population is the strategy's (else build a new one)."""
-        other = render(compiled.population) if compiled.population is not None else None
-        return other == self.population_sql
 
     def hits(self, condition: exp.Expression, compiled: CompiledStrategy) -> np.ndarray:
         """Boolean array over the population: where the condition holds (cached by its SQL)."""

@@ -142,11 +142,6 @@ def _evaluator(db_path: str, version: str, population: str | None, window: Windo
     return Evaluator(_con, _dataset, _frame, window, _compiled)
 
 
-def frame_for(con: duckdb.DuckDBPyConnection, ws: Workspace, dataset) -> Frame:
-    """Columns the strategies can read."""
-    return frame_of(con, dataset)
-
-
 def evaluate(ws: Workspace, con, dataset, path: Path, window: Window, overrides: dict | None = None) -> dict:
     """The report of one strategy file at a param setting (cached per file text, window and params)."""
     return _report(str(ws.root), db_version(ws), str(path), strategy_text(path), window,
