@@ -101,3 +101,13 @@ def assert_same(a, b, rel: float = 1e-9) -> None:
         assert a == pytest.approx(b, rel=rel)
     else:
         assert a == b
+
+
+@pytest.fixture(scope="session")
+def demo_ws(tmp_path_factory) -> Workspace:
+    """A small demo workspace (40,000 orders), loaded and with both demo detectors trained."""
+    from riskconsole.scaffold import build_demo_workspace
+
+    ws = Workspace(tmp_path_factory.mktemp("demo"))
+    build_demo_workspace(ws, n_events=40_000)
+    return ws

@@ -13,8 +13,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from riskconsole.scaffold import build_demo_workspace
-from riskconsole.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -33,9 +31,8 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def console(tmp_path_factory):
-    ws = Workspace(tmp_path_factory.mktemp("browser"))
-    build_demo_workspace(ws, n_events=20_000)
+def console(demo_ws):
+    ws = demo_ws
     port = _free_port()
     env = {**os.environ, "RISKCONSOLE_WORKSPACE": str(ws.root)}
     proc = subprocess.Popen([sys.executable, "-m", "riskconsole.ui.serve", "--port", str(port), "--address",
