@@ -73,9 +73,11 @@ if changed.empty:
     st.info("No event changes decision.")
 else:
     picked = st.dataframe(changed, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
-                          key="changed", column_config={k: st.column_config.NumberColumn(format="localized")
-                                                        for k in ("events", "fraud", "good", "unlabeled", "amount",
-                                                                  "fraud_amount", "good_amount")})
+                          key="changed", column_config={
+                              k: st.column_config.NumberColumn(label, format="localized")
+                              for k, label in (("events", "events"), ("fraud", "fraud"), ("good", "good"),
+                                               ("unlabeled", "unlabelled"), ("amount", "money"),
+                                               ("fraud_amount", "fraud money"), ("good_amount", "good money"))})
     chosen = picked.selection.rows if picked and picked.selection else []
     if chosen:
         row = changed.iloc[chosen[0]]
@@ -90,7 +92,7 @@ else:
 
 st.subheader("Rule attribution (candidate)")
 attribution = report["attribution"]
-left, right = st.columns([3, 2])
+left, right = st.columns([5, 3])
 with left:
     loo = pd.DataFrame(attribution["leave_one_out"]).round({"net_benefit_added": 0})
     unique = {r["name"]: r["unique_tp"] for r in report["rules"]}
