@@ -14,6 +14,7 @@ from difflib import get_close_matches
 from pathlib import Path
 
 import duckdb
+import yaml
 from sqlglot import exp
 
 from riskconsole.config import Dataset
@@ -225,3 +226,20 @@ def _write_meta(con: duckdb.DuckDBPyConnection, dataset: Dataset, path: Path, re
 def _export_quarantine(con: duckdb.DuckDBPyConnection, ws: Workspace) -> None:
     out = ws.root / "data" / "quarantine.csv"
     con.execute("COPY quarantine TO $out (HEADER, DELIMITER ',')", {"out": str(out)})
+
+
+def load_upload(ws: Workspace, file_name: str, data: bytes) -> LoadResult:
+    """Load an uploaded file with the current dataset's roles and features (a copy of the spec that
+    points at the file, kept beside it in data/uploads/). Same checks and quarantine as `load`."""
+    name = Path(file_name).name
+    if Path(name).suffix.lower() not in FORMATS:
+        raise DataError(f"{name}: upload a .csv, .parquet or .jsonl file")
+    folder = ws.root / "data" / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
+    target.write_bytes(data)
+    spec = yaml.safe_load(ws.dataset_path.read_text(encoding="utf-8"))
+    spec["source"] = str(target.relative_to(ws.root))
+    spec_path = folder / f"{target.stem}.dataset.yaml"
+    spec_path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    return load(ws, spec_path)

@@ -157,3 +157,17 @@ def test_declared_types_cast_and_quarantine_what_fails(tmp_path):
         load(ws)
     assert "NUMBERISH" in str(info.value) and "\n" not in str(info.value)
     assert _query(ws, "SELECT count(*) FROM events") == [(2,)]
+
+
+def test_an_uploaded_file_loads_with_the_current_roles(tmp_path):
+    from riskconsole.ingest import load_upload
+
+    ws = write_workspace(tmp_path / "w", random_events(n=60))
+    load(ws)
+    upload = (HEADER + GOOD + "u2,not a time,0,,5,1,1\n").encode()
+    result = load_upload(ws, "../../sneaky/new events.csv", upload)
+    assert (result.read, result.loaded, result.quarantined) == (2, 1, 1)
+    assert (ws.root / "data" / "uploads" / "new events.csv").exists()  # the name is kept, the path is not
+    assert _query(ws, "SELECT count(*) FROM events") == [(1,)]
+    with pytest.raises(RiskConsoleError, match="upload a .csv"):
+        load_upload(ws, "events.xlsx", b"PK")

@@ -6,16 +6,14 @@ from pathlib import Path
 
 import pandas as pd
 import streamlit as st
-import yaml
 
 from riskconsole.errors import RiskConsoleError
 from riskconsole.export import fmt
-from riskconsole.ingest import FORMATS, load
+from riskconsole.ingest import FORMATS, load, load_upload
 from riskconsole.overview import distribution, feature_table, label_maturity, quarantine_reasons, \
     quarantine_sample, summary, tables
 from riskconsole.charts import histogram_chart, maturity_chart
 from riskconsole.ui.common import dataset_or_stop, release_connections, session_connection, workspace
-from riskconsole.versions import atomic_write
 
 ws = workspace()
 st.title("Data")
@@ -24,12 +22,15 @@ if ws.db_path.exists():
     st.caption(f"Database {ws.rel(ws.db_path)}")
 
 
-def run_load(dataset_path: Path | None) -> None:
+def run_load(action) -> None:
     """Load with a progress box; the read-only connections are closed first so this process may write."""
     release_connections()
     with st.status("Loading events and building features ...", expanded=True) as status:
         try:
-            result = load(ws, dataset_path)
+            result = action()
+            from riskconsole.detectors import rescore_all
+
+            rescore_all(ws, progress=status.write)  # row positions may have moved: trained models score again
         except RiskConsoleError as err:
             status.update(label="Load refused: nothing changed", state="error")
             st.error(str(err))
@@ -41,18 +42,11 @@ def run_load(dataset_path: Path | None) -> None:
 with st.expander("Load another dataset or upload a file", expanded=not ws.db_path.exists()):
     spec = st.text_input("dataset.yaml to load", value=str(ws.dataset_path))
     if st.button("Load dataset"):
-        run_load(Path(spec))
+        run_load(lambda: load(ws, Path(spec)))
     upload = st.file_uploader("…or upload events (CSV, Parquet, JSON Lines) with the same columns as the "
                               "current dataset", type=[s.lstrip(".") for s in FORMATS])
     if upload is not None and st.button(f"Load {upload.name}"):
-        target = ws.root / "data" / "uploads" / Path(upload.name).name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(upload.getvalue())
-        base = yaml.safe_load(ws.dataset_path.read_text())
-        base["source"] = str(target.relative_to(ws.root))
-        upload_spec = ws.root / "data" / "uploads" / f"{target.stem}.dataset.yaml"
-        atomic_write(upload_spec, yaml.safe_dump(base, sort_keys=False))
-        run_load(upload_spec)
+        run_load(lambda: load_upload(ws, upload.name, upload.getvalue()))
 
 con = session_connection(ws)
 if con is None or "frame" not in tables(con):
