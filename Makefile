@@ -31,8 +31,12 @@ chromium:
 test: install chromium
 	$(BIN)/python -m pytest
 
+# Long: builds a 10M-event workspace in /tmp (minutes) and a 1M demo; results go in bench/RESULTS.md by hand.
 bench: install
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/bench_backtest.py --events 10000000 --workspace /tmp/rc-bench-10m
+	$(BIN)/python bench/bench_scoring.py 10000000
+	test -f /tmp/demo1m/data/console.duckdb || $(BIN)/riskconsole demo --workspace /tmp/demo1m
+	$(BIN)/python bench/bench_console.py --workspace /tmp/demo1m
 
 clean:
 	rm -rf $(VENV) data/console.duckdb data/demo data/models reports
