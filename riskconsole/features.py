@@ -36,6 +36,11 @@ _WINDOW_TEMPLATES = {
 }
 
 
+def micros(node: exp.Expression) -> exp.Expression:
+    """Integer epoch microseconds of a timestamp: `epoch_us` in DuckDB, `unix_micros` in Spark."""
+    return exp.UnixMicros(this=node)
+
+
 def is_label_feature(feature: Feature, dataset: Dataset) -> bool:
     """True when the feature aggregates the label column (by name or the `label` alias)."""
     label = dataset.columns.label
@@ -118,7 +123,7 @@ def label_feature_query(feature: Feature, dataset: Dataset, base: str) -> exp.Ex
     span = delay + duration_seconds(feature.window) * US
     start = fill("_t + :d", d=delay)
     if dataset.columns.label_time:
-        start = fill("greatest(:s, coalesce(epoch_us(:lt), :s))", s=start, lt=ident(dataset.columns.label_time))
+        start = fill("greatest(:s, coalesce(:lt, :s))", s=start, lt=micros(ident(dataset.columns.label_time)))
     by, lab = ident(feature.by), ident(dataset.columns.label)
     keyed = exp.select(alias(by, "k"), "_t", "_pos", alias(fill("CAST(:l AS INTEGER)", l=lab), "v"),
                        alias(start, "s"), alias(fill("_t + :span", span=span), "e")).from_(base).where(
@@ -179,8 +184,9 @@ def build_frame(con: duckdb.DuckDBPyConnection, dataset: Dataset, label: str) ->
     check_features(dataset, types, label)
     id_col, time_col = dataset.columns.id, dataset.columns.time
     con.execute(render(fill(
-        "CREATE OR REPLACE TEMP TABLE _frame_base AS SELECT *, epoch_us(:time) AS _t, "
-        "row_number() OVER (ORDER BY :time, :id) AS _pos FROM events", time=ident(time_col), id=ident(id_col))))
+        "CREATE OR REPLACE TEMP TABLE _frame_base AS SELECT *, :micros AS _t, "
+        "row_number() OVER (ORDER BY :time, :id) AS _pos FROM events", micros=micros(ident(time_col)),
+        time=ident(time_col), id=ident(id_col))))
     label_tables = {}
     for i, feature in enumerate(f for f in dataset.features if f.sql is None and is_label_feature(f, dataset)):
         table = f"_label_feature_{i}"
