@@ -10,6 +10,7 @@ from riskconsole.sqlbuild import alias, fill, ident, render
 from sqlglot import exp
 
 HIST_BINS = 30
+MATURE_SHARE = 0.5  # a day with fewer labelled events than this share has no fraud rate shown
 
 
 def tables(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -39,8 +40,11 @@ def label_maturity(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> list[dic
     query = fill("SELECT CAST(:t AS DATE) AS day, count(*) AS events, count(:l) AS labelled, "
                  "coalesce(sum(:l), 0) AS fraud FROM frame GROUP BY 1 ORDER BY 1", t=ident(roles.time), l=label)
     rows = con.execute(render(query)).fetchall()
+    # where most of a day is still unlabelled, the known labels are mostly early chargebacks (fraud):
+    # its fraud rate would mislead, so it is left out
     return [{"day": d.isoformat(), "events": n, "labelled": k, "fraud": int(f),
-             "unlabelled_share": 1 - k / n if n else None, "fraud_rate": f / k if k else None}
+             "unlabelled_share": 1 - k / n if n else None,
+             "fraud_rate": f / k if k and k / n >= MATURE_SHARE else None}
             for d, n, k, f in rows]
 
 

@@ -80,7 +80,8 @@ cols[4].metric("fraud rate (labelled)", fmt(info["label_rate"], "pct"), border=T
 
 st.subheader("Label maturity")
 st.caption("Labels arrive late (chargebacks): recent days are mostly unlabelled, so judge strategies on mature days "
-           "or set 'labels known as of'.")
+           "or set 'labels known as of'. The fraud rate is not drawn for days less than half labelled: their few "
+           "known labels are mostly early chargebacks.")
 st.altair_chart(maturity_chart(label_maturity(con, dataset)), width="stretch")
 
 left, right = st.columns(2)
