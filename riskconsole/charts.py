@@ -102,7 +102,8 @@ def frontier_chart(points: list[dict], frontier: list[dict], best: dict | None, 
     """Every setting tried (net benefit against review cases), the frontier as a line, the best marked."""
     df = pd.DataFrame(points).assign(fits=["within capacity" if ok else "over capacity" for ok in capacity_ok])
     dots = alt.Chart(df).mark_circle(size=40, opacity=0.6).encode(
-        x=alt.X("review_cases:Q", title="review cases"), y=alt.Y("net_benefit:Q", title="net benefit",
+        x=alt.X("review_cases:Q", title="review cases (symlog scale)", scale=alt.Scale(type="symlog")),
+        y=alt.Y("net_benefit:Q", title="net benefit",
                                                               scale=alt.Scale(zero=False)),
         color=alt.Color("fits:N", scale=alt.Scale(domain=["within capacity", "over capacity"],
                                                   range=["#2ca02c", "#bbbbbb"]), title=None),
