@@ -106,7 +106,8 @@ def cmd_gate(ws: Workspace, args: argparse.Namespace) -> int:
         print(describe(result))
     held = sum(r["holds"] for r in results)
     print(f"{'PASSED' if held == len(results) else 'FAILED'}: {held} of {len(results)} guardrails hold "
-          f"({report['strategy']} vs {ws.rel(args.baseline) if args.baseline else 'no baseline'}, {report['window']['from']}..{report['window']['to']})")
+          f"({report['strategy']} vs {ws.rel(args.baseline) if args.baseline else 'no baseline'}, "
+          f"{report['window']['from']}..{report['window']['to']})")
     return 0 if held == len(results) else 1
 
 
@@ -310,7 +311,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"demo": cmd_demo, "load": cmd_load, "validate": cmd_validate, "backtest": cmd_backtest,
-            "sweep": cmd_sweep, "gate": cmd_gate, "optimize": cmd_optimize, "schema": cmd_schema, "train": cmd_train, "explain": cmd_explain}
+            "sweep": cmd_sweep, "gate": cmd_gate, "optimize": cmd_optimize, "schema": cmd_schema,
+            "train": cmd_train, "explain": cmd_explain}
 
 
 def main(argv: list[str] | None = None) -> int:

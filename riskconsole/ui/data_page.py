@@ -75,7 +75,8 @@ cols[0].metric("events loaded", f"{info['events']:,}", border=True)
 cols[1].metric("quarantined", f"{info['quarantined']:,}", border=True)
 cols[2].metric("days", f"{(info['last'] - info['first']).days + 1:,}", border=True,
                help=f"{info['first']:%Y-%m-%d %H:%M} … {info['last']:%Y-%m-%d %H:%M}")
-cols[3].metric("labelled", f"{info['labelled']:,}", f"{info['unlabelled']:,} not yet", delta_color="off", delta_arrow="off", border=True)
+cols[3].metric("labelled", f"{info['labelled']:,}", f"{info['unlabelled']:,} not yet", delta_color="off",
+               delta_arrow="off", border=True)
 cols[4].metric("fraud rate (labelled)", fmt(info["label_rate"], "pct"), border=True)
 
 st.subheader("Label maturity")
