@@ -175,3 +175,13 @@ def test_data_page_reloads_the_dataset_while_pages_hold_connections(page, consol
     after = page("backtest_page")  # and the pages work on the reloaded database
     core = run_backtest(console_ws, console_ws.strategies_dir / "candidate.yaml").report["overall"]
     assert _metric(after, "precision") == fmt(core["precision"], "pct")
+
+
+def test_strategy_page_param_sliders_edit_the_draft(page, console_ws):
+    at = page("strategy_page")
+    slider = next(s for s in at.slider if s.label == "big")
+    slider.set_value(210.0).run()
+    assert not at.exception
+    assert "big: 210.0" in at.text_area[0].value
+    assert any("unsaved changes" in s.value for s in at.success)
+    assert "big: 150.0" in (console_ws.strategies_dir / "candidate.yaml").read_text()  # nothing saved yet

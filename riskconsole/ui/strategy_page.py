@@ -8,6 +8,7 @@ import yaml
 
 from riskconsole.errors import RiskConsoleError
 from riskconsole.strategy import frame_of
+from riskconsole.tuning import param_range
 from riskconsole.ui.common import open_page, pick_strategy
 from riskconsole.validate import check_strategy_text
 from riskconsole.versions import diff, digest, save_strategy, versions
@@ -17,21 +18,31 @@ path = pick_strategy(ws, "Strategy", "strategy", default="candidate")
 on_disk = path.read_text(encoding="utf-8")
 drafts = st.session_state.setdefault("drafts", {})
 if path.stem not in drafts or drafts[path.stem]["base"] != digest(on_disk) and not drafts[path.stem]["dirty"]:
-    drafts[path.stem] = {"text": on_disk, "base": digest(on_disk), "dirty": False}
+    drafts[path.stem] = {"text": on_disk, "base": digest(on_disk), "dirty": False, "rev": 0}
 draft = drafts[path.stem]
 label = ws.rel(path)
 frame = frame_of(con, dataset)
 
 
-def set_text(text: str) -> None:
+def set_text(text: str, from_editor: bool = False) -> None:
+    """Change the draft; an edit made outside the YAML box gives the box a new key so it shows the text."""
     draft["text"], draft["dirty"] = text, text != on_disk
+    if not from_editor:
+        draft["rev"] += 1
 
 
-yaml_tab, table_tab, history_tab = st.tabs(["YAML", "Rules table", "Versions"])
+def set_params(params: dict) -> None:
+    body = yaml.safe_load(draft["text"])
+    body["params"] = params
+    set_text(yaml.safe_dump(body, sort_keys=False, allow_unicode=True))
+
+
+yaml_tab, table_tab, params_tab, history_tab = st.tabs(["YAML", "Rules table", "Params", "Versions"])
 with yaml_tab:
-    edited = st.text_area("Strategy YAML", draft["text"], height=460, key=f"yaml_{path.stem}_{draft['base']}")
+    edited = st.text_area("Strategy YAML", draft["text"], height=460,
+                          key=f"yaml_{path.stem}_{draft['base']}_{draft['rev']}")
     if edited != draft["text"]:
-        set_text(edited)
+        set_text(edited, from_editor=True)
 try:
     strategy = check_strategy_text(draft["text"], frame, label, con)
     problem = None
@@ -63,6 +74,22 @@ with table_tab:
             body["rules"] = [{**r, "enabled": bool(r.get("enabled", True))} for r in records]
             set_text(yaml.safe_dump(body, sort_keys=False, allow_unicode=True))
             st.rerun()
+
+with params_tab:
+    numeric = {k: v for k, v in (strategy.params if strategy else {}).items() if param_range(v) is not None}
+    if not numeric:
+        st.info("No numeric params: add `params:` and refer to them as `$name` in rules."
+                if strategy else "Fix the YAML first; the sliders edit the same strategy.")
+    else:
+        moved = {}
+        for name, value in numeric.items():
+            lo, hi, step = param_range(value)
+            moved[name] = st.slider(name, min_value=lo, max_value=max(hi, value), value=value, step=step,
+                                    key=f"param_{path.stem}_{name}_{draft['rev']}")
+        if any(abs(moved[k] - numeric[k]) > 1e-9 for k in numeric):  # a slider moved (not float noise)
+            set_params({**strategy.params, **moved})
+            st.rerun()
+        st.caption("Sliders edit the draft; the Tune page shows what each value does before you save.")
 
 with st.form("save"):
     left, right = st.columns([3, 1])
