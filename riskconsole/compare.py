@@ -70,12 +70,6 @@ def _union(candidate: CompiledStrategy, baseline: CompiledStrategy) -> tuple[Com
     return union, cand_cols, base_cols
 
 
-def rule_set_of(compiled: CompiledStrategy) -> RuleSet:
-    """Names, actions and enabled flags of a compiled strategy."""
-    return RuleSet([r.name for r in compiled.rules], [r.action for r in compiled.rules],
-                   [r.enabled for r in compiled.rules])
-
-
 def same_population(candidate: CompiledStrategy, baseline: CompiledStrategy) -> bool:
     """Whether both decide the same events (same population filter)."""
     render_or_none = [render(c.population) if c.population is not None else None for c in (candidate, baseline)]
@@ -101,8 +95,8 @@ def joint_groups(con: duckdb.DuckDBPyConnection, candidate: CompiledStrategy, ba
     groups = run_groups(con, union, frame, dataset, window, segment)
     everywhere = np.ones(len(groups.count), dtype=bool)
     in_cand, in_base = (everywhere, everywhere) if same else (groups.hits[:, pop_cols[0]], groups.hits[:, pop_cols[1]])
-    cand_action = np.where(in_cand, decide(groups.hits[:, cand_cols], rule_set_of(candidate)), ALLOW)
-    base_action = np.where(in_base, decide(groups.hits[:, base_cols], rule_set_of(baseline)), ALLOW)
+    cand_action = np.where(in_cand, decide(groups.hits[:, cand_cols], RuleSet.of(candidate)), ALLOW)
+    base_action = np.where(in_base, decide(groups.hits[:, base_cols], RuleSet.of(baseline)), ALLOW)
     return Joint(groups, cand_action.astype(np.int8), base_action.astype(np.int8), cand_cols, base_cols,
                  in_cand, in_base)
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from riskconsole.backtest import Groups
 from riskconsole.config import Business
+from riskconsole.strategy import CompiledStrategy
 
 ALLOW, REVIEW, BLOCK = 0, 1, 2
 
@@ -19,6 +20,12 @@ class RuleSet:
     names: list[str]
     actions: list[str]
     enabled: list[bool]
+
+    @classmethod
+    def of(cls, compiled: CompiledStrategy) -> RuleSet:
+        """Names, actions and enabled flags of a compiled strategy's rules."""
+        rules = compiled.rules
+        return cls([r.name for r in rules], [r.action for r in rules], [r.enabled for r in rules])
 
     def mask(self, action: str) -> np.ndarray:
         """Which rules are enabled and take `action`."""

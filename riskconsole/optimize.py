@@ -18,10 +18,9 @@ import numpy as np
 from sqlglot import exp
 
 from riskconsole.backtest import Window, hit_column, known_label, population_filters, run_query, window_days
-from riskconsole.compare import rule_set_of
 from riskconsole.config import Business, Dataset, Strategy
 from riskconsole.errors import RiskConsoleError
-from riskconsole.metrics import ALLOW, BLOCK, REVIEW, decide, overall, ratio
+from riskconsole.metrics import ALLOW, BLOCK, REVIEW, RuleSet, decide, overall, ratio
 from riskconsole.backtest import run_groups
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
 from riskconsole.strategy import CompiledRule, CompiledStrategy, Frame, compile_strategy, source
@@ -60,7 +59,7 @@ def grid_points(con: duckdb.DuckDBPyConnection, strategy: Strategy, frame: Frame
     groups = run_groups(con, union, frame, dataset, window)
     points = []
     for combo, variant, cols in zip(combos, variants, columns):
-        action = decide(groups.hits[:, cols], rule_set_of(variant))
+        action = decide(groups.hits[:, cols], RuleSet.of(variant))
         metrics = overall(groups, action, dataset.business)
         points.append({**dict(zip(names, combo)), **{k: metrics[k] for k in POINT_KEYS}})
     return points

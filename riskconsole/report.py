@@ -35,16 +35,10 @@ class Backtest:
     frame: Frame
 
 
-def rule_set(compiled: CompiledStrategy) -> RuleSet:
-    """Names, actions and enabled flags of the compiled rules."""
-    return RuleSet([r.name for r in compiled.rules], [r.action for r in compiled.rules],
-                   [r.enabled for r in compiled.rules])
-
-
 def build_report(compiled: CompiledStrategy, groups: Groups, dataset: Dataset, window: Window,
                  extra_warnings: list[str] | None = None, by: str | None = None) -> dict:
     """The report dict (DESIGN.md §6) from grouped events."""
-    rules = rule_set(compiled)
+    rules = RuleSet.of(compiled)
     action = decide(groups.hits, rules)
     business = dataset.business
     rule_rows = rule_table(groups, action, rules)
