@@ -212,12 +212,28 @@ def decisions_query(compiled: CompiledStrategy, frame: Frame, dataset: Dataset, 
     return query.order_by(ident("time"), ident("id"))
 
 
+def decision_case(pairs: list[tuple[str, exp.Expression]], as_names: bool = True) -> exp.Expression:
+    """CASE giving the decision from (action, hit) pairs: allow beats block beats review; no match allows.
+
+    As names ('allow', 'block', 'review') or as codes (0, 2, 1 = ALLOW, BLOCK, REVIEW of metrics.py).
+    """
+    def any_of(action: str) -> exp.Expression:
+        node: exp.Expression = lit(False)
+        for a, hit in pairs:
+            if a == action:
+                node = exp.Or(this=node, expression=hit)
+        return node
+
+    values = {"allow": "allow", "block": "block", "review": "review"} if as_names else \
+        {"allow": 0, "block": 2, "review": 1}
+    return fill("CASE WHEN :a THEN :va WHEN :b THEN :vb WHEN :r THEN :vr ELSE :va END",
+                a=any_of("allow"), b=any_of("block"), r=any_of("review"),
+                va=lit(values["allow"]), vb=lit(values["block"]), vr=lit(values["review"]))
+
+
 def action_case(compiled: CompiledStrategy) -> exp.Expression:
-    """The decision as SQL text: allow beats block beats review; no match allows."""
-    enabled = [r for r in compiled.rules if r.enabled]
-    return fill("CASE WHEN :a THEN 'allow' WHEN :b THEN 'block' WHEN :r THEN 'review' ELSE 'allow' END",
-                **{k: _any([r for r in enabled if r.action == a]) for k, a in (("a", "allow"), ("b", "block"),
-                                                                              ("r", "review"))})
+    """The decision of the strategy's enabled rules, as text."""
+    return decision_case([(r.action, hit_column(r.condition)) for r in compiled.rules if r.enabled])
 
 
 def matched_rules(compiled: CompiledStrategy) -> exp.Expression:
@@ -225,14 +241,6 @@ def matched_rules(compiled: CompiledStrategy) -> exp.Expression:
     names = exp.Array(expressions=[fill("CASE WHEN :h THEN :n END", h=hit_column(r.condition), n=lit(r.name))
                                    for r in compiled.rules])
     return fill("list_filter(:names, x -> x IS NOT NULL)", names=names)
-
-
-def _any(rules: list) -> exp.Expression:
-    """OR of the rules' hit columns (false for none)."""
-    node: exp.Expression = lit(False)
-    for rule in rules:
-        node = exp.Or(this=node, expression=hit_column(rule.condition))
-    return node
 
 
 def fetch_decisions(con: duckdb.DuckDBPyConnection, compiled: CompiledStrategy, frame: Frame, dataset: Dataset,

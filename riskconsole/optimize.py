@@ -17,7 +17,8 @@ import duckdb
 import numpy as np
 from sqlglot import exp
 
-from riskconsole.backtest import Window, hit_column, known_label, population_filters, run_query, window_days
+from riskconsole.backtest import (Window, decision_case, hit_column, known_label, population_filters, run_query,
+                                  window_days)
 from riskconsole.config import Business, Dataset, Strategy
 from riskconsole.errors import RiskConsoleError
 from riskconsole.metrics import ALLOW, BLOCK, REVIEW, RuleSet, decide, overall, ratio
@@ -109,19 +110,6 @@ def _has_sentinel(node: exp.Expression) -> bool:
     return any(_is_sentinel(n) for n in node.find_all(exp.Literal))
 
 
-def _action_sql(rules: list[tuple[str, exp.Expression]]) -> exp.Expression:
-    """CASE giving the decision code (allow 0, review 1, block 2) for (action, hit) pairs."""
-    def any_of(action: str) -> exp.Expression:
-        node: exp.Expression = lit(False)
-        for a, hit in rules:
-            if a == action:
-                node = exp.Or(this=node, expression=hit)
-        return node
-
-    return fill("CASE WHEN :a THEN 0 WHEN :b THEN 2 WHEN :r THEN 1 ELSE 0 END",
-                a=any_of("allow"), b=any_of("block"), r=any_of("review"))
-
-
 def score_curve(con: duckdb.DuckDBPyConnection, found, frame: Frame, dataset: Dataset, window: Window,
                  thresholds: list[float]) -> list[dict]:
     """Overall metrics at every threshold, from one pass and cumulative sums over threshold intervals.
@@ -159,7 +147,7 @@ def _interval_query(compiled: CompiledStrategy, index: int, score: str, op: str,
         inner = inner.where(condition)
     pairs = [(r.action, exp.column(f"h{i}")) for i, r in others]
     a1 = pairs + ([(rule.action, exp.column("hr"))] if rule.enabled else [])
-    decided = exp.select("day", "y", "amt", "s", alias(_action_sql(pairs), "a0"), alias(_action_sql(a1), "a1")).from_(
+    decided = exp.select("day", "y", "amt", "s", alias(decision_case(pairs, as_names=False), "a0"), alias(decision_case(a1, as_names=False), "a1")).from_(
         inner.subquery("h"))
     moving = "d.a0 <> d.a1 AND d.s IS NOT NULL"
     columns = ["d.day", "d.y", "d.a0", alias(fill(f"CASE WHEN {moving} THEN d.a1 END"), "a1")]
