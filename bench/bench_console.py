@@ -27,6 +27,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--
 def core(root: Path, strategy: str) -> dict:
     from riskconsole.evaluator import Evaluator
     from riskconsole.report import run_backtest
+    from riskconsole.strategy import compile_strategy
     from riskconsole.tuning import param_range, tuned_report
     from riskconsole.workspace import Workspace
 
@@ -36,7 +37,7 @@ def core(root: Path, strategy: str) -> dict:
     bt = run_backtest(ws, path, con=con)
     started = time.perf_counter()
     evaluator = Evaluator(con, bt.dataset, bt.frame, bt.window, bt.compiled)
-    first = tuned_report(evaluator, bt.compiled.strategy, bt.frame, bt.dataset, "bench", {})
+    first = tuned_report(evaluator, bt.compiled, bt.dataset)
     setup = time.perf_counter() - started
     moves = []
     for name, value in bt.compiled.strategy.params.items():
@@ -46,7 +47,7 @@ def core(root: Path, strategy: str) -> dict:
         lo, hi, step = bounds
         for new in (value + step, value - step if value - step >= lo else value + 2 * step):
             started = time.perf_counter()
-            tuned_report(evaluator, bt.compiled.strategy, bt.frame, bt.dataset, "bench", {name: new})
+            tuned_report(evaluator, compile_strategy(bt.compiled.strategy, bt.frame, "bench", {name: new}), bt.dataset)
             moves.append(time.perf_counter() - started)
     con.close()
     assert first["overall"]["population"] == bt.report["overall"]["population"]

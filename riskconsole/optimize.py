@@ -24,7 +24,7 @@ from riskconsole.errors import RiskConsoleError
 from riskconsole.metrics import ALLOW, BLOCK, REVIEW, RuleSet, decide, overall, ratio
 from riskconsole.backtest import run_groups
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
-from riskconsole.strategy import CompiledRule, CompiledStrategy, Frame, compile_strategy, source
+from riskconsole.strategy import CompiledRule, CompiledStrategy, Frame, compile_strategy, require_params, source
 
 MAX_GRID = 20_000
 SENTINEL = 0.123456789012345  # a param value no real strategy uses: finds where a param lands in a rule
@@ -267,10 +267,7 @@ def default_values(value: object, points: int = 25) -> list:
 def curve(con: duckdb.DuckDBPyConnection, strategy: Strategy, frame: Frame, dataset: Dataset, label: str,
           window: Window, grid: dict[str, list], overrides: dict | None = None) -> tuple[list[dict], str]:
     """Metrics over the grid, and the method used (`sorted-scores` for one threshold on a score)."""
-    for name in grid:
-        if name not in strategy.params:
-            raise RiskConsoleError(f"{label}: --param {name}: the strategy has no param '{name}' "
-                                   f"(defined: {', '.join(strategy.params) or 'none'})")
+    require_params(strategy, grid, label, "--param")
     if len(grid) == 1:
         (name, values), = grid.items()
         found = threshold_rule(strategy, frame, label, name, overrides)

@@ -68,15 +68,18 @@ def frame_of(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> Frame:
     return Frame(columns, scores, tuple(dataset.hidden_columns))
 
 
+def require_params(strategy: Strategy, names, label: str, flag: str) -> None:
+    """Every name is a param of the strategy; the first that is not is a one-line error."""
+    for name in names:
+        if name not in strategy.params:
+            defined = ", ".join(strategy.params) or "none"
+            raise ConfigError(f"{label}: {flag} {name}: the strategy has no param '{name}' (defined: {defined})")
+
+
 def resolve_params(strategy: Strategy, overrides: dict | None, label: str) -> dict:
     """The strategy's params with `--set` overrides; an unknown override is an error."""
-    params = dict(strategy.params)
-    for key, value in (overrides or {}).items():
-        if key not in params:
-            defined = ", ".join(params) or "none"
-            raise ConfigError(f"{label}: --set {key}: the strategy has no param '{key}' (defined: {defined})")
-        params[key] = value
-    return params
+    require_params(strategy, overrides or {}, label, "--set")
+    return {**strategy.params, **(overrides or {})}
 
 
 def compile_strategy(strategy: Strategy, frame: Frame, label: str, overrides: dict | None = None,

@@ -11,7 +11,7 @@ from riskconsole.backtest import Window
 from riskconsole.errors import RiskConsoleError
 from riskconsole.export import json_bytes, table_csv_bytes
 from riskconsole.optimize import choose, curve, default_values, frontier
-from riskconsole.strategy import frame_of
+from riskconsole.strategy import frame_of, require_params
 from riskconsole.workspace import Workspace
 
 MAX_POINTS = 10_000
@@ -66,12 +66,8 @@ def optimize(ws: Workspace, strategy_path: str | Path, values: dict[str, str | N
              overrides: dict | None = None, max_overflow_days: int = 0, min_precision: float | None = None) -> dict:
     """Param values that maximise net benefit within review capacity (and a precision floor), and the frontier."""
     strategy = ws.strategy(strategy_path)
-    grid = {}
-    for param, spec in values.items():
-        if param not in strategy.params:
-            raise RiskConsoleError(f"{ws.rel(strategy_path)}: --param {param}: the strategy has no param "
-                                   f"'{param}' (defined: {', '.join(strategy.params) or 'none'})")
-        grid[param] = parse_values(spec) if spec else default_values(strategy.params[param])
+    require_params(strategy, values, ws.rel(strategy_path), "--param")
+    grid = {p: parse_values(spec) if spec else default_values(strategy.params[p]) for p, spec in values.items()}
     points, method, name = _run(ws, strategy_path, grid, window, overrides)
     decision = choose(points, max_overflow_days, min_precision)
     return {"strategy": name, "params": list(grid), "method": method,

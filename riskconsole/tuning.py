@@ -7,7 +7,7 @@ import duckdb
 from riskconsole.backtest import Window
 from riskconsole.evaluator import Evaluator
 from riskconsole.report import build_report
-from riskconsole.strategy import Frame, compile_strategy
+from riskconsole.strategy import CompiledStrategy, Frame
 from riskconsole.config import Dataset, Strategy
 from riskconsole.optimize import curve as sweep_curve
 from riskconsole.optimize import default_values, param_range
@@ -15,10 +15,8 @@ from riskconsole.optimize import default_values, param_range
 CURVE_POINTS = 25
 
 
-def tuned_report(evaluator: Evaluator, strategy: Strategy, frame: Frame, dataset: Dataset, label: str,
-                 overrides: dict) -> dict:
-    """The full report at a param setting, reusing every cached rule condition."""
-    compiled = compile_strategy(strategy, frame, label, overrides)
+def tuned_report(evaluator: Evaluator, compiled: CompiledStrategy, dataset: Dataset) -> dict:
+    """The full report of a compiled strategy (any param setting), reusing every cached rule condition."""
     return build_report(compiled, evaluator.groups(compiled), dataset, evaluator.window)
 
 

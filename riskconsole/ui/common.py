@@ -158,7 +158,7 @@ def _report(root: str, version: str, path: str, text: str, window: Window, overr
     population = compiled.population.sql() if compiled.population is not None else None
     evaluator = _evaluator(str(ws.db_path), version, population, window, _con=_con, _frame=frame,
                            _compiled=compiled, _dataset=_dataset)
-    return tuned_report(evaluator, strategy, frame, _dataset, label, json.loads(overrides))
+    return tuned_report(evaluator, compiled, _dataset)
 
 
 def kpi_tiles(report: dict, baseline: dict | None = None) -> None:
