@@ -35,9 +35,9 @@ class Evaluator:
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._load_base(compiled)
 
-    def _query(self, query: exp.Expression) -> dict[str, np.ndarray]:
+    def _query(self, query: exp.Expression, strategy: str) -> dict[str, np.ndarray]:
         with self._lock, self.con.cursor() as cur:
-            table = run_query(cur, query, "console")
+            table = run_query(cur, query, strategy)
         return {name: table.column(name).to_numpy() for name in table.column_names}
 
     def _where(self, query: exp.Select, compiled: CompiledStrategy) -> exp.Select:
@@ -51,7 +51,7 @@ class Evaluator:
         query = exp.select("_pos", alias(fill("CAST(:t AS DATE)", t=ident(roles.time)), "day"),
                            alias(known_label(self.dataset, self.window), "y"), alias(amount, "amt"))
         query = self._where(query.from_(source(compiled, self.frame).subquery("src")), compiled).order_by("_pos")
-        base = self._query(query)
+        base = self._query(query, compiled.name)
         self.pos = base["_pos"].astype(np.int64)
         with self._lock, self.con.cursor() as cur:
             self.days = window_days(cur, self.dataset, self.window)
@@ -83,7 +83,7 @@ class Evaluator:
             source(compiled, self.frame).subquery("src"))
         query = self._where(query, compiled)
         sparse = exp.select("*").from_(query.subquery("q")).where(" OR ".join(f"{w} <> 0" for w in words))
-        data = self._query(sparse)  # only the events some condition holds for
+        data = self._query(sparse, compiled.name)  # only the events some condition holds for
         rows = np.searchsorted(self.pos, data["_pos"].astype(np.int64))
         for i, key in enumerate(missing):
             mask = np.zeros(len(self.pos), dtype=bool)
