@@ -41,16 +41,16 @@ def cmd_demo(ws: Workspace, args: argparse.Namespace) -> None:
 
 
 def cmd_load(ws: Workspace, args: argparse.Namespace) -> None:
-    from riskconsole.ingest import load
+    from riskconsole.escape import terminal
+    from riskconsole.ingest import reload
 
-    result = load(ws, args.dataset)
+    result = reload(ws, args.dataset, progress=lambda m: print(m, file=sys.stderr), trusted=True)
     print(result.summary())
     print(f"features: {', '.join(result.features) or 'none'} ({result.seconds:.1f} s)")
-    from riskconsole.detectors import rescore_all
-
-    rescored = rescore_all(ws, progress=lambda m: print(m, file=sys.stderr))
-    if rescored:  # `_pos` may have moved: every trained detector scores the new frame
-        print("re-scored: " + ", ".join(f"{name} ({rows:,} rows)" for name, rows in rescored.items()))
+    if result.rescored:  # `_pos` moved with the new events: every trained detector scored the new frame
+        print("re-scored: " + ", ".join(f"{name} ({rows:,} rows)" for name, rows in result.rescored.items()))
+    for warning in result.warnings:
+        print(f"warning: {terminal(warning)}", file=sys.stderr)
 
 
 def cmd_validate(ws: Workspace, args: argparse.Namespace) -> int:

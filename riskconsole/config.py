@@ -47,7 +47,7 @@ class Columns(_Strict):
     """Which source column plays which role."""
 
     id: str = Field(description="Unique event id column.")
-    time: str = Field(description="Event timestamp column (UTC, no zone).")
+    time: str = Field(description="Event timestamp column (UTC; an offset or zone in the data is converted to UTC).")
     label: str | None = Field(None, description="1 = fraud, 0 = good, empty = unknown.")
     label_time: str | None = Field(None, description="When the label became known (e.g. chargeback date).")
     amount: str | None = Field(None, description="Money at stake; drives the business metrics.")
@@ -118,6 +118,10 @@ class Dataset(_Strict):
     source: str = Field(description="File or glob relative to the workspace (.csv, .parquet, .json, .jsonl).")
     columns: Columns
     types: dict[str, str] = Field(default_factory=dict, description="Optional DuckDB type per column.")
+    time_format: str | list[str] | None = Field(
+        None, description="strptime format(s) of text times, tried in order (e.g. '%m/%d/%y %H:%M'); applies to "
+                          "time, label_time and every column typed TIMESTAMP. Without it only ISO-8601 text is a time. "
+                          "An offset or zone (%z, %Z) is converted to UTC.")
     features: list[Feature] = Field(default_factory=list)
     business: Business = Field(default_factory=Business)
 

@@ -16,6 +16,7 @@ from sqlglot import exp
 from riskconsole.config import LABEL_AGGS, Dataset, Feature, duration_seconds
 from riskconsole.errors import ConfigError
 from riskconsole.expressions import parse_visible
+from riskconsole.names import internal_collision
 from riskconsole.sqlbuild import alias, fill, ident, render
 
 US = 1_000_000  # microseconds per second: windows compare integer epoch microseconds
@@ -59,6 +60,9 @@ def check_features(dataset: Dataset, types: dict[str, str], label: str) -> None:
     hidden = set(dataset.hidden_columns)
     for feature in dataset.features:
         where = f"{label}: feature '{feature.name}'"
+        collision = internal_collision(feature.name, label, "feature")
+        if collision:
+            raise ConfigError(collision)
         if feature.name in types:
             raise ConfigError(f"{where}: a source column has that name already (rename the feature)")
         known.add(feature.name)

@@ -1,25 +1,32 @@
 """Load event files (CSV, Parquet, JSON Lines) into DuckDB by the roles of a dataset spec.
 
 No row is dropped silently: every row lands in `events` or in `quarantine` (with a reason),
-and read = loaded + quarantined. Loading runs in one transaction, so a failure changes nothing.
+and read = loaded + quarantined. A load builds a new database file beside the live one (events,
+quarantine, frame, and the scores of every trained detector) and swaps it in with one rename, so a
+failed or killed load changes nothing, and events, features and scores always change together.
 """
 
 from __future__ import annotations
 
 import glob
 import json
+import os
 import time
+import uuid
 from dataclasses import dataclass, field
 from difflib import get_close_matches
 from pathlib import Path
+from typing import Callable
 
 import duckdb
-import yaml
 from sqlglot import exp
 
+from riskconsole import times
 from riskconsole.config import Dataset
 from riskconsole.errors import DataError
+from riskconsole.escape import csv_cell, terminal
 from riskconsole.features import build_frame
+from riskconsole.names import META_TABLE, internal_collision
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
 from riskconsole.workspace import Workspace
 
@@ -32,13 +39,23 @@ _READERS = {
                "read_parquet($files, union_by_name = true, filename = '_file', file_row_number = true)",
     "json": "SELECT * FROM read_json($files, union_by_name = true, filename = '_file') WITH ORDINALITY",
 }
-_SNIFF = {"csv": "DESCRIBE SELECT * FROM read_csv($files, union_by_name = true)"}
+_SNIFF = {"csv": "DESCRIBE SELECT * FROM read_csv($files, union_by_name = true)",
+          "parquet": "DESCRIBE SELECT * FROM read_parquet($files, union_by_name = true)",
+          "json": "DESCRIBE SELECT * FROM read_json($files, union_by_name = true)"}
 _LABEL_VALUES = {"1": 1, "1.0": 1, "true": 1, "0": 0, "0.0": 0, "false": 0}
+WARN_SHARE = 0.01  # a time column with more than this share of rows quarantined gets a warning
+# the one rule of escape.csv_cell, as the set of first characters it defuses (used in SQL for the export)
+_FORMULA_STARTS = tuple(ch for ch in map(chr, range(128)) if csv_cell(ch) != ch)
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
 
 
 @dataclass
 class LoadResult:
-    """What `load` did: counts that add up, reasons, features built."""
+    """What `load` did: counts that add up, reasons, features built, detectors re-scored, warnings."""
 
     read: int
     loaded: int
@@ -46,13 +63,34 @@ class LoadResult:
     reasons: dict[str, int] = field(default_factory=dict)
     features: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+    rescored: dict[str, int] = field(default_factory=dict)
+    unscored: dict[str, str] = field(default_factory=dict)
+    version: str = ""
 
     def summary(self) -> str:
-        """`read 1,000 = loaded 990 + quarantined 10`, with the reasons."""
+        """`read 1,000 = loaded 990 + quarantined 10`, with the (first eight) reasons."""
         line = f"read {self.read:,} = loaded {self.loaded:,} + quarantined {self.quarantined:,}"
-        if self.reasons:
-            line += " (" + "; ".join(f"{n:,} {r}" for r, n in self.reasons.items()) + ")"
+        shown = list(self.reasons.items())[:8]
+        if shown:
+            more = len(self.reasons) - len(shown)
+            line += " (" + "; ".join(f"{n:,} {r}" for r, n in shown) + (f"; {more} more reasons" if more else "") + ")"
         return line
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A dataset spec checked against its source files: everything `load` needs (and `validate` runs)."""
+
+    dataset: Dataset
+    path: Path
+    label: str
+    files: list[str]
+    fmt: str
+    types: dict[str, str]
+
+
+# ------------------------------------------------------------------ checks (shared with `validate`)
 
 
 def source_files(ws: Workspace, dataset: Dataset, label: str) -> tuple[list[str], str]:
@@ -69,9 +107,26 @@ def source_files(ws: Workspace, dataset: Dataset, label: str) -> tuple[list[str]
 
 
 def column_types(con: duckdb.DuckDBPyConnection, fmt: str, files: list[str]) -> dict[str, str]:
-    sniff = _SNIFF.get(fmt, "DESCRIBE " + _READERS[fmt])
-    rows = con.execute(sniff, {"files": files}).fetchall()
-    return {name: dtype for name, dtype, *_ in rows if name not in ("_file", "ordinality")}
+    """Name -> sniffed DuckDB type of every source column (as the files hold them, nothing added)."""
+    rows = con.execute(_SNIFF[fmt], {"files": files}).fetchall()
+    return {name: dtype for name, dtype, *_ in rows}
+
+
+def _check_inside(ws: Workspace, dataset: Dataset, files: list[str], label: str) -> None:
+    """A dataset file other than the workspace's own may only read sources inside the workspace."""
+    root = os.path.realpath(ws.root)
+    for name in files:
+        if os.path.commonpath([root, os.path.realpath(name)]) != root:
+            raise DataError(f"{label}: source '{dataset.source}' reads {name}, outside the workspace {ws.root}: only "
+                            "data/dataset.yaml (or a file given to `riskconsole load`) may read files elsewhere")
+
+
+def _check_names(types: dict[str, str], label: str) -> None:
+    """No source column may be called like an internal column (features are checked by `check_features`)."""
+    for name in types:
+        problem = internal_collision(name, label, "source column")
+        if problem:
+            raise DataError(problem)
 
 
 def _check_columns(dataset: Dataset, types: dict[str, str], label: str) -> None:
@@ -92,11 +147,58 @@ def _check_columns(dataset: Dataset, types: dict[str, str], label: str) -> None:
             raise DataError(f"{label}: {where}: column '{column}' is not in the source ({hint})")
 
 
+def _empty_events(con: duckdb.DuckDBPyConnection, target: dict[str, str]) -> None:
+    """Table `events` with the loaded schema and no rows, for binding the frame query without data."""
+    columns = [alias(exp.cast(lit(None), exp.DataType.build(t, dialect="duckdb")), c) for c, t in target.items()]
+    con.execute("CREATE OR REPLACE TABLE events AS " + render(exp.select(*columns).where("false")))
+
+
+def check_dataset(ws: Workspace, dataset_path: str | Path | None = None, trusted: bool = True) -> Checked:
+    """Every check `load` runs before reading a row; `validate` runs exactly this (and writes nothing).
+
+    Args:
+        ws: the workspace.
+        dataset_path: a dataset.yaml (default: the workspace's own).
+        trusted: False when the path came from the console: its source must then be inside the workspace.
+
+    Raises:
+        RiskConsoleError: one line naming the dataset file, the item and the fix.
+    """
+    path = Path(dataset_path).resolve() if dataset_path else ws.dataset_path
+    label = ws.rel(path)
+    dataset = ws.dataset(path)
+    files, fmt = source_files(ws, dataset, label)
+    if not trusted and path != ws.dataset_path:
+        _check_inside(ws, dataset, files, label)
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        types = column_types(con, fmt, files)
+        _check_names(types, label)
+        _check_columns(dataset, types, label)
+        times.check_formats(con, times.formats_of(dataset.time_format), label)
+        _empty_events(con, _target_types(dataset, types))
+        build_frame(con, dataset, label)  # parses and binds every feature over the real schema (no rows)
+    except duckdb.Error as err:
+        raise DataError(f"{label}: {str(err).splitlines()[0]}") from None
+    finally:
+        con.close()
+    return Checked(dataset, path, label, files, fmt, types)
+
+
+# ------------------------------------------------------------------ staging
+
+
+def _is_time(dtype: str) -> bool:
+    return render(exp.DataType.build(dtype, dialect="duckdb")).upper().startswith("TIMESTAMP")
+
+
 def _target_types(dataset: Dataset, types: dict[str, str]) -> dict[str, str]:
     """DuckDB type of every loaded column: roles fixed by the contract, the rest inferred or declared."""
     roles = dataset.columns
     target = {c: ("VARCHAR" if t == "JSON" else t) for c, t in types.items()}
     target.update(dataset.types)
+    target = {c: ("TIMESTAMP" if _is_time(t) else t) for c, t in target.items()}  # every time is UTC, no zone
     fixed = {roles.id: "VARCHAR", roles.time: "TIMESTAMP", roles.label_time: "TIMESTAMP",
              roles.amount: "DOUBLE", roles.label: "TINYINT"}
     target.update({c: t for c, t in fixed.items() if c})
@@ -109,56 +211,71 @@ def _as_text(column: str, raw_type: str) -> exp.Expression:
     return fill("CAST(:c AS VARCHAR)", c=ident(column))
 
 
+def _label_cast(text: exp.Expression) -> exp.Expression:
+    """1 / 0 / NULL for a label; -1 marks a value that is not a label (such rows go to quarantine)."""
+    word = fill("lower(trim(:t))", t=text)
+    ones = [lit(k) for k, v in _LABEL_VALUES.items() if v == 1]
+    zeros = [lit(k) for k, v in _LABEL_VALUES.items() if v == 0]
+    node = exp.Case(ifs=[
+        exp.If(this=fill(":w IS NULL OR :w = ''", w=word), true=lit(None)),
+        exp.If(this=exp.In(this=word, expressions=ones), true=lit(1)),
+        exp.If(this=exp.In(this=word, expressions=zeros), true=lit(0)),
+    ], default=lit(-1))
+    return fill("CAST(:x AS TINYINT)", x=node)
+
+
 def _typed(column: str, raw_type: str, target: str, dataset: Dataset) -> exp.Expression:
     """Cast one raw column to its target type; NULL where the cast fails."""
     text = _as_text(column, raw_type)
     if column == dataset.columns.label:
-        # -1 marks a value that is not a label; such rows go to quarantine
-        word = fill("lower(trim(:t))", t=text)
-        ones = [lit(k) for k, v in _LABEL_VALUES.items() if v == 1]
-        zeros = [lit(k) for k, v in _LABEL_VALUES.items() if v == 0]
-        node = exp.Case(ifs=[
-            exp.If(this=fill(":w IS NULL OR :w = ''", w=word), true=lit(None)),
-            exp.If(this=exp.In(this=word, expressions=ones), true=lit(1)),
-            exp.If(this=exp.In(this=word, expressions=zeros), true=lit(0)),
-        ], default=lit(-1))
-        return fill("CAST(:x AS TINYINT)", x=node)
+        return _label_cast(text)
     if column == dataset.columns.id:
         return fill("nullif(trim(:t), '')", t=text)
+    if target == "TIMESTAMP":
+        return times.parse_typed(ident(column), raw_type, text, times.formats_of(dataset.time_format))
     if raw_type == target:
         return ident(column)
     source = text if raw_type in ("JSON", "VARCHAR") else ident(column)
     return exp.TryCast(this=source, to=exp.DataType.build(target, dialect="duckdb"))
 
 
+def _column_reasons(column: str, target: str, dataset: Dataset) -> list[tuple[exp.Expression, exp.Expression]]:
+    """(condition, reason) pairs for one non-id column."""
+    raw, cast = ident(column), ident("__" + column)
+    if column == dataset.columns.label:
+        return [(fill(":c = -1", c=cast), lit(f"{column}: label must be 1, 0 or empty"))]
+    failed = fill(":raw IS NOT NULL AND :cast IS NULL", raw=raw, cast=cast)
+    if target == "TIMESTAMP":
+        tried = times.described(times.formats_of(dataset.time_format))
+        return [(failed, lit(f"{column}: not {tried}")), (times.out_of_range(cast), times.range_reason(column, cast))]
+    pairs = [(failed, lit(f"{column}: not a valid {target}"))]
+    if column == dataset.columns.amount:
+        pairs.append((fill(":c IS NOT NULL AND NOT isfinite(:c)", c=cast), lit(f"{column}: not a finite number")))
+    return pairs
+
+
 def _reason(dataset: Dataset, types: dict[str, str], target: dict[str, str]) -> exp.Expression:
     """CASE giving the first reason a row cannot load (NULL when it can)."""
     roles = dataset.columns
-    whens = [(fill(":c IS NULL", c=ident("__" + roles.id)), "missing id"),
-             (fill(":c IS NULL", c=ident(roles.time)), "missing time")]
+    whens = [(fill(":c IS NULL", c=ident("__" + roles.id)), lit("missing id")),
+             (fill(":c IS NULL", c=ident(roles.time)), lit("missing time"))]
     for column in types:
-        if column == roles.id:
-            continue
-        if column == roles.label:
-            whens.append((fill(":c = -1", c=ident("__" + column)), f"{column}: label must be 1, 0 or empty"))
-            continue
-        bad = fill(":raw IS NOT NULL AND :cast IS NULL", raw=ident(column), cast=ident("__" + column))
-        whens.append((bad, f"{column}: not a valid {target[column]}"))
-    whens.append((fill("__dup > 1"), "duplicate id"))
-    ifs = [exp.If(this=cond, true=lit(text)) for cond, text in whens]
-    return exp.Case(ifs=ifs)
+        if column != roles.id:
+            whens += _column_reasons(column, target[column], dataset)
+    whens.append((fill("__dup > 1"), lit("duplicate id")))
+    return exp.Case(ifs=[exp.If(this=cond, true=text) for cond, text in whens])
 
 
-def _stage(con: duckdb.DuckDBPyConnection, dataset: Dataset, fmt: str, files: list[str],
-           types: dict[str, str]) -> None:
+def _stage(con: duckdb.DuckDBPyConnection, checked: Checked) -> None:
     """Temp table `_staged`: raw columns, their casts (`__col`), source position and reason."""
+    dataset, types = checked.dataset, checked.types
     target = _target_types(dataset, types)
-    con.execute("CREATE OR REPLACE TEMP TABLE _raw AS " + _READERS[fmt], {"files": files})
+    con.execute("CREATE OR REPLACE TEMP TABLE _raw AS " + _READERS[checked.fmt], {"files": checked.files})
     raw = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE _raw)").fetchall())
     casts = [alias(_typed(c, raw[c], target[c], dataset), "__" + c) for c in types]
     con.execute(render(fill(
         "CREATE OR REPLACE TEMP TABLE _cast AS SELECT *, list_position(:files, _file) AS __file FROM _raw",
-        files=exp.Array(expressions=[lit(f) for f in files]))))
+        files=exp.Array(expressions=[lit(f) for f in checked.files]))))
     cast = exp.select("*", *casts).from_("_cast")
     dup = fill("row_number() OVER (PARTITION BY :id ORDER BY __file, ordinality)", id=ident("__" + dataset.columns.id))
     staged = exp.select("*", alias(dup, "__dup")).from_(cast.subquery("c"))
@@ -167,7 +284,7 @@ def _stage(con: duckdb.DuckDBPyConnection, dataset: Dataset, fmt: str, files: li
 
 
 def _publish(con: duckdb.DuckDBPyConnection, dataset: Dataset, types: dict[str, str]) -> None:
-    """Replace `events` and `quarantine` from `_staged` (inside the caller's transaction)."""
+    """Create `events` and `quarantine` from `_staged`."""
     loaded = [alias(ident("__" + c), c) for c in types]
     roles = dataset.columns
     events = exp.select(*loaded).from_("_staged").where("__reason IS NULL").order_by(
@@ -179,61 +296,216 @@ def _publish(con: duckdb.DuckDBPyConnection, dataset: Dataset, types: dict[str, 
     con.execute("CREATE OR REPLACE TABLE quarantine AS " + render(quarantine.order_by("__file", "ordinality")))
 
 
-def load(ws: Workspace, dataset_path: str | Path | None = None) -> LoadResult:
-    """Load the dataset's source into `events`/`quarantine`, build features into `frame`.
+# ------------------------------------------------------------------ warnings
+
+
+def _time_warning(con: duckdb.DuckDBPyConnection, checked: Checked, column: str, where: str, read: int) -> str | None:
+    """A warning when more than WARN_SHARE of a time column's rows fail: three raw values and a format to try."""
+    raw, cast = ident(column), ident("__" + column)
+    bad = fill("(:r IS NOT NULL AND :c IS NULL) OR :out", r=raw, c=cast, out=times.out_of_range(cast))
+    n = con.execute(render(exp.select("count(*)").from_("_staged").where(bad))).fetchall()[0][0]
+    if not read or n / read <= WARN_SHARE:
+        return None
+    sample = exp.select(fill("CAST(:r AS VARCHAR)", r=raw)).from_("_staged").where(bad).order_by("__file", "ordinality")
+    values = [v for (v,) in con.execute(render(sample.limit(200))).fetchall() if v is not None]
+    shown = ", ".join(f"'{terminal(v)[:40]}'" for v in values[:3])
+    fmt = times.suggest_format(con, values) if values else None
+    fix = f"try time_format: '{fmt}' in the dataset" if fmt else "set time_format: to the layout of these values"
+    tried = times.described(times.formats_of(checked.dataset.time_format))
+    return (f"{checked.label}: {where}: {n:,} of {read:,} rows ({n / read:.1%}) quarantined because '{column}' is "
+            f"not {tried} or is outside {times.ACCEPTED_TEXT}, e.g. {shown}: {fix}")
+
+
+def _warnings(con: duckdb.DuckDBPyConnection, checked: Checked, read: int) -> list[str]:
+    roles, target = checked.dataset.columns, _target_types(checked.dataset, checked.types)
+    places = {roles.time: "columns.time", roles.label_time: "columns.label_time"}
+    columns = [c for c in checked.types if target[c] == "TIMESTAMP"]
+    found = [_time_warning(con, checked, c, places.get(c, f"types.{c}"), read) for c in columns]
+    return [w for w in found if w]
+
+
+# ------------------------------------------------------------------ loading into a new file, then the swap
+
+
+def _fill(con: duckdb.DuckDBPyConnection, checked: Checked, progress: Progress) -> LoadResult:
+    """Events, quarantine, frame and `_meta` into the (new, empty) database of `con`."""
+    progress(f"reading {len(checked.files)} file(s) of {checked.dataset.source} ...")
+    _stage(con, checked)
+    read, loaded = con.execute("SELECT count(*), count(*) FILTER (__reason IS NULL) FROM _staged").fetchall()[0]
+    if loaded == 0:
+        raise DataError(f"{checked.label}: no loadable rows in '{checked.dataset.source}' (read {read:,}; see reasons "
+                        "by loading a smaller file)" if read else f"{checked.label}: source '{checked.dataset.source}' "
+                        "has no rows")
+    warnings = _warnings(con, checked, read)
+    _publish(con, checked.dataset, checked.types)
+    progress(f"building {len(checked.dataset.features)} features over {loaded:,} events ...")
+    features = build_frame(con, checked.dataset, checked.label)
+    version = _write_meta(con, checked, read, loaded)
+    reasons = dict(con.execute("SELECT reason, count(*) FROM quarantine GROUP BY ALL ORDER BY 2 DESC, 1").fetchall())
+    return LoadResult(read, loaded, read - loaded, reasons, features, warnings=warnings, version=version)
+
+
+def _write_meta(con: duckdb.DuckDBPyConnection, checked: Checked, read: int, loaded: int) -> str:
+    """Table `_meta`: the spec, the counts and a fresh data version (score tables are stamped with it)."""
+    version = uuid.uuid4().hex
+    meta = {"dataset": checked.dataset.model_dump(mode="json", by_alias=True), "dataset_path": str(checked.path),
+            "read": read, "loaded": loaded, "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())}
+    con.execute(f"CREATE OR REPLACE TABLE {META_TABLE} AS SELECT ?::JSON AS meta, ? AS version",
+                [json.dumps(meta), version])
+    return version
+
+
+def _export_quarantine(con: duckdb.DuckDBPyConnection, out: Path) -> None:
+    """quarantine.csv with every text cell a spreadsheet would run as a formula defused (escape.csv_cell)."""
+    columns = [c for (c,) in con.execute("SELECT column_name FROM (DESCRIBE quarantine)").fetchall()]
+    starts = exp.Array(expressions=[lit(ch) for ch in _FORMULA_STARTS])
+    cells = [alias(fill("CASE WHEN list_contains(:s, left(CAST(:c AS VARCHAR), 1)) THEN '''' || CAST(:c AS VARCHAR) "
+                        "ELSE CAST(:c AS VARCHAR) END", s=starts, c=ident(c)), c) for c in columns]
+    query = exp.select(*cells).from_("quarantine")
+    con.execute(f"COPY ({render(query)}) TO $out (HEADER, DELIMITER ',')", {"out": str(out)})
+
+
+def _hold_live(ws: Workspace) -> duckdb.DuckDBPyConnection | None:
+    """A read-only handle on the live file for the load's duration: refuses while a writer has it, blocks new ones."""
+    if not ws.db_path.exists():
+        return None
+    try:
+        return duckdb.connect(str(ws.db_path), read_only=True)
+    except duckdb.IOException as err:
+        message = str(err).splitlines()[0]
+        if "lock" not in message.lower():
+            raise
+        pid = message.split("(PID ")[-1].split(")")[0] if "(PID " in message else "?"
+        raise DataError(f"{ws.rel(ws.db_path)}: the database is open in another process (PID {pid}, e.g. a running "
+                        "`riskconsole train`); wait for it or stop it, then load again") from None
+    except duckdb.Error:
+        return None  # this process already holds it under another configuration: nothing else can write
+
+
+def _leftovers(ws: Workspace) -> None:
+    """Remove staging files of loads that were killed (their process is gone)."""
+    for path in ws.db_path.parent.glob(f".{ws.db_path.name}.loading-*"):
+        pid = path.name.split("loading-")[1].split("-")[0]
+        try:
+            os.kill(int(pid), 0)
+        except (ProcessLookupError, ValueError):
+            path.unlink(missing_ok=True)
+        except PermissionError:
+            pass
+
+
+def _swap(staging: Path, csv: Path, ws: Workspace) -> None:
+    """Publish the new database and its quarantine.csv (a stale WAL of the old file would corrupt the new one)."""
+    Path(f"{ws.db_path}.wal").unlink(missing_ok=True)
+    os.replace(staging, ws.db_path)
+    os.replace(csv, ws.root / "data" / "quarantine.csv")
+
+
+def reload(ws: Workspace, dataset_path: str | Path | None = None, progress: Progress | None = None,
+           trusted: bool = True) -> LoadResult:
+    """Load the dataset into a new database (events, quarantine, frame, every trained detector re-scored), then swap.
+
+    The one entry point for `riskconsole load`, the console's Data page and uploads. A detector that cannot
+    score the new frame (it reads a feature the dataset dropped) is published WITHOUT scores and named in
+    `warnings` and `unscored`: strategies using it are refused until it is retrained, never fed old scores.
+
+    Args:
+        ws: the workspace.
+        dataset_path: a dataset.yaml (default: the workspace's own).
+        progress: called with one line per step.
+        trusted: False for a path typed in the console: its source must then be inside the workspace.
 
     Raises:
-        DataError / ConfigError: with one line naming the file and item; the database is unchanged.
+        RiskConsoleError: one line naming the file and item; the live database and quarantine.csv are unchanged.
     """
-    started = time.perf_counter()
-    path = Path(dataset_path).resolve() if dataset_path else ws.dataset_path
-    label = ws.rel(path)
-    dataset = ws.dataset(path)
-    files, fmt = source_files(ws, dataset, label)
-    con = ws.connect()
+    started, progress = time.perf_counter(), progress or _quiet
+    checked = check_dataset(ws, dataset_path, trusted)
+    ws.db_path.parent.mkdir(parents=True, exist_ok=True)
+    _leftovers(ws)
+    staging = ws.db_path.with_name(f".{ws.db_path.name}.loading-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    csv = staging.with_suffix(".quarantine.csv")
+    live = _hold_live(ws)
     try:
-        types = column_types(con, fmt, files)
-        _check_columns(dataset, types, label)
-        _stage(con, dataset, fmt, files, types)
-        read, loaded = con.execute("SELECT count(*), count(*) FILTER (__reason IS NULL) FROM _staged").fetchall()[0]
-        if loaded == 0:
-            raise DataError(f"{label}: no loadable rows in '{dataset.source}' (read {read:,}; see reasons by "
-                            "loading a smaller file)" if read else f"{label}: source '{dataset.source}' has no rows")
-        con.execute("BEGIN TRANSACTION")
-        try:
-            _publish(con, dataset, types)
-            features = build_frame(con, dataset, label)
-            _write_meta(con, dataset, path, read, loaded)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        reasons = dict(con.execute("SELECT reason, count(*) FROM quarantine GROUP BY ALL ORDER BY 2 DESC").fetchall())
-        _export_quarantine(con, ws)
+        result = _load_file(ws, checked, staging, csv, progress)
+        if live is not None:
+            live.close()
+        _swap(staging, csv, ws)
+    finally:
+        if live is not None:
+            live.close()
+        for path in (staging, Path(f"{staging}.wal"), csv):
+            path.unlink(missing_ok=True)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _load_file(ws: Workspace, checked: Checked, staging: Path, csv: Path, progress: Progress) -> LoadResult:
+    """Fill the staging database completely (data, frame, scores) and write its quarantine.csv beside it."""
+    from riskconsole.detectors.training import rescore_into
+
+    con = ws.connect(database=staging)
+    try:
+        result = _fill(con, checked, progress)
+        result.rescored, result.unscored = rescore_into(con, ws, progress)
+        result.warnings += [f"{ws.rel(ws.models_dir / name)}: NOT re-scored, its scores are gone: {why}"
+                            for name, why in result.unscored.items()]
+        _export_quarantine(con, csv)
+        con.execute("CHECKPOINT")
     except duckdb.Error as err:
-        raise DataError(f"{label}: {str(err).splitlines()[0]}") from None
+        raise DataError(f"{checked.label}: {str(err).splitlines()[0]}") from None
     finally:
         con.close()
-    return LoadResult(read, loaded, read - loaded, reasons, features, time.perf_counter() - started)
+    return result
 
 
-def _write_meta(con: duckdb.DuckDBPyConnection, dataset: Dataset, path: Path, read: int, loaded: int) -> None:
-    meta = {"dataset": dataset.model_dump(mode="json", by_alias=True), "dataset_path": str(path),
-            "read": read, "loaded": loaded, "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())}
-    con.execute("CREATE OR REPLACE TABLE _meta AS SELECT ?::JSON AS meta", [json.dumps(meta)])
+load = reload  # the historical name, used by the demo builder and tests
 
 
-def _export_quarantine(con: duckdb.DuckDBPyConnection, ws: Workspace) -> None:
-    out = ws.root / "data" / "quarantine.csv"
-    con.execute("COPY quarantine TO $out (HEADER, DELIMITER ',')", {"out": str(out)})
+# ------------------------------------------------------------------ uploads and the console's dataset box
+
+MAX_UPLOAD_MB = 200  # the largest upload the console accepts; $RISKCONSOLE_MAX_UPLOAD_MB may set a smaller one
 
 
-def load_upload(ws: Workspace, file_name: str, data: bytes) -> LoadResult:
+def upload_limit_mb() -> int:
+    """The upload size limit in MB: MAX_UPLOAD_MB, or a smaller $RISKCONSOLE_MAX_UPLOAD_MB."""
+    try:
+        wanted = int(os.environ.get("RISKCONSOLE_MAX_UPLOAD_MB", MAX_UPLOAD_MB))
+    except ValueError:
+        wanted = MAX_UPLOAD_MB
+    return max(1, min(MAX_UPLOAD_MB, wanted))
+
+
+def safe_upload_name(file_name: str) -> str:
+    """The file name without any folder, with only letters, digits, space, `.`, `-` and `_` (no leading dot)."""
+    name = Path(str(file_name).replace("\\", "/")).name
+    cleaned = "".join(ch if ch.isalnum() or ch in " .-_" else "_" for ch in name).strip().lstrip(".")
+    if not cleaned or Path(cleaned).suffix.lower() not in FORMATS:
+        raise DataError(f"{terminal(name)[:80]}: upload a .csv, .parquet or .jsonl file")
+    return cleaned
+
+
+def workspace_dataset(ws: Workspace, typed: str) -> Path:
+    """A dataset.yaml path typed in the console, refused unless it is a file inside the workspace."""
+    path = ws.path(typed.strip()).resolve()
+    root = ws.root.resolve()
+    if path != root and root not in path.parents:
+        raise DataError(f"{terminal(typed)[:200]}: the console loads only dataset files inside the workspace "
+                        f"{ws.root} (use `riskconsole load PATH` for a file elsewhere)")
+    if not path.is_file():
+        raise DataError(f"{ws.rel(path)}: no such dataset file")
+    return path
+
+
+def load_upload(ws: Workspace, file_name: str, data: bytes, progress: Progress | None = None) -> LoadResult:
     """Load an uploaded file with the current dataset's roles and features (a copy of the spec that
     points at the file, kept beside it in data/uploads/). Same checks and quarantine as `load`."""
-    name = Path(file_name).name
-    if Path(name).suffix.lower() not in FORMATS:
-        raise DataError(f"{name}: upload a .csv, .parquet or .jsonl file")
+    name = safe_upload_name(file_name)
+    limit = upload_limit_mb()
+    if len(data) > limit * 2**20:
+        raise DataError(f"{name}: {len(data) / 2**20:,.0f} MB is over the upload limit of {limit} MB "
+                        "(load large files with `riskconsole load`)")
+    import yaml
+
     folder = ws.root / "data" / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / name
@@ -242,4 +514,4 @@ def load_upload(ws: Workspace, file_name: str, data: bytes) -> LoadResult:
     spec["source"] = str(target.relative_to(ws.root))
     spec_path = folder / f"{target.stem}.dataset.yaml"
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
-    return load(ws, spec_path)
+    return reload(ws, spec_path, progress, trusted=False)

@@ -8,12 +8,13 @@ import duckdb
 from sqlglot import exp
 
 from riskconsole.config import Dataset, Strategy
-from riskconsole.errors import ConfigError, ExpressionError
+from riskconsole.errors import ConfigError, DataError, ExpressionError
 from riskconsole.expressions import parse_visible, referenced_columns, referenced_params
+from riskconsole.names import INTERNAL_COLUMNS, META_TABLE, SCORES_TABLE
 from riskconsole.sqlbuild import fill, render
 
 ACTIONS = ("allow", "review", "block")  # index = action code; decisions are allow > block > review
-INTERNAL = ("_pos",)
+INTERNAL = INTERNAL_COLUMNS  # never visible to an expression (riskconsole.names)
 SCORE_TABLE_PREFIX = "scores_"
 
 
@@ -44,11 +45,16 @@ class CompiledStrategy:
 
 @dataclass(frozen=True)
 class Frame:
-    """What a strategy can read: the frame's columns, detector score columns, and what is hidden."""
+    """What a strategy can read: the frame's columns, detector score columns, and what is hidden.
+
+    `stale` names detectors whose scores were not computed for the loaded events (another data version, or
+    none): a strategy may name them, but `source` refuses to join them.
+    """
 
     columns: dict[str, str]
     scores: dict[str, str]
     hidden: tuple[str, ...]
+    stale: tuple[str, ...] = ()
 
     @property
     def visible(self) -> list[str]:
@@ -57,15 +63,34 @@ class Frame:
         return names + [s for s in self.scores if s not in self.columns]
 
 
+def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables "
+                                      "WHERE table_schema = 'main'").fetchall()}
+
+
+def score_versions(con: duckdb.DuckDBPyConnection) -> tuple[str | None, dict[str, str | None]]:
+    """(data version of the loaded events, detector -> data version its scores were computed for)."""
+    tables = _tables(con)
+    current = None
+    if META_TABLE in tables:
+        columns = {c for (c,) in con.execute(f"SELECT column_name FROM (DESCRIBE {META_TABLE})").fetchall()}
+        current = con.execute(f"SELECT version FROM {META_TABLE}").fetchall()[0][0] if "version" in columns else None
+    stamps = dict(con.execute(f"SELECT detector, data_version FROM {SCORES_TABLE}").fetchall()) \
+        if SCORES_TABLE in tables else {}
+    return current, stamps
+
+
 def frame_of(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> Frame:
-    """Read the frame's columns and the detector score tables from the database."""
+    """Read the frame's columns and the detector score tables (with which of them are stale) from the database."""
     columns = dict(con.execute(
         "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'frame' "
         "ORDER BY ordinal_position").fetchall())
-    tables = con.execute("SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'scores\\_%' "
-                         "ESCAPE '\\' ORDER BY 1").fetchall()
-    scores = {t[len(SCORE_TABLE_PREFIX):]: t for (t,) in tables}
-    return Frame(columns, scores, tuple(dataset.hidden_columns))
+    tables = sorted(t for t in _tables(con) if t.startswith(SCORE_TABLE_PREFIX))
+    current, stamps = score_versions(con)
+    scores = {t[len(SCORE_TABLE_PREFIX):]: t for t in tables}
+    scores.update({d: SCORE_TABLE_PREFIX + d for d in stamps if d not in scores})
+    stale = tuple(d for d in scores if current is None or stamps.get(d) != current or scores[d] not in tables)
+    return Frame(columns, scores, tuple(dataset.hidden_columns), stale)
 
 
 def require_params(strategy: Strategy, names, label: str, flag: str) -> None:
@@ -119,7 +144,15 @@ def _check_params_used(strategy: Strategy, params: dict, label: str) -> None:
 
 
 def source(compiled: CompiledStrategy, frame: Frame) -> exp.Select:
-    """`SELECT * FROM frame` joined with the score table of every detector the strategy reads."""
+    """`SELECT * FROM frame` joined with the score table of every detector the strategy reads.
+
+    Raises:
+        DataError: a detector's scores were computed for other events (an earlier load) or are missing.
+    """
+    stale = [d for d in compiled.detectors if d in frame.stale]
+    if stale:
+        raise DataError(f"strategy '{compiled.name}': detector '{stale[0]}' was scored on an earlier load (its scores "
+                        f"belong to other events): run `riskconsole train detectors/{stale[0]}.yaml`")
     query = exp.select("f.*", *[exp.column(d, table=f"s{i}", quoted=True) for i, d in enumerate(compiled.detectors)])
     query = query.from_(exp.to_table("frame").as_("f"))
     for i, detector in enumerate(compiled.detectors):

@@ -76,10 +76,12 @@ class Workspace:
         """Load and validate a detector YAML."""
         return load_model(Path(path), Detector, self.rel(path))
 
-    def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-        """A full connection, for ingest and training (trusted SQL only)."""
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(self.db_path), read_only=read_only, config={"memory_limit": memory_limit()})
+    def connect(self, read_only: bool = False, database: Path | None = None) -> duckdb.DuckDBPyConnection:
+        """A full connection, for ingest and training (trusted SQL only); `database` is a file other than the live one
+        (a load builds its new database beside the live file, with the same settings)."""
+        path = database or self.db_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(str(path), read_only=read_only, config={"memory_limit": memory_limit()})
         con.execute("SET TimeZone = 'UTC'")
         return con
 

@@ -52,7 +52,7 @@ def test_every_row_is_loaded_or_quarantined_with_a_reason(tmp_path):
     reasons = dict(_query(ws, "SELECT event_id, reason FROM quarantine"))
     assert reasons[None] == "missing id"
     assert reasons["a3"] == "missing time"
-    assert reasons["a4"] == "ts: not a valid TIMESTAMP"
+    assert reasons["a4"] == "ts: not an ISO-8601 time (e.g. 2026-01-05 13:45:00; set time_format: for other layouts)"
     assert reasons["a5"] == "is_fraud: label must be 1, 0 or empty"
     assert reasons["a6"] == "amount: not a valid DOUBLE"
     assert reasons["a1"] == "duplicate id"  # the copy in the later file; the first occurrence wins

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -27,6 +28,7 @@ from riskconsole.detectors.matrix import (FRAME, Span, check_features, chunk_row
                                           position_range, sample_rows, span_of, window_rows)
 from riskconsole.detectors.registry import DetectorModel, load_detector, make_detector, save_detector
 from riskconsole.errors import ConfigError, DataError
+from riskconsole.names import META_TABLE, SCORES_TABLE
 from riskconsole.sqlbuild import alias, fill, ident, render
 from riskconsole.strategy import SCORE_TABLE_PREFIX
 from riskconsole.workspace import Workspace
@@ -266,6 +268,8 @@ def _publish(ws: Workspace, con: duckdb.DuckDBPyConnection, plan: Plan, model: D
         card = _card(con, plan, model, staging_table, facts)
         _write_folder(staging, model, plan, card)
         _swap_table(con, staging_table, score_table(name))
+        _ensure_version(con)
+        stamp_scores(con, name)
         backup = _swap_folder(staging, final)
         con.execute("COMMIT")
     except BaseException:
@@ -334,43 +338,85 @@ def trained_models(ws: Workspace) -> dict[str, Path]:
             if not p.parent.name.startswith(".")}
 
 
-def _rescore_one(con: duckdb.DuckDBPyConnection, name: str, folder: Path, types: dict[str, str],
-                 progress: Progress) -> int:
-    model, meta = load_detector(folder)
+def stamp_scores(con: duckdb.DuckDBPyConnection, name: str, scored: bool = True) -> None:
+    """Record that `scores_<name>` was computed for the loaded data version, or (`scored=False`) for none.
+
+    `strategy.frame_of` compares this stamp with `_meta.version`: only an equal one is ever joined.
+    """
+    con.execute(f"CREATE TABLE IF NOT EXISTS {SCORES_TABLE} (detector VARCHAR, data_version VARCHAR, "
+                "scored_at TIMESTAMP)")
+    con.execute(f"DELETE FROM {SCORES_TABLE} WHERE detector = ?", [name])
+    version = "version" if scored else "NULL"
+    con.execute(f"INSERT INTO {SCORES_TABLE} SELECT ?, {version}, now() FROM {META_TABLE}", [name])
+
+
+def _ensure_version(con: duckdb.DuckDBPyConnection) -> None:
+    """A database loaded before data versions existed gets one (its older score tables stay unstamped: stale)."""
+    columns = {c for (c,) in con.execute(f"SELECT column_name FROM (DESCRIBE {META_TABLE})").fetchall()}
+    if "version" not in columns:
+        con.execute(f"ALTER TABLE {META_TABLE} ADD COLUMN version VARCHAR")
+        con.execute(f"UPDATE {META_TABLE} SET version = ?", [uuid.uuid4().hex])
+
+
+def _unscorable(meta: dict, types: dict[str, str], name: str) -> str | None:
     missing = [f for f in meta["features"] if f not in types]
-    if missing:
-        raise DataError(f"data/models/{name}: reads '{missing[0]}', which the loaded frame no longer has "
-                        f"(retrain it: riskconsole train detectors/{name}.yaml)")
-    con.execute("BEGIN TRANSACTION")
-    try:
-        rows = score_into(con, model, meta["features"], name, f"_scoring_{name}", progress)
-        _swap_table(con, f"_scoring_{name}", score_table(name))
-        con.execute("COMMIT")
-    except BaseException:
-        _rollback(con)
-        raise
-    return rows
+    if not missing:
+        return None
+    return (f"reads '{missing[0]}', which the new frame does not have; strategies using '{name}' are refused until "
+            f"you retrain it (riskconsole train detectors/{name}.yaml)")
+
+
+def rescore_into(con: duckdb.DuckDBPyConnection, ws: Workspace,
+                 progress: Progress = _quiet) -> tuple[dict[str, int], dict[str, str]]:
+    """Score every trained model onto the frame of `con` (a load's new database), stamping the data version.
+
+    Returns:
+        (detector -> rows scored, detector -> why it could not be scored). An unscorable detector gets a
+        version stamp of NULL and no score table, so strategies naming it are refused, never fed old scores.
+    """
+    types = frame_types(con, ws.rel(ws.db_path))
+    done, skipped = {}, {}
+    for name, folder in trained_models(ws).items():
+        model, meta = load_detector(folder)
+        why = _unscorable(meta, types, name)
+        if why:
+            skipped[name] = why
+        else:
+            done[name] = score_into(con, model, meta["features"], name, score_table(name), progress)
+        stamp_scores(con, name, scored=not why)
+    return done, skipped
 
 
 def rescore_all(ws: Workspace, progress: Progress = _quiet) -> dict[str, int]:
-    """Re-score every trained model onto the current frame (after a reload, `_pos` may have changed).
+    """Re-score every trained model onto the live frame in one transaction (`load` already does this itself).
 
     Score tables without a model folder are dropped: their rows would no longer line up with events.
     """
     con = ws.connect()
     try:
-        types = frame_types(con, ws.rel(ws.db_path))
-        models = trained_models(ws)
-        done = {name: _rescore_one(con, name, folder, types, progress) for name, folder in models.items()}
-        tables = con.execute("SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'scores\\_%' "
-                             "ESCAPE '\\'").fetchall()
-        for (table,) in tables:
-            if table[len(SCORE_TABLE_PREFIX):] not in models:
-                con.execute(render(exp.Drop(tables=[_table(table)], kind="TABLE", exists=True)))
-                progress(f"dropped {table}: no trained model in data/models/")
+        con.execute("BEGIN TRANSACTION")
+        try:
+            _ensure_version(con)
+            done, skipped = rescore_into(con, ws, progress)
+            for name in skipped:
+                con.execute(render(exp.Drop(tables=[_table(score_table(name))], kind="TABLE", exists=True)))
+            _drop_orphans(con, ws, progress)
+            con.execute("COMMIT")
+        except BaseException:
+            _rollback(con)
+            raise
     except duckdb.Error as err:
         raise DataError(f"{ws.rel(ws.db_path)}: {str(err).splitlines()[0]}") from None
     finally:
         con.close()
     return done
 
+
+def _drop_orphans(con: duckdb.DuckDBPyConnection, ws: Workspace, progress: Progress) -> None:
+    models = trained_models(ws)
+    tables = con.execute("SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'scores\\_%' "
+                         "ESCAPE '\\'").fetchall()
+    for (table,) in tables:
+        if table[len(SCORE_TABLE_PREFIX):] not in models:
+            con.execute(render(exp.Drop(tables=[_table(table)], kind="TABLE", exists=True)))
+            progress(f"dropped {table}: no trained model in data/models/")

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
 from riskconsole.errors import RiskConsoleError
 from riskconsole.export import fmt
-from riskconsole.ingest import FORMATS, load, load_upload
+from riskconsole.ingest import FORMATS, load_upload, reload, upload_limit_mb, workspace_dataset
 from riskconsole.overview import distribution, feature_table, label_maturity, quarantine_reasons, \
     quarantine_sample, summary, tables
 from riskconsole.charts import histogram_chart, maturity_chart
@@ -23,30 +21,29 @@ if ws.db_path.exists():
 
 
 def run_load(action) -> None:
-    """Load with a progress box; the read-only connections are closed first so this process may write."""
+    """Load with a progress box; the read-only connections are closed first so the new file can replace the old."""
     release_connections()
-    with st.status("Loading events and building features ...", expanded=True) as status:
+    with st.status("Loading events, building features, re-scoring detectors ...", expanded=True) as status:
         try:
-            result = action()
-            from riskconsole.detectors import rescore_all
-
-            rescore_all(ws, progress=status.write)  # row positions may have moved: trained models score again
+            result = action(status.write)
         except RiskConsoleError as err:
             status.update(label="Load refused: nothing changed", state="error")
             st.error(str(err))
             return
         status.update(label=result.summary(), state="complete")
+    for warning in result.warnings:
+        st.warning(warning)
     st.cache_data.clear()
 
 
 with st.expander("Load another dataset or upload a file", expanded=not ws.db_path.exists()):
-    spec = st.text_input("dataset.yaml to load", value=str(ws.dataset_path))
+    spec = st.text_input("dataset.yaml to load (a file inside the workspace)", value=str(ws.dataset_path))
     if st.button("Load dataset"):
-        run_load(lambda: load(ws, Path(spec)))
-    upload = st.file_uploader("…or upload events (CSV, Parquet, JSON Lines) with the same columns as the "
-                              "current dataset", type=[s.lstrip(".") for s in FORMATS])
+        run_load(lambda progress: reload(ws, workspace_dataset(ws, spec), progress, trusted=False))
+    upload = st.file_uploader(f"…or upload events (CSV, Parquet, JSON Lines, at most {upload_limit_mb()} MB) with "
+                              "the same columns as the current dataset", type=[s.lstrip(".") for s in FORMATS])
     if upload is not None and st.button(f"Load {upload.name}"):
-        run_load(lambda: load_upload(ws, upload.name, upload.getvalue()))
+        run_load(lambda progress: load_upload(ws, upload.name, upload.getvalue(), progress))
 
 con = session_connection(ws)
 if con is None or "frame" not in tables(con):

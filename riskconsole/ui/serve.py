@@ -12,11 +12,21 @@ from pathlib import Path
 APP = Path(__file__).resolve().parents[2] / "app.py"
 
 
+def console_flags(port: int, address: str) -> dict:
+    """Streamlit settings: where to listen, and uploads capped at the core's limit (`ingest.upload_limit_mb`)."""
+    from riskconsole.ingest import upload_limit_mb
+
+    return {"server.port": port, "server.address": address, "server.headless": True,
+            "browser.gatherUsageStats": False, "server.maxUploadSize": upload_limit_mb()}
+
+
 def main(argv: list[str] | None = None) -> None:
     """`python -m riskconsole.ui.serve [--port N] [--address A]`."""
     parser = argparse.ArgumentParser(prog="riskconsole-console", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8501)
-    parser.add_argument("--address", default=None, help="interface to listen on (default: all)")
+    parser.add_argument("--address", default="127.0.0.1",
+                        help="interface to listen on (default 127.0.0.1: this machine only; the console has no login, "
+                             "so expose it deliberately, e.g. --address 0.0.0.0, only on a network you trust)")
     args = parser.parse_args(argv)
     import riskconsole.charts  # noqa: F401  (the warm-up is the point)
     import riskconsole.compare  # noqa: F401
@@ -32,9 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     prewarm(workspace())
     logging.getLogger("streamlit").setLevel(logging.WARNING)
 
-    flags = {"server.port": args.port, "server.headless": True, "browser.gatherUsageStats": False}
-    if args.address:
-        flags["server.address"] = args.address
+    flags = console_flags(args.port, args.address)
     bootstrap.load_config_options(flags)
     bootstrap.run(str(APP), False, [], flags)
 

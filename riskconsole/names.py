@@ -1,0 +1,27 @@
+"""Names the core uses for itself: no source column or feature may take one (user data never reaches them).
+
+Staging reads add `_file` and `ordinality` (`file_row_number` for Parquet); staging casts are `__<column>` with
+`__file`, `__dup` and `__reason`; the frame adds `_pos` (row position) and `_t` (epoch µs); the quarantine
+table adds `reason`, `file` and `row`; a score table holds `_pos` and the detector's score.
+"""
+
+from __future__ import annotations
+
+INTERNAL_COLUMNS = ("_pos", "_t", "_file", "ordinality", "file_row_number", "reason", "file", "row")
+INTERNAL_PREFIX = "__"
+META_TABLE = "_meta"  # one row: the dataset spec, counts and the data version of the last load
+SCORES_TABLE = "_scores"  # one row per detector: the data version its score table was computed for
+
+
+def is_internal(name: str) -> bool:
+    """True when `name` is one of the core's own column names (or in its `__` namespace)."""
+    return name in INTERNAL_COLUMNS or name.startswith(INTERNAL_PREFIX)
+
+
+def internal_collision(name: str, label: str, where: str) -> str | None:
+    """The one-line refusal for a user column or feature called like an internal name (None when it is fine)."""
+    if not is_internal(name):
+        return None
+    why = f"starts with '{INTERNAL_PREFIX}'" if name.startswith(INTERNAL_PREFIX) else "is a name riskconsole uses itself"
+    return (f"{label}: {where} '{name}' {why} ({', '.join(INTERNAL_COLUMNS)}, {INTERNAL_PREFIX}*): rename it in the "
+            "source (or give the feature another name)")

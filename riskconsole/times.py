@@ -1,0 +1,94 @@
+"""Text and typed times to UTC timestamps: strptime formats or ISO-8601, zones converted, absurd years refused.
+
+A time never gets guessed: without `time_format` only ISO-8601 text is a time (DuckDB's own cast accepts
+`1/1/15 0:00` as year 1), an offset or zone name is converted to UTC, and a time outside
+`ACCEPTED_RANGE` is quarantined (one far-future date would make every daily series millions of days long).
+"""
+
+from __future__ import annotations
+
+import duckdb
+from sqlglot import exp
+
+from riskconsole.errors import ConfigError
+from riskconsole.sqlbuild import fill, lit, render
+
+ACCEPTED_RANGE = ("1970-01-01", "2100-01-01")  # [low, high): shown as 1970-01-01..2099-12-31
+ACCEPTED_TEXT = "1970-01-01..2099-12-31"
+TEMPORAL = ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "DATE")
+ISO_PATTERN = r"\d{4}-\d{2}-\d{2}([T ].*)?"
+COMMON_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S%z",
+                  "%m/%d/%y %H:%M", "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M",
+                  "%d/%m/%y %H:%M", "%m/%d/%y", "%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y",
+                  "%Y/%m/%d %H:%M:%S", "%Y%m%d%H%M%S", "%Y%m%d", "%d-%b-%Y %H:%M:%S", "%d %b %Y %H:%M:%S",
+                  "%a, %d %b %Y %H:%M:%S %z", "%Y-%m-%d %H:%M:%S %Z")
+
+
+def formats_of(time_format: str | list[str] | None) -> list[str]:
+    """The dataset's `time_format` as a list (empty: ISO-8601 only)."""
+    if time_format is None:
+        return []
+    return [time_format] if isinstance(time_format, str) else list(time_format)
+
+
+def check_formats(con: duckdb.DuckDBPyConnection, formats: list[str], label: str) -> None:
+    """Every format is one DuckDB's strptime understands."""
+    for fmt in formats:
+        try:
+            con.execute(render(fill("SELECT try_strptime('', :f)", f=lit(fmt))))
+        except duckdb.Error as err:
+            raise ConfigError(f"{label}: time_format: '{fmt}' is not a strptime format "
+                              f"({str(err).splitlines()[0].split(': ')[-1]}); e.g. '%m/%d/%y %H:%M'") from None
+
+
+def described(formats: list[str]) -> str:
+    """How a reason names what was tried."""
+    if not formats:
+        return "an ISO-8601 time (e.g. 2026-01-05 13:45:00; set time_format: for other layouts)"
+    return "a time in time_format " + " or ".join(f"'{f}'" for f in formats)
+
+
+def parse_text(text: exp.Expression, formats: list[str]) -> exp.Expression:
+    """UTC TIMESTAMP of a text time, NULL where it does not parse."""
+    trimmed = fill("trim(:t)", t=text)
+    if formats:
+        parsed = fill("try_strptime(:t, :f)", t=trimmed, f=exp.Array(expressions=[lit(f) for f in formats]))
+        return fill("CAST(CAST(:p AS TIMESTAMPTZ) AS TIMESTAMP)", p=parsed)
+    iso = fill("regexp_full_match(:t, :re)", t=trimmed, re=lit(ISO_PATTERN))
+    cast = fill("CAST(TRY_CAST(:t AS TIMESTAMPTZ) AS TIMESTAMP)", t=trimmed)
+    return fill("CASE WHEN :iso THEN :cast END", iso=iso, cast=cast)
+
+
+def parse_typed(column: exp.Expression, raw_type: str, text: exp.Expression, formats: list[str]) -> exp.Expression:
+    """UTC TIMESTAMP of a raw column: typed times are converted (zones to UTC), anything else parsed as text."""
+    if raw_type.upper() in TEMPORAL:
+        return fill("CAST(CAST(:c AS TIMESTAMPTZ) AS TIMESTAMP)", c=column) if "ZONE" in raw_type.upper() \
+            else fill("CAST(:c AS TIMESTAMP)", c=column)
+    return parse_text(text, formats)
+
+
+def out_of_range(value: exp.Expression) -> exp.Expression:
+    """True where a parsed time lies outside the accepted range."""
+    low, high = ACCEPTED_RANGE
+    return fill(":v < CAST(:a AS TIMESTAMP) OR :v >= CAST(:b AS TIMESTAMP)", v=value, a=lit(low), b=lit(high))
+
+
+def range_reason(column: str, value: exp.Expression) -> exp.Expression:
+    """`ts: 9999-12-31 00:00:00 is outside the accepted range 1970-01-01..2099-12-31`."""
+    return fill(":a || CAST(:v AS VARCHAR) || :b", a=lit(f"{column}: "), v=value,
+                b=lit(f" is outside the accepted range {ACCEPTED_TEXT}"))
+
+
+def suggest_format(con: duckdb.DuckDBPyConnection, samples: list[str]) -> str | None:
+    """The common format that parses the most of `samples` into the accepted range (None if none parses any)."""
+    best, best_n = None, 0
+    values = exp.Array(expressions=[lit(s.strip()) for s in samples])
+    for fmt in COMMON_FORMATS:
+        parsed = fill("try_strptime(v, :f)", f=lit(fmt))
+        query = fill("SELECT count(*) FILTER (p IS NOT NULL AND NOT (:bad)) FROM "
+                     "(SELECT CAST(CAST(:p AS TIMESTAMPTZ) AS TIMESTAMP) AS p FROM (SELECT unnest(:vs) AS v))",
+                     p=parsed, vs=values, bad=out_of_range(exp.column("p")))
+        n = con.execute(render(query)).fetchall()[0][0]
+        if n > best_n:
+            best, best_n = fmt, n
+    return best
