@@ -147,6 +147,12 @@ def _check_columns(dataset: Dataset, types: dict[str, str], label: str) -> None:
             raise DataError(f"{label}: {where}: column '{column}' is not in the source ({hint})")
 
 
+def _check_not_empty(con: duckdb.DuckDBPyConnection, fmt: str, files: list[str], dataset: Dataset, label: str) -> None:
+    """A source without a single row is an error (reading one row is enough to know)."""
+    if not con.execute(f"SELECT count(*) FROM ({_READERS[fmt]} LIMIT 1)", {"files": files}).fetchall()[0][0]:
+        raise DataError(f"{label}: source '{dataset.source}' has no rows")
+
+
 def _empty_events(con: duckdb.DuckDBPyConnection, target: dict[str, str]) -> None:
     """Table `events` with the loaded schema and no rows, for binding the frame query without data."""
     columns = [alias(exp.cast(lit(None), exp.DataType.build(t, dialect="duckdb")), c) for c, t in target.items()]
@@ -179,6 +185,7 @@ def check_dataset(ws: Workspace, dataset_path: str | Path | None = None, trusted
         times.check_formats(con, times.formats_of(dataset.time_format), label)
         _empty_events(con, _target_types(dataset, types))
         build_frame(con, dataset, label)  # parses and binds every feature over the real schema (no rows)
+        _check_not_empty(con, fmt, files, dataset, label)
     except duckdb.Error as err:
         raise DataError(f"{label}: {str(err).splitlines()[0]}") from None
     finally:
@@ -334,8 +341,7 @@ def _fill(con: duckdb.DuckDBPyConnection, checked: Checked, progress: Progress) 
     read, loaded = con.execute("SELECT count(*), count(*) FILTER (__reason IS NULL) FROM _staged").fetchall()[0]
     if loaded == 0:
         raise DataError(f"{checked.label}: no loadable rows in '{checked.dataset.source}' (read {read:,}; see reasons "
-                        "by loading a smaller file)" if read else f"{checked.label}: source '{checked.dataset.source}' "
-                        "has no rows")
+                        "by loading a smaller file)")
     warnings = _warnings(con, checked, read)
     _publish(con, checked.dataset, checked.types)
     progress(f"building {len(checked.dataset.features)} features over {loaded:,} events ...")

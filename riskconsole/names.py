@@ -18,10 +18,10 @@ def is_internal(name: str) -> bool:
     return name in INTERNAL_COLUMNS or name.startswith(INTERNAL_PREFIX)
 
 
-def internal_collision(name: str, label: str, where: str) -> str | None:
-    """The one-line refusal for a user column or feature called like an internal name (None when it is fine)."""
+def internal_collision(name: str, label: str, where: str,
+                       fix: str = "rename it in the source (or give the feature another name)") -> str | None:
+    """The one-line refusal for a user column, feature or detector called like an internal name (None when fine)."""
     if not is_internal(name):
         return None
     why = f"starts with '{INTERNAL_PREFIX}'" if name.startswith(INTERNAL_PREFIX) else "is a name riskconsole uses itself"
-    return (f"{label}: {where} '{name}' {why} ({', '.join(INTERNAL_COLUMNS)}, {INTERNAL_PREFIX}*): rename it in the "
-            "source (or give the feature another name)")
+    return f"{label}: {where} '{name}' {why} ({', '.join(INTERNAL_COLUMNS)}, {INTERNAL_PREFIX}*): {fix}"

@@ -20,14 +20,19 @@ def console_flags(port: int, address: str) -> dict:
             "browser.gatherUsageStats": False, "server.maxUploadSize": upload_limit_mb()}
 
 
-def main(argv: list[str] | None = None) -> None:
-    """`python -m riskconsole.ui.serve [--port N] [--address A]`."""
+def build_parser() -> argparse.ArgumentParser:
+    """The launcher's flags: a port, and the interface (this machine only unless told otherwise)."""
     parser = argparse.ArgumentParser(prog="riskconsole-console", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8501)
     parser.add_argument("--address", default="127.0.0.1",
                         help="interface to listen on (default 127.0.0.1: this machine only; the console has no login, "
                              "so expose it deliberately, e.g. --address 0.0.0.0, only on a network you trust)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m riskconsole.ui.serve [--port N] [--address A]`."""
+    args = build_parser().parse_args(argv)
     import riskconsole.charts  # noqa: F401  (the warm-up is the point)
     import riskconsole.compare  # noqa: F401
     import riskconsole.optimize  # noqa: F401

@@ -1,0 +1,166 @@
+"""Times are parsed, never guessed: time_format, ISO-8601 only without it, zones to UTC, absurd years and
+non-finite amounts quarantined, a warning that suggests a format; quarantine.csv cannot run formulas."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+import pandas as pd
+import pytest
+import yaml
+
+from riskconsole.errors import RiskConsoleError
+from riskconsole.ingest import load
+from riskconsole.workspace import Workspace
+from conftest import BASE_DATASET
+
+HEADER = "event_id,ts,is_fraud,label_ts,amount,user_id,device_id\n"
+
+
+def _ws(tmp_path, rows: list[str], header: str = HEADER, **spec) -> Workspace:
+    root = tmp_path / "ws"
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    (root / "data" / "events.csv").write_text(header + "\n".join(rows) + "\n")
+    dataset = {**BASE_DATASET, "source": "data/events.csv", **spec}
+    (root / "data" / "dataset.yaml").write_text(yaml.safe_dump(dataset))
+    return Workspace(root)
+
+
+def _query(ws, sql):
+    con = duckdb.connect(str(ws.db_path), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def _row(i: int, ts: str, label_ts: str = "", amount: str = "10") -> str:
+    return f"e{i},{ts},0,{label_ts},{amount},1,1"
+
+
+SPREADSHEET = ["1/1/15 0:00", "2/24/15 22:55", "12/31/15 23:59"]
+
+
+def test_spreadsheet_times_are_quarantined_not_read_as_year_one(tmp_path):
+    """DuckDB's own cast reads `1/1/15 0:00` as 0001-01-15: without time_format only ISO-8601 is a time."""
+    ws = _ws(tmp_path, [_row(0, "2026-03-01 10:00:00")] + [_row(i + 1, t) for i, t in enumerate(SPREADSHEET)])
+    result = load(ws)
+    assert (result.read, result.loaded, result.quarantined) == (4, 1, 3)
+    assert _query(ws, "SELECT count(*) FROM events WHERE ts < TIMESTAMP '1970-01-01'") == [(0,)]
+    reasons = {r for (r,) in _query(ws, "SELECT reason FROM quarantine")}
+    assert reasons == {"ts: not an ISO-8601 time (e.g. 2026-01-05 13:45:00; set time_format: for other layouts)"}
+    [warning] = result.warnings
+    assert warning.startswith("data/dataset.yaml: columns.time: 3 of 4 rows (75.0%) quarantined")
+    assert "'1/1/15 0:00', '2/24/15 22:55', '12/31/15 23:59'" in warning
+    assert "try time_format: '%m/%d/%y %H:%M'" in warning and "\n" not in warning
+
+
+def test_time_format_parses_every_time_column(tmp_path):
+    rows = [_row(i, t, label_ts="3/1/15 0:00") for i, t in enumerate(SPREADSHEET)]
+    header = HEADER.strip() + ",signup\n"
+    rows = [r + ",1/1/15 12:00" for r in rows]
+    ws = _ws(tmp_path, rows, header, time_format="%m/%d/%y %H:%M", types={"signup": "TIMESTAMP"})
+    result = load(ws)
+    assert (result.loaded, result.quarantined, result.warnings) == (3, 0, [])
+    assert _query(ws, "SELECT ts, label_ts, signup FROM events ORDER BY ts")[1] == (
+        datetime(2015, 2, 24, 22, 55), datetime(2015, 3, 1), datetime(2015, 1, 1, 12))
+
+
+def test_time_format_list_is_tried_in_order_and_names_what_was_tried(tmp_path):
+    rows = [_row(0, "24.02.2015 22:55:00"), _row(1, "2015-02-25T01:00:00+0100"), _row(2, "25/02/2015")]
+    ws = _ws(tmp_path, rows, time_format=["%d.%m.%Y %H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"])
+    result = load(ws)
+    assert _query(ws, "SELECT event_id, ts FROM events ORDER BY ts") == [
+        ("e0", datetime(2015, 2, 24, 22, 55)), ("e1", datetime(2015, 2, 25, 0, 0))]
+    assert _query(ws, "SELECT event_id, reason FROM quarantine") == [
+        ("e2", "ts: not a time in time_format '%d.%m.%Y %H:%M:%S' or '%Y-%m-%dT%H:%M:%S%z'")]
+    assert result.read == result.loaded + result.quarantined
+
+
+def test_a_label_time_that_does_not_parse_is_quarantined_too(tmp_path):
+    ws = _ws(tmp_path, [_row(0, "2026-03-01 10:00:00", "2026-03-05"), _row(1, "2026-03-01 11:00:00", "5/3/26")])
+    load(ws)
+    assert _query(ws, "SELECT event_id, reason FROM quarantine") == [
+        ("e1", "label_ts: not an ISO-8601 time (e.g. 2026-01-05 13:45:00; set time_format: for other layouts)")]
+
+
+def test_a_bad_time_format_is_a_one_line_error(tmp_path):
+    ws = _ws(tmp_path, [_row(0, "2026-03-01 10:00:00")], time_format="%Y-%Q")
+    with pytest.raises(RiskConsoleError, match=r"^data/dataset.yaml: time_format: '%Y-%Q' is not a strptime format"):
+        load(ws)
+    assert not ws.db_path.exists()
+
+
+@pytest.mark.parametrize("text, utc", [
+    ("2026-01-05 00:00:00+05:00", datetime(2026, 1, 4, 19)),
+    ("2026-01-05T00:00:00Z", datetime(2026, 1, 5)),
+    ("2026-01-05 00:00:00 America/New_York", datetime(2026, 1, 5, 5)),
+    ("2026-01-05 00:00:00-0130", datetime(2026, 1, 5, 1, 30)),
+    ("2026-01-05 00:00:00", datetime(2026, 1, 5)),
+])
+def test_offsets_and_zone_names_are_converted_to_utc(tmp_path, text, utc):
+    ws = _ws(tmp_path, [_row(0, text)])
+    load(ws)
+    assert _query(ws, "SELECT ts FROM events") == [(utc,)]
+
+
+def test_an_unknown_zone_is_quarantined_not_dropped(tmp_path):
+    ws = _ws(tmp_path, [_row(0, "2026-01-05 00:00:00"), _row(1, "2026-01-05 00:00:00 Mars/Olympus")])
+    result = load(ws)
+    assert (result.loaded, result.quarantined) == (1, 1)
+
+
+def test_time_format_with_an_offset_converts_to_utc(tmp_path):
+    ws = _ws(tmp_path, [_row(0, "05/01/2026 00:00 +0500")], time_format="%d/%m/%Y %H:%M %z")
+    load(ws)
+    assert _query(ws, "SELECT ts FROM events") == [(datetime(2026, 1, 4, 19),)]
+
+
+def test_parquet_times_with_a_zone_end_up_in_utc(tmp_path):
+    root = tmp_path / "pq"
+    (root / "data").mkdir(parents=True)
+    events = pd.DataFrame({"event_id": ["a", "b"], "amount": [1.0, 2.0], "user_id": [1, 2], "device_id": [1, 1],
+                           "is_fraud": [0, 1], "ts": pd.to_datetime(["2026-01-05 00:00", "2026-01-05 12:00"]).tz_localize(
+                               "Asia/Karachi"), "label_ts": pd.to_datetime([None, None])})
+    events.to_parquet(root / "data" / "events.parquet", index=False)
+    (root / "data" / "dataset.yaml").write_text(yaml.safe_dump({**BASE_DATASET, "source": "data/events.parquet"}))
+    ws = Workspace(root)
+    load(ws)
+    assert _query(ws, "SELECT ts FROM events ORDER BY ts") == [(datetime(2026, 1, 4, 19),), (datetime(2026, 1, 5, 7),)]
+    assert _query(ws, "SELECT data_type FROM information_schema.columns WHERE table_name = 'events' "
+                      "AND column_name = 'ts'") == [("TIMESTAMP",)]
+
+
+def test_absurd_times_are_quarantined_with_the_accepted_range(tmp_path):
+    rows = [_row(0, "2026-03-01 10:00:00"), _row(1, "9999-12-31 00:00:00"), _row(2, "1900-01-01"),
+            _row(3, "2026-03-01 11:00:00", label_ts="9999-12-31")]
+    ws = _ws(tmp_path, rows)
+    result = load(ws)
+    assert (result.loaded, result.quarantined) == (1, 3)
+    assert dict(_query(ws, "SELECT event_id, reason FROM quarantine")) == {
+        "e1": "ts: 9999-12-31 00:00:00 is outside the accepted range 1970-01-01..2099-12-31",
+        "e2": "ts: 1900-01-01 00:00:00 is outside the accepted range 1970-01-01..2099-12-31",
+        "e3": "label_ts: 9999-12-31 00:00:00 is outside the accepted range 1970-01-01..2099-12-31"}
+    assert _query(ws, "SELECT max(ts) FROM frame") == [(datetime(2026, 3, 1, 10),)]
+
+
+@pytest.mark.parametrize("amount", ["nan", "NaN", "inf", "-inf", "Infinity"])
+def test_non_finite_amounts_are_quarantined(tmp_path, amount):
+    ws = _ws(tmp_path, [_row(0, "2026-03-01 10:00:00"), _row(1, "2026-03-01 11:00:00", amount=amount)])
+    result = load(ws)
+    assert (result.read, result.loaded, result.quarantined) == (2, 1, 1)
+    assert _query(ws, "SELECT event_id, reason FROM quarantine") == [("e1", "amount: not a finite number")]
+    assert _query(ws, "SELECT count(*) FROM events WHERE NOT isfinite(amount)") == [(0,)]
+
+
+@pytest.mark.parametrize("value", ["=HYPERLINK(\"http://x\")", "+1+2", "-2-3", "@SUM(A1)", "=1"])
+def test_quarantine_csv_defuses_spreadsheet_formulas(tmp_path, value):
+    header = HEADER.strip() + ",note\n"
+    rows = [_row(0, "2026-03-01 10:00:00") + ",fine", f'x1,not a time,0,,5,1,1,"{value.replace(chr(34), 2 * chr(34))}"']
+    ws = _ws(tmp_path, rows, header)
+    load(ws)
+    exported = pd.read_csv(ws.root / "data" / "quarantine.csv", dtype=str)
+    assert exported["note"].tolist() == ["'" + value]
+    assert _query(ws, "SELECT note FROM quarantine") == [(value,)]  # the table keeps the raw value
+    assert not any(str(v).startswith(("=", "+", "-", "@")) for v in exported.to_numpy().ravel() if isinstance(v, str))
