@@ -60,7 +60,7 @@ def check_features(dataset: Dataset, types: dict[str, str], label: str) -> None:
     hidden = set(dataset.hidden_columns)
     for feature in dataset.features:
         where = f"{label}: feature '{feature.name}'"
-        collision = internal_collision(feature.name, label, "feature")
+        collision = internal_collision(feature.name, label, "feature", fix="give the feature another name")
         if collision:
             raise ConfigError(collision)
         if feature.name in types:
@@ -179,6 +179,19 @@ def frame_query(dataset: Dataset, columns: list[str], label: str, base: str = "_
     return query.order_by("_pos")
 
 
+def _blame(con: duckdb.DuckDBPyConnection, dataset: Dataset, columns: list[str], label: str,
+           label_tables: dict[str, str]) -> None:
+    """Name the first derived feature whose SQL does not bind (the frame query failed as a whole)."""
+    derived = [f for f in dataset.features if f.sql is not None]
+    for i, feature in enumerate(derived):
+        upto = [f for f in dataset.features if f.sql is None] + derived[:i + 1]
+        query = frame_query(dataset.model_copy(update={"features": upto}), columns, label, label_tables=label_tables)
+        try:
+            con.execute("DESCRIBE " + render(query))
+        except duckdb.Error as err:
+            raise ConfigError(f"{label}: feature '{feature.name}': {str(err).splitlines()[0]}") from None
+
+
 def build_frame(con: duckdb.DuckDBPyConnection, dataset: Dataset, label: str) -> list[str]:
     """Create table `frame` = events + `_pos` + every feature; return the feature names.
 
@@ -198,7 +211,11 @@ def build_frame(con: duckdb.DuckDBPyConnection, dataset: Dataset, label: str) ->
         con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {render(query)}")
         label_tables[feature.name] = table
     query = frame_query(dataset, list(types), label, label_tables=label_tables)
-    con.execute(f"CREATE OR REPLACE TABLE frame AS {render(query)}")
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE frame AS {render(query)}")
+    except duckdb.BinderException as err:
+        _blame(con, dataset, list(types), label, label_tables)
+        raise ConfigError(f"{label}: features: {str(err).splitlines()[0]}") from None
     con.execute("ALTER TABLE frame DROP COLUMN _t")
     for table in [*label_tables.values(), "_frame_base"]:
         con.execute(f"DROP TABLE {table}")

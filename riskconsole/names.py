@@ -19,7 +19,7 @@ def is_internal(name: str) -> bool:
 
 
 def internal_collision(name: str, label: str, where: str,
-                       fix: str = "rename it in the source (or give the feature another name)") -> str | None:
+                       fix: str = "rename the column in the source file") -> str | None:
     """The one-line refusal for a user column, feature or detector called like an internal name (None when fine)."""
     if not is_internal(name):
         return None

@@ -37,8 +37,9 @@ def check_formats(con: duckdb.DuckDBPyConnection, formats: list[str], label: str
         try:
             con.execute(render(fill("SELECT try_strptime('', :f)", f=lit(fmt))))
         except duckdb.Error as err:
-            raise ConfigError(f"{label}: time_format: '{fmt}' is not a strptime format "
-                              f"({str(err).splitlines()[0].split(': ')[-1]}); e.g. '%m/%d/%y %H:%M'") from None
+            detail = str(err).splitlines()[0].split(": ", 1)[-1]
+            raise ConfigError(f"{label}: time_format: '{fmt}' is not a strptime format ({detail}); "
+                              "e.g. '%m/%d/%y %H:%M'") from None
 
 
 def described(formats: list[str]) -> str:
