@@ -215,7 +215,7 @@ def test_a_feature_with_an_internal_name_is_refused(tmp_path, name):
 
 @pytest.mark.parametrize("name, message", [("_pos", "name: '_pos' is a name riskconsole uses itself"),
                                            ("__x", "name: '__x' starts with '__'"),
-                                           ("amount", "name: 'amount' is a column of the frame")])
+                                           ("amount", "name: 'amount' is already a column of the frame")])
 def test_a_detector_name_may_not_hide_a_column(trained, name, message):
     path = trained.root / "detectors" / "other.yaml"
     path.write_text(yaml.safe_dump({**DETECTOR, "name": name}))

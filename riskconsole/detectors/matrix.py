@@ -18,6 +18,7 @@ from riskconsole.backtest import parse_moment
 from riskconsole.config import Dataset, Detector, Window
 from riskconsole.errors import ConfigError, DataError
 from riskconsole.features import NUMERIC
+from riskconsole.names import internal_collision
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
 from riskconsole.strategy import INTERNAL
 
@@ -91,6 +92,9 @@ def check_features(spec: Detector, dataset: Dataset, types: dict[str, str], labe
     dupes = sorted({f for f in spec.features if spec.features.count(f) > 1})
     if dupes:
         raise ConfigError(f"{label}: features: '{dupes[0]}' is listed twice")
+    problem = internal_collision(spec.name, label, "name:", fix="rename the detector")
+    if problem:
+        raise ConfigError(problem)
     if spec.name in types:
         raise ConfigError(f"{label}: name: '{spec.name}' is already a column of the frame; its score column "
                           "would be hidden by it (rename the detector)")

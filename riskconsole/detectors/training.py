@@ -28,7 +28,7 @@ from riskconsole.detectors.matrix import (FRAME, Span, check_features, chunk_row
                                           position_range, sample_rows, span_of, window_rows)
 from riskconsole.detectors.registry import DetectorModel, load_detector, make_detector, save_detector
 from riskconsole.errors import ConfigError, DataError
-from riskconsole.names import META_TABLE, SCORES_TABLE, internal_collision
+from riskconsole.names import META_TABLE, SCORES_TABLE
 from riskconsole.sqlbuild import alias, fill, ident, render
 from riskconsole.strategy import SCORE_TABLE_PREFIX
 from riskconsole.workspace import Workspace
@@ -85,21 +85,9 @@ def _table(name: str) -> exp.Table:
 # ------------------------------------------------------------------ reading and fitting
 
 
-def _check_name(spec: Detector, types: dict[str, str], label: str) -> None:
-    """A detector's score column may hide neither an internal column nor a frame column."""
-    problem = internal_collision(spec.name, label, "name:", fix="give the detector another name")
-    if problem:
-        raise ConfigError(problem)
-    if spec.name in types:
-        raise ConfigError(f"{label}: name: '{spec.name}' is a column of the frame; its score would be hidden behind "
-                          "that column: give the detector another name")
-
-
 def _plan(ws: Workspace, con: duckdb.DuckDBPyConnection, spec: Detector, label: str) -> Plan:
     dataset = ws.dataset()
-    types = frame_types(con, label)
-    _check_name(spec, types, label)
-    check_features(spec, dataset, types, label)
+    check_features(spec, dataset, frame_types(con, label), label)
     valid = span_of(spec.valid, f"{label}: valid") if spec.valid else None
     return Plan(spec, label, dataset, span_of(spec.train, f"{label}: train"), valid)
 
