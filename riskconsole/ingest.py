@@ -372,20 +372,24 @@ def _export_quarantine(con: duckdb.DuckDBPyConnection, out: Path) -> None:
 
 
 def _hold_live(ws: Workspace) -> duckdb.DuckDBPyConnection | None:
-    """A read-only handle on the live file for the load's duration: refuses while a writer has it, blocks new ones."""
+    """The live file held exclusively for the load's duration: refused while another process has it open.
+
+    A process that keeps the old file open (a console, a `train`) would go on reading or writing the replaced
+    file: DuckDB hands a new connection to an already open path the old instance, so the swap waits for it.
+    """
     if not ws.db_path.exists():
         return None
     try:
-        return duckdb.connect(str(ws.db_path), read_only=True)
+        return ws.connect()
     except duckdb.IOException as err:
         message = str(err).splitlines()[0]
         if "lock" not in message.lower():
             raise
         pid = message.split("(PID ")[-1].split(")")[0] if "(PID " in message else "?"
         raise DataError(f"{ws.rel(ws.db_path)}: the database is open in another process (PID {pid}, e.g. a running "
-                        "`riskconsole train`); wait for it or stop it, then load again") from None
-    except duckdb.Error:
-        return None  # this process already holds it under another configuration: nothing else can write
+                        "console or `riskconsole train`); stop it, then load again") from None
+    except duckdb.ConnectionException:
+        return None  # this process holds it under another configuration (closed by the caller before a load)
 
 
 def _leftovers(ws: Workspace) -> None:

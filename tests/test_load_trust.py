@@ -376,3 +376,22 @@ def test_a_derived_feature_that_does_not_bind_is_named(tmp_path):
     ws = write_workspace(tmp_path / "w", random_events(n=40), {**BASE_DATASET, "features": features})
     with pytest.raises(RiskConsoleError, match=r"^data/dataset.yaml: feature 'bad': Binder Error"):
         validate_file(ws, ws.dataset_path)
+
+
+def test_a_console_in_another_process_makes_load_wait_with_a_clear_line(trained):
+    """A process with the file open would keep reading the replaced one: the load refuses and changes nothing."""
+    import subprocess
+    import sys
+
+    before = _digest(trained.db_path)
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, time; "
+                               f"c = duckdb.connect({str(trained.db_path)!r}, read_only=True); print('ready', flush=True); "
+                               "time.sleep(30)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(RiskConsoleError, match=r"^data/console.duckdb: the database is open in another process"):
+            reload(trained)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert _digest(trained.db_path) == before
