@@ -197,7 +197,8 @@ def check_dataset(ws: Workspace, dataset_path: str | Path | None = None, trusted
 
 
 def _is_time(dtype: str) -> bool:
-    return render(exp.DataType.build(dtype, dialect="duckdb")).upper().startswith("TIMESTAMP")
+    """TIMESTAMP in any of its spellings (with zone, precision, DATETIME): loaded as a UTC TIMESTAMP."""
+    return dtype.strip().upper().startswith(("TIMESTAMP", "DATETIME"))
 
 
 def _target_types(dataset: Dataset, types: dict[str, str]) -> dict[str, str]:
@@ -366,7 +367,7 @@ def _export_quarantine(con: duckdb.DuckDBPyConnection, out: Path) -> None:
     columns = [c for (c,) in con.execute("SELECT column_name FROM (DESCRIBE quarantine)").fetchall()]
     starts = exp.Array(expressions=[lit(ch) for ch in _FORMULA_STARTS])
     cells = [alias(fill("CASE WHEN list_contains(:s, left(CAST(:c AS VARCHAR), 1)) THEN '''' || CAST(:c AS VARCHAR) "
-                        "ELSE CAST(:c AS VARCHAR) END", s=starts, c=ident(c)), c) for c in columns]
+                        "ELSE CAST(:c AS VARCHAR) END", s=starts, c=ident(c)), str(csv_cell(c))) for c in columns]
     query = exp.select(*cells).from_("quarantine")
     con.execute(f"COPY ({render(query)}) TO $out (HEADER, DELIMITER ',')", {"out": str(out)})
 
@@ -518,10 +519,18 @@ def load_upload(ws: Workspace, file_name: str, data: bytes, progress: Progress |
 
     folder = ws.root / "data" / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / name
+    target, spec_path = folder / name, folder / f"{Path(name).stem}.dataset.yaml"
     target.write_bytes(data)
     spec = yaml.safe_load(ws.dataset_path.read_text(encoding="utf-8"))
     spec["source"] = str(target.relative_to(ws.root))
-    spec_path = folder / f"{target.stem}.dataset.yaml"
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
-    return reload(ws, spec_path, progress, trusted=False)
+    try:
+        result = reload(ws, spec_path, progress, trusted=False)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        spec_path.unlink(missing_ok=True)
+        raise
+    for old in folder.iterdir():  # only the upload that is loaded stays: uploads do not pile up on the server
+        if old not in (target, spec_path) and old.is_file():
+            old.unlink()
+    return result

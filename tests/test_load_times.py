@@ -164,3 +164,9 @@ def test_quarantine_csv_defuses_spreadsheet_formulas(tmp_path, value):
     assert exported["note"].tolist() == ["'" + value]
     assert _query(ws, "SELECT note FROM quarantine") == [(value,)]  # the table keeps the raw value
     assert not any(str(v).startswith(("=", "+", "-", "@")) for v in exported.to_numpy().ravel() if isinstance(v, str))
+
+
+def test_quarantine_csv_defuses_a_formula_in_a_column_name(tmp_path):
+    ws = _ws(tmp_path, [_row(0, "2026-03-01 10:00:00") + ",a", "x1,not a time,0,,5,1,1,b"], HEADER.strip() + ",=cmd\n")
+    load(ws)
+    assert (ws.root / "data" / "quarantine.csv").read_text().splitlines()[0].split(",")[7] == "'=cmd"

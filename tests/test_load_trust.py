@@ -395,3 +395,15 @@ def test_a_console_in_another_process_makes_load_wait_with_a_clear_line(trained)
         holder.kill()
         holder.wait()
     assert _digest(trained.db_path) == before
+
+
+def test_uploads_do_not_pile_up(tmp_path):
+    ws = write_workspace(tmp_path / "w", random_events(n=40))
+    load(ws)
+    good = (ws.root / "data" / "events.csv").read_bytes()
+    ingest.load_upload(ws, "first.csv", good)
+    ingest.load_upload(ws, "second.csv", good)
+    assert sorted(p.name for p in (ws.root / "data" / "uploads").iterdir()) == ["second.csv", "second.dataset.yaml"]
+    with pytest.raises(RiskConsoleError):
+        ingest.load_upload(ws, "third.csv", b"event_id,ts\n")  # refused: nothing of it is kept
+    assert sorted(p.name for p in (ws.root / "data" / "uploads").iterdir()) == ["second.csv", "second.dataset.yaml"]
