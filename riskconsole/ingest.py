@@ -8,13 +8,11 @@ failed or killed load changes nothing, and events, features and scores always ch
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import time
 import uuid
 from dataclasses import dataclass, field
-from difflib import get_close_matches
 from pathlib import Path
 from typing import Callable
 
@@ -26,22 +24,12 @@ from riskconsole.config import Dataset
 from riskconsole.errors import DataError
 from riskconsole.escape import csv_cell, terminal
 from riskconsole.features import build_frame
-from riskconsole.names import META_TABLE, internal_collision
+from riskconsole.names import META_TABLE
+from riskconsole.sources import (FORMATS, READERS, Checked, check_dataset, column_types, source_files,  # noqa: F401
+                                 target_types)
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
 from riskconsole.workspace import Workspace
 
-FORMATS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet",
-           ".json": "json", ".jsonl": "json", ".ndjson": "json"}
-_READERS = {
-    "csv": "SELECT * FROM read_csv($files, all_varchar = true, union_by_name = true, filename = '_file') "
-           "WITH ORDINALITY",
-    "parquet": "SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS ordinality FROM "
-               "read_parquet($files, union_by_name = true, filename = '_file', file_row_number = true)",
-    "json": "SELECT * FROM read_json($files, union_by_name = true, filename = '_file') WITH ORDINALITY",
-}
-_SNIFF = {"csv": "DESCRIBE SELECT * FROM read_csv($files, union_by_name = true)",
-          "parquet": "DESCRIBE SELECT * FROM read_parquet($files, union_by_name = true)",
-          "json": "DESCRIBE SELECT * FROM read_json($files, union_by_name = true)"}
 _LABEL_VALUES = {"1": 1, "1.0": 1, "true": 1, "0": 0, "0.0": 0, "false": 0}
 WARN_SHARE = 0.01  # a time column with more than this share of rows quarantined gets a warning
 # the one rule of escape.csv_cell, as the set of first characters it defuses (used in SQL for the export)
@@ -78,139 +66,7 @@ class LoadResult:
         return line
 
 
-@dataclass(frozen=True)
-class Checked:
-    """A dataset spec checked against its source files: everything `load` needs (and `validate` runs)."""
-
-    dataset: Dataset
-    path: Path
-    label: str
-    files: list[str]
-    fmt: str
-    types: dict[str, str]
-
-
-# ------------------------------------------------------------------ checks (shared with `validate`)
-
-
-def source_files(ws: Workspace, dataset: Dataset, label: str) -> tuple[list[str], str]:
-    """The sorted files matched by `source`, and their common format."""
-    pattern = str(ws.path(dataset.source))
-    files = sorted(glob.glob(pattern, recursive=True))
-    if not files:
-        raise DataError(f"{label}: source '{dataset.source}' matches no file (looked for {pattern})")
-    formats = {FORMATS.get(Path(f).suffix.lower()) for f in files}
-    if None in formats or len(formats) > 1:
-        raise DataError(f"{label}: source '{dataset.source}' must match files of one format "
-                        f"(.csv, .parquet, .json/.jsonl); got {', '.join(sorted({Path(f).suffix for f in files}))}")
-    return files, formats.pop()
-
-
-def column_types(con: duckdb.DuckDBPyConnection, fmt: str, files: list[str]) -> dict[str, str]:
-    """Name -> sniffed DuckDB type of every source column (as the files hold them, nothing added)."""
-    rows = con.execute(_SNIFF[fmt], {"files": files}).fetchall()
-    return {name: dtype for name, dtype, *_ in rows}
-
-
-def _check_inside(ws: Workspace, dataset: Dataset, files: list[str], label: str) -> None:
-    """A dataset file other than the workspace's own may only read sources inside the workspace."""
-    root = os.path.realpath(ws.root)
-    for name in files:
-        if os.path.commonpath([root, os.path.realpath(name)]) != root:
-            raise DataError(f"{label}: source '{dataset.source}' reads {name}, outside the workspace {ws.root}: only "
-                            "data/dataset.yaml (or a file given to `riskconsole load`) may read files elsewhere")
-
-
-def _check_names(types: dict[str, str], label: str) -> None:
-    """No source column may be called like an internal column (features are checked by `check_features`)."""
-    for name in types:
-        problem = internal_collision(name, label, "source column")
-        if problem:
-            raise DataError(problem)
-
-
-def _check_columns(dataset: Dataset, types: dict[str, str], label: str) -> None:
-    roles = dataset.columns
-    wanted = [(f"columns.{k}", getattr(roles, k)) for k in ("id", "time", "label", "label_time", "amount")]
-    wanted += [("columns.entities", c) for c in roles.entities] + [("columns.label_derived", c) for c in roles.label_derived]
-    wanted += [(f"types.{c}", c) for c in dataset.types]
-    for column, dtype in dataset.types.items():
-        try:
-            exp.DataType.build(dtype, dialect="duckdb")
-        except Exception:  # noqa: BLE001 - any parse failure means "not a type"
-            raise DataError(f"{label}: types.{column}: '{dtype}' is not a DuckDB type "
-                            "(e.g. INTEGER, BIGINT, DOUBLE, VARCHAR, BOOLEAN, DATE, TIMESTAMP)") from None
-    for where, column in wanted:
-        if column and column not in types:
-            near = get_close_matches(column, list(types), n=1)
-            hint = f"did you mean '{near[0]}'?" if near else f"source has: {', '.join(types)}"
-            raise DataError(f"{label}: {where}: column '{column}' is not in the source ({hint})")
-
-
-def _check_not_empty(con: duckdb.DuckDBPyConnection, fmt: str, files: list[str], dataset: Dataset, label: str) -> None:
-    """A source without a single row is an error (reading one row is enough to know)."""
-    if not con.execute(f"SELECT count(*) FROM ({_READERS[fmt]} LIMIT 1)", {"files": files}).fetchall()[0][0]:
-        raise DataError(f"{label}: source '{dataset.source}' has no rows")
-
-
-def _empty_events(con: duckdb.DuckDBPyConnection, target: dict[str, str]) -> None:
-    """Table `events` with the loaded schema and no rows, for binding the frame query without data."""
-    columns = [alias(exp.cast(lit(None), exp.DataType.build(t, dialect="duckdb")), c) for c, t in target.items()]
-    con.execute("CREATE OR REPLACE TABLE events AS " + render(exp.select(*columns).where("false")))
-
-
-def check_dataset(ws: Workspace, dataset_path: str | Path | None = None, trusted: bool = True) -> Checked:
-    """Every check `load` runs before reading a row; `validate` runs exactly this (and writes nothing).
-
-    Args:
-        ws: the workspace.
-        dataset_path: a dataset.yaml (default: the workspace's own).
-        trusted: False when the path came from the console: its source must then be inside the workspace.
-
-    Raises:
-        RiskConsoleError: one line naming the dataset file, the item and the fix.
-    """
-    path = Path(dataset_path).resolve() if dataset_path else ws.dataset_path
-    label = ws.rel(path)
-    dataset = ws.dataset(path)
-    files, fmt = source_files(ws, dataset, label)
-    if not trusted and path != ws.dataset_path:
-        _check_inside(ws, dataset, files, label)
-    con = duckdb.connect()
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        types = column_types(con, fmt, files)
-        _check_names(types, label)
-        _check_columns(dataset, types, label)
-        times.check_formats(con, times.formats_of(dataset.time_format), label)
-        _empty_events(con, _target_types(dataset, types))
-        build_frame(con, dataset, label)  # parses and binds every feature over the real schema (no rows)
-        _check_not_empty(con, fmt, files, dataset, label)
-    except duckdb.Error as err:
-        raise DataError(f"{label}: {str(err).splitlines()[0]}") from None
-    finally:
-        con.close()
-    return Checked(dataset, path, label, files, fmt, types)
-
-
 # ------------------------------------------------------------------ staging
-
-
-def _is_time(dtype: str) -> bool:
-    """TIMESTAMP in any of its spellings (with zone, precision, DATETIME): loaded as a UTC TIMESTAMP."""
-    return dtype.strip().upper().startswith(("TIMESTAMP", "DATETIME"))
-
-
-def _target_types(dataset: Dataset, types: dict[str, str]) -> dict[str, str]:
-    """DuckDB type of every loaded column: roles fixed by the contract, the rest inferred or declared."""
-    roles = dataset.columns
-    target = {c: ("VARCHAR" if t == "JSON" else t) for c, t in types.items()}
-    target.update(dataset.types)
-    target = {c: ("TIMESTAMP" if _is_time(t) else t) for c, t in target.items()}  # every time is UTC, no zone
-    fixed = {roles.id: "VARCHAR", roles.time: "TIMESTAMP", roles.label_time: "TIMESTAMP",
-             roles.amount: "DOUBLE", roles.label: "TINYINT"}
-    target.update({c: t for c, t in fixed.items() if c})
-    return target
 
 
 def _as_text(column: str, raw_type: str) -> exp.Expression:
@@ -277,8 +133,8 @@ def _reason(dataset: Dataset, types: dict[str, str], target: dict[str, str]) -> 
 def _stage(con: duckdb.DuckDBPyConnection, checked: Checked) -> None:
     """Temp table `_staged`: raw columns, their casts (`__col`), source position and reason."""
     dataset, types = checked.dataset, checked.types
-    target = _target_types(dataset, types)
-    con.execute("CREATE OR REPLACE TEMP TABLE _raw AS " + _READERS[checked.fmt], {"files": checked.files})
+    target = target_types(dataset, types)
+    con.execute("CREATE OR REPLACE TEMP TABLE _raw AS " + READERS[checked.fmt], {"files": checked.files})
     raw = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE _raw)").fetchall())
     casts = [alias(_typed(c, raw[c], target[c], dataset), "__" + c) for c in types]
     con.execute(render(fill(
@@ -325,7 +181,7 @@ def _time_warning(con: duckdb.DuckDBPyConnection, checked: Checked, column: str,
 
 
 def _warnings(con: duckdb.DuckDBPyConnection, checked: Checked, read: int) -> list[str]:
-    roles, target = checked.dataset.columns, _target_types(checked.dataset, checked.types)
+    roles, target = checked.dataset.columns, target_types(checked.dataset, checked.types)
     places = {roles.time: "columns.time", roles.label_time: "columns.label_time"}
     columns = [c for c in checked.types if target[c] == "TIMESTAMP"]
     found = [_time_warning(con, checked, c, places.get(c, f"types.{c}"), read) for c in columns]
@@ -470,67 +326,3 @@ def _load_file(ws: Workspace, checked: Checked, staging: Path, csv: Path, progre
 
 
 load = reload  # the historical name, used by the demo builder and tests
-
-
-# ------------------------------------------------------------------ uploads and the console's dataset box
-
-MAX_UPLOAD_MB = 200  # the largest upload the console accepts; $RISKCONSOLE_MAX_UPLOAD_MB may set a smaller one
-
-
-def upload_limit_mb() -> int:
-    """The upload size limit in MB: MAX_UPLOAD_MB, or a smaller $RISKCONSOLE_MAX_UPLOAD_MB."""
-    try:
-        wanted = int(os.environ.get("RISKCONSOLE_MAX_UPLOAD_MB", MAX_UPLOAD_MB))
-    except ValueError:
-        wanted = MAX_UPLOAD_MB
-    return max(1, min(MAX_UPLOAD_MB, wanted))
-
-
-def safe_upload_name(file_name: str) -> str:
-    """The file name without any folder, with only letters, digits, space, `.`, `-` and `_` (no leading dot)."""
-    name = Path(str(file_name).replace("\\", "/")).name
-    cleaned = "".join(ch if ch.isalnum() or ch in " .-_" else "_" for ch in name).strip().lstrip(".")
-    if not cleaned or Path(cleaned).suffix.lower() not in FORMATS:
-        raise DataError(f"{terminal(name)[:80]}: upload a .csv, .parquet or .jsonl file")
-    return cleaned
-
-
-def workspace_dataset(ws: Workspace, typed: str) -> Path:
-    """A dataset.yaml path typed in the console, refused unless it is a file inside the workspace."""
-    path = ws.path(typed.strip()).resolve()
-    root = ws.root.resolve()
-    if path != root and root not in path.parents:
-        raise DataError(f"{terminal(typed)[:200]}: the console loads only dataset files inside the workspace "
-                        f"{ws.root} (use `riskconsole load PATH` for a file elsewhere)")
-    if not path.is_file():
-        raise DataError(f"{ws.rel(path)}: no such dataset file")
-    return path
-
-
-def load_upload(ws: Workspace, file_name: str, data: bytes, progress: Progress | None = None) -> LoadResult:
-    """Load an uploaded file with the current dataset's roles and features (a copy of the spec that
-    points at the file, kept beside it in data/uploads/). Same checks and quarantine as `load`."""
-    name = safe_upload_name(file_name)
-    limit = upload_limit_mb()
-    if len(data) > limit * 2**20:
-        raise DataError(f"{name}: {len(data) / 2**20:,.0f} MB is over the upload limit of {limit} MB "
-                        "(load large files with `riskconsole load`)")
-    import yaml
-
-    folder = ws.root / "data" / "uploads"
-    folder.mkdir(parents=True, exist_ok=True)
-    target, spec_path = folder / name, folder / f"{Path(name).stem}.dataset.yaml"
-    target.write_bytes(data)
-    spec = yaml.safe_load(ws.dataset_path.read_text(encoding="utf-8"))
-    spec["source"] = str(target.relative_to(ws.root))
-    spec_path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
-    try:
-        result = reload(ws, spec_path, progress, trusted=False)
-    except BaseException:
-        target.unlink(missing_ok=True)
-        spec_path.unlink(missing_ok=True)
-        raise
-    for old in folder.iterdir():  # only the upload that is loaded stays: uploads do not pile up on the server
-        if old not in (target, spec_path) and old.is_file():
-            old.unlink()
-    return result

@@ -8,7 +8,7 @@ import duckdb
 
 from riskconsole.config import Dataset, Detector, Strategy, parse_model, read_yaml
 from riskconsole.errors import ConfigError
-from riskconsole.ingest import check_dataset, column_types, source_files
+from riskconsole.sources import check_dataset, column_types, source_files
 from riskconsole.strategy import Frame, compile_strategy, frame_of
 from riskconsole.workspace import Workspace
 
@@ -78,7 +78,7 @@ def validate_file(ws: Workspace, path: str | Path) -> str:
 
 
 def _validate_dataset(ws: Workspace, path: Path) -> str:
-    """Exactly the checks `load` runs before reading a row (`ingest.check_dataset`); nothing is written."""
+    """Exactly the checks `load` runs before reading a row (`sources.check_dataset`); nothing is written."""
     checked = check_dataset(ws, path)
     return (f"dataset, {len(checked.types)} source columns in {len(checked.files)} file(s), "
             f"{len(checked.dataset.features)} features")

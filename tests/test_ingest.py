@@ -160,7 +160,7 @@ def test_declared_types_cast_and_quarantine_what_fails(tmp_path):
 
 
 def test_an_uploaded_file_loads_with_the_current_roles(tmp_path):
-    from riskconsole.ingest import load_upload
+    from riskconsole.uploads import load_upload
 
     ws = write_workspace(tmp_path / "w", random_events(n=60))
     load(ws)

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 import yaml
 
-from riskconsole import ingest
+from riskconsole import ingest, uploads
 from riskconsole.detectors import training
 from riskconsole.errors import RiskConsoleError
 from riskconsole.ingest import load, reload
@@ -71,23 +71,15 @@ def _shrink_source(ws) -> None:
 # ------------------------------------------------------------------ all or nothing
 
 
-def _fail_second_frame_build(monkeypatch):
-    calls = []
-    real = ingest.build_frame
-
-    def build(con, dataset, label):
-        calls.append(label)
-        if len(calls) > 1:  # the first call binds the features on an empty table (check_dataset)
-            raise RuntimeError("frame build died")
-        return real(con, dataset, label)
-
-    monkeypatch.setattr(ingest, "build_frame", build)
-
-
 def _fail(exc):
     def boom(*args, **kwargs):
         raise exc
     return boom
+
+
+def _fail_frame_build(monkeypatch):
+    """The frame build of the load itself dies (the check before it, on an empty table, still passes)."""
+    monkeypatch.setattr(ingest, "build_frame", _fail(RuntimeError("frame build died")))
 
 
 @pytest.mark.parametrize("where", ["frame", "rescore", "interrupt", "export"])
@@ -95,7 +87,7 @@ def test_a_failure_mid_load_leaves_the_previous_database_byte_identical(trained,
     before = (_digest(trained.db_path), _digest(trained.root / "data" / "quarantine.csv"), _overall(trained))
     _shrink_source(trained)
     if where == "frame":
-        _fail_second_frame_build(monkeypatch)
+        _fail_frame_build(monkeypatch)
     elif where == "export":
         monkeypatch.setattr(ingest, "_export_quarantine", _fail(RuntimeError("disk full")))
     else:
@@ -110,7 +102,7 @@ def test_a_failure_mid_load_leaves_the_previous_database_byte_identical(trained,
 
 def test_a_failed_first_load_leaves_no_database(tmp_path, monkeypatch):
     ws = write_workspace(tmp_path / "w", random_events(n=50))
-    _fail_second_frame_build(monkeypatch)
+    _fail_frame_build(monkeypatch)
     with pytest.raises(RuntimeError):
         load(ws)
     assert sorted(p.name for p in (ws.root / "data").iterdir()) == ["dataset.yaml", "events.csv"]
@@ -294,7 +286,7 @@ def test_the_console_listens_on_this_machine_unless_told_otherwise():
     assert parser.parse_args([]).address == "127.0.0.1"
     assert "--address 0.0.0.0" in parser.format_help().replace("\n", " ").replace("  ", " ")
     flags = console_flags(8501, "127.0.0.1")
-    assert flags["server.address"] == "127.0.0.1" and flags["server.maxUploadSize"] == ingest.upload_limit_mb()
+    assert flags["server.address"] == "127.0.0.1" and flags["server.maxUploadSize"] == uploads.upload_limit_mb()
 
 
 def test_uploads_have_a_size_limit(tmp_path, monkeypatch):
@@ -302,10 +294,10 @@ def test_uploads_have_a_size_limit(tmp_path, monkeypatch):
     load(ws)
     monkeypatch.setenv("RISKCONSOLE_MAX_UPLOAD_MB", "1")
     with pytest.raises(RiskConsoleError, match=r"^big.csv: 2 MB is over the upload limit of 1 MB"):
-        ingest.load_upload(ws, "big.csv", b"x" * (2 * 2**20))
+        uploads.load_upload(ws, "big.csv", b"x" * (2 * 2**20))
     assert not (ws.root / "data" / "uploads" / "big.csv").exists()
     monkeypatch.setenv("RISKCONSOLE_MAX_UPLOAD_MB", "100000")
-    assert ingest.upload_limit_mb() == ingest.MAX_UPLOAD_MB == 200
+    assert uploads.upload_limit_mb() == uploads.MAX_UPLOAD_MB == 200
 
 
 @pytest.mark.parametrize("given, kept", [("../../sneaky/new events.csv", "new events.csv"),
@@ -315,19 +307,19 @@ def test_uploads_have_a_size_limit(tmp_path, monkeypatch):
 def test_upload_names_are_sanitised(given, kept):
     if kept is None:
         with pytest.raises(RiskConsoleError, match="upload a .csv"):
-            ingest.safe_upload_name(given)
+            uploads.safe_upload_name(given)
     else:
-        assert ingest.safe_upload_name(given) == kept
+        assert uploads.safe_upload_name(given) == kept
 
 
 def test_the_console_loads_only_dataset_files_inside_the_workspace(tmp_path):
     ws = write_workspace(tmp_path / "w", random_events(n=40))
     outside = tmp_path / "elsewhere.yaml"
     outside.write_text(ws.dataset_path.read_text())
-    assert ingest.workspace_dataset(ws, "data/dataset.yaml") == ws.dataset_path
+    assert uploads.workspace_dataset(ws, "data/dataset.yaml") == ws.dataset_path
     for typed in (str(outside), "../elsewhere.yaml", "/etc/passwd"):
         with pytest.raises(RiskConsoleError, match="only dataset files inside the workspace"):
-            ingest.workspace_dataset(ws, typed)
+            uploads.workspace_dataset(ws, typed)
 
 
 def test_a_source_outside_the_workspace_needs_the_workspaces_own_dataset_or_the_cli(tmp_path):
@@ -401,9 +393,9 @@ def test_uploads_do_not_pile_up(tmp_path):
     ws = write_workspace(tmp_path / "w", random_events(n=40))
     load(ws)
     good = (ws.root / "data" / "events.csv").read_bytes()
-    ingest.load_upload(ws, "first.csv", good)
-    ingest.load_upload(ws, "second.csv", good)
+    uploads.load_upload(ws, "first.csv", good)
+    uploads.load_upload(ws, "second.csv", good)
     assert sorted(p.name for p in (ws.root / "data" / "uploads").iterdir()) == ["second.csv", "second.dataset.yaml"]
     with pytest.raises(RiskConsoleError):
-        ingest.load_upload(ws, "third.csv", b"event_id,ts\n")  # refused: nothing of it is kept
+        uploads.load_upload(ws, "third.csv", b"event_id,ts\n")  # refused: nothing of it is kept
     assert sorted(p.name for p in (ws.root / "data" / "uploads").iterdir()) == ["second.csv", "second.dataset.yaml"]

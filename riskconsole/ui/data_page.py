@@ -7,7 +7,8 @@ import streamlit as st
 
 from riskconsole.errors import RiskConsoleError
 from riskconsole.export import fmt
-from riskconsole.ingest import FORMATS, load_upload, reload, upload_limit_mb, workspace_dataset
+from riskconsole.ingest import FORMATS, reload
+from riskconsole.uploads import load_upload, upload_limit_mb, workspace_dataset
 from riskconsole.overview import distribution, feature_table, label_maturity, quarantine_reasons, \
     quarantine_sample, summary, tables
 from riskconsole.charts import histogram_chart, maturity_chart

@@ -13,8 +13,8 @@ APP = Path(__file__).resolve().parents[2] / "app.py"
 
 
 def console_flags(port: int, address: str) -> dict:
-    """Streamlit settings: where to listen, and uploads capped at the core's limit (`ingest.upload_limit_mb`)."""
-    from riskconsole.ingest import upload_limit_mb
+    """Streamlit settings: where to listen, and uploads capped at the core's limit (`uploads.upload_limit_mb`)."""
+    from riskconsole.uploads import upload_limit_mb
 
     return {"server.port": port, "server.address": address, "server.headless": True,
             "browser.gatherUsageStats": False, "server.maxUploadSize": upload_limit_mb()}
