@@ -290,7 +290,7 @@ def reload(ws: Workspace, dataset_path: str | Path | None = None, progress: Prog
     ws.db_path.parent.mkdir(parents=True, exist_ok=True)
     _leftovers(ws)
     staging = ws.db_path.with_name(f".{ws.db_path.name}.loading-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    csv = staging.with_suffix(".quarantine.csv")
+    csv = staging.with_name(staging.name + ".quarantine.csv")
     live = _hold_live(ws)
     try:
         result = _load_file(ws, checked, staging, csv, progress)

@@ -17,6 +17,7 @@ from riskconsole.config import Dataset
 from riskconsole.detectors.matrix import FRAME, to_matrix
 from riskconsole.detectors.registry import DetectorModel, load_detector
 from riskconsole.detectors.training import score_table, trained_models
+from riskconsole.strategy import score_versions
 from riskconsole.errors import DataError
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
 from riskconsole.workspace import Workspace
@@ -65,6 +66,10 @@ def _event(con: duckdb.DuckDBPyConnection, dataset: Dataset, event_id: str, feat
 
 
 def _stored(con: duckdb.DuckDBPyConnection, name: str, pos: int) -> float | None:
+    """The score stored for the event, or None when there is none for the loaded events (see `frame_of`)."""
+    current, stamps = score_versions(con)
+    if current is None or stamps.get(name) != current:
+        return None
     query = exp.select(ident(name)).from_(exp.to_table(exp.to_identifier(score_table(name), quoted=True))).where(
         fill("_pos = :p", p=pos))
     try:

@@ -27,7 +27,7 @@ from riskconsole.detectors import card as cards
 from riskconsole.detectors.matrix import (FRAME, Span, check_features, chunk_rows, frame_types, label_expr,
                                           position_range, sample_rows, span_of, window_rows)
 from riskconsole.detectors.registry import DetectorModel, load_detector, make_detector, save_detector
-from riskconsole.errors import ConfigError, DataError
+from riskconsole.errors import ConfigError, DataError, RiskConsoleError
 from riskconsole.names import META_TABLE, SCORES_TABLE
 from riskconsole.sqlbuild import alias, fill, ident, render
 from riskconsole.strategy import SCORE_TABLE_PREFIX
@@ -377,12 +377,19 @@ def rescore_into(con: duckdb.DuckDBPyConnection, ws: Workspace,
     types = frame_types(con, ws.rel(ws.db_path))
     done, skipped = {}, {}
     for name, folder in trained_models(ws).items():
-        model, meta = load_detector(folder)
-        why = _unscorable(meta, types, name)
+        try:
+            model, meta = load_detector(folder)
+            why = _unscorable(meta, types, name)
+            if not why:
+                done[name] = score_into(con, model, meta["features"], name, score_table(name), progress)
+        except (RiskConsoleError, duckdb.Error):
+            raise
+        except Exception as err:  # noqa: BLE001 - a model that cannot score is one line, not a traceback
+            raise DataError(f"{ws.rel(folder)}: cannot score the new events ({type(err).__name__}: "
+                            f"{str(err).splitlines()[0] if str(err) else 'no detail'}): retrain it "
+                            f"(riskconsole train detectors/{name}.yaml) or remove {ws.rel(folder)}") from err
         if why:
             skipped[name] = why
-        else:
-            done[name] = score_into(con, model, meta["features"], name, score_table(name), progress)
         stamp_scores(con, name, scored=not why)
     return done, skipped
 
