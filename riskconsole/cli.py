@@ -264,10 +264,11 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="riskconsole", description="Backtest fraud strategies before deploying.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def command(name: str, help_: str) -> argparse.ArgumentParser:
+    def command(name: str, help_: str,
+                workspace: str = "workspace folder (default: $RISKCONSOLE_WORKSPACE or the repository)",
+                ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
-        p.add_argument("--workspace", metavar="DIR",
-                       help="workspace folder (default: $RISKCONSOLE_WORKSPACE or the repository)")
+        p.add_argument("--workspace", metavar="DIR", help=workspace)
         return p
 
     def window(p: argparse.ArgumentParser) -> None:
@@ -285,7 +286,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--out", metavar="DIR",
                        help="folder for the output files (default: reports/STRATEGY-YYYYMMDD-HHMMSS/ of the workspace)")
 
-    p = command("init", "write a commented skeleton workspace for your own data (never overwrites a file)")
+    command("init", "write a commented skeleton workspace for your own data (never overwrites a file)",
+            "the folder to write (created if missing; or $RISKCONSOLE_WORKSPACE)")
     p = command("demo", "generate and load the demo data set")
     p.add_argument("--events", type=int, default=1_000_000, metavar="N", help="number of orders to generate")
     p.add_argument("--seed", type=int, default=7, metavar="S", help="random seed of the generator")
