@@ -189,7 +189,8 @@ def _notes(action: argparse.Action) -> str:
     notes = []
     if action.required and action.option_strings:
         notes.append("required")
-    if action.default not in (None, False, argparse.SUPPRESS) and action.nargs != 0:
+    if action.default is not None and action.default is not False and action.default != argparse.SUPPRESS \
+            and action.nargs != 0:
         notes.append(f"default `{action.default}`")
     if action.choices is not None:
         notes.append("one of " + ", ".join(f"`{c}`" for c in action.choices))
