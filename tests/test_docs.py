@@ -182,3 +182,8 @@ def test_init_is_documented_step_by_step():
     for step in ("riskconsole init --workspace", "riskconsole validate data/dataset.yaml", "riskconsole load",
                  "riskconsole backtest strategies/candidate.yaml --baseline strategies/baseline.yaml"):
         assert step in guide
+
+
+def test_every_command_help_renders():
+    for name, sub in _subparsers(_parser()).items():
+        assert name in sub.format_help()  # a stray '%' in a help string would raise here
