@@ -103,3 +103,12 @@ def test_optimize_lists_what_it_says_it_lists(tiny_ws, capsys, tmp_path):
     assert len(listed) == min(len(frontier), 8)
     if len(frontier) > 8:
         assert f"the {len(listed)} paying most" in out
+
+
+def test_the_glossary_defines_exactly_the_overall_keys(tiny_ws):
+    from riskconsole.glossary import METRICS
+
+    with Session(tiny_ws) as session:
+        overall = session.backtest(tiny_ws.strategies_dir / "tiny.yaml").report["overall"]
+    assert [m.key for m in METRICS] == list(overall)
+    assert all(m.definition.endswith(".") and m.formula and m.kind in ("pct", "money", "int") for m in METRICS)
