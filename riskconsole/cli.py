@@ -11,10 +11,12 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from riskconsole.backtest import fetch_decisions, make_window
 from riskconsole.errors import RiskConsoleError
-from riskconsole.export import fmt, parse_formats, render_files, write_files
-from riskconsole.report import Baseline, now_stamp, run_backtest
+from riskconsole.escape import terminal
+from riskconsole.export import fmt, parse_formats, write_files
+from riskconsole.glossary import metric
+from riskconsole.report import Baseline, all_warnings, now_stamp
+from riskconsole.session import Session
 from riskconsole.workspace import Workspace
 
 
@@ -70,9 +72,9 @@ def cmd_validate(ws: Workspace, args: argparse.Namespace) -> int:
     failed = 0
     for path in args.files:
         try:
-            print(f"ok: {ws.rel(path)}: {validate_file(ws, path)}")
+            print(f"ok: {ws.rel(path)}: {terminal(validate_file(ws, path))}")
         except RiskConsoleError as err:
-            print(f"error: {err}", file=sys.stderr)
+            print(f"error: {terminal(err)}", file=sys.stderr)
             failed += 1
     return 1 if failed else 0
 
@@ -85,60 +87,53 @@ def _baseline(args: argparse.Namespace) -> Baseline | None:
     return Baseline(args.baseline, args.bootstrap, args.seed, args.allow_different_population)
 
 
+def _window(session: Session, args: argparse.Namespace):
+    return session.window(args.from_, args.to, args.as_of)
+
+
 def cmd_backtest(ws: Workspace, args: argparse.Namespace) -> None:
     formats = parse_formats(args.format)
-    window = make_window(args.from_, args.to, args.as_of)
-    con = ws.connect_safe()
-    try:
-        bt = run_backtest(ws, args.strategy, window, _parse_sets(args.set), con=con, baseline=_baseline(args),
-                          by=args.by)
-        decisions = fetch_decisions(con, bt.compiled, bt.frame, bt.dataset, window) if "csv" in formats else None
-    finally:
-        con.close()
+    with Session(ws) as session:
+        bt = session.backtest(args.strategy, _window(session, args), _parse_sets(args.set), _baseline(args), args.by)
+        files = session.export(bt, formats)
     out = _out_dir(ws, args, bt.report["strategy"])
-    write_files(render_files(bt.report, formats, decisions), out)
+    write_files(files, out)
     _print_summary(bt.report)
-    print(f"wrote {out}")
+    print(f"wrote {terminal(out)}")
 
 
 def cmd_gate(ws: Workspace, args: argparse.Namespace) -> int:
-    from riskconsole.gate import describe, judge, parse_guardrail
+    from riskconsole.gate import describe
 
-    strategy = ws.strategy(args.strategy)
-    texts = [(f"{ws.rel(args.strategy)}: guardrails", g) for g in strategy.guardrails] + \
-        [("--require", g) for g in args.require or []]
-    if not texts:
-        raise RiskConsoleError("no guardrail: give --require METRIC>=VALUE or `guardrails:` in the strategy YAML")
-    window = make_window(args.from_, args.to, args.as_of)
-    report = run_backtest(ws, args.strategy, window, _parse_sets(args.set), baseline=_baseline(args)).report
-    metrics = [k for k, v in report["overall"].items() if isinstance(v, (int, float)) or v is None]
-    results = [judge(parse_guardrail(text, metrics, where), report) for where, text in texts]
-    for result in results:
-        print(describe(result))
-    held = sum(r["holds"] for r in results)
-    print(f"{'PASSED' if held == len(results) else 'FAILED'}: {held} of {len(results)} guardrails hold "
-          f"({report['strategy']} vs {ws.rel(args.baseline) if args.baseline else 'no baseline'}, "
-          f"{report['window']['from']}..{report['window']['to']})")
-    return 0 if held == len(results) else 1
+    with Session(ws) as session:
+        gate = session.gate(args.strategy, args.require or [], _window(session, args), _parse_sets(args.set),
+                            _baseline(args))
+    for result in gate.results:
+        print(terminal(describe(result)))
+    window = gate.report["window"]
+    print(f"{'PASSED' if gate.passed else 'FAILED'}: {gate.held} of {len(gate.results)} guardrails hold "
+          f"({terminal(gate.report['strategy'])} vs {terminal(gate.baseline or 'no baseline')}, "
+          f"{window['from']}..{window['to']})")
+    return 0 if gate.passed else 1
 
 
 def _print_summary(report: dict) -> None:
     o = report["overall"]
-    print(f"{report['strategy']}: {report['window']['from']}..{report['window']['to']}, "
+    print(f"{terminal(report['strategy'])}: {report['window']['from']}..{report['window']['to']}, "
           f"population {o['population']:,}, flagged {o['flagged']:,}")
-    print(f"  precision {fmt(o['precision'], 'pct')}  recall {fmt(o['recall'], 'pct')}  "
-          f"amount recall {fmt(o['amount_recall'], 'pct')}  net benefit {fmt(o['net_benefit'], 'money')}  "
-          f"review cases {o['review_cases']:,} ({o['review_overflow_days']} days over capacity)")
-    for warning in report["warnings"]:
-        print(f"  warning: {warning}")
+    shown = ("precision", "recall", "amount_recall", "fraud_amount_stopped", "net_benefit")
+    print("  " + "  ".join(f"{metric(k).title} {fmt(o[k], metric(k).kind)}" for k in shown)
+          + f"  review cases {o['review_cases']:,} ({o['review_overflow_days']} days over capacity)")
+    for warning in all_warnings(report):
+        print(f"  warning: {terminal(warning)}")
 
 
 def cmd_sweep(ws: Workspace, args: argparse.Namespace) -> None:
-    from riskconsole.sweep import parse_values, sweep, sweep_files
+    from riskconsole.sweep import parse_values, sweep_files
 
     values = parse_values(args.values)
-    window = make_window(args.from_, args.to, args.as_of)
-    result = sweep(ws, args.strategy, args.param, values, window, _parse_sets(args.set))
+    with Session(ws) as session:
+        result = session.sweep(args.strategy, args.param, values, _window(session, args), _parse_sets(args.set))
     out = _out_dir(ws, args, f"{result['strategy']}-sweep-{args.param}")
     write_files(sweep_files(result), out)
     print(f"{len(result['points']):,} values of {args.param} ({result['method']})")
@@ -146,7 +141,7 @@ def cmd_sweep(ws: Workspace, args: argparse.Namespace) -> None:
         print(f"{args.param}={row['value']!s:>10}  precision {fmt(row['precision'], 'pct'):>7}  "
               f"recall {fmt(row['recall'], 'pct'):>7}  net benefit {fmt(row['net_benefit'], 'money'):>12}  "
               f"reviews {row['review_cases']:>9,}  overflow days {row['review_overflow_days']}")
-    print(f"wrote {out}")
+    print(f"wrote {terminal(out)}")
 
 
 def cmd_train(ws: Workspace, args: argparse.Namespace) -> int:
@@ -157,7 +152,7 @@ def cmd_train(ws: Workspace, args: argparse.Namespace) -> int:
         try:
             result = train_detector(ws, path, progress=_progress)
         except RiskConsoleError as err:
-            print(f"error: {err}", file=sys.stderr)
+            print(f"error: {terminal(err)}", file=sys.stderr)
             failed += 1
             continue
         print(result.summary())
@@ -219,12 +214,15 @@ def _values_by_param(params: list[str], specs: list[str] | None) -> dict[str, st
     return values
 
 
-def cmd_optimize(ws: Workspace, args: argparse.Namespace) -> int:
-    from riskconsole.sweep import optimize, sweep_files
+FRONTIER_SHOWN = 8  # the whole frontier is in optimize.json
 
-    window = make_window(args.from_, args.to, args.as_of)
-    result = optimize(ws, args.strategy, _values_by_param(args.param, args.values), window, _parse_sets(args.set),
-                      args.max_overflow_days, args.min_precision)
+
+def cmd_optimize(ws: Workspace, args: argparse.Namespace) -> int:
+    from riskconsole.sweep import sweep_files
+
+    with Session(ws) as session:
+        result = session.optimize(args.strategy, _values_by_param(args.param, args.values), _window(session, args),
+                                  _parse_sets(args.set), args.max_overflow_days, args.min_precision)
     out = _out_dir(ws, args, f"{result['strategy']}-optimize")
     write_files(sweep_files(result), out)
     names = result["params"]
@@ -232,11 +230,14 @@ def cmd_optimize(ws: Workspace, args: argparse.Namespace) -> int:
     def setting(p: dict) -> str:
         return ", ".join(f"{n}={p[n]}" for n in names)
 
-    print(f"{len(result['points']):,} settings tried ({result['method']}); frontier of {len(result['frontier'])}")
-    for p in result["frontier"][-8:]:
+    shown = result["frontier"][-FRONTIER_SHOWN:]
+    more = f"; the {len(shown)} paying most:" if len(shown) < len(result["frontier"]) else ":"
+    print(f"{len(result['points']):,} settings tried ({result['method']}); frontier of {len(result['frontier'])} "
+          f"settings (none pays more with fewer reviews){more}")
+    for p in shown:
         print(f"  frontier: {setting(p):<40} net benefit {fmt(p['net_benefit'], 'money'):>12}  "
               f"reviews {p['review_cases']:>9,}  overflow days {p['review_overflow_days']}")
-    print(f"wrote {out}")
+    print(f"wrote {terminal(out)}")
     if not result["feasible"]:
         c = result["closest"]
         raise RiskConsoleError(
@@ -361,14 +362,14 @@ def main(argv: list[str] | None = None) -> int:
         ws = Workspace.resolve(args.workspace)
         return COMMANDS[args.command](ws, args) or 0
     except RiskConsoleError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {terminal(err)}", file=sys.stderr)
     except duckdb.IOException as err:
         message = str(err).splitlines()[0]
         if "Conflicting lock" in message:
             pid = message.split("(PID ")[-1].split(")")[0] if "(PID " in message else "?"
             message = (f"the database is open in another process (PID {pid}, e.g. a running console); stop it, "
                        "or run this on another workspace")
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {terminal(message)}", file=sys.stderr)
     return 1
 
 
