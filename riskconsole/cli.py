@@ -321,7 +321,7 @@ def _parser() -> argparse.ArgumentParser:
         if name == "backtest":
             p.add_argument("--format", default="json,csv", metavar="LIST",
                            help="comma-separated: json (report.json), csv (rules.csv, daily.csv, decisions.parquet), "
-                                "html (report.html), md (report.md)")
+                                "parquet (decisions.parquet), html (report.html), md (report.md)")
             p.add_argument("--by", metavar="COLUMN[:N]",
                            help="segment the report: a column, or COLUMN:N quantile buckets")
         if name == "sweep":
