@@ -213,7 +213,7 @@ def test_pyod_frequency_encoding_matches_a_hand_count(ws):
     np.testing.assert_allclose(X[:, 1], np.array(expected, dtype=np.float32))
     md = (ws.models_dir / "hbos" / "card.md").read_text()
     assert "- channel: frequency encoding (training window)" in md
-    assert _card(ws, "hbos")["categorical"][0]["unseen"].startswith("0")
+    assert _card(ws, "hbos")["categorical"][0]["unseen"].startswith("share 0")
 
 
 def test_explain_names_the_frequency_a_pyod_model_read(ws):
@@ -247,3 +247,19 @@ def test_booleans_and_numbers_stay_numeric(dtype, text):
 def test_old_model_folders_read_numbers_only(tmp_path):
     encoding = Encoding.load(tmp_path, ["amount", "n"])
     assert encoding.features == ("amount", "n") and not encoding.text_features
+
+
+def test_categories_come_from_the_training_window_only(tmp_path):
+    events = channel_events(n=3_000)
+    late = (events.ts >= "2026-02-15") & (events.channel == "app")
+    events.loc[late, "channel"] = "late_only"  # appears only after the train and valid windows
+    ws = _write(tmp_path / "ws", events)
+    train_detector(ws, _detector(ws, "m", "lightgbm", ["amount", "channel"]))
+    train_detector(ws, _detector(ws, "h", "pyod.hbos", ["amount", "channel"]))
+    for name in ("m", "h"):
+        saved = json.loads((ws.models_dir / name / "categories.json").read_text())
+        assert "late_only" not in saved["text"]["channel"]["values"], name
+        assert saved["text"]["channel"]["rows"] == int((events.ts < "2026-01-31").sum()), name  # train rows only
+    model, meta = load_detector(ws.models_dir / "h")
+    table = pa.table({"f0": pa.array([10.0], pa.float32()), "f1": pa.array(["late_only"])})
+    assert encoding_of(model, meta["features"]).matrix(table)[0, 1] == 0.0

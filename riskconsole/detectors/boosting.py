@@ -6,6 +6,13 @@ weight). Without it the trees spend their splits on the majority and stop early 
 validation curve; `scale_pos_weight` (not `is_unbalance`) keeps the weight explicit and recorded in
 the card. The score is then a probability under that weighting: it ranks events (what a threshold
 rule needs) but is not the fraud rate; set `scale_pos_weight: 1` in params for calibrated output.
+
+Text features arrive as integer category codes fixed on the training rows (`matrix.Encoding`, saved
+as categories.json) and are declared with `categorical_feature`, so LightGBM splits on sets of
+categories and sends NaN (NULL, unseen or beyond-cap values) down its missing branch. Pandas
+categoricals are not used: the booster would keep its own copy of their category order
+(`pandas_categorical`) and re-apply it to whatever frame it is given later; codes we fix and store
+ourselves cannot drift.
 """
 
 from __future__ import annotations

@@ -139,6 +139,11 @@ def check_features(spec: Detector, dataset: Dataset, types: dict[str, str], labe
 # ------------------------------------------------------------------ text features as numbers
 
 
+def _as_string(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Plain Arrow strings (DuckDB may hand out string views or large strings, depending on settings)."""
+    return column if column.type == pa.string() else pc.cast(column, pa.string())
+
+
 @dataclass(frozen=True)
 class Categories:
     """One text feature's training values (in code order) and how many training rows held each."""
@@ -152,7 +157,7 @@ class Categories:
     @classmethod
     def fit(cls, column: pa.ChunkedArray, method: str) -> Categories:
         """Count the values of a training column; most frequent first, ties by value."""
-        counted = pa.Table.from_struct_array(pc.value_counts(column)) if len(column) else None
+        counted = pa.Table.from_struct_array(pc.value_counts(_as_string(column))) if len(column) else None
         if counted is None:
             return cls(method, [], [], 0)
         if method == CODES:
@@ -165,7 +170,7 @@ class Categories:
 
     def encode(self, column: pa.ChunkedArray) -> np.ndarray:
         """The column as float32: codes (NaN for NULL, unseen and beyond-cap values) or training shares."""
-        index = pc.index_in(column, value_set=pa.array(self.values, pa.string()), skip_nulls=False)
+        index = pc.index_in(_as_string(column), value_set=pa.array(self.values, pa.string()), skip_nulls=False)
         if self.method == CODES:
             return pc.cast(index, pa.float32()).to_numpy(zero_copy_only=False)
         shares = pa.array(self.shares(), pa.float64())
@@ -253,7 +258,7 @@ class Encoding:
 _ENCODING_NAMES = {CODES: "LightGBM native categorical (category codes from the training window)",
                    FREQUENCY: "frequency encoding (training window)"}
 _UNSEEN = {CODES: "missing (LightGBM's missing branch), like NULL",
-           FREQUENCY: "0 (a value never seen in training)"}
+           FREQUENCY: "share 0 (as rare as can be)"}
 
 
 # ------------------------------------------------------------------ reading rows
