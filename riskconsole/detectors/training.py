@@ -99,7 +99,7 @@ def _frame_days(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> str:
 def _labelled(con: duckdb.DuckDBPyConnection, plan: Plan, encoding: Encoding, span: Span, part: str,
               why: str) -> tuple[pa.Table, np.ndarray]:
     """Labelled raw rows of a window for a supervised model; no rows, no labels or one class is an error."""
-    X, y = window_rows(con, encoding, plan.dataset, span, labelled=True)
+    rows, y = window_rows(con, encoding, plan.dataset, span, labelled=True)
     days = span.days
     where = f"{plan.label}: {part} {days['from']}..{days['to']}"
     if not len(y):
@@ -109,7 +109,7 @@ def _labelled(con: duckdb.DuckDBPyConnection, plan: Plan, encoding: Encoding, sp
     if frauds in (0, len(y)):
         only = "no fraud (label 1)" if frauds == 0 else "no good event (label 0)"
         raise DataError(f"{where}: {len(y):,} labelled events but {only}; {plan.spec.kind} {why}: widen the window")
-    return X, y
+    return rows, y
 
 
 def _training_data(con: duckdb.DuckDBPyConnection, plan: Plan, model: DetectorModel) -> tuple:
