@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from riskconsole.detectors.explain import explain
 from riskconsole.detectors.registry import KINDS, load_detector, make_detector, resolve_kind, valid_kinds
-from riskconsole.detectors.training import (TrainResult, rescore_all, rescore_into, score_table, train_all, train_detector,
-                                            trained_models)
+from riskconsole.detectors.training import (TrainResult, rescore_all, rescore_into, score_table, train_all,
+                                            train_detector, trained_models)
 
-__all__ = ["KINDS", "TrainResult", "explain", "load_detector", "make_detector", "rescore_all", "rescore_into", "resolve_kind",
-           "score_table", "train_all", "train_detector", "trained_models", "valid_kinds"]
+__all__ = ["KINDS", "TrainResult", "explain", "load_detector", "make_detector", "rescore_all", "rescore_into",
+           "resolve_kind", "score_table", "train_all", "train_detector", "trained_models", "valid_kinds"]
