@@ -10,6 +10,7 @@ import yaml
 
 from riskconsole.backtest import make_window
 from riskconsole.cli import main
+from riskconsole.detectors.training import stamp_scores
 from riskconsole.errors import RiskConsoleError
 from riskconsole.report import run_backtest
 from riskconsole.sweep import optimize, sweep
@@ -27,6 +28,7 @@ def scored(tiny_ws):
     scores[::17] = np.nan                # and some events without a score
     con.execute("CREATE TABLE scores_risk AS SELECT unnest(range(1, ?::BIGINT + 1)) AS _pos, "
                 "unnest(?::DOUBLE[]) AS risk", [n, [None if np.isnan(s) else float(s) for s in scores]])
+    stamp_scores(con, "risk")  # computed for the loaded events: strategies may join it
     con.close()
     strategy = {"name": "scored", "params": {"cut": 0.8, "big": 150},
                 "rules": [{"name": "trusted", "when": "merchant_id IN (100) AND amount < 30", "action": "allow"},
