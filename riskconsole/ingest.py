@@ -269,7 +269,7 @@ def _swap(staging: Path, csv: Path, ws: Workspace) -> None:
 
 
 def reload(ws: Workspace, dataset_path: str | Path | None = None, progress: Progress | None = None,
-           trusted: bool = True) -> LoadResult:
+           trusted: bool = False) -> LoadResult:
     """Load the dataset into a new database (events, quarantine, frame, every trained detector re-scored), then swap.
 
     The one entry point for `riskconsole load`, the console's Data page and uploads. A detector that cannot
@@ -280,7 +280,8 @@ def reload(ws: Workspace, dataset_path: str | Path | None = None, progress: Prog
         ws: the workspace.
         dataset_path: a dataset.yaml (default: the workspace's own).
         progress: called with one line per step.
-        trusted: False for a path typed in the console: its source must then be inside the workspace.
+        trusted: True only for a path a local user gave (the CLI): another dataset file than the workspace's own
+            may then read sources outside the workspace.
 
     Raises:
         RiskConsoleError: one line naming the file and item; the live database and quarantine.csv are unchanged.

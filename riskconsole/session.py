@@ -296,9 +296,9 @@ class Session:
 
     # ------------------------------------------------------------ data
 
-    def reload(self, dataset_path: str | Path | None = None, progress=None, trusted: bool = True):
+    def reload(self, dataset_path: str | Path | None = None, progress=None, trusted: bool = False):
         """Load the events again (features, and every trained detector re-scored, swapped in together: see
-        `ingest.reload`); `trusted=False` for a path typed in the console. The session reopens after."""
+        `ingest.reload`); `trusted=True` only for a path a local user gave the CLI. The session reopens after."""
         from riskconsole.ingest import reload
 
         self.close()

@@ -116,13 +116,14 @@ def _empty_events(con: duckdb.DuckDBPyConnection, target: dict[str, str]) -> Non
     con.execute("CREATE OR REPLACE TABLE events AS " + render(exp.select(*columns).where("false")))
 
 
-def check_dataset(ws: Workspace, dataset_path: str | Path | None = None, trusted: bool = True) -> Checked:
+def check_dataset(ws: Workspace, dataset_path: str | Path | None = None, trusted: bool = False) -> Checked:
     """Every check `load` runs before reading a row; `validate` runs exactly this (and writes nothing).
 
     Args:
         ws: the workspace.
         dataset_path: a dataset.yaml (default: the workspace's own).
-        trusted: False when the path came from the console: its source must then be inside the workspace.
+        trusted: True only for a path a local user gave (the CLI): a dataset file other than the workspace's own
+            may then read sources outside the workspace.
 
     Raises:
         RiskConsoleError: one line naming the dataset file, the item and the fix.
@@ -131,7 +132,7 @@ def check_dataset(ws: Workspace, dataset_path: str | Path | None = None, trusted
     label = ws.rel(path)
     dataset = ws.dataset(path)
     files, fmt = source_files(ws, dataset, label)
-    if not trusted and path != ws.dataset_path:
+    if not trusted and path.resolve() != ws.dataset_path.resolve():
         _check_inside(ws, dataset, files, label)
     con = duckdb.connect()
     try:

@@ -79,7 +79,7 @@ def validate_file(ws: Workspace, path: str | Path) -> str:
 
 def _validate_dataset(ws: Workspace, path: Path) -> str:
     """Exactly the checks `load` runs before reading a row (`sources.check_dataset`); nothing is written."""
-    checked = check_dataset(ws, path)
+    checked = check_dataset(ws, path, trusted=True)  # validate is the CLI's: as trusted as `riskconsole load`
     return (f"dataset, {len(checked.types)} source columns in {len(checked.files)} file(s), "
             f"{len(checked.dataset.features)} features")
 
