@@ -23,5 +23,6 @@ def internal_collision(name: str, label: str, where: str,
     """The one-line refusal for a user column, feature or detector called like an internal name (None when fine)."""
     if not is_internal(name):
         return None
-    why = f"starts with '{INTERNAL_PREFIX}'" if name.startswith(INTERNAL_PREFIX) else "is a name riskconsole uses itself"
+    prefixed = name.startswith(INTERNAL_PREFIX)
+    why = f"starts with '{INTERNAL_PREFIX}'" if prefixed else "is a name riskconsole uses itself"
     return f"{label}: {where} '{name}' {why} ({', '.join(INTERNAL_COLUMNS)}, {INTERNAL_PREFIX}*): {fix}"

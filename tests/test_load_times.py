@@ -120,9 +120,9 @@ def test_time_format_with_an_offset_converts_to_utc(tmp_path):
 def test_parquet_times_with_a_zone_end_up_in_utc(tmp_path):
     root = tmp_path / "pq"
     (root / "data").mkdir(parents=True)
+    local = pd.to_datetime(["2026-01-05 00:00", "2026-01-05 12:00"]).tz_localize("Asia/Karachi")  # UTC+5
     events = pd.DataFrame({"event_id": ["a", "b"], "amount": [1.0, 2.0], "user_id": [1, 2], "device_id": [1, 1],
-                           "is_fraud": [0, 1], "ts": pd.to_datetime(["2026-01-05 00:00", "2026-01-05 12:00"]).tz_localize(
-                               "Asia/Karachi"), "label_ts": pd.to_datetime([None, None])})
+                           "is_fraud": [0, 1], "ts": local, "label_ts": pd.to_datetime([None, None])})
     events.to_parquet(root / "data" / "events.parquet", index=False)
     (root / "data" / "dataset.yaml").write_text(yaml.safe_dump({**BASE_DATASET, "source": "data/events.parquet"}))
     ws = Workspace(root)
@@ -170,3 +170,14 @@ def test_quarantine_csv_defuses_a_formula_in_a_column_name(tmp_path):
     ws = _ws(tmp_path, [_row(0, "2026-03-01 10:00:00") + ",a", "x1,not a time,0,,5,1,1,b"], HEADER.strip() + ",=cmd\n")
     load(ws)
     assert (ws.root / "data" / "quarantine.csv").read_text().splitlines()[0].split(",")[7] == "'=cmd"
+
+
+def test_the_cli_prints_the_time_warning(tmp_path, capsys):
+    from riskconsole.cli import main
+
+    ws = _ws(tmp_path, [_row(0, "2026-03-01 10:00:00")] + [_row(i + 1, t) for i, t in enumerate(SPREADSHEET)])
+    assert main(["load", "--workspace", str(ws.root)]) == 0
+    out, err = capsys.readouterr()
+    assert "read 4 = loaded 1 + quarantined 3" in out
+    warnings = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and "try time_format: '%m/%d/%y %H:%M'" in warnings[0]

@@ -192,7 +192,8 @@ def test_a_source_column_with_an_internal_name_is_refused(tmp_path, name):
     with pytest.raises(RiskConsoleError) as info:
         load(ws)
     message = str(info.value)
-    assert message.startswith(f"data/dataset.yaml: source column '{name}' ") and message.endswith(": rename the column in the source file")
+    assert message.startswith(f"data/dataset.yaml: source column '{name}' ")
+    assert message.endswith(": rename the column in the source file")
     assert "\n" not in message and not ws.db_path.exists()
     with pytest.raises(RiskConsoleError) as same:
         validate_file(ws, ws.dataset_path)
@@ -378,9 +379,9 @@ def test_a_console_in_another_process_makes_load_wait_with_a_clear_line(trained)
     import sys
 
     before = _digest(trained.db_path)
-    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, time; "
-                               f"c = duckdb.connect({str(trained.db_path)!r}, read_only=True); print('ready', flush=True); "
-                               "time.sleep(30)"], stdout=subprocess.PIPE, text=True)
+    code = (f"import duckdb, time; c = duckdb.connect({str(trained.db_path)!r}, read_only=True); "
+            "print('ready', flush=True); time.sleep(30)")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "ready"
         with pytest.raises(RiskConsoleError, match=r"^data/console.duckdb: the database is open in another process"):
