@@ -402,3 +402,17 @@ def test_uploads_do_not_pile_up(tmp_path):
     with pytest.raises(RiskConsoleError):
         uploads.load_upload(ws, "third.csv", b"event_id,ts\n")  # refused: nothing of it is kept
     assert sorted(p.name for p in (ws.root / "data" / "uploads").iterdir()) == ["second.csv", "second.dataset.yaml"]
+
+
+def test_the_new_database_is_built_under_the_memory_limit(tmp_path, monkeypatch):
+    real, seen = duckdb.connect, []
+
+    def spy(database=":memory:", *args, **kwargs):
+        seen.append((str(database), (kwargs.get("config") or {}).get("memory_limit")))
+        return real(database, *args, **kwargs)
+
+    monkeypatch.setenv("RISKCONSOLE_MEMORY_LIMIT", "345MB")
+    monkeypatch.setattr(duckdb, "connect", spy)
+    load(write_workspace(tmp_path / "w", random_events(n=40)))
+    staging = [limit for database, limit in seen if ".loading-" in database]
+    assert staging == ["345MB"]
