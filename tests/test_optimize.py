@@ -129,7 +129,7 @@ def known(tmp_path):
 
 @pytest.mark.parametrize("max_days, min_precision, best", [(0, None, 250), (1, None, 150), (2, None, 30),
                                                            (1, 0.9, 250), (2, 0.7, 150), (2, 0.6, 30),
-                                                           (1, 6 / 7, 150)])  # a floor met exactly holds)
+                                                           (1, 6 / 7, 150)])  # a floor met exactly holds
 def test_optimizer_finds_the_best_setting_known_by_construction(known, max_days, min_precision, best):
     ws, path = known
     result = optimize(ws, path, {"cut": "30,150,250,450"}, make_window(), max_overflow_days=max_days,
