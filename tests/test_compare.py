@@ -9,9 +9,10 @@ import pytest
 import yaml
 
 from riskconsole.backtest import fetch_decisions
-from riskconsole.compare import DAILY_FIELDS, bootstrap
+from riskconsole.compare import DAILY_FIELDS, bootstrap, daily_matrix, metrics_from_sums
 from riskconsole.config import Business
 from riskconsole.errors import RiskConsoleError
+from riskconsole.metrics import RuleSet, decide
 from riskconsole.report import Baseline, run_backtest
 from conftest import BASE_DATASET, assert_same
 
@@ -168,6 +169,58 @@ def _segment_numbers(decisions: pd.DataFrame, segment: np.ndarray) -> dict[str, 
             - business["review_cost"] * review.sum(),
         }
     return out
+
+
+def test_day_sums_and_the_metrics_rebuilt_from_them(pair):
+    """`daily_matrix` equals per-day sums of the decisions table; `metrics_from_sums` applies DESIGN §6 to them."""
+    ws, cand, _ = pair
+    bt = run_backtest(ws, cand)
+    business = Business(**BASE_DATASET["business"])
+    matrix = daily_matrix(bt.groups, decide(bt.groups.hits, RuleSet.of(bt.compiled)), business)
+    d = _decisions(ws, cand)
+    flagged, fraud, good = d.action != "allow", d.label == 1, d.label == 0
+    block, review, amt = d.action == "block", d.action == "review", d.amount
+    parts = {"n": 1, "flagged": flagged, "tp": flagged & fraud, "fp": flagged & good, "fn": ~flagged & fraud,
+             "fraud_amt": amt * fraud, "caught_amt": amt * (flagged & fraud),
+             "stopped": amt * (block & fraud) + business.review_catch_rate * amt * (review & fraud),
+             "good_blocked": amt * (block & good), "reviews": review}
+    day = d.time.dt.strftime("%Y-%m-%d")
+    expected = pd.DataFrame({k: pd.Series(v, index=d.index).astype(float) if not isinstance(v, int) else 1.0
+                             for k, v in parts.items()}).groupby(day).sum()
+    assert [day.isoformat() for day in bt.groups.days] == expected.index.tolist()
+    for i, field in enumerate(DAILY_FIELDS):
+        np.testing.assert_allclose(matrix[:, i], expected[field].to_numpy(), err_msg=field)
+    t = expected.sum()
+    precision, recall = t.tp / (t.tp + t.fp), t.tp / (t.tp + t.fn)
+    hand = {"precision": precision, "recall": recall, "f1": 2 * precision * recall / (precision + recall),
+            "amount_recall": t.caught_amt / t.fraud_amt, "alert_rate": t.flagged / t.n,
+            "net_benefit": t.stopped - business.good_block_cost * t.good_blocked - business.review_cost * t.reviews,
+            "fraud_amount_stopped": t.stopped, "good_amount_blocked": t.good_blocked, "review_cases": t.reviews}
+    got = metrics_from_sums(matrix.sum(axis=0), business)
+    assert set(got) == set(hand)
+    for key, value in hand.items():
+        assert float(got[key]) == pytest.approx(value), key
+
+
+def test_bootstrap_resamples_the_same_days_for_both_sides(pair):
+    """Paired: identical sides differ by exactly 0 in every resample; a constant daily gap stays constant."""
+    ws, cand, _ = pair
+    bt = run_backtest(ws, cand)
+    business = Business(**BASE_DATASET["business"])
+    days = daily_matrix(bt.groups, decide(bt.groups.hits, RuleSet.of(bt.compiled)), business)
+    same = bootstrap(days, days.copy(), business, n=200, seed=3)
+    assert same["resamples"] == 200 and same["unit"] == "day"
+    for metric, interval in same["delta"].items():
+        assert interval == [0.0, 0.0], metric
+    shifted = days.copy()
+    shifted[:, DAILY_FIELDS.index("stopped")] += 10.0  # the candidate stops 10 more every day
+    gap = bootstrap(shifted, days, business, n=200, seed=3)["delta"]
+    assert gap["net_benefit"] == pytest.approx([10.0 * len(days)] * 2)
+    assert gap["fraud_amount_stopped"] == pytest.approx([10.0 * len(days)] * 2)
+    assert gap["recall"] == [0.0, 0.0]
+    point = metrics_from_sums(days.sum(axis=0), business)
+    for metric, (lo, hi) in same["candidate"].items():  # each side's interval brackets its point value
+        assert lo <= float(point[metric]) <= hi, metric
 
 
 def _simulate_days(rng, days: int, truth: dict) -> tuple[np.ndarray, np.ndarray]:

@@ -57,7 +57,8 @@ def test_score_sweep_uses_sorted_scores_and_equals_brute_force(scored, values):
         expected = _brute(ws, path, {"cut": point["value"]}, window)
         for key in KEYS:
             assert point[key] == expected[key], (point["value"], key)
-        for key in ("precision", "recall", "net_benefit", "amount_recall", "good_amount_blocked"):
+        for key in ("precision", "recall", "f1", "net_benefit", "amount_recall", "alert_rate", "good_amount_blocked",
+                    "fraud_amount_stopped", "review_cost"):
             assert point[key] == pytest.approx(expected[key]), (point["value"], key)
 
 
@@ -122,9 +123,35 @@ def known(tmp_path):
                            "device_id": range(len(rows)), "merchant_id": 101, "channel": "web"})
     strategy = {"name": "known", "params": {"cut": 100},
                 "rules": [{"name": "big", "when": "amount >= $cut", "action": "review"}]}
-    ws = write_workspace(tmp_path / "ws", events, strategies={"known": strategy})
+    scored = {"name": "known_score", "params": {"cut": 0.1},  # the same rule on a score: amount / 1000
+              "rules": [{"name": "big", "when": "risk >= $cut", "action": "review"}]}
+    ws = write_workspace(tmp_path / "ws", events, strategies={"known": strategy, "known_score": scored})
     load(ws)
+    con = ws.connect()
+    con.execute("CREATE TABLE scores_risk AS SELECT _pos, amount / 1000.0 AS risk FROM frame")
+    con.close()
     return ws, ws.strategies_dir / "known.yaml"
+
+
+@pytest.mark.parametrize("values", [[0.03, 0.15, 0.25, 0.45], [0.45, 0.35, 0.25, 0.15, 0.05]])  # uneven; even
+def test_score_curve_on_data_known_by_construction(known, values):
+    """Sorted scores give the table above (days at exactly the capacity are not over it)."""
+    ws, _ = known
+    result = sweep(ws, ws.strategies_dir / "known_score.yaml", "cut", values, make_window())
+    assert result["method"] == "sorted-scores"
+    by_cut = {round(p["value"] * 1000): p for p in result["points"]}
+    table = {30: (2, 7, 4, 11), 50: (2, 7, 3, 10), 150: (1, 6, 1, 7), 250: (0, 5, 0, 5), 350: (0, 4, 0, 4),
+             450: (0, 2, 0, 2)}  # overflow days, tp, fp, reviews
+    for cut, point in by_cut.items():
+        days, tp, fp, reviews = table[cut]
+        assert (point["review_overflow_days"], point["tp"], point["fp"], point["review_cases"]) == table[cut], cut
+        assert point["fn"] == 7 - tp and point["recall"] == pytest.approx(tp / 7)
+        assert point["precision"] == pytest.approx(tp / (tp + fp))
+        assert point["alert_rate"] == pytest.approx(reviews / 11)
+        assert point["good_amount_blocked"] == 0 and point["review_cost"] == 2 * reviews
+    for cut in set(by_cut) & set(KNOWN_NET):
+        assert by_cut[cut]["net_benefit"] == pytest.approx(KNOWN_NET[cut])
+        assert by_cut[cut]["fraud_amount_stopped"] == pytest.approx((KNOWN_NET[cut] + 2 * table[cut][3]))
 
 
 @pytest.mark.parametrize("max_days, min_precision, best", [(0, None, 250), (1, None, 150), (2, None, 30),
