@@ -172,6 +172,8 @@ for line in sys.stdin:
 @pytest.fixture(scope="module")
 def runner(tmp_path_factory):
     """run(root, tests) -> (exit code, output): the tests, in a fresh fork, importing riskconsole from `root`."""
+    if not hasattr(os, "fork"):
+        pytest.skip("the mutation runner forks (POSIX only)")
     work = tmp_path_factory.mktemp("mutations")
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}  # the chosen tests need no plugin
