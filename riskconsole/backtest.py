@@ -184,15 +184,16 @@ def run_query(con: duckdb.DuckDBPyConnection, query: exp.Expression, strategy: s
 
 
 def window_days(con: duckdb.DuckDBPyConnection, dataset: Dataset, window: Window) -> list[date]:
-    """Every calendar day of the window (or of the data, where the window is open)."""
-    lo, hi = window.start, window.end
-    if lo is None or hi is None:
-        first, last = con.execute(render(fill("SELECT min(:t), max(:t) FROM frame",
-                                              t=ident(dataset.columns.time)))).fetchall()[0]
-        if first is None:
-            return []
-        lo = lo or first
-        hi = hi or last + timedelta(microseconds=1)
+    """Every calendar day of the window that the data reaches (a window wider than the data is cut to it,
+    so a far --from/--to never makes millions of empty days)."""
+    first, last = con.execute(render(fill("SELECT min(:t), max(:t) FROM frame",
+                                          t=ident(dataset.columns.time)))).fetchall()[0]
+    if first is None:
+        return []
+    lo = max(window.start, first) if window.start else first
+    hi = min(window.end, last + timedelta(microseconds=1)) if window.end else last + timedelta(microseconds=1)
+    if lo >= hi:
+        return []
     start, stop = lo.date(), (hi - timedelta(microseconds=1)).date()
     return [start + timedelta(days=i) for i in range((stop - start).days + 1)]
 

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 import duckdb
 import yaml
 
-from riskconsole.backtest import fetch_decisions, make_window
 from riskconsole.errors import RiskConsoleError
-from riskconsole.export import fmt, parse_formats, render_files, write_files
-from riskconsole.report import Baseline, now_stamp, run_backtest
+from riskconsole.escape import terminal
+from riskconsole.export import fmt, parse_formats, write_files
+from riskconsole.glossary import metric
+from riskconsole.report import Baseline, all_warnings, now_stamp
+from riskconsole.session import Session
 from riskconsole.workspace import Workspace
 
 
@@ -40,6 +43,16 @@ def cmd_demo(ws: Workspace, args: argparse.Namespace) -> None:
     print(f"demo workspace ready: {ws.root}")
 
 
+def cmd_init(ws: Workspace, args: argparse.Namespace) -> None:
+    from riskconsole.scaffold import init_workspace
+
+    if not args.workspace and not os.environ.get("RISKCONSOLE_WORKSPACE"):
+        raise RiskConsoleError("init: give --workspace DIR, the folder for your workspace (it may not exist yet)")
+    for path in init_workspace(ws.root):
+        print(f"wrote {path}")
+    print(f"next: edit {ws.root / 'data' / 'dataset.yaml'} for your data, then see {ws.root / 'README.md'}")
+
+
 def cmd_load(ws: Workspace, args: argparse.Namespace) -> None:
     from riskconsole.ingest import load
 
@@ -59,9 +72,9 @@ def cmd_validate(ws: Workspace, args: argparse.Namespace) -> int:
     failed = 0
     for path in args.files:
         try:
-            print(f"ok: {ws.rel(path)}: {validate_file(ws, path)}")
+            print(f"ok: {ws.rel(path)}: {terminal(validate_file(ws, path))}")
         except RiskConsoleError as err:
-            print(f"error: {err}", file=sys.stderr)
+            print(f"error: {terminal(err)}", file=sys.stderr)
             failed += 1
     return 1 if failed else 0
 
@@ -74,60 +87,53 @@ def _baseline(args: argparse.Namespace) -> Baseline | None:
     return Baseline(args.baseline, args.bootstrap, args.seed, args.allow_different_population)
 
 
+def _window(session: Session, args: argparse.Namespace):
+    return session.window(args.from_, args.to, args.as_of)
+
+
 def cmd_backtest(ws: Workspace, args: argparse.Namespace) -> None:
     formats = parse_formats(args.format)
-    window = make_window(args.from_, args.to, args.as_of)
-    con = ws.connect_safe()
-    try:
-        bt = run_backtest(ws, args.strategy, window, _parse_sets(args.set), con=con, baseline=_baseline(args),
-                          by=args.by)
-        decisions = fetch_decisions(con, bt.compiled, bt.frame, bt.dataset, window) if "csv" in formats else None
-    finally:
-        con.close()
+    with Session(ws) as session:
+        bt = session.backtest(args.strategy, _window(session, args), _parse_sets(args.set), _baseline(args), args.by)
+        files = session.export(bt, formats)
     out = _out_dir(ws, args, bt.report["strategy"])
-    write_files(render_files(bt.report, formats, decisions), out)
+    write_files(files, out)
     _print_summary(bt.report)
-    print(f"wrote {out}")
+    print(f"wrote {terminal(out)}")
 
 
 def cmd_gate(ws: Workspace, args: argparse.Namespace) -> int:
-    from riskconsole.gate import describe, judge, parse_guardrail
+    from riskconsole.gate import describe
 
-    strategy = ws.strategy(args.strategy)
-    texts = [(f"{ws.rel(args.strategy)}: guardrails", g) for g in strategy.guardrails] + \
-        [("--require", g) for g in args.require or []]
-    if not texts:
-        raise RiskConsoleError("no guardrail: give --require METRIC>=VALUE or `guardrails:` in the strategy YAML")
-    window = make_window(args.from_, args.to, args.as_of)
-    report = run_backtest(ws, args.strategy, window, _parse_sets(args.set), baseline=_baseline(args)).report
-    metrics = [k for k, v in report["overall"].items() if isinstance(v, (int, float)) or v is None]
-    results = [judge(parse_guardrail(text, metrics, where), report) for where, text in texts]
-    for result in results:
-        print(describe(result))
-    held = sum(r["holds"] for r in results)
-    print(f"{'PASSED' if held == len(results) else 'FAILED'}: {held} of {len(results)} guardrails hold "
-          f"({report['strategy']} vs {ws.rel(args.baseline) if args.baseline else 'no baseline'}, "
-          f"{report['window']['from']}..{report['window']['to']})")
-    return 0 if held == len(results) else 1
+    with Session(ws) as session:
+        gate = session.gate(args.strategy, args.require or [], _window(session, args), _parse_sets(args.set),
+                            _baseline(args))
+    for result in gate.results:
+        print(terminal(describe(result)))
+    window = gate.report["window"]
+    print(f"{'PASSED' if gate.passed else 'FAILED'}: {gate.held} of {len(gate.results)} guardrails hold "
+          f"({terminal(gate.report['strategy'])} vs {terminal(gate.baseline or 'no baseline')}, "
+          f"{window['from']}..{window['to']})")
+    return 0 if gate.passed else 1
 
 
 def _print_summary(report: dict) -> None:
     o = report["overall"]
-    print(f"{report['strategy']}: {report['window']['from']}..{report['window']['to']}, "
+    print(f"{terminal(report['strategy'])}: {report['window']['from']}..{report['window']['to']}, "
           f"population {o['population']:,}, flagged {o['flagged']:,}")
-    print(f"  precision {fmt(o['precision'], 'pct')}  recall {fmt(o['recall'], 'pct')}  "
-          f"amount recall {fmt(o['amount_recall'], 'pct')}  net benefit {fmt(o['net_benefit'], 'money')}  "
-          f"review cases {o['review_cases']:,} ({o['review_overflow_days']} days over capacity)")
-    for warning in report["warnings"]:
-        print(f"  warning: {warning}")
+    shown = ("precision", "recall", "amount_recall", "fraud_amount_stopped", "net_benefit")
+    print("  " + "  ".join(f"{metric(k).title} {fmt(o[k], metric(k).kind)}" for k in shown)
+          + f"  review cases {o['review_cases']:,} ({o['review_overflow_days']} days over capacity)")
+    for warning in all_warnings(report):
+        print(f"  warning: {terminal(warning)}")
 
 
 def cmd_sweep(ws: Workspace, args: argparse.Namespace) -> None:
-    from riskconsole.sweep import parse_values, sweep, sweep_files
+    from riskconsole.sweep import parse_values, sweep_files
 
     values = parse_values(args.values)
-    window = make_window(args.from_, args.to, args.as_of)
-    result = sweep(ws, args.strategy, args.param, values, window, _parse_sets(args.set))
+    with Session(ws) as session:
+        result = session.sweep(args.strategy, args.param, values, _window(session, args), _parse_sets(args.set))
     out = _out_dir(ws, args, f"{result['strategy']}-sweep-{args.param}")
     write_files(sweep_files(result), out)
     print(f"{len(result['points']):,} values of {args.param} ({result['method']})")
@@ -135,7 +141,7 @@ def cmd_sweep(ws: Workspace, args: argparse.Namespace) -> None:
         print(f"{args.param}={row['value']!s:>10}  precision {fmt(row['precision'], 'pct'):>7}  "
               f"recall {fmt(row['recall'], 'pct'):>7}  net benefit {fmt(row['net_benefit'], 'money'):>12}  "
               f"reviews {row['review_cases']:>9,}  overflow days {row['review_overflow_days']}")
-    print(f"wrote {out}")
+    print(f"wrote {terminal(out)}")
 
 
 def cmd_train(ws: Workspace, args: argparse.Namespace) -> int:
@@ -146,7 +152,7 @@ def cmd_train(ws: Workspace, args: argparse.Namespace) -> int:
         try:
             result = train_detector(ws, path, progress=_progress)
         except RiskConsoleError as err:
-            print(f"error: {err}", file=sys.stderr)
+            print(f"error: {terminal(err)}", file=sys.stderr)
             failed += 1
             continue
         print(result.summary())
@@ -208,12 +214,15 @@ def _values_by_param(params: list[str], specs: list[str] | None) -> dict[str, st
     return values
 
 
-def cmd_optimize(ws: Workspace, args: argparse.Namespace) -> int:
-    from riskconsole.sweep import optimize, sweep_files
+FRONTIER_SHOWN = 8  # the whole frontier is in optimize.json
 
-    window = make_window(args.from_, args.to, args.as_of)
-    result = optimize(ws, args.strategy, _values_by_param(args.param, args.values), window, _parse_sets(args.set),
-                      args.max_overflow_days, args.min_precision)
+
+def cmd_optimize(ws: Workspace, args: argparse.Namespace) -> int:
+    from riskconsole.sweep import sweep_files
+
+    with Session(ws) as session:
+        result = session.optimize(args.strategy, _values_by_param(args.param, args.values), _window(session, args),
+                                  _parse_sets(args.set), args.max_overflow_days, args.min_precision)
     out = _out_dir(ws, args, f"{result['strategy']}-optimize")
     write_files(sweep_files(result), out)
     names = result["params"]
@@ -221,11 +230,14 @@ def cmd_optimize(ws: Workspace, args: argparse.Namespace) -> int:
     def setting(p: dict) -> str:
         return ", ".join(f"{n}={p[n]}" for n in names)
 
-    print(f"{len(result['points']):,} settings tried ({result['method']}); frontier of {len(result['frontier'])}")
-    for p in result["frontier"][-8:]:
+    shown = result["frontier"][-FRONTIER_SHOWN:]
+    more = f"; the {len(shown)} paying most:" if len(shown) < len(result["frontier"]) else ":"
+    print(f"{len(result['points']):,} settings tried ({result['method']}); frontier of {len(result['frontier'])} "
+          f"settings (none pays more with fewer reviews){more}")
+    for p in shown:
         print(f"  frontier: {setting(p):<40} net benefit {fmt(p['net_benefit'], 'money'):>12}  "
               f"reviews {p['review_cases']:>9,}  overflow days {p['review_overflow_days']}")
-    print(f"wrote {out}")
+    print(f"wrote {terminal(out)}")
     if not result["feasible"]:
         c = result["closest"]
         raise RiskConsoleError(
@@ -253,64 +265,92 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="riskconsole", description="Backtest fraud strategies before deploying.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def command(name: str, help_: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_)
-        p.add_argument("--workspace", help="workspace folder (default: $RISKCONSOLE_WORKSPACE or the repository)")
+    def command(name: str, help_: str,
+                workspace: str = "workspace folder (default: $RISKCONSOLE_WORKSPACE or the repository)",
+                ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.add_argument("--workspace", metavar="DIR", help=workspace)
         return p
 
+    def window(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--from", dest="from_", metavar="D",
+                       help="first day (YYYY-MM-DD, whole day) or timestamp of the window (default: first event)")
+        p.add_argument("--to", metavar="D",
+                       help="last day (whole day included) or timestamp of the window (default: last event)")
+        p.add_argument("--as-of", dest="as_of", metavar="D",
+                       help="count a label as known only if its label_time is before the end of day D "
+                            "(replays what was known then)")
+        p.add_argument("--set", action="append", metavar="PARAM=VALUE",
+                       help="override a param of the strategy for this run; VALUE is read as YAML (repeatable)")
+
+    def out(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--out", metavar="DIR",
+                       help="folder for the output files (default: reports/STRATEGY-YYYYMMDD-HHMMSS/ of the workspace)")
+
+    command("init", "write a commented skeleton workspace for your own data (never overwrites a file)",
+            "the folder to write (created if missing; or $RISKCONSOLE_WORKSPACE)")
     p = command("demo", "generate and load the demo data set")
-    p.add_argument("--events", type=int, default=1_000_000)
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--events", type=int, default=1_000_000, metavar="N", help="number of orders to generate")
+    p.add_argument("--seed", type=int, default=7, metavar="S", help="random seed of the generator")
     p = command("load", "load events and build features")
-    p.add_argument("dataset", nargs="?", help="dataset YAML (default: data/dataset.yaml of the workspace)")
+    p.add_argument("dataset", nargs="?", metavar="DATASET_YAML",
+                   help="dataset YAML (default: data/dataset.yaml of the workspace)")
     p = command("validate", "check strategy, detector and dataset files without running them")
-    p.add_argument("files", nargs="+")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="YAML files to check; the kind is read from the folder (strategies/, detectors/) or the keys")
     for name, help_ in (("backtest", "backtest a strategy"), ("sweep", "backtest a strategy over values of a param"),
                         ("gate", "exit 0 only if every guardrail holds against the baseline")):
         p = command(name, help_)
-        p.add_argument("strategy")
-        p.add_argument("--from", dest="from_")
-        p.add_argument("--to")
-        p.add_argument("--as-of", dest="as_of")
-        p.add_argument("--set", action="append", metavar="PARAM=VALUE")
+        p.add_argument("strategy", metavar="STRATEGY_YAML", help="the strategy file to run")
+        window(p)
         if name != "gate":
-            p.add_argument("--out")
+            out(p)
         if name in ("backtest", "gate"):
-            p.add_argument("--baseline", help="strategy YAML to compare against (fills the report's `compare`)")
-            p.add_argument("--bootstrap", type=int, default=1000, help="day resamples for the intervals")
-            p.add_argument("--seed", type=int, default=7)
-            p.add_argument("--allow-different-population", action="store_true")
+            p.add_argument("--baseline", metavar="STRATEGY_YAML",
+                           help="strategy YAML to compare against (fills the report's `compare`)")
+            p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                           help="day resamples for the 95%% intervals (0: no intervals)")
+            p.add_argument("--seed", type=int, default=7, metavar="S", help="random seed of the bootstrap")
+            p.add_argument("--allow-different-population", action="store_true",
+                           help="compare strategies whose population filters differ (each allows the events "
+                                "outside its own population)")
         if name == "gate":
             p.add_argument("--require", action="append", metavar="GUARDRAIL",
-                           help="e.g. recall>=+0.00 (signed: change vs baseline) or review_overflow_days<=0")
+                           help="e.g. recall>=+0.00 (signed: change vs baseline) or review_overflow_days<=0 "
+                                "(repeatable; adds to the strategy's `guardrails:`)")
         if name == "backtest":
-            p.add_argument("--format", default="json,csv")
-            p.add_argument("--by", help="segment the report: a column, or COLUMN:N quantile buckets")
+            p.add_argument("--format", default="json,csv", metavar="LIST",
+                           help="comma-separated: json (report.json), csv (rules.csv, daily.csv, decisions.parquet), "
+                                "parquet (decisions.parquet), html (report.html), md (report.md)")
+            p.add_argument("--by", metavar="COLUMN[:N]",
+                           help="segment the report: a column, or COLUMN:N quantile buckets")
         if name == "sweep":
-            p.add_argument("--param", required=True)
-            p.add_argument("--values", required=True, help="a:b:step, or a comma-separated list")
+            p.add_argument("--param", required=True, metavar="PARAM", help="the param to vary")
+            p.add_argument("--values", required=True, metavar="VALUES",
+                           help="a:b:step (both ends included), or a comma-separated list")
     p = command("optimize", "param values that maximise net benefit within review capacity")
-    p.add_argument("strategy")
-    p.add_argument("--param", action="append", required=True, help="a param to search (repeatable)")
-    p.add_argument("--values", action="append", help="PARAM=a:b:step or PARAM=v1,v2 (default: the param's range)")
-    p.add_argument("--max-overflow-days", type=int, default=0, help="days allowed over review capacity (default 0)")
-    p.add_argument("--min-precision", type=float, help="a floor on precision")
-    for flag, dest in (("--from", "from_"), ("--to", "to"), ("--as-of", "as_of"), ("--out", "out")):
-        p.add_argument(flag, dest=dest)
-    p.add_argument("--set", action="append", metavar="PARAM=VALUE")
+    p.add_argument("strategy", metavar="STRATEGY_YAML", help="the strategy file to tune")
+    p.add_argument("--param", action="append", required=True, metavar="PARAM", help="a param to search (repeatable)")
+    p.add_argument("--values", action="append", metavar="PARAM=VALUES",
+                   help="PARAM=a:b:step or PARAM=v1,v2 (default: a range around the param's value; repeatable)")
+    p.add_argument("--max-overflow-days", type=int, default=0, metavar="N",
+                   help="days allowed over review capacity (default 0)")
+    p.add_argument("--min-precision", type=float, metavar="X", help="a floor on precision, e.g. 0.3")
+    window(p)
+    out(p)
     p = command("schema", "JSON Schema of a YAML kind, for editors")
-    p.add_argument("kind", choices=["dataset", "strategy", "detector"])
+    p.add_argument("kind", choices=["dataset", "strategy", "detector"], help="which kind of file")
     p = command("train", "fit detectors, write their model cards, score every event")
-    p.add_argument("detectors", nargs="+", metavar="DETECTOR_YAML")
+    p.add_argument("detectors", nargs="+", metavar="DETECTOR_YAML", help="detector files to train")
     p = command("explain", "why an event scored high: each detector's score and top reasons")
-    p.add_argument("event_id")
+    p.add_argument("event_id", metavar="EVENT_ID", help="the id of the event (the id column of the dataset)")
     p.add_argument("--detector", action="append", metavar="NAME", help="only this detector (repeatable)")
-    p.add_argument("--top", type=int, default=5, help="reasons per detector (default 5)")
+    p.add_argument("--top", type=int, default=5, metavar="N", help="reasons per detector (default 5)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     return parser
 
 
-COMMANDS = {"demo": cmd_demo, "load": cmd_load, "validate": cmd_validate, "backtest": cmd_backtest,
+COMMANDS = {"init": cmd_init, "demo": cmd_demo, "load": cmd_load, "validate": cmd_validate, "backtest": cmd_backtest,
             "sweep": cmd_sweep, "gate": cmd_gate, "optimize": cmd_optimize, "schema": cmd_schema,
             "train": cmd_train, "explain": cmd_explain}
 
@@ -322,14 +362,14 @@ def main(argv: list[str] | None = None) -> int:
         ws = Workspace.resolve(args.workspace)
         return COMMANDS[args.command](ws, args) or 0
     except RiskConsoleError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {terminal(err)}", file=sys.stderr)
     except duckdb.IOException as err:
         message = str(err).splitlines()[0]
         if "Conflicting lock" in message:
             pid = message.split("(PID ")[-1].split(")")[0] if "(PID " in message else "?"
             message = (f"the database is open in another process (PID {pid}, e.g. a running console); stop it, "
                        "or run this on another workspace")
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {terminal(message)}", file=sys.stderr)
     return 1
 
 

@@ -19,7 +19,7 @@ from riskconsole.backtest import (Groups, Window, action_case, known_label, matc
                                   run_groups, run_query)
 from riskconsole.config import Business, Dataset
 from riskconsole.errors import RiskConsoleError
-from riskconsole.metrics import ALLOW, BLOCK, REVIEW, RuleSet, decide, overall
+from riskconsole.metrics import ALLOW, BLOCK, PARTS, REVIEW, RuleSet, decide, overall, parts, rates
 from riskconsole.segments import compare_segments, segment_rows
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
 from riskconsole.strategy import CompiledRule, CompiledStrategy, Frame, source
@@ -27,7 +27,7 @@ from riskconsole.strategy import CompiledRule, CompiledStrategy, Frame, source
 ACTION_NAMES = {ALLOW: "allow", REVIEW: "review", BLOCK: "block"}
 CI_METRICS = ("precision", "recall", "f1", "amount_recall", "alert_rate", "net_benefit", "fraud_amount_stopped",
               "good_amount_blocked", "review_cases")
-DAILY_FIELDS = ("n", "flagged", "tp", "fp", "fn", "fraud_amt", "caught_amt", "stopped", "good_blocked", "reviews")
+DAILY_FIELDS = PARTS
 
 
 @dataclass
@@ -132,33 +132,14 @@ def transitions(joint: Joint) -> list[dict]:
 
 
 def daily_matrix(g: Groups, action: np.ndarray, business: Business) -> np.ndarray:
-    """Per-day sums (days x DAILY_FIELDS) from which every bootstrapped metric is rebuilt."""
-    fraud, good = g.label == 1, g.label == 0
-    flagged, block, review = action != ALLOW, action == BLOCK, action == REVIEW
-    n, amt = g.count.astype(float), g.amount
-    weights = {
-        "n": n, "flagged": n * flagged, "tp": n * (flagged & fraud), "fp": n * (flagged & good),
-        "fn": n * (~flagged & fraud), "fraud_amt": amt * fraud, "caught_amt": amt * (flagged & fraud),
-        "stopped": amt * (block & fraud) + business.review_catch_rate * amt * (review & fraud),
-        "good_blocked": amt * (block & good), "reviews": n * review,
-    }
-    return np.stack([np.bincount(g.day, weights=weights[f], minlength=len(g.days)) for f in DAILY_FIELDS], axis=1)
+    """Per-day sums of every metric part (days x DAILY_FIELDS), from which resampled metrics are rebuilt."""
+    p = parts(action, g.label, g.count, g.amount, business.review_catch_rate)
+    return np.stack([np.bincount(g.day, weights=p[f], minlength=len(g.days)) for f in DAILY_FIELDS], axis=1)
 
 
 def metrics_from_sums(sums: np.ndarray, business: Business) -> dict[str, np.ndarray]:
-    """CI metrics from summed daily fields (last axis = DAILY_FIELDS); NaN where undefined."""
-    f = {name: sums[..., i] for i, name in enumerate(DAILY_FIELDS)}
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision = f["tp"] / (f["tp"] + f["fp"])
-        recall = f["tp"] / (f["tp"] + f["fn"])
-        return {
-            "precision": precision, "recall": recall, "f1": 2 * precision * recall / (precision + recall),
-            "amount_recall": f["caught_amt"] / f["fraud_amt"], "alert_rate": f["flagged"] / f["n"],
-            "net_benefit": f["stopped"] - business.good_block_cost * f["good_blocked"]
-            - business.review_cost * f["reviews"],
-            "fraud_amount_stopped": f["stopped"], "good_amount_blocked": f["good_blocked"],
-            "review_cases": f["reviews"],
-        }
+    """CI metrics from summed daily parts (last axis = DAILY_FIELDS); NaN where undefined."""
+    return rates({name: sums[..., i] for i, name in enumerate(DAILY_FIELDS)}, business)
 
 
 def bootstrap(candidate_days: np.ndarray, baseline_days: np.ndarray, business: Business, n: int = 1000,

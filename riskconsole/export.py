@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from riskconsole.errors import RiskConsoleError
 
-FORMATS = ("json", "csv", "html", "md")
+FORMATS = ("json", "csv", "parquet", "html", "md")  # csv: rules.csv, daily.csv and decisions.parquet
 
 
 def parse_formats(text: str) -> list[str]:
@@ -86,8 +86,8 @@ def render_files(report: dict, formats: list[str], decisions: pa.Table | None = 
     if "csv" in formats:
         files["rules.csv"] = table_csv_bytes(report["rules"])
         files["daily.csv"] = table_csv_bytes(report["daily"])
-        if decisions is not None:
-            files["decisions.parquet"] = parquet_bytes(decisions)
+    if ("csv" in formats or "parquet" in formats) and decisions is not None:
+        files["decisions.parquet"] = parquet_bytes(decisions)
     if "html" in formats or "md" in formats:
         from riskconsole.share import html_page, markdown  # charts: imported only when asked for
 

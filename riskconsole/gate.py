@@ -55,7 +55,7 @@ def judge(guard: Guardrail, report: dict) -> dict:
         interval = (compare or {}).get("intervals", {}).get("candidate", {}).get(guard.metric)
     if point is None:
         return {"guardrail": guard.text, "holds": False, "value": None, "interval": None,
-                "reason": f"{guard.metric} is undefined on this window"}
+                "reason": _undefined(guard, report)}
     test = _OPS[guard.op]
     worst = point if interval is None else (min(interval) if guard.op in (">=", ">") else max(interval))
     return {"guardrail": guard.text, "holds": bool(test(point, guard.value) and test(worst, guard.value)),
@@ -75,3 +75,16 @@ def describe(result: dict) -> str:
         lo, hi = result["interval"]
         value += f" (95% CI {lo:{spec}} … {hi:{spec}})"
     return f"{status} {result['guardrail']}: {value}"
+
+
+def _undefined(guard: Guardrail, report: dict) -> str:
+    """Which side leaves the metric undefined (a delta is undefined when either side is)."""
+    sides = [("the candidate", report["overall"].get(guard.metric))]
+    if guard.relative:
+        sides.append(("the baseline", report["compare"]["baseline"].get(guard.metric)))
+    missing = [name for name, value in sides if value is None] or ["one side"]
+    why = {"precision": "nothing with a known label is flagged", "recall": "the window has no known fraud",
+           "f1": "precision or recall is undefined", "amount_recall": "the window has no known fraud money"}
+    reason = why.get(guard.metric, "its denominator is zero")
+    return f"{guard.metric} is undefined for {' and '.join(missing)} on this window ({reason})"
+

@@ -8,6 +8,7 @@ import numpy as np
 
 from riskconsole.backtest import Groups
 from riskconsole.config import Business
+from riskconsole.glossary import METRICS
 from riskconsole.strategy import CompiledStrategy
 
 ALLOW, REVIEW, BLOCK = 0, 1, 2
@@ -45,43 +46,85 @@ def ratio(num: float, den: float) -> float | None:
     return float(num) / float(den) if den else None
 
 
-def f1(precision: float | None, recall: float | None) -> float | None:
-    """Harmonic mean, None where undefined."""
-    if precision is None or recall is None or precision + recall == 0:
-        return None
-    return 2 * precision * recall / (precision + recall)
+PARTS = ("population", "flagged", "blocked", "tp", "fp", "fn", "tn", "unlabeled_flagged", "unlabeled_total",
+         "fraud_amount", "caught_amount", "stopped", "good_blocked", "reviews")
+
+
+def parts(action: np.ndarray, label: np.ndarray, count: np.ndarray, amount: np.ndarray,
+          catch_rate: float) -> dict[str, np.ndarray]:
+    """Each row's additive share of every metric: the sums every metric is built from.
+
+    Sum them over any rows (a window, a day, a bootstrap resample, the events past a threshold) and
+    `rates()` turns the sums into the report's numbers, so each formula exists once.
+    """
+    flagged, block, review = action != ALLOW, action == BLOCK, action == REVIEW
+    fraud, good, unknown = label == 1, label == 0, label == -1
+    n = count.astype(np.float64)
+    return {
+        "population": n, "flagged": n * flagged, "blocked": n * block,
+        "tp": n * (flagged & fraud), "fp": n * (flagged & good), "fn": n * (~flagged & fraud),
+        "tn": n * (~flagged & good), "unlabeled_flagged": n * (flagged & unknown), "unlabeled_total": n * unknown,
+        "fraud_amount": amount * fraud, "caught_amount": amount * (flagged & fraud),
+        "stopped": amount * (block & fraud) + catch_rate * amount * (review & fraud),
+        "good_blocked": amount * (block & good), "reviews": n * review,
+    }
+
+
+def rates(sums: dict, business: Business) -> dict:
+    """Ratios and money from summed `parts` (scalars or arrays of sums); NaN where undefined."""
+    s = {k: np.asarray(v, dtype=np.float64) for k, v in sums.items()}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = s["tp"] / (s["tp"] + s["fp"])
+        recall = s["tp"] / (s["tp"] + s["fn"])
+        review_cost = s["reviews"] * business.review_cost
+        return {
+            "precision": precision, "recall": recall, "f1": 2 * precision * recall / (precision + recall),
+            "amount_recall": s["caught_amount"] / s["fraud_amount"], "alert_rate": s["flagged"] / s["population"],
+            "fraud_amount_stopped": s["stopped"], "good_amount_blocked": s["good_blocked"],
+            "review_cases": s["reviews"], "review_cost": review_cost,
+            "net_benefit": s["stopped"] - business.good_block_cost * s["good_blocked"] - review_cost,
+            "label_coverage": (s["population"] - s["unlabeled_total"]) / s["population"],
+        }
+
+
+def scalar(value: np.ndarray | float) -> float | None:
+    """A 0-d result of `rates` as a float, None where undefined."""
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def overflow_days(daily_reviews: np.ndarray, capacity: int) -> int:
+    """Days whose review cases are strictly more than the capacity."""
+    return int((np.asarray(daily_reviews) > capacity).sum())
+
+
+COUNTS = ("population", "flagged", "blocked", "tp", "fp", "fn", "tn", "unlabeled_flagged", "unlabeled_total")
+MONEY = ("fraud_amount_stopped", "good_amount_blocked", "review_cost", "net_benefit")
+
+
+def overall_from_sums(sums: dict, daily_reviews: np.ndarray, business: Business) -> dict:
+    """The `overall` block from summed `parts` and the review cases of each day."""
+    r = rates(sums, business)
+    out = {k: int(round(float(sums[k]))) for k in COUNTS}
+    out.update({k: scalar(r[k]) for k in ("precision", "recall", "f1", "amount_recall", "alert_rate")})
+    out.update({k: float(r[k]) for k in MONEY})
+    out["review_cases"] = int(round(float(sums["reviews"])))
+    out.update({
+        "review_overflow_days": overflow_days(daily_reviews, business.review_capacity),
+        "review_capacity": business.review_capacity,
+        "max_daily_reviews": int(round(float(np.max(daily_reviews)))) if len(daily_reviews) else 0,
+        "fraud_total": out["tp"] + out["fn"], "fraud_amount": float(sums["fraud_amount"]),
+        "label_coverage": scalar(r["label_coverage"]),
+    })
+    return {m.key: out[m.key] for m in METRICS}  # the glossary's order and keys: one list, defined once
 
 
 def overall(g: Groups, action: np.ndarray, business: Business) -> dict:
     """The `overall` block: confusion, rates, money and review load."""
-    n, amt, y = g.count, g.amount, g.label
-    flagged, block, review = action != ALLOW, action == BLOCK, action == REVIEW
-    fraud, good, unknown = y == 1, y == 0, y == -1
-    tp, fp = int(n[flagged & fraud].sum()), int(n[flagged & good].sum())
-    fn, tn = int(n[~flagged & fraud].sum()), int(n[~flagged & good].sum())
-    precision, recall = ratio(tp, tp + fp), ratio(tp, tp + fn)
-    stopped = float(amt[block & fraud].sum() + business.review_catch_rate * amt[review & fraud].sum())
-    good_blocked = float(amt[block & good].sum())
-    review_cases = int(n[review].sum())
-    review_cost = review_cases * business.review_cost
-    daily_reviews = np.bincount(g.day[review], weights=n[review], minlength=len(g.days))
-    population = int(n.sum())
-    return {
-        "population": population, "flagged": int(n[flagged].sum()), "blocked": int(n[block].sum()),
-        "tp": tp, "fp": fp, "fn": fn, "tn": tn,
-        "unlabeled_flagged": int(n[flagged & unknown].sum()), "unlabeled_total": int(n[unknown].sum()),
-        "precision": precision, "recall": recall, "f1": f1(precision, recall),
-        "amount_recall": ratio(amt[flagged & fraud].sum(), amt[fraud].sum()),
-        "alert_rate": ratio(n[flagged].sum(), population),
-        "fraud_amount_stopped": stopped, "good_amount_blocked": good_blocked,
-        "review_cases": review_cases, "review_cost": review_cost,
-        "net_benefit": stopped - business.good_block_cost * good_blocked - review_cost,
-        "review_overflow_days": int((daily_reviews > business.review_capacity).sum()),
-        "review_capacity": business.review_capacity,
-        "max_daily_reviews": int(daily_reviews.max()) if len(daily_reviews) else 0,
-        "fraud_total": tp + fn, "fraud_amount": float(amt[fraud].sum()),
-        "label_coverage": ratio(n[~unknown].sum(), population),
-    }
+    p = parts(action, g.label, g.count, g.amount, business.review_catch_rate)
+    sums = {k: v.sum() for k, v in p.items()}
+    daily_reviews = np.bincount(g.day, weights=p["reviews"], minlength=len(g.days))
+    return overall_from_sums(sums, daily_reviews, business)
 
 
 def by_action(g: Groups, action: np.ndarray) -> dict:

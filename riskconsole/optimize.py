@@ -21,7 +21,7 @@ from riskconsole.backtest import (Window, decision_case, hit_column, known_label
                                   window_days)
 from riskconsole.config import Business, Dataset, Strategy
 from riskconsole.errors import RiskConsoleError
-from riskconsole.metrics import ALLOW, BLOCK, REVIEW, RuleSet, decide, overall, ratio
+from riskconsole.metrics import RuleSet, decide, overall, overall_from_sums, parts
 from riskconsole.backtest import run_groups
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
 from riskconsole.strategy import CompiledRule, CompiledStrategy, Frame, compile_strategy, require_params, source
@@ -186,25 +186,16 @@ def _even_bucket(ts: np.ndarray, step: float, op: str) -> tuple[exp.Expression, 
     return guess, exact
 
 
-def _components(action: np.ndarray, y: np.ndarray, n: np.ndarray, amt: np.ndarray, business: Business) -> dict:
-    """Additive parts of every metric for rows with the given actions."""
-    flagged, fraud, good = action != ALLOW, y == 1, y == 0
-    return {"flagged": n * flagged, "tp": n * (flagged & fraud), "fp": n * (flagged & good),
-            "caught_amt": amt * (flagged & fraud),
-            "stopped": amt * (action == BLOCK) * fraud + business.review_catch_rate * amt * (action == REVIEW) * fraud,
-            "good_blocked": amt * (action == BLOCK) * good, "reviews": n * (action == REVIEW)}
-
-
 def _curve_from_intervals(data: dict, days: list, business: Business, ts: np.ndarray) -> list[dict]:
     """Metrics per sorted threshold: base (decision a0) plus the gains of intervals at or above it."""
     first = np.datetime64(days[0], "D") if days else np.datetime64("1970-01-01", "D")
     day = (data["day"].astype("datetime64[D]") - first).astype(np.int64)
-    y, n = data["y"].astype(np.int8), data["n"].astype(np.float64)
+    y, n = data["y"].astype(np.int8), data["n"].astype(np.int64)
     amt = np.nan_to_num(data["amt"].astype(np.float64))
     a0, bucket = data["a0"].astype(np.int8), data["b"].astype(np.int64)
     a1 = np.where(bucket > 0, np.nan_to_num(data["a1"].astype(np.float64)), a0).astype(np.int8)
-    base = _components(a0, y, n, amt, business)
-    gains = {k: v - base[k] for k, v in _components(a1, y, n, amt, business).items()}
+    base = parts(a0, y, n, amt, business.review_catch_rate)
+    gains = {k: v - base[k] for k, v in parts(a1, y, n, amt, business.review_catch_rate).items()}
     m = len(ts)
     # gain of bucket b applies to thresholds 1..b: reverse cumulative sum over buckets
     totals = {k: base[k].sum() + _above(np.bincount(bucket, weights=g, minlength=m + 1)) for k, g in gains.items()}
@@ -212,25 +203,13 @@ def _curve_from_intervals(data: dict, days: list, business: Business, ts: np.nda
     np.add.at(per_day, (day, bucket), gains["reviews"])
     daily = np.bincount(day, weights=base["reviews"], minlength=len(days))[:, None] + \
         np.flip(np.cumsum(np.flip(per_day, 1), 1), 1)[:, 1:]
-    population, fraud, fraud_amt = n.sum(), n[y == 1].sum(), amt[y == 1].sum()
-    out = []
-    for j in range(m):
-        tp, fp, reviews = totals["tp"][j], totals["fp"][j], totals["reviews"][j]
-        precision, recall = ratio(tp, tp + fp), ratio(tp, fraud)
-        out.append({"population": int(population), "flagged": int(round(totals["flagged"][j])),
-                    "tp": int(round(tp)), "fp": int(round(fp)), "fn": int(round(fraud - tp)),
-                    "precision": precision, "recall": recall,
-                    "f1": None if not precision or not recall else 2 * precision * recall / (precision + recall),
-                    "amount_recall": ratio(totals["caught_amt"][j], fraud_amt),
-                    "alert_rate": ratio(totals["flagged"][j], population),
-                    "fraud_amount_stopped": float(totals["stopped"][j]),
-                    "good_amount_blocked": float(totals["good_blocked"][j]),
-                    "review_cases": int(round(reviews)), "review_cost": round(reviews) * business.review_cost,
-                    "net_benefit": float(totals["stopped"][j] - business.good_block_cost * totals["good_blocked"][j]
-                                         - round(reviews) * business.review_cost),
-                    "review_overflow_days": int((daily[:, j] > business.review_capacity).sum()),
-                    "max_daily_reviews": int(round(daily[:, j].max())) if len(days) else 0})
-    return out
+    return [_point({k: v[j] for k, v in totals.items()}, daily[:, j], business) for j in range(m)]
+
+
+def _point(sums: dict, daily_reviews: np.ndarray, business: Business) -> dict:
+    """One curve point: the POINT_KEYS of `overall` at one setting."""
+    metrics = overall_from_sums(sums, daily_reviews, business)
+    return {k: metrics[k] for k in POINT_KEYS}
 
 
 def _above(per_bucket: np.ndarray) -> np.ndarray:

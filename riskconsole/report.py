@@ -10,13 +10,12 @@ from pathlib import Path
 import duckdb
 
 from riskconsole import __version__
-from riskconsole.backtest import Groups, Window, run_groups
+from riskconsole.backtest import Groups, Window
 from riskconsole.attribution import attribution
-from riskconsole.compare import compare_block, joint_groups
-from riskconsole.segments import segment_expression, segment_rows
+from riskconsole.segments import segment_rows
 from riskconsole.config import Dataset
 from riskconsole.metrics import RuleSet, by_action, daily, decide, overall, rule_table
-from riskconsole.strategy import CompiledStrategy, Frame, compile_strategy, frame_of
+from riskconsole.strategy import CompiledStrategy, Frame
 from riskconsole.workspace import Workspace
 
 UNLABELED_WARN = 0.05   # warn when more than this share of the population has no label
@@ -115,33 +114,16 @@ class Baseline:
 def run_backtest(ws: Workspace, strategy_path: str | Path, window: Window | None = None,
                  overrides: dict | None = None, con: duckdb.DuckDBPyConnection | None = None,
                  baseline: Baseline | None = None, by: str | None = None) -> Backtest:
-    """Compile, run and report one strategy (and, with a baseline, both in the same SQL pass)."""
-    window = window or Window()
-    dataset = ws.dataset()
-    own = con is None
-    con = con or ws.connect_safe()
-    try:
-        frame = frame_of(con, dataset)
-        label = ws.rel(strategy_path)
-        compiled = compile_strategy(ws.strategy(strategy_path), frame, label, overrides, con=con)
-        segment = segment_expression(con, by, compiled, frame, dataset, window) if by else None
-        if baseline is None:
-            groups, joint, base = run_groups(con, compiled, frame, dataset, window, segment), None, None
-        else:
-            base = compile_strategy(ws.strategy(baseline.path), frame, ws.rel(baseline.path), con=con)
-            joint = joint_groups(con, compiled, base, frame, dataset, window, baseline.allow_different_population,
-                                 segment)
-            groups = joint.side_groups("candidate")
-    finally:
-        if own:
-            con.close()
-    days = (groups.days[0].isoformat(), groups.days[-1].isoformat()) if groups.days else (None, None)
-    report = build_report(compiled, groups, dataset, window, detector_warnings(ws, compiled, days), by)
-    if joint is not None:
-        report["compare"] = {"baseline_strategy": base.name,
-                             **compare_block(joint, dataset, baseline.bootstrap, baseline.seed,
-                                             detector_warnings(ws, base, days))}
-    return Backtest(report, compiled, groups, window, dataset, frame)
+    """Compile, run and report one strategy: `Session.backtest` on a session of its own."""
+    from riskconsole.session import Session
+
+    with Session(ws, con) as session:
+        return session.backtest(strategy_path, window, overrides, baseline, by)
+
+
+def all_warnings(report: dict) -> list[str]:
+    """Every warning of a report and of its comparison, each once, in order."""
+    return list(dict.fromkeys(report["warnings"] + (report.get("compare") or {}).get("warnings", [])))
 
 
 def now_stamp() -> str:

@@ -233,9 +233,11 @@ def _simulate_days(rng, days: int, truth: dict) -> tuple[np.ndarray, np.ndarray]
     fp_c, fp_b = rng.binomial(good, 0.01), rng.binomial(good, 0.01)
 
     def matrix(tp, fp):
-        fields = {"n": fraud + good, "flagged": tp + fp, "tp": tp, "fp": fp, "fn": fraud - tp,
-                  "fraud_amt": fraud * 100.0, "caught_amt": tp * 100.0, "stopped": tp * 100.0,
-                  "good_blocked": fp * 50.0, "reviews": np.zeros(days)}
+        zero = np.zeros(days)
+        fields = {"population": fraud + good, "flagged": tp + fp, "blocked": tp + fp, "tp": tp, "fp": fp,
+                  "fn": fraud - tp, "tn": good - fp, "unlabeled_flagged": zero, "unlabeled_total": zero,
+                  "fraud_amount": fraud * 100.0, "caught_amount": tp * 100.0, "stopped": tp * 100.0,
+                  "good_blocked": fp * 50.0, "reviews": zero}
         return np.stack([np.asarray(fields[f], dtype=float) for f in DAILY_FIELDS], axis=1)
 
     return matrix(both + only_c, fp_c), matrix(both + only_b, fp_b)

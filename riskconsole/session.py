@@ -1,0 +1,320 @@
+"""One workspace opened for work: the object every CLI command and every console page calls.
+
+Like sqlmesh's `Context`, a `Session` holds the workspace, its dataset spec, a read-only
+connection and the frame's columns, and answers every question the faces ask: a backtest, a
+comparison, the console's interactive report, sweeps, the optimizer, the gate, exports, a reload.
+A warning, a default or a metric is therefore computed in one place, and the CLI, the report
+files and the console show the same thing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import yaml
+
+from riskconsole.backtest import Window, fetch_decisions, make_window, run_groups
+from riskconsole.config import Dataset, Strategy
+from riskconsole.errors import DataError, RiskConsoleError
+from riskconsole.export import render_files
+from riskconsole.report import Backtest, Baseline, build_report, detector_warnings
+from riskconsole.strategy import CompiledStrategy, Frame, compile_strategy, frame_of
+from riskconsole.workspace import Workspace
+
+EVALUATORS = 6  # interactive windows kept warm (each holds its population's arrays and rule hits)
+
+
+@dataclass
+class GateResult:
+    """Every guardrail's verdict on one comparison."""
+
+    results: list[dict]
+    report: dict
+    baseline: str | None
+    held: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.held = sum(r["holds"] for r in self.results)
+
+    @property
+    def passed(self) -> bool:
+        return self.held == len(self.results)
+
+
+class Session:
+    """A workspace opened for analysis: dataset, read-only connection, frame, and every question asked of them."""
+
+    def __init__(self, ws: Workspace, con: duckdb.DuckDBPyConnection | None = None) -> None:
+        self.ws = ws
+        self._con, self._own = con, con is None
+        self._dataset: Dataset | None = None
+        self._frame: Frame | None = None
+        self._evaluators: OrderedDict[tuple, object] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, workspace: str | Path | None = None) -> Session:
+        """The session of `--workspace`, $RISKCONSOLE_WORKSPACE or the repository."""
+        return cls(Workspace.resolve(workspace))
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection this session opened (evaluators go with it)."""
+        with self._lock:
+            self._evaluators.clear()
+            if self._con is not None and self._own:
+                self._con.close()
+            self._con, self._frame = None, None
+
+    # ------------------------------------------------------------ what is loaded
+
+    @property
+    def dataset(self) -> Dataset:
+        """The dataset spec (read once per session)."""
+        if self._dataset is None:
+            self._dataset = self.ws.dataset()
+        return self._dataset
+
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The session's read-only connection, opened on first use (no file access, locked settings)."""
+        with self._lock:
+            if self._con is None:
+                self._con = self.ws.connect_safe()
+                self._own = True
+            return self._con
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor of the session's connection: one per thread or call (connections are not thread-safe)."""
+        return self.connection().cursor()
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the workspace has a database with a built frame."""
+        if not self.ws.db_path.exists():
+            return False
+        with self.cursor() as cur:
+            return bool(cur.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'frame'")
+                        .fetchall()[0][0])
+
+    @property
+    def frame(self) -> Frame:
+        """Columns, detector scores and hidden columns of the loaded frame."""
+        if self._frame is None:
+            if not self.loaded:
+                raise DataError(f"{self.ws.rel(self.ws.db_path)}: no events loaded yet (run `riskconsole load` "
+                                "or `riskconsole demo`)")
+            with self.cursor() as cur:
+                self._frame = frame_of(cur, self.dataset)
+        return self._frame
+
+    def day_range(self) -> tuple[date, date]:
+        """First and last day with events."""
+        from riskconsole.overview import day_range
+
+        with self.cursor() as cur:
+            return day_range(cur, self.dataset)
+
+    def window(self, start: str | None = None, end: str | None = None, as_of: str | None = None) -> Window:
+        """A backtest window from CLI-style text; `as_of` needs a mapped label_time (else it would change nothing).
+
+        Raises:
+            RiskConsoleError: a bad date, an empty window, or `as_of` without label_time.
+        """
+        if as_of and not self.dataset.columns.label_time:
+            raise RiskConsoleError(
+                f"--as-of {as_of}: {self.ws.rel(self.ws.dataset_path)} maps no columns.label_time, so every label "
+                "counts as known at once and --as-of would change nothing; map label_time (when the label became "
+                "known) to replay what was known on a day")
+        return make_window(start, end, as_of)
+
+    # ------------------------------------------------------------ strategies
+
+    def strategy(self, path: str | Path) -> Strategy:
+        """A strategy file, validated."""
+        return self.ws.strategy(path)
+
+    def compile(self, path: str | Path, overrides: dict | None = None, strategy: Strategy | None = None
+                ) -> CompiledStrategy:
+        """A strategy with its expressions checked against the frame and params applied."""
+        with self.cursor() as cur:
+            return compile_strategy(strategy or self.strategy(path), self.frame, self.ws.rel(path), overrides,
+                                    con=cur)
+
+    def check_text(self, text: str, label: str) -> Strategy:
+        """Parse and fully check strategy YAML as typed in the editor (what `validate` checks of a file)."""
+        from riskconsole.validate import check_strategy_text
+
+        with self.cursor() as cur:
+            return check_strategy_text(text, self.frame, label, cur)
+
+    def strategy_yaml(self, path: str | Path, overrides: dict | None = None) -> str:
+        """The strategy's YAML with `overrides` written into its params (what a reviewer approves)."""
+        strategy = self.strategy(path)
+        reviewed = strategy.model_copy(update={"params": {**strategy.params, **(overrides or {})}})
+        return yaml.safe_dump(reviewed.model_dump(mode="json", exclude_none=True), sort_keys=False,
+                              allow_unicode=True)
+
+    # ------------------------------------------------------------ backtests
+
+    def backtest(self, path: str | Path, window: Window | None = None, overrides: dict | None = None,
+                 baseline: Baseline | None = None, by: str | None = None) -> Backtest:
+        """Compile, run and report one strategy (and, with a baseline, both in the same SQL pass)."""
+        from riskconsole.compare import compare_block, joint_groups
+        from riskconsole.segments import segment_expression
+
+        window = window or Window()
+        compiled = self.compile(path, overrides)
+        with self.cursor() as cur:
+            segment = segment_expression(cur, by, compiled, self.frame, self.dataset, window) if by else None
+            if baseline is None:
+                groups, joint, base = run_groups(cur, compiled, self.frame, self.dataset, window, segment), None, None
+            else:
+                base = self.compile(baseline.path)
+                joint = joint_groups(cur, compiled, base, self.frame, self.dataset, window,
+                                     baseline.allow_different_population, segment)
+                groups = joint.side_groups("candidate")
+        report = self._report(compiled, groups, window, by)
+        if joint is not None:
+            own = set(report["warnings"])
+            block = compare_block(joint, self.dataset, baseline.bootstrap, baseline.seed,
+                                  [w for w in self._warnings_of(base, report) if w not in own])
+            report["compare"] = {"baseline_strategy": base.name, **block}
+        return Backtest(report, compiled, groups, window, self.dataset, self.frame)
+
+    def _report(self, compiled: CompiledStrategy, groups, window: Window, by: str | None = None) -> dict:
+        """The report of grouped events, with every warning the strategy's detectors call for."""
+        report = build_report(compiled, groups, self.dataset, window, by=by)
+        report["warnings"] += [w for w in self._warnings_of(compiled, report) if w not in report["warnings"]]
+        return report
+
+    def _warnings_of(self, compiled: CompiledStrategy, report: dict) -> list[str]:
+        days = (report["window"]["from"], report["window"]["to"])
+        return detector_warnings(self.ws, compiled, days)
+
+    def interactive(self, path: str | Path, window: Window, overrides: dict | None = None,
+                    strategy: Strategy | None = None) -> dict:
+        """The report at any param setting, from cached rule hits (the console's path): the same numbers and
+        warnings as `backtest`, in milliseconds once the window's evaluator is warm."""
+        compiled = self.compile(path, overrides, strategy)
+        evaluator = self._evaluator(compiled, window)
+        return self._report(compiled, evaluator.groups(compiled), window)
+
+    def _evaluator(self, compiled: CompiledStrategy, window: Window):
+        from riskconsole.evaluator import Evaluator
+
+        population = compiled.population.sql() if compiled.population is not None else None
+        key = (window, population)
+        with self._lock:
+            if key in self._evaluators:
+                self._evaluators.move_to_end(key)
+                return self._evaluators[key]
+        evaluator = Evaluator(self.connection(), self.dataset, self.frame, window, compiled)
+        with self._lock:
+            self._evaluators[key] = evaluator
+            while len(self._evaluators) > EVALUATORS:
+                self._evaluators.popitem(last=False)
+        return evaluator
+
+    def decisions(self, bt: Backtest) -> pa.Table:
+        """One row per decided event of a backtest (decisions.parquet)."""
+        with self.cursor() as cur:
+            return fetch_decisions(cur, bt.compiled, bt.frame, bt.dataset, bt.window)
+
+    def export(self, bt: Backtest, formats: list[str]) -> dict[str, bytes]:
+        """File name -> bytes of a backtest in the requested formats (the CLI and the Export page write these)."""
+        wants_decisions = "csv" in formats or "parquet" in formats
+        return render_files(bt.report, formats, self.decisions(bt) if wants_decisions else None)
+
+    def transition_events(self, path: str | Path, baseline: str | Path, window: Window, before: str, after: str,
+                          overrides: dict | None = None, limit: int = 500) -> pa.Table:
+        """Events whose decision goes from `before` (baseline) to `after` (candidate)."""
+        from riskconsole.compare import transition_events
+
+        candidate, base = self.compile(path, overrides), self.compile(baseline)
+        with self.cursor() as cur:
+            return transition_events(cur, candidate, base, self.frame, self.dataset, window, before, after, limit)
+
+    def event_decision(self, path: str | Path, event_id: str) -> dict | None:
+        """One event's decision and matched rules under a strategy."""
+        from riskconsole.backtest import event_decision
+
+        compiled = self.compile(path)
+        with self.cursor() as cur:
+            return event_decision(cur, compiled, self.frame, self.dataset, event_id)
+
+    # ------------------------------------------------------------ params
+
+    def curve(self, path: str | Path, window: Window, param: str, others: dict) -> list[dict]:
+        """Overall metrics over the slider range of `param` (one SQL pass)."""
+        from riskconsole.tuning import curve
+
+        with self.cursor() as cur:
+            return curve(cur, self.strategy(path), self.frame, self.dataset, self.ws.rel(path), window, param,
+                         others)
+
+    def sweep(self, path: str | Path, param: str, values: list, window: Window,
+              overrides: dict | None = None) -> dict:
+        """Overall metrics at each value of `param`."""
+        from riskconsole.sweep import sweep
+
+        return sweep(self.ws, path, param, values, window, overrides)
+
+    def optimize(self, path: str | Path, values: dict[str, str | list | None], window: Window,
+                 overrides: dict | None = None, max_overflow_days: int = 0,
+                 min_precision: float | None = None) -> dict:
+        """Param values that maximise net benefit within review capacity, and the frontier."""
+        from riskconsole.sweep import optimize
+
+        return optimize(self.ws, path, values, window, overrides, max_overflow_days, min_precision)
+
+    def gate(self, path: str | Path, requires: list[str], window: Window | None = None,
+             overrides: dict | None = None, baseline: Baseline | None = None) -> GateResult:
+        """Judge the strategy's `guardrails:` and `requires` on a comparison with their intervals."""
+        from riskconsole.gate import judge, parse_guardrail
+
+        strategy = self.strategy(path)
+        texts = [(f"{self.ws.rel(path)}: guardrails", g) for g in strategy.guardrails] + \
+            [("--require", g) for g in requires]
+        if not texts:
+            raise RiskConsoleError("no guardrail: give --require METRIC>=VALUE or `guardrails:` in the strategy YAML")
+        report = self.backtest(path, window, overrides, baseline).report
+        metrics = [k for k, v in report["overall"].items() if isinstance(v, (int, float)) or v is None]
+        guards = [parse_guardrail(text, metrics, where) for where, text in texts]
+        return GateResult([judge(g, report) for g in guards], report,
+                          self.ws.rel(baseline.path) if baseline else None)
+
+    # ------------------------------------------------------------ data
+
+    def reload(self, dataset_path: str | Path | None = None, progress=None):
+        """Load the events again (features, and every trained detector re-scored); the session reopens after."""
+        from riskconsole.detectors import rescore_all
+        from riskconsole.ingest import load
+
+        self.close()
+        self._dataset = None
+        result = load(self.ws, dataset_path)
+        result.rescored = rescore_all(self.ws, progress=progress or (lambda m: None))
+        return result
+
+
+def window_text(window: Window) -> str:
+    """The window as CLI flags (for 'equivalent command' captions)."""
+    parts = []
+    if window.start:
+        parts.append(f"--from {window.start:%Y-%m-%d}")
+    if window.end:
+        parts.append(f"--to {window.end - timedelta(days=1):%Y-%m-%d}")
+    if window.as_of:
+        parts.append(f"--as-of {window.as_of - timedelta(days=1):%Y-%m-%d}")
+    return " ".join(parts)
