@@ -3,7 +3,7 @@
 How to add an entry: append `Mutation(file, old, new, why, tests)` to MUTATIONS.
   - `file` is relative to the `riskconsole` package; `old` is copied from it verbatim (whitespace included) and
     must occur there exactly once (`test_each_mutation_still_applies` fails loudly when code moves: re-point
-    `file`/`old` at the new home, e.g. after metrics get one home, never delete the entry to make it pass);
+    `file`/`old` at the formula's new home; never delete an entry just to make it pass);
   - `new` is the broken version of `old`; `why` says which contract it breaks (DESIGN.md §6);
   - `tests` are the fastest test node ids (relative to tests/) that should catch it; a mutation that
     survives is a missing assertion: add it to the metric tests, not here.
