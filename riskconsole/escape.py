@@ -24,6 +24,11 @@ def one_line(text: object) -> str:
     return _CONTROL.sub("", value)
 
 
+def printable(text: object) -> str:
+    """Text for a one-line message: newlines, escapes and other unprintable characters shown as `\\n`, `\\x1b`."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in str(text))
+
+
 def terminal(text: object) -> str:
     """Safe to print: one line, no escape sequences."""
     return one_line(text)

@@ -1,0 +1,140 @@
+"""Every bound riskconsole puts on untrusted input, in one place, each with the reason for its size.
+
+Strategies, datasets and detectors are files anyone may hand to the console; params, `--set`
+values and `--values` lists come from the command line or a browser. None of them may make a
+query, a file or the process grow without bound: each size below is checked BEFORE the work it
+limits is done, and each refusal is a one-line error that names the limit.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from riskconsole.errors import RiskConsoleError
+
+if TYPE_CHECKING:
+    import duckdb
+
+# --- YAML files (dataset, strategy, detector, console editor) -----------------------------------
+
+MAX_CONFIG_BYTES = 1_000_000
+"""A YAML config file. The demo's largest is ~3 KB; 500 rules of 1,000 characters fit. Bigger
+files are generated or hostile, and sqlglot parses each expression in Python (no time limit)."""
+
+MAX_YAML_DEPTH = 64
+"""Nesting of mappings and lists. Our models nest at most 4 deep; PyYAML's composer recurses once
+per level, so 20,000 levels crash the interpreter (RecursionError)."""
+
+MAX_YAML_NODES = 200_000
+"""Values (scalars, lists, mappings) in one YAML file, counted with aliases expanded: ten levels of
+ten aliases each (a "billion laughs") is a few hundred bytes that expand to 10^10 values. A
+500-rule strategy holds ~5,000; a 10,000-value list param 10,000."""
+
+MAX_NUMBER_CHARS = 100
+"""Characters of one YAML integer or float. Python refuses to print an int of more than 4,300
+digits (ValueError deep in pydantic or later); no param or cost needs more than 20."""
+
+MAX_NAME_LENGTH = 100
+"""A strategy name. It becomes a folder name (`reports/NAME-sweep-PARAM-YYYYMMDD-HHMMSS/`), and
+file systems refuse names over 255 bytes."""
+
+MAX_OVERRIDE_CHARS = 10_000
+"""One `--set P=V` value: the same bound as one expression (`expressions.MAX_LENGTH`)."""
+
+# --- strategies ---------------------------------------------------------------------------------
+
+MAX_RULES = 500
+"""Rules per strategy. Each rule is one CASE in the backtest's single scan; the largest real
+strategies we know of hold ~200 rules, and thousands of rules ran for minutes."""
+
+MAX_EXPANDED_LENGTH = 200_000
+"""Characters of one expression AFTER its `$params` are substituted. The text itself is bounded
+(10,000 characters), but 2,400 references to one long text param in a 110 KB file rendered 3.1 GB
+of SQL in 37 s. 200,000 holds a 10,000-value list param of 18-digit ids."""
+
+MAX_LIST_PARAM = 10_000
+"""Values in one list param (`x IN $ids`). Longer lists belong in `lists/NAME.csv`, which DuckDB
+joins instead of comparing each event with every value; a 1M-value list ran for minutes."""
+
+# --- sweeps and optimization --------------------------------------------------------------------
+
+MAX_SWEEP_POINTS = 10_000
+"""Values of one `--values a:b:step` range; each point is a row of the sweep's report."""
+
+MAX_GRID = 20_000
+"""Param combinations of `optimize`: each is one compiled strategy and one metrics row. Counted as
+the product of the value-list lengths before any combination is built (a 10k x 10k grid once
+raised MemoryError while being materialised)."""
+
+# --- queries ------------------------------------------------------------------------------------
+
+QUERY_SECONDS_ENV = "RISKCONSOLE_QUERY_SECONDS"
+DEFAULT_QUERY_SECONDS = 300.0
+"""Wall time of one query that evaluates user expressions. A 20-rule backtest over 10M events takes
+~1 s here; five minutes means a runaway expression or window, and a console left hanging."""
+
+
+class QueryTimeout(RiskConsoleError):
+    """A query that evaluates user expressions ran past the time limit and was stopped."""
+
+
+def query_seconds() -> float:
+    """The query time limit: `$RISKCONSOLE_QUERY_SECONDS`, or 300 s.
+
+    Raises:
+        RiskConsoleError: the variable is set but is not a positive number.
+    """
+    text = os.environ.get(QUERY_SECONDS_ENV, "").strip()
+    if not text:
+        return DEFAULT_QUERY_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        raise RiskConsoleError(f"{QUERY_SECONDS_ENV}={text!r}: give a number of seconds > 0, e.g. 300")
+    return seconds
+
+
+@contextmanager
+def query_time_limit(con: duckdb.DuckDBPyConnection, what: str, seconds: float | None = None) -> Iterator[None]:
+    """Interrupt queries run on `con` inside the block once they have run `seconds` (default: `query_seconds()`).
+
+    Args:
+        con: the connection (or cursor) the block runs its query on.
+        what: names what ran, for the message, e.g. ``"strategy 'candidate'"``.
+        seconds: the limit; None reads `$RISKCONSOLE_QUERY_SECONDS`.
+
+    Raises:
+        QueryTimeout: the query was stopped; one line naming `what`, the limit and the fix.
+    """
+    import duckdb  # here, not at the top: config.py reads the bounds above without loading DuckDB
+
+    limit = query_seconds() if seconds is None else seconds
+    lock, state = threading.Lock(), {"done": False, "fired": False}
+
+    def stop() -> None:
+        with lock:  # never interrupt once the block has ended: the next query must not pay for this one
+            if not state["done"]:
+                state["fired"] = True
+                con.interrupt()
+
+    timer = threading.Timer(limit, stop)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    except duckdb.InterruptException:
+        if not state["fired"]:
+            raise
+        raise QueryTimeout(f"{what}: the query ran longer than {limit:g} s and was stopped (limit: "
+                           f"${QUERY_SECONDS_ENV}); narrow the window (--from/--to), simplify the expressions, "
+                           f"or raise the limit") from None
+    finally:
+        with lock:
+            state["done"] = True
+        timer.cancel()
