@@ -211,6 +211,11 @@ class Strategy(_Strict):
             raise ValueError(f"rule names must be unique: {', '.join(dupes)} appears more than once")
         if not self.rules:
             raise ValueError("a strategy needs at least one rule")
+        texts = [r.when for r in self.rules] + [self.population or ""]
+        size = sum(limits.expanded_size(t, self.params) for t in texts)
+        if size > limits.MAX_STRATEGY_EXPANDED:
+            raise ValueError(f"its expressions would be {size:,} characters once params are substituted (at most "
+                             f"{limits.MAX_STRATEGY_EXPANDED:,}): refer to long params fewer times, or use lists/")
         return self
 
 
@@ -459,11 +464,12 @@ def parse_overrides(items: list[str] | None) -> dict:
         if len(value) > limits.MAX_OVERRIDE_CHARS:
             raise ConfigError(f"--set {printable(key)}: the value has {len(value):,} characters "
                               f"(at most {limits.MAX_OVERRIDE_CHARS:,})")
-        out[key] = _scalar(value, shown) if value.strip() else None
+        out[key] = parse_scalar(value, shown) if value.strip() else None
     return out
 
 
-def _scalar(text: str, label: str) -> Any:
+def parse_scalar(text: str, label: str) -> Any:
+    """One YAML scalar (number, text, true/false, date, null); a list, mapping or bad YAML is a one-line ConfigError."""
     value = read_yaml(text, label)
     if isinstance(value, (dict, list, set, bytes)):
         raise ConfigError(f"{label}: give one value (a number, text, true/false or a date), "

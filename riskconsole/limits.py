@@ -8,9 +8,11 @@ limits is done, and each refusal is a one-line error that names the limit.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sized
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -43,7 +45,7 @@ MAX_NAME_LENGTH = 100
 file systems refuse names over 255 bytes."""
 
 MAX_OVERRIDE_CHARS = 10_000
-"""One `--set P=V` value: the same bound as one expression (`expressions.MAX_LENGTH`)."""
+"""One `--set P=V` value: the same bound as one expression (`MAX_EXPRESSION_CHARS`)."""
 
 # --- strategies ---------------------------------------------------------------------------------
 
@@ -51,14 +53,56 @@ MAX_RULES = 500
 """Rules per strategy. Each rule is one CASE in the backtest's single scan; the largest real
 strategies we know of hold ~200 rules, and thousands of rules ran for minutes."""
 
+MAX_EXPRESSION_CHARS = 10_000
+"""Characters of one expression as written (`when`, `population`, `sql:`). A rule an analyst can
+review fits in a few hundred; sqlglot parses in Python, with no time limit."""
+
 MAX_EXPANDED_LENGTH = 200_000
 """Characters of one expression AFTER its `$params` are substituted. The text itself is bounded
 (10,000 characters), but 2,400 references to one long text param in a 110 KB file rendered 3.1 GB
 of SQL in 37 s. 200,000 holds a 10,000-value list param of 18-digit ids."""
 
+MAX_STRATEGY_EXPANDED = 2_000_000
+"""Characters of all of a strategy's expressions together, params substituted: what one backtest
+query holds. sqlglot builds a tree of every literal in Python (a 10,000-value list is ~10 MB of
+objects), so 500 rules each at the per-expression bound would need gigabytes."""
+
 MAX_LIST_PARAM = 10_000
 """Values in one list param (`x IN $ids`). Longer lists belong in `lists/NAME.csv`, which DuckDB
 joins instead of comparing each event with every value; a 1M-value list ran for minutes."""
+
+_PARAM_REF = re.compile(r"\$\s*([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def rendered_size(value: object) -> int:
+    """An upper bound of the characters a param value renders to in SQL (quotes doubled, CAST around dates)."""
+    if isinstance(value, (list, tuple)):
+        return sum(rendered_size(v) + 2 for v in value)
+    if isinstance(value, str):
+        return 2 * len(value) + 2
+    return len(str(value)) + 30
+
+
+def expanded_size(text: str, params: Mapping[str, object]) -> int:
+    """An upper bound of the characters of `text` once every `$name` is replaced by its param's value.
+
+    Counts every `$name` in the text, even inside a string literal: an over-estimate, never an under-estimate.
+    """
+    return len(text) + sum(rendered_size(params[m]) for m in _PARAM_REF.findall(text) if m in params)
+
+
+def check_strategy_size(texts: list[str], params: Mapping[str, object], label: str) -> None:
+    """Refuse a strategy whose expressions together would render past `MAX_STRATEGY_EXPANDED`.
+
+    Raises:
+        RiskConsoleError: one line naming `label` and the bound.
+    """
+    size = sum(expanded_size(t, params) for t in texts)
+    if size > MAX_STRATEGY_EXPANDED:
+        raise RiskConsoleError(f"{label}: its expressions would be {size:,} characters once params are substituted "
+                               f"(at most {MAX_STRATEGY_EXPANDED:,}); refer to long text or list params fewer times "
+                               "or move long lists to lists/NAME.csv")
+
 
 # --- sweeps and optimization --------------------------------------------------------------------
 
@@ -69,6 +113,21 @@ MAX_GRID = 20_000
 """Param combinations of `optimize`: each is one compiled strategy and one metrics row. Counted as
 the product of the value-list lengths before any combination is built (a 10k x 10k grid once
 raised MemoryError while being materialised)."""
+
+def check_grid(grid: Mapping[str, Sized], label: str) -> int:
+    """The number of param combinations of `grid` (the product of its value-list lengths), counted
+    before any combination is built.
+
+    Raises:
+        RiskConsoleError: more than `MAX_GRID` combinations; one line naming `label`.
+    """
+    count = math.prod(len(values) for values in grid.values())
+    if count > MAX_GRID:
+        sizes = " x ".join(f"{len(v):,} {name}" for name, v in grid.items())
+        raise RiskConsoleError(f"{label}: {sizes} = {count:,} param combinations is too many (at most "
+                               f"{MAX_GRID:,}); give fewer values (--values PARAM=a:b:step with a larger step)")
+    return count
+
 
 # --- queries ------------------------------------------------------------------------------------
 

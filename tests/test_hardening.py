@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import yaml
 
 from riskconsole import limits
 from riskconsole.cli import main
 from riskconsole.config import Strategy, load_model, parse_model, parse_overrides, read_yaml
-from riskconsole.errors import ConfigError
+from riskconsole.errors import ConfigError, RiskConsoleError
 
 RULE = "  - {name: a, when: 'amount > 1', action: block}\n"
 GOOD = "name: s\nrules:\n" + RULE
@@ -21,7 +23,7 @@ def run(capsys, *argv):
 
 
 def one_line(err: BaseException | str) -> str:
-    text = str(err)
+    text = str(err).removesuffix("\n")  # a CLI's stderr ends with its one newline
     assert "\n" not in text and "Traceback" not in text
     return text
 
@@ -146,3 +148,107 @@ def test_a_strategy_name_cannot_write_outside_the_workspace(tiny_ws, capsys, tmp
     assert code == 1 and "is not a valid strategy name" in err and err.count("\n") == 1, err
     assert set(tiny_ws.root.parent.rglob("*")) == before
     assert not list(tmp_path.glob("escaped*")) and not (tiny_ws.root / "reports").exists()
+
+
+# ---------------------------------------------------------------- amplification
+
+
+def _strategy(when: str, params: dict, rules: int = 1) -> dict:
+    return {"name": "amp", "params": params,
+            "rules": [{"name": f"r{i}", "when": when, "action": "block"} for i in range(rules)]}
+
+
+def test_a_param_cannot_multiply_an_expression_past_its_bound():
+    from riskconsole.errors import ExpressionError
+    from riskconsole.expressions import parse_expression
+
+    when = "length(concat(" + ", ".join(["$s"] * 2_400) + ")) > 0"  # 9.6 KB: under the text bound
+    started = time.perf_counter()
+    with pytest.raises(ExpressionError) as caught:
+        parse_expression(when, columns=["amount"], params={"s": "x" * 4_000}, where="s.yaml: rule 'r0'")
+    assert "once its params are substituted" in one_line(caught.value)
+    assert time.perf_counter() - started < 2  # refused before the 9.6 MB expression is built
+    node = parse_expression("length(concat($s, $s)) > 0", columns=["amount"], params={"s": "x" * 4_000}, where="w")
+    assert node is not None  # a long param used a few times is fine
+
+
+def test_a_huge_list_param_is_refused_before_it_is_spliced():
+    from riskconsole.errors import ExpressionError
+    from riskconsole.expressions import parse_expression
+
+    with pytest.raises(ExpressionError, match=r"a list param holds 200,000 values \(at most 10,000\)"):
+        parse_expression("amount IN $ids", columns=["amount"], params={"ids": list(range(200_000))}, where="w")
+    with pytest.raises(ConfigError, match=r"param 'ids' holds 10,001 values"):
+        parse_model(_strategy("amount IN $ids", {"ids": list(range(limits.MAX_LIST_PARAM + 1))}), Strategy, "s.yaml")
+
+
+def test_the_strategy_file_bounds_its_whole_expansion_and_its_rules():
+    text = "length(concat(" + ", ".join(["$s"] * 40) + ")) > 0"
+    with pytest.raises(ConfigError, match="once params are substituted"):
+        parse_model(_strategy(text, {"s": "x" * 5_000}, rules=20), Strategy, "s.yaml")
+    with pytest.raises(ConfigError, match=f"rules is too many \\(at most {limits.MAX_RULES}"):
+        parse_model(_strategy("amount > 1", {}, rules=limits.MAX_RULES + 1), Strategy, "s.yaml")
+    assert len(parse_model(_strategy("amount > 1", {}, rules=limits.MAX_RULES), Strategy, "s.yaml").rules) == 500
+
+
+def test_optimize_counts_the_grid_before_building_it(tiny_ws, capsys):
+    started = time.perf_counter()
+    code, _, err = run(capsys, "optimize", tiny_ws.strategies_dir / "tiny.yaml", "--workspace", tiny_ws.root,
+                       "--param", "burst", "--param", "big", "--values", "burst=0:9999:1", "--values", "big=0:9999:1")
+    assert code == 1 and "10,000 burst x 10,000 big = 100,000,000 param combinations is too many" in one_line(err)
+    assert time.perf_counter() - started < 10
+
+
+def test_grid_points_counts_before_materialising():
+    from riskconsole.optimize import grid_points
+
+    huge = {"a": range(10**6), "b": range(10**6)}  # 10^12 combinations: building them would never end
+    with pytest.raises(RiskConsoleError, match="1,000,000,000,000 param combinations"):
+        grid_points(None, None, None, None, "s.yaml", None, huge)
+
+
+@pytest.mark.parametrize("values, message", [
+    ("0:1e308:1e-308", "too many"), ("nan:1:1", "need finite numbers"), ("0:inf:1", "need finite numbers"),
+    ("1,[,3", "YAML syntax error"), (",".join(["1"] * 10_001), "10,001 values is too many"),
+    ("0:1:0", "positive step"),
+])
+def test_sweep_values_are_bounded_and_one_line(values, message):
+    from riskconsole.sweep import parse_values
+
+    with pytest.raises(RiskConsoleError) as caught:
+        parse_values(values)
+    assert message in one_line(caught.value)
+
+
+# ---------------------------------------------------------------- query time limit
+
+SLOW = "SELECT count(*) FROM range(200000000) a(x), range(1000) b(y) WHERE (x * y) % 7 = 3"
+
+
+def test_a_slow_query_is_stopped_with_one_line(monkeypatch):
+    import duckdb
+    import sqlglot
+
+    from riskconsole.backtest import run_query
+
+    monkeypatch.setenv(limits.QUERY_SECONDS_ENV, "0.3")
+    con = duckdb.connect()
+    started = time.perf_counter()
+    with pytest.raises(limits.QueryTimeout) as caught:
+        run_query(con, sqlglot.parse_one(SLOW, read="duckdb"), "slow")
+    assert time.perf_counter() - started < 10
+    assert one_line(caught.value).startswith("strategy 'slow': the query ran longer than 0.3 s and was stopped "
+                                             "(limit: $RISKCONSOLE_QUERY_SECONDS)")
+    # the connection is usable, and a finished query leaves no interrupt behind for the next one
+    assert run_query(con, sqlglot.parse_one("SELECT 42 AS v"), "quick").column("v").to_pylist() == [42]
+    time.sleep(0.5)
+    assert run_query(con, sqlglot.parse_one("SELECT 43 AS v"), "quick").column("v").to_pylist() == [43]
+
+
+def test_the_time_limit_reads_its_variable(monkeypatch):
+    monkeypatch.delenv(limits.QUERY_SECONDS_ENV, raising=False)
+    assert limits.query_seconds() == limits.DEFAULT_QUERY_SECONDS == 300
+    for bad in ("abc", "0", "-1", "inf", "nan"):
+        monkeypatch.setenv(limits.QUERY_SECONDS_ENV, bad)
+        with pytest.raises(RiskConsoleError, match="RISKCONSOLE_QUERY_SECONDS"):
+            limits.query_seconds()
