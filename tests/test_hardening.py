@@ -252,3 +252,106 @@ def test_the_time_limit_reads_its_variable(monkeypatch):
         monkeypatch.setenv(limits.QUERY_SECONDS_ENV, bad)
         with pytest.raises(RiskConsoleError, match="RISKCONSOLE_QUERY_SECONDS"):
             limits.query_seconds()
+
+
+# ---------------------------------------------------------------- outputs people open
+
+HOSTILE_TEXT = ["x\n# injected heading", "![x](http://evil.example/x.png)", "<img src=x onerror=alert(1)>",
+                "=HYPERLINK(\"http://evil.example\",\"click\")", "\x1b[31mred\x1b[0m", "+1-2", "@SUM(A1)",
+                "-cmd", "a|b", "[link](javascript:alert(1))"]
+
+
+@pytest.fixture
+def hostile_ws(tmp_path):
+    """A workspace whose segment values, strategy description and params are hostile text."""
+    from conftest import random_events, write_workspace
+    from riskconsole.ingest import load
+
+    events = random_events()
+    events["channel"] = [HOSTILE_TEXT[i % len(HOSTILE_TEXT)] for i in range(len(events))]
+    strategy = {"name": "hostile", "description": "\n".join(HOSTILE_TEXT), "params": {"big": 150, "tag": "=1+1"},
+                "rules": [{"name": "big", "when": "amount > $big AND channel <> $tag", "action": "review"},
+                          {"name": "burst", "when": "user_orders_1h >= 2", "action": "block"}]}
+    baseline = {**strategy, "name": "base", "rules": strategy["rules"][1:]}
+    ws = write_workspace(tmp_path / "ws", events, strategies={"hostile": strategy, "base": baseline})
+    load(ws)
+    return ws
+
+
+@pytest.mark.parametrize("compare", [False, True])
+def test_hostile_text_is_inert_in_every_report_file(hostile_ws, capsys, tmp_path, compare):
+    out = tmp_path / "out"
+    baseline = ["--baseline", hostile_ws.strategies_dir / "base.yaml", "--bootstrap", "20"] if compare else []
+    code, stdout, err = run(capsys, "backtest", hostile_ws.strategies_dir / "hostile.yaml", "--workspace",
+                            hostile_ws.root, "--by", "channel", "--format", "json,csv,html,md", "--out", out, *baseline)
+    assert code == 0, err
+    assert "\x1b" not in stdout + err
+    md = (out / "report.md").read_text()
+    assert "](http" not in md and "](javascript" not in md
+    assert "<img" not in md and "\x1b" not in md
+    headings = [line for line in md.splitlines() if line.startswith("#")]
+    assert all(line.startswith(("# Backtest: ", "## ")) for line in headings), headings
+    assert not any("injected heading" in line for line in headings)
+    assert "injected heading" in md  # the text is there, as text
+    html_text = (out / "report.html").read_text()
+    assert "<img" not in html_text and "\x1b" not in html_text and "&lt;img src=x onerror" in html_text
+    import csv
+
+    for name in ("rules.csv", "daily.csv"):
+        for row in csv.reader((out / name).read_text().splitlines()):
+            assert not any(cell.startswith(("=", "+", "-", "@")) for cell in row), (name, row)
+
+
+def test_hostile_segments_in_a_markdown_table_stay_in_their_cell():
+    from riskconsole.share import _md_table
+
+    table = _md_table(["segment", "events"], [[text, "1"] for text in HOSTILE_TEXT])
+    for line in table.splitlines()[2:]:
+        assert line.count(" | ") == 1 and line.startswith("| ") and line.endswith(" |"), line  # two cells
+        assert "](" not in line and "<img" not in line and "\n" not in line
+
+
+def test_csv_cells_cannot_start_a_formula():
+    from riskconsole.export import table_csv_bytes
+
+    rows = [{"name": text, "value": -1.5, "n": 3} for text in HOSTILE_TEXT] + [{"name": " =1+1", "value": 0, "n": 0}]
+    import csv
+    import io
+
+    parsed = list(csv.DictReader(io.StringIO(table_csv_bytes(rows).decode())))
+    for row in parsed:
+        assert not row["name"].lstrip().startswith(("=", "+", "-", "@", "\t", "\r")), row
+    assert parsed[0]["value"] == "-1.5"  # numbers stay numbers
+
+
+def test_sweep_csv_escapes_text_values(tiny_ws, capsys, tmp_path):
+    path = tiny_ws.strategies_dir / "text.yaml"
+    path.write_text("name: text\nparams: {ch: web}\nrules:\n  - {name: a, when: \"channel = $ch\", action: review}\n")
+    code, _, err = run(capsys, "sweep", path, "--param", "ch", "--values", "web,'=1+1',\"@x\"", "--workspace",
+                       tiny_ws.root, "--out", tmp_path / "sw")
+    assert code == 0, err
+    text = (tmp_path / "sw" / "sweep.csv").read_text()
+    assert "\n'=1+1," in text and "\n'@x," in text
+
+
+def test_escape_functions_hold():
+    from riskconsole import escape
+
+    for text in HOSTILE_TEXT:
+        md = escape.markdown(text)
+        assert "\n" not in md and "](" not in md and "<" not in md and "\x1b" not in md
+        assert not md.startswith(("#", "!", "-", "+", ">", "[")) or md.startswith("\\")
+        assert "<" not in escape.html_text(text) and "\x1b" not in escape.terminal(text)
+    assert escape.csv_cell("\t=1") == "'\t=1" and escape.csv_cell(" =1") == "' =1" and escape.csv_cell(-1) == -1
+
+
+def test_control_characters_in_chart_data_do_not_abort_the_process():
+    """vl-convert panics (aborting Python itself) on characters XML forbids: run it in a child process."""
+    import subprocess
+    import sys
+
+    code = ("from riskconsole.charts import segment_delta_chart\nfrom riskconsole.share import svg\n"
+            "rows = [{'segment': s, 'delta': {'net_benefit': 1.0}} for s in ('\\x1b[31mred', 'a\\x00b', '\\x07')]\n"
+            "assert '<svg' in svg(segment_delta_chart(rows))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-500:]
