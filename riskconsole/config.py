@@ -474,4 +474,6 @@ def parse_scalar(text: str, label: str) -> Any:
     if isinstance(value, (dict, list, set, bytes)):
         raise ConfigError(f"{label}: give one value (a number, text, true/false or a date), "
                           f"not a {type(value).__name__}; quote it to pass text")
+    if isinstance(value, str) and not value.isprintable():  # "\e[2J" in quotes: it is printed back later
+        raise ConfigError(f"{label}: the text holds control characters ({printable(value)[:60]}); remove them")
     return value

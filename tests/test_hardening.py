@@ -105,6 +105,7 @@ def test_duplicates_are_found_on_one_line_too():
     (["burst"], "write PARAM=VALUE"),
     (["a\nb=1"], "'a\\nb' is not a param name"),
     (["x=" + "y" * (limits.MAX_OVERRIDE_CHARS + 1)], "characters (at most"),
+    (['x="\\e[2Jcleared"'], "control characters (\\x1b[2Jcleared)"),
 ])
 def test_bad_overrides_are_one_line(items, message):
     with pytest.raises(ConfigError) as caught:
