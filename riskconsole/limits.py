@@ -24,11 +24,11 @@ if TYPE_CHECKING:
 # --- YAML files (dataset, strategy, detector, console editor) -----------------------------------
 
 MAX_CONFIG_BYTES = 1_000_000
-"""A YAML config file. The demo's largest is ~3 KB; 500 rules of 1,000 characters fit. Bigger
+"""A YAML config file. The demo's largest is 2.4 KB; 500 rules of 1,000 characters fit. Bigger
 files are generated or hostile, and sqlglot parses each expression in Python (no time limit)."""
 
 MAX_YAML_DEPTH = 64
-"""Nesting of mappings and lists. Our models nest at most 4 deep; PyYAML's composer recurses once
+"""Nesting of mappings and lists. A strategy nests 4 deep (rules, a rule, its keys); PyYAML's composer recurses once
 per level, so 20,000 levels crash the interpreter (RecursionError)."""
 
 MAX_YAML_NODES = 200_000
@@ -50,22 +50,22 @@ MAX_OVERRIDE_CHARS = 10_000
 # --- strategies ---------------------------------------------------------------------------------
 
 MAX_RULES = 500
-"""Rules per strategy. Each rule is one CASE in the backtest's single scan; the largest real
-strategies we know of hold ~200 rules, and thousands of rules ran for minutes."""
+"""Rules per strategy. Each rule is one CASE in the backtest's single scan and is compiled in Python
+(~6 ms each); thousands of rules ran for minutes in the security review. The demo candidate holds 11."""
 
 MAX_EXPRESSION_CHARS = 10_000
 """Characters of one expression as written (`when`, `population`, `sql:`). A rule an analyst can
 review fits in a few hundred; sqlglot parses in Python, with no time limit."""
 
-MAX_EXPANDED_LENGTH = 200_000
+MAX_EXPANDED_LENGTH = 250_000
 """Characters of one expression AFTER its `$params` are substituted. The text itself is bounded
 (10,000 characters), but 2,400 references to one long text param in a 110 KB file rendered 3.1 GB
-of SQL in 37 s. 200,000 holds a 10,000-value list param of 18-digit ids."""
+of SQL in 37 s. 250,000 holds a full list param (10,000 ids of 18 digits: ~200,000 characters)."""
 
 MAX_STRATEGY_EXPANDED = 2_000_000
 """Characters of all of a strategy's expressions together, params substituted: what one backtest
-query holds. sqlglot builds a tree of every literal in Python (a 10,000-value list is ~10 MB of
-objects), so 500 rules each at the per-expression bound would need gigabytes."""
+query holds. sqlglot builds a tree of every literal in Python (a 10,000-value list param: 9 MB and 1.4 s
+here), so 500 rules each at the per-expression bound would need 4.6 GB and minutes."""
 
 MAX_LIST_PARAM = 10_000
 """Values in one list param (`x IN $ids`). Longer lists belong in `lists/NAME.csv`, which DuckDB
@@ -80,6 +80,8 @@ def rendered_size(value: object) -> int:
         return sum(rendered_size(v) + 2 for v in value)
     if isinstance(value, str):
         return 2 * len(value) + 2
+    if isinstance(value, (int, float, bool)) or value is None:
+        return len(str(value))
     return len(str(value)) + 30
 
 
@@ -91,19 +93,6 @@ def expanded_size(text: str, params: Mapping[str, object]) -> int:
     return len(text) + sum(rendered_size(params[m]) for m in _PARAM_REF.findall(text) if m in params)
 
 
-def check_strategy_size(texts: list[str], params: Mapping[str, object], label: str) -> None:
-    """Refuse a strategy whose expressions together would render past `MAX_STRATEGY_EXPANDED`.
-
-    Raises:
-        RiskConsoleError: one line naming `label` and the bound.
-    """
-    size = sum(expanded_size(t, params) for t in texts)
-    if size > MAX_STRATEGY_EXPANDED:
-        raise RiskConsoleError(f"{label}: its expressions would be {size:,} characters once params are substituted "
-                               f"(at most {MAX_STRATEGY_EXPANDED:,}); refer to long text or list params fewer times "
-                               "or move long lists to lists/NAME.csv")
-
-
 # --- sweeps and optimization --------------------------------------------------------------------
 
 MAX_SWEEP_POINTS = 10_000
@@ -113,6 +102,7 @@ MAX_GRID = 20_000
 """Param combinations of `optimize`: each is one compiled strategy and one metrics row. Counted as
 the product of the value-list lengths before any combination is built (a 10k x 10k grid once
 raised MemoryError while being materialised)."""
+
 
 def check_grid(grid: Mapping[str, Sized], label: str) -> int:
     """The number of param combinations of `grid` (the product of its value-list lengths), counted
