@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_console.py --workspace /tmp/demo1m
 
-Core: the function the Tune page calls on every slider move (`tuned_report` over the cached
+Core: the call the Tune page makes on every slider move (`Session.interactive`, over the cached
 evaluator). Browser: `streamlit run app.py` driven by Playwright (Debian chromium): first load of
 each page and slider move to updated KPIs.
 """
@@ -25,31 +25,27 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--
 
 
 def core(root: Path, strategy: str) -> dict:
-    from riskconsole.evaluator import Evaluator
-    from riskconsole.report import run_backtest
-    from riskconsole.strategy import compile_strategy
-    from riskconsole.tuning import param_range, tuned_report
+    from riskconsole.session import Session
+    from riskconsole.tuning import param_range
     from riskconsole.workspace import Workspace
 
-    ws = Workspace(root)
-    path = ws.strategies_dir / f"{strategy}.yaml"
-    con = ws.connect_safe()
-    bt = run_backtest(ws, path, con=con)
-    started = time.perf_counter()
-    evaluator = Evaluator(con, bt.dataset, bt.frame, bt.window, bt.compiled)
-    first = tuned_report(evaluator, bt.compiled, bt.dataset)
-    setup = time.perf_counter() - started
-    moves = []
-    for name, value in bt.compiled.strategy.params.items():
-        bounds = param_range(value)
-        if bounds is None:
-            continue
-        lo, hi, step = bounds
-        for new in (value + step, value - step if value - step >= lo else value + 2 * step):
-            started = time.perf_counter()
-            tuned_report(evaluator, compile_strategy(bt.compiled.strategy, bt.frame, "bench", {name: new}), bt.dataset)
-            moves.append(time.perf_counter() - started)
-    con.close()
+    path = Workspace(root).strategies_dir / f"{strategy}.yaml"
+    with Session(Workspace(root)) as session:
+        window = session.window()
+        bt = session.backtest(path, window)
+        started = time.perf_counter()
+        first = session.interactive(path, window)
+        setup = time.perf_counter() - started
+        moves = []
+        for name, value in bt.compiled.strategy.params.items():
+            bounds = param_range(value)
+            if bounds is None:
+                continue
+            lo, hi, step = bounds
+            for new in (value + step, value - step if value - step >= lo else value + 2 * step):
+                started = time.perf_counter()
+                session.interactive(path, window, {name: new})
+                moves.append(time.perf_counter() - started)
     assert first["overall"]["population"] == bt.report["overall"]["population"]
     return {"evaluator_setup_s": setup, "slider_moves": len(moves), "slider_median_ms": statistics.median(moves) * 1e3,
             "slider_p90_ms": sorted(moves)[int(0.9 * len(moves))] * 1e3, "slider_max_ms": max(moves) * 1e3}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -34,6 +35,16 @@ def cmd_demo(ws: Workspace, args: argparse.Namespace) -> None:
     result = build_demo_workspace(ws, n_events=args.events, seed=args.seed, progress=print)
     print(result.summary())
     print(f"demo workspace ready: {ws.root}")
+
+
+def cmd_init(ws: Workspace, args: argparse.Namespace) -> None:
+    from riskconsole.scaffold import init_workspace
+
+    if not args.workspace and not os.environ.get("RISKCONSOLE_WORKSPACE"):
+        raise RiskConsoleError("init: give --workspace DIR, the folder for your workspace (it may not exist yet)")
+    for path in init_workspace(ws.root):
+        print(f"wrote {path}")
+    print(f"next: edit {ws.root / 'data' / 'dataset.yaml'} for your data, then see {ws.root / 'README.md'}")
 
 
 def cmd_load(ws: Workspace, args: argparse.Namespace) -> None:
@@ -173,6 +184,9 @@ def explain_lines(result: dict) -> list[str]:
         for r in d["reasons"]:
             if "contribution" in r:
                 lines.append(f"  + {r['feature']} = {_value(r['value'])}  pushes {r['contribution']:+.3f} log-odds")
+            elif "share" in r:  # a text value read as its share of the training rows
+                lines.append(f"  ! {r['feature']} = {_value(r['value'])}  read as its share of the training rows, "
+                             f"{r['share']:.2%} ({r['encoding']})")
             else:
                 side = "above" if r["z"] > 0 else "below"
                 lines.append(f"  ! {r['feature']} = {_value(r['value'])}  {abs(r['z']):.1f} robust SDs {side} "
@@ -248,64 +262,92 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="riskconsole", description="Backtest fraud strategies before deploying.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def command(name: str, help_: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_)
-        p.add_argument("--workspace", help="workspace folder (default: $RISKCONSOLE_WORKSPACE or the repository)")
+    def command(name: str, help_: str,
+                workspace: str = "workspace folder (default: $RISKCONSOLE_WORKSPACE or the repository)",
+                ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.add_argument("--workspace", metavar="DIR", help=workspace)
         return p
 
+    def window(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--from", dest="from_", metavar="D",
+                       help="first day (YYYY-MM-DD, whole day) or timestamp of the window (default: first event)")
+        p.add_argument("--to", metavar="D",
+                       help="last day (whole day included) or timestamp of the window (default: last event)")
+        p.add_argument("--as-of", dest="as_of", metavar="D",
+                       help="count a label as known only if its label_time is before the end of day D "
+                            "(replays what was known then)")
+        p.add_argument("--set", action="append", metavar="PARAM=VALUE",
+                       help="override a param of the strategy for this run; VALUE is read as YAML (repeatable)")
+
+    def out(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--out", metavar="DIR",
+                       help="folder for the output files (default: reports/STRATEGY-YYYYMMDD-HHMMSS/ of the workspace)")
+
+    command("init", "write a commented skeleton workspace for your own data (never overwrites a file)",
+            "the folder to write (created if missing; or $RISKCONSOLE_WORKSPACE)")
     p = command("demo", "generate and load the demo data set")
-    p.add_argument("--events", type=int, default=1_000_000)
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--events", type=int, default=1_000_000, metavar="N", help="number of orders to generate")
+    p.add_argument("--seed", type=int, default=7, metavar="S", help="random seed of the generator")
     p = command("load", "load events and build features")
-    p.add_argument("dataset", nargs="?", help="dataset YAML (default: data/dataset.yaml of the workspace)")
+    p.add_argument("dataset", nargs="?", metavar="DATASET_YAML",
+                   help="dataset YAML (default: data/dataset.yaml of the workspace)")
     p = command("validate", "check strategy, detector and dataset files without running them")
-    p.add_argument("files", nargs="+")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="YAML files to check; the kind is read from the folder (strategies/, detectors/) or the keys")
     for name, help_ in (("backtest", "backtest a strategy"), ("sweep", "backtest a strategy over values of a param"),
                         ("gate", "exit 0 only if every guardrail holds against the baseline")):
         p = command(name, help_)
-        p.add_argument("strategy")
-        p.add_argument("--from", dest="from_")
-        p.add_argument("--to")
-        p.add_argument("--as-of", dest="as_of")
-        p.add_argument("--set", action="append", metavar="PARAM=VALUE")
+        p.add_argument("strategy", metavar="STRATEGY_YAML", help="the strategy file to run")
+        window(p)
         if name != "gate":
-            p.add_argument("--out")
+            out(p)
         if name in ("backtest", "gate"):
-            p.add_argument("--baseline", help="strategy YAML to compare against (fills the report's `compare`)")
-            p.add_argument("--bootstrap", type=int, default=1000, help="day resamples for the intervals")
-            p.add_argument("--seed", type=int, default=7)
-            p.add_argument("--allow-different-population", action="store_true")
+            p.add_argument("--baseline", metavar="STRATEGY_YAML",
+                           help="strategy YAML to compare against (fills the report's `compare`)")
+            p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                           help="day resamples for the 95%% intervals (0: no intervals)")
+            p.add_argument("--seed", type=int, default=7, metavar="S", help="random seed of the bootstrap")
+            p.add_argument("--allow-different-population", action="store_true",
+                           help="compare strategies whose population filters differ (each allows the events "
+                                "outside its own population)")
         if name == "gate":
             p.add_argument("--require", action="append", metavar="GUARDRAIL",
-                           help="e.g. recall>=+0.00 (signed: change vs baseline) or review_overflow_days<=0")
+                           help="e.g. recall>=+0.00 (signed: change vs baseline) or review_overflow_days<=0 "
+                                "(repeatable; adds to the strategy's `guardrails:`)")
         if name == "backtest":
-            p.add_argument("--format", default="json,csv")
-            p.add_argument("--by", help="segment the report: a column, or COLUMN:N quantile buckets")
+            p.add_argument("--format", default="json,csv", metavar="LIST",
+                           help="comma-separated: json (report.json), csv (rules.csv, daily.csv, decisions.parquet), "
+                                "parquet (decisions.parquet), html (report.html), md (report.md)")
+            p.add_argument("--by", metavar="COLUMN[:N]",
+                           help="segment the report: a column, or COLUMN:N quantile buckets")
         if name == "sweep":
-            p.add_argument("--param", required=True)
-            p.add_argument("--values", required=True, help="a:b:step, or a comma-separated list")
+            p.add_argument("--param", required=True, metavar="PARAM", help="the param to vary")
+            p.add_argument("--values", required=True, metavar="VALUES",
+                           help="a:b:step (both ends included), or a comma-separated list")
     p = command("optimize", "param values that maximise net benefit within review capacity")
-    p.add_argument("strategy")
-    p.add_argument("--param", action="append", required=True, help="a param to search (repeatable)")
-    p.add_argument("--values", action="append", help="PARAM=a:b:step or PARAM=v1,v2 (default: the param's range)")
-    p.add_argument("--max-overflow-days", type=int, default=0, help="days allowed over review capacity (default 0)")
-    p.add_argument("--min-precision", type=float, help="a floor on precision")
-    for flag, dest in (("--from", "from_"), ("--to", "to"), ("--as-of", "as_of"), ("--out", "out")):
-        p.add_argument(flag, dest=dest)
-    p.add_argument("--set", action="append", metavar="PARAM=VALUE")
+    p.add_argument("strategy", metavar="STRATEGY_YAML", help="the strategy file to tune")
+    p.add_argument("--param", action="append", required=True, metavar="PARAM", help="a param to search (repeatable)")
+    p.add_argument("--values", action="append", metavar="PARAM=VALUES",
+                   help="PARAM=a:b:step or PARAM=v1,v2 (default: a range around the param's value; repeatable)")
+    p.add_argument("--max-overflow-days", type=int, default=0, metavar="N",
+                   help="days allowed over review capacity (default 0)")
+    p.add_argument("--min-precision", type=float, metavar="X", help="a floor on precision, e.g. 0.3")
+    window(p)
+    out(p)
     p = command("schema", "JSON Schema of a YAML kind, for editors")
-    p.add_argument("kind", choices=["dataset", "strategy", "detector"])
+    p.add_argument("kind", choices=["dataset", "strategy", "detector"], help="which kind of file")
     p = command("train", "fit detectors, write their model cards, score every event")
-    p.add_argument("detectors", nargs="+", metavar="DETECTOR_YAML")
+    p.add_argument("detectors", nargs="+", metavar="DETECTOR_YAML", help="detector files to train")
     p = command("explain", "why an event scored high: each detector's score and top reasons")
-    p.add_argument("event_id")
+    p.add_argument("event_id", metavar="EVENT_ID", help="the id of the event (the id column of the dataset)")
     p.add_argument("--detector", action="append", metavar="NAME", help="only this detector (repeatable)")
-    p.add_argument("--top", type=int, default=5, help="reasons per detector (default 5)")
+    p.add_argument("--top", type=int, default=5, metavar="N", help="reasons per detector (default 5)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     return parser
 
 
-COMMANDS = {"demo": cmd_demo, "load": cmd_load, "validate": cmd_validate, "backtest": cmd_backtest,
+COMMANDS = {"init": cmd_init, "demo": cmd_demo, "load": cmd_load, "validate": cmd_validate, "backtest": cmd_backtest,
             "sweep": cmd_sweep, "gate": cmd_gate, "optimize": cmd_optimize, "schema": cmd_schema,
             "train": cmd_train, "explain": cmd_explain}
 

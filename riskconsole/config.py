@@ -68,14 +68,17 @@ class Columns(_Strict):
 class Feature(_Strict):
     """One point-in-time feature: a window aggregate by an entity, a label aggregate, or a derived SQL expression."""
 
-    name: str
-    description: str | None = None
-    count: str | None = Field(None, description="Column to count, or '*'.")
-    sum: str | None = None
-    avg: str | None = None
-    min: str | None = None
-    max: str | None = None
-    count_distinct: str | None = None
+    name: str = Field(description="Column name of the feature in the frame; rules and detectors read it by this "
+                                  "name (letters, digits and _).")
+    description: str | None = Field(None, description="Free text shown next to the feature in the console.")
+    count: str | None = Field(None, description="Count the non-null values of this column in the window, or '*' "
+                                                "for every event; 0 when the window is empty.")
+    sum: str | None = Field(None, description="Sum of this numeric column over the window; 0 when empty.")
+    avg: str | None = Field(None, description="Average of this numeric column over the window; null when empty.")
+    min: str | None = Field(None, description="Smallest value of this column in the window; null when empty.")
+    max: str | None = Field(None, description="Largest value of this column in the window; null when empty.")
+    count_distinct: str | None = Field(None, description="Number of distinct values of this column in the window "
+                                                         "(e.g. users per device); 0 when empty.")
     by: str | None = Field(None, description="Entity column the window groups by.")
     window: str | None = Field(None, description="Look-back, e.g. 1h, 30d: events in [t - window, t).")
     label_delay: str | None = Field(None, description="Label features only: labels of events in [t - delay - window, t - delay).")
@@ -123,10 +126,12 @@ class Dataset(_Strict):
     """`data/dataset.yaml`: where events come from, column roles, features, business costs."""
 
     source: str = Field(description="File or glob relative to the workspace (.csv, .parquet, .json, .jsonl).")
-    columns: Columns
+    columns: Columns = Field(description="Which source column plays which role (id, time, label, amount, ...).")
     types: dict[str, str] = Field(default_factory=dict, description="Optional DuckDB type per column.")
-    features: list[Feature] = Field(default_factory=list)
-    business: Business = Field(default_factory=Business)
+    features: list[Feature] = Field(default_factory=list, description="Point-in-time features built at load, in "
+                                    "order (a derived feature may read earlier ones).")
+    business: Business = Field(default_factory=Business, description="Costs and capacities that turn decisions "
+                               "into money and review load.")
 
     @model_validator(mode="after")
     def _unique_features(self) -> Dataset:
@@ -152,11 +157,12 @@ ParamValue = bool | int | float | str | None | list[bool | int | float | str | N
 class Rule(_Strict):
     """`{action} if {when}`."""
 
-    name: str
+    name: str = Field(description="Rule name, unique in the strategy (letters, digits and _).")
     when: str = Field(description="SQL boolean expression over columns, features and detector scores; $param for params.")
-    action: Literal["allow", "block", "review"]
+    action: Literal["allow", "block", "review"] = Field(description="What a match does: allow exempts (beats "
+                                                         "everything), block beats review.")
     enabled: bool = Field(True, description="A disabled rule is reported (hits) but takes no part in decisions.")
-    description: str | None = None
+    description: str | None = Field(None, description="Free text: why the rule exists.")
 
     _name = field_validator("name")(_check_name)
 
@@ -164,11 +170,14 @@ class Rule(_Strict):
 class Strategy(_Strict):
     """`strategies/NAME.yaml`: rules, params and the population they decide."""
 
-    name: str = Field(description="Letters, digits, _ and - (it names report folders and files).")
-    description: str = ""
+    name: str = Field(description="Strategy name, shown in reports and used in report folder names: letters, "
+                      "digits, _ and - (not starting with -), at most 100 characters.")
+    description: str = Field("", description="Free text: what the strategy does and why.")
     population: str | None = Field(None, description="Optional SQL filter: which events the strategy decides.")
-    params: dict[str, ParamValue] = Field(default_factory=dict)
-    rules: list[Rule] = Field(default_factory=list)
+    params: dict[str, ParamValue] = Field(default_factory=dict, description="Named values that rules read as "
+                                          "$name; sliders, --set, sweep and optimize change them, never the text.")
+    rules: list[Rule] = Field(default_factory=list, description="The rules, in order (at least one); the final "
+                              "decision is allow > block > review > allow.")
     guardrails: list[str] = Field(
         default_factory=list,
         description="Deploy-gate conditions checked by `riskconsole gate`, e.g. 'recall>=+0.00' (signed: change vs "
@@ -225,8 +234,8 @@ class Strategy(_Strict):
 class Window(_Strict):
     """A closed date/timestamp range; a date means its whole day."""
 
-    from_: str = Field(alias="from")
-    to: str
+    from_: str = Field(alias="from", description="First day (or timestamp) of the window, included.")
+    to: str = Field(description="Last day (or timestamp) of the window, included (a date means its whole day).")
 
     @field_validator("from_", "to", mode="before")
     @classmethod
@@ -237,13 +246,21 @@ class Window(_Strict):
 class Detector(_Strict):
     """`detectors/NAME.yaml`: which model scores events."""
 
-    name: str
-    kind: str
-    features: list[str]
-    train: Window
-    valid: Window | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
-    seed: int = 7
+    name: str = Field(description="Detector name; its score is a column of this name that rules can read.")
+    kind: str = Field(description="Which model: lightgbm, pyod.iforest, pyod.ecod, ... (see the kinds table).")
+    features: list[str] = Field(description="Columns and features of the frame the model reads (never the label or "
+                                            "a label-derived column). Numbers and booleans are read as numbers; text "
+                                            "as categories fixed on the training rows (lightgbm: native categoricals, "
+                                            "at most 255, unseen -> missing; pyod: each value's share of the "
+                                            "training rows, unseen -> 0), saved in categories.json and named on the "
+                                            "card. Lists, structs and times are refused: add a feature that derives "
+                                            "one value.")
+    train: Window = Field(description="Events the model is fitted on (by event time).")
+    valid: Window | None = Field(None, description="Held-out window: early stopping for lightgbm, and the card's "
+                                 "out-of-sample metrics.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Passed to the model (LightGBM or PyOD "
+                                   "parameters); an unknown one is an error.")
+    seed: int = Field(7, description="Random seed, so training twice gives the same model.")
 
     _name = field_validator("name")(_check_name)
 

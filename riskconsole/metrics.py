@@ -8,6 +8,7 @@ import numpy as np
 
 from riskconsole.backtest import Groups
 from riskconsole.config import Business
+from riskconsole.glossary import METRICS
 from riskconsole.strategy import CompiledStrategy
 
 ALLOW, REVIEW, BLOCK = 0, 1, 2
@@ -115,7 +116,7 @@ def overall_from_sums(sums: dict, daily_reviews: np.ndarray, business: Business)
         "fraud_total": out["tp"] + out["fn"], "fraud_amount": float(sums["fraud_amount"]),
         "label_coverage": scalar(r["label_coverage"]),
     })
-    return out
+    return {m.key: out[m.key] for m in METRICS}  # the glossary's order and keys: one list, defined once
 
 
 def overall(g: Groups, action: np.ndarray, business: Business) -> dict:

@@ -151,6 +151,13 @@ class Session:
             return compile_strategy(strategy or self.strategy(path), self.frame, self.ws.rel(path), overrides,
                                     con=cur)
 
+    def check_text(self, text: str, label: str) -> Strategy:
+        """Parse and fully check strategy YAML as typed in the editor (what `validate` checks of a file)."""
+        from riskconsole.validate import check_strategy_text
+
+        with self.cursor() as cur:
+            return check_strategy_text(text, self.frame, label, cur)
+
     def strategy_yaml(self, path: str | Path, overrides: dict | None = None) -> str:
         """The strategy's YAML with `overrides` written into its params (what a reviewer approves)."""
         strategy = self.strategy(path)

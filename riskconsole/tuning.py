@@ -1,23 +1,17 @@
-"""Param tuning: reports at any param setting (on the evaluator) and trade-off curves (one SQL pass)."""
+"""Param tuning: trade-off curves over a param's slider range (one SQL pass). Reports at any setting come
+from `Session.interactive`."""
 
 from __future__ import annotations
 
 import duckdb
 
 from riskconsole.backtest import Window
-from riskconsole.evaluator import Evaluator
-from riskconsole.report import build_report
-from riskconsole.strategy import CompiledStrategy, Frame
+from riskconsole.strategy import Frame
 from riskconsole.config import Dataset, Strategy
 from riskconsole.optimize import curve as sweep_curve
 from riskconsole.optimize import default_values, param_range
 
 CURVE_POINTS = 25
-
-
-def tuned_report(evaluator: Evaluator, compiled: CompiledStrategy, dataset: Dataset) -> dict:
-    """The full report of a compiled strategy (any param setting), reusing every cached rule condition."""
-    return build_report(compiled, evaluator.groups(compiled), dataset, evaluator.window)
 
 
 def curve(con: duckdb.DuckDBPyConnection, strategy: Strategy, frame: Frame, dataset: Dataset, label: str,

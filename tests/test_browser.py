@@ -126,3 +126,16 @@ def test_the_html_report_renders_offline(console, browser, tmp_path):
     assert all(url.startswith("file://") for url in requests), requests
     page.screenshot(path=str(ARTIFACTS / "report_html.png"), full_page=True)
     page.close()
+
+
+def test_the_trained_on_window_warning_shows_on_every_page_with_model_numbers(console, browser):
+    """The first page a user sees must not show in-sample model precision without its caveat (issue 8)."""
+    page = browser.new_page(viewport={"width": 1500, "height": 1800})
+    for name in ("", "tune_page", "compare_page"):
+        page.goto(f"{console.url}/{name}")
+        _settle(page)
+        alerts = page.locator("[data-testid=stAlert]").filter(has_text="overlaps the backtest window")
+        assert alerts.count() >= 1, f"{name or 'backtest_page'}: no trained-on-window warning"
+        texts = [alerts.nth(i).inner_text() for i in range(alerts.count())]
+        assert len(texts) == len(set(texts)), f"{name or 'backtest_page'}: a warning is shown twice: {texts}"
+    page.close()

@@ -7,20 +7,26 @@ import streamlit as st
 
 from riskconsole.export import fmt
 from riskconsole.charts import daily_chart
-from riskconsole.ui.common import evaluate, guard, kpi_tiles, open_page, pick_strategy, pick_window, show_warnings
+from riskconsole.ui.common import (evaluate, guard, kpi_tiles, open_page, pick_baseline, pick_strategy, pick_window,
+                                   show_warnings)
 
-ws, con, dataset = open_page("Backtest")
+session = open_page("Backtest")
+ws = session.ws
 left, right = st.columns(2)
 with left:
     candidate = pick_strategy(ws, "Strategy", "strategy", default="candidate")
 with right:
-    baseline = pick_strategy(ws, "Baseline (in production)", "baseline", default="baseline")
-window = pick_window(con, dataset)
-report = guard(evaluate, ws, con, dataset, candidate, window, st.session_state.get("params", {}).get(candidate.stem))
-base = guard(evaluate, ws, con, dataset, baseline, window)
+    baseline = pick_baseline(ws)
+window = pick_window(session)
+report = guard(evaluate, session, candidate, window, st.session_state.get("params", {}).get(candidate.stem))
+same = baseline is not None and baseline.resolve() == candidate.resolve()
+base = guard(evaluate, session, baseline, window) if baseline is not None and not same else None
 o = report["overall"]
 st.caption(f"{report['window']['from']} … {report['window']['to']} · population {o['population']:,} events · "
-           f"{o['unlabeled_total']:,} unlabelled · deltas against **{baseline.stem}**")
+           f"{o['unlabeled_total']:,} unlabelled" + (f" · deltas against **{baseline.stem}**" if base else ""))
+if base is None:
+    st.info("The strategy is its own baseline: nothing to compare." if same else
+            "No baseline picked: pick the strategy in production above to see what this one changes.")
 kpi_tiles(report, base)
 show_warnings(report)
 
@@ -42,8 +48,8 @@ with right:
     st.dataframe(pd.DataFrame({
         "": ["fraud money stopped", "good money blocked", "review cost", "net benefit"],
         "amount": [round(o[k]) for k in ("fraud_amount_stopped", "good_amount_blocked", "review_cost", "net_benefit")],
-        "baseline": [round(base["overall"][k]) for k in ("fraud_amount_stopped", "good_amount_blocked", "review_cost",
-                                                         "net_benefit")]}),
+        **({"baseline": [round(base["overall"][k]) for k in ("fraud_amount_stopped", "good_amount_blocked",
+                                                              "review_cost", "net_benefit")]} if base else {})}),
         hide_index=True, width="stretch", column_config={c: st.column_config.NumberColumn(format="localized")
                                                          for c in ("amount", "baseline")})
 st.subheader("Rules")

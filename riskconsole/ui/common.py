@@ -1,4 +1,8 @@
-"""What every page shares: the workspace, cached connections and evaluators, pickers, KPI tiles."""
+"""What every page shares: the cached core Session, pickers, KPI tiles, warnings.
+
+Pages never compose core calls themselves: every number, default and warning comes from one
+`Session` method (the one the CLI calls), cached here per database version and file text.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +14,16 @@ import streamlit as st
 
 from riskconsole.backtest import Window, make_window
 from riskconsole.errors import RiskConsoleError
-from riskconsole.evaluator import Evaluator
 from riskconsole.export import fmt
-from riskconsole.overview import day_range, tables
-from riskconsole.strategy import Frame, compile_strategy, frame_of
-from riskconsole.tuning import curve, tuned_report
+from riskconsole.glossary import metric
+from riskconsole.report import Baseline, all_warnings
+from riskconsole.session import Session
 from riskconsole.versions import versions
-from riskconsole.workspace import Workspace, safe_connection
+from riskconsole.workspace import Workspace
 
-KPIS = [("precision", "precision", "pct"), ("recall", "recall", "pct"), ("amount_recall", "amount recall", "pct"),
-        ("net_benefit", "net benefit", "compact"), ("fraud_amount_stopped", "fraud money stopped", "compact"),
-        ("good_amount_blocked", "good money blocked", "compact"), ("fp", "good orders flagged", "int")]
-LOWER_IS_BETTER = {"good_amount_blocked", "review_cases", "review_overflow_days", "fp"}
+KPIS = ("precision", "recall", "amount_recall", "net_benefit", "fraud_amount_stopped", "good_amount_blocked", "fp")
+TILE_FORMAT = {"money": "compact"}  # tiles show money compactly (exact value in the help)
+NO_BASELINE = "(none)"
 
 
 def workspace() -> Workspace:
@@ -30,50 +32,47 @@ def workspace() -> Workspace:
 
 
 def db_version(ws: Workspace) -> str | None:
-    """Changes whenever the database file changes: part of every cache key."""
+    """Changes whenever the database file or the dataset spec changes: part of every cache key."""
     if not ws.db_path.exists():
         return None
     stat = ws.db_path.stat()
-    return f"{stat.st_mtime_ns}-{stat.st_size}"
+    spec = ws.dataset_path.stat().st_mtime_ns if ws.dataset_path.exists() else 0
+    return f"{stat.st_mtime_ns}-{stat.st_size}-{spec}"
 
 
-@st.cache_resource(max_entries=2, on_release=lambda con: con.close(), show_spinner=False)
-def _connection(db_path: str, version: str) -> duckdb.DuckDBPyConnection:
-    return safe_connection(db_path)
+@st.cache_resource(max_entries=2, on_release=lambda session: session.close(), show_spinner=False)
+def _session(root: str, version: str) -> Session:
+    return Session(Workspace(Path(root)))
 
 
 def release_connections() -> None:
-    """Close cached read-only connections (before this process writes to the database)."""
-    _connection.clear()
-    _evaluator.clear()
+    """Close the cached sessions' read-only connections (before this process writes to the database)."""
+    _session.clear()
+
+
+def current_session(ws: Workspace) -> Session | None:
+    """The shared session of the workspace's current database (None when nothing is loaded)."""
+    version = db_version(ws)
+    return _session(str(ws.root), version) if version else None
 
 
 def session_connection(ws: Workspace) -> duckdb.DuckDBPyConnection | None:
-    """A connection of this script run's own (a cursor on the shared read-only database).
-
-    DuckDB connections are not safe to share between threads, and Streamlit runs each session in one.
-    """
-    version = db_version(ws)
-    return _connection(str(ws.db_path), version).cursor() if version else None
+    """A cursor of its own for this script run (DuckDB connections are not safe to share between threads)."""
+    session = current_session(ws)
+    return session.cursor() if session is not None else None
 
 
-def connection_or_stop(ws: Workspace) -> duckdb.DuckDBPyConnection:
-    """This run's read-only connection, or a page that says what to do when nothing is loaded."""
-    con = session_connection(ws)
-    if con is None or "frame" not in tables(con):
+def open_page(title: str) -> Session:
+    """Every data page starts the same way: the session, or a page that says what to do, and the title."""
+    ws = workspace()
+    session = current_session(ws)
+    if session is None or not session.loaded:
         st.info(f"No events are loaded in **{ws.root}** yet. Build the demo with `make run` (or "
                 f"`riskconsole demo --workspace {ws.root}`), or load a dataset on the **Data** page.")
         st.stop()
-    return con
-
-
-def open_page(title: str) -> tuple[Workspace, duckdb.DuckDBPyConnection, object]:
-    """Every data page starts the same way: workspace, this run's connection, dataset spec, title."""
-    ws = workspace()
-    con = connection_or_stop(ws)
-    dataset = dataset_or_stop(ws)
+    guard(lambda: session.dataset)
     st.title(title)
-    return ws, con, dataset
+    return session
 
 
 def dataset_or_stop(ws: Workspace):
@@ -115,20 +114,35 @@ def pick_strategy(ws: Workspace, label: str, key: str, default: str | None = Non
     return choices[st.selectbox(label, names, key=key)]
 
 
-def pick_window(con: duckdb.DuckDBPyConnection, dataset) -> Window:
+def pick_baseline(ws: Workspace, key: str = "baseline", with_versions: bool = False) -> Path | None:
+    """The strategy in production to compare against, or None (no deltas) where the user picks none."""
+    choices = strategy_choices(ws, with_versions)
+    names = [NO_BASELINE, *choices]
+    if key not in st.session_state or st.session_state[key] not in names:
+        st.session_state[key] = "baseline" if "baseline" in choices else NO_BASELINE
+    picked = st.selectbox("Baseline (in production)", names, key=key,
+                          help="The strategy running today: every delta is measured against it.")
+    return None if picked == NO_BASELINE else choices[picked]
+
+
+def pick_window(session: Session) -> Window:
     """Window and label as-of pickers in the sidebar, shared by every page."""
-    lo, hi = day_range(con, dataset)
+    lo, hi = session.day_range()
+    has_label_time = bool(session.dataset.columns.label_time)
     with st.sidebar:
         st.markdown("**Backtest window**")
         picked = st.date_input("days", value=st.session_state.get("window", (lo, hi)), min_value=lo,
                                max_value=hi, key="window_input", label_visibility="collapsed")
         as_of = st.date_input("labels known as of", value=st.session_state.get("as_of"), min_value=lo,
-                              key="as_of_input", help="Count a label only if it was known by the end of this day.")
+                              key="as_of_input", disabled=not has_label_time,
+                              help="Count a label only if it was known by the end of this day." if has_label_time
+                              else "The dataset maps no label_time, so when labels became known is unknown.")
     if isinstance(picked, (list, tuple)) and len(picked) == 2:
         st.session_state["window"] = tuple(picked)
     start, end = st.session_state.get("window", (lo, hi))
-    st.session_state["as_of"] = as_of
-    return make_window(start.isoformat(), end.isoformat(), as_of.isoformat() if as_of else None)
+    st.session_state["as_of"] = as_of if has_label_time else None
+    return guard(session.window, start.isoformat(), end.isoformat(),
+                 as_of.isoformat() if as_of and has_label_time else None)
 
 
 def strategy_text(path: Path) -> str:
@@ -136,41 +150,45 @@ def strategy_text(path: Path) -> str:
     return path.read_text(encoding="utf-8")
 
 
-@st.cache_resource(max_entries=6, show_spinner="Loading the window's events ...")
-def _evaluator(db_path: str, version: str, population: str | None, window: Window,
-               _con: duckdb.DuckDBPyConnection, _frame: Frame, _compiled, _dataset) -> Evaluator:
-    return Evaluator(_con, _dataset, _frame, window, _compiled)
+def evaluate(session: Session, path: Path, window: Window, overrides: dict | None = None) -> dict:
+    """The report of one strategy file at a param setting (`Session.interactive`, cached per file text,
+    window and params)."""
+    return _report(str(session.ws.root), db_version(session.ws), str(path), strategy_text(path), window,
+                   json.dumps(overrides or {}, sort_keys=True), _session=session)
 
 
-def evaluate(ws: Workspace, con, dataset, path: Path, window: Window, overrides: dict | None = None) -> dict:
-    """The report of one strategy file at a param setting (cached per file text, window and params)."""
-    return _report(str(ws.root), db_version(ws), str(path), strategy_text(path), window,
-                   json.dumps(overrides or {}, sort_keys=True), _con=con, _dataset=dataset)
+@st.cache_data(max_entries=256, show_spinner="Loading the window's events ...")
+def _report(root: str, version: str, path: str, text: str, window: Window, overrides: str, _session: Session) -> dict:
+    return _session.interactive(path, window, json.loads(overrides))
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
-def _report(root: str, version: str, path: str, text: str, window: Window, overrides: str, _con, _dataset) -> dict:
-    ws = Workspace(Path(root))
-    strategy = ws.strategy(path)
-    frame = frame_of(_con, _dataset)
-    label = ws.rel(path)
-    compiled = compile_strategy(strategy, frame, label, json.loads(overrides), con=_con)
-    population = compiled.population.sql() if compiled.population is not None else None
-    evaluator = _evaluator(str(ws.db_path), version, population, window, _con=_con, _frame=frame,
-                           _compiled=compiled, _dataset=_dataset)
-    return tuned_report(evaluator, compiled, _dataset)
+def compare(session: Session, path: Path, baseline: Path, window: Window, overrides: dict | None = None,
+            by: str | None = None, allow_different_population: bool = False) -> dict:
+    """`Session.backtest` with a baseline: deltas, intervals, changed decisions (cached per file texts)."""
+    return _compared(str(session.ws.root), db_version(session.ws), str(path), strategy_text(path), str(baseline),
+                     strategy_text(baseline), window, json.dumps(overrides or {}, sort_keys=True), by,
+                     allow_different_population, _session=session)
+
+
+@st.cache_data(max_entries=16, show_spinner="Comparing (one pass over both strategies, 1,000 day resamples) ...")
+def _compared(root: str, version: str, path: str, text: str, base: str, base_text: str, window: Window,
+              overrides: str, by: str | None, allow: bool, _session: Session) -> dict:
+    return _session.backtest(path, window, json.loads(overrides), Baseline(base, allow_different_population=allow),
+                             by).report
 
 
 def kpi_tiles(report: dict, baseline: dict | None = None) -> None:
-    """KPI tiles in two rows, each with its delta against the baseline report."""
+    """KPI tiles in two rows, each with its delta against the baseline report (none without one)."""
     o, b = report["overall"], (baseline or {}).get("overall")
     first, second = st.columns(4), st.columns(4)
-    for col, (key, title, kind) in zip([*first, *second], KPIS):
+    for col, key in zip([*first, *second], KPIS):
+        m = metric(key)
+        kind = TILE_FORMAT.get(m.kind, m.kind)
         delta = None
         if b is not None and o[key] is not None and b[key] is not None:
             delta = o[key] - b[key]
-        _tile(col, title, fmt(o[key], kind), delta, kind, inverse=key in LOWER_IS_BETTER,
-              help=f"exact: {fmt(o[key], 'money' if kind == 'compact' else kind)}")
+        _tile(col, m.title, fmt(o[key], kind), delta, kind, inverse=m.better == "lower",
+              help=f"{m.definition} Exact: {fmt(o[key], m.kind)}.")
     days = max(1, len(report["daily"]))
     per_day, cap = o["review_cases"] / days, o["review_capacity"]
     delta = None if b is None else per_day - b["review_cases"] / days
@@ -179,22 +197,27 @@ def kpi_tiles(report: dict, baseline: dict | None = None) -> None:
                f"over capacity, peak {o['max_daily_reviews']:,}.")
 
 
+def delta_text(delta: float, kind: str) -> str:
+    """A change as people read it: points for rates, compact money, whole counts."""
+    sign = "+" if delta > 0 else ""
+    return {"pct": f"{delta * 100:+.2f} pts", "perday": f"{delta:+,.0f}/day",
+            "compact": sign + fmt(delta, "compact")}.get(kind, f"{delta:+,.0f}")
+
+
 def _tile(col, title: str, value: str, delta: float | None, kind: str, inverse: bool, help: str) -> None:
     if delta is None:
         col.metric(title, value, border=True, help=help)
         return
-    sign = "+" if delta > 0 else ""
-    text = {"pct": f"{delta * 100:+.2f} pts", "perday": f"{delta:+,.0f}/day",
-            "compact": sign + fmt(delta, "compact")}.get(kind, f"{delta:+,.0f}")
-    if round(delta, 6) == 0:
+    text = delta_text(delta, kind)
+    if not any(c in "123456789" for c in text):  # what shows as zero is drawn as no change, never as an arrow
         col.metric(title, value, "no change", delta_color="off", delta_arrow="off", border=True, help=help)
     else:
         col.metric(title, value, text, delta_color="inverse" if inverse else "normal", border=True, help=help)
 
 
 def show_warnings(report: dict) -> None:
-    """Every warning of the report, visible (never hidden)."""
-    for warning in report["warnings"]:
+    """Every warning of the report and its comparison, each once, visible (never hidden)."""
+    for warning in all_warnings(report):
         st.warning(warning, icon="⚠️")
 
 
@@ -207,47 +230,54 @@ def guard(fn, *args, **kwargs):
         st.stop()
 
 
-def param_curve(ws: Workspace, con, dataset, path: Path, window: Window, param: str, others: dict) -> list[dict]:
+def param_curve(session: Session, path: Path, window: Window, param: str, others: dict) -> list[dict]:
     """Metrics over a param's range, cached per file text, window and the other params."""
-    return _curve(str(ws.root), db_version(ws), str(path), strategy_text(path), window, param,
-                  json.dumps(others, sort_keys=True), _con=con, _dataset=dataset)
+    return _curve(str(session.ws.root), db_version(session.ws), str(path), strategy_text(path), window, param,
+                  json.dumps(others, sort_keys=True), _session=session)
 
 
 @st.cache_data(max_entries=64, show_spinner="Tracing the curve ...")
-def _curve(root: str, version: str, path: str, text: str, window: Window, param: str, others: str, _con,
-           _dataset) -> list[dict]:
-    ws = Workspace(Path(root))
-    return curve(_con, ws.strategy(path), frame_of(_con, _dataset), _dataset, ws.rel(path), window, param,
-                 json.loads(others))
+def _curve(root: str, version: str, path: str, text: str, window: Window, param: str, others: str,
+           _session: Session) -> list[dict]:
+    return _session.curve(path, window, param, json.loads(others))
+
+
+def optimize_params(session: Session, path: Path, window: Window, params: list[str], others: dict, max_days: int,
+                    floor: float | None) -> dict:
+    """The best setting of `params` within capacity (cached per file text, window and the other params)."""
+    return _optimize(str(session.ws.root), db_version(session.ws), str(path), strategy_text(path), window,
+                     tuple(params), json.dumps(others, sort_keys=True), max_days, floor, _session=session)
 
 
 @st.cache_data(max_entries=16, show_spinner="Searching settings ...")
 def _optimize(root: str, version: str, path: str, text: str, window: Window, params: tuple, others: str,
-              max_days: int, floor: float | None) -> dict:
-    from riskconsole.sweep import optimize
-
-    return optimize(Workspace(Path(root)), path, {p: None for p in params}, window, json.loads(others), max_days,
-                    floor)
+              max_days: int, floor: float | None, _session: Session) -> dict:
+    return _session.optimize(path, {p: None for p in params}, window, json.loads(others), max_days, floor)
 
 
-def optimize_params(ws: Workspace, path: Path, window: Window, params: list[str], others: dict, max_days: int,
-                    floor: float | None) -> dict:
-    """The best setting of `params` within capacity (cached per file text, window and the other params)."""
-    return _optimize(str(ws.root), db_version(ws), str(path), strategy_text(path), window, tuple(params),
-                     json.dumps(others, sort_keys=True), max_days, floor)
+def export_files(session: Session, path: Path, window: Window, overrides: dict, formats: tuple[str, ...]
+                 ) -> dict[str, bytes]:
+    """The files `riskconsole backtest --format ...` writes, from the same Session calls."""
+    return _export(str(session.ws.root), db_version(session.ws), str(path), strategy_text(path), window,
+                   json.dumps(overrides, sort_keys=True), formats, _session=session)
+
+
+@st.cache_data(max_entries=4, show_spinner="Running the backtest for export ...")
+def _export(root: str, version: str, path: str, text: str, window: Window, overrides: str,
+            formats: tuple[str, ...], _session: Session) -> dict[str, bytes]:
+    return _session.export(_session.backtest(path, window, json.loads(overrides)), list(formats))
 
 
 def prewarm(ws: Workspace) -> None:
-    """Fill the caches the first pages read: connection, evaluator, every strategy's report at the
-    default window. The launcher runs it before it listens, so the first user does not wait for it."""
-    con = session_connection(ws)
-    if con is None or "frame" not in tables(con):
+    """Fill the caches the first pages read: the session, every strategy's report at the default window.
+    The launcher runs it before it listens, so the first user does not wait for it."""
+    session = current_session(ws)
+    if session is None or not session.loaded:
         return
     try:
-        dataset = ws.dataset()
-        lo, hi = day_range(con, dataset)
+        lo, hi = session.day_range()
         window = make_window(lo.isoformat(), hi.isoformat(), None)
         for name in strategy_names(ws)[:6]:
-            evaluate(ws, con, dataset, ws.strategies_dir / f"{name}.yaml", window)
+            evaluate(session, ws.strategies_dir / f"{name}.yaml", window)
     except RiskConsoleError:
         return  # a broken file shows its error on the page that opens it

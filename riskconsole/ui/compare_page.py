@@ -3,52 +3,42 @@ rule attribution and segments."""
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import streamlit as st
 
 from riskconsole.charts import delta_interval_chart, overlap_chart, segment_delta_chart
-from riskconsole.compare import transition_events
 from riskconsole.export import fmt
-from riskconsole.report import Baseline, run_backtest
 from riskconsole.share import kpi_rows
-from riskconsole.strategy import compile_strategy, frame_of
-from riskconsole.ui.common import db_version, guard, open_page, pick_strategy, pick_window, show_warnings
+from riskconsole.ui.common import (compare, guard, open_page, pick_baseline, pick_strategy, pick_window,
+                                   show_warnings)
 
 INTERVAL_METRICS = [("recall", "recall"), ("precision", "precision"), ("amount_recall", "amount recall")]
 
-ws, con, dataset = open_page("Compare")
+session = open_page("Compare")
+ws = session.ws
 left, mid, right = st.columns([2, 2, 1])
 with left:
     candidate = pick_strategy(ws, "Candidate", "strategy", default="candidate", with_versions=True)
 with mid:
-    baseline = pick_strategy(ws, "Baseline (in production)", "baseline", default="baseline", with_versions=True)
+    baseline = pick_baseline(ws, with_versions=True)
 with right:
-    columns = [c for c in frame_of(con, dataset).visible if c not in (dataset.columns.id, dataset.columns.time)]
+    dataset = session.dataset
+    columns = [c for c in session.frame.visible if c not in (dataset.columns.id, dataset.columns.time)]
     by = st.selectbox("Segments by", ["(none)", *columns], index=(["(none)", *columns].index("channel")
                                                                  if "channel" in columns else 0))
-window = pick_window(con, dataset)
+window = pick_window(session)
 overrides = st.session_state.get("params", {}).get(candidate.stem, {})
-
-
-@st.cache_data(max_entries=16, show_spinner="Comparing (one pass over both strategies, 1,000 day resamples) ...")
-def compared(root: str, version: str, cand: str, cand_text: str, base: str, base_text: str, window, params: str,
-             segment: str | None, allow: bool, _con) -> dict:
-    return run_backtest(ws, cand, window, json.loads(params), con=_con, by=segment,
-                        baseline=Baseline(base, allow_different_population=allow)).report
-
-
+if baseline is None:
+    st.info("Pick a baseline (the strategy in production) to compare against.")
+    st.stop()
 allow = st.sidebar.checkbox("Allow different populations", help="Compare strategies that decide different events "
                             "(each allows what is outside its own population); the report says so.")
-report = guard(compared, str(ws.root), db_version(ws), str(candidate), candidate.read_text(), str(baseline),
-               baseline.read_text(), window, json.dumps(overrides, sort_keys=True),
-               None if by == "(none)" else by, allow, _con=con)
+report = guard(compare, session, candidate, baseline, window, overrides, None if by == "(none)" else by, allow)
 c = report["compare"]
 st.caption(f"{report['window']['from']} … {report['window']['to']} · {report['overall']['population']:,} events · "
            f"intervals: paired bootstrap over {c['intervals']['resamples']:,} resamples of whole days"
            + (f" · tuned params {overrides}" if overrides else ""))
-show_warnings({"warnings": report["warnings"] + c["warnings"]})
+show_warnings(report)
 
 left, right = st.columns([3, 2])
 with left:
@@ -81,10 +71,8 @@ else:
     chosen = picked.selection.rows if picked and picked.selection else []
     if chosen:
         row = changed.iloc[chosen[0]]
-        frame = frame_of(con, dataset)
-        cand_c = guard(compile_strategy, ws.strategy(candidate), frame, ws.rel(candidate), overrides)
-        base_c = guard(compile_strategy, ws.strategy(baseline), frame, ws.rel(baseline))
-        events = transition_events(con, cand_c, base_c, frame, dataset, window, row["before"], row["after"])
+        events = guard(session.transition_events, candidate, baseline, window, row["before"], row["after"],
+                       overrides)
         st.markdown(f"**{row['before']} → {row['after']}**: first {events.num_rows:,} of {row['events']:,} events")
         st.dataframe(events.to_pandas(), hide_index=True, width="stretch", height=300)
     else:

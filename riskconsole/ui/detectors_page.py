@@ -7,14 +7,13 @@ import json
 import pandas as pd
 import streamlit as st
 
-from riskconsole.backtest import event_decision
 from riskconsole.charts import histogram_chart, importance_chart
 from riskconsole.errors import RiskConsoleError
 from riskconsole.export import fmt
-from riskconsole.strategy import compile_strategy, frame_of
 from riskconsole.ui.common import db_version, guard, open_page, pick_strategy, release_connections
 
-ws, con, dataset = open_page("Detectors")
+session = open_page("Detectors")
+ws = session.ws
 
 
 def cards() -> dict[str, dict]:
@@ -91,9 +90,7 @@ if event_id:
     except RiskConsoleError as err:
         st.error(str(err))
         st.stop()
-    frame = frame_of(con, dataset)
-    compiled = guard(compile_strategy, ws.strategy(path), frame, ws.rel(path))
-    decision = event_decision(con, compiled, frame, dataset, event_id.strip())
+    decision = guard(session.event_decision, path, event_id.strip())
     if decision is None and info is None:
         st.error(f"no event '{event_id}' in the population of {path.stem}")
         st.stop()

@@ -7,13 +7,12 @@ import streamlit as st
 import yaml
 
 from riskconsole.errors import RiskConsoleError
-from riskconsole.strategy import frame_of
 from riskconsole.tuning import param_range
 from riskconsole.ui.common import open_page, pick_strategy
-from riskconsole.validate import check_strategy_text
 from riskconsole.versions import diff, digest, save_strategy, versions
 
-ws, con, dataset = open_page("Strategy")
+session = open_page("Strategy")
+ws = session.ws
 path = pick_strategy(ws, "Strategy", "strategy", default="candidate")
 on_disk = path.read_text(encoding="utf-8")
 drafts = st.session_state.setdefault("drafts", {})
@@ -21,7 +20,6 @@ if path.stem not in drafts or drafts[path.stem]["base"] != digest(on_disk) and n
     drafts[path.stem] = {"text": on_disk, "base": digest(on_disk), "dirty": False, "rev": 0}
 draft = drafts[path.stem]
 label = ws.rel(path)
-frame = frame_of(con, dataset)
 
 
 def set_text(text: str, from_editor: bool = False) -> None:
@@ -44,7 +42,7 @@ with yaml_tab:
     if edited != draft["text"]:
         set_text(edited, from_editor=True)
 try:
-    strategy = check_strategy_text(draft["text"], frame, label, con)
+    strategy = session.check_text(draft["text"], label)
     problem = None
 except RiskConsoleError as err:
     strategy, problem = None, str(err)

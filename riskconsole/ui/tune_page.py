@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import streamlit as st
-import yaml
 
 from riskconsole.charts import curve_chart, frontier_chart
 from riskconsole.errors import RiskConsoleError
@@ -13,10 +12,11 @@ from riskconsole.ui.common import (evaluate, guard, kpi_tiles, open_page, optimi
                                    pick_strategy, pick_window, show_warnings)
 from riskconsole.versions import digest, save_strategy
 
-ws, con, dataset = open_page("Tune")
+session = open_page("Tune")
+ws = session.ws
 path = pick_strategy(ws, "Strategy", "strategy", default="candidate")
-window = pick_window(con, dataset)
-strategy = guard(ws.strategy, path)
+window = pick_window(session)
+strategy = guard(session.strategy, path)
 numeric = {k: v for k, v in strategy.params.items() if param_range(v) is not None}
 if not numeric:
     st.info(f"{path.stem} has no numeric params to tune: add `params:` and refer to them as `$name` in rules.")
@@ -44,15 +44,15 @@ if moved:
 st.session_state[f"last_overrides_{path.stem}"] = dict(overrides)
 st.session_state["params"][path.stem] = {k: v for k, v in overrides.items() if v != numeric[k]}
 
-report = guard(evaluate, ws, con, dataset, path, window, overrides)
-saved = guard(evaluate, ws, con, dataset, path, window)
+report = guard(evaluate, session, path, window, overrides)
+saved = guard(evaluate, session, path, window)
 st.caption(f"Deltas against the saved values of **{path.stem}** · population {report['overall']['population']:,}")
 kpi_tiles(report, saved)
 show_warnings(report)
 
 param = st.selectbox("Curve over", list(numeric), key=f"curve_{path.stem}")
 others = {k: v for k, v in overrides.items() if k != param}
-points = guard(param_curve, ws, con, dataset, path, window, param, others)
+points = guard(param_curve, session, path, window, param, others)
 here = {**report["overall"], "value": overrides[param]}
 left, right = st.columns(2)
 with left:
@@ -77,7 +77,7 @@ with st.expander("Optimize: the setting that pays most within review capacity", 
     max_days = mid.number_input("Days over capacity allowed", min_value=0, value=0, step=1)
     floor = right.number_input("Precision floor", min_value=0.0, max_value=1.0, value=0.0, step=0.05)
     if chosen and st.button("Find the best setting", type="primary"):
-        st.session_state["optimized"] = guard(optimize_params, ws, path, window, chosen, others_for(chosen),
+        st.session_state["optimized"] = guard(optimize_params, session, path, window, chosen, others_for(chosen),
                                               int(max_days), floor or None)
     result = st.session_state.get("optimized")
     if result and result["strategy"] == strategy.name and set(result["params"]) <= set(numeric):
@@ -103,9 +103,7 @@ with st.form("save_tuned"):
     target = left.text_input("Save these params as a strategy version (file name in strategies/)", value=path.stem)
     save = right.form_submit_button("Save version", disabled=not st.session_state["params"][path.stem])
 if save:
-    tuned_strategy = strategy.model_copy(update={"params": {**strategy.params, **overrides}})
-    text = yaml.safe_dump(tuned_strategy.model_dump(mode="json", exclude_none=True), sort_keys=False,
-                          allow_unicode=True)
+    text = session.strategy_yaml(path, overrides)
     try:
         saved = save_strategy(ws.strategies_dir, target, text, digest(path.read_text()) if target == path.stem else None)
     except RiskConsoleError as err:

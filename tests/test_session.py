@@ -1,0 +1,114 @@
+"""The core Session: one answer per question, whichever face asks (CLI, report, console)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from riskconsole.cli import main
+from riskconsole.errors import RiskConsoleError
+from riskconsole.report import Baseline, all_warnings
+from riskconsole.session import Session
+from conftest import BASE_DATASET, assert_same, random_events, write_workspace
+
+
+def test_console_path_equals_backtest_with_a_trained_detector_warnings_included(demo_ws):
+    """The console's interactive report and the CLI's backtest agree number for number, warnings too."""
+    path = demo_ws.strategies_dir / "candidate.yaml"
+    assert "lgbm_orders" in path.read_text()  # a rule reads a detector score
+    with Session(demo_ws) as session:
+        window = session.window()
+        cli = session.backtest(path, window).report
+        console = session.interactive(path, window)
+    assert any("overlaps the backtest window" in w for w in cli["warnings"]), cli["warnings"]
+    assert console["warnings"] == cli["warnings"]
+    for key in ("overall", "rules", "daily", "by_action", "attribution"):
+        assert_same(console[key], cli[key], rel=1e-9)
+
+
+def test_a_comparison_states_each_warning_once(demo_ws):
+    with Session(demo_ws) as session:
+        report = session.backtest(demo_ws.strategies_dir / "candidate.yaml",
+                                  baseline=Baseline(demo_ws.strategies_dir / "baseline.yaml", bootstrap=50)).report
+    shown = all_warnings(report)
+    assert len(shown) == len(set(shown))
+    assert not set(report["compare"]["warnings"]) & set(report["warnings"])
+    assert any("overlaps" in w for w in shown)
+
+
+def _no_label_time_ws(tmp_path):
+    dataset = {**BASE_DATASET, "columns": {**BASE_DATASET["columns"], "label_time": None}}
+    strategy = {"name": "s", "rules": [{"name": "big", "when": "amount > 100", "action": "review"}]}
+    ws = write_workspace(tmp_path / "ws", random_events(), dataset=dataset, strategies={"s": strategy})
+    assert main(["load", "--workspace", str(ws.root)]) == 0
+    return ws
+
+
+def test_as_of_without_label_time_is_an_error_that_says_why(tmp_path, capsys):
+    ws = _no_label_time_ws(tmp_path)
+    code = main(["backtest", str(ws.strategies_dir / "s.yaml"), "--workspace", str(ws.root), "--as-of", "2026-03-03",
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1 and "--as-of 2026-03-03" in err and "label_time" in err
+    assert not (tmp_path / "out").exists()
+    with Session(ws) as session, pytest.raises(RiskConsoleError, match="label_time"):
+        session.window(as_of="2026-03-03")
+
+
+def test_format_parquet_writes_the_decisions(tiny_ws, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["backtest", str(tiny_ws.strategies_dir / "tiny.yaml"), "--workspace", str(tiny_ws.root),
+                 "--format", "parquet", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["decisions.parquet", "report.json"]
+    decisions = pq.read_table(out / "decisions.parquet")
+    report = json.loads((out / "report.json").read_text())
+    assert decisions.num_rows == report["overall"]["population"]
+    flagged = np.isin(decisions.column("action").to_numpy(zero_copy_only=False), ["block", "review"])
+    assert int(flagged.sum()) == report["overall"]["flagged"]
+
+
+def test_a_window_wider_than_the_data_is_cut_to_the_days_it_reaches(tiny_ws):
+    with Session(tiny_ws) as session:
+        days = session.backtest(tiny_ws.strategies_dir / "tiny.yaml",
+                                session.window("1900-01-01", "9999-12-30")).report["daily"]
+        lo, hi = session.day_range()
+    assert [d["day"] for d in days][0] == lo.isoformat() and days[-1]["day"] == hi.isoformat()
+    assert len(days) == (hi - lo).days + 1
+
+
+def test_the_gate_names_the_side_whose_metric_is_undefined(tiny_ws, capsys):
+    quiet = {"name": "quiet", "rules": [{"name": "never", "when": "amount < 0", "action": "block"}]}
+    base = tiny_ws.strategies_dir / "quiet.yaml"
+    base.write_text(yaml.safe_dump(quiet))
+    code = main(["gate", str(tiny_ws.strategies_dir / "tiny.yaml"), "--workspace", str(tiny_ws.root), "--baseline",
+                 str(base), "--bootstrap", "50", "--require", "precision>=-0.05"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "FAIL precision>=-0.05: precision is undefined for the baseline on this window" in out
+    assert "candidate" not in out.split("FAIL")[1].split("\n")[0]
+
+
+def test_optimize_lists_what_it_says_it_lists(tiny_ws, capsys, tmp_path):
+    code = main(["optimize", str(tiny_ws.strategies_dir / "tiny.yaml"), "--workspace", str(tiny_ws.root), "--param",
+                 "big", "--param", "burst", "--max-overflow-days", "99", "--out", str(tmp_path / "o")])
+    out = capsys.readouterr().out
+    assert code == 0
+    frontier = json.loads((tmp_path / "o" / "optimize.json").read_text())["frontier"]
+    listed = [line for line in out.splitlines() if line.startswith("  frontier:")]
+    assert f"frontier of {len(frontier)} settings" in out
+    assert len(listed) == min(len(frontier), 8)
+    if len(frontier) > 8:
+        assert f"the {len(listed)} paying most" in out
+
+
+def test_the_glossary_defines_exactly_the_overall_keys(tiny_ws):
+    from riskconsole.glossary import METRICS
+
+    with Session(tiny_ws) as session:
+        overall = session.backtest(tiny_ws.strategies_dir / "tiny.yaml").report["overall"]
+    assert [m.key for m in METRICS] == list(overall)
+    assert all(m.definition.endswith(".") and m.formula and m.kind in ("pct", "money", "int") for m in METRICS)

@@ -1,0 +1,70 @@
+"""The console says what the CLI says: no made-up deltas without a baseline, zero shown as no change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from riskconsole.ingest import load
+from riskconsole.ui import common
+from conftest import random_events, write_workspace
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+RULES = [{"name": "burst", "when": "user_orders_1h >= $burst", "action": "block"},
+         {"name": "big", "when": "amount > 200", "action": "review"}]
+
+
+@pytest.fixture(scope="module")
+def lone_ws(tmp_path_factory):
+    """A workspace whose only strategy is not called `baseline`."""
+    ws = write_workspace(tmp_path_factory.mktemp("lone"), random_events(),
+                         strategies={"mine": {"name": "mine", "params": {"burst": 2}, "rules": RULES}})
+    load(ws)
+    return ws
+
+
+def _open(ws, monkeypatch, name: str) -> AppTest:
+    monkeypatch.setenv("RISKCONSOLE_WORKSPACE", str(ws.root))
+    common.release_connections()
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page(f"riskconsole/ui/{name}.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_no_baseline_means_no_deltas_and_a_note(lone_ws, monkeypatch):
+    at = _open(lone_ws, monkeypatch, "backtest_page")
+    assert at.selectbox[1].value == common.NO_BASELINE
+    assert all(not m.delta for m in at.metric), [(m.label, m.delta) for m in at.metric]
+    assert any("No baseline picked" in i.value for i in at.info)
+
+
+def test_the_candidate_as_its_own_baseline_is_said_not_drawn(lone_ws, monkeypatch):
+    at = _open(lone_ws, monkeypatch, "backtest_page")
+    at.selectbox[1].set_value("mine").run()
+    assert not at.exception
+    assert all(not m.delta for m in at.metric)
+    assert any("its own baseline" in i.value for i in at.info)
+
+
+def test_compare_page_without_a_baseline_asks_for_one(lone_ws, monkeypatch):
+    at = _open(lone_ws, monkeypatch, "compare_page")
+    assert any("Pick a baseline" in i.value for i in at.info)
+
+
+@pytest.mark.parametrize("delta, kind, neutral", [(0.2, "perday", True), (-0.4, "perday", True), (0.6, "perday", False),
+                                                  (0.00001, "pct", True), (0.0001, "pct", False), (0.4, "int", True),
+                                                  (-3.0, "compact", False)])
+def test_a_change_that_shows_as_zero_is_drawn_as_no_change(delta, kind, neutral):
+    class Column:
+        def metric(self, title, value, delta=None, **kwargs):
+            self.delta, self.kwargs = delta, kwargs
+
+    col = Column()
+    common._tile(col, "t", "v", delta, kind, inverse=False, help="")
+    assert (col.delta == "no change") is neutral, (col.delta, kind)
+    if neutral:
+        assert col.kwargs["delta_color"] == "off"
