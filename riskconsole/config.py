@@ -220,6 +220,11 @@ class Strategy(_Strict):
             raise ValueError(f"rule names must be unique: {', '.join(dupes)} appears more than once")
         if not self.rules:
             raise ValueError("a strategy needs at least one rule")
+        return self
+
+    @model_validator(mode="after")
+    def _bounded_expansion(self) -> Strategy:
+        """Refuse before any expression is built a strategy whose params would multiply it past a bound."""
         texts = [r.when for r in self.rules] + [self.population or ""]
         size = sum(limits.expanded_size(t, self.params) for t in texts)
         if size > limits.MAX_STRATEGY_EXPANDED:
@@ -337,6 +342,7 @@ class StrictLoader(yaml.SafeLoader):
         self._shape: dict[int, tuple[int, int]] = {}  # id(node) -> (nodes, height), aliases expanded
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        """Compose one node, refusing depth past the bound (before recursing) and self-containing aliases."""
         self._depth += 1
         try:
             event = self.peek_event()
@@ -354,6 +360,7 @@ class StrictLoader(yaml.SafeLoader):
         return node
 
     def _measure(self, node: yaml.Node) -> None:
+        """Record a composed node's size and height with aliases expanded; refuse past the bounds."""
         if id(node) in self._shape:  # an alias: already measured
             return
         children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) \
@@ -367,6 +374,7 @@ class StrictLoader(yaml.SafeLoader):
         self._shape[id(node)] = (nodes, height)
 
     def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict:
+        """A mapping, refusing a key written twice (PyYAML silently keeps the last)."""
         if isinstance(node, yaml.MappingNode):
             self._refuse_duplicates(node)
         return super().construct_mapping(node, deep=deep)
