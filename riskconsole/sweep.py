@@ -33,7 +33,7 @@ def parse_values(text: str) -> list:
     if not items:
         raise RiskConsoleError(f"--values {shown}: no values given")
     if len(items) > MAX_POINTS:
-        raise RiskConsoleError(f"--values {shown}...: {len(items):,} values is too many (at most {MAX_POINTS:,})")
+        raise RiskConsoleError(f"--values {shown}: {len(items):,} values is too many (at most {MAX_POINTS:,})")
     return [parse_scalar(v, f"--values {shown}") for v in items]
 
 
@@ -83,8 +83,7 @@ def optimize(ws: Workspace, strategy_path: str | Path, values: dict[str, str | N
     """Param values that maximise net benefit within review capacity (and a precision floor), and the frontier."""
     strategy = ws.strategy(strategy_path)
     require_params(strategy, values, ws.rel(strategy_path), "--param")
-    grid = {p: parse_values(spec) if isinstance(spec, str) else list(spec) if spec else
-            default_values(strategy.params[p]) for p, spec in values.items()}
+    grid = {p: _grid_values(spec, strategy.params[p]) for p, spec in values.items()}
     check_grid(grid, ws.rel(strategy_path))  # before anything is compiled or combined
     points, method, name = _run(ws, strategy_path, grid, window, overrides)
     decision = choose(points, max_overflow_days, min_precision)
@@ -92,6 +91,13 @@ def optimize(ws: Workspace, strategy_path: str | Path, values: dict[str, str | N
             "constraints": {"max_overflow_days": max_overflow_days, "min_precision": min_precision},
             **decision, "current": {p: strategy.params[p] for p in grid}, "frontier": frontier(points),
             "points": points}
+
+
+def _grid_values(spec: str | list | None, current: object) -> list:
+    """One param's values: `--values` text, a list (the console), or by default a range around `current`."""
+    if isinstance(spec, str) and spec.strip():
+        return parse_values(spec)
+    return list(spec) if spec else default_values(current)
 
 
 def sweep_files(result: dict) -> dict[str, bytes]:
