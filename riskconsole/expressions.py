@@ -21,8 +21,9 @@ from sqlglot.errors import ErrorLevel, SqlglotError
 from sqlglot.tokens import Token, TokenType
 
 from riskconsole.errors import ExpressionError
+from riskconsole.limits import MAX_EXPANDED_LENGTH, MAX_EXPRESSION_CHARS, MAX_LIST_PARAM, rendered_size
 
-MAX_LENGTH = 10_000
+MAX_LENGTH = MAX_EXPRESSION_CHARS  # kept: the name other modules and tests know
 _DUCKDB = Dialect.get_or_raise("duckdb")
 _PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -123,7 +124,7 @@ def parse_expression(
     if len(text) > MAX_LENGTH:
         raise _fail(where, f"expression is too long ({len(text)} characters)", f"at most {MAX_LENGTH}")
     tokens = _tokenize(text, where)
-    tree = _substitute(_parse(tokens, text, where), dict(params or {}), _dollar_names(tokens), where)
+    tree = _substitute(_parse(tokens, text, where), dict(params or {}), _dollar_names(tokens), where, len(text))
     known = frozenset(columns)
     for node in list(tree.walk()):
         _check_node(node, known, where)
@@ -224,10 +225,13 @@ def _dollar_names(tokens: list[Token]) -> set[str]:
 # --- params -----------------------------------------------------------------------------
 
 
-def _substitute(tree: exp.Expression, params: dict[str, Any], dollar: set[str], where: str) -> exp.Expression:
-    """Replace every ``$name`` placeholder by the literal value of its param."""
-    for holder in list(tree.find_all(exp.Placeholder)):
-        name = _param_name(holder, params, dollar, where)
+def _substitute(tree: exp.Expression, params: dict[str, Any], dollar: set[str], where: str,
+                text_size: int = 0) -> exp.Expression:
+    """Replace every ``$name`` placeholder by the literal value of its param (size checked first)."""
+    holders = list(tree.find_all(exp.Placeholder))
+    names = [_param_name(holder, params, dollar, where) for holder in holders]
+    _check_expanded_size(text_size, [params[n] for n in names], where)
+    for holder, name in zip(holders, names):
         value, parent = params[name], holder.parent
         if isinstance(parent, exp.In) and (holder.arg_key == "field" or isinstance(value, (list, tuple))):
             _expand_in(parent, holder, value, name, where)
@@ -238,6 +242,22 @@ def _substitute(tree: exp.Expression, params: dict[str, Any], dollar: set[str], 
         else:
             holder.replace(_literal(value, name, where))
     return tree
+
+
+def _check_expanded_size(text_size: int, values: list[Any], where: str) -> None:
+    """Refuse before building it an expression whose substituted params would make it too large to run.
+
+    The text is bounded, but one long text param referenced thousands of times is not: count the
+    characters each reference adds (an upper bound of its rendering) before any literal is made.
+    """
+    for value in values:
+        if isinstance(value, (list, tuple)) and len(value) > MAX_LIST_PARAM:
+            raise _fail(where, f"a list param holds {len(value):,} values (at most {MAX_LIST_PARAM:,})",
+                        "put long lists in lists/NAME.csv")
+    size = text_size + sum(rendered_size(v) for v in values)
+    if size > MAX_EXPANDED_LENGTH:
+        raise _fail(where, f"expression would be {size:,} characters once its params are substituted "
+                    f"(at most {MAX_EXPANDED_LENGTH:,})", "refer to long text or list params fewer times")
 
 
 def _param_name(holder: exp.Placeholder, params: dict[str, Any], dollar: set[str], where: str) -> str:
