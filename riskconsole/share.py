@@ -9,11 +9,10 @@ from riskconsole.escape import html_text as esc
 from riskconsole.escape import markdown as md
 from riskconsole.escape import xml_safe
 from riskconsole.export import fmt
+from riskconsole.glossary import metric
 
-KPIS = [("precision", "precision", "pct"), ("recall", "recall", "pct"), ("amount_recall", "amount recall", "pct"),
-        ("net_benefit", "net benefit", "money"), ("fraud_amount_stopped", "fraud money stopped", "money"),
-        ("good_amount_blocked", "good money blocked", "money"), ("review_cases", "review cases", "int"),
-        ("review_overflow_days", "days over review capacity", "int"), ("alert_rate", "alert rate", "pct")]
+KPIS = ("precision", "recall", "amount_recall", "net_benefit", "fraud_amount_stopped", "good_amount_blocked",
+        "review_cases", "review_overflow_days", "alert_rate")  # titles and formats: riskconsole.glossary
 _XMLNS = re.compile(r'\s+xmlns(:xlink)?="[^"]*"')
 
 
@@ -46,7 +45,8 @@ def kpi_rows(report: dict) -> list[dict]:
     """Each KPI with its value and, in a comparison, the baseline, delta and interval."""
     o, compare = report["overall"], report.get("compare")
     rows = []
-    for key, title, kind in KPIS:
+    for key in KPIS:
+        title, kind = metric(key).title, metric(key).kind
         row = {"key": key, "title": title, "value": fmt(o[key], kind), "kind": kind}
         if compare:
             row["baseline"] = fmt(compare["baseline"][key], kind)

@@ -356,3 +356,17 @@ def test_control_characters_in_chart_data_do_not_abort_the_process():
             "assert '<svg' in svg(segment_delta_chart(rows))\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-500:]
+
+
+def test_overrides_cannot_blow_the_strategy_past_its_size_bound(tiny_ws):
+    """Each expression is bounded; so is the whole strategy once --set values are substituted."""
+    from riskconsole import limits
+    from riskconsole.errors import ConfigError
+    from riskconsole.session import Session
+
+    rules = [{"name": f"r{i}", "when": "channel IN ($many)", "action": "review"} for i in range(40)]
+    path = tiny_ws.strategies_dir / "many.yaml"
+    path.write_text(yaml.safe_dump({"name": "many", "params": {"many": ["web"]}, "rules": rules}))
+    big = [f"v{i:06d}x" for i in range(limits.MAX_LIST_PARAM)]
+    with Session(tiny_ws) as session, pytest.raises(ConfigError, match="with --set many.*characters once params"):
+        session.compile(path, {"many": big})
