@@ -434,8 +434,7 @@ def _check_function(node: exp.Expression, columns: frozenset[str], where: str) -
     """Functions whose arguments must stay where DuckDB and Spark agree (dialects.py)."""
     try:
         if isinstance(node, exp.DateDiff):
-            unit = dialects.date_diff_unit(node)
-            node.set("unit", exp.Var(this=unit)) if not isinstance(node.args["unit"], exp.Var) else node.args["unit"].set("this", unit)
+            node.set("unit", exp.Var(this=dialects.date_diff_unit(node)))
         elif isinstance(node, exp.RegexpLike):
             dialects.check_regex(node)
         else:

@@ -21,6 +21,7 @@ from riskconsole.errors import ExpressionError
 from riskconsole.expressions import parse_expression, to_sql
 
 WHERE = "data/dataset.yaml: feature 'f'"
+pytestmark = pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning")
 COLUMNS = ("id", "t", "u", "d", "s", "x", "signup_time", "purchase_time")
 T = dt.datetime
 # (t, u): Sundays, Saturdays, midnights, a leap day, sub-second and pre-1970 times, NULLs.
@@ -130,6 +131,19 @@ def spark_results(spark) -> dict[str, list]:
         return {text: _one(spark, sql) for text, sql in zip(EXPRESSIONS, rendered)}
 
 
+@pytest.fixture(scope="module")
+def spark_results_ltz(spark, spark_results) -> dict[str, list]:
+    """The time and cast expressions again, over times stored as Spark TIMESTAMP (with time zone, UTC session)."""
+    times = ("t", "u", "signup_time", "purchase_time")
+    spark.sql("SELECT * FROM rows").selectExpr(
+        *(f"CAST({c} AS TIMESTAMP) AS {c}" if c in times else c for c in COLUMNS)
+    ).createOrReplaceTempView("rows_ltz")
+    texts = _TIME + _CASTS
+    select = ", ".join(f"{to_sql(_checked(text), 'spark')} AS c{i}" for i, text in enumerate(texts))
+    table = spark.sql(f"SELECT {select} FROM rows_ltz ORDER BY id").collect()
+    return {text: [row[i] for row in table] for i, text in enumerate(texts)}
+
+
 def _one(spark, sql: str) -> list:
     try:
         return [row[0] for row in spark.sql(f"SELECT {sql} FROM rows ORDER BY id").collect()]
@@ -146,6 +160,16 @@ def test_duckdb_and_spark_give_the_same_values(duck, spark_results, text: str) -
     diffs = [(ROWS[i][1:6], want, have) for i, (want, have) in enumerate(zip(expected, got)) if want != have
              or type(want) is not type(have)]
     assert len(got) == len(expected) and not diffs, f"{text} -> spark {spark_sql}: (row, duckdb, spark) {diffs[:3]}"
+
+
+@pytest.mark.parametrize("text", _TIME + _CASTS)
+def test_spark_timestamps_with_time_zone_give_the_same_values(duck, spark_results_ltz, text: str) -> None:
+    sql = to_sql(_checked(text))
+    expected = [row[0] for row in duck.execute(f"SELECT {sql} FROM rows ORDER BY id").fetchall()]
+    got = spark_results_ltz[text]
+    if any(isinstance(v, dt.datetime) for v in expected):  # pyspark shows these in the local zone
+        got = [v.astimezone(dt.timezone.utc).replace(tzinfo=None) if isinstance(v, dt.datetime) else v for v in got]
+    assert got == expected, text
 
 
 # --- what the checker says ---------------------------------------------------------------------
