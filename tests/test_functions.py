@@ -300,3 +300,13 @@ def test_upper_and_lower_agree_where_unicode_case_mappings_differ(duck, spark) -
     got = [tuple(row) for row in spark.sql(f"SELECT s, {select_spark} FROM texts ORDER BY id").collect()]
     diffs = [(w, g) for w, g in zip(want, got) if w != g]
     assert len(want) == len(got) and not diffs, diffs[:5]
+
+
+@pytest.mark.xfail(strict=True, reason="known gap: Spark writes doubles >= 1e7 or < 1e-3 in E notation "
+                   "(1.2345678E7), DuckDB does not (12345678.0); CAST(double AS VARCHAR) is not yet exact")
+def test_cast_of_a_large_double_to_text(duck, spark) -> None:
+    values = [12345678.5, 1e-05, 1e20]
+    sql = "SELECT CAST(v AS {}) FROM (VALUES (12345678.5), (1e-05), (1e20)) AS t(v)"
+    want = [r[0] for r in duck.execute(sql.replace("(12345678.5)", "(12345678.5::DOUBLE)").format("VARCHAR")).fetchall()]
+    got = [r[0] for r in spark.createDataFrame([(v,) for v in values], "v DOUBLE").selectExpr("CAST(v AS STRING)").collect()]
+    assert got == want
