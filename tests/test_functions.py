@@ -310,3 +310,22 @@ def test_cast_of_a_large_double_to_text(duck, spark) -> None:
     want = [r[0] for r in duck.execute(sql.replace("(12345678.5)", "(12345678.5::DOUBLE)").format("VARCHAR")).fetchall()]
     got = [r[0] for r in spark.createDataFrame([(v,) for v in values], "v DOUBLE").selectExpr("CAST(v AS STRING)").collect()]
     assert got == want
+
+
+def test_night_and_weekend_load_as_dataset_features(tmp_path) -> None:
+    from conftest import BASE_DATASET, random_events, write_workspace
+    from riskconsole.ingest import load
+
+    features = [*BASE_DATASET["features"],
+                {"name": "night", "sql": "CAST(hour(ts) < 6 AS INTEGER)"},
+                {"name": "weekend", "sql": "dayofweek(ts) IN (0, 6)"},
+                {"name": "secs_in_hour", "sql": "date_diff('second', ts - INTERVAL 1 HOUR, ts) + epoch(ts) % 3600"}]
+    ws = write_workspace(tmp_path, random_events(n=120, seed=7, days=8), {**BASE_DATASET, "features": features})
+    load(ws)
+    con = duckdb.connect(str(ws.db_path), read_only=True)
+    rows = con.execute("SELECT ts, night, weekend, secs_in_hour FROM frame ORDER BY _pos").fetchall()
+    con.close()
+    assert {weekend for _, _, weekend, _ in rows} == {True, False}
+    for ts, night, weekend, secs in rows:
+        assert night == int(ts.hour < 6) and weekend == (ts.isoweekday() in (6, 7))
+        assert secs == 3600 + ts.minute * 60 + ts.second
