@@ -275,9 +275,7 @@ def spark() -> Any:
                 exp.DayOfWeek: lambda self, e: f"(DAYOFWEEK({self.sql(e, 'this')}) - 1)",
                 exp.TimeToUnix: lambda self, e: f"(UNIX_MICROS({_timestamp(self, e.this)}) / 1e6)",
                 exp.DateDiff: _spark_date_diff,
-                exp.RegexpLike: lambda self, e: self.binary(
-                    exp.RegexpLike(this=e.this, expression=exp.Literal.string(java_regex(e.expression.this))),
-                    "RLIKE"),
+                exp.RegexpLike: _spark_regex,
                 exp.Upper: _case_mapping("UPPER", _UPPER_FROM, _UPPER_TO),
                 exp.Lower: _case_mapping("LOWER", _LOWER_FROM, _LOWER_TO),
                 exp.Cast: lambda self, e: self.cast_sql(_rounded(e)),
@@ -287,6 +285,13 @@ def spark() -> Any:
             }
 
     return RiskSpark
+
+
+def _spark_regex(gen: Any, node: exp.RegexpLike) -> str:
+    """RE2's partial match as Java's RLIKE (also a find), with the pattern translated."""
+    check_regex(node)
+    pattern = exp.Literal.string(java_regex(node.expression.this))
+    return gen.binary(exp.RegexpLike(this=node.this, expression=pattern), "RLIKE")
 
 
 def _case_mapping(function: str, source: str, target: str) -> Any:
