@@ -44,6 +44,7 @@ Rows = dict[str, np.ndarray]
 # network kind and key of its IP (-1: the buyer's own), failed logins before it and clicks before it
 # (-1: as a legit buyer would), seconds from the last click (0: as a legit buyer would), refund chance.
 TRACE_DEFAULTS = {"iptype": 0, "ipkey": -1, "fails": -1, "clicks": -1, "gap": 0, "refund_p": -1.0}
+TRACE_TYPES = {"iptype": np.int8, "fails": np.int16, "clicks": np.int16, "gap": np.int32, "refund_p": np.float32}
 
 
 class _World:
@@ -441,7 +442,7 @@ def _finish(w: _World, c: Rows) -> Rows:
                          ("payment", 40_000_000), ("address", 60_000_000), ("influencer", 500_000)):
         out[name], w.public[name] = _scramble(rng, c[name], sizes.get(name, w.counters.get(name, 0)), offset)
     keep = ("ts", "scenario", "items", "ucountry", "ipcountry", "channel", "method", "created", *TRACE_DEFAULTS)
-    return {**{k: c[k] for k in keep}, **out}
+    return {**{k: c[k].astype(TRACE_TYPES.get(k, c[k].dtype), copy=False) for k in keep}, **out}
 
 
 def _text(vocabulary: tuple[str, ...], codes: np.ndarray) -> pa.Array:

@@ -30,6 +30,7 @@ BANDS = ("<10k", "10k-100k", "100k-1M", "1M+")
 DOMAINS = ("gmail.com", "yahoo.com", "outlook.com", "icloud.com", "proton.me", "tempmail.dev")
 REASONS = ("not_received", "not_as_described", "damaged", "changed_mind", "late_delivery")
 STREAMS = ("signups", "logins", "refunds", "clicks")
+CHUNK = 1_000_000  # orders per chunk of stream generation (and rows per row group): bounds the memory
 TABLES = ("merchants", "influencers", "ip_ranges")
 
 
@@ -216,7 +217,7 @@ class _Sink:
         table = table.sort_by(time) if time else table
         if name not in self.writers:
             self.writers[name] = pq.ParquetWriter(self.folder / f"{name}.parquet", table.schema, compression="zstd")
-        self.writers[name].write_table(table, row_group_size=1_000_000)
+        self.writers[name].write_table(table, row_group_size=CHUNK)
         self.rows[name] = self.rows.get(name, 0) + table.num_rows
 
     def close(self) -> dict[str, int]:
@@ -229,9 +230,10 @@ def _text(vocabulary: tuple[str, ...], codes: np.ndarray) -> pa.Array:
     return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int8)), pa.array(vocabulary)).cast(pa.string())
 
 
-def write_streams(w: _World, cols: Rows, folder: Path, start_s: int, seed: int, chunk: int = 1_000_000) -> dict:
+def write_streams(w: _World, cols: Rows, folder: Path, start_s: int, seed: int) -> dict:
     """Write the streams and tables of the world whose finished orders are `cols`; return rows per file."""
     folder.mkdir(parents=True, exist_ok=True)
+    chunk = CHUNK
     rng, sink = np.random.default_rng([seed, 2]), _Sink(folder, start_s)
     _signups(cols, rng, sink, chunk)
     partners, n = _public_partners(w), cols["ts"].size

@@ -238,6 +238,31 @@ def test_streams_can_be_left_out(tmp_path):
     assert summary["streams"] == {} and [p.name for p in tmp_path.iterdir()] == ["events.parquet"]
 
 
+def test_chunked_generation_keeps_every_link(tmp_path, monkeypatch):
+    """In chunks (as at 10M orders), stream rows still name existing users and orders, and follow signups."""
+    from riskconsole import demo_streams
+
+    monkeypatch.setattr(demo_streams, "CHUNK", 3_000)
+    generate_events(tmp_path / "events.parquet", n_events=10_000, seed=5)
+    assert pq.read_metadata(tmp_path / "logins.parquet").num_row_groups >= 3
+    con = duckdb.connect()
+    for name in ("events", *STREAMS):
+        con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{tmp_path / name}.parquet')")
+    for stream in ("events", "logins", "refunds", "clicks"):
+        assert one(con, f"SELECT count(*) FROM {stream} WHERE user_id NOT IN (SELECT user_id FROM signups)") == 0
+    assert one(con, "SELECT count(*) FROM refunds WHERE order_id NOT IN (SELECT event_id FROM events)") == 0
+    assert one(con, "SELECT count(*) FROM logins l JOIN signups s USING (user_id) WHERE l.login_time < s.signup_time") == 0
+
+
+def test_demo_workspaces_do_not_get_the_stream_files_yet(tmp_path):
+    from riskconsole.scaffold import copy_demo_files
+    from riskconsole.workspace import Workspace
+
+    copy_demo_files(Workspace(tmp_path))
+    assert (tmp_path / "data" / "dataset.yaml").exists() and (tmp_path / "strategies" / "candidate.yaml").exists()
+    assert not list(tmp_path.rglob("*_streams.yaml"))
+
+
 # ------------------------------------------------------------- the future dataset.yaml and candidate
 
 
