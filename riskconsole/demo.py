@@ -4,7 +4,9 @@ Buyers, merchants and influencers come first (power-law activity and popularity)
 a daily, weekly and promo clock; each fraud scenario adds rows with its own trace, and legit look-alikes
 (live-stream bursts, viral videos, kiosks, parcel lockers, travellers, welcome coupons) keep every rule
 imperfect. Labels arrive late like chargebacks, so the newest weeks are unknown. All numpy, vectorized:
-loops run only over scenarios, categories or output chunks. `fraud_scenario` is the answer key.
+loops run only over scenarios, categories or output chunks. `fraud_scenario` is the answer key. The same world's
+other streams (signups, logins, refunds, clicks) and tables (merchants, influencers, IP ranges), and the five
+scenarios only they reveal, are in `demo_streams.py`.
 """
 
 from __future__ import annotations
@@ -435,7 +437,8 @@ def _finish(w: _World, c: Rows) -> Rows:
            "new_device": _first_use(c["user"], c["device"]) & ~c["known_device"],
            "new_address": _first_use(c["user"], c["address"]) & ~c["known_address"],
            "age": ((ts - c["created"]) // DAY).astype(np.int32), "ip_num": order_ips(w, c),
-           **merchant_asof(w, c["merchant"], ts), "amount": np.round(c["amount"], 2), "coupon": np.round(c["coupon"], 2)}
+           **merchant_asof(w, c["merchant"], ts),  # category and tier as they were at the order
+           "amount": np.round(c["amount"], 2), "coupon": np.round(c["coupon"], 2)}
     sizes = {"merchant": w.m_p.size, "influencer": w.i_p.size}
     w.public = {}  # internal id -> public id, per entity kind: the other streams speak the public ids
     for name, offset in (("user", 1_000_000), ("merchant", 10_000), ("device", 20_000_000),

@@ -47,10 +47,10 @@ def plan_world(w: _World, seed: int) -> None:
     upgrade = np.flatnonzero((w.m_tier == 0) & (r.random(m) < 0.3))
     w.m_rebrand = (w.m_tier < 2) & (r.random(m) < 0.03)
     rebrand = np.flatnonzero(w.m_rebrand)
+    relisted = (w.m_cat[rebrand] + r.integers(1, 10, rebrand.size)) % 10  # any other category
     w.m_events = [(np.arange(m), since, w.m_cat, w.m_tier),
                   (upgrade, r.integers(0, w.end, upgrade.size), np.full(upgrade.size, -1), np.ones(upgrade.size, int)),
-                  (rebrand, r.integers(0, w.end, rebrand.size), (w.m_cat[rebrand] + r.integers(1, 10, rebrand.size)) % 10,
-                   np.full(rebrand.size, -1))]
+                  (rebrand, r.integers(0, w.end, rebrand.size), relisted, np.full(rebrand.size, -1))]
     _plan_influencers(w, r)
 
 
@@ -86,7 +86,8 @@ def merchant_asof(w: _World, merchant: np.ndarray, ts: np.ndarray) -> Rows:
 
 def _mix(x: np.ndarray) -> np.ndarray:
     """A cheap deterministic hash of integers (non-negative results)."""
-    return ((np.asarray(x, np.int64).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(29)).astype(np.int64)
+    golden = np.asarray(x, np.int64).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)  # wraps modulo 2**64
+    return (golden >> np.uint64(29)).astype(np.int64)
 
 
 def order_ips(w: _World, c: Rows) -> np.ndarray:
@@ -276,7 +277,8 @@ def _logins(rng: np.random.Generator, part: Rows, sink: _Sink) -> pa.Table:
     fails = np.where(bot, part["fails"][idx], rng.choice(4, idx.size, p=[.97, .025, .004, .001]))
     group, pos = _expand(1 + fails)
     row, k = idx[group], group.size
-    wait = np.where(bot, rng.integers(60, 1800, idx.size), np.clip(rng.lognormal(np.log(600), 1.2, idx.size), 10, 6 * 3600))
+    human = np.clip(rng.lognormal(np.log(600), 1.2, idx.size), 10, 6 * 3600)
+    wait = np.where(bot, rng.integers(60, 1800, idx.size), human)
     step = np.where(bot[group], rng.integers(20, 200, k), rng.integers(5, 60, k)) * (pos > 0)
     ts = part["ts"][row]
     t = np.maximum(ts - wait.astype(np.int64)[group] - _after(step, pos), np.minimum(part["created"][row], ts - 1))
@@ -305,7 +307,8 @@ def _clicks(w: _World, rng: np.random.Generator, part: Rows, partners: tuple, si
     row, k = idx[group], group.size
     last = np.where(live[idx], rng.lognormal(np.log(240), 0.8, idx.size), rng.lognormal(np.log(1500), 1.1, idx.size))
     last = np.where(part["gap"][idx] > 0, part["gap"][idx], np.clip(last, 15, 3 * DAY)).astype(np.int64)
-    earlier = np.where(part["gap"][row] > 0, rng.random(k) * 3600, _after(rng.lognormal(np.log(300), 1.0, k), pos)) * (pos > 0)
+    browsing = _after(rng.lognormal(np.log(300), 1.0, k), pos)  # a human's clicks, minutes apart
+    earlier = np.where(part["gap"][row] > 0, rng.random(k) * 3600, browsing) * (pos > 0)
     internal = private[np.maximum(inf[row], public.min()) - public.min()]
     merchant = np.where(pos == 0, part["merchant"][row], promoted[internal, rng.integers(0, 4, k)])
     known = (rng.random(k) < 0.75) & (part["ts"][row] > part["created"][row])
@@ -335,7 +338,8 @@ def _refunds(w: _World, rng: np.random.Generator, part: Rows, pos: np.ndarray, s
     chance = np.where(part["refund_p"] >= 0, part["refund_p"], np.where(part["scenario"] == 0, 0.04, 0.005))
     hit = np.flatnonzero(rng.random(chance.size) < chance)
     abuse, h = chance[hit] >= 0.5, hit.size
-    delay = np.where(abuse, rng.integers(2 * DAY, 9 * DAY, h), np.clip(rng.lognormal(np.log(5 * DAY), 0.7, h), 3600, 40 * DAY))
+    usual = np.clip(rng.lognormal(np.log(5 * DAY), 0.7, h), 3600, 40 * DAY)
+    delay = np.where(abuse, rng.integers(2 * DAY, 9 * DAY, h), usual)
     t = part["ts"][hit] + delay.astype(np.int64)
     amount = part["amount"][hit]
     amount = np.where(abuse | (rng.random(h) < 0.75), amount, np.round(amount * rng.uniform(0.2, 0.7, h), 2))
