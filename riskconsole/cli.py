@@ -190,6 +190,9 @@ def explain_lines(result: dict) -> list[str]:
         for r in d["reasons"]:
             if "contribution" in r:
                 lines.append(f"  + {r['feature']} = {_value(r['value'])}  pushes {r['contribution']:+.3f} log-odds")
+            elif "share" in r:  # a text value read as its share of the training rows
+                lines.append(f"  ! {r['feature']} = {_value(r['value'])}  read as its share of the training rows, "
+                             f"{r['share']:.2%} ({r['encoding']})")
             else:
                 side = "above" if r["z"] > 0 else "below"
                 lines.append(f"  ! {r['feature']} = {_value(r['value'])}  {abs(r['z']):.1f} robust SDs {side} "

@@ -207,7 +207,12 @@ class Detector(_Strict):
     name: str = Field(description="Detector name; its score is a column of this name that rules can read.")
     kind: str = Field(description="Which model: lightgbm, pyod.iforest, pyod.ecod, ... (see the kinds table).")
     features: list[str] = Field(description="Columns and features of the frame the model reads (never the label or "
-                                            "a label-derived column).")
+                                            "a label-derived column). Numbers and booleans are read as numbers; text "
+                                            "as categories fixed on the training rows (lightgbm: native categoricals, "
+                                            "at most 255, unseen -> missing; pyod: each value's share of the "
+                                            "training rows, unseen -> 0), saved in categories.json and named on the "
+                                            "card. Lists, structs and times are refused: add a feature that derives "
+                                            "one value.")
     train: Window = Field(description="Events the model is fitted on (by event time).")
     valid: Window | None = Field(None, description="Held-out window: early stopping for lightgbm, and the card's "
                                  "out-of-sample metrics.")

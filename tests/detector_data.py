@@ -69,6 +69,7 @@ def signal_events(n: int = 4_000, seed: int = 3, days: int = 70) -> pd.DataFrame
     known = rng.random(len(frame)) > 0.08
     label = np.where(known, fraud.astype(float), np.nan)
     frame["account_age_days"] = frame["account_age_days"].astype("Int64").mask(rng.random(len(frame)) < 0.03)
+    channel = rng.choice(["web", "app"], len(frame))
     return pd.DataFrame({
         "event_id": [f"e{i:05d}" for i in range(len(frame))],
         "ts": pd.to_datetime(ts),
@@ -80,7 +81,8 @@ def signal_events(n: int = 4_000, seed: int = 3, days: int = 70) -> pd.DataFrame
         "account_age_days": frame["account_age_days"],
         "is_new_device": frame["is_new_device"].to_numpy(),
         "coupon": frame["coupon"].to_numpy(),
-        "channel": rng.choice(["web", "app"], len(frame)),
+        "channel": channel,
+        "tags": [[c] for c in channel],  # a LIST column: no model can read it
         "scenario": frame["scenario"].to_numpy(),
     })
 

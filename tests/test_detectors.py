@@ -267,7 +267,9 @@ def _set_labels(ws, sql: str) -> None:
     ({"features": ["label_ts"]}, "feature 'label_ts': is the label or derived from it"),
     ({"features": ["scenario"]}, "feature 'scenario': is the label or derived from it"),
     ({"features": ["amunt"]}, "feature 'amunt': not a column or feature of the loaded frame (did you mean 'amount'?)"),
-    ({"features": ["channel"]}, "feature 'channel': is VARCHAR, models read numbers only"),
+    ({"features": ["tags"]}, "feature 'tags': is VARCHAR[], which a model cannot read (it reads numbers, booleans "
+                             "and text as categories): add a feature to dataset.yaml that makes one number or text "
+                             "of it, e.g. sql: \"length(tags)\""),
     ({"features": ["_pos"]}, "feature '_pos': is an internal row number"),
     ({"kind": "pyod.ecdo"}, "unknown kind 'pyod.ecdo' (did you mean 'pyod.ecod'?"),
     ({"name": "amount"}, "name: 'amount' is already a column of the frame"),

@@ -6,6 +6,13 @@ weight). Without it the trees spend their splits on the majority and stop early 
 validation curve; `scale_pos_weight` (not `is_unbalance`) keeps the weight explicit and recorded in
 the card. The score is then a probability under that weighting: it ranks events (what a threshold
 rule needs) but is not the fraud rate; set `scale_pos_weight: 1` in params for calibrated output.
+
+Text features arrive as integer category codes fixed on the training rows (`matrix.Encoding`, saved
+as categories.json) and are declared with `categorical_feature`, so LightGBM splits on sets of
+categories and sends NaN (NULL, unseen or beyond-cap values) down its missing branch. Pandas
+categoricals are not used: the booster would keep its own copy of their category order
+(`pandas_categorical`) and re-apply it to whatever frame it is given later; codes we fix and store
+ourselves cannot drift.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from riskconsole.detectors.matrix import CODES
 from riskconsole.errors import ConfigError
 
 # OpenMP threads that spin while waiting make LightGBM 10-100x slower whenever the machine has more
@@ -67,6 +75,7 @@ class LightGBMDetector:
     kind = "lightgbm"
     supervised = True
     max_fit_rows: int | None = None
+    text_encoding = CODES  # text features arrive as category codes and are split on natively
 
     def __init__(self, params: dict | None = None, seed: int = 7, where: str = "lightgbm") -> None:
         params = dict(params or {})
@@ -84,15 +93,21 @@ class LightGBMDetector:
             params["scale_pos_weight"] = round((len(y) - positives) / positives, 4)
         return params
 
-    def fit(self, X: np.ndarray, y: np.ndarray | None = None,
-            valid: tuple[np.ndarray, np.ndarray] | None = None) -> LightGBMDetector:
-        """Train on (X, y); with `valid`, stop when its average precision stops improving."""
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None, valid: tuple[np.ndarray, np.ndarray] | None = None,
+            categorical: list[int] | tuple[int, ...] = ()) -> LightGBMDetector:
+        """Train on (X, y); with `valid`, stop when its average precision stops improving.
+
+        Args:
+            categorical: column indices of X holding category codes (0, 1, ...; NaN = missing), which
+                LightGBM splits on as categories (`categorical_feature`) rather than as numbers.
+        """
         import lightgbm as lgb
 
         if y is None:
             raise ValueError("lightgbm is supervised: fit needs labels")
         params = self._train_params(y)
-        train = lgb.Dataset(X, label=y, params={"verbosity": -1}, free_raw_data=True)
+        train = lgb.Dataset(X, label=y, params={"verbosity": -1}, free_raw_data=True,
+                            categorical_feature=list(categorical))
         sets, callbacks = [], []
         if valid is not None:
             sets = [lgb.Dataset(valid[0], label=valid[1], reference=train)]
@@ -122,7 +137,13 @@ class LightGBMDetector:
     def describe(self) -> dict:
         """Effective params and the fitted shape, for the model card."""
         return {"params": self.params_, "best_iteration": self.best_iteration_,
+                "categorical_columns": self.categorical_columns(),
                 "trees": self.booster_.num_trees(), "importance_method": "LightGBM total gain"}
+
+    def categorical_columns(self) -> list[int]:
+        """Column indices the booster treats as categorical (read back from the model itself)."""
+        found = self.booster_.params.get("categorical_feature") or []
+        return [int(j) for j in ([found] if isinstance(found, (int, str)) else found)]
 
     def save(self, folder: Path) -> None:
         """The text model (LightGBM's own format)."""

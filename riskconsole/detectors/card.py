@@ -122,6 +122,24 @@ def _window_lines(card: dict) -> list[str]:
     return lines
 
 
+def _shown(value: object) -> str:
+    return "NULL" if value is None else repr(str(value))
+
+
+def _categorical_lines(card: dict) -> list[str]:
+    """One line per text feature: how the model reads it, its most frequent training values, unseen values."""
+    entries = card.get("categorical") or []
+    if not entries:
+        return []
+    lines = ["", "Text features (categories fixed on the training rows, saved in categories.json):", ""]
+    for c in entries:
+        top = ", ".join(f"{_shown(t['value'])} {t['share']:.1%}" for t in c["top"][:5]) or "none"
+        cap = f"; {c['beyond_cap']:,} rarer values read as unseen" if c["beyond_cap"] else ""
+        lines.append(f"- {c['feature']}: {c['encoding']}; {c['categories']:,} values (most frequent: {top}){cap}; "
+                     f"a value not seen in training reads as {c['unseen']}")
+    return lines
+
+
 def card_markdown(card: dict) -> str:
     """A short Markdown summary of a card dict."""
     lines = [f"# {card['name']} ({card['kind']})", "",
@@ -130,6 +148,7 @@ def card_markdown(card: dict) -> str:
     lines += _window_lines(card)
     lines += ["", f"Feature importance ({card['importance_method']}):", ""]
     lines += [f"- {i['feature']}: {i['share']:.1%}" for i in card["importance"]]
+    lines += _categorical_lines(card)
     lines += ["", "Scores are in [0, 1], higher is riskier; use them in rules as "
               f"`{card['name']} >= 0.9`. Metrics exclude events whose label is unknown."]
     if "scale_pos_weight" in card["params"]:

@@ -9,6 +9,10 @@ ECOD and COPOD score new rows by re-ranking them together with the training set,
 score would depend on the other rows of its batch. Here they score against the frozen training
 ECDFs instead (the same formulas, `searchsorted` on the sorted training columns), which gives every
 training row exactly its `decision_scores_` and any row the same score alone or in a batch.
+
+Text features reach PyOD frequency-encoded (each value is its share of the training rows, a value never
+seen in training is 0; see `matrix.Encoding`): distances between category codes would mean nothing,
+while "this browser is rare" is exactly what an outlier detector should notice.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from riskconsole.detectors.matrix import FREQUENCY
 from riskconsole.errors import ConfigError
 
 MODEL_FILE = "model.joblib"
@@ -96,6 +101,7 @@ class PyODDetector:
     """A PyOD model fitted on standardized training rows; scores are training-distribution ranks."""
 
     supervised = False
+    text_encoding = FREQUENCY
 
     def __init__(self, spec: PyODKind, params: dict, seed: int, max_fit_rows: int, where: str = "pyod") -> None:
         self.spec, self.kind, self.params, self.seed = spec, spec.kind, params, seed
@@ -106,9 +112,12 @@ class PyODDetector:
         X = np.where(np.isnan(X), self.center_, X)
         return (X - self.center_) / self.scale_
 
-    def fit(self, X: np.ndarray, y: np.ndarray | None = None,
-            valid: tuple[np.ndarray, np.ndarray] | None = None) -> PyODDetector:
-        """Fit on at most `max_fit_rows` rows (seeded sample); labels and `valid` are ignored."""
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None, valid: tuple[np.ndarray, np.ndarray] | None = None,
+            categorical: list[int] | tuple[int, ...] = ()) -> PyODDetector:
+        """Fit on at most `max_fit_rows` rows (seeded sample); labels, `valid` and `categorical` are ignored.
+
+        `categorical` is always empty here: text arrives frequency-encoded, which is a number.
+        """
         if len(X) > self.max_fit_rows:
             keep = np.random.default_rng(self.seed).choice(len(X), self.max_fit_rows, replace=False)
             X = X[np.sort(keep)]

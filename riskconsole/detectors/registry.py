@@ -1,7 +1,9 @@
 """The registry of detector kinds (`kind:` in detectors/*.yaml) and the contract every kind follows.
 
 The contract is pyod's: `fit(X, y=None) -> self`, `score(X) -> ndarray` in [0, 1] (higher is
-riskier), fitted state in attributes with a trailing underscore. X is float32 with NaN for missing.
+riskier), fitted state in attributes with a trailing underscore. X is float32 with NaN for missing;
+text features arrive encoded as the kind's `text_encoding` says (category codes or frequencies), by
+the `Encoding` that training fits and stores on the model as `encoding_` (saved as categories.json).
 A kind is a factory `(params, seed) -> detector`; `KINDS` maps every registered name to one.
 Any other PyOD model is reachable as `pyod.<ClassName>` (exact class name, e.g. `pyod.OCSVM`).
 """
@@ -16,6 +18,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from riskconsole.detectors.boosting import LightGBMDetector
+from riskconsole.detectors.matrix import Encoding
 from riskconsole.detectors.outliers import PyODDetector, PyODKind, pyod_class
 from riskconsole.errors import ConfigError
 
@@ -28,10 +31,11 @@ class DetectorModel(Protocol):
     kind: str
     supervised: bool
     max_fit_rows: int | None
+    text_encoding: str
     importance_: np.ndarray
 
-    def fit(self, X: np.ndarray, y: np.ndarray | None = None,
-            valid: tuple[np.ndarray, np.ndarray] | None = None) -> DetectorModel: ...
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None, valid: tuple[np.ndarray, np.ndarray] | None = None,
+            categorical: list[int] | tuple[int, ...] = ()) -> DetectorModel: ...
 
     def score(self, X: np.ndarray) -> np.ndarray: ...
 
@@ -84,9 +88,16 @@ def make_detector(kind: str, params: dict[str, Any], seed: int, where: str) -> D
     return resolve_kind(kind, where)(dict(params), seed, where=where)
 
 
+def encoding_of(model: DetectorModel, features: list[str]) -> Encoding:
+    """How `model` reads `features`: its fitted encoding, or numbers only for a model fitted outside training."""
+    encoding = getattr(model, "encoding_", None)
+    return encoding if encoding is not None else Encoding(tuple(features))
+
+
 def save_detector(model: DetectorModel, folder: Path, meta: dict) -> None:
-    """Write the fitted model and `detector.json` (what `load_detector` needs) into `folder`."""
+    """Write the fitted model, its `categories.json` and `detector.json` (what `load_detector` needs)."""
     model.save(folder)
+    encoding_of(model, meta["features"]).save(folder)
     (folder / META_FILE).write_text(json.dumps({"kind": model.kind, **meta}, indent=2) + "\n")
 
 
@@ -94,4 +105,6 @@ def load_detector(folder: Path) -> tuple[DetectorModel, dict]:
     """A fitted detector and its metadata (name, features, windows) from a model folder."""
     meta = json.loads((folder / META_FILE).read_text())
     loader = LightGBMDetector if meta["kind"] == "lightgbm" else PyODDetector
-    return loader.load(folder), meta
+    model = loader.load(folder)
+    model.encoding_ = Encoding.load(folder, meta["features"])
+    return model, meta

@@ -23,9 +23,9 @@ from sqlglot import exp
 
 from riskconsole.config import Dataset, Detector
 from riskconsole.detectors import card as cards
-from riskconsole.detectors.matrix import (FRAME, Span, check_features, chunk_rows, frame_types, label_expr,
+from riskconsole.detectors.matrix import (FRAME, Encoding, Span, check_features, chunk_rows, frame_types, label_expr,
                                           position_range, sample_rows, span_of, window_rows)
-from riskconsole.detectors.registry import DetectorModel, load_detector, make_detector, save_detector
+from riskconsole.detectors.registry import DetectorModel, encoding_of, load_detector, make_detector, save_detector
 from riskconsole.errors import ConfigError, DataError
 from riskconsole.sqlbuild import alias, fill, ident, render
 from riskconsole.strategy import SCORE_TABLE_PREFIX
@@ -96,10 +96,10 @@ def _frame_days(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> str:
     return f"{first}..{last}"
 
 
-def _labelled(con: duckdb.DuckDBPyConnection, plan: Plan, span: Span, part: str,
-              why: str) -> tuple[np.ndarray, np.ndarray]:
-    """Labelled rows of a window for a supervised model; no rows, no labels or one class is an error."""
-    X, y = window_rows(con, plan.spec.features, plan.dataset, span, labelled=True)
+def _labelled(con: duckdb.DuckDBPyConnection, plan: Plan, encoding: Encoding, span: Span, part: str,
+              why: str) -> tuple[pa.Table, np.ndarray]:
+    """Labelled raw rows of a window for a supervised model; no rows, no labels or one class is an error."""
+    rows, y = window_rows(con, encoding, plan.dataset, span, labelled=True)
     days = span.days
     where = f"{plan.label}: {part} {days['from']}..{days['to']}"
     if not len(y):
@@ -109,30 +109,40 @@ def _labelled(con: duckdb.DuckDBPyConnection, plan: Plan, span: Span, part: str,
     if frauds in (0, len(y)):
         only = "no fraud (label 1)" if frauds == 0 else "no good event (label 0)"
         raise DataError(f"{where}: {len(y):,} labelled events but {only}; {plan.spec.kind} {why}: widen the window")
-    return X, y
+    return rows, y
 
 
 def _training_data(con: duckdb.DuckDBPyConnection, plan: Plan, model: DetectorModel) -> tuple:
-    """(X, y, valid) for `fit`: labelled rows for supervised kinds, a seeded sample for the others."""
+    """(encoding, X, y, valid) for `fit`: labelled rows for supervised kinds, a seeded sample for the others.
+
+    Point in time: text categories (and their frequencies) are counted on the training rows only.
+    """
+    encoding = Encoding.plan(plan.spec.features, frame_types(con, plan.label), model.text_encoding)
     if model.supervised:
-        X, y = _labelled(con, plan, plan.train, "train", "learns from both classes")
-        valid = _labelled(con, plan, plan.valid, "valid", "stops early on both classes") if plan.valid else None
-        return X, y, valid
-    X = sample_rows(con, plan.spec.features, plan.dataset, plan.train, model.max_fit_rows, plan.spec.seed)
-    if not len(X):
+        rows, y = _labelled(con, plan, encoding, plan.train, "train", "learns from both classes")
+        encoding = encoding.fit(rows)
+        valid = None
+        if plan.valid:
+            valid_rows, valid_y = _labelled(con, plan, encoding, plan.valid, "valid", "stops early on both classes")
+            valid = (encoding.matrix(valid_rows), valid_y)
+        return encoding, encoding.matrix(rows), y, valid
+    rows = sample_rows(con, encoding, plan.dataset, plan.train, model.max_fit_rows, plan.spec.seed)
+    if not rows.num_rows:
         days = plan.train.days
         raise DataError(f"{plan.label}: train {days['from']}..{days['to']}: no events in the window (the frame "
                         f"spans {_frame_days(con, plan.dataset)}): move the window")
-    return X, None, None
+    encoding = encoding.fit(rows)
+    return encoding, encoding.matrix(rows), None, None
 
 
 def _fit(con: duckdb.DuckDBPyConnection, plan: Plan, model: DetectorModel, progress: Progress) -> tuple[int, float]:
     """Fit the model in place; return the number of rows it was fitted on and the seconds it took."""
-    X, y, valid = _training_data(con, plan, model)
+    encoding, X, y, valid = _training_data(con, plan, model)
+    model.encoding_ = encoding
     progress(f"{plan.spec.name}: fitting {plan.spec.kind} on {len(X):,} rows ...")
     started = time.perf_counter()
     try:
-        model.fit(X, y, valid=valid)
+        model.fit(X, y, valid=valid, categorical=encoding.categorical)
     except (ValueError, TypeError, RuntimeError, MemoryError) as err:
         raise ConfigError(f"{plan.label}: {plan.spec.kind} failed to fit: {str(err).splitlines()[0]}") from None
     return min(len(X), model.max_fit_rows or len(X)), time.perf_counter() - started
@@ -148,7 +158,7 @@ def score_into(con: duckdb.DuckDBPyConnection, model: DetectorModel, features: l
     lo, hi = position_range(con)
     done = 0
     for start in range(lo, hi + 1, chunk):
-        pos, X = chunk_rows(con, features, start, min(start + chunk - 1, hi))
+        pos, X = chunk_rows(con, encoding_of(model, features), start, min(start + chunk - 1, hi))
         scores = np.clip(np.asarray(model.score(X), dtype=np.float64), 0.0, 1.0)
         con.register("_chunk", pa.table({"_pos": pa.array(pos, pa.int64()), "s": pa.array(scores)}))
         try:
@@ -212,6 +222,7 @@ def _card(con: duckdb.DuckDBPyConnection, plan: Plan, model: DetectorModel, tabl
         card[part] = _window_scores(con, plan, table, span).summary() if span else None
     card["importance"] = cards.importance(spec.features, model.importance_)
     card["importance_method"] = described.pop("importance_method")
+    card["categorical"] = encoding_of(model, spec.features).describe()
     card["model"] = described
     card["histograms"] = cards.histograms(_histogram(con, plan, table))
     card["versions"] = cards.versions()
