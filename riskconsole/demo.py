@@ -407,9 +407,11 @@ def _orders(w: _World, n_events: int) -> Rows:
     n_burst, n_viral = n_legit // 20, n_legit // 250
     base = _legit(w, n_legit - n_burst - n_viral)
     parts = [base, _live_bursts(w, base, n_burst), _viral(w, n_viral), *fraud]
-    cols = {k: np.concatenate([p[k] for p in parts]) for k in base}
+    cols = {k: np.concatenate([p[k] for p in parts], dtype=TRACE_TYPES.get(k)) for k in base}
     order = np.argsort(cols["ts"], kind="stable")
-    return {k: v[order] for k, v in cols.items()}
+    for k in cols:  # one column at a time, so only one unsorted copy is alive
+        cols[k] = cols[k][order]
+    return cols
 
 
 def _first_use(user: np.ndarray, other: np.ndarray) -> np.ndarray:
@@ -445,7 +447,7 @@ def _finish(w: _World, c: Rows) -> Rows:
                          ("payment", 40_000_000), ("address", 60_000_000), ("influencer", 500_000)):
         out[name], w.public[name] = _scramble(rng, c[name], sizes.get(name, w.counters.get(name, 0)), offset)
     keep = ("ts", "scenario", "items", "ucountry", "ipcountry", "channel", "method", "created", *TRACE_DEFAULTS)
-    return {**{k: c[k].astype(TRACE_TYPES.get(k, c[k].dtype), copy=False) for k in keep}, **out}
+    return {**{k: c[k] for k in keep}, **out}
 
 
 def _text(vocabulary: tuple[str, ...], codes: np.ndarray) -> pa.Array:
