@@ -6,7 +6,7 @@ STAMP     := $(VENV)/.installed
 DEMO_EVENTS ?= 1000000
 PORT      ?= 8501
 
-.PHONY: install run demo test chromium bench clean
+.PHONY: install run demo test chromium java bench clean
 
 install: $(STAMP)
 
@@ -28,7 +28,11 @@ run: install data/console.duckdb
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
-test: install chromium
+# PySpark (dev extra) needs a Java runtime for the DuckDB-vs-Spark function tests.
+java:
+	@command -v java >/dev/null || (apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless >/dev/null)
+
+test: install chromium java
 	$(BIN)/python -m pytest
 
 # Long: builds a 10M-event workspace in /tmp (minutes) and a 1M demo; results go in bench/RESULTS.md by hand.

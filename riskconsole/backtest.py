@@ -16,6 +16,7 @@ from sqlglot import exp
 
 from riskconsole.config import Dataset
 from riskconsole.errors import RiskConsoleError
+from riskconsole.limits import query_time_limit
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
 from riskconsole.strategy import CompiledStrategy, Frame, source
 
@@ -175,9 +176,14 @@ def empty_window_message(con: duckdb.DuckDBPyConnection, compiled: CompiledStrat
 
 
 def run_query(con: duckdb.DuckDBPyConnection, query: exp.Expression, strategy: str) -> pa.Table:
-    """Run a query holding user expressions; a failure while evaluating them is a one-line error."""
+    """Run a query holding user expressions; a failure while evaluating them is a one-line error.
+
+    The query is stopped after `limits.query_seconds()` (a `QueryTimeout`, one line): a runaway
+    expression or window must not hang the CLI or the console.
+    """
     try:
-        return con.sql(render(query)).to_arrow_table()
+        with query_time_limit(con, f"strategy '{strategy}'"):
+            return con.sql(render(query)).to_arrow_table()
     except duckdb.Error as err:
         raise RiskConsoleError(f"strategy '{strategy}': evaluating its expressions failed: "
                                f"{str(err).splitlines()[0]} (guard the expression, e.g. with nullif or TRY_CAST)") from None

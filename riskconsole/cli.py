@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import duckdb
-import yaml
 
+from riskconsole.config import parse_overrides
 from riskconsole.errors import RiskConsoleError
 from riskconsole.escape import terminal
 from riskconsole.export import fmt, parse_formats, write_files
@@ -22,13 +22,7 @@ from riskconsole.workspace import Workspace
 
 def _parse_sets(items: list[str] | None) -> dict:
     """`--set P=V` pairs; V is read as a YAML scalar."""
-    out = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise RiskConsoleError(f"--set {item}: write PARAM=VALUE, e.g. --set burst=4")
-        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
-    return out
+    return parse_overrides(items)
 
 
 def _out_dir(ws: Workspace, args: argparse.Namespace, name: str) -> Path:

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from riskconsole import limits
 from riskconsole.errors import ConfigError
+from riskconsole.escape import printable
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A strategy name becomes a file and folder name: no separators, no dots, no leading '-'.
+_STRATEGY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 WINDOW_AGGS = ("count", "sum", "avg", "min", "max", "count_distinct")
 LABEL_AGGS = ("count", "sum", "avg")
 
@@ -31,7 +37,8 @@ def duration_seconds(text: str) -> int:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # inf/nan (also as text: "inf") would turn costs into inf and money metrics into NaN
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 def _check_name(value: str) -> str:
@@ -167,7 +174,8 @@ class Rule(_Strict):
 class Strategy(_Strict):
     """`strategies/NAME.yaml`: rules, params and the population they decide."""
 
-    name: str = Field(description="Strategy name, shown in reports and used in report folder names.")
+    name: str = Field(description="Strategy name, shown in reports and used in report folder names: letters, "
+                      "digits, _ and - (not starting with -), at most 100 characters.")
     description: str = Field("", description="Free text: what the strategy does and why.")
     population: str | None = Field(None, description="Optional SQL filter: which events the strategy decides.")
     params: dict[str, ParamValue] = Field(default_factory=dict, description="Named values that rules read as "
@@ -179,14 +187,53 @@ class Strategy(_Strict):
         description="Deploy-gate conditions checked by `riskconsole gate`, e.g. 'recall>=+0.00' (signed: change vs "
                     "the baseline) or 'review_overflow_days<=0'.")
 
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        """The name becomes a folder under reports/: no '/', '..', spaces or control characters."""
+        if len(value) > limits.MAX_NAME_LENGTH:
+            raise ValueError(f"a strategy name is at most {limits.MAX_NAME_LENGTH} characters (got {len(value):,})")
+        if not _STRATEGY_NAME.match(value):
+            raise ValueError(f"'{value}' is not a valid strategy name (letters, digits, _ and -, not starting "
+                             "with -; it names report folders)")
+        return value
+
+    @field_validator("params")
+    @classmethod
+    def _param_names(cls, params: dict[str, ParamValue]) -> dict[str, ParamValue]:
+        """Params are referenced as `$name` and may name report folders (sweep): plain names only."""
+        for name, value in params.items():
+            _check_name(name)
+            if isinstance(value, list) and len(value) > limits.MAX_LIST_PARAM:
+                raise ValueError(f"param '{name}' holds {len(value):,} values (at most {limits.MAX_LIST_PARAM:,}; "
+                                 "put long lists in lists/NAME.csv)")
+        return params
+
+    @field_validator("rules")
+    @classmethod
+    def _rule_count(cls, rules: list[Rule]) -> list[Rule]:
+        if len(rules) > limits.MAX_RULES:
+            raise ValueError(f"{len(rules):,} rules is too many (at most {limits.MAX_RULES:,}; split the strategy)")
+        return rules
+
     @model_validator(mode="after")
     def _unique_rules(self) -> Strategy:
-        names = [r.name for r in self.rules]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        counts = Counter(r.name for r in self.rules)
+        dupes = sorted(n for n, c in counts.items() if c > 1)
         if dupes:
             raise ValueError(f"rule names must be unique: {', '.join(dupes)} appears more than once")
         if not self.rules:
             raise ValueError("a strategy needs at least one rule")
+        return self
+
+    @model_validator(mode="after")
+    def _bounded_expansion(self) -> Strategy:
+        """Refuse before any expression is built a strategy whose params would multiply it past a bound."""
+        texts = [r.when for r in self.rules] + [self.population or ""]
+        size = sum(limits.expanded_size(t, self.params) for t in texts)
+        if size > limits.MAX_STRATEGY_EXPANDED:
+            raise ValueError(f"its expressions would be {size:,} characters once params are substituted (at most "
+                             f"{limits.MAX_STRATEGY_EXPANDED:,}): refer to long params fewer times, or use lists/")
         return self
 
 
@@ -267,25 +314,195 @@ def parse_model(data: Any, model: type[M], label: str) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(f"{label}: {describe_validation_error(err, data)}") from None
+        raise ConfigError(_message(f"{label}: {describe_validation_error(err, data)}")) from None
+    except (ValueError, TypeError, RecursionError, OverflowError) as err:  # untrusted data: never a traceback
+        raise ConfigError(_message(f"{label}: cannot be read as a {model.__name__.lower()}: {err}")) from None
+
+
+def _message(text: str, limit: int = 400) -> str:
+    """An error message on one printable line, cut to `limit` characters (user text may be huge)."""
+    text = printable(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class _Refused(yaml.YAMLError):
+    """YAML that parses but that riskconsole refuses (duplicate keys, deep nesting, huge numbers)."""
+
+    def __init__(self, problem: str, mark: yaml.Mark | None) -> None:
+        super().__init__(problem)
+        self.problem, self.problem_mark = problem, mark
+
+
+class StrictLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that refuses duplicate keys, deep or alias-amplified nesting, huge and non-finite numbers.
+
+    Sizes are measured with aliases expanded (`*x` counts as a copy of what `&x` names), because every
+    consumer downstream (pydantic, JSON, the report) walks the expanded data.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._shape: dict[int, tuple[int, int]] = {}  # id(node) -> (nodes, height), aliases expanded
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        """Compose one node, refusing depth past the bound (before recursing) and self-containing aliases."""
+        self._depth += 1
+        try:
+            event = self.peek_event()
+            if self._depth > limits.MAX_YAML_DEPTH:
+                raise _Refused(f"nested more than {limits.MAX_YAML_DEPTH} levels deep (flatten the data)",
+                               event.start_mark)
+            target = self.anchors.get(event.anchor) if isinstance(event, yaml.AliasEvent) else None
+            if target is not None and id(target) not in self._shape:
+                raise _Refused("an alias refers to the collection that contains it (write the value out)",
+                               event.start_mark)
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        self._measure(node)
+        return node
+
+    def _measure(self, node: yaml.Node) -> None:
+        """Record a composed node's size and height with aliases expanded; refuse past the bounds."""
+        if id(node) in self._shape:  # an alias: already measured
+            return
+        children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) \
+            else node.value if isinstance(node, yaml.SequenceNode) else []
+        shapes = [self._shape[id(c)] for c in children]
+        nodes = 1 + sum(n for n, _ in shapes)
+        height = 1 + max((h for _, h in shapes), default=0)
+        if nodes > limits.MAX_YAML_NODES or height > limits.MAX_YAML_DEPTH:
+            raise _Refused(f"aliases expand to more than {limits.MAX_YAML_NODES:,} values or "
+                           f"{limits.MAX_YAML_DEPTH} levels (write the values out)", node.start_mark)
+        self._shape[id(node)] = (nodes, height)
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict:
+        """A mapping, refusing a key written twice (PyYAML silently keeps the last)."""
+        if isinstance(node, yaml.MappingNode):
+            self._refuse_duplicates(node)
+        return super().construct_mapping(node, deep=deep)
+
+    def _refuse_duplicates(self, node: yaml.MappingNode) -> None:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults` may be overridden, by design
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:  # unhashable: SafeConstructor reports it
+                continue
+            if first is not None:
+                raise _Refused(f"duplicate key {_quoted(key)} (first at line {first + 1}; keep one)",
+                               key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+
+
+def _quoted(key: Any, limit: int = 60) -> str:
+    text = printable(str(key))
+    return "'" + (text if len(text) <= limit else text[: limit - 3] + "...") + "'"
+
+
+def _construct_int(loader: StrictLoader, node: yaml.ScalarNode) -> int:
+    if len(node.value) > limits.MAX_NUMBER_CHARS:
+        raise _Refused(f"a number of {len(node.value):,} characters (at most {limits.MAX_NUMBER_CHARS})",
+                       node.start_mark)
+    return yaml.SafeLoader.construct_yaml_int(loader, node)
+
+
+def _construct_float(loader: StrictLoader, node: yaml.ScalarNode) -> float:
+    if len(node.value) > limits.MAX_NUMBER_CHARS:
+        raise _Refused(f"a number of {len(node.value):,} characters (at most {limits.MAX_NUMBER_CHARS})",
+                       node.start_mark)
+    value = yaml.SafeLoader.construct_yaml_float(loader, node)
+    if not math.isfinite(value):
+        raise _Refused(f"'{printable(node.value)}' is not a finite number (write a number)", node.start_mark)
+    return value
+
+
+StrictLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+StrictLoader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 
 
 def read_yaml(text: str, label: str) -> Any:
-    """Parse YAML text safely; a syntax error becomes a one-line ConfigError with the line number."""
+    """Parse untrusted YAML text; every problem is a one-line ConfigError with the line number.
+
+    Refused besides syntax errors: duplicate keys at any depth, nesting deeper than
+    `limits.MAX_YAML_DEPTH` (aliases expanded), numbers longer than `limits.MAX_NUMBER_CHARS`,
+    inf/nan, and text longer than `limits.MAX_CONFIG_BYTES`.
+    """
+    if len(text) > limits.MAX_CONFIG_BYTES:
+        raise ConfigError(f"{label}: {len(text):,} characters is too large for a config file "
+                          f"(at most {limits.MAX_CONFIG_BYTES:,})")
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=StrictLoader)  # noqa: S506 - StrictLoader is a SafeLoader
+    except _Refused as err:
+        raise ConfigError(_message(f"{label}:{_line(err)} {err.problem}")) from None
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f" line {mark.line + 1}:" if mark else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ConfigError(f"{label}:{line} YAML syntax error: {problem}") from None
+        raise ConfigError(_message(f"{label}:{_line(err)} YAML syntax error: {problem}")) from None
+    except (RecursionError, ValueError, TypeError, OverflowError) as err:  # untrusted text: never a traceback
+        raise ConfigError(_message(f"{label}: cannot be read as YAML: {err}")) from None
+
+
+def _line(err: yaml.YAMLError) -> str:
+    mark = getattr(err, "problem_mark", None)
+    return f" line {mark.line + 1}:" if mark else ""
+
+
+def read_config(path: Path, label: str) -> str:
+    """The text of a YAML config file: at most `limits.MAX_CONFIG_BYTES`, UTF-8, one-line errors naming `label`."""
+    try:
+        with Path(path).open("rb") as handle:
+            data = handle.read(limits.MAX_CONFIG_BYTES + 1)
+    except OSError as err:
+        raise ConfigError(f"{label}: cannot read file ({err.strerror})") from None
+    if len(data) > limits.MAX_CONFIG_BYTES:
+        raise ConfigError(f"{label}: larger than {limits.MAX_CONFIG_BYTES:,} bytes, too large for a config file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise ConfigError(f"{label}: line {line}: not UTF-8 text (byte 0x{data[err.start]:02x}); "
+                          "save the file as UTF-8") from None
 
 
 def load_model(path: Path, model: type[M], label: str | None = None) -> M:
     """Read a YAML file into `model`; every problem is a one-line ConfigError naming the file."""
     label = label or str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError(f"{label}: cannot read file ({err.strerror})") from None
-    return parse_model(read_yaml(text, label), model, label)
+    return parse_model(read_yaml(read_config(path, label), label), model, label)
+
+
+def parse_overrides(items: list[str] | None) -> dict:
+    """`--set P=V` pairs as {P: V}; V is read as one YAML scalar (number, text, true/false, date, or empty = null).
+
+    Raises:
+        ConfigError: one line naming the `--set` item: no `=`, bad YAML, a list or mapping, a repeated P.
+    """
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        key, shown = key.strip(), _message(f"--set {item}", 120)
+        if not sep or not key:
+            raise ConfigError(f"{shown}: write PARAM=VALUE, e.g. --set burst=4")
+        if not _NAME.match(key):
+            raise ConfigError(f"{shown}: '{printable(key)}' is not a param name (letters, digits and _)")
+        if key in out:
+            raise ConfigError(f"{shown}: '{printable(key)}' is set twice (give each param once)")
+        if len(value) > limits.MAX_OVERRIDE_CHARS:
+            raise ConfigError(f"--set {printable(key)}: the value has {len(value):,} characters "
+                              f"(at most {limits.MAX_OVERRIDE_CHARS:,})")
+        out[key] = parse_scalar(value, shown) if value.strip() else None
+    return out
+
+
+def parse_scalar(text: str, label: str) -> Any:
+    """One YAML scalar (number, text, true/false, date, null); a list, mapping or bad YAML is a one-line ConfigError."""
+    value = read_yaml(text, label)
+    if isinstance(value, (dict, list, set, bytes)):
+        raise ConfigError(f"{label}: give one value (a number, text, true/false or a date), "
+                          f"not a {type(value).__name__}; quote it to pass text")
+    if isinstance(value, str) and not value.isprintable():  # "\e[2J" in quotes: it is printed back later
+        raise ConfigError(f"{label}: the text holds control characters ({printable(value)[:60]}); remove them")
+    return value

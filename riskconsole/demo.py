@@ -4,7 +4,9 @@ Buyers, merchants and influencers come first (power-law activity and popularity)
 a daily, weekly and promo clock; each fraud scenario adds rows with its own trace, and legit look-alikes
 (live-stream bursts, viral videos, kiosks, parcel lockers, travellers, welcome coupons) keep every rule
 imperfect. Labels arrive late like chargebacks, so the newest weeks are unknown. All numpy, vectorized:
-loops run only over scenarios, categories or output chunks. `fraud_scenario` is the answer key.
+loops run only over scenarios, categories or output chunks. `fraud_scenario` is the answer key. The same world's
+other streams (signups, logins, refunds, clicks) and tables (merchants, influencers, IP ranges), and the five
+scenarios only they reveal, are in `demo_streams.py`.
 """
 
 from __future__ import annotations
@@ -32,12 +34,19 @@ TIERS = ("new", "standard", "top")
 METHODS = ("card", "wallet", "bnpl", "cod")
 CARD, WALLET, BNPL, COD = range(4)
 SCENARIOS = ("none", "stolen_card", "account_takeover", "promo_ring", "brushing", "affiliate_fraud",
-             "new_attack_midperiod")
-SHARE = (0.0, 0.003, 0.002, 0.003, 0.002, 0.0018, 0.0025)  # target share of all orders per scenario
-LABEL_DAYS = np.array([0, 10, 7, 20, 25, 18, 21])  # median days until fraud is confirmed, per scenario
+             "new_attack_midperiod", "signup_farm", "refund_abuse", "click_injection", "merchant_bust_out",
+             "credential_stuffing")  # the last five are seen only across streams (demo_streams.py)
+# target share of all orders per scenario: ~1.5% fraud in all, a third of it in the cross-stream scenarios
+SHARE = (0.0, 0.00198, 0.00132, 0.00198, 0.00132, 0.00119, 0.00165, 0.0012, 0.0011, 0.0011, 0.0013, 0.0011)
+LABEL_DAYS = np.array([0, 10, 7, 20, 25, 18, 21, 15, 30, 35, 25, 8])  # median days until fraud is confirmed
 HOURLY = np.array([.45, .3, .2, .15, .12, .15, .25, .4, .55, .65, .7, .75, .85, .8, .75, .75, .8, .9,
                    1.05, 1.25, 1.45, 1.5, 1.3, .85])
 Rows = dict[str, np.ndarray]
+# What an order leaves in the other streams (read by demo_streams.py, never written to events.parquet):
+# network kind and key of its IP (-1: the buyer's own), failed logins before it and clicks before it
+# (-1: as a legit buyer would), seconds from the last click (0: as a legit buyer would), refund chance.
+TRACE_DEFAULTS = {"iptype": 0, "ipkey": -1, "fails": -1, "clicks": -1, "gap": 0, "refund_p": -1.0}
+TRACE_TYPES = {"iptype": np.int8, "fails": np.int16, "clicks": np.int16, "gap": np.int32, "refund_p": np.float32}
 
 
 class _World:
@@ -169,7 +178,8 @@ def _price(rng: np.random.Generator, cat: np.ndarray, median: float | None = Non
 
 def _frame(scenario: int, n: int, **cols: object) -> Rows:
     """Rows of one scenario; scalars are broadcast, missing optional columns get their defaults."""
-    defaults = {"coupon": 0.0, "items": 1, "influencer": -1, "known_device": False, "known_address": False}
+    defaults = {"coupon": 0.0, "items": 1, "influencer": -1, "known_device": False, "known_address": False,
+                **TRACE_DEFAULTS}
     out = {k: np.broadcast_to(np.asarray(v), (n,)) for k, v in {**defaults, **cols}.items()}
     return {**out, "scenario": np.full(n, scenario, np.int8)}
 
@@ -293,7 +303,7 @@ def _account_takeover(w: _World, rows: int) -> Rows:
                   address=address[camp], ucountry=country, method=method[camp],
                   ipcountry=np.where(rng.random(n) < 0.35, rng.integers(0, 10, n), country),
                   amount=np.clip(_price(rng, cat, 320, 0.7), 40, 5000), known_address=~redirected[camp],
-                  **_via(w, [WEB, APP, LIVE], [.45, .45, .1], n))
+                  fails=rng.choice([0, 1, 2], n, p=[.6, .3, .1]), **_via(w, [WEB, APP, LIVE], [.45, .45, .1], n))
 
 
 def _promo_ring(w: _World, rows: int) -> Rows:
@@ -365,7 +375,7 @@ def _affiliate_fraud(w: _World, rows: int) -> Rows:
                   address=np.where(rng.random(n) < 0.4, drop, w.ids("address", n)), influencer=inf,
                   ucountry=country, ipcountry=np.where(rng.random(n) < 0.95, country, rng.integers(0, 10, n)),
                   channel=rng.choice([AFFILIATE, VIDEO], n, p=[.7, .3]),
-                  method=rng.choice([COD, WALLET, CARD], n, p=[.4, .35, .25]),
+                  method=rng.choice([COD, WALLET, CARD], n, p=[.4, .35, .25]), clicks=1, gap=rng.integers(30, 300, n),
                   amount=np.clip(np.round(rng.lognormal(np.log(22), 0.4, n), 2), 6, 60))
 
 
@@ -389,15 +399,19 @@ MAKERS = (_stolen_card, _account_takeover, _promo_ring, _brushing, _affiliate_fr
 
 
 def _orders(w: _World, n_events: int) -> Rows:
-    """All orders, legit and fraud, sorted by time."""
-    fraud = [make(w, round(share * n_events)) for make, share in zip(MAKERS, SHARE[1:])]
+    """All orders, legit and fraud, sorted by time (a maker may add legit rows of its own: `scenario` 0)."""
+    from riskconsole.demo_streams import CROSS_MAKERS
+
+    fraud = [make(w, round(share * n_events)) for make, share in zip(MAKERS + CROSS_MAKERS, SHARE[1:])]
     n_legit = n_events - sum(part["ts"].size for part in fraud)
     n_burst, n_viral = n_legit // 20, n_legit // 250
     base = _legit(w, n_legit - n_burst - n_viral)
     parts = [base, _live_bursts(w, base, n_burst), _viral(w, n_viral), *fraud]
-    cols = {k: np.concatenate([p[k] for p in parts]) for k in base}
+    cols = {k: np.concatenate([p[k] for p in parts], dtype=TRACE_TYPES.get(k)) for k in base}
     order = np.argsort(cols["ts"], kind="stable")
-    return {k: v[order] for k, v in cols.items()}
+    for k in cols:  # one column at a time, so only one unsorted copy is alive
+        cols[k] = cols[k][order]
+    return cols
 
 
 def _first_use(user: np.ndarray, other: np.ndarray) -> np.ndarray:
@@ -408,26 +422,31 @@ def _first_use(user: np.ndarray, other: np.ndarray) -> np.ndarray:
     return out
 
 
-def _scramble(rng: np.random.Generator, ids: np.ndarray, offset: int) -> np.ndarray:
-    """Shuffle an id space so that no id range gives a scenario away; -1 (none) stays -1."""
-    perm = rng.permutation(int(ids.max()) + 1) + offset
-    return np.where(ids >= 0, perm[np.maximum(ids, 0)], -1)
+def _scramble(rng: np.random.Generator, ids: np.ndarray, size: int, offset: int) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffle an id space so that no id range gives a scenario away; -1 (none) stays -1. Returns the map too."""
+    perm = rng.permutation(max(size, int(ids.max()) + 1)) + offset
+    return np.where(ids >= 0, perm[np.maximum(ids, 0)], -1), perm
 
 
 def _finish(w: _World, c: Rows) -> Rows:
     """Output columns: labels, new device/address flags, account age, merchant attributes, public ids."""
+    from riskconsole.demo_streams import merchant_asof, order_ips
+
     rng, ts, n = w.rng, c["ts"], c["ts"].size
     fraud_days = np.clip(rng.lognormal(np.log(np.maximum(LABEL_DAYS[c["scenario"]], 1)), 0.6), 3, 60)
     label_ts = ts + (np.where(c["scenario"] > 0, fraud_days, rng.uniform(20, 40, n)) * DAY).astype(np.int64)
     out = {"label_ts": label_ts, "known": (label_ts < w.end) & (rng.random(n) >= 0.01),  # ~1% never labeled
            "new_device": _first_use(c["user"], c["device"]) & ~c["known_device"],
            "new_address": _first_use(c["user"], c["address"]) & ~c["known_address"],
-           "age": ((ts - c["created"]) // DAY).astype(np.int32), "category": w.m_cat[c["merchant"]],
-           "tier": w.m_tier[c["merchant"]], "amount": np.round(c["amount"], 2), "coupon": np.round(c["coupon"], 2)}
+           "age": ((ts - c["created"]) // DAY).astype(np.int32), "ip_num": order_ips(w, c),
+           **merchant_asof(w, c["merchant"], ts),  # category and tier as they were at the order
+           "amount": np.round(c["amount"], 2), "coupon": np.round(c["coupon"], 2)}
+    sizes = {"merchant": w.m_p.size, "influencer": w.i_p.size}
+    w.public = {}  # internal id -> public id, per entity kind: the other streams speak the public ids
     for name, offset in (("user", 1_000_000), ("merchant", 10_000), ("device", 20_000_000),
                          ("payment", 40_000_000), ("address", 60_000_000), ("influencer", 500_000)):
-        out[name] = _scramble(rng, c[name], offset)
-    keep = ("ts", "scenario", "items", "ucountry", "ipcountry", "channel", "method")
+        out[name], w.public[name] = _scramble(rng, c[name], sizes.get(name, w.counters.get(name, 0)), offset)
+    keep = ("ts", "scenario", "items", "ucountry", "ipcountry", "channel", "method", "created", *TRACE_DEFAULTS)
     return {**{k: c[k] for k in keep}, **out}
 
 
@@ -435,11 +454,16 @@ def _text(vocabulary: tuple[str, ...], codes: np.ndarray) -> pa.Array:
     return pc.take(pa.array(vocabulary), pa.array(codes.astype(np.int8)))
 
 
+def event_ids(positions: np.ndarray) -> pa.Array:
+    """Public order ids of rows at these positions of the time-sorted order log: o00000001, ..."""
+    return pc.binary_join_element_wise("o", pc.utf8_lpad(pa.array(positions + 1).cast(pa.string()), 8, "0"), "")
+
+
 def _table(c: Rows, first: int, start_s: int) -> pa.Table:
     """One chunk of output rows as an Arrow table (event ids numbered from `first` + 1)."""
-    stamp, number = pa.timestamp("s"), pa.array(np.arange(first + 1, first + c["ts"].size + 1)).cast(pa.string())
+    stamp = pa.timestamp("s")
     return pa.table({
-        "event_id": pc.binary_join_element_wise("o", pc.utf8_lpad(number, 8, "0"), ""),
+        "event_id": event_ids(np.arange(first, first + c["ts"].size)),
         "ts": pa.array(c["ts"] + start_s, stamp),
         "is_fraud": pa.array((c["scenario"] > 0).astype(np.int8), mask=~c["known"]),
         "label_ts": pa.array(c["label_ts"] + start_s, stamp, mask=~c["known"]),
@@ -452,7 +476,7 @@ def _table(c: Rows, first: int, start_s: int) -> pa.Table:
         "merchant_tier": _text(TIERS, c["tier"]), "coupon_amount": pa.array(c["coupon"], pa.float64()),
         "items": pa.array(c["items"].astype(np.int16)), "is_new_device": pa.array(c["new_device"]),
         "is_new_address": pa.array(c["new_address"]), "payment_method": _text(METHODS, c["method"]),
-        "fraud_scenario": _text(SCENARIOS, c["scenario"]),
+        "fraud_scenario": _text(SCENARIOS, c["scenario"]), "ip_num": pa.array(c["ip_num"], pa.int64()),
     })
 
 
@@ -468,29 +492,37 @@ def _write(path: Path, cols: Rows, start_s: int, chunk: int = 1_000_000) -> None
 
 
 def generate_events(path: Path, n_events: int = 1_000_000, seed: int = 7, days: int = 120,
-                    start: str = "2026-01-01") -> dict:
-    """Write a seeded demo order log to one Parquet file, sorted by time.
+                    start: str = "2026-01-01", streams: bool = True) -> dict:
+    """Write a seeded demo order log to one Parquet file, sorted by time, and the world's other streams beside it.
 
     Args:
-        path: the Parquet file to write (parent folders are created).
+        path: the Parquet file to write (parent folders are created). With `streams`, the signups, logins,
+            refunds and clicks streams and the merchants, influencers and ip_ranges tables are written to
+            `<name>.parquet` in the same folder (see `riskconsole.demo_streams`).
         n_events: number of orders (at least 5,000).
         seed: same seed, same file.
         days: length of the period (at least 30); its end is the data set's "now": later labels are unknown.
         start: first day of the period (YYYY-MM-DD).
+        streams: also write the other streams and the tables.
 
     Returns:
-        A summary: path, rows, period start and end, fraud_rate, labeled_share, orders per scenario.
+        A summary: path, rows, period start and end, fraud_rate, labeled_share, orders per scenario, and rows
+        per stream or table written.
 
     Raises:
         ValueError: n_events or days too small for the scenarios.
     """
     if n_events < 5_000 or days < 30:
         raise ValueError(f"the demo needs n_events >= 5000 and days >= 30 (got {n_events} and {days})")
-    world = _World(n_events, seed, days, start)
+    from riskconsole.demo_streams import plan_world, write_streams
+
+    world, start_s = _World(n_events, seed, days, start), int(np.datetime64(start, "s").astype(np.int64))
+    plan_world(world, seed)
     cols = _finish(world, _orders(world, n_events))
-    _write(Path(path), cols, int(np.datetime64(start, "s").astype(np.int64)))
+    _write(Path(path), cols, start_s)
+    written = write_streams(world, cols, Path(path).parent, start_s, seed) if streams else {}
     counts = np.bincount(cols["scenario"], minlength=len(SCENARIOS))
     return {"path": str(path), "rows": int(n_events), "start": start, "end": str(np.datetime64(start, "D") + days),
             "fraud_rate": round(float(counts[1:].sum() / n_events), 5),
             "labeled_share": round(float(cols["known"].mean()), 4),
-            "scenarios": {name: int(k) for name, k in zip(SCENARIOS, counts)}}
+            "scenarios": {name: int(k) for name, k in zip(SCENARIOS, counts)}, "streams": written}

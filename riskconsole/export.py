@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from riskconsole.errors import RiskConsoleError
+from riskconsole.escape import csv_cell
 
 FORMATS = ("json", "csv", "parquet", "html", "md")  # csv: rules.csv, daily.csv and decisions.parquet
 
@@ -57,9 +58,9 @@ def table_csv_bytes(rows: list[dict]) -> bytes:
     flat = [_flatten(r) for r in rows]
     columns = list(dict.fromkeys(k for r in flat for k in r))
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in flat)
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([csv_cell(c) for c in columns])  # names and values may be user text: never a formula
+    writer.writerows([csv_cell("" if r.get(c) is None else r[c]) for c in columns] for r in flat)
     return buffer.getvalue().encode()
 
 

@@ -2,8 +2,8 @@
 
 Expressions are parsed with sqlglot (DuckDB dialect); every node of the tree must be an
 allowed type carrying only allowed arguments; `$name` params become literals; the tree is
-re-rendered, never pasted. Functions are limited to those whose DuckDB meaning sqlglot
-translates exactly to Spark SQL (DESIGN.md §7).
+re-rendered, never pasted. Every allowed function has DuckDB's meaning and an exact rendering
+for Spark SQL (dialects.py, DESIGN.md §3.1 and §7); what cannot be rendered exactly is refused.
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ErrorLevel, SqlglotError
 from sqlglot.tokens import Token, TokenType
 
+from riskconsole import dialects
 from riskconsole.errors import ExpressionError
+from riskconsole.limits import MAX_EXPANDED_LENGTH, MAX_EXPRESSION_CHARS, MAX_LIST_PARAM, rendered_size
 
-MAX_LENGTH = 10_000
+MAX_LENGTH = MAX_EXPRESSION_CHARS  # kept: the name other modules and tests know
 _DUCKDB = Dialect.get_or_raise("duckdb")
 _PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -49,8 +51,12 @@ _ALLOWED: dict[type[exp.Expression], frozenset[str]] = {
     exp.Identifier: frozenset({"this", "quoted"}),
     exp.Interval: frozenset({"this", "unit"}),
     exp.Var: _ONE,
-    # Functions whose DuckDB meaning sqlglot translates exactly to Spark SQL.
+    # Functions with DuckDB's meaning and an exact Spark rendering (dialects.py).
     **dict.fromkeys((exp.Abs, exp.Floor, exp.Ceil, exp.Sqrt, exp.Ln, exp.Exp), _ONE),
+    **dict.fromkeys((exp.DayOfWeek, exp.TimeToUnix), _ONE),
+    exp.DateDiff: frozenset({"this", "expression", "unit", "date_part_boundary"}),
+    exp.RegexpLike: _TWO,
+    exp.SplitPart: frozenset({"this", "delimiter", "part_index"}),
     **dict.fromkeys((exp.Lower, exp.Upper, exp.Length), _ONE),
     **dict.fromkeys((exp.Hour, exp.Minute, exp.Day, exp.DayOfMonth, exp.Month, exp.Year), _ONE),
     **dict.fromkeys((exp.Pow, exp.Nullif, exp.StartsWith, exp.EndsWith, exp.Contains), _TWO),
@@ -62,16 +68,16 @@ _ALLOWED: dict[type[exp.Expression], frozenset[str]] = {
     exp.Concat: frozenset({"expressions", "safe", "coalesce"}),
 }
 ALLOWED_FUNCTIONS: tuple[str, ...] = (
-    "abs", "ceil", "coalesce", "concat", "contains", "day", "dayofmonth", "ends_with", "exp",
-    "floor", "greatest", "hour", "if", "ifnull", "least", "length", "ln", "lower", "minute",
-    "month", "nullif", "pow", "power", "round", "sqrt", "starts_with", "substring", "trim",
-    "upper", "year",
+    "abs", "ceil", "coalesce", "concat", "contains", "date_diff", "datediff", "day", "dayofmonth",
+    "dayofweek", "ends_with", "epoch", "exp", "floor", "greatest", "hour", "if", "ifnull", "least",
+    "length", "ln", "lower", "minute", "month", "nullif", "pow", "power", "regexp_matches", "round",
+    "split_part", "sqrt", "starts_with", "substring", "trim", "upper", "year",
 )
 # Nodes that only make sense as one argument of one parent (a TryCast is a Cast).
 _ONLY_UNDER = {
-    exp.Identifier: (exp.Column, "this"),
-    exp.Var: (exp.Interval, "unit"),
-    exp.DataType: (exp.Cast, "to"),
+    exp.Identifier: ((exp.Column, "this"),),
+    exp.Var: ((exp.Interval, "unit"), (exp.DateDiff, "unit")),
+    exp.DataType: ((exp.Cast, "to"),),
 }
 _DT = exp.DataType.Type
 _CAST_TYPES = {
@@ -123,14 +129,10 @@ def parse_expression(
     if len(text) > MAX_LENGTH:
         raise _fail(where, f"expression is too long ({len(text)} characters)", f"at most {MAX_LENGTH}")
     tokens = _tokenize(text, where)
-    tree = _substitute(_parse(tokens, text, where), dict(params or {}), _dollar_names(tokens), where)
+    tree = _substitute(_parse(tokens, text, where), dict(params or {}), _dollar_names(tokens), where, len(text))
     known = frozenset(columns)
     for node in list(tree.walk()):
         _check_node(node, known, where)
-    try:
-        to_sql(tree, "spark")
-    except ExpressionError as err:
-        raise _fail(where, str(err)) from None
     return tree
 
 
@@ -164,16 +166,25 @@ def referenced_params(text: str) -> set[str]:
 
 
 def to_sql(expr: exp.Expression, dialect: str = "duckdb") -> str:
-    """Render a checked expression as SQL (identifiers quoted, no comments).
+    """Render a checked expression as SQL (identifiers quoted, no comments) for one engine.
+
+    `"spark"` uses riskconsole's Spark dialect (dialects.spark), whose renderings give DuckDB's
+    answers; it is imported only here, on first use.
 
     Raises:
-        ExpressionError: if sqlglot cannot translate the expression exactly to `dialect`.
+        ExpressionError: if the expression cannot be rendered exactly for `dialect`.
     """
     opts: dict[str, Any] = {"comments": False}
+    target: Any = dialect
     if dialect != "duckdb":
         opts["unsupported_level"] = ErrorLevel.RAISE
     try:
-        return expr.sql(dialect=dialect, **opts)
+        if dialect == "spark":
+            target = dialects.spark()
+        return expr.sql(dialect=target, **opts)
+    except dialects.Unsupported as err:
+        problem, fix = err.args
+        raise ExpressionError(f"'{_snippet(expr)}' cannot be rendered exactly for {dialect}: {problem} ({fix})") from None
     except (SqlglotError, RecursionError) as err:
         problem = f"'{_snippet(expr)}' cannot be translated exactly to {dialect}"
         raise ExpressionError(f"{problem}: {_first_line(err)}") from None
@@ -224,10 +235,13 @@ def _dollar_names(tokens: list[Token]) -> set[str]:
 # --- params -----------------------------------------------------------------------------
 
 
-def _substitute(tree: exp.Expression, params: dict[str, Any], dollar: set[str], where: str) -> exp.Expression:
-    """Replace every ``$name`` placeholder by the literal value of its param."""
-    for holder in list(tree.find_all(exp.Placeholder)):
-        name = _param_name(holder, params, dollar, where)
+def _substitute(tree: exp.Expression, params: dict[str, Any], dollar: set[str], where: str,
+                text_size: int = 0) -> exp.Expression:
+    """Replace every ``$name`` placeholder by the literal value of its param (size checked first)."""
+    holders = list(tree.find_all(exp.Placeholder))
+    names = [_param_name(holder, params, dollar, where) for holder in holders]
+    _check_expanded_size(text_size, [params[n] for n in names], where)
+    for holder, name in zip(holders, names):
         value, parent = params[name], holder.parent
         if isinstance(parent, exp.In) and (holder.arg_key == "field" or isinstance(value, (list, tuple))):
             _expand_in(parent, holder, value, name, where)
@@ -238,6 +252,22 @@ def _substitute(tree: exp.Expression, params: dict[str, Any], dollar: set[str], 
         else:
             holder.replace(_literal(value, name, where))
     return tree
+
+
+def _check_expanded_size(text_size: int, values: list[Any], where: str) -> None:
+    """Refuse before building it an expression whose substituted params would make it too large to run.
+
+    The text is bounded, but one long text param referenced thousands of times is not: count the
+    characters each reference adds (an upper bound of its rendering) before any literal is made.
+    """
+    for value in values:
+        if isinstance(value, (list, tuple)) and len(value) > MAX_LIST_PARAM:
+            raise _fail(where, f"a list param holds {len(value):,} values (at most {MAX_LIST_PARAM:,})",
+                        "put long lists in lists/NAME.csv")
+    size = text_size + sum(rendered_size(v) for v in values)
+    if size > MAX_EXPANDED_LENGTH:
+        raise _fail(where, f"expression would be {size:,} characters once its params are substituted "
+                    f"(at most {MAX_EXPANDED_LENGTH:,})", "refer to long text or list params fewer times")
 
 
 def _param_name(holder: exp.Placeholder, params: dict[str, Any], dollar: set[str], where: str) -> str:
@@ -306,8 +336,8 @@ def _check_node(node: exp.Expression, columns: frozenset[str], where: str) -> No
     extra = sorted(k for k, v in node.args.items() if v not in (None, False, []) and k not in allowed)
     if extra:
         raise _fail(where, *_syntax_refusal(node, extra))
-    parent = _ONLY_UNDER.get(type(node))
-    if parent and not (isinstance(node.parent, parent[0]) and node.arg_key == parent[1]):
+    places = _ONLY_UNDER.get(type(node))
+    if places and not any(isinstance(node.parent, kind) and node.arg_key == key for kind, key in places):
         raise _fail(where, f"'{_snippet(node)}' is not allowed here", _SYNTAX_HINT)
     check = _NODE_CHECKS.get(type(node))
     if check is not None:
@@ -385,33 +415,52 @@ def _check_in(node: exp.In, columns: frozenset[str], where: str) -> None:
 
 
 def _check_cast(node: exp.Cast, columns: frozenset[str], where: str) -> None:
-    """Casts go to a few plain types; to an integer only from an integer value."""
+    """Casts go to a few plain types; to an integer only from a value whose type the text shows.
+
+    DuckDB rounds a double half to even (a decimal half away from zero), Spark truncates: the Spark
+    rendering rounds as DuckDB does, which needs the value's type (dialects.value_kind).
+    """
     to = node.args["to"]
     if not isinstance(to, exp.DataType) or to.this not in _CAST_TYPES or to.expressions:
         allowed = ", ".join(sorted(set(_CAST_TYPES.values())))
         raise _fail(where, f"CAST to '{_snippet(to)}' is not allowed", f"allowed types: {allowed}")
-    if to.this in (_DT.INT, _DT.BIGINT) and not _is_integer_valued(node.this):
-        fix = "DuckDB rounds, Spark truncates: cast floor(x), ceil(x) or round(x)"
+    if to.this in (_DT.INT, _DT.BIGINT) and dialects.value_kind(node.this) is None:
+        fix = "its type is unknown and DuckDB rounds where Spark truncates: cast round(x), floor(x) or ceil(x)"
         raise _fail(where, f"CAST of '{_snippet(node.this)}' to an integer is not allowed", fix)
 
 
-def _is_integer_valued(node: exp.Expression) -> bool:
-    inner = node.unnest()
-    if isinstance(inner, exp.Round):
-        return not inner.args.get("decimals")
-    if isinstance(inner, exp.Literal):
-        return not inner.is_string and inner.this.isdigit()
-    return isinstance(inner, (exp.Floor, exp.Ceil))
+_DURATION_FIX = "for the seconds between two times write epoch(b) - epoch(a) or date_diff('second', a, b)"
 
 
 def _check_interval(node: exp.Interval, columns: frozenset[str], where: str) -> None:
-    """Intervals are a whole number of seconds, minutes, hours or days."""
+    """Intervals are a whole number of seconds, minutes, hours or days, added to or subtracted from a time."""
     value, unit = node.this, node.args.get("unit")
     unit_name = unit.name.upper() if isinstance(unit, exp.Var) else ""
     if not (isinstance(value, exp.Literal) and str(value.this).isdigit()) or unit_name not in _INTERVAL_UNITS:
         hint = "write e.g. INTERVAL 2 HOUR (SECOND, MINUTE, HOUR, DAY)"
         raise _fail(where, f"interval '{_snippet(node)}' is not allowed", hint)
     unit.set("this", _INTERVAL_UNITS[unit_name])
+    parent = node.parent
+    if isinstance(parent, exp.Div):
+        raise _fail(where, f"dividing by an interval ('{_snippet(parent)}') is not allowed", _DURATION_FIX)
+    other = parent.expression if isinstance(parent, exp.Add) and node.arg_key == "this" else getattr(parent, "this", None)
+    time_side = isinstance(parent, exp.Add) or (isinstance(parent, exp.Sub) and node.arg_key == "expression")
+    if not time_side or isinstance(other, exp.Interval):
+        fix = f"write e.g. t - INTERVAL 5 MINUTE; {_DURATION_FIX}"
+        raise _fail(where, f"interval '{_snippet(node)}' may only be added to or subtracted from a time", fix)
+
+
+def _check_function(node: exp.Expression, columns: frozenset[str], where: str) -> None:
+    """Functions whose arguments must stay where DuckDB and Spark agree (dialects.py)."""
+    try:
+        if isinstance(node, exp.DateDiff):
+            node.set("unit", exp.Var(this=dialects.date_diff_unit(node)))
+        elif isinstance(node, exp.RegexpLike):
+            dialects.check_regex(node)
+        else:
+            dialects.check_split_part(node)
+    except dialects.Unsupported as err:
+        raise _fail(where, *err.args) from None
 
 
 def _check_substring(node: exp.Substring, columns: frozenset[str], where: str) -> None:
@@ -431,6 +480,9 @@ _NODE_CHECKS: dict[type[exp.Expression], Callable[[Any, frozenset[str], str], No
     exp.TryCast: _check_cast,
     exp.Interval: _check_interval,
     exp.Substring: _check_substring,
+    exp.DateDiff: _check_function,
+    exp.RegexpLike: _check_function,
+    exp.SplitPart: _check_function,
 }
 
 

@@ -21,12 +21,12 @@ from riskconsole.backtest import (Window, decision_case, hit_column, known_label
                                   window_days)
 from riskconsole.config import Business, Dataset, Strategy
 from riskconsole.errors import RiskConsoleError
+from riskconsole.limits import check_grid
 from riskconsole.metrics import RuleSet, decide, overall, overall_from_sums, parts
 from riskconsole.backtest import run_groups
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
 from riskconsole.strategy import CompiledRule, CompiledStrategy, Frame, compile_strategy, require_params, source
 
-MAX_GRID = 20_000
 SENTINEL = 0.123456789012345  # a param value no real strategy uses: finds where a param lands in a rule
 POINT_KEYS = ("population", "flagged", "tp", "fp", "fn", "precision", "recall", "f1", "amount_recall",
               "alert_rate", "fraud_amount_stopped", "good_amount_blocked", "review_cases", "review_cost",
@@ -37,9 +37,8 @@ def grid_points(con: duckdb.DuckDBPyConnection, strategy: Strategy, frame: Frame
                 window: Window, grid: dict[str, list], overrides: dict | None = None) -> list[dict]:
     """Overall metrics at every combination of the grid's values, from one grouped SQL pass."""
     names = list(grid)
+    check_grid(grid, label)  # counted first: materialising a 10k x 10k grid raised MemoryError
     combos = list(itertools.product(*(grid[n] for n in names)))
-    if len(combos) > MAX_GRID:
-        raise RiskConsoleError(f"{label}: {len(combos):,} param combinations is too many (at most {MAX_GRID:,})")
     variants = [compile_strategy(strategy, frame, label, {**(overrides or {}), **dict(zip(names, c))})
                 for c in combos]
     conditions: dict[str, int] = {}

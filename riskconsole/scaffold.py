@@ -13,6 +13,9 @@ from riskconsole.workspace import Workspace
 DEMO_FILES = Path(__file__).resolve().parent / "demo_files"
 DEMO_SIZE = 1_000_000  # the demo's review capacity is sized for this many events
 EVENTS = Path("data") / "demo" / "events.parquet"
+# The cross-domain demo's dataset and candidate (streams and tables, DESIGN §2.1): shipped, generated for, but
+# not copied into workspaces until the engine loads streams.
+FUTURE_DEMO_FILES = ("dataset_streams.yaml", "strategies/candidate_streams.yaml")
 
 
 def copy_demo_files(ws: Workspace, n_events: int = DEMO_SIZE, overwrite: bool = False) -> None:
@@ -22,6 +25,8 @@ def copy_demo_files(ws: Workspace, n_events: int = DEMO_SIZE, overwrite: bool = 
     """
     for src in sorted(DEMO_FILES.rglob("*.yaml")):
         relative = src.relative_to(DEMO_FILES)
+        if relative.as_posix() in FUTURE_DEMO_FILES:
+            continue
         target = ws.root / ("data" if relative.name == "dataset.yaml" and len(relative.parts) == 1 else "") / relative
         if target.exists() and not overwrite:
             continue
@@ -41,12 +46,13 @@ def _scale_capacity(path: Path, n_events: int) -> None:
 
 def build_demo_workspace(ws: Workspace, n_events: int = 1_000_000, seed: int = 7,
                          progress: Callable[[str], None] = lambda _: None, train: bool = True) -> LoadResult:
-    """Generate the demo events, copy the demo files, load everything and (with `train`) fit the detectors."""
+    """Generate the demo events (and beside them the other streams and tables, not loaded yet), copy the demo
+    files, load everything and (with `train`) fit the detectors."""
     from riskconsole.demo import generate_events
 
     ws.root.mkdir(parents=True, exist_ok=True)
     copy_demo_files(ws, n_events)
-    progress(f"generating {n_events:,} demo events (seed {seed}) ...")
+    progress(f"generating {n_events:,} demo events and the other streams (seed {seed}) ...")
     target = ws.root / EVENTS
     target.parent.mkdir(parents=True, exist_ok=True)
     generate_events(target, n_events=n_events, seed=seed)

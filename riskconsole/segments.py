@@ -12,6 +12,7 @@ from sqlglot import exp
 from riskconsole.backtest import Groups, Window, population_filters
 from riskconsole.config import Business
 from riskconsole.errors import RiskConsoleError
+from riskconsole.limits import query_time_limit
 from riskconsole.metrics import overall
 from riskconsole.sqlbuild import fill, ident, lit, render
 from riskconsole.strategy import CompiledStrategy, Frame, source
@@ -48,7 +49,8 @@ def _buckets(con, column: str, n: int, compiled, frame: Frame, dataset, window: 
     for condition in population_filters(compiled, dataset, window):
         query = query.where(condition)
     try:
-        edges = con.execute(render(query)).fetchall()[0][0]
+        with query_time_limit(con, f"--by {spec}"):  # the population filter is the user's expression
+            edges = con.execute(render(query)).fetchall()[0][0]
     except duckdb.Error:
         raise RiskConsoleError(f"--by {spec}: '{column}' is not numeric; segment by it without ':N'") from None
     edges = sorted(set(e for e in (edges or []) if e is not None))

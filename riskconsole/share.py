@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
-import html
 import re
 
 from riskconsole.charts import daily_chart, segment_delta_chart
+from riskconsole.escape import html_text as esc
+from riskconsole.escape import markdown as md
+from riskconsole.escape import xml_safe
 from riskconsole.export import fmt
+from riskconsole.glossary import metric
 
-KPIS = [("precision", "precision", "pct"), ("recall", "recall", "pct"), ("amount_recall", "amount recall", "pct"),
-        ("net_benefit", "net benefit", "money"), ("fraud_amount_stopped", "fraud money stopped", "money"),
-        ("good_amount_blocked", "good money blocked", "money"), ("review_cases", "review cases", "int"),
-        ("review_overflow_days", "days over review capacity", "int"), ("alert_rate", "alert rate", "pct")]
+KPIS = ("precision", "recall", "amount_recall", "net_benefit", "fraud_amount_stopped", "good_amount_blocked",
+        "review_cases", "review_overflow_days", "alert_rate")  # titles and formats: riskconsole.glossary
 _XMLNS = re.compile(r'\s+xmlns(:xlink)?="[^"]*"')
 
 
 def svg(chart) -> str:
-    """An Altair chart as inline SVG (rendered by vl-convert, offline)."""
+    """An Altair chart as inline SVG (rendered by vl-convert, offline).
+
+    Chart data holds segment values from the data: a control character in one made vl-convert abort
+    the process (a panic, not an exception), so every string is made XML-safe first.
+    """
     import vl_convert
 
-    return _XMLNS.sub("", vl_convert.vegalite_to_svg(chart.to_dict()))
+    return _XMLNS.sub("", vl_convert.vegalite_to_svg(xml_safe(chart.to_dict())))
 
 
 def _delta(value: float | None, kind: str) -> str:
@@ -40,7 +45,8 @@ def kpi_rows(report: dict) -> list[dict]:
     """Each KPI with its value and, in a comparison, the baseline, delta and interval."""
     o, compare = report["overall"], report.get("compare")
     rows = []
-    for key, title, kind in KPIS:
+    for key in KPIS:
+        title, kind = metric(key).title, metric(key).kind
         row = {"key": key, "title": title, "value": fmt(o[key], kind), "kind": kind}
         if compare:
             row["baseline"] = fmt(compare["baseline"][key], kind)
@@ -51,9 +57,9 @@ def kpi_rows(report: dict) -> list[dict]:
 
 
 def _table(headers: list[str], rows: list[list], numeric_from: int = 1) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(
-        f"<td{' class=n' if i >= numeric_from else ''}>{html.escape(str(c))}</td>" for i, c in enumerate(r))
+        f"<td{' class=n' if i >= numeric_from else ''}>{esc(str(c))}</td>" for i, c in enumerate(r))
         + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -92,11 +98,12 @@ def _segment_rows(report: dict) -> tuple[list[str], list[list]]:
     return ["segment", "events", "recall", "precision", "net benefit", "review cases"], rows
 
 
-def _header(report: dict) -> str:
+def _header(report: dict, text=str) -> str:
+    """The one-line summary under the title; `text` escapes the names in it for the medium."""
     compare = report.get("compare")
-    versus = f" vs {compare['baseline_strategy']}" if compare else ""
+    versus = f" vs {text(compare['baseline_strategy'])}" if compare else ""
     as_of = f", labels as of {report['as_of']}" if report.get("as_of") else ""
-    return (f"{report['strategy']}{versus}: window {report['window']['from']} … {report['window']['to']}{as_of}, "
+    return (f"{text(report['strategy'])}{versus}: window {report['window']['from']} … {report['window']['to']}{as_of}, "
             f"population {report['overall']['population']:,} events "
             f"({report['overall']['unlabeled_total']:,} unlabelled)")
 
@@ -105,12 +112,13 @@ def html_page(report: dict) -> str:
     """report.html: KPIs and deltas with intervals, charts, rules, changed decisions, segments, warnings."""
     compare = report.get("compare")
     tiles = "".join(
-        f"<div class=tile><div class=k>{html.escape(k['title'])}</div><div class=v>{k['value']}</div>"
-        + (f"<div class=d>{k['delta']} vs {k['baseline']}</div><div class=ci>{k['interval']}</div>" if compare
-           else "") + "</div>" for k in kpi_rows(report))
-    parts = [f"<h1>Backtest: {html.escape(report['strategy'])}</h1><p>{html.escape(_header(report))}</p>",
+        f"<div class=tile><div class=k>{esc(k['title'])}</div><div class=v>{esc(k['value'])}</div>"
+        + (f"<div class=d>{esc(k['delta'])} vs {esc(k['baseline'])}</div><div class=ci>{esc(k['interval'])}</div>"
+           if compare else "") + "</div>" for k in kpi_rows(report))
+    description = f"<p><em>{esc(report['description'])}</em></p>" if report.get("description") else ""
+    parts = [f"<h1>Backtest: {esc(report['strategy'])}</h1>{description}<p>{esc(_header(report))}</p>",
              f"<div class=tiles>{tiles}</div>", "<h2>Warnings</h2><ul>"
-             + ("".join(f"<li>{html.escape(w)}</li>" for w in report["warnings"] + (compare or {}).get("warnings", []))
+             + ("".join(f"<li>{esc(w)}</li>" for w in report["warnings"] + (compare or {}).get("warnings", []))
                 or "<li>none</li>") + "</ul>",
              "<h2>Daily alerts, caught fraud and review load</h2>"
              + svg(daily_chart(report["daily"], report["overall"]["review_capacity"]).properties(width=960))]
@@ -119,13 +127,13 @@ def html_page(report: dict) -> str:
     parts.append("<h2>Rules</h2>" + _table(RULE_HEADERS, _rules_rows(report), numeric_from=2))
     removal = report.get("attribution", {}).get("removal_candidates")
     if removal:
-        parts.append(f"<p>Catch nothing on their own (candidates for removal): {html.escape(', '.join(removal))}</p>")
+        parts.append(f"<p>Catch nothing on their own (candidates for removal): {esc(', '.join(removal))}</p>")
     if report.get("segments"):
         headers, rows = _segment_rows(report)
-        parts.append(f"<h2>Segments by {html.escape(str(report['segments']['by']))}</h2>" + _table(headers, rows))
+        parts.append(f"<h2>Segments by {esc(str(report['segments']['by']))}</h2>" + _table(headers, rows))
         if compare and compare.get("segments"):
             parts.append(svg(segment_delta_chart(compare["segments"]["rows"]).properties(width=600)))
-    return _PAGE.format(title=html.escape(report["strategy"]), body="\n".join(parts))
+    return _PAGE.format(title=esc(report["strategy"]), body="\n".join(parts))
 
 
 _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>riskconsole: {title}</title>
@@ -142,27 +150,39 @@ td,th{{padding:.25em .7em;border-bottom:1px solid #eee}}td.n{{text-align:right}}
 
 
 def markdown(report: dict) -> str:
-    """report.md: the same content as tables, for pasting into a pull request."""
+    """report.md: the same content as tables, for pasting into a pull request.
+
+    Every text that comes from a user or from data (names, description, segment values, warnings) goes
+    through `escape.markdown`: one line, no heading, link, image or HTML can start from it.
+    """
     compare = report.get("compare")
-    lines = [f"# Backtest: {report['strategy']}", "", _header(report) + ".", ""]
+    lines = [f"# Backtest: {md(report['strategy'])}", ""]
+    if report.get("description"):
+        lines += [f"_{md(report['description'])}_", ""]
+    lines += [_header(report, md) + ".", ""]
     if compare:
         lines += ["| metric | candidate | baseline | change | 95% CI |", "| --- | ---: | ---: | ---: | --- |"]
-        lines += [f"| {k['title']} | {k['value']} | {k['baseline']} | {k['delta']} | "
-                  f"{k['interval'].removeprefix('95% CI ')} |" for k in kpi_rows(report)]
+        lines += [_md_row([k["title"], k["value"], k["baseline"], k["delta"], k["interval"].removeprefix("95% CI ")])
+                  for k in kpi_rows(report)]
         lines += ["", "## Decisions that change", "", _md_table(CHANGED_HEADERS, _changed_rows(compare))]
     else:
-        lines += ["| metric | value |", "| --- | ---: |"] + [f"| {k['title']} | {k['value']} |" for k in kpi_rows(report)]
+        lines += ["| metric | value |", "| --- | ---: |"] + [_md_row([k["title"], k["value"]]) for k in kpi_rows(report)]
     lines += ["", "## Rules", "", _md_table(RULE_HEADERS, _rules_rows(report))]
     if report.get("segments"):
         headers, rows = _segment_rows(report)
-        lines += ["", f"## Segments by {report['segments']['by']}", "", _md_table(headers, rows)]
+        lines += ["", f"## Segments by {md(report['segments']['by'])}", "", _md_table(headers, rows)]
     warnings = report["warnings"] + (compare or {}).get("warnings", [])
     if warnings:
-        lines += ["", "## Warnings", ""] + [f"- {w}" for w in warnings]
+        lines += ["", "## Warnings", ""] + [f"- {md(w)}" for w in warnings]
     return "\n".join(lines) + "\n"
 
 
+def _md_row(cells: list) -> str:
+    """One table row; each cell escaped (a `|` in a value stays inside its cell)."""
+    return "| " + " | ".join(md(c, line_start=False) for c in cells) + " |"
+
+
 def _md_table(headers: list[str], rows: list[list]) -> str:
-    out = ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
-    out += ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in rows]
+    out = [_md_row(headers), "|" + " --- |" * len(headers)]
+    out += [_md_row(r) for r in rows]
     return "\n".join(out)

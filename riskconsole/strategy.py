@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import duckdb
 from sqlglot import exp
 
-from riskconsole.config import Dataset, Strategy
+from riskconsole.config import Dataset, Strategy, parse_model
 from riskconsole.errors import ConfigError, DataError, ExpressionError
 from riskconsole.expressions import parse_visible, referenced_columns, referenced_params
 from riskconsole.names import INTERNAL_COLUMNS, META_TABLE, SCORES_TABLE
@@ -102,9 +102,14 @@ def require_params(strategy: Strategy, names, label: str, flag: str) -> None:
 
 
 def resolve_params(strategy: Strategy, overrides: dict | None, label: str) -> dict:
-    """The strategy's params with `--set` overrides; an unknown override is an error."""
+    """The strategy's params with `--set` overrides; an unknown override, or one that would break a bound of
+    the strategy file (e.g. its size once params are substituted), is an error."""
     require_params(strategy, overrides or {}, label, "--set")
-    return {**strategy.params, **(overrides or {})}
+    params = {**strategy.params, **(overrides or {})}
+    if overrides:
+        data = {**strategy.model_dump(mode="json", by_alias=True), "params": params}
+        parse_model(data, Strategy, f"{label} with --set {', '.join(overrides)}")
+    return params
 
 
 def compile_strategy(strategy: Strategy, frame: Frame, label: str, overrides: dict | None = None,

@@ -2,41 +2,57 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from riskconsole.backtest import Window
+from riskconsole.config import parse_scalar
 from riskconsole.errors import RiskConsoleError
+from riskconsole.escape import printable
+from riskconsole.limits import MAX_SWEEP_POINTS, check_grid
 from riskconsole.export import json_bytes, table_csv_bytes
 from riskconsole.optimize import choose, curve, default_values, frontier
 from riskconsole.strategy import frame_of, require_params
 from riskconsole.workspace import Workspace
 
-MAX_POINTS = 10_000
+MAX_POINTS = MAX_SWEEP_POINTS  # kept: the name callers know
 
 
 def parse_values(text: str) -> list:
-    """`a:b:step` (both ends included) or `v1,v2,...` (YAML scalars)."""
-    text = text.strip()
+    """`a:b:step` (both ends included) or `v1,v2,...` (YAML scalars); at most `MAX_SWEEP_POINTS`, counted first.
+
+    Raises:
+        RiskConsoleError: one line naming `--values`.
+    """
+    text, shown = text.strip(), printable(text.strip())[:80]
     if ":" in text and "," not in text:
-        try:
-            start, stop, step = (float(p) for p in text.split(":"))
-        except ValueError:
-            raise RiskConsoleError(f"--values {text}: write start:stop:step with numbers, e.g. 0.5:0.95:0.05") from None
-        if step <= 0 or stop < start:
-            raise RiskConsoleError(f"--values {text}: need start <= stop and a positive step")
-        count = int(np.floor((stop - start) / step + 1e-9)) + 1
-        if count > MAX_POINTS:
-            raise RiskConsoleError(f"--values {text}: {count:,} points is too many (at most {MAX_POINTS:,})")
-        values = [round(start + i * step, 10) for i in range(count)]
-        integral = all(float(p).is_integer() for p in (start, step))
-        return [int(v) for v in values] if integral else values
-    values = [yaml.safe_load(v) for v in text.split(",") if v.strip()]
-    if not values:
-        raise RiskConsoleError(f"--values {text}: no values given")
-    return values
+        return _range_values(text, shown)
+    items = [v for v in text.split(",") if v.strip()]
+    if not items:
+        raise RiskConsoleError(f"--values {shown}: no values given")
+    if len(items) > MAX_POINTS:
+        raise RiskConsoleError(f"--values {shown}: {len(items):,} values is too many (at most {MAX_POINTS:,})")
+    return [parse_scalar(v, f"--values {shown}") for v in items]
+
+
+def _range_values(text: str, shown: str) -> list:
+    try:
+        start, stop, step = (float(p) for p in text.split(":"))
+    except ValueError:
+        raise RiskConsoleError(f"--values {shown}: write start:stop:step with numbers, e.g. 0.5:0.95:0.05") from None
+    if not all(math.isfinite(v) for v in (start, stop, step)) or step <= 0 or stop < start:
+        raise RiskConsoleError(f"--values {shown}: need finite numbers, start <= stop and a positive step")
+    span = (stop - start) / step  # a float: may be huge or inf, so compared before int() and range()
+    if not span < MAX_POINTS:
+        raise RiskConsoleError(f"--values {shown}: {span + 1:,.0f} points is too many (at most {MAX_POINTS:,})")
+    count = int(np.floor(span + 1e-9)) + 1
+    if count > MAX_POINTS:
+        raise RiskConsoleError(f"--values {shown}: {count:,} points is too many (at most {MAX_POINTS:,})")
+    values = [round(start + i * step, 10) for i in range(count)]
+    integral = all(float(p).is_integer() for p in (start, step))
+    return [int(v) for v in values] if integral else values
 
 
 def _run(ws: Workspace, strategy_path: str | Path, grid: dict[str, list], window: Window,
@@ -67,13 +83,21 @@ def optimize(ws: Workspace, strategy_path: str | Path, values: dict[str, str | N
     """Param values that maximise net benefit within review capacity (and a precision floor), and the frontier."""
     strategy = ws.strategy(strategy_path)
     require_params(strategy, values, ws.rel(strategy_path), "--param")
-    grid = {p: parse_values(spec) if spec else default_values(strategy.params[p]) for p, spec in values.items()}
+    grid = {p: _grid_values(spec, strategy.params[p]) for p, spec in values.items()}
+    check_grid(grid, ws.rel(strategy_path))  # before anything is compiled or combined
     points, method, name = _run(ws, strategy_path, grid, window, overrides)
     decision = choose(points, max_overflow_days, min_precision)
     return {"strategy": name, "params": list(grid), "method": method,
             "constraints": {"max_overflow_days": max_overflow_days, "min_precision": min_precision},
             **decision, "current": {p: strategy.params[p] for p in grid}, "frontier": frontier(points),
             "points": points}
+
+
+def _grid_values(spec: str | list | None, current: object) -> list:
+    """One param's values: `--values` text, a list (the console), or by default a range around `current`."""
+    if isinstance(spec, str) and spec.strip():
+        return parse_values(spec)
+    return list(spec) if spec else default_values(current)
 
 
 def sweep_files(result: dict) -> dict[str, bytes]:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 
 from riskconsole.backtest import fetch_decisions, make_window
-from riskconsole.report import run_backtest
+from riskconsole.report import build_report, run_backtest
 
 BUSINESS = {"review_cost": 2.0, "review_capacity": 3, "review_catch_rate": 0.5, "good_block_cost": 0.25}
 
@@ -46,6 +48,9 @@ def _expected(df: pd.DataFrame, hits: dict, y: np.ndarray) -> dict:
     per_day = pd.Series(review).groupby(days.to_numpy()).sum()
     precision, recall = tp / (tp + fp), tp / (tp + fn)
     return {
+        "population": len(df), "flagged": flagged.sum(), "blocked": block.sum(),
+        "fraud_total": fraud.sum(), "fraud_amount": amt[fraud].sum(), "label_coverage": (~unknown).mean(),
+        "max_daily_reviews": per_day.max(),
         "tp": tp, "fp": fp, "fn": fn, "tn": tn,
         "unlabeled_flagged": (flagged & unknown).sum(), "unlabeled_total": unknown.sum(),
         "precision": precision, "recall": recall, "f1": 2 * precision * recall / (precision + recall),
@@ -108,13 +113,35 @@ def test_rules_daily_and_decisions(tiny_ws):
         assert row["recall"] == pytest.approx((h & (y == 1)).sum() / (y == 1).sum())
         unique = (flagged_fraud & h & (n_deciding == 1)).sum() if row["name"] in deciding else 0
         assert row["unique_tp"] == unique, row["name"]
+        assert row["precision"] == pytest.approx((h & (y == 1)).sum() / (h & (y >= 0)).sum())
+        assert row["unlabeled_hits"] == (h & (y == -1)).sum()
+        assert row["hit_amount"] == pytest.approx(df.amount[h].sum())
+        assert row["fraud_amount"] == pytest.approx(df.amount[h & (y == 1)].sum())
+        assert row["decided"] == {a: (h & (expected["_actions"] == a)).sum() for a in ("allow", "review", "block")}
     daily = pd.DataFrame(bt.report["daily"]).set_index("day")
     day = df.ts.dt.strftime("%Y-%m-%d").to_numpy()
+    assert daily.index.tolist() == sorted(set(day))  # every day of the data, in order, none shifted
+    action, amount = expected["_actions"], df.amount.to_numpy()
     for d, row in daily.iterrows():
         sel = day == d
+        reviews = (sel & (action == "review")).sum()
         assert row["population"] == sel.sum()
-        assert row["review_cases"] == (sel & (expected["_actions"] == "review")).sum()
-        assert row["tp"] == (sel & (expected["_actions"] != "allow") & (y == 1)).sum()
+        assert row["review_cases"] == reviews
+        assert row["tp"] == (sel & (action != "allow") & (y == 1)).sum()
+        assert row["fp"] == (sel & (action != "allow") & (y == 0)).sum()
+        assert row["flagged"] == (sel & (action != "allow")).sum()
+        assert row["blocked"] == (sel & (action == "block")).sum()
+        assert row["unlabeled"] == (sel & (y == -1)).sum() and row["fraud"] == (sel & (y == 1)).sum()
+        stopped = amount[sel & (action == "block") & (y == 1)].sum() + \
+            BUSINESS["review_catch_rate"] * amount[sel & (action == "review") & (y == 1)].sum()
+        assert row["fraud_amount_stopped"] == pytest.approx(stopped)
+        assert row["over_capacity"] == (reviews > BUSINESS["review_capacity"])
+    for name in ("block", "review"):
+        sel = action == name
+        assert bt.report["by_action"][name] == pytest.approx({
+            "events": sel.sum(), "tp": (sel & (y == 1)).sum(), "fp": (sel & (y == 0)).sum(),
+            "unlabeled": (sel & (y == -1)).sum(), "amount": amount[sel].sum(),
+            "fraud_amount": amount[sel & (y == 1)].sum(), "good_amount": amount[sel & (y == 0)].sum()}), name
     con = tiny_ws.connect_safe()
     decisions = fetch_decisions(con, bt.compiled, bt.frame, bt.dataset, bt.window).to_pandas()
     con.close()
@@ -144,6 +171,46 @@ def test_as_of_and_window(tiny_ws):
 def test_set_overrides_params(tiny_ws):
     report = run_backtest(tiny_ws, tiny_ws.strategies_dir / "tiny.yaml", overrides={"big": 50, "burst": 1}).report
     df = _frame(tiny_ws)
-    expected = _expected(df, _hand_rules(df, burst=1, big=50), _labels(df))
+    hits = _hand_rules(df, burst=1, big=50)
+    assert (hits["trusted"] & hits["burst"] & (_labels(df) >= 0)).any()  # labelled events where allow beats block
+    expected = _expected(df, hits, _labels(df))
     assert report["params"] == {"burst": 1, "big": 50}
-    assert report["overall"]["tp"] == expected["tp"] and report["overall"]["review_cases"] == expected["review_cases"]
+    for key, value in expected.items():
+        if not key.startswith("_"):
+            assert report["overall"][key] == pytest.approx(value), key
+
+
+def test_review_capacity_is_exceeded_only_when_strictly_more(tiny_ws):
+    """DESIGN §6: a day counts as over capacity when its review cases are strictly more than the capacity."""
+    bt = run_backtest(tiny_ws, tiny_ws.strategies_dir / "tiny.yaml")
+    reviews = [d["review_cases"] for d in bt.report["daily"]]
+    for capacity in sorted(set(reviews)):  # a capacity equal to some day's reviews: that day is not over
+        dataset = bt.dataset.model_copy(update={"business": bt.dataset.business.model_copy(
+            update={"review_capacity": capacity})})
+        report = build_report(bt.compiled, bt.groups, dataset, bt.window)
+        assert report["overall"]["review_overflow_days"] == sum(r > capacity for r in reviews), capacity
+        assert [d["over_capacity"] for d in report["daily"]] == [r > capacity for r in reviews]
+
+
+@pytest.mark.parametrize("train, overlaps", [
+    (("2026-02-01", "2026-03-01"), True),    # ends on the first day of the window
+    (("2026-03-06", "2026-04-01"), True),    # starts on the last day
+    (("2026-03-02", "2026-03-03"), True),    # inside
+    (("2026-01-01", "2026-12-31"), True),    # covers it
+    (("2026-01-01", "2026-02-28"), False),   # ends the day before
+    (("2026-03-07", "2026-04-01"), False),   # starts the day after
+])
+def test_detector_warning_whenever_a_training_window_overlaps(tmp_path, train, overlaps):
+    from types import SimpleNamespace
+
+    from riskconsole.report import detector_warnings
+    from riskconsole.workspace import Workspace
+
+    ws = Workspace(tmp_path)
+    (ws.models_dir / "m").mkdir(parents=True)
+    (ws.models_dir / "m" / "card.json").write_text(json.dumps(
+        {"train": {"from": train[0], "to": train[1]}, "valid": {"from": "2025-01-01", "to": "2025-01-31"}}))
+    warnings = detector_warnings(ws, SimpleNamespace(detectors=["m"]), ("2026-03-01", "2026-03-06"))
+    expected = [f"detector 'm' was trained on {train[0]}..{train[1]}, which overlaps the backtest window "
+                "2026-03-01..2026-03-06: its scores there are optimistic"]
+    assert warnings == (expected if overlaps else [])

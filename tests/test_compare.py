@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
 from riskconsole.backtest import fetch_decisions
-from riskconsole.compare import DAILY_FIELDS, bootstrap
+from riskconsole.compare import CI_METRICS, DAILY_FIELDS, bootstrap, daily_matrix, metrics_from_sums
 from riskconsole.config import Business
 from riskconsole.errors import RiskConsoleError
+from riskconsole.metrics import RuleSet, decide
 from riskconsole.report import Baseline, run_backtest
-from conftest import assert_same
+from conftest import BASE_DATASET, assert_same
 
 RULES = [
     {"name": "trusted", "when": "merchant_id IN (100) AND amount < 30", "action": "allow"},
@@ -113,28 +115,117 @@ def test_segments_equal_backtests_restricted_to_each_segment(pair, by):
     report = run_backtest(ws, cand, by=by, baseline=Baseline(base, bootstrap=50)).report
     strategy = yaml.safe_load(cand.read_text())
     decisions = _decisions(ws, cand)
-    assert sum(r["population"] for r in report["segments"]["rows"]) == report["overall"]["population"]
-    for row in report["segments"]["rows"]:
-        if by == "channel":
-            population = f"channel = '{row['segment']}'"
-        else:
-            lo, hi = row["segment"].split(": ")[1].split(" … ")
-            parts = ([f"amount >= {lo.replace(',', '')}"] if lo != "-inf" else []) + \
-                    ([f"amount < {hi.replace(',', '')}"] if hi != "+inf" else [])
-            population = " AND ".join(parts)
-        path = ws.strategies_dir / "segment.yaml"
-        path.write_text(yaml.safe_dump({**strategy, "population": population}))
-        alone = run_backtest(ws, path).report["overall"]
-        if by == "amount:3":  # bucket labels are rounded: check sizes against the decisions instead
-            continue
-        for key in ("population", "tp", "fp", "review_cases", "net_benefit"):
-            assert row[key] == pytest.approx(alone[key]), (row["segment"], key)
+    rows = report["segments"]["rows"]
+    assert sum(r["population"] for r in rows) == report["overall"]["population"] == len(decisions)
+    expected = _segment_numbers(decisions, _segment_of(ws, decisions, by))
+    assert {r["segment"] for r in rows} == set(expected), "one row per segment, none missing"
+    for row in rows:
+        for key, value in expected[row["segment"]].items():
+            assert row[key] == pytest.approx(value), (row["segment"], key)
+        if by == "channel":  # and a re-run whose population is the segment gives the same numbers
+            path = ws.strategies_dir / "segment.yaml"
+            path.write_text(yaml.safe_dump({**strategy, "population": f"channel = '{row['segment']}'"}))
+            alone = run_backtest(ws, path).report["overall"]
+            for key in ("population", "tp", "fp", "review_cases", "net_benefit"):
+                assert row[key] == pytest.approx(alone[key]), (row["segment"], key)
     compared = report["compare"]["segments"]
-    assert {r["segment"] for r in compared["rows"]} == {r["segment"] for r in report["segments"]["rows"]}
+    assert {r["segment"] for r in compared["rows"]} == {r["segment"] for r in rows}
     for row in compared["rows"]:
         assert row["delta"]["recall"] is None or row["delta"]["recall"] == pytest.approx(
             (row["candidate"]["recall"] or 0) - (row["baseline"]["recall"] or 0))
-    assert len(decisions) == report["overall"]["population"]
+
+
+def _segment_of(ws, decisions: pd.DataFrame, by: str) -> np.ndarray:
+    """Each decision's segment label, computed here: the channel, or the quantile bucket of its amount."""
+    if by == "channel":
+        con = duckdb.connect(str(ws.db_path), read_only=True)
+        channel = dict(con.execute("SELECT CAST(event_id AS VARCHAR), channel FROM frame").fetchall())
+        con.close()
+        return np.array([channel[i] for i in decisions["id"]])
+    amount = decisions["amount"].to_numpy(dtype=float)
+    edges = np.quantile(amount, [1 / 3, 2 / 3])  # quantile_cont = numpy's linear interpolation
+    bucket = np.searchsorted(edges, amount, side="right")  # amount < edge[0] -> 0, ...
+    bounds = ["-inf", *[f"{e:,.4g}" for e in edges], "+inf"]
+    return np.array([f"{b + 1:02d}: {bounds[b]} … {bounds[b + 1]}" for b in bucket])
+
+
+def _segment_numbers(decisions: pd.DataFrame, segment: np.ndarray) -> dict[str, dict]:
+    """Population, confusion, money and reviews per segment, straight from the decisions table (DESIGN §6)."""
+    business = BASE_DATASET["business"]
+    out = {}
+    for name in np.unique(segment):
+        d = decisions[segment == name]
+        flagged, fraud, good = d.action != "allow", d.label == 1, d.label == 0
+        block, review = d.action == "block", d.action == "review"
+        stopped = d.amount[block & fraud].sum() + business["review_catch_rate"] * d.amount[review & fraud].sum()
+        good_blocked = d.amount[block & good].sum()
+        tp, fp = int((flagged & fraud).sum()), int((flagged & good).sum())
+        out[str(name)] = {
+            "population": len(d), "flagged": int(flagged.sum()), "tp": tp, "fp": fp,
+            "fn": int((~flagged & fraud).sum()), "unlabeled_total": int(d.label.isna().sum()),
+            "review_cases": int(review.sum()), "fraud_amount_stopped": stopped, "good_amount_blocked": good_blocked,
+            "precision": tp / (tp + fp) if tp + fp else None,
+            "net_benefit": stopped - business["good_block_cost"] * good_blocked
+            - business["review_cost"] * review.sum(),
+        }
+    return out
+
+
+def test_day_sums_and_the_metrics_rebuilt_from_them(pair):
+    """`daily_matrix` equals per-day sums of the decisions table; `metrics_from_sums` applies DESIGN §6 to them."""
+    ws, cand, _ = pair
+    bt = run_backtest(ws, cand)
+    business = Business(**BASE_DATASET["business"])
+    matrix = daily_matrix(bt.groups, decide(bt.groups.hits, RuleSet.of(bt.compiled)), business)
+    d = _decisions(ws, cand)
+    flagged, fraud, good = d.action != "allow", d.label == 1, d.label == 0
+    block, review, amt = d.action == "block", d.action == "review", d.amount
+    unknown = d.label.isna()
+    parts = {"population": 1, "flagged": flagged, "blocked": block, "tp": flagged & fraud, "fp": flagged & good,
+             "fn": ~flagged & fraud, "tn": ~flagged & good, "unlabeled_flagged": flagged & unknown,
+             "unlabeled_total": unknown, "fraud_amount": amt * fraud, "caught_amount": amt * (flagged & fraud),
+             "stopped": amt * (block & fraud) + business.review_catch_rate * amt * (review & fraud),
+             "good_blocked": amt * (block & good), "reviews": review}
+    day = d.time.dt.strftime("%Y-%m-%d")
+    expected = pd.DataFrame({k: pd.Series(v, index=d.index).astype(float) if not isinstance(v, int) else 1.0
+                             for k, v in parts.items()}).groupby(day).sum()
+    assert [day.isoformat() for day in bt.groups.days] == expected.index.tolist()
+    assert set(DAILY_FIELDS) == set(parts)
+    for i, field in enumerate(DAILY_FIELDS):
+        np.testing.assert_allclose(matrix[:, i], expected[field].to_numpy(), err_msg=field)
+    t = expected.sum()
+    precision, recall = t.tp / (t.tp + t.fp), t.tp / (t.tp + t.fn)
+    hand = {"precision": precision, "recall": recall, "f1": 2 * precision * recall / (precision + recall),
+            "amount_recall": t.caught_amount / t.fraud_amount, "alert_rate": t.flagged / t.population,
+            "net_benefit": t.stopped - business.good_block_cost * t.good_blocked - business.review_cost * t.reviews,
+            "fraud_amount_stopped": t.stopped, "good_amount_blocked": t.good_blocked, "review_cases": t.reviews,
+            "review_cost": business.review_cost * t.reviews,
+            "label_coverage": 1 - t.unlabeled_total / t.population}
+    got = metrics_from_sums(matrix.sum(axis=0), business)
+    assert set(CI_METRICS) <= set(got)
+    for key, value in hand.items():
+        assert float(got[key]) == pytest.approx(value), key
+
+
+def test_bootstrap_resamples_the_same_days_for_both_sides(pair):
+    """Paired: identical sides differ by exactly 0 in every resample; a constant daily gap stays constant."""
+    ws, cand, _ = pair
+    bt = run_backtest(ws, cand)
+    business = Business(**BASE_DATASET["business"])
+    days = daily_matrix(bt.groups, decide(bt.groups.hits, RuleSet.of(bt.compiled)), business)
+    same = bootstrap(days, days.copy(), business, n=200, seed=3)
+    assert same["resamples"] == 200 and same["unit"] == "day"
+    for metric, interval in same["delta"].items():
+        assert interval == [0.0, 0.0], metric
+    shifted = days.copy()
+    shifted[:, DAILY_FIELDS.index("stopped")] += 10.0  # the candidate stops 10 more every day
+    gap = bootstrap(shifted, days, business, n=200, seed=3)["delta"]
+    assert gap["net_benefit"] == pytest.approx([10.0 * len(days)] * 2)
+    assert gap["fraud_amount_stopped"] == pytest.approx([10.0 * len(days)] * 2)
+    assert gap["recall"] == [0.0, 0.0]
+    point = metrics_from_sums(days.sum(axis=0), business)
+    for metric, (lo, hi) in same["candidate"].items():  # each side's interval brackets its point value
+        assert lo <= float(point[metric]) <= hi, metric
 
 
 def _simulate_days(rng, days: int, truth: dict) -> tuple[np.ndarray, np.ndarray]:

@@ -165,10 +165,12 @@ def test_events_load_into_duckdb_with_the_declared_roles(demo, dataset):
 
 def test_repository_workspace_matches_the_packaged_demo_files():
     """The repo's own workspace files are the demo's (so `make run` and `riskconsole demo` agree)."""
-    from riskconsole.scaffold import DEMO_FILES
+    from riskconsole.scaffold import DEMO_FILES, FUTURE_DEMO_FILES
 
     root = DEMO_FILES.parents[1]
     for src in DEMO_FILES.rglob("*.yaml"):
         rel = src.relative_to(DEMO_FILES)
+        if rel.as_posix() in FUTURE_DEMO_FILES:  # not copied into workspaces yet
+            continue
         twin = root / "data" / rel if rel.name == "dataset.yaml" else root / rel
         assert twin.read_text() == src.read_text(), f"{twin} differs from {src}"

@@ -54,3 +54,62 @@ def test_collapse_keeps_every_sum(rules):
             assert g.count[g.hits[:, r] & (g.label == y)].sum() == sel.sum()
     per_day = np.bincount(g.day, weights=g.amount, minlength=30)
     assert per_day == pytest.approx(np.bincount(day, weights=amount, minlength=30))
+
+
+# ------------------------------------------------------------------ console = backtest, with a trained detector
+
+
+@pytest.fixture(scope="module")
+def detector_ws(tmp_path_factory):
+    """A small signal workspace with a trained LightGBM detector `lgbm` and a strategy whose rules read its score.
+
+    The detector trains on 2026-01-01..2026-02-10, inside the data (70 days from 2026-01-01): a backtest over
+    the whole data must warn that its scores are optimistic there.
+    """
+    import yaml
+
+    from detector_data import detector_yaml, signal_workspace
+    from riskconsole.detectors import train_detector
+
+    root = tmp_path_factory.mktemp("console_detector") / "ws"
+    ws = signal_workspace(root, n=1_500, seed=5)
+    train_detector(ws, detector_yaml(root, "lgbm", "lightgbm"))
+    ws.strategies_dir.mkdir(exist_ok=True)
+    (ws.strategies_dir / "scored.yaml").write_text(yaml.safe_dump({
+        "name": "scored", "params": {"cut": 0.5, "orders": 3},
+        "rules": [{"name": "model_block", "when": "lgbm >= $cut AND amount > 20", "action": "block"},
+                  {"name": "model_review", "when": "lgbm >= $cut / 4", "action": "review"},
+                  {"name": "burst", "when": "user_orders_1h >= $orders", "action": "review"}]}))
+    yield ws
+    from riskconsole.ui import common
+
+    common.release_connections()
+
+
+def _console_and_backtest(ws, overrides: dict) -> tuple[dict, dict]:
+    """The report the console pages show (ui/common.evaluate) and the CLI's (run_backtest), same window."""
+    from riskconsole.ui import common
+
+    path = ws.strategies_dir / "scored.yaml"
+    session = common.current_session(ws)  # the console's shared session
+    lo, hi = session.day_range()
+    window = session.window(lo.isoformat(), hi.isoformat())  # the sidebar's default window
+    console = common.evaluate(session, path, window, overrides)
+    backtest = run_backtest(ws, path, window, overrides).report
+    return console, backtest
+
+
+@pytest.mark.parametrize("overrides", [{}, {"cut": 0.8}, {"cut": 0.2, "orders": 2}])
+def test_console_equals_backtest_with_a_detector(detector_ws, overrides):
+    console, backtest = _console_and_backtest(detector_ws, overrides)
+    assert backtest["rules"][0]["hits"] > 0 and backtest["overall"]["tp"] > 0  # the score decides something
+    assert_same({k: v for k, v in console.items() if k != "warnings"},
+                {k: v for k, v in backtest.items() if k != "warnings"}, rel=1e-12)
+    assert any("detector 'lgbm' was trained on 2026-01-01..2026-02-10" in w for w in backtest["warnings"])
+
+
+def test_console_shows_the_backtest_warnings_with_a_detector(detector_ws):
+    """Was a strict xfail until the console read its reports through `Session.interactive` (issue 8)."""
+    console, backtest = _console_and_backtest(detector_ws, {})
+    assert any("detector 'lgbm' was trained on" in w for w in console["warnings"])
+    assert console["warnings"] == backtest["warnings"]

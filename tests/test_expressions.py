@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from pathlib import Path
 
 import duckdb
@@ -160,6 +161,9 @@ FUNCTION_EXAMPLES = {
     "month": "month(ts)", "nullif": "nullif(amount, 0)", "pow": "pow(amount, 2)", "power": "power(amount, 2)",
     "round": "round(amount, 1)", "sqrt": "sqrt(abs(amount))", "starts_with": "starts_with(email, 'a')",
     "substring": "substring(email, 2, 3)", "trim": "trim(email)", "upper": "upper(email)", "year": "year(ts)",
+    "date_diff": "date_diff('second', ts, ts + INTERVAL 1 HOUR)", "datediff": "datediff('day', ts, ts)",
+    "dayofweek": "dayofweek(ts)", "epoch": "epoch(ts)", "regexp_matches": "regexp_matches(email, '^[a-z]+@')",
+    "split_part": "split_part(email, '@', -1)",
 }
 
 
@@ -234,12 +238,14 @@ REFUSED = [
     ("channel = $$x$$", "is not allowed"),
     ("COLUMNS('.*') IS NOT NULL", "function 'columns' is not allowed"),
     ("amount = ANY([1])", "is not allowed"),
-    ("dayofweek(ts) = 0", "function 'dayofweek' is not allowed"),
     ("isodow(ts) = 1", "function 'isodow' is not allowed"),
-    ("date_diff('day', ts, ts) > 0", "function 'date_diff' is not allowed"),
+    ("date_diff('week', ts, ts) > 0", "date_diff unit 'week' is not allowed"),
+    ("(ts - ts) / INTERVAL 1 SECOND > 0", "dividing by an interval"),
     ("hash(amount) > 0", "function 'hash' is not allowed"),
     ("amount // 2 > 0", "'amount // 2' is not allowed"),
     ("CAST(amount AS INTEGER) > 1", "CAST of 'amount' to an integer is not allowed"),
+    ("regexp_matches(email, '(a)\\1')", "in a regular expression is not allowed"),
+    ("split_part(email, '', 1) = 'a'", "split_part needs a non-empty text delimiter"),
     ("CAST(amount AS DECIMAL(10, 2)) > 1", "CAST to 'DECIMAL(10, 2)' is not allowed"),
     ("email LIKE channel", "a LIKE pattern must be a string literal"),
     ("email LIKE 'a\\%'", "a backslash in a LIKE pattern is not allowed"),
@@ -300,9 +306,15 @@ def test_accepted_expressions_transpile_to_spark(text: str, expected: str) -> No
     assert _sql(text, "spark") == expected
 
 
-def test_functions_that_differ_on_spark_are_not_allowed() -> None:
-    assert "dayofweek" not in ALLOWED_FUNCTIONS
-    assert "function 'dayofweek' is not allowed" in _refusal("dayofweek(ts) = 0")
+def test_functions_without_an_exact_spark_rendering_are_not_allowed() -> None:
+    assert "isodow" not in ALLOWED_FUNCTIONS and "hash" not in ALLOWED_FUNCTIONS
+    assert "function 'isodow' is not allowed" in _refusal("isodow(ts) = 0")
+
+
+@pytest.mark.parametrize("name", ALLOWED_FUNCTIONS)
+def test_every_allowed_function_renders_for_spark_without_duckdb_only_names(name: str) -> None:
+    sql = _sql(FUNCTION_EXAMPLES[name], "spark")
+    assert not re.search(r"\b(EPOCH|DATE_DIFF|REGEXP_MATCHES|STARTS_WITH|ENDS_WITH)\s*\(", sql), sql
 
 
 # --- the injection corpus ------------------------------------------------------------
@@ -368,6 +380,10 @@ def _check_payload(con, text: str, baseline: tuple, cwd: Path) -> str | None:
         _run_accepted(con, to_sql(expr))
     except Exception as err:  # noqa: BLE001
         return f"not a plain duckdb error: {type(err).__name__}: {err}"
+    try:
+        to_sql(expr, "spark")
+    except Exception as err:  # noqa: BLE001 - an accepted expression must render for Spark
+        return f"accepted but not rendered for spark: {type(err).__name__}: {err}"
     if _catalog(con) != baseline or any(cwd.iterdir()):
         return "changed the database or created a file"
     return "accepted"

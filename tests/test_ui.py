@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import shlex
+
 import pytest
+import yaml
 from streamlit.testing.v1 import AppTest
 
+from riskconsole.cli import main
 from riskconsole.export import fmt
 from riskconsole.ingest import load
 from riskconsole.report import run_backtest
@@ -81,11 +86,55 @@ def test_data_page_counts(page):
     assert _metric(at, "quarantined") == "0"
 
 
-def test_export_page_offers_every_file(page):
+@pytest.fixture
+def downloads(monkeypatch):
+    """The bytes behind each download button of the last AppTest run, by button label.
+
+    AppTest keeps download payloads in a MemoryMediaFileStorage it creates per run and drops afterwards;
+    record that storage, and read each button's file by the id at the end of its proto `url`.
+    """
+    import streamlit.testing.v1.app_test as app_test
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    stores = []
+
+    class Recording(MemoryMediaFileStorage):
+        def __init__(self, endpoint: str) -> None:
+            super().__init__(endpoint)
+            stores.append(self)
+
+    monkeypatch.setattr(app_test, "MemoryMediaFileStorage", Recording)
+
+    def read(at: AppTest) -> dict[str, bytes]:
+        buttons = at.get("download_button")
+        assert buttons and stores
+        return {b.proto.label: stores[-1].get_file(b.proto.url.rsplit("/", 1)[1]).content for b in buttons}
+
+    return read
+
+
+def test_export_page_offers_every_file(page, downloads, console_ws, tmp_path, capsys, monkeypatch):
+    """The Export page offers the CLI's files, byte for byte, for the command it says is equivalent."""
     at = page("export_page")
     assert any("Backtest: candidate" in m.value for m in at.markdown)
-    labels = [b.proto.label for b in at.get("download_button")]
-    assert {"report.json", "rules.csv", "daily.csv", "decisions.parquet", "report.html", "report.md"} <= set(labels)
+    offered = downloads(at)
+    files = {"report.json", "rules.csv", "daily.csv", "decisions.parquet", "report.html", "report.md"}
+    assert files | {"candidate.yaml (reviewed)"} == set(offered)
+    (command,) = [c.value.split("`")[1] for c in at.caption if c.value.startswith("Equivalent CLI:")]
+    args = shlex.split(command)
+    assert args[:2] == ["riskconsole", "backtest"] and "--from" in args and "--to" in args
+    out = tmp_path / "cli"
+    monkeypatch.chdir(console_ws.root)  # the command names files relative to the workspace
+    assert main([*args[1:], "--workspace", str(console_ws.root), "--out", str(out)]) == 0, capsys.readouterr()
+    written = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert set(written) == files
+    for name in sorted(files):  # report.json holds no timestamp: every file must match exactly
+        assert offered[name] == written[name], name
+    report = json.loads(offered["report.json"])
+    core = run_backtest(console_ws, console_ws.strategies_dir / "candidate.yaml").report
+    assert report["overall"] == json.loads(json.dumps(core["overall"])) and report["warnings"] == core["warnings"]
+    reviewed = yaml.safe_load(offered["candidate.yaml (reviewed)"])
+    assert reviewed["params"] == yaml.safe_load((console_ws.strategies_dir / "candidate.yaml").read_text())["params"]
 
 
 def test_compare_page_shows_intervals_and_attribution(page, console_ws):

@@ -13,6 +13,7 @@ import duckdb
 import streamlit as st
 
 from riskconsole.backtest import Window, make_window
+from riskconsole.config import read_config
 from riskconsole.errors import RiskConsoleError
 from riskconsole.export import fmt
 from riskconsole.glossary import metric
@@ -147,7 +148,7 @@ def pick_window(session: Session) -> Window:
 
 def strategy_text(path: Path) -> str:
     """The file's current text (part of cache keys, so edits invalidate)."""
-    return path.read_text(encoding="utf-8")
+    return guard(read_config, path, workspace().rel(path))
 
 
 def evaluate(session: Session, path: Path, window: Window, overrides: dict | None = None) -> dict:

@@ -8,13 +8,14 @@ import yaml
 
 from riskconsole.errors import RiskConsoleError
 from riskconsole.tuning import param_range
-from riskconsole.ui.common import open_page, pick_strategy
+from riskconsole.config import read_yaml
+from riskconsole.ui.common import guard, open_page, pick_strategy, strategy_text
 from riskconsole.versions import diff, digest, save_strategy, versions
 
 session = open_page("Strategy")
 ws = session.ws
 path = pick_strategy(ws, "Strategy", "strategy", default="candidate")
-on_disk = path.read_text(encoding="utf-8")
+on_disk = strategy_text(path)
 drafts = st.session_state.setdefault("drafts", {})
 if path.stem not in drafts or drafts[path.stem]["base"] != digest(on_disk) and not drafts[path.stem]["dirty"]:
     drafts[path.stem] = {"text": on_disk, "base": digest(on_disk), "dirty": False, "rev": 0}
@@ -30,7 +31,7 @@ def set_text(text: str, from_editor: bool = False) -> None:
 
 
 def set_params(params: dict) -> None:
-    body = yaml.safe_load(draft["text"])
+    body = guard(read_yaml, draft["text"], ws.rel(path))
     body["params"] = params
     set_text(yaml.safe_dump(body, sort_keys=False, allow_unicode=True))
 
@@ -115,6 +116,6 @@ with history_tab:
         left, right = st.columns(2)
         old = left.selectbox("From", list(by_name), index=max(0, len(kept) - 2))
         new = right.selectbox("To", [*by_name, "(current draft)"], index=len(kept))
-        old_text = by_name[old].read_text()
-        new_text = draft["text"] if new == "(current draft)" else by_name[new].read_text()
+        old_text = strategy_text(by_name[old])
+        new_text = draft["text"] if new == "(current draft)" else strategy_text(by_name[new])
         st.code(diff(old_text, new_text, old, new) or "(no difference)", language="diff")

@@ -9,7 +9,7 @@ from riskconsole.errors import RiskConsoleError
 from riskconsole.export import fmt
 from riskconsole.tuning import param_range
 from riskconsole.ui.common import (evaluate, guard, kpi_tiles, open_page, optimize_params, param_curve,
-                                   pick_strategy, pick_window, show_warnings)
+                                   pick_strategy, pick_window, show_warnings, strategy_text)
 from riskconsole.versions import digest, save_strategy
 
 session = open_page("Tune")
@@ -105,7 +105,7 @@ with st.form("save_tuned"):
 if save:
     text = session.strategy_yaml(path, overrides)
     try:
-        saved = save_strategy(ws.strategies_dir, target, text, digest(path.read_text()) if target == path.stem else None)
+        saved = save_strategy(ws.strategies_dir, target, text, digest(strategy_text(path)) if target == path.stem else None)
     except RiskConsoleError as err:
         st.error(str(err))
     else:

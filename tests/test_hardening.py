@@ -1,0 +1,372 @@
+"""Attacks from the security review (issue 8), each reproduced, each refused with one line that names the file."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import yaml
+
+from riskconsole import limits
+from riskconsole.cli import main
+from riskconsole.config import Strategy, load_model, parse_model, parse_overrides, read_yaml
+from riskconsole.errors import ConfigError, RiskConsoleError
+
+RULE = "  - {name: a, when: 'amount > 1', action: block}\n"
+GOOD = "name: s\nrules:\n" + RULE
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line(err: BaseException | str) -> str:
+    text = str(err).removesuffix("\n")  # a CLI's stderr ends with its one newline
+    assert "\n" not in text and "Traceback" not in text
+    return text
+
+
+# ---------------------------------------------------------------- YAML input
+
+
+LAUGHS = "a: &a [1,1,1,1,1,1,1,1,1,1]\n" + "".join(
+    f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+
+
+@pytest.mark.parametrize("body, message", [
+    ("name: s\nrules:\n  - {name: harmful, when: 'amount > 1', action: allow}\nrules:\n" + RULE,
+     "line 4: duplicate key 'rules' (first at line 2"),
+    ("name: s\nrules:\n  - name: a\n    when: 'amount > 1'\n    action: block\n    action: allow\n",
+     "line 6: duplicate key 'action'"),
+    ("name: s\nparams: {x: 1, x: 2}\nrules:\n" + RULE, "line 2: duplicate key 'x'"),
+    ("[" * 20_000 + "]" * 20_000, f"nested more than {limits.MAX_YAML_DEPTH} levels"),
+    ("name: s\nparams: {x: " + "9" * 100_000 + "}\nrules:\n" + RULE, "line 2: a number of 100,000 characters"),
+    ("name: " + "9" * 100_000 + "\nrules:\n" + RULE, "a number of 100,000 characters"),
+    ("name: s\nparams: {x: .inf}\nrules:\n" + RULE, "'.inf' is not a finite number"),
+    (LAUGHS, "aliases expand to more than"),
+    ("a: &a [1, *a]\n", "an alias refers to the collection that contains it"),
+    ("name: s\nrules: [\n", "line 3: YAML syntax error"),
+    ("name: s\nx: !!python/object/apply:os.system ['true']\n", "could not determine a constructor"),
+    ("name: " + "x" * (limits.MAX_CONFIG_BYTES + 1), "too large for a config file"),
+])
+def test_hostile_yaml_is_one_line_naming_the_file(tmp_path, body, message):
+    path = tmp_path / "s.yaml"
+    path.write_text(body, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_model(path, Strategy, "strategies/s.yaml")
+    text = one_line(caught.value)
+    assert text.startswith("strategies/s.yaml: ") and message in text, text
+
+
+def test_non_utf8_yaml_names_the_line(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_bytes(GOOD.replace("name: s", "name: s\ndescription: caf\xe9").encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"^strategies/s.yaml: line 2: not UTF-8 text \(byte 0xe9\)"):
+        load_model(path, Strategy, "strategies/s.yaml")
+
+
+def test_text_that_only_pydantic_would_choke_on_is_refused_as_a_config_error():
+    # a quoted huge integer, a quoted infinity: past the YAML loader, into pydantic
+    for data in ({"name": "s", "rules": [{"name": "a", "when": "1=1", "action": "block"}], "params": {}},):
+        assert parse_model(data, Strategy, "s.yaml").name == "s"
+    from riskconsole.config import Business
+    for field, value in (("review_capacity", "9" * 100_000), ("review_cost", "inf"), ("good_block_cost", "nan")):
+        with pytest.raises(ConfigError) as caught:
+            parse_model({field: value}, Business, "data/dataset.yaml")
+        assert one_line(caught.value).startswith(f"data/dataset.yaml: {field}: ")
+
+
+def test_a_name_with_control_characters_stays_on_one_line():
+    with pytest.raises(ConfigError) as caught:
+        parse_model({"name": "x\n# heading\x1b[31m", "rules": [{"name": "a", "when": "1=1", "action": "block"}]},
+                    Strategy, "s.yaml")
+    assert "\\n# heading\\x1b[31m" in one_line(caught.value)
+
+
+def test_merge_keys_and_scalar_aliases_still_load():
+    data = read_yaml("d: &d {x: 1, y: 2}\ne:\n  <<: *d\n  x: 3\nf: &f 5\ng: *f\n", "f.yaml")
+    assert data == {"d": {"x": 1, "y": 2}, "e": {"x": 3, "y": 2}, "f": 5, "g": 5}
+
+
+def test_duplicates_are_found_on_one_line_too():
+    with pytest.raises(ConfigError, match="duplicate key 'rules'"):
+        read_yaml("{rules: 1, rules: 2}", "f.yaml")
+
+
+@pytest.mark.parametrize("items, message", [
+    (["x=["], "--set x=[: line 1: YAML syntax error"),
+    (["x=[1, 2]"], "give one value"),
+    (["x={a: 1}"], "give one value"),
+    (["x=.nan"], "not a finite number"),
+    (["x=" + "9" * 5000], "a number of 5,000 characters"),
+    (["x=1", "x=2"], "'x' is set twice"),
+    (["burst"], "write PARAM=VALUE"),
+    (["a\nb=1"], "'a\\nb' is not a param name"),
+    (["x=" + "y" * (limits.MAX_OVERRIDE_CHARS + 1)], "characters (at most"),
+    (['x="\\e[2Jcleared"'], "control characters (\\x1b[2Jcleared)"),
+])
+def test_bad_overrides_are_one_line(items, message):
+    with pytest.raises(ConfigError) as caught:
+        parse_overrides(items)
+    assert message in one_line(caught.value)
+
+
+def test_overrides_read_yaml_scalars():
+    assert parse_overrides(["a=1", "b=0.5", "c=true", "d=web", "e=", "f='['", "g=2026-01-01"]) == {
+        "a": 1, "b": 0.5, "c": True, "d": "web", "e": None, "f": "[", "g": __import__("datetime").date(2026, 1, 1)}
+    assert parse_overrides(None) == {}
+
+
+def test_bad_set_through_the_cli_is_one_line(tiny_ws, capsys):
+    code, _, err = run(capsys, "backtest", tiny_ws.strategies_dir / "tiny.yaml", "--workspace", tiny_ws.root,
+                       "--set", "burst=[")
+    assert code == 1 and err.startswith("error: --set burst=[: line 1: YAML syntax error") and err.count("\n") == 1
+
+
+def test_a_duplicate_rules_block_is_refused_by_every_command(tiny_ws, capsys):
+    path = tiny_ws.strategies_dir / "dup.yaml"
+    path.write_text("name: dup\nrules:\n  - {name: a, when: 'amount > 1', action: allow}\nrules:\n" + RULE)
+    for command in (["validate", path], ["backtest", path]):
+        code, out, err = run(capsys, *command, "--workspace", tiny_ws.root)
+        assert code == 1 and "strategies/dup.yaml: line 4: duplicate key 'rules'" in err, err
+
+
+# ---------------------------------------------------------------- strategy names name folders
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "ABSOLUTE", "..", "a/b", "-rf", "x\n# heading"])
+@pytest.mark.parametrize("command", [
+    ["backtest"], ["sweep", "--param", "big", "--values", "100,200"], ["optimize", "--param", "big"]])
+def test_a_strategy_name_cannot_write_outside_the_workspace(tiny_ws, capsys, tmp_path, name, command):
+    body = yaml.safe_load((tiny_ws.strategies_dir / "tiny.yaml").read_text())
+    path = tiny_ws.strategies_dir / "evil.yaml"
+    name = str(tmp_path / "escaped-abs") if name == "ABSOLUTE" else name
+    path.write_text(yaml.safe_dump({**body, "name": name}))
+    before = set(tiny_ws.root.parent.rglob("*"))
+    code, _, err = run(capsys, command[0], path, *command[1:], "--workspace", tiny_ws.root)
+    assert code == 1 and "is not a valid strategy name" in err and err.count("\n") == 1, err
+    assert set(tiny_ws.root.parent.rglob("*")) == before
+    assert not list(tmp_path.glob("escaped*")) and not (tiny_ws.root / "reports").exists()
+
+
+# ---------------------------------------------------------------- amplification
+
+
+def _strategy(when: str, params: dict, rules: int = 1) -> dict:
+    return {"name": "amp", "params": params,
+            "rules": [{"name": f"r{i}", "when": when, "action": "block"} for i in range(rules)]}
+
+
+def test_a_param_cannot_multiply_an_expression_past_its_bound():
+    from riskconsole.errors import ExpressionError
+    from riskconsole.expressions import parse_expression
+
+    when = "length(concat(" + ", ".join(["$s"] * 2_400) + ")) > 0"  # 9.6 KB: under the text bound
+    started = time.perf_counter()
+    with pytest.raises(ExpressionError) as caught:
+        parse_expression(when, columns=["amount"], params={"s": "x" * 4_000}, where="s.yaml: rule 'r0'")
+    assert "once its params are substituted" in one_line(caught.value)
+    assert time.perf_counter() - started < 2  # refused before the 9.6 MB expression is built
+    node = parse_expression("length(concat($s, $s)) > 0", columns=["amount"], params={"s": "x" * 4_000}, where="w")
+    assert node is not None  # a long param used a few times is fine
+
+
+def test_a_huge_list_param_is_refused_before_it_is_spliced():
+    from riskconsole.errors import ExpressionError
+    from riskconsole.expressions import parse_expression
+
+    with pytest.raises(ExpressionError, match=r"a list param holds 200,000 values \(at most 10,000\)"):
+        parse_expression("amount IN $ids", columns=["amount"], params={"ids": list(range(200_000))}, where="w")
+    with pytest.raises(ConfigError, match=r"param 'ids' holds 10,001 values"):
+        parse_model(_strategy("amount IN $ids", {"ids": list(range(limits.MAX_LIST_PARAM + 1))}), Strategy, "s.yaml")
+
+
+def test_the_strategy_file_bounds_its_whole_expansion_and_its_rules():
+    text = "length(concat(" + ", ".join(["$s"] * 40) + ")) > 0"
+    with pytest.raises(ConfigError, match="once params are substituted"):
+        parse_model(_strategy(text, {"s": "x" * 5_000}, rules=20), Strategy, "s.yaml")
+    with pytest.raises(ConfigError, match=f"rules is too many \\(at most {limits.MAX_RULES}"):
+        parse_model(_strategy("amount > 1", {}, rules=limits.MAX_RULES + 1), Strategy, "s.yaml")
+    assert len(parse_model(_strategy("amount > 1", {}, rules=limits.MAX_RULES), Strategy, "s.yaml").rules) == 500
+
+
+def test_optimize_counts_the_grid_before_building_it(tiny_ws, capsys):
+    started = time.perf_counter()
+    code, _, err = run(capsys, "optimize", tiny_ws.strategies_dir / "tiny.yaml", "--workspace", tiny_ws.root,
+                       "--param", "burst", "--param", "big", "--values", "burst=0:9999:1", "--values", "big=0:9999:1")
+    assert code == 1 and "10,000 burst x 10,000 big = 100,000,000 param combinations is too many" in one_line(err)
+    assert time.perf_counter() - started < 10
+
+
+def test_grid_points_counts_before_materialising():
+    from riskconsole.optimize import grid_points
+
+    huge = {"a": range(10**6), "b": range(10**6)}  # 10^12 combinations: building them would never end
+    with pytest.raises(RiskConsoleError, match="1,000,000,000,000 param combinations"):
+        grid_points(None, None, None, None, "s.yaml", None, huge)
+
+
+@pytest.mark.parametrize("values, message", [
+    ("0:1e308:1e-308", "too many"), ("nan:1:1", "need finite numbers"), ("0:inf:1", "need finite numbers"),
+    ("1,[,3", "YAML syntax error"), (",".join(["1"] * 10_001), "10,001 values is too many"),
+    ("0:1:0", "positive step"),
+])
+def test_sweep_values_are_bounded_and_one_line(values, message):
+    from riskconsole.sweep import parse_values
+
+    with pytest.raises(RiskConsoleError) as caught:
+        parse_values(values)
+    assert message in one_line(caught.value)
+
+
+# ---------------------------------------------------------------- query time limit
+
+SLOW = "SELECT count(*) FROM range(200000000) a(x), range(1000) b(y) WHERE (x * y) % 7 = 3"
+
+
+def test_a_slow_query_is_stopped_with_one_line(monkeypatch):
+    import duckdb
+    import sqlglot
+
+    from riskconsole.backtest import run_query
+
+    monkeypatch.setenv(limits.QUERY_SECONDS_ENV, "0.3")
+    con = duckdb.connect()
+    started = time.perf_counter()
+    with pytest.raises(limits.QueryTimeout) as caught:
+        run_query(con, sqlglot.parse_one(SLOW, read="duckdb"), "slow")
+    assert time.perf_counter() - started < 10
+    assert one_line(caught.value).startswith("strategy 'slow': the query ran longer than 0.3 s and was stopped "
+                                             "(limit: $RISKCONSOLE_QUERY_SECONDS)")
+    # the connection is usable, and a finished query leaves no interrupt behind for the next one
+    assert run_query(con, sqlglot.parse_one("SELECT 42 AS v"), "quick").column("v").to_pylist() == [42]
+    time.sleep(0.5)
+    assert run_query(con, sqlglot.parse_one("SELECT 43 AS v"), "quick").column("v").to_pylist() == [43]
+
+
+def test_the_time_limit_reads_its_variable(monkeypatch):
+    monkeypatch.delenv(limits.QUERY_SECONDS_ENV, raising=False)
+    assert limits.query_seconds() == limits.DEFAULT_QUERY_SECONDS == 300
+    for bad in ("abc", "0", "-1", "inf", "nan"):
+        monkeypatch.setenv(limits.QUERY_SECONDS_ENV, bad)
+        with pytest.raises(RiskConsoleError, match="RISKCONSOLE_QUERY_SECONDS"):
+            limits.query_seconds()
+
+
+# ---------------------------------------------------------------- outputs people open
+
+HOSTILE_TEXT = ["x\n# injected heading", "![x](http://evil.example/x.png)", "<img src=x onerror=alert(1)>",
+                "=HYPERLINK(\"http://evil.example\",\"click\")", "\x1b[31mred\x1b[0m", "+1-2", "@SUM(A1)",
+                "-cmd", "a|b", "[link](javascript:alert(1))"]
+
+
+@pytest.fixture
+def hostile_ws(tmp_path):
+    """A workspace whose segment values, strategy description and params are hostile text."""
+    from conftest import random_events, write_workspace
+    from riskconsole.ingest import load
+
+    events = random_events()
+    events["channel"] = [HOSTILE_TEXT[i % len(HOSTILE_TEXT)] for i in range(len(events))]
+    strategy = {"name": "hostile", "description": "\n".join(HOSTILE_TEXT), "params": {"big": 150, "tag": "=1+1"},
+                "rules": [{"name": "big", "when": "amount > $big AND channel <> $tag", "action": "review"},
+                          {"name": "burst", "when": "user_orders_1h >= 2", "action": "block"}]}
+    baseline = {**strategy, "name": "base", "rules": strategy["rules"][1:]}
+    ws = write_workspace(tmp_path / "ws", events, strategies={"hostile": strategy, "base": baseline})
+    load(ws)
+    return ws
+
+
+@pytest.mark.parametrize("compare", [False, True])
+def test_hostile_text_is_inert_in_every_report_file(hostile_ws, capsys, tmp_path, compare):
+    out = tmp_path / "out"
+    baseline = ["--baseline", hostile_ws.strategies_dir / "base.yaml", "--bootstrap", "20"] if compare else []
+    code, stdout, err = run(capsys, "backtest", hostile_ws.strategies_dir / "hostile.yaml", "--workspace",
+                            hostile_ws.root, "--by", "channel", "--format", "json,csv,html,md", "--out", out, *baseline)
+    assert code == 0, err
+    assert "\x1b" not in stdout + err
+    md = (out / "report.md").read_text()
+    assert "](http" not in md and "](javascript" not in md
+    assert "<img" not in md and "\x1b" not in md
+    headings = [line for line in md.splitlines() if line.startswith("#")]
+    assert all(line.startswith(("# Backtest: ", "## ")) for line in headings), headings
+    assert not any("injected heading" in line for line in headings)
+    assert "injected heading" in md  # the text is there, as text
+    html_text = (out / "report.html").read_text()
+    assert "<img" not in html_text and "\x1b" not in html_text and "&lt;img src=x onerror" in html_text
+    import csv
+
+    for name in ("rules.csv", "daily.csv"):
+        for row in csv.reader((out / name).read_text().splitlines()):
+            assert not any(cell.startswith(("=", "+", "-", "@")) for cell in row), (name, row)
+
+
+def test_hostile_segments_in_a_markdown_table_stay_in_their_cell():
+    from riskconsole.share import _md_table
+
+    table = _md_table(["segment", "events"], [[text, "1"] for text in HOSTILE_TEXT])
+    for line in table.splitlines()[2:]:
+        assert line.count(" | ") == 1 and line.startswith("| ") and line.endswith(" |"), line  # two cells
+        assert "](" not in line and "<img" not in line and "\n" not in line
+
+
+def test_csv_cells_cannot_start_a_formula():
+    from riskconsole.export import table_csv_bytes
+
+    rows = [{"name": text, "value": -1.5, "n": 3} for text in HOSTILE_TEXT] + [{"name": " =1+1", "value": 0, "n": 0}]
+    import csv
+    import io
+
+    parsed = list(csv.DictReader(io.StringIO(table_csv_bytes(rows).decode())))
+    for row in parsed:
+        assert not row["name"].lstrip().startswith(("=", "+", "-", "@", "\t", "\r")), row
+    assert parsed[0]["value"] == "-1.5"  # numbers stay numbers
+
+
+def test_sweep_csv_escapes_text_values(tiny_ws, capsys, tmp_path):
+    path = tiny_ws.strategies_dir / "text.yaml"
+    path.write_text("name: text\nparams: {ch: web}\nrules:\n  - {name: a, when: \"channel = $ch\", action: review}\n")
+    code, _, err = run(capsys, "sweep", path, "--param", "ch", "--values", "web,'=1+1',\"@x\"", "--workspace",
+                       tiny_ws.root, "--out", tmp_path / "sw")
+    assert code == 0, err
+    text = (tmp_path / "sw" / "sweep.csv").read_text()
+    assert "\n'=1+1," in text and "\n'@x," in text
+
+
+def test_escape_functions_hold():
+    from riskconsole import escape
+
+    for text in HOSTILE_TEXT:
+        md = escape.markdown(text)
+        assert "\n" not in md and "](" not in md and "<" not in md and "\x1b" not in md
+        assert not md.startswith(("#", "!", "-", "+", ">", "[")) or md.startswith("\\")
+        assert "<" not in escape.html_text(text) and "\x1b" not in escape.terminal(text)
+    assert escape.csv_cell("\t=1") == "'\t=1" and escape.csv_cell(" =1") == "' =1" and escape.csv_cell(-1) == -1
+
+
+def test_control_characters_in_chart_data_do_not_abort_the_process():
+    """vl-convert panics (aborting Python itself) on characters XML forbids: run it in a child process."""
+    import subprocess
+    import sys
+
+    code = ("from riskconsole.charts import segment_delta_chart\nfrom riskconsole.share import svg\n"
+            "rows = [{'segment': s, 'delta': {'net_benefit': 1.0}} for s in ('\\x1b[31mred', 'a\\x00b', '\\x07')]\n"
+            "assert '<svg' in svg(segment_delta_chart(rows))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-500:]
+
+
+def test_overrides_cannot_blow_the_strategy_past_its_size_bound(tiny_ws):
+    """Each expression is bounded; so is the whole strategy once --set values are substituted."""
+    from riskconsole import limits
+    from riskconsole.errors import ConfigError
+    from riskconsole.session import Session
+
+    rules = [{"name": f"r{i}", "when": "channel IN ($many)", "action": "review"} for i in range(40)]
+    path = tiny_ws.strategies_dir / "many.yaml"
+    path.write_text(yaml.safe_dump({"name": "many", "params": {"many": ["web"]}, "rules": rules}))
+    big = [f"v{i:06d}x" for i in range(limits.MAX_LIST_PARAM)]
+    with Session(tiny_ws) as session, pytest.raises(ConfigError, match="with --set many.*characters once params"):
+        session.compile(path, {"many": big})
