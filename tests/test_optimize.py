@@ -131,6 +131,7 @@ def known(tmp_path):
     load(ws)
     con = ws.connect()
     con.execute("CREATE TABLE scores_risk AS SELECT _pos, amount / 1000.0 AS risk FROM frame")
+    stamp_scores(con, "risk")  # computed for the loaded events: strategies may join it
     con.close()
     return ws, ws.strategies_dir / "known.yaml"
 
