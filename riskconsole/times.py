@@ -7,14 +7,16 @@ A time never gets guessed: without `time_format` only ISO-8601 text is a time (D
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import duckdb
 from sqlglot import exp
 
 from riskconsole.errors import ConfigError
 from riskconsole.sqlbuild import fill, lit, render
 
-ACCEPTED_RANGE = ("1970-01-01", "2100-01-01")  # [low, high): shown as 1970-01-01..2099-12-31
-ACCEPTED_TEXT = "1970-01-01..2099-12-31"
+ACCEPTED_RANGE = ("1970-01-01", "2100-01-01")  # [low, high): the one place the accepted times are set
+ACCEPTED_TEXT = f"{ACCEPTED_RANGE[0]}..{date.fromisoformat(ACCEPTED_RANGE[1]) - timedelta(days=1)}"  # both days in
 TEMPORAL = ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "DATE")
 ISO_PATTERN = r"\d{4}-\d{2}-\d{2}([T ].*)?"
 COMMON_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S%z",
