@@ -64,10 +64,11 @@ def parse_text(text: exp.Expression, formats: list[str]) -> exp.Expression:
 
 def parse_typed(column: exp.Expression, raw_type: str, text: exp.Expression, formats: list[str]) -> exp.Expression:
     """UTC TIMESTAMP of a raw column: typed times are converted (zones to UTC), anything else parsed as text."""
-    if raw_type.upper() in TEMPORAL:
-        return fill("CAST(CAST(:c AS TIMESTAMPTZ) AS TIMESTAMP)", c=column) if "ZONE" in raw_type.upper() \
-            else fill("CAST(:c AS TIMESTAMP)", c=column)
-    return parse_text(text, formats)
+    if raw_type.upper() not in TEMPORAL:
+        return parse_text(text, formats)
+    if "ZONE" in raw_type.upper():  # the session is in UTC: the cast gives the UTC wall time
+        return fill("CAST(CAST(:c AS TIMESTAMPTZ) AS TIMESTAMP)", c=column)
+    return fill("CAST(:c AS TIMESTAMP)", c=column)
 
 
 def out_of_range(value: exp.Expression) -> exp.Expression:
