@@ -95,7 +95,8 @@ def overlap_chart(overlap: dict) -> alt.Chart:
     return alt.Chart(df).mark_rect().encode(
         x=alt.X("a:N", sort=names, title=None), y=alt.Y("b:N", sort=names, title=None),
         color=alt.Color("jaccard:Q", scale=alt.Scale(scheme="blues", domain=[0, 1]), title="Jaccard"),
-        tooltip=["a:N", "b:N", alt.Tooltip("jaccard:Q", format=".2f")]).properties(height=32 * len(names) + 40)
+        tooltip=["a:N", "b:N", alt.Tooltip("jaccard:Q", format=".2f")]).properties(height=alt.Step(30))
+    # a step per rule, not a fixed height: long rotated rule names no longer squash the cells
 
 
 def frontier_chart(points: list[dict], frontier: list[dict], best: dict | None, capacity_ok: list[bool]) -> alt.LayerChart:
@@ -103,8 +104,7 @@ def frontier_chart(points: list[dict], frontier: list[dict], best: dict | None, 
     df = pd.DataFrame(points).assign(fits=["within capacity" if ok else "over capacity" for ok in capacity_ok])
     dots = alt.Chart(df).mark_circle(size=40, opacity=0.6).encode(
         x=alt.X("review_cases:Q", title="review cases (symlog scale)", scale=alt.Scale(type="symlog")),
-        y=alt.Y("net_benefit:Q", title="net benefit",
-                                                              scale=alt.Scale(zero=False)),
+        y=alt.Y("net_benefit:Q", title="net benefit", scale=alt.Scale(zero=False)),
         color=alt.Color("fits:N", scale=alt.Scale(domain=["within capacity", "over capacity"],
                                                   range=["#2ca02c", "#bbbbbb"]), title=None),
         tooltip=[alt.Tooltip(c, format=",.4g") if df[c].dtype.kind in "fi" else c for c in df.columns
