@@ -370,3 +370,18 @@ def test_overrides_cannot_blow_the_strategy_past_its_size_bound(tiny_ws):
     big = [f"v{i:06d}x" for i in range(limits.MAX_LIST_PARAM)]
     with Session(tiny_ws) as session, pytest.raises(ConfigError, match="with --set many.*characters once params"):
         session.compile(path, {"many": big})
+
+
+@pytest.mark.parametrize("raw, message", [
+    (b'name: x\ndescription: "caf\xe9"\nrules: []\n', "line 2: not UTF-8"),
+    (b"a: " + b"[" * 20_000 + b"]" * 20_000 + b"\n", "nested more than 64 levels"),
+    (b"name: x\nrules: []\nrules: []\n", "duplicate key 'rules'"),
+])
+def test_validate_refuses_hostile_files_in_one_line(tiny_ws, capsys, raw, message):
+    from riskconsole.cli import main
+
+    path = tiny_ws.strategies_dir / "hostile.yaml"
+    path.write_bytes(raw)
+    assert main(["validate", str(path), "--workspace", str(tiny_ws.root)]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
