@@ -11,6 +11,7 @@ from pathlib import Path
 import duckdb
 
 from riskconsole.config import parse_overrides
+from riskconsole import limits
 from riskconsole.errors import RiskConsoleError
 from riskconsole.escape import terminal
 from riskconsole.export import fmt, parse_formats, write_files
@@ -73,11 +74,20 @@ def cmd_validate(ws: Workspace, args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+BOOTSTRAP, SEED = 1000, 7  # defaults of --bootstrap and --seed
+
+
 def _baseline(args: argparse.Namespace) -> Baseline | None:
     if not args.baseline:
+        given = [flag for flag, on in (("--bootstrap", args.bootstrap != BOOTSTRAP), ("--seed", args.seed != SEED),
+                                       ("--allow-different-population", args.allow_different_population)) if on]
+        if given:
+            raise RiskConsoleError(f"{', '.join(given)}: only used with --baseline (the intervals are on the change "
+                                   "against it); add --baseline STRATEGY_YAML or drop the flag")
         return None
-    if args.bootstrap < 0:
-        raise RiskConsoleError(f"--bootstrap {args.bootstrap}: give a number of resamples >= 0")
+    if not 0 <= args.bootstrap <= limits.MAX_BOOTSTRAP:
+        raise RiskConsoleError(f"--bootstrap {args.bootstrap}: give a number of day resamples from 0 to "
+                               f"{limits.MAX_BOOTSTRAP:,} (1,000 is plenty for 95% intervals)")
     return Baseline(args.baseline, args.bootstrap, args.seed, args.allow_different_population)
 
 
@@ -305,9 +315,9 @@ def _parser() -> argparse.ArgumentParser:
         if name in ("backtest", "gate"):
             p.add_argument("--baseline", metavar="STRATEGY_YAML",
                            help="strategy YAML to compare against (fills the report's `compare`)")
-            p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+            p.add_argument("--bootstrap", type=int, default=BOOTSTRAP, metavar="N",
                            help="day resamples for the 95%% intervals (0: no intervals)")
-            p.add_argument("--seed", type=int, default=7, metavar="S", help="random seed of the bootstrap")
+            p.add_argument("--seed", type=int, default=SEED, metavar="S", help="random seed of the bootstrap")
             p.add_argument("--allow-different-population", action="store_true",
                            help="compare strategies whose population filters differ (each allows the events "
                                 "outside its own population)")
