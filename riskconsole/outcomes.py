@@ -11,8 +11,8 @@ one more grouped pass, by (day, label, rule mask, observability class), and repo
   per cell (cells: the events the strategy flags / allows) because each is linear or linear-fractional
   in those counts; money is separable per event, so its extremes are sums of per-event extremes;
 - `estimate`: where explore rows exist, the metric with production-blocked events represented by the
-  explored ones, weighted 1/propensity and self-normalised to the number of production-blocked events
-  (Hajek), with a day-bootstrap interval.
+  explored ones, weighted 1/propensity and self-normalised, per cell of the strategy's decision, to the
+  number of production-blocked events there (Hajek, post-stratified), with a day-bootstrap interval.
 
 Comparisons bound the deltas over a JOINT assignment (one outcome per event for both sides).
 """
@@ -220,40 +220,52 @@ def bounds(o: Outcomes, action: np.ndarray, business: Business) -> dict:
 # ------------------------------------------------------------------ the inverse-propensity estimate
 
 
-def _strata_days(o: Outcomes, action: np.ndarray, business: Business) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                                            np.ndarray, list[str]]:
-    """Per day: parts of events production let through, 1/propensity-weighted parts of explored events,
-    the number of production-blocked events and the sum of 1/propensity of explored events."""
+def _strata_days(o: Outcomes, action: np.ndarray, business: Business) -> tuple[np.ndarray, list, list, list,
+                                                                            list[str]]:
+    """Per day: parts of events production let through; and per cell of the strategy's decision (flagged,
+    allowed), 1/propensity-weighted parts of explored events, the number of production-blocked events and the sum
+    of 1/propensity of the explored ones."""
     catch = business.review_catch_rate
-    through, explored = o.cls == LET_THROUGH, o.cls == EXPLORED
+    through, explored, blocked = o.cls == LET_THROUGH, o.cls == EXPLORED, o.cls != LET_THROUGH
     plain = parts(action, o.label, o.count * through, o.amount * through, catch)
-    weighted = parts(action, o.label, o.weight * explored, o.weighted_amount * explored, catch)
     names = list(plain)
 
     def per_day(values: np.ndarray) -> np.ndarray:
         return np.bincount(o.day, weights=values, minlength=len(o.days))
 
     a = np.stack([per_day(plain[k]) for k in names], axis=1)
-    e = np.stack([per_day(weighted[k]) for k in names], axis=1)
-    return a, e, per_day(o.count * (o.cls != LET_THROUGH)), per_day(o.weight * explored), names
+    e, n, w = [], [], []
+    for cell in (action != ALLOW, action == ALLOW):
+        weighted = parts(action, o.label, o.weight * (explored & cell), o.weighted_amount * (explored & cell), catch)
+        e.append(np.stack([per_day(weighted[k]) for k in names], axis=1))
+        n.append(per_day(o.count * (blocked & cell)))
+        w.append(per_day(o.weight * (explored & cell)))
+    return a, e, n, w, names
 
 
 def estimate(o: Outcomes, action: np.ndarray, business: Business, n: int = 1000, seed: int = 7,
              level: float = 0.95) -> dict | None:
     """Self-normalised inverse-propensity estimate of each metric, with a day-bootstrap interval (None: no explore).
 
-    Production-blocked events are represented by the explored ones, each weighted 1/propensity and scaled so the
-    weights sum to the number of production-blocked events (Hajek); events production let through count once.
+    Production-blocked events are represented by the explored ones, each weighted 1/propensity; within each cell
+    of the strategy's decision (flagged, allowed: known for every event) the weights are scaled to sum to the
+    number of production-blocked events there (Hajek, post-stratified), so the estimate stays inside the bounds;
+    where a cell has blocked events but no explored one, all explored events are scaled to all blocked ones
+    (plain Hajek). Events production let through count once.
     """
     if not (o.weight[o.cls == EXPLORED] > 0).any():
         return None
     a, e, blocked, w, names = _strata_days(o, action, business)
 
     def metric_values(k: np.ndarray) -> dict:
+        base = k @ a
+        counts, weights, values = [k @ n_c for n_c in blocked], [k @ w_c for w_c in w], [k @ e_c for e_c in e]
         with np.errstate(divide="ignore", invalid="ignore"):
-            scale = (k @ blocked) / (k @ w)
-        sums = k @ a + np.nan_to_num(scale)[..., None] * (k @ e)
-        sums = np.where(np.isfinite(scale)[..., None] | ((k @ blocked) == 0)[..., None], sums, np.nan)
+            cells = base + sum(np.where(c > 0, c / wt, 0.0)[..., None] * v for c, wt, v in zip(counts, weights, values))
+            pooled_scale = np.where(sum(counts) > 0, sum(counts) / sum(weights), 0.0)
+            pooled = base + pooled_scale[..., None] * sum(values)
+        informed = np.logical_and.reduce([(c == 0) | (wt > 0) for c, wt in zip(counts, weights)])
+        sums = np.where(informed[..., None], cells, pooled)  # a cell without explored events: no post-stratifying
         return rates({name: sums[..., i] for i, name in enumerate(names)}, business)
 
     point = metric_values(np.ones(len(o.days)))
@@ -416,13 +428,14 @@ def attach(report: dict, con: duckdb.DuckDBPyConnection, compiled: CompiledStrat
     overall["bounds"] = bounds(o, action, business)
     found = estimate(o, action, business, bootstrap_n, seed)
     if found is not None:
-        overall["estimate"] = found
+        overall["estimate"] = _within(found, overall["bounds"])
     rate = assumed_rate(o, assumption) if assumption != "worst" else 0.0
     text = assumption_text(assumption, rate)
     block = {"assumption": assumption, "assumption_text": text, "assumed": None,
              "unobservable_means": "events without a label because production blocked them and did not explore them",
              "estimate_method": "inverse propensity, self-normalised: production-blocked events are represented by "
-                                "the explored ones weighted 1/propensity, scaled to their number; day bootstrap"}
+                                "the explored ones weighted 1/propensity, scaled to the number of production-"
+                                "blocked events the strategy flags and allows; 95% interval from a day bootstrap"}
     if assumption != "worst":
         block["assumed"] = _assumed(rates(assumed_sums(o, action, rate, business), business))
     report["outcomes"] = block
@@ -430,6 +443,16 @@ def attach(report: dict, con: duckdb.DuckDBPyConnection, compiled: CompiledStrat
         _attach_compare(report["compare"], joint, assumption, rate, business)
     if overall["observability"]["unobservable"] or assumption != "worst":
         report["warnings"].append(_warning(overall, assumption, text))
+
+
+def _within(found: dict, limits: dict) -> dict:
+    """Intervals clipped to the bounds: the window's true value is certainly inside them."""
+    for metric, entry in found.items():
+        pair, interval = limits.get(metric), entry["interval"]
+        if pair and None not in pair and interval:
+            lo, hi = min(pair), max(pair)
+            entry["interval"] = [min(max(v, lo), hi) for v in interval]
+    return found
 
 
 def _attach_compare(compare: dict, joint: JointOutcomes, assumption: str, rate: float, business: Business) -> None:

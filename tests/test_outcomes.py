@@ -250,3 +250,12 @@ def test_bad_roles_are_one_line_config_errors(tmp_path, roles, message):
     with pytest.raises(RiskConsoleError, match=message) as err:
         check_dataset(ws)
     assert "\n" not in str(err.value) and "dataset.yaml" in str(err.value)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_the_estimate_of_precision_and_recall_stays_inside_the_bounds(seed):
+    h = simulate(seed, days=10, per_day=300, explore=0.3)
+    action = decide(h.outcomes.hits, CANDIDATE)
+    est, found = estimate(h.outcomes, action, BUSINESS, n=50), bounds(h.outcomes, action, BUSINESS)
+    for m in ("precision", "recall"):
+        assert inside(est[m]["value"], found[m]), (m, est[m], found[m])
