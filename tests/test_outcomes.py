@@ -259,3 +259,42 @@ def test_the_estimate_of_precision_and_recall_stays_inside_the_bounds(seed):
     est, found = estimate(h.outcomes, action, BUSINESS, n=50), bounds(h.outcomes, action, BUSINESS)
     for m in ("precision", "recall"):
         assert inside(est[m]["value"], found[m]), (m, est[m], found[m])
+
+
+# ------------------------------------------------------------------ the console shows ranges
+
+
+@pytest.fixture
+def hidden_console(tmp_path, monkeypatch):
+    from riskconsole.ingest import load
+    from riskconsole.ui import common
+
+    strategies = {"candidate": {**STRATEGIES["lenient"], "name": "candidate"},
+                  "baseline": {**STRATEGIES["prod"], "name": "baseline"}}
+    ws = write_workspace(tmp_path / "console", _events(), _dataset(**ROLES), strategies)
+    load(ws)
+    monkeypatch.setenv("RISKCONSOLE_WORKSPACE", str(ws.root))
+    common.release_connections()
+
+    def open_page(name: str):
+        from streamlit.testing.v1 import AppTest
+
+        at = AppTest.from_file(str(__import__("pathlib").Path(__file__).resolve().parents[1] / "app.py"),
+                               default_timeout=60)
+        at.switch_page(f"riskconsole/ui/{name}.py")
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    return open_page
+
+
+def test_backtest_and_compare_pages_show_ranges_with_a_reason(hidden_console):
+    at = hidden_console("backtest_page")
+    recall = next(m.value for m in at.metric if m.label == "recall")
+    assert " – " in recall
+    assert any("production blocked have no label" in c.value for c in at.caption)
+    at = hidden_console("compare_page")
+    table = at.dataframe[0].value
+    assert " … " in table[table["metric"] == "recall"].iloc[0]["delta"]
+    assert any("production blocked have no label" in c.value for c in at.caption)
