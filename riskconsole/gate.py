@@ -5,7 +5,8 @@
 satisfies it (a non-inferiority reading): noise is never enough to pass. Metrics without an
 interval (counts of days, for instance) are judged on their point value. Where production hid
 outcomes (DESIGN §6.2), a guardrail must also hold at the worst end of the metric's bounds, unless
-`--assume` names an explicit assumption, whose value then replaces the point.
+`--assume` names an explicit assumption, whose value then replaces the point (and the interval is
+moved with it: the same day-to-day noise around the assumed value).
 """
 
 from __future__ import annotations
@@ -55,7 +56,10 @@ def judge(guard: Guardrail, report: dict) -> dict:
     else:
         point = report["overall"].get(guard.metric)
         interval = (compare or {}).get("intervals", {}).get("candidate", {}).get(guard.metric)
+    labelled_only = point
     point, bound, assumed = _hidden_outcomes(guard, report, point)
+    if assumed and interval and point is not None and labelled_only is not None:
+        interval = [v + point - labelled_only for v in interval]  # the same noise, around the assumed value
     if point is None:
         return {"guardrail": guard.text, "holds": False, "value": None, "interval": None,
                 "reason": _undefined(guard, report)}

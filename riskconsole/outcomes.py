@@ -40,8 +40,8 @@ LOWER_IS_BETTER = ("good_amount_blocked",)
 ESTIMATE_METRICS = ("precision", "recall", "f1", "net_benefit", "fraud_amount_stopped")
 ASSUMPTIONS = {
     "worst": "no assumption: every metric is judged at its worst case over the unobservable outcomes",
-    "good": "every unobservable event (production blocked it, no label) is assumed good",
-    "fraud": "every unobservable event (production blocked it, no label) is assumed fraud",
+    "good": "every unobservable event (production blocked it, no label) counts as good",
+    "fraud": "every unobservable event (production blocked it, no label) counts as fraud",
     "fraud-rate-of-explored": "every unobservable event counts as fraud with the propensity-weighted fraud rate "
                               "of the explored events ({rate})",
 }
