@@ -117,7 +117,15 @@ def _print_summary(report: dict) -> None:
     print(f"{terminal(report['strategy'])}: {report['window']['from']}..{report['window']['to']}, "
           f"population {o['population']:,}, flagged {o['flagged']:,}")
     shown = ("precision", "recall", "amount_recall", "fraud_amount_stopped", "net_benefit")
-    print("  " + "  ".join(f"{metric(k).title} {fmt(o[k], metric(k).kind)}" for k in shown)
+    hidden = o.get("bounds") or {}  # where production hid outcomes, only a range is known: print the range
+
+    def value(k: str) -> str:
+        pair = hidden.get(k)
+        if pair and None not in pair and pair[0] != pair[1]:
+            return " … ".join(fmt(v, metric(k).kind) for v in sorted(pair))
+        return fmt(o[k], metric(k).kind)
+
+    print("  " + "  ".join(f"{metric(k).title} {value(k)}" for k in shown)
           + f"  review cases {o['review_cases']:,} ({o['review_overflow_days']} days over capacity)")
     for warning in all_warnings(report):
         print(f"  warning: {terminal(warning)}")
