@@ -298,3 +298,17 @@ def test_backtest_and_compare_pages_show_ranges_with_a_reason(hidden_console):
     table = at.dataframe[0].value
     assert " … " in table[table["metric"] == "recall"].iloc[0]["delta"]
     assert any("production blocked have no label" in c.value for c in at.caption)
+
+
+def test_label_maturity_curve_by_event_age(hidden_ws):
+    import duckdb
+
+    from riskconsole.overview import label_age_curve, mature_age
+
+    with duckdb.connect(str(hidden_ws.db_path), read_only=True) as con:
+        curve = label_age_curve(con, hidden_ws.dataset())
+        total = con.execute("SELECT count(*) FROM frame").fetchall()[0][0]
+    assert sum(r["events"] for r in curve) == total
+    assert all(0 <= r["labelled_within"] <= 1 for r in curve if r["labelled_within"] is not None)
+    assert curve[0]["labelled_within"] <= curve[-1]["labelled_within"]  # labels arrive late
+    assert 0 < mature_age(curve) <= curve[-1]["age_days"]
