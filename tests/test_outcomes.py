@@ -312,3 +312,19 @@ def test_label_maturity_curve_by_event_age(hidden_ws):
     assert all(0 <= r["labelled_within"] <= 1 for r in curve if r["labelled_within"] is not None)
     assert curve[0]["labelled_within"] <= curve[-1]["labelled_within"]  # labels arrive late
     assert 0 < mature_age(curve) <= curve[-1]["age_days"]
+
+
+def test_the_demo_records_what_production_did(tmp_path):
+    import pandas as pd
+
+    from riskconsole.demo import EXPLORE, generate_events
+
+    generate_events(tmp_path / "events.parquet", 20_000, streams=False)
+    events = pd.read_parquet(tmp_path / "events.parquet")
+    assert set(events["prod_action"]) == {"allow", "review", "block"}
+    blocked, explored = events["prod_action"] == "block", events["explore"] == 1
+    assert events.loc[blocked & ~explored, "is_fraud"].isna().all()  # a blocked order never ships
+    assert explored.sum() > 0 and (explored <= blocked).all()
+    assert (events.loc[blocked, "propensity"] == EXPLORE).all() and events.loc[~blocked, "propensity"].isna().all()
+    fraud = events["fraud_scenario"] != "none"
+    assert fraud[blocked].mean() > 5 * fraud[~blocked].mean()  # a plausible production policy
