@@ -175,12 +175,14 @@ def _vertex_bounds(o: Outcomes, cells: list[np.ndarray], side_rates) -> dict:
     return {m: _pair(v, m) for m, v in values.items()}
 
 
-def _per_unit(action: np.ndarray, business: Business) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per unit of amount: stopped if fraud, net benefit if good, good amount blocked if good."""
-    stop = np.select([action == BLOCK, action == REVIEW], [1.0, business.review_catch_rate], 0.0)
-    good_nb = np.where(action == BLOCK, -business.good_block_cost, 0.0)
-    good_blocked = (action == BLOCK).astype(np.float64)
-    return stop, good_nb, good_blocked
+def _per_unit(action: np.ndarray, business: Business) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each money metric's label-dependent value per unit of amount of every group, if fraud and if good (from
+    `metrics.parts`/`rates`, the one home of the formulas: count 0 leaves out what labels do not change)."""
+    zeros, ones = np.zeros(len(action)), np.ones(len(action))
+    catch = business.review_catch_rate
+    fraud = rates(parts(action, np.ones(len(action), np.int8), zeros, ones, catch), business)
+    good = rates(parts(action, np.zeros(len(action), np.int8), zeros, ones, catch), business)
+    return {m: (fraud[m], good[m]) for m in MONEY_METRICS}
 
 
 def _separable(o: Outcomes, if_fraud: np.ndarray, if_good: np.ndarray) -> tuple[float, float]:
@@ -194,14 +196,11 @@ def _separable(o: Outcomes, if_fraud: np.ndarray, if_good: np.ndarray) -> tuple[
 def _money_bounds(o: Outcomes, actions: list[np.ndarray], signs: list[float], observed: dict,
                   business: Business) -> dict:
     """Money metrics (of one side, or a delta with signs +1/-1): observed value plus the separable extremes."""
-    zero = np.zeros(len(o.count))
-    f_stop, g_nb, g_blk = zero.copy(), zero.copy(), zero.copy()
-    for action, sign in zip(actions, signs):
-        stop, good_nb, good_blocked = _per_unit(action, business)
-        f_stop, g_nb, g_blk = f_stop + sign * stop, g_nb + sign * good_nb, g_blk + sign * good_blocked
+    values = [_per_unit(action, business) for action in actions]
     out = {}
-    for metric, (if_fraud, if_good) in {"net_benefit": (f_stop, g_nb), "fraud_amount_stopped": (f_stop, zero),
-                                        "good_amount_blocked": (zero, g_blk)}.items():
+    for metric in MONEY_METRICS:
+        if_fraud = sum(sign * v[metric][0] for sign, v in zip(signs, values))
+        if_good = sum(sign * v[metric][1] for sign, v in zip(signs, values))
         lo, hi = _separable(o, if_fraud, if_good)
         out[metric] = _pair([observed[metric] + lo, observed[metric] + hi], metric)
     return out
