@@ -98,7 +98,8 @@ def _window(session: Session, args: argparse.Namespace):
 def cmd_backtest(ws: Workspace, args: argparse.Namespace) -> None:
     formats = parse_formats(args.format)
     with Session(ws) as session:
-        bt = session.backtest(args.strategy, _window(session, args), _parse_sets(args.set), _baseline(args), args.by)
+        bt = session.backtest(args.strategy, _window(session, args), _parse_sets(args.set), _baseline(args), args.by,
+                              args.assume)
         files = session.export(bt, formats)
     out = _out_dir(ws, args, bt.report["strategy"])
     write_files(files, out)
@@ -111,7 +112,7 @@ def cmd_gate(ws: Workspace, args: argparse.Namespace) -> int:
 
     with Session(ws) as session:
         gate = session.gate(args.strategy, args.require or [], _window(session, args), _parse_sets(args.set),
-                            _baseline(args))
+                            _baseline(args), args.assume)
     for result in gate.results:
         print(terminal(describe(result)))
     window = gate.report["window"]
@@ -126,7 +127,15 @@ def _print_summary(report: dict) -> None:
     print(f"{terminal(report['strategy'])}: {report['window']['from']}..{report['window']['to']}, "
           f"population {o['population']:,}, flagged {o['flagged']:,}")
     shown = ("precision", "recall", "amount_recall", "fraud_amount_stopped", "net_benefit")
-    print("  " + "  ".join(f"{metric(k).title} {fmt(o[k], metric(k).kind)}" for k in shown)
+    hidden = o.get("bounds") or {}  # where production hid outcomes, only a range is known: print the range
+
+    def value(k: str) -> str:
+        pair = hidden.get(k)
+        if pair and None not in pair and pair[0] != pair[1]:
+            return " … ".join(fmt(v, metric(k).kind) for v in sorted(pair))
+        return fmt(o[k], metric(k).kind)
+
+    print("  " + "  ".join(f"{metric(k).title} {value(k)}" for k in shown)
           + f"  review cases {o['review_cases']:,} ({o['review_overflow_days']} days over capacity)")
     for warning in all_warnings(report):
         print(f"  warning: {terminal(warning)}")
@@ -321,6 +330,10 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--allow-different-population", action="store_true",
                            help="compare strategies whose population filters differ (each allows the events "
                                 "outside its own population)")
+            p.add_argument("--assume", metavar="unobserved=WHAT",
+                           help="where production blocked events that have no label (columns.prod_action), judge "
+                                "at an explicit assumption instead of the worst case: unobserved=good, "
+                                "unobserved=fraud or unobserved=fraud-rate-of-explored (the report prints it)")
         if name == "gate":
             p.add_argument("--require", action="append", metavar="GUARDRAIL",
                            help="e.g. recall>=+0.00 (signed: change vs baseline) or review_overflow_days<=0 "

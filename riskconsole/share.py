@@ -44,16 +44,29 @@ def _interval(interval: list | None, kind: str) -> str:
 def kpi_rows(report: dict) -> list[dict]:
     """Each KPI with its value and, in a comparison, the baseline, delta and interval."""
     o, compare = report["overall"], report.get("compare")
+    hidden = (compare or {}).get("bounds") or {}
     rows = []
     for key in KPIS:
         title, kind = metric(key).title, metric(key).kind
         row = {"key": key, "title": title, "value": fmt(o[key], kind), "kind": kind}
+        if _ranged(o.get("bounds"), key):  # only a range is known: never a point (DESIGN §6.2)
+            row["value"] = " … ".join(fmt(v, kind) for v in sorted(o["bounds"][key]))
         if compare:
             row["baseline"] = fmt(compare["baseline"][key], kind)
+            if _ranged(hidden.get("baseline"), key):
+                row["baseline"] = " … ".join(fmt(v, kind) for v in sorted(hidden["baseline"][key]))
             row["delta"] = _delta(compare["delta"].get(key), kind)
+            if _ranged(hidden.get("delta"), key):
+                row["delta"] = " … ".join(_delta(v, kind) for v in sorted(hidden["delta"][key]))
             row["interval"] = _interval(compare["intervals"]["delta"].get(key), kind)
         rows.append(row)
     return rows
+
+
+def _ranged(bounds: dict | None, key: str) -> bool:
+    """Whether the metric has bounds over the outcomes production hid that are a range, not a point."""
+    pair = (bounds or {}).get(key)
+    return bool(pair) and None not in pair and pair[0] != pair[1]
 
 
 def _table(headers: list[str], rows: list[list], numeric_from: int = 1) -> str:
