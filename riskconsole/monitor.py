@@ -419,6 +419,7 @@ def top_segments(entry: dict) -> list[str]:
 def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label: str) -> dict:
     """monitor.json: daily KPIs with bands, alerts, attribution by `--by` columns and by rule, drift."""
     from riskconsole.backtest import run_groups
+    from riskconsole.drift import drift
     from riskconsole.overview import day_range
     from riskconsole.segments import segment_expression
 
@@ -449,8 +450,34 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
             "labels_known_by": _day(periods.window.end - timedelta(microseconds=1)).isoformat(),
             "by": list(by), "method": {"band": f"median/MAD of weekday-adjusted reference days, ±{BAND_K:g} spreads",
                                        "band_k": BAND_K},
-            "daily": daily, "alerts": alerts, "attribution": entries}
+            "daily": daily, "alerts": alerts, "attribution": entries,
+            "drift": drift(con, compiled, frame, dataset, periods.span, periods.reference, periods.window, g.days,
+                           [b.split(":")[0] for b in by])}
 
 
 def _period(w: Window) -> dict:
     return {"from": _day(w.start).isoformat(), "to": _day(w.end - timedelta(microseconds=1)).isoformat()}
+
+
+def monitor_files(result: dict, formats: list[str]) -> dict[str, bytes]:
+    """File name -> bytes: monitor.json always; csv tables, html and md as asked (CLI and console write these)."""
+    from riskconsole.export import json_bytes, table_csv_bytes
+
+    files = {"monitor.json": json_bytes(result)}
+    if "csv" in formats:
+        files["monitor_daily.csv"] = table_csv_bytes(result["daily"])
+        files["alerts.csv"] = table_csv_bytes([{**{k: v for k, v in a.items() if k != "expected"}, "low": a["expected"][0],
+                                                "high": a["expected"][1], "top": "; ".join(a["top"])}
+                                               for a in result["alerts"]])
+        files["attribution.csv"] = table_csv_bytes([{"day": e["day"], "metric": e["metric"], "change": e["change"], **c}
+                                                    for e in result["attribution"] for c in e["contributions"]])
+        files["drift.csv"] = table_csv_bytes([{k: v for k, v in d.items() if k not in ("bins", "daily")}
+                                              for d in result.get("drift", [])])
+    if "html" in formats or "md" in formats:
+        from riskconsole.share import monitor_html, monitor_markdown
+
+        if "html" in formats:
+            files["monitor.html"] = monitor_html(result).encode()
+        if "md" in formats:
+            files["monitor.md"] = monitor_markdown(result).encode()
+    return files
