@@ -252,6 +252,8 @@ def daily_kpis(g: Groups, action: np.ndarray, business: Business, periods: Perio
         alert = in_win & np.isfinite(v) & ((v < low) | (v > high))
         if metric in LABELLED:
             alert &= mature
+        if metric == "review_load":
+            alert &= v > 1  # outside its band and over capacity: the load the team cannot absorb
         if metric in INFORMATIONAL:
             alert[:] = False
         table[metric] = {"value": v, "expected": expected, "low": low, "high": high, "alert": alert}

@@ -186,3 +186,55 @@ def _md_table(headers: list[str], rows: list[list]) -> str:
     out = [_md_row(headers), "|" + " --- |" * len(headers)]
     out += [_md_row(r) for r in rows]
     return "\n".join(out)
+
+
+# ---------------------------------------------------------------- monitor.html / monitor.md
+
+MONITOR_KPIS = ("alert_rate", "blocked", "review_cases", "review_load", "fraud_amount_stopped", "precision", "recall",
+                "label_coverage")
+
+
+def _monitor_header(result: dict) -> str:
+    w, r = result["window"], result["reference"]
+    return (f"window {w['from']} … {w['to']} against reference {r['from']} … {r['to']}, labels known by "
+            f"{result['labels_known_by']}; bands: {result['method']['band']}")
+
+
+def _alert_rows(result: dict) -> list[list]:
+    return [[a["day"], a["metric"], fmt(a["value"]), f"{fmt(a['expected'][0])} … {fmt(a['expected'][1])}",
+             ", ".join(a["top"])] for a in result["alerts"]]
+
+
+def _drift_rows(result: dict, top: int = 15) -> list[list]:
+    return [[d["column"], d["kind"], f"{d['psi']:.3f}", "—" if d["js_distance"] is None else f"{d['js_distance']:.3f}",
+             "—" if d["max_daily_psi"] is None else f"{d['max_daily_psi']:.3f} ({d['max_day']})",
+             "; ".join(f"{b['bin']}: {b['reference']:.1%} → {b['window']:.1%}" for b in d["bins"][:3])]
+            for d in result.get("drift", [])[:top]]
+
+
+ALERT_HEADERS = ["day", "metric", "value", "expected", "top segments"]
+DRIFT_HEADERS = ["column", "kind", "PSI", "JS distance", "worst day PSI", "bins that moved most"]
+
+
+def monitor_html(result: dict) -> str:
+    """monitor.html: KPI bands with alert days, alerts with their top segments, attribution waterfalls, drift."""
+    from riskconsole.charts import kpi_band_chart, waterfall_chart
+
+    parts = [f"<h1>Monitor: {esc(result['strategy'])}</h1><p>{esc(_monitor_header(result))}</p>",
+             "<h2>Daily KPIs against their expected band</h2>"
+             + svg(kpi_band_chart(result["daily"], list(MONITOR_KPIS), columns=2)),
+             f"<h2>Alerts ({len(result['alerts'])})</h2>" + _table(ALERT_HEADERS, _alert_rows(result), numeric_from=2)]
+    for entry in result["attribution"][:5]:
+        by = next((c["by"] for c in entry["contributions"] if c["by"] != "rule"), "rule")
+        parts.append(f"<h3>{esc(entry['metric'])} on {esc(entry['day'])}: why</h3>"
+                     + svg(waterfall_chart(entry, by).properties(width=700)))
+    parts.append("<h2>Drift against the reference</h2>" + _table(DRIFT_HEADERS, _drift_rows(result), numeric_from=2))
+    return _PAGE.format(title=esc(result["strategy"]) + " monitor", body="\n".join(parts))
+
+
+def monitor_markdown(result: dict) -> str:
+    """monitor.md: the alerts and the drift table, for a ticket or a pull request."""
+    lines = [f"# Monitor: {md(result['strategy'])}", "", md(_monitor_header(result)) + ".", "",
+             f"## Alerts ({len(result['alerts'])})", "", _md_table(ALERT_HEADERS, _alert_rows(result)), "",
+             "## Drift against the reference", "", _md_table(DRIFT_HEADERS, _drift_rows(result))]
+    return "\n".join(lines) + "\n"
