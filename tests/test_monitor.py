@@ -221,3 +221,24 @@ def test_a_strategy_without_rules_is_refused(demo, capsys, tmp_path):
         path.unlink()
     err = capsys.readouterr().err
     assert "no enabled block or review rule" in err and "action: block" in err and err.count("\n") == 1
+
+
+def test_the_monitor_page_shows_the_core_alerts(demo, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from riskconsole.ui import common
+
+    monkeypatch.setenv("RISKCONSOLE_WORKSPACE", str(demo.ws.root))
+    common.release_connections()
+    at = AppTest.from_file(str(__import__("pathlib").Path(__file__).resolve().parents[1] / "app.py"),
+                           default_timeout=120)
+    at.switch_page("riskconsole/ui/monitor_page.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    lo, hi = demo.day_range()
+    start = max(lo + timedelta(days=28), hi - timedelta(days=27))
+    core = demo.monitor(demo.ws.strategies_dir / "baseline.yaml", start.isoformat(), hi.isoformat(),
+                        by=["user_country", "payment_method"])
+    assert next(m.value for m in at.metric if m.label == "alerts") == f"{len(core['alerts']):,}"
+    charts = [e for e in at.main if getattr(e, "type", None) == "vega_lite_chart"]
+    assert charts
