@@ -148,7 +148,7 @@ def kpi_band_chart(daily: list[dict], metrics: list[str], titles: dict[str, str]
                               alt.Tooltip("high:Q", title="expected high", format=",.4~g")])
     points = base.transform_filter(alt.datum.alert == "alert").mark_point(
         color="#d62728", filled=True, size=55).encode(y="value:Q", tooltip=["day:T", "metric:N", "value:Q"])
-    return alt.layer(bandc, line, points, data=df).properties(width=300, height=140).facet(
+    return alt.layer(bandc, line, points, data=df).properties(width=280, height=130).facet(
         facet=alt.Facet("metric:N", title=None, header=alt.Header(labelFontSize=13, labelFontWeight="bold")),
         columns=columns).resolve_scale(y="independent")
 
@@ -173,7 +173,8 @@ def waterfall_chart(entry: dict, by: str, top: int = 8) -> alt.LayerChart:
     df["order"] = range(len(df))
     color = alt.Scale(domain=["level", "up", "down"], range=["#7f7f7f", "#d62728", "#2ca02c"])
     return alt.Chart(df).mark_bar().encode(
-        x=alt.X("step:N", sort=alt.SortField("order"), title=None, axis=alt.Axis(labelAngle=-30, labelLimit=220)),
+        x=alt.X("step:N", sort=alt.SortField("order"), title=None,
+                axis=alt.Axis(labelAngle=-25, labelLimit=240, labelOverlap=False, labelFontSize=12)),
         y=alt.Y("start:Q", title=entry["metric"]), y2="end:Q", color=alt.Color("kind:N", scale=color, legend=None),
         tooltip=["step:N", alt.Tooltip("start:Q", format=",.4~g"), alt.Tooltip("end:Q", format=",.4~g")],
     ).properties(height=300)

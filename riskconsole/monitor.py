@@ -249,6 +249,8 @@ def daily_kpis(g: Groups, action: np.ndarray, business: Business, periods: Perio
             noise = sampling_noise("review_cases", center * business.review_capacity, None, 0,
                                    _level("review_cases", sums, in_ref, n_ref)) / business.review_capacity
         expected, low, high = band(v[in_ref], weekday[in_ref], weekday, noise)
+        if metric in RATIOS:
+            low, high = np.clip(low, 0, 1), np.clip(high, 0, 1)
         alert = in_win & np.isfinite(v) & ((v < low) | (v > high))
         if metric in LABELLED:
             alert &= mature

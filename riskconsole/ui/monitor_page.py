@@ -76,12 +76,12 @@ tiles[2].metric("days alerting", f"{len({a['day'] for a in result['alerts']}):,}
 tiles[3].metric("drifted columns", f"{len(drifted):,} of {len(result['drift'])}", border=True)
 
 st.subheader("Daily KPIs against their expected band")
-st.altair_chart(kpi_band_chart(result["daily"], list(METRICS), TITLES, columns=4), width="content")
+st.altair_chart(kpi_band_chart(result["daily"], list(METRICS), TITLES, columns=3), width="content")
 rule_keys = [k for k in result["daily"][0] if k.startswith(RULE_HITS)] if result["daily"] else []
 with st.expander(f"Hits of each rule ({len(rule_keys)} rules)", expanded=any(
         a["metric"].startswith(RULE_HITS) for a in result["alerts"])):
     st.altair_chart(kpi_band_chart(result["daily"], rule_keys, {k: k[len(RULE_HITS):] for k in rule_keys},
-                                   columns=4), width="content")
+                                   columns=3), width="content")
 
 st.subheader("Alerts")
 if not result["alerts"]:
