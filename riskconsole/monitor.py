@@ -347,11 +347,9 @@ def _share(w: np.ndarray, r: np.ndarray) -> np.ndarray:
 
 def surprise(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Adtributor's surprise: each segment's term of the Jensen–Shannon divergence between shares p and q."""
-    m = (p + q) / 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        a = np.where(p > 0, p * np.log(p / m), 0.0)
-        b = np.where(q > 0, q * np.log(q / m), 0.0)
-    return 0.5 * (a + b)
+    from riskconsole.drift import js_terms
+
+    return js_terms(p, q)
 
 
 def contributions(by: str, names: np.ndarray, result: dict) -> list[dict]:
@@ -420,7 +418,8 @@ def top_segments(entry: dict) -> list[str]:
 
 # ------------------------------------------------------------------ the one core call
 
-def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label: str) -> dict:
+def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label: str,
+          detectors: dict[str, str | None] | None = None) -> dict:
     """monitor.json: daily KPIs with bands, alerts, attribution by `--by` columns and by rule, drift."""
     from riskconsole.backtest import run_groups
     from riskconsole.drift import drift
@@ -456,7 +455,26 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
                                        "band_k": BAND_K},
             "daily": daily, "alerts": alerts, "attribution": entries,
             "drift": drift(con, compiled, frame, dataset, periods.span, periods.reference, periods.window, g.days,
-                           [b.split(":")[0] for b in by])}
+                           [b.split(":")[0] for b in by]),
+            **_label_free(con, compiled, frame, dataset, periods, state, detectors or {}, len(ref_days))}
+
+
+def _label_free(con, compiled, frame, dataset, periods: Periods, state: dict, detectors: dict, ref_days: int) -> dict:
+    """`estimate` (early precision from a supervised score) and `clusters` (unflagged anomalies), where a
+    fresh detector of each kind exists."""
+    from riskconsole.discovery import clusters, precision_estimate
+
+    fresh = [d for d in frame.scores if d not in frame.stale and d not in frame.columns]
+    supervised = detectors.get("supervised") if detectors.get("supervised") in fresh else None
+    anomaly = detectors.get("anomaly") if detectors.get("anomaly") in fresh else None
+    out = {"estimate": None, "clusters": []}
+    if supervised:
+        out["estimate"] = precision_estimate(con, compiled, frame, dataset, periods.span, state["in_ref"],
+                                             state["in_win"], supervised)
+    if anomaly:
+        out["clusters"] = clusters(con, compiled, frame, dataset, periods.span, periods.window, periods.reference,
+                                   anomaly, ref_days, max(int(state["in_win"].sum()), 1))
+    return out
 
 
 def _period(w: Window) -> dict:

@@ -265,7 +265,20 @@ class Session:
         periods = parse_periods(first, last, start, end, reference)
         compiled = self.compile(path)
         with self.cursor() as cur:
-            return build(cur, compiled, self.frame, self.dataset, periods, list(by or []), self.ws.rel(path))
+            return build(cur, compiled, self.frame, self.dataset, periods, list(by or []), self.ws.rel(path),
+                         self._monitor_detectors())
+
+    def _monitor_detectors(self) -> dict[str, str | None]:
+        """The first supervised (LightGBM) and the first unsupervised (PyOD) detector of the workspace."""
+        found: dict[str, str | None] = {"supervised": None, "anomaly": None}
+        for path in sorted(self.ws.detectors_dir.glob("*.yaml")) if self.ws.detectors_dir.exists() else []:
+            try:
+                spec = self.ws.detector(path)
+            except RiskConsoleError:
+                continue
+            role = "anomaly" if spec.kind.startswith("pyod.") else "supervised"
+            found[role] = found[role] or spec.name
+        return found
 
     # ------------------------------------------------------------ params
 

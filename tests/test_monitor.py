@@ -242,3 +242,25 @@ def test_the_monitor_page_shows_the_core_alerts(demo, monkeypatch):
     assert next(m.value for m in at.metric if m.label == "alerts") == f"{len(core['alerts']):,}"
     charts = [e for e in at.main if getattr(e, "type", None) == "vega_lite_chart"]
     assert charts
+
+
+def test_js_distance_matches_scipy():
+    from scipy.spatial.distance import jensenshannon
+
+    a, b = np.array([5, 1, 0, 9]), np.array([2, 2, 3, 1])
+    assert js_distance(a, b) == pytest.approx(float(jensenshannon(a / a.sum(), b / b.sum(), base=2)), rel=1e-9)
+
+
+def test_label_free_estimate_and_clusters_are_in_the_result(demo):
+    lo, hi = demo.day_range()
+    result = demo.monitor(demo.ws.strategies_dir / "baseline.yaml", (hi - timedelta(days=27)).isoformat(),
+                          hi.isoformat())
+    estimate = result["estimate"]
+    assert estimate["detector"] == "lgbm_orders" and len(estimate["calibration"]) == 20
+    for day in estimate["daily"]:
+        assert 0 <= day["estimated_precision"] <= 1 and day["labelled_flagged"] <= day["flagged"]
+        assert day["disagree"] is False or day["labelled_flagged"] >= 10
+    for cluster in result["clusters"]:
+        assert cluster["events"] >= 1 and cluster["lift"] > 0 and " AND " in cluster["when"] or cluster["when"]
+        with demo.cursor() as cur:  # the drafted `when` is a valid expression over the frame
+            cur.execute(f"SELECT count(*) FROM frame WHERE {cluster['when']}").fetchall()
