@@ -178,3 +178,21 @@ def waterfall_chart(entry: dict, by: str, top: int = 8) -> alt.LayerChart:
         y=alt.Y("start:Q", title=entry["metric"]), y2="end:Q", color=alt.Color("kind:N", scale=color, legend=None),
         tooltip=["step:N", alt.Tooltip("start:Q", format=",.4~g"), alt.Tooltip("end:Q", format=",.4~g")],
     ).properties(height=300)
+
+
+def estimate_chart(daily: list[dict]) -> alt.LayerChart:
+    """Estimated precision of flagged events (from scores) against early labels, disagreeing days in red."""
+    df = pd.DataFrame(daily, columns=["day", "estimated_precision", "early_precision", "labelled_flagged", "flagged",
+                                      "disagree"])
+    df["day"] = pd.to_datetime(df["day"])
+    long = df.melt(["day", "labelled_flagged", "flagged", "disagree"], ["estimated_precision", "early_precision"],
+                   "series", "precision").replace({"series": {"estimated_precision": "estimated from scores",
+                                                              "early_precision": "early labels"}})
+    lines = alt.Chart(long).mark_line(point=True).encode(
+        x=alt.X("day:T", title=None), y=alt.Y("precision:Q", axis=alt.Axis(format="%"), title="precision of flagged"),
+        color=alt.Color("series:N", title=None, legend=alt.Legend(orient="top")),
+        tooltip=["day:T", "series:N", alt.Tooltip("precision:Q", format=".1%"), "labelled_flagged:Q", "flagged:Q"])
+    flags = alt.Chart(df[df["disagree"]]).mark_rule(color="#d62728", strokeDash=[4, 3]).encode(
+        x="day:T", tooltip=["day:T", alt.Tooltip("early_precision:Q", format=".1%"),
+                            alt.Tooltip("estimated_precision:Q", format=".1%")])
+    return (lines + flags).properties(height=240)

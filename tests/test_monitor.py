@@ -264,3 +264,23 @@ def test_label_free_estimate_and_clusters_are_in_the_result(demo):
         assert cluster["events"] >= 1 and cluster["lift"] > 0 and " AND " in cluster["when"] or cluster["when"]
         with demo.cursor() as cur:  # the drafted `when` is a valid expression over the frame
             cur.execute(f"SELECT count(*) FROM frame WHERE {cluster['when']}").fetchall()
+
+
+def test_draft_a_rule_opens_the_strategy_editor_with_the_when(demo, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from riskconsole.ui import common
+
+    monkeypatch.setenv("RISKCONSOLE_WORKSPACE", str(demo.ws.root))
+    common.release_connections()
+    at = AppTest.from_file(str(__import__("pathlib").Path(__file__).resolve().parents[1] / "app.py"),
+                           default_timeout=120)
+    at.switch_page("riskconsole/ui/monitor_page.py")
+    at.run()
+    buttons = [b for b in at.button if b.key and b.key.startswith("monitor_draft_")]
+    if not buttons:
+        pytest.skip("no cluster in this small demo's default window")
+    buttons[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    draft = at.session_state["drafts"]["baseline"]
+    assert draft["dirty"] and "draft_cluster_1" in draft["text"]

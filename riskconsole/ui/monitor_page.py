@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 import streamlit as st
+import yaml
 
-from riskconsole.charts import kpi_band_chart, waterfall_chart
+from riskconsole.charts import estimate_chart, kpi_band_chart, waterfall_chart
+from riskconsole.escape import markdown as md
 from riskconsole.monitor import METRICS, RULE_HITS
 from riskconsole.session import Session
 from riskconsole.ui.common import db_version, guard, open_page, pick_strategy, strategy_text
@@ -32,6 +34,20 @@ def monitor(session: Session, path: Path, start: str, end: str, reference: str |
     """`Session.monitor`, cached per database version, file text and arguments."""
     return _monitor(str(session.ws.root), db_version(session.ws), str(path), strategy_text(path), start, end,
                     reference, tuple(by), _session=session)
+
+
+def draft_rule(path: Path, number: int, when: str) -> None:
+    """Open the Strategy editor on this strategy with a review rule for the cluster appended (not saved)."""
+    from riskconsole.versions import digest
+
+    on_disk = strategy_text(path)
+    body = yaml.safe_load(on_disk)
+    body.setdefault("rules", []).append({"name": f"draft_cluster_{number}", "when": when, "action": "review"})
+    drafts = st.session_state.setdefault("drafts", {})
+    drafts[path.stem] = {"text": yaml.safe_dump(body, sort_keys=False, allow_unicode=True), "base": digest(on_disk),
+                         "dirty": True, "rev": drafts.get(path.stem, {}).get("rev", 0) + 1}
+    st.session_state["strategy"] = path.stem
+    st.switch_page("riskconsole/ui/strategy_page.py")
 
 
 session = open_page("Monitor")
@@ -120,3 +136,27 @@ for d in [d for d in result["drift"] if d["bins"]]:
     with st.expander(f"{d['column']}: bins that moved most (PSI {d['psi']:.3f})"):
         st.dataframe(pd.DataFrame(d["bins"]), hide_index=True, width="stretch", column_config={
             k: st.column_config.NumberColumn(format="percent") for k in ("reference", "window", "change")})
+
+st.subheader("Early warning before labels arrive")
+estimate = result["estimate"]
+if estimate is None:
+    st.info("No trained supervised detector: train one (Detectors page) to estimate precision before labels arrive.")
+else:
+    gaps = [d["day"] for d in estimate["daily"] if d["disagree"]]
+    st.caption(f"Precision of flagged events estimated from **{estimate['detector']}**'s calibrated score "
+               f"(CBPE) against the labels already in; {len(gaps)} day(s) where they disagree by more than 3 "
+               "standard errors" + (f": {', '.join(gaps[:8])}" if gaps else "") + ". On the youngest days the few "
+               "early labels are mostly fraud.")
+    st.altair_chart(estimate_chart(estimate["daily"]), width="stretch")
+
+st.subheader("Possible attacks the strategy lets through")
+if not result["clusters"]:
+    st.info("No dense group of allowed, high-anomaly events (or no trained anomaly detector).")
+for number, cluster in enumerate(result["clusters"], start=1):
+    left, right = st.columns([6, 1])
+    left.markdown(f"**{md(cluster['summary'])}** — {cluster['per_day']:,.1f}/day vs {cluster['usual_per_day']:,.1f} "
+                  "usually")
+    left.code(cluster["when"], language="sql")
+    if right.button("Draft a rule", key=f"monitor_draft_{number}", help="Open the Strategy editor with a review "
+                    "rule for this group appended (nothing is saved until you save)."):
+        draft_rule(path, number, cluster["when"])
