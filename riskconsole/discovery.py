@@ -11,7 +11,7 @@ cleared, so read a gap on the youngest days with the day's label coverage.
 
 **Attack discovery.** Among the window's events that the strategy allows and an anomaly detector
 scores in its top `HIGH` share, the attribute values shared by many of them (pairs of text
-columns, extended by a third value most of the cluster shares) are counted per day and compared
+columns, extended by a third value most of the cluster and few others share) are counted per day and compared
 with the reference's rate of the same values among its own allowed high-score events. The densest
 clusters with a lift of at least `MIN_LIFT` are returned, each with a `when` a rule can use.
 """
@@ -145,7 +145,7 @@ def _densest(rows, in_win: np.ndarray, ref_days: int, win_days: int) -> list[dic
         if any(len(signature & s) > 0.5 * len(signature) for s in seen):
             continue
         seen.add(signature)
-        values = _extend(rows[members], values)
+        values = _extend(rows[members], rows[in_win], values)
         shared = np.logical_and.reduce([rows[c].to_numpy() == v for c, v in values.items()])
         count, usual = int((shared & in_win).sum()), float((shared & ~in_win).sum()) / max(ref_days, 1)
         lift = (count / win_days) / max(usual, 0.5 / max(ref_days, 1))
@@ -155,14 +155,18 @@ def _densest(rows, in_win: np.ndarray, ref_days: int, win_days: int) -> list[dic
     return out
 
 
-def _extend(members, values: dict) -> dict:
-    """Add the third attribute value at least 80% of the cluster shares (the most shared one)."""
+def _extend(members, everyone, values: dict) -> dict:
+    """Add the third attribute value at least 80% of the cluster shares and at most 60% of all the window's
+    high-score events do (shared and distinctive; the most shared such value)."""
     best = None
     for column in members.columns:
         if column in values:
             continue
         share = members[column].value_counts(normalize=True)
-        if len(share) and share.iloc[0] >= 0.8 and (best is None or share.iloc[0] > best[2]):
+        if not len(share) or share.iloc[0] < 0.8:
+            continue
+        overall = float((everyone[column] == share.index[0]).mean())
+        if overall <= 0.6 and (best is None or share.iloc[0] > best[2]):
             best = (column, share.index[0], share.iloc[0])
     return {**values, best[0]: best[1]} if best else values
 
