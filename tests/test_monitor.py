@@ -14,7 +14,8 @@ from riskconsole.config import Business
 from riskconsole.drift import EPS, js_distance, psi
 from riskconsole.errors import RiskConsoleError
 from riskconsole.metrics import RuleSet, decide
-from riskconsole.monitor import Periods, attribute, daily_kpis, decompose, parse_periods
+from riskconsole.contributions import attribute, decompose
+from riskconsole.monitor import Periods, daily_kpis, parse_periods
 from riskconsole.session import Session
 
 BUSINESS = Business(review_cost=2.0, review_capacity=10_000, review_catch_rate=0.9, good_block_cost=0.3)
