@@ -91,9 +91,7 @@ def _bins(con, joined, frame, dataset, reference: Window, columns: list[str]) ->
         if column in edges:
             cuts = sorted({float(e) for e in edges[column] or [] if e is not None})
             value = fill("CAST(:c AS DOUBLE)", c=ident(column))
-            node: exp.Expression = lit(1)
-            for cut in cuts:
-                node = exp.Add(this=node, expression=fill("CAST(:v >= :e AS INTEGER)", v=value, e=lit(cut)))
+            node: exp.Expression = _bucket(value, cuts, 0, len(cuts))
             labels = ["(missing)"] + [f"{_num(lo)} … {_num(hi)}" for lo, hi in
                                       zip(["-inf", *cuts], [*cuts, "+inf"])]
         else:
@@ -107,6 +105,15 @@ def _bins(con, joined, frame, dataset, reference: Window, columns: list[str]) ->
             labels = ["(missing)", *top, "(other)"]
         out.append((fill("CASE WHEN :v IS NULL THEN 0 ELSE :n END", v=value, n=node), labels))
     return out
+
+
+def _bucket(value: exp.Expression, cuts: list[float], lo: int, hi: int) -> exp.Expression:
+    """1 + the number of cuts <= value, as a binary search of nested CASEs (4 comparisons for deciles, not 9)."""
+    if lo == hi:
+        return lit(lo + 1)
+    mid = (lo + hi) // 2
+    return exp.Case(ifs=[exp.If(this=fill(":v >= :e", v=value, e=lit(cuts[mid])),
+                                true=_bucket(value, cuts, mid + 1, hi))], default=_bucket(value, cuts, lo, mid))
 
 
 def _num(value) -> str:

@@ -285,3 +285,16 @@ def test_draft_a_rule_opens_the_strategy_editor_with_the_when(demo, monkeypatch)
     assert not at.exception, [e.value for e in at.exception]
     draft = at.session_state["drafts"]["baseline"]
     assert draft["dirty"] and "draft_cluster_1" in draft["text"]
+
+
+def test_decile_buckets_equal_a_searchsorted():
+    import duckdb
+
+    from riskconsole.drift import _bucket
+    from riskconsole.sqlbuild import lit, render
+
+    cuts = [0.0, 1.0, 2.5, 7.0, 9.0]
+    with duckdb.connect() as con:
+        for value in (-1, 0, 0.5, 1, 2, 2.5, 3, 7, 8, 9, 10):
+            got = con.execute("SELECT " + render(_bucket(lit(float(value)), cuts, 0, len(cuts)))).fetchall()[0][0]
+            assert got == 1 + np.searchsorted(cuts, value, side="right"), value
