@@ -125,26 +125,29 @@ def clusters(con, compiled, frame, dataset, span: Window, window: Window, refere
 
 
 def _densest(rows, in_win: np.ndarray, ref_days: int, win_days: int) -> list[dict]:
+    import pandas as pd
+
+    codes = {c: pd.factorize(rows[c]) for c in rows.columns}  # (codes, values); a missing value is -1
     found = []
     for a, b in combinations(rows.columns, 2):
-        keys = rows[a].fillna("(missing)") + "\x00" + rows[b].fillna("(missing)")
-        win = keys[in_win].value_counts()
-        ref = keys[~in_win].value_counts()
-        for key, count in win.items():
-            if count < MIN_EVENTS or "(missing)" in key:
-                continue
-            usual = ref.get(key, 0) / max(ref_days, 1)
-            lift = (count / win_days) / max(usual, 0.5 / max(ref_days, 1))
+        (ca, va), (cb, vb) = codes[a], codes[b]
+        ok = (ca >= 0) & (cb >= 0)
+        key = ca.astype(np.int64) * len(vb) + cb
+        size = len(va) * len(vb)
+        win = np.bincount(key[ok & in_win], minlength=size)
+        ref = np.bincount(key[ok & ~in_win], minlength=size)
+        for k in np.flatnonzero(win >= MIN_EVENTS):
+            usual = ref[k] / max(ref_days, 1)
+            lift = (win[k] / win_days) / max(usual, 0.5 / max(ref_days, 1))
             if lift >= MIN_LIFT:
-                found.append((count * np.log(lift), dict(zip((a, b), key.split("\x00"))), int(count), usual, lift))
+                found.append((win[k] * np.log(lift), {a: va[k // len(vb)], b: vb[k % len(vb)]}))
     found.sort(key=lambda f: -f[0])
-    out, seen = [], set()
-    for _, values, count, usual, lift in found:
+    out, seen = [], []
+    for _, values in found:
         members = np.logical_and.reduce([rows[c].to_numpy() == v for c, v in values.items()]) & in_win
-        signature = frozenset(np.flatnonzero(members)[:50])
-        if any(len(signature & s) > 0.5 * len(signature) for s in seen):
+        if any((members & s).sum() > 0.5 * members.sum() for s in seen):
             continue
-        seen.add(signature)
+        seen.append(members)
         values = _extend(rows[members], rows[in_win], values)
         shared = np.logical_and.reduce([rows[c].to_numpy() == v for c, v in values.items()])
         count, usual = int((shared & in_win).sum()), float((shared & ~in_win).sum()) / max(ref_days, 1)
