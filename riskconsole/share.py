@@ -213,6 +213,19 @@ def _drift_rows(result: dict, top: int = 15) -> list[list]:
 
 
 ALERT_HEADERS = ["day", "metric", "value", "expected", "top segments"]
+CLUSTER_HEADERS = ["group", "rule condition", "events", "per day", "usual per day", "lift"]
+
+
+def _cluster_rows(result: dict) -> list[list]:
+    return [[", ".join(f"{k} = {v}" for k, v in c["values"].items()), c["when"], f"{c['events']:,}",
+             f"{c['per_day']:,.1f}", f"{c['usual_per_day']:,.1f}", f"{c['lift']:,.1f}×"] for c in result["clusters"]]
+
+
+def _estimate_text(estimate: dict) -> str:
+    gaps = [d["day"] for d in estimate["daily"] if d["disagree"]]
+    return (f"Precision of flagged events estimated from {estimate['detector']}'s calibrated score (CBPE) against "
+            f"the labels already in: {len(gaps)} day(s) disagree by more than 3 standard errors"
+            + (f" ({', '.join(gaps)})" if gaps else "") + ".")
 DRIFT_HEADERS = ["column", "kind", "PSI", "JS distance", "worst day PSI", "bins that moved most"]
 
 
@@ -229,6 +242,14 @@ def monitor_html(result: dict) -> str:
         parts.append(f"<h3>{esc(entry['metric'])} on {esc(entry['day'])}: why</h3>"
                      + svg(waterfall_chart(entry, by).properties(width=700)))
     parts.append("<h2>Drift against the reference</h2>" + _table(DRIFT_HEADERS, _drift_rows(result), numeric_from=2))
+    if result.get("estimate"):
+        from riskconsole.charts import estimate_chart
+
+        parts.append(f"<h2>Early warning before labels arrive</h2><p>{esc(_estimate_text(result['estimate']))}</p>"
+                     + svg(estimate_chart(result["estimate"]["daily"]).properties(width=900)))
+    if result.get("clusters"):
+        parts.append("<h2>Possible attacks the strategy lets through</h2>"
+                     + _table(CLUSTER_HEADERS, _cluster_rows(result), numeric_from=2))
     return _PAGE.format(title=esc(result["strategy"]) + " monitor", body="\n".join(parts))
 
 
@@ -237,4 +258,9 @@ def monitor_markdown(result: dict) -> str:
     lines = [f"# Monitor: {md(result['strategy'])}", "", md(_monitor_header(result)) + ".", "",
              f"## Alerts ({len(result['alerts'])})", "", _md_table(ALERT_HEADERS, _alert_rows(result)), "",
              "## Drift against the reference", "", _md_table(DRIFT_HEADERS, _drift_rows(result))]
+    if result.get("estimate"):
+        lines += ["", "## Early warning before labels arrive", "", md(_estimate_text(result["estimate"]))]
+    if result.get("clusters"):
+        lines += ["", "## Possible attacks the strategy lets through", "",
+                  _md_table(CLUSTER_HEADERS, _cluster_rows(result))]
     return "\n".join(lines) + "\n"
