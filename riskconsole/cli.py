@@ -141,6 +141,25 @@ def _print_summary(report: dict) -> None:
         print(f"  warning: {terminal(warning)}")
 
 
+def cmd_monitor(ws: Workspace, args: argparse.Namespace) -> None:
+    from riskconsole.monitor import monitor_files
+
+    formats = parse_formats(args.format)
+    with Session(ws) as session:
+        result = session.monitor(args.strategy, args.from_, args.to, args.reference, args.by)
+    out = _out_dir(ws, args, f"{result['strategy']}-monitor")
+    write_files(monitor_files(result, formats), out)
+    print(f"{terminal(result['strategy'])}: window {result['window']['from']}..{result['window']['to']} vs reference "
+          f"{result['reference']['from']}..{result['reference']['to']}: {len(result['alerts'])} alerts")
+    for alert in result["alerts"][:20]:
+        low, high = alert["expected"]
+        print(f"  {alert['day']} {terminal(alert['metric'])} {fmt(alert['value'])} (expected {fmt(low)}..{fmt(high)})"
+              + (f"  top: {terminal(', '.join(alert['top']))}" if alert["top"] else ""))
+    if len(result["alerts"]) > 20:
+        print(f"  ... {len(result['alerts']) - 20} more in monitor.json")
+    print(f"wrote {terminal(out)}")
+
+
 def cmd_sweep(ws: Workspace, args: argparse.Namespace) -> None:
     from riskconsole.sweep import parse_values, sweep_files
 
@@ -358,6 +377,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--min-precision", type=float, metavar="X", help="a floor on precision, e.g. 0.3")
     window(p)
     out(p)
+    p = command("monitor", "daily KPIs of a deployed strategy against a reference, alerts, and what moved them")
+    p.add_argument("strategy", metavar="STRATEGY_YAML", help="the strategy as deployed")
+    p.add_argument("--from", dest="from_", metavar="D",
+                   help="first day of the monitored window (default: 28 days before --to)")
+    p.add_argument("--to", metavar="D", help="last day of the monitored window (default: the last day of data); "
+                                             "labels count as known if they arrived by its end")
+    p.add_argument("--reference", metavar="D:D",
+                   help="FIRST:LAST days of the normal period the bands come from (default: the 28 days before "
+                        "--from); must end before --from")
+    p.add_argument("--by", action="append", metavar="COLUMN[:N]",
+                   help="attribute each alert to the segments of this column (or COLUMN:N quantile buckets); "
+                        "repeatable")
+    p.add_argument("--format", default="json,csv", metavar="LIST",
+                   help="comma-separated: json (monitor.json), csv (monitor_daily.csv, alerts.csv, attribution.csv, "
+                        "drift.csv), html (monitor.html), md (monitor.md)")
+    out(p)
     p = command("schema", "JSON Schema of a YAML kind, for editors")
     p.add_argument("kind", choices=["dataset", "strategy", "detector"], help="which kind of file")
     p = command("train", "fit detectors, write their model cards, score every event")
@@ -372,7 +407,7 @@ def _parser() -> argparse.ArgumentParser:
 
 COMMANDS = {"init": cmd_init, "demo": cmd_demo, "load": cmd_load, "validate": cmd_validate, "backtest": cmd_backtest,
             "sweep": cmd_sweep, "gate": cmd_gate, "optimize": cmd_optimize, "schema": cmd_schema,
-            "train": cmd_train, "explain": cmd_explain}
+            "train": cmd_train, "explain": cmd_explain, "monitor": cmd_monitor}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -266,6 +266,33 @@ class Session:
         with self.cursor() as cur:
             return event_decision(cur, compiled, self.frame, self.dataset, event_id)
 
+    # ------------------------------------------------------------ monitoring
+
+    def monitor(self, path: str | Path, start: str | None = None, end: str | None = None,
+                reference: str | None = None, by: list[str] | None = None) -> dict:
+        """monitor.json of the strategy as deployed: daily KPIs with bands, alerts, attribution, drift
+        (DESIGN §6.1); the CLI's `monitor` and the Monitor page both call this."""
+        from riskconsole.monitor import build, parse_periods
+
+        first, last = self.day_range()
+        periods = parse_periods(first, last, start, end, reference)
+        compiled = self.compile(path)
+        with self.cursor() as cur:
+            return build(cur, compiled, self.frame, self.dataset, periods, list(by or []), self.ws.rel(path),
+                         self._monitor_detectors())
+
+    def _monitor_detectors(self) -> dict[str, str | None]:
+        """The first supervised (LightGBM) and the first unsupervised (PyOD) detector of the workspace."""
+        found: dict[str, str | None] = {"supervised": None, "anomaly": None}
+        for path in sorted(self.ws.detectors_dir.glob("*.yaml")) if self.ws.detectors_dir.exists() else []:
+            try:
+                spec = self.ws.detector(path)
+            except RiskConsoleError:
+                continue
+            role = "anomaly" if spec.kind.startswith("pyod.") else "supervised"
+            found[role] = found[role] or spec.name
+        return found
+
     # ------------------------------------------------------------ params
 
     def curve(self, path: str | Path, window: Window, param: str, others: dict) -> list[dict]:
