@@ -20,7 +20,6 @@ import duckdb
 from sqlglot import exp
 
 from riskconsole import times
-from riskconsole.config import Dataset
 from riskconsole.errors import DataError
 from riskconsole.escape import csv_cell, terminal
 from riskconsole.features import build_frame
@@ -73,6 +72,12 @@ class LoadResult:
 # ------------------------------------------------------------------ staging
 
 
+def cast_name(column: str) -> str:
+    """The staging name of a column's cast: `__c_<column>`, never one of the staging's own `__reason`, `__dup`,
+    `__file` (a source column named `reason` or `dup` would otherwise overwrite them)."""
+    return "__c_" + column
+
+
 def _as_text(column: str, raw_type: str) -> exp.Expression:
     if raw_type == "JSON":
         return fill("trim(CAST(:c AS VARCHAR), '\"')", c=ident(column))
@@ -109,7 +114,7 @@ def _typed(column: str, raw_type: str, target: str, part: Part) -> exp.Expressio
 
 def _column_reasons(column: str, target: str, part: Part) -> list[tuple[exp.Expression, exp.Expression]]:
     """(condition, reason) pairs for one non-id column."""
-    raw, cast = ident(column), ident("__" + column)
+    raw, cast = ident(column), ident(cast_name(column))
     if column == part.roles.get("label"):
         return [(fill(":c = -1", c=cast), lit(f"{column}: label must be 1, 0 or empty"))]
     failed = fill(":raw IS NOT NULL AND :cast IS NULL", raw=raw, cast=cast)
@@ -126,7 +131,7 @@ def _reason(part: Part, target: dict[str, str]) -> exp.Expression:
     """CASE giving the first reason a row cannot load (NULL when it can)."""
     whens = []
     for column, why in part.required:
-        checked = ident("__" + column) if column == part.roles.get("id") else ident(column)
+        checked = ident(cast_name(column)) if column == part.roles.get("id") else ident(column)
         whens.append((fill(":c IS NULL", c=checked), lit(why)))
     for column in part.types:
         if column != part.roles.get("id"):
@@ -142,13 +147,13 @@ def _stage(con: duckdb.DuckDBPyConnection, part: Part) -> None:
     target = target_types(part)
     con.execute("CREATE OR REPLACE TEMP TABLE _raw AS " + READERS[part.fmt], {"files": part.files})
     raw = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE _raw)").fetchall())
-    casts = [alias(_typed(c, raw[c], target[c], part), "__" + c) for c in part.types]
+    casts = [alias(_typed(c, raw[c], target[c], part), cast_name(c)) for c in part.types]
     con.execute(render(fill(
         "CREATE OR REPLACE TEMP TABLE _cast AS SELECT *, list_position(:files, _file) AS __file FROM _raw",
         files=exp.Array(expressions=[lit(f) for f in part.files]))))
     staged = exp.select("*", *casts).from_("_cast")
     if part.unique:
-        dup = exp.Window(this=fill("row_number()"), partition_by=[ident("__" + c) for c in part.unique],
+        dup = exp.Window(this=fill("row_number()"), partition_by=[ident(cast_name(c)) for c in part.unique],
                          order=exp.Order(expressions=[exp.column("__file"), exp.column("ordinality")]))
         staged = exp.select("*", alias(dup, "__dup")).from_(staged.subquery("c"))
     final = exp.select("*", alias(_reason(part, target), "__reason")).from_(staged.subquery("s"))
@@ -159,11 +164,11 @@ def _stage(con: duckdb.DuckDBPyConnection, part: Part) -> None:
 
 def _publish(con: duckdb.DuckDBPyConnection, part: Part) -> None:
     """Create the part's table (`events`, `stream_NAME`, `table_NAME`) and its quarantine from `_staged`."""
-    loaded = [alias(ident("__" + c), part.loaded_name(c)) for c in part.types]
+    loaded = [alias(ident(cast_name(c)), part.loaded_name(c)) for c in part.types]
     rows = exp.select(*loaded).from_("_staged").where("__reason IS NULL").order_by(
-        *[ident("__" + c) for c in part.order])
+        *[ident(cast_name(c)) for c in part.order])
     con.execute(f"CREATE OR REPLACE TABLE {part.table} AS " + render(rows))
-    raw = [alias(fill("CAST(:c AS VARCHAR)", c=ident(c)), c) for c in part.types]
+    raw = [alias(fill("CAST(:c AS VARCHAR)", c=ident(c)), part.loaded_name(c)) for c in part.types]
     quarantine = exp.select(*raw, alias(ident("__reason"), "reason"), alias(ident("_file"), "file"),
                             alias(ident("ordinality"), "row")).from_("_staged").where("__reason IS NOT NULL")
     con.execute(f"CREATE OR REPLACE TABLE {part.quarantine} AS " + render(quarantine.order_by("__file", "ordinality")))
@@ -175,7 +180,7 @@ def _publish(con: duckdb.DuckDBPyConnection, part: Part) -> None:
 def _time_warning(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, column: str, where: str,
                   read: int) -> str | None:
     """A warning when more than WARN_SHARE of a time column's rows fail: three raw values and a format to try."""
-    raw, cast = ident(column), ident("__" + column)
+    raw, cast = ident(column), ident(cast_name(column))
     bad = fill("(:r IS NOT NULL AND :c IS NULL) OR :out", r=raw, c=cast, out=times.out_of_range(cast))
     n = con.execute(render(exp.select("count(*)").from_("_staged").where(bad))).fetchall()[0][0]
     if not read or n / read <= WARN_SHARE:

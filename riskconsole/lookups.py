@@ -23,8 +23,8 @@ from riskconsole.streams import _compatible, micros
 _ASOF = (
     "WITH v AS (SELECT *, row_number() OVER (ORDER BY :key, :vf) AS __v FROM :tbl "
     "  WHERE :key IS NOT NULL AND :vf IS NOT NULL), "
-    "u AS (SELECT :key AS __k, :vt AS _t, 0 AS __kind, __v, NULL AS _pos FROM v "
-    "  UNION ALL SELECT :ekey, _t, 1, NULL, _pos FROM :base WHERE :ekey IS NOT NULL), "
+    "u AS (SELECT 0 AS __kind, :key AS __k, :vt AS _t, __v, NULL AS _pos FROM v "
+    "  UNION ALL SELECT 1, :ekey, _t, NULL, _pos FROM :base WHERE :ekey IS NOT NULL), "
     "m AS (SELECT _pos, __kind, max(__v) OVER (PARTITION BY __k ORDER BY _t, __kind "
     "  ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS __v FROM u) "
     "SELECT m._pos FROM m JOIN v ON m.__v = v.__v WHERE m.__kind = 1")
@@ -106,8 +106,8 @@ def overlap_warnings(con: duckdb.DuckDBPyConnection, dataset: Dataset, label: st
         if table.range is None:
             continue
         low, high = ident(table.range.low), ident(table.range.high)
-        query = fill("SELECT count(*), min(:low) FROM (SELECT :low, :high, max(:high) OVER (ORDER BY :low, :high "
-                     "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS __prev FROM :tbl) WHERE :low <= __prev",
+        query = fill("SELECT count(*), min(__low) FROM (SELECT 0 AS __z, :low AS __low, max(:high) OVER (ORDER BY :low, :high "
+                     "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS __prev FROM :tbl) WHERE __low <= __prev",
                      low=low, high=high, tbl=_table(name))
         n, first = con.execute(render(query)).fetchall()[0]
         if n:

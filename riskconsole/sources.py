@@ -124,13 +124,24 @@ def _check_names(part: Part, label: str) -> None:
     """No source column (nor a renamed one) may be called like an internal column."""
     where = "source column" if part.kind == "events" else f"{part.where}: source column"
     for name in part.types:
-        problem = internal_collision(name, label, where)
+        renamed = name in part.rename and name not in _STAGING and not name.startswith("__")
+        problem = None if renamed else internal_collision(name, label, where, fix=_fix(part))
         if problem:
             raise DataError(problem)
     for name in part.rename.values():
         problem = internal_collision(name, label, f"{part.where}: rename: column", fix="rename it to another name")
         if problem:
             raise DataError(problem)
+
+
+_STAGING = ("_file", "ordinality", "file_row_number")  # names the reader itself adds: no rename can free them
+
+
+def _fix(part: Part) -> str:
+    """How to get rid of a source column named like an internal one."""
+    if part.kind == "stream":
+        return "rename the column in the source file, or give it another name under rename:"
+    return "rename the column in the source file"
 
 
 def _check_types(part: Part, label: str) -> None:
