@@ -202,7 +202,7 @@ def _check_valid_from(con: duckdb.DuckDBPyConnection, part: Part, table: Table, 
     seen, ok = con.execute(query, {"files": part.files}).fetchall()[0]
     if seen and not ok:
         tried = times.described(times.formats_of(part.time_format))
-        raise DataError(f"{label}: {part.where}.valid_from: column '{column}' is not {tried} ({fix})")
+        raise DataError(f"{label}: {part.where}.valid_from: column '{column}' is not {tried}: {fix}")
 
 
 def _check_not_empty(con: duckdb.DuckDBPyConnection, part: Part, label: str) -> None:

@@ -192,3 +192,17 @@ def test_later_table_updates_never_leak_back(tmp_path):
     for name in ("merchant_category", "merchant_score", "merchant_since"):
         assert [same(x, y) for x, y in zip(a.loc[early, name], b.loc[early, name])] == [True] * int(early.sum()), name
     assert "LATER" not in set(b.loc[early, "merchant_category"].dropna())
+
+
+def test_a_text_lookup_compared_with_a_number_is_a_one_line_error(loaded, capsys):
+    from riskconsole.cli import main
+
+    ws = loaded[0]
+    path = ws.strategies_dir / "textnum.yaml"
+    path.write_text("name: textnum\nrules:\n  - {name: bad, when: 'merchant_category > 3', action: review}\n")
+    for command in (["validate", str(path)], ["backtest", str(path), "--out", str(ws.root / "out")]):
+        assert main([*command, "--workspace", str(ws.root)]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("error: strategies/textnum.yaml: rule 'bad': ")
+        assert "VARCHAR" in err
+    path.unlink()
