@@ -206,3 +206,42 @@ def test_a_text_lookup_compared_with_a_number_is_a_one_line_error(loaded, capsys
         assert err.count("\n") == 1 and err.startswith("error: strategies/textnum.yaml: rule 'bad': ")
         assert "VARCHAR" in err
     path.unlink()
+
+
+def test_the_public_ecommerce_example_of_the_docs_loads(tmp_path):
+    """docs/dataset.md's e-commerce example, on a synthetic file of that data set's shape."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from riskconsole.workspace import Workspace
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "dataset.md").read_text()
+    section = page.split("### Example: a public e-commerce fraud table")[1]
+    spec = yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, re.S).group(1))
+    rng = np.random.default_rng(4)
+    n = 300
+    purchase = pd.Timestamp("2015-03-01") + pd.to_timedelta(rng.integers(0, 20 * 86_400, n), unit="s")
+    rows = pd.DataFrame({
+        "row_id": range(n), "user_id": rng.integers(1, 10**6, n),
+        "signup_time": (purchase - pd.to_timedelta(rng.integers(1, 30 * 86_400, n), unit="s")).astype(str),
+        "purchase_time": purchase.astype(str), "purchase_value": rng.integers(9, 150, n),
+        "device_id": [f"D{d}" for d in rng.integers(0, 40, n)], "source": rng.choice(["SEO", "Ads", "Direct"], n),
+        "browser": rng.choice(["Chrome", "Opera", "Safari"], n), "sex": rng.choice(["M", "F"], n),
+        "age": rng.integers(18, 70, n), "ip_address": rng.uniform(0, 4e9, n).round(1), "class": rng.integers(0, 2, n)})
+    (tmp_path / "data").mkdir()
+    rows.to_csv(tmp_path / "data" / "Fraud_Data.csv", index=False)
+    lows = np.arange(0, 4e9, 1e8)
+    pd.DataFrame({"lower_bound_ip_address": lows, "upper_bound_ip_address": lows + 5e7,
+                  "country": [f"country{i}" for i in range(len(lows))]}).to_csv(
+        tmp_path / "data" / "IpAddress_to_Country.csv", index=False)
+    (tmp_path / "data" / "dataset.yaml").write_text(yaml.safe_dump(spec))
+    ws = Workspace(tmp_path)
+    assert load(ws).loaded == n
+    frame = frame_of(ws).assign(n=lambda f: f["row_id"].astype(int)).sort_values("n")
+    want = (pd.to_datetime(rows["purchase_time"]) - pd.to_datetime(rows["signup_time"])).dt.total_seconds()
+    assert (frame["seconds_since_signup"].to_numpy() == want.to_numpy()).all()
+    inside = ((rows["ip_address"] % 1e8) <= 5e7).to_numpy()
+    assert frame["ip_country"].notna().to_numpy().tolist() == inside.tolist()
+    assert frame["device_signup_users_7d"].max() >= 1 and set(frame["night"].dropna()) <= {0, 1}
