@@ -173,6 +173,7 @@ def frame_query(dataset: Dataset, columns: list[str], label: str, base: str = "_
     elsewhere = set(label_tables) | {f.name for group in joins.values() for f in group}
     windows = [alias(window_column(f, dataset), f.name) for f in dataset.features
                if f.sql is None and f.lookup is None and f.from_ is None and f.name not in elsewhere]
+    # (an all-rows window joined from a bucketed union is in `joins`, hence in `elsewhere`)
     query = exp.select("*", *windows).from_(exp.to_table(base))
     for name, table in label_tables.items():
         query = exp.select("q.*", alias(exp.column("v", table="l"), name)).from_(query.subquery("q")).join(
@@ -196,7 +197,7 @@ def frame_query(dataset: Dataset, columns: list[str], label: str, base: str = "_
 
 def _or_empty(value: exp.Expression, feature: Feature) -> exp.Expression:
     """A stream window's value, or the empty window's (count 0) for an event with no row in the join."""
-    if feature.from_ is None:
+    if feature.lookup is not None or (feature.from_ is None and feature.keys):
         return value
     return fill("coalesce(:v, :e)", v=value, e=empty_value(feature))
 
@@ -228,10 +229,10 @@ def _side_tables(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> tuple[dict
         con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {render(label_feature_query(feature, dataset, '_frame_base'))}")
         label_tables[feature.name] = table
     joins: dict[str, list[Feature]] = {}
-    for i, ((stream, keys), features) in enumerate(stream_groups(dataset).items()):
+    for i, ((stream, keys, bucket), features) in enumerate(stream_groups(dataset).items()):
         table = f"_stream_feature_{i}"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS "
-                    f"{render(stream_query(dataset, stream, keys, features, '_frame_base'))}")
+        query = stream_query(dataset, stream, keys, features, "_frame_base", bucket)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {render(query)}")
         joins[table] = features
     for i, (name, features) in enumerate(lookup_groups(dataset).items()):
         table = f"_lookup_feature_{i}"

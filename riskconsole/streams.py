@@ -73,32 +73,70 @@ def empty_value(feature: Feature) -> exp.Expression:
     return lit(0) if feature.agg in ZERO_WHEN_EMPTY else lit(None)
 
 
-def stream_groups(dataset: Dataset) -> dict[tuple[str, tuple[str, ...]], list[Feature]]:
-    """Stream features grouped by (stream, key columns): each group is one union and one scan."""
-    groups: dict[tuple[str, tuple[str, ...]], list[Feature]] = {}
+def stream_groups(dataset: Dataset) -> dict[tuple, list[Feature]]:
+    """Union-computed features grouped by (stream, key columns, bucket): each group is one union and one scan.
+
+    Stream features (`from:`) and all-rows windows of the decision stream (stream None, no `by:`) are computed
+    this way; an all-rows window is partitioned by time buckets of its own length (`bucket`, in µs), so it runs
+    in many small partitions instead of one.
+    """
+    groups: dict[tuple, list[Feature]] = {}
     for feature in dataset.features:
-        if feature.from_ is not None:
-            groups.setdefault((feature.from_, tuple(feature.keys)), []).append(feature)
+        if feature.lookup is not None or feature.sql is not None or (feature.from_ is None and feature.keys):
+            continue
+        bucket = None if feature.keys else duration_seconds(feature.window) * US
+        groups.setdefault((feature.from_, tuple(feature.keys), bucket), []).append(feature)
     return groups
 
 
-def stream_query(dataset: Dataset, stream: str, keys: tuple[str, ...], features: list[Feature],
-                 base: str) -> exp.Expression:
-    """A query (`_pos`, one column per feature) for the stream features of one (stream, key) group."""
-    time = dataset.streams[stream].columns.time
-    rename = dataset.streams[stream].rename
-    time = rename.get(time, time)
-    values = [None if f.of == "*" else f.of for f in features]
-    data = exp.select(*[ident(k) for k in keys], alias(micros(ident(time)), "_t"), alias(lit(None), "_pos"),
+def _rows(dataset: Dataset, stream: str | None, keys: tuple[str, ...], values: list[str | None],
+          base: str) -> exp.Select:
+    """Data rows of the union: keys, `_t`, `_pos` NULL and the aggregated values (`__x0` …, 1 for count(*))."""
+    if stream is None:
+        table, time = exp.to_table(base), exp.column("_t")
+    else:
+        spec = dataset.streams[stream]
+        table, time = exp.to_table(f"stream_{stream}", quoted=True), micros(ident(spec.rename.get(spec.columns.time,
+                                                                                              spec.columns.time)))
+    data = exp.select(*[ident(k) for k in keys], alias(time, "_t"), alias(lit(None), "_pos"),
                       *[alias(lit(1) if v is None else ident(v), f"__x{i}") for i, v in enumerate(values)])
-    data = data.from_(exp.to_table(f"stream_{stream}", quoted=True))
+    data = data.from_(table)
+    return data.where(exp.not_(any_null(list(keys)))) if keys else data
+
+
+def _bucketed(select: exp.Select, bucket: int, shift: int) -> exp.Select:
+    """The select with `__b` = its time bucket (+ shift): a row of bucket k is seen by the queries of k and k+1."""
+    number = exp.IntDiv(this=exp.column("_t"), expression=lit(bucket))
+    return exp.select("*", alias(fill(":b + :s", b=number, s=shift) if shift else number, "__b")).from_(
+        select.subquery("r"))
+
+
+def stream_query(dataset: Dataset, stream: str | None, keys: tuple[str, ...], features: list[Feature],
+                 base: str, bucket: int | None = None) -> exp.Expression:
+    """A query (`_pos`, one column per feature) for one group of union-computed features.
+
+    Args:
+        dataset: the dataset spec.
+        stream: the stream aggregated, or None for the decision events of `base`.
+        keys: the key columns (none: every row).
+        features: the group's features.
+        base: the table of the decision events, with `_t` and `_pos`.
+        bucket: for an all-rows window, its length in µs: rows are partitioned by `_t // bucket`, each data row
+            also copied into the next bucket, so a query sees exactly the rows of [t - window, t).
+    """
+    values = [None if f.of == "*" else f.of for f in features]
+    data = _rows(dataset, stream, keys, values, base)
     query = exp.select(*[ident(k) for k in keys], "_t", "_pos", *[alias(lit(None), f"__x{i}") for i in range(len(values))])
     query = query.from_(exp.to_table(base))
     if keys:
-        data = data.where(exp.not_(any_null(list(keys))))
         query = query.where(exp.not_(any_null(list(keys))))
-    union = exp.union(data, query, distinct=False)
-    key_nodes = [ident(k) for k in keys]
+    parts = [data, query]
+    if bucket is not None:
+        parts = [_bucketed(data, bucket, 0), _bucketed(data, bucket, 1), _bucketed(query, bucket, 0)]
+    union = parts[0]
+    for part in parts[1:]:
+        union = exp.union(union, part, distinct=False)
+    key_nodes = [ident(k) for k in keys] if bucket is None else [exp.column("__b")]
     columns = [alias(aggregate(f, exp.column(f"__x{i}"), key_nodes), f.name) for i, f in enumerate(features)]
     inner = exp.select("_pos", *columns).from_(union.subquery("u"))
     return exp.select("*").from_(inner.subquery("w")).where("_pos IS NOT NULL")

@@ -202,7 +202,7 @@ def test_stream_sql_has_no_exclude_and_transpiles(loaded):
 
     ws = loaded[0]
     dataset = Dataset.model_validate(yaml.safe_load(ws.dataset_path.read_text()))
-    for (stream, keys), features in stream_groups(dataset).items():
-        query = stream_query(dataset, stream, keys, features, "_frame_base")
+    for (stream, keys, bucket), features in stream_groups(dataset).items():
+        query = stream_query(dataset, stream, keys, features, "_frame_base", bucket)
         assert "EXCLUDE" not in render(query).upper()
         assert "UNION ALL" in render(query, "spark")
