@@ -257,16 +257,17 @@ def test_chunked_generation_keeps_every_link(tmp_path, monkeypatch):
     assert one(con, LOGIN_BEFORE_SIGNUP) == 0
 
 
-def test_demo_workspaces_do_not_get_the_stream_files_yet(tmp_path):
+def test_demo_workspaces_get_the_streams_dataset_and_candidate(tmp_path):
     from riskconsole.scaffold import copy_demo_files
     from riskconsole.workspace import Workspace
 
     copy_demo_files(Workspace(tmp_path))
-    assert (tmp_path / "data" / "dataset.yaml").exists() and (tmp_path / "strategies" / "candidate.yaml").exists()
-    assert not list(tmp_path.rglob("*_streams.yaml"))
+    assert (tmp_path / "strategies" / "candidate.yaml").exists()
+    assert (tmp_path / "strategies" / "candidate_streams.yaml").exists()
+    assert set(yaml.safe_load((tmp_path / "data" / "dataset.yaml").read_text())["streams"]) == set(STREAMS)
 
 
-# ------------------------------------------------------------- the future dataset.yaml and candidate
+# ------------------------------------------------------------- the shipped dataset.yaml and candidate_streams
 
 
 def _columns(sql: str) -> set[str]:
