@@ -206,3 +206,27 @@ def test_stream_sql_has_no_exclude_and_transpiles(loaded):
         query = stream_query(dataset, stream, keys, features, "_frame_base", bucket)
         assert "EXCLUDE" not in render(query).upper()
         assert "UNION ALL" in render(query, "spark")
+
+
+def test_stream_and_lookup_sql_transpiles_to_spark():
+    """Every union, bucketed window and join renders for Spark with no DuckDB-only function (DESIGN §7)."""
+    from riskconsole.config import Dataset
+    from riskconsole.features import frame_query
+    from riskconsole.lookups import lookup_groups, lookup_query
+    from riskconsole.streams import stream_groups, stream_query
+    from test_portability import _spark
+    from test_tables import FEATURES as LOOKUPS, TABLES
+
+    dataset = Dataset.model_validate({**BASE_DATASET, "streams": {"logins": STREAM}, "tables": TABLES,
+                                      "features": FEATURES + LOOKUPS})
+    joins = {}
+    for i, ((stream, keys, bucket), features) in enumerate(stream_groups(dataset).items()):
+        sql = _spark(stream_query(dataset, stream, keys, features, "_frame_base", bucket))
+        assert "UNION ALL" in sql and "EXCLUDE" not in sql and ("DIV" in sql) == (bucket is not None)
+        joins[f"_s{i}"] = features
+    for i, (name, features) in enumerate(lookup_groups(dataset).items()):
+        sql = _spark(lookup_query(dataset, name, features, "_frame_base"))
+        assert "ASOF" not in sql.upper()
+        joins[f"_l{i}"] = features
+    columns = ["event_id", "ts", "is_fraud", "label_ts", "amount", "user_id", "device_id", "merchant_id", "ip_num"]
+    assert "LEFT JOIN" in _spark(frame_query(dataset, columns, "x", joins=joins))
