@@ -33,6 +33,26 @@ def summary(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> dict:
             "label_rate": (fraud or 0) / labelled if labelled else None, "amount": money}
 
 
+def sources(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> list[dict]:
+    """Each loaded stream and table: rows, quarantined rows and, where it has times, the span they cover."""
+    present = set(tables(con))
+    out = []
+    for kind, specs in (("stream", dataset.streams), ("table", dataset.tables)):
+        for name, spec in specs.items():
+            table = f"{kind}_{name}"
+            if table not in present:
+                continue
+            time = spec.columns.time if kind == "stream" else spec.valid_from
+            t = ident(time) if time else fill("CAST(NULL AS TIMESTAMP)")
+            query = exp.select(fill("count(*)"), fill("min(:t)", t=t), fill("max(:t)", t=t)).from_(exp.to_table(table))
+            rows, first, last = con.execute(render(query)).fetchall()[0]
+            bad = f"quarantine_{name}"
+            quarantined = con.execute(f"SELECT count(*) FROM {bad}").fetchall()[0][0] if bad in present else 0
+            out.append({"source": f"{kind} {name}", "rows": rows, "quarantined": quarantined,
+                        "from": first, "to": last, "file": spec.source})
+    return out
+
+
 def label_maturity(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> list[dict]:
     """Per day: events, labelled, fraud, and the share still unlabelled (recent days are immature)."""
     roles = dataset.columns
@@ -65,15 +85,29 @@ def quarantine_sample(con: duckdb.DuckDBPyConnection, limit: int = 200):
 
 def feature_table(dataset: Dataset) -> list[dict]:
     """Each feature with a readable definition."""
-    out = []
-    for f in dataset.features:
-        if f.sql is not None:
-            definition = f.sql
-        else:
-            delay = f" delayed {f.label_delay}" if f.label_delay else ""
-            definition = f"{f.agg}({f.of}) by {f.by} over the previous {f.window}{delay}"
-        out.append({"feature": f.name, "definition": definition, "description": f.description or ""})
-    return out
+    return [{"feature": f.name, "source": _source_of(f), "definition": _definition(f),
+             "description": f.description or ""} for f in dataset.features]
+
+
+def _source_of(f) -> str:
+    """Where a feature's values come from: the decision stream, a stream, a table, or other features."""
+    if f.sql is not None:
+        return "derived"
+    if f.lookup is not None:
+        return f"table {f.lookup.split('.')[0]}"
+    return f"stream {f.from_}" if f.from_ else "events"
+
+
+def _definition(f) -> str:
+    """A feature spec in words: `count(*) of signups by [device_id, ip] over the previous 24h`."""
+    if f.sql is not None:
+        return f.sql
+    if f.lookup is not None:
+        return f"{f.lookup} of the matching row"
+    by = f.by if isinstance(f.by, str) else f"[{', '.join(f.by)}]" if f.by else "all rows"
+    delay = f" delayed {f.label_delay}" if f.label_delay else ""
+    stream = f" of {f.from_}" if f.from_ else ""
+    return f"{f.agg}({f.of}){stream} by {by} over the previous {f.window}{delay}"
 
 
 def distribution(con: duckdb.DuckDBPyConnection, dataset: Dataset, column: str) -> dict:

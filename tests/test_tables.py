@@ -288,3 +288,20 @@ def test_lookups_and_stream_windows_give_the_same_answers_on_spark(loaded, spark
         assert len(ours) == len(theirs) > 50
         assert all(a == b or (isinstance(a, float) and b == pytest.approx(a)) for x, y in zip(ours, theirs)
                    for a, b in zip(x, y)), query.sql()
+
+
+def test_the_data_page_lists_each_stream_and_table_and_groups_features(demo_ws):
+    """Console (issue 9 item 6): rows, quarantine and time span per source; features named by source."""
+    from riskconsole.overview import feature_table, sources
+    from riskconsole.session import Session
+
+    ws = demo_ws
+    with Session(ws) as session, session.cursor() as cur:
+        listed = {row["source"]: row for row in sources(cur, session.dataset)}
+        signups = cur.execute("SELECT count(*) FROM stream_signups").fetchall()[0][0]
+        features = {f["feature"]: f for f in feature_table(session.dataset)}
+    assert {"stream signups", "table merchants", "table ip_ranges"} <= set(listed)
+    assert listed["stream signups"]["rows"] == signups and listed["stream signups"]["from"] is not None
+    assert all("None" not in f["definition"] for f in features.values())
+    kinds = {f["source"].split()[0] for f in features.values()}
+    assert {"events", "stream", "table", "derived"} <= kinds

@@ -9,7 +9,7 @@ from riskconsole.errors import RiskConsoleError
 from riskconsole.export import fmt
 from riskconsole.ingest import FORMATS, reload
 from riskconsole.uploads import load_upload, upload_limit_mb, workspace_dataset
-from riskconsole.overview import distribution, feature_table, label_maturity, quarantine_reasons, \
+from riskconsole.overview import distribution, feature_table, label_maturity, quarantine_reasons, sources, \
     quarantine_sample, summary, tables
 from riskconsole.charts import histogram_chart, maturity_chart
 from riskconsole.ui.common import dataset_or_stop, release_connections, session_connection, workspace
@@ -77,6 +77,15 @@ cols[3].metric("labelled", f"{info['labelled']:,}", f"{info['unlabelled']:,} not
                delta_arrow="off", border=True)
 cols[4].metric("fraud rate (labelled)", fmt(info["label_rate"], "pct"), border=True)
 
+streams = sources(con, dataset)
+if streams:
+    st.subheader("Streams and tables")
+    st.caption("Context the features read beside the decision events: streams are aggregated over windows, tables "
+               "looked up (as of each event's time where they have valid_from).")
+    st.dataframe(pd.DataFrame(streams), hide_index=True, width="stretch", column_config={
+        "rows": st.column_config.NumberColumn(format="localized"),
+        "quarantined": st.column_config.NumberColumn(format="localized")})
+
 st.subheader("Label maturity")
 st.caption("Labels arrive late (chargebacks): recent days are mostly unlabelled, so judge strategies on mature days "
            "or set 'labels known as of'. The fraud rate is not drawn for days less than half labelled: their few "
@@ -95,7 +104,9 @@ with left:
 with right:
     st.subheader("Features")
     features = feature_table(dataset)
-    st.dataframe(pd.DataFrame(features), hide_index=True, width="stretch", height=260)
+    table = pd.DataFrame(features)
+    st.dataframe(table.sort_values("source", kind="stable") if features else table, hide_index=True,
+                 width="stretch", height=260)
 if features:
     name = st.selectbox("Distribution of", [f["feature"] for f in features])
     dist = distribution(con, dataset, name)
