@@ -89,6 +89,17 @@ def feature_table(dataset: Dataset) -> list[dict]:
              "description": f.description or ""} for f in dataset.features]
 
 
+def vocabulary(frame, dataset: Dataset) -> list[dict]:
+    """Every name a rule may read, its type and where it comes from (the editor's list of columns)."""
+    features = {f["feature"]: f["source"] for f in feature_table(dataset)}
+    out = [{"name": c, "type": frame.columns.get(c, "DOUBLE"),
+            "source": "detector score" if c in frame.scores and c not in frame.columns
+            else features.get(c, "events column")} for c in frame.visible]
+    order = {"events column": 0, "events": 1, "derived": 4, "detector score": 5}
+    return sorted(out, key=lambda r: (order.get(r["source"], 2 if r["source"].startswith("stream") else 3),
+                                      r["source"], r["name"]))
+
+
 def _source_of(f) -> str:
     """Where a feature's values come from: the decision stream, a stream, a table, or other features."""
     if f.sql is not None:

@@ -305,3 +305,16 @@ def test_the_data_page_lists_each_stream_and_table_and_groups_features(demo_ws):
     assert all("None" not in f["definition"] for f in features.values())
     kinds = {f["source"].split()[0] for f in features.values()}
     assert {"events", "stream", "table", "derived"} <= kinds
+
+
+def test_the_editor_lists_every_name_a_rule_can_read(demo_ws):
+    from riskconsole.overview import vocabulary
+    from riskconsole.session import Session
+
+    with Session(demo_ws) as session:
+        names = {r["name"]: r["source"] for r in vocabulary(session.frame, session.dataset)}
+        visible = set(session.frame.visible)
+    assert set(names) == visible
+    assert names["lgbm_orders"] == "detector score" and names["amount"] == "events column"
+    assert any(s.startswith("stream ") for s in names.values()) and any(s.startswith("table ") for s in names.values())
+    assert "is_fraud" not in names and "_pos" not in names

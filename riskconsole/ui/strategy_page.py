@@ -9,6 +9,7 @@ import yaml
 from riskconsole.errors import RiskConsoleError
 from riskconsole.tuning import param_range
 from riskconsole.config import read_yaml
+from riskconsole.overview import vocabulary
 from riskconsole.ui.common import guard, open_page, pick_strategy, strategy_text
 from riskconsole.versions import diff, digest, save_strategy, versions
 
@@ -48,6 +49,9 @@ try:
 except RiskConsoleError as err:
     strategy, problem = None, str(err)
 with yaml_tab:
+    with st.expander("Names a rule can read"):
+        st.dataframe(pd.DataFrame(vocabulary(session.frame, session.dataset)), hide_index=True, width="stretch",
+                     height=300)
     if problem:
         st.error(problem)
     else:
