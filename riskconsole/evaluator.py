@@ -33,6 +33,7 @@ from riskconsole.strategy import (CompiledRule, CompiledStrategy, Frame, _check_
 MAX_CACHED_CONDITIONS = 256
 MAX_CACHED_GROUPS = 64
 MAX_THRESHOLD_TABLES = 16
+MAX_TABLE_BYTES = 1_000_000_000  # threshold tables kept per evaluator (~22 bytes per event where a rest holds)
 MASK_BITS = 40  # rules packed into one hashed key; more rules fall back to a sort
 CHECKPOINT_CELLS = 4_000_000  # prefix-sum cells (groups x checkpoints) kept per threshold table
 NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
@@ -185,8 +186,8 @@ class ThresholdTable:
     def __init__(self, values: np.ndarray, rows: np.ndarray, group: np.ndarray, amount: np.ndarray,
                  others: Groups, op: str) -> None:
         order = np.argsort(values, kind="stable")
-        self.values, self.rows = values[order], rows[order]
-        self.group, self.amount = group[order].astype(np.int64), amount[order]
+        self.values, self.rows = values[order], rows[order].astype(np.int32)
+        self.group, self.amount = group[order].astype(np.int32), amount[order]
         self.others, self.op = others, op
         n, g = len(self.values), len(others.count)
         chunks = max(1, min(CHECKPOINT_CELLS // max(g, 1), n // 64 + 1))
@@ -197,6 +198,10 @@ class ThresholdTable:
             part = slice((j - 1) * self.step, j * self.step)
             self.cum_n[j] = self.cum_n[j - 1] + np.bincount(self.group[part], minlength=g)
             self.cum_a[j] = self.cum_a[j - 1] + np.bincount(self.group[part], weights=self.amount[part], minlength=g)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.values, self.rows, self.group, self.amount, self.cum_n, self.cum_a))
 
     def span(self, value) -> tuple[int, int]:
         """The sorted positions [lo, hi) where `column <op> value` holds."""
@@ -252,8 +257,8 @@ class Evaluator:
         self._groups: OrderedDict[tuple, Groups] = OrderedDict()     # sorted condition keys -> groups
         self._codes: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._tables: OrderedDict[tuple, ThresholdTable] = OrderedDict()
-        self._columns: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        self._found: dict[tuple, Threshold | None] = {}
+        self._found: dict[tuple, list[Threshold]] = {}
+        self._last_params: dict = {}
         self._load_base(compiled)
 
     def _query(self, query: exp.Expression, strategy: str) -> dict[str, np.ndarray]:
@@ -277,11 +282,11 @@ class Evaluator:
         with self._lock, self.con.cursor() as cur:
             self.days = window_days(cur, self.dataset, self.window)
         first = np.datetime64(self.days[0], "D") if self.days else np.datetime64("1970-01-01", "D")
-        self.day = (base["day"].astype("datetime64[D]") - first).astype(np.int64)
+        self.day = (base["day"].astype("datetime64[D]") - first).astype(np.int32)
         self.label = base["y"].astype(np.int8)
         self.amount = np.nan_to_num(base["amt"].astype(np.float64))
         # (day, label) cell of every event, and the totals per cell: the groups where no rule holds
-        self.cell = self.day * 3 + (self.label.astype(np.int64) + 1)
+        self.cell = self.day * 3 + (self.label.astype(np.int32) + 1)
         cells = 3 * max(len(self.days), int(self.day.max()) + 1 if len(self.day) else 0)
         self.cell_n = np.bincount(self.cell, minlength=cells).astype(np.int64)
         self.cell_a = np.bincount(self.cell, weights=self.amount, minlength=cells)
@@ -332,7 +337,7 @@ class Evaluator:
             with self._lock:
                 for i, key in enumerate(missing):
                     bits = (data[words[i // BITS]].astype(np.int64)[order] >> (i % BITS)) & 1
-                    self._cache[key] = rows[bits.astype(bool)].astype(np.int64)
+                    self._cache[key] = rows[bits.astype(bool)].astype(np.int32)
         with self._lock:
             while len(self._cache) > MAX_CACHED_CONDITIONS:
                 self._cache.popitem(last=False)
@@ -346,28 +351,41 @@ class Evaluator:
         with self._lock:
             cached = tuple(sorted(set(keys))) in self._groups
             missing = [i for i, k in enumerate(keys) if k not in self._cache]
+            moved = {p for p, v in compiled.params.items() if self._last_params.get(p, v) != v}
+            self._last_params = dict(compiled.params)
         if not cached and len(missing) == 1:
-            found = self.threshold_of(compiled, missing[0])
+            found = self._pick(compiled, keys, missing[0], moved)
             if found is not None:
                 return self.threshold_groups(compiled, found, keys)
         return self.groups(compiled, keys)
 
-    def threshold_of(self, compiled: CompiledStrategy, index: int, param: str | None = None) -> Threshold | None:
-        """The threshold param of rule `index` (or `param` if it is one), if any (cached per texts and params)."""
+    def _pick(self, compiled: CompiledStrategy, keys: list[str], index: int, moved: set) -> Threshold | None:
+        """Of the rule's threshold params, the one whose table is built, else the one just moved."""
+        candidates = self.thresholds_of(compiled, index)
+        if len(candidates) <= 1:
+            return candidates[0] if candidates else None
+        unique = tuple(sorted(set(keys[:index] + keys[index + 1:])))
+        with self._lock:
+            for found in candidates:
+                if (unique, render(found.rest), found.column, found.op) in self._tables:
+                    return found
+        return next((f for f in candidates if f.param in moved), candidates[0])
+
+    def threshold_of(self, compiled: CompiledStrategy, index: int, param: str) -> Threshold | None:
+        """`param` as a threshold of rule `index`, if it is one."""
+        return next((f for f in self.thresholds_of(compiled, index) if f.param == param), None)
+
+    def thresholds_of(self, compiled: CompiledStrategy, index: int) -> list[Threshold]:
+        """Every threshold param of rule `index` (cached per texts and params)."""
         text = compiled.strategy.rules[index].when
-        params = tuple(sorted((p, repr(compiled.params.get(p))) for p in referenced_params(text)
-                              if param is None or p == param))
+        params = tuple(sorted((p, repr(compiled.params.get(p))) for p in referenced_params(text)))
         key = (index, text, params, compiled.strategy.population, tuple(r.when for r in compiled.strategy.rules))
         with self._lock:
             if key in self._found:
                 return self._found[key]
         numeric = {c for c, t in self.frame.columns.items() if t in NUMERIC} | set(self.frame.scores)
-        found = None
-        for param, _ in params:
-            candidate = find_threshold(compiled, self.frame, param, numeric)
-            if candidate is not None and candidate.index == index:
-                found = candidate
-                break
+        found = [f for f in (find_threshold(compiled, self.frame, p, numeric) for p, _ in params)
+                 if f is not None and f.index == index]
         with self._lock:
             if len(self._found) > 4 * MAX_CACHED_CONDITIONS:
                 self._found.clear()
@@ -401,7 +419,7 @@ class Evaluator:
         """Groups of the rows some condition holds on (hashed), plus one group per (day, label) for the rest.
         Also returns how to find any row's group: (rows with a rule, their group, the group of each cell)."""
         n_rules = len(columns)
-        union = np.unique(np.concatenate(columns)) if n_rules else np.zeros(0, dtype=np.int64)
+        union = np.unique(np.concatenate(columns)) if n_rules else np.zeros(0, dtype=np.int32)
         hits = np.zeros((len(union), n_rules), dtype=bool)
         for i, rows in enumerate(columns):
             hits[np.searchsorted(union, rows), i] = True
@@ -427,27 +445,18 @@ class Evaluator:
 
     # ------------------------------------------------------------ threshold params
 
-    def _column(self, name: str, compiled: CompiledStrategy) -> tuple[np.ndarray, np.ndarray]:
-        """A numeric column over the population (values, and where it is not NULL), fetched once."""
-        with self._lock:
-            if name in self._columns:
-                return self._columns[name]
-        query = self._where(exp.select("_pos", alias(ident(name), "v")).from_(
-            source(compiled, self.frame).subquery("src")), compiled)
+    def _sorted_column(self, compiled: CompiledStrategy, found: Threshold) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, values) of the population events where the rest of the rule holds and the column is not NULL:
+        one query, only those events."""
+        query = exp.select("_pos", alias(ident(found.column), "v")).from_(source(compiled, self.frame).subquery("src"))
+        query = self._where(query, compiled).where(fill(":c IS NOT NULL", c=ident(found.column)))
+        if not isinstance(found.rest, exp.Boolean):
+            query = query.where(fill("coalesce(:r, false)", r=found.rest))
         with self._lock, self.con.cursor() as cur:
             table = run_query(cur, query, compiled.name)
         rows = np.searchsorted(self.pos, table.column("_pos").to_numpy().astype(np.int64))
-        column = table.column("v")
-        valid_in = ~np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-        raw = column.to_numpy(zero_copy_only=False)
-        dtype = np.float32 if raw.dtype == np.float32 else np.float64  # FLOAT compares as FLOAT in DuckDB
-        values = np.zeros(len(self.pos), dtype=dtype)
-        valid = np.zeros(len(self.pos), dtype=bool)
-        values[rows[valid_in]] = raw[valid_in].astype(dtype)
-        valid[rows[valid_in]] = True
-        with self._lock:
-            self._columns[name] = (values, valid)
-        return values, valid
+        raw = table.column("v").to_numpy(zero_copy_only=False)
+        return rows, raw.astype(np.float32 if raw.dtype == np.float32 else np.float64)  # FLOAT compares as FLOAT
 
     def _table(self, compiled: CompiledStrategy, found: Threshold, other_keys: list[str]
                ) -> tuple[ThresholdTable, tuple]:
@@ -463,16 +472,13 @@ class Evaluator:
                 return table, unique
         stub = CompiledStrategy(compiled.strategy, compiled.params, others, compiled.population, compiled.detectors)
         self.groups(stub, other_keys)  # fills the groups and row codes of `unique`
-        rest = np.arange(len(self.pos), dtype=np.int64) if isinstance(found.rest, exp.Boolean) else \
-            self.rows(found.rest, compiled, rest_key)
-        values, valid = self._column(found.column, compiled)
-        rest = rest[valid[rest]]
+        rest, values = self._sorted_column(compiled, found)
         with self._lock:
             canon = self._groups[unique]
-            table = ThresholdTable(values[rest], rest, self._group_of(unique, rest), self.amount[rest], canon,
-                                   found.op)
+            table = ThresholdTable(values, rest, self._group_of(unique, rest), self.amount[rest], canon, found.op)
             self._tables[tkey] = table
-            while len(self._tables) > MAX_THRESHOLD_TABLES:
+            while len(self._tables) > 1 and (len(self._tables) > MAX_THRESHOLD_TABLES or sum(
+                    t.nbytes for t in self._tables.values()) > MAX_TABLE_BYTES):
                 self._tables.popitem(last=False)
         return table, unique
 
