@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import lru_cache
 
 import duckdb
 import numpy as np
@@ -53,18 +54,52 @@ class Compiler:
         self.frame = frame
         self._nodes: OrderedDict[tuple, exp.Expression] = OrderedDict()
         self._params: dict[str, frozenset] = {}
+        self._checked: set[tuple] = set()      # (where, text, param types) whose condition DuckDB typed boolean
+        self._used: set[tuple] = set()         # (texts, param names) whose $params are all defined
+        self._strategies: OrderedDict[tuple, Strategy] = OrderedDict()
         self._lock = threading.Lock()
+
+    def strategy(self, ws, path) -> Strategy:
+        """`ws.strategy(path)`, parsed once per file text (the YAML parser costs ~50 ms per 20 rules)."""
+        from pathlib import Path
+
+        from riskconsole.config import parse_model, read_config, read_yaml
+
+        label = ws.rel(path)
+        text = read_config(Path(path), label)
+        key = (label, text)
+        with self._lock:
+            found = self._strategies.get(key)
+        if found is None:
+            found = parse_model(read_yaml(text, label), Strategy, label)
+            with self._lock:
+                self._strategies[key] = found
+                while len(self._strategies) > 32:
+                    self._strategies.popitem(last=False)
+        return found
+
+    def _types(self, text: str, params: dict) -> tuple:
+        def kind(value) -> object:
+            if isinstance(value, (list, tuple)):
+                return tuple(kind(v) for v in value)
+            return type(value).__name__
+
+        return tuple(sorted((n, kind(params[n])) for n in self._params[text] if n in params))
 
     def _key(self, where: str, text: str, params: dict) -> tuple:
         used = self._params.get(text)
         if used is None:
-            used = self._params[text] = frozenset(referenced_params(text))
+            used = self._params[text] = params_in(text)
         return where, text, tuple(sorted((n, type(params[n]).__name__, repr(params[n])) for n in used if n in params))
 
     def compile(self, strategy: Strategy, label: str, overrides: dict | None,
                 con: duckdb.DuckDBPyConnection) -> CompiledStrategy:
         params = resolve_params(strategy, overrides, label)
-        _check_params_used(strategy, params, label)
+        used = (tuple(r.when for r in strategy.rules), strategy.population, frozenset(params))
+        if used not in self._used:
+            _check_params_used(strategy, params, label)
+            with self._lock:
+                self._used.add(used) if len(self._used) < 4096 else self._used.clear()
         texts = [(f"{label}: rule '{r.name}'", r.when) for r in strategy.rules]
         if strategy.population:
             texts.append((f"{label}: population", strategy.population))
@@ -77,22 +112,53 @@ class Compiler:
                 node = parse_visible(text, self.frame.visible, self.frame.hidden, params, where)
                 fresh.append((key, len(nodes)))
             nodes.append(node)
+        fresh_all = list(fresh)
         rules = [CompiledRule(r.name, r.action, r.enabled, n) for r, n in zip(strategy.rules, nodes)]
         population = nodes[len(rules)] if strategy.population else None
         used = set().union(*(referenced_columns(n) for n in nodes))
         detectors = [d for d in self.frame.scores if d in used and d not in self.frame.columns]
         compiled = CompiledStrategy(strategy, params, rules, population, detectors)
-        if fresh:  # check only what was parsed now (the rest was checked when cached), in the file's order
+        # check only what was parsed now, in the file's order; a condition already typed boolean with params of
+        # the same types (a slider moved a number) cannot change type
+        fresh = [(key, i) for key, i in fresh if (key[0], key[1], self._types(key[1], params)) not in self._checked]
+        if fresh:
             new = {i for _, i in fresh}
             stub = CompiledStrategy(strategy, params, [r for i, r in enumerate(rules) if i in new],
                                     population if len(rules) in new else None, detectors)
             check_boolean(con, stub, self.frame, label)
-            with self._lock:
-                for key, i in fresh:
-                    self._nodes[key] = nodes[i]
-                while len(self._nodes) > 4 * MAX_CACHED_CONDITIONS:
-                    self._nodes.popitem(last=False)
+        with self._lock:
+            for where, text in texts:
+                self._checked.add((where, text, self._types(text, params)))
+            for key, i in fresh_all:
+                self._nodes[key] = nodes[i]
+            while len(self._nodes) > 4 * MAX_CACHED_CONDITIONS:
+                self._nodes.popitem(last=False)
+            if len(self._checked) > 16 * MAX_CACHED_CONDITIONS:
+                self._checked.clear()
         return compiled
+
+
+@lru_cache(maxsize=4096)
+def params_in(text: str) -> frozenset:
+    """`referenced_params(text)`, once per text (it tokenizes)."""
+    return frozenset(referenced_params(text))
+
+
+_RENDERED: dict[int, tuple[exp.Expression, str]] = {}
+_RENDER_LOCK = threading.Lock()
+
+
+def key_of(node: exp.Expression) -> str:
+    """`render(node)`, once per node object (the compiler hands out the same nodes for the same rule)."""
+    hit = _RENDERED.get(id(node))
+    if hit is not None and hit[0] is node:
+        return hit[1]
+    text = render(node)
+    with _RENDER_LOCK:
+        if len(_RENDERED) > 8 * MAX_CACHED_CONDITIONS:
+            _RENDERED.clear()
+        _RENDERED[id(node)] = (node, text)
+    return text
 
 
 def compiler_of(session) -> Compiler:
@@ -130,6 +196,16 @@ class Threshold:
     column: str
     op: str
     rest: exp.Expression
+    term: int = 0  # position of the comparison among the rule's ANDed terms
+
+    def at(self, compiled: CompiledStrategy) -> Threshold:
+        """The same threshold in another compile of the same texts (other param values): same shape, new rest."""
+        terms = _conjuncts(compiled.rules[self.index].condition)
+        rest = [t for j, t in enumerate(terms) if j != self.term]
+        node = rest[0] if rest else exp.Boolean(this=True)
+        for other in rest[1:]:
+            node = exp.And(this=node, expression=other)
+        return Threshold(self.param, self.index, self.column, self.op, node, self.term)
 
 
 def find_threshold(compiled: CompiledStrategy, frame: Frame, param: str, numeric_columns: set[str]
@@ -139,9 +215,8 @@ def find_threshold(compiled: CompiledStrategy, frame: Frame, param: str, numeric
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     literal = render(exp.convert(value))
-    touched = [i for i, rule in enumerate(compiled.strategy.rules) if param in referenced_params(rule.when)]
-    if len(touched) != 1 or (compiled.strategy.population and param in referenced_params(
-            compiled.strategy.population)):
+    touched = [i for i, rule in enumerate(compiled.strategy.rules) if param in params_in(rule.when)]
+    if len(touched) != 1 or (compiled.strategy.population and param in params_in(compiled.strategy.population)):
         return None
     index = touched[0]
     # the param must be the only literal equal to its rendering and appear once, as a comparison operand
@@ -160,11 +235,8 @@ def find_threshold(compiled: CompiledStrategy, frame: Frame, param: str, numeric
     term, column, op = found[0]
     if sum(1 for t in terms for lit_ in t.find_all(exp.Literal) if render(lit_) == literal) != 1:
         return None
-    rest = [t for t in terms if t is not term]
-    node = rest[0] if rest else exp.Boolean(this=True)
-    for other in rest[1:]:
-        node = exp.And(this=node, expression=other)
-    return Threshold(param, index, column, op, node)
+    position = next(j for j, t in enumerate(terms) if t is term)
+    return Threshold(param, index, column, op, exp.Boolean(this=True), position).at(compiled)
 
 
 def _is_value(node: exp.Expression, literal: str) -> bool:
@@ -258,11 +330,12 @@ class Evaluator:
         self._codes: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._tables: OrderedDict[tuple, ThresholdTable] = OrderedDict()
         self._found: dict[tuple, list[Threshold]] = {}
+        self._building: dict[tuple, threading.Thread] = {}
         self._last_params: dict = {}
         self._load_base(compiled)
 
     def _query(self, query: exp.Expression, strategy: str) -> dict[str, np.ndarray]:
-        with self._lock, self.con.cursor() as cur:
+        with self.con.cursor() as cur:  # a cursor per call: safe beside a table built in the background
             table = run_query(cur, query, strategy)
         return {name: table.column(name).to_numpy() for name in table.column_names}
 
@@ -295,11 +368,13 @@ class Evaluator:
 
     def rows(self, condition: exp.Expression, compiled: CompiledStrategy, key: str | None = None) -> np.ndarray:
         """Sorted population rows where the condition holds (cached by its SQL)."""
-        key = key or render(condition)
-        self.prefetch([condition], compiled, [key])
-        with self._lock:
-            self._cache.move_to_end(key)
-            return self._cache[key]
+        key = key or key_of(condition)
+        while True:  # (a build in the background may evict it in between: then query it again)
+            self.prefetch([condition], compiled, [key])
+            with self._lock:
+                if key in self._cache:
+                    self._cache.move_to_end(key)
+                    return self._cache[key]
 
     def hits(self, condition: exp.Expression, compiled: CompiledStrategy) -> np.ndarray:
         """Boolean array over the population: where the condition holds."""
@@ -310,7 +385,7 @@ class Evaluator:
     def prefetch(self, conditions: list[exp.Expression], compiled: CompiledStrategy,
                  keys: list[str] | None = None) -> None:
         """Evaluate every condition not cached yet in ONE pass (only the rows some condition holds on)."""
-        keys = keys or [render(n) for n in conditions]
+        keys = keys or [key_of(n) for n in conditions]
         missing = {}
         with self._lock:
             for key, node in zip(keys, conditions):
@@ -347,7 +422,7 @@ class Evaluator:
     def answer(self, compiled: CompiledStrategy) -> Groups:
         """The groups of a strategy by the cheapest exact path: cached groups (actions, on/off, order), a
         threshold table (one threshold param moved), else only the changed conditions queried."""
-        keys = [render(r.condition) for r in compiled.rules]
+        keys = [key_of(r.condition) for r in compiled.rules]
         with self._lock:
             cached = tuple(sorted(set(keys))) in self._groups
             missing = [i for i, k in enumerate(keys) if k not in self._cache]
@@ -356,8 +431,45 @@ class Evaluator:
         if not cached and len(missing) == 1:
             found = self._pick(compiled, keys, missing[0], moved)
             if found is not None:
-                return self.threshold_groups(compiled, found, keys)
+                other_keys = keys[:found.index] + keys[found.index + 1:]
+                if self._table_key(found, other_keys) in self._tables:
+                    return self.threshold_groups(compiled, found, keys)
+                # the first move of this param: answered like any edit (one condition queried) while its
+                # table is built in the background for the next moves
+                self._build_later(compiled, found, other_keys)
         return self.groups(compiled, keys)
+
+    @staticmethod
+    def _table_key(found: Threshold, other_keys: list[str]) -> tuple:
+        return tuple(sorted(set(other_keys))), key_of(found.rest), found.column, found.op
+
+    def _build_later(self, compiled: CompiledStrategy, found: Threshold, other_keys: list[str]) -> None:
+        key = self._table_key(found, other_keys)
+        with self._lock:
+            if key in self._building or key in self._tables:
+                return
+            thread = self._building[key] = threading.Thread(target=self._build, args=(compiled, found, other_keys, key),
+                                                            daemon=True, name="threshold-table")
+        thread.start()
+
+    def _build(self, compiled: CompiledStrategy, found: Threshold, other_keys: list[str], key: tuple) -> None:
+        try:
+            self._table(compiled, found, other_keys)
+        except Exception:  # noqa: BLE001 - a table is an optimisation: the next move queries as before
+            pass
+        finally:
+            with self._lock:
+                self._building.pop(key, None)
+
+    def wait(self) -> None:
+        """Until every threshold table being built is ready (tests and benchmarks)."""
+        while True:
+            with self._lock:
+                threads = list(self._building.values())
+            if not threads:
+                return
+            for thread in threads:
+                thread.join()
 
     def _pick(self, compiled: CompiledStrategy, keys: list[str], index: int, moved: set) -> Threshold | None:
         """Of the rule's threshold params, the one whose table is built, else the one just moved."""
@@ -367,7 +479,7 @@ class Evaluator:
         unique = tuple(sorted(set(keys[:index] + keys[index + 1:])))
         with self._lock:
             for found in candidates:
-                if (unique, render(found.rest), found.column, found.op) in self._tables:
+                if (unique, key_of(found.rest), found.column, found.op) in self._tables:
                     return found
         return next((f for f in candidates if f.param in moved), candidates[0])
 
@@ -378,26 +490,29 @@ class Evaluator:
     def thresholds_of(self, compiled: CompiledStrategy, index: int) -> list[Threshold]:
         """Every threshold param of rule `index` (cached per texts and params)."""
         text = compiled.strategy.rules[index].when
-        params = tuple(sorted((p, repr(compiled.params.get(p))) for p in referenced_params(text)))
-        key = (index, text, params, compiled.strategy.population, tuple(r.when for r in compiled.strategy.rules))
+        params = sorted(params_in(text))
+        types = tuple((p, type(compiled.params.get(p)).__name__) for p in params)
+        key = (index, types, compiled.strategy.population, tuple(r.when for r in compiled.strategy.rules))
         with self._lock:
-            if key in self._found:
-                return self._found[key]
-        numeric = {c for c, t in self.frame.columns.items() if t in NUMERIC} | set(self.frame.scores)
-        found = [f for f in (find_threshold(compiled, self.frame, p, numeric) for p, _ in params)
-                 if f is not None and f.index == index]
-        with self._lock:
-            if len(self._found) > 4 * MAX_CACHED_CONDITIONS:
-                self._found.clear()
-            self._found[key] = found
-        return found
+            shapes = self._found.get(key)
+        if shapes is None:  # found where a value is unambiguous, the comparison's position holds for every value
+            numeric = {c for c, t in self.frame.columns.items() if t in NUMERIC} | set(self.frame.scores)
+            found = [f for f in (find_threshold(compiled, self.frame, p, numeric) for p in params)
+                     if f is not None and f.index == index]
+            if found or not any(p in compiled.params for p in params):
+                with self._lock:
+                    if len(self._found) > 4 * MAX_CACHED_CONDITIONS:
+                        self._found.clear()
+                    self._found[key] = found
+            return found
+        return [f.at(compiled) for f in shapes]
 
     # ------------------------------------------------------------ groups
 
     def groups(self, compiled: CompiledStrategy, keys: list[str] | None = None) -> Groups:
         """`Groups` for the strategy: events collapsed by (day, label, which rules hold), as the SQL pass does.
         Cached by the set of conditions: actions, on/off and rule order need no new pass."""
-        keys = keys or [render(r.condition) for r in compiled.rules]
+        keys = keys or [key_of(r.condition) for r in compiled.rules]
         unique = tuple(sorted(set(keys)))
         with self._lock:
             cached = self._groups.get(unique)
@@ -419,10 +534,17 @@ class Evaluator:
         """Groups of the rows some condition holds on (hashed), plus one group per (day, label) for the rest.
         Also returns how to find any row's group: (rows with a rule, their group, the group of each cell)."""
         n_rules = len(columns)
-        union = np.unique(np.concatenate(columns)) if n_rules else np.zeros(0, dtype=np.int32)
+        seen = np.zeros(len(self.pos), dtype=bool)  # a mask, not np.unique: O(events) at memory speed
+        for rows in columns:
+            seen[rows] = True
+        union = np.flatnonzero(seen).astype(np.int32)
+        del seen
+        rank = np.empty(len(self.pos), dtype=np.int32)
+        rank[union] = np.arange(len(union), dtype=np.int32)
         hits = np.zeros((len(union), n_rules), dtype=bool)
         for i, rows in enumerate(columns):
-            hits[np.searchsorted(union, rows), i] = True
+            hits[rank[rows], i] = True
+        del rank
         some, codes = collapse(self.day[union], self.label[union], hits, self.amount[union], self.days,
                                with_codes=True)
         left_n = self.cell_n - np.bincount(self.cell[union], minlength=len(self.cell_n))
@@ -438,10 +560,11 @@ class Evaluator:
         return groups, (union, codes, cell_group)
 
     def _group_of(self, unique: tuple, rows: np.ndarray) -> np.ndarray:
+        """The group (among the groups of conditions `unique`) of each of `rows`."""
         union, codes, cell_group = self._codes[unique]
-        at = np.minimum(np.searchsorted(union, rows), max(len(union) - 1, 0))
-        inside = (union[at] == rows) if len(union) else np.zeros(len(rows), dtype=bool)
-        return np.where(inside, codes[at] if len(union) else 0, cell_group[self.cell[rows]])
+        group = cell_group[self.cell]
+        group[union] = codes
+        return group[rows]
 
     # ------------------------------------------------------------ threshold params
 
@@ -452,7 +575,7 @@ class Evaluator:
         query = self._where(query, compiled).where(fill(":c IS NOT NULL", c=ident(found.column)))
         if not isinstance(found.rest, exp.Boolean):
             query = query.where(fill("coalesce(:r, false)", r=found.rest))
-        with self._lock, self.con.cursor() as cur:
+        with self.con.cursor() as cur:
             table = run_query(cur, query, compiled.name)
         rows = np.searchsorted(self.pos, table.column("_pos").to_numpy().astype(np.int64))
         raw = table.column("v").to_numpy(zero_copy_only=False)
@@ -463,8 +586,7 @@ class Evaluator:
         """The threshold table of the rule over the other rules' groups (built once: one SQL pass at most)."""
         others = compiled.rules[:found.index] + compiled.rules[found.index + 1:]
         unique = tuple(sorted(set(other_keys)))
-        rest_key = render(found.rest)
-        tkey = (unique, rest_key, found.column, found.op)
+        tkey = self._table_key(found, other_keys)
         with self._lock:
             table = self._tables.get(tkey)
             if table is not None:
@@ -474,8 +596,9 @@ class Evaluator:
         self.groups(stub, other_keys)  # fills the groups and row codes of `unique`
         rest, values = self._sorted_column(compiled, found)
         with self._lock:
-            canon = self._groups[unique]
-            table = ThresholdTable(values, rest, self._group_of(unique, rest), self.amount[rest], canon, found.op)
+            canon, group = self._groups[unique], self._group_of(unique, rest)
+        table = ThresholdTable(values, rest, group, self.amount[rest], canon, found.op)
+        with self._lock:
             self._tables[tkey] = table
             while len(self._tables) > 1 and (len(self._tables) > MAX_THRESHOLD_TABLES or sum(
                     t.nbytes for t in self._tables.values()) > MAX_TABLE_BYTES):
@@ -495,7 +618,7 @@ class Evaluator:
 
     def curve_groups(self, compiled: CompiledStrategy, found: Threshold, values: list) -> list[Groups]:
         """Groups at every value of the threshold param (one table, one searchsorted per value)."""
-        keys = [render(r.condition) for r in compiled.rules]
+        keys = [key_of(r.condition) for r in compiled.rules]
         other_keys = keys[:found.index] + keys[found.index + 1:]
         table, unique = self._table(compiled, found, other_keys)
         return [self._place(table.groups(v, len(unique)), unique, keys, found.index) for v in values]

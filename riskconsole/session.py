@@ -211,8 +211,8 @@ class Session:
         from its sorted column (no SQL); actions, on/off and rule order reuse the cached groups."""
         from riskconsole.evaluator import compiler_of
 
-        strategy = strategy or self.strategy(path)
         compiler = compiler_of(self)
+        strategy = strategy or compiler.strategy(self.ws, path)
         with self.cursor() as cur:
             compiled = compiler.compile(strategy, self.ws.rel(path), overrides, cur)
         evaluator = self._evaluator(compiled, window)
@@ -224,14 +224,18 @@ class Session:
         from riskconsole.evaluator import Evaluator, data_version
 
         population = compiled.population.sql() if compiled.population is not None else None
-        with self.cursor() as cur:
-            version = data_version(cur)
-        key = (window, population, version)
+        con = self.connection()
+        with self._lock:
+            known = getattr(self, "_version", None)
+        if known is None or known[0] is not con:  # no load can write while this read-only connection is open
+            with con.cursor() as cur:
+                known = self._version = (con, data_version(cur))
+        key = (window, population, known[1])
         with self._lock:
             if key in self._evaluators:
                 self._evaluators.move_to_end(key)
                 return self._evaluators[key]
-        evaluator = Evaluator(self.connection(), self.dataset, self.frame, window, compiled, version)
+        evaluator = Evaluator(con, self.dataset, self.frame, window, compiled, known[1])
         with self._lock:
             self._evaluators[key] = evaluator
             while len(self._evaluators) > EVALUATORS:

@@ -87,6 +87,9 @@ def test_random_edits_keep_console_equal_to_backtest(edit_ws, window):
                 name = rng.choice(list(body["params"]))
                 overrides = {name: body["params"][name] + STEPS[name]}
             got = console.interactive(path, window, overrides)
+            if rng.random() < 0.6:  # let threshold tables finish building (else the move after is a query)
+                for evaluator in list(console._evaluators.values()):
+                    evaluator.wait()
             cli._evaluators.clear()
             want = cli.backtest(path, window, overrides).report
             try:
@@ -103,8 +106,9 @@ def test_threshold_moves_need_no_sql(edit_ws, monkeypatch):
     window = make_window()
     with Session(edit_ws) as session:
         session.interactive(path, window)
-        session.interactive(path, window, {"users": 4})  # builds shared_device's table
+        session.interactive(path, window, {"users": 4})  # builds shared_device's table (in the background)
         evaluator = next(iter(session._evaluators.values()))
+        evaluator.wait()
         calls = []
         original = evaluator._query
         monkeypatch.setattr(evaluator, "_query", lambda *a, **k: calls.append(a) or original(*a, **k))
