@@ -47,12 +47,13 @@ def edit_ws(tmp_path):
     return ws
 
 
-def _edit(rng: random.Random, body: dict) -> str:
-    """Apply one random edit to the strategy body; returns what it did."""
+def _edit(rng: random.Random, body: dict, last: list) -> str:
+    """Apply one random edit to the strategy body; returns what it did. A param is often moved again (a drag)."""
     rules, params = body["rules"], body["params"]
     kind = rng.choices(["param", "action", "enabled", "when", "order"], weights=[8, 2, 2, 2, 1])[0]
     if kind == "param":
-        name = rng.choice(list(params))
+        name = last[0] if last and rng.random() < 0.7 else rng.choice(list(params))
+        last[:] = [name]
         step = STEPS[name] * rng.choice([-3, -2, -1, 1, 1, 2, 3])
         params[name] = round(params[name] + step, 6) if isinstance(params[name], float) else params[name] + step
         return f"{name}={params[name]}"
@@ -78,12 +79,13 @@ def test_random_edits_keep_console_equal_to_backtest(edit_ws, window):
     path = edit_ws.strategies_dir / "walk.yaml"
     body = yaml.safe_load(path.read_text())
     with Session(edit_ws) as console, Session(edit_ws) as cli:
+        last: list = []
         for step in range(200 if window.start is None else 60):
-            what = _edit(rng, body)
+            what = _edit(rng, body, last)
             path.write_text(yaml.safe_dump(body, sort_keys=False))
             # half the moves as --set overrides on the saved file, as the Tune page's sliders send them
             overrides = {}
-            if rng.random() < 0.5:
+            if rng.random() < 0.2:
                 name = rng.choice(list(body["params"]))
                 overrides = {name: body["params"][name] + STEPS[name]}
             got = console.interactive(path, window, overrides)
@@ -100,28 +102,37 @@ def test_random_edits_keep_console_equal_to_backtest(edit_ws, window):
         assert evaluator._tables, "threshold moves were answered from sorted columns"
 
 
-def test_threshold_moves_need_no_sql(edit_ws, monkeypatch):
-    """Once the table of a threshold param is built, moving it runs no query at all."""
+@pytest.mark.parametrize("param, values", [
+    ("users", (4, 1, 2, 5, 6, 3)),            # device_users_1d >= $users
+    ("burst", (3, 1, 0, 4, 2)),               # user_orders_1h >= $burst (alone in its rule)
+    ("cut", (30.0, 5.5, 55.0, 120.25, 0.0)),  # amount < $cut, ANDed
+    ("avg", (60.0, 120.5, 10.0, 400.0)),      # $avg >= user_amount_1d: written the other way round
+])
+def test_threshold_moves_need_no_sql(edit_ws, monkeypatch, param, values):
+    """Once the table of a threshold param is built, moving it runs no query at all; every answer is the
+    backtest's."""
     path = edit_ws.strategies_dir / "walk.yaml"
     window = make_window()
     with Session(edit_ws) as session:
         session.interactive(path, window)
-        session.interactive(path, window, {"users": 4})  # builds shared_device's table (in the background)
+        first = session.interactive(path, window, {param: values[0]})  # builds the table (in the background)
+        assert_same(first, session.backtest(path, window, {param: values[0]}).report)
         evaluator = next(iter(session._evaluators.values()))
         evaluator.wait()
+        assert evaluator._tables
         calls = []
         original = evaluator._query
         monkeypatch.setattr(evaluator, "_query", lambda *a, **k: calls.append(a) or original(*a, **k))
-        for users in (1, 2, 5, 6, 3):
-            report = session.interactive(path, window, {"users": users})
-            assert_same(report, session.backtest(path, window, {"users": users}).report)
+        for value in values[1:]:
+            report = session.interactive(path, window, {param: value})
+            assert_same(report, session.backtest(path, window, {param: value}).report)
         # an action flip and a rule switched off: cached groups, no query either
         body = yaml.safe_load(path.read_text())
         body["rules"][1]["action"] = "review"
         body["rules"][2]["enabled"] = False
         path.write_text(yaml.safe_dump(body, sort_keys=False))
-        assert_same(session.interactive(path, window, {"users": 5}),
-                    session.backtest(path, window, {"users": 5}).report)
+        assert_same(session.interactive(path, window, {param: values[-1]}),
+                    session.backtest(path, window, {param: values[-1]}).report)
         assert calls == []
 
 
