@@ -400,9 +400,10 @@ class Evaluator:
             nodes = list(missing.values())
             words = [f"m{i}" for i in range(0, len(nodes), BITS)]
             stub = CompiledStrategy(compiled.strategy, {}, [CompiledRule(f"c{i}", "review", True, n)
-                                                            for i, n in enumerate(nodes)], None, compiled.detectors)
+                                                            for i, n in enumerate(nodes)], compiled.population,
+                                    _detectors(compiled, nodes))  # joins only the score tables these read
             query = exp.select("_pos", *[alias(w, name) for w, name in zip(mask_words(stub), words)]).from_(
-                source(compiled, self.frame).subquery("src"))
+                source(stub, self.frame).subquery("src"))
             query = self._where(query, compiled)
             sparse = exp.select("*").from_(query.subquery("q")).where(" OR ".join(f"{w} <> 0" for w in words))
             data = self._query(sparse, compiled.name)  # rows come in any order: realign on _pos
@@ -534,19 +535,31 @@ class Evaluator:
         """Groups of the rows some condition holds on (hashed), plus one group per (day, label) for the rest.
         Also returns how to find any row's group: (rows with a rule, their group, the group of each cell)."""
         n_rules = len(columns)
-        seen = np.zeros(len(self.pos), dtype=bool)  # a mask, not np.unique: O(events) at memory speed
-        for rows in columns:
-            seen[rows] = True
-        union = np.flatnonzero(seen).astype(np.int32)
-        del seen
-        rank = np.empty(len(self.pos), dtype=np.int32)
-        rank[union] = np.arange(len(union), dtype=np.int32)
-        hits = np.zeros((len(union), n_rules), dtype=bool)
-        for i, rows in enumerate(columns):
-            hits[rank[rows], i] = True
-        del rank
-        some, codes = collapse(self.day[union], self.label[union], hits, self.amount[union], self.days,
-                               with_codes=True)
+        if n_rules <= MASK_BITS and len(self.cell_n) < 1 << (62 - MASK_BITS):
+            pattern = np.zeros(len(self.pos), dtype=np.int64)  # which conditions hold, one bit each
+            for i, rows in enumerate(columns):
+                pattern[rows] |= np.int64(1) << i
+            union = np.flatnonzero(pattern).astype(np.int32)
+            codes, uniques = pd.factorize(pattern[union] | (self.cell[union].astype(np.int64) << MASK_BITS))
+            del pattern
+            cell = uniques >> MASK_BITS
+            codes = np.asarray(codes, dtype=np.int64)
+            some = Groups(cell // 3, (cell % 3 - 1).astype(np.int8),
+                          ((uniques[:, None] >> np.arange(n_rules, dtype=np.int64)) & 1).astype(bool),
+                          np.bincount(codes, minlength=len(uniques)).astype(np.int64),
+                          np.bincount(codes, weights=self.amount[union], minlength=len(uniques)), self.days)
+        else:
+            seen = np.zeros(len(self.pos), dtype=bool)
+            for rows in columns:
+                seen[rows] = True
+            union = np.flatnonzero(seen).astype(np.int32)
+            rank = np.empty(len(self.pos), dtype=np.int32)
+            rank[union] = np.arange(len(union), dtype=np.int32)
+            hits = np.zeros((len(union), n_rules), dtype=bool)
+            for i, rows in enumerate(columns):
+                hits[rank[rows], i] = True
+            some, codes = collapse(self.day[union], self.label[union], hits, self.amount[union], self.days,
+                                   with_codes=True)
         left_n = self.cell_n - np.bincount(self.cell[union], minlength=len(self.cell_n))
         left_a = self.cell_a - np.bincount(self.cell[union], weights=self.amount[union], minlength=len(self.cell_a))
         cells = np.flatnonzero(left_n > 0)
@@ -571,7 +584,9 @@ class Evaluator:
     def _sorted_column(self, compiled: CompiledStrategy, found: Threshold) -> tuple[np.ndarray, np.ndarray]:
         """(rows, values) of the population events where the rest of the rule holds and the column is not NULL:
         one query, only those events."""
-        query = exp.select("_pos", alias(ident(found.column), "v")).from_(source(compiled, self.frame).subquery("src"))
+        stub = CompiledStrategy(compiled.strategy, {}, [], compiled.population,
+                                _detectors(compiled, [found.rest, exp.column(found.column)]))
+        query = exp.select("_pos", alias(ident(found.column), "v")).from_(source(stub, self.frame).subquery("src"))
         query = self._where(query, compiled).where(fill(":c IS NOT NULL", c=ident(found.column)))
         if not isinstance(found.rest, exp.Boolean):
             query = query.where(fill("coalesce(:r, false)", r=found.rest))
@@ -626,6 +641,13 @@ class Evaluator:
     @staticmethod
     def _place(groups: Groups, unique: tuple, keys: list[str], index: int) -> Groups:
         return _select(groups, [len(unique) if i == index else unique.index(k) for i, k in enumerate(keys)])
+
+
+def _detectors(compiled: CompiledStrategy, nodes: list[exp.Expression]) -> list[str]:
+    """The strategy's detectors that these nodes or its population read (the score tables a query must join)."""
+    used = set().union(*(referenced_columns(n) for n in nodes),
+                       referenced_columns(compiled.population) if compiled.population is not None else set())
+    return [d for d in compiled.detectors if d in used]
 
 
 def _select(groups: Groups, columns: list[int]) -> Groups:
