@@ -261,6 +261,8 @@ class ThresholdTable:
         self.values, self.rows = values[order], rows[order].astype(np.int32)
         self.group, self.amount = group[order].astype(np.int32), amount[order]
         self.others, self.op = others, op
+        self.hits0 = np.column_stack([others.hits, np.zeros(len(others.count), dtype=bool)])
+        self.hits1 = np.column_stack([others.hits, np.ones(len(others.count), dtype=bool)])
         n, g = len(self.values), len(others.count)
         chunks = max(1, min(CHECKPOINT_CELLS // max(g, 1), n // 64 + 1))
         self.step = max(1, -(-n // chunks))
@@ -273,7 +275,8 @@ class ThresholdTable:
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.values, self.rows, self.group, self.amount, self.cum_n, self.cum_a))
+        return sum(a.nbytes for a in (self.values, self.rows, self.group, self.amount, self.cum_n, self.cum_a,
+                                      self.hits0, self.hits1))
 
     def span(self, value) -> tuple[int, int]:
         """The sorted positions [lo, hi) where `column <op> value` holds."""
@@ -303,8 +306,11 @@ class ThresholdTable:
         o = self.others
         stay = o.count - moved_n
         keep0, keep1 = stay > 0, moved_n > 0
-        hits0 = np.insert(o.hits[keep0], index, False, axis=1)
-        hits1 = np.insert(o.hits[keep1], index, True, axis=1)
+        if index == o.hits.shape[1]:  # (the patterns with the rule's bit off / on, made once)
+            hits0, hits1 = self.hits0[keep0], self.hits1[keep1]
+        else:
+            hits0 = np.insert(o.hits[keep0], index, False, axis=1)
+            hits1 = np.insert(o.hits[keep1], index, True, axis=1)
         return Groups(np.concatenate([o.day[keep0], o.day[keep1]]), np.concatenate([o.label[keep0], o.label[keep1]]),
                       np.concatenate([hits0, hits1]), np.concatenate([stay[keep0], moved_n[keep1]]),
                       np.concatenate([(o.amount - moved_a)[keep0], moved_a[keep1]]), o.days)
