@@ -337,6 +337,7 @@ class Evaluator:
         self._tables: OrderedDict[tuple, ThresholdTable] = OrderedDict()
         self._found: dict[tuple, list[Threshold]] = {}
         self._building: dict[tuple, threading.Thread] = {}
+        self._group_map: tuple = (None, None)  # (conditions, group of every event) of the latest split
         self._last_params: dict = {}
         self._load_base(compiled)
 
@@ -444,7 +445,60 @@ class Evaluator:
                 # the first move of this param: answered like any edit (one condition queried) while its
                 # table is built in the background for the next moves
                 self._build_later(compiled, found, other_keys)
+            else:
+                return self._one_rule(compiled, keys, missing[0])
         return self.groups(compiled, keys)
+
+    def _one_rule(self, compiled: CompiledStrategy, keys: list[str], index: int) -> Groups:
+        """One rule's condition changed: query only it, and split the other rules' cached groups by where it
+        holds (no re-collapse of every event). The first edit of a rule collapses as usual and caches the
+        other rules' groups in the background for the next edits."""
+        other_keys = keys[:index] + keys[index + 1:]
+        unique = tuple(sorted(set(other_keys)))
+        with self._lock:
+            ready = unique in self._groups and unique in self._codes
+        if not ready:
+            others = compiled.rules[:index] + compiled.rules[index + 1:]
+            stub = CompiledStrategy(compiled.strategy, compiled.params, others, compiled.population,
+                                    compiled.detectors)
+            self._later(("others", unique), lambda: self.groups(stub, other_keys))
+            return self.groups(compiled, keys)
+        rows = self.rows(compiled.rules[index].condition, compiled, keys[index])
+        with self._lock:
+            canon = self._groups.get(unique)
+            if canon is None or unique not in self._codes:
+                return self.groups(compiled, keys)
+            group = self._group_of(unique, rows)
+        size = len(canon.count)
+        moved_n = np.bincount(group, minlength=size).astype(np.int64)
+        moved_a = np.bincount(group, weights=self.amount[rows], minlength=size)
+        stay = canon.count - moved_n
+        keep0, keep1 = stay > 0, moved_n > 0
+        split = Groups(np.concatenate([canon.day[keep0], canon.day[keep1]]),
+                       np.concatenate([canon.label[keep0], canon.label[keep1]]),
+                       np.concatenate([np.column_stack([canon.hits[keep0], np.zeros(keep0.sum(), dtype=bool)]),
+                                       np.column_stack([canon.hits[keep1], np.ones(keep1.sum(), dtype=bool)])]),
+                       np.concatenate([stay[keep0], moved_n[keep1]]),
+                       np.concatenate([(canon.amount - moved_a)[keep0], moved_a[keep1]]), self.days)
+        return self._place(split, unique, keys, index)
+
+    def _later(self, key: tuple, work) -> None:
+        """Run `work` in the background once per key (a cache fill: a failure only means no shortcut)."""
+        with self._lock:
+            if key in self._building:
+                return
+
+            def run() -> None:
+                try:
+                    work()
+                except Exception:  # noqa: BLE001
+                    pass
+                finally:
+                    with self._lock:
+                        self._building.pop(key, None)
+
+            thread = self._building[key] = threading.Thread(target=run, daemon=True, name="evaluator-cache")
+        thread.start()
 
     @staticmethod
     def _table_key(found: Threshold, other_keys: list[str]) -> tuple:
@@ -580,10 +634,13 @@ class Evaluator:
 
     def _group_of(self, unique: tuple, rows: np.ndarray) -> np.ndarray:
         """The group (among the groups of conditions `unique`) of each of `rows`."""
-        union, codes, cell_group = self._codes[unique]
-        group = cell_group[self.cell]
-        group[union] = codes
-        return group[rows]
+        found = self._codes[unique]
+        if self._group_map[0] is not found:
+            union, codes, cell_group = found
+            group = cell_group[self.cell]
+            group[union] = codes
+            self._group_map = (found, group)
+        return self._group_map[1][rows]
 
     # ------------------------------------------------------------ threshold params
 

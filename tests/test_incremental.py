@@ -191,3 +191,29 @@ def test_sorted_table_answers_every_operator():
             assert out.count[out.hits[:, 0]].sum() == hit.sum()
             assert out.amount[out.hits[:, 0]].sum() == pytest.approx(amount[hit].sum())
             assert out.count.sum() == others.count.sum()
+
+
+def test_one_rule_edits_query_only_that_rule(edit_ws, monkeypatch):
+    """Editing one rule's `when` runs one query (that condition) and splits the other rules' cached groups."""
+    path = edit_ws.strategies_dir / "walk.yaml"
+    window = make_window()
+    texts = ["device_users_1d >= 2 AND channel = 'app'", "device_users_1d > 1 OR amount > 300",
+             "channel = 'live'", "user_amount_1d > 2 * amount"]
+    with Session(edit_ws) as session:
+        session.interactive(path, window)
+        body = yaml.safe_load(path.read_text())
+        evaluator = next(iter(session._evaluators.values()))
+        calls = []
+        original = evaluator._query
+        monkeypatch.setattr(evaluator, "_query", lambda *a, **k: calls.append(a) or original(*a, **k))
+        for i, text in enumerate(texts):
+            body["rules"][3]["when"] = text
+            path.write_text(yaml.safe_dump(body, sort_keys=False))
+            calls.clear()
+            cached = len(evaluator._groups)
+            report = session.interactive(path, window)
+            assert_same(report, session.backtest(path, window).report)
+            if i:
+                assert len(calls) == 1  # only the edited condition ...
+                assert len(evaluator._groups) == cached  # ... and no collapse of every event
+            evaluator.wait()  # the other rules' groups, cached in the background after the first edit
