@@ -85,7 +85,7 @@ def core(root: Path, strategy: str, check: bool = True) -> dict:
         assert _close(first["overall"], bt.report["overall"])
         saved = session.strategy(path)
         kinds = ("threshold_first", "threshold", "other_first", "other", "action_flip", "rule_off", "reorder",
-                 "rule_edit")
+                 "rule_edit", "rule_edit_again")
         times: dict[str, list[float]] = {k: [] for k in kinds}
         shares: dict[str, list[float]] = {k: [] for k in kinds}
         checks = []
@@ -128,6 +128,11 @@ def core(root: Path, strategy: str, check: bool = True) -> dict:
             edited = [r.model_copy(update={"when": f"({r.when}) AND amount > {i + 1}"}) if j == i else r
                       for j, r in enumerate(rules)]
             run("rule_edit", None, saved.model_copy(update={"rules": edited}))
+            for evaluator in list(session._evaluators.values()):  # the other rules' groups, kept after an edit
+                getattr(evaluator, "wait", lambda: None)()
+            again = [r.model_copy(update={"when": f"({r.when}) AND amount > {i + 100}"}) if j == i else r
+                     for j, r in enumerate(rules)]
+            run("rule_edit_again", None, saved.model_copy(update={"rules": again}))
         for kind, overrides, edited, report in checks:  # the console's numbers are the backtest's
             target = path
             if edited is not None:
