@@ -95,7 +95,8 @@ def overlap_chart(overlap: dict) -> alt.Chart:
     return alt.Chart(df).mark_rect().encode(
         x=alt.X("a:N", sort=names, title=None), y=alt.Y("b:N", sort=names, title=None),
         color=alt.Color("jaccard:Q", scale=alt.Scale(scheme="blues", domain=[0, 1]), title="Jaccard"),
-        tooltip=["a:N", "b:N", alt.Tooltip("jaccard:Q", format=".2f")]).properties(height=32 * len(names) + 40)
+        tooltip=["a:N", "b:N", alt.Tooltip("jaccard:Q", format=".2f")]).properties(height=alt.Step(30))
+    # a step per rule, not a fixed height: long rotated rule names no longer squash the cells
 
 
 def frontier_chart(points: list[dict], frontier: list[dict], best: dict | None, capacity_ok: list[bool]) -> alt.LayerChart:
@@ -103,8 +104,7 @@ def frontier_chart(points: list[dict], frontier: list[dict], best: dict | None, 
     df = pd.DataFrame(points).assign(fits=["within capacity" if ok else "over capacity" for ok in capacity_ok])
     dots = alt.Chart(df).mark_circle(size=40, opacity=0.6).encode(
         x=alt.X("review_cases:Q", title="review cases (symlog scale)", scale=alt.Scale(type="symlog")),
-        y=alt.Y("net_benefit:Q", title="net benefit",
-                                                              scale=alt.Scale(zero=False)),
+        y=alt.Y("net_benefit:Q", title="net benefit", scale=alt.Scale(zero=False)),
         color=alt.Color("fits:N", scale=alt.Scale(domain=["within capacity", "over capacity"],
                                                   range=["#2ca02c", "#bbbbbb"]), title=None),
         tooltip=[alt.Tooltip(c, format=",.4g") if df[c].dtype.kind in "fi" else c for c in df.columns
@@ -124,3 +124,75 @@ def importance_chart(importance: list[dict], method: str) -> alt.Chart:
         y=alt.Y("feature:N", sort="-x", title=None), x=alt.X("share:Q", title=f"importance ({method})",
                                                              axis=alt.Axis(format="%")),
         tooltip=["feature:N", alt.Tooltip("share:Q", format=".1%")]).properties(height=max(120, 28 * len(df)))
+
+
+def kpi_band_chart(daily: list[dict], metrics: list[str], titles: dict[str, str] | None = None,
+                   columns: int = 3) -> alt.FacetChart:
+    """Small multiples, one per metric: the daily value, its expected band, and alert days as red points."""
+    rows = []
+    for row in daily:
+        for key in metrics:
+            cell = row.get(key)
+            if cell is None:
+                continue
+            low, high = cell["expected"]
+            rows.append({"day": row["day"], "metric": (titles or {}).get(key, key), "value": cell["value"],
+                         "low": low, "high": high, "alert": "alert" if cell["alert"] else "normal"})
+    df = pd.DataFrame(rows, columns=["day", "metric", "value", "low", "high", "alert"])
+    df["day"] = pd.to_datetime(df["day"])
+    base = alt.Chart().encode(x=alt.X("day:T", title=None, axis=alt.Axis(format="%b %d", labelAngle=0)))
+    bandc = base.mark_area(opacity=0.25, color="#7f9fbf").encode(y=alt.Y("low:Q", title=None), y2="high:Q")
+    line = base.mark_line(color="#333333", strokeWidth=1.4).encode(
+        y="value:Q", tooltip=["day:T", "metric:N", alt.Tooltip("value:Q", format=",.4~g"),
+                              alt.Tooltip("low:Q", title="expected low", format=",.4~g"),
+                              alt.Tooltip("high:Q", title="expected high", format=",.4~g")])
+    points = base.transform_filter(alt.datum.alert == "alert").mark_point(
+        color="#d62728", filled=True, size=55).encode(y="value:Q", tooltip=["day:T", "metric:N", "value:Q"])
+    return alt.layer(bandc, line, points, data=df).properties(width=280, height=130).facet(
+        facet=alt.Facet("metric:N", title=None, header=alt.Header(labelFontSize=13, labelFontWeight="bold")),
+        columns=columns).resolve_scale(y="independent")
+
+
+def waterfall_chart(entry: dict, by: str, top: int = 8) -> alt.LayerChart:
+    """Reference → each segment's contribution (mix + rate) → the day's value, as a waterfall."""
+    rows = [c for c in entry["contributions"] if c["by"] == by]
+    rows = sorted(rows, key=lambda c: -abs(c["contribution"]))
+    shown, rest = rows[:top], rows[top:]
+    steps = [{"step": f"{by} = {c['segment']}" if by != "rule" else c["segment"], "delta": c["contribution"]}
+             for c in shown]
+    if rest:
+        steps.append({"step": f"{len(rest)} other segments", "delta": sum(c["contribution"] for c in rest)})
+    bars, level = [{"step": "reference", "start": 0.0, "end": entry["reference"] or 0.0, "kind": "level"}], \
+        entry["reference"] or 0.0
+    for s in steps:
+        bars.append({"step": s["step"], "start": level, "end": level + s["delta"],
+                     "kind": "up" if s["delta"] >= 0 else "down"})
+        level += s["delta"]
+    bars.append({"step": f"{entry['day']}", "start": 0.0, "end": entry["value"] or 0.0, "kind": "level"})
+    df = pd.DataFrame(bars)
+    df["order"] = range(len(df))
+    color = alt.Scale(domain=["level", "up", "down"], range=["#7f7f7f", "#d62728", "#2ca02c"])
+    return alt.Chart(df).mark_bar().encode(
+        x=alt.X("step:N", sort=alt.SortField("order"), title=None,
+                axis=alt.Axis(labelAngle=-25, labelLimit=240, labelOverlap=False, labelFontSize=12)),
+        y=alt.Y("start:Q", title=entry["metric"]), y2="end:Q", color=alt.Color("kind:N", scale=color, legend=None),
+        tooltip=["step:N", alt.Tooltip("start:Q", format=",.4~g"), alt.Tooltip("end:Q", format=",.4~g")],
+    ).properties(height=300)
+
+
+def estimate_chart(daily: list[dict]) -> alt.LayerChart:
+    """Estimated precision of flagged events (from scores) against early labels, disagreeing days in red."""
+    df = pd.DataFrame(daily, columns=["day", "estimated_precision", "early_precision", "labelled_flagged", "flagged",
+                                      "disagree"])
+    df["day"] = pd.to_datetime(df["day"])
+    long = df.melt(["day", "labelled_flagged", "flagged", "disagree"], ["estimated_precision", "early_precision"],
+                   "series", "precision").replace({"series": {"estimated_precision": "estimated from scores",
+                                                              "early_precision": "early labels"}})
+    lines = alt.Chart(long).mark_line(point=True).encode(
+        x=alt.X("day:T", title=None), y=alt.Y("precision:Q", axis=alt.Axis(format="%"), title="precision of flagged"),
+        color=alt.Color("series:N", title=None, legend=alt.Legend(orient="top")),
+        tooltip=["day:T", "series:N", alt.Tooltip("precision:Q", format=".1%"), "labelled_flagged:Q", "flagged:Q"])
+    flags = alt.Chart(df[df["disagree"]]).mark_rule(color="#d62728", strokeDash=[4, 3]).encode(
+        x="day:T", tooltip=["day:T", alt.Tooltip("early_precision:Q", format=".1%"),
+                            alt.Tooltip("estimated_precision:Q", format=".1%")])
+    return (lines + flags).properties(height=240)

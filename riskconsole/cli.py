@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from riskconsole import limits
 from riskconsole.errors import RiskConsoleError
 from riskconsole.escape import terminal
 
@@ -75,13 +76,22 @@ def cmd_validate(ws: Workspace, args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+BOOTSTRAP, SEED = 1000, 7  # defaults of --bootstrap and --seed
+
+
 def _baseline(args: argparse.Namespace) -> Baseline | None:
     from riskconsole.report import Baseline
 
     if not args.baseline:
+        given = [flag for flag, on in (("--bootstrap", args.bootstrap != BOOTSTRAP), ("--seed", args.seed != SEED),
+                                       ("--allow-different-population", args.allow_different_population)) if on]
+        if given:
+            raise RiskConsoleError(f"{', '.join(given)}: only used with --baseline (the intervals are on the change "
+                                   "against it); add --baseline STRATEGY_YAML or drop the flag")
         return None
-    if args.bootstrap < 0:
-        raise RiskConsoleError(f"--bootstrap {args.bootstrap}: give a number of resamples >= 0")
+    if not 0 <= args.bootstrap <= limits.MAX_BOOTSTRAP:
+        raise RiskConsoleError(f"--bootstrap {args.bootstrap}: give a number of day resamples from 0 to "
+                               f"{limits.MAX_BOOTSTRAP:,} (1,000 is plenty for 95% intervals)")
     return Baseline(args.baseline, args.bootstrap, args.seed, args.allow_different_population)
 
 
@@ -95,7 +105,8 @@ def cmd_backtest(ws: Workspace, args: argparse.Namespace) -> None:
 
     formats = parse_formats(args.format)
     with Session(ws) as session:
-        bt = session.backtest(args.strategy, _window(session, args), _parse_sets(args.set), _baseline(args), args.by)
+        bt = session.backtest(args.strategy, _window(session, args), _parse_sets(args.set), _baseline(args), args.by,
+                              args.assume)
         files = session.export(bt, formats)
     out = _out_dir(ws, args, bt.report["strategy"])
     write_files(files, out)
@@ -109,7 +120,7 @@ def cmd_gate(ws: Workspace, args: argparse.Namespace) -> int:
 
     with Session(ws) as session:
         gate = session.gate(args.strategy, args.require or [], _window(session, args), _parse_sets(args.set),
-                            _baseline(args))
+                            _baseline(args), args.assume)
     for result in gate.results:
         print(terminal(describe(result)))
     window = gate.report["window"]
@@ -128,10 +139,39 @@ def _print_summary(report: dict) -> None:
     print(f"{terminal(report['strategy'])}: {report['window']['from']}..{report['window']['to']}, "
           f"population {o['population']:,}, flagged {o['flagged']:,}")
     shown = ("precision", "recall", "amount_recall", "fraud_amount_stopped", "net_benefit")
-    print("  " + "  ".join(f"{metric(k).title} {fmt(o[k], metric(k).kind)}" for k in shown)
+    hidden = o.get("bounds") or {}  # where production hid outcomes, only a range is known: print the range
+
+    def value(k: str) -> str:
+        pair = hidden.get(k)
+        if pair and None not in pair and pair[0] != pair[1]:
+            return " … ".join(fmt(v, metric(k).kind) for v in sorted(pair))
+        return fmt(o[k], metric(k).kind)
+
+    print("  " + "  ".join(f"{metric(k).title} {value(k)}" for k in shown)
           + f"  review cases {o['review_cases']:,} ({o['review_overflow_days']} days over capacity)")
     for warning in all_warnings(report):
         print(f"  warning: {terminal(warning)}")
+
+
+def cmd_monitor(ws: Workspace, args: argparse.Namespace) -> None:
+    from riskconsole.export import fmt, parse_formats, write_files
+    from riskconsole.monitor import monitor_files
+    from riskconsole.session import Session
+
+    formats = parse_formats(args.format)
+    with Session(ws) as session:
+        result = session.monitor(args.strategy, args.from_, args.to, args.reference, args.by)
+    out = _out_dir(ws, args, f"{result['strategy']}-monitor")
+    write_files(monitor_files(result, formats), out)
+    print(f"{terminal(result['strategy'])}: window {result['window']['from']}..{result['window']['to']} vs reference "
+          f"{result['reference']['from']}..{result['reference']['to']}: {len(result['alerts'])} alerts")
+    for alert in result["alerts"][:20]:
+        low, high = alert["expected"]
+        print(f"  {alert['day']} {terminal(alert['metric'])} {fmt(alert['value'])} (expected {fmt(low)}..{fmt(high)})"
+              + (f"  top: {terminal(', '.join(alert['top']))}" if alert["top"] else ""))
+    if len(result["alerts"]) > 20:
+        print(f"  ... {len(result['alerts']) - 20} more in monitor.json")
+    print(f"wrote {terminal(out)}")
 
 
 def cmd_sweep(ws: Workspace, args: argparse.Namespace) -> None:
@@ -321,12 +361,16 @@ def _parser() -> argparse.ArgumentParser:
         if name in ("backtest", "gate"):
             p.add_argument("--baseline", metavar="STRATEGY_YAML",
                            help="strategy YAML to compare against (fills the report's `compare`)")
-            p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+            p.add_argument("--bootstrap", type=int, default=BOOTSTRAP, metavar="N",
                            help="day resamples for the 95%% intervals (0: no intervals)")
-            p.add_argument("--seed", type=int, default=7, metavar="S", help="random seed of the bootstrap")
+            p.add_argument("--seed", type=int, default=SEED, metavar="S", help="random seed of the bootstrap")
             p.add_argument("--allow-different-population", action="store_true",
                            help="compare strategies whose population filters differ (each allows the events "
                                 "outside its own population)")
+            p.add_argument("--assume", metavar="unobserved=WHAT",
+                           help="where production blocked events that have no label (columns.prod_action), judge "
+                                "at an explicit assumption instead of the worst case: unobserved=good, "
+                                "unobserved=fraud or unobserved=fraud-rate-of-explored (the report prints it)")
         if name == "gate":
             p.add_argument("--require", action="append", metavar="GUARDRAIL",
                            help="e.g. recall>=+0.00 (signed: change vs baseline) or review_overflow_days<=0 "
@@ -351,6 +395,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--min-precision", type=float, metavar="X", help="a floor on precision, e.g. 0.3")
     window(p)
     out(p)
+    p = command("monitor", "daily KPIs of a deployed strategy against a reference, alerts, and what moved them")
+    p.add_argument("strategy", metavar="STRATEGY_YAML", help="the strategy as deployed")
+    p.add_argument("--from", dest="from_", metavar="D",
+                   help="first day of the monitored window (default: 28 days before --to)")
+    p.add_argument("--to", metavar="D", help="last day of the monitored window (default: the last day of data); "
+                                             "labels count as known if they arrived by its end")
+    p.add_argument("--reference", metavar="D:D",
+                   help="FIRST:LAST days of the normal period the bands come from (default: the 28 days before "
+                        "--from); must end before --from")
+    p.add_argument("--by", action="append", metavar="COLUMN[:N]",
+                   help="attribute each alert to the segments of this column (or COLUMN:N quantile buckets); "
+                        "repeatable")
+    p.add_argument("--format", default="json,csv", metavar="LIST",
+                   help="comma-separated: json (monitor.json), csv (monitor_daily.csv, alerts.csv, attribution.csv, "
+                        "drift.csv), html (monitor.html), md (monitor.md)")
+    out(p)
     p = command("schema", "JSON Schema of a YAML kind, for editors")
     p.add_argument("kind", choices=["dataset", "strategy", "detector"], help="which kind of file")
     p = command("train", "fit detectors, write their model cards, score every event")
@@ -365,7 +425,7 @@ def _parser() -> argparse.ArgumentParser:
 
 COMMANDS = {"init": cmd_init, "demo": cmd_demo, "load": cmd_load, "validate": cmd_validate, "backtest": cmd_backtest,
             "sweep": cmd_sweep, "gate": cmd_gate, "optimize": cmd_optimize, "schema": cmd_schema,
-            "train": cmd_train, "explain": cmd_explain}
+            "train": cmd_train, "explain": cmd_explain, "monitor": cmd_monitor}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -63,6 +63,27 @@ class Columns(_Strict):
         default_factory=list,
         description="Columns that are a function of the label (answer keys): no rule, feature or model may read them.",
     )
+    prod_action: str | None = Field(
+        None, description="What the production strategy decided for the event: allow, review or block (for an "
+                          "explored event, the block it would have made). Production-blocked events never get a "
+                          "chargeback, so reports give bounds over their unknown outcomes.")
+    explore: str | None = Field(
+        None, description="1 where production let the event through at random despite its decision (an "
+                          "exploration sample, so its outcome gets a label), else 0 or empty; needs prod_action and "
+                          "propensity.")
+    propensity: str | None = Field(
+        None, description="The chance, in (0, 1], with which an explored event was let through; its outcome is "
+                          "weighted by the inverse in the report's `estimate`.")
+
+    @model_validator(mode="after")
+    def _outcome_roles(self) -> Columns:
+        if self.explore and not self.propensity:
+            raise ValueError(f"explore: '{self.explore}' needs columns.propensity (the chance each explored event "
+                             "was let through): map it, or remove explore")
+        if (self.explore or self.propensity) and not self.prod_action:
+            raise ValueError("explore/propensity need columns.prod_action (what production decided: allow, review or "
+                             "block): map it")
+        return self
 
 
 class Feature(_Strict):

@@ -446,8 +446,34 @@ def _finish(w: _World, c: Rows) -> Rows:
     for name, offset in (("user", 1_000_000), ("merchant", 10_000), ("device", 20_000_000),
                          ("payment", 40_000_000), ("address", 60_000_000), ("influencer", 500_000)):
         out[name], w.public[name] = _scramble(rng, c[name], sizes.get(name, w.counters.get(name, 0)), offset)
+    out.update(_production(np.random.default_rng([w.days, n, 12]), c, out))
+    out["known"] &= ~((out["prod_action"] == PROD_BLOCK) & ~out["explore"])  # a blocked order never ships
     keep = ("ts", "scenario", "items", "ucountry", "ipcountry", "channel", "method", "created", *TRACE_DEFAULTS)
     return {**{k: c[k] for k in keep}, **out}
+
+
+PROD_ACTIONS = ("allow", "review", "block")
+PROD_BLOCK = 2
+PROD_BLOCK_SHARE, PROD_REVIEW_SHARE = 0.01, 0.01  # production blocks the riskiest 1% and reviews the next 1%
+EXPLORE = 0.02  # share of would-be blocks let through at random, so their outcome is learnt
+
+
+def _production(rng: np.random.Generator, c: Rows, out: Rows) -> Rows:
+    """What the shop's production strategy did: points on the signals plus its own model's noisy skill.
+
+    Its model knew most scenarios (not the attack that starts mid-period); a would-be block is let through at
+    random with chance EXPLORE (`explore` = 1, `propensity` = EXPLORE on every would-be block).
+    """
+    fraud = c["scenario"] > 0
+    points = (2.0 * (out["age"] < 1) + 1.5 * out["new_device"] + 1.0 * out["new_address"]
+              + 2.0 * (c["ucountry"] != c["ipcountry"]) + 1.0 * (out["amount"] > 400))
+    model = 1.5 * (fraud & (c["scenario"] != SCENARIOS.index("new_attack_midperiod"))) + rng.normal(0, 1, fraud.size)
+    score = points + model
+    block_at, review_at = np.quantile(score, [1 - PROD_BLOCK_SHARE, 1 - PROD_BLOCK_SHARE - PROD_REVIEW_SHARE])
+    action = np.where(score >= block_at, PROD_BLOCK, np.where(score >= review_at, 1, 0)).astype(np.int8)
+    would_block = action == PROD_BLOCK
+    return {"prod_action": action, "explore": would_block & (rng.random(fraud.size) < EXPLORE),
+            "propensity": np.where(would_block, EXPLORE, np.nan)}
 
 
 def _text(vocabulary: tuple[str, ...], codes: np.ndarray) -> pa.Array:
@@ -477,6 +503,8 @@ def _table(c: Rows, first: int, start_s: int) -> pa.Table:
         "items": pa.array(c["items"].astype(np.int16)), "is_new_device": pa.array(c["new_device"]),
         "is_new_address": pa.array(c["new_address"]), "payment_method": _text(METHODS, c["method"]),
         "fraud_scenario": _text(SCENARIOS, c["scenario"]), "ip_num": pa.array(c["ip_num"], pa.int64()),
+        "prod_action": _text(PROD_ACTIONS, c["prod_action"]), "explore": pa.array(c["explore"].astype(np.int8)),
+        "propensity": pa.array(c["propensity"], pa.float64(), mask=np.isnan(c["propensity"])),
     })
 
 

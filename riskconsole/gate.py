@@ -3,7 +3,10 @@
 `recall>=+0.00` (a signed value) bounds the DELTA against the baseline; `review_overflow_days<=0`
 (unsigned) bounds the candidate's own value. A guardrail holds only when its whole 95% interval
 satisfies it (a non-inferiority reading): noise is never enough to pass. Metrics without an
-interval (counts of days, for instance) are judged on their point value.
+interval (counts of days, for instance) are judged on their point value. Where production hid
+outcomes (DESIGN §6.2), a guardrail must also hold at the worst end of the metric's bounds, unless
+`--assume` names an explicit assumption, whose value then replaces the point (and the interval is
+moved with it: the same day-to-day noise around the assumed value).
 """
 
 from __future__ import annotations
@@ -53,13 +56,41 @@ def judge(guard: Guardrail, report: dict) -> dict:
     else:
         point = report["overall"].get(guard.metric)
         interval = (compare or {}).get("intervals", {}).get("candidate", {}).get(guard.metric)
+    labelled_only = point
+    point, bound, assumed = _hidden_outcomes(guard, report, point)
+    if assumed and interval and point is not None and labelled_only is not None:
+        interval = [v + point - labelled_only for v in interval]  # the same noise, around the assumed value
     if point is None:
         return {"guardrail": guard.text, "holds": False, "value": None, "interval": None,
                 "reason": _undefined(guard, report)}
     test = _OPS[guard.op]
-    worst = point if interval is None else (min(interval) if guard.op in (">=", ">") else max(interval))
-    return {"guardrail": guard.text, "holds": bool(test(point, guard.value) and test(worst, guard.value)),
-            "value": point, "interval": interval, "worst": worst, "relative": guard.relative}
+    low_side = guard.op in (">=", ">")
+    worst = point if interval is None else (min(interval) if low_side else max(interval))
+    result = {"guardrail": guard.text, "value": point, "interval": interval, "worst": worst,
+              "relative": guard.relative}
+    holds = test(point, guard.value) and test(worst, guard.value)
+    if bound is not None:  # production hid some outcomes: the guardrail must hold at the worst of them too
+        edge = None if None in bound else (min(bound) if low_side else max(bound))
+        holds = holds and edge is not None and test(edge, guard.value)
+        result.update(bounds=bound, worst_case=edge)
+    if assumed:
+        result["assumed"] = assumed
+    return {**result, "holds": bool(holds)}
+
+
+def _hidden_outcomes(guard: Guardrail, report: dict, point: float | None) -> tuple[float | None, list | None, str]:
+    """(point, bounds, assumption): with an explicit `--assume`, the point under it and no bounds; otherwise the
+    metric's [worst, best] over the outcomes production hid (None where nothing is hidden or unbounded)."""
+    outcomes = report.get("outcomes")
+    if not outcomes:
+        return point, None, ""
+    compare = report.get("compare") or {}
+    if outcomes["assumption"] != "worst":
+        values = (compare.get("assumed") or {}).get("delta", {}) if guard.relative else outcomes["assumed"]
+        return (values[guard.metric], None, outcomes["assumption_text"]) if guard.metric in values \
+            else (point, None, "")
+    found = (compare.get("bounds") or {}).get("delta", {}) if guard.relative else report["overall"]["bounds"]
+    return point, found.get(guard.metric), ""
 
 
 def describe(result: dict) -> str:
@@ -74,6 +105,11 @@ def describe(result: dict) -> str:
     if result["interval"]:
         lo, hi = result["interval"]
         value += f" (95% CI {lo:{spec}} … {hi:{spec}})"
+    if result.get("bounds"):
+        worst, best = (f"{v:{spec}}" if v is not None else "undefined" for v in result["bounds"])
+        value += f"; over the outcomes production hid {worst} (worst) … {best} (best)"
+    if result.get("assumed"):
+        value += f"; assuming {result['assumed']}"
     return f"{status} {result['guardrail']}: {value}"
 
 

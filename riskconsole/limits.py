@@ -99,6 +99,10 @@ MAX_SWEEP_POINTS = 10_000
 """Values of one `--values a:b:step` range; each point is a row of the sweep's report."""
 
 MAX_GRID = 20_000
+
+# Day resamples of a comparison's bootstrap: its weight matrix is resamples x days (100,000 x 365 days is
+# ~300 MB); far more than stable 95% intervals need (1,000), and 100M resamples ran out of memory.
+MAX_BOOTSTRAP = 100_000
 """Param combinations of `optimize`: each is one compiled strategy and one metrics row. Counted as
 the product of the value-list lengths before any combination is built (a 10k x 10k grid once
 raised MemoryError while being materialised)."""

@@ -108,3 +108,48 @@ def day_range(con: duckdb.DuckDBPyConnection, dataset: Dataset):
     """First and last day of the loaded events."""
     query = fill("SELECT CAST(min(:t) AS DATE), CAST(max(:t) AS DATE) FROM frame", t=ident(dataset.columns.time))
     return tuple(con.execute(render(query)).fetchall()[0])
+
+
+def label_age_curve(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> list[dict]:
+    """Share labelled by event age in days (age = days before the data's last event).
+
+    Per age: `events` of that age, `labelled_share` (labelled now) and, with label_time mapped,
+    `labelled_within` = share of the events at least that old whose label arrived within that many days:
+    the maturity curve (flat from the age at which labels stop arriving).
+    """
+    roles = dataset.columns
+    if not roles.label:
+        return []
+    delay = fill("date_diff('day', :t, :lt)", t=ident(roles.time), lt=ident(roles.label_time)) \
+        if roles.label_time else fill("CAST(NULL AS BIGINT)")
+    query = fill("SELECT date_diff('day', :t, (SELECT max(:t) FROM frame)) AS age, "
+                 "CASE WHEN :l IS NOT NULL THEN coalesce(:d, -1) END AS delay, count(*) FROM frame GROUP BY 1, 2",
+                 t=ident(roles.time), l=ident(roles.label), d=delay)
+    rows = np.array([(a, -2 if d is None else d, n) for a, d, n in con.execute(render(query)).fetchall()],
+                    dtype=np.int64).reshape(-1, 3)
+    if not len(rows):
+        return []
+    ages = np.arange(int(rows[:, 0].max()) + 1)
+    events = np.bincount(rows[:, 0], weights=rows[:, 2], minlength=ages.size)
+    labelled = np.bincount(rows[:, 0], weights=rows[:, 2] * (rows[:, 1] != -2), minlength=ages.size)
+    old_enough = events[::-1].cumsum()[::-1]  # events at least `age` days old
+    out = []
+    for age in ages:
+        row = {"age_days": int(age), "events": int(events[age]),
+               "labelled_share": float(labelled[age] / events[age]) if events[age] else None}
+        if roles.label_time:
+            arrived = rows[(rows[:, 0] >= age) & (rows[:, 1] >= 0) & (rows[:, 1] <= age), 2].sum()
+            row["labelled_within"] = float(arrived / old_enough[age]) if old_enough[age] else None
+        out.append(row)
+    return out
+
+
+def mature_age(curve: list[dict], reach: float = 0.95) -> int | None:
+    """Days after which labels are mature: the first age whose labelled share reaches `reach` of the share the
+    oldest events (the last quarter of ages) have; None without a curve."""
+    key = "labelled_within" if curve and "labelled_within" in curve[0] else "labelled_share"
+    values = [(r["age_days"], r[key]) for r in curve if r[key] is not None]
+    if not values:
+        return None
+    plateau = float(np.median([v for _, v in values[-max(1, len(values) // 4):]]))
+    return next((a for a, v in values if v >= reach * plateau), None)

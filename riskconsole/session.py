@@ -168,8 +168,12 @@ class Session:
     # ------------------------------------------------------------ backtests
 
     def backtest(self, path: str | Path, window: Window | None = None, overrides: dict | None = None,
-                 baseline: Baseline | None = None, by: str | None = None) -> Backtest:
-        """Compile, run and report one strategy (and, with a baseline, both in the same SQL pass)."""
+                 baseline: Baseline | None = None, by: str | None = None, assume: str | None = None) -> Backtest:
+        """Compile, run and report one strategy (and, with a baseline, both in the same SQL pass).
+
+        With `prod_action` mapped, a second grouped pass adds bounds over the outcomes production hid (and `assume`
+        names an explicit assumption about them instead of the worst case): see `outcomes.py`.
+        """
         from riskconsole.compare import compare_block, joint_groups
         from riskconsole.segments import segment_expression
 
@@ -190,6 +194,15 @@ class Session:
             block = compare_block(joint, self.dataset, baseline.bootstrap, baseline.seed,
                                   [w for w in self._warnings_of(base, report) if w not in own])
             report["compare"] = {"baseline_strategy": base.name, **block}
+        if self.dataset.columns.prod_action:
+            from riskconsole.outcomes import attach
+
+            with self.cursor() as cur:
+                attach(report, cur, compiled, base, self.frame, self.dataset, window, assume,
+                       *((baseline.bootstrap, baseline.seed) if baseline else ()))
+        elif assume:
+            raise RiskConsoleError(f"--assume {assume}: {self.ws.rel(self.ws.dataset_path)} maps no "
+                                   "columns.prod_action, so no outcome is hidden and there is nothing to assume")
         return Backtest(report, compiled, groups, window, self.dataset, self.frame)
 
     def _report(self, compiled: CompiledStrategy, groups, window: Window, by: str | None = None) -> dict:
@@ -269,6 +282,33 @@ class Session:
         with self.cursor() as cur:
             return event_decision(cur, compiled, self.frame, self.dataset, event_id)
 
+    # ------------------------------------------------------------ monitoring
+
+    def monitor(self, path: str | Path, start: str | None = None, end: str | None = None,
+                reference: str | None = None, by: list[str] | None = None) -> dict:
+        """monitor.json of the strategy as deployed: daily KPIs with bands, alerts, attribution, drift
+        (DESIGN §6.1); the CLI's `monitor` and the Monitor page both call this."""
+        from riskconsole.monitor import build, parse_periods
+
+        first, last = self.day_range()
+        periods = parse_periods(first, last, start, end, reference)
+        compiled = self.compile(path)
+        with self.cursor() as cur:
+            return build(cur, compiled, self.frame, self.dataset, periods, list(by or []), self.ws.rel(path),
+                         self._monitor_detectors())
+
+    def _monitor_detectors(self) -> dict[str, str | None]:
+        """The first supervised (LightGBM) and the first unsupervised (PyOD) detector of the workspace."""
+        found: dict[str, str | None] = {"supervised": None, "anomaly": None}
+        for path in sorted(self.ws.detectors_dir.glob("*.yaml")) if self.ws.detectors_dir.exists() else []:
+            try:
+                spec = self.ws.detector(path)
+            except RiskConsoleError:
+                continue
+            role = "anomaly" if spec.kind.startswith("pyod.") else "supervised"
+            found[role] = found[role] or spec.name
+        return found
+
     # ------------------------------------------------------------ params
 
     def curve(self, path: str | Path, window: Window, param: str, others: dict) -> list[dict]:
@@ -299,7 +339,8 @@ class Session:
         return optimize(self.ws, path, values, window, overrides, max_overflow_days, min_precision)
 
     def gate(self, path: str | Path, requires: list[str], window: Window | None = None,
-             overrides: dict | None = None, baseline: Baseline | None = None) -> GateResult:
+             overrides: dict | None = None, baseline: Baseline | None = None,
+             assume: str | None = None) -> GateResult:
         """Judge the strategy's `guardrails:` and `requires` on a comparison with their intervals."""
         from riskconsole.gate import judge, parse_guardrail
 
@@ -308,7 +349,7 @@ class Session:
             [("--require", g) for g in requires]
         if not texts:
             raise RiskConsoleError("no guardrail: give --require METRIC>=VALUE or `guardrails:` in the strategy YAML")
-        report = self.backtest(path, window, overrides, baseline).report
+        report = self.backtest(path, window, overrides, baseline, assume=assume).report
         metrics = [k for k, v in report["overall"].items() if isinstance(v, (int, float)) or v is None]
         guards = [parse_guardrail(text, metrics, where) for where, text in texts]
         return GateResult([judge(g, report) for g in guards], report,

@@ -44,16 +44,29 @@ def _interval(interval: list | None, kind: str) -> str:
 def kpi_rows(report: dict) -> list[dict]:
     """Each KPI with its value and, in a comparison, the baseline, delta and interval."""
     o, compare = report["overall"], report.get("compare")
+    hidden = (compare or {}).get("bounds") or {}
     rows = []
     for key in KPIS:
         title, kind = metric(key).title, metric(key).kind
         row = {"key": key, "title": title, "value": fmt(o[key], kind), "kind": kind}
+        if _ranged(o.get("bounds"), key):  # only a range is known: never a point (DESIGN §6.2)
+            row["value"] = " … ".join(fmt(v, kind) for v in sorted(o["bounds"][key]))
         if compare:
             row["baseline"] = fmt(compare["baseline"][key], kind)
+            if _ranged(hidden.get("baseline"), key):
+                row["baseline"] = " … ".join(fmt(v, kind) for v in sorted(hidden["baseline"][key]))
             row["delta"] = _delta(compare["delta"].get(key), kind)
+            if _ranged(hidden.get("delta"), key):
+                row["delta"] = " … ".join(_delta(v, kind) for v in sorted(hidden["delta"][key]))
             row["interval"] = _interval(compare["intervals"]["delta"].get(key), kind)
         rows.append(row)
     return rows
+
+
+def _ranged(bounds: dict | None, key: str) -> bool:
+    """Whether the metric has bounds over the outcomes production hid that are a range, not a point."""
+    pair = (bounds or {}).get(key)
+    return bool(pair) and None not in pair and pair[0] != pair[1]
 
 
 def _table(headers: list[str], rows: list[list], numeric_from: int = 1) -> str:
@@ -186,3 +199,81 @@ def _md_table(headers: list[str], rows: list[list]) -> str:
     out = [_md_row(headers), "|" + " --- |" * len(headers)]
     out += [_md_row(r) for r in rows]
     return "\n".join(out)
+
+
+# ---------------------------------------------------------------- monitor.html / monitor.md
+
+MONITOR_KPIS = ("alert_rate", "blocked", "review_cases", "review_load", "fraud_amount_stopped", "precision", "recall",
+                "label_coverage")
+
+
+def _monitor_header(result: dict) -> str:
+    w, r = result["window"], result["reference"]
+    return (f"window {w['from']} … {w['to']} against reference {r['from']} … {r['to']}, labels known by "
+            f"{result['labels_known_by']}; bands: {result['method']['band']}")
+
+
+def _alert_rows(result: dict) -> list[list]:
+    return [[a["day"], a["metric"], fmt(a["value"]), f"{fmt(a['expected'][0])} … {fmt(a['expected'][1])}",
+             ", ".join(a["top"])] for a in result["alerts"]]
+
+
+def _drift_rows(result: dict, top: int = 15) -> list[list]:
+    return [[d["column"], d["kind"], f"{d['psi']:.3f}", "—" if d["js_distance"] is None else f"{d['js_distance']:.3f}",
+             "—" if d["max_daily_psi"] is None else f"{d['max_daily_psi']:.3f} ({d['max_day']})",
+             "; ".join(f"{b['bin']}: {b['reference']:.1%} → {b['window']:.1%}" for b in d["bins"][:3])]
+            for d in result.get("drift", [])[:top]]
+
+
+ALERT_HEADERS = ["day", "metric", "value", "expected", "top segments"]
+CLUSTER_HEADERS = ["group", "rule condition", "events", "per day", "usual per day", "lift"]
+
+
+def _cluster_rows(result: dict) -> list[list]:
+    return [[", ".join(f"{k} = {v}" for k, v in c["values"].items()), c["when"], f"{c['events']:,}",
+             f"{c['per_day']:,.1f}", f"{c['usual_per_day']:,.1f}", f"{c['lift']:,.1f}×"] for c in result["clusters"]]
+
+
+def _estimate_text(estimate: dict) -> str:
+    gaps = [d["day"] for d in estimate["daily"] if d["disagree"]]
+    return (f"Precision of flagged events estimated from {estimate['detector']}'s calibrated score (CBPE) against "
+            f"the labels already in: {len(gaps)} day(s) disagree by more than 3 standard errors"
+            + (f" ({', '.join(gaps)})" if gaps else "") + ".")
+DRIFT_HEADERS = ["column", "kind", "PSI", "JS distance", "worst day PSI", "bins that moved most"]
+
+
+def monitor_html(result: dict) -> str:
+    """monitor.html: KPI bands with alert days, alerts with their top segments, attribution waterfalls, drift."""
+    from riskconsole.charts import kpi_band_chart, waterfall_chart
+
+    parts = [f"<h1>Monitor: {esc(result['strategy'])}</h1><p>{esc(_monitor_header(result))}</p>",
+             "<h2>Daily KPIs against their expected band</h2>"
+             + svg(kpi_band_chart(result["daily"], list(MONITOR_KPIS), columns=2)),
+             f"<h2>Alerts ({len(result['alerts'])})</h2>" + _table(ALERT_HEADERS, _alert_rows(result), numeric_from=2)]
+    for entry in result["attribution"][:5]:
+        by = next((c["by"] for c in entry["contributions"] if c["by"] != "rule"), "rule")
+        parts.append(f"<h3>{esc(entry['metric'])} on {esc(entry['day'])}: why</h3>"
+                     + svg(waterfall_chart(entry, by).properties(width=700)))
+    parts.append("<h2>Drift against the reference</h2>" + _table(DRIFT_HEADERS, _drift_rows(result), numeric_from=2))
+    if result.get("estimate"):
+        from riskconsole.charts import estimate_chart
+
+        parts.append(f"<h2>Early warning before labels arrive</h2><p>{esc(_estimate_text(result['estimate']))}</p>"
+                     + svg(estimate_chart(result["estimate"]["daily"]).properties(width=900)))
+    if result.get("clusters"):
+        parts.append("<h2>Possible attacks the strategy lets through</h2>"
+                     + _table(CLUSTER_HEADERS, _cluster_rows(result), numeric_from=2))
+    return _PAGE.format(title=esc(result["strategy"]) + " monitor", body="\n".join(parts))
+
+
+def monitor_markdown(result: dict) -> str:
+    """monitor.md: the alerts and the drift table, for a ticket or a pull request."""
+    lines = [f"# Monitor: {md(result['strategy'])}", "", md(_monitor_header(result)) + ".", "",
+             f"## Alerts ({len(result['alerts'])})", "", _md_table(ALERT_HEADERS, _alert_rows(result)), "",
+             "## Drift against the reference", "", _md_table(DRIFT_HEADERS, _drift_rows(result))]
+    if result.get("estimate"):
+        lines += ["", "## Early warning before labels arrive", "", md(_estimate_text(result["estimate"]))]
+    if result.get("clusters"):
+        lines += ["", "## Possible attacks the strategy lets through", "",
+                  _md_table(CLUSTER_HEADERS, _cluster_rows(result))]
+    return "\n".join(lines) + "\n"

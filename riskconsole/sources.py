@@ -21,7 +21,8 @@ from riskconsole.config import Dataset
 from riskconsole.errors import DataError
 from riskconsole.features import build_frame
 from riskconsole.names import internal_collision
-from riskconsole.sqlbuild import alias, lit, render
+from riskconsole.escape import printable
+from riskconsole.sqlbuild import alias, fill, ident, lit, render
 from riskconsole.workspace import Workspace
 
 FORMATS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet",
@@ -88,7 +89,8 @@ def _check_names(types: dict[str, str], label: str) -> None:
 
 def _check_columns(dataset: Dataset, types: dict[str, str], label: str) -> None:
     roles = dataset.columns
-    wanted = [(f"columns.{k}", getattr(roles, k)) for k in ("id", "time", "label", "label_time", "amount")]
+    wanted = [(f"columns.{k}", getattr(roles, k)) for k in ("id", "time", "label", "label_time", "amount",
+                                                             "prod_action", "explore", "propensity")]
     wanted += [("columns.entities", c) for c in roles.entities] + [("columns.label_derived", c) for c in roles.label_derived]
     wanted += [(f"types.{c}", c) for c in dataset.types]
     for column, dtype in dataset.types.items():
@@ -108,6 +110,41 @@ def _check_not_empty(con: duckdb.DuckDBPyConnection, fmt: str, files: list[str],
     """A source without a single row is an error (reading one row is enough to know)."""
     if not con.execute(f"SELECT count(*) FROM ({READERS[fmt]} LIMIT 1)", {"files": files}).fetchall()[0][0]:
         raise DataError(f"{label}: source '{dataset.source}' has no rows")
+
+
+def _check_outcome_roles(con: duckdb.DuckDBPyConnection, fmt: str, files: list[str], dataset: Dataset,
+                         label: str) -> None:
+    """prod_action, explore and propensity values are checked over the whole source before a load: a bad one is a
+    load error, not a quarantined row (dropping explored rows would silently bias the inverse-propensity estimate)."""
+    roles = dataset.columns
+    if not roles.prod_action:
+        return
+    word = fill("lower(trim(CAST(:c AS VARCHAR)))", c=ident(roles.prod_action))
+    checks = [(fill(":w IS NULL OR :w NOT IN ('allow', 'review', 'block')", w=word), ident(roles.prod_action),
+               f"columns.prod_action: column '{roles.prod_action}' holds {{v}}; every row needs allow, review or block "
+               "(what production decided)")]
+    if roles.explore:
+        flag = fill("lower(trim(CAST(:c AS VARCHAR)))", c=ident(roles.explore))
+        checks.append((fill(":f IS NOT NULL AND :f NOT IN ('0', '1', 'true', 'false', '')", f=flag),
+                       ident(roles.explore), f"columns.explore: column '{roles.explore}' holds {{v}}; use 1 "
+                       "(let through at random), 0 or empty"))
+        p = fill("TRY_CAST(CAST(:c AS VARCHAR) AS DOUBLE)", c=ident(roles.propensity))
+        checks.append((fill(":f IN ('1', 'true') AND (:p IS NULL OR NOT (:p > 0 AND :p <= 1))", f=flag, p=p),
+                       ident(roles.propensity), f"columns.propensity: column '{roles.propensity}' holds {{v}} on an "
+                       "explored row; the chance it was let through must be a number in (0, 1]"))
+    if roles.propensity:
+        p = fill("TRY_CAST(CAST(:c AS VARCHAR) AS DOUBLE)", c=ident(roles.propensity))
+        raw = fill("CAST(:c AS VARCHAR)", c=ident(roles.propensity))
+        checks.append((fill(":r IS NOT NULL AND trim(:r) <> '' AND (:p IS NULL OR NOT (:p > 0 AND :p <= 1))", r=raw,
+                            p=p), ident(roles.propensity), f"columns.propensity: column '{roles.propensity}' holds "
+                       "{v}; a propensity must be a number in (0, 1] (or empty on rows not explored)"))
+    for bad, column, message in checks:
+        value = render(fill("any_value(CAST(:c AS VARCHAR))", c=column))
+        n, shown = con.execute(f"SELECT count(*), {value} FROM ({READERS[fmt]}) WHERE {render(bad)}",
+                               {"files": files}).fetchall()[0]
+        if n:
+            text = "empty" if shown is None else f"'{printable(shown)[:40]}'"
+            raise DataError(f"{label}: {message.format(v=text)} ({n:,} rows)")
 
 
 def _empty_events(con: duckdb.DuckDBPyConnection, target: dict[str, str]) -> None:
@@ -144,6 +181,7 @@ def check_dataset(ws: Workspace, dataset_path: str | Path | None = None, trusted
         _empty_events(con, target_types(dataset, types))
         build_frame(con, dataset, label)  # parses and binds every feature over the real schema (no rows)
         _check_not_empty(con, fmt, files, dataset, label)
+        _check_outcome_roles(con, fmt, files, dataset, label)
     except duckdb.Error as err:
         raise DataError(f"{label}: {str(err).splitlines()[0]}") from None
     finally:
@@ -163,6 +201,6 @@ def target_types(dataset: Dataset, types: dict[str, str]) -> dict[str, str]:
     target.update(dataset.types)
     target = {c: ("TIMESTAMP" if _is_time(t) else t) for c, t in target.items()}  # every time is UTC, no zone
     fixed = {roles.id: "VARCHAR", roles.time: "TIMESTAMP", roles.label_time: "TIMESTAMP",
-             roles.amount: "DOUBLE", roles.label: "TINYINT"}
+             roles.amount: "DOUBLE", roles.label: "TINYINT", roles.prod_action: "VARCHAR", roles.propensity: "DOUBLE"}
     target.update({c: t for c, t in fixed.items() if c})
     return target

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import duckdb
 from sqlglot import exp
 
+from riskconsole import limits
 from riskconsole.config import Dataset, Strategy, parse_model
 from riskconsole.errors import ConfigError, DataError, ExpressionError
 from riskconsole.expressions import parse_visible, referenced_columns, referenced_params
@@ -122,10 +124,15 @@ def compile_strategy(strategy: Strategy, frame: Frame, label: str, overrides: di
     params = resolve_params(strategy, overrides, label)
     _check_params_used(strategy, params, label)
     rules = []
+    deadline = time.monotonic() + limits.query_seconds()  # checking huge expressions is work too
     for rule in strategy.rules:
         where = f"{label}: rule '{rule.name}'"
         node = parse_visible(rule.when, frame.visible, frame.hidden, params, where)
         rules.append(CompiledRule(rule.name, rule.action, rule.enabled, node))
+        if time.monotonic() > deadline:
+            raise ConfigError(f"{where}: checking the strategy's expressions took longer than "
+                              f"{limits.query_seconds():g} s (limit: ${limits.QUERY_SECONDS_ENV}); split or simplify "
+                              "its largest expressions")
     population = None
     if strategy.population:
         population = parse_visible(strategy.population, frame.visible, frame.hidden, params,

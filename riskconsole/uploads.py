@@ -25,13 +25,17 @@ def upload_limit_mb() -> int:
     return max(1, min(MAX_UPLOAD_MB, wanted))
 
 
+MAX_NAME_CHARS = 120  # of an upload's kept name, before its suffix
+
+
 def safe_upload_name(file_name: str) -> str:
     """The file name without any folder, with only letters, digits, space, `.`, `-` and `_` (no leading dot)."""
     name = Path(str(file_name).replace("\\", "/")).name
     cleaned = "".join(ch if ch.isalnum() or ch in " .-_" else "_" for ch in name).strip().lstrip(".")
     if not cleaned or Path(cleaned).suffix.lower() not in FORMATS:
         raise DataError(f"{terminal(name)[:80]}: upload a .csv, .parquet or .jsonl file")
-    return cleaned
+    stem, suffix = cleaned[: -len(Path(cleaned).suffix)], Path(cleaned).suffix
+    return stem[:MAX_NAME_CHARS] + suffix  # file systems refuse names over 255 bytes
 
 
 def workspace_dataset(ws: Workspace, typed: str) -> Path:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import duckdb
 
-from riskconsole.config import Dataset, Detector, Strategy, parse_model, read_yaml
+from riskconsole.config import Dataset, Detector, Strategy, parse_model, read_config, read_yaml
 from riskconsole.errors import ConfigError
 from riskconsole.sources import check_dataset, column_types, source_files
 from riskconsole.strategy import Frame, compile_strategy, frame_of
@@ -61,11 +61,7 @@ def validate_file(ws: Workspace, path: str | Path) -> str:
         RiskConsoleError: one line naming the file and item.
     """
     label = ws.rel(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError(f"{label}: cannot read file ({err.strerror})") from None
-    data = read_yaml(text, label)
+    data = read_yaml(read_config(Path(path), label), label)
     kind = kind_of(Path(path), data)
     if kind == "unknown":
         raise ConfigError(f"{label}: not a dataset (source/columns), strategy (rules) or detector (kind) file")

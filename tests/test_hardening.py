@@ -370,3 +370,48 @@ def test_overrides_cannot_blow_the_strategy_past_its_size_bound(tiny_ws):
     big = [f"v{i:06d}x" for i in range(limits.MAX_LIST_PARAM)]
     with Session(tiny_ws) as session, pytest.raises(ConfigError, match="with --set many.*characters once params"):
         session.compile(path, {"many": big})
+
+
+@pytest.mark.parametrize("raw, message", [
+    (b'name: x\ndescription: "caf\xe9"\nrules: []\n', "line 2: not UTF-8"),
+    (b"a: " + b"[" * 20_000 + b"]" * 20_000 + b"\n", "nested more than 64 levels"),
+    (b"name: x\nrules: []\nrules: []\n", "duplicate key 'rules'"),
+])
+def test_validate_refuses_hostile_files_in_one_line(tiny_ws, capsys, raw, message):
+    from riskconsole.cli import main
+
+    path = tiny_ws.strategies_dir / "hostile.yaml"
+    path.write_bytes(raw)
+    assert main(["validate", str(path), "--workspace", str(tiny_ws.root)]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--bootstrap", "100000000", "--baseline", "B"], "--bootstrap 100000000: give a number of day resamples"),
+    (["--bootstrap", "-5", "--baseline", "B"], "--bootstrap -5"),
+    (["--bootstrap", "50"], "--bootstrap: only used with --baseline"),
+    (["--seed", "3", "--allow-different-population"], "--seed, --allow-different-population: only used with"),
+])
+def test_comparison_flags_are_bounded_and_never_silently_ignored(tiny_ws, capsys, tmp_path, args, message):
+    from riskconsole.cli import main
+
+    path = str(tiny_ws.strategies_dir / "tiny.yaml")
+    args = [path if a == "B" else a for a in args]
+    assert main(["backtest", path, "--workspace", str(tiny_ws.root), "--out", str(tmp_path / "o"), *args]) == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_checking_expressions_stops_at_the_time_limit(tiny_ws, monkeypatch):
+    """The limit covers checking a strategy's expressions, not only running them."""
+    from riskconsole.errors import ConfigError
+    from riskconsole.session import Session
+
+    rules = [{"name": f"r{i}", "when": " OR ".join(f"amount > {j}" for j in range(300)), "action": "review"}
+             for i in range(30)]
+    path = tiny_ws.strategies_dir / "slow.yaml"
+    path.write_text(yaml.safe_dump({"name": "slow", "rules": rules}))
+    monkeypatch.setenv("RISKCONSOLE_QUERY_SECONDS", "0.05")
+    with Session(tiny_ws) as session, pytest.raises(ConfigError, match="took longer than 0.05 s"):
+        session.compile(path)

@@ -416,3 +416,10 @@ def test_the_new_database_is_built_under_the_memory_limit(tmp_path, monkeypatch)
     load(write_workspace(tmp_path / "w", random_events(n=40)))
     staging = [limit for database, limit in seen if ".loading-" in database]
     assert staging == ["345MB"]
+
+
+def test_a_very_long_upload_name_is_cut_not_a_crash():
+    from riskconsole.uploads import safe_upload_name
+
+    name = safe_upload_name("a" * 300 + ".csv")
+    assert name.endswith(".csv") and len(name.encode()) < 255

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import streamlit as st
 
 from riskconsole.export import fmt
 from riskconsole.charts import daily_chart
-from riskconsole.ui.common import (evaluate, guard, kpi_tiles, open_page, pick_baseline, pick_strategy, pick_window,
-                                   show_warnings)
+from riskconsole.ui.common import (db_version, evaluate, guard, kpi_tiles, open_page, pick_baseline, pick_strategy,
+                                   pick_window, show_warnings, strategy_text)
+
+
+@st.cache_data(max_entries=64, show_spinner="Bounding the outcomes production hid ...")
+def _hidden(root: str, version: str, path: str, text: str, window, overrides: str, _session) -> dict:
+    """Observability, bounds and estimate of `Session.backtest` (the console's fast path does not compute them)."""
+    report = _session.backtest(path, window, json.loads(overrides)).report
+    return {"overall": {k: report["overall"][k] for k in ("observability", "bounds", "estimate")
+                        if k in report["overall"]}, "warnings": report["warnings"]}
+
 
 session = open_page("Backtest")
 ws = session.ws
@@ -21,6 +32,12 @@ window = pick_window(session)
 report = guard(evaluate, session, candidate, window, st.session_state.get("params", {}).get(candidate.stem))
 same = baseline is not None and baseline.resolve() == candidate.resolve()
 base = guard(evaluate, session, baseline, window) if baseline is not None and not same else None
+if session.dataset.columns.prod_action:  # production hid some outcomes: ranges, not points, where only those are known
+    params = st.session_state.get("params", {}).get(candidate.stem)
+    hidden = guard(_hidden, str(ws.root), db_version(ws), str(candidate), strategy_text(candidate), window,
+                   json.dumps(params or {}, sort_keys=True), _session=session)
+    report = {**report, "overall": {**report["overall"], **hidden["overall"]},
+              "warnings": list(dict.fromkeys(report["warnings"] + hidden["warnings"]))}
 o = report["overall"]
 st.caption(f"{report['window']['from']} … {report['window']['to']} · population {o['population']:,} events · "
            f"{o['unlabeled_total']:,} unlabelled" + (f" · deltas against **{baseline.stem}**" if base else ""))

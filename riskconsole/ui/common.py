@@ -182,12 +182,20 @@ def kpi_tiles(report: dict, baseline: dict | None = None) -> None:
     """KPI tiles in two rows, each with its delta against the baseline report (none without one)."""
     o, b = report["overall"], (baseline or {}).get("overall")
     first, second = st.columns(4), st.columns(4)
+    ranged = []
     for col, key in zip([*first, *second], KPIS):
         m = metric(key)
         kind = TILE_FORMAT.get(m.kind, m.kind)
         delta = None
         if b is not None and o[key] is not None and b[key] is not None:
             delta = o[key] - b[key]
+        pair = (o.get("bounds") or {}).get(key)
+        if pair and None not in pair and pair[0] != pair[1]:  # only a range is known: never a point
+            ranged.append(m.title)
+            _tile(col, m.title, " – ".join(fmt(v, kind) for v in sorted(pair)), None, kind, False,
+                  help=f"{m.definition} Worst {fmt(pair[0], m.kind)}, best {fmt(pair[1], m.kind)} over the outcomes "
+                       "production hid; labelled events alone give " + fmt(o[key], m.kind) + ".")
+            continue
         _tile(col, m.title, fmt(o[key], kind), delta, kind, inverse=m.better == "lower",
               help=f"{m.definition} Exact: {fmt(o[key], m.kind)}.")
     days = max(1, len(report["daily"]))
@@ -196,6 +204,10 @@ def kpi_tiles(report: dict, baseline: dict | None = None) -> None:
     _tile(second[3], "reviews per day", f"{per_day:,.0f} / {cap:,}", delta, "perday", inverse=True,
           help=f"Average review cases per day against the capacity of {cap:,}; {o['review_overflow_days']} day(s) "
                f"over capacity, peak {o['max_daily_reviews']:,}.")
+    if ranged:
+        hidden = o["observability"]["unobservable"]
+        st.caption(f"{', '.join(ranged)}: a range, not a point — {hidden:,} events production blocked have no label, "
+                   "so each could have been fraud or good (worst … best).")
 
 
 def delta_text(delta: float, kind: str) -> str:

@@ -39,6 +39,10 @@ st.caption(f"{report['window']['from']} … {report['window']['to']} · {report[
            f"intervals: paired bootstrap over {c['intervals']['resamples']:,} resamples of whole days"
            + (f" · tuned params {overrides}" if overrides else ""))
 show_warnings(report)
+if c.get("bounds"):
+    st.caption(f"Ranges (low … high) where only a range is known: "
+               f"{report['overall']['observability']['unobservable']:,} events production blocked have no label, "
+               "so each could have been fraud or good; the gate judges at the worst case.")
 
 left, right = st.columns([3, 2])
 with left:
@@ -51,7 +55,13 @@ with right:
             if c["delta"].get(key) is not None and c["intervals"]["delta"].get(key)]
     if rows:
         st.altair_chart(delta_interval_chart(rows), width="stretch")
-    if c["intervals"]["delta"].get("net_benefit"):
+    hidden = (c.get("bounds") or {}).get("delta", {}).get("net_benefit")
+    if hidden and None not in hidden and hidden[0] != hidden[1]:  # only a range is known
+        worst, best = hidden
+        verdict = "gains" if worst > 0 else "loses" if best < 0 else "may gain or lose"
+        st.markdown(f"Net benefit change between **{fmt(worst, 'money')}** (worst) and **{fmt(best, 'money')}** "
+                    f"(best) over the outcomes production hid: the candidate **{verdict}** money.")
+    elif c["intervals"]["delta"].get("net_benefit"):
         lo, hi = c["intervals"]["delta"]["net_benefit"]
         verdict = "gains" if lo > 0 else "loses" if hi < 0 else "may gain or lose"
         st.markdown(f"Net benefit change **{fmt(c['delta']['net_benefit'], 'money')}** "

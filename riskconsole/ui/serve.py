@@ -17,7 +17,8 @@ def console_flags(port: int, address: str) -> dict:
     from riskconsole.uploads import upload_limit_mb
 
     return {"server.port": port, "server.address": address, "server.headless": True,
-            "browser.gatherUsageStats": False, "server.maxUploadSize": upload_limit_mb()}
+            "browser.gatherUsageStats": False, "server.maxUploadSize": upload_limit_mb(),
+            "client.toolbarMode": "minimal"}  # no "Deploy" button: this console runs locally
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,162 @@
+"""Monitor: the deployed strategy's daily KPIs against their bands, alerts, why they moved, and drift.
+
+Every number comes from `Session.monitor`, the call `riskconsole monitor` makes.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+import yaml
+
+from riskconsole.charts import estimate_chart, kpi_band_chart, waterfall_chart
+from riskconsole.escape import markdown as md
+from riskconsole.monitor import METRICS, RULE_HITS
+from riskconsole.session import Session
+from riskconsole.ui.common import db_version, guard, open_page, pick_strategy, strategy_text
+
+TITLES = {"alert_rate": "alert rate", "blocked": "blocked", "review_cases": "review cases",
+          "review_load": "review load (× capacity)", "fraud_amount_stopped": "caught money",
+          "precision": "precision (labels so far)", "recall": "recall (labels so far)",
+          "label_coverage": "label maturity"}
+
+
+@st.cache_data(max_entries=16, show_spinner="Monitoring (one grouped pass per view, one for drift) ...")
+def _monitor(root: str, version: str, path: str, text: str, start: str, end: str, reference: str | None,
+             by: tuple[str, ...], _session: Session) -> dict:
+    return _session.monitor(path, start, end, reference, list(by))
+
+
+def monitor(session: Session, path: Path, start: str, end: str, reference: str | None, by: list[str]) -> dict:
+    """`Session.monitor`, cached per database version, file text and arguments."""
+    return _monitor(str(session.ws.root), db_version(session.ws), str(path), strategy_text(path), start, end,
+                    reference, tuple(by), _session=session)
+
+
+def draft_rule(path: Path, number: int, when: str) -> None:
+    """Open the Strategy editor on this strategy with a review rule for the cluster appended (not saved)."""
+    from riskconsole.versions import digest
+
+    on_disk = strategy_text(path)
+    body = yaml.safe_load(on_disk)
+    body.setdefault("rules", []).append({"name": f"draft_cluster_{number}", "when": when, "action": "review"})
+    drafts = st.session_state.setdefault("drafts", {})
+    drafts[path.stem] = {"text": yaml.safe_dump(body, sort_keys=False, allow_unicode=True), "base": digest(on_disk),
+                         "dirty": True, "rev": drafts.get(path.stem, {}).get("rev", 0) + 1}
+    st.session_state["strategy"] = path.stem
+    st.switch_page("riskconsole/ui/strategy_page.py")
+
+
+session = open_page("Monitor")
+ws = session.ws
+lo, hi = session.day_range()
+top = st.columns([2, 2, 2, 3])
+with top[0]:
+    path = pick_strategy(ws, "Strategy as deployed", "monitor_strategy", default="baseline")
+with top[1]:
+    default_from = max(lo + timedelta(days=28), hi - timedelta(days=27))
+    window = st.date_input("Window", value=(default_from, hi), min_value=lo, max_value=hi, key="monitor_window")
+with top[2]:
+    custom = st.toggle("Custom reference", key="monitor_custom_ref",
+                       help="By default the reference is the 28 days before the window.")
+    reference = st.date_input("Reference", value=(max(lo, default_from - timedelta(days=28)),
+                                                  default_from - timedelta(days=1)),
+                              min_value=lo, max_value=hi, key="monitor_reference", disabled=not custom)
+with top[3]:
+    columns = [c for c in session.frame.visible if c not in (session.dataset.columns.id, session.dataset.columns.time)]
+    by = st.multiselect("Attribute alerts by", columns, key="monitor_by",
+                        default=[c for c in ("user_country", "payment_method") if c in columns],
+                        help="Columns whose segments explain each alert (rules are always one view).")
+if not (isinstance(window, (list, tuple)) and len(window) == 2):
+    st.info("Pick the window's first and last day.")
+    st.stop()
+ref_text = f"{reference[0]}:{reference[1]}" if custom and len(reference) == 2 else None
+result = guard(monitor, session, path, window[0].isoformat(), window[1].isoformat(), ref_text, by)
+
+r = result["reference"]
+st.caption(f"Window {result['window']['from']} … {result['window']['to']} against reference {r['from']} … "
+           f"{r['to']}; labels known by {result['labels_known_by']}. Bands: {result['method']['band']}. "
+           f"Same numbers as `riskconsole monitor {ws.rel(path)} --from {result['window']['from']} --to "
+           f"{result['window']['to']}" + (f" --reference {ref_text}" if ref_text else "")
+           + "".join(f" --by {b}" for b in by) + "`.")
+drifted = [d for d in result["drift"] if d["drifted"]]
+tiles = st.columns(4)
+tiles[0].metric("alerts", f"{len(result['alerts']):,}", border=True)
+tiles[1].metric("metric-days with an alert", f"{len({(a['day'], a['metric']) for a in result['alerts']}):,}",
+                border=True)
+tiles[2].metric("days alerting", f"{len({a['day'] for a in result['alerts']}):,} of {len(result['daily'])}",
+                border=True)
+tiles[3].metric("drifted columns", f"{len(drifted):,} of {len(result['drift'])}", border=True)
+
+st.subheader("Daily KPIs against their expected band")
+st.altair_chart(kpi_band_chart(result["daily"], list(METRICS), TITLES, columns=3), width="content")
+rule_keys = [k for k in result["daily"][0] if k.startswith(RULE_HITS)] if result["daily"] else []
+with st.expander(f"Hits of each rule ({len(rule_keys)} rules)", expanded=any(
+        a["metric"].startswith(RULE_HITS) for a in result["alerts"])):
+    st.altair_chart(kpi_band_chart(result["daily"], rule_keys, {k: k[len(RULE_HITS):] for k in rule_keys},
+                                   columns=3), width="content")
+
+st.subheader("Alerts")
+if not result["alerts"]:
+    st.success("No metric left its band in this window.")
+else:
+    alerts = pd.DataFrame([{"day": a["day"], "metric": a["metric"], "value": a["value"],
+                            "expected low": a["expected"][0], "expected high": a["expected"][1],
+                            "top segments": ", ".join(a["top"])} for a in result["alerts"]])
+    st.dataframe(alerts, hide_index=True, width="stretch")
+
+    st.subheader("Why it moved")
+    labels = [f"{e['day']} · {e['metric']}" for e in result["attribution"]]
+    left, right = st.columns([3, 2])
+    with left:
+        picked = st.selectbox("Alert", labels, key="monitor_alert")
+    entry = result["attribution"][labels.index(picked)]
+    views = list(dict.fromkeys(c["by"] for c in entry["contributions"]))
+    with right:
+        view = st.selectbox("Split by", views, key="monitor_view")
+    st.caption(f"{entry['metric']}: reference {entry['reference']:,.4g} → {entry['value']:,.4g} "
+               f"(change {entry['change']:+,.4g}); each bar is a segment's mix + rate effect; they sum to the change.")
+    st.altair_chart(waterfall_chart(entry, view), width="stretch")
+    rows = pd.DataFrame([c for c in entry["contributions"] if c["by"] == view]).drop(columns=["by"])
+    st.dataframe(rows, hide_index=True, width="stretch", column_config={
+        "explanatory_power": st.column_config.NumberColumn("explanatory power", format="percent"),
+        "surprise": st.column_config.NumberColumn(format="%.4f")})
+
+st.subheader("Drift against the reference")
+drift = pd.DataFrame([{"column": d["column"], "kind": d["kind"], "PSI": d["psi"], "JS distance": d["js_distance"],
+                       "worst day PSI": d["max_daily_psi"], "worst day": d["max_day"], "drifted": d["drifted"]}
+                      for d in result["drift"]])
+st.dataframe(drift, hide_index=True, width="stretch", column_config={
+    "PSI": st.column_config.NumberColumn(format="%.3f"), "JS distance": st.column_config.NumberColumn(format="%.3f"),
+    "worst day PSI": st.column_config.NumberColumn(format="%.3f")})
+for d in [d for d in result["drift"] if d["bins"]]:
+    with st.expander(f"{d['column']}: bins that moved most (PSI {d['psi']:.3f})"):
+        st.dataframe(pd.DataFrame(d["bins"]), hide_index=True, width="stretch", column_config={
+            k: st.column_config.NumberColumn(format="percent") for k in ("reference", "window", "change")})
+
+st.subheader("Early warning before labels arrive")
+estimate = result["estimate"]
+if estimate is None:
+    st.info("No trained supervised detector: train one (Detectors page) to estimate precision before labels arrive.")
+else:
+    gaps = [d["day"] for d in estimate["daily"] if d["disagree"]]
+    st.caption(f"Precision of flagged events estimated from **{estimate['detector']}**'s calibrated score "
+               f"(CBPE) against the labels already in; {len(gaps)} day(s) where they disagree by more than 3 "
+               "standard errors" + (f": {', '.join(gaps[:8])}" if gaps else "") + ". On the youngest days the few "
+               "early labels are mostly fraud.")
+    st.altair_chart(estimate_chart(estimate["daily"]), width="stretch")
+
+st.subheader("Possible attacks the strategy lets through")
+if not result["clusters"]:
+    st.info("No dense group of allowed, high-anomaly events (or no trained anomaly detector).")
+for number, cluster in enumerate(result["clusters"], start=1):
+    left, right = st.columns([6, 1])
+    left.markdown(f"**{md(cluster['summary'])}** — {cluster['per_day']:,.1f}/day vs {cluster['usual_per_day']:,.1f} "
+                  "usually")
+    left.code(cluster["when"], language="sql")
+    if right.button("Draft a rule", key=f"monitor_draft_{number}", help="Open the Strategy editor with a review "
+                    "rule for this group appended (nothing is saved until you save)."):
+        draft_rule(path, number, cluster["when"])

@@ -1,0 +1,330 @@
+"""Outcomes production hid (DESIGN §6.2): bounds contain the truth, the IPW interval covers it, the gate is honest."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from outcome_sim import simulate
+from riskconsole.config import Business
+from riskconsole.errors import RiskConsoleError
+from riskconsole.gate import judge, parse_guardrail
+from riskconsole.metrics import RuleSet, decide, parts, rates
+from riskconsole.outcomes import bounds, delta_bounds, estimate, parse_assumption
+from tests.conftest import random_events, write_workspace
+
+BUSINESS = Business(review_cost=2.0, review_catch_rate=0.8, good_block_cost=0.3)
+CANDIDATE = RuleSet(["hi", "mid", "ok"], ["block", "review", "allow"], [True, True, True])
+LENIENT = RuleSet(["hi", "mid", "ok"], ["review", "review", "allow"], [False, True, True])  # blocks nothing
+METRICS = ("precision", "recall", "f1", "amount_recall", "net_benefit", "fraud_amount_stopped", "good_amount_blocked")
+
+
+def true_metrics(h, action: np.ndarray) -> dict:
+    """Every metric with the true label of every event (what production hid, revealed)."""
+    p = parts(action, h.truth, h.outcomes.count, h.outcomes.amount, BUSINESS.review_catch_rate)
+    return rates({k: v.sum() for k, v in p.items()}, BUSINESS)
+
+
+def inside(value: float, pair: list) -> bool:
+    lo, hi = min(pair), max(pair)
+    return lo - 1e-9 * max(1.0, abs(lo)) <= value <= hi + 1e-9 * max(1.0, abs(hi))
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_bounds_always_contain_the_truth(seed):
+    h = simulate(seed, days=10, per_day=300, negative_amounts=seed % 2 == 1)
+    for rules in (CANDIDATE, LENIENT):
+        action = decide(h.outcomes.hits, rules)
+        found, truth = bounds(h.outcomes, action, BUSINESS), true_metrics(h, action)
+        for m in METRICS:
+            assert inside(float(truth[m]), found[m]), (m, truth[m], found[m])
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_delta_bounds_contain_the_true_delta(seed):
+    h = simulate(seed, days=10, per_day=300, negative_amounts=seed % 3 == 0)
+    cand, base = decide(h.outcomes.hits, LENIENT), decide(h.outcomes.hits, CANDIDATE)
+    found = delta_bounds(h.outcomes, cand, base, BUSINESS)
+    tc, tb = true_metrics(h, cand), true_metrics(h, base)
+    for m in METRICS:
+        assert inside(float(tc[m] - tb[m]), found[m]), (m, tc[m] - tb[m], found[m])
+
+
+def test_bounds_are_the_extreme_corners():
+    """Recall's worst: the strategy's flagged unobservable events all good AND its allowed ones all fraud."""
+    h = simulate(3, days=5, per_day=300)
+    o, action = h.outcomes, decide(h.outcomes.hits, CANDIDATE)
+    u, flagged = o.unobservable, action != 0
+    tp = o.count[(o.label == 1) & flagged].sum()
+    fn = o.count[(o.label == 1) & ~flagged].sum()
+    fp = o.count[(o.label == 0) & flagged].sum()
+    n_uf, n_ua = o.count[u & flagged].sum(), o.count[u & ~flagged].sum()
+    found = bounds(o, action, BUSINESS)
+    assert found["recall"] == pytest.approx([tp / (tp + fn + n_ua), (tp + n_uf) / (tp + n_uf + fn)])
+    assert found["precision"] == pytest.approx([tp / (tp + fp + n_uf), (tp + n_uf) / (tp + fp + n_uf)])
+    blocked_u = o.amount[u & (action == 2)].sum()
+    assert found["good_amount_blocked"][0] - found["good_amount_blocked"][1] == pytest.approx(blocked_u)
+
+
+def test_nothing_hidden_gives_points():
+    h = simulate(4, days=5, per_day=200, explore=1.0)  # production let every would-be block through
+    action = decide(h.outcomes.hits, CANDIDATE)
+    for m, (worst, best) in bounds(h.outcomes, action, BUSINESS).items():
+        assert worst == pytest.approx(best), m
+
+
+def test_ipw_interval_covers_the_truth_at_about_the_nominal_rate():
+    covered, runs = {m: 0 for m in ("precision", "recall", "net_benefit")}, 200
+    for seed in range(runs):
+        h = simulate(1000 + seed, days=30, per_day=250, explore=0.05)
+        action = decide(h.outcomes.hits, CANDIDATE)
+        est, truth = estimate(h.outcomes, action, BUSINESS, n=300, seed=seed), true_metrics(h, action)
+        for m in covered:
+            lo, hi = est[m]["interval"]
+            covered[m] += lo <= truth[m] <= hi
+    for m, hits in covered.items():
+        assert 0.85 <= hits / runs <= 0.99, (m, hits / runs)
+
+
+def test_estimate_needs_explore_rows():
+    h = simulate(5, days=5, per_day=200, explore=0.0)
+    assert estimate(h.outcomes, decide(h.outcomes.hits, CANDIDATE), BUSINESS) is None
+
+
+def _report(h, cand, base) -> dict:
+    """A comparison report as `outcomes.attach` writes it (labelled-only points, bounds on the deltas)."""
+    o = h.outcomes
+    pc = rates({k: v.sum() for k, v in parts(cand, o.label, o.count, o.amount, 0.8).items()}, BUSINESS)
+    pb = rates({k: v.sum() for k, v in parts(base, o.label, o.count, o.amount, 0.8).items()}, BUSINESS)
+    delta = {m: float(pc[m] - pb[m]) for m in METRICS}
+    return {"overall": {**{m: float(pc[m]) for m in METRICS}, "bounds": bounds(o, cand, BUSINESS)},
+            "compare": {"delta": delta, "intervals": {"delta": {}, "candidate": {}},
+                        "baseline": {m: float(pb[m]) for m in METRICS},
+                        "bounds": {"delta": delta_bounds(o, cand, base, BUSINESS)}},
+            "outcomes": {"assumption": "worst", "assumed": None, "assumption_text": ""}}
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_the_gate_never_shows_a_candidate_that_allows_production_blocks_better_than_its_worst_case(seed):
+    h = simulate(seed, days=10, per_day=300)
+    cand, base = decide(h.outcomes.hits, LENIENT), decide(h.outcomes.hits, CANDIDATE)
+    report = _report(h, cand, base)
+    metrics = list(METRICS)
+    for m in ("recall", "net_benefit", "fraud_amount_stopped", "precision"):
+        worst = min(report["compare"]["bounds"]["delta"][m])
+        for threshold in (worst + abs(worst) * 0.01 + 1e-6, worst - abs(worst) * 0.01 - 1e-6):
+            result = judge(parse_guardrail(f"{m}>={threshold:+.8f}", metrics), report)
+            assert result["holds"] == (threshold <= worst), (m, threshold, worst, result)
+        # the labelled-only point looks better than the worst case: it alone would have passed
+        assert report["compare"]["delta"][m] >= worst - 1e-9
+
+
+def test_an_explicit_assumption_replaces_the_worst_case():
+    h = simulate(2, days=10, per_day=300)
+    cand, base = decide(h.outcomes.hits, LENIENT), decide(h.outcomes.hits, CANDIDATE)
+    report = _report(h, cand, base)
+    worst = min(report["compare"]["bounds"]["delta"]["recall"])
+    report["outcomes"] = {"assumption": "good", "assumption_text": "all good", "assumed": {}}
+    report["compare"]["assumed"] = {"delta": {"recall": worst + 0.5}}
+    result = judge(parse_guardrail(f"recall>={worst + 0.1:+.6f}", list(METRICS)), report)
+    assert result["holds"] and result["assumed"] == "all good"
+
+
+def test_parse_assumption():
+    assert parse_assumption(None) == "worst"
+    assert parse_assumption("unobserved=good") == "good"
+    assert parse_assumption("unobserved=fraud-rate-of-explored") == "fraud-rate-of-explored"
+    with pytest.raises(RiskConsoleError, match="unobserved=ASSUMPTION"):
+        parse_assumption("unobserved=maybe")
+
+
+# ------------------------------------------------------------------ through the session, on loaded data
+
+STRATEGIES = {
+    "prod": {"name": "prod", "rules": [{"name": "big", "when": "amount > 150", "action": "block"}]},
+    "lenient": {"name": "lenient", "rules": [{"name": "big", "when": "amount > 400", "action": "block"}]},
+}
+
+
+def _events(seed: int = 1):
+    events = random_events(600, seed)
+    blocked = (events["amount"] > 150).to_numpy()
+    rng = np.random.default_rng(seed)
+    explored = blocked & (rng.random(len(events)) < 0.3)
+    events["prod_action"] = np.where(blocked, "block", "allow")
+    events["explore"] = explored.astype(int)
+    events["propensity"] = np.where(explored, 0.3, np.nan)
+    events.loc[blocked & ~explored, "is_fraud"] = pd_na()
+    return events
+
+
+def pd_na():
+    import pandas as pd
+
+    return pd.NA
+
+
+def _dataset(**roles) -> dict:
+    from tests.conftest import BASE_DATASET
+
+    dataset = yaml.safe_load(yaml.safe_dump(BASE_DATASET))
+    dataset["columns"].update(roles)
+    return dataset
+
+
+ROLES = {"prod_action": "prod_action", "explore": "explore", "propensity": "propensity"}
+
+
+@pytest.fixture
+def hidden_ws(tmp_path):
+    from riskconsole.ingest import load
+
+    ws = write_workspace(tmp_path / "ws", _events(), _dataset(**ROLES), STRATEGIES)
+    load(ws)
+    return ws
+
+
+def test_session_reports_observability_bounds_and_estimate(hidden_ws):
+    from riskconsole.report import Baseline
+    from riskconsole.session import Session
+
+    with Session(hidden_ws) as session:
+        report = session.backtest(hidden_ws.root / "strategies/lenient.yaml",
+                                  baseline=Baseline(hidden_ws.root / "strategies/prod.yaml", bootstrap=200)).report
+    overall = report["overall"]
+    seen = overall["observability"]
+    assert seen["unobservable"] > 0 and seen["observed"] + seen["unobservable"] <= overall["population"]
+    for m in ("precision", "recall", "net_benefit", "fraud_amount_stopped"):
+        worst, best = overall["bounds"][m]
+        assert worst <= best
+    assert set(overall["estimate"]) >= {"precision", "recall"}
+    assert overall["estimate"]["recall"]["interval"] is not None
+    assert report["compare"]["bounds"]["delta"]["recall"][0] <= report["compare"]["delta"]["recall"]
+    assert any("unobservable" in w for w in report["warnings"])
+    with Session(hidden_ws) as session:
+        assumed = session.backtest(hidden_ws.root / "strategies/lenient.yaml", assume="unobserved=good").report
+    assert assumed["outcomes"]["assumption"] == "good"
+    assert any("ASSUMED" in w for w in assumed["warnings"])
+
+
+def test_gate_cli_judges_at_the_worst_case(hidden_ws, capsys):
+    from riskconsole.cli import main
+
+    args = ["gate", str(hidden_ws.root / "strategies/lenient.yaml"), "--baseline",
+            str(hidden_ws.root / "strategies/prod.yaml"), "--require", "net_benefit>=+0", "--bootstrap", "50",
+            "--workspace", str(hidden_ws.root)]
+    main(args)
+    out = capsys.readouterr().out
+    assert "over the outcomes production hid" in out
+    main(args + ["--assume", "unobserved=good"])
+    assert "assuming every unobservable event" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda e: e.assign(propensity=np.where(e["explore"] == 1, 1.5, np.nan)), "propensity.*holds '1.5'.*\\(0, 1\\]"),
+    (lambda e: e.assign(propensity=np.where(e["explore"] == 1, 0.0, np.nan)), "propensity.*\\(0, 1\\]"),
+    (lambda e: e.assign(propensity=np.nan), "propensity.*explored row"),
+    (lambda e: e.assign(prod_action=np.where(e["prod_action"] == "block", "deny", "allow")),
+     "prod_action.*'deny'.*allow, review or block"),
+    (lambda e: e.assign(explore=np.where(e["explore"] == 1, 2, 0)), "explore.*'2'"),
+])
+def test_bad_values_are_one_line_load_errors(tmp_path, change, message):
+    from riskconsole.sources import check_dataset
+
+    ws = write_workspace(tmp_path / "ws", change(_events()), _dataset(**ROLES), STRATEGIES)
+    with pytest.raises(RiskConsoleError, match=message) as err:
+        check_dataset(ws)
+    text = str(err.value)
+    assert "\n" not in text and text.startswith("data/dataset.yaml: ")
+
+
+@pytest.mark.parametrize("roles, message", [
+    ({"prod_action": "prod_action", "explore": "explore"}, "needs columns.propensity"),
+    ({"explore": "explore", "propensity": "propensity"}, "need columns.prod_action"),
+])
+def test_bad_roles_are_one_line_config_errors(tmp_path, roles, message):
+    from riskconsole.sources import check_dataset
+
+    ws = write_workspace(tmp_path / "ws", _events(), _dataset(**roles), STRATEGIES)
+    with pytest.raises(RiskConsoleError, match=message) as err:
+        check_dataset(ws)
+    assert "\n" not in str(err.value) and "dataset.yaml" in str(err.value)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_the_estimate_of_precision_and_recall_stays_inside_the_bounds(seed):
+    h = simulate(seed, days=10, per_day=300, explore=0.3)
+    action = decide(h.outcomes.hits, CANDIDATE)
+    est, found = estimate(h.outcomes, action, BUSINESS, n=50), bounds(h.outcomes, action, BUSINESS)
+    for m in ("precision", "recall"):
+        assert inside(est[m]["value"], found[m]), (m, est[m], found[m])
+
+
+# ------------------------------------------------------------------ the console shows ranges
+
+
+@pytest.fixture
+def hidden_console(tmp_path, monkeypatch):
+    from riskconsole.ingest import load
+    from riskconsole.ui import common
+
+    strategies = {"candidate": {**STRATEGIES["lenient"], "name": "candidate"},
+                  "baseline": {**STRATEGIES["prod"], "name": "baseline"}}
+    ws = write_workspace(tmp_path / "console", _events(), _dataset(**ROLES), strategies)
+    load(ws)
+    monkeypatch.setenv("RISKCONSOLE_WORKSPACE", str(ws.root))
+    common.release_connections()
+
+    def open_page(name: str):
+        from streamlit.testing.v1 import AppTest
+
+        at = AppTest.from_file(str(__import__("pathlib").Path(__file__).resolve().parents[1] / "app.py"),
+                               default_timeout=60)
+        at.switch_page(f"riskconsole/ui/{name}.py")
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    return open_page
+
+
+def test_backtest_and_compare_pages_show_ranges_with_a_reason(hidden_console):
+    at = hidden_console("backtest_page")
+    recall = next(m.value for m in at.metric if m.label == "recall")
+    assert " – " in recall
+    assert any("production blocked have no label" in c.value for c in at.caption)
+    at = hidden_console("compare_page")
+    table = at.dataframe[0].value
+    assert " … " in table[table["metric"] == "recall"].iloc[0]["delta"]
+    assert any("production blocked have no label" in c.value for c in at.caption)
+
+
+def test_label_maturity_curve_by_event_age(hidden_ws):
+    import duckdb
+
+    from riskconsole.overview import label_age_curve, mature_age
+
+    with duckdb.connect(str(hidden_ws.db_path), read_only=True) as con:
+        curve = label_age_curve(con, hidden_ws.dataset())
+        total = con.execute("SELECT count(*) FROM frame").fetchall()[0][0]
+    assert sum(r["events"] for r in curve) == total
+    assert all(0 <= r["labelled_within"] <= 1 for r in curve if r["labelled_within"] is not None)
+    assert curve[0]["labelled_within"] <= curve[-1]["labelled_within"]  # labels arrive late
+    assert 0 < mature_age(curve) <= curve[-1]["age_days"]
+
+
+def test_the_demo_records_what_production_did(tmp_path):
+    import pandas as pd
+
+    from riskconsole.demo import EXPLORE, generate_events
+
+    generate_events(tmp_path / "events.parquet", 20_000, streams=False)
+    events = pd.read_parquet(tmp_path / "events.parquet")
+    assert set(events["prod_action"]) == {"allow", "review", "block"}
+    blocked, explored = events["prod_action"] == "block", events["explore"] == 1
+    assert events.loc[blocked & ~explored, "is_fraud"].isna().all()  # a blocked order never ships
+    assert explored.sum() > 0 and (explored <= blocked).all()
+    assert (events.loc[blocked, "propensity"] == EXPLORE).all() and events.loc[~blocked, "propensity"].isna().all()
+    fraud = events["fraud_scenario"] != "none"
+    assert fraud[blocked].mean() > 5 * fraud[~blocked].mean()  # a plausible production policy
