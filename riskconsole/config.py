@@ -87,7 +87,8 @@ class Columns(_Strict):
 
 
 class Feature(_Strict):
-    """One point-in-time feature: a window aggregate by an entity, a label aggregate, or a derived SQL expression."""
+    """One point-in-time feature: a window aggregate (of the decision stream or of a stream), a label aggregate, a
+    table lookup, or a derived SQL expression."""
 
     name: str = Field(description="Column name of the feature in the frame; rules and detectors read it by this "
                                   "name (letters, digits and _).")
@@ -96,28 +97,51 @@ class Feature(_Strict):
                                                 "for every event; 0 when the window is empty.")
     sum: str | None = Field(None, description="Sum of this numeric column over the window; 0 when empty.")
     avg: str | None = Field(None, description="Average of this numeric column over the window; null when empty.")
-    min: str | None = Field(None, description="Smallest value of this column in the window; null when empty.")
-    max: str | None = Field(None, description="Largest value of this column in the window; null when empty.")
+    min: str | None = Field(None, description="Smallest value of this column (a number, text or time) in the "
+                                              "window; null when empty.")
+    max: str | None = Field(None, description="Largest value of this column (a number, text or time) in the "
+                                              "window; null when empty.")
     count_distinct: str | None = Field(None, description="Number of distinct values of this column in the window "
                                                          "(e.g. users per device); 0 when empty.")
-    by: str | None = Field(None, description="Entity column the window groups by.")
-    window: str | None = Field(None, description="Look-back, e.g. 1h, 30d: events in [t - window, t).")
+    from_: str | None = Field(None, alias="from", description="Aggregate the rows of this stream (a name under "
+                              "`streams:`) instead of the decision events; the `by` columns must exist under the "
+                              "same names in both.")
+    by: str | list[str] | None = Field(None, description="Entity column the window groups by; a list for a "
+                                       "compound key (a NULL part means an empty window: count 0); absent: every "
+                                       "row of the stream.")
+    window: str | None = Field(None, description="Look-back, e.g. 1h, 30d: rows with time in [t - window, t).")
     label_delay: str | None = Field(None, description="Label features only: labels of events in [t - delay - window, t - delay).")
+    lookup: str | None = Field(None, description="TABLE.COLUMN: the column of the table row matching the event "
+                               "(by key, as of the event's time with valid_from, or by range); NULL when none.")
     sql: str | None = Field(None, description="Derived feature: an expression over columns and earlier features.")
 
     _name = field_validator("name")(_check_name)
 
+    @field_validator("by")
+    @classmethod
+    def _by_list(cls, value: str | list[str] | None) -> str | list[str] | None:
+        """A compound key names at least two distinct columns (one column is written without a list)."""
+        if isinstance(value, list):
+            if not value or len(set(value)) != len(value):
+                raise ValueError("by: a compound key is a list of distinct columns, e.g. [device_id, ip]")
+            if len(value) == 1:
+                return value[0]
+        return value
+
     @model_validator(mode="after")
     def _one_kind(self) -> Feature:
         aggs = [a for a in WINDOW_AGGS if getattr(self, a) is not None]
-        if self.sql is not None:
-            if aggs or self.by or self.window or self.label_delay:
-                raise ValueError("a `sql:` feature takes no aggregate, by, window or label_delay")
+        if self.sql is not None or self.lookup is not None:
+            kind = "sql" if self.sql is not None else "lookup"
+            if aggs or self.by or self.window or self.label_delay or self.from_ or (self.sql and self.lookup):
+                raise ValueError(f"a `{kind}:` feature takes no aggregate, from, by, window, label_delay or other kind")
+            if self.lookup is not None and not re.match(r"^[^.]+\.[^.]+$", self.lookup):
+                raise ValueError(f"lookup: write TABLE.COLUMN (e.g. merchants.tier), not '{self.lookup}'")
             return self
         if len(aggs) != 1:
-            raise ValueError(f"give exactly one of {', '.join(WINDOW_AGGS)} or sql (got {len(aggs)})")
-        if not self.by or not self.window:
-            raise ValueError("a window feature needs `by:` (an entity column) and `window:` (e.g. 1h)")
+            raise ValueError(f"give exactly one of {', '.join(WINDOW_AGGS)}, lookup or sql (got {len(aggs)})")
+        if not self.window:
+            raise ValueError("a window feature needs `window:` (e.g. 1h)")
         duration_seconds(self.window)
         if self.label_delay is not None:
             duration_seconds(self.label_delay)
@@ -125,13 +149,77 @@ class Feature(_Strict):
 
     @property
     def agg(self) -> str | None:
-        """The aggregate name (count, sum, ...) or None for a derived feature."""
+        """The aggregate name (count, sum, ...) or None for a derived or lookup feature."""
         return next((a for a in WINDOW_AGGS if getattr(self, a) is not None), None)
 
     @property
     def of(self) -> str | None:
         """The column the aggregate reads ('*' for count(*))."""
         return getattr(self, self.agg) if self.agg else None
+
+    @property
+    def keys(self) -> list[str]:
+        """The `by` columns as a list (empty: every row)."""
+        if self.by is None:
+            return []
+        return [self.by] if isinstance(self.by, str) else list(self.by)
+
+
+class StreamColumns(_Strict):
+    """Which column of a stream plays which role."""
+
+    time: str = Field(description="The row's timestamp column (parsed like every time: ISO-8601 or time_format).")
+    id: str | None = Field(None, description="Optional unique row id: a missing or repeated one is quarantined.")
+
+
+class Stream(_Strict):
+    """A context stream: rows that are never decided, only aggregated by `from:` features."""
+
+    source: str = Field(description="File or glob relative to the workspace (.csv, .parquet, .json, .jsonl).")
+    columns: StreamColumns = Field(description="Which source column is the time (and the optional id).")
+    rename: dict[str, str] = Field(default_factory=dict, description="Source column -> loaded name, so key "
+                                   "columns match the decision stream's names (e.g. {uid: user_id}).")
+    time_format: str | list[str] | None = Field(None, description="strptime format(s) of text times, as for the "
+                                                "decision stream.")
+    types: dict[str, str] = Field(default_factory=dict, description="Optional DuckDB type per source column.")
+
+    @field_validator("rename")
+    @classmethod
+    def _names(cls, value: dict[str, str]) -> dict[str, str]:
+        for target in value.values():
+            _check_name(target)
+        return value
+
+
+class Range(_Strict):
+    """A range table's columns: the event column matched and the bounds that hold it."""
+
+    value: str = Field(description="Event column looked up (e.g. ip_num).")
+    low: str = Field(description="Table column: lowest value of the range, included.")
+    high: str = Field(description="Table column: highest value of the range, included.")
+
+
+class Table(_Strict):
+    """A table joined onto every decision event: by key (optionally as of the event's time) or by range."""
+
+    source: str = Field(description="File or glob relative to the workspace (.csv, .parquet, .json, .jsonl).")
+    key: str | None = Field(None, description="Column joined on the same-named event column (one row per key, "
+                            "or per key and valid_from; repeats are quarantined).")
+    valid_from: str | None = Field(None, description="Time from which a row is in force: an event at t sees the "
+                                   "row with the latest valid_from <= t (a later update never leaks back).")
+    range: Range | None = Field(None, description="Range join: the row whose [low, high] holds the event's "
+                                "value; the first by low if several overlap (load warns); no match gives NULL.")
+    time_format: str | list[str] | None = Field(None, description="strptime format(s) of text times (valid_from "
+                                                "and TIMESTAMP-typed columns).")
+    types: dict[str, str] = Field(default_factory=dict, description="Optional DuckDB type per source column.")
+
+    @model_validator(mode="after")
+    def _one_join(self) -> Table:
+        if (self.key is None) == (self.range is None):
+            raise ValueError("give exactly one of key: (a column) or range: {value, low, high}")
+        if self.valid_from is not None and self.key is None:
+            raise ValueError("valid_from works with key: (as-of join), not with range:")
+        return self
 
 
 class Business(_Strict):
@@ -153,6 +241,10 @@ class Dataset(_Strict):
         None, description="strptime format(s) of text times, tried in order (e.g. '%m/%d/%y %H:%M'); applies to "
                           "time, label_time and every column typed TIMESTAMP. Without it only ISO-8601 text is a time. "
                           "An offset or zone (%z, %Z) is converted to UTC.")
+    streams: dict[str, Stream] = Field(default_factory=dict, description="Context streams by name (signups, "
+                                       "logins, refunds, ...): loaded into table stream_NAME, read by `from:` features.")
+    tables: dict[str, Table] = Field(default_factory=dict, description="Tables by name (merchants, IP ranges, ...): "
+                                     "loaded into table table_NAME, read by `lookup:` features.")
     features: list[Feature] = Field(default_factory=list, description="Point-in-time features built at load, in "
                                     "order (a derived feature may read earlier ones).")
     business: Business = Field(default_factory=Business, description="Costs and capacities that turn decisions "
@@ -165,6 +257,24 @@ class Dataset(_Strict):
             if feature.name in seen:
                 raise ValueError(f"feature '{feature.name}' is defined twice")
             seen.add(feature.name)
+        return self
+
+    @model_validator(mode="after")
+    def _known_sources(self) -> Dataset:
+        """Stream and table names are plain and distinct; every `from:` and `lookup:` names one that exists."""
+        for name in [*self.streams, *self.tables]:
+            _check_name(name)
+        both = sorted(set(self.streams) & set(self.tables))
+        if both:
+            raise ValueError(f"'{both[0]}' is both a stream and a table (give them different names)")
+        for feature in self.features:
+            where = f"feature '{feature.name}'"
+            if feature.from_ is not None and feature.from_ not in self.streams:
+                known = ", ".join(sorted(self.streams)) or "none: add it under streams:"
+                raise ValueError(f"{where}: from: unknown stream '{feature.from_}' (streams: {known})")
+            if feature.lookup is not None and feature.lookup.split(".")[0] not in self.tables:
+                known = ", ".join(sorted(self.tables)) or "none: add it under tables:"
+                raise ValueError(f"{where}: lookup: unknown table '{feature.lookup.split('.')[0]}' (tables: {known})")
         return self
 
     @property

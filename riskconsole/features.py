@@ -16,36 +16,21 @@ from sqlglot import exp
 from riskconsole.config import LABEL_AGGS, Dataset, Feature, duration_seconds
 from riskconsole.errors import ConfigError
 from riskconsole.expressions import parse_visible
+from riskconsole.lookups import check_lookup, check_table, lookup_groups, lookup_query
 from riskconsole.names import internal_collision
 from riskconsole.sqlbuild import alias, fill, ident, render
+from riskconsole.streams import (NUMERIC, US, aggregate, any_null, check_keys, check_stream_feature, empty_value,  # noqa: F401
+                                 micros, stream_groups, stream_query)
 
-US = 1_000_000  # microseconds per second: windows compare integer epoch microseconds
-NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
-           "UBIGINT", "FLOAT", "DOUBLE", "BOOLEAN")
 # Events without an entity each get a partition of their own (`_pos`), so they neither see each other
-# nor form one huge partition; their feature is NULL anyway.
-_WINDOW = ("OVER (PARTITION BY :by, CASE WHEN :by IS NULL THEN _pos END ORDER BY _t "
-           "RANGE BETWEEN :n PRECEDING AND 1 PRECEDING)")
-_WINDOW_TEMPLATES = {
-    "count": f"coalesce(count(:x) {_WINDOW}, 0)",
-    "count_star": f"coalesce(count(*) {_WINDOW}, 0)",
-    "sum": f"coalesce(sum(:x) {_WINDOW}, 0)",
-    "avg": f"avg(CAST(:x AS DOUBLE)) {_WINDOW}",
-    "min": f"min(:x) {_WINDOW}",
-    "max": f"max(:x) {_WINDOW}",
-    "count_distinct": f"coalesce(array_length(list_distinct(array_agg(:x) {_WINDOW})), 0)",
-}
-
-
-def micros(node: exp.Expression) -> exp.Expression:
-    """Integer epoch microseconds of a timestamp: `epoch_us` in DuckDB, `unix_micros` in Spark."""
-    return exp.UnixMicros(this=node)
+# nor form one huge partition; their feature is NULL anyway (a compound key's: the empty window's value).
 
 
 def is_label_feature(feature: Feature, dataset: Dataset) -> bool:
     """True when the feature aggregates the label column (by name or the `label` alias)."""
     label = dataset.columns.label
-    return label is not None and feature.of is not None and _source(feature.of, dataset) == label
+    return (label is not None and feature.of is not None and feature.from_ is None
+            and _source(feature.of, dataset) == label)
 
 
 def _source(name: str, dataset: Dataset) -> str:
@@ -54,10 +39,21 @@ def _source(name: str, dataset: Dataset) -> str:
     return roles.get(name) or name
 
 
-def check_features(dataset: Dataset, types: dict[str, str], label: str) -> None:
-    """Refuse features over missing, hidden or non-numeric columns, before any SQL runs."""
+def check_features(dataset: Dataset, types: dict[str, str], label: str,
+                   others: dict[str, dict[str, str]] | None = None) -> None:
+    """Refuse features over missing, hidden or non-numeric columns, before any SQL runs.
+
+    Args:
+        dataset: the dataset spec.
+        types: column -> type of the decision events.
+        label: how to name the dataset file in errors.
+        others: loaded table (`stream_NAME`, `table_NAME`) -> its column types.
+    """
+    others = others or {}
     known = set(types)
     hidden = set(dataset.hidden_columns)
+    for name in dataset.tables:
+        check_table(dataset, name, types, others.get(f"table_{name}", {}), label)
     for feature in dataset.features:
         where = f"{label}: feature '{feature.name}'"
         collision = internal_collision(feature.name, label, "feature", fix="give the feature another name")
@@ -68,16 +64,21 @@ def check_features(dataset: Dataset, types: dict[str, str], label: str) -> None:
         known.add(feature.name)
         if feature.sql is not None:
             continue
-        _check_window_feature(feature, dataset, types, hidden, where)
+        if feature.lookup is not None:
+            check_lookup(feature, others.get(f"table_{feature.lookup.split('.')[0]}", {}), where)
+        elif feature.from_ is not None:
+            check_stream_feature(feature, types, others.get(f"stream_{feature.from_}", {}), where)
+        else:
+            _check_window_feature(feature, dataset, types, hidden, where)
 
 
 def _check_window_feature(feature: Feature, dataset: Dataset, types: dict[str, str], hidden: set[str],
                           where: str) -> None:
-    by, of = feature.by, feature.of
-    if by not in types:
-        raise ConfigError(f"{where}: by: unknown column '{by}' (columns: {', '.join(sorted(types))})")
-    if by in hidden:
-        raise ConfigError(f"{where}: by: '{by}' is a label column; group by an entity instead")
+    check_keys(feature, types, None, "", where)
+    for key in feature.keys:
+        if key in hidden:
+            raise ConfigError(f"{where}: by: '{key}' is a label column; group by an entity instead")
+    of = feature.of
     if of == "*":
         if feature.agg != "count":
             raise ConfigError(f"{where}: only count takes '*' (name a column for {feature.agg})")
@@ -92,12 +93,13 @@ def _check_window_feature(feature: Feature, dataset: Dataset, types: dict[str, s
                           "with label_delay may read it")
     elif feature.label_delay is not None:
         raise ConfigError(f"{where}: label_delay is only for label features (sum/avg/count of the label)")
-    if feature.agg in ("sum", "avg") and not types[column].upper().startswith(NUMERIC) \
-            and not types[column].upper().startswith("DECIMAL"):
+    if feature.agg in ("sum", "avg") and not types[column].upper().startswith(NUMERIC):
         raise ConfigError(f"{where}: {feature.agg} needs a numeric column, '{of}' is {types[column]}")
 
 
 def _check_label_feature(feature: Feature, dataset: Dataset, where: str) -> None:
+    if not isinstance(feature.by, str):
+        raise ConfigError(f"{where}: a label feature groups by one column (by: user_id), not by a list or all rows")
     if feature.agg not in LABEL_AGGS:
         raise ConfigError(f"{where}: a label feature takes {', '.join(LABEL_AGGS)}, not {feature.agg}")
     if feature.label_delay is None and dataset.columns.label_time is None:
@@ -106,14 +108,19 @@ def _check_label_feature(feature: Feature, dataset: Dataset, where: str) -> None
 
 
 def window_column(feature: Feature, dataset: Dataset) -> exp.Expression:
-    """The window-aggregate expression of one non-label feature (NULL where the entity is NULL)."""
-    of = feature.of
-    key = "count_star" if of == "*" else feature.agg
-    nodes = {"by": ident(feature.by), "n": duration_seconds(feature.window) * US}
-    if of != "*":
-        nodes["x"] = ident(_source(of, dataset))
-    value = fill(_WINDOW_TEMPLATES[key], **nodes)
-    return fill("CASE WHEN :by IS NULL THEN NULL ELSE :v END", by=ident(feature.by), v=value)
+    """The window-aggregate expression of one decision-stream feature.
+
+    One key: NULL where the entity is NULL. A compound key: the empty window's value (count 0) where a part is
+    NULL. No key: every event.
+    """
+    keys = feature.keys
+    x = None if feature.of == "*" else ident(_source(feature.of, dataset))
+    null = any_null(keys)
+    value = aggregate(feature, x, [ident(k) for k in keys], own=True, null=null)
+    if not keys:
+        return value
+    fallback = exp.null() if isinstance(feature.by, str) else empty_value(feature)
+    return fill("CASE WHEN :null THEN :e ELSE :v END", null=null, e=fallback, v=value)
 
 
 def label_feature_query(feature: Feature, dataset: Dataset, base: str) -> exp.Expression:
@@ -149,7 +156,8 @@ def label_feature_query(feature: Feature, dataset: Dataset, base: str) -> exp.Ex
 
 
 def frame_query(dataset: Dataset, columns: list[str], label: str, base: str = "_frame_base",
-                label_tables: dict[str, str] | None = None) -> exp.Expression:
+                label_tables: dict[str, str] | None = None,
+                joins: dict[str, list[Feature]] | None = None) -> exp.Expression:
     """The SELECT that builds the frame: base columns, window features, label features, derived features.
 
     Args:
@@ -158,13 +166,21 @@ def frame_query(dataset: Dataset, columns: list[str], label: str, base: str = "_
         label: how to name the dataset file in errors.
         base: table holding events plus `_t` (epoch µs) and `_pos` (row number in time order).
         label_tables: feature name -> table of (`_pos`, `v`) computed by `label_feature_query`.
+        joins: table of (`_pos`, one column per feature) -> its features (stream windows, lookups); an event
+            missing there gets the empty window's value (count 0) or NULL.
     """
-    label_tables = label_tables or {}
+    label_tables, joins = label_tables or {}, joins or {}
+    elsewhere = set(label_tables) | {f.name for group in joins.values() for f in group}
     windows = [alias(window_column(f, dataset), f.name) for f in dataset.features
-               if f.sql is None and f.name not in label_tables]
+               if f.sql is None and f.lookup is None and f.from_ is None and f.name not in elsewhere]
+    # (an all-rows window joined from a bucketed union is in `joins`, hence in `elsewhere`)
     query = exp.select("*", *windows).from_(exp.to_table(base))
     for name, table in label_tables.items():
         query = exp.select("q.*", alias(exp.column("v", table="l"), name)).from_(query.subquery("q")).join(
+            exp.to_table(table).as_("l"), using=["_pos"], join_type="LEFT")
+    for table, features in joins.items():
+        values = [alias(_or_empty(exp.column(f.name, "l", quoted=True), f), f.name) for f in features]
+        query = exp.select("q.*", *values).from_(query.subquery("q")).join(
             exp.to_table(table).as_("l"), using=["_pos"], join_type="LEFT")
     known = list(columns) + [f.name for f in dataset.features if f.sql is None]
     hidden = set(dataset.hidden_columns)
@@ -179,44 +195,76 @@ def frame_query(dataset: Dataset, columns: list[str], label: str, base: str = "_
     return query.order_by("_pos")
 
 
+def _or_empty(value: exp.Expression, feature: Feature) -> exp.Expression:
+    """A stream window's value, or the empty window's (count 0) for an event with no row in the join."""
+    if feature.lookup is not None or (feature.from_ is None and feature.keys):
+        return value
+    return fill("coalesce(:v, :e)", v=value, e=empty_value(feature))
+
+
 def _blame(con: duckdb.DuckDBPyConnection, dataset: Dataset, columns: list[str], label: str,
-           label_tables: dict[str, str]) -> None:
+           label_tables: dict[str, str], joins: dict[str, list[Feature]]) -> None:
     """Name the first derived feature whose SQL does not bind (the frame query failed as a whole)."""
     derived = [f for f in dataset.features if f.sql is not None]
     for i, feature in enumerate(derived):
         upto = [f for f in dataset.features if f.sql is None] + derived[:i + 1]
-        query = frame_query(dataset.model_copy(update={"features": upto}), columns, label, label_tables=label_tables)
+        query = frame_query(dataset.model_copy(update={"features": upto}), columns, label, label_tables=label_tables,
+                            joins=joins)
         try:
             con.execute("DESCRIBE " + render(query))
         except duckdb.Error as err:
             raise ConfigError(f"{label}: feature '{feature.name}': {str(err).splitlines()[0]}") from None
 
 
+def _types(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    """Column -> type of a table of the connection."""
+    return dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall())
+
+
+def _side_tables(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> tuple[dict[str, str], dict[str, list[Feature]]]:
+    """Temp tables of the label features, stream windows and lookups, each (`_pos`, values), over `_frame_base`."""
+    label_tables: dict[str, str] = {}
+    for i, feature in enumerate(f for f in dataset.features if f.sql is None and is_label_feature(f, dataset)):
+        table = f"_label_feature_{i}"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {render(label_feature_query(feature, dataset, '_frame_base'))}")
+        label_tables[feature.name] = table
+    joins: dict[str, list[Feature]] = {}
+    for i, ((stream, keys, bucket), features) in enumerate(stream_groups(dataset).items()):
+        table = f"_stream_feature_{i}"
+        query = stream_query(dataset, stream, keys, features, "_frame_base", bucket)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {render(query)}")
+        joins[table] = features
+    for i, (name, features) in enumerate(lookup_groups(dataset).items()):
+        table = f"_lookup_feature_{i}"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS "
+                    f"{render(lookup_query(dataset, name, features, '_frame_base'))}")
+        joins[table] = features
+    return label_tables, joins
+
+
 def build_frame(con: duckdb.DuckDBPyConnection, dataset: Dataset, label: str) -> list[str]:
     """Create table `frame` = events + `_pos` + every feature; return the feature names.
 
+    Reads `events` and the `stream_NAME` / `table_NAME` tables of the dataset's streams and tables.
     Runs inside the caller's transaction.
     """
-    types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE events)").fetchall())
-    check_features(dataset, types, label)
+    types = _types(con, "events")
+    others = {t: _types(con, t) for t in [*(f"stream_{s}" for s in dataset.streams),
+                                          *(f"table_{t}" for t in dataset.tables)]}
+    check_features(dataset, types, label, others)
     id_col, time_col = dataset.columns.id, dataset.columns.time
     con.execute(render(fill(
         "CREATE OR REPLACE TEMP TABLE _frame_base AS SELECT *, :micros AS _t, "
         "row_number() OVER (ORDER BY :time, :id) AS _pos FROM events", micros=micros(ident(time_col)),
         time=ident(time_col), id=ident(id_col))))
-    label_tables = {}
-    for i, feature in enumerate(f for f in dataset.features if f.sql is None and is_label_feature(f, dataset)):
-        table = f"_label_feature_{i}"
-        query = label_feature_query(feature, dataset, "_frame_base")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {render(query)}")
-        label_tables[feature.name] = table
-    query = frame_query(dataset, list(types), label, label_tables=label_tables)
+    label_tables, joins = _side_tables(con, dataset)
+    query = frame_query(dataset, list(types), label, label_tables=label_tables, joins=joins)
     try:
         con.execute(f"CREATE OR REPLACE TABLE frame AS {render(query)}")
     except duckdb.BinderException as err:
-        _blame(con, dataset, list(types), label, label_tables)
+        _blame(con, dataset, list(types), label, label_tables, joins)
         raise ConfigError(f"{label}: features: {str(err).splitlines()[0]}") from None
     con.execute("ALTER TABLE frame DROP COLUMN _t")
-    for table in [*label_tables.values(), "_frame_base"]:
+    for table in [*label_tables.values(), *joins, "_frame_base"]:
         con.execute(f"DROP TABLE {table}")
     return [f.name for f in dataset.features]

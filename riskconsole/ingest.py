@@ -20,13 +20,13 @@ import duckdb
 from sqlglot import exp
 
 from riskconsole import times
-from riskconsole.config import Dataset
 from riskconsole.errors import DataError
 from riskconsole.escape import csv_cell, terminal
 from riskconsole.features import build_frame
+from riskconsole.lookups import overlap_warnings
 from riskconsole.names import META_TABLE
-from riskconsole.sources import (FORMATS, READERS, Checked, check_dataset, column_types, source_files,  # noqa: F401
-                                 target_types)
+from riskconsole.sources import (FORMATS, READERS, Checked, Part, check_dataset, column_types, events_part,  # noqa: F401
+                                 source_files, target_types)
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
 from riskconsole.workspace import Workspace
 
@@ -55,18 +55,27 @@ class LoadResult:
     rescored: dict[str, int] = field(default_factory=dict)
     unscored: dict[str, str] = field(default_factory=dict)
     version: str = ""
+    sources: dict[str, dict[str, int]] = field(default_factory=dict)  # streams.X / tables.X -> read, loaded, ...
 
     def summary(self) -> str:
-        """`read 1,000 = loaded 990 + quarantined 10`, with the (first eight) reasons."""
+        """`read 1,000 = loaded 990 + quarantined 10`, with the (first eight) reasons; a line per other source."""
         line = f"read {self.read:,} = loaded {self.loaded:,} + quarantined {self.quarantined:,}"
         shown = list(self.reasons.items())[:8]
         if shown:
             more = len(self.reasons) - len(shown)
             line += " (" + "; ".join(f"{n:,} {r}" for r, n in shown) + (f"; {more} more reasons" if more else "") + ")"
+        for where, n in self.sources.items():
+            line += f"\n{where}: read {n['read']:,} = loaded {n['loaded']:,} + quarantined {n['quarantined']:,}"
         return line
 
 
 # ------------------------------------------------------------------ staging
+
+
+def cast_name(column: str) -> str:
+    """The staging name of a column's cast: `__c_<column>`, never one of the staging's own `__reason`, `__dup`,
+    `__file` (a source column named `reason` or `dup` would otherwise overwrite them)."""
+    return "__c_" + column
 
 
 def _as_text(column: str, raw_type: str) -> exp.Expression:
@@ -88,84 +97,90 @@ def _label_cast(text: exp.Expression) -> exp.Expression:
     return fill("CAST(:x AS TINYINT)", x=node)
 
 
-def _typed(column: str, raw_type: str, target: str, dataset: Dataset) -> exp.Expression:
+def _typed(column: str, raw_type: str, target: str, part: Part) -> exp.Expression:
     """Cast one raw column to its target type; NULL where the cast fails."""
     text = _as_text(column, raw_type)
-    if column == dataset.columns.label:
+    if column == part.roles.get("label"):
         return _label_cast(text)
-    if column == dataset.columns.id:
+    if column == part.roles.get("id"):
         return fill("nullif(trim(:t), '')", t=text)
     if target == "TIMESTAMP":
-        return times.parse_typed(ident(column), raw_type, text, times.formats_of(dataset.time_format))
+        return times.parse_typed(ident(column), raw_type, text, times.formats_of(part.time_format))
     if raw_type == target:
         return ident(column)
     source = text if raw_type in ("JSON", "VARCHAR") else ident(column)
     return exp.TryCast(this=source, to=exp.DataType.build(target, dialect="duckdb"))
 
 
-def _column_reasons(column: str, target: str, dataset: Dataset) -> list[tuple[exp.Expression, exp.Expression]]:
+def _column_reasons(column: str, target: str, part: Part) -> list[tuple[exp.Expression, exp.Expression]]:
     """(condition, reason) pairs for one non-id column."""
-    raw, cast = ident(column), ident("__" + column)
-    if column == dataset.columns.label:
+    raw, cast = ident(column), ident(cast_name(column))
+    if column == part.roles.get("label"):
         return [(fill(":c = -1", c=cast), lit(f"{column}: label must be 1, 0 or empty"))]
     failed = fill(":raw IS NOT NULL AND :cast IS NULL", raw=raw, cast=cast)
     if target == "TIMESTAMP":
-        tried = times.described(times.formats_of(dataset.time_format))
+        tried = times.described(times.formats_of(part.time_format))
         return [(failed, lit(f"{column}: not {tried}")), (times.out_of_range(cast), times.range_reason(column, cast))]
     pairs = [(failed, lit(f"{column}: not a valid {target}"))]
-    if column == dataset.columns.amount:
+    if column == part.roles.get("amount"):
         pairs.append((fill(":c IS NOT NULL AND NOT isfinite(:c)", c=cast), lit(f"{column}: not a finite number")))
     return pairs
 
 
-def _reason(dataset: Dataset, types: dict[str, str], target: dict[str, str]) -> exp.Expression:
+def _reason(part: Part, target: dict[str, str]) -> exp.Expression:
     """CASE giving the first reason a row cannot load (NULL when it can)."""
-    roles = dataset.columns
-    whens = [(fill(":c IS NULL", c=ident("__" + roles.id)), lit("missing id")),
-             (fill(":c IS NULL", c=ident(roles.time)), lit("missing time"))]
-    for column in types:
-        if column != roles.id:
-            whens += _column_reasons(column, target[column], dataset)
-    whens.append((fill("__dup > 1"), lit("duplicate id")))
+    whens = []
+    for column, why in part.required:
+        checked = ident(cast_name(column)) if column == part.roles.get("id") else ident(column)
+        whens.append((fill(":c IS NULL", c=checked), lit(why)))
+    for column in part.types:
+        if column != part.roles.get("id"):
+            whens += _column_reasons(column, target[column], part)
+    if part.unique:
+        what = "duplicate id" if part.roles.get("id") else f"duplicate {', '.join(part.unique)}"
+        whens.append((fill("__dup > 1"), lit(what)))
     return exp.Case(ifs=[exp.If(this=cond, true=text) for cond, text in whens])
 
 
-def _stage(con: duckdb.DuckDBPyConnection, checked: Checked) -> None:
+def _stage(con: duckdb.DuckDBPyConnection, part: Part) -> None:
     """Temp table `_staged`: raw columns, their casts (`__col`), source position and reason."""
-    dataset, types = checked.dataset, checked.types
-    target = target_types(dataset, types)
-    con.execute("CREATE OR REPLACE TEMP TABLE _raw AS " + READERS[checked.fmt], {"files": checked.files})
+    target = target_types(part)
+    con.execute("CREATE OR REPLACE TEMP TABLE _raw AS " + READERS[part.fmt], {"files": part.files})
     raw = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE _raw)").fetchall())
-    casts = [alias(_typed(c, raw[c], target[c], dataset), "__" + c) for c in types]
+    casts = [alias(_typed(c, raw[c], target[c], part), cast_name(c)) for c in part.types]
     con.execute(render(fill(
         "CREATE OR REPLACE TEMP TABLE _cast AS SELECT *, list_position(:files, _file) AS __file FROM _raw",
-        files=exp.Array(expressions=[lit(f) for f in checked.files]))))
-    cast = exp.select("*", *casts).from_("_cast")
-    dup = fill("row_number() OVER (PARTITION BY :id ORDER BY __file, ordinality)", id=ident("__" + dataset.columns.id))
-    staged = exp.select("*", alias(dup, "__dup")).from_(cast.subquery("c"))
-    final = exp.select("*", alias(_reason(dataset, types, target), "__reason")).from_(staged.subquery("s"))
+        files=exp.Array(expressions=[lit(f) for f in part.files]))))
+    staged = exp.select("*", *casts).from_("_cast")
+    if part.unique:
+        dup = exp.Window(this=fill("row_number()"), partition_by=[ident(cast_name(c)) for c in part.unique],
+                         order=exp.Order(expressions=[exp.column("__file"), exp.column("ordinality")]))
+        staged = exp.select("*", alias(dup, "__dup")).from_(staged.subquery("c"))
+    final = exp.select("*", alias(_reason(part, target), "__reason")).from_(staged.subquery("s"))
     con.execute("CREATE OR REPLACE TEMP TABLE _staged AS " + render(final))
+    con.execute("DROP TABLE _raw")
+    con.execute("DROP TABLE _cast")
 
 
-def _publish(con: duckdb.DuckDBPyConnection, dataset: Dataset, types: dict[str, str]) -> None:
-    """Create `events` and `quarantine` from `_staged`."""
-    loaded = [alias(ident("__" + c), c) for c in types]
-    roles = dataset.columns
-    events = exp.select(*loaded).from_("_staged").where("__reason IS NULL").order_by(
-        ident("__" + roles.time), ident("__" + roles.id))
-    con.execute("CREATE OR REPLACE TABLE events AS " + render(events))
-    raw = [alias(fill("CAST(:c AS VARCHAR)", c=ident(c)), c) for c in types]
+def _publish(con: duckdb.DuckDBPyConnection, part: Part) -> None:
+    """Create the part's table (`events`, `stream_NAME`, `table_NAME`) and its quarantine from `_staged`."""
+    loaded = [alias(ident(cast_name(c)), part.loaded_name(c)) for c in part.types]
+    rows = exp.select(*loaded).from_("_staged").where("__reason IS NULL").order_by(
+        *[ident(cast_name(c)) for c in part.order])
+    con.execute(f"CREATE OR REPLACE TABLE {part.table} AS " + render(rows))
+    raw = [alias(fill("CAST(:c AS VARCHAR)", c=ident(c)), part.loaded_name(c)) for c in part.types]
     quarantine = exp.select(*raw, alias(ident("__reason"), "reason"), alias(ident("_file"), "file"),
                             alias(ident("ordinality"), "row")).from_("_staged").where("__reason IS NOT NULL")
-    con.execute("CREATE OR REPLACE TABLE quarantine AS " + render(quarantine.order_by("__file", "ordinality")))
+    con.execute(f"CREATE OR REPLACE TABLE {part.quarantine} AS " + render(quarantine.order_by("__file", "ordinality")))
 
 
 # ------------------------------------------------------------------ warnings
 
 
-def _time_warning(con: duckdb.DuckDBPyConnection, checked: Checked, column: str, where: str, read: int) -> str | None:
+def _time_warning(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, column: str, where: str,
+                  read: int) -> str | None:
     """A warning when more than WARN_SHARE of a time column's rows fail: three raw values and a format to try."""
-    raw, cast = ident(column), ident("__" + column)
+    raw, cast = ident(column), ident(cast_name(column))
     bad = fill("(:r IS NOT NULL AND :c IS NULL) OR :out", r=raw, c=cast, out=times.out_of_range(cast))
     n = con.execute(render(exp.select("count(*)").from_("_staged").where(bad))).fetchall()[0][0]
     if not read or n / read <= WARN_SHARE:
@@ -175,37 +190,55 @@ def _time_warning(con: duckdb.DuckDBPyConnection, checked: Checked, column: str,
     shown = ", ".join(f"'{terminal(v)[:40]}'" for v in values[:3])
     fmt = times.suggest_format(con, values) if values else None
     fix = f"try time_format: '{fmt}' in the dataset" if fmt else "set time_format: to the layout of these values"
-    tried = times.described(times.formats_of(checked.dataset.time_format))
+    tried = times.described(times.formats_of(part.time_format))
     return (f"{checked.label}: {where}: {n:,} of {read:,} rows ({n / read:.1%}) quarantined because '{column}' is "
             f"not {tried} or is outside {times.ACCEPTED_TEXT}, e.g. {shown}: {fix}")
 
 
-def _warnings(con: duckdb.DuckDBPyConnection, checked: Checked, read: int) -> list[str]:
-    roles, target = checked.dataset.columns, target_types(checked.dataset, checked.types)
-    places = {roles.time: "columns.time", roles.label_time: "columns.label_time"}
-    columns = [c for c in checked.types if target[c] == "TIMESTAMP"]
-    found = [_time_warning(con, checked, c, places.get(c, f"types.{c}"), read) for c in columns]
+def _warnings(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, read: int) -> list[str]:
+    target = target_types(part)
+    places = {part.roles.get("time"): "columns.time", part.roles.get("label_time"): "columns.label_time"}
+    prefix = "" if part.kind == "events" else f"{part.where}."
+    columns = [c for c in part.types if target[c] == "TIMESTAMP"]
+    found = [_time_warning(con, checked, part, c, prefix + places.get(c, f"types.{c}"), read) for c in columns]
     return [w for w in found if w]
 
 
 # ------------------------------------------------------------------ loading into a new file, then the swap
 
 
-def _fill(con: duckdb.DuckDBPyConnection, checked: Checked, progress: Progress) -> LoadResult:
-    """Events, quarantine, frame and `_meta` into the (new, empty) database of `con`."""
-    progress(f"reading {len(checked.files)} file(s) of {checked.dataset.source} ...")
-    _stage(con, checked)
+def _load_part(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, progress: Progress) -> tuple[int, int, list[str]]:
+    """Stage and publish one source; (read, loaded, warnings)."""
+    where = "" if part.kind == "events" else f"{part.where}: "
+    progress(f"reading {len(part.files)} file(s) of {where}{part.source} ...")
+    _stage(con, part)
     read, loaded = con.execute("SELECT count(*), count(*) FILTER (__reason IS NULL) FROM _staged").fetchall()[0]
     if loaded == 0:
-        raise DataError(f"{checked.label}: no loadable rows in '{checked.dataset.source}' (read {read:,}; see reasons "
+        raise DataError(f"{checked.label}: {where}no loadable rows in '{part.source}' (read {read:,}; see reasons "
                         "by loading a smaller file)")
-    warnings = _warnings(con, checked, read)
-    _publish(con, checked.dataset, checked.types)
+    warnings = _warnings(con, checked, part, read)
+    _publish(con, part)
+    con.execute("DROP TABLE _staged")
+    return read, loaded, warnings
+
+
+def _fill(con: duckdb.DuckDBPyConnection, checked: Checked, progress: Progress) -> LoadResult:
+    """Events, streams, tables, their quarantines, frame and `_meta` into the (new, empty) database of `con`."""
+    parts = checked.parts or [events_part(checked.dataset, checked.files, checked.fmt, checked.types)]
+    counts, warnings = {}, []
+    for part in parts:
+        read, loaded, found = _load_part(con, checked, part, progress)
+        counts[part.where] = (read, loaded)
+        warnings += found
+    warnings += overlap_warnings(con, checked.dataset, checked.label)
+    read, loaded = counts["source"]
     progress(f"building {len(checked.dataset.features)} features over {loaded:,} events ...")
     features = build_frame(con, checked.dataset, checked.label)
     version = _write_meta(con, checked, read, loaded)
     reasons = dict(con.execute("SELECT reason, count(*) FROM quarantine GROUP BY ALL ORDER BY 2 DESC, 1").fetchall())
-    return LoadResult(read, loaded, read - loaded, reasons, features, warnings=warnings, version=version)
+    others = {w: {"read": r, "loaded": n, "quarantined": r - n} for w, (r, n) in counts.items() if w != "source"}
+    return LoadResult(read, loaded, read - loaded, reasons, features, warnings=warnings, version=version,
+                      sources=others)
 
 
 def _write_meta(con: duckdb.DuckDBPyConnection, checked: Checked, read: int, loaded: int) -> str:
@@ -218,13 +251,13 @@ def _write_meta(con: duckdb.DuckDBPyConnection, checked: Checked, read: int, loa
     return version
 
 
-def _export_quarantine(con: duckdb.DuckDBPyConnection, out: Path) -> None:
+def _export_quarantine(con: duckdb.DuckDBPyConnection, out: Path, table: str = "quarantine") -> None:
     """quarantine.csv with every text cell a spreadsheet would run as a formula defused (escape.csv_cell)."""
-    columns = [c for (c,) in con.execute("SELECT column_name FROM (DESCRIBE quarantine)").fetchall()]
+    columns = [c for (c,) in con.execute(f"SELECT column_name FROM (DESCRIBE {table})").fetchall()]
     starts = exp.Array(expressions=[lit(ch) for ch in _FORMULA_STARTS])
     cells = [alias(fill("CASE WHEN list_contains(:s, left(CAST(:c AS VARCHAR), 1)) THEN '''' || CAST(:c AS VARCHAR) "
                         "ELSE CAST(:c AS VARCHAR) END", s=starts, c=ident(c)), str(csv_cell(c))) for c in columns]
-    query = exp.select(*cells).from_("quarantine")
+    query = exp.select(*cells).from_(table)
     con.execute(f"COPY ({render(query)}) TO $out (HEADER, DELIMITER ',')", {"out": str(out)})
 
 
@@ -261,11 +294,24 @@ def _leftovers(ws: Workspace) -> None:
             pass
 
 
-def _swap(staging: Path, csv: Path, ws: Workspace) -> None:
-    """Publish the new database and its quarantine.csv (a stale WAL of the old file would corrupt the new one)."""
+def _csv_files(checked: Checked, csv: Path, ws: Workspace) -> list[tuple[str, Path, Path]]:
+    """(quarantine table, staging csv, published csv) of every source: quarantine.csv, quarantine_NAME.csv."""
+    parts = [p for p in checked.parts if p.kind != "events"]
+    out = [("quarantine", csv, ws.root / "data" / "quarantine.csv")]
+    return out + [(p.quarantine, csv.with_name(f"{csv.name}.{p.name}"), ws.root / "data" / f"{p.quarantine}.csv")
+                  for p in parts]
+
+
+def _swap(staging: Path, csvs: list[tuple[str, Path, Path]], ws: Workspace) -> None:
+    """Publish the new database and its quarantine CSVs (a stale WAL of the old file would corrupt the new one)."""
     Path(f"{ws.db_path}.wal").unlink(missing_ok=True)
     os.replace(staging, ws.db_path)
-    os.replace(csv, ws.root / "data" / "quarantine.csv")
+    published = {final for _, _, final in csvs}
+    for old in (ws.root / "data").glob("quarantine_*.csv"):  # of a stream or table the dataset no longer has
+        if old not in published:
+            old.unlink(missing_ok=True)
+    for _, made, final in csvs:
+        os.replace(made, final)
 
 
 def reload(ws: Workspace, dataset_path: str | Path | None = None, progress: Progress | None = None,
@@ -291,23 +337,24 @@ def reload(ws: Workspace, dataset_path: str | Path | None = None, progress: Prog
     ws.db_path.parent.mkdir(parents=True, exist_ok=True)
     _leftovers(ws)
     staging = ws.db_path.with_name(f".{ws.db_path.name}.loading-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    csv = staging.with_name(staging.name + ".quarantine.csv")
+    csvs = _csv_files(checked, staging.with_name(staging.name + ".quarantine.csv"), ws)
     live = _hold_live(ws)
     try:
-        result = _load_file(ws, checked, staging, csv, progress)
+        result = _load_file(ws, checked, staging, csvs, progress)
         if live is not None:
             live.close()
-        _swap(staging, csv, ws)
+        _swap(staging, csvs, ws)
     finally:
         if live is not None:
             live.close()
-        for path in (staging, Path(f"{staging}.wal"), csv):
+        for path in (staging, Path(f"{staging}.wal"), *(made for _, made, _ in csvs)):
             path.unlink(missing_ok=True)
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _load_file(ws: Workspace, checked: Checked, staging: Path, csv: Path, progress: Progress) -> LoadResult:
+def _load_file(ws: Workspace, checked: Checked, staging: Path, csvs: list[tuple[str, Path, Path]],
+               progress: Progress) -> LoadResult:
     """Fill the staging database completely (data, frame, scores) and write its quarantine.csv beside it."""
     from riskconsole.detectors.training import rescore_into
 
@@ -317,7 +364,8 @@ def _load_file(ws: Workspace, checked: Checked, staging: Path, csv: Path, progre
         result.rescored, result.unscored = rescore_into(con, ws, progress)
         result.warnings += [f"{ws.rel(ws.models_dir / name)}: NOT re-scored, its scores are gone: {why}"
                             for name, why in result.unscored.items()]
-        _export_quarantine(con, csv)
+        for table, made, _ in csvs:
+            _export_quarantine(con, made, table)
         con.execute("CHECKPOINT")
     except duckdb.Error as err:
         raise DataError(f"{checked.label}: {str(err).splitlines()[0]}") from None

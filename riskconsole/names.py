@@ -1,8 +1,10 @@
 """Names the core uses for itself: no source column or feature may take one (user data never reaches them).
 
-Staging reads add `_file` and `ordinality` (`file_row_number` for Parquet); staging casts are `__<column>` with
+Staging reads add `_file` and `ordinality` (`file_row_number` for Parquet); staging casts are `__c_<column>` with
 `__file`, `__dup` and `__reason`; the frame adds `_pos` (row position) and `_t` (epoch µs); the quarantine
 table adds `reason`, `file` and `row`; a score table holds `_pos` and the detector's score.
+Streams and tables load into `stream_NAME` and `table_NAME` (quarantine: `quarantine_NAME`); the unions and joins
+that compute their features use `__x<i>`, `__b`, `__v`, `__k`, `__kind` and `__n`, all in the `__` namespace.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ DEMO_SIZE = 1_000_000  # the demo's review capacity is sized for this many event
 EVENTS = Path("data") / "demo" / "events.parquet"
 # The cross-domain demo's dataset and candidate (streams and tables, DESIGN §2.1): shipped, generated for, but
 # not copied into workspaces until the engine loads streams.
-FUTURE_DEMO_FILES = ("dataset_streams.yaml", "strategies/candidate_streams.yaml")
+FUTURE_DEMO_FILES: tuple[str, ...] = ()  # demo files not copied into workspaces (none: streams load)
 
 
 def copy_demo_files(ws: Workspace, n_events: int = DEMO_SIZE, overwrite: bool = False) -> None:
@@ -46,7 +46,7 @@ def _scale_capacity(path: Path, n_events: int) -> None:
 
 def build_demo_workspace(ws: Workspace, n_events: int = 1_000_000, seed: int = 7,
                          progress: Callable[[str], None] = lambda _: None, train: bool = True) -> LoadResult:
-    """Generate the demo events (and beside them the other streams and tables, not loaded yet), copy the demo
+    """Generate the demo events and beside them the other streams and tables, copy the demo
     files, load everything and (with `train`) fit the detectors."""
     from riskconsole.demo import generate_events
 

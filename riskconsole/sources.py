@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import glob
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from difflib import get_close_matches
 from pathlib import Path
 
@@ -17,7 +17,7 @@ import duckdb
 from sqlglot import exp
 
 from riskconsole import times
-from riskconsole.config import Dataset
+from riskconsole.config import Dataset, Stream, Table
 from riskconsole.errors import DataError
 from riskconsole.features import build_frame
 from riskconsole.names import internal_collision
@@ -40,6 +40,45 @@ _SNIFF = {"csv": "DESCRIBE SELECT * FROM read_csv($files, union_by_name = true)"
 
 
 @dataclass(frozen=True)
+class Part:
+    """One source a load reads: the decision stream, a context stream or a table, with its roles.
+
+    `required` columns quarantine a row where they are missing; `unique` columns quarantine a repeat (the first
+    occurrence in source order wins); `times` are parsed like every time.
+    """
+
+    kind: str  # "events", "stream" or "table"
+    name: str
+    where: str  # how errors name it: "source", "streams.signups", "tables.merchants"
+    source: str
+    files: list[str]
+    fmt: str
+    types: dict[str, str]  # sniffed source types
+    declared: dict[str, str] = field(default_factory=dict)
+    time_format: str | list[str] | None = None
+    roles: dict[str, str | None] = field(default_factory=dict)  # id, time, label, label_time, amount
+    required: tuple[tuple[str, str], ...] = ()  # (column, reason)
+    unique: tuple[str, ...] = ()
+    times: tuple[str, ...] = ()
+    order: tuple[str, ...] = ()
+    rename: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def table(self) -> str:
+        """The loaded table: `events`, `stream_NAME` or `table_NAME`."""
+        return "events" if self.kind == "events" else f"{self.kind}_{self.name}"
+
+    @property
+    def quarantine(self) -> str:
+        """Its quarantine table: `quarantine` for the decision events, `quarantine_NAME` for the others."""
+        return "quarantine" if self.kind == "events" else f"quarantine_{self.name}"
+
+    def loaded_name(self, column: str) -> str:
+        """The column's name once loaded (after `rename:`)."""
+        return self.rename.get(column, column)
+
+
+@dataclass(frozen=True)
 class Checked:
     """A dataset spec checked against its source files: everything `load` needs (and `validate` runs)."""
 
@@ -49,17 +88,19 @@ class Checked:
     files: list[str]
     fmt: str
     types: dict[str, str]
+    parts: list[Part] = field(default_factory=list)
 
 
-def source_files(ws: Workspace, dataset: Dataset, label: str) -> tuple[list[str], str]:
-    """The sorted files matched by `source`, and their common format."""
+def source_files(ws: Workspace, dataset: Dataset | Stream | Table, label: str, where: str = "") -> tuple[list[str], str]:
+    """The sorted files matched by `source` (of the dataset, a stream or a table), and their common format."""
     pattern = str(ws.path(dataset.source))
     files = sorted(glob.glob(pattern, recursive=True))
+    prefix = f"{label}: {where + ': ' if where else ''}"
     if not files:
-        raise DataError(f"{label}: source '{dataset.source}' matches no file (looked for {pattern})")
+        raise DataError(f"{prefix}source '{dataset.source}' matches no file (looked for {pattern})")
     formats = {FORMATS.get(Path(f).suffix.lower()) for f in files}
     if None in formats or len(formats) > 1:
-        raise DataError(f"{label}: source '{dataset.source}' must match files of one format "
+        raise DataError(f"{prefix}source '{dataset.source}' must match files of one format "
                         f"(.csv, .parquet, .json/.jsonl); got {', '.join(sorted({Path(f).suffix for f in files}))}")
     return files, formats.pop()
 
@@ -70,50 +111,110 @@ def column_types(con: duckdb.DuckDBPyConnection, fmt: str, files: list[str]) -> 
     return {name: dtype for name, dtype, *_ in rows}
 
 
-def _check_inside(ws: Workspace, dataset: Dataset, files: list[str], label: str) -> None:
+def _check_inside(ws: Workspace, part: Part, label: str) -> None:
     """A dataset file other than the workspace's own may only read sources inside the workspace."""
     root = os.path.realpath(ws.root)
-    for name in files:
+    prefix = "" if part.kind == "events" else f"{part.where}: "
+    for name in part.files:
         if os.path.commonpath([root, os.path.realpath(name)]) != root:
-            raise DataError(f"{label}: source '{dataset.source}' reads {name}, outside the workspace {ws.root}: only "
-                            "data/dataset.yaml (or a file given to `riskconsole load`) may read files elsewhere")
+            raise DataError(f"{label}: {prefix}source '{part.source}' reads {name}, outside the workspace {ws.root}: "
+                            "only data/dataset.yaml (or a file given to `riskconsole load`) may read files elsewhere")
 
 
-def _check_names(types: dict[str, str], label: str) -> None:
-    """No source column may be called like an internal column (features are checked by `check_features`)."""
-    for name in types:
-        problem = internal_collision(name, label, "source column")
+def _check_names(part: Part, label: str) -> None:
+    """No source column (nor a renamed one) may be called like an internal column."""
+    where = "source column" if part.kind == "events" else f"{part.where}: source column"
+    for name in part.types:
+        renamed = name in part.rename and name not in _STAGING and not name.startswith("__")
+        problem = None if renamed else internal_collision(name, label, where, fix=_fix(part))
+        if problem:
+            raise DataError(problem)
+    for name in part.rename.values():
+        problem = internal_collision(name, label, f"{part.where}: rename: column", fix="rename it to another name")
         if problem:
             raise DataError(problem)
 
 
-def _check_columns(dataset: Dataset, types: dict[str, str], label: str) -> None:
-    roles = dataset.columns
-    wanted = [(f"columns.{k}", getattr(roles, k)) for k in ("id", "time", "label", "label_time", "amount",
-                                                             "prod_action", "explore", "propensity")]
-    wanted += [("columns.entities", c) for c in roles.entities] + [("columns.label_derived", c) for c in roles.label_derived]
-    wanted += [(f"types.{c}", c) for c in dataset.types]
-    for column, dtype in dataset.types.items():
+EVENT_ROLES = ("id", "time", "label", "label_time", "amount", "prod_action", "explore", "propensity")
+_STAGING = ("_file", "ordinality", "file_row_number")  # names the reader itself adds: no rename can free them
+
+
+def _fix(part: Part) -> str:
+    """How to get rid of a source column named like an internal one."""
+    if part.kind == "stream":
+        return "rename the column in the source file, or give it another name under rename:"
+    return "rename the column in the source file"
+
+
+def _check_types(part: Part, label: str) -> None:
+    """Every declared type is a DuckDB type."""
+    prefix = "" if part.kind == "events" else f"{part.where}."
+    for column, dtype in part.declared.items():
         try:
             exp.DataType.build(dtype, dialect="duckdb")
         except Exception:  # noqa: BLE001 - any parse failure means "not a type"
-            raise DataError(f"{label}: types.{column}: '{dtype}' is not a DuckDB type "
+            raise DataError(f"{label}: {prefix}types.{column}: '{dtype}' is not a DuckDB type "
                             "(e.g. INTEGER, BIGINT, DOUBLE, VARCHAR, BOOLEAN, DATE, TIMESTAMP)") from None
+
+
+def _check_present(part: Part, wanted: list[tuple[str, str | None]], label: str) -> None:
+    """Every (place, column) names a column of the part's source, with a did-you-mean."""
+    prefix = "" if part.kind == "events" else f"{part.where}."
     for where, column in wanted:
-        if column and column not in types:
-            near = get_close_matches(column, list(types), n=1)
-            hint = f"did you mean '{near[0]}'?" if near else f"source has: {', '.join(types)}"
-            raise DataError(f"{label}: {where}: column '{column}' is not in the source ({hint})")
+        if column and column not in part.types:
+            near = get_close_matches(column, list(part.types), n=1)
+            hint = f"did you mean '{near[0]}'?" if near else f"source has: {', '.join(part.types)}"
+            raise DataError(f"{label}: {prefix}{where}: column '{column}' is not in the source ({hint})")
 
 
-def _check_not_empty(con: duckdb.DuckDBPyConnection, fmt: str, files: list[str], dataset: Dataset, label: str) -> None:
+def _check_columns(part: Part, dataset: Dataset, label: str) -> None:
+    """Role, typed and renamed columns of one part exist in its source."""
+    _check_types(part, label)
+    if part.kind == "events":
+        roles = dataset.columns
+        wanted = [(f"columns.{k}", getattr(roles, k)) for k in EVENT_ROLES]
+        wanted += [("columns.entities", c) for c in roles.entities]
+        wanted += [("columns.label_derived", c) for c in roles.label_derived]
+    elif part.kind == "stream":
+        stream = dataset.streams[part.name]
+        wanted = [("columns.time", stream.columns.time), ("columns.id", stream.columns.id)]
+        wanted += [("rename", c) for c in stream.rename]
+    else:
+        table = dataset.tables[part.name]
+        wanted = [("key", table.key), ("valid_from", table.valid_from)]
+        if table.range:
+            wanted += [("range.low", table.range.low), ("range.high", table.range.high)]
+    _check_present(part, wanted + [(f"types.{c}", c) for c in part.declared], label)
+
+
+def _check_valid_from(con: duckdb.DuckDBPyConnection, part: Part, table: Table, label: str) -> None:
+    """`valid_from` is a time: a timestamp column, or text of which the first rows parse."""
+    column = table.valid_from
+    raw = part.types[column].upper()
+    declared = part.declared.get(column, "").upper()
+    if raw in times.TEMPORAL or _is_time(raw):
+        return
+    fix = "name a timestamp column, or give time_format: for text times"
+    if raw not in ("VARCHAR", "JSON") and not _is_time(declared):
+        raise DataError(f"{label}: {part.where}.valid_from: column '{column}' is {part.types[column]}, not a time ({fix})")
+    text = fill("CAST(:c AS VARCHAR)", c=ident(column))
+    parsed = times.parse_text(text, times.formats_of(part.time_format))
+    query = (f"SELECT count(v), count(p) FROM (SELECT {render(alias(text, 'v'))}, {render(alias(parsed, 'p'))} "
+             f"FROM ({READERS[part.fmt]} LIMIT 1000))")
+    seen, ok = con.execute(query, {"files": part.files}).fetchall()[0]
+    if seen and not ok:
+        tried = times.described(times.formats_of(part.time_format))
+        raise DataError(f"{label}: {part.where}.valid_from: column '{column}' is not {tried}: {fix}")
+
+
+def _check_not_empty(con: duckdb.DuckDBPyConnection, part: Part, label: str) -> None:
     """A source without a single row is an error (reading one row is enough to know)."""
-    if not con.execute(f"SELECT count(*) FROM ({READERS[fmt]} LIMIT 1)", {"files": files}).fetchall()[0][0]:
-        raise DataError(f"{label}: source '{dataset.source}' has no rows")
+    if not con.execute(f"SELECT count(*) FROM ({READERS[part.fmt]} LIMIT 1)", {"files": part.files}).fetchall()[0][0]:
+        prefix = "" if part.kind == "events" else f"{part.where}: "
+        raise DataError(f"{label}: {prefix}source '{part.source}' has no rows")
 
 
-def _check_outcome_roles(con: duckdb.DuckDBPyConnection, fmt: str, files: list[str], dataset: Dataset,
-                         label: str) -> None:
+def _check_outcome_roles(con: duckdb.DuckDBPyConnection, part: Part, dataset: Dataset, label: str) -> None:
     """prod_action, explore and propensity values are checked over the whole source before a load: a bad one is a
     load error, not a quarantined row (dropping explored rows would silently bias the inverse-propensity estimate)."""
     roles = dataset.columns
@@ -140,17 +241,73 @@ def _check_outcome_roles(con: duckdb.DuckDBPyConnection, fmt: str, files: list[s
                        "{v}; a propensity must be a number in (0, 1] (or empty on rows not explored)"))
     for bad, column, message in checks:
         value = render(fill("any_value(CAST(:c AS VARCHAR))", c=column))
-        n, shown = con.execute(f"SELECT count(*), {value} FROM ({READERS[fmt]}) WHERE {render(bad)}",
-                               {"files": files}).fetchall()[0]
+        n, shown = con.execute(f"SELECT count(*), {value} FROM ({READERS[part.fmt]}) WHERE {render(bad)}",
+                               {"files": part.files}).fetchall()[0]
         if n:
             text = "empty" if shown is None else f"'{printable(shown)[:40]}'"
             raise DataError(f"{label}: {message.format(v=text)} ({n:,} rows)")
 
 
-def _empty_events(con: duckdb.DuckDBPyConnection, target: dict[str, str]) -> None:
-    """Table `events` with the loaded schema and no rows, for binding the frame query without data."""
-    columns = [alias(exp.cast(lit(None), exp.DataType.build(t, dialect="duckdb")), c) for c, t in target.items()]
-    con.execute("CREATE OR REPLACE TABLE events AS " + render(exp.select(*columns).where("false")))
+def _empty_table(con: duckdb.DuckDBPyConnection, part: Part) -> None:
+    """The part's table with the loaded schema and no rows, for binding the frame query without data."""
+    columns = [alias(exp.cast(lit(None), exp.DataType.build(t, dialect="duckdb")), part.loaded_name(c))
+               for c, t in target_types(part).items()]
+    con.execute(f"CREATE OR REPLACE TABLE {part.table} AS " + render(exp.select(*columns).where("false")))
+
+
+def events_part(dataset: Dataset, files: list[str], fmt: str, types: dict[str, str]) -> Part:
+    """The decision stream as a Part: id and time required, id unique, label/amount roles."""
+    roles = dataset.columns
+    return Part("events", "events", "source", dataset.source, files, fmt, types, dict(dataset.types),
+                dataset.time_format, {k: getattr(roles, k) for k in EVENT_ROLES},
+                required=((roles.id, "missing id"), (roles.time, "missing time")), unique=(roles.id,),
+                times=tuple(c for c in (roles.time, roles.label_time) if c), order=(roles.time, roles.id))
+
+
+def stream_part(name: str, stream: Stream, files: list[str], fmt: str, types: dict[str, str]) -> Part:
+    """A context stream as a Part: time required, the optional id unique."""
+    cols = stream.columns
+    required = ((cols.id, "missing id"),) if cols.id else ()
+    return Part("stream", name, f"streams.{name}", stream.source, files, fmt, types, dict(stream.types),
+                stream.time_format, {"id": cols.id, "time": cols.time}, required + ((cols.time, "missing time"),),
+                unique=(cols.id,) if cols.id else (), times=(cols.time,), order=(cols.time,) + ((cols.id,) if cols.id else ()),
+                rename=dict(stream.rename))
+
+
+def table_part(name: str, table: Table, files: list[str], fmt: str, types: dict[str, str]) -> Part:
+    """A table as a Part: its key (and valid_from) or range bounds required; one row per key (and valid_from)."""
+    if table.range:
+        cols = (table.range.low, table.range.high)
+        return Part("table", name, f"tables.{name}", table.source, files, fmt, types, dict(table.types),
+                    table.time_format, required=tuple((c, f"missing {c}") for c in cols), order=cols)
+    cols = (table.key,) + ((table.valid_from,) if table.valid_from else ())
+    return Part("table", name, f"tables.{name}", table.source, files, fmt, types, dict(table.types),
+                table.time_format, required=tuple((c, f"missing {c}") for c in cols),
+                unique=cols, times=cols[1:], order=cols)
+
+
+def _parts(ws: Workspace, con: duckdb.DuckDBPyConnection, dataset: Dataset, label: str) -> list[Part]:
+    """Every source of the dataset (decision events first), with its files and sniffed types."""
+    files, fmt = source_files(ws, dataset, label)
+    parts = [events_part(dataset, files, fmt, column_types(con, fmt, files))]
+    for name, stream in dataset.streams.items():
+        files, fmt = source_files(ws, stream, label, f"streams.{name}")
+        parts.append(stream_part(name, stream, files, fmt, column_types(con, fmt, files)))
+    for name, table in dataset.tables.items():
+        files, fmt = source_files(ws, table, label, f"tables.{name}")
+        parts.append(table_part(name, table, files, fmt, column_types(con, fmt, files)))
+    return parts
+
+
+def _check_part(con: duckdb.DuckDBPyConnection, part: Part, dataset: Dataset, label: str) -> None:
+    """Names, columns, time formats of one source; its empty table is created for binding the features."""
+    _check_names(part, label)
+    _check_columns(part, dataset, label)
+    prefix = label if part.kind == "events" else f"{label}: {part.where}"
+    times.check_formats(con, times.formats_of(part.time_format), prefix)
+    if part.kind == "table" and dataset.tables[part.name].valid_from:
+        _check_valid_from(con, part, dataset.tables[part.name], label)
+    _empty_table(con, part)
 
 
 def check_dataset(ws: Workspace, dataset_path: str | Path | None = None, trusted: bool = False) -> Checked:
@@ -168,25 +325,25 @@ def check_dataset(ws: Workspace, dataset_path: str | Path | None = None, trusted
     path = Path(dataset_path).resolve() if dataset_path else ws.dataset_path
     label = ws.rel(path)
     dataset = ws.dataset(path)
-    files, fmt = source_files(ws, dataset, label)
-    if not trusted and path.resolve() != ws.dataset_path.resolve():
-        _check_inside(ws, dataset, files, label)
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
-        types = column_types(con, fmt, files)
-        _check_names(types, label)
-        _check_columns(dataset, types, label)
-        times.check_formats(con, times.formats_of(dataset.time_format), label)
-        _empty_events(con, target_types(dataset, types))
+        parts = _parts(ws, con, dataset, label)
+        if not trusted and path.resolve() != ws.dataset_path.resolve():
+            for part in parts:
+                _check_inside(ws, part, label)
+        for part in parts:
+            _check_part(con, part, dataset, label)
         build_frame(con, dataset, label)  # parses and binds every feature over the real schema (no rows)
-        _check_not_empty(con, fmt, files, dataset, label)
-        _check_outcome_roles(con, fmt, files, dataset, label)
+        for part in parts:
+            _check_not_empty(con, part, label)
+        _check_outcome_roles(con, parts[0], dataset, label)
     except duckdb.Error as err:
         raise DataError(f"{label}: {str(err).splitlines()[0]}") from None
     finally:
         con.close()
-    return Checked(dataset, path, label, files, fmt, types)
+    events = parts[0]
+    return Checked(dataset, path, label, events.files, events.fmt, events.types, parts)
 
 
 def _is_time(dtype: str) -> bool:
@@ -194,13 +351,15 @@ def _is_time(dtype: str) -> bool:
     return dtype.strip().upper().startswith(("TIMESTAMP", "DATETIME"))
 
 
-def target_types(dataset: Dataset, types: dict[str, str]) -> dict[str, str]:
-    """DuckDB type of every loaded column: roles fixed by the contract, the rest inferred or declared."""
-    roles = dataset.columns
-    target = {c: ("VARCHAR" if t == "JSON" else t) for c, t in types.items()}
-    target.update(dataset.types)
+def target_types(part: Part) -> dict[str, str]:
+    """DuckDB type of every loaded column of a source: roles fixed by the contract, the rest inferred or declared."""
+    target = {c: ("VARCHAR" if t == "JSON" else t) for c, t in part.types.items()}
+    target.update(part.declared)
     target = {c: ("TIMESTAMP" if _is_time(t) else t) for c, t in target.items()}  # every time is UTC, no zone
-    fixed = {roles.id: "VARCHAR", roles.time: "TIMESTAMP", roles.label_time: "TIMESTAMP",
-             roles.amount: "DOUBLE", roles.label: "TINYINT", roles.prod_action: "VARCHAR", roles.propensity: "DOUBLE"}
+    roles = part.roles
+    fixed = {roles.get("amount"): "DOUBLE", roles.get("label"): "TINYINT", roles.get("prod_action"): "VARCHAR",
+             roles.get("propensity"): "DOUBLE", **{c: "TIMESTAMP" for c in part.times}}
+    if part.kind != "table":
+        fixed[roles.get("id")] = "VARCHAR"
     target.update({c: t for c, t in fixed.items() if c})
     return target

@@ -76,8 +76,10 @@ def validate_file(ws: Workspace, path: str | Path) -> str:
 def _validate_dataset(ws: Workspace, path: Path) -> str:
     """Exactly the checks `load` runs before reading a row (`sources.check_dataset`); nothing is written."""
     checked = check_dataset(ws, path, trusted=True)  # validate is the CLI's: as trusted as `riskconsole load`
+    others = "".join(f", {len(group)} {kind}" for kind, group in (("streams", checked.dataset.streams),
+                                                                   ("tables", checked.dataset.tables)) if group)
     return (f"dataset, {len(checked.types)} source columns in {len(checked.files)} file(s), "
-            f"{len(checked.dataset.features)} features")
+            f"{len(checked.dataset.features)} features{others}")
 
 
 def _validate_detector(ws: Workspace, spec: Detector, label: str) -> str:

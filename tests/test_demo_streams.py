@@ -257,16 +257,17 @@ def test_chunked_generation_keeps_every_link(tmp_path, monkeypatch):
     assert one(con, LOGIN_BEFORE_SIGNUP) == 0
 
 
-def test_demo_workspaces_do_not_get_the_stream_files_yet(tmp_path):
+def test_demo_workspaces_get_the_streams_dataset_and_candidate(tmp_path):
     from riskconsole.scaffold import copy_demo_files
     from riskconsole.workspace import Workspace
 
     copy_demo_files(Workspace(tmp_path))
-    assert (tmp_path / "data" / "dataset.yaml").exists() and (tmp_path / "strategies" / "candidate.yaml").exists()
-    assert not list(tmp_path.rglob("*_streams.yaml"))
+    assert (tmp_path / "strategies" / "candidate.yaml").exists()
+    assert (tmp_path / "strategies" / "candidate_streams.yaml").exists()
+    assert set(yaml.safe_load((tmp_path / "data" / "dataset.yaml").read_text())["streams"]) == set(STREAMS)
 
 
-# ------------------------------------------------------------- the future dataset.yaml and candidate
+# ------------------------------------------------------------- the shipped dataset.yaml and candidate_streams
 
 
 def _columns(sql: str) -> set[str]:
@@ -275,16 +276,15 @@ def _columns(sql: str) -> set[str]:
 
 @pytest.fixture(scope="module")
 def future() -> dict:
-    return yaml.safe_load((DEMO_FILES / "dataset_streams.yaml").read_text())
+    return yaml.safe_load((DEMO_FILES / "dataset.yaml").read_text())
 
 
-def test_dataset_streams_extends_the_shipped_dataset(future):
-    today = yaml.safe_load((DEMO_FILES / "dataset.yaml").read_text())
-    assert {k: v for k, v in future.items() if k not in ("streams", "tables", "features", "columns")} == {
-        k: v for k, v in today.items() if k not in ("features", "columns")}
-    assert future["features"][:len(today["features"])] == today["features"]
-    assert set(today["columns"]["entities"]) <= set(future["columns"]["entities"])
-    assert 8 <= len(future["features"]) - len(today["features"]) <= 25
+def test_the_shipped_dataset_loads_every_stream_and_table(future):
+    assert set(future["streams"]) == set(STREAMS) and set(future["tables"]) == set(TABLES)
+    kinds = {"from" if "from" in f else "lookup" if "lookup" in f else "other" for f in future["features"]}
+    assert kinds == {"from", "lookup", "other"}
+    assert any(isinstance(f.get("by"), list) for f in future["features"])  # a compound key
+    assert any("window" in f and "by" not in f for f in future["features"])  # an all-rows window
 
 
 def test_dataset_streams_names_real_files_and_columns(future, demo):

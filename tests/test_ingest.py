@@ -89,7 +89,7 @@ def test_parquet_and_json_lines_load_like_csv(tmp_path, suffix):
     ({"columns": {**BASE_DATASET["columns"], "time": "when"}}, "columns.time: column 'when'"),
     ({"colums": {}}, "unknown key 'colums'"),
     ({"source": "data/nothing/*.csv"}, "matches no file"),
-    ({"features": [{"name": "f", "count": "*", "by": "user_id"}]}, "needs `by:`"),
+    ({"features": [{"name": "f", "count": "*", "by": "user_id"}]}, "needs `window:`"),
 ])
 def test_bad_dataset_is_refused_and_changes_nothing(tmp_path, change, message):
     events = random_events(n=60)

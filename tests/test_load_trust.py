@@ -220,6 +220,8 @@ def test_a_detector_name_may_not_hide_a_column(trained, name, message):
 
 # ------------------------------------------------------------------ validate = load
 
+STREAM = {"source": "data/events.csv", "columns": {"time": "ts"}}
+TABLE = {"source": "data/events.csv", "key": "event_id"}
 DATASET_ERRORS = {
     # tests/test_ingest.py::test_bad_dataset_is_refused_and_changes_nothing
     "amount_typo": {"columns": {**BASE_DATASET["columns"], "amount": "amout"}},
@@ -248,6 +250,21 @@ DATASET_ERRORS = {
     "sql_bad_syntax": {"features": [{"name": "x", "sql": "amount +"}]},
     "bad_time_format": {"time_format": ["%Y", "%Q"]},
     "internal_feature_name": {"features": [{"name": "_pos", "count": "*", "by": "user_id", "window": "1h"}]},
+    # streams and tables (DESIGN §2.1): a stream and a table may read the events file itself
+    "stream_key_missing": {"streams": {"s": {**STREAM, "rename": {"user_id": "uid"}}},
+                           "features": [{"name": "x", "count": "*", "from": "s", "by": "user_id", "window": "1h"}]},
+    "stream_time_missing": {"streams": {"s": {**STREAM, "columns": {"time": "when"}}}},
+    "stream_column_unknown": {"streams": {"s": STREAM},
+                              "features": [{"name": "x", "sum": "amout", "from": "s", "by": "user_id", "window": "1h"}]},
+    "table_key_missing": {"tables": {"t": {**TABLE, "key": "merchant"}}},
+    "range_value_not_an_event_column": {"tables": {"r": {"source": "data/events.csv",
+                                                         "range": {"value": "ip", "low": "amount", "high": "amount"}}}},
+    "lookup_unknown_table": {"features": [{"name": "x", "lookup": "nope.tier"}]},
+    "lookup_unknown_column": {"tables": {"t": TABLE}, "features": [{"name": "x", "lookup": "t.chanel"}]},
+    "valid_from_a_number": {"tables": {"t": {**TABLE, "valid_from": "amount"}}},
+    "valid_from_text_not_a_time": {"tables": {"t": {**TABLE, "valid_from": "channel"}}},
+    "compound_key_unknown_column": {"features": [{"name": "x", "count": "*", "by": ["user_id", "nobody"], "window": "1h"}]},
+    "from_unknown_stream": {"features": [{"name": "x", "count": "*", "from": "sgnups", "by": "user_id", "window": "1h"}]},
 }
 
 

@@ -1,0 +1,118 @@
+"""`lookup: TABLE.COLUMN` features: key joins, as-of joins (`valid_from`) and range joins (DESIGN §2.1).
+
+- Key: the table row whose key equals the same-named event column (keys are unique: repeats are quarantined).
+- As of (`valid_from`): the row in force at t, the latest with valid_from <= t. Written portably as a sweep: the
+  table's versions (numbered in (key, valid_from) order) and the events, per key ordered by (time, versions
+  first), and a running `max(version)` — a later update never leaks back, one at exactly t is in force.
+- Range: the row whose [low, high] holds the event's value, the first by low (then high) if several.
+No match gives NULL. One query per table returns every looked-up column of it.
+"""
+
+from __future__ import annotations
+
+from difflib import get_close_matches
+
+import duckdb
+from sqlglot import exp
+
+from riskconsole.config import Dataset, Feature
+from riskconsole.errors import ConfigError
+from riskconsole.sqlbuild import alias, fill, ident, render
+from riskconsole.streams import _compatible, micros
+
+_ASOF = (
+    "WITH v AS (SELECT *, row_number() OVER (ORDER BY :key, :vf) AS __v FROM :tbl "
+    "  WHERE :key IS NOT NULL AND :vf IS NOT NULL), "
+    "u AS (SELECT 0 AS __kind, :key AS __k, :vt AS _t, __v, NULL AS _pos FROM v "
+    "  UNION ALL SELECT 1, :ekey, _t, NULL, _pos FROM :base WHERE :ekey IS NOT NULL), "
+    "m AS (SELECT _pos, __kind, max(__v) OVER (PARTITION BY __k ORDER BY _t, __kind "
+    "  ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS __v FROM u) "
+    "SELECT m._pos FROM m JOIN v ON m.__v = v.__v WHERE m.__kind = 1")
+_KEY = "SELECT b._pos FROM :base AS b JOIN :tbl AS v ON :ekey = :key"
+_RANGE = (
+    "WITH v AS (SELECT *, row_number() OVER (ORDER BY :low, :high) AS __v FROM :tbl "
+    "  WHERE :low IS NOT NULL AND :high IS NOT NULL), "
+    "m AS (SELECT b._pos, v.__v, row_number() OVER (PARTITION BY b._pos ORDER BY v.__v) AS __n "
+    "  FROM :base AS b JOIN v ON :value BETWEEN :vlow AND :vhigh) "
+    "SELECT m._pos FROM m JOIN v ON m.__v = v.__v WHERE m.__n = 1")
+
+
+def target(feature: Feature) -> tuple[str, str]:
+    """(table, column) of a lookup feature."""
+    table, column = feature.lookup.split(".", 1)
+    return table, column
+
+
+def lookup_groups(dataset: Dataset) -> dict[str, list[Feature]]:
+    """Lookup features by table: one join per table."""
+    groups: dict[str, list[Feature]] = {}
+    for feature in dataset.features:
+        if feature.lookup is not None:
+            groups.setdefault(target(feature)[0], []).append(feature)
+    return groups
+
+
+def _table(name: str) -> exp.Table:
+    return exp.to_table(f"table_{name}", quoted=True)
+
+
+def lookup_query(dataset: Dataset, name: str, features: list[Feature], base: str) -> exp.Expression:
+    """A query (`_pos`, one column per feature) joining table `name` onto the events of `base`."""
+    table = dataset.tables[name]
+    nodes = {"tbl": _table(name), "base": exp.to_table(base)}
+    if table.range is not None:
+        r = table.range
+        query = fill(_RANGE, **nodes, low=ident(r.low), high=ident(r.high), value=exp.column(r.value, "b", quoted=True),
+                     vlow=exp.column(r.low, "v", quoted=True), vhigh=exp.column(r.high, "v", quoted=True))
+    elif table.valid_from is not None:
+        query = fill(_ASOF, **nodes, key=ident(table.key), vf=ident(table.valid_from),
+                     vt=micros(ident(table.valid_from)), ekey=ident(table.key))
+    else:
+        query = fill(_KEY, **nodes, key=exp.column(table.key, "v", quoted=True),
+                     ekey=exp.column(table.key, "b", quoted=True))
+    columns = [alias(exp.column(target(f)[1], "v", quoted=True), f.name) for f in features]
+    return query.select(*columns, append=True)
+
+
+def check_table(dataset: Dataset, name: str, events: dict[str, str], table: dict[str, str], label: str) -> None:
+    """The table's key (or range value) is an event column of a comparable type."""
+    spec = dataset.tables[name]
+    place, column = ("key", spec.key) if spec.key else ("range.value", spec.range.value)
+    other = spec.key or spec.range.low
+    where = f"{label}: tables.{name}.{place}"
+    if column not in events:
+        near = get_close_matches(column, list(events), n=1)
+        hint = f"did you mean '{near[0]}'?" if near else f"columns: {', '.join(sorted(events))}"
+        raise ConfigError(f"{where}: '{column}' is not a column of the decision events ({hint}); the join needs "
+                          "the same-named event column")
+    if not _compatible(events[column], table[other]):
+        raise ConfigError(f"{where}: '{column}' is {events[column]} in the decision events and {table[other]} in "
+                          "the table (declare the same type under types:)")
+
+
+def check_lookup(feature: Feature, table: dict[str, str], where: str) -> None:
+    """The looked-up column exists in the table (with a did-you-mean)."""
+    name, column = target(feature)
+    if column not in table:
+        near = get_close_matches(column, list(table), n=1)
+        hint = f"did you mean '{near[0]}'?" if near else f"its columns: {', '.join(sorted(table))}"
+        raise ConfigError(f"{where}: lookup: table '{name}' has no column '{column}' ({hint})")
+
+
+def overlap_warnings(con: duckdb.DuckDBPyConnection, dataset: Dataset, label: str) -> list[str]:
+    """One warning per range table whose ranges overlap (an event in an overlap gets the first row by low)."""
+    out = []
+    for name, table in dataset.tables.items():
+        if table.range is None:
+            continue
+        low, high = ident(table.range.low), ident(table.range.high)
+        query = fill("SELECT count(*), min(__low) FROM (SELECT 0 AS __z, :low AS __low, max(:high) OVER (ORDER BY :low, :high "
+                     "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS __prev FROM :tbl) WHERE __low <= __prev",
+                     low=low, high=high, tbl=_table(name))
+        n, first = con.execute(render(query)).fetchall()[0]
+        if n:
+            out.append(f"{label}: tables.{name}: {n:,} ranges overlap an earlier one (the first at {table.range.low} "
+                       f"= {first}); an event in an overlap gets the row with the lowest {table.range.low}: make the "
+                       "ranges disjoint")
+    return out
+

@@ -1,0 +1,232 @@
+"""Stream windows, compound keys and by-less windows (DESIGN §2.1): compared with a brute-force Python computation,
+with ties at the same instant and at the window's edge, and proven blind to the future."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from riskconsole.ingest import load
+from conftest import BASE_DATASET, random_events, write_workspace
+
+STREAM = {"source": "data/logins.csv", "columns": {"time": "login_time"}, "rename": {"uid": "user_id"}}
+FEATURES = [
+    {"name": "s_cnt_1h", "count": "*", "from": "logins", "by": "user_id", "window": "1h"},
+    {"name": "s_sum_1d", "sum": "success", "from": "logins", "by": "user_id", "window": "1d"},
+    {"name": "s_avg_1d", "avg": "spend", "from": "logins", "by": "user_id", "window": "1d"},
+    {"name": "s_min_2d", "min": "spend", "from": "logins", "by": "user_id", "window": "2d"},
+    {"name": "s_last_2d", "max": "login_time", "from": "logins", "by": "user_id", "window": "2d"},
+    {"name": "s_users_1d", "count_distinct": "user_id", "from": "logins", "by": "device_id", "window": "1d"},
+    {"name": "s_pair_1d", "count": "*", "from": "logins", "by": ["user_id", "device_id"], "window": "1d"},
+    {"name": "s_all_10m", "count": "*", "from": "logins", "window": "10m"},
+    {"name": "s_all_spend_1h", "sum": "spend", "from": "logins", "window": "1h"},
+    {"name": "e_pair_1h", "count": "*", "by": ["user_id", "device_id"], "window": "1h"},
+    {"name": "e_pair_amount_1d", "avg": "amount", "by": ["user_id", "device_id"], "window": "1d"},
+    {"name": "e_all_30m", "count": "*", "window": "30m"},
+    {"name": "e_all_max_1h", "max": "amount", "window": "1h"},
+    {"name": "seconds_since_login", "sql": "date_diff('second', s_last_2d, ts)"},
+]
+
+
+def make_events(seed: int = 5, n: int = 240) -> pd.DataFrame:
+    """Events on a minute grid (many ties), a few with no device."""
+    events = random_events(n=n, seed=seed, days=3)
+    events["ts"] = events["ts"].dt.floor("10min")
+    events["device_id"] = pd.array(events["device_id"], dtype="Int64")
+    events.loc[events.index % 17 == 3, "device_id"] = pd.NA
+    return events
+
+
+def make_logins(events: pd.DataFrame, seed: int = 6, n: int = 500) -> pd.DataFrame:
+    """Logins of the same users and devices: some at an event's exact time, some exactly one hour before one."""
+    rng = np.random.default_rng(seed)
+    start = events["ts"].min() - pd.Timedelta("1D")
+    t = start + pd.to_timedelta(rng.integers(0, 4 * 86_400, n), unit="s")
+    picks = rng.integers(0, len(events), n)
+    t = np.where(np.arange(n) % 5 == 0, events["ts"].to_numpy()[picks], t)
+    t = np.where(np.arange(n) % 7 == 1, (events["ts"] - pd.Timedelta("1h")).to_numpy()[picks], t)
+    logins = pd.DataFrame({
+        "uid": pd.array(rng.integers(1, 25, n), dtype="Int64"),
+        "device_id": pd.array(rng.integers(1, 15, n), dtype="Int64"),
+        "login_time": pd.to_datetime(t),
+        "success": rng.integers(0, 2, n),
+        "spend": np.round(rng.gamma(2.0, 10.0, n), 2),
+    })
+    logins.loc[logins.index % 23 == 4, "uid"] = pd.NA
+    return logins
+
+
+def workspace(root, events: pd.DataFrame, logins: pd.DataFrame, features: list[dict] = FEATURES):
+    dataset = {**BASE_DATASET, "columns": {**BASE_DATASET["columns"], "entities": ["user_id", "device_id"]},
+               "streams": {"logins": STREAM}, "features": features}
+    ws = write_workspace(root, events, dataset)
+    logins.to_csv(root / "data" / "logins.csv", index=False)
+    return ws
+
+
+def frame_of(ws) -> pd.DataFrame:
+    con = duckdb.connect(str(ws.db_path), read_only=True)
+    try:
+        return con.execute("SELECT * FROM frame ORDER BY _pos").df()
+    finally:
+        con.close()
+
+
+def brute_force(events: pd.DataFrame, rows: pd.DataFrame, time: str, feature: dict) -> list:
+    """DESIGN §2.1, one event at a time: rows with the same key (no NULL part) and time in [t - window, t)."""
+    agg = next(k for k in ("count_distinct", "count", "sum", "avg", "min", "max") if k in feature)
+    keys = [feature["by"]] if isinstance(feature.get("by"), str) else feature.get("by", [])
+    window = pd.Timedelta(feature["window"].replace("d", "D"))
+    out = []
+    for event in events.to_dict("records"):
+        t = event["ts"]
+        if any(pd.isna(event[k]) for k in keys):
+            peers = rows.iloc[0:0]
+        else:
+            mask = (rows[time] >= t - window) & (rows[time] < t)
+            for k in keys:
+                mask &= rows[k] == event[k]
+            peers = rows[mask.fillna(False)]
+        column = feature[agg]
+        values = [1] * len(peers) if column == "*" else [v for v in peers[column] if not pd.isna(v)]
+        out.append(_aggregate(agg, values))
+    return out
+
+
+def _aggregate(agg: str, values: list):
+    if agg == "count":
+        return len(values)
+    if agg == "count_distinct":
+        return len(set(values))
+    if agg == "sum":
+        return sum(values)
+    if not values:
+        return None
+    return float(np.mean(values)) if agg == "avg" else min(values) if agg == "min" else max(values)
+
+
+def same(got, want) -> bool:
+    if want is None or (not isinstance(want, str) and pd.isna(want)):
+        return got is None or pd.isna(got)
+    if isinstance(want, pd.Timestamp):
+        return pd.Timestamp(got) == want
+    return abs(float(got) - float(want)) <= 1e-9 * max(1.0, abs(float(want)))
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory):
+    events, logins = make_events(), make_logins(make_events())
+    ws = workspace(tmp_path_factory.mktemp("streams"), events, logins)
+    result = load(ws)
+    ordered = events.sort_values(["ts", "event_id"]).reset_index(drop=True)
+    return ws, result, ordered, logins.rename(columns={"uid": "user_id"}), frame_of(ws)
+
+
+@pytest.mark.parametrize("feature", [f for f in FEATURES if "sql" not in f], ids=lambda f: f["name"])
+def test_every_window_kind_equals_the_brute_force_definition(loaded, feature):
+    _, _, events, logins, frame = loaded
+    rows, time = (logins, "login_time") if feature.get("from") else (events, "ts")
+    want = brute_force(events, rows, time, feature)
+    got = frame[feature["name"]].tolist()
+    bad = [i for i, (g, w) in enumerate(zip(got, want)) if not same(g, w)]
+    assert not bad, f"{feature['name']}: event {bad[0]} got {got[bad[0]]}, want {want[bad[0]]}"
+
+
+def test_the_data_exercises_ties_edges_and_null_parts(loaded):
+    _, _, events, logins, _ = loaded
+    at_event = logins["login_time"].isin(set(events["ts"]))
+    at_edge = logins["login_time"].isin(set(events["ts"] - pd.Timedelta("1h")))
+    assert at_event.sum() > 50 and at_edge.sum() > 30
+    assert events["device_id"].isna().sum() > 5 and logins["user_id"].isna().sum() > 5
+
+
+def test_a_compound_key_with_a_null_part_is_an_empty_window(loaded):
+    _, _, events, _, frame = loaded
+    no_device = events["device_id"].isna().to_numpy()
+    assert (frame.loc[no_device, "s_pair_1d"] == 0).all() and (frame.loc[no_device, "e_pair_1h"] == 0).all()
+    assert frame.loc[no_device, "e_pair_amount_1d"].isna().all()
+
+
+def test_a_derived_feature_reads_a_stream_timestamp(loaded):
+    _, _, events, _, frame = loaded
+    has = frame["s_last_2d"].notna()
+    want = (events["ts"][has] - frame["s_last_2d"][has]).dt.total_seconds()
+    assert has.sum() > 50 and (frame["seconds_since_login"][has] == want).all()
+    assert (frame["seconds_since_login"][has] > 0).all()  # a login at the order's instant is not "before"
+
+
+def test_streams_load_with_their_own_counts_and_quarantine(tmp_path):
+    events, logins = make_events(), make_logins(make_events())
+    logins["login_time"] = logins["login_time"].astype(str)
+    logins.loc[3, "login_time"] = "yesterday"
+    logins.loc[8, "login_time"] = None
+    ws = workspace(tmp_path / "w", events, logins, FEATURES[:1])
+    result = load(ws)
+    assert result.sources == {"streams.logins": {"read": 500, "loaded": 498, "quarantined": 2}}
+    assert "streams.logins: read 500 = loaded 498 + quarantined 2" in result.summary()
+    con = duckdb.connect(str(ws.db_path), read_only=True)
+    reasons = con.execute("SELECT reason FROM quarantine_logins ORDER BY row").fetchall()
+    assert [r[0].split(":")[0] for r in reasons] == ["login_time", "missing time"]
+    assert con.execute("SELECT count(*) FROM stream_logins").fetchall() == [(498,)]
+    assert "user_id" in [c for (c,) in con.execute("SELECT column_name FROM (DESCRIBE stream_logins)").fetchall()]
+    con.close()
+    assert (ws.root / "data" / "quarantine_logins.csv").read_text().count("\n") == 3
+
+
+def test_the_future_changes_nothing(tmp_path):
+    events, logins = make_events(), make_logins(make_events())
+    cut = events["ts"].quantile(0.6)
+    early = events[events["ts"] < cut]
+    before = workspace(tmp_path / "a", early, logins[logins["login_time"] < cut])
+    load(before)
+    rng = np.random.default_rng(11)
+    later = logins[logins["login_time"] >= cut]
+    extra = later.assign(login_time=cut + pd.to_timedelta(rng.integers(0, 86_400, len(later)), unit="s"))
+    after = workspace(tmp_path / "b", events, pd.concat([logins[logins["login_time"] < cut], later, extra]))
+    load(after)
+    a, b = frame_of(before), frame_of(after)
+    names = [f["name"] for f in FEATURES]
+    merged = a[["event_id", *names]].merge(b[["event_id", *names]], on="event_id", suffixes=("_a", "_b"))
+    assert len(merged) == len(early)
+    for name in names:
+        assert all(same(x, y) for x, y in zip(merged[f"{name}_b"], merged[f"{name}_a"])), name
+
+
+def test_stream_sql_has_no_exclude_and_transpiles(loaded):
+    from riskconsole.config import Dataset
+    from riskconsole.sqlbuild import render
+    from riskconsole.streams import stream_groups, stream_query
+
+    ws = loaded[0]
+    dataset = Dataset.model_validate(yaml.safe_load(ws.dataset_path.read_text()))
+    for (stream, keys, bucket), features in stream_groups(dataset).items():
+        query = stream_query(dataset, stream, keys, features, "_frame_base", bucket)
+        assert "EXCLUDE" not in render(query).upper()
+        assert "UNION ALL" in render(query, "spark")
+
+
+def test_stream_and_lookup_sql_transpiles_to_spark():
+    """Every union, bucketed window and join renders for Spark with no DuckDB-only function (DESIGN §7)."""
+    from riskconsole.config import Dataset
+    from riskconsole.features import frame_query
+    from riskconsole.lookups import lookup_groups, lookup_query
+    from riskconsole.streams import stream_groups, stream_query
+    from test_portability import _spark
+    from test_tables import FEATURES as LOOKUPS, TABLES
+
+    dataset = Dataset.model_validate({**BASE_DATASET, "streams": {"logins": STREAM}, "tables": TABLES,
+                                      "features": FEATURES + LOOKUPS})
+    joins = {}
+    for i, ((stream, keys, bucket), features) in enumerate(stream_groups(dataset).items()):
+        sql = _spark(stream_query(dataset, stream, keys, features, "_frame_base", bucket))
+        assert "UNION ALL" in sql and "EXCLUDE" not in sql and ("DIV" in sql) == (bucket is not None)
+        joins[f"_s{i}"] = features
+    for i, (name, features) in enumerate(lookup_groups(dataset).items()):
+        sql = _spark(lookup_query(dataset, name, features, "_frame_base"))
+        assert "ASOF" not in sql.upper()
+        joins[f"_l{i}"] = features
+    columns = ["event_id", "ts", "is_fraud", "label_ts", "amount", "user_id", "device_id", "merchant_id", "ip_num"]
+    assert "LEFT JOIN" in _spark(frame_query(dataset, columns, "x", joins=joins))
