@@ -1,6 +1,6 @@
-"""Benchmark (issue 4): how fast the console answers on the default demo (1M orders).
+"""Benchmark (issues 4 and 14): how fast the console answers on a demo workspace.
 
-    .venv/bin/python bench/bench_console.py --workspace /tmp/demo1m
+    .venv/bin/python bench/bench_console.py --workspace /tmp/demo1m [--no-browser]
 
 Core: the call the Tune page makes on every slider move (`Session.interactive`, over the cached
 evaluator). Browser: `streamlit run app.py` driven by Playwright (Debian chromium): first load of
@@ -24,31 +24,133 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--
         "--disable-component-update", "--disable-sync"]
 
 
-def core(root: Path, strategy: str) -> dict:
+THRESHOLD = r"[A-Za-z_][A-Za-z0-9_]*\s*(>=|>|<=|<)\s*\${name}\b"
+
+
+def _close(a, b) -> bool:
+    """Equal, floats up to summation order."""
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+    return a == b
+
+
+def _stats(times: list[float]) -> dict:
+    if not times:
+        return {}
+    times = sorted(times)
+    return {"n": len(times), "median_ms": round(statistics.median(times) * 1e3, 3),
+            "p90_ms": round(times[int(0.9 * (len(times) - 1))] * 1e3, 3), "max_ms": round(times[-1] * 1e3, 3)}
+
+
+def core(root: Path, strategy: str, check: bool = True) -> dict:
+    """Every kind of console edit, timed through `Session.interactive` (what the pages call): slider moves on
+    threshold params (the first move of each builds its table, later moves reuse it) and on other params,
+    action flips, rules switched off, reorders, one-rule `when` edits; "engine" is the evaluator's share."""
+    import re
+    import resource
+
+    import yaml
+
+    import riskconsole.evaluator as ev
     from riskconsole.session import Session
     from riskconsole.tuning import param_range
     from riskconsole.workspace import Workspace
 
+    engine: list[float] = []
+    hook = "answer" if hasattr(ev.Evaluator, "answer") else "groups"
+    original = getattr(ev.Evaluator, hook)
+
+    def timed(self, *args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            engine.append(time.perf_counter() - started)
+
+    setattr(ev.Evaluator, hook, timed)
     path = Workspace(root).strategies_dir / f"{strategy}.yaml"
+    out: dict = {}
     with Session(Workspace(root)) as session:
         window = session.window()
+        started = time.perf_counter()
         bt = session.backtest(path, window)
+        out["backtest_s"] = round(time.perf_counter() - started, 3)
         started = time.perf_counter()
         first = session.interactive(path, window)
-        setup = time.perf_counter() - started
-        moves = []
-        for name, value in bt.compiled.strategy.params.items():
+        out["evaluator_setup_s"] = round(time.perf_counter() - started, 3)
+        assert _close(first["overall"], bt.report["overall"])
+        saved = session.strategy(path)
+        kinds = ("threshold_first", "threshold", "other_first", "other", "action_flip", "rule_off", "reorder",
+                 "rule_edit", "rule_edit_again")
+        times: dict[str, list[float]] = {k: [] for k in kinds}
+        shares: dict[str, list[float]] = {k: [] for k in kinds}
+        checks = []
+        builds: list[float] = []
+
+        def run(kind: str, overrides: dict | None = None, edited=None) -> None:
+            engine.clear()
+            started = time.perf_counter()
+            report = session.interactive(path, window, overrides, edited)
+            times[kind].append(time.perf_counter() - started)
+            shares[kind].append(sum(engine))
+            if check and len(times[kind]) <= 2:
+                checks.append((kind, overrides, edited, report))
+
+        for name, value in saved.params.items():
             bounds = param_range(value)
             if bounds is None:
                 continue
             lo, hi, step = bounds
-            for new in (value + step, value - step if value - step >= lo else value + 2 * step):
-                started = time.perf_counter()
-                session.interactive(path, window, {name: new})
-                moves.append(time.perf_counter() - started)
-    assert first["overall"]["population"] == bt.report["overall"]["population"]
-    return {"evaluator_setup_s": setup, "slider_moves": len(moves), "slider_median_ms": statistics.median(moves) * 1e3,
-            "slider_p90_ms": sorted(moves)[int(0.9 * len(moves))] * 1e3, "slider_max_ms": max(moves) * 1e3}
+            users = [r for r in saved.rules if re.search(r"\$" + name + r"\b", r.when)]
+            kind = "threshold" if len(users) == 1 and re.search(THRESHOLD.format(name=name), users[0].when) \
+                else "other"
+            for i, k in enumerate((1, 2, -1, 3)):
+                new = value + k * step if value + k * step >= lo else value + (4 - k) * step
+                new = round(new, 10) if isinstance(new, float) else new
+                run(f"{kind}_first" if i == 0 else kind, {name: new})
+                if i == 0:  # a threshold's table builds in the background after its first move: let it finish
+                    started = time.perf_counter()
+                    for evaluator in list(session._evaluators.values()):
+                        getattr(evaluator, "wait", lambda: None)()
+                    builds.append(time.perf_counter() - started)
+        for i in range(min(6, len(saved.rules))):
+            rules = saved.rules
+            flipped = [r.model_copy(update={"action": "review" if r.action != "review" else "block"}) if j == i
+                       else r for j, r in enumerate(rules)]
+            run("action_flip", None, saved.model_copy(update={"rules": flipped}))
+            off = [r.model_copy(update={"enabled": False}) if j == i else r for j, r in enumerate(rules)]
+            run("rule_off", None, saved.model_copy(update={"rules": off}))
+            run("reorder", None, saved.model_copy(update={"rules": rules[i + 1:] + rules[:i + 1]}))
+            edited = [r.model_copy(update={"when": f"({r.when}) AND amount > {i + 1}"}) if j == i else r
+                      for j, r in enumerate(rules)]
+            run("rule_edit", None, saved.model_copy(update={"rules": edited}))
+            for evaluator in list(session._evaluators.values()):  # the other rules' groups, kept after an edit
+                getattr(evaluator, "wait", lambda: None)()
+            again = [r.model_copy(update={"when": f"({r.when}) AND amount > {i + 100}"}) if j == i else r
+                     for j, r in enumerate(rules)]
+            run("rule_edit_again", None, saved.model_copy(update={"rules": again}))
+        for kind, overrides, edited, report in checks:  # the console's numbers are the backtest's
+            target = path
+            if edited is not None:
+                target = Workspace(root).strategies_dir / "_bench_edit.yaml"
+                target.write_text(yaml.safe_dump(edited.model_dump(mode="json", exclude_none=True), sort_keys=False))
+            want = session.backtest(target, window, overrides).report
+            if edited is not None:
+                target.unlink()
+            for key in ("overall", "rules", "daily", "warnings"):
+                assert _close(report[key], want[key]), (kind, key)
+        out["checked_against_backtest"] = len(checks)
+        out["wait_for_tables_after_first_move"] = _stats(builds)
+    setattr(ev.Evaluator, hook, original)
+    out["moves"] = {k: {**_stats(v), "engine": _stats(shares[k])} for k, v in times.items() if v}
+    all_moves = [t for k in ("threshold_first", "threshold", "other_first", "other") for t in times[k]]
+    out["slider_median_ms"] = round(statistics.median(all_moves) * 1e3, 3)
+    out["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2)
+    return out
 
 
 def _settle(page) -> None:
@@ -114,9 +216,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workspace", default="/tmp/demo1m")
     parser.add_argument("--strategy", default="candidate")
+    parser.add_argument("--no-browser", action="store_true", help="core numbers only")
     args = parser.parse_args()
     root = Path(args.workspace)
-    print(json.dumps({"core": core(root, args.strategy), "browser": browser(root)}, indent=2))
+    print(json.dumps({"core": core(root, args.strategy)}, indent=2), flush=True)
+    if not args.no_browser:
+        print(json.dumps({"browser": browser(root)}, indent=2))
 
 
 if __name__ == "__main__":

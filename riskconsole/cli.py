@@ -7,26 +7,28 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
-
-from riskconsole.config import parse_overrides
 from riskconsole import limits
 from riskconsole.errors import RiskConsoleError
 from riskconsole.escape import terminal
-from riskconsole.export import fmt, parse_formats, write_files
-from riskconsole.glossary import metric
-from riskconsole.report import Baseline, all_warnings, now_stamp
-from riskconsole.session import Session
-from riskconsole.workspace import Workspace
+
+if TYPE_CHECKING:  # imported where used: `riskconsole --help` loads no data library (issue 14)
+    from riskconsole.report import Baseline
+    from riskconsole.session import Session
+    from riskconsole.workspace import Workspace
 
 
 def _parse_sets(items: list[str] | None) -> dict:
     """`--set P=V` pairs; V is read as a YAML scalar."""
+    from riskconsole.config import parse_overrides
+
     return parse_overrides(items)
 
 
 def _out_dir(ws: Workspace, args: argparse.Namespace, name: str) -> Path:
+    from riskconsole.report import now_stamp
+
     return Path(args.out).resolve() if args.out else ws.reports_dir / f"{name}-{now_stamp()}"
 
 
@@ -78,6 +80,8 @@ BOOTSTRAP, SEED = 1000, 7  # defaults of --bootstrap and --seed
 
 
 def _baseline(args: argparse.Namespace) -> Baseline | None:
+    from riskconsole.report import Baseline
+
     if not args.baseline:
         given = [flag for flag, on in (("--bootstrap", args.bootstrap != BOOTSTRAP), ("--seed", args.seed != SEED),
                                        ("--allow-different-population", args.allow_different_population)) if on]
@@ -96,6 +100,9 @@ def _window(session: Session, args: argparse.Namespace):
 
 
 def cmd_backtest(ws: Workspace, args: argparse.Namespace) -> None:
+    from riskconsole.export import parse_formats, write_files
+    from riskconsole.session import Session
+
     formats = parse_formats(args.format)
     with Session(ws) as session:
         bt = session.backtest(args.strategy, _window(session, args), _parse_sets(args.set), _baseline(args), args.by,
@@ -109,6 +116,7 @@ def cmd_backtest(ws: Workspace, args: argparse.Namespace) -> None:
 
 def cmd_gate(ws: Workspace, args: argparse.Namespace) -> int:
     from riskconsole.gate import describe
+    from riskconsole.session import Session
 
     with Session(ws) as session:
         gate = session.gate(args.strategy, args.require or [], _window(session, args), _parse_sets(args.set),
@@ -123,6 +131,10 @@ def cmd_gate(ws: Workspace, args: argparse.Namespace) -> int:
 
 
 def _print_summary(report: dict) -> None:
+    from riskconsole.export import fmt
+    from riskconsole.glossary import metric
+    from riskconsole.report import all_warnings
+
     o = report["overall"]
     print(f"{terminal(report['strategy'])}: {report['window']['from']}..{report['window']['to']}, "
           f"population {o['population']:,}, flagged {o['flagged']:,}")
@@ -142,7 +154,9 @@ def _print_summary(report: dict) -> None:
 
 
 def cmd_monitor(ws: Workspace, args: argparse.Namespace) -> None:
+    from riskconsole.export import fmt, parse_formats, write_files
     from riskconsole.monitor import monitor_files
+    from riskconsole.session import Session
 
     formats = parse_formats(args.format)
     with Session(ws) as session:
@@ -161,6 +175,8 @@ def cmd_monitor(ws: Workspace, args: argparse.Namespace) -> None:
 
 
 def cmd_sweep(ws: Workspace, args: argparse.Namespace) -> None:
+    from riskconsole.export import fmt, write_files
+    from riskconsole.session import Session
     from riskconsole.sweep import parse_values, sweep_files
 
     values = parse_values(args.values)
@@ -253,6 +269,8 @@ FRONTIER_SHOWN = 8  # the whole frontier is in optimize.json
 
 
 def cmd_optimize(ws: Workspace, args: argparse.Namespace) -> int:
+    from riskconsole.export import fmt, write_files
+    from riskconsole.session import Session
     from riskconsole.sweep import sweep_files
 
     with Session(ws) as session:
@@ -413,6 +431,10 @@ COMMANDS = {"init": cmd_init, "demo": cmd_demo, "load": cmd_load, "validate": cm
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `riskconsole` script; returns the exit code."""
     args = _parser().parse_args(argv)
+    import duckdb
+
+    from riskconsole.workspace import Workspace
+
     try:
         ws = Workspace.resolve(args.workspace)
         return COMMANDS[args.command](ws, args) or 0

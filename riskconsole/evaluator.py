@@ -1,14 +1,21 @@
-"""Interactive evaluation: per-event arrays of one window, with each rule condition's hits cached.
+"""Interactive evaluation: per-event arrays of one window and data version, with each rule condition's hits
+cached (as the sorted rows it holds on: sparse, since most events hit no rule).
 
-A param move re-runs only the conditions whose SQL changed (`SELECT _pos ... WHERE <cond>`);
-decisions and every metric are then rebuilt in numpy. Results are the same `Groups` the
-one-pass backtest produces (one group per event), so the same metric code serves both.
+- A param move re-runs only the conditions whose SQL changed (`SELECT _pos ... WHERE <cond>`, one pass).
+- A threshold param (`col >= $p`, `>`, `<=`, `<`, ANDed with other terms of one rule) is answered from the
+  sorted values of `col` over the events where the rest of the rule holds: a `searchsorted` and prefix sums
+  per (day, label, other rules' pattern) group, no SQL and no pass over the events.
+- An action flip, a rule switched on/off or rules reordered reuse the cached groups (no SQL, no collapse).
+
+Results are `Groups` as the one-pass backtest produces them, so the same metric code serves both.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
+from functools import lru_cache
 
 import duckdb
 import numpy as np
@@ -17,26 +24,325 @@ from sqlglot import exp
 
 from riskconsole.backtest import (BITS, Groups, Window, known_label, mask_words, population_filters, run_query,
                                   window_days)
-from riskconsole.config import Dataset
+from riskconsole.config import Dataset, Strategy
+from riskconsole.expressions import parse_visible, referenced_columns, referenced_params
+from riskconsole.names import META_TABLE, SCORES_TABLE
 from riskconsole.sqlbuild import alias, fill, ident, render
-from riskconsole.strategy import CompiledRule, CompiledStrategy, Frame, source
+from riskconsole.strategy import (CompiledRule, CompiledStrategy, Frame, _check_params_used, check_boolean,
+                                  resolve_params, source)
 
 MAX_CACHED_CONDITIONS = 256
+MAX_CACHED_GROUPS = 64
+MAX_THRESHOLD_TABLES = 16
+MAX_TABLE_BYTES = 1_000_000_000  # threshold tables kept per evaluator (~22 bytes per event where a rest holds)
 MASK_BITS = 40  # rules packed into one hashed key; more rules fall back to a sort
+CHECKPOINT_CELLS = 4_000_000  # prefix-sum cells (groups x checkpoints) kept per threshold table
+NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
+           "FLOAT", "DOUBLE", "REAL")
+OPS = {exp.GTE: ">=", exp.GT: ">", exp.LTE: "<=", exp.LT: "<"}
+FLIP = {">=": "<=", ">": "<", "<=": ">=", "<": ">"}
+
+
+# ---------------------------------------------------------------- compiling, once per rule text and params
+
+
+class Compiler:
+    """`compile_strategy` with each rule's checked condition cached by (rule, text, the params it reads): a
+    move of one param re-parses and re-checks only the rules that read it. Same results, same errors."""
+
+    def __init__(self, frame: Frame) -> None:
+        self.frame = frame
+        self._nodes: OrderedDict[tuple, exp.Expression] = OrderedDict()
+        self._params: dict[str, frozenset] = {}
+        self._checked: set[tuple] = set()      # (where, text, param types) whose condition DuckDB typed boolean
+        self._used: set[tuple] = set()         # (texts, param names) whose $params are all defined
+        self._strategies: OrderedDict[tuple, Strategy] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def strategy(self, ws, path) -> Strategy:
+        """`ws.strategy(path)`, parsed once per file text (the YAML parser costs ~50 ms per 20 rules)."""
+        from pathlib import Path
+
+        from riskconsole.config import parse_model, read_config, read_yaml
+
+        label = ws.rel(path)
+        text = read_config(Path(path), label)
+        key = (label, text)
+        with self._lock:
+            found = self._strategies.get(key)
+        if found is None:
+            found = parse_model(read_yaml(text, label), Strategy, label)
+            with self._lock:
+                self._strategies[key] = found
+                while len(self._strategies) > 32:
+                    self._strategies.popitem(last=False)
+        return found
+
+    def _types(self, text: str, params: dict) -> tuple:
+        def kind(value) -> object:
+            if isinstance(value, (list, tuple)):
+                return tuple(kind(v) for v in value)
+            return type(value).__name__
+
+        return tuple(sorted((n, kind(params[n])) for n in self._params[text] if n in params))
+
+    def _key(self, where: str, text: str, params: dict) -> tuple:
+        used = self._params.get(text)
+        if used is None:
+            used = self._params[text] = params_in(text)
+        return where, text, tuple(sorted((n, type(params[n]).__name__, repr(params[n])) for n in used if n in params))
+
+    def compile(self, strategy: Strategy, label: str, overrides: dict | None,
+                con: duckdb.DuckDBPyConnection) -> CompiledStrategy:
+        params = resolve_params(strategy, overrides, label)
+        used = (tuple(r.when for r in strategy.rules), strategy.population, frozenset(params))
+        if used not in self._used:
+            _check_params_used(strategy, params, label)
+            with self._lock:
+                self._used.add(used) if len(self._used) < 4096 else self._used.clear()
+        texts = [(f"{label}: rule '{r.name}'", r.when) for r in strategy.rules]
+        if strategy.population:
+            texts.append((f"{label}: population", strategy.population))
+        nodes, fresh = [], []
+        for where, text in texts:
+            key = self._key(where, text, params)
+            with self._lock:
+                node = self._nodes.get(key)
+            if node is None:
+                node = parse_visible(text, self.frame.visible, self.frame.hidden, params, where)
+                fresh.append((key, len(nodes)))
+            nodes.append(node)
+        fresh_all = list(fresh)
+        rules = [CompiledRule(r.name, r.action, r.enabled, n) for r, n in zip(strategy.rules, nodes)]
+        population = nodes[len(rules)] if strategy.population else None
+        used = set().union(*(referenced_columns(n) for n in nodes))
+        detectors = [d for d in self.frame.scores if d in used and d not in self.frame.columns]
+        compiled = CompiledStrategy(strategy, params, rules, population, detectors)
+        # check only what was parsed now, in the file's order; a condition already typed boolean with params of
+        # the same types (a slider moved a number) cannot change type
+        fresh = [(key, i) for key, i in fresh if (key[0], key[1], self._types(key[1], params)) not in self._checked]
+        if fresh:
+            new = {i for _, i in fresh}
+            stub = CompiledStrategy(strategy, params, [r for i, r in enumerate(rules) if i in new],
+                                    population if len(rules) in new else None, detectors)
+            check_boolean(con, stub, self.frame, label)
+        with self._lock:
+            for where, text in texts:
+                self._checked.add((where, text, self._types(text, params)))
+            for key, i in fresh_all:
+                self._nodes[key] = nodes[i]
+            while len(self._nodes) > 4 * MAX_CACHED_CONDITIONS:
+                self._nodes.popitem(last=False)
+            if len(self._checked) > 16 * MAX_CACHED_CONDITIONS:
+                self._checked.clear()
+        return compiled
+
+
+@lru_cache(maxsize=4096)
+def params_in(text: str) -> frozenset:
+    """`referenced_params(text)`, once per text (it tokenizes)."""
+    return frozenset(referenced_params(text))
+
+
+_RENDERED: dict[int, tuple[exp.Expression, str]] = {}
+_RENDER_LOCK = threading.Lock()
+
+
+def key_of(node: exp.Expression) -> str:
+    """`render(node)`, once per node object (the compiler hands out the same nodes for the same rule)."""
+    hit = _RENDERED.get(id(node))
+    if hit is not None and hit[0] is node:
+        return hit[1]
+    text = render(node)
+    with _RENDER_LOCK:
+        if len(_RENDERED) > 8 * MAX_CACHED_CONDITIONS:
+            _RENDERED.clear()
+        _RENDERED[id(node)] = (node, text)
+    return text
+
+
+def compiler_of(session) -> Compiler:
+    """The session's compiler (one per frame: a reload gives a new frame, hence a new cache)."""
+    frame = session.frame
+    with session._lock:
+        compiler = getattr(session, "_compiler", None)
+        if compiler is None or compiler.frame is not frame:
+            compiler = session._compiler = Compiler(frame)
+    return compiler
+
+
+def data_version(con: duckdb.DuckDBPyConnection) -> tuple:
+    """What the evaluator's cache is keyed by: the data version of the last load (`_meta.version`) and every
+    detector's score stamp (a train re-scores without a new load)."""
+    out = []
+    for query in (f"SELECT version FROM {META_TABLE}",
+                  f"SELECT detector, data_version, CAST(scored_at AS VARCHAR) FROM {SCORES_TABLE} ORDER BY detector"):
+        try:
+            out.append(tuple(con.execute(query).fetchall()))
+        except duckdb.Error:
+            out.append(None)
+    return tuple(out)
+
+
+# ---------------------------------------------------------------- threshold params
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """Rule `index` holds where `column <op> value` and `rest` (value = the param `param`)."""
+
+    param: str
+    index: int
+    column: str
+    op: str
+    rest: exp.Expression
+    term: int = 0  # position of the comparison among the rule's ANDed terms
+
+    def at(self, compiled: CompiledStrategy) -> Threshold:
+        """The same threshold in another compile of the same texts (other param values): same shape, new rest."""
+        terms = _conjuncts(compiled.rules[self.index].condition)
+        rest = [t for j, t in enumerate(terms) if j != self.term]
+        node = rest[0] if rest else exp.Boolean(this=True)
+        for other in rest[1:]:
+            node = exp.And(this=node, expression=other)
+        return Threshold(self.param, self.index, self.column, self.op, node, self.term)
+
+
+def find_threshold(compiled: CompiledStrategy, frame: Frame, param: str, numeric_columns: set[str]
+                   ) -> Threshold | None:
+    """Where `param` is used once, as `col <op> $param` ANDed with other terms of one rule (col numeric)."""
+    value = compiled.params.get(param)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    literal = render(exp.convert(value))
+    touched = [i for i, rule in enumerate(compiled.strategy.rules) if param in params_in(rule.when)]
+    if len(touched) != 1 or (compiled.strategy.population and param in params_in(compiled.strategy.population)):
+        return None
+    index = touched[0]
+    # the param must be the only literal equal to its rendering and appear once, as a comparison operand
+    terms = _conjuncts(compiled.rules[index].condition)
+    found = []
+    for term in terms:
+        node = term.unnest()
+        if type(node) in OPS:
+            left, right = node.this.unnest(), node.expression.unnest()
+            if isinstance(left, exp.Column) and _is_value(right, literal):
+                found.append((term, left.name, OPS[type(node)]))
+            elif isinstance(right, exp.Column) and _is_value(left, literal):
+                found.append((term, right.name, FLIP[OPS[type(node)]]))
+    if len(found) != 1 or found[0][1] not in numeric_columns:
+        return None
+    term, column, op = found[0]
+    if sum(1 for t in terms for lit_ in t.find_all(exp.Literal) if render(lit_) == literal) != 1:
+        return None
+    position = next(j for j, t in enumerate(terms) if t is term)
+    return Threshold(param, index, column, op, exp.Boolean(this=True), position).at(compiled)
+
+
+def _is_value(node: exp.Expression, literal: str) -> bool:
+    return isinstance(node, (exp.Literal, exp.Neg)) and render(node) == literal
+
+
+def _conjuncts(node: exp.Expression) -> list[exp.Expression]:
+    node = node.unnest()
+    if isinstance(node, exp.And):
+        return _conjuncts(node.this) + _conjuncts(node.expression)
+    return [node]
+
+
+class ThresholdTable:
+    """One threshold rule over a fixed set of other rules: the events where its rest holds, sorted by the
+    column, each with its group among the other rules' groups; any threshold is then a searchsorted and a
+    prefix sum per group (from checkpoints every `step` sorted events plus one short bincount)."""
+
+    def __init__(self, values: np.ndarray, rows: np.ndarray, group: np.ndarray, amount: np.ndarray,
+                 others: Groups, op: str) -> None:
+        order = np.argsort(values, kind="stable")
+        self.values, self.rows = values[order], rows[order].astype(np.int32)
+        self.group, self.amount = group[order].astype(np.int32), amount[order]
+        self.others, self.op = others, op
+        self.hits0 = np.column_stack([others.hits, np.zeros(len(others.count), dtype=bool)])
+        self.hits1 = np.column_stack([others.hits, np.ones(len(others.count), dtype=bool)])
+        n, g = len(self.values), len(others.count)
+        chunks = max(1, min(CHECKPOINT_CELLS // max(g, 1), n // 64 + 1))
+        self.step = max(1, -(-n // chunks))
+        self.cum_n = np.zeros((n // self.step + 1, g), dtype=np.int64)
+        self.cum_a = np.zeros((n // self.step + 1, g), dtype=np.float64)
+        for j in range(1, len(self.cum_n)):
+            part = slice((j - 1) * self.step, j * self.step)
+            self.cum_n[j] = self.cum_n[j - 1] + np.bincount(self.group[part], minlength=g)
+            self.cum_a[j] = self.cum_a[j - 1] + np.bincount(self.group[part], weights=self.amount[part], minlength=g)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.values, self.rows, self.group, self.amount, self.cum_n, self.cum_a,
+                                      self.hits0, self.hits1))
+
+    def span(self, value) -> tuple[int, int]:
+        """The sorted positions [lo, hi) where `column <op> value` holds."""
+        v = np.asarray(value, dtype=self.values.dtype) if self.values.dtype == np.float32 else value
+        n = len(self.values)
+        if self.op == ">=":
+            return int(np.searchsorted(self.values, v, "left")), n
+        if self.op == ">":
+            return int(np.searchsorted(self.values, v, "right")), n
+        if self.op == "<=":
+            return 0, int(np.searchsorted(self.values, v, "right"))
+        return 0, int(np.searchsorted(self.values, v, "left"))
+
+    def _prefix(self, r: int) -> tuple[np.ndarray, np.ndarray]:
+        j = r // self.step
+        part = slice(j * self.step, r)
+        g = len(self.others.count)
+        return (self.cum_n[j] + np.bincount(self.group[part], minlength=g),
+                self.cum_a[j] + np.bincount(self.group[part], weights=self.amount[part], minlength=g))
+
+    def groups(self, value, index: int) -> Groups:
+        """The groups with the threshold rule's column inserted at `index`, at this threshold."""
+        lo, hi = self.span(value)
+        n_hi, a_hi = self._prefix(hi)
+        n_lo, a_lo = self._prefix(lo)
+        moved_n, moved_a = n_hi - n_lo, a_hi - a_lo
+        o = self.others
+        stay = o.count - moved_n
+        keep0, keep1 = stay > 0, moved_n > 0
+        if index == o.hits.shape[1]:  # (the patterns with the rule's bit off / on, made once)
+            hits0, hits1 = self.hits0[keep0], self.hits1[keep1]
+        else:
+            hits0 = np.insert(o.hits[keep0], index, False, axis=1)
+            hits1 = np.insert(o.hits[keep1], index, True, axis=1)
+        return Groups(np.concatenate([o.day[keep0], o.day[keep1]]), np.concatenate([o.label[keep0], o.label[keep1]]),
+                      np.concatenate([hits0, hits1]), np.concatenate([stay[keep0], moved_n[keep1]]),
+                      np.concatenate([(o.amount - moved_a)[keep0], moved_a[keep1]]), o.days)
+
+    def rows_at(self, value) -> np.ndarray:
+        lo, hi = self.span(value)
+        return np.sort(self.rows[lo:hi])
+
+
+# ---------------------------------------------------------------- the evaluator
 
 
 class Evaluator:
-    """Population arrays of one (window, population) and a cache of rule hits over them."""
+    """Population arrays of one (window, population, data version) and caches of rule hits and groups."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, dataset: Dataset, frame: Frame, window: Window,
-                 compiled: CompiledStrategy) -> None:
-        self.con, self.dataset, self.frame, self.window = con, dataset, frame, window
-        self._lock = threading.Lock()
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+                 compiled: CompiledStrategy, version: str | None = None) -> None:
+        self.con, self.dataset, self.frame, self.window, self.version = con, dataset, frame, window, version
+        self._lock = threading.RLock()
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()   # condition SQL -> sorted rows it holds on
+        self._derived: dict[str, tuple[ThresholdTable, object]] = {}  # condition SQL answered by a table
+        self._groups: OrderedDict[tuple, Groups] = OrderedDict()     # sorted condition keys -> groups
+        self._codes: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._tables: OrderedDict[tuple, ThresholdTable] = OrderedDict()
+        self._found: dict[tuple, list[Threshold]] = {}
+        self._building: dict[tuple, threading.Thread] = {}
+        self._group_map: tuple = (None, None)  # (conditions, group of every event) of the latest split
+        self._last_params: dict = {}
         self._load_base(compiled)
 
     def _query(self, query: exp.Expression, strategy: str) -> dict[str, np.ndarray]:
-        with self._lock, self.con.cursor() as cur:
+        with self.con.cursor() as cur:  # a cursor per call: safe beside a table built in the background
             table = run_query(cur, query, strategy)
         return {name: table.column(name).to_numpy() for name in table.column_names}
 
@@ -56,52 +362,364 @@ class Evaluator:
         with self._lock, self.con.cursor() as cur:
             self.days = window_days(cur, self.dataset, self.window)
         first = np.datetime64(self.days[0], "D") if self.days else np.datetime64("1970-01-01", "D")
-        self.day = (base["day"].astype("datetime64[D]") - first).astype(np.int64)
+        self.day = (base["day"].astype("datetime64[D]") - first).astype(np.int32)
         self.label = base["y"].astype(np.int8)
         self.amount = np.nan_to_num(base["amt"].astype(np.float64))
+        # (day, label) cell of every event, and the totals per cell: the groups where no rule holds
+        self.cell = self.day * 3 + (self.label.astype(np.int32) + 1)
+        cells = 3 * max(len(self.days), int(self.day.max()) + 1 if len(self.day) else 0)
+        self.cell_n = np.bincount(self.cell, minlength=cells).astype(np.int64)
+        self.cell_a = np.bincount(self.cell, weights=self.amount, minlength=cells)
+
+    # ------------------------------------------------------------ hits of one condition
+
+    def rows(self, condition: exp.Expression, compiled: CompiledStrategy, key: str | None = None) -> np.ndarray:
+        """Sorted population rows where the condition holds (cached by its SQL)."""
+        key = key or key_of(condition)
+        while True:  # (a build in the background may evict it in between: then query it again)
+            self.prefetch([condition], compiled, [key])
+            with self._lock:
+                if key in self._cache:
+                    self._cache.move_to_end(key)
+                    return self._cache[key]
 
     def hits(self, condition: exp.Expression, compiled: CompiledStrategy) -> np.ndarray:
-        """Boolean array over the population: where the condition holds (cached by its SQL)."""
-        self.prefetch([condition], compiled)
-        key = render(condition)
-        self._cache.move_to_end(key)
-        return self._cache[key]
+        """Boolean array over the population: where the condition holds."""
+        mask = np.zeros(len(self.pos), dtype=bool)
+        mask[self.rows(condition, compiled)] = True
+        return mask
 
-    def prefetch(self, conditions: list[exp.Expression], compiled: CompiledStrategy) -> None:
-        """Evaluate every condition not cached yet in ONE pass (rows in `_pos` order, as the base)."""
+    def prefetch(self, conditions: list[exp.Expression], compiled: CompiledStrategy,
+                 keys: list[str] | None = None) -> None:
+        """Evaluate every condition not cached yet in ONE pass (only the rows some condition holds on)."""
+        keys = keys or [key_of(n) for n in conditions]
         missing = {}
-        for node in conditions:
-            missing.setdefault(render(node), node)
-        missing = {k: v for k, v in missing.items() if k not in self._cache}
-        if not missing:
-            return
-        nodes = list(missing.values())
-        words = [f"m{i}" for i in range(0, len(nodes), BITS)]
-        stub = CompiledStrategy(compiled.strategy, {}, [CompiledRule(f"c{i}", "review", True, n)
-                                                        for i, n in enumerate(nodes)], None, compiled.detectors)
-        query = exp.select("_pos", *[alias(w, name) for w, name in zip(mask_words(stub), words)]).from_(
-            source(compiled, self.frame).subquery("src"))
-        query = self._where(query, compiled)
-        sparse = exp.select("*").from_(query.subquery("q")).where(" OR ".join(f"{w} <> 0" for w in words))
-        data = self._query(sparse, compiled.name)  # only the events some condition holds for
-        rows = np.searchsorted(self.pos, data["_pos"].astype(np.int64))
-        for i, key in enumerate(missing):
-            mask = np.zeros(len(self.pos), dtype=bool)
-            mask[rows] = (data[words[i // BITS]].astype(np.int64) >> (i % BITS)) & 1
-            self._cache[key] = mask
-        while len(self._cache) > MAX_CACHED_CONDITIONS:
-            self._cache.popitem(last=False)
+        with self._lock:
+            for key, node in zip(keys, conditions):
+                if key in self._cache or key in missing:
+                    continue
+                if key in self._derived:  # answered by a threshold table: its rows, no SQL
+                    table, value = self._derived[key]
+                    self._cache[key] = table.rows_at(value)
+                    continue
+                missing[key] = node
+        if missing:
+            nodes = list(missing.values())
+            words = [f"m{i}" for i in range(0, len(nodes), BITS)]
+            stub = CompiledStrategy(compiled.strategy, {}, [CompiledRule(f"c{i}", "review", True, n)
+                                                            for i, n in enumerate(nodes)], compiled.population,
+                                    _detectors(compiled, nodes))  # joins only the score tables these read
+            query = exp.select("_pos", *[alias(w, name) for w, name in zip(mask_words(stub), words)]).from_(
+                source(stub, self.frame).subquery("src"))
+            query = self._where(query, compiled)
+            sparse = exp.select("*").from_(query.subquery("q")).where(" OR ".join(f"{w} <> 0" for w in words))
+            data = self._query(sparse, compiled.name)  # rows come in any order: realign on _pos
+            rows = np.searchsorted(self.pos, data["_pos"].astype(np.int64))
+            order = np.argsort(rows, kind="stable")
+            rows = rows[order]
+            with self._lock:
+                for i, key in enumerate(missing):
+                    bits = (data[words[i // BITS]].astype(np.int64)[order] >> (i % BITS)) & 1
+                    self._cache[key] = rows[bits.astype(bool)].astype(np.int32)
+        with self._lock:
+            while len(self._cache) > MAX_CACHED_CONDITIONS:
+                self._cache.popitem(last=False)
 
-    def groups(self, compiled: CompiledStrategy) -> Groups:
-        """`Groups` for the strategy: events collapsed by (day, label, which rules hold), as the SQL pass does."""
-        self.prefetch([r.condition for r in compiled.rules], compiled)
-        hits = np.zeros((len(self.pos), len(compiled.rules)), dtype=bool)
-        for i, rule in enumerate(compiled.rules):
-            hits[:, i] = self.hits(rule.condition, compiled)
-        return collapse(self.day, self.label, hits, self.amount, self.days)
+    # ------------------------------------------------------------ answers
+
+    def answer(self, compiled: CompiledStrategy) -> Groups:
+        """The groups of a strategy by the cheapest exact path: cached groups (actions, on/off, order), a
+        threshold table (one threshold param moved), else only the changed conditions queried."""
+        keys = [key_of(r.condition) for r in compiled.rules]
+        with self._lock:
+            cached = tuple(sorted(set(keys))) in self._groups
+            missing = [i for i, k in enumerate(keys) if k not in self._cache]
+            moved = {p for p, v in compiled.params.items() if self._last_params.get(p, v) != v}
+            self._last_params = dict(compiled.params)
+        if not cached and len(missing) == 1:
+            found = self._pick(compiled, keys, missing[0], moved)
+            if found is not None:
+                other_keys = keys[:found.index] + keys[found.index + 1:]
+                if self._table_key(found, other_keys) in self._tables:
+                    return self.threshold_groups(compiled, found, keys)
+                # the first move of this param: answered like any edit (one condition queried) while its
+                # table is built in the background for the next moves
+                self._build_later(compiled, found, other_keys)
+            else:
+                return self._one_rule(compiled, keys, missing[0])
+        return self.groups(compiled, keys)
+
+    def _one_rule(self, compiled: CompiledStrategy, keys: list[str], index: int) -> Groups:
+        """One rule's condition changed: query only it, and split the other rules' cached groups by where it
+        holds (no re-collapse of every event). The first edit of a rule collapses as usual and caches the
+        other rules' groups in the background for the next edits."""
+        other_keys = keys[:index] + keys[index + 1:]
+        unique = tuple(sorted(set(other_keys)))
+        with self._lock:
+            ready = unique in self._groups and unique in self._codes
+        if not ready:
+            others = compiled.rules[:index] + compiled.rules[index + 1:]
+            stub = CompiledStrategy(compiled.strategy, compiled.params, others, compiled.population,
+                                    compiled.detectors)
+            self._later(("others", unique), lambda: self.groups(stub, other_keys))
+            return self.groups(compiled, keys)
+        rows = self.rows(compiled.rules[index].condition, compiled, keys[index])
+        with self._lock:
+            canon = self._groups.get(unique)
+            if canon is None or unique not in self._codes:
+                return self.groups(compiled, keys)
+            group = self._group_of(unique, rows)
+        size = len(canon.count)
+        moved_n = np.bincount(group, minlength=size).astype(np.int64)
+        moved_a = np.bincount(group, weights=self.amount[rows], minlength=size)
+        stay = canon.count - moved_n
+        keep0, keep1 = stay > 0, moved_n > 0
+        split = Groups(np.concatenate([canon.day[keep0], canon.day[keep1]]),
+                       np.concatenate([canon.label[keep0], canon.label[keep1]]),
+                       np.concatenate([np.column_stack([canon.hits[keep0], np.zeros(keep0.sum(), dtype=bool)]),
+                                       np.column_stack([canon.hits[keep1], np.ones(keep1.sum(), dtype=bool)])]),
+                       np.concatenate([stay[keep0], moved_n[keep1]]),
+                       np.concatenate([(canon.amount - moved_a)[keep0], moved_a[keep1]]), self.days)
+        return self._place(split, unique, keys, index)
+
+    def _later(self, key: tuple, work) -> None:
+        """Run `work` in the background once per key (a cache fill: a failure only means no shortcut)."""
+        with self._lock:
+            if key in self._building:
+                return
+
+            def run() -> None:
+                try:
+                    work()
+                except Exception:  # noqa: BLE001
+                    pass
+                finally:
+                    with self._lock:
+                        self._building.pop(key, None)
+
+            thread = self._building[key] = threading.Thread(target=run, daemon=True, name="evaluator-cache")
+        thread.start()
+
+    @staticmethod
+    def _table_key(found: Threshold, other_keys: list[str]) -> tuple:
+        return tuple(sorted(set(other_keys))), key_of(found.rest), found.column, found.op
+
+    def _build_later(self, compiled: CompiledStrategy, found: Threshold, other_keys: list[str]) -> None:
+        key = self._table_key(found, other_keys)
+        with self._lock:
+            if key in self._building or key in self._tables:
+                return
+            thread = self._building[key] = threading.Thread(target=self._build, args=(compiled, found, other_keys, key),
+                                                            daemon=True, name="threshold-table")
+        thread.start()
+
+    def _build(self, compiled: CompiledStrategy, found: Threshold, other_keys: list[str], key: tuple) -> None:
+        try:
+            self._table(compiled, found, other_keys)
+        except Exception:  # noqa: BLE001 - a table is an optimisation: the next move queries as before
+            pass
+        finally:
+            with self._lock:
+                self._building.pop(key, None)
+
+    def wait(self) -> None:
+        """Until every threshold table being built is ready (tests and benchmarks)."""
+        while True:
+            with self._lock:
+                threads = list(self._building.values())
+            if not threads:
+                return
+            for thread in threads:
+                thread.join()
+
+    def _pick(self, compiled: CompiledStrategy, keys: list[str], index: int, moved: set) -> Threshold | None:
+        """Of the rule's threshold params, the one whose table is built, else the one just moved."""
+        candidates = self.thresholds_of(compiled, index)
+        if len(candidates) <= 1:
+            return candidates[0] if candidates else None
+        unique = tuple(sorted(set(keys[:index] + keys[index + 1:])))
+        with self._lock:
+            for found in candidates:
+                if (unique, key_of(found.rest), found.column, found.op) in self._tables:
+                    return found
+        return next((f for f in candidates if f.param in moved), candidates[0])
+
+    def threshold_of(self, compiled: CompiledStrategy, index: int, param: str) -> Threshold | None:
+        """`param` as a threshold of rule `index`, if it is one."""
+        return next((f for f in self.thresholds_of(compiled, index) if f.param == param), None)
+
+    def thresholds_of(self, compiled: CompiledStrategy, index: int) -> list[Threshold]:
+        """Every threshold param of rule `index` (cached per texts and params)."""
+        text = compiled.strategy.rules[index].when
+        params = sorted(params_in(text))
+        types = tuple((p, type(compiled.params.get(p)).__name__) for p in params)
+        key = (index, types, compiled.strategy.population, tuple(r.when for r in compiled.strategy.rules))
+        with self._lock:
+            shapes = self._found.get(key)
+        if shapes is None:  # found where a value is unambiguous, the comparison's position holds for every value
+            numeric = {c for c, t in self.frame.columns.items() if t in NUMERIC} | set(self.frame.scores)
+            found = [f for f in (find_threshold(compiled, self.frame, p, numeric) for p in params)
+                     if f is not None and f.index == index]
+            if found or not any(p in compiled.params for p in params):
+                with self._lock:
+                    if len(self._found) > 4 * MAX_CACHED_CONDITIONS:
+                        self._found.clear()
+                    self._found[key] = found
+            return found
+        return [f.at(compiled) for f in shapes]
+
+    # ------------------------------------------------------------ groups
+
+    def groups(self, compiled: CompiledStrategy, keys: list[str] | None = None) -> Groups:
+        """`Groups` for the strategy: events collapsed by (day, label, which rules hold), as the SQL pass does.
+        Cached by the set of conditions: actions, on/off and rule order need no new pass."""
+        keys = keys or [key_of(r.condition) for r in compiled.rules]
+        unique = tuple(sorted(set(keys)))
+        with self._lock:
+            cached = self._groups.get(unique)
+            if cached is not None:
+                self._groups.move_to_end(unique)
+        if cached is None:
+            self.prefetch([r.condition for r in compiled.rules], compiled, keys)
+            by_key = dict(zip(keys, [r.condition for r in compiled.rules]))
+            cached, codes = self._collapse([self.rows(by_key[k], compiled, k) for k in unique])
+            with self._lock:
+                self._groups[unique] = cached
+                self._codes[unique] = codes
+                while len(self._groups) > MAX_CACHED_GROUPS:
+                    old, _ = self._groups.popitem(last=False)
+                    self._codes.pop(old, None)
+        return _select(cached, [unique.index(k) for k in keys])
+
+    def _collapse(self, columns: list[np.ndarray]) -> tuple[Groups, tuple]:
+        """Groups of the rows some condition holds on (hashed), plus one group per (day, label) for the rest.
+        Also returns how to find any row's group: (rows with a rule, their group, the group of each cell)."""
+        n_rules = len(columns)
+        if n_rules <= MASK_BITS and len(self.cell_n) < 1 << (62 - MASK_BITS):
+            pattern = np.zeros(len(self.pos), dtype=np.int64)  # which conditions hold, one bit each
+            for i, rows in enumerate(columns):
+                pattern[rows] |= np.int64(1) << i
+            union = np.flatnonzero(pattern).astype(np.int32)
+            codes, uniques = pd.factorize(pattern[union] | (self.cell[union].astype(np.int64) << MASK_BITS))
+            del pattern
+            cell = uniques >> MASK_BITS
+            codes = np.asarray(codes, dtype=np.int64)
+            some = Groups(cell // 3, (cell % 3 - 1).astype(np.int8),
+                          ((uniques[:, None] >> np.arange(n_rules, dtype=np.int64)) & 1).astype(bool),
+                          np.bincount(codes, minlength=len(uniques)).astype(np.int64),
+                          np.bincount(codes, weights=self.amount[union], minlength=len(uniques)), self.days)
+        else:
+            seen = np.zeros(len(self.pos), dtype=bool)
+            for rows in columns:
+                seen[rows] = True
+            union = np.flatnonzero(seen).astype(np.int32)
+            rank = np.empty(len(self.pos), dtype=np.int32)
+            rank[union] = np.arange(len(union), dtype=np.int32)
+            hits = np.zeros((len(union), n_rules), dtype=bool)
+            for i, rows in enumerate(columns):
+                hits[rank[rows], i] = True
+            some, codes = collapse(self.day[union], self.label[union], hits, self.amount[union], self.days,
+                                   with_codes=True)
+        left_n = self.cell_n - np.bincount(self.cell[union], minlength=len(self.cell_n))
+        left_a = self.cell_a - np.bincount(self.cell[union], weights=self.amount[union], minlength=len(self.cell_a))
+        cells = np.flatnonzero(left_n > 0)
+        cell_group = np.full(len(self.cell_n), -1, dtype=np.int64)
+        cell_group[cells] = len(some.count) + np.arange(len(cells))
+        groups = Groups(np.concatenate([some.day, cells // 3]),
+                        np.concatenate([some.label, (cells % 3 - 1).astype(np.int8)]),
+                        np.concatenate([some.hits, np.zeros((len(cells), n_rules), dtype=bool)]),
+                        np.concatenate([some.count, left_n[cells]]), np.concatenate([some.amount, left_a[cells]]),
+                        self.days)
+        return groups, (union, codes, cell_group)
+
+    def _group_of(self, unique: tuple, rows: np.ndarray) -> np.ndarray:
+        """The group (among the groups of conditions `unique`) of each of `rows`."""
+        found = self._codes[unique]
+        if self._group_map[0] is not found:
+            union, codes, cell_group = found
+            group = cell_group[self.cell]
+            group[union] = codes
+            self._group_map = (found, group)
+        return self._group_map[1][rows]
+
+    # ------------------------------------------------------------ threshold params
+
+    def _sorted_column(self, compiled: CompiledStrategy, found: Threshold) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, values) of the population events where the rest of the rule holds and the column is not NULL:
+        one query, only those events."""
+        stub = CompiledStrategy(compiled.strategy, {}, [], compiled.population,
+                                _detectors(compiled, [found.rest, exp.column(found.column)]))
+        query = exp.select("_pos", alias(ident(found.column), "v")).from_(source(stub, self.frame).subquery("src"))
+        query = self._where(query, compiled).where(fill(":c IS NOT NULL", c=ident(found.column)))
+        if not isinstance(found.rest, exp.Boolean):
+            query = query.where(fill("coalesce(:r, false)", r=found.rest))
+        with self.con.cursor() as cur:
+            table = run_query(cur, query, compiled.name)
+        rows = np.searchsorted(self.pos, table.column("_pos").to_numpy().astype(np.int64))
+        raw = table.column("v").to_numpy(zero_copy_only=False)
+        return rows, raw.astype(np.float32 if raw.dtype == np.float32 else np.float64)  # FLOAT compares as FLOAT
+
+    def _table(self, compiled: CompiledStrategy, found: Threshold, other_keys: list[str]
+               ) -> tuple[ThresholdTable, tuple]:
+        """The threshold table of the rule over the other rules' groups (built once: one SQL pass at most)."""
+        others = compiled.rules[:found.index] + compiled.rules[found.index + 1:]
+        unique = tuple(sorted(set(other_keys)))
+        tkey = self._table_key(found, other_keys)
+        with self._lock:
+            table = self._tables.get(tkey)
+            if table is not None:
+                self._tables.move_to_end(tkey)
+                return table, unique
+        stub = CompiledStrategy(compiled.strategy, compiled.params, others, compiled.population, compiled.detectors)
+        self.groups(stub, other_keys)  # fills the groups and row codes of `unique`
+        rest, values = self._sorted_column(compiled, found)
+        with self._lock:
+            canon, group = self._groups[unique], self._group_of(unique, rest)
+        table = ThresholdTable(values, rest, group, self.amount[rest], canon, found.op)
+        with self._lock:
+            self._tables[tkey] = table
+            while len(self._tables) > 1 and (len(self._tables) > MAX_THRESHOLD_TABLES or sum(
+                    t.nbytes for t in self._tables.values()) > MAX_TABLE_BYTES):
+                self._tables.popitem(last=False)
+        return table, unique
+
+    def threshold_groups(self, compiled: CompiledStrategy, found: Threshold, keys: list[str]) -> Groups:
+        """Groups at the current value of a threshold param: a searchsorted and prefix sums, no SQL."""
+        other_keys = keys[:found.index] + keys[found.index + 1:]
+        table, unique = self._table(compiled, found, other_keys)
+        value = compiled.params[found.param]
+        with self._lock:
+            if len(self._derived) > 4 * MAX_CACHED_CONDITIONS:
+                self._derived.clear()
+            self._derived[keys[found.index]] = (table, value)  # its rows, if another edit needs them
+        return self._place(table.groups(value, len(unique)), unique, keys, found.index)
+
+    def curve_groups(self, compiled: CompiledStrategy, found: Threshold, values: list) -> list[Groups]:
+        """Groups at every value of the threshold param (one table, one searchsorted per value)."""
+        keys = [key_of(r.condition) for r in compiled.rules]
+        other_keys = keys[:found.index] + keys[found.index + 1:]
+        table, unique = self._table(compiled, found, other_keys)
+        return [self._place(table.groups(v, len(unique)), unique, keys, found.index) for v in values]
+
+    @staticmethod
+    def _place(groups: Groups, unique: tuple, keys: list[str], index: int) -> Groups:
+        return _select(groups, [len(unique) if i == index else unique.index(k) for i, k in enumerate(keys)])
 
 
-def collapse(day: np.ndarray, label: np.ndarray, hits: np.ndarray, amount: np.ndarray, days: list) -> Groups:
+def _detectors(compiled: CompiledStrategy, nodes: list[exp.Expression]) -> list[str]:
+    """The strategy's detectors that these nodes or its population read (the score tables a query must join)."""
+    used = set().union(*(referenced_columns(n) for n in nodes),
+                       referenced_columns(compiled.population) if compiled.population is not None else set())
+    return [d for d in compiled.detectors if d in used]
+
+
+def _select(groups: Groups, columns: list[int]) -> Groups:
+    """The groups with their hit columns in the strategy's order (a condition may serve several rules)."""
+    return Groups(groups.day, groups.label, groups.hits[:, columns], groups.count, groups.amount, groups.days)
+
+
+def collapse(day: np.ndarray, label: np.ndarray, hits: np.ndarray, amount: np.ndarray, days: list,
+             with_codes: bool = False):
     """Per-event arrays -> one group per distinct (day, label, hit pattern), by hashing one int64 key.
 
     Metrics then cost microseconds per strategy variant instead of passes over every event.
@@ -110,6 +728,7 @@ def collapse(day: np.ndarray, label: np.ndarray, hits: np.ndarray, amount: np.nd
     if rules > MASK_BITS or len(days) >= 1 << (63 - MASK_BITS - 2):
         keys = np.column_stack([day, label, hits]).astype(np.int64)
         uniques, codes = np.unique(keys, axis=0, return_inverse=True)
+        codes = codes.reshape(-1)
         g_day, g_label, g_hits = uniques[:, 0], uniques[:, 1], uniques[:, 2:].astype(bool)
     else:
         mask = hits.astype(np.int64) @ (np.int64(1) << np.arange(rules, dtype=np.int64)) if rules else \
@@ -121,4 +740,5 @@ def collapse(day: np.ndarray, label: np.ndarray, hits: np.ndarray, amount: np.nd
         g_hits = ((uniques[:, None] >> np.arange(rules, dtype=np.int64)) & 1).astype(bool)
     count = np.bincount(codes, minlength=len(g_day)).astype(np.int64)
     money = np.bincount(codes, weights=amount, minlength=len(g_day))
-    return Groups(np.asarray(g_day, dtype=np.int64), np.asarray(g_label, dtype=np.int8), g_hits, count, money, days)
+    groups = Groups(np.asarray(g_day, dtype=np.int64), np.asarray(g_label, dtype=np.int8), g_hits, count, money, days)
+    return (groups, np.asarray(codes, dtype=np.int64)) if with_codes else groups

@@ -218,21 +218,37 @@ class Session:
     def interactive(self, path: str | Path, window: Window, overrides: dict | None = None,
                     strategy: Strategy | None = None) -> dict:
         """The report at any param setting, from cached rule hits (the console's path): the same numbers and
-        warnings as `backtest`, in milliseconds once the window's evaluator is warm."""
-        compiled = self.compile(path, overrides, strategy)
+        warnings as `backtest`, in milliseconds once the window's evaluator is warm.
+
+        Conditions are compiled once per (rule, params it reads); a threshold param moved alone is answered
+        from its sorted column (no SQL); actions, on/off and rule order reuse the cached groups."""
+        from riskconsole.evaluator import compiler_of
+
+        compiler = compiler_of(self)
+        strategy = strategy or compiler.strategy(self.ws, path)
+        with self.cursor() as cur:
+            compiled = compiler.compile(strategy, self.ws.rel(path), overrides, cur)
         evaluator = self._evaluator(compiled, window)
-        return self._report(compiled, evaluator.groups(compiled), window)
+        return self._report(compiled, evaluator.answer(compiled), window)
 
     def _evaluator(self, compiled: CompiledStrategy, window: Window):
-        from riskconsole.evaluator import Evaluator
+        """The warm evaluator of (window, population, data version): a load or a train gives a new version,
+        so a cached answer is never one of other data."""
+        from riskconsole.evaluator import Evaluator, data_version
 
         population = compiled.population.sql() if compiled.population is not None else None
-        key = (window, population)
+        con = self.connection()
+        with self._lock:
+            known = getattr(self, "_version", None)
+        if known is None or known[0] is not con:  # no load can write while this read-only connection is open
+            with con.cursor() as cur:
+                known = self._version = (con, data_version(cur))
+        key = (window, population, known[1])
         with self._lock:
             if key in self._evaluators:
                 self._evaluators.move_to_end(key)
                 return self._evaluators[key]
-        evaluator = Evaluator(self.connection(), self.dataset, self.frame, window, compiled)
+        evaluator = Evaluator(con, self.dataset, self.frame, window, compiled, known[1])
         with self._lock:
             self._evaluators[key] = evaluator
             while len(self._evaluators) > EVALUATORS:
@@ -296,12 +312,16 @@ class Session:
     # ------------------------------------------------------------ params
 
     def curve(self, path: str | Path, window: Window, param: str, others: dict) -> list[dict]:
-        """Overall metrics over the slider range of `param` (one SQL pass)."""
-        from riskconsole.tuning import curve
+        """Overall metrics over the slider range of `param`: from the evaluator's sorted column when `param` is a
+        threshold (one searchsorted per point, no SQL once warm), else one SQL pass."""
+        from riskconsole.tuning import curve, threshold_curve
 
+        strategy = self.strategy(path)
+        points = threshold_curve(self, path, strategy, window, param, others)
+        if points is not None:
+            return points
         with self.cursor() as cur:
-            return curve(cur, self.strategy(path), self.frame, self.dataset, self.ws.rel(path), window, param,
-                         others)
+            return curve(cur, strategy, self.frame, self.dataset, self.ws.rel(path), window, param, others)
 
     def sweep(self, path: str | Path, param: str, values: list, window: Window,
               overrides: dict | None = None) -> dict:

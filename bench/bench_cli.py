@@ -1,0 +1,84 @@
+"""Benchmark (issue 14): what the CLI costs beyond its own start, against one bare DuckDB scan.
+
+    .venv/bin/python bench/bench_cli.py --workspace /tmp/demo2m
+
+One process at a time, medians of `--runs`: `riskconsole --help` (the process start), `riskconsole backtest
+bench/strategy_20.yaml --format json` on the workspace, and in-process one bare DuckDB scan evaluating the same
+20 rule expressions (`SELECT sum(CASE WHEN <rule> THEN 1 ELSE 0 END), ... FROM frame`). The target: what the
+backtest adds to `--help` is <= 3x that scan. Compile the venv first (`python -m compileall -q .venv/lib` with
+PYTHONDONTWRITEBYTECODE unset), or imports are timed from source.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+STRATEGY = HERE / "strategy_20.yaml"
+ENTRY = "import sys; from riskconsole.cli import main; sys.exit(main())"  # what the console script runs
+
+
+def _run(args: list[str]) -> float:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", ENTRY, *args], check=True, stdout=subprocess.DEVNULL, env=env)
+    return time.perf_counter() - started
+
+
+def scan_seconds(root: Path, runs: int) -> float:
+    import duckdb
+    import yaml
+
+    body = yaml.safe_load(STRATEGY.read_text())
+    cases = []
+    for rule in body["rules"]:
+        when = rule["when"]
+        for key, value in body["params"].items():
+            when = when.replace(f"${key}", str(value))
+        cases.append(f"sum(CASE WHEN {when} THEN 1 ELSE 0 END)")
+    con = duckdb.connect(str(root / "data" / "console.duckdb"), read_only=True)
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        con.execute(f"SELECT {', '.join(cases)} FROM frame").fetchall()
+        times.append(time.perf_counter() - started)
+    con.close()
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--workspace", default="/tmp/demo2m")
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    root = Path(args.workspace)
+    with tempfile.TemporaryDirectory() as out:
+        backtest = ["backtest", "--workspace", str(root), str(STRATEGY), "--format", "json", "--out", out]
+        _run(["--help"]), _run(backtest)  # warm the page cache (and write .pyc files if missing)
+        bare = [_run_python() for _ in range(args.runs)]
+        helps = [_run(["--help"]) for _ in range(args.runs)]
+        backtests = [_run(backtest) for _ in range(args.runs)]
+    scan = scan_seconds(root, args.runs)
+    help_s, backtest_s = statistics.median(helps), statistics.median(backtests)
+    print(json.dumps({"python_start_s": round(statistics.median(bare), 3), "help_s": round(help_s, 3),
+                      "backtest_json_s": round(backtest_s, 3), "bare_scan_s": round(scan, 3),
+                      "added_over_help_s": round(backtest_s - help_s, 3),
+                      "added_over_scan_ratio": round((backtest_s - help_s) / scan, 2)}, indent=2))
+
+
+def _run_python() -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    return time.perf_counter() - started
+
+
+if __name__ == "__main__":
+    main()
