@@ -59,8 +59,11 @@ def check_features(dataset: Dataset, types: dict[str, str], label: str,
         collision = internal_collision(feature.name, label, "feature", fix="give the feature another name")
         if collision:
             raise ConfigError(collision)
-        if feature.name in types:
-            raise ConfigError(f"{where}: a source column has that name already (rename the feature)")
+        same = [c for c in known if c.casefold() == feature.name.casefold()]  # DuckDB names ignore case
+        if same:
+            what = "a source column" if same[0] in types else f"feature '{same[0]}'"
+            raise ConfigError(f"{where}: {what} has that name already (names differ by more than letter case in "
+                              "SQL; rename the feature)")
         known.add(feature.name)
         if feature.sql is not None:
             continue

@@ -16,8 +16,10 @@ SCORES_TABLE = "_scores"  # one row per detector: the data version its score tab
 
 
 def is_internal(name: str) -> bool:
-    """True when `name` is one of the core's own column names (or in its `__` namespace)."""
-    return name in INTERNAL_COLUMNS or name.startswith(INTERNAL_PREFIX)
+    """True when `name` is one of the core's own column names (or in its `__` namespace), in any letter case:
+    DuckDB matches identifiers without regard to case, so `Reason` would be the staging's `reason`."""
+    folded = name.casefold()
+    return folded in INTERNAL_COLUMNS or folded.startswith(INTERNAL_PREFIX)
 
 
 def internal_collision(name: str, label: str, where: str,

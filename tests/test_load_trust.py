@@ -181,7 +181,8 @@ def test_retraining_makes_the_scores_current_again(trained):
 # ------------------------------------------------------------------ internal names
 
 
-COLLIDING = list(INTERNAL_COLUMNS) + ["__is_fraud", "__amount", "__event_id", "__dup", "__reason", "__file", "__x"]
+COLLIDING = list(INTERNAL_COLUMNS) + ["__is_fraud", "__amount", "__event_id", "__dup", "__reason", "__file", "__x",
+                                      "Reason", "_POS", "_T", "Ordinality", "_File", "__Reason", "ROW"]  # any case
 
 
 @pytest.mark.parametrize("name", COLLIDING)
@@ -440,3 +441,15 @@ def test_a_very_long_upload_name_is_cut_not_a_crash():
 
     name = safe_upload_name("a" * 300 + ".csv")
     assert name.endswith(".csv") and len(name.encode()) < 255
+
+
+def test_features_whose_names_differ_only_in_case_are_refused(tmp_path):
+    """`f` and `F` are one column in SQL: the second would silently become `F_1` (red team)."""
+    features = [{"name": "f", "count": "*", "by": "user_id", "window": "1h"},
+                {"name": "F", "count": "*", "by": "device_id", "window": "1h"}]
+    ws = write_workspace(tmp_path / "w", random_events(n=40), {**BASE_DATASET, "features": features})
+    with pytest.raises(RiskConsoleError, match="feature 'F': feature 'f' has that name already"):
+        load(ws)
+    with pytest.raises(RiskConsoleError, match="feature 'F': feature 'f' has that name already"):
+        validate_file(ws, ws.dataset_path)
+    assert not ws.db_path.exists()
