@@ -17,7 +17,8 @@ _NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _ANSI = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])")
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#!|~])")
 _MD_BLOCK_START = re.compile(r"^(\s*)([-+=]|\d+[.)](?=\s|$))")  # list items, setext lines, ordered lists
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+FORMULA_LEADING = " \t\r\n"  # skipped before the first character a spreadsheet reads
 
 
 def one_line(text: object) -> str:
@@ -71,6 +72,6 @@ def html_text(text: object) -> str:
 def csv_cell(value: object) -> object:
     """A cell a spreadsheet will not run as a formula: text starting with = + - @ (also after leading
     spaces or controls, also full-width) gets a leading '. Numbers stay numbers."""
-    if isinstance(value, str) and value.lstrip(" \t\r\n").startswith(_FORMULA_START):
+    if isinstance(value, str) and value.lstrip(FORMULA_LEADING).startswith(FORMULA_START):
         return "'" + value
     return value

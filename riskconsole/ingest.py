@@ -21,7 +21,7 @@ from sqlglot import exp
 
 from riskconsole import times
 from riskconsole.errors import DataError
-from riskconsole.escape import csv_cell, terminal
+from riskconsole.escape import FORMULA_LEADING, FORMULA_START, csv_cell, terminal
 from riskconsole.features import build_frame
 from riskconsole.lookups import overlap_warnings
 from riskconsole.names import META_TABLE
@@ -32,8 +32,6 @@ from riskconsole.workspace import Workspace
 
 _LABEL_VALUES = {"1": 1, "1.0": 1, "true": 1, "0": 0, "0.0": 0, "false": 0}
 WARN_SHARE = 0.01  # a time column with more than this share of rows quarantined gets a warning
-# the one rule of escape.csv_cell, as the set of first characters it defuses (used in SQL for the export)
-_FORMULA_STARTS = tuple(ch for ch in map(chr, range(128)) if csv_cell(ch) != ch)
 Progress = Callable[[str], None]
 
 
@@ -254,9 +252,10 @@ def _write_meta(con: duckdb.DuckDBPyConnection, checked: Checked, read: int, loa
 def _export_quarantine(con: duckdb.DuckDBPyConnection, out: Path, table: str = "quarantine") -> None:
     """quarantine.csv with every text cell a spreadsheet would run as a formula defused (escape.csv_cell)."""
     columns = [c for (c,) in con.execute(f"SELECT column_name FROM (DESCRIBE {table})").fetchall()]
-    starts = exp.Array(expressions=[lit(ch) for ch in _FORMULA_STARTS])
-    cells = [alias(fill("CASE WHEN list_contains(:s, left(CAST(:c AS VARCHAR), 1)) THEN '''' || CAST(:c AS VARCHAR) "
-                        "ELSE CAST(:c AS VARCHAR) END", s=starts, c=ident(c)), str(csv_cell(c))) for c in columns]
+    starts = exp.Array(expressions=[lit(ch) for ch in FORMULA_START])  # escape.csv_cell's rule, in SQL
+    cells = [alias(fill("CASE WHEN list_contains(:s, left(ltrim(CAST(:c AS VARCHAR), :lead), 1)) "
+                        "THEN chr(39) || CAST(:c AS VARCHAR) ELSE CAST(:c AS VARCHAR) END", s=starts,
+                        lead=lit(FORMULA_LEADING), c=ident(c)), str(csv_cell(c))) for c in columns]
     query = exp.select(*cells).from_(table)
     con.execute(f"COPY ({render(query)}) TO $out (HEADER, DELIMITER ',')", {"out": str(out)})
 

@@ -154,7 +154,8 @@ def test_non_finite_amounts_are_quarantined(tmp_path, amount):
     assert _query(ws, "SELECT count(*) FROM events WHERE NOT isfinite(amount)") == [(0,)]
 
 
-@pytest.mark.parametrize("value", ["=HYPERLINK(\"http://x\")", "+1+2", "-2-3", "@SUM(A1)", "=1"])
+@pytest.mark.parametrize("value", ["=HYPERLINK(\"http://x\")", "+1+2", "-2-3", "@SUM(A1)", "=1", " =1+1", "\uff1d1+1",
+                                   "\t=1"])
 def test_quarantine_csv_defuses_spreadsheet_formulas(tmp_path, value):
     header = HEADER.strip() + ",note\n"
     rows = [_row(0, "2026-03-01 10:00:00") + ",fine", f'x1,not a time,0,,5,1,1,"{value.replace(chr(34), 2 * chr(34))}"']
