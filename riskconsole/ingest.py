@@ -31,6 +31,7 @@ from riskconsole.sqlbuild import alias, fill, ident, lit, render
 from riskconsole.workspace import Workspace
 
 _LABEL_VALUES = {"1": 1, "1.0": 1, "true": 1, "0": 0, "0.0": 0, "false": 0}
+MAX_AMOUNT = 1e15  # an amount beyond this is a typo or a sentinel: sums of a few would overflow
 WARN_SHARE = 0.01  # a time column with more than this share of rows quarantined gets a warning
 Progress = Callable[[str], None]
 
@@ -122,6 +123,8 @@ def _column_reasons(column: str, target: str, part: Part) -> list[tuple[exp.Expr
     pairs = [(failed, lit(f"{column}: not a valid {target}"))]
     if column == part.roles.get("amount"):
         pairs.append((fill(":c IS NOT NULL AND NOT isfinite(:c)", c=cast), lit(f"{column}: not a finite number")))
+        pairs.append((fill(":c IS NOT NULL AND abs(:c) > :m", c=cast, m=lit(MAX_AMOUNT)),
+                      lit(f"{column}: larger than {MAX_AMOUNT:.0e} (sums of such amounts overflow)")))
     return pairs
 
 

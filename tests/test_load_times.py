@@ -182,3 +182,13 @@ def test_the_cli_prints_the_time_warning(tmp_path, capsys):
     assert "read 4 = loaded 1 + quarantined 3" in out
     warnings = [line for line in err.splitlines() if line.startswith("warning: ")]
     assert len(warnings) == 1 and "try time_format: '%m/%d/%y %H:%M'" in warnings[0]
+
+
+@pytest.mark.parametrize("amount", ["1e308", "-1e16"])
+def test_absurd_amounts_are_quarantined_not_clamped(tmp_path, amount):
+    """Two 1e308 amounts summed to inf, which the report clamped to the largest float (red team)."""
+    ws = _ws(tmp_path, [_row(0, "2026-03-01 10:00:00"), _row(1, "2026-03-01 11:00:00", amount=amount)])
+    result = load(ws)
+    assert (result.read, result.loaded, result.quarantined) == (2, 1, 1)
+    assert _query(ws, "SELECT event_id, reason FROM quarantine") == [("e1", "amount: larger than 1e+15 (sums of such "
+                                                                            "amounts overflow)")]
