@@ -15,6 +15,7 @@ from detector_data import FEATURES, TRAIN, VALID, detector_yaml, signal_workspac
 from riskconsole.config import Detector, load_model
 from riskconsole.detectors import KINDS, explain, make_detector, rescore_all, train_all, train_detector
 from riskconsole.detectors import training
+from riskconsole.detectors.calibration import Calibrator
 from riskconsole.detectors.card import auc_roc, average_precision
 from riskconsole.errors import RiskConsoleError
 
@@ -232,7 +233,8 @@ def test_explain_lightgbm_contributions_sum_to_the_raw_score(trained):
     (d,) = result["detectors"]
     assert d["score"] == pytest.approx(d["stored_score"], abs=1e-12) and "warning" not in d
     assert sum(d["contributions"].values()) + d["base"] == pytest.approx(d["raw"], abs=1e-9)
-    assert d["score"] == pytest.approx(1 / (1 + np.exp(-d["raw"])), abs=1e-9)
+    calibrator = Calibrator.load(trained.models_dir / "lgbm")  # the score is the calibrated raw score
+    assert d["score"] == pytest.approx(float(calibrator.apply(np.array([d["raw"]]))[0]), abs=1e-9)
     pushes = [r["contribution"] for r in d["reasons"]]
     assert 0 < len(pushes) <= 3 and pushes == sorted(pushes, reverse=True) and min(pushes) > 0
 
@@ -277,6 +279,7 @@ def _set_labels(ws, sql: str) -> None:
     ({"kind": "pyod.hbos", "train": {"from": "2025-01-01", "to": "2025-01-31"}}, "no events in the window"),
     ({"train": {"from": "2026-01-01", "to": "2026-01-05"}}, "no fraud (label 1); lightgbm learns from both classes"),
     ({"valid": {"from": "2026-01-06", "to": "2026-01-08"}}, "valid 2026-01-06..2026-01-08: no event with a known"),
+    ({"valid": {"from": "2026-01-01", "to": "2026-01-05"}}, "no fraud (label 1); lightgbm stops early and calibrates its scores on both classes: widen"),
     ({"train": {"from": "2026-02-01", "to": "2026-01-01"}}, "train: 'to' (2026-01-01) is before 'from'"),
     ({"train": {"from": "2026-13-01", "to": "2026-01-01"}}, "train.from '2026-13-01': not a date or timestamp"),
 ])
@@ -367,3 +370,16 @@ def test_demo_detectors_read_numeric_demo_features(path):
     assert not set(spec.features) & {"is_fraud", "label_ts", "fraud_scenario"}
     make_detector(spec.kind, spec.params, spec.seed, path.name)
     assert "2026-01-01" <= spec.train.from_ < spec.train.to < spec.valid.from_ < spec.valid.to <= "2026-04-30"
+
+
+def test_cards_say_what_a_score_means(trained):
+    card = _card(trained, "lgbm")
+    assert card["calibration"]["method"] in ("isotonic", "platt")
+    rel = card["valid"]["reliability"]
+    assert rel["ece"] >= 0 and sum(b["count"] for b in rel["bins"]) == card["valid"]["labelled"]
+    md = (trained.models_dir / "lgbm" / "card.md").read_text()
+    assert "Reliability, valid (calibration error ECE" in md and "estimated chance the event is fraud" in md
+    for name, folder in training.trained_models(trained).items():
+        if name != "lgbm":
+            assert "a rank, not a probability" in (folder / "card.md").read_text()
+            assert _card(trained, name)["calibration"] is None

@@ -4,8 +4,10 @@ Class imbalance: fraud is ~1% of orders, so by default the positive class is wei
 `scale_pos_weight = negatives / positives` of the training window (both classes carry equal total
 weight). Without it the trees spend their splits on the majority and stop early on a flat
 validation curve; `scale_pos_weight` (not `is_unbalance`) keeps the weight explicit and recorded in
-the card. The score is then a probability under that weighting: it ranks events (what a threshold
-rule needs) but is not the fraud rate; set `scale_pos_weight: 1` in params for calibrated output.
+the card. With a validation window the score is then calibrated (`calibration.py`): the booster's
+raw log-odds go through an isotonic or Platt map fitted on the validation window, so a score is the
+estimated chance of fraud at the training window's base rate. Without one the score is the booster's
+probability under the class weights: it ranks events but is not the fraud rate.
 
 Text features arrive as integer category codes fixed on the training rows (`matrix.Encoding`, saved
 as categories.json) and are declared with `categorical_feature`, so LightGBM splits on sets of
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from riskconsole.detectors.calibration import Calibrator, fit_calibrator
 from riskconsole.detectors.matrix import CODES
 from riskconsole.errors import ConfigError
 
@@ -79,10 +82,14 @@ class LightGBMDetector:
 
     def __init__(self, params: dict | None = None, seed: int = 7, where: str = "lightgbm") -> None:
         params = dict(params or {})
+        calibration = params.pop("calibration", "auto")  # ours, not LightGBM's
         _check_params(params, where)
         self.rounds = _pop_alias(params, "num_iterations", ROUNDS)
         self.early_stop = _pop_alias(params, "early_stopping_round", EARLY_STOP)
-        self.params, self.seed, self.where = params, seed, where
+        if calibration not in ("auto", "isotonic", "platt", "none"):
+            raise ConfigError(f"{where}: params: calibration: '{calibration}' is not one of auto, isotonic, platt, none")
+        self.params, self.seed, self.where, self.calibration = params, seed, where, calibration
+        self.calibrator_: Calibrator | None = None
 
     def _train_params(self, y: np.ndarray) -> dict:
         params = {**DEFAULTS, **self.params, "seed": self.seed, "deterministic": True,
@@ -121,11 +128,20 @@ class LightGBMDetector:
         self.booster_ = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
         self.best_iteration_, self.params_ = best, params
         self.importance_ = self.booster_.feature_importance("gain").astype(np.float64)
+        self.calibrator_ = None
+        if valid is not None and self.calibration != "none":
+            self.calibrator_ = fit_calibrator(self.raw(valid[0]), valid[1], float(np.mean(y)), self.calibration)
         return self
 
+    def raw(self, X: np.ndarray) -> np.ndarray:
+        """The booster's raw score (log-odds) of each row: exactly `Booster.predict(X, raw_score=True)`."""
+        return self.booster_.predict(X, raw_score=True, num_threads=THREADS)
+
     def score(self, X: np.ndarray) -> np.ndarray:
-        """Probability of fraud (under the training class weights), in [0, 1]."""
-        return self.booster_.predict(X, num_threads=THREADS)
+        """Calibrated chance of fraud in [0, 1]; without a calibrator, the booster's (class-weighted) probability."""
+        if self.calibrator_ is None:
+            return self.booster_.predict(X, num_threads=THREADS)
+        return self.calibrator_.apply(self.raw(X))
 
     def reasons(self, x: np.ndarray) -> dict:
         """Per-feature contributions to the raw (log-odds) score of one row: LightGBM's TreeSHAP."""
@@ -136,7 +152,8 @@ class LightGBMDetector:
 
     def describe(self) -> dict:
         """Effective params and the fitted shape, for the model card."""
-        return {"params": self.params_, "best_iteration": self.best_iteration_,
+        calibration = self.calibrator_.describe() if self.calibrator_ is not None else None
+        return {"params": self.params_, "best_iteration": self.best_iteration_, "calibration": calibration,
                 "categorical_columns": self.categorical_columns(),
                 "trees": self.booster_.num_trees(), "importance_method": "LightGBM total gain"}
 
@@ -148,6 +165,8 @@ class LightGBMDetector:
     def save(self, folder: Path) -> None:
         """The text model (LightGBM's own format)."""
         self.booster_.save_model(str(folder / MODEL_FILE))
+        if self.calibrator_ is not None:
+            self.calibrator_.save(folder)
 
     @classmethod
     def load(cls, folder: Path) -> LightGBMDetector:
@@ -158,6 +177,7 @@ class LightGBMDetector:
         model.params, model.seed, model.where = {}, 0, str(folder)
         model.booster_ = lgb.Booster(model_file=str(folder / MODEL_FILE))
         model.best_iteration_ = model.booster_.current_iteration()
-        model.params_ = {}
+        model.params_, model.calibration = {}, "auto"
+        model.calibrator_ = Calibrator.load(folder)
         model.importance_ = model.booster_.feature_importance("gain").astype(np.float64)
         return model

@@ -24,6 +24,7 @@ from sqlglot import exp
 
 from riskconsole.config import Dataset, Detector
 from riskconsole.detectors import card as cards
+from riskconsole.detectors.calibration import reliability
 from riskconsole.detectors.matrix import (FRAME, Encoding, Span, check_features, chunk_rows, frame_types, label_expr,
                                           position_range, sample_rows, span_of, window_rows)
 from riskconsole.detectors.registry import DetectorModel, encoding_of, load_detector, make_detector, save_detector
@@ -125,7 +126,8 @@ def _training_data(con: duckdb.DuckDBPyConnection, plan: Plan, model: DetectorMo
         encoding = encoding.fit(rows)
         valid = None
         if plan.valid:
-            valid_rows, valid_y = _labelled(con, plan, encoding, plan.valid, "valid", "stops early on both classes")
+            valid_rows, valid_y = _labelled(con, plan, encoding, plan.valid, "valid",
+                                            "stops early and calibrates its scores on both classes")
             valid = (encoding.matrix(valid_rows), valid_y)
         return encoding, encoding.matrix(rows), y, valid
     rows = sample_rows(con, encoding, plan.dataset, plan.train, model.max_fit_rows, plan.spec.seed)
@@ -221,7 +223,12 @@ def _card(con: duckdb.DuckDBPyConnection, plan: Plan, model: DetectorModel, tabl
             "params": described.pop("params"), "yaml_params": spec.params, **facts,
             "trained_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
     for part, span in windows.items():
-        card[part] = _window_scores(con, plan, table, span).summary() if span else None
+        scored = _window_scores(con, plan, table, span) if span else None
+        card[part] = scored.summary() if scored else None
+        if scored is not None and part != "train" and model.kind == "lightgbm":
+            card[part]["reliability"] = reliability(scored.y, scored.s)
+    card["calibration"] = described.pop("calibration", None)
+    card["score_meaning"] = cards.score_meaning(model.kind, card["calibration"])
     card["importance"] = cards.importance(spec.features, model.importance_)
     card["importance_method"] = described.pop("importance_method")
     card["categorical"] = encoding_of(model, spec.features).describe()
