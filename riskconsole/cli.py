@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 
 from riskconsole.config import parse_overrides
-from riskconsole.errors import RiskConsoleError
+from riskconsole.errors import ConfigError, RiskConsoleError
 from riskconsole.escape import terminal
 from riskconsole.export import fmt, parse_formats, write_files
 from riskconsole.glossary import metric
@@ -160,13 +160,30 @@ def _progress(message: str) -> None:
 
 def cmd_explain(ws: Workspace, args: argparse.Namespace) -> None:
     from riskconsole.detectors import explain
+    from riskconsole.detectors.explain import explain_many, read_ids
 
-    result = explain(ws, args.event_id, args.detector, top=args.top)
-    if args.json:
-        print(json.dumps(result, indent=2, default=str))
+    ids = list(args.event_id) + (read_ids(args.ids_file) if args.ids_file else [])
+    if not ids:
+        raise ConfigError("explain: give an EVENT_ID (or several), or --ids-file FILE")
+    if len(ids) == 1 and not args.ids_file:
+        result = explain(ws, ids[0], args.detector, top=args.top)
+        if args.json:
+            print(json.dumps(result, indent=2, default=str))
+            return
+        for line in explain_lines(result):
+            print(line)
         return
-    for line in explain_lines(result):
-        print(line)
+    many = explain_many(ws, ids, args.detector, top=args.top)
+    if many["missing"]:
+        shown = ", ".join(many["missing"][:5]) + (" ..." if len(many["missing"]) > 5 else "")
+        print(f"warning: {len(many['missing']):,} ids are not among the loaded events: {shown}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(many, indent=2, default=str))
+        return
+    for result in many["events"]:
+        for line in explain_lines(result):
+            print(line)
+        print()
 
 
 def _value(value: object) -> str:
@@ -340,7 +357,10 @@ def _parser() -> argparse.ArgumentParser:
     p = command("train", "fit detectors, write their model cards, score every event")
     p.add_argument("detectors", nargs="+", metavar="DETECTOR_YAML", help="detector files to train")
     p = command("explain", "why an event scored high: each detector's score and top reasons")
-    p.add_argument("event_id", metavar="EVENT_ID", help="the id of the event (the id column of the dataset)")
+    p.add_argument("event_id", nargs="*", metavar="EVENT_ID",
+                   help="the id of the event (the id column of the dataset); several ids are explained in one batch")
+    p.add_argument("--ids-file", metavar="FILE", help="explain every event id in FILE (one per line; a CSV's first "
+                   "column, header skipped if it is not an id) in one batch call")
     p.add_argument("--detector", action="append", metavar="NAME", help="only this detector (repeatable)")
     p.add_argument("--top", type=int, default=5, metavar="N", help="reasons per detector (default 5)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
