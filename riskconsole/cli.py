@@ -140,11 +140,19 @@ def cmd_sweep(ws: Workspace, args: argparse.Namespace) -> None:
 
 def cmd_train(ws: Workspace, args: argparse.Namespace) -> int:
     from riskconsole.detectors import train_detector
+    from riskconsole.detectors.training import Tune
 
+    if args.tune_budget is not None and not args.tune:
+        raise ConfigError("--tune-budget: only means something with --tune N (how many trials)")
+    if args.tune is not None and args.tune < 1:
+        raise ConfigError(f"--tune {args.tune}: give the number of trials, at least 1")
+    if args.tune_budget is not None and args.tune_budget <= 0:
+        raise ConfigError(f"--tune-budget {args.tune_budget:g}: give a number of seconds above 0")
+    tune = Tune(args.tune, args.tune_budget) if args.tune else None
     failed = 0
     for path in args.detectors:
         try:
-            result = train_detector(ws, path, progress=_progress)
+            result = train_detector(ws, path, progress=_progress, tune=tune)
         except RiskConsoleError as err:
             print(f"error: {terminal(err)}", file=sys.stderr)
             failed += 1
@@ -356,6 +364,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("kind", choices=["dataset", "strategy", "detector"], help="which kind of file")
     p = command("train", "fit detectors, write their model cards, score every event")
     p.add_argument("detectors", nargs="+", metavar="DETECTOR_YAML", help="detector files to train")
+    p.add_argument("--tune", type=int, metavar="N", help="lightgbm: first search N hyperparameter settings with "
+                   "Optuna on time splits of the training window; the card lists the trials")
+    p.add_argument("--tune-budget", type=float, metavar="SECONDS", help="with --tune: stop searching after this "
+                   "many seconds (a trial still running then is not counted)")
     p = command("explain", "why an event scored high: each detector's score and top reasons")
     p.add_argument("event_id", nargs="*", metavar="EVENT_ID",
                    help="the id of the event (the id column of the dataset); several ids are explained in one batch")

@@ -101,7 +101,7 @@ class LightGBMDetector:
         return params
 
     def fit(self, X: np.ndarray, y: np.ndarray | None = None, valid: tuple[np.ndarray, np.ndarray] | None = None,
-            categorical: list[int] | tuple[int, ...] = ()) -> LightGBMDetector:
+            categorical: list[int] | tuple[int, ...] = (), callbacks: list | None = None) -> LightGBMDetector:
         """Train on (X, y); with `valid`, stop when its average precision stops improving.
 
         Args:
@@ -115,13 +115,13 @@ class LightGBMDetector:
         params = self._train_params(y)
         train = lgb.Dataset(X, label=y, params={"verbosity": -1}, free_raw_data=True,
                             categorical_feature=list(categorical))
-        sets, callbacks = [], []
+        sets, callbacks = [], list(callbacks or [])
         if valid is not None:
             sets = [lgb.Dataset(valid[0], label=valid[1], reference=train)]
-            callbacks = [lgb.early_stopping(self.early_stop, first_metric_only=True, verbose=False)]
+            callbacks += [lgb.early_stopping(self.early_stop, first_metric_only=True, verbose=False)]
         try:
             booster = lgb.train(params, train, num_boost_round=self.rounds, valid_sets=sets, callbacks=callbacks)
-        except lgb.basic.LightGBMError as err:
+        except lgb.basic.LightGBMError as err:  # a callback's own exception (e.g. a spent budget) passes through
             raise ValueError(str(err)) from None
         best = booster.best_iteration or booster.current_iteration()
         # keep exactly the trees that are used, so the saved model and the scores agree bit for bit
@@ -159,7 +159,9 @@ class LightGBMDetector:
     def describe(self) -> dict:
         """Effective params and the fitted shape, for the model card."""
         calibration = self.calibrator_.describe() if self.calibrator_ is not None else None
+        tuning = self.search_.describe() if getattr(self, "search_", None) is not None else None
         return {"params": self.params_, "best_iteration": self.best_iteration_, "calibration": calibration,
+                "tuning": tuning,
                 "categorical_columns": self.categorical_columns(),
                 "trees": self.booster_.num_trees(), "importance_method": "LightGBM total gain"}
 

@@ -150,6 +150,7 @@ def card_markdown(card: dict) -> str:
     lines += [f"- {i['feature']}: {i['share']:.1%}" for i in card["importance"]]
     lines += _categorical_lines(card)
     lines += _calibration_lines(card)
+    lines += _tuning_lines(card)
     meaning = card.get("score_meaning") or score_meaning(card["kind"], None)
     lines += ["", f"Scores are in [0, 1], higher is riskier: {meaning} Metrics exclude events whose label is unknown."]
     if "scale_pos_weight" in card["params"] and not card.get("calibration"):
@@ -191,4 +192,18 @@ def _calibration_lines(card: dict) -> list[str]:
                   f"{rel['n_bins']} equal-width score bins, empty ones left out):", "",
                   "| mean score | observed fraud rate | events |", "| --- | --- | --- |"]
         lines += [f"| {b['mean_score']:.4f} | {b['observed_rate']:.4f} | {b['count']:,} |" for b in rel["bins"]]
+    return lines
+
+
+def _tuning_lines(card: dict) -> list[str]:
+    """The trials of `train --tune`, best first."""
+    tuning = card.get("tuning")
+    if not tuning:
+        return []
+    lines = ["", f"Tuning ({tuning['method']}; {len(tuning['trials'])} trials in {tuning['seconds']:.0f} s; the best "
+             "settings were then fitted on the whole training window):", "",
+             "| trial | AP (mean of splits) | settings | seconds |", "| --- | --- | --- | --- |"]
+    for t in sorted(tuning["trials"], key=lambda t: -t["ap"]):
+        shown = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in t["params"].items())
+        lines.append(f"| {t['trial']} | {t['ap']:.4f} | {shown} | {t['seconds']:.1f} |")
     return lines
