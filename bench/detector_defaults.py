@@ -33,27 +33,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from riskconsole.detectors.boosting import LightGBMDetector  # noqa: E402
 
 CONFIGS = {
-    "current": {"num_leaves": 31, "learning_rate": 0.05, "min_data_in_leaf": 50, "feature_fraction": 0.9,
-                "bagging_fraction": 0.8},
-    "demo-yaml": {"num_leaves": 31, "learning_rate": 0.05, "min_data_in_leaf": 100},
+    "default": {},  # what riskconsole ships now (boosting.DEFAULTS)
+    "old-default": {"num_leaves": 31, "learning_rate": 0.05, "min_data_in_leaf": 50, "feature_fraction": 0.9,
+                    "bagging_fraction": 0.8, "scale_pos_weight": "balanced", "metric": ["average_precision", "auc"]},
+    "l31-unw-logloss": {"num_leaves": 31, "learning_rate": 0.05, "min_data_in_leaf": 50, "feature_fraction": 0.9,
+                        "bagging_fraction": 0.8, "scale_pos_weight": 1,
+                        "metric": ["binary_logloss", "average_precision", "auc"]},
+    "demo-yaml": {"num_leaves": 31, "learning_rate": 0.05, "min_data_in_leaf": 100, "scale_pos_weight": "balanced",
+                  "metric": ["average_precision", "auc"]},
     "leaves15": {"num_leaves": 15, "learning_rate": 0.05, "min_data_in_leaf": 100, "feature_fraction": 0.8,
-                 "bagging_fraction": 0.7},
+                 "bagging_fraction": 0.7, "scale_pos_weight": "balanced", "metric": ["average_precision", "auc"]},
     "small": {"num_leaves": 7, "learning_rate": 0.05, "min_data_in_leaf": 100, "feature_fraction": 0.8,
-              "bagging_fraction": 0.7},
+              "bagging_fraction": 0.7, "scale_pos_weight": "balanced", "metric": ["average_precision", "auc"]},
     "small-sqrtw": {"num_leaves": 7, "learning_rate": 0.05, "min_data_in_leaf": 100, "feature_fraction": 0.8,
-                    "bagging_fraction": 0.7, "scale_pos_weight": "sqrt"},
+                    "bagging_fraction": 0.7, "scale_pos_weight": "sqrt", "metric": ["average_precision", "auc"]},
     "small-unweighted": {"num_leaves": 7, "learning_rate": 0.05, "min_data_in_leaf": 100, "feature_fraction": 0.8,
-                         "bagging_fraction": 0.7, "scale_pos_weight": 1},
+                         "bagging_fraction": 0.7, "scale_pos_weight": 1, "metric": ["average_precision", "auc"]},
     "small-unw-logloss": {"num_leaves": 7, "learning_rate": 0.05, "min_data_in_leaf": 100, "feature_fraction": 0.8,
                           "bagging_fraction": 0.7, "scale_pos_weight": 1,
                           "metric": ["binary_logloss", "average_precision", "auc"]},
     "small-unw-p100": {"num_leaves": 7, "learning_rate": 0.05, "min_data_in_leaf": 100, "feature_fraction": 0.8,
-                       "bagging_fraction": 0.7, "scale_pos_weight": 1, "early_stopping_round": 100},
+                       "bagging_fraction": 0.7, "scale_pos_weight": 1, "early_stopping_round": 100,
+                       "metric": ["average_precision", "auc"]},
     "l15-unw-logloss": {"num_leaves": 15, "learning_rate": 0.05, "min_data_in_leaf": 100, "feature_fraction": 0.8,
                         "bagging_fraction": 0.7, "scale_pos_weight": 1,
                         "metric": ["binary_logloss", "average_precision", "auc"]},
     "small-lr0.1": {"num_leaves": 7, "learning_rate": 0.1, "min_data_in_leaf": 100, "feature_fraction": 0.8,
-                    "bagging_fraction": 0.7},
+                    "bagging_fraction": 0.7, "scale_pos_weight": "balanced", "metric": ["average_precision", "auc"]},
 }
 
 
@@ -117,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--demo", default="100000:7,100000:11,300000:7", help="size:seed pairs ('' for none)")
     parser.add_argument("--synthetic", default="0,1,2", help="make_classification seeds ('' for none)")
-    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--configs", default=",".join(CONFIGS))  # "default" = the shipped DEFAULTS
     parser.add_argument("--cache", default="/tmp/rc-defaults", help="folder for the demo workspaces")
     args = parser.parse_args(argv)
     cache = Path(args.cache)

@@ -197,7 +197,9 @@ def test_every_event_scored_in_range(trained):
 def test_unlabelled_rows_do_not_train_lightgbm(trained):
     labelled = _query(trained, "SELECT count(*) FROM frame WHERE is_fraud IS NOT NULL AND ts < '2026-02-11'")[0][0]
     assert _card(trained, "lgbm")["fit_rows"] == labelled
-    assert _card(trained, "lgbm")["params"]["scale_pos_weight"] > 5  # imbalance handled
+    assert "scale_pos_weight" not in _card(trained, "lgbm")["params"]  # unweighted: calibration sets the scale
+    spw = make_detector("lightgbm", {"scale_pos_weight": "balanced"}, 7, "x")._train_params(np.array([1, 0, 0, 0]))
+    assert spw["scale_pos_weight"] == 3.0  # the former weighting on request
 
 
 def test_same_data_same_seed_same_scores(trained):
