@@ -34,6 +34,8 @@ from riskconsole.errors import ConfigError
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 MODEL_FILE = "model.txt"
+COMPILED_FILE = "model.so"  # optional: the trees compiled to C by tl2cgen (`pip install riskconsole[fast]`)
+EXACT = 1e-6
 THREADS = 2
 # Chosen by bench/detector_defaults.py (table in bench/RESULTS.md): small trees, row and feature
 # subsampling, no class weighting (the calibrator fixes the scale; weighting only distorted it) and early
@@ -130,13 +132,21 @@ class LightGBMDetector:
         self.booster_ = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
         self.best_iteration_, self.params_ = best, params
         self.importance_ = self.booster_.feature_importance("gain").astype(np.float64)
-        self.calibrator_ = None
+        self.calibrator_, self.compiled_ = None, None
+        self.check_rows_ = (valid[0] if valid is not None else X)[:5_000]  # to check compiled trees when saved
         if valid is not None and self.calibration != "none":
             self.calibrator_ = fit_calibrator(self.raw(valid[0]), valid[1], float(np.mean(y)), self.calibration)
         return self
 
     def raw(self, X: np.ndarray) -> np.ndarray:
-        """The booster's raw score (log-odds) of each row: exactly `Booster.predict(X, raw_score=True)`."""
+        """The booster's raw score (log-odds) of each row: `Booster.predict(X, raw_score=True)`, or the same
+        numbers from the compiled trees when the model folder has them (checked equal within 1e-6 when saved)."""
+        compiled = getattr(self, "compiled_", None)
+        if compiled is not None:
+            try:
+                return _compiled_raw(compiled, X)
+            except Exception:  # noqa: BLE001 - the pure path is always there
+                self.compiled_ = None
         return self.booster_.predict(X, raw_score=True, num_threads=THREADS)
 
     def score(self, X: np.ndarray) -> np.ndarray:
@@ -177,6 +187,9 @@ class LightGBMDetector:
         self.booster_.save_model(str(folder / MODEL_FILE))
         if self.calibrator_ is not None:
             self.calibrator_.save(folder)
+        check = getattr(self, "check_rows_", None)
+        if check is not None and os.environ.get("RISKCONSOLE_COMPILE", "1") != "0":
+            _compile(self.booster_, folder, check)
 
     @classmethod
     def load(cls, folder: Path) -> LightGBMDetector:
@@ -189,5 +202,54 @@ class LightGBMDetector:
         model.best_iteration_ = model.booster_.current_iteration()
         model.params_, model.calibration = {}, "auto"
         model.calibrator_ = Calibrator.load(folder)
+        model.compiled_ = _load_compiled(folder)
         model.importance_ = model.booster_.feature_importance("gain").astype(np.float64)
         return model
+
+
+def _compiled_raw(predictor, X: np.ndarray) -> np.ndarray:
+    import tl2cgen
+
+    # float64 input: the compiled code then compares with LightGBM's own double thresholds
+    out = predictor.predict(tl2cgen.DMatrix(np.asarray(X, dtype=np.float64)), pred_margin=True)
+    return np.asarray(out, dtype=np.float64).reshape(-1)
+
+
+def _compile(booster, folder: Path, check: np.ndarray) -> bool:
+    """Compile the trees with tl2cgen into folder/model.so when tl2cgen and a C compiler are installed,
+    keeping it only if it gives `Booster.predict`'s raw scores on `check` within 1e-6."""
+    import shutil
+
+    try:
+        import tl2cgen
+        import treelite
+    except ImportError:
+        return False
+    if not (shutil.which("gcc") or shutil.which("cc")):
+        return False
+    path = folder / COMPILED_FILE
+    try:
+        model = treelite.frontend.from_lightgbm(booster)
+        tl2cgen.export_lib(model, toolchain="gcc", libpath=str(path), params={"parallel_comp": THREADS},
+                           nthread=THREADS, verbose=False)
+        predictor = tl2cgen.Predictor(str(path), nthread=THREADS, verbose=False)
+        diff = np.abs(_compiled_raw(predictor, check) - booster.predict(check, raw_score=True, num_threads=THREADS))
+        if diff.size and float(diff.max()) <= EXACT:
+            return True
+    except Exception:  # noqa: BLE001 - compiling is an optimisation; the text model is what counts
+        pass
+    path.unlink(missing_ok=True)
+    return False
+
+
+def _load_compiled(folder: Path):
+    """The compiled predictor of a model folder, or None (no model.so, or tl2cgen not installed)."""
+    path = folder / COMPILED_FILE
+    if not path.exists():
+        return None
+    try:
+        import tl2cgen
+
+        return tl2cgen.Predictor(str(path), nthread=THREADS, verbose=False)
+    except Exception:  # noqa: BLE001
+        return None
