@@ -229,6 +229,28 @@ def _compile(booster, folder: Path, check: np.ndarray) -> bool:
         return False
     path = folder / COMPILED_FILE
     try:
+        with _quiet_compiler():
+            return _compile_checked(tl2cgen, treelite, booster, path, check)
+    except Exception:  # noqa: BLE001 - compiling is an optimisation; the text model is what counts
+        path.unlink(missing_ok=True)
+        return False
+
+
+def _quiet_compiler():
+    """tl2cgen and treelite print progress to stdout and warn through Python: keep the CLI's output clean."""
+    import contextlib
+    import io
+    import warnings
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+    stack.enter_context(warnings.catch_warnings())
+    warnings.simplefilter("ignore")
+    return stack
+
+
+def _compile_checked(tl2cgen, treelite, booster, path: Path, check: np.ndarray) -> bool:
+    try:
         model = treelite.frontend.from_lightgbm(booster)
         tl2cgen.export_lib(model, toolchain="gcc", libpath=str(path), params={"parallel_comp": THREADS},
                            nthread=THREADS, verbose=False)
@@ -248,8 +270,9 @@ def _load_compiled(folder: Path):
     if not path.exists():
         return None
     try:
-        import tl2cgen
+        with _quiet_compiler():
+            import tl2cgen
 
-        return tl2cgen.Predictor(str(path), nthread=THREADS, verbose=False)
+            return tl2cgen.Predictor(str(path), nthread=THREADS, verbose=False)
     except Exception:  # noqa: BLE001
         return None
