@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from riskconsole import limits
-from riskconsole.errors import RiskConsoleError
+from riskconsole.errors import ConfigError, RiskConsoleError
 from riskconsole.escape import terminal
 
 if TYPE_CHECKING:  # imported where used: `riskconsole --help` loads no data library (issue 14)
@@ -194,11 +194,19 @@ def cmd_sweep(ws: Workspace, args: argparse.Namespace) -> None:
 
 def cmd_train(ws: Workspace, args: argparse.Namespace) -> int:
     from riskconsole.detectors import train_detector
+    from riskconsole.detectors.training import Tune
 
+    if args.tune_budget is not None and not args.tune:
+        raise ConfigError("--tune-budget: only means something with --tune N (how many trials)")
+    if args.tune is not None and args.tune < 1:
+        raise ConfigError(f"--tune {args.tune}: give the number of trials, at least 1")
+    if args.tune_budget is not None and args.tune_budget <= 0:
+        raise ConfigError(f"--tune-budget {args.tune_budget:g}: give a number of seconds above 0")
+    tune = Tune(args.tune, args.tune_budget) if args.tune else None
     failed = 0
     for path in args.detectors:
         try:
-            result = train_detector(ws, path, progress=_progress)
+            result = train_detector(ws, path, progress=_progress, tune=tune)
         except RiskConsoleError as err:
             print(f"error: {terminal(err)}", file=sys.stderr)
             failed += 1
@@ -214,13 +222,30 @@ def _progress(message: str) -> None:
 
 def cmd_explain(ws: Workspace, args: argparse.Namespace) -> None:
     from riskconsole.detectors import explain
+    from riskconsole.detectors.explain import explain_many, read_ids
 
-    result = explain(ws, args.event_id, args.detector, top=args.top)
-    if args.json:
-        print(json.dumps(result, indent=2, default=str))
+    ids = list(args.event_id) + (read_ids(args.ids_file) if args.ids_file else [])
+    if not ids:
+        raise ConfigError("explain: give an EVENT_ID (or several), or --ids-file FILE")
+    if len(ids) == 1 and not args.ids_file:
+        result = explain(ws, ids[0], args.detector, top=args.top)
+        if args.json:
+            print(json.dumps(result, indent=2, default=str))
+            return
+        for line in explain_lines(result):
+            print(line)
         return
-    for line in explain_lines(result):
-        print(line)
+    many = explain_many(ws, ids, args.detector, top=args.top)
+    if many["missing"]:
+        shown = ", ".join(many["missing"][:5]) + (" ..." if len(many["missing"]) > 5 else "")
+        print(f"warning: {len(many['missing']):,} ids are not among the loaded events: {shown}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(many, indent=2, default=str))
+        return
+    for result in many["events"]:
+        for line in explain_lines(result):
+            print(line)
+        print()
 
 
 def _value(value: object) -> str:
@@ -415,8 +440,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("kind", choices=["dataset", "strategy", "detector"], help="which kind of file")
     p = command("train", "fit detectors, write their model cards, score every event")
     p.add_argument("detectors", nargs="+", metavar="DETECTOR_YAML", help="detector files to train")
+    p.add_argument("--tune", type=int, metavar="N", help="lightgbm: first search N hyperparameter settings with "
+                   "Optuna on time splits of the training window; the card lists the trials")
+    p.add_argument("--tune-budget", type=float, metavar="SECONDS", help="with --tune: stop searching after this "
+                   "many seconds (a trial still running then is not counted)")
     p = command("explain", "why an event scored high: each detector's score and top reasons")
-    p.add_argument("event_id", metavar="EVENT_ID", help="the id of the event (the id column of the dataset)")
+    p.add_argument("event_id", nargs="*", metavar="EVENT_ID",
+                   help="the id of the event (the id column of the dataset); several ids are explained in one batch")
+    p.add_argument("--ids-file", metavar="FILE", help="explain every event id in FILE (one per line; a CSV's first "
+                   "column, header skipped if it is not an id) in one batch call")
     p.add_argument("--detector", action="append", metavar="NAME", help="only this detector (repeatable)")
     p.add_argument("--top", type=int, default=5, metavar="N", help="reasons per detector (default 5)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")

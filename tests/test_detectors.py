@@ -15,6 +15,7 @@ from detector_data import FEATURES, TRAIN, VALID, detector_yaml, signal_workspac
 from riskconsole.config import Detector, load_model
 from riskconsole.detectors import KINDS, explain, make_detector, rescore_all, train_all, train_detector
 from riskconsole.detectors import training
+from riskconsole.detectors.calibration import Calibrator
 from riskconsole.detectors.card import auc_roc, average_precision
 from riskconsole.errors import RiskConsoleError
 
@@ -196,7 +197,9 @@ def test_every_event_scored_in_range(trained):
 def test_unlabelled_rows_do_not_train_lightgbm(trained):
     labelled = _query(trained, "SELECT count(*) FROM frame WHERE is_fraud IS NOT NULL AND ts < '2026-02-11'")[0][0]
     assert _card(trained, "lgbm")["fit_rows"] == labelled
-    assert _card(trained, "lgbm")["params"]["scale_pos_weight"] > 5  # imbalance handled
+    assert "scale_pos_weight" not in _card(trained, "lgbm")["params"]  # unweighted: calibration sets the scale
+    spw = make_detector("lightgbm", {"scale_pos_weight": "balanced"}, 7, "x")._train_params(np.array([1, 0, 0, 0]))
+    assert spw["scale_pos_weight"] == 3.0  # the former weighting on request
 
 
 def test_same_data_same_seed_same_scores(trained):
@@ -232,7 +235,8 @@ def test_explain_lightgbm_contributions_sum_to_the_raw_score(trained):
     (d,) = result["detectors"]
     assert d["score"] == pytest.approx(d["stored_score"], abs=1e-12) and "warning" not in d
     assert sum(d["contributions"].values()) + d["base"] == pytest.approx(d["raw"], abs=1e-9)
-    assert d["score"] == pytest.approx(1 / (1 + np.exp(-d["raw"])), abs=1e-9)
+    calibrator = Calibrator.load(trained.models_dir / "lgbm")  # the score is the calibrated raw score
+    assert d["score"] == pytest.approx(float(calibrator.apply(np.array([d["raw"]]))[0]), abs=1e-9)
     pushes = [r["contribution"] for r in d["reasons"]]
     assert 0 < len(pushes) <= 3 and pushes == sorted(pushes, reverse=True) and min(pushes) > 0
 
@@ -277,6 +281,7 @@ def _set_labels(ws, sql: str) -> None:
     ({"kind": "pyod.hbos", "train": {"from": "2025-01-01", "to": "2025-01-31"}}, "no events in the window"),
     ({"train": {"from": "2026-01-01", "to": "2026-01-05"}}, "no fraud (label 1); lightgbm learns from both classes"),
     ({"valid": {"from": "2026-01-06", "to": "2026-01-08"}}, "valid 2026-01-06..2026-01-08: no event with a known"),
+    ({"valid": {"from": "2026-01-01", "to": "2026-01-05"}}, "no fraud (label 1); lightgbm stops early and calibrates its scores on both classes: widen"),
     ({"train": {"from": "2026-02-01", "to": "2026-01-01"}}, "train: 'to' (2026-01-01) is before 'from'"),
     ({"train": {"from": "2026-13-01", "to": "2026-01-01"}}, "train.from '2026-13-01': not a date or timestamp"),
 ])
@@ -367,3 +372,16 @@ def test_demo_detectors_read_numeric_demo_features(path):
     assert not set(spec.features) & {"is_fraud", "label_ts", "fraud_scenario"}
     make_detector(spec.kind, spec.params, spec.seed, path.name)
     assert "2026-01-01" <= spec.train.from_ < spec.train.to < spec.valid.from_ < spec.valid.to <= "2026-04-30"
+
+
+def test_cards_say_what_a_score_means(trained):
+    card = _card(trained, "lgbm")
+    assert card["calibration"]["method"] in ("isotonic", "platt")
+    rel = card["valid"]["reliability"]
+    assert rel["ece"] >= 0 and sum(b["count"] for b in rel["bins"]) == card["valid"]["labelled"]
+    md = (trained.models_dir / "lgbm" / "card.md").read_text()
+    assert "Reliability, valid (calibration error ECE" in md and "estimated chance the event is fraud" in md
+    for name, folder in training.trained_models(trained).items():
+        if name != "lgbm":
+            assert "a rank, not a probability" in (folder / "card.md").read_text()
+            assert _card(trained, name)["calibration"] is None

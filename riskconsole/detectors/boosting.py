@@ -1,11 +1,12 @@
 """The `lightgbm` kind: a supervised gradient-boosted tree model, adapted to the detector contract.
 
-Class imbalance: fraud is ~1% of orders, so by default the positive class is weighted by
-`scale_pos_weight = negatives / positives` of the training window (both classes carry equal total
-weight). Without it the trees spend their splits on the majority and stop early on a flat
-validation curve; `scale_pos_weight` (not `is_unbalance`) keeps the weight explicit and recorded in
-the card. The score is then a probability under that weighting: it ranks events (what a threshold
-rule needs) but is not the fraud rate; set `scale_pos_weight: 1` in params for calibrated output.
+Class imbalance: fraud is ~1% of orders. Rows are not weighted by default: with early stopping on
+the validation log-loss the unweighted model ranked better out of time in the defaults study
+(bench/RESULTS.md), and its probabilities need only a small correction. `scale_pos_weight: balanced`
+restores the former weighting (negatives / positives of the training window). With a validation window the score is then calibrated (`calibration.py`): the booster's
+raw log-odds go through an isotonic or Platt map fitted on the validation window, so a score is the
+estimated chance of fraud at the training window's base rate. Without one the score is the booster's
+probability under the class weights: it ranks events but is not the fraud rate.
 
 Text features arrive as integer category codes fixed on the training rows (`matrix.Encoding`, saved
 as categories.json) and are declared with `categorical_feature`, so LightGBM splits on sets of
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from riskconsole.detectors.calibration import Calibrator, fit_calibrator
 from riskconsole.detectors.matrix import CODES
 from riskconsole.errors import ConfigError
 
@@ -32,11 +34,17 @@ from riskconsole.errors import ConfigError
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 MODEL_FILE = "model.txt"
+COMPILED_FILE = "model.so"  # optional: the trees compiled to C by tl2cgen (`pip install riskconsole[fast]`)
+EXACT = 1e-6
 THREADS = 2
+# Chosen by bench/detector_defaults.py (table in bench/RESULTS.md): small trees, row and feature
+# subsampling, no class weighting (the calibrator fixes the scale; weighting only distorted it) and early
+# stopping on the validation log-loss, which is far steadier than average precision on a few hundred
+# frauds (AP stopped some demo seeds after 4 trees).
 DEFAULTS = {
-    "objective": "binary", "learning_rate": 0.05, "num_leaves": 31, "min_data_in_leaf": 50,
-    "feature_fraction": 0.9, "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 1.0,
-    "metric": ["average_precision", "auc"], "first_metric_only": True, "verbosity": -1,
+    "objective": "binary", "learning_rate": 0.05, "num_leaves": 15, "min_data_in_leaf": 100,
+    "feature_fraction": 0.8, "bagging_fraction": 0.7, "bagging_freq": 1, "lambda_l2": 1.0,
+    "metric": ["binary_logloss", "average_precision", "auc"], "first_metric_only": True, "verbosity": -1,
 }
 ROUNDS, EARLY_STOP = 500, 50
 _FIXED = ("seed", "deterministic", "force_row_wise", "num_threads")  # reproducibility: not user-settable
@@ -79,23 +87,26 @@ class LightGBMDetector:
 
     def __init__(self, params: dict | None = None, seed: int = 7, where: str = "lightgbm") -> None:
         params = dict(params or {})
+        calibration = params.pop("calibration", "auto")  # ours, not LightGBM's
         _check_params(params, where)
         self.rounds = _pop_alias(params, "num_iterations", ROUNDS)
         self.early_stop = _pop_alias(params, "early_stopping_round", EARLY_STOP)
-        self.params, self.seed, self.where = params, seed, where
+        if calibration not in ("auto", "isotonic", "platt", "none"):
+            raise ConfigError(f"{where}: params: calibration: '{calibration}' is not one of auto, isotonic, platt, none")
+        self.params, self.seed, self.where, self.calibration = params, seed, where, calibration
+        self.calibrator_: Calibrator | None = None
 
     def _train_params(self, y: np.ndarray) -> dict:
         params = {**DEFAULTS, **self.params, "seed": self.seed, "deterministic": True,
                   "force_row_wise": True, "num_threads": THREADS}
-        weighted = any(k in params for k in _aliases("scale_pos_weight") | _aliases("is_unbalance"))
-        if not weighted:
+        if params.get("scale_pos_weight") == "balanced":  # the former default: both classes carry equal weight
             positives = max(int(y.sum()), 1)
             params["scale_pos_weight"] = round((len(y) - positives) / positives, 4)
         return params
 
     def fit(self, X: np.ndarray, y: np.ndarray | None = None, valid: tuple[np.ndarray, np.ndarray] | None = None,
-            categorical: list[int] | tuple[int, ...] = ()) -> LightGBMDetector:
-        """Train on (X, y); with `valid`, stop when its average precision stops improving.
+            categorical: list[int] | tuple[int, ...] = (), callbacks: list | None = None) -> LightGBMDetector:
+        """Train on (X, y); with `valid`, stop when its log-loss stops improving, then calibrate on it.
 
         Args:
             categorical: column indices of X holding category codes (0, 1, ...; NaN = missing), which
@@ -108,24 +119,41 @@ class LightGBMDetector:
         params = self._train_params(y)
         train = lgb.Dataset(X, label=y, params={"verbosity": -1}, free_raw_data=True,
                             categorical_feature=list(categorical))
-        sets, callbacks = [], []
+        sets, callbacks = [], list(callbacks or [])
         if valid is not None:
             sets = [lgb.Dataset(valid[0], label=valid[1], reference=train)]
-            callbacks = [lgb.early_stopping(self.early_stop, first_metric_only=True, verbose=False)]
+            callbacks += [lgb.early_stopping(self.early_stop, first_metric_only=True, verbose=False)]
         try:
             booster = lgb.train(params, train, num_boost_round=self.rounds, valid_sets=sets, callbacks=callbacks)
-        except lgb.basic.LightGBMError as err:
+        except lgb.basic.LightGBMError as err:  # a callback's own exception (e.g. a spent budget) passes through
             raise ValueError(str(err)) from None
         best = booster.best_iteration or booster.current_iteration()
         # keep exactly the trees that are used, so the saved model and the scores agree bit for bit
         self.booster_ = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
         self.best_iteration_, self.params_ = best, params
         self.importance_ = self.booster_.feature_importance("gain").astype(np.float64)
+        self.calibrator_, self.compiled_ = None, None
+        self.check_rows_ = (valid[0] if valid is not None else X)[:5_000]  # to check compiled trees when saved
+        if valid is not None and self.calibration != "none":
+            self.calibrator_ = fit_calibrator(self.raw(valid[0]), valid[1], float(np.mean(y)), self.calibration)
         return self
 
+    def raw(self, X: np.ndarray) -> np.ndarray:
+        """The booster's raw score (log-odds) of each row: `Booster.predict(X, raw_score=True)`, or the same
+        numbers from the compiled trees when the model folder has them (checked equal within 1e-6 when saved)."""
+        compiled = getattr(self, "compiled_", None)
+        if compiled is not None:
+            try:
+                return _compiled_raw(compiled, X)
+            except Exception:  # noqa: BLE001 - the pure path is always there
+                self.compiled_ = None
+        return self.booster_.predict(X, raw_score=True, num_threads=THREADS)
+
     def score(self, X: np.ndarray) -> np.ndarray:
-        """Probability of fraud (under the training class weights), in [0, 1]."""
-        return self.booster_.predict(X, num_threads=THREADS)
+        """Calibrated chance of fraud in [0, 1]; without a calibrator, the booster's (class-weighted) probability."""
+        if self.calibrator_ is None:
+            return self.booster_.predict(X, num_threads=THREADS)
+        return self.calibrator_.apply(self.raw(X))
 
     def reasons(self, x: np.ndarray) -> dict:
         """Per-feature contributions to the raw (log-odds) score of one row: LightGBM's TreeSHAP."""
@@ -134,9 +162,18 @@ class LightGBMDetector:
         return {"push": contrib[:-1], "base": float(contrib[-1]), "raw": raw,
                 "method": "LightGBM pred_contrib (SHAP values, log-odds)"}
 
+    def reasons_batch(self, X: np.ndarray) -> dict:
+        """`reasons` for many rows in one call: TreeSHAP on the whole batch (`pred_contrib`, both threads)."""
+        contrib = self.booster_.predict(X, pred_contrib=True, num_threads=THREADS)
+        return {"push": contrib[:, :-1], "base": contrib[:, -1], "raw": self.raw(X),
+                "method": "LightGBM pred_contrib (SHAP values, log-odds)"}
+
     def describe(self) -> dict:
         """Effective params and the fitted shape, for the model card."""
-        return {"params": self.params_, "best_iteration": self.best_iteration_,
+        calibration = self.calibrator_.describe() if self.calibrator_ is not None else None
+        tuning = self.search_.describe() if getattr(self, "search_", None) is not None else None
+        return {"params": self.params_, "best_iteration": self.best_iteration_, "calibration": calibration,
+                "tuning": tuning,
                 "categorical_columns": self.categorical_columns(),
                 "trees": self.booster_.num_trees(), "importance_method": "LightGBM total gain"}
 
@@ -148,6 +185,11 @@ class LightGBMDetector:
     def save(self, folder: Path) -> None:
         """The text model (LightGBM's own format)."""
         self.booster_.save_model(str(folder / MODEL_FILE))
+        if self.calibrator_ is not None:
+            self.calibrator_.save(folder)
+        check = getattr(self, "check_rows_", None)
+        if check is not None and os.environ.get("RISKCONSOLE_COMPILE", "1") != "0":
+            _compile(self.booster_, folder, check)
 
     @classmethod
     def load(cls, folder: Path) -> LightGBMDetector:
@@ -158,6 +200,79 @@ class LightGBMDetector:
         model.params, model.seed, model.where = {}, 0, str(folder)
         model.booster_ = lgb.Booster(model_file=str(folder / MODEL_FILE))
         model.best_iteration_ = model.booster_.current_iteration()
-        model.params_ = {}
+        model.params_, model.calibration = {}, "auto"
+        model.calibrator_ = Calibrator.load(folder)
+        model.compiled_ = _load_compiled(folder)
         model.importance_ = model.booster_.feature_importance("gain").astype(np.float64)
         return model
+
+
+def _compiled_raw(predictor, X: np.ndarray) -> np.ndarray:
+    import tl2cgen
+
+    # float64 input: the compiled code then compares with LightGBM's own double thresholds
+    out = predictor.predict(tl2cgen.DMatrix(np.asarray(X, dtype=np.float64)), pred_margin=True)
+    return np.asarray(out, dtype=np.float64).reshape(-1)
+
+
+def _compile(booster, folder: Path, check: np.ndarray) -> bool:
+    """Compile the trees with tl2cgen into folder/model.so when tl2cgen and a C compiler are installed,
+    keeping it only if it gives `Booster.predict`'s raw scores on `check` within 1e-6."""
+    import shutil
+
+    try:
+        import tl2cgen
+        import treelite
+    except ImportError:
+        return False
+    if not (shutil.which("gcc") or shutil.which("cc")):
+        return False
+    path = folder / COMPILED_FILE
+    try:
+        with _quiet_compiler():
+            return _compile_checked(tl2cgen, treelite, booster, path, check)
+    except Exception:  # noqa: BLE001 - compiling is an optimisation; the text model is what counts
+        path.unlink(missing_ok=True)
+        return False
+
+
+def _quiet_compiler():
+    """tl2cgen and treelite print progress to stdout and warn through Python: keep the CLI's output clean."""
+    import contextlib
+    import io
+    import warnings
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+    stack.enter_context(warnings.catch_warnings())
+    warnings.simplefilter("ignore")
+    return stack
+
+
+def _compile_checked(tl2cgen, treelite, booster, path: Path, check: np.ndarray) -> bool:
+    try:
+        model = treelite.frontend.from_lightgbm(booster)
+        tl2cgen.export_lib(model, toolchain="gcc", libpath=str(path), params={"parallel_comp": THREADS},
+                           nthread=THREADS, verbose=False)
+        predictor = tl2cgen.Predictor(str(path), nthread=THREADS, verbose=False)
+        diff = np.abs(_compiled_raw(predictor, check) - booster.predict(check, raw_score=True, num_threads=THREADS))
+        if diff.size and float(diff.max()) <= EXACT:
+            return True
+    except Exception:  # noqa: BLE001 - compiling is an optimisation; the text model is what counts
+        pass
+    path.unlink(missing_ok=True)
+    return False
+
+
+def _load_compiled(folder: Path):
+    """The compiled predictor of a model folder, or None (no model.so, or tl2cgen not installed)."""
+    path = folder / COMPILED_FILE
+    if not path.exists():
+        return None
+    try:
+        with _quiet_compiler():
+            import tl2cgen
+
+            return tl2cgen.Predictor(str(path), nthread=THREADS, verbose=False)
+    except Exception:  # noqa: BLE001
+        return None

@@ -149,9 +149,61 @@ def card_markdown(card: dict) -> str:
     lines += ["", f"Feature importance ({card['importance_method']}):", ""]
     lines += [f"- {i['feature']}: {i['share']:.1%}" for i in card["importance"]]
     lines += _categorical_lines(card)
-    lines += ["", "Scores are in [0, 1], higher is riskier; use them in rules as "
-              f"`{card['name']} >= 0.9`. Metrics exclude events whose label is unknown."]
-    if "scale_pos_weight" in card["params"]:
+    lines += _calibration_lines(card)
+    lines += _tuning_lines(card)
+    meaning = card.get("score_meaning") or score_meaning(card["kind"], None)
+    lines += ["", f"Scores are in [0, 1], higher is riskier: {meaning} Metrics exclude events whose label is unknown."]
+    if "scale_pos_weight" in card["params"] and not card.get("calibration"):
         lines.append(f"Fraud was weighted x{card['params']['scale_pos_weight']:g} in training: the score ranks "
                      "events but is not the fraud probability.")
     return "\n".join(lines + [""])
+
+
+def score_meaning(kind: str, calibration: dict | None) -> str:
+    """One sentence: what a score of this detector means (a probability or a rank)."""
+    if kind != "lightgbm":
+        return ("the score is a rank, not a probability: 0.99 means more unusual than 99% of the training events "
+                "(PyOD scores are never calibrated).")
+    if calibration:
+        rate = calibration.get("train_rate")
+        at = f" ({rate:.2%})" if rate is not None else ""
+        return (f"the score is the estimated chance the event is fraud at the training window's fraud rate{at} "
+                f"({calibration['method']} calibration on the validation window), so `score >= 0.5` means "
+                "\"more likely fraud than not\".")
+    return ("the score is the booster's class-weighted probability (no validation window, so not calibrated): "
+            "it ranks events but is not the chance of fraud.")
+
+
+def _calibration_lines(card: dict) -> list[str]:
+    """The chosen calibrator and, per held-out window, its reliability diagram and calibration error."""
+    cal = card.get("calibration")
+    lines = []
+    if cal:
+        losses = ", ".join(f"{m} {v:.5f}" for m, v in (cal.get("valid_log_loss") or {}).items())
+        lines += ["", f"Calibration: {cal['method']} on the validation window"
+                  + (f" (out-of-fold log-loss: {losses})" if losses else "")
+                  + f"; moved from the validation fraud rate {_pct(cal['valid_rate'])} to the training rate "
+                  f"{_pct(cal['train_rate'])} (odds x{cal['odds_ratio']:.3f})."]
+    for part in ("valid", "out_of_time"):
+        rel = (card.get(part) or {}).get("reliability")
+        if not rel:
+            continue
+        lines += ["", f"Reliability, {part.replace('_', ' ')} (calibration error ECE {rel['ece']:.4f}; "
+                  f"{rel['n_bins']} equal-width score bins, empty ones left out):", "",
+                  "| mean score | observed fraud rate | events |", "| --- | --- | --- |"]
+        lines += [f"| {b['mean_score']:.4f} | {b['observed_rate']:.4f} | {b['count']:,} |" for b in rel["bins"]]
+    return lines
+
+
+def _tuning_lines(card: dict) -> list[str]:
+    """The trials of `train --tune`, best first."""
+    tuning = card.get("tuning")
+    if not tuning:
+        return []
+    lines = ["", f"Tuning ({tuning['method']}; {len(tuning['trials'])} trials in {tuning['seconds']:.0f} s; the best "
+             "settings were then fitted on the whole training window):", "",
+             "| trial | AP (mean of splits) | settings | seconds |", "| --- | --- | --- | --- |"]
+    for t in sorted(tuning["trials"], key=lambda t: -t["ap"]):
+        shown = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in t["params"].items())
+        lines.append(f"| {t['trial']} | {t['ap']:.4f} | {shown} | {t['seconds']:.1f} |")
+    return lines

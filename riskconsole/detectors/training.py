@@ -24,6 +24,7 @@ from sqlglot import exp
 
 from riskconsole.config import Dataset, Detector
 from riskconsole.detectors import card as cards
+from riskconsole.detectors.calibration import reliability
 from riskconsole.detectors.matrix import (FRAME, Encoding, Span, check_features, chunk_rows, frame_types, label_expr,
                                           position_range, sample_rows, span_of, window_rows)
 from riskconsole.detectors.registry import DetectorModel, encoding_of, load_detector, make_detector, save_detector
@@ -125,7 +126,8 @@ def _training_data(con: duckdb.DuckDBPyConnection, plan: Plan, model: DetectorMo
         encoding = encoding.fit(rows)
         valid = None
         if plan.valid:
-            valid_rows, valid_y = _labelled(con, plan, encoding, plan.valid, "valid", "stops early on both classes")
+            valid_rows, valid_y = _labelled(con, plan, encoding, plan.valid, "valid",
+                                            "stops early and calibrates its scores on both classes")
             valid = (encoding.matrix(valid_rows), valid_y)
         return encoding, encoding.matrix(rows), y, valid
     rows = sample_rows(con, encoding, plan.dataset, plan.train, model.max_fit_rows, plan.spec.seed)
@@ -137,10 +139,44 @@ def _training_data(con: duckdb.DuckDBPyConnection, plan: Plan, model: DetectorMo
     return encoding, encoding.matrix(rows), None, None
 
 
-def _fit(con: duckdb.DuckDBPyConnection, plan: Plan, model: DetectorModel, progress: Progress) -> tuple[int, float]:
+@dataclass(frozen=True)
+class Tune:
+    """`train --tune`: how many Optuna trials, within how many seconds (None: no limit)."""
+
+    trials: int
+    budget: float | None = None
+
+
+def _tune(plan: Plan, model: DetectorModel, X: np.ndarray, y: np.ndarray, categorical: list[int], tune: Tune,
+          progress: Progress) -> None:
+    """Search hyperparameters on time splits of the training window; the model takes the best ones."""
+    from riskconsole.detectors.search import SPLITS, search
+
+    spec = plan.spec
+    if spec.kind != "lightgbm":
+        raise ConfigError(f"{plan.label}: --tune searches LightGBM settings; '{spec.kind}' has none to tune: "
+                          "drop --tune for this detector")
+    progress(f"{spec.name}: tuning with up to {tune.trials} trials"
+             + (f" within {tune.budget:g} s" if tune.budget else "") + " on time splits of the training window ...")
+    make = lambda extra: make_detector(spec.kind, {**spec.params, **extra}, spec.seed, plan.label)  # noqa: E731
+    try:
+        found = search(make, X, y, list(categorical), tune.trials, tune.budget, spec.seed, progress)
+    except ValueError as err:
+        raise DataError(f"{plan.label}: --tune: {err}: widen the train window") from None
+    if not found.trials:
+        raise ConfigError(f"{plan.label}: --tune: the time budget of {tune.budget:g} s ended before one trial "
+                          f"finished ({len(y):,} rows, {SPLITS} fits per trial): raise --tune-budget or drop it")
+    model.params = {**model.params, **found.best}
+    model.search_ = found
+
+
+def _fit(con: duckdb.DuckDBPyConnection, plan: Plan, model: DetectorModel, progress: Progress,
+         tune: Tune | None = None) -> tuple[int, float]:
     """Fit the model in place; return the number of rows it was fitted on and the seconds it took."""
     encoding, X, y, valid = _training_data(con, plan, model)
     model.encoding_ = encoding
+    if tune is not None:
+        _tune(plan, model, X, y, encoding.categorical, tune, progress)
     progress(f"{plan.spec.name}: fitting {plan.spec.kind} on {len(X):,} rows ...")
     started = time.perf_counter()
     try:
@@ -221,7 +257,13 @@ def _card(con: duckdb.DuckDBPyConnection, plan: Plan, model: DetectorModel, tabl
             "params": described.pop("params"), "yaml_params": spec.params, **facts,
             "trained_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
     for part, span in windows.items():
-        card[part] = _window_scores(con, plan, table, span).summary() if span else None
+        scored = _window_scores(con, plan, table, span) if span else None
+        card[part] = scored.summary() if scored else None
+        if scored is not None and part != "train" and model.kind == "lightgbm":
+            card[part]["reliability"] = reliability(scored.y, scored.s)
+    card["calibration"] = described.pop("calibration", None)
+    card["tuning"] = described.pop("tuning", None)
+    card["score_meaning"] = cards.score_meaning(model.kind, card["calibration"])
     card["importance"] = cards.importance(spec.features, model.importance_)
     card["importance_method"] = described.pop("importance_method")
     card["categorical"] = encoding_of(model, spec.features).describe()
@@ -298,8 +340,11 @@ def _publish(ws: Workspace, con: duckdb.DuckDBPyConnection, plan: Plan, model: D
 # ------------------------------------------------------------------ entry points
 
 
-def train_detector(ws: Workspace, path: str | os.PathLike, progress: Progress = _quiet) -> TrainResult:
+def train_detector(ws: Workspace, path: str | os.PathLike, progress: Progress = _quiet,
+                   tune: Tune | None = None) -> TrainResult:
     """Fit the detector of a YAML file, score every event into `scores_<name>`, write model and card.
+
+    With `tune`, LightGBM's hyperparameters are first searched on time splits of the training window.
 
     Raises:
         RiskConsoleError: one line naming the file and the problem; nothing is left half-written.
@@ -310,7 +355,7 @@ def train_detector(ws: Workspace, path: str | os.PathLike, progress: Progress = 
     con = ws.connect()
     try:
         plan = _plan(ws, con, spec, label)
-        fit_rows, seconds = _fit(con, plan, model, progress)
+        fit_rows, seconds = _fit(con, plan, model, progress, tune)
         facts = {"fit_rows": fit_rows, "training_seconds": round(seconds, 3)}
         card = _publish(ws, con, plan, model, facts, progress)
     except duckdb.Error as err:
