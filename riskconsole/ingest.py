@@ -78,8 +78,8 @@ def cast_name(column: str) -> str:
 
 
 def _as_text(column: str, raw_type: str) -> exp.Expression:
-    if raw_type == "JSON":
-        return fill("trim(CAST(:c AS VARCHAR), '\"')", c=ident(column))
+    if raw_type == "JSON":  # a JSON string's text, unescaped; an object or number as its JSON text; null as NULL
+        return fill("json_extract_string(:c, '$')", c=ident(column))
     return fill("CAST(:c AS VARCHAR)", c=ident(column))
 
 

@@ -3,6 +3,7 @@ non-finite amounts quarantined, a warning that suggests a format; quarantine.csv
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 import duckdb
@@ -192,3 +193,21 @@ def test_absurd_amounts_are_quarantined_not_clamped(tmp_path, amount):
     assert (result.read, result.loaded, result.quarantined) == (2, 1, 1)
     assert _query(ws, "SELECT event_id, reason FROM quarantine") == [("e1", "amount: larger than 1e+15 (sums of such "
                                                                             "amounts overflow)")]
+
+
+def test_json_text_in_a_mixed_column_loads_unescaped(tmp_path):
+    """A JSON Lines column mixing strings and objects: strings keep their text (quotes, unicode), null is empty."""
+    from riskconsole.workspace import Workspace
+
+    rows = [{"event_id": "a1", "ts": "2026-01-05 00:00:00", "is_fraud": 1, "amount": 10, "note": 'café say "hi"'},
+            {"event_id": "a2", "ts": "2026-01-05 01:00:00", "is_fraud": 0, "amount": 20, "note": {"n": 1}},
+            {"event_id": "a3", "ts": "2026-01-05 02:00:00", "is_fraud": 0, "amount": 30, "note": None}]
+    (tmp_path / "w" / "data").mkdir(parents=True)
+    path = tmp_path / "w" / "data" / "e.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    dataset = {"source": "data/e.jsonl", "columns": {"id": "event_id", "time": "ts", "label": "is_fraud",
+                                                       "amount": "amount"}}
+    (tmp_path / "w" / "data" / "dataset.yaml").write_text(yaml.safe_dump(dataset))
+    ws = Workspace(tmp_path / "w")
+    load(ws)
+    assert _query(ws, "SELECT note FROM events ORDER BY event_id") == [('café say "hi"',), ('{"n":1}',), (None,)]
