@@ -99,7 +99,7 @@ def _console_and_backtest(ws, overrides: dict) -> tuple[dict, dict]:
     return console, backtest
 
 
-@pytest.mark.parametrize("overrides", [{}, {"cut": 0.8}, {"cut": 0.2, "orders": 2}])
+@pytest.mark.parametrize("overrides", [{}, {"cut": 0.4}, {"cut": 0.2, "orders": 2}])  # calibrated scores
 def test_console_equals_backtest_with_a_detector(detector_ws, overrides):
     console, backtest = _console_and_backtest(detector_ws, overrides)
     assert backtest["rules"][0]["hits"] > 0 and backtest["overall"]["tp"] > 0  # the score decides something
