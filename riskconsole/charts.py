@@ -141,7 +141,8 @@ def kpi_band_chart(daily: list[dict], metrics: list[str], titles: dict[str, str]
     df = pd.DataFrame(rows, columns=["day", "metric", "value", "low", "high", "alert"])
     df["day"] = pd.to_datetime(df["day"])
     base = alt.Chart().encode(x=alt.X("day:T", title=None, axis=alt.Axis(format="%b %d", labelAngle=0)))
-    bandc = base.mark_area(opacity=0.25, color="#7f9fbf").encode(y=alt.Y("low:Q", title=None), y2="high:Q")
+    bandc = base.mark_area(opacity=0.25, color="#7f9fbf").encode(
+        y=alt.Y("low:Q", title=None, axis=alt.Axis(format=",.3~g")), y2="high:Q")  # a flat 0 reads "0", not 0.000000
     line = base.mark_line(color="#333333", strokeWidth=1.4).encode(
         y="value:Q", tooltip=["day:T", "metric:N", alt.Tooltip("value:Q", format=",.4~g"),
                               alt.Tooltip("low:Q", title="expected low", format=",.4~g"),
