@@ -111,3 +111,27 @@ def demo_ws(tmp_path_factory) -> Workspace:
     ws = Workspace(tmp_path_factory.mktemp("demo"))
     build_demo_workspace(ws, n_events=40_000)
     return ws
+
+
+def query(ws: Workspace, sql: str) -> list[tuple]:
+    """Rows of a query on the workspace's database, read-only (tests look at what a load wrote)."""
+    import duckdb
+
+    con = duckdb.connect(str(ws.db_path), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def aggregate(agg: str, values: list):
+    """A window aggregate computed by hand (the brute force features are checked against)."""
+    if agg == "count":
+        return len(values)
+    if agg == "count_distinct":
+        return len(set(values))
+    if agg == "sum":
+        return sum(values)
+    if not values:
+        return None
+    return float(np.mean(values)) if agg == "avg" else min(values) if agg == "min" else max(values)  # times too

@@ -12,7 +12,7 @@ import pytest
 
 from riskconsole.errors import RiskConsoleError
 from riskconsole.ingest import load
-from conftest import BASE_DATASET, random_events, write_workspace
+from conftest import aggregate, BASE_DATASET, random_events, write_workspace
 
 FEATURES = [
     {"name": "u_cnt_1h", "count": "*", "by": "user_id", "window": "1h"},
@@ -45,7 +45,7 @@ def brute_force(events: pd.DataFrame, feature: dict) -> list:
             peers = [r for r in peers if not pd.isna(r["is_fraud"]) and (pd.isna(r["label_ts"]) or r["label_ts"] < t)]
         values = [r[column] for r in peers] if column else [1] * len(peers)
         values = [v for v in values if not pd.isna(v)]
-        out.append(_aggregate(_agg(feature), values))
+        out.append(aggregate(_agg(feature), values))
     return out
 
 
@@ -53,16 +53,6 @@ def _agg(feature: dict) -> str:
     return next(k for k in ("count_distinct", "count", "sum", "avg", "min", "max") if k in feature)
 
 
-def _aggregate(agg: str, values: list):
-    if agg == "count":
-        return len(values)
-    if agg == "count_distinct":
-        return len(set(values))
-    if agg == "sum":
-        return sum(values)
-    if not values:
-        return None
-    return {"avg": float(np.mean(values)), "min": min(values), "max": max(values)}[agg]
 
 
 @pytest.fixture(scope="module")

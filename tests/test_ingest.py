@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import duckdb
 import pandas as pd
 import pytest
 import yaml
@@ -10,7 +9,7 @@ import yaml
 from riskconsole.errors import RiskConsoleError
 from riskconsole.ingest import load
 from riskconsole.report import run_backtest
-from conftest import BASE_DATASET, random_events, write_workspace
+from conftest import query, BASE_DATASET, random_events, write_workspace
 
 HEADER = "event_id,ts,is_fraud,label_ts,amount,user_id,device_id\n"
 GOOD = "a1,2026-03-01 10:00:00,1,2026-03-05 00:00:00,10.5,1,1\n"
@@ -36,12 +35,6 @@ def _ws(tmp_path, files: dict[str, str], dataset: dict | None = None):
     return Workspace(root)
 
 
-def _query(ws, sql):
-    con = duckdb.connect(str(ws.db_path), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def test_every_row_is_loaded_or_quarantined_with_a_reason(tmp_path):
@@ -49,15 +42,15 @@ def test_every_row_is_loaded_or_quarantined_with_a_reason(tmp_path):
     result = load(ws)
     assert (result.read, result.loaded, result.quarantined) == (9, 3, 6)
     assert result.read == result.loaded + result.quarantined
-    reasons = dict(_query(ws, "SELECT event_id, reason FROM quarantine"))
+    reasons = dict(query(ws, "SELECT event_id, reason FROM quarantine"))
     assert reasons[None] == "missing id"
     assert reasons["a3"] == "missing time"
     assert reasons["a4"] == "ts: not an ISO-8601 time (e.g. 2026-01-05 13:45:00; set time_format: for other layouts)"
     assert reasons["a5"] == "is_fraud: label must be 1, 0 or empty"
     assert reasons["a6"] == "amount: not a valid DOUBLE"
     assert reasons["a1"] == "duplicate id"  # the copy in the later file; the first occurrence wins
-    assert _query(ws, "SELECT amount FROM events WHERE event_id = 'a1'") == [(10.5,)]
-    assert _query(ws, "SELECT is_fraud FROM events WHERE event_id = 'a7'") == [(None,)]
+    assert query(ws, "SELECT amount FROM events WHERE event_id = 'a1'") == [(10.5,)]
+    assert query(ws, "SELECT is_fraud FROM events WHERE event_id = 'a7'") == [(None,)]
     assert "9 = loaded 3 + quarantined 6" in result.summary().replace("read ", "")
     exported = pd.read_csv(ws.root / "data" / "quarantine.csv")
     assert len(exported) == 6 and set(exported["reason"]) == set(reasons.values())
@@ -66,11 +59,11 @@ def test_every_row_is_loaded_or_quarantined_with_a_reason(tmp_path):
 def test_reload_is_idempotent(tmp_path):
     ws = _ws(tmp_path, {"part-1.csv": FILE_1, "part-2.csv": FILE_2})
     load(ws)
-    first = _query(ws, "SELECT * FROM frame ORDER BY _pos")
+    first = query(ws, "SELECT * FROM frame ORDER BY _pos")
     result = load(ws)
     assert (result.loaded, result.quarantined) == (3, 6)
-    assert _query(ws, "SELECT * FROM frame ORDER BY _pos") == first
-    assert _query(ws, "SELECT count(*) FROM quarantine") == [(6,)]
+    assert query(ws, "SELECT * FROM frame ORDER BY _pos") == first
+    assert query(ws, "SELECT count(*) FROM quarantine") == [(6,)]
 
 
 @pytest.mark.parametrize("suffix", ["parquet", "jsonl"])
@@ -81,7 +74,7 @@ def test_parquet_and_json_lines_load_like_csv(tmp_path, suffix):
     load(csv_ws)
     load(other_ws)
     sql = "SELECT event_id, ts, is_fraud, label_ts, amount, user_orders_1h, device_users_1d FROM frame ORDER BY _pos"
-    assert _query(other_ws, sql) == _query(csv_ws, sql)
+    assert query(other_ws, sql) == query(csv_ws, sql)
 
 
 @pytest.mark.parametrize("change, message", [
@@ -95,20 +88,20 @@ def test_bad_dataset_is_refused_and_changes_nothing(tmp_path, change, message):
     events = random_events(n=60)
     ws = write_workspace(tmp_path / "w", events)
     load(ws)
-    before = _query(ws, "SELECT count(*), sum(amount) FROM frame")
+    before = query(ws, "SELECT count(*), sum(amount) FROM frame")
     spec = {**BASE_DATASET, "source": "data/events.csv", **change}
     (ws.root / "data" / "dataset.yaml").write_text(yaml.safe_dump(spec))
     with pytest.raises(RiskConsoleError, match=message) as info:
         load(ws)
     assert "\n" not in str(info.value) and str(info.value).startswith("data/dataset.yaml")
-    assert _query(ws, "SELECT count(*), sum(amount) FROM frame") == before
+    assert query(ws, "SELECT count(*), sum(amount) FROM frame") == before
 
 
 def test_a_source_with_no_rows_is_an_error(tmp_path):
     ws = _ws(tmp_path, {"empty.csv": HEADER})
     with pytest.raises(RiskConsoleError, match="no rows"):
         load(ws)
-    assert not ws.db_path.exists() or _query(ws, "SELECT count(*) FROM information_schema.tables "
+    assert not ws.db_path.exists() or query(ws, "SELECT count(*) FROM information_schema.tables "
                                                  "WHERE table_name = 'events'") == [(0,)]
 
 
@@ -147,8 +140,8 @@ def test_declared_types_cast_and_quarantine_what_fails(tmp_path):
     ws = _ws(tmp_path, {"e.csv": text}, {**BASE_DATASET, "types": {"score": "INTEGER", "user_id": "VARCHAR"}})
     result = load(ws)
     assert (result.loaded, result.quarantined) == (2, 1)
-    assert _query(ws, "SELECT reason FROM quarantine") == [("score: not a valid INTEGER",)]
-    assert dict(_query(ws, "SELECT column_name, data_type FROM information_schema.columns "
+    assert query(ws, "SELECT reason FROM quarantine") == [("score: not a valid INTEGER",)]
+    assert dict(query(ws, "SELECT column_name, data_type FROM information_schema.columns "
                            "WHERE table_name = 'events' AND column_name IN ('score', 'user_id')")) == {
         "score": "INTEGER", "user_id": "VARCHAR"}
     bad = {**BASE_DATASET, "types": {"score": "NUMBERISH"}}
@@ -156,7 +149,7 @@ def test_declared_types_cast_and_quarantine_what_fails(tmp_path):
     with pytest.raises(RiskConsoleError) as info:
         load(ws)
     assert "NUMBERISH" in str(info.value) and "\n" not in str(info.value)
-    assert _query(ws, "SELECT count(*) FROM events") == [(2,)]
+    assert query(ws, "SELECT count(*) FROM events") == [(2,)]
 
 
 def test_an_uploaded_file_loads_with_the_current_roles(tmp_path):
@@ -168,6 +161,6 @@ def test_an_uploaded_file_loads_with_the_current_roles(tmp_path):
     result = load_upload(ws, "../../sneaky/new events.csv", upload)
     assert (result.read, result.loaded, result.quarantined) == (2, 1, 1)
     assert (ws.root / "data" / "uploads" / "new events.csv").exists()  # the name is kept, the path is not
-    assert _query(ws, "SELECT count(*) FROM events") == [(1,)]
+    assert query(ws, "SELECT count(*) FROM events") == [(1,)]
     with pytest.raises(RiskConsoleError, match="upload a .csv"):
         load_upload(ws, "events.xlsx", b"PK")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-import duckdb
 import pandas as pd
 import pytest
 import yaml
@@ -14,7 +13,7 @@ import yaml
 from riskconsole.errors import RiskConsoleError
 from riskconsole.ingest import load
 from riskconsole.workspace import Workspace
-from conftest import BASE_DATASET
+from conftest import query, BASE_DATASET
 
 HEADER = "event_id,ts,is_fraud,label_ts,amount,user_id,device_id\n"
 
@@ -28,12 +27,6 @@ def _ws(tmp_path, rows: list[str], header: str = HEADER, **spec) -> Workspace:
     return Workspace(root)
 
 
-def _query(ws, sql):
-    con = duckdb.connect(str(ws.db_path), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def _row(i: int, ts: str, label_ts: str = "", amount: str = "10") -> str:
@@ -48,8 +41,8 @@ def test_spreadsheet_times_are_quarantined_not_read_as_year_one(tmp_path):
     ws = _ws(tmp_path, [_row(0, "2026-03-01 10:00:00")] + [_row(i + 1, t) for i, t in enumerate(SPREADSHEET)])
     result = load(ws)
     assert (result.read, result.loaded, result.quarantined) == (4, 1, 3)
-    assert _query(ws, "SELECT count(*) FROM events WHERE ts < TIMESTAMP '1970-01-01'") == [(0,)]
-    reasons = {r for (r,) in _query(ws, "SELECT reason FROM quarantine")}
+    assert query(ws, "SELECT count(*) FROM events WHERE ts < TIMESTAMP '1970-01-01'") == [(0,)]
+    reasons = {r for (r,) in query(ws, "SELECT reason FROM quarantine")}
     assert reasons == {"ts: not an ISO-8601 time (e.g. 2026-01-05 13:45:00; set time_format: for other layouts)"}
     [warning] = result.warnings
     assert warning.startswith("data/dataset.yaml: columns.time: 3 of 4 rows (75.0%) quarantined")
@@ -64,7 +57,7 @@ def test_time_format_parses_every_time_column(tmp_path):
     ws = _ws(tmp_path, rows, header, time_format="%m/%d/%y %H:%M", types={"signup": "TIMESTAMP"})
     result = load(ws)
     assert (result.loaded, result.quarantined, result.warnings) == (3, 0, [])
-    assert _query(ws, "SELECT ts, label_ts, signup FROM events ORDER BY ts")[1] == (
+    assert query(ws, "SELECT ts, label_ts, signup FROM events ORDER BY ts")[1] == (
         datetime(2015, 2, 24, 22, 55), datetime(2015, 3, 1), datetime(2015, 1, 1, 12))
 
 
@@ -72,9 +65,9 @@ def test_time_format_list_is_tried_in_order_and_names_what_was_tried(tmp_path):
     rows = [_row(0, "24.02.2015 22:55:00"), _row(1, "2015-02-25T01:00:00+0100"), _row(2, "25/02/2015")]
     ws = _ws(tmp_path, rows, time_format=["%d.%m.%Y %H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"])
     result = load(ws)
-    assert _query(ws, "SELECT event_id, ts FROM events ORDER BY ts") == [
+    assert query(ws, "SELECT event_id, ts FROM events ORDER BY ts") == [
         ("e0", datetime(2015, 2, 24, 22, 55)), ("e1", datetime(2015, 2, 25, 0, 0))]
-    assert _query(ws, "SELECT event_id, reason FROM quarantine") == [
+    assert query(ws, "SELECT event_id, reason FROM quarantine") == [
         ("e2", "ts: not a time in time_format '%d.%m.%Y %H:%M:%S' or '%Y-%m-%dT%H:%M:%S%z'")]
     assert result.read == result.loaded + result.quarantined
 
@@ -82,7 +75,7 @@ def test_time_format_list_is_tried_in_order_and_names_what_was_tried(tmp_path):
 def test_a_label_time_that_does_not_parse_is_quarantined_too(tmp_path):
     ws = _ws(tmp_path, [_row(0, "2026-03-01 10:00:00", "2026-03-05"), _row(1, "2026-03-01 11:00:00", "5/3/26")])
     load(ws)
-    assert _query(ws, "SELECT event_id, reason FROM quarantine") == [
+    assert query(ws, "SELECT event_id, reason FROM quarantine") == [
         ("e1", "label_ts: not an ISO-8601 time (e.g. 2026-01-05 13:45:00; set time_format: for other layouts)")]
 
 
@@ -103,7 +96,7 @@ def test_a_bad_time_format_is_a_one_line_error(tmp_path):
 def test_offsets_and_zone_names_are_converted_to_utc(tmp_path, text, utc):
     ws = _ws(tmp_path, [_row(0, text)])
     load(ws)
-    assert _query(ws, "SELECT ts FROM events") == [(utc,)]
+    assert query(ws, "SELECT ts FROM events") == [(utc,)]
 
 
 def test_an_unknown_zone_is_quarantined_not_dropped(tmp_path):
@@ -115,7 +108,7 @@ def test_an_unknown_zone_is_quarantined_not_dropped(tmp_path):
 def test_time_format_with_an_offset_converts_to_utc(tmp_path):
     ws = _ws(tmp_path, [_row(0, "05/01/2026 00:00 +0500")], time_format="%d/%m/%Y %H:%M %z")
     load(ws)
-    assert _query(ws, "SELECT ts FROM events") == [(datetime(2026, 1, 4, 19),)]
+    assert query(ws, "SELECT ts FROM events") == [(datetime(2026, 1, 4, 19),)]
 
 
 def test_parquet_times_with_a_zone_end_up_in_utc(tmp_path):
@@ -128,8 +121,8 @@ def test_parquet_times_with_a_zone_end_up_in_utc(tmp_path):
     (root / "data" / "dataset.yaml").write_text(yaml.safe_dump({**BASE_DATASET, "source": "data/events.parquet"}))
     ws = Workspace(root)
     load(ws)
-    assert _query(ws, "SELECT ts FROM events ORDER BY ts") == [(datetime(2026, 1, 4, 19),), (datetime(2026, 1, 5, 7),)]
-    assert _query(ws, "SELECT data_type FROM information_schema.columns WHERE table_name = 'events' "
+    assert query(ws, "SELECT ts FROM events ORDER BY ts") == [(datetime(2026, 1, 4, 19),), (datetime(2026, 1, 5, 7),)]
+    assert query(ws, "SELECT data_type FROM information_schema.columns WHERE table_name = 'events' "
                       "AND column_name = 'ts'") == [("TIMESTAMP",)]
 
 
@@ -139,11 +132,11 @@ def test_absurd_times_are_quarantined_with_the_accepted_range(tmp_path):
     ws = _ws(tmp_path, rows)
     result = load(ws)
     assert (result.loaded, result.quarantined) == (1, 3)
-    assert dict(_query(ws, "SELECT event_id, reason FROM quarantine")) == {
+    assert dict(query(ws, "SELECT event_id, reason FROM quarantine")) == {
         "e1": "ts: 9999-12-31 00:00:00 is outside the accepted range 1970-01-01..2099-12-31",
         "e2": "ts: 1900-01-01 00:00:00 is outside the accepted range 1970-01-01..2099-12-31",
         "e3": "label_ts: 9999-12-31 00:00:00 is outside the accepted range 1970-01-01..2099-12-31"}
-    assert _query(ws, "SELECT max(ts) FROM frame") == [(datetime(2026, 3, 1, 10),)]
+    assert query(ws, "SELECT max(ts) FROM frame") == [(datetime(2026, 3, 1, 10),)]
 
 
 @pytest.mark.parametrize("amount", ["nan", "NaN", "inf", "-inf", "Infinity"])
@@ -151,8 +144,8 @@ def test_non_finite_amounts_are_quarantined(tmp_path, amount):
     ws = _ws(tmp_path, [_row(0, "2026-03-01 10:00:00"), _row(1, "2026-03-01 11:00:00", amount=amount)])
     result = load(ws)
     assert (result.read, result.loaded, result.quarantined) == (2, 1, 1)
-    assert _query(ws, "SELECT event_id, reason FROM quarantine") == [("e1", "amount: not a finite number")]
-    assert _query(ws, "SELECT count(*) FROM events WHERE NOT isfinite(amount)") == [(0,)]
+    assert query(ws, "SELECT event_id, reason FROM quarantine") == [("e1", "amount: not a finite number")]
+    assert query(ws, "SELECT count(*) FROM events WHERE NOT isfinite(amount)") == [(0,)]
 
 
 @pytest.mark.parametrize("value", ["=HYPERLINK(\"http://x\")", "+1+2", "-2-3", "@SUM(A1)", "=1", " =1+1", "\uff1d1+1",
@@ -164,7 +157,7 @@ def test_quarantine_csv_defuses_spreadsheet_formulas(tmp_path, value):
     load(ws)
     exported = pd.read_csv(ws.root / "data" / "quarantine.csv", dtype=str)
     assert exported["note"].tolist() == ["'" + value]
-    assert _query(ws, "SELECT note FROM quarantine") == [(value,)]  # the table keeps the raw value
+    assert query(ws, "SELECT note FROM quarantine") == [(value,)]  # the table keeps the raw value
     assert not any(str(v).startswith(("=", "+", "-", "@")) for v in exported.to_numpy().ravel() if isinstance(v, str))
 
 
@@ -191,7 +184,7 @@ def test_absurd_amounts_are_quarantined_not_clamped(tmp_path, amount):
     ws = _ws(tmp_path, [_row(0, "2026-03-01 10:00:00"), _row(1, "2026-03-01 11:00:00", amount=amount)])
     result = load(ws)
     assert (result.read, result.loaded, result.quarantined) == (2, 1, 1)
-    assert _query(ws, "SELECT event_id, reason FROM quarantine") == [("e1", "amount: larger than 1e+15 (sums of such "
+    assert query(ws, "SELECT event_id, reason FROM quarantine") == [("e1", "amount: larger than 1e+15 (sums of such "
                                                                             "amounts overflow)")]
 
 
@@ -210,4 +203,4 @@ def test_json_text_in_a_mixed_column_loads_unescaped(tmp_path):
     (tmp_path / "w" / "data" / "dataset.yaml").write_text(yaml.safe_dump(dataset))
     ws = Workspace(tmp_path / "w")
     load(ws)
-    assert _query(ws, "SELECT note FROM events ORDER BY event_id") == [('café say "hi"',), ('{"n":1}',), (None,)]
+    assert query(ws, "SELECT note FROM events ORDER BY event_id") == [('café say "hi"',), ('{"n":1}',), (None,)]

@@ -19,7 +19,7 @@ from riskconsole.report import run_backtest
 from riskconsole.strategy import frame_of
 from riskconsole.validate import validate_file
 from riskconsole.workspace import Workspace
-from conftest import BASE_DATASET, random_events, write_workspace
+from conftest import query, BASE_DATASET, random_events, write_workspace
 
 DETECTOR = {"name": "hb", "kind": "pyod.hbos", "features": ["amount", "user_orders_1h"],
             "train": {"from": "2026-03-01", "to": "2026-03-04"}}
@@ -27,12 +27,6 @@ SCORED = {"name": "scored", "rules": [{"name": "odd", "when": "hb >= 0.6", "acti
 PLAIN = {"name": "plain", "rules": [{"name": "big", "when": "amount > 150", "action": "review"}]}
 
 
-def _query(ws, sql):
-    con = duckdb.connect(str(ws.db_path), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def _digest(path) -> str:
@@ -121,8 +115,8 @@ def test_reload_rescores_every_trained_detector_in_the_new_file(trained):
     _shrink_source(trained)
     result = reload(trained)
     assert result.rescored == {"hb": result.loaded} and result.unscored == {} and result.version
-    assert _query(trained, "SELECT count(*) FROM scores_hb JOIN frame USING (_pos)") == [(result.loaded,)]
-    assert _query(trained, "SELECT data_version FROM _scores WHERE detector = 'hb'") == [(result.version,)]
+    assert query(trained, "SELECT count(*) FROM scores_hb JOIN frame USING (_pos)") == [(result.loaded,)]
+    assert query(trained, "SELECT data_version FROM _scores WHERE detector = 'hb'") == [(result.version,)]
     assert _overall(trained)["population"] == result.loaded
 
 
@@ -135,7 +129,7 @@ def test_a_detector_whose_feature_was_dropped_loses_its_scores_loudly(trained, c
     assert main(["load", "--workspace", str(trained.root)]) == 0
     err = capsys.readouterr().err
     assert "warning: data/models/hb: NOT re-scored, its scores are gone: reads 'user_orders_1h'" in err
-    assert "scores_hb" not in {t for (t,) in _query(trained, "SELECT table_name FROM information_schema.tables")}
+    assert "scores_hb" not in {t for (t,) in query(trained, "SELECT table_name FROM information_schema.tables")}
     with pytest.raises(RiskConsoleError, match="detector 'hb' was scored on an earlier load"):
         _overall(trained)
     assert _overall(trained, "plain")["population"] == 400
@@ -149,7 +143,7 @@ def test_training_stamps_the_data_version(trained):
     frame = frame_of(con, trained.dataset())
     con.close()
     assert frame.stale == () and "hb" in frame.scores
-    assert _query(trained, "SELECT s.data_version = m.version FROM _scores s, _meta m") == [(True,)]
+    assert query(trained, "SELECT s.data_version = m.version FROM _scores s, _meta m") == [(True,)]
 
 
 @pytest.mark.parametrize("tamper", ["UPDATE _meta SET version = 'another load'", "DELETE FROM _scores",

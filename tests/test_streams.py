@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from riskconsole.ingest import load
-from conftest import BASE_DATASET, random_events, write_workspace
+from conftest import aggregate, BASE_DATASET, random_events, write_workspace
 
 STREAM = {"source": "data/logins.csv", "columns": {"time": "login_time"}, "rename": {"uid": "user_id"}}
 FEATURES = [
@@ -92,20 +92,10 @@ def brute_force(events: pd.DataFrame, rows: pd.DataFrame, time: str, feature: di
             peers = rows[mask.fillna(False)]
         column = feature[agg]
         values = [1] * len(peers) if column == "*" else [v for v in peers[column] if not pd.isna(v)]
-        out.append(_aggregate(agg, values))
+        out.append(aggregate(agg, values))
     return out
 
 
-def _aggregate(agg: str, values: list):
-    if agg == "count":
-        return len(values)
-    if agg == "count_distinct":
-        return len(set(values))
-    if agg == "sum":
-        return sum(values)
-    if not values:
-        return None
-    return float(np.mean(values)) if agg == "avg" else min(values) if agg == "min" else max(values)
 
 
 def same(got, want) -> bool:
