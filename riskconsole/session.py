@@ -58,11 +58,6 @@ class Session:
         self._evaluators: OrderedDict[tuple, object] = OrderedDict()
         self._lock = threading.Lock()
 
-    @classmethod
-    def open(cls, workspace: str | Path | None = None) -> Session:
-        """The session of `--workspace`, $RISKCONSOLE_WORKSPACE or the repository."""
-        return cls(Workspace.resolve(workspace))
-
     def __enter__(self) -> Session:
         return self
 
