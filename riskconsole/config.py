@@ -212,6 +212,11 @@ class Table(_Strict):
     time_format: str | list[str] | None = Field(None, description="strptime format(s) of text times (valid_from "
                                                 "and TIMESTAMP-typed columns).")
     types: dict[str, str] = Field(default_factory=dict, description="Optional DuckDB type per source column.")
+    label: str | None = Field(None, description="Entity label column (1 = the entity is fraudulent, 0 = good, "
+                              "empty = unknown): entity-level strategies deciding this table's key read their label "
+                              "from it. Hidden from rules and features, like the events' label.")
+    label_time: str | None = Field(None, description="When the entity label became known (e.g. the ban date): "
+                                   "with --as-of, a label known later counts as unknown.")
 
     @model_validator(mode="after")
     def _one_join(self) -> Table:
@@ -219,6 +224,10 @@ class Table(_Strict):
             raise ValueError("give exactly one of key: (a column) or range: {value, low, high}")
         if self.valid_from is not None and self.key is None:
             raise ValueError("valid_from works with key: (as-of join), not with range:")
+        if (self.label is not None or self.label_time is not None) and self.key is None:
+            raise ValueError("label: and label_time: are entity labels: they need key: (the entity column)")
+        if self.label_time is not None and self.label is None:
+            raise ValueError("label_time: needs label: (the entity label column it dates)")
         return self
 
 
@@ -302,6 +311,34 @@ class Rule(_Strict):
     _name = field_validator("name")(_check_name)
 
 
+class Level(_Strict):
+    """An entity-level strategy's unit: one decision per entity per period in which it had events (DESIGN §3.2)."""
+
+    entity: str = Field(description="Entity column decided (e.g. merchant_id): an events column listed in "
+                        "columns.entities.")
+    every: str = Field("1d", description="Period length (1d: one decision per entity per day it had events); "
+                       "periods start at UTC midnight multiples of it since 1970-01-01.")
+    horizon: str | None = Field(None, description="Money window after the period's start: a block stops the "
+                                "entity's fraud amount there and loses its good amount (default: the period).")
+
+    @field_validator("every", "horizon")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            duration_seconds(value)
+        return value
+
+    @property
+    def every_seconds(self) -> int:
+        """The period length in seconds."""
+        return duration_seconds(self.every)
+
+    @property
+    def horizon_seconds(self) -> int:
+        """The money window in seconds (the period when not given)."""
+        return duration_seconds(self.horizon or self.every)
+
+
 class Strategy(_Strict):
     """`strategies/NAME.yaml`: rules, params and the population they decide."""
 
@@ -309,6 +346,8 @@ class Strategy(_Strict):
                       "digits, _ and - (not starting with -), at most 100 characters.")
     description: str = Field("", description="Free text: what the strategy does and why.")
     population: str | None = Field(None, description="Optional SQL filter: which events the strategy decides.")
+    level: Level | None = Field(None, description="Decide entities, not events: {entity: merchant_id, every: 1d, "
+                                "horizon: 7d}. Rules then read the entity's features as of each period's start.")
     params: dict[str, ParamValue] = Field(default_factory=dict, description="Named values that rules read as "
                                           "$name; sliders, --set, sweep and optimize change them, never the text.")
     rules: list[Rule] = Field(default_factory=list, description="The rules, in order (at least one); the final "

@@ -68,7 +68,8 @@ def check_features(dataset: Dataset, types: dict[str, str], label: str,
         if feature.sql is not None:
             continue
         if feature.lookup is not None:
-            check_lookup(feature, others.get(f"table_{feature.lookup.split('.')[0]}", {}), where)
+            table = feature.lookup.split(".")[0]
+            check_lookup(feature, others.get(f"table_{table}", {}), where, dataset.tables[table])
         elif feature.from_ is not None:
             check_stream_feature(feature, types, others.get(f"stream_{feature.from_}", {}), where)
         else:

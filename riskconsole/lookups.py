@@ -15,7 +15,7 @@ from difflib import get_close_matches
 import duckdb
 from sqlglot import exp
 
-from riskconsole.config import Dataset, Feature
+from riskconsole.config import Dataset, Feature, Table
 from riskconsole.errors import ConfigError
 from riskconsole.sqlbuild import alias, fill, ident, render
 from riskconsole.streams import _compatible, micros
@@ -88,11 +88,20 @@ def check_table(dataset: Dataset, name: str, events: dict[str, str], table: dict
     if not _compatible(events[column], table[other]):
         raise ConfigError(f"{where}: '{column}' is {events[column]} in the decision events and {table[other]} in "
                           "the table (declare the same type under types:)")
+    for role in ("label", "label_time"):
+        mapped = getattr(spec, role)
+        if mapped is not None and mapped not in table:
+            near = get_close_matches(mapped, list(table), n=1)
+            hint = f"did you mean '{near[0]}'?" if near else f"its columns: {', '.join(sorted(table))}"
+            raise ConfigError(f"{label}: tables.{name}.{role}: '{mapped}' is not a column of the table ({hint})")
 
 
-def check_lookup(feature: Feature, table: dict[str, str], where: str) -> None:
-    """The looked-up column exists in the table (with a did-you-mean)."""
+def check_lookup(feature: Feature, table: dict[str, str], where: str, spec: Table | None = None) -> None:
+    """The looked-up column exists in the table (with a did-you-mean) and is not the table's entity label."""
     name, column = target(feature)
+    if spec is not None and column in (spec.label, spec.label_time):
+        raise ConfigError(f"{where}: lookup: '{name}.{column}' is the table's entity label (the answer an "
+                          "entity-level strategy is judged by): no feature may read it")
     if column not in table:
         near = get_close_matches(column, list(table), n=1)
         hint = f"did you mean '{near[0]}'?" if near else f"its columns: {', '.join(sorted(table))}"
