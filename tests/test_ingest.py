@@ -183,3 +183,13 @@ def test_csv_header_names_repeated_up_to_case_are_refused(tmp_path, header, refu
     import duckdb
     from riskconsole.sources import column_types
     assert list(column_types(duckdb.connect(), "csv", [str(headerless)])) == ["column0", "column1", "column2"]
+
+
+def test_a_type_no_row_fits_says_why_every_row_was_quarantined(tmp_path):
+    events = random_events(n=20)
+    events["score"] = 123.4
+    dataset = {**BASE_DATASET, "types": {"score": "DECIMAL(2,1)"}}
+    ws = write_workspace(tmp_path / "ws", events, dataset)
+    with pytest.raises(RiskConsoleError, match=r"every one quarantined: score: not a valid DECIMAL\(2,1\) \(20 rows\)"):
+        load(ws)
+    assert not ws.db_path.exists()
