@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Union
 
 import duckdb
 import numpy as np
@@ -20,6 +21,10 @@ from riskconsole.limits import query_time_limit
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
 from riskconsole.strategy import CompiledStrategy, Frame, source
 
+if TYPE_CHECKING:
+    from riskconsole.engines import Engine
+
+Runner = Union[duckdb.DuckDBPyConnection, "Engine"]  # where the grouped query runs (DESIGN §7)
 BITS = 62  # rule bits per BIGINT mask word (stays clear of the sign bit)
 
 
@@ -144,7 +149,7 @@ def groups_query(compiled: CompiledStrategy, frame: Frame, dataset: Dataset, win
         inner.subquery("p")).group_by(*keys)
 
 
-def run_groups(con: duckdb.DuckDBPyConnection, compiled: CompiledStrategy, frame: Frame, dataset: Dataset,
+def run_groups(con: Runner, compiled: CompiledStrategy, frame: Frame, dataset: Dataset,
                window: Window, segment: exp.Expression | None = None) -> Groups:
     """Execute the grouped query (on a safe connection) and unpack it into numpy arrays."""
     table = run_query(con, groups_query(compiled, frame, dataset, window, segment), compiled.name)
@@ -163,11 +168,10 @@ def run_groups(con: duckdb.DuckDBPyConnection, compiled: CompiledStrategy, frame
                   np.nan_to_num(table.column("amt").to_numpy(zero_copy_only=False).astype(np.float64)), days, seg)
 
 
-def empty_window_message(con: duckdb.DuckDBPyConnection, compiled: CompiledStrategy, dataset: Dataset,
+def empty_window_message(con: Runner, compiled: CompiledStrategy, dataset: Dataset,
                          window: Window) -> str:
     """Why nothing is left to decide: the window misses the data, or the population filter keeps nothing."""
-    first, last = con.execute(render(fill("SELECT CAST(min(:t) AS DATE), CAST(max(:t) AS DATE) FROM frame",
-                                          t=ident(dataset.columns.time)))).fetchall()[0]
+    first, last = _span(con, dataset, "CAST(min(:t) AS DATE) AS lo, CAST(max(:t) AS DATE) AS hi")
     lo = window.start.date().isoformat() if window.start else "the start"
     hi = (window.end - timedelta(microseconds=1)).date().isoformat() if window.end else "the end"
     if compiled.population is not None:
@@ -176,12 +180,22 @@ def empty_window_message(con: duckdb.DuckDBPyConnection, compiled: CompiledStrat
     return f"--from/--to: the window {lo}..{hi} holds no event (the data spans {first}..{last})"
 
 
-def run_query(con: duckdb.DuckDBPyConnection, query: exp.Expression, strategy: str) -> pa.Table:
+def _span(con: Runner, dataset: Dataset, select: str) -> tuple:
+    """First and last time of the frame (as `select` writes them)."""
+    query = fill(f"SELECT {select} FROM frame", t=ident(dataset.columns.time))
+    row = run_query(con, query, "frame").to_pylist()[0]
+    return row["lo"], row["hi"]
+
+
+def run_query(con: Runner, query: exp.Expression, strategy: str) -> pa.Table:
     """Run a query holding user expressions; a failure while evaluating them is a one-line error.
 
     The query is stopped after `limits.query_seconds()` (a `QueryTimeout`, one line): a runaway
-    expression or window must not hang the CLI or the console.
+    expression or window must not hang the CLI or the console. Another engine (`engines.Engine`, e.g. Spark)
+    renders and runs the same AST itself.
     """
+    if not isinstance(con, duckdb.DuckDBPyConnection):
+        return con.arrow(query, strategy)
     try:
         with query_time_limit(con, f"strategy '{strategy}'"):
             return con.sql(render(query)).to_arrow_table()
@@ -190,11 +204,10 @@ def run_query(con: duckdb.DuckDBPyConnection, query: exp.Expression, strategy: s
                                f"{str(err).splitlines()[0]} (guard the expression, e.g. with nullif or TRY_CAST)") from None
 
 
-def window_days(con: duckdb.DuckDBPyConnection, dataset: Dataset, window: Window) -> list[date]:
+def window_days(con: Runner, dataset: Dataset, window: Window) -> list[date]:
     """Every calendar day of the window that the data reaches (a window wider than the data is cut to it,
     so a far --from/--to never makes millions of empty days)."""
-    first, last = con.execute(render(fill("SELECT min(:t), max(:t) FROM frame",
-                                          t=ident(dataset.columns.time)))).fetchall()[0]
+    first, last = _span(con, dataset, "min(:t) AS lo, max(:t) AS hi")
     if first is None:
         return []
     lo = max(window.start, first) if window.start else first

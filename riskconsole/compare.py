@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
-from riskconsole.backtest import (Groups, Window, action_case, known_label, matched_rules, population_filters,
+from riskconsole.backtest import (Groups, Runner, Window, action_case, known_label, matched_rules, population_filters,
                                   run_groups, run_query)
 from riskconsole.config import Business, Dataset
 from riskconsole.errors import RiskConsoleError
@@ -76,7 +76,7 @@ def same_population(candidate: CompiledStrategy, baseline: CompiledStrategy) -> 
     return render_or_none[0] == render_or_none[1]
 
 
-def joint_groups(con: duckdb.DuckDBPyConnection, candidate: CompiledStrategy, baseline: CompiledStrategy,
+def joint_groups(con: Runner, candidate: CompiledStrategy, baseline: CompiledStrategy,
                  frame: Frame, dataset: Dataset, window: Window, allow_different_population: bool = False,
                  segment: exp.Expression | None = None) -> Joint:
     """Run both strategies in one SQL pass.

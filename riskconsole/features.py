@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import duckdb
 from sqlglot import exp
 
@@ -228,25 +230,50 @@ def _types(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
     return dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall())
 
 
-def _side_tables(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> tuple[dict[str, str], dict[str, list[Feature]]]:
-    """Temp tables of the label features, stream windows and lookups, each (`_pos`, values), over `_frame_base`."""
+def side_queries(dataset: Dataset, base: str = "_frame_base") -> tuple[list[tuple[str, exp.Expression]],
+                                                                         dict[str, str], dict[str, list[Feature]]]:
+    """The side tables of the label features, stream windows and lookups, each (`_pos`, values), over `base`.
+
+    Returns (table name, query) in order, label feature -> its table, and join table -> its features.
+    """
+    steps: list[tuple[str, exp.Expression]] = []
     label_tables: dict[str, str] = {}
     for i, feature in enumerate(f for f in dataset.features if f.sql is None and is_label_feature(f, dataset)):
-        table = f"_label_feature_{i}"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {render(label_feature_query(feature, dataset, '_frame_base'))}")
-        label_tables[feature.name] = table
+        label_tables[feature.name] = f"_label_feature_{i}"
+        steps.append((f"_label_feature_{i}", label_feature_query(feature, dataset, base)))
     joins: dict[str, list[Feature]] = {}
     for i, ((stream, keys, bucket), features) in enumerate(stream_groups(dataset).items()):
-        table = f"_stream_feature_{i}"
-        query = stream_query(dataset, stream, keys, features, "_frame_base", bucket)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {render(query)}")
-        joins[table] = features
+        steps.append((f"_stream_feature_{i}", stream_query(dataset, stream, keys, features, base, bucket)))
+        joins[f"_stream_feature_{i}"] = features
     for i, (name, features) in enumerate(lookup_groups(dataset).items()):
-        table = f"_lookup_feature_{i}"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS "
-                    f"{render(lookup_query(dataset, name, features, '_frame_base'))}")
-        joins[table] = features
-    return label_tables, joins
+        steps.append((f"_lookup_feature_{i}", lookup_query(dataset, name, features, base)))
+        joins[f"_lookup_feature_{i}"] = features
+    return steps, label_tables, joins
+
+
+@dataclass
+class FramePlan:
+    """The SQL that builds the frame, as ASTs every engine renders in its own dialect (DESIGN §7).
+
+    Run in order: `base` as table `_frame_base`, each side query as its table, then `frame` (still holding `_t`,
+    which the engine drops).
+    """
+
+    base: exp.Expression
+    side: list[tuple[str, exp.Expression]]
+    frame: exp.Expression
+    label_tables: dict[str, str]
+    joins: dict[str, list[Feature]]
+
+
+def frame_plan(dataset: Dataset, columns: list[str], label: str) -> FramePlan:
+    """Every query that builds the frame from `events` (and the stream and table tables), in order."""
+    id_col, time_col = dataset.columns.id, dataset.columns.time
+    base = fill("SELECT *, :micros AS _t, row_number() OVER (ORDER BY :time, :id) AS _pos FROM events",
+                micros=micros(ident(time_col)), time=ident(time_col), id=ident(id_col))
+    side, label_tables, joins = side_queries(dataset)
+    frame = frame_query(dataset, columns, label, label_tables=label_tables, joins=joins)
+    return FramePlan(base, side, frame, label_tables, joins)
 
 
 def build_frame(con: duckdb.DuckDBPyConnection, dataset: Dataset, label: str) -> list[str]:
@@ -259,19 +286,15 @@ def build_frame(con: duckdb.DuckDBPyConnection, dataset: Dataset, label: str) ->
     others = {t: _types(con, t) for t in [*(f"stream_{s}" for s in dataset.streams),
                                           *(f"table_{t}" for t in dataset.tables)]}
     check_features(dataset, types, label, others)
-    id_col, time_col = dataset.columns.id, dataset.columns.time
-    con.execute(render(fill(
-        "CREATE OR REPLACE TEMP TABLE _frame_base AS SELECT *, :micros AS _t, "
-        "row_number() OVER (ORDER BY :time, :id) AS _pos FROM events", micros=micros(ident(time_col)),
-        time=ident(time_col), id=ident(id_col))))
-    label_tables, joins = _side_tables(con, dataset)
-    query = frame_query(dataset, list(types), label, label_tables=label_tables, joins=joins)
+    plan = frame_plan(dataset, list(types), label)
+    for table, query in [("_frame_base", plan.base), *plan.side]:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {render(query)}")
     try:
-        con.execute(f"CREATE OR REPLACE TABLE frame AS {render(query)}")
+        con.execute(f"CREATE OR REPLACE TABLE frame AS {render(plan.frame)}")
     except duckdb.BinderException as err:
-        _blame(con, dataset, list(types), label, label_tables, joins)
+        _blame(con, dataset, list(types), label, plan.label_tables, plan.joins)
         raise ConfigError(f"{label}: features: {str(err).splitlines()[0]}") from None
     con.execute("ALTER TABLE frame DROP COLUMN _t")
-    for table in [*label_tables.values(), *joins, "_frame_base"]:
+    for table in [*plan.label_tables.values(), *plan.joins, "_frame_base"]:
         con.execute(f"DROP TABLE {table}")
     return [f.name for f in dataset.features]
