@@ -57,10 +57,33 @@ def cmd_load(ws: Workspace, args: argparse.Namespace) -> None:
     result = reload(ws, args.dataset, progress=lambda m: print(m, file=sys.stderr), trusted=True)
     print(result.summary())
     print(f"features: {', '.join(result.features) or 'none'} ({result.seconds:.1f} s)")
+    _spark_build(ws, args)
     if result.rescored:  # `_pos` moved with the new events: every trained detector scored the new frame
         print("re-scored: " + ", ".join(f"{name} ({rows:,} rows)" for name, rows in result.rescored.items()))
     for warning in result.warnings:
         print(f"warning: {terminal(warning)}", file=sys.stderr)
+
+
+def _session(ws: Workspace, args: argparse.Namespace) -> Session:
+    from riskconsole.session import Session
+
+    return Session(ws, engine=getattr(args, "engine", None), progress=lambda m: print(m, file=sys.stderr))
+
+
+def _spark_build(ws: Workspace, args: argparse.Namespace) -> None:
+    """With engine spark, build this load's frame on Spark now (else the first backtest does)."""
+    with _session(ws, args) as session:
+        if session.engine != "spark":
+            return
+        engine = session.spark_engine()
+        print(f"spark: frame built on {_engine_text(session)} in {sum(engine.seconds.values()):.1f} s "
+              f"(export {engine.seconds.get('export', 0):.1f} s, features {engine.seconds.get('frame', 0):.1f} s): "
+              f"{ws.rel(engine.root)}")
+
+
+def _engine_text(session: Session) -> str:
+    spark = session.dataset.spark
+    return "duckdb" if session.engine == "duckdb" else f"spark ({spark.remote or spark.master})"
 
 
 def cmd_validate(ws: Workspace, args: argparse.Namespace) -> int:
@@ -76,7 +99,8 @@ def cmd_validate(ws: Workspace, args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-BOOTSTRAP, SEED = 1000, 7  # defaults of --bootstrap and --seed
+BOOTSTRAP, SEED = 1000, 7
+ENGINES = ("duckdb", "spark")  # config.ENGINES (not imported: `--help` loads no data library)  # defaults of --bootstrap and --seed
 
 
 def _baseline(args: argparse.Namespace) -> Baseline | None:
@@ -101,24 +125,23 @@ def _window(session: Session, args: argparse.Namespace):
 
 def cmd_backtest(ws: Workspace, args: argparse.Namespace) -> None:
     from riskconsole.export import parse_formats, write_files
-    from riskconsole.session import Session
 
     formats = parse_formats(args.format)
-    with Session(ws) as session:
+    with _session(ws, args) as session:
         bt = session.backtest(args.strategy, _window(session, args), _parse_sets(args.set), _baseline(args), args.by,
                               args.assume)
         files = session.export(bt, formats)
+        engine = _engine_text(session)
     out = _out_dir(ws, args, bt.report["strategy"])
     write_files(files, out)
     _print_summary(bt.report)
-    print(f"wrote {terminal(out)}")
+    print(f"computed on {engine}; wrote {terminal(out)}")
 
 
 def cmd_gate(ws: Workspace, args: argparse.Namespace) -> int:
     from riskconsole.gate import describe
-    from riskconsole.session import Session
 
-    with Session(ws) as session:
+    with _session(ws, args) as session:
         gate = session.gate(args.strategy, args.require or [], _window(session, args), _parse_sets(args.set),
                             _baseline(args), args.assume)
     for result in gate.results:
@@ -361,6 +384,10 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--set", action="append", metavar="PARAM=VALUE",
                        help="override a param of the strategy for this run; VALUE is read as YAML (repeatable)")
 
+    def engine(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--engine", choices=ENGINES, help="where features and the backtest run (default: "
+                       "$RISKCONSOLE_ENGINE, else engine: in data/dataset.yaml, else duckdb); see docs/scale.md")
+
     def out(p: argparse.ArgumentParser) -> None:
         p.add_argument("--out", metavar="DIR",
                        help="folder for the output files (default: reports/STRATEGY-YYYYMMDD-HHMMSS/ of the workspace)")
@@ -373,6 +400,7 @@ def _parser() -> argparse.ArgumentParser:
     p = command("load", "load events and build features")
     p.add_argument("dataset", nargs="?", metavar="DATASET_YAML",
                    help="dataset YAML (default: data/dataset.yaml of the workspace)")
+    engine(p)
     p = command("validate", "check strategy, detector and dataset files without running them")
     p.add_argument("files", nargs="+", metavar="FILE",
                    help="YAML files to check; the kind is read from the folder (strategies/, detectors/) or the keys")
@@ -383,6 +411,8 @@ def _parser() -> argparse.ArgumentParser:
         window(p)
         if name != "gate":
             out(p)
+        if name != "sweep":
+            engine(p)
         if name in ("backtest", "gate"):
             p.add_argument("--baseline", metavar="STRATEGY_YAML",
                            help="strategy YAML to compare against (fills the report's `compare`)")

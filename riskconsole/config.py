@@ -240,6 +240,21 @@ class Business(_Strict):
     good_block_cost: float = Field(0.3, ge=0, description="Money lost per unit of good amount blocked.")
 
 
+ENGINES = ("duckdb", "spark")  # where features and backtests run (DESIGN §7)
+
+
+class SparkSettings(_Strict):
+    """Settings of the Spark session the `spark` engine starts (DESIGN §7, docs/scale.md)."""
+
+    master: str = Field("local[*]", description="spark.master: local[*] (every core of this machine), local[2], "
+                        "spark://host:7077, yarn, k8s://... A cluster needs data/spark/ on storage its executors read.")
+    remote: str | None = Field(None, description="A Spark Connect URL (sc://host:15002) used instead of master.")
+    driver_memory: str | None = Field(None, description="spark.driver.memory, e.g. 4g (default: Spark's, 1g).")
+    conf: dict[str, str | int | float | bool] = Field(default_factory=dict, description="Any other Spark settings, "
+                                                      "e.g. spark.sql.shuffle.partitions: 64 (the session time zone "
+                                                      "is always UTC, as in DuckDB).")
+
+
 class Dataset(_Strict):
     """`data/dataset.yaml`: where events come from, column roles, features, business costs."""
 
@@ -258,6 +273,11 @@ class Dataset(_Strict):
                                     "order (a derived feature may read earlier ones).")
     business: Business = Field(default_factory=Business, description="Costs and capacities that turn decisions "
                                "into money and review load.")
+    engine: Literal["duckdb", "spark"] = Field("duckdb", description="Where features and backtests run: duckdb "
+                                               "(this machine) or spark (features and backtests as Spark SQL; see "
+                                               "docs/scale.md). --engine and $RISKCONSOLE_ENGINE override it.")
+    spark: SparkSettings = Field(default_factory=SparkSettings, description="Spark session settings for engine: spark (master, "
+                         "driver memory, extra conf).")
 
     @model_validator(mode="after")
     def _unique_features(self) -> Dataset:

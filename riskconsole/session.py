@@ -51,8 +51,13 @@ class GateResult:
 class Session:
     """A workspace opened for analysis: dataset, read-only connection, frame, and every question asked of them."""
 
-    def __init__(self, ws: Workspace, con: duckdb.DuckDBPyConnection | None = None) -> None:
+    def __init__(self, ws: Workspace, con: duckdb.DuckDBPyConnection | None = None, engine: str | None = None,
+                 spark=None, progress=None) -> None:
+        """`engine` is `--engine` (None: $RISKCONSOLE_ENGINE, else the dataset's `engine:`); `spark` a SparkSession to
+        use instead of starting one from the dataset's `spark:` settings."""
         self.ws = ws
+        self._engine_flag, self._spark_session, self._progress = engine, spark, progress
+        self._spark = None
         self._con, self._own = con, con is None
         self._dataset: Dataset | None = None
         self._frame: Frame | None = None
@@ -102,6 +107,35 @@ class Session:
         if strategy is not None and strategy.level is not None:
             cur.register("frame", self.entities(strategy.level, strategy.name).table)
         return cur
+
+    @property
+    def engine(self) -> str:
+        """Where features and backtests run: duckdb or spark (DESIGN §7; `engines.choose`)."""
+        from riskconsole.engines import choose
+
+        return choose(self._engine_flag, self.dataset)
+
+    def spark_engine(self):
+        """The Spark engine over this data version: export and frame built on first use, cached under data/spark/."""
+        from riskconsole.engines.spark import SparkEngine
+
+        if self._spark is None:
+            frame = self.frame
+            with self.cursor() as cur:
+                self._spark = SparkEngine(self.ws, self.dataset, cur, self._spark_session, self._progress).prepare(frame)
+        return self._spark
+
+    def _runner(self, cur: duckdb.DuckDBPyConnection, path: str | Path, *compiled: CompiledStrategy):
+        """Where a backtest's grouped query runs: the DuckDB cursor, or the Spark engine (checked for each strategy)."""
+        if self.engine == "duckdb":
+            return cur
+        if compiled[0].strategy.level is not None:
+            raise RiskConsoleError(f"{self.ws.rel(path)}: entity-level strategies do not run on engine spark yet "
+                                   "(run with --engine duckdb)")
+        engine = self.spark_engine()
+        for strategy in compiled:
+            engine.check(strategy, strategy.name)
+        return engine
 
     def entities(self, level: Level, label: str = "strategy") -> EntityView:
         """The entity frame of a level (built once per level and data version: see `entities.py`)."""
@@ -229,11 +263,12 @@ class Session:
         if base is not None:
             self._same_level(compiled, base, baseline.path)
         with self.cursor(compiled.strategy) as cur:
+            runner = self._runner(cur, path, compiled, *([base] if base is not None else []))
             segment = segment_expression(cur, by, compiled, frame, dataset, window) if by else None
             if base is None:
-                groups, joint = run_groups(cur, compiled, frame, dataset, window, segment), None
+                groups, joint = run_groups(runner, compiled, frame, dataset, window, segment), None
             else:
-                joint = joint_groups(cur, compiled, base, frame, dataset, window,
+                joint = joint_groups(runner, compiled, base, frame, dataset, window,
                                      baseline.allow_different_population, segment)
                 groups = joint.side_groups("candidate")
         report = self._report(compiled, groups, window, by)

@@ -1,0 +1,246 @@
+"""The Spark engine: a loaded workspace's features and backtests as Spark SQL (DESIGN §7, docs/scale.md).
+
+After a DuckDB load (which reads, types and quarantines the files), `events` (partitioned by day), every
+`stream_NAME` and `table_NAME` and the detector score tables are exported to Parquet under
+`data/spark/<data version>/`; Spark builds the frame there with the very queries DuckDB runs
+(`features.frame_plan`, rendered with `dialects.spark()`), and a backtest's grouped query
+(`backtest.groups_query`) runs on that frame: only the grouped rows come back to Python. The export and the
+frame are built once per data version (a load gives a new one).
+
+Not on Spark yet: load and quarantine, detector training and scoring (their scores are exported), sweep,
+optimize, monitor, entity-level strategies and the console.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import duckdb
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+from sqlglot import exp
+from sqlglot.errors import ErrorLevel, SqlglotError
+
+from riskconsole import dialects
+from riskconsole.config import Dataset, SparkSettings
+from riskconsole.errors import DataError, RiskConsoleError
+from riskconsole.features import frame_plan
+from riskconsole.names import META_TABLE, SCORES_TABLE
+from riskconsole.sqlbuild import fill, ident
+from riskconsole.strategy import CompiledStrategy, Frame
+from riskconsole.workspace import Workspace
+
+SPARK_DIR = "spark"  # under data/: one folder per data version
+DONE = "_riskconsole.json"  # written last: the version's export and frame are complete
+DAY = "__day"  # the partition column of the exported events (not a column of the frame)
+LOCAL_SHUFFLE_PARTITIONS = 8  # local mode: a few tasks per core (Spark's 200 is for clusters)
+INSTALL_JAVA = "apt-get install openjdk-17-jre-headless, or set JAVA_HOME"
+
+
+def missing() -> str | None:
+    """One line saying what to install when PySpark or Java is missing (None when both are there)."""
+    if importlib.util.find_spec("pyspark") is None:
+        return "engine spark needs PySpark: pip install 'pyspark==4.3.*' (and Java 17: " + INSTALL_JAVA + ")"
+    java_home = os.environ.get("JAVA_HOME")
+    if shutil.which("java") is None and not (java_home and Path(java_home, "bin", "java").exists()):
+        return "engine spark needs Java 17 on PATH: " + INSTALL_JAVA
+    return None
+
+
+def start(settings: SparkSettings) -> Any:
+    """A SparkSession from the dataset's `spark:` settings (local[*] by default; the time zone is always UTC)."""
+    reason = missing()
+    if reason:
+        raise RiskConsoleError(reason)
+    with warnings.catch_warnings():  # pyspark 4.3 warns that it does not fully support pandas 3
+        warnings.simplefilter("ignore", FutureWarning)
+        from pyspark.sql import SparkSession
+    builder = SparkSession.builder.appName("riskconsole")
+    builder = builder.remote(settings.remote) if settings.remote else builder.master(settings.master)
+    conf: dict[str, Any] = {"spark.ui.enabled": False, "spark.ui.showConsoleProgress": False}
+    if not settings.remote and settings.master.startswith("local"):  # 200 shuffle tasks per window cost minutes
+        conf["spark.sql.shuffle.partitions"] = LOCAL_SHUFFLE_PARTITIONS
+    conf.update(settings.conf)
+    if settings.driver_memory:
+        conf["spark.driver.memory"] = settings.driver_memory
+    conf["spark.sql.session.timeZone"] = "UTC"  # times mean what they mean in DuckDB (SET TimeZone = 'UTC')
+    for key, value in conf.items():
+        builder = builder.config(key, str(value).lower() if isinstance(value, bool) else str(value))
+    session = builder.getOrCreate()
+    if not settings.remote:
+        session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def render(node: exp.Expression, what: str) -> str:
+    """Spark SQL of an AST with DuckDB's meaning (dialects.spark); anything without an exact rendering is refused.
+
+    Raises:
+        RiskConsoleError: naming `what` and the engine.
+    """
+    try:
+        return node.sql(dialect=dialects.spark(), unsupported_level=ErrorLevel.RAISE, comments=False)
+    except dialects.Unsupported as err:
+        problem, fix = err.args
+        raise RiskConsoleError(f"{what}: cannot be rendered exactly for engine spark: {problem} ({fix})") from None
+    except SqlglotError as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise RiskConsoleError(f"{what}: cannot be translated exactly to engine spark: {first}") from None
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+class SparkEngine:
+    """Features and grouped backtest queries of one workspace's loaded data version, run by Spark."""
+
+    name = "spark"
+
+    def __init__(self, ws: Workspace, dataset: Dataset, con: duckdb.DuckDBPyConnection, session: Any = None,
+                 progress: Callable[[str], None] | None = None) -> None:
+        """`con` reads the loaded DuckDB database (the export's source); `session` defaults to `start()`'s."""
+        self.ws, self.dataset, self._con = ws, dataset, con
+        self._session = session
+        self._progress = progress or (lambda message: None)
+        self.version = _version(con)
+        self.root = ws.root / "data" / SPARK_DIR / self.version
+        self.seconds: dict[str, float] = {}  # what preparing took: export, frame (0 when cached)
+
+    @property
+    def spark(self) -> Any:
+        if self._session is None:
+            started = time.perf_counter()
+            self._session = start(self.dataset.spark)
+            self.seconds["start"] = time.perf_counter() - started
+        return self._session
+
+    @property
+    def built(self) -> bool:
+        """Whether this data version's export and frame are on disk."""
+        return (self.root / DONE).exists()
+
+    # ------------------------------------------------------------ building once per data version
+
+    def prepare(self, frame: Frame) -> SparkEngine:
+        """Export and build the frame on Spark unless this data version has them; register `frame` and the current
+        detector score tables as views."""
+        if not self.built:
+            self._build(frame)
+        self.spark.read.parquet(str(self.root / "frame")).createOrReplaceTempView("frame")
+        for detector, table in frame.scores.items():
+            if detector not in frame.stale:
+                self._scores(table).createOrReplaceTempView(table)
+        return self
+
+    def _build(self, frame: Frame) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+        for other in self.root.parent.glob("*") if self.root.parent.exists() else []:
+            if other.is_dir():  # a frame of an earlier load: its events are gone from DuckDB too
+                shutil.rmtree(other, ignore_errors=True)
+        started = time.perf_counter()
+        self._progress(f"spark: exporting events, streams and tables to {self.ws.rel(self.root)} ...")
+        names = ["events", *(f"stream_{s}" for s in self.dataset.streams), *(f"table_{t}" for t in self.dataset.tables)]
+        for name in names:
+            self._export(name, self.root / name, by_day=name == "events")
+        self.seconds["export"] = time.perf_counter() - started
+        started = time.perf_counter()
+        self._progress(f"spark: building {len(self.dataset.features)} features on {self._master()} ...")
+        self._build_frame(names, list(frame.columns))
+        self.seconds["frame"] = time.perf_counter() - started
+        (self.root / DONE).write_text(json.dumps({"version": self.version, "seconds": self.seconds}))
+
+    def _master(self) -> str:
+        return self.dataset.spark.remote or self.dataset.spark.master
+
+    def _export(self, table: str, out: Path, by_day: bool = False) -> None:
+        """A DuckDB table as Parquet files (events: one folder per day, `__day=YYYY-MM-DD`), streamed in batches."""
+        query = fill("SELECT * FROM :t", t=exp.to_table(table, quoted=True))
+        if by_day:
+            query = fill("SELECT *, CAST(:time AS DATE) AS __day FROM :t", t=exp.to_table(table, quoted=True),
+                         time=ident(self.dataset.columns.time))
+        reader = self._con.sql(query.sql(dialect="duckdb")).to_arrow_reader(500_000)
+        out.mkdir(parents=True, exist_ok=True)
+        partitioning = pads.partitioning(pa.schema([(DAY, pa.date32())]), flavor="hive") if by_day else None
+        pads.write_dataset(reader, out, format="parquet", partitioning=partitioning, max_partitions=100_000,
+                           existing_data_behavior="overwrite_or_ignore")
+        if not any(out.rglob("*.parquet")):  # an empty table still has a schema Spark can read
+            pq.write_table(reader.schema.empty_table(), out / "empty.parquet")
+
+    def _build_frame(self, names: list[str], order: list[str]) -> None:
+        """The frame, by the queries of `features.frame_plan` rendered for Spark, written as Parquet with the columns
+        in the order of DuckDB's frame (`order`; Spark puts a USING join's key first)."""
+        spark = self.spark
+        for name in names:
+            data = spark.read.parquet(str(self.root / name))
+            (data.drop(DAY) if name == "events" else data).createOrReplaceTempView(name)
+        columns = [c for c in spark.table("events").columns]
+        plan = frame_plan(self.dataset, columns, self.ws.rel(self.ws.dataset_path))
+        steps = [("_frame_base", plan.base), *plan.side]
+        try:
+            for table, query in steps:  # materialized: each is read by later steps (and row_number must not re-run)
+                spark.sql(render(query, f"features ({table})")).localCheckpoint().createOrReplaceTempView(table)
+            frame = spark.sql(render(plan.frame, "features")).select(*[f"`{c}`" for c in order])
+            frame.write.mode("overwrite").parquet(str(self.root / "frame"))
+        except RiskConsoleError:
+            raise
+        except Exception as err:  # noqa: BLE001 - pyspark raises many kinds; one line says which step failed
+            raise DataError(f"{self.ws.rel(self.ws.dataset_path)}: building the features on spark failed: "
+                            f"{_first_line(err)}") from None
+        finally:
+            for table, _ in steps:
+                spark.catalog.dropTempView(table)
+
+    def _scores(self, table: str) -> Any:
+        """A detector's score table as Parquet, exported once per (data version, scoring stamp)."""
+        stamp = self._con.execute(f"SELECT data_version, CAST(scored_at AS VARCHAR) FROM {SCORES_TABLE} "
+                                  "WHERE 'scores_' || detector = ?", [table]).fetchall()
+        key = hashlib.sha1(json.dumps([table, stamp]).encode()).hexdigest()[:12]
+        out = self.root / "scores" / f"{table}-{key}"
+        if not (out / DONE).exists():
+            shutil.rmtree(out, ignore_errors=True)
+            for old in (self.root / "scores").glob(f"{table}-*"):
+                shutil.rmtree(old, ignore_errors=True)
+            self._export(table, out)
+            (out / DONE).write_text("{}")
+        return self.spark.read.parquet(str(out))
+
+    # ------------------------------------------------------------ running queries
+
+    def check(self, compiled: CompiledStrategy, label: str) -> None:
+        """Every rule and the population render exactly for Spark (else one line naming the rule and the engine)."""
+        checks = [(f"rule '{r.name}'", r.condition) for r in compiled.rules]
+        if compiled.population is not None:
+            checks.append(("population", compiled.population))
+        for where, node in checks:
+            render(node, f"{label}: {where}")
+
+    def arrow(self, query: exp.Expression, strategy: str) -> pa.Table:
+        """Run a DuckDB-dialect AST on Spark and fetch the (small) result as Arrow."""
+        sql = render(query, f"strategy '{strategy}'")
+        try:
+            return self.spark.sql(sql).toArrow()
+        except Exception as err:  # noqa: BLE001 - pyspark raises many kinds; the user needs one line
+            raise RiskConsoleError(f"strategy '{strategy}': evaluating its expressions on spark failed: "
+                                   f"{_first_line(err)} (guard the expression, e.g. with nullif or TRY_CAST)") from None
+
+
+def _version(con: duckdb.DuckDBPyConnection) -> str:
+    """The data version of the last load (a fresh uuid per load)."""
+    try:
+        version = con.execute(f"SELECT version FROM {META_TABLE}").fetchall()[0][0]
+    except (duckdb.Error, IndexError):
+        version = None
+    if not version:
+        raise DataError("no loaded data version (run `riskconsole load` before using engine spark)")
+    return str(version)
