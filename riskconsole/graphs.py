@@ -99,34 +99,46 @@ def check_graph_feature(feature: Feature, dataset: Dataset, types: dict[str, str
                         where: str) -> None:
     """The node is a decision-event column; each link is a column of the events or of a stream holding the node,
     of one comparable type everywhere; fraud_share has a label (and a delay or a label_time)."""
-    hidden = set(dataset.hidden_columns)
-    node = feature.node
-    if node not in types:
-        raise ConfigError(f"{where}: node: '{node}' is not a column of the decision events (columns: "
-                          f"{', '.join(sorted(types))})")
-    streams = {name: others.get(f"stream_{name}", {}) for name in dataset.streams}
-    holding = {"the decision events": types, **{f"stream '{n}'": c for n, c in streams.items() if node in c}}
-    for what, columns in holding.items():
-        if not _compatible(types[node], columns[node]):
-            raise ConfigError(f"{where}: node: '{node}' is {types[node]} in the decision events and {columns[node]} "
-                              f"in {what} (declare the same type under types:)")
+    holding = _node_sources(feature, dataset, types, others, where)
     for link in feature.links:
-        if link in hidden or node in hidden:
-            raise ConfigError(f"{where}: links: '{link}' is the label or derived from it; link by an entity")
-        found = [(what, columns[link]) for what, columns in holding.items() if link in columns]
-        if not found:
-            raise ConfigError(f"{where}: links: '{link}' is not a column of the decision events nor of a stream "
-                              f"holding '{node}' (event columns: {', '.join(sorted(types))})")
-        for what, dtype in found[1:]:
-            if not _compatible(found[0][1], dtype):
-                raise ConfigError(f"{where}: links: '{link}' is {found[0][1]} in {found[0][0]} and {dtype} in {what} "
-                                  "(declare the same type under types:)")
+        _check_link(link, feature.node, holding, set(dataset.hidden_columns), where)
     if feature.graph == "fraud_share":
         if dataset.columns.label is None:
             raise ConfigError(f"{where}: fraud_share needs a label column (map columns.label)")
         if feature.label_delay is None and dataset.columns.label_time is None:
             raise ConfigError(f"{where}: fraud_share needs label_delay (no label_time column is mapped, so recent "
                               "labels would leak the future)")
+
+
+def _node_sources(feature: Feature, dataset: Dataset, types: dict[str, str], others: dict[str, dict[str, str]],
+                  where: str) -> dict[str, dict[str, str]]:
+    """What holds the node column (the events, streams) -> its column types; the node's type agrees in all."""
+    node = feature.node
+    if node not in types:
+        raise ConfigError(f"{where}: node: '{node}' is not a column of the decision events (columns: "
+                          f"{', '.join(sorted(types))})")
+    if node in dataset.hidden_columns:
+        raise ConfigError(f"{where}: node: '{node}' is the label or derived from it; link entities")
+    streams = {name: others.get(f"stream_{name}", {}) for name in dataset.streams}
+    holding = {"the decision events": types, **{f"stream '{n}'": c for n, c in streams.items() if node in c}}
+    for what, columns in holding.items():
+        if not _compatible(types[node], columns[node]):
+            raise ConfigError(f"{where}: node: '{node}' is {types[node]} in the decision events and {columns[node]} "
+                              f"in {what} (declare the same type under types:)")
+    return holding
+
+
+def _check_link(link: str, node: str, holding: dict[str, dict[str, str]], hidden: set[str], where: str) -> None:
+    if link in hidden:
+        raise ConfigError(f"{where}: links: '{link}' is the label or derived from it; link by an entity")
+    found = [(what, columns[link]) for what, columns in holding.items() if link in columns]
+    if not found:
+        raise ConfigError(f"{where}: links: '{link}' is not a column of the decision events nor of a stream "
+                          f"holding '{node}' (event columns: {', '.join(sorted(holding['the decision events']))})")
+    for what, dtype in found[1:]:
+        if not _compatible(found[0][1], dtype):
+            raise ConfigError(f"{where}: links: '{link}' is {found[0][1]} in {found[0][0]} and {dtype} in {what} "
+                              "(declare the same type under types:)")
 
 
 def distinct(x: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from riskconsole.config import Dataset, parse_model
 from riskconsole.errors import ConfigError
@@ -261,3 +262,23 @@ def test_stddev_and_amount_z_equal_a_plain_loop_and_render_for_spark():
     dataset = dataset_of(profile)
     sql = window_column(dataset.features[1], dataset).sql(dialect=spark(), unsupported_level=ErrorLevel.RAISE)
     assert "STDDEV_SAMP(CAST(" in sql and "RANGE BETWEEN" in sql.upper()
+
+
+def test_validate_and_load_refuse_a_bad_link_and_change_nothing(tmp_path):
+    from riskconsole.ingest import load
+    from riskconsole.validate import validate_file
+    from conftest import write_workspace
+
+    events, _ = make_data(1, n=40)
+    dataset = {"source": "data/events.csv", "columns": COLUMNS, "features": GRAPH[:1] + GRAPH[-1:]}
+    ws = write_workspace(tmp_path, events, dataset)
+    assert "2 features" in validate_file(ws, ws.dataset_path)
+    load(ws)
+    frame_before = duckdb.connect(str(ws.root / "data" / "console.duckdb")).execute("SELECT * FROM frame").df()
+    bad = {**GRAPH[0], "links": ["device_id", "payment_idd"]}
+    ws.dataset_path.write_text(yaml.safe_dump({**dataset, "features": [bad]}, sort_keys=False))
+    for run in (lambda: validate_file(ws, ws.dataset_path), lambda: load(ws)):
+        with pytest.raises(ConfigError, match=r"^data/dataset.yaml: feature 'ring_size': links: 'payment_idd' is not"):
+            run()
+    after = duckdb.connect(str(ws.root / "data" / "console.duckdb")).execute("SELECT * FROM frame").df()
+    pd.testing.assert_frame_equal(after, frame_before)
