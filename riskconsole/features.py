@@ -6,6 +6,8 @@
   label_time < t. Computed as a sweep over label "arrivals" and "expiries" so the
   label_time condition (which depends on the current row) stays exact.
 - Derived feature (`sql:`): a checked expression over columns and earlier features.
+- First seen (`first_seen: col, by: key`): 1 when the (key, col) pair has no event in [t - window, t) (a count == 0).
+- Graph features (`graph:`): riskconsole/graphs.py, joined like the stream and lookup side tables.
 """
 
 from __future__ import annotations
