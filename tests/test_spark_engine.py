@@ -1,8 +1,8 @@
 """Engine spark (DESIGN §7, issue 15): the frame Spark builds equals DuckDB's, row for row, and a backtest on Spark
 writes DuckDB's report.json.
 
-One small workspace holds every kind of feature (windows, compound key, by-less, stream, label, lookups: key,
-as-of and range, derived). Spark runs in the test run's one session (`spark` of test_functions).
+One small workspace holds every kind of feature (windows, stddev, first_seen, compound key, by-less, stream,
+label, lookups: key, as-of and range, derived); graph features are refused on Spark (not yet there). Spark runs in the test run's one session (`spark` of test_functions).
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ FEATURES = [
     {"name": "pair_orders_1h", "count": "*", "by": ["user_id", "device_id"], "window": "1h"},
     {"name": "all_orders_30m", "count": "*", "window": "30m"},
     {"name": "all_max_amount_1h", "max": "amount", "window": "1h"},
+    {"name": "user_amount_sd_1d", "stddev": "amount", "by": "user_id", "window": "1d"},
+    {"name": "new_device_for_user", "first_seen": "device_id", "by": "user_id", "window": "2d"},
     {"name": "user_logins_1h", "count": "*", "from": "logins", "by": "user_id", "window": "1h"},
     {"name": "user_spend_1d", "avg": "spend", "from": "logins", "by": "user_id", "window": "1d"},
     {"name": "user_last_login_2d", "max": "login_time", "from": "logins", "by": "user_id", "window": "2d"},
@@ -127,6 +129,19 @@ def test_the_spark_frame_is_cached_per_data_version(mixed_ws, spark_session, spa
     engine = spark_session.spark_engine()
     with Session(mixed_ws, engine="spark", spark=spark) as again:
         assert again.spark_engine().root == engine.root and "frame" not in again.spark_engine().seconds
+
+
+def test_graph_features_are_refused_on_spark_naming_the_feature():
+    from riskconsole.engines.spark import refuse_graph
+    from riskconsole.features import frame_plan
+
+    graph = {"name": "user_cluster", "graph": "component_size", "node": "user_id", "links": ["device_id"],
+             "window": "7d"}
+    dataset = Dataset.model_validate({**BASE_DATASET, "features": [graph]})
+    plan = frame_plan(dataset, ["event_id", "ts", "user_id", "device_id"], "data/dataset.yaml")
+    with pytest.raises(RiskConsoleError, match=r"^data/dataset.yaml: feature 'user_cluster': graph features do not "
+                                               r"run on engine spark yet \(run with --engine duckdb\)$"):
+        refuse_graph(plan, "data/dataset.yaml")
 
 
 def test_engine_precedence_and_bad_names(monkeypatch):

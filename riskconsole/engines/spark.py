@@ -33,7 +33,7 @@ from sqlglot.errors import ErrorLevel, SqlglotError
 from riskconsole import dialects
 from riskconsole.config import Dataset, SparkSettings
 from riskconsole.errors import DataError, RiskConsoleError
-from riskconsole.features import frame_plan
+from riskconsole.features import FramePlan, frame_plan
 from riskconsole.names import META_TABLE, SCORES_TABLE
 from riskconsole.sqlbuild import fill, ident
 from riskconsole.strategy import CompiledStrategy, Frame
@@ -95,6 +95,13 @@ def render(node: exp.Expression, what: str) -> str:
     except SqlglotError as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise RiskConsoleError(f"{what}: cannot be translated exactly to engine spark: {first}") from None
+
+
+def refuse_graph(plan: FramePlan, label: str) -> None:
+    """Graph features are built by SQL and Python over DuckDB (graphs.py): not on Spark yet."""
+    if plan.graph:
+        raise RiskConsoleError(f"{label}: feature '{plan.graph[0].name}': graph features do not run on engine spark "
+                               "yet (run with --engine duckdb)")
 
 
 def _first_line(err: Exception) -> str:
@@ -185,7 +192,9 @@ class SparkEngine:
             data = spark.read.parquet(str(self.root / name))
             (data.drop(DAY) if name == "events" else data).createOrReplaceTempView(name)
         columns = [c for c in spark.table("events").columns]
-        plan = frame_plan(self.dataset, columns, self.ws.rel(self.ws.dataset_path))
+        label = self.ws.rel(self.ws.dataset_path)
+        plan = frame_plan(self.dataset, columns, label)
+        refuse_graph(plan, label)
         steps = [("_frame_base", plan.base), *plan.side]
         try:
             for table, query in steps:  # materialized: each is read by later steps (and row_number must not re-run)
