@@ -61,9 +61,11 @@ def start(settings: SparkSettings) -> Any:
     reason = missing()
     if reason:
         raise RiskConsoleError(reason)
-    with warnings.catch_warnings():  # pyspark 4.3 warns that it does not fully support pandas 3
-        warnings.simplefilter("ignore", FutureWarning)
-        from pyspark.sql import SparkSession
+    # pyspark 4.3 warns that it does not fully support pandas 3 (on import and on some calls): riskconsole passes
+    # it only Arrow tables
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+    from pyspark.sql import SparkSession
+
     builder = SparkSession.builder.appName("riskconsole")
     builder = builder.remote(settings.remote) if settings.remote else builder.master(settings.master)
     conf: dict[str, Any] = {"spark.ui.enabled": False, "spark.ui.showConsoleProgress": False}
