@@ -131,6 +131,20 @@ def test_the_spark_frame_is_cached_per_data_version(mixed_ws, spark_session, spa
         assert again.spark_engine().root == engine.root and "frame" not in again.spark_engine().seconds
 
 
+def test_the_cli_backtests_on_spark_and_says_so(mixed_ws, spark_session, tmp_path, capsys):
+    """`backtest --engine spark` reuses this data version's Spark frame (the test run's session is the one found)."""
+    from riskconsole.cli import main
+
+    args = ["backtest", str(mixed_ws.strategies_dir / "mixed.yaml"), "--workspace", str(mixed_ws.root),
+            "--format", "json"]
+    assert main([*args, "--engine", "spark", "--out", str(tmp_path / "spark")]) == 0
+    assert "computed on spark (local[*]); wrote" in capsys.readouterr().out
+    assert main([*args, "--out", str(tmp_path / "duck")]) == 0
+    assert "computed on duckdb; wrote" in capsys.readouterr().out
+    got, want = (json.loads((tmp_path / side / "report.json").read_text()) for side in ("spark", "duck"))
+    assert_same(got, want)
+
+
 def test_graph_features_are_refused_on_spark_naming_the_feature():
     from riskconsole.engines.spark import refuse_graph
     from riskconsole.features import frame_plan

@@ -1,0 +1,96 @@
+"""Benchmark (issue 15): feature build and a 20-rule backtest on Spark local mode beside DuckDB, in one run.
+
+Run by hand, not in CI (a loaded demo workspace first):
+    .venv/bin/riskconsole demo --events 100000 --workspace /tmp/rc-spark
+    .venv/bin/python bench/bench_spark.py --workspace /tmp/rc-spark --master 'local[2]'
+
+DuckDB builds the frame from a copy of the loaded events, streams and tables in memory; Spark exports them to
+Parquet and builds the frame with the same queries (data/spark/ is removed first, so nothing is cached). Each
+backtest is timed three times in one process (median), after one warm-up run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import duckdb
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+warnings.filterwarnings("ignore", category=FutureWarning)
+
+from riskconsole.config import SparkSettings  # noqa: E402
+from riskconsole.engines.spark import SPARK_DIR, start  # noqa: E402
+from riskconsole.features import build_frame  # noqa: E402
+from riskconsole.session import Session  # noqa: E402
+from riskconsole.workspace import Workspace  # noqa: E402
+
+STRATEGY = HERE / "strategy_20.yaml"
+
+
+def duckdb_features(ws: Workspace, session: Session) -> float:
+    """Seconds to build the frame in DuckDB from an in-memory copy of the loaded tables."""
+    dataset = session.dataset
+    con = duckdb.connect(config={"memory_limit": "4GB"})
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"ATTACH '{ws.db_path}' AS src (READ_ONLY)")
+    for name in ["events", *(f"stream_{s}" for s in dataset.streams), *(f"table_{t}" for t in dataset.tables)]:
+        con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM src."{name}"')
+    con.execute("DETACH src")
+    started = time.perf_counter()
+    build_frame(con, dataset, "data/dataset.yaml")
+    seconds = time.perf_counter() - started
+    con.close()
+    return seconds
+
+
+def backtest_seconds(session: Session, runs: int = 3) -> tuple[float, dict]:
+    """Median seconds of a backtest of the 20-rule strategy (after one warm-up run) and its report."""
+    report = session.backtest(STRATEGY).report
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        session.backtest(STRATEGY)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--workspace", required=True)
+    parser.add_argument("--master", default="local[2]")
+    args = parser.parse_args()
+    ws = Workspace.resolve(args.workspace)
+    shutil.rmtree(ws.root / "data" / SPARK_DIR, ignore_errors=True)
+    with Session(ws, engine="duckdb") as duck:
+        events = duck.cursor().execute("SELECT count(*) FROM events").fetchall()[0][0]
+        feature_duck = duckdb_features(ws, duck)
+        backtest_duck, report_duck = backtest_seconds(duck)
+    started = time.perf_counter()
+    spark = start(SparkSettings(master=args.master))
+    startup = time.perf_counter() - started
+    with Session(ws, engine="spark", spark=spark) as on_spark:
+        engine = on_spark.spark_engine()
+        backtest_spark, report_spark = backtest_seconds(on_spark)
+    same = report_spark["overall"] == report_duck["overall"]
+    close = all(abs(report_spark["overall"][k] - v) <= 1e-9 * max(1.0, abs(v))
+                for k, v in report_duck["overall"].items() if isinstance(v, float))
+    print(f"{events:,} events, {len(on_spark.dataset.features)} features, Spark {args.master} (session start "
+          f"{startup:.1f} s)")
+    print("| step | DuckDB | Spark | Spark / DuckDB |")
+    print("| --- | --- | --- | --- |")
+    print(f"| feature build | {feature_duck:.1f} s | {engine.seconds['frame']:.1f} s (+ export "
+          f"{engine.seconds['export']:.1f} s) | {engine.seconds['frame'] / feature_duck:.0f}x |")
+    print(f"| 20-rule backtest (median of 3, warm) | {backtest_duck:.2f} s | {backtest_spark:.2f} s | "
+          f"{backtest_spark / backtest_duck:.0f}x |")
+    print(f"overall metrics identical: {same}; equal within 1e-9: {close}")
+
+
+if __name__ == "__main__":
+    main()
