@@ -23,6 +23,7 @@ from riskconsole.backtest import Window, fetch_decisions, make_window, run_group
 from riskconsole.config import Dataset, Strategy
 from riskconsole.errors import DataError, RiskConsoleError
 from riskconsole.export import render_files
+from riskconsole.lists import list_files, register_lists, report_lists
 from riskconsole.report import Backtest, Baseline, build_report, detector_warnings
 from riskconsole.strategy import CompiledStrategy, Frame, compile_strategy, frame_of
 from riskconsole.workspace import Workspace
@@ -91,7 +92,7 @@ class Session:
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor of the session's connection: one per thread or call (connections are not thread-safe)."""
-        return self.connection().cursor()
+        return register_lists(self.connection().cursor(), self.ws.root)  # IN LIST conditions read them
 
     @property
     def loaded(self) -> bool:
@@ -110,7 +111,7 @@ class Session:
                 raise DataError(f"{self.ws.rel(self.ws.db_path)}: no events loaded yet (run `riskconsole load` "
                                 "or `riskconsole demo`)")
             with self.cursor() as cur:
-                self._frame = frame_of(cur, self.dataset)
+                self._frame = frame_of(cur, self.dataset, self.ws.lists(self.dataset))
         return self._frame
 
     def day_range(self) -> tuple[date, date]:
@@ -204,6 +205,8 @@ class Session:
         """The report of grouped events, with every warning the strategy's detectors call for."""
         report = build_report(compiled, groups, self.dataset, window, by=by)
         report["warnings"] += [w for w in self._warnings_of(compiled, report) if w not in report["warnings"]]
+        if compiled.lists:  # which version of each list it ran with
+            report["lists"] = report_lists(self.frame.lists, compiled.lists, report["window"]["to"])
         return report
 
     def _warnings_of(self, compiled: CompiledStrategy, report: dict) -> list[str]:
@@ -258,7 +261,8 @@ class Session:
     def export(self, bt: Backtest, formats: list[str]) -> dict[str, bytes]:
         """File name -> bytes of a backtest in the requested formats (the CLI and the Export page write these)."""
         wants_decisions = "csv" in formats or "parquet" in formats
-        return render_files(bt.report, formats, self.decisions(bt) if wants_decisions else None)
+        files = render_files(bt.report, formats, self.decisions(bt) if wants_decisions else None)
+        return {**files, **list_files(bt.frame.lists, bt.compiled.lists)}  # the list versions it ran with
 
     def transition_events(self, path: str | Path, baseline: str | Path, window: Window, before: str, after: str,
                           overrides: dict | None = None, limit: int = 500) -> pa.Table:

@@ -12,6 +12,7 @@ from riskconsole.config import parse_scalar
 from riskconsole.errors import RiskConsoleError
 from riskconsole.escape import printable
 from riskconsole.limits import MAX_SWEEP_POINTS, check_grid
+from riskconsole.lists import register_lists
 from riskconsole.export import json_bytes, table_csv_bytes
 from riskconsole.optimize import choose, curve, default_values, frontier
 from riskconsole.strategy import frame_of, require_params
@@ -59,10 +60,10 @@ def _run(ws: Workspace, strategy_path: str | Path, grid: dict[str, list], window
          overrides: dict | None) -> tuple[list[dict], str, str]:
     dataset = ws.dataset()
     strategy = ws.strategy(strategy_path)
-    con = ws.connect_safe()
+    con = register_lists(ws.connect_safe(), ws.root)
     try:
-        points, method = curve(con, strategy, frame_of(con, dataset), dataset, ws.rel(strategy_path), window,
-                               grid, overrides)
+        points, method = curve(con, strategy, frame_of(con, dataset, ws.lists(dataset)), dataset,
+                               ws.rel(strategy_path), window, grid, overrides)
     finally:
         con.close()
     return points, method, strategy.name
