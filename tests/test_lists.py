@@ -31,7 +31,7 @@ RULES = [
 
 
 def _events() -> pd.DataFrame:
-    events = random_events(n=300, seed=4)
+    events = random_events(n=400, seed=4, days=12)
     events["fp"] = ["fp" + str(d) if i % 7 else None for i, d in enumerate(events["device_id"])]
     return events
 
@@ -370,3 +370,36 @@ def test_features_cannot_read_lists(tmp_path: Path) -> None:
 def test_window_without_lists_folder_is_fine(tiny_ws) -> None:
     with Session(tiny_ws) as session:
         assert "lists" not in session.interactive(tiny_ws.strategies_dir / "tiny.yaml", Window())
+
+
+def test_every_path_that_runs_conditions_reads_the_lists(list_ws):
+    """Compare (with segments), monitor, curves, sweep, optimize, transitions, one event: all see the list."""
+    ws, events, cut = list_ws
+    path, base = ws.strategies_dir / "p.yaml", ws.strategies_dir / "base.yaml"
+    path.write_text(yaml.safe_dump({"name": "p", "params": {"big": 250}, "rules": [
+        {"name": "listed", "when": "device_id IN LIST blocked", "action": "block"},
+        {"name": "big", "when": "device_id NOT IN LIST blocked AND amount > $big", "action": "review"}]}))
+    base.write_text(yaml.safe_dump({"name": "base", "rules": [
+        {"name": "big", "when": "amount > 250", "action": "review"}]}))
+    listed = _expected(events, cut)["listed_device"]
+    with Session(ws) as session:
+        window = session.window()
+        report = session.backtest(path, window, baseline=_baseline(base), by="channel").report
+        assert report["rules"][0]["hits"] == len(listed) and report["compare"]
+        changed = session.transition_events(path, base, window, "allow", "block")
+        assert set(changed.column("id").to_pylist()) <= listed and changed.num_rows
+        one = sorted(listed)[0]
+        assert session.event_decision(path, one)["action"] == "block"
+        assert session.monitor(path, "2026-03-08", "2026-03-12", "2026-03-01:2026-03-07")
+        points = session.curve(path, window, "big", {})
+        assert points and all(p["hits"] >= len(listed) for p in points if "hits" in p)
+        swept = session.sweep(path, "big", [100, 300], window)
+        assert len(swept["points"]) == 2
+        assert session.optimize(path, {"big": [100, 300]}, window)["points"]
+        assert session.decisions(session.backtest(path, window)).num_rows == len(events)
+
+
+def _baseline(path):
+    from riskconsole.report import Baseline
+
+    return Baseline(path, bootstrap=20)
