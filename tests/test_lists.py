@@ -403,3 +403,67 @@ def _baseline(path):
     from riskconsole.report import Baseline
 
     return Baseline(path, bootstrap=20)
+
+
+# ------------------------------------------------------------------ the console
+
+
+@pytest.fixture
+def console(list_ws, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from riskconsole.ui import common
+
+    ws, events, _ = list_ws
+    monkeypatch.setenv("RISKCONSOLE_WORKSPACE", str(ws.root))
+    common.release_connections()
+
+    def open_page(name: str) -> AppTest:
+        at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=60)
+        at.switch_page(f"riskconsole/ui/{name}.py")
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    return ws, events, open_page
+
+
+def test_strategy_page_shows_and_edits_lists(console):
+    ws, _, open_page = console
+    at = open_page("strategy_page")
+    table = next(d.value for d in at.dataframe if "list" in d.value.columns)
+    assert list(table["list"]) == ["blocked", "fps"] and list(table["entries"]) == [4, 2]
+    at.selectbox(key="list_pick").set_value("(new list)").run()
+    at.text_input(key="list_new").set_value("blocked_devices").run()
+    form_inputs = [t for t in at.text_input if t.label in ("Value", "Expires (optional)")]
+    form_inputs[0].set_value("d-42")
+    form_inputs[1].set_value("2026-06-30")
+    next(b for b in at.button if b.label == "Add").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert (ws.root / "lists" / "blocked_devices.csv").read_text() == "value,expires\nd-42,2026-06-30\n"
+    at.selectbox(key="list_pick").set_value("blocked").run()
+    at.selectbox(key="list_remove_blocked").set_value("abc")
+    next(b for b in at.button if b.label == "Remove").click().run()
+    assert "abc" not in (ws.root / "lists" / "blocked.csv").read_text()
+    at.selectbox(key="list_pick").set_value("(new list)").run()
+    at.text_input(key="list_new").set_value("x").run()
+    [t for t in at.text_input if t.label == "Expires (optional)"][0].set_value("soon")
+    [t for t in at.text_input if t.label == "Value"][0].set_value("v")
+    next(b for b in at.button if b.label == "Add").click().run()
+    assert any("row 1: expires 'soon'" in e.value for e in at.error)
+    assert not (ws.root / "lists" / "x.csv").exists()
+
+
+def test_event_explorer_adds_the_events_device_to_a_list(console):
+    ws, events, open_page = console
+    at = open_page("detectors_page")
+    event = events.iloc[10]
+    at.text_input[0].set_value(event.event_id).run()
+    assert not at.exception
+    column = next(s for s in at.selectbox if s.label == "Column")
+    column.set_value("device_id")
+    next(s for s in at.selectbox if s.label == "List").set_value("blocked")
+    next(b for b in at.button if b.label == "Add to list").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    rows = read_entries(ws.root / "lists" / "blocked.csv")
+    assert rows[-1] == {"value": str(event.device_id), "expires": "", "note": f"from event {event.event_id}"}

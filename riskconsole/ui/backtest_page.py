@@ -9,7 +9,7 @@ import streamlit as st
 
 from riskconsole.export import fmt
 from riskconsole.charts import daily_chart
-from riskconsole.ui.common import (db_version, evaluate, guard, kpi_tiles, open_page, pick_baseline, pick_strategy,
+from riskconsole.ui.common import (results_version, evaluate, guard, kpi_tiles, open_page, pick_baseline, pick_strategy,
                                    pick_window, show_warnings, strategy_text)
 
 
@@ -34,7 +34,7 @@ same = baseline is not None and baseline.resolve() == candidate.resolve()
 base = guard(evaluate, session, baseline, window) if baseline is not None and not same else None
 if session.dataset.columns.prod_action:  # production hid some outcomes: ranges, not points, where only those are known
     params = st.session_state.get("params", {}).get(candidate.stem)
-    hidden = guard(_hidden, str(ws.root), db_version(ws), str(candidate), strategy_text(candidate), window,
+    hidden = guard(_hidden, str(ws.root), results_version(ws), str(candidate), strategy_text(candidate), window,
                    json.dumps(params or {}, sort_keys=True), _session=session)
     report = {**report, "overall": {**report["overall"], **hidden["overall"]},
               "warnings": list(dict.fromkeys(report["warnings"] + hidden["warnings"]))}
