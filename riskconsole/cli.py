@@ -375,7 +375,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="dataset YAML (default: data/dataset.yaml of the workspace)")
     p = command("validate", "check strategy, detector and dataset files without running them")
     p.add_argument("files", nargs="+", metavar="FILE",
-                   help="YAML files to check; the kind is read from the folder (strategies/, detectors/) or the keys")
+                   help="YAML files to check; the kind is read from the folder (strategies/, detectors/) or the keys; "
+                        "a .csv file is checked as a list (lists/NAME.csv)")
     for name, help_ in (("backtest", "backtest a strategy"), ("sweep", "backtest a strategy over values of a param"),
                         ("gate", "exit 0 only if every guardrail holds against the baseline")):
         p = command(name, help_)
