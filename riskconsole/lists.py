@@ -122,7 +122,13 @@ class ListSet:
 
 
     def render(self, name: str, column: str, column_type: str, where: str) -> exp.Expression:
-        """`column IN LIST name` as a semi-join on the registered list (values cast to the column's type)."""
+        """`column IN LIST name` as a semi-join on the registered list, values cast to the column's type.
+
+        Without expiry times it is a plain `IN (SELECT ...)`. With them, an event matches when the latest expiry
+        among the entries equal to its value (NULL: never) is after its time: a correlated subquery on equality
+        only, which DuckDB runs as one hash join (a correlated IN with the time inequality ran as a nested loop).
+        A NULL column gives NULL either way, so neither `IN LIST` nor `NOT IN LIST` matches it (as SQL's IN).
+        """
         found = self.load_for(name, where)
         try:
             to = exp.DataType.build(column_type, dialect="duckdb")
@@ -130,9 +136,14 @@ class ListSet:
             to = exp.DataType.build("VARCHAR")
         value = exp.TryCast(this=exp.column("__value"), to=to)
         table = exp.to_table(TABLE_PREFIX + name).as_(ALIAS_PREFIX + found.sha256[:12])
-        query = exp.select(value).from_(table).where(fill(
-            ":v IS NOT NULL AND (__expires IS NULL OR __expires > :t)", v=value.copy(), t=ident(self.time_column)))
-        return exp.In(this=exp.column(column, quoted=True), query=exp.Subquery(this=query))
+        col = exp.column(column, quoted=True)
+        if found.table.column("__expires").null_count == found.entries:
+            query = exp.select(value).from_(table).where(fill(":v IS NOT NULL", v=value.copy()))
+            return exp.In(this=col, query=exp.Subquery(this=query))
+        latest = exp.select(fill("max(coalesce(__expires, CAST('infinity' AS TIMESTAMP)))")).from_(table).where(
+            fill(":v = :c", v=value, c=col.copy()))
+        return fill("CASE WHEN :c IS NULL THEN NULL ELSE coalesce(:s > :t, false) END", c=col,
+                    s=exp.Subquery(this=latest), t=ident(self.time_column))
 
     def load_for(self, name: str, where: str) -> ListFile:
         """`load`, with the rule named in the error too."""

@@ -232,7 +232,10 @@ def _check(text: str, refs) -> str:
 def test_in_list_renders_a_semi_join_after_the_check(refs) -> None:
     sql = _check("user_id IN LIST blocked_users AND amount > $n", refs)
     assert sql.startswith('"user_id" IN (SELECT TRY_CAST(__value AS TEXT) FROM __list_blocked_users AS __v_')
-    assert "__expires > \"ts\"" in sql
+    (refs.set.directory / "expiring.csv").write_text("value,expires\nu1,2026-01-01\n")
+    sql = _check("user_id IN LIST expiring", refs)
+    assert sql.startswith('CASE WHEN "user_id" IS NULL THEN NULL ELSE COALESCE((SELECT MAX(COALESCE(__expires, ')
+    assert 'FROM __list_expiring AS __v_' in sql and 'WHERE TRY_CAST(__value AS TEXT) = "user_id") > "ts"' in sql
     node = parse_expression("user_id not in list blocked_users", columns=COLUMNS, where=WHERE, lists=refs)
     assert referenced_columns(node) == {"user_id"}
     with pytest.raises(ExpressionError, match="cannot be rendered for spark"):
