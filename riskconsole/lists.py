@@ -179,6 +179,23 @@ def list_files(lists: ListSet | None, used: dict[str, str]) -> dict[str, bytes]:
     return {f"lists/{name}.csv": lists.path(name).read_bytes() for name in used}
 
 
+def list_columns(node: exp.Expression | None) -> dict[str, str]:
+    """List name -> the column a compiled condition compares with it (`device_id IN LIST blocked_devices`)."""
+    found: dict[str, str] = {}
+    for table in node.find_all(exp.Table) if node is not None else []:
+        if not table.name.startswith(TABLE_PREFIX):
+            continue
+        select = table.find_ancestor(exp.Select)
+        where = select.args.get("where") if select is not None else None
+        eq = where.find(exp.EQ) if where is not None else None
+        subquery = table.find_ancestor(exp.Subquery)
+        holder = subquery.parent if subquery is not None else None
+        column = eq.expression if eq is not None else getattr(holder, "this", None)
+        if isinstance(column, exp.Column):
+            found[table.name[len(TABLE_PREFIX):]] = column.name
+    return found
+
+
 def lists_in(node: exp.Expression | None) -> dict[str, str]:
     """Name -> sha256 prefix of every list a compiled condition reads."""
     if node is None:

@@ -460,13 +460,31 @@ def test_strategy_page_shows_and_edits_lists(console):
 def test_event_explorer_adds_the_events_device_to_a_list(console):
     ws, events, open_page = console
     at = open_page("detectors_page")
-    event = events.iloc[10]
+    at.selectbox(key="strategy").set_value("s").run()
+    event = events[~events.device_id.isin([3, 5, 7])].iloc[10]
     at.text_input[0].set_value(event.event_id).run()
     assert not at.exception
-    column = next(s for s in at.selectbox if s.label == "Column")
-    column.set_value("device_id")
-    next(s for s in at.selectbox if s.label == "List").set_value("blocked")
+    assert next(s for s in at.selectbox if s.label == "Column").value == "device_id"  # what the strategy reads
+    assert next(s for s in at.selectbox if s.label == "List").value == "blocked"
     next(b for b in at.button if b.label == "Add to list").click().run()
     assert not at.exception, [e.value for e in at.exception]
     rows = read_entries(ws.root / "lists" / "blocked.csv")
     assert rows[-1] == {"value": str(event.device_id), "expires": "", "note": f"from event {event.event_id}"}
+    assert any("Added device_id" in s.value for s in at.success)
+    assert any("decides **block**" in m.value for m in at.markdown)  # the next run sees the list
+
+
+def test_backtest_page_sees_a_list_edit_without_a_reload(console):
+    ws, events, open_page = console
+    at = open_page("backtest_page")
+    at.selectbox(key="strategy").set_value("s").run()
+
+    def hits() -> int:
+        table = next(d.value for d in at.dataframe if "unique_tp" in d.value.columns)
+        return int(table.set_index("name").loc["listed_device", "hits"])
+
+    before = hits()
+    (ws.root / "lists" / "blocked.csv").write_text("value\n3\n11\n")
+    at.run()
+    assert not at.exception
+    assert hits() == int(events.device_id.isin([3, 11]).sum()) != before

@@ -100,7 +100,7 @@ if event_id:
                     + (", ".join(f"`{r}`" for r in decision["matched_rules"]) or "none")
                     + f" · label {decision['label'] if decision['label'] is not None else 'unknown'}"
                     + f" · amount {fmt(decision['amount'], 'money')}")
-        add_event_value(session, event_id.strip())
+        add_event_value(session, event_id.strip(), path)
     if info:
         for detail in info["detectors"]:
             st.markdown(f"**{detail['name']}** score **{detail['score']:.4f}** — {detail.get('method', '')}")

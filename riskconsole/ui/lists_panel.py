@@ -8,7 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from riskconsole.errors import RiskConsoleError
-from riskconsole.lists import LIST_NAME, ListSet, add_entry, event_values, read_entries, remove_entry
+from riskconsole.lists import (LIST_NAME, ListSet, add_entry, event_values, list_columns, read_entries,
+                               remove_entry)
 from riskconsole.session import Session
 
 NEW = "(new list)"
@@ -45,7 +46,9 @@ def lists_editor(session: Session) -> None:
         except RiskConsoleError as err:
             rows.append({"list": name, "entries": None, "active now": None, "sha256": "", "problem": str(err)})
     if rows:
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        table = pd.DataFrame(rows)
+        st.dataframe(table if table["problem"].any() else table.drop(columns="problem"), hide_index=True,
+                     width="stretch")
     picked = st.selectbox("List", [*names, NEW], key="list_pick")
     name = st.text_input("New list name", placeholder="e.g. blocked_devices", key="list_new") \
         if picked == NEW else picked
@@ -73,8 +76,9 @@ def lists_editor(session: Session) -> None:
                 _write(remove_entry, lists, name, gone)
 
 
-def add_event_value(session: Session, event_id: str) -> None:
-    """"Block this device": put one of the event's values on a list (picked column and list)."""
+def add_event_value(session: Session, event_id: str, path) -> None:
+    """"Block this device": put one of the event's values on a list (column and list default to the first pair
+    the strategy compares, e.g. device_id IN LIST blocked_devices)."""
     dataset = session.dataset
     entities = [c for c in dataset.columns.entities if c in session.frame.columns]
     others = [c for c in session.frame.visible if c in session.frame.columns and c not in entities]
@@ -84,19 +88,48 @@ def add_event_value(session: Session, event_id: str) -> None:
     if not values:
         return
     lists = _lists(session)
-    with st.expander("Add a value of this event to a list (e.g. block this device)"):
+    pairs = _pairs(session, path)
+    names = lists.names()
+    list_default, column_default = next(((n, c) for n, c in pairs.items() if n in names and c in columns),
+                                        (names[0] if names else None, columns[0]))
+    if "list_flash" in st.session_state:
+        st.success(st.session_state.pop("list_flash"))
+    with st.expander("Add a value of this event to a list (e.g. block this device)", expanded=bool(pairs)):
+        if pairs:
+            st.caption(f"{path.stem} reads " + ", ".join(f"`{c} IN LIST {n}`" for n, c in pairs.items()) + ".")
         with st.form("event_to_list"):
             left, middle, right = st.columns(3)
-            column = left.selectbox("Column", columns, format_func=lambda c: f"{c} = {values.get(c)}")
-            names = lists.names()
-            picked = middle.selectbox("List", [*names, NEW])
-            new = middle.text_input("New list name", placeholder="e.g. blocked_devices")
+            column = left.selectbox("Column", columns, index=columns.index(column_default),
+                                    format_func=lambda c: f"{c} = {values.get(c)}")
+            picked = middle.selectbox("List", names, index=names.index(list_default) if names else None,
+                                      disabled=not names)
+            new = middle.text_input("…or a new list", placeholder="e.g. blocked_devices")
             expires = right.text_input("Expires (optional)", placeholder="2026-06-30")
             added = st.form_submit_button("Add to list", type="primary")
-        if added:
-            name = new.strip() if picked == NEW else picked
-            value = values.get(column)
-            if value is None:
-                st.error(f"event {event_id} has no {column} (NULL): nothing to add")
+    if added:
+        name, value = new.strip() or picked, values.get(column)
+        if not name:
+            st.error("name a list to add to")
+        elif value is None:
+            st.error(f"event {event_id} has no {column} (NULL): nothing to add")
+        else:
+            try:
+                found = add_entry(lists, name, value, expires, f"from event {event_id}")
+            except RiskConsoleError as err:
+                st.error(str(err))
             else:
-                _write(add_entry, lists, name, value, expires, f"from event {event_id}")
+                st.session_state["list_flash"] = (f"Added {column} = {value} to {found.label} "
+                                                  f"({found.entries} entries); the decision above is recomputed.")
+                st.rerun()
+
+
+def _pairs(session: Session, path) -> dict[str, str]:
+    """List -> column the strategy compares with it (none when the strategy does not compile)."""
+    try:
+        compiled = session.compile(path)
+    except RiskConsoleError:
+        return {}
+    found: dict[str, str] = {}
+    for node in [*(r.condition for r in compiled.rules), compiled.population]:
+        found.update(list_columns(node))
+    return found
