@@ -94,16 +94,27 @@ def test_editing_a_list_changes_the_next_backtest_and_the_console(list_ws):
             assert_same(console[key], after[key])
 
 
-def test_console_path_equals_backtest_path(list_ws):
-    ws, _, _ = list_ws
+@pytest.mark.parametrize("population", [None, "fp NOT IN LIST fps"])
+def test_console_path_equals_backtest_path(list_ws, population):
+    ws, events, cut = list_ws
     path = ws.strategies_dir / "s.yaml"
+    body = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**body, "params": {"big": 250}, **({"population": population} if population
+                                                                        else {})}))
     with Session(ws) as session:
         window = session.window("2026-03-02", "2026-03-05")
         cli = session.backtest(path, window).report
         console = session.interactive(path, window)
+        moved = session.interactive(path, window, {"big": 100})  # a param the rules do not read: same answer
     assert console["warnings"] == cli["warnings"]
     for key in ("overall", "rules", "daily", "by_action", "attribution", "lists"):
         assert_same(console[key], cli[key])
+        assert_same(moved[key], cli[key])
+    if population:
+        in_window = events[(events.ts >= "2026-03-02") & (events.ts < "2026-03-06")]
+        listed_fp = _expected(in_window, cut)["listed_fp"]  # the fp rule hits exactly the listed fps
+        expected = in_window[in_window.fp.notna() & ~in_window.event_id.isin(listed_fp)]
+        assert cli["overall"]["population"] == len(expected)
 
 
 def test_the_report_records_each_list_version(list_ws):
