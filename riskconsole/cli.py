@@ -149,6 +149,9 @@ def _print_summary(report: dict) -> None:
 
     print("  " + "  ".join(f"{metric(k).title} {value(k)}" for k in shown)
           + f"  review cases {o['review_cases']:,} ({o['review_overflow_days']} days over capacity)")
+    for used in report.get("lists", []):  # which list version the numbers come from
+        print(f"  list {terminal(used['name'])}: {terminal(used['file'])}, {used['entries']:,} entries "
+              f"({used['active_entries']:,} active at the window's end), sha256 {used['sha256'][:12]}")
     for warning in all_warnings(report):
         print(f"  warning: {terminal(warning)}")
 

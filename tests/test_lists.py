@@ -146,6 +146,8 @@ def test_cli_backtest_writes_the_list_files_it_ran_with(list_ws, tmp_path, capsy
     assert (out / "lists" / "blocked.csv").read_bytes() == (ws.root / "lists" / "blocked.csv").read_bytes()
     assert (out / "lists" / "fps.csv").exists()
     assert json.loads((out / "report.json").read_text())["lists"][0]["name"] == "blocked"
+    printed = capsys.readouterr().out
+    assert "list blocked: lists/blocked.csv, 4 entries (2 active at the window's end), sha256 " in printed
 
 
 def test_export_zip_bundles_strategy_and_lists(list_ws):
