@@ -501,3 +501,12 @@ def test_backtest_page_sees_a_list_edit_without_a_reload(console):
     at.run()
     assert not at.exception
     assert hits() == int(events.device_id.isin([3, 11]).sum()) != before
+
+
+def test_export_page_offers_the_strategy_with_its_lists(console):
+    ws, _, open_page = console
+    at = open_page("export_page")
+    at.selectbox(key="strategy").set_value("s").run()
+    assert not at.exception, [e.value for e in at.exception]
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert "s.zip (reviewed, with its lists)" in labels and "lists/blocked.csv" in labels
