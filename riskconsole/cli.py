@@ -172,6 +172,9 @@ def _print_summary(report: dict) -> None:
 
     print("  " + "  ".join(f"{metric(k).title} {value(k)}" for k in shown)
           + f"  review cases {o['review_cases']:,} ({o['review_overflow_days']} days over capacity)")
+    for used in report.get("lists", []):  # which list version the numbers come from
+        print(f"  list {terminal(used['name'])}: {terminal(used['file'])}, {used['entries']:,} entries "
+              f"({used['active_entries']:,} active at the window's end), sha256 {used['sha256'][:12]}")
     for warning in all_warnings(report):
         print(f"  warning: {terminal(warning)}")
 
@@ -403,7 +406,8 @@ def _parser() -> argparse.ArgumentParser:
     engine(p)
     p = command("validate", "check strategy, detector and dataset files without running them")
     p.add_argument("files", nargs="+", metavar="FILE",
-                   help="YAML files to check; the kind is read from the folder (strategies/, detectors/) or the keys")
+                   help="YAML files to check; the kind is read from the folder (strategies/, detectors/) or the keys; "
+                        "a .csv file is checked as a list (lists/NAME.csv)")
     for name, help_ in (("backtest", "backtest a strategy"), ("sweep", "backtest a strategy over values of a param"),
                         ("gate", "exit 0 only if every guardrail holds against the baseline")):
         p = command(name, help_)

@@ -90,7 +90,10 @@ class Compiler:
         used = self._params.get(text)
         if used is None:
             used = self._params[text] = params_in(text)
-        return where, text, tuple(sorted((n, type(params[n]).__name__, repr(params[n])) for n in used if n in params))
+        key = where, text, tuple(sorted((n, type(params[n]).__name__, repr(params[n])) for n in used if n in params))
+        if self.frame.lists is not None and "list" in text.lower():  # an edited list file renders anew
+            key += (self.frame.lists.stamp(),)
+        return key
 
     def compile(self, strategy: Strategy, label: str, overrides: dict | None,
                 con: duckdb.DuckDBPyConnection) -> CompiledStrategy:
@@ -109,7 +112,8 @@ class Compiler:
             with self._lock:
                 node = self._nodes.get(key)
             if node is None:
-                node = parse_visible(text, self.frame.visible, self.frame.hidden, params, where)
+                node = parse_visible(text, self.frame.visible, self.frame.hidden, params, where,
+                                     self.frame.list_refs())
                 fresh.append((key, len(nodes)))
             nodes.append(node)
         fresh_all = list(fresh)
@@ -341,8 +345,15 @@ class Evaluator:
         self._last_params: dict = {}
         self._load_base(compiled)
 
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor of its own with the workspace's lists registered (`IN LIST` conditions read them)."""
+        cur = self.con.cursor()
+        if self.frame.lists is not None:
+            self.frame.lists.register(cur)
+        return cur
+
     def _query(self, query: exp.Expression, strategy: str) -> dict[str, np.ndarray]:
-        with self.con.cursor() as cur:  # a cursor per call: safe beside a table built in the background
+        with self._cursor() as cur:  # a cursor per call: safe beside a table built in the background
             table = run_query(cur, query, strategy)
         return {name: table.column(name).to_numpy() for name in table.column_names}
 
@@ -359,7 +370,7 @@ class Evaluator:
         query = self._where(query.from_(source(compiled, self.frame).subquery("src")), compiled).order_by("_pos")
         base = self._query(query, compiled.name)
         self.pos = base["_pos"].astype(np.int64)
-        with self._lock, self.con.cursor() as cur:
+        with self._lock, self._cursor() as cur:
             self.days = window_days(cur, self.dataset, self.window)
         first = np.datetime64(self.days[0], "D") if self.days else np.datetime64("1970-01-01", "D")
         self.day = (base["day"].astype("datetime64[D]") - first).astype(np.int32)
@@ -653,7 +664,7 @@ class Evaluator:
         query = self._where(query, compiled).where(fill(":c IS NOT NULL", c=ident(found.column)))
         if not isinstance(found.rest, exp.Boolean):
             query = query.where(fill("coalesce(:r, false)", r=found.rest))
-        with self.con.cursor() as cur:
+        with self._cursor() as cur:
             table = run_query(cur, query, compiled.name)
         rows = np.searchsorted(self.pos, table.column("_pos").to_numpy().astype(np.int64))
         raw = table.column("v").to_numpy(zero_copy_only=False)

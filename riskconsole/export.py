@@ -105,8 +105,21 @@ def write_files(files: dict[str, bytes], out_dir: Path) -> list[Path]:
     written = []
     for name, data in files.items():
         target = out_dir / name
-        tmp = target.with_name(f".{name}.tmp")
+        target.parent.mkdir(parents=True, exist_ok=True)  # lists/NAME.csv go in a folder of their own
+        tmp = target.with_name(f".{target.name}.tmp")
         tmp.write_bytes(data)
         tmp.replace(target)
         written.append(target)
     return written
+
+
+def zip_bytes(files: dict[str, bytes]) -> bytes:
+    """A zip of path -> bytes (a reviewed strategy with the list files it reads)."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0)), data)
+    return buffer.getvalue()

@@ -12,8 +12,9 @@ import datetime as dt
 import difflib
 import math
 import re
+import secrets
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
@@ -23,6 +24,7 @@ from sqlglot.tokens import Token, TokenType
 from riskconsole import dialects
 from riskconsole.errors import ExpressionError
 from riskconsole.limits import MAX_EXPANDED_LENGTH, MAX_EXPRESSION_CHARS, MAX_LIST_PARAM, rendered_size
+from riskconsole.lists import unknown_list
 
 MAX_LENGTH = MAX_EXPRESSION_CHARS  # kept: the name other modules and tests know
 _DUCKDB = Dialect.get_or_raise("duckdb")
@@ -103,12 +105,21 @@ _REFUSALS: tuple[tuple[tuple[type, ...], str, str], ...] = (
 )
 
 
+class ListRefs(Protocol):
+    """What `column IN LIST name` needs (riskconsole.lists): the list names, and the checked semi-join."""
+
+    def names(self) -> list[str]: ...
+
+    def render(self, name: str, column: exp.Column, where: str) -> exp.Expression: ...
+
+
 def parse_expression(
     text: str,
     *,
     columns: Iterable[str],
     params: Mapping[str, Any] | None = None,
     where: str,
+    lists: ListRefs | None = None,
 ) -> exp.Expression:
     """Parse, check and substitute params in one untrusted SQL expression.
 
@@ -117,9 +128,11 @@ def parse_expression(
         columns: the names a column reference may use (matched exactly).
         params: values for ``$name`` references, rendered as literals.
         where: message prefix naming the file and item, e.g. ``"s.yaml: rule 'x'"``.
+        lists: the lists `column IN LIST name` may name (None: IN LIST is refused).
 
     Returns:
-        A checked AST whose column references are quoted identifiers of known columns.
+        A checked AST whose column references are quoted identifiers of known columns; each
+        ``IN LIST`` is rendered (after the check) by `lists` as a semi-join.
 
     Raises:
         ExpressionError: with a one-line message ``"{where}: problem (fix)"``.
@@ -129,17 +142,19 @@ def parse_expression(
     if len(text) > MAX_LENGTH:
         raise _fail(where, f"expression is too long ({len(text)} characters)", f"at most {MAX_LENGTH}")
     tokens = _tokenize(text, where)
+    tokens, marks = _mark_lists(tokens, where)
     tree = _substitute(_parse(tokens, text, where), dict(params or {}), _dollar_names(tokens), where, len(text))
-    known = frozenset(columns)
+    _check_list_places(tree, marks, lists, where)
+    known = frozenset(columns) | frozenset(marks)
     for node in list(tree.walk()):
         _check_node(node, known, where)
-    return tree
+    return _render_lists(tree, marks, lists, where)
 
 
 def parse_visible(text: str, visible: list[str], hidden: tuple[str, ...], params: dict | None,
-                  where: str) -> exp.Expression:
+                  where: str, lists: ListRefs | None = None) -> exp.Expression:
     """Parse an expression over visible columns; naming the label (or a column derived from it) is refused."""
-    node = parse_expression(text, columns=[*visible, *hidden], params=params, where=where)
+    node = parse_expression(text, columns=[*visible, *hidden], params=params, where=where, lists=lists)
     leaked = sorted(referenced_columns(node) & set(hidden))
     if leaked:
         raise ExpressionError(f"{where}: '{leaked[0]}' is the label or derived from it; rules, populations and "
@@ -148,8 +163,8 @@ def parse_visible(text: str, visible: list[str], hidden: tuple[str, ...], params
 
 
 def referenced_columns(expr: exp.Expression) -> set[str]:
-    """Return the names of the columns an expression reads."""
-    return {col.name for col in expr.find_all(exp.Column)}
+    """Return the names of the columns an expression reads (not those inside the semi-join of an IN LIST)."""
+    return {col.name for col in expr.find_all(exp.Column) if col.find_ancestor(exp.Subquery) is None}
 
 
 def referenced_params(text: str) -> set[str]:
@@ -178,6 +193,9 @@ def to_sql(expr: exp.Expression, dialect: str = "duckdb") -> str:
     target: Any = dialect
     if dialect != "duckdb":
         opts["unsupported_level"] = ErrorLevel.RAISE
+        if expr.find(exp.Subquery) is not None:
+            raise ExpressionError(f"'{_snippet(expr)}' cannot be rendered for {dialect}: IN LIST reads a list "
+                                  "registered on a DuckDB connection (write the values: x IN (1, 2))")
     try:
         if dialect == "spark":
             target = dialects.spark()
@@ -224,6 +242,67 @@ def _parse(tokens: list[Token], text: str, where: str) -> exp.Expression:
     if isinstance(trees[0], (exp.Query, exp.Command)):
         raise _fail(where, f"statement '{_snippet(trees[0])}' is not allowed", "write one expression")
     return trees[0]
+
+
+def _mark_lists(tokens: list[Token], where: str) -> tuple[list[Token], dict[str, str]]:
+    """Rewrite each ``IN LIST name`` (tokens: outside string literals and quoted identifiers) as
+    ``IN (marker)``; the marker is a column name no user text can guess. Returns tokens and marker -> name."""
+    out: list[Token] = []
+    marks: dict[str, str] = {}
+    nonce = secrets.token_hex(8)
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+        if tok.token_type != TokenType.IN or nxt is None or nxt.token_type != TokenType.LIST:
+            out.append(tok)
+            i += 1
+            continue
+        name = tokens[i + 2] if i + 2 < len(tokens) else None
+        if name is None or name.token_type != TokenType.VAR or not _PARAM_NAME.fullmatch(name.text):
+            shown = f"'{name.text}'" if name is not None else "nothing"
+            raise _fail(where, f"IN LIST must be followed by a list name, not {shown}",
+                        "list names are plain names (letters, digits, _), e.g. device_id IN LIST blocked_devices")
+        marker = f"__list_{nonce}_{len(marks)}"
+        marks[marker] = name.text
+        out += [tok, Token(TokenType.L_PAREN, "(", nxt.line, nxt.col, nxt.start, nxt.end),
+                Token(TokenType.VAR, marker, name.line, name.col, name.start, name.end),
+                Token(TokenType.R_PAREN, ")", name.line, name.col, name.end, name.end)]
+        i += 3
+    return out, marks
+
+
+def _check_list_places(tree: exp.Expression, marks: dict[str, str], lists: ListRefs | None, where: str) -> None:
+    """Each marker stands alone in the IN it came from, after a column; its list exists."""
+    for col in tree.find_all(exp.Column):
+        if col.name not in marks:
+            continue
+        parent = col.parent
+        name = marks[col.name]
+        if not (isinstance(parent, exp.In) and col.arg_key == "expressions" and parent.expressions == [col]
+                and not parent.args.get("query") and not parent.args.get("field")):
+            raise _fail(where, f"'IN LIST {name}' is not allowed here", "write column IN LIST name")
+        if not isinstance(parent.this, exp.Column):
+            raise _fail(where, f"IN LIST {name} needs a column on its left, not '{_snippet(parent.this)}'",
+                        "write e.g. device_id IN LIST blocked_devices")
+        if lists is None:
+            raise _fail(where, "IN LIST is not available here", "lists are read by strategy rules and populations")
+        known = lists.names()
+        if name not in known:
+            raise _fail(where, *unknown_list(name, known))
+
+
+def _render_lists(tree: exp.Expression, marks: dict[str, str], lists: ListRefs | None,
+                  where: str) -> exp.Expression:
+    """After the check: each ``column IN (marker)`` becomes the list's semi-join (`lists.render`)."""
+    if not marks:
+        return tree
+    for node in [n for n in tree.find_all(exp.In) if n.expressions and n.expressions[0].name in marks]:
+        rendered = lists.render(marks[node.expressions[0].name], node.this, where)
+        if node is tree:
+            return rendered
+        node.replace(rendered)
+    return tree
 
 
 def _dollar_names(tokens: list[Token]) -> set[str]:

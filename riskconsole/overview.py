@@ -92,6 +92,10 @@ def feature_table(dataset: Dataset) -> list[dict]:
 def vocabulary(frame, dataset: Dataset) -> list[dict]:
     """Every name a rule may read, its type and where it comes from (the editor's list of columns)."""
     features = {f["feature"]: f["source"] for f in feature_table(dataset)}
+    if frame.weight is not None:  # an entity frame: the entity, its period and its features
+        from riskconsole.entities import ID, TIME
+
+        features.update({ID: "entity-period", TIME: "entity-period"})
     out = [{"name": c, "type": frame.columns.get(c, "DOUBLE"),
             "source": "detector score" if c in frame.scores and c not in frame.columns
             else features.get(c, "events column")} for c in frame.visible]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from riskconsole.config import Dataset, Level, Strategy
 from riskconsole.entities import EntityView
 from riskconsole.errors import DataError, RiskConsoleError
 from riskconsole.export import render_files
+from riskconsole.lists import list_files, register_lists, report_lists
 from riskconsole.report import Backtest, Baseline, build_report, detector_warnings
 from riskconsole.strategy import CompiledStrategy, Frame, compile_strategy, frame_of
 from riskconsole.workspace import Workspace
@@ -103,7 +104,7 @@ class Session:
 
         For an entity-level strategy, the cursor reads its entity frame as `frame` (registered on this cursor
         only), so every query of a backtest runs unchanged on entity-periods."""
-        cur = self.connection().cursor()
+        cur = register_lists(self.connection().cursor(), self.ws.root)  # IN LIST conditions read them
         if strategy is not None and strategy.level is not None:
             cur.register("frame", self.entities(strategy.level, strategy.name).table)
         return cur
@@ -149,6 +150,7 @@ class Session:
         if found is None:
             with self.cursor() as cur:
                 found = build(cur, self.dataset, level, label)
+            found = replace(found, frame=replace(found.frame, lists=self.frame.lists))  # rules may read lists too
             with self._lock:
                 self._entity_views[key] = found
                 while len(self._entity_views) > EVALUATORS:
@@ -179,7 +181,7 @@ class Session:
                 raise DataError(f"{self.ws.rel(self.ws.db_path)}: no events loaded yet (run `riskconsole load` "
                                 "or `riskconsole demo`)")
             with self.cursor() as cur:
-                self._frame = frame_of(cur, self.dataset)
+                self._frame = frame_of(cur, self.dataset, self.ws.lists(self.dataset))
         return self._frame
 
     def day_range(self) -> tuple[date, date]:
@@ -309,6 +311,8 @@ class Session:
         report["warnings"] += [w for w in self._warnings_of(compiled, report) if w not in report["warnings"]]
         if compiled.strategy.level is not None:
             report["level"] = self._level_block(compiled.strategy)
+        if compiled.lists:  # which version of each list it ran with
+            report["lists"] = report_lists(self.frame.lists, compiled.lists, report["window"]["to"])
         return report
 
     def _level_block(self, strategy: Strategy) -> dict:
@@ -383,7 +387,8 @@ class Session:
     def export(self, bt: Backtest, formats: list[str]) -> dict[str, bytes]:
         """File name -> bytes of a backtest in the requested formats (the CLI and the Export page write these)."""
         wants_decisions = "csv" in formats or "parquet" in formats
-        return render_files(bt.report, formats, self.decisions(bt) if wants_decisions else None)
+        files = render_files(bt.report, formats, self.decisions(bt) if wants_decisions else None)
+        return {**files, **list_files(bt.frame.lists, bt.compiled.lists)}  # the list versions it ran with
 
     def transition_events(self, path: str | Path, baseline: str | Path, window: Window, before: str, after: str,
                           overrides: dict | None = None, limit: int = 500) -> pa.Table:

@@ -12,6 +12,7 @@ from riskconsole import limits
 from riskconsole.config import Dataset, Strategy, parse_model
 from riskconsole.errors import ConfigError, DataError, ExpressionError
 from riskconsole.expressions import parse_visible, referenced_columns, referenced_params
+from riskconsole.lists import ListSet, lists_in
 from riskconsole.names import INTERNAL_COLUMNS, META_TABLE, SCORES_TABLE
 from riskconsole.sqlbuild import fill, render
 
@@ -44,13 +45,22 @@ class CompiledStrategy:
     def name(self) -> str:
         return self.strategy.name
 
+    @property
+    def lists(self) -> dict[str, str]:
+        """Name -> sha256 prefix of every list (`lists/NAME.csv`) the conditions read."""
+        found: dict[str, str] = {}
+        for node in [*(r.condition for r in self.rules), self.population]:
+            found.update(lists_in(node))
+        return dict(sorted(found.items()))
+
 
 @dataclass(frozen=True)
 class Frame:
     """What a strategy can read: the frame's columns, detector score columns, and what is hidden.
 
     `stale` names detectors whose scores were not computed for the loaded events (another data version, or
-    none): a strategy may name them, but `source` refuses to join them.
+    none): a strategy may name them, but `source` refuses to join them. `lists` are the workspace's lists
+    (`column IN LIST name`; None: no list may be named).
     """
 
     columns: dict[str, str]
@@ -58,6 +68,7 @@ class Frame:
     hidden: tuple[str, ...]
     stale: tuple[str, ...] = ()
     weight: str | None = None  # an entity frame's row weight (`entities.py`): 0 on its money rows
+    lists: ListSet | None = None
 
     def count(self) -> exp.Expression:
         """What a group's count is: its rows, or on an entity frame the sum of their weights."""
@@ -71,11 +82,29 @@ class Frame:
         """Filters keeping the rows that are decisions (all but an entity frame's money rows)."""
         return [] if self.weight is None else [fill(":w = 1", w=exp.column(self.weight, quoted=True))]
 
+    def list_refs(self) -> FrameLists | None:
+        """What the expression checker needs to render `IN LIST` against this frame."""
+        return FrameLists(self) if self.lists is not None else None
+
     @property
     def visible(self) -> list[str]:
         """Columns an expression may name: everything but the label, its derivatives and internals."""
         names = [c for c in self.columns if c not in self.hidden and c not in INTERNAL]
         return names + [s for s in self.scores if s not in self.columns]
+
+
+@dataclass(frozen=True)
+class FrameLists:
+    """`IN LIST` over a frame: list names, and the semi-join cast to the compared column's type."""
+
+    frame: Frame
+
+    def names(self) -> list[str]:
+        return self.frame.lists.names()
+
+    def render(self, name: str, column: exp.Column, where: str) -> exp.Expression:
+        types = {**{s: "DOUBLE" for s in self.frame.scores}, **self.frame.columns}
+        return self.frame.lists.render(name, column.name, types.get(column.name, "VARCHAR"), where)
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -95,8 +124,9 @@ def score_versions(con: duckdb.DuckDBPyConnection) -> tuple[str | None, dict[str
     return current, stamps
 
 
-def frame_of(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> Frame:
-    """Read the frame's columns and the detector score tables (with which of them are stale) from the database."""
+def frame_of(con: duckdb.DuckDBPyConnection, dataset: Dataset, lists: ListSet | None = None) -> Frame:
+    """Read the frame's columns and the detector score tables (with which of them are stale) from the database;
+    `lists` are the workspace's lists a strategy may name."""
     columns = dict(con.execute(
         "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'frame' "
         "ORDER BY ordinal_position").fetchall())
@@ -105,7 +135,7 @@ def frame_of(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> Frame:
     scores = {t[len(SCORE_TABLE_PREFIX):]: t for t in tables}
     scores.update({d: SCORE_TABLE_PREFIX + d for d in stamps if d not in scores})
     stale = tuple(d for d in scores if current is None or stamps.get(d) != current or scores[d] not in tables)
-    return Frame(columns, scores, tuple(dataset.hidden_columns), stale)
+    return Frame(columns, scores, tuple(dataset.hidden_columns), stale, lists=lists)
 
 
 def require_params(strategy: Strategy, names, label: str, flag: str) -> None:
@@ -140,7 +170,7 @@ def compile_strategy(strategy: Strategy, frame: Frame, label: str, overrides: di
     deadline = time.monotonic() + limits.query_seconds()  # checking huge expressions is work too
     for rule in strategy.rules:
         where = f"{label}: rule '{rule.name}'"
-        node = parse_visible(rule.when, frame.visible, frame.hidden, params, where)
+        node = parse_visible(rule.when, frame.visible, frame.hidden, params, where, frame.list_refs())
         rules.append(CompiledRule(rule.name, rule.action, rule.enabled, node))
         if time.monotonic() > deadline:
             raise ConfigError(f"{where}: checking the strategy's expressions took longer than "
@@ -149,7 +179,7 @@ def compile_strategy(strategy: Strategy, frame: Frame, label: str, overrides: di
     population = None
     if strategy.population:
         population = parse_visible(strategy.population, frame.visible, frame.hidden, params,
-                                   f"{label}: population")
+                                   f"{label}: population", frame.list_refs())
     nodes = [r.condition for r in rules] + ([population] if population is not None else [])
     used = set().union(*(referenced_columns(n) for n in nodes))
     detectors = [d for d in frame.scores if d in used and d not in frame.columns]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
 
 from riskconsole.config import Dataset, Detector, Strategy, parse_model, read_config, read_yaml
 from riskconsole.errors import ConfigError
+from riskconsole.lists import load_list, register_lists
 from riskconsole.sources import check_dataset, column_types, source_files
 from riskconsole.strategy import Frame, compile_strategy, frame_of
 from riskconsole.workspace import Workspace
@@ -36,7 +38,7 @@ def workspace_frame(ws: Workspace, dataset: Dataset) -> Frame | None:
         return None
     con = ws.connect_safe()
     try:
-        frame = frame_of(con, dataset)
+        frame = frame_of(con, dataset, ws.lists(dataset))
     finally:
         con.close()
     return frame if frame.columns else None
@@ -51,7 +53,7 @@ def source_frame(ws: Workspace, dataset: Dataset) -> Frame:
     finally:
         con.close()
     types.update({f.name: "DOUBLE" for f in dataset.features})
-    return Frame(types, {}, tuple(dataset.hidden_columns))
+    return Frame(types, {}, tuple(dataset.hidden_columns), (), lists=ws.lists(dataset))
 
 
 def validate_file(ws: Workspace, path: str | Path) -> str:
@@ -61,6 +63,8 @@ def validate_file(ws: Workspace, path: str | Path) -> str:
         RiskConsoleError: one line naming the file and item.
     """
     label = ws.rel(path)
+    if Path(path).suffix.lower() == ".csv":
+        return _validate_list(Path(path), label)
     data = read_yaml(read_config(Path(path), label), label)
     kind = kind_of(Path(path), data)
     if kind == "unknown":
@@ -71,6 +75,14 @@ def validate_file(ws: Workspace, path: str | Path) -> str:
     if kind == "dataset":
         return _validate_dataset(ws, Path(path))
     return _validate_detector(ws, model, label)
+
+
+def _validate_list(path: Path, label: str) -> str:
+    """A list file (`lists/NAME.csv`): header, values and expiry times, as a strategy using it would read it."""
+    if not path.is_file():
+        raise ConfigError(f"{label}: no such file")
+    found = load_list(path, label)
+    return f"list '{found.name}', {found.entries} entries, {found.active(datetime.utcnow())} not expired today"
 
 
 def _validate_dataset(ws: Workspace, path: Path) -> str:
@@ -110,7 +122,7 @@ def _validate_strategy(ws: Workspace, strategy: Strategy, label: str, path: Path
     if frame is None:
         compile_strategy(strategy, source_frame(ws, dataset), label)
         return f"strategy '{strategy.name}', {len(strategy.rules)} rules (columns checked against the source files)"
-    con = ws.connect_safe()
+    con = register_lists(ws.connect_safe(), ws.root)
     try:
         compile_strategy(strategy, frame, label, con=con)
     except duckdb.Error as err:

@@ -10,6 +10,7 @@ import duckdb
 
 from riskconsole.config import Dataset, Detector, Strategy, load_model
 from riskconsole.errors import DataError
+from riskconsole.lists import ListSet
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,6 +44,10 @@ class Workspace:
         return self.root / "detectors"
 
     @property
+    def lists_dir(self) -> Path:
+        return self.root / "lists"
+
+    @property
     def models_dir(self) -> Path:
         return self.root / "data" / "models"
 
@@ -71,6 +76,10 @@ class Workspace:
     def strategy(self, path: str | os.PathLike) -> Strategy:
         """Load and validate a strategy YAML (syntax and shape only; expressions are checked on compile)."""
         return load_model(Path(path), Strategy, self.rel(path))
+
+    def lists(self, dataset: Dataset) -> ListSet:
+        """The workspace's lists (`lists/NAME.csv`), compared with the dataset's event time."""
+        return ListSet(self.lists_dir, dataset.columns.time, self.root)
 
     def detector(self, path: str | os.PathLike) -> Detector:
         """Load and validate a detector YAML."""

@@ -261,3 +261,20 @@ def test_rules_cannot_read_event_values_or_entity_labels(tmp_path, capsys):
     merchants().to_csv(ws2.root / "data" / "merchants.csv", index=False)
     assert main(["validate", str(ws2.dataset_path), "--workspace", str(ws2.root)]) != 0
     assert "entity label" in capsys.readouterr().err
+
+
+def test_an_entity_strategy_reads_a_list(tmp_path):
+    """`merchant_id IN LIST watched` decides exactly the listed merchants' periods (and an edit is seen at once)."""
+    ws, ev = make_ws(tmp_path)
+    (ws.root / "lists").mkdir()
+    (ws.root / "lists" / "watched.csv").write_text("value\n101\n103\n")
+    body = dict(STRATEGY, params={}, rules=[{"name": "watched", "when": "merchant_id IN LIST watched",
+                                             "action": "block"}])
+    path = ws.strategies_dir / "listed.yaml"
+    path.write_text(yaml.safe_dump(body))
+    periods = expected(ev, STRATEGY["params"], True)
+    with Session(ws) as session:
+        report = session.backtest(path).report
+        assert report["overall"]["blocked"] == int(periods["merchant_id"].isin([101, 103]).sum())
+        (ws.root / "lists" / "watched.csv").write_text("value\n101\n")
+        assert session.backtest(path).report["overall"]["blocked"] == int((periods["merchant_id"] == 101).sum())

@@ -9,7 +9,7 @@ import streamlit as st
 
 from riskconsole.export import fmt
 from riskconsole.charts import daily_chart
-from riskconsole.ui.common import (db_version, evaluate, guard, kpi_tiles, open_page, pick_baseline, pick_strategy,
+from riskconsole.ui.common import (results_version, evaluate, guard, kpi_tiles, open_page, pick_baseline, pick_strategy,
                                    pick_window, show_warnings, strategy_text)
 
 
@@ -45,7 +45,7 @@ base = guard(evaluate, session, baseline, window) if baseline is not None and no
 unit = "events" if level is None else f"{level.entity} periods"
 if session.dataset.columns.prod_action:  # production hid some outcomes: ranges, not points, where only those are known
     params = st.session_state.get("params", {}).get(candidate.stem)
-    hidden = guard(_hidden, str(ws.root), db_version(ws), str(candidate), strategy_text(candidate), window,
+    hidden = guard(_hidden, str(ws.root), results_version(ws), str(candidate), strategy_text(candidate), window,
                    json.dumps(params or {}, sort_keys=True), _session=session)
     report = {**report, "overall": {**report["overall"], **hidden["overall"]},
               "warnings": list(dict.fromkeys(report["warnings"] + hidden["warnings"]))}
@@ -102,7 +102,7 @@ st.dataframe(rules, hide_index=True, width="stretch", column_config={
 if level is not None:
     st.subheader(f"Entity-periods: each {level.entity}, day, decision, why, and what followed")
     params = st.session_state.get("params", {}).get(candidate.stem)
-    periods = guard(_entity_periods, str(ws.root), db_version(ws), str(candidate), strategy_text(candidate), window,
+    periods = guard(_entity_periods, str(ws.root), results_version(ws), str(candidate), strategy_text(candidate), window,
                     json.dumps(params or {}, sort_keys=True), _session=session)
     show = st.radio("Show", ["flagged", "all", "fraud missed"], horizontal=True, key="entity_periods_show")
     rows = periods[periods["action"] != "allow"] if show == "flagged" else \

@@ -41,6 +41,15 @@ def db_version(ws: Workspace) -> str | None:
     return f"{stat.st_mtime_ns}-{stat.st_size}-{spec}"
 
 
+def results_version(ws: Workspace) -> str | None:
+    """`db_version` and the list files' stamps: the key of every cached result (a list edit changes what rules
+    with `IN LIST` hit, without a new database)."""
+    version = db_version(ws)
+    lists = sorted(ws.lists_dir.glob("*.csv")) if ws.lists_dir.is_dir() else []
+    stamps = [f"{p.name}:{p.stat().st_mtime_ns}:{p.stat().st_size}" for p in lists]
+    return f"{version}|{'|'.join(stamps)}" if version and stamps else version
+
+
 @st.cache_resource(max_entries=2, on_release=lambda session: session.close(), show_spinner=False)
 def _session(root: str, version: str) -> Session:
     return Session(Workspace(Path(root)))
@@ -154,7 +163,7 @@ def strategy_text(path: Path) -> str:
 def evaluate(session: Session, path: Path, window: Window, overrides: dict | None = None) -> dict:
     """The report of one strategy file at a param setting (`Session.interactive`, cached per file text,
     window and params)."""
-    return _report(str(session.ws.root), db_version(session.ws), str(path), strategy_text(path), window,
+    return _report(str(session.ws.root), results_version(session.ws), str(path), strategy_text(path), window,
                    json.dumps(overrides or {}, sort_keys=True), _session=session)
 
 
@@ -166,7 +175,7 @@ def _report(root: str, version: str, path: str, text: str, window: Window, overr
 def compare(session: Session, path: Path, baseline: Path, window: Window, overrides: dict | None = None,
             by: str | None = None, allow_different_population: bool = False) -> dict:
     """`Session.backtest` with a baseline: deltas, intervals, changed decisions (cached per file texts)."""
-    return _compared(str(session.ws.root), db_version(session.ws), str(path), strategy_text(path), str(baseline),
+    return _compared(str(session.ws.root), results_version(session.ws), str(path), strategy_text(path), str(baseline),
                      strategy_text(baseline), window, json.dumps(overrides or {}, sort_keys=True), by,
                      allow_different_population, _session=session)
 
@@ -245,7 +254,7 @@ def guard(fn, *args, **kwargs):
 
 def param_curve(session: Session, path: Path, window: Window, param: str, others: dict) -> list[dict]:
     """Metrics over a param's range, cached per file text, window and the other params."""
-    return _curve(str(session.ws.root), db_version(session.ws), str(path), strategy_text(path), window, param,
+    return _curve(str(session.ws.root), results_version(session.ws), str(path), strategy_text(path), window, param,
                   json.dumps(others, sort_keys=True), _session=session)
 
 
@@ -258,7 +267,7 @@ def _curve(root: str, version: str, path: str, text: str, window: Window, param:
 def optimize_params(session: Session, path: Path, window: Window, params: list[str], others: dict, max_days: int,
                     floor: float | None) -> dict:
     """The best setting of `params` within capacity (cached per file text, window and the other params)."""
-    return _optimize(str(session.ws.root), db_version(session.ws), str(path), strategy_text(path), window,
+    return _optimize(str(session.ws.root), results_version(session.ws), str(path), strategy_text(path), window,
                      tuple(params), json.dumps(others, sort_keys=True), max_days, floor, _session=session)
 
 
@@ -271,7 +280,7 @@ def _optimize(root: str, version: str, path: str, text: str, window: Window, par
 def export_files(session: Session, path: Path, window: Window, overrides: dict, formats: tuple[str, ...]
                  ) -> dict[str, bytes]:
     """The files `riskconsole backtest --format ...` writes, from the same Session calls."""
-    return _export(str(session.ws.root), db_version(session.ws), str(path), strategy_text(path), window,
+    return _export(str(session.ws.root), results_version(session.ws), str(path), strategy_text(path), window,
                    json.dumps(overrides, sort_keys=True), formats, _session=session)
 
 

@@ -10,6 +10,7 @@ import streamlit as st
 from riskconsole.charts import histogram_chart, importance_chart
 from riskconsole.errors import RiskConsoleError
 from riskconsole.export import fmt
+from riskconsole.ui.lists_panel import add_event_value
 from riskconsole.ui.common import db_version, guard, open_page, pick_strategy, release_connections
 
 session = open_page("Detectors")
@@ -99,6 +100,7 @@ if event_id:
                     + (", ".join(f"`{r}`" for r in decision["matched_rules"]) or "none")
                     + f" · label {decision['label'] if decision['label'] is not None else 'unknown'}"
                     + f" · amount {fmt(decision['amount'], 'money')}")
+        add_event_value(session, event_id.strip(), path)
     if info:
         for detail in info["detectors"]:
             st.markdown(f"**{detail['name']}** score **{detail['score']:.4f}** — {detail.get('method', '')}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from riskconsole.export import zip_bytes
 from riskconsole.session import window_text
 from riskconsole.ui.common import export_files, guard, open_page, pick_strategy, pick_window
 
@@ -25,9 +26,16 @@ st.caption("Equivalent CLI: `riskconsole backtest " + " ".join(
 files = guard(export_files, session, path, window, overrides, FORMATS)
 columns = st.columns(3)
 for i, (name, data) in enumerate(files.items()):
-    columns[i % 3].download_button(name, data, file_name=name, mime=MIME[name.rsplit(".", 1)[1]], width="stretch")
+    columns[i % 3].download_button(name, data, file_name=name.rsplit("/", 1)[-1], mime=MIME[name.rsplit(".", 1)[1]],
+                                   width="stretch")
 text = guard(session.strategy_yaml, path, overrides)
 columns[len(files) % 3].download_button(f"{path.stem}.yaml (reviewed)", text.encode(), file_name=f"{path.stem}.yaml",
                                         mime=MIME["yaml"], width="stretch")
+lists = {name: data for name, data in files.items() if name.startswith("lists/")}
+if lists:  # the strategy reads lists: its review goes with the list versions it ran with
+    bundle = zip_bytes({f"strategies/{path.stem}.yaml": text.encode(), **lists})
+    columns[(len(files) + 1) % 3].download_button(f"{path.stem}.zip (reviewed, with its lists)", bundle,
+                                                  file_name=f"{path.stem}.zip", mime="application/zip",
+                                                  width="stretch")
 st.subheader("Report preview")
 st.markdown(files["report.md"].decode())

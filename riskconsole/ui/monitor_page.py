@@ -16,7 +16,7 @@ from riskconsole.charts import estimate_chart, kpi_band_chart, waterfall_chart
 from riskconsole.escape import markdown as md
 from riskconsole.monitor import METRICS, RULE_HITS
 from riskconsole.session import Session
-from riskconsole.ui.common import db_version, guard, open_page, pick_strategy, strategy_text
+from riskconsole.ui.common import results_version, guard, open_page, pick_strategy, strategy_text
 
 TITLES = {"alert_rate": "alert rate", "blocked": "blocked", "review_cases": "review cases",
           "review_load": "review load (× capacity)", "fraud_amount_stopped": "caught money",
@@ -32,7 +32,7 @@ def _monitor(root: str, version: str, path: str, text: str, start: str, end: str
 
 def monitor(session: Session, path: Path, start: str, end: str, reference: str | None, by: list[str]) -> dict:
     """`Session.monitor`, cached per database version, file text and arguments."""
-    return _monitor(str(session.ws.root), db_version(session.ws), str(path), strategy_text(path), start, end,
+    return _monitor(str(session.ws.root), results_version(session.ws), str(path), strategy_text(path), start, end,
                     reference, tuple(by), _session=session)
 
 

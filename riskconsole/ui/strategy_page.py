@@ -11,6 +11,7 @@ from riskconsole.tuning import param_range
 from riskconsole.config import read_yaml
 from riskconsole.overview import vocabulary
 from riskconsole.ui.common import guard, open_page, pick_strategy, strategy_text
+from riskconsole.ui.lists_panel import lists_editor
 from riskconsole.versions import diff, digest, save_strategy, versions
 
 session = open_page("Strategy")
@@ -37,7 +38,8 @@ def set_params(params: dict) -> None:
     set_text(yaml.safe_dump(body, sort_keys=False, allow_unicode=True))
 
 
-yaml_tab, table_tab, params_tab, history_tab = st.tabs(["YAML", "Rules table", "Params", "Versions"])
+yaml_tab, table_tab, params_tab, lists_tab, history_tab = st.tabs(["YAML", "Rules table", "Params", "Lists",
+                                                                   "Versions"])
 with yaml_tab:
     edited = st.text_area("Strategy YAML", draft["text"], height=460,
                           key=f"yaml_{path.stem}_{draft['base']}_{draft['rev']}")
@@ -49,8 +51,11 @@ try:
 except RiskConsoleError as err:
     strategy, problem = None, str(err)
 with yaml_tab:
-    with st.expander("Names a rule can read"):
-        st.dataframe(pd.DataFrame(vocabulary(session.frame, session.dataset)), hide_index=True, width="stretch",
+    level = strategy.level if strategy is not None else None
+    readable = guard(session.view, strategy)[0] if level is not None else session.frame
+    with st.expander("Names a rule can read" + (f" (one decision per {level.entity} every {level.every}: what was "
+                                                 "known at the period's start)" if level is not None else "")):
+        st.dataframe(pd.DataFrame(vocabulary(readable, session.dataset)), hide_index=True, width="stretch",
                      height=300)
     if problem:
         st.error(problem)
@@ -93,6 +98,9 @@ with params_tab:
             set_params({**strategy.params, **moved})
             st.rerun()
         st.caption("Sliders edit the draft; the Tune page shows what each value does before you save.")
+
+with lists_tab:
+    lists_editor(session)
 
 with st.form("save"):
     left, right = st.columns([3, 1])

@@ -1,0 +1,370 @@
+"""Lists (`lists/NAME.csv`): values a rule can test with `column IN LIST name` (DESIGN.md §3.3).
+
+A list file has a header `value`, an optional `expires` (an ISO-8601 time, converted to UTC; empty: never
+expires) and an optional `note`; one entry per row. It is read here in Python (the session's connection cannot
+read files), checked, cached by (path, mtime, size) and registered on every cursor that runs conditions as the
+Arrow table `__list_NAME` (columns `__value` text and `__expires` timestamp). A checked `IN LIST` renders as a
+semi-join on it: values cast to the column's type, an entry whose `expires` is at or before the event's time
+left out. The rendered table alias carries the file's sha256, so a list edit changes the condition's SQL and
+every cache keyed by it.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import hashlib
+import io
+import os
+import re
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from sqlglot import exp
+
+from riskconsole.errors import ConfigError
+from riskconsole.sqlbuild import fill, ident, lit, render
+from riskconsole.times import ACCEPTED_TEXT, out_of_range, parse_text
+
+LIST_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+COLUMNS = ("value", "expires", "note")
+TABLE_PREFIX = "__list_"
+ALIAS_PREFIX = "__v_"  # + the first 12 hex digits of the file's sha256
+MAX_CACHED = 64
+
+
+@dataclass(frozen=True)
+class ListFile:
+    """One checked list file: its entries as an Arrow table and what identifies this version."""
+
+    name: str
+    label: str
+    sha256: str
+    table: pa.Table  # __value (text), __expires (timestamp, NULL: never)
+
+    @property
+    def entries(self) -> int:
+        return self.table.num_rows
+
+    def active(self, at: datetime | None) -> int:
+        """Entries not expired at `at` (all of them without a time)."""
+        expires = self.table.column("__expires").to_pylist()
+        return sum(1 for e in expires if e is None or at is None or e > at)
+
+    def summary(self, at: datetime | None = None) -> dict:
+        """What a report records of the list version it ran with."""
+        return {"name": self.name, "file": self.label, "sha256": self.sha256, "entries": self.entries,
+                "active_entries": self.active(at), "active_at": at.isoformat(sep=" ") if at else None}
+
+
+_CACHE: dict[Path, tuple[tuple[int, int], ListFile]] = {}
+_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ListSet:
+    """The lists of one workspace (`lists/`), and the event time column their `expires` is compared with."""
+
+    directory: Path
+    time_column: str
+    root: Path | None = None  # for file names in messages (relative to the workspace)
+
+    def label(self, path: Path) -> str:
+        if self.root is not None:
+            try:
+                return str(path.resolve().relative_to(self.root.resolve()))
+            except ValueError:
+                pass
+        return str(path)
+
+    def names(self) -> list[str]:
+        """Names of the list files present (plain names only: letters, digits, _)."""
+        if not self.directory.is_dir():
+            return []
+        return sorted(p.stem for p in self.directory.glob("*.csv") if LIST_NAME.fullmatch(p.stem))
+
+    def path(self, name: str) -> Path:
+        return self.directory / f"{name}.csv"
+
+    def stamp(self) -> tuple:
+        """(name, mtime, size) of every list file: changes whenever a list is edited, added or removed."""
+        out = []
+        for name in self.names():
+            try:
+                st = self.path(name).stat()
+            except OSError:
+                continue
+            out.append((name, st.st_mtime_ns, st.st_size))
+        return tuple(out)
+
+    def load(self, name: str) -> ListFile:
+        """The checked list `name` (read again only when its file changed).
+
+        Raises:
+            ConfigError: one line naming the file and the row or header at fault.
+        """
+        return load_list(self.path(name), self.label(self.path(name)))
+
+    def register(self, cur: duckdb.DuckDBPyConnection) -> None:
+        """Register every readable list on `cur` as `__list_NAME` (a broken file is left out: a strategy that
+        uses it gets the file's error when compiled)."""
+        for name in self.names():
+            try:
+                found = self.load(name)
+            except (ConfigError, OSError):
+                continue
+            cur.register(TABLE_PREFIX + name, found.table)
+
+
+    def render(self, name: str, column: str, column_type: str, where: str) -> exp.Expression:
+        """`column IN LIST name` as a semi-join on the registered list, values cast to the column's type.
+
+        Without expiry times it is a plain `IN (SELECT ...)`. With them, an event matches when the latest expiry
+        among the entries equal to its value (NULL: never) is after its time: a correlated subquery on equality
+        only, which DuckDB runs as one hash join (a correlated IN with the time inequality ran as a nested loop).
+        A NULL column gives NULL either way, so neither `IN LIST` nor `NOT IN LIST` matches it (as SQL's IN).
+        """
+        found = self.load_for(name, where)
+        try:
+            to = exp.DataType.build(column_type, dialect="duckdb")
+        except Exception:  # noqa: BLE001 - a type this sqlglot does not know: compare as text
+            to = exp.DataType.build("VARCHAR")
+        value = exp.TryCast(this=exp.column("__value"), to=to)
+        table = exp.to_table(TABLE_PREFIX + name).as_(ALIAS_PREFIX + found.sha256[:12])
+        col = exp.column(column, quoted=True)
+        if found.table.column("__expires").null_count == found.entries:
+            query = exp.select(value).from_(table).where(fill(":v IS NOT NULL", v=value.copy()))
+            return exp.In(this=col, query=exp.Subquery(this=query))
+        latest = exp.select(fill("max(coalesce(__expires, CAST('infinity' AS TIMESTAMP)))")).from_(table).where(
+            fill(":v = :c", v=value, c=col.copy()))
+        return fill("CASE WHEN :c IS NULL THEN NULL ELSE coalesce(:s > :t, false) END", c=col,
+                    s=exp.Subquery(this=latest), t=ident(self.time_column))
+
+    def load_for(self, name: str, where: str) -> ListFile:
+        """`load`, with the rule named in the error too."""
+        try:
+            return self.load(name)
+        except OSError as err:
+            raise ConfigError(f"{where}: {self.label(self.path(name))}: cannot read ({err.strerror})") from None
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {err}") from None
+
+
+def register_lists(cur: duckdb.DuckDBPyConnection, root: Path) -> duckdb.DuckDBPyConnection:
+    """Register the lists of the workspace at `root` on a cursor that will run strategy conditions."""
+    directory = root / "lists"
+    if directory.is_dir():
+        ListSet(directory, "", root).register(cur)
+    return cur
+
+
+def report_lists(lists: ListSet | None, used: dict[str, str], last_day: str | None) -> list[dict]:
+    """What a report records of each list a strategy read: file, sha256, entries, and entries still active at the
+    end of the report's last day (so a report says which list version it ran with)."""
+    if lists is None or not used:
+        return []
+    at = datetime.fromisoformat(last_day) + timedelta(days=1) if last_day else None
+    return [lists.load(name).summary(at) for name in used]
+
+
+def list_files(lists: ListSet | None, used: dict[str, str]) -> dict[str, bytes]:
+    """`lists/NAME.csv` -> bytes of each list a strategy read (exports carry them beside the strategy)."""
+    if lists is None:
+        return {}
+    return {f"lists/{name}.csv": lists.path(name).read_bytes() for name in used}
+
+
+def list_columns(node: exp.Expression | None) -> dict[str, str]:
+    """List name -> the column a compiled condition compares with it (`device_id IN LIST blocked_devices`)."""
+    found: dict[str, str] = {}
+    for table in node.find_all(exp.Table) if node is not None else []:
+        if not table.name.startswith(TABLE_PREFIX):
+            continue
+        select = table.find_ancestor(exp.Select)
+        where = select.args.get("where") if select is not None else None
+        eq = where.find(exp.EQ) if where is not None else None
+        subquery = table.find_ancestor(exp.Subquery)
+        holder = subquery.parent if subquery is not None else None
+        column = eq.expression if eq is not None else getattr(holder, "this", None)
+        if isinstance(column, exp.Column):
+            found[table.name[len(TABLE_PREFIX):]] = column.name
+    return found
+
+
+def lists_in(node: exp.Expression | None) -> dict[str, str]:
+    """Name -> sha256 prefix of every list a compiled condition reads."""
+    if node is None:
+        return {}
+    found = {}
+    for table in node.find_all(exp.Table):
+        if table.name.startswith(TABLE_PREFIX) and table.alias.startswith(ALIAS_PREFIX):
+            found[table.name[len(TABLE_PREFIX):]] = table.alias[len(ALIAS_PREFIX):]
+    return found
+
+
+def unknown_list(name: str, known: list[str]) -> tuple[str, str]:
+    """Problem and fix for a list name with no file."""
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return f"unknown list '{name}'", f"{hint}lists: {', '.join(known) or 'none'}; a list is the file lists/NAME.csv"
+
+
+# ---------------------------------------------------------------- reading a file
+
+
+def load_list(path: Path, label: str) -> ListFile:
+    """Read and check one list file, cached by (path, mtime, size)."""
+    st = path.stat()
+    key = (st.st_mtime_ns, st.st_size)
+    with _LOCK:
+        hit = _CACHE.get(path)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    data = path.read_bytes()
+    found = parse_list(data, path.stem, label)
+    with _LOCK:
+        if len(_CACHE) >= MAX_CACHED:
+            _CACHE.clear()
+        _CACHE[path] = (key, found)
+    return found
+
+
+def parse_list(data: bytes, name: str, label: str) -> ListFile:
+    """Check a list file's bytes and build its table.
+
+    Raises:
+        ConfigError: a missing `value` header, an unknown column, an empty value, a bad `expires` (with its row).
+    """
+    if not LIST_NAME.fullmatch(name):
+        raise ConfigError(f"{label}: '{name}' is not a list name (use letters, digits and _, e.g. blocked_devices)")
+    text = _decode(data, label)
+    header = _header(text, label)
+    if not header:
+        return ListFile(name, label, hashlib.sha256(data).hexdigest(), _table([], []))
+    options = pacsv.ConvertOptions(column_types={c: pa.string() for c in header}, strings_can_be_null=False,
+                                   quoted_strings_can_be_null=False)
+    try:
+        raw = pacsv.read_csv(io.BytesIO(text.encode()), convert_options=options)
+    except (pa.ArrowInvalid, pa.ArrowKeyError) as err:
+        raise ConfigError(f"{label}: not a readable CSV: {str(err).splitlines()[0]}") from None
+    values = [v.strip() for v in raw.column("value").to_pylist()]
+    for row, value in enumerate(values, start=1):
+        if not value:
+            raise ConfigError(f"{label}: row {row}: empty value (every row needs one; delete the row instead)")
+    expires = [e.strip() for e in raw.column("expires").to_pylist()] if "expires" in header else [""] * len(values)
+    return ListFile(name, label, hashlib.sha256(data).hexdigest(), _table(values, _parse_expires(expires, label)))
+
+
+def _decode(data: bytes, label: str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{label}: not UTF-8 text (byte {err.start}); save it as UTF-8 CSV") from None
+
+
+def _header(text: str, label: str) -> list[str]:
+    """The header row, checked: `value`, optional `expires` and `note`, nothing else, no repeats."""
+    first = next(csv.reader(io.StringIO(text)), None)
+    if first is None:
+        raise ConfigError(f"{label}: empty file (write a header line 'value,expires' and one entry per row)")
+    header = list(first)
+    for column in header:
+        if column not in COLUMNS:
+            close = difflib.get_close_matches(column.strip().lower(), COLUMNS, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise ConfigError(f"{label}: unknown column '{column}' in the header ({hint}a list has value, and "
+                              "optionally expires and note)")
+    if "value" not in header:
+        raise ConfigError(f"{label}: missing the 'value' header (found: {', '.join(header) or 'nothing'}; the "
+                          "first line must name the columns, e.g. value,expires)")
+    if len(set(header)) != len(header):
+        raise ConfigError(f"{label}: a column is named twice in the header ({', '.join(header)})")
+    return header
+
+
+def _parse_expires(texts: list[str], label: str) -> list[datetime | None]:
+    """UTC times of `expires` by the project's time rules (ISO-8601, offsets converted); empty: never."""
+    if not any(texts):
+        return [None] * len(texts)
+    con = duckdb.connect(config={"enable_external_access": False})
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("raw", pa.table({"e": pa.array(texts, pa.string())}))
+        parsed = parse_text(exp.column("e"), [])
+        query = exp.select(exp.alias_(parsed, "t"), exp.alias_(fill("coalesce(:b, false)", b=out_of_range(parsed)),
+                                                               "bad")).from_("raw")
+        rows = con.execute(render(query)).fetchall()
+    finally:
+        con.close()
+    for row, (text, (value, far)) in enumerate(zip(texts, rows), start=1):
+        if text and (value is None or far):
+            why = f"outside {ACCEPTED_TEXT}" if far else "not an ISO-8601 time (e.g. 2026-03-01 or 2026-03-01 12:00:00)"
+            raise ConfigError(f"{label}: row {row}: expires '{text}' is {why}; leave it empty to never expire")
+    return [value if text else None for text, (value, _) in zip(texts, rows)]
+
+
+def _table(values: list[str], expires: list[datetime | None]) -> pa.Table:
+    return pa.table({"__value": pa.array(values, pa.string()), "__expires": pa.array(expires, pa.timestamp("us"))})
+
+
+# ---------------------------------------------------------------- editing a file
+
+
+def read_entries(path: Path) -> list[dict]:
+    """The rows of a list file as text (value, expires, note), for editing."""
+    if not path.exists():
+        return []
+    rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
+    return [{c: (r.get(c) or "").strip() for c in COLUMNS} for r in rows]
+
+
+def write_entries(lists: ListSet, name: str, rows: list[dict]) -> ListFile:
+    """Write `lists/NAME.csv` atomically after checking the new text (a bad entry changes nothing).
+
+    Raises:
+        ConfigError: a bad list name, an empty value or a bad `expires` (with its row).
+    """
+    path = lists.path(name)
+    label = lists.label(path)
+    if not LIST_NAME.fullmatch(name):
+        raise ConfigError(f"{label}: '{name}' is not a list name (use letters, digits and _, e.g. blocked_devices)")
+    columns = [c for c in COLUMNS if c == "value" or any((r.get(c) or "").strip() for r in rows)]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({c: str(r.get(c) or "").strip() for c in columns} for r in rows)
+    data = buffer.getvalue().encode()
+    parse_list(data, name, label)
+    lists.directory.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return load_list(path, label)
+
+
+def add_entry(lists: ListSet, name: str, value: str, expires: str = "", note: str = "") -> ListFile:
+    """Add one value (with an optional expiry and note) to a list, creating the file if needed."""
+    rows = read_entries(lists.path(name))
+    return write_entries(lists, name, [*rows, {"value": value, "expires": expires, "note": note}])
+
+
+def remove_entry(lists: ListSet, name: str, value: str) -> ListFile:
+    """Remove every entry of `value` from a list."""
+    rows = read_entries(lists.path(name))
+    return write_entries(lists, name, [r for r in rows if r["value"] != value.strip()])
+
+
+
+def event_values(cur: duckdb.DuckDBPyConnection, id_column: str, event_id: str, columns: list[str]) -> dict:
+    """Column -> value (as list text) of one event of the frame, for "add this value to a list"."""
+    if not columns:
+        return {}
+    query = exp.select(*[exp.alias_(fill("CAST(:c AS VARCHAR)", c=ident(c)), c, quoted=True) for c in columns])
+    query = query.from_("frame").where(fill("CAST(:i AS VARCHAR) = :v", i=ident(id_column), v=lit(str(event_id))))
+    rows = cur.execute(render(query.limit(1))).fetchall()
+    return dict(zip(columns, rows[0])) if rows else {}
