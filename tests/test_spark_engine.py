@@ -145,6 +145,21 @@ def test_the_cli_backtests_on_spark_and_says_so(mixed_ws, spark_session, tmp_pat
     assert_same(got, want)
 
 
+def test_a_strategy_reading_a_list_is_refused_on_spark(mixed_ws, spark_session, spark):  # noqa: F811
+    (mixed_ws.root / "lists").mkdir(exist_ok=True)
+    (mixed_ws.root / "lists" / "blocked_users.csv").write_text("value\n3\n")
+    path = mixed_ws.strategies_dir / "listed.yaml"
+    path.write_text(yaml.safe_dump({"name": "listed", "rules": [
+        {"name": "blocked", "when": "user_id IN LIST blocked_users", "action": "block"}]}))
+    try:
+        with Session(mixed_ws, engine="spark", spark=spark) as session, pytest.raises(
+                RiskConsoleError, match=r"^listed: reads list 'blocked_users' \(IN LIST\): lists do not run on engine "
+                                        r"spark yet \(run with --engine duckdb\)$"):
+            session.backtest(path)
+    finally:
+        (mixed_ws.root / "lists" / "blocked_users.csv").unlink()
+
+
 def test_graph_features_are_refused_on_spark_naming_the_feature():
     from riskconsole.engines.spark import refuse_graph
     from riskconsole.features import frame_plan

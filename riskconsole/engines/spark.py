@@ -229,7 +229,12 @@ class SparkEngine:
     # ------------------------------------------------------------ running queries
 
     def check(self, compiled: CompiledStrategy, label: str) -> None:
-        """Every rule and the population render exactly for Spark (else one line naming the rule and the engine)."""
+        """Every rule and the population render exactly for Spark (else one line naming the rule and the engine).
+
+        Lists (`IN LIST`) are Arrow tables registered on DuckDB cursors: not on Spark yet."""
+        if compiled.lists:
+            raise RiskConsoleError(f"{label}: reads list '{sorted(compiled.lists)[0]}' (IN LIST): lists do not run on "
+                                   "engine spark yet (run with --engine duckdb)")
         checks = [(f"rule '{r.name}'", r.condition) for r in compiled.rules]
         if compiled.population is not None:
             checks.append(("population", compiled.population))
