@@ -99,8 +99,8 @@ def cmd_validate(ws: Workspace, args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-BOOTSTRAP, SEED = 1000, 7
-ENGINES = ("duckdb", "spark")  # config.ENGINES (not imported: `--help` loads no data library)  # defaults of --bootstrap and --seed
+BOOTSTRAP, SEED = 1000, 7  # defaults of --bootstrap and --seed
+ENGINES = ("duckdb", "spark")  # config.ENGINES (not imported: `--help` loads no data library)
 
 
 def _baseline(args: argparse.Namespace) -> Baseline | None:

@@ -174,6 +174,10 @@ def test_graph_features_are_refused_on_spark_naming_the_feature():
 
 
 def test_engine_precedence_and_bad_names(monkeypatch):
+    from riskconsole.cli import ENGINES as FLAG_CHOICES
+    from riskconsole.config import ENGINES
+
+    assert FLAG_CHOICES == ENGINES
     dataset = Dataset.model_validate({"source": "x.csv", "columns": {"id": "a", "time": "t"}, "engine": "spark"})
     monkeypatch.delenv("RISKCONSOLE_ENGINE", raising=False)
     assert choose(None, dataset) == "spark" and choose("duckdb", dataset) == "duckdb"
