@@ -135,11 +135,12 @@ def groups_query(compiled: CompiledStrategy, frame: Frame, dataset: Dataset, win
         alias(known_label(dataset, window), "y"), alias(amount, "amt"),
         *[alias(w, f"m{i}") for i, w in enumerate(words)],
         *([alias(fill("coalesce(CAST(:s AS VARCHAR), '(missing)')", s=segment), "seg")] if segment else []),
+        *frame.weights(),
     ).from_(source(compiled, frame).subquery("src"))
     for condition in population_filters(compiled, dataset, window):
         inner = inner.where(condition)
     keys = ["day", "y", *[f"m{i}" for i in range(len(words))], *(["seg"] if segment else [])]
-    return exp.select(*keys, alias(fill("count(*)"), "n"), alias(fill("sum(amt)"), "amt")).from_(
+    return exp.select(*keys, alias(frame.count(), "n"), alias(fill("sum(amt)"), "amt")).from_(
         inner.subquery("p")).group_by(*keys)
 
 
@@ -208,13 +209,19 @@ def decisions_query(compiled: CompiledStrategy, frame: Frame, dataset: Dataset, 
     """One row per population event: id, time, label (NULL if unknown), amount, action, matched rules, scores."""
     roles = dataset.columns
     amount = fill("CAST(:a AS DOUBLE)", a=ident(roles.amount)) if roles.amount else fill("CAST(NULL AS DOUBLE)")
+    level = compiled.strategy.level
+    if level is not None:  # an entity-period: its entity, and what followed (the money of its horizon)
+        amount = fill("__fraud_amount + __good_amount")
     query = exp.select(
         alias(fill("CAST(:i AS VARCHAR)", i=ident(roles.id)), "id"), alias(ident(roles.time), "time"),
+        *([ident(level.entity)] if level is not None else []),
         alias(fill("nullif(:y, -1)", y=known_label(dataset, window)), "label"), alias(amount, "amount"),
         alias(action_case(compiled), "action"), alias(matched_rules(compiled), "matched_rules"),
         *[ident(d) for d in compiled.detectors],
+        *([alias(fill("__fraud_amount"), "fraud_amount_after"), alias(fill("__good_amount"), "good_amount_after"),
+           alias(fill("__events"), "events")] if level is not None else []),
     ).from_(source(compiled, frame).subquery("src"))
-    for condition in population_filters(compiled, dataset, window):
+    for condition in population_filters(compiled, dataset, window) + frame.counted():
         query = query.where(condition)
     return query.order_by(ident("time"), ident("id"))
 

@@ -218,7 +218,7 @@ def transition_events(con: duckdb.DuckDBPyConnection, candidate: CompiledStrateg
         alias(action_case(baseline), "before"), alias(action_case(candidate), "after"),
         alias(matched_rules(baseline), "baseline_rules"), alias(matched_rules(candidate), "candidate_rules"),
         *[ident(d) for d in union.detectors]).from_(source(union, frame).subquery("src"))
-    for condition in population_filters(union, dataset, window):
+    for condition in population_filters(union, dataset, window) + frame.counted():
         inner = inner.where(condition)
     query = exp.select("*").from_(inner.subquery("d")).where(
         fill("before = :b AND after = :a", b=lit(before), a=lit(after))).order_by("time", "id").limit(limit)

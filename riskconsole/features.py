@@ -127,12 +127,13 @@ def window_column(feature: Feature, dataset: Dataset) -> exp.Expression:
     return fill("CASE WHEN :null THEN :e ELSE :v END", null=null, e=fallback, v=value)
 
 
-def label_feature_query(feature: Feature, dataset: Dataset, base: str) -> exp.Expression:
+def label_feature_query(feature: Feature, dataset: Dataset, base: str, queries: str | None = None) -> exp.Expression:
     """A query (`_pos`, value) for a label feature, as a sweep over label arrivals and expiries.
 
     A labelled event e' at time s' with label time l' counts for the events at t with
     max(s' + d, l') < t <= s' + d + w: an arrival record at max(s'+d, l') and an expiry
     at s'+d+w; queries sort before records at the same instant, so "before" is strict.
+    The query rows are those of `base` unless `queries` names another table (with the key column, `_t`, `_pos`).
     """
     delay = duration_seconds(feature.label_delay or "0s") * US if feature.label_delay else 0
     span = delay + duration_seconds(feature.window) * US
@@ -147,13 +148,15 @@ def label_feature_query(feature: Feature, dataset: Dataset, base: str) -> exp.Ex
     template = (
         "WITH r AS (SELECT k, s, e, v FROM keyed WHERE v IS NOT NULL AND s < e), "
         "sweep AS ("
-        "  SELECT k, _t AS t, 0 AS kind, _pos, 0 AS dv, 0 AS dc FROM keyed"
+        "  SELECT k, _t AS t, 0 AS kind, _pos, 0 AS dv, 0 AS dc FROM :queries"
         "  UNION ALL SELECT k, s, 1, NULL, v, 1 FROM r"
         "  UNION ALL SELECT k, e, 1, NULL, -v, -1 FROM r), "
         "run AS (SELECT kind, _pos, sum(dv) OVER w AS sv, sum(dc) OVER w AS sc FROM sweep "
         "  WINDOW w AS (PARTITION BY k ORDER BY t, kind ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) "
         "SELECT _pos, CAST(:value AS DOUBLE) AS v FROM run WHERE kind = 0")
-    query = fill(template, value=fill(value))
+    asked = exp.to_table("keyed") if queries is None else exp.select(alias(by, "k"), "_t", "_pos").from_(
+        queries).where(fill(":b IS NOT NULL", b=by)).subquery("q")
+    query = fill(template, value=fill(value), queries=asked)
     cte = exp.CTE(this=keyed, alias=exp.TableAlias(this=exp.to_identifier("keyed")))
     query.args["with_"].expressions.insert(0, cte)  # `keyed` must come before the CTEs that read it
     return query

@@ -140,17 +140,17 @@ def _interval_query(compiled: CompiledStrategy, index: int, score: str, op: str,
     hits = [alias(hit_column(r.condition), f"h{i}") for i, r in others] + [alias(hit_column(rest), "hr")]
     inner = exp.select(alias(fill("CAST(:t AS DATE)", t=ident(roles.time)), "day"),
                        alias(known_label(dataset, window), "y"), alias(amount, "amt"),
-                       alias(fill("CAST(:s AS DOUBLE)", s=ident(score)), "s"), *hits).from_(
+                       alias(fill("CAST(:s AS DOUBLE)", s=ident(score)), "s"), *hits, *frame.weights()).from_(
         source(compiled, frame).subquery("src"))
     for condition in population_filters(compiled, dataset, window):
         inner = inner.where(condition)
     pairs = [(r.action, exp.column(f"h{i}")) for i, r in others]
     a1 = pairs + ([(rule.action, exp.column("hr"))] if rule.enabled else [])
-    decided = exp.select("day", "y", "amt", "s", alias(decision_case(pairs, as_names=False), "a0"), alias(decision_case(a1, as_names=False), "a1")).from_(
-        inner.subquery("h"))
+    decided = exp.select("day", "y", "amt", "s", alias(decision_case(pairs, as_names=False), "a0"),
+                         alias(decision_case(a1, as_names=False), "a1"), *frame.weights()).from_(inner.subquery("h"))
     moving = "d.a0 <> d.a1 AND d.s IS NOT NULL"
     columns = ["d.day", "d.y", "d.a0", alias(fill(f"CASE WHEN {moving} THEN d.a1 END"), "a1")]
-    totals = [alias(fill("count(*)"), "n"), alias(fill("sum(d.amt)"), "amt")]
+    totals = [alias(frame.count(), "n"), alias(fill("sum(d.amt)"), "amt")]
     step = (ts[-1] - ts[0]) / (len(ts) - 1) if len(ts) > 1 else 0.0
     if step > 0 and np.allclose(np.diff(ts), step, rtol=1e-9, atol=1e-12):
         guess, exact = _even_bucket(ts, step, op)

@@ -58,24 +58,25 @@ def build_report(compiled: CompiledStrategy, groups: Groups, dataset: Dataset, w
     }
     if groups.segment is not None:
         report["segments"] = {"by": by, "rows": segment_rows(groups, action, business)}
-    report["warnings"] = label_warnings(report) + list(extra_warnings or [])
+    unit = "events" if compiled.strategy.level is None else "entity-periods"
+    report["warnings"] = label_warnings(report, unit) + list(extra_warnings or [])
     return report
 
 
-def label_warnings(report: dict) -> list[str]:
-    """Say how much of the window is unlabeled and from which day labels are immature."""
+def label_warnings(report: dict, unit: str = "events") -> list[str]:
+    """Say how much of the window is unlabeled and from which day labels are immature (`unit`: what is decided)."""
     out = []
     total = report["overall"]["population"]
     if total == 0:
-        return ["the population is empty: no event of the window passes the strategy's population filter"]
+        return [f"the population is empty: no {unit[:-1]} of the window passes the strategy's population filter"]
     unlabeled = report["overall"]["unlabeled_total"]
     if unlabeled / total > UNLABELED_WARN:
-        out.append(f"{unlabeled / total:.1%} of events ({unlabeled:,}) have no label yet: precision and recall "
-                   "count labelled events only")
+        out.append(f"{unlabeled / total:.1%} of {unit} ({unlabeled:,}) have no label yet: precision and recall "
+                   f"count labelled {unit} only")
     immature = [d for d in report["daily"] if d["population"] and d["unlabeled"] / d["population"] > MATURE_SHARE]
     if immature:
         first = immature[0]["day"]
-        out.append(f"labels are immature from {first}: more than {MATURE_SHARE:.0%} of that day's events are "
+        out.append(f"labels are immature from {first}: more than {MATURE_SHARE:.0%} of that day's {unit} are "
                    "unlabeled (use --as-of or --to to judge on mature labels)")
     if report["overall"]["fraud_total"] == 0:
         out.append("no known fraud in the window: recall is undefined")

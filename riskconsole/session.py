@@ -20,7 +20,8 @@ import pyarrow as pa
 import yaml
 
 from riskconsole.backtest import Window, fetch_decisions, make_window, run_groups
-from riskconsole.config import Dataset, Strategy
+from riskconsole.config import Dataset, Level, Strategy
+from riskconsole.entities import EntityView
 from riskconsole.errors import DataError, RiskConsoleError
 from riskconsole.export import render_files
 from riskconsole.report import Backtest, Baseline, build_report, detector_warnings
@@ -56,6 +57,8 @@ class Session:
         self._dataset: Dataset | None = None
         self._frame: Frame | None = None
         self._evaluators: OrderedDict[tuple, object] = OrderedDict()
+        self._entity_views: dict[tuple, EntityView] = {}
+        self._version: tuple | None = None
         self._lock = threading.Lock()
 
     def __enter__(self) -> Session:
@@ -68,6 +71,7 @@ class Session:
         """Close the connection this session opened (evaluators go with it)."""
         with self._lock:
             self._evaluators.clear()
+            self._entity_views.clear()
             if self._con is not None and self._own:
                 self._con.close()
             self._con, self._frame = None, None
@@ -89,9 +93,40 @@ class Session:
                 self._own = True
             return self._con
 
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        """A cursor of the session's connection: one per thread or call (connections are not thread-safe)."""
-        return self.connection().cursor()
+    def cursor(self, strategy: Strategy | None = None) -> duckdb.DuckDBPyConnection:
+        """A cursor of the session's connection: one per thread or call (connections are not thread-safe).
+
+        For an entity-level strategy, the cursor reads its entity frame as `frame` (registered on this cursor
+        only), so every query of a backtest runs unchanged on entity-periods."""
+        cur = self.connection().cursor()
+        if strategy is not None and strategy.level is not None:
+            cur.register("frame", self.entities(strategy.level, strategy.name).table)
+        return cur
+
+    def entities(self, level: Level, label: str = "strategy") -> EntityView:
+        """The entity frame of a level (built once per level and data version: see `entities.py`)."""
+        from riskconsole.entities import build
+        from riskconsole.evaluator import data_version
+
+        with self.cursor() as cur:
+            key = (level.entity, level.every_seconds, level.horizon_seconds, data_version(cur))
+        with self._lock:
+            found = self._entity_views.get(key)
+        if found is None:
+            with self.cursor() as cur:
+                found = build(cur, self.dataset, level, label)
+            with self._lock:
+                self._entity_views[key] = found
+                while len(self._entity_views) > EVALUATORS:
+                    self._entity_views.pop(next(iter(self._entity_views)))
+        return found
+
+    def view(self, strategy: Strategy) -> tuple[Frame, Dataset]:
+        """What a strategy decides over: the event frame and dataset, or its level's entity frame and roles."""
+        if strategy.level is None:
+            return self.frame, self.dataset
+        found = self.entities(strategy.level, strategy.name)
+        return found.frame, found.dataset
 
     @property
     def loaded(self) -> bool:
@@ -141,17 +176,30 @@ class Session:
 
     def compile(self, path: str | Path, overrides: dict | None = None, strategy: Strategy | None = None
                 ) -> CompiledStrategy:
-        """A strategy with its expressions checked against the frame and params applied."""
-        with self.cursor() as cur:
-            return compile_strategy(strategy or self.strategy(path), self.frame, self.ws.rel(path), overrides,
-                                    con=cur)
+        """A strategy with its expressions checked against the frame (an entity strategy's: its entity frame) and
+        params applied."""
+        strategy = strategy or self.strategy(path)
+        if strategy.level is not None:
+            from riskconsole.entities import check_level
+
+            check_level(strategy.level, self.dataset, self.frame.columns, self.ws.rel(path))
+        frame, _ = self.view(strategy)
+        with self.cursor(strategy) as cur:
+            return compile_strategy(strategy, frame, self.ws.rel(path), overrides, con=cur)
 
     def check_text(self, text: str, label: str) -> Strategy:
         """Parse and fully check strategy YAML as typed in the editor (what `validate` checks of a file)."""
+        from riskconsole.config import parse_model, read_yaml
         from riskconsole.validate import check_strategy_text
 
-        with self.cursor() as cur:
-            return check_strategy_text(text, self.frame, label, cur)
+        strategy = parse_model(read_yaml(text, label), Strategy, label)
+        if strategy.level is not None:
+            from riskconsole.entities import check_level
+
+            check_level(strategy.level, self.dataset, self.frame.columns, label)
+        frame, _ = self.view(strategy)
+        with self.cursor(strategy) as cur:
+            return check_strategy_text(text, frame, label, cur)
 
     def strategy_yaml(self, path: str | Path, overrides: dict | None = None) -> str:
         """The strategy's YAML with `overrides` written into its params (what a reviewer approves)."""
@@ -163,48 +211,78 @@ class Session:
     # ------------------------------------------------------------ backtests
 
     def backtest(self, path: str | Path, window: Window | None = None, overrides: dict | None = None,
-                 baseline: Baseline | None = None, by: str | None = None, assume: str | None = None) -> Backtest:
+                 baseline: Baseline | None = None, by: str | None = None, assume: str | None = None,
+                 strategy: Strategy | None = None) -> Backtest:
         """Compile, run and report one strategy (and, with a baseline, both in the same SQL pass).
 
         With `prod_action` mapped, a second grouped pass adds bounds over the outcomes production hid (and `assume`
-        names an explicit assumption about them instead of the worst case): see `outcomes.py`.
+        names an explicit assumption about them instead of the worst case): see `outcomes.py`. An entity-level
+        strategy runs the same way over its entity frame (`entities.py`).
         """
         from riskconsole.compare import compare_block, joint_groups
         from riskconsole.segments import segment_expression
 
         window = window or Window()
-        compiled = self.compile(path, overrides)
-        with self.cursor() as cur:
-            segment = segment_expression(cur, by, compiled, self.frame, self.dataset, window) if by else None
-            if baseline is None:
-                groups, joint, base = run_groups(cur, compiled, self.frame, self.dataset, window, segment), None, None
+        compiled = self.compile(path, overrides, strategy)
+        frame, dataset = self.view(compiled.strategy)
+        base = self.compile(baseline.path) if baseline is not None else None
+        if base is not None:
+            self._same_level(compiled, base, baseline.path)
+        with self.cursor(compiled.strategy) as cur:
+            segment = segment_expression(cur, by, compiled, frame, dataset, window) if by else None
+            if base is None:
+                groups, joint = run_groups(cur, compiled, frame, dataset, window, segment), None
             else:
-                base = self.compile(baseline.path)
-                joint = joint_groups(cur, compiled, base, self.frame, self.dataset, window,
+                joint = joint_groups(cur, compiled, base, frame, dataset, window,
                                      baseline.allow_different_population, segment)
                 groups = joint.side_groups("candidate")
         report = self._report(compiled, groups, window, by)
         if joint is not None:
             own = set(report["warnings"])
-            block = compare_block(joint, self.dataset, baseline.bootstrap, baseline.seed,
+            block = compare_block(joint, dataset, baseline.bootstrap, baseline.seed,
                                   [w for w in self._warnings_of(base, report) if w not in own])
             report["compare"] = {"baseline_strategy": base.name, **block}
-        if self.dataset.columns.prod_action:
+        if self.dataset.columns.prod_action and compiled.strategy.level is None:
             from riskconsole.outcomes import attach
 
             with self.cursor() as cur:
-                attach(report, cur, compiled, base, self.frame, self.dataset, window, assume,
+                attach(report, cur, compiled, base, frame, dataset, window, assume,
                        *((baseline.bootstrap, baseline.seed) if baseline else ()))
         elif assume:
-            raise RiskConsoleError(f"--assume {assume}: {self.ws.rel(self.ws.dataset_path)} maps no "
-                                   "columns.prod_action, so no outcome is hidden and there is nothing to assume")
-        return Backtest(report, compiled, groups, window, self.dataset, self.frame)
+            why = "maps no columns.prod_action, so no outcome is hidden and there is nothing to assume" \
+                if not self.dataset.columns.prod_action else "is entity-level: production decided events, not " \
+                "entity-periods, so there are no hidden entity outcomes to assume"
+            where = self.ws.rel(self.ws.dataset_path) if not self.dataset.columns.prod_action else self.ws.rel(path)
+            raise RiskConsoleError(f"--assume {assume}: {where} {why}")
+        return Backtest(report, compiled, groups, window, dataset, frame)
+
+    def _same_level(self, candidate: CompiledStrategy, baseline: CompiledStrategy, path: str | Path) -> None:
+        """A comparison is of like with like: both decide events, or both the same entity-periods."""
+        a, b = candidate.strategy.level, baseline.strategy.level
+        if a == b:
+            return
+        def unit(level: Level | None) -> str:
+            return "events" if level is None else \
+                f"{level.entity} every {level.every} (money over {level.horizon or level.every})"
+        raise RiskConsoleError(f"--baseline {self.ws.rel(path)}: it decides {unit(b)} and '{candidate.name}' decides "
+                               f"{unit(a)}; compare strategies of the same level")
 
     def _report(self, compiled: CompiledStrategy, groups, window: Window, by: str | None = None) -> dict:
         """The report of grouped events, with every warning the strategy's detectors call for."""
-        report = build_report(compiled, groups, self.dataset, window, by=by)
+        _, dataset = self.view(compiled.strategy)
+        report = build_report(compiled, groups, dataset, window, by=by)
         report["warnings"] += [w for w in self._warnings_of(compiled, report) if w not in report["warnings"]]
+        if compiled.strategy.level is not None:
+            report["level"] = self._level_block(compiled.strategy)
         return report
+
+    def _level_block(self, strategy: Strategy) -> dict:
+        """The report's `level`: what one decision is, and which dataset features it could read."""
+        level = strategy.level
+        found = self.entities(level, strategy.name)
+        return {"entity": level.entity, "every": level.every, "horizon": level.horizon or level.every,
+                "label_from": found.label_from, "features": found.features,
+                "features_elsewhere": found.elsewhere}
 
     def _warnings_of(self, compiled: CompiledStrategy, report: dict) -> list[str]:
         days = (report["window"]["from"], report["window"]["to"])
@@ -216,11 +294,14 @@ class Session:
         warnings as `backtest`, in milliseconds once the window's evaluator is warm.
 
         Conditions are compiled once per (rule, params it reads); a threshold param moved alone is answered
-        from its sorted column (no SQL); actions, on/off and rule order reuse the cached groups."""
+        from its sorted column (no SQL); actions, on/off and rule order reuse the cached groups. An entity-level
+        strategy is answered by `backtest` over its (small, cached) entity frame."""
         from riskconsole.evaluator import compiler_of
 
         compiler = compiler_of(self)
         strategy = strategy or compiler.strategy(self.ws, path)
+        if strategy.level is not None:
+            return self.backtest(path, window, overrides, strategy=strategy).report
         with self.cursor() as cur:
             compiled = compiler.compile(strategy, self.ws.rel(path), overrides, cur)
         evaluator = self._evaluator(compiled, window)
@@ -234,7 +315,7 @@ class Session:
         population = compiled.population.sql() if compiled.population is not None else None
         con = self.connection()
         with self._lock:
-            known = getattr(self, "_version", None)
+            known = self._version
         if known is None or known[0] is not con:  # no load can write while this read-only connection is open
             with con.cursor() as cur:
                 known = self._version = (con, data_version(cur))
@@ -251,9 +332,18 @@ class Session:
         return evaluator
 
     def decisions(self, bt: Backtest) -> pa.Table:
-        """One row per decided event of a backtest (decisions.parquet)."""
-        with self.cursor() as cur:
+        """One row per decided event (or entity-period) of a backtest (decisions.parquet)."""
+        with self.cursor(bt.compiled.strategy) as cur:
             return fetch_decisions(cur, bt.compiled, bt.frame, bt.dataset, bt.window)
+
+    def decision_rows(self, path: str | Path, window: Window, overrides: dict | None = None,
+                      strategy: Strategy | None = None) -> pa.Table:
+        """The decisions of a strategy at a param setting without a report (the Backtest page's entity-period
+        table: entity, period, decision, why, and the outcome that followed)."""
+        compiled = self.compile(path, overrides, strategy)
+        frame, dataset = self.view(compiled.strategy)
+        with self.cursor(compiled.strategy) as cur:
+            return fetch_decisions(cur, compiled, frame, dataset, window)
 
     def export(self, bt: Backtest, formats: list[str]) -> dict[str, bytes]:
         """File name -> bytes of a backtest in the requested formats (the CLI and the Export page write these)."""
@@ -266,16 +356,19 @@ class Session:
         from riskconsole.compare import transition_events
 
         candidate, base = self.compile(path, overrides), self.compile(baseline)
-        with self.cursor() as cur:
-            return transition_events(cur, candidate, base, self.frame, self.dataset, window, before, after, limit)
+        self._same_level(candidate, base, baseline)
+        frame, dataset = self.view(candidate.strategy)
+        with self.cursor(candidate.strategy) as cur:
+            return transition_events(cur, candidate, base, frame, dataset, window, before, after, limit)
 
     def event_decision(self, path: str | Path, event_id: str) -> dict | None:
         """One event's decision and matched rules under a strategy."""
         from riskconsole.backtest import event_decision
 
         compiled = self.compile(path)
-        with self.cursor() as cur:
-            return event_decision(cur, compiled, self.frame, self.dataset, event_id)
+        frame, dataset = self.view(compiled.strategy)
+        with self.cursor(compiled.strategy) as cur:
+            return event_decision(cur, compiled, frame, dataset, event_id)
 
     # ------------------------------------------------------------ monitoring
 
@@ -288,8 +381,9 @@ class Session:
         first, last = self.day_range()
         periods = parse_periods(first, last, start, end, reference)
         compiled = self.compile(path)
-        with self.cursor() as cur:
-            return build(cur, compiled, self.frame, self.dataset, periods, list(by or []), self.ws.rel(path),
+        frame, dataset = self.view(compiled.strategy)
+        with self.cursor(compiled.strategy) as cur:
+            return build(cur, compiled, frame, dataset, periods, list(by or []), self.ws.rel(path),
                          self._monitor_detectors())
 
     def _monitor_detectors(self) -> dict[str, str | None]:
@@ -312,18 +406,20 @@ class Session:
         from riskconsole.tuning import curve, threshold_curve
 
         strategy = self.strategy(path)
-        points = threshold_curve(self, path, strategy, window, param, others)
-        if points is not None:
-            return points
-        with self.cursor() as cur:
-            return curve(cur, strategy, self.frame, self.dataset, self.ws.rel(path), window, param, others)
+        if strategy.level is None:
+            points = threshold_curve(self, path, strategy, window, param, others)
+            if points is not None:
+                return points
+        frame, dataset = self.view(strategy)
+        with self.cursor(strategy) as cur:
+            return curve(cur, strategy, frame, dataset, self.ws.rel(path), window, param, others)
 
     def sweep(self, path: str | Path, param: str, values: list, window: Window,
               overrides: dict | None = None) -> dict:
         """Overall metrics at each value of `param`."""
         from riskconsole.sweep import sweep
 
-        return sweep(self.ws, path, param, values, window, overrides)
+        return sweep(self, path, param, values, window, overrides)
 
     def optimize(self, path: str | Path, values: dict[str, str | list | None], window: Window,
                  overrides: dict | None = None, max_overflow_days: int = 0,
@@ -331,7 +427,7 @@ class Session:
         """Param values that maximise net benefit within review capacity, and the frontier."""
         from riskconsole.sweep import optimize
 
-        return optimize(self.ws, path, values, window, overrides, max_overflow_days, min_precision)
+        return optimize(self, path, values, window, overrides, max_overflow_days, min_precision)
 
     def gate(self, path: str | Path, requires: list[str], window: Window | None = None,
              overrides: dict | None = None, baseline: Baseline | None = None,

@@ -57,6 +57,19 @@ class Frame:
     scores: dict[str, str]
     hidden: tuple[str, ...]
     stale: tuple[str, ...] = ()
+    weight: str | None = None  # an entity frame's row weight (`entities.py`): 0 on its money rows
+
+    def count(self) -> exp.Expression:
+        """What a group's count is: its rows, or on an entity frame the sum of their weights."""
+        return fill("count(*)") if self.weight is None else fill("sum(:w)", w=exp.column(self.weight, quoted=True))
+
+    def weights(self) -> list[exp.Expression]:
+        """The weight column, to carry through a subquery (none on the event frame)."""
+        return [] if self.weight is None else [exp.column(self.weight, quoted=True)]
+
+    def counted(self) -> list[exp.Expression]:
+        """Filters keeping the rows that are decisions (all but an entity frame's money rows)."""
+        return [] if self.weight is None else [fill(":w = 1", w=exp.column(self.weight, quoted=True))]
 
     @property
     def visible(self) -> list[str]:

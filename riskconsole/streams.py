@@ -91,7 +91,9 @@ def stream_groups(dataset: Dataset) -> dict[tuple, list[Feature]]:
 
 def _rows(dataset: Dataset, stream: str | None, keys: tuple[str, ...], values: list[str | None],
           base: str) -> exp.Select:
-    """Data rows of the union: keys, `_t`, `_pos` NULL and the aggregated values (`__x0` …, 1 for count(*))."""
+    """Data rows of the union: keys, `_t`, `_pos` NULL and the aggregated values (`__x0` …, 1 for count(*)).
+
+    With no stream, the rows of `base` (the decision events, with `_t`)."""
     if stream is None:
         table, time = exp.to_table(base), exp.column("_t")
     else:
@@ -112,7 +114,7 @@ def _bucketed(select: exp.Select, bucket: int, shift: int) -> exp.Select:
 
 
 def stream_query(dataset: Dataset, stream: str | None, keys: tuple[str, ...], features: list[Feature],
-                 base: str, bucket: int | None = None) -> exp.Expression:
+                 base: str, bucket: int | None = None, data: str | None = None) -> exp.Expression:
     """A query (`_pos`, one column per feature) for one group of union-computed features.
 
     Args:
@@ -123,9 +125,11 @@ def stream_query(dataset: Dataset, stream: str | None, keys: tuple[str, ...], fe
         base: the table of the decision events, with `_t` and `_pos`.
         bucket: for an all-rows window, its length in µs: rows are partitioned by `_t // bucket`, each data row
             also copied into the next bucket, so a query sees exactly the rows of [t - window, t).
+        data: with no stream, the table of decision events aggregated when the query rows of `base` are not
+            events themselves (an entity's period starts: see `entities.py`).
     """
     values = [None if f.of == "*" else f.of for f in features]
-    data = _rows(dataset, stream, keys, values, base)
+    data = _rows(dataset, stream, keys, values, data or base)
     query = exp.select(*[ident(k) for k in keys], "_t", "_pos", *[alias(lit(None), f"__x{i}") for i in range(len(values))])
     query = query.from_(exp.to_table(base))
     if keys:

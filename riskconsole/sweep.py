@@ -14,8 +14,7 @@ from riskconsole.escape import printable
 from riskconsole.limits import MAX_SWEEP_POINTS, check_grid
 from riskconsole.export import json_bytes, table_csv_bytes
 from riskconsole.optimize import choose, curve, default_values, frontier
-from riskconsole.strategy import frame_of, require_params
-from riskconsole.workspace import Workspace
+from riskconsole.strategy import require_params
 
 MAX_POINTS = MAX_SWEEP_POINTS  # kept: the name callers know
 
@@ -55,37 +54,34 @@ def _range_values(text: str, shown: str) -> list:
     return [int(v) for v in values] if integral else values
 
 
-def _run(ws: Workspace, strategy_path: str | Path, grid: dict[str, list], window: Window,
+def _run(session, strategy_path: str | Path, grid: dict[str, list], window: Window,
          overrides: dict | None) -> tuple[list[dict], str, str]:
-    dataset = ws.dataset()
-    strategy = ws.strategy(strategy_path)
-    con = ws.connect_safe()
-    try:
-        points, method = curve(con, strategy, frame_of(con, dataset), dataset, ws.rel(strategy_path), window,
-                               grid, overrides)
-    finally:
-        con.close()
+    strategy = session.strategy(strategy_path)
+    frame, dataset = session.view(strategy)
+    with session.cursor(strategy) as cur:
+        points, method = curve(cur, strategy, frame, dataset, session.ws.rel(strategy_path), window, grid, overrides)
     return points, method, strategy.name
 
 
-def sweep(ws: Workspace, strategy_path: str | Path, param: str, values: list, window: Window,
+def sweep(session, strategy_path: str | Path, param: str, values: list, window: Window,
           overrides: dict | None = None) -> dict:
     """Overall metrics of the strategy at each value of `param` (one SQL pass)."""
-    points, method, name = _run(ws, strategy_path, {param: values}, window, overrides)
+    points, method, name = _run(session, strategy_path, {param: values}, window, overrides)
     points = [{"value": p.pop(param), **p} for p in points]
     best = max((p for p in points if p["net_benefit"] is not None), key=lambda p: p["net_benefit"], default=None)
     return {"strategy": name, "param": param, "method": method, "points": points,
             "best_net_benefit": best and {"value": best["value"], "net_benefit": best["net_benefit"]}}
 
 
-def optimize(ws: Workspace, strategy_path: str | Path, values: dict[str, str | None], window: Window,
+def optimize(session, strategy_path: str | Path, values: dict[str, str | None], window: Window,
              overrides: dict | None = None, max_overflow_days: int = 0, min_precision: float | None = None) -> dict:
     """Param values that maximise net benefit within review capacity (and a precision floor), and the frontier."""
-    strategy = ws.strategy(strategy_path)
-    require_params(strategy, values, ws.rel(strategy_path), "--param")
+    strategy = session.strategy(strategy_path)
+    label = session.ws.rel(strategy_path)
+    require_params(strategy, values, label, "--param")
     grid = {p: _grid_values(spec, strategy.params[p]) for p, spec in values.items()}
-    check_grid(grid, ws.rel(strategy_path))  # before anything is compiled or combined
-    points, method, name = _run(ws, strategy_path, grid, window, overrides)
+    check_grid(grid, label)  # before anything is compiled or combined
+    points, method, name = _run(session, strategy_path, grid, window, overrides)
     decision = choose(points, max_overflow_days, min_precision)
     return {"strategy": name, "params": list(grid), "method": method,
             "constraints": {"max_overflow_days": max_overflow_days, "min_precision": min_precision},

@@ -67,7 +67,7 @@ def validate_file(ws: Workspace, path: str | Path) -> str:
         raise ConfigError(f"{label}: not a dataset (source/columns), strategy (rules) or detector (kind) file")
     model = parse_model(data, KINDS[kind], label)
     if kind == "strategy":
-        return _validate_strategy(ws, model, label)
+        return _validate_strategy(ws, model, label, Path(path))
     if kind == "dataset":
         return _validate_dataset(ws, Path(path))
     return _validate_detector(ws, model, label)
@@ -102,9 +102,11 @@ def _validate_detector(ws: Workspace, spec: Detector, label: str) -> str:
     return f"detector '{spec.name}' ({spec.kind}, {len(spec.features)} features)"
 
 
-def _validate_strategy(ws: Workspace, strategy: Strategy, label: str) -> str:
+def _validate_strategy(ws: Workspace, strategy: Strategy, label: str, path: Path) -> str:
     dataset = ws.dataset()
     frame = workspace_frame(ws, dataset)
+    if strategy.level is not None:
+        return _validate_entity_strategy(ws, strategy, label, path, frame is not None)
     if frame is None:
         compile_strategy(strategy, source_frame(ws, dataset), label)
         return f"strategy '{strategy.name}', {len(strategy.rules)} rules (columns checked against the source files)"
@@ -116,6 +118,22 @@ def _validate_strategy(ws: Workspace, strategy: Strategy, label: str) -> str:
     finally:
         con.close()
     return f"strategy '{strategy.name}', {len(strategy.rules)} rules"
+
+
+def _validate_entity_strategy(ws: Workspace, strategy: Strategy, label: str, path: Path, loaded: bool) -> str:
+    """An entity-level strategy: its entity, then (with data loaded) every rule over its entity frame."""
+    from riskconsole.entities import check_level
+    from riskconsole.session import Session
+
+    what = f"strategy '{strategy.name}', {len(strategy.rules)} rules, one decision per {strategy.level.entity} " \
+           f"every {strategy.level.every}"
+    if not loaded:
+        dataset = ws.dataset()
+        check_level(strategy.level, dataset, source_frame(ws, dataset).columns, label)
+        return f"{what} (rules not checked: no data loaded)"
+    with Session(ws) as session:
+        session.compile(path, strategy=strategy)
+    return what
 
 
 def check_strategy_text(text: str, frame: Frame, label: str, con: duckdb.DuckDBPyConnection | None = None) -> Strategy:

@@ -13,6 +13,7 @@ from riskconsole.backtest import make_window
 from riskconsole.cli import main
 from riskconsole.detectors.training import stamp_scores
 from riskconsole.errors import RiskConsoleError
+from riskconsole.session import Session
 from riskconsole.report import run_backtest
 from riskconsole.sweep import optimize, sweep
 
@@ -53,7 +54,7 @@ def _brute(ws, path, overrides, window=None):
 def test_score_sweep_uses_sorted_scores_and_equals_brute_force(scored, values):
     ws, path = scored
     window = make_window("2026-03-02", "2026-03-05", "2026-03-05")
-    result = sweep(ws, path, "cut", values, window)
+    result = sweep(Session(ws), path, "cut", values, window)
     assert result["method"] == "sorted-scores"
     for point in result["points"]:
         expected = _brute(ws, path, {"cut": point["value"]}, window)
@@ -69,7 +70,7 @@ def test_strict_threshold_and_review_action(scored):
     body = yaml.safe_load(path.read_text())
     body["rules"][1] = {"name": "model", "when": "risk > $cut", "action": "review"}
     path.write_text(yaml.safe_dump(body))
-    result = sweep(ws, path, "cut", [0.2, 0.5, 0.9], make_window())
+    result = sweep(Session(ws), path, "cut", [0.2, 0.5, 0.9], make_window())
     assert result["method"] == "sorted-scores"
     for point in result["points"]:
         expected = _brute(ws, path, {"cut": point["value"]})
@@ -79,7 +80,7 @@ def test_strict_threshold_and_review_action(scored):
 def test_optimizer_equals_brute_force_on_a_small_grid(scored):
     ws, path = scored
     # every setting overflows on all 6 days (capacity 3): the precision floor is what binds
-    result = optimize(ws, path, {"big": "50:250:100", "cut": "0.3,0.6,0.9"}, make_window(), max_overflow_days=6,
+    result = optimize(Session(ws), path, {"big": "50:250:100", "cut": "0.3,0.6,0.9"}, make_window(), max_overflow_days=6,
                       min_precision=0.25)
     assert result["method"] == "grid" and len(result["points"]) == 9
     brute = []
@@ -140,7 +141,7 @@ def known(tmp_path):
 def test_score_curve_on_data_known_by_construction(known, values):
     """Sorted scores give the table above (days at exactly the capacity are not over it)."""
     ws, _ = known
-    result = sweep(ws, ws.strategies_dir / "known_score.yaml", "cut", values, make_window())
+    result = sweep(Session(ws), ws.strategies_dir / "known_score.yaml", "cut", values, make_window())
     assert result["method"] == "sorted-scores"
     by_cut = {round(p["value"] * 1000): p for p in result["points"]}
     table = {30: (2, 7, 4, 11), 50: (2, 7, 3, 10), 150: (1, 6, 1, 7), 250: (0, 5, 0, 5), 350: (0, 4, 0, 4),
@@ -162,7 +163,7 @@ def test_score_curve_on_data_known_by_construction(known, values):
                                                            (1, 6 / 7, 150)])  # a floor met exactly holds
 def test_optimizer_finds_the_best_setting_known_by_construction(known, max_days, min_precision, best):
     ws, path = known
-    result = optimize(ws, path, {"cut": "30,150,250,450"}, make_window(), max_overflow_days=max_days,
+    result = optimize(Session(ws), path, {"cut": "30,150,250,450"}, make_window(), max_overflow_days=max_days,
                       min_precision=min_precision)
     assert result["feasible"] and result["closest"] is None
     assert result["best"]["cut"] == best and result["best"]["net_benefit"] == pytest.approx(KNOWN_NET[best])
@@ -179,7 +180,7 @@ def test_optimizer_finds_the_best_setting_known_by_construction(known, max_days,
 ])
 def test_optimizer_without_a_feasible_setting_names_the_closest(known, values, max_days, min_precision, closest):
     ws, path = known
-    result = optimize(ws, path, {"cut": values}, make_window(), max_overflow_days=max_days,
+    result = optimize(Session(ws), path, {"cut": values}, make_window(), max_overflow_days=max_days,
                       min_precision=min_precision)
     assert not result["feasible"] and result["best"] is None
     assert result["closest"]["cut"] == closest
@@ -188,7 +189,7 @@ def test_optimizer_without_a_feasible_setting_names_the_closest(known, values, m
 
 def test_capacity_no_setting_can_meet(scored, capsys):
     ws, path = scored
-    result = optimize(ws, path, {"cut": "0.5,0.9"}, make_window(), max_overflow_days=0)
+    result = optimize(Session(ws), path, {"cut": "0.5,0.9"}, make_window(), max_overflow_days=0)
     assert not result["feasible"] and result["closest"] is not None
     code = main(["optimize", str(path), "--param", "cut", "--values", "0.5,0.9", "--workspace", str(ws.root),
                  "--out", str(ws.root / "opt")])
@@ -200,4 +201,4 @@ def test_capacity_no_setting_can_meet(scored, capsys):
 def test_optimize_unknown_param(scored):
     ws, path = scored
     with pytest.raises(RiskConsoleError, match="no param 'nope'"):
-        optimize(ws, path, {"nope": None}, make_window())
+        optimize(Session(ws), path, {"nope": None}, make_window())

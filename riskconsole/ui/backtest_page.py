@@ -21,6 +21,14 @@ def _hidden(root: str, version: str, path: str, text: str, window, overrides: st
                         if k in report["overall"]}, "warnings": report["warnings"]}
 
 
+@st.cache_data(max_entries=16, show_spinner="Listing entity-periods ...")
+def _entity_periods(root: str, version: str, path: str, text: str, window, overrides: str, _session) -> pd.DataFrame:
+    """Every entity-period of an entity-level strategy: entity, period, decision, why, and what followed."""
+    table = _session.decision_rows(path, window, json.loads(overrides)).to_pandas()
+    table["matched_rules"] = table["matched_rules"].map(lambda rules: ", ".join(rules))
+    return table
+
+
 session = open_page("Backtest")
 ws = session.ws
 left, right = st.columns(2)
@@ -31,7 +39,10 @@ with right:
 window = pick_window(session)
 report = guard(evaluate, session, candidate, window, st.session_state.get("params", {}).get(candidate.stem))
 same = baseline is not None and baseline.resolve() == candidate.resolve()
-base = guard(evaluate, session, baseline, window) if baseline is not None and not same else None
+level = guard(session.strategy, candidate).level
+other_level = baseline is not None and not same and guard(session.strategy, baseline).level != level
+base = guard(evaluate, session, baseline, window) if baseline is not None and not same and not other_level else None
+unit = "events" if level is None else f"{level.entity} periods"
 if session.dataset.columns.prod_action:  # production hid some outcomes: ranges, not points, where only those are known
     params = st.session_state.get("params", {}).get(candidate.stem)
     hidden = guard(_hidden, str(ws.root), db_version(ws), str(candidate), strategy_text(candidate), window,
@@ -39,9 +50,15 @@ if session.dataset.columns.prod_action:  # production hid some outcomes: ranges,
     report = {**report, "overall": {**report["overall"], **hidden["overall"]},
               "warnings": list(dict.fromkeys(report["warnings"] + hidden["warnings"]))}
 o = report["overall"]
-st.caption(f"{report['window']['from']} … {report['window']['to']} · population {o['population']:,} events · "
+st.caption(f"{report['window']['from']} … {report['window']['to']} · population {o['population']:,} {unit} · "
            f"{o['unlabeled_total']:,} unlabelled" + (f" · deltas against **{baseline.stem}**" if base else ""))
-if base is None:
+if level is not None:
+    st.caption(f"Entity-level: one decision per **{level.entity}** every **{level.every}**, judged with what was known "
+               f"at the period's start; money over **{level.horizon or level.every}** after it.")
+if other_level:
+    st.info(f"**{baseline.stem}** decides {'events' if level is not None else 'entity-periods'}, **{candidate.stem}** "
+            f"decides {unit}: pick a baseline of the same level to see deltas.")
+elif base is None:
     st.info("The strategy is its own baseline: nothing to compare." if same else
             "No baseline picked: pick the strategy in production above to see what this one changes.")
 kpi_tiles(report, base)
@@ -81,3 +98,21 @@ st.dataframe(rules, hide_index=True, width="stretch", column_config={
     "enabled": st.column_config.CheckboxColumn("on", width="small"),
     "unique_tp": st.column_config.NumberColumn("unique catches", format="localized",
                                                help="Fraud this rule alone flags in the final decision")})
+
+if level is not None:
+    st.subheader(f"Entity-periods: each {level.entity}, day, decision, why, and what followed")
+    params = st.session_state.get("params", {}).get(candidate.stem)
+    periods = guard(_entity_periods, str(ws.root), db_version(ws), str(candidate), strategy_text(candidate), window,
+                    json.dumps(params or {}, sort_keys=True), _session=session)
+    show = st.radio("Show", ["flagged", "all", "fraud missed"], horizontal=True, key="entity_periods_show")
+    rows = periods[periods["action"] != "allow"] if show == "flagged" else \
+        periods[(periods["action"] == "allow") & (periods["label"] == 1)] if show == "fraud missed" else periods
+    st.caption(f"{len(rows):,} of {len(periods):,} entity-periods · label: the entity's known label as of the "
+               "window · money after: the entity's fraud and good amount over the horizon")
+    st.dataframe(rows[[level.entity, "time", "action", "matched_rules", "label", "fraud_amount_after",
+                       "good_amount_after", "events"]].head(2000), hide_index=True, width="stretch", column_config={
+        "time": st.column_config.DatetimeColumn("period", format="YYYY-MM-DD HH:mm"),
+        "action": "decision", "matched_rules": "why",
+        "fraud_amount_after": st.column_config.NumberColumn("fraud money after", format="localized"),
+        "good_amount_after": st.column_config.NumberColumn("good money after", format="localized"),
+        "events": st.column_config.NumberColumn("events in period", format="localized")})

@@ -1,0 +1,299 @@
+"""Entity-level strategies (DESIGN §3.2): one decision per entity per period in which it had events.
+
+An entity-period (an entity, and a period of `every` in which it had at least one event) is judged with what was
+known at the period's start: its window features are those an event of the entity would have had at that instant
+(rows strictly before it), computed by the same union windows as the event frame (`streams.py`, `features.py`,
+`lookups.py`), with the period starts as the query rows. Features of other keys (the buyer's, the device's) and
+the period's own events are not known at its start, so they are not columns of the entity frame.
+
+Labels: from the table keyed by the entity where it maps `label` (and `label_time`), else from the period's
+events (1 if any is fraud, 0 if every one is labelled good, else unknown).
+
+Money (horizon): a block stops the entity's fraud amount in [start, start + horizon) and loses its good amount
+there, whatever the entity's own label. The frame carries that as *weighted rows*: one row per entity-period
+(`__w` = 1: counted, amount 0) and up to two money rows (`__w` = 0: label 1 with the fraud amount, label 0 with
+the good amount) that share its features, hence its rule hits and decision. Summed per group by `metrics.parts`
+this gives counts of entity-periods and money by event labels, with every formula, comparison and interval of
+the event-level report unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+from sqlglot import exp
+
+from riskconsole.config import Dataset, Feature, Level
+from riskconsole.errors import ConfigError, RiskConsoleError
+from riskconsole.expressions import parse_visible
+from riskconsole.features import is_label_feature, label_feature_query, _source
+from riskconsole.lookups import lookup_query, target
+from riskconsole.sqlbuild import alias, fill, ident, lit, render
+from riskconsole.streams import US, micros, stream_query
+from riskconsole.strategy import Frame
+
+ID, TIME = "entity_period", "period_start"
+WEIGHT, LABEL, LABEL_TIME, AMOUNT = "__w", "__label", "__label_time", "__amount"
+FRAUD_AMOUNT, GOOD_AMOUNT, EVENTS = "__fraud_amount", "__good_amount", "__events"
+HIDDEN = (LABEL, LABEL_TIME, AMOUNT, WEIGHT, FRAUD_AMOUNT, GOOD_AMOUNT, EVENTS)
+_EV, _Q = "__entity_events", "__entity_periods"
+
+
+@dataclass(frozen=True)
+class EntityView:
+    """The entity frame of one level: rows (Arrow), what a strategy may read, and the roles of its columns."""
+
+    level: Level
+    table: pa.Table
+    frame: Frame
+    dataset: Dataset
+    features: list[str]          # dataset features defined at the entity level
+    elsewhere: dict[str, str]    # dataset feature -> why it is not (another key, the event's own value, ...)
+    label_from: str              # "tables.NAME" or "events"
+
+
+def label_table(dataset: Dataset, entity: str) -> str | None:
+    """The table keyed by `entity` that maps an entity label, if any."""
+    return next((name for name, t in dataset.tables.items() if t.key == entity and t.label), None)
+
+
+def check_level(level: Level, dataset: Dataset, columns: dict[str, str], label: str) -> None:
+    """The level's entity is an entity column of the decision events.
+
+    Raises:
+        ConfigError: one line naming the strategy file and the fix.
+    """
+    entity = level.entity
+    entities = dataset.columns.entities
+    if entity not in entities:
+        known = ", ".join(entities) or "none are listed under columns.entities"
+        if entity in columns:
+            raise ConfigError(f"{label}: level.entity: '{entity}' is a column but not an entity of the dataset "
+                              f"(entities: {known}; add it to columns.entities)")
+        raise ConfigError(f"{label}: level.entity: unknown entity '{entity}' (entities: {known})")
+    if entity not in columns:
+        raise ConfigError(f"{label}: level.entity: '{entity}' is not a column of the loaded events (reload after "
+                          "changing the dataset)")
+
+
+def _q(name: str) -> str:
+    """A quoted identifier as DuckDB SQL text."""
+    return ident(name).sql("duckdb")
+
+
+def _is_windowed(feature: Feature) -> bool:
+    return feature.sql is None and feature.lookup is None and feature.agg is not None
+
+
+def _plan(dataset: Dataset, entity: str) -> tuple[dict[str, list[Feature]], dict[str, str]]:
+    """Features computable at a period start, by kind, and why each other feature is not."""
+    plan: dict[str, list[Feature]] = {"window": [], "label": [], "graph": []}
+    streams: dict[str, list[Feature]] = {}
+    lookups: dict[str, list[Feature]] = {}
+    elsewhere: dict[str, str] = {}
+    for feature in dataset.features:
+        graph_node = getattr(feature, "node", None) if getattr(feature, "graph", None) else None
+        if feature.sql is not None:
+            continue
+        if graph_node is not None:
+            if graph_node == entity:
+                plan["graph"].append(feature)
+            else:
+                elsewhere[feature.name] = f"a graph of {graph_node}"
+        elif feature.lookup is not None:
+            name = target(feature)[0]
+            if dataset.tables[name].key == entity:
+                lookups.setdefault(name, []).append(feature)
+            else:
+                elsewhere[feature.name] = f"looked up by the event's {_join_column(dataset, name)}"
+        elif _is_windowed(feature) and feature.keys == [entity]:
+            if feature.from_ is not None:
+                streams.setdefault(feature.from_, []).append(feature)
+            elif is_label_feature(feature, dataset):
+                plan["label"].append(feature)
+            else:
+                resolved = feature.model_copy(update={feature.agg: _source(feature.of, dataset)})
+                plan["window"].append(resolved)
+        else:
+            keys = ", ".join(feature.keys) or "every row"
+            elsewhere[feature.name] = f"grouped by {keys}" if feature.agg else "an event's own value"
+    return {**plan, **{f"stream:{s}": fs for s, fs in streams.items()},
+            **{f"lookup:{t}": fs for t, fs in lookups.items()}}, elsewhere
+
+
+def _needed(dataset: Dataset, entity: str, plan: dict[str, list[Feature]]) -> list[str]:
+    """The event columns the entity frame reads: the entity, the roles, and what its window features aggregate."""
+    roles = dataset.columns
+    columns = [entity, roles.time, roles.label, roles.label_time, roles.amount]
+    columns += [f.of for f in plan["window"] if f.of != "*"]
+    return list(dict.fromkeys(c for c in columns if c))
+
+
+def _join_column(dataset: Dataset, table: str) -> str:
+    spec = dataset.tables[table]
+    return spec.key or spec.range.value
+
+
+def _side(con: duckdb.DuckDBPyConnection, dataset: Dataset, entity: str, plan: dict[str, list[Feature]]
+          ) -> dict[str, list[str]]:
+    """Temp tables (`_pos`, features) of each planned group over the period starts; table -> feature names."""
+    out: dict[str, list[str]] = {}
+    for i, (kind, features) in enumerate(plan.items()):
+        if not features:
+            continue
+        table = f"__entity_side_{i}"
+        if kind == "window":
+            query = stream_query(dataset, None, (entity,), features, _Q, data=_EV)
+        elif kind == "label":
+            for j, feature in enumerate(features):
+                one = f"{table}_{j}"
+                q = label_feature_query(feature, dataset, _EV, queries=_Q)
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {one} AS SELECT _pos, v AS {_q(feature.name)} "
+                            f"FROM ({render(q)})")
+                out[one] = [feature.name]
+            continue
+        elif kind == "graph":
+            from riskconsole.graphs import graph_side_table
+
+            graph_side_table(con, dataset, features, _Q, table)
+            out[table] = [f.name for f in features]
+            continue
+        elif kind.startswith("stream:"):
+            query = stream_query(dataset, kind.split(":", 1)[1], (entity,), features, _Q)
+        else:
+            query = lookup_query(dataset, kind.split(":", 1)[1], features, _Q)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {render(query)}")
+        out[table] = [f.name for f in features]
+    return out
+
+
+def _labels(dataset: Dataset, entity: str, every_us: int, horizon_us: int) -> exp.Expression:
+    """Per period (`_pos`): the entity-period's label and label time, its money in the horizon and its events.
+
+    Events are first summed per (entity, bucket) with buckets of gcd(every, horizon), so period starts are
+    bucket starts; the period's and the horizon's sums are then RANGE windows ahead of each period start over
+    the union of those bucket rows and the period rows (no range join over events)."""
+    roles = dataset.columns
+    bucket = math.gcd(every_us, horizon_us)
+    y = fill("CAST(:l AS INTEGER)", l=ident(roles.label)) if roles.label else fill("CAST(NULL AS INTEGER)")
+    lt = fill("CAST(:lt AS TIMESTAMP)", lt=ident(roles.label_time)) if roles.label_time else \
+        fill("CAST(NULL AS TIMESTAMP)")
+    amount = fill("coalesce(CAST(:a AS DOUBLE), 0)", a=ident(roles.amount)) if roles.amount else lit(0.0)
+    k = _q(entity)
+    floor = f"(_t - (((_t % {bucket}) + {bucket}) % {bucket}))"
+    buckets = fill(
+        f"SELECT {k}, {floor} AS _t, CAST(NULL AS BIGINT) AS _pos, count(*) AS n, count(:y) AS labelled, "
+        "max(:y) AS worst, sum(CASE WHEN :y = 1 THEN :amt ELSE 0 END) AS fraud, "
+        "sum(CASE WHEN :y = 0 THEN :amt ELSE 0 END) AS good, min(CASE WHEN :y = 1 THEN :lt END) AS first_fraud_lt, "
+        "max(:lt) AS last_lt, max(CASE WHEN :y = 1 THEN :lt END) AS fraud_lt, "
+        f"max(CASE WHEN :y = 0 THEN :lt END) AS good_lt FROM {_EV} GROUP BY ALL", y=y, lt=lt, amt=amount)
+    nulls = ", ".join(f"NULL AS {c}" for c in ("n", "labelled", "worst", "fraud", "good", "first_fraud_lt", "last_lt",
+                                             "fraud_lt", "good_lt"))
+    union = f"SELECT * FROM ({render(buckets)}) UNION ALL SELECT {k}, _t, _pos, {nulls} FROM {_Q}"
+    period = f"OVER (PARTITION BY {k} ORDER BY _t RANGE BETWEEN CURRENT ROW AND {every_us - 1} FOLLOWING)"
+    ahead = f"OVER (PARTITION BY {k} ORDER BY _t RANGE BETWEEN CURRENT ROW AND {horizon_us - 1} FOLLOWING)"
+    windowed = (
+        f"SELECT _pos, max(worst) {period} AS worst, sum(labelled) {period} AS labelled, sum(n) {period} AS events, "
+        f"min(first_fraud_lt) {period} AS first_fraud_lt, max(last_lt) {period} AS last_lt, "
+        f"coalesce(sum(fraud) {ahead}, 0) AS fraud, coalesce(sum(good) {ahead}, 0) AS good, "
+        f"max(fraud_lt) {ahead} AS fraud_lt, max(good_lt) {ahead} AS good_lt FROM ({union}) AS u")
+    return fill(
+        "SELECT _pos, CASE WHEN worst = 1 THEN 1 WHEN labelled = events THEN 0 END AS ylab, "
+        "CASE WHEN worst = 1 THEN first_fraud_lt ELSE last_lt END AS ylt, fraud, good, fraud_lt, good_lt, events "
+        f"FROM ({windowed}) AS w WHERE _pos IS NOT NULL")
+
+
+def _table_label(dataset: Dataset, table: str, entity: str) -> exp.Expression:
+    """Per entity: its label from the table (1 if any row says fraud) and when that became known."""
+    spec = dataset.tables[table]
+    lab = fill("CAST(:l AS INTEGER)", l=ident(spec.label))
+    when = fill("CAST(:t AS TIMESTAMP)", t=ident(spec.label_time)) if spec.label_time else \
+        fill("CAST(NULL AS TIMESTAMP)")
+    k = _q(entity)
+    return fill(f"SELECT {k}, max(:lab) AS tlab, min(:ltime) FILTER (WHERE :lab = 1) AS tlt FROM :tbl "
+                f"WHERE {k} IS NOT NULL GROUP BY {k}", lab=lab, ltime=when,
+                tbl=exp.to_table(f"table_{table}", quoted=True))
+
+
+def build(con: duckdb.DuckDBPyConnection, dataset: Dataset, level: Level, label: str) -> EntityView:
+    """The entity frame of `level` over the loaded events (temp tables on `con`, dropped after).
+
+    Raises:
+        ConfigError: the level names no entity of the dataset.
+    """
+    columns = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE events)").fetchall())
+    check_level(level, dataset, columns, label)
+    entity, every, horizon = level.entity, level.every_seconds * US, level.horizon_seconds * US
+    k = ident(entity)
+    plan, elsewhere = _plan(dataset, entity)
+    needed = _needed(dataset, entity, plan)
+    con.execute(render(fill(f"CREATE OR REPLACE TEMP TABLE {_EV} AS SELECT {', '.join(_q(c) for c in needed)}, "
+                            ":t AS _t, row_number() OVER () AS _pos FROM events WHERE :k IS NOT NULL",
+                            t=micros(ident(dataset.columns.time)), k=k)))
+    start = f"(_t - (((_t % {every}) + {every}) % {every}))"  # floor to the period, also before 1970
+    con.execute(render(fill(f"CREATE OR REPLACE TEMP TABLE {_Q} AS SELECT :k, _t, row_number() OVER (ORDER BY _t, :k) "
+                            f"AS _pos FROM (SELECT DISTINCT :k, {start} AS _t FROM {_EV})", k=k)))
+    sides = _side(con, dataset, entity, plan)
+    names = [n for group in sides.values() for n in group]
+    query = exp.select(*[exp.column(c, "q", quoted=True) for c in (entity, "_t", "_pos")]).from_(
+        exp.to_table(_Q).as_("q"))
+    for i, (table, group) in enumerate(sides.items()):
+        query = query.select(*[exp.column(n, f"s{i}", quoted=True) for n in group], append=True).join(
+            exp.to_table(table).as_(f"s{i}"), on=fill("q._pos = :p", p=exp.column("_pos", f"s{i}")), join_type="LEFT")
+    query = exp.select("*").from_(query.subquery("w"))
+    for feature in dataset.features:
+        if feature.sql is None:
+            continue
+        try:
+            node = parse_visible(feature.sql, [entity, *names], (), None, f"{label}: feature '{feature.name}'")
+        except RiskConsoleError as err:
+            elsewhere[feature.name] = f"it reads {str(err).split(': ')[-1]}"
+            continue
+        query = exp.select("*", alias(node, feature.name)).from_(query.subquery("d"))
+        names.append(feature.name)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE __entity_features AS SELECT *, make_timestamp(_t) AS period "
+                f"FROM ({render(query)})")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE __entity_labels AS {render(_labels(dataset, entity, every, horizon))}")
+    owner = label_table(dataset, entity)
+    if owner is not None:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE __entity_table_label AS {render(_table_label(dataset, owner, entity))}")
+        ylab = "t.tlab"
+        # a good entity is known good from the start; a fraudulent one from its label_time (where mapped)
+        ylt = "CASE WHEN t.tlab = 1 THEN coalesce(t.tlt, f.period) WHEN t.tlab = 0 THEN f.period END"
+        join = f"LEFT JOIN __entity_table_label AS t ON t.{_q(entity)} = f.{_q(entity)}"
+    else:
+        ylab, ylt, join = "l.ylab", "l.ylt", ""
+    kq = _q(entity)
+    picked = "".join(f", f.{_q(n)}" for n in names)
+    select = (
+        f"SELECT f.{kq}, f.period AS {TIME}, CAST(f.{kq} AS VARCHAR) || '@' || strftime(f.period, '%Y-%m-%dT%H:%M:%S') "
+        f"AS {ID}{picked}, CAST(:lab AS TINYINT) AS {LABEL}, CAST(:lt AS TIMESTAMP) AS {LABEL_TIME}, "
+        f"CAST(:amt AS DOUBLE) AS {AMOUNT}, CAST(:w AS INTEGER) AS {WEIGHT}, l.fraud AS {FRAUD_AMOUNT}, "
+        f"l.good AS {GOOD_AMOUNT}, l.events AS {EVENTS}, :order AS __o "
+        f"FROM __entity_features AS f JOIN __entity_labels AS l ON l._pos = f._pos {join}")
+    rows = [fill(select, lab=fill(ylab), lt=fill(ylt), amt=lit(0.0), w=lit(1), order=lit(0)),
+            fill(select + " WHERE l.fraud <> 0", lab=lit(1), lt=fill("l.fraud_lt"), amt=fill("l.fraud"), w=lit(0),
+                 order=lit(1)),
+            fill(select + " WHERE l.good <> 0", lab=lit(0), lt=fill("l.good_lt"), amt=fill("l.good"), w=lit(0),
+                 order=lit(2))]
+    union = rows[0]
+    for part in rows[1:]:
+        union = exp.union(union, part, distinct=False)
+    final = exp.select("*").from_(union.subquery("u")).order_by(TIME, ident(entity), "__o")
+    table = con.sql(render(final)).to_arrow_table()
+    table = table.drop_columns(["__o"])
+    for name in ["__entity_features", "__entity_labels", "__entity_table_label", _EV, _Q, *sides]:
+        con.execute(f"DROP TABLE IF EXISTS {name}")
+    con.register("__entity_frame_types", table)
+    types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE __entity_frame_types)").fetchall())
+    con.unregister("__entity_frame_types")
+    frame = Frame(types, {}, HIDDEN, weight=WEIGHT)
+    roles = dataset.columns.model_copy(update={
+        "id": ID, "time": TIME, "label": LABEL, "label_time": LABEL_TIME, "amount": AMOUNT, "entities": [entity],
+        "label_derived": [], "prod_action": None, "explore": None, "propensity": None})
+    view_dataset = dataset.model_copy(update={"columns": roles, "features": [], "streams": {}, "tables": {}})
+    return EntityView(level, table, frame, view_dataset, names, elsewhere,
+                      f"tables.{owner}" if owner is not None else "events")

@@ -1,0 +1,243 @@
+"""Entity-level strategies (DESIGN §3.2): one decision per entity per period, judged with what was known at the
+period's start, labelled from an entity table or from events, money over the horizon. Every number is computed a
+second way in pandas from the raw events; a future event never changes a period's features."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from riskconsole.backtest import make_window
+from riskconsole.cli import main
+from riskconsole.errors import RiskConsoleError
+from riskconsole.ingest import load
+from riskconsole.report import Baseline
+from riskconsole.session import Session
+from conftest import BASE_DATASET, random_events, write_workspace
+
+DAY = pd.Timedelta("1D")
+FEATURES = [
+    {"name": "merchant_orders_3d", "count": "*", "by": "merchant_id", "window": "3d"},
+    {"name": "merchant_amount_2d", "sum": "amount", "by": "merchant_id", "window": "2d"},
+    {"name": "merchant_fraud_4d", "sum": "label", "by": "merchant_id", "window": "4d", "label_delay": "1d"},
+    {"name": "merchant_refunds_3d", "count": "*", "from": "refunds", "by": "merchant_id", "window": "3d"},
+    {"name": "merchant_tier", "lookup": "merchants.tier"},
+    {"name": "avg_order_2d", "sql": "merchant_amount_2d / nullif(merchant_orders_3d, 0)"},
+    {"name": "user_orders_1h", "count": "*", "by": "user_id", "window": "1h"},   # not a merchant's feature
+]
+STRATEGY = {"name": "mw", "level": {"entity": "merchant_id", "every": "1d", "horizon": "2d"},
+            "params": {"k": 6, "big": 900},
+            "rules": [{"name": "busy", "when": "merchant_orders_3d >= $k", "action": "review"},
+                      {"name": "heavy", "when": "merchant_amount_2d > $big", "action": "block"},
+                      {"name": "gold", "when": "merchant_tier = 'gold'", "action": "allow"}]}
+
+
+def events(seed: int = 3) -> pd.DataFrame:
+    frame = random_events(n=600, seed=seed, days=9)
+    frame["merchant_id"] = pd.array(frame["merchant_id"], dtype="Int64")
+    frame.loc[frame.index % 37 == 5, "merchant_id"] = pd.NA   # events with no merchant decide nothing
+    return frame
+
+
+def refunds(ev: pd.DataFrame, seed: int = 4) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    n = 120
+    t = ev["ts"].min() + pd.to_timedelta(rng.integers(-86_400, 9 * 86_400, n), unit="s")
+    return pd.DataFrame({"refund_time": t, "merchant_id": rng.integers(100, 106, n)})
+
+
+def merchants() -> pd.DataFrame:
+    """Merchants 100..104 (105 is missing: unknown label); 101 and 103 confirmed fraudulent on given days."""
+    return pd.DataFrame({"merchant_id": [100, 101, 102, 103, 104],
+                         "tier": ["gold", "std", "std", "new", "std"],
+                         "is_bad": [0, 1, 0, 1, 0],
+                         "banned_at": pd.to_datetime([None, "2026-03-04 10:00", None, "2026-03-08 00:00", None])})
+
+
+def make_ws(tmp_path, table_label: bool = True, seed: int = 3, extra: pd.DataFrame | None = None):
+    ev = events(seed)
+    if extra is not None:
+        ev = pd.concat([ev, extra], ignore_index=True)
+    dataset = {**BASE_DATASET, "features": FEATURES}
+    dataset["columns"] = {**BASE_DATASET["columns"], "entities": ["user_id", "device_id", "merchant_id"]}
+    dataset["streams"] = {"refunds": {"source": "data/refunds.csv", "columns": {"time": "refund_time"}}}
+    table = {"source": "data/merchants.csv", "key": "merchant_id"}
+    if table_label:
+        table.update(label="is_bad", label_time="banned_at")
+    dataset["tables"] = {"merchants": table}
+    ws = write_workspace(tmp_path / f"ws{seed}{table_label}", ev, dataset, strategies={"mw": STRATEGY})
+    refunds(ev).to_csv(ws.root / "data" / "refunds.csv", index=False)
+    merchants().to_csv(ws.root / "data" / "merchants.csv", index=False)
+    load(ws)
+    return ws, ev
+
+
+def expected(ev: pd.DataFrame, params: dict, table_label: bool, as_of: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Entity-periods computed by brute force: one row per (merchant, day with an event of it)."""
+    ev = ev[ev["merchant_id"].notna()].copy()
+    ev["merchant_id"] = ev["merchant_id"].astype(int)
+    ref = refunds(events())
+    tiers = merchants().set_index("merchant_id")
+    rows = []
+    for (m, day), group in ev.groupby(["merchant_id", ev["ts"].dt.floor("D")]):
+        mine = ev[ev["merchant_id"] == m]
+        before = lambda w: mine[(mine["ts"] >= day - w) & (mine["ts"] < day)]  # noqa: E731
+        orders = len(before(3 * DAY))
+        amount = before(2 * DAY)["amount"].sum()
+        known = mine[(mine["ts"] >= day - 5 * DAY) & (mine["ts"] < day - DAY) & (mine["label_ts"] < day)]
+        fraud_4d = float(known["is_fraud"].fillna(0).sum())
+        refunds_3d = int(((ref["merchant_id"] == m) & (ref["refund_time"] >= day - 3 * DAY)
+                          & (ref["refund_time"] < day)).sum())
+        tier = tiers["tier"].get(m)
+        hits = [orders >= params["k"], amount > params["big"], tier == "gold"]
+        action = "allow" if hits[2] else "block" if hits[1] else "review" if hits[0] else "allow"
+        ahead = mine[(mine["ts"] >= day) & (mine["ts"] < day + 2 * DAY)]
+        if table_label:
+            bad = tiers["is_bad"].get(m)
+            label = -1 if bad is None or pd.isna(bad) else int(bad)
+            known_since = tiers["banned_at"][m] if label == 1 else day  # good: known from the period's start
+            if label >= 0 and as_of is not None and not known_since < as_of:
+                label = -1
+        else:
+            y = group["is_fraud"]
+            label = 1 if (y == 1).any() else 0 if y.notna().all() else -1
+        rows.append({"merchant_id": m, "day": day, "orders": orders, "amount2d": amount, "fraud_4d": fraud_4d,
+                     "refunds": refunds_3d, "action": action, "label": label,
+                     "fraud_money": ahead.loc[ahead["is_fraud"] == 1, "amount"].sum(),
+                     "good_money": ahead.loc[ahead["is_fraud"] == 0, "amount"].sum()})
+    return pd.DataFrame(rows)
+
+
+def metrics_of(exp: pd.DataFrame, catch: float = 0.5) -> dict:
+    flagged = exp["action"] != "allow"
+    fraud, good = exp["label"] == 1, exp["label"] == 0
+    block, review = exp["action"] == "block", exp["action"] == "review"
+    return {"population": len(exp), "tp": int((flagged & fraud).sum()), "fp": int((flagged & good).sum()),
+            "fn": int((~flagged & fraud).sum()), "tn": int((~flagged & good).sum()),
+            "unlabeled_total": int((exp["label"] == -1).sum()), "review_cases": int(review.sum()),
+            "fraud_amount_stopped": float(exp.loc[block, "fraud_money"].sum()
+                                          + catch * exp.loc[review, "fraud_money"].sum()),
+            "good_amount_blocked": float(exp.loc[block, "good_money"].sum())}
+
+
+@pytest.mark.parametrize("table_label", [True, False])
+def test_entity_backtest_matches_brute_force(tmp_path, table_label):
+    ws, ev = make_ws(tmp_path, table_label)
+    with Session(ws) as session:
+        bt = session.backtest(ws.strategies_dir / "mw.yaml")
+        decisions = session.decisions(bt).to_pandas()
+    exp = expected(ev, STRATEGY["params"], table_label)
+    got = bt.report["overall"]
+    for key, value in metrics_of(exp).items():
+        assert got[key] == pytest.approx(value), key
+    assert len(decisions) == len(exp)
+    by_key = decisions.set_index("id")["action"]
+    for row in exp.itertuples():
+        assert by_key[f"{row.merchant_id}@{row.day:%Y-%m-%dT%H:%M:%S}"] == row.action
+    assert bt.report["level"]["label_from"] == ("tables.merchants" if table_label else "events")
+    assert "user_orders_1h" in bt.report["level"]["features_elsewhere"]
+    assert set(bt.report["level"]["features"]) >= {"merchant_orders_3d", "merchant_fraud_4d", "avg_order_2d"}
+
+
+def test_entity_features_as_of_period_start(tmp_path):
+    """Features equal the brute force; events later on the period's day (the future) change nothing."""
+    ws, ev = make_ws(tmp_path)
+    with Session(ws) as session:
+        view = session.entities(session.strategy(ws.strategies_dir / "mw.yaml").level)
+    got = view.table.to_pandas()
+    got = got[got["__w"] == 1].set_index(["merchant_id", "period_start"])
+    exp = expected(ev, STRATEGY["params"], True).set_index(["merchant_id", "day"])
+    assert len(got) == len(exp)
+    for key, row in exp.iterrows():
+        mine = got.loc[key]
+        assert mine["merchant_orders_3d"] == row["orders"]
+        assert mine["merchant_amount_2d"] == pytest.approx(row["amount2d"])
+        assert mine["merchant_fraud_4d"] == pytest.approx(row["fraud_4d"])
+        assert mine["merchant_refunds_3d"] == row["refunds"]
+    # a burst of future orders at 23:00 of an existing period must not move that period's features
+    first = exp.index[len(exp) // 2]
+    burst = pd.DataFrame({"event_id": [f"z{i}" for i in range(30)], "ts": [first[1] + pd.Timedelta("23h")] * 30,
+                          "is_fraud": pd.array([1] * 30, dtype="Int8"), "label_ts": [first[1]] * 30,
+                          "amount": [5000.0] * 30, "user_id": 1, "device_id": 1, "merchant_id": first[0],
+                          "channel": "web"})
+    ws2, _ = make_ws(tmp_path / "later", extra=burst)
+    with Session(ws2) as session:
+        later = session.entities(session.strategy(ws2.strategies_dir / "mw.yaml").level).table.to_pandas()
+    later = later[later["__w"] == 1].set_index(["merchant_id", "period_start"])
+    feats = ["merchant_orders_3d", "merchant_amount_2d", "merchant_fraud_4d", "merchant_refunds_3d"]
+    pd.testing.assert_frame_equal(later.loc[[first], feats], got.loc[[first], feats])
+    assert later.loc[first, "__fraud_amount"] > got.loc[first, "__fraud_amount"]  # the money of the horizon moves
+
+
+def test_as_of_hides_later_entity_labels(tmp_path):
+    ws, ev = make_ws(tmp_path)
+    as_of = "2026-03-05"
+    with Session(ws) as session:
+        bt = session.backtest(ws.strategies_dir / "mw.yaml", session.window(as_of=as_of))
+    exp = expected(ev, STRATEGY["params"], True, as_of=pd.Timestamp(as_of) + DAY)
+    for key, value in metrics_of(exp).items():
+        if key in ("fraud_amount_stopped", "good_amount_blocked"):
+            continue  # event labels of the money rows follow their own label times
+        assert bt.report["overall"][key] == pytest.approx(value), key
+
+
+def test_interactive_sweep_compare_and_gate(tmp_path):
+    ws, _ = make_ws(tmp_path)
+    path = ws.strategies_dir / "mw.yaml"
+    other = dict(STRATEGY, name="mw2", params={"k": 4, "big": 900})
+    (ws.strategies_dir / "mw2.yaml").write_text(yaml.safe_dump(other))
+    with Session(ws) as session:
+        window = make_window()
+        assert session.interactive(path, window, {"k": 4}) == session.backtest(path, window, {"k": 4}).report
+        swept = session.sweep(path, "k", [4, 6], window)
+        assert [p["review_cases"] for p in swept["points"]] == \
+            [session.backtest(path, window, {"k": k}).report["overall"]["review_cases"] for k in (4, 6)]
+        bt = session.backtest(ws.strategies_dir / "mw2.yaml", window, baseline=Baseline(path, bootstrap=200))
+        compare = bt.report["compare"]
+        assert compare["delta"]["review_cases"] == \
+            compare["candidate"]["review_cases"] - compare["baseline"]["review_cases"]
+        assert compare["intervals"]
+        events_strategy = {"name": "ev", "rules": [{"name": "r", "when": "amount > 100", "action": "review"}]}
+        (ws.strategies_dir / "ev.yaml").write_text(yaml.safe_dump(events_strategy))
+        with pytest.raises(RiskConsoleError, match="same level"):
+            session.backtest(path, window, baseline=Baseline(ws.strategies_dir / "ev.yaml"))
+    assert main(["gate", str(path), "--baseline", str(ws.strategies_dir / "mw2.yaml"), "--require",
+                 "review_cases<=+100000", "--workspace", str(ws.root)]) == 0
+
+
+@pytest.mark.parametrize("level, message", [
+    ({"entity": "shop_id"}, "unknown entity 'shop_id'"),
+    ({"entity": "channel"}, "'channel' is a column but not an entity"),
+    ({"entity": "merchant_id", "every": "daily"}, "not a duration"),
+])
+def test_bad_levels(tmp_path, capsys, level, message):
+    ws, _ = make_ws(tmp_path)
+    bad = dict(STRATEGY, level=level)
+    path = ws.strategies_dir / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    before = sorted(p.name for p in ws.root.rglob("*"))
+    assert main(["backtest", str(path), "--workspace", str(ws.root)]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and "bad.yaml" in err[0]
+    assert main(["validate", str(path), "--workspace", str(ws.root)]) != 0
+    assert sorted(p.name for p in ws.root.rglob("*")) == before
+
+
+def test_rules_cannot_read_event_values_or_entity_labels(tmp_path, capsys):
+    ws, _ = make_ws(tmp_path)
+    for when, message in [("amount > 10", "unknown column 'amount'"),
+                          ("user_orders_1h > 1", "unknown column 'user_orders_1h'"),
+                          ("__label = 1", "")]:
+        bad = dict(STRATEGY, rules=[{"name": "r", "when": when, "action": "review"}])
+        (ws.strategies_dir / "bad.yaml").write_text(yaml.safe_dump(bad))
+        assert main(["validate", str(ws.strategies_dir / "bad.yaml"), "--workspace", str(ws.root)]) != 0
+        assert message in capsys.readouterr().err
+    table_label_feature = {**BASE_DATASET, "features": [{"name": "leak", "lookup": "merchants.is_bad"}]}
+    table_label_feature["tables"] = {"merchants": {"source": "data/merchants.csv", "key": "merchant_id",
+                                                   "label": "is_bad"}}
+    ws2 = write_workspace(tmp_path / "leak", events(), table_label_feature)
+    merchants().to_csv(ws2.root / "data" / "merchants.csv", index=False)
+    assert main(["validate", str(ws2.dataset_path), "--workspace", str(ws2.root)]) != 0
+    assert "entity label" in capsys.readouterr().err
