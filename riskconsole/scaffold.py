@@ -13,9 +13,7 @@ from riskconsole.workspace import Workspace
 DEMO_FILES = Path(__file__).resolve().parent / "demo_files"
 DEMO_SIZE = 1_000_000  # the demo's review capacity is sized for this many events
 EVENTS = Path("data") / "demo" / "events.parquet"
-# Demo files shipped but not copied into workspaces yet. The entity-level strategies (DESIGN §3.2) wait for the engine that decides entities: until then a backtest
-# would read their rules order by order.
-FUTURE_DEMO_FILES: tuple[str, ...] = ("strategies/merchant_watch.yaml", "strategies/influencer_watch.yaml")
+FUTURE_DEMO_FILES: tuple[str, ...] = ()  # demo files shipped but not copied into workspaces yet (none)
 
 
 def copy_demo_files(ws: Workspace, n_events: int = DEMO_SIZE, overwrite: bool = False) -> None:
