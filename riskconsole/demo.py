@@ -309,10 +309,10 @@ def _account_takeover(w: _World, rows: int) -> Rows:
 def _promo_ring(w: _World, rows: int) -> Rows:
     """Dozens of brand-new accounts on a few shared devices/addresses redeem heavy coupons, mostly on sale days.
 
-    Half the rings are patient: their accounts arrive over three to six weeks, a dozen devices and half a dozen
-    addresses shared by forty accounts, coupons no bigger than a welcome offer's, so a 7-day window on one
-    device or address sees one or two buyers; only the 30-day graph of shared devices, cards and addresses
-    sees the ring (DESIGN §2.2)."""
+    Half the rings are patient: their accounts sign up on the ring's devices and wait 2-10 days before buying,
+    arrive over three to six weeks, a dozen devices and half a dozen addresses shared by forty accounts, coupons
+    no bigger than a welcome offer's, so a 7-day window on one device or address sees one or two buyers; only
+    the 30-day graph of shared devices, cards and addresses sees the ring (DESIGN §2.2)."""
     rng, r = w.rng, max(1, round(rows / 45))
     size = rng.integers(15, 61, r)
     ring_of, _ = _expand(size)
@@ -335,7 +335,8 @@ def _promo_ring(w: _World, rows: int) -> Rows:
     coupon = np.round(gross * np.where(slow[ring], rng.uniform(0.2, 0.7, n), rng.uniform(0.3, 0.85, n)), 2)
     country = rng.choice(10, r, p=COUNTRY_P)[ring]
     return _frame(3, n, ts=np.minimum(first[acc] + pos * rng.integers(1800, DAY, n), w.end - 1),
-                  user=w.ids("user", a)[acc], created=(first - rng.integers(600, 36 * 3600, a))[acc],
+                  user=w.ids("user", a)[acc], created=(first - np.where(slow[ring_of], rng.integers(
+                      2 * DAY, 10 * DAY, a), rng.integers(600, 36 * 3600, a)))[acc],
                   merchant=merchants[ring, rng.integers(0, 3, n)], device=device,
                   address=np.where(spoof[ring] & (rng.random(n) < 0.5), w.ids("address", n), address),
                   payment=payment, method=np.where(own_wallet >= 0, WALLET, CARD), amount=gross - coupon,
@@ -375,8 +376,8 @@ def _brushing(w: _World, rows: int) -> Rows:
 
 def _affiliate_fraud(w: _World, rows: int) -> Rows:
     """A small creator fakes conversions: bursts of cheap affiliate orders from fresh accounts on the creator's
-    device farm. The bursts are days or weeks apart, so each new burst's accounts share devices with buyers
-    already charged back (the graph's fraud share, DESIGN §2.2)."""
+    device farm. The bursts are days or weeks apart, so a later order of a burst's account shares devices with
+    buyers already charged back (the graph's fraud share, DESIGN §2.2)."""
     rng = w.rng
     sizes = rng.integers(15, 61, rows // 15 + 1)
     b = int(np.searchsorted(np.cumsum(sizes), rows)) + 1  # bursts until the scenario's share is reached

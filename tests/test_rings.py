@@ -76,7 +76,8 @@ def test_graph_features_find_more_of_the_rings_at_the_same_review_load(ring_ws):
     df = _frame(ring_ws, base + graph)
     test = df[(df.ts >= EVAL_FROM) & (df.ts < EVAL_TO)]
     assert test.fraud_scenario.isin(RINGS).sum() >= 150, "too few ring orders out of time to judge"
-    alerts = round(0.01 * len(test))  # the same review load for both: 1% of the later period's orders
+    days = (np.datetime64(EVAL_TO) - np.datetime64(EVAL_FROM)).astype(int)
+    alerts = dataset["business"]["review_capacity"] * days  # the same review load for both: the team's capacity
     without, with_graph = _recall_at(df, base, alerts), _recall_at(df, base + graph, alerts)
     print(f"ring recall at {alerts} alerts: without graph {without:.3f}, with graph {with_graph:.3f}")
     assert with_graph >= without + 0.05, (without, with_graph)
