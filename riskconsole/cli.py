@@ -133,11 +133,11 @@ def cmd_gate(ws: Workspace, args: argparse.Namespace) -> int:
 def _print_summary(report: dict) -> None:
     from riskconsole.export import fmt
     from riskconsole.glossary import metric
-    from riskconsole.report import all_warnings
+    from riskconsole.report import all_warnings, unit_of
 
     o = report["overall"]
     print(f"{terminal(report['strategy'])}: {report['window']['from']}..{report['window']['to']}, "
-          f"population {o['population']:,}, flagged {o['flagged']:,}")
+          f"population {o['population']:,} {unit_of(report)}, flagged {o['flagged']:,}")
     shown = ("precision", "recall", "amount_recall", "fraud_amount_stopped", "net_benefit")
     hidden = o.get("bounds") or {}  # where production hid outcomes, only a range is known: print the range
 

@@ -20,7 +20,8 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # A strategy name becomes a file and folder name: no separators, no dots, no leading '-'.
 _STRATEGY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
-WINDOW_AGGS = ("count", "sum", "avg", "min", "max", "count_distinct")
+WINDOW_AGGS = ("count", "sum", "avg", "min", "max", "count_distinct", "stddev")
+GRAPH_KINDS = ("component_size", "degree", "fraud_share")
 LABEL_AGGS = ("count", "sum", "avg")
 
 
@@ -103,6 +104,23 @@ class Feature(_Strict):
                                               "window; null when empty.")
     count_distinct: str | None = Field(None, description="Number of distinct values of this column in the window "
                                                          "(e.g. users per device); 0 when empty.")
+    stddev: str | None = Field(None, description="Sample standard deviation of this numeric column over the window "
+                                                 "(the entity's usual spread); null with fewer than two values.")
+    first_seen: str | None = Field(None, description="1 when no decision event of the same `by` entity had this "
+                                   "column's value in [t - window, t) (a new device for the user), else 0; NULL "
+                                   "when the value or the `by` entity is NULL.")
+    graph: str | None = Field(None, description="Graph feature of the `node` column's entity over the last `window` "
+                              "(whole days, as of the start of the event's day): component_size (nodes in its "
+                              "connected component, 1 when alone), degree (direct neighbours) or fraud_share (share "
+                              "of the component's other nodes with a fraud-labelled decision event).")
+    node: str | None = Field(None, description="Graph features: the entity column whose nodes are linked (a column "
+                             "of the decision events, e.g. user_id).")
+    links: list[str] | None = Field(None, description="Graph features: columns whose shared value links two nodes "
+                                    "(device_id, payment_id, ...); read from the decision events and every stream "
+                                    "holding the node column and the link column.")
+    max_degree: int | None = Field(None, description="Graph features: a link value shared by more than this many "
+                                   "nodes in the window (a NAT IP, a marketplace address) is a hub and links "
+                                   "nothing; at least 1.")
     from_: str | None = Field(None, alias="from", description="Aggregate the rows of this stream (a name under "
                               "`streams:`) instead of the decision events; the `by` columns must exist under the "
                               "same names in both.")
@@ -110,7 +128,9 @@ class Feature(_Strict):
                                        "compound key (a NULL part means an empty window: count 0); absent: every "
                                        "row of the stream.")
     window: str | None = Field(None, description="Look-back, e.g. 1h, 30d: rows with time in [t - window, t).")
-    label_delay: str | None = Field(None, description="Label features only: labels of events in [t - delay - window, t - delay).")
+    label_delay: str | None = Field(None, description="Label features only: labels of events in [t - delay - window, "
+                                    "t - delay); for graph: fraud_share, labels of events in [start of day - window, "
+                                    "start of day - delay) (whole days).")
     lookup: str | None = Field(None, description="TABLE.COLUMN: the column of the table row matching the event "
                                "(by key, as of the event's time with valid_from, or by range); NULL when none.")
     sql: str | None = Field(None, description="Derived feature: an expression over columns and earlier features.")
@@ -131,21 +151,47 @@ class Feature(_Strict):
     @model_validator(mode="after")
     def _one_kind(self) -> Feature:
         aggs = [a for a in WINDOW_AGGS if getattr(self, a) is not None]
+        kinds = aggs + [k for k in ("first_seen", "graph", "sql", "lookup") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(f"give exactly one of {', '.join(WINDOW_AGGS)}, first_seen, graph, lookup or sql "
+                             f"(got {', '.join(kinds) or 'none'})")
+        if self.graph is None and (self.node or self.links or self.max_degree is not None):
+            raise ValueError("node, links and max_degree are for graph features (graph: component_size, ...)")
         if self.sql is not None or self.lookup is not None:
             kind = "sql" if self.sql is not None else "lookup"
-            if aggs or self.by or self.window or self.label_delay or self.from_ or (self.sql and self.lookup):
+            if self.by or self.window or self.label_delay or self.from_:
                 raise ValueError(f"a `{kind}:` feature takes no aggregate, from, by, window, label_delay or other kind")
             if self.lookup is not None and not re.match(r"^[^.]+\.[^.]+$", self.lookup):
                 raise ValueError(f"lookup: write TABLE.COLUMN (e.g. merchants.tier), not '{self.lookup}'")
             return self
-        if len(aggs) != 1:
-            raise ValueError(f"give exactly one of {', '.join(WINDOW_AGGS)}, lookup or sql (got {len(aggs)})")
         if not self.window:
             raise ValueError("a window feature needs `window:` (e.g. 1h)")
         duration_seconds(self.window)
         if self.label_delay is not None:
             duration_seconds(self.label_delay)
+        if self.graph is not None:
+            self._check_graph()
+        elif self.first_seen is not None and (self.from_ or self.label_delay):
+            raise ValueError("first_seen reads the decision events: it takes no from or label_delay")
         return self
+
+    def _check_graph(self) -> None:
+        if self.graph not in GRAPH_KINDS:
+            raise ValueError(f"graph: unknown kind '{self.graph}' (kinds: {', '.join(GRAPH_KINDS)})")
+        if not self.node or not self.links:
+            raise ValueError("a graph feature needs node: (a column) and links: (a list of columns)")
+        if self.by or self.from_:
+            raise ValueError("a graph feature takes no by or from (node: and links: say what is linked)")
+        if self.node in self.links or len(set(self.links)) != len(self.links):
+            raise ValueError("links: distinct columns, other than the node column")
+        if self.max_degree is not None and self.max_degree < 1:
+            raise ValueError(f"max_degree: at least 1 (got {self.max_degree})")
+        if self.label_delay is not None and self.graph != "fraud_share":
+            raise ValueError(f"label_delay is only for graph: fraud_share, not {self.graph}")
+        for key in ("window", "label_delay"):
+            text = getattr(self, key)
+            if text is not None and duration_seconds(text) % 86_400:
+                raise ValueError(f"{key}: a graph feature is built per day: write whole days (e.g. 30d), not {text}")
 
     @property
     def agg(self) -> str | None:
@@ -160,7 +206,7 @@ class Feature(_Strict):
     @property
     def keys(self) -> list[str]:
         """The `by` columns as a list (empty: every row)."""
-        if self.by is None:
+        if self.by is None or self.graph is not None:
             return []
         return [self.by] if isinstance(self.by, str) else list(self.by)
 

@@ -6,6 +6,8 @@
   label_time < t. Computed as a sweep over label "arrivals" and "expiries" so the
   label_time condition (which depends on the current row) stays exact.
 - Derived feature (`sql:`): a checked expression over columns and earlier features.
+- First seen (`first_seen: col, by: key`): 1 when the (key, col) pair has no event in [t - window, t) (a count == 0).
+- Graph features (`graph:`): riskconsole/graphs.py, joined like the stream and lookup side tables.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from sqlglot import exp
 from riskconsole.config import LABEL_AGGS, Dataset, Feature, duration_seconds
 from riskconsole.errors import ConfigError
 from riskconsole.expressions import parse_visible
+from riskconsole.graphs import check_graph_feature, graph_side_table
 from riskconsole.lookups import check_lookup, check_table, lookup_groups, lookup_query
 from riskconsole.names import internal_collision
 from riskconsole.sqlbuild import alias, fill, ident, render
@@ -72,6 +75,10 @@ def check_features(dataset: Dataset, types: dict[str, str], label: str,
             check_lookup(feature, others.get(f"table_{table}", {}), where, dataset.tables[table])
         elif feature.from_ is not None:
             check_stream_feature(feature, types, others.get(f"stream_{feature.from_}", {}), where)
+        elif feature.graph is not None:
+            check_graph_feature(feature, dataset, types, others, where)
+        elif feature.first_seen is not None:
+            _check_first_seen(feature, types, hidden, where)
         else:
             _check_window_feature(feature, dataset, types, hidden, where)
 
@@ -97,8 +104,29 @@ def _check_window_feature(feature: Feature, dataset: Dataset, types: dict[str, s
                           "with label_delay may read it")
     elif feature.label_delay is not None:
         raise ConfigError(f"{where}: label_delay is only for label features (sum/avg/count of the label)")
-    if feature.agg in ("sum", "avg") and not types[column].upper().startswith(NUMERIC):
+    if feature.agg in ("sum", "avg", "stddev") and not types[column].upper().startswith(NUMERIC):
         raise ConfigError(f"{where}: {feature.agg} needs a numeric column, '{of}' is {types[column]}")
+
+
+def _check_first_seen(feature: Feature, types: dict[str, str], hidden: set[str], where: str) -> None:
+    check_keys(feature, types, None, "", where)
+    column = feature.first_seen
+    if column not in types:
+        raise ConfigError(f"{where}: first_seen: unknown column '{column}' (columns: {', '.join(sorted(types))})")
+    if column in hidden or set(feature.keys) & hidden:
+        raise ConfigError(f"{where}: first_seen reads the label or a column derived from it; name an entity")
+    if column in feature.keys:
+        raise ConfigError(f"{where}: first_seen: '{column}' is also in by (name the value and the entity it is new "
+                          "for, e.g. first_seen: device_id, by: user_id)")
+
+
+def first_seen_column(feature: Feature) -> exp.Expression:
+    """1 when the (by, value) pair has no decision event in [t - window, t), else 0; NULL when a part is NULL."""
+    keys = [*feature.keys, feature.first_seen]
+    count = Feature(name=feature.name, count="*", by=keys if len(keys) > 1 else keys[0], window=feature.window)
+    null = any_null(keys)
+    value = aggregate(count, None, [ident(k) for k in keys], own=True, null=null)
+    return fill("CASE WHEN :null THEN NULL WHEN :v = 0 THEN 1 ELSE 0 END", null=null, v=value)
 
 
 def _check_label_feature(feature: Feature, dataset: Dataset, where: str) -> None:
@@ -117,6 +145,8 @@ def window_column(feature: Feature, dataset: Dataset) -> exp.Expression:
     One key: NULL where the entity is NULL. A compound key: the empty window's value (count 0) where a part is
     NULL. No key: every event.
     """
+    if feature.first_seen is not None:
+        return first_seen_column(feature)
     keys = feature.keys
     x = None if feature.of == "*" else ident(_source(feature.of, dataset))
     null = any_null(keys)
@@ -179,7 +209,7 @@ def frame_query(dataset: Dataset, columns: list[str], label: str, base: str = "_
     label_tables, joins = label_tables or {}, joins or {}
     elsewhere = set(label_tables) | {f.name for group in joins.values() for f in group}
     windows = [alias(window_column(f, dataset), f.name) for f in dataset.features
-               if f.sql is None and f.lookup is None and f.from_ is None and f.name not in elsewhere]
+               if (f.agg or f.first_seen) and f.from_ is None and f.name not in elsewhere]
     # (an all-rows window joined from a bucketed union is in `joins`, hence in `elsewhere`)
     query = exp.select("*", *windows).from_(exp.to_table(base))
     for name, table in label_tables.items():
@@ -204,7 +234,7 @@ def frame_query(dataset: Dataset, columns: list[str], label: str, base: str = "_
 
 def _or_empty(value: exp.Expression, feature: Feature) -> exp.Expression:
     """A stream window's value, or the empty window's (count 0) for an event with no row in the join."""
-    if feature.lookup is not None or (feature.from_ is None and feature.keys):
+    if feature.lookup is not None or feature.graph is not None or (feature.from_ is None and feature.keys):
         return value
     return fill("coalesce(:v, :e)", v=value, e=empty_value(feature))
 
@@ -246,6 +276,10 @@ def _side_tables(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> tuple[dict
         con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS "
                     f"{render(lookup_query(dataset, name, features, '_frame_base'))}")
         joins[table] = features
+    graph_features = [f for f in dataset.features if f.graph is not None]
+    if graph_features:
+        graph_side_table(con, dataset, graph_features, "_frame_base", "_graph_features")
+        joins["_graph_features"] = graph_features
     return label_tables, joins
 
 

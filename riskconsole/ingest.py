@@ -215,8 +215,10 @@ def _load_part(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, pro
     _stage(con, part)
     read, loaded = con.execute("SELECT count(*), count(*) FILTER (__reason IS NULL) FROM _staged").fetchall()[0]
     if loaded == 0:
-        raise DataError(f"{checked.label}: {where}no loadable rows in '{part.source}' (read {read:,}; see reasons "
-                        "by loading a smaller file)")
+        reasons = con.execute("SELECT __reason, count(*) FROM _staged GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 2").fetchall()
+        why = "; ".join(f"{terminal(str(r))[:160]} ({n:,} rows)" for r, n in reasons)
+        raise DataError(f"{checked.label}: {where}no loadable rows in '{part.source}' (read {read:,}, every one "
+                        f"quarantined: {why})")
     warnings = _warnings(con, checked, part, read)
     _publish(con, part)
     con.execute("DROP TABLE _staged")

@@ -115,7 +115,12 @@ def _definition(f) -> str:
         return f.sql
     if f.lookup is not None:
         return f"{f.lookup} of the matching row"
+    if f.graph is not None:
+        hubs = f", hubs over {f.max_degree} cut" if f.max_degree else ""
+        return f"{f.graph} of {f.node} linked by [{', '.join(f.links)}] over the previous {f.window}{hubs}"
     by = f.by if isinstance(f.by, str) else f"[{', '.join(f.by)}]" if f.by else "all rows"
+    if f.first_seen is not None:
+        return f"1 if {f.first_seen} is new for {by} over the previous {f.window}"
     delay = f" delayed {f.label_delay}" if f.label_delay else ""
     stream = f" of {f.from_}" if f.from_ else ""
     return f"{f.agg}({f.of}){stream} by {by} over the previous {f.window}{delay}"

@@ -63,6 +63,12 @@ def build_report(compiled: CompiledStrategy, groups: Groups, dataset: Dataset, w
     return report
 
 
+def unit_of(report: dict) -> str:
+    """What the report's counts count: events, or an entity-level strategy's entity-periods."""
+    level = report.get("level")
+    return "events" if level is None else f"{level['entity']} periods"
+
+
 def label_warnings(report: dict, unit: str = "events") -> list[str]:
     """Say how much of the window is unlabeled and from which day labels are immature (`unit`: what is decided)."""
     out = []

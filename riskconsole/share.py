@@ -10,6 +10,7 @@ from riskconsole.escape import markdown as md
 from riskconsole.escape import xml_safe
 from riskconsole.export import fmt
 from riskconsole.glossary import metric
+from riskconsole.report import unit_of
 
 KPIS = ("precision", "recall", "amount_recall", "net_benefit", "fraud_amount_stopped", "good_amount_blocked",
         "review_cases", "review_overflow_days", "alert_rate")  # titles and formats: riskconsole.glossary
@@ -117,7 +118,7 @@ def _header(report: dict, text=str) -> str:
     versus = f" vs {text(compare['baseline_strategy'])}" if compare else ""
     as_of = f", labels as of {report['as_of']}" if report.get("as_of") else ""
     return (f"{text(report['strategy'])}{versus}: window {report['window']['from']} … {report['window']['to']}{as_of}, "
-            f"population {report['overall']['population']:,} events "
+            f"population {report['overall']['population']:,} {unit_of(report)} "
             f"({report['overall']['unlabeled_total']:,} unlabelled)")
 
 

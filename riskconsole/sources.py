@@ -106,9 +106,44 @@ def source_files(ws: Workspace, dataset: Dataset | Stream | Table, label: str, w
 
 
 def column_types(con: duckdb.DuckDBPyConnection, fmt: str, files: list[str]) -> dict[str, str]:
-    """Name -> sniffed DuckDB type of every source column (as the files hold them, nothing added)."""
+    """Name -> sniffed DuckDB type of every source column (as the files hold them, nothing added).
+
+    Raises:
+        DataError: a CSV header names two columns that differ only in letter case (DuckDB would silently
+            rename the second to NAME_1).
+    """
+    if fmt == "csv":
+        for name in files[:MAX_HEADER_CHECKS]:
+            _check_header_case(con, name)
     rows = con.execute(_SNIFF[fmt], {"files": files}).fetchall()
     return {name: dtype for name, dtype, *_ in rows}
+
+
+MAX_HEADER_CHECKS = 100  # CSV files whose raw header is read (a glob of thousands: the first hundred)
+
+
+def _check_header_case(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Refuse a header whose names repeat up to letter case (SQL names ignore case).
+
+    A first row with repeats is a header when DuckDB's sniffed names equal it everywhere else (it renamed only
+    the repeats); otherwise the file has no header and the row is data."""
+    first = con.execute("SELECT * FROM read_csv($f, header = false, all_varchar = true) LIMIT 1",
+                        {"f": name}).fetchall()
+    raw = list(first[0]) if first else []
+    seen: dict[str, int] = {}
+    repeats = []
+    for i, column in enumerate(raw):
+        if column is not None and seen.setdefault(column.casefold(), i) != i:
+            repeats.append((seen[column.casefold()], i))
+    if not repeats:
+        return
+    sniffed = [row[0] for row in con.execute("DESCRIBE SELECT * FROM read_csv($f)", {"f": name}).fetchall()]
+    renamed = {i for _, i in repeats}
+    if len(sniffed) == len(raw) and all(sniffed[i] == raw[i] for i in range(len(raw)) if i not in renamed):
+        a, b = raw[repeats[0][0]], raw[repeats[0][1]]
+        raise DataError(f"{name}: the header names columns '{a}' and '{b}', which differ only in letter case (or "
+                        "not at all); SQL names ignore case, so one would be renamed silently: rename one of them "
+                        "in the file")
 
 
 def _check_inside(ws: Workspace, part: Part, label: str) -> None:

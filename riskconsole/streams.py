@@ -27,6 +27,7 @@ AGGREGATES = {
     "min": "min(:x) {w}",
     "max": "max(:x) {w}",
     "count_distinct": "coalesce(array_length(list_distinct(array_agg(:x) {w})), 0)",
+    "stddev": "stddev_samp(CAST(:x AS DOUBLE)) {w}",
 }
 ZERO_WHEN_EMPTY = ("count", "sum", "count_distinct")
 
@@ -82,8 +83,8 @@ def stream_groups(dataset: Dataset) -> dict[tuple, list[Feature]]:
     """
     groups: dict[tuple, list[Feature]] = {}
     for feature in dataset.features:
-        if feature.lookup is not None or feature.sql is not None or (feature.from_ is None and feature.keys):
-            continue
+        if not feature.agg or (feature.from_ is None and feature.keys):
+            continue  # lookups, derived, graph and first_seen features are computed elsewhere
         bucket = None if feature.keys else duration_seconds(feature.window) * US
         groups.setdefault((feature.from_, tuple(feature.keys), bucket), []).append(feature)
     return groups
@@ -180,5 +181,5 @@ def check_stream_feature(feature: Feature, events: dict[str, str], stream: dict[
     if feature.of not in stream:
         raise ConfigError(f"{where}: {feature.agg}: '{feature.of}' is not a column of {what} "
                           f"(its columns: {', '.join(sorted(stream))})")
-    if feature.agg in ("sum", "avg") and not stream[feature.of].upper().startswith(NUMERIC):
+    if feature.agg in ("sum", "avg", "stddev") and not stream[feature.of].upper().startswith(NUMERIC):
         raise ConfigError(f"{where}: {feature.agg} needs a numeric column, '{feature.of}' is {stream[feature.of]}")

@@ -28,9 +28,12 @@ def parse_values(text: str) -> list:
     text, shown = text.strip(), printable(text.strip())[:80]
     if ":" in text and "," not in text:
         return _range_values(text, shown)
-    items = [v for v in text.split(",") if v.strip()]
-    if not items:
+    items = text.split(",")
+    if not text:
         raise RiskConsoleError(f"--values {shown}: no values given")
+    empty = next((i for i, v in enumerate(items) if not v.strip()), None)
+    if empty is not None:  # `1,,2` is a typo, not two values: say so rather than sweep fewer points
+        raise RiskConsoleError(f"--values {shown}: value {empty + 1} is empty (write v1,v2,... with no empty item)")
     if len(items) > MAX_POINTS:
         raise RiskConsoleError(f"--values {shown}: {len(items):,} values is too many (at most {MAX_POINTS:,})")
     return [parse_scalar(v, f"--values {shown}") for v in items]

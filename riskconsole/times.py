@@ -51,15 +51,30 @@ def described(formats: list[str]) -> str:
     return "a time in time_format " + " or ".join(f"'{f}'" for f in formats)
 
 
+# A numeric UTC offset after a clock time: +HH, +HHMM or +HH:MM. Real offsets lie within ±14:00 with minutes
+# under 60; DuckDB would shift a time by '+99:99' (100 h 39 min) without a word, so such a time does not parse.
+OFFSET = r"\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*[+-](\d{2})(:?(\d{2}))?$"
+MAX_OFFSET_MINUTES = 14 * 60
+
+
+def impossible_offset(text: exp.Expression) -> exp.Expression:
+    """True where the text ends in a numeric offset no place on Earth has (beyond ±14:00, or minutes >= 60)."""
+    hours = fill("coalesce(TRY_CAST(nullif(regexp_extract(:t, :re, 3), '') AS INTEGER), 0)", t=text, re=lit(OFFSET))
+    minutes = fill("coalesce(TRY_CAST(nullif(regexp_extract(:t, :re, 5), '') AS INTEGER), 0)", t=text, re=lit(OFFSET))
+    return fill("regexp_matches(:t, :re) AND (:m >= 60 OR :h * 60 + :m > :most)", t=text, re=lit(OFFSET), h=hours,
+                m=minutes, most=lit(MAX_OFFSET_MINUTES))
+
+
 def parse_text(text: exp.Expression, formats: list[str]) -> exp.Expression:
-    """UTC TIMESTAMP of a text time, NULL where it does not parse."""
+    """UTC TIMESTAMP of a text time, NULL where it does not parse (or names an impossible UTC offset)."""
     trimmed = fill("trim(:t)", t=text)
     if formats:
         parsed = fill("try_strptime(:t, :f)", t=trimmed, f=exp.Array(expressions=[lit(f) for f in formats]))
-        return fill("CAST(CAST(:p AS TIMESTAMPTZ) AS TIMESTAMP)", p=parsed)
+        value = fill("CAST(CAST(:p AS TIMESTAMPTZ) AS TIMESTAMP)", p=parsed)
+        return fill("CASE WHEN NOT :bad THEN :v END", bad=impossible_offset(trimmed), v=value)
     iso = fill("regexp_full_match(:t, :re)", t=trimmed, re=lit(ISO_PATTERN))
     cast = fill("CAST(TRY_CAST(:t AS TIMESTAMPTZ) AS TIMESTAMP)", t=trimmed)
-    return fill("CASE WHEN :iso THEN :cast END", iso=iso, cast=cast)
+    return fill("CASE WHEN :iso AND NOT :bad THEN :cast END", iso=iso, bad=impossible_offset(trimmed), cast=cast)
 
 
 def parse_typed(column: exp.Expression, raw_type: str, text: exp.Expression, formats: list[str]) -> exp.Expression:

@@ -26,6 +26,8 @@ FEATURES = [
     {"name": "merchant_tier", "lookup": "merchants.tier"},
     {"name": "avg_order_2d", "sql": "merchant_amount_2d / nullif(merchant_orders_3d, 0)"},
     {"name": "user_orders_1h", "count": "*", "by": "user_id", "window": "1h"},   # not a merchant's feature
+    {"name": "merchant_ring_3d", "graph": "component_size", "node": "merchant_id", "links": ["user_id"],
+     "window": "3d", "max_degree": 4},
 ]
 STRATEGY = {"name": "mw", "level": {"entity": "merchant_id", "every": "1d", "horizon": "2d"},
             "params": {"k": 6, "big": 900},
@@ -138,7 +140,25 @@ def test_entity_backtest_matches_brute_force(tmp_path, table_label):
         assert by_key[f"{row.merchant_id}@{row.day:%Y-%m-%dT%H:%M:%S}"] == row.action
     assert bt.report["level"]["label_from"] == ("tables.merchants" if table_label else "events")
     assert "user_orders_1h" in bt.report["level"]["features_elsewhere"]
-    assert set(bt.report["level"]["features"]) >= {"merchant_orders_3d", "merchant_fraud_4d", "avg_order_2d"}
+    assert set(bt.report["level"]["features"]) >= {"merchant_orders_3d", "merchant_fraud_4d", "avg_order_2d",
+                                                   "merchant_ring_3d"}
+
+
+def test_entity_graph_features_equal_the_event_frames_of_that_day(tmp_path):
+    """A graph feature is as of the day's start, so a merchant-day's value is that of any order of it that day."""
+    from conftest import query
+
+    ws, _ = make_ws(tmp_path)
+    with Session(ws) as session:
+        got = session.entities(session.strategy(ws.strategies_dir / "mw.yaml").level).table.to_pandas()
+    got = got[got["__w"] == 1]
+    events = dict(((m, d), v) for m, d, v in query(
+        ws, "SELECT merchant_id, date_trunc('day', ts), max(merchant_ring_3d) FROM frame "
+            "WHERE merchant_id IS NOT NULL GROUP BY ALL"))
+    assert len(events) == len(got)
+    assert any(v > 1 for v in events.values())
+    for row in got.itertuples():
+        assert row.merchant_ring_3d == events[(row.merchant_id, row.period_start)]
 
 
 def test_entity_features_as_of_period_start(tmp_path):

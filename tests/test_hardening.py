@@ -211,7 +211,7 @@ def test_grid_points_counts_before_materialising():
 @pytest.mark.parametrize("values, message", [
     ("0:1e308:1e-308", "too many"), ("nan:1:1", "need finite numbers"), ("0:inf:1", "need finite numbers"),
     ("1,[,3", "YAML syntax error"), (",".join(["1"] * 10_001), "10,001 values is too many"),
-    ("0:1:0", "positive step"),
+    ("0:1:0", "positive step"), ("1,,2", "value 2 is empty"), ("1,2,", "value 3 is empty"), ("", "no values"),
 ])
 def test_sweep_values_are_bounded_and_one_line(values, message):
     from riskconsole.sweep import parse_values

@@ -164,3 +164,32 @@ def test_an_uploaded_file_loads_with_the_current_roles(tmp_path):
     assert query(ws, "SELECT count(*) FROM events") == [(1,)]
     with pytest.raises(RiskConsoleError, match="upload a .csv"):
         load_upload(ws, "events.xlsx", b"PK")
+
+
+@pytest.mark.parametrize("header, refused", [("Amount", True), ("AMOUNT", True), ("amount_2", False)])
+def test_csv_header_names_repeated_up_to_case_are_refused(tmp_path, header, refused):
+    """DuckDB would rename the second `amount` to `amount_1` silently; a header-less file is not refused."""
+    events = random_events(n=20)
+    events[header] = 1.0
+    ws = write_workspace(tmp_path / "ws", events)
+    if refused:
+        with pytest.raises(RiskConsoleError, match=f"'amount' and '{header}', which differ only in letter case"):
+            load(ws)
+        assert not ws.db_path.exists()
+    else:
+        load(ws)
+    headerless = tmp_path / "plain.csv"
+    headerless.write_text("1,5,5\n2,6,6\n")
+    import duckdb
+    from riskconsole.sources import column_types
+    assert list(column_types(duckdb.connect(), "csv", [str(headerless)])) == ["column0", "column1", "column2"]
+
+
+def test_a_type_no_row_fits_says_why_every_row_was_quarantined(tmp_path):
+    events = random_events(n=20)
+    events["score"] = 123.4
+    dataset = {**BASE_DATASET, "types": {"score": "DECIMAL(2,1)"}}
+    ws = write_workspace(tmp_path / "ws", events, dataset)
+    with pytest.raises(RiskConsoleError, match=r"every one quarantined: score: not a valid DECIMAL\(2,1\) \(20 rows\)"):
+        load(ws)
+    assert not ws.db_path.exists()

@@ -105,6 +105,19 @@ def test_an_unknown_zone_is_quarantined_not_dropped(tmp_path):
     assert (result.loaded, result.quarantined) == (1, 1)
 
 
+@pytest.mark.parametrize("spec", [{}, {"time_format": ["%Y-%m-%d %H:%M:%S%z", "%Y-%m-%d %H:%M:%S"]}])
+def test_an_offset_no_place_has_is_quarantined_not_shifted(tmp_path, spec):
+    """DuckDB reads '+99:99' as 100 h 39 min and '+25:00' as a day: such a time is not a time."""
+    rows = [_row(0, "2026-01-05 10:00:00+14:00"), _row(1, "2026-01-05 10:00:00+25:00"),
+            _row(2, "2026-01-05 10:00:00+99:99"), _row(3, "2026-01-05 10:00:00-0575"),
+            _row(4, "2026-01-05 10:00:00-05:30")]
+    ws = _ws(tmp_path, rows, **spec)
+    result = load(ws)
+    assert (result.loaded, result.quarantined) == (2, 3)
+    assert query(ws, "SELECT ts FROM events ORDER BY ts") == [(datetime(2026, 1, 4, 20, 0),),
+                                                              (datetime(2026, 1, 5, 15, 30),)]
+
+
 def test_time_format_with_an_offset_converts_to_utc(tmp_path):
     ws = _ws(tmp_path, [_row(0, "05/01/2026 00:00 +0500")], time_format="%d/%m/%Y %H:%M %z")
     load(ws)

@@ -8,6 +8,7 @@ import streamlit as st
 
 from riskconsole.charts import delta_interval_chart, overlap_chart, segment_delta_chart
 from riskconsole.export import fmt
+from riskconsole.report import unit_of
 from riskconsole.share import kpi_rows
 from riskconsole.ui.common import (compare, guard, open_page, pick_baseline, pick_strategy, pick_window,
                                    show_warnings)
@@ -22,8 +23,8 @@ with left:
 with mid:
     baseline = pick_baseline(ws, with_versions=True)
 with right:
-    dataset = session.dataset
-    columns = [c for c in session.frame.visible if c not in (dataset.columns.id, dataset.columns.time)]
+    frame, dataset = guard(session.view, guard(session.strategy, candidate))
+    columns = [c for c in frame.visible if c not in (dataset.columns.id, dataset.columns.time)]
     by = st.selectbox("Segments by", ["(none)", *columns], index=(["(none)", *columns].index("channel")
                                                                  if "channel" in columns else 0))
 window = pick_window(session)
@@ -35,7 +36,8 @@ allow = st.sidebar.checkbox("Allow different populations", help="Compare strateg
                             "(each allows what is outside its own population); the report says so.")
 report = guard(compare, session, candidate, baseline, window, overrides, None if by == "(none)" else by, allow)
 c = report["compare"]
-st.caption(f"{report['window']['from']} … {report['window']['to']} · {report['overall']['population']:,} events · "
+unit = unit_of(report)
+st.caption(f"{report['window']['from']} … {report['window']['to']} · {report['overall']['population']:,} {unit} · "
            f"intervals: paired bootstrap over {c['intervals']['resamples']:,} resamples of whole days"
            + (f" · tuned params {overrides}" if overrides else ""))
 show_warnings(report)

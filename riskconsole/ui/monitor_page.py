@@ -66,8 +66,10 @@ with top[2]:
                                                   default_from - timedelta(days=1)),
                               min_value=lo, max_value=hi, key="monitor_reference", disabled=not custom)
 with top[3]:
-    columns = [c for c in session.frame.visible if c not in (session.dataset.columns.id, session.dataset.columns.time)]
-    by = st.multiselect("Attribute alerts by", columns, key="monitor_by",
+    frame, dataset = guard(session.view, guard(session.strategy, path))
+    columns = [c for c in frame.visible if c not in (dataset.columns.id, dataset.columns.time)]
+    unit = dataset.columns.entities[0] if frame.weight else "events"  # a selection per kind of decision
+    by = st.multiselect("Attribute alerts by", columns, key=f"monitor_by_{unit}",
                         default=[c for c in ("user_country", "payment_method") if c in columns],
                         help="Columns whose segments explain each alert (rules are always one view).")
 if not (isinstance(window, (list, tuple)) and len(window) == 2):
