@@ -325,6 +325,11 @@ def test_dataset_streams_names_real_files_and_columns(future, demo):
             assert column in schema[table], feature["name"]
             spec = future["tables"][table]
             assert (spec.get("key") or spec["range"]["value"]) in known, feature["name"]
+        elif "graph" in feature:  # each link is a column of the orders or of a stream holding the node
+            assert all(any({feature["node"], link} <= schema[s] for s in ("events", *STREAMS))
+                       for link in feature["links"]), feature["name"]
+        elif "first_seen" in feature:
+            assert {feature["first_seen"], feature["by"]} <= set(schema["events"]), feature["name"]
         else:
             agg = next(k for k in ("count", "sum", "avg", "min", "max", "count_distinct") if k in feature)
             by = feature.get("by", [])
