@@ -134,7 +134,8 @@ def test_dataset_yaml_names_only_existing_columns(dataset, demo):
         if "sql" in feature:
             assert _columns(feature["sql"]) <= known, feature["name"]
         elif "graph" in feature or "first_seen" in feature:
-            keys = [feature["node"], *feature["links"]] if "graph" in feature else [feature["first_seen"], feature["by"]]
+            graph = "graph" in feature
+            keys = [feature["node"], *feature["links"]] if graph else [feature["first_seen"], feature["by"]]
             assert set(keys) <= set(roles["entities"]), feature["name"]
         elif "from" not in feature and "lookup" not in feature:  # streams and tables: tests/test_demo_streams.py
             agg = next(k for k in ("count", "sum", "avg", "min", "max", "count_distinct") if k in feature)

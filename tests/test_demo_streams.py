@@ -137,7 +137,8 @@ def test_entity_labels_name_the_fraudsters_once_confirmed(con, table, key, label
     whose fraud was confirmed before the period's end (days after its first fraud order), unknown for the others
     of them, 0 for everyone else."""
     assert one(con, f"""SELECT count(*) FROM (SELECT {key} FROM {table} GROUP BY 1
-        HAVING count(DISTINCT coalesce({label}, -1)) > 1 OR count(DISTINCT coalesce(confirmed_at, '1970-01-01')) > 1)""") == 0
+        HAVING count(DISTINCT coalesce({label}, -1)) > 1
+            OR count(DISTINCT coalesce(confirmed_at, '1970-01-01')) > 1)""") == 0
     rows = con.execute(f"""SELECT t.{label}, t.confirmed_at, f.first FROM (SELECT DISTINCT {key}, {label}, confirmed_at
         FROM {table}) t LEFT JOIN (SELECT {key}, min(ts) AS first FROM events WHERE fraud_scenario IN {scenarios}
         GROUP BY 1) f USING ({key})""").fetchall()
