@@ -307,26 +307,36 @@ def _account_takeover(w: _World, rows: int) -> Rows:
 
 
 def _promo_ring(w: _World, rows: int) -> Rows:
-    """Dozens of brand-new accounts on a few shared devices/addresses redeem heavy coupons, mostly on sale days."""
+    """Dozens of brand-new accounts on a few shared devices/addresses redeem heavy coupons, mostly on sale days.
+
+    Half the rings are patient: their accounts sign up on the ring's devices and wait 2-10 days before buying,
+    arrive over three to six weeks, a dozen devices and half a dozen addresses shared by forty accounts, coupons
+    no bigger than a welcome offer's, so a 7-day window on one device or address sees one or two buyers; only
+    the 30-day graph of shared devices, cards and addresses sees the ring (DESIGN §2.2)."""
     rng, r = w.rng, max(1, round(rows / 45))
-    ring_of, _ = _expand(rng.integers(15, 61, r))
+    size = rng.integers(15, 61, r)
+    ring_of, _ = _expand(size)
     a = ring_of.size
     acc, pos = _expand(rng.choice([1, 2, 3], a, p=[.7, .22, .08]))
     n, ring = acc.size, ring_of[acc]
+    slow = rng.random(r) < 0.5
+    span = np.where(slow, rng.integers(21, 43, r), 2)
     day = np.where(rng.random(r) < 0.6, rng.choice(w.promo_days, r), rng.integers(0, w.days - 2, r))
-    first = day[ring_of] * DAY + rng.integers(0, 2 * DAY, a)
-    spoof = rng.random(r) < 0.4  # the better rings spoof device ids and vary the address spelling
-    device = w.ids("device", 6 * r)[::6][ring_of] + rng.integers(0, rng.integers(2, 7, r)[ring_of])
-    address = w.ids("address", 4 * r)[::4][ring] + rng.integers(0, rng.integers(1, 5, r)[ring])
+    day = np.where(slow, rng.integers(0, np.maximum(w.days - span, 1)), day)
+    first = day[ring_of] * DAY + (rng.random(a) * span[ring_of] * DAY).astype(np.int64)
+    spoof = ~slow & (rng.random(r) < 0.4)  # the better fast rings spoof device ids and vary the address spelling
+    device = _pool(w, "device", np.where(slow, np.maximum(2, size // 3), rng.integers(2, 7, r)), ring_of)
+    address = _pool(w, "address", np.where(slow, np.maximum(2, size // 7), rng.integers(1, 5, r)), ring)
     device = np.where(spoof[ring_of], w.ids("device", a), device)[acc]
     own_wallet = np.where(rng.random(a) < 0.6, w.ids("payment", a), -1)[acc]
-    payment = np.where(own_wallet >= 0, own_wallet, w.ids("payment", 3 * r)[::3][ring] + rng.integers(0, 3, n))
+    payment = np.where(own_wallet >= 0, own_wallet, _pool(w, "payment", np.full(r, 3), ring))
     merchants = w.merchants_in(rng.choice([BEAUTY, FASHION, FOOD], 3 * r, p=[.4, .4, .2])).reshape(r, 3)
     gross = np.clip(np.round(rng.lognormal(np.log(60), 0.4, n), 2), 15, 200)
-    coupon = np.round(gross * rng.uniform(0.3, 0.85, n), 2)
+    coupon = np.round(gross * np.where(slow[ring], rng.uniform(0.2, 0.7, n), rng.uniform(0.3, 0.85, n)), 2)
     country = rng.choice(10, r, p=COUNTRY_P)[ring]
     return _frame(3, n, ts=np.minimum(first[acc] + pos * rng.integers(1800, DAY, n), w.end - 1),
-                  user=w.ids("user", a)[acc], created=(first - rng.integers(600, 36 * 3600, a))[acc],
+                  user=w.ids("user", a)[acc], created=(first - np.where(slow[ring_of], rng.integers(
+                      2 * DAY, 10 * DAY, a), rng.integers(600, 36 * 3600, a)))[acc],
                   merchant=merchants[ring, rng.integers(0, 3, n)], device=device,
                   address=np.where(spoof[ring] & (rng.random(n) < 0.5), w.ids("address", n), address),
                   payment=payment, method=np.where(own_wallet >= 0, WALLET, CARD), amount=gross - coupon,
@@ -335,10 +345,16 @@ def _promo_ring(w: _World, rows: int) -> Rows:
                   **_via(w, [APP, WEB, LIVE, VIDEO], [.6, .25, .1, .05], n))
 
 
+def _pool(w: _World, kind: str, sizes: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """For each row, a random id from its group's own pool of fresh ids of `kind` (pool `sizes` per group)."""
+    ids = w.ids(kind, sizes.sum())
+    return ids[(np.cumsum(sizes) - sizes)[group] + w.rng.integers(0, sizes[group])]
+
+
 def _brushing(w: _World, rows: int) -> Rows:
     """A small merchant buys its own goods: many cheap orders from a pool of aged accounts and a few addresses."""
-    rng, c = w.rng, max(1, round(rows / 110))
-    op, _ = _expand(rng.integers(40, 181, c))
+    rng, c = w.rng, max(1, round(rows / 75))
+    op, _ = _expand(rng.integers(30, 121, c))
     n, pool = op.size, rng.integers(8, 31, c)
     span = rng.integers(10, 51, c) * DAY
     t0 = rng.integers(0, np.maximum(w.end - span, 1))
@@ -359,16 +375,20 @@ def _brushing(w: _World, rows: int) -> Rows:
 
 
 def _affiliate_fraud(w: _World, rows: int) -> Rows:
-    """A small creator fakes conversions: bursts of cheap affiliate orders from fresh accounts on a device farm."""
-    rng, c = w.rng, max(1, round(rows / 110))
-    burst_op, _ = _expand(rng.integers(1, 5, c))
-    b = burst_op.size
-    burst, _ = _expand(rng.integers(15, 81, b))
+    """A small creator fakes conversions: bursts of cheap affiliate orders from fresh accounts on the creator's
+    device farm. The bursts are days or weeks apart, so a later order of a burst's account shares devices with
+    buyers already charged back (the graph's fraud share, DESIGN §2.2)."""
+    rng = w.rng
+    sizes = rng.integers(15, 61, rows // 15 + 1)
+    b = int(np.searchsorted(np.cumsum(sizes), rows)) + 1  # bursts until the scenario's share is reached
+    c = max(1, round(b / 3.5))  # creators, three or four bursts each
+    burst_op, (burst, _) = np.arange(b) * c // b, _expand(sizes[:b])
     n, op = burst.size, burst_op[burst]
     inf = rng.choice(np.flatnonzero(w.i_p <= np.median(w.i_p)), c)[op]
-    ts = w.sample(b)[burst] + (rng.random(n) * rng.integers(3600, 5 * 3600, b)[burst]).astype(np.int64)
-    farm = w.ids("device", 12 * b)[::12][burst] + rng.integers(0, rng.integers(3, 13, b)[burst])
-    drop = w.ids("address", 2 * b)[::2][burst] + rng.integers(0, 2, n)
+    at = w.sample(c)[burst_op] + (rng.random(b) * rng.integers(7, 36, c)[burst_op] * DAY).astype(np.int64)
+    ts = at[burst] + (rng.random(n) * rng.integers(3600, 5 * 3600, b)[burst]).astype(np.int64)
+    farm = _pool(w, "device", rng.integers(3, 13, c), op)  # one farm per creator: its bursts weeks apart share it
+    drop = _pool(w, "address", np.full(c, 2), op)
     country = rng.choice(10, c, p=COUNTRY_P)[op]
     return _frame(5, n, ts=np.minimum(ts, w.end - 1), user=w.ids("user", n), created=ts - rng.integers(300, DAY, n),
                   merchant=w.partners[inf, rng.integers(0, 4, n)], device=farm, payment=w.ids("payment", n),

@@ -21,8 +21,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from riskconsole.demo import (APP, BEAUTY, CARD, CATEGORIES, COUNTRIES, COUNTRY_P, DAY, DIGITAL, ELECTRONICS,
-                              FASHION, GIFT, HOME, LIVE, TIERS, WALLET, WEB, AFFILIATE, BNPL, Rows, _World,
-                              _after, _expand, _frame, _legit, _legit_places, _price, event_ids)
+                              FASHION, GIFT, HOME, LIVE, NEVER, SCENARIOS, TIERS, WALLET, WEB, AFFILIATE, BNPL,
+                              Rows, _World, _after, _expand, _frame, _legit, _legit_places, _price, event_ids)
 
 NETWORKS = ("residential", "mobile", "hosting")  # IP blocks per country: 4 residential, 2 mobile, 1 hosting
 SLOTS = (0, 4, 6)  # first block of each network kind among a country's 7
@@ -32,6 +32,8 @@ REASONS = ("not_received", "not_as_described", "damaged", "changed_mind", "late_
 STREAMS = ("signups", "logins", "refunds", "clicks")
 CHUNK = 1_000_000  # orders per chunk of stream generation (and rows per row group): bounds the memory
 TABLES = ("merchants", "influencers", "ip_ranges")
+MERCHANT_FRAUD = (SCENARIOS.index("brushing"), SCENARIOS.index("merchant_bust_out"))  # the merchant is the fraudster
+CREATOR_FRAUD = (SCENARIOS.index("affiliate_fraud"), SCENARIOS.index("click_injection"))  # the creator is
 
 
 # ---------------------------------------------------------------- the world's tables, planned before orders
@@ -243,8 +245,11 @@ def write_streams(w: _World, cols: Rows, folder: Path, start_s: int, seed: int) 
         sink.add("logins", _logins(rng, part, sink), "login_time")
         sink.add("clicks", _clicks(w, rng, part, partners, sink), "click_time")
         sink.add("refunds", _refunds(w, rng, part, np.arange(first, first + part["ts"].size), sink), "refund_time")
-    sink.add("merchants", _merchants_table(w, sink), None)
-    sink.add("influencers", _influencers_table(w, sink), None)
+    confirm = np.random.default_rng([seed, 3])  # its own stream: labelling the tables changes no other row
+    merchant_labels = _entity_labels(w, cols, "merchant", MERCHANT_FRAUD, confirm)
+    sink.add("merchants", _merchants_table(w, sink, merchant_labels), None)
+    sink.add("influencers", _influencers_table(w, sink, _entity_labels(w, cols, "influencer", CREATOR_FRAUD, confirm)),
+             None)
     sink.add("ip_ranges", _ip_ranges_table(w), None)
     return sink.close()
 
@@ -351,18 +356,48 @@ def _refunds(w: _World, rng: np.random.Generator, part: Rows, pos: np.ndarray, s
                      "refund_amount": pa.array(amount[keep], pa.float64()), "reason": _text(REASONS, reason[keep])})
 
 
-def _merchants_table(w: _World, sink: _Sink) -> pa.Table:
-    """Every version of every merchant: onboarding, tier upgrades, re-listings in another category."""
+def _entity_labels(w: _World, cols: Rows, kind: str, scenarios: tuple[int, ...], rng: np.random.Generator
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """When fraud was confirmed (NEVER: not) and the label (1 fraud, 0 good, -1 unknown) of every entity of `kind`,
+    by internal index.
+
+    An entity's fraud is confirmed (the ban) 4-45 days, median 14, after its first fraud order; a confirmation
+    after the period's end is not known yet, so that entity's label is unknown, like a late chargeback. The
+    generator does not stop a merchant's orders at the ban: the date is when the answer became known."""
+    fraud = np.isin(cols["scenario"], scenarios)
+    public, first = np.unique(cols[kind][fraud], return_index=True)  # orders are sorted: the first fraud order
+    days = np.clip(rng.lognormal(np.log(14), 0.5, public.size), 4, 45)
+    confirmed = cols["ts"][fraud][first] + (days * DAY).astype(np.int64)
+    public, confirmed = np.append(public, NEVER), np.append(confirmed, NEVER)  # a sentinel: every id finds a slot
+    at = np.searchsorted(public, w.public[kind])
+    confirmed_at = np.where(public[at] == w.public[kind], confirmed[at], NEVER)
+    return confirmed_at, np.where(confirmed_at < NEVER, np.where(confirmed_at < w.end, 1, -1), 0)
+
+
+def _label_columns(sink: _Sink, name: str, labels: tuple[np.ndarray, np.ndarray], rows: np.ndarray) -> dict:
+    """The entity label (`name`: 1/0, empty = unknown) and `confirmed_at` (when the fraud was confirmed; empty
+    unless it was), the same on every version row of the entity."""
+    confirmed_at, label = labels[0][rows], labels[1][rows]
+    known = label == 1
+    return {name: pa.array(np.maximum(label, 0).astype(np.int8), mask=label < 0),
+            "confirmed_at": pa.array(np.where(known, confirmed_at, 0) + sink.start_s, pa.timestamp("s"), mask=~known)}
+
+
+def _merchants_table(w: _World, sink: _Sink, labels: tuple[np.ndarray, np.ndarray]) -> pa.Table:
+    """Every version of every merchant (onboarding, tier upgrades, re-listings in another category), each with the
+    merchant's label: brushing and bust-out merchants are confirmed fraud some days after their fraud starts."""
     merchant, t, cat, tier = _merchant_versions(w)
     public = w.public["merchant"][merchant]
     order = np.lexsort((t, public))
     return pa.table({"merchant_id": pa.array(public[order]), "category": _text(CATEGORIES, cat[order]),
                      "tier": _text(TIERS, tier[order]), "country": _text(COUNTRIES, w.m_country[merchant][order]),
-                     "updated_at": sink.stamp(t[order])})
+                     "updated_at": sink.stamp(t[order]),
+                     **_label_columns(sink, "is_fraud_merchant", labels, merchant[order])})
 
 
-def _influencers_table(w: _World, sink: _Sink) -> pa.Table:
-    """Every version of every creator: follower band (grows for some), niche (its first partner's category)."""
+def _influencers_table(w: _World, sink: _Sink, labels: tuple[np.ndarray, np.ndarray]) -> pa.Table:
+    """Every version of every creator: follower band (grows for some), niche (its first partner's category), and
+    the creator's label: farmed-buyer and click-injection creators are confirmed some days after their fraud starts."""
     creator, t, band = w.i_versions
     public = w.public["influencer"][creator]
     order = np.lexsort((t, public))
@@ -370,7 +405,8 @@ def _influencers_table(w: _World, sink: _Sink) -> pa.Table:
     np.minimum.at(joined, creator, t)
     return pa.table({"influencer_id": pa.array(public[order]), "follower_band": _text(BANDS, band[order]),
                      "niche": _text(CATEGORIES, w.m_cat[w.partners[creator[order], 0]]),
-                     "joined_at": sink.stamp(joined[creator[order]]), "updated_at": sink.stamp(t[order])})
+                     "joined_at": sink.stamp(joined[creator[order]]), "updated_at": sink.stamp(t[order]),
+                     **_label_columns(sink, "is_fraud_influencer", labels, creator[order])})
 
 
 def _ip_ranges_table(w: _World) -> pa.Table:

@@ -13,9 +13,7 @@ from riskconsole.workspace import Workspace
 DEMO_FILES = Path(__file__).resolve().parent / "demo_files"
 DEMO_SIZE = 1_000_000  # the demo's review capacity is sized for this many events
 EVENTS = Path("data") / "demo" / "events.parquet"
-# The cross-domain demo's dataset and candidate (streams and tables, DESIGN §2.1): shipped, generated for, but
-# not copied into workspaces until the engine loads streams.
-FUTURE_DEMO_FILES: tuple[str, ...] = ()  # demo files not copied into workspaces (none: streams load)
+FUTURE_DEMO_FILES: tuple[str, ...] = ()  # demo files shipped but not copied into workspaces yet (none)
 
 
 def copy_demo_files(ws: Workspace, n_events: int = DEMO_SIZE, overwrite: bool = False) -> None:

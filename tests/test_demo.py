@@ -133,6 +133,10 @@ def test_dataset_yaml_names_only_existing_columns(dataset, demo):
     for feature in dataset["features"]:
         if "sql" in feature:
             assert _columns(feature["sql"]) <= known, feature["name"]
+        elif "graph" in feature or "first_seen" in feature:
+            graph = "graph" in feature
+            keys = [feature["node"], *feature["links"]] if graph else [feature["first_seen"], feature["by"]]
+            assert set(keys) <= set(roles["entities"]), feature["name"]
         elif "from" not in feature and "lookup" not in feature:  # streams and tables: tests/test_demo_streams.py
             agg = next(k for k in ("count", "sum", "avg", "min", "max", "count_distinct") if k in feature)
             by = feature.get("by", [])
@@ -140,7 +144,7 @@ def test_dataset_yaml_names_only_existing_columns(dataset, demo):
             assert set([by] if isinstance(by, str) else by) <= set(roles["entities"])
             assert re.fullmatch(r"\d+[smhdw]", feature["window"])
         known.add(feature["name"])
-    assert 10 <= len(dataset["features"]) <= 45
+    assert 10 <= len(dataset["features"]) <= 70  # the merchant, creator and graph features of issue 10 made it 54
     assert dataset["business"]["review_capacity"] > 0
 
 
@@ -156,6 +160,23 @@ def test_strategies_use_known_columns_and_params(name, dataset, demo):
         params = re.findall(r"\$(\w+)", rule["when"])
         assert set(params) <= set(strategy["params"]), rule["name"]
         assert _columns(re.sub(r"\$\w+", "1", rule["when"])) <= readable, rule["name"]
+
+
+@pytest.mark.parametrize("name, entity", [("merchant_watch", "merchant_id"), ("influencer_watch", "influencer_id")])
+def test_entity_strategies_read_only_their_entitys_features(name, entity, dataset):
+    """An entity-level rule reads what is known of the entity at the period's start: features grouped by it
+    (windows of the orders, of a stream, or of its labels) and expressions over those, never another key's."""
+    strategy = yaml.safe_load((DEMO_FILES / "strategies" / f"{name}.yaml").read_text())
+    assert strategy["name"] == name and strategy["level"]["entity"] == entity
+    assert entity in dataset["columns"]["entities"]
+    own: set[str] = set()
+    for feature in dataset["features"]:
+        if feature.get("by") == entity or ("sql" in feature and _columns(feature["sql"]) <= own and
+                                           _columns(feature["sql"])):
+            own.add(feature["name"])
+    for rule in strategy["rules"]:
+        assert set(re.findall(r"\$(\w+)", rule["when"])) <= set(strategy["params"]), rule["name"]
+        assert _columns(re.sub(r"\$\w+", "1", rule["when"])) <= own, rule["name"]
 
 
 def test_events_load_into_duckdb_with_the_declared_roles(demo, dataset):

@@ -4,6 +4,7 @@ tables, and each cross-stream scenario visible across streams, checked with plai
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -19,6 +20,7 @@ from riskconsole.demo_streams import STREAMS, TABLES
 
 N = 30_000
 END = "2026-05-01"
+END_TIME = datetime(2026, 5, 1)
 TS = "timestamp[ms]"  # Parquet has no seconds unit: second-precision times read back as milliseconds
 DEMO_FILES = Path(__file__).resolve().parents[1] / "riskconsole" / "demo_files"
 SCHEMAS = {
@@ -31,9 +33,9 @@ SCHEMAS = {
     "clicks": {"user_id": "int64", "device_id": "int64", "ip_num": "int64", "influencer_id": "int64",
                "merchant_id": "int64", "click_time": TS},
     "merchants": {"merchant_id": "int64", "category": "string", "tier": "string", "country": "string",
-                  "updated_at": TS},
+                  "updated_at": TS, "is_fraud_merchant": "int8", "confirmed_at": TS},
     "influencers": {"influencer_id": "int64", "follower_band": "string", "niche": "string",
-                    "joined_at": TS, "updated_at": TS},
+                    "joined_at": TS, "updated_at": TS, "is_fraud_influencer": "int8", "confirmed_at": TS},
     "ip_ranges": {"ip_low": "int64", "ip_high": "int64", "country": "string", "network": "string"},
 }
 
@@ -125,6 +127,26 @@ def test_tables_have_versions_in_time_order(con, table, key):
     assert len(versions) >= 2
     assert one(con, f"""SELECT count(*) FROM (SELECT updated_at, lag(updated_at) OVER (PARTITION BY {key}
         ORDER BY updated_at) AS before FROM {table}) WHERE updated_at <= before""") == 0
+
+
+@pytest.mark.parametrize("table, key, label, scenarios", [
+    ("merchants", "merchant_id", "is_fraud_merchant", ("brushing", "merchant_bust_out")),
+    ("influencers", "influencer_id", "is_fraud_influencer", ("affiliate_fraud", "click_injection"))])
+def test_entity_labels_name_the_fraudsters_once_confirmed(con, table, key, label, scenarios):
+    """One label per entity on all its versions; 1 exactly for the entities behind a merchant or creator scenario
+    whose fraud was confirmed before the period's end (days after its first fraud order), unknown for the others
+    of them, 0 for everyone else."""
+    assert one(con, f"""SELECT count(*) FROM (SELECT {key} FROM {table} GROUP BY 1
+        HAVING count(DISTINCT coalesce({label}, -1)) > 1
+            OR count(DISTINCT coalesce(confirmed_at, '1970-01-01')) > 1)""") == 0
+    rows = con.execute(f"""SELECT t.{label}, t.confirmed_at, f.first FROM (SELECT DISTINCT {key}, {label}, confirmed_at
+        FROM {table}) t LEFT JOIN (SELECT {key}, min(ts) AS first FROM events WHERE fraud_scenario IN {scenarios}
+        GROUP BY 1) f USING ({key})""").fetchall()
+    fraudsters = [r for r in rows if r[2] is not None]
+    assert len(fraudsters) >= 2 and sum(r[0] == 1 for r in rows) >= 1
+    assert all(r[0] == 0 and r[1] is None for r in rows if r[2] is None)
+    for flag, confirmed, first in fraudsters:
+        assert (flag == 1 and first + timedelta(days=4) <= confirmed < END_TIME) or (flag is None and confirmed is None)
 
 
 def test_orders_show_the_merchant_as_it_was_then(con):
@@ -304,6 +326,11 @@ def test_dataset_streams_names_real_files_and_columns(future, demo):
             assert column in schema[table], feature["name"]
             spec = future["tables"][table]
             assert (spec.get("key") or spec["range"]["value"]) in known, feature["name"]
+        elif "graph" in feature:  # each link is a column of the orders or of a stream holding the node
+            assert all(any({feature["node"], link} <= schema[s] for s in ("events", *STREAMS))
+                       for link in feature["links"]), feature["name"]
+        elif "first_seen" in feature:
+            assert {feature["first_seen"], feature["by"]} <= set(schema["events"]), feature["name"]
         else:
             agg = next(k for k in ("count", "sum", "avg", "min", "max", "count_distinct") if k in feature)
             by = feature.get("by", [])
