@@ -2,7 +2,7 @@
 writes DuckDB's report.json.
 
 One small workspace holds every kind of feature (windows, stddev, first_seen, compound key, by-less, stream,
-label, lookups: key, as-of and range, derived); graph features are refused on Spark (not yet there). Spark runs in the test run's one session (`spark` of test_functions).
+label, lookups: key, as-of and range, graph (computed by DuckDB at load, joined on Spark), derived). Spark runs in the test run's one session (`spark` of test_functions).
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ FEATURES = [
     {"name": "all_logins_10m", "count": "*", "from": "logins", "window": "10m"},
     {"name": "user_fraud_2d", "sum": "label", "by": "user_id", "window": "2d", "label_delay": "1d"},
     {"name": "user_fraud_rate_3d", "avg": "label", "by": "user_id", "window": "3d", "label_delay": "12h"},
+    {"name": "user_ring_size_2d", "graph": "component_size", "node": "user_id", "links": ["device_id"], "window": "2d"},
+    {"name": "user_ring_degree_2d", "graph": "degree", "node": "user_id", "links": ["device_id"], "window": "2d"},
     {"name": "merchant_category", "lookup": "merchants.category"},
     {"name": "merchant_since", "lookup": "merchants.updated_at"},
     {"name": "device_kind", "lookup": "devices.kind"},
@@ -54,6 +56,7 @@ STRATEGY = {
         {"name": "fresh_login", "when": "seconds_since_login < 600 AND ip_country IN ('c1', 'c4')", "action": "review"},
         {"name": "toys_spike", "when": "merchant_category = 'toys' AND amount_vs_user > 1.5", "action": "block"},
         {"name": "crowded", "when": "all_orders_30m > 3 AND upper(channel) = 'LIVE'", "action": "review"},
+        {"name": "ring", "when": "user_ring_size_2d >= 4 AND new_device_for_user = 1", "action": "review"},
     ],
 }
 BASE = {"name": "base", "rules": [{"name": "burst", "when": "user_orders_1h >= 3", "action": "block"}]}
@@ -158,19 +161,6 @@ def test_a_strategy_reading_a_list_is_refused_on_spark(mixed_ws, spark_session, 
             session.backtest(path)
     finally:
         (mixed_ws.root / "lists" / "blocked_users.csv").unlink()
-
-
-def test_graph_features_are_refused_on_spark_naming_the_feature():
-    from riskconsole.engines.spark import refuse_graph
-    from riskconsole.features import frame_plan
-
-    graph = {"name": "user_cluster", "graph": "component_size", "node": "user_id", "links": ["device_id"],
-             "window": "7d"}
-    dataset = Dataset.model_validate({**BASE_DATASET, "features": [graph]})
-    plan = frame_plan(dataset, ["event_id", "ts", "user_id", "device_id"], "data/dataset.yaml")
-    with pytest.raises(RiskConsoleError, match=r"^data/dataset.yaml: feature 'user_cluster': graph features do not "
-                                               r"run on engine spark yet \(run with --engine duckdb\)$"):
-        refuse_graph(plan, "data/dataset.yaml")
 
 
 def test_engine_precedence_and_bad_names(monkeypatch):

@@ -7,8 +7,9 @@ After a DuckDB load (which reads, types and quarantines the files), `events` (pa
 (`backtest.groups_query`) runs on that frame: only the grouped rows come back to Python. The export and the
 frame are built once per data version (a load gives a new one).
 
-Not on Spark yet: load and quarantine, detector training and scoring (their scores are exported), sweep,
-optimize, monitor, entity-level strategies and the console.
+Not on Spark yet: load and quarantine, graph features (computed by DuckDB at load and joined on Spark), detector
+training and scoring (their scores are exported), lists, sweep, optimize, monitor, entity-level strategies and the
+console.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from sqlglot.errors import ErrorLevel, SqlglotError
 from riskconsole import dialects
 from riskconsole.config import Dataset, SparkSettings
 from riskconsole.errors import DataError, RiskConsoleError
-from riskconsole.features import FramePlan, frame_plan
+from riskconsole.features import GRAPH_TABLE, FramePlan, frame_plan
 from riskconsole.names import META_TABLE, SCORES_TABLE
 from riskconsole.sqlbuild import fill, ident
 from riskconsole.strategy import CompiledStrategy, Frame
@@ -97,13 +98,6 @@ def render(node: exp.Expression, what: str) -> str:
     except SqlglotError as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise RiskConsoleError(f"{what}: cannot be translated exactly to engine spark: {first}") from None
-
-
-def refuse_graph(plan: FramePlan, label: str) -> None:
-    """Graph features are built by SQL and Python over DuckDB (graphs.py): not on Spark yet."""
-    if plan.graph:
-        raise RiskConsoleError(f"{label}: feature '{plan.graph[0].name}': graph features do not run on engine spark "
-                               "yet (run with --engine duckdb)")
 
 
 def _first_line(err: Exception) -> str:
@@ -178,6 +172,9 @@ class SparkEngine:
         if by_day:
             query = fill("SELECT *, CAST(:time AS DATE) AS __day FROM :t", t=exp.to_table(table, quoted=True),
                          time=ident(self.dataset.columns.time))
+        self._export_query(query, out, by_day)
+
+    def _export_query(self, query: exp.Expression, out: Path, by_day: bool = False) -> None:
         reader = self._con.sql(query.sql(dialect="duckdb")).to_arrow_reader(500_000)
         out.mkdir(parents=True, exist_ok=True)
         partitioning = pads.partitioning(pa.schema([(DAY, pa.date32())]), flavor="hive") if by_day else None
@@ -196,7 +193,8 @@ class SparkEngine:
         columns = [c for c in spark.table("events").columns]
         label = self.ws.rel(self.ws.dataset_path)
         plan = frame_plan(self.dataset, columns, label)
-        refuse_graph(plan, label)
+        if plan.graph:
+            self._graph_features(plan).createOrReplaceTempView(GRAPH_TABLE)
         steps = [("_frame_base", plan.base), *plan.side]
         try:
             for table, query in steps:  # materialized: each is read by later steps (and row_number must not re-run)
@@ -209,8 +207,17 @@ class SparkEngine:
             raise DataError(f"{self.ws.rel(self.ws.dataset_path)}: building the features on spark failed: "
                             f"{_first_line(err)}") from None
         finally:
-            for table, _ in steps:
+            for table in [name for name, _ in steps] + [GRAPH_TABLE]:
                 spark.catalog.dropTempView(table)
+
+    def _graph_features(self, plan: FramePlan) -> Any:
+        """The graph features as DuckDB computed them at load (graphs.py: SQL and Python), by `_pos`.
+
+        Spark's `_pos` is the same row number over (time, id), unique since a repeated id is quarantined; the
+        graph computation itself does not run on Spark yet."""
+        columns = [exp.column("_pos"), *[ident(f.name) for f in plan.graph]]
+        self._export_query(exp.select(*columns).from_("frame"), self.root / GRAPH_TABLE)
+        return self.spark.read.parquet(str(self.root / GRAPH_TABLE))
 
     def _scores(self, table: str) -> Any:
         """A detector's score table as Parquet, exported once per (data version, scoring stamp)."""
