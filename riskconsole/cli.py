@@ -57,11 +57,11 @@ def cmd_load(ws: Workspace, args: argparse.Namespace) -> None:
     result = reload(ws, args.dataset, progress=lambda m: print(m, file=sys.stderr), trusted=True)
     print(result.summary())
     print(f"features: {', '.join(result.features) or 'none'} ({result.seconds:.1f} s)")
-    _spark_build(ws, args)
     if result.rescored:  # `_pos` moved with the new events: every trained detector scored the new frame
         print("re-scored: " + ", ".join(f"{name} ({rows:,} rows)" for name, rows in result.rescored.items()))
     for warning in result.warnings:
         print(f"warning: {terminal(warning)}", file=sys.stderr)
+    _spark_build(ws, args)
 
 
 def _session(ws: Workspace, args: argparse.Namespace) -> Session:
