@@ -29,7 +29,7 @@ from sqlglot import exp
 from riskconsole.config import Dataset, Feature, Level
 from riskconsole.errors import ConfigError, RiskConsoleError
 from riskconsole.expressions import parse_visible
-from riskconsole.features import is_label_feature, label_feature_query, _source
+from riskconsole.features import _source, is_label_feature, label_features_query, label_key
 from riskconsole.lookups import lookup_query, target
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
 from riskconsole.streams import US, micros, stream_query
@@ -147,13 +147,15 @@ def _side(con: duckdb.DuckDBPyConnection, dataset: Dataset, entity: str, plan: d
         table = f"__entity_side_{i}"
         if kind == "window":
             query = stream_query(dataset, None, (entity,), features, _Q, data=_EV)
-        elif kind == "label":
-            for j, feature in enumerate(features):
+        elif kind == "label":  # one sweep per (by, label_delay, window)
+            groups: dict[tuple, list[Feature]] = {}
+            for feature in features:
+                groups.setdefault(label_key(feature), []).append(feature)
+            for j, group in enumerate(groups.values()):
                 one = f"{table}_{j}"
-                q = label_feature_query(feature, dataset, _EV, queries=_Q)
-                con.execute(f"CREATE OR REPLACE TEMP TABLE {one} AS SELECT _pos, v AS {_q(feature.name)} "
-                            f"FROM ({render(q)})")
-                out[one] = [feature.name]
+                query = label_features_query(group, dataset, _EV, queries=_Q)
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {one} AS {render(query)}")
+                out[one] = [f.name for f in group]
             continue
         elif kind == "graph":
             from riskconsole.graphs import graph_side_table

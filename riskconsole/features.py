@@ -162,13 +162,26 @@ def window_column(feature: Feature, dataset: Dataset) -> exp.Expression:
 
 
 def label_feature_query(feature: Feature, dataset: Dataset, base: str, queries: str | None = None) -> exp.Expression:
-    """A query (`_pos`, value) for a label feature, as a sweep over label arrivals and expiries.
+    """A query (`_pos`, v) for one label feature: `label_features_query` of it alone."""
+    return label_features_query([feature], dataset, base, queries, names=["v"])
+
+
+def label_key(feature: Feature) -> tuple:
+    """Label features with the same key share one sweep: (by, label_delay, window)."""
+    return feature.by, feature.label_delay, feature.window
+
+
+def label_features_query(features: list[Feature], dataset: Dataset, base: str, queries: str | None = None,
+                         names: list[str] | None = None) -> exp.Expression:
+    """A query (`_pos`, one column per feature) for label features of one `label_key`, as one sweep over label
+    arrivals and expiries.
 
     A labelled event e' at time s' with label time l' counts for the events at t with
     max(s' + d, l') < t <= s' + d + w: an arrival record at max(s'+d, l') and an expiry
     at s'+d+w; queries sort before records at the same instant, so "before" is strict.
     The query rows are those of `base` unless `queries` names another table (with the key column, `_t`, `_pos`).
     """
+    feature = features[0]
     delay = duration_seconds(feature.label_delay or "0s") * US if feature.label_delay else 0
     span = delay + duration_seconds(feature.window) * US
     start = fill("_t + :d", d=delay)
@@ -178,7 +191,9 @@ def label_feature_query(feature: Feature, dataset: Dataset, base: str, queries: 
     keyed = exp.select(alias(by, "k"), "_t", "_pos", alias(fill("CAST(:l AS INTEGER)", l=lab), "v"),
                        alias(start, "s"), alias(fill("_t + :span", span=span), "e")).from_(base).where(
         fill(":b IS NOT NULL", b=by))
-    value = {"sum": "coalesce(sv, 0)", "count": "coalesce(sc, 0)", "avg": "sv / nullif(sc, 0)"}[feature.agg]
+    formula = {"sum": "coalesce(sv, 0)", "count": "coalesce(sc, 0)", "avg": "sv / nullif(sc, 0)"}
+    values = [alias(fill("CAST(:value AS DOUBLE)", value=fill(formula[f.agg])), name)
+              for f, name in zip(features, names or [f.name for f in features])]
     template = (
         "WITH r AS (SELECT k, s, e, v FROM keyed WHERE v IS NOT NULL AND s < e), "
         "sweep AS ("
@@ -187,10 +202,10 @@ def label_feature_query(feature: Feature, dataset: Dataset, base: str, queries: 
         "  UNION ALL SELECT k, e, 1, NULL, -v, -1 FROM r), "
         "run AS (SELECT kind, _pos, sum(dv) OVER w AS sv, sum(dc) OVER w AS sc FROM sweep "
         "  WINDOW w AS (PARTITION BY k ORDER BY t, kind ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) "
-        "SELECT _pos, CAST(:value AS DOUBLE) AS v FROM run WHERE kind = 0")
+        "SELECT _pos FROM run WHERE kind = 0")
     asked = exp.to_table("keyed") if queries is None else exp.select(alias(by, "k"), "_t", "_pos").from_(
         queries).where(fill(":b IS NOT NULL", b=by)).subquery("q")
-    query = fill(template, value=fill(value), queries=asked)
+    query = fill(template, queries=asked).select(*values, append=True)
     cte = exp.CTE(this=keyed, alias=exp.TableAlias(this=exp.to_identifier("keyed")))
     query.args["with_"].expressions.insert(0, cte)  # `keyed` must come before the CTEs that read it
     return query

@@ -309,8 +309,16 @@ class Session:
         _, dataset = self.view(compiled.strategy)
         report = build_report(compiled, groups, dataset, window, by=by)
         report["warnings"] += [w for w in self._warnings_of(compiled, report) if w not in report["warnings"]]
-        if compiled.strategy.level is not None:
+        level = compiled.strategy.level
+        if level is not None:
             report["level"] = self._level_block(compiled.strategy)
+            if level.horizon_seconds > level.every_seconds:
+                times = -(-level.horizon_seconds // level.every_seconds)
+                report["warnings"].append(
+                    f"money is per decision over a {level.horizon} horizon with a decision every {level.every}: an "
+                    f"order's amount counts once for each flagged {level.entity} period whose horizon holds it (up to "
+                    f"{times}×), so money totals, net benefit and the optimizer favour flagging the same "
+                    f"{level.entity} again and again; set horizon: {level.every} to count each order once")
         if compiled.lists:  # which version of each list it ran with
             report["lists"] = report_lists(self.frame.lists, compiled.lists, report["window"]["to"])
         return report

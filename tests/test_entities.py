@@ -278,3 +278,15 @@ def test_an_entity_strategy_reads_a_list(tmp_path):
         assert report["overall"]["blocked"] == int(periods["merchant_id"].isin([101, 103]).sum())
         (ws.root / "lists" / "watched.csv").write_text("value\n101\n")
         assert session.backtest(path).report["overall"]["blocked"] == int((periods["merchant_id"] == 101).sum())
+
+
+def test_overlapping_horizons_are_said(tmp_path):
+    """With horizon > every an order's money counts once per flagged period: the report says so (and not otherwise)."""
+    ws, _ = make_ws(tmp_path)
+    same = dict(STRATEGY, name="same", level={"entity": "merchant_id", "every": "1d"})
+    (ws.strategies_dir / "same.yaml").write_text(yaml.safe_dump(same))
+    with Session(ws) as session:
+        overlapping = session.backtest(ws.strategies_dir / "mw.yaml").report["warnings"]
+        once = session.backtest(ws.strategies_dir / "same.yaml").report["warnings"]
+    assert any("up to 2×" in w and "horizon: 1d" in w for w in overlapping)
+    assert not any("horizon" in w for w in once)
