@@ -21,6 +21,9 @@ DAY = pd.Timedelta("1D")
 FEATURES = [
     {"name": "merchant_orders_3d", "count": "*", "by": "merchant_id", "window": "3d"},
     {"name": "merchant_amount_2d", "sum": "amount", "by": "merchant_id", "window": "2d"},
+    {"name": "merchant_avg_5d", "avg": "amount", "by": "merchant_id", "window": "5d"},
+    {"name": "merchant_max_36h", "max": "amount", "by": "merchant_id", "window": "36h"},
+    {"name": "merchant_users_2d", "count_distinct": "user_id", "by": "merchant_id", "window": "2d"},
     {"name": "merchant_fraud_4d", "sum": "label", "by": "merchant_id", "window": "4d", "label_delay": "1d"},
     {"name": "merchant_refunds_3d", "count": "*", "from": "refunds", "by": "merchant_id", "window": "3d"},
     {"name": "merchant_tier", "lookup": "merchants.tier"},
@@ -172,6 +175,12 @@ def test_entity_features_as_of_period_start(tmp_path):
     assert len(got) == len(exp)
     for key, row in exp.iterrows():
         mine = got.loc[key]
+        m, day = key
+        ev_m = ev[ev["merchant_id"] == m]
+        last = lambda w: ev_m[(ev_m["ts"] >= day - pd.Timedelta(w)) & (ev_m["ts"] < day)]  # noqa: E731
+        assert mine["merchant_avg_5d"] == pytest.approx(last("5D")["amount"].mean(), nan_ok=True)
+        assert mine["merchant_max_36h"] == pytest.approx(last("36h")["amount"].max(), nan_ok=True)
+        assert mine["merchant_users_2d"] == last("2D")["user_id"].nunique()
         assert mine["merchant_orders_3d"] == row["orders"]
         assert mine["merchant_amount_2d"] == pytest.approx(row["amount2d"])
         assert mine["merchant_fraud_4d"] == pytest.approx(row["fraud_4d"])
