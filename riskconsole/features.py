@@ -285,10 +285,14 @@ def side_queries(dataset: Dataset, base: str = "_frame_base") -> tuple[list[tupl
     """
     steps: list[tuple[str, exp.Expression]] = []
     label_tables: dict[str, str] = {}
-    for i, feature in enumerate(f for f in dataset.features if f.sql is None and is_label_feature(f, dataset)):
-        label_tables[feature.name] = f"_label_feature_{i}"
-        steps.append((f"_label_feature_{i}", label_feature_query(feature, dataset, base)))
     joins: dict[str, list[Feature]] = {}
+    groups: dict[tuple, list[Feature]] = {}  # label features of one (by, delay, window) share one sweep
+    for feature in dataset.features:
+        if feature.sql is None and is_label_feature(feature, dataset):
+            groups.setdefault(label_key(feature), []).append(feature)
+    for i, group in enumerate(groups.values()):
+        steps.append((f"_label_feature_{i}", label_features_query(group, dataset, base)))
+        joins[f"_label_feature_{i}"] = group
     for i, ((stream, keys, bucket), features) in enumerate(stream_groups(dataset).items()):
         steps.append((f"_stream_feature_{i}", stream_query(dataset, stream, keys, features, base, bucket)))
         joins[f"_stream_feature_{i}"] = features
