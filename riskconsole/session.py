@@ -141,10 +141,8 @@ class Session:
     def entities(self, level: Level, label: str = "strategy") -> EntityView:
         """The entity frame of a level (built once per level and data version: see `entities.py`)."""
         from riskconsole.entities import build
-        from riskconsole.evaluator import data_version
 
-        with self.cursor() as cur:
-            key = (level.entity, level.every_seconds, level.horizon_seconds, data_version(cur))
+        key = (level.entity, level.every_seconds, level.horizon_seconds, self._data_version())
         with self._lock:
             found = self._entity_views.get(key)
         if found is None:
@@ -354,24 +352,32 @@ class Session:
         evaluator = self._evaluator(compiled, window)
         return self._report(compiled, evaluator.answer(compiled), window)
 
-    def _evaluator(self, compiled: CompiledStrategy, window: Window):
-        """The warm evaluator of (window, population, data version): a load or a train gives a new version,
-        so a cached answer is never one of other data."""
-        from riskconsole.evaluator import Evaluator, data_version
+    def _data_version(self) -> tuple:
+        """The loaded data's version, read once per connection (no load can write while this read-only
+        connection is open); the key of every cached evaluator and entity frame."""
+        from riskconsole.evaluator import data_version
 
-        population = compiled.population.sql() if compiled.population is not None else None
         con = self.connection()
         with self._lock:
             known = self._version
-        if known is None or known[0] is not con:  # no load can write while this read-only connection is open
+        if known is None or known[0] is not con:
             with con.cursor() as cur:
                 known = self._version = (con, data_version(cur))
-        key = (window, population, known[1])
+        return known[1]
+
+    def _evaluator(self, compiled: CompiledStrategy, window: Window):
+        """The warm evaluator of (window, population, data version): a load or a train gives a new version,
+        so a cached answer is never one of other data."""
+        from riskconsole.evaluator import Evaluator
+
+        population = compiled.population.sql() if compiled.population is not None else None
+        con, version = self.connection(), self._data_version()
+        key = (window, population, version)
         with self._lock:
             if key in self._evaluators:
                 self._evaluators.move_to_end(key)
                 return self._evaluators[key]
-        evaluator = Evaluator(con, self.dataset, self.frame, window, compiled, known[1])
+        evaluator = Evaluator(con, self.dataset, self.frame, window, compiled, version)
         with self._lock:
             self._evaluators[key] = evaluator
             while len(self._evaluators) > EVALUATORS:
