@@ -95,14 +95,13 @@ def _plan(dataset: Dataset, entity: str) -> tuple[dict[str, list[Feature]], dict
     lookups: dict[str, list[Feature]] = {}
     elsewhere: dict[str, str] = {}
     for feature in dataset.features:
-        graph_node = getattr(feature, "node", None) if getattr(feature, "graph", None) else None
         if feature.sql is not None:
             continue
-        if graph_node is not None:
-            if graph_node == entity:
+        if feature.graph is not None:
+            if feature.node == entity:
                 plan["graph"].append(feature)
             else:
-                elsewhere[feature.name] = f"a graph of {graph_node}"
+                elsewhere[feature.name] = f"a graph of {feature.node}"
         elif feature.lookup is not None:
             name = target(feature)[0]
             if dataset.tables[name].key == entity:
