@@ -18,7 +18,7 @@ from sqlglot import exp
 from riskconsole.config import Dataset
 from riskconsole.errors import RiskConsoleError
 from riskconsole.limits import query_time_limit
-from riskconsole.sqlbuild import alias, fill, ident, lit, render
+from riskconsole.sqlbuild import alias, fill, ident, lit, money_sum, render
 from riskconsole.strategy import CompiledStrategy, Frame, source
 
 if TYPE_CHECKING:
@@ -145,8 +145,9 @@ def groups_query(compiled: CompiledStrategy, frame: Frame, dataset: Dataset, win
     for condition in population_filters(compiled, dataset, window):
         inner = inner.where(condition)
     keys = ["day", "y", *[f"m{i}" for i in range(len(words))], *(["seg"] if segment else [])]
-    return exp.select(*keys, alias(frame.count(), "n"), alias(fill("sum(amt)"), "amt")).from_(
-        inner.subquery("p")).group_by(*keys)
+    # ordered: the numpy sums over these groups must not depend on which thread finished first
+    return exp.select(*keys, alias(frame.count(), "n"), alias(money_sum("amt"), "amt")).from_(
+        inner.subquery("p")).group_by(*keys).order_by(*keys)
 
 
 def run_groups(con: Runner, compiled: CompiledStrategy, frame: Frame, dataset: Dataset,

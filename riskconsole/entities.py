@@ -234,8 +234,9 @@ def _labels(dataset: Dataset, entity: str, every_us: int, horizon_us: int) -> ex
     floor = f"(_t - (((_t % {bucket}) + {bucket}) % {bucket}))"
     buckets = fill(
         f"SELECT {k}, {floor} AS _t, CAST(NULL AS BIGINT) AS _pos, count(*) AS n, count(:y) AS labelled, "
-        "max(:y) AS worst, sum(CASE WHEN :y = 1 THEN :amt ELSE 0 END) AS fraud, "
-        "sum(CASE WHEN :y = 0 THEN :amt ELSE 0 END) AS good, min(CASE WHEN :y = 1 THEN :lt END) AS first_fraud_lt, "
+        "max(:y) AS worst, sum(CAST(CASE WHEN :y = 1 THEN :amt ELSE 0 END AS DECIMAL(38, 6))) AS fraud, "
+        "sum(CAST(CASE WHEN :y = 0 THEN :amt ELSE 0 END AS DECIMAL(38, 6))) AS good, "
+        "min(CASE WHEN :y = 1 THEN :lt END) AS first_fraud_lt, "
         "max(:lt) AS last_lt, max(CASE WHEN :y = 1 THEN :lt END) AS fraud_lt, "
         f"max(CASE WHEN :y = 0 THEN :lt END) AS good_lt FROM {_EV} GROUP BY ALL", y=y, lt=lt, amt=amount)
     nulls = ", ".join(f"NULL AS {c}" for c in ("n", "labelled", "worst", "fraud", "good", "first_fraud_lt", "last_lt",
@@ -246,7 +247,8 @@ def _labels(dataset: Dataset, entity: str, every_us: int, horizon_us: int) -> ex
     windowed = (
         f"SELECT _pos, max(worst) {period} AS worst, sum(labelled) {period} AS labelled, sum(n) {period} AS events, "
         f"min(first_fraud_lt) {period} AS first_fraud_lt, max(last_lt) {period} AS last_lt, "
-        f"coalesce(sum(fraud) {ahead}, 0) AS fraud, coalesce(sum(good) {ahead}, 0) AS good, "
+        f"CAST(coalesce(sum(fraud) {ahead}, 0) AS DOUBLE) AS fraud, "
+        f"CAST(coalesce(sum(good) {ahead}, 0) AS DOUBLE) AS good, "
         f"max(fraud_lt) {ahead} AS fraud_lt, max(good_lt) {ahead} AS good_lt FROM ({union}) AS u")
     return fill(
         "SELECT _pos, CASE WHEN worst = 1 THEN 1 WHEN labelled = events THEN 0 END AS ylab, "

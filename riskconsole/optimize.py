@@ -24,9 +24,10 @@ from riskconsole.errors import RiskConsoleError
 from riskconsole.limits import check_grid
 from riskconsole.metrics import RuleSet, decide, overall, overall_from_sums, parts
 from riskconsole.backtest import run_groups
-from riskconsole.sqlbuild import alias, fill, ident, lit, render
+from riskconsole.sqlbuild import alias, fill, ident, lit, money_sum, render
 from riskconsole.strategy import CompiledRule, CompiledStrategy, Frame, compile_strategy, require_params, source
 
+ORDER = ("day", "y", "a0", "a1", "b")  # the interval groups' order: numpy sums over them must not depend on threads
 SENTINEL = 0.123456789012345  # a param value no real strategy uses: finds where a param lands in a rule
 POINT_KEYS = ("population", "flagged", "tp", "fp", "fn", "precision", "recall", "f1", "amount_recall",
               "alert_rate", "fraud_amount_stopped", "good_amount_blocked", "review_cases", "review_cost",
@@ -150,20 +151,21 @@ def _interval_query(compiled: CompiledStrategy, index: int, score: str, op: str,
                          alias(decision_case(a1, as_names=False), "a1"), *frame.weights()).from_(inner.subquery("h"))
     moving = "d.a0 <> d.a1 AND d.s IS NOT NULL"
     columns = ["d.day", "d.y", "d.a0", alias(fill(f"CASE WHEN {moving} THEN d.a1 END"), "a1")]
-    totals = [alias(frame.count(), "n"), alias(fill("sum(d.amt)"), "amt")]
+    totals = [alias(frame.count(), "n"), alias(money_sum(exp.column("amt", table="d")), "amt")]
     step = (ts[-1] - ts[0]) / (len(ts) - 1) if len(ts) > 1 else 0.0
     if step > 0 and np.allclose(np.diff(ts), step, rtol=1e-9, atol=1e-12):
         guess, exact = _even_bucket(ts, step, op)
         guessed = exp.select("d.*", alias(guess, "i")).from_(decided.subquery("d"))
         bucket = fill(f"CASE WHEN {moving} THEN :exact ELSE 0 END", exact=exact)
-        return exp.select(*columns, alias(bucket, "b"), *totals).from_(guessed.subquery("d")).group_by("ALL")
+        return exp.select(*columns, alias(bucket, "b"), *totals).from_(guessed.subquery("d")).group_by("ALL").order_by(
+            *ORDER)
     bounds = [(float(lo), float(hi) if hi is not None else float("inf"), j + 1)
               for j, (lo, hi) in enumerate(zip(ts, [*ts[1:], None]))]
     values = exp.values([(lit(lo), fill("CAST(:v AS DOUBLE)", v=lit(str(hi))) if np.isinf(hi) else lit(hi),
                           lit(b)) for lo, hi, b in bounds], alias="iv", columns=["lo", "hi", "b"])
     inside = "d.s >= iv.lo AND d.s < iv.hi" if op == ">=" else "d.s > iv.lo AND d.s <= iv.hi"
     return exp.select(*columns, alias(fill("coalesce(iv.b, 0)"), "b"), *totals).from_(decided.subquery("d")).join(
-        values, on=fill(f"{moving} AND {inside}"), join_type="LEFT").group_by("ALL")
+        values, on=fill(f"{moving} AND {inside}"), join_type="LEFT").group_by("ALL").order_by(*ORDER)
 
 
 def _even_bucket(ts: np.ndarray, step: float, op: str) -> tuple[exp.Expression, exp.Expression]:

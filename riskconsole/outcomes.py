@@ -30,7 +30,7 @@ from riskconsole.backtest import BITS, Window, known_label, mask_words, populati
 from riskconsole.config import Business, Dataset
 from riskconsole.errors import RiskConsoleError
 from riskconsole.metrics import ALLOW, BLOCK, REVIEW, RuleSet, decide, parts, rates, scalar
-from riskconsole.sqlbuild import alias, fill, ident, lit
+from riskconsole.sqlbuild import alias, fill, ident, lit, money_sum
 from riskconsole.strategy import CompiledStrategy, Frame, source
 
 LET_THROUGH, PROD_BLOCKED, EXPLORED = 0, 1, 2  # observability class of a group: what production did
@@ -101,9 +101,10 @@ def outcomes_query(compiled: CompiledStrategy, frame: Frame, dataset: Dataset, w
     for condition in population_filters(compiled, dataset, window):
         inner = inner.where(condition)
     keys = ["day", "y", "cls", *[f"m{i}" for i in range(len(words))]]
-    sums = [alias(fill("count(*)"), "n"), alias(fill("sum(amt)"), "amt"), alias(fill("sum(greatest(amt, 0))"), "pos"),
-            alias(fill("sum(ipw)"), "w"), alias(fill("sum(ipw * amt)"), "wamt")]
-    return exp.select(*keys, *sums).from_(inner.subquery("p")).group_by(*keys)
+    sums = [alias(fill("count(*)"), "n"), alias(money_sum("amt"), "amt"),
+            alias(money_sum(fill("greatest(amt, 0)")), "pos"), alias(money_sum("ipw"), "w"),
+            alias(money_sum(fill("ipw * amt")), "wamt")]
+    return exp.select(*keys, *sums).from_(inner.subquery("p")).group_by(*keys).order_by(*keys)
 
 
 def run_outcomes(con: duckdb.DuckDBPyConnection, compiled: CompiledStrategy, frame: Frame, dataset: Dataset,

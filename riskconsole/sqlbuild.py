@@ -62,3 +62,12 @@ def alias(node: exp.Expression, name: str) -> exp.Alias:
 def render(node: exp.Expression, dialect: str = DIALECT) -> str:
     """SQL text of an AST, for DuckDB unless told otherwise."""
     return node.sql(dialect=dialect)
+
+
+def money_sum(node: exp.Expression | str) -> exp.Expression:
+    """`sum(node)` of money, exact and order-free: summed as DECIMAL(38, 6), returned as DOUBLE.
+
+    A DOUBLE sum depends on the order rows arrive in, which parallel threads change from run to run;
+    the same backtest must give the same report to the last digit. Costs ~0.1 s per 10M rows.
+    """
+    return fill("CAST(sum(CAST(:x AS DECIMAL(38, 6))) AS DOUBLE)", x=node)
