@@ -37,6 +37,7 @@ def cmd_demo(ws: Workspace, args: argparse.Namespace) -> None:
 
     result = build_demo_workspace(ws, n_events=args.events, seed=args.seed, progress=print)
     print(result.summary())
+    _entity_frames(ws, args)
     print(f"demo workspace ready: {ws.root}")
 
 
@@ -61,6 +62,7 @@ def cmd_load(ws: Workspace, args: argparse.Namespace) -> None:
         print("re-scored: " + ", ".join(f"{name} ({rows:,} rows)" for name, rows in result.rescored.items()))
     for warning in result.warnings:
         print(f"warning: {terminal(warning)}", file=sys.stderr)
+    _entity_frames(ws, args)
     _spark_build(ws, args)
 
 
@@ -68,6 +70,13 @@ def _session(ws: Workspace, args: argparse.Namespace) -> Session:
     from riskconsole.session import Session
 
     return Session(ws, engine=getattr(args, "engine", None), progress=lambda m: print(m, file=sys.stderr))
+
+
+def _entity_frames(ws: Workspace, args: argparse.Namespace) -> None:
+    """Build the entity frame of each entity-level strategy now, so its first backtest reads it."""
+    with _session(ws, args) as session:
+        for line in session.prepare_entities():
+            print(f"entity frame: {line}")
 
 
 def _spark_build(ws: Workspace, args: argparse.Namespace) -> None:

@@ -19,11 +19,17 @@ the event-level report unchanged.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 from sqlglot import exp
 
 from riskconsole.config import Dataset, Feature, Level, duration_seconds
@@ -337,13 +343,61 @@ def build(con: duckdb.DuckDBPyConnection, dataset: Dataset, level: Level, label:
     table = table.drop_columns(["__o"])
     for name in ["__entity_features", "__entity_labels", "__entity_table_label", _EV, _Q, *sides]:
         con.execute(f"DROP TABLE IF EXISTS {name}")
+    return view_of(con, table, dataset, level, names, elsewhere, f"tables.{owner}" if owner is not None else "events")
+
+
+def view_of(con: duckdb.DuckDBPyConnection, table: pa.Table, dataset: Dataset, level: Level, features: list[str],
+            elsewhere: dict[str, str], label_from: str) -> EntityView:
+    """The view over an entity frame's rows: its column types as DuckDB reads them, and its roles."""
     con.register("__entity_frame_types", table)
     types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE __entity_frame_types)").fetchall())
     con.unregister("__entity_frame_types")
     frame = Frame(types, {}, HIDDEN, weight=WEIGHT)
     roles = dataset.columns.model_copy(update={
-        "id": ID, "time": TIME, "label": LABEL, "label_time": LABEL_TIME, "amount": AMOUNT, "entities": [entity],
+        "id": ID, "time": TIME, "label": LABEL, "label_time": LABEL_TIME, "amount": AMOUNT, "entities": [level.entity],
         "label_derived": [], "prod_action": None, "explore": None, "propensity": None})
     view_dataset = dataset.model_copy(update={"columns": roles, "features": [], "streams": {}, "tables": {}})
-    return EntityView(level, table, frame, view_dataset, names, elsewhere,
-                      f"tables.{owner}" if owner is not None else "events")
+    return EntityView(level, table, frame, view_dataset, features, elsewhere, label_from)
+
+
+# ---------------------------------------------------------------- kept between processes
+
+CACHE_DIR = Path("data") / "cache" / "entities"
+_META_KEY = b"riskconsole.entities"
+
+
+def cache_name(version: str, dataset: Dataset, level: Level) -> str:
+    """The file name of a level's frame for one load (`_meta.version`) and dataset spec: any change is a new name."""
+    spec = json.dumps([dataset.model_dump(mode="json", by_alias=True),
+                       [level.entity, level.every_seconds, level.horizon_seconds]], sort_keys=True, default=str)
+    return f"{version}-{hashlib.sha256(spec.encode()).hexdigest()[:20]}.parquet"
+
+
+def save(path: Path, view: EntityView) -> None:
+    """Write the frame atomically (a reader sees the old file or the whole new one); files of other loads go."""
+    meta = json.dumps({"features": view.features, "elsewhere": view.elsewhere, "label_from": view.label_from})
+    table = view.table.replace_schema_metadata({**(view.table.schema.metadata or {}), _META_KEY: meta.encode()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    version = path.name.split("-", 1)[0]
+    for old in path.parent.glob("*.parquet"):
+        if not old.name.startswith(version + "-"):
+            old.unlink(missing_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".parquet")
+    os.close(handle)
+    try:
+        os.chmod(tmp, 0o644)  # readable as the workspace's other files (mkstemp makes it private)
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def load_saved(con: duckdb.DuckDBPyConnection, path: Path, dataset: Dataset, level: Level) -> EntityView | None:
+    """The frame saved under `path`, or None (no file, or one this version cannot read: it is then rebuilt)."""
+    try:
+        table = pq.read_table(path)
+        meta = json.loads(table.schema.metadata[_META_KEY])
+    except (OSError, KeyError, TypeError, ValueError, pa.ArrowException):
+        return None
+    return view_of(con, table.replace_schema_metadata(None), dataset, level, meta["features"], meta["elsewhere"],
+                   meta["label_from"])

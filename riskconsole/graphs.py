@@ -19,8 +19,6 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import connected_components
 from sqlglot import exp
 
 from riskconsole.config import Dataset, Feature, duration_seconds
@@ -161,7 +159,7 @@ class DayGraph:
     nodes: np.ndarray        # node codes with at least one kept link, sorted
     labels: np.ndarray       # component of each node
     sizes: np.ndarray        # nodes per component
-    adjacency: csr_matrix    # nodes x link values (kept pairs)
+    adjacency: object        # scipy.sparse.csr_matrix, nodes x link values (kept pairs)
 
 
 def day_graph(a: np.ndarray, b: np.ndarray, max_degree: int | None) -> DayGraph:
@@ -169,6 +167,9 @@ def day_graph(a: np.ndarray, b: np.ndarray, max_degree: int | None) -> DayGraph:
 
     A value held by one node links nothing and is dropped with the hubs (more than max_degree nodes).
     """
+    from scipy.sparse import csr_matrix  # imported here: a backtest that reads no graph needs no scipy
+    from scipy.sparse.csgraph import connected_components
+
     n_codes = int(a.max()) + 1 if len(a) else 1
     key = distinct(b.astype(np.int64) * n_codes + a)
     value, node = key // n_codes, key % n_codes

@@ -10,6 +10,7 @@ files and the console show the same thing.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import yaml
 
 from riskconsole.backtest import Window, fetch_decisions, make_window, run_groups
@@ -139,21 +141,58 @@ class Session:
         return engine
 
     def entities(self, level: Level, label: str = "strategy") -> EntityView:
-        """The entity frame of a level (built once per level and data version: see `entities.py`)."""
-        from riskconsole.entities import build
+        """The entity frame of a level: built once per level, dataset spec and load (see `entities.py`), kept in
+        memory and under data/cache/entities/ so the next process (a CLI backtest, a restarted console) reads it."""
+        from riskconsole import entities
 
         key = (level.entity, level.every_seconds, level.horizon_seconds, self._data_version())
         with self._lock:
             found = self._entity_views.get(key)
         if found is None:
+            rows = self._data_version()[0]  # the load's version (a train does not change the entity frame)
+            path = self.ws.root / entities.CACHE_DIR / entities.cache_name(rows[0][0], self.dataset, level) \
+                if rows else None
             with self.cursor() as cur:
-                found = build(cur, self.dataset, level, label)
+                entities.check_level(level, self.dataset, self.frame.columns, label)
+                found = entities.load_saved(cur, path, self.dataset, level) if path else None
+                if found is None:
+                    found = entities.build(cur, self.dataset, level, label)
+                    if path is not None:
+                        try:
+                            entities.save(path, found)
+                        except OSError:  # a read-only workspace: the frame is rebuilt by the next process
+                            pass
             found = replace(found, frame=replace(found.frame, lists=self.frame.lists))  # rules may read lists too
             with self._lock:
                 self._entity_views[key] = found
                 while len(self._entity_views) > EVALUATORS:
                     self._entity_views.pop(next(iter(self._entity_views)))
         return found
+
+    def prepare_entities(self) -> list[str]:
+        """Build (or find) the entity frame of every entity-level strategy in strategies/, so the first backtest of
+        each reads it; a strategy that does not parse is left to `validate`. Returns one line per level."""
+        from riskconsole.entities import WEIGHT
+
+        done, lines = set(), []
+        for path in sorted(self.ws.strategies_dir.glob("*.yaml")):
+            try:
+                level = self.strategy(path).level
+            except RiskConsoleError:
+                continue
+            if level is None or (level.entity, level.every_seconds, level.horizon_seconds) in done:
+                continue
+            done.add((level.entity, level.every_seconds, level.horizon_seconds))
+            started = time.perf_counter()
+            try:
+                view = self.entities(level, self.ws.rel(path))
+            except RiskConsoleError as err:
+                lines.append(f"{self.ws.rel(path)}: entity frame not built: {err}")
+                continue
+            periods = int(pc.sum(view.table.column(WEIGHT)).as_py() or 0)
+            lines.append(f"{level.entity} every {level.every} (horizon {level.horizon}): {periods:,} periods "
+                         f"({time.perf_counter() - started:.1f} s)")
+        return lines
 
     def view(self, strategy: Strategy) -> tuple[Frame, Dataset]:
         """What a strategy decides over: the event frame and dataset, or its level's entity frame and roles."""

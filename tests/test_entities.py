@@ -299,3 +299,57 @@ def test_overlapping_horizons_are_said(tmp_path):
         once = session.backtest(ws.strategies_dir / "same.yaml").report["warnings"]
     assert any("up to 2×" in w and "horizon: 1d" in w for w in overlapping)
     assert not any("horizon" in w for w in once)
+
+
+def test_the_entity_frame_is_saved_for_the_next_process_and_never_stale(tmp_path, capsys):
+    """`load` builds the frame of each entity strategy and saves it; a new Session reads it (no rebuild) with the same
+    report; a new load, a changed dataset spec or a damaged file never serves an old frame."""
+    from riskconsole import entities
+
+    ws, ev = make_ws(tmp_path)
+    path = ws.strategies_dir / "mw.yaml"
+    assert main(["load", "--workspace", str(ws.root)]) in (0, None)
+    assert "entity frame: merchant_id every 1d (horizon 2d):" in capsys.readouterr().out
+    saved = sorted((ws.root / entities.CACHE_DIR).glob("*.parquet"))
+    assert len(saved) == 1
+    with Session(ws) as session:
+        fresh = session.backtest(path).report
+    built = entities.build
+    try:
+        entities.build = lambda *a, **k: pytest.fail("the saved frame was rebuilt")
+        with Session(ws) as session:
+            assert session.backtest(path).report == fresh
+    finally:
+        entities.build = built
+    # a new load: a new version, a new file; the old one is gone once the new one is written
+    late = ev.iloc[:5].assign(event_id=[f"late{i}" for i in range(5)], ts=ev["ts"].max() + pd.Timedelta("2h"),
+                              merchant_id=101)
+    pd.concat([ev, late]).to_csv(ws.root / "data" / "events.csv", index=False)
+    load(ws)
+    with Session(ws) as session:
+        after = session.backtest(path).report
+    assert after["overall"]["population"] > fresh["overall"]["population"]
+    now = sorted((ws.root / entities.CACHE_DIR).glob("*.parquet"))
+    assert len(now) == 1 and now != saved
+    # a damaged file is rebuilt, not read
+    now[0].write_bytes(b"not parquet")
+    with Session(ws) as session:
+        assert session.backtest(path).report == after
+    # another spec (a feature's window changed) is another file
+    spec = yaml.safe_load((ws.root / "data" / "dataset.yaml").read_text())
+    spec["features"][0]["window"] = "8d"
+    (ws.root / "data" / "dataset.yaml").write_text(yaml.safe_dump(spec))
+    with Session(ws) as session:
+        level = session.strategy(path).level
+        eight = session.entities(level).table.column("merchant_orders_3d").to_pylist()
+    assert len(list((ws.root / entities.CACHE_DIR).glob("*.parquet"))) == 2
+    assert sum(v or 0 for v in eight) > sum(v or 0 for v in session_values(ws, path))
+
+
+def session_values(ws, path) -> list:
+    """merchant_orders_3d of the saved frame of the loaded spec (3d windows)."""
+    spec = yaml.safe_load((ws.root / "data" / "dataset.yaml").read_text())
+    spec["features"][0]["window"] = "3d"
+    (ws.root / "data" / "dataset.yaml").write_text(yaml.safe_dump(spec))
+    with Session(ws) as session:
+        return session.entities(session.strategy(path).level).table.column("merchant_orders_3d").to_pylist()
