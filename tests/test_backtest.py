@@ -214,3 +214,25 @@ def test_detector_warning_whenever_a_training_window_overlaps(tmp_path, train, o
     expected = [f"detector 'm' was trained on {train[0]}..{train[1]}, which overlaps the backtest window "
                 "2026-03-01..2026-03-06: its scores there are optimistic"]
     assert warnings == (expected if overlaps else [])
+
+
+@pytest.mark.parametrize("kind", ["int8", "int32", "int64", "uint16", "float32", "float64", "date32"])
+def test_numbers_reads_arrow_buffers_as_pyarrow_does(kind):
+    """`backtest.numbers` (Arrow buffers to numpy, no pandas) equals pyarrow's conversion: chunks, slices, NULLs."""
+    import pyarrow as pa
+
+    from riskconsole.backtest import numbers
+
+    rng = np.random.default_rng(5)
+    values = [None if rng.random() < 0.2 else int(v) for v in rng.integers(0, 100, 300)]
+    typ = getattr(pa, kind)()
+    via = pa.int32() if kind == "date32" else pa.int64()  # a date32 is its day number
+    chunks = [pa.array(values[:130], via).cast(typ), pa.array(values[130:], via).cast(typ)]
+    column = pa.chunked_array(chunks).slice(7, 250)
+    dtype = np.float64 if kind.startswith("float") else np.int64
+    got = numbers(column, dtype)
+    want = np.array([np.nan if v is None else v for v in values[7:257]], dtype=np.float64)
+    if dtype is np.int64:
+        want = np.nan_to_num(want, nan=0).astype(np.int64)
+    np.testing.assert_array_equal(got, want)
+    assert numbers(column.slice(0, 0), dtype).shape == (0,)
