@@ -217,17 +217,30 @@ def source(compiled: CompiledStrategy, frame: Frame) -> exp.Select:
 
 
 def check_boolean(con: duckdb.DuckDBPyConnection, compiled: CompiledStrategy, frame: Frame, label: str) -> None:
-    """Every rule condition and the population must be boolean (DuckDB binds them without running)."""
+    """Every rule condition and the population must be boolean (DuckDB binds them without running).
+
+    One DESCRIBE binds them all; only when it fails is each bound alone, to name the one that fails."""
     relation = source(compiled, frame)
     checks = [(f"rule '{r.name}'", r.condition) for r in compiled.rules]
     if compiled.population is not None:
         checks.append(("population", compiled.population))
-    for where, node in checks:
-        query = exp.select(exp.alias_(node, "v")).from_(relation.subquery("src"))
-        try:
-            dtype = con.execute("DESCRIBE " + render(query)).fetchall()[0][1]
-        except duckdb.Error as err:
-            raise ExpressionError(f"{label}: {where}: {str(err).splitlines()[0]}") from None
+    if not checks:
+        return
+
+    def describe(nodes: list[exp.Expression]) -> list[str]:
+        query = exp.select(*[exp.alias_(n, f"v{i}") for i, n in enumerate(nodes)]).from_(relation.subquery("src"))
+        return [row[1] for row in con.execute("DESCRIBE " + render(query)).fetchall()]
+
+    try:
+        types = describe([node for _, node in checks])
+    except duckdb.Error:
+        types = []
+        for where, node in checks:
+            try:
+                types += describe([node])
+            except duckdb.Error as err:
+                raise ExpressionError(f"{label}: {where}: {str(err).splitlines()[0]}") from None
+    for (where, _), dtype in zip(checks, types):
         if dtype not in ("BOOLEAN", '"NULL"', "NULL"):
             raise ExpressionError(f"{label}: {where}: must be true/false, but gives {dtype} "
                                   "(add a comparison, e.g. `x > 0`)")
