@@ -29,7 +29,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("blocked", "blocked", "int", "Events the strategy blocks.", "count of action = block"),
     Metric("tp", "fraud flagged", "int", "Flagged events whose label is fraud (true positives).",
            "flagged and label = 1", "higher"),
-    Metric("fp", "good orders flagged", "int",
+    Metric("fp", "good flagged", "int",
            "Flagged events whose label is good: good customers blocked or delayed by review (false positives).",
            "flagged and label = 0", "lower"),
     Metric("fn", "fraud missed", "int", "Fraud events the strategy allows (false negatives).",
