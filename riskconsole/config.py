@@ -227,6 +227,10 @@ class Stream(_Strict):
                                    "columns match the decision stream's names (e.g. {uid: user_id}).")
     time_format: str | list[str] | None = Field(None, description="strptime format(s) of text times, as for the "
                                                 "decision stream.")
+    decimal_separator: Literal[".", ","] = Field(".", description="The decimal mark of numbers in text files "
+                                                 "(CSV, JSON text): ',' for 723,03 (European spreadsheets). A number "
+                                                 "then holding a '.' (a thousands separator) is quarantined, never "
+                                                 "misread.")
     types: dict[str, str] = Field(default_factory=dict, description="Optional DuckDB type per source column.")
 
     @field_validator("rename")
@@ -257,6 +261,10 @@ class Table(_Strict):
                                 "value; the first by low if several overlap (load warns); no match gives NULL.")
     time_format: str | list[str] | None = Field(None, description="strptime format(s) of text times (valid_from "
                                                 "and TIMESTAMP-typed columns).")
+    decimal_separator: Literal[".", ","] = Field(".", description="The decimal mark of numbers in text files "
+                                                 "(CSV, JSON text): ',' for 723,03 (European spreadsheets). A number "
+                                                 "then holding a '.' (a thousands separator) is quarantined, never "
+                                                 "misread.")
     types: dict[str, str] = Field(default_factory=dict, description="Optional DuckDB type per source column.")
     label: str | None = Field(None, description="Entity label column (1 = the entity is fraudulent, 0 = good, "
                               "empty = unknown): entity-level strategies deciding this table's key read their label "
@@ -311,6 +319,10 @@ class Dataset(_Strict):
         None, description="strptime format(s) of text times, tried in order (e.g. '%m/%d/%y %H:%M'); applies to "
                           "time, label_time and every column typed TIMESTAMP. Without it only ISO-8601 text is a time. "
                           "An offset or zone (%z, %Z) is converted to UTC.")
+    decimal_separator: Literal[".", ","] = Field(".", description="The decimal mark of numbers in text files "
+                                                 "(CSV, JSON text): ',' for 723,03 (European spreadsheets). A number "
+                                                 "then holding a '.' (a thousands separator) is quarantined, never "
+                                                 "misread.")
     streams: dict[str, Stream] = Field(default_factory=dict, description="Context streams by name (signups, "
                                        "logins, refunds, ...): loaded into table stream_NAME, read by `from:` features.")
     tables: dict[str, Table] = Field(default_factory=dict, description="Tables by name (merchants, IP ranges, ...): "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -108,7 +109,15 @@ def _typed(column: str, raw_type: str, target: str, part: Part) -> exp.Expressio
     if raw_type == target:
         return ident(column)
     source = text if raw_type in ("JSON", "VARCHAR") else ident(column)
+    if part.decimal == "," and raw_type in ("JSON", "VARCHAR") and _is_number(target):
+        # 723,03 -> 723.03; a '.' is then a thousands separator (1.234,56): NULL, hence quarantined, never misread
+        source = fill("CASE WHEN contains(:t, '.') THEN NULL ELSE replace(:t, ',', '.') END", t=text)
     return exp.TryCast(this=source, to=exp.DataType.build(target, dialect="duckdb"))
+
+
+def _is_number(target: str) -> bool:
+    return target.upper().startswith(("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+                                      "UINTEGER", "UBIGINT", "FLOAT", "REAL", "DOUBLE", "DECIMAL", "NUMERIC", "INT"))
 
 
 def _column_reasons(column: str, target: str, part: Part) -> list[tuple[exp.Expression, exp.Expression]]:
@@ -120,7 +129,8 @@ def _column_reasons(column: str, target: str, part: Part) -> list[tuple[exp.Expr
     if target == "TIMESTAMP":
         tried = times.described(times.formats_of(part.time_format))
         return [(failed, lit(f"{column}: not {tried}")), (times.out_of_range(cast), times.range_reason(column, cast))]
-    pairs = [(failed, lit(f"{column}: not a valid {target}"))]
+    mark = " with decimal_separator ','" if part.decimal == "," and _is_number(target) else ""
+    pairs = [(failed, lit(f"{column}: not a valid {target}{mark}"))]
     if column == part.roles.get("amount"):
         pairs.append((fill(":c IS NOT NULL AND NOT isfinite(:c)", c=cast), lit(f"{column}: not a finite number")))
         pairs.append((fill(":c IS NOT NULL AND abs(:c) > :m", c=cast, m=lit(MAX_AMOUNT)),
@@ -178,30 +188,69 @@ def _publish(con: duckdb.DuckDBPyConnection, part: Part) -> None:
 # ------------------------------------------------------------------ warnings
 
 
+def _failing(con: duckdb.DuckDBPyConnection, raw: exp.Expression, bad: exp.Expression) -> tuple[int, list[str]]:
+    """How many staged rows are `bad`, and up to 200 of their raw values (first in source order)."""
+    n = con.execute(render(exp.select("count(*)").from_("_staged").where(bad))).fetchall()[0][0]
+    if not n:
+        return 0, []
+    sample = exp.select(fill("CAST(:r AS VARCHAR)", r=raw)).from_("_staged").where(bad).order_by("__file", "ordinality")
+    return n, [v for (v,) in con.execute(render(sample.limit(200))).fetchall() if v is not None]
+
+
+def _shown(values: list[str]) -> str:
+    return ", ".join(f"'{terminal(v)[:40]}'" for v in values[:3])
+
+
 def _time_warning(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, column: str, where: str,
                   read: int) -> str | None:
     """A warning when more than WARN_SHARE of a time column's rows fail: three raw values and a format to try."""
     raw, cast = ident(column), ident(cast_name(column))
-    bad = fill("(:r IS NOT NULL AND :c IS NULL) OR :out", r=raw, c=cast, out=times.out_of_range(cast))
-    n = con.execute(render(exp.select("count(*)").from_("_staged").where(bad))).fetchall()[0][0]
+    n, values = _failing(con, raw, fill("(:r IS NOT NULL AND :c IS NULL) OR :out", r=raw, c=cast,
+                                        out=times.out_of_range(cast)))
     if not read or n / read <= WARN_SHARE:
         return None
-    sample = exp.select(fill("CAST(:r AS VARCHAR)", r=raw)).from_("_staged").where(bad).order_by("__file", "ordinality")
-    values = [v for (v,) in con.execute(render(sample.limit(200))).fetchall() if v is not None]
-    shown = ", ".join(f"'{terminal(v)[:40]}'" for v in values[:3])
     fmt = times.suggest_format(con, values) if values else None
     fix = f"try time_format: '{fmt}' in the dataset" if fmt else "set time_format: to the layout of these values"
     tried = times.described(times.formats_of(part.time_format))
     return (f"{checked.label}: {where}: {n:,} of {read:,} rows ({n / read:.1%}) quarantined because '{column}' is "
-            f"not {tried} or is outside {times.ACCEPTED_TEXT}, e.g. {shown}: {fix}")
+            f"not {tried} or is outside {times.ACCEPTED_TEXT}, e.g. {_shown(values)}: {fix}")
+
+
+_COMMA_NUMBER = re.compile(r"\s*[-+]?(\d{1,3}(\.\d{3})+|\d+),\d+\s*")  # 723,03 or 1.234,56
+_THOUSANDS = re.compile(r"\s*[-+]?\d{1,3}([.,]\d{3})+([.,]\d+)?\s*")
+
+
+def _number_warning(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, column: str, target: str,
+                    where: str, read: int) -> str | None:
+    """A warning when more than WARN_SHARE of a numeric text column's rows fail, with three raw values and, where
+    they look like it, the fix (decimal commas, thousands separators)."""
+    raw, cast = ident(column), ident(cast_name(column))
+    n, values = _failing(con, raw, fill(":r IS NOT NULL AND :c IS NULL", r=raw, c=cast))
+    if not read or n / read <= WARN_SHARE:
+        return None
+    commas = sum(bool(_COMMA_NUMBER.fullmatch(v)) for v in values)
+    if part.decimal == "." and commas > len(values) / 2:
+        fix = "numbers with a decimal comma: set decimal_separator: ',' for this source"
+    elif sum(bool(_THOUSANDS.fullmatch(v)) for v in values) > len(values) / 2:
+        fix = "remove the thousands separators where the file is exported (1234.56, not 1,234.56)"
+    else:
+        fix = f"fix the values, or type the column otherwise under types: (it is read as {target})"
+    return (f"{checked.label}: {where}: {n:,} of {read:,} rows ({n / read:.1%}) quarantined because '{column}' is "
+            f"not a valid {target}, e.g. {_shown(values)}: {fix}")
 
 
 def _warnings(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, read: int) -> list[str]:
     target = target_types(part)
-    places = {part.roles.get("time"): "columns.time", part.roles.get("label_time"): "columns.label_time"}
+    places = {part.roles.get("time"): "columns.time", part.roles.get("label_time"): "columns.label_time",
+              part.roles.get("amount"): "columns.amount"}
     prefix = "" if part.kind == "events" else f"{part.where}."
-    columns = [c for c in part.types if target[c] == "TIMESTAMP"]
-    found = [_time_warning(con, checked, part, c, prefix + places.get(c, f"types.{c}"), read) for c in columns]
+    found = []
+    for c in part.types:
+        where = prefix + places.get(c, f"types.{c}")
+        if target[c] == "TIMESTAMP":
+            found.append(_time_warning(con, checked, part, c, where, read))
+        elif _is_number(target[c]) and c != part.roles.get("label"):
+            found.append(_number_warning(con, checked, part, c, target[c], where, read))
     return [w for w in found if w]
 
 

@@ -56,6 +56,7 @@ class Part:
     types: dict[str, str]  # sniffed source types
     declared: dict[str, str] = field(default_factory=dict)
     time_format: str | list[str] | None = None
+    decimal: str = "."  # the decimal mark of numbers in text
     roles: dict[str, str | None] = field(default_factory=dict)  # id, time, label, label_time, amount
     required: tuple[tuple[str, str], ...] = ()  # (column, reason)
     unique: tuple[str, ...] = ()
@@ -105,7 +106,7 @@ def source_files(ws: Workspace, dataset: Dataset | Stream | Table, label: str, w
     return files, formats.pop()
 
 
-def column_types(con: duckdb.DuckDBPyConnection, fmt: str, files: list[str]) -> dict[str, str]:
+def column_types(con: duckdb.DuckDBPyConnection, fmt: str, files: list[str], decimal: str = ".") -> dict[str, str]:
     """Name -> sniffed DuckDB type of every source column (as the files hold them, nothing added).
 
     Raises:
@@ -115,7 +116,10 @@ def column_types(con: duckdb.DuckDBPyConnection, fmt: str, files: list[str]) -> 
     if fmt == "csv":
         for name in files[:MAX_HEADER_CHECKS]:
             _check_header_case(con, name)
-    rows = con.execute(_SNIFF[fmt], {"files": files}).fetchall()
+    sniff = _SNIFF[fmt]
+    if fmt == "csv" and decimal == ",":  # `decimal` is "." or "," (config.Literal): never user text in SQL
+        sniff = sniff.replace("union_by_name = true", "union_by_name = true, decimal_separator = ','")
+    rows = con.execute(sniff, {"files": files}).fetchall()
     return {name: dtype for name, dtype, *_ in rows}
 
 
@@ -294,7 +298,7 @@ def events_part(dataset: Dataset, files: list[str], fmt: str, types: dict[str, s
     """The decision stream as a Part: id and time required, id unique, label/amount roles."""
     roles = dataset.columns
     return Part("events", "events", "source", dataset.source, files, fmt, types, dict(dataset.types),
-                dataset.time_format, {k: getattr(roles, k) for k in EVENT_ROLES},
+                dataset.time_format, dataset.decimal_separator, {k: getattr(roles, k) for k in EVENT_ROLES},
                 required=((roles.id, "missing id"), (roles.time, "missing time")), unique=(roles.id,),
                 times=tuple(c for c in (roles.time, roles.label_time) if c), order=(roles.time, roles.id))
 
@@ -304,7 +308,7 @@ def stream_part(name: str, stream: Stream, files: list[str], fmt: str, types: di
     cols = stream.columns
     required = ((cols.id, "missing id"),) if cols.id else ()
     return Part("stream", name, f"streams.{name}", stream.source, files, fmt, types, dict(stream.types),
-                stream.time_format, {"id": cols.id, "time": cols.time}, required + ((cols.time, "missing time"),),
+                stream.time_format, stream.decimal_separator, {"id": cols.id, "time": cols.time}, required + ((cols.time, "missing time"),),
                 unique=(cols.id,) if cols.id else (), times=(cols.time,), order=(cols.time,) + ((cols.id,) if cols.id else ()),
                 rename=dict(stream.rename))
 
@@ -314,23 +318,24 @@ def table_part(name: str, table: Table, files: list[str], fmt: str, types: dict[
     if table.range:
         cols = (table.range.low, table.range.high)
         return Part("table", name, f"tables.{name}", table.source, files, fmt, types, dict(table.types),
-                    table.time_format, required=tuple((c, f"missing {c}") for c in cols), order=cols)
+                    table.time_format, table.decimal_separator, required=tuple((c, f"missing {c}") for c in cols),
+                    order=cols)
     cols = (table.key,) + ((table.valid_from,) if table.valid_from else ())
     return Part("table", name, f"tables.{name}", table.source, files, fmt, types, dict(table.types),
-                table.time_format, required=tuple((c, f"missing {c}") for c in cols),
+                table.time_format, table.decimal_separator, required=tuple((c, f"missing {c}") for c in cols),
                 unique=cols, times=cols[1:], order=cols)
 
 
 def _parts(ws: Workspace, con: duckdb.DuckDBPyConnection, dataset: Dataset, label: str) -> list[Part]:
     """Every source of the dataset (decision events first), with its files and sniffed types."""
     files, fmt = source_files(ws, dataset, label)
-    parts = [events_part(dataset, files, fmt, column_types(con, fmt, files))]
+    parts = [events_part(dataset, files, fmt, column_types(con, fmt, files, dataset.decimal_separator))]
     for name, stream in dataset.streams.items():
         files, fmt = source_files(ws, stream, label, f"streams.{name}")
-        parts.append(stream_part(name, stream, files, fmt, column_types(con, fmt, files)))
+        parts.append(stream_part(name, stream, files, fmt, column_types(con, fmt, files, stream.decimal_separator)))
     for name, table in dataset.tables.items():
         files, fmt = source_files(ws, table, label, f"tables.{name}")
-        parts.append(table_part(name, table, files, fmt, column_types(con, fmt, files)))
+        parts.append(table_part(name, table, files, fmt, column_types(con, fmt, files, table.decimal_separator)))
     return parts
 
 

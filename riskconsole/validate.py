@@ -49,7 +49,7 @@ def source_frame(ws: Workspace, dataset: Dataset) -> Frame:
     files, fmt = source_files(ws, dataset, ws.rel(ws.dataset_path))
     con = duckdb.connect()
     try:
-        types = column_types(con, fmt, files)
+        types = column_types(con, fmt, files, dataset.decimal_separator)
     finally:
         con.close()
     types.update({f.name: "DOUBLE" for f in dataset.features})

@@ -193,3 +193,25 @@ def test_a_type_no_row_fits_says_why_every_row_was_quarantined(tmp_path):
     with pytest.raises(RiskConsoleError, match=r"every one quarantined: score: not a valid DECIMAL\(2,1\) \(20 rows\)"):
         load(ws)
     assert not ws.db_path.exists()
+
+
+def test_decimal_commas_load_and_a_thousands_separator_is_quarantined(tmp_path):
+    """`decimal_separator: ','` reads 723,03 as 723.03 (amount, a typed column and a sniffed one, in a `;` CSV), and
+    refuses to guess at 1.234,56; without it every such amount is quarantined, never misread."""
+    text = ("event_id;ts;is_fraud;label_ts;amount;user_id;device_id;fee\n"
+            "a1;2026-03-01 10:00:00;1;2026-03-05 00:00:00;723,03;1;1;0,5\n"
+            "a2;2026-03-01 11:00:00;0;;12;2;1;1,25\n"
+            "a3;2026-03-01 12:00:00;0;;1.234,56;2;2;0\n"
+            "a4;2026-03-01 13:00:00;0;;-0,75;3;2;\n")
+    spec = {**BASE_DATASET, "decimal_separator": ",", "types": {"user_id": "DECIMAL(6,2)"}}
+    ws = _ws(tmp_path, {"orders.csv": text}, spec)
+    result = load(ws)
+    assert (result.loaded, result.quarantined) == (3, 1)
+    assert query(ws, "SELECT event_id, amount, fee, user_id FROM events ORDER BY event_id") == [
+        ("a1", 723.03, 0.5, 1), ("a2", 12.0, 1.25, 2), ("a4", -0.75, None, 3)]
+    assert query(ws, "SELECT reason FROM quarantine") == [("amount: not a valid DOUBLE with decimal_separator ','",)]
+    plain = load(_ws(tmp_path / "plain", {"orders.csv": text}, BASE_DATASET))
+    assert (plain.loaded, plain.quarantined) == (1, 3)
+    assert plain.warnings == ["data/dataset.yaml: columns.amount: 3 of 4 rows (75.0%) quarantined because 'amount' is "
+                              "not a valid DOUBLE, e.g. '723,03', '1.234,56', '-0,75': numbers with a decimal comma: "
+                              "set decimal_separator: ',' for this source"]
