@@ -86,6 +86,10 @@ class Columns(_Strict):
                              "block): map it")
         return self
 
+    def role_columns(self) -> dict[str, str]:
+        """Role -> its column, for the roles mapped to one column (id, time, label, label_time, amount, ...)."""
+        return {k: v for k, v in self.model_dump().items() if isinstance(v, str)}
+
 
 class Feature(_Strict):
     """One point-in-time feature: a window aggregate (of the decision stream or of a stream), a label aggregate, a

@@ -25,7 +25,7 @@ from sqlglot import exp
 from riskconsole.backtest import (BITS, Groups, Window, known_label, mask_words, population_filters, run_query,
                                   window_days)
 from riskconsole.config import Dataset, Strategy
-from riskconsole.expressions import parse_visible, referenced_columns, referenced_params
+from riskconsole.expressions import referenced_columns, referenced_params
 from riskconsole.names import META_TABLE, SCORES_TABLE
 from riskconsole.sqlbuild import alias, fill, ident, render
 from riskconsole.strategy import (CompiledRule, CompiledStrategy, Frame, _check_params_used, check_boolean,
@@ -112,8 +112,7 @@ class Compiler:
             with self._lock:
                 node = self._nodes.get(key)
             if node is None:
-                node = parse_visible(text, self.frame.visible, self.frame.hidden, params, where,
-                                     self.frame.list_refs())
+                node = self.frame.parse(text, params, where)
                 fresh.append((key, len(nodes)))
             nodes.append(node)
         fresh_all = list(fresh)

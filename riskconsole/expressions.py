@@ -162,6 +162,18 @@ def parse_visible(text: str, visible: list[str], hidden: tuple[str, ...], params
     return node
 
 
+def role_hint(message: str, roles: dict[str, str]) -> str:
+    """An "unknown column 'amount'" where `amount` is a role (`roles`: role -> its column) mapped to another column:
+    say which column to write (window features take the role names `label` and `amount`; expressions read columns
+    by their own names)."""
+    found = re.search(r"unknown column '([^']*)'", message)
+    column = roles.get(found.group(1)) if found else None
+    if not column or column == found.group(1):
+        return message
+    return (f"{message.split(': unknown column')[0]}: unknown column '{found.group(1)}': the {found.group(1)} role is "
+            f"the column '{column}' here; write {exp.column(column, quoted=True).sql('duckdb')}")
+
+
 def referenced_columns(expr: exp.Expression) -> set[str]:
     """Return the names of the columns an expression reads (not those inside the semi-join of an IN LIST)."""
     return {col.name for col in expr.find_all(exp.Column) if col.find_ancestor(exp.Subquery) is None}

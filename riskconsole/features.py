@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import duckdb
@@ -20,7 +19,7 @@ from sqlglot import exp
 
 from riskconsole.config import LABEL_AGGS, Dataset, Feature, duration_seconds
 from riskconsole.errors import ConfigError, ExpressionError
-from riskconsole.expressions import parse_visible
+from riskconsole.expressions import parse_visible, role_hint
 from riskconsole.graphs import check_graph_feature, graph_side_table
 from riskconsole.lookups import check_lookup, check_table, lookup_groups, lookup_query
 from riskconsole.names import internal_collision
@@ -249,22 +248,10 @@ def frame_query(dataset: Dataset, columns: list[str], label: str, base: str = "_
         try:
             node = parse_visible(feature.sql, visible, tuple(hidden), None, where)
         except ExpressionError as err:
-            raise ExpressionError(with_role_hint(str(err), dataset)) from None
+            raise ExpressionError(role_hint(str(err), dataset.columns.role_columns())) from None
         query = exp.select("*", alias(node, feature.name)).from_(query.subquery("d"))
         known.append(feature.name)
     return query.order_by("_pos")
-
-
-def with_role_hint(message: str, dataset: Dataset) -> str:
-    """An "unknown column 'amount'" where `amount` is a role mapped to another column: say which column to write
-    (window features accept the role names `label` and `amount`, expressions read columns by their own names)."""
-    found = re.search(r"unknown column '([^']*)'", message)
-    roles = dataset.columns.model_dump()
-    column = roles.get(found.group(1)) if found else None
-    if not isinstance(column, str) or column == found.group(1):
-        return message
-    return (f"{message.split(': unknown column')[0]}: unknown column '{found.group(1)}': the {found.group(1)} role is "
-            f"the column '{column}' here; write {ident(column).sql('duckdb')}")
 
 
 def _or_empty(value: exp.Expression, feature: Feature) -> exp.Expression:

@@ -11,7 +11,7 @@ from sqlglot import exp
 from riskconsole import limits
 from riskconsole.config import Dataset, Strategy, parse_model
 from riskconsole.errors import ConfigError, DataError, ExpressionError
-from riskconsole.expressions import parse_visible, referenced_columns, referenced_params
+from riskconsole.expressions import parse_visible, referenced_columns, referenced_params, role_hint
 from riskconsole.lists import ListSet, lists_in
 from riskconsole.names import INTERNAL_COLUMNS, META_TABLE, SCORES_TABLE
 from riskconsole.sqlbuild import fill, render
@@ -69,6 +69,14 @@ class Frame:
     stale: tuple[str, ...] = ()
     weight: str | None = None  # an entity frame's row weight (`entities.py`): 0 on its money rows
     lists: ListSet | None = None
+    roles: tuple[tuple[str, str], ...] = ()  # (role, its column) of the dataset, for "write that column" hints
+
+    def parse(self, text: str, params: dict | None, where: str) -> exp.Expression:
+        """A rule condition or population checked against this frame (see `expressions.parse_visible`)."""
+        try:
+            return parse_visible(text, self.visible, self.hidden, params, where, self.list_refs())
+        except ExpressionError as err:
+            raise ExpressionError(role_hint(str(err), dict(self.roles))) from None
 
     def count(self) -> exp.Expression:
         """What a group's count is: its rows, or on an entity frame the sum of their weights."""
@@ -135,7 +143,8 @@ def frame_of(con: duckdb.DuckDBPyConnection, dataset: Dataset, lists: ListSet | 
     scores = {t[len(SCORE_TABLE_PREFIX):]: t for t in tables}
     scores.update({d: SCORE_TABLE_PREFIX + d for d in stamps if d not in scores})
     stale = tuple(d for d in scores if current is None or stamps.get(d) != current or scores[d] not in tables)
-    return Frame(columns, scores, tuple(dataset.hidden_columns), stale, lists=lists)
+    return Frame(columns, scores, tuple(dataset.hidden_columns), stale, lists=lists,
+                 roles=tuple(dataset.columns.role_columns().items()))
 
 
 def require_params(strategy: Strategy, names, label: str, flag: str) -> None:
@@ -170,7 +179,7 @@ def compile_strategy(strategy: Strategy, frame: Frame, label: str, overrides: di
     deadline = time.monotonic() + limits.query_seconds()  # checking huge expressions is work too
     for rule in strategy.rules:
         where = f"{label}: rule '{rule.name}'"
-        node = parse_visible(rule.when, frame.visible, frame.hidden, params, where, frame.list_refs())
+        node = frame.parse(rule.when, params, where)
         rules.append(CompiledRule(rule.name, rule.action, rule.enabled, node))
         if time.monotonic() > deadline:
             raise ConfigError(f"{where}: checking the strategy's expressions took longer than "
@@ -178,8 +187,7 @@ def compile_strategy(strategy: Strategy, frame: Frame, label: str, overrides: di
                               "its largest expressions")
     population = None
     if strategy.population:
-        population = parse_visible(strategy.population, frame.visible, frame.hidden, params,
-                                   f"{label}: population", frame.list_refs())
+        population = frame.parse(strategy.population, params, f"{label}: population")
     nodes = [r.condition for r in rules] + ([population] if population is not None else [])
     used = set().union(*(referenced_columns(n) for n in nodes))
     detectors = [d for d in frame.scores if d in used and d not in frame.columns]

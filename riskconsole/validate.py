@@ -53,7 +53,8 @@ def source_frame(ws: Workspace, dataset: Dataset) -> Frame:
     finally:
         con.close()
     types.update({f.name: "DOUBLE" for f in dataset.features})
-    return Frame(types, {}, tuple(dataset.hidden_columns), (), lists=ws.lists(dataset))
+    return Frame(types, {}, tuple(dataset.hidden_columns), (), lists=ws.lists(dataset),
+                 roles=tuple(dataset.columns.role_columns().items()))
 
 
 def validate_file(ws: Workspace, path: str | Path) -> str:

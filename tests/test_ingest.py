@@ -215,3 +215,22 @@ def test_decimal_commas_load_and_a_thousands_separator_is_quarantined(tmp_path):
     assert plain.warnings == ["data/dataset.yaml: columns.amount: 3 of 4 rows (75.0%) quarantined because 'amount' is "
                               "not a valid DOUBLE, e.g. '723,03', '1.234,56', '-0,75': numbers with a decimal comma: "
                               "set decimal_separator: ',' for this source"]
+
+
+def test_a_role_name_in_an_expression_says_which_column_to_write(tmp_path):
+    """`amount` is a role; where it maps another column, a feature or a rule naming it is told that column."""
+    from riskconsole.session import Session
+
+    events = random_events(n=50).rename(columns={"amount": "Betrag"})
+    dataset = {**BASE_DATASET, "columns": {**BASE_DATASET["columns"], "amount": "Betrag"},
+               "features": [{"name": "big", "sql": "amount > 100"}]}
+    rule = {"name": "s", "rules": [{"name": "big", "when": "amount > 100", "action": "review"}]}
+    ws = write_workspace(tmp_path / "ws", events, dataset, strategies={"s": rule})
+    fix = "unknown column 'amount': the amount role is the column 'Betrag' here; write \"Betrag\""
+    with pytest.raises(RiskConsoleError, match=f"feature 'big': {fix}"):
+        load(ws)
+    dataset["features"] = []
+    (ws.root / "data" / "dataset.yaml").write_text(yaml.safe_dump(dataset))
+    load(ws)
+    with Session(ws) as session, pytest.raises(RiskConsoleError, match=f"rule 'big': {fix}"):
+        session.backtest(ws.strategies_dir / "s.yaml")
