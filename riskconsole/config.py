@@ -137,7 +137,8 @@ class Feature(_Strict):
                                     "start of day - delay) (whole days).")
     lookup: str | None = Field(None, description="TABLE.COLUMN: the column of the table row matching the event "
                                "(by key, as of the event's time with valid_from, or by range); NULL when none.")
-    sql: str | None = Field(None, description="Derived feature: an expression over columns and earlier features.")
+    sql: str | None = Field(None, description="Derived feature: an expression over columns and earlier features "
+                            "(one a window aggregates, e.g. hour(ts), reads the event's own columns only).")
 
     _name = field_validator("name")(_check_name)
 

@@ -35,7 +35,7 @@ from sqlglot import exp
 from riskconsole.config import Dataset, Feature, Level, duration_seconds
 from riskconsole.errors import ConfigError, RiskConsoleError
 from riskconsole.expressions import parse_visible
-from riskconsole.features import _source, is_label_feature, label_features_query, label_key
+from riskconsole.features import _source, is_label_feature, label_features_query, label_key, per_event
 from riskconsole.lookups import lookup_query, target
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
 from riskconsole.streams import US, micros, stream_query
@@ -285,8 +285,9 @@ def build(con: duckdb.DuckDBPyConnection, dataset: Dataset, level: Level, label:
     entity, every, horizon = level.entity, level.every_seconds * US, level.horizon_seconds * US
     k = ident(entity)
     plan, elsewhere = _plan(dataset, entity)
-    needed = _needed(dataset, entity, plan)
-    con.execute(render(fill(f"CREATE OR REPLACE TEMP TABLE {_EV} AS SELECT {', '.join(_q(c) for c in needed)}, "
+    per = per_event(dataset, list(columns), label)  # `sql:` features a window aggregates: computed per event
+    needed = [render(alias(per[c], c)) if c in per else _q(c) for c in _needed(dataset, entity, plan)]
+    con.execute(render(fill(f"CREATE OR REPLACE TEMP TABLE {_EV} AS SELECT {', '.join(needed)}, "
                             ":t AS _t, row_number() OVER () AS _pos FROM events WHERE :k IS NOT NULL",
                             t=micros(ident(dataset.columns.time)), k=k)))
     start = f"(_t - (((_t % {every}) + {every}) % {every}))"  # floor to the period, also before 1970

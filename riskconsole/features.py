@@ -46,6 +46,29 @@ def _source(name: str, dataset: Dataset) -> str:
     return roles.get(name) or name
 
 
+def per_event(dataset: Dataset, columns: list[str], label: str) -> dict[str, exp.Expression]:
+    """`sql:` features a decision-stream window reads (its `of:`, `first_seen:` or a `by:` key): each is computed per
+    event, before the windows, from the event's own columns (`hour(ts)` for the user's usual hour). One that reads
+    another feature is an error naming the fix."""
+    derived = {f.name: f for f in dataset.features if f.sql is not None}
+    read = []
+    for f in dataset.features:
+        if f.from_ is None and f.sql is None and f.lookup is None and f.graph is None:
+            read += [f.of, f.first_seen, *f.keys]
+    out: dict[str, exp.Expression] = {}
+    hidden = set(dataset.hidden_columns)
+    for name in dict.fromkeys(n for n in read if n in derived):
+        where = f"{label}: feature '{name}'"
+        visible = [c for c in columns if c not in hidden]
+        try:
+            out[name] = parse_visible(derived[name].sql, visible, tuple(hidden), None, where)
+        except ExpressionError as err:
+            raise ExpressionError(role_hint(str(err), dataset.columns.role_columns()) + " (a window aggregates it, so "
+                                  "it is computed per event from the event's own columns: it may not read "
+                                  "other features)") from None
+    return out
+
+
 def check_features(dataset: Dataset, types: dict[str, str], label: str,
                    others: dict[str, dict[str, str]] | None = None) -> None:
     """Refuse features over missing, hidden or non-numeric columns, before any SQL runs.
@@ -57,10 +80,12 @@ def check_features(dataset: Dataset, types: dict[str, str], label: str,
         others: loaded table (`stream_NAME`, `table_NAME`) -> its column types.
     """
     others = others or {}
-    known = set(types)
-    hidden = set(dataset.hidden_columns)
     for name in dataset.tables:
         check_table(dataset, name, types, others.get(f"table_{name}", {}), label)
+    per = per_event(dataset, list(types), label)
+    types = {**types, **{name: "DOUBLE" for name in per}}  # typed by DuckDB when the frame binds
+    known = set(types) - set(per)
+    hidden = set(dataset.hidden_columns)
     for feature in dataset.features:
         where = f"{label}: feature '{feature.name}'"
         collision = internal_collision(feature.name, label, "feature", fix="give the feature another name")
@@ -238,10 +263,11 @@ def frame_query(dataset: Dataset, columns: list[str], label: str, base: str = "_
         values = [alias(_or_empty(exp.column(f.name, "l", quoted=True), f), f.name) for f in features]
         query = exp.select("q.*", *values).from_(query.subquery("q")).join(
             exp.to_table(table).as_("l"), using=["_pos"], join_type="LEFT")
-    known = list(columns) + [f.name for f in dataset.features if f.sql is None]
+    per = per_event(dataset, columns, label)  # already columns of `base`
+    known = list(columns) + list(per) + [f.name for f in dataset.features if f.sql is None]
     hidden = set(dataset.hidden_columns)
     for feature in dataset.features:
-        if feature.sql is None:
+        if feature.sql is None or feature.name in per:
             continue
         where = f"{label}: feature '{feature.name}'"
         visible = [c for c in known if c not in hidden]
@@ -333,6 +359,8 @@ def frame_plan(dataset: Dataset, columns: list[str], label: str) -> FramePlan:
     id_col, time_col = dataset.columns.id, dataset.columns.time
     base = fill("SELECT *, :micros AS _t, row_number() OVER (ORDER BY :time, :id) AS _pos FROM events",
                 micros=micros(ident(time_col)), time=ident(time_col), id=ident(id_col))
+    for name, node in per_event(dataset, columns, label).items():
+        base = base.select(alias(node, name), append=True)
     side, label_tables, joins = side_queries(dataset)
     frame = frame_query(dataset, columns, label, label_tables=label_tables, joins=joins)
     return FramePlan(base, side, frame, label_tables, joins)

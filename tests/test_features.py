@@ -154,3 +154,50 @@ def test_bad_features_are_refused_and_change_nothing(tmp_path, feature, message)
     after = duckdb.connect(str(ws.db_path), read_only=True)
     assert after.execute("SELECT count(*), sum(user_orders_1h) FROM frame").fetchall() == snapshot
     after.close()
+
+
+def test_a_window_reads_a_per_event_sql_feature(tmp_path):
+    """A `sql:` feature over the event's own columns can be aggregated (`avg: order_hour`: the user's usual hour),
+    be part of a `by:` key, and be first_seen; each equals the brute force over a column holding the same values,
+    and one reading another feature is refused with the fix."""
+    events = random_events(n=300, seed=4, days=4)
+    features = [
+        {"name": "order_hour", "sql": "hour(ts)"},
+        {"name": "amount_band", "sql": "CAST(floor(amount / 100) AS INTEGER)"},
+        {"name": "u_avg_hour_2d", "avg": "order_hour", "by": "user_id", "window": "2d"},
+        {"name": "u_max_band_1d", "max": "amount_band", "by": "user_id", "window": "1d"},
+        {"name": "u_band_cnt_1d", "count": "*", "by": ["user_id", "amount_band"], "window": "1d"},
+        {"name": "new_band_2d", "first_seen": "amount_band", "by": "user_id", "window": "2d"},
+        {"name": "hour_gap", "sql": "abs(order_hour - u_avg_hour_2d)"},
+    ]
+    ws = write_workspace(tmp_path / "ws", events, {**BASE_DATASET, "features": features})
+    load(ws)
+    con = duckdb.connect(str(ws.db_path), read_only=True)
+    frame = con.execute("SELECT * FROM frame ORDER BY _pos").df()
+    con.close()
+    ordered = events.sort_values(["ts", "event_id"]).reset_index(drop=True)
+    ordered["order_hour"] = ordered["ts"].dt.hour
+    ordered["amount_band"] = np.floor(ordered["amount"] / 100).astype(int)
+    assert frame["order_hour"].tolist() == ordered["order_hour"].tolist()
+    for feature in features[2:4]:
+        want = brute_force(ordered, feature)
+        got = frame[feature["name"]].to_numpy(dtype=float, na_value=np.nan)
+        assert got.tolist() == pytest.approx([np.nan if w is None else w for w in want], nan_ok=True)
+    rows = ordered.to_dict("records")
+    pairs = [sum(1 for r in rows if r["user_id"] == row["user_id"] and r["amount_band"] == row["amount_band"]
+                 and row["ts"] - pd.Timedelta("1D") <= r["ts"] < row["ts"]) for row in rows]
+    assert frame["u_band_cnt_1d"].tolist() == pairs
+    seen = [int(not any(r["user_id"] == row["user_id"] and r["amount_band"] == row["amount_band"]
+                        and row["ts"] - pd.Timedelta("2D") <= r["ts"] < row["ts"] for r in rows)) for row in rows]
+    assert frame["new_band_2d"].tolist() == seen
+    gap = np.abs(frame["order_hour"].to_numpy(dtype=float) - frame["u_avg_hour_2d"].to_numpy(dtype=float,
+                                                                                           na_value=np.nan))
+    assert frame["hour_gap"].to_numpy(dtype=float, na_value=np.nan).tolist() == pytest.approx(gap.tolist(),
+                                                                                               nan_ok=True)
+    bad = [{"name": "u_cnt_1h", "count": "*", "by": "user_id", "window": "1h"},
+           {"name": "busy", "sql": "u_cnt_1h + 1"},
+           {"name": "u_busy_1d", "max": "busy", "by": "user_id", "window": "1d"}]
+    other = write_workspace(tmp_path / "bad", events, {**BASE_DATASET, "features": bad})
+    with pytest.raises(RiskConsoleError, match="feature 'busy': unknown column 'u_cnt_1h'.*may not read other "
+                                               "features"):
+        load(other)
