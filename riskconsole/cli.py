@@ -181,11 +181,32 @@ def _print_summary(report: dict) -> None:
 
     print("  " + "  ".join(f"{metric(k).title} {value(k)}" for k in shown)
           + f"  review cases {o['review_cases']:,} ({o['review_overflow_days']} days over capacity)")
+    if report.get("compare"):
+        _print_comparison(report, shown)
     for used in report.get("lists", []):  # which list version the numbers come from
         print(f"  list {terminal(used['name'])}: {terminal(used['file'])}, {used['entries']:,} entries "
               f"({used['active_entries']:,} active at the window's end), sha256 {used['sha256'][:12]}")
     for warning in all_warnings(report):
         print(f"  warning: {terminal(warning)}")
+
+
+def _print_comparison(report: dict, shown: tuple[str, ...]) -> None:
+    """The change against the baseline: the report's KPI rows (as report.html and the console show them) and the
+    decisions that change."""
+    from riskconsole.share import CHANGED_HEADERS, changed_rows, kpi_rows
+
+    compare = report["compare"]
+    rows = {r["key"]: r for r in kpi_rows(report)}
+    print(f"  vs {terminal(compare['baseline_strategy'])}:")
+    for key in (*shown, "good_amount_blocked", "review_cases"):
+        r = rows.get(key)
+        if r:
+            print(f"    {r['title']:<22} {r['baseline']:>12} -> {r['value']:>12}  {r['delta']:>12}  {r['interval']}")
+    changes = changed_rows(compare)
+    if not changes:
+        print("  no decision changes")
+    for row in changes:
+        print("  changed: " + ", ".join(f"{h} {terminal(str(v))}" for h, v in zip(CHANGED_HEADERS, row)))
 
 
 def cmd_monitor(ws: Workspace, args: argparse.Namespace) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-from riskconsole.charts import daily_chart, segment_delta_chart
 from riskconsole.escape import html_text as esc
 from riskconsole.escape import markdown as md
 from riskconsole.escape import xml_safe
@@ -90,7 +89,7 @@ RULE_HEADERS = ["rule", "action", "hits", "precision", "recall", "unique catches
                 "net benefit added"]
 
 
-def _changed_rows(compare: dict) -> list[list]:
+def changed_rows(compare: dict) -> list[list]:
     return [[f"{c['before']} → {c['after']}", f"{c['events']:,}", f"{c['fraud']:,}", f"{c['good']:,}",
              f"{c['unlabeled']:,}", fmt(c["fraud_amount"], "money"), fmt(c["good_amount"], "money")]
             for c in compare["changed"]]
@@ -124,6 +123,8 @@ def _header(report: dict, text=str) -> str:
 
 def html_page(report: dict) -> str:
     """report.html: KPIs and deltas with intervals, charts, rules, changed decisions, segments, warnings."""
+    from riskconsole.charts import daily_chart, segment_delta_chart  # altair: only for the pages that draw
+
     compare = report.get("compare")
     tiles = "".join(
         f"<div class=tile><div class=k>{esc(k['title'])}</div><div class=v>{esc(k['value'])}</div>"
@@ -137,7 +138,7 @@ def html_page(report: dict) -> str:
              "<h2>Daily alerts, caught fraud and review load</h2>"
              + svg(daily_chart(report["daily"], report["overall"]["review_capacity"]).properties(width=960))]
     if compare:
-        parts.append("<h2>Decisions that change</h2>" + _table(CHANGED_HEADERS, _changed_rows(compare)))
+        parts.append("<h2>Decisions that change</h2>" + _table(CHANGED_HEADERS, changed_rows(compare)))
     parts.append("<h2>Rules</h2>" + _table(RULE_HEADERS, _rules_rows(report), numeric_from=2))
     removal = report.get("attribution", {}).get("removal_candidates")
     if removal:
@@ -178,7 +179,7 @@ def markdown(report: dict) -> str:
         lines += ["| metric | candidate | baseline | change | 95% CI |", "| --- | ---: | ---: | ---: | --- |"]
         lines += [_md_row([k["title"], k["value"], k["baseline"], k["delta"], k["interval"].removeprefix("95% CI ")])
                   for k in kpi_rows(report)]
-        lines += ["", "## Decisions that change", "", _md_table(CHANGED_HEADERS, _changed_rows(compare))]
+        lines += ["", "## Decisions that change", "", _md_table(CHANGED_HEADERS, changed_rows(compare))]
     else:
         lines += ["| metric | value |", "| --- | ---: |"] + [_md_row([k["title"], k["value"]]) for k in kpi_rows(report)]
     lines += ["", "## Rules", "", _md_table(RULE_HEADERS, _rules_rows(report))]

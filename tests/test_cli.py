@@ -235,3 +235,23 @@ def test_an_expression_that_fails_while_running_is_one_line(tiny_ws, capsys):
         {"name": "bad_cast", "when": "CAST(channel AS DOUBLE) > 1", "action": "block"}]}))
     code, _, err = run(capsys, "backtest", path, "--workspace", tiny_ws.root)
     assert code == 1 and err.count("\n") == 1 and "modzero" in err, err
+
+
+def test_backtest_with_a_baseline_prints_the_change(tiny_ws, capsys, tmp_path):
+    """`backtest --baseline` prints both sides, the delta and its interval, and the decisions that change: the numbers
+    of report.json's `compare`."""
+    out = tmp_path / "out"
+    code, stdout, _ = run(capsys, "backtest", tiny_ws.strategies_dir / "tiny.yaml", "--workspace", tiny_ws.root,
+                          "--out", out, "--format", "json", "--set", "big=60", "--baseline",
+                          tiny_ws.strategies_dir / "tiny.yaml")
+    assert code == 0, stdout
+    compare = json.loads((out / "report.json").read_text())["compare"]
+    assert "  vs tiny:" in stdout
+    review = next(line for line in stdout.splitlines() if line.strip().startswith("review cases ") and "->" in line)
+    before, after = compare["baseline"]["review_cases"], compare["candidate"]["review_cases"]
+    assert f"{before:,} ->" in review and f"-> {after:>12,}" in review and f"{after - before:+,}" in review
+    assert "95% CI" in review
+    changed = [line for line in stdout.splitlines() if line.startswith("  changed: ")]
+    assert len(changed) == len(compare["changed"]) > 0
+    first = compare["changed"][0]
+    assert f"decision {first['before']} → {first['after']}, events {first['events']:,}" in changed[0]
