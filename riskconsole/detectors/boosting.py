@@ -37,6 +37,7 @@ MODEL_FILE = "model.txt"
 COMPILED_FILE = "model.so"  # optional: the trees compiled to C by tl2cgen (`pip install riskconsole[fast]`)
 EXACT = 1e-6
 THREADS = 2
+FAST_SHAP_ROWS = 256  # batch explanations this big amortise the fast TreeSHAP's set-up (treeshap.py)
 # Chosen by bench/detector_defaults.py (table in bench/RESULTS.md): small trees, row and feature
 # subsampling, no class weighting (the calibrator fixes the scale; weighting only distorted it) and early
 # stopping on the validation log-loss, which is far steadier than average precision on a few hundred
@@ -163,8 +164,21 @@ class LightGBMDetector:
                 "method": "LightGBM pred_contrib (SHAP values, log-odds)"}
 
     def reasons_batch(self, X: np.ndarray) -> dict:
-        """`reasons` for many rows in one call: TreeSHAP on the whole batch (`pred_contrib`, both threads)."""
-        contrib = self.booster_.predict(X, pred_contrib=True, num_threads=THREADS)
+        """`reasons` for many rows in one call: TreeSHAP on the whole batch.
+
+        From FAST_SHAP_ROWS rows on, `treeshap.Explainer` computes the same values as `pred_contrib` (within
+        ~1e-12, checked against it on the batch's first rows) 10-50x faster; below, or when it cannot,
+        `pred_contrib` itself on both threads.
+        """
+        if len(X) >= FAST_SHAP_ROWS:
+            explainer = getattr(self, "explainer_", None)
+            if explainer is None:
+                from riskconsole.detectors.treeshap import Explainer
+
+                explainer = self.explainer_ = Explainer(self.booster_)
+            contrib = explainer.contrib(X, THREADS)
+        else:
+            contrib = self.booster_.predict(X, pred_contrib=True, num_threads=THREADS)
         return {"push": contrib[:, :-1], "base": contrib[:, -1], "raw": self.raw(X),
                 "method": "LightGBM pred_contrib (SHAP values, log-odds)"}
 
