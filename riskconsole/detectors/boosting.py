@@ -34,7 +34,8 @@ from riskconsole.errors import ConfigError
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 MODEL_FILE = "model.txt"
-COMPILED_FILE = "model.so"  # optional: the trees compiled to C by tl2cgen (`pip install riskconsole[fast]`)
+COMPILED_FILE = "model.so"
+SHAP_FILE = "treeshap.npz"  # the fast TreeSHAP's tables (treeshap.py), written with the model  # optional: the trees compiled to C by tl2cgen (`pip install riskconsole[fast]`)
 EXACT = 1e-6
 THREADS = 2
 FAST_SHAP_ROWS = 256  # batch explanations this big amortise the fast TreeSHAP's set-up (treeshap.py)
@@ -175,7 +176,8 @@ class LightGBMDetector:
             if explainer is None:
                 from riskconsole.detectors.treeshap import Explainer
 
-                explainer = self.explainer_ = Explainer(self.booster_)
+                folder = getattr(self, "folder_", None)
+                explainer = self.explainer_ = Explainer(self.booster_, folder / SHAP_FILE if folder else None)
             contrib = explainer.contrib(X, THREADS)
         else:
             contrib = self.booster_.predict(X, pred_contrib=True, num_threads=THREADS)
@@ -204,6 +206,7 @@ class LightGBMDetector:
         check = getattr(self, "check_rows_", None)
         if check is not None and os.environ.get("RISKCONSOLE_COMPILE", "1") != "0":
             _compile(self.booster_, folder, check)
+        _save_shap_tables(self.booster_, folder)
 
     @classmethod
     def load(cls, folder: Path) -> LightGBMDetector:
@@ -217,8 +220,19 @@ class LightGBMDetector:
         model.params_, model.calibration = {}, "auto"
         model.calibrator_ = Calibrator.load(folder)
         model.compiled_ = _load_compiled(folder)
+        model.folder_ = folder
         model.importance_ = model.booster_.feature_importance("gain").astype(np.float64)
         return model
+
+
+def _save_shap_tables(booster, folder: Path) -> None:
+    """The fast TreeSHAP's tables beside the model, so batch explanations skip their set-up (optional)."""
+    try:
+        from riskconsole.detectors.treeshap import Explainer
+
+        Explainer(booster).save(folder / SHAP_FILE)
+    except Exception:  # noqa: BLE001 - an optimisation: explain builds the tables itself without the file
+        (folder / SHAP_FILE).unlink(missing_ok=True)
 
 
 def _compiled_raw(predictor, X: np.ndarray) -> np.ndarray:

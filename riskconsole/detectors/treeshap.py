@@ -21,16 +21,22 @@ does not cover (linear trees, several trees per iteration, unknown split types),
 
 from __future__ import annotations
 
+import hashlib
 from math import factorial
+from pathlib import Path
 
 import numpy as np
 
 CHECK_ROWS, CHECK_TOL = 16, 1e-9
 STACK = 64  # DFS stack per row: a tree may be at most 63 levels deep
-BLOCK = 256  # rows per block (see `_kernel`)
+BLOCK = 2048  # rows per block (see `_kernel`)
+HASH = 4096  # hash slots for the ways through one tree in a block: a power of two, 2 x BLOCK (12 bits)
 ZERO = float(np.float32(1e-35))  # LightGBM's kZeroThreshold (a float constant widened to double)
 NUMERIC, CATEGORICAL = 0, 1
 MISSING = {"None": 0, "Zero": 1, "NaN": 2}
+KEYS = ("cat_bits", "cat_offset", "cat_start", "cat_words", "default_left", "feature", "kind", "leaf_feat_offset",
+        "leaf_k", "leaf_left", "leaf_lo", "leaf_local", "leaf_masks", "leaf_offset", "missing", "node_lo", "table",
+        "threshold", "tree_feat_offset", "tree_feats")  # the arrays the kernel reads (and `save` writes)
 
 
 class Unsupported(Exception):
@@ -172,13 +178,26 @@ def _kernel():
 
     @numba.njit(cache=True, nogil=True)
     def contrib(lo, hi, X, node_lo, leaf_lo, feature, threshold, kind, missing, default_left, cat_start,
-                cat_bits, cat_offset, cat_words, leaf_k, leaf_offset, leaf_feat_offset, leaf_feats, leaf_masks,
-                leaf_left, table, out):
-        # rows in blocks, trees outside rows: one tree's tables stay in cache while a block of rows walks it
+                cat_bits, cat_offset, cat_words, leaf_k, leaf_offset, leaf_feat_offset, leaf_local, leaf_masks,
+                leaf_left, tree_feat_offset, tree_feats, table, out):
+        # A tree's contributions to a row depend only on which way the row goes at each of its splits: rows
+        # of a block that go the same ways (most do) share one sum over the leaves, kept in a small hash.
+        width = 1
+        for t in range(tree_feat_offset.shape[0] - 1):
+            width = max(width, tree_feat_offset[t + 1] - tree_feat_offset[t])
+        keys = np.zeros(HASH, dtype=np.int64)
+        stamp = np.full(HASH, -1, dtype=np.int64)
+        slot_of = np.zeros(HASH, dtype=np.int64)
+        sums = np.zeros((BLOCK, width), dtype=np.float64)
+        generation = 0
         for start in range(lo, hi, BLOCK):
+            end = min(hi, start + BLOCK)
             for t in range(node_lo.shape[0] - 1):
                 n0, n1 = node_lo[t], node_lo[t + 1]
-                for r in range(start, min(hi, start + BLOCK)):
+                f0, f1 = tree_feat_offset[t], tree_feat_offset[t + 1]
+                generation += 1
+                used = 0
+                for r in range(start, end):
                     went_left = np.int64(0)  # bit i: the row goes left at the tree's i-th split
                     for node in range(n0, n1):
                         v = X[r, feature[node]]
@@ -199,17 +218,30 @@ def _kernel():
                                 go_left = (cat_bits[cat_offset[c] + word] >> (iv % 32)) & 1 == 1
                         if go_left:
                             went_left |= np.int64(1) << (node - n0)
-                    for leaf in range(leaf_lo[t], leaf_lo[t + 1]):
-                        k = leaf_k[leaf]
-                        fo = leaf_feat_offset[leaf]
-                        off = went_left ^ leaf_left[leaf]  # path nodes where the row goes the other way
-                        code = 0
-                        for s in range(k):
-                            if off & leaf_masks[fo + s] == 0:
-                                code |= 1 << s
-                        base = leaf_offset[leaf] + code * k
-                        for s in range(k):
-                            out[r, leaf_feats[fo + s]] += table[base + s]
+                    h = np.int64((np.uint64(went_left) * np.uint64(11400714819323198485)) >> np.uint64(52))
+                    while stamp[h] == generation and keys[h] != went_left:
+                        h = (h + 1) & (HASH - 1)
+                    if stamp[h] != generation:  # a new way through the tree: sum its leaves once
+                        stamp[h] = generation
+                        keys[h] = went_left
+                        slot_of[h] = used
+                        for j in range(f1 - f0):
+                            sums[used, j] = 0.0
+                        for leaf in range(leaf_lo[t], leaf_lo[t + 1]):
+                            k = leaf_k[leaf]
+                            fo = leaf_feat_offset[leaf]
+                            off = went_left ^ leaf_left[leaf]  # path nodes where the row goes the other way
+                            code = 0
+                            for s in range(k):
+                                if off & leaf_masks[fo + s] == 0:
+                                    code |= 1 << s
+                            base = leaf_offset[leaf] + code * k
+                            for s in range(k):
+                                sums[used, leaf_local[fo + s]] += table[base + s]
+                        used += 1
+                    slot = slot_of[h]
+                    for j in range(f1 - f0):
+                        out[r, tree_feats[f0 + j]] += sums[slot, j]
         return out
 
     return contrib
@@ -228,15 +260,40 @@ def _compiled():
 class Explainer:
     """TreeSHAP contributions of a LightGBM booster, as `booster.predict(X, pred_contrib=True)` returns them."""
 
-    def __init__(self, booster) -> None:
+    def __init__(self, booster, cache: Path | None = None) -> None:
+        """`cache`: a `.npz` file holding the prepared tables (written by `save`); used when it was made from
+        this very model (same model text), which skips the set-up (~0.5 s for 500 trees)."""
         self.booster = booster
         self.fast: dict | None = None
         self.checked = False
         self.threads = 2
         try:
-            self.fast = self._prepare(booster.dump_model())
+            self.fast = self._cached(cache) if cache is not None else None
+            if self.fast is None:
+                prepared = self._prepare(booster.dump_model())
+                self.fast = {k: prepared[k] for k in KEYS}
         except Unsupported:
             self.fast = None
+
+    def _fingerprint(self) -> str:
+        return hashlib.sha256(self.booster.model_to_string().encode()).hexdigest()
+
+    def _cached(self, path: Path) -> dict | None:
+        try:
+            with np.load(path, allow_pickle=False) as got:
+                arrays = {k: got[k] for k in got.files}
+        except (OSError, ValueError):
+            return None
+        if str(arrays.pop("fingerprint", "")) != self._fingerprint() or set(arrays) != set(KEYS):
+            return None
+        return arrays
+
+    def save(self, path: Path) -> bool:
+        """Write the prepared tables to `path` (.npz) for `Explainer(booster, cache=path)`; False if unsupported."""
+        if self.fast is None:
+            return False
+        np.savez(path, fingerprint=np.str_(self._fingerprint()), **{k: self.fast[k] for k in KEYS})
+        return True
 
     def _prepare(self, dump: dict) -> dict:
         flat = _flatten(dump)
@@ -257,7 +314,18 @@ class Explainer:
         feats = [np.asarray(f, dtype=np.int64) for f in leaves["features"]]
         feat_offset = np.concatenate([[0], np.cumsum([len(f) for f in feats])[:-1]]).astype(np.int64)
         masks = [np.asarray(m, dtype=np.int64) for m in leaves["masks"]]
+        # per tree, the features it splits on; per leaf slot, that feature's place in its tree's list
+        tree_feats, tree_offset, local = [], [0], []
+        for t in range(len(flat["leaf_lo"]) - 1):
+            lo, hi = flat["leaf_lo"][t], flat["leaf_lo"][t + 1]
+            used = sorted({f for leaf in range(lo, hi) for f in leaves["features"][leaf]})
+            where = {f: j for j, f in enumerate(used)}
+            local += [where[f] for leaf in range(lo, hi) for f in leaves["features"][leaf]]
+            tree_feats += used
+            tree_offset.append(len(tree_feats))
         return {
+            "tree_feats": np.asarray(tree_feats or [0], np.int64), "tree_feat_offset": np.asarray(tree_offset, np.int64),
+            "leaf_local": np.asarray(local or [0], np.int64),
             "node_lo": flat["node_lo"], "leaf_lo": flat["leaf_lo"],
             "leaf_masks": np.concatenate(masks) if masks else np.zeros(1, np.int64),
             "leaf_left": np.asarray(leaves["left"], np.int64),
@@ -280,10 +348,10 @@ class Explainer:
         X64 = np.ascontiguousarray(X, dtype=np.float64)
         args = (X64, f["node_lo"], f["leaf_lo"], f["feature"], f["threshold"], f["kind"], f["missing"],
                 f["default_left"], f["cat_start"], f["cat_bits"], f["cat_offset"], f["cat_words"], f["leaf_k"],
-                f["leaf_offset"], f["leaf_feat_offset"], f["leaf_feats"], f["leaf_masks"], f["leaf_left"],
-                f["table"], out)
+                f["leaf_offset"], f["leaf_feat_offset"], f["leaf_local"], f["leaf_masks"], f["leaf_left"],
+                f["tree_feat_offset"], f["tree_feats"], f["table"], out)
         kernel = _compiled()
-        parts = max(1, min(self.threads, len(X) // BLOCK))
+        parts = max(1, min(self.threads, len(X) // 256))
         cuts = np.linspace(0, len(X), parts + 1).astype(np.int64)
         if parts == 1:
             kernel(0, len(X), *args)
