@@ -291,8 +291,10 @@ def explain_many(ws: Workspace, event_ids: list[str], detectors: list[str] | Non
     events = [dict(zip(info, row)) for row in zip(*(_plain_column(table.column(k)) for k in info))]
     found = []
     for name, (model, meta) in loaded.items():
-        scores = np.asarray(model.score(xs[name]), dtype=np.float64).tolist()
-        reasons = _batch_reasons(model, meta["features"], xs[name], values, top, model.reasons_batch(xs[name]))
+        r = model.reasons_batch(xs[name])
+        scores = r.get("score")
+        scores = np.asarray(model.score(xs[name]) if scores is None else scores, dtype=np.float64).tolist()
+        reasons = _batch_reasons(model, meta["features"], xs[name], values, top, r)
         found.append([_header(name, model, score, stored[name][i]) | reasons[i] for i, score in enumerate(scores)])
     by_id = {str(event["id"]): {"event": event, "features": values[i], "detectors": [d[i] for d in found]}
              for i, event in enumerate(events)}
