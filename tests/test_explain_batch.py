@@ -181,3 +181,17 @@ def test_too_big_trees_use_pred_contrib():
     assert _unsupported(booster)
     assert np.array_equal(Explainer(booster).contrib(X[:50]), booster.predict(X[:50], pred_contrib=True,
                                                                              num_threads=2))
+
+
+def test_saved_tables_are_used_only_for_their_own_model(tmp_path):
+    booster, X = _booster(rounds=8)
+    other, _ = _booster(seed=1, rounds=8)
+    path = tmp_path / "treeshap.npz"
+    assert Explainer(other).save(path)
+    reused = Explainer(booster, cache=path)  # another model's tables: ignored, rebuilt
+    expected = booster.predict(X[:400], pred_contrib=True)
+    assert np.abs(reused.contrib(X[:400]) - expected).max() <= 1e-9
+    assert Explainer(booster).save(path)
+    cached = Explainer(booster, cache=path)
+    assert np.array_equal(cached.fast["table"], Explainer(booster).fast["table"])
+    assert np.abs(cached.contrib(X[:400]) - expected).max() <= 1e-9
