@@ -201,6 +201,10 @@ def _kernel():
                     went_left = np.int64(0)  # bit i: the row goes left at the tree's i-th split
                     for node in range(n0, n1):
                         v = X[r, feature[node]]
+                        if kind[node] == 0 and not np.isnan(v) and (missing[node] != 1 or v < -ZERO or v > ZERO):
+                            # the common case, without a data-dependent branch
+                            went_left |= np.int64(v <= threshold[node]) << (node - n0)
+                            continue
                         go_left = False
                         if kind[node] == 0:
                             mt = missing[node]
