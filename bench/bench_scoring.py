@@ -3,6 +3,7 @@
 Usage:
     python bench/bench_scoring.py [N] [--trees 200] [--features 16] [--chunk 500000]
                                   [--model data/models/lgbm_orders] [--end-to-end]
+    python bench/bench_scoring.py N --workspace W [--detector lgbm_orders] [--repeat 3] [--pure]
 
 Default: a model trained on synthetic rows (num_leaves 31, `--trees` trees, `--features` features),
 scoring N synthetic float32 rows chunk by chunk exactly as `riskconsole train` does (the chunk is
@@ -10,6 +11,12 @@ generated outside the timer). `--end-to-end` instead writes N rows into a scratc
 and times `score_into` (read from DuckDB, predict, insert into a score table). Peak memory is the
 process's max resident set size (`resource.getrusage`), so it includes the Python runtime, and in
 `--end-to-end` DuckDB's buffer cache while it writes the scratch frame (printed before scoring starts).
+
+`--workspace W`: the real thing on a demo workspace. W's frame is copied into a scratch DuckDB file, repeated
+until it has N rows (fresh `_pos`), and `score_into` scores it with W's trained detector: read the features
+from DuckDB, encode, predict (compiled trees when the model folder has them; `--pure` forces
+`Booster.predict`), calibrate, insert the scores. Prints wall and CPU seconds (all threads), the load average,
+and the max |difference| of the stored scores against `Booster.predict` + the calibrator on the same rows.
 """
 
 from __future__ import annotations
@@ -91,6 +98,55 @@ def bench_end_to_end(model: LightGBMDetector, n: int, features: int, chunk: int)
     return spent
 
 
+def bench_workspace(args) -> None:
+    """`score_into` over W's frame repeated to N rows, in a scratch database (W is only read)."""
+    import os
+
+    import duckdb
+
+    from riskconsole.detectors.matrix import chunk_rows, position_range
+    from riskconsole.detectors.registry import encoding_of
+    from riskconsole.detectors.training import score_into
+    from riskconsole.workspace import Workspace
+
+    ws = Workspace.resolve(args.workspace)
+    model, meta = load_detector(ws.models_dir / args.detector)
+    if args.pure:
+        model.compiled_ = None
+    features = meta["features"]
+    with tempfile.TemporaryDirectory() as folder:
+        con = duckdb.connect(str(Path(folder) / "bench.duckdb"))
+        con.execute(f"ATTACH '{ws.db_path}' AS src (READ_ONLY)")
+        have = con.execute("SELECT count(*) FROM src.frame").fetchall()[0][0]
+        copies = -(-args.n // have)
+        cols = ", ".join(f'f."{c}"' for c in features)
+        con.execute(f"CREATE TABLE frame AS SELECT row_number() OVER (ORDER BY r.range, f._pos) AS _pos, {cols} "
+                    f"FROM src.frame AS f, range({copies}) AS r ORDER BY r.range, f._pos LIMIT {args.n}")
+        con.execute("DETACH src")
+        con.execute("CHECKPOINT")
+        kind = "pure Booster.predict" if model.compiled_ is None else "compiled trees (tl2cgen)"
+        print(f"{args.n:,} rows ({have:,} demo rows x {copies}), {model.booster_.num_trees()} trees, "
+              f"{len(features)} features, {kind}, chunks of {args.chunk:,}")
+        for i in range(args.repeat):
+            load, wall, cpu = os.getloadavg()[0], time.perf_counter(), time.process_time()
+            done = score_into(con, model, features, args.detector, "_scores", chunk=args.chunk)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            print(f"  run {i + 1}: {wall:.2f} s wall, {cpu:.2f} s CPU: {done / wall / 1e6:.2f} M rows/s "
+                  f"({done / cpu / 1e6:.2f} M rows per CPU-second), load {load:.1f} -> {os.getloadavg()[0]:.1f}")
+        # exactness: the stored scores against the reference path on the same rows
+        lo, hi = position_range(con)
+        worst = 0.0
+        for start in range(lo, hi + 1, args.chunk):
+            pos, X = chunk_rows(con, encoding_of(model, features), start, min(start + args.chunk - 1, hi))
+            raw = model.booster_.predict(X, raw_score=True, num_threads=2)
+            ref = model.calibrator_.apply(raw) if model.calibrator_ is not None else model.booster_.predict(X)
+            got = con.execute(f"SELECT \"{args.detector}\" FROM _scores WHERE _pos BETWEEN {start} AND "
+                              f"{min(start + args.chunk - 1, hi)} ORDER BY _pos").fetchnumpy()[args.detector]
+            worst = max(worst, float(np.abs(got - np.clip(ref, 0.0, 1.0)).max()))
+        print(f"  max |stored score - Booster.predict + calibrator| = {worst:.1e}")
+        con.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("n", nargs="?", type=int, default=10_000_000)
@@ -99,7 +155,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chunk", type=int, default=500_000)
     parser.add_argument("--model", help="a trained model folder (data/models/NAME) instead of a synthetic one")
     parser.add_argument("--end-to-end", action="store_true", help="time DuckDB read + predict + insert")
+    parser.add_argument("--workspace", help="score this workspace's frame (repeated to N rows) with its detector")
+    parser.add_argument("--detector", default="lgbm_orders")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--pure", action="store_true", help="with --workspace: Booster.predict, not compiled trees")
     args = parser.parse_args(argv)
+    if args.workspace:
+        bench_workspace(args)
+        return
     if args.model:
         model, meta = load_detector(Path(args.model))
         features = len(meta["features"])

@@ -295,8 +295,8 @@ def cmd_explain(ws: Workspace, args: argparse.Namespace) -> None:
     if many["missing"]:
         shown = ", ".join(many["missing"][:5]) + (" ..." if len(many["missing"]) > 5 else "")
         print(f"warning: {len(many['missing']):,} ids are not among the loaded events: {shown}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(many, indent=2, default=str))
+    if args.json:  # compact: Python's C encoder (indent falls back to the pure-Python one, ~10x slower)
+        print(json.dumps(many, default=str, separators=(",", ":")))
         return
     for result in many["events"]:
         for line in explain_lines(result):

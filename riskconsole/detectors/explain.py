@@ -7,6 +7,7 @@ A text feature is shown as its text ('live'), never as the code or frequency the
 
 from __future__ import annotations
 
+import gc
 import math
 from datetime import datetime
 
@@ -102,15 +103,20 @@ def _frequency(is_text: bool, share: float) -> dict:
     return {"share": share, "encoding": "frequency encoding (training window)"} if is_text else {}
 
 
-def _explain_one(name: str, model: DetectorModel, meta: dict, values: dict, x: np.ndarray, top: int,
-                 stored: float | None, score: float | None = None, r: dict | None = None) -> dict:
-    features = meta["features"]
-    score = float(model.score(x.reshape(1, -1))[0]) if score is None else score
+def _header(name: str, model: DetectorModel, score: float, stored: float | None) -> dict:
+    """Name, kind, the model's score, the stored score, and a warning when they differ."""
     out = {"name": name, "kind": model.kind, "score": score, "stored_score": stored}
     if stored is not None and not math.isclose(stored, score, rel_tol=1e-9, abs_tol=1e-12):
         out["warning"] = (f"the stored score {stored:.6f} differs from the model's {score:.6f}: the events were "
                           "reloaded since training (run rescore or retrain)")
-    return out | _reasons(model, features, x, values, top, r)
+    return out
+
+
+def _explain_one(name: str, model: DetectorModel, meta: dict, values: dict, x: np.ndarray, top: int,
+                 stored: float | None, score: float | None = None, r: dict | None = None) -> dict:
+    features = meta["features"]
+    score = float(model.score(x.reshape(1, -1))[0]) if score is None else score
+    return _header(name, model, score, stored) | _reasons(model, features, x, values, top, r)
 
 
 def explain(ws: Workspace, event_id: str, detectors: list[str] | None = None, top: int = 5) -> dict:
@@ -150,14 +156,21 @@ def explain(ws: Workspace, event_id: str, detectors: list[str] | None = None, to
 _IDS = "_explain_ids"
 
 
-def _rows_of(con: duckdb.DuckDBPyConnection, dataset: Dataset, event_ids: list[str], features: list[str]):
-    """The events' rows (as `_event`), joined on a registered id table: Arrow columns, any order."""
+def _rows_of(con: duckdb.DuckDBPyConnection, dataset: Dataset, event_ids: list[str], features: list[str],
+             encodings: list | None = None):
+    """The events' rows (as `_event`), joined on a registered id table, in `_pos` order: Arrow columns.
+
+    With `encodings`, the same query also reads each model's inputs (encoding i's column j as `m{i}_f{j}`).
+    """
     import pyarrow as pa
 
     con.register(_IDS, pa.table({"_id": pa.array(event_ids, pa.string())}))
     try:
         query = _event_query(dataset, "", features)
         query.set("where", None)
+        for i, encoding in enumerate(encodings or []):
+            inputs = encoding.select([]).expressions
+            query = query.select(*(alias(e.this, f"m{i}_{e.alias}") for e in inputs))
         query = query.where(fill("CAST(:i AS VARCHAR) IN (SELECT _id FROM :t)", i=ident(dataset.columns.id),
                                  t=exp.to_table(_IDS))).order_by("_pos")
         return con.sql(render(query)).to_arrow_table()
@@ -165,19 +178,12 @@ def _rows_of(con: duckdb.DuckDBPyConnection, dataset: Dataset, event_ids: list[s
         con.unregister(_IDS)
 
 
-def _matrix_at(con: duckdb.DuckDBPyConnection, model: DetectorModel, features: list[str],
-               positions: np.ndarray) -> np.ndarray:
-    """X of the frame rows at `positions` (sorted), encoded as the model was trained."""
+def _inputs(table, encoding, i: int) -> np.ndarray:
+    """Model i's X from the columns `_rows_of` read for it."""
     import pyarrow as pa
 
-    encoding = encoding_of(model, features)
-    con.register("_explain_pos", pa.table({"p": pa.array(positions, pa.int64())}))
-    try:
-        query = encoding.select([exp.column("_pos")]).where("_pos IN (SELECT p FROM _explain_pos)").order_by("_pos")
-        table = con.sql(render(query)).to_arrow_table()
-    finally:
-        con.unregister("_explain_pos")
-    return encoding.matrix(table)
+    cols = {f"f{j}": table.column(f"m{i}_f{j}") for j in range(len(encoding.features))}
+    return encoding.matrix(pa.table(cols))
 
 
 def _stored_many(con: duckdb.DuckDBPyConnection, name: str, positions: np.ndarray) -> list[float | None]:
@@ -197,13 +203,67 @@ def _stored_many(con: duckdb.DuckDBPyConnection, name: str, positions: np.ndarra
         return [None] * len(positions)
     finally:
         con.unregister("_explain_pos")
-    return [got.get(int(p)) for p in positions]
+    return [got.get(p) for p in positions.tolist()]
+
+
+def _plain_column(column) -> list:
+    """`_plain` of every value of an Arrow column, without a Python call per value where the type allows."""
+    import pyarrow as pa
+
+    values = column.to_pylist()
+    kind = column.type
+    if pa.types.is_floating(kind):
+        bad = ~np.isfinite(column.to_numpy(zero_copy_only=False).astype(np.float64))
+        for i in np.flatnonzero(bad).tolist():
+            values[i] = None
+        return values
+    if pa.types.is_integer(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind) \
+            or pa.types.is_boolean(kind) or pa.types.is_null(kind):
+        return values
+    return [_plain(v) for v in values]
+
+
+def _top(push: np.ndarray, top: int, supervised: bool) -> tuple[list, list]:
+    """Per row, the indices and values of its top reasons, as `_reasons` picks them (same stable order)."""
+    order = np.argsort(-push if supervised else -np.abs(push), axis=1, kind="stable")[:, :top]
+    picked = np.take_along_axis(push, order, axis=1)
+    keep = picked > 0 if supervised else picked != 0
+    return ([o[k].tolist() for o, k in zip(order, keep)], [v[k].tolist() for v, k in zip(picked, keep)])
+
+
+def _batch_reasons(model: DetectorModel, features: list[str], X: np.ndarray, values: list[dict], top: int,
+                   r: dict) -> list[dict]:
+    """`_reasons` of every row at once (the same dicts, built from whole-batch arrays)."""
+    push = np.asarray(r["push"], dtype=np.float64)
+    order, picked = _top(push, top, model.supervised)
+    method = r["method"]
+    out = []
+    if model.supervised:
+        rows = push.tolist()
+        base, raw = np.asarray(r["base"], dtype=np.float64).tolist(), np.asarray(r["raw"], dtype=np.float64).tolist()
+        for i, (js, vs) in enumerate(zip(order, picked)):
+            v = values[i]
+            reasons = [{"feature": features[j], "value": v[features[j]], "contribution": c} for j, c in zip(js, vs)]
+            out.append({"method": method, "reasons": reasons, "base": base[i], "raw": raw[i],
+                        "contributions": dict(zip(features, rows[i]))})
+        return out
+    text = set(encoding_of(model, features).text)
+    typical = np.asarray(r["typical"], dtype=np.float64).tolist()
+    shares = X.astype(np.float64).tolist()
+    for i, (js, vs) in enumerate(zip(order, picked)):
+        v = values[i]
+        reasons = [{"feature": features[j], "value": v[features[j]], "z": z, "typical": typical[j]}
+                   | _frequency(features[j] in text, shares[i][j]) for j, z in zip(js, vs)]
+        out.append({"method": method, "reasons": reasons})
+    return out
 
 
 def explain_many(ws: Workspace, event_ids: list[str], detectors: list[str] | None = None, top: int = 5) -> dict:
-    """`explain` for a set of events in one call: one query for the rows, one batch TreeSHAP per model.
+    """`explain` for a set of events in one call: one query for the rows and every model's inputs, one batch
+    TreeSHAP per LightGBM model (`reasons_batch`), reason codes picked for the whole batch at once.
 
-    Each entry of `events` equals what `explain` returns for that id (in the order asked, duplicates once).
+    Each entry of `events` equals what `explain` returns for that id (in the order asked, duplicates once);
+    LightGBM contributions agree with `explain`'s `pred_contrib` within ~1e-12 (tests/test_explain_batch.py).
 
     Raises:
         DataError: an unknown detector, nothing trained yet, or none of the ids among the loaded events
@@ -213,32 +273,46 @@ def explain_many(ws: Workspace, event_ids: list[str], detectors: list[str] | Non
     folders = _chosen(ws, detectors)
     loaded = {name: load_detector(folder) for name, folder in folders.items()}
     features = list(dict.fromkeys(f for _, meta in loaded.values() for f in meta["features"]))
+    encodings = [encoding_of(model, meta["features"]) for model, meta in loaded.values()]
     dataset = ws.dataset()
     con = ws.connect_safe()
     try:
-        rows = _rows_of(con, dataset, wanted, features).to_pydict()
-        positions = np.asarray(rows["_pos"], dtype=np.int64)
+        table = _rows_of(con, dataset, wanted, features, encodings)
+        positions = table.column("_pos").to_numpy()
         if not len(positions):
             raise DataError(f"none of the {len(wanted):,} event ids is among the loaded events "
                             f"(first: '{wanted[0] if wanted else ''}')")
         stored = {name: _stored_many(con, name, positions) for name in loaded}
-        xs = {name: _matrix_at(con, model, meta["features"], positions) for name, (model, meta) in loaded.items()}
     finally:
         con.close()
-    batch = {name: (model.score(xs[name]), model.reasons_batch(xs[name])) for name, (model, _) in loaded.items()}
-    by_id, ids = {}, [str(v) for v in rows["id"]]
-    for i, event_id in enumerate(ids):
-        values = {f: _plain(rows[f"v{k}"][i]) for k, f in enumerate(features)}
-        event = {k: _plain(rows[k][i]) for k in ("id", "time", "label", "amount") if k in rows}
-        found = []
-        for name, (model, meta) in loaded.items():
-            scores, r = batch[name]
-            one = {k: (v[i] if isinstance(v, np.ndarray) and v.ndim and k != "typical" and k != "spread" else v)
-                   for k, v in r.items()}
-            one = {k: (float(v) if isinstance(v, np.floating) else v) for k, v in one.items()}
-            found.append(_explain_one(name, model, meta, values, xs[name][i], top, stored[name][i],
-                                      float(scores[i]), one))
-        by_id[event_id] = {"event": event, "features": values, "detectors": found}
+    xs = {name: _inputs(table, encodings[i], i) for i, name in enumerate(loaded)}
+    # hundreds of thousands of small dicts and lists follow, none of them cyclic: the cyclic garbage collector
+    # would walk the growing heap again and again while they are built (a third of the batch's Python time)
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _assemble(loaded, features, table, positions, xs, stored, wanted, top)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _assemble(loaded: dict, features: list[str], table, positions: np.ndarray, xs: dict, stored: dict,
+              wanted: list[str], top: int) -> dict:
+    """`explain_many`'s result from the batch's rows, inputs and stored scores."""
+    columns = {f: _plain_column(table.column(f"v{k}")) for k, f in enumerate(features)}
+    values = [dict(zip(features, row)) for row in zip(*columns.values())] if features else [{}] * len(positions)
+    info = [k for k in ("id", "time", "label", "amount") if k in table.column_names]
+    events = [dict(zip(info, row)) for row in zip(*(_plain_column(table.column(k)) for k in info))]
+    found = []
+    for name, (model, meta) in loaded.items():
+        r = model.reasons_batch(xs[name])
+        scores = r.get("score")
+        scores = np.asarray(model.score(xs[name]) if scores is None else scores, dtype=np.float64).tolist()
+        reasons = _batch_reasons(model, meta["features"], xs[name], values, top, r)
+        found.append([_header(name, model, score, stored[name][i]) | reasons[i] for i, score in enumerate(scores)])
+    by_id = {str(event["id"]): {"event": event, "features": values[i], "detectors": [d[i] for d in found]}
+             for i, event in enumerate(events)}
     return {"events": [by_id[i] for i in wanted if i in by_id], "missing": [i for i in wanted if i not in by_id]}
 
 

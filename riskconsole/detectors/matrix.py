@@ -222,9 +222,12 @@ class Encoding:
                   for f in self.text_features}
         return replace(self, text=fitted)
 
-    def matrix(self, table: pa.Table) -> np.ndarray:
-        """Columns f0..f{n-1} of an Arrow table as a C-ordered float32 matrix (NULL -> NaN, text encoded)."""
-        X = np.empty((table.num_rows, len(self.features)), dtype=np.float32)
+    def matrix(self, table: pa.Table, dtype: type = np.float32) -> np.ndarray:
+        """Columns f0..f{n-1} of an Arrow table as a C-ordered float32 matrix (NULL -> NaN, text encoded).
+
+        `dtype=np.float64` gives the same float32 values widened (exactly), for predictors that read doubles.
+        """
+        X = np.empty((table.num_rows, len(self.features)), dtype=dtype)
         for j, name in enumerate(self.features):
             column = table.column(f"f{j}")
             X[:, j] = self.text[name].encode(column) if name in self.text else column.to_numpy(zero_copy_only=False)
@@ -309,8 +312,10 @@ def position_range(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
     return (int(lo), int(hi)) if lo is not None else (0, -1)
 
 
-def chunk_rows(con: duckdb.DuckDBPyConnection, encoding: Encoding, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
-    """(`_pos`, X) of the frame's rows with `_pos` in [lo, hi], encoded as the model was trained."""
+def chunk_rows(con: duckdb.DuckDBPyConnection, encoding: Encoding, lo: int, hi: int,
+               dtype: type = np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """(`_pos`, X) of the frame's rows with `_pos` in [lo, hi], encoded as the model was trained (`dtype`: see
+    `Encoding.matrix`)."""
     query = encoding.select([exp.column("_pos")]).where(fill("_pos BETWEEN :a AND :b", a=lo, b=hi))
     table = con.sql(render(query.order_by("_pos"))).to_arrow_table()
-    return table.column("_pos").to_numpy(), encoding.matrix(table)
+    return table.column("_pos").to_numpy(), encoding.matrix(table, dtype)

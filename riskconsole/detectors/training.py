@@ -196,7 +196,8 @@ def score_into(con: duckdb.DuckDBPyConnection, model: DetectorModel, features: l
     lo, hi = position_range(con)
     done = 0
     for start in range(lo, hi + 1, chunk):
-        pos, X = chunk_rows(con, encoding_of(model, features), start, min(start + chunk - 1, hi))
+        pos, X = chunk_rows(con, encoding_of(model, features), start, min(start + chunk - 1, hi),
+                            getattr(model, "input_dtype", np.float32))
         scores = np.clip(np.asarray(model.score(X), dtype=np.float64), 0.0, 1.0)
         con.register("_chunk", pa.table({"_pos": pa.array(pos, pa.int64()), "s": pa.array(scores)}))
         try:
