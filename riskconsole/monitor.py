@@ -293,11 +293,14 @@ def json_number(value) -> float | None:
 # ------------------------------------------------------------------ the one core call
 
 def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label: str,
-          detectors: dict[str, str | None] | None = None) -> dict:
+          detectors: dict | None = None) -> dict:
     """monitor.json: daily KPIs with bands, alerts, attribution by `--by` columns and by rule, drift."""
     from riskconsole.backtest import run_groups
     from riskconsole.contributions import attribution, deciding_rule, top_segments
-    from riskconsole.drift import drift
+    from riskconsole.backtest import action_case
+    from riskconsole.discovery import cluster_columns, clusters
+    from riskconsole.drift import coded, drift, drift_columns
+    from riskconsole.sqlbuild import fill
     from riskconsole.overview import day_range
     from riskconsole.segments import segment_expression
 
@@ -324,32 +327,39 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
         row = next(r for r in daily if r["day"] == g.days[i].isoformat())[metric]
         alerts.append({"day": entry["day"], "metric": metric, "value": row["value"], "expected": row["expected"],
                        "top": top_segments(entry)})
+    by_columns = [b.split(":")[0] for b in by]
+    drift_cols, kinds = drift_columns(compiled, frame, dataset, by_columns)
+    detectors = detectors or {}
+    scored = [d for d in fresh_scores(frame) if d in (detectors.get("anomaly"), detectors.get("supervised"))]
+    cluster_cols = cluster_columns(frame, dataset, detectors.get("inputs", []))
+    coded_rows = coded(con, compiled, frame, dataset, periods.span, periods.reference, g.days,
+                       list(dict.fromkeys([*drift_cols, *cluster_cols, *scored])),
+                       fill(":a = 'allow'", a=action_case(compiled)),
+                       dataset.columns.entities[0] if dataset.columns.entities else None)
     return {"strategy": compiled.name, "window": _period(periods.window), "reference": _period(periods.reference),
             "labels_known_by": _day(periods.window.end - timedelta(microseconds=1)).isoformat(),
             "by": list(by), "method": {"band": f"median/MAD of weekday-adjusted reference days, ±{BAND_K:g} spreads",
                                        "band_k": BAND_K},
             "daily": daily, "alerts": alerts, "attribution": entries,
-            "drift": drift(con, compiled, frame, dataset, periods.span, periods.reference, periods.window, g.days,
-                           [b.split(":")[0] for b in by]),
-            **_label_free(con, compiled, frame, dataset, periods, state, detectors or {}, len(ref_days))}
+            "drift": drift(coded_rows, drift_cols, kinds, periods.reference, periods.window),
+            "estimate": _estimate(con, compiled, frame, dataset, periods, state, detectors),
+            "clusters": clusters(coded_rows, cluster_cols, scored, state["in_ref"], state["in_win"])}
 
 
-def _label_free(con, compiled, frame, dataset, periods: Periods, state: dict, detectors: dict, ref_days: int) -> dict:
-    """`estimate` (early precision from a supervised score) and `clusters` (unflagged anomalies), where a
-    fresh detector of each kind exists."""
-    from riskconsole.discovery import clusters, precision_estimate
+def _estimate(con, compiled, frame, dataset, periods: Periods, state: dict, detectors: dict) -> dict | None:
+    """`estimate`: early precision from the first fresh supervised score (None without one)."""
+    from riskconsole.discovery import precision_estimate
 
-    fresh = [d for d in frame.scores if d not in frame.stale and d not in frame.columns]
-    supervised = detectors.get("supervised") if detectors.get("supervised") in fresh else None
-    anomaly = detectors.get("anomaly") if detectors.get("anomaly") in fresh else None
-    out = {"estimate": None, "clusters": []}
-    if supervised:
-        out["estimate"] = precision_estimate(con, compiled, frame, dataset, periods.span, state["in_ref"],
-                                             state["in_win"], supervised)
-    if anomaly:
-        out["clusters"] = clusters(con, compiled, frame, dataset, periods.span, periods.window, periods.reference,
-                                   anomaly, ref_days, max(int(state["in_win"].sum()), 1))
-    return out
+    supervised = detectors.get("supervised")
+    if supervised not in fresh_scores(frame):
+        return None
+    return precision_estimate(con, compiled, frame, dataset, periods.span, state["in_ref"], state["in_win"],
+                              supervised)
+
+
+def fresh_scores(frame) -> list[str]:
+    """Detector scores the frame holds and that are not stale."""
+    return [d for d in frame.scores if d not in frame.stale and d not in frame.columns]
 
 
 def _period(w: Window) -> dict:

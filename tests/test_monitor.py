@@ -298,3 +298,101 @@ def test_decile_buckets_equal_a_searchsorted():
         for value in (-1, 0, 0.5, 1, 2, 2.5, 3, 7, 8, 9, 10):
             got = con.execute("SELECT " + render(_bucket(lit(float(value)), cuts, 0, len(cuts)))).fetchall()[0][0]
             assert got == 1 + np.searchsorted(cuts, value, side="right"), value
+
+
+# ------------------------------------------------------------------ attack discovery (clusters)
+
+def _coded(days: int, seed: int, attack_from: int | None = None, attack_per_day: float = 0.0):
+    """A pool of allowed, high-score events over `days` days with six independent attributes (weekly volume
+    seasonality; nothing changes unless `attack_from`: then a group of three values gets `attack_per_day` more)."""
+    from riskconsole.drift import Binned, Coded
+
+    rng = np.random.default_rng(seed)
+    first = date(2026, 1, 5)
+    widths = [5, 6, 8, 11, 11, 4]
+    shares = [rng.dirichlet(np.ones(w - 1) * 2) for w in widths]
+    day, codes = [], [[] for _ in widths]
+    for d in range(days):
+        n = rng.poisson(400 * (1.3 if (first + timedelta(days=d)).weekday() >= 5 else 1.0))
+        k = rng.poisson(attack_per_day) if attack_from is not None and d >= attack_from else 0
+        day.append(np.full(n + k, d))
+        for i, w in enumerate(widths):
+            c = 1 + rng.choice(w - 1, n, p=shares[i])
+            if i < 3:  # the attack: value 1 of the first three attributes, others as usual
+                c = np.concatenate([c, np.ones(k, int)])
+            else:
+                c = np.concatenate([c, 1 + rng.choice(w - 1, k, p=shares[i])])
+            codes[i].append(c)
+    columns = [f"a{i}" for i in range(len(widths))]
+    bins = [Binned(c, None, ["(missing)", *[f"v{j}" for j in range(1, w)]], values=[f"v{j}" for j in range(1, w)])
+            for c, w in zip(columns, widths)]
+    bins.append(Binned("score", None, ["(missing)", "low", "high"], cuts=[0.5]))
+    day = np.concatenate(day)
+    coded = Coded([first + timedelta(days=i) for i in range(days)], day, bins,
+                  {**{c: np.concatenate(v).astype(np.int32) for c, v in zip(columns, codes)},
+                   "score": np.full(day.size, 2, np.int32)}, np.ones(day.size, bool))
+    all_days = np.arange(days)
+    return coded, columns, all_days < 28, all_days >= 28
+
+
+def test_no_change_gives_at_most_one_false_cluster_in_a_hundred_window_days():
+    from riskconsole.discovery import clusters
+
+    found = cells = 0
+    for seed in range(10):
+        coded, columns, in_ref, in_win = _coded(28 + 28, seed)
+        found += len(clusters(coded, columns, ["score"], in_ref, in_win))
+        cells += int(in_win.sum())
+    assert cells >= 280
+    assert found / cells <= 0.01, f"{found} false clusters in {cells} window days"
+
+
+def test_a_new_group_is_found_with_its_onset_and_a_when_that_counts_it():
+    from riskconsole.discovery import clusters
+
+    coded, columns, in_ref, in_win = _coded(28 + 20, 1, attack_from=40, attack_per_day=6)
+    found = clusters(coded, columns, ["score"], in_ref, in_win)
+    assert found, "a group of 6 extra events a day from day 40 is not found"
+    top = found[0]
+    assert {"a0 = v1", "a1 = v1", "a2 = v1"} <= set(top["values"].values()), top["group"]
+    assert coded.days[38] <= date.fromisoformat(top["since"]) <= coded.days[42]
+    # the counts a second way: the group's events in the window, from the codes directly
+    cells = {c: int(text.split(" = v")[1]) for c, text in top["values"].items()}
+    members = np.logical_and.reduce([coded.codes[c] == j for c, j in cells.items()]) & in_win[coded.day]
+    assert top["events"] == int(members.sum())
+    since = (coded.day >= (date.fromisoformat(top["since"]) - coded.days[0]).days) & members
+    assert top["events_since"] == int(since.sum())
+    assert sum(d["entity_days"] for d in top["daily"] if d["day"] >= top["since"]) == top["entity_days_since"]
+
+
+def test_rate_z_is_the_binomial_likelihood_ratio_and_the_tail_is_exact():
+    from scipy.stats import binom
+
+    from riskconsole.discovery import binomial_tail, rate_z
+
+    for w, r, exposure in [(30, 40, 0.5), (12, 3, 1.0), (9, 1, 0.75), (60, 100, 0.3), (5, 20, 1.0)]:
+        n, p0 = w + r, exposure / (1 + exposure)
+        lr = 2 * (binom.logpmf(w, n, w / n) - binom.logpmf(w, n, p0))
+        assert float(rate_z(w, r, exposure)) == (pytest.approx(np.sqrt(lr), rel=1e-9) if w > n * p0 else 0.0)
+        assert binomial_tail(w, n, p0) == pytest.approx(binom.sf(w - 1, n, p0), rel=1e-9)
+    assert binomial_tail(9, 9, 0.75 / 1.75) == pytest.approx((0.75 / 1.75) ** 9, rel=1e-12)
+
+
+def test_numeric_bins_read_as_ranges_and_select_what_they_say():
+    import duckdb
+
+    from riskconsole.drift import Binned, _bucket
+    from riskconsole.sqlbuild import lit, render
+
+    cuts = [2.0, 30.0, 365.0]
+    b = Binned("account_age_days", None, ["(missing)", "a", "b", "c", "d"], cuts=cuts)
+    assert b.condition(1)[0] == "account_age_days < 2"
+    assert b.condition(2)[0] == "2 ≤ account_age_days < 30"
+    assert b.condition(4)[0] == "account_age_days ≥ 365"
+    assert b.condition(0) is None
+    with duckdb.connect() as con:
+        for value in (0, 1, 2, 29, 30, 364, 365, 1000):
+            j = con.execute("SELECT " + render(_bucket(lit(float(value)), cuts, 0, len(cuts)))).fetchall()[0][0]
+            holds = [con.execute(f"SELECT {render(b.condition(i)[1])} FROM (SELECT {value} AS account_age_days)"
+                                 ).fetchall()[0][0] for i in range(1, 5)]
+            assert holds == [i == j for i in range(1, 5)], value
