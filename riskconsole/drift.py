@@ -28,6 +28,7 @@ PSI_DRIFT, JS_DRIFT = 0.2, 0.1
 DECILES = [i / 10 for i in range(1, 10)]
 TOP_VALUES = 9
 TOP_MOVERS = 5
+SAMPLE = 50_000  # reference events the bins are learned on
 NUMERIC = ("INT", "INTEGER", "DOUBLE", "FLOAT", "DECIMAL", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT", "REAL", "UBIGINT",
            "UINTEGER", "USMALLINT", "UTINYINT")  # a BOOLEAN is binned as text: true / false
 
@@ -112,11 +113,19 @@ class Binned:
         return f"{self.column} = {value}", exp.EQ(this=c, expression=literal)
 
 
-def _bins(con, joined, frame, dataset, reference: Window, columns: list[str]) -> list[Binned]:
+def _bins(con, joined, frame, dataset, reference: Window, columns: list[str], ref_rows: int | None = None
+          ) -> list[Binned]:
     """Per column: the SQL giving each event's bin, and the bins' labels (learned on the reference). Numeric cuts
-    are the reference's deciles taken as data values (`quantile_disc`), so an integer column cuts at integers."""
+    are the reference's deciles taken as data values (`quantile_disc`), so an integer column cuts at integers.
+
+    With `ref_rows` (the reference's size) above `SAMPLE`, the bins are learned on a fixed hash sample of about
+    `SAMPLE` reference events: a decile's rank is then off by at most ~0.4% (3 standard errors), and sorting
+    dozens of columns of the whole reference was most of the monitor's time."""
     src = source(joined, frame).subquery("src")
     ref = population_filters(joined, dataset, reference)
+    if ref_rows and ref_rows > SAMPLE:
+        ref = [*ref, fill("hash(:i) % 1000003 < :k", i=ident(dataset.columns.id),
+                          k=lit(int(1000003 * SAMPLE / ref_rows)))]
     types = {**frame.columns, **{d: "DOUBLE" for d in frame.scores}}
     numeric = [c for c in columns if types.get(c, "").split("(")[0] in NUMERIC]
     edges = {}
@@ -178,13 +187,13 @@ class Coded:
 
 
 def coded(con, compiled, frame, dataset, span: Window, reference: Window, days: list[date], columns: list[str],
-          allowed: exp.Expression | None = None, who: str | None = None) -> Coded:
+          allowed: exp.Expression | None = None, who: str | None = None, ref_rows: int | None = None) -> Coded:
     """Bin every column on the reference, then fetch each event's day, bins and (with `allowed`) decision."""
     joined = replace(compiled, detectors=list(dict.fromkeys(
         [*compiled.detectors, *[c for c in columns if c in frame.scores]])))
-    bins = _bins(con, joined, frame, dataset, reference, columns)
+    bins = _bins(con, joined, frame, dataset, reference, columns, ref_rows)
     query = _where(exp.select(alias(fill("CAST(:t AS DATE)", t=ident(dataset.columns.time)), "day"),
-                              *[alias(b.sql, f"b{i}") for i, b in enumerate(bins)],
+                              *[alias(fill("CAST(:b AS UTINYINT)", b=b.sql), f"b{i}") for i, b in enumerate(bins)],
                               *([alias(allowed, "allowed")] if allowed is not None else []),
                               *([alias(fill("hash(:w)", w=ident(who)), "who")] if who else [])
                               ).from_(source(joined, frame).subquery("src")),

@@ -335,7 +335,8 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
     coded_rows = coded(con, compiled, frame, dataset, periods.span, periods.reference, g.days,
                        list(dict.fromkeys([*drift_cols, *cluster_cols, *scored])),
                        fill(":a = 'allow'", a=action_case(compiled)),
-                       dataset.columns.entities[0] if dataset.columns.entities else None)
+                       dataset.columns.entities[0] if dataset.columns.entities else None,
+                       int(g.count[state["in_ref"][g.day]].sum()))
     return {"strategy": compiled.name, "window": _period(periods.window), "reference": _period(periods.reference),
             "labels_known_by": _day(periods.window.end - timedelta(microseconds=1)).isoformat(),
             "by": list(by), "method": {"band": f"median/MAD of weekday-adjusted reference days, ±{BAND_K:g} spreads",

@@ -304,7 +304,8 @@ def test_decile_buckets_equal_a_searchsorted():
 
 def _coded(days: int, seed: int, attack_from: int | None = None, attack_per_day: float = 0.0):
     """A pool of allowed, high-score events over `days` days with six independent attributes (weekly volume
-    seasonality; nothing changes unless `attack_from`: then a group of three values gets `attack_per_day` more)."""
+    seasonality; nothing changes unless `attack_from`: then the rarest values of the first three attributes
+    together get `attack_per_day` more events, as a new attack pattern would)."""
     from riskconsole.drift import Binned, Coded
 
     rng = np.random.default_rng(seed)
@@ -318,8 +319,8 @@ def _coded(days: int, seed: int, attack_from: int | None = None, attack_per_day:
         day.append(np.full(n + k, d))
         for i, w in enumerate(widths):
             c = 1 + rng.choice(w - 1, n, p=shares[i])
-            if i < 3:  # the attack: value 1 of the first three attributes, others as usual
-                c = np.concatenate([c, np.ones(k, int)])
+            if i < 3:  # the attack: the rarest value of the first three attributes, others as usual
+                c = np.concatenate([c, np.full(k, 1 + int(np.argmin(shares[i])))])
             else:
                 c = np.concatenate([c, 1 + rng.choice(w - 1, k, p=shares[i])])
             codes[i].append(c)
@@ -332,6 +333,7 @@ def _coded(days: int, seed: int, attack_from: int | None = None, attack_per_day:
                   {**{c: np.concatenate(v).astype(np.int32) for c, v in zip(columns, codes)},
                    "score": np.full(day.size, 2, np.int32)}, np.ones(day.size, bool))
     all_days = np.arange(days)
+    coded.attack = {c: f"{c} = v{1 + int(np.argmin(shares[i]))}" for i, c in enumerate(columns[:3])}
     return coded, columns, all_days < 28, all_days >= 28
 
 
@@ -354,7 +356,7 @@ def test_a_new_group_is_found_with_its_onset_and_a_when_that_counts_it():
     found = clusters(coded, columns, ["score"], in_ref, in_win)
     assert found, "a group of 6 extra events a day from day 40 is not found"
     top = found[0]
-    assert {"a0 = v1", "a1 = v1", "a2 = v1"} <= set(top["values"].values()), top["group"]
+    assert set(coded.attack.values()) <= set(top["values"].values()), top["group"]
     assert coded.days[38] <= date.fromisoformat(top["since"]) <= coded.days[42]
     # the counts a second way: the group's events in the window, from the codes directly
     cells = {c: int(text.split(" = v")[1]) for c, text in top["values"].items()}
