@@ -50,10 +50,10 @@ class Periods:
     window: Window
     reference: Window
 
-    @property
-    def span(self) -> Window:
-        """One window holding both, for one grouped pass."""
-        return Window(self.reference.start, self.window.end, self.window.end)
+
+def span_of(periods: Periods) -> Window:
+    """One window holding the reference and the window, for one grouped pass."""
+    return Window(periods.reference.start, periods.window.end, periods.window.end)
 
 
 def _day(moment) -> date:
@@ -308,7 +308,7 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
     check_rules(compiled, label)
     check_by(by, frame.visible)
     rules = RuleSet.of(compiled)
-    g = run_groups(con, compiled, frame, dataset, periods.span)
+    g = run_groups(con, compiled, frame, dataset, span_of(periods))
     ref_days = np.unique(g.day[_in(np.array(g.days, dtype="datetime64[D]"), periods.reference)[g.day]])
     check_reference(periods, first, last, len(ref_days))
     action = decide(g.hits, rules)
@@ -318,8 +318,8 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
     views = [("rule", g, deciding_rule(g, action, rules))]
     if alerting:
         for spec in by:
-            seg = run_groups(con, compiled, frame, dataset, periods.span,
-                             segment_expression(con, spec, compiled, frame, dataset, periods.span))
+            seg = run_groups(con, compiled, frame, dataset, span_of(periods),
+                             segment_expression(con, spec, compiled, frame, dataset, span_of(periods)))
             views.insert(len(views) - 1, (spec, seg, seg.segment))
     entries = attribution(alerting, views, lambda x: decide(x.hits, rules), business, rules, state["in_ref"])
     alerts = []
@@ -332,7 +332,7 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
     detectors = detectors or {}
     scored = [d for d in fresh_scores(frame) if d in (detectors.get("anomaly"), detectors.get("supervised"))]
     cluster_cols = cluster_columns(frame, dataset, detectors.get("inputs", []))
-    coded_rows = coded(con, compiled, frame, dataset, periods.span, periods.reference, g.days,
+    coded_rows = coded(con, compiled, frame, dataset, span_of(periods), periods.reference, g.days,
                        list(dict.fromkeys([*drift_cols, *cluster_cols, *scored])),
                        fill(":a = 'allow'", a=action_case(compiled)),
                        dataset.columns.entities[0] if dataset.columns.entities else None,
@@ -354,7 +354,7 @@ def _estimate(con, compiled, frame, dataset, periods: Periods, state: dict, dete
     supervised = detectors.get("supervised")
     if supervised not in fresh_scores(frame):
         return None
-    return precision_estimate(con, compiled, frame, dataset, periods.span, state["in_ref"], state["in_win"],
+    return precision_estimate(con, compiled, frame, dataset, span_of(periods), state["in_ref"], state["in_win"],
                               supervised)
 
 
@@ -369,7 +369,7 @@ def _period(w: Window) -> dict:
 
 def monitor_files(result: dict, formats: list[str]) -> dict[str, bytes]:
     """File name -> bytes: monitor.json always; csv tables, html and md as asked (CLI and console write these)."""
-    from riskconsole.export import json_bytes, table_csv_bytes
+    from riskconsole.export import json_bytes, page_files, table_csv_bytes
 
     files = {"monitor.json": json_bytes(result)}
     if "csv" in formats:
@@ -381,11 +381,5 @@ def monitor_files(result: dict, formats: list[str]) -> dict[str, bytes]:
                                                     for e in result["attribution"] for c in e["contributions"]])
         files["drift.csv"] = table_csv_bytes([{k: v for k, v in d.items() if k not in ("bins", "daily")}
                                               for d in result.get("drift", [])])
-    if "html" in formats or "md" in formats:
-        from riskconsole.share import monitor_html, monitor_markdown
-
-        if "html" in formats:
-            files["monitor.html"] = monitor_html(result).encode()
-        if "md" in formats:
-            files["monitor.md"] = monitor_markdown(result).encode()
+    files.update(page_files(formats, "monitor", result, "monitor_html", "monitor_markdown"))
     return files

@@ -224,7 +224,8 @@ def test_a_strategy_without_rules_is_refused(demo, capsys, tmp_path):
     assert "no enabled block or review rule" in err and "action: block" in err and err.count("\n") == 1
 
 
-def test_the_monitor_page_shows_the_core_alerts(demo, monkeypatch):
+def _monitor_page(demo, monkeypatch):
+    """The console's Monitor page on the demo workspace, run once (AppTest)."""
     from streamlit.testing.v1 import AppTest
 
     from riskconsole.ui import common
@@ -236,6 +237,11 @@ def test_the_monitor_page_shows_the_core_alerts(demo, monkeypatch):
     at.switch_page("riskconsole/ui/monitor_page.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_the_monitor_page_shows_the_core_alerts(demo, monkeypatch):
+    at = _monitor_page(demo, monkeypatch)
     lo, hi = demo.day_range()
     start = max(lo + timedelta(days=28), hi - timedelta(days=27))
     core = demo.monitor(demo.ws.strategies_dir / "baseline.yaml", start.isoformat(), hi.isoformat(),
@@ -268,16 +274,7 @@ def test_label_free_estimate_and_clusters_are_in_the_result(demo):
 
 
 def test_draft_a_rule_opens_the_strategy_editor_with_the_when(demo, monkeypatch):
-    from streamlit.testing.v1 import AppTest
-
-    from riskconsole.ui import common
-
-    monkeypatch.setenv("RISKCONSOLE_WORKSPACE", str(demo.ws.root))
-    common.release_connections()
-    at = AppTest.from_file(str(__import__("pathlib").Path(__file__).resolve().parents[1] / "app.py"),
-                           default_timeout=120)
-    at.switch_page("riskconsole/ui/monitor_page.py")
-    at.run()
+    at = _monitor_page(demo, monkeypatch)
     buttons = [b for b in at.button if b.key and b.key.startswith("monitor_draft_")]
     if not buttons:
         pytest.skip("no cluster in this small demo's default window")
