@@ -64,7 +64,8 @@ def drift_columns(compiled, frame, dataset, extra: list[str]) -> tuple[list[str]
     skip = {roles.id, roles.time, *roles.entities}
     features = [f.name for f in dataset.features if f.name in frame.visible]
     scores = [d for d in frame.scores if d not in frame.stale and d not in frame.columns]
-    names = [c for c in dict.fromkeys([*features, *extra]) if c in frame.columns and c not in skip]
+    names = [c for c in dict.fromkeys([*features, *extra]) if c in frame.columns and c not in skip
+             and not frame.columns[c].upper().startswith(("TIMESTAMP", "DATE", "TIME"))]  # a time only grows
     return names + scores, ["feature"] * len(names) + ["score"] * len(scores)
 
 
