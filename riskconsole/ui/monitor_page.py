@@ -45,7 +45,7 @@ def cluster_chart(clusters: list[dict]) -> alt.Chart:
     df = pd.DataFrame(rows)
     df["day"] = pd.to_datetime(df["day"])
     base = alt.Chart(df).encode(x=alt.X("day:T", title=None))
-    bars = base.mark_bar(opacity=0.7).encode(y=alt.Y("entity-days:Q", title="per day"),
+    bars = base.mark_bar(opacity=0.7).encode(y=alt.Y("entity-days:Q", title="entity-days"),
                                              tooltip=["day:T", "entity-days:Q", alt.Tooltip("usual:Q", format=".2f")])
     usual = base.mark_line(color="#d62728").encode(y="usual:Q")
     return (bars + usual).properties(height=110, width=700).facet(
@@ -179,11 +179,14 @@ else:
                "beats the reference's, scaled by volume and by each value's own change, at a 1% chance of any "
                "false group per run (Bonferroni over every group and onset tried).")
     st.dataframe(pd.DataFrame([{"group": f"{n}. {c['group']}", "since": c["since"],
-                                "events since": c["events_since"], "per day": c["per_day"], "usual per day": c["usual_per_day"], "lift": c["lift"],
+                                "events since": c["events_since"], "entity-days/day": c["per_day"],
+                                "usual": c["usual_per_day"], "lift": c["lift"],
                                 "p": c["p_value"]} for n, c in enumerate(clusters, start=1)]),
                  hide_index=True, width="stretch",
-                 column_config={"per day": st.column_config.NumberColumn(format="%.1f"),
-                                "usual per day": st.column_config.NumberColumn(format="%.2f"),
+                 column_config={"entity-days/day": st.column_config.NumberColumn(
+                                    format="%.1f", help="distinct (first entity column, day) pairs a day since the "
+                                    "onset: a buyer's burst counts once"),
+                                "usual": st.column_config.NumberColumn(format="%.2f", help="entity-days a day usually"),
                                 "lift": st.column_config.NumberColumn(format="%.1f×"),
                                 "p": st.column_config.NumberColumn(format="%.0e", help="chance of a group this "
                                                                    "unusual under no change, × the tests tried")})
@@ -191,8 +194,8 @@ else:
 for number, cluster in enumerate(clusters, start=1):
     left, right = st.columns([6, 1])
     left.markdown(f"**{number}. {md(cluster['group'])}** — {cluster['events_since']:,} events since "
-                  f"{cluster['since']}, {cluster['per_day']:,.1f}/day vs {cluster['usual_per_day']:,.2f} usually "
-                  f"({cluster['lift']:,.1f}×)")
+                  f"{cluster['since']}; {cluster['per_day']:,.1f} entity-days a day vs {cluster['usual_per_day']:,.2f} "
+                  f"usually ({cluster['lift']:,.1f}×)")
     left.code(cluster["when"], language="sql")
     if right.button("Draft a rule", key=f"monitor_draft_{number}", help="Open the Strategy editor with a review "
                     "rule for this group appended (nothing is saved until you save)."):
