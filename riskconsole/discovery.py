@@ -29,8 +29,8 @@ from dataclasses import replace
 import numpy as np
 from sqlglot import exp
 
-from riskconsole.backtest import Groups, Window, run_groups
-from riskconsole.metrics import ALLOW, RuleSet, decide
+from riskconsole.backtest import Groups
+from riskconsole.metrics import ALLOW
 from riskconsole.sqlbuild import fill, ident, lit, render
 
 BINS = 20
@@ -49,18 +49,23 @@ def _scored(compiled, detector: str):
     return replace(compiled, detectors=list(dict.fromkeys([*compiled.detectors, detector])))
 
 
-def precision_estimate(con, compiled, frame, dataset, span: Window, in_ref: np.ndarray, in_win: np.ndarray,
-                       detector: str) -> dict:
-    """`estimate` of monitor.json: calibration of `detector` on the reference and each window day's estimate."""
-    joined = _scored(compiled, detector)
-    bucket = fill("least(greatest(CAST(floor(coalesce(:s, 0) * :n) AS INTEGER), 0), :m)",
-                  s=ident(detector), n=lit(BINS), m=lit(BINS - 1))
-    g = run_groups(con, joined, frame, dataset, span, bucket)
-    action = decide(g.hits, RuleSet.of(compiled))
-    b = g.segment.astype(int)
+def score_bucket(detector: str) -> exp.Expression:
+    """The calibration bin (0 .. BINS-1) of a score in [0, 1]."""
+    return fill("least(greatest(CAST(floor(coalesce(:s, 0) * :n) AS INTEGER), 0), :m)",
+                s=ident(detector), n=lit(BINS), m=lit(BINS - 1))
+
+
+def precision_estimate(coded, detector: str, in_ref: np.ndarray, in_win: np.ndarray) -> dict:
+    """`estimate` of monitor.json: calibration of `detector` on the reference and each window day's estimate,
+    from the monitor's one coded pass (`coded.extra`: `label` known by the window's end, `bucket` of the score)."""
+    n = coded.day.size
+    g = Groups(coded.day, coded.extra["label"].astype(np.int8), np.zeros((n, 0), bool), np.ones(n), np.zeros(n),
+               coded.days)
+    action = np.where(coded.allowed, ALLOW, ALLOW + 1)
+    b = coded.extra["bucket"]
     ref = in_ref[g.day]
-    fraud = np.bincount(b[ref & (g.label == 1)], weights=g.count[ref & (g.label == 1)], minlength=BINS)
-    labelled = np.bincount(b[ref & (g.label >= 0)], weights=g.count[ref & (g.label >= 0)], minlength=BINS)
+    fraud = np.bincount(b[ref & (g.label == 1)], minlength=BINS).astype(float)
+    labelled = np.bincount(b[ref & (g.label >= 0)], minlength=BINS).astype(float)
     base = fraud.sum() / max(labelled.sum(), 1)
     calibrated = (fraud + PRIOR * base) / (labelled + PRIOR)
     return {"detector": detector, "method": "CBPE: mean calibrated score of flagged events",

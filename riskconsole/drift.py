@@ -185,18 +185,22 @@ class Coded:
     codes: dict[str, np.ndarray]
     allowed: np.ndarray
     who: np.ndarray | None = None
+    extra: dict[str, np.ndarray] | None = None
 
 
 def coded(con, compiled, frame, dataset, span: Window, reference: Window, days: list[date], columns: list[str],
-          allowed: exp.Expression | None = None, who: str | None = None, ref_rows: int | None = None) -> Coded:
-    """Bin every column on the reference, then fetch each event's day, bins and (with `allowed`) decision."""
+          allowed: exp.Expression | None = None, who: str | None = None, ref_rows: int | None = None,
+          extra: dict[str, exp.Expression] | None = None) -> Coded:
+    """Bin every column on the reference, then fetch each event's day, bins, (with `allowed`) decision, (with
+    `who`) entity and (with `extra`) small integer columns, in one pass."""
     joined = replace(compiled, detectors=list(dict.fromkeys(
         [*compiled.detectors, *[c for c in columns if c in frame.scores]])))
     bins = _bins(con, joined, frame, dataset, reference, columns, ref_rows)
     query = _where(exp.select(alias(fill("CAST(:t AS DATE)", t=ident(dataset.columns.time)), "day"),
                               *[alias(fill("CAST(:b AS UTINYINT)", b=b.sql), f"b{i}") for i, b in enumerate(bins)],
                               *([alias(allowed, "allowed")] if allowed is not None else []),
-                              *([alias(fill("hash(:w)", w=ident(who)), "who")] if who else [])
+                              *([alias(fill("hash(:w)", w=ident(who)), "who")] if who else []),
+                              *[alias(fill("CAST(:e AS TINYINT)", e=e), f"x_{k}") for k, e in (extra or {}).items()]
                               ).from_(source(joined, frame).subquery("src")),
                    population_filters(joined, dataset, span))
     table = con.sql(render(query)).to_arrow_table()
@@ -206,7 +210,8 @@ def coded(con, compiled, frame, dataset, span: Window, reference: Window, days: 
     ok = (table.column("allowed").to_numpy(zero_copy_only=False).astype(bool) if allowed is not None
           else np.ones(day.size, bool))
     return Coded(days, day, bins, codes, ok,
-                 table.column("who").to_numpy(zero_copy_only=False) if who else None)
+                 table.column("who").to_numpy(zero_copy_only=False) if who else None,
+                 {k: table.column(f"x_{k}").to_numpy(zero_copy_only=False).astype(np.int64) for k in extra or {}})
 
 
 def drift(coded_rows: Coded, columns: list[str], kinds: list[str], reference: Window, window: Window) -> list[dict]:

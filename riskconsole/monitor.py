@@ -297,8 +297,8 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
     """monitor.json: daily KPIs with bands, alerts, attribution by `--by` columns and by rule, drift."""
     from riskconsole.backtest import run_groups
     from riskconsole.contributions import attribution, deciding_rule, top_segments
-    from riskconsole.backtest import action_case
-    from riskconsole.discovery import cluster_columns, clusters
+    from riskconsole.backtest import action_case, known_label
+    from riskconsole.discovery import cluster_columns, clusters, precision_estimate, score_bucket
     from riskconsole.drift import coded, drift, drift_columns
     from riskconsole.sqlbuild import fill
     from riskconsole.overview import day_range
@@ -332,30 +332,22 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
     detectors = detectors or {}
     scored = [d for d in fresh_scores(frame) if d in (detectors.get("anomaly"), detectors.get("supervised"))]
     cluster_cols = cluster_columns(frame, dataset, detectors.get("inputs", []))
+    supervised = detectors.get("supervised") if detectors.get("supervised") in scored else None
+    extra = {"label": known_label(dataset, span_of(periods)), "bucket": score_bucket(supervised)} if supervised else {}
     coded_rows = coded(con, compiled, frame, dataset, span_of(periods), periods.reference, g.days,
                        list(dict.fromkeys([*drift_cols, *cluster_cols, *scored])),
                        fill(":a = 'allow'", a=action_case(compiled)),
                        dataset.columns.entities[0] if dataset.columns.entities else None,
-                       int(g.count[state["in_ref"][g.day]].sum()))
+                       int(g.count[state["in_ref"][g.day]].sum()), extra)
     return {"strategy": compiled.name, "window": _period(periods.window), "reference": _period(periods.reference),
             "labels_known_by": _day(periods.window.end - timedelta(microseconds=1)).isoformat(),
             "by": list(by), "method": {"band": f"median/MAD of weekday-adjusted reference days, ±{BAND_K:g} spreads",
                                        "band_k": BAND_K},
             "daily": daily, "alerts": alerts, "attribution": entries,
             "drift": drift(coded_rows, drift_cols, kinds, periods.reference, periods.window),
-            "estimate": _estimate(con, compiled, frame, dataset, periods, state, detectors),
+            "estimate": (precision_estimate(coded_rows, supervised, state["in_ref"], state["in_win"])
+                         if supervised else None),
             "clusters": clusters(coded_rows, cluster_cols, scored, state["in_ref"], state["in_win"])}
-
-
-def _estimate(con, compiled, frame, dataset, periods: Periods, state: dict, detectors: dict) -> dict | None:
-    """`estimate`: early precision from the first fresh supervised score (None without one)."""
-    from riskconsole.discovery import precision_estimate
-
-    supervised = detectors.get("supervised")
-    if supervised not in fresh_scores(frame):
-        return None
-    return precision_estimate(con, compiled, frame, dataset, span_of(periods), state["in_ref"], state["in_win"],
-                              supervised)
 
 
 def fresh_scores(frame) -> list[str]:

@@ -289,6 +289,15 @@ def test_label_free_estimate_and_clusters_are_in_the_result(demo):
                           hi.isoformat())
     estimate = result["estimate"]
     assert estimate["detector"] == "lgbm_orders" and len(estimate["calibration"]) == 20
+    with demo.cursor() as cur:  # a second way: labelled reference events per score bin, straight from SQL
+        ref_from, ref_to = result["reference"]["from"], result["reference"]["to"]
+        cut = (hi + timedelta(days=1)).isoformat()
+        by_bin = dict(cur.execute(
+            "SELECT least(greatest(CAST(floor(coalesce(s.lgbm_orders, 0) * 20) AS INTEGER), 0), 19), count(*) "
+            "FROM frame f JOIN scores_lgbm_orders s USING (_pos) WHERE f.ts >= CAST(? AS DATE) "
+            "AND f.ts < CAST(? AS DATE) + 1 AND f.is_fraud IS NOT NULL AND f.label_ts < CAST(? AS TIMESTAMP) "
+            "GROUP BY 1", [ref_from, ref_to, cut]).fetchall())
+    assert [c["labelled"] for c in estimate["calibration"]] == [by_bin.get(i, 0) for i in range(20)]
     for day in estimate["daily"]:
         assert 0 <= day["estimated_precision"] <= 1 and day["labelled_flagged"] <= day["flagged"]
         assert day["disagree"] is False or day["labelled_flagged"] >= 10
