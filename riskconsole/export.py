@@ -89,14 +89,19 @@ def render_files(report: dict, formats: list[str], decisions: pa.Table | None = 
         files["daily.csv"] = table_csv_bytes(report["daily"])
     if ("csv" in formats or "parquet" in formats) and decisions is not None:
         files["decisions.parquet"] = parquet_bytes(decisions)
-    if "html" in formats or "md" in formats:
-        from riskconsole.share import html_page, markdown  # charts: imported only when asked for
-
-        if "html" in formats:
-            files["report.html"] = html_page(report).encode()
-        if "md" in formats:
-            files["report.md"] = markdown(report).encode()
+    files.update(page_files(formats, "report", report, "html_page", "markdown"))
     return files
+
+
+def page_files(formats: list[str], stem: str, result: dict, html: str, md: str) -> dict[str, bytes]:
+    """STEM.html and STEM.md as asked, rendered by the `riskconsole.share` functions named `html` and `md`
+    (imported only when asked for: charts are slow to import)."""
+    if "html" not in formats and "md" not in formats:
+        return {}
+    from riskconsole import share
+
+    return {**({f"{stem}.html": getattr(share, html)(result).encode()} if "html" in formats else {}),
+            **({f"{stem}.md": getattr(share, md)(result).encode()} if "md" in formats else {})}
 
 
 def write_files(files: dict[str, bytes], out_dir: Path) -> list[Path]:

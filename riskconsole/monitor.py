@@ -50,10 +50,10 @@ class Periods:
     window: Window
     reference: Window
 
-    @property
-    def span(self) -> Window:
-        """One window holding both, for one grouped pass."""
-        return Window(self.reference.start, self.window.end, self.window.end)
+
+def span_of(periods: Periods) -> Window:
+    """One window holding the reference and the window, for one grouped pass."""
+    return Window(periods.reference.start, periods.window.end, periods.window.end)
 
 
 def _day(moment) -> date:
@@ -293,11 +293,14 @@ def json_number(value) -> float | None:
 # ------------------------------------------------------------------ the one core call
 
 def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label: str,
-          detectors: dict[str, str | None] | None = None) -> dict:
+          detectors: dict | None = None) -> dict:
     """monitor.json: daily KPIs with bands, alerts, attribution by `--by` columns and by rule, drift."""
     from riskconsole.backtest import run_groups
     from riskconsole.contributions import attribution, deciding_rule, top_segments
-    from riskconsole.drift import drift
+    from riskconsole.backtest import action_case, known_label
+    from riskconsole.discovery import cluster_columns, clusters, precision_estimate, score_bucket
+    from riskconsole.drift import coded, drift, drift_columns
+    from riskconsole.sqlbuild import fill
     from riskconsole.overview import day_range
     from riskconsole.segments import segment_expression
 
@@ -305,7 +308,7 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
     check_rules(compiled, label)
     check_by(by, frame.visible)
     rules = RuleSet.of(compiled)
-    g = run_groups(con, compiled, frame, dataset, periods.span)
+    g = run_groups(con, compiled, frame, dataset, span_of(periods))
     ref_days = np.unique(g.day[_in(np.array(g.days, dtype="datetime64[D]"), periods.reference)[g.day]])
     check_reference(periods, first, last, len(ref_days))
     action = decide(g.hits, rules)
@@ -315,8 +318,8 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
     views = [("rule", g, deciding_rule(g, action, rules))]
     if alerting:
         for spec in by:
-            seg = run_groups(con, compiled, frame, dataset, periods.span,
-                             segment_expression(con, spec, compiled, frame, dataset, periods.span))
+            seg = run_groups(con, compiled, frame, dataset, span_of(periods),
+                             segment_expression(con, spec, compiled, frame, dataset, span_of(periods)))
             views.insert(len(views) - 1, (spec, seg, seg.segment))
     entries = attribution(alerting, views, lambda x: decide(x.hits, rules), business, rules, state["in_ref"])
     alerts = []
@@ -324,32 +327,32 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
         row = next(r for r in daily if r["day"] == g.days[i].isoformat())[metric]
         alerts.append({"day": entry["day"], "metric": metric, "value": row["value"], "expected": row["expected"],
                        "top": top_segments(entry)})
+    by_columns = [b.split(":")[0] for b in by]
+    drift_cols, kinds = drift_columns(compiled, frame, dataset, by_columns)
+    detectors = detectors or {}
+    scored = [d for d in fresh_scores(frame) if d in (detectors.get("anomaly"), detectors.get("supervised"))]
+    cluster_cols = cluster_columns(frame, dataset, detectors.get("inputs", []))
+    supervised = detectors.get("supervised") if detectors.get("supervised") in scored else None
+    extra = {"label": known_label(dataset, span_of(periods)), "bucket": score_bucket(supervised)} if supervised else {}
+    coded_rows = coded(con, compiled, frame, dataset, span_of(periods), periods.reference, g.days,
+                       list(dict.fromkeys([*drift_cols, *cluster_cols, *scored])),
+                       fill(":a = 'allow'", a=action_case(compiled)),
+                       dataset.columns.entities[0] if dataset.columns.entities else None,
+                       int(g.count[state["in_ref"][g.day]].sum()), extra)
     return {"strategy": compiled.name, "window": _period(periods.window), "reference": _period(periods.reference),
             "labels_known_by": _day(periods.window.end - timedelta(microseconds=1)).isoformat(),
             "by": list(by), "method": {"band": f"median/MAD of weekday-adjusted reference days, ±{BAND_K:g} spreads",
                                        "band_k": BAND_K},
             "daily": daily, "alerts": alerts, "attribution": entries,
-            "drift": drift(con, compiled, frame, dataset, periods.span, periods.reference, periods.window, g.days,
-                           [b.split(":")[0] for b in by]),
-            **_label_free(con, compiled, frame, dataset, periods, state, detectors or {}, len(ref_days))}
+            "drift": drift(coded_rows, drift_cols, kinds, periods.reference, periods.window),
+            "estimate": (precision_estimate(coded_rows, supervised, state["in_ref"], state["in_win"])
+                         if supervised else None),
+            "clusters": clusters(coded_rows, cluster_cols, scored, state["in_ref"], state["in_win"])}
 
 
-def _label_free(con, compiled, frame, dataset, periods: Periods, state: dict, detectors: dict, ref_days: int) -> dict:
-    """`estimate` (early precision from a supervised score) and `clusters` (unflagged anomalies), where a
-    fresh detector of each kind exists."""
-    from riskconsole.discovery import clusters, precision_estimate
-
-    fresh = [d for d in frame.scores if d not in frame.stale and d not in frame.columns]
-    supervised = detectors.get("supervised") if detectors.get("supervised") in fresh else None
-    anomaly = detectors.get("anomaly") if detectors.get("anomaly") in fresh else None
-    out = {"estimate": None, "clusters": []}
-    if supervised:
-        out["estimate"] = precision_estimate(con, compiled, frame, dataset, periods.span, state["in_ref"],
-                                             state["in_win"], supervised)
-    if anomaly:
-        out["clusters"] = clusters(con, compiled, frame, dataset, periods.span, periods.window, periods.reference,
-                                   anomaly, ref_days, max(int(state["in_win"].sum()), 1))
-    return out
+def fresh_scores(frame) -> list[str]:
+    """Detector scores the frame holds and that are not stale."""
+    return [d for d in frame.scores if d not in frame.stale and d not in frame.columns]
 
 
 def _period(w: Window) -> dict:
@@ -358,7 +361,7 @@ def _period(w: Window) -> dict:
 
 def monitor_files(result: dict, formats: list[str]) -> dict[str, bytes]:
     """File name -> bytes: monitor.json always; csv tables, html and md as asked (CLI and console write these)."""
-    from riskconsole.export import json_bytes, table_csv_bytes
+    from riskconsole.export import json_bytes, page_files, table_csv_bytes
 
     files = {"monitor.json": json_bytes(result)}
     if "csv" in formats:
@@ -370,11 +373,5 @@ def monitor_files(result: dict, formats: list[str]) -> dict[str, bytes]:
                                                     for e in result["attribution"] for c in e["contributions"]])
         files["drift.csv"] = table_csv_bytes([{k: v for k, v in d.items() if k not in ("bins", "daily")}
                                               for d in result.get("drift", [])])
-    if "html" in formats or "md" in formats:
-        from riskconsole.share import monitor_html, monitor_markdown
-
-        if "html" in formats:
-            files["monitor.html"] = monitor_html(result).encode()
-        if "md" in formats:
-            files["monitor.md"] = monitor_markdown(result).encode()
+    files.update(page_files(formats, "monitor", result, "monitor_html", "monitor_markdown"))
     return files

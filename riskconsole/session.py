@@ -479,9 +479,10 @@ class Session:
             return build(cur, compiled, frame, dataset, periods, list(by or []), self.ws.rel(path),
                          self._monitor_detectors())
 
-    def _monitor_detectors(self) -> dict[str, str | None]:
-        """The first supervised (LightGBM) and the first unsupervised (PyOD) detector of the workspace."""
-        found: dict[str, str | None] = {"supervised": None, "anomaly": None}
+    def _monitor_detectors(self) -> dict:
+        """The first supervised (LightGBM) and the first unsupervised (PyOD) detector of the workspace, and
+        `inputs`: every column some detector reads (the attributes attack discovery may name)."""
+        found: dict = {"supervised": None, "anomaly": None, "inputs": []}
         for path in sorted(self.ws.detectors_dir.glob("*.yaml")) if self.ws.detectors_dir.exists() else []:
             try:
                 spec = self.ws.detector(path)
@@ -489,6 +490,7 @@ class Session:
                 continue
             role = "anomaly" if spec.kind.startswith("pyod.") else "supervised"
             found[role] = found[role] or spec.name
+            found["inputs"] = list(dict.fromkeys([*found["inputs"], *spec.features]))
         return found
 
     # ------------------------------------------------------------ params

@@ -228,12 +228,12 @@ def _drift_rows(result: dict, top: int = 15) -> list[list]:
 
 
 ALERT_HEADERS = ["day", "metric", "value", "expected", "top segments"]
-CLUSTER_HEADERS = ["group", "rule condition", "events", "per day", "usual per day", "lift"]
+CLUSTER_HEADERS = ["group", "rule condition", "since", "events since", "per day", "usual per day", "lift", "p"]
 
 
 def _cluster_rows(result: dict) -> list[list]:
-    return [[", ".join(f"{k} = {v}" for k, v in c["values"].items()), c["when"], f"{c['events']:,}",
-             f"{c['per_day']:,.1f}", f"{c['usual_per_day']:,.1f}", f"{c['lift']:,.1f}×"] for c in result["clusters"]]
+    return [[c["group"], c["when"], c["since"], f"{c['events_since']:,}", f"{c['per_day']:,.1f}",
+             f"{c['usual_per_day']:,.2f}", f"{c['lift']:,.1f}×", f"{c['p_value']:.1e}"] for c in result["clusters"]]
 
 
 def _estimate_text(estimate: dict) -> str:
@@ -264,7 +264,7 @@ def monitor_html(result: dict) -> str:
                      + svg(estimate_chart(result["estimate"]["daily"]).properties(width=900)))
     if result.get("clusters"):
         parts.append("<h2>Possible attacks the strategy lets through</h2>"
-                     + _table(CLUSTER_HEADERS, _cluster_rows(result), numeric_from=2))
+                     + _table(CLUSTER_HEADERS, _cluster_rows(result), numeric_from=3))
     return _PAGE.format(title=esc(result["strategy"]) + " monitor", body="\n".join(parts))
 
 

@@ -12,6 +12,8 @@ import pandas as pd
 import streamlit as st
 import yaml
 
+import altair as alt
+
 from riskconsole.charts import estimate_chart, kpi_band_chart, waterfall_chart
 from riskconsole.escape import markdown as md
 from riskconsole.monitor import METRICS, RULE_HITS
@@ -34,6 +36,21 @@ def monitor(session: Session, path: Path, start: str, end: str, reference: str |
     """`Session.monitor`, cached per database version, file text and arguments."""
     return _monitor(str(session.ws.root), results_version(session.ws), str(path), strategy_text(path), start, end,
                     reference, tuple(by), _session=session)
+
+
+def cluster_chart(clusters: list[dict]) -> alt.Chart:
+    """Each listed group's events per day (distinct entity-days, bars) against its usual count (line)."""
+    rows = [{"group": f"{n}. {c['group']}", "day": d["day"], "entity-days": d["entity_days"], "usual": d["expected"]}
+            for n, c in enumerate(clusters, start=1) for d in c["daily"]]
+    df = pd.DataFrame(rows)
+    df["day"] = pd.to_datetime(df["day"])
+    base = alt.Chart(df).encode(x=alt.X("day:T", title=None))
+    bars = base.mark_bar(opacity=0.7).encode(y=alt.Y("entity-days:Q", title="entity-days"),
+                                             tooltip=["day:T", "entity-days:Q", alt.Tooltip("usual:Q", format=".2f")])
+    usual = base.mark_line(color="#d62728").encode(y="usual:Q")
+    return (bars + usual).properties(height=110, width=700).facet(
+        row=alt.Row("group:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left", labelLimit=700,
+                                                             labelOrient="top"))).resolve_scale(y="independent")
 
 
 def draft_rule(path: Path, number: int, when: str) -> None:
@@ -152,12 +169,33 @@ else:
     st.altair_chart(estimate_chart(estimate["daily"]), width="stretch")
 
 st.subheader("Possible attacks the strategy lets through")
-if not result["clusters"]:
-    st.info("No dense group of allowed, high-anomaly events (or no trained anomaly detector).")
-for number, cluster in enumerate(result["clusters"], start=1):
+clusters = result["clusters"]
+if not clusters:
+    st.info("No group of allowed, high-score events is unusual enough (exact two-rate test, 1% chance of any false "
+            "group per run), or no trained detector.")
+else:
+    st.caption("Allowed events some detector scores in its top reference decile, grouped by shared attribute values "
+               "(numeric columns as reference-decile ranges). A group is listed when its count since its onset "
+               "beats the reference's, scaled by volume and by each value's own change, at a 1% chance of any "
+               "false group per run (Bonferroni over every group and onset tried).")
+    st.dataframe(pd.DataFrame([{"group": f"{n}. {c['group']}", "since": c["since"],
+                                "events since": c["events_since"], "entity-days/day": c["per_day"],
+                                "usual": c["usual_per_day"], "lift": c["lift"],
+                                "p": c["p_value"]} for n, c in enumerate(clusters, start=1)]),
+                 hide_index=True, width="stretch",
+                 column_config={"entity-days/day": st.column_config.NumberColumn(
+                                    format="%.1f", help="distinct (first entity column, day) pairs a day since the "
+                                    "onset: a buyer's burst counts once"),
+                                "usual": st.column_config.NumberColumn(format="%.2f", help="entity-days a day usually"),
+                                "lift": st.column_config.NumberColumn(format="%.1f×"),
+                                "p": st.column_config.NumberColumn(format="%.0e", help="chance of a group this "
+                                                                   "unusual under no change, × the tests tried")})
+    st.altair_chart(cluster_chart(clusters), width="stretch")
+for number, cluster in enumerate(clusters, start=1):
     left, right = st.columns([6, 1])
-    left.markdown(f"**{md(cluster['summary'])}** — {cluster['per_day']:,.1f}/day vs {cluster['usual_per_day']:,.1f} "
-                  "usually")
+    left.markdown(f"**{number}. {md(cluster['group'])}** — {cluster['events_since']:,} events since "
+                  f"{cluster['since']}; {cluster['per_day']:,.1f} entity-days a day vs {cluster['usual_per_day']:,.2f} "
+                  f"usually ({cluster['lift']:,.1f}×)")
     left.code(cluster["when"], language="sql")
     if right.button("Draft a rule", key=f"monitor_draft_{number}", help="Open the Strategy editor with a review "
                     "rule for this group appended (nothing is saved until you save)."):
