@@ -350,7 +350,13 @@ class Session:
         with self.cursor() as cur:
             compiled = compiler.compile(strategy, self.ws.rel(path), overrides, cur)
         evaluator = self._evaluator(compiled, window)
-        return self._report(compiled, evaluator.answer(compiled), window)
+        report = self._report(compiled, evaluator.answer(compiled), window)
+        if self.dataset.columns.prod_action:  # the backtest's outcome blocks, from the evaluator's cached rows
+            from riskconsole.outcome_cells import warm_outcomes
+            from riskconsole.outcomes import describe
+
+            describe(report, warm_outcomes(evaluator, compiled), compiled, self.dataset)
+        return report
 
     def _data_version(self) -> tuple:
         """The loaded data's version, read once per connection (no load can write while this read-only

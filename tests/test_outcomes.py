@@ -11,7 +11,7 @@ from riskconsole.config import Business
 from riskconsole.errors import RiskConsoleError
 from riskconsole.gate import judge, parse_guardrail
 from riskconsole.metrics import RuleSet, decide, parts, rates
-from riskconsole.outcomes import bounds, delta_bounds, estimate, parse_assumption
+from riskconsole.outcomes import EXPLORED, LET_THROUGH, PROD_BLOCKED, bounds, delta_bounds, estimate, parse_assumption
 from tests.conftest import random_events, write_workspace
 
 BUSINESS = Business(review_cost=2.0, review_catch_rate=0.8, good_block_cost=0.3)
@@ -328,3 +328,81 @@ def test_the_demo_records_what_production_did(tmp_path):
     assert (events.loc[blocked, "propensity"] == EXPLORE).all() and events.loc[~blocked, "propensity"].isna().all()
     fraud = events["fraud_scenario"] != "none"
     assert fraud[blocked].mean() > 5 * fraud[~blocked].mean()  # a plausible production policy
+
+
+# ------------------------------------------------------------------ the console's warm path
+
+
+WALK = {"name": "walk", "params": {"cut": 150.0, "burst": 2},
+        "rules": [{"name": "trusted", "when": "merchant_id IN (100) AND amount < 30", "action": "allow"},
+                  {"name": "big", "when": "amount > $cut", "action": "block"},
+                  {"name": "burst", "when": "user_orders_1h >= $burst", "action": "review"},
+                  {"name": "shared", "when": "device_users_1d >= 3 AND channel = 'web'", "action": "block"}]}
+
+
+@pytest.mark.parametrize("window", ["all", "part"])
+def test_console_equals_backtest_with_outcome_roles(tmp_path, window):
+    """Slider moves, action flips, rules off and a population: the console's report (outcome blocks from cached
+    rows) is the backtest's (outcome blocks from a second SQL pass), number for number, warnings too."""
+    from riskconsole.backtest import make_window
+    from riskconsole.ingest import load
+    from riskconsole.session import Session
+    from tests.conftest import assert_same
+
+    ws = write_workspace(tmp_path / "ws", _events(), _dataset(**ROLES), {"walk": WALK})
+    load(ws)
+    path = ws.strategies_dir / "walk.yaml"
+    win = make_window() if window == "all" else make_window("2026-03-02", "2026-03-05", "2026-03-05")
+    rng = np.random.default_rng(3)
+    body = yaml.safe_load(yaml.safe_dump(WALK))
+    with Session(ws) as console:
+        for step in range(24):
+            overrides = {"cut": float(rng.choice([0.0, 60.0, 120.5, 150.0, 300.0, 1e9])),
+                         "burst": int(rng.integers(1, 4))}
+            if step % 4 == 1:
+                rule = body["rules"][int(rng.integers(0, 4))]
+                rule["action"] = str(rng.choice(["allow", "review", "block"]))
+            if step % 4 == 2:
+                body["rules"][int(rng.integers(0, 4))]["enabled"] = bool(rng.random() < 0.5)
+            if step == 12:
+                body["population"] = "channel <> 'live'"
+            path.write_text(yaml.safe_dump(body, sort_keys=False))
+            got = console.interactive(path, win, overrides)
+            for evaluator in list(console._evaluators.values()):
+                evaluator.wait()
+            with Session(ws) as cli:
+                want = cli.backtest(path, win, overrides).report
+            assert "bounds" in want["overall"] and "observability" in want["overall"]
+            assert_same(got, want, rel=1e-9)
+        evaluator = next(iter(console._evaluators.values()))
+        assert evaluator._companions["outcomes"]._cache, "outcome groups came from the warm cache"
+
+
+def test_warm_outcome_groups_equal_the_sql_pass(hidden_ws):
+    """The groups themselves (not only the metrics): the same events per (day, label, class, rule mask)."""
+    from riskconsole.backtest import make_window
+    from riskconsole.outcome_cells import warm_outcomes
+    from riskconsole.outcomes import run_outcomes
+    from riskconsole.session import Session
+
+    path = hidden_ws.root / "strategies/lenient.yaml"
+    with Session(hidden_ws) as session:
+        window = make_window()
+        compiled = session.compile(path)
+        warm = warm_outcomes(session._evaluator(compiled, window), compiled)
+        with session.cursor() as cur:
+            cold = run_outcomes(cur, compiled, session.frame, session.dataset, window)
+
+    def table(o) -> dict:
+        out: dict = {}
+        for i in range(len(o.count)):
+            key = (int(o.day[i]), int(o.label[i]), int(o.cls[i]), tuple(bool(b) for b in o.hits[i]))
+            sums = np.array([o.count[i], o.amount[i], o.amount_pos[i], o.weight[i], o.weighted_amount[i]])
+            out[key] = out.get(key, 0) + sums
+        return {k: v for k, v in out.items() if v[0] > 0}
+
+    a, b = table(warm), table(cold)
+    assert a.keys() == b.keys() and len(a) > 4
+    assert {c for _, _, c, _ in a} == {LET_THROUGH, PROD_BLOCKED, EXPLORED}
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-9, atol=1e-6)
