@@ -380,7 +380,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--from", dest="from_", metavar="D",
                        help="first day (YYYY-MM-DD, whole day) or timestamp of the window (default: first event)")
         p.add_argument("--to", metavar="D",
-                       help="last day (whole day included) or timestamp of the window (default: last event)")
+                       help="last day (whole day included) or timestamp of the window (default: the last day whose labels are "
+                            "mature when label_time is mapped, saying which days were left out; else the last event)")
         p.add_argument("--as-of", dest="as_of", metavar="D",
                        help="count a label as known only if its label_time is before the end of day D "
                             "(replays what was known then)")

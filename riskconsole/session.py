@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import duckdb
@@ -65,6 +65,7 @@ class Session:
         self._evaluators: OrderedDict[tuple, object] = OrderedDict()
         self._entity_views: dict[tuple, EntityView] = {}
         self._version: tuple | None = None
+        self._curve: tuple | None = None  # (data version, label-age curve)
         self._lock = threading.Lock()
 
     def __enter__(self) -> Session:
@@ -200,7 +201,41 @@ class Session:
                 f"--as-of {as_of}: {self.ws.rel(self.ws.dataset_path)} maps no columns.label_time, so every label "
                 "counts as known at once and --as-of would change nothing; map label_time (when the label became "
                 "known) to replay what was known on a day")
-        return make_window(start, end, as_of)
+        window = make_window(start, end, as_of)
+        return window if end else self._mature(window)
+
+    def _mature(self, window: Window) -> Window:
+        """Without --to, the window ends on the last mature day (labels of later days are still arriving), with
+        the note that says so; unchanged where labels have no label_time or nothing would be left."""
+        from riskconsole.overview import mature_last_day, mature_note
+
+        if not (self.dataset.columns.label and self.dataset.columns.label_time):
+            return window
+        last_event = self.day_range()[1]
+        reference = min(last_event, (window.as_of - timedelta(microseconds=1)).date()) if window.as_of \
+            else last_event
+        found = mature_last_day(self.label_age_curve(), reference)
+        if found is None or found[0] >= last_event:
+            return window
+        last, age = found
+        end = datetime.combine(last + timedelta(days=1), time())
+        if window.start is not None and window.start >= end:
+            return window  # a window of immature days only: kept (its report warns that labels are immature)
+        return replace(window, end=end, note=mature_note(last, age, last_event))
+
+    def label_age_curve(self) -> list[dict]:
+        """Share labelled by event age (`overview.label_age_curve`), once per data version."""
+        from riskconsole.overview import label_age_curve
+
+        key = self._data_version()
+        with self._lock:
+            if self._curve is not None and self._curve[0] == key:
+                return self._curve[1]
+        with self.cursor() as cur:
+            curve = label_age_curve(cur, self.dataset)
+        with self._lock:
+            self._curve = (key, curve)
+        return curve
 
     # ------------------------------------------------------------ strategies
 
