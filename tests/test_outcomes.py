@@ -292,7 +292,7 @@ def hidden_console(tmp_path, monkeypatch):
 def test_backtest_and_compare_pages_show_ranges_with_a_reason(hidden_console):
     at = hidden_console("backtest_page")
     recall = next(m.value for m in at.metric if m.label == "recall")
-    assert " – " in recall
+    assert "–" in recall
     assert any("production blocked have no label" in c.value for c in at.caption)
     at = hidden_console("compare_page")
     table = at.dataframe[0].value
@@ -406,3 +406,43 @@ def test_warm_outcome_groups_equal_the_sql_pass(hidden_ws):
     assert {c for _, _, c, _ in a} == {LET_THROUGH, PROD_BLOCKED, EXPLORED}
     for key in a:
         np.testing.assert_allclose(a[key], b[key], rtol=1e-9, atol=1e-6)
+
+
+def test_tune_page_shows_the_backtest_pages_ranges_with_the_reason(tmp_path, monkeypatch):
+    """Where only a range is known the Tune page shows it, with the one-line reason, as the Backtest page does."""
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from riskconsole.export import fmt
+    from riskconsole.glossary import metric
+    from riskconsole.ingest import load
+    from riskconsole.session import Session
+    from riskconsole.ui import common
+
+    ws = write_workspace(tmp_path / "ws", _events(), _dataset(**ROLES), {"candidate": {**WALK, "name": "candidate"}})
+    load(ws)
+    monkeypatch.setenv("RISKCONSOLE_WORKSPACE", str(ws.root))
+    common.release_connections()
+
+    def tiles(page: str) -> tuple[dict, list[str]]:
+        at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=60)
+        at.switch_page(f"riskconsole/ui/{page}.py")
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return {m.label: m.value for m in at.metric}, [c.value for c in at.caption]
+
+    tune, tune_captions = tiles("tune_page")
+    backtest, _ = tiles("backtest_page")
+    with Session(ws) as session:
+        report = session.backtest(ws.strategies_dir / "candidate.yaml", session.window()).report
+    for key in ("precision", "recall", "net_benefit"):
+        m = metric(key)
+        kind = common.TILE_FORMAT.get(m.kind, m.kind)
+        low, high = sorted(report["overall"]["bounds"][key])
+        assert low < high
+        want = common.range_text([high, low], kind)
+        assert want.startswith(fmt(low, kind).rstrip("%")) and want.endswith(fmt(high, kind))
+        assert tune[m.title] == backtest[m.title] == want, (key, tune, want)
+    hidden = report["overall"]["observability"]["unobservable"]
+    assert any(f"{hidden:,} events production blocked have no label" in c for c in tune_captions), tune_captions
