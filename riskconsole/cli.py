@@ -150,6 +150,8 @@ def cmd_gate(ws: Workspace, args: argparse.Namespace) -> int:
     print(f"{'PASSED' if gate.passed else 'FAILED'}: {gate.held} of {len(gate.results)} guardrails hold "
           f"({terminal(gate.report['strategy'])} vs {terminal(gate.baseline or 'no baseline')}, "
           f"{window['from']}..{window['to']})")
+    if window.get("note"):  # a gate judged on fewer days than the data holds says so
+        print(f"  note: {terminal(window['note'])}")
     return 0 if gate.passed else 1
 
 

@@ -226,7 +226,7 @@ MATURE_REACH = 0.95  # a day is mature once its events are labelled to this shar
 
 
 def mature_last_day(curve: list[dict], reference: date, reach: float = MATURE_REACH) -> tuple[date, int] | None:
-    """The last mature day before `reference` (the data's last day, or the as-of day) and the mature age.
+    """The last mature day before `reference` (the data's last day) and the mature age.
 
     A day is mature when its events are at least `reach` as labelled as old events: its age reaches `mature_age`
     of the label-age curve (the share labelled within that many days climbs to `reach` of its plateau). None

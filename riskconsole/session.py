@@ -202,19 +202,18 @@ class Session:
                 "counts as known at once and --as-of would change nothing; map label_time (when the label became "
                 "known) to replay what was known on a day")
         window = make_window(start, end, as_of)
-        return window if end else self._mature(window)
+        return window if end or as_of else self._mature(window)
 
     def _mature(self, window: Window) -> Window:
-        """Without --to, the window ends on the last mature day (labels of later days are still arriving), with
-        the note that says so; unchanged where labels have no label_time or nothing would be left."""
+        """Without --to (and --as-of, which already says which labels count), the window ends on the last mature
+        day (labels of later days are still arriving), with the note that says so; unchanged where labels have no
+        label_time or nothing would be left."""
         from riskconsole.overview import mature_last_day, mature_note
 
         if not (self.dataset.columns.label and self.dataset.columns.label_time):
             return window
         last_event = self.day_range()[1]
-        reference = min(last_event, (window.as_of - timedelta(microseconds=1)).date()) if window.as_of \
-            else last_event
-        found = mature_last_day(self.label_age_curve(), reference)
+        found = mature_last_day(self.label_age_curve(), last_event)
         if found is None or found[0] >= last_event:
             return window
         last, age = found
@@ -558,7 +557,7 @@ def window_text(window: Window) -> str:
     parts = []
     if window.start:
         parts.append(f"--from {window.start:%Y-%m-%d}")
-    if window.end:
+    if window.end and not window.note:  # a window the core ended on the last mature day: no --to gives it again
         parts.append(f"--to {window.end - timedelta(days=1):%Y-%m-%d}")
     if window.as_of:
         parts.append(f"--as-of {window.as_of - timedelta(days=1):%Y-%m-%d}")

@@ -69,6 +69,9 @@ def test_explicit_days_are_respected_untouched(late_ws):
     assert both.note is None and (both.start.date(), both.end.date()) == (date(2026, 3, 3), date(2026, 3, 10))
     assert start_only.start.date() == date(2026, 3, 4) and start_only.end.date() == LAST - timedelta(days=DELAY - 1)
     assert start_only.note is not None
+    with Session(ws) as session:
+        as_of = session.window(None, None, "2026-03-08")
+    assert as_of.end is None and as_of.note is None  # --as-of already says which labels count: every day
 
 
 def test_a_window_of_immature_days_only_is_kept(late_ws):
