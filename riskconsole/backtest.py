@@ -35,6 +35,7 @@ class Window:
     start: datetime | None = None
     end: datetime | None = None
     as_of: datetime | None = None
+    note: str | None = None  # why the window ends where it does, when the core chose its end (`Session.window`)
 
 
 def parse_moment(text: str, *, end: bool = False, what: str = "--from") -> datetime:

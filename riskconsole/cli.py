@@ -159,6 +159,8 @@ def cmd_gate(ws: Workspace, args: argparse.Namespace) -> int:
     print(f"{'PASSED' if gate.passed else 'FAILED'}: {gate.held} of {len(gate.results)} guardrails hold "
           f"({terminal(gate.report['strategy'])} vs {terminal(gate.baseline or 'no baseline')}, "
           f"{window['from']}..{window['to']})")
+    if window.get("note"):  # a gate judged on fewer days than the data holds says so
+        print(f"  note: {terminal(window['note'])}")
     return 0 if gate.passed else 1
 
 
@@ -410,7 +412,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--from", dest="from_", metavar="D",
                        help="first day (YYYY-MM-DD, whole day) or timestamp of the window (default: first event)")
         p.add_argument("--to", metavar="D",
-                       help="last day (whole day included) or timestamp of the window (default: last event)")
+                       help="last day (whole day included) or timestamp of the window (default: the last day whose labels are "
+                            "mature when label_time is mapped, saying which days were left out; else the last event)")
         p.add_argument("--as-of", dest="as_of", metavar="D",
                        help="count a label as known only if its label_time is before the end of day D "
                             "(replays what was known then)")

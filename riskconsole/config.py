@@ -57,7 +57,8 @@ class Columns(_Strict):
     id: str = Field(description="Unique event id column.")
     time: str = Field(description="Event timestamp column (UTC; an offset or zone in the data is converted to UTC).")
     label: str | None = Field(None, description="1 = fraud, 0 = good, empty = unknown.")
-    label_time: str | None = Field(None, description="When the label became known (e.g. chargeback date).")
+    label_time: str | None = Field(None, description="When the label became known (e.g. chargeback date). Without "
+                                   "--to, backtest windows then end on the last day whose labels are mature.")
     amount: str | None = Field(None, description="Money at stake; drives the business metrics.")
     entities: list[str] = Field(default_factory=list, description="Keys that features group by.")
     label_derived: list[str] = Field(

@@ -342,7 +342,19 @@ class Evaluator:
         self._building: dict[tuple, threading.Thread] = {}
         self._group_map: tuple = (None, None)  # (conditions, group of every event) of the latest split
         self._last_params: dict = {}
+        self._companions: dict[str, object] = {}
         self._load_base(compiled)
+
+    def companion(self, name: str, build):
+        """`build(self)` once per evaluator, so it shares the evaluator's key (window, population, data version)
+        and its lifetime: the console's outcome cells live here."""
+        with self._lock:
+            found = self._companions.get(name)
+        if found is None:  # built outside the lock: a threshold table may be building meanwhile
+            built = build(self)
+            with self._lock:
+                found = self._companions.setdefault(name, built)
+        return found
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor of its own with the workspace's lists registered (`IN LIST` conditions read them)."""

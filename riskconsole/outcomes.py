@@ -84,14 +84,23 @@ def _flag(dataset: Dataset, role: str) -> exp.Expression:
     return fill("coalesce(lower(trim(CAST(:c AS VARCHAR))) IN ('1', 'true'), false)", c=ident(column))
 
 
-def outcomes_query(compiled: CompiledStrategy, frame: Frame, dataset: Dataset, window: Window) -> exp.Select:
-    """Population rows grouped by day, label, rule mask and observability class, with amounts and 1/propensity."""
+def observability_class(dataset: Dataset) -> tuple[exp.Expression, exp.Expression]:
+    """Per event: its observability class (LET_THROUGH, PROD_BLOCKED, EXPLORED) and 1/propensity (0 unless explored).
+
+    The one definition both the backtest's grouped pass and the console's warm path read."""
     roles = dataset.columns
-    amount = fill("coalesce(CAST(:a AS DOUBLE), 0)", a=ident(roles.amount)) if roles.amount else lit(0.0)
     blocked = fill("coalesce(lower(trim(CAST(:p AS VARCHAR))) = 'block', false)", p=ident(roles.prod_action))
     cls = fill("CASE WHEN :e THEN 2 WHEN :b THEN 1 ELSE 0 END", e=_flag(dataset, "explore"), b=blocked)
     inverse = fill("CASE WHEN :e THEN 1.0 / CAST(:p AS DOUBLE) ELSE 0.0 END", e=_flag(dataset, "explore"),
                    p=ident(roles.propensity)) if roles.explore else lit(0.0)
+    return cls, inverse
+
+
+def outcomes_query(compiled: CompiledStrategy, frame: Frame, dataset: Dataset, window: Window) -> exp.Select:
+    """Population rows grouped by day, label, rule mask and observability class, with amounts and 1/propensity."""
+    roles = dataset.columns
+    amount = fill("coalesce(CAST(:a AS DOUBLE), 0)", a=ident(roles.amount)) if roles.amount else lit(0.0)
+    cls, inverse = observability_class(dataset)
     words = mask_words(compiled)
     inner = exp.select(
         alias(fill("CAST(:t AS DATE)", t=ident(roles.time)), "day"), alias(known_label(dataset, window), "y"),
@@ -413,16 +422,22 @@ def attach(report: dict, con: duckdb.DuckDBPyConnection, compiled: CompiledStrat
            seed: int = 7) -> None:
     """Add `observability`, `bounds` and `estimate` to the report's `overall`, bounds on the deltas to `compare`,
     the assumption in force to `outcomes`, and one warning line."""
-    assumption = parse_assumption(assume)
-    business = dataset.business
     if baseline is None:
-        o = run_outcomes(con, compiled, frame, dataset, window)
-        action, joint = decide(o.hits, RuleSet.of(compiled)), None
+        o, joint = run_outcomes(con, compiled, frame, dataset, window), None
     else:
         joint = run_joint_outcomes(con, compiled, baseline, frame, dataset, window)
-        keep = joint.in_candidate
-        o = joint.outcomes.take(keep, joint.candidate_cols)
-        action = joint.candidate[keep]
+        o = joint.outcomes.take(joint.in_candidate, joint.candidate_cols)
+    describe(report, o, compiled, dataset, joint, assume, bootstrap_n, seed)
+
+
+def describe(report: dict, o: Outcomes, compiled: CompiledStrategy, dataset: Dataset,
+             joint: JointOutcomes | None = None, assume: str | None = None, bootstrap_n: int = 1000,
+             seed: int = 7) -> None:
+    """The report blocks of `attach` from outcome groups however they were grouped (SQL pass or the console's
+    warm cache): the one place they are computed."""
+    assumption = parse_assumption(assume)
+    business = dataset.business
+    action = decide(o.hits, RuleSet.of(compiled)) if joint is None else joint.candidate[joint.in_candidate]
     overall = report["overall"]
     overall["observability"] = observability(o, action)
     overall["bounds"] = bounds(o, action, business)

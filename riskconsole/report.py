@@ -45,7 +45,7 @@ def build_report(compiled: CompiledStrategy, groups: Groups, dataset: Dataset, w
         "strategy": compiled.name,
         "description": compiled.strategy.description,
         "window": {"from": groups.days[0].isoformat() if groups.days else None,
-                   "to": groups.days[-1].isoformat() if groups.days else None},
+                   "to": groups.days[-1].isoformat() if groups.days else None, "note": window.note},
         "as_of": (window.as_of - timedelta(microseconds=1)).isoformat() if window.as_of else None,
         "params": compiled.params,
         "overall": overall(groups, action, business),
@@ -59,7 +59,7 @@ def build_report(compiled: CompiledStrategy, groups: Groups, dataset: Dataset, w
     if groups.segment is not None:
         report["segments"] = {"by": by, "rows": segment_rows(groups, action, business)}
     unit = "events" if compiled.strategy.level is None else "entity-periods"
-    report["warnings"] = label_warnings(report, unit) + list(extra_warnings or [])
+    report["warnings"] = [window.note] * bool(window.note) + label_warnings(report, unit) + list(extra_warnings or [])
     return report
 
 

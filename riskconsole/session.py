@@ -13,7 +13,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import duckdb
@@ -67,6 +67,7 @@ class Session:
         self._evaluators: OrderedDict[tuple, object] = OrderedDict()
         self._entity_views: dict[tuple, EntityView] = {}
         self._version: tuple | None = None
+        self._curve: tuple | None = None  # (data version, label-age curve)
         self._lock = threading.Lock()
 
     def __enter__(self) -> Session:
@@ -239,7 +240,40 @@ class Session:
                 f"--as-of {as_of}: {self.ws.rel(self.ws.dataset_path)} maps no columns.label_time, so every label "
                 "counts as known at once and --as-of would change nothing; map label_time (when the label became "
                 "known) to replay what was known on a day")
-        return make_window(start, end, as_of)
+        window = make_window(start, end, as_of)
+        return window if end or as_of else self._mature(window)
+
+    def _mature(self, window: Window) -> Window:
+        """Without --to (and --as-of, which already says which labels count), the window ends on the last mature
+        day (labels of later days are still arriving), with the note that says so; unchanged where labels have no
+        label_time or nothing would be left."""
+        from riskconsole.overview import mature_last_day, mature_note
+
+        if not (self.dataset.columns.label and self.dataset.columns.label_time):
+            return window
+        last_event = self.day_range()[1]
+        found = mature_last_day(self.label_age_curve(), last_event)
+        if found is None or found[0] >= last_event:
+            return window
+        last, age = found
+        end = datetime.combine(last + timedelta(days=1), time())
+        if window.start is not None and window.start >= end:
+            return window  # a window of immature days only: kept (its report warns that labels are immature)
+        return replace(window, end=end, note=mature_note(last, age, last_event))
+
+    def label_age_curve(self) -> list[dict]:
+        """Share labelled by event age (`overview.label_age_curve`), once per data version."""
+        from riskconsole.overview import label_age_curve
+
+        key = self._data_version()
+        with self._lock:
+            if self._curve is not None and self._curve[0] == key:
+                return self._curve[1]
+        with self.cursor() as cur:
+            curve = label_age_curve(cur, self.dataset)
+        with self._lock:
+            self._curve = (key, curve)
+        return curve
 
     # ------------------------------------------------------------ strategies
 
@@ -389,7 +423,13 @@ class Session:
         with self.cursor() as cur:
             compiled = compiler.compile(strategy, self.ws.rel(path), overrides, cur)
         evaluator = self._evaluator(compiled, window)
-        return self._report(compiled, evaluator.answer(compiled), window)
+        report = self._report(compiled, evaluator.answer(compiled), window)
+        if self.dataset.columns.prod_action:  # the backtest's outcome blocks, from the evaluator's cached rows
+            from riskconsole.outcome_cells import warm_outcomes
+            from riskconsole.outcomes import describe
+
+            describe(report, warm_outcomes(evaluator, compiled), compiled, self.dataset)
+        return report
 
     def _data_version(self) -> tuple:
         """The loaded data's version, read once per connection (no load can write while this read-only
@@ -558,7 +598,7 @@ def window_text(window: Window) -> str:
     parts = []
     if window.start:
         parts.append(f"--from {window.start:%Y-%m-%d}")
-    if window.end:
+    if window.end and not window.note:  # a window the core ended on the last mature day: no --to gives it again
         parts.append(f"--to {window.end - timedelta(days=1):%Y-%m-%d}")
     if window.as_of:
         parts.append(f"--as-of {window.as_of - timedelta(days=1):%Y-%m-%d}")

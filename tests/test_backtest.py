@@ -163,7 +163,7 @@ def test_as_of_and_window(tiny_ws):
     assert report["overall"]["population"] == len(sub)
     for key in ("tp", "fp", "fn", "tn", "unlabeled_total", "precision", "net_benefit"):
         assert report["overall"][key] == pytest.approx(expected[key]), key
-    assert report["window"] == {"from": "2026-03-02", "to": "2026-03-04"}
+    assert report["window"] == {"from": "2026-03-02", "to": "2026-03-04", "note": None}  # explicit days: untouched
     assert [d["day"] for d in report["daily"]] == ["2026-03-02", "2026-03-03", "2026-03-04"]
     assert any("no label yet" in w for w in report["warnings"])
 

@@ -10,6 +10,7 @@ import yaml
 from riskconsole.cli import main
 from riskconsole.gate import Guardrail, judge
 from riskconsole.report import Baseline, run_backtest
+from riskconsole.session import Session
 
 RULES = [
     {"name": "burst", "when": "user_orders_1h >= 2", "action": "block"},
@@ -40,7 +41,9 @@ def _line(out: str, guardrail: str) -> tuple[str, list[float]]:
 def test_gate_passes_and_fails_on_its_guardrails(tiny_ws, capsys):
     _setup(tiny_ws)
     base = ["--baseline", str(tiny_ws.strategies_dir / "less.yaml")]
-    report = run_backtest(tiny_ws, tiny_ws.strategies_dir / "more.yaml",
+    with Session(tiny_ws) as session:
+        window = session.window()  # the gate's window without --to: up to the last mature day
+    report = run_backtest(tiny_ws, tiny_ws.strategies_dir / "more.yaml", window,
                           baseline=Baseline(tiny_ws.strategies_dir / "less.yaml", bootstrap=200, seed=7)).report
     delta, ci = report["compare"]["delta"], report["compare"]["intervals"]["delta"]
     assert delta["review_cases"] > 0 and delta["recall"] >= 0  # adding a rule can only flag more
@@ -53,7 +56,8 @@ def test_gate_passes_and_fails_on_its_guardrails(tiny_ws, capsys):
     status, numbers = _line(out, "review_cases>=+1")
     assert status == "PASS" and numbers == pytest.approx([delta["review_cases"], *ci["review_cases"]], abs=0.5)
     assert out.count("PASS ") == 2 and "PASSED: 2 of 2 guardrails hold (more vs" in out
-    assert "2026-03-01..2026-03-06" in out
+    assert f"{report['window']['from']}..{report['window']['to']}" in out and report["window"]["to"] < "2026-03-06"
+    assert f"note: {window.note}" in out  # judged on mature days only, and it says so
 
     code, out, err = _gate(capsys, tiny_ws, *base, "--require", "recall>=+0.00", "--require", "review_cases<=+0")
     assert code == 1 and err == "", (out, err)  # a guardrail failing is not an error

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from conftest import random_events
@@ -102,5 +104,10 @@ def test_skeleton_validates_loads_and_backtests_after_the_documented_edit(tmp_pa
                          root / "strategies" / "baseline.yaml", "--bootstrap", 50, "--out", out_dir, *ws)
     assert code == 0, err
     report = json.loads((out_dir / "report.json").read_text())
-    assert report["overall"]["population"] == 600 and report["compare"]["baseline_strategy"] == "baseline"
+    # without --to the window ends on the last mature day (labels arrive up to 4 days late) and says so
+    days = pd.to_datetime(pd.read_csv(root / "data" / "my_orders.csv")["when_utc"]).dt.date
+    last = date.fromisoformat(report["window"]["to"])
+    assert report["window"]["note"] in report["warnings"] and 3 <= (days.max() - last).days <= 5
+    assert report["overall"]["population"] == int((days <= last).sum()) < 600
+    assert report["compare"]["baseline_strategy"] == "baseline"
     assert [r["name"] for r in report["rules"]][-1] == "fraud_device"

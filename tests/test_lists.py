@@ -84,10 +84,10 @@ def test_editing_a_list_changes_the_next_backtest_and_the_console(list_ws):
     path = ws.strategies_dir / "s.yaml"
     with Session(ws) as session:
         before = session.backtest(path).report
-        assert session.interactive(path, session.window())["rules"][0]["hits"] == before["rules"][0]["hits"]
+        assert session.interactive(path, Window())["rules"][0]["hits"] == before["rules"][0]["hits"]  # every day
         (ws.root / "lists" / "blocked.csv").write_text("value\n3\n11\n")
         after = session.backtest(path).report
-        console = session.interactive(path, session.window())
+        console = session.interactive(path, Window())
         assert after["rules"][0]["hits"] == int(events.device_id.isin([3, 11]).sum()) != before["rules"][0]["hits"]
         assert after["lists"][0]["sha256"] != before["lists"][0]["sha256"]
         for key in ("overall", "rules", "daily", "by_action", "attribution", "lists"):
@@ -399,7 +399,7 @@ def test_every_path_that_runs_conditions_reads_the_lists(list_ws):
         {"name": "big", "when": "amount > 250", "action": "review"}]}))
     listed = _expected(events, cut)["listed_device"]
     with Session(ws) as session:
-        window = session.window()
+        window = Window()  # every day (without --to the default window ends on the last mature day)
         report = session.backtest(path, window, baseline=_baseline(base), by="channel").report
         assert report["rules"][0]["hits"] == len(listed) and report["compare"]
         changed = session.transition_events(path, base, window, "allow", "block")
@@ -491,6 +491,7 @@ def test_backtest_page_sees_a_list_edit_without_a_reload(console):
     ws, events, open_page = console
     at = open_page("backtest_page")
     at.selectbox(key="strategy").set_value("s").run()
+    at.date_input(key="window_input").set_value((events.ts.min().date(), events.ts.max().date())).run()  # every day
 
     def hits() -> int:
         table = next(d.value for d in at.dataframe if "unique_tp" in d.value.columns)

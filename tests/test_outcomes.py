@@ -11,7 +11,7 @@ from riskconsole.config import Business
 from riskconsole.errors import RiskConsoleError
 from riskconsole.gate import judge, parse_guardrail
 from riskconsole.metrics import RuleSet, decide, parts, rates
-from riskconsole.outcomes import bounds, delta_bounds, estimate, parse_assumption
+from riskconsole.outcomes import EXPLORED, LET_THROUGH, PROD_BLOCKED, bounds, delta_bounds, estimate, parse_assumption
 from tests.conftest import random_events, write_workspace
 
 BUSINESS = Business(review_cost=2.0, review_catch_rate=0.8, good_block_cost=0.3)
@@ -292,7 +292,7 @@ def hidden_console(tmp_path, monkeypatch):
 def test_backtest_and_compare_pages_show_ranges_with_a_reason(hidden_console):
     at = hidden_console("backtest_page")
     recall = next(m.value for m in at.metric if m.label == "recall")
-    assert " – " in recall
+    assert "–" in recall
     assert any("production blocked have no label" in c.value for c in at.caption)
     at = hidden_console("compare_page")
     table = at.dataframe[0].value
@@ -328,3 +328,121 @@ def test_the_demo_records_what_production_did(tmp_path):
     assert (events.loc[blocked, "propensity"] == EXPLORE).all() and events.loc[~blocked, "propensity"].isna().all()
     fraud = events["fraud_scenario"] != "none"
     assert fraud[blocked].mean() > 5 * fraud[~blocked].mean()  # a plausible production policy
+
+
+# ------------------------------------------------------------------ the console's warm path
+
+
+WALK = {"name": "walk", "params": {"cut": 150.0, "burst": 2},
+        "rules": [{"name": "trusted", "when": "merchant_id IN (100) AND amount < 30", "action": "allow"},
+                  {"name": "big", "when": "amount > $cut", "action": "block"},
+                  {"name": "burst", "when": "user_orders_1h >= $burst", "action": "review"},
+                  {"name": "shared", "when": "device_users_1d >= 3 AND channel = 'web'", "action": "block"}]}
+
+
+@pytest.mark.parametrize("window", ["all", "part"])
+def test_console_equals_backtest_with_outcome_roles(tmp_path, window):
+    """Slider moves, action flips, rules off and a population: the console's report (outcome blocks from cached
+    rows) is the backtest's (outcome blocks from a second SQL pass), number for number, warnings too."""
+    from riskconsole.backtest import make_window
+    from riskconsole.ingest import load
+    from riskconsole.session import Session
+    from tests.conftest import assert_same
+
+    ws = write_workspace(tmp_path / "ws", _events(), _dataset(**ROLES), {"walk": WALK})
+    load(ws)
+    path = ws.strategies_dir / "walk.yaml"
+    win = make_window() if window == "all" else make_window("2026-03-02", "2026-03-05", "2026-03-05")
+    rng = np.random.default_rng(3)
+    body = yaml.safe_load(yaml.safe_dump(WALK))
+    with Session(ws) as console:
+        for step in range(24):
+            overrides = {"cut": float(rng.choice([0.0, 60.0, 120.5, 150.0, 300.0, 1e9])),
+                         "burst": int(rng.integers(1, 4))}
+            if step % 4 == 1:
+                rule = body["rules"][int(rng.integers(0, 4))]
+                rule["action"] = str(rng.choice(["allow", "review", "block"]))
+            if step % 4 == 2:
+                body["rules"][int(rng.integers(0, 4))]["enabled"] = bool(rng.random() < 0.5)
+            if step == 12:
+                body["population"] = "channel <> 'live'"
+            path.write_text(yaml.safe_dump(body, sort_keys=False))
+            got = console.interactive(path, win, overrides)
+            for evaluator in list(console._evaluators.values()):
+                evaluator.wait()
+            with Session(ws) as cli:
+                want = cli.backtest(path, win, overrides).report
+            assert "bounds" in want["overall"] and "observability" in want["overall"]
+            assert_same(got, want, rel=1e-9)
+        evaluator = next(iter(console._evaluators.values()))
+        assert evaluator._companions["outcomes"]._cache, "outcome groups came from the warm cache"
+
+
+def test_warm_outcome_groups_equal_the_sql_pass(hidden_ws):
+    """The groups themselves (not only the metrics): the same events per (day, label, class, rule mask)."""
+    from riskconsole.backtest import make_window
+    from riskconsole.outcome_cells import warm_outcomes
+    from riskconsole.outcomes import run_outcomes
+    from riskconsole.session import Session
+
+    path = hidden_ws.root / "strategies/lenient.yaml"
+    with Session(hidden_ws) as session:
+        window = make_window()
+        compiled = session.compile(path)
+        warm = warm_outcomes(session._evaluator(compiled, window), compiled)
+        with session.cursor() as cur:
+            cold = run_outcomes(cur, compiled, session.frame, session.dataset, window)
+
+    def table(o) -> dict:
+        out: dict = {}
+        for i in range(len(o.count)):
+            key = (int(o.day[i]), int(o.label[i]), int(o.cls[i]), tuple(bool(b) for b in o.hits[i]))
+            sums = np.array([o.count[i], o.amount[i], o.amount_pos[i], o.weight[i], o.weighted_amount[i]])
+            out[key] = out.get(key, 0) + sums
+        return {k: v for k, v in out.items() if v[0] > 0}
+
+    a, b = table(warm), table(cold)
+    assert a.keys() == b.keys() and len(a) > 4
+    assert {c for _, _, c, _ in a} == {LET_THROUGH, PROD_BLOCKED, EXPLORED}
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-9, atol=1e-6)
+
+
+def test_tune_page_shows_the_backtest_pages_ranges_with_the_reason(tmp_path, monkeypatch):
+    """Where only a range is known the Tune page shows it, with the one-line reason, as the Backtest page does."""
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from riskconsole.export import fmt
+    from riskconsole.glossary import metric
+    from riskconsole.ingest import load
+    from riskconsole.session import Session
+    from riskconsole.ui import common
+
+    ws = write_workspace(tmp_path / "ws", _events(), _dataset(**ROLES), {"candidate": {**WALK, "name": "candidate"}})
+    load(ws)
+    monkeypatch.setenv("RISKCONSOLE_WORKSPACE", str(ws.root))
+    common.release_connections()
+
+    def tiles(page: str) -> tuple[dict, list[str]]:
+        at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=60)
+        at.switch_page(f"riskconsole/ui/{page}.py")
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return {m.label: m.value for m in at.metric}, [c.value for c in at.caption]
+
+    tune, tune_captions = tiles("tune_page")
+    backtest, _ = tiles("backtest_page")
+    with Session(ws) as session:
+        report = session.backtest(ws.strategies_dir / "candidate.yaml", session.window()).report
+    for key in ("precision", "recall", "net_benefit"):
+        m = metric(key)
+        kind = common.TILE_FORMAT.get(m.kind, m.kind)
+        low, high = sorted(report["overall"]["bounds"][key])
+        assert low < high
+        want = common.range_text([high, low], kind)
+        assert want.startswith(fmt(low, kind).rstrip("%")) and want.endswith(fmt(high, kind))
+        assert tune[m.title] == backtest[m.title] == want, (key, tune, want)
+    hidden = report["overall"]["observability"]["unobservable"]
+    assert any(f"{hidden:,} events production blocked have no label" in c for c in tune_captions), tune_captions

@@ -49,13 +49,21 @@ def page(console_ws, monkeypatch):
     return open_page
 
 
+def _default(ws):
+    """The window the pages start on: the CLI's without --to (every day up to the last mature one)."""
+    from riskconsole.session import Session
+
+    with Session(ws) as session:
+        return session.window(session.day_range()[0].isoformat())
+
+
 def _metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
 
 
 def test_backtest_page_shows_the_core_numbers(page, console_ws):
     at = page("backtest_page")
-    core = run_backtest(console_ws, console_ws.strategies_dir / "candidate.yaml").report["overall"]
+    core = run_backtest(console_ws, console_ws.strategies_dir / "candidate.yaml", _default(console_ws)).report["overall"]
     assert _metric(at, "precision") == fmt(core["precision"], "pct")
     assert _metric(at, "net benefit") == fmt(core["net_benefit"], "money")
     assert any(el.type == "vega_lite_chart" for el in at.get("vega_lite_chart")) or at.get("arrow_vega_lite_chart")
@@ -67,7 +75,8 @@ def test_tune_page_slider_moves_the_kpis(page, console_ws):
     before = _metric(at, "recall")
     at.slider(key="tune_candidate_big").set_value(20.0).run()
     assert not at.exception
-    core = run_backtest(console_ws, console_ws.strategies_dir / "candidate.yaml", overrides={"big": 20.0}).report
+    core = run_backtest(console_ws, console_ws.strategies_dir / "candidate.yaml", _default(console_ws),
+                        overrides={"big": 20.0}).report
     assert _metric(at, "recall") == fmt(core["overall"]["recall"], "pct") != before
 
 
@@ -122,7 +131,7 @@ def test_export_page_offers_every_file(page, downloads, console_ws, tmp_path, ca
     assert files | {"candidate.yaml (reviewed)"} == set(offered)
     (command,) = [c.value.split("`")[1] for c in at.caption if c.value.startswith("Equivalent CLI:")]
     args = shlex.split(command)
-    assert args[:2] == ["riskconsole", "backtest"] and "--from" in args and "--to" in args
+    assert args[:2] == ["riskconsole", "backtest"] and "--from" in args and "--to" not in args  # default: mature days
     out = tmp_path / "cli"
     monkeypatch.chdir(console_ws.root)  # the command names files relative to the workspace
     assert main([*args[1:], "--workspace", str(console_ws.root), "--out", str(out)]) == 0, capsys.readouterr()
@@ -131,7 +140,7 @@ def test_export_page_offers_every_file(page, downloads, console_ws, tmp_path, ca
     for name in sorted(files):  # report.json holds no timestamp: every file must match exactly
         assert offered[name] == written[name], name
     report = json.loads(offered["report.json"])
-    core = run_backtest(console_ws, console_ws.strategies_dir / "candidate.yaml").report
+    core = run_backtest(console_ws, console_ws.strategies_dir / "candidate.yaml", _default(console_ws)).report
     assert report["overall"] == json.loads(json.dumps(core["overall"])) and report["warnings"] == core["warnings"]
     reviewed = yaml.safe_load(offered["candidate.yaml (reviewed)"])
     assert reviewed["params"] == yaml.safe_load((console_ws.strategies_dir / "candidate.yaml").read_text())["params"]
@@ -140,7 +149,7 @@ def test_export_page_offers_every_file(page, downloads, console_ws, tmp_path, ca
 def test_compare_page_shows_intervals_and_attribution(page, console_ws):
     at = page("compare_page")
     from riskconsole.report import Baseline
-    core = run_backtest(console_ws, console_ws.strategies_dir / "candidate.yaml",
+    core = run_backtest(console_ws, console_ws.strategies_dir / "candidate.yaml", _default(console_ws),
                         baseline=Baseline(console_ws.strategies_dir / "baseline.yaml"), by="channel").report
     table = at.dataframe[0].value
     recall = table[table["metric"] == "recall"].iloc[0]
@@ -222,7 +231,7 @@ def test_data_page_reloads_the_dataset_while_pages_hold_connections(page, consol
     assert not at.error, [e.value for e in at.error]
     assert _metric(at, "events loaded") == "400"
     after = page("backtest_page")  # and the pages work on the reloaded database
-    core = run_backtest(console_ws, console_ws.strategies_dir / "candidate.yaml").report["overall"]
+    core = run_backtest(console_ws, console_ws.strategies_dir / "candidate.yaml", _default(console_ws)).report["overall"]
     assert _metric(after, "precision") == fmt(core["precision"], "pct")
 
 

@@ -13,14 +13,6 @@ from riskconsole.ui.common import (results_version, evaluate, guard, kpi_tiles, 
                                    pick_window, show_warnings, strategy_text)
 
 
-@st.cache_data(max_entries=64, show_spinner="Bounding the outcomes production hid ...")
-def _hidden(root: str, version: str, path: str, text: str, window, overrides: str, _session) -> dict:
-    """Observability, bounds and estimate of `Session.backtest` (the console's fast path does not compute them)."""
-    report = _session.backtest(path, window, json.loads(overrides)).report
-    return {"overall": {k: report["overall"][k] for k in ("observability", "bounds", "estimate")
-                        if k in report["overall"]}, "warnings": report["warnings"]}
-
-
 @st.cache_data(max_entries=16, show_spinner="Listing entity-periods ...")
 def _entity_periods(root: str, version: str, path: str, text: str, window, overrides: str, _session) -> pd.DataFrame:
     """Every entity-period of an entity-level strategy: entity, period, decision, why, and what followed."""
@@ -43,12 +35,6 @@ level = guard(session.strategy, candidate).level
 other_level = baseline is not None and not same and guard(session.strategy, baseline).level != level
 base = guard(evaluate, session, baseline, window) if baseline is not None and not same and not other_level else None
 unit = "events" if level is None else f"{level.entity} periods"
-if session.dataset.columns.prod_action:  # production hid some outcomes: ranges, not points, where only those are known
-    params = st.session_state.get("params", {}).get(candidate.stem)
-    hidden = guard(_hidden, str(ws.root), results_version(ws), str(candidate), strategy_text(candidate), window,
-                   json.dumps(params or {}, sort_keys=True), _session=session)
-    report = {**report, "overall": {**report["overall"], **hidden["overall"]},
-              "warnings": list(dict.fromkeys(report["warnings"] + hidden["warnings"]))}
 o = report["overall"]
 st.caption(f"{report['window']['from']} … {report['window']['to']} · population {o['population']:,} {unit} · "
            f"{o['unlabeled_total']:,} unlabelled" + (f" · deltas against **{baseline.stem}**" if base else ""))

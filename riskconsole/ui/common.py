@@ -7,12 +7,13 @@ Pages never compose core calls themselves: every number, default and warning com
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
 import streamlit as st
 
-from riskconsole.backtest import Window, make_window
+from riskconsole.backtest import Window
 from riskconsole.config import read_config
 from riskconsole.errors import RiskConsoleError
 from riskconsole.export import fmt
@@ -139,9 +140,11 @@ def pick_window(session: Session) -> Window:
     """Window and label as-of pickers in the sidebar, shared by every page."""
     lo, hi = session.day_range()
     has_label_time = bool(session.dataset.columns.label_time)
+    mature = guard(default_window, session)  # the CLI's window without --to: mature days
+    default = (lo, (mature.end - timedelta(microseconds=1)).date() if mature.end else hi)
     with st.sidebar:
         st.markdown("**Backtest window**")
-        picked = st.date_input("days", value=st.session_state.get("window", (lo, hi)), min_value=lo,
+        picked = st.date_input("days", value=st.session_state.get("window", default), min_value=lo,
                                max_value=hi, key="window_input", label_visibility="collapsed")
         as_of = st.date_input("labels known as of", value=st.session_state.get("as_of"), min_value=lo,
                               key="as_of_input", disabled=not has_label_time,
@@ -149,10 +152,20 @@ def pick_window(session: Session) -> Window:
                               else "The dataset maps no label_time, so when labels became known is unknown.")
     if isinstance(picked, (list, tuple)) and len(picked) == 2:
         st.session_state["window"] = tuple(picked)
-    start, end = st.session_state.get("window", (lo, hi))
+    start, end = st.session_state.get("window", default)
     st.session_state["as_of"] = as_of if has_label_time else None
+    if (start, end) == default and not (as_of and has_label_time):
+        if mature.note:
+            st.sidebar.caption(mature.note)
+        return mature  # the same window, and the same note, as the CLI without --to
     return guard(session.window, start.isoformat(), end.isoformat(),
                  as_of.isoformat() if as_of and has_label_time else None)
+
+
+def default_window(session: Session) -> Window:
+    """The default backtest window: every day, ending on the last mature day (`Session.window` without --to)."""
+    lo, _ = session.day_range()
+    return session.window(lo.isoformat(), None, None)
 
 
 def strategy_text(path: Path) -> str:
@@ -201,7 +214,7 @@ def kpi_tiles(report: dict, baseline: dict | None = None) -> None:
         pair = (o.get("bounds") or {}).get(key)
         if pair and None not in pair and pair[0] != pair[1]:  # only a range is known: never a point
             ranged.append(m.title)
-            _tile(col, m.title, " – ".join(fmt(v, kind) for v in sorted(pair)), None, kind, False,
+            _tile(col, m.title, range_text(pair, kind), None, kind, False,
                   help=f"{m.definition} Worst {fmt(pair[0], m.kind)}, best {fmt(pair[1], m.kind)} over the outcomes "
                        "production hid; labelled events alone give " + fmt(o[key], m.kind) + ".")
             continue
@@ -217,6 +230,15 @@ def kpi_tiles(report: dict, baseline: dict | None = None) -> None:
         hidden = o["observability"]["unobservable"]
         st.caption(f"{', '.join(ranged)}: a range, not a point — {hidden:,} events production blocked have no label, "
                    "so each could have been fraud or good (worst … best).")
+
+
+def range_text(pair: list[float], kind: str) -> str:
+    """A [worst, best] range as a tile shows it, low to high, short enough not to be cut: `15.1–36.3%`,
+    `41.0k – 107k`."""
+    low, high = (fmt(v, kind) for v in sorted(pair))
+    if low.endswith("%") and high.endswith("%"):
+        return f"{low[:-1]}–{high}"
+    return f"{low} – {high}"
 
 
 def delta_text(delta: float, kind: str) -> str:
@@ -297,8 +319,7 @@ def prewarm(ws: Workspace) -> None:
     if session is None or not session.loaded:
         return
     try:
-        lo, hi = session.day_range()
-        window = make_window(lo.isoformat(), hi.isoformat(), None)
+        window = default_window(session)
         for name in strategy_names(ws)[:6]:
             evaluate(session, ws.strategies_dir / f"{name}.yaml", window)
     except RiskConsoleError:

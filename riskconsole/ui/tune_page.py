@@ -67,9 +67,12 @@ def others_for(searched: list[str]) -> dict:
 
 
 best = max(points, key=lambda p: p["net_benefit"]) if points else None
+hidden = report["overall"].get("observability", {}).get("unobservable", 0)
 if best:
     st.markdown(f"Best net benefit on this curve: **{best['net_benefit']:,.0f}** at `{param} = {best['value']}` "
-                f"({best['review_overflow_days']} day(s) over review capacity).")
+                f"({best['review_overflow_days']} day(s) over review capacity)" +
+                (f", counting labelled events only: the {hidden:,} outcomes production hid could move it (the tiles "
+                 "above give the range at the current setting)." if hidden else "."))
 
 with st.expander("Optimize: the setting that pays most within review capacity", expanded=False):
     left, mid, right = st.columns([3, 1, 1])
