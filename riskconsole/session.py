@@ -10,11 +10,11 @@ files and the console show the same thing.
 from __future__ import annotations
 
 import threading
-import time
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from time import perf_counter
 
 import duckdb
 import pyarrow as pa
@@ -184,7 +184,7 @@ class Session:
             if level is None or (level.entity, level.every_seconds, level.horizon_seconds) in done:
                 continue
             done.add((level.entity, level.every_seconds, level.horizon_seconds))
-            started = time.perf_counter()
+            started = perf_counter()
             try:
                 view = self.entities(level, self.ws.rel(path))
             except RiskConsoleError as err:
@@ -192,7 +192,7 @@ class Session:
                 continue
             periods = int(pc.sum(view.table.column(WEIGHT)).as_py() or 0)
             lines.append(f"{level.entity} every {level.every} (horizon {level.horizon}): {periods:,} periods "
-                         f"({time.perf_counter() - started:.1f} s)")
+                         f"({perf_counter() - started:.1f} s)")
         return lines
 
     def view(self, strategy: Strategy) -> tuple[Frame, Dataset]:
