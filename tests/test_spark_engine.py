@@ -12,6 +12,7 @@ import json
 import duckdb
 import pytest
 import yaml
+from sqlglot import exp
 
 import test_streams
 import test_tables
@@ -246,6 +247,36 @@ def test_list_values_are_typed_by_duckdb_for_spark(mixed_ws, listed, spark):  # 
     assert [r[0] for r in spark.table(view).collect()] == [3, 5, 10, 11, 19, None, 7]
     assert [r[0] for r in spark.sql("SELECT try_cast(v AS BIGINT) FROM VALUES ('5.0'), ('0x0b') AS t(v)")
             .collect()] == [None, None]
+
+
+@pytest.mark.parametrize("text", ["value\n3\n5.0\n", "value,expires\n3,\n5.0,2026-03-02\n"])
+def test_in_list_on_spark_keeps_duckdbs_null_and_types(tmp_path, spark, text):  # noqa: F811
+    """`NOT (x IN LIST l AND y > 0)` row by row on both engines, with and without expiry: a NULL x gives NULL
+    (Spark's bare IN-subquery would say false, and NOT would make it a hit), '5.0' matches 5."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from riskconsole.engines.spark import render
+    from riskconsole.engines.spark_lists import SparkLists
+    from riskconsole.lists import ListSet
+    from riskconsole.sqlbuild import fill
+
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "l.csv").write_text(text)
+    lists = ListSet(tmp_path / "lists", "ts", tmp_path)
+    rows = pa.table({"k": [1, 2, 3, 4], "x": pa.array([None, 3, 5, 6], pa.int64()), "y": [1, 1, 1, 1],
+                     "ts": pa.array([dt.datetime(2026, 3, 1)] * 4, pa.timestamp("us"))})
+    query = exp.select("k", exp.alias_(fill("NOT (:c AND y > 0)", c=lists.render("l", "x", "BIGINT", "t")), "v")) \
+        .from_("t").order_by("k")
+    con = duckdb.connect()
+    lists.register(con)
+    con.register("t", rows)
+    want = [v for _, v in con.execute(query.sql(dialect="duckdb")).fetchall()]
+    spark.createDataFrame(rows.cast(pa.schema([*rows.schema][:3] + [pa.field("ts", pa.timestamp("us", "UTC"))]))) \
+        .createOrReplaceTempView("t")
+    got = [r["v"] for r in spark.sql(render(SparkLists(spark, lists).rewrite(query), "t")).collect()]
+    assert want == [None, False, False, True] and got == want
 
 
 DETECTOR = {"name": "lgbm", "kind": "lightgbm",
