@@ -12,6 +12,7 @@ backtest is timed three times in one process (median), after one warm-up run.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import sys
@@ -67,6 +68,7 @@ def main() -> None:
     parser.add_argument("--master", default="local[2]")
     args = parser.parse_args()
     ws = Workspace.resolve(args.workspace)
+    load_before = os.getloadavg()
     shutil.rmtree(ws.root / "data" / SPARK_DIR, ignore_errors=True)
     with Session(ws, engine="duckdb") as duck:
         events = duck.cursor().execute("SELECT count(*) FROM events").fetchall()[0][0]
@@ -89,7 +91,12 @@ def main() -> None:
           f"{engine.seconds['export']:.1f} s) | {engine.seconds['frame'] / feature_duck:.0f}x |")
     print(f"| 20-rule backtest (median of 3, warm) | {backtest_duck:.2f} s | {backtest_spark:.2f} s | "
           f"{backtest_spark / backtest_duck:.0f}x |")
+    for step, seconds in engine.seconds.items():  # LightGBM detectors are scored on Spark (mapInArrow)
+        if step.startswith("score "):
+            print(f"| {step} on Spark (mapInArrow, every event) | (at load) | {seconds:.1f} s | |")
     print(f"overall metrics identical: {same}; equal within 1e-9: {close}")
+    print(f"load average (1, 5, 15 min) at start {load_before[0]:.1f} {load_before[1]:.1f} {load_before[2]:.1f}, "
+          f"at end {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

@@ -234,15 +234,15 @@ def cmd_monitor(ws: Workspace, args: argparse.Namespace) -> None:
 
 def cmd_sweep(ws: Workspace, args: argparse.Namespace) -> None:
     from riskconsole.export import fmt, write_files
-    from riskconsole.session import Session
     from riskconsole.sweep import parse_values, sweep_files
 
     values = parse_values(args.values)
-    with Session(ws) as session:
+    with _session(ws, args) as session:
         result = session.sweep(args.strategy, args.param, values, _window(session, args), _parse_sets(args.set))
+        engine = _engine_text(session)
     out = _out_dir(ws, args, f"{result['strategy']}-sweep-{args.param}")
     write_files(sweep_files(result), out)
-    print(f"{len(result['points']):,} values of {args.param} ({result['method']})")
+    print(f"{len(result['points']):,} values of {args.param} ({result['method']}, computed on {engine})")
     for row in result["points"]:
         print(f"{args.param}={row['value']!s:>10}  precision {fmt(row['precision'], 'pct'):>7}  "
               f"recall {fmt(row['recall'], 'pct'):>7}  net benefit {fmt(row['net_benefit'], 'money'):>12}  "
@@ -353,10 +353,9 @@ FRONTIER_SHOWN = 8  # the whole frontier is in optimize.json
 
 def cmd_optimize(ws: Workspace, args: argparse.Namespace) -> int:
     from riskconsole.export import fmt, write_files
-    from riskconsole.session import Session
     from riskconsole.sweep import sweep_files
 
-    with Session(ws) as session:
+    with _session(ws, args) as session:
         result = session.optimize(args.strategy, _values_by_param(args.param, args.values), _window(session, args),
                                   _parse_sets(args.set), args.max_overflow_days, args.min_precision)
     out = _out_dir(ws, args, f"{result['strategy']}-optimize")
@@ -448,8 +447,7 @@ def _parser() -> argparse.ArgumentParser:
         window(p)
         if name != "gate":
             out(p)
-        if name != "sweep":
-            engine(p)
+        engine(p)
         if name in ("backtest", "gate"):
             p.add_argument("--baseline", metavar="STRATEGY_YAML",
                            help="strategy YAML to compare against (fills the report's `compare`)")
@@ -487,6 +485,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--min-precision", type=float, metavar="X", help="a floor on precision, e.g. 0.3")
     window(p)
     out(p)
+    engine(p)
     p = command("monitor", "daily KPIs of a deployed strategy against a reference, alerts, and what moved them")
     p.add_argument("strategy", metavar="STRATEGY_YAML", help="the strategy as deployed")
     p.add_argument("--from", dest="from_", metavar="D",

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
-from riskconsole.backtest import Window, fetch_decisions, make_window, run_groups
+from riskconsole.backtest import Window, decisions_query, fetch_decisions, make_window, run_groups
 from riskconsole.config import Dataset, Level, Strategy
 from riskconsole.entities import EntityView
 from riskconsole.errors import DataError, RiskConsoleError
@@ -129,17 +129,26 @@ class Session:
                 self._spark = SparkEngine(self.ws, self.dataset, cur, self._spark_session, self._progress).prepare(frame)
         return self._spark
 
-    def _runner(self, cur: duckdb.DuckDBPyConnection, path: str | Path, *compiled: CompiledStrategy):
-        """Where a backtest's grouped query runs: the DuckDB cursor, or the Spark engine (checked for each strategy)."""
+    def _runner(self, cur: duckdb.DuckDBPyConnection, label: str, *compiled: CompiledStrategy):
+        """Where a strategy's queries run: the DuckDB cursor, or the Spark engine (checked for each strategy);
+        `label` names the strategy file in errors."""
         if self.engine == "duckdb":
             return cur
         if compiled[0].strategy.level is not None:
-            raise RiskConsoleError(f"{self.ws.rel(path)}: entity-level strategies do not run on engine spark yet "
+            raise RiskConsoleError(f"{label}: entity-level strategies do not run on engine spark yet "
                                    "(run with --engine duckdb)")
         engine = self.spark_engine()
         for strategy in compiled:
             engine.check(strategy, strategy.name)
         return engine
+
+    def runner(self, cur: duckdb.DuckDBPyConnection, path: str | Path, overrides: dict | None = None,
+               strategy: Strategy | None = None):
+        """Where the grouped queries of a strategy file run (sweep, optimize): `cur`, or the Spark engine with the
+        strategy checked for it."""
+        if self.engine == "duckdb":
+            return cur
+        return self._runner(cur, self.ws.rel(path), self.compile(path, overrides, strategy))
 
     def entities(self, level: Level, label: str = "strategy") -> EntityView:
         """The entity frame of a level: built once per level, dataset spec and load (see `entities.py`), kept in
@@ -336,7 +345,7 @@ class Session:
         if base is not None:
             self._same_level(compiled, base, baseline.path)
         with self.cursor(compiled.strategy) as cur:
-            runner = self._runner(cur, path, compiled, *([base] if base is not None else []))
+            runner = self._runner(cur, self.ws.rel(path), compiled, *([base] if base is not None else []))
             segment = segment_expression(cur, by, compiled, frame, dataset, window) if by else None
             if base is None:
                 groups, joint = run_groups(runner, compiled, frame, dataset, window, segment), None
@@ -465,8 +474,7 @@ class Session:
 
     def decisions(self, bt: Backtest) -> pa.Table:
         """One row per decided event (or entity-period) of a backtest (decisions.parquet)."""
-        with self.cursor(bt.compiled.strategy) as cur:
-            return fetch_decisions(cur, bt.compiled, bt.frame, bt.dataset, bt.window)
+        return self._decisions(bt.compiled, bt.frame, bt.dataset, bt.window, f"strategy '{bt.compiled.name}'")
 
     def decision_rows(self, path: str | Path, window: Window, overrides: dict | None = None,
                       strategy: Strategy | None = None) -> pa.Table:
@@ -474,8 +482,19 @@ class Session:
         table: entity, period, decision, why, and the outcome that followed)."""
         compiled = self.compile(path, overrides, strategy)
         frame, dataset = self.view(compiled.strategy)
+        return self._decisions(compiled, frame, dataset, window, self.ws.rel(path))
+
+    def _decisions(self, compiled: CompiledStrategy, frame: Frame, dataset: Dataset, window: Window,
+                   label: str) -> pa.Table:
+        """The decisions table, computed by the session's engine (Spark's rows in DuckDB's Arrow types)."""
         with self.cursor(compiled.strategy) as cur:
-            return fetch_decisions(cur, compiled, frame, dataset, window)
+            runner = self._runner(cur, label, compiled)
+            table = fetch_decisions(runner, compiled, frame, dataset, window)
+            if runner is not cur:
+                from riskconsole.engines.spark import conform
+
+                table = conform(table, cur, decisions_query(compiled, frame, dataset, window))
+            return table
 
     def export(self, bt: Backtest, formats: list[str]) -> dict[str, bytes]:
         """File name -> bytes of a backtest in the requested formats (the CLI and the Export page write these)."""

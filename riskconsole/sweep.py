@@ -62,7 +62,8 @@ def _run(session, strategy_path: str | Path, grid: dict[str, list], window: Wind
     strategy = session.strategy(strategy_path)
     frame, dataset = session.view(strategy)
     with session.cursor(strategy) as cur:
-        points, method = curve(cur, strategy, frame, dataset, session.ws.rel(strategy_path), window, grid, overrides)
+        runner = session.runner(cur, strategy_path, overrides, strategy)  # DuckDB, or Spark: grouped rows come back
+        points, method = curve(runner, strategy, frame, dataset, session.ws.rel(strategy_path), window, grid, overrides)
     return points, method, strategy.name
 
 

@@ -12,6 +12,7 @@ import json
 import duckdb
 import pytest
 import yaml
+from sqlglot import exp
 
 import test_streams
 import test_tables
@@ -84,6 +85,35 @@ def spark_session(mixed_ws, spark):  # noqa: F811
         yield session
 
 
+@pytest.fixture
+def spark_queries(spark_session, monkeypatch) -> list[str]:
+    """The strategies whose queries the Spark engine ran during a test (proof that a result came from Spark)."""
+    engine, ran = spark_session.spark_engine(), []
+    arrow = engine.arrow
+
+    def counted(query, strategy):
+        ran.append(strategy)
+        return arrow(query, strategy)
+
+    monkeypatch.setattr(engine, "arrow", counted)
+    return ran
+
+
+def test_sweep_and_optimize_on_spark_give_duckdbs_points(mixed_ws, spark_session, spark_queries):
+    from riskconsole.backtest import Window
+
+    path, window = mixed_ws.strategies_dir / "mixed.yaml", Window()
+    with Session(mixed_ws) as duck:
+        want = duck.sweep(path, "burst", [1, 2, 3, 5], window)
+        want_best = duck.optimize(path, {"burst": "1:4:1"}, window, max_overflow_days=40)
+    got = spark_session.sweep(path, "burst", [1, 2, 3, 5], window)
+    got_best = spark_session.optimize(path, {"burst": "1:4:1"}, window, max_overflow_days=40)
+    assert spark_queries.count("mixed") == 2  # one grouped pass each
+    assert got["method"] == "grid" and len({p["flagged"] for p in got["points"]}) > 1
+    assert_same(got, want)
+    assert_same(got_best, want_best)
+
+
 def _rounded(con: duckdb.DuckDBPyConnection, table: str) -> str:
     """The table with every DOUBLE rounded to 9 decimals (an avg may differ in its last bits by summation order)."""
     types = con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall()
@@ -135,32 +165,159 @@ def test_the_spark_frame_is_cached_per_data_version(mixed_ws, spark_session, spa
 
 
 def test_the_cli_backtests_on_spark_and_says_so(mixed_ws, spark_session, tmp_path, capsys):
-    """`backtest --engine spark` reuses this data version's Spark frame (the test run's session is the one found)."""
+    """`backtest --engine spark` reuses this data version's Spark frame (the test run's session is the one found);
+    decisions.parquet is computed on Spark and is DuckDB's file."""
+    import pyarrow.parquet as pq
+
     from riskconsole.cli import main
 
     args = ["backtest", str(mixed_ws.strategies_dir / "mixed.yaml"), "--workspace", str(mixed_ws.root),
-            "--format", "json"]
+            "--format", "json,parquet"]
     assert main([*args, "--engine", "spark", "--out", str(tmp_path / "spark")]) == 0
     assert "computed on spark (local[*]); wrote" in capsys.readouterr().out
     assert main([*args, "--out", str(tmp_path / "duck")]) == 0
     assert "computed on duckdb; wrote" in capsys.readouterr().out
     got, want = (json.loads((tmp_path / side / "report.json").read_text()) for side in ("spark", "duck"))
     assert_same(got, want)
+    got, want = (pq.read_table(tmp_path / side / "decisions.parquet") for side in ("spark", "duck"))
+    keys = [("id", "ascending")]
+    assert got.num_rows == 300 and got.schema == want.schema and got.sort_by(keys).equals(want.sort_by(keys))
+    assert (tmp_path / "spark" / "decisions.parquet").read_bytes() == (tmp_path / "duck" / "decisions.parquet").read_bytes()
 
 
-def test_a_strategy_reading_a_list_is_refused_on_spark(mixed_ws, spark_session, spark):  # noqa: F811
+LISTS = {  # values DuckDB's TRY_CAST reads and Spark's would not ('5.0', '1e1', '0x0b', '1_9'), expiries at event times
+    "blocked_users": "value,expires,note\n3,,\n5.0,2026-03-02 10:00,float text\n1e1,,\n0x0b,2026-03-03T12:00:00+02:00,\n"
+                     "1_9,,\nabc,,never an id\n7,2026-02-01,expired before the data\n",
+    "countries": "value\nc1\nc4\n",
+    "devices": "value,expires\n2,2026-03-02 13:00\n4,\n9,2026-03-04\n",
+    "ips": "value\n17\n3.0e2\n0x1F4\n",
+    "quiet": "value\nLIVE\nweb\n",
+}
+LISTED = {
+    "name": "listed", "population": "channel NOT IN LIST quiet",
+    "rules": [
+        {"name": "blocked", "when": "user_id IN LIST blocked_users", "action": "block"},
+        {"name": "not_home", "when": "amount > 60 AND NOT (ip_country IN LIST countries AND user_id > 5)",
+         "action": "review"},
+        {"name": "device", "when": "device_id NOT IN LIST devices AND user_orders_1h >= 2", "action": "review"},
+        {"name": "ip", "when": "NOT (ip_num IN LIST ips OR amount < 30)", "action": "review"},
+        {"name": "vouched", "when": "device_id IN LIST devices AND amount < 50", "action": "allow"},
+    ],
+}
+
+
+@pytest.fixture
+def listed(mixed_ws):
+    """A strategy whose rules and population read five lists (removed after the test)."""
     (mixed_ws.root / "lists").mkdir(exist_ok=True)
-    (mixed_ws.root / "lists" / "blocked_users.csv").write_text("value\n3\n")
+    for name, text in LISTS.items():
+        (mixed_ws.root / "lists" / f"{name}.csv").write_text(text)
     path = mixed_ws.strategies_dir / "listed.yaml"
-    path.write_text(yaml.safe_dump({"name": "listed", "rules": [
-        {"name": "blocked", "when": "user_id IN LIST blocked_users", "action": "block"}]}))
-    try:
-        with Session(mixed_ws, engine="spark", spark=spark) as session, pytest.raises(
-                RiskConsoleError, match=r"^listed: reads list 'blocked_users' \(IN LIST\): lists do not run on engine "
-                                        r"spark yet \(run with --engine duckdb\)$"):
-            session.backtest(path)
-    finally:
-        (mixed_ws.root / "lists" / "blocked_users.csv").unlink()
+    path.write_text(yaml.safe_dump(LISTED, sort_keys=False))
+    yield path
+    for name in LISTS:
+        (mixed_ws.root / "lists" / f"{name}.csv").unlink()
+    path.unlink()
+
+
+def test_a_strategy_reading_lists_gives_duckdbs_report_on_spark(mixed_ws, spark_session, listed, spark_queries):
+    """Values typed as DuckDB types them, expiry against the event time, NULL columns as DuckDB's NULL IN."""
+    with Session(mixed_ws) as duck:
+        run = duck.backtest(listed)
+        want, want_rows = run.report, duck.decisions(run)
+    run = spark_session.backtest(listed)
+    got, got_rows = run.report, spark_session.decisions(run)
+    assert got_rows.schema == want_rows.schema and got_rows.equals(want_rows)  # both sorted by (time, id)
+    assert got_rows.num_rows == want["overall"]["population"] and spark_queries.count("listed") >= 2
+    rules = {r["name"]: r["hits"] for r in want["rules"]}
+    assert all(rules.values()) and got["overall"]["population"] < 300, rules
+    assert [entry["name"] for entry in got["lists"]] == ["blocked_users", "countries", "devices", "ips", "quiet"]
+    assert_same(json.loads(json.dumps(got, default=str)), json.loads(json.dumps(want, default=str)))
+
+
+def test_list_values_are_typed_by_duckdb_for_spark(mixed_ws, listed, spark):  # noqa: F811
+    """The Spark view holds DuckDB's TRY_CAST of each value (Spark's own cast reads '5.0' or '0x0b' as NULL)."""
+    from sqlglot import exp
+
+    from riskconsole.engines.spark_lists import SparkLists
+
+    lists = SparkLists(spark, mixed_ws.lists(Dataset.model_validate(
+        {"source": "x.csv", "columns": {"id": "event_id", "time": "ts"}})))
+    view = lists.view("blocked_users", exp.DataType.build("BIGINT"))
+    assert [r[0] for r in spark.table(view).collect()] == [3, 5, 10, 11, 19, None, 7]
+    assert [r[0] for r in spark.sql("SELECT try_cast(v AS BIGINT) FROM VALUES ('5.0'), ('0x0b') AS t(v)")
+            .collect()] == [None, None]
+
+
+@pytest.mark.parametrize("text", ["value\n3\n5.0\n", "value,expires\n3,\n5.0,2026-03-02\n"])
+def test_in_list_on_spark_keeps_duckdbs_null_and_types(tmp_path, spark, text):  # noqa: F811
+    """`NOT (x IN LIST l AND y > 0)` row by row on both engines, with and without expiry: a NULL x gives NULL
+    (Spark's bare IN-subquery would say false, and NOT would make it a hit), '5.0' matches 5."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from riskconsole.engines.spark import render
+    from riskconsole.engines.spark_lists import SparkLists
+    from riskconsole.lists import ListSet
+    from riskconsole.sqlbuild import fill
+
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "l.csv").write_text(text)
+    lists = ListSet(tmp_path / "lists", "ts", tmp_path)
+    rows = pa.table({"k": [1, 2, 3, 4], "x": pa.array([None, 3, 5, 6], pa.int64()), "y": [1, 1, 1, 1],
+                     "ts": pa.array([dt.datetime(2026, 3, 1)] * 4, pa.timestamp("us"))})
+    query = exp.select("k", exp.alias_(fill("NOT (:c AND y > 0)", c=lists.render("l", "x", "BIGINT", "t")), "v")) \
+        .from_("t").order_by("k")
+    con = duckdb.connect()
+    lists.register(con)
+    con.register("t", rows)
+    want = [v for _, v in con.execute(query.sql(dialect="duckdb")).fetchall()]
+    spark.createDataFrame(rows.cast(pa.schema([*rows.schema][:3] + [pa.field("ts", pa.timestamp("us", "UTC"))]))) \
+        .createOrReplaceTempView("t")
+    got = [r["v"] for r in spark.sql(render(SparkLists(spark, lists).rewrite(query), "t")).collect()]
+    assert want == [None, False, False, True] and got == want
+
+
+DETECTOR = {"name": "lgbm", "kind": "lightgbm",
+            "features": ["amount", "user_orders_1h", "user_amount_sd_1d", "channel", "merchant_category", "ip_num"],
+            "train": {"from": "2026-03-01", "to": "2026-03-02"}, "valid": {"from": "2026-03-03", "to": "2026-03-04"},
+            "params": {"num_leaves": 7, "min_data_in_leaf": 3, "num_iterations": 40, "early_stopping_round": 100,
+                       "calibration": "none"}}  # ~150 training rows: let the trees grow, keep every score apart
+SCORED = {"name": "scored", "params": {"cut": 0.3},
+          "rules": [{"name": "model", "when": "lgbm >= $cut AND amount > 20", "action": "review"},
+                    {"name": "burst", "when": "user_orders_1h >= 3", "action": "block"}]}
+
+
+def test_lightgbm_scores_are_computed_on_spark_and_match_duckdbs(mixed_ws, spark_session, spark):  # noqa: F811
+    """Runs last on mixed_ws (it trains a detector there): scores by mapInArrow on the executors, within 1e-6 of
+    DuckDB's; a backtest and a threshold sweep (the sorted-scores pass) reading them give DuckDB's answers."""
+    import numpy as np
+
+    from riskconsole.backtest import Window
+    from riskconsole.detectors import train_detector
+
+    spark_session.close()  # its read-only connection would keep training from writing the database
+    (mixed_ws.root / "detectors").mkdir(exist_ok=True)
+    (mixed_ws.root / "detectors" / "lgbm.yaml").write_text(yaml.safe_dump(DETECTOR, sort_keys=False))
+    (mixed_ws.strategies_dir / "scored.yaml").write_text(yaml.safe_dump(SCORED, sort_keys=False))
+    train_detector(mixed_ws, mixed_ws.root / "detectors" / "lgbm.yaml")
+    path, cuts = mixed_ws.strategies_dir / "scored.yaml", [0.1, 0.2, 0.3, 0.4, 0.5]
+    with Session(mixed_ws) as duck:
+        with duck.cursor() as cur:
+            want = cur.sql("SELECT _pos, lgbm FROM scores_lgbm ORDER BY _pos").to_arrow_table()
+        want_report, want_sweep = duck.backtest(path).report, duck.sweep(path, "cut", cuts, Window())
+    with Session(mixed_ws, engine="spark", spark=spark) as session:
+        engine = session.spark_engine()
+        assert "score lgbm" in engine.seconds and "frame" not in engine.seconds  # scored here, frame reused
+        got = spark.table("scores_lgbm").orderBy("_pos").toArrow()
+        got_report, got_sweep = session.backtest(path).report, session.sweep(path, "cut", cuts, Window())
+    assert got.column("_pos").to_pylist() == want.column("_pos").to_pylist()
+    ours, theirs = (t.column("lgbm").to_numpy() for t in (got, want))
+    assert np.abs(ours - theirs).max() <= 1e-6 and np.unique(theirs).size > 10
+    assert got_report["rules"][0]["hits"] > 0 and got_sweep["method"] == "sorted-scores"
+    assert_same(json.loads(json.dumps(got_report, default=str)), json.loads(json.dumps(want_report, default=str)))
+    assert_same(got_sweep, want_sweep)
 
 
 def test_engine_precedence_and_bad_names(monkeypatch):

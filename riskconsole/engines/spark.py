@@ -1,19 +1,20 @@
 """The Spark engine: a loaded workspace's features and backtests as Spark SQL (DESIGN §7, docs/scale.md).
 
 After a DuckDB load (which reads, types and quarantines the files), `events` (partitioned by day), every
-`stream_NAME` and `table_NAME` and the detector score tables are exported to Parquet under
-`data/spark/<data version>/`; Spark builds the frame there with the very queries DuckDB runs
-(`features.frame_plan`, rendered with `dialects.spark()`), and a backtest's grouped query
-(`backtest.groups_query`) runs on that frame: only the grouped rows come back to Python. The export and the
-frame are built once per data version (a load gives a new one).
+`stream_NAME` and `table_NAME` are exported to Parquet under `data/spark/<data version>/`; Spark builds the frame
+there with the very queries DuckDB runs (`features.frame_plan`, rendered with `dialects.spark()`), and a backtest's
+grouped query (`backtest.groups_query`) runs on that frame: only the grouped rows come back to Python. The export
+and the frame are built once per data version (a load gives a new one). LightGBM scores are computed on the
+executors (`spark_scores.py`), PyOD scores exported from DuckDB; lists (`IN LIST`) are Spark views of the list
+files (`spark_lists.py`).
 
 Not on Spark yet: load and quarantine, graph features (computed by DuckDB at load and joined on Spark), detector
-training and scoring (their scores are exported), lists, sweep, optimize, monitor, entity-level strategies and the
-console.
+training, PyOD scoring, monitor, entity-level strategies and the console.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -34,6 +35,8 @@ from sqlglot.errors import ErrorLevel, SqlglotError
 from riskconsole import dialects
 from riskconsole.config import Dataset, SparkSettings
 from riskconsole.errors import DataError, RiskConsoleError
+from riskconsole.engines.spark_lists import SparkLists
+from riskconsole.engines.spark_scores import digest, model_files, score_frame, scored_on_spark
 from riskconsole.features import GRAPH_TABLE, FramePlan, frame_plan
 from riskconsole.names import META_TABLE, SCORES_TABLE
 from riskconsole.sqlbuild import fill, ident
@@ -91,13 +94,38 @@ def render(node: exp.Expression, what: str) -> str:
         RiskConsoleError: naming `what` and the engine.
     """
     try:
-        return node.sql(dialect=dialects.spark(), unsupported_level=ErrorLevel.RAISE, comments=False)
+        return _portable(node).sql(dialect=dialects.spark(), unsupported_level=ErrorLevel.RAISE, comments=False)
     except dialects.Unsupported as err:
         problem, fix = err.args
         raise RiskConsoleError(f"{what}: cannot be rendered exactly for engine spark: {problem} ({fix})") from None
     except SqlglotError as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise RiskConsoleError(f"{what}: cannot be translated exactly to engine spark: {first}") from None
+
+
+def _portable(node: exp.Expression) -> exp.Expression:
+    """Two functions of riskconsole's own SQL (not of user expressions) written the way Spark runs them:
+
+    - `list_extract(l, i)` (the optimizer's threshold buckets: 1-based, NULL out of range) as `try_element_at`,
+      which is NULL out of range too but fails on index 0 (DuckDB: NULL) and takes an INT index;
+    - `list_filter(l, x -> x IS NOT NULL)` (decisions' matched rules) as `array_compact(l)`: the same list, and
+      no lambda, since Spark refuses a subquery (an `IN LIST`) anywhere inside a higher-order function."""
+    def extract(n: exp.Expression) -> bool:
+        return isinstance(n, exp.Anonymous) and n.name.lower() == "list_extract"
+
+    def compact(n: exp.Expression) -> bool:
+        body = n.expression.this if isinstance(n, exp.ArrayFilter) and isinstance(n.expression, exp.Lambda) else None
+        return isinstance(body, exp.Not) and isinstance(body.this, exp.Is) and isinstance(body.this.expression, exp.Null) \
+            and body.this.this.name == n.expression.expressions[0].name
+
+    def rewrite(n: exp.Expression) -> exp.Expression:
+        if extract(n):
+            values, index = n.expressions
+            at = exp.Anonymous(this="try_element_at", expressions=[values, exp.cast(index.copy(), "INT")])
+            return fill("CASE WHEN :i = 0 THEN NULL ELSE :at END", i=index, at=at)
+        return exp.Anonymous(this="array_compact", expressions=[n.this]) if compact(n) else n
+
+    return node.transform(rewrite) if any(extract(n) or compact(n) for n in node.walk()) else node
 
 
 def _first_line(err: Exception) -> str:
@@ -143,7 +171,7 @@ class SparkEngine:
         self.spark.read.parquet(str(self.root / "frame")).createOrReplaceTempView("frame")
         for detector, table in frame.scores.items():
             if detector not in frame.stale:
-                self._scores(table).createOrReplaceTempView(table)
+                self._scores(detector, table).createOrReplaceTempView(table)
         return self
 
     def _build(self, frame: Frame) -> None:
@@ -219,16 +247,40 @@ class SparkEngine:
         self._export_query(exp.select(*columns).from_("frame"), self.root / GRAPH_TABLE)
         return self.spark.read.parquet(str(self.root / GRAPH_TABLE))
 
-    def _scores(self, table: str) -> Any:
+    def _scores(self, detector: str, table: str) -> Any:
+        """A detector's scores: LightGBM's computed on Spark (`spark_scores`), others exported from DuckDB."""
+        folder = self.ws.models_dir / detector
+        files = model_files(folder) if (folder / "detector.json").exists() else {}
+        if not scored_on_spark(files):
+            return self._exported_scores(table)
+        out = self.root / "scores" / f"{table}-spark-{digest(files)}"
+        if not (out / DONE).exists():
+            self._clear_scores(table)
+            started = time.perf_counter()
+            self._progress(f"spark: scoring {detector} on {self._master()} ...")
+            try:
+                scored = score_frame(self.spark, lambda q: render(q, f"detector '{detector}'"), files, detector)
+                scored.write.mode("overwrite").parquet(str(out))
+            except RiskConsoleError:
+                raise
+            except Exception as err:  # noqa: BLE001 - pyspark raises many kinds; one line says which model failed
+                raise DataError(f"{self.ws.rel(folder)}: scoring on spark failed: {_first_line(err)}") from None
+            self.seconds[f"score {detector}"] = time.perf_counter() - started
+            (out / DONE).write_text(json.dumps({"seconds": self.seconds[f"score {detector}"]}))
+        return self.spark.read.parquet(str(out))
+
+    def _clear_scores(self, table: str) -> None:
+        for old in (self.root / "scores").glob(f"{table}-*"):
+            shutil.rmtree(old, ignore_errors=True)
+
+    def _exported_scores(self, table: str) -> Any:
         """A detector's score table as Parquet, exported once per (data version, scoring stamp)."""
         stamp = self._con.execute(f"SELECT data_version, CAST(scored_at AS VARCHAR) FROM {SCORES_TABLE} "
                                   "WHERE 'scores_' || detector = ?", [table]).fetchall()
         key = hashlib.sha1(json.dumps([table, stamp]).encode()).hexdigest()[:12]
         out = self.root / "scores" / f"{table}-{key}"
         if not (out / DONE).exists():
-            shutil.rmtree(out, ignore_errors=True)
-            for old in (self.root / "scores").glob(f"{table}-*"):
-                shutil.rmtree(old, ignore_errors=True)
+            self._clear_scores(table)
             self._export(table, out)
             (out / DONE).write_text("{}")
         return self.spark.read.parquet(str(out))
@@ -236,21 +288,20 @@ class SparkEngine:
     # ------------------------------------------------------------ running queries
 
     def check(self, compiled: CompiledStrategy, label: str) -> None:
-        """Every rule and the population render exactly for Spark (else one line naming the rule and the engine).
-
-        Lists (`IN LIST`) are Arrow tables registered on DuckDB cursors: not on Spark yet."""
-        if compiled.lists:
-            raise RiskConsoleError(f"{label}: reads list '{sorted(compiled.lists)[0]}' (IN LIST): lists do not run on "
-                                   "engine spark yet (run with --engine duckdb)")
+        """Every rule and the population render exactly for Spark (else one line naming the rule and the engine)."""
         checks = [(f"rule '{r.name}'", r.condition) for r in compiled.rules]
         if compiled.population is not None:
             checks.append(("population", compiled.population))
         for where, node in checks:
-            render(node, f"{label}: {where}")
+            render(self._lists.rewrite(node), f"{label}: {where}")
+
+    @functools.cached_property
+    def _lists(self) -> SparkLists:
+        return SparkLists(self.spark, self.ws.lists(self.dataset))
 
     def arrow(self, query: exp.Expression, strategy: str) -> pa.Table:
-        """Run a DuckDB-dialect AST on Spark and fetch the (small) result as Arrow."""
-        sql = render(query, f"strategy '{strategy}'")
+        """Run a DuckDB-dialect AST on Spark and fetch the (small) result as Arrow (lists it reads registered)."""
+        sql = render(self._lists.rewrite(query), f"strategy '{strategy}'")
         try:
             return self.spark.sql(sql).toArrow()
         except Exception as err:  # noqa: BLE001 - pyspark raises many kinds; the user needs one line
@@ -267,3 +318,13 @@ def _version(con: duckdb.DuckDBPyConnection) -> str:
     if not version:
         raise DataError("no loaded data version (run `riskconsole load` before using engine spark)")
     return str(version)
+
+
+def conform(table: pa.Table, con: duckdb.DuckDBPyConnection, query: exp.Select) -> pa.Table:
+    """Spark's rows of `query` in the Arrow types DuckDB gives the same query (bound on `con`, no row read), so a
+    file written from them (decisions.parquet) is the file DuckDB's rows give."""
+    empty = exp.select("*").from_(query.subquery("q")).where(exp.false())
+    schema = con.sql(empty.sql(dialect="duckdb")).to_arrow_table().schema
+    if table.column_names != schema.names:
+        raise RiskConsoleError(f"spark returned columns {table.column_names}, expected {schema.names}")
+    return table.cast(schema)

@@ -1,0 +1,111 @@
+"""Detector scores on engine spark: LightGBM models score the Spark frame on the executors (DESIGN §4, §7).
+
+The model folder's files (LightGBM's text model, the calibration, categories.json, detector.json) are broadcast
+once; each executor rebuilds the detector with `detectors.load_detector` (cached per Python worker) and scores its
+partitions with `mapInArrow` (the Arrow sibling of `mapInPandas`: the batches reach `Encoding.matrix` as Arrow, the
+very path DuckDB's scoring takes, with no pandas conversion of NULLs or text). The rows are read with the
+encoding's own query (`Encoding.select`, rendered for Spark), so numbers are the same float32s and text the same
+codes. Only LightGBM runs here; PyOD kinds re-rank against their training rows and keep DuckDB's exported scores.
+Executors need riskconsole and LightGBM installed (as they need PySpark).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import pyarrow as pa
+from sqlglot import exp
+
+ON_SPARK = ("lightgbm",)  # kinds scored on the executors
+_MODELS: dict[str, Any] = {}  # per Python worker: files' digest -> loaded detector
+_LOCK = threading.Lock()
+
+
+def model_files(folder: Path) -> dict[str, bytes]:
+    """The files of a model folder (what `load_detector` reads), by name."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def digest(files: dict[str, bytes]) -> str:
+    """What identifies a trained model: the sha1 of its files."""
+    sha = hashlib.sha1()
+    for name in sorted(files):
+        sha.update(name.encode() + b"\0" + hashlib.sha1(files[name]).digest())
+    return sha.hexdigest()[:12]
+
+
+def scored_on_spark(files: dict[str, bytes]) -> bool:
+    """Whether this model is scored on the executors (LightGBM) rather than exported from DuckDB."""
+    meta = files.get("detector.json")
+    return meta is not None and json.loads(meta).get("kind") in ON_SPARK
+
+
+def score_frame(spark: Any, frame_sql: Callable[[exp.Expression], str], files: dict[str, bytes], name: str) -> Any:
+    """A Spark DataFrame (`_pos`, `name`) of the model's score of every frame row, computed on the executors.
+
+    `frame_sql` renders a DuckDB-dialect AST for Spark (with the engine's checks)."""
+    from pyspark.sql.types import DoubleType, LongType, StructField, StructType
+
+    _local_workers(spark)
+    model = _load(files)  # on the driver: the folder reads, and the encoding says which columns to select
+    features = json.loads(files["detector.json"])["features"]
+    query = _encoding(model, features).select([exp.column("_pos")])
+    rows = spark.sql(frame_sql(query))
+    shipped = spark.sparkContext.broadcast(files)
+    schema = StructType([StructField("_pos", LongType()), StructField(name, DoubleType())])
+    return rows.mapInArrow(_scorer(shipped, features, name), schema)
+
+
+def _local_workers(spark: Any) -> None:
+    """In local mode the executors' Python workers are this machine's: run them on this interpreter (the one with
+    riskconsole and LightGBM), unless $PYSPARK_PYTHON or spark.pyspark.python chose one. PySpark's default is
+    whatever `python3` is on PATH, which here lacked even pyarrow. On a cluster the executors' Python is set there."""
+    context = spark.sparkContext
+    chosen = os.environ.get("PYSPARK_PYTHON") or context.getConf().get("spark.pyspark.python")
+    if context.master.startswith("local") and not chosen:
+        context.pythonExec = sys.executable
+
+
+def _scorer(shipped: Any, features: list[str], name: str) -> Callable[[Iterator[pa.RecordBatch]], Iterator]:
+    """What each executor runs over its partition's batches: encode as DuckDB's scoring does, score, clip."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        model = _load(shipped.value)
+        encoding = _encoding(model, features)
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            table = pa.Table.from_batches([batch])
+            scores = np.clip(np.asarray(model.score(encoding.matrix(table)), dtype=np.float64), 0.0, 1.0)
+            positions = pa.array(table.column("_pos").to_numpy(zero_copy_only=False), pa.int64())
+            yield pa.RecordBatch.from_arrays([positions, pa.array(scores, pa.float64())], names=["_pos", name])
+
+    return run
+
+
+def _encoding(model: Any, features: list[str]) -> Any:
+    from riskconsole.detectors.registry import encoding_of
+
+    return encoding_of(model, features)
+
+
+def _load(files: dict[str, bytes]) -> Any:
+    """The detector of these files, loaded once per Python process (from a private temporary folder)."""
+    from riskconsole.detectors import load_detector
+
+    key = digest(files)
+    with _LOCK:
+        if key not in _MODELS:
+            folder = Path(tempfile.mkdtemp(prefix="riskconsole-model-"))
+            for file, data in files.items():
+                (folder / file).write_bytes(data)
+            _MODELS[key] = load_detector(folder)[0]
+        return _MODELS[key]
