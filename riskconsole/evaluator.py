@@ -19,7 +19,6 @@ from functools import lru_cache
 
 import duckdb
 import numpy as np
-import pandas as pd
 from sqlglot import exp
 
 from riskconsole.backtest import (BITS, Groups, Window, known_label, mask_words, population_filters, run_query,
@@ -622,7 +621,7 @@ class Evaluator:
             for i, rows in enumerate(columns):
                 pattern[rows] |= np.int64(1) << i
             union = np.flatnonzero(pattern).astype(np.int32)
-            codes, uniques = pd.factorize(pattern[union] | (self.cell[union].astype(np.int64) << MASK_BITS))
+            codes, uniques = _factorize(pattern[union] | (self.cell[union].astype(np.int64) << MASK_BITS))
             del pattern
             cell = uniques >> MASK_BITS
             codes = np.asarray(codes, dtype=np.int64)
@@ -756,7 +755,7 @@ def collapse(day: np.ndarray, label: np.ndarray, hits: np.ndarray, amount: np.nd
         mask = hits.astype(np.int64) @ (np.int64(1) << np.arange(rules, dtype=np.int64)) if rules else \
             np.zeros(len(day), dtype=np.int64)
         key = mask | ((label.astype(np.int64) + 1) << MASK_BITS) | (day.astype(np.int64) << (MASK_BITS + 2))
-        codes, uniques = pd.factorize(key)
+        codes, uniques = _factorize(key)
         g_day = uniques >> (MASK_BITS + 2)
         g_label = ((uniques >> MASK_BITS) & 3) - 1
         g_hits = ((uniques[:, None] >> np.arange(rules, dtype=np.int64)) & 1).astype(bool)
@@ -764,3 +763,11 @@ def collapse(day: np.ndarray, label: np.ndarray, hits: np.ndarray, amount: np.nd
     money = np.bincount(codes, weights=amount, minlength=len(g_day))
     groups = Groups(np.asarray(g_day, dtype=np.int64), np.asarray(g_label, dtype=np.int8), g_hits, count, money, days)
     return (groups, np.asarray(codes, dtype=np.int64)) if with_codes else groups
+
+
+def _factorize(values: np.ndarray):
+    """pandas.factorize (a hash table, faster than np.unique's sort), imported on first use: a CLI backtest reads
+    the data version from this module and must not pay pandas' import for it."""
+    import pandas as pd
+
+    return pd.factorize(values)
