@@ -1,4 +1,5 @@
-# `make run` starts the console on the demo; `make test` runs every test (CI runs it on a fresh clone).
+# `make run` starts the console on the demo; `make test` runs every test in two pytest-xdist workers, one test file
+# per worker at a time (CI runs it on a fresh clone).
 PY        ?= python3
 VENV      := .venv
 BIN       := $(VENV)/bin
@@ -33,7 +34,7 @@ java:
 	@command -v java >/dev/null || (apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless >/dev/null)
 
 test: install chromium java
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # Long: builds a 10M-event workspace in /tmp (minutes) and a 1M demo; results go in bench/RESULTS.md by hand.
 bench: install
