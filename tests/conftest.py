@@ -135,3 +135,17 @@ def aggregate(agg: str, values: list):
     if not values:
         return None
     return float(np.mean(values)) if agg == "avg" else min(values) if agg == "min" else max(values)  # times too
+
+
+def console_page(monkeypatch, root: Path, page: str, timeout: int = 60):
+    """One console page (riskconsole/ui/PAGE.py) run once by Streamlit's AppTest on the workspace at `root`."""
+    from streamlit.testing.v1 import AppTest
+
+    from riskconsole.ui import common
+
+    monkeypatch.setenv("RISKCONSOLE_WORKSPACE", str(root))
+    common.release_connections()
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=timeout)
+    at.switch_page(f"riskconsole/ui/{page}.py")
+    at.run()
+    return at

@@ -357,19 +357,13 @@ def test_a_source_outside_the_workspace_needs_the_workspaces_own_dataset_or_the_
 
 
 def test_the_data_page_refuses_a_dataset_outside_the_workspace(tmp_path, monkeypatch):
-    from streamlit.testing.v1 import AppTest
-
+    from conftest import console_page
     from riskconsole.ui import common
 
     ws = write_workspace(tmp_path / "w", random_events(n=40))
     load(ws)
     before = _digest(ws.db_path)
-    monkeypatch.setenv("RISKCONSOLE_WORKSPACE", str(ws.root))
-    common.release_connections()
-    at = AppTest.from_file(str(__import__("pathlib").Path(__file__).resolve().parents[1] / "app.py"),
-                           default_timeout=60)
-    at.switch_page("riskconsole/ui/data_page.py")
-    at.run()
+    at = console_page(monkeypatch, ws.root, "data_page")
     at.text_input[0].set_value(str(tmp_path / "elsewhere.yaml"))
     next(b for b in at.button if b.label == "Load dataset").click().run()
     assert not at.exception

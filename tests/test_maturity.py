@@ -100,17 +100,10 @@ def test_cli_prints_the_same_window_and_note(late_ws, capsys, tmp_path):
 
 
 def test_the_console_defaults_to_the_same_window_and_note(late_ws, monkeypatch):
-    from streamlit.testing.v1 import AppTest
-
-    from riskconsole.ui import common
+    from conftest import console_page
 
     ws, _ = late_ws
-    monkeypatch.setenv("RISKCONSOLE_WORKSPACE", str(ws.root))
-    common.release_connections()
-    at = AppTest.from_file(str(__import__("pathlib").Path(__file__).resolve().parents[1] / "app.py"),
-                           default_timeout=60)
-    at.switch_page("riskconsole/ui/backtest_page.py")
-    at.run()
+    at = console_page(monkeypatch, ws.root, "backtest_page")
     assert not at.exception, [e.value for e in at.exception]
     with Session(ws) as session:
         note = session.window().note

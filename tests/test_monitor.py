@@ -251,16 +251,9 @@ def test_a_strategy_without_rules_is_refused(demo, capsys, tmp_path):
 
 def _monitor_page(demo, monkeypatch):
     """The console's Monitor page on the demo workspace, run once (AppTest)."""
-    from streamlit.testing.v1 import AppTest
+    from conftest import console_page
 
-    from riskconsole.ui import common
-
-    monkeypatch.setenv("RISKCONSOLE_WORKSPACE", str(demo.ws.root))
-    common.release_connections()
-    at = AppTest.from_file(str(__import__("pathlib").Path(__file__).resolve().parents[1] / "app.py"),
-                           default_timeout=120)
-    at.switch_page("riskconsole/ui/monitor_page.py")
-    at.run()
+    at = console_page(monkeypatch, demo.ws.root, "monitor_page", timeout=120)
     assert not at.exception, [e.value for e in at.exception]
     return at
 
