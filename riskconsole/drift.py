@@ -19,7 +19,7 @@ from datetime import date
 import numpy as np
 from sqlglot import exp
 
-from riskconsole.backtest import Window, population_filters
+from riskconsole.backtest import Window, day_index, population_filters
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
 from riskconsole.strategy import source
 
@@ -205,7 +205,7 @@ def coded(con, compiled, frame, dataset, span: Window, reference: Window, days: 
                    population_filters(joined, dataset, span))
     table = con.sql(render(query)).to_arrow_table()
     first = np.datetime64(days[0], "D")
-    day = (table.column("day").to_numpy().astype("datetime64[D]") - first).astype(np.int64)
+    day = day_index(table.column("day"), first)
     codes = {b.column: table.column(f"b{i}").to_numpy().astype(np.int32) for i, b in enumerate(bins)}
     ok = (table.column("allowed").to_numpy(zero_copy_only=False).astype(bool) if allowed is not None
           else np.ones(day.size, bool))

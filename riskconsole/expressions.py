@@ -152,9 +152,16 @@ def parse_expression(
 
 
 def parse_visible(text: str, visible: list[str], hidden: tuple[str, ...], params: dict | None,
-                  where: str, lists: ListRefs | None = None) -> exp.Expression:
-    """Parse an expression over visible columns; naming the label (or a column derived from it) is refused."""
-    node = parse_expression(text, columns=[*visible, *hidden], params=params, where=where, lists=lists)
+                  where: str, lists: ListRefs | None = None, roles: dict[str, str] | None = None) -> exp.Expression:
+    """Parse an expression over visible columns; naming the label (or a column derived from it) is refused.
+
+    `roles` (role -> its column): naming a role whose column has another name says which column to write."""
+    try:
+        node = parse_expression(text, columns=[*visible, *hidden], params=params, where=where, lists=lists)
+    except ExpressionError as err:
+        if not roles:
+            raise
+        raise ExpressionError(role_hint(str(err), roles)) from None
     leaked = sorted(referenced_columns(node) & set(hidden))
     if leaked:
         raise ExpressionError(f"{where}: '{leaked[0]}' is the label or derived from it; rules, populations and "

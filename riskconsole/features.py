@@ -19,7 +19,7 @@ from sqlglot import exp
 
 from riskconsole.config import LABEL_AGGS, Dataset, Feature, duration_seconds
 from riskconsole.errors import ConfigError, ExpressionError
-from riskconsole.expressions import parse_visible, role_hint
+from riskconsole.expressions import parse_visible
 from riskconsole.graphs import check_graph_feature, graph_side_table
 from riskconsole.lookups import check_lookup, check_table, lookup_groups, lookup_query
 from riskconsole.names import internal_collision
@@ -61,11 +61,11 @@ def per_event(dataset: Dataset, columns: list[str], label: str) -> dict[str, exp
         where = f"{label}: feature '{name}'"
         visible = [c for c in columns if c not in hidden]
         try:
-            out[name] = parse_visible(derived[name].sql, visible, tuple(hidden), None, where)
+            out[name] = parse_visible(derived[name].sql, visible, tuple(hidden), None, where,
+                                      roles=dataset.columns.role_columns())
         except ExpressionError as err:
-            raise ExpressionError(role_hint(str(err), dataset.columns.role_columns()) + " (a window aggregates it, so "
-                                  "it is computed per event from the event's own columns: it may not read "
-                                  "other features)") from None
+            raise ExpressionError(f"{err} (a window aggregates it, so it is computed per event from the event's own "
+                                  "columns: it may not read other features)") from None
     return out
 
 
@@ -238,7 +238,8 @@ def label_features_query(features: list[Feature], dataset: Dataset, base: str, q
 
 def frame_query(dataset: Dataset, columns: list[str], label: str, base: str = "_frame_base",
                 label_tables: dict[str, str] | None = None,
-                joins: dict[str, list[Feature]] | None = None) -> exp.Expression:
+                joins: dict[str, list[Feature]] | None = None,
+                per: dict[str, exp.Expression] | None = None) -> exp.Expression:
     """The SELECT that builds the frame: base columns, window features, label features, derived features.
 
     Args:
@@ -249,6 +250,7 @@ def frame_query(dataset: Dataset, columns: list[str], label: str, base: str = "_
         label_tables: feature name -> table of (`_pos`, `v`) computed by `label_feature_query`.
         joins: table of (`_pos`, one column per feature) -> its features (stream windows, lookups); an event
             missing there gets the empty window's value (count 0) or NULL.
+        per: the `per_event` features, already columns of `base` (computed here when not given).
     """
     label_tables, joins = label_tables or {}, joins or {}
     elsewhere = set(label_tables) | {f.name for group in joins.values() for f in group}
@@ -263,7 +265,7 @@ def frame_query(dataset: Dataset, columns: list[str], label: str, base: str = "_
         values = [alias(_or_empty(exp.column(f.name, "l", quoted=True), f), f.name) for f in features]
         query = exp.select("q.*", *values).from_(query.subquery("q")).join(
             exp.to_table(table).as_("l"), using=["_pos"], join_type="LEFT")
-    per = per_event(dataset, columns, label)  # already columns of `base`
+    per = per_event(dataset, columns, label) if per is None else per  # already columns of `base`
     known = list(columns) + list(per) + [f.name for f in dataset.features if f.sql is None]
     hidden = set(dataset.hidden_columns)
     for feature in dataset.features:
@@ -271,10 +273,7 @@ def frame_query(dataset: Dataset, columns: list[str], label: str, base: str = "_
             continue
         where = f"{label}: feature '{feature.name}'"
         visible = [c for c in known if c not in hidden]
-        try:
-            node = parse_visible(feature.sql, visible, tuple(hidden), None, where)
-        except ExpressionError as err:
-            raise ExpressionError(role_hint(str(err), dataset.columns.role_columns())) from None
+        node = parse_visible(feature.sql, visible, tuple(hidden), None, where, roles=dataset.columns.role_columns())
         query = exp.select("*", alias(node, feature.name)).from_(query.subquery("d"))
         known.append(feature.name)
     return query.order_by("_pos")
@@ -359,10 +358,11 @@ def frame_plan(dataset: Dataset, columns: list[str], label: str) -> FramePlan:
     id_col, time_col = dataset.columns.id, dataset.columns.time
     base = fill("SELECT *, :micros AS _t, row_number() OVER (ORDER BY :time, :id) AS _pos FROM events",
                 micros=micros(ident(time_col)), time=ident(time_col), id=ident(id_col))
-    for name, node in per_event(dataset, columns, label).items():
+    per = per_event(dataset, columns, label)
+    for name, node in per.items():
         base = base.select(alias(node, name), append=True)
     side, label_tables, joins = side_queries(dataset)
-    frame = frame_query(dataset, columns, label, label_tables=label_tables, joins=joins)
+    frame = frame_query(dataset, columns, label, label_tables=label_tables, joins=joins, per=per)
     return FramePlan(base, side, frame, label_tables, joins)
 
 

@@ -26,7 +26,8 @@ import duckdb
 import numpy as np
 from sqlglot import exp
 
-from riskconsole.backtest import BITS, Window, known_label, mask_words, population_filters, run_query, window_days
+from riskconsole.backtest import (BITS, Window, day_index, known_label, mask_words, population_filters, run_query,
+                                  window_days)
 from riskconsole.config import Business, Dataset
 from riskconsole.errors import RiskConsoleError
 from riskconsole.metrics import ALLOW, BLOCK, REVIEW, RuleSet, decide, parts, rates, scalar
@@ -122,7 +123,7 @@ def run_outcomes(con: duckdb.DuckDBPyConnection, compiled: CompiledStrategy, fra
     table = run_query(con, outcomes_query(compiled, frame, dataset, window), compiled.name)
     days = window_days(con, dataset, window)
     first = np.datetime64(days[0], "D") if days else np.datetime64("1970-01-01", "D")
-    day = (table.column("day").to_numpy().astype("datetime64[D]") - first).astype(np.int64)
+    day = day_index(table.column("day"), first)
     hits = np.zeros((table.num_rows, len(compiled.rules)), dtype=bool)
     for i in range(len(compiled.rules)):
         hits[:, i] = (table.column(f"m{i // BITS}").to_numpy().astype(np.int64) >> (i % BITS)) & 1

@@ -163,7 +163,6 @@ class Session:
             path = self.ws.root / entities.CACHE_DIR / entities.cache_name(rows[0][0], self.dataset, level) \
                 if rows else None
             with self.cursor() as cur:
-                entities.check_level(level, self.dataset, self.frame.columns, label)
                 found = entities.load_saved(cur, path, self.dataset, level) if path else None
                 if found is None:
                     found = entities.build(cur, self.dataset, level, label)

@@ -11,7 +11,7 @@ from sqlglot import exp
 from riskconsole import limits
 from riskconsole.config import Dataset, Strategy, parse_model
 from riskconsole.errors import ConfigError, DataError, ExpressionError
-from riskconsole.expressions import parse_visible, referenced_columns, referenced_params, role_hint
+from riskconsole.expressions import parse_visible, referenced_columns, referenced_params
 from riskconsole.lists import ListSet, lists_in
 from riskconsole.names import INTERNAL_COLUMNS, META_TABLE, SCORES_TABLE
 from riskconsole.sqlbuild import fill, render
@@ -73,10 +73,7 @@ class Frame:
 
     def parse(self, text: str, params: dict | None, where: str) -> exp.Expression:
         """A rule condition or population checked against this frame (see `expressions.parse_visible`)."""
-        try:
-            return parse_visible(text, self.visible, self.hidden, params, where, self.list_refs())
-        except ExpressionError as err:
-            raise ExpressionError(role_hint(str(err), dict(self.roles))) from None
+        return parse_visible(text, self.visible, self.hidden, params, where, self.list_refs(), dict(self.roles))
 
     def count(self) -> exp.Expression:
         """What a group's count is: its rows, or on an entity frame the sum of their weights."""
