@@ -98,9 +98,12 @@ def cluster_columns(frame, dataset, inputs: list[str]) -> list[str]:
     """Attributes a cluster may name: the events' own text and boolean columns, and their numeric columns the
     workspace's detectors read (`inputs`) plus the amount; never the id, time or entity columns, nor computed
     features: a feature aggregates history (velocities, labels maturing), so its joint distribution with the
-    other columns moves with time by construction, which `drift` reports."""
+    other columns moves with time by construction, which `drift` reports; nor the outcome roles (`prod_action`,
+    `explore`, `propensity`): they record what production did to the event, which a drafted rule could not read
+    once it replaces production."""
     roles = dataset.columns
-    skip = {roles.id, roles.time, *roles.entities, *(f.name for f in dataset.features)}
+    skip = {roles.id, roles.time, *roles.entities, *(f.name for f in dataset.features),
+            *(c for c in (roles.prod_action, roles.explore, roles.propensity) if c)}
     own = [c for c in frame.visible if c in frame.columns and c not in skip]
     text = [c for c in own if frame.columns[c].split("(")[0] in ("VARCHAR", "BOOLEAN")]
     numeric = [c for c in dict.fromkeys([roles.amount, *inputs]) if c in own and c not in text]

@@ -300,6 +300,18 @@ def test_label_free_estimate_and_clusters_are_in_the_result(demo):
             cur.execute(f"SELECT count(*) FROM frame WHERE {cluster['when']}").fetchall()
 
 
+def test_clusters_never_name_what_production_did(demo):
+    """prod_action, explore and propensity are readable columns of the demo, but a cluster naming them would draft
+    a rule that cannot run once it replaces production."""
+    from riskconsole.discovery import cluster_columns
+
+    roles = demo.dataset.columns
+    outcome = {roles.prod_action, roles.explore, roles.propensity}
+    assert None not in outcome and outcome <= set(demo.frame.visible)
+    names = cluster_columns(demo.frame, demo.dataset, list(demo.frame.columns))
+    assert names and not outcome & set(names), names
+
+
 def test_draft_a_rule_opens_the_strategy_editor_with_the_when(demo, monkeypatch):
     at = _monitor_page(demo, monkeypatch)
     buttons = [b for b in at.button if b.key and b.key.startswith("monitor_draft_")]
