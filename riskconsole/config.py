@@ -140,6 +140,9 @@ class Feature(_Strict):
                                "(by key, as of the event's time with valid_from, or by range); NULL when none.")
     sql: str | None = Field(None, description="Derived feature: an expression over columns and earlier features "
                             "(one a window aggregates, e.g. hour(ts), reads the event's own columns only).")
+    where: str | None = Field(None, description="Window features: only the rows for which this condition holds are "
+                              "aggregated (e.g. `NOT ok` for failed logins); it reads the aggregated rows' own "
+                              "columns (the stream's, with `from:`), never features or the label.")
 
     _name = field_validator("name")(_check_name)
 
@@ -165,8 +168,9 @@ class Feature(_Strict):
             raise ValueError("node, links and max_degree are for graph features (graph: component_size, ...)")
         if self.sql is not None or self.lookup is not None:
             kind = "sql" if self.sql is not None else "lookup"
-            if self.by or self.window or self.label_delay or self.from_:
-                raise ValueError(f"a `{kind}:` feature takes no aggregate, from, by, window, label_delay or other kind")
+            if self.by or self.window or self.label_delay or self.from_ or self.where:
+                raise ValueError(f"a `{kind}:` feature takes no aggregate, from, by, window, where, label_delay or other "
+                                 "kind")
             if self.lookup is not None and not re.match(r"^[^.]+\.[^.]+$", self.lookup):
                 raise ValueError(f"lookup: write TABLE.COLUMN (e.g. merchants.tier), not '{self.lookup}'")
             return self
@@ -175,6 +179,9 @@ class Feature(_Strict):
         duration_seconds(self.window)
         if self.label_delay is not None:
             duration_seconds(self.label_delay)
+        if self.where is not None and (self.graph is not None or self.first_seen is not None):
+            raise ValueError(f"where: filters the rows a window aggregates; a {'graph' if self.graph else 'first_seen'} "
+                             "feature takes none")
         if self.graph is not None:
             self._check_graph()
         elif self.first_seen is not None and (self.from_ or self.label_delay):
@@ -329,6 +336,10 @@ class Dataset(_Strict):
                                                  "(CSV, JSON text): ',' for 723,03 (European spreadsheets). A number "
                                                  "then holding a '.' (a thousands separator) is quarantined, never "
                                                  "misread.")
+    label_values: dict[str, Literal[0, 1] | None] = Field(
+        default_factory=dict, description="Label texts that mean fraud (1), good (0) or not known (null), for labels "
+        "written as words, e.g. {fraud: 1, legit: 0, pending: null}; matched ignoring case and surrounding spaces. "
+        "1, 0, true, false and empty are always understood; any other value quarantines its row.")
     streams: dict[str, Stream] = Field(default_factory=dict, description="Context streams by name (signups, "
                                        "logins, refunds, ...): loaded into table stream_NAME, read by `from:` features.")
     tables: dict[str, Table] = Field(default_factory=dict, description="Tables by name (merchants, IP ranges, ...): "

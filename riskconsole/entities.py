@@ -38,7 +38,7 @@ from riskconsole.expressions import parse_visible
 from riskconsole.features import _source, is_label_feature, label_features_query, label_key, per_event
 from riskconsole.lookups import lookup_query, target
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
-from riskconsole.streams import US, micros, stream_query
+from riskconsole.streams import US, filter_columns, micros, stream_query
 from riskconsole.strategy import Frame
 
 ID, TIME = "entity_period", "period_start"
@@ -133,7 +133,7 @@ def _needed(dataset: Dataset, entity: str, plan: dict[str, list[Feature]]) -> li
     """The event columns the entity frame reads: the entity, the roles, and what its window features aggregate."""
     roles = dataset.columns
     columns = [entity, roles.time, roles.label, roles.label_time, roles.amount]
-    columns += [f.of for f in plan["window"] if f.of != "*"]
+    columns += [f.of for f in plan["window"] if f.of != "*"] + [c for f in plan["window"] for c in filter_columns(f)]
     return list(dict.fromkeys(c for c in columns if c))
 
 
@@ -190,12 +190,12 @@ def _side(con: duckdb.DuckDBPyConnection, dataset: Dataset, entity: str, plan: d
             continue
         table = f"__entity_side_{i}"
         if kind == "window":
-            additive = [f for f in features if f.agg in ADDITIVE]
+            additive = [f for f in features if f.agg in ADDITIVE and f.where is None]  # a filtered one: the union
             if additive:
                 con.execute(f"CREATE OR REPLACE TEMP TABLE {table}_b AS "
                             f"{render(bucketed_windows(entity, additive, every_us))}")
                 out[f"{table}_b"] = [f.name for f in additive]
-            features = [f for f in features if f.agg not in ADDITIVE]
+            features = [f for f in features if f not in additive]
             if not features:
                 continue
             query = stream_query(dataset, None, (entity,), features, _Q, data=_EV)

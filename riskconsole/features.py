@@ -16,16 +16,17 @@ from dataclasses import dataclass
 
 import duckdb
 from sqlglot import exp
+from sqlglot.errors import SqlglotError
 
 from riskconsole.config import LABEL_AGGS, Dataset, Feature, duration_seconds
 from riskconsole.errors import ConfigError, ExpressionError
-from riskconsole.expressions import parse_visible
+from riskconsole.expressions import parse_visible, referenced_columns
 from riskconsole.graphs import check_graph_feature, graph_side_table
 from riskconsole.lookups import check_lookup, check_table, lookup_groups, lookup_query
 from riskconsole.names import internal_collision
-from riskconsole.sqlbuild import alias, fill, ident, render
+from riskconsole.sqlbuild import alias, fill, ident, lit, render
 from riskconsole.streams import (NUMERIC, US, aggregate, any_null, check_keys, check_stream_feature, empty_value,  # noqa: F401
-                                 micros, stream_groups, stream_query)
+                                 filtered, micros, stream_groups, stream_query)
 
 GRAPH_TABLE = "_graph_features"
 
@@ -83,6 +84,7 @@ def check_features(dataset: Dataset, types: dict[str, str], label: str,
     for name in dataset.tables:
         check_table(dataset, name, types, others.get(f"table_{name}", {}), label)
     per = per_event(dataset, list(types), label)
+    own = dict(types)  # the events' own columns: what a decision window's `where:` reads
     types = {**types, **{name: "DOUBLE" for name in per}}  # typed by DuckDB when the frame binds
     known = set(types) - set(per)
     hidden = set(dataset.hidden_columns)
@@ -103,13 +105,45 @@ def check_features(dataset: Dataset, types: dict[str, str], label: str,
             table = feature.lookup.split(".")[0]
             check_lookup(feature, others.get(f"table_{table}", {}), where, dataset.tables[table])
         elif feature.from_ is not None:
-            check_stream_feature(feature, types, others.get(f"stream_{feature.from_}", {}), where)
+            stream = others.get(f"stream_{feature.from_}", {})
+            check_stream_feature(feature, types, stream, where)
+            check_filter(feature, stream, set(), where)
         elif feature.graph is not None:
             check_graph_feature(feature, dataset, types, others, where)
         elif feature.first_seen is not None:
             _check_first_seen(feature, types, hidden, where)
         else:
             _check_window_feature(feature, dataset, types, hidden, where)
+            check_filter(feature, own, hidden, where)
+
+
+def check_filter(feature: Feature, types: dict[str, str], hidden: set[str], where: str) -> None:
+    """A window's `where:` is a true/false expression over the aggregated rows' own columns (`types`), never the
+    label: checked with the expression checker, then bound by DuckDB over typed empty columns, before any SQL runs.
+
+    Raises:
+        ConfigError: one line naming the feature and the fix.
+    """
+    if feature.where is None:
+        return
+    where = f"{where}: where"
+    visible = [c for c in types if c not in hidden]
+    node = parse_visible(feature.where, visible, tuple(hidden), None, where)
+    try:
+        row = exp.select(*[alias(exp.cast(exp.null(), exp.DataType.build(types[c], dialect="duckdb")), c)
+                           for c in sorted(referenced_columns(node))] or [alias(lit(1), "_")])
+    except SqlglotError:
+        return  # a type sqlglot cannot spell: the frame query binds it at load, naming the feature
+    con = duckdb.connect()
+    try:
+        dtype = con.execute("DESCRIBE " + render(exp.select(alias(node, "v")).from_(row.subquery("r")))
+                            ).fetchall()[0][1]
+    except duckdb.Error as err:
+        raise ConfigError(f"{where}: {str(err).splitlines()[0]}") from None
+    finally:
+        con.close()
+    if dtype not in ("BOOLEAN", '"NULL"', "NULL"):
+        raise ConfigError(f"{where}: must be true/false, but gives {dtype} (add a comparison, e.g. `status = 'failed'`)")
 
 
 def _check_window_feature(feature: Feature, dataset: Dataset, types: dict[str, str], hidden: set[str],
@@ -163,6 +197,9 @@ def _check_label_feature(feature: Feature, dataset: Dataset, where: str) -> None
         raise ConfigError(f"{where}: a label feature groups by one column (by: user_id), not by a list or all rows")
     if feature.agg not in LABEL_AGGS:
         raise ConfigError(f"{where}: a label feature takes {', '.join(LABEL_AGGS)}, not {feature.agg}")
+    if feature.where is not None:
+        raise ConfigError(f"{where}: where: a label feature counts every known label of the entity; filter with a "
+                          "window feature of the events instead")
     if feature.label_delay is None and dataset.columns.label_time is None:
         raise ConfigError(f"{where}: needs label_delay (no label_time column is mapped, so recent labels "
                           "would leak the future)")
@@ -177,7 +214,7 @@ def window_column(feature: Feature, dataset: Dataset) -> exp.Expression:
     if feature.first_seen is not None:
         return first_seen_column(feature)
     keys = feature.keys
-    x = None if feature.of == "*" else ident(_source(feature.of, dataset))
+    x = filtered(None if feature.of == "*" else ident(_source(feature.of, dataset)), feature)
     null = any_null(keys)
     value = aggregate(feature, x, [ident(k) for k in keys], own=True, null=null)
     if not keys:

@@ -32,6 +32,7 @@ from riskconsole.sqlbuild import alias, fill, ident, lit, render
 from riskconsole.workspace import Workspace
 
 _LABEL_VALUES = {"1": 1, "1.0": 1, "true": 1, "0": 0, "0.0": 0, "false": 0}
+LABEL_REASON = "label must be 1, 0 or empty (or a word mapped under label_values:)"
 MAX_AMOUNT = 1e15  # an amount beyond this is a typo or a sentinel: sums of a few would overflow
 WARN_SHARE = 0.01  # a time column with more than this share of rows quarantined gets a warning
 Progress = Callable[[str], None]
@@ -84,24 +85,25 @@ def _as_text(column: str, raw_type: str) -> exp.Expression:
     return fill("CAST(:c AS VARCHAR)", c=ident(column))
 
 
-def _label_cast(text: exp.Expression) -> exp.Expression:
-    """1 / 0 / NULL for a label; -1 marks a value that is not a label (such rows go to quarantine)."""
+def _label_cast(text: exp.Expression, extra: dict[str, int | None]) -> exp.Expression:
+    """1 / 0 / NULL for a label; -1 marks a value that is not a label (such rows go to quarantine).
+
+    `extra` (the dataset's `label_values`) adds words, matched like the built-in ones (lower case, trimmed)."""
     word = fill("lower(trim(:t))", t=text)
-    ones = [lit(k) for k, v in _LABEL_VALUES.items() if v == 1]
-    zeros = [lit(k) for k, v in _LABEL_VALUES.items() if v == 0]
-    node = exp.Case(ifs=[
-        exp.If(this=fill(":w IS NULL OR :w = ''", w=word), true=lit(None)),
-        exp.If(this=exp.In(this=word, expressions=ones), true=lit(1)),
-        exp.If(this=exp.In(this=word, expressions=zeros), true=lit(0)),
-    ], default=lit(-1))
-    return fill("CAST(:x AS TINYINT)", x=node)
+    values = {**_LABEL_VALUES, **{k.strip().lower(): v for k, v in extra.items()}}
+    ifs = [exp.If(this=fill(":w IS NULL OR :w = ''", w=word), true=lit(None))]
+    for value in (None, 1, 0):
+        words = [lit(k) for k, v in values.items() if v == value and k]
+        if words:
+            ifs.append(exp.If(this=exp.In(this=word, expressions=words), true=lit(value)))
+    return fill("CAST(:x AS TINYINT)", x=exp.Case(ifs=ifs, default=lit(-1)))
 
 
 def _typed(column: str, raw_type: str, target: str, part: Part) -> exp.Expression:
     """Cast one raw column to its target type; NULL where the cast fails."""
     text = _as_text(column, raw_type)
     if column == part.roles.get("label"):
-        return _label_cast(text)
+        return _label_cast(text, part.labels)
     if column == part.roles.get("id"):
         return fill("nullif(trim(:t), '')", t=text)
     if target == "TIMESTAMP":
@@ -120,12 +122,12 @@ def _is_number(target: str) -> bool:
                                       "UINTEGER", "UBIGINT", "FLOAT", "REAL", "DOUBLE", "DECIMAL", "NUMERIC", "INT"))
 
 
-def _column_reasons(column: str, target: str, part: Part) -> list[tuple[exp.Expression, exp.Expression]]:
-    """(condition, reason) pairs for one non-id column."""
-    raw, cast = ident(column), ident(cast_name(column))
+def _column_reasons(column: str, target: str, part: Part, raw_type: str) -> list[tuple[exp.Expression, exp.Expression]]:
+    """(condition, reason) pairs for one non-id column (`raw_type`: its type in the source)."""
+    cast = ident(cast_name(column))
     if column == part.roles.get("label"):
-        return [(fill(":c = -1", c=cast), lit(f"{column}: label must be 1, 0 or empty"))]
-    failed = fill(":raw IS NOT NULL AND :cast IS NULL", raw=raw, cast=cast)
+        return [(fill(":c = -1", c=cast), lit(f"{column}: {LABEL_REASON}"))]
+    failed = _failed(column, target, raw_type)
     if target == "TIMESTAMP":
         tried = times.described(times.formats_of(part.time_format))
         return [(failed, lit(f"{column}: not {tried}")), (times.out_of_range(cast), times.range_reason(column, cast))]
@@ -138,15 +140,27 @@ def _column_reasons(column: str, target: str, part: Part) -> list[tuple[exp.Expr
     return pairs
 
 
-def _reason(part: Part, target: dict[str, str]) -> exp.Expression:
-    """CASE giving the first reason a row cannot load (NULL when it can)."""
+def _failed(column: str, target: str, raw_type: str) -> exp.Expression:
+    """The column has a value that did not convert; an empty text time is no time (a label not known yet)."""
+    raw = ident(column)
+    failed = fill(":raw IS NOT NULL AND :cast IS NULL", raw=raw, cast=ident(cast_name(column)))
+    if target == "TIMESTAMP" and raw_type in ("VARCHAR", "JSON"):
+        failed = fill(":f AND trim(CAST(:raw AS VARCHAR)) <> ''", f=failed, raw=raw)
+    return failed
+
+
+def _reason(part: Part, target: dict[str, str], raw: dict[str, str]) -> exp.Expression:
+    """CASE giving the first reason a row cannot load (NULL when it can); `raw`: the source's column types."""
     whens = []
     for column, why in part.required:
         checked = ident(cast_name(column)) if column == part.roles.get("id") else ident(column)
-        whens.append((fill(":c IS NULL", c=checked), lit(why)))
+        missing = fill(":c IS NULL", c=checked)
+        if target.get(column) == "TIMESTAMP" and raw.get(column) in ("VARCHAR", "JSON"):  # empty text: no time
+            missing = fill(":m OR trim(CAST(:c AS VARCHAR)) = ''", m=missing, c=checked)
+        whens.append((missing, lit(why)))
     for column in part.types:
         if column != part.roles.get("id"):
-            whens += _column_reasons(column, target[column], part)
+            whens += _column_reasons(column, target[column], part, raw.get(column, ""))
     if part.unique:
         what = "duplicate id" if part.roles.get("id") else f"duplicate {', '.join(part.unique)}"
         whens.append((fill("__dup > 1"), lit(what)))
@@ -167,7 +181,7 @@ def _stage(con: duckdb.DuckDBPyConnection, part: Part) -> None:
         dup = exp.Window(this=fill("row_number()"), partition_by=[ident(cast_name(c)) for c in part.unique],
                          order=exp.Order(expressions=[exp.column("__file"), exp.column("ordinality")]))
         staged = exp.select("*", alias(dup, "__dup")).from_(staged.subquery("c"))
-    final = exp.select("*", alias(_reason(part, target), "__reason")).from_(staged.subquery("s"))
+    final = exp.select("*", alias(_reason(part, target, raw), "__reason")).from_(staged.subquery("s"))
     con.execute("CREATE OR REPLACE TEMP TABLE _staged AS " + render(final))
     con.execute("DROP TABLE _raw")
     con.execute("DROP TABLE _cast")
@@ -205,7 +219,7 @@ def _time_warning(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, 
                   read: int) -> str | None:
     """A warning when more than WARN_SHARE of a time column's rows fail: three raw values and a format to try."""
     raw, cast = ident(column), ident(cast_name(column))
-    n, values = _failing(con, raw, fill("(:r IS NOT NULL AND :c IS NULL) OR :out", r=raw, c=cast,
+    n, values = _failing(con, raw, fill(":failed OR :out", failed=_failed(column, "TIMESTAMP", part.types[column]),
                                         out=times.out_of_range(cast)))
     if not read or n / read <= WARN_SHARE:
         return None
@@ -239,12 +253,25 @@ def _number_warning(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part
             f"not a valid {target}, e.g. {_shown(values)}: {fix}")
 
 
+def _label_warning(con: duckdb.DuckDBPyConnection, checked: Checked, column: str, read: int) -> str | None:
+    """A warning when more than WARN_SHARE of the rows have a label that is not one: the words seen and the
+    `label_values:` that maps them."""
+    n, values = _failing(con, ident(column), fill(":c = -1", c=ident(cast_name(column))))
+    if not read or n / read <= WARN_SHARE:
+        return None
+    words = list(dict.fromkeys(v.strip() for v in values))[:4]
+    example = ", ".join(f"{terminal(w)[:20]}: 1 or 0" for w in words[:2])
+    return (f"{checked.label}: columns.label: {n:,} of {read:,} rows ({n / read:.1%}) quarantined because '{column}' "
+            f"is not 1, 0 or empty, e.g. {_shown(words)}: say which words mean fraud (1), good (0) or not known "
+            f"(null) with label_values: in the dataset, e.g. label_values: {{{example}}}")
+
+
 def _warnings(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, read: int) -> list[str]:
     target = target_types(part)
     places = {part.roles.get("time"): "columns.time", part.roles.get("label_time"): "columns.label_time",
               part.roles.get("amount"): "columns.amount"}
     prefix = "" if part.kind == "events" else f"{part.where}."
-    found = []
+    found = [_label_warning(con, checked, part.roles["label"], read)] if part.roles.get("label") else []
     for c in part.types:
         where = prefix + places.get(c, f"types.{c}")
         if target[c] == "TIMESTAMP":

@@ -63,6 +63,7 @@ class Part:
     times: tuple[str, ...] = ()
     order: tuple[str, ...] = ()
     rename: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, int | None] = field(default_factory=dict)  # the dataset's label_values: text -> 1, 0, None
 
     @property
     def table(self) -> str:
@@ -300,7 +301,8 @@ def events_part(dataset: Dataset, files: list[str], fmt: str, types: dict[str, s
     return Part("events", "events", "source", dataset.source, files, fmt, types, dict(dataset.types),
                 dataset.time_format, dataset.decimal_separator, {k: getattr(roles, k) for k in EVENT_ROLES},
                 required=((roles.id, "missing id"), (roles.time, "missing time")), unique=(roles.id,),
-                times=tuple(c for c in (roles.time, roles.label_time) if c), order=(roles.time, roles.id))
+                times=tuple(c for c in (roles.time, roles.label_time) if c), order=(roles.time, roles.id),
+                labels=dict(dataset.label_values))
 
 
 def stream_part(name: str, stream: Stream, files: list[str], fmt: str, types: dict[str, str]) -> Part:

@@ -9,10 +9,12 @@ data rows (every aggregate skips NULLs) — ties at the same instant are never "
 
 from __future__ import annotations
 
+import sqlglot
 from sqlglot import exp
 
 from riskconsole.config import Dataset, Feature, duration_seconds
 from riskconsole.errors import ConfigError
+from riskconsole.expressions import parse_expression
 from riskconsole.sqlbuild import alias, fill, ident, lit
 
 US = 1_000_000  # microseconds per second
@@ -69,6 +71,26 @@ def aggregate(feature: Feature, x: exp.Expression | None, keys: list[exp.Express
     return fill(template, **nodes)
 
 
+def filter_columns(feature: Feature) -> list[str]:
+    """The columns a window's `where:` names (none without one)."""
+    if feature.where is None:
+        return []
+    return list(dict.fromkeys(c.name for c in sqlglot.parse_one(feature.where, read="duckdb").find_all(exp.Column)))
+
+
+def filtered(value: exp.Expression | None, feature: Feature) -> exp.Expression | None:
+    """The value a window aggregates (None: count(*)) kept only on rows where the feature's `where:` holds.
+
+    The text was checked against the rows' columns (`features.check_features`) before any build; here it is parsed
+    again by the same checker, over the columns it names, to render it. With a filter, count(*) becomes the count of
+    `CASE WHEN where THEN 1 END` (every aggregate skips the NULL of a row the filter drops)."""
+    if feature.where is None:
+        return value
+    condition = parse_expression(feature.where, columns=filter_columns(feature),
+                                 where=f"feature '{feature.name}': where")
+    return fill("CASE WHEN :c THEN :v END", c=condition, v=lit(1) if value is None else value)
+
+
 def empty_value(feature: Feature) -> exp.Expression:
     """What an empty window gives: 0 for count, sum and count_distinct; NULL otherwise."""
     return lit(0) if feature.agg in ZERO_WHEN_EMPTY else lit(None)
@@ -90,9 +112,10 @@ def stream_groups(dataset: Dataset) -> dict[tuple, list[Feature]]:
     return groups
 
 
-def _rows(dataset: Dataset, stream: str | None, keys: tuple[str, ...], values: list[str | None],
+def _rows(dataset: Dataset, stream: str | None, keys: tuple[str, ...], features: list[Feature],
           base: str) -> exp.Select:
-    """Data rows of the union: keys, `_t`, `_pos` NULL and the aggregated values (`__x0` …, 1 for count(*)).
+    """Data rows of the union: keys, `_t`, `_pos` NULL and the aggregated values (`__x0` …, 1 for count(*); NULL
+    where the feature's `where:` does not hold).
 
     With no stream, the rows of `base` (the decision events, with `_t`)."""
     if stream is None:
@@ -102,7 +125,8 @@ def _rows(dataset: Dataset, stream: str | None, keys: tuple[str, ...], values: l
         table, time = exp.to_table(f"stream_{stream}", quoted=True), micros(ident(spec.rename.get(spec.columns.time,
                                                                                               spec.columns.time)))
     data = exp.select(*[ident(k) for k in keys], alias(time, "_t"), alias(lit(None), "_pos"),
-                      *[alias(lit(1) if v is None else ident(v), f"__x{i}") for i, v in enumerate(values)])
+                      *[alias(filtered(None if f.of == "*" else ident(f.of), f) or lit(1), f"__x{i}")
+                        for i, f in enumerate(features)])
     data = data.from_(table)
     return data.where(exp.not_(any_null(list(keys)))) if keys else data
 
@@ -129,9 +153,8 @@ def stream_query(dataset: Dataset, stream: str | None, keys: tuple[str, ...], fe
         data: with no stream, the table of decision events aggregated when the query rows of `base` are not
             events themselves (an entity's period starts: see `entities.py`).
     """
-    values = [None if f.of == "*" else f.of for f in features]
-    data = _rows(dataset, stream, keys, values, data or base)
-    query = exp.select(*[ident(k) for k in keys], "_t", "_pos", *[alias(lit(None), f"__x{i}") for i in range(len(values))])
+    data = _rows(dataset, stream, keys, features, data or base)
+    query = exp.select(*[ident(k) for k in keys], "_t", "_pos", *[alias(lit(None), f"__x{i}") for i in range(len(features))])
     query = query.from_(exp.to_table(base))
     if keys:
         query = query.where(exp.not_(any_null(list(keys))))

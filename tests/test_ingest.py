@@ -46,7 +46,7 @@ def test_every_row_is_loaded_or_quarantined_with_a_reason(tmp_path):
     assert reasons[None] == "missing id"
     assert reasons["a3"] == "missing time"
     assert reasons["a4"] == "ts: not an ISO-8601 time (e.g. 2026-01-05 13:45:00; set time_format: for other layouts)"
-    assert reasons["a5"] == "is_fraud: label must be 1, 0 or empty"
+    assert reasons["a5"] == "is_fraud: label must be 1, 0 or empty (or a word mapped under label_values:)"
     assert reasons["a6"] == "amount: not a valid DOUBLE"
     assert reasons["a1"] == "duplicate id"  # the copy in the later file; the first occurrence wins
     assert query(ws, "SELECT amount FROM events WHERE event_id = 'a1'") == [(10.5,)]
@@ -234,3 +234,47 @@ def test_a_role_name_in_an_expression_says_which_column_to_write(tmp_path):
     load(ws)
     with Session(ws) as session, pytest.raises(RiskConsoleError, match=f"rule 'big': {fix}"):
         session.backtest(ws.strategies_dir / "s.yaml")
+
+
+def test_labels_written_as_words_load_with_label_values_and_warn_without(tmp_path):
+    """`fraud`/`legit` labels quarantine their rows (with a warning naming the words and the fix) until
+    `label_values:` maps them; mapped words, the built-in 1/0/true/false and empty all load."""
+    text = HEADER + "".join(f"e{i},2026-03-01 10:{i:02d}:00,{word},,{i},1,1\n"
+                            for i, word in enumerate(["fraud", "Legit ", "legit", "PENDING", "1", "", "0", "legit"]))
+    ws = _ws(tmp_path, {"part-1.csv": text})
+    result = load(ws)
+    assert (result.loaded, result.quarantined) == (3, 5)  # e4 (1), e5 (empty), e6 (0)
+    warning = next(w for w in result.warnings if "columns.label" in w)
+    assert "5 of 8 rows" in warning and "'fraud', 'Legit', 'legit'" in warning and "label_values:" in warning
+    spec = {**BASE_DATASET, "source": "data/in/*.csv", "label_values": {"fraud": 1, "LEGIT": 0, "pending": None}}
+    (ws.root / "data" / "dataset.yaml").write_text(yaml.safe_dump(spec))
+    result = load(ws)
+    assert (result.loaded, result.quarantined) == (8, 0) and not any("columns.label" in w for w in result.warnings)
+    assert query(ws, "SELECT event_id, is_fraud FROM events ORDER BY event_id") == [
+        ("e0", 1), ("e1", 0), ("e2", 0), ("e3", None), ("e4", 1), ("e5", None), ("e6", 0), ("e7", 0)]
+
+
+def test_label_values_take_only_1_0_or_null(tmp_path):
+    ws = _ws(tmp_path, {"part-1.csv": FILE_1}, {**BASE_DATASET, "label_values": {"fraud": 2}})
+    with pytest.raises(RiskConsoleError, match="label_values.fraud"):
+        load(ws)
+
+
+def test_an_empty_text_time_is_no_time_not_a_bad_one(tmp_path):
+    """A Parquet or JSON file writes a missing chargeback date as '' (text): the label time is then unknown (NULL),
+    not a bad time that quarantines the row; an empty event time is still a missing time."""
+    events = pd.DataFrame({"event_id": ["a", "b", "c"], "ts": ["2026-03-01 10:00:00", "2026-03-01 11:00:00", " "],
+                           "is_fraud": ["1", "", "0"], "label_ts": ["2026-03-04 00:00:00", "", "  "],
+                           "amount": [1.0, 2.0, 3.0], "user_id": [1, 1, 1], "device_id": [1, 1, 1]})
+    root = tmp_path / "ws"
+    (root / "data" / "in").mkdir(parents=True)
+    events.to_parquet(root / "data" / "in" / "e.parquet", index=False)
+    (root / "data" / "dataset.yaml").write_text(yaml.safe_dump({**BASE_DATASET, "source": "data/in/*.parquet"}))
+    from riskconsole.workspace import Workspace
+
+    ws = Workspace(root)
+    result = load(ws)
+    assert (result.loaded, result.quarantined) == (2, 1) and not result.warnings
+    assert query(ws, "SELECT reason FROM quarantine") == [("missing time",)]
+    assert query(ws, "SELECT event_id, label_ts FROM events ORDER BY 1") == [
+        ("a", pd.Timestamp("2026-03-04").to_pydatetime()), ("b", None)]

@@ -3,12 +3,15 @@ with ties at the same instant and at the window's edge, and proven blind to the 
 
 from __future__ import annotations
 
+import re
+
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
+from riskconsole.errors import RiskConsoleError
 from riskconsole.ingest import load
 from conftest import aggregate, BASE_DATASET, random_events, write_workspace
 
@@ -27,8 +30,25 @@ FEATURES = [
     {"name": "e_pair_amount_1d", "avg": "amount", "by": ["user_id", "device_id"], "window": "1d"},
     {"name": "e_all_30m", "count": "*", "window": "30m"},
     {"name": "e_all_max_1h", "max": "amount", "window": "1h"},
+    {"name": "s_failed_1h", "count": "*", "from": "logins", "by": "user_id", "window": "1h", "where": "success = 0"},
+    {"name": "s_big_spend_1d", "sum": "spend", "from": "logins", "by": "user_id", "window": "1d",
+     "where": "spend > 20 AND device_id IS NOT NULL"},
+    {"name": "s_all_failed_1h", "count": "*", "from": "logins", "window": "1h", "where": "success = 0"},
+    {"name": "e_big_1d", "count": "*", "by": "user_id", "window": "1d", "where": "amount > 50"},
+    {"name": "e_pair_big_avg_1d", "avg": "amount", "by": ["user_id", "device_id"], "window": "1d",
+     "where": "amount > 60"},
+    {"name": "e_all_web_1h", "count": "*", "window": "1h", "where": "channel = 'web'"},
     {"name": "seconds_since_login", "sql": "date_diff('second', s_last_2d, ts)"},
 ]
+# the `where:` of the features above, as pandas row masks (the brute force keeps only those rows)
+WHERE = {
+    "s_failed_1h": lambda r: r["success"] == 0,
+    "s_big_spend_1d": lambda r: (r["spend"] > 20) & r["device_id"].notna(),
+    "s_all_failed_1h": lambda r: r["success"] == 0,
+    "e_big_1d": lambda r: r["amount"] > 50,
+    "e_pair_big_avg_1d": lambda r: r["amount"] > 60,
+    "e_all_web_1h": lambda r: r["channel"] == "web",
+}
 
 
 def make_events(seed: int = 5, n: int = 240) -> pd.DataFrame:
@@ -80,6 +100,8 @@ def brute_force(events: pd.DataFrame, rows: pd.DataFrame, time: str, feature: di
     agg = next(k for k in ("count_distinct", "count", "sum", "avg", "min", "max") if k in feature)
     keys = [feature["by"]] if isinstance(feature.get("by"), str) else feature.get("by", [])
     window = pd.Timedelta(feature["window"].replace("d", "D"))
+    if feature["name"] in WHERE:
+        rows = rows[WHERE[feature["name"]](rows).fillna(False).astype(bool)]
     out = []
     for event in events.to_dict("records"):
         t = event["ts"]
@@ -131,6 +153,50 @@ def test_the_data_exercises_ties_edges_and_null_parts(loaded):
     at_edge = logins["login_time"].isin(set(events["ts"] - pd.Timedelta("1h")))
     assert at_event.sum() > 50 and at_edge.sum() > 30
     assert events["device_id"].isna().sum() > 5 and logins["user_id"].isna().sum() > 5
+
+
+def test_the_filters_drop_rows_and_keep_some(loaded):
+    """Each `where:` of FEATURES holds on some rows and not on others, so the brute force above can tell a filter
+    that is ignored (or inverted) from one that works."""
+    _, _, events, logins, frame = loaded
+    for feature in FEATURES:
+        if "where" in feature:
+            rows = logins if feature.get("from") else events
+            kept = WHERE[feature["name"]](rows).fillna(False).astype(bool)
+            assert 0.1 < kept.mean() < 0.9, feature["name"]
+            unfiltered = {k: v for k, v in feature.items() if k != "where"}
+            time = "login_time" if feature.get("from") else "ts"
+            assert frame[feature["name"]].tolist() != brute_force(events, rows, time, {**unfiltered, "name": "_"})
+
+
+@pytest.mark.parametrize("feature, message", [
+    ({"name": "x", "count": "*", "from": "logins", "by": "user_id", "window": "1h", "where": "nope = 0"},
+     "feature 'x': where: unknown column 'nope'"),
+    ({"name": "x", "count": "*", "from": "logins", "by": "user_id", "window": "1h", "where": "spend + 1"},
+     "feature 'x': where: must be true/false, but gives DOUBLE"),
+    ({"name": "x", "count": "*", "by": "user_id", "window": "1h", "where": "is_fraud = 1"},
+     "feature 'x': where: 'is_fraud' is the label"),
+    ({"name": "x", "count": "*", "by": "user_id", "window": "1h", "where": "ts > 5"},
+     "feature 'x': where: Binder Error: Cannot compare values of type TIMESTAMP"),
+    ({"name": "x", "sum": "label", "by": "user_id", "window": "1d", "label_delay": "1d", "where": "amount > 5"},
+     "feature 'x': where: a label feature counts every known label"),
+    ({"name": "x", "sql": "amount * 2", "where": "amount > 5"}, "takes no aggregate, from, by, window, where"),
+    ({"name": "x", "first_seen": "device_id", "by": "user_id", "window": "1d", "where": "amount > 5"},
+     "a first_seen feature takes none"),
+])
+def test_a_bad_where_is_one_line_from_validate_and_load_and_changes_nothing(tmp_path, feature, message, capsys):
+    from riskconsole.cli import main
+
+    events, logins = make_events(), make_logins(make_events())
+    ws = workspace(tmp_path / "w", events, logins, FEATURES[:1])
+    load(ws)
+    before = frame_of(ws)
+    workspace(tmp_path / "w", events, logins, [feature])
+    assert main(["validate", str(ws.dataset_path), "--workspace", str(ws.root)]) == 1
+    assert message in capsys.readouterr().err
+    with pytest.raises(RiskConsoleError, match=re.escape(message)):
+        load(ws)
+    pd.testing.assert_frame_equal(frame_of(ws), before)
 
 
 def test_a_compound_key_with_a_null_part_is_an_empty_window(loaded):
