@@ -129,7 +129,8 @@ def _definition(f) -> str:
         return f"1 if {f.first_seen} is new for {by} over the previous {f.window}"
     delay = f" delayed {f.label_delay}" if f.label_delay else ""
     stream = f" of {f.from_}" if f.from_ else ""
-    return f"{f.agg}({f.of}){stream} by {by} over the previous {f.window}{delay}"
+    kept = f" where {f.where}" if f.where else ""
+    return f"{f.agg}({f.of}){stream}{kept} by {by} over the previous {f.window}{delay}"
 
 
 def distribution(con: duckdb.DuckDBPyConnection, dataset: Dataset, column: str) -> dict:

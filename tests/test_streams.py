@@ -286,3 +286,12 @@ def test_stream_and_lookup_sql_transpiles_to_spark():
         joins[f"_l{i}"] = features
     columns = ["event_id", "ts", "is_fraud", "label_ts", "amount", "user_id", "device_id", "merchant_id", "ip_num"]
     assert "LEFT JOIN" in _spark(frame_query(dataset, columns, "x", joins=joins))
+
+
+def test_the_data_page_says_what_a_filtered_window_keeps():
+    from riskconsole.config import Feature
+    from riskconsole.overview import _definition
+
+    feature = Feature.model_validate({"name": "failed_24h", "count": "*", "from": "logins", "by": "user_id",
+                                      "window": "24h", "where": "NOT success"})
+    assert _definition(feature) == "count(*) of logins where NOT success by user_id over the previous 24h"
