@@ -9,8 +9,8 @@ import streamlit as st
 
 from riskconsole.export import fmt
 from riskconsole.charts import daily_chart
-from riskconsole.ui.common import (results_version, evaluate, guard, kpi_tiles, open_page, pick_baseline, pick_strategy,
-                                   pick_window, show_warnings, strategy_text)
+from riskconsole.ui.common import (results_version, evaluate, guard, guard_baseline, kpi_tiles, open_page, pick_baseline,
+                                   pick_strategy, pick_window, show_warnings, strategy_text)
 
 
 @st.cache_data(max_entries=16, show_spinner="Listing entity-periods ...")
@@ -32,8 +32,10 @@ window = pick_window(session)
 report = guard(evaluate, session, candidate, window, st.session_state.get("params", {}).get(candidate.stem))
 same = baseline is not None and baseline.resolve() == candidate.resolve()
 level = guard(session.strategy, candidate).level
-other_level = baseline is not None and not same and guard(session.strategy, baseline).level != level
-base = guard(evaluate, session, baseline, window) if baseline is not None and not same and not other_level else None
+base_spec = guard_baseline(session.strategy, baseline, baseline) if baseline is not None and not same else None
+other_level = base_spec is not None and base_spec.level != level
+base = guard_baseline(evaluate, baseline, session, baseline, window) if base_spec is not None and not other_level \
+    else None
 unit = "events" if level is None else f"{level.entity} periods"
 o = report["overall"]
 st.caption(f"{report['window']['from']} … {report['window']['to']} · population {o['population']:,} {unit} · "
@@ -44,7 +46,7 @@ if level is not None:
 if other_level:
     st.info(f"**{baseline.stem}** decides {'events' if level is not None else 'entity-periods'}, **{candidate.stem}** "
             f"decides {unit}: pick a baseline of the same level to see deltas.")
-elif base is None:
+elif base is None and (same or baseline is None):
     st.info("The strategy is its own baseline: nothing to compare." if same else
             "No baseline picked: pick the strategy in production above to see what this one changes.")
 kpi_tiles(report, base)

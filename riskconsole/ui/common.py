@@ -274,6 +274,16 @@ def guard(fn, *args, **kwargs):
         st.stop()
 
 
+def guard_baseline(fn, baseline: Path, *args, **kwargs):
+    """Run a core call on the baseline; a RiskConsoleError becomes a warning that the page goes on without deltas
+    (the candidate's own report still stands), and None."""
+    try:
+        return fn(*args, **kwargs)
+    except RiskConsoleError as err:
+        st.warning(f"Baseline **{baseline.stem}** cannot run, so this page shows no deltas: {err}")
+        return None
+
+
 def param_curve(session: Session, path: Path, window: Window, param: str, others: dict) -> list[dict]:
     """Metrics over a param's range, cached per file text, window and the other params."""
     return _curve(str(session.ws.root), results_version(session.ws), str(path), strategy_text(path), window, param,
