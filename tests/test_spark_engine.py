@@ -2,7 +2,8 @@
 writes DuckDB's report.json.
 
 One small workspace holds every kind of feature (windows, stddev, first_seen, compound key, by-less, stream,
-label, lookups: key, as-of and range, graph (computed by DuckDB at load, joined on Spark), derived). Spark runs in the test run's one session (`spark` of test_functions).
+label, lookups: key, as-of and range, graph, derived). Spark runs in the test run's one session (`spark` of
+test_functions).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ FEATURES = [
     {"name": "user_fraud_rate_3d", "avg": "label", "by": "user_id", "window": "3d", "label_delay": "12h"},
     {"name": "user_ring_size_2d", "graph": "component_size", "node": "user_id", "links": ["device_id"], "window": "2d"},
     {"name": "user_ring_degree_2d", "graph": "degree", "node": "user_id", "links": ["device_id"], "window": "2d"},
+    {"name": "user_ring_fraud_3d", "graph": "fraud_share", "node": "user_id", "links": ["device_id", "ip_num"],
+     "window": "3d", "max_degree": 4, "label_delay": "1d"},
     {"name": "merchant_category", "lookup": "merchants.category"},
     {"name": "merchant_since", "lookup": "merchants.updated_at"},
     {"name": "device_kind", "lookup": "devices.kind"},
@@ -139,9 +142,10 @@ def test_the_frame_built_on_spark_equals_duckdbs(mixed_ws, spark_session):
         for a, b in ((duck, spark_rows), (spark_rows, duck)):
             extra = con.execute(f"SELECT * FROM ({a} EXCEPT ALL {b}) LIMIT 3").fetchall()
             assert not extra, extra
-        nonzero = con.execute("SELECT count(*) FROM frame WHERE user_fraud_2d > 0 AND user_logins_1h > 0 "
-                              "AND ip_country IS NOT NULL").fetchall()[0][0]
-        assert nonzero > 0  # the features under test are not all empty
+        nonzero = con.execute("SELECT count(*) FILTER (user_fraud_2d > 0 AND user_logins_1h > 0 AND ip_country IS "
+                              "NOT NULL), count(*) FILTER (user_ring_fraud_3d > 0), count(*) FILTER "
+                              "(user_ring_size_2d > 2) FROM frame").fetchall()[0]
+        assert all(nonzero), nonzero  # the features under test are not all empty
     finally:
         con.close()
 
