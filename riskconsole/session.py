@@ -119,6 +119,12 @@ class Session:
 
         return choose(self._engine_flag, self.dataset)
 
+    @property
+    def engine_text(self) -> str:
+        """The engine as the CLI and the console name it: `duckdb`, or `spark (MASTER)`."""
+        spark = self.dataset.spark
+        return "duckdb" if self.engine == "duckdb" else f"spark ({spark.remote or spark.master})"
+
     def spark_engine(self):
         """The Spark engine over this data version: export and frame built on first use, cached under data/spark/."""
         from riskconsole.engines.spark import SparkEngine
@@ -526,7 +532,8 @@ class Session:
     def monitor(self, path: str | Path, start: str | None = None, end: str | None = None,
                 reference: str | None = None, by: list[str] | None = None) -> dict:
         """monitor.json of the strategy as deployed: daily KPIs with bands, alerts, attribution, drift
-        (DESIGN §6.1); the CLI's `monitor` and the Monitor page both call this."""
+        (DESIGN §6.1); the CLI's `monitor` and the Monitor page both call this. Its passes over events run on the
+        session's engine."""
         from riskconsole.monitor import build, parse_periods
 
         first, last = self.day_range()
@@ -535,7 +542,7 @@ class Session:
         frame, dataset = self.view(compiled.strategy)
         with self.cursor(compiled.strategy) as cur:
             return build(cur, compiled, frame, dataset, periods, list(by or []), self.ws.rel(path),
-                         self._monitor_detectors())
+                         self._monitor_detectors(), self._runner(cur, self.ws.rel(path), compiled))
 
     def _monitor_detectors(self) -> dict:
         """The first supervised (LightGBM) and the first unsupervised (PyOD) detector of the workspace, and

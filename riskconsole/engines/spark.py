@@ -9,8 +9,11 @@ executors (`spark_scores.py`), PyOD scores exported from DuckDB; lists (`IN LIST
 files (`spark_lists.py`). Graph features run graphs.py's queries on Spark; only the distinct (node, link value, day)
 pairs come back, their components are computed in Python as on DuckDB, and the values are joined back on Spark.
 
-Not on Spark yet: load and quarantine, detector training, PyOD scoring, monitor, entity-level strategies and the
-console.
+`monitor` runs its passes over events here too (its grouped KPI and segment passes, drift's bins and coded pass,
+through `arrow`).
+
+Not on Spark yet: load and quarantine, detector training, PyOD scoring, entity-level strategies, the outcomes pass
+and the console.
 """
 
 from __future__ import annotations
@@ -106,28 +109,58 @@ def render(node: exp.Expression, what: str) -> str:
 
 
 def _portable(node: exp.Expression) -> exp.Expression:
-    """Two functions of riskconsole's own SQL (not of user expressions) written the way Spark runs them:
+    """Functions of riskconsole's own SQL (not of user expressions) written the way Spark runs them:
 
     - `list_extract(l, i)` (the optimizer's threshold buckets: 1-based, NULL out of range) as `try_element_at`,
       which is NULL out of range too but fails on index 0 (DuckDB: NULL) and takes an INT index;
     - `list_filter(l, x -> x IS NOT NULL)` (decisions' matched rules) as `array_compact(l)`: the same list, and
-      no lambda, since Spark refuses a subquery (an `IN LIST`) anywhere inside a higher-order function."""
-    def extract(n: exp.Expression) -> bool:
-        return isinstance(n, exp.Anonymous) and n.name.lower() == "list_extract"
-
-    def compact(n: exp.Expression) -> bool:
-        body = n.expression.this if isinstance(n, exp.ArrayFilter) and isinstance(n.expression, exp.Lambda) else None
-        return isinstance(body, exp.Not) and isinstance(body.this, exp.Is) and isinstance(body.this.expression, exp.Null) \
-            and body.this.this.name == n.expression.expressions[0].name
-
+      no lambda, since Spark refuses a subquery (an `IN LIST`) anywhere inside a higher-order function;
+    - `quantile_disc(x, p)` or `quantile_disc(x, [p, ...])` (drift's bins) as `percentile_disc(p) WITHIN GROUP
+      (ORDER BY x)` per p: the same element of the sorted non-NULL values (tests/test_spark_engine.py checks
+      sizes 1..1001; sqlglot's own rendering is the approximate `percentile_approx`);
+    - `hash(x)` (monitor's entity key, only compared for equality) as the 64-bit `xxhash64(x)`: equal values
+      have equal hashes on both engines (the hash values themselves differ)."""
     def rewrite(n: exp.Expression) -> exp.Expression:
-        if extract(n):
-            values, index = n.expressions
-            at = exp.Anonymous(this="try_element_at", expressions=[values, exp.cast(index.copy(), "INT")])
-            return fill("CASE WHEN :i = 0 THEN NULL ELSE :at END", i=index, at=at)
-        return exp.Anonymous(this="array_compact", expressions=[n.this]) if compact(n) else n
+        for test, change in _REWRITES:
+            if test(n):
+                return change(n)
+        return n
 
-    return node.transform(rewrite) if any(extract(n) or compact(n) for n in node.walk()) else node
+    return node.transform(rewrite) if any(test(n) for n in node.walk() for test, _ in _REWRITES) else node
+
+
+def _is_extract(n: exp.Expression) -> bool:
+    return isinstance(n, exp.Anonymous) and n.name.lower() == "list_extract"
+
+
+def _extract(n: exp.Expression) -> exp.Expression:
+    values, index = n.expressions
+    at = exp.Anonymous(this="try_element_at", expressions=[values, exp.cast(index.copy(), "INT")])
+    return fill("CASE WHEN :i = 0 THEN NULL ELSE :at END", i=index, at=at)
+
+
+def _is_compact(n: exp.Expression) -> bool:
+    body = n.expression.this if isinstance(n, exp.ArrayFilter) and isinstance(n.expression, exp.Lambda) else None
+    return isinstance(body, exp.Not) and isinstance(body.this, exp.Is) and isinstance(body.this.expression, exp.Null) \
+        and body.this.this.name == n.expression.expressions[0].name
+
+
+def _percentile_disc(n: exp.Expression) -> exp.Expression:
+    def one(p: exp.Expression) -> exp.Expression:
+        return exp.WithinGroup(this=exp.Anonymous(this="percentile_disc", expressions=[p.copy()]),
+                               expression=exp.Order(expressions=[exp.Ordered(this=n.this.copy())]))
+
+    ps = n.expression
+    return exp.Array(expressions=[one(p) for p in ps.expressions]) if isinstance(ps, exp.Array) else one(ps)
+
+
+_REWRITES: list[tuple[Callable[[exp.Expression], bool], Callable[[exp.Expression], exp.Expression]]] = [
+    (_is_extract, _extract),
+    (_is_compact, lambda n: exp.Anonymous(this="array_compact", expressions=[n.this])),
+    (lambda n: isinstance(n, exp.PercentileDisc) and n.expression is not None, _percentile_disc),
+    (lambda n: isinstance(n, exp.Anonymous) and n.name.lower() == "hash",
+     lambda n: exp.Anonymous(this="xxhash64", expressions=n.expressions)),
+]
 
 
 def _first_line(err: Exception) -> str:
