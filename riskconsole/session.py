@@ -125,6 +125,13 @@ class Session:
         spark = self.dataset.spark
         return "duckdb" if self.engine == "duckdb" else f"spark ({spark.remote or spark.master})"
 
+    def engine_note(self) -> str | None:
+        """The console's one line on a workspace whose engine is not DuckDB (None on DuckDB)."""
+        if self.engine == "duckdb":
+            return None
+        return (f"Engine: {self.engine_text}. Comparisons, Optimize, exports and the monitor are computed there "
+                "(slower answers); the live reports of the Backtest and Tune pages read DuckDB.")
+
     def spark_engine(self):
         """The Spark engine over this data version: export and frame built on first use, cached under data/spark/."""
         from riskconsole.engines.spark import SparkEngine

@@ -451,3 +451,17 @@ def test_deciles_and_hash_rendered_for_spark_give_duckdbs_answers(spark):  # noq
     spark.createDataFrame(rows).createOrReplaceTempView("t")
     got = [tuple(r) for r in spark.sql(render(query, "test")).collect()]
     assert len(want) == len(sizes) and [(a, list(q), h) for a, q, h in got] == [(a, list(q), h) for a, q, h in want]
+
+
+def test_the_console_says_when_a_workspace_is_on_spark(tiny_ws, monkeypatch):
+    """One line from the core (`Session.engine_note`) under each page's title; none on DuckDB."""
+    from conftest import console_page
+
+    for engine, want in (("spark", ["Engine: spark (local[*]). Comparisons, Optimize, exports and the monitor are "
+                                    "computed there (slower answers); the live reports of the Backtest and Tune pages "
+                                    "read DuckDB."]),
+                         ("duckdb", [])):
+        monkeypatch.setenv("RISKCONSOLE_ENGINE", engine)
+        at = console_page(monkeypatch, tiny_ws.root, "detectors_page")
+        assert not at.exception
+        assert [c.value for c in at.caption if c.value.startswith("Engine:")] == want
