@@ -29,6 +29,7 @@ DECILES = [i / 10 for i in range(1, 10)]
 TOP_VALUES = 9
 TOP_MOVERS = 5
 SAMPLE = 50_000  # reference events the bins are learned on
+POS = "_pos"  # the event frame's row number over (time, id): the same rows on every engine
 NUMERIC = ("INT", "INTEGER", "DOUBLE", "FLOAT", "DECIMAL", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT", "REAL", "UBIGINT",
            "UINTEGER", "USMALLINT", "UTINYINT")  # a BOOLEAN is binned as text: true / false
 
@@ -121,13 +122,15 @@ def _bins(con, joined, frame, dataset, reference: Window, columns: list[str], re
     `con` is DuckDB's cursor or another engine (`backtest.run_query`): both passes are portable SQL.
 
     With `ref_rows` (the reference's size) above `SAMPLE`, the bins are learned on a fixed sample of about `SAMPLE`
-    reference events, chosen by `_pos` (the row number over time and id, the same on every engine): a decile's rank
+    reference events, chosen by `_pos` (the row number over time and id, the same on every engine; an entity frame,
+    which has none and runs on DuckDB only, by a hash of its id): a decile's rank
     is then off by at most ~0.4% (3 standard errors), and sorting dozens of columns of the whole reference was most
     of the monitor's time."""
     src = source(joined, frame).subquery("src")
     ref = population_filters(joined, dataset, reference)
     if ref_rows and ref_rows > SAMPLE:  # a multiplicative hash of _pos: spread evenly over the reference's days
-        ref = [*ref, fill("(_pos * 40503) % 1000003 < :k", k=lit(int(1000003 * SAMPLE / ref_rows)))]
+        key = fill("_pos * 40503") if POS in frame.columns else fill("hash(:i)", i=ident(dataset.columns.id))
+        ref = [*ref, fill(":h % 1000003 < :k", h=key, k=lit(int(1000003 * SAMPLE / ref_rows)))]
     types = {**frame.columns, **{d: "DOUBLE" for d in frame.scores}}
     numeric = [c for c in columns if types.get(c, "").split("(")[0] in NUMERIC]
     edges = {}
@@ -221,8 +224,8 @@ def coded(con, compiled, frame, dataset, span: Window, reference: Window, days: 
                               *[alias(fill("CAST(:e AS TINYINT)", e=e), f"x_{k}") for k, e in (extra or {}).items()]
                               ).from_(source(joined, frame).subquery("src")),
                    population_filters(joined, dataset, span))
-    if who:  # discovery keeps an entity's first event of a day: first by _pos, whatever order an engine scans in
-        query = query.order_by("_pos")
+    if who and POS in frame.columns:  # discovery keeps an entity's first event of a day: the lowest _pos, whatever
+        query = query.order_by(POS)   # order an engine scans in (an entity frame, DuckDB only, is in time order)
     table = run_query(con, query, compiled.name)
     first = np.datetime64(days[0], "D")
     day = day_index(table.column("day"), first)

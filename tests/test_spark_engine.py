@@ -465,3 +465,21 @@ def test_the_console_says_when_a_workspace_is_on_spark(tiny_ws, monkeypatch):
         at = console_page(monkeypatch, tiny_ws.root, "detectors_page")
         assert not at.exception
         assert [c.value for c in at.caption if c.value.startswith("Engine:")] == want
+
+
+def test_an_entity_level_monitor_runs_on_duckdb_and_is_refused_on_spark(monitor_ws):
+    """An entity frame has no `_pos`: its drift sample and attack discovery keep DuckDB's way (by its id, in its
+    time order); on Spark the strategy is refused in one line before any Spark work."""
+    path = monitor_ws.strategies_dir / "users.yaml"
+    path.write_text(yaml.safe_dump({"name": "users", "level": {"entity": "user_id", "every": "1d", "horizon": "2d"},
+                                    "rules": [{"name": "busy", "when": "user_orders_1h >= 1", "action": "review"}]}))
+    try:
+        with Session(monitor_ws) as duck:
+            result = duck.monitor(path, by=["user_amount_1d:3"])
+        assert result["daily"] and result["drift"]
+        with Session(monitor_ws, engine="spark") as session, pytest.raises(RiskConsoleError) as err:
+            session.monitor(path)
+        assert str(err.value) == ("strategies/users.yaml: entity-level strategies do not run on engine spark yet "
+                                  "(run with --engine duckdb)")
+    finally:
+        path.unlink()
