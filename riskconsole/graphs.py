@@ -7,8 +7,9 @@ point in time at day granularity: at most a day stale, never the future.
 
 Edges expire as the window slides, so an incremental union-find (which cannot delete) does not fit: each query day's
 components are recomputed from the window's distinct (node, value) pairs with scipy's `connected_components` over
-the bipartite node-value graph (measured against igraph and rustworkx in bench/RESULTS.md). DuckDB dedupes the pairs
-per day and the (node, day) pairs that need a value; numpy does the rest, with no loop over rows.
+the bipartite node-value graph (measured against igraph and rustworkx in bench/RESULTS.md). The engine (DuckDB, or Spark
+through `GraphSource`) dedupes the pairs per day and the (node, day) pairs that need a value; numpy does the rest,
+with no loop over rows.
 """
 
 from __future__ import annotations
