@@ -85,14 +85,9 @@ def _spark_build(ws: Workspace, args: argparse.Namespace) -> None:
         if session.engine != "spark":
             return
         engine = session.spark_engine()
-        print(f"spark: frame built on {_engine_text(session)} in {sum(engine.seconds.values()):.1f} s "
+        print(f"spark: frame built on {session.engine_text} in {sum(engine.seconds.values()):.1f} s "
               f"(export {engine.seconds.get('export', 0):.1f} s, features {engine.seconds.get('frame', 0):.1f} s): "
               f"{ws.rel(engine.root)}")
-
-
-def _engine_text(session: Session) -> str:
-    spark = session.dataset.spark
-    return "duckdb" if session.engine == "duckdb" else f"spark ({spark.remote or spark.master})"
 
 
 def cmd_validate(ws: Workspace, args: argparse.Namespace) -> int:
@@ -140,7 +135,7 @@ def cmd_backtest(ws: Workspace, args: argparse.Namespace) -> None:
         bt = session.backtest(args.strategy, _window(session, args), _parse_sets(args.set), _baseline(args), args.by,
                               args.assume)
         files = session.export(bt, formats)
-        engine = _engine_text(session)
+        engine = session.engine_text
     out = _out_dir(ws, args, bt.report["strategy"])
     write_files(files, out)
     _print_summary(bt.report)
@@ -214,11 +209,11 @@ def _print_comparison(report: dict, shown: tuple[str, ...]) -> None:
 def cmd_monitor(ws: Workspace, args: argparse.Namespace) -> None:
     from riskconsole.export import fmt, parse_formats, write_files
     from riskconsole.monitor import monitor_files
-    from riskconsole.session import Session
 
     formats = parse_formats(args.format)
-    with Session(ws) as session:
+    with _session(ws, args) as session:
         result = session.monitor(args.strategy, args.from_, args.to, args.reference, args.by)
+        engine = session.engine_text
     out = _out_dir(ws, args, f"{result['strategy']}-monitor")
     write_files(monitor_files(result, formats), out)
     print(f"{terminal(result['strategy'])}: window {result['window']['from']}..{result['window']['to']} vs reference "
@@ -229,7 +224,7 @@ def cmd_monitor(ws: Workspace, args: argparse.Namespace) -> None:
               + (f"  top: {terminal(', '.join(alert['top']))}" if alert["top"] else ""))
     if len(result["alerts"]) > 20:
         print(f"  ... {len(result['alerts']) - 20} more in monitor.json")
-    print(f"wrote {terminal(out)}")
+    print(f"computed on {engine}; wrote {terminal(out)}")
 
 
 def cmd_sweep(ws: Workspace, args: argparse.Namespace) -> None:
@@ -239,7 +234,7 @@ def cmd_sweep(ws: Workspace, args: argparse.Namespace) -> None:
     values = parse_values(args.values)
     with _session(ws, args) as session:
         result = session.sweep(args.strategy, args.param, values, _window(session, args), _parse_sets(args.set))
-        engine = _engine_text(session)
+        engine = session.engine_text
     out = _out_dir(ws, args, f"{result['strategy']}-sweep-{args.param}")
     write_files(sweep_files(result), out)
     print(f"{len(result['points']):,} values of {args.param} ({result['method']}, computed on {engine})")
@@ -498,6 +493,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--by", action="append", metavar="COLUMN[:N]",
                    help="attribute each alert to the segments of this column (or COLUMN:N quantile buckets); "
                         "repeatable")
+    engine(p)
     p.add_argument("--format", default="json,csv", metavar="LIST",
                    help="comma-separated: json (monitor.json), csv (monitor_daily.csv, alerts.csv, attribution.csv, "
                         "drift.csv), html (monitor.html), md (monitor.md)")

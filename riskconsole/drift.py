@@ -19,8 +19,8 @@ from datetime import date
 import numpy as np
 from sqlglot import exp
 
-from riskconsole.backtest import Window, day_index, population_filters
-from riskconsole.sqlbuild import alias, fill, ident, lit, render
+from riskconsole.backtest import Window, day_index, population_filters, run_query
+from riskconsole.sqlbuild import alias, fill, ident, lit
 from riskconsole.strategy import source
 
 EPS = 1e-4
@@ -29,6 +29,7 @@ DECILES = [i / 10 for i in range(1, 10)]
 TOP_VALUES = 9
 TOP_MOVERS = 5
 SAMPLE = 50_000  # reference events the bins are learned on
+POS = "_pos"  # the event frame's row number over (time, id): the same rows on every engine
 NUMERIC = ("INT", "INTEGER", "DOUBLE", "FLOAT", "DECIMAL", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT", "REAL", "UBIGINT",
            "UINTEGER", "USMALLINT", "UTINYINT")  # a BOOLEAN is binned as text: true / false
 
@@ -118,29 +119,31 @@ def _bins(con, joined, frame, dataset, reference: Window, columns: list[str], re
           ) -> list[Binned]:
     """Per column: the SQL giving each event's bin, and the bins' labels (learned on the reference). Numeric cuts
     are the reference's deciles taken as data values (`quantile_disc`), so an integer column cuts at integers.
+    `con` is DuckDB's cursor or another engine (`backtest.run_query`): both passes are portable SQL.
 
-    With `ref_rows` (the reference's size) above `SAMPLE`, the bins are learned on a fixed hash sample of about
-    `SAMPLE` reference events: a decile's rank is then off by at most ~0.4% (3 standard errors), and sorting
-    dozens of columns of the whole reference was most of the monitor's time."""
+    With `ref_rows` (the reference's size) above `SAMPLE`, the bins are learned on a fixed sample of about `SAMPLE`
+    reference events, chosen by `_pos` (the row number over time and id, the same on every engine; an entity frame,
+    which has none and runs on DuckDB only, by a hash of its id): a decile's rank
+    is then off by at most ~0.4% (3 standard errors), and sorting dozens of columns of the whole reference was most
+    of the monitor's time."""
     src = source(joined, frame).subquery("src")
     ref = population_filters(joined, dataset, reference)
-    if ref_rows and ref_rows > SAMPLE:
-        ref = [*ref, fill("hash(:i) % 1000003 < :k", i=ident(dataset.columns.id),
-                          k=lit(int(1000003 * SAMPLE / ref_rows)))]
+    if ref_rows and ref_rows > SAMPLE:  # a multiplicative hash of _pos: spread evenly over the reference's days
+        key = fill("_pos * 40503") if POS in frame.columns else fill("hash(:i)", i=ident(dataset.columns.id))
+        ref = [*ref, fill(":h % 1000003 < :k", h=key, k=lit(int(1000003 * SAMPLE / ref_rows)))]
     types = {**frame.columns, **{d: "DOUBLE" for d in frame.scores}}
     numeric = [c for c in columns if types.get(c, "").split("(")[0] in NUMERIC]
     edges = {}
     if numeric:
-        query = _where(exp.select(*[fill("quantile_disc(CAST(:c AS DOUBLE), :p)", c=ident(c),
-                                         p=exp.Array(expressions=[lit(q) for q in DECILES])) for c in numeric]
-                                  ).from_(src), ref)
-        edges = dict(zip(numeric, con.execute(render(query)).fetchall()[0]))
+        query = _where(exp.select(*[alias(fill("quantile_disc(CAST(:c AS DOUBLE), :p)", c=ident(c), p=exp.Array(
+            expressions=[lit(q) for q in DECILES])), f"q{i}") for i, c in enumerate(numeric)]).from_(src), ref)
+        row = run_query(con, query, joined.name).to_pylist()[0]
+        edges = {c: row[f"q{i}"] for i, c in enumerate(numeric)}
     texts = [c for c in columns if c not in edges]
     tops = {}
-    if texts:  # every text column's most frequent reference values in one query
-        query = _where(exp.select(*[fill("histogram(CAST(:c AS VARCHAR))", c=ident(c)) for c in texts]).from_(src), ref)
-        for column, counts in zip(texts, con.execute(render(query)).fetchall()[0]):
-            tops[column] = [v for v, _ in sorted((counts or {}).items(), key=lambda kv: (-kv[1], kv[0]))][:TOP_VALUES]
+    if texts:  # every text column's most frequent reference values (ties by value) in one query
+        for i, value, _ in _top_values(con, joined.name, src, ref, texts):
+            tops.setdefault(texts[i], []).append(value)
     out = []
     for column in columns:
         if column in edges:
@@ -151,7 +154,7 @@ def _bins(con, joined, frame, dataset, reference: Window, columns: list[str], re
                                       zip(["-inf", *cuts], [*cuts, "+inf"])]
             binned = Binned(column, node, labels, cuts=cuts)
         else:
-            top = [v for v in tops.get(column) or [] if v is not None]
+            top = tops.get(column, [])
             value = fill("CAST(:c AS VARCHAR)", c=ident(column))
             node = exp.Case(ifs=[exp.If(this=fill(":v = :t", v=value, t=lit(t)), true=lit(i + 1))
                                  for i, t in enumerate(top)], default=lit(len(top) + 1))
@@ -159,6 +162,24 @@ def _bins(con, joined, frame, dataset, reference: Window, columns: list[str], re
                             boolean=types.get(column, "").startswith("BOOLEAN"))
         out.append(replace(binned, sql=fill("CASE WHEN :v IS NULL THEN 0 ELSE :n END", v=value, n=binned.sql)))
     return out
+
+
+def _top_values(con, strategy: str, src: exp.Subquery, ref: list[exp.Expression], texts: list[str]) -> list[tuple]:
+    """(column index, value, count) of each text column's `TOP_VALUES` most frequent non-NULL reference values
+    (cast to text), most frequent first, ties by value: a GROUP BY per column, the top kept by row_number."""
+    def part(i: int, text: exp.Expression) -> exp.Select:
+        query = exp.select(alias(lit(i), "i"), alias(text, "v"), alias(exp.func("count", exp.Star()), "n"))
+        return _where(query.from_(src.copy()), [*ref, fill(":t IS NOT NULL", t=text)]).group_by(text.copy())
+
+    parts = [part(i, fill("CAST(:c AS VARCHAR)", c=ident(c))) for i, c in enumerate(texts)]
+    union = parts[0]
+    for part in parts[1:]:
+        union = exp.union(union, part, distinct=False)
+    ranked = exp.select("i", "v", "n", alias(fill("row_number() OVER (PARTITION BY i ORDER BY n DESC, v)"), "r")
+                        ).from_(union.subquery("u"))
+    query = exp.select("i", "v", "n").from_(ranked.subquery("t")).where(fill("r <= :k", k=lit(TOP_VALUES)))
+    rows = run_query(con, query.order_by("i", "r"), strategy)
+    return list(zip(*(rows.column(c).to_pylist() for c in ("i", "v", "n"))))
 
 
 def _bucket(value: exp.Expression, cuts: list[float], lo: int, hi: int) -> exp.Expression:
@@ -192,7 +213,7 @@ def coded(con, compiled, frame, dataset, span: Window, reference: Window, days: 
           allowed: exp.Expression | None = None, who: str | None = None, ref_rows: int | None = None,
           extra: dict[str, exp.Expression] | None = None) -> Coded:
     """Bin every column on the reference, then fetch each event's day, bins, (with `allowed`) decision, (with
-    `who`) entity and (with `extra`) small integer columns, in one pass."""
+    `who`) entity and (with `extra`) small integer columns, in one pass (`con`: DuckDB's cursor or another engine)."""
     joined = replace(compiled, detectors=list(dict.fromkeys(
         [*compiled.detectors, *[c for c in columns if c in frame.scores]])))
     bins = _bins(con, joined, frame, dataset, reference, columns, ref_rows)
@@ -203,7 +224,9 @@ def coded(con, compiled, frame, dataset, span: Window, reference: Window, days: 
                               *[alias(fill("CAST(:e AS TINYINT)", e=e), f"x_{k}") for k, e in (extra or {}).items()]
                               ).from_(source(joined, frame).subquery("src")),
                    population_filters(joined, dataset, span))
-    table = con.sql(render(query)).to_arrow_table()
+    if who and POS in frame.columns:  # discovery keeps an entity's first event of a day: the lowest _pos, whatever
+        query = query.order_by(POS)   # order an engine scans in (an entity frame, DuckDB only, is in time order)
+    table = run_query(con, query, compiled.name)
     first = np.datetime64(days[0], "D")
     day = day_index(table.column("day"), first)
     codes = {b.column: table.column(f"b{i}").to_numpy().astype(np.int32) for i, b in enumerate(bins)}

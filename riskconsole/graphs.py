@@ -7,13 +7,15 @@ point in time at day granularity: at most a day stale, never the future.
 
 Edges expire as the window slides, so an incremental union-find (which cannot delete) does not fit: each query day's
 components are recomputed from the window's distinct (node, value) pairs with scipy's `connected_components` over
-the bipartite node-value graph (measured against igraph and rustworkx in bench/RESULTS.md). DuckDB dedupes the pairs
-per day and the (node, day) pairs that need a value; numpy does the rest, with no loop over rows.
+the bipartite node-value graph (measured against igraph and rustworkx in bench/RESULTS.md). The engine (DuckDB, or Spark
+through `GraphSource`) dedupes the pairs per day and the (node, day) pairs that need a value; numpy does the rest,
+with no loop over rows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import duckdb
 import numpy as np
@@ -44,28 +46,43 @@ def graph_groups(features: list[Feature]) -> dict[tuple, list[Feature]]:
     return groups
 
 
-def _columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
-    return dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall())
+@dataclass
+class GraphSource:
+    """Where the graph's SQL runs: DuckDB (`of`) or another engine holding the same tables (engines/spark.py).
+
+    `types` gives a table's DuckDB column types (the casts that give every node one type); `fetch` runs a
+    DuckDB-dialect query and returns its (deduplicated, small) rows as Arrow."""
+
+    types: Callable[[str], dict[str, str]]
+    fetch: Callable[[exp.Expression], pa.Table]
+
+    @classmethod
+    def of(cls, con: duckdb.DuckDBPyConnection) -> GraphSource:
+        """The tables of a DuckDB connection."""
+        def types(table: str) -> dict[str, str]:
+            return dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall())
+
+        return cls(types, lambda query: con.sql(render(query)).to_arrow_table())
 
 
-def link_sources(con: duckdb.DuckDBPyConnection, dataset: Dataset, node: str,
+def link_sources(source: GraphSource, dataset: Dataset, node: str,
                  link: str) -> list[tuple[exp.Table, exp.Expression]]:
     """(table, epoch-µs time) of every loaded source holding the node and the link column: events, then streams."""
     out = []
-    if {node, link} <= set(_columns(con, "events")):
+    if {node, link} <= set(source.types("events")):
         out.append((exp.to_table("events"), micros(ident(dataset.columns.time))))
     for name, spec in dataset.streams.items():
-        if {node, link} <= set(_columns(con, f'"stream_{name}"')):
+        if {node, link} <= set(source.types(f'"stream_{name}"')):
             time = spec.rename.get(spec.columns.time, spec.columns.time)
             out.append((exp.to_table(f"stream_{name}", quoted=True), micros(ident(time))))
     return out
 
 
-def _pairs_sql(con: duckdb.DuckDBPyConnection, dataset: Dataset, node: str, link: str, days: tuple[int, int],
-               node_type: str) -> str:
+def _pairs_query(source: GraphSource, dataset: Dataset, node: str, link: str, days: tuple[int, int],
+                 node_type: str) -> exp.Expression | None:
     """Distinct (n, v, d) of one link: node, link value, day of a row, over days [first, last)."""
-    sources = link_sources(con, dataset, node, link)
-    link_type = _columns(con, render(sources[0][0]))[link] if sources else "VARCHAR"
+    sources = link_sources(source, dataset, node, link)
+    link_type = source.types(render(sources[0][0]))[link] if sources else "VARCHAR"
     parts = []
     for table, time in sources:
         d = day_of(time)
@@ -74,14 +91,14 @@ def _pairs_sql(con: duckdb.DuckDBPyConnection, dataset: Dataset, node: str, link
         parts.append(part.where(fill(":n IS NOT NULL AND :v IS NOT NULL AND :d >= :lo AND :d < :hi", n=ident(node),
                                      v=ident(link), d=d, lo=days[0], hi=days[1])))
     if not parts:
-        return ""
+        return None
     union = parts[0]
     for part in parts[1:]:
         union = exp.union(union, part, distinct=False)
-    return render(exp.select("n", "v", "d").distinct().from_(union.subquery("r")))
+    return exp.select("n", "v", "d").distinct().from_(union.subquery("r"))
 
 
-def _fraud_sql(dataset: Dataset, node: str, window: int, delay: int, node_type: str) -> str:
+def _fraud_query(dataset: Dataset, node: str, window: int, delay: int, node_type: str) -> exp.Expression:
     """(n, s, e): a fraud-labelled decision event of node n counts for the query days in [s, e]."""
     cols = dataset.columns
     d = day_of(micros(ident(cols.time)))
@@ -90,7 +107,7 @@ def _fraud_sql(dataset: Dataset, node: str, window: int, delay: int, node_type: 
         start = fill("greatest(:s, coalesce(:ld + 1, :s))", s=start, ld=day_of(micros(ident(cols.label_time))))
     query = exp.select(alias(exp.cast(ident(node), node_type), "n"), alias(start, "s"),
                        alias(fill(":d + :w", d=d, w=window), "e")).from_("events")
-    return render(query.where(fill(":n IS NOT NULL AND :l = 1", n=ident(node), l=ident(cols.label))))
+    return query.where(fill(":n IS NOT NULL AND :l = 1", n=ident(node), l=ident(cols.label)))
 
 
 def check_graph_feature(feature: Feature, dataset: Dataset, types: dict[str, str], others: dict[str, dict[str, str]],
@@ -220,20 +237,20 @@ def _codes(arrays: list[pa.ChunkedArray]) -> list[np.ndarray]:
     return [pc.index_in(a, value_set=uniq).to_numpy().astype(np.int64) for a in arrays]
 
 
-def _group_values(con: duckdb.DuckDBPyConnection, dataset: Dataset, key: tuple, features: list[Feature],
+def _group_values(source: GraphSource, dataset: Dataset, key: tuple, features: list[Feature],
                   base: str) -> pa.Table:
     """(n, d, one column per feature) for each distinct (node, day) of the query rows of `base`."""
     node, links, window, max_degree = key
-    node_type = _columns(con, base)[node]
-    queries = con.sql(render(exp.select(alias(exp.cast(ident(node), node_type), "n"), alias(day_of(exp.column(
-        "_t")), "d")).distinct().from_(base).where(fill(":n IS NOT NULL", n=ident(node))))).to_arrow_table()
+    node_type = source.types(base)[node]
+    queries = source.fetch(exp.select(alias(exp.cast(ident(node), node_type), "n"), alias(day_of(exp.column(
+        "_t")), "d")).distinct().from_(base).where(fill(":n IS NOT NULL", n=ident(node))))
     w = duration_seconds(window) // 86_400
     days = pc.min_max(queries["d"]).as_py() if queries.num_rows else {"min": 0, "max": -1}
     span = (days["min"] - w, days["max"])
-    pairs = [con.sql(sql).to_arrow_table() for sql in
-             (_pairs_sql(con, dataset, node, link, span, node_type) for link in links) if sql]
+    pairs = [source.fetch(query) for query in
+             (_pairs_query(source, dataset, node, link, span, node_type) for link in links) if query is not None]
     delays = sorted({_delay_days(f) for f in features if f.graph == "fraud_share"})
-    frauds = [con.sql(_fraud_sql(dataset, node, w, delay, node_type)).to_arrow_table() for delay in delays]
+    frauds = [source.fetch(_fraud_query(dataset, node, w, delay, node_type)) for delay in delays]
     codes = _codes([queries["n"], *(p["n"] for p in pairs), *(f["n"] for f in frauds)])
     edges = Edges.of(codes[1:1 + len(pairs)], pairs)
     fraud = {delay: (c, f["s"].to_numpy(), f["e"].to_numpy()) for delay, c, f in zip(delays, codes[1 + len(pairs):],
@@ -300,12 +317,27 @@ def graph_side_table(con: duckdb.DuckDBPyConnection, dataset: Dataset, features:
     A row whose node is NULL gets NULL; a node without a link in its day's window gets component_size 1, degree 0,
     fraud_share 0.
     """
-    groups = graph_groups(features)
+    values = graph_values(GraphSource.of(con), dataset, features, base)
+    for name, rows in values.items():
+        con.register(name, rows)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {render(graph_query(features, base))}")
+    for name in values:
+        con.unregister(name)
+
+
+def graph_values(source: GraphSource, dataset: Dataset, features: list[Feature], base: str) -> dict[str, pa.Table]:
+    """Per group of graph features, the table `__graph_values_<i>` that `graph_query` joins: (n, d, one column
+    per feature) for every distinct (node, day) of `base`'s rows (`graph_side_table` says what `base` holds)."""
+    return {f"__graph_values_{i}": _group_values(source, dataset, key, group, base)
+            for i, (key, group) in enumerate(graph_groups(features).items())}
+
+
+def graph_query(features: list[Feature], base: str) -> exp.Select:
+    """`_pos` and one column per graph feature for every row of `base`, from the tables of `graph_values`."""
     columns: list[exp.Expression] = [exp.column("_pos", "b")]
     query = exp.select().from_(exp.to_table(base).as_("b"))
-    for i, (key, group) in enumerate(groups.items()):
+    for i, (key, group) in enumerate(graph_groups(features).items()):
         name, g, node = f"__graph_values_{i}", f"g{i}", exp.column(key[0], "b", quoted=True)
-        con.register(name, _group_values(con, dataset, key, group, base))
         on = fill(":bn = :gn AND :day = :gd", bn=node, gn=exp.column("n", g), day=day_of(exp.column("_t", "b")),
                   gd=exp.column("d", g))
         query = query.join(exp.to_table(name).as_(g), on=on, join_type="LEFT")
@@ -313,6 +345,4 @@ def graph_side_table(con: duckdb.DuckDBPyConnection, dataset: Dataset, features:
             value = fill("CASE WHEN :n IS NULL THEN NULL ELSE coalesce(:v, :e) END", n=node,
                          v=exp.column(f.name, g, quoted=True), e=lit(EMPTY[f.graph]))
             columns.append(alias(value if f.graph == "fraud_share" else exp.cast(value, "BIGINT"), f.name))
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {render(query.select(*columns))}")
-    for i in range(len(groups)):
-        con.unregister(f"__graph_values_{i}")
+    return query.select(*columns)

@@ -293,8 +293,12 @@ def json_number(value) -> float | None:
 # ------------------------------------------------------------------ the one core call
 
 def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label: str,
-          detectors: dict | None = None) -> dict:
-    """monitor.json: daily KPIs with bands, alerts, attribution by `--by` columns and by rule, drift."""
+          detectors: dict | None = None, runner=None) -> dict:
+    """monitor.json: daily KPIs with bands, alerts, attribution by `--by` columns and by rule, drift.
+
+    The passes over events (the grouped KPI and segment passes, drift's bins and codes) run on `runner` (the
+    DuckDB cursor `con`, or another engine, `backtest.run_query`); `--by COLUMN:N` quantile edges on `con`."""
+    runner = con if runner is None else runner
     from riskconsole.backtest import run_groups
     from riskconsole.contributions import attribution, deciding_rule, top_segments
     from riskconsole.backtest import action_case, known_label
@@ -308,7 +312,7 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
     check_rules(compiled, label)
     check_by(by, frame.visible)
     rules = RuleSet.of(compiled)
-    g = run_groups(con, compiled, frame, dataset, span_of(periods))
+    g = run_groups(runner, compiled, frame, dataset, span_of(periods))
     ref_days = np.unique(g.day[_in(np.array(g.days, dtype="datetime64[D]"), periods.reference)[g.day]])
     check_reference(periods, first, last, len(ref_days))
     action = decide(g.hits, rules)
@@ -318,7 +322,7 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
     views = [("rule", g, deciding_rule(g, action, rules))]
     if alerting:
         for spec in by:
-            seg = run_groups(con, compiled, frame, dataset, span_of(periods),
+            seg = run_groups(runner, compiled, frame, dataset, span_of(periods),
                              segment_expression(con, spec, compiled, frame, dataset, span_of(periods)))
             views.insert(len(views) - 1, (spec, seg, seg.segment))
     entries = attribution(alerting, views, lambda x: decide(x.hits, rules), business, rules, state["in_ref"])
@@ -334,7 +338,7 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
     cluster_cols = cluster_columns(frame, dataset, detectors.get("inputs", []))
     supervised = detectors.get("supervised") if detectors.get("supervised") in scored else None
     extra = {"label": known_label(dataset, span_of(periods)), "bucket": score_bucket(supervised)} if supervised else {}
-    coded_rows = coded(con, compiled, frame, dataset, span_of(periods), periods.reference, g.days,
+    coded_rows = coded(runner, compiled, frame, dataset, span_of(periods), periods.reference, g.days,
                        list(dict.fromkeys([*drift_cols, *cluster_cols, *scored])),
                        fill(":a = 'allow'", a=action_case(compiled)),
                        dataset.columns.entities[0] if dataset.columns.entities else None,

@@ -119,6 +119,19 @@ class Session:
 
         return choose(self._engine_flag, self.dataset)
 
+    @property
+    def engine_text(self) -> str:
+        """The engine as the CLI and the console name it: `duckdb`, or `spark (MASTER)`."""
+        spark = self.dataset.spark
+        return "duckdb" if self.engine == "duckdb" else f"spark ({spark.remote or spark.master})"
+
+    def engine_note(self) -> str | None:
+        """The console's one line on a workspace whose engine is not DuckDB (None on DuckDB)."""
+        if self.engine == "duckdb":
+            return None
+        return (f"Engine: {self.engine_text}. Comparisons, Optimize, exports and the monitor are computed there "
+                "(slower answers); the live reports of the Backtest and Tune pages read DuckDB.")
+
     def spark_engine(self):
         """The Spark engine over this data version: export and frame built on first use, cached under data/spark/."""
         from riskconsole.engines.spark import SparkEngine
@@ -526,7 +539,8 @@ class Session:
     def monitor(self, path: str | Path, start: str | None = None, end: str | None = None,
                 reference: str | None = None, by: list[str] | None = None) -> dict:
         """monitor.json of the strategy as deployed: daily KPIs with bands, alerts, attribution, drift
-        (DESIGN §6.1); the CLI's `monitor` and the Monitor page both call this."""
+        (DESIGN §6.1); the CLI's `monitor` and the Monitor page both call this. Its passes over events run on the
+        session's engine."""
         from riskconsole.monitor import build, parse_periods
 
         first, last = self.day_range()
@@ -535,7 +549,7 @@ class Session:
         frame, dataset = self.view(compiled.strategy)
         with self.cursor(compiled.strategy) as cur:
             return build(cur, compiled, frame, dataset, periods, list(by or []), self.ws.rel(path),
-                         self._monitor_detectors())
+                         self._monitor_detectors(), self._runner(cur, self.ws.rel(path), compiled))
 
     def _monitor_detectors(self) -> dict:
         """The first supervised (LightGBM) and the first unsupervised (PyOD) detector of the workspace, and

@@ -2,7 +2,8 @@
 writes DuckDB's report.json.
 
 One small workspace holds every kind of feature (windows, stddev, first_seen, compound key, by-less, stream,
-label, lookups: key, as-of and range, graph (computed by DuckDB at load, joined on Spark), derived). Spark runs in the test run's one session (`spark` of test_functions).
+label, lookups: key, as-of and range, graph, derived). Spark runs in the test run's one session (`spark` of
+test_functions).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ FEATURES = [
     {"name": "user_fraud_rate_3d", "avg": "label", "by": "user_id", "window": "3d", "label_delay": "12h"},
     {"name": "user_ring_size_2d", "graph": "component_size", "node": "user_id", "links": ["device_id"], "window": "2d"},
     {"name": "user_ring_degree_2d", "graph": "degree", "node": "user_id", "links": ["device_id"], "window": "2d"},
+    {"name": "user_ring_fraud_3d", "graph": "fraud_share", "node": "user_id", "links": ["device_id", "ip_num"],
+     "window": "3d", "max_degree": 4, "label_delay": "1d"},
     {"name": "merchant_category", "lookup": "merchants.category"},
     {"name": "merchant_since", "lookup": "merchants.updated_at"},
     {"name": "device_kind", "lookup": "devices.kind"},
@@ -139,9 +142,10 @@ def test_the_frame_built_on_spark_equals_duckdbs(mixed_ws, spark_session):
         for a, b in ((duck, spark_rows), (spark_rows, duck)):
             extra = con.execute(f"SELECT * FROM ({a} EXCEPT ALL {b}) LIMIT 3").fetchall()
             assert not extra, extra
-        nonzero = con.execute("SELECT count(*) FROM frame WHERE user_fraud_2d > 0 AND user_logins_1h > 0 "
-                              "AND ip_country IS NOT NULL").fetchall()[0][0]
-        assert nonzero > 0  # the features under test are not all empty
+        nonzero = con.execute("SELECT count(*) FILTER (user_fraud_2d > 0 AND user_logins_1h > 0 AND ip_country IS "
+                              "NOT NULL), count(*) FILTER (user_ring_fraud_3d > 0), count(*) FILTER "
+                              "(user_ring_size_2d > 2) FROM frame").fetchall()[0]
+        assert all(nonzero), nonzero  # the features under test are not all empty
     finally:
         con.close()
 
@@ -363,3 +367,119 @@ def test_missing_java_says_what_to_install(monkeypatch):
     monkeypatch.delenv("JAVA_HOME", raising=False)
     assert engine.missing() == ("engine spark needs Java 17 on PATH: apt-get install openjdk-17-jre-headless, "
                                 "or set JAVA_HOME")
+
+
+WATCH = {"name": "watch", "rules": [
+    {"name": "burst", "when": "user_orders_1h >= 3", "action": "block"},
+    {"name": "big", "when": "amount > 300 AND channel <> 'web'", "action": "review"},
+    {"name": "crowded_device", "when": "device_users_1d >= 4", "action": "review"}]}
+WATCH_DETECTOR = {"name": "lgbm", "kind": "lightgbm", "features": ["amount", "user_orders_1h", "channel"],
+                  "train": {"from": "2026-03-01", "to": "2026-03-14"}, "valid": {"from": "2026-03-15", "to": "2026-03-21"},
+                  "params": {"num_leaves": 7, "min_data_in_leaf": 5, "num_iterations": 30, "calibration": "none"}}
+
+
+@pytest.fixture(scope="module")
+def monitor_ws(tmp_path_factory):
+    """42 days of orders (a 28-day reference, a 14-day window) whose last 4 days hold a burst of big 'live' orders
+    of a few users, and a trained LightGBM detector (the monitor's label-free estimate and attack discovery)."""
+    import numpy as np
+    import pandas as pd
+
+    from conftest import random_events
+    from riskconsole.detectors import train_detector
+
+    events = random_events(n=2400, seed=5, days=42)
+    rng = np.random.default_rng(5)
+    burst = events.sample(160, random_state=5).reset_index(drop=True)
+    burst = burst.assign(event_id=[f"b{i:04d}" for i in range(160)], channel="live",
+                         amount=np.round(rng.uniform(250, 600, 160), 2), user_id=rng.integers(30, 34, 160),
+                         ts=pd.Timestamp("2026-04-08") + pd.to_timedelta(rng.integers(0, 4 * 86_400, 160), unit="s"))
+    burst["label_ts"] = burst["ts"] + pd.Timedelta("2h")
+    events = pd.concat([events, burst]).sort_values("ts").reset_index(drop=True)
+    root = tmp_path_factory.mktemp("monitor")
+    ws = write_workspace(root, events, BASE_DATASET, strategies={"watch": WATCH})
+    load(ws)
+    (root / "detectors").mkdir()
+    (root / "detectors" / "lgbm.yaml").write_text(yaml.safe_dump(WATCH_DETECTOR, sort_keys=False))
+    train_detector(ws, root / "detectors" / "lgbm.yaml")
+    return ws
+
+
+def test_monitor_on_spark_writes_duckdbs_monitor_json(monitor_ws, spark, tmp_path, capsys, monkeypatch):  # noqa: F811
+    """`monitor --engine spark`: the grouped KPI and segment passes, drift's deciles and top values and the coded
+    pass run on Spark; monitor.json is DuckDB's, number for number."""
+    from riskconsole.cli import main
+    from riskconsole.engines.spark import SparkEngine
+
+    args = ["monitor", str(monitor_ws.strategies_dir / "watch.yaml"), "--workspace", str(monitor_ws.root),
+            "--by", "channel", "--by", "amount:4", "--format", "json"]
+    assert main([*args, "--out", str(tmp_path / "duck")]) == 0
+    assert "computed on duckdb; wrote" in capsys.readouterr().out
+    ran, arrow = [], SparkEngine.arrow
+    monkeypatch.setattr(SparkEngine, "arrow", lambda self, query, strategy: ran.append(strategy) or
+                        arrow(self, query, strategy))
+    assert main([*args, "--engine", "spark", "--out", str(tmp_path / "spark")]) == 0
+    assert "computed on spark (local[*]); wrote" in capsys.readouterr().out
+    got, want = (json.loads((tmp_path / side / "monitor.json").read_text()) for side in ("spark", "duck"))
+    assert ran.count("watch") >= 5  # KPI pass, two segment passes, deciles, top values, codes
+    assert want["alerts"] and want["attribution"] and want["drift"] and want["estimate"], want["alerts"]
+    assert {d["column"] for d in want["drift"]} >= {"amount", "channel", "lgbm", "user_orders_1h"}
+    assert got == want
+
+
+def test_deciles_and_hash_rendered_for_spark_give_duckdbs_answers(spark):  # noqa: F811
+    """drift's `quantile_disc(x, [0.1, ..., 0.9])` on Spark (percentile_disc per p) picks DuckDB's elements for
+    every group size 1..40 and a few larger ones, NULLs among the values; `hash` groups as DuckDB's does."""
+    import numpy as np
+    import pyarrow as pa
+
+    from riskconsole.engines.spark import render
+    from riskconsole.sqlbuild import fill, lit
+
+    rng = np.random.default_rng(1)
+    sizes = [*range(1, 41), 99, 100, 101, 250, 1001]
+    g = np.repeat(np.arange(len(sizes)), sizes)
+    x = rng.integers(0, 60, g.size).astype(float)
+    rows = pa.table({"g": g, "x": pa.array(np.where(rng.random(g.size) < 0.1, np.nan, x), from_pandas=True),
+                     "k": rng.integers(0, 30, g.size)})
+    deciles = exp.Array(expressions=[lit(i / 10) for i in range(1, 10)])
+    query = exp.select("g", exp.alias_(fill("quantile_disc(x, :p)", p=deciles), "q"),
+                       exp.alias_(fill("count(DISTINCT hash(k))"), "h")).from_("t").group_by("g").order_by("g")
+    con = duckdb.connect()
+    con.register("t", rows)
+    want = con.execute(query.sql(dialect="duckdb")).fetchall()
+    spark.createDataFrame(rows).createOrReplaceTempView("t")
+    got = [tuple(r) for r in spark.sql(render(query, "test")).collect()]
+    assert len(want) == len(sizes) and [(a, list(q), h) for a, q, h in got] == [(a, list(q), h) for a, q, h in want]
+
+
+def test_the_console_says_when_a_workspace_is_on_spark(tiny_ws, monkeypatch):
+    """One line from the core (`Session.engine_note`) under each page's title; none on DuckDB."""
+    from conftest import console_page
+
+    for engine, want in (("spark", ["Engine: spark (local[*]). Comparisons, Optimize, exports and the monitor are "
+                                    "computed there (slower answers); the live reports of the Backtest and Tune pages "
+                                    "read DuckDB."]),
+                         ("duckdb", [])):
+        monkeypatch.setenv("RISKCONSOLE_ENGINE", engine)
+        at = console_page(monkeypatch, tiny_ws.root, "detectors_page")
+        assert not at.exception
+        assert [c.value for c in at.caption if c.value.startswith("Engine:")] == want
+
+
+def test_an_entity_level_monitor_runs_on_duckdb_and_is_refused_on_spark(monitor_ws):
+    """An entity frame has no `_pos`: its drift sample and attack discovery keep DuckDB's way (by its id, in its
+    time order); on Spark the strategy is refused in one line before any Spark work."""
+    path = monitor_ws.strategies_dir / "users.yaml"
+    path.write_text(yaml.safe_dump({"name": "users", "level": {"entity": "user_id", "every": "1d", "horizon": "2d"},
+                                    "rules": [{"name": "busy", "when": "user_orders_1h >= 1", "action": "review"}]}))
+    try:
+        with Session(monitor_ws) as duck:
+            result = duck.monitor(path, by=["user_amount_1d:3"])
+        assert result["daily"] and result["drift"]
+        with Session(monitor_ws, engine="spark") as session, pytest.raises(RiskConsoleError) as err:
+            session.monitor(path)
+        assert str(err.value) == ("strategies/users.yaml: entity-level strategies do not run on engine spark yet "
+                                  "(run with --engine duckdb)")
+    finally:
+        path.unlink()

@@ -6,10 +6,14 @@ there with the very queries DuckDB runs (`features.frame_plan`, rendered with `d
 grouped query (`backtest.groups_query`) runs on that frame: only the grouped rows come back to Python. The export
 and the frame are built once per data version (a load gives a new one). LightGBM scores are computed on the
 executors (`spark_scores.py`), PyOD scores exported from DuckDB; lists (`IN LIST`) are Spark views of the list
-files (`spark_lists.py`).
+files (`spark_lists.py`). Graph features run graphs.py's queries on Spark; only the distinct (node, link value, day)
+pairs come back, their components are computed in Python as on DuckDB, and the values are joined back on Spark.
 
-Not on Spark yet: load and quarantine, graph features (computed by DuckDB at load and joined on Spark), detector
-training, PyOD scoring, monitor, entity-level strategies and the console.
+`monitor` runs its passes over events here too (its grouped KPI and segment passes, drift's bins and coded pass,
+through `arrow`).
+
+Not on Spark yet: load and quarantine, detector training, PyOD scoring, entity-level strategies, the outcomes pass
+and the console.
 """
 
 from __future__ import annotations
@@ -33,11 +37,12 @@ from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 
 from riskconsole import dialects
-from riskconsole.config import Dataset, SparkSettings
+from riskconsole.config import Dataset, Feature, SparkSettings
 from riskconsole.errors import DataError, RiskConsoleError
 from riskconsole.engines.spark_lists import SparkLists
 from riskconsole.engines.spark_scores import digest, model_files, score_frame, scored_on_spark
-from riskconsole.features import GRAPH_TABLE, FramePlan, frame_plan
+from riskconsole.features import GRAPH_TABLE, frame_plan
+from riskconsole.graphs import GraphSource, graph_query, graph_values
 from riskconsole.names import META_TABLE, SCORES_TABLE
 from riskconsole.sqlbuild import fill, ident
 from riskconsole.strategy import CompiledStrategy, Frame
@@ -104,28 +109,58 @@ def render(node: exp.Expression, what: str) -> str:
 
 
 def _portable(node: exp.Expression) -> exp.Expression:
-    """Two functions of riskconsole's own SQL (not of user expressions) written the way Spark runs them:
+    """Functions of riskconsole's own SQL (not of user expressions) written the way Spark runs them:
 
     - `list_extract(l, i)` (the optimizer's threshold buckets: 1-based, NULL out of range) as `try_element_at`,
       which is NULL out of range too but fails on index 0 (DuckDB: NULL) and takes an INT index;
     - `list_filter(l, x -> x IS NOT NULL)` (decisions' matched rules) as `array_compact(l)`: the same list, and
-      no lambda, since Spark refuses a subquery (an `IN LIST`) anywhere inside a higher-order function."""
-    def extract(n: exp.Expression) -> bool:
-        return isinstance(n, exp.Anonymous) and n.name.lower() == "list_extract"
-
-    def compact(n: exp.Expression) -> bool:
-        body = n.expression.this if isinstance(n, exp.ArrayFilter) and isinstance(n.expression, exp.Lambda) else None
-        return isinstance(body, exp.Not) and isinstance(body.this, exp.Is) and isinstance(body.this.expression, exp.Null) \
-            and body.this.this.name == n.expression.expressions[0].name
-
+      no lambda, since Spark refuses a subquery (an `IN LIST`) anywhere inside a higher-order function;
+    - `quantile_disc(x, p)` or `quantile_disc(x, [p, ...])` (drift's bins) as `percentile_disc(p) WITHIN GROUP
+      (ORDER BY x)` per p: the same element of the sorted non-NULL values (tests/test_spark_engine.py checks
+      sizes 1..1001; sqlglot's own rendering is the approximate `percentile_approx`);
+    - `hash(x)` (monitor's entity key, only compared for equality) as the 64-bit `xxhash64(x)`: equal values
+      have equal hashes on both engines (the hash values themselves differ)."""
     def rewrite(n: exp.Expression) -> exp.Expression:
-        if extract(n):
-            values, index = n.expressions
-            at = exp.Anonymous(this="try_element_at", expressions=[values, exp.cast(index.copy(), "INT")])
-            return fill("CASE WHEN :i = 0 THEN NULL ELSE :at END", i=index, at=at)
-        return exp.Anonymous(this="array_compact", expressions=[n.this]) if compact(n) else n
+        for test, change in _REWRITES:
+            if test(n):
+                return change(n)
+        return n
 
-    return node.transform(rewrite) if any(extract(n) or compact(n) for n in node.walk()) else node
+    return node.transform(rewrite) if any(test(n) for n in node.walk() for test, _ in _REWRITES) else node
+
+
+def _is_extract(n: exp.Expression) -> bool:
+    return isinstance(n, exp.Anonymous) and n.name.lower() == "list_extract"
+
+
+def _extract(n: exp.Expression) -> exp.Expression:
+    values, index = n.expressions
+    at = exp.Anonymous(this="try_element_at", expressions=[values, exp.cast(index.copy(), "INT")])
+    return fill("CASE WHEN :i = 0 THEN NULL ELSE :at END", i=index, at=at)
+
+
+def _is_compact(n: exp.Expression) -> bool:
+    body = n.expression.this if isinstance(n, exp.ArrayFilter) and isinstance(n.expression, exp.Lambda) else None
+    return isinstance(body, exp.Not) and isinstance(body.this, exp.Is) and isinstance(body.this.expression, exp.Null) \
+        and body.this.this.name == n.expression.expressions[0].name
+
+
+def _percentile_disc(n: exp.Expression) -> exp.Expression:
+    def one(p: exp.Expression) -> exp.Expression:
+        return exp.WithinGroup(this=exp.Anonymous(this="percentile_disc", expressions=[p.copy()]),
+                               expression=exp.Order(expressions=[exp.Ordered(this=n.this.copy())]))
+
+    ps = n.expression
+    return exp.Array(expressions=[one(p) for p in ps.expressions]) if isinstance(ps, exp.Array) else one(ps)
+
+
+_REWRITES: list[tuple[Callable[[exp.Expression], bool], Callable[[exp.Expression], exp.Expression]]] = [
+    (_is_extract, _extract),
+    (_is_compact, lambda n: exp.Anonymous(this="array_compact", expressions=[n.this])),
+    (lambda n: isinstance(n, exp.PercentileDisc) and n.expression is not None, _percentile_disc),
+    (lambda n: isinstance(n, exp.Anonymous) and n.name.lower() == "hash",
+     lambda n: exp.Anonymous(this="xxhash64", expressions=n.expressions)),
+]
 
 
 def _first_line(err: Exception) -> str:
@@ -221,12 +256,12 @@ class SparkEngine:
         columns = [c for c in spark.table("events").columns]
         label = self.ws.rel(self.ws.dataset_path)
         plan = frame_plan(self.dataset, columns, label)
-        if plan.graph:
-            self._graph_features(plan).createOrReplaceTempView(GRAPH_TABLE)
         steps = [("_frame_base", plan.base), *plan.side]
         try:
             for table, query in steps:  # materialized: each is read by later steps (and row_number must not re-run)
                 spark.sql(render(query, f"features ({table})")).localCheckpoint().createOrReplaceTempView(table)
+            if plan.graph:
+                self._graph_features(plan.graph, "_frame_base", plan.base).createOrReplaceTempView(GRAPH_TABLE)
             frame = spark.sql(render(plan.frame, "features")).select(*[f"`{c}`" for c in order])
             frame.write.mode("overwrite").parquet(str(self.root / "frame"))
         except RiskConsoleError:
@@ -238,14 +273,26 @@ class SparkEngine:
             for table in [name for name, _ in steps] + [GRAPH_TABLE]:
                 spark.catalog.dropTempView(table)
 
-    def _graph_features(self, plan: FramePlan) -> Any:
-        """The graph features as DuckDB computed them at load (graphs.py: SQL and Python), by `_pos`.
+    def _graph_features(self, features: list[Feature], base: str, base_query: exp.Expression) -> Any:
+        """The graph side table (`_pos`, one column per graph feature) of Spark view `base`, by graphs.py's queries
+        rendered for Spark: only the distinct (node, link value, day) pairs, (node, day) query pairs and fraud
+        nodes come back; the components are computed in Python (graphs.py, as on DuckDB) and their per-(node,
+        day) values joined back on Spark. Casts use DuckDB's types of the same tables (`base_query` is `base`'s
+        DuckDB query), so nodes and links have one type as on DuckDB."""
+        duck = GraphSource.of(self._con)
 
-        Spark's `_pos` is the same row number over (time, id), unique since a repeated id is quarantined; the
-        graph computation itself does not run on Spark yet."""
-        columns = [exp.column("_pos"), *[ident(f.name) for f in plan.graph]]
-        self._export_query(exp.select(*columns).from_("frame"), self.root / GRAPH_TABLE)
-        return self.spark.read.parquet(str(self.root / GRAPH_TABLE))
+        def types(table: str) -> dict[str, str]:
+            return duck.types(f"({base_query.sql(dialect='duckdb')})" if table == base else table)
+
+        source = GraphSource(types, lambda query: self.spark.sql(render(query, "graph features")).toArrow())
+        values = graph_values(source, self.dataset, features, base)
+        for name, rows in values.items():
+            self.spark.createDataFrame(rows).createOrReplaceTempView(name)
+        try:
+            return self.spark.sql(render(graph_query(features, base), "graph features")).localCheckpoint()
+        finally:
+            for name in values:
+                self.spark.catalog.dropTempView(name)
 
     def _scores(self, detector: str, table: str) -> Any:
         """A detector's scores: LightGBM's computed on Spark (`spark_scores`), others exported from DuckDB."""

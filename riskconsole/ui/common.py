@@ -83,6 +83,9 @@ def open_page(title: str) -> Session:
         st.stop()
     guard(lambda: session.dataset)
     st.title(title)
+    note = guard(session.engine_note)
+    if note:
+        st.caption(note)
     return session
 
 
