@@ -35,8 +35,8 @@ def maturity_chart(sources: list[dict]) -> alt.LayerChart:
                  for r in s["curve"] if r[value] is not None]
         if s["mature_age"]:
             marks.append({"source": name, "age": s["mature_age"], "text": f"mature: {s['mature_age']} d"})
-    color = alt.Color("source:N", title=None, legend=alt.Legend(orient="top"))
-    x = alt.X("age:Q", title="age (days before the last day of data)")
+    color = alt.Color("source:N", title=None, legend=alt.Legend(orient="top"), scale=alt.Scale(scheme="category10"))
+    x = alt.X("age:Q", title="age (days before the last day of data)", axis=alt.Axis(format="d", tickMinStep=1))
     lines = alt.Chart(pd.DataFrame(rows)).mark_line().encode(
         x=x, y=alt.Y("share:Q", title="share labelled", axis=alt.Axis(format="%")), color=color,
         tooltip=["source:N", alt.Tooltip("age:Q", title="age (days)"), alt.Tooltip("share:Q", format=".1%"),
@@ -45,7 +45,7 @@ def maturity_chart(sources: list[dict]) -> alt.LayerChart:
         return lines.properties(height=260)
     rules = alt.Chart(pd.DataFrame(marks)).mark_rule(strokeDash=[6, 4]).encode(
         x="age:Q", color=color, tooltip=["source:N", alt.Tooltip("age:Q", title="mature after (days)")])
-    text = alt.Chart(pd.DataFrame(marks)).mark_text(align="left", dx=4, dy=-6, baseline="top").encode(
+    text = alt.Chart(pd.DataFrame(marks)).mark_text(align="left", dx=4, dy=14, baseline="top").encode(
         x="age:Q", y=alt.value(0), text="text:N", color=color)
     return (lines + rules + text).properties(height=260)
 
