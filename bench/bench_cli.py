@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -26,10 +27,19 @@ STRATEGY = HERE / "strategy_20.yaml"
 ENTRY = "import sys; from riskconsole.cli import main; sys.exit(main())"  # what the console script runs
 
 
+CPU: dict[str, list[float]] = {}  # command -> CPU seconds (user + sys) of each timed run
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _run(args: list[str]) -> float:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu()
     subprocess.run([sys.executable, "-c", ENTRY, *args], check=True, stdout=subprocess.DEVNULL, env=env)
+    CPU.setdefault(args[0], []).append(_cpu() - cpu)  # the machine is shared: CPU time is what load does not inflate
     return time.perf_counter() - started
 
 
@@ -70,6 +80,9 @@ def main() -> None:
     help_s, backtest_s = statistics.median(helps), statistics.median(backtests)
     print(json.dumps({"python_start_s": round(statistics.median(bare), 3), "help_s": round(help_s, 3),
                       "backtest_json_s": round(backtest_s, 3), "bare_scan_s": round(scan, 3),
+                      "help_cpu_s": round(statistics.median(CPU["--help"][1:]), 3),
+                      "backtest_cpu_s": round(statistics.median(CPU["backtest"][1:]), 3),
+                      "load_average": [round(x, 2) for x in os.getloadavg()],
                       "added_over_help_s": round(backtest_s - help_s, 3),
                       "added_over_scan_ratio": round((backtest_s - help_s) / scan, 2)}, indent=2))
 

@@ -23,18 +23,31 @@ def daily_chart(daily: list[dict], capacity: int) -> alt.LayerChart:
     return (lines + cap).properties(height=280)
 
 
-def maturity_chart(maturity: list[dict]) -> alt.LayerChart:
-    """Share of each day's events still unlabelled, and the fraud rate among labelled ones."""
-    df = pd.DataFrame(maturity)
-    df["day"] = pd.to_datetime(df["day"])
-    base = alt.Chart(df).encode(x=alt.X("day:T", title=None))
-    share = base.mark_area(opacity=0.35, color="#aaaaaa").encode(
-        y=alt.Y("unlabelled_share:Q", title="unlabelled share", axis=alt.Axis(format="%")),
-        tooltip=["day:T", alt.Tooltip("unlabelled_share:Q", format=".1%"), alt.Tooltip("events:Q", format=",")])
-    rate = base.mark_line(color="#d62728").encode(
-        y=alt.Y("fraud_rate:Q", title="fraud rate (labelled)", axis=alt.Axis(format=".1%")),
-        tooltip=["day:T", alt.Tooltip("fraud_rate:Q", format=".2%")])
-    return alt.layer(share, rate).resolve_scale(y="independent").properties(height=240)
+def maturity_chart(sources: list[dict]) -> alt.LayerChart:
+    """One line per label source: share labelled by age in days (within that many days where labels are dated,
+    else labelled now), with each source's mature age marked by a dashed rule."""
+    rows, marks = [], []
+    for s in sources:
+        name = f"{s['source']} ({s['label']})"
+        value = "labelled_within" if s["dated"] else "labelled_share"
+        rows += [{"source": name, "age": r["age_days"], "share": r[value], "units": r["events"],
+                  "measure": "labelled within that many days" if s["dated"] else "labelled now"}
+                 for r in s["curve"] if r[value] is not None]
+        if s["mature_age"]:
+            marks.append({"source": name, "age": s["mature_age"], "text": f"mature: {s['mature_age']} d"})
+    color = alt.Color("source:N", title=None, legend=alt.Legend(orient="top"), scale=alt.Scale(scheme="category10"))
+    x = alt.X("age:Q", title="age (days before the last day of data)", axis=alt.Axis(format="d", tickMinStep=1))
+    lines = alt.Chart(pd.DataFrame(rows)).mark_line().encode(
+        x=x, y=alt.Y("share:Q", title="share labelled", axis=alt.Axis(format="%")), color=color,
+        tooltip=["source:N", alt.Tooltip("age:Q", title="age (days)"), alt.Tooltip("share:Q", format=".1%"),
+                 "measure:N", alt.Tooltip("units:Q", format=",", title="units of this age")])
+    if not marks:
+        return lines.properties(height=260)
+    rules = alt.Chart(pd.DataFrame(marks)).mark_rule(strokeDash=[6, 4]).encode(
+        x="age:Q", color=color, tooltip=["source:N", alt.Tooltip("age:Q", title="mature after (days)")])
+    text = alt.Chart(pd.DataFrame(marks)).mark_text(align="left", dx=4, dy=14, baseline="top").encode(
+        x="age:Q", y=alt.value(0), text="text:N", color=color)
+    return (lines + rules + text).properties(height=260)
 
 
 def histogram_chart(bins: list[dict], title: str) -> alt.Chart:

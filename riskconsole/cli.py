@@ -124,7 +124,8 @@ def _baseline(args: argparse.Namespace) -> Baseline | None:
 
 
 def _window(session: Session, args: argparse.Namespace):
-    return session.window(args.from_, args.to, args.as_of)
+    """The window of --from/--to/--as-of; without --to, the last mature day of the label the strategy counts."""
+    return session.window(args.from_, args.to, args.as_of, args.strategy)
 
 
 def cmd_backtest(ws: Workspace, args: argparse.Namespace) -> None:
@@ -407,7 +408,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="first day (YYYY-MM-DD, whole day) or timestamp of the window (default: first event)")
         p.add_argument("--to", metavar="D",
                        help="last day (whole day included) or timestamp of the window (default: the last day whose labels are "
-                            "mature when label_time is mapped, saying which days were left out; else the last event)")
+                            "mature when they are dated: the events' label, or an entity-level strategy's own, saying "
+                            "which days were left out; else the last event)")
         p.add_argument("--as-of", dest="as_of", metavar="D",
                        help="count a label as known only if its label_time is before the end of day D "
                             "(replays what was known then)")

@@ -262,8 +262,9 @@ def _labels(dataset: Dataset, entity: str, every_us: int, horizon_us: int) -> ex
         f"FROM ({windowed}) AS w WHERE _pos IS NOT NULL")
 
 
-def _table_label(dataset: Dataset, table: str, entity: str) -> exp.Expression:
-    """Per entity: its label from the table (1 if any row says fraud) and when that became known."""
+def table_label_query(dataset: Dataset, table: str, entity: str) -> exp.Expression:
+    """Per entity (`entity`, `tlab`, `tlt`): its label from the table (1 if any row says fraud) and when that
+    became known."""
     spec = dataset.tables[table]
     lab = fill("CAST(:l AS INTEGER)", l=ident(spec.label))
     when = fill("CAST(:t AS TIMESTAMP)", t=ident(spec.label_time)) if spec.label_time else \
@@ -272,6 +273,12 @@ def _table_label(dataset: Dataset, table: str, entity: str) -> exp.Expression:
     return fill(f"SELECT {k}, max(:lab) AS tlab, min(:ltime) FILTER (WHERE :lab = 1) AS tlt FROM :tbl "
                 f"WHERE {k} IS NOT NULL GROUP BY {k}", lab=lab, ltime=when,
                 tbl=exp.to_table(f"table_{table}", quoted=True))
+
+
+def table_label_time(period: str) -> str:
+    """When a table label (`t.tlab`, `t.tlt` of `table_label_query`) is known for a period starting at `period`
+    (SQL): a good entity is known good from the start, a fraudulent one from its label_time (where mapped)."""
+    return f"CASE WHEN t.tlab = 1 THEN coalesce(t.tlt, {period}) WHEN t.tlab = 0 THEN {period} END"
 
 
 def build(con: duckdb.DuckDBPyConnection, dataset: Dataset, level: Level, label: str) -> EntityView:
@@ -316,10 +323,8 @@ def build(con: duckdb.DuckDBPyConnection, dataset: Dataset, level: Level, label:
     con.execute(f"CREATE OR REPLACE TEMP TABLE __entity_labels AS {render(_labels(dataset, entity, every, horizon))}")
     owner = label_table(dataset, entity)
     if owner is not None:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE __entity_table_label AS {render(_table_label(dataset, owner, entity))}")
-        ylab = "t.tlab"
-        # a good entity is known good from the start; a fraudulent one from its label_time (where mapped)
-        ylt = "CASE WHEN t.tlab = 1 THEN coalesce(t.tlt, f.period) WHEN t.tlab = 0 THEN f.period END"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE __entity_table_label AS {render(table_label_query(dataset, owner, entity))}")
+        ylab, ylt = "t.tlab", table_label_time("f.period")
         join = f"LEFT JOIN __entity_table_label AS t ON t.{_q(entity)} = f.{_q(entity)}"
     else:
         ylab, ylt, join = "l.ylab", "l.ylt", ""

@@ -25,6 +25,7 @@ from riskconsole.errors import DataError
 from riskconsole.escape import FORMULA_LEADING, FORMULA_START, csv_cell, terminal
 from riskconsole.features import build_frame
 from riskconsole.lookups import overlap_warnings
+from riskconsole.maturity import store as store_maturity
 from riskconsole.names import META_TABLE
 from riskconsole.sources import (FORMATS, READERS, Checked, Part, check_dataset, column_types, events_part,  # noqa: F401
                                  source_files, target_types)
@@ -302,7 +303,8 @@ def _load_part(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, pro
 
 
 def _fill(con: duckdb.DuckDBPyConnection, checked: Checked, progress: Progress) -> LoadResult:
-    """Events, streams, tables, their quarantines, frame and `_meta` into the (new, empty) database of `con`."""
+    """Events, streams, tables, their quarantines, frame, `_meta` and `_maturity` into the (new, empty) database of
+    `con`."""
     parts = checked.parts or [events_part(checked.dataset, checked.files, checked.fmt, checked.types)]
     counts, warnings = {}, []
     for part in parts:
@@ -314,6 +316,7 @@ def _fill(con: duckdb.DuckDBPyConnection, checked: Checked, progress: Progress) 
     progress(f"building {len(checked.dataset.features)} features over {loaded:,} events ...")
     features = build_frame(con, checked.dataset, checked.label)
     version = _write_meta(con, checked, read, loaded)
+    store_maturity(con, checked.dataset, version)  # the default backtest window reads it instead of scanning
     reasons = dict(con.execute("SELECT reason, count(*) FROM quarantine GROUP BY ALL ORDER BY 2 DESC, 1").fetchall())
     others = {w: {"read": r, "loaded": n, "quarantined": r - n} for w, (r, n) in counts.items() if w != "source"}
     return LoadResult(read, loaded, read - loaded, reasons, features, warnings=warnings, version=version,

@@ -12,6 +12,7 @@ from __future__ import annotations
 INTERNAL_COLUMNS = ("_pos", "_t", "_file", "ordinality", "file_row_number", "reason", "file", "row")
 INTERNAL_PREFIX = "__"
 META_TABLE = "_meta"  # one row: the dataset spec, counts and the data version of the last load
+MATURITY_TABLE = "_maturity"  # one row: the day range and every label source's maturity curve of the last load
 SCORES_TABLE = "_scores"  # one row per detector: the data version its score table was computed for
 
 

@@ -1,8 +1,6 @@
-"""What is in a workspace's database: counts, dates, labels and their maturity, quarantine, features."""
+"""What is in a workspace's database: counts, dates, labels, quarantine, features (label maturity: `maturity.py`)."""
 
 from __future__ import annotations
-
-from datetime import date, timedelta
 
 import duckdb
 import numpy as np
@@ -12,7 +10,6 @@ from riskconsole.sqlbuild import alias, fill, ident, render
 from sqlglot import exp
 
 HIST_BINS = 30
-MATURE_SHARE = 0.5  # a day with fewer labelled events than this share has no fraud rate shown
 
 
 def tables(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -53,21 +50,6 @@ def sources(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> list[dict]:
             out.append({"source": f"{kind} {name}", "rows": rows, "quarantined": quarantined,
                         "from": first, "to": last, "file": spec.source})
     return out
-
-
-def label_maturity(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> list[dict]:
-    """Per day: events, labelled, fraud, and the share still unlabelled (recent days are immature)."""
-    roles = dataset.columns
-    label = ident(roles.label) if roles.label else fill("CAST(NULL AS TINYINT)")
-    query = fill("SELECT CAST(:t AS DATE) AS day, count(*) AS events, count(:l) AS labelled, "
-                 "coalesce(sum(:l), 0) AS fraud FROM frame GROUP BY 1 ORDER BY 1", t=ident(roles.time), l=label)
-    rows = con.execute(render(query)).fetchall()
-    # where most of a day is still unlabelled, the known labels are mostly early chargebacks (fraud):
-    # its fraud rate would mislead, so it is left out
-    return [{"day": d.isoformat(), "events": n, "labelled": k, "fraud": int(f),
-             "unlabelled_share": 1 - k / n if n else None,
-             "fraud_rate": f / k if k and k / n >= MATURE_SHARE else None}
-            for d, n, k, f in rows]
 
 
 def quarantine_reasons(con: duckdb.DuckDBPyConnection) -> list[dict]:
@@ -165,82 +147,3 @@ def day_range(con: duckdb.DuckDBPyConnection, dataset: Dataset):
     """First and last day of the loaded events."""
     query = fill("SELECT CAST(min(:t) AS DATE), CAST(max(:t) AS DATE) FROM frame", t=ident(dataset.columns.time))
     return tuple(con.execute(render(query)).fetchall()[0])
-
-
-def label_age_curve(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> list[dict]:
-    """Share labelled by event age in days (age = days before the data's last event).
-
-    Per age: `events` of that age, `labelled_share` (labelled now) and, with label_time mapped,
-    `labelled_within` = share of the events at least that old whose label arrived within that many days:
-    the maturity curve (flat from the age at which labels stop arriving).
-    """
-    roles = dataset.columns
-    if not roles.label:
-        return []
-    delay = fill("date_diff('day', :t, :lt)", t=ident(roles.time), lt=ident(roles.label_time)) \
-        if roles.label_time else fill("CAST(NULL AS BIGINT)")
-    query = fill("SELECT date_diff('day', :t, (SELECT max(:t) FROM frame)) AS age, "
-                 "CASE WHEN :l IS NOT NULL THEN coalesce(:d, -1) END AS delay, count(*) FROM frame GROUP BY 1, 2",
-                 t=ident(roles.time), l=ident(roles.label), d=delay)
-    rows = np.array([(a, -2 if d is None else d, n) for a, d, n in con.execute(render(query)).fetchall()],
-                    dtype=np.int64).reshape(-1, 3)
-    if not len(rows):
-        return []
-    ages = np.arange(int(rows[:, 0].max()) + 1)
-    events = np.bincount(rows[:, 0], weights=rows[:, 2], minlength=ages.size)
-    labelled = np.bincount(rows[:, 0], weights=rows[:, 2] * (rows[:, 1] != -2), minlength=ages.size)
-    old_enough = events[::-1].cumsum()[::-1]  # events at least `age` days old
-    out = []
-    for age in ages:
-        row = {"age_days": int(age), "events": int(events[age]),
-               "labelled_share": float(labelled[age] / events[age]) if events[age] else None}
-        if roles.label_time:
-            arrived = rows[(rows[:, 0] >= age) & (rows[:, 1] >= 0) & (rows[:, 1] <= age), 2].sum()
-            row["labelled_within"] = float(arrived / old_enough[age]) if old_enough[age] else None
-        out.append(row)
-    return out
-
-
-def mature_age(curve: list[dict], reach: float = 0.95) -> int | None:
-    """Days after which labels are mature: the first age whose labelled share reaches `reach` of the plateau; None
-    without a curve.
-
-    The plateau is the curve at half the oldest age: with label_time, the share of the older half of the events
-    labelled within that many days (half the data, so it is not the noise of the last few days' handful of events:
-    the oldest quarter alone put a 4-day delay at 17 days on 600 events); without label_time, the labelled share of
-    the older half."""
-    if not curve:
-        return None
-    if "labelled_within" in curve[0]:
-        values = [(r["age_days"], r["labelled_within"]) for r in curve if r["labelled_within"] is not None]
-        plateau = next((v for a, v in values if a >= curve[-1]["age_days"] // 2), None)
-    else:
-        values = [(r["age_days"], r["labelled_share"]) for r in curve if r["labelled_share"] is not None]
-        old = [r for r in curve if r["age_days"] >= curve[-1]["age_days"] // 2 and r["events"]]
-        plateau = sum(r["labelled_share"] * r["events"] for r in old) / sum(r["events"] for r in old) if old else None
-    if not values or not plateau:
-        return None
-    return next((a for a, v in values if v >= reach * plateau), None)
-
-
-MATURE_REACH = 0.95  # a day is mature once its events are labelled to this share of what old events reach
-
-
-def mature_last_day(curve: list[dict], reference: date, reach: float = MATURE_REACH) -> tuple[date, int] | None:
-    """The last mature day before `reference` (the data's last day) and the mature age.
-
-    A day is mature when its events are at least `reach` as labelled as old events: its age reaches `mature_age`
-    of the label-age curve (the share labelled within that many days climbs to `reach` of its plateau). None
-    where nothing is immature (no curve, or labels arrive the same day)."""
-    age = mature_age(curve, reach)
-    if not age:
-        return None
-    return reference - timedelta(days=age), age
-
-
-def mature_note(last: date, age: int, reference: date, reach: float = MATURE_REACH) -> str:
-    """The one sentence that says which days a default window leaves out and why."""
-    first_out = last + timedelta(days=1)
-    return (f"window ends {last}: {first_out}..{reference} left out, their labels are immature (events are "
-            f"{reach:.0%} as labelled as old events only {age} days after they happen); give --to {reference} "
-            "to include them")

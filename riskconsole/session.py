@@ -67,7 +67,8 @@ class Session:
         self._evaluators: OrderedDict[tuple, object] = OrderedDict()
         self._entity_views: dict[tuple, EntityView] = {}
         self._version: tuple | None = None
-        self._curve: tuple | None = None  # (data version, label-age curve)
+        self._maturity: tuple | None = None  # (connection, day range and label curves)
+        self._level_curves: dict[tuple, list[dict]] = {}  # an entity level's label curve, per data version
         self._lock = threading.Lock()
 
     def __enter__(self) -> Session:
@@ -244,14 +245,38 @@ class Session:
         return self._frame
 
     def day_range(self) -> tuple[date, date]:
-        """First and last day with events."""
-        from riskconsole.overview import day_range
+        """First and last day with events (stored by the load: `maturity`)."""
+        found = self.maturity()
+        return found["first"], found["last"]
 
-        with self.cursor() as cur:
-            return day_range(cur, self.dataset)
+    def maturity(self) -> dict:
+        """The day range and every label source's curve (`maturity.py`): what the load stored, read once per
+        connection (no load can write while this read-only connection is open); scanned for a database loaded
+        before loads stored them."""
+        from riskconsole import maturity
 
-    def window(self, start: str | None = None, end: str | None = None, as_of: str | None = None) -> Window:
+        con = self.connection()
+        with self._lock:
+            known = self._maturity
+        if known is None or known[0] is not con:
+            with self.cursor() as cur:
+                found = maturity.stored(cur) or maturity.compute(cur, self.dataset)
+            known = self._maturity = (con, found)
+        return known[1]
+
+    def label_sources(self) -> list[dict]:
+        """Each label source with its curve, mature age and the one line that reads it (the Data page's chart)."""
+        from riskconsole.maturity import mature_age, reading
+
+        found = self.maturity()
+        return [{**s, "mature_age": mature_age(s["curve"]), "reading": reading(s, found["last"])}
+                for s in found["sources"]]
+
+    def window(self, start: str | None = None, end: str | None = None, as_of: str | None = None,
+               strategy: str | Path | None = None) -> Window:
         """A backtest window from CLI-style text; `as_of` needs a mapped label_time (else it would change nothing).
+        Without `end` and `as_of` it ends on the last mature day of the label the strategy file `strategy` counts
+        (`_mature`; the events' label without one).
 
         Raises:
             RiskConsoleError: a bad date, an empty window, or `as_of` without label_time.
@@ -262,39 +287,57 @@ class Session:
                 "counts as known at once and --as-of would change nothing; map label_time (when the label became "
                 "known) to replay what was known on a day")
         window = make_window(start, end, as_of)
-        return window if end or as_of else self._mature(window)
+        return window if end or as_of else self._mature(window, strategy)
 
-    def _mature(self, window: Window) -> Window:
+    def _mature(self, window: Window, path: str | Path | None) -> Window:
         """Without --to (and --as-of, which already says which labels count), the window ends on the last mature
-        day (labels of later days are still arriving), with the note that says so; unchanged where labels have no
-        label_time or nothing would be left."""
-        from riskconsole.overview import mature_last_day, mature_note
+        day (labels of later days are still arriving), with the note that says so; unchanged where the label has no
+        date or nothing would be left. An entity-level strategy's days come from its entity-periods' label."""
+        from riskconsole.maturity import mature_last_day, mature_note
 
-        if not (self.dataset.columns.label and self.dataset.columns.label_time):
+        level = self.strategy(path).level if path is not None else None
+        found = self._mature_label(level, self.ws.rel(path) if path is not None else "strategy")
+        if found is None:
             return window
+        curve, unit = found
         last_event = self.day_range()[1]
-        found = mature_last_day(self.label_age_curve(), last_event)
-        if found is None or found[0] >= last_event:
+        mature = mature_last_day(curve, last_event)
+        if mature is None or mature[0] >= last_event:
             return window
-        last, age = found
+        last, age = mature
         end = datetime.combine(last + timedelta(days=1), time())
         if window.start is not None and window.start >= end:
             return window  # a window of immature days only: kept (its report warns that labels are immature)
-        return replace(window, end=end, note=mature_note(last, age, last_event))
+        return replace(window, end=end, note=mature_note(last, age, last_event, unit))
+
+    def _mature_label(self, level: Level | None, label: str) -> tuple[list[dict], str] | None:
+        """The curve and unit of the label a backtest counts, where that label is dated: the events', or an
+        entity level's (its table's label, or its periods' events where no table maps one); `label` names the
+        strategy file in errors."""
+        from riskconsole.entities import check_level, label_table
+
+        roles = self.dataset.columns
+        if level is None:
+            return (self.label_age_curve(), "events") if roles.label and roles.label_time else None
+        check_level(level, self.dataset, self.frame.columns, label)
+        owner = label_table(self.dataset, level.entity)
+        if not (self.dataset.tables[owner].label_time if owner else roles.label and roles.label_time):
+            return None
+        from riskconsole.maturity import entity_curve
+
+        view = self.entities(level, label)
+        key = ("curve", level.entity, level.every_seconds, level.horizon_seconds, self._data_version())
+        with self._lock:
+            curve = self._level_curves.get(key)
+        if curve is None:
+            curve = entity_curve(self.connection(), view.table, self.day_range()[1])
+            with self._lock:
+                self._level_curves = {key: curve}
+        return curve, f"{level.entity} periods"
 
     def label_age_curve(self) -> list[dict]:
-        """Share labelled by event age (`overview.label_age_curve`), once per data version."""
-        from riskconsole.overview import label_age_curve
-
-        key = self._data_version()
-        with self._lock:
-            if self._curve is not None and self._curve[0] == key:
-                return self._curve[1]
-        with self.cursor() as cur:
-            curve = label_age_curve(cur, self.dataset)
-        with self._lock:
-            self._curve = (key, curve)
-        return curve
+        """Share labelled by event age of the events' label (`maturity.age_curve`), as the load stored it."""
+        return next((s["curve"] for s in self.maturity()["sources"] if s["source"] == "events"), [])
 
     # ------------------------------------------------------------ strategies
 

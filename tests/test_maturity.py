@@ -117,7 +117,7 @@ def test_the_maturity_rule_is_not_fooled_by_the_last_few_old_days(tmp_path):
     """Labels arriving within 4 days on 40 days of 15 events a day: mature after 4 days (the oldest days hold a
     handful of events each; a plateau taken from them alone once said 17)."""
     from riskconsole.ingest import load
-    from riskconsole.overview import mature_age
+    from riskconsole.maturity import mature_age
     from tests.conftest import random_events
 
     events = random_events(n=600, days=40)
@@ -129,3 +129,173 @@ def test_the_maturity_rule_is_not_fooled_by_the_last_few_old_days(tmp_path):
         window = session.window()
     assert age in (4, 5)  # a delay under 4 days spans at most 4 calendar-day boundaries
     assert (events["ts"].max().date() - (window.end.date() - timedelta(days=1))).days == age
+
+
+# ---------------------------------------------------------------- every label source, stored by the load
+
+MERCHANTS = 8
+CONFIRMED = {2: LAST, 5: LAST, 6: LAST}  # fraud merchants, all confirmed on the data's last day (00:00)
+MERCHANT_STRATEGY = {"name": "mw", "level": {"entity": "merchant_id", "every": "1d"},
+                     "rules": [{"name": "busy", "when": "merchant_orders_3d >= 20", "action": "review"}]}
+
+
+def _merchants() -> pd.DataFrame:
+    """Merchants 1..6 labelled (2, 5 and 6 fraudulent, confirmed on their CONFIRMED day); 7 and 8 unknown."""
+    ids = list(range(1, 7))
+    return pd.DataFrame({"merchant_id": ids, "tier": ["std"] * len(ids), "is_bad": [int(i in CONFIRMED) for i in ids],
+                         "banned_at": [pd.Timestamp(CONFIRMED[i]) if i in CONFIRMED else pd.NaT for i in ids]})
+
+
+def _tables_ws(root, events: pd.DataFrame, merchants: pd.DataFrame):
+    from riskconsole.ingest import load
+    from tests.conftest import BASE_DATASET
+
+    dataset = {**BASE_DATASET, "columns": {**BASE_DATASET["columns"], "entities": ["user_id", "device_id", "merchant_id"]},
+               "features": [*BASE_DATASET["features"],
+                            {"name": "merchant_orders_3d", "count": "*", "by": "merchant_id", "window": "3d"}],
+               "tables": {"merchants": {"source": "data/merchants.csv", "key": "merchant_id", "label": "is_bad",
+                                        "label_time": "banned_at"}}}
+    ws = write_workspace(root, events, dataset, strategies={"s": STRATEGY, "mw": MERCHANT_STRATEGY})
+    merchants.to_csv(ws.root / "data" / "merchants.csv", index=False)
+    load(ws)
+    return ws
+
+
+@pytest.fixture(scope="module")
+def tables_ws(tmp_path_factory):
+    events = _events()
+    events["merchant_id"] = np.random.default_rng(8).integers(1, MERCHANTS + 1, len(events))
+    return _tables_ws(tmp_path_factory.mktemp("tables") / "ws", events, _merchants()), events
+
+
+def _curve_by_pandas(t: pd.Series, y: pd.Series, lt: pd.Series, last: date) -> list[dict]:
+    """The label-age curve a second way: per age, units, share labelled now, share of the units at least that old
+    labelled within that many days (a label dated before its unit arrived at once)."""
+    age = (pd.Timestamp(last) - t.dt.normalize()).dt.days
+    delay = ((lt.dt.normalize() - t.dt.normalize()).dt.days).clip(lower=0)
+    out = []
+    for a in range(int(age.max()) + 1):
+        now, old = age == a, age >= a
+        arrived = old & y.notna() & (delay <= a)
+        out.append({"age_days": a, "events": int(now.sum()),
+                    "labelled_share": float(y[now].notna().mean()) if now.any() else None,
+                    "labelled_within": float(arrived.sum() / old.sum()) if old.any() else None})
+    return out
+
+
+def _merchant_days(events: pd.DataFrame, merchants: pd.DataFrame) -> pd.DataFrame:
+    """One row per (merchant, day with events): the table's label, known from the day for a good merchant and
+    from its confirmation for a fraudulent one."""
+    days = events.assign(t=events["ts"].dt.normalize())[["merchant_id", "t"]].drop_duplicates()
+    days = days.merge(merchants, on="merchant_id", how="left")
+    days["lt"] = days["banned_at"].where(days["is_bad"] == 1, days["t"].where(days["is_bad"] == 0))
+    return days
+
+
+def _assert_curves_equal(found: list[dict], expected: list[dict]) -> None:
+    assert [r["age_days"] for r in found] == [r["age_days"] for r in expected]
+    for f, e in zip(found, expected):
+        assert f["events"] == e["events"]
+        for key in ("labelled_share", "labelled_within"):
+            assert (f[key] is None and e[key] is None) or f[key] == pytest.approx(e[key]), (f, e)
+
+
+def test_each_label_source_has_its_curve_computed_a_second_way(tables_ws):
+    ws, events = tables_ws
+    with Session(ws) as session:
+        sources = {s["source"]: s for s in session.label_sources()}
+        assert session.day_range() == (FIRST, LAST)
+    assert set(sources) == {"events", "tables.merchants"}
+    _assert_curves_equal(sources["events"]["curve"],
+                         _curve_by_pandas(events["ts"], events["is_fraud"].astype("Float64"), events["label_ts"], LAST))
+    days = _merchant_days(events, _merchants())
+    _assert_curves_equal(sources["tables.merchants"]["curve"], _curve_by_pandas(days["t"], days["is_bad"], days["lt"], LAST))
+    assert sources["events"]["mature_age"] == DELAY
+    assert sources["tables.merchants"]["mature_age"] not in (None, 0, DELAY)  # its own maturity, not the events'
+    assert "merchant_id-day" in sources["tables.merchants"]["reading"]
+    age = sources["tables.merchants"]["mature_age"]
+    assert f"ends {LAST - timedelta(days=age)}" in sources["tables.merchants"]["reading"]
+
+
+def test_an_entity_backtest_defaults_to_its_own_mature_days(tables_ws, capsys, tmp_path):
+    import json
+
+    from riskconsole.maturity import entity_curve, mature_age
+
+    ws, _ = tables_ws
+    path = ws.strategies_dir / "mw.yaml"
+    with Session(ws) as session:
+        strategy = session.strategy(path)
+        table = next(s for s in session.label_sources() if s["source"] == "tables.merchants")
+        # second way: the curve of the entity frame the backtest counts (every: 1d) is the one the load stored
+        frame_curve = entity_curve(session.connection(), session.entities(strategy.level).table, LAST)
+        window = session.window(None, None, None, path)
+        explicit = session.window(None, LAST.isoformat(), None, path)
+        as_of = session.window(None, None, LAST.isoformat(), path)
+        events_window = session.window()
+    _assert_curves_equal(frame_curve, table["curve"])
+    age = mature_age(frame_curve)
+    assert window.end.date() == LAST - timedelta(days=age - 1) and "merchant_id periods" in window.note
+    assert events_window.end.date() == LAST - timedelta(days=DELAY - 1) and window.end != events_window.end
+    assert explicit.note is None and explicit.end.date() == LAST + timedelta(days=1)
+    assert as_of.end is None and as_of.note is None
+    code = main(["backtest", str(path), "--workspace", str(ws.root), "--out", str(tmp_path / "out"), "--format", "json"])
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert code == 0 and report["window"]["note"] == window.note and window.note in capsys.readouterr().out
+    assert report["window"]["to"] == (LAST - timedelta(days=age)).isoformat()
+
+
+def test_the_stored_curves_equal_a_fresh_scan_and_a_new_load_replaces_them(tmp_path):
+    import shutil
+
+    import duckdb
+
+    from riskconsole import maturity
+    from riskconsole.ingest import load
+
+    events = _events()
+    events["merchant_id"] = np.random.default_rng(8).integers(1, MERCHANTS + 1, len(events))
+    ws = _tables_ws(tmp_path / "ws", events, _merchants())
+
+    def read() -> tuple[dict, dict, str, str]:
+        with duckdb.connect(str(ws.db_path), read_only=True) as con:
+            kept, version = con.execute("SELECT maturity, version FROM _maturity").fetchall()[0]
+            meta = con.execute("SELECT version FROM _meta").fetchall()[0][0]
+            return maturity.stored(con), maturity.compute(con, ws.dataset()), version, meta
+
+    stored, fresh, version, meta = read()
+    assert stored == fresh and version == meta and len(stored["sources"]) == 2
+    # a new load (two days fewer, merchant 3 now fraudulent) replaces them
+    (ws.root / "data" / "events.csv").write_text(events[events["ts"] < pd.Timestamp(LAST - timedelta(days=1))]
+                                                 .to_csv(index=False))
+    merchants = _merchants()
+    merchants.loc[merchants["merchant_id"] == 3, ["is_bad", "banned_at"]] = [1, pd.Timestamp(FIRST)]
+    merchants.to_csv(ws.root / "data" / "merchants.csv", index=False)
+    load(ws)
+    again, fresh_again, version_again, meta_again = read()
+    assert again == fresh_again and version_again == meta_again != version
+    assert again["last"] == LAST - timedelta(days=2) and again["sources"] != stored["sources"]
+    # a database loaded before loads stored them: the session scans, and answers the same
+    old = tmp_path / "old"
+    shutil.copytree(ws.root, old)
+    with duckdb.connect(str(old / "data" / "console.duckdb")) as con:
+        con.execute("DROP TABLE _maturity")
+    from riskconsole.workspace import Workspace
+
+    with Session(Workspace(old)) as scanned, Session(ws) as kept:
+        assert scanned.maturity() == kept.maturity() == again
+        assert scanned.window() == kept.window() and scanned.window().note
+
+
+def test_the_data_page_draws_every_label_source(tables_ws, monkeypatch):
+    from conftest import console_page
+
+    ws, _ = tables_ws
+    at = console_page(monkeypatch, ws.root, "data_page")
+    assert not at.exception, [e.value for e in at.exception]
+    with Session(ws) as session:
+        readings = [s["reading"] for s in session.label_sources()]
+    captions = [c.value for c in at.caption]
+    assert all(r in captions for r in readings), captions
+    assert any(e.type == "vega_lite_chart" for e in at.get("vega_lite_chart")) or \
+        any(getattr(e, "type", "") == "vega_lite_chart" for e in at.main)

@@ -303,7 +303,7 @@ def test_backtest_and_compare_pages_show_ranges_with_a_reason(hidden_console):
 def test_label_maturity_curve_by_event_age(hidden_ws):
     import duckdb
 
-    from riskconsole.overview import label_age_curve, mature_age
+    from riskconsole.maturity import label_age_curve, mature_age
 
     with duckdb.connect(str(hidden_ws.db_path), read_only=True) as con:
         curve = label_age_curve(con, hidden_ws.dataset())

@@ -28,7 +28,7 @@ with left:
     candidate = pick_strategy(ws, "Strategy", "strategy", default="candidate")
 with right:
     baseline = pick_baseline(ws)
-window = pick_window(session)
+window = pick_window(session, candidate)
 report = guard(evaluate, session, candidate, window, st.session_state.get("params", {}).get(candidate.stem))
 same = baseline is not None and baseline.resolve() == candidate.resolve()
 level = guard(session.strategy, candidate).level

@@ -139,11 +139,12 @@ def pick_baseline(ws: Workspace, key: str = "baseline", with_versions: bool = Fa
     return None if picked == NO_BASELINE else choices[picked]
 
 
-def pick_window(session: Session) -> Window:
-    """Window and label as-of pickers in the sidebar, shared by every page."""
+def pick_window(session: Session, path: Path | None = None) -> Window:
+    """Window and label as-of pickers in the sidebar, shared by every page; the default ends on the last mature day
+    of the label the strategy file `path` counts (its entity-periods' for an entity-level strategy)."""
     lo, hi = session.day_range()
     has_label_time = bool(session.dataset.columns.label_time)
-    mature = guard(default_window, session)  # the CLI's window without --to: mature days
+    mature = guard(default_window, session, path)  # the CLI's window without --to: mature days
     default = (lo, (mature.end - timedelta(microseconds=1)).date() if mature.end else hi)
     with st.sidebar:
         st.markdown("**Backtest window**")
@@ -165,10 +166,11 @@ def pick_window(session: Session) -> Window:
                  as_of.isoformat() if as_of and has_label_time else None)
 
 
-def default_window(session: Session) -> Window:
-    """The default backtest window: every day, ending on the last mature day (`Session.window` without --to)."""
+def default_window(session: Session, path: Path | None = None) -> Window:
+    """The default backtest window of the strategy file `path`: every day, ending on the last mature day
+    (`Session.window` without --to)."""
     lo, _ = session.day_range()
-    return session.window(lo.isoformat(), None, None)
+    return session.window(lo.isoformat(), None, None, path)
 
 
 def strategy_text(path: Path) -> str:
@@ -332,8 +334,8 @@ def prewarm(ws: Workspace) -> None:
     if session is None or not session.loaded:
         return
     try:
-        window = default_window(session)
         for name in strategy_names(ws)[:6]:
-            evaluate(session, ws.strategies_dir / f"{name}.yaml", window)
+            path = ws.strategies_dir / f"{name}.yaml"
+            evaluate(session, path, default_window(session, path))
     except RiskConsoleError:
         return  # a broken file shows its error on the page that opens it

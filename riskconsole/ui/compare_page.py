@@ -27,7 +27,7 @@ with right:
     columns = [c for c in frame.visible if c not in (dataset.columns.id, dataset.columns.time)]
     by = st.selectbox("Segments by", ["(none)", *columns], index=(["(none)", *columns].index("channel")
                                                                  if "channel" in columns else 0))
-window = pick_window(session)
+window = pick_window(session, candidate)
 overrides = st.session_state.get("params", {}).get(candidate.stem, {})
 if baseline is None:
     st.info("Pick a baseline (the strategy in production) to compare against.")

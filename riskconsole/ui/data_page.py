@@ -9,10 +9,11 @@ from riskconsole.errors import RiskConsoleError
 from riskconsole.export import fmt
 from riskconsole.ingest import FORMATS, reload
 from riskconsole.uploads import load_upload, upload_limit_mb, workspace_dataset
-from riskconsole.overview import distribution, feature_table, label_maturity, quarantine_reasons, sources, \
+from riskconsole.overview import distribution, feature_table, quarantine_reasons, sources, \
     quarantine_sample, summary, tables
 from riskconsole.charts import histogram_chart, maturity_chart
-from riskconsole.ui.common import dataset_or_stop, release_connections, session_connection, workspace
+from riskconsole.ui.common import current_session, dataset_or_stop, guard, release_connections, \
+    session_connection, workspace
 
 ws = workspace()
 st.title("Data")
@@ -87,10 +88,16 @@ if streams:
         "quarantined": st.column_config.NumberColumn(format="localized")})
 
 st.subheader("Label maturity")
-st.caption("Labels arrive late (chargebacks): recent days are mostly unlabelled, so judge strategies on mature days "
-           "or set 'labels known as of'. The fraud rate is not drawn for days less than half labelled: their few "
-           "known labels are mostly early chargebacks.")
-st.altair_chart(maturity_chart(label_maturity(con, dataset)), width="stretch")
+st.caption("Labels arrive late (chargebacks, confirmed merchants): each line is one label source, the share of its "
+           "units labelled within that many days of happening (labelled now, where the source has no label time), "
+           "by age. A backtest without an end day stops where its label source's line reaches the dashed mark.")
+label_sources = guard(current_session(ws).label_sources)
+if label_sources:
+    st.altair_chart(maturity_chart(label_sources), width="stretch")
+    for line in label_sources:
+        st.caption(line["reading"])
+else:
+    st.info("The dataset maps no label (columns.label, or a table's label): there is nothing to mature.")
 
 left, right = st.columns(2)
 with left:

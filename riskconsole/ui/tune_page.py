@@ -15,7 +15,7 @@ from riskconsole.versions import digest, save_strategy
 session = open_page("Tune")
 ws = session.ws
 path = pick_strategy(ws, "Strategy", "strategy", default="candidate")
-window = pick_window(session)
+window = pick_window(session, path)
 strategy = guard(session.strategy, path)
 numeric = {k: v for k, v in strategy.params.items() if param_range(v) is not None}
 if not numeric:

@@ -1,0 +1,217 @@
+"""Label maturity: how complete each label source is by age, and which days a default window leaves out.
+
+A label source is a column that says fraud / good (DESIGN §6.2, issue 12): the decision events' `label` (dated by
+`label_time`), and each table's entity label (`tables.NAME.label`, dated by its `label_time`) that entity-level
+strategies read, counted per entity-day with events (a good entity is known good from the start, a fraudulent one
+from its label_time: the entity frame's rule, `entities.table_label_time`). An entity-level strategy's own label (its
+table's, or its periods' events') gets the same curve over its entity frame (`entity_curve`).
+
+A source's curve gives, per age in days (days before the data's last event day), the share labelled now and, where
+the label is dated, the share of the units at least that old whose label arrived within that many days. The load
+computes every source's curve and the day range once (`store`, table `_maturity`), so a backtest's default window
+reads them (`stored`) instead of scanning the events again.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+from sqlglot import exp
+
+from riskconsole.config import Dataset
+from riskconsole.names import MATURITY_TABLE
+from riskconsole.overview import day_range
+from riskconsole.sqlbuild import alias, fill, ident, lit, render
+
+MATURE_REACH = 0.95  # a day is mature once its units are labelled to this share of what old units reach
+_ROWS = "__maturity_rows"
+
+
+def _grouped(rows: exp.Expression, last: date) -> exp.Expression:
+    """(age, delay, units) of `rows` (t, y, lt): delay -2 = unlabelled, -1 = labelled without a date; a label
+    dated before its unit (an entity confirmed before the period) arrived at age 0."""
+    return fill(
+        "SELECT date_diff('day', CAST(t AS DATE), :last) AS age, "
+        "CASE WHEN y IS NOT NULL THEN coalesce(greatest(date_diff('day', t, lt), 0), -1) END AS delay, count(*) "
+        "FROM :rows AS r GROUP BY 1, 2", last=fill("CAST(:d AS DATE)", d=lit(last.isoformat())),
+        rows=rows.subquery())
+
+
+def _events_rows(dataset: Dataset) -> exp.Expression:
+    roles = dataset.columns
+    lt = ident(roles.label_time) if roles.label_time else fill("CAST(NULL AS TIMESTAMP)")
+    return _rows(ident(roles.time), ident(roles.label), lt, "frame")
+
+
+def _rows(t: exp.Expression, y: exp.Expression, lt: exp.Expression, table: str) -> exp.Select:
+    """`SELECT t, y, lt FROM table`: the shape every source's rows take."""
+    return exp.select(alias(t, "t"), alias(y, "y"), alias(lt, "lt")).from_(table)
+
+
+def _table_rows(dataset: Dataset, table: str) -> exp.Expression:
+    """One row per (entity, day with events) with the table's entity label, dated as the entity frame dates it."""
+    from riskconsole.entities import table_label_query, table_label_time
+
+    key = dataset.tables[table].key
+    days = fill("SELECT DISTINCT :k, CAST(CAST(:t AS DATE) AS TIMESTAMP) AS period FROM frame WHERE :k IS NOT NULL",
+                k=ident(key), t=ident(dataset.columns.time))
+    return fill(f"SELECT f.period AS t, t.tlab AS y, {table_label_time('f.period')} AS lt FROM :days AS f "
+                "LEFT JOIN :labels AS t ON :a = :b", days=days.subquery(),
+                labels=table_label_query(dataset, table, key).subquery(), a=exp.column(key, "t", quoted=True),
+                b=exp.column(key, "f", quoted=True))
+
+
+def sources(dataset: Dataset) -> list[dict]:
+    """Every label source of the dataset: name, label column, unit counted, whether its labels are dated, rows."""
+    out = []
+    roles = dataset.columns
+    if roles.label:
+        out.append({"source": "events", "label": roles.label, "unit": "events", "dated": bool(roles.label_time),
+                    "rows": _events_rows(dataset)})
+    for name, spec in dataset.tables.items():
+        if spec.key and spec.label:
+            out.append({"source": f"tables.{name}", "label": spec.label, "unit": f"{spec.key}-days with events",
+                        "dated": True, "rows": _table_rows(dataset, name)})
+    return out
+
+
+def age_curve(con: duckdb.DuckDBPyConnection, rows: exp.Expression, last: date, dated: bool) -> list[dict]:
+    """Share labelled by age in days (age = days before `last`, the data's last event day) of `rows` (t, y, lt).
+
+    Per age: `events` (units) of that age, `labelled_share` (labelled now) and, where `dated`,
+    `labelled_within` = share of the units at least that old whose label arrived within that many days: the
+    maturity curve (flat from the age at which labels stop arriving).
+    """
+    found = con.execute(render(_grouped(rows, last))).fetchall()
+    grouped = np.array([(a, -2 if d is None else d, n) for a, d, n in found if a is not None and a >= 0],
+                       dtype=np.int64).reshape(-1, 3)
+    if not len(grouped):
+        return []
+    ages = np.arange(int(grouped[:, 0].max()) + 1)
+    events = np.bincount(grouped[:, 0], weights=grouped[:, 2], minlength=ages.size)
+    labelled = np.bincount(grouped[:, 0], weights=grouped[:, 2] * (grouped[:, 1] != -2), minlength=ages.size)
+    old_enough = events[::-1].cumsum()[::-1]  # units at least `age` days old
+    out = []
+    for age in ages:
+        row = {"age_days": int(age), "events": int(events[age]),
+               "labelled_share": float(labelled[age] / events[age]) if events[age] else None}
+        if dated:
+            arrived = grouped[(grouped[:, 0] >= age) & (grouped[:, 1] >= 0) & (grouped[:, 1] <= age), 2].sum()
+            row["labelled_within"] = float(arrived / old_enough[age]) if old_enough[age] else None
+        out.append(row)
+    return out
+
+
+def compute(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> dict:
+    """The day range and every label source's curve (what `store` keeps), scanned from the frame."""
+    first, last = day_range(con, dataset)
+    curves = [{k: v for k, v in s.items() if k != "rows"} | {"curve": age_curve(con, s["rows"], last, s["dated"])
+                                                               if last else []} for s in sources(dataset)]
+    return {"first": first, "last": last, "sources": curves}
+
+
+def store(con: duckdb.DuckDBPyConnection, dataset: Dataset, version: str) -> dict:
+    """Compute and keep the day range and curves in table `_maturity` (one row, with the load's data version)."""
+    found = compute(con, dataset)
+    con.execute(f"CREATE OR REPLACE TABLE {MATURITY_TABLE} AS SELECT ?::JSON AS maturity, ? AS version",
+                [json.dumps(found, default=str), version])
+    return found
+
+
+def stored(con: duckdb.DuckDBPyConnection) -> dict | None:
+    """What the load stored (`store`), or None for a database loaded before it did."""
+    try:
+        rows = con.execute(f"SELECT maturity FROM {MATURITY_TABLE}").fetchall()
+    except duckdb.CatalogException:
+        return None
+    if not rows:
+        return None
+    found = json.loads(rows[0][0])
+    for key in ("first", "last"):
+        found[key] = date.fromisoformat(found[key]) if found[key] else None
+    return found
+
+
+def entity_curve(con: duckdb.DuckDBPyConnection, table: pa.Table, last: date) -> list[dict]:
+    """The curve of an entity frame's own label (one unit per entity-period, the money rows left out)."""
+    from riskconsole.entities import LABEL, LABEL_TIME, TIME, WEIGHT
+
+    cur = con.cursor()
+    try:
+        cur.register(_ROWS, table)
+        rows = _rows(ident(TIME), ident(LABEL), ident(LABEL_TIME), _ROWS).where(fill(":w = 1", w=ident(WEIGHT)))
+        return age_curve(cur, rows, last, dated=True)
+    finally:
+        cur.close()
+
+
+def mature_age(curve: list[dict], reach: float = MATURE_REACH) -> int | None:
+    """Days after which labels are mature: the first age whose labelled share reaches `reach` of the plateau; None
+    without a curve.
+
+    The plateau is the curve at half the oldest age: with label_time, the share of the older half of the events
+    labelled within that many days (half the data, so it is not the noise of the last few days' handful of events:
+    the oldest quarter alone put a 4-day delay at 17 days on 600 events); without label_time, the labelled share of
+    the older half."""
+    if not curve:
+        return None
+    if "labelled_within" in curve[0]:
+        values = [(r["age_days"], r["labelled_within"]) for r in curve if r["labelled_within"] is not None]
+        plateau = next((v for a, v in values if a >= curve[-1]["age_days"] // 2), None)
+    else:
+        values = [(r["age_days"], r["labelled_share"]) for r in curve if r["labelled_share"] is not None]
+        old = [r for r in curve if r["age_days"] >= curve[-1]["age_days"] // 2 and r["events"]]
+        plateau = sum(r["labelled_share"] * r["events"] for r in old) / sum(r["events"] for r in old) if old else None
+    if not values or not plateau:
+        return None
+    return next((a for a, v in values if v >= reach * plateau), None)
+
+
+def mature_last_day(curve: list[dict], reference: date, reach: float = MATURE_REACH) -> tuple[date, int] | None:
+    """The last mature day before `reference` (the data's last day) and the mature age.
+
+    A day is mature when its events are at least `reach` as labelled as old events: its age reaches `mature_age`
+    of the label-age curve (the share labelled within that many days climbs to `reach` of its plateau). None
+    where nothing is immature (no curve, or labels arrive the same day)."""
+    age = mature_age(curve, reach)
+    if not age:
+        return None
+    return reference - timedelta(days=age), age
+
+
+def mature_note(last: date, age: int, reference: date, unit: str = "events", reach: float = MATURE_REACH) -> str:
+    """The one sentence that says which days a default window leaves out and why."""
+    first_out = last + timedelta(days=1)
+    return (f"window ends {last}: {first_out}..{reference} left out, their labels are immature ({unit} are "
+            f"{reach:.0%} as labelled as old {unit} only {age} days after they happen); give --to {reference} "
+            "to include them")
+
+
+def reading(source: dict, last: date, reach: float = MATURE_REACH) -> str:
+    """One line that reads a source's curve: after how many days its labels are mature (and where a backtest
+    without --to therefore ends, `last` being the data's last day), or why none is shown."""
+    name = f"{source['source']} ({source['label']}, per {source['unit'].removesuffix('s with events')})"
+    if not source["curve"]:
+        return f"{name}: nothing labelled to read"
+    age = mature_age(source["curve"], reach)
+    if not source["dated"]:
+        return (f"{name}: no label_time, so when labels arrived is unknown; the line is the share labelled now "
+                f"(mature after {age} days by that share)" if age else f"{name}: no label_time; labelled now")
+    if age is None:
+        return f"{name}: no dated label yet"
+    if age == 0:
+        return f"{name}: labels known the day their {source['unit']} happen (nothing to leave out)"
+    return (f"{name}: {reach:.0%} as labelled as old {source['unit']} after {age} days, so a backtest counting it "
+            f"without --to ends {last - timedelta(days=age)}")
+
+
+def label_age_curve(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> list[dict]:
+    """The events' label curve, scanned from the frame (the load stores it: `store`)."""
+    source = next((s for s in sources(dataset) if s["source"] == "events"), None)
+    if source is None:
+        return []
+    return age_curve(con, source["rows"], day_range(con, dataset)[1], source["dated"])
