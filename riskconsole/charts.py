@@ -31,7 +31,8 @@ def maturity_chart(sources: list[dict]) -> alt.LayerChart:
         name = f"{s['source']} ({s['label']})"
         value = "labelled_within" if s["dated"] else "labelled_share"
         rows += [{"source": name, "age": r["age_days"], "share": r[value], "units": r["events"],
-                  "measure": "labelled within that many days" if s["dated"] else "labelled now"}
+                  "measure": ("fraud confirmed within that many days" if s.get("fraud") else
+                              "labelled within that many days") if s["dated"] else "labelled now"}
                  for r in s["curve"] if r[value] is not None]
         if s["mature_age"]:
             marks.append({"source": name, "age": s["mature_age"], "text": f"mature: {s['mature_age']} d"})

@@ -3,7 +3,8 @@
 A label source is a column that says fraud / good (DESIGN §6.2, issue 12): the decision events' `label` (dated by
 `label_time`), and each table's entity label (`tables.NAME.label`, dated by its `label_time`) that entity-level
 strategies read, counted per entity-day with events (a good entity is known good from the start, a fraudulent one
-from its label_time: the entity frame's rule, `entities.table_label_time`). An entity-level strategy's own label (its
+from its label_time: the entity frame's rule, `entities.table_label_time`); since goods are known at once, an entity
+source's curve measures how much of its fraud is confirmed by each age (`age_curve(fraud=True)`). An entity-level strategy's own label (its
 table's, or its periods' events') gets the same curve over its entity frame (`entity_curve`).
 
 A source's curve gives, per age in days (days before the data's last event day), the share labelled now and, where
@@ -32,12 +33,12 @@ _ROWS = "__maturity_rows"
 
 
 def _grouped(rows: exp.Expression, last: date) -> exp.Expression:
-    """(age, delay, units) of `rows` (t, y, lt): delay -2 = unlabelled, -1 = labelled without a date; a label
-    dated before its unit (an entity confirmed before the period) arrived at age 0."""
+    """(age, delay, units, fraud units) of `rows` (t, y, lt): delay -2 = unlabelled, -1 = labelled without a date; a
+    label dated before its unit (an entity confirmed before the period) arrived at age 0."""
     return fill(
         "SELECT date_diff('day', CAST(t AS DATE), :last) AS age, "
-        "CASE WHEN y IS NOT NULL THEN coalesce(greatest(date_diff('day', t, lt), 0), -1) END AS delay, count(*) "
-        "FROM :rows AS r GROUP BY 1, 2", last=fill("CAST(:d AS DATE)", d=lit(last.isoformat())),
+        "CASE WHEN y IS NOT NULL THEN coalesce(greatest(date_diff('day', t, lt), 0), -1) END AS delay, count(*), "
+        "count(*) FILTER (y = 1) FROM :rows AS r GROUP BY 1, 2", last=fill("CAST(:d AS DATE)", d=lit(last.isoformat())),
         rows=rows.subquery())
 
 
@@ -71,36 +72,42 @@ def sources(dataset: Dataset) -> list[dict]:
     roles = dataset.columns
     if roles.label:
         out.append({"source": "events", "label": roles.label, "unit": "events", "dated": bool(roles.label_time),
-                    "rows": _events_rows(dataset)})
+                    "fraud": False, "rows": _events_rows(dataset)})
     for name, spec in dataset.tables.items():
         if spec.key and spec.label:
             out.append({"source": f"tables.{name}", "label": spec.label, "unit": f"{spec.key}-days with events",
-                        "dated": True, "rows": _table_rows(dataset, name)})
+                        "dated": True, "fraud": True, "rows": _table_rows(dataset, name)})
     return out
 
 
-def age_curve(con: duckdb.DuckDBPyConnection, rows: exp.Expression, last: date, dated: bool) -> list[dict]:
+def age_curve(con: duckdb.DuckDBPyConnection, rows: exp.Expression, last: date, dated: bool,
+              fraud: bool = False) -> list[dict]:
     """Share labelled by age in days (age = days before `last`, the data's last event day) of `rows` (t, y, lt).
 
     Per age: `events` (units) of that age, `labelled_share` (labelled now) and, where `dated`,
     `labelled_within` = share of the units at least that old whose label arrived within that many days: the
-    maturity curve (flat from the age at which labels stop arriving).
+    maturity curve (flat from the age at which labels stop arriving). With `fraud`, `labelled_within` counts the
+    fraud units only (of the fraud units at least that old, the share confirmed within that many days): for an
+    entity label, where a good entity counts as known from the start, the share of all units is near 1 at age 0
+    however late fraud is confirmed.
     """
     found = con.execute(render(_grouped(rows, last))).fetchall()
-    grouped = np.array([(a, -2 if d is None else d, n) for a, d, n in found if a is not None and a >= 0],
-                       dtype=np.int64).reshape(-1, 3)
+    grouped = np.array([(a, -2 if d is None else d, n, f) for a, d, n, f in found if a is not None and a >= 0],
+                       dtype=np.int64).reshape(-1, 4)
     if not len(grouped):
         return []
-    ages = np.arange(int(grouped[:, 0].max()) + 1)
-    events = np.bincount(grouped[:, 0], weights=grouped[:, 2], minlength=ages.size)
-    labelled = np.bincount(grouped[:, 0], weights=grouped[:, 2] * (grouped[:, 1] != -2), minlength=ages.size)
-    old_enough = events[::-1].cumsum()[::-1]  # units at least `age` days old
+    age_of, delay, units = grouped[:, 0], grouped[:, 1], grouped[:, 2]
+    measured = grouped[:, 3] if fraud else units  # what `labelled_within` counts: fraud units, or every unit
+    ages = np.arange(int(age_of.max()) + 1)
+    events = np.bincount(age_of, weights=units, minlength=ages.size)
+    labelled = np.bincount(age_of, weights=units * (delay != -2), minlength=ages.size)
+    old_enough = np.bincount(age_of, weights=measured, minlength=ages.size)[::-1].cumsum()[::-1]  # at least `age` old
     out = []
     for age in ages:
         row = {"age_days": int(age), "events": int(events[age]),
                "labelled_share": float(labelled[age] / events[age]) if events[age] else None}
         if dated:
-            arrived = grouped[(grouped[:, 0] >= age) & (grouped[:, 1] >= 0) & (grouped[:, 1] <= age), 2].sum()
+            arrived = measured[(age_of >= age) & (delay >= 0) & (delay <= age)].sum()
             row["labelled_within"] = float(arrived / old_enough[age]) if old_enough[age] else None
         out.append(row)
     return out
@@ -109,7 +116,7 @@ def age_curve(con: duckdb.DuckDBPyConnection, rows: exp.Expression, last: date, 
 def compute(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> dict:
     """The day range and every label source's curve (what `store` keeps), scanned from the frame."""
     first, last = day_range(con, dataset)
-    curves = [{k: v for k, v in s.items() if k != "rows"} | {"curve": age_curve(con, s["rows"], last, s["dated"])
+    curves = [{k: v for k, v in s.items() if k != "rows"} | {"curve": age_curve(con, s["rows"], last, s["dated"], s["fraud"])
                                                                if last else []} for s in sources(dataset)]
     return {"first": first, "last": last, "sources": curves}
 
@@ -144,7 +151,7 @@ def entity_curve(con: duckdb.DuckDBPyConnection, table: pa.Table, last: date) ->
     try:
         cur.register(_ROWS, table)
         rows = _rows(ident(TIME), ident(LABEL), ident(LABEL_TIME), _ROWS).where(fill(":w = 1", w=ident(WEIGHT)))
-        return age_curve(cur, rows, last, dated=True)
+        return age_curve(cur, rows, last, dated=True, fraud=True)
     finally:
         cur.close()
 
@@ -203,10 +210,12 @@ def reading(source: dict, last: date, reach: float = MATURE_REACH) -> str:
                 f"(mature after {age} days by that share)" if age else f"{name}: no label_time; labelled now")
     if age is None:
         return f"{name}: no dated label yet"
+    what = f"its fraud confirmed as fully as for old {source['unit']}" if source.get("fraud") else \
+        f"as labelled as old {source['unit']}"
     if age == 0:
         return f"{name}: labels known the day their {source['unit']} happen (nothing to leave out)"
-    return (f"{name}: {reach:.0%} as labelled as old {source['unit']} after {age} days, so a backtest counting it "
-            f"without --to ends {last - timedelta(days=age)}")
+    return (f"{name}: {reach:.0%} {what} after {age} days, so a backtest counting it without --to ends "
+            f"{last - timedelta(days=age)}")
 
 
 def label_age_curve(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> list[dict]:

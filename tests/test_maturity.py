@@ -11,6 +11,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from sqlglot import exp
 
 from riskconsole.cli import main
 from riskconsole.session import Session
@@ -168,14 +169,17 @@ def tables_ws(tmp_path_factory):
     return _tables_ws(tmp_path_factory.mktemp("tables") / "ws", events, _merchants()), events
 
 
-def _curve_by_pandas(t: pd.Series, y: pd.Series, lt: pd.Series, last: date) -> list[dict]:
+def _curve_by_pandas(t: pd.Series, y: pd.Series, lt: pd.Series, last: date, fraud: bool = False) -> list[dict]:
     """The label-age curve a second way: per age, units, share labelled now, share of the units at least that old
-    labelled within that many days (a label dated before its unit arrived at once)."""
+    labelled within that many days (a label dated before its unit arrived at once); with `fraud`, of the fraud units
+    at least that old, the share confirmed within that many days."""
     age = (pd.Timestamp(last) - t.dt.normalize()).dt.days
     delay = ((lt.dt.normalize() - t.dt.normalize()).dt.days).clip(lower=0)
     out = []
     for a in range(int(age.max()) + 1):
         now, old = age == a, age >= a
+        if fraud:
+            old = old & (y == 1).fillna(False)
         arrived = old & y.notna() & (delay <= a)
         out.append({"age_days": a, "events": int(now.sum()),
                     "labelled_share": float(y[now].notna().mean()) if now.any() else None,
@@ -209,7 +213,8 @@ def test_each_label_source_has_its_curve_computed_a_second_way(tables_ws):
     _assert_curves_equal(sources["events"]["curve"],
                          _curve_by_pandas(events["ts"], events["is_fraud"].astype("Float64"), events["label_ts"], LAST))
     days = _merchant_days(events, _merchants())
-    _assert_curves_equal(sources["tables.merchants"]["curve"], _curve_by_pandas(days["t"], days["is_bad"], days["lt"], LAST))
+    _assert_curves_equal(sources["tables.merchants"]["curve"],
+                         _curve_by_pandas(days["t"], days["is_bad"], days["lt"], LAST, fraud=True))
     assert sources["events"]["mature_age"] == DELAY
     assert sources["tables.merchants"]["mature_age"] not in (None, 0, DELAY)  # its own maturity, not the events'
     assert "merchant_id-day" in sources["tables.merchants"]["reading"]
@@ -299,3 +304,22 @@ def test_the_data_page_draws_every_label_source(tables_ws, monkeypatch):
     assert all(r in captions for r in readings), captions
     assert any(e.type == "vega_lite_chart" for e in at.get("vega_lite_chart")) or \
         any(getattr(e, "type", "") == "vega_lite_chart" for e in at.main)
+
+
+def test_an_entity_labels_maturity_follows_its_fraud_not_its_many_goods():
+    """Good entities count as known from the start, so nearly every entity-day is 'labelled' at age 0 however late
+    fraud is confirmed: the entity sources measure how much of their fraud is confirmed by each age instead."""
+    import duckdb
+
+    from riskconsole.maturity import _rows, age_curve, mature_age
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE u AS SELECT TIMESTAMP '2026-01-01' + INTERVAL (i % 60) DAY AS t, "
+                "CASE WHEN i % 25 = 0 THEN 1 ELSE 0 END AS y, "
+                "TIMESTAMP '2026-01-01' + INTERVAL (i % 60 + CASE WHEN i % 25 = 0 THEN 10 ELSE 0 END) DAY AS lt "
+                "FROM range(6000) r(i) WHERE i % 25 <> 0 OR i % 60 + 10 <= 59")  # fraud confirmed 10 days later
+    rows, last = _rows(exp.column("t"), exp.column("y"), exp.column("lt"), "u"), date(2026, 3, 1)
+    everyone, fraud = age_curve(con, rows, last, dated=True), age_curve(con, rows, last, dated=True, fraud=True)
+    assert mature_age(everyone) == 0  # 96% of units are goods, known at once
+    assert mature_age(fraud) == 10
+    assert [r["events"] for r in fraud] == [r["events"] for r in everyone]  # the units are the same

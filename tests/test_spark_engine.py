@@ -37,6 +37,9 @@ FEATURES = [
     {"name": "user_spend_1d", "avg": "spend", "from": "logins", "by": "user_id", "window": "1d"},
     {"name": "user_last_login_2d", "max": "login_time", "from": "logins", "by": "user_id", "window": "2d"},
     {"name": "all_logins_10m", "count": "*", "from": "logins", "window": "10m"},
+    {"name": "user_failed_1h", "count": "*", "from": "logins", "by": "user_id", "window": "1h", "where": "success = 0"},
+    {"name": "all_failed_10m", "count": "*", "from": "logins", "window": "10m", "where": "NOT (success = 1)"},
+    {"name": "user_big_1d", "sum": "amount", "by": "user_id", "window": "1d", "where": "amount > 50"},
     {"name": "user_fraud_2d", "sum": "label", "by": "user_id", "window": "2d", "label_delay": "1d"},
     {"name": "user_fraud_rate_3d", "avg": "label", "by": "user_id", "window": "3d", "label_delay": "12h"},
     {"name": "user_ring_size_2d", "graph": "component_size", "node": "user_id", "links": ["device_id"], "window": "2d"},
@@ -144,7 +147,8 @@ def test_the_frame_built_on_spark_equals_duckdbs(mixed_ws, spark_session):
             assert not extra, extra
         nonzero = con.execute("SELECT count(*) FILTER (user_fraud_2d > 0 AND user_logins_1h > 0 AND ip_country IS "
                               "NOT NULL), count(*) FILTER (user_ring_fraud_3d > 0), count(*) FILTER "
-                              "(user_ring_size_2d > 2) FROM frame").fetchall()[0]
+                              "(user_ring_size_2d > 2), count(*) FILTER (user_failed_1h > 0), count(*) FILTER "
+                              "(all_failed_10m > 0), count(*) FILTER (user_big_1d > 0) FROM frame").fetchall()[0]
         assert all(nonzero), nonzero  # the features under test are not all empty
     finally:
         con.close()
