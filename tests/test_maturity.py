@@ -323,3 +323,24 @@ def test_an_entity_labels_maturity_follows_its_fraud_not_its_many_goods():
     assert mature_age(everyone) == 0  # 96% of units are goods, known at once
     assert mature_age(fraud) == 10
     assert [r["events"] for r in fraud] == [r["events"] for r in everyone]  # the units are the same
+
+
+def test_switching_strategy_follows_the_new_strategys_default_window_until_one_is_picked(tables_ws, monkeypatch):
+    """The sidebar window was kept from the first strategy's default (the events' mature days) after switching to an
+    entity strategy, whose own mature days then never showed; a window picked by hand still stays."""
+    from conftest import console_page
+
+    ws, _ = tables_ws
+    with Session(ws) as session:
+        events_note, entity = session.window().note, session.window(None, None, None, ws.strategies_dir / "mw.yaml")
+    at = console_page(monkeypatch, ws.root, "backtest_page")
+    at.selectbox[0].set_value("s").run()
+    assert events_note in [c.value for c in at.sidebar.caption]
+    at.selectbox[0].set_value("mw").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert entity.note in [c.value for c in at.sidebar.caption], [c.value for c in at.sidebar.caption]
+    assert at.sidebar.date_input[0].value == (FIRST, (entity.end - timedelta(days=1)).date())
+    picked = (FIRST + timedelta(days=2), LAST - timedelta(days=3))
+    at.sidebar.date_input[0].set_value(picked).run()
+    at.selectbox[0].set_value("s").run()
+    assert at.sidebar.date_input[0].value == picked  # a window picked by hand is kept

@@ -146,6 +146,10 @@ def pick_window(session: Session, path: Path | None = None) -> Window:
     has_label_time = bool(session.dataset.columns.label_time)
     mature = guard(default_window, session, path)  # the CLI's window without --to: mature days
     default = (lo, (mature.end - timedelta(microseconds=1)).date() if mature.end else hi)
+    state = st.session_state
+    if state.get("window") in (None, state.get("window_default")) and state.get("window_default") != default:
+        state["window"] = state["window_input"] = default  # not picked by hand: follow this strategy's default
+    state["window_default"] = default
     with st.sidebar:
         st.markdown("**Backtest window**")
         picked = st.date_input("days", value=st.session_state.get("window", default), min_value=lo,
