@@ -25,9 +25,9 @@ MAX_TABLE_BYTES. `Scorer.check` compares with `Booster.predict` before the score
 
 from __future__ import annotations
 
-import functools
-
+import numba  # a dependency of PyOD; this module is imported only when a big batch is scored
 import numpy as np
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 ZERO = float(np.float32(1e-35))  # LightGBM's kZeroThreshold: a float constant widened to double
 MAX_TABLE_BYTES = 256 * 2**20
@@ -202,7 +202,7 @@ class Scorer:
             return out
         args = (X, self.columns, self.steps, self.cuts, self.cut_offset, self.catmap, self.cat_offset,
                 self.cat_len, self.last, self.row_offset, self.table, self.leaf_offset, self.leaf_value, out)
-        kernel = _kernel()
+        kernel = _score
         parts = max(1, min(threads, len(X) // 4096))
         if parts == 1:
             kernel(0, len(X), *args)
@@ -215,61 +215,53 @@ class Scorer:
         return out
 
 
-@functools.cache
-def _kernel():
-    """The numba kernel, compiled (or loaded from numba's cache) on first use."""
-    import numba
-    from numba.cpython.unsafe.numbers import trailing_zeros
-
-    @numba.njit(cache=True, nogil=True, fastmath=False)
-    def score(lo, hi, X, columns, steps, cuts, cut_offset, catmap, cat_offset, cat_len, last, row_offset, table,
-              leaf_offset, leaf_value, out):
-        n_cols, n_trees = columns.shape[0], table.shape[1]
-        index = np.empty((ROWS, n_cols), dtype=np.int64)
-        masks = np.empty((ROWS, n_trees), dtype=table.dtype)
-        acc = np.empty(ROWS, dtype=np.float64)
-        for start in range(lo, hi, ROWS):
-            rows = min(ROWS, hi - start)
-            for i in range(rows):  # each value's bin, as a row of the table
-                for j in range(n_cols):
-                    v = np.float64(X[start + i, columns[j]])
-                    if cat_len[j] < 0:
-                        if v >= -ZERO and v <= ZERO:  # LightGBM reads |x| <= kZeroThreshold as 0
-                            v = 0.0
-                        pos = 0
-                        base = cut_offset[j]
-                        step = 1 << steps[j]
-                        for _ in range(steps[j]):  # branch-free binary search: pos = #cuts < v
-                            step >>= 1
-                            pos += step * (cuts[base + pos + step - 1] < v)
-                        if v != v:  # NaN: the feature's last bin
-                            pos = last[j]
-                        index[i, j] = row_offset[j] + pos
-                    else:
-                        b = last[j]  # NaN, negative, beyond every split's categories
-                        if v > -1.0 and v < cat_len[j]:  # LightGBM truncates toward zero: (-1, 0) is category 0
-                            b = catmap[cat_offset[j] + np.int64(v)]
-                        index[i, j] = row_offset[j] + b
-            for i in range(rows):  # each tree's possible leaves: AND of one table row per column
-                m = masks[i]
-                if n_cols == 0:  # only one-leaf trees
-                    m[:] = 1
-                    continue
-                first = table[index[i, 0]]
+@numba.njit(cache=True, nogil=True)
+def _score(lo, hi, X, columns, steps, cuts, cut_offset, catmap, cat_offset, cat_len, last, row_offset, table,
+          leaf_offset, leaf_value, out):
+    n_cols, n_trees = columns.shape[0], table.shape[1]
+    index = np.empty((ROWS, n_cols), dtype=np.int64)
+    masks = np.empty((ROWS, n_trees), dtype=table.dtype)
+    acc = np.empty(ROWS, dtype=np.float64)
+    for start in range(lo, hi, ROWS):
+        rows = min(ROWS, hi - start)
+        for i in range(rows):  # each value's bin, as a row of the table
+            for j in range(n_cols):
+                v = np.float64(X[start + i, columns[j]])
+                if cat_len[j] < 0:
+                    if v >= -ZERO and v <= ZERO:  # LightGBM reads |x| <= kZeroThreshold as 0
+                        v = 0.0
+                    pos = 0
+                    base = cut_offset[j]
+                    step = 1 << steps[j]
+                    for _ in range(steps[j]):  # branch-free binary search: pos = #cuts < v
+                        step >>= 1
+                        pos += step * (cuts[base + pos + step - 1] < v)
+                    if v != v:  # NaN: the feature's last bin
+                        pos = last[j]
+                    index[i, j] = row_offset[j] + pos
+                else:
+                    b = last[j]  # NaN, negative, beyond every split's categories
+                    if v > -1.0 and v < cat_len[j]:  # LightGBM truncates toward zero: (-1, 0) is category 0
+                        b = catmap[cat_offset[j] + np.int64(v)]
+                    index[i, j] = row_offset[j] + b
+        for i in range(rows):  # each tree's possible leaves: AND of one table row per column
+            m = masks[i]
+            if n_cols == 0:  # only one-leaf trees
+                m[:] = 1
+                continue
+            first = table[index[i, 0]]
+            for t in range(n_trees):
+                m[t] = first[t]
+            for j in range(1, n_cols):
+                other = table[index[i, j]]
                 for t in range(n_trees):
-                    m[t] = first[t]
-                for j in range(1, n_cols):
-                    other = table[index[i, j]]
-                    for t in range(n_trees):
-                        m[t] &= other[t]
+                    m[t] &= other[t]
+        for i in range(rows):
+            acc[i] = 0.0
+        for t in range(n_trees):  # tree order, as LightGBM adds them: bit-identical sums
+            base = leaf_offset[t]
             for i in range(rows):
-                acc[i] = 0.0
-            for t in range(n_trees):  # tree order, as LightGBM adds them: bit-identical sums
-                base = leaf_offset[t]
-                for i in range(rows):
-                    acc[i] += leaf_value[base + trailing_zeros(masks[i, t])]
-            for i in range(rows):
-                out[start + i] = acc[i]
-        return out
-
-    return score
+                acc[i] += leaf_value[base + trailing_zeros(masks[i, t])]
+        for i in range(rows):
+            out[start + i] = acc[i]
+    return out
