@@ -139,7 +139,7 @@ def test_the_detector_scores_big_batches_with_bit_vectors(tmp_path):
     expected = model.booster_.predict(rows, raw_score=True)
     assert np.array_equal(model.raw(rows), expected)
     assert isinstance(model.fast_, Scorer) and model.input_dtype == np.float32
-    assert np.array_equal(model.raw(rows[:100]), expected[:100])  # small batches: another exact path
+    assert np.array_equal(model.raw(rows[:100]), expected[:100])  # once built, small batches use it too
     model.save(tmp_path)
     loaded = LightGBMDetector.load(tmp_path)
     assert np.array_equal(loaded.score(rows), model.score(rows))
@@ -163,3 +163,23 @@ def test_compile_off_scores_with_booster_predict_only(monkeypatch):
     rows = np.resize(X, (FAST_ROWS, X.shape[1]))
     assert np.array_equal(model.raw(rows), model.booster_.predict(rows, raw_score=True))
     assert model.fast_ is False
+
+
+def test_score_into_stores_the_bit_vector_scores_exactly():
+    """The end-to-end path (DuckDB frame -> matrix -> raw -> calibrate -> insert) runs the bit vectors."""
+    import duckdb
+    import pyarrow as pa
+
+    from riskconsole.detectors.training import score_into
+
+    model, X = _model()
+    rows = np.resize(X, (FAST_ROWS + 5_000, X.shape[1]))
+    names = [f"x{j}" for j in range(X.shape[1])]
+    con = duckdb.connect()
+    con.register("_rows", pa.table({"_pos": np.arange(1, len(rows) + 1), **{n: rows[:, j] for j, n in enumerate(names)}}))
+    con.execute("CREATE TABLE frame AS SELECT * FROM _rows")
+    assert score_into(con, model, names, "s", "_scores", chunk=FAST_ROWS) == len(rows)
+    assert isinstance(model.fast_, Scorer)
+    stored = con.execute("SELECT s FROM _scores ORDER BY _pos").fetchnumpy()["s"]
+    expected = np.clip(model.calibrator_.apply(model.booster_.predict(rows, raw_score=True)), 0.0, 1.0)
+    assert np.array_equal(stored, expected)

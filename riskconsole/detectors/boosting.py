@@ -144,10 +144,11 @@ class LightGBMDetector:
 
     def raw(self, X: np.ndarray) -> np.ndarray:
         """The booster's raw score (log-odds) of each row: `Booster.predict(X, raw_score=True)`, or the same numbers
-        from a faster exact path. From FAST_ROWS rows on, the bit-vector scorer (quickscorer.py: bit-identical,
+        from a faster exact path. From FAST_ROWS rows on (and for any batch once built), the bit-vector scorer (quickscorer.py: bit-identical,
         checked against `Booster.predict` on the first batch); else the compiled trees when the model folder has
         them (checked within 1e-6 when saved); else `Booster.predict`. RISKCONSOLE_COMPILE=0 keeps the last."""
-        fast = self._quickscorer(X) if len(X) >= FAST_ROWS else None
+        built = getattr(self, "fast_", None)
+        fast = built if built else self._quickscorer(X) if len(X) >= FAST_ROWS else None  # once built, for any batch
         if fast is not None:
             try:
                 return fast.raw(X, THREADS)
