@@ -106,8 +106,9 @@ def test_bit_vectors_equal_booster_predict_bit_for_bit(leaves, params):
     rows = _edge_rows(X)
     exact = [(f, t) for f, ts in _thresholds(booster).items() for t in ts[:3]]
     at_threshold = np.repeat(X[:1], len(exact), axis=0)
-    for i, (f, t) in enumerate(exact):
-        at_threshold[i, f] = np.float32(t)  # the float32 nearest the threshold: either side of it
+    with np.errstate(over="ignore"):  # an infinite threshold (1e300 in the text) becomes +inf
+        for i, (f, t) in enumerate(exact):
+            at_threshold[i, f] = np.float32(t)  # the float32 nearest the threshold: either side of it
     rows = np.concatenate([rows, at_threshold])
     scorer = Scorer(booster.dump_model())
     expected = booster.predict(rows, raw_score=True)
