@@ -37,6 +37,8 @@ MODEL_FILE = "model.txt"
 COMPILED_FILE = "model.so"
 SHAP_FILE = "treeshap.npz"  # the fast TreeSHAP's tables (treeshap.py), written with the model  # optional: the trees compiled to C by tl2cgen (`pip install riskconsole[fast]`)
 EXACT = 1e-6
+FAST_ROWS = 20_000  # from this many rows on, the bit-vector scorer (quickscorer.py) pays for its set-up
+CHECK_ROWS = 512  # rows of the first big batch on which it must equal Booster.predict before it is used
 THREADS = 2
 FAST_SHAP_ROWS = 256  # batch explanations this big amortise the fast TreeSHAP's set-up (treeshap.py)
 # Chosen by bench/detector_defaults.py (table in bench/RESULTS.md): small trees, row and feature
@@ -134,15 +136,24 @@ class LightGBMDetector:
         self.booster_ = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
         self.best_iteration_, self.params_ = best, params
         self.importance_ = self.booster_.feature_importance("gain").astype(np.float64)
-        self.calibrator_, self.compiled_ = None, None
+        self.calibrator_, self.compiled_, self.fast_ = None, None, None
         self.check_rows_ = (valid[0] if valid is not None else X)[:5_000]  # to check compiled trees when saved
         if valid is not None and self.calibration != "none":
             self.calibrator_ = fit_calibrator(self.raw(valid[0]), valid[1], float(np.mean(y)), self.calibration)
         return self
 
     def raw(self, X: np.ndarray) -> np.ndarray:
-        """The booster's raw score (log-odds) of each row: `Booster.predict(X, raw_score=True)`, or the same
-        numbers from the compiled trees when the model folder has them (checked equal within 1e-6 when saved)."""
+        """The booster's raw score (log-odds) of each row: `Booster.predict(X, raw_score=True)`, or the same numbers
+        from a faster exact path. From FAST_ROWS rows on (and for any batch once built), the bit-vector scorer (quickscorer.py: bit-identical,
+        checked against `Booster.predict` on the first batch); else the compiled trees when the model folder has
+        them (checked within 1e-6 when saved); else `Booster.predict`. RISKCONSOLE_COMPILE=0 keeps the last."""
+        built = getattr(self, "fast_", None)
+        fast = built if built else self._quickscorer(X) if len(X) >= FAST_ROWS else None  # once built, for any batch
+        if fast is not None:
+            try:
+                return fast.raw(X, THREADS)
+            except Exception:  # noqa: BLE001 - the other paths are always there
+                self.fast_ = False
         compiled = getattr(self, "compiled_", None)
         if compiled is not None:
             try:
@@ -151,11 +162,20 @@ class LightGBMDetector:
                 self.compiled_ = None
         return self.booster_.predict(X, raw_score=True, num_threads=THREADS)
 
+    def _quickscorer(self, X: np.ndarray):
+        """The bit-vector scorer of this booster, built on first use and kept only if it gives `Booster.predict`'s
+        raw scores on X's first rows within 1e-6 (None when unavailable, unsupported or switched off)."""
+        fast = getattr(self, "fast_", None)
+        if fast is None:
+            self.fast_ = fast = _build_quickscorer(self.booster_, X[:CHECK_ROWS]) if _may_compile() else False
+        return fast or None
+
     @property
     def input_dtype(self) -> type:
-        """float64 when compiled trees score (they read doubles: no conversion copy), else float32. Either way the
-        values are the float32 features, so the scores are the same."""
-        return np.float64 if getattr(self, "compiled_", None) is not None else np.float32
+        """float64 when only the compiled trees score (they read doubles: no conversion copy), else float32. Either
+        way the values are the float32 features, so the scores are the same."""
+        tl2cgen_only = getattr(self, "fast_", None) is False or not _may_compile()
+        return np.float64 if tl2cgen_only and getattr(self, "compiled_", None) is not None else np.float32
 
     def score(self, X: np.ndarray) -> np.ndarray:
         """Calibrated chance of fraud in [0, 1]; without a calibrator, the booster's (class-weighted) probability."""
@@ -212,7 +232,7 @@ class LightGBMDetector:
         if self.calibrator_ is not None:
             self.calibrator_.save(folder)
         check = getattr(self, "check_rows_", None)
-        if check is not None and os.environ.get("RISKCONSOLE_COMPILE", "1") != "0":
+        if check is not None and _may_compile():
             _compile(self.booster_, folder, check)
         _save_shap_tables(self.booster_, folder)
 
@@ -231,6 +251,24 @@ class LightGBMDetector:
         model.folder_ = folder
         model.importance_ = model.booster_.feature_importance("gain").astype(np.float64)
         return model
+
+
+def _may_compile() -> bool:
+    """False when RISKCONSOLE_COMPILE=0: then `Booster.predict` alone scores (no compiled trees, no bit vectors)."""
+    return os.environ.get("RISKCONSOLE_COMPILE", "1") != "0"
+
+
+def _build_quickscorer(booster, check: np.ndarray):
+    """A `quickscorer.Scorer` equal to `Booster.predict` on `check` within 1e-6, or False."""
+    try:
+        from riskconsole.detectors.quickscorer import Scorer
+
+        scorer = Scorer(booster.dump_model())
+        expected = booster.predict(check, raw_score=True, num_threads=THREADS)
+        diff = np.abs(scorer.raw(check, THREADS) - expected)
+        return scorer if diff.size and float(diff.max()) <= EXACT else False
+    except Exception:  # noqa: BLE001 - unsupported model, numba missing or failing: the other paths remain
+        return False
 
 
 def _save_shap_tables(booster, folder: Path) -> None:
