@@ -217,3 +217,33 @@ def test_one_rule_edits_query_only_that_rule(edit_ws, monkeypatch):
                 assert len(calls) == 1  # only the edited condition ...
                 assert len(evaluator._groups) == cached  # ... and no collapse of every event
             evaluator.wait()  # the other rules' groups, cached in the background after the first edit
+
+
+def test_caches_stay_within_their_byte_budgets(edit_ws, monkeypatch):
+    """With budgets of a few bytes per event, every cache is trimmed to its budget (keeping what the answer in
+    hand needs), and the answers are still the backtest's; per-event arrays use the compact dtypes."""
+    import riskconsole.evaluator as ev
+
+    monkeypatch.setattr(ev, "MIN_CACHE_BYTES", 0)
+    monkeypatch.setattr(ev, "ROWS_BYTES_PER_EVENT", 2)
+    monkeypatch.setattr(ev, "CODES_BYTES_PER_EVENT", 2)
+    monkeypatch.setattr(ev, "TABLE_BYTES_PER_EVENT", 4)
+    path = edit_ws.strategies_dir / "walk.yaml"
+    window = make_window()
+    with Session(edit_ws) as session:
+        for users, big in ((1, 150), (2, 150), (3, 90), (4, 200), (2, 60), (5, 150)):
+            overrides = {"users": users, "big": big}
+            got = session.interactive(path, window, overrides)
+            evaluator = next(iter(session._evaluators.values()))
+            evaluator.wait()
+            assert_same(got, session.backtest(path, window, overrides).report)
+            n = len(evaluator.pos)
+            sizes = evaluator.nbytes()
+            for part, per_event in (("codes", 2), ("tables", 4)):
+                assert sizes[part] <= per_event * n or len(getattr(evaluator, f"_{part}")) == 1, part
+            pinned = sum(ev._size(evaluator._cache[k]) for k in {ev.key_of(r.condition) for r in
+                         session._compiler.compile(session.strategy(path), "walk", overrides,
+                                                   session.connection()).rules} & set(evaluator._cache))
+            assert sizes["rows"] <= max(2 * n, pinned)
+        assert evaluator.pos.dtype == np.int32 and evaluator.cell.dtype == np.int32
+        assert sizes["events"] == 17 * n
