@@ -487,18 +487,23 @@ class Evaluator:
                 # the first move of this param: answered like any edit (one condition queried) while its
                 # table is built in the background for the next moves
                 self._build_later(compiled, found, other_keys)
-            else:
-                return self._one_rule(compiled, keys, missing[0])
+            return self._one_rule(compiled, keys, missing[0])
         return self.groups(compiled, keys)
 
     def _one_rule(self, compiled: CompiledStrategy, keys: list[str], index: int) -> Groups:
-        """One rule's condition changed: query only it, and split the other rules' cached groups by where it
-        holds (no re-collapse of every event). The first edit of a rule collapses as usual and caches the
-        other rules' groups in the background for the next edits."""
+        """One rule's condition changed: query only it, and split the other rules' groups by where it holds (no
+        re-collapse of every event). The other rules' groups come from the cache, else from the strategy's
+        previous configuration with the rule's column dropped (`_project`); failing both, the first edit
+        collapses as usual and caches them in the background for the next edits."""
         other_keys = keys[:index] + keys[index + 1:]
         unique = tuple(sorted(set(other_keys)))
         with self._lock:
             ready = unique in self._groups and unique in self._codes
+        if not ready and self._project_source(unique) is not None:
+            others = compiled.rules[:index] + compiled.rules[index + 1:]
+            self.groups(CompiledStrategy(compiled.strategy, compiled.params, others, compiled.population,
+                                         compiled.detectors), other_keys, codes=True)
+            ready = True
         if not ready:
             others = compiled.rules[:index] + compiled.rules[index + 1:]
             stub = CompiledStrategy(compiled.strategy, compiled.params, others, compiled.population,
@@ -522,7 +527,30 @@ class Evaluator:
                                        np.column_stack([canon.hits[keep1], np.ones(keep1.sum(), dtype=bool)])]),
                        np.concatenate([stay[keep0], moved_n[keep1]]),
                        np.concatenate([(canon.amount - moved_a)[keep0], moved_a[keep1]]), self.days)
-        return self._place(split, unique, keys, index)
+        return self._remember(keys, self._place(split, unique, keys, index))
+
+    def _remember(self, keys: list[str], groups: Groups) -> Groups:
+        """Cache groups answered without a collapse (an edit's split, a threshold position) under their
+        conditions, so a flip, switch or reorder right after needs no collapse either (no row codes: those
+        only a collapse or a projection gives)."""
+        unique = tuple(sorted(set(keys)))
+        with self._lock:
+            if unique not in self._groups:
+                self._store(unique, _select(groups, [keys.index(k) for k in unique]))
+        return groups
+
+    def _store(self, unique: tuple, groups: Groups, found: tuple | None = None) -> None:
+        """Cache the groups of conditions `unique` (and their row codes); past MAX_CACHED_GROUPS the least recently
+        used groups without row codes go first (those with codes are what edits and projections start from)."""
+        with self._lock:
+            self._groups[unique] = groups
+            if found is not None:
+                self._codes[unique] = found
+            while len(self._groups) > MAX_CACHED_GROUPS:
+                old = next((k for k in self._groups if k not in self._codes), next(iter(self._groups)))
+                del self._groups[old]
+                self._codes.pop(old, None)
+            _trim(self._codes, MAX_CACHED_GROUPS, self._budget(CODES_BYTES_PER_EVENT), {unique})
 
     def _later(self, key: tuple, work) -> None:
         """Run `work` in the background once per key (a cache fill: a failure only means no shortcut)."""
@@ -625,16 +653,14 @@ class Evaluator:
             if cached is not None:
                 self._groups.move_to_end(unique)
         if cached is None:
-            self.prefetch([r.condition for r in compiled.rules], compiled, keys)
-            by_key = dict(zip(keys, [r.condition for r in compiled.rules]))
-            cached, codes = self._collapse([self.rows(by_key[k], compiled, k) for k in unique])
-            with self._lock:
-                self._groups[unique] = cached
-                self._codes[unique] = codes
-                while len(self._groups) > MAX_CACHED_GROUPS:
-                    old, _ = self._groups.popitem(last=False)
-                    self._codes.pop(old, None)
-                _trim(self._codes, MAX_CACHED_GROUPS, self._budget(CODES_BYTES_PER_EVENT), {unique})
+            projected = self._project(unique)
+            if projected is not None:
+                cached, found = projected
+            else:
+                self.prefetch([r.condition for r in compiled.rules], compiled, keys)
+                by_key = dict(zip(keys, [r.condition for r in compiled.rules]))
+                cached, found = self._collapse([self.rows(by_key[k], compiled, k) for k in unique])
+            self._store(unique, cached, found)
         return _select(cached, [unique.index(k) for k in keys])
 
     def _collapse(self, columns: list[np.ndarray]) -> tuple[Groups, tuple]:
@@ -674,6 +700,38 @@ class Evaluator:
                         np.concatenate([some.count, left_n[cells]]), np.concatenate([some.amount, left_a[cells]]),
                         self.days)
         return groups, (union, codes, cell_group)
+
+    def _project(self, unique: tuple) -> tuple[Groups, tuple] | None:
+        """The groups (and row codes) of conditions `unique` from a cached configuration with one condition more:
+        its groups that differ only in that condition merge (work over groups, plus one gather over the rows
+        some rule holds on), no collapse of the events. None when no such configuration is cached.
+
+        This is what a one-rule edit or a threshold param's first move needs: the other rules' groups, which
+        the strategy's own configuration (cached by the answer before) holds once its rule's column is dropped."""
+        with self._lock:
+            source = self._project_source(unique)
+            if source is None:
+                return None
+            full, (union, codes, cell_group) = self._groups[source], self._codes[source]
+        keep = [source.index(k) for k in unique]
+        hits = full.hits[:, keep]
+        cell = full.day * 3 + (full.label.astype(np.int64) + 1)
+        # a group left with no condition joins its (day, label) cell's group of events no rule holds on
+        rows, merge = np.unique(np.column_stack([cell, hits]), axis=0, return_inverse=True)
+        merge = merge.reshape(-1).astype(np.int32)
+        size = len(rows)
+        groups = Groups(rows[:, 0] // 3, (rows[:, 0] % 3 - 1).astype(np.int8), rows[:, 1:].astype(bool),
+                        np.bincount(merge, weights=full.count, minlength=size).round().astype(np.int64),
+                        np.bincount(merge, weights=full.amount, minlength=size), self.days)
+        cells = np.where(cell_group >= 0, merge[np.maximum(cell_group, 0)], -1).astype(np.int32)
+        return groups, (union, merge[codes], cells)
+
+    def _project_source(self, unique: tuple) -> tuple | None:
+        """A cached configuration (groups and row codes) with the conditions `unique` and one more."""
+        wanted = set(unique)
+        with self._lock:
+            return next((c for c in reversed(self._codes) if len(c) == len(unique) + 1 and wanted <= set(c)
+                         and c in self._groups), None)
 
     def _union(self, columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """The sorted rows some condition holds on, and each population row's rank among them (valid there)."""
@@ -745,7 +803,7 @@ class Evaluator:
             if len(self._derived) > 4 * MAX_CACHED_CONDITIONS:
                 self._derived.clear()
             self._derived[keys[found.index]] = (self._table_key(found, other_keys), value)  # its rows, if needed
-        return self._place(table.groups(value, len(unique)), unique, keys, found.index)
+        return self._remember(keys, self._place(table.groups(value, len(unique)), unique, keys, found.index))
 
     def curve_groups(self, compiled: CompiledStrategy, found: Threshold, values: list) -> list[Groups]:
         """Groups at every value of the threshold param (one table, one searchsorted per value)."""

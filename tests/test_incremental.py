@@ -194,7 +194,9 @@ def test_sorted_table_answers_every_operator():
 
 
 def test_one_rule_edits_query_only_that_rule(edit_ws, monkeypatch):
-    """Editing one rule's `when` runs one query (that condition) and splits the other rules' cached groups."""
+    """Editing one rule's `when` runs one query (that condition) and splits the other rules' groups, which the
+    strategy's previous configuration gives with the rule's column dropped: no collapse of every event, from the
+    first edit on; an action flip right after an edit collapses nothing either."""
     path = edit_ws.strategies_dir / "walk.yaml"
     window = make_window()
     texts = ["device_users_1d >= 2 AND channel = 'app'", "device_users_1d > 1 OR amount > 300",
@@ -203,20 +205,22 @@ def test_one_rule_edits_query_only_that_rule(edit_ws, monkeypatch):
         session.interactive(path, window)
         body = yaml.safe_load(path.read_text())
         evaluator = next(iter(session._evaluators.values()))
-        calls = []
-        original = evaluator._query
+        calls, collapses = [], []
+        original, collapse = evaluator._query, evaluator._collapse
         monkeypatch.setattr(evaluator, "_query", lambda *a, **k: calls.append(a) or original(*a, **k))
-        for i, text in enumerate(texts):
+        monkeypatch.setattr(evaluator, "_collapse", lambda *a, **k: collapses.append(a) or collapse(*a, **k))
+        for text in texts:
             body["rules"][3]["when"] = text
             path.write_text(yaml.safe_dump(body, sort_keys=False))
             calls.clear()
-            cached = len(evaluator._groups)
             report = session.interactive(path, window)
             assert_same(report, session.backtest(path, window).report)
-            if i:
-                assert len(calls) == 1  # only the edited condition ...
-                assert len(evaluator._groups) == cached  # ... and no collapse of every event
-            evaluator.wait()  # the other rules' groups, cached in the background after the first edit
+            assert len(calls) == 1  # only the edited condition ...
+            assert collapses == []  # ... and no collapse of every event
+            body["rules"][1]["action"] = "review" if body["rules"][1]["action"] != "review" else "block"
+            path.write_text(yaml.safe_dump(body, sort_keys=False))
+            assert_same(session.interactive(path, window), session.backtest(path, window).report)
+            assert len(calls) == 1 and collapses == []
 
 
 def test_caches_stay_within_their_byte_budgets(edit_ws, monkeypatch):
