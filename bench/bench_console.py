@@ -72,6 +72,21 @@ def core(root: Path, strategy: str, check: bool = True) -> dict:
             engine.append(time.perf_counter() - started)
 
     setattr(ev.Evaluator, hook, timed)
+    # the other shares of a console answer: the report (build_report) and the outcome blocks (warm_outcomes)
+    import riskconsole.outcome_cells as oc
+    import riskconsole.session as ss
+
+    spent: dict[str, list[float]] = {"report": [], "outcomes": []}
+    originals = [(ss, "build_report", "report"), (oc, "warm_outcomes", "outcomes")]
+    for module, name, part in originals:
+        def clocked(*args, _f=getattr(module, name), _part=part, **kwargs):
+            started = time.perf_counter()
+            try:
+                return _f(*args, **kwargs)
+            finally:
+                spent[_part].append(time.perf_counter() - started)
+        setattr(module, f"_bench_{name}", getattr(module, name))
+        setattr(module, name, clocked)
     path = Workspace(root).strategies_dir / f"{strategy}.yaml"
     out: dict = {}
     with Session(Workspace(root)) as session:
@@ -87,16 +102,24 @@ def core(root: Path, strategy: str, check: bool = True) -> dict:
         kinds = ("threshold_first", "threshold", "other_first", "other", "action_flip", "rule_off", "reorder",
                  "rule_edit", "rule_edit_again")
         times: dict[str, list[float]] = {k: [] for k in kinds}
+        cpu: dict[str, list[float]] = {k: [] for k in kinds}  # user+sys of the process (every thread)
         shares: dict[str, list[float]] = {k: [] for k in kinds}
+        report_part: dict[str, list[float]] = {k: [] for k in kinds}
+        outcome_part: dict[str, list[float]] = {k: [] for k in kinds}
         checks = []
         builds: list[float] = []
 
         def run(kind: str, overrides: dict | None = None, edited=None) -> None:
             engine.clear()
-            started = time.perf_counter()
+            spent["report"].clear()
+            spent["outcomes"].clear()
+            started, cpu_started = time.perf_counter(), time.process_time()
             report = session.interactive(path, window, overrides, edited)
             times[kind].append(time.perf_counter() - started)
+            cpu[kind].append(time.process_time() - cpu_started)
             shares[kind].append(sum(engine))
+            report_part[kind].append(sum(spent["report"]))
+            outcome_part[kind].append(sum(spent["outcomes"]))
             if check and len(times[kind]) <= 2:
                 checks.append((kind, overrides, edited, report))
 
@@ -144,12 +167,18 @@ def core(root: Path, strategy: str, check: bool = True) -> dict:
             for key in ("overall", "rules", "daily", "warnings"):
                 assert _close(report[key], want[key]), (kind, key)
         out["checked_against_backtest"] = len(checks)
+        sizes = getattr(next(iter(session._evaluators.values())), "nbytes", dict)()  # (older code has none)
+        out["evaluator_mb"] = {k: round(v / 1e6, 1) for k, v in sizes.items()}
         out["wait_for_tables_after_first_move"] = _stats(builds)
     setattr(ev.Evaluator, hook, original)
-    out["moves"] = {k: {**_stats(v), "engine": _stats(shares[k])} for k, v in times.items() if v}
+    for module, name, _ in originals:
+        setattr(module, name, getattr(module, f"_bench_{name}"))
+    out["moves"] = {k: {**_stats(v), "cpu": _stats(cpu[k]), "engine": _stats(shares[k]),
+                        "report": _stats(report_part[k]), "outcomes": _stats(outcome_part[k])} for k, v in times.items() if v}
     all_moves = [t for k in ("threshold_first", "threshold", "other_first", "other") for t in times[k]]
     out["slider_median_ms"] = round(statistics.median(all_moves) * 1e3, 3)
     out["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2)
+    out["load_average"] = [round(x, 1) for x in os.getloadavg()]
     return out
 
 

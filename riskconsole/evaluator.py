@@ -33,7 +33,13 @@ from riskconsole.strategy import (CompiledRule, CompiledStrategy, Frame, _check_
 MAX_CACHED_CONDITIONS = 256
 MAX_CACHED_GROUPS = 64
 MAX_THRESHOLD_TABLES = 16
-MAX_TABLE_BYTES = 1_000_000_000  # threshold tables kept per evaluator (~22 bytes per event where a rest holds)
+# caches are capped in bytes per population event (so at any data size they stay a fixed share of the arrays they
+# index; at least MIN_CACHE_BYTES each): condition rows (4 bytes a hit), row->group codes of grouped configurations
+# (4 bytes a row some rule holds on), threshold tables (~14 bytes an event where a rule's rest holds)
+ROWS_BYTES_PER_EVENT = 24
+CODES_BYTES_PER_EVENT = 16
+TABLE_BYTES_PER_EVENT = 40
+MIN_CACHE_BYTES = 64 << 20
 MASK_BITS = 40  # rules packed into one hashed key; more rules fall back to a sort
 CHECKPOINT_CELLS = 4_000_000  # prefix-sum cells (groups x checkpoints) kept per threshold table
 NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
@@ -255,13 +261,15 @@ def _conjuncts(node: exp.Expression) -> list[exp.Expression]:
 class ThresholdTable:
     """One threshold rule over a fixed set of other rules: the events where its rest holds, sorted by the
     column, each with its group among the other rules' groups; any threshold is then a searchsorted and a
-    prefix sum per group (from checkpoints every `step` sorted events plus one short bincount)."""
+    prefix sum per group (from checkpoints every `step` sorted events plus one short bincount). `rows` index
+    `amount`, the amount of every population event."""
 
     def __init__(self, values: np.ndarray, rows: np.ndarray, group: np.ndarray, amount: np.ndarray,
                  others: Groups, op: str) -> None:
         order = np.argsort(values, kind="stable")
         self.values, self.rows = values[order], rows[order].astype(np.int32)
-        self.group, self.amount = group[order].astype(np.int32), amount[order]
+        self.group = group[order].astype(np.int16 if len(others.count) < 1 << 15 else np.int32)
+        self.amount = amount  # every population event's amount (shared, not copied): read at `rows`
         self.others, self.op = others, op
         self.hits0 = np.column_stack([others.hits, np.zeros(len(others.count), dtype=bool)])
         self.hits1 = np.column_stack([others.hits, np.ones(len(others.count), dtype=bool)])
@@ -273,12 +281,13 @@ class ThresholdTable:
         for j in range(1, len(self.cum_n)):
             part = slice((j - 1) * self.step, j * self.step)
             self.cum_n[j] = self.cum_n[j - 1] + np.bincount(self.group[part], minlength=g)
-            self.cum_a[j] = self.cum_a[j - 1] + np.bincount(self.group[part], weights=self.amount[part], minlength=g)
+            self.cum_a[j] = self.cum_a[j - 1] + np.bincount(self.group[part], weights=self.amount[self.rows[part]],
+                                                            minlength=g)
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.values, self.rows, self.group, self.amount, self.cum_n, self.cum_a,
-                                      self.hits0, self.hits1))
+        return sum(a.nbytes for a in (self.values, self.rows, self.group, self.cum_n, self.cum_a, self.hits0,
+                                      self.hits1))
 
     def span(self, value) -> tuple[int, int]:
         """The sorted positions [lo, hi) where `column <op> value` holds."""
@@ -297,7 +306,7 @@ class ThresholdTable:
         part = slice(j * self.step, r)
         g = len(self.others.count)
         return (self.cum_n[j] + np.bincount(self.group[part], minlength=g),
-                self.cum_a[j] + np.bincount(self.group[part], weights=self.amount[part], minlength=g))
+                self.cum_a[j] + np.bincount(self.group[part], weights=self.amount[self.rows[part]], minlength=g))
 
     def groups(self, value, index: int) -> Groups:
         """The groups with the threshold rule's column inserted at `index`, at this threshold."""
@@ -333,9 +342,9 @@ class Evaluator:
         self.con, self.dataset, self.frame, self.window, self.version = con, dataset, frame, window, version
         self._lock = threading.RLock()
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()   # condition SQL -> sorted rows it holds on
-        self._derived: dict[str, tuple[ThresholdTable, object]] = {}  # condition SQL answered by a table
+        self._derived: dict[str, tuple[tuple, object]] = {}  # condition SQL answered by a table: (its key, value)
         self._groups: OrderedDict[tuple, Groups] = OrderedDict()     # sorted condition keys -> groups
-        self._codes: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._codes: OrderedDict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
         self._tables: OrderedDict[tuple, ThresholdTable] = OrderedDict()
         self._found: dict[tuple, list[Threshold]] = {}
         self._building: dict[tuple, threading.Thread] = {}
@@ -354,6 +363,17 @@ class Evaluator:
             with self._lock:
                 found = self._companions.setdefault(name, built)
         return found
+
+    def _budget(self, per_event: int) -> int:
+        """Bytes one cache may hold: `per_event` bytes per population event, at least MIN_CACHE_BYTES."""
+        return max(MIN_CACHE_BYTES, per_event * len(self.pos))
+
+    def nbytes(self) -> dict[str, int]:
+        """Bytes held per part (the per-event arrays and each cache), for benchmarks and the memory test."""
+        with self._lock:
+            return {"events": sum(a.nbytes for a in (self.pos, self.label, self.amount, self.cell)),
+                    "rows": _size(self._cache), "codes": _size(self._codes), "tables": _size(self._tables),
+                    "group_map": 0 if self._group_map[1] is None else self._group_map[1].nbytes}
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor of its own with the workspace's lists registered (`IN LIST` conditions read them)."""
@@ -379,16 +399,18 @@ class Evaluator:
                            alias(known_label(self.dataset, self.window), "y"), alias(amount, "amt"))
         query = self._where(query.from_(source(compiled, self.frame).subquery("src")), compiled).order_by("_pos")
         base = self._query(query, compiled.name)
-        self.pos = base["_pos"].astype(np.int64)
+        # per event: its frame position, amount and (day, label) cell, in the smallest exact dtypes (17 bytes)
+        pos = base.pop("_pos")
+        self.pos = pos.astype(np.int32 if not len(pos) or pos.max() < 1 << 31 else np.int64)
         with self._lock, self._cursor() as cur:
             self.days = window_days(cur, self.dataset, self.window)
         first = np.datetime64(self.days[0], "D") if self.days else np.datetime64("1970-01-01", "D")
-        self.day = (base["day"].astype("datetime64[D]") - first).astype(np.int32)
-        self.label = base["y"].astype(np.int8)
-        self.amount = np.nan_to_num(base["amt"].astype(np.float64))
-        # (day, label) cell of every event, and the totals per cell: the groups where no rule holds
-        self.cell = self.day * 3 + (self.label.astype(np.int32) + 1)
-        cells = 3 * max(len(self.days), int(self.day.max()) + 1 if len(self.day) else 0)
+        day = (base.pop("day").astype("datetime64[D]") - first).astype(np.int32)
+        self.label = base.pop("y").astype(np.int8)
+        self.amount = np.nan_to_num(base.pop("amt").astype(np.float64))
+        # the totals per (day, label) cell: the groups where no rule holds
+        self.cell = day * 3 + (self.label.astype(np.int32) + 1)
+        cells = 3 * max(len(self.days), int(day.max()) + 1 if len(day) else 0)
         self.cell_n = np.bincount(self.cell, minlength=cells).astype(np.int64)
         self.cell_a = np.bincount(self.cell, weights=self.amount, minlength=cells)
 
@@ -419,9 +441,9 @@ class Evaluator:
             for key, node in zip(keys, conditions):
                 if key in self._cache or key in missing:
                     continue
-                if key in self._derived:  # answered by a threshold table: its rows, no SQL
-                    table, value = self._derived[key]
-                    self._cache[key] = table.rows_at(value)
+                tkey, value = self._derived.get(key, (None, None))
+                if tkey in self._tables:  # answered by a threshold table (still kept): its rows, no SQL
+                    self._cache[key] = self._tables[tkey].rows_at(value)
                     continue
                 missing[key] = node
         if missing:
@@ -443,8 +465,7 @@ class Evaluator:
                     bits = (data[words[i // BITS]].astype(np.int64)[order] >> (i % BITS)) & 1
                     self._cache[key] = rows[bits.astype(bool)].astype(np.int32)
         with self._lock:
-            while len(self._cache) > MAX_CACHED_CONDITIONS:
-                self._cache.popitem(last=False)
+            _trim(self._cache, MAX_CACHED_CONDITIONS, self._budget(ROWS_BYTES_PER_EVENT), set(keys))
 
     # ------------------------------------------------------------ answers
 
@@ -466,23 +487,28 @@ class Evaluator:
                 # the first move of this param: answered like any edit (one condition queried) while its
                 # table is built in the background for the next moves
                 self._build_later(compiled, found, other_keys)
-            else:
-                return self._one_rule(compiled, keys, missing[0])
+            return self._one_rule(compiled, keys, missing[0])
         return self.groups(compiled, keys)
 
     def _one_rule(self, compiled: CompiledStrategy, keys: list[str], index: int) -> Groups:
-        """One rule's condition changed: query only it, and split the other rules' cached groups by where it
-        holds (no re-collapse of every event). The first edit of a rule collapses as usual and caches the
-        other rules' groups in the background for the next edits."""
+        """One rule's condition changed: query only it, and split the other rules' groups by where it holds (no
+        re-collapse of every event). The other rules' groups come from the cache, else from the strategy's
+        previous configuration with the rule's column dropped (`_project`); failing both, the first edit
+        collapses as usual and caches them in the background for the next edits."""
         other_keys = keys[:index] + keys[index + 1:]
         unique = tuple(sorted(set(other_keys)))
         with self._lock:
             ready = unique in self._groups and unique in self._codes
+        if not ready and self._project_source(unique) is not None:
+            others = compiled.rules[:index] + compiled.rules[index + 1:]
+            self.groups(CompiledStrategy(compiled.strategy, compiled.params, others, compiled.population,
+                                         compiled.detectors), other_keys, codes=True)
+            ready = True
         if not ready:
             others = compiled.rules[:index] + compiled.rules[index + 1:]
             stub = CompiledStrategy(compiled.strategy, compiled.params, others, compiled.population,
                                     compiled.detectors)
-            self._later(("others", unique), lambda: self.groups(stub, other_keys))
+            self._later(("others", unique), lambda: self.groups(stub, other_keys, codes=True))
             return self.groups(compiled, keys)
         rows = self.rows(compiled.rules[index].condition, compiled, keys[index])
         with self._lock:
@@ -501,7 +527,30 @@ class Evaluator:
                                        np.column_stack([canon.hits[keep1], np.ones(keep1.sum(), dtype=bool)])]),
                        np.concatenate([stay[keep0], moved_n[keep1]]),
                        np.concatenate([(canon.amount - moved_a)[keep0], moved_a[keep1]]), self.days)
-        return self._place(split, unique, keys, index)
+        return self._remember(keys, self._place(split, unique, keys, index))
+
+    def _remember(self, keys: list[str], groups: Groups) -> Groups:
+        """Cache groups answered without a collapse (an edit's split, a threshold position) under their
+        conditions, so a flip, switch or reorder right after needs no collapse either (no row codes: those
+        only a collapse or a projection gives)."""
+        unique = tuple(sorted(set(keys)))
+        with self._lock:
+            if unique not in self._groups:
+                self._store(unique, _select(groups, [keys.index(k) for k in unique]))
+        return groups
+
+    def _store(self, unique: tuple, groups: Groups, found: tuple | None = None) -> None:
+        """Cache the groups of conditions `unique` (and their row codes); past MAX_CACHED_GROUPS the least recently
+        used groups without row codes go first (those with codes are what edits and projections start from)."""
+        with self._lock:
+            self._groups[unique] = groups
+            if found is not None:
+                self._codes[unique] = found
+            while len(self._groups) > MAX_CACHED_GROUPS:
+                old = next((k for k in self._groups if k not in self._codes), next(iter(self._groups)))
+                del self._groups[old]
+                self._codes.pop(old, None)
+            _trim(self._codes, MAX_CACHED_GROUPS, self._budget(CODES_BYTES_PER_EVENT), {unique})
 
     def _later(self, key: tuple, work) -> None:
         """Run `work` in the background once per key (a cache fill: a failure only means no shortcut)."""
@@ -591,25 +640,27 @@ class Evaluator:
 
     # ------------------------------------------------------------ groups
 
-    def groups(self, compiled: CompiledStrategy, keys: list[str] | None = None) -> Groups:
+    def groups(self, compiled: CompiledStrategy, keys: list[str] | None = None, codes: bool = False) -> Groups:
         """`Groups` for the strategy: events collapsed by (day, label, which rules hold), as the SQL pass does.
-        Cached by the set of conditions: actions, on/off and rule order need no new pass."""
+        Cached by the set of conditions: actions, on/off and rule order need no new pass. With `codes`, each
+        row's group is kept too (`_group_of`), collapsing again if that was evicted."""
         keys = keys or [key_of(r.condition) for r in compiled.rules]
         unique = tuple(sorted(set(keys)))
         with self._lock:
             cached = self._groups.get(unique)
+            if cached is not None and codes and unique not in self._codes:
+                cached = None
             if cached is not None:
                 self._groups.move_to_end(unique)
         if cached is None:
-            self.prefetch([r.condition for r in compiled.rules], compiled, keys)
-            by_key = dict(zip(keys, [r.condition for r in compiled.rules]))
-            cached, codes = self._collapse([self.rows(by_key[k], compiled, k) for k in unique])
-            with self._lock:
-                self._groups[unique] = cached
-                self._codes[unique] = codes
-                while len(self._groups) > MAX_CACHED_GROUPS:
-                    old, _ = self._groups.popitem(last=False)
-                    self._codes.pop(old, None)
+            projected = self._project(unique)
+            if projected is not None:
+                cached, found = projected
+            else:
+                self.prefetch([r.condition for r in compiled.rules], compiled, keys)
+                by_key = dict(zip(keys, [r.condition for r in compiled.rules]))
+                cached, found = self._collapse([self.rows(by_key[k], compiled, k) for k in unique])
+            self._store(unique, cached, found)
         return _select(cached, [unique.index(k) for k in keys])
 
     def _collapse(self, columns: list[np.ndarray]) -> tuple[Groups, tuple]:
@@ -617,34 +668,31 @@ class Evaluator:
         Also returns how to find any row's group: (rows with a rule, their group, the group of each cell)."""
         n_rules = len(columns)
         if n_rules <= MASK_BITS and len(self.cell_n) < 1 << (62 - MASK_BITS):
-            pattern = np.zeros(len(self.pos), dtype=np.int64)  # which conditions hold, one bit each
+            union, rank = self._union(columns)
+            pattern = self.cell[union].astype(np.int64) << MASK_BITS  # and which conditions hold, one bit each
             for i, rows in enumerate(columns):
-                pattern[rows] |= np.int64(1) << i
-            union = np.flatnonzero(pattern).astype(np.int32)
-            codes, uniques = _factorize(pattern[union] | (self.cell[union].astype(np.int64) << MASK_BITS))
+                pattern[rank[rows]] |= np.int64(1) << i
+            del rank
+            codes, uniques = _factorize(pattern)
             del pattern
             cell = uniques >> MASK_BITS
-            codes = np.asarray(codes, dtype=np.int64)
+            codes = np.asarray(codes, dtype=np.int32)
             some = Groups(cell // 3, (cell % 3 - 1).astype(np.int8),
                           ((uniques[:, None] >> np.arange(n_rules, dtype=np.int64)) & 1).astype(bool),
                           np.bincount(codes, minlength=len(uniques)).astype(np.int64),
                           np.bincount(codes, weights=self.amount[union], minlength=len(uniques)), self.days)
         else:
-            seen = np.zeros(len(self.pos), dtype=bool)
-            for rows in columns:
-                seen[rows] = True
-            union = np.flatnonzero(seen).astype(np.int32)
-            rank = np.empty(len(self.pos), dtype=np.int32)
-            rank[union] = np.arange(len(union), dtype=np.int32)
+            union, rank = self._union(columns)
             hits = np.zeros((len(union), n_rules), dtype=bool)
             for i, rows in enumerate(columns):
                 hits[rank[rows], i] = True
-            some, codes = collapse(self.day[union], self.label[union], hits, self.amount[union], self.days,
+            some, codes = collapse(self.cell[union] // 3, self.label[union], hits, self.amount[union], self.days,
                                    with_codes=True)
+            codes = codes.astype(np.int32)
         left_n = self.cell_n - np.bincount(self.cell[union], minlength=len(self.cell_n))
         left_a = self.cell_a - np.bincount(self.cell[union], weights=self.amount[union], minlength=len(self.cell_a))
         cells = np.flatnonzero(left_n > 0)
-        cell_group = np.full(len(self.cell_n), -1, dtype=np.int64)
+        cell_group = np.full(len(self.cell_n), -1, dtype=np.int32)
         cell_group[cells] = len(some.count) + np.arange(len(cells))
         groups = Groups(np.concatenate([some.day, cells // 3]),
                         np.concatenate([some.label, (cells % 3 - 1).astype(np.int8)]),
@@ -653,9 +701,53 @@ class Evaluator:
                         self.days)
         return groups, (union, codes, cell_group)
 
+    def _project(self, unique: tuple) -> tuple[Groups, tuple] | None:
+        """The groups (and row codes) of conditions `unique` from a cached configuration with one condition more:
+        its groups that differ only in that condition merge (work over groups, plus one gather over the rows
+        some rule holds on), no collapse of the events. None when no such configuration is cached.
+
+        This is what a one-rule edit or a threshold param's first move needs: the other rules' groups, which
+        the strategy's own configuration (cached by the answer before) holds once its rule's column is dropped."""
+        with self._lock:
+            source = self._project_source(unique)
+            if source is None:
+                return None
+            full, (union, codes, cell_group) = self._groups[source], self._codes[source]
+        keep = [source.index(k) for k in unique]
+        hits = full.hits[:, keep]
+        cell = full.day * 3 + (full.label.astype(np.int64) + 1)
+        # a group left with no condition joins its (day, label) cell's group of events no rule holds on
+        rows, merge = np.unique(np.column_stack([cell, hits]), axis=0, return_inverse=True)
+        merge = merge.reshape(-1).astype(np.int32)
+        size = len(rows)
+        groups = Groups(rows[:, 0] // 3, (rows[:, 0] % 3 - 1).astype(np.int8), rows[:, 1:].astype(bool),
+                        np.bincount(merge, weights=full.count, minlength=size).round().astype(np.int64),
+                        np.bincount(merge, weights=full.amount, minlength=size), self.days)
+        cells = np.where(cell_group >= 0, merge[np.maximum(cell_group, 0)], -1).astype(np.int32)
+        return groups, (union, merge[codes], cells)
+
+    def _project_source(self, unique: tuple) -> tuple | None:
+        """A cached configuration (groups and row codes) with the conditions `unique` and one more."""
+        wanted = set(unique)
+        with self._lock:
+            return next((c for c in reversed(self._codes) if len(c) == len(unique) + 1 and wanted <= set(c)
+                         and c in self._groups), None)
+
+    def _union(self, columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """The sorted rows some condition holds on, and each population row's rank among them (valid there)."""
+        seen = np.zeros(len(self.pos), dtype=bool)
+        for rows in columns:
+            seen[rows] = True
+        union = np.flatnonzero(seen).astype(np.int32)
+        del seen
+        rank = np.empty(len(self.pos), dtype=np.int32)
+        rank[union] = np.arange(len(union), dtype=np.int32)
+        return union, rank
+
     def _group_of(self, unique: tuple, rows: np.ndarray) -> np.ndarray:
         """The group (among the groups of conditions `unique`) of each of `rows`."""
         found = self._codes[unique]
+        self._codes.move_to_end(unique)
         if self._group_map[0] is not found:
             union, codes, cell_group = found
             group = cell_group[self.cell]
@@ -692,16 +784,14 @@ class Evaluator:
                 self._tables.move_to_end(tkey)
                 return table, unique
         stub = CompiledStrategy(compiled.strategy, compiled.params, others, compiled.population, compiled.detectors)
-        self.groups(stub, other_keys)  # fills the groups and row codes of `unique`
+        self.groups(stub, other_keys, codes=True)  # fills the groups and row codes of `unique`
         rest, values = self._sorted_column(compiled, found)
         with self._lock:
             canon, group = self._groups[unique], self._group_of(unique, rest)
-        table = ThresholdTable(values, rest, group, self.amount[rest], canon, found.op)
+        table = ThresholdTable(values, rest, group, self.amount, canon, found.op)
         with self._lock:
             self._tables[tkey] = table
-            while len(self._tables) > 1 and (len(self._tables) > MAX_THRESHOLD_TABLES or sum(
-                    t.nbytes for t in self._tables.values()) > MAX_TABLE_BYTES):
-                self._tables.popitem(last=False)
+            _trim(self._tables, MAX_THRESHOLD_TABLES, self._budget(TABLE_BYTES_PER_EVENT), {tkey})
         return table, unique
 
     def threshold_groups(self, compiled: CompiledStrategy, found: Threshold, keys: list[str]) -> Groups:
@@ -712,8 +802,8 @@ class Evaluator:
         with self._lock:
             if len(self._derived) > 4 * MAX_CACHED_CONDITIONS:
                 self._derived.clear()
-            self._derived[keys[found.index]] = (table, value)  # its rows, if another edit needs them
-        return self._place(table.groups(value, len(unique)), unique, keys, found.index)
+            self._derived[keys[found.index]] = (self._table_key(found, other_keys), value)  # its rows, if needed
+        return self._remember(keys, self._place(table.groups(value, len(unique)), unique, keys, found.index))
 
     def curve_groups(self, compiled: CompiledStrategy, found: Threshold, values: list) -> list[Groups]:
         """Groups at every value of the threshold param (one table, one searchsorted per value)."""
@@ -732,6 +822,27 @@ def _detectors(compiled: CompiledStrategy, nodes: list[exp.Expression]) -> list[
     used = set().union(*(referenced_columns(n) for n in nodes),
                        referenced_columns(compiled.population) if compiled.population is not None else set())
     return [d for d in compiled.detectors if d in used]
+
+
+def _size(value) -> int:
+    """Bytes of an array, a table, or a container of them."""
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if isinstance(value, ThresholdTable):
+        return value.nbytes
+    if isinstance(value, dict):
+        return sum(_size(v) for v in value.values())
+    return sum(_size(v) for v in value) if isinstance(value, (tuple, list)) else 0
+
+
+def _trim(cache: OrderedDict, count: int, budget: int, keep: set) -> None:
+    """Drop the least recently used entries (not those in `keep`) until at most `count` and `budget` bytes."""
+    total = _size(cache)
+    for key in list(cache):
+        if len(cache) <= count and total <= budget:
+            return
+        if key not in keep:
+            total -= _size(cache.pop(key))
 
 
 def _select(groups: Groups, columns: list[int]) -> Groups:

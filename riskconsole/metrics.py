@@ -57,17 +57,24 @@ def parts(action: np.ndarray, label: np.ndarray, count: np.ndarray, amount: np.n
     Sum them over any rows (a window, a day, a bootstrap resample, the events past a threshold) and
     `rates()` turns the sums into the report's numbers, so each formula exists once.
     """
-    flagged, block, review = action != ALLOW, action == BLOCK, action == REVIEW
-    fraud, good, unknown = label == 1, label == 0, label == -1
+    flagged, fraud, good, unknown = action != ALLOW, label == 1, label == 0, label == -1
     n = count.astype(np.float64)
     return {
-        "population": n, "flagged": n * flagged, "blocked": n * block,
+        "population": n, "flagged": n * flagged, "blocked": n * (action == BLOCK),
         "tp": n * (flagged & fraud), "fp": n * (flagged & good), "fn": n * (~flagged & fraud),
         "tn": n * (~flagged & good), "unlabeled_flagged": n * (flagged & unknown), "unlabeled_total": n * unknown,
-        "fraud_amount": amount * fraud, "caught_amount": amount * (flagged & fraud),
-        "stopped": amount * (block & fraud) + catch_rate * amount * (review & fraud),
-        "good_blocked": amount * (block & good), "reviews": n * review,
+        "fraud_amount": amount * fraud, **money_parts(action, label, amount, catch_rate),
+        "reviews": n * (action == REVIEW),
     }
+
+
+def money_parts(action: np.ndarray, label: np.ndarray, amount: np.ndarray, catch_rate: float) -> dict[str, np.ndarray]:
+    """The money `parts` that depend on the decision (float sums: where exact zeros matter, sum them anew
+    rather than correct a total)."""
+    block, review, fraud = action == BLOCK, action == REVIEW, label == 1
+    return {"caught_amount": amount * ((action != ALLOW) & fraud),
+            "stopped": amount * (block & fraud) + catch_rate * amount * (review & fraud),
+            "good_blocked": amount * (block & (label == 0))}
 
 
 def rates(sums: dict, business: Business) -> dict:
@@ -143,26 +150,29 @@ def by_action(g: Groups, action: np.ndarray) -> dict:
 
 
 def rule_table(g: Groups, action: np.ndarray, rules: RuleSet) -> list[dict]:
-    """Per rule, in strategy order: hits whatever the decision, precision, recall, unique catches."""
+    """Per rule, in strategy order: hits whatever the decision, precision, recall, unique catches.
+
+    Each rule sums only the groups it hits (one gather of every count column at once), so the table costs the
+    rules' hit groups, not rules x every group."""
     fraud, good = g.label == 1, g.label == 0
     total_fraud = int(g.count[fraud].sum())
     deciding = rules.mask("block") | rules.mask("review")
-    n_deciding = g.hits[:, deciding].sum(axis=1)
-    caught = (action != ALLOW) & fraud
+    caught_alone = (action != ALLOW) & fraud & (g.hits[:, deciding].sum(axis=1) == 1)
+    n = g.count
+    counts = np.stack([n, n * fraud, n * good, n * (g.label == -1), n * caught_alone,
+                       *[n * (action == c) for c in (ALLOW, REVIEW, BLOCK)]])  # (columns, groups), int64
     out = []
     for i, name in enumerate(rules.names):
-        hit = g.hits[:, i]
-        tp, fp = int(g.count[hit & fraud].sum()), int(g.count[hit & good].sum())
-        unique = caught & hit & (n_deciding == 1) if deciding[i] else np.zeros_like(hit)
+        rows = np.flatnonzero(g.hits[:, i])
+        hits, tp, fp, unlabeled, unique, *decided = (int(v) for v in counts[:, rows].sum(axis=1))
+        amount = g.amount[rows]
         out.append({
             "name": name, "action": rules.actions[i], "enabled": rules.enabled[i],
-            "hits": int(g.count[hit].sum()), "tp": tp, "fp": fp,
-            "unlabeled_hits": int(g.count[hit & (g.label == -1)].sum()),
+            "hits": hits, "tp": tp, "fp": fp, "unlabeled_hits": unlabeled,
             "precision": ratio(tp, tp + fp), "recall": ratio(tp, total_fraud),
-            "unique_tp": int(g.count[unique].sum()),
-            "hit_amount": float(g.amount[hit].sum()), "fraud_amount": float(g.amount[hit & fraud].sum()),
-            "decided": {a: int(g.count[hit & (action == c)].sum())
-                        for a, c in (("allow", ALLOW), ("review", REVIEW), ("block", BLOCK))},
+            "unique_tp": unique if deciding[i] else 0,
+            "hit_amount": float(amount.sum()), "fraud_amount": float(amount[fraud[rows]].sum()),
+            "decided": dict(zip(("allow", "review", "block"), decided)),
         })
     return out
 

@@ -51,7 +51,7 @@ def build_report(compiled: CompiledStrategy, groups: Groups, dataset: Dataset, w
         "overall": overall(groups, action, business),
         "by_action": by_action(groups, action),
         "rules": rule_rows,
-        "attribution": attribution(groups, rules, business, rule_rows),
+        "attribution": attribution(groups, rules, business, rule_rows, action),
         "daily": daily(groups, action, business),
         "business": business.model_dump(),
         "version": __version__,

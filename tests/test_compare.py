@@ -93,6 +93,37 @@ def test_leave_one_out_equals_a_rerun_without_the_rule(pair):
             assert row[f"{key}_added"] == pytest.approx(report["overall"][key] - again[key])
 
 
+def test_leave_one_out_from_hit_groups_equals_overall_without_each_rule():
+    """The per-rule correction (only the groups a rule hits) gives what `overall` over every group gives with the
+    rule switched off, for every key; a removal that changes no decision gives exactly zero."""
+    from dataclasses import replace
+
+    from riskconsole.attribution import LOO_KEYS, leave_one_out
+    from riskconsole.backtest import Groups
+    from riskconsole.metrics import overall
+
+    rng = np.random.default_rng(5)
+    n, r = 3_000, 9
+    hits = rng.random((n, r)) < rng.uniform(0.02, 0.4, r)
+    hits[:, 8] = hits[:, 0]  # hits only where the allow rule 0 already decides: it adds nothing
+    groups = Groups(rng.integers(0, 30, n), rng.integers(-1, 2, n).astype(np.int8), hits, rng.integers(1, 50, n),
+                    rng.gamma(2.0, 80.0, n), [None] * 30)
+    rules = RuleSet([f"r{i}" for i in range(r)], ["allow", "block", "review", "block", "review", "review", "allow",
+                                                  "block", "review"], [True] * 6 + [False] + [True] * 2)
+    business = Business(review_capacity=60)
+    full = overall(groups, decide(hits, rules), business)
+    rows = leave_one_out(groups, rules, business)
+    assert [row["name"] for row in rows] == ["r0", "r1", "r2", "r3", "r4", "r5", "r7", "r8"]
+    for row in rows:
+        i = int(row["name"][1:])
+        without = replace(rules, enabled=[e and j != i for j, e in enumerate(rules.enabled)])
+        want = overall(groups, decide(hits, without), business)
+        for key in LOO_KEYS:
+            assert row[f"{key}_without"] == pytest.approx(want[key], rel=1e-12), (i, key)
+            assert row[f"{key}_added"] == pytest.approx(full[key] - want[key], rel=1e-9, abs=1e-6), (i, key)
+    assert all(rows[-1][f"{key}_added"] == 0 for key in LOO_KEYS)
+
+
 def test_overlap_is_the_jaccard_of_hit_sets(pair):
     ws, cand, _ = pair
     report = run_backtest(ws, cand).report

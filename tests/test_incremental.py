@@ -194,7 +194,9 @@ def test_sorted_table_answers_every_operator():
 
 
 def test_one_rule_edits_query_only_that_rule(edit_ws, monkeypatch):
-    """Editing one rule's `when` runs one query (that condition) and splits the other rules' cached groups."""
+    """Editing one rule's `when` runs one query (that condition) and splits the other rules' groups, which the
+    strategy's previous configuration gives with the rule's column dropped: no collapse of every event, from the
+    first edit on; an action flip right after an edit collapses nothing either."""
     path = edit_ws.strategies_dir / "walk.yaml"
     window = make_window()
     texts = ["device_users_1d >= 2 AND channel = 'app'", "device_users_1d > 1 OR amount > 300",
@@ -203,17 +205,49 @@ def test_one_rule_edits_query_only_that_rule(edit_ws, monkeypatch):
         session.interactive(path, window)
         body = yaml.safe_load(path.read_text())
         evaluator = next(iter(session._evaluators.values()))
-        calls = []
-        original = evaluator._query
+        calls, collapses = [], []
+        original, collapse = evaluator._query, evaluator._collapse
         monkeypatch.setattr(evaluator, "_query", lambda *a, **k: calls.append(a) or original(*a, **k))
-        for i, text in enumerate(texts):
+        monkeypatch.setattr(evaluator, "_collapse", lambda *a, **k: collapses.append(a) or collapse(*a, **k))
+        for text in texts:
             body["rules"][3]["when"] = text
             path.write_text(yaml.safe_dump(body, sort_keys=False))
             calls.clear()
-            cached = len(evaluator._groups)
             report = session.interactive(path, window)
             assert_same(report, session.backtest(path, window).report)
-            if i:
-                assert len(calls) == 1  # only the edited condition ...
-                assert len(evaluator._groups) == cached  # ... and no collapse of every event
-            evaluator.wait()  # the other rules' groups, cached in the background after the first edit
+            assert len(calls) == 1  # only the edited condition ...
+            assert collapses == []  # ... and no collapse of every event
+            body["rules"][1]["action"] = "review" if body["rules"][1]["action"] != "review" else "block"
+            path.write_text(yaml.safe_dump(body, sort_keys=False))
+            assert_same(session.interactive(path, window), session.backtest(path, window).report)
+            assert len(calls) == 1 and collapses == []
+
+
+def test_caches_stay_within_their_byte_budgets(edit_ws, monkeypatch):
+    """With budgets of a few bytes per event, every cache is trimmed to its budget (keeping what the answer in
+    hand needs), and the answers are still the backtest's; per-event arrays use the compact dtypes."""
+    import riskconsole.evaluator as ev
+
+    monkeypatch.setattr(ev, "MIN_CACHE_BYTES", 0)
+    monkeypatch.setattr(ev, "ROWS_BYTES_PER_EVENT", 2)
+    monkeypatch.setattr(ev, "CODES_BYTES_PER_EVENT", 2)
+    monkeypatch.setattr(ev, "TABLE_BYTES_PER_EVENT", 4)
+    path = edit_ws.strategies_dir / "walk.yaml"
+    window = make_window()
+    with Session(edit_ws) as session:
+        for users, big in ((1, 150), (2, 150), (3, 90), (4, 200), (2, 60), (5, 150)):
+            overrides = {"users": users, "big": big}
+            got = session.interactive(path, window, overrides)
+            evaluator = next(iter(session._evaluators.values()))
+            evaluator.wait()
+            assert_same(got, session.backtest(path, window, overrides).report)
+            n = len(evaluator.pos)
+            sizes = evaluator.nbytes()
+            for part, per_event in (("codes", 2), ("tables", 4)):
+                assert sizes[part] <= per_event * n or len(getattr(evaluator, f"_{part}")) == 1, part
+            pinned = sum(ev._size(evaluator._cache[k]) for k in {ev.key_of(r.condition) for r in
+                         session._compiler.compile(session.strategy(path), "walk", overrides,
+                                                   session.connection()).rules} & set(evaluator._cache))
+            assert sizes["rows"] <= max(2 * n, pinned)
+        assert evaluator.pos.dtype == np.int32 and evaluator.cell.dtype == np.int32
+        assert sizes["events"] == 17 * n
