@@ -163,7 +163,7 @@ def kpi_band_chart(daily: list[dict], metrics: list[str], titles: dict[str, str]
                               alt.Tooltip("high:Q", title="expected high", format=",.4~g")])
     points = base.transform_filter(alt.datum.alert == "alert").mark_point(
         color="#d62728", filled=True, size=55).encode(y="value:Q", tooltip=["day:T", "metric:N", "value:Q"])
-    return alt.layer(bandc, line, points, data=df).properties(width=280, height=130).facet(
+    return alt.layer(bandc, line, points, data=df).properties(width=225, height=130).facet(
         facet=alt.Facet("metric:N", title=None, header=alt.Header(labelFontSize=13, labelFontWeight="bold")),
         columns=columns).resolve_scale(y="independent")
 
