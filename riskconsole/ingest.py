@@ -141,13 +141,19 @@ def _column_reasons(column: str, target: str, part: Part, raw_type: str) -> list
     return pairs
 
 
+def _blank_time(column: str, target: str, raw_type: str) -> exp.Expression | None:
+    """`column` holds empty (or all-space) text where a time is expected: no time, not a bad one; None where the
+    column is not a time read from text."""
+    if target != "TIMESTAMP" or raw_type not in ("VARCHAR", "JSON"):
+        return None
+    return fill("trim(CAST(:raw AS VARCHAR)) = ''", raw=ident(column))
+
+
 def _failed(column: str, target: str, raw_type: str) -> exp.Expression:
     """The column has a value that did not convert; an empty text time is no time (a label not known yet)."""
-    raw = ident(column)
-    failed = fill(":raw IS NOT NULL AND :cast IS NULL", raw=raw, cast=ident(cast_name(column)))
-    if target == "TIMESTAMP" and raw_type in ("VARCHAR", "JSON"):
-        failed = fill(":f AND trim(CAST(:raw AS VARCHAR)) <> ''", f=failed, raw=raw)
-    return failed
+    failed = fill(":raw IS NOT NULL AND :cast IS NULL", raw=ident(column), cast=ident(cast_name(column)))
+    blank = _blank_time(column, target, raw_type)
+    return failed if blank is None else fill(":f AND NOT :b", f=failed, b=blank)
 
 
 def _reason(part: Part, target: dict[str, str], raw: dict[str, str]) -> exp.Expression:
@@ -156,9 +162,8 @@ def _reason(part: Part, target: dict[str, str], raw: dict[str, str]) -> exp.Expr
     for column, why in part.required:
         checked = ident(cast_name(column)) if column == part.roles.get("id") else ident(column)
         missing = fill(":c IS NULL", c=checked)
-        if target.get(column) == "TIMESTAMP" and raw.get(column) in ("VARCHAR", "JSON"):  # empty text: no time
-            missing = fill(":m OR trim(CAST(:c AS VARCHAR)) = ''", m=missing, c=checked)
-        whens.append((missing, lit(why)))
+        blank = _blank_time(column, target.get(column, ""), raw.get(column, ""))
+        whens.append((missing if blank is None else fill(":m OR :b", m=missing, b=blank), lit(why)))
     for column in part.types:
         if column != part.roles.get("id"):
             whens += _column_reasons(column, target[column], part, raw.get(column, ""))
