@@ -29,15 +29,11 @@ import numba  # a dependency of PyOD; this module is imported only when a big ba
 import numpy as np
 from numba.cpython.unsafe.numbers import trailing_zeros
 
-ZERO = float(np.float32(1e-35))  # LightGBM's kZeroThreshold: a float constant widened to double
+# LightGBM's model encoding, read the same way as for explanations
+from riskconsole.detectors.treeshap import CATEGORICAL, MISSING, NUMERIC, ZERO, Unsupported
+
 MAX_TABLE_BYTES = 256 * 2**20
 ROWS = 32  # rows per block: their masks (ROWS x trees) stay in L1 while the leaves are summed
-MISSING = {"None": 0, "Zero": 1, "NaN": 2}
-NUMERIC, CATEGORICAL = 0, 1
-
-
-class Unsupported(Exception):
-    """A model this scorer does not cover (the caller falls back to another exact path)."""
 
 
 def _splits(tree: dict) -> tuple[list[dict], int]:

@@ -40,7 +40,8 @@ KEYS = ("cat_bits", "cat_offset", "cat_start", "cat_words", "default_left", "fea
 
 
 class Unsupported(Exception):
-    """A model this module does not explain (the caller falls back to `pred_contrib`)."""
+    """A model a fast exact path does not cover (here: TreeSHAP, the caller falls back to `pred_contrib`; in
+    quickscorer.py: bit-vector scoring, the caller falls back to compiled trees or `Booster.predict`)."""
 
 
 def _flatten(dump: dict) -> dict:
