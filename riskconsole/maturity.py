@@ -34,10 +34,12 @@ _ROWS = "__maturity_rows"
 
 def _grouped(rows: exp.Expression, last: date) -> exp.Expression:
     """(age, delay, units, fraud units) of `rows` (t, y, lt): delay -2 = unlabelled, -1 = labelled without a date; a
-    label dated before its unit (an entity confirmed before the period) arrived at age 0."""
+    label dated before its unit (an entity confirmed before the period) arrived at age 0. (The undated case is its own
+    branch: DuckDB's `greatest` skips a NULL, so `greatest(date_diff(t, NULL), 0)` would read it as arrived at once.)"""
     return fill(
         "SELECT date_diff('day', CAST(t AS DATE), :last) AS age, "
-        "CASE WHEN y IS NOT NULL THEN coalesce(greatest(date_diff('day', t, lt), 0), -1) END AS delay, count(*), "
+        "CASE WHEN y IS NULL THEN NULL WHEN lt IS NULL THEN -1 ELSE greatest(date_diff('day', t, lt), 0) END AS delay, "
+        "count(*), "
         "count(*) FILTER (y = 1) FROM :rows AS r GROUP BY 1, 2", last=fill("CAST(:d AS DATE)", d=lit(last.isoformat())),
         rows=rows.subquery())
 

@@ -344,3 +344,25 @@ def test_switching_strategy_follows_the_new_strategys_default_window_until_one_i
     at.sidebar.date_input[0].set_value(picked).run()
     at.selectbox[0].set_value("s").run()
     assert at.sidebar.date_input[0].value == picked  # a window picked by hand is kept
+
+
+def test_a_label_without_a_date_has_not_arrived_at_any_age():
+    """Goods with no label_time (a shop dates only its chargebacks) are labelled but undated: they must not count
+    as arriving at age 0. They did once, through DuckDB's `greatest` skipping the NULL date, and a stranger's
+    workspace then lost its 36 immature days from the default window."""
+    import duckdb
+
+    from riskconsole.maturity import _rows, age_curve, mature_age
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE u AS SELECT TIMESTAMP '2026-01-01' + INTERVAL (i % 60) DAY AS t, "
+                "CASE WHEN i % 10 = 0 THEN 1 ELSE 0 END AS y, "
+                "CASE WHEN i % 10 = 0 THEN TIMESTAMP '2026-01-01' + INTERVAL (i % 60 + 8) DAY END AS lt "
+                "FROM range(6000) r(i) WHERE i % 10 <> 0 OR i % 60 + 8 <= 59")
+    rows, last = _rows(exp.column("t"), exp.column("y"), exp.column("lt"), "u"), date(2026, 3, 1)
+    curve = age_curve(con, rows, last, dated=True)
+    t = pd.Series(pd.to_datetime([r[0] for r in con.execute("SELECT t FROM u").fetchall()]))
+    y = pd.Series([r[0] for r in con.execute("SELECT y FROM u").fetchall()], dtype="Float64")
+    lt = pd.Series(pd.to_datetime([r[0] for r in con.execute("SELECT lt FROM u").fetchall()]))
+    _assert_curves_equal(curve, _curve_by_pandas(t, y, lt, last))
+    assert curve[0]["labelled_within"] == 0.0 and mature_age(curve) >= 8  # no age before the 8-day delay is mature
