@@ -79,6 +79,39 @@ def test_in_list_matches_a_second_computation(list_ws):
     assert all(expected.values())  # every rule has hits, so the comparison says something
 
 
+def test_added_counts_an_entry_only_from_its_listing_time(list_ws):
+    """`added` (inclusive) to `expires` (exclusive) per entry, in pandas; a value listed, expired and listed again is
+    two entries, and an event before the listing is not credited to the list (the future changes nothing)."""
+    ws, events, _ = list_ws
+    three = events[events.device_id == 3].ts.sort_values().tolist()
+    first, gap, again = three[len(three) // 4], three[len(three) // 2], three[3 * len(three) // 4]
+    (ws.root / "lists" / "blocked.csv").write_text(
+        f"value,added,expires\n3,{first:%Y-%m-%d %H:%M:%S},{gap:%Y-%m-%d %H:%M:%S}\n"
+        f"3,{again:%Y-%m-%dT%H:%M:%S}+02:00,\n5,,2026-03-04\n7,2026-03-02,\n")
+    path = ws.strategies_dir / "s.yaml"
+    with Session(ws) as session:
+        got = _matched(session, path)
+        console = session.interactive(path, Window())
+        after = session.backtest(path).report
+    ts, dev = events.ts, events.device_id
+    shifted = again - pd.Timedelta(hours=2)
+    listed = ((dev == 3) & (((ts >= first) & (ts < gap)) | (ts >= shifted))) | ((dev == 5) & (ts < pd.Timestamp(
+        "2026-03-04"))) | ((dev == 7) & (ts >= pd.Timestamp("2026-03-02")))
+    assert got["listed_device"] == set(events.event_id[listed])
+    assert got["unlisted_big"] == set(events.event_id[~listed & (events.amount > 250)])
+    at = set(events.event_id[(dev == 3) & ((ts == first) | (ts == gap))])
+    assert set(events.event_id[(dev == 3) & (ts == first)]) <= got["listed_device"]  # added: inclusive
+    assert not set(events.event_id[(dev == 3) & (ts == gap)]) & got["listed_device"]  # expires: exclusive
+    assert at and (dev == 3).sum() > len(got["listed_device"] & set(events.event_id[dev == 3])) > 0
+    for key in ("overall", "rules", "daily"):
+        assert_same(console[key], after[key])
+    # appending an entry listed after the last event changes no decision
+    with (ws.root / "lists" / "blocked.csv").open("a") as f:
+        f.write("11,2099-01-01,\n")
+    with Session(ws) as session:
+        assert _matched(session, path) == got
+
+
 def test_editing_a_list_changes_the_next_backtest_and_the_console(list_ws):
     ws, events, cut = list_ws
     path = ws.strategies_dir / "s.yaml"
@@ -169,6 +202,10 @@ def test_export_zip_bundles_strategy_and_lists(list_ws):
     (b"value,expires\n1,\n2,tomorrow\n", "lists/x.csv: row 2: expires 'tomorrow' is not an ISO-8601 time"),
     (b"value,expires\n1,3026-01-01\n", "lists/x.csv: row 1: expires '3026-01-01' is outside 1970-01-01..2099-12-31"),
     (b"value,expires\n1,\n,\n", "lists/x.csv: row 2: empty value"),
+    (b"value,added\n1,last week\n", "lists/x.csv: row 1: added 'last week' is not an ISO-8601 time"),
+    (b"value,added,expires\n1,2026-03-02,2026-03-02\n", "lists/x.csv: row 1: expires '2026-03-02 00:00:00' is not "
+                                                         "after added"),
+    (b"value,addded\n1,2026-01-01\n", "unknown column 'addded' in the header (did you mean 'added'?"),
     (b"", "lists/x.csv: empty file"),
     (b"value,value\n1,2\n", "a column is named twice"),
     (b"value\n\xff\n", "not UTF-8"),
@@ -350,8 +387,12 @@ def test_add_and_remove_entries_write_atomically_and_check_first(tmp_path: Path)
     found = add_entry(lists, "blocked_devices", "d1")
     assert found.entries == 1 and (tmp_path / "lists" / "blocked_devices.csv").read_text() == "value\nd1\n"
     add_entry(lists, "blocked_devices", "d2", "2026-06-30", "chargeback")
-    assert read_entries(lists.path("blocked_devices"))[1] == {"value": "d2", "expires": "2026-06-30",
+    assert read_entries(lists.path("blocked_devices"))[1] == {"value": "d2", "added": "", "expires": "2026-06-30",
                                                                 "note": "chargeback"}
+    add_entry(lists, "blocked_devices", "d3", note="ring", added="2026-03-01")
+    assert lists.path("blocked_devices").read_text() == \
+        "value,added,expires,note\nd1,,,\nd2,,2026-06-30,chargeback\nd3,2026-03-01,,ring\n"
+    remove_entry(lists, "blocked_devices", "d3")
     before = lists.path("blocked_devices").read_bytes()
     with pytest.raises(ConfigError, match="row 3: expires 'soon'"):
         add_entry(lists, "blocked_devices", "d3", "soon")
@@ -482,7 +523,7 @@ def test_event_explorer_adds_the_events_device_to_a_list(console):
     next(b for b in at.button if b.label == "Add to list").click().run()
     assert not at.exception, [e.value for e in at.exception]
     rows = read_entries(ws.root / "lists" / "blocked.csv")
-    assert rows[-1] == {"value": str(event.device_id), "expires": "", "note": f"from event {event.event_id}"}
+    assert rows[-1] == {"value": str(event.device_id), "added": "", "expires": "", "note": f"from event {event.event_id}"}
     assert any("Added device_id" in s.value for s in at.success)
     assert any("decides **block**" in m.value for m in at.markdown)  # the next run sees the list
 

@@ -198,7 +198,8 @@ LISTS = {  # values DuckDB's TRY_CAST reads and Spark's would not ('5.0', '1e1',
     "blocked_users": "value,expires,note\n3,,\n5.0,2026-03-02 10:00,float text\n1e1,,\n0x0b,2026-03-03T12:00:00+02:00,\n"
                      "1_9,,\nabc,,never an id\n7,2026-02-01,expired before the data\n",
     "countries": "value\nc1\nc4\n",
-    "devices": "value,expires\n2,2026-03-02 13:00\n4,\n9,2026-03-04\n",
+    "devices": "value,added,expires\n2,,2026-03-02 13:00\n4,2026-03-02T06:00:00-03:00,\n9,,2026-03-04\n"
+               "2,2026-03-03,2026-03-03 18:00\n",
     "ips": "value\n17\n3.0e2\n0x1F4\n",
     "quiet": "value\nLIVE\nweb\n",
 }

@@ -1,10 +1,10 @@
 """Lists (`IN LIST`, DESIGN §3.3) on engine spark: each list a broadcast Spark view, values typed by DuckDB.
 
-A compiled `column IN LIST name` reads the DuckDB table `__list_NAME` (text `__value`, `__expires`) and casts each
-value to the column's type with DuckDB's `TRY_CAST` (riskconsole.lists). Spark casts text differently (DuckDB reads
-'3.5', '1e3', '1_000' and '0x10' as integers, Spark gives NULL), so the cast is done here, by DuckDB, once per list
-version and column type, and the view Spark reads holds the typed values: the condition then compares values of one
-type on both engines. Two more renderings keep DuckDB's meaning:
+A compiled `column IN LIST name` reads the DuckDB table `__list_NAME` (text `__value`, `__added`, `__expires`) and
+casts each value to the column's type with DuckDB's `TRY_CAST` (riskconsole.lists). Spark casts text differently
+(DuckDB reads '3.5', '1e3', '1_000' and '0x10' as integers, Spark gives NULL), so the cast is done here, by DuckDB,
+once per list version and column type, and the view Spark reads holds the typed values: the condition then compares
+values of one type on both engines. Two more renderings keep DuckDB's meaning:
 
 - a NULL column: DuckDB's `NULL IN (...)` is NULL, Spark's IN-subquery inside a SELECT list is false (an
   existence join), so `NOT (x IN LIST l AND y)` would flip; the IN is guarded `CASE WHEN x IS NULL THEN NULL ...`.
@@ -78,7 +78,8 @@ def _cast(table: pa.Table, to: exp.DataType) -> pa.Table:
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.register("entries", table)
-        query = exp.select(exp.alias_(exp.TryCast(this=exp.column(VALUE), to=to), VALUE), "__expires").from_("entries")
+        query = exp.select(exp.alias_(exp.TryCast(this=exp.column(VALUE), to=to), VALUE), "__added",
+                           "__expires").from_("entries")
         typed = con.sql(query.sql(dialect="duckdb")).to_arrow_table()
     finally:
         con.close()

@@ -34,8 +34,9 @@ def lists_editor(session: Session) -> None:
     lists = _lists(session)
     names = lists.names()
     st.caption("A rule reads a list as `device_id IN LIST blocked_devices` (or `NOT IN LIST`). Each list is "
-               "`lists/NAME.csv` with a `value` and an optional `expires` (UTC; empty: never): commit lists/ with "
-               "strategies/.")
+               "`lists/NAME.csv` with a `value`, an optional `added` (UTC; counted from then on, so a backtest does not "
+               "credit the entry on events from before it was listed; empty: always) and an optional `expires` "
+               "(UTC; empty: never): commit lists/ with strategies/.")
     rows = []
     now = datetime.utcnow()
     for name in names:
@@ -57,16 +58,17 @@ def lists_editor(session: Session) -> None:
         return
     if name and picked != NEW:
         entries = read_entries(lists.path(name))
-        st.dataframe(pd.DataFrame(entries, columns=["value", "expires", "note"]), hide_index=True,
+        st.dataframe(pd.DataFrame(entries, columns=["value", "added", "expires", "note"]), hide_index=True,
                      width="stretch", height=min(400, 38 + 35 * max(1, len(entries))))
     with st.form("list_add", clear_on_submit=True):
-        value_col, expires_col, note_col, go = st.columns([3, 3, 3, 1.4], vertical_alignment="bottom")
+        value_col, added_col, expires_col, note_col, go = st.columns([3, 3, 3, 3, 1.4], vertical_alignment="bottom")
         value = value_col.text_input("Value")
+        since = added_col.text_input("Listed from (optional)", placeholder="2026-03-01 or 2026-03-01 12:00")
         expires = expires_col.text_input("Expires (optional)", placeholder="2026-06-30 or 2026-06-30 12:00")
         note = note_col.text_input("Note (optional)")
         added = go.form_submit_button("Add", type="primary", disabled=not name)
     if added and name:
-        _write(add_entry, lists, name, value, expires, note)
+        _write(add_entry, lists, name, value, expires, note, since)
     if name and picked != NEW:
         values = sorted({e["value"] for e in read_entries(lists.path(name))})
         if values:
