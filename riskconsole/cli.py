@@ -191,7 +191,7 @@ def _print_summary(report: dict) -> None:
 def _print_comparison(report: dict, shown: tuple[str, ...]) -> None:
     """The change against the baseline: the report's KPI rows (as report.html and the console show them) and the
     decisions that change."""
-    from riskconsole.share import CHANGED_HEADERS, changed_rows, kpi_rows
+    from riskconsole.share import changed_headers, changed_rows, kpi_rows
 
     compare = report["compare"]
     rows = {r["key"]: r for r in kpi_rows(report)}
@@ -204,7 +204,7 @@ def _print_comparison(report: dict, shown: tuple[str, ...]) -> None:
     if not changes:
         print("  no decision changes")
     for row in changes:
-        print("  changed: " + ", ".join(f"{h} {terminal(str(v))}" for h, v in zip(CHANGED_HEADERS, row)))
+        print("  changed: " + ", ".join(f"{h} {terminal(str(v))}" for h, v in zip(changed_headers(report), row)))
 
 
 def cmd_monitor(ws: Workspace, args: argparse.Namespace) -> None:

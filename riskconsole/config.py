@@ -283,7 +283,11 @@ class Table(_Strict):
                               "empty = unknown): entity-level strategies deciding this table's key read their label "
                               "from it. Hidden from rules and features, like the events' label.")
     label_time: str | None = Field(None, description="When the entity label became known (e.g. the ban date): "
-                                   "with --as-of, a label known later counts as unknown.")
+                                   "with --as-of, a label known later counts as unknown. Parsed like every time "
+                                   "(ISO-8601 or the table's time_format); empty text: not known yet.")
+    label_values: dict[str, Literal[0, 1] | None] = Field(
+        default_factory=dict, description="Texts of `label` that mean fraud (1), good (0) or not known (null), as the "
+        "dataset's label_values, e.g. {banned: 1, active: 0}; any other value quarantines its row.")
 
     @model_validator(mode="after")
     def _one_join(self) -> Table:
@@ -295,6 +299,8 @@ class Table(_Strict):
             raise ValueError("label: and label_time: are entity labels: they need key: (the entity column)")
         if self.label_time is not None and self.label is None:
             raise ValueError("label_time: needs label: (the entity label column it dates)")
+        if self.label_values and self.label is None:
+            raise ValueError("label_values: needs label: (the entity label column whose words it maps)")
         return self
 
 
@@ -643,8 +649,14 @@ class StrictLoader(yaml.SafeLoader):
         self._shape[id(node)] = (nodes, height)
 
     def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict:
-        """A mapping, refusing a key written twice (PyYAML silently keeps the last)."""
+        """A mapping, refusing a key written twice (PyYAML silently keeps the last).
+
+        A key is the text written: YAML 1.1 reads a plain `yes`, `no`, `on`, `off`, `y` or `n` as a boolean, so
+        `label_values: {yes: 1, no: 0}` would map True and False, and no key of ours is a boolean."""
         if isinstance(node, yaml.MappingNode):
+            for key_node, _ in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.tag == "tag:yaml.org,2002:bool":
+                    key_node.tag = "tag:yaml.org,2002:str"
             self._refuse_duplicates(node)
         return super().construct_mapping(node, deep=deep)
 

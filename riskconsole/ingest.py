@@ -259,25 +259,29 @@ def _number_warning(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part
             f"not a valid {target}, e.g. {_shown(values)}: {fix}")
 
 
-def _label_warning(con: duckdb.DuckDBPyConnection, checked: Checked, column: str, read: int) -> str | None:
+def _label_warning(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, read: int) -> str | None:
     """A warning when more than WARN_SHARE of the rows have a label that is not one: the words seen and the
-    `label_values:` that maps them."""
+    `label_values:` that maps them (the dataset's, or the table's for an entity label)."""
+    column = part.roles["label"]
     n, values = _failing(con, ident(column), fill(":c = -1", c=ident(cast_name(column))))
     if not read or n / read <= WARN_SHARE:
         return None
     words = list(dict.fromkeys(v.strip() for v in values))[:4]
     example = ", ".join(f"{terminal(w)[:20]}: 1 or 0" for w in words[:2])
-    return (f"{checked.label}: columns.label: {n:,} of {read:,} rows ({n / read:.1%}) quarantined because '{column}' "
+    key, home = ("columns.label", "in the dataset") if part.kind == "events" else \
+        (f"{part.where}.label", f"under {part.where}")
+    return (f"{checked.label}: {key}: {n:,} of {read:,} rows ({n / read:.1%}) quarantined because '{column}' "
             f"is not 1, 0 or empty, e.g. {_shown(words)}: say which words mean fraud (1), good (0) or not known "
-            f"(null) with label_values: in the dataset, e.g. label_values: {{{example}}}")
+            f"(null) with label_values: {home}, e.g. label_values: {{{example}}}")
 
 
 def _warnings(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, read: int) -> list[str]:
     target = target_types(part)
-    places = {part.roles.get("time"): "columns.time", part.roles.get("label_time"): "columns.label_time",
-              part.roles.get("amount"): "columns.amount"}
+    roles = "columns." if part.kind != "table" else ""  # a table names its label and label_time at its top level
+    places = {part.roles.get("time"): f"{roles}time", part.roles.get("label_time"): f"{roles}label_time",
+              part.roles.get("amount"): f"{roles}amount"}
     prefix = "" if part.kind == "events" else f"{part.where}."
-    found = [_label_warning(con, checked, part.roles["label"], read)] if part.roles.get("label") else []
+    found = [_label_warning(con, checked, part, read)] if part.roles.get("label") else []
     for c in part.types:
         where = prefix + places.get(c, f"types.{c}")
         if target[c] == "TIMESTAMP":

@@ -213,8 +213,8 @@ class Session:
                 lines.append(f"{self.ws.rel(path)}: entity frame not built: {err}")
                 continue
             periods = int(pc.sum(view.table.column(WEIGHT)).as_py() or 0)
-            lines.append(f"{level.entity} every {level.every} (horizon {level.horizon}): {periods:,} periods "
-                         f"({perf_counter() - started:.1f} s)")
+            lines.append(f"{level.entity} every {level.every} (horizon {level.horizon or level.every}): "
+                         f"{periods:,} periods ({perf_counter() - started:.1f} s)")
         return lines
 
     def view(self, strategy: Strategy) -> tuple[Frame, Dataset]:

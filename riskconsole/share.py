@@ -95,7 +95,9 @@ def changed_rows(compare: dict) -> list[list]:
             for c in compare["changed"]]
 
 
-CHANGED_HEADERS = ["decision", "events", "fraud", "good", "unlabelled", "fraud money", "good money"]
+def changed_headers(report: dict) -> list[str]:
+    """Headers of the "decisions that change" rows; the count is of the report's unit (events, merchant periods)."""
+    return ["decision", unit_of(report), "fraud", "good", "unlabelled", "fraud money", "good money"]
 
 
 def _segment_rows(report: dict) -> tuple[list[str], list[list]]:
@@ -138,7 +140,7 @@ def html_page(report: dict) -> str:
              "<h2>Daily alerts, caught fraud and review load</h2>"
              + svg(daily_chart(report["daily"], report["overall"]["review_capacity"]).properties(width=960))]
     if compare:
-        parts.append("<h2>Decisions that change</h2>" + _table(CHANGED_HEADERS, changed_rows(compare)))
+        parts.append("<h2>Decisions that change</h2>" + _table(changed_headers(report), changed_rows(compare)))
     parts.append("<h2>Rules</h2>" + _table(RULE_HEADERS, _rules_rows(report), numeric_from=2))
     removal = report.get("attribution", {}).get("removal_candidates")
     if removal:
@@ -179,7 +181,7 @@ def markdown(report: dict) -> str:
         lines += ["| metric | candidate | baseline | change | 95% CI |", "| --- | ---: | ---: | ---: | --- |"]
         lines += [_md_row([k["title"], k["value"], k["baseline"], k["delta"], k["interval"].removeprefix("95% CI ")])
                   for k in kpi_rows(report)]
-        lines += ["", "## Decisions that change", "", _md_table(CHANGED_HEADERS, changed_rows(compare))]
+        lines += ["", "## Decisions that change", "", _md_table(changed_headers(report), changed_rows(compare))]
     else:
         lines += ["| metric | value |", "| --- | ---: |"] + [_md_row([k["title"], k["value"]]) for k in kpi_rows(report)]
     lines += ["", "## Rules", "", _md_table(RULE_HEADERS, _rules_rows(report))]

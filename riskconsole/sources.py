@@ -316,16 +316,19 @@ def stream_part(name: str, stream: Stream, files: list[str], fmt: str, types: di
 
 
 def table_part(name: str, table: Table, files: list[str], fmt: str, types: dict[str, str]) -> Part:
-    """A table as a Part: its key (and valid_from) or range bounds required; one row per key (and valid_from)."""
+    """A table as a Part: its key (and valid_from) or range bounds required; one row per key (and valid_from); an
+    entity label read like the events' (1 / 0 / empty, or words under label_values) and its label_time as a time."""
     if table.range:
         cols = (table.range.low, table.range.high)
         return Part("table", name, f"tables.{name}", table.source, files, fmt, types, dict(table.types),
                     table.time_format, table.decimal_separator, required=tuple((c, f"missing {c}") for c in cols),
                     order=cols)
     cols = (table.key,) + ((table.valid_from,) if table.valid_from else ())
+    dated = (table.label_time,) if table.label_time and table.label_time not in cols else ()
     return Part("table", name, f"tables.{name}", table.source, files, fmt, types, dict(table.types),
-                table.time_format, table.decimal_separator, required=tuple((c, f"missing {c}") for c in cols),
-                unique=cols, times=cols[1:], order=cols)
+                table.time_format, table.decimal_separator, {"label": table.label, "label_time": table.label_time},
+                required=tuple((c, f"missing {c}") for c in cols), unique=cols, times=cols[1:] + dated, order=cols,
+                labels=dict(table.label_values))
 
 
 def _parts(ws: Workspace, con: duckdb.DuckDBPyConnection, dataset: Dataset, label: str) -> list[Part]:

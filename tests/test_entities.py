@@ -212,6 +212,36 @@ def test_as_of_hides_later_entity_labels(tmp_path):
         assert bt.report["overall"][key] == pytest.approx(value), key
 
 
+def test_entity_labels_written_as_words_with_dated_bans_load_like_numbers(tmp_path):
+    """A merchants table as a spreadsheet exports it: `yes`/`no` labels (mapped by the table's label_values, the
+    unquoted YAML keys read as text) and ban dates written `04/03/2026 10:00` (the table's time_format): the same
+    labels, ban times and `--as-of` answers as the numeric table. An unmapped word quarantines its row and warns."""
+    as_of = "2026-03-05"
+    ws, ev = make_ws(tmp_path)
+    words = merchants()
+    words["is_bad"] = words["is_bad"].map({1: "yes", 0: "no"})
+    words["banned_at"] = words["banned_at"].dt.strftime("%d/%m/%Y %H:%M").fillna("")
+    words.to_csv(ws.root / "data" / "merchants.csv", index=False)
+    spec = (ws.root / "data" / "dataset.yaml").read_text()
+    assert "label_time: banned_at" in spec
+    spec = spec.replace("label_time: banned_at", "label_time: banned_at\n    label_values: {yes: 1, no: 0}\n"
+                        "    time_format: '%d/%m/%Y %H:%M'")
+    (ws.root / "data" / "dataset.yaml").write_text(spec)
+    load(ws)
+    with Session(ws) as session:
+        got = session.backtest(ws.strategies_dir / "mw.yaml", session.window(as_of=as_of)).report["overall"]
+    exp = expected(ev, STRATEGY["params"], True, as_of=pd.Timestamp(as_of) + DAY)
+    assert (exp["label"] == 1).any() and (exp["label"] == -1).any()  # fraud known, fraud not yet known
+    for key, value in metrics_of(exp).items():
+        if key not in ("fraud_amount_stopped", "good_amount_blocked"):  # event labels: their own label times
+            assert got[key] == pytest.approx(value), key
+    words.loc[2, "is_bad"] = "maybe"
+    words.to_csv(ws.root / "data" / "merchants.csv", index=False)
+    result = load(ws)
+    warning = next(w for w in result.warnings if "tables.merchants.label:" in w)
+    assert "1 of 5 rows" in warning and "'maybe'" in warning and "label_values: under tables.merchants" in warning
+
+
 def test_interactive_sweep_compare_and_gate(tmp_path):
     ws, _ = make_ws(tmp_path)
     path = ws.strategies_dir / "mw.yaml"

@@ -72,12 +72,12 @@ with right:
 st.subheader("Decisions that change")
 changed = pd.DataFrame(c["changed"]).round({"amount": 0, "fraud_amount": 0, "good_amount": 0})
 if changed.empty:
-    st.info("No event changes decision.")
+    st.info(f"No {unit.removesuffix('s')} changes decision.")
 else:
     picked = st.dataframe(changed, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
                           key="changed", column_config={
                               k: st.column_config.NumberColumn(label, format="localized")
-                              for k, label in (("events", "events"), ("fraud", "fraud"), ("good", "good"),
+                              for k, label in (("events", unit), ("fraud", "fraud"), ("good", "good"),
                                                ("unlabeled", "unlabelled"), ("amount", "money"),
                                                ("fraud_amount", "fraud money"), ("good_amount", "good money"))})
     chosen = picked.selection.rows if picked and picked.selection else []
