@@ -212,11 +212,11 @@ def reading(source: dict, last: date, reach: float = MATURE_REACH) -> str:
                 f"(mature after {age} days by that share)" if age else f"{name}: no label_time; labelled now")
     if age is None:
         return f"{name}: no dated label yet"
-    what = f"its fraud confirmed as fully as for old {source['unit']}" if source.get("fraud") else \
-        f"as labelled as old {source['unit']}"
+    what = f"fraud is {reach:.0%} as confirmed as on old {source['unit']}" if source.get("fraud") else \
+        f"labels are {reach:.0%} as complete as on old {source['unit']}"
     if age == 0:
         return f"{name}: labels known the day their {source['unit']} happen (nothing to leave out)"
-    return (f"{name}: {reach:.0%} {what} after {age} days, so a backtest counting it without --to ends "
+    return (f"{name}: {what} {age} days after they happen, so a backtest counting it without --to ends "
             f"{last - timedelta(days=age)}")
 
 

@@ -83,7 +83,10 @@ if streams:
     st.subheader("Streams and tables")
     st.caption("Context the features read beside the decision events: streams are aggregated over windows, tables "
                "looked up (as of each event's time where they have valid_from).")
-    st.dataframe(pd.DataFrame(streams), hide_index=True, width="stretch", column_config={
+    shown = pd.DataFrame(streams)
+    for side in ("from", "to"):  # a table without valid_from has no time span: blank, not "None"
+        shown[side] = shown[side].map(lambda t: "" if t is None or pd.isna(t) else str(t))
+    st.dataframe(shown, hide_index=True, width="stretch", column_config={
         "rows": st.column_config.NumberColumn(format="localized"),
         "quarantined": st.column_config.NumberColumn(format="localized")})
 
