@@ -119,7 +119,9 @@ def _portable(node: exp.Expression) -> exp.Expression:
       (ORDER BY x)` per p: the same element of the sorted non-NULL values (tests/test_spark_engine.py checks
       sizes 1..1001; sqlglot's own rendering is the approximate `percentile_approx`);
     - `hash(x)` (monitor's entity key, only compared for equality) as the 64-bit `xxhash64(x)`: equal values
-      have equal hashes on both engines (the hash values themselves differ)."""
+      have equal hashes on both engines (the hash values themselves differ);
+    - `count(DISTINCT x) OVER w` (count_distinct windows) as `size(collect_set(x) OVER w)`: Spark refuses DISTINCT
+      window aggregates; the set of the frame's non-NULL values has the same size (0 for an empty frame)."""
     def rewrite(n: exp.Expression) -> exp.Expression:
         for test, change in _REWRITES:
             if test(n):
@@ -154,12 +156,23 @@ def _percentile_disc(n: exp.Expression) -> exp.Expression:
     return exp.Array(expressions=[one(p) for p in ps.expressions]) if isinstance(ps, exp.Array) else one(ps)
 
 
+def _is_distinct_window(n: exp.Expression) -> bool:
+    return isinstance(n, exp.Window) and isinstance(n.this, exp.Count) and isinstance(n.this.this, exp.Distinct)
+
+
+def _distinct_window(n: exp.Expression) -> exp.Expression:
+    window = n.copy()
+    window.set("this", exp.Anonymous(this="collect_set", expressions=[n.this.this.expressions[0].copy()]))
+    return exp.Anonymous(this="size", expressions=[window])
+
+
 _REWRITES: list[tuple[Callable[[exp.Expression], bool], Callable[[exp.Expression], exp.Expression]]] = [
     (_is_extract, _extract),
     (_is_compact, lambda n: exp.Anonymous(this="array_compact", expressions=[n.this])),
     (lambda n: isinstance(n, exp.PercentileDisc) and n.expression is not None, _percentile_disc),
     (lambda n: isinstance(n, exp.Anonymous) and n.name.lower() == "hash",
      lambda n: exp.Anonymous(this="xxhash64", expressions=n.expressions)),
+    (_is_distinct_window, _distinct_window),
 ]
 
 
