@@ -370,8 +370,8 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
                        int(g.count[state["in_ref"][g.day]].sum()), extra)
     return {"strategy": compiled.name, "window": _period(periods.window), "reference": _period(periods.reference),
             "labels_known_by": _day(periods.window.end - timedelta(microseconds=1)).isoformat(),
-            "by": list(by), "method": {"band": f"median/MAD of weekday-adjusted reference days, ±{BAND_K:g} spreads",
-                                       "band_k": BAND_K},
+            "by": list(by), "method": {"band": f"median/MAD of weekday-adjusted reference days, each side at least "
+                                               f"its 10% tail, ±{BAND_K:g} spreads", "band_k": BAND_K},
             "daily": daily, "alerts": alerts, "attribution": entries,
             "drift": drift(coded_rows, drift_cols, kinds, periods.reference, periods.window),
             "estimate": (precision_estimate(coded_rows, supervised, state["in_ref"], state["in_win"])

@@ -222,13 +222,14 @@ def test_under_the_production_strategy_the_attack_alerts_within_3_days_with_its_
 
 
 def test_under_the_production_strategy_the_attack_surfaces_as_the_top_cluster(attack_demo):
-    """After its opening probe no rule of `baseline` fires on the attack: attack discovery is what sees it go on.
+    """After its opening probe no rule of `baseline` fires on the attack, so its KPIs are quiet again: attack
+    discovery is what sees it go on.
 
-    Measured on this demo (300,000 orders; 1,000,000 alike): the attack's group tops the list from about 15 days
-    after its first order, not within 3. Its first 3 days hold ~3 orders (9 at 1M) among a pool where the
-    tightest group it forms (MX, bnpl, top-decile amount, youngest-decile account) usually holds ~0.6 a day at
-    1M: a binomial tail of ~1e-3, while ~80,000 (group, onset) tests need ~1e-7 for a 1% chance of any false
-    group per run. What this test holds is that it surfaces at all, on top, and that the group is the attack.
+    Measured before the probe was added (300,000 orders; 1,000,000 alike): the attack's group tops the list from
+    about 15 days after its first order, not within 3, because its first days hold a few orders among a pool where
+    the tightest group it forms usually holds ~0.6 a day at 1M, while ~80,000 (group, onset) tests need a tail of
+    ~1e-7 for a 1% chance of any false group per run. What this test holds is that it surfaces at all, on top,
+    and that the group is the attack.
     """
     demo = attack_demo
     start = _attack_start(demo)
@@ -352,8 +353,26 @@ def test_clusters_never_name_what_production_did(demo):
     assert names and not outcome & set(names), names
 
 
+def test_every_section_of_the_monitor_page_opens(demo, monkeypatch):
+    """The sections below the KPIs are tabs that draw only when opened (the page's browser cost is its charts)."""
+    at = _monitor_page(demo, monkeypatch)
+    first = len([e for e in at.main if getattr(e, "type", None) == "vega_lite_chart"])
+    sections = [tab.label for tab in at.tabs]
+    assert sections[:2] == ["Alerts and why", "Rule hits"] and len(sections) == 5
+    for section in sections:
+        at.session_state["monitor_section"] = section
+        at.run()
+        assert not at.exception, (section, [e.value for e in at.exception])
+        charts = [e for e in at.main if getattr(e, "type", None) == "vega_lite_chart"]
+        if section == "Rule hits":
+            assert len(charts) == 2  # the KPIs and every rule's hits
+    assert first <= 2  # the KPIs, and the waterfall when something alerts
+
+
 def test_draft_a_rule_opens_the_strategy_editor_with_the_when(demo, monkeypatch):
     at = _monitor_page(demo, monkeypatch)
+    at.session_state["monitor_section"] = "Possible attacks"
+    at.run()
     buttons = [b for b in at.button if b.key and b.key.startswith("monitor_draft_")]
     if not buttons:
         pytest.skip("no cluster in this small demo's default window")
