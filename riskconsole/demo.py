@@ -399,18 +399,35 @@ def _affiliate_fraud(w: _World, rows: int) -> Rows:
                   amount=np.clip(np.round(rng.lognormal(np.log(22), 0.4, n), 2), 6, 60))
 
 
+PROBE = 0.1  # share of the mid-period attack's accounts in its opening probe
+
+
 def _new_attack(w: _World, rows: int) -> Rows:
-    """From day ~72 on, sleeper accounts (mostly MX) max out BNPL on electronics: no rule was written for it."""
+    """From day ~72 on, sleeper accounts (mostly MX) max out BNPL on electronics: no rule was written for it.
+
+    The ring opens with a probe, as a ring that has found a gap does: on the first day a tenth of its accounts
+    order within hours of each other from the ring's own network abroad (their IP country is not theirs), where
+    production's cross-border review sees some of them; from the next day on the ring routes through local
+    proxies and ramps up. The probe draws from its own generator, so every other row is as it was without it.
+    """
     rng, a = w.rng, max(2, round(rows / 1.8))
     acc, pos = _expand(rng.choice([1, 2, 3], a, p=[.4, .4, .2]))
     n, start = acc.size, int(w.days * 0.6) * DAY
     first = start + ((w.end - start) * np.sqrt(rng.random(a))).astype(np.int64)  # the attack ramps up
     country = np.where(rng.random(a) < 0.85, 5, 4)[acc]
     cat = np.where(rng.random(n) < 0.8, ELECTRONICS, HOME)
-    return _frame(6, n, ts=np.minimum(first[acc] + pos * rng.integers(2 * 3600, 2 * DAY, n), w.end - 1),
-                  user=w.ids("user", a)[acc], created=(first - rng.integers(15, 90, a) * DAY)[acc],
+    gaps = pos * rng.integers(2 * 3600, 2 * DAY, n)
+    age = rng.integers(15, 90, a) * DAY
+    probe = w.rng.spawn(1)[0]
+    probing = probe.random(a) < PROBE
+    lo, hi = w.cdf_at(np.array([start, start + DAY]))
+    first[probing] = np.interp(lo + probe.random(int(probing.sum())) * (hi - lo), w.cdf, w.edges).astype(np.int64)
+    ts = np.minimum(first[acc] + gaps, w.end - 1)
+    abroad = probing[acc] & (ts < start + DAY)
+    ipcountry = np.where(abroad, (country + probe.integers(1, 10, n)) % 10, country)
+    return _frame(6, n, ts=ts, user=w.ids("user", a)[acc], created=(first - age)[acc],
                   merchant=w.merchants_in(cat), device=w.ids("device", a)[acc], payment=w.ids("payment", a)[acc],
-                  address=w.ids("address", a)[acc], ucountry=country, ipcountry=country, method=BNPL,
+                  address=w.ids("address", a)[acc], ucountry=country, ipcountry=ipcountry, method=BNPL,
                   channel=rng.choice([APP, WEB], n, p=[.75, .25]), known_device=True, known_address=True,
                   amount=np.clip(_price(rng, cat, 520, 0.45), 200, 1500))
 

@@ -1,16 +1,23 @@
 """Monitor a deployed strategy: daily KPIs against a weekday-aware band, alerts, and why they moved (DESIGN §6.1).
 
-Bands: **median/MAD with multiplicative weekday factors**, plus a sampling floor. Each weekday's factor
-is the median of that weekday's reference values over the median of all reference days; the 28
-reference days are divided by their factor and one median and one MAD (× 1.4826, the normal-consistent
-scale) are taken over all of them together. So the level and the spread come from every reference day
-(28 points, not the 4 a per-weekday MAD would see), weekly seasonality still shapes the band, and a
-promo day or an attack inside the reference moves neither (a mean and a standard deviation would).
-A seasonal decomposition (statsmodels STL) needs several periods to separate trend from season and
-adds a dependency; with four weeks of reference it fits noise. Because a MAD of a quiet reference can
-be near zero, the band is never narrower than the sampling noise of the day's own volume (binomial
-for rates, Poisson for counts). The band is expected ± `BAND_K` spreads; `BAND_K` = 4 keeps the
-false-alert rate per metric-day under 1% on simulated data with no change (tests/test_monitor.py).
+Bands: **median/MAD with multiplicative weekday factors, widened to the reference's own tails, plus a sampling
+floor.** The 28 reference days are divided by their weekday's factor and one median and one MAD (× 1.4826, the
+normal-consistent scale) are taken over all of them together, so the level and the spread come from every
+reference day (28 points, not the 4 a per-weekday MAD would see) and a promo day or a short attack inside the
+reference moves neither (a mean and a standard deviation would). A weekday's factor is the median of that
+weekday's reference values over the median of all days: a ratio's own, but for a count the traffic's (the
+events' count per day), because 4 values of a bursty count a weekday are noise, and one burst on a Thursday
+made every Thursday's band twice as high on the demo. Each side's spread is at least the reference's 10% tail
+on that side over the normal's 1.2816: a count that bursts on more than ~3 of 28 reference days (a viral video's
+new buyers tripping a review rule, a rule that blocks a ring every week) has a MAD of ~0, yet such a burst is
+routine, not a change; two unusual reference days still move nothing. A seasonal decomposition (statsmodels STL)
+needs several periods to separate trend from season and adds a dependency; with four weeks of reference it fits
+noise. The band is never narrower than the sampling noise of the day's own volume (binomial for rates, Poisson
+for counts). The band is expected ± `BAND_K` spreads; `BAND_K` = 4 keeps the false-alert rate per metric-day
+under 1% on simulated data with no change, bursts and late labels included (tests/test_monitor.py).
+
+Labels: precision and recall alert only on mature days; caught money (it counts labelled fraud, so an immature
+day's value only grows as labels arrive) alerts there only above its band.
 
 Attribution (why an alert's metric moved) is in `contributions.py`.
 """
@@ -29,6 +36,7 @@ from riskconsole.errors import RiskConsoleError
 from riskconsole.metrics import RuleSet, decide, parts, rates
 
 BAND_K = 4.0
+TAIL, TAIL_Z = 0.9, 1.2816  # a side's spread is at least its 10% tail over the normal's z of that tail
 REFERENCE_DAYS = 28
 DEFAULT_DAYS = 28
 MIN_REFERENCE_DAYS = 7
@@ -39,6 +47,8 @@ RATIOS = {"alert_rate": ("flagged", ("population",)), "precision": ("tp", ("tp",
           "recall": ("tp", ("tp", "fn")), "label_coverage": (None, ("population",))}
 COUNTS = {"blocked": "blocked", "review_cases": "reviews", "review_load": "reviews", "fraud_amount_stopped": "stopped"}
 LABELLED = ("precision", "recall")
+GROWING = ("fraud_amount_stopped",)  # counts labelled fraud: an immature day's value only grows as labels arrive,
+# so there only an excess is known (a shortfall is the labels still to come)
 INFORMATIONAL = ("label_coverage",)  # shown with a band, never an alert: it falls on recent days by design
 RULE_HITS = "rule_hits:"
 
@@ -172,33 +182,44 @@ def denominator(metric: str, sums: dict) -> np.ndarray | None:
     return None
 
 
+def weekday_factors(values: np.ndarray, weekdays: np.ndarray) -> np.ndarray:
+    """Each weekday's median over the median of all days (1 where a weekday has fewer than 2 values or a zero
+    median)."""
+    factor = np.ones(7)
+    overall = np.median(values) if values.size else 0.0
+    if overall > 0:
+        for w in range(7):
+            on = values[weekdays == w]
+            if on.size >= 2 and np.median(on) > 0:
+                factor[w] = np.median(on) / overall
+    return factor
+
+
 def band(ref_values: np.ndarray, ref_weekdays: np.ndarray, weekdays: np.ndarray,
-         noise: np.ndarray | None = None, k: float = BAND_K) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+         noise: np.ndarray | None = None, k: float = BAND_K,
+         factor: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(expected, low, high) for days of given weekdays from the reference days' values.
 
-    Median/MAD over weekday-adjusted reference values (see the module docstring); `noise` is each day's
-    own sampling standard deviation per unit of level, a floor under the spread.
+    Median/MAD over weekday-adjusted reference values, each side's spread widened to the reference's own 10%
+    tail on that side (see the module docstring); `factor` (7 weekday factors) defaults to the values' own;
+    `noise` is each day's own sampling standard deviation per unit of level, a floor under the spread.
     """
     ok = np.isfinite(ref_values)
     values, wd = ref_values[ok], ref_weekdays[ok]
     if values.size == 0:
         nan = np.full(weekdays.shape, np.nan)
         return nan, nan, nan
-    overall = np.median(values)
-    factor = np.ones(7)
-    if overall > 0:
-        for w in range(7):
-            on = values[wd == w]
-            if on.size >= 2 and np.median(on) > 0:
-                factor[w] = np.median(on) / overall
+    factor = weekday_factors(values, wd) if factor is None else factor
     adjusted = values / factor[wd]
     center = np.median(adjusted)
-    spread = 1.4826 * np.median(np.abs(adjusted - center))
+    deviation = adjusted - center
+    mad = 1.4826 * np.median(np.abs(deviation))
+    above = max(mad, np.quantile(deviation, TAIL) / TAIL_Z)
+    below = max(mad, -np.quantile(deviation, 1 - TAIL) / TAIL_Z)
     expected = center * factor[weekdays]
-    width = spread * factor[weekdays]
-    if noise is not None:
-        width = np.maximum(width, np.nan_to_num(noise))
-    return expected, expected - k * width, expected + k * width
+    floor = 0.0 if noise is None else np.nan_to_num(noise)
+    return (expected, expected - k * np.maximum(below * factor[weekdays], floor),
+            expected + k * np.maximum(above * factor[weekdays], floor))
 
 
 def sampling_noise(metric: str, expected: np.ndarray, den: np.ndarray | None, mean_amount: float,
@@ -233,21 +254,25 @@ def daily_kpis(g: Groups, action: np.ndarray, business: Business, periods: Perio
     mean_amount = float(sums["stopped"][in_ref].sum() / max(sums["tp"][in_ref].sum(), 1))
     table = {}
     n_ref = max(int(in_ref.sum()), 1)
+    volume = weekday_factors(sums["population"][in_ref], weekday[in_ref])
     for metric in values:
         v = values[metric]
         den = denominator(metric, sums)
-        center, _, _ = band(v[in_ref], weekday[in_ref], weekday)
+        factor = None if metric in RATIOS else volume  # a count follows the traffic's week
+        center, _, _ = band(v[in_ref], weekday[in_ref], weekday, factor=factor)
         level = _level(metric, sums, in_ref, n_ref)
         noise = sampling_noise(metric, center, den, mean_amount, level)
         if metric == "review_load" and business.review_capacity:
             noise = sampling_noise("review_cases", center * business.review_capacity, None, 0,
                                    _level("review_cases", sums, in_ref, n_ref)) / business.review_capacity
-        expected, low, high = band(v[in_ref], weekday[in_ref], weekday, noise)
+        expected, low, high = band(v[in_ref], weekday[in_ref], weekday, noise, factor=factor)
         if metric in RATIOS:
             low, high = np.clip(low, 0, 1), np.clip(high, 0, 1)
         alert = in_win & np.isfinite(v) & ((v < low) | (v > high))
         if metric in LABELLED:
             alert &= mature
+        if metric in GROWING:
+            alert &= mature | (v > high)
         if metric == "review_load":
             alert &= v > 1  # outside its band and over capacity: the load the team cannot absorb
         if metric in INFORMATIONAL:
@@ -260,7 +285,7 @@ def daily_kpis(g: Groups, action: np.ndarray, business: Business, periods: Perio
             t = table[metric]
             row[metric] = {"value": json_number(t["value"][i]), "expected": [json_number(max(t["low"][i], 0.0)), json_number(t["high"][i])],
                            "alert": bool(t["alert"][i])}
-            if metric in LABELLED:
+            if metric in LABELLED or metric in GROWING:
                 row[metric]["mature"] = bool(mature[i])
         rows.append(row)
     return rows, {"sums": sums, "table": table, "in_ref": in_ref, "in_win": in_win, "weekday": weekday}
@@ -345,8 +370,8 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
                        int(g.count[state["in_ref"][g.day]].sum()), extra)
     return {"strategy": compiled.name, "window": _period(periods.window), "reference": _period(periods.reference),
             "labels_known_by": _day(periods.window.end - timedelta(microseconds=1)).isoformat(),
-            "by": list(by), "method": {"band": f"median/MAD of weekday-adjusted reference days, ±{BAND_K:g} spreads",
-                                       "band_k": BAND_K},
+            "by": list(by), "method": {"band": f"median/MAD of weekday-adjusted reference days, each side at least "
+                                               f"its 10% tail, ±{BAND_K:g} spreads", "band_k": BAND_K},
             "daily": daily, "alerts": alerts, "attribution": entries,
             "drift": drift(coded_rows, drift_cols, kinds, periods.reference, periods.window),
             "estimate": (precision_estimate(coded_rows, supervised, state["in_ref"], state["in_win"])

@@ -67,6 +67,111 @@ def draft_rule(path: Path, number: int, when: str) -> None:
     st.switch_page("riskconsole/ui/strategy_page.py")
 
 
+SECTIONS = ["Alerts and why", "Rule hits", "Drift", "Early warning", "Possible attacks"]
+
+
+def alerts_section(result: dict) -> None:
+    """The alerts table, and one alert's change as a waterfall of segment contributions."""
+    if not result["alerts"]:
+        st.success("No metric left its band in this window.")
+        return
+    alerts = pd.DataFrame([{"day": a["day"], "metric": a["metric"], "value": a["value"],
+                            "expected low": a["expected"][0], "expected high": a["expected"][1],
+                            "top segments": ", ".join(a["top"])} for a in result["alerts"]])
+    st.dataframe(alerts, hide_index=True, width="stretch")
+    st.subheader("Why it moved")
+    labels = [f"{e['day']} · {e['metric']}" for e in result["attribution"]]
+    left, right = st.columns([3, 2])
+    with left:
+        picked = st.selectbox("Alert", labels, key="monitor_alert")
+    entry = result["attribution"][labels.index(picked)]
+    views = list(dict.fromkeys(c["by"] for c in entry["contributions"]))
+    with right:
+        view = st.selectbox("Split by", views, key="monitor_view")
+    st.caption(f"{entry['metric']}: reference {entry['reference']:,.4g} → {entry['value']:,.4g} "
+               f"(change {entry['change']:+,.4g}); each bar is a segment's mix + rate effect; they sum to the change.")
+    st.altair_chart(waterfall_chart(entry, view), width="stretch")
+    rows = pd.DataFrame([c for c in entry["contributions"] if c["by"] == view]).drop(columns=["by"])
+    st.dataframe(rows, hide_index=True, width="stretch", column_config={
+        "explanatory_power": st.column_config.NumberColumn("explanatory power", format="percent"),
+        "surprise": st.column_config.NumberColumn(format="%.4f")})
+
+
+def rules_section(result: dict) -> None:
+    """Each rule's daily hits against its band."""
+    keys = [k for k in result["daily"][0] if k.startswith(RULE_HITS)] if result["daily"] else []
+    alerting = sorted({a["metric"][len(RULE_HITS):] for a in result["alerts"] if a["metric"].startswith(RULE_HITS)})
+    st.caption(f"{len(keys)} rules; events whose condition is true, whatever the decision. Alerting: "
+               + (", ".join(alerting) if alerting else "none") + ".")
+    st.altair_chart(kpi_band_chart(result["daily"], keys, {k: k[len(RULE_HITS):] for k in keys}, columns=3),
+                    width="content")
+
+
+def drift_section(result: dict) -> None:
+    """Drift of every column and score against the reference, and the bins that moved most."""
+    drift = pd.DataFrame([{"column": d["column"], "kind": d["kind"], "PSI": d["psi"], "JS distance": d["js_distance"],
+                           "worst day PSI": d["max_daily_psi"], "worst day": d["max_day"], "drifted": d["drifted"]}
+                          for d in result["drift"]])
+    st.dataframe(drift, hide_index=True, width="stretch", column_config={
+        "PSI": st.column_config.NumberColumn(format="%.3f"),
+        "JS distance": st.column_config.NumberColumn(format="%.3f"),
+        "worst day PSI": st.column_config.NumberColumn(format="%.3f")})
+    for d in [d for d in result["drift"] if d["bins"]]:
+        with st.expander(f"{d['column']}: bins that moved most (PSI {d['psi']:.3f})"):
+            st.dataframe(pd.DataFrame(d["bins"]), hide_index=True, width="stretch", column_config={
+                k: st.column_config.NumberColumn(format="percent") for k in ("reference", "window", "change")})
+
+
+def estimate_section(result: dict) -> None:
+    """Precision estimated from the calibrated score against the early labels."""
+    estimate = result["estimate"]
+    if estimate is None:
+        st.info("No trained supervised detector: train one (Detectors page) to estimate precision before labels "
+                "arrive.")
+        return
+    gaps = [d["day"] for d in estimate["daily"] if d["disagree"]]
+    st.caption(f"Precision of flagged events estimated from **{estimate['detector']}**'s calibrated score "
+               f"(CBPE) against the labels already in; {len(gaps)} day(s) where they disagree by more than 3 "
+               "standard errors" + (f": {', '.join(gaps[:8])}" if gaps else "") + ". On the youngest days the few "
+               "early labels are mostly fraud.")
+    st.altair_chart(estimate_chart(estimate["daily"]), width="stretch")
+
+
+def clusters_section(result: dict, path: Path) -> None:
+    """Groups of allowed high-score events, their daily counts, and a 'Draft a rule' per group."""
+    clusters = result["clusters"]
+    if not clusters:
+        st.info("No group of allowed, high-score events is unusual enough (exact two-rate test, 1% chance of any "
+                "false group per run), or no trained detector.")
+        return
+    st.caption("Allowed events some detector scores in its top reference decile, grouped by shared attribute "
+               "values (numeric columns as reference-decile ranges). A group is listed when its count since its "
+               "onset beats the reference's, scaled by volume and by each value's own change, at a 1% chance of "
+               "any false group per run (Bonferroni over every group and onset tried).")
+    st.dataframe(pd.DataFrame([{"group": f"{n}. {c['group']}", "since": c["since"],
+                                "events since": c["events_since"], "entity-days/day": c["per_day"],
+                                "usual": c["usual_per_day"], "lift": c["lift"],
+                                "p": c["p_value"]} for n, c in enumerate(clusters, start=1)]),
+                 hide_index=True, width="stretch",
+                 column_config={"entity-days/day": st.column_config.NumberColumn(
+                                    format="%.1f", help="distinct (first entity column, day) pairs a day since the "
+                                    "onset: a buyer's burst counts once"),
+                                "usual": st.column_config.NumberColumn(format="%.2f", help="entity-days a day usually"),
+                                "lift": st.column_config.NumberColumn(format="%.1f×"),
+                                "p": st.column_config.NumberColumn(format="%.0e", help="chance of a group this "
+                                                                   "unusual under no change, × the tests tried")})
+    st.altair_chart(cluster_chart(clusters), width="stretch")
+    for number, cluster in enumerate(clusters, start=1):
+        left, right = st.columns([6, 1])
+        left.markdown(f"**{number}. {md(cluster['group'])}** — {cluster['events_since']:,} events since "
+                      f"{cluster['since']}; {cluster['per_day']:,.1f} entity-days a day vs "
+                      f"{cluster['usual_per_day']:,.2f} usually ({cluster['lift']:,.1f}×)")
+        left.code(cluster["when"], language="sql")
+        if right.button("Draft a rule", key=f"monitor_draft_{number}", help="Open the Strategy editor with a review "
+                        "rule for this group appended (nothing is saved until you save)."):
+            draft_rule(path, number, cluster["when"])
+
+
 session = open_page("Monitor")
 ws = session.ws
 lo, hi = session.day_range()
@@ -112,91 +217,11 @@ tiles[3].metric("drifted columns", f"{len(drifted):,} of {len(result['drift'])}"
 
 st.subheader("Daily KPIs against their expected band")
 st.altair_chart(kpi_band_chart(result["daily"], list(METRICS), TITLES, columns=3), width="content")
-rule_keys = [k for k in result["daily"][0] if k.startswith(RULE_HITS)] if result["daily"] else []
-with st.expander(f"Hits of each rule ({len(rule_keys)} rules)", expanded=any(
-        a["metric"].startswith(RULE_HITS) for a in result["alerts"])):
-    st.altair_chart(kpi_band_chart(result["daily"], rule_keys, {k: k[len(RULE_HITS):] for k in rule_keys},
-                                   columns=3), width="content")
 
-st.subheader("Alerts")
-if not result["alerts"]:
-    st.success("No metric left its band in this window.")
-else:
-    alerts = pd.DataFrame([{"day": a["day"], "metric": a["metric"], "value": a["value"],
-                            "expected low": a["expected"][0], "expected high": a["expected"][1],
-                            "top segments": ", ".join(a["top"])} for a in result["alerts"]])
-    st.dataframe(alerts, hide_index=True, width="stretch")
-
-    st.subheader("Why it moved")
-    labels = [f"{e['day']} · {e['metric']}" for e in result["attribution"]]
-    left, right = st.columns([3, 2])
-    with left:
-        picked = st.selectbox("Alert", labels, key="monitor_alert")
-    entry = result["attribution"][labels.index(picked)]
-    views = list(dict.fromkeys(c["by"] for c in entry["contributions"]))
-    with right:
-        view = st.selectbox("Split by", views, key="monitor_view")
-    st.caption(f"{entry['metric']}: reference {entry['reference']:,.4g} → {entry['value']:,.4g} "
-               f"(change {entry['change']:+,.4g}); each bar is a segment's mix + rate effect; they sum to the change.")
-    st.altair_chart(waterfall_chart(entry, view), width="stretch")
-    rows = pd.DataFrame([c for c in entry["contributions"] if c["by"] == view]).drop(columns=["by"])
-    st.dataframe(rows, hide_index=True, width="stretch", column_config={
-        "explanatory_power": st.column_config.NumberColumn("explanatory power", format="percent"),
-        "surprise": st.column_config.NumberColumn(format="%.4f")})
-
-st.subheader("Drift against the reference")
-drift = pd.DataFrame([{"column": d["column"], "kind": d["kind"], "PSI": d["psi"], "JS distance": d["js_distance"],
-                       "worst day PSI": d["max_daily_psi"], "worst day": d["max_day"], "drifted": d["drifted"]}
-                      for d in result["drift"]])
-st.dataframe(drift, hide_index=True, width="stretch", column_config={
-    "PSI": st.column_config.NumberColumn(format="%.3f"), "JS distance": st.column_config.NumberColumn(format="%.3f"),
-    "worst day PSI": st.column_config.NumberColumn(format="%.3f")})
-for d in [d for d in result["drift"] if d["bins"]]:
-    with st.expander(f"{d['column']}: bins that moved most (PSI {d['psi']:.3f})"):
-        st.dataframe(pd.DataFrame(d["bins"]), hide_index=True, width="stretch", column_config={
-            k: st.column_config.NumberColumn(format="percent") for k in ("reference", "window", "change")})
-
-st.subheader("Early warning before labels arrive")
-estimate = result["estimate"]
-if estimate is None:
-    st.info("No trained supervised detector: train one (Detectors page) to estimate precision before labels arrive.")
-else:
-    gaps = [d["day"] for d in estimate["daily"] if d["disagree"]]
-    st.caption(f"Precision of flagged events estimated from **{estimate['detector']}**'s calibrated score "
-               f"(CBPE) against the labels already in; {len(gaps)} day(s) where they disagree by more than 3 "
-               "standard errors" + (f": {', '.join(gaps[:8])}" if gaps else "") + ". On the youngest days the few "
-               "early labels are mostly fraud.")
-    st.altair_chart(estimate_chart(estimate["daily"]), width="stretch")
-
-st.subheader("Possible attacks the strategy lets through")
-clusters = result["clusters"]
-if not clusters:
-    st.info("No group of allowed, high-score events is unusual enough (exact two-rate test, 1% chance of any false "
-            "group per run), or no trained detector.")
-else:
-    st.caption("Allowed events some detector scores in its top reference decile, grouped by shared attribute values "
-               "(numeric columns as reference-decile ranges). A group is listed when its count since its onset "
-               "beats the reference's, scaled by volume and by each value's own change, at a 1% chance of any "
-               "false group per run (Bonferroni over every group and onset tried).")
-    st.dataframe(pd.DataFrame([{"group": f"{n}. {c['group']}", "since": c["since"],
-                                "events since": c["events_since"], "entity-days/day": c["per_day"],
-                                "usual": c["usual_per_day"], "lift": c["lift"],
-                                "p": c["p_value"]} for n, c in enumerate(clusters, start=1)]),
-                 hide_index=True, width="stretch",
-                 column_config={"entity-days/day": st.column_config.NumberColumn(
-                                    format="%.1f", help="distinct (first entity column, day) pairs a day since the "
-                                    "onset: a buyer's burst counts once"),
-                                "usual": st.column_config.NumberColumn(format="%.2f", help="entity-days a day usually"),
-                                "lift": st.column_config.NumberColumn(format="%.1f×"),
-                                "p": st.column_config.NumberColumn(format="%.0e", help="chance of a group this "
-                                                                   "unusual under no change, × the tests tried")})
-    st.altair_chart(cluster_chart(clusters), width="stretch")
-for number, cluster in enumerate(clusters, start=1):
-    left, right = st.columns([6, 1])
-    left.markdown(f"**{number}. {md(cluster['group'])}** — {cluster['events_since']:,} events since "
-                  f"{cluster['since']}; {cluster['per_day']:,.1f} entity-days a day vs {cluster['usual_per_day']:,.2f} "
-                  f"usually ({cluster['lift']:,.1f}×)")
-    left.code(cluster["when"], language="sql")
-    if right.button("Draft a rule", key=f"monitor_draft_{number}", help="Open the Strategy editor with a review "
-                    "rule for this group appended (nothing is saved until you save)."):
-        draft_rule(path, number, cluster["when"])
+# Sections below draw only when opened (each tab reruns the page from the cached result): the page's cost in a
+# browser is its charts, and the first view needs only the KPIs and the alerts.
+draws = (alerts_section, rules_section, drift_section, estimate_section, lambda r: clusters_section(r, path))
+for tab, draw in zip(st.tabs(SECTIONS, key="monitor_section", on_change="rerun"), draws):
+    if tab.open:
+        with tab:
+            draw(result)
