@@ -493,3 +493,26 @@ def test_numeric_bins_read_as_ranges_and_select_what_they_say():
             holds = [con.execute(f"SELECT {render(b.condition(i)[1])} FROM (SELECT {value} AS account_age_days)"
                                  ).fetchall()[0][0] for i in range(1, 5)]
             assert holds == [i == j for i in range(1, 5)], value
+
+
+def test_a_rate_alert_needs_an_exact_binomial_tail_as_small_as_the_band():
+    """A reference precision of 100% (400 of 400) has no normal noise, so the band alone alerted on 14 of 15; the
+    exact tail at the padded rate 400.5/401 is 1.9% (scipy), far above the band's 3.2e-5: no alert. 5 of 15 is."""
+    from scipy.stats import binom, norm
+
+    from riskconsole.monitor import exact_rate_alert
+
+    in_ref = np.array([True] * 4 + [False] * 3)
+    den = np.array([100, 100, 100, 100, 15, 15, 5000], dtype=float)
+    count = np.array([100, 100, 100, 100, 14, 5, 4950], dtype=float)
+    expected = np.full(7, 1.0)
+    got = exact_rate_alert(count, den, expected, in_ref, below=np.ones(7, dtype=bool),
+                           candidate=np.array([False] * 4 + [True] * 3))
+    p = 400.5 / 401
+    assert binom.cdf(14, 15, p) == pytest.approx(1 - p ** 15) and binom.cdf(14, 15, p) > norm.sf(4)
+    assert binom.cdf(5, 15, p) < norm.sf(4) and binom.cdf(4950, 5000, p) < norm.sf(4)
+    assert got.tolist() == [False] * 4 + [False, True, True]
+    high = exact_rate_alert(np.array([3.0, 12.0]), np.array([1000.0, 1000.0]), np.full(2, 0.001),
+                            np.array([True, False]), below=np.zeros(2, dtype=bool), candidate=np.ones(2, dtype=bool))
+    assert high.tolist() == [binom.sf(2, 1000, 0.001) < norm.sf(4), binom.sf(11, 1000, 0.001) < norm.sf(4)] \
+        == [False, True]
