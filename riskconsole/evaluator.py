@@ -426,6 +426,22 @@ class Evaluator:
                     self._cache.move_to_end(key)
                     return self._cache[key]
 
+    def cached_rows(self, key: str) -> np.ndarray | None:
+        """The sorted rows of a condition if they are cached (no query, no sort)."""
+        with self._lock:
+            return self._cache.get(key)
+
+    def span_of(self, key: str) -> tuple[ThresholdTable, int, int] | None:
+        """Where a condition last answered by a threshold table holds: (the table, [lo, hi) of its sorted rows,
+        `table.rows[lo:hi]`), while that table is kept; else None."""
+        with self._lock:
+            tkey, value = self._derived.get(key, (None, None))
+            table = self._tables.get(tkey) if tkey is not None else None
+        if table is None:
+            return None
+        lo, hi = table.span(value)
+        return table, lo, hi
+
     def hits(self, condition: exp.Expression, compiled: CompiledStrategy) -> np.ndarray:
         """Boolean array over the population: where the condition holds."""
         mask = np.zeros(len(self.pos), dtype=bool)
