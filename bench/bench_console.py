@@ -72,12 +72,14 @@ def core(root: Path, strategy: str, check: bool = True) -> dict:
             engine.append(time.perf_counter() - started)
 
     setattr(ev.Evaluator, hook, timed)
-    # the other shares of a console answer: the report (build_report) and the outcome blocks (warm_outcomes)
+    # the other shares of a console answer: the report (build_report), the outcome groups (warm_outcomes) and the
+    # outcome blocks made from them (outcomes.describe: observability, bounds, estimate)
     import riskconsole.outcome_cells as oc
+    import riskconsole.outcomes as oo
     import riskconsole.session as ss
 
-    spent: dict[str, list[float]] = {"report": [], "outcomes": []}
-    originals = [(ss, "build_report", "report"), (oc, "warm_outcomes", "outcomes")]
+    spent: dict[str, list[float]] = {"report": [], "outcomes": [], "describe": []}
+    originals = [(ss, "build_report", "report"), (oc, "warm_outcomes", "outcomes"), (oo, "describe", "describe")]
     for module, name, part in originals:
         def clocked(*args, _f=getattr(module, name), _part=part, **kwargs):
             started = time.perf_counter()
@@ -106,6 +108,7 @@ def core(root: Path, strategy: str, check: bool = True) -> dict:
         shares: dict[str, list[float]] = {k: [] for k in kinds}
         report_part: dict[str, list[float]] = {k: [] for k in kinds}
         outcome_part: dict[str, list[float]] = {k: [] for k in kinds}
+        describe_part: dict[str, list[float]] = {k: [] for k in kinds}
         checks = []
         builds: list[float] = []
 
@@ -113,6 +116,7 @@ def core(root: Path, strategy: str, check: bool = True) -> dict:
             engine.clear()
             spent["report"].clear()
             spent["outcomes"].clear()
+            spent["describe"].clear()
             started, cpu_started = time.perf_counter(), time.process_time()
             report = session.interactive(path, window, overrides, edited)
             times[kind].append(time.perf_counter() - started)
@@ -120,6 +124,7 @@ def core(root: Path, strategy: str, check: bool = True) -> dict:
             shares[kind].append(sum(engine))
             report_part[kind].append(sum(spent["report"]))
             outcome_part[kind].append(sum(spent["outcomes"]))
+            describe_part[kind].append(sum(spent["describe"]))
             if check and len(times[kind]) <= 2:
                 checks.append((kind, overrides, edited, report))
 
@@ -174,7 +179,8 @@ def core(root: Path, strategy: str, check: bool = True) -> dict:
     for module, name, _ in originals:
         setattr(module, name, getattr(module, f"_bench_{name}"))
     out["moves"] = {k: {**_stats(v), "cpu": _stats(cpu[k]), "engine": _stats(shares[k]),
-                        "report": _stats(report_part[k]), "outcomes": _stats(outcome_part[k])} for k, v in times.items() if v}
+                        "report": _stats(report_part[k]), "outcomes": _stats(outcome_part[k]),
+                        "describe": _stats(describe_part[k])} for k, v in times.items() if v}
     all_moves = [t for k in ("threshold_first", "threshold", "other_first", "other") for t in times[k]]
     out["slider_median_ms"] = round(statistics.median(all_moves) * 1e3, 3)
     out["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2)
