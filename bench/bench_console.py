@@ -61,30 +61,35 @@ def core(root: Path, strategy: str, check: bool = True) -> dict:
     from riskconsole.workspace import Workspace
 
     engine: list[float] = []
+    cpu_of: dict[str, list[float]] = {"engine": [], "report": [], "outcomes": [], "describe": []}  # thread CPU
     hook = "answer" if hasattr(ev.Evaluator, "answer") else "groups"
     original = getattr(ev.Evaluator, hook)
 
     def timed(self, *args, **kwargs):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.thread_time()
         try:
             return original(self, *args, **kwargs)
         finally:
             engine.append(time.perf_counter() - started)
+            cpu_of["engine"].append(time.thread_time() - cpu_started)
 
     setattr(ev.Evaluator, hook, timed)
-    # the other shares of a console answer: the report (build_report) and the outcome blocks (warm_outcomes)
+    # the other shares of a console answer: the report (build_report), the outcome groups (warm_outcomes) and the
+    # outcome blocks made from them (outcomes.describe: observability, bounds, estimate)
     import riskconsole.outcome_cells as oc
+    import riskconsole.outcomes as oo
     import riskconsole.session as ss
 
-    spent: dict[str, list[float]] = {"report": [], "outcomes": []}
-    originals = [(ss, "build_report", "report"), (oc, "warm_outcomes", "outcomes")]
+    spent: dict[str, list[float]] = {"report": [], "outcomes": [], "describe": []}
+    originals = [(ss, "build_report", "report"), (oc, "warm_outcomes", "outcomes"), (oo, "describe", "describe")]
     for module, name, part in originals:
         def clocked(*args, _f=getattr(module, name), _part=part, **kwargs):
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.thread_time()
             try:
                 return _f(*args, **kwargs)
             finally:
                 spent[_part].append(time.perf_counter() - started)
+                cpu_of[_part].append(time.thread_time() - cpu_started)
         setattr(module, f"_bench_{name}", getattr(module, name))
         setattr(module, name, clocked)
     path = Workspace(root).strategies_dir / f"{strategy}.yaml"
@@ -106,6 +111,10 @@ def core(root: Path, strategy: str, check: bool = True) -> dict:
         shares: dict[str, list[float]] = {k: [] for k in kinds}
         report_part: dict[str, list[float]] = {k: [] for k in kinds}
         outcome_part: dict[str, list[float]] = {k: [] for k in kinds}
+        describe_part: dict[str, list[float]] = {k: [] for k in kinds}
+        # CPU of the answering thread alone (time.thread_time): on a busy machine wall time mostly measures the
+        # wait for a core; background table builds are not in it
+        thread_cpu: dict[str, dict[str, list[float]]] = {k: {p: [] for p in ("whole", *cpu_of)} for k in kinds}
         checks = []
         builds: list[float] = []
 
@@ -113,13 +122,20 @@ def core(root: Path, strategy: str, check: bool = True) -> dict:
             engine.clear()
             spent["report"].clear()
             spent["outcomes"].clear()
-            started, cpu_started = time.perf_counter(), time.process_time()
+            spent["describe"].clear()
+            for part in cpu_of.values():
+                part.clear()
+            started, cpu_started, own = time.perf_counter(), time.process_time(), time.thread_time()
             report = session.interactive(path, window, overrides, edited)
             times[kind].append(time.perf_counter() - started)
             cpu[kind].append(time.process_time() - cpu_started)
+            thread_cpu[kind]["whole"].append(time.thread_time() - own)
+            for part, values in cpu_of.items():
+                thread_cpu[kind][part].append(sum(values))
             shares[kind].append(sum(engine))
             report_part[kind].append(sum(spent["report"]))
             outcome_part[kind].append(sum(spent["outcomes"]))
+            describe_part[kind].append(sum(spent["describe"]))
             if check and len(times[kind]) <= 2:
                 checks.append((kind, overrides, edited, report))
 
@@ -174,7 +190,10 @@ def core(root: Path, strategy: str, check: bool = True) -> dict:
     for module, name, _ in originals:
         setattr(module, name, getattr(module, f"_bench_{name}"))
     out["moves"] = {k: {**_stats(v), "cpu": _stats(cpu[k]), "engine": _stats(shares[k]),
-                        "report": _stats(report_part[k]), "outcomes": _stats(outcome_part[k])} for k, v in times.items() if v}
+                        "report": _stats(report_part[k]), "outcomes": _stats(outcome_part[k]),
+                        "describe": _stats(describe_part[k]),
+                        "thread_cpu_median_ms": {p: _stats(t)["median_ms"] for p, t in thread_cpu[k].items()}}
+                    for k, v in times.items() if v}
     all_moves = [t for k in ("threshold_first", "threshold", "other_first", "other") for t in times[k]]
     out["slider_median_ms"] = round(statistics.median(all_moves) * 1e3, 3)
     out["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2)

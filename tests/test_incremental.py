@@ -47,6 +47,38 @@ def edit_ws(tmp_path):
     return ws
 
 
+def hidden_events(n: int = 600, seed: int = 3):
+    """Random events with what production did (DESIGN §6.2): it blocked big orders, explored some of them (various
+    propensities; those keep their label) and the rest of its blocks have no label. A few refunds (negative
+    amounts) test the money bounds' positive parts."""
+    import pandas as pd
+
+    events = random_events(n=n, seed=seed)
+    rng = np.random.default_rng(seed)
+    events.loc[rng.random(n) < 0.03, "amount"] *= -1
+    blocked = (events["amount"] > 140).to_numpy()
+    propensity = rng.choice([0.2, 0.35, 0.5], n)
+    explored = blocked & (rng.random(n) < propensity)
+    events["prod_action"] = np.where(blocked, "block", "allow")
+    events["explore"] = explored.astype(int)
+    events["propensity"] = np.where(explored, propensity, np.nan)
+    events.loc[blocked & ~explored, "is_fraud"] = pd.NA
+    return events
+
+
+@pytest.fixture
+def hidden_edit_ws(tmp_path):
+    """`edit_ws` with the outcome roles mapped: every answer carries observability, bounds and an estimate."""
+    from riskconsole.ingest import load
+
+    dataset = yaml.safe_load(yaml.safe_dump(BASE_DATASET))
+    dataset["columns"].update({"prod_action": "prod_action", "explore": "explore", "propensity": "propensity"})
+    ws = write_workspace(tmp_path / "ws", hidden_events(), dataset,
+                         strategies={"walk": {"name": "walk", "params": dict(PARAMS), "rules": RULES}})
+    load(ws)
+    return ws
+
+
 def _edit(rng: random.Random, body: dict, last: list) -> str:
     """Apply one random edit to the strategy body; returns what it did. A param is often moved again (a drag)."""
     rules, params = body["rules"], body["params"]
@@ -73,12 +105,20 @@ def _original(name: str) -> str:
     return next(r["when"] for r in RULES if r["name"] == name)
 
 
+@pytest.mark.parametrize("hidden", [False, True], ids=["plain", "outcome-roles"])
 @pytest.mark.parametrize("window", [make_window(), make_window("2026-03-02", "2026-03-05", "2026-03-05")])
-def test_random_edits_keep_console_equal_to_backtest(edit_ws, window):
+def test_random_edits_keep_console_equal_to_backtest(request, window, hidden, monkeypatch):
+    """With the outcome roles mapped, the outcome blocks (observability, bounds, estimate) are compared too: the
+    console reaches each configuration's outcome groups by toggling only the rows whose membership changed (never
+    regrouping every rule's rows), and they must equal the backtest's SQL pass after every step."""
+    from riskconsole.outcome_cells import OutcomeCells
+
+    ws = request.getfixturevalue("hidden_edit_ws" if hidden else "edit_ws")
+    monkeypatch.setattr(OutcomeCells, "_group", lambda *a: pytest.fail("regrouped every rule's rows"))
     rng = random.Random(14)
-    path = edit_ws.strategies_dir / "walk.yaml"
+    path = ws.strategies_dir / "walk.yaml"
     body = yaml.safe_load(path.read_text())
-    with Session(edit_ws) as console, Session(edit_ws) as cli:
+    with Session(ws) as console, Session(ws) as cli:
         last: list = []
         for step in range(200 if window.start is None else 60):
             what = _edit(rng, body, last)
@@ -94,12 +134,17 @@ def test_random_edits_keep_console_equal_to_backtest(edit_ws, window):
                     evaluator.wait()
             cli._evaluators.clear()
             want = cli.backtest(path, window, overrides).report
+            if hidden:
+                assert {"observability", "bounds", "estimate"} <= set(want["overall"])
             try:
                 assert_same(got, want, rel=1e-9)
             except AssertionError:
                 pytest.fail(f"step {step} ({what}, overrides {overrides}): console differs from the backtest")
         evaluator = next(iter(console._evaluators.values()))
         assert evaluator._tables, "threshold moves were answered from sorted columns"
+        if hidden:  # threshold moves toggled only the rows between two positions of a table, edits the rows changed
+            toggles = evaluator._companions["outcomes"].toggles
+            assert toggles["threshold"] and toggles["edit"] > 20, toggles
 
 
 @pytest.mark.parametrize("param, values", [
@@ -134,6 +179,40 @@ def test_threshold_moves_need_no_sql(edit_ws, monkeypatch, param, values):
         assert_same(session.interactive(path, window, {param: values[-1]}),
                     session.backtest(path, window, {param: values[-1]}).report)
         assert calls == []
+
+
+@pytest.mark.parametrize("param, values", [
+    ("users", (4, 1, 2, 5, 6, 3, 0, 7)),                 # device_users_1d >= $users
+    ("cut", (30.0, 5.5, 55.0, 120.25, 0.0, 400.0, -5.0)),  # amount < $cut, ANDed (refunds below 0)
+    ("avg", (60.0, 120.5, 10.0, 400.0, 80.0)),           # $avg >= user_amount_1d: written the other way round
+])
+def test_threshold_drags_move_outcome_groups_by_the_rows_between(hidden_edit_ws, monkeypatch, param, values):
+    """Once a threshold's table is built, each move's outcome groups (observability, bounds, estimate) come from
+    toggling the table's rows between the old and the new threshold: no regrouping and no SQL, and the report is
+    the backtest's, outcome blocks included."""
+    from riskconsole.outcome_cells import OutcomeCells
+
+    path = hidden_edit_ws.strategies_dir / "walk.yaml"
+    window = make_window()
+    monkeypatch.setattr(OutcomeCells, "_group", lambda *a: pytest.fail("regrouped every rule's rows"))
+    with Session(hidden_edit_ws) as session:
+        session.interactive(path, window)
+        session.interactive(path, window, {param: values[0]})  # builds the table (in the background)
+        evaluator = next(iter(session._evaluators.values()))
+        evaluator.wait()
+        cells = evaluator._companions["outcomes"]
+        calls = []
+        original = evaluator._query
+        monkeypatch.setattr(evaluator, "_query", lambda *a, **k: calls.append(a) or original(*a, **k))
+        for value in values[1:]:
+            report = session.interactive(path, window, {param: value})
+            want = session.backtest(path, window, {param: value}).report
+            assert {"observability", "bounds", "estimate"} <= set(want["overall"])
+            assert_same(report, want)
+        assert calls == []
+        # all but the first move after the build (it starts from a queried condition) and a return to the saved
+        # value (its groups are cached)
+        assert cells.toggles["threshold"] >= len(values) - 3, cells.toggles
 
 
 def test_curve_of_a_threshold_comes_from_the_sorted_column(edit_ws):

@@ -446,3 +446,50 @@ def test_tune_page_shows_the_backtest_pages_ranges_with_the_reason(tmp_path, mon
         assert tune[m.title] == backtest[m.title] == want, (key, tune, want)
     hidden = report["overall"]["observability"]["unobservable"]
     assert any(f"{hidden:,} events production blocked have no label" in c for c in tune_captions), tune_captions
+
+
+def test_more_conditions_than_pattern_bits_and_a_failed_toggle(tmp_path, monkeypatch):
+    """Past 32 distinct conditions the warm path groups the rules' rows at once (np.unique) instead of toggling
+    pattern bits; and a query failing halfway through a move leaves no half-toggled groups: the next answers are
+    the backtest's again."""
+    from riskconsole.backtest import make_window
+    from riskconsole.ingest import load
+    from riskconsole.outcome_cells import SLOTS, OutcomeCells
+    from riskconsole.session import Session
+    from tests.conftest import assert_same
+
+    many = {"name": "many", "params": {"cut": 150.0},
+            "rules": [{"name": f"r{i}", "when": f"amount > {10 * i} AND user_orders_1h >= {i % 3}",
+                       "action": ("block", "review", "allow")[i % 3]} for i in range(SLOTS + 2)]
+            + [{"name": "big", "when": "amount > $cut", "action": "block"}]}
+    ws = write_workspace(tmp_path / "ws", _events(), _dataset(**ROLES), {"walk": WALK, "many": many})
+    load(ws)
+    window = make_window()
+    grouped = []
+    original = OutcomeCells._group
+    monkeypatch.setattr(OutcomeCells, "_group", lambda self, columns: grouped.append(1) or original(self, columns))
+    with Session(ws) as console, Session(ws) as cli:
+        path = ws.strategies_dir / "many.yaml"
+        assert_same(console.interactive(path, window), cli.backtest(path, window).report)
+        assert grouped
+        walk = ws.strategies_dir / "walk.yaml"
+        assert_same(console.interactive(walk, window), cli.backtest(walk, window).report)
+        toggled = {"calls": 0}
+        toggle = OutcomeCells._toggle
+
+        def flaky(self, rows, bit):  # the second toggle of the move fails, after the first was applied
+            toggled["calls"] += 1
+            if toggled["calls"] == 2:
+                raise RuntimeError("the query failed")
+            return toggle(self, rows, bit)
+
+        monkeypatch.setattr(OutcomeCells, "_toggle", flaky)
+        body = yaml.safe_load(walk.read_text())
+        body["rules"][0]["when"] = "merchant_id IN (101) AND amount < 40"
+        body["rules"][3]["when"] = "device_users_1d >= 2"
+        walk.write_text(yaml.safe_dump(body, sort_keys=False))
+        with pytest.raises(RuntimeError, match="the query failed"):
+            console.interactive(walk, window, {"cut": 90.0})
+        for cut in (90.0, 150.0, 20.0):
+            got = console.interactive(walk, window, {"cut": cut})
+            assert_same(got, cli.backtest(walk, window, {"cut": cut}).report)
