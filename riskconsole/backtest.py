@@ -80,6 +80,8 @@ class Groups:
     amount: np.ndarray       # float64 amount summed (0 where amount is missing or unmapped)
     days: list[date]         # every day of the window, in order
     segment: np.ndarray | None = None  # object: segment label per group (with --by)
+    classes: pa.Table | None = None  # with `classes`: the same events also split by observability class (DESIGN
+    #                                  §6.2), one row per (day, label, rule mask, class): what `outcomes.py` reads
 
 
 def _timestamp(value: datetime) -> exp.Expression:
@@ -131,8 +133,16 @@ def mask_words(compiled: CompiledStrategy) -> list[exp.Expression]:
 
 
 def groups_query(compiled: CompiledStrategy, frame: Frame, dataset: Dataset, window: Window,
-                 segment: exp.Expression | None = None) -> exp.Select:
-    """The one query a backtest runs: population rows grouped by day, label and rule mask (and segment)."""
+                 segment: exp.Expression | None = None,
+                 classes: tuple[exp.Expression, exp.Expression] | None = None) -> exp.Select:
+    """The one query a backtest runs: population rows grouped by day, label and rule mask (and segment).
+
+    With `classes` (an event's observability class and its 1/propensity, `outcomes.observability_class`) the rows
+    are split further by class and carry the sums of the outcome blocks (`on`, `oamt`, `opos`, `ow`, `owamt`, per
+    (day, label, class, rule mask)), while `n` and `amt` stay the sums of the whole (day, label, rule mask[, segment])
+    group, summed over its classes exactly (DECIMAL) by a window over the grouped rows: one scan serves the metrics
+    and the §6.2 blocks, and the metrics read the very numbers they read without the split.
+    """
     amount = fill("coalesce(CAST(:a AS DOUBLE), 0)", a=ident(dataset.columns.amount)) if dataset.columns.amount \
         else lit(0.0)
     words = mask_words(compiled)
@@ -141,32 +151,94 @@ def groups_query(compiled: CompiledStrategy, frame: Frame, dataset: Dataset, win
         alias(known_label(dataset, window), "y"), alias(amount, "amt"),
         *[alias(w, f"m{i}") for i, w in enumerate(words)],
         *([alias(fill("coalesce(CAST(:s AS VARCHAR), '(missing)')", s=segment), "seg")] if segment else []),
+        *([alias(classes[0], "cls"), alias(classes[1], "ipw")] if classes else []),
         *frame.weights(),
     ).from_(source(compiled, frame).subquery("src"))
     for condition in population_filters(compiled, dataset, window):
         inner = inner.where(condition)
-    keys = ["day", "y", *[f"m{i}" for i in range(len(words))], *(["seg"] if segment else [])]
+    masks = [f"m{i}" for i in range(len(words))]
+    keys = ["day", "y", *masks, *(["seg"] if segment else [])]
+    sums = [alias(frame.count(), "n"), alias(money_sum("amt"), "amt")]
+    if classes:
+        sums = _class_sums(frame, keys, ["day", "y", "cls", *masks] if segment else None)
+        keys = [*keys, "cls"]
     # ordered: the numpy sums over these groups must not depend on which thread finished first
-    return exp.select(*keys, alias(frame.count(), "n"), alias(money_sum("amt"), "amt")).from_(
-        inner.subquery("p")).group_by(*keys).order_by(*keys)
+    return exp.select(*keys, *sums).from_(inner.subquery("p")).group_by(*keys).order_by(*keys)
+
+
+def _class_sums(frame: Frame, keys: list[str], outcome_keys: list[str] | None) -> list[exp.Expression]:
+    """The sums of a query grouped by `keys` and the class: `n`/`amt` over the classes of each `keys` group, and the
+    outcome sums per class (summed over `outcome_keys` too when given: across the segments of a `--by`)."""
+    def count(by: list[str] | None) -> exp.Expression:
+        return frame.count() if by is None else fill("CAST(:s AS BIGINT)", s=_over(exp.Sum(this=frame.count()), by))
+
+    def money(node: exp.Expression | str, by: list[str] | None) -> exp.Expression:
+        if by is None:
+            return money_sum(node)
+        exact = exp.Sum(this=fill("sum(CAST(:x AS DECIMAL(38, 6)))", x=node))  # a sum of exact sums: still exact
+        return fill("CAST(:s AS DOUBLE)", s=_over(exact, by))
+
+    return [alias(count(keys), "n"), alias(money("amt", keys), "amt"),
+            alias(count(outcome_keys), "on"), alias(money("amt", outcome_keys), "oamt"),
+            alias(money(fill("greatest(amt, 0)"), outcome_keys), "opos"), alias(money("ipw", outcome_keys), "ow"),
+            alias(money(fill("ipw * amt"), outcome_keys), "owamt")]
+
+
+def _over(node: exp.Expression, by: list[str]) -> exp.Window:
+    """`node OVER (PARTITION BY by)`: an aggregate of the grouped rows, computed after the grouping."""
+    return exp.Window(this=node, partition_by=[ident(k) for k in by])
 
 
 def run_groups(con: Runner, compiled: CompiledStrategy, frame: Frame, dataset: Dataset,
-               window: Window, segment: exp.Expression | None = None) -> Groups:
-    """Execute the grouped query (on a safe connection) and unpack it into numpy arrays."""
-    table = run_query(con, groups_query(compiled, frame, dataset, window, segment), compiled.name)
+               window: Window, segment: exp.Expression | None = None,
+               classes: tuple[exp.Expression, exp.Expression] | None = None) -> Groups:
+    """Execute the grouped query (on a safe connection) and unpack it into numpy arrays.
+
+    With `classes`, the query's rows are split by observability class: the groups are the first row of each
+    (day, label, rule mask[, segment]) run (whose `n`/`amt` hold the whole group), and `Groups.classes` keeps every
+    row for `outcomes.outcomes_of`.
+    """
+    table = run_query(con, groups_query(compiled, frame, dataset, window, segment, classes), compiled.name)
     days = window_days(con, dataset, window)
     if table.num_rows == 0:
         raise RiskConsoleError(empty_window_message(con, compiled, dataset, window))
+    split = table if classes else None
+    if classes:
+        masks = [f"m{i}" for i in range((len(compiled.rules) - 1) // BITS + 1)]
+        keys = [numbers(table.column(k), np.int64) for k in ("day", "y", *masks)]
+        table = table.filter(pa.array(run_starts(keys + ([seg_codes(table)] if segment is not None else []))))
     first = np.datetime64(days[0], "D") if days else np.datetime64("1970-01-01", "D")
     day = day_index(table.column("day"), first)
-    words = [numbers(table.column(f"m{i}"), np.int64) for i in range((len(compiled.rules) - 1) // BITS + 1)]
-    hits = np.zeros((table.num_rows, len(compiled.rules)), dtype=bool)
-    for i in range(len(compiled.rules)):
-        hits[:, i] = (words[i // BITS] >> (i % BITS)) & 1
     seg = np.asarray(table.column("seg").to_pylist(), dtype=object) if segment is not None else None
-    return Groups(day, numbers(table.column("y"), np.int8), hits, numbers(table.column("n"), np.int64),
-                  np.nan_to_num(numbers(table.column("amt"), np.float64)), days, seg)
+    return Groups(day, numbers(table.column("y"), np.int8), rule_hits(table, len(compiled.rules)),
+                  numbers(table.column("n"), np.int64), np.nan_to_num(numbers(table.column("amt"), np.float64)), days,
+                  seg, split)
+
+
+def rule_hits(table: pa.Table, rules: int) -> np.ndarray:
+    """Which rules' conditions held, per row of a grouped table (bit i of mask word `m{i // BITS}`)."""
+    words = [numbers(table.column(f"m{i}"), np.int64) for i in range((rules - 1) // BITS + 1)]
+    hits = np.zeros((table.num_rows, rules), dtype=bool)
+    for i in range(rules):
+        hits[:, i] = (words[i // BITS] >> (i % BITS)) & 1
+    return hits
+
+
+def run_starts(keys: list[np.ndarray]) -> np.ndarray:
+    """Rows (of rows sorted by `keys`) where the keys differ from the row before: the first row of each run."""
+    n = len(keys[0]) if keys else 0
+    starts = np.zeros(n, dtype=bool)
+    if n:
+        starts[0] = True
+        for key in keys:
+            starts[1:] |= key[1:] != key[:-1]
+    return starts
+
+
+def seg_codes(table: pa.Table) -> np.ndarray:
+    """The segment column as integer codes (equal text, equal code)."""
+    _, codes = np.unique(np.asarray(table.column("seg").to_pylist(), dtype=object), return_inverse=True)
+    return codes
 
 
 _FIXED = {pa.int8(): np.int8, pa.int16(): np.int16, pa.int32(): np.int32, pa.int64(): np.int64, pa.uint8(): np.uint8,

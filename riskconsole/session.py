@@ -386,9 +386,9 @@ class Session:
                  strategy: Strategy | None = None) -> Backtest:
         """Compile, run and report one strategy (and, with a baseline, both in the same SQL pass).
 
-        With `prod_action` mapped, a second grouped pass adds bounds over the outcomes production hid (and `assume`
-        names an explicit assumption about them instead of the worst case): see `outcomes.py`. An entity-level
-        strategy runs the same way over its entity frame (`entities.py`).
+        With `prod_action` mapped, the same pass is split by observability class and adds bounds over the outcomes
+        production hid (and `assume` names an explicit assumption about them instead of the worst case): see
+        `outcomes.py`. An entity-level strategy runs the same way over its entity frame (`entities.py`).
         """
         from riskconsole.compare import compare_block, joint_groups
         from riskconsole.segments import segment_expression
@@ -399,14 +399,19 @@ class Session:
         base = self.compile(baseline.path) if baseline is not None else None
         if base is not None:
             self._same_level(compiled, base, baseline.path)
+        classes = None
+        if self.dataset.columns.prod_action and compiled.strategy.level is None:
+            from riskconsole.outcomes import observability_class
+
+            classes = observability_class(dataset)
         with self.cursor(compiled.strategy) as cur:
             runner = self._runner(cur, self.ws.rel(path), compiled, *([base] if base is not None else []))
             segment = segment_expression(cur, by, compiled, frame, dataset, window) if by else None
             if base is None:
-                groups, joint = run_groups(runner, compiled, frame, dataset, window, segment), None
+                groups, joint = run_groups(runner, compiled, frame, dataset, window, segment, classes), None
             else:
                 joint = joint_groups(runner, compiled, base, frame, dataset, window,
-                                     baseline.allow_different_population, segment)
+                                     baseline.allow_different_population, segment, classes)
                 groups = joint.side_groups("candidate")
         report = self._report(compiled, groups, window, by)
         if joint is not None:
@@ -414,12 +419,11 @@ class Session:
             block = compare_block(joint, dataset, baseline.bootstrap, baseline.seed,
                                   [w for w in self._warnings_of(base, report) if w not in own])
             report["compare"] = {"baseline_strategy": base.name, **block}
-        if self.dataset.columns.prod_action and compiled.strategy.level is None:
+        if classes is not None:
             from riskconsole.outcomes import attach
 
-            with self.cursor() as cur:
-                attach(report, cur, compiled, base, frame, dataset, window, assume,
-                       *((baseline.bootstrap, baseline.seed) if baseline else ()))
+            attach(report, compiled, base, groups if joint is None else joint, dataset, assume,
+                   *((baseline.bootstrap, baseline.seed) if baseline else ()))
         elif assume:
             why = "maps no columns.prod_action, so no outcome is hidden and there is nothing to assume" \
                 if not self.dataset.columns.prod_action else "is entity-level: production decided events, not " \
