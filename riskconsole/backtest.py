@@ -202,17 +202,17 @@ def run_groups(con: Runner, compiled: CompiledStrategy, frame: Frame, dataset: D
     days = window_days(con, dataset, window)
     if table.num_rows == 0:
         raise RiskConsoleError(empty_window_message(con, compiled, dataset, window))
-    split = table if classes else None
+    seg = np.asarray(table.column("seg").to_pylist(), dtype=object) if segment is not None else None
+    keep = slice(None)  # numpy indexing, not Arrow's filter: building an Arrow array from numpy imports pandas
     if classes:
         masks = [f"m{i}" for i in range((len(compiled.rules) - 1) // BITS + 1)]
         keys = [numbers(table.column(k), np.int64) for k in ("day", "y", *masks)]
-        table = table.filter(pa.array(run_starts(keys + ([seg_codes(table)] if segment is not None else []))))
+        keep = run_starts(keys + ([np.unique(seg, return_inverse=True)[1]] if segment is not None else []))
     first = np.datetime64(days[0], "D") if days else np.datetime64("1970-01-01", "D")
-    day = day_index(table.column("day"), first)
-    seg = np.asarray(table.column("seg").to_pylist(), dtype=object) if segment is not None else None
-    return Groups(day, numbers(table.column("y"), np.int8), rule_hits(table, len(compiled.rules)),
-                  numbers(table.column("n"), np.int64), np.nan_to_num(numbers(table.column("amt"), np.float64)), days,
-                  seg, split)
+    return Groups(day_index(table.column("day"), first)[keep], numbers(table.column("y"), np.int8)[keep],
+                  rule_hits(table, len(compiled.rules))[keep], numbers(table.column("n"), np.int64)[keep],
+                  np.nan_to_num(numbers(table.column("amt"), np.float64))[keep], days,
+                  seg[keep] if seg is not None else None, table if classes else None)
 
 
 def rule_hits(table: pa.Table, rules: int) -> np.ndarray:
@@ -233,12 +233,6 @@ def run_starts(keys: list[np.ndarray]) -> np.ndarray:
         for key in keys:
             starts[1:] |= key[1:] != key[:-1]
     return starts
-
-
-def seg_codes(table: pa.Table) -> np.ndarray:
-    """The segment column as integer codes (equal text, equal code)."""
-    _, codes = np.unique(np.asarray(table.column("seg").to_pylist(), dtype=object), return_inverse=True)
-    return codes
 
 
 _FIXED = {pa.int8(): np.int8, pa.int16(): np.int16, pa.int32(): np.int32, pa.int64(): np.int64, pa.uint8(): np.uint8,

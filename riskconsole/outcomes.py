@@ -24,7 +24,6 @@ from itertools import product
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pyarrow as pa
 from sqlglot import exp
 
 from riskconsole.backtest import BITS, Groups, Runner, Window, day_index, numbers, rule_hits, run_groups, run_starts
@@ -110,15 +109,16 @@ def outcomes_of(groups: Groups, rules: int) -> Outcomes:
     masks = [f"m{i}" for i in range((rules - 1) // BITS + 1)]
     keys = [numbers(table.column(k), np.int64) for k in ("day", "y", "cls", *masks)]
     order = np.lexsort(keys[::-1])
-    table = table.take(pa.array(order[run_starts([k[order] for k in keys])]))
+    rows = order[run_starts([k[order] for k in keys])]
     first = np.datetime64(groups.days[0], "D") if groups.days else np.datetime64("1970-01-01", "D")
 
     def floats(name: str) -> np.ndarray:
-        return np.nan_to_num(numbers(table.column(name), np.float64))
+        return np.nan_to_num(numbers(table.column(name), np.float64))[rows]
 
-    return Outcomes(day_index(table.column("day"), first), numbers(table.column("y"), np.int8),
-                    rule_hits(table, rules), numbers(table.column("cls"), np.int8), numbers(table.column("on"), np.int64),
-                    floats("oamt"), floats("opos"), floats("ow"), floats("owamt"), groups.days)
+    return Outcomes(day_index(table.column("day"), first)[rows], keys[1][rows].astype(np.int8),
+                    rule_hits(table, rules)[rows], keys[2][rows].astype(np.int8),
+                    numbers(table.column("on"), np.int64)[rows], floats("oamt"), floats("opos"), floats("ow"),
+                    floats("owamt"), groups.days)
 
 
 def run_outcomes(con: Runner, compiled: CompiledStrategy, frame: Frame, dataset: Dataset,

@@ -15,21 +15,23 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from time import perf_counter
+from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 import yaml
 
 from riskconsole.backtest import Window, decisions_query, fetch_decisions, make_window, run_groups
 from riskconsole.config import Dataset, Level, Strategy
-from riskconsole.entities import EntityView
 from riskconsole.errors import DataError, RiskConsoleError
 from riskconsole.export import render_files
 from riskconsole.lists import list_files, register_lists, report_lists
 from riskconsole.report import Backtest, Baseline, build_report, detector_warnings
 from riskconsole.strategy import CompiledStrategy, Frame, compile_strategy, frame_of
 from riskconsole.workspace import Workspace
+
+if TYPE_CHECKING:  # entity frames only for entity-level strategies (`entities.py` imports every feature builder)
+    from riskconsole.entities import EntityView
 
 EVALUATORS = 6  # interactive windows kept warm (each holds its population's arrays and rule hits)
 
@@ -212,6 +214,8 @@ class Session:
             except RiskConsoleError as err:
                 lines.append(f"{self.ws.rel(path)}: entity frame not built: {err}")
                 continue
+            import pyarrow.compute as pc  # imported here: a backtest never needs it (issue 14)
+
             periods = int(pc.sum(view.table.column(WEIGHT)).as_py() or 0)
             lines.append(f"{level.entity} every {level.every} (horizon {level.horizon}): {periods:,} periods "
                          f"({perf_counter() - started:.1f} s)")
@@ -314,11 +318,11 @@ class Session:
         """The curve and unit of the label a backtest counts, where that label is dated: the events', or an
         entity level's (its table's label, or its periods' events where no table maps one); `label` names the
         strategy file in errors."""
-        from riskconsole.entities import check_level, label_table
-
         roles = self.dataset.columns
         if level is None:
             return (self.label_age_curve(), "events") if roles.label and roles.label_time else None
+        from riskconsole.entities import check_level, label_table  # imports every feature builder: entity levels only
+
         check_level(level, self.dataset, self.frame.columns, label)
         owner = label_table(self.dataset, level.entity)
         if not (self.dataset.tables[owner].label_time if owner else roles.label and roles.label_time):
