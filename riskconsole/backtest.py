@@ -137,11 +137,9 @@ def groups_query(compiled: CompiledStrategy, frame: Frame, dataset: Dataset, win
                  classes: tuple[exp.Expression, exp.Expression] | None = None) -> exp.Select:
     """The one query a backtest runs: population rows grouped by day, label and rule mask (and segment).
 
-    With `classes` (an event's observability class and its 1/propensity, `outcomes.observability_class`) the rows
-    are split further by class and carry the sums of the outcome blocks (`on`, `oamt`, `opos`, `ow`, `owamt`, per
-    (day, label, class, rule mask)), while `n` and `amt` stay the sums of the whole (day, label, rule mask[, segment])
-    group, summed over its classes exactly (DECIMAL) by a window over the grouped rows: one scan serves the metrics
-    and the §6.2 blocks, and the metrics read the very numbers they read without the split.
+    With `classes` (an event's observability class and its 1/propensity, `outcomes.observability_class`) the same
+    scan also groups by (day, label, rule mask, class) with the sums of the §6.2 blocks (`_split_by_class`): one
+    scan serves the metrics and the outcome blocks, and the metric groups are the very rows of the plain query.
     """
     amount = fill("coalesce(CAST(:a AS DOUBLE), 0)", a=ident(dataset.columns.amount)) if dataset.columns.amount \
         else lit(0.0)
@@ -158,35 +156,35 @@ def groups_query(compiled: CompiledStrategy, frame: Frame, dataset: Dataset, win
         inner = inner.where(condition)
     masks = [f"m{i}" for i in range(len(words))]
     keys = ["day", "y", *masks, *(["seg"] if segment else [])]
-    sums = [alias(frame.count(), "n"), alias(money_sum("amt"), "amt")]
     if classes:
-        sums = _class_sums(frame, keys, ["day", "y", "cls", *masks] if segment else None)
-        keys = [*keys, "cls"]
+        return _split_by_class(inner, frame, keys, masks)
     # ordered: the numpy sums over these groups must not depend on which thread finished first
-    return exp.select(*keys, *sums).from_(inner.subquery("p")).group_by(*keys).order_by(*keys)
+    return exp.select(*keys, alias(frame.count(), "n"), alias(money_sum("amt"), "amt")).from_(
+        inner.subquery("p")).group_by(*keys).order_by(*keys)
 
 
-def _class_sums(frame: Frame, keys: list[str], outcome_keys: list[str] | None) -> list[exp.Expression]:
-    """The sums of a query grouped by `keys` and the class: `n`/`amt` over the classes of each `keys` group, and the
-    outcome sums per class (summed over `outcome_keys` too when given: across the segments of a `--by`)."""
-    def count(by: list[str] | None) -> exp.Expression:
-        return frame.count() if by is None else fill("CAST(:s AS BIGINT)", s=_over(exp.Sum(this=frame.count()), by))
+def _split_by_class(inner: exp.Select, frame: Frame, keys: list[str], masks: list[str]) -> exp.Select:
+    """One aggregate over two grouping sets: the metric groups (`keys`, `cls` NULL) and the outcome groups (day, label,
+    rule mask, class; `seg` NULL). Each row holds every sum, exact as `money_sum` gives it; the positive amount is the
+    amount minus its negative part and the 1/propensity sums skip the rows where it is 0 (all but the explored ones):
+    the same exact sums for less CPU. (Windows over one grouping by keys and class gave the same numbers, but DuckDB
+    2.0 planned them as a join of two scans.)"""
+    def exact(node: exp.Expression) -> exp.Expression:
+        return fill("sum(CAST(:x AS DECIMAL(38, 6)))", x=node)
 
-    def money(node: exp.Expression | str, by: list[str] | None) -> exp.Expression:
-        if by is None:
-            return money_sum(node)
-        exact = exp.Sum(this=fill("sum(CAST(:x AS DECIMAL(38, 6)))", x=node))  # a sum of exact sums: still exact
-        return fill("CAST(:s AS DOUBLE)", s=_over(exact, by))
+    def only(node: exp.Expression, where: exp.Expression) -> exp.Expression:
+        return fill("coalesce(:s, 0)", s=exp.Filter(this=exact(node), expression=exp.Where(this=where)))
 
-    return [alias(count(keys), "n"), alias(money("amt", keys), "amt"),
-            alias(count(outcome_keys), "on"), alias(money("amt", outcome_keys), "oamt"),
-            alias(money(fill("greatest(amt, 0)"), outcome_keys), "opos"), alias(money("ipw", outcome_keys), "ow"),
-            alias(money(fill("ipw * amt"), outcome_keys), "owamt")]
-
-
-def _over(node: exp.Expression, by: list[str]) -> exp.Window:
-    """`node OVER (PARTITION BY by)`: an aggregate of the grouped rows, computed after the grouping."""
-    return exp.Window(this=node, partition_by=[ident(k) for k in by])
+    amt, ipw = exp.column("amt", table="p", quoted=True), exp.column("ipw", table="p", quoted=True)
+    explored = fill(":i <> 0", i=ipw)
+    sets = exp.GroupingSets(expressions=[exp.Tuple(expressions=[ident(k) for k in keys]),
+                                         exp.Tuple(expressions=[ident(k) for k in ("day", "y", *masks, "cls")])])
+    return exp.select(
+        *keys, "cls", alias(frame.count(), "n"), alias(money_sum(amt), "amt"),
+        alias(exp.cast(fill(":a - :n", a=exact(amt), n=only(amt, fill(":a < 0", a=amt))), "DOUBLE"), "pos"),
+        alias(exp.cast(only(ipw, explored), "DOUBLE"), "w"),
+        alias(exp.cast(only(fill(":i * :a", i=ipw, a=amt), explored), "DOUBLE"), "wamt"),
+    ).from_(inner.subquery("p")).group_by(sets).order_by(*keys, "cls")  # ordered, as the plain query
 
 
 def run_groups(con: Runner, compiled: CompiledStrategy, frame: Frame, dataset: Dataset,
@@ -194,9 +192,8 @@ def run_groups(con: Runner, compiled: CompiledStrategy, frame: Frame, dataset: D
                classes: tuple[exp.Expression, exp.Expression] | None = None) -> Groups:
     """Execute the grouped query (on a safe connection) and unpack it into numpy arrays.
 
-    With `classes`, the query's rows are split by observability class: the groups are the first row of each
-    (day, label, rule mask[, segment]) run (whose `n`/`amt` hold the whole group), and `Groups.classes` keeps every
-    row for `outcomes.outcomes_of`.
+    With `classes`, the metric groups are the query's rows without a class, and `Groups.classes` keeps the rows of
+    the outcome groups (without a segment) for `outcomes.outcomes_of`.
     """
     table = run_query(con, groups_query(compiled, frame, dataset, window, segment, classes), compiled.name)
     days = window_days(con, dataset, window)
@@ -205,9 +202,7 @@ def run_groups(con: Runner, compiled: CompiledStrategy, frame: Frame, dataset: D
     seg = np.asarray(table.column("seg").to_pylist(), dtype=object) if segment is not None else None
     keep = slice(None)  # numpy indexing, not Arrow's filter: building an Arrow array from numpy imports pandas
     if classes:
-        masks = [f"m{i}" for i in range((len(compiled.rules) - 1) // BITS + 1)]
-        keys = [numbers(table.column(k), np.int64) for k in ("day", "y", *masks)]
-        keep = run_starts(keys + ([np.unique(seg, return_inverse=True)[1]] if segment is not None else []))
+        keep = table.column("cls").is_null().to_numpy(zero_copy_only=False)
     first = np.datetime64(days[0], "D") if days else np.datetime64("1970-01-01", "D")
     return Groups(day_index(table.column("day"), first)[keep], numbers(table.column("y"), np.int8)[keep],
                   rule_hits(table, len(compiled.rules))[keep], numbers(table.column("n"), np.int64)[keep],
@@ -222,17 +217,6 @@ def rule_hits(table: pa.Table, rules: int) -> np.ndarray:
     for i in range(rules):
         hits[:, i] = (words[i // BITS] >> (i % BITS)) & 1
     return hits
-
-
-def run_starts(keys: list[np.ndarray]) -> np.ndarray:
-    """Rows (of rows sorted by `keys`) where the keys differ from the row before: the first row of each run."""
-    n = len(keys[0]) if keys else 0
-    starts = np.zeros(n, dtype=bool)
-    if n:
-        starts[0] = True
-        for key in keys:
-            starts[1:] |= key[1:] != key[:-1]
-    return starts
 
 
 _FIXED = {pa.int8(): np.int8, pa.int16(): np.int16, pa.int32(): np.int32, pa.int64(): np.int64, pa.uint8(): np.uint8,

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from sqlglot import exp
 
-from riskconsole.backtest import BITS, Groups, Runner, Window, day_index, numbers, rule_hits, run_groups, run_starts
+from riskconsole.backtest import BITS, Groups, Runner, Window, day_index, numbers, rule_hits, run_groups
 from riskconsole.config import Business, Dataset
 from riskconsole.errors import RiskConsoleError
 from riskconsole.metrics import ALLOW, BLOCK, REVIEW, RuleSet, decide, parts, rates, scalar
@@ -100,25 +100,24 @@ def observability_class(dataset: Dataset) -> tuple[exp.Expression, exp.Expressio
 
 
 def outcomes_of(groups: Groups, rules: int) -> Outcomes:
-    """The outcome groups of a grouped pass run with `classes` (`backtest.run_groups`): its rows by (day, label,
-    class, rule mask), in that order; with segments, the rows of one outcome group carry the same sums (summed
-    across segments in SQL) and the first is kept."""
+    """The outcome groups of a grouped pass run with `classes` (`backtest.run_groups`): its rows with a class, by
+    (day, label, class, rule mask) in that order."""
     table = groups.classes
     if table is None:
         raise ValueError("outcomes_of: the grouped pass ran without observability classes")
     masks = [f"m{i}" for i in range((rules - 1) // BITS + 1)]
-    keys = [numbers(table.column(k), np.int64) for k in ("day", "y", "cls", *masks)]
-    order = np.lexsort(keys[::-1])
-    rows = order[run_starts([k[order] for k in keys])]
+    classes = numbers(table.column("cls"), np.int64)
+    keys = [numbers(table.column(k), np.int64) for k in ("day", "y", *masks)]
+    rows = np.flatnonzero(~table.column("cls").is_null().to_numpy(zero_copy_only=False))
+    rows = rows[np.lexsort([k[rows] for k in (*keys[2:][::-1], classes, keys[1], keys[0])])]
     first = np.datetime64(groups.days[0], "D") if groups.days else np.datetime64("1970-01-01", "D")
 
     def floats(name: str) -> np.ndarray:
         return np.nan_to_num(numbers(table.column(name), np.float64))[rows]
 
     return Outcomes(day_index(table.column("day"), first)[rows], keys[1][rows].astype(np.int8),
-                    rule_hits(table, rules)[rows], keys[2][rows].astype(np.int8),
-                    numbers(table.column("on"), np.int64)[rows], floats("oamt"), floats("opos"), floats("ow"),
-                    floats("owamt"), groups.days)
+                    rule_hits(table, rules)[rows], classes[rows].astype(np.int8), numbers(table.column("n"), np.int64)[rows],
+                    floats("amt"), floats("pos"), floats("w"), floats("wamt"), groups.days)
 
 
 def run_outcomes(con: Runner, compiled: CompiledStrategy, frame: Frame, dataset: Dataset,
