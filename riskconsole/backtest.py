@@ -202,7 +202,7 @@ def run_groups(con: Runner, compiled: CompiledStrategy, frame: Frame, dataset: D
     seg = np.asarray(table.column("seg").to_pylist(), dtype=object) if segment is not None else None
     keep = slice(None)  # numpy indexing, not Arrow's filter: building an Arrow array from numpy imports pandas
     if classes:
-        keep = table.column("cls").is_null().to_numpy(zero_copy_only=False)
+        keep = np.isnan(numbers(table.column("cls"), np.float64))  # no class: a metric group
     first = np.datetime64(days[0], "D") if days else np.datetime64("1970-01-01", "D")
     return Groups(day_index(table.column("day"), first)[keep], numbers(table.column("y"), np.int8)[keep],
                   rule_hits(table, len(compiled.rules))[keep], numbers(table.column("n"), np.int64)[keep],

@@ -106,9 +106,9 @@ def outcomes_of(groups: Groups, rules: int) -> Outcomes:
     if table is None:
         raise ValueError("outcomes_of: the grouped pass ran without observability classes")
     masks = [f"m{i}" for i in range((rules - 1) // BITS + 1)]
-    classes = numbers(table.column("cls"), np.int64)
+    classes = numbers(table.column("cls"), np.float64)  # NaN: a metric group's row
     keys = [numbers(table.column(k), np.int64) for k in ("day", "y", *masks)]
-    rows = np.flatnonzero(~table.column("cls").is_null().to_numpy(zero_copy_only=False))
+    rows = np.flatnonzero(~np.isnan(classes))
     rows = rows[np.lexsort([k[rows] for k in (*keys[2:][::-1], classes, keys[1], keys[0])])]
     first = np.datetime64(groups.days[0], "D") if groups.days else np.datetime64("1970-01-01", "D")
 
