@@ -80,8 +80,8 @@ class Groups:
     amount: np.ndarray       # float64 amount summed (0 where amount is missing or unmapped)
     days: list[date]         # every day of the window, in order
     segment: np.ndarray | None = None  # object: segment label per group (with --by)
-    classes: pa.Table | None = None  # with `classes`: the same events also split by observability class (DESIGN
-    #                                  §6.2), one row per (day, label, rule mask, class): what `outcomes.py` reads
+    classes: pa.Table | None = None  # with `classes`: the whole result, whose rows with a class are the outcome
+    #                                  groups by (day, label, rule mask, class) that `outcomes.outcomes_of` reads
 
 
 def _timestamp(value: datetime) -> exp.Expression:
