@@ -3,12 +3,12 @@
     .venv/bin/python bench/bench_outcomes.py WORKSPACE   (a demo: riskconsole demo --events 200000 --workspace DIR)
 
 Per move of `Session.interactive` on candidate.yaml (20 threshold moves, every day): "old" without the outcome
-blocks, "naive" with a second SQL outcomes pass each move (`outcomes.attach`), "warm" the cached path."""
+blocks, "naive" with a second SQL outcomes pass each move (`outcomes.run_outcomes`), "warm" the cached path."""
 import statistics, sys, time
 from pathlib import Path
 
 from riskconsole.backtest import make_window
-from riskconsole.outcomes import attach
+from riskconsole.outcomes import describe, run_outcomes
 from riskconsole.session import Session
 from riskconsole.workspace import Workspace
 
@@ -46,7 +46,7 @@ def naive(s, m):
     report = old(s, m)
     compiled = s.compile(path, m)
     with s.cursor() as cur:
-        attach(report, cur, compiled, None, s.frame, s.dataset, window)
+        describe(report, run_outcomes(cur, compiled, s.frame, s.dataset, window), compiled, s.dataset)
     return report
 
 

@@ -41,6 +41,7 @@ class Joint:
     baseline_cols: list[int]
     in_candidate: np.ndarray  # group is in the candidate's population
     in_baseline: np.ndarray
+    population_cols: tuple[int, int] | None = None  # hit columns of each side's population (when they differ)
 
     def side_groups(self, which: str) -> Groups:
         """Groups restricted to one side's population, with only that side's rule columns."""
@@ -78,8 +79,9 @@ def same_population(candidate: CompiledStrategy, baseline: CompiledStrategy) -> 
 
 def joint_groups(con: Runner, candidate: CompiledStrategy, baseline: CompiledStrategy,
                  frame: Frame, dataset: Dataset, window: Window, allow_different_population: bool = False,
-                 segment: exp.Expression | None = None) -> Joint:
-    """Run both strategies in one SQL pass.
+                 segment: exp.Expression | None = None,
+                 classes: tuple[exp.Expression, exp.Expression] | None = None) -> Joint:
+    """Run both strategies in one SQL pass (split by observability class too with `classes`: see `run_groups`).
 
     With different populations (only when allowed), the pass covers their union and each strategy
     allows the events outside its own population.
@@ -90,15 +92,22 @@ def joint_groups(con: Runner, candidate: CompiledStrategy, baseline: CompiledStr
             f"'{candidate.name}' and '{baseline.name}' decide different populations; a comparison would mix "
             "different events (pass --allow-different-population to compare anyway)")
     union, cand_cols, base_cols = _union(candidate, baseline)
+    pop_cols = None
     if not same:
         union, pop_cols = _with_populations(union, candidate, baseline)
-    groups = run_groups(con, union, frame, dataset, window, segment)
-    everywhere = np.ones(len(groups.count), dtype=bool)
-    in_cand, in_base = (everywhere, everywhere) if same else (groups.hits[:, pop_cols[0]], groups.hits[:, pop_cols[1]])
-    cand_action = np.where(in_cand, decide(groups.hits[:, cand_cols], RuleSet.of(candidate)), ALLOW)
-    base_action = np.where(in_base, decide(groups.hits[:, base_cols], RuleSet.of(baseline)), ALLOW)
-    return Joint(groups, cand_action.astype(np.int8), base_action.astype(np.int8), cand_cols, base_cols,
-                 in_cand, in_base)
+    groups = run_groups(con, union, frame, dataset, window, segment, classes)
+    sides = side_actions(groups.hits, candidate, baseline, cand_cols, base_cols, pop_cols)
+    return Joint(groups, sides[0], sides[1], cand_cols, base_cols, sides[2], sides[3], pop_cols)
+
+
+def side_actions(hits: np.ndarray, candidate: CompiledStrategy, baseline: CompiledStrategy, cand_cols: list[int],
+                 base_cols: list[int], pop_cols: tuple[int, int] | None) -> tuple[np.ndarray, ...]:
+    """Each side's action per row of the union's rule hits, and whether the row is in each side's population."""
+    everywhere = np.ones(len(hits), dtype=bool)
+    in_cand, in_base = (everywhere, everywhere) if pop_cols is None else (hits[:, pop_cols[0]], hits[:, pop_cols[1]])
+    cand_action = np.where(in_cand, decide(hits[:, cand_cols], RuleSet.of(candidate)), ALLOW).astype(np.int8)
+    base_action = np.where(in_base, decide(hits[:, base_cols], RuleSet.of(baseline)), ALLOW).astype(np.int8)
+    return cand_action, base_action, in_cand, in_base
 
 
 def _with_populations(union: CompiledStrategy, candidate: CompiledStrategy,

@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from riskconsole.errors import RiskConsoleError
 from riskconsole.escape import csv_cell
@@ -76,6 +75,8 @@ def _flatten(row: dict, prefix: str = "") -> dict:
 
 def parquet_bytes(table: pa.Table) -> bytes:
     """decisions.parquet."""
+    import pyarrow.parquet as pq  # imported here: a backtest exporting json only never needs it
+
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="zstd")
     return sink.getvalue().to_pybytes()

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.csv as pacsv
 from sqlglot import exp
 
 from riskconsole.errors import ConfigError
@@ -260,6 +259,8 @@ def parse_list(data: bytes, name: str, label: str) -> ListFile:
     header = _header(text, label)
     if not header:
         return ListFile(name, label, hashlib.sha256(data).hexdigest(), _table([], [], []))
+    import pyarrow.csv as pacsv  # imported here: a backtest never needs it (issue 14)
+
     options = pacsv.ConvertOptions(column_types={c: pa.string() for c in header}, strings_can_be_null=False,
                                    quoted_strings_can_be_null=False)
     try:

@@ -1,8 +1,8 @@
 """Outcomes production hid: bounds and inverse-propensity estimates when blocked events get no label (DESIGN §6.2).
 
 An order production blocked never ships, so it never gets a chargeback: its label is missing not at
-random. When the dataset maps `prod_action` (and optionally `explore` / `propensity`), a backtest runs
-one more grouped pass, by (day, label, rule mask, observability class), and reports:
+random. When the dataset maps `prod_action` (and optionally `explore` / `propensity`), the backtest's one
+grouped pass is split further by observability class (`backtest.groups_query` with `classes`), and reports:
 
 - `observability`: how many events are observed (labelled) and unobservable (no label because
   production blocked them and did not explore them), also split by the candidate's decision;
@@ -22,18 +22,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import product
+from typing import TYPE_CHECKING
 
-import duckdb
 import numpy as np
 from sqlglot import exp
 
-from riskconsole.backtest import (BITS, Window, day_index, known_label, mask_words, population_filters, run_query,
-                                  window_days)
+from riskconsole.backtest import BITS, Groups, Runner, Window, day_index, numbers, rule_hits, run_groups
 from riskconsole.config import Business, Dataset
 from riskconsole.errors import RiskConsoleError
 from riskconsole.metrics import ALLOW, BLOCK, REVIEW, RuleSet, decide, parts, rates, scalar
-from riskconsole.sqlbuild import alias, fill, ident, lit, money_sum
-from riskconsole.strategy import CompiledStrategy, Frame, source
+from riskconsole.sqlbuild import fill, ident, lit
+from riskconsole.strategy import CompiledStrategy, Frame
+
+if TYPE_CHECKING:
+    from riskconsole.compare import Joint
 
 LET_THROUGH, PROD_BLOCKED, EXPLORED = 0, 1, 2  # observability class of a group: what production did
 VERTEX_METRICS = ("precision", "recall", "f1", "amount_recall")
@@ -98,43 +100,32 @@ def observability_class(dataset: Dataset) -> tuple[exp.Expression, exp.Expressio
     return cls, inverse
 
 
-def outcomes_query(compiled: CompiledStrategy, frame: Frame, dataset: Dataset, window: Window) -> exp.Select:
-    """Population rows grouped by day, label, rule mask and observability class, with amounts and 1/propensity."""
-    roles = dataset.columns
-    amount = fill("coalesce(CAST(:a AS DOUBLE), 0)", a=ident(roles.amount)) if roles.amount else lit(0.0)
-    cls, inverse = observability_class(dataset)
-    words = mask_words(compiled)
-    inner = exp.select(
-        alias(fill("CAST(:t AS DATE)", t=ident(roles.time)), "day"), alias(known_label(dataset, window), "y"),
-        alias(amount, "amt"), alias(cls, "cls"), alias(inverse, "ipw"),
-        *[alias(w, f"m{i}") for i, w in enumerate(words)],
-    ).from_(source(compiled, frame).subquery("src"))
-    for condition in population_filters(compiled, dataset, window):
-        inner = inner.where(condition)
-    keys = ["day", "y", "cls", *[f"m{i}" for i in range(len(words))]]
-    sums = [alias(fill("count(*)"), "n"), alias(money_sum("amt"), "amt"),
-            alias(money_sum(fill("greatest(amt, 0)")), "pos"), alias(money_sum("ipw"), "w"),
-            alias(money_sum(fill("ipw * amt")), "wamt")]
-    return exp.select(*keys, *sums).from_(inner.subquery("p")).group_by(*keys).order_by(*keys)
-
-
-def run_outcomes(con: duckdb.DuckDBPyConnection, compiled: CompiledStrategy, frame: Frame, dataset: Dataset,
-                 window: Window) -> Outcomes:
-    """Run the outcomes pass and unpack it into numpy arrays."""
-    table = run_query(con, outcomes_query(compiled, frame, dataset, window), compiled.name)
-    days = window_days(con, dataset, window)
-    first = np.datetime64(days[0], "D") if days else np.datetime64("1970-01-01", "D")
-    day = day_index(table.column("day"), first)
-    hits = np.zeros((table.num_rows, len(compiled.rules)), dtype=bool)
-    for i in range(len(compiled.rules)):
-        hits[:, i] = (table.column(f"m{i // BITS}").to_numpy().astype(np.int64) >> (i % BITS)) & 1
+def outcomes_of(groups: Groups, rules: int) -> Outcomes:
+    """The outcome groups of a grouped pass run with `classes` (`backtest.run_groups`): its rows with a class, by
+    (day, label, class, rule mask) in that order."""
+    table = groups.classes
+    if table is None:
+        raise ValueError("outcomes_of: the grouped pass ran without observability classes")
+    masks = [f"m{i}" for i in range((rules - 1) // BITS + 1)]
+    classes = numbers(table.column("cls"), np.float64)  # NaN: a metric group's row
+    keys = [numbers(table.column(k), np.int64) for k in ("day", "y", *masks)]
+    rows = np.flatnonzero(~np.isnan(classes))
+    rows = rows[np.lexsort([k[rows] for k in (*keys[2:][::-1], classes, keys[1], keys[0])])]
+    first = np.datetime64(groups.days[0], "D") if groups.days else np.datetime64("1970-01-01", "D")
 
     def floats(name: str) -> np.ndarray:
-        return np.nan_to_num(table.column(name).to_numpy(zero_copy_only=False).astype(np.float64))
+        return np.nan_to_num(numbers(table.column(name), np.float64))[rows]
 
-    return Outcomes(day, table.column("y").to_numpy().astype(np.int8), hits,
-                    table.column("cls").to_numpy().astype(np.int8), table.column("n").to_numpy().astype(np.int64),
-                    floats("amt"), floats("pos"), floats("w"), floats("wamt"), days)
+    return Outcomes(day_index(table.column("day"), first)[rows], keys[1][rows].astype(np.int8),
+                    rule_hits(table, rules)[rows], classes[rows].astype(np.int8), numbers(table.column("n"), np.int64)[rows],
+                    floats("amt"), floats("pos"), floats("w"), floats("wamt"), groups.days)
+
+
+def run_outcomes(con: Runner, compiled: CompiledStrategy, frame: Frame, dataset: Dataset,
+                 window: Window) -> Outcomes:
+    """The outcome groups of one strategy from the backtest's grouped pass (one scan)."""
+    groups = run_groups(con, compiled, frame, dataset, window, classes=observability_class(dataset))
+    return outcomes_of(groups, len(compiled.rules))
 
 
 # ------------------------------------------------------------------ one strategy
@@ -377,21 +368,24 @@ class JointOutcomes:
     candidate_cols: list[int]
 
 
-def run_joint_outcomes(con: duckdb.DuckDBPyConnection, candidate: CompiledStrategy, baseline: CompiledStrategy,
-                       frame: Frame, dataset: Dataset, window: Window) -> JointOutcomes:
+def run_joint_outcomes(con: Runner, candidate: CompiledStrategy, baseline: CompiledStrategy, frame: Frame,
+                       dataset: Dataset, window: Window) -> JointOutcomes:
     """Both strategies over the same outcome groups (one pass; each side allows events outside its population)."""
-    from riskconsole.compare import _union, _with_populations, same_population
+    from riskconsole.compare import joint_groups
 
-    union, cand_cols, base_cols = _union(candidate, baseline)
-    same = same_population(candidate, baseline)
-    if not same:
-        union, pop_cols = _with_populations(union, candidate, baseline)
-    o = run_outcomes(con, union, frame, dataset, window)
-    everywhere = np.ones(len(o.count), dtype=bool)
-    in_cand, in_base = (everywhere, everywhere) if same else (o.hits[:, pop_cols[0]], o.hits[:, pop_cols[1]])
-    cand = np.where(in_cand, decide(o.hits[:, cand_cols], RuleSet.of(candidate)), ALLOW).astype(np.int8)
-    base = np.where(in_base, decide(o.hits[:, base_cols], RuleSet.of(baseline)), ALLOW).astype(np.int8)
-    return JointOutcomes(o, cand, base, in_cand, cand_cols)
+    joint = joint_groups(con, candidate, baseline, frame, dataset, window, allow_different_population=True,
+                         classes=observability_class(dataset))
+    return joint_outcomes_of(joint, candidate, baseline)
+
+
+def joint_outcomes_of(joint: Joint, candidate: CompiledStrategy, baseline: CompiledStrategy) -> JointOutcomes:
+    """The outcome groups of a comparison's grouped pass run with `classes`, with each side's decisions."""
+    from riskconsole.compare import side_actions
+
+    o = outcomes_of(joint.groups, joint.groups.hits.shape[1])
+    cand, base, in_cand, _ = side_actions(o.hits, candidate, baseline, joint.candidate_cols, joint.baseline_cols,
+                                          joint.population_cols)
+    return JointOutcomes(o, cand, base, in_cand, joint.candidate_cols)
 
 
 def delta_bounds(o: Outcomes, cand: np.ndarray, base: np.ndarray, business: Business) -> dict:
@@ -428,15 +422,15 @@ def delta_bounds(o: Outcomes, cand: np.ndarray, base: np.ndarray, business: Busi
 # ------------------------------------------------------------------ into the report
 
 
-def attach(report: dict, con: duckdb.DuckDBPyConnection, compiled: CompiledStrategy, baseline: CompiledStrategy | None,
-           frame: Frame, dataset: Dataset, window: Window, assume: str | None = None, bootstrap_n: int = 1000,
-           seed: int = 7) -> None:
+def attach(report: dict, compiled: CompiledStrategy, baseline: CompiledStrategy | None, grouped: Groups | Joint,
+           dataset: Dataset, assume: str | None = None, bootstrap_n: int = 1000, seed: int = 7) -> None:
     """Add `observability`, `bounds` and `estimate` to the report's `overall`, bounds on the deltas to `compare`,
-    the assumption in force to `outcomes`, and one warning line."""
+    the assumption in force to `outcomes`, and one warning line; from the backtest's own grouped pass (`Groups` of
+    one strategy, or the `Joint` of a comparison), run with `classes=observability_class(dataset)`."""
     if baseline is None:
-        o, joint = run_outcomes(con, compiled, frame, dataset, window), None
+        o, joint = outcomes_of(grouped, len(compiled.rules)), None
     else:
-        joint = run_joint_outcomes(con, compiled, baseline, frame, dataset, window)
+        joint = joint_outcomes_of(grouped, compiled, baseline)
         o = joint.outcomes.take(joint.in_candidate, joint.candidate_cols)
     describe(report, o, compiled, dataset, joint, assume, bootstrap_n, seed)
 

@@ -15,21 +15,23 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from time import perf_counter
+from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 import yaml
 
 from riskconsole.backtest import Window, decisions_query, fetch_decisions, make_window, run_groups
 from riskconsole.config import Dataset, Level, Strategy
-from riskconsole.entities import EntityView
 from riskconsole.errors import DataError, RiskConsoleError
 from riskconsole.export import render_files
 from riskconsole.lists import list_files, register_lists, report_lists
 from riskconsole.report import Backtest, Baseline, build_report, detector_warnings
 from riskconsole.strategy import CompiledStrategy, Frame, compile_strategy, frame_of
 from riskconsole.workspace import Workspace
+
+if TYPE_CHECKING:  # entity frames only for entity-level strategies (`entities.py` imports every feature builder)
+    from riskconsole.entities import EntityView
 
 EVALUATORS = 6  # interactive windows kept warm (each holds its population's arrays and rule hits)
 
@@ -212,6 +214,8 @@ class Session:
             except RiskConsoleError as err:
                 lines.append(f"{self.ws.rel(path)}: entity frame not built: {err}")
                 continue
+            import pyarrow.compute as pc  # imported here: a backtest never needs it (issue 14)
+
             periods = int(pc.sum(view.table.column(WEIGHT)).as_py() or 0)
             lines.append(f"{level.entity} every {level.every} (horizon {level.horizon or level.every}): "
                          f"{periods:,} periods ({perf_counter() - started:.1f} s)")
@@ -314,11 +318,11 @@ class Session:
         """The curve and unit of the label a backtest counts, where that label is dated: the events', or an
         entity level's (its table's label, or its periods' events where no table maps one); `label` names the
         strategy file in errors."""
-        from riskconsole.entities import check_level, label_table
-
         roles = self.dataset.columns
         if level is None:
             return (self.label_age_curve(), "events") if roles.label and roles.label_time else None
+        from riskconsole.entities import check_level, label_table  # imports every feature builder: entity levels only
+
         check_level(level, self.dataset, self.frame.columns, label)
         owner = label_table(self.dataset, level.entity)
         if not (self.dataset.tables[owner].label_time if owner else roles.label and roles.label_time):
@@ -386,9 +390,9 @@ class Session:
                  strategy: Strategy | None = None) -> Backtest:
         """Compile, run and report one strategy (and, with a baseline, both in the same SQL pass).
 
-        With `prod_action` mapped, a second grouped pass adds bounds over the outcomes production hid (and `assume`
-        names an explicit assumption about them instead of the worst case): see `outcomes.py`. An entity-level
-        strategy runs the same way over its entity frame (`entities.py`).
+        With `prod_action` mapped, the same pass is split by observability class and adds bounds over the outcomes
+        production hid (and `assume` names an explicit assumption about them instead of the worst case): see
+        `outcomes.py`. An entity-level strategy runs the same way over its entity frame (`entities.py`).
         """
         from riskconsole.compare import compare_block, joint_groups
         from riskconsole.segments import segment_expression
@@ -399,14 +403,19 @@ class Session:
         base = self.compile(baseline.path) if baseline is not None else None
         if base is not None:
             self._same_level(compiled, base, baseline.path)
+        classes = None
+        if self.dataset.columns.prod_action and compiled.strategy.level is None:
+            from riskconsole.outcomes import observability_class
+
+            classes = observability_class(dataset)
         with self.cursor(compiled.strategy) as cur:
             runner = self._runner(cur, self.ws.rel(path), compiled, *([base] if base is not None else []))
             segment = segment_expression(cur, by, compiled, frame, dataset, window) if by else None
             if base is None:
-                groups, joint = run_groups(runner, compiled, frame, dataset, window, segment), None
+                groups, joint = run_groups(runner, compiled, frame, dataset, window, segment, classes), None
             else:
                 joint = joint_groups(runner, compiled, base, frame, dataset, window,
-                                     baseline.allow_different_population, segment)
+                                     baseline.allow_different_population, segment, classes)
                 groups = joint.side_groups("candidate")
         report = self._report(compiled, groups, window, by)
         if joint is not None:
@@ -414,12 +423,11 @@ class Session:
             block = compare_block(joint, dataset, baseline.bootstrap, baseline.seed,
                                   [w for w in self._warnings_of(base, report) if w not in own])
             report["compare"] = {"baseline_strategy": base.name, **block}
-        if self.dataset.columns.prod_action and compiled.strategy.level is None:
+        if classes is not None:
             from riskconsole.outcomes import attach
 
-            with self.cursor() as cur:
-                attach(report, cur, compiled, base, frame, dataset, window, assume,
-                       *((baseline.bootstrap, baseline.seed) if baseline else ()))
+            attach(report, compiled, base, groups if joint is None else joint, dataset, assume,
+                   *((baseline.bootstrap, baseline.seed) if baseline else ()))
         elif assume:
             why = "maps no columns.prod_action, so no outcome is hidden and there is nothing to assume" \
                 if not self.dataset.columns.prod_action else "is entity-level: production decided events, not " \

@@ -255,3 +255,31 @@ def test_backtest_with_a_baseline_prints_the_change(tiny_ws, capsys, tmp_path):
     assert len(changed) == len(compare["changed"]) > 0
     first = compare["changed"][0]
     assert f"decision {first['before']} → {first['after']}, events {first['events']:,}" in changed[0]
+
+
+HEAVY = ("pandas", "lightgbm", "pyod", "streamlit", "altair", "sklearn", "numba", "sqlglot.dialects.spark")
+
+
+@pytest.mark.parametrize("extra", [[], ["--baseline", "baseline.yaml"]])
+def test_a_backtest_imports_no_library_it_does_not_need(demo_ws, tmp_path, extra):
+    """Issue 14: a backtest (outcome blocks, detector scores and a comparison included) imports no pandas, no model
+    library, no console and no Spark dialect; `--help` not even DuckDB."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from riskconsole.cli import main; code = main(sys.argv[1:]); "
+            f"print(sorted(m for m in {HEAVY + ('duckdb', 'numpy')!r} if m in sys.modules)); sys.exit(code)")
+    strategies = demo_ws.strategies_dir
+    args = ["backtest", str(strategies / "candidate.yaml"), *[str(strategies / a) if a.endswith(".yaml") else a
+                                                               for a in extra],
+            "--workspace", str(demo_ws.root), "--format", "json", "--out", str(tmp_path / "out")]
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "['duckdb', 'numpy']"
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert "bounds" in report["overall"] and report["rules"]  # the demo maps prod_action: outcome blocks ran
+    probe = ("import sys; sys.argv = ['riskconsole', '--help']\nfrom riskconsole.cli import main\ntry:\n    main()\n"
+             f"except SystemExit:\n    print(sorted(m for m in {HEAVY + ('duckdb', 'numpy', 'pyarrow', 'sqlglot')!r} "
+             "if m in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() \
+        .splitlines()[-1] == "[]"

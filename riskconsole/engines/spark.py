@@ -12,7 +12,8 @@ pairs come back, their components are computed in Python as on DuckDB, and the v
 `monitor` runs its passes over events here too (its grouped KPI and segment passes, drift's bins and coded pass,
 through `arrow`).
 
-Not on Spark yet: load and quarantine, detector training, PyOD scoring, entity-level strategies, the outcomes pass
+The outcome blocks of a dataset mapping `prod_action` come from the same grouped query (its grouping set by
+observability class). Not on Spark yet: load and quarantine, detector training, PyOD scoring, entity-level strategies
 and the console.
 """
 
