@@ -6,7 +6,8 @@ Run by hand, not in CI (a loaded demo workspace first):
 
 DuckDB builds the frame from a copy of the loaded events, streams and tables in memory; Spark exports them to
 Parquet and builds the frame with the same queries (data/spark/ is removed first, so nothing is cached). Each
-backtest is timed three times in one process (median), after one warm-up run.
+backtest is timed three times in one process (median), after one warm-up run. The entity frame of each
+entity-level strategy is built once by each engine (DuckDB without its cache).
 """
 
 from __future__ import annotations
@@ -62,14 +63,56 @@ def backtest_seconds(session: Session, runs: int = 3) -> tuple[float, dict]:
     return statistics.median(times), report
 
 
+def entity_seconds(ws: Workspace, duck: Session, on_spark: Session) -> list[tuple[str, int, float, float]]:
+    """Per entity-level strategy of the workspace: its entity-periods and seconds to build its entity frame with
+    DuckDB (no cache) and with Spark (data/spark/ removed first)."""
+    from riskconsole.entities import WEIGHT, build
+
+    out = []
+    for path in sorted(ws.strategies_dir.glob("*.yaml")):
+        level = ws.strategy(path).level
+        if level is None:
+            continue
+        started = time.perf_counter()
+        with duck.cursor() as cur:
+            view = build(cur, duck.dataset, level, ws.rel(path))
+        duck_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        on_spark.entities(level, ws.rel(path))
+        periods = int(sum(view.table.column(WEIGHT).to_pylist()))
+        out.append((f"{level.entity} every {level.every}", periods, duck_seconds, time.perf_counter() - started))
+    return out
+
+
+def entities_only(ws: Workspace, master: str, load_before: tuple) -> None:
+    """Print the entity frames' build times on both engines (after Spark's export, timed apart)."""
+    spark = start(SparkSettings(master=master))
+    with Session(ws, engine="spark", spark=spark) as on_spark, Session(ws, engine="duckdb") as duck:
+        engine = on_spark.spark_engine(frame=False)
+        with duck.cursor() as cur:
+            engine.export(cur)
+        rows = entity_seconds(ws, duck, on_spark)
+    print(f"Spark {master}; export of events, streams and tables {engine.seconds['export']:.1f} s")
+    print("| entity frame | DuckDB | Spark | Spark / DuckDB |\n| --- | --- | --- | --- |")
+    for what, periods, duck_seconds, spark_seconds in rows:
+        print(f"| {what} ({periods:,} periods) | {duck_seconds:.1f} s | {spark_seconds:.1f} s | "
+              f"{spark_seconds / duck_seconds:.0f}x |")
+    print(f"load average (1, 5, 15 min) at start {' '.join(f'{x:.1f}' for x in load_before)}, at end "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workspace", required=True)
     parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--entities-only", action="store_true",
+                        help="only the entity frames (Spark needs the export, not the event frame)")
     args = parser.parse_args()
     ws = Workspace.resolve(args.workspace)
     load_before = os.getloadavg()
     shutil.rmtree(ws.root / "data" / SPARK_DIR, ignore_errors=True)
+    if args.entities_only:
+        return entities_only(ws, args.master, load_before)
     with Session(ws, engine="duckdb") as duck:
         events = duck.cursor().execute("SELECT count(*) FROM events").fetchall()[0][0]
         feature_duck = duckdb_features(ws, duck)
@@ -80,6 +123,8 @@ def main() -> None:
     with Session(ws, engine="spark", spark=spark) as on_spark:
         engine = on_spark.spark_engine()
         backtest_spark, report_spark = backtest_seconds(on_spark)
+        with Session(ws, engine="duckdb") as duck:
+            entity_rows = entity_seconds(ws, duck, on_spark)
     same = report_spark["overall"] == report_duck["overall"]
     close = all(abs(report_spark["overall"][k] - v) <= 1e-9 * max(1.0, abs(v))
                 for k, v in report_duck["overall"].items() if isinstance(v, float))
@@ -91,6 +136,9 @@ def main() -> None:
           f"{engine.seconds['export']:.1f} s) | {engine.seconds['frame'] / feature_duck:.0f}x |")
     print(f"| 20-rule backtest (median of 3, warm) | {backtest_duck:.2f} s | {backtest_spark:.2f} s | "
           f"{backtest_spark / backtest_duck:.0f}x |")
+    for what, periods, duck_seconds, spark_seconds in entity_rows:
+        print(f"| entity frame, {what} ({periods:,} periods) | {duck_seconds:.1f} s | {spark_seconds:.1f} s | "
+              f"{spark_seconds / duck_seconds:.0f}x |")
     for step, seconds in engine.seconds.items():  # LightGBM detectors are scored on Spark (mapInArrow)
         if step.startswith("score "):
             print(f"| {step} on Spark (mapInArrow, every event) | (at load) | {seconds:.1f} s | |")

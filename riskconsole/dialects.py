@@ -9,6 +9,7 @@ Importing sqlglot's Spark dialect costs ~75 ms, so it happens only when renderin
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any
 
 from sqlglot import exp
@@ -282,9 +283,45 @@ def spark() -> Any:
                 exp.TryCast: lambda self, e: base[exp.TryCast](self, _rounded(e)),
                 exp.Add: lambda self, e: self.binary(_interval_operand(e), "+"),
                 exp.Sub: lambda self, e: self.binary(_interval_operand(e), "-"),
+                exp.UnixToTime: _spark_unix_to_time,
+                exp.ArraySize: lambda self, e: f"CAST(SIZE({self.sql(e, 'this')}) AS BIGINT)",  # DuckDB's type
+                exp.TimeToStr: _spark_time_to_str,
             }
 
     return RiskSpark
+
+
+def _spark_unix_to_time(gen: Any, node: exp.UnixToTime) -> str:
+    """DuckDB's `make_timestamp(micros)` is a TIMESTAMP without time zone: Spark's TIMESTAMP_MICROS read as
+    TIMESTAMP_NTZ in the session's UTC (what the exported events' times are on Spark)."""
+    scale = node.args.get("scale")
+    if not (isinstance(scale, exp.Literal) and scale.this == "6"):
+        raise Unsupported("a timestamp from epoch units other than microseconds", "use make_timestamp(micros)")
+    return f"CAST(TIMESTAMP_MICROS({gen.sql(node, 'this')}) AS TIMESTAMP_NTZ)"
+
+
+_STRFTIME = re.compile(r"%-?[A-Za-z]|[^%]+|%%")
+
+
+def _spark_time_to_str(gen: Any, node: exp.TimeToStr) -> str:
+    """DuckDB's `strftime(t, format)` as `DATE_FORMAT` with the format's literal text quoted for Java's formatter
+    (sqlglot leaves the 'T' of '%Y-%m-%dT%H:%M:%S' bare, which Spark refuses)."""
+    from sqlglot.dialects.spark import Spark
+
+    fmt = node.args.get("format")
+    if not (isinstance(fmt, exp.Literal) and fmt.is_string):
+        raise Unsupported("strftime with a format that is not a literal", "write the format as a text literal")
+    pattern = []
+    for piece in _STRFTIME.findall(fmt.this):
+        if piece.startswith("%") and piece != "%%":
+            if piece not in Spark.INVERSE_TIME_MAPPING:
+                raise Unsupported(f"strftime code '{piece}'", "use %Y %m %d %H %M %S %f")
+            pattern.append(Spark.INVERSE_TIME_MAPPING[piece])
+        else:
+            text = "%" if piece == "%%" else piece
+            plain = all(c in "-:/ .," for c in text)  # Java reserves letters and a few symbols: quote the rest
+            pattern.append(text if plain else "'" + text.replace("'", "''") + "'")
+    return f"DATE_FORMAT({gen.sql(node, 'this')}, {gen.sql(exp.Literal.string(''.join(pattern)))})"
 
 
 def _spark_regex(gen: Any, node: exp.RegexpLike) -> str:

@@ -26,6 +26,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import duckdb
 import pyarrow as pa
@@ -143,8 +144,10 @@ def _join_column(dataset: Dataset, table: str) -> str:
 
 
 ADDITIVE = ("count", "sum", "avg", "min", "max")  # windows that sums, counts, minima and maxima of buckets give
-# the bucket's partial aggregate of column c, and how a window combines them (`{w}`: the OVER clause)
-_PARTS = {"count": ("count({c})", "coalesce(sum({p}) {w}, 0)"), "sum": ("sum({c})", "coalesce(sum({p}) {w}, 0)"),
+# the bucket's partial aggregate of column c, and how a window combines them (`{w}`: the OVER clause); a count
+# is a BIGINT on both engines (DuckDB's sum of counts would be a HUGEINT)
+_PARTS = {"count": ("count({c})", "CAST(coalesce(sum({p}) {w}, 0) AS BIGINT)"),
+          "sum": ("sum({c})", "coalesce(sum({p}) {w}, 0)"),
           "min": ("min({c})", "min({p}) {w}"), "max": ("max({c})", "max({p}) {w}")}
 
 
@@ -162,7 +165,7 @@ def bucketed_windows(entity: str, features: list[Feature], every_us: int) -> exp
         w = (f"OVER (PARTITION BY {k} ORDER BY _t RANGE BETWEEN {duration_seconds(f.window) * US} PRECEDING "
              "AND 1 PRECEDING)")
         if column is None:
-            expr = f"coalesce(sum(__n) {w}, 0)"
+            expr = f"CAST(coalesce(sum(__n) {w}, 0) AS BIGINT)"  # a count, as on the event frame (not HUGEINT)
         elif f.agg == "avg":
             partial.setdefault(f"__s_{f.of}", f"sum(CAST({column} AS DOUBLE))")
             partial.setdefault(f"__c_{f.of}", f"count({column})")
@@ -181,7 +184,7 @@ def bucketed_windows(entity: str, features: list[Feature], every_us: int) -> exp
                 "WHERE _pos IS NOT NULL")
 
 
-def _side(con: duckdb.DuckDBPyConnection, dataset: Dataset, entity: str, plan: dict[str, list[Feature]],
+def _side(tables: Tables, dataset: Dataset, entity: str, plan: dict[str, list[Feature]],
           every_us: int) -> dict[str, list[str]]:
     """Temp tables (`_pos`, features) of each planned group over the period starts; table -> feature names."""
     out: dict[str, list[str]] = {}
@@ -192,8 +195,7 @@ def _side(con: duckdb.DuckDBPyConnection, dataset: Dataset, entity: str, plan: d
         if kind == "window":
             additive = [f for f in features if f.agg in ADDITIVE and f.where is None]  # a filtered one: the union
             if additive:
-                con.execute(f"CREATE OR REPLACE TEMP TABLE {table}_b AS "
-                            f"{render(bucketed_windows(entity, additive, every_us))}")
+                tables.create(f"{table}_b", bucketed_windows(entity, additive, every_us))
                 out[f"{table}_b"] = [f.name for f in additive]
             features = [f for f in features if f not in additive]
             if not features:
@@ -205,21 +207,18 @@ def _side(con: duckdb.DuckDBPyConnection, dataset: Dataset, entity: str, plan: d
                 groups.setdefault(label_key(feature), []).append(feature)
             for j, group in enumerate(groups.values()):
                 one = f"{table}_{j}"
-                query = label_features_query(group, dataset, _EV, queries=_Q)
-                con.execute(f"CREATE OR REPLACE TEMP TABLE {one} AS {render(query)}")
+                tables.create(one, label_features_query(group, dataset, _EV, queries=_Q))
                 out[one] = [f.name for f in group]
             continue
         elif kind == "graph":
-            from riskconsole.graphs import graph_side_table
-
-            graph_side_table(con, dataset, features, _Q, table)
+            tables.graph(dataset, features, _Q, table)
             out[table] = [f.name for f in features]
             continue
         elif kind.startswith("stream:"):
             query = stream_query(dataset, kind.split(":", 1)[1], (entity,), features, _Q)
         else:
             query = lookup_query(dataset, kind.split(":", 1)[1], features, _Q)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {render(query)}")
+        tables.create(table, query)
         out[table] = [f.name for f in features]
     return out
 
@@ -251,7 +250,7 @@ def _labels(dataset: Dataset, entity: str, every_us: int, horizon_us: int) -> ex
     period = f"OVER (PARTITION BY {k} ORDER BY _t RANGE BETWEEN CURRENT ROW AND {every_us - 1} FOLLOWING)"
     ahead = f"OVER (PARTITION BY {k} ORDER BY _t RANGE BETWEEN CURRENT ROW AND {horizon_us - 1} FOLLOWING)"
     windowed = (
-        f"SELECT _pos, max(worst) {period} AS worst, sum(labelled) {period} AS labelled, sum(n) {period} AS events, "
+        f"SELECT _pos, max(worst) {period} AS worst, sum(labelled) {period} AS labelled, CAST(sum(n) {period} AS BIGINT) AS events, "
         f"min(first_fraud_lt) {period} AS first_fraud_lt, max(last_lt) {period} AS last_lt, "
         f"CAST(coalesce(sum(fraud) {ahead}, 0) AS DOUBLE) AS fraud, "
         f"CAST(coalesce(sum(good) {ahead}, 0) AS DOUBLE) AS good, "
@@ -281,49 +280,107 @@ def table_label_time(period: str) -> str:
     return f"CASE WHEN t.tlab = 1 THEN coalesce(t.tlt, {period}) WHEN t.tlab = 0 THEN {period} END"
 
 
-def build(con: duckdb.DuckDBPyConnection, dataset: Dataset, level: Level, label: str) -> EntityView:
-    """The entity frame of `level` over the loaded events (temp tables on `con`, dropped after).
+class Tables(Protocol):
+    """Where an entity frame's steps run: temp tables on DuckDB (`DuckTables`) or Spark views (engines/spark.py).
+
+    Every step is a DuckDB-dialect AST; an engine renders it in its own dialect."""
+
+    def create(self, name: str, query: exp.Expression) -> None:
+        """Materialize `query` as the table `name` (later steps read it; row_number must not run twice)."""
+
+    def fetch(self, query: exp.Expression) -> pa.Table:
+        """The rows of `query`, in DuckDB's Arrow types where the engine's differ (times without time zone)."""
+
+    def graph(self, dataset: Dataset, features: list[Feature], base: str, table: str) -> None:
+        """The graph side table of `base`'s rows (`graphs.graph_side_table`)."""
+
+    def drop(self, names: list[str]) -> None:
+        """Drop the tables a build created."""
+
+
+class DuckTables:
+    """An entity frame's steps as temp tables of a DuckDB connection."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def create(self, name: str, query: exp.Expression) -> None:
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {render(query)}")
+
+    def fetch(self, query: exp.Expression) -> pa.Table:
+        return self.con.sql(render(query)).to_arrow_table()
+
+    def graph(self, dataset: Dataset, features: list[Feature], base: str, table: str) -> None:
+        from riskconsole.graphs import graph_side_table
+
+        graph_side_table(self.con, dataset, features, base, table)
+
+    def drop(self, names: list[str]) -> None:
+        for name in names:
+            self.con.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def build(con: duckdb.DuckDBPyConnection, dataset: Dataset, level: Level, label: str,
+          tables: Tables | None = None) -> EntityView:
+    """The entity frame of `level` over the loaded events: its steps run on `tables` (default: temp tables on `con`,
+    dropped after); `con` holds the loaded `events` (their types) and reads the frame's types.
 
     Raises:
         ConfigError: the level names no entity of the dataset.
     """
     columns = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE events)").fetchall())
     check_level(level, dataset, columns, label)
+    tables = tables or DuckTables(con)
     entity, every, horizon = level.entity, level.every_seconds * US, level.horizon_seconds * US
     k = ident(entity)
     plan, elsewhere = _plan(dataset, entity)
     per = per_event(dataset, list(columns), label)  # `sql:` features a window aggregates: computed per event
     needed = [render(alias(per[c], c)) if c in per else _q(c) for c in _needed(dataset, entity, plan)]
-    con.execute(render(fill(f"CREATE OR REPLACE TEMP TABLE {_EV} AS SELECT {', '.join(needed)}, "
-                            ":t AS _t, row_number() OVER () AS _pos FROM events WHERE :k IS NOT NULL",
-                            t=micros(ident(dataset.columns.time)), k=k)))
+    tables.create(_EV, fill(f"SELECT {', '.join(needed)}, :t AS _t, row_number() OVER () AS _pos FROM events "
+                            "WHERE :k IS NOT NULL", t=micros(ident(dataset.columns.time)), k=k))
     start = f"(_t - (((_t % {every}) + {every}) % {every}))"  # floor to the period, also before 1970
-    con.execute(render(fill(f"CREATE OR REPLACE TEMP TABLE {_Q} AS SELECT :k, _t, row_number() OVER (ORDER BY _t, :k) "
-                            f"AS _pos FROM (SELECT DISTINCT :k, {start} AS _t FROM {_EV})", k=k)))
-    sides = _side(con, dataset, entity, plan, every)
-    names = [n for group in sides.values() for n in group]
-    query = exp.select(*[exp.column(c, "q", quoted=True) for c in (entity, "_t", "_pos")]).from_(
-        exp.to_table(_Q).as_("q"))
-    for i, (table, group) in enumerate(sides.items()):
-        query = query.select(*[exp.column(n, f"s{i}", quoted=True) for n in group], append=True).join(
-            exp.to_table(table).as_(f"s{i}"), on=fill("q._pos = :p", p=exp.column("_pos", f"s{i}")), join_type="LEFT")
-    query = exp.select("*").from_(query.subquery("w"))
-    for feature in dataset.features:
-        if feature.sql is None:
-            continue
-        try:
-            node = parse_visible(feature.sql, [entity, *names], (), None, f"{label}: feature '{feature.name}'")
-        except RiskConsoleError as err:
-            elsewhere[feature.name] = f"it reads {str(err).split(': ')[-1]}"
-            continue
-        query = exp.select("*", alias(node, feature.name)).from_(query.subquery("d"))
-        names.append(feature.name)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE __entity_features AS SELECT *, make_timestamp(_t) AS period "
-                f"FROM ({render(query)})")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE __entity_labels AS {render(_labels(dataset, entity, every, horizon))}")
-    owner = label_table(dataset, entity)
+    kq = _q(entity)
+    tables.create(_Q, fill(f"SELECT {kq}, _t, row_number() OVER (ORDER BY _t, {kq}) AS _pos FROM (SELECT DISTINCT "
+                           f"{kq}, {start} AS _t FROM {_EV})"))
+    made = [_EV, _Q]
+    try:
+        sides = _side(tables, dataset, entity, plan, every)
+        made += list(sides)
+        names = [n for group in sides.values() for n in group]
+        query = exp.select(*[exp.column(c, "q", quoted=True) for c in (entity, "_t", "_pos")]).from_(
+            exp.to_table(_Q).as_("q"))
+        for i, (table, group) in enumerate(sides.items()):
+            query = query.select(*[exp.column(n, f"s{i}", quoted=True) for n in group], append=True).join(
+                exp.to_table(table).as_(f"s{i}"), on=fill("q._pos = :p", p=exp.column("_pos", f"s{i}")),
+                join_type="LEFT")
+        query = exp.select("*").from_(query.subquery("w"))
+        for feature in dataset.features:
+            if feature.sql is None:
+                continue
+            try:
+                node = parse_visible(feature.sql, [entity, *names], (), None, f"{label}: feature '{feature.name}'")
+            except RiskConsoleError as err:
+                elsewhere[feature.name] = f"it reads {str(err).split(': ')[-1]}"
+                continue
+            query = exp.select("*", alias(node, feature.name)).from_(query.subquery("d"))
+            names.append(feature.name)
+        made += ["__entity_features", "__entity_labels", "__entity_table_label"]
+        tables.create("__entity_features", exp.select("*", alias(fill("make_timestamp(_t)"), "period")).from_(
+            query.subquery("e")))
+        tables.create("__entity_labels", _labels(dataset, entity, every, horizon))
+        owner = label_table(dataset, entity)
+        table = tables.fetch(_rows_query(dataset, entity, names, owner, tables))
+    finally:
+        tables.drop(made)
+    return view_of(con, table.drop_columns(["__o"]), dataset, level, names, elsewhere,
+                   f"tables.{owner}" if owner is not None else "events")
+
+
+def _rows_query(dataset: Dataset, entity: str, names: list[str], owner: str | None, tables: Tables) -> exp.Expression:
+    """The entity frame's rows (see the module docstring): per entity-period one counted row and up to two money
+    rows, ordered by period, entity and row kind (`__o`)."""
     if owner is not None:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE __entity_table_label AS {render(table_label_query(dataset, owner, entity))}")
+        tables.create("__entity_table_label", table_label_query(dataset, owner, entity))
         ylab, ylt = "t.tlab", table_label_time("f.period")
         join = f"LEFT JOIN __entity_table_label AS t ON t.{_q(entity)} = f.{_q(entity)}"
     else:
@@ -344,12 +401,7 @@ def build(con: duckdb.DuckDBPyConnection, dataset: Dataset, level: Level, label:
     union = rows[0]
     for part in rows[1:]:
         union = exp.union(union, part, distinct=False)
-    final = exp.select("*").from_(union.subquery("u")).order_by(TIME, ident(entity), "__o")
-    table = con.sql(render(final)).to_arrow_table()
-    table = table.drop_columns(["__o"])
-    for name in ["__entity_features", "__entity_labels", "__entity_table_label", _EV, _Q, *sides]:
-        con.execute(f"DROP TABLE IF EXISTS {name}")
-    return view_of(con, table, dataset, level, names, elsewhere, f"tables.{owner}" if owner is not None else "events")
+    return exp.select("*").from_(union.subquery("u")).order_by(TIME, ident(entity), "__o")
 
 
 def view_of(con: duckdb.DuckDBPyConnection, table: pa.Table, dataset: Dataset, level: Level, features: list[str],

@@ -349,7 +349,7 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
     """monitor.json: daily KPIs with bands, alerts, attribution by `--by` columns and by rule, drift.
 
     The passes over events (the grouped KPI and segment passes, drift's bins and codes) run on `runner` (the
-    DuckDB cursor `con`, or another engine, `backtest.run_query`); `--by COLUMN:N` quantile edges on `con`."""
+    DuckDB cursor `con`, or another engine, `backtest.run_query`), and so do the `--by COLUMN:N` quantile edges."""
     runner = con if runner is None else runner
     from riskconsole.backtest import run_groups
     from riskconsole.contributions import attribution, deciding_rule, top_segments
@@ -375,7 +375,7 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
     if alerting:
         for spec in by:
             seg = run_groups(runner, compiled, frame, dataset, span_of(periods),
-                             segment_expression(con, spec, compiled, frame, dataset, span_of(periods)))
+                             segment_expression(runner, spec, compiled, frame, dataset, span_of(periods)))
             views.insert(len(views) - 1, (spec, seg, seg.segment))
     entries = attribution(alerting, views, lambda x: decide(x.hits, rules), business, rules, state["in_ref"])
     alerts = []

@@ -24,9 +24,10 @@ SEGMENT_KEYS = ("population", "flagged", "tp", "fp", "fn", "unlabeled_total", "p
                 "net_benefit")
 
 
-def segment_expression(con: duckdb.DuckDBPyConnection, spec: str, compiled: CompiledStrategy, frame: Frame,
+def segment_expression(con, spec: str, compiled: CompiledStrategy, frame: Frame,
                        dataset, window: Window) -> exp.Expression:
-    """The segment key for `COLUMN` or `COLUMN:N` (N quantile buckets of a numeric column)."""
+    """The segment key for `COLUMN` or `COLUMN:N` (N quantile buckets of a numeric column); `con` is where the
+    quantiles are computed: a DuckDB connection or another engine (`backtest.run_query`)."""
     match = _SPEC.match(spec.strip())
     if not match:
         raise RiskConsoleError(f"--by {spec}: write a column (--by channel) or a column and a number of quantile "
@@ -49,9 +50,12 @@ def _buckets(con, column: str, n: int, compiled, frame: Frame, dataset, window: 
     for condition in population_filters(compiled, dataset, window):
         query = query.where(condition)
     try:
-        with query_time_limit(con, f"--by {spec}"):  # the population filter is the user's expression
-            edges = con.execute(render(query)).fetchall()[0][0]
-    except duckdb.Error:
+        if isinstance(con, duckdb.DuckDBPyConnection):
+            with query_time_limit(con, f"--by {spec}"):  # the population filter is the user's expression
+                edges = con.execute(render(query)).fetchall()[0][0]
+        else:
+            edges = con.arrow(query, f"--by {spec}").column(0)[0].as_py()
+    except (duckdb.Error, RiskConsoleError):
         raise RiskConsoleError(f"--by {spec}: '{column}' is not numeric; segment by it without ':N'") from None
     edges = sorted(set(e for e in (edges or []) if e is not None))
     value = fill("CAST(:c AS DOUBLE)", c=ident(column))

@@ -62,7 +62,7 @@ class Session:
         use instead of starting one from the dataset's `spark:` settings."""
         self.ws = ws
         self._engine_flag, self._spark_session, self._progress = engine, spark, progress
-        self._spark = None
+        self._spark, self._spark_prepared = None, False
         self._con, self._own = con, con is None
         self._dataset: Dataset | None = None
         self._frame: Frame | None = None
@@ -135,14 +135,18 @@ class Session:
         return (f"Engine: {self.engine_text}. Comparisons, Optimize, exports and the monitor are computed there "
                 "(slower answers); the live reports of the Backtest and Tune pages read DuckDB.")
 
-    def spark_engine(self):
-        """The Spark engine over this data version: export and frame built on first use, cached under data/spark/."""
+    def spark_engine(self, frame: bool = True):
+        """The Spark engine over this data version: export and (unless `frame=False`: entity frames need only the
+        export) the event frame built on first use, cached under data/spark/."""
         from riskconsole.engines.spark import SparkEngine
 
-        if self._spark is None:
-            frame = self.frame
+        if self._spark is None or (frame and not self._spark_prepared):
             with self.cursor() as cur:
-                self._spark = SparkEngine(self.ws, self.dataset, cur, self._spark_session, self._progress).prepare(frame)
+                if self._spark is None:
+                    self._spark = SparkEngine(self.ws, self.dataset, cur, self._spark_session, self._progress)
+                if frame:
+                    self._spark.prepare(self.frame, cur)
+                    self._spark_prepared = True
         return self._spark
 
     def _runner(self, cur: duckdb.DuckDBPyConnection, label: str, *compiled: CompiledStrategy):
@@ -150,10 +154,10 @@ class Session:
         `label` names the strategy file in errors."""
         if self.engine == "duckdb":
             return cur
-        if compiled[0].strategy.level is not None:
-            raise RiskConsoleError(f"{label}: entity-level strategies do not run on engine spark yet "
-                                   "(run with --engine duckdb)")
-        engine = self.spark_engine()
+        level = compiled[0].strategy.level
+        engine = self.spark_engine(frame=level is None)
+        if level is not None:  # its queries read the level's entity frame built on Spark
+            engine = engine.entities(cur, level, label)[1]
         for strategy in compiled:
             engine.check(strategy, strategy.name)
         return engine
@@ -168,31 +172,42 @@ class Session:
 
     def entities(self, level: Level, label: str = "strategy") -> EntityView:
         """The entity frame of a level: built once per level, dataset spec and load (see `entities.py`), kept in
-        memory and under data/cache/entities/ so the next process (a CLI backtest, a restarted console) reads it."""
-        from riskconsole import entities
-
-        key = (level.entity, level.every_seconds, level.horizon_seconds, self._data_version())
+        memory and under data/cache/entities/ (on Spark: data/spark/<version>/entities/) so the next process (a CLI
+        backtest, a restarted console) reads it."""
+        key = (level.entity, level.every_seconds, level.horizon_seconds, self._data_version(), self.engine)
         with self._lock:
             found = self._entity_views.get(key)
         if found is None:
-            rows = self._data_version()[0]  # the load's version (a train does not change the entity frame)
-            path = self.ws.root / entities.CACHE_DIR / entities.cache_name(rows[0][0], self.dataset, level) \
-                if rows else None
-            with self.cursor() as cur:
-                found = entities.load_saved(cur, path, self.dataset, level) if path else None
-                if found is None:
-                    found = entities.build(cur, self.dataset, level, label)
-                    if path is not None:
-                        try:
-                            entities.save(path, found)
-                        except OSError:  # a read-only workspace: the frame is rebuilt by the next process
-                            pass
+            found = self._spark_entities(level, label) if self.engine == "spark" else self._duck_entities(level, label)
             found = replace(found, frame=replace(found.frame, lists=self.frame.lists))  # rules may read lists too
             with self._lock:
                 self._entity_views[key] = found
                 while len(self._entity_views) > EVALUATORS:
                     self._entity_views.pop(next(iter(self._entity_views)))
         return found
+
+    def _duck_entities(self, level: Level, label: str) -> EntityView:
+        """The level's entity frame built by DuckDB, or read from data/cache/entities/."""
+        from riskconsole import entities
+
+        rows = self._data_version()[0]  # the load's version (a train does not change the entity frame)
+        path = self.ws.root / entities.CACHE_DIR / entities.cache_name(rows[0][0], self.dataset, level) \
+            if rows else None
+        with self.cursor() as cur:
+            found = entities.load_saved(cur, path, self.dataset, level) if path else None
+            if found is None:
+                found = entities.build(cur, self.dataset, level, label)
+                if path is not None:
+                    try:
+                        entities.save(path, found)
+                    except OSError:  # a read-only workspace: the frame is rebuilt by the next process
+                        pass
+        return found
+
+    def _spark_entities(self, level: Level, label: str) -> EntityView:
+        """The level's entity frame built by Spark, kept under data/spark/<version>/ (engines/spark_entities.py)."""
+        with self.cursor() as cur:
+            return self.spark_engine(frame=False).entities(cur, level, label)[0]
 
     def prepare_entities(self) -> list[str]:
         """Build (or find) the entity frame of every entity-level strategy in strategies/, so the first backtest of
@@ -410,7 +425,7 @@ class Session:
             classes = observability_class(dataset)
         with self.cursor(compiled.strategy) as cur:
             runner = self._runner(cur, self.ws.rel(path), compiled, *([base] if base is not None else []))
-            segment = segment_expression(cur, by, compiled, frame, dataset, window) if by else None
+            segment = segment_expression(runner, by, compiled, frame, dataset, window) if by else None
             if base is None:
                 groups, joint = run_groups(runner, compiled, frame, dataset, window, segment, classes), None
             else:

@@ -11,7 +11,7 @@ from sqlglot.errors import ErrorLevel
 from riskconsole.backtest import decisions_query, groups_query
 from riskconsole.config import Dataset
 from riskconsole.dialects import spark
-from riskconsole.engines.spark import _portable
+from riskconsole.engines.spark_render import _portable
 from riskconsole.features import frame_query, label_feature_query
 from riskconsole.report import run_backtest
 from conftest import BASE_DATASET
@@ -30,7 +30,7 @@ DATASET = Dataset.model_validate({**BASE_DATASET, "features": BASE_DATASET["feat
 
 def _spark(query) -> str:
     """Render as the Spark engine does: riskconsole's Spark dialect (exact renderings of DuckDB's functions) after
-    the engine's rewrites of riskconsole's own SQL (engines/spark.py `_portable`)."""
+    the engine's rewrites of riskconsole's own SQL (engines/spark_render.py `_portable`)."""
     sql = _portable(query).sql(dialect=spark(), unsupported_level=ErrorLevel.RAISE)
     assert not DUCKDB_ONLY.search(sql), DUCKDB_ONLY.search(sql).group(0)
     return sql

@@ -69,12 +69,35 @@ STRATEGY = {
 BASE = {"name": "base", "rules": [{"name": "burst", "when": "user_orders_1h >= 3", "action": "block"}]}
 
 
+def hidden_outcomes(events):
+    """What production did (DESIGN §6.2): orders over 150 blocked, a third of those let through at random
+    (propensity 0.3); the label of every third blocked, unexplored order never arrived."""
+    import numpy as np
+
+    blocked = (events["amount"] > 150).to_numpy()
+    explored = blocked & (np.arange(len(events)) % 3 == 1)
+    events["prod_action"] = np.where(blocked, " Block", "allow")  # DuckDB's lower(trim(...)) reads it as block
+    events["explore"] = np.where(explored, "true", "0")
+    events["propensity"] = np.where(explored, 0.3, np.nan)
+    events["is_fraud"] = events["is_fraud"].astype("Int64")
+    events.loc[blocked & ~explored & (np.arange(len(events)) % 3 == 0), "is_fraud"] = pd_na()
+    return events
+
+
+def pd_na():
+    import pandas as pd
+
+    return pd.NA
+
+
 @pytest.fixture(scope="module")
 def mixed_ws(tmp_path_factory):
-    events = test_tables.make_events()
+    events = hidden_outcomes(test_tables.make_events())
     root = tmp_path_factory.mktemp("spark")
     dataset = {**BASE_DATASET, "tables": test_tables.TABLES, "streams": {"logins": test_streams.STREAM},
                "features": FEATURES}
+    dataset["columns"] = {**BASE_DATASET["columns"], "prod_action": "prod_action", "explore": "explore",
+                          "propensity": "propensity"}
     ws = write_workspace(root, events, dataset, strategies={"mixed": STRATEGY, "base": BASE})
     test_tables.workspace(root, events, test_tables.make_merchants(events))  # the tables' files
     (root / "data" / "dataset.yaml").write_text(yaml.safe_dump(dataset, sort_keys=False))
@@ -127,6 +150,14 @@ def _rounded(con: duckdb.DuckDBPyConnection, table: str) -> str:
     return f"SELECT {', '.join(cols)} FROM {table}"
 
 
+def assert_same_rows(con: duckdb.DuckDBPyConnection, ours: str, theirs: str) -> None:
+    """`ours EXCEPT ALL theirs` and `theirs EXCEPT ALL ours` are empty, every DOUBLE rounded to 9 decimals first."""
+    a, b = _rounded(con, ours), _rounded(con, theirs)
+    for left, right in ((a, b), (b, a)):
+        extra = con.execute(f"SELECT * FROM ({left} EXCEPT ALL {right}) LIMIT 3").fetchall()
+        assert not extra, extra
+
+
 def test_the_frame_built_on_spark_equals_duckdbs(mixed_ws, spark_session):
     import pyarrow.parquet as pq
 
@@ -141,10 +172,7 @@ def test_the_frame_built_on_spark_equals_duckdbs(mixed_ws, spark_session):
         theirs = [c for (c,) in con.execute("SELECT column_name FROM (DESCRIBE spark_frame)").fetchall()]
         assert theirs == ours
         assert con.execute("SELECT count(*) FROM spark_frame").fetchall()[0][0] == 300
-        duck, spark_rows = _rounded(con, "frame"), _rounded(con, "spark_frame")
-        for a, b in ((duck, spark_rows), (spark_rows, duck)):
-            extra = con.execute(f"SELECT * FROM ({a} EXCEPT ALL {b}) LIMIT 3").fetchall()
-            assert not extra, extra
+        assert_same_rows(con, "frame", "spark_frame")
         nonzero = con.execute("SELECT count(*) FILTER (user_fraud_2d > 0 AND user_logins_1h > 0 AND ip_country IS "
                               "NOT NULL), count(*) FILTER (user_ring_fraud_3d > 0), count(*) FILTER "
                               "(user_ring_size_2d > 2), count(*) FILTER (user_failed_1h > 0), count(*) FILTER "
@@ -163,6 +191,9 @@ def test_a_backtest_on_spark_writes_duckdbs_report(mixed_ws, spark_session):
         want = duck.backtest(path, baseline=baseline, by="channel").report
     got = spark_session.backtest(path, baseline=baseline, by="channel").report
     assert got["overall"]["flagged"] > 0 and got["compare"]["changed"]
+    overall = got["overall"]  # the outcomes production hid (DESIGN §6.2) are part of the report
+    assert overall["observability"]["unobservable"] > 0 and overall["estimate"]["recall"]["interval"]
+    assert got["compare"]["bounds"]["delta"]["recall"][0] is not None
     assert_same(json.loads(json.dumps(got, default=str)), json.loads(json.dumps(want, default=str)))
 
 
@@ -294,7 +325,7 @@ DETECTOR = {"name": "lgbm", "kind": "lightgbm",
             "train": {"from": "2026-03-01", "to": "2026-03-02"}, "valid": {"from": "2026-03-03", "to": "2026-03-04"},
             "params": {"num_leaves": 7, "min_data_in_leaf": 3, "num_iterations": 40, "early_stopping_round": 100,
                        "calibration": "none"}}  # ~150 training rows: let the trees grow, keep every score apart
-SCORED = {"name": "scored", "params": {"cut": 0.3},
+SCORED = {"name": "scored", "params": {"cut": 0.2},  # the hidden outcomes keep scores near 0.18-0.28
           "rules": [{"name": "model", "when": "lgbm >= $cut AND amount > 20", "action": "review"},
                     {"name": "burst", "when": "user_orders_1h >= 3", "action": "block"}]}
 
@@ -472,19 +503,113 @@ def test_the_console_says_when_a_workspace_is_on_spark(tiny_ws, monkeypatch):
         assert [c.value for c in at.caption if c.value.startswith("Engine:")] == want
 
 
-def test_an_entity_level_monitor_runs_on_duckdb_and_is_refused_on_spark(monitor_ws):
+def test_an_entity_level_monitor_on_spark_gives_duckdbs_answer(monitor_ws, spark):  # noqa: F811
     """An entity frame has no `_pos`: its drift sample and attack discovery keep DuckDB's way (by its id, in its
-    time order); on Spark the strategy is refused in one line before any Spark work."""
+    time order). On Spark the entity frame is built there and the monitor's passes read it: the same answer."""
     path = monitor_ws.strategies_dir / "users.yaml"
     path.write_text(yaml.safe_dump({"name": "users", "level": {"entity": "user_id", "every": "1d", "horizon": "2d"},
                                     "rules": [{"name": "busy", "when": "user_orders_1h >= 1", "action": "review"}]}))
     try:
         with Session(monitor_ws) as duck:
-            result = duck.monitor(path, by=["user_amount_1d:3"])
-        assert result["daily"] and result["drift"]
-        with Session(monitor_ws, engine="spark") as session, pytest.raises(RiskConsoleError) as err:
-            session.monitor(path)
-        assert str(err.value) == ("strategies/users.yaml: entity-level strategies do not run on engine spark yet "
-                                  "(run with --engine duckdb)")
+            want = duck.monitor(path, by=["user_amount_1d:3"])
+        assert want["daily"] and want["drift"]
+        with Session(monitor_ws, engine="spark", spark=spark) as session:
+            got = session.monitor(path, by=["user_amount_1d:3"])
+        assert json.loads(json.dumps(got, default=str)) == json.loads(json.dumps(want, default=str))
     finally:
         path.unlink()
+
+
+def test_make_timestamp_and_strftime_rendered_for_spark_give_duckdbs_answers(spark):  # noqa: F811
+    """The entity frame's period start (`make_timestamp(micros)`, a TIMESTAMP without zone) and its id
+    (`strftime(t, '%Y-%m-%dT%H:%M:%S')`, whose 'T' Spark's formatter needs quoted): DuckDB's values, before 1970
+    and with microseconds too."""
+    import pyarrow as pa
+
+    from riskconsole.engines.spark import render
+    from riskconsole.sqlbuild import fill
+
+    rows = pa.table({"k": [0, 1, 2, 3], "us": pa.array([0, 1_772_323_200_000_000, -86_400_000_001,
+                                                        1_772_409_599_123_456], pa.int64())})
+    query = fill("SELECT k, make_timestamp(us) AS t, strftime(make_timestamp(us), '%Y-%m-%dT%H:%M:%S') AS id, "
+                 "strftime(make_timestamp(us), '%d/%m/%Y %H:%M:%S.%f') AS fine FROM r ORDER BY k")
+    con = duckdb.connect()
+    con.register("r", rows)
+    want = con.execute(query.sql(dialect="duckdb")).fetchall()
+    spark.createDataFrame(rows).createOrReplaceTempView("r")
+    got = [tuple(r) for r in spark.sql(render(query, "test")).collect()]
+    assert want[1][2] == "2026-03-01T00:00:00" and want[2][3] == "30/12/1969 23:59:59.999999"
+    assert got == want
+
+
+def test_quantile_edges_rendered_for_spark_match_duckdbs(spark):  # noqa: F811
+    """`--by COLUMN:N` edges (`quantile_cont(x, [1/N, ...])`) rendered as Spark's exact `percentile`: the same
+    order statistics interpolated, equal to DuckDB's within a relative 1e-12 (the last bit may differ: rounding
+    order: 77 of 378 lists for N = 2..7), for group sizes 1..60 and larger ones, NULLs and ties among the values,
+    N = 2, 3, 4, 7."""
+    import numpy as np
+    import pyarrow as pa
+
+    from riskconsole.engines.spark import render
+    from riskconsole.sqlbuild import fill, lit
+
+    rng = np.random.default_rng(3)
+    sizes = [*range(1, 61), 99, 100, 1001]
+    g = np.repeat(np.arange(len(sizes)), sizes)
+    x = np.where(rng.random(g.size) < 0.5, rng.integers(0, 30, g.size), np.round(rng.gamma(2, 80, g.size), 2))
+    rows = pa.table({"g": g, "x": pa.array(np.where(rng.random(g.size) < 0.1, np.nan, x), from_pandas=True)})
+    con = duckdb.connect()
+    con.register("t", rows)
+    spark.createDataFrame(rows).createOrReplaceTempView("t")
+    exact, ns = 0, (2, 3, 4, 7)
+    for n in ns:
+        probs = exp.Array(expressions=[lit(i / n) for i in range(1, n)])
+        query = exp.select("g", exp.alias_(fill("quantile_cont(CAST(x AS DOUBLE), :p)", p=probs), "q")).from_("t") \
+            .group_by("g").order_by("g")
+        want = con.execute(query.sql(dialect="duckdb")).fetchall()
+        got = [tuple(r) for r in spark.sql(render(query, "test")).collect()]
+        assert [a for a, _ in got] == [a for a, _ in want] and len(want) == len(sizes)
+        for (_, ours), (_, theirs) in zip(got, want):
+            ours, theirs = list(ours or []), list(theirs or [])
+            assert ours == pytest.approx(theirs, rel=1e-12, abs=0) and len(theirs) == n - 1
+            exact += ours == theirs
+    assert exact > 0.7 * len(ns) * len(sizes)  # most lists are bit for bit DuckDB's (301 of 378 for N = 2..7)
+
+
+def test_quantile_segments_on_spark_give_duckdbs_report(mixed_ws, spark_session, spark_queries):
+    """`--by amount:4` and `--by user_amount_1d:3`: the edges are computed on Spark too; report.json is DuckDB's."""
+    path = mixed_ws.strategies_dir / "mixed.yaml"
+    for by in ("amount:4", "user_amount_1d:3"):
+        with Session(mixed_ws) as duck:
+            want = duck.backtest(path, by=by).report
+        got = spark_session.backtest(path, by=by).report
+        assert f"--by {by}" in spark_queries and len(want["segments"]["rows"]) >= 3, want["segments"]
+        assert_same(json.loads(json.dumps(got, default=str)), json.loads(json.dumps(want, default=str)))
+
+
+def test_observability_classes_on_spark_are_duckdbs(spark):  # noqa: F811
+    """The outcomes pass's per-event class and 1/propensity (`outcomes.observability_class`, read by the grouped
+    pass) rendered for Spark give DuckDB's values row by row: text, integer and boolean explore flags, padded
+    and capitalised actions, NULLs."""
+    import pyarrow as pa
+
+    from riskconsole.engines.spark import render
+    from riskconsole.outcomes import observability_class
+
+    rows = pa.table({"k": list(range(8)),
+                     "act": ["block", " Block ", "allow", None, "BLOCK", "review", "block", "block"],
+                     "ex_text": ["1", "true", "0", "TRUE", None, " 1", "yes", "false"],
+                     "ex_int": pa.array([1, 0, 1, None, 0, 1, 1, 0], pa.int64()),
+                     "ex_bool": pa.array([True, False, None, True, False, True, True, False]),
+                     "p": [0.5, 0.25, None, 0.1, 1.0, 0.3, 0.75, 0.2]})
+    con = duckdb.connect()
+    con.register("t", rows)
+    spark.createDataFrame(rows).createOrReplaceTempView("t")
+    for explore in ("ex_text", "ex_int", "ex_bool"):
+        dataset = Dataset.model_validate({"source": "x.csv", "columns": {
+            "id": "k", "time": "t", "prod_action": "act", "explore": explore, "propensity": "p"}})
+        cls, inverse = observability_class(dataset)
+        query = exp.select("k", exp.alias_(cls, "c"), exp.alias_(inverse, "w")).from_("t").order_by("k")
+        want = con.execute(query.sql(dialect="duckdb")).fetchall()
+        got = [tuple(r) for r in spark.sql(render(query, "test")).collect()]
+        assert got == want and {c for _, c, _ in want} == {0, 1, 2}, (explore, got, want)

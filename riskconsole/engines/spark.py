@@ -13,8 +13,10 @@ pairs come back, their components are computed in Python as on DuckDB, and the v
 through `arrow`).
 
 The outcome blocks of a dataset mapping `prod_action` come from the same grouped query (its grouping set by
-observability class). Not on Spark yet: load and quarantine, detector training, PyOD scoring, entity-level strategies
-and the console.
+observability class). Entity-level strategies: the entity frame is built on Spark from the export by entities.py's
+queries and read as `frame` by their queries (`spark_entities.py`).
+
+Not on Spark yet: load and quarantine, detector training, PyOD scoring and the console's live reports.
 """
 
 from __future__ import annotations
@@ -35,14 +37,15 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from sqlglot import exp
-from sqlglot.errors import ErrorLevel, SqlglotError
 
-from riskconsole import dialects
-from riskconsole.config import Dataset, Feature, SparkSettings
+from riskconsole.config import Dataset, Feature, Level, SparkSettings
 from riskconsole.errors import DataError, RiskConsoleError
+from riskconsole.engines.spark_entities import EntityRunner, entity_view
+from riskconsole.engines.spark_render import first_line, render
 from riskconsole.engines.spark_lists import SparkLists
 from riskconsole.engines.spark_scores import digest, model_files, score_frame, scored_on_spark
 from riskconsole.features import GRAPH_TABLE, frame_plan
+from riskconsole.entities import EntityView
 from riskconsole.graphs import GraphSource, graph_query, graph_values
 from riskconsole.names import META_TABLE, SCORES_TABLE
 from riskconsole.sqlbuild import fill, ident
@@ -51,6 +54,7 @@ from riskconsole.workspace import Workspace
 
 SPARK_DIR = "spark"  # under data/: one folder per data version
 DONE = "_riskconsole.json"  # written last: the version's export and frame are complete
+EXPORTED = "_exported.json"  # written last by the export (entity frames need only it)
 DAY = "__day"  # the partition column of the exported events (not a column of the frame)
 LOCAL_SHUFFLE_PARTITIONS = 8  # local mode: a few tasks per core (Spark's 200 is for clusters)
 INSTALL_JAVA = "apt-get install openjdk-17-jre-headless, or set JAVA_HOME"
@@ -93,95 +97,6 @@ def start(settings: SparkSettings) -> Any:
     return session
 
 
-def render(node: exp.Expression, what: str) -> str:
-    """Spark SQL of an AST with DuckDB's meaning (dialects.spark); anything without an exact rendering is refused.
-
-    Raises:
-        RiskConsoleError: naming `what` and the engine.
-    """
-    try:
-        return _portable(node).sql(dialect=dialects.spark(), unsupported_level=ErrorLevel.RAISE, comments=False)
-    except dialects.Unsupported as err:
-        problem, fix = err.args
-        raise RiskConsoleError(f"{what}: cannot be rendered exactly for engine spark: {problem} ({fix})") from None
-    except SqlglotError as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise RiskConsoleError(f"{what}: cannot be translated exactly to engine spark: {first}") from None
-
-
-def _portable(node: exp.Expression) -> exp.Expression:
-    """Functions of riskconsole's own SQL (not of user expressions) written the way Spark runs them:
-
-    - `list_extract(l, i)` (the optimizer's threshold buckets: 1-based, NULL out of range) as `try_element_at`,
-      which is NULL out of range too but fails on index 0 (DuckDB: NULL) and takes an INT index;
-    - `list_filter(l, x -> x IS NOT NULL)` (decisions' matched rules) as `array_compact(l)`: the same list, and
-      no lambda, since Spark refuses a subquery (an `IN LIST`) anywhere inside a higher-order function;
-    - `quantile_disc(x, p)` or `quantile_disc(x, [p, ...])` (drift's bins) as `percentile_disc(p) WITHIN GROUP
-      (ORDER BY x)` per p: the same element of the sorted non-NULL values (tests/test_spark_engine.py checks
-      sizes 1..1001; sqlglot's own rendering is the approximate `percentile_approx`);
-    - `hash(x)` (monitor's entity key, only compared for equality) as the 64-bit `xxhash64(x)`: equal values
-      have equal hashes on both engines (the hash values themselves differ);
-    - `count(DISTINCT x) OVER w` (count_distinct windows) as `size(collect_set(x) OVER w)`: Spark refuses DISTINCT
-      window aggregates; the set of the frame's non-NULL values has the same size (0 for an empty frame)."""
-    def rewrite(n: exp.Expression) -> exp.Expression:
-        for test, change in _REWRITES:
-            if test(n):
-                return change(n)
-        return n
-
-    return node.transform(rewrite) if any(test(n) for n in node.walk() for test, _ in _REWRITES) else node
-
-
-def _is_extract(n: exp.Expression) -> bool:
-    return isinstance(n, exp.Anonymous) and n.name.lower() == "list_extract"
-
-
-def _extract(n: exp.Expression) -> exp.Expression:
-    values, index = n.expressions
-    at = exp.Anonymous(this="try_element_at", expressions=[values, exp.cast(index.copy(), "INT")])
-    return fill("CASE WHEN :i = 0 THEN NULL ELSE :at END", i=index, at=at)
-
-
-def _is_compact(n: exp.Expression) -> bool:
-    body = n.expression.this if isinstance(n, exp.ArrayFilter) and isinstance(n.expression, exp.Lambda) else None
-    return isinstance(body, exp.Not) and isinstance(body.this, exp.Is) and isinstance(body.this.expression, exp.Null) \
-        and body.this.this.name == n.expression.expressions[0].name
-
-
-def _percentile_disc(n: exp.Expression) -> exp.Expression:
-    def one(p: exp.Expression) -> exp.Expression:
-        return exp.WithinGroup(this=exp.Anonymous(this="percentile_disc", expressions=[p.copy()]),
-                               expression=exp.Order(expressions=[exp.Ordered(this=n.this.copy())]))
-
-    ps = n.expression
-    return exp.Array(expressions=[one(p) for p in ps.expressions]) if isinstance(ps, exp.Array) else one(ps)
-
-
-def _is_distinct_window(n: exp.Expression) -> bool:
-    return isinstance(n, exp.Window) and isinstance(n.this, exp.Count) and isinstance(n.this.this, exp.Distinct)
-
-
-def _distinct_window(n: exp.Expression) -> exp.Expression:
-    window = n.copy()
-    window.set("this", exp.Anonymous(this="collect_set", expressions=[n.this.this.expressions[0].copy()]))
-    return exp.Anonymous(this="size", expressions=[window])
-
-
-_REWRITES: list[tuple[Callable[[exp.Expression], bool], Callable[[exp.Expression], exp.Expression]]] = [
-    (_is_extract, _extract),
-    (_is_compact, lambda n: exp.Anonymous(this="array_compact", expressions=[n.this])),
-    (lambda n: isinstance(n, exp.PercentileDisc) and n.expression is not None, _percentile_disc),
-    (lambda n: isinstance(n, exp.Anonymous) and n.name.lower() == "hash",
-     lambda n: exp.Anonymous(this="xxhash64", expressions=n.expressions)),
-    (_is_distinct_window, _distinct_window),
-]
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
 class SparkEngine:
     """Features and grouped backtest queries of one workspace's loaded data version, run by Spark."""
 
@@ -210,11 +125,17 @@ class SparkEngine:
         """Whether this data version's export and frame are on disk."""
         return (self.root / DONE).exists()
 
+    @property
+    def exported(self) -> bool:
+        """Whether this data version's events, streams and tables are on disk as Parquet."""
+        return (self.root / EXPORTED).exists() or self.built
+
     # ------------------------------------------------------------ building once per data version
 
-    def prepare(self, frame: Frame) -> SparkEngine:
+    def prepare(self, frame: Frame, con: duckdb.DuckDBPyConnection | None = None) -> SparkEngine:
         """Export and build the frame on Spark unless this data version has them; register `frame` and the current
-        detector score tables as views."""
+        detector score tables as views. `con` reads the loaded database (default: the one given at creation)."""
+        self._con = con or self._con
         if not self.built:
             self._build(frame)
         self.spark.read.parquet(str(self.root / "frame")).createOrReplaceTempView("frame")
@@ -223,25 +144,39 @@ class SparkEngine:
                 self._scores(detector, table).createOrReplaceTempView(table)
         return self
 
-    def _build(self, frame: Frame) -> None:
+    def export(self, con: duckdb.DuckDBPyConnection | None = None) -> None:
+        """Export this data version's events (by day), streams and tables to Parquet unless already there (the
+        folders of earlier loads are removed: their events are gone from DuckDB too)."""
+        self._con = con or self._con
+        if self.exported:
+            return
         shutil.rmtree(self.root, ignore_errors=True)
         for other in self.root.parent.glob("*") if self.root.parent.exists() else []:
-            if other.is_dir():  # a frame of an earlier load: its events are gone from DuckDB too
+            if other.is_dir():
                 shutil.rmtree(other, ignore_errors=True)
         started = time.perf_counter()
         self._progress(f"spark: exporting events, streams and tables to {self.ws.rel(self.root)} ...")
-        names = ["events", *(f"stream_{s}" for s in self.dataset.streams), *(f"table_{t}" for t in self.dataset.tables)]
-        for name in names:
+        for name in self._exports():
             self._export(name, self.root / name, by_day=name == "events")
         self.seconds["export"] = time.perf_counter() - started
+        (self.root / EXPORTED).write_text(json.dumps({"version": self.version, "seconds": self.seconds["export"]}))
+
+    def _build(self, frame: Frame) -> None:
+        self.export()
+        names = self._exports()
         started = time.perf_counter()
-        self._progress(f"spark: building {len(self.dataset.features)} features on {self._master()} ...")
+        self._progress(f"spark: building {len(self.dataset.features)} features on {self.master} ...")
         self._build_frame(names, list(frame.columns))
         self.seconds["frame"] = time.perf_counter() - started
         (self.root / DONE).write_text(json.dumps({"version": self.version, "seconds": self.seconds}))
 
-    def _master(self) -> str:
+    @property
+    def master(self) -> str:
+        """Where Spark runs: the Spark Connect address or the master URL."""
         return self.dataset.spark.remote or self.dataset.spark.master
+
+    def progress(self, message: str) -> None:
+        self._progress(message)
 
     def _export(self, table: str, out: Path, by_day: bool = False) -> None:
         """A DuckDB table as Parquet files (events: one folder per day, `__day=YYYY-MM-DD`), streamed in batches."""
@@ -260,13 +195,20 @@ class SparkEngine:
         if not any(out.rglob("*.parquet")):  # an empty table still has a schema Spark can read
             pq.write_table(reader.schema.empty_table(), out / "empty.parquet")
 
+    def _exports(self) -> list[str]:
+        return ["events", *(f"stream_{s}" for s in self.dataset.streams), *(f"table_{t}" for t in self.dataset.tables)]
+
+    def register_exports(self) -> None:
+        """The exported `events`, `stream_NAME` and `table_NAME` as Spark views (the names DuckDB's queries use)."""
+        for name in self._exports():
+            data = self.spark.read.parquet(str(self.root / name))
+            (data.drop(DAY) if name == "events" else data).createOrReplaceTempView(name)
+
     def _build_frame(self, names: list[str], order: list[str]) -> None:
         """The frame, by the queries of `features.frame_plan` rendered for Spark, written as Parquet with the columns
         in the order of DuckDB's frame (`order`; Spark puts a USING join's key first)."""
         spark = self.spark
-        for name in names:
-            data = spark.read.parquet(str(self.root / name))
-            (data.drop(DAY) if name == "events" else data).createOrReplaceTempView(name)
+        self.register_exports()
         columns = [c for c in spark.table("events").columns]
         label = self.ws.rel(self.ws.dataset_path)
         plan = frame_plan(self.dataset, columns, label)
@@ -282,7 +224,7 @@ class SparkEngine:
             raise
         except Exception as err:  # noqa: BLE001 - pyspark raises many kinds; one line says which step failed
             raise DataError(f"{self.ws.rel(self.ws.dataset_path)}: building the features on spark failed: "
-                            f"{_first_line(err)}") from None
+                            f"{first_line(err)}") from None
         finally:
             for table in [name for name, _ in steps] + [GRAPH_TABLE]:
                 spark.catalog.dropTempView(table)
@@ -318,14 +260,14 @@ class SparkEngine:
         if not (out / DONE).exists():
             self._clear_scores(table)
             started = time.perf_counter()
-            self._progress(f"spark: scoring {detector} on {self._master()} ...")
+            self._progress(f"spark: scoring {detector} on {self.master} ...")
             try:
                 scored = score_frame(self.spark, lambda q: render(q, f"detector '{detector}'"), files, detector)
                 scored.write.mode("overwrite").parquet(str(out))
             except RiskConsoleError:
                 raise
             except Exception as err:  # noqa: BLE001 - pyspark raises many kinds; one line says which model failed
-                raise DataError(f"{self.ws.rel(folder)}: scoring on spark failed: {_first_line(err)}") from None
+                raise DataError(f"{self.ws.rel(folder)}: scoring on spark failed: {first_line(err)}") from None
             self.seconds[f"score {detector}"] = time.perf_counter() - started
             (out / DONE).write_text(json.dumps({"seconds": self.seconds[f"score {detector}"]}))
         return self.spark.read.parquet(str(out))
@@ -356,6 +298,12 @@ class SparkEngine:
         for where, node in checks:
             render(self._lists.rewrite(node), f"{label}: {where}")
 
+    def entities(self, con: duckdb.DuckDBPyConnection, level: Level, label: str) -> tuple[EntityView, EntityRunner]:
+        """An entity level's frame built on Spark (once per data version, dataset spec and level) and the runner
+        whose queries read it as `frame`; `con` reads the loaded DuckDB database (types)."""
+        view, name = entity_view(self, con, level, label)
+        return view, EntityRunner(self, name)
+
     @functools.cached_property
     def _lists(self) -> SparkLists:
         return SparkLists(self.spark, self.ws.lists(self.dataset))
@@ -367,7 +315,7 @@ class SparkEngine:
             return self.spark.sql(sql).toArrow()
         except Exception as err:  # noqa: BLE001 - pyspark raises many kinds; the user needs one line
             raise RiskConsoleError(f"strategy '{strategy}': evaluating its expressions on spark failed: "
-                                   f"{_first_line(err)} (guard the expression, e.g. with nullif or TRY_CAST)") from None
+                                   f"{first_line(err)} (guard the expression, e.g. with nullif or TRY_CAST)") from None
 
 
 def _version(con: duckdb.DuckDBPyConnection) -> str:

@@ -1,0 +1,117 @@
+"""Spark SQL with DuckDB's meaning: riskconsole's DuckDB-dialect ASTs rendered for Spark (DESIGN §7).
+
+`render` applies the rewrites of riskconsole's own SQL below, then `dialects.spark()` (the renderings of what a
+user's expression may say), with every sqlglot "unsupported" warning raised as an error.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from sqlglot import exp
+from sqlglot.errors import ErrorLevel, SqlglotError
+
+from riskconsole import dialects
+from riskconsole.errors import RiskConsoleError
+from riskconsole.sqlbuild import fill
+
+
+def render(node: exp.Expression, what: str) -> str:
+    """Spark SQL of an AST with DuckDB's meaning (dialects.spark); anything without an exact rendering is refused.
+
+    Raises:
+        RiskConsoleError: naming `what` and the engine.
+    """
+    try:
+        return _portable(node).sql(dialect=dialects.spark(), unsupported_level=ErrorLevel.RAISE, comments=False)
+    except dialects.Unsupported as err:
+        problem, fix = err.args
+        raise RiskConsoleError(f"{what}: cannot be rendered exactly for engine spark: {problem} ({fix})") from None
+    except SqlglotError as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise RiskConsoleError(f"{what}: cannot be translated exactly to engine spark: {first}") from None
+
+
+def _portable(node: exp.Expression) -> exp.Expression:
+    """Functions of riskconsole's own SQL (not of user expressions) written the way Spark runs them:
+
+    - `list_extract(l, i)` (the optimizer's threshold buckets: 1-based, NULL out of range) as `try_element_at`,
+      which is NULL out of range too but fails on index 0 (DuckDB: NULL) and takes an INT index;
+    - `list_filter(l, x -> x IS NOT NULL)` (decisions' matched rules) as `array_compact(l)`: the same list, and
+      no lambda, since Spark refuses a subquery (an `IN LIST`) anywhere inside a higher-order function;
+    - `quantile_disc(x, p)` or `quantile_disc(x, [p, ...])` (drift's bins) as `percentile_disc(p) WITHIN GROUP
+      (ORDER BY x)` per p: the same element of the sorted non-NULL values (tests/test_spark_engine.py checks
+      sizes 1..1001; sqlglot's own rendering is the approximate `percentile_approx`);
+    - `hash(x)` (monitor's entity key, only compared for equality) as the 64-bit `xxhash64(x)`: equal values
+      have equal hashes on both engines (the hash values themselves differ);
+    - `quantile_cont(x, p)` or `quantile_cont(x, [p, ...])` (`--by COLUMN:N` edges) as Spark's exact
+      `percentile(x, p)`: the same interpolation between the same two order statistics, rounded in another order
+      (an edge may differ in its last bit, e.g. 87.14947401378973 vs DuckDB's ...74; no value lies strictly between
+      two adjacent order statistics, so every row falls in the same bucket unless those two are adjacent doubles);
+    - `row_number() OVER ()` (an entity frame's event ids: any numbering 1..n) ordered by
+      `monotonically_increasing_id()`, since Spark refuses a row_number without an order;
+    - `count(DISTINCT x) OVER w` (count_distinct windows) as `size(collect_set(x) OVER w)`: Spark refuses DISTINCT
+      window aggregates; the set of the frame's non-NULL values has the same size (0 for an empty frame)."""
+    def rewrite(n: exp.Expression) -> exp.Expression:
+        for test, change in _REWRITES:
+            if test(n):
+                return change(n)
+        return n
+
+    return node.transform(rewrite) if any(test(n) for n in node.walk() for test, _ in _REWRITES) else node
+
+
+def _is_extract(n: exp.Expression) -> bool:
+    return isinstance(n, exp.Anonymous) and n.name.lower() == "list_extract"
+
+
+def _extract(n: exp.Expression) -> exp.Expression:
+    values, index = n.expressions
+    at = exp.Anonymous(this="try_element_at", expressions=[values, exp.cast(index.copy(), "INT")])
+    return fill("CASE WHEN :i = 0 THEN NULL ELSE :at END", i=index, at=at)
+
+
+def _is_compact(n: exp.Expression) -> bool:
+    body = n.expression.this if isinstance(n, exp.ArrayFilter) and isinstance(n.expression, exp.Lambda) else None
+    return isinstance(body, exp.Not) and isinstance(body.this, exp.Is) and isinstance(body.this.expression, exp.Null) \
+        and body.this.this.name == n.expression.expressions[0].name
+
+
+def _percentile_disc(n: exp.Expression) -> exp.Expression:
+    def one(p: exp.Expression) -> exp.Expression:
+        return exp.WithinGroup(this=exp.Anonymous(this="percentile_disc", expressions=[p.copy()]),
+                               expression=exp.Order(expressions=[exp.Ordered(this=n.this.copy())]))
+
+    ps = n.expression
+    return exp.Array(expressions=[one(p) for p in ps.expressions]) if isinstance(ps, exp.Array) else one(ps)
+
+
+def _is_distinct_window(n: exp.Expression) -> bool:
+    return isinstance(n, exp.Window) and isinstance(n.this, exp.Count) and isinstance(n.this.this, exp.Distinct)
+
+
+def _distinct_window(n: exp.Expression) -> exp.Expression:
+    window = n.copy()
+    window.set("this", exp.Anonymous(this="collect_set", expressions=[n.this.this.expressions[0].copy()]))
+    return exp.Anonymous(this="size", expressions=[window])
+
+
+_REWRITES: list[tuple[Callable[[exp.Expression], bool], Callable[[exp.Expression], exp.Expression]]] = [
+    (_is_extract, _extract),
+    (_is_compact, lambda n: exp.Anonymous(this="array_compact", expressions=[n.this])),
+    (lambda n: isinstance(n, exp.PercentileDisc) and n.expression is not None, _percentile_disc),
+    (lambda n: isinstance(n, exp.PercentileCont) and n.expression is not None,
+     lambda n: exp.Anonymous(this="percentile", expressions=[n.this, n.expression])),
+    (lambda n: isinstance(n, exp.Anonymous) and n.name.lower() == "hash",
+     lambda n: exp.Anonymous(this="xxhash64", expressions=n.expressions)),
+    (lambda n: isinstance(n, exp.Window) and isinstance(n.this, exp.RowNumber) and not n.args.get("order")
+     and not n.args.get("partition_by"),
+     lambda n: exp.Window(this=exp.RowNumber(), order=exp.Order(expressions=[exp.Ordered(
+         this=exp.Anonymous(this="monotonically_increasing_id"))]))),
+    (_is_distinct_window, _distinct_window),
+]
+
+
+def first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

@@ -1,0 +1,82 @@
+"""Entity-level strategies on engine spark (DESIGN §3.2, §7; issue 15): the entity frame Spark builds equals
+DuckDB's row for row, and a backtest over it writes DuckDB's report.json.
+
+The workspace of test_entities (merchants decided daily: windows, count_distinct, a label feature, a stream
+window, a lookup, a derived feature and a graph feature; labels from the merchants table or from events). Spark
+runs in the test run's one session (`spark` of test_functions).
+"""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pytest
+
+import test_entities
+from conftest import assert_same
+from riskconsole.report import Baseline
+from riskconsole.session import Session
+from test_functions import spark  # noqa: E402,F401 - the one Spark session of the test run
+from test_spark_engine import assert_same_rows
+
+pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["table-label", "event-label"])
+def entity_ws(request, tmp_path_factory):
+    ws, _ = test_entities.make_ws(tmp_path_factory.mktemp("entities"), table_label=request.param)
+    return ws
+
+
+def test_the_entity_frame_built_on_spark_equals_duckdbs(entity_ws, spark):  # noqa: F811
+    level = entity_ws.strategy(entity_ws.strategies_dir / "mw.yaml").level
+    with Session(entity_ws) as duck:
+        want = duck.entities(level)
+    with Session(entity_ws, engine="spark", spark=spark) as session:
+        got = session.entities(level)
+        assert not session.spark_engine(frame=False).built  # an entity frame needs only the export
+    assert (got.features, got.elsewhere, got.label_from) == (want.features, want.elsewhere, want.label_from)
+    assert got.table.column_names == want.table.column_names and got.frame.columns == want.frame.columns
+    con = duckdb.connect()
+    try:
+        con.register("duck", want.table)
+        con.register("spark", got.table)
+        assert con.execute("SELECT count(*) FROM spark").fetchall()[0][0] == want.table.num_rows > 100
+        assert_same_rows(con, "duck", "spark")
+        nonzero = con.execute("SELECT count(*) FILTER (merchant_fraud_4d > 0), count(*) FILTER (merchant_refunds_3d "
+                              "> 0), count(*) FILTER (merchant_ring_3d > 1), count(*) FILTER (merchant_users_2d > 1), "
+                              "count(*) FILTER (merchant_tier IS NOT NULL), count(*) FILTER (__label = 1) "
+                              "FROM spark").fetchall()[0]
+        assert all(nonzero), nonzero  # the features under test are not all empty
+    finally:
+        con.close()
+
+
+def test_an_entity_backtest_on_spark_writes_duckdbs_report(entity_ws, spark, monkeypatch):  # noqa: F811
+    """A comparison with a baseline, `--by merchant_tier` and 50 resamples: the grouped queries run on Spark over
+    the Spark-built entity frame; report.json, the decisions table and a sweep are DuckDB's."""
+    from riskconsole.backtest import Window
+    from riskconsole.engines.spark_entities import EntityRunner
+
+    path = entity_ws.strategies_dir / "mw.yaml"
+    base = entity_ws.strategies_dir / "mw_base.yaml"
+    base.write_text(path.read_text().replace("name: mw", "name: mw_base").replace("k: 6", "k: 9"))
+    baseline = Baseline(base, bootstrap=50)
+    with Session(entity_ws) as duck:
+        want = duck.backtest(path, baseline=baseline, by="merchant_tier").report
+        run = duck.backtest(path)
+        want_rows, want_sweep = duck.decisions(run), duck.sweep(path, "k", [3, 6, 9], Window())
+    ran, arrow = [], EntityRunner.arrow
+    monkeypatch.setattr(EntityRunner, "arrow", lambda self, query, strategy: ran.append(strategy) or
+                        arrow(self, query, strategy))
+    with Session(entity_ws, engine="spark", spark=spark) as session:
+        got = session.backtest(path, baseline=baseline, by="merchant_tier").report
+        got_rows = session.decisions(session.backtest(path))
+        got_sweep = session.sweep(path, "k", [3, 6, 9], Window())
+    assert ran.count("mw") >= 4  # the grouped passes, the decisions and the sweep ran on Spark's entity frame
+    assert got_rows.schema == want_rows.schema and got_rows.equals(want_rows)
+    assert got_rows.num_rows == want["overall"]["population"] > 40  # one row per entity-period
+    assert_same(got_sweep, want_sweep)
+    assert got["overall"]["flagged"] > 0 and got["compare"]["changed"] and got["level"]["entity"] == "merchant_id"
+    assert_same(json.loads(json.dumps(got, default=str)), json.loads(json.dumps(want, default=str)))
