@@ -39,7 +39,7 @@ def _spark(query) -> str:
 def test_feature_sql_transpiles_to_spark():
     assert "UNIX_MICROS" in _spark(label_feature_query(DATASET.features[3], DATASET, "_base"))
     frame = _spark(frame_query(DATASET, COLUMNS, "x", label_tables={"user_fraud_2d": "_lf"}))
-    assert "SIZE(COLLECT_SET(`user_id`) OVER" in frame and "DISTINCT" not in frame  # count_distinct windows
+    assert "CAST(SIZE(COLLECT_SET(`user_id`) OVER" in frame and "DISTINCT" not in frame  # count_distinct windows
     assert "(DAYOFWEEK(`ts`) - 1) IN (0, 6)" in frame and "RLIKE '(?d)\\\\d'" in frame
 
 

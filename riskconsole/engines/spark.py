@@ -58,6 +58,7 @@ EXPORTED = "_exported.json"  # written last by the export (entity frames need on
 DAY = "__day"  # the partition column of the exported events (not a column of the frame)
 LOCAL_SHUFFLE_PARTITIONS = 8  # local mode: a few tasks per core (Spark's 200 is for clusters)
 INSTALL_JAVA = "apt-get install openjdk-17-jre-headless, or set JAVA_HOME"
+_VIEWS_OF: dict[int, str] = {}  # id(SparkSession) -> the data folder its `frame` view reads now
 
 
 def missing() -> str | None:
@@ -111,6 +112,7 @@ class SparkEngine:
         self.version = _version(con)
         self.root = ws.root / "data" / SPARK_DIR / self.version
         self.seconds: dict[str, float] = {}  # what preparing took: export, frame (0 when cached)
+        self._frame: Frame | None = None  # set by `prepare`: the frame whose views `arrow` reads
 
     @property
     def spark(self) -> Any:
@@ -138,11 +140,18 @@ class SparkEngine:
         self._con = con or self._con
         if not self.built:
             self._build(frame)
+        self._frame = frame
+        self._register(frame)
+        return self
+
+    def _register(self, frame: Frame) -> None:
+        """Point the session's `frame` and score views at this data version (views are global to a SparkSession,
+        which several workspaces' engines may share: `arrow` registers them again when another engine did since)."""
         self.spark.read.parquet(str(self.root / "frame")).createOrReplaceTempView("frame")
         for detector, table in frame.scores.items():
             if detector not in frame.stale:
                 self._scores(detector, table).createOrReplaceTempView(table)
-        return self
+        _VIEWS_OF[id(self.spark)] = str(self.root)
 
     def export(self, con: duckdb.DuckDBPyConnection | None = None) -> None:
         """Export this data version's events (by day), streams and tables to Parquet unless already there (the
@@ -311,6 +320,8 @@ class SparkEngine:
     def arrow(self, query: exp.Expression, strategy: str) -> pa.Table:
         """Run a DuckDB-dialect AST on Spark and fetch the (small) result as Arrow (lists it reads registered)."""
         sql = render(self._lists.rewrite(query), f"strategy '{strategy}'")
+        if self._frame is not None and _VIEWS_OF.get(id(self.spark)) != str(self.root):
+            self._register(self._frame)  # another workspace's engine re-pointed the shared session's views
         try:
             return self.spark.sql(sql).toArrow()
         except Exception as err:  # noqa: BLE001 - pyspark raises many kinds; the user needs one line

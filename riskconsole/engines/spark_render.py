@@ -50,8 +50,9 @@ def _portable(node: exp.Expression) -> exp.Expression:
       two adjacent order statistics, so every row falls in the same bucket unless those two are adjacent doubles);
     - `row_number() OVER ()` (an entity frame's event ids: any numbering 1..n) ordered by
       `monotonically_increasing_id()`, since Spark refuses a row_number without an order;
-    - `count(DISTINCT x) OVER w` (count_distinct windows) as `size(collect_set(x) OVER w)`: Spark refuses DISTINCT
-      window aggregates; the set of the frame's non-NULL values has the same size (0 for an empty frame)."""
+    - `count(DISTINCT x) OVER w` (count_distinct windows) as `CAST(size(collect_set(x) OVER w) AS BIGINT)`: Spark
+      refuses DISTINCT window aggregates; the set of the frame's non-NULL values has the same size (0 for an empty
+      frame), and DuckDB's count is a BIGINT."""
     def rewrite(n: exp.Expression) -> exp.Expression:
         for test, change in _REWRITES:
             if test(n):
@@ -93,7 +94,7 @@ def _is_distinct_window(n: exp.Expression) -> bool:
 def _distinct_window(n: exp.Expression) -> exp.Expression:
     window = n.copy()
     window.set("this", exp.Anonymous(this="collect_set", expressions=[n.this.this.expressions[0].copy()]))
-    return exp.Anonymous(this="size", expressions=[window])
+    return exp.cast(exp.Anonymous(this="size", expressions=[window]), "BIGINT")  # DuckDB's count is BIGINT
 
 
 _REWRITES: list[tuple[Callable[[exp.Expression], bool], Callable[[exp.Expression], exp.Expression]]] = [
