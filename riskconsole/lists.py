@@ -144,14 +144,14 @@ class ListSet:
         value = exp.TryCast(this=exp.column("__value"), to=to)
         table = exp.to_table(TABLE_PREFIX + name).as_(ALIAS_PREFIX + found.sha256[:12])
         col = exp.column(column, quoted=True)
-        if found.table.column("__expires").null_count == found.entries and not found.dated:
-            query = exp.select(value).from_(table).where(fill(":v IS NOT NULL", v=value.copy()))
-            return exp.In(this=col, query=exp.Subquery(this=query))
         if found.dated:
             listed = exp.select("1").from_(table).where(fill(
                 ":v = :c AND (__added IS NULL OR __added <= :t) AND (__expires IS NULL OR :t < __expires)",
                 v=value, c=col.copy(), t=ident(self.time_column)))
             return fill("CASE WHEN :c IS NULL THEN NULL ELSE :e END", c=col, e=exp.Exists(this=listed))
+        if found.table.column("__expires").null_count == found.entries:
+            query = exp.select(value).from_(table).where(fill(":v IS NOT NULL", v=value.copy()))
+            return exp.In(this=col, query=exp.Subquery(this=query))
         latest = exp.select(fill("max(coalesce(__expires, CAST('infinity' AS TIMESTAMP)))")).from_(table).where(
             fill(":v = :c", v=value, c=col.copy()))
         return fill("CASE WHEN :c IS NULL THEN NULL ELSE coalesce(:s > :t, false) END", c=col,
