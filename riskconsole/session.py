@@ -9,6 +9,7 @@ files and the console show the same thing.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
@@ -23,7 +24,7 @@ import yaml
 
 from riskconsole.backtest import Window, decisions_query, fetch_decisions, make_window, run_groups
 from riskconsole.config import Dataset, Level, Strategy
-from riskconsole.errors import DataError, RiskConsoleError
+from riskconsole.errors import DataError, ExpressionError, RiskConsoleError
 from riskconsole.export import render_files
 from riskconsole.lists import list_files, register_lists, report_lists
 from riskconsole.report import Backtest, Baseline, build_report, detector_warnings
@@ -375,7 +376,27 @@ class Session:
             check_level(strategy.level, self.dataset, self.frame.columns, self.ws.rel(path))
         frame, _ = self.view(strategy)
         with self.cursor(strategy) as cur:
-            return compile_strategy(strategy, frame, self.ws.rel(path), overrides, con=cur)
+            try:
+                return compile_strategy(strategy, frame, self.ws.rel(path), overrides, con=cur)
+            except ExpressionError as err:
+                raise ExpressionError(self._untrained_hint(str(err), frame)) from None
+
+    def _untrained_hint(self, message: str, frame: Frame) -> str:
+        """An "unknown column 'lgbm_orders'" where a detector of that name exists but has no scores yet: say to
+        train it (the usual first-hour stumble after writing a detector file)."""
+        found = re.search(r"unknown column '([^']*)'", message)
+        if not found or found.group(1) in frame.scores:
+            return message
+        name = found.group(1)
+        for path in sorted(self.ws.detectors_dir.glob("*.y*ml")):
+            try:
+                named = self.ws.detector(path).name
+            except RiskConsoleError:
+                continue
+            if named == name:
+                return (f"{message.split(': unknown column')[0]}: detector '{name}' has no scores yet: run "
+                        f"`riskconsole train {self.ws.rel(path)}`")
+        return message
 
     def check_text(self, text: str, label: str) -> Strategy:
         """Parse and fully check strategy YAML as typed in the editor (what `validate` checks of a file)."""
@@ -508,7 +529,10 @@ class Session:
         if strategy.level is not None:
             return self.backtest(path, window, overrides, strategy=strategy).report
         with self.cursor() as cur:
-            compiled = compiler.compile(strategy, self.ws.rel(path), overrides, cur)
+            try:
+                compiled = compiler.compile(strategy, self.ws.rel(path), overrides, cur)
+            except ExpressionError as err:
+                raise ExpressionError(self._untrained_hint(str(err), compiler.frame)) from None
         evaluator = self._evaluator(compiled, window)
         report = self._report(compiled, evaluator.answer(compiled), window)
         if self.dataset.columns.prod_action:  # the backtest's outcome blocks, from the evaluator's cached rows

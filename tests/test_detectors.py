@@ -18,6 +18,8 @@ from riskconsole.detectors import training
 from riskconsole.detectors.calibration import Calibrator
 from riskconsole.detectors.card import auc_roc, average_precision
 from riskconsole.errors import RiskConsoleError
+from riskconsole.backtest import Window
+from riskconsole.session import Session
 
 PYOD = [k for k in KINDS if k.startswith("pyod.")]
 OUT_OF_TIME = "2026-02-25"
@@ -297,6 +299,28 @@ def test_guards_refuse_with_one_line_and_leave_nothing(small_ws, edit, message):
     assert str(err.value).startswith("detectors/x.yaml") and message in str(err.value)
     assert "\n" not in str(err.value)
     assert f"scores_{body['name']}" not in _tables(small_ws) and not (small_ws.models_dir / body["name"]).exists()
+
+
+def test_a_strategy_reading_an_untrained_detector_is_told_to_train_it(small_ws):
+    """A detector file written but not trained yet: the rule's unknown column is that detector, so say so."""
+    body = {"name": "fresh", "kind": "lightgbm", "features": FEATURES, "train": TRAIN, "valid": VALID}
+    (small_ws.detectors_dir / "fresh.yaml").parent.mkdir(exist_ok=True)
+    (small_ws.detectors_dir / "fresh.yaml").write_text(yaml.safe_dump(body))
+    strategy = small_ws.strategies_dir / "reads_fresh.yaml"
+    strategy.parent.mkdir(exist_ok=True)
+    strategy.write_text(yaml.safe_dump({"name": "reads_fresh", "rules": [
+        {"name": "model", "when": "fresh > 0.5", "action": "block"}]}))
+    with pytest.raises(RiskConsoleError) as err:
+        Session(small_ws).backtest(strategy)
+    assert str(err.value) == ("strategies/reads_fresh.yaml: rule 'model': detector 'fresh' has no scores yet: run "
+                              "`riskconsole train detectors/fresh.yaml`")
+    with pytest.raises(RiskConsoleError) as console:  # the console's incremental path says the same
+        Session(small_ws).interactive(strategy, Window())
+    assert str(console.value) == str(err.value)
+    strategy.write_text(yaml.safe_dump({"name": "reads_fresh", "rules": [
+        {"name": "model", "when": "frsh > 0.5", "action": "block"}]}))
+    with pytest.raises(RiskConsoleError, match="unknown column 'frsh'"):
+        Session(small_ws).backtest(strategy)
 
 
 def test_failed_train_keeps_the_previous_model_and_scores(small_ws, monkeypatch):
