@@ -23,6 +23,8 @@ _STRATEGY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 WINDOW_AGGS = ("count", "sum", "avg", "min", "max", "count_distinct", "stddev")
 GRAPH_KINDS = ("component_size", "degree", "fraud_share")
 LABEL_AGGS = ("count", "sum", "avg")
+# `time_format:` one format, formats tried in order, or a map column -> format(s) (unmapped columns: ISO-8601)
+TimeFormat = str | list[str] | dict[str, str | list[str]] | None
 
 
 def duration_seconds(text: str) -> int:
@@ -238,7 +240,7 @@ class Stream(_Strict):
     columns: StreamColumns = Field(description="Which source column is the time (and the optional id).")
     rename: dict[str, str] = Field(default_factory=dict, description="Source column -> loaded name, so key "
                                    "columns match the decision stream's names (e.g. {uid: user_id}).")
-    time_format: str | list[str] | None = Field(None, description="strptime format(s) of text times, as for the "
+    time_format: TimeFormat = Field(None, description="strptime format(s) of text times, as for the "
                                                 "decision stream.")
     decimal_separator: Literal[".", ","] = Field(".", description="The decimal mark of numbers in text files "
                                                  "(CSV, JSON text): ',' for 723,03 (European spreadsheets). A number "
@@ -272,7 +274,7 @@ class Table(_Strict):
                                    "row with the latest valid_from <= t (a later update never leaks back).")
     range: Range | None = Field(None, description="Range join: the row whose [low, high] holds the event's "
                                 "value; the first by low if several overlap (load warns); no match gives NULL.")
-    time_format: str | list[str] | None = Field(None, description="strptime format(s) of text times (valid_from "
+    time_format: TimeFormat = Field(None, description="strptime format(s) of text times (valid_from "
                                                 "and TIMESTAMP-typed columns).")
     decimal_separator: Literal[".", ","] = Field(".", description="The decimal mark of numbers in text files "
                                                  "(CSV, JSON text): ',' for 723,03 (European spreadsheets). A number "
@@ -334,10 +336,11 @@ class Dataset(_Strict):
     source: str = Field(description="File or glob relative to the workspace (.csv, .parquet, .json, .jsonl).")
     columns: Columns = Field(description="Which source column plays which role (id, time, label, amount, ...).")
     types: dict[str, str] = Field(default_factory=dict, description="Optional DuckDB type per column.")
-    time_format: str | list[str] | None = Field(
+    time_format: TimeFormat = Field(
         None, description="strptime format(s) of text times, tried in order (e.g. '%m/%d/%y %H:%M'); applies to "
                           "time, label_time and every column typed TIMESTAMP. Without it only ISO-8601 text is a time. "
-                          "An offset or zone (%z, %Z) is converted to UTC.")
+                          "An offset or zone (%z, %Z) is converted to UTC. A map gives each column its own format(s) "
+                          "and leaves the others ISO-8601 (e.g. {chargeback_date: '%d.%m.%Y'}).")
     decimal_separator: Literal[".", ","] = Field(".", description="The decimal mark of numbers in text files "
                                                  "(CSV, JSON text): ',' for 723,03 (European spreadsheets). A number "
                                                  "then holding a '.' (a thousands separator) is quarantined, never "

@@ -108,7 +108,7 @@ def _typed(column: str, raw_type: str, target: str, part: Part) -> exp.Expressio
     if column == part.roles.get("id"):
         return fill("nullif(trim(:t), '')", t=text)
     if target == "TIMESTAMP":
-        return times.parse_typed(ident(column), raw_type, text, times.formats_of(part.time_format))
+        return times.parse_typed(ident(column), raw_type, text, times.formats_of(part.time_format, column))
     if raw_type == target:
         return ident(column)
     source = text if raw_type in ("JSON", "VARCHAR") else ident(column)
@@ -130,7 +130,7 @@ def _column_reasons(column: str, target: str, part: Part, raw_type: str) -> list
         return [(fill(":c = -1", c=cast), lit(f"{column}: {LABEL_REASON}"))]
     failed = _failed(column, target, raw_type)
     if target == "TIMESTAMP":
-        tried = times.described(times.formats_of(part.time_format))
+        tried = times.described(times.formats_of(part.time_format, column))
         return [(failed, lit(f"{column}: not {tried}")), (times.out_of_range(cast), times.range_reason(column, cast))]
     mark = " with decimal_separator ','" if part.decimal == "," and _is_number(target) else ""
     pairs = [(failed, lit(f"{column}: not a valid {target}{mark}"))]
@@ -230,10 +230,31 @@ def _time_warning(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, 
     if not read or n / read <= WARN_SHARE:
         return None
     fmt = times.suggest_format(con, values) if values else None
-    fix = f"try time_format: '{fmt}' in the dataset" if fmt else "set time_format: to the layout of these values"
-    tried = times.described(times.formats_of(part.time_format))
+    fix = f"try {_format_for(con, part, column, fmt)} in the dataset" if fmt else \
+        "set time_format: to the layout of these values"
+    tried = times.described(times.formats_of(part.time_format, column))
     return (f"{checked.label}: {where}: {n:,} of {read:,} rows ({n / read:.1%}) quarantined because '{column}' is "
             f"not {tried} or is outside {times.ACCEPTED_TEXT}, e.g. {_shown(values)}: {fix}")
+
+
+def _format_for(con: duckdb.DuckDBPyConnection, part: Part, column: str, fmt: str) -> str:
+    """The `time_format:` to write: the format alone when it also reads every other text time of the source (or
+    there is none) and no map is set; else a map entry for `column`, so the other time columns keep parsing."""
+    raw = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE _staged)").fetchall())
+    others = [c for c, t in target_types(part).items()
+              if t == "TIMESTAMP" and c != column and raw[c].upper() not in times.TEMPORAL]
+    broken = [fill("count(*) FILTER (WHERE nullif(trim(:t), '') IS NOT NULL AND :p IS NULL)", t=text,
+                   p=times.parse_text(text, [fmt])) for text in (_as_text(c, raw[c]) for c in others)]
+    plain = not broken or not any(con.execute(render(exp.select(*broken).from_("_staged"))).fetchall()[0])
+    if plain and not isinstance(part.time_format, dict):
+        return f"time_format: '{fmt}'"
+    where = "" if part.kind == "events" else f" under {part.where}"
+    return f"time_format: {{{_yaml_key(column)}: '{fmt}'}}{where}"
+
+
+def _yaml_key(name: str) -> str:
+    """A column name as a YAML mapping key: bare when plain words, else double-quoted."""
+    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_ ]*[A-Za-z0-9_]|[A-Za-z_]", name) else json.dumps(name)
 
 
 _COMMA_NUMBER = re.compile(r"\s*[-+]?(\d{1,3}(\.\d{3})+|\d+),\d+\s*")  # 723,03 or 1.234,56

@@ -238,13 +238,24 @@ def _check_valid_from(con: duckdb.DuckDBPyConnection, part: Part, table: Table, 
     if raw not in ("VARCHAR", "JSON") and not _is_time(declared):
         raise DataError(f"{label}: {part.where}.valid_from: column '{column}' is {part.types[column]}, not a time ({fix})")
     text = fill("CAST(:c AS VARCHAR)", c=ident(column))
-    parsed = times.parse_text(text, times.formats_of(part.time_format))
+    parsed = times.parse_text(text, times.formats_of(part.time_format, column))
     query = (f"SELECT count(v), count(p) FROM (SELECT {render(alias(text, 'v'))}, {render(alias(parsed, 'p'))} "
              f"FROM ({READERS[part.fmt]} LIMIT 1000))")
     seen, ok = con.execute(query, {"files": part.files}).fetchall()[0]
     if seen and not ok:
-        tried = times.described(times.formats_of(part.time_format))
+        tried = times.described(times.formats_of(part.time_format, column))
         raise DataError(f"{label}: {part.where}.valid_from: column '{column}' is not {tried}: {fix}")
+
+
+def _check_format_columns(part: Part, label: str) -> None:
+    """A `time_format:` map names time columns of the source (a typo would silently leave a column ISO-only)."""
+    where = "time_format" if part.kind == "events" else f"{part.where}.time_format"
+    _check_present(part, [("time_format", c) for c in part.time_format], label)
+    timed = sorted(c for c, t in target_types(part).items() if t == "TIMESTAMP")
+    for column in part.time_format:
+        if column not in timed:
+            raise DataError(f"{label}: {where}: column '{column}' is not a time column here (time columns: "
+                            f"{', '.join(timed) or 'none'}); type it TIMESTAMP under types: to parse it as a time")
 
 
 def _check_not_empty(con: duckdb.DuckDBPyConnection, part: Part, label: str) -> None:
@@ -350,6 +361,8 @@ def _check_part(con: duckdb.DuckDBPyConnection, part: Part, dataset: Dataset, la
     _check_columns(part, dataset, label)
     prefix = label if part.kind == "events" else f"{label}: {part.where}"
     times.check_formats(con, times.formats_of(part.time_format), prefix)
+    if isinstance(part.time_format, dict):
+        _check_format_columns(part, label)
     if part.kind == "table" and dataset.tables[part.name].valid_from:
         _check_valid_from(con, part, dataset.tables[part.name], label)
     _empty_table(con, part)

@@ -12,6 +12,7 @@ from datetime import date, timedelta
 import duckdb
 from sqlglot import exp
 
+from riskconsole.config import TimeFormat
 from riskconsole.errors import ConfigError
 from riskconsole.sqlbuild import fill, lit, render
 
@@ -26,8 +27,13 @@ COMMON_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z
                   "%a, %d %b %Y %H:%M:%S %z", "%Y-%m-%d %H:%M:%S %Z")
 
 
-def formats_of(time_format: str | list[str] | None) -> list[str]:
-    """The dataset's `time_format` as a list (empty: ISO-8601 only)."""
+def formats_of(time_format: TimeFormat, column: str | None = None) -> list[str]:
+    """The formats `time_format` gives `column` (empty: ISO-8601 only). A map gives each column its own formats;
+    without `column`, every format it names (to check them all)."""
+    if isinstance(time_format, dict):
+        if column is None:
+            return list(dict.fromkeys(f for v in time_format.values() for f in formats_of(v)))
+        return formats_of(time_format.get(column))
     if time_format is None:
         return []
     return [time_format] if isinstance(time_format, str) else list(time_format)

@@ -72,6 +72,40 @@ def test_time_format_list_is_tried_in_order_and_names_what_was_tried(tmp_path):
     assert result.read == result.loaded + result.quarantined
 
 
+def test_a_time_format_map_gives_one_column_its_layout_and_leaves_the_others_iso(tmp_path):
+    """An export with ISO order times and chargeback dates written 04.03.2026: one format for every column would
+    break the other, so `time_format:` may be a map column -> format(s)."""
+    rows = [_row(0, "2026-03-01T10:00:00+0100", "04.03.2026"), _row(1, "2026-03-01 11:00:00", ""),
+            _row(2, "01.03.2026", "2026-03-05")]
+    ws = _ws(tmp_path, rows, time_format={"label_ts": ["%d.%m.%Y", "%Y-%m-%d"]})
+    result = load(ws)
+    assert query(ws, "SELECT event_id, ts, label_ts FROM events ORDER BY event_id") == [
+        ("e0", datetime(2026, 3, 1, 9), datetime(2026, 3, 4)), ("e1", datetime(2026, 3, 1, 11), None)]
+    assert query(ws, "SELECT event_id, reason FROM quarantine") == [
+        ("e2", "ts: not an ISO-8601 time (e.g. 2026-01-05 13:45:00; set time_format: for other layouts)")]
+    assert result.read == result.loaded + result.quarantined
+
+
+@pytest.mark.parametrize("mapping, message", [
+    ({"label_tz": "%d.%m.%Y"}, "time_format: column 'label_tz' is not in the source (did you mean 'label_ts'?)"),
+    ({"amount": "%d.%m.%Y"}, "time_format: column 'amount' is not a time column here (time columns: label_ts, ts)"),
+    ({"label_ts": "%Q"}, "time_format: '%Q' is not a strptime format"),
+])
+def test_a_bad_time_format_map_is_a_one_line_error(tmp_path, mapping, message):
+    ws = _ws(tmp_path, [_row(0, "2026-03-01 10:00:00")], time_format=mapping)
+    with pytest.raises(RiskConsoleError) as err:
+        load(ws)
+    assert str(err.value).startswith("data/dataset.yaml: ") and message in str(err.value)
+    assert "\n" not in str(err.value) and not ws.db_path.exists()
+
+
+def test_the_time_warning_suggests_a_map_when_one_format_would_break_another_time_column(tmp_path):
+    rows = [_row(i, f"2026-03-0{i + 1} 10:00:00", f"0{i + 4}.03.2026" if i % 2 else "") for i in range(4)]
+    [warning] = load(_ws(tmp_path, rows)).warnings
+    assert warning.startswith("data/dataset.yaml: columns.label_time: 2 of 4 rows (50.0%) quarantined")
+    assert warning.endswith("try time_format: {label_ts: '%d.%m.%Y'} in the dataset")
+
+
 def test_a_label_time_that_does_not_parse_is_quarantined_too(tmp_path):
     ws = _ws(tmp_path, [_row(0, "2026-03-01 10:00:00", "2026-03-05"), _row(1, "2026-03-01 11:00:00", "5/3/26")])
     load(ws)
