@@ -71,6 +71,7 @@ class Session:
         self._entity_views: dict[tuple, EntityView] = {}
         self._version: tuple | None = None
         self._maturity: tuple | None = None  # (connection, day range and label curves)
+        self._loaded_with: tuple | None = None  # (connection, the warning when dataset.yaml changed since the load)
         self._level_curves: dict[tuple, list[dict]] = {}  # an entity level's label curve, per data version
         self._lock = threading.Lock()
 
@@ -487,7 +488,9 @@ class Session:
         """The report of grouped events, with every warning the strategy's detectors call for."""
         _, dataset = self.view(compiled.strategy)
         report = build_report(compiled, groups, dataset, window, by=by)
-        report["warnings"] += [w for w in self._warnings_of(compiled, report) if w not in report["warnings"]]
+        extra = [w for w in self._warnings_of(compiled, report) if w not in report["warnings"]]
+        first = [w for w in extra if w == self.dataset_changed()]  # the data itself is in doubt: say it first
+        report["warnings"] = first + report["warnings"] + [w for w in extra if w not in first]
         level = compiled.strategy.level
         if level is not None:
             report["level"] = self._level_block(compiled.strategy)
@@ -512,7 +515,34 @@ class Session:
 
     def _warnings_of(self, compiled: CompiledStrategy, report: dict) -> list[str]:
         days = (report["window"]["from"], report["window"]["to"])
-        return detector_warnings(self.ws, compiled, days)
+        changed = self.dataset_changed()
+        return [changed] * bool(changed) + detector_warnings(self.ws, compiled, days)
+
+    def dataset_changed(self) -> str | None:
+        """A warning when data/dataset.yaml no longer describes the loaded data (sources, roles, features edited
+        since the last load; `business:` is read at report time, so editing it needs no load). Read once per
+        connection, like the maturity."""
+        import json
+
+        from riskconsole.names import META_TABLE
+
+        con = self.connection()
+        with self._lock:
+            known = self._loaded_with
+        if known is None or known[0] is not con:
+            with self.cursor() as cur:
+                tables = {t for (t,) in cur.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+                rows = cur.execute(f"SELECT meta FROM {META_TABLE}").fetchall() if META_TABLE in tables else []
+            found = None
+            if rows:
+                meta = json.loads(rows[0][0])
+                now = json.loads(json.dumps(self.dataset.model_dump(mode="json", by_alias=True)))
+                if {**meta["dataset"], "business": None} != {**now, "business": None}:
+                    found = (f"{self.ws.rel(self.ws.dataset_path)} has changed since the last load "
+                             f"({meta['loaded_at'].replace('T', ' ')} UTC): these numbers are of the data as it was "
+                             "loaded; run `riskconsole load` to load it as the file says now")
+            known = self._loaded_with = (con, found)
+        return known[1]
 
     def interactive(self, path: str | Path, window: Window, overrides: dict | None = None,
                     strategy: Strategy | None = None) -> dict:

@@ -112,3 +112,31 @@ def test_the_glossary_defines_exactly_the_overall_keys(tiny_ws):
         overall = session.backtest(tiny_ws.strategies_dir / "tiny.yaml").report["overall"]
     assert [m.key for m in METRICS] == list(overall)
     assert all(m.definition.endswith(".") and m.formula and m.kind in ("pct", "money", "int") for m in METRICS)
+
+
+def test_a_dataset_edited_since_the_load_is_said_first_until_the_next_load(tiny_ws):
+    """The numbers are of the data as loaded: editing a feature or a source in dataset.yaml without loading again
+    is warned in every face (the report's warnings), first; editing only `business:` needs no load."""
+    from riskconsole.backtest import Window
+    from riskconsole.ingest import load
+
+    strategy = tiny_ws.strategies_dir / "tiny.yaml"
+
+    def warnings() -> list[str]:
+        with Session(tiny_ws) as session:  # closed before the next load (DuckDB shares an open file's instance)
+            found = session.backtest(strategy).report["warnings"]
+            assert session.interactive(strategy, Window())["warnings"] == found
+            return found
+
+    assert not any("has changed since the last load" in w for w in warnings())
+    spec = yaml.safe_load(tiny_ws.dataset_path.read_text())
+    spec["business"] = {**spec.get("business", {}), "review_cost": 7.5}
+    tiny_ws.dataset_path.write_text(yaml.safe_dump(spec))
+    assert not any("has changed" in w for w in warnings())
+    spec["features"] = spec["features"] + [{"name": "user_orders_2h", "count": "*", "by": "user_id", "window": "2h"}]
+    tiny_ws.dataset_path.write_text(yaml.safe_dump(spec))
+    found = warnings()
+    assert found[0].startswith("data/dataset.yaml has changed since the last load (")
+    assert found[0].endswith("run `riskconsole load` to load it as the file says now")
+    load(tiny_ws)
+    assert not any("has changed" in w for w in warnings())
