@@ -253,3 +253,40 @@ def test_a_stream_rename_onto_another_column_is_refused_not_loaded_as_name_1(tmp
     with pytest.raises(RiskConsoleError, match=r"streams\.s\.rename\.event_id: 'User_ID' is taken, the source "
                                                r"already has a column 'user_id'"):
         load(ws)
+
+
+from test_functions import spark  # noqa: E402,F401 - the one Spark session of the test run
+
+
+def test_renamed_lookups_and_entity_labels_give_the_same_answers_on_spark(lookups, entity, spark):  # noqa: F811
+    """The Spark renderings reuse the same ASTs: over renamed tables they read the loaded names, as DuckDB does."""
+    from riskconsole.dialects import spark as spark_dialect
+    from riskconsole.entities import table_label_query
+    from riskconsole.lookups import lookup_groups, lookup_query
+    from riskconsole.sqlbuild import render
+    from test_tables import _to_spark
+
+    queries = []
+    for ws, base in ((lookups[1][0], "SELECT event_id, merchant_id, device_id, ip_num, epoch_us(ts) AS _t, "
+                                     "row_number() OVER (ORDER BY ts, event_id) AS _pos FROM events"),
+                     (entity[1][0], None)):
+        with Session(ws) as session, session.cursor() as cur:
+            dataset = session.dataset
+            names = list(dataset.tables)
+            frames = {f"table_{n}": cur.execute(f"SELECT * FROM table_{n}").df() for n in names}
+            if base:
+                frames["_frame_base"] = cur.execute(base).df()
+        made = ([lookup_query(dataset, n, fs, "_frame_base") for n, fs in lookup_groups(dataset).items()] if base
+                else [table_label_query(dataset, "merchants", "merchant_id")])
+        queries += [(frames, q) for q in made]
+    for frames, query in queries:
+        duck = duckdb.connect()
+        for name, df in frames.items():
+            duck.register(name, df)
+            _to_spark(spark, df, name)
+        order = " ORDER BY 1"
+        ours = duck.execute(f"SELECT * FROM ({render(query)}){order}").fetchall()
+        theirs = [tuple(r) for r in spark.sql(query.sql(dialect=spark_dialect()) + order).collect()]
+        assert len(ours) == len(theirs) >= 5, query.sql()
+        assert all(a == b or (isinstance(a, float) and b == pytest.approx(a)) for x, y in zip(ours, theirs)
+                   for a, b in zip(x, y)), query.sql()
