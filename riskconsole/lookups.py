@@ -129,7 +129,7 @@ def overlap_warnings(con: duckdb.DuckDBPyConnection, dataset: Dataset, label: st
     for name, table in dataset.tables.items():
         if table.range is None:
             continue
-        shown = table.range.low  # errors name the column as the dataset file does
+        shown = table.range.low  # the warning names the column as the dataset file does
         low, high = ident(table.loaded(table.range.low)), ident(table.loaded(table.range.high))
         query = fill("SELECT count(*), min(__low) FROM (SELECT 0 AS __z, :low AS __low, max(:high) OVER (ORDER BY :low, :high "
                      "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS __prev FROM :tbl) WHERE __low <= __prev",

@@ -43,7 +43,10 @@ def lookups_ws(root, renamed: bool):
     devices = pd.DataFrame({"device_id": range(1, 12), "kind": [f"k{i % 3}" for i in range(1, 12)]})
     ranges = make_ranges()
     tables = RENAMED_TABLES if renamed else {**TABLES, "merchants": {**TABLES["merchants"], "types": {"score": "DOUBLE"}}}
-    ws = write_workspace(root, events, {**BASE_DATASET, "tables": tables, "features": LOOKUPS})
+    # a stream too: the Data page reads its time by the loaded name (it used to read the source name)
+    stream = {"source": "data/events.csv", "columns": {"time": "ts"}, **({"rename": {"ts": "seen_at"}} if renamed else {})}
+    ws = write_workspace(root, events, {**BASE_DATASET, "tables": tables, "features": LOOKUPS,
+                                        "streams": {"again": stream}})
     for frame, names, file in ((merchants, MERCHANTS, "merchants"), (devices, DEVICES, "devices"),
                                (ranges, RANGES, "ip_ranges")):
         (_source_names(frame, names) if renamed else frame).to_csv(root / "data" / f"{file}.csv", index=False)
@@ -84,6 +87,7 @@ def test_the_overlap_warning_and_the_data_page_read_the_renamed_table(lookups):
         with Session(ws) as session, session.cursor() as cur:
             spans.append({s["source"]: (s["rows"], s["from"], s["to"]) for s in sources(cur, session.dataset)})
     assert spans[0] == spans[1] and spans[1]["table merchants"][1] is not None
+    assert spans[1]["stream again"][1] is not None
 
 
 # ---------------------------------------------------------------- an entity-label table keyed by a renamed column
