@@ -268,8 +268,9 @@ class Table(_Strict):
     """A table joined onto every decision event: by key (optionally as of the event's time) or by range."""
 
     source: str = Field(description="File or glob relative to the workspace (.csv, .parquet, .json, .jsonl).")
-    key: str | None = Field(None, description="Column joined on the same-named event column (one row per key, "
-                            "or per key and valid_from; repeats are quarantined).")
+    key: str | None = Field(None, description="Column joined on the event column of the same loaded name (one row "
+                            "per key, or per key and valid_from; repeats are quarantined); if the events call it "
+                            "otherwise, rename it under rename:.")
     valid_from: str | None = Field(None, description="Time from which a row is in force: an event at t sees the "
                                    "row with the latest valid_from <= t (a later update never leaks back).")
     range: Range | None = Field(None, description="Range join: the row whose [low, high] holds the event's "
@@ -281,6 +282,10 @@ class Table(_Strict):
                                                  "then holding a '.' (a thousands separator) is quarantined, never "
                                                  "misread.")
     types: dict[str, str] = Field(default_factory=dict, description="Optional DuckDB type per source column.")
+    rename: dict[str, str] = Field(default_factory=dict, description="Source column -> loaded name, applied at "
+                                   "load (e.g. {user_id: Customer} to join the events' Customer column). key, "
+                                   "valid_from, range, label, label_time and types: still name source columns; "
+                                   "lookups read loaded names.")
     label: str | None = Field(None, description="Entity label column (1 = the entity is fraudulent, 0 = good, "
                               "empty = unknown): entity-level strategies deciding this table's key read their label "
                               "from it. Hidden from rules and features, like the events' label.")
@@ -304,6 +309,23 @@ class Table(_Strict):
         if self.label_values and self.label is None:
             raise ValueError("label_values: needs label: (the entity label column whose words it maps)")
         return self
+
+    @field_validator("rename")
+    @classmethod
+    def _renamed(cls, value: dict[str, str]) -> dict[str, str]:
+        """Every loaded name is a valid name, and no two columns are renamed to one (SQL names ignore case)."""
+        seen: dict[str, str] = {}
+        for source, loaded in value.items():
+            _check_name(loaded)
+            other = seen.setdefault(loaded.casefold(), source)
+            if other != source:
+                raise ValueError(f"'{other}' and '{source}' are both renamed to '{loaded}' (names ignore letter "
+                                 "case): give each its own name")
+        return value
+
+    def loaded(self, column: str | None) -> str | None:
+        """The loaded name of one of the table's source columns (after `rename:`); None stays None."""
+        return None if column is None else self.rename.get(column, column)
 
 
 class Business(_Strict):

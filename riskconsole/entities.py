@@ -64,7 +64,7 @@ class EntityView:
 
 def label_table(dataset: Dataset, entity: str) -> str | None:
     """The table keyed by `entity` that maps an entity label, if any."""
-    return next((name for name, t in dataset.tables.items() if t.key == entity and t.label), None)
+    return next((name for name, t in dataset.tables.items() if t.label and t.loaded(t.key) == entity), None)
 
 
 def check_level(level: Level, dataset: Dataset, columns: dict[str, str], label: str) -> None:
@@ -111,7 +111,7 @@ def _plan(dataset: Dataset, entity: str) -> tuple[dict[str, list[Feature]], dict
                 elsewhere[feature.name] = f"a graph of {feature.node}"
         elif feature.lookup is not None:
             name = target(feature)[0]
-            if dataset.tables[name].key == entity:
+            if dataset.tables[name].loaded(dataset.tables[name].key) == entity:
                 lookups.setdefault(name, []).append(feature)
             else:
                 elsewhere[feature.name] = f"looked up by the event's {_join_column(dataset, name)}"
@@ -140,7 +140,7 @@ def _needed(dataset: Dataset, entity: str, plan: dict[str, list[Feature]]) -> li
 
 def _join_column(dataset: Dataset, table: str) -> str:
     spec = dataset.tables[table]
-    return spec.key or spec.range.value
+    return spec.loaded(spec.key) if spec.key else spec.range.value
 
 
 ADDITIVE = ("count", "sum", "avg", "min", "max")  # windows that sums, counts, minima and maxima of buckets give
@@ -265,8 +265,8 @@ def table_label_query(dataset: Dataset, table: str, entity: str) -> exp.Expressi
     """Per entity (`entity`, `tlab`, `tlt`): its label from the table (1 if any row says fraud) and when that
     became known."""
     spec = dataset.tables[table]
-    lab = fill("CAST(:l AS INTEGER)", l=ident(spec.label))
-    when = fill("CAST(:t AS TIMESTAMP)", t=ident(spec.label_time)) if spec.label_time else \
+    lab = fill("CAST(:l AS INTEGER)", l=ident(spec.loaded(spec.label)))
+    when = fill("CAST(:t AS TIMESTAMP)", t=ident(spec.loaded(spec.label_time))) if spec.label_time else \
         fill("CAST(NULL AS TIMESTAMP)")
     k = _q(entity)
     return fill(f"SELECT {k}, max(:lab) AS tlab, min(:ltime) FILTER (WHERE :lab = 1) AS tlt FROM :tbl "

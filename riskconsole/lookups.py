@@ -1,6 +1,8 @@
 """`lookup: TABLE.COLUMN` features: key joins, as-of joins (`valid_from`) and range joins (DESIGN §2.1).
 
-- Key: the table row whose key equals the same-named event column (keys are unique: repeats are quarantined).
+- Key: the table row whose key equals the event column of the key's loaded name (keys are unique: repeats are
+  quarantined). A table's spec names source columns; once loaded they carry their `rename:` names
+  (`Table.loaded`), which is what every query here reads.
 - As of (`valid_from`): the row in force at t, the latest with valid_from <= t. Written portably as a sweep: the
   table's versions (numbered in (key, valid_from) order) and the events, per key ordered by (time, versions
   first), and a running `max(version)` — a later update never leaks back, one at exactly t is in force.
@@ -60,46 +62,59 @@ def lookup_query(dataset: Dataset, name: str, features: list[Feature], base: str
     """A query (`_pos`, one column per feature) joining table `name` onto the events of `base`."""
     table = dataset.tables[name]
     nodes = {"tbl": _table(name), "base": exp.to_table(base)}
+    key, valid_from = table.loaded(table.key), table.loaded(table.valid_from)
     if table.range is not None:
-        r = table.range
-        query = fill(_RANGE, **nodes, low=ident(r.low), high=ident(r.high), value=exp.column(r.value, "b", quoted=True),
-                     vlow=exp.column(r.low, "v", quoted=True), vhigh=exp.column(r.high, "v", quoted=True))
-    elif table.valid_from is not None:
-        query = fill(_ASOF, **nodes, key=ident(table.key), vf=ident(table.valid_from),
-                     vt=micros(ident(table.valid_from)), ekey=ident(table.key))
+        low, high = table.loaded(table.range.low), table.loaded(table.range.high)
+        query = fill(_RANGE, **nodes, low=ident(low), high=ident(high),
+                     value=exp.column(table.range.value, "b", quoted=True),
+                     vlow=exp.column(low, "v", quoted=True), vhigh=exp.column(high, "v", quoted=True))
+    elif valid_from is not None:
+        query = fill(_ASOF, **nodes, key=ident(key), vf=ident(valid_from), vt=micros(ident(valid_from)),
+                     ekey=ident(key))
     else:
-        query = fill(_KEY, **nodes, key=exp.column(table.key, "v", quoted=True),
-                     ekey=exp.column(table.key, "b", quoted=True))
+        query = fill(_KEY, **nodes, key=exp.column(key, "v", quoted=True), ekey=exp.column(key, "b", quoted=True))
     columns = [alias(exp.column(target(f)[1], "v", quoted=True), f.name) for f in features]
     return query.select(*columns, append=True)
 
 
 def check_table(dataset: Dataset, name: str, events: dict[str, str], table: dict[str, str], label: str) -> None:
-    """The table's key (or range value) is an event column of a comparable type."""
+    """The table's key (or range value) is an event column of a comparable type; `table`: its loaded columns."""
     spec = dataset.tables[name]
-    place, column = ("key", spec.key) if spec.key else ("range.value", spec.range.value)
-    other = spec.key or spec.range.low
-    where = f"{label}: tables.{name}.{place}"
+    column = spec.loaded(spec.key) if spec.key else spec.range.value
+    other = spec.loaded(spec.key or spec.range.low)
     if column not in events:
-        near = get_close_matches(column, list(events), n=1)
-        hint = f"did you mean '{near[0]}'?" if near else f"columns: {', '.join(sorted(events))}"
-        raise ConfigError(f"{where}: '{column}' is not a column of the decision events ({hint}); the join needs "
-                          "the same-named event column")
+        raise ConfigError(_missing_join(spec, name, events, label))
     if not _compatible(events[column], table[other]):
-        raise ConfigError(f"{where}: '{column}' is {events[column]} in the decision events and {table[other]} in "
-                          "the table (declare the same type under types:)")
+        raise ConfigError(f"{label}: tables.{name}.{'key' if spec.key else 'range.value'}: '{column}' is "
+                          f"{events[column]} in the decision events and {table[other]} in the table (declare the same "
+                          "type under types:)")
     for role in ("label", "label_time"):
-        mapped = getattr(spec, role)
+        mapped = spec.loaded(getattr(spec, role))
         if mapped is not None and mapped not in table:
             near = get_close_matches(mapped, list(table), n=1)
             hint = f"did you mean '{near[0]}'?" if near else f"its columns: {', '.join(sorted(table))}"
             raise ConfigError(f"{label}: tables.{name}.{role}: '{mapped}' is not a column of the table ({hint})")
 
 
+def _missing_join(spec: Table, name: str, events: dict[str, str], label: str) -> str:
+    """The error for a join column the events lack; for a key (joined on the event column of its loaded name) the
+    fix is a rename, to the near event column where there is one."""
+    column = spec.loaded(spec.key) if spec.key else spec.range.value
+    near = get_close_matches(column, list(events), n=1)
+    hint = f"did you mean '{near[0]}'?" if near else f"columns: {', '.join(sorted(events))}"
+    if spec.key is None:
+        return f"{label}: tables.{name}.range.value: '{column}' is not a column of the decision events ({hint})"
+    loaded = f" (loaded as '{column}')" if column != spec.key else ""
+    event = near[0] if near else "EVENT_COLUMN"
+    return (f"{label}: tables.{name}.key: '{spec.key}'{loaded} is not a column of the decision events ({hint}); the "
+            f"key joins the event column of the same name: if the events call it {event}, write "
+            f"rename: {{{spec.key}: {event}}} under tables.{name}")
+
+
 def check_lookup(feature: Feature, table: dict[str, str], where: str, spec: Table | None = None) -> None:
     """The looked-up column exists in the table (with a did-you-mean) and is not the table's entity label."""
     name, column = target(feature)
-    if spec is not None and column in (spec.label, spec.label_time):
+    if spec is not None and column in (spec.loaded(spec.label), spec.loaded(spec.label_time)):
         raise ConfigError(f"{where}: lookup: '{name}.{column}' is the table's entity label (the answer an "
                           "entity-level strategy is judged by): no feature may read it")
     if column not in table:
@@ -114,14 +129,15 @@ def overlap_warnings(con: duckdb.DuckDBPyConnection, dataset: Dataset, label: st
     for name, table in dataset.tables.items():
         if table.range is None:
             continue
-        low, high = ident(table.range.low), ident(table.range.high)
+        shown = table.range.low  # the warning names the column as the dataset file does
+        low, high = ident(table.loaded(table.range.low)), ident(table.loaded(table.range.high))
         query = fill("SELECT count(*), min(__low) FROM (SELECT 0 AS __z, :low AS __low, max(:high) OVER (ORDER BY :low, :high "
                      "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS __prev FROM :tbl) WHERE __low <= __prev",
                      low=low, high=high, tbl=_table(name))
         n, first = con.execute(render(query)).fetchall()[0]
         if n:
-            out.append(f"{label}: tables.{name}: {n:,} ranges overlap an earlier one (the first at {table.range.low} "
-                       f"= {first}); an event in an overlap gets the row with the lowest {table.range.low}: make the "
+            out.append(f"{label}: tables.{name}: {n:,} ranges overlap an earlier one (the first at {shown} "
+                       f"= {first}); an event in an overlap gets the row with the lowest {shown}: make the "
                        "ranges disjoint")
     return out
 

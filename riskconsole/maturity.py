@@ -59,7 +59,8 @@ def _table_rows(dataset: Dataset, table: str) -> exp.Expression:
     """One row per (entity, day with events) with the table's entity label, dated as the entity frame dates it."""
     from riskconsole.entities import table_label_query, table_label_time
 
-    key = dataset.tables[table].key
+    spec = dataset.tables[table]
+    key = spec.loaded(spec.key)
     days = fill("SELECT DISTINCT :k, CAST(CAST(:t AS DATE) AS TIMESTAMP) AS period FROM frame WHERE :k IS NOT NULL",
                 k=ident(key), t=ident(dataset.columns.time))
     return fill(f"SELECT f.period AS t, t.tlab AS y, {table_label_time('f.period')} AS lt FROM :days AS f "
@@ -77,7 +78,7 @@ def sources(dataset: Dataset) -> list[dict]:
                     "fraud": False, "rows": _events_rows(dataset)})
     for name, spec in dataset.tables.items():
         if spec.key and spec.label:
-            out.append({"source": f"tables.{name}", "label": spec.label, "unit": f"{spec.key}-days with events",
+            out.append({"source": f"tables.{name}", "label": spec.label, "unit": f"{spec.loaded(spec.key)}-days with events",
                         "dated": True, "fraud": True, "rows": _table_rows(dataset, name)})
     return out
 

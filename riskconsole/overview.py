@@ -41,7 +41,8 @@ def sources(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> list[dict]:
             table = f"{kind}_{name}"
             if table not in present:
                 continue
-            time = spec.columns.time if kind == "stream" else spec.valid_from
+            time = spec.rename.get(spec.columns.time, spec.columns.time) if kind == "stream" else \
+                spec.loaded(spec.valid_from)
             t = ident(time) if time else fill("CAST(NULL AS TIMESTAMP)")
             query = exp.select(fill("count(*)"), fill("min(:t)", t=t), fill("max(:t)", t=t)).from_(exp.to_table(table))
             rows, first, last = con.execute(render(query)).fetchall()[0]

@@ -173,6 +173,21 @@ def _check_names(part: Part, label: str) -> None:
         problem = internal_collision(name, label, f"{part.where}: rename: column", fix="rename it to another name")
         if problem:
             raise DataError(problem)
+    _check_renamed_apart(part, label)
+
+
+def _check_renamed_apart(part: Part, label: str) -> None:
+    """No rename target is the name of another column (DuckDB would silently load that one as NAME_1); two targets
+    alike are refused by the config model."""
+    loaded: dict[str, list[str]] = {}
+    for column in part.types:
+        loaded.setdefault(part.loaded_name(column).casefold(), []).append(column)
+    for source, target in part.rename.items():
+        others = [c for c in loaded.get(target.casefold(), []) if c != source]
+        if source in part.types and others:
+            raise DataError(f"{label}: {part.where}.rename.{source}: '{target}' is taken, the source already has a "
+                            f"column '{others[0]}' (names ignore letter case): rename to another name, or rename "
+                            f"'{others[0]}' too")
 
 
 EVENT_ROLES = ("id", "time", "label", "label_time", "amount", "prod_action", "explore", "propensity")
@@ -181,7 +196,7 @@ _STAGING = ("_file", "ordinality", "file_row_number")  # names the reader itself
 
 def _fix(part: Part) -> str:
     """How to get rid of a source column named like an internal one."""
-    if part.kind == "stream":
+    if part.kind != "events":
         return "rename the column in the source file, or give it another name under rename:"
     return "rename the column in the source file"
 
@@ -221,9 +236,11 @@ def _check_columns(part: Part, dataset: Dataset, label: str) -> None:
         wanted += [("rename", c) for c in stream.rename]
     else:
         table = dataset.tables[part.name]
-        wanted = [("key", table.key), ("valid_from", table.valid_from)]
+        wanted = [("key", table.key), ("valid_from", table.valid_from), ("label", table.label),
+                  ("label_time", table.label_time)]
         if table.range:
             wanted += [("range.low", table.range.low), ("range.high", table.range.high)]
+        wanted += [("rename", c) for c in table.rename]
     _check_present(part, wanted + [(f"types.{c}", c) for c in part.declared], label)
 
 
@@ -333,13 +350,13 @@ def table_part(name: str, table: Table, files: list[str], fmt: str, types: dict[
         cols = (table.range.low, table.range.high)
         return Part("table", name, f"tables.{name}", table.source, files, fmt, types, dict(table.types),
                     table.time_format, table.decimal_separator, required=tuple((c, f"missing {c}") for c in cols),
-                    order=cols)
+                    order=cols, rename=dict(table.rename))
     cols = (table.key,) + ((table.valid_from,) if table.valid_from else ())
     dated = (table.label_time,) if table.label_time and table.label_time not in cols else ()
     return Part("table", name, f"tables.{name}", table.source, files, fmt, types, dict(table.types),
                 table.time_format, table.decimal_separator, {"label": table.label, "label_time": table.label_time},
                 required=tuple((c, f"missing {c}") for c in cols), unique=cols, times=cols[1:] + dated, order=cols,
-                labels=dict(table.label_values))
+                rename=dict(table.rename), labels=dict(table.label_values))
 
 
 def _parts(ws: Workspace, con: duckdb.DuckDBPyConnection, dataset: Dataset, label: str) -> list[Part]:
