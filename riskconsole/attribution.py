@@ -11,16 +11,16 @@ from riskconsole.metrics import ALLOW, BLOCK, MONEY, REVIEW, RuleSet, decide, mo
 LOO_KEYS = ("recall", "precision", "amount_recall", "net_benefit", "fraud_amount_stopped", "good_amount_blocked",
             "review_cases", "tp", "fp")
 CODES = {"allow": ALLOW, "review": REVIEW, "block": BLOCK}
+MONEY_PARTS = ("caught_amount", "stopped", "good_blocked")  # the parts `money_parts` gives
 
 
 def leave_one_out(g: Groups, rules: RuleSet, business: Business, action: np.ndarray | None = None) -> list[dict]:
     """For each enabled rule: the strategy's metrics without it, minus the metrics with it (what it adds).
 
     Every rule at once: a group's decision without rule i follows from how many enabled allow / review / block
-    rules hit it, less rule i; only the (group, rule) pairs whose decision moves change anything. Counts are
-    corrected by those pairs (integers: exact); each money sum is summed anew over the changed decisions (one row
-    per rule: a correction of a float total would leave 1e-12 where the answer is 0); a rule whose removal changes
-    nothing gets the full metrics exactly, so its `_added` are 0."""
+    rules hit it, less rule i; only the (group, rule) pairs whose decision moves change anything, and every sum is
+    corrected by those pairs (counts: integers, exact); a rule whose removal changes nothing gets the full metrics
+    exactly, so its `_added` are 0."""
     action = decide(g.hits, rules) if action is None else action
     enabled = np.flatnonzero(rules.enabled)
     if not len(enabled):
@@ -30,8 +30,8 @@ def leave_one_out(g: Groups, rules: RuleSet, business: Business, action: np.ndar
     full = {k: v.sum() for k, v in whole.items()}
     kind = np.array([CODES[rules.actions[i]] for i in enabled])
     hits = g.hits[:, enabled]
-    per_kind = np.stack([hits[:, kind == c].sum(axis=1) for c in (ALLOW, REVIEW, BLOCK)])  # (3, groups)
-    col, row = np.nonzero(hits.T)  # every (rule, group) pair it hits, by rule
+    per_kind = np.stack([np.count_nonzero(hits[:, kind == c], axis=1) for c in (ALLOW, REVIEW, BLOCK)])
+    row, col = np.nonzero(hits)  # every (group, rule) pair a rule hits
     left = per_kind[:, row] - (kind[col] == np.array([ALLOW, REVIEW, BLOCK])[:, None])
     after = np.where(left[0] > 0, ALLOW, np.where(left[2] > 0, BLOCK, np.where(left[1] > 0, REVIEW, ALLOW)))
     moved = after != action[row]
@@ -39,13 +39,22 @@ def leave_one_out(g: Groups, rules: RuleSet, business: Business, action: np.ndar
     label, count, amount = g.label[row], g.count[row], g.amount[row]
     new, old = parts(after, label, count, amount, rate), parts(action[row], label, count, amount, rate)
     sums = {k: full[k] + np.bincount(col, weights=new[k] - old[k], minlength=n) for k in full}
-    changed = np.unique(col)
-    if len(changed):  # money of the rules whose removal changes a decision, summed anew (a row per rule)
-        decisions = np.broadcast_to(action, (len(changed), len(action))).copy()
-        decisions[np.searchsorted(changed, col), row] = after
+    # money corrected the same way is exact to a few ulps of the sums involved; where they nearly cancel (the
+    # rule moves more than half of a money total, e.g. the only block rule's blocked good amount) the rule's
+    # money is summed anew over its changed decisions, so 0 stays exactly 0
+    changed = np.zeros(n, dtype=bool)
+    changed[col] = True
+    ill = np.zeros(n, dtype=bool)
+    for k in MONEY_PARTS:
+        scale = np.abs(whole[k]).sum() + np.bincount(col, weights=np.abs(new[k]) + np.abs(old[k]), minlength=n)
+        ill |= changed & (np.abs(sums[k]) * 2 < scale)
+    again = np.flatnonzero(ill)
+    if len(again):
+        decisions = np.broadcast_to(action, (len(again), len(action))).copy()
+        pick = ill[col]
+        decisions[np.searchsorted(again, col[pick]), row[pick]] = after[pick]
         for k, v in money_parts(decisions, g.label, g.amount, rate).items():
-            sums[k] = np.full(n, full[k])
-            sums[k][changed] = v.sum(axis=1)
+            sums[k][again] = v.sum(axis=1)
     with_it, without = _loo_values(full, business), _loo_values(sums, business)
     return [{"name": rules.names[i], "action": rules.actions[i],
              **{f"{key}_without": without[key][j] for key in LOO_KEYS},
