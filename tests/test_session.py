@@ -112,3 +112,24 @@ def test_the_glossary_defines_exactly_the_overall_keys(tiny_ws):
         overall = session.backtest(tiny_ws.strategies_dir / "tiny.yaml").report["overall"]
     assert [m.key for m in METRICS] == list(overall)
     assert all(m.definition.endswith(".") and m.formula and m.kind in ("pct", "money", "int") for m in METRICS)
+
+
+def test_a_backtest_parses_its_strategy_once_and_an_edit_is_read_again(tiny_ws, monkeypatch):
+    """The window (label maturity) and the compile both read the strategy: one parse per file text; an edited
+    file is parsed again and the new text is what runs."""
+    import riskconsole.config as config
+
+    parsed = []
+    original = config.parse_model
+    monkeypatch.setattr(config, "parse_model", lambda data, model, label: parsed.append(label) or
+                        original(data, model, label))
+    path = tiny_ws.strategies_dir / "tiny.yaml"
+    with Session(tiny_ws) as session:
+        first = session.backtest(path, session.window(strategy=path)).report
+        assert len([p for p in parsed if p.endswith("tiny.yaml")]) == 1
+        body = yaml.safe_load(path.read_text())
+        body["rules"] = body["rules"][:1]
+        path.write_text(yaml.safe_dump(body))
+        again = session.backtest(path, session.window(strategy=path)).report
+    assert len([p for p in parsed if p.endswith("tiny.yaml")]) == 2
+    assert [r["name"] for r in again["rules"]] == [body["rules"][0]["name"]] != [r["name"] for r in first["rules"]]
