@@ -179,20 +179,19 @@ def rule_table(g: Groups, action: np.ndarray, rules: RuleSet) -> list[dict]:
 
 def daily(g: Groups, action: np.ndarray, business: Business) -> list[dict]:
     """One row per day of the window (days without events included)."""
-    def per_day(sel: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
-        weights = (g.count if values is None else values)[sel]
-        return np.bincount(g.day[sel], weights=weights, minlength=len(g.days))
-
-    everything = np.ones_like(g.label, dtype=bool)
-    flagged, fraud = action != ALLOW, g.label == 1
+    # every column from the (action, label) kind of each group summed per day: two bincounts, not one per column
+    days = len(g.days)
+    bins = g.day * 9 + action.astype(np.int64) * 3 + (g.label.astype(np.int64) + 1)
+    n = np.bincount(bins, weights=g.count, minlength=days * 9).reshape(days, 3, 3)  # [day, action, label + 1]
+    money = np.bincount(bins, weights=g.amount, minlength=days * 9).reshape(days, 3, 3)
+    flagged = n[:, REVIEW] + n[:, BLOCK]
     columns = {
-        "population": per_day(everything), "flagged": per_day(flagged), "blocked": per_day(action == BLOCK),
-        "tp": per_day(flagged & fraud), "fp": per_day(flagged & (g.label == 0)),
-        "review_cases": per_day(action == REVIEW), "unlabeled": per_day(g.label == -1),
-        "fraud": per_day(fraud),
+        "population": n.sum(axis=(1, 2)), "flagged": flagged.sum(axis=1), "blocked": n[:, BLOCK].sum(axis=1),
+        "tp": flagged[:, 2], "fp": flagged[:, 1], "review_cases": n[:, REVIEW].sum(axis=1),
+        "unlabeled": n[:, :, 0].sum(axis=1), "fraud": n[:, :, 2].sum(axis=1),
     }
-    stopped = per_day((action == BLOCK) & fraud, g.amount) + \
-        business.review_catch_rate * per_day((action == REVIEW) & fraud, g.amount)
+    columns = {k: np.rint(v).astype(np.int64).tolist() for k, v in columns.items()}
+    stopped = (money[:, BLOCK, 2] + business.review_catch_rate * money[:, REVIEW, 2]).tolist()
     rows = []
     for i, day in enumerate(g.days):
         row = {"day": day.isoformat(), **{k: int(v[i]) for k, v in columns.items()}}

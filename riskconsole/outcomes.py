@@ -327,11 +327,15 @@ def estimate(o: Outcomes, action: np.ndarray, business: Business, n: int = 1000,
     point = metric_values(np.ones(len(o.days)))
     resampled = metric_values(_day_draws(len(o.days), n, seed))
     tail = (1 - level) / 2 * 100
+    every = np.stack([resampled[metric] for metric in ESTIMATE_METRICS])
+    together = np.percentile(every, [tail, 100 - tail], axis=1).T.tolist() \
+        if every.size and np.isfinite(every).all() else None  # one call when no resample is undefined
     out = {}
-    for metric in ESTIMATE_METRICS:
-        finite = resampled[metric][np.isfinite(resampled[metric])]
-        interval = [float(v) for v in np.percentile(finite, [tail, 100 - tail])] \
-            if len(finite) and len(finite) >= 0.9 * n else None
+    for i, metric in enumerate(ESTIMATE_METRICS):
+        finite = every[i][np.isfinite(every[i])]
+        interval = together[i] if together is not None else \
+            [float(v) for v in np.percentile(finite, [tail, 100 - tail])] if len(finite) and len(finite) >= 0.9 * n \
+            else None
         out[metric] = {"value": scalar(point[metric]), "interval": interval}
     return out
 
