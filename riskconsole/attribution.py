@@ -2,65 +2,85 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from riskconsole.backtest import Groups
 from riskconsole.config import Business
-from riskconsole.metrics import ALLOW, RuleSet, decide, money_parts, overall_from_sums, parts
+from riskconsole.metrics import ALLOW, BLOCK, MONEY, REVIEW, RuleSet, decide, money_parts, parts, rates, scalar
 
 LOO_KEYS = ("recall", "precision", "amount_recall", "net_benefit", "fraud_amount_stopped", "good_amount_blocked",
             "review_cases", "tp", "fp")
+CODES = {"allow": ALLOW, "review": REVIEW, "block": BLOCK}
+MONEY_PARTS = ("caught_amount", "stopped", "good_blocked")  # the parts `money_parts` gives
 
 
 def leave_one_out(g: Groups, rules: RuleSet, business: Business, action: np.ndarray | None = None) -> list[dict]:
     """For each enabled rule: the strategy's metrics without it, minus the metrics with it (what it adds).
 
-    Without a rule, only the groups it hits can change decision: the counts are corrected by those groups
-    alone (integers: exact) and the money sums are summed anew over the changed decisions (a correction of a
-    float total would leave 1e-12 where the answer is 0), so no rule re-decides every group; a rule whose
-    removal changes nothing gets the full metrics exactly."""
+    Every rule at once: a group's decision without rule i follows from how many enabled allow / review / block
+    rules hit it, less rule i; only the (group, rule) pairs whose decision moves change anything, and every sum is
+    corrected by those pairs (counts: integers, exact); a rule whose removal changes nothing gets the full metrics
+    exactly, so its `_added` are 0."""
     action = decide(g.hits, rules) if action is None else action
-    rate = business.review_catch_rate
+    enabled = np.flatnonzero(rules.enabled)
+    if not len(enabled):
+        return []
+    rate, n = business.review_catch_rate, len(enabled)
     whole = parts(action, g.label, g.count, g.amount, rate)
-    sums = {k: v.sum() for k, v in whole.items()}
-    reviews = np.bincount(g.day, weights=whole["reviews"], minlength=len(g.days))
-    full = overall_from_sums(sums, reviews, business)
-    out = []
-    for i, name in enumerate(rules.names):
-        if not rules.enabled[i]:
-            continue
-        without = replace(rules, enabled=[e and j != i for j, e in enumerate(rules.enabled)])
-        hit = np.flatnonzero(g.hits[:, i])
-        after = decide(g.hits[hit], without)
-        moved = after != action[hit]
-        reduced = full
-        if moved.any():
-            rows = hit[moved]
-            label, count, amount = g.label[rows], g.count[rows], g.amount[rows]
-            new, old = parts(after[moved], label, count, amount, rate), parts(action[rows], label, count, amount, rate)
-            changed = action.copy()
-            changed[rows] = after[moved]
-            delta = {k: sums[k] + (new[k].sum() - old[k].sum()) for k in sums}
-            delta.update({k: v.sum() for k, v in money_parts(changed, g.label, g.amount, rate).items()})
-            by_day = reviews + np.bincount(g.day[rows], weights=new["reviews"] - old["reviews"], minlength=len(g.days))
-            reduced = overall_from_sums(delta, by_day, business)
-        out.append({"name": name, "action": rules.actions[i], **{
-            f"{key}_without": reduced[key] for key in LOO_KEYS}, **{
-            f"{key}_added": None if full[key] is None or reduced[key] is None else full[key] - reduced[key]
-            for key in LOO_KEYS}})
+    full = {k: v.sum() for k, v in whole.items()}
+    kind = np.array([CODES[rules.actions[i]] for i in enabled])
+    hits = g.hits[:, enabled]
+    per_kind = np.stack([np.count_nonzero(hits[:, kind == c], axis=1) for c in (ALLOW, REVIEW, BLOCK)])
+    row, col = np.nonzero(hits)  # every (group, rule) pair a rule hits
+    left = per_kind[:, row] - (kind[col] == np.array([ALLOW, REVIEW, BLOCK])[:, None])
+    after = np.where(left[0] > 0, ALLOW, np.where(left[2] > 0, BLOCK, np.where(left[1] > 0, REVIEW, ALLOW)))
+    moved = after != action[row]
+    col, row, after = col[moved], row[moved], after[moved].astype(np.int8)
+    label, count, amount = g.label[row], g.count[row], g.amount[row]
+    new, old = parts(after, label, count, amount, rate), parts(action[row], label, count, amount, rate)
+    sums = {k: full[k] + np.bincount(col, weights=new[k] - old[k], minlength=n) for k in full}
+    # money corrected the same way is exact to a few ulps of the sums involved; where they nearly cancel (the
+    # rule moves more than half of a money total, e.g. the only block rule's blocked good amount) the rule's
+    # money is summed anew over its changed decisions, so 0 stays exactly 0
+    changed = np.zeros(n, dtype=bool)
+    changed[col] = True
+    ill = np.zeros(n, dtype=bool)
+    for k in MONEY_PARTS:
+        scale = np.abs(whole[k]).sum() + np.bincount(col, weights=np.abs(new[k]) + np.abs(old[k]), minlength=n)
+        ill |= changed & (np.abs(sums[k]) * 2 < scale)
+    again = np.flatnonzero(ill)
+    if len(again):
+        decisions = np.broadcast_to(action, (len(again), len(action))).copy()
+        pick = ill[col]
+        decisions[np.searchsorted(again, col[pick]), row[pick]] = after[pick]
+        for k, v in money_parts(decisions, g.label, g.amount, rate).items():
+            sums[k][again] = v.sum(axis=1)
+    with_it, without = _loo_values(full, business), _loo_values(sums, business)
+    return [{"name": rules.names[i], "action": rules.actions[i],
+             **{f"{key}_without": without[key][j] for key in LOO_KEYS},
+             **{f"{key}_added": None if with_it[key] is None or without[key][j] is None else
+                with_it[key] - without[key][j] for key in LOO_KEYS}} for j, i in enumerate(enabled)]
+
+
+def _loo_values(sums: dict, business: Business) -> dict:
+    """The `LOO_KEYS` of `overall` (same formulas, same rounding) from summed parts: scalars, or lists of one value
+    per rule."""
+    r = rates(sums, business)
+    out = {}
+    for key in LOO_KEYS:
+        value, convert = (sums[key], lambda v: int(round(float(v)))) if key in ("tp", "fp") else \
+            (sums["reviews"], lambda v: int(round(float(v)))) if key == "review_cases" else \
+            (r[key], float) if key in MONEY else (r[key], scalar)
+        out[key] = convert(value) if np.ndim(value) == 0 else [convert(v) for v in value]
     return out
 
 
 def overlap(g: Groups, rules: RuleSet) -> dict:
     """Jaccard of the sets each block/review rule's condition flags, weighted by event counts."""
     deciding = [i for i, a in enumerate(rules.actions) if a in ("block", "review") and rules.enabled[i]]
-    hits = g.hits[:, deciding]
-    weighted = hits * g.count[:, None]
-    # integer sums over the groups each rule hits, not a float matmul: BLAS threads spin on a busy machine
-    both = np.array([weighted[hits[:, k]].sum(axis=0) for k in range(len(deciding))],
-                    dtype=np.int64).reshape(len(deciding), len(deciding))
+    hits = g.hits[:, deciding].astype(np.int64)
+    # integer sums in einsum's own loop, not a float matmul: BLAS threads spin on a busy machine
+    both = np.einsum("gi,gj->ij", hits, hits * g.count[:, None]).reshape(len(deciding), len(deciding))
     sizes = np.diag(both)
     union = sizes[:, None] + sizes[None, :] - both
     with np.errstate(divide="ignore", invalid="ignore"):

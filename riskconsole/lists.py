@@ -212,10 +212,14 @@ def lists_in(node: exp.Expression | None) -> dict[str, str]:
     """Name -> sha256 prefix of every list a compiled condition reads."""
     if node is None:
         return {}
+    known = node.meta.get("riskconsole_lists")  # a compiled condition is cached and never changed: walk it once
+    if known is not None:
+        return dict(known)
     found = {}
     for table in node.find_all(exp.Table):
         if table.name.startswith(TABLE_PREFIX) and table.alias.startswith(ALIAS_PREFIX):
             found[table.name[len(TABLE_PREFIX):]] = table.alias[len(ALIAS_PREFIX):]
+    node.meta["riskconsole_lists"] = dict(found)
     return found
 
 

@@ -136,24 +136,22 @@ def overall(g: Groups, action: np.ndarray, business: Business) -> dict:
 
 def by_action(g: Groups, action: np.ndarray) -> dict:
     """Counts and money per final action (block, review)."""
+    kind = action.astype(np.int64) * 3 + (g.label.astype(np.int64) + 1)  # (action, label) of each group: 9 kinds
+    n = np.bincount(kind, weights=g.count, minlength=9).reshape(3, 3).round().astype(np.int64)  # [action, label+1]
+    money = np.bincount(kind, weights=g.amount, minlength=9).reshape(3, 3)
     out = {}
     for name, code in (("block", BLOCK), ("review", REVIEW)):
         sel = action == code
         out[name] = {
-            "events": int(g.count[sel].sum()),
-            "tp": int(g.count[sel & (g.label == 1)].sum()), "fp": int(g.count[sel & (g.label == 0)].sum()),
-            "unlabeled": int(g.count[sel & (g.label == -1)].sum()),
-            "amount": float(g.amount[sel].sum()), "fraud_amount": float(g.amount[sel & (g.label == 1)].sum()),
-            "good_amount": float(g.amount[sel & (g.label == 0)].sum()),
+            "events": int(n[code].sum()), "tp": int(n[code, 2]), "fp": int(n[code, 1]), "unlabeled": int(n[code, 0]),
+            "amount": float(g.amount[sel].sum()), "fraud_amount": float(money[code, 2]),
+            "good_amount": float(money[code, 1]),
         }
     return out
 
 
 def rule_table(g: Groups, action: np.ndarray, rules: RuleSet) -> list[dict]:
-    """Per rule, in strategy order: hits whatever the decision, precision, recall, unique catches.
-
-    Each rule sums only the groups it hits (one gather of every count column at once), so the table costs the
-    rules' hit groups, not rules x every group."""
+    """Per rule, in strategy order: hits whatever the decision, precision, recall, unique catches."""
     fraud, good = g.label == 1, g.label == 0
     total_fraud = int(g.count[fraud].sum())
     deciding = rules.mask("block") | rules.mask("review")
@@ -161,17 +159,19 @@ def rule_table(g: Groups, action: np.ndarray, rules: RuleSet) -> list[dict]:
     n = g.count
     counts = np.stack([n, n * fraud, n * good, n * (g.label == -1), n * caught_alone,
                        *[n * (action == c) for c in (ALLOW, REVIEW, BLOCK)]])  # (columns, groups), int64
+    # every rule's sums in one integer contraction over the groups (einsum's own loop, not a BLAS matmul, whose
+    # threads spin on a busy machine); money likewise in float64
+    per_rule = np.einsum("cg,gr->rc", counts, g.hits.astype(np.int64)).tolist()
+    money = np.einsum("cg,gr->rc", np.stack([g.amount, g.amount * fraud]), g.hits.astype(np.float64)).tolist()
     out = []
     for i, name in enumerate(rules.names):
-        rows = np.flatnonzero(g.hits[:, i])
-        hits, tp, fp, unlabeled, unique, *decided = (int(v) for v in counts[:, rows].sum(axis=1))
-        amount = g.amount[rows]
+        hits, tp, fp, unlabeled, unique, *decided = per_rule[i]
         out.append({
             "name": name, "action": rules.actions[i], "enabled": rules.enabled[i],
             "hits": hits, "tp": tp, "fp": fp, "unlabeled_hits": unlabeled,
             "precision": ratio(tp, tp + fp), "recall": ratio(tp, total_fraud),
             "unique_tp": unique if deciding[i] else 0,
-            "hit_amount": float(amount.sum()), "fraud_amount": float(amount[fraud[rows]].sum()),
+            "hit_amount": money[i][0], "fraud_amount": money[i][1],
             "decided": dict(zip(("allow", "review", "block"), decided)),
         })
     return out
@@ -179,20 +179,19 @@ def rule_table(g: Groups, action: np.ndarray, rules: RuleSet) -> list[dict]:
 
 def daily(g: Groups, action: np.ndarray, business: Business) -> list[dict]:
     """One row per day of the window (days without events included)."""
-    def per_day(sel: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
-        weights = (g.count if values is None else values)[sel]
-        return np.bincount(g.day[sel], weights=weights, minlength=len(g.days))
-
-    everything = np.ones_like(g.label, dtype=bool)
-    flagged, fraud = action != ALLOW, g.label == 1
+    # every column from the (action, label) kind of each group summed per day: two bincounts, not one per column
+    days = len(g.days)
+    bins = g.day * 9 + action.astype(np.int64) * 3 + (g.label.astype(np.int64) + 1)
+    n = np.bincount(bins, weights=g.count, minlength=days * 9).reshape(days, 3, 3)  # [day, action, label + 1]
+    money = np.bincount(bins, weights=g.amount, minlength=days * 9).reshape(days, 3, 3)
+    flagged = n[:, REVIEW] + n[:, BLOCK]
     columns = {
-        "population": per_day(everything), "flagged": per_day(flagged), "blocked": per_day(action == BLOCK),
-        "tp": per_day(flagged & fraud), "fp": per_day(flagged & (g.label == 0)),
-        "review_cases": per_day(action == REVIEW), "unlabeled": per_day(g.label == -1),
-        "fraud": per_day(fraud),
+        "population": n.sum(axis=(1, 2)), "flagged": flagged.sum(axis=1), "blocked": n[:, BLOCK].sum(axis=1),
+        "tp": flagged[:, 2], "fp": flagged[:, 1], "review_cases": n[:, REVIEW].sum(axis=1),
+        "unlabeled": n[:, :, 0].sum(axis=1), "fraud": n[:, :, 2].sum(axis=1),
     }
-    stopped = per_day((action == BLOCK) & fraud, g.amount) + \
-        business.review_catch_rate * per_day((action == REVIEW) & fraud, g.amount)
+    columns = {k: np.rint(v).astype(np.int64).tolist() for k, v in columns.items()}
+    stopped = (money[:, BLOCK, 2] + business.review_catch_rate * money[:, REVIEW, 2]).tolist()
     rows = []
     for i, day in enumerate(g.days):
         row = {"day": day.isoformat(), **{k: int(v[i]) for k, v in columns.items()}}

@@ -30,7 +30,7 @@ from sqlglot import exp
 from riskconsole.backtest import BITS, Groups, Runner, Window, day_index, numbers, rule_hits, run_groups
 from riskconsole.config import Business, Dataset
 from riskconsole.errors import RiskConsoleError
-from riskconsole.metrics import ALLOW, BLOCK, REVIEW, RuleSet, decide, parts, rates, scalar
+from riskconsole.metrics import ALLOW, BLOCK, PARTS, REVIEW, RuleSet, decide, parts, rates, scalar
 from riskconsole.sqlbuild import fill, ident, lit
 from riskconsole.strategy import CompiledStrategy, Frame
 
@@ -209,8 +209,23 @@ def _money_bounds(o: Outcomes, actions: list[np.ndarray], signs: list[float], ob
     return out
 
 
+def _by_kind(o: Outcomes, action: np.ndarray) -> tuple[Outcomes, np.ndarray]:
+    """The groups summed per (decision, label, class), and the decision of each: every bound is a sum over groups
+    of terms linear in (count, amount, positive amount) with coefficients set by those three, so bounds over these
+    (at most 27) groups are the bounds over all of them."""
+    kind = (action.astype(np.int64) * 3 + (o.label.astype(np.int64) + 1)) * 3 + o.cls
+    n = np.bincount(kind, weights=o.count, minlength=27).round().astype(np.int64)
+    keep = np.flatnonzero(n)
+    amount, pos, weight, weighted = (np.bincount(kind, weights=v, minlength=27)[keep]
+                                     for v in (o.amount, o.amount_pos, o.weight, o.weighted_amount))
+    return Outcomes(np.zeros(len(keep), dtype=np.int64), (keep // 3 % 3 - 1).astype(np.int8),
+                    np.zeros((len(keep), 0), dtype=bool), (keep % 3).astype(np.int8), n[keep], amount, pos, weight,
+                    weighted, o.days), (keep // 9).astype(np.int8)
+
+
 def bounds(o: Outcomes, action: np.ndarray, business: Business) -> dict:
     """[worst, best] of each label-dependent metric over every outcome of the unobservable events."""
+    o, action = _by_kind(o, action)
     flagged = action != ALLOW
     cells = [o.unobservable & flagged, o.unobservable & ~flagged]
     out = _vertex_bounds(o, cells, lambda fraud: rates(completed(o, action, fraud, business), business))
@@ -222,25 +237,50 @@ def bounds(o: Outcomes, action: np.ndarray, business: Business) -> dict:
 # ------------------------------------------------------------------ the inverse-propensity estimate
 
 
+ESTIMATE_PARTS = ("tp", "fp", "fn", "stopped", "good_blocked", "reviews")  # what `ESTIMATE_METRICS` are made of
+
+
 def _strata_days(o: Outcomes, action: np.ndarray, business: Business) -> tuple[np.ndarray, list[str]]:
     """Per day (a row each), in columns: the parts `names` of events production let through; for each cell of the
     strategy's decision (flagged, then allowed), the 1/propensity-weighted parts of explored events; the number of
-    production-blocked events per cell; the sum of 1/propensity of the explored ones per cell. One bincount over
-    (day, column): each column summed per day in group order, as a bincount of it alone would."""
-    catch = business.review_catch_rate
-    through, explored, blocked = o.cls == LET_THROUGH, o.cls == EXPLORED, o.cls != LET_THROUGH
-    plain = parts(action, o.label, o.count * through, o.amount * through, catch)
-    names = list(plain)
-    cells = (action != ALLOW, action == ALLOW)
-    columns = [plain[k] for k in names]
-    for cell in cells:
-        weighted = parts(action, o.label, o.weight * (explored & cell), o.weighted_amount * (explored & cell), catch)
-        columns += [weighted[k] for k in names]
-    columns += [o.count * (blocked & cell) for cell in cells] + [o.weight * (explored & cell) for cell in cells]
-    values = np.column_stack(columns).astype(np.float64)
-    width, days = values.shape[1], len(o.days)
-    bins = (o.day[:, None] * width + np.arange(width)).ravel()
-    return np.bincount(bins, weights=values.ravel(), minlength=days * width).reshape(-1, width)[:days], names
+    production-blocked events per cell; the sum of 1/propensity of the explored ones per cell.
+
+    Every part is linear in a group's (count, amount) with coefficients set by its (decision, label, class): the
+    groups are summed per (day, that kind) first (four bincounts), and each column is those sums times the
+    coefficients `parts` gives the 27 kinds (one einsum), not a `parts` pass over every group per column."""
+    names, days = list(ESTIMATE_PARTS), len(o.days)
+    kind = (action.astype(np.int64) * 3 + (o.label.astype(np.int64) + 1)) * 3 + o.cls
+    bins = o.day * 27 + kind
+    sums = np.stack([np.bincount(bins, weights=v, minlength=days * 27).reshape(-1, 27)[:days]
+                     for v in (o.count, o.amount, o.weight, o.weighted_amount)])  # (4 values, days, 27 kinds)
+    return np.einsum("vdk,vkc->dc", sums, _strata_coefficients(business.review_catch_rate)), names
+
+
+@lru_cache(maxsize=8)
+def _strata_coefficients(catch_rate: float) -> np.ndarray:
+    """(4 values: count, amount, weight, weighted amount) x (27 kinds) x (columns of `_strata_days`): what one unit of
+    each value of a group of each kind adds to each column, from `parts` (the one home of the formulas)."""
+    grid = np.array([(a, y, c) for a in (ALLOW, REVIEW, BLOCK) for y in (-1, 0, 1) for c in range(3)])
+    action, label, cls = grid[:, 0].astype(np.int8), grid[:, 1].astype(np.int8), grid[:, 2]
+    through, explored, blocked = cls == LET_THROUGH, cls == EXPLORED, cls != LET_THROUGH
+    one, zero = np.ones(27), np.zeros(27)
+
+    def unit(scale: np.ndarray) -> list[np.ndarray]:  # per value: the parts of one unit of it in the kinds `scale`
+        per_count = parts(action, label, one * scale, zero, catch_rate)
+        per_amount = parts(action, label, zero, one * scale, catch_rate)
+        return [np.stack([per_count[k] for k in ESTIMATE_PARTS], axis=1),
+                np.stack([per_amount[k] for k in ESTIMATE_PARTS], axis=1)]
+
+    width = len(ESTIMATE_PARTS)
+    out = np.zeros((4, 27, 3 * width + 4))
+    out[0, :, :width], out[1, :, :width] = unit(through)
+    for j, cell in enumerate((action != ALLOW, action == ALLOW)):
+        at = slice((j + 1) * width, (j + 2) * width)
+        out[2, :, at], out[3, :, at] = unit(explored & cell)  # weight and weighted amount play count and amount
+        out[0, :, 3 * width + j] = blocked & cell
+        out[2, :, 3 * width + 2 + j] = explored & cell
+    out.setflags(write=False)
+    return out
 
 
 @lru_cache(maxsize=8)
@@ -280,16 +320,22 @@ def estimate(o: Outcomes, action: np.ndarray, business: Business, n: int = 1000,
             pooled = base + pooled_scale[..., None] * sum(values)
         informed = np.logical_and.reduce([(c == 0) | (wt > 0) for c, wt in zip(counts, weights)])
         sums = np.where(informed[..., None], cells, pooled)  # a cell without explored events: no post-stratifying
-        return rates({name: sums[..., i] for i, name in enumerate(names)}, business)
+        found = {name: sums[..., i] for i, name in enumerate(names)}
+        unused = np.zeros(sums.shape[:-1])  # parts no ESTIMATE_METRICS reads (rates gives NaN for their ratios)
+        return rates({**{k: unused for k in PARTS if k not in found}, **found}, business)
 
     point = metric_values(np.ones(len(o.days)))
     resampled = metric_values(_day_draws(len(o.days), n, seed))
     tail = (1 - level) / 2 * 100
+    every = np.stack([resampled[metric] for metric in ESTIMATE_METRICS])
+    together = np.percentile(every, [tail, 100 - tail], axis=1).T.tolist() \
+        if every.size and np.isfinite(every).all() else None  # one call when no resample is undefined
     out = {}
-    for metric in ESTIMATE_METRICS:
-        finite = resampled[metric][np.isfinite(resampled[metric])]
-        interval = [float(v) for v in np.percentile(finite, [tail, 100 - tail])] \
-            if len(finite) and len(finite) >= 0.9 * n else None
+    for i, metric in enumerate(ESTIMATE_METRICS):
+        finite = every[i][np.isfinite(every[i])]
+        interval = together[i] if together is not None else \
+            [float(v) for v in np.percentile(finite, [tail, 100 - tail])] if len(finite) and len(finite) >= 0.9 * n \
+            else None
         out[metric] = {"value": scalar(point[metric]), "interval": interval}
     return out
 

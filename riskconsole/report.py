@@ -95,9 +95,11 @@ def detector_warnings(ws: Workspace, compiled: CompiledStrategy, window_days: tu
     lo, hi = window_days
     for name in compiled.detectors:
         card = ws.models_dir / name / "card.json"
-        if not card.exists() or lo is None:
+        if lo is None:
             continue
-        info = json.loads(card.read_text())
+        info = _card(card)
+        if info is None:
+            continue
         for part in ("train", "valid"):
             span = info.get(part) or {}
             start, end = str(span.get("from", ""))[:10], str(span.get("to", ""))[:10]
@@ -106,6 +108,24 @@ def detector_warnings(ws: Workspace, compiled: CompiledStrategy, window_days: tu
                            f"{start}..{end}, which overlaps the backtest window {lo}..{hi}: its scores there "
                            "are optimistic")
     return out
+
+
+_CARDS: dict[Path, tuple[tuple[int, int], dict]] = {}
+
+
+def _card(path: Path) -> dict | None:
+    """A detector card, read again only when the file changed (a console answer reads it on every move)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    stamp = (stat.st_mtime_ns, stat.st_size)
+    found = _CARDS.get(path)
+    if found is None or found[0] != stamp:
+        found = _CARDS[path] = (stamp, json.loads(path.read_text()))
+        while len(_CARDS) > 64:
+            _CARDS.pop(next(iter(_CARDS)))
+    return found[1]
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,7 @@ class Session:
         self._maturity: tuple | None = None  # (connection, day range and label curves)
         self._loaded_with: tuple | None = None  # (connection, the warning when dataset.yaml changed since the load)
         self._level_curves: dict[tuple, list[dict]] = {}  # an entity level's label curve, per data version
+        self._strategies: dict[tuple, Strategy] = {}  # (file label, its text) -> the parsed strategy
         self._lock = threading.Lock()
 
     def __enter__(self) -> Session:
@@ -363,8 +364,22 @@ class Session:
     # ------------------------------------------------------------ strategies
 
     def strategy(self, path: str | Path) -> Strategy:
-        """A strategy file, validated."""
-        return self.ws.strategy(path)
+        """A strategy file, validated; parsed once per file text (a backtest reads it for its window and again to
+        compile: the strict YAML loader costs ~50 ms per 20 rules). The file is read every time, so an edit is
+        never served from the cache."""
+        from riskconsole.config import parse_model, read_config, read_yaml
+
+        label = self.ws.rel(path)
+        key = (label, read_config(Path(path), label))
+        with self._lock:
+            found = self._strategies.get(key)
+        if found is None:
+            found = parse_model(read_yaml(key[1], label), Strategy, label)
+            with self._lock:
+                self._strategies[key] = found
+                while len(self._strategies) > 32:
+                    self._strategies.pop(next(iter(self._strategies)))
+        return found
 
     def compile(self, path: str | Path, overrides: dict | None = None, strategy: Strategy | None = None
                 ) -> CompiledStrategy:

@@ -296,3 +296,29 @@ def test_bootstrap_is_seeded():
     cand, base = _simulate_days(rng, 30, {"both": 0.5, "only_c": 0.1, "only_b": 0.1})
     business = Business()
     assert bootstrap(cand, base, business, n=100, seed=5) == bootstrap(cand, base, business, n=100, seed=5)
+
+
+def test_leave_one_out_of_the_only_block_rule_leaves_exactly_no_blocked_money():
+    """Removing the one block rule leaves no blocked good amount: exactly 0, not a float total corrected to 1e-12;
+    the other rules' rows equal `overall` without each of them."""
+    from dataclasses import replace
+
+    from riskconsole.attribution import leave_one_out
+    from riskconsole.backtest import Groups
+    from riskconsole.metrics import overall
+
+    rng = np.random.default_rng(11)
+    n = 2_000
+    hits = rng.random((n, 4)) < [0.3, 0.2, 0.25, 0.05]
+    groups = Groups(rng.integers(0, 20, n), rng.integers(-1, 2, n).astype(np.int8), hits, rng.integers(1, 30, n),
+                    rng.gamma(2.0, 80.0, n) * 1.1, [None] * 20)
+    rules = RuleSet(["blocker", "rev1", "rev2", "exempt"], ["block", "review", "review", "allow"], [True] * 4)
+    business = Business()
+    rows = {row["name"]: row for row in leave_one_out(groups, rules, business)}
+    assert rows["blocker"]["good_amount_blocked_without"] == 0.0
+    assert rows["blocker"]["fraud_amount_stopped_without"] > 0
+    for i, name in enumerate(rules.names):
+        without = replace(rules, enabled=[j != i for j in range(4)])
+        want = overall(groups, decide(hits, without), business)
+        for key in ("tp", "fp", "review_cases", "precision", "recall", "net_benefit", "good_amount_blocked"):
+            assert rows[name][f"{key}_without"] == pytest.approx(want[key], rel=1e-12), (name, key)

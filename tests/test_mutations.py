@@ -89,8 +89,8 @@ MUTATIONS = [
              'daily_reviews = np.bincount(np.maximum(g.day - 1, 0), weights=p["reviews"], minlength=len(g.days))',
              "review load counted on the wrong day", (OVERALL,)),
     # ------------------------------------------------------------ metrics.py: by_action, rules, daily
-    Mutation("metrics.py", '"fp": int(g.count[sel & (g.label == 0)].sum()),',
-             '"fp": int(g.count[sel & (g.label != 1)].sum()),',
+    Mutation("metrics.py", '"tp": int(n[code, 2]), "fp": int(n[code, 1]),',
+             '"tp": int(n[code, 2]), "fp": int(n[code, 1] + n[code, 0]),',
              "by_action fp counts unlabelled events", (RULES_DAILY,)),
     Mutation("metrics.py", "caught_alone = (action != ALLOW) & fraud & (g.hits[:, deciding].sum(axis=1) == 1)",
              "caught_alone = (action != ALLOW) & fraud",

@@ -493,3 +493,29 @@ def test_more_conditions_than_pattern_bits_and_a_failed_toggle(tmp_path, monkeyp
         for cut in (90.0, 150.0, 20.0):
             got = console.interactive(walk, window, {"cut": cut})
             assert_same(got, cli.backtest(walk, window, {"cut": cut}).report)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_estimate_strata_equal_every_groups_parts_summed_per_day(seed):
+    """`_strata_days` sums groups per (day, decision, label, class) and multiplies by unit coefficients; here every
+    group's parts are summed per day one column at a time, as the formulas read (negative amounts included)."""
+    from riskconsole.outcomes import ESTIMATE_PARTS, _strata_days
+
+    h = simulate(seed, days=7, per_day=300, explore=0.1, negative_amounts=seed % 2 == 1)
+    o = h.outcomes
+    for rules in (CANDIDATE, LENIENT):
+        action = decide(o.hits, rules)
+        found, names = _strata_days(o, action, BUSINESS)
+        assert names == list(ESTIMATE_PARTS)
+        through, explored = o.cls == LET_THROUGH, o.cls == EXPLORED
+        columns = [parts(action, o.label, o.count * through, o.amount * through, BUSINESS.review_catch_rate)[k]
+                   for k in names]
+        for cell in (action != 0, action == 0):
+            weighted = parts(action, o.label, o.weight * (explored & cell), o.weighted_amount * (explored & cell),
+                             BUSINESS.review_catch_rate)
+            columns += [weighted[k] for k in names]
+        columns += [o.count * ((o.cls != LET_THROUGH) & cell) for cell in (action != 0, action == 0)]
+        columns += [o.weight * (explored & cell) for cell in (action != 0, action == 0)]
+        want = np.stack([np.bincount(o.day, weights=c, minlength=len(o.days)) for c in columns], axis=1)
+        assert found.shape == want.shape
+        np.testing.assert_allclose(found, want, rtol=1e-12, atol=1e-9)

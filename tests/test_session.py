@@ -140,3 +140,22 @@ def test_a_dataset_edited_since_the_load_is_said_first_until_the_next_load(tiny_
     assert found[0].endswith("run `riskconsole load` to load it as the file says now")
     load(tiny_ws)
     assert not any("has changed" in w for w in warnings())
+def test_a_backtest_parses_its_strategy_once_and_an_edit_is_read_again(tiny_ws, monkeypatch):
+    """The window (label maturity) and the compile both read the strategy: one parse per file text; an edited
+    file is parsed again and the new text is what runs."""
+    import riskconsole.config as config
+
+    parsed = []
+    original = config.parse_model
+    monkeypatch.setattr(config, "parse_model", lambda data, model, label: parsed.append(label) or
+                        original(data, model, label))
+    path = tiny_ws.strategies_dir / "tiny.yaml"
+    with Session(tiny_ws) as session:
+        first = session.backtest(path, session.window(strategy=path)).report
+        assert len([p for p in parsed if p.endswith("tiny.yaml")]) == 1
+        body = yaml.safe_load(path.read_text())
+        body["rules"] = body["rules"][:1]
+        path.write_text(yaml.safe_dump(body))
+        again = session.backtest(path, session.window(strategy=path)).report
+    assert len([p for p in parsed if p.endswith("tiny.yaml")]) == 2
+    assert [r["name"] for r in again["rules"]] == [body["rules"][0]["name"]] != [r["name"] for r in first["rules"]]
