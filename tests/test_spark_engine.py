@@ -613,3 +613,48 @@ def test_observability_classes_on_spark_are_duckdbs(spark):
         got = [tuple(r) for r in spark.sql(render(query, "test")).collect()]
         assert got == want and {c for _, c, _ in want} == {0, 1, 2}, (explore, got, want)
 
+
+PYOD = {"iforest": ("pyod.iforest", {"n_estimators": 25}), "ecod": ("pyod.ecod", {}), "hbos": ("pyod.hbos", {"n_bins": 8})}
+OUTLIERS = {"name": "outliers", "rules": [
+    {"name": "odd", "when": "iforest >= 0.9 OR ecod >= 0.95", "action": "review"},
+    {"name": "odd_big", "when": "hbos >= 0.8 AND amount > 100", "action": "block"}]}
+
+
+def test_pyod_scores_are_computed_on_spark_and_match_duckdbs(mixed_ws, spark_session, spark):
+    """Runs after the LightGBM test on mixed_ws (it trains there): an isolation forest, ECOD (frozen training ECDFs)
+    and HBOS, reading a feature with NULLs and a text one (frequency-encoded), score the frame by mapInArrow on the
+    executors in batches of 64 rows, each batch scored alone; every score is DuckDB's (a whole-frame pass in
+    chunks) within 1e-9, and a backtest reading them gives DuckDB's report."""
+    import numpy as np
+
+    from riskconsole.detectors import train_detector
+
+    spark_session.close()  # its read-only connection would keep training from writing the database
+    (mixed_ws.root / "detectors").mkdir(exist_ok=True)
+    for name, (kind, params) in PYOD.items():
+        body = {**DETECTOR, "name": name, "kind": kind, "params": params,
+                "features": ["amount", "user_orders_1h", "user_amount_sd_1d", "channel", "ip_num"]}
+        (mixed_ws.root / "detectors" / f"{name}.yaml").write_text(yaml.safe_dump(body, sort_keys=False))
+        train_detector(mixed_ws, mixed_ws.root / "detectors" / f"{name}.yaml")
+    path = mixed_ws.strategies_dir / "outliers.yaml"
+    path.write_text(yaml.safe_dump(OUTLIERS, sort_keys=False))
+    with Session(mixed_ws) as duck:
+        with duck.cursor() as cur:
+            want = {name: cur.sql(f"SELECT _pos, {name} FROM scores_{name} ORDER BY _pos").to_arrow_table()
+                    for name in PYOD}
+        want_report = duck.backtest(path).report
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "64")  # 300 rows: five batches scored apart
+    try:
+        with Session(mixed_ws, engine="spark", spark=spark) as session:
+            engine = session.spark_engine()
+            got = {name: spark.table(f"scores_{name}").orderBy("_pos").toArrow() for name in PYOD}
+            got_report = session.backtest(path).report
+    finally:
+        spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
+    assert {f"score {name}" for name in PYOD} <= set(engine.seconds) and "frame" not in engine.seconds
+    for name in PYOD:
+        assert got[name].column("_pos").to_pylist() == want[name].column("_pos").to_pylist()
+        ours, theirs = (t.column(name).to_numpy() for t in (got[name], want[name]))
+        assert np.abs(ours - theirs).max() <= 1e-9 and np.unique(theirs).size > 10, name
+    assert all(rule["hits"] for rule in want_report["rules"]), want_report["rules"]
+    assert_same(json.loads(json.dumps(got_report, default=str)), json.loads(json.dumps(want_report, default=str)))
