@@ -198,6 +198,16 @@ def spark():
     session.stop()
 
 
+@pytest.fixture
+def spark_for_cli(spark):
+    """The run's session for a test whose CLI call finds it: `engines.spark.start` applies its own settings to a
+    session it finds (8 shuffle partitions in local mode), so the test's SQL settings are set back afterwards (or
+    every later test of the run would plan 8 tasks per shuffle)."""
+    yield spark
+    for key, value in SPARK_TEST_CONF.items():
+        if key.startswith("spark.sql."):
+            spark.conf.set(key, value)
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     """`--dist loadfile`, except that the files using Spark are one unit: the worker that takes it starts the one
