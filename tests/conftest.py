@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -149,3 +152,73 @@ def console_page(monkeypatch, root: Path, page: str, timeout: int = 60):
     at.switch_page(f"riskconsole/ui/{page}.py")
     at.run()
     return at
+
+
+# ------------------------------------------------------------------ Spark: one small session per test run
+
+SPARK_FILES = ("test_functions.py", "test_spark_engine.py", "test_spark_entities.py", "test_spark_outcomes.py",
+               "test_tables.py")  # the files that use `spark`: one xdist worker runs them all, so one JVM starts
+# A few hundred rows per query: planning and compiling cost more than running. Interpreted expressions instead of
+# generated Java (Janino compiles a class per stage), no adaptive re-planning, one shuffle partition and the JVM's
+# quick compiler only (C2 compiles hot loops these queries never run long enough to repay): 40 against 70 CPU-s for
+# test_functions' Spark half in the same minutes. Production keeps Spark's defaults (engines/spark.py `start`).
+SPARK_TEST_CONF = {
+    "spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false", "spark.sql.session.timeZone": "UTC",
+    "spark.driver.memory": "512m", "spark.sql.shuffle.partitions": "1", "spark.default.parallelism": "1",
+    "spark.sql.adaptive.enabled": "false", "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+}
+
+
+def _spark_skip_reason() -> str | None:
+    if importlib.util.find_spec("pyspark") is None:
+        return "pyspark is not installed (make test installs it with the dev extra)"
+    if shutil.which("java") is None:
+        return "java is not on PATH (PySpark needs Java 17: apt-get install openjdk-17-jre-headless)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local Spark session for the whole test run (local[1], UI off, UTC, SPARK_TEST_CONF)."""
+    reason = _spark_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    with warnings.catch_warnings():  # pyspark 4.3 warns that it does not fully support pandas 3
+        warnings.simplefilter("ignore", FutureWarning)
+        from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.master("local[1]").appName("riskconsole-tests")
+    for key, value in SPARK_TEST_CONF.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("OFF")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def spark_for_cli(spark):
+    """The run's session for a test whose CLI call finds it: `engines.spark.start` applies its own settings to a
+    session it finds (8 shuffle partitions in local mode), so the test's SQL settings are set back afterwards (or
+    every later test of the run would plan 8 tasks per shuffle)."""
+    yield spark
+    for key, value in SPARK_TEST_CONF.items():
+        if key.startswith("spark.sql."):
+            spark.conf.set(key, value)
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadfile`, except that the files using Spark are one unit: the worker that takes it starts the one
+    JVM of the run (two workers each starting one and warming it up cost twice the CPU on a 2-core machine)."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SparkTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = super()._split_scope(nodeid)
+            return "spark" if path.rsplit("/", 1)[-1] in SPARK_FILES else path
+
+    return SparkTogether(config, log)

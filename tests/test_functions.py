@@ -8,8 +8,6 @@ value. One Spark session serves the whole test run.
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
-import shutil
 import subprocess
 import sys
 import warnings
@@ -17,6 +15,7 @@ import warnings
 import duckdb
 import pytest
 
+from conftest import spark  # noqa: F401 - test_tables.py imports the run's Spark session from here
 from riskconsole.errors import ExpressionError
 from riskconsole.expressions import parse_expression, to_sql
 
@@ -102,35 +101,8 @@ def duck() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _spark_skip_reason() -> str | None:
-    if importlib.util.find_spec("pyspark") is None:
-        return "pyspark is not installed (make test installs it with the dev extra)"
-    if shutil.which("java") is None:
-        return "java is not on PATH (PySpark needs Java 17: apt-get install openjdk-17-jre-headless)"
-    return None
-
-
-@pytest.fixture(scope="session")
-def spark():
-    """One local Spark session for the whole test run (local[1], UI off, UTC)."""
-    reason = _spark_skip_reason()
-    if reason:
-        pytest.skip(reason)
-    with warnings.catch_warnings():  # pyspark 4.3 warns that it does not fully support pandas 3
-        warnings.simplefilter("ignore", FutureWarning)
-        from pyspark.sql import SparkSession
-
-    session = (SparkSession.builder.master("local[1]").appName("riskconsole-tests")
-               .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC")
-               .config("spark.driver.memory", "512m").config("spark.sql.shuffle.partitions", "1")
-               .getOrCreate())
-    session.sparkContext.setLogLevel("OFF")
-    yield session
-    session.stop()
-
-
 @pytest.fixture(scope="module")
-def spark_results(spark) -> dict[str, list]:
+def spark_results(spark) -> dict[str, list]:  # noqa: F811
     """Every expression of the table, rendered for Spark and run in one query (one per expression on error)."""
     spark.createDataFrame(ROWS, _SPARK_TYPES).createOrReplaceTempView("rows")
     rendered = [to_sql(_checked(text), "spark") for text in EXPRESSIONS]
@@ -144,7 +116,7 @@ def spark_results(spark) -> dict[str, list]:
 
 
 @pytest.fixture(scope="module")
-def spark_results_ltz(spark, spark_results) -> dict[str, list]:
+def spark_results_ltz(spark, spark_results) -> dict[str, list]:  # noqa: F811
     """The time and cast expressions again, over times stored as Spark TIMESTAMP (with time zone, UTC session)."""
     times = ("t", "u", "signup_time", "purchase_time")
     spark.sql("SELECT * FROM rows").selectExpr(
@@ -156,7 +128,7 @@ def spark_results_ltz(spark, spark_results) -> dict[str, list]:
     return {text: [row[i] for row in table] for i, text in enumerate(texts)}
 
 
-def _one(spark, sql: str) -> list:
+def _one(spark, sql: str) -> list:  # noqa: F811
     try:
         return [row[0] for row in spark.sql(f"SELECT {sql} FROM rows ORDER BY id").collect()]
     except Exception as err:  # noqa: BLE001 - reported by the comparison
@@ -282,7 +254,7 @@ def test_spark_renderings(text: str, expected: str) -> None:
     assert to_sql(_checked(text), "spark") == expected
 
 
-def test_upper_and_lower_agree_where_unicode_case_mappings_differ(duck, spark) -> None:
+def test_upper_and_lower_agree_where_unicode_case_mappings_differ(duck, spark) -> None:  # noqa: F811
     from riskconsole import dialects
 
     special = sorted(set(dialects._UPPER_FROM + dialects._LOWER_FROM))
@@ -304,7 +276,7 @@ def test_upper_and_lower_agree_where_unicode_case_mappings_differ(duck, spark) -
 
 @pytest.mark.xfail(strict=True, reason="known gap: Spark writes doubles >= 1e7 or < 1e-3 in E notation "
                    "(1.2345678E7), DuckDB does not (12345678.0); CAST(double AS VARCHAR) is not yet exact")
-def test_cast_of_a_large_double_to_text(duck, spark) -> None:
+def test_cast_of_a_large_double_to_text(duck, spark) -> None:  # noqa: F811
     values = [12345678.5, 1e-05, 1e20]
     sql = "SELECT CAST(v AS {}) FROM (VALUES (12345678.5), (1e-05), (1e20)) AS t(v)"
     want = [r[0] for r in duck.execute(sql.replace("(12345678.5)", "(12345678.5::DOUBLE)").format("VARCHAR")).fetchall()]

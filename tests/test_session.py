@@ -140,6 +140,8 @@ def test_a_dataset_edited_since_the_load_is_said_first_until_the_next_load(tiny_
     assert found[0].endswith("run `riskconsole load` to load it as the file says now")
     load(tiny_ws)
     assert not any("has changed" in w for w in warnings())
+
+
 def test_a_backtest_parses_its_strategy_once_and_an_edit_is_read_again(tiny_ws, monkeypatch):
     """The window (label maturity) and the compile both read the strategy: one parse per file text; an edited
     file is parsed again and the new text is what runs."""

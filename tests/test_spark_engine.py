@@ -3,7 +3,7 @@ writes DuckDB's report.json.
 
 One small workspace holds every kind of feature (windows, stddev, first_seen, compound key, by-less, stream,
 label, lookups: key, as-of and range, graph, derived). Spark runs in the test run's one session (`spark` of
-test_functions).
+conftest.py).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from riskconsole.engines import choose
 from riskconsole.errors import ConfigError, RiskConsoleError
 from riskconsole.ingest import load
 from riskconsole.session import Session
-from test_functions import spark  # noqa: E402,F401 - the one Spark session of the test run
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 FEATURES = [
@@ -107,7 +106,7 @@ def mixed_ws(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def spark_session(mixed_ws, spark):  # noqa: F811
+def spark_session(mixed_ws, spark):
     """A Session on engine spark, its frame built once for the module."""
     with Session(mixed_ws, engine="spark", spark=spark) as session:
         session.spark_engine()
@@ -197,13 +196,13 @@ def test_a_backtest_on_spark_writes_duckdbs_report(mixed_ws, spark_session):
     assert_same(json.loads(json.dumps(got, default=str)), json.loads(json.dumps(want, default=str)))
 
 
-def test_the_spark_frame_is_cached_per_data_version(mixed_ws, spark_session, spark):  # noqa: F811
+def test_the_spark_frame_is_cached_per_data_version(mixed_ws, spark_session, spark):
     engine = spark_session.spark_engine()
     with Session(mixed_ws, engine="spark", spark=spark) as again:
         assert again.spark_engine().root == engine.root and "frame" not in again.spark_engine().seconds
 
 
-def test_the_cli_backtests_on_spark_and_says_so(mixed_ws, spark_session, tmp_path, capsys):
+def test_the_cli_backtests_on_spark_and_says_so(mixed_ws, spark_session, spark_for_cli, tmp_path, capsys):
     """`backtest --engine spark` reuses this data version's Spark frame (the test run's session is the one found);
     decisions.parquet is computed on Spark and is DuckDB's file."""
     import pyarrow.parquet as pq
@@ -276,7 +275,7 @@ def test_a_strategy_reading_lists_gives_duckdbs_report_on_spark(mixed_ws, spark_
     assert_same(json.loads(json.dumps(got, default=str)), json.loads(json.dumps(want, default=str)))
 
 
-def test_list_values_are_typed_by_duckdb_for_spark(mixed_ws, listed, spark):  # noqa: F811
+def test_list_values_are_typed_by_duckdb_for_spark(mixed_ws, listed, spark):
     """The Spark view holds DuckDB's TRY_CAST of each value (Spark's own cast reads '5.0' or '0x0b' as NULL)."""
     from sqlglot import exp
 
@@ -291,7 +290,7 @@ def test_list_values_are_typed_by_duckdb_for_spark(mixed_ws, listed, spark):  # 
 
 
 @pytest.mark.parametrize("text", ["value\n3\n5.0\n", "value,expires\n3,\n5.0,2026-03-02\n"])
-def test_in_list_on_spark_keeps_duckdbs_null_and_types(tmp_path, spark, text):  # noqa: F811
+def test_in_list_on_spark_keeps_duckdbs_null_and_types(tmp_path, spark, text):
     """`NOT (x IN LIST l AND y > 0)` row by row on both engines, with and without expiry: a NULL x gives NULL
     (Spark's bare IN-subquery would say false, and NOT would make it a hit), '5.0' matches 5."""
     import datetime as dt
@@ -330,7 +329,7 @@ SCORED = {"name": "scored", "params": {"cut": 0.2},  # the hidden outcomes keep 
                     {"name": "burst", "when": "user_orders_1h >= 3", "action": "block"}]}
 
 
-def test_lightgbm_scores_are_computed_on_spark_and_match_duckdbs(mixed_ws, spark_session, spark):  # noqa: F811
+def test_lightgbm_scores_are_computed_on_spark_and_match_duckdbs(mixed_ws, spark_session, spark):
     """Runs last on mixed_ws (it trains a detector there): scores by mapInArrow on the executors, within 1e-6 of
     DuckDB's; a backtest and a threshold sweep (the sorted-scores pass) reading them give DuckDB's answers."""
     import numpy as np
@@ -441,7 +440,7 @@ def monitor_ws(tmp_path_factory):
     return ws
 
 
-def test_monitor_on_spark_writes_duckdbs_monitor_json(monitor_ws, spark, tmp_path, capsys, monkeypatch):  # noqa: F811
+def test_monitor_on_spark_writes_duckdbs_monitor_json(monitor_ws, spark_for_cli, tmp_path, capsys, monkeypatch):
     """`monitor --engine spark`: the grouped KPI and segment passes, drift's deciles and top values and the coded
     pass run on Spark; monitor.json is DuckDB's, number for number."""
     from riskconsole.cli import main
@@ -463,7 +462,7 @@ def test_monitor_on_spark_writes_duckdbs_monitor_json(monitor_ws, spark, tmp_pat
     assert got == want
 
 
-def test_deciles_and_hash_rendered_for_spark_give_duckdbs_answers(spark):  # noqa: F811
+def test_deciles_and_hash_rendered_for_spark_give_duckdbs_answers(spark):
     """drift's `quantile_disc(x, [0.1, ..., 0.9])` on Spark (percentile_disc per p) picks DuckDB's elements for
     every group size 1..40 and a few larger ones, NULLs among the values; `hash` groups as DuckDB's does."""
     import numpy as np
@@ -503,7 +502,7 @@ def test_the_console_says_when_a_workspace_is_on_spark(tiny_ws, monkeypatch):
         assert [c.value for c in at.caption if c.value.startswith("Engine:")] == want
 
 
-def test_an_entity_level_monitor_on_spark_gives_duckdbs_answer(monitor_ws, spark):  # noqa: F811
+def test_an_entity_level_monitor_on_spark_gives_duckdbs_answer(monitor_ws, spark):
     """An entity frame has no `_pos`: its drift sample and attack discovery keep DuckDB's way (by its id, in its
     time order). On Spark the entity frame is built there and the monitor's passes read it: the same answer."""
     path = monitor_ws.strategies_dir / "users.yaml"
@@ -520,7 +519,7 @@ def test_an_entity_level_monitor_on_spark_gives_duckdbs_answer(monitor_ws, spark
         path.unlink()
 
 
-def test_make_timestamp_and_strftime_rendered_for_spark_give_duckdbs_answers(spark):  # noqa: F811
+def test_make_timestamp_and_strftime_rendered_for_spark_give_duckdbs_answers(spark):
     """The entity frame's period start (`make_timestamp(micros)`, a TIMESTAMP without zone) and its id
     (`strftime(t, '%Y-%m-%dT%H:%M:%S')`, whose 'T' Spark's formatter needs quoted): DuckDB's values, before 1970
     and with microseconds too."""
@@ -542,7 +541,7 @@ def test_make_timestamp_and_strftime_rendered_for_spark_give_duckdbs_answers(spa
     assert got == want
 
 
-def test_quantile_edges_rendered_for_spark_match_duckdbs(spark):  # noqa: F811
+def test_quantile_edges_rendered_for_spark_match_duckdbs(spark):
     """`--by COLUMN:N` edges (`quantile_cont(x, [1/N, ...])`) rendered as Spark's exact `percentile`: the same
     order statistics interpolated, equal to DuckDB's within a relative 1e-12 (the last bit may differ: rounding
     order: 77 of 378 lists for N = 2..7), for group sizes 1..60 and larger ones, NULLs and ties among the values,
@@ -587,7 +586,7 @@ def test_quantile_segments_on_spark_give_duckdbs_report(mixed_ws, spark_session,
         assert_same(json.loads(json.dumps(got, default=str)), json.loads(json.dumps(want, default=str)))
 
 
-def test_observability_classes_on_spark_are_duckdbs(spark):  # noqa: F811
+def test_observability_classes_on_spark_are_duckdbs(spark):
     """The outcomes pass's per-event class and 1/propensity (`outcomes.observability_class`, read by the grouped
     pass) rendered for Spark give DuckDB's values row by row: text, integer and boolean explore flags, padded
     and capitalised actions, NULLs."""
@@ -613,3 +612,49 @@ def test_observability_classes_on_spark_are_duckdbs(spark):  # noqa: F811
         want = con.execute(query.sql(dialect="duckdb")).fetchall()
         got = [tuple(r) for r in spark.sql(render(query, "test")).collect()]
         assert got == want and {c for _, c, _ in want} == {0, 1, 2}, (explore, got, want)
+
+
+PYOD = {"iforest": ("pyod.iforest", {"n_estimators": 25}), "ecod": ("pyod.ecod", {}), "hbos": ("pyod.hbos", {"n_bins": 8})}
+OUTLIERS = {"name": "outliers", "rules": [
+    {"name": "odd", "when": "iforest >= 0.9 OR ecod >= 0.95", "action": "review"},
+    {"name": "odd_big", "when": "hbos >= 0.8 AND amount > 100", "action": "block"}]}
+
+
+def test_pyod_scores_are_computed_on_spark_and_match_duckdbs(mixed_ws, spark_session, spark):
+    """Runs after the LightGBM test on mixed_ws (it trains there): an isolation forest, ECOD (frozen training ECDFs)
+    and HBOS, reading a feature with NULLs and a text one (frequency-encoded), score the frame by mapInArrow on the
+    executors in batches of 64 rows, each batch scored alone; every score is DuckDB's (a whole-frame pass in
+    chunks) within 1e-9, and a backtest reading them gives DuckDB's report."""
+    import numpy as np
+
+    from riskconsole.detectors import train_detector
+
+    spark_session.close()  # its read-only connection would keep training from writing the database
+    (mixed_ws.root / "detectors").mkdir(exist_ok=True)
+    for name, (kind, params) in PYOD.items():
+        body = {**DETECTOR, "name": name, "kind": kind, "params": params,
+                "features": ["amount", "user_orders_1h", "user_amount_sd_1d", "channel", "ip_num"]}
+        (mixed_ws.root / "detectors" / f"{name}.yaml").write_text(yaml.safe_dump(body, sort_keys=False))
+        train_detector(mixed_ws, mixed_ws.root / "detectors" / f"{name}.yaml")
+    path = mixed_ws.strategies_dir / "outliers.yaml"
+    path.write_text(yaml.safe_dump(OUTLIERS, sort_keys=False))
+    with Session(mixed_ws) as duck:
+        with duck.cursor() as cur:
+            want = {name: cur.sql(f"SELECT _pos, {name} FROM scores_{name} ORDER BY _pos").to_arrow_table()
+                    for name in PYOD}
+        want_report = duck.backtest(path).report
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "64")  # 300 rows: five batches scored apart
+    try:
+        with Session(mixed_ws, engine="spark", spark=spark) as session:
+            engine = session.spark_engine()
+            got = {name: spark.table(f"scores_{name}").orderBy("_pos").toArrow() for name in PYOD}
+            got_report = session.backtest(path).report
+    finally:
+        spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
+    assert {f"score {name}" for name in PYOD} <= set(engine.seconds) and "frame" not in engine.seconds
+    for name in PYOD:
+        assert got[name].column("_pos").to_pylist() == want[name].column("_pos").to_pylist()
+        ours, theirs = (t.column(name).to_numpy() for t in (got[name], want[name]))
+        assert np.abs(ours - theirs).max() <= 1e-9 and np.unique(theirs).size > 10, name
+    assert all(rule["hits"] for rule in want_report["rules"]), want_report["rules"]
+    assert_same(json.loads(json.dumps(got_report, default=str)), json.loads(json.dumps(want_report, default=str)))

@@ -3,7 +3,7 @@ DuckDB's row for row, and a backtest over it writes DuckDB's report.json.
 
 The workspace of test_entities (merchants decided daily: windows, count_distinct, a label feature, a stream
 window, a lookup, a derived feature and a graph feature; labels from the merchants table or from events). Spark
-runs in the test run's one session (`spark` of test_functions).
+runs in the test run's one session (`spark` of conftest.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import test_entities
 from conftest import assert_same
 from riskconsole.report import Baseline
 from riskconsole.session import Session
-from test_functions import spark  # noqa: E402,F401 - the one Spark session of the test run
 from test_spark_engine import assert_same_rows
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
@@ -29,7 +28,7 @@ def entity_ws(request, tmp_path_factory):
     return ws
 
 
-def test_the_entity_frame_built_on_spark_equals_duckdbs(entity_ws, spark):  # noqa: F811
+def test_the_entity_frame_built_on_spark_equals_duckdbs(entity_ws, spark):
     level = entity_ws.strategy(entity_ws.strategies_dir / "mw.yaml").level
     with Session(entity_ws) as duck:
         want = duck.entities(level)
@@ -53,7 +52,7 @@ def test_the_entity_frame_built_on_spark_equals_duckdbs(entity_ws, spark):  # no
         con.close()
 
 
-def test_an_entity_backtest_on_spark_writes_duckdbs_report(entity_ws, spark, monkeypatch):  # noqa: F811
+def test_an_entity_backtest_on_spark_writes_duckdbs_report(entity_ws, spark, monkeypatch):
     """A comparison with a baseline, `--by merchant_tier` and 50 resamples: the grouped queries run on Spark over
     the Spark-built entity frame; report.json, the decisions table and a sweep are DuckDB's."""
     from riskconsole.backtest import Window

@@ -9,13 +9,12 @@ from conftest import assert_same, write_workspace
 from riskconsole.ingest import load
 from riskconsole.report import Baseline
 from riskconsole.session import Session
-from test_functions import spark  # noqa: F401 - the one Spark session of the test run
 from test_outcomes import ROLES, STRATEGIES, WALK, _dataset, _events
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 
 
-def test_outcome_blocks_on_spark_equal_duckdbs(tmp_path, spark):  # noqa: F811
+def test_outcome_blocks_on_spark_equal_duckdbs(tmp_path, spark):
     ws = write_workspace(tmp_path / "ws", _events(), _dataset(**ROLES), {**STRATEGIES, "walk": WALK})
     load(ws)
     walk, lenient, prod = (ws.strategies_dir / f"{n}.yaml" for n in ("walk", "lenient", "prod"))

@@ -4,8 +4,8 @@ After a DuckDB load (which reads, types and quarantines the files), `events` (pa
 `stream_NAME` and `table_NAME` are exported to Parquet under `data/spark/<data version>/`; Spark builds the frame
 there with the very queries DuckDB runs (`features.frame_plan`, rendered with `dialects.spark()`), and a backtest's
 grouped query (`backtest.groups_query`) runs on that frame: only the grouped rows come back to Python. The export
-and the frame are built once per data version (a load gives a new one). LightGBM scores are computed on the
-executors (`spark_scores.py`), PyOD scores exported from DuckDB; lists (`IN LIST`) are Spark views of the list
+and the frame are built once per data version (a load gives a new one). Every trained detector (LightGBM and the
+PyOD kinds) scores the frame on the executors (`spark_scores.py`); lists (`IN LIST`) are Spark views of the list
 files (`spark_lists.py`). Graph features run graphs.py's queries on Spark; only the distinct (node, link value, day)
 pairs come back, their components are computed in Python as on DuckDB, and the values are joined back on Spark.
 
@@ -16,7 +16,7 @@ The outcome blocks of a dataset mapping `prod_action` come from the same grouped
 observability class). Entity-level strategies: the entity frame is built on Spark from the export by entities.py's
 queries and read as `frame` by their queries (`spark_entities.py`).
 
-Not on Spark yet: load and quarantine, detector training, PyOD scoring and the console's live reports.
+Not on Spark yet: load and quarantine, detector training and the console's live reports.
 """
 
 from __future__ import annotations
@@ -260,7 +260,8 @@ class SparkEngine:
                 self.spark.catalog.dropTempView(name)
 
     def _scores(self, detector: str, table: str) -> Any:
-        """A detector's scores: LightGBM's computed on Spark (`spark_scores`), others exported from DuckDB."""
+        """A detector's scores, computed on Spark from its model folder (`spark_scores`); a score table without one is
+        exported from DuckDB."""
         folder = self.ws.models_dir / detector
         files = model_files(folder) if (folder / "detector.json").exists() else {}
         if not scored_on_spark(files):

@@ -1,12 +1,14 @@
-"""Detector scores on engine spark: LightGBM models score the Spark frame on the executors (DESIGN §4, §7).
+"""Detector scores on engine spark: every trained detector scores the Spark frame on the executors (DESIGN §4, §7).
 
-The model folder's files (LightGBM's text model, the calibration, categories.json, detector.json) are broadcast
-once; each executor rebuilds the detector with `detectors.load_detector` (cached per Python worker) and scores its
-partitions with `mapInArrow` (the Arrow sibling of `mapInPandas`: the batches reach `Encoding.matrix` as Arrow, the
-very path DuckDB's scoring takes, with no pandas conversion of NULLs or text). The rows are read with the
-encoding's own query (`Encoding.select`, rendered for Spark), so numbers are the same float32s and text the same
-codes. Only LightGBM runs here; PyOD kinds re-rank against their training rows and keep DuckDB's exported scores.
-Executors need riskconsole and LightGBM installed (as they need PySpark).
+The model folder's files (LightGBM's text model, the calibration, categories.json, detector.json; a PyOD kind's
+model.joblib) are broadcast once; each executor rebuilds the detector with `detectors.load_detector` (cached per
+Python worker) and scores its partitions with `mapInArrow` (the Arrow sibling of `mapInPandas`: the batches reach
+`Encoding.matrix` as Arrow, the very path DuckDB's scoring takes, with no pandas conversion of NULLs or text). The
+rows are read with the encoding's own query (`Encoding.select`, rendered for Spark), so numbers are the same
+float32s and text the same codes (LightGBM's category codes, PyOD's training frequencies). Scoring a partition
+alone is scoring it with the rest: a PyOD kind's score of a row does not depend on the other rows of its batch
+(ECOD and COPOD rank against frozen training ECDFs, other PyOD models are checked to be inductive at training,
+outliers.py). Executors need riskconsole, LightGBM and PyOD installed (as they need PySpark).
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
-ON_SPARK = ("lightgbm",)  # kinds scored on the executors
 _MODELS: dict[str, Any] = {}  # per Python worker: files' digest -> loaded detector
 _LOCK = threading.Lock()
 
@@ -43,9 +44,9 @@ def digest(files: dict[str, bytes]) -> str:
 
 
 def scored_on_spark(files: dict[str, bytes]) -> bool:
-    """Whether this model is scored on the executors (LightGBM) rather than exported from DuckDB."""
+    """Whether this is a trained model's folder (scored on the executors) rather than scores to export from DuckDB."""
     meta = files.get("detector.json")
-    return meta is not None and json.loads(meta).get("kind") in ON_SPARK
+    return meta is not None and bool(json.loads(meta).get("kind"))
 
 
 def score_frame(spark: Any, frame_sql: Callable[[exp.Expression], str], files: dict[str, bytes], name: str) -> Any:
@@ -79,12 +80,12 @@ def _scorer(shipped: Any, features: list[str], name: str) -> Callable[[Iterator[
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         model = _load(shipped.value)
-        encoding = _encoding(model, features)
+        encoding, dtype = _encoding(model, features), getattr(model, "input_dtype", np.float32)  # as score_into
         for batch in batches:
             if batch.num_rows == 0:
                 continue
             table = pa.Table.from_batches([batch])
-            scores = np.clip(np.asarray(model.score(encoding.matrix(table)), dtype=np.float64), 0.0, 1.0)
+            scores = np.clip(np.asarray(model.score(encoding.matrix(table, dtype)), dtype=np.float64), 0.0, 1.0)
             positions = pa.array(table.column("_pos").to_numpy(zero_copy_only=False), pa.int64())
             yield pa.RecordBatch.from_arrays([positions, pa.array(scores, pa.float64())], names=["_pos", name])
 
