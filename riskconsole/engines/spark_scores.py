@@ -13,9 +13,11 @@ outliers.py). Executors need riskconsole, LightGBM and PyOD installed (as they n
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -106,6 +108,7 @@ def _load(files: dict[str, bytes]) -> Any:
     with _LOCK:
         if key not in _MODELS:
             folder = Path(tempfile.mkdtemp(prefix="riskconsole-model-"))
+            atexit.register(shutil.rmtree, folder, True)  # the model may read its folder while the worker lives
             for file, data in files.items():
                 (folder / file).write_bytes(data)
             _MODELS[key] = load_detector(folder)[0]
