@@ -1,5 +1,5 @@
 # `make run` starts the console on the demo; `make test` runs every test in two pytest-xdist workers, one test file
-# per worker at a time (CI runs it on a fresh clone).
+# per worker at a time, the files using Spark together on one worker (tests/conftest.py; CI runs it on a fresh clone).
 PY        ?= python3
 VENV      := .venv
 BIN       := $(VENV)/bin
