@@ -293,6 +293,21 @@ def daily_kpis(g: Groups, action: np.ndarray, business: Business, periods: Perio
     return rows, {"sums": sums, "table": table, "in_ref": in_ref, "in_win": in_win, "weekday": weekday}
 
 
+def alerting_cells(state: dict) -> list[tuple[int, str]]:
+    """(day index, metric) of every alert, in day order."""
+    return sorted((int(i), m) for m in state["table"] for i in np.flatnonzero(state["table"][m]["alert"]))
+
+
+def alert_rows(alerting: list[tuple[int, str]], entries: list[dict], daily: list[dict]) -> list[dict]:
+    """`alerts` of monitor.json: each alerting metric-day with its band and its attribution's top segments."""
+    from riskconsole.contributions import top_segments
+
+    rows = {r["day"]: r for r in daily}
+    return [{"day": entry["day"], "metric": metric, "value": rows[entry["day"]][metric]["value"],
+             "expected": rows[entry["day"]][metric]["expected"], "top": top_segments(entry)}
+            for (_, metric), entry in zip(alerting, entries)]
+
+
 def exact_rate_alert(count: np.ndarray, den: np.ndarray, expected: np.ndarray, in_ref: np.ndarray,
                      below: np.ndarray, candidate: np.ndarray, k: float = BAND_K) -> np.ndarray:
     """Whether each `candidate` day's count of `den` is as unlikely as the band's k spreads under a binomial at the expected
@@ -352,9 +367,10 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
     DuckDB cursor `con`, or another engine, `backtest.run_query`), and so do the `--by COLUMN:N` quantile edges."""
     runner = con if runner is None else runner
     from riskconsole.backtest import run_groups
-    from riskconsole.contributions import attribution, deciding_rule, top_segments
+    from riskconsole.contributions import attribution, deciding_rule
     from riskconsole.backtest import action_case, known_label
     from riskconsole.discovery import cluster_columns, clusters, precision_estimate, score_bucket
+    from riskconsole.monitor_incidents import elevated, incidents, shared_events
     from riskconsole.drift import coded, drift, drift_columns
     from riskconsole.sqlbuild import fill
     from riskconsole.overview import day_range
@@ -369,8 +385,7 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
     check_reference(periods, first, last, len(ref_days))
     action = decide(g.hits, rules)
     daily, state = daily_kpis(g, action, business := dataset.business, periods, rules)
-    alerting = [(i, m) for m in state["table"] for i in np.flatnonzero(state["table"][m]["alert"])]
-    alerting.sort()
+    alerting = alerting_cells(state)
     views = [("rule", g, deciding_rule(g, action, rules))]
     if alerting:
         for spec in by:
@@ -378,11 +393,7 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
                              segment_expression(runner, spec, compiled, frame, dataset, span_of(periods)))
             views.insert(len(views) - 1, (spec, seg, seg.segment))
     entries = attribution(alerting, views, lambda x: decide(x.hits, rules), business, rules, state["in_ref"])
-    alerts = []
-    for (i, metric), entry in zip(alerting, entries):
-        row = next(r for r in daily if r["day"] == g.days[i].isoformat())[metric]
-        alerts.append({"day": entry["day"], "metric": metric, "value": row["value"], "expected": row["expected"],
-                       "top": top_segments(entry)})
+    alerts = alert_rows(alerting, entries, daily)
     by_columns = [b.split(":")[0] for b in by]
     drift_cols, kinds = drift_columns(compiled, frame, dataset, by_columns)
     detectors = detectors or {}
@@ -399,7 +410,8 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
             "labels_known_by": _day(periods.window.end - timedelta(microseconds=1)).isoformat(),
             "by": list(by), "method": {"band": f"median/MAD of weekday-adjusted reference days, each side at least "
                                                f"its 10% tail, ±{BAND_K:g} spreads", "band_k": BAND_K},
-            "daily": daily, "alerts": alerts, "attribution": entries,
+            "daily": daily, "alerts": alerts, "incidents": incidents(alerts, entries, shared_events(g, rules, [i for i, _ in alerting]),
+                                                   elevated(state["table"], g.days, state["in_win"])), "attribution": entries,
             "drift": drift(coded_rows, drift_cols, kinds, periods.reference, periods.window),
             "estimate": (precision_estimate(coded_rows, supervised, state["in_ref"], state["in_win"])
                          if supervised else None),
@@ -415,6 +427,14 @@ def _period(w: Window) -> dict:
     return {"from": _day(w.start).isoformat(), "to": _day(w.end - timedelta(microseconds=1)).isoformat()}
 
 
+def incident_row(incident: dict) -> dict:
+    """One incident as a flat row (incidents.csv, and the tables of monitor.html/md and the Monitor page)."""
+    return {"incident": incident["id"], "first_day": incident["first_day"], "last_day": incident["last_day"],
+            "days": incident["days"], "alerts": incident["alerts"], "rules": "; ".join(incident["rules"]),
+            "top": "; ".join(incident["top"]), "metrics": "; ".join(m["metric"] for m in incident["metrics"]),
+            "lead": incident["lead"], "size": incident["size"]}
+
+
 def monitor_files(result: dict, formats: list[str]) -> dict[str, bytes]:
     """File name -> bytes: monitor.json always; csv tables, html and md as asked (CLI and console write these)."""
     from riskconsole.export import json_bytes, page_files, table_csv_bytes
@@ -425,6 +445,7 @@ def monitor_files(result: dict, formats: list[str]) -> dict[str, bytes]:
         files["alerts.csv"] = table_csv_bytes([{**{k: v for k, v in a.items() if k != "expected"}, "low": a["expected"][0],
                                                 "high": a["expected"][1], "top": "; ".join(a["top"])}
                                                for a in result["alerts"]])
+        files["incidents.csv"] = table_csv_bytes([incident_row(i) for i in result.get("incidents", [])])
         files["attribution.csv"] = table_csv_bytes([{"day": e["day"], "metric": e["metric"], "change": e["change"], **c}
                                                     for e in result["attribution"] for c in e["contributions"]])
         files["drift.csv"] = table_csv_bytes([{k: v for k, v in d.items() if k not in ("bins", "daily")}

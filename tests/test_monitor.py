@@ -247,6 +247,26 @@ def test_under_the_production_strategy_the_attack_surfaces_as_the_top_cluster(at
     assert rows.get(True, 0) > rows.get(False, 0), rows
 
 
+@pytest.mark.parametrize("strategy, rule", [("deployed", "bnpl_young_account_big_ticket"),
+                                            ("baseline", "cross_border_high_value")])
+def test_the_attack_is_one_incident_from_its_first_days_with_its_segment_on_top(attack_demo, strategy, rule):
+    """Every alert of the attack's rule from its first day on is in one incident, which starts within 3 days of
+    the first fraud event, names the rule and has the attack's segment on top."""
+    demo = attack_demo
+    start = _attack_start(demo)
+    result = demo.monitor(demo.ws.strategies_dir / f"{strategy}.yaml", (start - timedelta(days=7)).isoformat(),
+                          (start + timedelta(days=14)).isoformat(), by=["user_country", "payment_method"])
+    attack = {(a["day"], a["metric"]) for a in result["alerts"]
+              if a["metric"] == f"rule_hits:{rule}" and a["day"] >= start.isoformat()}
+    holding = [i for i in result["incidents"] if attack & {(m["day"], m["metric"]) for m in i["members"]}]
+    assert attack and len(holding) == 1, [(i["first_day"], i["last_day"], i["rules"]) for i in holding]
+    incident = holding[0]
+    assert attack <= {(m["day"], m["metric"]) for m in incident["members"]}
+    assert start.isoformat() <= incident["first_day"] <= (start + timedelta(days=3)).isoformat(), incident["summary"]
+    assert rule in incident["rules"] and incident["top"][0] in ("user_country = MX", "payment_method = bnpl"), \
+        incident["summary"]
+
+
 def test_monitor_json_keys_follow_the_contract(demo, tmp_path):
     assert main(["monitor", str(demo.ws.strategies_dir / "baseline.yaml"), "--workspace", str(demo.ws.root), "--by", "channel",
                  "--out", str(tmp_path), "--format", "json,csv,html,md"]) == 0
@@ -261,10 +281,15 @@ def test_monitor_json_keys_follow_the_contract(demo, tmp_path):
     for entry in result["attribution"]:
         assert {"day", "metric", "reference", "value", "change", "contributions"} <= set(entry)
         assert all({"by", "segment", "mix", "rate", "contribution"} <= set(c) for c in entry["contributions"])
+    members = [(m["day"], m["metric"]) for i in result["incidents"] for m in i["members"]]
+    assert sorted(members) == sorted((a["day"], a["metric"]) for a in result["alerts"])  # each alert in one incident
+    for incident in result["incidents"]:
+        assert {"id", "first_day", "last_day", "days", "alerts", "rules", "top", "metrics", "lead", "size",
+                "members", "summary"} <= set(incident)
     psis = [d["psi"] for d in result["drift"]]
     assert psis == sorted(psis, reverse=True) and any(d["kind"] == "score" for d in result["drift"])
     assert result["drift"][0]["bins"]
-    for name in ("monitor_daily.csv", "alerts.csv", "attribution.csv", "drift.csv", "monitor.html", "monitor.md"):
+    for name in ("monitor_daily.csv", "alerts.csv", "incidents.csv", "attribution.csv", "drift.csv", "monitor.html", "monitor.md"):
         assert (tmp_path / name).stat().st_size > 0
 
 
