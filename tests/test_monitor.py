@@ -541,3 +541,21 @@ def test_a_rate_alert_needs_an_exact_binomial_tail_as_small_as_the_band():
                             np.array([True, False]), below=np.zeros(2, dtype=bool), candidate=np.ones(2, dtype=bool))
     assert high.tolist() == [binom.sf(2, 1000, 0.001) < norm.sf(4), binom.sf(11, 1000, 0.001) < norm.sf(4)] \
         == [False, True]
+
+
+def test_a_count_alert_needs_an_exact_poisson_tail_as_small_as_the_band():
+    """A rule expected 0.5 times a day has a normal band up to 0.5 + 4·√0.5 = 3.3, but 4 hits then have a Poisson
+    tail of 1.8e-3 (scipy), far above the band's 3.2e-5: no alert; 9 hits is one. A large expected count is where
+    the normal band and the Poisson agree, and the level floors the expected count (a median of 0)."""
+    from scipy.stats import norm, poisson
+
+    from riskconsole.monitor import exact_count_alert
+
+    count = np.array([4.0, 9.0, 160.0, 40.0, 4.0])
+    expected = np.array([0.5, 0.5, 100.0, 100.0, 0.0])
+    got = exact_count_alert(count, expected, 0.5, below=np.array([False, False, False, True, False]),
+                            candidate=np.ones(5, dtype=bool))
+    hand = [poisson.sf(3, 0.5), poisson.sf(8, 0.5), poisson.sf(159, 100), poisson.cdf(40, 100), poisson.sf(3, 0.5)]
+    assert got.tolist() == [p < norm.sf(4) for p in hand] == [False, True, True, True, False]
+    assert 4 > 0.5 + 4 * 0.5 ** 0.5  # outside the normal band: the exact tail is what holds it back
+    assert not exact_count_alert(count, expected, 0.5, np.zeros(5, dtype=bool), np.zeros(5, dtype=bool)).any()
