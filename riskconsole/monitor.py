@@ -432,7 +432,8 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
             "by": list(by), "method": {"band": f"median/MAD of weekday-adjusted reference days, each side at least "
                                                f"its 10% tail, ±{BAND_K:g} spreads", "band_k": BAND_K},
             "daily": daily, "alerts": alerts, "incidents": incidents(alerts, entries, shared_events(g, rules, [i for i, _ in alerting]),
-                                                   elevated(state["table"], g.days, state["in_win"])), "attribution": entries,
+                                                   elevated(state["table"], g.days, state["in_win"]),
+                                                   daily[-1]["day"] if daily else None), "attribution": entries,
             "drift": drift(coded_rows, drift_cols, kinds, periods.reference, periods.window),
             "estimate": (precision_estimate(coded_rows, supervised, state["in_ref"], state["in_win"])
                          if supervised else None),
@@ -451,7 +452,7 @@ def _period(w: Window) -> dict:
 def incident_row(incident: dict) -> dict:
     """One incident as a flat row (incidents.csv, and the tables of monitor.html/md and the Monitor page)."""
     return {"incident": incident["id"], "first_day": incident["first_day"], "last_day": incident["last_day"],
-            "days": incident["days"], "alerts": incident["alerts"], "rules": "; ".join(incident["rules"]),
+            "ongoing": incident["ongoing"], "days": incident["days"], "alerts": incident["alerts"], "rules": "; ".join(incident["rules"]),
             "top": "; ".join(incident["top"]), "metrics": "; ".join(m["metric"] for m in incident["metrics"]),
             "lead": incident["lead"], "size": incident["size"]}
 

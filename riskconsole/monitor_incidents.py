@@ -19,7 +19,8 @@ The grouping rule (docs/monitor.md, "Incidents"):
   alerts on some days and stays just under the band on the others is one incident; two bursts with quiet days
   between are two.
 - An incident is a connected group of linked alerts (linking is transitive); an alert without a cause is an
-  incident of its own.
+  incident of its own. It is **ongoing** when its last alert is at most `GAP_DAYS` before the window's last day,
+  or one of its causes stayed raised (as above) from its last alert to the window's end.
 """
 
 from __future__ import annotations
@@ -157,8 +158,18 @@ def excess(alert: dict) -> float:
     return value - low if low is not None and value < low else 0.0
 
 
+def ongoing(last_alert: str, last_day: str | None, rules: list[str], raised: dict) -> bool:
+    """Whether an incident is still open at the window's last day: its last alert at most GAP_DAYS before it, or
+    one of its causes raised over the days after its last alert (the test that joins alerts)."""
+    if last_day is None:
+        return False
+    after = date.fromordinal(_ordinal(last_day) + 1).isoformat()
+    return _ordinal(last_day) - _ordinal(last_alert) <= GAP_DAYS or any(
+        _joined(last_alert, after, raised.get(rule, {})) for rule in rules)
+
+
 def incident(number: int, members: list[int], alerts: list[dict], entries: list[dict],
-             sharing: dict[str, list[set[str]]]) -> dict:
+             sharing: dict[str, list[set[str]]], raised: dict, last_day: str | None = None) -> dict:
     """One incident: its days, the rules and segments that explain it, each metric that moved and by how much."""
     chosen = [alerts[i] for i in members]
     rules = Counter(r for i in members
@@ -176,11 +187,13 @@ def incident(number: int, members: list[int], alerts: list[dict], entries: list[
     ranked = [r for r, _ in sorted(rules.items(), key=lambda kv: (-kv[1], kv[0]))]
     lead = next((metrics[RULE_HITS + r] for r in ranked if RULE_HITS + r in metrics),
                 max(metrics.values(), key=lambda m: m["days"]))
-    return {"id": number, "first_day": days[0], "last_day": days[-1], "days": len(days), "alerts": len(chosen),
+    still = ongoing(days[-1], last_day, ranked, raised)
+    return {"id": number, "first_day": days[0], "last_day": days[-1], "ongoing": still, "days": len(days),
+            "alerts": len(chosen),
             "rules": ranked, "top": top, "metrics": sorted(metrics.values(), key=lambda m: (-m["days"], m["metric"])),
             "lead": lead["metric"], "size": lead["excess"],
             "members": [{"day": a["day"], "metric": a["metric"]} for a in chosen],
-            "summary": _summary(days, ranked, top, metrics, lead)}
+            "summary": _summary(days, ranked, top, metrics, lead) + ("; ongoing" if still else "")}
 
 
 def _summary(days: list[str], rules: list[str], top: list[str], metrics: dict, lead: dict) -> str:
@@ -191,9 +204,10 @@ def _summary(days: list[str], rules: list[str], top: list[str], metrics: dict, l
 
 
 def incidents(alerts: list[dict], entries: list[dict], sharing: dict[str, list[set[str]]] | None = None,
-              raised: dict[str, dict[str, tuple[float, float]]] | None = None) -> list[dict]:
+              raised: dict[str, dict[str, tuple[float, float]]] | None = None, last_day: str | None = None
+              ) -> list[dict]:
     """monitor.json `incidents`: every alert in exactly one, ordered by first day (`sharing`: `shared_events`,
-    `raised`: `elevated`)."""
-    sharing = sharing or {}
-    return [incident(n, members, alerts, entries, sharing)
+    `raised`: `elevated`, `last_day`: the window's, for `ongoing`)."""
+    sharing, raised = sharing or {}, raised or {}
+    return [incident(n, members, alerts, entries, sharing, raised, last_day)
             for n, members in enumerate(group(alerts, entries, sharing, raised), start=1)]

@@ -232,7 +232,8 @@ def _drift_rows(result: dict, top: int = 15) -> list[list]:
 def _incident_rows(result: dict) -> list[list]:
     from riskconsole.monitor import incident_row
 
-    return [[r["incident"], r["first_day"] if r["days"] == 1 else f"{r['first_day']} … {r['last_day']}", r["days"],
+    return [[r["incident"], (r["first_day"] if r["days"] == 1 else f"{r['first_day']} … {r['last_day']}")
+             + (" (ongoing)" if r["ongoing"] else ""), r["days"],
              r["alerts"], r["rules"] or "—", r["top"] or "—", r["metrics"], f"{r['lead']} {fmt(r['size'])}"]
             for r in map(incident_row, result.get("incidents", []))]
 

@@ -94,6 +94,12 @@ def test_the_grouping_rule_as_documented():
     assert group(alerts, entries, raised=raised) == [[0, 1, 2, 5, 6], [3], [4]]
     raised = {"a": {"2026-03-04": (3.0, 4.0), "2026-03-05": (2.0, 4.0)}}
     assert group(alerts, entries, raised=raised) == [[0, 1], [2, 5, 6], [3], [4]]
+    # ongoing at the window's last day (03-10): a last alert at most 2 days before, or a cause raised since
+    found = incidents(alerts, entries, raised=raised, last_day="2026-03-10")
+    assert [i["ongoing"] for i in found] == [False, True, False, False]
+    raised["a"].update({f"2026-03-{d:02d}": (2.0, 1.0) for d in range(6, 11)})  # a after 03-03: 15 >= 2·√13
+    assert [i["ongoing"] for i in incidents(alerts, entries, raised=raised, last_day="2026-03-10")] == [
+        True, True, False, False]
 
 
 def test_rules_that_share_a_quarter_of_the_smaller_ones_hits_are_one_cause():
