@@ -282,7 +282,7 @@ def daily_kpis(g: Groups, action: np.ndarray, business: Business, periods: Perio
             alert &= v > 1  # outside its band and over capacity: the load the team cannot absorb
         if metric in INFORMATIONAL:
             alert[:] = False
-        table[metric] = {"value": v, "expected": expected, "low": low, "high": high, "alert": alert}
+        table[metric] = {"value": v, "expected": expected, "low": low, "high": high, "alert": alert, "level": level}
     rows = []
     for i in np.flatnonzero(in_win):
         row = {"day": g.days[i].isoformat()}

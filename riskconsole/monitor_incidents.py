@@ -14,8 +14,10 @@ The grouping rule (docs/monitor.md, "Incidents"):
   rule; the first in order decides them), an alert about either is about both.
 - Two alerts are **linked** when they share a cause R and either their days are at most `GAP_DAYS` apart (one
   quiet day inside an incident does not split it) or R stayed raised over the days between them: its hits summed
-  over those days exceed their expected sum by at least `RUN_Z` spreads of that sum (a day's spread is a quarter
-  of the way from its expected value to the band's high edge; spreads add as variances). An attack that ramps up
+  over those days exceed their expected sum by at least `RUN_Z` spreads of that sum (a day's expected hits are
+  the band's expected value, at least the reference's mean: a bursty rule's median is ~0, its mean is not, and a
+  sum of many days grows with the mean; a day's spread is a quarter of the way from the band's expected value to
+  its high edge; spreads add as variances). An attack that ramps up
   alerts on some days and stays just under the band on the others is one incident; two bursts with quiet days
   between are two.
 - An incident is a connected group of linked alerts (linking is transitive); an alert without a cause is an
@@ -87,8 +89,9 @@ def widen(found: set[str], sharing: list[set[str]]) -> set[str]:
 
 
 def elevated(table: dict, days: list, in_win) -> dict[str, dict[str, tuple[float, float]]]:
-    """Per flagging rule, per window day (ISO): its hits' excess over expected and the day's variance (spread²,
-    spread = (high − expected) / BAND_K), from the per-metric arrays of `monitor.daily_kpis`."""
+    """Per flagging rule, per window day (ISO): its hits' excess over expected (at least the reference's mean,
+    `level`) and the day's variance (spread², spread = (high − expected) / BAND_K), from the per-metric arrays of
+    `monitor.daily_kpis`."""
     import numpy as np
 
     from riskconsole.monitor import BAND_K
@@ -97,7 +100,8 @@ def elevated(table: dict, days: list, in_win) -> dict[str, dict[str, tuple[float
     for metric, t in table.items():
         if metric.startswith(RULE_HITS):
             spread = (t["high"] - t["expected"]) / BAND_K
-            out[metric[len(RULE_HITS):]] = {days[i].isoformat(): (float(t["value"][i] - t["expected"][i]),
+            mean = np.maximum(t["expected"], t.get("level", 0.0))
+            out[metric[len(RULE_HITS):]] = {days[i].isoformat(): (float(t["value"][i] - mean[i]),
                                                                   float(spread[i]) ** 2)
                                             for i in np.flatnonzero(in_win & np.isfinite(t["value"] + spread))}
     return out

@@ -118,3 +118,16 @@ def test_rules_that_share_a_quarter_of_the_smaller_ones_hits_are_one_cause():
               _alert("2026-03-02", "rule_hits:b")]
     assert group(alerts, [_entry()] * 3, shared_events(g, rules, [0, 1])) == [[0, 1, 2]]  # b on 03-02 links via b
     assert group(alerts, [_entry()] * 3) == [[1, 2], [0]]
+
+
+def test_raised_hits_are_measured_from_the_reference_mean_when_the_median_is_lower():
+    """A bursty rule: median 0, mean 10 a day. Its hits' excess is counted from 10, so ordinary bursts between two
+    alerts do not keep an incident open; the spread is the band's (high − expected) / 4."""
+    from datetime import date
+
+    table = {"rule_hits:a": {"value": np.array([30.0, 0.0, 5.0]), "expected": np.array([0.0, 0.0, 2.0]),
+                             "high": np.array([8.0, 8.0, 10.0]), "level": 10.0},
+             "blocked": {"value": np.array([1.0, 2.0, 3.0])}}
+    days = [date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)]
+    got = elevated(table, days, np.array([True, True, False]))
+    assert got == {"a": {"2026-03-01": (20.0, 4.0), "2026-03-02": (-10.0, 4.0)}}
