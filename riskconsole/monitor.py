@@ -13,7 +13,8 @@ new buyers tripping a review rule, a rule that blocks a ring every week) has a M
 routine, not a change; two unusual reference days still move nothing. A seasonal decomposition (statsmodels STL)
 needs several periods to separate trend from season and adds a dependency; with four weeks of reference it fits
 noise. The band is never narrower than the sampling noise of the day's own volume (binomial for rates, Poisson
-for counts). The band is expected ± `BAND_K` spreads; `BAND_K` = 4 keeps the false-alert rate per metric-day
+for counts), and a day outside it alerts only if its exact binomial (rates) or Poisson (counts) tail at the
+expected value is as small as the band's: a small count is skewed, the band is not. The band is expected ± `BAND_K` spreads; `BAND_K` = 4 keeps the false-alert rate per metric-day
 under 1% on simulated data with no change, bursts and late labels included (tests/test_monitor.py).
 
 Labels: precision and recall alert only on mature days; caught money (it counts labelled fraud, so an immature
@@ -271,6 +272,8 @@ def daily_kpis(g: Groups, action: np.ndarray, business: Business, periods: Perio
         alert = in_win & np.isfinite(v) & ((v < low) | (v > high))
         if metric in RATIOS and RATIOS[metric][0]:
             alert &= exact_rate_alert(sums[RATIOS[metric][0]], den, expected, in_ref, v < low, alert)
+        if metric in ("blocked", "review_cases") or metric.startswith(RULE_HITS):
+            alert &= exact_count_alert(v, expected, level, v < low, alert)
         if metric in LABELLED:
             alert &= mature
         if metric in GROWING:
@@ -279,7 +282,7 @@ def daily_kpis(g: Groups, action: np.ndarray, business: Business, periods: Perio
             alert &= v > 1  # outside its band and over capacity: the load the team cannot absorb
         if metric in INFORMATIONAL:
             alert[:] = False
-        table[metric] = {"value": v, "expected": expected, "low": low, "high": high, "alert": alert}
+        table[metric] = {"value": v, "expected": expected, "low": low, "high": high, "alert": alert, "level": level}
     rows = []
     for i in np.flatnonzero(in_win):
         row = {"day": g.days[i].isoformat()}
@@ -291,6 +294,21 @@ def daily_kpis(g: Groups, action: np.ndarray, business: Business, periods: Perio
                 row[metric]["mature"] = bool(mature[i])
         rows.append(row)
     return rows, {"sums": sums, "table": table, "in_ref": in_ref, "in_win": in_win, "weekday": weekday}
+
+
+def alerting_cells(state: dict) -> list[tuple[int, str]]:
+    """(day index, metric) of every alert, in day order."""
+    return sorted((int(i), m) for m in state["table"] for i in np.flatnonzero(state["table"][m]["alert"]))
+
+
+def alert_rows(alerting: list[tuple[int, str]], entries: list[dict], daily: list[dict]) -> list[dict]:
+    """`alerts` of monitor.json: each alerting metric-day with its band and its attribution's top segments."""
+    from riskconsole.contributions import top_segments
+
+    rows = {r["day"]: r for r in daily}
+    return [{"day": entry["day"], "metric": metric, "value": rows[entry["day"]][metric]["value"],
+             "expected": rows[entry["day"]][metric]["expected"], "top": top_segments(entry)}
+            for (_, metric), entry in zip(alerting, entries)]
 
 
 def exact_rate_alert(count: np.ndarray, den: np.ndarray, expected: np.ndarray, in_ref: np.ndarray,
@@ -316,6 +334,24 @@ def exact_rate_alert(count: np.ndarray, den: np.ndarray, expected: np.ndarray, i
         p = binomial_tail(n - x, n, 1 - rate[i]) if below[i] else binomial_tail(x, n, rate[i])
         out[i] = p < tail
     return out
+
+
+def exact_count_alert(count: np.ndarray, expected: np.ndarray, level: float, below: np.ndarray,
+                      candidate: np.ndarray, k: float = BAND_K) -> np.ndarray:
+    """Whether each `candidate` day's event count is as unlikely as the band's k spreads under a Poisson at the
+    expected count (at least the reference's level): the band is symmetric, a small count is not (a rule expected
+    0.5 times a day sits 4 normal spreads out at 3.3 hits, but 4 hits then have a 1.8e-3 tail, not 3.2e-5)."""
+    from math import erfc, sqrt
+
+    from scipy.special import gammainc, gammaincc
+
+    tail = erfc(k / sqrt(2)) / 2
+    lam = np.maximum(np.nan_to_num(expected), level)
+    x = np.round(np.nan_to_num(count))
+    with np.errstate(invalid="ignore"):
+        up = np.where(x >= 1, gammainc(np.maximum(x, 1), lam), 1.0)  # P(X >= x)
+        down = gammaincc(x + 1, lam)  # P(X <= x)
+    return candidate & (np.where(below, down, up) < tail)
 
 
 def _level(metric: str, sums: dict, in_ref: np.ndarray, n_ref: int) -> float:
@@ -352,9 +388,10 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
     DuckDB cursor `con`, or another engine, `backtest.run_query`), and so do the `--by COLUMN:N` quantile edges."""
     runner = con if runner is None else runner
     from riskconsole.backtest import run_groups
-    from riskconsole.contributions import attribution, deciding_rule, top_segments
+    from riskconsole.contributions import attribution, deciding_rule
     from riskconsole.backtest import action_case, known_label
     from riskconsole.discovery import cluster_columns, clusters, precision_estimate, score_bucket
+    from riskconsole.monitor_incidents import elevated, incidents, shared_events
     from riskconsole.drift import coded, drift, drift_columns
     from riskconsole.sqlbuild import fill
     from riskconsole.overview import day_range
@@ -369,8 +406,7 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
     check_reference(periods, first, last, len(ref_days))
     action = decide(g.hits, rules)
     daily, state = daily_kpis(g, action, business := dataset.business, periods, rules)
-    alerting = [(i, m) for m in state["table"] for i in np.flatnonzero(state["table"][m]["alert"])]
-    alerting.sort()
+    alerting = alerting_cells(state)
     views = [("rule", g, deciding_rule(g, action, rules))]
     if alerting:
         for spec in by:
@@ -378,11 +414,7 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
                              segment_expression(runner, spec, compiled, frame, dataset, span_of(periods)))
             views.insert(len(views) - 1, (spec, seg, seg.segment))
     entries = attribution(alerting, views, lambda x: decide(x.hits, rules), business, rules, state["in_ref"])
-    alerts = []
-    for (i, metric), entry in zip(alerting, entries):
-        row = next(r for r in daily if r["day"] == g.days[i].isoformat())[metric]
-        alerts.append({"day": entry["day"], "metric": metric, "value": row["value"], "expected": row["expected"],
-                       "top": top_segments(entry)})
+    alerts = alert_rows(alerting, entries, daily)
     by_columns = [b.split(":")[0] for b in by]
     drift_cols, kinds = drift_columns(compiled, frame, dataset, by_columns)
     detectors = detectors or {}
@@ -399,7 +431,9 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
             "labels_known_by": _day(periods.window.end - timedelta(microseconds=1)).isoformat(),
             "by": list(by), "method": {"band": f"median/MAD of weekday-adjusted reference days, each side at least "
                                                f"its 10% tail, ±{BAND_K:g} spreads", "band_k": BAND_K},
-            "daily": daily, "alerts": alerts, "attribution": entries,
+            "daily": daily, "alerts": alerts, "incidents": incidents(alerts, entries, shared_events(g, rules, [i for i, _ in alerting]),
+                                                   elevated(state["table"], g.days, state["in_win"]),
+                                                   daily[-1]["day"] if daily else None), "attribution": entries,
             "drift": drift(coded_rows, drift_cols, kinds, periods.reference, periods.window),
             "estimate": (precision_estimate(coded_rows, supervised, state["in_ref"], state["in_win"])
                          if supervised else None),
@@ -415,6 +449,14 @@ def _period(w: Window) -> dict:
     return {"from": _day(w.start).isoformat(), "to": _day(w.end - timedelta(microseconds=1)).isoformat()}
 
 
+def incident_row(incident: dict) -> dict:
+    """One incident as a flat row (incidents.csv, and the tables of monitor.html/md and the Monitor page)."""
+    return {"incident": incident["id"], "first_day": incident["first_day"], "last_day": incident["last_day"],
+            "ongoing": incident["ongoing"], "days": incident["days"], "alerts": incident["alerts"], "rules": "; ".join(incident["rules"]),
+            "top": "; ".join(incident["top"]), "metrics": "; ".join(m["metric"] for m in incident["metrics"]),
+            "lead": incident["lead"], "size": incident["size"]}
+
+
 def monitor_files(result: dict, formats: list[str]) -> dict[str, bytes]:
     """File name -> bytes: monitor.json always; csv tables, html and md as asked (CLI and console write these)."""
     from riskconsole.export import json_bytes, page_files, table_csv_bytes
@@ -425,6 +467,7 @@ def monitor_files(result: dict, formats: list[str]) -> dict[str, bytes]:
         files["alerts.csv"] = table_csv_bytes([{**{k: v for k, v in a.items() if k != "expected"}, "low": a["expected"][0],
                                                 "high": a["expected"][1], "top": "; ".join(a["top"])}
                                                for a in result["alerts"]])
+        files["incidents.csv"] = table_csv_bytes([incident_row(i) for i in result.get("incidents", [])])
         files["attribution.csv"] = table_csv_bytes([{"day": e["day"], "metric": e["metric"], "change": e["change"], **c}
                                                     for e in result["attribution"] for c in e["contributions"]])
         files["drift.csv"] = table_csv_bytes([{k: v for k, v in d.items() if k not in ("bins", "daily")}

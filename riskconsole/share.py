@@ -229,6 +229,17 @@ def _drift_rows(result: dict, top: int = 15) -> list[list]:
             for d in result.get("drift", [])[:top]]
 
 
+def _incident_rows(result: dict) -> list[list]:
+    from riskconsole.monitor import incident_row
+
+    return [[r["incident"], (r["first_day"] if r["days"] == 1 else f"{r['first_day']} … {r['last_day']}")
+             + (" (ongoing)" if r["ongoing"] else ""), r["days"],
+             r["alerts"], r["rules"] or "—", r["top"] or "—", r["metrics"], f"{r['lead']} {fmt(r['size'])}"]
+            for r in map(incident_row, result.get("incidents", []))]
+
+
+INCIDENT_HEADERS = ["#", "days", "days alerting", "alerts", "rules", "top segments", "metrics that moved",
+                    "beyond the band"]
 ALERT_HEADERS = ["day", "metric", "value", "expected", "top segments"]
 CLUSTER_HEADERS = ["group", "rule condition", "since", "events since", "per day", "usual per day", "lift", "p"]
 
@@ -247,10 +258,12 @@ DRIFT_HEADERS = ["column", "kind", "PSI", "JS distance", "worst day PSI", "bins 
 
 
 def monitor_html(result: dict) -> str:
-    """monitor.html: KPI bands with alert days, alerts with their top segments, attribution waterfalls, drift."""
+    """monitor.html: incidents, KPI bands with alert days, alerts with their top segments, attribution waterfalls, drift."""
     from riskconsole.charts import kpi_band_chart, waterfall_chart
 
     parts = [f"<h1>Monitor: {esc(result['strategy'])}</h1><p>{esc(_monitor_header(result))}</p>",
+             f"<h2>Incidents ({len(result.get('incidents', []))})</h2><p>Alerts that share a cause (a rule) on days "
+             "at most two apart, reported once.</p>" + _table(INCIDENT_HEADERS, _incident_rows(result), numeric_from=len(INCIDENT_HEADERS)),
              "<h2>Daily KPIs against their expected band</h2>"
              + svg(kpi_band_chart(result["daily"], list(MONITOR_KPIS), columns=2)),
              f"<h2>Alerts ({len(result['alerts'])})</h2>" + _table(ALERT_HEADERS, _alert_rows(result), numeric_from=2)]
@@ -271,8 +284,10 @@ def monitor_html(result: dict) -> str:
 
 
 def monitor_markdown(result: dict) -> str:
-    """monitor.md: the alerts and the drift table, for a ticket or a pull request."""
+    """monitor.md: the incidents, the alerts and the drift table, for a ticket or a pull request."""
     lines = [f"# Monitor: {md(result['strategy'])}", "", md(_monitor_header(result)) + ".", "",
+             f"## Incidents ({len(result.get('incidents', []))})", "",
+             _md_table(INCIDENT_HEADERS, _incident_rows(result)), "",
              f"## Alerts ({len(result['alerts'])})", "", _md_table(ALERT_HEADERS, _alert_rows(result)), "",
              "## Drift against the reference", "", _md_table(DRIFT_HEADERS, _drift_rows(result))]
     if result.get("estimate"):

@@ -16,7 +16,7 @@ import altair as alt
 
 from riskconsole.charts import estimate_chart, kpi_band_chart, waterfall_chart
 from riskconsole.escape import markdown as md
-from riskconsole.monitor import METRICS, RULE_HITS
+from riskconsole.monitor import METRICS, RULE_HITS, incident_row
 from riskconsole.session import Session
 from riskconsole.ui.common import results_version, guard, open_page, pick_strategy, strategy_text
 
@@ -65,6 +65,24 @@ def draft_rule(path: Path, number: int, when: str) -> None:
                          "dirty": True, "rev": drafts.get(path.stem, {}).get("rev", 0) + 1}
     st.session_state["strategy"] = path.stem
     st.switch_page("riskconsole/ui/strategy_page.py")
+
+
+def incidents_section(result: dict) -> None:
+    """Incidents first: the alerts of one cause on days close together, each once, with what explains it."""
+    st.subheader("Incidents")
+    if not result["incidents"]:
+        st.success("No metric left its band in this window.")
+        return
+    st.caption("Alerts that share a cause (a rule that decided a quarter of the change, or whose hits moved) on "
+               "days at most two apart are one incident; the alerts themselves are in **Alerts and why** below.")
+    rows = [incident_row(i) for i in result["incidents"]]
+    st.dataframe(pd.DataFrame(rows).rename(columns={"incident": "#", "rules": "rules (causes)", "top": "top segments",
+                                                    "metrics": "metrics that moved", "size": "beyond the band"}),
+                 hide_index=True, width="stretch", column_config={
+                     "days": st.column_config.NumberColumn("days alerting"),
+                     "beyond the band": st.column_config.NumberColumn(
+                         format="%.4g", help="The lead metric's excess over its band, summed over the incident's "
+                                             "days (the rule's own hits when they alerted).")})
 
 
 SECTIONS = ["Alerts and why", "Rule hits", "Drift", "Early warning", "Possible attacks"]
@@ -208,12 +226,14 @@ st.caption(f"Window {result['window']['from']} … {result['window']['to']} agai
            + "".join(f" --by {b}" for b in by) + "`.")
 drifted = [d for d in result["drift"] if d["drifted"]]
 tiles = st.columns(4)
-tiles[0].metric("alerts", f"{len(result['alerts']):,}", border=True)
-tiles[1].metric("metric-days with an alert", f"{len({(a['day'], a['metric']) for a in result['alerts']}):,}",
-                border=True)
+tiles[0].metric("incidents", f"{len(result['incidents']):,}", border=True,
+                help="Alerts that share a cause (a rule) on days at most two apart, counted once.")
+tiles[1].metric("alerts", f"{len(result['alerts']):,}", border=True, help="Metric-days outside their band.")
 tiles[2].metric("days alerting", f"{len({a['day'] for a in result['alerts']}):,} of {len(result['daily'])}",
                 border=True)
 tiles[3].metric("drifted columns", f"{len(drifted):,} of {len(result['drift'])}", border=True)
+
+incidents_section(result)
 
 st.subheader("Daily KPIs against their expected band")
 st.altair_chart(kpi_band_chart(result["daily"], list(METRICS), TITLES, columns=3), width="content")

@@ -1,0 +1,133 @@
+"""Incidents: alerts that share a day (or days close together) and a cause reach the user once."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from riskconsole.backtest import Groups
+from riskconsole.contributions import attribution, deciding_rule
+from riskconsole.metrics import decide
+from riskconsole.monitor import alert_rows, alerting_cells, daily_kpis
+from riskconsole.monitor_incidents import GAP_DAYS, causes, elevated, group, incidents, shared_events
+from test_monitor import BURSTY, BUSINESS, _periods, simulated_groups
+
+
+def with_rows(g: Groups, day: int, hits: list[int], count: int, label: int = 0, amount: float = 60.0) -> Groups:
+    """`g` plus one group of `count` events on `day` whose rule mask is `hits`."""
+    return Groups(np.append(g.day, day), np.append(g.label, np.int8(label)), np.vstack([g.hits, np.array(hits, bool)]),
+                  np.append(g.count, count), np.append(g.amount, amount * count), g.days)
+
+
+def monitor_groups(g: Groups, rules=BURSTY) -> tuple[list[dict], list[dict], list[dict]]:
+    """daily, alerts and incidents of `g` (28 reference days, the rest the window), attributed by rule."""
+    action = decide(g.hits, rules)
+    daily, state = daily_kpis(g, action, BUSINESS, _periods(g.days[0], 28, len(g.days)), rules)
+    cells = alerting_cells(state)
+    entries = attribution(cells, [("rule", g, deciding_rule(g, action, rules))], lambda x: decide(x.hits, rules),
+                          BUSINESS, rules, state["in_ref"])
+    alerts = alert_rows(cells, entries, daily)
+    return daily, alerts, incidents(alerts, entries, shared_events(g, rules, [i for i, _ in cells]),
+                                    elevated(state["table"], g.days, state["in_win"]))
+
+
+def test_a_viral_burst_is_one_incident_and_an_unrelated_spike_that_day_is_another():
+    """A viral video's look-alike good orders trip two review rules (the first in order decides them): the rule
+    hits of both, the review cases and the alert rate move on one day. A velocity ring blocked the same day is a
+    different cause."""
+    day = 40
+    quiet = simulated_groups(56, 11, bursts=True)
+    g = with_rows(with_rows(quiet, day, [0, 1, 0, 1], 900), day, [1, 0, 0, 0], 300)
+    daily, alerts, found = monitor_groups(g)
+    on_day = [a for a in alerts if a["day"] == g.days[day].isoformat()]
+    assert {"rule_hits:burst", "rule_hits:big_ticket", "review_cases", "rule_hits:velocity", "blocked"} <= {
+        a["metric"] for a in on_day}, on_day
+    there = [i for i in found if any(m["day"] == g.days[day].isoformat() for m in i["members"])]
+    assert len(there) == 2, [(i["rules"], [m["metric"] for m in i["members"]]) for i in there]
+    viral = next(i for i in there if "big_ticket" in i["rules"])
+    ring = next(i for i in there if "velocity" in i["rules"])
+    assert {"rule_hits:burst", "rule_hits:big_ticket", "review_cases"} <= {m["metric"] for m in viral["metrics"]}
+    assert {"rule_hits:velocity", "blocked"} <= {m["metric"] for m in ring["metrics"]}
+    # the incident may hold an alert of the same cause up to GAP_DAYS away, but only one the data had anyway
+    _, quiet_alerts, _ = monitor_groups(quiet)
+    others = {(m["day"], m["metric"]) for m in viral["members"] if m["day"] != g.days[day].isoformat()}
+    assert others <= {(a["day"], a["metric"]) for a in quiet_alerts}
+    # a second way: the size is the burst rule's hits that day beyond its band's high edge, from `daily`
+    row = next(r for r in daily if r["day"] == g.days[day].isoformat())
+    lead = row[viral["lead"]]
+    assert viral["lead"] in ("rule_hits:big_ticket", "rule_hits:burst")
+    assert viral["size"] == round(lead["value"] - lead["expected"][1], 6)
+
+
+def test_without_the_burst_the_day_has_no_incident():
+    quiet = simulated_groups(56, 11, bursts=True)
+    _, alerts, found = monitor_groups(quiet)
+    assert not [a for a in alerts if a["day"] == quiet.days[40].isoformat()]
+    assert sum(i["alerts"] for i in found) == len(alerts)
+
+
+def _alert(day: str, metric: str) -> dict:
+    return {"day": day, "metric": metric, "value": 10.0, "expected": [0.0, 5.0], "top": []}
+
+
+def _entry(*rules: tuple[str, float]) -> dict:
+    return {"contributions": [{"by": "rule", "segment": r, "explanatory_power": p} for r, p in rules]}
+
+
+def test_the_grouping_rule_as_documented():
+    """Causes: own rule of rule_hits, the rule explaining most if >= 25% (never '(not flagged)'); links within
+    GAP_DAYS."""
+    assert causes("rule_hits:a", _entry(("b", 0.3), ("c", 0.2), ("(not flagged)", 0.9))) == {"a", "b"}
+    assert causes("review_cases", _entry(("b", 0.3), ("c", 0.4), ("d", 0.3))) == {"c"}
+    assert causes("alert_rate", _entry(("c", 0.24))) == set()
+    assert GAP_DAYS == 2
+    alerts = [_alert("2026-03-01", "rule_hits:a"), _alert("2026-03-03", "review_cases"),  # 2 days apart: linked
+              _alert("2026-03-06", "rule_hits:a"),  # 3 days after the last: a new incident
+              _alert("2026-03-06", "blocked"),  # same day, another cause
+              _alert("2026-03-07", "alert_rate"),  # no cause: alone
+              _alert("2026-03-07", "rule_hits:b"), _alert("2026-03-08", "rule_hits:b")]  # b links to a on 03-06?
+    entries = [_entry(), _entry(("a", 0.6)), _entry(), _entry(("d", 0.9)), _entry(("a", 0.1)), _entry(("a", 0.5)),
+               _entry()]
+    assert group(alerts, entries) == [[0, 1], [2, 5, 6], [3], [4]]
+    # a's hits on 03-04 and 03-05 exceed their expected sum by 2 spreads of it (4 + 4 >= 2 * sqrt(4 + 4)): the
+    # alerts of 03-03 and 03-06 join; by less (3 + 2 < 2 * sqrt(8)), they do not
+    raised = {"a": {"2026-03-04": (4.0, 4.0), "2026-03-05": (4.0, 4.0)}}
+    assert group(alerts, entries, raised=raised) == [[0, 1, 2, 5, 6], [3], [4]]
+    raised = {"a": {"2026-03-04": (3.0, 4.0), "2026-03-05": (2.0, 4.0)}}
+    assert group(alerts, entries, raised=raised) == [[0, 1], [2, 5, 6], [3], [4]]
+    # ongoing at the window's last day (03-10): a last alert at most 2 days before, or a cause raised since
+    found = incidents(alerts, entries, raised=raised, last_day="2026-03-10")
+    assert [i["ongoing"] for i in found] == [False, True, False, False]
+    raised["a"].update({f"2026-03-{d:02d}": (2.0, 1.0) for d in range(6, 11)})  # a after 03-03: 15 >= 2·√13
+    assert [i["ongoing"] for i in incidents(alerts, entries, raised=raised, last_day="2026-03-10")] == [
+        True, True, False, False]
+
+
+def test_rules_that_share_a_quarter_of_the_smaller_ones_hits_are_one_cause():
+    """Day 0: rule a hits 100 events, b 40, 12 of them also a (30% of b's): shared. Day 1: 8 of 40 (20%): not."""
+    from datetime import date
+
+    from riskconsole.metrics import RuleSet
+
+    rules = RuleSet(["a", "b", "c", "vip"], ["review", "review", "block", "allow"], [True, True, True, True])
+    rows = [(0, [1, 0, 0, 0], 88), (0, [1, 1, 0, 0], 12), (0, [0, 1, 0, 0], 28), (0, [0, 0, 1, 1], 50),
+            (1, [1, 0, 0, 0], 92), (1, [1, 1, 0, 0], 8), (1, [0, 1, 0, 0], 32)]
+    g = Groups(np.array([r[0] for r in rows]), np.zeros(len(rows), np.int8), np.array([r[1] for r in rows], bool),
+               np.array([r[2] for r in rows]), np.ones(len(rows)), [date(2026, 3, 1), date(2026, 3, 2)])
+    assert shared_events(g, rules, [0, 1, 1]) == {"2026-03-01": [{"a", "b"}], "2026-03-02": []}
+    alerts = [_alert("2026-03-01", "rule_hits:a"), _alert("2026-03-01", "rule_hits:b"),
+              _alert("2026-03-02", "rule_hits:b")]
+    assert group(alerts, [_entry()] * 3, shared_events(g, rules, [0, 1])) == [[0, 1, 2]]  # b on 03-02 links via b
+    assert group(alerts, [_entry()] * 3) == [[1, 2], [0]]
+
+
+def test_raised_hits_are_measured_from_the_reference_mean_when_the_median_is_lower():
+    """A bursty rule: median 0, mean 10 a day. Its hits' excess is counted from 10, so ordinary bursts between two
+    alerts do not keep an incident open; the spread is the band's (high − expected) / 4."""
+    from datetime import date
+
+    table = {"rule_hits:a": {"value": np.array([30.0, 0.0, 5.0]), "expected": np.array([0.0, 0.0, 2.0]),
+                             "high": np.array([8.0, 8.0, 10.0]), "level": 10.0},
+             "blocked": {"value": np.array([1.0, 2.0, 3.0])}}
+    days = [date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)]
+    got = elevated(table, days, np.array([True, True, False]))
+    assert got == {"a": {"2026-03-01": (20.0, 4.0), "2026-03-02": (-10.0, 4.0)}}
