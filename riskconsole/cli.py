@@ -217,8 +217,16 @@ def cmd_monitor(ws: Workspace, args: argparse.Namespace) -> None:
         engine = session.engine_text
     out = _out_dir(ws, args, f"{result['strategy']}-monitor")
     write_files(monitor_files(result, formats), out)
+    found = result.get("incidents", [])
     print(f"{terminal(result['strategy'])}: window {result['window']['from']}..{result['window']['to']} vs reference "
-          f"{result['reference']['from']}..{result['reference']['to']}: {len(result['alerts'])} alerts")
+          f"{result['reference']['from']}..{result['reference']['to']}: {len(found)} incidents, "
+          f"{len(result['alerts'])} alerts")
+    for item in found[:10]:
+        print(f"  incident {item['id']}: {terminal(item['summary'])}")
+    if len(found) > 10:
+        print(f"  ... {len(found) - 10} more incidents in monitor.json")
+    if result["alerts"]:
+        print("  alerts:")
     for alert in result["alerts"][:20]:
         low, high = alert["expected"]
         print(f"  {alert['day']} {terminal(alert['metric'])} {fmt(alert['value'])} (expected {fmt(low)}..{fmt(high)})"

@@ -268,7 +268,7 @@ def test_the_attack_is_one_incident_from_its_first_days_with_its_segment_on_top(
     assert incident["ongoing"] or strategy == "baseline"  # the ring keeps ordering: the rule for it still sees it
 
 
-def test_monitor_json_keys_follow_the_contract(demo, tmp_path):
+def test_monitor_json_keys_follow_the_contract(demo, tmp_path, capsys):
     assert main(["monitor", str(demo.ws.strategies_dir / "baseline.yaml"), "--workspace", str(demo.ws.root), "--by", "channel",
                  "--out", str(tmp_path), "--format", "json,csv,html,md"]) == 0
     result = json.loads((tmp_path / "monitor.json").read_text())
@@ -287,6 +287,10 @@ def test_monitor_json_keys_follow_the_contract(demo, tmp_path):
     for incident in result["incidents"]:
         assert {"id", "first_day", "last_day", "days", "alerts", "rules", "top", "metrics", "lead", "size",
                 "members", "summary"} <= set(incident)
+    out = capsys.readouterr().out  # the terminal shows the incidents first, each by its summary, then the alerts
+    assert f": {len(result['incidents'])} incidents, {len(result['alerts'])} alerts" in out
+    assert [line for line in out.splitlines() if line.startswith("  incident ")][:10] == [
+        f"  incident {i['id']}: {i['summary']}" for i in result["incidents"][:10]]
     psis = [d["psi"] for d in result["drift"]]
     assert psis == sorted(psis, reverse=True) and any(d["kind"] == "score" for d in result["drift"])
     assert result["drift"][0]["bins"]
