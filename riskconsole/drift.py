@@ -19,7 +19,7 @@ from datetime import date
 import numpy as np
 from sqlglot import exp
 
-from riskconsole.backtest import Window, day_index, population_filters, run_query
+from riskconsole.backtest import Window, day_index, numbers, population_filters, run_query
 from riskconsole.sqlbuild import alias, fill, ident, lit
 from riskconsole.strategy import source
 
@@ -226,7 +226,8 @@ def coded(con, compiled, frame, dataset, span: Window, reference: Window, days: 
     bins = _bins(con, joined, frame, dataset, reference, columns, ref_rows)
     query = _where(exp.select(alias(fill("CAST(:t AS DATE)", t=ident(dataset.columns.time)), "day"),
                               *[alias(fill("CAST(:b AS UTINYINT)", b=b.sql), f"b{i}") for i, b in enumerate(bins)],
-                              *([alias(allowed, "allowed")] if allowed is not None else []),
+                              *([alias(fill("CAST(:a AS UTINYINT)", a=allowed), "allowed")]
+                                if allowed is not None else []),
                               *([alias(fill("hash(:w)", w=ident(who)), "who")] if who else []),
                               *[alias(fill("CAST(:e AS TINYINT)", e=e), f"x_{k}") for k, e in (extra or {}).items()]
                               ).from_(source(joined, frame).subquery("src"), copy=False),
@@ -236,12 +237,10 @@ def coded(con, compiled, frame, dataset, span: Window, reference: Window, days: 
     table = run_query(con, query, compiled.name)
     first = np.datetime64(days[0], "D")
     day = day_index(table.column("day"), first)
-    codes = {b.column: table.column(f"b{i}").to_numpy().astype(np.int32) for i, b in enumerate(bins)}
-    ok = (table.column("allowed").to_numpy(zero_copy_only=False).astype(bool) if allowed is not None
-          else np.ones(day.size, bool))
-    return Coded(days, day, bins, codes, ok,
-                 table.column("who").to_numpy(zero_copy_only=False) if who else None,
-                 {k: table.column(f"x_{k}").to_numpy(zero_copy_only=False).astype(np.int64) for k in extra or {}})
+    codes = {b.column: numbers(table.column(f"b{i}"), np.int32) for i, b in enumerate(bins)}  # no pandas import
+    ok = numbers(table.column("allowed"), bool) if allowed is not None else np.ones(day.size, bool)
+    return Coded(days, day, bins, codes, ok, numbers(table.column("who"), np.uint64) if who else None,
+                 {k: numbers(table.column(f"x_{k}"), np.int64) for k in extra or {}})
 
 
 def drift(coded_rows: Coded, columns: list[str], kinds: list[str], reference: Window, window: Window) -> list[dict]:
