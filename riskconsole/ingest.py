@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -401,8 +402,8 @@ def _leftovers(ws: Workspace) -> None:
         pid = path.name.split("loading-")[1].split("-")[0]
         try:
             os.kill(int(pid), 0)
-        except (ProcessLookupError, ValueError):
-            path.unlink(missing_ok=True)
+        except (ProcessLookupError, ValueError):  # the database, its .wal, and DuckDB's spill folder (.tmp)
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
         except PermissionError:
             pass
 

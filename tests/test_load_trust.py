@@ -104,11 +104,17 @@ def test_a_failed_first_load_leaves_no_database(tmp_path, monkeypatch):
     assert sorted(p.name for p in (ws.root / "data").iterdir()) == ["dataset.yaml", "events.csv"]
 
 
-def test_a_killed_loads_staging_file_is_removed_by_the_next_load(trained):
+def test_a_killed_loads_staging_files_are_removed_by_the_next_load(trained):
+    """A killed load leaves its database, its .wal and DuckDB's spill folder (.tmp, 32 GB after a killed 10M
+    load): the next load removes all three (a folder made it crash with IsADirectoryError)."""
     leftover = trained.root / "data" / ".console.duckdb.loading-999999999-deadbeef"
     leftover.write_bytes(b"half a database")
+    leftover.with_name(leftover.name + ".wal").write_bytes(b"log")
+    spill = leftover.with_name(leftover.name + ".tmp")
+    spill.mkdir()
+    (spill / "duckdb_temp_storage_DEFAULT-0.tmp").write_bytes(b"spilled")
     reload(trained)
-    assert not leftover.exists()
+    assert not list(trained.root.glob("data/.console.duckdb.loading-999999999-*"))
 
 
 def test_reload_rescores_every_trained_detector_in_the_new_file(trained):
