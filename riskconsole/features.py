@@ -12,7 +12,9 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import Callable
 
 import duckdb
 from sqlglot import exp
@@ -403,23 +405,40 @@ def frame_plan(dataset: Dataset, columns: list[str], label: str) -> FramePlan:
     return FramePlan(base, side, frame, label_tables, joins)
 
 
-def build_frame(con: duckdb.DuckDBPyConnection, dataset: Dataset, label: str) -> list[str]:
+def build_frame(con: duckdb.DuckDBPyConnection, dataset: Dataset, label: str,
+                progress: Callable[[str], None] | None = None) -> list[str]:
     """Create table `frame` = events + `_pos` + every feature; return the feature names.
 
     Reads `events` and the `stream_NAME` / `table_NAME` tables of the dataset's streams and tables.
-    Runs inside the caller's transaction.
+    Runs inside the caller's transaction. `progress` gets a line per step (its features and seconds): a 10M
+    load runs for many minutes, and a user (or we) should see which features take them.
     """
     types = _types(con, "events")
     others = {t: _types(con, t) for t in [*(f"stream_{s}" for s in dataset.streams),
                                           *(f"table_{t}" for t in dataset.tables)]}
     check_features(dataset, types, label, others)
     plan = frame_plan(dataset, list(types), label)
-    for table, query in [("_frame_base", plan.base), *plan.side]:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {render(query)}")
+    steps = [("_frame_base", plan.base), *plan.side]
+
+    def step(n: int, what: str, run: Callable[[], object]) -> None:
+        started = time.perf_counter()
+        run()
+        if progress is not None:
+            progress(f"  features {n}/{len(steps) + bool(plan.graph) + 1}: {what} ({time.perf_counter() - started:.1f} s)")
+
+    def named(table: str) -> str:
+        names = [f.name for f in plan.joins.get(table, [])]
+        return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+
+    for n, (table, query) in enumerate(steps, start=1):
+        what = "the events numbered, per-event values" if table == "_frame_base" else named(table)
+        step(n, what, lambda: con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {render(query)}"))
     if plan.graph:
-        graph_side_table(con, dataset, plan.graph, "_frame_base", GRAPH_TABLE)
+        step(len(steps) + 1, named(GRAPH_TABLE),
+             lambda: graph_side_table(con, dataset, plan.graph, "_frame_base", GRAPH_TABLE))
     try:
-        con.execute(f"CREATE OR REPLACE TABLE frame AS {render(plan.frame)}")
+        step(len(steps) + bool(plan.graph) + 1, "decision-stream windows, the joins, derived features",
+             lambda: con.execute(f"CREATE OR REPLACE TABLE frame AS {render(plan.frame)}"))
     except duckdb.BinderException as err:
         _blame(con, dataset, list(types), label, plan.label_tables, plan.joins)
         raise ConfigError(f"{label}: features: {str(err).splitlines()[0]}") from None

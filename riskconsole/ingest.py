@@ -345,7 +345,7 @@ def _fill(con: duckdb.DuckDBPyConnection, checked: Checked, progress: Progress) 
     warnings += overlap_warnings(con, checked.dataset, checked.label)
     read, loaded = counts["source"]
     progress(f"building {len(checked.dataset.features)} features over {loaded:,} events ...")
-    features = build_frame(con, checked.dataset, checked.label)
+    features = build_frame(con, checked.dataset, checked.label, progress)
     version = _write_meta(con, checked, read, loaded)
     store_maturity(con, checked.dataset, version)  # the default backtest window reads it instead of scanning
     reasons = dict(con.execute("SELECT reason, count(*) FROM quarantine GROUP BY ALL ORDER BY 2 DESC, 1").fetchall())

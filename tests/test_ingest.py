@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 import yaml
@@ -278,3 +280,16 @@ def test_an_empty_text_time_is_no_time_not_a_bad_one(tmp_path):
     assert query(ws, "SELECT reason FROM quarantine") == [("missing time",)]
     assert query(ws, "SELECT event_id, label_ts FROM events ORDER BY 1") == [
         ("a", pd.Timestamp("2026-03-04").to_pydatetime()), ("b", None)]
+
+
+def test_a_load_says_each_feature_step_with_its_seconds(tiny_ws):
+    """A 10M load builds features for many minutes: each step (its features) is a progress line with its seconds."""
+    from riskconsole.ingest import reload
+
+    lines: list[str] = []
+    reload(tiny_ws, progress=lines.append)
+    steps = [line for line in lines if line.startswith("  features ")]
+    assert steps and all(re.fullmatch(r"  features (\d+)/(\d+): .+ \(\d+\.\d s\)", s) for s in steps), steps
+    assert [int(re.match(r"  features (\d+)/", s).group(1)) for s in steps] == list(range(1, len(steps) + 1))
+    assert steps[0].startswith(f"  features 1/{len(steps)}: the events numbered")
+    assert "decision-stream windows" in steps[-1]
