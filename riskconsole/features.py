@@ -419,12 +419,13 @@ def build_frame(con: duckdb.DuckDBPyConnection, dataset: Dataset, label: str,
     check_features(dataset, types, label, others)
     plan = frame_plan(dataset, list(types), label)
     steps = [("_frame_base", plan.base), *plan.side]
+    total = len(steps) + bool(plan.graph) + 1  # the side steps, the graph's, the frame query
 
     def step(n: int, what: str, run: Callable[[], object]) -> None:
         started = time.perf_counter()
         run()
         if progress is not None:
-            progress(f"  features {n}/{len(steps) + bool(plan.graph) + 1}: {what} ({time.perf_counter() - started:.1f} s)")
+            progress(f"  features {n}/{total}: {what} ({time.perf_counter() - started:.1f} s)")
 
     def named(table: str) -> str:
         names = [f.name for f in plan.joins.get(table, [])]
@@ -437,7 +438,7 @@ def build_frame(con: duckdb.DuckDBPyConnection, dataset: Dataset, label: str,
         step(len(steps) + 1, named(GRAPH_TABLE),
              lambda: graph_side_table(con, dataset, plan.graph, "_frame_base", GRAPH_TABLE))
     try:
-        step(len(steps) + bool(plan.graph) + 1, "decision-stream windows, the joins, derived features",
+        step(total, "decision-stream windows, the joins, derived features",
              lambda: con.execute(f"CREATE OR REPLACE TABLE frame AS {render(plan.frame)}"))
     except duckdb.BinderException as err:
         _blame(con, dataset, list(types), label, plan.label_tables, plan.joins)

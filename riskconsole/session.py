@@ -503,9 +503,9 @@ class Session:
         """The report of grouped events, with every warning the strategy's detectors call for."""
         _, dataset = self.view(compiled.strategy)
         report = build_report(compiled, groups, dataset, window, by=by)
-        extra = [w for w in self._warnings_of(compiled, report) if w not in report["warnings"]]
-        first = [w for w in extra if w == self.dataset_changed()]  # the data itself is in doubt: say it first
-        report["warnings"] = first + report["warnings"] + [w for w in extra if w not in first]
+        changed = self.dataset_changed()  # the data itself is in doubt: said first
+        report["warnings"] = [changed] * bool(changed) + report["warnings"] + \
+            [w for w in self._warnings_of(compiled, report) if w not in report["warnings"]]
         level = compiled.strategy.level
         if level is not None:
             report["level"] = self._level_block(compiled.strategy)
@@ -530,8 +530,7 @@ class Session:
 
     def _warnings_of(self, compiled: CompiledStrategy, report: dict) -> list[str]:
         days = (report["window"]["from"], report["window"]["to"])
-        changed = self.dataset_changed()
-        return [changed] * bool(changed) + detector_warnings(self.ws, compiled, days)
+        return detector_warnings(self.ws, compiled, days)
 
     def dataset_changed(self) -> str | None:
         """A warning when data/dataset.yaml no longer describes the loaded data (sources, roles, features edited
