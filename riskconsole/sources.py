@@ -269,7 +269,10 @@ def _check_format_columns(part: Part, label: str) -> None:
     where = "time_format" if part.kind == "events" else f"{part.where}.time_format"
     _check_present(part, [("time_format", c) for c in part.time_format], label)
     timed = sorted(c for c, t in target_types(part).items() if t == "TIMESTAMP")
-    for column in part.time_format:
+    for column, formats in part.time_format.items():
+        if not times.formats_of(formats):
+            raise DataError(f"{label}: {where}.{column}: no format given; write one (e.g. '%d.%m.%Y') or drop the "
+                            "column from the map to read it as ISO-8601")
         if column not in timed:
             raise DataError(f"{label}: {where}: column '{column}' is not a time column here (time columns: "
                             f"{', '.join(timed) or 'none'}); type it TIMESTAMP under types: to parse it as a time")

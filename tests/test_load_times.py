@@ -90,6 +90,7 @@ def test_a_time_format_map_gives_one_column_its_layout_and_leaves_the_others_iso
     ({"label_tz": "%d.%m.%Y"}, "time_format: column 'label_tz' is not in the source (did you mean 'label_ts'?)"),
     ({"amount": "%d.%m.%Y"}, "time_format: column 'amount' is not a time column here (time columns: label_ts, ts)"),
     ({"label_ts": "%Q"}, "time_format: '%Q' is not a strptime format"),
+    ({"label_ts": []}, "time_format.label_ts: no format given; write one (e.g. '%d.%m.%Y') or drop the column"),
 ])
 def test_a_bad_time_format_map_is_a_one_line_error(tmp_path, mapping, message):
     ws = _ws(tmp_path, [_row(0, "2026-03-01 10:00:00")], time_format=mapping)
