@@ -142,6 +142,24 @@ def binomial_tail(k: int, n: int, p: float) -> float:
     return float(min(1.0, np.exp(top) * np.exp(logs - top).sum()))
 
 
+def poisson_tail(x: int, lam: float, upper: bool) -> float:
+    """P(X >= x) (`upper`) or P(X <= x) for X ~ Poisson(lam), summed exactly in log space (scipy's `gammainc`
+    and `gammaincc`, without the 0.5 s import of scipy.special). Terms further than 40·√lam + 40 from the mode
+    and `x` are left out: each is below e^-800 of the largest summed term (the log-ratio falls as -d²/2·lam)."""
+    from math import ceil, floor, lgamma, log, sqrt
+
+    if (upper and x <= 0) or (not upper and lam <= 0 and x >= 0):
+        return 1.0
+    if lam <= 0 or x < 0:
+        return 0.0
+    spread = 40 * sqrt(lam) + 40
+    lo, hi = (x, floor(max(x, lam) + spread)) if upper else (max(0, ceil(min(x, lam) - spread)), x)
+    j = np.arange(lo, hi + 1, dtype=float)
+    logs = j * log(lam) - lam - np.array([lgamma(v + 1) for v in j])
+    top = logs.max()
+    return float(min(1.0, np.exp(top) * np.exp(logs - top).sum()))
+
+
 def z_threshold(tests: int, alpha: float = ALPHA) -> float:
     """The z a cluster must reach so that, over `tests` (cell, onset day) pairs tried, the chance of any false
     cluster in one run is at most `alpha` (Bonferroni)."""

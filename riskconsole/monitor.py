@@ -343,15 +343,15 @@ def exact_count_alert(count: np.ndarray, expected: np.ndarray, level: float, bel
     0.5 times a day sits 4 normal spreads out at 3.3 hits, but 4 hits then have a 1.8e-3 tail, not 3.2e-5)."""
     from math import erfc, sqrt
 
-    from scipy.special import gammainc, gammaincc
+    from riskconsole.discovery import poisson_tail
 
     tail = erfc(k / sqrt(2)) / 2
     lam = np.maximum(np.nan_to_num(expected), level)
     x = np.round(np.nan_to_num(count))
-    with np.errstate(invalid="ignore"):
-        up = np.where(x >= 1, gammainc(np.maximum(x, 1), lam), 1.0)  # P(X >= x)
-        down = gammaincc(x + 1, lam)  # P(X <= x)
-    return candidate & (np.where(below, down, up) < tail)
+    out = np.zeros(len(count), dtype=bool)
+    for i in np.flatnonzero(candidate):  # P(X <= x) below the band, P(X >= x) above it
+        out[i] = poisson_tail(int(x[i]), float(lam[i]), upper=not below[i]) < tail
+    return out
 
 
 def _level(metric: str, sums: dict, in_ref: np.ndarray, n_ref: int) -> float:

@@ -564,3 +564,20 @@ def test_a_count_alert_needs_an_exact_poisson_tail_as_small_as_the_band():
     assert got.tolist() == [p < norm.sf(4) for p in hand] == [False, True, True, True, False]
     assert 4 > 0.5 + 4 * 0.5 ** 0.5  # outside the normal band: the exact tail is what holds it back
     assert not exact_count_alert(count, expected, 0.5, np.zeros(5, dtype=bool), np.zeros(5, dtype=bool)).any()
+
+
+def test_the_poisson_tails_are_scipys_to_the_last_digits():
+    """`poisson_tail` (log-space sums, no scipy.special import) against scipy's survival and distribution functions,
+    from tails far below the band's 3.2e-5 to sums near 1, small and large expected counts, and the edges."""
+    from scipy.stats import poisson
+
+    from riskconsole.discovery import poisson_tail
+
+    for lam in (0.004, 0.5, 3.7, 100.0, 2500.0, 80_000.0):
+        for x in sorted({0, 1, 2, 4, 9, int(lam), int(lam) + 1, int(lam + 5 * lam ** 0.5) + 1,
+                         max(int(lam - 5 * lam ** 0.5), 0), int(3 * lam) + 12}):
+            assert poisson_tail(x, lam, upper=True) == pytest.approx(poisson.sf(x - 1, lam), rel=1e-9, abs=1e-300)
+            assert poisson_tail(x, lam, upper=False) == pytest.approx(poisson.cdf(x, lam), rel=1e-9, abs=1e-300)
+    assert poisson_tail(0, 5.0, upper=True) == 1.0 and poisson_tail(-1, 5.0, upper=False) == 0.0
+    assert poisson_tail(1, 0.0, upper=True) == 0.0 and poisson_tail(0, 0.0, upper=False) == 1.0
+    assert poisson_tail(160, 100.0, upper=True) < 1e-7 < poisson_tail(140, 100.0, upper=True)
