@@ -425,6 +425,37 @@ def test_decile_buckets_equal_a_searchsorted():
             assert got == 1 + np.searchsorted(cuts, value, side="right"), value
 
 
+def test_top_values_of_every_text_column_in_one_scan_equal_a_count_per_column():
+    """`_top_values` (one GROUPING SETS scan) against a Counter per column over the rows the condition keeps: NULL
+    is never a value even where it is the most frequent, ties go to the smaller value, a column with more than
+    `TOP_VALUES` values keeps the top ones, a boolean reads as true/false, a column NULL on every row has none."""
+    from collections import Counter
+
+    import duckdb
+    from sqlglot import exp
+
+    from riskconsole.drift import TOP_VALUES, _top_values
+    from riskconsole.sqlbuild import fill
+
+    rng = np.random.default_rng(7)
+    n = 3000
+    rows = {"keep": (rng.random(n) < 0.7).tolist(),
+            "city": [None if r < 0.4 else f"c{int(r * 1000) % 14:02d}" for r in rng.random(n)],
+            "tier": rng.choice(["gold", "silver", "bronze"], n, p=[0.2, 0.4, 0.4]).tolist(),
+            "flag": (rng.random(n) < 0.3).tolist(), "void": [None] * n}
+    with duckdb.connect() as con:
+        con.execute("CREATE TABLE t (keep BOOLEAN, city VARCHAR, tier VARCHAR, flag BOOLEAN, void VARCHAR)")
+        con.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?)", list(zip(*rows.values())))
+        texts = ["city", "tier", "flag", "void"]
+        got = _top_values(con, "s", exp.select("*").from_("t").subquery("src"), [fill("keep")], texts)
+    for i, column in enumerate(texts):
+        counts = Counter(("true" if v else "false") if column == "flag" else v
+                         for v, k in zip(rows[column], rows["keep"]) if k and v is not None)
+        expected = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:TOP_VALUES]
+        assert [(v, c) for j, v, c in got if j == i] == expected, column
+    assert len([1 for j, _, _ in got if j == 0]) == TOP_VALUES  # 14 cities, the top 9 kept, NULL (40%) not one
+
+
 # ------------------------------------------------------------------ attack discovery (clusters)
 
 def _coded(days: int, seed: int, attack_from: int | None = None, attack_per_day: float = 0.0):
