@@ -391,7 +391,7 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
     from riskconsole.contributions import attribution, deciding_rule
     from riskconsole.backtest import action_case, known_label
     from riskconsole.discovery import cluster_columns, clusters, precision_estimate, score_bucket
-    from riskconsole.monitor_incidents import elevated, incidents, shared_events
+    from riskconsole.monitor_incidents import elevated, incidents
     from riskconsole.drift import coded, drift, drift_columns
     from riskconsole.sqlbuild import fill
     from riskconsole.overview import day_range
@@ -431,8 +431,7 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
             "labels_known_by": _day(periods.window.end - timedelta(microseconds=1)).isoformat(),
             "by": list(by), "method": {"band": f"median/MAD of weekday-adjusted reference days, each side at least "
                                                f"its 10% tail, ±{BAND_K:g} spreads", "band_k": BAND_K},
-            "daily": daily, "alerts": alerts, "incidents": incidents(alerts, entries, shared_events(g, rules, [i for i, _ in alerting]),
-                                                   elevated(state["table"], g.days, state["in_win"]),
+            "daily": daily, "alerts": alerts, "incidents": incidents(alerts, entries, elevated(state["table"], g.days, state["in_win"]),
                                                    daily[-1]["day"] if daily else None), "attribution": entries,
             "drift": drift(coded_rows, drift_cols, kinds, periods.reference, periods.window),
             "estimate": (precision_estimate(coded_rows, supervised, state["in_ref"], state["in_win"])

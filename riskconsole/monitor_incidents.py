@@ -3,26 +3,28 @@
 One viral video or one attack moves several metrics at once (a rule's hits, review cases, review load, the alert
 rate): as alerts that is 4-5 lines about the same thing. An incident groups them by what explains them.
 
-The grouping rule (docs/monitor.md, "Incidents"):
-- An alert's **causes** are rules: for `rule_hits:R`, R itself; for every metric, the rule that decided events
-  explaining the largest share of the change in the alert's attribution by rule (its explanatory power), if that
-  share is at least `CAUSE_SHARE`. Only the largest: a day's review cases moved by a viral burst and by an attack
-  would otherwise tie the two into one incident. `(not flagged)` is not a cause: it is what no rule decided, so
-  it would link unrelated alerts.
-- Rules that **share events** that day are one cause: when at least `CAUSE_SHARE` of the day's hits of the rule
-  that hit fewer events also hit the other (a viral video's new buyers trip the promo rule and the influencer-burst
-  rule; the first in order decides them), an alert about either is about both.
-- Two alerts are **linked** when they share a cause R and either their days are at most `GAP_DAYS` apart (one
-  quiet day inside an incident does not split it) or R stayed raised over the days between them: its hits summed
+The grouping rule (docs/monitor.md, "Incidents"): **an incident is one cause.**
+- An alert's **cause** is one rule: the rule that decided the events explaining the largest share of the change in
+  the alert's attribution by rule (its explanatory power, `decider`), if that share is at least `CAUSE_SHARE`.
+  `(not flagged)` is not a cause: it is what no rule decided, so it would link unrelated alerts. An alert of
+  `rule_hits:R` is R's when R decided those events, when no rule did, or when R's own alerts follow within
+  `GAP_DAYS` (an attack another rule caught on its first day and R on the next is R's from its start); else it is
+  the deciding rule's: a viral video's new buyers trip the promo rule and the influencer-burst rule, the first in
+  order decides them, and the second rule's extra hits are the first's incident.
+- Only one cause per alert, and incidents never join across causes: grouped through every rule an alert named,
+  transitively, a chain (a with b on one day, b with c the next, ...) joined four rules' alerts over two months
+  into one incident 26 alerts long on the 1M demo.
+- Two alerts of the same cause R are **linked** when either their days are at most `GAP_DAYS` apart (one quiet
+  day inside an incident does not split it) or R stayed raised over the days between them: its hits summed
   over those days exceed their expected sum by at least `RUN_Z` spreads of that sum (a day's expected hits are
   the band's expected value, at least the reference's mean: a bursty rule's median is ~0, its mean is not, and a
   sum of many days grows with the mean; a day's spread is a quarter of the way from the band's expected value to
   its high edge; spreads add as variances). An attack that ramps up
   alerts on some days and stays just under the band on the others is one incident; two bursts with quiet days
   between are two.
-- An incident is a connected group of linked alerts (linking is transitive); an alert without a cause is an
-  incident of its own. It is **ongoing** when its last alert is at most `GAP_DAYS` before the window's last day,
-  or one of its causes stayed raised (as above) from its last alert to the window's end.
+- An incident is the alerts of one cause linked one to the next; an alert without a cause is an incident of
+  its own. It is **ongoing** when its last alert is at most `GAP_DAYS` before the window's last day, or its
+  cause stayed raised (as above) from its last alert to the window's end.
 """
 
 from __future__ import annotations
@@ -32,60 +34,41 @@ from datetime import date
 
 from riskconsole.monitor import RULE_HITS
 
-CAUSE_SHARE = 0.25  # a rule explaining a quarter of an alert's change is one of its causes
+CAUSE_SHARE = 0.25  # a rule explaining a quarter of an alert's change (and more than any other) is its cause
 GAP_DAYS = 2  # alerts on days d and d + 2 may join (one quiet day between); d + 3 starts anew
 RUN_Z = 2.0  # ... unless the cause's hits on the days between stayed this many spreads of their sum above expected
 NOT_FLAGGED = "(not flagged)"
 
 
-def causes(metric: str, entry: dict) -> set[str]:
-    """The rules an alert is about: its own rule for `rule_hits:R`, and the deciding rule that explains the largest
-    share of its change, if at least `CAUSE_SHARE`."""
-    found = {metric[len(RULE_HITS):]} if metric.startswith(RULE_HITS) else set()
+def decider(entry: dict) -> str | None:
+    """The rule whose decided events explain the largest share of an alert's change, if at least `CAUSE_SHARE`."""
     rules = [c for c in entry["contributions"] if c["by"] == "rule" and c["segment"] != NOT_FLAGGED]
     best = max(rules, key=lambda c: c["explanatory_power"], default=None)
-    if best is not None and best["explanatory_power"] >= CAUSE_SHARE:
-        found.add(best["segment"])
-    return found
+    return best["segment"] if best is not None and best["explanatory_power"] >= CAUSE_SHARE else None
 
 
-def shared_events(g, rules, days: list[int]) -> dict[str, list[set[str]]]:
-    """Per alerting day (ISO) of `days` (indices into `g.days`): the groups of flagging rules that share events
-    that day, at least `CAUSE_SHARE` of the smaller one's hits (`g`: the grouped pass, `rules`: its RuleSet)."""
-    import numpy as np
-
-    cols = [i for i, name in enumerate(rules.names) if rules.enabled[i] and rules.actions[i] in ("block", "review")]
-    names = [rules.names[i] for i in cols]
-    out = {}
-    for d in sorted(set(days)):
-        on = g.day == d
-        h = g.hits[on][:, cols].astype(float)
-        co = h.T @ (h * g.count[on][:, None])  # co[i, j]: the day's events hitting rules i and j
-        n = np.diag(co)
-        out[g.days[d].isoformat()] = _components(names, (co > 0) & (co >= CAUSE_SHARE * np.minimum.outer(n, n)))
+def causes(alerts: list[dict], entries: list[dict]) -> list[str | None]:
+    """Each alert's one cause (`entries[i]` is alert i's attribution): its `decider`, except that an alert of R's
+    hits is R's own when R decided its events, or when nothing decided them, or when R's own alerts follow within
+    `GAP_DAYS` (an attack another rule caught on its first day and R on the next is R's story from its start)."""
+    own: dict[str, list[int]] = {}
+    for alert, entry in zip(alerts, entries):
+        rule, by = _rule_of(alert), decider(entry)
+        mine = (rule if by in (None, rule) else None) if rule is not None else by
+        if mine is not None:
+            own.setdefault(mine, []).append(_ordinal(alert["day"]))
+    out = []
+    for alert, entry in zip(alerts, entries):
+        rule, by, day = _rule_of(alert), decider(entry), _ordinal(alert["day"])
+        if rule is not None and (by is None or any(day < d <= day + GAP_DAYS for d in own.get(rule, []))):
+            by = rule
+        out.append(by)
     return out
 
 
-def _components(names: list[str], linked) -> list[set[str]]:
-    seen, parts = set(), []
-    for i in range(len(names)):
-        if i in seen:
-            continue
-        stack, part = [i], set()
-        while stack:
-            j = stack.pop()
-            if j not in seen:
-                seen.add(j)
-                part.add(names[j])
-                stack += [k for k in range(len(names)) if linked[j, k] and k not in seen]
-        if len(part) > 1:
-            parts.append(part)
-    return parts
-
-
-def widen(found: set[str], sharing: list[set[str]]) -> set[str]:
-    """An alert's causes with every rule that shares events with one of them that day."""
-    return found.union(*(part for part in sharing if part & found))
+def _rule_of(alert: dict) -> str | None:
+    """R of a `rule_hits:R` alert, else None."""
+    return alert["metric"][len(RULE_HITS):] if alert["metric"].startswith(RULE_HITS) else None
 
 
 def elevated(table: dict, days: list, in_win) -> dict[str, dict[str, tuple[float, float]]]:
@@ -117,36 +100,28 @@ def _joined(a: str, b: str, run: dict[str, tuple[float, float]]) -> bool:
     return total > 0 and total >= RUN_Z * variance ** 0.5
 
 
-def group(alerts: list[dict], entries: list[dict], sharing: dict[str, list[set[str]]] | None = None,
-          raised: dict[str, dict[str, tuple[float, float]]] | None = None) -> list[list[int]]:
-    """Indices of `alerts` per incident (`entries[i]` is alert i's attribution; `sharing[day]`: groups of rules
-    that share events that day), each in alert order.
-
-    Linked pairs are found per cause: among the alerts naming a rule, sorted by day, each is linked to the next
-    when their days are at most `GAP_DAYS` apart (the transitive closure of all pairs within the gap is the
-    same)."""
-    sharing, raised = sharing or {}, raised or {}
-    parent = list(range(len(alerts)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+def group(alerts: list[dict], entries: list[dict], raised: dict[str, dict[str, tuple[float, float]]] | None = None
+          ) -> list[tuple[str | None, list[int]]]:
+    """(cause, indices of `alerts`) per incident (`entries[i]` is alert i's attribution), members in alert order:
+    per cause, its alerts sorted by day, a new incident wherever the next one does not join the last
+    (`_joined`). Alerts of different causes never share an incident."""
+    raised = raised or {}
+    found: list[tuple[str | None, list[int]]] = []
     by_cause: dict[str, list[int]] = {}
-    for i, (alert, entry) in enumerate(zip(alerts, entries)):
-        for rule in widen(causes(alert["metric"], entry), sharing.get(alert["day"], [])):
+    for i, rule in enumerate(causes(alerts, entries)):
+        if rule is None:
+            found.append((None, [i]))
+        else:
             by_cause.setdefault(rule, []).append(i)
-    for cause, members in by_cause.items():
-        members.sort(key=lambda i: alerts[i]["day"])
+    for rule, members in by_cause.items():
+        members.sort(key=lambda i: (alerts[i]["day"], i))
+        found.append((rule, [members[0]]))
         for a, b in zip(members, members[1:]):
-            if _joined(alerts[a]["day"], alerts[b]["day"], raised.get(cause, {})):
-                parent[find(b)] = find(a)
-    groups: dict[int, list[int]] = {}
-    for i in range(len(alerts)):
-        groups.setdefault(find(i), []).append(i)
-    return sorted(groups.values(), key=lambda m: (alerts[m[0]]["day"], -len(m)))
+            if _joined(alerts[a]["day"], alerts[b]["day"], raised.get(rule, {})):
+                found[-1][1].append(b)
+            else:
+                found.append((rule, [b]))
+    return sorted(((rule, sorted(m)) for rule, m in found), key=lambda r: (alerts[r[1][0]]["day"], -len(r[1]), r[1][0]))
 
 
 def _ordinal(day: str) -> int:
@@ -164,7 +139,8 @@ def excess(alert: dict) -> float:
 
 def ongoing(last_alert: str, last_day: str | None, rules: list[str], raised: dict) -> bool:
     """Whether an incident is still open at the window's last day: its last alert at most GAP_DAYS before it, or
-    one of its causes raised over the days after its last alert (the test that joins alerts)."""
+    its cause (`rules`: none, or the cause alone) raised over the days after its last alert (the test that joins
+    alerts)."""
     if last_day is None:
         return False
     after = date.fromordinal(_ordinal(last_day) + 1).isoformat()
@@ -172,12 +148,12 @@ def ongoing(last_alert: str, last_day: str | None, rules: list[str], raised: dic
         _joined(last_alert, after, raised.get(rule, {})) for rule in rules)
 
 
-def incident(number: int, members: list[int], alerts: list[dict], entries: list[dict],
-             sharing: dict[str, list[set[str]]], raised: dict, last_day: str | None = None) -> dict:
-    """One incident: its days, the rules and segments that explain it, each metric that moved and by how much."""
+def incident(number: int, found: str | None, members: list[int], alerts: list[dict], raised: dict,
+             last_day: str | None = None) -> dict:
+    """One incident: its days, its cause `found` (then the other rules whose hits alerted in it) and the segments
+    that explain it, each metric that moved and by how much."""
     chosen = [alerts[i] for i in members]
-    rules = Counter(r for i in members
-                    for r in widen(causes(alerts[i]["metric"], entries[i]), sharing.get(alerts[i]["day"], [])))
+    named = Counter(a["metric"][len(RULE_HITS):] for a in chosen if a["metric"].startswith(RULE_HITS))
     firsts = Counter(a["top"][0] for a in chosen if a["top"])
     listed = Counter(s for a in chosen for s in a["top"])
     order = {s: n for n, s in enumerate(dict.fromkeys(s for a in chosen for s in a["top"]))}
@@ -188,10 +164,11 @@ def incident(number: int, members: list[int], alerts: list[dict], entries: list[
         m["days"] += 1
         m["excess"] = round(m["excess"] + excess(a), 6)
     days = sorted({a["day"] for a in chosen})
-    ranked = [r for r, _ in sorted(rules.items(), key=lambda kv: (-kv[1], kv[0]))]
+    ranked = [found] * (found is not None) + [r for r, _ in sorted(named.items(), key=lambda kv: (-kv[1], kv[0]))
+                                              if r != found]
     lead = next((metrics[RULE_HITS + r] for r in ranked if RULE_HITS + r in metrics),
                 max(metrics.values(), key=lambda m: m["days"]))
-    still = ongoing(days[-1], last_day, ranked, raised)
+    still = ongoing(days[-1], last_day, ranked[:1], raised)
     return {"id": number, "first_day": days[0], "last_day": days[-1], "ongoing": still, "days": len(days),
             "alerts": len(chosen),
             "rules": ranked, "top": top, "metrics": sorted(metrics.values(), key=lambda m: (-m["days"], m["metric"])),
@@ -207,11 +184,10 @@ def _summary(days: list[str], rules: list[str], top: list[str], metrics: dict, l
             f"{lead['metric']} {lead['excess']:+,.4g} beyond its band")
 
 
-def incidents(alerts: list[dict], entries: list[dict], sharing: dict[str, list[set[str]]] | None = None,
-              raised: dict[str, dict[str, tuple[float, float]]] | None = None, last_day: str | None = None
-              ) -> list[dict]:
-    """monitor.json `incidents`: every alert in exactly one, ordered by first day (`sharing`: `shared_events`,
-    `raised`: `elevated`, `last_day`: the window's, for `ongoing`)."""
-    sharing, raised = sharing or {}, raised or {}
-    return [incident(n, members, alerts, entries, sharing, raised, last_day)
-            for n, members in enumerate(group(alerts, entries, sharing, raised), start=1)]
+def incidents(alerts: list[dict], entries: list[dict], raised: dict[str, dict[str, tuple[float, float]]] | None = None,
+              last_day: str | None = None) -> list[dict]:
+    """monitor.json `incidents`: every alert in exactly one, ordered by first day (`raised`: `elevated`, `last_day`:
+    the window's, for `ongoing`)."""
+    raised = raised or {}
+    return [incident(n, found, members, alerts, raised, last_day)
+            for n, (found, members) in enumerate(group(alerts, entries, raised), start=1)]

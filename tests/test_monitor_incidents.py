@@ -8,7 +8,7 @@ from riskconsole.backtest import Groups
 from riskconsole.contributions import attribution, deciding_rule
 from riskconsole.metrics import decide
 from riskconsole.monitor import alert_rows, alerting_cells, daily_kpis
-from riskconsole.monitor_incidents import GAP_DAYS, causes, elevated, group, incidents, shared_events
+from riskconsole.monitor_incidents import GAP_DAYS, causes, decider, elevated, group, incidents
 from test_monitor import BURSTY, BUSINESS, _periods, simulated_groups
 
 
@@ -20,14 +20,19 @@ def with_rows(g: Groups, day: int, hits: list[int], count: int, label: int = 0, 
 
 def monitor_groups(g: Groups, rules=BURSTY) -> tuple[list[dict], list[dict], list[dict]]:
     """daily, alerts and incidents of `g` (28 reference days, the rest the window), attributed by rule."""
+    daily, alerts, _, found = monitor_all(g, rules)
+    return daily, alerts, found
+
+
+def monitor_all(g: Groups, rules=BURSTY) -> tuple[list[dict], list[dict], list[dict], list[dict]]:
+    """`monitor_groups` with the alerts' attributions (third)."""
     action = decide(g.hits, rules)
     daily, state = daily_kpis(g, action, BUSINESS, _periods(g.days[0], 28, len(g.days)), rules)
     cells = alerting_cells(state)
     entries = attribution(cells, [("rule", g, deciding_rule(g, action, rules))], lambda x: decide(x.hits, rules),
                           BUSINESS, rules, state["in_ref"])
     alerts = alert_rows(cells, entries, daily)
-    return daily, alerts, incidents(alerts, entries, shared_events(g, rules, [i for i, _ in cells]),
-                                    elevated(state["table"], g.days, state["in_win"]))
+    return daily, alerts, entries, incidents(alerts, entries, elevated(state["table"], g.days, state["in_win"]))
 
 
 def test_a_viral_burst_is_one_incident_and_an_unrelated_spike_that_day_is_another():
@@ -73,51 +78,72 @@ def _entry(*rules: tuple[str, float]) -> dict:
     return {"contributions": [{"by": "rule", "segment": r, "explanatory_power": p} for r, p in rules]}
 
 
+def members(groups: list[tuple]) -> list[list[int]]:
+    return [m for _, m in groups]
+
+
 def test_the_grouping_rule_as_documented():
-    """Causes: own rule of rule_hits, the rule explaining most if >= 25% (never '(not flagged)'); links within
-    GAP_DAYS."""
-    assert causes("rule_hits:a", _entry(("b", 0.3), ("c", 0.2), ("(not flagged)", 0.9))) == {"a", "b"}
-    assert causes("review_cases", _entry(("b", 0.3), ("c", 0.4), ("d", 0.3))) == {"c"}
-    assert causes("alert_rate", _entry(("c", 0.24))) == set()
+    """Cause: the rule explaining most if >= 25% (never '(not flagged)'); a rule_hits alert's own rule when that is
+    it, or none is, or the rule's own alerts follow within GAP_DAYS; alerts of one cause link within GAP_DAYS."""
+    assert decider(_entry(("b", 0.3), ("c", 0.2), ("(not flagged)", 0.9))) == "b"
+    assert decider(_entry(("b", 0.3), ("c", 0.4), ("d", 0.3))) == "c"
+    assert decider(_entry(("c", 0.24))) is None
     assert GAP_DAYS == 2
     alerts = [_alert("2026-03-01", "rule_hits:a"), _alert("2026-03-03", "review_cases"),  # 2 days apart: linked
               _alert("2026-03-06", "rule_hits:a"),  # 3 days after the last: a new incident
               _alert("2026-03-06", "blocked"),  # same day, another cause
               _alert("2026-03-07", "alert_rate"),  # no cause: alone
-              _alert("2026-03-07", "rule_hits:b"), _alert("2026-03-08", "rule_hits:b")]  # b links to a on 03-06?
+              _alert("2026-03-07", "rule_hits:b"),  # b's extra hits are events a decided: a's
+              _alert("2026-03-10", "rule_hits:b"),  # b's own
+              _alert("2026-03-09", "rule_hits:c"), _alert("2026-03-10", "rule_hits:c")]  # c: b's, then c's own
     entries = [_entry(), _entry(("a", 0.6)), _entry(), _entry(("d", 0.9)), _entry(("a", 0.1)), _entry(("a", 0.5)),
-               _entry()]
-    assert group(alerts, entries) == [[0, 1], [2, 5, 6], [3], [4]]
+               _entry(("b", 0.9)), _entry(("b", 0.8)), _entry(("c", 0.7), ("b", 0.3))]
+    assert causes(alerts, entries) == ["a", "a", "a", "d", None, "a", "b", "c", "c"]
+    assert group(alerts, entries) == [("a", [0, 1]), ("a", [2, 5]), ("d", [3]), (None, [4]), ("c", [7, 8]),
+                                      ("b", [6])]
     # a's hits on 03-04 and 03-05 exceed their expected sum by 2 spreads of it (4 + 4 >= 2 * sqrt(4 + 4)): the
     # alerts of 03-03 and 03-06 join; by less (3 + 2 < 2 * sqrt(8)), they do not
     raised = {"a": {"2026-03-04": (4.0, 4.0), "2026-03-05": (4.0, 4.0)}}
-    assert group(alerts, entries, raised=raised) == [[0, 1, 2, 5, 6], [3], [4]]
+    assert [m for _, m in group(alerts, entries, raised=raised)] == [[0, 1, 2, 5], [3], [4], [7, 8], [6]]
     raised = {"a": {"2026-03-04": (3.0, 4.0), "2026-03-05": (2.0, 4.0)}}
-    assert group(alerts, entries, raised=raised) == [[0, 1], [2, 5, 6], [3], [4]]
-    # ongoing at the window's last day (03-10): a last alert at most 2 days before, or a cause raised since
+    assert [m for _, m in group(alerts, entries, raised=raised)] == [[0, 1], [2, 5], [3], [4], [7, 8], [6]]
+    # ongoing at the window's last day (03-10): a last alert at most 2 days before, or its cause raised since
     found = incidents(alerts, entries, raised=raised, last_day="2026-03-10")
-    assert [i["ongoing"] for i in found] == [False, True, False, False]
+    assert [i["ongoing"] for i in found] == [False, False, False, False, True, True]
+    assert [i["rules"] for i in found] == [["a"], ["a", "b"], ["d"], [], ["c"], ["b"]]
     raised["a"].update({f"2026-03-{d:02d}": (2.0, 1.0) for d in range(6, 11)})  # a after 03-03: 15 >= 2·√13
     assert [i["ongoing"] for i in incidents(alerts, entries, raised=raised, last_day="2026-03-10")] == [
-        True, True, False, False]
+        True, True, False, False, True, True]
 
 
-def test_rules_that_share_a_quarter_of_the_smaller_ones_hits_are_one_cause():
-    """Day 0: rule a hits 100 events, b 40, 12 of them also a (30% of b's): shared. Day 1: 8 of 40 (20%): not."""
-    from datetime import date
+def test_a_chain_of_alerts_naming_two_rules_does_not_join_unrelated_causes():
+    """a alerts; the next day a's extra hits are b's events; then b alerts; then b's extra hits are c's; then c
+    alerts. Grouped through every rule an alert names (transitively), all six were one incident about a, b and c;
+    an incident is one cause: a, then b, then c."""
+    alerts = [_alert("2026-03-01", "rule_hits:a"), _alert("2026-03-02", "rule_hits:a"),
+              _alert("2026-03-03", "rule_hits:b"), _alert("2026-03-04", "rule_hits:b"),
+              _alert("2026-03-05", "rule_hits:c"), _alert("2026-03-06", "review_cases")]
+    entries = [_entry(("a", 1.0)), _entry(("b", 0.6), ("a", 0.4)), _entry(("b", 1.0)), _entry(("c", 0.7), ("b", 0.3)),
+               _entry(("c", 1.0)), _entry(("c", 0.5), ("a", 0.3))]
+    assert group(alerts, entries) == [("a", [0]), ("b", [1, 2]), ("c", [3, 4, 5])]
+    assert [i["rules"] for i in incidents(alerts, entries)] == [["a"], ["b", "a"], ["c", "b"]]
 
-    from riskconsole.metrics import RuleSet
 
-    rules = RuleSet(["a", "b", "c", "vip"], ["review", "review", "block", "allow"], [True, True, True, True])
-    rows = [(0, [1, 0, 0, 0], 88), (0, [1, 1, 0, 0], 12), (0, [0, 1, 0, 0], 28), (0, [0, 0, 1, 1], 50),
-            (1, [1, 0, 0, 0], 92), (1, [1, 1, 0, 0], 8), (1, [0, 1, 0, 0], 32)]
-    g = Groups(np.array([r[0] for r in rows]), np.zeros(len(rows), np.int8), np.array([r[1] for r in rows], bool),
-               np.array([r[2] for r in rows]), np.ones(len(rows)), [date(2026, 3, 1), date(2026, 3, 2)])
-    assert shared_events(g, rules, [0, 1, 1]) == {"2026-03-01": [{"a", "b"}], "2026-03-02": []}
-    alerts = [_alert("2026-03-01", "rule_hits:a"), _alert("2026-03-01", "rule_hits:b"),
-              _alert("2026-03-02", "rule_hits:b")]
-    assert group(alerts, [_entry()] * 3, shared_events(g, rules, [0, 1])) == [[0, 1, 2]]  # b on 03-02 links via b
-    assert group(alerts, [_entry()] * 3) == [[1, 2], [0]]
+def test_every_incident_of_the_simulated_monitor_is_one_cause():
+    """On simulated data with a viral burst and a ring the same day: the alerts of an incident are, by their own
+    attributions, about one rule: the incident's first, which decided the events that moved them (or, for a rule's
+    hits that no rule decided, that rule)."""
+    g = with_rows(with_rows(simulated_groups(56, 11, bursts=True), 40, [0, 1, 0, 1], 900), 40, [1, 0, 0, 0], 300)
+    _, alerts, entries, found = monitor_all(g)
+    where = {(a["day"], a["metric"]): k for k, a in enumerate(alerts)}
+    assert sorted(where[m["day"], m["metric"]] for i in found for m in i["members"]) == list(range(len(alerts)))
+    for i in found:
+        head = i["rules"][0] if i["rules"] else None
+        for k in (where[m["day"], m["metric"]] for m in i["members"]):
+            assert decider(entries[k]) == head or (decider(entries[k]) is None and
+                                                   alerts[k]["metric"] == f"rule_hits:{head}"), i["summary"]
+    viral = next(i for i in found if {"day": g.days[40].isoformat(), "metric": "rule_hits:burst"} in i["members"])
+    assert viral["rules"][0] == "big_ticket" and "burst" in viral["rules"]
 
 
 def test_raised_hits_are_measured_from_the_reference_mean_when_the_median_is_lower():

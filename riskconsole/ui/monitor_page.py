@@ -73,10 +73,11 @@ def incidents_section(result: dict) -> None:
     if not result["incidents"]:
         st.success("No metric left its band in this window.")
         return
-    st.caption("Alerts that share a cause (a rule that decided a quarter of the change, or whose hits moved) on "
-               "days at most two apart are one incident; the alerts themselves are in **Alerts and why** below.")
+    st.caption("An incident is one cause: the alerts whose change one rule's decided events explain most (at least "
+               "a quarter), or that rule's own hits, on days at most two apart (or with its hits raised between); "
+               "the alerts themselves are in **Alerts and why** below.")
     rows = [incident_row(i) for i in result["incidents"]]
-    st.dataframe(pd.DataFrame(rows).rename(columns={"incident": "#", "rules": "rules (causes)", "top": "top segments",
+    st.dataframe(pd.DataFrame(rows).rename(columns={"incident": "#", "rules": "rules (cause first)", "top": "top segments",
                                                     "metrics": "metrics that moved", "size": "beyond the band"}),
                  hide_index=True, width="stretch", column_config={
                      "days": st.column_config.NumberColumn("days alerting"),
