@@ -34,7 +34,7 @@ def maturity_chart(sources: list[dict]) -> alt.LayerChart:
     else labelled now), with each source's mature age marked by a dashed rule."""
     rows, marks = [], []
     for s in sources:
-        name = f"{s['source']} ({s['label']})"
+        name = f"{s['source']} ({s['label']})" + (": fraud confirmed" if s["dated"] and s.get("fraud") else "")
         value = "labelled_within" if s["dated"] else "labelled_share"
         rows += [{"source": name, "age": r["age_days"], "share": r[value], "units": r["events"],
                   "measure": ("fraud confirmed within that many days" if s.get("fraud") else
@@ -45,7 +45,7 @@ def maturity_chart(sources: list[dict]) -> alt.LayerChart:
     color = alt.Color("source:N", title=None, legend=alt.Legend(orient="top"), scale=alt.Scale(scheme="category10"))
     x = alt.X("age:Q", title="age (days before the last day of data)", axis=alt.Axis(format="d", tickMinStep=1))
     lines = alt.Chart(pd.DataFrame(rows)).mark_line().encode(
-        x=x, y=alt.Y("share:Q", title="share labelled", axis=alt.Axis(format="%")), color=color,
+        x=x, y=alt.Y("share:Q", title=_share_title(sources), axis=alt.Axis(format="%")), color=color,
         tooltip=["source:N", alt.Tooltip("age:Q", title="age (days)"), alt.Tooltip("share:Q", format=".1%"),
                  "measure:N", alt.Tooltip("units:Q", format=",", title="units of this age")])
     if not marks:
@@ -55,6 +55,13 @@ def maturity_chart(sources: list[dict]) -> alt.LayerChart:
     text = alt.Chart(pd.DataFrame(marks)).mark_text(align="left", dx=4, dy=14, baseline="top").encode(
         x="age:Q", y=alt.value(0), text="text:N", color=color)
     return (lines + rules + text).properties(height=260)
+
+
+def _share_title(sources: list[dict]) -> str:
+    """The y axis of the maturity chart: what its lines' shares are of."""
+    fraud = {bool(s["dated"] and s.get("fraud")) for s in sources}
+    return {frozenset({True}): "share of fraud confirmed", frozenset({False}): "share labelled"}.get(
+        frozenset(fraud), "share labelled (fraud: share confirmed)")
 
 
 def histogram_chart(bins: list[dict], title: str) -> alt.Chart:

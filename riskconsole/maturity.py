@@ -94,9 +94,27 @@ def age_curve(con: duckdb.DuckDBPyConnection, rows: exp.Expression, last: date, 
     entity label, where a good entity counts as known from the start, the share of all units is near 1 at age 0
     however late fraud is confirmed.
     """
+    return _age_curve(_counts(con, rows, last), dated, fraud)
+
+
+def _counts(con: duckdb.DuckDBPyConnection, rows: exp.Expression, last: date) -> np.ndarray:
+    """`_grouped` of `rows` as an array of (age, delay, units, fraud units), delay -2 for unlabelled."""
     found = con.execute(render(_grouped(rows, last))).fetchall()
-    grouped = np.array([(a, -2 if d is None else d, n, f) for a, d, n, f in found if a is not None and a >= 0],
-                       dtype=np.int64).reshape(-1, 4)
+    return np.array([(a, -2 if d is None else d, n, f) for a, d, n, f in found if a is not None and a >= 0],
+                    dtype=np.int64).reshape(-1, 4)
+
+
+def undated_goods(grouped: np.ndarray) -> bool:
+    """Whether good labels carry no label time while some fraud does (a shop that dates only its chargebacks): the
+    share of every unit labelled within N days is then the fraud rate, whatever N, so the source is read by its
+    fraud (`age_curve(fraud=True)`)."""
+    delay, units, fraud = grouped[:, 1], grouped[:, 2], grouped[:, 3]
+    goods = units - fraud
+    return bool(goods[delay == -1].sum() > 0 and goods[delay >= 0].sum() == 0 and fraud[delay >= 0].sum() > 0)
+
+
+def _age_curve(grouped: np.ndarray, dated: bool, fraud: bool) -> list[dict]:
+    """`age_curve` from `_counts`."""
     if not len(grouped):
         return []
     age_of, delay, units = grouped[:, 0], grouped[:, 1], grouped[:, 2]
@@ -119,9 +137,17 @@ def age_curve(con: duckdb.DuckDBPyConnection, rows: exp.Expression, last: date, 
 def compute(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> dict:
     """The day range and every label source's curve (what `store` keeps), scanned from the frame."""
     first, last = day_range(con, dataset)
-    curves = [{k: v for k, v in s.items() if k != "rows"} | {"curve": age_curve(con, s["rows"], last, s["dated"], s["fraud"])
-                                                               if last else []} for s in sources(dataset)]
-    return {"first": first, "last": last, "sources": curves}
+    return {"first": first, "last": last, "sources": [_source_curve(con, s, last) for s in sources(dataset)]}
+
+
+def _source_curve(con: duckdb.DuckDBPyConnection, source: dict, last: date | None) -> dict:
+    """A source (without its rows) with its curve; read by its fraud where its good labels are undated
+    (`undated_goods`: then `fraud` and `undated_goods` are true)."""
+    grouped = _counts(con, source["rows"], last) if last else np.zeros((0, 4), np.int64)
+    undated = bool(source["dated"] and not source["fraud"] and len(grouped) and undated_goods(grouped))
+    fraud = source["fraud"] or undated
+    return {**{k: v for k, v in source.items() if k != "rows"}, "fraud": fraud, "undated_goods": undated,
+            "curve": _age_curve(grouped, source["dated"], fraud)}
 
 
 def store(con: duckdb.DuckDBPyConnection, dataset: Dataset, version: str) -> dict:
@@ -215,6 +241,9 @@ def reading(source: dict, last: date, reach: float = MATURE_REACH) -> str:
         return f"{name}: no dated label yet"
     what = f"fraud is {reach:.0%} as confirmed as on old {source['unit']}" if source.get("fraud") else \
         f"labels are {reach:.0%} as complete as on old {source['unit']}"
+    if source.get("undated_goods"):  # the share of all units would be the fraud rate at every age
+        name += ("; its good labels have no label_time, so the line is the share of fraud labels known by that "
+                 "age")
     if age == 0:
         return f"{name}: labels known the day their {source['unit']} happen (nothing to leave out)"
     return (f"{name}: {what} {age} days after they happen, so a backtest counting it without --to ends "
@@ -226,4 +255,4 @@ def label_age_curve(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> list[di
     source = next((s for s in sources(dataset) if s["source"] == "events"), None)
     if source is None:
         return []
-    return age_curve(con, source["rows"], day_range(con, dataset)[1], source["dated"])
+    return _source_curve(con, source, day_range(con, dataset)[1])["curve"]

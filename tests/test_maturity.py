@@ -366,3 +366,30 @@ def test_a_label_without_a_date_has_not_arrived_at_any_age():
     lt = pd.Series(pd.to_datetime([r[0] for r in con.execute("SELECT lt FROM u").fetchall()]))
     _assert_curves_equal(curve, _curve_by_pandas(t, y, lt, last))
     assert curve[0]["labelled_within"] == 0.0 and mature_age(curve) >= 8  # no age before the 8-day delay is mature
+
+
+def test_undated_good_labels_make_the_events_line_the_share_of_fraud_known(tmp_path):
+    """A shop that dates only its chargebacks: good labels have no label_time. The share of all events labelled
+    within N days was then the fraud rate at every age (the Data page read "share labelled 20%" for a complete
+    label); the events' line is the share of fraud labels known N days after the event, and says so."""
+    import json
+
+    from riskconsole.charts import maturity_chart
+    from riskconsole.ingest import load
+
+    events = _events()
+    events["label_ts"] = events["label_ts"].where(events["is_fraud"] == 1)
+    ws = write_workspace(tmp_path / "ws", events, strategies={"s": STRATEGY})
+    load(ws)
+    with Session(ws) as session:
+        source = next(s for s in session.label_sources() if s["source"] == "events")
+        window = session.window()
+    assert source["fraud"] and source["undated_goods"]
+    _assert_curves_equal(source["curve"], _curve_by_pandas(events["ts"], events["is_fraud"].astype("Float64"),
+                                                           events["label_ts"], LAST, fraud=True))
+    assert source["curve"][DELAY]["labelled_within"] == 1.0  # every fraud is known DELAY days after its event
+    assert source["mature_age"] == DELAY and window.end.date() == LAST - timedelta(days=DELAY - 1)
+    assert "good labels have no label_time" in source["reading"] and "fraud is 95% as confirmed" in source["reading"]
+    spec = maturity_chart([source]).to_dict()
+    assert spec["layer"][0]["encoding"]["y"]["title"] == "share of fraud confirmed"
+    assert "events (is_fraud): fraud confirmed" in json.dumps(spec["datasets"])

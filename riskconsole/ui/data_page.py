@@ -93,7 +93,10 @@ if streams:
 st.subheader("Label maturity")
 st.caption("Labels arrive late (chargebacks, confirmed merchants): each line is one label source, the share of its "
            "units labelled within that many days of happening (labelled now, where the source has no label time), "
-           "by age. A backtest without an end day stops where its label source's line reaches the dashed mark.")
+           "by age. A line marked *fraud confirmed* counts fraud only: the share of fraud labels known that many "
+           "days after the event (a table's good entities count as known at once, and good labels without a label "
+           "time have no day to count). A backtest without an end day stops where its label source's line reaches "
+           "the dashed mark.")
 label_sources = guard(current_session(ws).label_sources)
 if label_sources:
     st.altair_chart(maturity_chart(label_sources), width="stretch")
