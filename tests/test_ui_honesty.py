@@ -70,6 +70,33 @@ def test_a_baseline_that_cannot_run_leaves_the_candidates_report_with_a_warning(
         broken.unlink()
 
 
+def test_a_rule_without_hits_reads_no_hits_not_none(lone_ws, monkeypatch):
+    """Precision is undefined for a rule with no hits: the rules table said `None`; it says why, and every defined
+    precision and recall reads as the report's number in percent."""
+    from riskconsole.export import fmt
+    from riskconsole.session import Session
+
+    quiet = lone_ws.strategies_dir / "quiet.yaml"
+    quiet.write_text("name: quiet\nrules:\n  - {name: never, when: 'amount < 0', action: block}\n"
+                     "  - {name: big, when: 'amount > 200', action: review}\n")
+    try:
+        at = _open(lone_ws, monkeypatch, "backtest_page")
+        at.selectbox[0].set_value("quiet").run()
+        assert not at.exception, [e.value for e in at.exception]
+        table = next(d.value for d in at.dataframe if "unique_tp" in d.value.columns)
+        with Session(lone_ws) as session:
+            report = session.backtest(quiet, session.window(strategy=quiet)).report
+        rules = {r["name"]: r for r in report["rules"]}
+        assert rules["never"]["hits"] == 0 and rules["never"]["precision"] is None and rules["big"]["hits"] > 0
+        shown = table.set_index("name")
+        assert shown.loc["never", "precision"] == "no hits" and shown.loc["never", "recall"] == fmt(0.0, "pct")
+        assert shown.loc["big", "precision"] == fmt(rules["big"]["precision"], "pct")
+        assert shown.loc["big", "recall"] == fmt(rules["big"]["recall"], "pct")
+        assert "None" not in shown.astype(str).to_numpy()
+    finally:
+        quiet.unlink()
+
+
 def test_compare_page_without_a_baseline_asks_for_one(lone_ws, monkeypatch):
     at = _open(lone_ws, monkeypatch, "compare_page")
     assert any("Pick a baseline" in i.value for i in at.info)

@@ -21,6 +21,17 @@ def _entity_periods(root: str, version: str, path: str, text: str, window, overr
     return table
 
 
+def _undefined_said(rules: pd.DataFrame) -> pd.DataFrame:
+    """Rule precision and recall as percent text; where undefined (no labelled hit, no labelled fraud), why, not
+    "None"."""
+    def said(value, why: str) -> str:
+        return why if value is None or pd.isna(value) else fmt(float(value), "pct")
+
+    return rules.assign(
+        precision=[said(p, "no hits" if h == 0 else "no labelled hits") for p, h in zip(rules["precision"], rules["hits"])],
+        recall=[said(r, "no fraud labelled") for r in rules["recall"]])
+
+
 session = open_page("Backtest")
 ws = session.ws
 left, right = st.columns(2)
@@ -75,11 +86,11 @@ with right:
         hide_index=True, width="stretch", column_config={c: st.column_config.NumberColumn(format="localized")
                                                          for c in ("amount", "baseline")})
 st.subheader("Rules")
-rules = pd.DataFrame(report["rules"])[["name", "action", "enabled", "hits", "tp", "fp", "precision", "recall",
-                                      "unique_tp"]]
+rules = _undefined_said(pd.DataFrame(report["rules"])[["name", "action", "enabled", "hits", "tp", "fp", "precision",
+                                                        "recall", "unique_tp"]])
 st.dataframe(rules, hide_index=True, width="stretch", column_config={
-    "precision": st.column_config.NumberColumn(format="percent"),
-    "recall": st.column_config.NumberColumn(format="percent"),
+    "precision": st.column_config.TextColumn(help="Of the rule's labelled hits, the share that is fraud"),
+    "recall": st.column_config.TextColumn(help="Of the labelled fraud, the share this rule hits"),
     "hits": st.column_config.NumberColumn(format="localized"),
     "tp": st.column_config.NumberColumn("fraud hit", format="localized"),
     "fp": st.column_config.NumberColumn("good hit", format="localized"),
