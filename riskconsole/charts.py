@@ -42,7 +42,8 @@ def maturity_chart(sources: list[dict]) -> alt.LayerChart:
                  for r in s["curve"] if r[value] is not None]
         if s["mature_age"]:
             marks.append({"source": name, "age": s["mature_age"], "text": f"mature: {s['mature_age']} d"})
-    color = alt.Color("source:N", title=None, legend=alt.Legend(orient="top"), scale=alt.Scale(scheme="category10"))
+    color = alt.Color("source:N", title=None, legend=alt.Legend(orient="top", labelLimit=400),
+                      scale=alt.Scale(scheme="category10"))
     x = alt.X("age:Q", title="age (days before the last day of data)", axis=alt.Axis(format="d", tickMinStep=1))
     lines = alt.Chart(pd.DataFrame(rows)).mark_line().encode(
         x=x, y=alt.Y("share:Q", title=_share_title(sources), axis=alt.Axis(format="%")), color=color,
