@@ -228,7 +228,7 @@ st.caption(f"Window {result['window']['from']} … {result['window']['to']} agai
 drifted = [d for d in result["drift"] if d["drifted"]]
 tiles = st.columns(4)
 tiles[0].metric("incidents", f"{len(result['incidents']):,}", border=True,
-                help="Alerts that share a cause (a rule) on days at most two apart, counted once.")
+                help="Alerts of one cause (one rule) on days at most two apart, counted once.")
 tiles[1].metric("alerts", f"{len(result['alerts']):,}", border=True, help="Metric-days outside their band.")
 tiles[2].metric("days alerting", f"{len({a['day'] for a in result['alerts']}):,} of {len(result['daily'])}",
                 border=True)
