@@ -239,17 +239,31 @@ def coded(con, compiled, frame, dataset, span: Window, reference: Window, days: 
     table = run_query(con, query, compiled.name)
     # discovery keeps an entity's first event of a day: the lowest _pos, whatever order an engine scans in (an
     # entity frame, DuckDB only, is in time order). Sorted here: an ORDER BY sorting every column of 1M rows was
-    # 0.6 s of a 1M monitor, an argsort of _pos ~0.05 s.
-    order = np.argsort(numbers(table.column(POS), np.int64), kind="stable") if ordered else slice(None)
+    # 0.6 s of a 1M monitor.
+    order = _in_order(numbers(table.column(POS), np.int64)) if ordered else (lambda values: values)
 
     def column(name: str, dtype) -> np.ndarray:
-        return numbers(table.column(name), dtype)[order]  # numbers: no pandas import
+        return order(numbers(table.column(name), dtype))  # numbers: no pandas import
 
-    day = day_index(table.column("day"), np.datetime64(days[0], "D"))[order]
+    day = order(day_index(table.column("day"), np.datetime64(days[0], "D")))
     codes = {b.column: column(f"b{i}", np.int32) for i, b in enumerate(bins)}
     ok = column("allowed", bool) if allowed is not None else np.ones(day.size, bool)
     return Coded(days, day, bins, codes, ok, column("who", np.uint64) if who else None,
                  {k: column(f"x_{k}", np.int64) for k in extra or {}})
+
+
+def _in_order(pos: np.ndarray):
+    """A function putting an array of the rows in `pos` order (`pos` unique). DuckDB's threads return sorted runs
+    of whole row groups interleaved, so the permutation is a few blocks of consecutive rows: copied as slices (~1 ms
+    a column of 1M rows) rather than indexed row by row (5-10 ms)."""
+    order = np.argsort(pos, kind="stable")
+    breaks = np.flatnonzero(np.diff(order) != 1) + 1
+    if not order.size:
+        return lambda values: values
+    if breaks.size > 1000:
+        return lambda values: values[order]
+    starts, ends = order[np.r_[0, breaks]], order[np.r_[breaks - 1, order.size - 1]] + 1
+    return lambda values: np.concatenate([values[a:b] for a, b in zip(starts, ends)])
 
 
 def drift(coded_rows: Coded, columns: list[str], kinds: list[str], reference: Window, window: Window) -> list[dict]:

@@ -456,6 +456,23 @@ def test_top_values_of_every_text_column_in_one_scan_equal_a_count_per_column():
     assert len([1 for j, _, _ in got if j == 0]) == TOP_VALUES  # 14 cities, the top 9 kept, NULL (40%) not one
 
 
+@pytest.mark.parametrize("blocks", [1, 2, 9, 5000])
+def test_rows_are_put_in_pos_order_as_an_argsort_would(blocks):
+    """`_in_order` (slices of consecutive rows where the permutation allows) equals indexing by an argsort: rows in
+    interleaved sorted runs of row groups (as DuckDB's threads return them), a shuffle, and no rows."""
+    from riskconsole.drift import _in_order
+
+    rng = np.random.default_rng(blocks)
+    pos = np.sort(rng.choice(10**7, 40_000, replace=False))
+    parts = np.array_split(pos, blocks)
+    scanned = np.concatenate([parts[i] for i in rng.permutation(len(parts))])
+    values = rng.integers(0, 255, scanned.size).astype(np.int32)
+    expected = values[np.argsort(scanned, kind="stable")]
+    assert np.array_equal(_in_order(scanned)(values), expected)
+    assert np.array_equal(_in_order(scanned)(scanned), pos)
+    assert _in_order(np.zeros(0, np.int64))(np.zeros(0, np.int32)).size == 0
+
+
 # ------------------------------------------------------------------ attack discovery (clusters)
 
 def _coded(days: int, seed: int, attack_from: int | None = None, attack_per_day: float = 0.0):
