@@ -54,9 +54,9 @@ def causes(alerts: list[dict], entries: list[dict]) -> list[str | None]:
     own: dict[str, list[int]] = {}
     for alert, entry in zip(alerts, entries):
         rule, by = _rule_of(alert), decider(entry)
-        mine = (rule if by in (None, rule) else None) if rule is not None else by
-        if mine is not None:
-            own.setdefault(mine, []).append(_ordinal(alert["day"]))
+        if rule is None or by in (None, rule):  # another metric's decider, or a rule's hits it decided itself
+            if rule or by:
+                own.setdefault(rule or by, []).append(_ordinal(alert["day"]))
     out = []
     for alert, entry in zip(alerts, entries):
         rule, by, day = _rule_of(alert), decider(entry), _ordinal(alert["day"])
