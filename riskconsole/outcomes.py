@@ -25,13 +25,12 @@ from itertools import product
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sqlglot import exp
 
 from riskconsole.backtest import BITS, Groups, Runner, Window, day_index, numbers, rule_hits, run_groups
 from riskconsole.config import Business, Dataset
 from riskconsole.errors import RiskConsoleError
 from riskconsole.metrics import ALLOW, BLOCK, PARTS, REVIEW, RuleSet, decide, parts, rates, scalar
-from riskconsole.sqlbuild import fill, ident, lit
+from riskconsole.sqlbuild import exp, fill, ident, lit
 from riskconsole.strategy import CompiledStrategy, Frame
 
 if TYPE_CHECKING:
