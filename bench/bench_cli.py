@@ -42,7 +42,8 @@ def _run(args: list[str], label: str | None = None, **extra: str) -> float:
     env = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}, **extra}
     started, cpu = time.perf_counter(), _cpu()
     subprocess.run([sys.executable, "-c", ENTRY, *args], check=True, stdout=subprocess.DEVNULL, env=env)
-    CPU.setdefault(label or args[0], []).append(_cpu() - cpu)  # the machine is shared: CPU time is what load does not inflate
+    # the machine is shared: CPU time is what load does not inflate
+    CPU.setdefault(label or args[0], []).append(_cpu() - cpu)
     return time.perf_counter() - started
 
 

@@ -5,8 +5,9 @@ data and its detector scores, the run's options and the code; its SQL depends on
 (the grouped query, the window's span, the decisions query) and what the report reads of the compiled strategies
 (rule names, actions, on/off, params, detectors, list versions) are kept under `data/cache/compiled/`, keyed by a
 sha256 of all of those, and the next run with the same key runs that SQL without importing sqlglot, parsing YAML or
-checking expressions again (issue 14: ~0.2 CPU-s of a ~1.3 s CLI backtest). The queries themselves always run: the
-numbers are computed from the data every time. Parsed YAML is kept the same way, keyed by its text.
+checking expressions again (issue 14: ~0.2 of the ~1.25 CPU-s of a CLI backtest at 2M events). The queries
+themselves always run: the numbers are computed from the data every time. Parsed YAML is kept the same way, keyed by
+its text.
 
 A load or a train gives a new data version, an edit of any file a new key: a stale entry is never read, and is
 removed once 64 newer ones exist. `RISKCONSOLE_COMPILED_CACHE=0` turns the cache off; deleting the folder clears it.
