@@ -574,15 +574,20 @@ class Session:
         return joint.side_groups("candidate"), joint
 
     def _plan_key(self, path: str | Path, window: Window, overrides: dict | None, baseline: Baseline | None,
-                  by: str | None) -> str:
-        """The compiled-query cache's key of a backtest: every file and setting its SQL depends on."""
-        files = [(self.ws.rel(path), Path(path).read_bytes())]
-        if baseline is not None:
-            files.append((self.ws.rel(baseline.path), Path(baseline.path).read_bytes()))
-        lists = self.ws.lists_dir
-        listed = sorted((p.name, p.read_bytes()) for p in lists.iterdir() if p.is_file()) if lists.is_dir() else []
-        return querycache.key("backtest", files, self.ws.dataset_path.read_bytes(), listed, self._data_version(),
-                              window, sorted((overrides or {}).items()), by,
+                  by: str | None) -> str | None:
+        """The compiled-query cache's key of a backtest: every file and setting its SQL depends on (None when a file
+        cannot be read: the run compiles, and says what is wrong with the file)."""
+        try:
+            files = [(self.ws.rel(path), Path(path).read_bytes())]
+            if baseline is not None:
+                files.append((self.ws.rel(baseline.path), Path(baseline.path).read_bytes()))
+            lists = self.ws.lists_dir
+            listed = sorted((p.name, p.read_bytes()) for p in lists.iterdir() if p.is_file()) if lists.is_dir() else []
+            dataset = self.ws.dataset_path.read_bytes()
+        except OSError:
+            return None
+        return querycache.key("backtest", files, dataset, listed, self._data_version(), window,
+                              sorted((overrides or {}).items()), by,
                               baseline.allow_different_population if baseline is not None else None)
 
     def _same_level(self, candidate: CompiledStrategy, baseline: CompiledStrategy, path: str | Path) -> None:

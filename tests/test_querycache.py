@@ -126,3 +126,11 @@ def test_the_cache_keeps_its_newest_entries_only(tmp_path, monkeypatch):
     kept = sorted(p.stem for p in (tmp_path / querycache.CACHE_DIR).glob("*.pkl"))
     assert kept == ["e2", "e3", "e4"] and querycache.read(tmp_path, "e4") == {"n": 4}
     assert not list((tmp_path / querycache.CACHE_DIR).glob(".*"))  # no temporary file left behind
+
+
+def test_a_file_that_cannot_be_read_is_the_usual_one_line_error(ws, capsys, tmp_path):
+    """The key reads the files first: one it cannot read leaves the error to the compiling path."""
+    code = main(["backtest", str(ws.strategies_dir / "candidate.yaml"), "--baseline", str(tmp_path / "missing.yaml"),
+                 "--workspace", str(ws.root), "--format", "json", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "missing.yaml: cannot read file" in err, err
