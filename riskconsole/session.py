@@ -519,7 +519,7 @@ class Session:
         if self._outcome_blocks(compiled):
             from riskconsole.outcomes import observability_class
 
-            classes = observability_class(dataset)
+            classes = observability_class(dataset, frame.columns)
         with self.cursor(compiled.strategy) as cur:
             runner = self._runner(cur, self.ws.rel(path), compiled, *([base] if base is not None else []))
             segment = segment_expression(runner, by, compiled, frame, dataset, window) if by else None
