@@ -13,12 +13,11 @@ from typing import TYPE_CHECKING, Union
 import duckdb
 import numpy as np
 import pyarrow as pa
-from sqlglot import exp
 
 from riskconsole.config import Dataset
 from riskconsole.errors import RiskConsoleError
 from riskconsole.limits import query_time_limit
-from riskconsole.sqlbuild import alias, fill, ident, lit, money_sum, render
+from riskconsole.sqlbuild import alias, exp, fill, ident, lit, money_sum, render
 from riskconsole.strategy import CompiledStrategy, Frame, source
 
 if TYPE_CHECKING:
@@ -195,17 +194,29 @@ def run_groups(con: Runner, compiled: CompiledStrategy, frame: Frame, dataset: D
     With `classes`, the metric groups are the query's rows without a class, and `Groups.classes` keeps the rows of
     the outcome groups (without a segment) for `outcomes.outcomes_of`.
     """
-    table = run_query(con, groups_query(compiled, frame, dataset, window, segment, classes), compiled.name)
-    days = window_days(con, dataset, window)
-    if table.num_rows == 0:
+    query = groups_query(compiled, frame, dataset, window, segment, classes)
+    found = read_groups(con, query, span_query(dataset), compiled.name, len(compiled.rules), window,
+                        segment is not None, classes is not None)
+    if found is None:
         raise RiskConsoleError(empty_window_message(con, compiled, dataset, window))
-    seg = np.asarray(table.column("seg").to_pylist(), dtype=object) if segment is not None else None
+    return found
+
+
+def read_groups(con: Runner, query: exp.Expression | str, span: exp.Expression | str, name: str, rules: int,
+                window: Window, segment: bool, classes: bool) -> Groups | None:
+    """Run a grouped query (`groups_query`, or its DuckDB text kept by the compiled-query cache) and unpack it;
+    None when it has no row. `span` is `span_query`'s."""
+    table = run_query(con, query, name)
+    days = window_days(con, span, window)
+    if table.num_rows == 0:
+        return None
+    seg = np.asarray(table.column("seg").to_pylist(), dtype=object) if segment else None
     keep = slice(None)  # numpy indexing, not Arrow's filter: building an Arrow array from numpy imports pandas
     if classes:
         keep = np.isnan(numbers(table.column("cls"), np.float64))  # no class: a metric group
     first = np.datetime64(days[0], "D") if days else np.datetime64("1970-01-01", "D")
     return Groups(day_index(table.column("day"), first)[keep], numbers(table.column("y"), np.int8)[keep],
-                  rule_hits(table, len(compiled.rules))[keep], numbers(table.column("n"), np.int64)[keep],
+                  rule_hits(table, rules)[keep], numbers(table.column("n"), np.int64)[keep],
                   np.nan_to_num(numbers(table.column("amt"), np.float64))[keep], days,
                   seg[keep] if seg is not None else None, table if classes else None)
 
@@ -268,8 +279,14 @@ def _span(con: Runner, dataset: Dataset, select: str) -> tuple:
     return row["lo"], row["hi"]
 
 
-def run_query(con: Runner, query: exp.Expression, strategy: str) -> pa.Table:
-    """Run a query holding user expressions; a failure while evaluating them is a one-line error.
+def span_query(dataset: Dataset) -> exp.Expression:
+    """First and last time of the frame, for `window_days`."""
+    return fill("SELECT min(:t) AS lo, max(:t) AS hi FROM frame", t=ident(dataset.columns.time))
+
+
+def run_query(con: Runner, query: exp.Expression | str, strategy: str) -> pa.Table:
+    """Run a query holding user expressions (an AST, or DuckDB text rendered from one); a failure while evaluating
+    them is a one-line error.
 
     The query is stopped after `limits.query_seconds()` (a `QueryTimeout`, one line): a runaway
     expression or window must not hang the CLI or the console. Another engine (`engines.Engine`, e.g. Spark)
@@ -279,16 +296,17 @@ def run_query(con: Runner, query: exp.Expression, strategy: str) -> pa.Table:
         return con.arrow(query, strategy)
     try:
         with query_time_limit(con, f"strategy '{strategy}'"):
-            return con.sql(render(query)).to_arrow_table()
+            return con.sql(query if isinstance(query, str) else render(query)).to_arrow_table()
     except duckdb.Error as err:
         raise RiskConsoleError(f"strategy '{strategy}': evaluating its expressions failed: "
                                f"{str(err).splitlines()[0]} (guard the expression, e.g. with nullif or TRY_CAST)") from None
 
 
-def window_days(con: Runner, dataset: Dataset, window: Window) -> list[date]:
+def window_days(con: Runner, span: exp.Expression | str, window: Window) -> list[date]:
     """Every calendar day of the window that the data reaches (a window wider than the data is cut to it,
-    so a far --from/--to never makes millions of empty days)."""
-    first, last = _span(con, dataset, "min(:t) AS lo, max(:t) AS hi")
+    so a far --from/--to never makes millions of empty days); `span` is `span_query`'s."""
+    row = run_query(con, span, "frame").to_pylist()[0]
+    first, last = row["lo"], row["hi"]
     if first is None:
         return []
     lo = max(window.start, first) if window.start else first

@@ -66,10 +66,12 @@ def cmd_load(ws: Workspace, args: argparse.Namespace) -> None:
     _spark_build(ws, args)
 
 
-def _session(ws: Workspace, args: argparse.Namespace) -> Session:
+def _session(ws: Workspace, args: argparse.Namespace, cache: bool = False) -> Session:
+    """The session of a command; `cache`: the compiled-query cache (`querycache.py`, docs/cli.md)."""
     from riskconsole.session import Session
 
-    return Session(ws, engine=getattr(args, "engine", None), progress=lambda m: print(m, file=sys.stderr))
+    return Session(ws, engine=getattr(args, "engine", None), progress=lambda m: print(m, file=sys.stderr),
+                   cache=cache)
 
 
 def _entity_frames(ws: Workspace, args: argparse.Namespace) -> None:
@@ -132,11 +134,11 @@ def cmd_backtest(ws: Workspace, args: argparse.Namespace) -> None:
     from riskconsole.export import parse_formats, write_files
 
     formats = parse_formats(args.format)
-    with _session(ws, args) as session:
+    with _session(ws, args, cache=True) as session:
         bt = session.backtest(args.strategy, _window(session, args), _parse_sets(args.set), _baseline(args), args.by,
                               args.assume)
         files = session.export(bt, formats)
-        engine = session.engine_text
+        engine = session.engine_text + (" (compiled queries from data/cache/compiled/)" if session.cached_plan else "")
     out = _out_dir(ws, args, bt.report["strategy"])
     write_files(files, out)
     _print_summary(bt.report)
@@ -146,7 +148,7 @@ def cmd_backtest(ws: Workspace, args: argparse.Namespace) -> None:
 def cmd_gate(ws: Workspace, args: argparse.Namespace) -> int:
     from riskconsole.gate import describe
 
-    with _session(ws, args) as session:
+    with _session(ws, args, cache=True) as session:
         gate = session.gate(args.strategy, args.require or [], _window(session, args), _parse_sets(args.set),
                             _baseline(args), args.assume)
     for result in gate.results:

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import duckdb
 import numpy as np
 import pyarrow as pa
-from sqlglot import exp
 
 from riskconsole.backtest import (Groups, Runner, Window, action_case, known_label, matched_rules, population_filters,
                                   run_groups, run_query)
@@ -21,7 +20,7 @@ from riskconsole.config import Business, Dataset
 from riskconsole.errors import RiskConsoleError
 from riskconsole.metrics import ALLOW, BLOCK, PARTS, REVIEW, RuleSet, decide, overall, parts, rates
 from riskconsole.segments import compare_segments, segment_rows
-from riskconsole.sqlbuild import alias, fill, ident, lit, render
+from riskconsole.sqlbuild import alias, exp, fill, ident, lit, render
 from riskconsole.strategy import CompiledRule, CompiledStrategy, Frame, source
 
 ACTION_NAMES = {ALLOW: "allow", REVIEW: "review", BLOCK: "block"}
@@ -86,6 +85,15 @@ def joint_groups(con: Runner, candidate: CompiledStrategy, baseline: CompiledStr
     With different populations (only when allowed), the pass covers their union and each strategy
     allows the events outside its own population.
     """
+    union, cand_cols, base_cols, pop_cols = joint_union(candidate, baseline, allow_different_population)
+    groups = run_groups(con, union, frame, dataset, window, segment, classes)
+    return joint_of(groups, candidate, baseline, cand_cols, base_cols, pop_cols)
+
+
+def joint_union(candidate: CompiledStrategy, baseline: CompiledStrategy, allow_different_population: bool = False
+                ) -> tuple[CompiledStrategy, list[int], list[int], tuple[int, int] | None]:
+    """The pseudo-strategy whose grouped pass serves both sides (`_union`, with each side's population as a column
+    when they differ), and the hit columns of each side and of their populations."""
     same = same_population(candidate, baseline)
     if not same and not allow_different_population:
         raise RiskConsoleError(
@@ -95,7 +103,13 @@ def joint_groups(con: Runner, candidate: CompiledStrategy, baseline: CompiledStr
     pop_cols = None
     if not same:
         union, pop_cols = _with_populations(union, candidate, baseline)
-    groups = run_groups(con, union, frame, dataset, window, segment, classes)
+    return union, cand_cols, base_cols, pop_cols
+
+
+def joint_of(groups: Groups, candidate: CompiledStrategy, baseline: CompiledStrategy, cand_cols: list[int],
+             base_cols: list[int], pop_cols: tuple[int, int] | list[int] | None) -> Joint:
+    """The comparison from the union's grouped pass."""
+    pop_cols = tuple(pop_cols) if pop_cols is not None else None
     sides = side_actions(groups.hits, candidate, baseline, cand_cols, base_cols, pop_cols)
     return Joint(groups, sides[0], sides[1], cand_cols, base_cols, sides[2], sides[3], pop_cols)
 

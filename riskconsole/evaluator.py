@@ -22,10 +22,9 @@ import numpy as np
 from sqlglot import exp
 
 from riskconsole.backtest import (BITS, Groups, Window, known_label, mask_words, population_filters, run_query,
-                                  window_days)
+                                  span_query, window_days)
 from riskconsole.config import Dataset, Strategy
 from riskconsole.expressions import referenced_columns, referenced_params
-from riskconsole.names import META_TABLE, SCORES_TABLE
 from riskconsole.sqlbuild import alias, fill, ident, render
 from riskconsole.strategy import (CompiledRule, CompiledStrategy, Frame, _check_params_used, check_boolean,
                                   resolve_params, source)
@@ -194,19 +193,6 @@ def compiler_of(session) -> Compiler:
         if compiler is None or compiler.frame is not frame:
             compiler = session._compiler = Compiler(frame)
     return compiler
-
-
-def data_version(con: duckdb.DuckDBPyConnection) -> tuple:
-    """What the evaluator's cache is keyed by: the data version of the last load (`_meta.version`) and every
-    detector's score stamp (a train re-scores without a new load)."""
-    out = []
-    for query in (f"SELECT version FROM {META_TABLE}",
-                  f"SELECT detector, data_version, CAST(scored_at AS VARCHAR) FROM {SCORES_TABLE} ORDER BY detector"):
-        try:
-            out.append(tuple(con.execute(query).fetchall()))
-        except duckdb.Error:
-            out.append(None)
-    return tuple(out)
 
 
 # ---------------------------------------------------------------- threshold params
@@ -420,7 +406,7 @@ class Evaluator:
         pos = base.pop("_pos")
         self.pos = pos.astype(np.int32 if not len(pos) or pos.max() < 1 << 31 else np.int64)
         with self._lock, self._cursor() as cur:
-            self.days = window_days(cur, self.dataset, self.window)
+            self.days = window_days(cur, span_query(self.dataset), self.window)
         first = np.datetime64(self.days[0], "D") if self.days else np.datetime64("1970-01-01", "D")
         day = (base.pop("day").astype("datetime64[D]") - first).astype(np.int32)
         self.label = base.pop("y").astype(np.int8)

@@ -25,10 +25,9 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-from sqlglot import exp
 
 from riskconsole.errors import ConfigError
-from riskconsole.sqlbuild import fill, ident, lit, render
+from riskconsole.sqlbuild import exp, fill, ident, lit, render
 from riskconsole.times import ACCEPTED_TEXT, out_of_range, parse_text
 
 LIST_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

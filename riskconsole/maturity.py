@@ -21,12 +21,11 @@ from datetime import date, timedelta
 import duckdb
 import numpy as np
 import pyarrow as pa
-from sqlglot import exp
 
 from riskconsole.config import Dataset
 from riskconsole.names import MATURITY_TABLE
 from riskconsole.overview import day_range
-from riskconsole.sqlbuild import alias, fill, ident, lit, render
+from riskconsole.sqlbuild import alias, exp, fill, ident, lit, render
 
 MATURE_REACH = 0.95  # a day is mature once its units are labelled to this share of what old units reach
 _ROWS = "__maturity_rows"

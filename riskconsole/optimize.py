@@ -18,7 +18,7 @@ import numpy as np
 from sqlglot import exp
 
 from riskconsole.backtest import (Window, decision_case, hit_column, known_label, population_filters, run_query,
-                                  window_days)
+                                  span_query, window_days)
 from riskconsole.config import Business, Dataset, Strategy
 from riskconsole.errors import RiskConsoleError
 from riskconsole.limits import check_grid
@@ -123,7 +123,7 @@ def score_curve(con: duckdb.DuckDBPyConnection, found, frame: Frame, dataset: Da
     order = np.argsort(np.asarray(thresholds, dtype=np.float64), kind="stable")
     ts = np.asarray(thresholds, dtype=np.float64)[order]
     data = run_query(con, _interval_query(compiled, index, score, op, rest, frame, dataset, window, ts), compiled.name)
-    days = window_days(con, dataset, window)
+    days = window_days(con, span_query(dataset), window)
     cols = {c: data.column(c).to_numpy(zero_copy_only=False) for c in data.column_names}
     points = _curve_from_intervals(cols, days, dataset.business, ts)
     out: list[dict] = [{}] * len(points)

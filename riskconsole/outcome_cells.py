@@ -45,7 +45,7 @@ class OutcomeCells:
     event's bit pattern of the conditions that hold on it (4 bytes an event)."""
 
     def __init__(self, evaluator, compiled: CompiledStrategy) -> None:
-        cls, inverse = observability_class(evaluator.dataset)
+        cls, inverse = observability_class(evaluator.dataset, evaluator.frame.columns)
         query = exp.select("_pos", alias(cls, "cls"), alias(inverse, "ipw")).from_(
             source(compiled, evaluator.frame).subquery("src"))
         data = evaluator._query(evaluator._where(query, compiled).order_by("_pos"), compiled.name)

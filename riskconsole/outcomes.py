@@ -25,13 +25,12 @@ from itertools import product
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sqlglot import exp
 
 from riskconsole.backtest import BITS, Groups, Runner, Window, day_index, numbers, rule_hits, run_groups
 from riskconsole.config import Business, Dataset
 from riskconsole.errors import RiskConsoleError
 from riskconsole.metrics import ALLOW, BLOCK, PARTS, REVIEW, RuleSet, decide, parts, rates, scalar
-from riskconsole.sqlbuild import fill, ident, lit
+from riskconsole.sqlbuild import exp, fill, ident, lit
 from riskconsole.strategy import CompiledStrategy, Frame
 
 if TYPE_CHECKING:
@@ -81,21 +80,36 @@ class Outcomes:
 # ------------------------------------------------------------------ the grouped pass
 
 
-def _flag(dataset: Dataset, role: str) -> exp.Expression:
+INTEGRAL = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
+            "UHUGEINT"}
+
+
+def _flag(dataset: Dataset, role: str, types: dict[str, str] | None = None) -> exp.Expression:
+    """Whether a 0/1 role column (`explore`) says 1: its text is '1' or 'true', any case, spaces around. An integer
+    or boolean column (`types`: the frame's column types) is compared as it is: the same answer without turning
+    every value into text (~0.04 of the grouped pass's ~0.33 CPU-s at 2M events)."""
     column = getattr(dataset.columns, role)
     if not column:
         return lit(False)
+    kind = (types or {}).get(column, "").upper()
+    if kind in INTEGRAL:  # an integer's text has no space nor letter: it reads '1' exactly when it is 1
+        return fill("coalesce(:c = 1, false)", c=ident(column))
+    if kind == "BOOLEAN":  # its text is 'true' or 'false'
+        return fill("coalesce(:c, false)", c=ident(column))
     return fill("coalesce(lower(trim(CAST(:c AS VARCHAR))) IN ('1', 'true'), false)", c=ident(column))
 
 
-def observability_class(dataset: Dataset) -> tuple[exp.Expression, exp.Expression]:
-    """Per event: its observability class (LET_THROUGH, PROD_BLOCKED, EXPLORED) and 1/propensity (0 unless explored).
+def observability_class(dataset: Dataset, types: dict[str, str] | None = None
+                        ) -> tuple[exp.Expression, exp.Expression]:
+    """Per event: its observability class (LET_THROUGH, PROD_BLOCKED, EXPLORED) and 1/propensity (0 unless explored);
+    `types`: the frame's column types (cheaper flags for integer and boolean columns, same answer).
 
     The one definition both the backtest's grouped pass and the console's warm path read."""
     roles = dataset.columns
+    explored = _flag(dataset, "explore", types)
     blocked = fill("coalesce(lower(trim(CAST(:p AS VARCHAR))) = 'block', false)", p=ident(roles.prod_action))
-    cls = fill("CASE WHEN :e THEN 2 WHEN :b THEN 1 ELSE 0 END", e=_flag(dataset, "explore"), b=blocked)
-    inverse = fill("CASE WHEN :e THEN 1.0 / CAST(:p AS DOUBLE) ELSE 0.0 END", e=_flag(dataset, "explore"),
+    cls = fill("CASE WHEN :e THEN 2 WHEN :b THEN 1 ELSE 0 END", e=explored, b=blocked)
+    inverse = fill("CASE WHEN :e THEN 1.0 / CAST(:p AS DOUBLE) ELSE 0.0 END", e=explored.copy(),
                    p=ident(roles.propensity)) if roles.explore else lit(0.0)
     return cls, inverse
 
@@ -124,7 +138,7 @@ def outcomes_of(groups: Groups, rules: int) -> Outcomes:
 def run_outcomes(con: Runner, compiled: CompiledStrategy, frame: Frame, dataset: Dataset,
                  window: Window) -> Outcomes:
     """The outcome groups of one strategy from the backtest's grouped pass (one scan)."""
-    groups = run_groups(con, compiled, frame, dataset, window, classes=observability_class(dataset))
+    groups = run_groups(con, compiled, frame, dataset, window, classes=observability_class(dataset, frame.columns))
     return outcomes_of(groups, len(compiled.rules))
 
 
@@ -420,7 +434,7 @@ def run_joint_outcomes(con: Runner, candidate: CompiledStrategy, baseline: Compi
     from riskconsole.compare import joint_groups
 
     joint = joint_groups(con, candidate, baseline, frame, dataset, window, allow_different_population=True,
-                         classes=observability_class(dataset))
+                         classes=observability_class(dataset, frame.columns))
     return joint_outcomes_of(joint, candidate, baseline)
 
 

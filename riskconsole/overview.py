@@ -6,8 +6,7 @@ import duckdb
 import numpy as np
 
 from riskconsole.config import Dataset
-from riskconsole.sqlbuild import alias, fill, ident, render
-from sqlglot import exp
+from riskconsole.sqlbuild import alias, exp, fill, ident, render
 
 HIST_BINS = 30
 

@@ -32,6 +32,7 @@ class Backtest:
     window: Window
     dataset: Dataset
     frame: Frame
+    decisions_sql: str | None = None  # the decisions query as rendered for DuckDB (with the run's compiled SQL)
 
 
 def build_report(compiled: CompiledStrategy, groups: Groups, dataset: Dataset, window: Window,

@@ -7,14 +7,13 @@ from dataclasses import replace
 
 import duckdb
 import numpy as np
-from sqlglot import exp
 
 from riskconsole.backtest import Groups, Window, population_filters
 from riskconsole.config import Business
 from riskconsole.errors import RiskConsoleError
 from riskconsole.limits import query_time_limit
 from riskconsole.metrics import overall
-from riskconsole.sqlbuild import fill, ident, lit, render
+from riskconsole.sqlbuild import exp, fill, ident, lit, render
 from riskconsole.strategy import CompiledStrategy, Frame, source
 
 _SPEC = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?::(\d+))?$")

@@ -22,13 +22,16 @@ import duckdb
 import pyarrow as pa
 import yaml
 
-from riskconsole.backtest import Window, decisions_query, fetch_decisions, make_window, run_groups
+from riskconsole import querycache
+from riskconsole.backtest import (Window, decisions_query, empty_window_message, fetch_decisions, groups_query,
+                                  make_window, read_groups, run_groups, run_query, span_query)
 from riskconsole.config import Dataset, Level, Strategy
 from riskconsole.errors import DataError, ExpressionError, RiskConsoleError
 from riskconsole.export import render_files
 from riskconsole.lists import list_files, register_lists, report_lists
 from riskconsole.report import Backtest, Baseline, build_report, detector_warnings
-from riskconsole.strategy import CompiledStrategy, Frame, compile_strategy, frame_of
+from riskconsole.sqlbuild import render
+from riskconsole.strategy import CompiledRule, CompiledStrategy, Frame, compile_strategy, frame_of
 from riskconsole.workspace import Workspace
 
 if TYPE_CHECKING:  # entity frames only for entity-level strategies (`entities.py` imports every feature builder)
@@ -58,10 +61,14 @@ class Session:
     """A workspace opened for analysis: dataset, read-only connection, frame, and every question asked of them."""
 
     def __init__(self, ws: Workspace, con: duckdb.DuckDBPyConnection | None = None, engine: str | None = None,
-                 spark=None, progress=None) -> None:
+                 spark=None, progress=None, cache: bool = False) -> None:
         """`engine` is `--engine` (None: $RISKCONSOLE_ENGINE, else the dataset's `engine:`); `spark` a SparkSession to
-        use instead of starting one from the dataset's `spark:` settings."""
+        use instead of starting one from the dataset's `spark:` settings; `cache`: keep parsed YAML and each
+        backtest's compiled queries under data/cache/compiled/ for the next process (`querycache.py`: the CLI)."""
         self.ws = ws
+        self._cache = cache and querycache.enabled()
+        self.cached_plan = False  # whether the last backtest ran its queries from the compiled-query cache
+        self._parsed: list = []  # parsed YAML for the cache, written once a backtest has succeeded
         self._engine_flag, self._spark_session, self._progress = engine, spark, progress
         self._spark, self._spark_prepared = None, False
         self._con, self._own = con, con is None
@@ -97,8 +104,23 @@ class Session:
     def dataset(self) -> Dataset:
         """The dataset spec (read once per session)."""
         if self._dataset is None:
-            self._dataset = self.ws.dataset()
+            if self._cache:
+                from riskconsole.config import parse_model, read_config
+
+                label = self.ws.rel(self.ws.dataset_path)
+                self._dataset = parse_model(self._yaml(read_config(self.ws.dataset_path, label), label), Dataset,
+                                            label)
+            else:
+                self._dataset = self.ws.dataset()
         return self._dataset
+
+    def _yaml(self, text: str, label: str):
+        """Strict YAML of a config file's text (kept by its hash under data/cache/compiled/ with `cache`)."""
+        from riskconsole.config import read_yaml
+
+        if not self._cache:
+            return read_yaml(text, label)
+        return querycache.parsed_yaml(self.ws.root, text, label, read_yaml, self._parsed)
 
     def connection(self) -> duckdb.DuckDBPyConnection:
         """The session's read-only connection, opened on first use (no file access, locked settings)."""
@@ -367,14 +389,14 @@ class Session:
         """A strategy file, validated; parsed once per file text (a backtest reads it for its window and again to
         compile: the strict YAML loader costs ~50 ms per 20 rules). The file is read every time, so an edit is
         never served from the cache."""
-        from riskconsole.config import parse_model, read_config, read_yaml
+        from riskconsole.config import parse_model, read_config
 
         label = self.ws.rel(path)
         key = (label, read_config(Path(path), label))
         with self._lock:
             found = self._strategies.get(key)
         if found is None:
-            found = parse_model(read_yaml(key[1], label), Strategy, label)
+            found = parse_model(self._yaml(key[1], label), Strategy, label)
             with self._lock:
                 self._strategies[key] = found
                 while len(self._strategies) > 32:
@@ -444,38 +466,27 @@ class Session:
 
         With `prod_action` mapped, the same pass is split by observability class and adds bounds over the outcomes
         production hid (and `assume` names an explicit assumption about them instead of the worst case): see
-        `outcomes.py`. An entity-level strategy runs the same way over its entity frame (`entities.py`).
+        `outcomes.py`. An entity-level strategy runs the same way over its entity frame (`entities.py`). With
+        `cache`, a run whose files, data and options were all seen before runs the SQL compiled then
+        (`querycache.py`); the queries run and the report is built the same way either way.
         """
-        from riskconsole.compare import compare_block, joint_groups
-        from riskconsole.segments import segment_expression
+        from riskconsole.compare import compare_block
 
         window = window or Window()
-        compiled = self.compile(path, overrides, strategy)
+        key = self._plan_key(path, window, overrides, baseline, by) \
+            if self._cache and strategy is None and self.engine == "duckdb" else None
+        found = self._cached_run(key, path, window, baseline) if key else None
+        self.cached_plan = found is not None
+        compiled, base, groups, joint, decisions_sql = found or self._run(key, path, window, overrides, baseline, by,
+                                                                           strategy)
         frame, dataset = self.view(compiled.strategy)
-        base = self.compile(baseline.path) if baseline is not None else None
-        if base is not None:
-            self._same_level(compiled, base, baseline.path)
-        classes = None
-        if self.dataset.columns.prod_action and compiled.strategy.level is None:
-            from riskconsole.outcomes import observability_class
-
-            classes = observability_class(dataset)
-        with self.cursor(compiled.strategy) as cur:
-            runner = self._runner(cur, self.ws.rel(path), compiled, *([base] if base is not None else []))
-            segment = segment_expression(runner, by, compiled, frame, dataset, window) if by else None
-            if base is None:
-                groups, joint = run_groups(runner, compiled, frame, dataset, window, segment, classes), None
-            else:
-                joint = joint_groups(runner, compiled, base, frame, dataset, window,
-                                     baseline.allow_different_population, segment, classes)
-                groups = joint.side_groups("candidate")
         report = self._report(compiled, groups, window, by)
         if joint is not None:
             own = set(report["warnings"])
             block = compare_block(joint, dataset, baseline.bootstrap, baseline.seed,
                                   [w for w in self._warnings_of(base, report) if w not in own])
             report["compare"] = {"baseline_strategy": base.name, **block}
-        if classes is not None:
+        if self._outcome_blocks(compiled):
             from riskconsole.outcomes import attach
 
             attach(report, compiled, base, groups if joint is None else joint, dataset, assume,
@@ -486,7 +497,98 @@ class Session:
                 "entity-periods, so there are no hidden entity outcomes to assume"
             where = self.ws.rel(self.ws.dataset_path) if not self.dataset.columns.prod_action else self.ws.rel(path)
             raise RiskConsoleError(f"--assume {assume}: {where} {why}")
-        return Backtest(report, compiled, groups, window, dataset, frame)
+        return Backtest(report, compiled, groups, window, dataset, frame, decisions_sql)
+
+    def _outcome_blocks(self, compiled: CompiledStrategy) -> bool:
+        """Whether a backtest carries the outcome blocks of §6.2 (prod_action mapped; events, not entities)."""
+        return bool(self.dataset.columns.prod_action) and compiled.strategy.level is None
+
+    def _run(self, key: str | None, path: str | Path, window: Window, overrides: dict | None,
+             baseline: Baseline | None, by: str | None, strategy: Strategy | None) -> tuple:
+        """Compile and run a backtest's grouped pass: (compiled, baseline compiled, groups, joint, decisions SQL).
+        On DuckDB the pass runs as the SQL text that the compiled-query cache keeps (stored under `key`)."""
+        from riskconsole.compare import joint_groups, joint_union
+        from riskconsole.segments import segment_expression
+
+        compiled = self.compile(path, overrides, strategy)
+        frame, dataset = self.view(compiled.strategy)
+        base = self.compile(baseline.path) if baseline is not None else None
+        if base is not None:
+            self._same_level(compiled, base, baseline.path)
+        classes = None
+        if self._outcome_blocks(compiled):
+            from riskconsole.outcomes import observability_class
+
+            classes = observability_class(dataset, frame.columns)
+        with self.cursor(compiled.strategy) as cur:
+            runner = self._runner(cur, self.ws.rel(path), compiled, *([base] if base is not None else []))
+            segment = segment_expression(runner, by, compiled, frame, dataset, window) if by else None
+            if runner is not cur:  # another engine renders and runs the ASTs itself
+                if base is None:
+                    return compiled, None, run_groups(runner, compiled, frame, dataset, window, segment, classes), \
+                        None, None
+                joint = joint_groups(runner, compiled, base, frame, dataset, window,
+                                     baseline.allow_different_population, segment, classes)
+                return compiled, base, joint.side_groups("candidate"), joint, None
+            union, sides = compiled, None
+            if base is not None:
+                union, *sides = joint_union(compiled, base, baseline.allow_different_population)
+            plan = {"groups": render(groups_query(union, frame, dataset, window, segment, classes)),
+                    "span": render(span_query(dataset)), "rules": len(union.rules), "segment": segment is not None,
+                    "classes": classes is not None, "joint": sides,
+                    "decisions": render(decisions_query(compiled, frame, dataset, window)),
+                    "candidate": _light(compiled), "baseline": _light(base) if base is not None else None}
+            groups, joint = self._plan_groups(cur, plan, compiled, base, window)
+            if groups is None:
+                raise RiskConsoleError(empty_window_message(cur, union, dataset, window))
+        if key is not None and compiled.strategy.level is None and \
+                key == self._plan_key(path, window, overrides, baseline, by):  # no file changed meanwhile
+            for name, value in [*self._parsed, (key, plan)]:
+                querycache.write(self.ws.root, name, value)
+            self._parsed.clear()
+        return compiled, base, groups, joint, plan["decisions"]
+
+    def _cached_run(self, key: str, path: str | Path, window: Window, baseline: Baseline | None) -> tuple | None:
+        """A backtest's grouped pass from the SQL the compiled-query cache kept under `key` (None: not kept)."""
+        plan = querycache.read(self.ws.root, key)
+        if plan is None:
+            return None
+        compiled = _compiled(self.strategy(path), plan["candidate"])
+        base = _compiled(self.strategy(baseline.path), plan["baseline"]) if baseline is not None else None
+        with self.cursor() as cur:
+            groups, joint = self._plan_groups(cur, plan, compiled, base, window)
+        return None if groups is None else (compiled, base, groups, joint, plan["decisions"])
+
+    @staticmethod
+    def _plan_groups(cur: duckdb.DuckDBPyConnection, plan: dict, compiled: CompiledStrategy,
+                     base: CompiledStrategy | None, window: Window) -> tuple:
+        """(groups, joint) of a plan's grouped query: one strategy's, or a comparison's (candidate side, joint);
+        (None, None) when it holds no row."""
+        from riskconsole.compare import joint_of
+
+        groups = read_groups(cur, plan["groups"], plan["span"], compiled.name, plan["rules"], window,
+                             plan["segment"], plan["classes"])
+        if groups is None or plan["joint"] is None:
+            return groups, None
+        joint = joint_of(groups, compiled, base, *plan["joint"])
+        return joint.side_groups("candidate"), joint
+
+    def _plan_key(self, path: str | Path, window: Window, overrides: dict | None, baseline: Baseline | None,
+                  by: str | None) -> str | None:
+        """The compiled-query cache's key of a backtest: every file and setting its SQL depends on (None when a file
+        cannot be read: the run compiles, and says what is wrong with the file)."""
+        try:
+            files = [(self.ws.rel(path), Path(path).read_bytes())]
+            if baseline is not None:
+                files.append((self.ws.rel(baseline.path), Path(baseline.path).read_bytes()))
+            lists = self.ws.lists_dir
+            listed = sorted((p.name, p.read_bytes()) for p in lists.iterdir() if p.is_file()) if lists.is_dir() else []
+            dataset = self.ws.dataset_path.read_bytes()
+        except OSError:
+            return None
+        return querycache.key("backtest", files, dataset, listed, self._data_version(), window,
+                              sorted((overrides or {}).items()), by,
+                              baseline.allow_different_population if baseline is not None else None)
 
     def _same_level(self, candidate: CompiledStrategy, baseline: CompiledStrategy, path: str | Path) -> None:
         """A comparison is of like with like: both decide events, or both the same entity-periods."""
@@ -589,7 +691,7 @@ class Session:
     def _data_version(self) -> tuple:
         """The loaded data's version, read once per connection (no load can write while this read-only
         connection is open); the key of every cached evaluator and entity frame."""
-        from riskconsole.evaluator import data_version
+        from riskconsole.strategy import data_version
 
         con = self.connection()
         with self._lock:
@@ -620,7 +722,8 @@ class Session:
 
     def decisions(self, bt: Backtest) -> pa.Table:
         """One row per decided event (or entity-period) of a backtest (decisions.parquet)."""
-        return self._decisions(bt.compiled, bt.frame, bt.dataset, bt.window, f"strategy '{bt.compiled.name}'")
+        return self._decisions(bt.compiled, bt.frame, bt.dataset, bt.window, f"strategy '{bt.compiled.name}'",
+                               bt.decisions_sql)
 
     def decision_rows(self, path: str | Path, window: Window, overrides: dict | None = None,
                       strategy: Strategy | None = None) -> pa.Table:
@@ -631,9 +734,12 @@ class Session:
         return self._decisions(compiled, frame, dataset, window, self.ws.rel(path))
 
     def _decisions(self, compiled: CompiledStrategy, frame: Frame, dataset: Dataset, window: Window,
-                   label: str) -> pa.Table:
-        """The decisions table, computed by the session's engine (Spark's rows in DuckDB's Arrow types)."""
+                   label: str, sql: str | None = None) -> pa.Table:
+        """The decisions table, computed by the session's engine (Spark's rows in DuckDB's Arrow types); `sql`: its
+        query as the backtest rendered it for DuckDB."""
         with self.cursor(compiled.strategy) as cur:
+            if sql is not None and self.engine == "duckdb":
+                return run_query(cur, sql, compiled.name)
             runner = self._runner(cur, label, compiled)
             table = fetch_decisions(runner, compiled, frame, dataset, window)
             if runner is not cur:
@@ -757,6 +863,18 @@ class Session:
         self.close()
         self._dataset = None
         return reload(self.ws, dataset_path, progress, trusted=trusted)
+
+
+def _light(compiled: CompiledStrategy) -> dict:
+    """What a report reads of a compiled strategy, as plain data (the compiled-query cache keeps it)."""
+    return {"params": compiled.params, "rules": [(r.name, r.action, r.enabled) for r in compiled.rules],
+            "detectors": list(compiled.detectors), "lists": compiled.lists}
+
+
+def _compiled(strategy: Strategy, light: dict) -> CompiledStrategy:
+    """A compiled strategy from `_light`'s data: no condition ASTs (its SQL is the cached plan's)."""
+    return CompiledStrategy(strategy, light["params"], [CompiledRule(*rule, None) for rule in light["rules"]], None,
+                            light["detectors"], list_versions=light["lists"])
 
 
 def window_text(window: Window) -> str:

@@ -6,15 +6,13 @@ import time
 from dataclasses import dataclass, field
 
 import duckdb
-from sqlglot import exp
 
 from riskconsole import limits
 from riskconsole.config import Dataset, Strategy, parse_model
 from riskconsole.errors import ConfigError, DataError, ExpressionError
-from riskconsole.expressions import parse_visible, referenced_columns, referenced_params
 from riskconsole.lists import ListSet, lists_in
 from riskconsole.names import INTERNAL_COLUMNS, META_TABLE, SCORES_TABLE
-from riskconsole.sqlbuild import fill, render
+from riskconsole.sqlbuild import exp, fill, render
 
 ACTIONS = ("allow", "review", "block")  # index = action code; decisions are allow > block > review
 INTERNAL = INTERNAL_COLUMNS  # never visible to an expression (riskconsole.names)
@@ -40,6 +38,7 @@ class CompiledStrategy:
     rules: list[CompiledRule]
     population: exp.Expression | None
     detectors: list[str] = field(default_factory=list)
+    list_versions: dict[str, str] | None = None  # `lists` where the conditions are not kept (a cached plan's)
 
     @property
     def name(self) -> str:
@@ -48,6 +47,8 @@ class CompiledStrategy:
     @property
     def lists(self) -> dict[str, str]:
         """Name -> sha256 prefix of every list (`lists/NAME.csv`) the conditions read."""
+        if self.list_versions is not None:
+            return dict(self.list_versions)
         found: dict[str, str] = {}
         for node in [*(r.condition for r in self.rules), self.population]:
             found.update(lists_in(node))
@@ -73,6 +74,8 @@ class Frame:
 
     def parse(self, text: str, params: dict | None, where: str) -> exp.Expression:
         """A rule condition or population checked against this frame (see `expressions.parse_visible`)."""
+        from riskconsole.expressions import parse_visible  # the checker loads sqlglot's parser and dialects
+
         return parse_visible(text, self.visible, self.hidden, params, where, self.list_refs(), dict(self.roles))
 
     def count(self) -> exp.Expression:
@@ -144,6 +147,19 @@ def frame_of(con: duckdb.DuckDBPyConnection, dataset: Dataset, lists: ListSet | 
                  roles=tuple(dataset.columns.role_columns().items()))
 
 
+def data_version(con: duckdb.DuckDBPyConnection) -> tuple:
+    """What the evaluator's cache is keyed by: the data version of the last load (`_meta.version`) and every
+    detector's score stamp (a train re-scores without a new load)."""
+    out = []
+    for query in (f"SELECT version FROM {META_TABLE}",
+                  f"SELECT detector, data_version, CAST(scored_at AS VARCHAR) FROM {SCORES_TABLE} ORDER BY detector"):
+        try:
+            out.append(tuple(con.execute(query).fetchall()))
+        except duckdb.Error:
+            out.append(None)
+    return tuple(out)
+
+
 def require_params(strategy: Strategy, names, label: str, flag: str) -> None:
     """Every name is a param of the strategy; the first that is not is a one-line error."""
     for name in names:
@@ -186,6 +202,8 @@ def compile_strategy(strategy: Strategy, frame: Frame, label: str, overrides: di
     if strategy.population:
         population = frame.parse(strategy.population, params, f"{label}: population")
     nodes = [r.condition for r in rules] + ([population] if population is not None else [])
+    from riskconsole.expressions import referenced_columns
+
     used = set().union(*(referenced_columns(n) for n in nodes))
     detectors = [d for d in frame.scores if d in used and d not in frame.columns]
     compiled = CompiledStrategy(strategy, params, rules, population, detectors)
@@ -195,6 +213,8 @@ def compile_strategy(strategy: Strategy, frame: Frame, label: str, overrides: di
 
 
 def _check_params_used(strategy: Strategy, params: dict, label: str) -> None:
+    from riskconsole.expressions import referenced_params
+
     texts = [(f"rule '{r.name}'", r.when) for r in strategy.rules] + [("population", strategy.population or "")]
     for where, text in texts:
         missing = sorted(referenced_params(text) - set(params))

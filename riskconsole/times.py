@@ -10,11 +10,10 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import duckdb
-from sqlglot import exp
 
 from riskconsole.config import TimeFormat
 from riskconsole.errors import ConfigError
-from riskconsole.sqlbuild import fill, lit, render
+from riskconsole.sqlbuild import exp, fill, lit, render
 
 ACCEPTED_RANGE = ("1970-01-01", "2100-01-01")  # [low, high): the one place the accepted times are set
 ACCEPTED_TEXT = f"{ACCEPTED_RANGE[0]}..{date.fromisoformat(ACCEPTED_RANGE[1]) - timedelta(days=1)}"  # both days in

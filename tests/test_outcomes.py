@@ -519,3 +519,28 @@ def test_estimate_strata_equal_every_groups_parts_summed_per_day(seed):
         want = np.stack([np.bincount(o.day, weights=c, minlength=len(o.days)) for c in columns], axis=1)
         assert found.shape == want.shape
         np.testing.assert_allclose(found, want, rtol=1e-12, atol=1e-9)
+
+
+@pytest.mark.parametrize("kind, values", [
+    ("TINYINT", ["0", "1", "2", "-1", "NULL"]), ("BIGINT", ["1", "0", "10", "NULL"]), ("UBIGINT", ["1", "0", "NULL"]),
+    ("BOOLEAN", ["true", "false", "NULL"]), ("VARCHAR", ["'1'", "' TRUE '", "'yes'", "'0'", "NULL"]),
+    ("DOUBLE", ["1.0", "1", "0.5", "NULL"])])
+def test_an_explore_column_typed_as_a_number_or_boolean_gives_the_classes_of_its_text(kind, values):
+    """`observability_class` with the frame's types compares an integer or boolean `explore` as it is (cheaper)
+    and must say exactly what the text rule says ('1' or 'true', any case, spaces around) for every value."""
+    from types import SimpleNamespace
+
+    import duckdb
+
+    from riskconsole.outcomes import observability_class
+    from riskconsole.sqlbuild import render
+
+    dataset = SimpleNamespace(columns=SimpleNamespace(explore="explore", prod_action="prod", propensity="p"))
+    rows = ", ".join(f"(CAST({v} AS {kind}), 'block', 0.5)" for v in values)
+    con = duckdb.connect()
+    con.execute(f"CREATE TABLE t AS SELECT * FROM (VALUES {rows}) AS v(explore, prod, p)")
+    answers = []
+    for types in (None, {"explore": kind, "prod": "VARCHAR", "p": "DOUBLE"}):
+        cls, inverse = observability_class(dataset, types)
+        answers.append(con.execute(f"SELECT {render(cls)}, {render(inverse)} FROM t ORDER BY rowid").fetchall())
+    assert answers[0] == answers[1] and {c for c, _ in answers[0]} >= {1}

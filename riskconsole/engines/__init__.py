@@ -8,13 +8,15 @@ Every engine runs the same sqlglot ASTs, rendered in its own dialect, and return
 from __future__ import annotations
 
 import os
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
-from sqlglot import exp
 
 from riskconsole.config import ENGINES, Dataset
 from riskconsole.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sqlglot import exp
 
 ENGINE_ENV = "RISKCONSOLE_ENGINE"
 

@@ -1,0 +1,136 @@
+"""The compiled-query cache (`querycache.py`): a repeat CLI backtest runs the SQL compiled before and writes the same
+files byte for byte; any edit of a file it depends on, a retrain, or a planted entry is never served."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+
+import pytest
+import yaml
+
+from riskconsole import querycache
+from riskconsole.cli import main
+from riskconsole.workspace import Workspace
+
+HIT = "compiled queries from data/cache/compiled/"
+
+
+@pytest.fixture
+def ws(demo_ws, tmp_path) -> Workspace:
+    """A copy of the demo workspace (its cache folder is this test's own), with a list and a strategy reading it."""
+    root = tmp_path / "ws"
+    shutil.copytree(demo_ws.root, root, ignore=shutil.ignore_patterns("reports", "compiled"))
+    ws = Workspace(root)
+    (root / "lists").mkdir(exist_ok=True)
+    devices = _devices(ws)
+    (root / "lists" / "watched.csv").write_text("value,expires\n" + "".join(f"{d},\n" for d in devices[:40]))
+    listed = yaml.safe_load((ws.strategies_dir / "candidate.yaml").read_text())
+    listed["name"] = "listed"
+    listed["rules"].append({"name": "watched_device", "when": "device_id IN LIST watched AND amount > 20",
+                            "action": "review"})
+    (ws.strategies_dir / "listed.yaml").write_text(yaml.safe_dump(listed, sort_keys=False))
+    return ws
+
+
+def _devices(ws: Workspace) -> list:
+    import duckdb
+
+    con = duckdb.connect(str(ws.db_path), read_only=True)
+    try:
+        return [d for (d,) in con.execute("SELECT device_id FROM frame GROUP BY device_id ORDER BY count(*) DESC, "
+                                          "device_id LIMIT 40").fetchall()]
+    finally:
+        con.close()
+
+
+def _backtest(capsys, ws: Workspace, out, *extra: str, formats: str = "json,csv") -> tuple[bool, bytes, bytes]:
+    """(served from the cache?, report.json bytes, decisions.parquet bytes) of one CLI backtest."""
+    args = [a if not a.endswith(".yaml") else str(ws.strategies_dir / a) for a in extra]
+    code = main(["backtest", *args, "--workspace", str(ws.root), "--format", formats, "--out", str(out)])
+    stdout, stderr = capsys.readouterr()
+    assert code == 0, stderr
+    decisions = (out / "decisions.parquet").read_bytes() if "csv" in formats else b""
+    return HIT in stdout.splitlines()[-1], (out / "report.json").read_bytes(), decisions
+
+
+CASES = {
+    "plain (detector scores, outcome blocks)": ["candidate.yaml"],
+    "baseline": ["candidate.yaml", "--baseline", "baseline.yaml", "--bootstrap", "50"],
+    "by a column": ["candidate.yaml", "--by", "channel"],
+    "by quantiles, baseline": ["candidate.yaml", "--by", "amount:4", "--baseline", "baseline.yaml",
+                               "--bootstrap", "50"],
+    "a list": ["listed.yaml", "--set", "model_review=0.7"],
+    "window and as-of": ["baseline.yaml", "--from", "2026-02-01", "--to", "2026-03-10", "--as-of", "2026-03-20"],
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_repeat_backtest_writes_the_same_files_as_a_compiled_one(ws, capsys, tmp_path, monkeypatch, case):
+    first = _backtest(capsys, ws, tmp_path / "a", *CASES[case])
+    again = _backtest(capsys, ws, tmp_path / "b", *CASES[case])
+    monkeypatch.setenv(querycache.CACHE_ENV, "0")
+    off = _backtest(capsys, ws, tmp_path / "c", *CASES[case])
+    assert (first[0], again[0], off[0]) == (False, True, False)
+    assert first[1:] == again[1:] == off[1:]
+
+
+def _edit(path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_no_edit_and_no_retrain_is_ever_served_from_the_cache(ws, capsys, tmp_path):
+    """Each change a backtest depends on makes the next run compile again, and it gives the compiled answer."""
+    run = iter(range(100))
+
+    def twice(*extra: str) -> bytes:
+        """The first run after a change compiles; the next is served from the cache, with the same report."""
+        fresh = _backtest(capsys, ws, tmp_path / str(next(run)), *extra, formats="json")
+        cached = _backtest(capsys, ws, tmp_path / str(next(run)), *extra, formats="json")
+        assert not fresh[0] and cached[0] and fresh[1] == cached[1]
+        return fresh[1]
+
+    before = twice("listed.yaml")
+    _edit(ws.strategies_dir / "listed.yaml", "model_review: 0.5", "model_review: 0.6")  # the strategy
+    assert twice("listed.yaml") != before
+    lists = ws.root / "lists" / "watched.csv"
+    lists.write_text(lists.read_text() + f"{_devices(ws)[-1] + 10**9},\n")  # a list entry (no event has it)
+    twice("listed.yaml")
+    _edit(ws.dataset_path, "review_cost: 3.0", "review_cost: 4.5")  # dataset.yaml
+    assert yaml.safe_load(twice("listed.yaml"))["business"]["review_cost"] == 4.5
+    assert main(["train", str(ws.detectors_dir / "lgbm_orders.yaml"), "--workspace", str(ws.root)]) == 0  # a retrain
+    capsys.readouterr()
+    twice("listed.yaml")
+    _edit(ws.strategies_dir / "baseline.yaml", "name: baseline", "name: baseline_v2")  # the baseline's file
+    assert b"baseline_v2" in twice("listed.yaml", "--baseline", "baseline.yaml", "--bootstrap", "20")
+
+
+def test_a_planted_entry_is_never_unpickled_into_code(ws, capsys, tmp_path):
+    """An entry holding anything but plain data is a miss: the backtest compiles and answers as usual."""
+    _, report, _ = _backtest(capsys, ws, tmp_path / "a", "candidate.yaml", formats="json")
+    for entry in (ws.root / querycache.CACHE_DIR).glob("*.pkl"):
+        entry.write_bytes(pickle.dumps({"groups": shutil.rmtree}))
+    hit, again, _ = _backtest(capsys, ws, tmp_path / "b", "candidate.yaml", formats="json")
+    assert not hit and again == report
+    assert querycache.read(ws.root, "missing") is None
+
+
+def test_the_cache_keeps_its_newest_entries_only(tmp_path, monkeypatch):
+    monkeypatch.setattr(querycache, "KEEP", 3)
+    for i in range(5):
+        querycache.write(tmp_path, f"e{i}", {"n": i})
+        os.utime(tmp_path / querycache.CACHE_DIR / f"e{i}.pkl", ns=(i * 10**9, i * 10**9))  # written in order
+    kept = sorted(p.stem for p in (tmp_path / querycache.CACHE_DIR).glob("*.pkl"))
+    assert kept == ["e2", "e3", "e4"] and querycache.read(tmp_path, "e4") == {"n": 4}
+    assert not list((tmp_path / querycache.CACHE_DIR).glob(".*"))  # no temporary file left behind
+
+
+def test_a_file_that_cannot_be_read_is_the_usual_one_line_error(ws, capsys, tmp_path):
+    """The key reads the files first: one it cannot read leaves the error to the compiling path."""
+    code = main(["backtest", str(ws.strategies_dir / "candidate.yaml"), "--baseline", str(tmp_path / "missing.yaml"),
+                 "--workspace", str(ws.root), "--format", "json", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "missing.yaml: cannot read file" in err, err
