@@ -31,6 +31,7 @@ from riskconsole.streams import (NUMERIC, US, aggregate, any_null, check_keys, c
                                  filtered, micros, stream_groups, stream_query)
 
 GRAPH_TABLE = "_graph_features"
+WINDOW_TABLE = "_window_features"  # the decision stream's own windows, one row per event
 
 # Events without an entity each get a partition of their own (`_pos`), so they neither see each other
 # nor form one huge partition; their feature is NULL anyway (a compound key's: the empty window's value).
@@ -278,7 +279,8 @@ def label_features_query(features: list[Feature], dataset: Dataset, base: str, q
 def frame_query(dataset: Dataset, columns: list[str], label: str, base: str = "_frame_base",
                 label_tables: dict[str, str] | None = None,
                 joins: dict[str, list[Feature]] | None = None,
-                per: dict[str, exp.Expression] | None = None) -> exp.Expression:
+                per: dict[str, exp.Expression] | None = None, side: str | None = None,
+                values: list[str] | None = None) -> exp.Expression:
     """The SELECT that builds the frame: base columns, window features, label features, derived features.
 
     Args:
@@ -290,20 +292,22 @@ def frame_query(dataset: Dataset, columns: list[str], label: str, base: str = "_
         joins: table of (`_pos`, one column per feature) -> its features (stream windows, lookups); an event
             missing there gets the empty window's value (count 0) or NULL.
         per: the `per_event` features, already columns of `base` (computed here when not given).
+        side, values: a table (`_pos`, `values`) holding every side value, joined by `side_value_steps`; when not
+            given, the side tables are joined here.
     """
     label_tables, joins = label_tables or {}, joins or {}
     elsewhere = set(label_tables) | {f.name for group in joins.values() for f in group}
-    windows = [alias(window_column(f, dataset), f.name) for f in dataset.features
-               if (f.agg or f.first_seen) and f.from_ is None and f.name not in elsewhere]
-    # (an all-rows window joined from a bucketed union is in `joins`, hence in `elsewhere`)
+    windows = window_columns(dataset, elsewhere)
     query = exp.select("*", *windows).from_(exp.to_table(base))
-    for name, table in label_tables.items():
-        query = exp.select("q.*", alias(exp.column("v", table="l"), name)).from_(query.subquery("q")).join(
-            exp.to_table(table).as_("l"), using=["_pos"], join_type="LEFT")
-    for table, features in joins.items():
-        values = [alias(_or_empty(exp.column(f.name, "l", quoted=True), f), f.name) for f in features]
-        query = exp.select("q.*", *values).from_(query.subquery("q")).join(
-            exp.to_table(table).as_("l"), using=["_pos"], join_type="LEFT")
+    if values is None:  # the side tables joined here, in one step (`frame_plan` joins them in steps first)
+        items = side_values(label_tables, joins)
+        values = [name for _, named in items for name, _ in named]
+        narrow = narrow_join(exp.select("b._pos").from_(exp.to_table(base).as_("b")), items).subquery("n")
+    else:
+        narrow = exp.to_table(side).as_("n") if side else None
+    if values:  # the narrow row of every side value meets the wide event row in one join
+        query = exp.select("q.*", *[exp.column(v, "n", quoted=True) for v in values]).from_(
+            query.subquery("q")).join(narrow, using=["_pos"], join_type="LEFT")
     per = per_event(dataset, columns, label) if per is None else per  # already columns of `base`
     known = list(columns) + list(per) + [f.name for f in dataset.features if f.sql is None]
     hidden = set(dataset.hidden_columns)
@@ -318,9 +322,54 @@ def frame_query(dataset: Dataset, columns: list[str], label: str, base: str = "_
     return query.order_by("_pos")
 
 
-def _or_empty(value: exp.Expression, feature: Feature) -> exp.Expression:
+JOIN_STEP = 4  # side tables joined per step
+
+
+def side_values(label_tables: dict[str, str], joins: dict[str, list[Feature]],
+                ) -> list[tuple[str, list[tuple[str, Feature | None]]]]:
+    """(table, its values as (name, feature)) of every side table, in the frame's order (a label table: None)."""
+    return ([(table, [(name, None)]) for name, table in label_tables.items()]
+            + [(table, [(f.name, f) for f in features]) for table, features in joins.items()])
+
+
+def narrow_join(query: exp.Select, items: list[tuple[str, list[tuple[str, Feature | None]]]]) -> exp.Select:
+    """`query` (rows with `_pos`) LEFT JOINed to each side table of `items`, selecting their values."""
+    for i, (table, named) in enumerate(items):
+        query = query.join(exp.to_table(table).as_(f"s{i}"), using=["_pos"], join_type="LEFT")
+        for name, feature in named:
+            value = exp.column("v", f"s{i}") if feature is None else _or_empty(
+                exp.column(name, f"s{i}", quoted=True), feature, table)
+            query = query.select(alias(value, name), append=True)
+    return query
+
+
+def side_value_steps(label_tables: dict[str, str], joins: dict[str, list[Feature]], base: str = "_frame_base",
+                     ) -> tuple[list[tuple[str, exp.Expression]], list[str]]:
+    """Steps joining every side table to the events' positions, `JOIN_STEP` tables a step, and the value names.
+
+    One query joining them all would hold every side table's hash table at once (DuckDB builds all of a probe
+    pipeline's before probing): under a memory limit each then spills. The last step's table holds every value.
+    """
+    items = side_values(label_tables, joins)
+    steps: list[tuple[str, exp.Expression]] = []
+    for start in range(0, len(items), JOIN_STEP):
+        rows = exp.select("p._pos").from_(exp.to_table(base).as_("p")) if not steps else \
+            exp.select("p.*").from_(exp.to_table(steps[-1][0]).as_("p"))
+        steps.append((f"_side_values_{len(steps)}", narrow_join(rows, items[start:start + JOIN_STEP])))
+    return steps, [name for _, named in items for name, _ in named]
+
+
+def window_columns(dataset: Dataset, elsewhere: set[str] = frozenset()) -> list[exp.Expression]:
+    """The decision stream's own window features (`name` aliases), except those computed in a side table."""
+    return [alias(window_column(f, dataset), f.name) for f in dataset.features
+            if (f.agg or f.first_seen) and f.from_ is None and f.name not in elsewhere]
+    # (an all-rows window joined from a bucketed union is computed by its stream query, hence in `elsewhere`)
+
+
+def _or_empty(value: exp.Expression, feature: Feature, table: str) -> exp.Expression:
     """A stream window's value, or the empty window's (count 0) for an event with no row in the join."""
-    if feature.lookup is not None or feature.graph is not None or (feature.from_ is None and feature.keys):
+    if (table == WINDOW_TABLE or feature.lookup is not None or feature.graph is not None
+            or (feature.from_ is None and feature.keys)):
         return value
     return fill("coalesce(:v, :e)", v=value, e=empty_value(feature))
 
@@ -366,6 +415,12 @@ def side_queries(dataset: Dataset, base: str = "_frame_base") -> tuple[list[tupl
     for i, (name, features) in enumerate(lookup_groups(dataset).items()):
         steps.append((f"_lookup_feature_{i}", lookup_query(dataset, name, features, base)))
         joins[f"_lookup_feature_{i}"] = features
+    computed = {f.name for group in joins.values() for f in group}
+    windows = window_columns(dataset, computed)
+    if windows:  # over the events' narrow columns, not under every join (each window sorts its input)
+        steps.insert(0, (WINDOW_TABLE, exp.select("_pos", *windows).from_(base)))
+        names = {w.alias for w in windows}
+        joins = {WINDOW_TABLE: [f for f in dataset.features if f.name in names], **joins}
     graph_features = [f for f in dataset.features if f.graph is not None]
     if graph_features:  # computed by graphs.graph_side_table (SQL and Python), not by one query
         joins[GRAPH_TABLE] = graph_features
@@ -376,12 +431,13 @@ def side_queries(dataset: Dataset, base: str = "_frame_base") -> tuple[list[tupl
 class FramePlan:
     """The SQL that builds the frame, as ASTs every engine renders in its own dialect (DESIGN §7).
 
-    Run in order: `base` as table `_frame_base`, each side query as its table, then `frame` (still holding `_t`,
-    which the engine drops).
+    Run in order: `base` as table `_frame_base`, each side query as its table, the graph's table, each `joined`
+    query as its table, then `frame` (still holding `_t`, which the engine drops).
     """
 
     base: exp.Expression
     side: list[tuple[str, exp.Expression]]
+    joined: list[tuple[str, exp.Expression]]  # after the graph's table: every side value joined, in steps
     frame: exp.Expression
     label_tables: dict[str, str]
     joins: dict[str, list[Feature]]
@@ -401,8 +457,10 @@ def frame_plan(dataset: Dataset, columns: list[str], label: str) -> FramePlan:
     for name, node in per.items():
         base = base.select(alias(node, name), append=True)
     side, label_tables, joins = side_queries(dataset)
-    frame = frame_query(dataset, columns, label, label_tables=label_tables, joins=joins, per=per)
-    return FramePlan(base, side, frame, label_tables, joins)
+    joined, values = side_value_steps(label_tables, joins)
+    frame = frame_query(dataset, columns, label, label_tables=label_tables, joins=joins, per=per,
+                        side=joined[-1][0] if joined else None, values=values)
+    return FramePlan(base, side, joined, frame, label_tables, joins)
 
 
 def build_frame(con: duckdb.DuckDBPyConnection, dataset: Dataset, label: str,
@@ -419,7 +477,7 @@ def build_frame(con: duckdb.DuckDBPyConnection, dataset: Dataset, label: str,
     check_features(dataset, types, label, others)
     plan = frame_plan(dataset, list(types), label)
     steps = [("_frame_base", plan.base), *plan.side]
-    total = len(steps) + bool(plan.graph) + 1  # the side steps, the graph's, the frame query
+    total = len(steps) + bool(plan.graph) + bool(plan.joined) + 1  # side steps, the graph's, the joins, the frame
 
     def step(n: int, what: str, run: Callable[[], object]) -> None:
         started = time.perf_counter()
@@ -437,13 +495,18 @@ def build_frame(con: duckdb.DuckDBPyConnection, dataset: Dataset, label: str,
     if plan.graph:
         step(len(steps) + 1, named(GRAPH_TABLE),
              lambda: graph_side_table(con, dataset, plan.graph, "_frame_base", GRAPH_TABLE))
+    if plan.joined:
+        def join() -> None:
+            for table, query in plan.joined:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {render(query)}")
+        step(total - 1, f"the {len(plan.joins) + len(plan.label_tables)} side tables joined", join)
     try:
-        step(total, "decision-stream windows, the joins, derived features",
+        step(total, "the frame: events, side values, derived features",
              lambda: con.execute(f"CREATE OR REPLACE TABLE frame AS {render(plan.frame)}"))
     except duckdb.BinderException as err:
         _blame(con, dataset, list(types), label, plan.label_tables, plan.joins)
         raise ConfigError(f"{label}: features: {str(err).splitlines()[0]}") from None
     con.execute("ALTER TABLE frame DROP COLUMN _t")
-    for table in [*plan.label_tables.values(), *plan.joins, "_frame_base"]:
+    for table in [*plan.label_tables.values(), *plan.joins, *(t for t, _ in plan.joined), "_frame_base"]:
         con.execute(f"DROP TABLE {table}")
     return [f.name for f in dataset.features]

@@ -295,3 +295,21 @@ def test_the_data_page_says_what_a_filtered_window_keeps():
     feature = Feature.model_validate({"name": "failed_24h", "count": "*", "from": "logins", "by": "user_id",
                                       "window": "24h", "where": "NOT success"})
     assert _definition(feature) == "count(*) of logins where NOT success by user_id over the previous 24h"
+
+
+def test_side_tables_joined_in_steps_give_the_frame_of_one_join(loaded, tmp_path, monkeypatch):
+    """The frame joins its side tables to the events' positions a few at a time (features.JOIN_STEP): however
+    many a step takes, the frame is the same, column for column and in the same order."""
+    from riskconsole import features
+    from riskconsole.config import Dataset
+
+    ws, _, _, _, frame = loaded
+    dataset = Dataset.model_validate(yaml.safe_load(ws.dataset_path.read_text()))
+    plan = features.frame_plan(dataset, list(make_events().columns), "x")
+    assert len(plan.joins) > features.JOIN_STEP  # this data set does take several steps
+    assert len(plan.joined) == -(-len(plan.joins) // features.JOIN_STEP)
+    for step in (1, 1000):
+        monkeypatch.setattr(features, "JOIN_STEP", step)
+        other = workspace(tmp_path / str(step), make_events(), make_logins(make_events()))
+        load(other)
+        pd.testing.assert_frame_equal(frame_of(other), frame)

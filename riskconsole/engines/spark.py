@@ -227,6 +227,8 @@ class SparkEngine:
                 spark.sql(render(query, f"features ({table})")).localCheckpoint().createOrReplaceTempView(table)
             if plan.graph:
                 self._graph_features(plan.graph, "_frame_base", plan.base).createOrReplaceTempView(GRAPH_TABLE)
+            for table, query in plan.joined:
+                spark.sql(render(query, f"features ({table})")).localCheckpoint().createOrReplaceTempView(table)
             frame = spark.sql(render(plan.frame, "features")).select(*[f"`{c}`" for c in order])
             frame.write.mode("overwrite").parquet(str(self.root / "frame"))
         except RiskConsoleError:
@@ -235,7 +237,7 @@ class SparkEngine:
             raise DataError(f"{self.ws.rel(self.ws.dataset_path)}: building the features on spark failed: "
                             f"{first_line(err)}") from None
         finally:
-            for table in [name for name, _ in steps] + [GRAPH_TABLE]:
+            for table in [name for name, _ in steps + plan.joined] + [GRAPH_TABLE]:
                 spark.catalog.dropTempView(table)
 
     def _graph_features(self, features: list[Feature], base: str, base_query: exp.Expression) -> Any:
