@@ -1,0 +1,160 @@
+"""Load on engine spark (issue 15, first slice): Spark reads, types and quarantines the decision events' files as
+DuckDB's load does — the loaded rows EXCEPT ALL DuckDB's `events` are empty both ways (same columns, same types),
+the quarantine is DuckDB's row for row and in order, and the counts, reasons and warnings are DuckDB's.
+
+Messy fixtures: the load tests' rows (missing keys, bad times, label words, bad and absurd amounts, offsets and
+zone names, absurd years, duplicates across files), a BOM, CRLF line ends and a quoted line break, decimal commas
+in a `;` file, a time_format list and a map, Parquet with zoned and empty text times. Spark runs in the test run's
+one session (`spark` of conftest.py).
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import pytest
+import yaml
+
+import test_load_times
+from conftest import BASE_DATASET, random_events, write_workspace
+from riskconsole.engines.spark_load import load_part
+from riskconsole.errors import RiskConsoleError
+from riskconsole.ingest import load
+from riskconsole.sources import check_dataset
+from riskconsole.workspace import Workspace
+
+pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
+HEADER = test_load_times.HEADER
+
+
+def _row(i: int, ts: str, label: str = "0", label_ts: str = "", amount: str = "10") -> str:
+    return f"e{i},{ts},{label},{label_ts},{amount},{i % 3},1"
+
+
+MESSY = [  # one row per rule of DuckDB's load; e9 repeats in the second file
+    _row(0, "2026-03-01 10:00:00"), _row(1, "1/1/15 0:00"), _row(2, "2026-01-05 00:00:00+05:00"),
+    _row(3, "2026-01-05T00:00:00Z"), _row(4, "2026-01-05 00:00:00 America/New_York"),
+    _row(5, "2026-01-05 00:00:00 Mars/Olympus"), _row(6, "2026-01-05 10:00:00+99:99"),
+    _row(7, "2026-01-05 10:00:00-0575"), _row(8, "9999-12-31 00:00:00"), _row(9, "2026-03-01 11:00:00", "fraud"),
+    _row(10, "2026-03-01 12:00:00", " LEGIT "), _row(11, "2026-03-01 13:00:00", "2"), _row(12, "", "1"),
+    ",2026-03-01 14:00:00,0,,1,1,1", _row(13, "2026-03-01 15:00:00", amount="nan"),
+    _row(14, "2026-03-01 16:00:00", amount="1e308"), _row(15, "2026-03-01 17:00:00", amount="abc"),
+    _row(16, "2026-03-01 18:00:00", label_ts="5/3/26"), _row(17, "2026-03-01 19:00:00", label_ts=" "),
+    _row(18, "2026-03-01 20:00:00", label_ts="2026-03-05"), _row(19, " 2026-03-01 21:00:00 ", amount=" 12.5 "),
+    _row(20, "05.03.2026 10:00:00"), _row(21, "2026-03-02 01:00:00", "true"),
+    'e23,2026-03-02 03:00:00,0,,3,"1\n2",1',
+]
+SECOND = [_row(9, "2026-03-02 00:00:00"), _row(22, "2026-03-02 02:00:00", "1", "2026-03-04 00:00:00", '"1,234.50"'),
+          _row(24, "2026-03-02 04:00:00", "0.0")]
+
+
+def _files(root, files: dict[str, bytes], **spec) -> Workspace:
+    (root / "data" / "in").mkdir(parents=True)
+    for name, data in files.items():
+        (root / "data" / "in" / name).write_bytes(data)
+    suffix = next(iter(files)).rsplit(".", 1)[1]
+    dataset = {**BASE_DATASET, "source": f"data/in/*.{suffix}", **spec}
+    (root / "data" / "dataset.yaml").write_text(yaml.safe_dump(dataset))
+    return Workspace(root)
+
+
+def _csv(rows: list[str], header: str = HEADER, bom: bool = False, crlf: bool = False) -> bytes:
+    text = header + "\n".join(rows) + "\n"
+    return (("\ufeff" if bom else "") + (text.replace("\n", "\r\n") if crlf else text)).encode()
+
+
+def assert_spark_loads_like_duckdb(ws: Workspace, spark) -> None:
+    """Spark's loaded rows and quarantine equal DuckDB's load of the same workspace (types, rows, order of the
+    quarantine), and so do the counts, the reasons and the warnings."""
+    duck = load(ws)
+    checked = check_dataset(ws)
+    ours = load_part(spark, checked, checked.parts[0])
+    assert (ours.read, ours.loaded) == (duck.read, duck.loaded)
+    assert ours.reasons == duck.reasons and list(ours.reasons) == list(duck.reasons)
+    assert ours.warnings == duck.warnings
+    con = duckdb.connect(str(ws.db_path), read_only=True)
+    try:
+        for table, theirs in ((ours.rows.toArrow(), "events"), (ours.quarantine.toArrow(), "quarantine")):
+            con.register("ours", table)
+            described = "SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {})"
+            assert con.execute(described.format("ours")).fetchall() == con.execute(described.format(theirs)).fetchall()
+            for a, b in (("ours", theirs), (theirs, "ours")):
+                assert con.execute(f"SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}").fetchall() == [], (a, b)
+            con.unregister("ours")
+        assert ours.quarantine.toArrow().to_pylist() == con.sql("SELECT * FROM quarantine").to_arrow_table().to_pylist()
+    finally:
+        con.close()
+
+
+def test_messy_csv_files_load_on_spark_as_on_duckdb(tmp_path, spark):
+    """Two files (a BOM, CRLF line ends, a quoted line break, a repeat of an earlier file's id) and every rule:
+    the time warning, the label warning and the amount warning are DuckDB's too."""
+    ws = _files(tmp_path / "ws", {"a.csv": _csv(MESSY, bom=True), "b.csv": _csv(SECOND, crlf=True)})
+    assert_spark_loads_like_duckdb(ws, spark)
+
+
+@pytest.mark.parametrize("spec", [
+    {"time_format": ["%d.%m.%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%d %H:%M:%S"]},
+    {"time_format": {"label_ts": ["%d/%m/%y", "%Y-%m-%d"]}, "label_values": {"fraud": 1, "legit": 0}},
+])
+def test_time_formats_and_label_words_load_on_spark_as_on_duckdb(tmp_path, spark, spec):
+    ws = _files(tmp_path / "ws", {"a.csv": _csv(MESSY), "b.csv": _csv(SECOND)}, **spec)
+    assert_spark_loads_like_duckdb(ws, spark)
+
+
+def test_decimal_commas_load_on_spark_as_on_duckdb(tmp_path, spark):
+    """A `;` file with decimal commas, a typed DECIMAL column, a thousands separator (quarantined)."""
+    text = ("event_id;ts;is_fraud;label_ts;amount;user_id;device_id;fee\n"
+            "a1;2026-03-01 10:00:00;1;2026-03-05 00:00:00;723,03;1;1;0,5\n"
+            "a2;2026-03-01 11:00:00;0;;12;2;1;1,25\n"
+            "a3;2026-03-01 12:00:00;0;;1.234,56;2;2;0\n"
+            "a4;2026-03-01 13:00:00;0;;-0,75;3;2;\n")
+    for name, spec in (("comma", {"decimal_separator": ",", "types": {"user_id": "DECIMAL(6,2)"}}), ("plain", {})):
+        ws = _files(tmp_path / name, {"orders.csv": text.encode()}, **spec)
+        assert_spark_loads_like_duckdb(ws, spark)
+
+
+def test_parquet_loads_on_spark_as_on_duckdb(tmp_path, spark):
+    """Typed Parquet (a zoned time, nullable integers; an id repeated in the second file), then Parquet holding its
+    times as text with blanks, a bad time and an infinite amount."""
+    events = random_events(n=40).drop(columns=["merchant_id", "channel"])
+    events["ts"] = events["ts"].dt.tz_localize("Asia/Karachi")
+    root = tmp_path / "typed"
+    (root / "data" / "in").mkdir(parents=True)
+    events[:30].to_parquet(root / "data" / "in" / "a.parquet", index=False)
+    events[28:].to_parquet(root / "data" / "in" / "b.parquet", index=False)
+    (root / "data" / "dataset.yaml").write_text(yaml.safe_dump({**BASE_DATASET, "source": "data/in/*.parquet"}))
+    assert_spark_loads_like_duckdb(Workspace(root), spark)
+    text = pd.DataFrame({"event_id": ["x1", "x2", "x3", "x1", "x5"],
+                         "ts": ["2026-03-01 10:00:00", " ", "bad", "2026-03-09", "2026-03-02T00:00:00+01:00"],
+                         "is_fraud": pd.array([1, None, 0, 0, 1], dtype="Int8"),
+                         "label_ts": ["2026-03-04 00:00:00", "", "  ", None, "2026-03-05"],
+                         "amount": [1.0, 2.0, float("inf"), 4.0, None], "user_id": [1, 1, 1, 2, 2],
+                         "device_id": [1, 1, 1, 2, 2]})
+    root = tmp_path / "text"
+    (root / "data" / "in").mkdir(parents=True)
+    text.to_parquet(root / "data" / "in" / "a.parquet", index=False)
+    (root / "data" / "dataset.yaml").write_text(yaml.safe_dump({**BASE_DATASET, "source": "data/in/*.parquet"}))
+    assert_spark_loads_like_duckdb(Workspace(root), spark)
+
+
+@pytest.mark.parametrize("files, message", [
+    ({"a.jsonl": b'{"event_id": "a", "ts": "2026-03-01 10:00:00", "is_fraud": 1, "label_ts": null, "amount": 1, '
+                 b'"user_id": 1, "device_id": 1}\n'}, "JSON sources are read by DuckDB's reader only so far"),
+    ({"a.csv": _csv(MESSY[:3]), "b.csv": _csv(MESSY[3:6], header=HEADER.replace("user_id,device_id",
+                                                                                 "device_id,user_id"))},
+     "has the columns event_id, ts, is_fraud, label_ts, amount, device_id, user_id where the source has event_id, "
+     "ts, is_fraud, label_ts, amount, user_id, device_id (Spark reads every file's columns by their place)"),
+])
+def test_what_spark_cannot_read_exactly_is_refused_naming_the_engine(tmp_path, spark, files, message):
+    ws = _files(tmp_path / "ws", files)
+    checked = check_dataset(ws)
+    with pytest.raises(RiskConsoleError) as info:
+        load_part(spark, checked, checked.parts[0])
+    assert message in str(info.value) and "engine spark" in str(info.value) and "\n" not in str(info.value)
+    assert str(info.value).startswith("data/dataset.yaml: source 'data/in/*.")
+
+
+def test_write_workspace_fixture_loads_on_spark_as_on_duckdb(tmp_path, spark):
+    """The tests' usual random workspace (pandas' CSV: ISO times, empty labels and label times)."""
+    assert_spark_loads_like_duckdb(write_workspace(tmp_path / "ws", random_events(n=80)), spark)
