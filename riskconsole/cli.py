@@ -55,7 +55,8 @@ def cmd_load(ws: Workspace, args: argparse.Namespace) -> None:
     from riskconsole.escape import terminal
     from riskconsole.ingest import reload
 
-    result = reload(ws, args.dataset, progress=lambda m: print(m, file=sys.stderr), trusted=True)
+    result = reload(ws, args.dataset, progress=lambda m: print(m, file=sys.stderr), trusted=True,
+                    engine=getattr(args, "engine", None))
     print(result.summary())
     print(f"features: {', '.join(result.features) or 'none'} ({result.seconds:.1f} s)")
     if result.rescored:  # `_pos` moved with the new events: every trained detector scored the new frame

@@ -16,7 +16,7 @@ import time
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import duckdb
 from sqlglot import exp
@@ -38,6 +38,7 @@ LABEL_REASON = "label must be 1, 0 or empty (or a word mapped under label_values
 MAX_AMOUNT = 1e15  # an amount beyond this is a typo or a sentinel: sums of a few would overflow
 WARN_SHARE = 0.01  # a time column with more than this share of rows quarantined gets a warning
 Progress = Callable[[str], None]
+PartLoader = Callable[[duckdb.DuckDBPyConnection, Checked, Part, Progress], tuple[int, int, list[str]]]
 
 
 def _quiet(_: str) -> None:
@@ -356,7 +357,7 @@ def load_warnings(staged: Staged, checked: Checked, part: Part, read: int) -> li
 # ------------------------------------------------------------------ loading into a new file, then the swap
 
 
-def _load_part(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, progress: Progress) -> tuple[int, int, list[str]]:
+def load_part(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, progress: Progress) -> tuple[int, int, list[str]]:
     """Stage and publish one source; (read, loaded, warnings)."""
     where = "" if part.kind == "events" else f"{part.where}: "
     progress(f"reading {len(part.files)} file(s) of {where}{part.source} ...")
@@ -373,20 +374,21 @@ def _load_part(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, pro
     return read, loaded, warnings
 
 
-def _fill(con: duckdb.DuckDBPyConnection, checked: Checked, progress: Progress) -> LoadResult:
+def _fill(con: duckdb.DuckDBPyConnection, checked: Checked, progress: Progress, version: str,
+          loader: PartLoader | None = None) -> LoadResult:
     """Events, streams, tables, their quarantines, frame, `_meta` and `_maturity` into the (new, empty) database of
-    `con`."""
+    `con`; `loader` loads a source into its table and quarantine (default: DuckDB's `load_part`)."""
     parts = checked.parts or [events_part(checked.dataset, checked.files, checked.fmt, checked.types)]
     counts, warnings = {}, []
     for part in parts:
-        read, loaded, found = _load_part(con, checked, part, progress)
+        read, loaded, found = (loader or load_part)(con, checked, part, progress)
         counts[part.where] = (read, loaded)
         warnings += found
     warnings += overlap_warnings(con, checked.dataset, checked.label)
     read, loaded = counts["source"]
     progress(f"building {len(checked.dataset.features)} features over {loaded:,} events ...")
     features = build_frame(con, checked.dataset, checked.label, progress)
-    version = _write_meta(con, checked, read, loaded)
+    _write_meta(con, checked, read, loaded, version)
     store_maturity(con, checked.dataset, version)  # the default backtest window reads it instead of scanning
     reasons = dict(con.execute("SELECT reason, count(*) FROM quarantine GROUP BY ALL ORDER BY 2 DESC, 1").fetchall())
     others = {w: {"read": r, "loaded": n, "quarantined": r - n} for w, (r, n) in counts.items() if w != "source"}
@@ -394,14 +396,12 @@ def _fill(con: duckdb.DuckDBPyConnection, checked: Checked, progress: Progress) 
                       sources=others)
 
 
-def _write_meta(con: duckdb.DuckDBPyConnection, checked: Checked, read: int, loaded: int) -> str:
-    """Table `_meta`: the spec, the counts and a fresh data version (score tables are stamped with it)."""
-    version = uuid.uuid4().hex
+def _write_meta(con: duckdb.DuckDBPyConnection, checked: Checked, read: int, loaded: int, version: str) -> None:
+    """Table `_meta`: the spec, the counts and the load's fresh data version (score tables are stamped with it)."""
     meta = {"dataset": checked.dataset.model_dump(mode="json", by_alias=True), "dataset_path": str(checked.path),
             "read": read, "loaded": loaded, "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())}
     con.execute(f"CREATE OR REPLACE TABLE {META_TABLE} AS SELECT ?::JSON AS meta, ? AS version",
                 [json.dumps(meta), version])
-    return version
 
 
 def _export_quarantine(con: duckdb.DuckDBPyConnection, out: Path, table: str = "quarantine") -> None:
@@ -469,7 +469,7 @@ def _swap(staging: Path, csvs: list[tuple[str, Path, Path]], ws: Workspace) -> N
 
 
 def reload(ws: Workspace, dataset_path: str | Path | None = None, progress: Progress | None = None,
-           trusted: bool = False) -> LoadResult:
+           trusted: bool = False, engine: str | None = None, spark: Any = None) -> LoadResult:
     """Load the dataset into a new database (events, quarantine, frame, every trained detector re-scored), then swap.
 
     The one entry point for `riskconsole load`, the console's Data page and uploads. A detector that cannot
@@ -482,19 +482,25 @@ def reload(ws: Workspace, dataset_path: str | Path | None = None, progress: Prog
         progress: called with one line per step.
         trusted: True only for a path a local user gave (the CLI): another dataset file than the workspace's own
             may then read sources outside the workspace.
+        engine: `--engine` (default: $RISKCONSOLE_ENGINE, else the dataset's `engine:`); with spark the decision
+            events are read, typed and quarantined by Spark (engines/spark_load.py) into
+            data/spark/<version>/events, and DuckDB's `events` and `quarantine` are read from there.
+        spark: the SparkSession to use (default: one started from the dataset's `spark:` settings).
 
     Raises:
         RiskConsoleError: one line naming the file and item; the live database and quarantine.csv are unchanged.
     """
     started, progress = time.perf_counter(), progress or _quiet
     checked = check_dataset(ws, dataset_path, trusted)
+    version = uuid.uuid4().hex
+    loader = _spark_loader(ws, checked, engine, spark, version)
     ws.db_path.parent.mkdir(parents=True, exist_ok=True)
     _leftovers(ws)
     staging = ws.db_path.with_name(f".{ws.db_path.name}.loading-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     csvs = _csv_files(checked, staging.with_name(staging.name + ".quarantine.csv"), ws)
     live = _hold_live(ws)
     try:
-        result = _load_file(ws, checked, staging, csvs, progress)
+        result = _load_file(ws, checked, staging, csvs, progress, version, loader)
         if live is not None:
             live.close()
         _swap(staging, csvs, ws)
@@ -507,14 +513,26 @@ def reload(ws: Workspace, dataset_path: str | Path | None = None, progress: Prog
     return result
 
 
+def _spark_loader(ws: Workspace, checked: Checked, engine: str | None, spark: Any, version: str) -> PartLoader | None:
+    """With engine spark, the loader of the decision events on Spark (checked before a row is read); else None."""
+    from riskconsole.engines import choose
+
+    if choose(engine, checked.dataset) != "spark":
+        return None
+    from riskconsole.engines import spark_load
+
+    spark_load.check(checked)
+    return spark_load.SparkLoader(ws, checked.dataset, version, spark)
+
+
 def _load_file(ws: Workspace, checked: Checked, staging: Path, csvs: list[tuple[str, Path, Path]],
-               progress: Progress) -> LoadResult:
+               progress: Progress, version: str, loader: PartLoader | None = None) -> LoadResult:
     """Fill the staging database completely (data, frame, scores) and write its quarantine.csv beside it."""
     from riskconsole.detectors.training import rescore_into
 
     con = ws.connect(database=staging)
     try:
-        result = _fill(con, checked, progress)
+        result = _fill(con, checked, progress, version, loader)
         result.rescored, result.unscored = rescore_into(con, ws, progress)
         result.warnings += [f"{ws.rel(ws.models_dir / name)}: NOT re-scored, its scores are gone: {why}"
                             for name, why in result.unscored.items()]

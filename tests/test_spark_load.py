@@ -10,13 +10,15 @@ one session (`spark` of conftest.py).
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 import pandas as pd
 import pytest
 import yaml
 
 import test_load_times
-from conftest import BASE_DATASET, random_events, write_workspace
+from conftest import BASE_DATASET, assert_same, random_events, write_workspace
 from riskconsole.engines.spark_load import load_part
 from riskconsole.errors import RiskConsoleError
 from riskconsole.ingest import load
@@ -63,7 +65,7 @@ def _csv(rows: list[str], header: str = HEADER, bom: bool = False, crlf: bool = 
     return (("\ufeff" if bom else "") + (text.replace("\n", "\r\n") if crlf else text)).encode()
 
 
-def assert_spark_loads_like_duckdb(ws: Workspace, spark) -> None:
+def assert_spark_loads_like_duckdb(ws: Workspace, spark):
     """Spark's loaded rows and quarantine equal DuckDB's load of the same workspace (types, rows, order of the
     quarantine), and so do the counts, the reasons and the warnings."""
     duck = load(ws)
@@ -74,23 +76,29 @@ def assert_spark_loads_like_duckdb(ws: Workspace, spark) -> None:
     assert ours.warnings == duck.warnings
     con = duckdb.connect(str(ws.db_path), read_only=True)
     try:
-        for table, theirs in ((ours.rows.toArrow(), "events"), (ours.quarantine.toArrow(), "quarantine")):
+        quarantine = ours.quarantine.drop("__file").toArrow()
+        for table, theirs in ((ours.rows.toArrow(), "events"), (quarantine, "quarantine")):
             con.register("ours", table)
             described = "SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {})"
             assert con.execute(described.format("ours")).fetchall() == con.execute(described.format(theirs)).fetchall()
             for a, b in (("ours", theirs), (theirs, "ours")):
                 assert con.execute(f"SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}").fetchall() == [], (a, b)
             con.unregister("ours")
-        assert ours.quarantine.toArrow().to_pylist() == con.sql("SELECT * FROM quarantine").to_arrow_table().to_pylist()
+        assert quarantine.to_pylist() == con.sql("SELECT * FROM quarantine").to_arrow_table().to_pylist()
     finally:
         con.close()
+    return duck
 
 
 def test_messy_csv_files_load_on_spark_as_on_duckdb(tmp_path, spark):
     """Two files (a BOM, CRLF line ends, a quoted line break, a repeat of an earlier file's id) and every rule:
     the time warning, the label warning and the amount warning are DuckDB's too."""
     ws = _files(tmp_path / "ws", {"a.csv": _csv(MESSY, bom=True), "b.csv": _csv(SECOND, crlf=True)})
-    assert_spark_loads_like_duckdb(ws, spark)
+    duck = assert_spark_loads_like_duckdb(ws, spark)
+    assert (duck.read, duck.loaded, len(duck.reasons)) == (27, 10, 10) and duck.reasons["duplicate id"] == 1
+    assert [w.split(": ")[1] for w in duck.warnings] == ["columns.label", "columns.time", "columns.label_time",
+                                                        "columns.amount"]
+    assert "try time_format: {ts: '%Y-%m-%d %H:%M:%S%z'}" in duck.warnings[1]  # a map: another column needs ISO
 
 
 @pytest.mark.parametrize("spec", [
@@ -146,15 +154,68 @@ def test_parquet_loads_on_spark_as_on_duckdb(tmp_path, spark):
      "has the columns event_id, ts, is_fraud, label_ts, amount, device_id, user_id where the source has event_id, "
      "ts, is_fraud, label_ts, amount, user_id, device_id (Spark reads every file's columns by their place)"),
 ])
-def test_what_spark_cannot_read_exactly_is_refused_naming_the_engine(tmp_path, spark, files, message):
+def test_what_spark_cannot_read_exactly_is_refused_naming_the_engine(tmp_path, spark, files, message, monkeypatch,
+                                                                    capsys):
+    """Refused before a row is read: by `load_part`, by `validate` and `load` with engine spark (no Spark session is
+    started for it); engine duckdb loads the same files."""
+    from riskconsole.cli import main
+
     ws = _files(tmp_path / "ws", files)
     checked = check_dataset(ws)
     with pytest.raises(RiskConsoleError) as info:
         load_part(spark, checked, checked.parts[0])
     assert message in str(info.value) and "engine spark" in str(info.value) and "\n" not in str(info.value)
     assert str(info.value).startswith("data/dataset.yaml: source 'data/in/*.")
+    monkeypatch.setenv("RISKCONSOLE_ENGINE", "spark")
+    assert main(["validate", "--workspace", str(ws.root), str(ws.dataset_path)]) == 1
+    assert message in capsys.readouterr().err
+    with pytest.raises(RiskConsoleError, match="engine spark cannot read it"):
+        load(ws)
+    assert not ws.db_path.exists()
+    assert load(ws, engine="duckdb").loaded > 0
 
 
 def test_write_workspace_fixture_loads_on_spark_as_on_duckdb(tmp_path, spark):
     """The tests' usual random workspace (pandas' CSV: ISO times, empty labels and label times)."""
     assert_spark_loads_like_duckdb(write_workspace(tmp_path / "ws", random_events(n=80)), spark)
+
+
+STRATEGY = {"name": "s", "rules": [
+    {"name": "busy", "when": "user_orders_1h >= 1", "action": "review"},
+    {"name": "big", "when": "amount > 11 AND device_users_1d >= 2", "action": "block"}]}
+
+
+def _tables(ws: Workspace) -> dict[str, list]:
+    con = duckdb.connect(str(ws.db_path), read_only=True)
+    try:
+        return {t: (con.execute(f"DESCRIBE {t}").fetchall(), con.execute(f"SELECT * FROM {t}").fetchall())
+                for t in ("events", "quarantine", "frame")}
+    finally:
+        con.close()
+
+
+def test_a_load_on_engine_spark_gives_duckdbs_tables_and_report(tmp_path, spark):
+    """`load --engine spark`: Spark's events land in data/spark/<version>/events by day, DuckDB's events, quarantine
+    and frame (in their stored order) are those of a DuckDB load, the CLI's summary and warnings are DuckDB's, and a
+    backtest on Spark over the frame built from Spark's own events writes DuckDB's report."""
+    from riskconsole.session import Session
+
+    ws = _files(tmp_path / "ws", {"a.csv": _csv(MESSY, bom=True), "b.csv": _csv(SECOND, crlf=True)},
+                time_format=["%d.%m.%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%d %H:%M:%S"])
+    (ws.strategies_dir).mkdir(exist_ok=True)
+    (ws.strategies_dir / "s.yaml").write_text(yaml.safe_dump(STRATEGY))
+    duck = load(ws)
+    want, csv = _tables(ws), (ws.root / "data" / "quarantine.csv").read_bytes()
+    with Session(ws) as session:
+        report = session.backtest(ws.strategies_dir / "s.yaml").report
+    ours = load(ws, engine="spark", spark=spark)
+    assert (ours.read, ours.loaded, ours.reasons, ours.warnings) == (duck.read, duck.loaded, duck.reasons, duck.warnings)
+    assert _tables(ws) == want and (ws.root / "data" / "quarantine.csv").read_bytes() == csv
+    days = sorted(p.name for p in (ws.root / "data" / "spark" / ours.version / "events").iterdir() if p.is_dir())
+    assert days == sorted({f"__day={row[1].date()}" for row in want["events"][1]}) and len(days) >= 3
+    written = {p: p.stat().st_mtime_ns for p in (ws.root / "data" / "spark").rglob("*.parquet")}
+    with Session(ws, engine="spark", spark=spark) as session:
+        got = session.backtest(ws.strategies_dir / "s.yaml").report
+    assert {p: p.stat().st_mtime_ns for p in written} == written  # the frame was built from Spark's own events
+    assert got["overall"]["flagged"] > 0
+    assert_same(json.loads(json.dumps(got, default=str)), json.loads(json.dumps(report, default=str)))

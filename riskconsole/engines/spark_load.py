@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
+import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import duckdb
@@ -71,7 +74,7 @@ class SparkLoaded:
     read: int
     loaded: int
     rows: Any  # DataFrame of the loaded rows
-    quarantine: Any  # DataFrame: every source column as text, reason, file, row (as DuckDB's quarantine table)
+    quarantine: Any  # DataFrame: every source column as text, reason, file, row (DuckDB's quarantine), and `__file`
     reasons: dict[str, int]
     warnings: list[str]
 
@@ -274,7 +277,7 @@ def stage(data: Any, part: Part, raw: dict[str, str]) -> Any:
 
 
 def load_part(spark: Any, checked: Checked, part: Part) -> SparkLoaded:
-    """Read, type and quarantine one source on Spark, as `ingest._load_part` does on DuckDB.
+    """Read, type and quarantine one source on Spark, as `ingest.load_part` does on DuckDB.
 
     Raises:
         DataError: Spark cannot read it exactly (`refusal`), or every row is quarantined."""
@@ -302,6 +305,91 @@ def load_part(spark: Any, checked: Checked, part: Part) -> SparkLoaded:
     texts = [alias(fill("CAST(:c AS VARCHAR)", c=ident(c)), part.loaded_name(c)) for c in part.types]
     quarantine = duck_select(staged.where(F.col("__reason").isNotNull()), [
         *texts, alias(ident("__reason"), "reason"), alias(ident("_file"), "file"), alias(ident("ordinality"), "row"),
-        ident("__file")]).orderBy("__file", "row").drop("__file")
+        ident("__file")]).orderBy("__file", "row")
     ordered = dict(sorted(reasons.items(), key=lambda rn: (-rn[1], rn[0])))
     return SparkLoaded(read, loaded, rows, quarantine, ordered, warnings)
+
+
+# ------------------------------------------------------------------ the load of engine spark
+
+
+def check(checked: Checked) -> None:
+    """Refuse, before a row is read, decision events Spark cannot read as DuckDB does (validate and load run it).
+
+    Raises:
+        DataError: one line naming the source, the reason and the engine."""
+    con = _connect()
+    try:
+        part = checked.parts[0]
+        why = refusal(con, part)
+    finally:
+        con.close()
+    if why:
+        raise DataError(f"{checked.label}: source '{part.source}': engine spark cannot read it as DuckDB does: {why}; "
+                        "load with engine duckdb (--engine duckdb)")
+
+
+class SparkLoader:
+    """`ingest`'s loader with engine spark: the decision events are read, typed and quarantined by Spark and written
+    as Parquet by day to data/spark/<version>/events (the folder the Spark engine builds the frame from); DuckDB's
+    `events` and `quarantine` tables are then read from Spark's output. Streams and tables load on DuckDB."""
+
+    def __init__(self, ws: Any, dataset: Any, version: str, spark: Any = None) -> None:
+        from riskconsole.engines.spark import SPARK_DIR
+
+        self.dataset, self._spark = dataset, spark
+        self.root = ws.root / "data" / SPARK_DIR / version
+
+    @property
+    def spark(self) -> Any:
+        if self._spark is None:
+            from riskconsole.engines.spark import start
+
+            self._spark = start(self.dataset.spark)
+        return self._spark
+
+    def __call__(self, con: duckdb.DuckDBPyConnection, checked: Checked, part: Part,
+                 progress: Callable[[str], None]) -> tuple[int, int, list[str]]:
+        from riskconsole.engines.spark import DAY, LOADED
+
+        if part.kind != "events":
+            return ingest.load_part(con, checked, part, progress)
+        master = self.dataset.spark.remote or self.dataset.spark.master
+        progress(f"spark: reading {len(part.files)} file(s) of {part.source} on {master} ...")
+        result = load_part(self.spark, checked, part)
+        events, quarantine = self.root / "events", self.root / "_quarantine"
+        time, key = (part.loaded_name(c) for c in part.order)
+        write_days(result.rows, events, time)
+        result.quarantine.write.mode("overwrite").parquet(str(quarantine))
+        try:
+            _publish(con, part, events, quarantine, (time, key))
+        finally:
+            shutil.rmtree(quarantine, ignore_errors=True)
+        (self.root / LOADED).write_text(json.dumps({"tables": ["events"], "day": DAY}))
+        return result.read, result.loaded, result.warnings
+
+
+def write_days(rows: Any, out: Path, time: str) -> None:
+    """The loaded rows as Parquet, one folder per day of `time` (`__day=YYYY-MM-DD`), as the engine's export."""
+    from pyspark.sql import functions as F
+
+    from riskconsole.engines.spark import DAY
+
+    rows.withColumn(DAY, F.to_date(F.col(f"`{time}`"))).write.mode("overwrite").partitionBy(DAY).parquet(str(out))
+
+
+def _publish(con: duckdb.DuckDBPyConnection, part: Part, events: Path, quarantine: Path, order: tuple[str, str]) -> None:
+    """DuckDB's `events` (in time, id order) and `quarantine` (in source order) from Spark's Parquet."""
+    read = "read_parquet($files, hive_partitioning = false)"
+    files = {"files": [str(p) for p in sorted(events.rglob("*.parquet"))]}
+    con.execute(f"CREATE OR REPLACE TABLE {part.table} AS SELECT * FROM {read} ORDER BY "
+                + ", ".join(render(ident(c)) for c in order), files)
+    files = {"files": [str(p) for p in sorted(quarantine.rglob("*.parquet"))]}
+    if files["files"]:
+        con.execute(f"CREATE OR REPLACE TABLE {part.quarantine} AS SELECT * EXCLUDE (__file) FROM {read} "
+                    "ORDER BY __file, \"row\"", files)
+    else:  # no row quarantined: DuckDB's empty table, with its columns
+        texts = [alias(fill("CAST(NULL AS VARCHAR)"), part.loaded_name(c)) for c in part.types]
+        empty = exp.select(*texts, "CAST(NULL AS VARCHAR) AS reason", "CAST(NULL AS VARCHAR) AS file",
+                           "CAST(NULL AS BIGINT) AS \"row\"").where("false")
+        con.execute(f"CREATE OR REPLACE TABLE {part.quarantine} AS " + render(empty))
