@@ -482,9 +482,9 @@ def reload(ws: Workspace, dataset_path: str | Path | None = None, progress: Prog
         progress: called with one line per step.
         trusted: True only for a path a local user gave (the CLI): another dataset file than the workspace's own
             may then read sources outside the workspace.
-        engine: `--engine` (default: $RISKCONSOLE_ENGINE, else the dataset's `engine:`); with spark the decision
-            events are read, typed and quarantined by Spark (engines/spark_load.py) into
-            data/spark/<version>/events, and DuckDB's `events` and `quarantine` are read from there.
+        engine: `--engine` (default: $RISKCONSOLE_ENGINE, else the dataset's `engine:`); with spark every source is
+            read, typed and quarantined by Spark (engines/spark_load.py) into data/spark/<version>/, and DuckDB's
+            tables and quarantines are read from there.
         spark: the SparkSession to use (default: one started from the dataset's `spark:` settings).
 
     Raises:
@@ -514,7 +514,7 @@ def reload(ws: Workspace, dataset_path: str | Path | None = None, progress: Prog
 
 
 def _spark_loader(ws: Workspace, checked: Checked, engine: str | None, spark: Any, version: str) -> PartLoader | None:
-    """With engine spark, the loader of the decision events on Spark (checked before a row is read); else None."""
+    """With engine spark, the loader of every source on Spark (each checked before a row is read); else None."""
     from riskconsole.engines import choose
 
     if choose(engine, checked.dataset) != "spark":

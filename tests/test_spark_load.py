@@ -219,3 +219,53 @@ def test_a_load_on_engine_spark_gives_duckdbs_tables_and_report(tmp_path, spark)
     assert {p: p.stat().st_mtime_ns for p in written} == written  # the frame was built from Spark's own events
     assert got["overall"]["flagged"] > 0
     assert_same(json.loads(json.dumps(got, default=str)), json.loads(json.dumps(report, default=str)))
+
+
+def test_streams_and_tables_load_on_spark_as_on_duckdb(tmp_path, spark):
+    """A stream (renamed column, NULL keys, a bad and a blank time) and tables (as-of with a missing key and a
+    repeated version, plain, range): every table and quarantine DuckDB holds after a load on engine spark is a DuckDB
+    load's (a stream's rows as a multiset: ties in time have no order), so is the frame built from them, and the
+    Spark engine's export keeps Spark's Parquet."""
+    import test_streams
+    import test_tables
+    from riskconsole.session import Session
+
+    events = test_tables.make_events(n=120)
+    ws = test_tables.workspace(tmp_path / "ws", events, test_tables.make_merchants(events),
+                               features=[*test_tables.FEATURES[:3], *test_streams.FEATURES[:3]])
+    dataset = yaml.safe_load(ws.dataset_path.read_text())
+    dataset["streams"] = {"logins": test_streams.STREAM}
+    ws.dataset_path.write_text(yaml.safe_dump(dataset))
+    data = ws.root / "data"
+    test_streams.make_logins(events, n=150).to_csv(data / "logins.csv", index=False)
+    with open(data / "logins.csv", "a") as out:
+        out.write("3,2,yesterday,1,5.0\n4,2, ,0,1.5\n")
+    with open(data / "merchants.csv", "a") as out:
+        out.write(",toys,5.0,2026-03-01 00:00:00\n")
+        out.write(open(data / "merchants.csv").read().splitlines()[1] + "\n")  # a version repeated
+    tables = ["events", "quarantine", "stream_logins", "quarantine_logins", "table_merchants", "quarantine_merchants",
+              "table_devices", "table_ip_ranges", "frame"]
+
+    def held() -> dict[str, tuple]:
+        con = duckdb.connect(str(ws.db_path), read_only=True)
+        try:
+            rows = {t: (con.execute(f"DESCRIBE {t}").fetchall(), con.execute(f"SELECT * FROM {t}").fetchall())
+                    for t in tables}
+        finally:
+            con.close()
+        rows["stream_logins"] = (rows["stream_logins"][0], sorted(rows["stream_logins"][1], key=repr))
+        return rows
+
+    duck = load(ws)
+    want = held()
+    assert duck.sources["streams.logins"]["quarantined"] == 2 and duck.sources["tables.merchants"]["quarantined"] == 2
+    ours = load(ws, engine="spark", spark=spark)
+    assert (ours.summary(), ours.warnings) == (duck.summary(), duck.warnings)
+    assert held() == want
+    loaded = json.loads((ws.root / "data" / "spark" / ours.version / "_loaded.json").read_text())["tables"]
+    assert sorted(loaded) == ["events", "stream_logins", "table_devices", "table_ip_ranges", "table_merchants"]
+    with Session(ws, engine="spark", spark=spark) as session:  # the export writes nothing the load wrote
+        session.spark_engine(frame=False).export()
+    exported = json.loads((ws.root / "data" / "spark" / ours.version / "_exported.json").read_text())
+    assert exported["version"] == ours.version and sorted(p.name for p in (ws.root / "data" / "spark").iterdir()) == [
+        ours.version]

@@ -1,8 +1,8 @@
 """The Spark engine: a loaded workspace's features and backtests as Spark SQL (DESIGN §7, docs/scale.md).
 
-A load with engine spark reads, types and quarantines the decision events on Spark (spark_load.py) into
-`data/spark/<data version>/events` (Parquet, one folder per day); after a DuckDB load `events` is exported there from
-DuckDB instead, and in both cases every `stream_NAME` and `table_NAME` too. Spark builds the frame there with the very queries DuckDB runs (`features.frame_plan`, rendered with `dialects.spark()`), and a backtest's
+A load with engine spark reads, types and quarantines every source on Spark (spark_load.py) into
+`data/spark/<data version>/` (`events` as Parquet, one folder per day, every `stream_NAME` and `table_NAME`); after a
+DuckDB load they are exported there from DuckDB instead. Spark builds the frame there with the very queries DuckDB runs (`features.frame_plan`, rendered with `dialects.spark()`), and a backtest's
 grouped query (`backtest.groups_query`) runs on that frame: only the grouped rows come back to Python. The export
 and the frame are built once per data version (a load gives a new one). Every trained detector (LightGBM and the
 PyOD kinds) scores the frame on the executors (`spark_scores.py`); lists (`IN LIST`) are Spark views of the list
@@ -16,7 +16,7 @@ The outcome blocks of a dataset mapping `prod_action` come from the same grouped
 observability class). Entity-level strategies: the entity frame is built on Spark from the export by entities.py's
 queries and read as `frame` by their queries (`spark_entities.py`).
 
-Not on Spark yet: loading streams and tables, detector training and the console's live reports.
+Not on Spark yet: JSON Lines sources, detector training and the console's live reports.
 """
 
 from __future__ import annotations

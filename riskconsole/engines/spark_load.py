@@ -44,10 +44,13 @@ class SparkStaged:
 
     def failing(self, raw: exp.Expression, bad: exp.Expression) -> tuple[int, list[str]]:
         """How many rows are `bad`, and up to ingest.SAMPLE of their raw values (first in source order)."""
+        known = getattr(self, "_known", {}).get(_key(raw, bad))
+        if known == 0:
+            return 0, []
         marked = duck_select(self.rows, [alias(bad, "__bad"), alias(fill("CAST(:r AS VARCHAR)", r=raw), "__v"),
                                          *map(ident, POSITION)])
         bad_rows = marked.where("__bad")
-        n = bad_rows.count()
+        n = bad_rows.count() if known is None else known
         if not n:
             return 0, []
         first = bad_rows.orderBy(*POSITION).limit(ingest.SAMPLE).select("__v").collect()
@@ -55,6 +58,15 @@ class SparkStaged:
 
     def raw_types(self) -> dict[str, str]:
         return dict(self.raw)
+
+    def warnings(self, checked: Checked, part: Part, read: int) -> list[str]:
+        """ingest's warnings of these rows, every column's failing rows counted in one pass first (the warnings ask
+        column by column: a Spark job each), samples read only where some row fails."""
+        asked = _Asked(self.con)
+        ingest.load_warnings(asked, checked, part, read)  # which (raw, bad) pairs the warnings count
+        counts = self.counts([bad for _, bad in asked.pairs]) if asked.pairs else []
+        self._known = {_key(raw, bad): n for (raw, bad), n in zip(asked.pairs, counts)}
+        return ingest.load_warnings(self, checked, part, read)
 
     def counts(self, conditions: list[exp.Expression]) -> list[int]:
         """How many rows meet each condition (one pass)."""
@@ -67,6 +79,21 @@ class SparkStaged:
         return [int(totals[n] or 0) for n in names]
 
 
+class _Asked:
+    """A stand-in for staged rows where nothing fails: records which (raw, bad) pairs the warnings ask about."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con, self.pairs = con, []
+
+    def failing(self, raw: exp.Expression, bad: exp.Expression) -> tuple[int, list[str]]:
+        self.pairs.append((raw, bad))
+        return 0, []
+
+
+def _key(raw: exp.Expression, bad: exp.Expression) -> tuple[str, str]:
+    return render(raw), render(bad)
+
+
 @dataclass
 class SparkLoaded:
     """One source loaded by Spark: its rows (loaded names and DuckDB's types), its quarantine and what to say."""
@@ -75,8 +102,9 @@ class SparkLoaded:
     loaded: int
     rows: Any  # DataFrame of the loaded rows
     quarantine: Any  # DataFrame: every source column as text, reason, file, row (DuckDB's quarantine), and `__file`
-    reasons: dict[str, int]
-    warnings: list[str]
+    reasons: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    cached: list[Any] = field(default_factory=list)  # DataFrames persisted for the load: unpersist once written
 
 
 # ------------------------------------------------------------------ what Spark can read exactly
@@ -143,9 +171,10 @@ def _duck_types(con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> dict[str, 
 # ------------------------------------------------------------------ reading
 
 
-def read_raw(spark: Any, con: duckdb.DuckDBPyConnection, part: Part, label: str) -> tuple[Any, dict[str, str]]:
+def read_raw(spark: Any, con: duckdb.DuckDBPyConnection, part: Part, label: str,
+             cached: list[Any] | None = None) -> tuple[Any, dict[str, str]]:
     """The part's rows as DuckDB's reader gives them (CSV all text, Parquet typed), with `_file`, `__file` and
-    `ordinality`; and the raw columns' DuckDB types.
+    `ordinality`; and the raw columns' DuckDB types. What it persists is appended to `cached`.
 
     Raises:
         DataError: Spark reads a column with another type than DuckDB does."""
@@ -161,7 +190,7 @@ def read_raw(spark: Any, con: duckdb.DuckDBPyConnection, part: Part, label: str)
     data = data.select("*", F.col("_metadata.file_path").alias("__path"), F.monotonically_increasing_id().alias("__mid"),
                        *([F.col("_metadata.row_index").alias("__row")] if part.fmt == "parquet" else []))
     _check_raw_types(con, data.drop("__path", "__row", "__mid"), raw, part, label)
-    return _positioned(spark, data, part, label), raw
+    return _positioned(spark, data, part, label, [] if cached is None else cached), raw
 
 
 def _read_csv(spark: Any, con: duckdb.DuckDBPyConnection, files: list[str], schema: Any) -> Any:
@@ -190,9 +219,10 @@ def _check_raw_types(con: duckdb.DuckDBPyConnection, data: Any, raw: dict[str, s
                             f"{seen.get(column)} where DuckDB reads {dtype}: load it with engine duckdb")
 
 
-def _positioned(spark: Any, data: Any, part: Part, label: str) -> Any:
+def _positioned(spark: Any, data: Any, part: Part, label: str, cached: list[Any]) -> Any:
     """`_file` (the path as DuckDB names it), `__file` (its 1-based place in the sorted files) and `ordinality`
     (Parquet: the row in its file; CSV: the row over all files in order, as DuckDB's WITH ORDINALITY counts)."""
+    from pyspark import StorageLevel
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -204,6 +234,8 @@ def _positioned(spark: Any, data: Any, part: Part, label: str) -> Any:
         return data.withColumn("ordinality", F.col("__row") + 1).drop("__path", "__row", "__mid")
     # a CSV file is read whole by one task (multiLine), in order: its rows' ids increase down the file
     data = data.withColumn("__in_file", F.row_number().over(Window.partitionBy("__file").orderBy("__mid")))
+    data = data.persist(StorageLevel.MEMORY_AND_DISK)  # parsed once: counted here, staged next
+    cached.append(data)
     counts = dict(data.groupBy("__file").count().collect())
     if None in counts:
         raise DataError(f"{label}: source '{part.source}': spark read a file not in the sorted list of its files")
@@ -216,14 +248,21 @@ def _positioned(spark: Any, data: Any, part: Part, label: str) -> Any:
 # ------------------------------------------------------------------ DuckDB's row rules on the executors
 
 
-def duck_select(data: Any, columns: list[exp.Expression]) -> Any:
+def duck_select(data: Any, columns: list[exp.Expression], then: list[exp.Expression] | None = None) -> Any:
     """`SELECT columns FROM data` (DuckDB-dialect ASTs over `data`'s columns) evaluated by DuckDB on the executors,
-    batch by batch: DuckDB's functions give DuckDB's answers. Only row-level expressions (no aggregates, windows)."""
+    batch by batch: DuckDB's functions give DuckDB's answers. Only row-level expressions (no aggregates, windows).
+    `then`: columns added over the first select's (which they may read), in the same pass."""
     from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
     from riskconsole.engines.spark_scores import _local_workers
 
-    sql = render(exp.select(*columns).from_("_batch"))
+    query = exp.select(*columns).from_("_batch")
+    if then:
+        query = exp.select(exp.Star(), *then).from_(query.subquery("s"))
+    sql = render(query)
+    if not any(isinstance(c, exp.Star) for c in columns):  # ship only the columns the query reads to Python
+        read = {c.name for c in query.find_all(exp.Column)}
+        data = data.select(*[f"`{c}`" for c in data.columns if c in read])
     source = to_arrow_schema(data.schema, timezone="UTC")
     produced = _run(_connect(), sql, source.empty_table()).schema  # the output types, found on the driver
     schema = from_arrow_schema(produced, prefer_timestamp_ntz=True)
@@ -266,8 +305,8 @@ def stage(data: Any, part: Part, raw: dict[str, str]) -> Any:
     from pyspark.sql import functions as F
 
     keep = [ident(c) for c in (*raw, "_file", *POSITION)]
-    casts = duck_select(data, [*keep, *ingest.typed_columns(part, raw)])
-    reasoned = duck_select(casts, [exp.Star(), alias(ingest.row_reason(part, raw), "__reason")])
+    reasoned = duck_select(data, [*keep, *ingest.typed_columns(part, raw)],
+                           [alias(ingest.row_reason(part, raw), "__reason")])
     why = ingest.duplicate_reason(part)
     if why is None:
         return reasoned
@@ -288,10 +327,11 @@ def load_part(spark: Any, checked: Checked, part: Part) -> SparkLoaded:
     where = "" if part.kind == "events" else f"{part.where}: "
     why = refusal(con, part)
     if why:
-        raise DataError(f"{checked.label}: {where}source '{part.source}': engine spark cannot read it as DuckDB "
-                        f"does: {why}; load with engine duckdb (--engine duckdb)")
-    data, raw = read_raw(spark, con, part, checked.label)
+        raise DataError(_refused(checked, part, why))
+    cached: list[Any] = []
+    data, raw = read_raw(spark, con, part, checked.label, cached)
     staged = stage(data, part, raw).persist(StorageLevel.MEMORY_AND_DISK)
+    cached.append(staged)
     reasons = {r: n for r, n in staged.groupBy("__reason").count().collect()}
     read, loaded = sum(reasons.values()), reasons.pop(None, 0)
     if loaded == 0:
@@ -299,7 +339,7 @@ def load_part(spark: Any, checked: Checked, part: Part) -> SparkLoaded:
         text = "; ".join(f"{terminal(str(r))[:160]} ({n:,} rows)" for r, n in shown)
         raise DataError(f"{checked.label}: {where}no loadable rows in '{part.source}' (read {read:,}, every one "
                         f"quarantined: {text})")
-    warnings = ingest.load_warnings(SparkStaged(staged, raw, con), checked, part, read)
+    warnings = SparkStaged(staged, raw, con).warnings(checked, part, read)
     rows = staged.where(F.col("__reason").isNull()).select(
         *[F.col(f"`{ingest.cast_name(c)}`").alias(part.loaded_name(c)) for c in part.types])
     texts = [alias(fill("CAST(:c AS VARCHAR)", c=ident(c)), part.loaded_name(c)) for c in part.types]
@@ -307,32 +347,38 @@ def load_part(spark: Any, checked: Checked, part: Part) -> SparkLoaded:
         *texts, alias(ident("__reason"), "reason"), alias(ident("_file"), "file"), alias(ident("ordinality"), "row"),
         ident("__file")]).orderBy("__file", "row")
     ordered = dict(sorted(reasons.items(), key=lambda rn: (-rn[1], rn[0])))
-    return SparkLoaded(read, loaded, rows, quarantine, ordered, warnings)
+    return SparkLoaded(read, loaded, rows, quarantine, ordered, warnings, cached)
 
 
 # ------------------------------------------------------------------ the load of engine spark
 
 
 def check(checked: Checked) -> None:
-    """Refuse, before a row is read, decision events Spark cannot read as DuckDB does (validate and load run it).
+    """Refuse, before a row is read, a source (decision events, a stream, a table) Spark cannot read as DuckDB does
+    (validate and load run it).
 
     Raises:
         DataError: one line naming the source, the reason and the engine."""
     con = _connect()
     try:
-        part = checked.parts[0]
-        why = refusal(con, part)
+        for part in checked.parts:
+            why = refusal(con, part)
+            if why:
+                raise DataError(_refused(checked, part, why))
     finally:
         con.close()
-    if why:
-        raise DataError(f"{checked.label}: source '{part.source}': engine spark cannot read it as DuckDB does: {why}; "
-                        "load with engine duckdb (--engine duckdb)")
+
+
+def _refused(checked: Checked, part: Part, why: str) -> str:
+    where = "" if part.kind == "events" else f"{part.where}: "
+    return (f"{checked.label}: {where}source '{part.source}': engine spark cannot read it as DuckDB does: {why}; "
+            "load with engine duckdb (--engine duckdb)")
 
 
 class SparkLoader:
-    """`ingest`'s loader with engine spark: the decision events are read, typed and quarantined by Spark and written
-    as Parquet by day to data/spark/<version>/events (the folder the Spark engine builds the frame from); DuckDB's
-    `events` and `quarantine` tables are then read from Spark's output. Streams and tables load on DuckDB."""
+    """`ingest`'s loader with engine spark: every source (decision events, streams, tables) is read, typed and
+    quarantined by Spark and written as Parquet to data/spark/<version>/<table> (the events by day: the folders the
+    Spark engine builds the frame from); DuckDB's table and quarantine of each are then read from Spark's output."""
 
     def __init__(self, ws: Any, dataset: Any, version: str, spark: Any = None) -> None:
         from riskconsole.engines.spark import SPARK_DIR
@@ -352,20 +398,25 @@ class SparkLoader:
                  progress: Callable[[str], None]) -> tuple[int, int, list[str]]:
         from riskconsole.engines.spark import DAY, LOADED
 
-        if part.kind != "events":
-            return ingest.load_part(con, checked, part, progress)
-        master = self.dataset.spark.remote or self.dataset.spark.master
-        progress(f"spark: reading {len(part.files)} file(s) of {part.source} on {master} ...")
+        master = self.dataset.spark.remote or self.spark.conf.get("spark.master", self.dataset.spark.master)
+        where = "" if part.kind == "events" else f"{part.where}: "
+        progress(f"spark: reading {len(part.files)} file(s) of {where}{part.source} on {master} ...")
         result = load_part(self.spark, checked, part)
-        events, quarantine = self.root / "events", self.root / "_quarantine"
-        time, key = (part.loaded_name(c) for c in part.order)
-        write_days(result.rows, events, time)
+        rows, quarantine = self.root / part.table, self.root / f"_{part.quarantine}"
+        if part.kind == "events":
+            write_days(result.rows, rows, part.loaded_name(part.roles["time"]))
+        else:
+            result.rows.write.mode("overwrite").parquet(str(rows))
         result.quarantine.write.mode("overwrite").parquet(str(quarantine))
+        for data in result.cached:
+            data.unpersist()
         try:
-            _publish(con, part, events, quarantine, (time, key))
+            _publish(con, part, rows, quarantine, [part.loaded_name(c) for c in part.order])
         finally:
             shutil.rmtree(quarantine, ignore_errors=True)
-        (self.root / LOADED).write_text(json.dumps({"tables": ["events"], "day": DAY}))
+        marker = self.root / LOADED
+        tables = json.loads(marker.read_text())["tables"] if marker.exists() else []
+        marker.write_text(json.dumps({"tables": [*tables, part.table], "day": DAY}))
         return result.read, result.loaded, result.warnings
 
 
@@ -378,10 +429,11 @@ def write_days(rows: Any, out: Path, time: str) -> None:
     rows.withColumn(DAY, F.to_date(F.col(f"`{time}`"))).write.mode("overwrite").partitionBy(DAY).parquet(str(out))
 
 
-def _publish(con: duckdb.DuckDBPyConnection, part: Part, events: Path, quarantine: Path, order: tuple[str, str]) -> None:
-    """DuckDB's `events` (in time, id order) and `quarantine` (in source order) from Spark's Parquet."""
+def _publish(con: duckdb.DuckDBPyConnection, part: Part, rows: Path, quarantine: Path, order: list[str]) -> None:
+    """DuckDB's table of the part (in its order: time and id for the events) and its quarantine (in source order)
+    from Spark's Parquet."""
     read = "read_parquet($files, hive_partitioning = false)"
-    files = {"files": [str(p) for p in sorted(events.rglob("*.parquet"))]}
+    files = {"files": [str(p) for p in sorted(rows.rglob("*.parquet"))]}
     con.execute(f"CREATE OR REPLACE TABLE {part.table} AS SELECT * FROM {read} ORDER BY "
                 + ", ".join(render(ident(c)) for c in order), files)
     files = {"files": [str(p) for p in sorted(quarantine.rglob("*.parquet"))]}
