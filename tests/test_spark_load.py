@@ -175,6 +175,18 @@ def test_what_spark_cannot_read_exactly_is_refused_naming_the_engine(tmp_path, s
     assert load(ws, engine="duckdb").loaded > 0
 
 
+def test_a_csv_that_is_not_utf8_is_refused_on_spark(tmp_path, spark):
+    """DuckDB refuses a CSV with bytes that are not UTF-8; Spark would read them as U+FFFD and load the row, so
+    U+FFFD in a CSV is refused on Spark (even one written on purpose, which DuckDB loads)."""
+    rows = [_row(i, f"2026-03-01 1{i}:00:00") for i in range(3)]
+    ws = _files(tmp_path / "ws", {"a.csv": _csv(rows[:1]) + b"e9,2026-03-01 10:00:00,0,,1,\xef\xbf\xbd,1\n"
+                                  + "\n".join(rows[1:]).encode() + b"\n"})
+    assert load(ws).loaded == 4
+    checked = check_dataset(ws)
+    with pytest.raises(RiskConsoleError, match=r"a.csv row 2 is not valid UTF-8 \(or holds U\+FFFD"):
+        load_part(spark, checked, checked.parts[0])
+
+
 def test_write_workspace_fixture_loads_on_spark_as_on_duckdb(tmp_path, spark):
     """The tests' usual random workspace (pandas' CSV: ISO times, empty labels and label times)."""
     assert_spark_loads_like_duckdb(write_workspace(tmp_path / "ws", random_events(n=80)), spark)

@@ -315,6 +315,23 @@ def stage(data: Any, part: Part, raw: dict[str, str]) -> Any:
     return reasoned.withColumn("__reason", F.coalesce(F.col("__reason"), dup))
 
 
+def _check_utf8(data: Any, raw: dict[str, str], part: Part, label: str) -> None:
+    """Refuse a CSV holding bytes that are not UTF-8: DuckDB's reader refuses the file, Spark's would read each such
+    byte as U+FFFD and load the row. A U+FFFD written in a valid file is refused too (Spark cannot tell them apart).
+
+    Raises:
+        DataError: naming the first such file and row."""
+    from pyspark.sql import functions as F
+
+    replaced = [F.coalesce(F.col(f"`{c}`").contains("\ufffd"), F.lit(False)) for c in raw]
+    first = data.where(functools.reduce(lambda a, b: a | b, replaced)).orderBy(*POSITION).limit(1).collect()
+    if first:
+        where = "" if part.kind == "events" else f"{part.where}: "
+        raise DataError(f"{label}: {where}source '{part.source}': {first[0]['_file']} row {first[0]['ordinality']} "
+                        "is not valid UTF-8 (or holds U+FFFD, which engine spark cannot tell from it; DuckDB refuses "
+                        "such a file): export the file as UTF-8")
+
+
 def load_part(spark: Any, checked: Checked, part: Part) -> SparkLoaded:
     """Read, type and quarantine one source on Spark, as `ingest.load_part` does on DuckDB.
 
@@ -330,6 +347,8 @@ def load_part(spark: Any, checked: Checked, part: Part) -> SparkLoaded:
         raise DataError(_refused(checked, part, why))
     cached: list[Any] = []
     data, raw = read_raw(spark, con, part, checked.label, cached)
+    if part.fmt == "csv":
+        _check_utf8(data, raw, part, checked.label)
     staged = stage(data, part, raw).persist(StorageLevel.MEMORY_AND_DISK)
     cached.append(staged)
     reasons = {r: n for r, n in staged.groupBy("__reason").count().collect()}
