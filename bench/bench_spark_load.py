@@ -33,7 +33,8 @@ def _part(ws: Workspace, args: argparse.Namespace, tmp: Path):
         out = tmp / "events.csv"
         limit = f" LIMIT {int(args.rows)}" if args.rows else ""
         con.execute(f"COPY (SELECT * FROM read_parquet($f){limit}) TO '{out}' (HEADER)", {"f": part.files})
-        part = dataclasses.replace(part, files=[str(out)], fmt="csv", types=column_types(con, "csv", [str(out)]))
+        part = dataclasses.replace(part, files=[str(out)], fmt="csv", types=column_types(con, "csv", [str(out)]),
+                                   source=str(out))
     return checked, part
 
 
