@@ -504,6 +504,11 @@ def reload(ws: Workspace, dataset_path: str | Path | None = None, progress: Prog
         if live is not None:
             live.close()
         _swap(staging, csvs, ws)
+    except BaseException:
+        written = getattr(loader, "root", None)  # what a load on Spark wrote for this version, which never went live
+        if written is not None:
+            shutil.rmtree(written, ignore_errors=True)
+        raise
     finally:
         if live is not None:
             live.close()

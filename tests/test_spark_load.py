@@ -276,6 +276,10 @@ def test_streams_and_tables_load_on_spark_as_on_duckdb(tmp_path, spark):
     assert held() == want
     loaded = json.loads((ws.root / "data" / "spark" / ours.version / "_loaded.json").read_text())["tables"]
     assert sorted(loaded) == ["events", "stream_logins", "table_devices", "table_ip_ranges", "table_merchants"]
+    (data / "logins.csv").write_text("uid,device_id,login_time,success,spend\n1,1,not a time,1,2.0\n")
+    with pytest.raises(RiskConsoleError, match="streams.logins: no loadable rows"):  # after the events were written
+        load(ws, engine="spark", spark=spark)
+    assert sorted(p.name for p in (ws.root / "data" / "spark").iterdir()) == [ours.version]  # nothing left behind
     with Session(ws, engine="spark", spark=spark) as session:  # the export writes nothing the load wrote
         session.spark_engine(frame=False).export()
     exported = json.loads((ws.root / "data" / "spark" / ours.version / "_exported.json").read_text())
