@@ -1,6 +1,6 @@
 """Load on engine spark: a source's files read, typed and quarantined by Spark (issue 15, first slice).
 
-Spark reads the files (CSV with the dialect DuckDB's sniffer finds, Parquet as typed); every row-level rule of
+Spark reads the files (spark_read.py: CSV with the dialect DuckDB's sniffer finds, Parquet as typed); every rule of
 DuckDB's load — the casts, time parsing, label words, amounts, missing keys — is the SQL ingest.py builds, run by
 an embedded DuckDB on the executors over each Arrow batch (`duck_select`), so a value parses exactly as DuckDB's
 load parses it. What needs every row — duplicates (the first occurrence in source order wins), source positions,
@@ -10,8 +10,6 @@ before a row is read (one line naming the engine). Executors need riskconsole an
 
 from __future__ import annotations
 
-import functools
-import itertools
 import json
 import shutil
 from dataclasses import dataclass, field
@@ -23,14 +21,11 @@ import pyarrow as pa
 from sqlglot import exp
 
 from riskconsole import ingest
+from riskconsole.engines.spark_read import POSITION, check_utf8, connect, read_raw, refusal
 from riskconsole.errors import DataError
 from riskconsole.escape import terminal
-from riskconsole.sources import Checked, Part, target_types
+from riskconsole.sources import Checked, Part
 from riskconsole.sqlbuild import alias, fill, ident, render
-
-READ_ON_SPARK = ("csv", "parquet")  # JSON Lines: DuckDB's read_json infers types Spark's reader does not share
-POSITION = ("__file", "ordinality")  # source order: file (1-based, sorted paths), row (as DuckDB numbers it)
-_TEXT = "VARCHAR"
 
 
 @dataclass
@@ -107,144 +102,6 @@ class SparkLoaded:
     cached: list[Any] = field(default_factory=list)  # DataFrames persisted for the load: unpersist once written
 
 
-# ------------------------------------------------------------------ what Spark can read exactly
-
-
-def refusal(con: duckdb.DuckDBPyConnection, part: Part) -> str | None:
-    """Why engine spark cannot read `part` as DuckDB reads it (None when it can): its format, a CSV dialect Spark has
-    no option for, files with different headers, or a loaded type without an exact Spark type."""
-    if part.fmt not in READ_ON_SPARK:
-        return f"{part.fmt.upper()} sources are read by DuckDB's reader only so far (CSV and Parquet load on Spark)"
-    if part.fmt == "csv":
-        try:
-            dialects = [csv_dialect(con, f) for f in part.files]
-        except duckdb.Error as err:
-            return f"DuckDB's sniffer cannot read it ({str(err).splitlines()[0]})"
-        for path, d in zip(part.files, dialects):
-            if d["skip"]:
-                return f"{path} starts with {d['skip']} line(s) before its header (Spark has no option to skip them)"
-            if d["comment"]:
-                return f"{path} has comment lines (Spark and DuckDB skip them differently)"
-            if d["columns"] != list(part.types):
-                return (f"{path} has the columns {', '.join(d['columns'])} where the source has "
-                        f"{', '.join(part.types)} (Spark reads every file's columns by their place)")
-    for column, dtype in target_types(part).items():
-        why = _type_refusal(con, dtype)
-        if why:
-            return f"column '{column}' loads as {dtype}, {why}"
-    return None
-
-
-def _type_refusal(con: duckdb.DuckDBPyConnection, dtype: str) -> str | None:
-    """None when a DuckDB type goes through Arrow to Spark and back unchanged (what the events Parquet needs)."""
-    from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
-
-    typed = exp.cast(exp.null(), exp.DataType.build(dtype, dialect="duckdb"))
-    arrow = con.sql(render(exp.select(alias(typed, "v")))).to_arrow_table().schema
-    try:
-        back = to_arrow_schema(from_arrow_schema(arrow, prefer_timestamp_ntz=True), timezone="UTC")
-    except (TypeError, ValueError) as err:
-        return f"which Spark has no type for ({str(err).splitlines()[0][:80]})"
-    seen = _duck_types(con, back)["v"]
-    return None if seen == _duck_types(con, arrow)["v"] else f"which Spark would store as {seen}"
-
-
-def csv_dialect(con: duckdb.DuckDBPyConnection, path: str) -> dict[str, Any]:
-    """The dialect DuckDB's sniffer finds in one CSV file (delimiter, quote, escape, header, columns, ...)."""
-    row = con.execute("SELECT Delimiter, Quote, Escape, SkipRows, HasHeader, Comment, Columns FROM sniff_csv($f)",
-                      {"f": path}).fetchall()[0]
-    none = ("(empty)", "")
-    return {"sep": row[0], "quote": None if row[1] in none else row[1], "escape": None if row[2] in none else row[2],
-            "skip": int(row[3]), "header": bool(row[4]), "comment": None if row[5] in none else row[5],
-            "columns": [c["name"] for c in row[6]]}
-
-
-def _duck_types(con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> dict[str, str]:
-    """DuckDB's type of every field of an Arrow schema."""
-    con.register("_empty", schema.empty_table())
-    try:
-        return dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM _empty)").fetchall())
-    finally:
-        con.unregister("_empty")
-
-
-# ------------------------------------------------------------------ reading
-
-
-def read_raw(spark: Any, con: duckdb.DuckDBPyConnection, part: Part, label: str,
-             cached: list[Any] | None = None) -> tuple[Any, dict[str, str]]:
-    """The part's rows as DuckDB's reader gives them (CSV all text, Parquet typed), with `_file`, `__file` and
-    `ordinality`; and the raw columns' DuckDB types. What it persists is appended to `cached`.
-
-    Raises:
-        DataError: Spark reads a column with another type than DuckDB does."""
-    from pyspark.sql import functions as F
-    from pyspark.sql.types import StringType, StructField, StructType
-
-    if part.fmt == "csv":
-        raw = {c: _TEXT for c in part.types}
-        data = _read_csv(spark, con, part.files, StructType([StructField(c, StringType()) for c in raw]))
-    else:
-        data = spark.read.option("mergeSchema", True).parquet(*part.files)
-        raw = dict(part.types)
-    data = data.select("*", F.col("_metadata.file_path").alias("__path"), F.monotonically_increasing_id().alias("__mid"),
-                       *([F.col("_metadata.row_index").alias("__row")] if part.fmt == "parquet" else []))
-    _check_raw_types(con, data.drop("__path", "__row", "__mid"), raw, part, label)
-    return _positioned(spark, data, part, label, [] if cached is None else cached), raw
-
-
-def _read_csv(spark: Any, con: duckdb.DuckDBPyConnection, files: list[str], schema: Any) -> Any:
-    """Every file as text columns, read with the dialect DuckDB's sniffer finds in it (files of one dialect in one
-    read). Quoted line breaks stay in their field (multiLine); a malformed row fails the read, as in DuckDB."""
-    groups: dict[tuple, list[str]] = {}
-    for path in files:
-        d = csv_dialect(con, path)
-        groups.setdefault((d["sep"], d["quote"], d["escape"], d["header"]), []).append(path)
-    reads = []
-    for (sep, quote, escape, header), paths in groups.items():
-        quote = quote or "\u0000"  # no quoting: Spark's option for none
-        reads.append(spark.read.options(header=header, sep=sep, quote=quote, escape=escape or quote, multiLine=True,
-                                        mode="FAILFAST", encoding="UTF-8").schema(schema).csv(paths))
-    return functools.reduce(lambda a, b: a.unionByName(b), reads)
-
-
-def _check_raw_types(con: duckdb.DuckDBPyConnection, data: Any, raw: dict[str, str], part: Part, label: str) -> None:
-    from pyspark.sql.pandas.types import to_arrow_schema
-
-    seen = _duck_types(con, to_arrow_schema(data.schema, timezone="UTC"))
-    for column, dtype in raw.items():
-        if seen.get(column) != dtype:
-            where = "" if part.kind == "events" else f"{part.where}: "
-            raise DataError(f"{label}: {where}source '{part.source}': engine spark reads column '{column}' as "
-                            f"{seen.get(column)} where DuckDB reads {dtype}: load it with engine duckdb")
-
-
-def _positioned(spark: Any, data: Any, part: Part, label: str, cached: list[Any]) -> Any:
-    """`_file` (the path as DuckDB names it), `__file` (its 1-based place in the sorted files) and `ordinality`
-    (Parquet: the row in its file; CSV: the row over all files in order, as DuckDB's WITH ORDINALITY counts)."""
-    from pyspark import StorageLevel
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    hadoop = spark._jvm.org.apache.hadoop.fs.Path  # how Spark's _metadata.file_path spells a local path
-    paths = [(str(hadoop(spark._jvm.java.io.File(f).toURI()).toString()), i + 1, f) for i, f in enumerate(part.files)]
-    files = spark.createDataFrame(paths, "__path string, __file int, _file string")
-    data = data.join(F.broadcast(files), "__path", "left")
-    if part.fmt == "parquet":
-        return data.withColumn("ordinality", F.col("__row") + 1).drop("__path", "__row", "__mid")
-    # a CSV file is read whole by one task (multiLine), in order: its rows' ids increase down the file
-    data = data.withColumn("__in_file", F.row_number().over(Window.partitionBy("__file").orderBy("__mid")))
-    data = data.persist(StorageLevel.MEMORY_AND_DISK)  # parsed once: counted here, staged next
-    cached.append(data)
-    counts = dict(data.groupBy("__file").count().collect())
-    if None in counts:
-        raise DataError(f"{label}: source '{part.source}': spark read a file not in the sorted list of its files")
-    before = list(itertools.accumulate([counts.get(i + 1, 0) for i in range(len(part.files))], initial=0))
-    offsets = spark.createDataFrame([(i + 1, before[i]) for i in range(len(part.files))], "__file int, __before long")
-    return (data.join(F.broadcast(offsets), "__file").withColumn("ordinality", F.col("__in_file") + F.col("__before"))
-            .drop("__path", "__mid", "__in_file", "__before"))
-
-
 # ------------------------------------------------------------------ DuckDB's row rules on the executors
 
 
@@ -264,16 +121,10 @@ def duck_select(data: Any, columns: list[exp.Expression], then: list[exp.Express
         read = {c.name for c in query.find_all(exp.Column)}
         data = data.select(*[f"`{c}`" for c in data.columns if c in read])
     source = to_arrow_schema(data.schema, timezone="UTC")
-    produced = _run(_connect(), sql, source.empty_table()).schema  # the output types, found on the driver
+    produced = _run(connect(), sql, source.empty_table()).schema  # the output types, found on the driver
     schema = from_arrow_schema(produced, prefer_timestamp_ntz=True)
     _local_workers(data.sparkSession)
     return data.mapInArrow(_batches(sql, to_arrow_schema(schema, timezone="UTC")), schema)
-
-
-def _connect() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")  # as the load's connection: zones convert to UTC
-    return con
 
 
 def _run(con: duckdb.DuckDBPyConnection, sql: str, batch: pa.Table) -> pa.Table:
@@ -286,7 +137,7 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, batch: pa.Table) -> pa.Table:
 
 def _batches(sql: str, schema: pa.Schema) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        con = _connect()
+        con = connect()
         for batch in batches:
             if batch.num_rows:
                 yield from _run(con, sql, pa.Table.from_batches([batch])).cast(schema).to_batches()
@@ -315,23 +166,6 @@ def stage(data: Any, part: Part, raw: dict[str, str]) -> Any:
     return reasoned.withColumn("__reason", F.coalesce(F.col("__reason"), dup))
 
 
-def _check_utf8(data: Any, raw: dict[str, str], part: Part, label: str) -> None:
-    """Refuse a CSV holding bytes that are not UTF-8: DuckDB's reader refuses the file, Spark's would read each such
-    byte as U+FFFD and load the row. A U+FFFD written in a valid file is refused too (Spark cannot tell them apart).
-
-    Raises:
-        DataError: naming the first such file and row."""
-    from pyspark.sql import functions as F
-
-    replaced = [F.coalesce(F.col(f"`{c}`").contains("\ufffd"), F.lit(False)) for c in raw]
-    first = data.where(functools.reduce(lambda a, b: a | b, replaced)).orderBy(*POSITION).limit(1).collect()
-    if first:
-        where = "" if part.kind == "events" else f"{part.where}: "
-        raise DataError(f"{label}: {where}source '{part.source}': {first[0]['_file']} row {first[0]['ordinality']} "
-                        "is not valid UTF-8 (or holds U+FFFD, which engine spark cannot tell from it; DuckDB refuses "
-                        "such a file): export the file as UTF-8")
-
-
 def load_part(spark: Any, checked: Checked, part: Part) -> SparkLoaded:
     """Read, type and quarantine one source on Spark, as `ingest.load_part` does on DuckDB.
 
@@ -340,7 +174,7 @@ def load_part(spark: Any, checked: Checked, part: Part) -> SparkLoaded:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    con = _connect()
+    con = connect()
     where = "" if part.kind == "events" else f"{part.where}: "
     why = refusal(con, part)
     if why:
@@ -348,7 +182,7 @@ def load_part(spark: Any, checked: Checked, part: Part) -> SparkLoaded:
     cached: list[Any] = []
     data, raw = read_raw(spark, con, part, checked.label, cached)
     if part.fmt == "csv":
-        _check_utf8(data, raw, part, checked.label)
+        check_utf8(data, raw, part, checked.label)
     staged = stage(data, part, raw).persist(StorageLevel.MEMORY_AND_DISK)
     cached.append(staged)
     reasons = {r: n for r, n in staged.groupBy("__reason").count().collect()}
@@ -378,7 +212,7 @@ def check(checked: Checked) -> None:
 
     Raises:
         DataError: one line naming the source, the reason and the engine."""
-    con = _connect()
+    con = connect()
     try:
         for part in checked.parts:
             why = refusal(con, part)
