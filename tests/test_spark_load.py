@@ -187,6 +187,21 @@ def test_a_csv_that_is_not_utf8_is_refused_on_spark(tmp_path, spark):
         load_part(spark, checked, checked.parts[0])
 
 
+def test_a_spark_failure_during_a_load_is_one_line_naming_the_source(tmp_path, spark, monkeypatch):
+    from riskconsole.engines import spark_load
+
+    def fails(*args):
+        raise RuntimeError("An error occurred while calling o123.parquet.\n: java.io.IOException: disk full\n\tat ...")
+
+    monkeypatch.setattr(spark_load, "write_days", fails)
+    ws = write_workspace(tmp_path / "ws", random_events(n=20))
+    with pytest.raises(RiskConsoleError) as info:
+        load(ws, engine="spark", spark=spark)
+    assert str(info.value).startswith("data/dataset.yaml: loading 'data/events.csv' on spark failed: ")
+    assert "\n" not in str(info.value) and not ws.db_path.exists()
+    assert not list((ws.root / "data" / "spark").glob("*/*"))  # nothing of the failed version left
+
+
 def test_write_workspace_fixture_loads_on_spark_as_on_duckdb(tmp_path, spark):
     """The tests' usual random workspace (pandas' CSV: ISO times, empty labels and label times)."""
     assert_spark_loads_like_duckdb(write_workspace(tmp_path / "ws", random_events(n=80)), spark)

@@ -22,7 +22,8 @@ from sqlglot import exp
 
 from riskconsole import ingest
 from riskconsole.engines.spark_read import POSITION, check_utf8, connect, read_raw, refusal
-from riskconsole.errors import DataError
+from riskconsole.engines.spark_render import first_line
+from riskconsole.errors import DataError, RiskConsoleError
 from riskconsole.escape import terminal
 from riskconsole.sources import Checked, Part
 from riskconsole.sqlbuild import alias, fill, ident, render
@@ -254,13 +255,19 @@ class SparkLoader:
         master = self.dataset.spark.remote or self.spark.conf.get("spark.master", self.dataset.spark.master)
         where = "" if part.kind == "events" else f"{part.where}: "
         progress(f"spark: reading {len(part.files)} file(s) of {where}{part.source} on {master} ...")
-        result = load_part(self.spark, checked, part)
         rows, quarantine = self.root / part.table, self.root / f"_{part.quarantine}"
-        if part.kind == "events":
-            write_days(result.rows, rows, part.loaded_name(part.roles["time"]))
-        else:
-            result.rows.write.mode("overwrite").parquet(str(rows))
-        result.quarantine.write.mode("overwrite").parquet(str(quarantine))
+        try:
+            result = load_part(self.spark, checked, part)
+            if part.kind == "events":
+                write_days(result.rows, rows, part.loaded_name(part.roles["time"]))
+            else:
+                result.rows.write.mode("overwrite").parquet(str(rows))
+            result.quarantine.write.mode("overwrite").parquet(str(quarantine))
+        except RiskConsoleError:
+            raise
+        except Exception as err:  # noqa: BLE001 - pyspark raises many kinds; one line says which source failed
+            raise DataError(f"{checked.label}: {where}loading '{part.source}' on spark failed: {first_line(err)}") \
+                from None
         for data in result.cached:
             data.unpersist()
         try:
