@@ -426,8 +426,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="override a param of the strategy for this run; VALUE is read as YAML (repeatable)")
 
     def engine(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--engine", choices=ENGINES, help="where features and the backtest run (default: "
-                       "$RISKCONSOLE_ENGINE, else engine: in data/dataset.yaml, else duckdb); see docs/scale.md")
+        p.add_argument("--engine", choices=ENGINES, help="where loading (files, quarantine), features and the backtest "
+                       "run (default: $RISKCONSOLE_ENGINE, else engine: in data/dataset.yaml, else duckdb); see "
+                       "docs/scale.md")
 
     def out(p: argparse.ArgumentParser) -> None:
         p.add_argument("--out", metavar="DIR",
