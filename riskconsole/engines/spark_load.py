@@ -36,11 +36,12 @@ class SparkStaged:
 
     rows: Any  # the staged DataFrame
     raw: dict[str, str]  # raw column -> its DuckDB type as DuckDB's reader gives it
-    con: duckdb.DuckDBPyConnection = field(default_factory=duckdb.connect)
+    con: duckdb.DuckDBPyConnection = field(default_factory=connect)  # in UTC, as the load's (time suggestions)
+    _known: dict[tuple[str, str], int] = field(default_factory=dict)  # failing rows counted ahead, by (raw, bad)
 
     def failing(self, raw: exp.Expression, bad: exp.Expression) -> tuple[int, list[str]]:
         """How many rows are `bad`, and up to ingest.SAMPLE of their raw values (first in source order)."""
-        known = getattr(self, "_known", {}).get(_key(raw, bad))
+        known = self._known.get(_key(raw, bad))
         if known == 0:
             return 0, []
         marked = duck_select(self.rows, [alias(bad, "__bad"), alias(fill("CAST(:r AS VARCHAR)", r=raw), "__v"),
