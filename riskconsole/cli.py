@@ -55,7 +55,8 @@ def cmd_load(ws: Workspace, args: argparse.Namespace) -> None:
     from riskconsole.escape import terminal
     from riskconsole.ingest import reload
 
-    result = reload(ws, args.dataset, progress=lambda m: print(m, file=sys.stderr), trusted=True)
+    result = reload(ws, args.dataset, progress=lambda m: print(m, file=sys.stderr), trusted=True,
+                    engine=getattr(args, "engine", None))
     print(result.summary())
     print(f"features: {', '.join(result.features) or 'none'} ({result.seconds:.1f} s)")
     if result.rescored:  # `_pos` moved with the new events: every trained detector scored the new frame
@@ -427,8 +428,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="override a param of the strategy for this run; VALUE is read as YAML (repeatable)")
 
     def engine(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--engine", choices=ENGINES, help="where features and the backtest run (default: "
-                       "$RISKCONSOLE_ENGINE, else engine: in data/dataset.yaml, else duckdb); see docs/scale.md")
+        p.add_argument("--engine", choices=ENGINES, help="where loading (files, quarantine), features and the backtest "
+                       "run (default: $RISKCONSOLE_ENGINE, else engine: in data/dataset.yaml, else duckdb); see "
+                       "docs/scale.md")
 
     def out(p: argparse.ArgumentParser) -> None:
         p.add_argument("--out", metavar="DIR",

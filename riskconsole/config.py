@@ -379,9 +379,10 @@ class Dataset(_Strict):
                                     "order (a derived feature may read earlier ones).")
     business: Business = Field(default_factory=Business, description="Costs and capacities that turn decisions "
                                "into money and review load.")
-    engine: Literal["duckdb", "spark"] = Field("duckdb", description="Where features and backtests run: duckdb "
-                                               "(this machine) or spark (features and backtests as Spark SQL; see "
-                                               "docs/scale.md). --engine and $RISKCONSOLE_ENGINE override it.")
+    engine: Literal["duckdb", "spark"] = Field("duckdb", description="Where loading, features and backtests run: "
+                                               "duckdb (this machine) or spark (the files read and quarantined, "
+                                               "features and backtests on Spark; see docs/scale.md). --engine and "
+                                               "$RISKCONSOLE_ENGINE override it.")
     spark: SparkSettings = Field(default_factory=SparkSettings, description="Spark session settings for engine: spark (master, "
                          "driver memory, extra conf).")
 

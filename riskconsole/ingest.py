@@ -14,9 +14,9 @@ import re
 import shutil
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import duckdb
 from sqlglot import exp
@@ -38,6 +38,7 @@ LABEL_REASON = "label must be 1, 0 or empty (or a word mapped under label_values
 MAX_AMOUNT = 1e15  # an amount beyond this is a typo or a sentinel: sums of a few would overflow
 WARN_SHARE = 0.01  # a time column with more than this share of rows quarantined gets a warning
 Progress = Callable[[str], None]
+PartLoader = Callable[[duckdb.DuckDBPyConnection, Checked, Part, Progress], tuple[int, int, list[str]]]
 
 
 def _quiet(_: str) -> None:
@@ -169,9 +170,28 @@ def _reason(part: Part, target: dict[str, str], raw: dict[str, str]) -> exp.Expr
         if column != part.roles.get("id"):
             whens += _column_reasons(column, target[column], part, raw.get(column, ""))
     if part.unique:
-        what = "duplicate id" if part.roles.get("id") else f"duplicate {', '.join(part.unique)}"
-        whens.append((fill("__dup > 1"), lit(what)))
+        whens.append((fill("__dup > 1"), lit(duplicate_reason(part))))
     return exp.Case(ifs=[exp.If(this=cond, true=text) for cond, text in whens])
+
+
+def typed_columns(part: Part, raw: dict[str, str]) -> list[exp.Expression]:
+    """Every source column cast to its loaded type, as `__c_<column>` (NULL where the cast fails); `raw`: the
+    columns' types as the reader gives them (text for CSV)."""
+    target = target_types(part)
+    return [alias(_typed(c, raw[c], target[c], part), cast_name(c)) for c in part.types]
+
+
+def row_reason(part: Part, raw: dict[str, str]) -> exp.Expression:
+    """The first reason a row cannot load that the row alone shows (every reason but a duplicate id), over the casts
+    of `typed_columns`; NULL when it can load. `_reason` is this followed by the duplicate rule."""
+    return _reason(replace(part, unique=()), target_types(part), raw)
+
+
+def duplicate_reason(part: Part) -> str | None:
+    """The reason of a repeated id (or repeated unique columns), None when the source has none."""
+    if not part.unique:
+        return None
+    return "duplicate id" if part.roles.get("id") else f"duplicate {', '.join(part.unique)}"
 
 
 def _stage(con: duckdb.DuckDBPyConnection, part: Part) -> None:
@@ -179,7 +199,7 @@ def _stage(con: duckdb.DuckDBPyConnection, part: Part) -> None:
     target = target_types(part)
     con.execute("CREATE OR REPLACE TEMP TABLE _raw AS " + READERS[part.fmt], {"files": part.files})
     raw = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE _raw)").fetchall())
-    casts = [alias(_typed(c, raw[c], target[c], part), cast_name(c)) for c in part.types]
+    casts = typed_columns(part, raw)
     con.execute(render(fill(
         "CREATE OR REPLACE TEMP TABLE _cast AS SELECT *, list_position(:files, _file) AS __file FROM _raw",
         files=exp.Array(expressions=[lit(f) for f in part.files]))))
@@ -209,44 +229,63 @@ def _publish(con: duckdb.DuckDBPyConnection, part: Part) -> None:
 # ------------------------------------------------------------------ warnings
 
 
-def _failing(con: duckdb.DuckDBPyConnection, raw: exp.Expression, bad: exp.Expression) -> tuple[int, list[str]]:
-    """How many staged rows are `bad`, and up to 200 of their raw values (first in source order)."""
-    n = con.execute(render(exp.select("count(*)").from_("_staged").where(bad))).fetchall()[0][0]
-    if not n:
-        return 0, []
-    sample = exp.select(fill("CAST(:r AS VARCHAR)", r=raw)).from_("_staged").where(bad).order_by("__file", "ordinality")
-    return n, [v for (v,) in con.execute(render(sample.limit(200))).fetchall() if v is not None]
+class Staged:
+    """A source's staged rows (raw columns, their casts `__c_<column>`, `__file`, `ordinality`) as the warnings read
+    them: here DuckDB's `_staged` table; engines/spark_load.py has the same three questions answered by Spark."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con  # also runs the small queries that need no rows (suggesting a time format)
+
+    def failing(self, raw: exp.Expression, bad: exp.Expression) -> tuple[int, list[str]]:
+        """How many staged rows are `bad`, and up to 200 of their raw values (first in source order)."""
+        n = self.con.execute(render(exp.select("count(*)").from_("_staged").where(bad))).fetchall()[0][0]
+        if not n:
+            return 0, []
+        sample = exp.select(fill("CAST(:r AS VARCHAR)", r=raw)).from_("_staged").where(bad).order_by("__file",
+                                                                                                    "ordinality")
+        return n, [v for (v,) in self.con.execute(render(sample.limit(SAMPLE))).fetchall() if v is not None]
+
+    def raw_types(self) -> dict[str, str]:
+        """The staged columns' DuckDB types (a raw column's: as the reader gave it)."""
+        return dict(self.con.execute("SELECT column_name, column_type FROM (DESCRIBE _staged)").fetchall())
+
+    def counts(self, conditions: list[exp.Expression]) -> list[int]:
+        """How many staged rows meet each condition."""
+        counted = [fill("count(*) FILTER (WHERE :c)", c=c) for c in conditions]
+        return list(self.con.execute(render(exp.select(*counted).from_("_staged"))).fetchall()[0])
+
+
+SAMPLE = 200  # raw values a warning looks at
 
 
 def _shown(values: list[str]) -> str:
     return ", ".join(f"'{terminal(v)[:40]}'" for v in values[:3])
 
 
-def _time_warning(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, column: str, where: str,
-                  read: int) -> str | None:
+def _time_warning(staged: Staged, checked: Checked, part: Part, column: str, where: str, read: int) -> str | None:
     """A warning when more than WARN_SHARE of a time column's rows fail: three raw values and a format to try."""
     raw, cast = ident(column), ident(cast_name(column))
-    n, values = _failing(con, raw, fill(":failed OR :out", failed=_failed(column, "TIMESTAMP", part.types[column]),
-                                        out=times.out_of_range(cast)))
+    n, values = staged.failing(raw, fill(":failed OR :out", failed=_failed(column, "TIMESTAMP", part.types[column]),
+                                         out=times.out_of_range(cast)))
     if not read or n / read <= WARN_SHARE:
         return None
-    fmt = times.suggest_format(con, values) if values else None
-    fix = f"try {_format_for(con, part, column, fmt)} in the dataset" if fmt else \
+    fmt = times.suggest_format(staged.con, values) if values else None
+    fix = f"try {_format_for(staged, part, column, fmt)} in the dataset" if fmt else \
         "set time_format: to the layout of these values"
     tried = times.described(times.formats_of(part.time_format, column))
     return (f"{checked.label}: {where}: {n:,} of {read:,} rows ({n / read:.1%}) quarantined because '{column}' is "
             f"not {tried} or is outside {times.ACCEPTED_TEXT}, e.g. {_shown(values)}: {fix}")
 
 
-def _format_for(con: duckdb.DuckDBPyConnection, part: Part, column: str, fmt: str) -> str:
+def _format_for(staged: Staged, part: Part, column: str, fmt: str) -> str:
     """The `time_format:` to write: the format alone when it also reads every other text time of the source (or
     there is none) and no map is set; else a map entry for `column`, so the other time columns keep parsing."""
-    raw = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE _staged)").fetchall())
+    raw = staged.raw_types()
     others = [c for c, t in target_types(part).items()
               if t == "TIMESTAMP" and c != column and raw[c].upper() not in times.TEMPORAL]
-    broken = [fill("count(*) FILTER (WHERE nullif(trim(:t), '') IS NOT NULL AND :p IS NULL)", t=text,
-                   p=times.parse_text(text, [fmt])) for text in (_as_text(c, raw[c]) for c in others)]
-    plain = not broken or not any(con.execute(render(exp.select(*broken).from_("_staged"))).fetchall()[0])
+    broken = [fill("nullif(trim(:t), '') IS NOT NULL AND :p IS NULL", t=text, p=times.parse_text(text, [fmt]))
+              for text in (_as_text(c, raw[c]) for c in others)]
+    plain = not broken or not any(staged.counts(broken))
     if plain and not isinstance(part.time_format, dict):
         return f"time_format: '{fmt}'"
     where = "" if part.kind == "events" else f" under {part.where}"
@@ -262,12 +301,12 @@ _COMMA_NUMBER = re.compile(r"\s*[-+]?(\d{1,3}(\.\d{3})+|\d+),\d+\s*")  # 723,03 
 _THOUSANDS = re.compile(r"\s*[-+]?\d{1,3}([.,]\d{3})+([.,]\d+)?\s*")
 
 
-def _number_warning(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, column: str, target: str,
-                    where: str, read: int) -> str | None:
+def _number_warning(staged: Staged, checked: Checked, part: Part, column: str, target: str, where: str,
+                    read: int) -> str | None:
     """A warning when more than WARN_SHARE of a numeric text column's rows fail, with three raw values and, where
     they look like it, the fix (decimal commas, thousands separators)."""
     raw, cast = ident(column), ident(cast_name(column))
-    n, values = _failing(con, raw, fill(":r IS NOT NULL AND :c IS NULL", r=raw, c=cast))
+    n, values = staged.failing(raw, fill(":r IS NOT NULL AND :c IS NULL", r=raw, c=cast))
     if not read or n / read <= WARN_SHARE:
         return None
     commas = sum(bool(_COMMA_NUMBER.fullmatch(v)) for v in values)
@@ -281,11 +320,11 @@ def _number_warning(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part
             f"not a valid {target}, e.g. {_shown(values)}: {fix}")
 
 
-def _label_warning(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, read: int) -> str | None:
+def _label_warning(staged: Staged, checked: Checked, part: Part, read: int) -> str | None:
     """A warning when more than WARN_SHARE of the rows have a label that is not one: the words seen and the
     `label_values:` that maps them (the dataset's, or the table's for an entity label)."""
     column = part.roles["label"]
-    n, values = _failing(con, ident(column), fill(":c = -1", c=ident(cast_name(column))))
+    n, values = staged.failing(ident(column), fill(":c = -1", c=ident(cast_name(column))))
     if not read or n / read <= WARN_SHARE:
         return None
     words = list(dict.fromkeys(v.strip() for v in values))[:4]
@@ -297,26 +336,28 @@ def _label_warning(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part,
             f"(null) with label_values: {home}, e.g. label_values: {{{example}}}")
 
 
-def _warnings(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, read: int) -> list[str]:
+def load_warnings(staged: Staged, checked: Checked, part: Part, read: int) -> list[str]:
+    """The warnings of one source's load: a label, time or number column with more than WARN_SHARE of its rows
+    quarantined, with raw values and the fix."""
     target = target_types(part)
     roles = "columns." if part.kind != "table" else ""  # a table names its label and label_time at its top level
     places = {part.roles.get("time"): f"{roles}time", part.roles.get("label_time"): f"{roles}label_time",
               part.roles.get("amount"): f"{roles}amount"}
     prefix = "" if part.kind == "events" else f"{part.where}."
-    found = [_label_warning(con, checked, part, read)] if part.roles.get("label") else []
+    found = [_label_warning(staged, checked, part, read)] if part.roles.get("label") else []
     for c in part.types:
         where = prefix + places.get(c, f"types.{c}")
         if target[c] == "TIMESTAMP":
-            found.append(_time_warning(con, checked, part, c, where, read))
+            found.append(_time_warning(staged, checked, part, c, where, read))
         elif _is_number(target[c]) and c != part.roles.get("label"):
-            found.append(_number_warning(con, checked, part, c, target[c], where, read))
+            found.append(_number_warning(staged, checked, part, c, target[c], where, read))
     return [w for w in found if w]
 
 
 # ------------------------------------------------------------------ loading into a new file, then the swap
 
 
-def _load_part(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, progress: Progress) -> tuple[int, int, list[str]]:
+def load_part(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, progress: Progress) -> tuple[int, int, list[str]]:
     """Stage and publish one source; (read, loaded, warnings)."""
     where = "" if part.kind == "events" else f"{part.where}: "
     progress(f"reading {len(part.files)} file(s) of {where}{part.source} ...")
@@ -327,26 +368,27 @@ def _load_part(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, pro
         why = "; ".join(f"{terminal(str(r))[:160]} ({n:,} rows)" for r, n in reasons)
         raise DataError(f"{checked.label}: {where}no loadable rows in '{part.source}' (read {read:,}, every one "
                         f"quarantined: {why})")
-    warnings = _warnings(con, checked, part, read)
+    warnings = load_warnings(Staged(con), checked, part, read)
     _publish(con, part)
     con.execute("DROP TABLE _staged")
     return read, loaded, warnings
 
 
-def _fill(con: duckdb.DuckDBPyConnection, checked: Checked, progress: Progress) -> LoadResult:
+def _fill(con: duckdb.DuckDBPyConnection, checked: Checked, progress: Progress, version: str,
+          loader: PartLoader | None = None) -> LoadResult:
     """Events, streams, tables, their quarantines, frame, `_meta` and `_maturity` into the (new, empty) database of
-    `con`."""
+    `con`; `loader` loads a source into its table and quarantine (default: DuckDB's `load_part`)."""
     parts = checked.parts or [events_part(checked.dataset, checked.files, checked.fmt, checked.types)]
     counts, warnings = {}, []
     for part in parts:
-        read, loaded, found = _load_part(con, checked, part, progress)
+        read, loaded, found = (loader or load_part)(con, checked, part, progress)
         counts[part.where] = (read, loaded)
         warnings += found
     warnings += overlap_warnings(con, checked.dataset, checked.label)
     read, loaded = counts["source"]
     progress(f"building {len(checked.dataset.features)} features over {loaded:,} events ...")
     features = build_frame(con, checked.dataset, checked.label, progress)
-    version = _write_meta(con, checked, read, loaded)
+    _write_meta(con, checked, read, loaded, version)
     store_maturity(con, checked.dataset, version)  # the default backtest window reads it instead of scanning
     reasons = dict(con.execute("SELECT reason, count(*) FROM quarantine GROUP BY ALL ORDER BY 2 DESC, 1").fetchall())
     others = {w: {"read": r, "loaded": n, "quarantined": r - n} for w, (r, n) in counts.items() if w != "source"}
@@ -354,14 +396,12 @@ def _fill(con: duckdb.DuckDBPyConnection, checked: Checked, progress: Progress) 
                       sources=others)
 
 
-def _write_meta(con: duckdb.DuckDBPyConnection, checked: Checked, read: int, loaded: int) -> str:
-    """Table `_meta`: the spec, the counts and a fresh data version (score tables are stamped with it)."""
-    version = uuid.uuid4().hex
+def _write_meta(con: duckdb.DuckDBPyConnection, checked: Checked, read: int, loaded: int, version: str) -> None:
+    """Table `_meta`: the spec, the counts and the load's fresh data version (score tables are stamped with it)."""
     meta = {"dataset": checked.dataset.model_dump(mode="json", by_alias=True), "dataset_path": str(checked.path),
             "read": read, "loaded": loaded, "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())}
     con.execute(f"CREATE OR REPLACE TABLE {META_TABLE} AS SELECT ?::JSON AS meta, ? AS version",
                 [json.dumps(meta), version])
-    return version
 
 
 def _export_quarantine(con: duckdb.DuckDBPyConnection, out: Path, table: str = "quarantine") -> None:
@@ -429,7 +469,7 @@ def _swap(staging: Path, csvs: list[tuple[str, Path, Path]], ws: Workspace) -> N
 
 
 def reload(ws: Workspace, dataset_path: str | Path | None = None, progress: Progress | None = None,
-           trusted: bool = False) -> LoadResult:
+           trusted: bool = False, engine: str | None = None, spark: Any = None) -> LoadResult:
     """Load the dataset into a new database (events, quarantine, frame, every trained detector re-scored), then swap.
 
     The one entry point for `riskconsole load`, the console's Data page and uploads. A detector that cannot
@@ -442,22 +482,33 @@ def reload(ws: Workspace, dataset_path: str | Path | None = None, progress: Prog
         progress: called with one line per step.
         trusted: True only for a path a local user gave (the CLI): another dataset file than the workspace's own
             may then read sources outside the workspace.
+        engine: `--engine` (default: $RISKCONSOLE_ENGINE, else the dataset's `engine:`); with spark every source is
+            read, typed and quarantined by Spark (engines/spark_load.py) into data/spark/<version>/, and DuckDB's
+            tables and quarantines are read from there.
+        spark: the SparkSession to use (default: one started from the dataset's `spark:` settings).
 
     Raises:
         RiskConsoleError: one line naming the file and item; the live database and quarantine.csv are unchanged.
     """
     started, progress = time.perf_counter(), progress or _quiet
     checked = check_dataset(ws, dataset_path, trusted)
+    version = uuid.uuid4().hex
+    loader = _spark_loader(ws, checked, engine, spark, version)
     ws.db_path.parent.mkdir(parents=True, exist_ok=True)
     _leftovers(ws)
     staging = ws.db_path.with_name(f".{ws.db_path.name}.loading-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     csvs = _csv_files(checked, staging.with_name(staging.name + ".quarantine.csv"), ws)
     live = _hold_live(ws)
     try:
-        result = _load_file(ws, checked, staging, csvs, progress)
+        result = _load_file(ws, checked, staging, csvs, progress, version, loader)
         if live is not None:
             live.close()
         _swap(staging, csvs, ws)
+    except BaseException:
+        written = getattr(loader, "root", None)  # what a load on Spark wrote for this version, which never went live
+        if written is not None:
+            shutil.rmtree(written, ignore_errors=True)
+        raise
     finally:
         if live is not None:
             live.close()
@@ -467,14 +518,26 @@ def reload(ws: Workspace, dataset_path: str | Path | None = None, progress: Prog
     return result
 
 
+def _spark_loader(ws: Workspace, checked: Checked, engine: str | None, spark: Any, version: str) -> PartLoader | None:
+    """With engine spark, the loader of every source on Spark (each checked before a row is read); else None."""
+    from riskconsole.engines import choose
+
+    if choose(engine, checked.dataset) != "spark":
+        return None
+    from riskconsole.engines import spark_load
+
+    spark_load.check(checked)
+    return spark_load.SparkLoader(ws, checked.dataset, version, spark)
+
+
 def _load_file(ws: Workspace, checked: Checked, staging: Path, csvs: list[tuple[str, Path, Path]],
-               progress: Progress) -> LoadResult:
+               progress: Progress, version: str, loader: PartLoader | None = None) -> LoadResult:
     """Fill the staging database completely (data, frame, scores) and write its quarantine.csv beside it."""
     from riskconsole.detectors.training import rescore_into
 
     con = ws.connect(database=staging)
     try:
-        result = _fill(con, checked, progress)
+        result = _fill(con, checked, progress, version, loader)
         result.rescored, result.unscored = rescore_into(con, ws, progress)
         result.warnings += [f"{ws.rel(ws.models_dir / name)}: NOT re-scored, its scores are gone: {why}"
                             for name, why in result.unscored.items()]

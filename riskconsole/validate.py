@@ -10,6 +10,7 @@ import duckdb
 from riskconsole.config import Dataset, Detector, Strategy, parse_model, read_config, read_yaml
 from riskconsole.errors import ConfigError
 from riskconsole.lists import load_list, register_lists
+from riskconsole.engines import choose
 from riskconsole.sources import check_dataset, column_types, source_files
 from riskconsole.strategy import Frame, compile_strategy, frame_of
 from riskconsole.workspace import Workspace
@@ -89,6 +90,10 @@ def _validate_list(path: Path, label: str) -> str:
 def _validate_dataset(ws: Workspace, path: Path) -> str:
     """Exactly the checks `load` runs before reading a row (`sources.check_dataset`); nothing is written."""
     checked = check_dataset(ws, path, trusted=True)  # validate is the CLI's: as trusted as `riskconsole load`
+    if choose(None, checked.dataset) == "spark":  # that load reads the decision events on Spark
+        from riskconsole.engines.spark_load import check
+
+        check(checked)
     others = "".join(f", {len(group)} {kind}" for kind, group in (("streams", checked.dataset.streams),
                                                                    ("tables", checked.dataset.tables)) if group)
     return (f"dataset, {len(checked.types)} source columns in {len(checked.files)} file(s), "

@@ -1,8 +1,8 @@
 """The Spark engine: a loaded workspace's features and backtests as Spark SQL (DESIGN §7, docs/scale.md).
 
-After a DuckDB load (which reads, types and quarantines the files), `events` (partitioned by day), every
-`stream_NAME` and `table_NAME` are exported to Parquet under `data/spark/<data version>/`; Spark builds the frame
-there with the very queries DuckDB runs (`features.frame_plan`, rendered with `dialects.spark()`), and a backtest's
+A load with engine spark reads, types and quarantines every source on Spark (spark_load.py) into
+`data/spark/<data version>/` (`events` as Parquet, one folder per day, every `stream_NAME` and `table_NAME`); after a
+DuckDB load they are exported there from DuckDB instead. Spark builds the frame there with the very queries DuckDB runs (`features.frame_plan`, rendered with `dialects.spark()`), and a backtest's
 grouped query (`backtest.groups_query`) runs on that frame: only the grouped rows come back to Python. The export
 and the frame are built once per data version (a load gives a new one). Every trained detector (LightGBM and the
 PyOD kinds) scores the frame on the executors (`spark_scores.py`); lists (`IN LIST`) are Spark views of the list
@@ -16,7 +16,7 @@ The outcome blocks of a dataset mapping `prod_action` come from the same grouped
 observability class). Entity-level strategies: the entity frame is built on Spark from the export by entities.py's
 queries and read as `frame` by their queries (`spark_entities.py`).
 
-Not on Spark yet: load and quarantine, detector training and the console's live reports.
+Not on Spark yet: JSON Lines sources, detector training and the console's live reports.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ from riskconsole.workspace import Workspace
 SPARK_DIR = "spark"  # under data/: one folder per data version
 DONE = "_riskconsole.json"  # written last: the version's export and frame are complete
 EXPORTED = "_exported.json"  # written last by the export (entity frames need only it)
+LOADED = "_loaded.json"  # written by a load on Spark (spark_load.py): the tables it wrote here, not to export
 DAY = "__day"  # the partition column of the exported events (not a column of the frame)
 LOCAL_SHUFFLE_PARTITIONS = 8  # local mode: a few tasks per core (Spark's 200 is for clusters)
 INSTALL_JAVA = "apt-get install openjdk-17-jre-headless, or set JAVA_HOME"
@@ -159,14 +160,19 @@ class SparkEngine:
         self._con = con or self._con
         if self.exported:
             return
-        shutil.rmtree(self.root, ignore_errors=True)
+        loaded = json.loads((self.root / LOADED).read_text())["tables"] if (self.root / LOADED).exists() else []
         for other in self.root.parent.glob("*") if self.root.parent.exists() else []:
-            if other.is_dir():
+            if other.is_dir() and other != self.root:
                 shutil.rmtree(other, ignore_errors=True)
+        for old in self.root.glob("*") if self.root.exists() else []:  # a failed export's; Spark's load is kept
+            if old.name not in (*loaded, LOADED):
+                shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
         started = time.perf_counter()
-        self._progress(f"spark: exporting events, streams and tables to {self.ws.rel(self.root)} ...")
+        self._progress(f"spark: exporting {', '.join(n for n in self._exports() if n not in loaded) or 'nothing'} "
+                       f"to {self.ws.rel(self.root)} ...")
         for name in self._exports():
-            self._export(name, self.root / name, by_day=name == "events")
+            if name not in loaded:  # the events a load on Spark wrote are already here
+                self._export(name, self.root / name, by_day=name == "events")
         self.seconds["export"] = time.perf_counter() - started
         (self.root / EXPORTED).write_text(json.dumps({"version": self.version, "seconds": self.seconds["export"]}))
 

@@ -1,0 +1,308 @@
+"""Load on engine spark: a source's files read, typed and quarantined by Spark (issue 15, first slice).
+
+Spark reads the files (spark_read.py: CSV with the dialect DuckDB's sniffer finds, Parquet as typed); every rule of
+DuckDB's load — the casts, time parsing, label words, amounts, missing keys — is the SQL ingest.py builds, run by
+an embedded DuckDB on the executors over each Arrow batch (`duck_select`), so a value parses exactly as DuckDB's
+load parses it. What needs every row — duplicates (the first occurrence in source order wins), source positions,
+counts, the warnings' samples — is Spark's. Where Spark cannot read a source as DuckDB does, `refusal` says why
+before a row is read (one line naming the engine). Executors need riskconsole and DuckDB installed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import duckdb
+import pyarrow as pa
+from sqlglot import exp
+
+from riskconsole import ingest
+from riskconsole.engines.spark_read import POSITION, check_utf8, connect, read_raw, refusal
+from riskconsole.engines.spark_render import first_line
+from riskconsole.errors import DataError, RiskConsoleError
+from riskconsole.escape import terminal
+from riskconsole.sources import Checked, Part
+from riskconsole.sqlbuild import alias, fill, ident, render
+
+
+@dataclass
+class SparkStaged:
+    """A source's staged rows on Spark (raw columns, casts `__c_<column>`, `_file`, `__file`, `ordinality`,
+    `__reason`): the three questions ingest's warnings ask (`ingest.Staged`), answered by Spark."""
+
+    rows: Any  # the staged DataFrame
+    raw: dict[str, str]  # raw column -> its DuckDB type as DuckDB's reader gives it
+    con: duckdb.DuckDBPyConnection = field(default_factory=connect)  # in UTC, as the load's (time suggestions)
+    _known: dict[tuple[str, str], int] = field(default_factory=dict)  # failing rows counted ahead, by (raw, bad)
+
+    def failing(self, raw: exp.Expression, bad: exp.Expression) -> tuple[int, list[str]]:
+        """How many rows are `bad`, and up to ingest.SAMPLE of their raw values (first in source order)."""
+        known = self._known.get(_key(raw, bad))
+        if known == 0:
+            return 0, []
+        marked = duck_select(self.rows, [alias(bad, "__bad"), alias(fill("CAST(:r AS VARCHAR)", r=raw), "__v"),
+                                         *map(ident, POSITION)])
+        bad_rows = marked.where("__bad")
+        n = bad_rows.count() if known is None else known
+        if not n:
+            return 0, []
+        first = bad_rows.orderBy(*POSITION).limit(ingest.SAMPLE).select("__v").collect()
+        return n, [row[0] for row in first if row[0] is not None]
+
+    def raw_types(self) -> dict[str, str]:
+        return dict(self.raw)
+
+    def warnings(self, checked: Checked, part: Part, read: int) -> list[str]:
+        """ingest's warnings of these rows, every column's failing rows counted in one pass first (the warnings ask
+        column by column: a Spark job each), samples read only where some row fails."""
+        asked = _Asked(self.con)
+        ingest.load_warnings(asked, checked, part, read)  # which (raw, bad) pairs the warnings count
+        counts = self.counts([bad for _, bad in asked.pairs]) if asked.pairs else []
+        self._known = {_key(raw, bad): n for (raw, bad), n in zip(asked.pairs, counts)}
+        return ingest.load_warnings(self, checked, part, read)
+
+    def counts(self, conditions: list[exp.Expression]) -> list[int]:
+        """How many rows meet each condition (one pass)."""
+        from pyspark.sql import functions as F
+
+        names = [f"__m{i}" for i in range(len(conditions))]
+        marked = duck_select(self.rows, [alias(fill("CAST(coalesce(:c, false) AS INTEGER)", c=c), n)
+                                         for c, n in zip(conditions, names)])
+        totals = marked.agg(*[F.sum(n).alias(n) for n in names]).collect()[0]
+        return [int(totals[n] or 0) for n in names]
+
+
+class _Asked:
+    """A stand-in for staged rows where nothing fails: records which (raw, bad) pairs the warnings ask about."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con, self.pairs = con, []
+
+    def failing(self, raw: exp.Expression, bad: exp.Expression) -> tuple[int, list[str]]:
+        self.pairs.append((raw, bad))
+        return 0, []
+
+
+def _key(raw: exp.Expression, bad: exp.Expression) -> tuple[str, str]:
+    return render(raw), render(bad)
+
+
+@dataclass
+class SparkLoaded:
+    """One source loaded by Spark: its rows (loaded names and DuckDB's types), its quarantine and what to say."""
+
+    read: int
+    loaded: int
+    rows: Any  # DataFrame of the loaded rows
+    quarantine: Any  # DataFrame: every source column as text, reason, file, row (DuckDB's quarantine), and `__file`
+    reasons: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    cached: list[Any] = field(default_factory=list)  # DataFrames persisted for the load: unpersist once written
+
+
+# ------------------------------------------------------------------ DuckDB's row rules on the executors
+
+
+def duck_select(data: Any, columns: list[exp.Expression], then: list[exp.Expression] | None = None) -> Any:
+    """`SELECT columns FROM data` (DuckDB-dialect ASTs over `data`'s columns) evaluated by DuckDB on the executors,
+    batch by batch: DuckDB's functions give DuckDB's answers. Only row-level expressions (no aggregates, windows).
+    `then`: columns added over the first select's (which they may read), in the same pass."""
+    from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
+
+    from riskconsole.engines.spark_scores import _local_workers
+
+    query = exp.select(*columns).from_("_batch")
+    if then:
+        query = exp.select(exp.Star(), *then).from_(query.subquery("s"))
+    sql = render(query)
+    if not any(isinstance(c, exp.Star) for c in columns):  # ship only the columns the query reads to Python
+        read = {c.name for c in query.find_all(exp.Column)}
+        data = data.select(*[f"`{c}`" for c in data.columns if c in read])
+    source = to_arrow_schema(data.schema, timezone="UTC")
+    produced = _run(connect(), sql, source.empty_table()).schema  # the output types, found on the driver
+    schema = from_arrow_schema(produced, prefer_timestamp_ntz=True)
+    _local_workers(data.sparkSession)
+    return data.mapInArrow(_batches(sql, to_arrow_schema(schema, timezone="UTC")), schema)
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str, batch: pa.Table) -> pa.Table:
+    con.register("_batch", batch)
+    try:
+        return con.sql(sql).to_arrow_table()
+    finally:
+        con.unregister("_batch")
+
+
+def _batches(sql: str, schema: pa.Schema) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        con = connect()
+        for batch in batches:
+            if batch.num_rows:
+                yield from _run(con, sql, pa.Table.from_batches([batch])).cast(schema).to_batches()
+        con.close()
+
+    return run
+
+
+# ------------------------------------------------------------------ staging, publishing
+
+
+def stage(data: Any, part: Part, raw: dict[str, str]) -> Any:
+    """The staged rows: raw columns, casts, position and `__reason` — the row's own reason (DuckDB's SQL, on the
+    executors), else `duplicate id` for every repeat after the first in source order (Spark's window)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    keep = [ident(c) for c in (*raw, "_file", *POSITION)]
+    reasoned = duck_select(data, [*keep, *ingest.typed_columns(part, raw)],
+                           [alias(ingest.row_reason(part, raw), "__reason")])
+    why = ingest.duplicate_reason(part)
+    if why is None:
+        return reasoned
+    order = Window.partitionBy(*[F.col(f"`{ingest.cast_name(c)}`") for c in part.unique]).orderBy(*POSITION)
+    dup = F.when(F.row_number().over(order) > 1, F.lit(why))
+    return reasoned.withColumn("__reason", F.coalesce(F.col("__reason"), dup))
+
+
+def load_part(spark: Any, checked: Checked, part: Part) -> SparkLoaded:
+    """Read, type and quarantine one source on Spark, as `ingest.load_part` does on DuckDB.
+
+    Raises:
+        DataError: Spark cannot read it exactly (`refusal`), or every row is quarantined."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    con = connect()
+    where = "" if part.kind == "events" else f"{part.where}: "
+    why = refusal(con, part)
+    if why:
+        raise DataError(_refused(checked, part, why))
+    cached: list[Any] = []
+    data, raw = read_raw(spark, con, part, checked.label, cached)
+    if part.fmt == "csv":
+        check_utf8(data, raw, part, checked.label)
+    staged = stage(data, part, raw).persist(StorageLevel.MEMORY_AND_DISK)
+    cached.append(staged)
+    reasons = {r: n for r, n in staged.groupBy("__reason").count().collect()}
+    read, loaded = sum(reasons.values()), reasons.pop(None, 0)
+    if loaded == 0:
+        shown = sorted(reasons.items(), key=lambda rn: (-rn[1], rn[0]))[:2]
+        text = "; ".join(f"{terminal(str(r))[:160]} ({n:,} rows)" for r, n in shown)
+        raise DataError(f"{checked.label}: {where}no loadable rows in '{part.source}' (read {read:,}, every one "
+                        f"quarantined: {text})")
+    warnings = SparkStaged(staged, raw, con).warnings(checked, part, read)
+    rows = staged.where(F.col("__reason").isNull()).select(
+        *[F.col(f"`{ingest.cast_name(c)}`").alias(part.loaded_name(c)) for c in part.types])
+    texts = [alias(fill("CAST(:c AS VARCHAR)", c=ident(c)), part.loaded_name(c)) for c in part.types]
+    quarantine = duck_select(staged.where(F.col("__reason").isNotNull()), [
+        *texts, alias(ident("__reason"), "reason"), alias(ident("_file"), "file"), alias(ident("ordinality"), "row"),
+        ident("__file")]).orderBy("__file", "row")
+    ordered = dict(sorted(reasons.items(), key=lambda rn: (-rn[1], rn[0])))
+    return SparkLoaded(read, loaded, rows, quarantine, ordered, warnings, cached)
+
+
+# ------------------------------------------------------------------ the load of engine spark
+
+
+def check(checked: Checked) -> None:
+    """Refuse, before a row is read, a source (decision events, a stream, a table) Spark cannot read as DuckDB does
+    (validate and load run it).
+
+    Raises:
+        DataError: one line naming the source, the reason and the engine."""
+    con = connect()
+    try:
+        for part in checked.parts:
+            why = refusal(con, part)
+            if why:
+                raise DataError(_refused(checked, part, why))
+    finally:
+        con.close()
+
+
+def _refused(checked: Checked, part: Part, why: str) -> str:
+    where = "" if part.kind == "events" else f"{part.where}: "
+    return (f"{checked.label}: {where}source '{part.source}': engine spark cannot read it as DuckDB does: {why}; "
+            "load with engine duckdb (--engine duckdb)")
+
+
+class SparkLoader:
+    """`ingest`'s loader with engine spark: every source (decision events, streams, tables) is read, typed and
+    quarantined by Spark and written as Parquet to data/spark/<version>/<table> (the events by day: the folders the
+    Spark engine builds the frame from); DuckDB's table and quarantine of each are then read from Spark's output."""
+
+    def __init__(self, ws: Any, dataset: Any, version: str, spark: Any = None) -> None:
+        from riskconsole.engines.spark import SPARK_DIR
+
+        self.dataset, self._spark = dataset, spark
+        self.root = ws.root / "data" / SPARK_DIR / version
+
+    @property
+    def spark(self) -> Any:
+        if self._spark is None:
+            from riskconsole.engines.spark import start
+
+            self._spark = start(self.dataset.spark)
+        return self._spark
+
+    def __call__(self, con: duckdb.DuckDBPyConnection, checked: Checked, part: Part,
+                 progress: Callable[[str], None]) -> tuple[int, int, list[str]]:
+        from riskconsole.engines.spark import DAY, LOADED
+
+        master = self.dataset.spark.remote or self.spark.conf.get("spark.master", self.dataset.spark.master)
+        where = "" if part.kind == "events" else f"{part.where}: "
+        progress(f"spark: reading {len(part.files)} file(s) of {where}{part.source} on {master} ...")
+        rows, quarantine = self.root / part.table, self.root / f"_{part.quarantine}"
+        try:
+            result = load_part(self.spark, checked, part)
+            if part.kind == "events":
+                write_days(result.rows, rows, part.loaded_name(part.roles["time"]))
+            else:
+                result.rows.write.mode("overwrite").parquet(str(rows))
+            result.quarantine.write.mode("overwrite").parquet(str(quarantine))
+        except RiskConsoleError:
+            raise
+        except Exception as err:  # noqa: BLE001 - pyspark raises many kinds; one line says which source failed
+            raise DataError(f"{checked.label}: {where}loading '{part.source}' on spark failed: {first_line(err)}") \
+                from None
+        for data in result.cached:
+            data.unpersist()
+        try:
+            _publish(con, part, rows, quarantine, [part.loaded_name(c) for c in part.order])
+        finally:
+            shutil.rmtree(quarantine, ignore_errors=True)
+        marker = self.root / LOADED
+        tables = json.loads(marker.read_text())["tables"] if marker.exists() else []
+        marker.write_text(json.dumps({"tables": [*tables, part.table], "day": DAY}))
+        return result.read, result.loaded, result.warnings
+
+
+def write_days(rows: Any, out: Path, time: str) -> None:
+    """The loaded rows as Parquet, one folder per day of `time` (`__day=YYYY-MM-DD`), as the engine's export."""
+    from pyspark.sql import functions as F
+
+    from riskconsole.engines.spark import DAY
+
+    rows.withColumn(DAY, F.to_date(F.col(f"`{time}`"))).write.mode("overwrite").partitionBy(DAY).parquet(str(out))
+
+
+def _publish(con: duckdb.DuckDBPyConnection, part: Part, rows: Path, quarantine: Path, order: list[str]) -> None:
+    """DuckDB's table of the part (in its order: time and id for the events) and its quarantine (in source order)
+    from Spark's Parquet."""
+    read = "read_parquet($files, hive_partitioning = false)"
+    files = {"files": [str(p) for p in sorted(rows.rglob("*.parquet"))]}
+    con.execute(f"CREATE OR REPLACE TABLE {part.table} AS SELECT * FROM {read} ORDER BY "
+                + ", ".join(render(ident(c)) for c in order), files)
+    files = {"files": [str(p) for p in sorted(quarantine.rglob("*.parquet"))]}
+    if files["files"]:
+        con.execute(f"CREATE OR REPLACE TABLE {part.quarantine} AS SELECT * EXCLUDE (__file) FROM {read} "
+                    "ORDER BY __file, \"row\"", files)
+    else:  # no row quarantined: DuckDB's empty table, with its columns
+        texts = [alias(fill("CAST(NULL AS VARCHAR)"), part.loaded_name(c)) for c in part.types]
+        empty = exp.select(*texts, "CAST(NULL AS VARCHAR) AS reason", "CAST(NULL AS VARCHAR) AS file",
+                           "CAST(NULL AS BIGINT) AS \"row\"").where("false")
+        con.execute(f"CREATE OR REPLACE TABLE {part.quarantine} AS " + render(empty))

@@ -1,0 +1,185 @@
+"""Reading a source on engine spark as DuckDB's load reads it: what Spark can read exactly (else why not), and the
+raw rows with DuckDB's positions (issue 15; the load itself is spark_load.py).
+
+A CSV file is read with the dialect DuckDB's sniffer finds in it (delimiter, quote, escape, header; files of one
+dialect in one read; quoted line breaks kept), Parquet with its own types; every raw column must come out with the
+DuckDB type DuckDB's reader gives it. Rows are numbered as DuckDB numbers them: the file's place in the sorted
+paths (`__file`) and `ordinality` (Parquet: the row in its file; CSV: the row over all files in order).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from sqlglot import exp
+
+from riskconsole.errors import DataError
+from riskconsole.sources import Part, target_types
+from riskconsole.sqlbuild import alias, render
+
+READ_ON_SPARK = ("csv", "parquet")  # JSON Lines: DuckDB's read_json infers types Spark's reader does not share
+POSITION = ("__file", "ordinality")  # source order: file (1-based, sorted paths), row (as DuckDB numbers it)
+_TEXT = "VARCHAR"
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection set as the load's (UTC), for sniffing, types and the executors' row rules."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")  # as the load's connection: zones convert to UTC
+    return con
+
+
+def refusal(con: duckdb.DuckDBPyConnection, part: Part) -> str | None:
+    """Why engine spark cannot read `part` as DuckDB reads it (None when it can): its format, a CSV dialect Spark has
+    no option for, files with different headers, or a loaded type without an exact Spark type."""
+    if part.fmt not in READ_ON_SPARK:
+        return f"{part.fmt.upper()} sources are read by DuckDB's reader only so far (CSV and Parquet load on Spark)"
+    if part.fmt == "csv":
+        try:
+            dialects = [csv_dialect(con, f) for f in part.files]
+        except duckdb.Error as err:
+            return f"DuckDB's sniffer cannot read it ({str(err).splitlines()[0]})"
+        for path, d in zip(part.files, dialects):
+            if d["skip"]:
+                return f"{path} starts with {d['skip']} line(s) before its header (Spark has no option to skip them)"
+            if d["comment"]:
+                return f"{path} has comment lines (Spark and DuckDB skip them differently)"
+            if d["columns"] != list(part.types):
+                return (f"{path} has the columns {', '.join(d['columns'])} where the source has "
+                        f"{', '.join(part.types)} (Spark reads every file's columns by their place)")
+    for column, dtype in target_types(part).items():
+        why = _type_refusal(con, dtype)
+        if why:
+            return f"column '{column}' loads as {dtype}, {why}"
+    return None
+
+
+def _type_refusal(con: duckdb.DuckDBPyConnection, dtype: str) -> str | None:
+    """None when a DuckDB type goes through Arrow to Spark and back unchanged (what the events Parquet needs)."""
+    from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
+
+    typed = exp.cast(exp.null(), exp.DataType.build(dtype, dialect="duckdb"))
+    arrow = con.sql(render(exp.select(alias(typed, "v")))).to_arrow_table().schema
+    try:
+        back = to_arrow_schema(from_arrow_schema(arrow, prefer_timestamp_ntz=True), timezone="UTC")
+    except (TypeError, ValueError) as err:
+        return f"which Spark has no type for ({str(err).splitlines()[0][:80]})"
+    seen = _duck_types(con, back)["v"]
+    return None if seen == _duck_types(con, arrow)["v"] else f"which Spark would store as {seen}"
+
+
+def csv_dialect(con: duckdb.DuckDBPyConnection, path: str) -> dict[str, Any]:
+    """The dialect DuckDB's sniffer finds in one CSV file (delimiter, quote, escape, header, columns, ...)."""
+    row = con.execute("SELECT Delimiter, Quote, Escape, SkipRows, HasHeader, Comment, Columns FROM sniff_csv($f)",
+                      {"f": path}).fetchall()[0]
+    none = ("(empty)", "")
+    return {"sep": row[0], "quote": None if row[1] in none else row[1], "escape": None if row[2] in none else row[2],
+            "skip": int(row[3]), "header": bool(row[4]), "comment": None if row[5] in none else row[5],
+            "columns": [c["name"] for c in row[6]]}
+
+
+def _duck_types(con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> dict[str, str]:
+    """DuckDB's type of every field of an Arrow schema."""
+    con.register("_empty", schema.empty_table())
+    try:
+        return dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM _empty)").fetchall())
+    finally:
+        con.unregister("_empty")
+
+
+# ------------------------------------------------------------------ reading
+
+
+def read_raw(spark: Any, con: duckdb.DuckDBPyConnection, part: Part, label: str,
+             cached: list[Any] | None = None) -> tuple[Any, dict[str, str]]:
+    """The part's rows as DuckDB's reader gives them (CSV all text, Parquet typed), with `_file`, `__file` and
+    `ordinality`; and the raw columns' DuckDB types. What it persists is appended to `cached`.
+
+    Raises:
+        DataError: Spark reads a column with another type than DuckDB does."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    if part.fmt == "csv":
+        raw = {c: _TEXT for c in part.types}
+        data = _read_csv(spark, con, part.files, StructType([StructField(c, StringType()) for c in raw]))
+    else:
+        data = spark.read.option("mergeSchema", True).parquet(*part.files)
+        raw = dict(part.types)
+    data = data.select("*", F.col("_metadata.file_path").alias("__path"), F.monotonically_increasing_id().alias("__mid"),
+                       *([F.col("_metadata.row_index").alias("__row")] if part.fmt == "parquet" else []))
+    _check_raw_types(con, data.drop("__path", "__row", "__mid"), raw, part, label)
+    return _positioned(spark, data, part, label, [] if cached is None else cached), raw
+
+
+def _read_csv(spark: Any, con: duckdb.DuckDBPyConnection, files: list[str], schema: Any) -> Any:
+    """Every file as text columns, read with the dialect DuckDB's sniffer finds in it (files of one dialect in one
+    read). Quoted line breaks stay in their field (multiLine); a malformed row fails the read, as in DuckDB."""
+    groups: dict[tuple, list[str]] = {}
+    for path in files:
+        d = csv_dialect(con, path)
+        groups.setdefault((d["sep"], d["quote"], d["escape"], d["header"]), []).append(path)
+    reads = []
+    for (sep, quote, escape, header), paths in groups.items():
+        quote = quote or "\u0000"  # no quoting: Spark's option for none
+        reads.append(spark.read.options(header=header, sep=sep, quote=quote, escape=escape or quote, multiLine=True,
+                                        mode="FAILFAST", encoding="UTF-8").schema(schema).csv(paths))
+    return functools.reduce(lambda a, b: a.unionByName(b), reads)
+
+
+def _check_raw_types(con: duckdb.DuckDBPyConnection, data: Any, raw: dict[str, str], part: Part, label: str) -> None:
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    seen = _duck_types(con, to_arrow_schema(data.schema, timezone="UTC"))
+    for column, dtype in raw.items():
+        if seen.get(column) != dtype:
+            where = "" if part.kind == "events" else f"{part.where}: "
+            raise DataError(f"{label}: {where}source '{part.source}': engine spark reads column '{column}' as "
+                            f"{seen.get(column)} where DuckDB reads {dtype}: load it with engine duckdb")
+
+
+def _positioned(spark: Any, data: Any, part: Part, label: str, cached: list[Any]) -> Any:
+    """`_file` (the path as DuckDB names it), `__file` (its 1-based place in the sorted files) and `ordinality`
+    (Parquet: the row in its file; CSV: the row over all files in order, as DuckDB's WITH ORDINALITY counts)."""
+    from pyspark import StorageLevel
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    hadoop = spark._jvm.org.apache.hadoop.fs.Path  # how Spark's _metadata.file_path spells a local path
+    paths = [(str(hadoop(spark._jvm.java.io.File(f).toURI()).toString()), i + 1, f) for i, f in enumerate(part.files)]
+    files = spark.createDataFrame(paths, "__path string, __file int, _file string")
+    data = data.join(F.broadcast(files), "__path", "left")
+    if part.fmt == "parquet":
+        return data.withColumn("ordinality", F.col("__row") + 1).drop("__path", "__row", "__mid")
+    # a CSV file is read whole by one task (multiLine), in order: its rows' ids increase down the file
+    data = data.withColumn("__in_file", F.row_number().over(Window.partitionBy("__file").orderBy("__mid")))
+    data = data.persist(StorageLevel.MEMORY_AND_DISK)  # parsed once: counted here, staged next
+    cached.append(data)
+    counts = dict(data.groupBy("__file").count().collect())
+    if None in counts:
+        raise DataError(f"{label}: source '{part.source}': spark read a file not in the sorted list of its files")
+    before = list(itertools.accumulate([counts.get(i + 1, 0) for i in range(len(part.files))], initial=0))
+    offsets = spark.createDataFrame([(i + 1, before[i]) for i in range(len(part.files))], "__file int, __before long")
+    return (data.join(F.broadcast(offsets), "__file").withColumn("ordinality", F.col("__in_file") + F.col("__before"))
+            .drop("__path", "__mid", "__in_file", "__before"))
+
+
+def check_utf8(data: Any, raw: dict[str, str], part: Part, label: str) -> None:
+    """Refuse a CSV holding bytes that are not UTF-8: DuckDB's reader refuses the file, Spark's would read each such
+    byte as U+FFFD and load the row. A U+FFFD written in a valid file is refused too (Spark cannot tell them apart).
+
+    Raises:
+        DataError: naming the first such file and row."""
+    from pyspark.sql import functions as F
+
+    replaced = [F.coalesce(F.col(f"`{c}`").contains("\ufffd"), F.lit(False)) for c in raw]
+    first = data.where(functools.reduce(lambda a, b: a | b, replaced)).orderBy(*POSITION).limit(1).collect()
+    if first:
+        where = "" if part.kind == "events" else f"{part.where}: "
+        raise DataError(f"{label}: {where}source '{part.source}': {first[0]['_file']} row {first[0]['ordinality']} "
+                        "is not valid UTF-8 (or holds U+FFFD, which engine spark cannot tell from it; DuckDB refuses "
+                        "such a file): export the file as UTF-8")

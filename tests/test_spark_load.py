@@ -1,0 +1,302 @@
+"""Load on engine spark (issue 15, first slice): Spark reads, types and quarantines the decision events' files as
+DuckDB's load does — the loaded rows EXCEPT ALL DuckDB's `events` are empty both ways (same columns, same types),
+the quarantine is DuckDB's row for row and in order, and the counts, reasons and warnings are DuckDB's.
+
+Messy fixtures: the load tests' rows (missing keys, bad times, label words, bad and absurd amounts, offsets and
+zone names, absurd years, duplicates across files), a BOM, CRLF line ends and a quoted line break, decimal commas
+in a `;` file, a time_format list and a map, Parquet with zoned and empty text times. Spark runs in the test run's
+one session (`spark` of conftest.py).
+"""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pandas as pd
+import pytest
+import yaml
+
+import test_load_times
+from conftest import BASE_DATASET, assert_same, random_events, write_workspace
+from riskconsole.engines.spark_load import load_part
+from riskconsole.errors import RiskConsoleError
+from riskconsole.ingest import load
+from riskconsole.sources import check_dataset
+from riskconsole.workspace import Workspace
+
+pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
+HEADER = test_load_times.HEADER
+
+
+def _row(i: int, ts: str, label: str = "0", label_ts: str = "", amount: str = "10") -> str:
+    return f"e{i},{ts},{label},{label_ts},{amount},{i % 3},1"
+
+
+MESSY = [  # one row per rule of DuckDB's load; e9 repeats in the second file
+    _row(0, "2026-03-01 10:00:00"), _row(1, "1/1/15 0:00"), _row(2, "2026-01-05 00:00:00+05:00"),
+    _row(3, "2026-01-05T00:00:00Z"), _row(4, "2026-01-05 00:00:00 America/New_York"),
+    _row(5, "2026-01-05 00:00:00 Mars/Olympus"), _row(6, "2026-01-05 10:00:00+99:99"),
+    _row(7, "2026-01-05 10:00:00-0575"), _row(8, "9999-12-31 00:00:00"), _row(9, "2026-03-01 11:00:00", "fraud"),
+    _row(10, "2026-03-01 12:00:00", " LEGIT "), _row(11, "2026-03-01 13:00:00", "2"), _row(12, "", "1"),
+    ",2026-03-01 14:00:00,0,,1,1,1", _row(13, "2026-03-01 15:00:00", amount="nan"),
+    _row(14, "2026-03-01 16:00:00", amount="1e308"), _row(15, "2026-03-01 17:00:00", amount="abc"),
+    _row(16, "2026-03-01 18:00:00", label_ts="5/3/26"), _row(17, "2026-03-01 19:00:00", label_ts=" "),
+    _row(18, "2026-03-01 20:00:00", label_ts="2026-03-05"), _row(19, " 2026-03-01 21:00:00 ", amount=" 12.5 "),
+    _row(20, "05.03.2026 10:00:00"), _row(21, "2026-03-02 01:00:00", "true"),
+    'e23,2026-03-02 03:00:00,0,,3,"1\n2",1',
+]
+SECOND = [_row(9, "2026-03-02 00:00:00"), _row(22, "2026-03-02 02:00:00", "1", "2026-03-04 00:00:00", '"1,234.50"'),
+          _row(24, "2026-03-02 04:00:00", "0.0")]
+
+
+def _files(root, files: dict[str, bytes], **spec) -> Workspace:
+    (root / "data" / "in").mkdir(parents=True)
+    for name, data in files.items():
+        (root / "data" / "in" / name).write_bytes(data)
+    suffix = next(iter(files)).rsplit(".", 1)[1]
+    dataset = {**BASE_DATASET, "source": f"data/in/*.{suffix}", **spec}
+    (root / "data" / "dataset.yaml").write_text(yaml.safe_dump(dataset))
+    return Workspace(root)
+
+
+def _csv(rows: list[str], header: str = HEADER, bom: bool = False, crlf: bool = False) -> bytes:
+    text = header + "\n".join(rows) + "\n"
+    return (("\ufeff" if bom else "") + (text.replace("\n", "\r\n") if crlf else text)).encode()
+
+
+def assert_spark_loads_like_duckdb(ws: Workspace, spark):
+    """Spark's loaded rows and quarantine equal DuckDB's load of the same workspace (types, rows, order of the
+    quarantine), and so do the counts, the reasons and the warnings."""
+    duck = load(ws)
+    checked = check_dataset(ws)
+    ours = load_part(spark, checked, checked.parts[0])
+    assert (ours.read, ours.loaded) == (duck.read, duck.loaded)
+    assert ours.reasons == duck.reasons and list(ours.reasons) == list(duck.reasons)
+    assert ours.warnings == duck.warnings
+    con = duckdb.connect(str(ws.db_path), read_only=True)
+    try:
+        quarantine = ours.quarantine.drop("__file").toArrow()
+        for table, theirs in ((ours.rows.toArrow(), "events"), (quarantine, "quarantine")):
+            con.register("ours", table)
+            described = "SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {})"
+            assert con.execute(described.format("ours")).fetchall() == con.execute(described.format(theirs)).fetchall()
+            for a, b in (("ours", theirs), (theirs, "ours")):
+                assert con.execute(f"SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}").fetchall() == [], (a, b)
+            con.unregister("ours")
+        assert quarantine.to_pylist() == con.sql("SELECT * FROM quarantine").to_arrow_table().to_pylist()
+    finally:
+        con.close()
+    return duck
+
+
+def test_messy_csv_files_load_on_spark_as_on_duckdb(tmp_path, spark):
+    """Two files (a BOM, CRLF line ends, a quoted line break, a repeat of an earlier file's id) and every rule:
+    the time warning, the label warning and the amount warning are DuckDB's too."""
+    ws = _files(tmp_path / "ws", {"a.csv": _csv(MESSY, bom=True), "b.csv": _csv(SECOND, crlf=True)})
+    duck = assert_spark_loads_like_duckdb(ws, spark)
+    assert (duck.read, duck.loaded, len(duck.reasons)) == (27, 10, 10) and duck.reasons["duplicate id"] == 1
+    assert [w.split(": ")[1] for w in duck.warnings] == ["columns.label", "columns.time", "columns.label_time",
+                                                        "columns.amount"]
+    assert "try time_format: {ts: '%Y-%m-%d %H:%M:%S%z'}" in duck.warnings[1]  # a map: another column needs ISO
+
+
+@pytest.mark.parametrize("spec", [
+    {"time_format": ["%d.%m.%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%d %H:%M:%S"]},
+    {"time_format": {"label_ts": ["%d/%m/%y", "%Y-%m-%d"]}, "label_values": {"fraud": 1, "legit": 0}},
+])
+def test_time_formats_and_label_words_load_on_spark_as_on_duckdb(tmp_path, spark, spec):
+    ws = _files(tmp_path / "ws", {"a.csv": _csv(MESSY), "b.csv": _csv(SECOND)}, **spec)
+    assert_spark_loads_like_duckdb(ws, spark)
+
+
+def test_decimal_commas_load_on_spark_as_on_duckdb(tmp_path, spark):
+    """A `;` file with decimal commas, a typed DECIMAL column, a thousands separator (quarantined)."""
+    text = ("event_id;ts;is_fraud;label_ts;amount;user_id;device_id;fee\n"
+            "a1;2026-03-01 10:00:00;1;2026-03-05 00:00:00;723,03;1;1;0,5\n"
+            "a2;2026-03-01 11:00:00;0;;12;2;1;1,25\n"
+            "a3;2026-03-01 12:00:00;0;;1.234,56;2;2;0\n"
+            "a4;2026-03-01 13:00:00;0;;-0,75;3;2;\n")
+    for name, spec in (("comma", {"decimal_separator": ",", "types": {"user_id": "DECIMAL(6,2)"}}), ("plain", {})):
+        ws = _files(tmp_path / name, {"orders.csv": text.encode()}, **spec)
+        assert_spark_loads_like_duckdb(ws, spark)
+
+
+def test_parquet_loads_on_spark_as_on_duckdb(tmp_path, spark):
+    """Typed Parquet (a zoned time, nullable integers; an id repeated in the second file), then Parquet holding its
+    times as text with blanks, a bad time and an infinite amount."""
+    events = random_events(n=40).drop(columns=["merchant_id", "channel"])
+    events["ts"] = events["ts"].dt.tz_localize("Asia/Karachi")
+    root = tmp_path / "typed"
+    (root / "data" / "in").mkdir(parents=True)
+    events[:30].to_parquet(root / "data" / "in" / "a.parquet", index=False)
+    events[28:].to_parquet(root / "data" / "in" / "b.parquet", index=False)
+    (root / "data" / "dataset.yaml").write_text(yaml.safe_dump({**BASE_DATASET, "source": "data/in/*.parquet"}))
+    assert_spark_loads_like_duckdb(Workspace(root), spark)
+    text = pd.DataFrame({"event_id": ["x1", "x2", "x3", "x1", "x5"],
+                         "ts": ["2026-03-01 10:00:00", " ", "bad", "2026-03-09", "2026-03-02T00:00:00+01:00"],
+                         "is_fraud": pd.array([1, None, 0, 0, 1], dtype="Int8"),
+                         "label_ts": ["2026-03-04 00:00:00", "", "  ", None, "2026-03-05"],
+                         "amount": [1.0, 2.0, float("inf"), 4.0, None], "user_id": [1, 1, 1, 2, 2],
+                         "device_id": [1, 1, 1, 2, 2]})
+    root = tmp_path / "text"
+    (root / "data" / "in").mkdir(parents=True)
+    text.to_parquet(root / "data" / "in" / "a.parquet", index=False)
+    (root / "data" / "dataset.yaml").write_text(yaml.safe_dump({**BASE_DATASET, "source": "data/in/*.parquet"}))
+    assert_spark_loads_like_duckdb(Workspace(root), spark)
+
+
+@pytest.mark.parametrize("files, message", [
+    ({"a.jsonl": b'{"event_id": "a", "ts": "2026-03-01 10:00:00", "is_fraud": 1, "label_ts": null, "amount": 1, '
+                 b'"user_id": 1, "device_id": 1}\n'}, "JSON sources are read by DuckDB's reader only so far"),
+    ({"a.csv": _csv(MESSY[:3]), "b.csv": _csv(MESSY[3:6], header=HEADER.replace("user_id,device_id",
+                                                                                 "device_id,user_id"))},
+     "has the columns event_id, ts, is_fraud, label_ts, amount, device_id, user_id where the source has event_id, "
+     "ts, is_fraud, label_ts, amount, user_id, device_id (Spark reads every file's columns by their place)"),
+])
+def test_what_spark_cannot_read_exactly_is_refused_naming_the_engine(tmp_path, spark, files, message, monkeypatch,
+                                                                    capsys):
+    """Refused before a row is read: by `load_part`, by `validate` and `load` with engine spark (no Spark session is
+    started for it); engine duckdb loads the same files."""
+    from riskconsole.cli import main
+
+    ws = _files(tmp_path / "ws", files)
+    checked = check_dataset(ws)
+    with pytest.raises(RiskConsoleError) as info:
+        load_part(spark, checked, checked.parts[0])
+    assert message in str(info.value) and "engine spark" in str(info.value) and "\n" not in str(info.value)
+    assert str(info.value).startswith("data/dataset.yaml: source 'data/in/*.")
+    monkeypatch.setenv("RISKCONSOLE_ENGINE", "spark")
+    assert main(["validate", "--workspace", str(ws.root), str(ws.dataset_path)]) == 1
+    assert message in capsys.readouterr().err
+    with pytest.raises(RiskConsoleError, match="engine spark cannot read it"):
+        load(ws)
+    assert not ws.db_path.exists()
+    assert load(ws, engine="duckdb").loaded > 0
+
+
+def test_a_csv_that_is_not_utf8_is_refused_on_spark(tmp_path, spark):
+    """DuckDB refuses a CSV with bytes that are not UTF-8; Spark would read them as U+FFFD and load the row, so
+    U+FFFD in a CSV is refused on Spark (even one written on purpose, which DuckDB loads)."""
+    rows = [_row(i, f"2026-03-01 1{i}:00:00") for i in range(3)]
+    ws = _files(tmp_path / "ws", {"a.csv": _csv(rows[:1]) + b"e9,2026-03-01 10:00:00,0,,1,\xef\xbf\xbd,1\n"
+                                  + "\n".join(rows[1:]).encode() + b"\n"})
+    assert load(ws).loaded == 4
+    checked = check_dataset(ws)
+    with pytest.raises(RiskConsoleError, match=r"a.csv row 2 is not valid UTF-8 \(or holds U\+FFFD"):
+        load_part(spark, checked, checked.parts[0])
+
+
+def test_a_spark_failure_during_a_load_is_one_line_naming_the_source(tmp_path, spark, monkeypatch):
+    from riskconsole.engines import spark_load
+
+    def fails(*args):
+        raise RuntimeError("An error occurred while calling o123.parquet.\n: java.io.IOException: disk full\n\tat ...")
+
+    monkeypatch.setattr(spark_load, "write_days", fails)
+    ws = write_workspace(tmp_path / "ws", random_events(n=20))
+    with pytest.raises(RiskConsoleError) as info:
+        load(ws, engine="spark", spark=spark)
+    assert str(info.value).startswith("data/dataset.yaml: loading 'data/events.csv' on spark failed: ")
+    assert "\n" not in str(info.value) and not ws.db_path.exists()
+    assert not list((ws.root / "data" / "spark").glob("*/*"))  # nothing of the failed version left
+
+
+def test_write_workspace_fixture_loads_on_spark_as_on_duckdb(tmp_path, spark):
+    """The tests' usual random workspace (pandas' CSV: ISO times, empty labels and label times)."""
+    assert_spark_loads_like_duckdb(write_workspace(tmp_path / "ws", random_events(n=80)), spark)
+
+
+STRATEGY = {"name": "s", "rules": [
+    {"name": "busy", "when": "user_orders_1h >= 1", "action": "review"},
+    {"name": "big", "when": "amount > 11 AND device_users_1d >= 2", "action": "block"}]}
+
+
+def _tables(ws: Workspace) -> dict[str, list]:
+    con = duckdb.connect(str(ws.db_path), read_only=True)
+    try:
+        return {t: (con.execute(f"DESCRIBE {t}").fetchall(), con.execute(f"SELECT * FROM {t}").fetchall())
+                for t in ("events", "quarantine", "frame")}
+    finally:
+        con.close()
+
+
+def test_a_load_on_engine_spark_gives_duckdbs_tables_and_report(tmp_path, spark):
+    """`load --engine spark`: Spark's events land in data/spark/<version>/events by day, DuckDB's events, quarantine
+    and frame (in their stored order) are those of a DuckDB load, the CLI's summary and warnings are DuckDB's, and a
+    backtest on Spark over the frame built from Spark's own events writes DuckDB's report."""
+    from riskconsole.session import Session
+
+    ws = _files(tmp_path / "ws", {"a.csv": _csv(MESSY, bom=True), "b.csv": _csv(SECOND, crlf=True)},
+                time_format=["%d.%m.%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%d %H:%M:%S"])
+    (ws.strategies_dir).mkdir(exist_ok=True)
+    (ws.strategies_dir / "s.yaml").write_text(yaml.safe_dump(STRATEGY))
+    duck = load(ws)
+    want, csv = _tables(ws), (ws.root / "data" / "quarantine.csv").read_bytes()
+    with Session(ws) as session:
+        report = session.backtest(ws.strategies_dir / "s.yaml").report
+    ours = load(ws, engine="spark", spark=spark)
+    assert (ours.read, ours.loaded, ours.reasons, ours.warnings) == (duck.read, duck.loaded, duck.reasons, duck.warnings)
+    assert _tables(ws) == want and (ws.root / "data" / "quarantine.csv").read_bytes() == csv
+    days = sorted(p.name for p in (ws.root / "data" / "spark" / ours.version / "events").iterdir() if p.is_dir())
+    assert days == sorted({f"__day={row[1].date()}" for row in want["events"][1]}) and len(days) >= 3
+    written = {p: p.stat().st_mtime_ns for p in (ws.root / "data" / "spark").rglob("*.parquet")}
+    with Session(ws, engine="spark", spark=spark) as session:
+        got = session.backtest(ws.strategies_dir / "s.yaml").report
+    assert {p: p.stat().st_mtime_ns for p in written} == written  # the frame was built from Spark's own events
+    assert got["overall"]["flagged"] > 0
+    assert_same(json.loads(json.dumps(got, default=str)), json.loads(json.dumps(report, default=str)))
+
+
+def test_streams_and_tables_load_on_spark_as_on_duckdb(tmp_path, spark):
+    """A stream (renamed column, NULL keys, a bad and a blank time) and tables (as-of with a missing key and a
+    repeated version, plain, range): every table and quarantine DuckDB holds after a load on engine spark is a DuckDB
+    load's (a stream's rows as a multiset: ties in time have no order), so is the frame built from them, and the
+    Spark engine's export keeps Spark's Parquet."""
+    import test_streams
+    import test_tables
+    from riskconsole.session import Session
+
+    events = test_tables.make_events(n=120)
+    ws = test_tables.workspace(tmp_path / "ws", events, test_tables.make_merchants(events),
+                               features=[*test_tables.FEATURES[:3], *test_streams.FEATURES[:3]])
+    dataset = yaml.safe_load(ws.dataset_path.read_text())
+    dataset["streams"] = {"logins": test_streams.STREAM}
+    ws.dataset_path.write_text(yaml.safe_dump(dataset))
+    data = ws.root / "data"
+    test_streams.make_logins(events, n=150).to_csv(data / "logins.csv", index=False)
+    with open(data / "logins.csv", "a") as out:
+        out.write("3,2,yesterday,1,5.0\n4,2, ,0,1.5\n")
+    with open(data / "merchants.csv", "a") as out:
+        out.write(",toys,5.0,2026-03-01 00:00:00\n")
+        out.write(open(data / "merchants.csv").read().splitlines()[1] + "\n")  # a version repeated
+    tables = ["events", "quarantine", "stream_logins", "quarantine_logins", "table_merchants", "quarantine_merchants",
+              "table_devices", "table_ip_ranges", "frame"]
+
+    def held() -> dict[str, tuple]:
+        con = duckdb.connect(str(ws.db_path), read_only=True)
+        try:
+            rows = {t: (con.execute(f"DESCRIBE {t}").fetchall(), con.execute(f"SELECT * FROM {t}").fetchall())
+                    for t in tables}
+        finally:
+            con.close()
+        rows["stream_logins"] = (rows["stream_logins"][0], sorted(rows["stream_logins"][1], key=repr))
+        return rows
+
+    duck = load(ws)
+    want = held()
+    assert duck.sources["streams.logins"]["quarantined"] == 2 and duck.sources["tables.merchants"]["quarantined"] == 2
+    ours = load(ws, engine="spark", spark=spark)
+    assert (ours.summary(), ours.warnings) == (duck.summary(), duck.warnings)
+    assert held() == want
+    loaded = json.loads((ws.root / "data" / "spark" / ours.version / "_loaded.json").read_text())["tables"]
+    assert sorted(loaded) == ["events", "stream_logins", "table_devices", "table_ip_ranges", "table_merchants"]
+    (data / "logins.csv").write_text("uid,device_id,login_time,success,spend\n1,1,not a time,1,2.0\n")
+    with pytest.raises(RiskConsoleError, match="streams.logins: no loadable rows"):  # after the events were written
+        load(ws, engine="spark", spark=spark)
+    assert sorted(p.name for p in (ws.root / "data" / "spark").iterdir()) == [ours.version]  # nothing left behind
+    with Session(ws, engine="spark", spark=spark) as session:  # the export writes nothing the load wrote
+        session.spark_engine(frame=False).export()
+    exported = json.loads((ws.root / "data" / "spark" / ours.version / "_exported.json").read_text())
+    assert exported["version"] == ours.version and sorted(p.name for p in (ws.root / "data" / "spark").iterdir()) == [
+        ours.version]
