@@ -55,7 +55,7 @@ def build_demo_workspace(ws: Workspace, n_events: int = 1_000_000, seed: int = 7
     target.parent.mkdir(parents=True, exist_ok=True)
     generate_events(target, n_events=n_events, seed=seed)
     progress("loading events and building features ...")
-    result = load(ws)
+    result = load(ws, progress=progress)
     if train:
         from riskconsole.detectors import train_all
 
