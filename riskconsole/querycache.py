@@ -112,7 +112,7 @@ def parsed_yaml(root: Path, text: str, label: str, parse: Callable[[str, str], A
     entry is appended to `pending` (name, value) for `write`, so a run that fails later leaves no file behind."""
     name = "yaml-" + key("yaml", text)
     found = read(root, name)
-    if found is not None:
+    if isinstance(found, tuple) and len(found) == 1:  # anything else (planted, foreign) is a miss
         return found[0]
     data = parse(text, label)
     pending.append((name, (data,)))

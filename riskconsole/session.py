@@ -553,11 +553,16 @@ class Session:
         plan = querycache.read(self.ws.root, key)
         if plan is None:
             return None
-        compiled = _compiled(self.strategy(path), plan["candidate"])
-        base = _compiled(self.strategy(baseline.path), plan["baseline"]) if baseline is not None else None
-        with self.cursor() as cur:
-            groups, joint = self._plan_groups(cur, plan, compiled, base, window)
-        return None if groups is None else (compiled, base, groups, joint, plan["decisions"])
+        try:
+            compiled = _compiled(self.strategy(path), plan["candidate"])
+            base = _compiled(self.strategy(baseline.path), plan["baseline"]) if baseline is not None else None
+            with self.cursor() as cur:
+                groups, joint = self._plan_groups(cur, plan, compiled, base, window)
+            decisions = plan["decisions"]
+        except Exception:  # noqa: BLE001 - an entry of another shape (planted, foreign) is a miss: compile instead
+            return None
+        return None if groups is None or not isinstance(decisions, str) else (compiled, base, groups, joint,
+                                                                               decisions)
 
     @staticmethod
     def _plan_groups(cur: duckdb.DuckDBPyConnection, plan: dict, compiled: CompiledStrategy,

@@ -134,3 +134,18 @@ def test_a_file_that_cannot_be_read_is_the_usual_one_line_error(ws, capsys, tmp_
                  "--workspace", str(ws.root), "--format", "json", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "missing.yaml: cannot read file" in err, err
+
+
+@pytest.mark.parametrize("planted", [{}, [], 7, ("x",), {"groups": "SELECT 1", "span": "SELECT 1", "rules": 1,
+                                                            "segment": False, "classes": False, "joint": None,
+                                                            "decisions": "SELECT 1", "candidate": {},
+                                                            "baseline": None}])
+def test_an_entry_of_plain_data_but_not_of_its_shape_is_a_miss(ws, capsys, tmp_path, planted):
+    """A truncated, planted or foreign entry that unpickles to plain data of another shape (or SQL that does not
+    give a plan's rows) never crashes a backtest: it compiles and answers as usual."""
+    _, report, _ = _backtest(capsys, ws, tmp_path / "a", "candidate.yaml", formats="json")
+    for entry in (ws.root / querycache.CACHE_DIR).glob("*.pkl"):
+        if not (entry.name.startswith("yaml-") and planted == ("x",)):  # a parsed YAML entry's shape is (data,)
+            entry.write_bytes(pickle.dumps(planted))
+    hit, again, _ = _backtest(capsys, ws, tmp_path / "b", "candidate.yaml", formats="json")
+    assert not hit and again == report
