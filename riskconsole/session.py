@@ -476,6 +476,8 @@ class Session:
         key = self._plan_key(path, window, overrides, baseline, by) \
             if self._cache and strategy is None and self.engine == "duckdb" else None
         found = self._cached_run(key, path, window, baseline) if key else None
+        if found is not None and key != self._plan_key(path, window, overrides, baseline, by):
+            found = None  # a file was edited while the cached run read it: its SQL may not be the file's
         self.cached_plan = found is not None
         compiled, base, groups, joint, decisions_sql = found or self._run(key, path, window, overrides, baseline, by,
                                                                            strategy)

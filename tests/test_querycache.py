@@ -149,3 +149,25 @@ def test_an_entry_of_plain_data_but_not_of_its_shape_is_a_miss(ws, capsys, tmp_p
             entry.write_bytes(pickle.dumps(planted))
     hit, again, _ = _backtest(capsys, ws, tmp_path / "b", "candidate.yaml", formats="json")
     assert not hit and again == report
+
+
+def test_a_strategy_edited_while_a_cached_run_reads_it_is_never_answered_with_the_old_sql(ws, capsys, tmp_path,
+                                                                                         monkeypatch):
+    """An edit saved between the key's read of the file and the run's parse of it (an editor saving while a CI job
+    runs) is the edited strategy's answer, not its new name on the old file's numbers."""
+    _backtest(capsys, ws, tmp_path / "a", "listed.yaml", formats="json")
+    path, read = ws.strategies_dir / "listed.yaml", querycache.read
+
+    def read_then_edit(root, name):
+        found = read(root, name)
+        if not name.startswith("yaml-") and found is not None:
+            _edit(path, "model_review: 0.5", "model_review: 0.9")
+            _edit(path, "name: listed", "name: listed_v2")
+        return found
+
+    monkeypatch.setattr(querycache, "read", read_then_edit)
+    _, raced, _ = _backtest(capsys, ws, tmp_path / "b", "listed.yaml", formats="json")
+    monkeypatch.setattr(querycache, "read", read)
+    monkeypatch.setenv(querycache.CACHE_ENV, "0")
+    _, edited, _ = _backtest(capsys, ws, tmp_path / "c", "listed.yaml", formats="json")
+    assert b"listed_v2" in edited and raced == edited
