@@ -95,11 +95,15 @@ def write(root: Path, name: str, value: Any) -> None:
     if not enabled():
         return
     folder = root / CACHE_DIR
+    temp = folder / f".{name}.{os.getpid()}.tmp"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        temp = folder / f".{name}.{os.getpid()}.tmp"
-        temp.write_bytes(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
-        os.replace(temp, folder / f"{name}.pkl")
+        try:
+            temp.write_bytes(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+            os.replace(temp, folder / f"{name}.pkl")
+        except OSError:
+            temp.unlink(missing_ok=True)  # a full disk: no partial file left for ever (eviction sees *.pkl only)
+            raise
         entries = sorted(folder.glob("*.pkl"), key=lambda p: p.stat().st_mtime_ns)
         for old in entries[:-KEEP]:
             old.unlink(missing_ok=True)

@@ -171,3 +171,20 @@ def test_a_strategy_edited_while_a_cached_run_reads_it_is_never_answered_with_th
     monkeypatch.setenv(querycache.CACHE_ENV, "0")
     _, edited, _ = _backtest(capsys, ws, tmp_path / "c", "listed.yaml", formats="json")
     assert b"listed_v2" in edited and raced == edited
+
+
+def test_a_full_disk_leaves_no_partial_file_behind(tmp_path, monkeypatch):
+    """A write that fails half-way (ENOSPC) leaves neither an entry nor its temporary file (which no eviction would
+    ever remove: one more per failing run)."""
+    import errno
+    from pathlib import Path
+
+    def half_then_full(self, data):
+        with open(self, "wb") as f:
+            f.write(data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", half_then_full)
+    querycache.write(tmp_path, "e", {"n": 1})
+    monkeypatch.undo()
+    assert list((tmp_path / querycache.CACHE_DIR).iterdir()) == [] and querycache.read(tmp_path, "e") is None
