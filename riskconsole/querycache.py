@@ -56,8 +56,7 @@ def _code_stamp() -> tuple:
     """What identifies the code that compiles: riskconsole's modules (an edit changes size or mtime), sqlglot's
     version file (found without importing sqlglot), DuckDB's and Python's versions."""
     if not _STAMP:
-        files = sorted(_PACKAGE.rglob("*.py"))
-        ours = tuple((str(f.relative_to(_PACKAGE)), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+        ours = tuple((str(f.relative_to(_PACKAGE)), *_file_stamp(f)) for f in sorted(_PACKAGE.rglob("*.py")))
         import importlib.util
 
         import duckdb
@@ -67,6 +66,18 @@ def _code_stamp() -> tuple:
         sqlglot = version.read_text() if version is not None and version.exists() else None
         _STAMP.append((ours, sqlglot, duckdb.__version__, sys.version))
     return _STAMP[0]
+
+
+def _file_stamp(path: Path) -> tuple:
+    """(mtime, size) of a module; of the link itself when it points nowhere (an editor's `.#NAME.py` lock); None
+    when it is gone since it was listed."""
+    for stat in (path.stat, path.lstat):
+        try:
+            st = stat()
+            return st.st_mtime_ns, st.st_size
+        except OSError:
+            continue
+    return None, None
 
 
 class _PlainUnpickler(pickle.Unpickler):

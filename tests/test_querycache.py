@@ -188,3 +188,18 @@ def test_a_full_disk_leaves_no_partial_file_behind(tmp_path, monkeypatch):
     querycache.write(tmp_path, "e", {"n": 1})
     monkeypatch.undo()
     assert list((tmp_path / querycache.CACHE_DIR).iterdir()) == [] and querycache.read(tmp_path, "e") is None
+
+
+def test_an_editor_lock_link_among_the_modules_is_no_crash(tmp_path, monkeypatch):
+    """Emacs keeps `.#NAME.py` as a dangling symlink while a module is edited: the code stamp must not fail on it
+    (every cached backtest crashed with FileNotFoundError), and an edit of a real module still changes the key."""
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "a.py").write_text("x = 1\n")
+    (package / ".#a.py").symlink_to("someone@host.1234:1")
+    monkeypatch.setattr(querycache, "_PACKAGE", package)
+    monkeypatch.setattr(querycache, "_STAMP", [])
+    before = querycache.key("same")
+    (package / "a.py").write_text("x = 22\n")
+    monkeypatch.setattr(querycache, "_STAMP", [])
+    assert querycache.key("same") != before
