@@ -73,6 +73,7 @@ class Session:
         self._spark, self._spark_prepared = None, False
         self._con, self._own = con, con is None
         self._dataset: Dataset | None = None
+        self._dataset_text: str | None = None  # the text of data/dataset.yaml it read (with `cache`)
         self._frame: Frame | None = None
         self._evaluators: OrderedDict[tuple, object] = OrderedDict()
         self._entity_views: dict[tuple, EntityView] = {}
@@ -108,8 +109,8 @@ class Session:
                 from riskconsole.config import parse_model, read_config
 
                 label = self.ws.rel(self.ws.dataset_path)
-                self._dataset = parse_model(self._yaml(read_config(self.ws.dataset_path, label), label), Dataset,
-                                            label)
+                self._dataset_text = read_config(self.ws.dataset_path, label)  # what the cache's key holds
+                self._dataset = parse_model(self._yaml(self._dataset_text, label), Dataset, label)
             else:
                 self._dataset = self.ws.dataset()
         return self._dataset
@@ -590,7 +591,8 @@ class Session:
                 files.append((self.ws.rel(baseline.path), Path(baseline.path).read_bytes()))
             lists = self.ws.lists_dir
             listed = sorted((p.name, p.read_bytes()) for p in lists.iterdir() if p.is_file()) if lists.is_dir() else []
-            dataset = self.ws.dataset_path.read_bytes()
+            self.dataset  # noqa: B018 - read once: the key holds the text this session runs with, not a later save
+            dataset = self._dataset_text
         except OSError:
             return None
         return querycache.key("backtest", files, dataset, listed, self._data_version(), window,
@@ -868,7 +870,7 @@ class Session:
         from riskconsole.ingest import reload
 
         self.close()
-        self._dataset = None
+        self._dataset = self._dataset_text = None
         return reload(self.ws, dataset_path, progress, trusted=trusted)
 
 

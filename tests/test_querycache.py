@@ -203,3 +203,23 @@ def test_an_editor_lock_link_among_the_modules_is_no_crash(tmp_path, monkeypatch
     (package / "a.py").write_text("x = 22\n")
     monkeypatch.setattr(querycache, "_STAMP", [])
     assert querycache.key("same") != before
+
+
+def test_the_key_holds_the_dataset_text_the_session_read_not_a_later_save(ws, tmp_path):
+    """The session reads data/dataset.yaml once (the window, the engine) before the key is taken: a save in between
+    must not key the run by the new file while its report is built from the old one (another run's entry for the
+    new text would mix that SQL with this run's dataset)."""
+    from riskconsole.backtest import Window
+    from riskconsole.session import Session
+
+    text = ws.dataset_path.read_text()
+    with Session(ws, cache=True) as session:
+        assert session.engine == "duckdb"  # the dataset is read here
+        before = session._plan_key(ws.strategies_dir / "candidate.yaml", Window(), None, None, None)
+        _edit(ws.dataset_path, "review_cost: 3.0", "review_cost: 4.5")
+        assert session._plan_key(ws.strategies_dir / "candidate.yaml", Window(), None, None, None) == before
+    ws.dataset_path.write_text(text)
+    with Session(ws, cache=True) as session:  # and a session that read the saved text keys by it
+        _edit(ws.dataset_path, "review_cost: 3.0", "review_cost: 4.5")
+        assert session.engine == "duckdb"
+        assert session._plan_key(ws.strategies_dir / "candidate.yaml", Window(), None, None, None) != before
