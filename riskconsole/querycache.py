@@ -56,8 +56,7 @@ def _code_stamp() -> tuple:
     """What identifies the code that compiles: riskconsole's modules (an edit changes size or mtime), sqlglot's
     version file (found without importing sqlglot), DuckDB's and Python's versions."""
     if not _STAMP:
-        files = sorted(_PACKAGE.rglob("*.py"))
-        ours = tuple((str(f.relative_to(_PACKAGE)), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+        ours = tuple((str(f.relative_to(_PACKAGE)), *_file_stamp(f)) for f in sorted(_PACKAGE.rglob("*.py")))
         import importlib.util
 
         import duckdb
@@ -67,6 +66,18 @@ def _code_stamp() -> tuple:
         sqlglot = version.read_text() if version is not None and version.exists() else None
         _STAMP.append((ours, sqlglot, duckdb.__version__, sys.version))
     return _STAMP[0]
+
+
+def _file_stamp(path: Path) -> tuple:
+    """(mtime, size) of a module; of the link itself when it points nowhere (an editor's `.#NAME.py` lock); None
+    when it is gone since it was listed."""
+    for stat in (path.stat, path.lstat):
+        try:
+            st = stat()
+            return st.st_mtime_ns, st.st_size
+        except OSError:
+            continue
+    return None, None
 
 
 class _PlainUnpickler(pickle.Unpickler):
@@ -95,11 +106,15 @@ def write(root: Path, name: str, value: Any) -> None:
     if not enabled():
         return
     folder = root / CACHE_DIR
+    temp = folder / f".{name}.{os.getpid()}.tmp"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        temp = folder / f".{name}.{os.getpid()}.tmp"
-        temp.write_bytes(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
-        os.replace(temp, folder / f"{name}.pkl")
+        try:
+            temp.write_bytes(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+            os.replace(temp, folder / f"{name}.pkl")
+        except OSError:
+            temp.unlink(missing_ok=True)  # a full disk: no partial file left for ever (eviction sees *.pkl only)
+            raise
         entries = sorted(folder.glob("*.pkl"), key=lambda p: p.stat().st_mtime_ns)
         for old in entries[:-KEEP]:
             old.unlink(missing_ok=True)
@@ -112,7 +127,7 @@ def parsed_yaml(root: Path, text: str, label: str, parse: Callable[[str, str], A
     entry is appended to `pending` (name, value) for `write`, so a run that fails later leaves no file behind."""
     name = "yaml-" + key("yaml", text)
     found = read(root, name)
-    if found is not None:
+    if isinstance(found, tuple) and len(found) == 1:  # anything else (planted, foreign) is a miss
         return found[0]
     data = parse(text, label)
     pending.append((name, (data,)))

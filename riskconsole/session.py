@@ -73,6 +73,7 @@ class Session:
         self._spark, self._spark_prepared = None, False
         self._con, self._own = con, con is None
         self._dataset: Dataset | None = None
+        self._dataset_text: str | None = None  # the text of data/dataset.yaml it read (with `cache`)
         self._frame: Frame | None = None
         self._evaluators: OrderedDict[tuple, object] = OrderedDict()
         self._entity_views: dict[tuple, EntityView] = {}
@@ -108,8 +109,8 @@ class Session:
                 from riskconsole.config import parse_model, read_config
 
                 label = self.ws.rel(self.ws.dataset_path)
-                self._dataset = parse_model(self._yaml(read_config(self.ws.dataset_path, label), label), Dataset,
-                                            label)
+                self._dataset_text = read_config(self.ws.dataset_path, label)  # what the cache's key holds
+                self._dataset = parse_model(self._yaml(self._dataset_text, label), Dataset, label)
             else:
                 self._dataset = self.ws.dataset()
         return self._dataset
@@ -476,6 +477,8 @@ class Session:
         key = self._plan_key(path, window, overrides, baseline, by) \
             if self._cache and strategy is None and self.engine == "duckdb" else None
         found = self._cached_run(key, path, window, baseline) if key else None
+        if found is not None and key != self._plan_key(path, window, overrides, baseline, by):
+            found = None  # a file was edited while the cached run read it: its SQL may not be the file's
         self.cached_plan = found is not None
         compiled, base, groups, joint, decisions_sql = found or self._run(key, path, window, overrides, baseline, by,
                                                                            strategy)
@@ -553,11 +556,16 @@ class Session:
         plan = querycache.read(self.ws.root, key)
         if plan is None:
             return None
-        compiled = _compiled(self.strategy(path), plan["candidate"])
-        base = _compiled(self.strategy(baseline.path), plan["baseline"]) if baseline is not None else None
-        with self.cursor() as cur:
-            groups, joint = self._plan_groups(cur, plan, compiled, base, window)
-        return None if groups is None else (compiled, base, groups, joint, plan["decisions"])
+        try:
+            compiled = _compiled(self.strategy(path), plan["candidate"])
+            base = _compiled(self.strategy(baseline.path), plan["baseline"]) if baseline is not None else None
+            with self.cursor() as cur:
+                groups, joint = self._plan_groups(cur, plan, compiled, base, window)
+            decisions = plan["decisions"]
+        except Exception:  # noqa: BLE001 - an entry of another shape (planted, foreign) is a miss: compile instead
+            return None
+        return None if groups is None or not isinstance(decisions, str) else (compiled, base, groups, joint,
+                                                                               decisions)
 
     @staticmethod
     def _plan_groups(cur: duckdb.DuckDBPyConnection, plan: dict, compiled: CompiledStrategy,
@@ -583,7 +591,8 @@ class Session:
                 files.append((self.ws.rel(baseline.path), Path(baseline.path).read_bytes()))
             lists = self.ws.lists_dir
             listed = sorted((p.name, p.read_bytes()) for p in lists.iterdir() if p.is_file()) if lists.is_dir() else []
-            dataset = self.ws.dataset_path.read_bytes()
+            self.dataset  # noqa: B018 - read once: the key holds the text this session runs with, not a later save
+            dataset = self._dataset_text
         except OSError:
             return None
         return querycache.key("backtest", files, dataset, listed, self._data_version(), window,
@@ -861,7 +870,7 @@ class Session:
         from riskconsole.ingest import reload
 
         self.close()
-        self._dataset = None
+        self._dataset = self._dataset_text = None
         return reload(self.ws, dataset_path, progress, trusted=trusted)
 
 

@@ -134,3 +134,92 @@ def test_a_file_that_cannot_be_read_is_the_usual_one_line_error(ws, capsys, tmp_
                  "--workspace", str(ws.root), "--format", "json", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "missing.yaml: cannot read file" in err, err
+
+
+@pytest.mark.parametrize("planted", [{}, [], 7, ("x",), {"groups": "SELECT 1", "span": "SELECT 1", "rules": 1,
+                                                            "segment": False, "classes": False, "joint": None,
+                                                            "decisions": "SELECT 1", "candidate": {},
+                                                            "baseline": None}])
+def test_an_entry_of_plain_data_but_not_of_its_shape_is_a_miss(ws, capsys, tmp_path, planted):
+    """A truncated, planted or foreign entry that unpickles to plain data of another shape (or SQL that does not
+    give a plan's rows) never crashes a backtest: it compiles and answers as usual."""
+    _, report, _ = _backtest(capsys, ws, tmp_path / "a", "candidate.yaml", formats="json")
+    for entry in (ws.root / querycache.CACHE_DIR).glob("*.pkl"):
+        if not (entry.name.startswith("yaml-") and planted == ("x",)):  # a parsed YAML entry's shape is (data,)
+            entry.write_bytes(pickle.dumps(planted))
+    hit, again, _ = _backtest(capsys, ws, tmp_path / "b", "candidate.yaml", formats="json")
+    assert not hit and again == report
+
+
+def test_a_strategy_edited_while_a_cached_run_reads_it_is_never_answered_with_the_old_sql(ws, capsys, tmp_path,
+                                                                                         monkeypatch):
+    """An edit saved between the key's read of the file and the run's parse of it (an editor saving while a CI job
+    runs) is the edited strategy's answer, not its new name on the old file's numbers."""
+    _backtest(capsys, ws, tmp_path / "a", "listed.yaml", formats="json")
+    path, read = ws.strategies_dir / "listed.yaml", querycache.read
+
+    def read_then_edit(root, name):
+        found = read(root, name)
+        if not name.startswith("yaml-") and found is not None:
+            _edit(path, "model_review: 0.5", "model_review: 0.9")
+            _edit(path, "name: listed", "name: listed_v2")
+        return found
+
+    monkeypatch.setattr(querycache, "read", read_then_edit)
+    _, raced, _ = _backtest(capsys, ws, tmp_path / "b", "listed.yaml", formats="json")
+    monkeypatch.setattr(querycache, "read", read)
+    monkeypatch.setenv(querycache.CACHE_ENV, "0")
+    _, edited, _ = _backtest(capsys, ws, tmp_path / "c", "listed.yaml", formats="json")
+    assert b"listed_v2" in edited and raced == edited
+
+
+def test_a_full_disk_leaves_no_partial_file_behind(tmp_path, monkeypatch):
+    """A write that fails half-way (ENOSPC) leaves neither an entry nor its temporary file (which no eviction would
+    ever remove: one more per failing run)."""
+    import errno
+    from pathlib import Path
+
+    def half_then_full(self, data):
+        with open(self, "wb") as f:
+            f.write(data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", half_then_full)
+    querycache.write(tmp_path, "e", {"n": 1})
+    monkeypatch.undo()
+    assert list((tmp_path / querycache.CACHE_DIR).iterdir()) == [] and querycache.read(tmp_path, "e") is None
+
+
+def test_an_editor_lock_link_among_the_modules_is_no_crash(tmp_path, monkeypatch):
+    """Emacs keeps `.#NAME.py` as a dangling symlink while a module is edited: the code stamp must not fail on it
+    (every cached backtest crashed with FileNotFoundError), and an edit of a real module still changes the key."""
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "a.py").write_text("x = 1\n")
+    (package / ".#a.py").symlink_to("someone@host.1234:1")
+    monkeypatch.setattr(querycache, "_PACKAGE", package)
+    monkeypatch.setattr(querycache, "_STAMP", [])
+    before = querycache.key("same")
+    (package / "a.py").write_text("x = 22\n")
+    monkeypatch.setattr(querycache, "_STAMP", [])
+    assert querycache.key("same") != before
+
+
+def test_the_key_holds_the_dataset_text_the_session_read_not_a_later_save(ws, tmp_path):
+    """The session reads data/dataset.yaml once (the window, the engine) before the key is taken: a save in between
+    must not key the run by the new file while its report is built from the old one (another run's entry for the
+    new text would mix that SQL with this run's dataset)."""
+    from riskconsole.backtest import Window
+    from riskconsole.session import Session
+
+    text = ws.dataset_path.read_text()
+    with Session(ws, cache=True) as session:
+        assert session.engine == "duckdb"  # the dataset is read here
+        before = session._plan_key(ws.strategies_dir / "candidate.yaml", Window(), None, None, None)
+        _edit(ws.dataset_path, "review_cost: 3.0", "review_cost: 4.5")
+        assert session._plan_key(ws.strategies_dir / "candidate.yaml", Window(), None, None, None) == before
+    ws.dataset_path.write_text(text)
+    with Session(ws, cache=True) as session:  # and a session that read the saved text keys by it
+        _edit(ws.dataset_path, "review_cost: 3.0", "review_cost: 4.5")
+        assert session.engine == "duckdb"
+        assert session._plan_key(ws.strategies_dir / "candidate.yaml", Window(), None, None, None) != before
