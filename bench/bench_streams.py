@@ -117,12 +117,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workspace", required=True)
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--memory-limit", help="DuckDB's memory_limit for both sides, e.g. 1GB (spilling allowed)")
     args = parser.parse_args()
     ws = Workspace(Path(args.workspace))
     copy = Path(args.workspace) / "data" / "bench_streams.duckdb"
     shutil.copyfile(ws.db_path, copy)
     con = duckdb.connect(str(copy))
     con.execute("SET TimeZone = 'UTC'")
+    if args.memory_limit:
+        con.execute(f"SET memory_limit = '{args.memory_limit}'")
     try:
         for _ in range(args.runs):
             started = time.perf_counter()
