@@ -279,8 +279,7 @@ def label_features_query(features: list[Feature], dataset: Dataset, base: str, q
 def frame_query(dataset: Dataset, columns: list[str], label: str, base: str = "_frame_base",
                 label_tables: dict[str, str] | None = None,
                 joins: dict[str, list[Feature]] | None = None,
-                per: dict[str, exp.Expression] | None = None, side: str | None = None,
-                values: list[str] | None = None) -> exp.Expression:
+                per: dict[str, exp.Expression] | None = None, side: str | None = None) -> exp.Expression:
     """The SELECT that builds the frame: base columns, window features, label features, derived features.
 
     Args:
@@ -292,19 +291,18 @@ def frame_query(dataset: Dataset, columns: list[str], label: str, base: str = "_
         joins: table of (`_pos`, one column per feature) -> its features (stream windows, lookups); an event
             missing there gets the empty window's value (count 0) or NULL.
         per: the `per_event` features, already columns of `base` (computed here when not given).
-        side, values: a table (`_pos`, `values`) holding every side value, joined by `side_value_steps`; when not
-            given, the side tables are joined here.
+        side: a table (`_pos`, every side value) joined by `side_value_steps`; when not given, the side tables are
+            joined here.
     """
     label_tables, joins = label_tables or {}, joins or {}
     elsewhere = set(label_tables) | {f.name for group in joins.values() for f in group}
-    windows = window_columns(dataset, elsewhere)
+    windows = window_columns(dataset, window_features(dataset, elsewhere))
     query = exp.select("*", *windows).from_(exp.to_table(base))
-    if values is None:  # the side tables joined here, in one step (`frame_plan` joins them in steps first)
-        items = side_values(label_tables, joins)
-        values = [name for _, named in items for name, _ in named]
-        narrow = narrow_join(exp.select("b._pos").from_(exp.to_table(base).as_("b")), items).subquery("n")
-    else:
-        narrow = exp.to_table(side).as_("n") if side else None
+    items = side_values(label_tables, joins)
+    values = [name for _, named in items for name, _ in named]
+    # the side tables joined here in one step, unless `frame_plan` joined them in steps first
+    narrow = exp.to_table(side).as_("n") if side else narrow_join(
+        exp.select("b._pos").from_(exp.to_table(base).as_("b")), items).subquery("n")
     if values:  # the narrow row of every side value meets the wide event row in one join
         query = exp.select("q.*", *[exp.column(v, "n", quoted=True) for v in values]).from_(
             query.subquery("q")).join(narrow, using=["_pos"], join_type="LEFT")
@@ -344,8 +342,8 @@ def narrow_join(query: exp.Select, items: list[tuple[str, list[tuple[str, Featur
 
 
 def side_value_steps(label_tables: dict[str, str], joins: dict[str, list[Feature]], base: str = "_frame_base",
-                     ) -> tuple[list[tuple[str, exp.Expression]], list[str]]:
-    """Steps joining every side table to the events' positions, `JOIN_STEP` tables a step, and the value names.
+                     ) -> list[tuple[str, exp.Expression]]:
+    """Steps joining every side table to the events' positions, `JOIN_STEP` tables a step.
 
     One query joining them all would hold every side table's hash table at once (DuckDB builds all of a probe
     pipeline's before probing): under a memory limit each then spills. The last step's table holds every value.
@@ -356,14 +354,18 @@ def side_value_steps(label_tables: dict[str, str], joins: dict[str, list[Feature
         rows = exp.select("p._pos").from_(exp.to_table(base).as_("p")) if not steps else \
             exp.select("p.*").from_(exp.to_table(steps[-1][0]).as_("p"))
         steps.append((f"_side_values_{len(steps)}", narrow_join(rows, items[start:start + JOIN_STEP])))
-    return steps, [name for _, named in items for name, _ in named]
+    return steps
 
 
-def window_columns(dataset: Dataset, elsewhere: set[str] = frozenset()) -> list[exp.Expression]:
-    """The decision stream's own window features (`name` aliases), except those computed in a side table."""
-    return [alias(window_column(f, dataset), f.name) for f in dataset.features
-            if (f.agg or f.first_seen) and f.from_ is None and f.name not in elsewhere]
-    # (an all-rows window joined from a bucketed union is computed by its stream query, hence in `elsewhere`)
+def window_features(dataset: Dataset, elsewhere: set[str] = frozenset()) -> list[Feature]:
+    """The decision stream's own window features, except those computed in a side table (`elsewhere`: an all-rows
+    window is computed by its bucketed stream query)."""
+    return [f for f in dataset.features if (f.agg or f.first_seen) and f.from_ is None and f.name not in elsewhere]
+
+
+def window_columns(dataset: Dataset, features: list[Feature]) -> list[exp.Expression]:
+    """Those features' window aggregates, aliased by name."""
+    return [alias(window_column(f, dataset), f.name) for f in features]
 
 
 def _or_empty(value: exp.Expression, feature: Feature, table: str) -> exp.Expression:
@@ -415,12 +417,10 @@ def side_queries(dataset: Dataset, base: str = "_frame_base") -> tuple[list[tupl
     for i, (name, features) in enumerate(lookup_groups(dataset).items()):
         steps.append((f"_lookup_feature_{i}", lookup_query(dataset, name, features, base)))
         joins[f"_lookup_feature_{i}"] = features
-    computed = {f.name for group in joins.values() for f in group}
-    windows = window_columns(dataset, computed)
+    windows = window_features(dataset, {f.name for group in joins.values() for f in group})
     if windows:  # over the events' narrow columns, not under every join (each window sorts its input)
-        steps.insert(0, (WINDOW_TABLE, exp.select("_pos", *windows).from_(base)))
-        names = {w.alias for w in windows}
-        joins = {WINDOW_TABLE: [f for f in dataset.features if f.name in names], **joins}
+        steps.insert(0, (WINDOW_TABLE, exp.select("_pos", *window_columns(dataset, windows)).from_(base)))
+        joins = {WINDOW_TABLE: windows, **joins}
     graph_features = [f for f in dataset.features if f.graph is not None]
     if graph_features:  # computed by graphs.graph_side_table (SQL and Python), not by one query
         joins[GRAPH_TABLE] = graph_features
@@ -457,9 +457,9 @@ def frame_plan(dataset: Dataset, columns: list[str], label: str) -> FramePlan:
     for name, node in per.items():
         base = base.select(alias(node, name), append=True)
     side, label_tables, joins = side_queries(dataset)
-    joined, values = side_value_steps(label_tables, joins)
+    joined = side_value_steps(label_tables, joins)
     frame = frame_query(dataset, columns, label, label_tables=label_tables, joins=joins, per=per,
-                        side=joined[-1][0] if joined else None, values=values)
+                        side=joined[-1][0] if joined else None)
     return FramePlan(base, side, joined, frame, label_tables, joins)
 
 
