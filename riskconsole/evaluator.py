@@ -24,7 +24,9 @@ from sqlglot import exp
 from riskconsole.backtest import (BITS, Groups, Window, known_label, mask_words, population_filters, run_query,
                                   span_query, window_days)
 from riskconsole.config import Dataset, Strategy
+from riskconsole.errors import RiskConsoleError
 from riskconsole.expressions import referenced_columns, referenced_params
+from riskconsole.limits import QueryTimeout
 from riskconsole.sqlbuild import alias, fill, ident, render
 from riskconsole.strategy import (CompiledRule, CompiledStrategy, Frame, _check_params_used, check_boolean,
                                   resolve_params, source)
@@ -465,6 +467,8 @@ class Evaluator:
                     self._cache[key] = self._tables[tkey].rows_at(value)
                     continue
                 missing[key] = node
+        if len(missing) == 1 and self._filtered(missing, compiled):
+            missing = {}
         if missing:
             nodes = list(missing.values())
             words = [f"m{i}" for i in range(0, len(nodes), BITS)]
@@ -486,6 +490,25 @@ class Evaluator:
         with self._lock:
             _trim(self._cache, MAX_CACHED_CONDITIONS, self._budget(ROWS_BYTES_PER_EVENT), set(keys))
 
+    def _filtered(self, missing: dict, compiled: CompiledStrategy) -> bool:
+        """One condition's rows (an edit's) by a plain filter, which DuckDB pushes into the scan: ~2x cheaper at 10M
+        than the mask form. NULL is no hit in both. DuckDB may evaluate a filter on rows outside the population
+        first, so an expression failing there (an unguarded CAST) fails here where the mask form (the CLI's) does
+        not: then False, and the mask form answers."""
+        (key, node), = missing.items()
+        stub = CompiledStrategy(compiled.strategy, {}, [], compiled.population, _detectors(compiled, [node]))
+        query = self._where(exp.select("_pos").from_(source(stub, self.frame).subquery("src")), compiled)
+        try:
+            data = self._query(query.where(node), compiled.name)
+        except QueryTimeout:
+            raise
+        except RiskConsoleError:
+            return False
+        rows = np.sort(np.searchsorted(self.pos, data["_pos"].astype(np.int64))).astype(np.int32)
+        with self._lock:
+            self._cache[key] = rows
+        return True
+
     # ------------------------------------------------------------ answers
 
     def answer(self, compiled: CompiledStrategy) -> Groups:
@@ -503,9 +526,10 @@ class Evaluator:
                 other_keys = keys[:found.index] + keys[found.index + 1:]
                 if self._table_key(found, other_keys) in self._tables:
                     return self.threshold_groups(compiled, found, keys)
-                # the first move of this param: answered like any edit (one condition queried) while its
-                # table is built in the background for the next moves
-                self._build_later(compiled, found, other_keys)
+                if found.param in moved:  # its first move: answered like any edit (one condition queried), then
+                    groups = self._one_rule(compiled, keys, missing[0])  # its table built in the background
+                    self._build_later(compiled, found, other_keys)  # for the next moves (not for a text edit)
+                    return groups
             return self._one_rule(compiled, keys, missing[0])
         return self.groups(compiled, keys)
 
@@ -767,6 +791,14 @@ class Evaluator:
         """The group (among the groups of conditions `unique`) of each of `rows`."""
         found = self._codes[unique]
         self._codes.move_to_end(unique)
+        if self._group_map[0] is not found and len(rows) * 32 < len(self.pos):
+            union, codes, cell_group = found  # few rows (an edit's): look each up, no map over every event
+            group = cell_group[self.cell[rows]]
+            if len(union):
+                at = np.minimum(np.searchsorted(union, rows), len(union) - 1)
+                inside = union[at] == rows
+                group[inside] = codes[at[inside]]
+            return group
         if self._group_map[0] is not found:
             union, codes, cell_group = found
             group = cell_group[self.cell]

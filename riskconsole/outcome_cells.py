@@ -150,8 +150,10 @@ class OutcomeCells:
                 self.toggles["threshold"] += 1
                 removed.remove(old)
         added = [k for k in added if k not in self._slots]
-        for old, new in zip(removed, added):  # one condition edited: the symmetric difference of its rows
-            rows = self._rows(new, spans[new], rows_of)
+        rows_of_new = {k: self._rows(k, spans[k], rows_of) for k in added}
+        pairs = self._pairs(removed, rows_of_new)
+        for old, new in pairs:  # one condition edited: the symmetric difference of its rows
+            rows = rows_of_new[new]
             before = ev.cached_rows(old)
             if before is not None and len(before) + len(rows) < len(self._pattern) // 32:
                 changed = np.setxor1d(before, np.sort(rows), assume_unique=True)
@@ -161,7 +163,8 @@ class OutcomeCells:
                 changed = np.flatnonzero(mark)
             self._replace(old, new, changed, spans[new])
             self.toggles["edit"] += 1
-        for old in removed[len(added):]:
+        paired = dict(pairs)
+        for old in [k for k in removed if k not in paired]:
             rows = ev.cached_rows(old)
             if rows is None:
                 rows = np.flatnonzero(self._pattern & np.uint32(1 << self._slots[old]))
@@ -169,12 +172,39 @@ class OutcomeCells:
             del self._slots[old]
             self._spans.pop(old, None)
             self.toggles["drop"] += 1
-        for new in added[len(removed):]:
+        for new in [k for k in added if k not in set(paired.values())]:
             bit = min(set(range(SLOTS)) - set(self._slots.values()))
-            self._toggle(self._rows(new, spans[new], rows_of), bit)
+            self._toggle(rows_of_new[new], bit)
             self._slots[new] = bit
             self._note_span(new, spans[new])
             self.toggles["add"] += 1
+
+    def _pairs(self, removed: list[str], added: dict[str, np.ndarray]) -> list[tuple[str, str]]:
+        """Which old condition each new one replaces: the pairs whose rows differ least first (an edited rule's
+        rows are mostly its old rows; pairing it with another rule's condition would toggle both rules' rows —
+        exact either way, only slower). The difference |old| + |new| - 2 |both| costs a gather over the new rows."""
+        if len(removed) == 1 and len(added) == 1:
+            return [(removed[0], next(iter(added)))]
+        if not removed or not added:
+            return []
+        size = {}
+        for old in removed:
+            rows = self.evaluator.cached_rows(old)
+            size[old] = len(rows) if rows is not None else int(np.count_nonzero(
+                self._pattern & np.uint32(1 << self._slots[old])))
+        costs = []
+        for new, rows in added.items():
+            bits = self._pattern[rows]
+            for old in removed:
+                both = int(np.count_nonzero(bits & np.uint32(1 << self._slots[old])))
+                costs.append((size[old] + len(rows) - 2 * both, removed.index(old), old, new))
+        pairs, olds, news = [], set(), set()
+        for _, _, old, new in sorted(costs, key=lambda c: c[:2]):
+            if old not in olds and new not in news:
+                pairs.append((old, new))
+                olds.add(old)
+                news.add(new)
+        return pairs
 
     def _rows(self, key: str, span, rows_of) -> np.ndarray:
         """A condition's rows: its span of a threshold table (unsorted, no sort needed), else the evaluator's."""

@@ -330,3 +330,120 @@ def test_caches_stay_within_their_byte_budgets(edit_ws, monkeypatch):
             assert sizes["rows"] <= max(2 * n, pinned)
         assert evaluator.pos.dtype == np.int32 and evaluator.cell.dtype == np.int32
         assert sizes["events"] == 17 * n
+
+
+def _edited(path, rules: dict[int, str]) -> None:
+    body = yaml.safe_load(path.read_text())
+    for index, text in rules.items():
+        body["rules"][index]["when"] = text
+    path.write_text(yaml.safe_dump(body, sort_keys=False))
+
+
+def test_an_edit_is_one_filter_and_falls_back_to_the_mask_form_when_the_filter_fails(edit_ws, monkeypatch):
+    """An edit's condition is asked as a plain filter (DuckDB pushes it into the scan). DuckDB may evaluate a filter on
+    rows outside the population first, so an expression failing only there must not fail the console where the CLI
+    (conditions in the projection) succeeds: a failing filter is asked again in the mask form, and the answer is the
+    backtest's. A timeout is not retried."""
+    from riskconsole.errors import RiskConsoleError
+    from riskconsole.limits import QueryTimeout
+
+    path = edit_ws.strategies_dir / "walk.yaml"
+    window = make_window()
+    with Session(edit_ws) as session:
+        session.interactive(path, window)
+        evaluator = next(iter(session._evaluators.values()))
+        sent, original = [], evaluator._query
+
+        def query(q, strategy, fail=None):
+            sent.append(q.sql())
+            if fail is not None and len(sent) == 1:
+                raise fail
+            return original(q, strategy)
+
+        monkeypatch.setattr(evaluator, "_query", query)
+        _edited(path, {3: "device_users_1d >= 2 AND channel = 'app'"})
+        assert_same(session.interactive(path, window), session.backtest(path, window).report)
+        assert len(sent) == 1 and " m0" not in sent[0] and "device_users_1d" in sent[0]  # the filter form
+
+        sent.clear()
+        monkeypatch.setattr(evaluator, "_query", lambda q, s: query(q, s, RiskConsoleError("Conversion Error")))
+        _edited(path, {3: "device_users_1d > 1 OR amount > 300"})
+        assert_same(session.interactive(path, window), session.backtest(path, window).report)
+        assert len(sent) == 2 and "m0" in sent[1]  # the mask form answered
+
+        sent.clear()
+        monkeypatch.setattr(evaluator, "_query", lambda q, s: query(q, s, QueryTimeout("strategy 'walk': stopped")))
+        _edited(path, {3: "channel = 'live'"})
+        with pytest.raises(QueryTimeout):
+            session.interactive(path, window)
+        assert len(sent) == 1
+
+
+def test_an_edits_rows_find_their_groups_without_a_map_of_every_event(edit_ws):
+    """The group of an edit's few rows is looked up row by row (no gather over every event): the same groups as the
+    map of every event gives, for rows inside and outside the rows some rule holds on."""
+    path = edit_ws.strategies_dir / "walk.yaml"
+    with Session(edit_ws) as session:
+        session.interactive(path, make_window())
+        evaluator = next(iter(session._evaluators.values()))
+        unique = next(iter(evaluator._codes))
+        union, codes, cell_group = evaluator._codes[unique]
+        every = cell_group[evaluator.cell]
+        every[union] = codes
+        rng = np.random.default_rng(0)
+        n = len(evaluator.pos)
+        for size in (1, 5, n // 40):
+            rows = np.sort(rng.choice(n, size, replace=False)).astype(np.int32)
+            evaluator._group_map = (None, None)
+            assert (evaluator._group_of(unique, rows) == every[rows]).all()
+            assert evaluator._group_map == (None, None)  # answered without building the map
+        assert (evaluator._group_of(unique, np.arange(n, dtype=np.int32)) == every).all()
+
+
+def test_a_text_edit_builds_no_threshold_table_and_its_first_move_does(edit_ws):
+    """Editing a rule's text answers without building its threshold param's table in the background (that would
+    take the cores the answer needs); the param's first move builds it, and the next moves read it."""
+    path = edit_ws.strategies_dir / "walk.yaml"
+    window = make_window()
+    with Session(edit_ws) as session:
+        session.interactive(path, window)
+        evaluator = next(iter(session._evaluators.values()))
+        _edited(path, {1: "user_orders_1h >= $burst AND amount > 10"})
+        assert_same(session.interactive(path, window), session.backtest(path, window).report)
+        assert not evaluator._building and not evaluator._tables
+        assert_same(session.interactive(path, window, {"burst": 3}), session.backtest(path, window, {"burst": 3}).report)
+        evaluator.wait()
+        assert len(evaluator._tables) == 1
+
+
+def test_two_edited_rules_toggle_only_their_changed_rows(hidden_edit_ws, monkeypatch):
+    """One rule edited back and another edited at once: each new condition replaces the old one nearest in rows
+    (its own rule's), so the outcome groups toggle only the rows whose membership changed, not both rules' rows."""
+    from riskconsole.evaluator import key_of
+    from riskconsole.outcome_cells import OutcomeCells
+
+    path = hidden_edit_ws.strategies_dir / "walk.yaml"
+    window = make_window()
+    toggled, original = [], OutcomeCells._toggle
+    monkeypatch.setattr(OutcomeCells, "_toggle", lambda self, rows, bit: toggled.append(set(rows.tolist())) or
+                        original(self, rows, bit))
+    with Session(hidden_edit_ws) as session:
+        def rows() -> dict[str, set]:
+            compiled = session._compiler.compile(session.strategy(path), "walk", {}, session.connection())
+            return {r.name: set(evaluator.cached_rows(key_of(r.condition)).tolist()) for r in compiled.rules}
+
+        session.interactive(path, window)
+        evaluator = next(iter(session._evaluators.values()))
+        steps = [{0: "amount < $cut"}, {0: _original("trusted"), 3: "device_users_1d > $users"},
+                 {0: "amount < $cut", 3: "device_users_1d >= $users AND channel = 'app'"}, {2: "amount > $big", 5: "hour(ts) <= $hour"},
+                 {2: _original("big_live"), 5: "hour(ts) < $hour AND amount <= $big / 2"}]
+        for step in steps:
+            before = rows() if toggled or step is not steps[0] else None
+            toggled.clear()
+            _edited(path, step)
+            assert_same(session.interactive(path, window), session.backtest(path, window).report)
+            if before is None:
+                continue
+            after = rows()
+            names = [RULES[i]["name"] for i in step]
+            assert sorted(toggled, key=len) == sorted([before[n] ^ after[n] for n in names], key=len), step
