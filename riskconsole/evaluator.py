@@ -816,7 +816,7 @@ class Evaluator:
         query = exp.select("_pos", alias(ident(found.column), "v")).from_(source(stub, self.frame).subquery("src"))
         query = self._where(query, compiled).where(fill(":c IS NOT NULL", c=ident(found.column)))
         if not isinstance(found.rest, exp.Boolean):
-            query = query.where(fill("coalesce(:r, false)", r=found.rest))
+            query = query.where(found.rest)  # a plain filter (NULL: not held), pushed into the scan
         with self._cursor() as cur:
             table = run_query(cur, query, compiled.name)
         rows = np.searchsorted(self.pos, table.column("_pos").to_numpy().astype(np.int64))
@@ -834,6 +834,10 @@ class Evaluator:
             if table is not None:
                 self._tables.move_to_end(tkey)
                 return table, unique
+            building = self._building.get(tkey)
+        if building is not None and building is not threading.current_thread():
+            building.join()  # being built in the background (a first move's): wait for it, never build it twice
+            return self._table(compiled, found, other_keys)
         stub = CompiledStrategy(compiled.strategy, compiled.params, others, compiled.population, compiled.detectors)
         self.groups(stub, other_keys, codes=True)  # fills the groups and row codes of `unique`
         rest, values = self._sorted_column(compiled, found)

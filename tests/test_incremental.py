@@ -447,3 +447,30 @@ def test_two_edited_rules_toggle_only_their_changed_rows(hidden_edit_ws, monkeyp
             after = rows()
             names = [RULES[i]["name"] for i in step]
             assert sorted(toggled, key=len) == sorted([before[n] ^ after[n] for n in names], key=len), step
+
+
+def test_a_first_moves_curve_waits_for_the_table_being_built_instead_of_building_it_again(edit_ws, monkeypatch):
+    """A param's first move starts its threshold table in the background; the Tune page's curve, asked right after,
+    waits for that table rather than running the same query and sort a second time beside it (two cores)."""
+    import threading
+    import time
+
+    import riskconsole.evaluator as ev
+
+    path = edit_ws.strategies_dir / "walk.yaml"
+    window = make_window()
+    built, original = [], ev.Evaluator._sorted_column
+
+    def slow(self, *args):
+        built.append(threading.current_thread().name)
+        time.sleep(0.3)  # the background build is still running when the curve asks
+        return original(self, *args)
+
+    monkeypatch.setattr(ev.Evaluator, "_sorted_column", slow)
+    with Session(edit_ws) as session:
+        session.interactive(path, window)
+        report = session.interactive(path, window, {"burst": 3})
+        points = session.curve(path, window, "burst", {k: v for k, v in PARAMS.items() if k != "burst"})
+        assert built == ["threshold-table"]
+        at = next(p for p in points if p["value"] == 3)
+        assert at["precision"] == report["overall"]["precision"] and at["recall"] == report["overall"]["recall"]
