@@ -297,6 +297,9 @@ def browser(root: Path) -> dict:
                 _settle(fresh)
                 out[f"new_session_load_{name or 'backtest_page'}_s"] = time.perf_counter() - started
             b.close()
+        with open(f"/proc/{proc.pid}/status") as status:  # the console server's peak memory (Linux)
+            peak = next((line.split()[1] for line in status if line.startswith("VmHWM:")), None)
+        out["server_peak_rss_gb"] = round(int(peak) / 1e6, 2) if peak else None
     finally:
         proc.terminate()
         proc.wait(timeout=30)
