@@ -29,6 +29,7 @@ import os
 import shutil
 import time
 import warnings
+import weakref
 from pathlib import Path
 from typing import Any, Callable
 
@@ -59,7 +60,8 @@ LOADED = "_loaded.json"  # written by a load on Spark (spark_load.py): the table
 DAY = "__day"  # the partition column of the exported events (not a column of the frame)
 LOCAL_SHUFFLE_PARTITIONS = 8  # local mode: a few tasks per core (Spark's 200 is for clusters)
 INSTALL_JAVA = "apt-get install openjdk-17-jre-headless, or set JAVA_HOME"
-_VIEWS_OF: dict[int, str] = {}  # id(SparkSession) -> the data folder its `frame` view reads now
+_VIEWS_OF: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # SparkSession -> the data folder its `frame`
+# view reads now (weak: a session collected and replaced by another at the same address is not mistaken for it)
 
 
 def missing() -> str | None:
@@ -152,7 +154,7 @@ class SparkEngine:
         for detector, table in frame.scores.items():
             if detector not in frame.stale:
                 self._scores(detector, table).createOrReplaceTempView(table)
-        _VIEWS_OF[id(self.spark)] = str(self.root)
+        _VIEWS_OF[self.spark] = str(self.root)
 
     def export(self, con: duckdb.DuckDBPyConnection | None = None) -> None:
         """Export this data version's events (by day), streams and tables to Parquet unless already there (the
@@ -329,7 +331,7 @@ class SparkEngine:
     def arrow(self, query: exp.Expression, strategy: str) -> pa.Table:
         """Run a DuckDB-dialect AST on Spark and fetch the (small) result as Arrow (lists it reads registered)."""
         sql = render(self._lists.rewrite(query), f"strategy '{strategy}'")
-        if self._frame is not None and _VIEWS_OF.get(id(self.spark)) != str(self.root):
+        if self._frame is not None and _VIEWS_OF.get(self.spark) != str(self.root):
             self._register(self._frame)  # another workspace's engine re-pointed the shared session's views
         try:
             return self.spark.sql(sql).toArrow()
