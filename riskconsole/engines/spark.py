@@ -16,7 +16,7 @@ The outcome blocks of a dataset mapping `prod_action` come from the same grouped
 observability class). Entity-level strategies: the entity frame is built on Spark from the export by entities.py's
 queries and read as `frame` by their queries (`spark_entities.py`).
 
-Not on Spark yet: JSON Lines sources, detector training and the console's live reports.
+Not on Spark yet: JSON Lines sources and detector training (the console's Backtest and Tune reports run here).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import importlib.util
 import json
 import os
 import shutil
+import threading
 import time
 import warnings
 import weakref
@@ -62,6 +63,7 @@ LOCAL_SHUFFLE_PARTITIONS = 8  # local mode: a few tasks per core (Spark's 200 is
 INSTALL_JAVA = "apt-get install openjdk-17-jre-headless, or set JAVA_HOME"
 _VIEWS_OF: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # SparkSession -> the data folder its `frame`
 # view reads now (weak: a session collected and replaced by another at the same address is not mistaken for it)
+_BUILDING = threading.Lock()  # one export and frame build at a time in this process (two console sessions: one build)
 
 
 def missing() -> str | None:
@@ -142,7 +144,9 @@ class SparkEngine:
         detector score tables as views. `con` reads the loaded database (default: the one given at creation)."""
         self._con = con or self._con
         if not self.built:
-            self._build(frame)
+            with _BUILDING:
+                if not self.built:  # another engine of this data version may have built it while this one waited
+                    self._build(frame)
         self._frame = frame
         self._register(frame)
         return self
