@@ -128,6 +128,9 @@ def browser(root: Path, screenshots: Path | None) -> dict:
                 _settle(page)
                 label = name or "backtest_page"
                 out[f"load_{label}_s"] = round(time.perf_counter() - started, 2)
+                page.wait_for_selector("[data-testid=stMetric]", timeout=120_000)  # widgets draw after the run ends
+                page.wait_for_selector("[data-testid=stVegaLiteChart] canvas, [data-testid=stVegaLiteChart] svg",
+                                       timeout=120_000)
                 out[f"{label}_exceptions"] = page.locator("[data-testid=stException]").count()
                 out[f"{label}_charts"] = page.locator("[data-testid=stVegaLiteChart]").count()
                 out[f"{label}_engine_line"] = page.get_by_text("Engine: spark").count() > 0
