@@ -9,6 +9,7 @@ conftest.py).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -681,10 +682,10 @@ def spark_pages(mixed_ws, spark_session, spark_for_cli, monkeypatch):
         reports.append(interactive(self, *args, **kwargs))
         return reports[-1]
 
-    def traced(self, *args, **kwargs):
+    def traced(self, path, *args, **kwargs):
         before = len(ran)
-        curves.append((curve(self, *args, **kwargs), len(ran) - before))
-        return curves[-1][0]
+        curves.append((Path(path).stem, curve(self, path, *args, **kwargs), len(ran) - before))
+        return curves[-1][1]
 
     def refused(self, *args, **kwargs):
         raise AssertionError("the DuckDB evaluator answered on engine spark")
@@ -715,17 +716,26 @@ def _plain(report: dict) -> dict:
     return json.loads(json.dumps(report, default=str))
 
 
+def _mixed_page(monkeypatch, mixed_ws, page: str):
+    """A console page on strategy mixed (other tests of this module add strategies that sort after it)."""
+    from conftest import console_page
+
+    at = console_page(monkeypatch, mixed_ws.root, page, timeout=300)
+    if at.selectbox(key="strategy").value != "mixed":
+        at.selectbox(key="strategy").set_value("mixed").run(timeout=300)
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
 def test_pages_backtest_on_spark_shows_the_spark_clis_report(mixed_ws, spark_pages, tmp_path, capsys, monkeypatch):
     """The Backtest page's live report is the CLI's Spark backtest (DuckDB's evaluator refused), and the page shows
     it: population, rule hits; its title line says what runs where."""
-    from conftest import console_page
-
     ran, reports, _ = spark_pages
-    at = console_page(monkeypatch, mixed_ws.root, "backtest_page", timeout=300)
-    assert not at.exception, [e.value for e in at.exception]
-    assert "mixed" in ran and len(reports) == 1
+    at = _mixed_page(monkeypatch, mixed_ws, "backtest_page")
+    mixed = [r for r in reports if r["strategy"] == "mixed"]
+    assert "mixed" in ran and len(mixed) == 1
     want = _spark_cli(mixed_ws, tmp_path, capsys, "backtest", "--format", "json")
-    assert_same(_plain(reports[0]), want)
+    assert_same(_plain(mixed[0]), want)
     assert any(f"population {want['overall']['population']:,} events" in c.value for c in at.caption)
     rules = next(d.value for d in at.dataframe if "unique_tp" in d.value.columns)
     assert list(rules["hits"]) == [r["hits"] for r in want["rules"]] and sum(rules["hits"]) > 0
@@ -739,31 +749,32 @@ def test_pages_tune_on_spark_gives_the_spark_clis_numbers_one_pass_per_curve(mix
     """The Tune page on Spark: its report is the CLI's Spark backtest, its curve the CLI's Spark sweep over the slider
     range computed in one pass (13 points, at most the grouped query and the window's span), and a slider move is
     the CLI's backtest with --set."""
-    from conftest import console_page
     from riskconsole.optimize import default_values
 
-    ran, reports, curves = spark_pages
-    at = console_page(monkeypatch, mixed_ws.root, "tune_page", timeout=300)
-    assert not at.exception, [e.value for e in at.exception]
+    _, reports, curves = spark_pages
+    at = _mixed_page(monkeypatch, mixed_ws, "tune_page")
     values = default_values(STRATEGY["params"]["burst"])
     want = _spark_cli(mixed_ws, tmp_path, capsys, "sweep", "--param", "burst", "--values",
                       ",".join(str(v) for v in values))
-    (points, queries), = curves
+    (points, queries), = [(points, queries) for stem, points, queries in curves if stem == "mixed"]
     assert len(points) == len(values) == 13 and 1 <= queries <= 2  # burst 0..12
     assert_same(points, want["points"])
     best = max(points, key=lambda p: p["net_benefit"])
     assert any(f"Best net benefit on this curve: **{best['net_benefit']:,.0f}** at `burst = {best['value']}`" in m.value
                for m in at.markdown)
-    assert len(reports) == 1  # the report at the saved values is the saved report: one Spark pass, not two
-    assert_same(_plain(reports[0]), _spark_cli(mixed_ws, tmp_path, capsys, "backtest", "--format", "json"))
+    mixed = [r for r in reports if r["strategy"] == "mixed"]
+    assert len(mixed) == 1  # the report at the saved values is the saved report: one Spark pass, not two
+    assert_same(_plain(mixed[0]), _spark_cli(mixed_ws, tmp_path, capsys, "backtest", "--format", "json"))
 
-    target = next(p for p in points if p["flagged"] != reports[0]["overall"]["flagged"])  # a move that changes it
+    target = next(p for p in points if p["flagged"] != mixed[0]["overall"]["flagged"])  # a move that changes it
+    drawn = len(curves)
     at.slider(key="tune_mixed_burst").set_value(target["value"]).run(timeout=300)
     assert not at.exception, [e.value for e in at.exception]
-    assert len(reports) == 2 and len(curves) == 1  # the moved param's curve is the one drawn: not computed again
+    mixed = [r for r in reports if r["strategy"] == "mixed"]
+    assert len(mixed) == 2 and len(curves) == drawn  # the moved param's curve is the one drawn: not computed again
     moved = _spark_cli(mixed_ws, tmp_path, capsys, "backtest", "--format", "json", "--set", f"burst={target['value']}")
-    assert_same(_plain(reports[1]), moved)
-    assert reports[1]["overall"]["flagged"] == target["flagged"] and reports[1]["overall"]["tp"] == target["tp"]
+    assert_same(_plain(mixed[1]), moved)
+    assert mixed[1]["overall"]["flagged"] == target["flagged"] and mixed[1]["overall"]["tp"] == target["tp"]
 
 
 def test_pages_two_users_wait_for_one_spark_start_and_frame_build(mixed_ws, spark, monkeypatch):
