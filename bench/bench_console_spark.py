@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_console import ARGS, DONE, RESET, ROOT, WATCH, _close, _settle, _stats  # noqa: E402
+from bench_console import ARGS, ROOT, _close, _settle, _stats, slider_moves  # noqa: E402
 
 
 def core(root: Path, strategy: str) -> dict:
@@ -137,23 +137,7 @@ def browser(root: Path, screenshots: Path | None) -> dict:
                 if screenshots:
                     screenshots.mkdir(parents=True, exist_ok=True)
                     page.screenshot(path=str(screenshots / f"{label}.png"))
-            page.evaluate(WATCH)
-            moves, kpi_moves = [], []
-            sliders = page.locator("[data-testid=stSlider] input[type=range]")
-            for i in range(sliders.count()):
-                for key in ("ArrowRight", "ArrowLeft"):
-                    slider = page.locator("[data-testid=stSlider] input[type=range]").nth(i)
-                    slider.focus()
-                    was = slider.input_value()
-                    pressed = page.evaluate(RESET)
-                    slider.press(key)
-                    if slider.input_value() == was:
-                        continue
-                    page.wait_for_function(DONE, timeout=600_000)
-                    moves.append((page.evaluate(DONE) - pressed) / 1e3)
-                    kpis = page.evaluate("() => window.__kpis")
-                    kpi_moves.append((kpis - pressed) / 1e3 if kpis is not None else moves[-1])
-                    _settle(page)
+            moves, kpi_moves, _ = slider_moves(page, timeout_ms=600_000)
             out["browser_slider_moves"] = len(moves)
             out["browser_slider_kpis_median_s"] = round(statistics.median(kpi_moves), 2)
             out["browser_slider_median_s"] = round(statistics.median(moves), 2)
