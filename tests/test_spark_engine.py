@@ -405,6 +405,30 @@ def test_missing_java_says_what_to_install(monkeypatch):
                                 "or set JAVA_HOME")
 
 
+
+def test_local_mode_gives_the_driver_a_third_of_the_machine_unless_the_dataset_says(monkeypatch):
+    """Spark's own 1g heap ran out building the 1M demo's frame in local mode (every task runs in the driver)."""
+    from riskconsole.config import SparkSettings
+    from riskconsole.engines import spark as engine
+
+    monkeypatch.setattr(engine.os, "sysconf", lambda name: {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 6 * 2**30 // 4096
+                                                               * 4}[name])  # 24 GB
+    assert engine.session_conf(SparkSettings())["spark.driver.memory"] == "8g"
+    assert engine.session_conf(SparkSettings(driver_memory="3g"))["spark.driver.memory"] == "3g"
+    assert engine.session_conf(SparkSettings(conf={"spark.driver.memory": "2g"}))["spark.driver.memory"] == "2g"
+    assert "spark.driver.memory" not in engine.session_conf(SparkSettings(master="spark://host:7077"))
+    monkeypatch.setattr(engine.os, "sysconf", lambda name: 4096 if name == "SC_PAGE_SIZE" else 2**30 // 4096)  # 1 GB
+    assert engine.session_conf(SparkSettings())["spark.driver.memory"] == "1g"
+
+
+def test_a_spark_out_of_memory_error_says_how_to_give_it_more():
+    from riskconsole.engines.spark_render import first_line
+
+    err = RuntimeError("An error occurred while calling o261.localCheckpoint.\n: org.apache.spark.SparkException: "
+                       "Job aborted due to stage failure\nCaused by: java.lang.OutOfMemoryError: Java heap space")
+    assert "driver_memory" in first_line(err) and "out of memory" in first_line(err)
+    assert first_line(RuntimeError("[UNRESOLVED_COLUMN] x\nmore")) == "[UNRESOLVED_COLUMN] x"
+
 WATCH = {"name": "watch", "rules": [
     {"name": "burst", "when": "user_orders_1h >= 3", "action": "block"},
     {"name": "big", "when": "amount > 300 AND channel <> 'web'", "action": "review"},

@@ -88,19 +88,37 @@ def start(settings: SparkSettings) -> Any:
 
     builder = SparkSession.builder.appName("riskconsole")
     builder = builder.remote(settings.remote) if settings.remote else builder.master(settings.master)
-    conf: dict[str, Any] = {"spark.ui.enabled": False, "spark.ui.showConsoleProgress": False}
-    if not settings.remote and settings.master.startswith("local"):  # 200 shuffle tasks per window cost minutes
-        conf["spark.sql.shuffle.partitions"] = LOCAL_SHUFFLE_PARTITIONS
-    conf.update(settings.conf)
-    if settings.driver_memory:
-        conf["spark.driver.memory"] = settings.driver_memory
-    conf["spark.sql.session.timeZone"] = "UTC"  # times mean what they mean in DuckDB (SET TimeZone = 'UTC')
-    for key, value in conf.items():
+    for key, value in session_conf(settings).items():
         builder = builder.config(key, str(value).lower() if isinstance(value, bool) else str(value))
     session = builder.getOrCreate()
     if not settings.remote:
         session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+def session_conf(settings: SparkSettings) -> dict[str, Any]:
+    """The Spark settings `start` gives the session: the dataset's, over riskconsole's defaults for local mode."""
+    conf: dict[str, Any] = {"spark.ui.enabled": False, "spark.ui.showConsoleProgress": False}
+    local = not settings.remote and settings.master.startswith("local")
+    if local:  # 200 shuffle tasks per window cost minutes
+        conf["spark.sql.shuffle.partitions"] = LOCAL_SHUFFLE_PARTITIONS
+        # local mode runs every task in the driver's JVM: Spark's 1g heap runs out on a 1M-event frame
+        conf["spark.driver.memory"] = local_driver_memory()
+    conf.update(settings.conf)
+    if settings.driver_memory:
+        conf["spark.driver.memory"] = settings.driver_memory
+    conf["spark.sql.session.timeZone"] = "UTC"  # times mean what they mean in DuckDB (SET TimeZone = 'UTC')
+    return conf
+
+
+def local_driver_memory() -> str:
+    """The driver's heap in local mode unless `spark: driver_memory` says: a third of this machine's memory, 1 to
+    16 GB (DuckDB's cap is 40%; the driver's own DuckDB and the Python workers need the rest)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return "4g"
+    return f"{max(1, min(16, int(total / 3 / 2**30)))}g"
 
 
 class SparkEngine:
