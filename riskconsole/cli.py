@@ -416,7 +416,8 @@ def _parser() -> argparse.ArgumentParser:
 
     def window(p: argparse.ArgumentParser) -> None:
         p.add_argument("--from", dest="from_", metavar="D",
-                       help="first day (YYYY-MM-DD, whole day) or timestamp of the window (default: first event)")
+                       help="first day (YYYY-MM-DD, whole day) or timestamp of the window, UTC unless it ends in an offset "
+                            "(+05:00) or a zone name (Europe/Berlin) (default: first event)")
         p.add_argument("--to", metavar="D",
                        help="last day (whole day included) or timestamp of the window (default: the last day whose labels are "
                             "mature when they are dated: the events' label, or an entity-level strategy's own, saying "
