@@ -72,7 +72,7 @@ def _session(ws: Workspace, args: argparse.Namespace, cache: bool = False) -> Se
     from riskconsole.session import Session
 
     return Session(ws, engine=getattr(args, "engine", None), progress=lambda m: print(m, file=sys.stderr),
-                   cache=cache)
+                   cache=cache, once=True)
 
 
 def _entity_frames(ws: Workspace, args: argparse.Namespace) -> None:

@@ -9,6 +9,7 @@ files and the console show the same thing.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections import OrderedDict
@@ -62,11 +63,14 @@ class Session:
     """A workspace opened for analysis: dataset, read-only connection, frame, and every question asked of them."""
 
     def __init__(self, ws: Workspace, con: duckdb.DuckDBPyConnection | None = None, engine: str | None = None,
-                 spark=None, progress=None, cache: bool = False) -> None:
+                 spark=None, progress=None, cache: bool = False, once: bool = False) -> None:
         """`engine` is `--engine` (None: $RISKCONSOLE_ENGINE, else the dataset's `engine:`); `spark` a SparkSession to
         use instead of starting one from the dataset's `spark:` settings; `cache`: keep parsed YAML and each
-        backtest's compiled queries under data/cache/compiled/ for the next process (`querycache.py`: the CLI)."""
+        backtest's compiled queries under data/cache/compiled/ for the next process (`querycache.py`: the CLI);
+        `once`: the session is one run (the CLI's), which reads each input file once (`file_text`)."""
         self.ws = ws
+        self._once = once
+        self._texts: dict[str, str] = {}  # with `once`: absolute path as given -> the text read
         self._cache = cache and querycache.enabled()
         self.cached_plan = False  # whether the last backtest ran its queries from the compiled-query cache
         self._parsed: list = []  # parsed YAML for the cache, written once a backtest has succeeded
@@ -397,10 +401,10 @@ class Session:
         """A strategy file, validated; parsed once per file text (a backtest reads it for its window and again to
         compile: the strict YAML loader costs ~50 ms per 20 rules). The file is read every time, so an edit is
         never served from the cache."""
-        from riskconsole.config import parse_model, read_config
+        from riskconsole.config import parse_model
 
-        label = self.ws.rel(path)
-        key = (label, read_config(Path(path), label))
+        key = self.file_text(path)
+        label = key[0]
         with self._lock:
             found = self._strategies.get(key)
         if found is None:
@@ -410,6 +414,24 @@ class Session:
                 while len(self._strategies) > 32:
                     self._strategies.pop(next(iter(self._strategies)))
         return found
+
+    def file_text(self, path: str | Path) -> tuple[str, str]:
+        """(label, text) of an input file (strategy YAML). A run's session (`once`) reads each file once and passes
+        the text along, so a strategy piped in (`cat s.yaml | riskconsole backtest /dev/stdin`) reads the same when
+        the window, the cache key and the compiler ask for it; the console's session reads the file every time, so
+        an edit is never served stale."""
+        from riskconsole.config import read_config
+
+        label = self.ws.rel(path)
+        where = os.path.abspath(path)  # not resolved: /dev/stdin stays itself
+        with self._lock:
+            found = self._texts.get(where)
+        if found is None:
+            found = read_config(Path(path), label)
+            if self._once:
+                with self._lock:
+                    found = self._texts.setdefault(where, found)
+        return label, found
 
     def compile(self, path: str | Path, overrides: dict | None = None, strategy: Strategy | None = None
                 ) -> CompiledStrategy:
@@ -593,14 +615,14 @@ class Session:
         """The compiled-query cache's key of a backtest: every file and setting its SQL depends on (None when a file
         cannot be read: the run compiles, and says what is wrong with the file)."""
         try:
-            files = [(self.ws.rel(path), Path(path).read_bytes())]
+            files = [self.file_text(path)]
             if baseline is not None:
-                files.append((self.ws.rel(baseline.path), Path(baseline.path).read_bytes()))
+                files.append(self.file_text(baseline.path))
             lists = self.ws.lists_dir
             listed = sorted((p.name, p.read_bytes()) for p in lists.iterdir() if p.is_file()) if lists.is_dir() else []
             self.dataset  # noqa: B018 - read once: the key holds the text this session runs with, not a later save
             dataset = self._dataset_text
-        except OSError:
+        except (OSError, RiskConsoleError):
             return None
         return querycache.key("backtest", files, dataset, listed, self._data_version(), window,
                               sorted((overrides or {}).items()), by,

@@ -75,7 +75,7 @@ def validate_file(ws: Workspace, path: str | Path) -> str:
     if kind == "strategy":
         return _validate_strategy(ws, model, label, Path(path))
     if kind == "dataset":
-        return _validate_dataset(ws, Path(path))
+        return _validate_dataset(ws, Path(path), model)
     return _validate_detector(ws, model, label)
 
 
@@ -87,9 +87,9 @@ def _validate_list(path: Path, label: str) -> str:
     return f"list '{found.name}', {found.entries} entries, {found.active(datetime.utcnow())} not expired today"
 
 
-def _validate_dataset(ws: Workspace, path: Path) -> str:
+def _validate_dataset(ws: Workspace, path: Path, dataset: Dataset) -> str:
     """Exactly the checks `load` runs before reading a row (`sources.check_dataset`); nothing is written."""
-    checked = check_dataset(ws, path, trusted=True)  # validate is the CLI's: as trusted as `riskconsole load`
+    checked = check_dataset(ws, path, trusted=True, dataset=dataset)  # validate is the CLI's: as trusted as `riskconsole load`
     if choose(None, checked.dataset) == "spark":  # that load reads the decision events on Spark
         from riskconsole.engines.spark_load import check
 

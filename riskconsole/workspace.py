@@ -56,8 +56,12 @@ class Workspace:
         return self.root / "reports"
 
     def rel(self, path: str | os.PathLike) -> str:
-        """A path as the user should see it: relative to the workspace when inside it."""
-        path = Path(path).resolve()
+        """A path as the user should see it: relative to the workspace when inside it; a link to no named file (a
+        pipe: /dev/stdin) as given."""
+        given = Path(path)
+        path = given.resolve()
+        if not path.exists() and given.exists():  # /dev/stdin -> /proc/PID/fd/pipe:[N], which names nothing
+            return os.path.abspath(given)
         try:
             return str(path.relative_to(self.root))
         except ValueError:
