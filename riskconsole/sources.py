@@ -23,7 +23,7 @@ from riskconsole.features import build_frame
 from riskconsole.names import internal_collision
 from riskconsole.escape import printable
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
-from riskconsole.workspace import Workspace
+from riskconsole.workspace import Workspace, connect_duckdb
 
 FORMATS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet",
            ".json": "json", ".jsonl": "json", ".ndjson": "json"}
@@ -405,7 +405,7 @@ def check_dataset(ws: Workspace, dataset_path: str | Path | None = None, trusted
     path = Path(os.path.abspath(dataset_path)) if dataset_path else ws.dataset_path  # not resolved: /dev/stdin
     label = ws.rel(path)
     dataset = dataset or ws.dataset(path)
-    con = duckdb.connect()
+    con = connect_duckdb()
     try:
         con.execute("SET TimeZone = 'UTC'")
         parts = _parts(ws, con, dataset, label)

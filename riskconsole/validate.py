@@ -13,7 +13,7 @@ from riskconsole.lists import load_list, register_lists
 from riskconsole.engines import choose
 from riskconsole.sources import check_dataset, column_types, source_files
 from riskconsole.strategy import Frame, compile_strategy, frame_of
-from riskconsole.workspace import Workspace
+from riskconsole.workspace import Workspace, connect_duckdb
 
 KINDS = {"dataset": Dataset, "strategy": Strategy, "detector": Detector}
 
@@ -48,7 +48,7 @@ def workspace_frame(ws: Workspace, dataset: Dataset) -> Frame | None:
 def source_frame(ws: Workspace, dataset: Dataset) -> Frame:
     """Columns a strategy could read once the dataset is loaded: source columns and feature names."""
     files, fmt = source_files(ws, dataset, ws.rel(ws.dataset_path))
-    con = duckdb.connect()
+    con = connect_duckdb()
     try:
         types = column_types(con, fmt, files, dataset.decimal_separator)
     finally:

@@ -42,3 +42,30 @@ def test_no_undefined_names_or_unused_imports():
     out = subprocess.run([ruff, "check", "--select", "F,E9", "--output-format", "concise", "riskconsole", "tests",
                           "app.py", "bench"], cwd=root, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout[-3000:]
+
+
+class _Terminal:
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_duckdb_progress_bar_only_on_a_terminal(tiny_ws, monkeypatch):
+    """DuckDB prints its progress bar to stdout: piped into a log it is carriage-return noise, so it is on only
+    where stdout is a terminal (every connection of the load, the backtests and the checks opens the same way)."""
+    from riskconsole.workspace import connect_duckdb
+
+    def bar(con) -> bool:
+        try:
+            return con.execute("SELECT current_setting('enable_progress_bar')").fetchall()[0][0]
+        finally:
+            con.close()
+
+    assert not bar(tiny_ws.connect_safe()) and not bar(tiny_ws.connect(read_only=True)) and not bar(connect_duckdb())
+    monkeypatch.setattr(sys, "stdout", _Terminal())
+    assert bar(connect_duckdb()) and bar(tiny_ws.connect_safe())
