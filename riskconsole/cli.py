@@ -480,7 +480,8 @@ def _parser() -> argparse.ArgumentParser:
                            help="comma-separated: json (report.json), csv (rules.csv, daily.csv, decisions.parquet), "
                                 "parquet (decisions.parquet), html (report.html), md (report.md)")
             p.add_argument("--by", metavar="COLUMN[:N]",
-                           help="segment the report: a column, or COLUMN:N quantile buckets")
+                           help="segment the report: a column, or COLUMN:N quantile buckets; a name with spaces is "
+                                "quoted for the shell (--by \"Coupon Code\")")
         if name == "sweep":
             p.add_argument("--param", required=True, metavar="PARAM", help="the param to vary")
             p.add_argument("--values", required=True, metavar="VALUES",

@@ -325,3 +325,31 @@ def test_a_strategy_piped_on_stdin_is_read_once(tiny_ws, tmp_path):
 def test_a_dataset_piped_on_stdin_validates(tiny_ws):
     done = _piped(tiny_ws, tiny_ws.dataset_path.read_text(), "validate", "/dev/stdin")
     assert done.returncode == 0 and done.stdout.startswith("ok: /dev/stdin: dataset,"), done.stderr
+
+
+def test_by_a_column_whose_name_has_a_space(tmp_path, capsys):
+    """`--by "Coupon Code"`: a CSV header's name, spaces and all (and `"Coupon Code:3"`-like specs still bucket)."""
+    from riskconsole.ingest import load
+    from tests.conftest import random_events, write_workspace
+
+    events = random_events()
+    events["Coupon Code"] = ["SPRING" if i % 3 else "" for i in range(len(events))]
+    events["Basket Size"] = [1 + i % 7 for i in range(len(events))]
+    strategy = {"name": "coupons", "rules": [{"name": "coupon", "when": "\"Coupon Code\" = 'SPRING' AND amount > 100",
+                                              "action": "review"}]}
+    ws = write_workspace(tmp_path / "ws", events, strategies={"coupons": strategy})
+    load(ws)
+    path = ws.strategies_dir / "coupons.yaml"
+    code, _, err = run(capsys, "backtest", path, "--workspace", ws.root, "--by", "Coupon Code", "--out", tmp_path / "a",
+                       "--format", "json")
+    assert code == 0, err
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    segments = report["segments"]["rows"]
+    assert report["segments"]["by"] == "Coupon Code" and {s["segment"] for s in segments} == {"SPRING", "(missing)"}
+    assert sum(s["population"] for s in segments) == report["overall"]["population"]
+    code, _, err = run(capsys, "backtest", path, "--workspace", ws.root, "--by", "Basket Size:3", "--out",
+                       tmp_path / "b", "--format", "json")
+    assert code == 0, err
+    assert len(json.loads((tmp_path / "b" / "report.json").read_text())["segments"]["rows"]) == 3
+    code, _, err = run(capsys, "backtest", path, "--workspace", ws.root, "--by", "coupon code")
+    assert code == 1 and "no column 'coupon code' to segment by (did you mean 'Coupon Code'?)" in err
