@@ -164,7 +164,7 @@ def cmd_gate(ws: Workspace, args: argparse.Namespace) -> int:
 
 
 def _print_summary(report: dict) -> None:
-    from riskconsole.export import fmt
+    from riskconsole.export import fmt, metric_text
     from riskconsole.glossary import metric
     from riskconsole.report import all_warnings, unit_of
 
@@ -178,7 +178,7 @@ def _print_summary(report: dict) -> None:
         pair = hidden.get(k)
         if pair and None not in pair and pair[0] != pair[1]:
             return " … ".join(fmt(v, metric(k).kind) for v in sorted(pair))
-        return fmt(o[k], metric(k).kind)
+        return metric_text(k, o)
 
     print("  " + "  ".join(f"{metric(k).title} {value(k)}" for k in shown)
           + f"  review cases {o['review_cases']:,} ({o['review_overflow_days']} days over capacity)")
