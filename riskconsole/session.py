@@ -646,6 +646,9 @@ class Session:
         changed = self.dataset_changed()  # the data itself is in doubt: said first
         report["warnings"] = [changed] * bool(changed) + report["warnings"] + \
             [w for w in self._warnings_of(compiled, report) if w not in report["warnings"]]
+        undated = self._undated_goods_note(window) if compiled.strategy.level is None else None
+        if undated and undated not in report["warnings"]:
+            report["warnings"].append(undated)
         level = compiled.strategy.level
         if level is not None:
             report["level"] = self._level_block(compiled.strategy)
@@ -659,6 +662,21 @@ class Session:
         if compiled.lists:  # which version of each list it ran with
             report["lists"] = report_lists(self.frame.lists, compiled.lists, report["window"]["to"])
         return report
+
+    def _undated_goods_note(self, window: Window) -> str | None:
+        """With --as-of, where only fraud labels carry a label_time (the load found good labels undated: a shop that
+        dates its chargebacks only), what that does: every good label counts as unknown as of any day."""
+        if window.as_of is None:
+            return None
+        events = next((s for s in self.maturity()["sources"] if s["source"] == "events"), {})
+        if not events.get("undated_goods"):
+            return None
+        roles = self.dataset.columns
+        return (f"--as-of: only fraud labels have a {roles.label_time} (label_time) in this data; good labels have "
+                f"none, so as of any day every good label counts as unknown: good flagged (fp) and good allowed (tn) "
+                f"are 0, precision is 100% wherever labelled fraud is flagged, and the good events are counted as "
+                f"unlabelled. To replay what was known, give good labels a {roles.label_time} too (when they were "
+                "settled), or backtest without --as-of")
 
     def _level_block(self, strategy: Strategy) -> dict:
         """The report's `level`: what one decision is, and which dataset features it could read."""
