@@ -423,3 +423,24 @@ def test_as_of_with_only_fraud_labels_dated_warns_once_what_it_means(tmp_path, c
         path = dated.strategies_dir / "s.yaml"
         report = session.backtest(path, session.window(as_of=as_of, strategy=path)).report
     assert not any("only fraud labels" in w for w in report["warnings"])
+
+
+def test_mature_labels_of_close_ages_cannot_overlap():
+    """The 1M demo's "mature: 39 d" and "mature: 44 d" were drawn on one row and overlapped: each label has its own
+    row (by age), rows at least a font height apart, all inside the chart."""
+    from riskconsole.charts import maturity_chart
+
+    def source(name: str, age: int) -> dict:
+        curve = [{"age_days": a, "events": 100, "labelled_within": min(1.0, a / age), "labelled_share": 1.0}
+                 for a in range(0, 91, 5)]
+        return {"source": name, "label": "y", "unit": "events", "dated": True, "fraud": False, "curve": curve,
+                "mature_age": age}
+
+    spec = maturity_chart([source("events", 44), source("tables.merchants", 39), source("tables.x", 41)]).to_dict()
+    texts = [layer for layer in spec["layer"] if (layer.get("mark") or {}).get("type") == "text"]
+    placed = sorted((layer["encoding"]["y"]["value"], layer["mark"]["fontSize"],
+                     spec["datasets"][layer["data"]["name"]][0]["text"]) for layer in texts)
+    assert [p[2] for p in placed] == ["mature: 39 d", "mature: 41 d", "mature: 44 d"]  # every label, one row each
+    for (top, size, _), (below, _, _) in zip(placed, placed[1:]):
+        assert below - top >= size  # the next row starts below this row's text
+    assert placed[-1][0] + placed[-1][1] <= spec["height"]
