@@ -355,7 +355,7 @@ class Session:
         found = self._mature_label(level, self.ws.rel(path) if path is not None else "strategy")
         if found is None:
             return window
-        curve, unit = found
+        curve, unit, fraud = found
         last_event = self.day_range()[1]
         mature = mature_last_day(curve, last_event)
         if mature is None or mature[0] >= last_event:
@@ -364,15 +364,17 @@ class Session:
         end = datetime.combine(last + timedelta(days=1), time())
         if window.start is not None and window.start >= end:
             return window  # a window of immature days only: kept (its report warns that labels are immature)
-        return replace(window, end=end, note=mature_note(last, age, last_event, unit))
+        return replace(window, end=end, note=mature_note(last, age, last_event, unit, fraud=fraud))
 
-    def _mature_label(self, level: Level | None, label: str) -> tuple[list[dict], str] | None:
+    def _mature_label(self, level: Level | None, label: str) -> tuple[list[dict], str, bool] | None:
         """The curve and unit of the label a backtest counts, where that label is dated: the events', or an
-        entity level's (its table's label, or its periods' events where no table maps one); `label` names the
-        strategy file in errors."""
+        entity level's (its table's label, or its periods' events where no table maps one), and whether the curve
+        is of fraud confirmed (the events' good labels undated); `label` names the strategy file in errors."""
         roles = self.dataset.columns
         if level is None:
-            return (self.label_age_curve(), "events") if roles.label and roles.label_time else None
+            events = next((s for s in self.maturity()["sources"] if s["source"] == "events"), {})
+            return (events.get("curve", []), "events", bool(events.get("undated_goods"))) \
+                if roles.label and roles.label_time else None
         from riskconsole.entities import check_level, label_table  # imports every feature builder: entity levels only
 
         check_level(level, self.dataset, self.frame.columns, label)
@@ -389,7 +391,7 @@ class Session:
             curve = entity_curve(self.connection(), view.table, self.day_range()[1])
             with self._lock:
                 self._level_curves = {key: curve}
-        return curve, f"{level.entity} periods"
+        return curve, f"{level.entity} periods", False
 
     def label_age_curve(self) -> list[dict]:
         """Share labelled by event age of the events' label (`maturity.age_curve`), as the load stored it."""

@@ -389,6 +389,7 @@ def test_undated_good_labels_make_the_events_line_the_share_of_fraud_known(tmp_p
                                                            events["label_ts"], LAST, fraud=True))
     assert source["curve"][DELAY]["labelled_within"] == 1.0  # every fraud is known DELAY days after its event
     assert source["mature_age"] == DELAY and window.end.date() == LAST - timedelta(days=DELAY - 1)
+    assert f"(fraud on events is 95% as confirmed as on old events only {DELAY} days after" in window.note
     assert "good labels have no label_time" in source["reading"] and "fraud is 95% as confirmed" in source["reading"]
     spec = maturity_chart([source]).to_dict()
     assert spec["layer"][0]["encoding"]["y"]["title"] == "share of fraud confirmed"
