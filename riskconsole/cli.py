@@ -403,6 +403,17 @@ def cmd_schema(ws: Workspace, args: argparse.Namespace) -> None:
     print(json.dumps(KINDS[args.kind].model_json_schema(by_alias=True), indent=2))
 
 
+def cmd_console(ws: Workspace, args: argparse.Namespace) -> None:
+    """The console on this workspace (what `python -m riskconsole.ui.serve` starts), until stopped."""
+    import os
+
+    from riskconsole.ui.serve import serve
+
+    os.environ["RISKCONSOLE_WORKSPACE"] = str(ws.root)  # the console's pages open the workspace named there
+    print(f"console on {terminal(ws.root)}: http://{args.address}:{args.port} (Ctrl-C stops it)", file=sys.stderr)
+    serve(args.port, args.address)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="riskconsole", description="Backtest fraud strategies before deploying.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -530,10 +541,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--detector", action="append", metavar="NAME", help="only this detector (repeatable)")
     p.add_argument("--top", type=int, default=5, metavar="N", help="reasons per detector (default 5)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    from riskconsole.ui.serve import add_flags  # argparse only: `--help` imports no Streamlit
+
+    add_flags(command("console", "start the console (the web app) on this workspace; it runs until stopped (Ctrl-C)"))
     return parser
 
 
-COMMANDS = {"init": cmd_init, "demo": cmd_demo, "load": cmd_load, "validate": cmd_validate, "backtest": cmd_backtest,
+COMMANDS = {"console": cmd_console, "init": cmd_init, "demo": cmd_demo, "load": cmd_load, "validate": cmd_validate, "backtest": cmd_backtest,
             "sweep": cmd_sweep, "gate": cmd_gate, "optimize": cmd_optimize, "schema": cmd_schema,
             "train": cmd_train, "explain": cmd_explain, "monitor": cmd_monitor}
 

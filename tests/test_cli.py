@@ -353,3 +353,22 @@ def test_by_a_column_whose_name_has_a_space(tmp_path, capsys):
     assert len(json.loads((tmp_path / "b" / "report.json").read_text())["segments"]["rows"]) == 3
     code, _, err = run(capsys, "backtest", path, "--workspace", ws.root, "--by", "coupon code")
     assert code == 1 and "no column 'coupon code' to segment by (did you mean 'Coupon Code'?)" in err
+
+
+def test_riskconsole_console_serves_the_workspace_it_is_given(tmp_path, monkeypatch, capsys):
+    """`riskconsole console` (what a stranger tries first) starts the same launcher as `python -m
+    riskconsole.ui.serve`, on the workspace given, this machine only unless told otherwise."""
+    import os
+
+    from riskconsole.cli import _parser
+    from riskconsole.ui import serve
+
+    started = []
+    monkeypatch.setattr(serve, "serve", lambda port, address: started.append(
+        (port, address, os.environ["RISKCONSOLE_WORKSPACE"])))
+    monkeypatch.setenv("RISKCONSOLE_WORKSPACE", "/elsewhere")
+    assert main(["console", "--workspace", str(tmp_path), "--port", "8777"]) == 0
+    assert started == [(8777, "127.0.0.1", str(tmp_path.resolve()))]
+    assert "http://127.0.0.1:8777" in capsys.readouterr().err
+    args = _parser().parse_args(["console"])
+    assert (args.port, args.address) == (8501, "127.0.0.1")
