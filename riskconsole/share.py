@@ -233,7 +233,8 @@ def _monitor_header(result: dict) -> str:
             f"{result['labels_known_by']}; bands: {result['method']['band']}")
 
 
-def _alert_rows(result: dict) -> list[list]:
+def alert_rows(result: dict) -> list[list]:
+    """The monitor's alerts as text rows under `ALERT_HEADERS` (monitor.html, monitor.md and the Monitor page)."""
     return [[a["day"], a["metric"], fmt(a["value"]), f"{fmt(a['expected'][0])} … {fmt(a['expected'][1])}",
              ", ".join(a["top"])] for a in result["alerts"]]
 
@@ -282,7 +283,7 @@ def monitor_html(result: dict) -> str:
              "at most two apart, reported once.</p>" + _table(INCIDENT_HEADERS, _incident_rows(result), numeric_from=len(INCIDENT_HEADERS)),
              "<h2>Daily KPIs against their expected band</h2>"
              + svg(kpi_band_chart(result["daily"], list(MONITOR_KPIS), columns=2)),
-             f"<h2>Alerts ({len(result['alerts'])})</h2>" + _table(ALERT_HEADERS, _alert_rows(result), numeric_from=2)]
+             f"<h2>Alerts ({len(result['alerts'])})</h2>" + _table(ALERT_HEADERS, alert_rows(result), numeric_from=2)]
     for entry in result["attribution"][:5]:
         by = next((c["by"] for c in entry["contributions"] if c["by"] != "rule"), "rule")
         parts.append(f"<h3>{esc(entry['metric'])} on {esc(entry['day'])}: why</h3>"
@@ -304,7 +305,7 @@ def monitor_markdown(result: dict) -> str:
     lines = [f"# Monitor: {md(result['strategy'])}", "", md(_monitor_header(result)) + ".", "",
              f"## Incidents ({len(result.get('incidents', []))})", "",
              _md_table(INCIDENT_HEADERS, _incident_rows(result)), "",
-             f"## Alerts ({len(result['alerts'])})", "", _md_table(ALERT_HEADERS, _alert_rows(result)), "",
+             f"## Alerts ({len(result['alerts'])})", "", _md_table(ALERT_HEADERS, alert_rows(result)), "",
              "## Drift against the reference", "", _md_table(DRIFT_HEADERS, _drift_rows(result))]
     if result.get("estimate"):
         lines += ["", "## Early warning before labels arrive", "", md(_estimate_text(result["estimate"]))]
