@@ -419,7 +419,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, help_: str,
-                workspace: str = "workspace folder (default: $RISKCONSOLE_WORKSPACE or the repository)",
+                workspace: str = "workspace folder (default: $RISKCONSOLE_WORKSPACE, else the workspace the current "
+                                 "directory is in, else the repository)",
                 ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
         p.add_argument("--workspace", metavar="DIR", help=workspace)

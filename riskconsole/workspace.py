@@ -24,8 +24,10 @@ class Workspace:
 
     @classmethod
     def resolve(cls, arg: str | os.PathLike | None = None) -> Workspace:
-        """`--workspace`, else $RISKCONSOLE_WORKSPACE, else the repository itself."""
-        chosen = arg or os.environ.get("RISKCONSOLE_WORKSPACE") or REPO_ROOT
+        """`--workspace`, else $RISKCONSOLE_WORKSPACE, else the workspace the current directory is in (the nearest
+        folder up from it holding data/dataset.yaml: `cd` into a workspace and run, as in a git checkout), else the
+        repository itself."""
+        chosen = arg or os.environ.get("RISKCONSOLE_WORKSPACE") or _enclosing(Path.cwd()) or REPO_ROOT
         return cls(Path(chosen).expanduser().resolve())
 
     @property
@@ -107,6 +109,14 @@ class Workspace:
         if not self.db_path.exists():
             raise DataError(f"{self.rel(self.db_path)}: no database yet (run `riskconsole load` or `riskconsole demo`)")
         return safe_connection(str(self.db_path))
+
+
+def _enclosing(start: Path) -> Path | None:
+    """The nearest folder from `start` up that holds data/dataset.yaml (None: none does)."""
+    for folder in (start, *start.parents):
+        if (folder / "data" / "dataset.yaml").is_file():
+            return folder
+    return None
 
 
 def connect_duckdb(database: str = ":memory:", read_only: bool = False, **settings) -> duckdb.DuckDBPyConnection:

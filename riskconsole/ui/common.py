@@ -29,7 +29,8 @@ NO_BASELINE = "(none)"
 
 
 def workspace() -> Workspace:
-    """The workspace of this console ($RISKCONSOLE_WORKSPACE or the repository)."""
+    """The workspace of this console (`Workspace.resolve`: $RISKCONSOLE_WORKSPACE, the current directory's, or the
+    repository)."""
     return Workspace.resolve()
 
 
