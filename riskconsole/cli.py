@@ -240,7 +240,7 @@ def cmd_monitor(ws: Workspace, args: argparse.Namespace) -> None:
 
 
 def cmd_sweep(ws: Workspace, args: argparse.Namespace) -> None:
-    from riskconsole.export import fmt, write_files
+    from riskconsole.export import fmt, metric_text, write_files
     from riskconsole.sweep import parse_values, sweep_files
 
     values = parse_values(args.values)
@@ -251,8 +251,8 @@ def cmd_sweep(ws: Workspace, args: argparse.Namespace) -> None:
     write_files(sweep_files(result), out)
     print(f"{len(result['points']):,} values of {args.param} ({result['method']}, computed on {engine})")
     for row in result["points"]:
-        print(f"{args.param}={row['value']!s:>10}  precision {fmt(row['precision'], 'pct'):>7}  "
-              f"recall {fmt(row['recall'], 'pct'):>7}  net benefit {fmt(row['net_benefit'], 'money'):>12}  "
+        print(f"{args.param}={row['value']!s:>10}  precision {metric_text('precision', row):>7}  "
+              f"recall {metric_text('recall', row):>7}  net benefit {fmt(row['net_benefit'], 'money'):>12}  "
               f"reviews {row['review_cases']:>9,}  overflow days {row['review_overflow_days']}")
     print(f"wrote {terminal(out)}")
 
@@ -359,7 +359,7 @@ FRONTIER_SHOWN = 8  # the whole frontier is in optimize.json
 
 
 def cmd_optimize(ws: Workspace, args: argparse.Namespace) -> int:
-    from riskconsole.export import fmt, write_files
+    from riskconsole.export import fmt, metric_text, write_files
     from riskconsole.sweep import sweep_files
 
     with _session(ws, args) as session:
@@ -387,10 +387,10 @@ def cmd_optimize(ws: Workspace, args: argparse.Namespace) -> int:
             f"{args.max_overflow_days} day(s) over)" + (f" and precision >= {args.min_precision}" if args.min_precision
                                                          else "")
             + f"; closest: {setting(c)} with {c['review_overflow_days']} day(s) over, precision "
-              f"{fmt(c['precision'], 'pct')}, net benefit {fmt(c['net_benefit'], 'money')}")
+              f"{metric_text('precision', c)}, net benefit {fmt(c['net_benefit'], 'money')}")
     b = result["best"]
-    print(f"best: {setting(b)}: net benefit {fmt(b['net_benefit'], 'money')}, precision {fmt(b['precision'], 'pct')}, "
-          f"recall {fmt(b['recall'], 'pct')}, {b['review_overflow_days']} day(s) over capacity "
+    print(f"best: {setting(b)}: net benefit {fmt(b['net_benefit'], 'money')}, precision {metric_text('precision', b)}, "
+          f"recall {metric_text('recall', b)}, {b['review_overflow_days']} day(s) over capacity "
           f"(now: {setting(result['current'])})")
     return 0
 

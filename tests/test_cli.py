@@ -372,3 +372,16 @@ def test_riskconsole_console_serves_the_workspace_it_is_given(tmp_path, monkeypa
     assert "http://127.0.0.1:8777" in capsys.readouterr().err
     args = _parser().parse_args(["console"])
     assert (args.port, args.address) == (8501, "127.0.0.1")
+
+
+def test_sweep_prints_an_undefined_precision_with_its_reason(tiny_ws, capsys, tmp_path):
+    """A sweep value at which nothing is flagged has no precision: the line says `— (no hits)` (`metric_text`)."""
+    path = tiny_ws.strategies_dir / "big.yaml"
+    path.write_text(yaml.safe_dump({"name": "big", "params": {"big": 100},
+                                    "rules": [{"name": "big", "when": "amount > $big", "action": "review"}]}))
+    code, out, err = run(capsys, "sweep", path, "--workspace", tiny_ws.root, "--param", "big", "--values", "100,1e9",
+                         "--out", tmp_path / "sweep")
+    assert code == 0, err
+    lines = {line.split("=")[1].split()[0]: line for line in out.splitlines() if line.startswith("big=")}
+    assert "precision — (no hits)" in lines["1e9"] and "None" not in out, out
+    assert "(no hits)" not in lines["100"]
