@@ -9,6 +9,7 @@ files and the console show the same thing.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections import OrderedDict
@@ -62,11 +63,14 @@ class Session:
     """A workspace opened for analysis: dataset, read-only connection, frame, and every question asked of them."""
 
     def __init__(self, ws: Workspace, con: duckdb.DuckDBPyConnection | None = None, engine: str | None = None,
-                 spark=None, progress=None, cache: bool = False) -> None:
+                 spark=None, progress=None, cache: bool = False, once: bool = False) -> None:
         """`engine` is `--engine` (None: $RISKCONSOLE_ENGINE, else the dataset's `engine:`); `spark` a SparkSession to
         use instead of starting one from the dataset's `spark:` settings; `cache`: keep parsed YAML and each
-        backtest's compiled queries under data/cache/compiled/ for the next process (`querycache.py`: the CLI)."""
+        backtest's compiled queries under data/cache/compiled/ for the next process (`querycache.py`: the CLI);
+        `once`: the session is one run (the CLI's), which reads each input file once (`file_text`)."""
         self.ws = ws
+        self._once = once
+        self._texts: dict[str, str] = {}  # with `once`: absolute path as given -> the text read
         self._cache = cache and querycache.enabled()
         self.cached_plan = False  # whether the last backtest ran its queries from the compiled-query cache
         self._parsed: list = []  # parsed YAML for the cache, written once a backtest has succeeded
@@ -351,7 +355,7 @@ class Session:
         found = self._mature_label(level, self.ws.rel(path) if path is not None else "strategy")
         if found is None:
             return window
-        curve, unit = found
+        curve, unit, fraud = found
         last_event = self.day_range()[1]
         mature = mature_last_day(curve, last_event)
         if mature is None or mature[0] >= last_event:
@@ -360,15 +364,17 @@ class Session:
         end = datetime.combine(last + timedelta(days=1), time())
         if window.start is not None and window.start >= end:
             return window  # a window of immature days only: kept (its report warns that labels are immature)
-        return replace(window, end=end, note=mature_note(last, age, last_event, unit))
+        return replace(window, end=end, note=mature_note(last, age, last_event, unit, fraud=fraud))
 
-    def _mature_label(self, level: Level | None, label: str) -> tuple[list[dict], str] | None:
+    def _mature_label(self, level: Level | None, label: str) -> tuple[list[dict], str, bool] | None:
         """The curve and unit of the label a backtest counts, where that label is dated: the events', or an
-        entity level's (its table's label, or its periods' events where no table maps one); `label` names the
-        strategy file in errors."""
+        entity level's (its table's label, or its periods' events where no table maps one), and whether the curve
+        is of fraud confirmed (the events' good labels undated); `label` names the strategy file in errors."""
         roles = self.dataset.columns
         if level is None:
-            return (self.label_age_curve(), "events") if roles.label and roles.label_time else None
+            events = next((s for s in self.maturity()["sources"] if s["source"] == "events"), {})
+            return (events.get("curve", []), "events", bool(events.get("undated_goods"))) \
+                if roles.label and roles.label_time else None
         from riskconsole.entities import check_level, label_table  # imports every feature builder: entity levels only
 
         check_level(level, self.dataset, self.frame.columns, label)
@@ -385,7 +391,7 @@ class Session:
             curve = entity_curve(self.connection(), view.table, self.day_range()[1])
             with self._lock:
                 self._level_curves = {key: curve}
-        return curve, f"{level.entity} periods"
+        return curve, f"{level.entity} periods", False
 
     def label_age_curve(self) -> list[dict]:
         """Share labelled by event age of the events' label (`maturity.age_curve`), as the load stored it."""
@@ -397,10 +403,10 @@ class Session:
         """A strategy file, validated; parsed once per file text (a backtest reads it for its window and again to
         compile: the strict YAML loader costs ~50 ms per 20 rules). The file is read every time, so an edit is
         never served from the cache."""
-        from riskconsole.config import parse_model, read_config
+        from riskconsole.config import parse_model
 
-        label = self.ws.rel(path)
-        key = (label, read_config(Path(path), label))
+        key = self.file_text(path)
+        label = key[0]
         with self._lock:
             found = self._strategies.get(key)
         if found is None:
@@ -410,6 +416,24 @@ class Session:
                 while len(self._strategies) > 32:
                     self._strategies.pop(next(iter(self._strategies)))
         return found
+
+    def file_text(self, path: str | Path) -> tuple[str, str]:
+        """(label, text) of an input file (strategy YAML). A run's session (`once`) reads each file once and passes
+        the text along, so a strategy piped in (`cat s.yaml | riskconsole backtest /dev/stdin`) reads the same when
+        the window, the cache key and the compiler ask for it; the console's session reads the file every time, so
+        an edit is never served stale."""
+        from riskconsole.config import read_config
+
+        label = self.ws.rel(path)
+        where = os.path.abspath(path)  # not resolved: /dev/stdin stays itself
+        with self._lock:
+            found = self._texts.get(where)
+        if found is None:
+            found = read_config(Path(path), label)
+            if self._once:
+                with self._lock:
+                    found = self._texts.setdefault(where, found)
+        return label, found
 
     def compile(self, path: str | Path, overrides: dict | None = None, strategy: Strategy | None = None
                 ) -> CompiledStrategy:
@@ -593,14 +617,14 @@ class Session:
         """The compiled-query cache's key of a backtest: every file and setting its SQL depends on (None when a file
         cannot be read: the run compiles, and says what is wrong with the file)."""
         try:
-            files = [(self.ws.rel(path), Path(path).read_bytes())]
+            files = [self.file_text(path)]
             if baseline is not None:
-                files.append((self.ws.rel(baseline.path), Path(baseline.path).read_bytes()))
+                files.append(self.file_text(baseline.path))
             lists = self.ws.lists_dir
             listed = sorted((p.name, p.read_bytes()) for p in lists.iterdir() if p.is_file()) if lists.is_dir() else []
             self.dataset  # noqa: B018 - read once: the key holds the text this session runs with, not a later save
             dataset = self._dataset_text
-        except OSError:
+        except (OSError, RiskConsoleError):
             return None
         return querycache.key("backtest", files, dataset, listed, self._data_version(), window,
                               sorted((overrides or {}).items()), by,
@@ -624,6 +648,9 @@ class Session:
         changed = self.dataset_changed()  # the data itself is in doubt: said first
         report["warnings"] = [changed] * bool(changed) + report["warnings"] + \
             [w for w in self._warnings_of(compiled, report) if w not in report["warnings"]]
+        undated = self._undated_goods_note(window) if compiled.strategy.level is None else None
+        if undated and undated not in report["warnings"]:
+            report["warnings"].append(undated)
         level = compiled.strategy.level
         if level is not None:
             report["level"] = self._level_block(compiled.strategy)
@@ -637,6 +664,21 @@ class Session:
         if compiled.lists:  # which version of each list it ran with
             report["lists"] = report_lists(self.frame.lists, compiled.lists, report["window"]["to"])
         return report
+
+    def _undated_goods_note(self, window: Window) -> str | None:
+        """With --as-of, where only fraud labels carry a label_time (the load found good labels undated: a shop that
+        dates its chargebacks only), what that does: every good label counts as unknown as of any day."""
+        if window.as_of is None:
+            return None
+        events = next((s for s in self.maturity()["sources"] if s["source"] == "events"), {})
+        if not events.get("undated_goods"):
+            return None
+        roles = self.dataset.columns
+        return (f"--as-of: only fraud labels have a {roles.label_time} (label_time) in this data; good labels have "
+                f"none, so as of any day every good label counts as unknown: good flagged (fp) and good allowed (tn) "
+                f"are 0, precision is 100% wherever labelled fraud is flagged, and the good events are counted as "
+                f"unlabelled. To replay what was known, give good labels a {roles.label_time} too (when they were "
+                "settled), or backtest without --as-of")
 
     def _level_block(self, strategy: Strategy) -> dict:
         """The report's `level`: what one decision is, and which dataset features it could read."""

@@ -13,7 +13,7 @@ from riskconsole.lists import load_list, register_lists
 from riskconsole.engines import choose
 from riskconsole.sources import check_dataset, column_types, source_files
 from riskconsole.strategy import Frame, compile_strategy, frame_of
-from riskconsole.workspace import Workspace
+from riskconsole.workspace import Workspace, connect_duckdb
 
 KINDS = {"dataset": Dataset, "strategy": Strategy, "detector": Detector}
 
@@ -48,7 +48,7 @@ def workspace_frame(ws: Workspace, dataset: Dataset) -> Frame | None:
 def source_frame(ws: Workspace, dataset: Dataset) -> Frame:
     """Columns a strategy could read once the dataset is loaded: source columns and feature names."""
     files, fmt = source_files(ws, dataset, ws.rel(ws.dataset_path))
-    con = duckdb.connect()
+    con = connect_duckdb()
     try:
         types = column_types(con, fmt, files, dataset.decimal_separator)
     finally:
@@ -75,7 +75,7 @@ def validate_file(ws: Workspace, path: str | Path) -> str:
     if kind == "strategy":
         return _validate_strategy(ws, model, label, Path(path))
     if kind == "dataset":
-        return _validate_dataset(ws, Path(path))
+        return _validate_dataset(ws, Path(path), model)
     return _validate_detector(ws, model, label)
 
 
@@ -87,9 +87,9 @@ def _validate_list(path: Path, label: str) -> str:
     return f"list '{found.name}', {found.entries} entries, {found.active(datetime.utcnow())} not expired today"
 
 
-def _validate_dataset(ws: Workspace, path: Path) -> str:
+def _validate_dataset(ws: Workspace, path: Path, dataset: Dataset) -> str:
     """Exactly the checks `load` runs before reading a row (`sources.check_dataset`); nothing is written."""
-    checked = check_dataset(ws, path, trusted=True)  # validate is the CLI's: as trusted as `riskconsole load`
+    checked = check_dataset(ws, path, trusted=True, dataset=dataset)  # validate is the CLI's: as trusted as `riskconsole load`
     if choose(None, checked.dataset) == "spark":  # that load reads the decision events on Spark
         from riskconsole.engines.spark_load import check
 

@@ -20,6 +20,7 @@ from sqlglot import exp
 from riskconsole.errors import DataError
 from riskconsole.sources import Part, target_types
 from riskconsole.sqlbuild import alias, render
+from riskconsole.workspace import connect_duckdb
 
 READ_ON_SPARK = ("csv", "parquet")  # JSON Lines: DuckDB's read_json infers types Spark's reader does not share
 POSITION = ("__file", "ordinality")  # source order: file (1-based, sorted paths), row (as DuckDB numbers it)
@@ -28,7 +29,7 @@ _TEXT = "VARCHAR"
 
 def connect() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection set as the load's (UTC), for sniffing, types and the executors' row rules."""
-    con = duckdb.connect()
+    con = connect_duckdb()
     con.execute("SET TimeZone = 'UTC'")  # as the load's connection: zones convert to UTC
     return con
 

@@ -16,7 +16,7 @@ import streamlit as st
 from riskconsole.backtest import Window
 from riskconsole.config import read_config
 from riskconsole.errors import RiskConsoleError
-from riskconsole.export import fmt
+from riskconsole.export import fmt, metric_text
 from riskconsole.glossary import metric
 from riskconsole.report import Baseline, all_warnings
 from riskconsole.session import Session
@@ -29,7 +29,8 @@ NO_BASELINE = "(none)"
 
 
 def workspace() -> Workspace:
-    """The workspace of this console ($RISKCONSOLE_WORKSPACE or the repository)."""
+    """The workspace of this console (`Workspace.resolve`: $RISKCONSOLE_WORKSPACE, the current directory's, or the
+    repository)."""
     return Workspace.resolve()
 
 
@@ -236,7 +237,7 @@ def kpi_tiles(report: dict, baseline: dict | None = None) -> None:
                   help=f"{m.definition} Worst {fmt(pair[0], m.kind)}, best {fmt(pair[1], m.kind)} over the outcomes "
                        "production hid; labelled events alone give " + fmt(o[key], m.kind) + ".")
             continue
-        _tile(col, m.title, fmt(o[key], kind), delta, kind, inverse=m.better == "lower",
+        _tile(col, m.title, metric_text(key, o, kind), delta, kind, inverse=m.better == "lower",
               help=f"{m.definition} Exact: {fmt(o[key], m.kind)}.")
     days = max(1, len(report["daily"]))
     per_day, cap = o["review_cases"] / days, o["review_capacity"]

@@ -6,7 +6,7 @@ import streamlit as st
 
 from riskconsole.charts import curve_chart, frontier_chart
 from riskconsole.errors import RiskConsoleError
-from riskconsole.export import fmt
+from riskconsole.export import fmt, metric_text
 from riskconsole.tuning import param_range
 from riskconsole.ui.common import (evaluate, guard, kpi_tiles, open_page, optimize_params, param_curve,
                                    pick_strategy, pick_window, show_warnings, strategy_text)
@@ -92,7 +92,7 @@ with st.expander("Optimize: the setting that pays most within review capacity", 
         setting = ", ".join(f"{n} = {pick[n]}" for n in result["params"])
         if result["feasible"]:
             st.success(f"Best within capacity: **{setting}** — net benefit {fmt(pick['net_benefit'], 'money')}, "
-                       f"precision {fmt(pick['precision'], 'pct')}, recall {fmt(pick['recall'], 'pct')} "
+                       f"precision {metric_text('precision', pick)}, recall {metric_text('recall', pick)} "
                        f"({len(result['points']):,} settings, {result['method']}).")
         else:
             st.error(f"No setting meets the constraints. Closest: **{setting}** with "
