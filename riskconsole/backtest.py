@@ -14,13 +14,13 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from riskconsole.config import Dataset
 from riskconsole.errors import RiskConsoleError
 from riskconsole.limits import query_time_limit
 from riskconsole.sqlbuild import alias, exp, fill, ident, lit, money_sum, render
 from riskconsole.strategy import CompiledStrategy, Frame, source
 
 if TYPE_CHECKING:
+    from riskconsole.config import Dataset
     from riskconsole.engines import Engine
 
 Runner = Union[duckdb.DuckDBPyConnection, "Engine"]  # where the grouped query runs (DESIGN §7)

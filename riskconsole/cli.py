@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # imported where used: `riskconsole --help` loads no data lib
 
 def _parse_sets(items: list[str] | None) -> dict:
     """`--set P=V` pairs; V is read as a YAML scalar."""
+    if not items:
+        return {}  # no config models loaded for nothing (a cached backtest loads none: issue 14)
     from riskconsole.config import parse_overrides
 
     return parse_overrides(items)
@@ -107,7 +109,7 @@ def cmd_validate(ws: Workspace, args: argparse.Namespace) -> int:
 
 
 BOOTSTRAP, SEED = 1000, 7  # defaults of --bootstrap and --seed
-ENGINES = ("duckdb", "spark")  # config.ENGINES (not imported: `--help` loads no data library)
+from riskconsole.names import ENGINES  # noqa: E402 - a module of names only: `--help` loads no data library
 
 
 def _baseline(args: argparse.Namespace) -> Baseline | None:

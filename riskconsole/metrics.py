@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from riskconsole.backtest import Groups
-from riskconsole.config import Business
 from riskconsole.glossary import METRICS
 from riskconsole.strategy import CompiledStrategy
+
+if TYPE_CHECKING:  # type names only: a cached backtest loads no config models (issue 14)
+    from riskconsole.config import Business
 
 ALLOW, REVIEW, BLOCK = 0, 1, 2
 

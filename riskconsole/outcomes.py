@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from riskconsole.backtest import BITS, Groups, Runner, Window, day_index, numbers, rule_hits, run_groups
-from riskconsole.config import Business, Dataset
 from riskconsole.errors import RiskConsoleError
 from riskconsole.metrics import ALLOW, BLOCK, PARTS, REVIEW, RuleSet, decide, parts, rates, scalar
 from riskconsole.sqlbuild import exp, fill, ident, lit
 from riskconsole.strategy import CompiledStrategy, Frame
 
 if TYPE_CHECKING:
+    from riskconsole.config import Business, Dataset
     from riskconsole.compare import Joint
 
 LET_THROUGH, PROD_BLOCKED, EXPLORED = 0, 1, 2  # observability class of a group: what production did

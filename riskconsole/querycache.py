@@ -132,3 +132,19 @@ def parsed_yaml(root: Path, text: str, label: str, parse: Callable[[str, str], A
     data = parse(text, label)
     pending.append((name, (data,)))
     return data
+
+
+def validated(root: Path, kind: str, text: str, check: Callable[[Any], bool], build: Callable[[], Any],
+              pending: list) -> tuple[Any, bool]:
+    """(what `build()` made of a config file's `text`, whether it was read from the cache): a view of the validated
+    model (`configfile.py`), kept by the text's hash. `build` parses and validates the file and returns the view's
+    plain data (None: no view, e.g. an entity-level strategy); only what it built is written (appended to `pending`,
+    like `parsed_yaml`), so an entry holds what the validated model said. An entry `check` refuses is a miss."""
+    name = f"view-{kind}-" + key("view", kind, text)
+    found = read(root, name)
+    if found is not None and check(found):
+        return found, True
+    data = build()
+    if data is not None:
+        pending.append((name, data))
+    return data, False

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
@@ -13,10 +14,12 @@ from riskconsole import __version__
 from riskconsole.backtest import Groups, Window
 from riskconsole.attribution import attribution
 from riskconsole.segments import segment_rows
-from riskconsole.config import Dataset
 from riskconsole.metrics import RuleSet, by_action, daily, decide, overall, rule_table
 from riskconsole.strategy import CompiledStrategy, Frame
 from riskconsole.workspace import Workspace
+
+if TYPE_CHECKING:  # type names only: a cached backtest loads no config models (issue 14)
+    from riskconsole.config import Dataset
 
 UNLABELED_WARN = 0.05   # warn when more than this share of the population has no label
 MATURE_SHARE = 0.5      # a day whose labelled share is below this is "immature"
