@@ -538,9 +538,20 @@ COMMANDS = {"init": cmd_init, "demo": cmd_demo, "load": cmd_load, "validate": cm
             "train": cmd_train, "explain": cmd_explain, "monitor": cmd_monitor}
 
 
+FAST_EXIT = ("backtest", "gate")  # the script's process ends without tearing every module down (`_end`)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `riskconsole` script; returns the exit code."""
+    """Entry point of the `riskconsole` script; returns the exit code. Run as the script (no `argv`), a backtest or a
+    gate ends the process itself (`_end`)."""
     args = _parser().parse_args(argv)
+    code = _run(args)
+    if argv is None and args.command in FAST_EXIT:
+        _end(code)
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
     import duckdb
 
     from riskconsole.workspace import Workspace
@@ -558,6 +569,21 @@ def main(argv: list[str] | None = None) -> int:
                        "or run this on another workspace")
         print(f"error: {terminal(message)}", file=sys.stderr)
     return 1
+
+
+def _end(code: int) -> None:
+    """End the process with `code` now: output flushed and exit handlers run, but no teardown of every module and
+    object (~0.05 of the ~1 CPU-s of a CLI backtest at 2M events, issue 14). The command has closed every file it
+    wrote and its connection; where the output cannot be flushed (a closed pipe), Python's own exit reports it."""
+    import atexit
+
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return
+    atexit._run_exitfuncs()
+    os._exit(code)
 
 
 if __name__ == "__main__":

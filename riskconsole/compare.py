@@ -18,7 +18,7 @@ import pyarrow as pa
 from riskconsole.backtest import (Groups, Runner, Window, action_case, known_label, matched_rules, population_filters,
                                   run_groups, run_query)
 from riskconsole.errors import RiskConsoleError
-from riskconsole.metrics import ALLOW, BLOCK, PARTS, REVIEW, RuleSet, decide, overall, parts, rates
+from riskconsole.metrics import ALLOW, BLOCK, PARTS, REVIEW, RuleSet, decide, overall, parts, percentile, rates
 from riskconsole.segments import compare_segments, segment_rows
 from riskconsole.sqlbuild import alias, exp, fill, ident, lit, render
 from riskconsole.strategy import CompiledRule, CompiledStrategy, Frame, source
@@ -189,7 +189,7 @@ def bootstrap(candidate_days: np.ndarray, baseline_days: np.ndarray, business: B
         for name, values in (("delta", cand[metric] - base[metric]), ("candidate", cand[metric]),
                              ("baseline", base[metric])):
             finite = values[np.isfinite(values)]
-            out[name][metric] = [float(v) for v in np.percentile(finite, [tail, 100 - tail])] \
+            out[name][metric] = [float(v) for v in percentile(finite, [tail, 100 - tail])] \
                 if len(finite) >= 0.9 * n else None
     return out
 
