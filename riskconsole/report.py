@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import duckdb
 
@@ -34,8 +34,15 @@ class Backtest:
     groups: Groups
     window: Window
     dataset: Dataset
-    frame: Frame
+    frame_source: Frame | Callable[[], Frame]  # the frame, or how to read it (a cached run reads it only if asked)
     decisions_sql: str | None = None  # the decisions query as rendered for DuckDB (with the run's compiled SQL)
+
+    @property
+    def frame(self) -> Frame:
+        """What the strategy decided over (read on first use where the run itself did not need it)."""
+        if callable(self.frame_source):
+            self.frame_source = self.frame_source()
+        return self.frame_source
 
 
 def build_report(compiled: CompiledStrategy, groups: Groups, dataset: Dataset, window: Window,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from time import perf_counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import duckdb
 import pyarrow as pa
@@ -518,7 +518,10 @@ class Session:
             self._write_parsed()
         compiled, base, groups, joint, decisions_sql = found or self._run(key, path, window, overrides, baseline, by,
                                                                            strategy)
-        frame, dataset = self.view(compiled.strategy)
+        if found is not None:  # a cached plan decides events (an entity level's is never kept): no frame read unless asked
+            frame, dataset = (lambda: self.frame), self.dataset
+        else:
+            frame, dataset = self.view(compiled.strategy)
         report = self._report(compiled, groups, window, by)
         if joint is not None:
             own = set(report["warnings"])
@@ -654,7 +657,7 @@ class Session:
 
     def _report(self, compiled: CompiledStrategy, groups, window: Window, by: str | None = None) -> dict:
         """The report of grouped events, with every warning the strategy's detectors call for."""
-        _, dataset = self.view(compiled.strategy)
+        dataset = self.dataset if compiled.strategy.level is None else self.view(compiled.strategy)[1]  # no frame read
         report = build_report(compiled, groups, dataset, window, by=by)
         changed = self.dataset_changed()  # the data itself is in doubt: said first
         report["warnings"] = [changed] * bool(changed) + report["warnings"] + \
@@ -773,7 +776,7 @@ class Session:
 
     def decisions(self, bt: Backtest) -> pa.Table:
         """One row per decided event (or entity-period) of a backtest (decisions.parquet)."""
-        return self._decisions(bt.compiled, bt.frame, bt.dataset, bt.window, f"strategy '{bt.compiled.name}'",
+        return self._decisions(bt.compiled, lambda: bt.frame, bt.dataset, bt.window, f"strategy '{bt.compiled.name}'",
                                bt.decisions_sql)
 
     def decision_rows(self, path: str | Path, window: Window, overrides: dict | None = None,
@@ -782,15 +785,16 @@ class Session:
         table: entity, period, decision, why, and the outcome that followed)."""
         compiled = self.compile(path, overrides, strategy)
         frame, dataset = self.view(compiled.strategy)
-        return self._decisions(compiled, frame, dataset, window, self.ws.rel(path))
+        return self._decisions(compiled, lambda: frame, dataset, window, self.ws.rel(path))
 
-    def _decisions(self, compiled: CompiledStrategy, frame: Frame, dataset: Dataset, window: Window,
+    def _decisions(self, compiled: CompiledStrategy, frame_of: Callable[[], Frame], dataset: Dataset, window: Window,
                    label: str, sql: str | None = None) -> pa.Table:
         """The decisions table, computed by the session's engine (Spark's rows in DuckDB's Arrow types); `sql`: its
-        query as the backtest rendered it for DuckDB."""
+        query as the backtest rendered it for DuckDB (then the frame, `frame_of()`, is not read)."""
         with self.cursor(compiled.strategy) as cur:
             if sql is not None and self.engine == "duckdb":
                 return run_query(cur, sql, compiled.name)
+            frame = frame_of()
             runner = self._runner(cur, label, compiled)
             table = fetch_decisions(runner, compiled, frame, dataset, window)
             if runner is not cur:
@@ -803,7 +807,8 @@ class Session:
         """File name -> bytes of a backtest in the requested formats (the CLI and the Export page write these)."""
         wants_decisions = "csv" in formats or "parquet" in formats
         files = render_files(bt.report, formats, self.decisions(bt) if wants_decisions else None)
-        return {**files, **list_files(bt.frame.lists, bt.compiled.lists)}  # the list versions it ran with
+        used = bt.compiled.lists
+        return {**files, **(list_files(bt.frame.lists, used) if used else {})}  # the list versions it ran with
 
     def transition_events(self, path: str | Path, baseline: str | Path, window: Window, before: str, after: str,
                           overrides: dict | None = None, limit: int = 500) -> pa.Table:
