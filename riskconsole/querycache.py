@@ -7,7 +7,8 @@ data and its detector scores, the run's options and the code; its SQL depends on
 sha256 of all of those, and the next run with the same key runs that SQL without importing sqlglot, parsing YAML or
 checking expressions again (issue 14: ~0.2 of the ~1.25 CPU-s of a CLI backtest at 2M events). The queries
 themselves always run: the numbers are computed from the data every time. Parsed YAML is kept the same way, keyed by
-its text.
+its text, and so is a view of each validated config file (`validated`, `configfile.py`): a cached run reads those and
+builds no pydantic model.
 
 A load or a train gives a new data version, an edit of any file a new key: a stale entry is never read, and is
 removed once 64 newer ones exist. `RISKCONSOLE_COMPILED_CACHE=0` turns the cache off; deleting the folder clears it.
