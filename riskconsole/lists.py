@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from riskconsole.errors import ConfigError
@@ -322,7 +323,7 @@ def _parse_times(texts: list[str], column: str, label: str) -> list[datetime | N
     con = duckdb.connect(config={"enable_external_access": False})
     try:
         con.execute("SET TimeZone = 'UTC'")
-        con.execute("CREATE TABLE raw AS SELECT unnest($1::VARCHAR[]) AS e", [texts])  # in order (not pyarrow: `_table`)
+        con.register("raw", pa.table({"e": _strings(texts)}))
         parsed = parse_text(exp.column("e"), [])
         query = exp.select(exp.alias_(parsed, "t"), exp.alias_(fill("coalesce(:b, false)", b=out_of_range(parsed)),
                                                                "bad")).from_("raw")
@@ -338,14 +339,29 @@ def _parse_times(texts: list[str], column: str, label: str) -> list[datetime | N
 
 
 def _table(values: list[str], added: list[datetime | None], expires: list[datetime | None]) -> pa.Table:
-    """A list's entries as Arrow, built by DuckDB: pyarrow builds an array of Python values only after importing
-    pandas (~0.3 CPU-s that every CLI backtest of a workspace with lists would pay)."""
-    con = duckdb.connect(config={"enable_external_access": False})
-    try:
-        return con.sql("SELECT unnest($1::VARCHAR[]) AS __value, unnest($2::TIMESTAMP[]) AS __added, "
-                       "unnest($3::TIMESTAMP[]) AS __expires", params=[values, added, expires]).to_arrow_table()
-    finally:
-        con.close()
+    return pa.table({"__value": _strings(values), "__added": _timestamps(added), "__expires": _timestamps(expires)})
+
+
+# Arrow arrays built from their buffers: `pa.array` of Python values imports pandas first (~0.3 CPU-s that every CLI
+# backtest of a workspace with lists would pay, issue 14).
+_EPOCH, _MICRO = datetime(1970, 1, 1), timedelta(microseconds=1)
+
+
+def _strings(values: list[str]) -> pa.Array:
+    """`pa.array(values, pa.string())`, without pandas."""
+    data = [v.encode() for v in values]
+    offsets = np.zeros(len(data) + 1, dtype=np.int32)
+    np.cumsum([len(b) for b in data], out=offsets[1:])
+    return pa.Array.from_buffers(pa.string(), len(data), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))])
+
+
+def _timestamps(times: list[datetime | None]) -> pa.Array:
+    """`pa.array(times, pa.timestamp("us"))` of naive (UTC) datetimes, without pandas."""
+    micros = np.array([0 if t is None else (t - _EPOCH) // _MICRO for t in times], dtype=np.int64)
+    valid = np.array([t is not None for t in times], dtype=bool)
+    bitmap = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(pa.timestamp("us"), len(times), [bitmap, pa.py_buffer(micros)],
+                                 null_count=int((~valid).sum()))
 
 
 # ---------------------------------------------------------------- editing a file

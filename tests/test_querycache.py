@@ -257,7 +257,7 @@ def _imported(ws: Workspace, out, *extra: str) -> tuple[bool, list[str]]:
 def test_a_cache_hit_builds_no_config_model_and_parses_no_yaml(ws, tmp_path, extra):
     """A repeat backtest reads views of its dataset and strategy files kept with the plan (`configfile.py`): it
     imports neither pydantic nor a YAML or SQL parser (issue 14: ~0.2 CPU-s of a CLI run); its first run does. Nor
-    pandas, which pyarrow imports to build an array of Python values (a list's table is built by DuckDB), nor
+    pandas, which pyarrow imports to build an array of Python values (a list's table is built from buffers), nor
     numpy.ma (`metrics.percentile`)."""
     first, heavy = _imported(ws, tmp_path / "a", *extra)
     assert not first and {"pydantic", "yaml", "sqlglot"} <= set(heavy)
