@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # entity frames only for entity-level strategies (`entities.p
     from riskconsole.entities import EntityView
 
 EVALUATORS = 6  # interactive windows kept warm (each holds its population's arrays and rule hits)
+RUN_TIME_KEYS = ("business", "engine", "spark")  # dataset.yaml keys read when a report runs: editing them needs no load
 
 
 @dataclass
@@ -84,6 +85,7 @@ class Session:
         self._level_curves: dict[tuple, list[dict]] = {}  # an entity level's label curve, per data version
         self._strategies: dict[tuple, Strategy] = {}  # (file label, its text) -> the parsed strategy
         self._lock = threading.Lock()
+        self._spark_lock = threading.Lock()  # one Spark engine start and frame build, however many callers wait
 
     def __enter__(self) -> Session:
         return self
@@ -169,24 +171,29 @@ class Session:
         return f"spark ({spark.remote or spark.master})"
 
     def engine_note(self) -> str | None:
-        """The console's one line on a workspace whose engine is not DuckDB (None on DuckDB)."""
+        """The console's one line on a workspace whose engine is not DuckDB (None on DuckDB): what runs where."""
         if self.engine == "duckdb":
             return None
-        return (f"Engine: {self.engine_text}. Comparisons, Optimize, exports and the monitor are computed there "
-                "(slower answers); the live reports of the Backtest and Tune pages read DuckDB.")
+        return (f"Engine: {self.engine_text}. Backtest and Tune reports and curves, comparisons, Optimize, exports and "
+                "the monitor are computed there (slower answers); explain, one event's decision and the events whose "
+                "decision changed read DuckDB.")
 
     def spark_engine(self, frame: bool = True):
         """The Spark engine over this data version: export and (unless `frame=False`: entity frames need only the
-        export) the event frame built on first use, cached under data/spark/."""
+        export) the event frame built on first use, cached under data/spark/. Callers in other threads (two console
+        users) wait for the one start and build."""
         from riskconsole.engines.spark import SparkEngine
 
-        if self._spark is None or (frame and not self._spark_prepared):
-            with self.cursor() as cur:
-                if self._spark is None:
-                    self._spark = SparkEngine(self.ws, self.dataset, cur, self._spark_session, self._progress)
-                if frame:
-                    self._spark.prepare(self.frame, cur)
-                    self._spark_prepared = True
+        if self._spark is not None and (self._spark_prepared or not frame):
+            return self._spark
+        with self._spark_lock:
+            if self._spark is None or (frame and not self._spark_prepared):
+                with self.cursor() as cur:
+                    if self._spark is None:
+                        self._spark = SparkEngine(self.ws, self.dataset, cur, self._spark_session, self._progress)
+                    if frame:
+                        self._spark.prepare(self.frame, cur)
+                        self._spark_prepared = True
         return self._spark
 
     def _runner(self, cur: duckdb.DuckDBPyConnection, label: str, *compiled: CompiledStrategy):
@@ -690,8 +697,8 @@ class Session:
 
     def dataset_changed(self) -> str | None:
         """A warning when data/dataset.yaml no longer describes the loaded data (sources, roles, features edited
-        since the last load; `business:` is read at report time, so editing it needs no load). Read once per
-        connection, like the maturity."""
+        since the last load; `business:`, `engine:` and `spark:` are read at report time and do not change the data,
+        so editing them needs no load). Read once per connection, like the maturity."""
         import json
 
         from riskconsole.names import META_TABLE
@@ -707,7 +714,8 @@ class Session:
             if rows:
                 meta = json.loads(rows[0][0])
                 now = json_dump(self.dataset)
-                if {**meta["dataset"], "business": None} != {**now, "business": None}:
+                loaded = {k: v for k, v in meta["dataset"].items() if k not in RUN_TIME_KEYS}
+                if loaded != {k: v for k, v in now.items() if k not in RUN_TIME_KEYS}:
                     found = (f"{self.ws.rel(self.ws.dataset_path)} has changed since the last load "
                              f"({meta['loaded_at'].replace('T', ' ')} UTC): these numbers are of the data as it was "
                              "loaded; run `riskconsole load` to load it as the file says now")
@@ -721,9 +729,12 @@ class Session:
 
         Conditions are compiled once per (rule, params it reads); a threshold param moved alone is answered
         from its sorted column (no SQL); actions, on/off and rule order reuse the cached groups. An entity-level
-        strategy is answered by `backtest` over its (small, cached) entity frame."""
+        strategy is answered by `backtest` over its (small, cached) entity frame. On another engine than DuckDB
+        (Spark) it is that engine's `backtest`, the CLI's call: one grouped pass per answer, no DuckDB evaluator."""
         from riskconsole.evaluator import compiler_of
 
+        if self.engine != "duckdb":
+            return self.backtest(path, window, overrides, strategy=strategy).report
         compiler = compiler_of(self)
         strategy = strategy or compiler.strategy(self.ws, path)
         if strategy.level is not None:
@@ -864,18 +875,20 @@ class Session:
     # ------------------------------------------------------------ params
 
     def curve(self, path: str | Path, window: Window, param: str, others: dict) -> list[dict]:
-        """Overall metrics over the slider range of `param`: from the evaluator's sorted column when `param` is a
-        threshold (one searchsorted per point, no SQL once warm), else one SQL pass."""
+        """Overall metrics over the slider range of `param`: on DuckDB from the evaluator's sorted column when `param`
+        is a threshold (one searchsorted per point, no SQL once warm), else one SQL pass; on Spark one grouped pass
+        for the whole curve (the `sweep` pass: a grid's conditions in one mask, or a threshold's sorted scores)."""
         from riskconsole.tuning import curve, threshold_curve
 
         strategy = self.strategy(path)
-        if strategy.level is None:
+        if strategy.level is None and self.engine == "duckdb":
             points = threshold_curve(self, path, strategy, window, param, others)
             if points is not None:
                 return points
         frame, dataset = self.view(strategy)
         with self.cursor(strategy) as cur:
-            return curve(cur, strategy, frame, dataset, self.ws.rel(path), window, param, others)
+            runner = self.runner(cur, path, others, strategy)  # the cursor, or the Spark engine
+            return curve(runner, strategy, frame, dataset, self.ws.rel(path), window, param, others)
 
     def sweep(self, path: str | Path, param: str, values: list, window: Window,
               overrides: dict | None = None) -> dict:

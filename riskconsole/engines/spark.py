@@ -16,7 +16,7 @@ The outcome blocks of a dataset mapping `prod_action` come from the same grouped
 observability class). Entity-level strategies: the entity frame is built on Spark from the export by entities.py's
 queries and read as `frame` by their queries (`spark_entities.py`).
 
-Not on Spark yet: JSON Lines sources, detector training and the console's live reports.
+Not on Spark yet: JSON Lines sources and detector training (the console's Backtest and Tune reports run here).
 """
 
 from __future__ import annotations
@@ -27,8 +27,10 @@ import importlib.util
 import json
 import os
 import shutil
+import threading
 import time
 import warnings
+import weakref
 from pathlib import Path
 from typing import Any, Callable
 
@@ -59,7 +61,9 @@ LOADED = "_loaded.json"  # written by a load on Spark (spark_load.py): the table
 DAY = "__day"  # the partition column of the exported events (not a column of the frame)
 LOCAL_SHUFFLE_PARTITIONS = 8  # local mode: a few tasks per core (Spark's 200 is for clusters)
 INSTALL_JAVA = "apt-get install openjdk-17-jre-headless, or set JAVA_HOME"
-_VIEWS_OF: dict[int, str] = {}  # id(SparkSession) -> the data folder its `frame` view reads now
+_VIEWS_OF: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # SparkSession -> the data folder its `frame`
+# view reads now (weak: a session collected and replaced by another at the same address is not mistaken for it)
+_BUILDING = threading.Lock()  # one export and frame build at a time in this process (two console sessions: one build)
 
 
 def missing() -> str | None:
@@ -140,7 +144,9 @@ class SparkEngine:
         detector score tables as views. `con` reads the loaded database (default: the one given at creation)."""
         self._con = con or self._con
         if not self.built:
-            self._build(frame)
+            with _BUILDING:
+                if not self.built:  # another engine of this data version may have built it while this one waited
+                    self._build(frame)
         self._frame = frame
         self._register(frame)
         return self
@@ -152,7 +158,7 @@ class SparkEngine:
         for detector, table in frame.scores.items():
             if detector not in frame.stale:
                 self._scores(detector, table).createOrReplaceTempView(table)
-        _VIEWS_OF[id(self.spark)] = str(self.root)
+        _VIEWS_OF[self.spark] = str(self.root)
 
     def export(self, con: duckdb.DuckDBPyConnection | None = None) -> None:
         """Export this data version's events (by day), streams and tables to Parquet unless already there (the
@@ -329,7 +335,7 @@ class SparkEngine:
     def arrow(self, query: exp.Expression, strategy: str) -> pa.Table:
         """Run a DuckDB-dialect AST on Spark and fetch the (small) result as Arrow (lists it reads registered)."""
         sql = render(self._lists.rewrite(query), f"strategy '{strategy}'")
-        if self._frame is not None and _VIEWS_OF.get(id(self.spark)) != str(self.root):
+        if self._frame is not None and _VIEWS_OF.get(self.spark) != str(self.root):
             self._register(self._frame)  # another workspace's engine re-pointed the shared session's views
         try:
             return self.spark.sql(sql).toArrow()

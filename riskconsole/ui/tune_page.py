@@ -42,9 +42,11 @@ moved = [k for k in overrides if previous.get(k) != overrides[k]]
 if moved:
     st.session_state[f"curve_{path.stem}"] = moved[0]  # the curve follows the slider just moved
 st.session_state[f"last_overrides_{path.stem}"] = dict(overrides)
-st.session_state["params"][path.stem] = {k: v for k, v in overrides.items() if v != numeric[k]}
+moved_from_saved = st.session_state["params"][path.stem] = {k: v for k, v in overrides.items() if v != numeric[k]}
 
-report = guard(evaluate, session, path, window, overrides)
+# only the params off their saved values: at the saved values this is the saved report (one cache entry, shared with
+# the Backtest page; on Spark one pass fewer)
+report = guard(evaluate, session, path, window, moved_from_saved)
 saved = guard(evaluate, session, path, window)
 st.caption(f"Deltas against the saved values of **{path.stem}** · population {report['overall']['population']:,}")
 kpi_tiles(report, saved)
