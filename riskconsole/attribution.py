@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from riskconsole.backtest import Groups
-from riskconsole.config import Business
 from riskconsole.metrics import ALLOW, BLOCK, MONEY, REVIEW, RuleSet, decide, money_parts, parts, rates, scalar
+
+if TYPE_CHECKING:  # type names only: a cached backtest loads no config models (issue 14)
+    from riskconsole.config import Business
 
 LOO_KEYS = ("recall", "precision", "amount_recall", "net_benefit", "fraud_amount_stopped", "good_amount_blocked",
             "review_cases", "tp", "fp")

@@ -9,6 +9,7 @@ single events would understate the noise), vectorized over day-level aggregates.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
@@ -16,12 +17,14 @@ import pyarrow as pa
 
 from riskconsole.backtest import (Groups, Runner, Window, action_case, known_label, matched_rules, population_filters,
                                   run_groups, run_query)
-from riskconsole.config import Business, Dataset
 from riskconsole.errors import RiskConsoleError
-from riskconsole.metrics import ALLOW, BLOCK, PARTS, REVIEW, RuleSet, decide, overall, parts, rates
+from riskconsole.metrics import ALLOW, BLOCK, PARTS, REVIEW, RuleSet, decide, overall, parts, percentile, rates
 from riskconsole.segments import compare_segments, segment_rows
 from riskconsole.sqlbuild import alias, exp, fill, ident, lit, render
 from riskconsole.strategy import CompiledRule, CompiledStrategy, Frame, source
+
+if TYPE_CHECKING:  # type names only: a cached backtest loads no config models (issue 14)
+    from riskconsole.config import Business, Dataset
 
 ACTION_NAMES = {ALLOW: "allow", REVIEW: "review", BLOCK: "block"}
 CI_METRICS = ("precision", "recall", "f1", "amount_recall", "alert_rate", "net_benefit", "fraud_amount_stopped",
@@ -186,7 +189,7 @@ def bootstrap(candidate_days: np.ndarray, baseline_days: np.ndarray, business: B
         for name, values in (("delta", cand[metric] - base[metric]), ("candidate", cand[metric]),
                              ("baseline", base[metric])):
             finite = values[np.isfinite(values)]
-            out[name][metric] = [float(v) for v in np.percentile(finite, [tail, 100 - tail])] \
+            out[name][metric] = [float(v) for v in percentile(finite, [tail, 100 - tail])] \
                 if len(finite) >= 0.9 * n else None
     return out
 

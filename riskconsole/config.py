@@ -12,8 +12,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from riskconsole import limits
+from riskconsole.configfile import read_config, role_columns
 from riskconsole.errors import ConfigError
 from riskconsole.escape import printable
+from riskconsole.names import ENGINES  # noqa: F401 - where features and backtests run (DESIGN §7)
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
@@ -91,7 +93,7 @@ class Columns(_Strict):
 
     def role_columns(self) -> dict[str, str]:
         """Role -> its column, for the roles mapped to one column (id, time, label, label_time, amount, ...)."""
-        return {k: v for k, v in self.model_dump().items() if isinstance(v, str)}
+        return role_columns(self.model_dump())
 
 
 class Feature(_Strict):
@@ -335,9 +337,6 @@ class Business(_Strict):
     review_capacity: int = Field(400, ge=0, description="Reviews per day the team can do.")
     review_catch_rate: float = Field(0.9, ge=0, le=1, description="Share of reviewed fraud that review stops.")
     good_block_cost: float = Field(0.3, ge=0, description="Money lost per unit of good amount blocked.")
-
-
-ENGINES = ("duckdb", "spark")  # where features and backtests run (DESIGN §7)
 
 
 class SparkSettings(_Strict):
@@ -753,23 +752,6 @@ def read_yaml(text: str, label: str) -> Any:
 def _line(err: yaml.YAMLError) -> str:
     mark = getattr(err, "problem_mark", None)
     return f" line {mark.line + 1}:" if mark else ""
-
-
-def read_config(path: Path, label: str) -> str:
-    """The text of a YAML config file: at most `limits.MAX_CONFIG_BYTES`, UTF-8, one-line errors naming `label`."""
-    try:
-        with Path(path).open("rb") as handle:
-            data = handle.read(limits.MAX_CONFIG_BYTES + 1)
-    except OSError as err:
-        raise ConfigError(f"{label}: cannot read file ({err.strerror})") from None
-    if len(data) > limits.MAX_CONFIG_BYTES:
-        raise ConfigError(f"{label}: larger than {limits.MAX_CONFIG_BYTES:,} bytes, too large for a config file")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise ConfigError(f"{label}: line {line}: not UTF-8 text (byte 0x{data[err.start]:02x}); "
-                          "save the file as UTF-8") from None
 
 
 def load_model(path: Path, model: type[M], label: str | None = None) -> M:

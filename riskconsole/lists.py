@@ -13,7 +13,6 @@ condition's SQL and every cache keyed by it.
 from __future__ import annotations
 
 import csv
-import difflib
 import hashlib
 import io
 import os
@@ -24,6 +23,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from riskconsole.errors import ConfigError
@@ -224,6 +224,8 @@ def lists_in(node: exp.Expression | None) -> dict[str, str]:
 
 def unknown_list(name: str, known: list[str]) -> tuple[str, str]:
     """Problem and fix for a list name with no file."""
+    import difflib  # imported on an error's path only
+
     close = difflib.get_close_matches(name, known, n=1)
     hint = f"did you mean '{close[0]}'? " if close else ""
     return f"unknown list '{name}'", f"{hint}lists: {', '.join(known) or 'none'}; a list is the file lists/NAME.csv"
@@ -300,6 +302,8 @@ def _header(text: str, label: str) -> list[str]:
     header = list(first)
     for column in header:
         if column not in COLUMNS:
+            import difflib  # imported on an error's path only
+
             close = difflib.get_close_matches(column.strip().lower(), COLUMNS, n=1)
             hint = f"did you mean '{close[0]}'? " if close else ""
             raise ConfigError(f"{label}: unknown column '{column}' in the header ({hint}a list has value, and "
@@ -319,7 +323,7 @@ def _parse_times(texts: list[str], column: str, label: str) -> list[datetime | N
     con = duckdb.connect(config={"enable_external_access": False})
     try:
         con.execute("SET TimeZone = 'UTC'")
-        con.register("raw", pa.table({"e": pa.array(texts, pa.string())}))
+        con.register("raw", pa.table({"e": _strings(texts)}))
         parsed = parse_text(exp.column("e"), [])
         query = exp.select(exp.alias_(parsed, "t"), exp.alias_(fill("coalesce(:b, false)", b=out_of_range(parsed)),
                                                                "bad")).from_("raw")
@@ -335,8 +339,29 @@ def _parse_times(texts: list[str], column: str, label: str) -> list[datetime | N
 
 
 def _table(values: list[str], added: list[datetime | None], expires: list[datetime | None]) -> pa.Table:
-    return pa.table({"__value": pa.array(values, pa.string()), "__added": pa.array(added, pa.timestamp("us")),
-                     "__expires": pa.array(expires, pa.timestamp("us"))})
+    return pa.table({"__value": _strings(values), "__added": _timestamps(added), "__expires": _timestamps(expires)})
+
+
+# Arrow arrays built from their buffers: `pa.array` of Python values imports pandas first (~0.3 CPU-s that every CLI
+# backtest of a workspace with lists would pay, issue 14).
+_EPOCH, _MICRO = datetime(1970, 1, 1), timedelta(microseconds=1)
+
+
+def _strings(values: list[str]) -> pa.Array:
+    """`pa.array(values, pa.string())`, without pandas."""
+    data = [v.encode() for v in values]
+    offsets = np.zeros(len(data) + 1, dtype=np.int32)
+    np.cumsum([len(b) for b in data], out=offsets[1:])
+    return pa.Array.from_buffers(pa.string(), len(data), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))])
+
+
+def _timestamps(times: list[datetime | None]) -> pa.Array:
+    """`pa.array(times, pa.timestamp("us"))` of naive (UTC) datetimes, without pandas."""
+    micros = np.array([0 if t is None else (t - _EPOCH) // _MICRO for t in times], dtype=np.int64)
+    valid = np.array([t is not None for t in times], dtype=bool)
+    bitmap = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(pa.timestamp("us"), len(times), [bitmap, pa.py_buffer(micros)],
+                                 null_count=int((~valid).sum()))
 
 
 # ---------------------------------------------------------------- editing a file

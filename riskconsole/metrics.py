@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from riskconsole.backtest import Groups
-from riskconsole.config import Business
 from riskconsole.glossary import METRICS
 from riskconsole.strategy import CompiledStrategy
+
+if TYPE_CHECKING:  # type names only: a cached backtest loads no config models (issue 14)
+    from riskconsole.config import Business
 
 ALLOW, REVIEW, BLOCK = 0, 1, 2
 
@@ -98,6 +101,28 @@ def scalar(value: np.ndarray | float) -> float | None:
     """A 0-d result of `rates` as a float, None where undefined."""
     value = float(value)
     return value if np.isfinite(value) else None
+
+
+def percentile(values: np.ndarray, q: list[float], axis: int = -1) -> np.ndarray:
+    """`np.percentile(values, q, axis)` of finite floats, the very same floats (its default linear method: the
+    same partition, indexes and interpolation), without the `np.unique` inside it, whose check for masked arrays
+    imports numpy.ma (~0.03 CPU-s of every CLI backtest with outcome blocks, issue 14)."""
+    arr = np.moveaxis(np.array(values, dtype=np.float64), axis, 0)
+    n = arr.shape[0]
+    virtual = (n - 1) * np.true_divide(np.asarray(q, dtype=np.float64), 100)
+    below = np.floor(virtual)
+    above = below + 1
+    beyond = virtual >= n - 1
+    below[beyond], above[beyond] = -1, -1
+    below[virtual < 0], above[virtual < 0] = 0, 0
+    below, above = below.astype(np.intp), above.astype(np.intp)
+    arr.partition(np.array(sorted({0, -1, *below.tolist(), *above.tolist()}), dtype=np.int64), axis=0)
+    lower, upper = arr[below], arr[above]
+    gamma = np.asarray(virtual - below, dtype=virtual.dtype).reshape(virtual.shape + (1,) * (arr.ndim - 1))
+    diff = upper - lower
+    out = np.add(lower, diff * gamma)
+    np.subtract(upper, diff * (1 - gamma), out=out, where=gamma >= 0.5, casting="unsafe", dtype=out.dtype.type)
+    return out
 
 
 def overflow_days(daily_reviews: np.ndarray, capacity: int) -> int:

@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from riskconsole.backtest import BITS, Groups, Runner, Window, day_index, numbers, rule_hits, run_groups
-from riskconsole.config import Business, Dataset
 from riskconsole.errors import RiskConsoleError
-from riskconsole.metrics import ALLOW, BLOCK, PARTS, REVIEW, RuleSet, decide, parts, rates, scalar
+from riskconsole.metrics import ALLOW, BLOCK, PARTS, REVIEW, RuleSet, decide, parts, percentile, rates, scalar
 from riskconsole.sqlbuild import exp, fill, ident, lit
 from riskconsole.strategy import CompiledStrategy, Frame
 
 if TYPE_CHECKING:
+    from riskconsole.config import Business, Dataset
     from riskconsole.compare import Joint
 
 LET_THROUGH, PROD_BLOCKED, EXPLORED = 0, 1, 2  # observability class of a group: what production did
@@ -342,13 +342,13 @@ def estimate(o: Outcomes, action: np.ndarray, business: Business, n: int = 1000,
     resampled = metric_values(_day_draws(len(o.days), n, seed))
     tail = (1 - level) / 2 * 100
     every = np.stack([resampled[metric] for metric in ESTIMATE_METRICS])
-    together = np.percentile(every, [tail, 100 - tail], axis=1).T.tolist() \
+    together = percentile(every, [tail, 100 - tail], axis=1).T.tolist() \
         if every.size and np.isfinite(every).all() else None  # one call when no resample is undefined
     out = {}
     for i, metric in enumerate(ESTIMATE_METRICS):
         finite = every[i][np.isfinite(every[i])]
         interval = together[i] if together is not None else \
-            [float(v) for v in np.percentile(finite, [tail, 100 - tail])] if len(finite) and len(finite) >= 0.9 * n \
+            [float(v) for v in percentile(finite, [tail, 100 - tail])] if len(finite) and len(finite) >= 0.9 * n \
             else None
         out[metric] = {"value": scalar(point[metric]), "interval": interval}
     return out

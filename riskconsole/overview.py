@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import duckdb
 import numpy as np
 
-from riskconsole.config import Dataset
 from riskconsole.sqlbuild import alias, exp, fill, ident, render
+
+if TYPE_CHECKING:  # type names only: a cached backtest loads no config models (issue 14)
+    from riskconsole.config import Dataset
 
 HIST_BINS = 30
 

@@ -7,7 +7,8 @@ data and its detector scores, the run's options and the code; its SQL depends on
 sha256 of all of those, and the next run with the same key runs that SQL without importing sqlglot, parsing YAML or
 checking expressions again (issue 14: ~0.2 of the ~1.25 CPU-s of a CLI backtest at 2M events). The queries
 themselves always run: the numbers are computed from the data every time. Parsed YAML is kept the same way, keyed by
-its text.
+its text, and so is a view of each validated config file (`validated`, `configfile.py`): a cached run reads those and
+builds no pydantic model.
 
 A load or a train gives a new data version, an edit of any file a new key: a stale entry is never read, and is
 removed once 64 newer ones exist. `RISKCONSOLE_COMPILED_CACHE=0` turns the cache off; deleting the folder clears it.
@@ -132,3 +133,19 @@ def parsed_yaml(root: Path, text: str, label: str, parse: Callable[[str, str], A
     data = parse(text, label)
     pending.append((name, (data,)))
     return data
+
+
+def validated(root: Path, kind: str, text: str, check: Callable[[Any], bool], build: Callable[[], Any],
+              pending: list) -> tuple[Any, bool]:
+    """(what `build()` made of a config file's `text`, whether it was read from the cache): a view of the validated
+    model (`configfile.py`), kept by the text's hash. `build` parses and validates the file and returns the view's
+    plain data (None: no view, e.g. an entity-level strategy); only what it built is written (appended to `pending`,
+    like `parsed_yaml`), so an entry holds what the validated model said. An entry `check` refuses is a miss."""
+    name = f"view-{kind}-" + key("view", kind, text)
+    found = read(root, name)
+    if found is not None and check(found):
+        return found, True
+    data = build()
+    if data is not None:
+        pending.append((name, data))
+    return data, False

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import duckdb
 
@@ -13,10 +14,12 @@ from riskconsole import __version__
 from riskconsole.backtest import Groups, Window
 from riskconsole.attribution import attribution
 from riskconsole.segments import segment_rows
-from riskconsole.config import Dataset
 from riskconsole.metrics import RuleSet, by_action, daily, decide, overall, rule_table
 from riskconsole.strategy import CompiledStrategy, Frame
 from riskconsole.workspace import Workspace
+
+if TYPE_CHECKING:  # type names only: a cached backtest loads no config models (issue 14)
+    from riskconsole.config import Dataset
 
 UNLABELED_WARN = 0.05   # warn when more than this share of the population has no label
 MATURE_SHARE = 0.5      # a day whose labelled share is below this is "immature"
@@ -31,8 +34,15 @@ class Backtest:
     groups: Groups
     window: Window
     dataset: Dataset
-    frame: Frame
+    frame_source: Frame | Callable[[], Frame]  # the frame, or how to read it (a cached run reads it only if asked)
     decisions_sql: str | None = None  # the decisions query as rendered for DuckDB (with the run's compiled SQL)
+
+    @property
+    def frame(self) -> Frame:
+        """What the strategy decided over (read on first use where the run itself did not need it)."""
+        if callable(self.frame_source):
+            self.frame_source = self.frame_source()
+        return self.frame_source
 
 
 def build_report(compiled: CompiledStrategy, groups: Groups, dataset: Dataset, window: Window,

@@ -5,17 +5,20 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from difflib import get_close_matches
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
 
 from riskconsole.backtest import Groups, Window, population_filters
-from riskconsole.config import Business
 from riskconsole.errors import RiskConsoleError
 from riskconsole.limits import query_time_limit
 from riskconsole.metrics import overall
 from riskconsole.sqlbuild import exp, fill, ident, lit, render
 from riskconsole.strategy import CompiledStrategy, Frame, source
+
+if TYPE_CHECKING:  # type names only: a cached backtest loads no config models (issue 14)
+    from riskconsole.config import Business
 
 _BUCKETS = re.compile(r"(.*?)\s*:\s*(\d+)")  # COLUMN:N
 MAX_SEGMENTS = 200

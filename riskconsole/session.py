@@ -17,16 +17,15 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from time import perf_counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import duckdb
 import pyarrow as pa
-import yaml
 
 from riskconsole import querycache
 from riskconsole.backtest import (Window, decisions_query, empty_window_message, fetch_decisions, groups_query,
                                   make_window, read_groups, run_groups, run_query, span_query)
-from riskconsole.config import Dataset, Level, Strategy
+from riskconsole.configfile import dataset_of, dataset_shape, json_dump, read_config, strategy_of, strategy_shape
 from riskconsole.errors import DataError, ExpressionError, RiskConsoleError
 from riskconsole.export import render_files
 from riskconsole.lists import list_files, register_lists, report_lists
@@ -36,6 +35,7 @@ from riskconsole.strategy import CompiledRule, CompiledStrategy, Frame, compile_
 from riskconsole.workspace import Workspace
 
 if TYPE_CHECKING:  # entity frames only for entity-level strategies (`entities.py` imports every feature builder)
+    from riskconsole.config import Dataset, Level, Strategy  # imported where used: a cached backtest reads views
     from riskconsole.entities import EntityView
 
 EVALUATORS = 6  # interactive windows kept warm (each holds its population's arrays and rule hits)
@@ -77,7 +77,8 @@ class Session:
         self._engine_flag, self._spark_session, self._progress = engine, spark, progress
         self._spark, self._spark_prepared = None, False
         self._con, self._own = con, con is None
-        self._dataset: Dataset | None = None
+        self._dataset: Dataset | None = None  # with `cache`, a view of it where the cache holds one (`configfile.py`)
+        self._dataset_model: Dataset | None = None  # the validated model of `_dataset_text` (with `cache`)
         self._dataset_text: str | None = None  # the text of data/dataset.yaml it read (with `cache`)
         self._frame: Frame | None = None
         self._evaluators: OrderedDict[tuple, object] = OrderedDict()
@@ -112,14 +113,25 @@ class Session:
         """The dataset spec (read once per session)."""
         if self._dataset is None:
             if self._cache:
-                from riskconsole.config import parse_model, read_config
+                from riskconsole.configfile import dataset_view
 
-                label = self.ws.rel(self.ws.dataset_path)
-                self._dataset_text = read_config(self.ws.dataset_path, label)  # what the cache's key holds
-                self._dataset = parse_model(self._yaml(self._dataset_text, label), Dataset, label)
+                self._dataset_text = read_config(self.ws.dataset_path, self.ws.rel(self.ws.dataset_path))  # the key's
+                data, kept = querycache.validated(self.ws.root, "dataset", self._dataset_text,
+                                                  dataset_shape,
+                                                  lambda: dataset_view(self._full_dataset()), self._parsed)
+                self._dataset = dataset_of(data, self._full_dataset) if kept else self._full_dataset()
             else:
                 self._dataset = self.ws.dataset()
         return self._dataset
+
+    def _full_dataset(self) -> Dataset:
+        """The validated model of the dataset text this session read (with `cache`; a view reads the rest here)."""
+        if self._dataset_model is None:
+            from riskconsole.config import Dataset, parse_model
+
+            label = self.ws.rel(self.ws.dataset_path)
+            self._dataset_model = parse_model(self._yaml(self._dataset_text, label), Dataset, label)
+        return self._dataset_model
 
     def _yaml(self, text: str, label: str):
         """Strict YAML of a config file's text (kept by its hash under data/cache/compiled/ with `cache`)."""
@@ -157,8 +169,10 @@ class Session:
     @property
     def engine_text(self) -> str:
         """The engine as the CLI and the console name it: `duckdb`, or `spark (MASTER)`."""
+        if self.engine == "duckdb":
+            return "duckdb"
         spark = self.dataset.spark
-        return "duckdb" if self.engine == "duckdb" else f"spark ({spark.remote or spark.master})"
+        return f"spark ({spark.remote or spark.master})"
 
     def engine_note(self) -> str | None:
         """The console's one line on a workspace whose engine is not DuckDB (None on DuckDB): what runs where."""
@@ -351,7 +365,7 @@ class Session:
         date or nothing would be left. An entity-level strategy's days come from its entity-periods' label."""
         from riskconsole.maturity import mature_last_day, mature_note
 
-        level = self.strategy(path).level if path is not None else None
+        level = self._strategy_view(path).level if path is not None else None
         found = self._mature_label(level, self.ws.rel(path) if path is not None else "strategy")
         if found is None:
             return window
@@ -403,7 +417,7 @@ class Session:
         """A strategy file, validated; parsed once per file text (a backtest reads it for its window and again to
         compile: the strict YAML loader costs ~50 ms per 20 rules). The file is read every time, so an edit is
         never served from the cache."""
-        from riskconsole.config import parse_model
+        from riskconsole.config import Strategy, parse_model
 
         key = self.file_text(path)
         label = key[0]
@@ -422,8 +436,6 @@ class Session:
         the text along, so a strategy piped in (`cat s.yaml | riskconsole backtest /dev/stdin`) reads the same when
         the window, the cache key and the compiler ask for it; the console's session reads the file every time, so
         an edit is never served stale."""
-        from riskconsole.config import read_config
-
         label = self.ws.rel(path)
         where = os.path.abspath(path)  # not resolved: /dev/stdin stays itself
         with self._lock:
@@ -434,6 +446,24 @@ class Session:
                 with self._lock:
                     found = self._texts.setdefault(where, found)
         return label, found
+
+    def _strategy_view(self, path: str | Path) -> Strategy:
+        """What a cached backtest reads of a strategy file besides its plan (its level for the window; its name and
+        description for the report): with `cache`, a view kept by the compiled-query cache (no model built, no YAML
+        parsed), else the validated model."""
+        if not self._cache:
+            return self.strategy(path)
+        from riskconsole.configfile import strategy_view
+
+        made: list = []
+
+        def build() -> dict | None:
+            made.append(self.strategy(path))
+            return strategy_view(made[0])
+
+        data, kept = querycache.validated(self.ws.root, "strategy", self.file_text(path)[1],
+                                          strategy_shape, build, self._parsed)
+        return strategy_of(data, lambda: self.strategy(path)) if kept else made[0]
 
     def compile(self, path: str | Path, overrides: dict | None = None, strategy: Strategy | None = None
                 ) -> CompiledStrategy:
@@ -470,7 +500,7 @@ class Session:
 
     def check_text(self, text: str, label: str) -> Strategy:
         """Parse and fully check strategy YAML as typed in the editor (what `validate` checks of a file)."""
-        from riskconsole.config import parse_model, read_yaml
+        from riskconsole.config import Strategy, parse_model, read_yaml
         from riskconsole.validate import check_strategy_text
 
         strategy = parse_model(read_yaml(text, label), Strategy, label)
@@ -484,6 +514,8 @@ class Session:
 
     def strategy_yaml(self, path: str | Path, overrides: dict | None = None) -> str:
         """The strategy's YAML with `overrides` written into its params (what a reviewer approves)."""
+        import yaml
+
         strategy = self.strategy(path)
         reviewed = strategy.model_copy(update={"params": {**strategy.params, **(overrides or {})}})
         return yaml.safe_dump(reviewed.model_dump(mode="json", exclude_none=True), sort_keys=False,
@@ -511,9 +543,14 @@ class Session:
         if found is not None and key != self._plan_key(path, window, overrides, baseline, by):
             found = None  # a file was edited while the cached run read it: its SQL may not be the file's
         self.cached_plan = found is not None
+        if found is not None:  # views of the files it read that the cache did not hold yet
+            self._write_parsed()
         compiled, base, groups, joint, decisions_sql = found or self._run(key, path, window, overrides, baseline, by,
                                                                            strategy)
-        frame, dataset = self.view(compiled.strategy)
+        if found is not None:  # a cached plan decides events (an entity level's is never kept): no frame read unless asked
+            frame, dataset = (lambda: self.frame), self.dataset
+        else:
+            frame, dataset = self.view(compiled.strategy)
         report = self._report(compiled, groups, window, by)
         if joint is not None:
             own = set(report["warnings"])
@@ -549,6 +586,8 @@ class Session:
         base = self.compile(baseline.path) if baseline is not None else None
         if base is not None:
             self._same_level(compiled, base, baseline.path)
+            if key is not None:
+                self._strategy_view(baseline.path)  # kept with the plan: the next run reads no model of it
         classes = None
         if self._outcome_blocks(compiled):
             from riskconsole.outcomes import observability_class
@@ -577,10 +616,14 @@ class Session:
                 raise RiskConsoleError(empty_window_message(cur, union, dataset, window))
         if key is not None and compiled.strategy.level is None and \
                 key == self._plan_key(path, window, overrides, baseline, by):  # no file changed meanwhile
-            for name, value in [*self._parsed, (key, plan)]:
-                querycache.write(self.ws.root, name, value)
-            self._parsed.clear()
+            self._write_parsed((key, plan))
         return compiled, base, groups, joint, plan["decisions"]
+
+    def _write_parsed(self, *more: tuple[str, object]) -> None:
+        """Write the parsed YAML and views this session made (and `more`) to the compiled-query cache."""
+        for name, value in [*self._parsed, *more]:
+            querycache.write(self.ws.root, name, value)
+        self._parsed.clear()
 
     def _cached_run(self, key: str, path: str | Path, window: Window, baseline: Baseline | None) -> tuple | None:
         """A backtest's grouped pass from the SQL the compiled-query cache kept under `key` (None: not kept)."""
@@ -588,8 +631,8 @@ class Session:
         if plan is None:
             return None
         try:
-            compiled = _compiled(self.strategy(path), plan["candidate"])
-            base = _compiled(self.strategy(baseline.path), plan["baseline"]) if baseline is not None else None
+            compiled = _compiled(self._strategy_view(path), plan["candidate"])
+            base = _compiled(self._strategy_view(baseline.path), plan["baseline"]) if baseline is not None else None
             with self.cursor() as cur:
                 groups, joint = self._plan_groups(cur, plan, compiled, base, window)
             decisions = plan["decisions"]
@@ -643,7 +686,7 @@ class Session:
 
     def _report(self, compiled: CompiledStrategy, groups, window: Window, by: str | None = None) -> dict:
         """The report of grouped events, with every warning the strategy's detectors call for."""
-        _, dataset = self.view(compiled.strategy)
+        dataset = self.dataset if compiled.strategy.level is None else self.view(compiled.strategy)[1]  # no frame read
         report = build_report(compiled, groups, dataset, window, by=by)
         changed = self.dataset_changed()  # the data itself is in doubt: said first
         report["warnings"] = [changed] * bool(changed) + report["warnings"] + \
@@ -710,7 +753,7 @@ class Session:
             found = None
             if rows:
                 meta = json.loads(rows[0][0])
-                now = json.loads(json.dumps(self.dataset.model_dump(mode="json", by_alias=True)))
+                now = json_dump(self.dataset)
                 loaded = {k: v for k, v in meta["dataset"].items() if k not in RUN_TIME_KEYS}
                 if loaded != {k: v for k, v in now.items() if k not in RUN_TIME_KEYS}:
                     found = (f"{self.ws.rel(self.ws.dataset_path)} has changed since the last load "
@@ -784,7 +827,7 @@ class Session:
 
     def decisions(self, bt: Backtest) -> pa.Table:
         """One row per decided event (or entity-period) of a backtest (decisions.parquet)."""
-        return self._decisions(bt.compiled, bt.frame, bt.dataset, bt.window, f"strategy '{bt.compiled.name}'",
+        return self._decisions(bt.compiled, lambda: bt.frame, bt.dataset, bt.window, f"strategy '{bt.compiled.name}'",
                                bt.decisions_sql)
 
     def decision_rows(self, path: str | Path, window: Window, overrides: dict | None = None,
@@ -793,15 +836,16 @@ class Session:
         table: entity, period, decision, why, and the outcome that followed)."""
         compiled = self.compile(path, overrides, strategy)
         frame, dataset = self.view(compiled.strategy)
-        return self._decisions(compiled, frame, dataset, window, self.ws.rel(path))
+        return self._decisions(compiled, lambda: frame, dataset, window, self.ws.rel(path))
 
-    def _decisions(self, compiled: CompiledStrategy, frame: Frame, dataset: Dataset, window: Window,
+    def _decisions(self, compiled: CompiledStrategy, frame_of: Callable[[], Frame], dataset: Dataset, window: Window,
                    label: str, sql: str | None = None) -> pa.Table:
         """The decisions table, computed by the session's engine (Spark's rows in DuckDB's Arrow types); `sql`: its
-        query as the backtest rendered it for DuckDB."""
+        query as the backtest rendered it for DuckDB (then the frame, `frame_of()`, is not read)."""
         with self.cursor(compiled.strategy) as cur:
             if sql is not None and self.engine == "duckdb":
                 return run_query(cur, sql, compiled.name)
+            frame = frame_of()
             runner = self._runner(cur, label, compiled)
             table = fetch_decisions(runner, compiled, frame, dataset, window)
             if runner is not cur:
@@ -814,7 +858,8 @@ class Session:
         """File name -> bytes of a backtest in the requested formats (the CLI and the Export page write these)."""
         wants_decisions = "csv" in formats or "parquet" in formats
         files = render_files(bt.report, formats, self.decisions(bt) if wants_decisions else None)
-        return {**files, **list_files(bt.frame.lists, bt.compiled.lists)}  # the list versions it ran with
+        used = bt.compiled.lists
+        return {**files, **(list_files(bt.frame.lists, used) if used else {})}  # the list versions it ran with
 
     def transition_events(self, path: str | Path, baseline: str | Path, window: Window, before: str, after: str,
                           overrides: dict | None = None, limit: int = 500) -> pa.Table:
@@ -925,7 +970,7 @@ class Session:
         from riskconsole.ingest import reload
 
         self.close()
-        self._dataset = self._dataset_text = None
+        self._dataset = self._dataset_text = self._dataset_model = None
         return reload(self.ws, dataset_path, progress, trusted=trusted)
 
 

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from riskconsole import limits
-from riskconsole.config import Dataset, Strategy, parse_model
 from riskconsole.errors import ConfigError, DataError, ExpressionError
 from riskconsole.lists import ListSet, lists_in
 from riskconsole.names import INTERNAL_COLUMNS, META_TABLE, SCORES_TABLE
 from riskconsole.sqlbuild import exp, fill, render
+
+if TYPE_CHECKING:  # type names only: a cached backtest loads no config models (issue 14)
+    from riskconsole.config import Dataset, Strategy
 
 ACTIONS = ("allow", "review", "block")  # index = action code; decisions are allow > block > review
 INTERNAL = INTERNAL_COLUMNS  # never visible to an expression (riskconsole.names)
@@ -174,6 +177,8 @@ def resolve_params(strategy: Strategy, overrides: dict | None, label: str) -> di
     require_params(strategy, overrides or {}, label, "--set")
     params = {**strategy.params, **(overrides or {})}
     if overrides:
+        from riskconsole.config import Strategy, parse_model
+
         data = {**strategy.model_dump(mode="json", by_alias=True), "params": params}
         parse_model(data, Strategy, f"{label} with --set {', '.join(overrides)}")
     return params

@@ -8,12 +8,15 @@ A time never gets guessed: without `time_format` only ISO-8601 text is a time (D
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 import duckdb
 
-from riskconsole.config import TimeFormat
 from riskconsole.errors import ConfigError
 from riskconsole.sqlbuild import exp, fill, lit, render
+
+if TYPE_CHECKING:  # type names only: a cached backtest loads no config models (issue 14)
+    from riskconsole.config import TimeFormat
 
 ACCEPTED_RANGE = ("1970-01-01", "2100-01-01")  # [low, high): the one place the accepted times are set
 ACCEPTED_TEXT = f"{ACCEPTED_RANGE[0]}..{date.fromisoformat(ACCEPTED_RANGE[1]) - timedelta(days=1)}"  # both days in

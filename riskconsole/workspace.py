@@ -6,12 +6,15 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
-from riskconsole.config import Dataset, Detector, Strategy, load_model
 from riskconsole.errors import DataError
-from riskconsole.lists import ListSet
+
+if TYPE_CHECKING:  # the config models and lists are imported where used: a cached backtest loads no model
+    from riskconsole.config import Dataset, Detector, Strategy
+    from riskconsole.lists import ListSet
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,19 +80,27 @@ class Workspace:
 
     def dataset(self, path: str | os.PathLike | None = None) -> Dataset:
         """Load and validate the dataset spec."""
+        from riskconsole.config import Dataset, load_model
+
         path = Path(path) if path else self.dataset_path
         return load_model(path, Dataset, self.rel(path))
 
     def strategy(self, path: str | os.PathLike) -> Strategy:
         """Load and validate a strategy YAML (syntax and shape only; expressions are checked on compile)."""
+        from riskconsole.config import Strategy, load_model
+
         return load_model(Path(path), Strategy, self.rel(path))
 
     def lists(self, dataset: Dataset) -> ListSet:
         """The workspace's lists (`lists/NAME.csv`), compared with the dataset's event time."""
+        from riskconsole.lists import ListSet
+
         return ListSet(self.lists_dir, dataset.columns.time, self.root)
 
     def detector(self, path: str | os.PathLike) -> Detector:
         """Load and validate a detector YAML."""
+        from riskconsole.config import Detector, load_model
+
         return load_model(Path(path), Detector, self.rel(path))
 
     def connect(self, read_only: bool = False, database: Path | None = None) -> duckdb.DuckDBPyConnection:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 
 import duckdb
 import pandas as pd
@@ -385,3 +386,28 @@ def test_sweep_prints_an_undefined_precision_with_its_reason(tiny_ws, capsys, tm
     lines = {line.split("=")[1].split()[0]: line for line in out.splitlines() if line.startswith("big=")}
     assert "precision — (no hits)" in lines["1e9"] and "None" not in out, out
     assert "(no hits)" not in lines["100"]
+
+
+def test_a_backtest_run_as_the_script_ends_its_process_at_once(demo_ws, tmp_path):
+    """As the `riskconsole` script (no argv), a backtest ends the process without tearing every module down: its
+    output is flushed and the exit handlers run, nothing after `main()` does, and the exit code is the command's."""
+    import subprocess
+    import sys
+
+    from riskconsole.workspace import REPO_ROOT
+
+    probe = ("import atexit, sys\nsys.argv = ['riskconsole'] + sys.argv[1:]\nfrom riskconsole.cli import main\n"
+             "atexit.register(lambda: print('exit handlers ran'))\nmain()\nprint('after main')\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "RISKCONSOLE_COMPILED_CACHE": "0"}  # the same line each time
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", probe, "backtest", "--workspace", str(demo_ws.root), *args],
+                              capture_output=True, text=True, env=env)
+
+    done = run(str(demo_ws.strategies_dir / "candidate.yaml"), "--format", "json", "--out", str(tmp_path / "a"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-2:] == [f"computed on duckdb; wrote {tmp_path / 'a'}", "exit handlers ran"]
+    assert json.loads((tmp_path / "a" / "report.json").read_text())["strategy"] == "candidate"
+    failed = run(str(tmp_path / "missing.yaml"))
+    assert failed.returncode == 1 and "missing.yaml: cannot read file" in failed.stderr
+    assert failed.stdout == "exit handlers ran\n"

@@ -166,7 +166,7 @@ def test_a_strategy_edited_while_a_cached_run_reads_it_is_never_answered_with_th
 
     def read_then_edit(root, name):
         found = read(root, name)
-        if not name.startswith("yaml-") and found is not None:
+        if not name.startswith(("yaml-", "view-")) and found is not None:  # the plan's read
             _edit(path, "model_review: 0.5", "model_review: 0.9")
             _edit(path, "name: listed", "name: listed_v2")
         return found
@@ -230,3 +230,100 @@ def test_the_key_holds_the_dataset_text_the_session_read_not_a_later_save(ws, tm
         _edit(ws.dataset_path, "review_cost: 3.0", "review_cost: 4.5")
         assert session.engine == "duckdb"
         assert session._plan_key(ws.strategies_dir / "candidate.yaml", Window(), None, None, None) != before
+
+
+HEAVY = ("pydantic", "pydantic_core", "yaml", "sqlglot", "pandas")
+_IMPORTS = """
+import sys
+from riskconsole.cli import main
+code = main(sys.argv[1:])
+print(repr((code, sorted({m.split('.')[0] for m in sys.modules if m.split('.')[0] in %r} | {'numpy.ma'} & set(sys.modules)))))
+""" % (HEAVY,)
+
+
+def _imported(ws: Workspace, out, *extra: str) -> tuple[bool, list[str]]:
+    """(served from the cache?, the heavy packages imported) of one CLI backtest in a fresh process."""
+    import ast
+    import subprocess
+    import sys
+
+    from riskconsole.workspace import REPO_ROOT
+
+    args = [a if not a.endswith(".yaml") else str(ws.strategies_dir / a) for a in extra]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    done = subprocess.run([sys.executable, "-c", _IMPORTS, "backtest", *args, "--workspace", str(ws.root),
+                           "--format", "json", "--out", str(out)], capture_output=True, text=True, env=env,
+                          check=True)
+    code, heavy = ast.literal_eval(done.stdout.splitlines()[-1])
+    assert code == 0, done.stderr
+    return HIT in done.stdout, heavy
+
+
+@pytest.mark.parametrize("extra", [["candidate.yaml"], ["candidate.yaml", "--baseline", "baseline.yaml",
+                                                        "--bootstrap", "20", "--by", "channel"], ["listed.yaml"]])
+def test_a_cache_hit_builds_no_config_model_and_parses_no_yaml(ws, tmp_path, extra):
+    """A repeat backtest reads views of its dataset and strategy files kept with the plan (`configfile.py`): it
+    imports neither pydantic nor a YAML or SQL parser (issue 14: ~0.2 CPU-s of a CLI run); its first run does. Nor
+    pandas, which pyarrow imports to build an array of Python values (a list's table is built from buffers), nor
+    numpy.ma (`metrics.percentile`)."""
+    first, heavy = _imported(ws, tmp_path / "a", *extra)
+    assert not first and {"pydantic", "yaml", "sqlglot"} <= set(heavy)
+    assert _imported(ws, tmp_path / "b", *extra) == (True, [])
+    assert (tmp_path / "a" / "report.json").read_bytes() == (tmp_path / "b" / "report.json").read_bytes()
+
+
+@pytest.mark.parametrize("planted", [{"columns": {}, "business": {}, "engine": "duckdb", "hidden_columns": [],
+                                      "dump": {}}, {"name": 7, "description": "", "level": None}])
+def test_a_view_of_another_shape_is_read_from_the_file_instead(ws, capsys, tmp_path, planted):
+    """A view entry that is not a view's data (wrong keys or types) is a miss: the file is parsed and validated again,
+    the plan still serves the run and its report is the same."""
+    _, report, _ = _backtest(capsys, ws, tmp_path / "a", "candidate.yaml", formats="json")
+    views = list((ws.root / querycache.CACHE_DIR).glob("view-*.pkl"))
+    assert len(views) == 2  # the strategy's and the dataset's
+    for entry in views:
+        entry.write_bytes(pickle.dumps(planted))
+    hit, again, _ = _backtest(capsys, ws, tmp_path / "b", "candidate.yaml", formats="json")
+    assert hit and again == report
+
+
+def test_a_view_answers_as_the_validated_model_and_asks_it_the_rest(demo_ws):
+    """What a cached backtest reads of the dataset is the model's own answer; anything else comes from the model."""
+    from riskconsole.configfile import dataset_of, dataset_shape, dataset_view, json_dump, strategy_of, strategy_view
+
+    dataset, asked = demo_ws.dataset(), []
+    data = pickle.loads(pickle.dumps(dataset_view(dataset)))
+    assert dataset_shape(data)
+    view = dataset_of(data, lambda: asked.append(1) or dataset)
+    for role in ("id", "time", "label", "label_time", "amount", "prod_action", "explore", "propensity", "entities"):
+        assert getattr(view.columns, role) == getattr(dataset.columns, role)
+    assert view.columns.role_columns() == dataset.columns.role_columns()
+    assert view.business.model_dump() == dataset.business.model_dump()
+    assert view.business.review_capacity == dataset.business.review_capacity
+    assert (view.engine, view.hidden_columns, json_dump(view)) == (dataset.engine, dataset.hidden_columns,
+                                                                  json_dump(dataset))
+    assert not asked
+    assert view.features == dataset.features and view.columns.model_copy() == dataset.columns and len(asked) == 2
+    strategy = demo_ws.strategy(demo_ws.strategies_dir / "candidate.yaml")
+    light = strategy_of(strategy_view(strategy), lambda: strategy)
+    assert (light.name, light.description, light.level, light.rules) == (strategy.name, strategy.description, None,
+                                                                        strategy.rules)
+    with pytest.raises(AttributeError):
+        light.name = "other"
+
+
+def test_a_cache_hit_reads_the_frame_only_for_the_lists_it_exports(ws, capsys, tmp_path, monkeypatch):
+    """The frame's columns (~12 ms of catalog queries at 2M events) are not read by a repeat run: its SQL is kept; a
+    strategy reading a list still exports that list's file, the same bytes."""
+    from riskconsole import session
+
+    read, real = [], session.frame_of
+    monkeypatch.setattr(session, "frame_of", lambda *a, **k: read.append(1) or real(*a, **k))
+    for name, lists in (("candidate.yaml", []), ("listed.yaml", ["watched.csv"])):
+        _backtest(capsys, ws, tmp_path / f"a-{name}", name, "--set", "model_review=0.7")
+        read.clear()
+        hit, report, decisions = _backtest(capsys, ws, tmp_path / f"b-{name}", name, "--set", "model_review=0.7")
+        assert hit and len(read) == len(lists)
+        assert sorted(p.name for p in (tmp_path / f"b-{name}" / "lists").glob("*")) == lists if lists else \
+            not (tmp_path / f"b-{name}" / "lists").exists()
+        assert (report, decisions) == ((tmp_path / f"a-{name}" / "report.json").read_bytes(),
+                                       (tmp_path / f"a-{name}" / "decisions.parquet").read_bytes())

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
 
-from riskconsole.config import ENGINES, Dataset
 from riskconsole.errors import ConfigError
+from riskconsole.names import ENGINES
 
 if TYPE_CHECKING:
+    from riskconsole.config import Dataset
     from sqlglot import exp
 
 ENGINE_ENV = "RISKCONSOLE_ENGINE"
