@@ -16,7 +16,7 @@ The outcome blocks of a dataset mapping `prod_action` come from the same grouped
 observability class). Entity-level strategies: the entity frame is built on Spark from the export by entities.py's
 queries and read as `frame` by their queries (`spark_entities.py`).
 
-Not on Spark yet: JSON Lines sources, detector training and the console's live reports.
+Not on Spark yet: detector training and the console's live reports.
 """
 
 from __future__ import annotations
@@ -310,11 +310,7 @@ class SparkEngine:
 
     def check(self, compiled: CompiledStrategy, label: str) -> None:
         """Every rule and the population render exactly for Spark (else one line naming the rule and the engine)."""
-        checks = [(f"rule '{r.name}'", r.condition) for r in compiled.rules]
-        if compiled.population is not None:
-            checks.append(("population", compiled.population))
-        for where, node in checks:
-            render(self._lists.rewrite(node), f"{label}: {where}")
+        check_rendering(compiled, self._lists, label)
 
     def entities(self, con: duckdb.DuckDBPyConnection, level: Level, label: str) -> tuple[EntityView, EntityRunner]:
         """An entity level's frame built on Spark (once per data version, dataset spec and level) and the runner
@@ -336,6 +332,18 @@ class SparkEngine:
         except Exception as err:  # noqa: BLE001 - pyspark raises many kinds; the user needs one line
             raise RiskConsoleError(f"strategy '{strategy}': evaluating its expressions on spark failed: "
                                    f"{first_line(err)} (guard the expression, e.g. with nullif or TRY_CAST)") from None
+
+
+def check_rendering(compiled: CompiledStrategy, lists: SparkLists, label: str) -> None:
+    """Every rule and the population of a strategy render exactly for Spark, lists read as their Spark views.
+
+    Raises:
+        RiskConsoleError: one line naming the rule and the engine."""
+    checks = [(f"rule '{r.name}'", r.condition) for r in compiled.rules]
+    if compiled.population is not None:
+        checks.append(("population", compiled.population))
+    for where, node in checks:
+        render(lists.rewrite(node), f"{label}: {where}")
 
 
 def _version(con: duckdb.DuckDBPyConnection) -> str:

@@ -21,6 +21,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from riskconsole import ingest
+from riskconsole.engines.spark_json import row_error
 from riskconsole.engines.spark_read import POSITION, check_utf8, connect, read_raw, refusal
 from riskconsole.engines.spark_render import first_line
 from riskconsole.errors import DataError, RiskConsoleError
@@ -172,15 +173,29 @@ def load_part(spark: Any, checked: Checked, part: Part) -> SparkLoaded:
     """Read, type and quarantine one source on Spark, as `ingest.load_part` does on DuckDB.
 
     Raises:
-        DataError: Spark cannot read it exactly (`refusal`), or every row is quarantined."""
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
-
+        DataError: Spark cannot read it exactly (`refusal`), a row DuckDB's load refuses too (a JSON line that is
+            not JSON), or every row is quarantined."""
     con = connect()
-    where = "" if part.kind == "events" else f"{part.where}: "
     why = refusal(con, part)
     if why:
         raise DataError(_refused(checked, part, why))
+    try:
+        return _load_part(spark, con, checked, part)
+    except RiskConsoleError:
+        raise
+    except Exception as err:  # noqa: BLE001 - an executor's refusal of a row arrives as whatever pyspark wraps it in
+        said = row_error(err)
+        if said is None:
+            raise
+        where = "" if part.kind == "events" else f"{part.where}: "
+        raise DataError(f"{checked.label}: {where}source '{part.source}': {said}") from None
+
+
+def _load_part(spark: Any, con: duckdb.DuckDBPyConnection, checked: Checked, part: Part) -> SparkLoaded:
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    where = "" if part.kind == "events" else f"{part.where}: "
     cached: list[Any] = []
     data, raw = read_raw(spark, con, part, checked.label, cached)
     if part.fmt == "csv":
@@ -267,7 +282,8 @@ class SparkLoader:
         except RiskConsoleError:
             raise
         except Exception as err:  # noqa: BLE001 - pyspark raises many kinds; one line says which source failed
-            raise DataError(f"{checked.label}: {where}loading '{part.source}' on spark failed: {first_line(err)}") \
+            raise DataError(f"{checked.label}: {where}loading '{part.source}' on spark failed: "
+                            f"{row_error(err) or first_line(err)}") \
                 from None
         for data in result.cached:
             data.unpersist()
