@@ -90,7 +90,7 @@ def _spark_build(ws: Workspace, args: argparse.Namespace) -> None:
         engine = session.spark_engine()
         print(f"spark: frame built on {session.engine_text} in {sum(engine.seconds.values()):.1f} s "
               f"(export {engine.seconds.get('export', 0):.1f} s, features {engine.seconds.get('frame', 0):.1f} s): "
-              f"{ws.rel(engine.root)}")
+              f"{engine.where}")
 
 
 def cmd_validate(ws: Workspace, args: argparse.Namespace) -> int:

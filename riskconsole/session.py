@@ -163,7 +163,7 @@ class Session:
 
     def spark_engine(self, frame: bool = True):
         """The Spark engine over this data version: export and (unless `frame=False`: entity frames need only the
-        export) the event frame built on first use, cached under data/spark/."""
+        export) the event frame built on first use, cached under data/spark/ (or spark.store)."""
         from riskconsole.engines.spark import SparkEngine
 
         if self._spark is None or (frame and not self._spark_prepared):

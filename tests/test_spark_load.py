@@ -427,3 +427,62 @@ def test_validate_engine_spark_checks_a_dataset_and_a_strategy_for_spark(tmp_pat
     assert out[0].endswith("3 features, loads on engine spark") and out[1].endswith(", renders for engine spark")
     assert main(["validate", "--workspace", str(ws.root), *files]) == 0
     assert "spark" not in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ spark.store: the Parquet elsewhere
+
+
+@pytest.mark.parametrize("as_uri, remote", [(False, False), (True, False), (True, True)],
+                         ids=["path", "file-uri", "file-uri-as-an-object-store"])
+def test_a_store_outside_the_workspace_holds_the_spark_data(tmp_path, spark, as_uri, remote, monkeypatch):
+    """`spark.store` (an absolute path, or a file:// URI) holds every data version's folder instead of data/spark/:
+    a load on Spark writes the events there, the frame is built there (its marker written last) and a backtest on
+    Spark over it gives DuckDB's report; a version folder whose marker is gone is built again, never reused; a new
+    load's export removes the old version, and only folders named like a data version. `remote`: the store is taken
+    for one this machine cannot open as a folder (an object store), so DuckDB's side — the export, reading a Spark
+    load's tables back — goes through local copies, and every question through Hadoop's FileSystem API."""
+    from riskconsole.engines import spark_store
+    from riskconsole.session import Session
+
+    if remote:
+        monkeypatch.setattr(spark_store, "_local_path", lambda base: None)
+
+    store = tmp_path / "shared" / "riskconsole"
+    ws = _files(tmp_path / "ws", {"a.csv": _csv(MESSY), "b.csv": _csv(SECOND)},
+                spark={"store": f"file://{store}" if as_uri else str(store)})
+    ws.strategies_dir.mkdir()
+    (ws.strategies_dir / "s.yaml").write_text(yaml.safe_dump(STRATEGY))
+    load(ws)
+    with Session(ws) as session:
+        report = session.backtest(ws.strategies_dir / "s.yaml").report
+    (store / "notes").mkdir(parents=True)  # not a data version: never removed
+    first = load(ws, engine="spark", spark=spark).version
+    assert sorted(p.name for p in store.iterdir()) == [first, "notes"]
+    assert (store / first / "_loaded.json").exists() and (store / first / "events").is_dir()
+    assert not (ws.root / "data" / "spark").exists()
+    with Session(ws, engine="spark", spark=spark) as session:
+        got = session.backtest(ws.strategies_dir / "s.yaml").report
+        where = f"file://{store}/{first}" if remote else str(store / first)  # file:// on this machine: its path
+        assert session.spark_engine().where == where
+    assert_same(json.loads(json.dumps(got, default=str)), json.loads(json.dumps(report, default=str)))
+    assert (store / first / "_riskconsole.json").exists() and (store / first / "frame").is_dir()
+    (store / first / "_riskconsole.json").unlink()  # as if the frame's build had stopped half-way
+    with Session(ws, engine="spark", spark=spark) as session:
+        assert "frame" in session.spark_engine().seconds  # built again
+    second = load(ws, spark=spark).version  # a DuckDB load: the engine exports it to the store
+    with Session(ws, engine="spark", spark=spark) as session, session.cursor() as cur:
+        session.spark_engine(frame=False).export(cur)
+    assert sorted(p.name for p in store.iterdir()) == sorted([second, "notes"])
+    assert (store / second / "_exported.json").exists() and (store / second / "events").is_dir()
+
+
+@pytest.mark.parametrize("store", ["data/spark-elsewhere", "file://", "file://host/x", "s3a:/bucket", "my store://x"])
+def test_a_store_that_is_not_an_absolute_path_or_a_uri_is_one_line(tmp_path, store, capsys):
+    from riskconsole.cli import main
+
+    ws = _files(tmp_path / "ws", {"a.csv": _csv(MESSY[:2])}, spark={"store": store})
+    assert main(["validate", "--workspace", str(ws.root), str(ws.dataset_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: data/dataset.yaml: spark.store: '{store}' is neither an absolute path nor a URI with a "
+                   "scheme and a location: write an absolute path (/mnt/shared/riskconsole) or a URI "
+                   "(file:///mnt/shared/riskconsole, s3a://bucket/prefix)")

@@ -96,7 +96,8 @@ def read_lines(spark: Any, part: Part, files: Any, label: str, cached: list[Any]
     counts = lines.groupBy("__file", "__block").agg(F.count("*").alias("n"), F.sum("__row").alias("r")).collect()
     if any(c["__file"] is None for c in counts):
         where = "" if part.kind == "events" else f"{part.where}: "
-        raise DataError(f"{label}: {where}source '{part.source}': spark read a file not in the sorted list of its files")
+        raise DataError(f"{label}: {where}source '{part.source}': spark read a file not in the sorted list of its "
+                        "files")
     offsets, rows = [], 0
     for file in range(1, len(part.files) + 1):
         lines_before = 0
