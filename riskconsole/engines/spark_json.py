@@ -1,11 +1,11 @@
 """JSON Lines on engine spark, read as DuckDB's load reads them (issue 15).
 
 DuckDB decides the schema: the source's column types are the ones DuckDB's `read_json` (the load's options, over
-every file) gives (`Part.types`, sniffed by sources.py as on a DuckDB load). Spark reads every line as text (file
-and line kept: `_metadata.file_block_start` and the row's id order lines within a file), skips blank lines and a
-leading BOM as DuckDB does, numbers the rows as DuckDB's `WITH ORDINALITY` does (over all files, blank lines not
-counted), and each batch of lines is parsed on the executors by an embedded DuckDB: `read_json` over the batch
-with that fixed schema, so every value is converted by DuckDB's own JSON reader. A column DuckDB reads as JSON is
+every file) gives (`Part.types`, sniffed by sources.py as on a DuckDB load). Spark reads every line as text (a
+block of a file — `_metadata.file_block_start` — is read whole and in order by one task: a first pass counts each
+block's lines, so a second numbers every line in its file and every row as DuckDB's `WITH ORDINALITY` does, over all
+files, blank lines not counted), skips blank lines and a leading BOM as DuckDB does, and parses every 10,000 lines
+in the scan's own task (no shuffle) by an embedded DuckDB: `read_json` over those lines with that fixed schema, so every value is converted by DuckDB's own JSON reader. A column DuckDB reads as JSON is
 carried as its JSON text (VARCHAR on Spark): the load's SQL over it is the same. A line that is not one JSON object,
 or a value that does not convert (DuckDB's load refuses the file too), fails the load naming the file and line.
 """
@@ -30,6 +30,7 @@ MAX_LINE = 16 * 1024 * 1024  # DuckDB's maximum_object_size: the first line is r
 NULL_TYPE = '"NULL"'  # DuckDB's type of a column whose every sniffed value is null
 BLANK = "^[ \t\r]*$"  # JSON whitespace only: DuckDB skips such a line
 _BOM = "\ufeff"
+CHUNK = 10_000  # lines parsed by one read_json
 
 
 def carried(dtype: str) -> str:
@@ -74,59 +75,71 @@ def first_line(path: str) -> str | None:
 # ------------------------------------------------------------------ reading
 
 
-def read_lines(spark: Any, part: Part, files: Any, label: str, cached: list[Any]) -> Any:
-    """The source's non-blank lines as `__text`, with `__path` joined to `files` (`__path`, `__file`, `_file`),
-    `__line` (the line in its file, 1-based) and `ordinality` (DuckDB's: the row over all files in order)."""
-    from pyspark import StorageLevel
-    from pyspark.sql import Window
+def read(spark: Any, part: Part, files: dict[str, tuple[int, str]], label: str) -> Any:
+    """The source's rows: every non-blank line parsed by DuckDB's `read_json` with the source's schema on the
+    executors — the raw columns (JSON as text) with `_file`, `__file` and `ordinality` (DuckDB's: the row over all
+    files in order, blank lines not counted). `files`: Spark's `_metadata.file_path` of each file -> its 1-based
+    place in the sorted paths and its path as DuckDB names it.
+
+    Two passes over the text, each in the scan's own tasks (no shuffle: a file split over many tasks is read in
+    parallel): the first counts every block's lines and rows, the second numbers each line from those counts and
+    parses it."""
     from pyspark.sql import functions as F
-
-    lines = spark.read.option("lineSep", "\n").text(part.files).select(
-        F.col("value"), F.col("_metadata.file_path").alias("__path"),
-        F.col("_metadata.file_block_start").alias("__block"), F.monotonically_increasing_id().alias("__mid"))
-    lines = lines.join(F.broadcast(files), "__path", "left")
-    block = Window.partitionBy("__file", "__block").orderBy("__mid")
-    lines = lines.withColumn("__n", F.row_number().over(block))  # the line in its block
-    first = (F.col("__block") == 0) & (F.col("__n") == 1)
-    text = F.when(first, F.regexp_replace("value", f"^{_BOM}", "")).otherwise(F.col("value"))
-    lines = lines.withColumn("__text", text).withColumn("__row", (~F.col("__text").rlike(BLANK)).cast("long"))
-    lines = lines.withColumn("__r", F.sum("__row").over(block.rowsBetween(Window.unboundedPreceding, 0)))
-    lines = lines.persist(StorageLevel.MEMORY_AND_DISK)  # read once: counted here, parsed next
-    cached.append(lines)
-    counts = lines.groupBy("__file", "__block").agg(F.count("*").alias("n"), F.sum("__row").alias("r")).collect()
-    if any(c["__file"] is None for c in counts):
-        where = "" if part.kind == "events" else f"{part.where}: "
-        raise DataError(f"{label}: {where}source '{part.source}': spark read a file not in the sorted list of its "
-                        "files")
-    offsets, rows = [], 0
-    for file in range(1, len(part.files) + 1):
-        lines_before = 0
-        for c in sorted((c for c in counts if c["__file"] == file), key=lambda c: c["__block"]):
-            offsets.append((file, c["__block"], lines_before, rows))
-            lines_before, rows = lines_before + c["n"], rows + c["r"]
-    starts = spark.createDataFrame(offsets, "__file int, __block long, __lines long, __rows long")
-    return (lines.where(F.col("__row") == 1).join(F.broadcast(starts), ["__file", "__block"])
-            .select("__text", "_file", "__file", (F.col("__n") + F.col("__lines")).alias("__line"),
-                    (F.col("__r") + F.col("__rows")).alias("ordinality")))
-
-
-def parse(lines: Any, part: Part) -> Any:
-    """Every line parsed by DuckDB's `read_json` with the source's schema, on the executors: the raw columns (JSON
-    as text) with `_file`, `__file` and `ordinality`."""
     from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
     from riskconsole.engines.spark_read import connect
     from riskconsole.engines.spark_scores import _local_workers
 
-    con = connect()
+    _local_workers(spark)
+    lines = spark.read.option("lineSep", "\n").text(part.files).select(
+        F.col("value").alias("__text"), F.col("_metadata.file_path").alias("__path"),
+        F.col("_metadata.file_block_start").alias("__block"))
+    counts = lines.mapInArrow(_counter, "__path string, __block long, n long, r long").groupBy("__path", "__block") \
+        .agg(F.sum("n").alias("n"), F.sum("r").alias("r")).collect()
+    if any(c["__path"] not in files for c in counts):
+        where = "" if part.kind == "events" else f"{part.where}: "
+        raise DataError(f"{label}: {where}source '{part.source}': spark read a file not in the sorted list of its "
+                        "files")
+    offsets, rows = {}, 0
+    for path in sorted(files, key=lambda p: files[p][0]):
+        lines_before = 0
+        for c in sorted((c for c in counts if c["__path"] == path), key=lambda c: c["__block"]):
+            offsets[(path, c["__block"])] = (lines_before, rows)
+            lines_before, rows = lines_before + c["n"], rows + c["r"]
     nulls = [alias(exp.null() if t == NULL_TYPE else exp.cast(exp.null(), exp.DataType.build(carried(t),
                                                                                               dialect="duckdb")), c)
              for c, t in part.types.items()]
-    raw = con.sql(render(exp.select(*nulls))).to_arrow_table().schema
+    raw = connect().sql(render(exp.select(*nulls))).to_arrow_table().schema
     positions = pa.schema([("_file", pa.string()), ("__file", pa.int32()), ("ordinality", pa.int64())])
     schema = from_arrow_schema(pa.schema([*raw, *positions]), prefer_timestamp_ntz=True)
-    _local_workers(lines.sparkSession)
-    return lines.mapInArrow(_parser(dict(part.types), to_arrow_schema(schema, timezone="UTC")), schema)
+    return lines.mapInArrow(_parser(dict(part.types), to_arrow_schema(schema, timezone="UTC"), files, offsets), schema)
+
+
+def _numbered(batches: Iterator[pa.RecordBatch]) -> Iterator[tuple[str, int, int, int, str | None]]:
+    """(path, block, line in the block, row in the block, text or None when blank) of each line, in the task's
+    order: a block is read whole by one task, in order. A BOM is dropped from a file's first line."""
+    seen: dict[tuple[str, int], list[int]] = {}
+    for batch in batches:
+        for text, path, block in zip(*(batch.column(c).to_pylist() for c in ("__text", "__path", "__block"))):
+            at = seen.setdefault((path, block), [0, 0])
+            at[0] += 1
+            if block == 0 and at[0] == 1:
+                text = text.removeprefix(_BOM)
+            blank = not text.strip(" \t\r")
+            at[1] += not blank
+            yield path, block, at[0], at[1], None if blank else text
+
+
+def _counter(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Lines and rows (non-blank lines) of each block the task reads."""
+    last: dict[tuple[str, int], tuple[int, int]] = {}
+    for path, block, n, r, _ in _numbered(batches):
+        last[(path, block)] = (n, r)
+    keys = list(last)
+    yield pa.RecordBatch.from_pydict({"__path": [k[0] for k in keys], "__block": [k[1] for k in keys],
+                                      "n": [last[k][0] for k in keys], "r": [last[k][1] for k in keys]},
+                                     schema=pa.schema([("__path", pa.string()), ("__block", pa.int64()),
+                                                       ("n", pa.int64()), ("r", pa.int64())]))
 
 
 def _read_sql(types: dict[str, str], path: str) -> str:
@@ -141,7 +154,9 @@ def _read_sql(types: dict[str, str], path: str) -> str:
             "format = 'newline_delimited', records = true)")
 
 
-def _parser(types: dict[str, str], schema: pa.Schema) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+def _parser(types: dict[str, str], schema: pa.Schema, files: dict[str, tuple[int, str]],
+            offsets: dict[tuple[str, int], tuple[int, int]]) -> Callable[[Iterator[pa.RecordBatch]],
+                                                                      Iterator[pa.RecordBatch]]:
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from riskconsole.engines.spark_read import connect
 
@@ -149,23 +164,37 @@ def _parser(types: dict[str, str], schema: pa.Schema) -> Callable[[Iterator[pa.R
         with tempfile.TemporaryDirectory(prefix="riskconsole-json-") as folder:
             path = os.path.join(folder, "lines.jsonl")
             sql = _read_sql(types, path)
-            for batch in batches:
-                if not batch.num_rows:
+            chunk: list[tuple[str, str, int, int]] = []  # text, file path, line, row (over all files)
+            for source, block, n, r, text in _numbered(batches):
+                if text is None:
                     continue
-                texts = batch.column("__text").to_pylist()
-                parsed = _parse(con, sql, path, texts, batch)
-                for name in ("_file", "__file", "ordinality"):
-                    parsed = parsed.append_column(name, batch.column(name))
-                yield from parsed.cast(schema).to_batches()
+                lines_before, rows_before = offsets[(source, block)]
+                chunk.append((text, source, lines_before + n, rows_before + r))
+                if len(chunk) == CHUNK:
+                    yield from _parsed(con, sql, path, chunk, files, schema)
+                    chunk = []
+            if chunk:
+                yield from _parsed(con, sql, path, chunk, files, schema)
         con.close()
 
     return run
 
 
-def _parse(con: duckdb.DuckDBPyConnection, sql: str, path: str, texts: list[str], batch: pa.RecordBatch) -> pa.Table:
-    """The lines parsed, one row per line; a line DuckDB refuses raises ValueError naming its file and line."""
-    def where(i: int) -> str:
-        return f"{batch.column('_file')[i].as_py()} line {batch.column('__line')[i].as_py()}"
+def _parsed(con: duckdb.DuckDBPyConnection, sql: str, path: str, chunk: list[tuple[str, str, int, int]],
+            files: dict[str, tuple[int, str]], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    texts = [c[0] for c in chunk]
+    names = [files[c[1]][1] for c in chunk]
+    parsed = _parse(con, sql, path, texts, lambda i: f"{names[i]} line {chunk[i][2]}")
+    parsed = parsed.append_column("_file", pa.array(names, pa.string()))
+    parsed = parsed.append_column("__file", pa.array([files[c[1]][0] for c in chunk], pa.int32()))
+    parsed = parsed.append_column("ordinality", pa.array([c[3] for c in chunk], pa.int64()))
+    yield from parsed.cast(schema).to_batches()
+
+
+def _parse(con: duckdb.DuckDBPyConnection, sql: str, path: str, texts: list[str],
+           where: Callable[[int], str]) -> pa.Table:
+    """The lines parsed, one row per line; a line DuckDB refuses raises ValueError naming its file and line
+    (`where`)."""
 
     for i, text in enumerate(texts):
         if "\ufffd" in text:  # Spark read bytes that are not UTF-8 as U+FFFD; DuckDB refuses such a file

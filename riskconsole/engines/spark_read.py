@@ -117,8 +117,7 @@ def read_raw(spark: Any, con: duckdb.DuckDBPyConnection, part: Part, label: str,
 
     cached = [] if cached is None else cached
     if part.fmt == "json":
-        lines = spark_json.read_lines(spark, part, _files(spark, part), label, cached)
-        data = spark_json.parse(lines, part)
+        data = spark_json.read(spark, part, {p: (i, f) for p, i, f in _file_paths(spark, part)}, label)
         _check_raw_types(con, data.drop("_file", *POSITION), {c: spark_json.carried(t) for c, t in part.types.items()},
                          part, label)
         return data, dict(part.types)
@@ -183,12 +182,16 @@ def _positioned(spark: Any, data: Any, part: Part, label: str, cached: list[Any]
             .drop("__path", "__mid", "__in_file", "__before"))
 
 
-def _files(spark: Any, part: Part) -> Any:
-    """The part's files: `__path` (as Spark's `_metadata.file_path` spells it), `__file` (1-based place in the sorted
-    paths) and `_file` (the path as DuckDB names it)."""
+def _file_paths(spark: Any, part: Part) -> list[tuple[str, int, str]]:
+    """The part's files: (path as Spark's `_metadata.file_path` spells it, 1-based place in the sorted paths, path
+    as DuckDB names it)."""
     hadoop = spark._jvm.org.apache.hadoop.fs.Path  # how Spark's _metadata.file_path spells a local path
-    paths = [(str(hadoop(spark._jvm.java.io.File(f).toURI()).toString()), i + 1, f) for i, f in enumerate(part.files)]
-    return spark.createDataFrame(paths, "__path string, __file int, _file string")
+    return [(str(hadoop(spark._jvm.java.io.File(f).toURI()).toString()), i + 1, f) for i, f in enumerate(part.files)]
+
+
+def _files(spark: Any, part: Part) -> Any:
+    """The part's files as a DataFrame: `__path`, `__file`, `_file` (`_file_paths`)."""
+    return spark.createDataFrame(_file_paths(spark, part), "__path string, __file int, _file string")
 
 
 def check_utf8(data: Any, raw: dict[str, str], part: Part, label: str) -> None:
