@@ -89,14 +89,13 @@ def test_an_entity_frame_goes_to_a_store_elsewhere_and_is_read_back(tmp_path, sp
 
     from riskconsole import entities
     from riskconsole.engines import spark_store
+    from riskconsole.ingest import load
 
     monkeypatch.setattr(spark_store, "_local_path", lambda base: None)
     ws, _ = test_entities.make_ws(tmp_path / "ws", table_label=True)
     store = tmp_path / "store"
     dataset = yaml.safe_load(ws.dataset_path.read_text())
     ws.dataset_path.write_text(yaml.safe_dump({**dataset, "spark": {"store": f"file://{store}"}}))
-    from riskconsole.ingest import load
-
     version = load(ws).version
     level = ws.strategy(ws.strategies_dir / "mw.yaml").level
     with Session(ws) as duck:
