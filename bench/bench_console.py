@@ -232,6 +232,30 @@ def _settle(page) -> None:
     page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=300_000)
 
 
+def slider_moves(page, timeout_ms: int = 300_000) -> tuple[list[float], list[float], list[str]]:
+    """Every slider of the open page one step right and one left: seconds from each key press to the end of the rerun
+    it starts and to the KPI tiles drawn again (both from the page's own clock), and the sliders' names."""
+    page.evaluate(WATCH)
+    sliders = page.locator("[data-testid=stSlider] input[type=range]")
+    moves, kpi_moves, names = [], [], []
+    for i in range(sliders.count()):
+        for key in ("ArrowRight", "ArrowLeft"):
+            slider = page.locator("[data-testid=stSlider] input[type=range]").nth(i)
+            slider.focus()
+            was = slider.input_value()
+            pressed = page.evaluate(RESET)
+            slider.press(key)
+            if slider.input_value() == was:  # at its end already: no rerun to time
+                continue
+            page.wait_for_function(DONE, timeout=timeout_ms)
+            moves.append((page.evaluate(DONE) - pressed) / 1e3)
+            kpis = page.evaluate("() => window.__kpis")
+            kpi_moves.append((kpis - pressed) / 1e3 if kpis is not None else moves[-1])
+            _settle(page)
+        names.append(page.locator("[data-testid=stSlider]").nth(i).inner_text().split("\n")[0])
+    return moves, kpi_moves, names
+
+
 def browser(root: Path) -> dict:
     from playwright.sync_api import sync_playwright
 
@@ -264,24 +288,7 @@ def browser(root: Path) -> dict:
             # every slider of the strategy one step each way; a move's time is from the key press to the end of the
             # rerun it starts, both read from the page's own clock (a MutationObserver on the script state), so no
             # fixed wait is in it
-            page.evaluate(WATCH)
-            sliders = page.locator("[data-testid=stSlider] input[type=range]")
-            moves, kpi_moves, names = [], [], []
-            for i in range(sliders.count()):
-                for key in ("ArrowRight", "ArrowLeft"):
-                    slider = page.locator("[data-testid=stSlider] input[type=range]").nth(i)
-                    slider.focus()
-                    was = slider.input_value()
-                    pressed = page.evaluate(RESET)
-                    slider.press(key)
-                    if slider.input_value() == was:  # at its end already: no rerun to time
-                        continue
-                    page.wait_for_function(DONE, timeout=300_000)
-                    moves.append((page.evaluate(DONE) - pressed) / 1e3)
-                    kpis = page.evaluate("() => window.__kpis")
-                    kpi_moves.append((kpis - pressed) / 1e3 if kpis is not None else moves[-1])
-                    _settle(page)
-                names.append(page.locator("[data-testid=stSlider]").nth(i).inner_text().split("\n")[0])
+            moves, kpi_moves, names = slider_moves(page)
             out["browser_sliders"] = names
             out["browser_slider_moves"] = len(moves)
             out["browser_slider_kpis_median_s"] = statistics.median(kpi_moves)  # the issue's "updated KPIs"

@@ -7,7 +7,8 @@ action change or a switched-off rule needs no new SQL.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+import re
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING, Union
 
 import duckdb
@@ -16,6 +17,7 @@ import pyarrow as pa
 
 from riskconsole.config import Dataset
 from riskconsole.errors import RiskConsoleError
+from riskconsole.escape import printable
 from riskconsole.limits import query_time_limit
 from riskconsole.sqlbuild import alias, exp, fill, ident, lit, money_sum, render
 from riskconsole.strategy import CompiledStrategy, Frame, source
@@ -37,25 +39,55 @@ class Window:
     note: str | None = None  # why the window ends where it does, when the core chose its end (`Session.window`)
 
 
+MOMENT_EXAMPLES = "2026-03-01, 2026-03-01T12:00:00, 2026-03-01T12:00:00+05:00 or '2026-03-01 12:00 Europe/Berlin'"
+_ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*")
+
+
 def parse_moment(text: str, *, end: bool = False, what: str = "--from") -> datetime:
-    """A date or timestamp; with `end`, a date means the end of that day (exclusive bound).
+    """A date or timestamp as a UTC wall time (every time inside is UTC); with `end`, a date means the end of that
+    day (exclusive bound). An offset (`+05:00`, `Z`) or a zone name after the time (`2026-02-01 10:00
+    Europe/Berlin`) is converted to UTC; a date with a zone name is that zone's whole day.
 
     Raises:
-        RiskConsoleError: the text is neither.
+        RiskConsoleError: the text is neither, or names an unknown zone (one line, the flag and an example).
     """
     text = str(text).strip()
+    body, zone = _zone_of(text, what)
     try:
-        day = date.fromisoformat(text)
-        moment = datetime(day.year, day.month, day.day)
-        return moment + timedelta(days=1) if end else moment
+        day = date.fromisoformat(body)
+        moment = datetime(day.year, day.month, day.day) + timedelta(days=1 if end else 0)
     except ValueError:
-        pass
+        try:
+            moment = datetime.fromisoformat(body)
+        except ValueError:
+            raise RiskConsoleError(f"{what} '{printable(text)[:80]}': not a date or timestamp (e.g. "
+                                   f"{MOMENT_EXAMPLES})") from None
+    if moment.tzinfo is not None and zone is not None:
+        raise RiskConsoleError(f"{what} '{printable(text)[:80]}': gives both an offset and a zone name; give one "
+                               f"(e.g. {MOMENT_EXAMPLES})")
+    if zone is not None:
+        moment = moment.replace(tzinfo=zone)
+    if moment.tzinfo is None:
+        return moment  # no zone given: already UTC
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def _zone_of(text: str, what: str) -> tuple[str, tzinfo | None]:
+    """(the time, its zone) of `2026-02-01 10:00 Europe/Berlin`; (text, None) when no zone name ends the text."""
+    body, _, last = text.rpartition(" ")
+    if body and re.fullmatch(r"[+-]\d{2}(:?\d{2})?", last):  # `2026-02-01 10:00 +05:00`: the offset, spaced
+        return body.strip() + last, None
+    if not body or not _ZONE_NAME.fullmatch(last):
+        return text, None
+    if last.upper() in ("UTC", "Z", "GMT"):
+        return body.strip(), timezone.utc
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise RiskConsoleError(f"{what} '{text}': not a date or timestamp (use 2026-03-01 or "
-                               "2026-03-01T12:00:00)") from None
-    return moment.replace(tzinfo=None)
+        return body.strip(), ZoneInfo(last)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise RiskConsoleError(f"{what} '{printable(text)[:80]}': unknown time zone '{printable(last)[:40]}' (use an "
+                               f"IANA name such as Europe/Berlin or UTC, or an offset: {MOMENT_EXAMPLES})") from None
 
 
 def make_window(start: str | None = None, end: str | None = None, as_of: str | None = None) -> Window:

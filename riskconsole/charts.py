@@ -29,6 +29,9 @@ def daily_chart(daily: list[dict], capacity: int) -> alt.Chart | alt.LayerChart:
     return (lines + cap).properties(height=280)
 
 
+LABEL_PX, LABEL_TOP, LABEL_ROW = 11, 14, 16  # maturity labels: font size, first row's top, row pitch (pixels)
+
+
 def maturity_chart(sources: list[dict]) -> alt.LayerChart:
     """One line per label source: share labelled by age in days (within that many days where labels are dated,
     else labelled now), with each source's mature age marked by a dashed rule."""
@@ -53,9 +56,11 @@ def maturity_chart(sources: list[dict]) -> alt.LayerChart:
         return lines.properties(height=260)
     rules = alt.Chart(pd.DataFrame(marks)).mark_rule(strokeDash=[6, 4]).encode(
         x="age:Q", color=color, tooltip=["source:N", alt.Tooltip("age:Q", title="mature after (days)")])
-    text = alt.Chart(pd.DataFrame(marks)).mark_text(align="left", dx=4, dy=14, baseline="top").encode(
-        x="age:Q", y=alt.value(0), text="text:N", color=color)
-    return (lines + rules + text).properties(height=260)
+    # Each label on its own row (by age), so two close ages ("mature: 39 d", "mature: 44 d") never overlap
+    texts = [alt.Chart(pd.DataFrame([mark])).mark_text(align="left", dx=4, baseline="top", fontSize=LABEL_PX).encode(
+        x="age:Q", y=alt.value(LABEL_TOP + i * LABEL_ROW), text="text:N", color=color)
+        for i, mark in enumerate(sorted(marks, key=lambda m: m["age"]))]
+    return alt.layer(lines, rules, *texts).properties(height=260)
 
 
 def _share_title(sources: list[dict]) -> str:

@@ -72,7 +72,7 @@ def _session(ws: Workspace, args: argparse.Namespace, cache: bool = False) -> Se
     from riskconsole.session import Session
 
     return Session(ws, engine=getattr(args, "engine", None), progress=lambda m: print(m, file=sys.stderr),
-                   cache=cache)
+                   cache=cache, once=True)
 
 
 def _entity_frames(ws: Workspace, args: argparse.Namespace) -> None:
@@ -164,7 +164,7 @@ def cmd_gate(ws: Workspace, args: argparse.Namespace) -> int:
 
 
 def _print_summary(report: dict) -> None:
-    from riskconsole.export import fmt
+    from riskconsole.export import fmt, metric_text
     from riskconsole.glossary import metric
     from riskconsole.report import all_warnings, unit_of
 
@@ -178,7 +178,7 @@ def _print_summary(report: dict) -> None:
         pair = hidden.get(k)
         if pair and None not in pair and pair[0] != pair[1]:
             return " … ".join(fmt(v, metric(k).kind) for v in sorted(pair))
-        return fmt(o[k], metric(k).kind)
+        return metric_text(k, o)
 
     print("  " + "  ".join(f"{metric(k).title} {value(k)}" for k in shown)
           + f"  review cases {o['review_cases']:,} ({o['review_overflow_days']} days over capacity)")
@@ -240,7 +240,7 @@ def cmd_monitor(ws: Workspace, args: argparse.Namespace) -> None:
 
 
 def cmd_sweep(ws: Workspace, args: argparse.Namespace) -> None:
-    from riskconsole.export import fmt, write_files
+    from riskconsole.export import fmt, metric_text, write_files
     from riskconsole.sweep import parse_values, sweep_files
 
     values = parse_values(args.values)
@@ -251,8 +251,8 @@ def cmd_sweep(ws: Workspace, args: argparse.Namespace) -> None:
     write_files(sweep_files(result), out)
     print(f"{len(result['points']):,} values of {args.param} ({result['method']}, computed on {engine})")
     for row in result["points"]:
-        print(f"{args.param}={row['value']!s:>10}  precision {fmt(row['precision'], 'pct'):>7}  "
-              f"recall {fmt(row['recall'], 'pct'):>7}  net benefit {fmt(row['net_benefit'], 'money'):>12}  "
+        print(f"{args.param}={row['value']!s:>10}  precision {metric_text('precision', row):>7}  "
+              f"recall {metric_text('recall', row):>7}  net benefit {fmt(row['net_benefit'], 'money'):>12}  "
               f"reviews {row['review_cases']:>9,}  overflow days {row['review_overflow_days']}")
     print(f"wrote {terminal(out)}")
 
@@ -359,7 +359,7 @@ FRONTIER_SHOWN = 8  # the whole frontier is in optimize.json
 
 
 def cmd_optimize(ws: Workspace, args: argparse.Namespace) -> int:
-    from riskconsole.export import fmt, write_files
+    from riskconsole.export import fmt, metric_text, write_files
     from riskconsole.sweep import sweep_files
 
     with _session(ws, args) as session:
@@ -387,10 +387,10 @@ def cmd_optimize(ws: Workspace, args: argparse.Namespace) -> int:
             f"{args.max_overflow_days} day(s) over)" + (f" and precision >= {args.min_precision}" if args.min_precision
                                                          else "")
             + f"; closest: {setting(c)} with {c['review_overflow_days']} day(s) over, precision "
-              f"{fmt(c['precision'], 'pct')}, net benefit {fmt(c['net_benefit'], 'money')}")
+              f"{metric_text('precision', c)}, net benefit {fmt(c['net_benefit'], 'money')}")
     b = result["best"]
-    print(f"best: {setting(b)}: net benefit {fmt(b['net_benefit'], 'money')}, precision {fmt(b['precision'], 'pct')}, "
-          f"recall {fmt(b['recall'], 'pct')}, {b['review_overflow_days']} day(s) over capacity "
+    print(f"best: {setting(b)}: net benefit {fmt(b['net_benefit'], 'money')}, precision {metric_text('precision', b)}, "
+          f"recall {metric_text('recall', b)}, {b['review_overflow_days']} day(s) over capacity "
           f"(now: {setting(result['current'])})")
     return 0
 
@@ -403,12 +403,24 @@ def cmd_schema(ws: Workspace, args: argparse.Namespace) -> None:
     print(json.dumps(KINDS[args.kind].model_json_schema(by_alias=True), indent=2))
 
 
+def cmd_console(ws: Workspace, args: argparse.Namespace) -> None:
+    """The console on this workspace (what `python -m riskconsole.ui.serve` starts), until stopped."""
+    import os
+
+    from riskconsole.ui.serve import serve
+
+    os.environ["RISKCONSOLE_WORKSPACE"] = str(ws.root)  # the console's pages open the workspace named there
+    print(f"console on {terminal(ws.root)}: http://{args.address}:{args.port} (Ctrl-C stops it)", file=sys.stderr)
+    serve(args.port, args.address)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="riskconsole", description="Backtest fraud strategies before deploying.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, help_: str,
-                workspace: str = "workspace folder (default: $RISKCONSOLE_WORKSPACE or the repository)",
+                workspace: str = "workspace folder (default: $RISKCONSOLE_WORKSPACE, else the workspace the current "
+                                 "directory is in, else the repository)",
                 ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
         p.add_argument("--workspace", metavar="DIR", help=workspace)
@@ -416,7 +428,8 @@ def _parser() -> argparse.ArgumentParser:
 
     def window(p: argparse.ArgumentParser) -> None:
         p.add_argument("--from", dest="from_", metavar="D",
-                       help="first day (YYYY-MM-DD, whole day) or timestamp of the window (default: first event)")
+                       help="first day (YYYY-MM-DD, whole day) or timestamp of the window, UTC unless it ends in an offset "
+                            "(+05:00) or a zone name (Europe/Berlin) (default: first event)")
         p.add_argument("--to", metavar="D",
                        help="last day (whole day included) or timestamp of the window (default: the last day whose labels are "
                             "mature when they are dated: the events' label, or an entity-level strategy's own, saying "
@@ -481,7 +494,8 @@ def _parser() -> argparse.ArgumentParser:
                            help="comma-separated: json (report.json), csv (rules.csv, daily.csv, decisions.parquet), "
                                 "parquet (decisions.parquet), html (report.html), md (report.md)")
             p.add_argument("--by", metavar="COLUMN[:N]",
-                           help="segment the report: a column, or COLUMN:N quantile buckets")
+                           help="segment the report: a column, or COLUMN:N quantile buckets; a name with spaces is "
+                                "quoted for the shell (--by \"Coupon Code\")")
         if name == "sweep":
             p.add_argument("--param", required=True, metavar="PARAM", help="the param to vary")
             p.add_argument("--values", required=True, metavar="VALUES",
@@ -530,10 +544,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--detector", action="append", metavar="NAME", help="only this detector (repeatable)")
     p.add_argument("--top", type=int, default=5, metavar="N", help="reasons per detector (default 5)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    from riskconsole.ui.serve import add_flags  # argparse only: `--help` imports no Streamlit
+
+    add_flags(command("console", "start the console (the web app) on this workspace; it runs until stopped (Ctrl-C)"))
     return parser
 
 
-COMMANDS = {"init": cmd_init, "demo": cmd_demo, "load": cmd_load, "validate": cmd_validate, "backtest": cmd_backtest,
+COMMANDS = {"console": cmd_console, "init": cmd_init, "demo": cmd_demo, "load": cmd_load, "validate": cmd_validate, "backtest": cmd_backtest,
             "sweep": cmd_sweep, "gate": cmd_gate, "optimize": cmd_optimize, "schema": cmd_schema,
             "train": cmd_train, "explain": cmd_explain, "monitor": cmd_monitor}
 

@@ -347,7 +347,8 @@ class SparkSettings(_Strict):
                         "spark://host:7077, yarn, k8s://... A cluster needs data/spark/ (or spark.store) on storage "
                         "its executors read.")
     remote: str | None = Field(None, description="A Spark Connect URL (sc://host:15002) used instead of master.")
-    driver_memory: str | None = Field(None, description="spark.driver.memory, e.g. 4g (default: Spark's, 1g).")
+    driver_memory: str | None = Field(None, description="spark.driver.memory, e.g. 8g (default in local mode: a third of "
+                                       "this machine's memory, 1 to 16g; otherwise Spark's, 1g).")
     conf: dict[str, str | int | float | bool] = Field(default_factory=dict, description="Any other Spark settings, "
                                                       "e.g. spark.sql.shuffle.partitions: 64 (the session time zone "
                                                       "is always UTC, as in DuckDB).")

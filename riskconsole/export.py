@@ -8,6 +8,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import pyarrow as pa
@@ -45,6 +47,46 @@ def fmt(value: object, kind: str = "num") -> str:
     if kind == "int":
         return f"{int(value):,}"
     return f"{value:,.4g}" if isinstance(value, float) else str(value)
+
+
+RATIO_KINDS = {"precision": "pct", "recall": "pct", "f1": "pct", "amount_recall": "pct", "alert_rate": "pct"}
+
+
+def why_undefined(key: str, row: Mapping) -> str:
+    """Why metric `key` of `row` (a report's overall, a rule, a segment, a leave-one-out row) has no value: the
+    count its formula divides by is zero. In a few words a risk analyst reads ("no hits", "no fraud labelled")."""
+    base = key.removesuffix("_added").removesuffix("_without")
+    without = "_without" if base != key else ""  # leave-one-out: the counts of the strategy without the rule
+    if base == "f1":
+        for part in ("precision", "recall"):
+            if row.get(part + without) is None and part + without in row:
+                return why_undefined(part + without, row)
+        return why_undefined("precision" + without, row)
+    if base in ("recall", "amount_recall"):
+        return "no fraud labelled"
+    if base == "alert_rate":
+        return "no events"
+    if base != "precision":
+        return "undefined"
+    if without:  # undefined without the rule, or for the whole strategy
+        labelled = (row.get("tp_without") or 0) + (row.get("fp_without") or 0)
+        return "no labelled hits without it" if labelled == 0 else "no labelled hits"
+    hits = next((row[k] for k in ("hits", "flagged") if row.get(k) is not None), None)
+    return "no hits" if hits == 0 else "no labelled hits"
+
+
+def metric_text(key: str, row: Mapping, kind: str | None = None) -> str:
+    """Metric `key` of `row` as people read it: its value (`fmt`), or `— (no hits)` where it is undefined (null in
+    report.json): every page, the CLI and the markdown/html reports show an undefined metric this one way."""
+    value = row.get(key)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return f"— ({why_undefined(key, row)})"
+    base = key.removesuffix("_added").removesuffix("_without")
+    if kind is None:
+        from riskconsole.glossary import BY_KEY
+
+        kind = RATIO_KINDS.get(base) or (BY_KEY[base].kind if base in BY_KEY else "num")
+    return fmt(value, kind)
 
 
 def json_bytes(report: dict) -> bytes:

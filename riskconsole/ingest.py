@@ -136,11 +136,25 @@ def _column_reasons(column: str, target: str, part: Part, raw_type: str) -> list
         return [(failed, lit(f"{column}: not {tried}")), (times.out_of_range(cast), times.range_reason(column, cast))]
     mark = " with decimal_separator ','" if part.decimal == "," and _is_number(target) else ""
     pairs = [(failed, lit(f"{column}: not a valid {target}{mark}"))]
+    if _is_number(target) and raw_type in ("VARCHAR", "JSON"):  # `$12.50`, `12,50 €`: say so, and the fix
+        sign = fill("regexp_extract(:t, :re)", t=_as_text(column, raw_type), re=lit(CURRENCY.pattern))
+        pairs.insert(0, (fill(":f AND :s <> ''", f=failed, s=sign), _currency_reason(column, part, sign)))
     if column == part.roles.get("amount"):
         pairs.append((fill(":c IS NOT NULL AND NOT isfinite(:c)", c=cast), lit(f"{column}: not a finite number")))
         pairs.append((fill(":c IS NOT NULL AND abs(:c) > :m", c=cast, m=lit(MAX_AMOUNT)),
                       lit(f"{column}: larger than {MAX_AMOUNT:.0e} (sums of such amounts overflow)")))
     return pairs
+
+
+CURRENCY = re.compile(r"[$€£¥₹₽₩₺₪¢]|\b(USD|EUR|GBP|JPY|CHF|CAD|AUD|INR)\b")  # a sign or code in a number's text
+
+
+def _currency_reason(column: str, part: Part, sign: exp.Expression) -> exp.Expression:
+    """`amount: currency sign '$' in a number: remove it where the file is exported (12.50, not $12.50)`, and, where
+    the source reads decimal points, a note on decimal commas."""
+    comma = "" if part.decimal == "," else "; a decimal comma (12,50) also needs decimal_separator: ','"
+    return fill(":a || :s || :b || :s || :c", a=lit(f"{column}: currency sign '"), s=sign,
+                b=lit("' in a number: remove it where the file is exported (12.50, not "), c=lit(f"12.50){comma}"))
 
 
 def _blank_time(column: str, target: str, raw_type: str) -> exp.Expression | None:
@@ -310,7 +324,13 @@ def _number_warning(staged: Staged, checked: Checked, part: Part, column: str, t
     if not read or n / read <= WARN_SHARE:
         return None
     commas = sum(bool(_COMMA_NUMBER.fullmatch(v)) for v in values)
-    if part.decimal == "." and commas > len(values) / 2:
+    signs = list(dict.fromkeys(m.group(0) for v in values if (m := CURRENCY.search(v))))
+    if signs:
+        comma = " and set decimal_separator: ',' for this source" if part.decimal == "." and any(
+            _COMMA_NUMBER.search(v) for v in values) else ""
+        fix = (f"remove the currency sign ({', '.join(signs)}) where the file is exported (12.50, not "
+               f"{signs[0]}12.50){comma}")
+    elif part.decimal == "." and commas > len(values) / 2:
         fix = "numbers with a decimal comma: set decimal_separator: ',' for this source"
     elif sum(bool(_THOUSANDS.fullmatch(v)) for v in values) > len(values) / 2:
         fix = "remove the thousands separators where the file is exported (1234.56, not 1,234.56)"

@@ -218,12 +218,15 @@ def mature_last_day(curve: list[dict], reference: date, reach: float = MATURE_RE
     return reference - timedelta(days=age), age
 
 
-def mature_note(last: date, age: int, reference: date, unit: str = "events", reach: float = MATURE_REACH) -> str:
-    """The one sentence that says which days a default window leaves out and why."""
+def mature_note(last: date, age: int, reference: date, unit: str = "events", reach: float = MATURE_REACH,
+                fraud: bool = False) -> str:
+    """The one sentence that says which days a default window leaves out and why; with `fraud`, the curve is of
+    fraud confirmed (good labels undated), and the sentence says so."""
     first_out = last + timedelta(days=1)
-    return (f"window ends {last}: {first_out}..{reference} left out, their labels are immature ({unit} are "
-            f"{reach:.0%} as labelled as old {unit} only {age} days after they happen); give --to {reference} "
-            "to include them")
+    why = f"fraud on {unit} is {reach:.0%} as confirmed as on old {unit}" if fraud else \
+        f"{unit} are {reach:.0%} as labelled as old {unit}"
+    return (f"window ends {last}: {first_out}..{reference} left out, their labels are immature ({why} only {age} "
+            f"days after they happen); give --to {reference} to include them")
 
 
 def reading(source: dict, last: date, reach: float = MATURE_REACH) -> str:

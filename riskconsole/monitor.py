@@ -25,7 +25,6 @@ Attribution (why an alert's metric moved) is in `contributions.py`.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -131,20 +130,6 @@ def check_rules(compiled, label: str) -> None:
     if not any(r.enabled and r.action in ("block", "review") for r in compiled.rules):
         raise RiskConsoleError(f"{label}: no enabled block or review rule, so nothing is flagged and there is "
                                "nothing to monitor (add a rule with `when:` and `action: block` or `review`)")
-
-
-def check_by(columns: list[str], visible: list[str]) -> None:
-    """Each `--by` column exists (a did-you-mean otherwise).
-
-    Raises:
-        RiskConsoleError: an unknown column.
-    """
-    for spec in columns:
-        name = spec.split(":")[0].strip()
-        if name not in visible:
-            close = difflib.get_close_matches(name, visible, n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"columns: {', '.join(sorted(visible)[:12])}, ..."
-            raise RiskConsoleError(f"--by {spec}: no column '{name}' to segment by ({hint})")
 
 
 # ------------------------------------------------------------------ daily KPIs and bands
@@ -395,11 +380,11 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
     from riskconsole.drift import coded, drift, drift_columns
     from riskconsole.sqlbuild import fill
     from riskconsole.overview import day_range
-    from riskconsole.segments import segment_expression
+    from riskconsole.segments import parse_by, segment_expression
 
     first, last = day_range(con, dataset)
     check_rules(compiled, label)
-    check_by(by, frame.visible)
+    by_columns = [parse_by(spec, frame)[0] for spec in by]  # each exists (a did-you-mean otherwise)
     rules = RuleSet.of(compiled)
     g = run_groups(runner, compiled, frame, dataset, span_of(periods))
     ref_days = np.unique(g.day[_in(np.array(g.days, dtype="datetime64[D]"), periods.reference)[g.day]])
@@ -415,7 +400,6 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
             views.insert(len(views) - 1, (spec, seg, seg.segment))
     entries = attribution(alerting, views, lambda x: decide(x.hits, rules), business, rules, state["in_ref"])
     alerts = alert_rows(alerting, entries, daily)
-    by_columns = [b.split(":")[0] for b in by]
     drift_cols, kinds = drift_columns(compiled, frame, dataset, by_columns)
     detectors = detectors or {}
     scored = [d for d in fresh_scores(frame) if d in (detectors.get("anomaly"), detectors.get("supervised"))]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from difflib import get_close_matches
 
 import duckdb
 import numpy as np
@@ -16,28 +17,44 @@ from riskconsole.metrics import overall
 from riskconsole.sqlbuild import exp, fill, ident, lit, render
 from riskconsole.strategy import CompiledStrategy, Frame, source
 
-_SPEC = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?::(\d+))?$")
+_BUCKETS = re.compile(r"(.*?)\s*:\s*(\d+)")  # COLUMN:N
 MAX_SEGMENTS = 200
 SEGMENT_KEYS = ("population", "flagged", "tp", "fp", "fn", "unlabeled_total", "precision", "recall",
                 "amount_recall", "alert_rate", "fraud_amount_stopped", "good_amount_blocked", "review_cases",
                 "net_benefit")
 
 
+def parse_by(spec: str, frame: Frame) -> tuple[str, int | None]:
+    """(column, quantile buckets or None) of `--by COLUMN` or `--by COLUMN:N`. A column is named as the data names it,
+    spaces and all (`--by "Coupon Code"`, from a CSV header); a name that is a column wins over a `:N` reading.
+
+    Raises:
+        RiskConsoleError: no such column (with a did-you-mean), the label, or a bad spec.
+    """
+    text = spec.strip()
+    match = _BUCKETS.fullmatch(text)
+    column, buckets = (match.group(1), int(match.group(2))) if match and text not in frame.visible else (text, None)
+    if column in frame.visible:
+        return column, buckets
+    if column in frame.hidden:
+        raise RiskConsoleError(f"--by {spec}: cannot segment by '{column}' (it is the label or derived from it)")
+    if not column:
+        raise RiskConsoleError(f"--by {spec}: write a column (--by channel) or a column and a number of quantile "
+                               "buckets (--by amount:5)")
+    close = get_close_matches(column, list(frame.visible), n=1) or \
+        [c for c in frame.visible if c.casefold() == column.casefold()]
+    hint = f"did you mean '{close[0]}'?" if close else f"columns: {', '.join(sorted(frame.visible)[:12])}, ..."
+    raise RiskConsoleError(f"--by {spec}: no column '{column}' to segment by ({hint})")
+
+
 def segment_expression(con, spec: str, compiled: CompiledStrategy, frame: Frame,
                        dataset, window: Window) -> exp.Expression:
     """The segment key for `COLUMN` or `COLUMN:N` (N quantile buckets of a numeric column); `con` is where the
     quantiles are computed: a DuckDB connection or another engine (`backtest.run_query`)."""
-    match = _SPEC.match(spec.strip())
-    if not match:
-        raise RiskConsoleError(f"--by {spec}: write a column (--by channel) or a column and a number of quantile "
-                               "buckets (--by amount:5)")
-    column, buckets = match.group(1), match.group(2)
-    if column not in frame.visible:
-        hint = "it is the label or derived from it" if column in frame.hidden else "no such column"
-        raise RiskConsoleError(f"--by {spec}: cannot segment by '{column}' ({hint})")
+    column, buckets = parse_by(spec, frame)
     if buckets is None:
         return ident(column)
-    return _buckets(con, column, int(buckets), compiled, frame, dataset, window, spec)
+    return _buckets(con, column, buckets, compiled, frame, dataset, window, spec)
 
 
 def _buckets(con, column: str, n: int, compiled, frame: Frame, dataset, window: Window, spec: str) -> exp.Expression:

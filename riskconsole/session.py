@@ -9,6 +9,7 @@ files and the console show the same thing.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections import OrderedDict
@@ -38,6 +39,7 @@ if TYPE_CHECKING:  # entity frames only for entity-level strategies (`entities.p
     from riskconsole.entities import EntityView
 
 EVALUATORS = 6  # interactive windows kept warm (each holds its population's arrays and rule hits)
+RUN_TIME_KEYS = ("business", "engine", "spark")  # dataset.yaml keys read when a report runs: editing them needs no load
 
 
 @dataclass
@@ -61,11 +63,14 @@ class Session:
     """A workspace opened for analysis: dataset, read-only connection, frame, and every question asked of them."""
 
     def __init__(self, ws: Workspace, con: duckdb.DuckDBPyConnection | None = None, engine: str | None = None,
-                 spark=None, progress=None, cache: bool = False) -> None:
+                 spark=None, progress=None, cache: bool = False, once: bool = False) -> None:
         """`engine` is `--engine` (None: $RISKCONSOLE_ENGINE, else the dataset's `engine:`); `spark` a SparkSession to
         use instead of starting one from the dataset's `spark:` settings; `cache`: keep parsed YAML and each
-        backtest's compiled queries under data/cache/compiled/ for the next process (`querycache.py`: the CLI)."""
+        backtest's compiled queries under data/cache/compiled/ for the next process (`querycache.py`: the CLI);
+        `once`: the session is one run (the CLI's), which reads each input file once (`file_text`)."""
         self.ws = ws
+        self._once = once
+        self._texts: dict[str, str] = {}  # with `once`: absolute path as given -> the text read
         self._cache = cache and querycache.enabled()
         self.cached_plan = False  # whether the last backtest ran its queries from the compiled-query cache
         self._parsed: list = []  # parsed YAML for the cache, written once a backtest has succeeded
@@ -83,6 +88,7 @@ class Session:
         self._level_curves: dict[tuple, list[dict]] = {}  # an entity level's label curve, per data version
         self._strategies: dict[tuple, Strategy] = {}  # (file label, its text) -> the parsed strategy
         self._lock = threading.Lock()
+        self._spark_lock = threading.Lock()  # one Spark engine start and frame build, however many callers wait
 
     def __enter__(self) -> Session:
         return self
@@ -155,24 +161,29 @@ class Session:
         return "duckdb" if self.engine == "duckdb" else f"spark ({spark.remote or spark.master})"
 
     def engine_note(self) -> str | None:
-        """The console's one line on a workspace whose engine is not DuckDB (None on DuckDB)."""
+        """The console's one line on a workspace whose engine is not DuckDB (None on DuckDB): what runs where."""
         if self.engine == "duckdb":
             return None
-        return (f"Engine: {self.engine_text}. Comparisons, Optimize, exports and the monitor are computed there "
-                "(slower answers); the live reports of the Backtest and Tune pages read DuckDB.")
+        return (f"Engine: {self.engine_text}. Backtest and Tune reports and curves, comparisons, Optimize, exports and "
+                "the monitor are computed there (slower answers); explain, one event's decision and the events whose "
+                "decision changed read DuckDB.")
 
     def spark_engine(self, frame: bool = True):
         """The Spark engine over this data version: export and (unless `frame=False`: entity frames need only the
-        export) the event frame built on first use, cached under data/spark/ (or spark.store)."""
+        export) the event frame built on first use, cached under data/spark/ (or spark.store). Callers in other
+        threads (two console users) wait for the one start and build."""
         from riskconsole.engines.spark import SparkEngine
 
-        if self._spark is None or (frame and not self._spark_prepared):
-            with self.cursor() as cur:
-                if self._spark is None:
-                    self._spark = SparkEngine(self.ws, self.dataset, cur, self._spark_session, self._progress)
-                if frame:
-                    self._spark.prepare(self.frame, cur)
-                    self._spark_prepared = True
+        if self._spark is not None and (self._spark_prepared or not frame):
+            return self._spark
+        with self._spark_lock:
+            if self._spark is None or (frame and not self._spark_prepared):
+                with self.cursor() as cur:
+                    if self._spark is None:
+                        self._spark = SparkEngine(self.ws, self.dataset, cur, self._spark_session, self._progress)
+                    if frame:
+                        self._spark.prepare(self.frame, cur)
+                        self._spark_prepared = True
         return self._spark
 
     def _runner(self, cur: duckdb.DuckDBPyConnection, label: str, *compiled: CompiledStrategy):
@@ -344,7 +355,7 @@ class Session:
         found = self._mature_label(level, self.ws.rel(path) if path is not None else "strategy")
         if found is None:
             return window
-        curve, unit = found
+        curve, unit, fraud = found
         last_event = self.day_range()[1]
         mature = mature_last_day(curve, last_event)
         if mature is None or mature[0] >= last_event:
@@ -353,15 +364,17 @@ class Session:
         end = datetime.combine(last + timedelta(days=1), time())
         if window.start is not None and window.start >= end:
             return window  # a window of immature days only: kept (its report warns that labels are immature)
-        return replace(window, end=end, note=mature_note(last, age, last_event, unit))
+        return replace(window, end=end, note=mature_note(last, age, last_event, unit, fraud=fraud))
 
-    def _mature_label(self, level: Level | None, label: str) -> tuple[list[dict], str] | None:
+    def _mature_label(self, level: Level | None, label: str) -> tuple[list[dict], str, bool] | None:
         """The curve and unit of the label a backtest counts, where that label is dated: the events', or an
-        entity level's (its table's label, or its periods' events where no table maps one); `label` names the
-        strategy file in errors."""
+        entity level's (its table's label, or its periods' events where no table maps one), and whether the curve
+        is of fraud confirmed (the events' good labels undated); `label` names the strategy file in errors."""
         roles = self.dataset.columns
         if level is None:
-            return (self.label_age_curve(), "events") if roles.label and roles.label_time else None
+            events = next((s for s in self.maturity()["sources"] if s["source"] == "events"), {})
+            return (events.get("curve", []), "events", bool(events.get("undated_goods"))) \
+                if roles.label and roles.label_time else None
         from riskconsole.entities import check_level, label_table  # imports every feature builder: entity levels only
 
         check_level(level, self.dataset, self.frame.columns, label)
@@ -378,7 +391,7 @@ class Session:
             curve = entity_curve(self.connection(), view.table, self.day_range()[1])
             with self._lock:
                 self._level_curves = {key: curve}
-        return curve, f"{level.entity} periods"
+        return curve, f"{level.entity} periods", False
 
     def label_age_curve(self) -> list[dict]:
         """Share labelled by event age of the events' label (`maturity.age_curve`), as the load stored it."""
@@ -390,10 +403,10 @@ class Session:
         """A strategy file, validated; parsed once per file text (a backtest reads it for its window and again to
         compile: the strict YAML loader costs ~50 ms per 20 rules). The file is read every time, so an edit is
         never served from the cache."""
-        from riskconsole.config import parse_model, read_config
+        from riskconsole.config import parse_model
 
-        label = self.ws.rel(path)
-        key = (label, read_config(Path(path), label))
+        key = self.file_text(path)
+        label = key[0]
         with self._lock:
             found = self._strategies.get(key)
         if found is None:
@@ -403,6 +416,24 @@ class Session:
                 while len(self._strategies) > 32:
                     self._strategies.pop(next(iter(self._strategies)))
         return found
+
+    def file_text(self, path: str | Path) -> tuple[str, str]:
+        """(label, text) of an input file (strategy YAML). A run's session (`once`) reads each file once and passes
+        the text along, so a strategy piped in (`cat s.yaml | riskconsole backtest /dev/stdin`) reads the same when
+        the window, the cache key and the compiler ask for it; the console's session reads the file every time, so
+        an edit is never served stale."""
+        from riskconsole.config import read_config
+
+        label = self.ws.rel(path)
+        where = os.path.abspath(path)  # not resolved: /dev/stdin stays itself
+        with self._lock:
+            found = self._texts.get(where)
+        if found is None:
+            found = read_config(Path(path), label)
+            if self._once:
+                with self._lock:
+                    found = self._texts.setdefault(where, found)
+        return label, found
 
     def compile(self, path: str | Path, overrides: dict | None = None, strategy: Strategy | None = None
                 ) -> CompiledStrategy:
@@ -586,14 +617,14 @@ class Session:
         """The compiled-query cache's key of a backtest: every file and setting its SQL depends on (None when a file
         cannot be read: the run compiles, and says what is wrong with the file)."""
         try:
-            files = [(self.ws.rel(path), Path(path).read_bytes())]
+            files = [self.file_text(path)]
             if baseline is not None:
-                files.append((self.ws.rel(baseline.path), Path(baseline.path).read_bytes()))
+                files.append(self.file_text(baseline.path))
             lists = self.ws.lists_dir
             listed = sorted((p.name, p.read_bytes()) for p in lists.iterdir() if p.is_file()) if lists.is_dir() else []
             self.dataset  # noqa: B018 - read once: the key holds the text this session runs with, not a later save
             dataset = self._dataset_text
-        except OSError:
+        except (OSError, RiskConsoleError):
             return None
         return querycache.key("backtest", files, dataset, listed, self._data_version(), window,
                               sorted((overrides or {}).items()), by,
@@ -617,6 +648,9 @@ class Session:
         changed = self.dataset_changed()  # the data itself is in doubt: said first
         report["warnings"] = [changed] * bool(changed) + report["warnings"] + \
             [w for w in self._warnings_of(compiled, report) if w not in report["warnings"]]
+        undated = self._undated_goods_note(window) if compiled.strategy.level is None else None
+        if undated and undated not in report["warnings"]:
+            report["warnings"].append(undated)
         level = compiled.strategy.level
         if level is not None:
             report["level"] = self._level_block(compiled.strategy)
@@ -630,6 +664,21 @@ class Session:
         if compiled.lists:  # which version of each list it ran with
             report["lists"] = report_lists(self.frame.lists, compiled.lists, report["window"]["to"])
         return report
+
+    def _undated_goods_note(self, window: Window) -> str | None:
+        """With --as-of, where only fraud labels carry a label_time (the load found good labels undated: a shop that
+        dates its chargebacks only), what that does: every good label counts as unknown as of any day."""
+        if window.as_of is None:
+            return None
+        events = next((s for s in self.maturity()["sources"] if s["source"] == "events"), {})
+        if not events.get("undated_goods"):
+            return None
+        roles = self.dataset.columns
+        return (f"--as-of: only fraud labels have a {roles.label_time} (label_time) in this data; good labels have "
+                f"none, so as of any day every good label counts as unknown: good flagged (fp) and good allowed (tn) "
+                f"are 0, precision is 100% wherever labelled fraud is flagged, and the good events are counted as "
+                f"unlabelled. To replay what was known, give good labels a {roles.label_time} too (when they were "
+                "settled), or backtest without --as-of")
 
     def _level_block(self, strategy: Strategy) -> dict:
         """The report's `level`: what one decision is, and which dataset features it could read."""
@@ -645,8 +694,8 @@ class Session:
 
     def dataset_changed(self) -> str | None:
         """A warning when data/dataset.yaml no longer describes the loaded data (sources, roles, features edited
-        since the last load; `business:` is read at report time, so editing it needs no load). Read once per
-        connection, like the maturity."""
+        since the last load; `business:`, `engine:` and `spark:` are read at report time and do not change the data,
+        so editing them needs no load). Read once per connection, like the maturity."""
         import json
 
         from riskconsole.names import META_TABLE
@@ -662,7 +711,8 @@ class Session:
             if rows:
                 meta = json.loads(rows[0][0])
                 now = json.loads(json.dumps(self.dataset.model_dump(mode="json", by_alias=True)))
-                if {**meta["dataset"], "business": None} != {**now, "business": None}:
+                loaded = {k: v for k, v in meta["dataset"].items() if k not in RUN_TIME_KEYS}
+                if loaded != {k: v for k, v in now.items() if k not in RUN_TIME_KEYS}:
                     found = (f"{self.ws.rel(self.ws.dataset_path)} has changed since the last load "
                              f"({meta['loaded_at'].replace('T', ' ')} UTC): these numbers are of the data as it was "
                              "loaded; run `riskconsole load` to load it as the file says now")
@@ -676,9 +726,12 @@ class Session:
 
         Conditions are compiled once per (rule, params it reads); a threshold param moved alone is answered
         from its sorted column (no SQL); actions, on/off and rule order reuse the cached groups. An entity-level
-        strategy is answered by `backtest` over its (small, cached) entity frame."""
+        strategy is answered by `backtest` over its (small, cached) entity frame. On another engine than DuckDB
+        (Spark) it is that engine's `backtest`, the CLI's call: one grouped pass per answer, no DuckDB evaluator."""
         from riskconsole.evaluator import compiler_of
 
+        if self.engine != "duckdb":
+            return self.backtest(path, window, overrides, strategy=strategy).report
         compiler = compiler_of(self)
         strategy = strategy or compiler.strategy(self.ws, path)
         if strategy.level is not None:
@@ -817,18 +870,20 @@ class Session:
     # ------------------------------------------------------------ params
 
     def curve(self, path: str | Path, window: Window, param: str, others: dict) -> list[dict]:
-        """Overall metrics over the slider range of `param`: from the evaluator's sorted column when `param` is a
-        threshold (one searchsorted per point, no SQL once warm), else one SQL pass."""
+        """Overall metrics over the slider range of `param`: on DuckDB from the evaluator's sorted column when `param`
+        is a threshold (one searchsorted per point, no SQL once warm), else one SQL pass; on Spark one grouped pass
+        for the whole curve (the `sweep` pass: a grid's conditions in one mask, or a threshold's sorted scores)."""
         from riskconsole.tuning import curve, threshold_curve
 
         strategy = self.strategy(path)
-        if strategy.level is None:
+        if strategy.level is None and self.engine == "duckdb":
             points = threshold_curve(self, path, strategy, window, param, others)
             if points is not None:
                 return points
         frame, dataset = self.view(strategy)
         with self.cursor(strategy) as cur:
-            return curve(cur, strategy, frame, dataset, self.ws.rel(path), window, param, others)
+            runner = self.runner(cur, path, others, strategy)  # the cursor, or the Spark engine
+            return curve(runner, strategy, frame, dataset, self.ws.rel(path), window, param, others)
 
     def sweep(self, path: str | Path, param: str, values: list, window: Window,
               overrides: dict | None = None) -> dict:

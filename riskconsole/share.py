@@ -7,7 +7,7 @@ import re
 from riskconsole.escape import html_text as esc
 from riskconsole.escape import markdown as md
 from riskconsole.escape import xml_safe
-from riskconsole.export import fmt
+from riskconsole.export import fmt, metric_text, why_undefined
 from riskconsole.glossary import metric
 from riskconsole.report import unit_of
 
@@ -35,6 +35,17 @@ def _delta(value: float | None, kind: str) -> str:
     return f"{value:+,.0f}"
 
 
+def _change(key: str, delta: float | None, candidate: dict, baseline: dict, kind: str) -> str:
+    """A comparison's delta; where undefined, which side's metric is, and why (`export.why_undefined`)."""
+    if delta is None:
+        for side, row in (("candidate", candidate), ("baseline", baseline)):
+            if not row:
+                return f"— (not in the {side})"
+            if row.get(key) is None:
+                return f"— ({side}: {why_undefined(key, row)})"
+    return _delta(delta, kind)
+
+
 def _interval(interval: list | None, kind: str) -> str:
     if not interval:
         return ""
@@ -48,14 +59,14 @@ def kpi_rows(report: dict) -> list[dict]:
     rows = []
     for key in KPIS:
         title, kind = metric(key).title, metric(key).kind
-        row = {"key": key, "title": title, "value": fmt(o[key], kind), "kind": kind}
+        row = {"key": key, "title": title, "value": metric_text(key, o, kind), "kind": kind}
         if _ranged(o.get("bounds"), key):  # only a range is known: never a point (DESIGN §6.2)
             row["value"] = " … ".join(fmt(v, kind) for v in sorted(o["bounds"][key]))
         if compare:
-            row["baseline"] = fmt(compare["baseline"][key], kind)
+            row["baseline"] = metric_text(key, compare["baseline"], kind)
             if _ranged(hidden.get("baseline"), key):
                 row["baseline"] = " … ".join(fmt(v, kind) for v in sorted(hidden["baseline"][key]))
-            row["delta"] = _delta(compare["delta"].get(key), kind)
+            row["delta"] = _change(key, compare["delta"].get(key), o, compare["baseline"], kind)
             if _ranged(hidden.get("delta"), key):
                 row["delta"] = " … ".join(_delta(v, kind) for v in sorted(hidden["delta"][key]))
             row["interval"] = _interval(compare["intervals"]["delta"].get(key), kind)
@@ -80,7 +91,7 @@ def _table(headers: list[str], rows: list[list], numeric_from: int = 1) -> str:
 def _rules_rows(report: dict) -> list[list]:
     loo = {r["name"]: r for r in report.get("attribution", {}).get("leave_one_out", [])}
     return [[r["name"] + ("" if r["enabled"] else " (off)"), r["action"], f"{r['hits']:,}",
-             fmt(r["precision"], "pct"), fmt(r["recall"], "pct"), f"{r['unique_tp']:,}",
+             metric_text("precision", r), metric_text("recall", r), f"{r['unique_tp']:,}",
              _delta(loo.get(r["name"], {}).get("recall_added"), "pct"),
              _delta(loo.get(r["name"], {}).get("net_benefit_added"), "money")] for r in report["rules"]]
 
@@ -100,15 +111,20 @@ def changed_headers(report: dict) -> list[str]:
     return ["decision", unit_of(report), "fraud", "good", "unlabelled", "fraud money", "good money"]
 
 
-def _segment_rows(report: dict) -> tuple[list[str], list[list]]:
+def _side_change(key: str, row: dict) -> str:
+    return _change(key, row["delta"][key], row["candidate"], row["baseline"], metric(key).kind)
+
+
+def segment_table(report: dict) -> tuple[list[str], list[list]]:
+    """(headers, rows as text) of the report's segments: the html and markdown reports and the console show this."""
     compare = report.get("compare") or {}
     if compare.get("segments"):
         rows = [[("⚠ " if r["segment"] in compare["segments"]["worse"] else "") + r["segment"],
-                 f"{r['population']:,}", fmt(r["candidate"]["recall"], "pct"), _delta(r["delta"]["recall"], "pct"),
-                 fmt(r["candidate"]["precision"], "pct"), _delta(r["delta"]["precision"], "pct"),
-                 _delta(r["delta"]["net_benefit"], "money")] for r in compare["segments"]["rows"]]
+                 f"{r['population']:,}", metric_text("recall", r["candidate"]), _side_change("recall", r),
+                 metric_text("precision", r["candidate"]), _side_change("precision", r),
+                 _side_change("net_benefit", r)] for r in compare["segments"]["rows"]]
         return ["segment", "events", "recall", "Δ recall", "precision", "Δ precision", "Δ net benefit"], rows
-    rows = [[r["segment"], f"{r['population']:,}", fmt(r["recall"], "pct"), fmt(r["precision"], "pct"),
+    rows = [[r["segment"], f"{r['population']:,}", metric_text("recall", r), metric_text("precision", r),
              fmt(r["net_benefit"], "money"), f"{r['review_cases']:,}"] for r in report["segments"]["rows"]]
     return ["segment", "events", "recall", "precision", "net benefit", "review cases"], rows
 
@@ -146,7 +162,7 @@ def html_page(report: dict) -> str:
     if removal:
         parts.append(f"<p>Catch nothing on their own (candidates for removal): {esc(', '.join(removal))}</p>")
     if report.get("segments"):
-        headers, rows = _segment_rows(report)
+        headers, rows = segment_table(report)
         parts.append(f"<h2>Segments by {esc(str(report['segments']['by']))}</h2>" + _table(headers, rows))
         if compare and compare.get("segments"):
             parts.append(svg(segment_delta_chart(compare["segments"]["rows"]).properties(width=600)))
@@ -186,7 +202,7 @@ def markdown(report: dict) -> str:
         lines += ["| metric | value |", "| --- | ---: |"] + [_md_row([k["title"], k["value"]]) for k in kpi_rows(report)]
     lines += ["", "## Rules", "", _md_table(RULE_HEADERS, _rules_rows(report))]
     if report.get("segments"):
-        headers, rows = _segment_rows(report)
+        headers, rows = segment_table(report)
         lines += ["", f"## Segments by {md(report['segments']['by'])}", "", _md_table(headers, rows)]
     warnings = report["warnings"] + (compare or {}).get("warnings", [])
     if warnings:
@@ -217,7 +233,8 @@ def _monitor_header(result: dict) -> str:
             f"{result['labels_known_by']}; bands: {result['method']['band']}")
 
 
-def _alert_rows(result: dict) -> list[list]:
+def alert_rows(result: dict) -> list[list]:
+    """The monitor's alerts as text rows under `ALERT_HEADERS` (monitor.html, monitor.md and the Monitor page)."""
     return [[a["day"], a["metric"], fmt(a["value"]), f"{fmt(a['expected'][0])} … {fmt(a['expected'][1])}",
              ", ".join(a["top"])] for a in result["alerts"]]
 
@@ -266,7 +283,7 @@ def monitor_html(result: dict) -> str:
              "at most two apart, reported once.</p>" + _table(INCIDENT_HEADERS, _incident_rows(result), numeric_from=len(INCIDENT_HEADERS)),
              "<h2>Daily KPIs against their expected band</h2>"
              + svg(kpi_band_chart(result["daily"], list(MONITOR_KPIS), columns=2)),
-             f"<h2>Alerts ({len(result['alerts'])})</h2>" + _table(ALERT_HEADERS, _alert_rows(result), numeric_from=2)]
+             f"<h2>Alerts ({len(result['alerts'])})</h2>" + _table(ALERT_HEADERS, alert_rows(result), numeric_from=2)]
     for entry in result["attribution"][:5]:
         by = next((c["by"] for c in entry["contributions"] if c["by"] != "rule"), "rule")
         parts.append(f"<h3>{esc(entry['metric'])} on {esc(entry['day'])}: why</h3>"
@@ -288,7 +305,7 @@ def monitor_markdown(result: dict) -> str:
     lines = [f"# Monitor: {md(result['strategy'])}", "", md(_monitor_header(result)) + ".", "",
              f"## Incidents ({len(result.get('incidents', []))})", "",
              _md_table(INCIDENT_HEADERS, _incident_rows(result)), "",
-             f"## Alerts ({len(result['alerts'])})", "", _md_table(ALERT_HEADERS, _alert_rows(result)), "",
+             f"## Alerts ({len(result['alerts'])})", "", _md_table(ALERT_HEADERS, alert_rows(result)), "",
              "## Drift against the reference", "", _md_table(DRIFT_HEADERS, _drift_rows(result))]
     if result.get("estimate"):
         lines += ["", "## Early warning before labels arrive", "", md(_estimate_text(result["estimate"]))]

@@ -23,7 +23,7 @@ from riskconsole.features import build_frame
 from riskconsole.names import internal_collision
 from riskconsole.escape import printable
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
-from riskconsole.workspace import Workspace
+from riskconsole.workspace import Workspace, connect_duckdb
 
 FORMATS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet",
            ".json": "json", ".jsonl": "json", ".ndjson": "json"}
@@ -388,7 +388,8 @@ def _check_part(con: duckdb.DuckDBPyConnection, part: Part, dataset: Dataset, la
     _empty_table(con, part)
 
 
-def check_dataset(ws: Workspace, dataset_path: str | Path | None = None, trusted: bool = False) -> Checked:
+def check_dataset(ws: Workspace, dataset_path: str | Path | None = None, trusted: bool = False,
+                  dataset: Dataset | None = None) -> Checked:
     """Every check `load` runs before reading a row; `validate` runs exactly this (and writes nothing).
 
     Args:
@@ -396,14 +397,15 @@ def check_dataset(ws: Workspace, dataset_path: str | Path | None = None, trusted
         dataset_path: a dataset.yaml (default: the workspace's own).
         trusted: True only for a path a local user gave (the CLI): a dataset file other than the workspace's own
             may then read sources outside the workspace.
+        dataset: the spec already read from `dataset_path` (a file is read once: it may be a pipe).
 
     Raises:
         RiskConsoleError: one line naming the dataset file, the item and the fix.
     """
-    path = Path(dataset_path).resolve() if dataset_path else ws.dataset_path
+    path = Path(os.path.abspath(dataset_path)) if dataset_path else ws.dataset_path  # not resolved: /dev/stdin
     label = ws.rel(path)
-    dataset = ws.dataset(path)
-    con = duckdb.connect()
+    dataset = dataset or ws.dataset(path)
+    con = connect_duckdb()
     try:
         con.execute("SET TimeZone = 'UTC'")
         parts = _parts(ws, con, dataset, label)

@@ -13,7 +13,7 @@ from riskconsole.lists import load_list, register_lists
 from riskconsole.engines import choose
 from riskconsole.sources import check_dataset, column_types, source_files
 from riskconsole.strategy import CompiledStrategy, Frame, compile_strategy, frame_of
-from riskconsole.workspace import Workspace
+from riskconsole.workspace import Workspace, connect_duckdb
 
 KINDS = {"dataset": Dataset, "strategy": Strategy, "detector": Detector}
 
@@ -48,7 +48,7 @@ def workspace_frame(ws: Workspace, dataset: Dataset) -> Frame | None:
 def source_frame(ws: Workspace, dataset: Dataset) -> Frame:
     """Columns a strategy could read once the dataset is loaded: source columns and feature names."""
     files, fmt = source_files(ws, dataset, ws.rel(ws.dataset_path))
-    con = duckdb.connect()
+    con = connect_duckdb()
     try:
         types = column_types(con, fmt, files, dataset.decimal_separator)
     finally:
@@ -79,7 +79,7 @@ def validate_file(ws: Workspace, path: str | Path, engine: str | None = None) ->
     if kind == "strategy":
         return _validate_strategy(ws, model, label, Path(path), engine)
     if kind == "dataset":
-        return _validate_dataset(ws, Path(path), engine)
+        return _validate_dataset(ws, Path(path), model, engine)
     return _validate_detector(ws, model, label)
 
 
@@ -91,10 +91,10 @@ def _validate_list(path: Path, label: str) -> str:
     return f"list '{found.name}', {found.entries} entries, {found.active(datetime.utcnow())} not expired today"
 
 
-def _validate_dataset(ws: Workspace, path: Path, engine: str | None = None) -> str:
+def _validate_dataset(ws: Workspace, path: Path, dataset: Dataset, engine: str | None = None) -> str:
     """Exactly the checks `load` runs before reading a row (`sources.check_dataset`, and with engine spark
     `spark_load.check`); nothing is written."""
-    checked = check_dataset(ws, path, trusted=True)  # validate is the CLI's: as trusted as `riskconsole load`
+    checked = check_dataset(ws, path, trusted=True, dataset=dataset)  # as trusted as `riskconsole load`
     on_spark = choose(engine, checked.dataset) == "spark"
     if on_spark:  # that load reads every source on Spark
         from riskconsole.engines.spark_load import check

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +24,10 @@ class Workspace:
 
     @classmethod
     def resolve(cls, arg: str | os.PathLike | None = None) -> Workspace:
-        """`--workspace`, else $RISKCONSOLE_WORKSPACE, else the repository itself."""
-        chosen = arg or os.environ.get("RISKCONSOLE_WORKSPACE") or REPO_ROOT
+        """`--workspace`, else $RISKCONSOLE_WORKSPACE, else the workspace the current directory is in (the nearest
+        folder up from it holding data/dataset.yaml: `cd` into a workspace and run, as in a git checkout), else the
+        repository itself."""
+        chosen = arg or os.environ.get("RISKCONSOLE_WORKSPACE") or _enclosing(Path.cwd()) or REPO_ROOT
         return cls(Path(chosen).expanduser().resolve())
 
     @property
@@ -56,8 +59,12 @@ class Workspace:
         return self.root / "reports"
 
     def rel(self, path: str | os.PathLike) -> str:
-        """A path as the user should see it: relative to the workspace when inside it."""
-        path = Path(path).resolve()
+        """A path as the user should see it: relative to the workspace when inside it; a link to no named file (a
+        pipe: /dev/stdin) as given."""
+        given = Path(path)
+        path = given.resolve()
+        if not path.exists() and given.exists():  # /dev/stdin -> /proc/PID/fd/pipe:[N], which names nothing
+            return os.path.abspath(given)
         try:
             return str(path.relative_to(self.root))
         except ValueError:
@@ -90,7 +97,7 @@ class Workspace:
         (a load builds its new database beside the live file, with the same settings)."""
         path = database or self.db_path
         path.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(path), read_only=read_only, config={"memory_limit": memory_limit()})
+        con = connect_duckdb(str(path), read_only=read_only, memory_limit=memory_limit())
         con.execute("SET TimeZone = 'UTC'")
         return con
 
@@ -102,6 +109,33 @@ class Workspace:
         if not self.db_path.exists():
             raise DataError(f"{self.rel(self.db_path)}: no database yet (run `riskconsole load` or `riskconsole demo`)")
         return safe_connection(str(self.db_path))
+
+
+def _enclosing(start: Path) -> Path | None:
+    """The nearest folder from `start` up that holds data/dataset.yaml (None: none does)."""
+    for folder in (start, *start.parents):
+        if (folder / "data" / "dataset.yaml").is_file():
+            return folder
+    return None
+
+
+def connect_duckdb(database: str = ":memory:", read_only: bool = False, **settings) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with `settings`, and DuckDB's progress bar only where stdout is a terminal: DuckDB prints
+    it to stdout, so in a log or a pipe it would be kilobytes of carriage returns. (A second connection to an
+    instance this process already locked keeps DuckDB's default; its queries run on cursors, which show no bar.)"""
+    con = duckdb.connect(database, read_only=read_only, config=settings)
+    try:
+        con.execute(f"SET enable_progress_bar = {'true' if _stdout_is_terminal() else 'false'}")
+    except duckdb.Error:
+        pass
+    return con
+
+
+def _stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout is not None and sys.stdout.isatty()
+    except (ValueError, OSError):  # a closed or odd stream: no terminal
+        return False
 
 
 def memory_limit() -> str:
@@ -121,8 +155,7 @@ def memory_limit() -> str:
 def safe_connection(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
     """Open `database` with external access disabled and the configuration locked."""
     read_only = database != ":memory:"
-    con = duckdb.connect(database, read_only=read_only,
-                         config={"enable_external_access": False, "memory_limit": memory_limit()})
+    con = connect_duckdb(database, read_only=read_only, enable_external_access=False, memory_limit=memory_limit())
     locked = con.execute("SELECT current_setting('lock_configuration')").fetchall()[0][0]
     if not locked:  # a connection to an instance this process already opened and locked needs nothing more
         con.execute("SET TimeZone = 'UTC'")

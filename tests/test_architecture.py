@@ -42,3 +42,41 @@ def test_no_undefined_names_or_unused_imports():
     out = subprocess.run([ruff, "check", "--select", "F,E9", "--output-format", "concise", "riskconsole", "tests",
                           "app.py", "bench"], cwd=root, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout[-3000:]
+
+
+class _Terminal:
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_duckdb_progress_bar_only_on_a_terminal(tiny_ws, monkeypatch):
+    """DuckDB prints its progress bar to stdout: piped into a log it is carriage-return noise, so it is on only
+    where stdout is a terminal (every connection of the load, the backtests and the checks opens the same way)."""
+    from riskconsole.workspace import connect_duckdb
+
+    def bar(con) -> bool:
+        try:
+            return con.execute("SELECT current_setting('enable_progress_bar')").fetchall()[0][0]
+        finally:
+            con.close()
+
+    assert not bar(tiny_ws.connect_safe()) and not bar(tiny_ws.connect(read_only=True)) and not bar(connect_duckdb())
+    monkeypatch.setattr(sys, "stdout", _Terminal())
+    assert bar(connect_duckdb()) and bar(tiny_ws.connect_safe())
+
+
+def test_duckdb_progress_bar_stays_out_of_a_piped_interactive_run(tiny_ws):
+    """DuckDB turns its bar on by itself where `__main__` has no file (`python -c`, a notebook, a bench harness) and
+    then prints ~11 KB of it into a 15 s query's piped output; riskconsole's connections turn it off there."""
+    code = ("import duckdb\nfrom riskconsole.workspace import Workspace\n"
+            f"ws = Workspace.resolve({str(tiny_ws.root)!r})\n"
+            "q = \"SELECT current_setting('enable_progress_bar')\"\n"
+            "print(duckdb.connect().execute(q).fetchall()[0][0], ws.connect_safe().execute(q).fetchall()[0][0])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False"]  # DuckDB's own default here, and ours

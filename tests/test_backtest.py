@@ -9,7 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from riskconsole.backtest import fetch_decisions, make_window
+from datetime import datetime
+
+from riskconsole.backtest import fetch_decisions, make_window, parse_moment
+from riskconsole.errors import RiskConsoleError
 from riskconsole.report import build_report, run_backtest
 
 BUSINESS = {"review_cost": 2.0, "review_capacity": 3, "review_catch_rate": 0.5, "good_block_cost": 0.25}
@@ -166,6 +169,46 @@ def test_as_of_and_window(tiny_ws):
     assert report["window"] == {"from": "2026-03-02", "to": "2026-03-04", "note": None}  # explicit days: untouched
     assert [d["day"] for d in report["daily"]] == ["2026-03-02", "2026-03-03", "2026-03-04"]
     assert any("no label yet" in w for w in report["warnings"])
+
+
+@pytest.mark.parametrize("text, end, utc", [
+    ("2026-02-01T10:00:00+05:00", False, "2026-02-01 05:00"),
+    ("2026-02-01 10:00 +05:30", False, "2026-02-01 04:30"),
+    ("2026-02-01T10:00:00Z", False, "2026-02-01 10:00"),
+    ("2026-02-01 10:00 UTC", False, "2026-02-01 10:00"),
+    ("2026-02-01 10:00 Europe/Berlin", False, "2026-02-01 09:00"),   # winter: UTC+1
+    ("2026-07-01 10:00 Europe/Berlin", False, "2026-07-01 08:00"),   # summer: UTC+2
+    ("2026-02-01 Europe/Berlin", False, "2026-01-31 23:00"),         # a zone's day starts at its midnight
+    ("2026-02-01 Europe/Berlin", True, "2026-02-01 23:00"),          # ... and a --to day ends at the next one
+    ("2026-02-01 10:00", False, "2026-02-01 10:00"),                 # no zone: UTC already
+    ("2026-02-01", True, "2026-02-02 00:00"),
+])
+def test_times_with_an_offset_or_zone_become_utc(text, end, utc):
+    assert parse_moment(text, end=end) == datetime.fromisoformat(utc)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("yesterday", "--to 'yesterday': not a date or timestamp (e.g. 2026-03-01"),
+    ("2026-02-01 10:00 Europe/Berln", "unknown time zone 'Europe/Berln'"),
+    ("2026-02-01T10:00+01:00 Europe/Berlin", "both an offset and a zone name"),
+    ("2026-02-01T10:00+25:00", "not a date or timestamp"),
+])
+def test_a_malformed_time_names_the_flag_and_an_example(text, message):
+    with pytest.raises(RiskConsoleError) as err:
+        parse_moment(text, end=True, what="--to")
+    assert message in str(err.value) and str(err.value).startswith("--to ") and "\n" not in str(err.value)
+    assert "2026-03-01T12:00:00+05:00" in str(err.value)
+
+
+def test_a_window_in_another_zone_selects_the_same_events_as_in_utc(tiny_ws):
+    """--from/--to with an offset select the events of the UTC instants they name (not the wall times)."""
+    shifted = make_window("2026-03-02T05:00:00+05:00", "2026-03-03T12:00:00+05:00")
+    plain = make_window("2026-03-02T00:00:00", "2026-03-03T07:00:00")
+    assert shifted == plain
+    report = run_backtest(tiny_ws, tiny_ws.strategies_dir / "tiny.yaml", shifted).report
+    df = _frame(tiny_ws)
+    inside = (df.ts >= "2026-03-02 00:00") & (df.ts < "2026-03-03 07:00")
+    assert report["overall"]["population"] == inside.sum()
 
 
 def test_set_overrides_params(tiny_ws):

@@ -290,3 +290,98 @@ def test_a_backtest_imports_no_library_it_does_not_need(demo_ws, tmp_path, extra
              "if m in sys.modules))")
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() \
         .splitlines()[-1] == "[]"
+
+
+def _piped(ws, body: str, *argv):
+    """`python -m riskconsole ARGV` with `body` piped on stdin (a pipe can be read once)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.run([sys.executable, "-m", "riskconsole", *map(str, argv), "--workspace", str(ws.root)],
+                          input=body, capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_a_strategy_piped_on_stdin_is_read_once(tiny_ws, tmp_path):
+    """`cat s.yaml | riskconsole backtest /dev/stdin`: the window, the compiled-query cache's key and the compiler
+    all read the one text (the second read of a pipe is empty), run after run (the second from the cache)."""
+    body = (tiny_ws.strategies_dir / "tiny.yaml").read_text()
+    expected = tmp_path / "file"
+    assert main(["backtest", str(tiny_ws.strategies_dir / "tiny.yaml"), "--workspace", str(tiny_ws.root),
+                 "--out", str(expected), "--format", "json"]) == 0
+    for run_ in ("first", "cached"):
+        out = tmp_path / run_
+        done = _piped(tiny_ws, body, "backtest", "/dev/stdin", "--out", out, "--format", "json")
+        assert done.returncode == 0, done.stderr
+        assert json.loads((out / "report.json").read_text())["overall"] == \
+            json.loads((expected / "report.json").read_text())["overall"]
+    assert "compiled queries from data/cache/compiled/" in done.stdout
+    bad = _piped(tiny_ws, "name: [\n", "backtest", "/dev/stdin")
+    assert bad.returncode == 1 and bad.stderr.startswith("error: /dev/stdin: line 2: YAML syntax error")
+
+
+def test_a_dataset_piped_on_stdin_validates(tiny_ws):
+    done = _piped(tiny_ws, tiny_ws.dataset_path.read_text(), "validate", "/dev/stdin")
+    assert done.returncode == 0 and done.stdout.startswith("ok: /dev/stdin: dataset,"), done.stderr
+
+
+def test_by_a_column_whose_name_has_a_space(tmp_path, capsys):
+    """`--by "Coupon Code"`: a CSV header's name, spaces and all (and `"Coupon Code:3"`-like specs still bucket)."""
+    from riskconsole.ingest import load
+    from tests.conftest import random_events, write_workspace
+
+    events = random_events()
+    events["Coupon Code"] = ["SPRING" if i % 3 else "" for i in range(len(events))]
+    events["Basket Size"] = [1 + i % 7 for i in range(len(events))]
+    strategy = {"name": "coupons", "rules": [{"name": "coupon", "when": "\"Coupon Code\" = 'SPRING' AND amount > 100",
+                                              "action": "review"}]}
+    ws = write_workspace(tmp_path / "ws", events, strategies={"coupons": strategy})
+    load(ws)
+    path = ws.strategies_dir / "coupons.yaml"
+    code, _, err = run(capsys, "backtest", path, "--workspace", ws.root, "--by", "Coupon Code", "--out", tmp_path / "a",
+                       "--format", "json")
+    assert code == 0, err
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    segments = report["segments"]["rows"]
+    assert report["segments"]["by"] == "Coupon Code" and {s["segment"] for s in segments} == {"SPRING", "(missing)"}
+    assert sum(s["population"] for s in segments) == report["overall"]["population"]
+    code, _, err = run(capsys, "backtest", path, "--workspace", ws.root, "--by", "Basket Size:3", "--out",
+                       tmp_path / "b", "--format", "json")
+    assert code == 0, err
+    assert len(json.loads((tmp_path / "b" / "report.json").read_text())["segments"]["rows"]) == 3
+    code, _, err = run(capsys, "backtest", path, "--workspace", ws.root, "--by", "coupon code")
+    assert code == 1 and "no column 'coupon code' to segment by (did you mean 'Coupon Code'?)" in err
+
+
+def test_riskconsole_console_serves_the_workspace_it_is_given(tmp_path, monkeypatch, capsys):
+    """`riskconsole console` (what a stranger tries first) starts the same launcher as `python -m
+    riskconsole.ui.serve`, on the workspace given, this machine only unless told otherwise."""
+    import os
+
+    from riskconsole.cli import _parser
+    from riskconsole.ui import serve
+
+    started = []
+    monkeypatch.setattr(serve, "serve", lambda port, address: started.append(
+        (port, address, os.environ["RISKCONSOLE_WORKSPACE"])))
+    monkeypatch.setenv("RISKCONSOLE_WORKSPACE", "/elsewhere")
+    assert main(["console", "--workspace", str(tmp_path), "--port", "8777"]) == 0
+    assert started == [(8777, "127.0.0.1", str(tmp_path.resolve()))]
+    assert "http://127.0.0.1:8777" in capsys.readouterr().err
+    args = _parser().parse_args(["console"])
+    assert (args.port, args.address) == (8501, "127.0.0.1")
+
+
+def test_sweep_prints_an_undefined_precision_with_its_reason(tiny_ws, capsys, tmp_path):
+    """A sweep value at which nothing is flagged has no precision: the line says `— (no hits)` (`metric_text`)."""
+    path = tiny_ws.strategies_dir / "big.yaml"
+    path.write_text(yaml.safe_dump({"name": "big", "params": {"big": 100},
+                                    "rules": [{"name": "big", "when": "amount > $big", "action": "review"}]}))
+    code, out, err = run(capsys, "sweep", path, "--workspace", tiny_ws.root, "--param", "big", "--values", "100,1e9",
+                         "--out", tmp_path / "sweep")
+    assert code == 0, err
+    lines = {line.split("=")[1].split()[0]: line for line in out.splitlines() if line.startswith("big=")}
+    assert "precision — (no hits)" in lines["1e9"] and "None" not in out, out
+    assert "(no hits)" not in lines["100"]

@@ -409,3 +409,24 @@ def test_cards_say_what_a_score_means(trained):
         if name != "lgbm":
             assert "a rank, not a probability" in (folder / "card.md").read_text()
             assert _card(trained, name)["calibration"] is None
+
+
+def test_a_role_name_as_a_detector_feature_says_which_column_to_write(tmp_path):
+    """`init`'s detector lists `amount`; where the amount is the column 'Total', the error says to write Total, not a
+    did-you-mean to whatever column is spelt closest ('Country')."""
+    from conftest import BASE_DATASET, random_events, write_workspace
+    from riskconsole.ingest import load
+    from riskconsole.validate import validate_file
+
+    events = random_events(n=60).rename(columns={"amount": "Total"}).assign(Country="DE")
+    dataset = {**BASE_DATASET, "columns": {**BASE_DATASET["columns"], "amount": "Total"},
+               "features": [{"name": "user_orders_1h", "count": "*", "by": "user_id", "window": "1h"}]}
+    ws = write_workspace(tmp_path / "ws", events, dataset)
+    load(ws)
+    path = ws.detectors_dir / "lgbm.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(yaml.safe_dump({"name": "lgbm", "kind": "lightgbm", "features": ["amount", "user_orders_1h"],
+                                      "train": {"from": "2026-03-01", "to": "2026-03-03"}}))
+    with pytest.raises(RiskConsoleError, match="feature 'amount': not a column or feature of the loaded frame "
+                                               r"\(the amount role is the column 'Total' here; write Total\)"):
+        validate_file(ws, path)

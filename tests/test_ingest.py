@@ -219,6 +219,31 @@ def test_decimal_commas_load_and_a_thousands_separator_is_quarantined(tmp_path):
                               "set decimal_separator: ',' for this source"]
 
 
+def test_an_amount_with_a_currency_sign_is_quarantined_saying_so_and_the_fix(tmp_path):
+    """`$12.50` and `12,50 €` are not numbers: each row's reason names the sign seen and the one-line fix (with the
+    decimal comma where the source reads points), and the load's warning shows the values and the same fix."""
+    text = ("event_id;ts;is_fraud;label_ts;amount;user_id;device_id\n"
+            "a1;2026-03-01 10:00:00;1;2026-03-05 00:00:00;$12.50;1;1\n"
+            "a2;2026-03-01 11:00:00;0;;12,50 €;2;1\n"
+            "a3;2026-03-01 12:00:00;0;;7.25;2;2\n"
+            "a4;2026-03-01 13:00:00;0;;EUR 3.10;3;2\n")
+    ws = _ws(tmp_path, {"orders.csv": text}, BASE_DATASET)
+    result = load(ws)
+    assert (result.loaded, result.quarantined) == (1, 3)
+    comma = "; a decimal comma (12,50) also needs decimal_separator: ','"
+    assert sorted(query(ws, "SELECT event_id, reason FROM quarantine")) == [
+        ("a1", "amount: currency sign '$' in a number: remove it where the file is exported (12.50, not $12.50)"
+         + comma),
+        ("a2", "amount: currency sign '€' in a number: remove it where the file is exported (12.50, not €12.50)"
+         + comma),
+        ("a4", "amount: currency sign 'EUR' in a number: remove it where the file is exported (12.50, not EUR12.50)"
+         + comma)]
+    assert result.warnings == ["data/dataset.yaml: columns.amount: 3 of 4 rows (75.0%) quarantined because 'amount' "
+                               "is not a valid DOUBLE, e.g. '$12.50', '12,50 €', 'EUR 3.10': remove the currency sign "
+                               "($, €, EUR) where the file is exported (12.50, not $12.50) and set "
+                               "decimal_separator: ',' for this source"]
+
+
 def test_a_role_name_in_an_expression_says_which_column_to_write(tmp_path):
     """`amount` is a role; where it maps another column, a feature or a rule naming it is told that column."""
     from riskconsole.session import Session

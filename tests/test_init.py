@@ -111,3 +111,26 @@ def test_skeleton_validates_loads_and_backtests_after_the_documented_edit(tmp_pa
     assert report["overall"]["population"] == int((days <= last).sum()) < 600
     assert report["compare"]["baseline_strategy"] == "baseline"
     assert [r["name"] for r in report["rules"]][-1] == "fraud_device"
+
+
+def test_commands_run_on_the_workspace_the_current_directory_is_in(tmp_path, capsys, monkeypatch):
+    """After `init --workspace ws` and `cd ws` (or into ws/strategies), a command without --workspace works on ws,
+    as git does in a checkout: it once read the repository's demo instead ("looked for <repo>/data/events.csv").
+    --workspace and $RISKCONSOLE_WORKSPACE still win."""
+    from riskconsole.workspace import REPO_ROOT, Workspace
+
+    monkeypatch.delenv("RISKCONSOLE_WORKSPACE", raising=False)
+    ws = tmp_path / "ws"
+    init_workspace(ws)
+    for where in (ws, ws / "strategies"):
+        monkeypatch.chdir(where)
+        assert Workspace.resolve().root == ws.resolve()
+        code, _, err = run(capsys, "validate", ws / "data" / "dataset.yaml")
+        assert code == 1 and f"(looked for {ws.resolve() / 'data' / 'events.csv'})" in err
+    other = tmp_path / "other"
+    assert Workspace.resolve(other).root == other.resolve()
+    monkeypatch.setenv("RISKCONSOLE_WORKSPACE", str(other))
+    assert Workspace.resolve().root == other.resolve()
+    monkeypatch.delenv("RISKCONSOLE_WORKSPACE")
+    monkeypatch.chdir(tmp_path)  # in no workspace: the repository's
+    assert Workspace.resolve().root == REPO_ROOT.resolve()

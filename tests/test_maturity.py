@@ -389,7 +389,59 @@ def test_undated_good_labels_make_the_events_line_the_share_of_fraud_known(tmp_p
                                                            events["label_ts"], LAST, fraud=True))
     assert source["curve"][DELAY]["labelled_within"] == 1.0  # every fraud is known DELAY days after its event
     assert source["mature_age"] == DELAY and window.end.date() == LAST - timedelta(days=DELAY - 1)
+    assert f"(fraud on events is 95% as confirmed as on old events only {DELAY} days after" in window.note
     assert "good labels have no label_time" in source["reading"] and "fraud is 95% as confirmed" in source["reading"]
     spec = maturity_chart([source]).to_dict()
     assert spec["layer"][0]["encoding"]["y"]["title"] == "share of fraud confirmed"
     assert "events (is_fraud): fraud confirmed" in json.dumps(spec["datasets"])
+
+
+def test_as_of_with_only_fraud_labels_dated_warns_once_what_it_means(tmp_path, capsys):
+    """--as-of counts a label known only if its label_time is before the cut: where good labels have none, every
+    good label is unknown as of any day (fp 0, precision 100%). The report warns once, saying so and the fix; with
+    every label dated, or without --as-of, it does not."""
+    from riskconsole.cli import main
+    from riskconsole.ingest import load
+
+    events = _events()
+    events["label_ts"] = events["label_ts"].where(events["is_fraud"] == 1)
+    ws = write_workspace(tmp_path / "ws", events, strategies={"s": STRATEGY})
+    load(ws)
+    path, as_of = ws.strategies_dir / "s.yaml", (LAST - timedelta(days=1)).isoformat()
+    with Session(ws) as session:
+        report = session.backtest(path, session.window(as_of=as_of, strategy=path)).report
+        plain = session.backtest(path, session.window(strategy=path)).report
+    said = [w for w in report["warnings"] if w.startswith("--as-of: only fraud labels have")]
+    assert len(said) == 1 and "every good label counts as unknown" in said[0] and "without --as-of" in said[0]
+    assert report["overall"]["fp"] == 0 and report["overall"]["tn"] == 0  # what the warning says happens
+    assert not any("only fraud labels" in w for w in plain["warnings"])
+    assert main(["backtest", str(path), "--workspace", str(ws.root), "--as-of", as_of, "--baseline", str(path),
+                 "--bootstrap", "10", "--out", str(tmp_path / "out")]) == 0
+    assert capsys.readouterr().out.count("only fraud labels have") == 1  # candidate and baseline: said once
+    dated = write_workspace(tmp_path / "dated", _events(), strategies={"s": STRATEGY})
+    load(dated)
+    with Session(dated) as session:
+        path = dated.strategies_dir / "s.yaml"
+        report = session.backtest(path, session.window(as_of=as_of, strategy=path)).report
+    assert not any("only fraud labels" in w for w in report["warnings"])
+
+
+def test_mature_labels_of_close_ages_cannot_overlap():
+    """The 1M demo's "mature: 39 d" and "mature: 44 d" were drawn on one row and overlapped: each label has its own
+    row (by age), rows at least a font height apart, all inside the chart."""
+    from riskconsole.charts import maturity_chart
+
+    def source(name: str, age: int) -> dict:
+        curve = [{"age_days": a, "events": 100, "labelled_within": min(1.0, a / age), "labelled_share": 1.0}
+                 for a in range(0, 91, 5)]
+        return {"source": name, "label": "y", "unit": "events", "dated": True, "fraud": False, "curve": curve,
+                "mature_age": age}
+
+    spec = maturity_chart([source("events", 44), source("tables.merchants", 39), source("tables.x", 41)]).to_dict()
+    texts = [layer for layer in spec["layer"] if (layer.get("mark") or {}).get("type") == "text"]
+    placed = sorted((layer["encoding"]["y"]["value"], layer["mark"]["fontSize"],
+                     spec["datasets"][layer["data"]["name"]][0]["text"]) for layer in texts)
+    assert [p[2] for p in placed] == ["mature: 39 d", "mature: 41 d", "mature: 44 d"]  # every label, one row each
+    for (top, size, _), (below, _, _) in zip(placed, placed[1:]):
+        assert below - top >= size  # the next row starts below this row's text
+    assert placed[-1][0] + placed[-1][1] <= spec["height"]

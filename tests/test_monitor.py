@@ -338,6 +338,11 @@ def test_the_monitor_page_shows_the_core_alerts(demo, monkeypatch):
     assert next(m.value for m in at.metric if m.label == "alerts") == f"{len(core['alerts']):,}"
     charts = [e for e in at.main if getattr(e, "type", None) == "vega_lite_chart"]
     assert charts
+    from riskconsole.share import alert_rows
+
+    assert core["alerts"]  # the demo's window has some: the table below is checked
+    table = next(d.value for d in at.dataframe if "expected" in d.value.columns)  # as monitor.md has it, not raw
+    assert table[["day", "metric", "value", "expected"]].values.tolist() == [r[:4] for r in alert_rows(core)]
 
 
 def test_js_distance_matches_scipy():

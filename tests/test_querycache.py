@@ -3,6 +3,7 @@ files byte for byte; any edit of a file it depends on, a retrain, or a planted e
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import shutil
@@ -151,11 +152,16 @@ def test_an_entry_of_plain_data_but_not_of_its_shape_is_a_miss(ws, capsys, tmp_p
     assert not hit and again == report
 
 
+def _numbers(report: bytes) -> dict:
+    return json.loads(report)["overall"]
+
+
 def test_a_strategy_edited_while_a_cached_run_reads_it_is_never_answered_with_the_old_sql(ws, capsys, tmp_path,
                                                                                          monkeypatch):
     """An edit saved between the key's read of the file and the run's parse of it (an editor saving while a CI job
-    runs) is the edited strategy's answer, not its new name on the old file's numbers."""
-    _backtest(capsys, ws, tmp_path / "a", "listed.yaml", formats="json")
+    runs) never gives its new name on the old file's numbers: a run reads the file once, so it answers for the text
+    it read, whole (the next run answers for the edit)."""
+    _, before, _ = _backtest(capsys, ws, tmp_path / "a", "listed.yaml", formats="json")
     path, read = ws.strategies_dir / "listed.yaml", querycache.read
 
     def read_then_edit(root, name):
@@ -170,7 +176,8 @@ def test_a_strategy_edited_while_a_cached_run_reads_it_is_never_answered_with_th
     monkeypatch.setattr(querycache, "read", read)
     monkeypatch.setenv(querycache.CACHE_ENV, "0")
     _, edited, _ = _backtest(capsys, ws, tmp_path / "c", "listed.yaml", formats="json")
-    assert b"listed_v2" in edited and raced == edited
+    assert b"listed_v2" in edited and b"listed_v2" not in raced and _numbers(raced) == _numbers(before)
+    assert _numbers(edited) != _numbers(before)
 
 
 def test_a_full_disk_leaves_no_partial_file_behind(tmp_path, monkeypatch):

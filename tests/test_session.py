@@ -114,9 +114,10 @@ def test_the_glossary_defines_exactly_the_overall_keys(tiny_ws):
     assert all(m.definition.endswith(".") and m.formula and m.kind in ("pct", "money", "int") for m in METRICS)
 
 
-def test_a_dataset_edited_since_the_load_is_said_first_until_the_next_load(tiny_ws):
+def test_a_dataset_edited_since_the_load_is_said_first_until_the_next_load(tiny_ws, monkeypatch):
     """The numbers are of the data as loaded: editing a feature or a source in dataset.yaml without loading again
-    is warned in every face (the report's warnings), first; editing only `business:` needs no load."""
+    is warned in every face (the report's warnings), first; editing only `business:`, `engine:` or `spark:` needs no
+    load (they do not change the data)."""
     from riskconsole.backtest import Window
     from riskconsole.ingest import load
 
@@ -131,6 +132,10 @@ def test_a_dataset_edited_since_the_load_is_said_first_until_the_next_load(tiny_
     assert not any("has changed since the last load" in w for w in warnings())
     spec = yaml.safe_load(tiny_ws.dataset_path.read_text())
     spec["business"] = {**spec.get("business", {}), "review_cost": 7.5}
+    tiny_ws.dataset_path.write_text(yaml.safe_dump(spec))
+    assert not any("has changed" in w for w in warnings())
+    monkeypatch.setenv("RISKCONSOLE_ENGINE", "duckdb")  # the file now says spark: these reports still run here
+    spec.update(engine="spark", spark={"master": "local[2]", "driver_memory": "2g"})
     tiny_ws.dataset_path.write_text(yaml.safe_dump(spec))
     assert not any("has changed" in w for w in warnings())
     spec["features"] = spec["features"] + [{"name": "user_orders_2h", "count": "*", "by": "user_id", "window": "2h"}]

@@ -9,6 +9,7 @@ conftest.py).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -404,6 +405,30 @@ def test_missing_java_says_what_to_install(monkeypatch):
                                 "or set JAVA_HOME")
 
 
+
+def test_local_mode_gives_the_driver_a_third_of_the_machine_unless_the_dataset_says(monkeypatch):
+    """Spark's own 1g heap ran out building the 1M demo's frame in local mode (every task runs in the driver)."""
+    from riskconsole.config import SparkSettings
+    from riskconsole.engines import spark as engine
+
+    monkeypatch.setattr(engine.os, "sysconf", lambda name: {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 6 * 2**30 // 4096
+                                                               * 4}[name])  # 24 GB
+    assert engine.session_conf(SparkSettings())["spark.driver.memory"] == "8g"
+    assert engine.session_conf(SparkSettings(driver_memory="3g"))["spark.driver.memory"] == "3g"
+    assert engine.session_conf(SparkSettings(conf={"spark.driver.memory": "2g"}))["spark.driver.memory"] == "2g"
+    assert "spark.driver.memory" not in engine.session_conf(SparkSettings(master="spark://host:7077"))
+    monkeypatch.setattr(engine.os, "sysconf", lambda name: 4096 if name == "SC_PAGE_SIZE" else 2**30 // 4096)  # 1 GB
+    assert engine.session_conf(SparkSettings())["spark.driver.memory"] == "1g"
+
+
+def test_a_spark_out_of_memory_error_says_how_to_give_it_more():
+    from riskconsole.engines.spark_render import first_line
+
+    err = RuntimeError("An error occurred while calling o261.localCheckpoint.\n: org.apache.spark.SparkException: "
+                       "Job aborted due to stage failure\nCaused by: java.lang.OutOfMemoryError: Java heap space")
+    assert "driver_memory" in first_line(err) and "out of memory" in first_line(err)
+    assert first_line(RuntimeError("[UNRESOLVED_COLUMN] x\nmore")) == "[UNRESOLVED_COLUMN] x"
+
 WATCH = {"name": "watch", "rules": [
     {"name": "burst", "when": "user_orders_1h >= 3", "action": "block"},
     {"name": "big", "when": "amount > 300 AND channel <> 'web'", "action": "review"},
@@ -492,9 +517,9 @@ def test_the_console_says_when_a_workspace_is_on_spark(tiny_ws, monkeypatch):
     """One line from the core (`Session.engine_note`) under each page's title; none on DuckDB."""
     from conftest import console_page
 
-    for engine, want in (("spark", ["Engine: spark (local[*]). Comparisons, Optimize, exports and the monitor are "
-                                    "computed there (slower answers); the live reports of the Backtest and Tune pages "
-                                    "read DuckDB."]),
+    for engine, want in (("spark", ["Engine: spark (local[*]). Backtest and Tune reports and curves, comparisons, "
+                                    "Optimize, exports and the monitor are computed there (slower answers); explain, "
+                                    "one event's decision and the events whose decision changed read DuckDB."]),
                          ("duckdb", [])):
         monkeypatch.setenv("RISKCONSOLE_ENGINE", engine)
         at = console_page(monkeypatch, tiny_ws.root, "detectors_page")
@@ -658,3 +683,150 @@ def test_pyod_scores_are_computed_on_spark_and_match_duckdbs(mixed_ws, spark_ses
         assert np.abs(ours - theirs).max() <= 1e-9 and np.unique(theirs).size > 10, name
     assert all(rule["hits"] for rule in want_report["rules"]), want_report["rules"]
     assert_same(json.loads(json.dumps(got_report, default=str)), json.loads(json.dumps(want_report, default=str)))
+
+
+# ------------------------------------------------------------------ the console on Spark (issue 15)
+
+
+@pytest.fixture
+def spark_pages(mixed_ws, spark_session, spark_for_cli, monkeypatch):
+    """The console on engine spark over `mixed_ws`: every Spark query the pages run (strategy names), every report and
+    curve the core handed them, and DuckDB's evaluator refused (a live report from it would not be Spark's)."""
+    from riskconsole.engines.spark import SparkEngine
+    from riskconsole.ui import common
+
+    ran, reports, curves = [], [], []
+    arrow, interactive, curve = SparkEngine.arrow, Session.interactive, Session.curve
+
+    def counted(self, query, strategy):
+        ran.append(strategy)
+        return arrow(self, query, strategy)
+
+    def reported(self, *args, **kwargs):
+        reports.append(interactive(self, *args, **kwargs))
+        return reports[-1]
+
+    def traced(self, path, *args, **kwargs):
+        before = len(ran)
+        curves.append((Path(path).stem, curve(self, path, *args, **kwargs), len(ran) - before))
+        return curves[-1][1]
+
+    def refused(self, *args, **kwargs):
+        raise AssertionError("the DuckDB evaluator answered on engine spark")
+
+    monkeypatch.setattr(SparkEngine, "arrow", counted)
+    monkeypatch.setattr(Session, "interactive", reported)
+    monkeypatch.setattr(Session, "curve", traced)
+    monkeypatch.setattr(Session, "_evaluator", refused)
+    monkeypatch.setenv("RISKCONSOLE_ENGINE", "spark")
+    for cached in (common._spark_report, common._spark_curve, common._report, common._curve):
+        cached.clear()
+    yield ran, reports, curves
+    common.release_connections()
+
+
+def _spark_cli(mixed_ws, tmp_path, capsys, *args) -> dict:
+    """report.json (or sweep.json) of a CLI command run with --engine spark."""
+    from riskconsole.cli import main
+
+    out = tmp_path / f"cli{len(list(tmp_path.iterdir()))}"
+    assert main([args[0], str(mixed_ws.strategies_dir / "mixed.yaml"), *args[1:], "--workspace", str(mixed_ws.root),
+                 "--engine", "spark", "--out", str(out)]) == 0
+    assert "computed on spark" in capsys.readouterr().out or args[0] != "backtest"
+    return json.loads((out / ("report.json" if args[0] == "backtest" else "sweep.json")).read_text())
+
+
+def _plain(report: dict) -> dict:
+    return json.loads(json.dumps(report, default=str))
+
+
+def _mixed_page(monkeypatch, mixed_ws, page: str):
+    """A console page on strategy mixed (other tests of this module add strategies that sort after it)."""
+    from conftest import console_page
+
+    at = console_page(monkeypatch, mixed_ws.root, page, timeout=300)
+    if at.selectbox(key="strategy").value != "mixed":
+        at.selectbox(key="strategy").set_value("mixed").run(timeout=300)
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_pages_backtest_on_spark_shows_the_spark_clis_report(mixed_ws, spark_pages, tmp_path, capsys, monkeypatch):
+    """The Backtest page's live report is the CLI's Spark backtest (DuckDB's evaluator refused), and the page shows
+    it: population, rule hits; its title line says what runs where."""
+    ran, reports, _ = spark_pages
+    at = _mixed_page(monkeypatch, mixed_ws, "backtest_page")
+    mixed = [r for r in reports if r["strategy"] == "mixed"]
+    assert "mixed" in ran and len(mixed) == 1
+    want = _spark_cli(mixed_ws, tmp_path, capsys, "backtest", "--format", "json")
+    assert_same(_plain(mixed[0]), want)
+    assert any(f"population {want['overall']['population']:,} events" in c.value for c in at.caption)
+    rules = next(d.value for d in at.dataframe if "unique_tp" in d.value.columns)
+    assert list(rules["hits"]) == [r["hits"] for r in want["rules"]] and sum(rules["hits"]) > 0
+    note = next(c.value for c in at.caption if c.value.startswith("Engine:"))
+    assert note.startswith("Engine: spark (local[*]). Backtest and Tune reports and curves") and "read DuckDB" in note
+    assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
+
+
+def test_pages_tune_on_spark_gives_the_spark_clis_numbers_one_pass_per_curve(mixed_ws, spark_pages, tmp_path, capsys,
+                                                                            monkeypatch):
+    """The Tune page on Spark: its report is the CLI's Spark backtest, its curve the CLI's Spark sweep over the slider
+    range computed in one pass (13 points, at most the grouped query and the window's span), and a slider move is
+    the CLI's backtest with --set."""
+    from riskconsole.optimize import default_values
+
+    _, reports, curves = spark_pages
+    at = _mixed_page(monkeypatch, mixed_ws, "tune_page")
+    values = default_values(STRATEGY["params"]["burst"])
+    want = _spark_cli(mixed_ws, tmp_path, capsys, "sweep", "--param", "burst", "--values",
+                      ",".join(str(v) for v in values))
+    (points, queries), = [(points, queries) for stem, points, queries in curves if stem == "mixed"]
+    assert len(points) == len(values) == 13 and 1 <= queries <= 2  # burst 0..12
+    assert_same(points, want["points"])
+    best = max(points, key=lambda p: p["net_benefit"])
+    assert any(f"Best net benefit on this curve: **{best['net_benefit']:,.0f}** at `burst = {best['value']}`" in m.value
+               for m in at.markdown)
+    mixed = [r for r in reports if r["strategy"] == "mixed"]
+    assert len(mixed) == 1  # the report at the saved values is the saved report: one Spark pass, not two
+    assert_same(_plain(mixed[0]), _spark_cli(mixed_ws, tmp_path, capsys, "backtest", "--format", "json"))
+
+    target = next(p for p in points if p["flagged"] != mixed[0]["overall"]["flagged"])  # a move that changes it
+    drawn = len(curves)
+    at.slider(key="tune_mixed_burst").set_value(target["value"]).run(timeout=300)
+    assert not at.exception, [e.value for e in at.exception]
+    mixed = [r for r in reports if r["strategy"] == "mixed"]
+    assert len(mixed) == 2 and len(curves) == drawn  # the moved param's curve is the one drawn: not computed again
+    moved = _spark_cli(mixed_ws, tmp_path, capsys, "backtest", "--format", "json", "--set", f"burst={target['value']}")
+    assert_same(_plain(mixed[1]), moved)
+    assert mixed[1]["overall"]["flagged"] == target["flagged"] and mixed[1]["overall"]["tp"] == target["tp"]
+
+
+def test_pages_two_users_wait_for_one_spark_start_and_frame_build(mixed_ws, spark, monkeypatch):
+    """Two console users (threads) asking a fresh Session for its Spark engine at once: one engine, one prepare."""
+    import threading
+    import time
+
+    from riskconsole.engines import spark as spark_module
+
+    made, prepared = [], []
+    init, prepare = spark_module.SparkEngine.__init__, spark_module.SparkEngine.prepare
+
+    def slow_init(self, *args, **kwargs):
+        time.sleep(0.3)  # a session start takes seconds: both users arrive during it
+        made.append(self)
+        init(self, *args, **kwargs)
+
+    def counted_prepare(self, *args, **kwargs):
+        prepared.append(self)
+        return prepare(self, *args, **kwargs)
+
+    monkeypatch.setattr(spark_module.SparkEngine, "__init__", slow_init)
+    monkeypatch.setattr(spark_module.SparkEngine, "prepare", counted_prepare)
+    with Session(mixed_ws, engine="spark", spark=spark) as shared:
+        got = []
+        users = [threading.Thread(target=lambda: got.append(shared.spark_engine())) for _ in range(2)]
+        for user in users:
+            user.start()
+        for user in users:
+            user.join()
+    assert len(made) == 1 and len(prepared) == 1 and got[0] is got[1]

@@ -89,12 +89,63 @@ def test_a_rule_without_hits_reads_no_hits_not_none(lone_ws, monkeypatch):
         rules = {r["name"]: r for r in report["rules"]}
         assert rules["never"]["hits"] == 0 and rules["never"]["precision"] is None and rules["big"]["hits"] > 0
         shown = table.set_index("name")
-        assert shown.loc["never", "precision"] == "no hits" and shown.loc["never", "recall"] == fmt(0.0, "pct")
+        assert shown.loc["never", "precision"] == "— (no hits)" and shown.loc["never", "recall"] == fmt(0.0, "pct")
         assert shown.loc["big", "precision"] == fmt(rules["big"]["precision"], "pct")
         assert shown.loc["big", "recall"] == fmt(rules["big"]["recall"], "pct")
         assert "None" not in shown.astype(str).to_numpy()
     finally:
         quiet.unlink()
+
+
+def test_an_undefined_metric_says_why_on_the_compare_page_and_in_the_reports(lone_ws, monkeypatch):
+    """A candidate that flags only web events: its precision in the other channels is undefined. The Compare page's
+    tables, report.md and report.html say why ("no hits"), from the one core function, never `None`."""
+    from riskconsole.report import Baseline
+    from riskconsole.session import Session
+    from riskconsole.share import html_page, markdown
+
+    web = lone_ws.strategies_dir / "web.yaml"
+    web.write_text("name: web\nrules:\n  - {name: never, when: 'amount < 0', action: block}\n"
+                   "  - {name: big_web, when: \"amount > 100 AND channel = 'web'\", action: review}\n")
+    try:
+        at = _open(lone_ws, monkeypatch, "compare_page")
+        at.selectbox[0].set_value("web").run()
+        at.selectbox[1].set_value("mine").run()
+        assert not at.exception, [e.value for e in at.exception]
+        tables = [d.value for d in at.dataframe]
+        assert all("None" not in t.astype(str).to_numpy() for t in tables), [t.head() for t in tables]
+        segments = next(t for t in tables if "segment" in t.columns)
+        segments = segments.set_index(segments["segment"].str.removeprefix("⚠ "))
+        assert segments.loc["app", "precision"] == "— (no hits)" == segments.loc["live", "precision"]
+        assert segments.loc["app", "Δ precision"] == "— (candidate: no hits)"
+        with Session(lone_ws) as session:
+            report = session.backtest(web, session.window(strategy=web), baseline=Baseline(
+                lone_ws.strategies_dir / "mine.yaml", bootstrap=20), by="channel").report
+        rules = {r["name"]: r for r in report["rules"]}
+        assert rules["never"]["precision"] is None
+        text = markdown(report)
+        assert "| never | block | 0 | — \\(no hits\\) |" in text and "— \\(candidate: no hits\\)" in text  # md-escaped
+        assert "None" not in text
+        assert "— (candidate: no hits)" in html_page(report)
+    finally:
+        web.unlink()
+
+
+@pytest.mark.parametrize("key, row, shown", [
+    ("precision", {"precision": None, "hits": 0, "tp": 0, "fp": 0}, "— (no hits)"),
+    ("precision", {"precision": None, "flagged": 4, "tp": 0, "fp": 0}, "— (no labelled hits)"),
+    ("recall", {"recall": None, "tp": 0, "fn": 0}, "— (no fraud labelled)"),
+    ("amount_recall", {"amount_recall": None}, "— (no fraud labelled)"),
+    ("f1", {"f1": None, "precision": 0.5, "recall": None}, "— (no fraud labelled)"),
+    ("alert_rate", {"alert_rate": None, "population": 0}, "— (no events)"),
+    ("precision_added", {"precision_added": None, "tp_without": 0, "fp_without": 0}, "— (no labelled hits without it)"),
+    ("precision", {"precision": 0.25, "hits": 8}, "25.0%"),
+    ("net_benefit", {"net_benefit": 1234.4}, "1,234"),
+])
+def test_metric_text_formats_a_value_or_says_why_it_is_undefined(key, row, shown):
+    from riskconsole.export import metric_text
+
+    assert metric_text(key, row) == shown
 
 
 def test_compare_page_without_a_baseline_asks_for_one(lone_ws, monkeypatch):

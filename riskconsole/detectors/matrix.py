@@ -124,8 +124,10 @@ def check_features(spec: Detector, dataset: Dataset, types: dict[str, str], labe
         if name in INTERNAL:
             raise ConfigError(f"{where}: is an internal row number (time order), not a feature; remove it")
         if name not in types:
+            role = dataset.columns.role_columns().get(name)  # `amount` where the amount is the column 'Total'
             near = difflib.get_close_matches(name, usable, n=1)
-            hint = f"did you mean '{near[0]}'?" if near else f"readable columns: {', '.join(usable)}"
+            hint = f"the {name} role is the column '{role}' here; write {role}" if role in usable else \
+                f"did you mean '{near[0]}'?" if near else f"readable columns: {', '.join(usable)}"
             raise ConfigError(f"{where}: not a column or feature of the loaded frame ({hint})")
         if not (_is_numeric(types[name]) or is_text(types[name])):
             raise ConfigError(f"{where}: {_unreadable(name, types[name])}")

@@ -17,7 +17,7 @@ The outcome blocks of a dataset mapping `prod_action` come from the same grouped
 observability class). Entity-level strategies: the entity frame is built on Spark from the export by entities.py's
 queries and read as `frame` by their queries (`spark_entities.py`).
 
-Not on Spark yet: detector training and the console's live reports.
+Not on Spark yet: detector training (the console's Backtest and Tune reports run here).
 """
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 import warnings
+import weakref
 from pathlib import Path
 from typing import Any, Callable
 
@@ -63,7 +65,9 @@ LOADED = "_loaded.json"  # written by a load on Spark (spark_load.py): the table
 DAY = "__day"  # the partition column of the exported events (not a column of the frame)
 LOCAL_SHUFFLE_PARTITIONS = 8  # local mode: a few tasks per core (Spark's 200 is for clusters)
 INSTALL_JAVA = "apt-get install openjdk-17-jre-headless, or set JAVA_HOME"
-_VIEWS_OF: dict[int, str] = {}  # id(SparkSession) -> the data folder its `frame` view reads now
+_VIEWS_OF: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # SparkSession -> the data folder its `frame`
+# view reads now (weak: a session collected and replaced by another at the same address is not mistaken for it)
+_BUILDING = threading.Lock()  # one export and frame build at a time in this process (two console sessions: one build)
 
 
 def missing() -> str | None:
@@ -88,19 +92,37 @@ def start(settings: SparkSettings) -> Any:
 
     builder = SparkSession.builder.appName("riskconsole")
     builder = builder.remote(settings.remote) if settings.remote else builder.master(settings.master)
-    conf: dict[str, Any] = {"spark.ui.enabled": False, "spark.ui.showConsoleProgress": False}
-    if not settings.remote and settings.master.startswith("local"):  # 200 shuffle tasks per window cost minutes
-        conf["spark.sql.shuffle.partitions"] = LOCAL_SHUFFLE_PARTITIONS
-    conf.update(settings.conf)
-    if settings.driver_memory:
-        conf["spark.driver.memory"] = settings.driver_memory
-    conf["spark.sql.session.timeZone"] = "UTC"  # times mean what they mean in DuckDB (SET TimeZone = 'UTC')
-    for key, value in conf.items():
+    for key, value in session_conf(settings).items():
         builder = builder.config(key, str(value).lower() if isinstance(value, bool) else str(value))
     session = builder.getOrCreate()
     if not settings.remote:
         session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+def session_conf(settings: SparkSettings) -> dict[str, Any]:
+    """The Spark settings `start` gives the session: the dataset's, over riskconsole's defaults for local mode."""
+    conf: dict[str, Any] = {"spark.ui.enabled": False, "spark.ui.showConsoleProgress": False}
+    local = not settings.remote and settings.master.startswith("local")
+    if local:  # 200 shuffle tasks per window cost minutes
+        conf["spark.sql.shuffle.partitions"] = LOCAL_SHUFFLE_PARTITIONS
+        # local mode runs every task in the driver's JVM: Spark's 1g heap runs out on a 1M-event frame
+        conf["spark.driver.memory"] = local_driver_memory()
+    conf.update(settings.conf)
+    if settings.driver_memory:
+        conf["spark.driver.memory"] = settings.driver_memory
+    conf["spark.sql.session.timeZone"] = "UTC"  # times mean what they mean in DuckDB (SET TimeZone = 'UTC')
+    return conf
+
+
+def local_driver_memory() -> str:
+    """The driver's heap in local mode unless `spark: driver_memory` says: a third of this machine's memory, 1 to
+    16 GB (DuckDB's cap is 40%; the driver's own DuckDB and the Python workers need the rest)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return "4g"
+    return f"{max(1, min(16, int(total / 3 / 2**30)))}g"
 
 
 class SparkEngine:
@@ -146,7 +168,9 @@ class SparkEngine:
         detector score tables as views. `con` reads the loaded database (default: the one given at creation)."""
         self._con = con or self._con
         if not self.built:
-            self._build(frame)
+            with _BUILDING:
+                if not self.built:  # another engine of this data version may have built it while this one waited
+                    self._build(frame)
         self._frame = frame
         self._register(frame)
         return self
@@ -158,7 +182,7 @@ class SparkEngine:
         for detector, table in frame.scores.items():
             if detector not in frame.stale:
                 self._scores(detector, table).createOrReplaceTempView(table)
-        _VIEWS_OF[id(self.spark)] = self.store.uri()
+        _VIEWS_OF[self.spark] = self.store.uri()
 
     def export(self, con: duckdb.DuckDBPyConnection | None = None) -> None:
         """Export this data version's events (by day), streams and tables to Parquet unless already there (the
@@ -338,7 +362,7 @@ class SparkEngine:
     def arrow(self, query: exp.Expression, strategy: str) -> pa.Table:
         """Run a DuckDB-dialect AST on Spark and fetch the (small) result as Arrow (lists it reads registered)."""
         sql = render(self._lists.rewrite(query), f"strategy '{strategy}'")
-        if self._frame is not None and _VIEWS_OF.get(id(self.spark)) != self.store.uri():
+        if self._frame is not None and _VIEWS_OF.get(self.spark) != self.store.uri():
             self._register(self._frame)  # another workspace's engine re-pointed the shared session's views
         try:
             return self.spark.sql(sql).toArrow()

@@ -21,6 +21,7 @@ from riskconsole.engines import spark_json
 from riskconsole.errors import DataError
 from riskconsole.sources import Part, target_types
 from riskconsole.sqlbuild import alias, render
+from riskconsole.workspace import connect_duckdb
 
 READ_ON_SPARK = ("csv", "parquet", "json")  # JSON: JSON Lines, parsed by DuckDB on the executors (spark_json.py)
 POSITION = ("__file", "ordinality")  # source order: file (1-based, sorted paths), row (as DuckDB numbers it)
@@ -30,7 +31,7 @@ NULL_TYPE = '"NULL"'  # DuckDB's type of a column whose every sniffed value is n
 
 def connect() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection set as the load's (UTC), for sniffing, types and the executors' row rules."""
-    con = duckdb.connect()
+    con = connect_duckdb()
     con.execute("SET TimeZone = 'UTC'")  # as the load's connection: zones convert to UTC
     return con
 

@@ -113,6 +113,15 @@ _REWRITES: list[tuple[Callable[[exp.Expression], bool], Callable[[exp.Expression
 ]
 
 
+OUT_OF_MEMORY = ("Spark ran out of memory (java.lang.OutOfMemoryError): give it more with `driver_memory: 8g` "
+                 "under spark: in data/dataset.yaml (local mode), or spark.executor.memory under spark: conf: on a "
+                 "cluster")
+
+
 def first_line(err: Exception) -> str:
+    """The line of a Spark error a user can act on: its first, or what to do when the JVM ran out of memory (the
+    first line then names only the call that failed, e.g. `An error occurred while calling o261.localCheckpoint.`)."""
     text = str(err).strip()
+    if "java.lang.OutOfMemoryError" in text:
+        return OUT_OF_MEMORY
     return text.splitlines()[0] if text else type(err).__name__

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from riskconsole.export import fmt
+from riskconsole.export import fmt, metric_text
 from riskconsole.charts import daily_chart
 from riskconsole.ui.common import (results_version, evaluate, guard, guard_baseline, kpi_tiles, open_page, pick_baseline,
                                    pick_strategy, pick_window, show_warnings, strategy_text)
@@ -22,14 +22,10 @@ def _entity_periods(root: str, version: str, path: str, text: str, window, overr
 
 
 def _undefined_said(rules: pd.DataFrame) -> pd.DataFrame:
-    """Rule precision and recall as percent text; where undefined (no labelled hit, no labelled fraud), why, not
-    "None"."""
-    def said(value, why: str) -> str:
-        return why if value is None or pd.isna(value) else fmt(float(value), "pct")
-
-    return rules.assign(
-        precision=[said(p, "no hits" if h == 0 else "no labelled hits") for p, h in zip(rules["precision"], rules["hits"])],
-        recall=[said(r, "no fraud labelled") for r in rules["recall"]])
+    """Rule precision and recall as percent text; where undefined, why (`metric_text`), not "None"."""
+    rows = rules.to_dict("records")
+    return rules.assign(precision=[metric_text("precision", r) for r in rows],
+                        recall=[metric_text("recall", r) for r in rows])
 
 
 session = open_page("Backtest")

@@ -16,7 +16,7 @@ import streamlit as st
 from riskconsole.backtest import Window
 from riskconsole.config import read_config
 from riskconsole.errors import RiskConsoleError
-from riskconsole.export import fmt
+from riskconsole.export import fmt, metric_text
 from riskconsole.glossary import metric
 from riskconsole.report import Baseline, all_warnings
 from riskconsole.session import Session
@@ -29,7 +29,8 @@ NO_BASELINE = "(none)"
 
 
 def workspace() -> Workspace:
-    """The workspace of this console ($RISKCONSOLE_WORKSPACE or the repository)."""
+    """The workspace of this console (`Workspace.resolve`: $RISKCONSOLE_WORKSPACE, the current directory's, or the
+    repository)."""
     return Workspace.resolve()
 
 
@@ -183,14 +184,23 @@ def strategy_text(path: Path) -> str:
 
 
 def evaluate(session: Session, path: Path, window: Window, overrides: dict | None = None) -> dict:
-    """The report of one strategy file at a param setting (`Session.interactive`, cached per file text,
-    window and params)."""
-    return _report(str(session.ws.root), results_version(session.ws), str(path), strategy_text(path), window,
-                   json.dumps(overrides or {}, sort_keys=True), _session=session)
+    """The report of one strategy file at a param setting (`Session.interactive`, cached per data version, engine,
+    file text, window and params). On Spark it is the CLI's backtest run there: a cache of its own, and a spinner
+    that says where it runs."""
+    cached = _report if session.engine == "duckdb" else _spark_report
+    return cached(str(session.ws.root), results_version(session.ws), session.engine_text, str(path),
+                  strategy_text(path), window, json.dumps(overrides or {}, sort_keys=True), _session=session)
 
 
 @st.cache_data(max_entries=256, show_spinner="Loading the window's events ...")
-def _report(root: str, version: str, path: str, text: str, window: Window, overrides: str, _session: Session) -> dict:
+def _report(root: str, version: str, engine: str, path: str, text: str, window: Window, overrides: str,
+            _session: Session) -> dict:
+    return _session.interactive(path, window, json.loads(overrides))
+
+
+@st.cache_data(max_entries=64, show_spinner="Computing on Spark: the backtest (one grouped pass; slower answers) ...")
+def _spark_report(root: str, version: str, engine: str, path: str, text: str, window: Window, overrides: str,
+                  _session: Session) -> dict:
     return _session.interactive(path, window, json.loads(overrides))
 
 
@@ -227,7 +237,7 @@ def kpi_tiles(report: dict, baseline: dict | None = None) -> None:
                   help=f"{m.definition} Worst {fmt(pair[0], m.kind)}, best {fmt(pair[1], m.kind)} over the outcomes "
                        "production hid; labelled events alone give " + fmt(o[key], m.kind) + ".")
             continue
-        _tile(col, m.title, fmt(o[key], kind), delta, kind, inverse=m.better == "lower",
+        _tile(col, m.title, metric_text(key, o, kind), delta, kind, inverse=m.better == "lower",
               help=f"{m.definition} Exact: {fmt(o[key], m.kind)}.")
     days = max(1, len(report["daily"]))
     per_day, cap = o["review_cases"] / days, o["review_capacity"]
@@ -294,14 +304,22 @@ def guard_baseline(fn, baseline: Path, *args, **kwargs):
 
 
 def param_curve(session: Session, path: Path, window: Window, param: str, others: dict) -> list[dict]:
-    """Metrics over a param's range, cached per file text, window and the other params."""
-    return _curve(str(session.ws.root), results_version(session.ws), str(path), strategy_text(path), window, param,
-                  json.dumps(others, sort_keys=True), _session=session)
+    """Metrics over a param's range (`Session.curve`), cached per data version, engine, file text, window and the
+    other params; on Spark one pass per curve, in a cache of its own."""
+    cached = _curve if session.engine == "duckdb" else _spark_curve
+    return cached(str(session.ws.root), results_version(session.ws), session.engine_text, str(path),
+                  strategy_text(path), window, param, json.dumps(others, sort_keys=True), _session=session)
 
 
 @st.cache_data(max_entries=64, show_spinner="Tracing the curve ...")
-def _curve(root: str, version: str, path: str, text: str, window: Window, param: str, others: str,
+def _curve(root: str, version: str, engine: str, path: str, text: str, window: Window, param: str, others: str,
            _session: Session) -> list[dict]:
+    return _session.curve(path, window, param, json.loads(others))
+
+
+@st.cache_data(max_entries=64, show_spinner="Computing on Spark: the curve (one pass for all its points) ...")
+def _spark_curve(root: str, version: str, engine: str, path: str, text: str, window: Window, param: str, others: str,
+                 _session: Session) -> list[dict]:
     return _session.curve(path, window, param, json.loads(others))
 
 
@@ -332,13 +350,18 @@ def _export(root: str, version: str, path: str, text: str, window: Window, overr
 
 
 def prewarm(ws: Workspace) -> None:
-    """Fill the caches the first pages read: the session, every strategy's report at the default window.
+    """Fill the caches the first pages read: the session, every strategy's report at the default window (on Spark:
+    the engine's start and frame, and the two reports the Backtest page opens with, each a Spark pass).
     The launcher runs it before it listens, so the first user does not wait for it."""
     session = current_session(ws)
     if session is None or not session.loaded:
         return
     try:
-        for name in strategy_names(ws)[:6]:
+        names = strategy_names(ws)[:6]
+        if session.engine != "duckdb":
+            session.spark_engine()
+            names = [n for n in names if n in ("baseline", "candidate")] or names[-1:]
+        for name in names:
             path = ws.strategies_dir / f"{name}.yaml"
             evaluate(session, path, default_window(session, path))
     except RiskConsoleError:

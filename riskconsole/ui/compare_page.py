@@ -7,9 +7,9 @@ import pandas as pd
 import streamlit as st
 
 from riskconsole.charts import delta_interval_chart, overlap_chart, segment_delta_chart
-from riskconsole.export import fmt
+from riskconsole.export import fmt, metric_text
 from riskconsole.report import unit_of
-from riskconsole.share import kpi_rows
+from riskconsole.share import kpi_rows, segment_table
 from riskconsole.ui.common import (compare, guard, open_page, pick_baseline, pick_strategy, pick_window,
                                    show_warnings)
 
@@ -97,10 +97,12 @@ with left:
     loo = pd.DataFrame(attribution["leave_one_out"]).round({"net_benefit_added": 0})
     unique = {r["name"]: r["unique_tp"] for r in report["rules"]}
     loo.insert(2, "unique catches", loo["name"].map(unique))
+    rows = attribution["leave_one_out"]  # what a rule adds as text: undefined ones say why (metric_text)
+    loo = loo.assign(**{k: [metric_text(k, r) for r in rows] for k in ("recall_added", "precision_added")})
     st.dataframe(loo[["name", "action", "unique catches", "recall_added", "precision_added", "net_benefit_added",
                       "review_cases_added"]], hide_index=True, width="stretch", column_config={
-        "recall_added": st.column_config.NumberColumn("recall added", format="percent"),
-        "precision_added": st.column_config.NumberColumn("precision added", format="percent"),
+        "recall_added": st.column_config.TextColumn("recall added"),
+        "precision_added": st.column_config.TextColumn("precision added"),
         "net_benefit_added": st.column_config.NumberColumn("net benefit added", format="localized"),
         "review_cases_added": st.column_config.NumberColumn("reviews added", format="localized")})
     if attribution["removal_candidates"]:
@@ -113,17 +115,9 @@ with right:
 if c.get("segments"):
     st.subheader(f"Segments by {by}")
     worse = set(c["segments"]["worse"])
-    seg = pd.DataFrame([{"segment": ("⚠ " if r["segment"] in worse else "") + r["segment"],
-                         "events": r["population"], "recall": r["candidate"]["recall"],
-                         "Δ recall": r["delta"]["recall"], "precision": r["candidate"]["precision"],
-                         "Δ precision": r["delta"]["precision"],
-                         "Δ net benefit": round(r["delta"]["net_benefit"] or 0)}
-                        for r in c["segments"]["rows"]])
+    headers, rows = segment_table(report)  # as report.html and report.md show them: undefined ones say why
     left, right = st.columns([3, 2])
-    left.dataframe(seg, hide_index=True, width="stretch", column_config={
-        **{k: st.column_config.NumberColumn(format="percent") for k in ("recall", "Δ recall", "precision",
-                                                                         "Δ precision")},
-        **{k: st.column_config.NumberColumn(format="localized") for k in ("events", "Δ net benefit")}})
+    left.dataframe(pd.DataFrame(rows, columns=headers), hide_index=True, width="stretch")
     right.altair_chart(segment_delta_chart(c["segments"]["rows"]), width="stretch")
     if worse:
         st.caption(f"⚠ {c['segments']['worse_means']}.")

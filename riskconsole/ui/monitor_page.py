@@ -18,6 +18,7 @@ from riskconsole.charts import estimate_chart, kpi_band_chart, waterfall_chart
 from riskconsole.escape import markdown as md
 from riskconsole.monitor import METRICS, RULE_HITS, incident_row
 from riskconsole.session import Session
+from riskconsole.share import ALERT_HEADERS, alert_rows
 from riskconsole.ui.common import results_version, guard, open_page, pick_strategy, strategy_text
 
 TITLES = {"alert_rate": "alert rate", "blocked": "blocked", "review_cases": "review cases",
@@ -94,9 +95,7 @@ def alerts_section(result: dict) -> None:
     if not result["alerts"]:
         st.success("No metric left its band in this window.")
         return
-    alerts = pd.DataFrame([{"day": a["day"], "metric": a["metric"], "value": a["value"],
-                            "expected low": a["expected"][0], "expected high": a["expected"][1],
-                            "top segments": ", ".join(a["top"])} for a in result["alerts"]])
+    alerts = pd.DataFrame(alert_rows(result), columns=ALERT_HEADERS)  # as monitor.html and monitor.md show them
     st.dataframe(alerts, hide_index=True, width="stretch")
     st.subheader("Why it moved")
     labels = [f"{e['day']} · {e['metric']}" for e in result["attribution"]]

@@ -21,34 +21,43 @@ def console_flags(port: int, address: str) -> dict:
             "client.toolbarMode": "minimal"}  # no "Deploy" button: this console runs locally
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The launcher's flags: a port, and the interface (this machine only unless told otherwise)."""
-    parser = argparse.ArgumentParser(prog="riskconsole-console", description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8501)
-    parser.add_argument("--address", default="127.0.0.1",
+def add_flags(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The launcher's flags (here and `riskconsole console`): a port, and the interface (this machine only unless
+    told otherwise)."""
+    parser.add_argument("--port", type=int, default=8501, metavar="N", help="port to listen on (default 8501)")
+    parser.add_argument("--address", default="127.0.0.1", metavar="A",
                         help="interface to listen on (default 127.0.0.1: this machine only; the console has no login, "
                              "so expose it deliberately, e.g. --address 0.0.0.0, only on a network you trust)")
     return parser
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """`python -m riskconsole.ui.serve`'s parser."""
+    return add_flags(argparse.ArgumentParser(prog="riskconsole-console", description=__doc__.splitlines()[0]))
+
+
 def main(argv: list[str] | None = None) -> None:
-    """`python -m riskconsole.ui.serve [--port N] [--address A]`."""
+    """`python -m riskconsole.ui.serve [--port N] [--address A]` (and `riskconsole console`)."""
     args = build_parser().parse_args(argv)
+    serve(args.port, args.address)
+
+
+def serve(port: int, address: str) -> None:
+    """Warm the heavy modules and the workspace's caches, then run the console until stopped."""
     import riskconsole.charts  # noqa: F401  (the warm-up is the point)
     import riskconsole.compare  # noqa: F401
     import riskconsole.optimize  # noqa: F401
     import riskconsole.share  # noqa: F401
-    import logging
-
+    from streamlit import logger
     from streamlit.web import bootstrap
 
-    from riskconsole.ui.common import prewarm, workspace
+    logger.set_log_level("error")  # caches filled outside a session warn once each (every Streamlit logger has its
+    from riskconsole.ui.common import prewarm, workspace  # own level: the pages' modules make theirs on import)
 
-    logging.getLogger("streamlit").setLevel(logging.ERROR)  # caches filled outside a session warn once each
     prewarm(workspace())
-    logging.getLogger("streamlit").setLevel(logging.WARNING)
+    logger.set_log_level("warning")
 
-    flags = console_flags(args.port, args.address)
+    flags = console_flags(port, address)
     bootstrap.load_config_options(flags)
     bootstrap.run(str(APP), False, [], flags)
 

@@ -6,7 +6,7 @@ import streamlit as st
 
 from riskconsole.charts import curve_chart, frontier_chart
 from riskconsole.errors import RiskConsoleError
-from riskconsole.export import fmt
+from riskconsole.export import fmt, metric_text
 from riskconsole.tuning import param_range
 from riskconsole.ui.common import (evaluate, guard, kpi_tiles, open_page, optimize_params, param_curve,
                                    pick_strategy, pick_window, show_warnings, strategy_text)
@@ -42,9 +42,11 @@ moved = [k for k in overrides if previous.get(k) != overrides[k]]
 if moved:
     st.session_state[f"curve_{path.stem}"] = moved[0]  # the curve follows the slider just moved
 st.session_state[f"last_overrides_{path.stem}"] = dict(overrides)
-st.session_state["params"][path.stem] = {k: v for k, v in overrides.items() if v != numeric[k]}
+moved_from_saved = st.session_state["params"][path.stem] = {k: v for k, v in overrides.items() if v != numeric[k]}
 
-report = guard(evaluate, session, path, window, overrides)
+# only the params off their saved values: at the saved values this is the saved report (one cache entry, shared with
+# the Backtest page; on Spark one pass fewer)
+report = guard(evaluate, session, path, window, moved_from_saved)
 saved = guard(evaluate, session, path, window)
 st.caption(f"Deltas against the saved values of **{path.stem}** · population {report['overall']['population']:,}")
 kpi_tiles(report, saved)
@@ -90,7 +92,7 @@ with st.expander("Optimize: the setting that pays most within review capacity", 
         setting = ", ".join(f"{n} = {pick[n]}" for n in result["params"])
         if result["feasible"]:
             st.success(f"Best within capacity: **{setting}** — net benefit {fmt(pick['net_benefit'], 'money')}, "
-                       f"precision {fmt(pick['precision'], 'pct')}, recall {fmt(pick['recall'], 'pct')} "
+                       f"precision {metric_text('precision', pick)}, recall {metric_text('recall', pick)} "
                        f"({len(result['points']):,} settings, {result['method']}).")
         else:
             st.error(f"No setting meets the constraints. Closest: **{setting}** with "
