@@ -1,11 +1,11 @@
 """Time loading a workspace's decision events (read, type, quarantine, publish) on DuckDB and on Spark.
 
-    RISKCONSOLE_MEMORY_LIMIT=2GB python bench/bench_spark_load.py /tmp/d1m --engine duckdb [--csv] [--rows N]
+    RISKCONSOLE_MEMORY_LIMIT=2GB python bench/bench_spark_load.py /tmp/d1m --engine duckdb [--csv|--jsonl] [--rows N]
     python bench/tree_cpu.py .venv/bin/python bench/bench_spark_load.py /tmp/d1m --engine spark --master local[2]
 
 Only reads the workspace (its dataset.yaml and events source); everything written goes to a temporary folder.
-`--csv` first writes the events (or their first `--rows`) as one CSV file and loads that instead (both engines read
-the same file). DuckDB: `ingest.load_part` into an in-memory database. Spark: `spark_load.load_part`, the events
+`--csv` (`--jsonl`) first writes the events (or their first `--rows`) as one CSV (JSON Lines) file and loads that
+instead (both engines read the same file). DuckDB: `ingest.load_part` into an in-memory database. Spark: `spark_load.load_part`, the events
 written by day and DuckDB's `events` and `quarantine` read from them, as `load --engine spark` does.
 """
 
@@ -28,12 +28,14 @@ from riskconsole.workspace import Workspace, memory_limit
 def _part(ws: Workspace, args: argparse.Namespace, tmp: Path):
     checked = check_dataset(ws)
     part = checked.parts[0]
-    if args.csv or args.rows:
+    if args.csv or args.jsonl or args.rows:
         con = duckdb.connect()
-        out = tmp / "events.csv"
+        fmt = "json" if args.jsonl else "csv"
+        out = tmp / ("events.jsonl" if args.jsonl else "events.csv")
         limit = f" LIMIT {int(args.rows)}" if args.rows else ""
-        con.execute(f"COPY (SELECT * FROM read_parquet($f){limit}) TO '{out}' (HEADER)", {"f": part.files})
-        part = dataclasses.replace(part, files=[str(out)], fmt="csv", types=column_types(con, "csv", [str(out)]),
+        options = "(FORMAT json)" if args.jsonl else "(HEADER)"
+        con.execute(f"COPY (SELECT * FROM read_parquet($f){limit}) TO '{out}' {options}", {"f": part.files})
+        part = dataclasses.replace(part, files=[str(out)], fmt=fmt, types=column_types(con, fmt, [str(out)]),
                                    source=str(out))
     return checked, part
 
@@ -43,6 +45,7 @@ def main() -> None:
     parser.add_argument("workspace")
     parser.add_argument("--engine", choices=("duckdb", "spark"), required=True)
     parser.add_argument("--csv", action="store_true")
+    parser.add_argument("--jsonl", action="store_true")
     parser.add_argument("--rows", type=int)
     parser.add_argument("--master", default="local[2]")
     args = parser.parse_args()

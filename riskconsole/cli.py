@@ -92,7 +92,7 @@ def _spark_build(ws: Workspace, args: argparse.Namespace) -> None:
         engine = session.spark_engine()
         print(f"spark: frame built on {session.engine_text} in {sum(engine.seconds.values()):.1f} s "
               f"(export {engine.seconds.get('export', 0):.1f} s, features {engine.seconds.get('frame', 0):.1f} s): "
-              f"{ws.rel(engine.root)}")
+              f"{engine.where}")
 
 
 def cmd_validate(ws: Workspace, args: argparse.Namespace) -> int:
@@ -101,7 +101,7 @@ def cmd_validate(ws: Workspace, args: argparse.Namespace) -> int:
     failed = 0
     for path in args.files:
         try:
-            print(f"ok: {ws.rel(path)}: {terminal(validate_file(ws, path))}")
+            print(f"ok: {ws.rel(path)}: {terminal(validate_file(ws, path, getattr(args, 'engine', None)))}")
         except RiskConsoleError as err:
             print(f"error: {terminal(err)}", file=sys.stderr)
             failed += 1
@@ -442,10 +442,10 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--set", action="append", metavar="PARAM=VALUE",
                        help="override a param of the strategy for this run; VALUE is read as YAML (repeatable)")
 
-    def engine(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--engine", choices=ENGINES, help="where loading (files, quarantine), features and the backtest "
-                       "run (default: $RISKCONSOLE_ENGINE, else engine: in data/dataset.yaml, else duckdb); see "
-                       "docs/scale.md")
+    def engine(p: argparse.ArgumentParser, what: str = "where loading (files, quarantine), features and the "
+               "backtest run") -> None:
+        p.add_argument("--engine", choices=ENGINES, help=f"{what} (default: $RISKCONSOLE_ENGINE, else engine: in "
+                       "data/dataset.yaml, else duckdb); see docs/scale.md")
 
     def out(p: argparse.ArgumentParser) -> None:
         p.add_argument("--out", metavar="DIR",
@@ -464,6 +464,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE",
                    help="YAML files to check; the kind is read from the folder (strategies/, detectors/) or the keys; "
                         "a .csv file is checked as a list (lists/NAME.csv)")
+    engine(p, "the engine the files are checked for: with spark, a dataset's sources as a load on Spark reads them "
+              "and a strategy's rules as Spark renders them")
     for name, help_ in (("backtest", "backtest a strategy"), ("sweep", "backtest a strategy over values of a param"),
                         ("gate", "exit 0 only if every guardrail holds against the baseline")):
         p = command(name, help_)

@@ -343,13 +343,37 @@ class SparkSettings(_Strict):
     """Settings of the Spark session the `spark` engine starts (DESIGN §7, docs/scale.md)."""
 
     master: str = Field("local[*]", description="spark.master: local[*] (every core of this machine), local[2], "
-                        "spark://host:7077, yarn, k8s://... A cluster needs data/spark/ on storage its executors read.")
+                        "spark://host:7077, yarn, k8s://... A cluster needs data/spark/ (or spark.store) on storage "
+                        "its executors read.")
     remote: str | None = Field(None, description="A Spark Connect URL (sc://host:15002) used instead of master.")
     driver_memory: str | None = Field(None, description="spark.driver.memory, e.g. 8g (default in local mode: a third of "
                                        "this machine's memory, 1 to 16g; otherwise Spark's, 1g).")
     conf: dict[str, str | int | float | bool] = Field(default_factory=dict, description="Any other Spark settings, "
                                                       "e.g. spark.sql.shuffle.partitions: 64 (the session time zone "
                                                       "is always UTC, as in DuckDB).")
+    store: str | None = Field(None, description="Where engine spark keeps its Parquet (the events by day, streams, "
+                              "tables, the frame, scores): a URI (file:///mnt/shared/x, s3a://bucket/prefix) or an "
+                              "absolute path, read and written through Spark's Hadoop FileSystem API (default: "
+                              "data/spark/ of the workspace). One folder per data version; only this workspace's "
+                              "versions are removed there.")
+
+    @field_validator("store")
+    @classmethod
+    def _store(cls, value: str | None) -> str | None:
+        """A URI with a scheme and a location, or an absolute path (a relative one would depend on the cwd)."""
+        if value is None:
+            return value
+        scheme, _, rest = value.partition("://") if "://" in value else ("", "", value)
+        if scheme:
+            fine = re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme) and rest.strip("/") and \
+                (scheme.lower() != "file" or rest.startswith("/"))  # file:///abs/path (file://host/... is not local)
+        else:
+            fine = value.startswith("/")
+        if not fine or any(c.isspace() for c in value):
+            raise ValueError(f"'{value}' is neither an absolute path nor a URI with a scheme and a location: write an "
+                             "absolute path (/mnt/shared/riskconsole) or a URI (file:///mnt/shared/riskconsole, "
+                             "s3a://bucket/prefix)")
+        return value
 
 
 class Dataset(_Strict):

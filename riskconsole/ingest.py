@@ -503,8 +503,8 @@ def reload(ws: Workspace, dataset_path: str | Path | None = None, progress: Prog
         trusted: True only for a path a local user gave (the CLI): another dataset file than the workspace's own
             may then read sources outside the workspace.
         engine: `--engine` (default: $RISKCONSOLE_ENGINE, else the dataset's `engine:`); with spark every source is
-            read, typed and quarantined by Spark (engines/spark_load.py) into data/spark/<version>/, and DuckDB's
-            tables and quarantines are read from there.
+            read, typed and quarantined by Spark (engines/spark_load.py) into data/spark/<version>/ (or spark.store),
+            and DuckDB's tables and quarantines are read from there.
         spark: the SparkSession to use (default: one started from the dataset's `spark:` settings).
 
     Raises:
@@ -525,9 +525,9 @@ def reload(ws: Workspace, dataset_path: str | Path | None = None, progress: Prog
             live.close()
         _swap(staging, csvs, ws)
     except BaseException:
-        written = getattr(loader, "root", None)  # what a load on Spark wrote for this version, which never went live
-        if written is not None:
-            shutil.rmtree(written, ignore_errors=True)
+        discard = getattr(loader, "discard", None)  # what a load on Spark wrote for this version, never live
+        if discard is not None:
+            discard()
         raise
     finally:
         if live is not None:

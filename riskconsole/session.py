@@ -184,8 +184,8 @@ class Session:
 
     def spark_engine(self, frame: bool = True):
         """The Spark engine over this data version: export and (unless `frame=False`: entity frames need only the
-        export) the event frame built on first use, cached under data/spark/. Callers in other threads (two console
-        users) wait for the one start and build."""
+        export) the event frame built on first use, cached under data/spark/ (or spark.store). Callers in other
+        threads (two console users) wait for the one start and build."""
         from riskconsole.engines.spark import SparkEngine
 
         if self._spark is not None and (self._spark_prepared or not frame):

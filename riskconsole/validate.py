@@ -12,7 +12,7 @@ from riskconsole.errors import ConfigError
 from riskconsole.lists import load_list, register_lists
 from riskconsole.engines import choose
 from riskconsole.sources import check_dataset, column_types, source_files
-from riskconsole.strategy import Frame, compile_strategy, frame_of
+from riskconsole.strategy import CompiledStrategy, Frame, compile_strategy, frame_of
 from riskconsole.workspace import Workspace, connect_duckdb
 
 KINDS = {"dataset": Dataset, "strategy": Strategy, "detector": Detector}
@@ -58,8 +58,12 @@ def source_frame(ws: Workspace, dataset: Dataset) -> Frame:
                  roles=tuple(dataset.columns.role_columns().items()))
 
 
-def validate_file(ws: Workspace, path: str | Path) -> str:
+def validate_file(ws: Workspace, path: str | Path, engine: str | None = None) -> str:
     """Validate one file; return a one-line description of what it is.
+
+    `engine` (`--engine`, else $RISKCONSOLE_ENGINE, else the dataset's `engine:`): with spark, a dataset's sources
+    are checked as a load on Spark reads them and a strategy's rules as Spark renders them (engines/spark_load.py
+    `check`, engines/spark.py `check_rendering`), refusals naming the engine.
 
     Raises:
         RiskConsoleError: one line naming the file and item.
@@ -73,9 +77,9 @@ def validate_file(ws: Workspace, path: str | Path) -> str:
         raise ConfigError(f"{label}: not a dataset (source/columns), strategy (rules) or detector (kind) file")
     model = parse_model(data, KINDS[kind], label)
     if kind == "strategy":
-        return _validate_strategy(ws, model, label, Path(path))
+        return _validate_strategy(ws, model, label, Path(path), engine)
     if kind == "dataset":
-        return _validate_dataset(ws, Path(path), model)
+        return _validate_dataset(ws, Path(path), model, engine)
     return _validate_detector(ws, model, label)
 
 
@@ -87,17 +91,41 @@ def _validate_list(path: Path, label: str) -> str:
     return f"list '{found.name}', {found.entries} entries, {found.active(datetime.utcnow())} not expired today"
 
 
-def _validate_dataset(ws: Workspace, path: Path, dataset: Dataset) -> str:
-    """Exactly the checks `load` runs before reading a row (`sources.check_dataset`); nothing is written."""
-    checked = check_dataset(ws, path, trusted=True, dataset=dataset)  # validate is the CLI's: as trusted as `riskconsole load`
-    if choose(None, checked.dataset) == "spark":  # that load reads the decision events on Spark
+def _validate_dataset(ws: Workspace, path: Path, dataset: Dataset, engine: str | None = None) -> str:
+    """Exactly the checks `load` runs before reading a row (`sources.check_dataset`, and with engine spark
+    `spark_load.check`); nothing is written."""
+    checked = check_dataset(ws, path, trusted=True, dataset=dataset)  # as trusted as `riskconsole load`
+    on_spark = choose(engine, checked.dataset) == "spark"
+    if on_spark:  # that load reads every source on Spark
         from riskconsole.engines.spark_load import check
 
+        _spark_installed()
         check(checked)
     others = "".join(f", {len(group)} {kind}" for kind, group in (("streams", checked.dataset.streams),
                                                                    ("tables", checked.dataset.tables)) if group)
     return (f"dataset, {len(checked.types)} source columns in {len(checked.files)} file(s), "
-            f"{len(checked.dataset.features)} features{others}")
+            f"{len(checked.dataset.features)} features{others}" + (", loads on engine spark" if on_spark else ""))
+
+
+def _spark_installed() -> None:
+    """What to install when engine spark is chosen and PySpark or Java is missing."""
+    from riskconsole.engines.spark import missing
+
+    reason = missing()
+    if reason:
+        raise ConfigError(reason)
+
+
+def _check_spark(ws: Workspace, dataset: Dataset, compiled: CompiledStrategy, label: str, engine: str | None) -> str:
+    """With engine spark, every rule and the population rendered for Spark (no session started); the text to add."""
+    if choose(engine, dataset) != "spark":
+        return ""
+    from riskconsole.engines.spark import check_rendering
+    from riskconsole.engines.spark_lists import SparkLists
+
+    _spark_installed()
+    check_rendering(compiled, SparkLists(None, ws.lists(dataset)), label)
+    return ", renders for engine spark"
 
 
 def _validate_detector(ws: Workspace, spec: Detector, label: str) -> str:
@@ -120,25 +148,29 @@ def _validate_detector(ws: Workspace, spec: Detector, label: str) -> str:
     return f"detector '{spec.name}' ({spec.kind}, {len(spec.features)} features)"
 
 
-def _validate_strategy(ws: Workspace, strategy: Strategy, label: str, path: Path) -> str:
+def _validate_strategy(ws: Workspace, strategy: Strategy, label: str, path: Path, engine: str | None = None) -> str:
     dataset = ws.dataset()
     frame = workspace_frame(ws, dataset)
     if strategy.level is not None:
-        return _validate_entity_strategy(ws, strategy, label, path, frame is not None)
+        return _validate_entity_strategy(ws, strategy, label, path, frame is not None, engine)
     if frame is None:
-        compile_strategy(strategy, source_frame(ws, dataset), label)
-        return f"strategy '{strategy.name}', {len(strategy.rules)} rules (columns checked against the source files)"
+        compiled = compile_strategy(strategy, source_frame(ws, dataset), label)
+        spark = _check_spark(ws, dataset, compiled, label, engine)
+        return (f"strategy '{strategy.name}', {len(strategy.rules)} rules (columns checked against the source "
+                f"files){spark}")
     con = register_lists(ws.connect_safe(), ws.root)
     try:
-        compile_strategy(strategy, frame, label, con=con)
+        compiled = compile_strategy(strategy, frame, label, con=con)
     except duckdb.Error as err:
         raise ConfigError(f"{label}: {str(err).splitlines()[0]}") from None
     finally:
         con.close()
-    return f"strategy '{strategy.name}', {len(strategy.rules)} rules"
+    return f"strategy '{strategy.name}', {len(strategy.rules)} rules" + _check_spark(ws, dataset, compiled, label,
+                                                                                    engine)
 
 
-def _validate_entity_strategy(ws: Workspace, strategy: Strategy, label: str, path: Path, loaded: bool) -> str:
+def _validate_entity_strategy(ws: Workspace, strategy: Strategy, label: str, path: Path, loaded: bool,
+                              engine: str | None = None) -> str:
     """An entity-level strategy: its entity, then (with data loaded) every rule over its entity frame."""
     from riskconsole.entities import check_level
     from riskconsole.session import Session
@@ -150,8 +182,8 @@ def _validate_entity_strategy(ws: Workspace, strategy: Strategy, label: str, pat
         check_level(strategy.level, dataset, source_frame(ws, dataset).columns, label)
         return f"{what} (rules not checked: no data loaded)"
     with Session(ws) as session:
-        session.compile(path, strategy=strategy)
-    return what
+        compiled = session.compile(path, strategy=strategy)
+        return what + _check_spark(ws, session.dataset, compiled, label, engine)
 
 
 def check_strategy_text(text: str, frame: Frame, label: str, con: duckdb.DuckDBPyConnection | None = None) -> Strategy:

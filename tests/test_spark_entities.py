@@ -79,3 +79,38 @@ def test_an_entity_backtest_on_spark_writes_duckdbs_report(entity_ws, spark, mon
     assert_same(got_sweep, want_sweep)
     assert got["overall"]["flagged"] > 0 and got["compare"]["changed"] and got["level"]["entity"] == "merchant_id"
     assert_same(json.loads(json.dumps(got, default=str)), json.loads(json.dumps(want, default=str)))
+
+
+def test_an_entity_frame_goes_to_a_store_elsewhere_and_is_read_back(tmp_path, spark, monkeypatch):
+    """With `spark.store` taken for a store this machine cannot open as a folder (an object store), the entity frame
+    built on Spark is copied there (under <version>/entities/) and a later session reads it back through a local copy
+    instead of building it again; it equals DuckDB's."""
+    import yaml
+
+    from riskconsole import entities
+    from riskconsole.engines import spark_store
+    from riskconsole.ingest import load
+
+    monkeypatch.setattr(spark_store, "_local_path", lambda base: None)
+    ws, _ = test_entities.make_ws(tmp_path / "ws", table_label=True)
+    store = tmp_path / "store"
+    dataset = yaml.safe_load(ws.dataset_path.read_text())
+    ws.dataset_path.write_text(yaml.safe_dump({**dataset, "spark": {"store": f"file://{store}"}}))
+    version = load(ws).version
+    level = ws.strategy(ws.strategies_dir / "mw.yaml").level
+    with Session(ws) as duck:
+        want = duck.entities(level)
+    with Session(ws, engine="spark", spark=spark) as session:
+        got = session.entities(level)
+    assert [p.suffix for p in (store / version / "entities").iterdir()] == [".parquet"]
+    monkeypatch.setattr(entities, "build", lambda *a, **k: pytest.fail("built again"))
+    with Session(ws, engine="spark", spark=spark) as session:
+        again = session.entities(level)
+    for table in (got.table, again.table):
+        con = duckdb.connect()
+        try:
+            con.register("duck", want.table)
+            con.register("spark", table)
+            assert_same_rows(con, "duck", "spark")
+        finally:
+            con.close()

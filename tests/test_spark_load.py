@@ -147,8 +147,11 @@ def test_parquet_loads_on_spark_as_on_duckdb(tmp_path, spark):
 
 
 @pytest.mark.parametrize("files, message", [
+    ({"a.json": b'{\n "event_id": "a", "ts": "2026-03-01 10:00:00", "is_fraud": 1, "label_ts": null, "amount": 1, '
+                b'"user_id": 1, "device_id": 1\n}\n'}, "a.json is not JSON Lines: its first line is not one JSON object"),
     ({"a.jsonl": b'{"event_id": "a", "ts": "2026-03-01 10:00:00", "is_fraud": 1, "label_ts": null, "amount": 1, '
-                 b'"user_id": 1, "device_id": 1}\n'}, "JSON sources are read by DuckDB's reader only so far"),
+                 b'"user_id": 1, "device_id": 1, "ref": "6ba7b810-9dad-11d1-80b4-00c04fd430c8"}\n'},
+     "DuckDB reads column 'ref' as UUID, which Spark would store as VARCHAR"),
     ({"a.csv": _csv(MESSY[:3]), "b.csv": _csv(MESSY[3:6], header=HEADER.replace("user_id,device_id",
                                                                                  "device_id,user_id"))},
      "has the columns event_id, ts, is_fraud, label_ts, amount, device_id, user_id where the source has event_id, "
@@ -156,8 +159,9 @@ def test_parquet_loads_on_spark_as_on_duckdb(tmp_path, spark):
 ])
 def test_what_spark_cannot_read_exactly_is_refused_naming_the_engine(tmp_path, spark, files, message, monkeypatch,
                                                                     capsys):
-    """Refused before a row is read: by `load_part`, by `validate` and `load` with engine spark (no Spark session is
-    started for it); engine duckdb loads the same files."""
+    """Refused before a row is read: by `load_part`, by `validate` and `load` with engine spark (`--engine spark` or
+    $RISKCONSOLE_ENGINE; no Spark session is started for it); `validate --engine duckdb` passes, and engine duckdb
+    loads the same files."""
     from riskconsole.cli import main
 
     ws = _files(tmp_path / "ws", files)
@@ -166,9 +170,13 @@ def test_what_spark_cannot_read_exactly_is_refused_naming_the_engine(tmp_path, s
         load_part(spark, checked, checked.parts[0])
     assert message in str(info.value) and "engine spark" in str(info.value) and "\n" not in str(info.value)
     assert str(info.value).startswith("data/dataset.yaml: source 'data/in/*.")
+    assert main(["validate", "--engine", "spark", "--workspace", str(ws.root), str(ws.dataset_path)]) == 1
+    assert message in capsys.readouterr().err
     monkeypatch.setenv("RISKCONSOLE_ENGINE", "spark")
     assert main(["validate", "--workspace", str(ws.root), str(ws.dataset_path)]) == 1
     assert message in capsys.readouterr().err
+    assert main(["validate", "--engine", "duckdb", "--workspace", str(ws.root), str(ws.dataset_path)]) == 0
+    assert ", loads on engine spark" not in capsys.readouterr().out
     with pytest.raises(RiskConsoleError, match="engine spark cannot read it"):
         load(ws)
     assert not ws.db_path.exists()
@@ -300,3 +308,181 @@ def test_streams_and_tables_load_on_spark_as_on_duckdb(tmp_path, spark):
     exported = json.loads((ws.root / "data" / "spark" / ours.version / "_exported.json").read_text())
     assert exported["version"] == ours.version and sorted(p.name for p in (ws.root / "data" / "spark").iterdir()) == [
         ours.version]
+
+
+# ------------------------------------------------------------------ JSON Lines
+
+
+@pytest.fixture
+def small_splits(spark):
+    """Spark reads text files in blocks of 1,500 bytes (three for the larger file) during the test."""
+    keys = ("spark.sql.files.maxPartitionBytes", "spark.sql.files.openCostInBytes")
+    before = {k: spark.conf.get(k) for k in keys}
+    for key in keys:
+        spark.conf.set(key, "1500")
+    yield
+    for key, value in before.items():
+        spark.conf.set(key, value)
+
+
+def _records(rows: list[str]) -> list[dict]:
+    """The CSV rows above as JSON objects: numbers where the text is one, nested values, a mixed column."""
+    import csv
+    import io
+
+    out = []
+    for i, record in enumerate(csv.DictReader(io.StringIO(HEADER + "\n".join(rows) + "\n"))):
+        record = {k: (v if v != "" else None) for k, v in record.items()}
+        for key in ("is_fraud", "amount", "user_id"):
+            try:
+                record[key] = json.loads(record[key])
+            except (TypeError, ValueError):
+                pass
+        record["meta"] = {"k": i, "tags": ["a", "b"][: i % 3]}  # a struct with a list
+        record["note"] = ["text", {"n": i}, None, 7][i % 4]  # strings, objects, nulls, numbers: DuckDB's JSON
+        out.append(record)
+    return out
+
+
+def _jsonl(records: list[dict], bom: bool = False, crlf: bool = False, blanks: bool = False) -> bytes:
+    lines = [json.dumps(r, ensure_ascii=i % 2 == 0) for i, r in enumerate(records)]
+    if blanks:  # blank and whitespace-only lines, which DuckDB skips
+        lines = [lines[0], "", *lines[1:3], "  \t ", *lines[3:], ""]
+    text = "\n".join(lines) + "\n"
+    return (("\ufeff" if bom else "") + (text.replace("\n", "\r\n") if crlf else text)).encode()
+
+
+def test_messy_json_lines_load_on_spark_as_on_duckdb(tmp_path, spark, small_splits):
+    """JSON Lines in two files — a BOM, CRLF, blank lines, nested values (a struct holding a list, a column mixing
+    strings, objects and numbers that DuckDB reads as JSON), a fee DuckDB types BIGINT in one file and DOUBLE in
+    the other, user ids numbers in one and text in the other, every rule of the CSV test: the loaded rows, the
+    quarantine (row for row, in order), counts, reasons and warnings are DuckDB's. Spark splits each file into
+    blocks of 1,500 bytes (`small_splits`), so rows are numbered across blocks and lines cut by a block edge.
+    `load --engine spark` then leaves DuckDB's events, quarantine, frame and quarantine.csv as a DuckDB load."""
+    first = [{**r, "fee": i} for i, r in enumerate(_records(MESSY[:-1]))]  # BIGINT here, DOUBLE over both files
+    second = [{**r, "fee": 0.5, "user_id": str(r["user_id"])} for r in _records(SECOND)]
+    ws = _files(tmp_path / "ws", {"a.jsonl": _jsonl(first, bom=True, blanks=True),
+                                  "b.jsonl": _jsonl(second, crlf=True, blanks=True)})
+    types = check_dataset(ws).types
+    assert (types["fee"], types["amount"], types["user_id"], types["note"]) == ("DOUBLE", "JSON", "JSON", "JSON")
+    assert types["meta"] == "STRUCT(k BIGINT, tags VARCHAR[])"
+    duck = assert_spark_loads_like_duckdb(ws, spark)
+    assert (duck.read, duck.loaded, len(duck.warnings)) == (26, 9, 4) and duck.reasons["duplicate id"] == 1
+    want, csv = _tables(ws), (ws.root / "data" / "quarantine.csv").read_bytes()
+    ours = load(ws, engine="spark", spark=spark)  # the whole load: DuckDB's tables read from Spark's Parquet
+    assert (ours.summary(), ours.warnings) == (duck.summary(), duck.warnings)
+    assert _tables(ws) == want and (ws.root / "data" / "quarantine.csv").read_bytes() == csv
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"event_id": "x", "ts": oops}', "line 3 cannot be read as DuckDB's load reads it (Invalid Input Error: "
+                                      "Malformed JSON: unexpected character.)"),
+    ('{"event_id": "x"} {"event_id": "y"}', "line 3 holds 2 JSON objects: engine spark reads one object per line"),
+    ('{"event_id": "x", "fee": "abc"}', "line 20481 cannot be read as DuckDB's load reads it (Invalid Input Error: "
+                                        "JSON transform error: Failed to cast value to numerical: \"abc\")"),
+])
+def test_a_json_line_duckdb_refuses_fails_the_load_on_spark_too(tmp_path, spark, line, message):
+    """A line DuckDB's load cannot read fails the load on both engines, Spark's error naming the file and line: a
+    line that is not JSON, two objects on one line (in a file DuckDB reads as JSON Lines), or a value the schema
+    cannot hold (after the 20,480 lines DuckDB samples for the types)."""
+    from riskconsole import ingest
+
+    n = 20_481 if "transform" in message else 3
+    records = [{"event_id": f"e{i}", "ts": "2026-03-01 10:00:00", "is_fraud": 0, "label_ts": None, "amount": 1,
+                "user_id": 1, "device_id": 1, "fee": 1.5} for i in range(n)]
+    ws = _files(tmp_path / "ws", {"a.jsonl": _jsonl(records[:1]), "b.jsonl": _jsonl(records[1:])})
+    path = ws.root / "data" / "in" / "b.jsonl"
+    if n > 3:  # DuckDB sampled the lines before this one
+        path.write_bytes(path.read_bytes() + line.encode() + b"\n")
+    checked = check_dataset(ws)
+    if n == 3:  # DuckDB sniffs its types from the lines before (a bad line in the sample fails the check itself)
+        path.write_bytes(path.read_bytes() + line.encode() + b"\n")
+    with pytest.raises(RiskConsoleError) as info:
+        load_part(spark, checked, checked.parts[0])
+    assert str(info.value).startswith(f"data/dataset.yaml: source 'data/in/*.jsonl': {path} {message}")
+    assert "\n" not in str(info.value)
+    con = duckdb.connect()
+    try:
+        with pytest.raises(duckdb.Error):
+            ingest.load_part(con, checked, checked.parts[0], print)
+    finally:
+        con.close()
+
+
+def test_validate_engine_spark_checks_a_dataset_and_a_strategy_for_spark(tmp_path, spark, capsys):
+    """`validate --engine spark` says a dataset Spark reads as DuckDB does loads there, and renders a strategy's
+    rules (a list among them) for Spark without starting a session; without the flag it says nothing of Spark."""
+    from riskconsole.cli import main
+
+    ws = _files(tmp_path / "ws", {"a.jsonl": _jsonl(_records(MESSY[:3]))})
+    (ws.root / "lists").mkdir()
+    (ws.root / "lists" / "vips.csv").write_text("value\n1\n2\n")
+    (ws.root / "strategies").mkdir()
+    strategy = {"name": "s", "rules": [{"name": "vip", "when": "user_id IN LIST vips AND amount > 5",
+                                        "action": "review"}]}
+    (ws.root / "strategies" / "s.yaml").write_text(yaml.safe_dump(strategy))
+    files = [str(ws.dataset_path), str(ws.root / "strategies" / "s.yaml")]
+    assert main(["validate", "--engine", "spark", "--workspace", str(ws.root), *files]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("3 features, loads on engine spark") and out[1].endswith(", renders for engine spark")
+    assert main(["validate", "--workspace", str(ws.root), *files]) == 0
+    assert "spark" not in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ spark.store: the Parquet elsewhere
+
+
+@pytest.mark.parametrize("as_uri, remote", [(False, False), (True, False), (True, True)],
+                         ids=["path", "file-uri", "file-uri-as-an-object-store"])
+def test_a_store_outside_the_workspace_holds_the_spark_data(tmp_path, spark, as_uri, remote, monkeypatch):
+    """`spark.store` (an absolute path, or a file:// URI) holds every data version's folder instead of data/spark/:
+    a load on Spark writes the events there, the frame is built there (its marker written last) and a backtest on
+    Spark over it gives DuckDB's report; a version folder whose marker is gone is built again, never reused; a new
+    load's export removes the old version, and only folders named like a data version. `remote`: the store is taken
+    for one this machine cannot open as a folder (an object store), so DuckDB's side — the export, reading a Spark
+    load's tables back — goes through local copies, and every question through Hadoop's FileSystem API."""
+    from riskconsole.engines import spark_store
+    from riskconsole.session import Session
+
+    if remote:
+        monkeypatch.setattr(spark_store, "_local_path", lambda base: None)
+
+    store = tmp_path / "shared" / "riskconsole"
+    ws = _files(tmp_path / "ws", {"a.csv": _csv(MESSY), "b.csv": _csv(SECOND)},
+                spark={"store": f"file://{store}" if as_uri else str(store)})
+    ws.strategies_dir.mkdir()
+    (ws.strategies_dir / "s.yaml").write_text(yaml.safe_dump(STRATEGY))
+    load(ws)
+    with Session(ws) as session:
+        report = session.backtest(ws.strategies_dir / "s.yaml").report
+    (store / "notes").mkdir(parents=True)  # not a data version: never removed
+    first = load(ws, engine="spark", spark=spark).version
+    assert sorted(p.name for p in store.iterdir()) == [first, "notes"]
+    assert (store / first / "_loaded.json").exists() and (store / first / "events").is_dir()
+    assert not (ws.root / "data" / "spark").exists()
+    with Session(ws, engine="spark", spark=spark) as session:
+        got = session.backtest(ws.strategies_dir / "s.yaml").report
+        where = f"file://{store}/{first}" if remote else str(store / first)  # file:// on this machine: its path
+        assert session.spark_engine().where == where
+    assert_same(json.loads(json.dumps(got, default=str)), json.loads(json.dumps(report, default=str)))
+    assert (store / first / "_riskconsole.json").exists() and (store / first / "frame").is_dir()
+    (store / first / "_riskconsole.json").unlink()  # as if the frame's build had stopped half-way
+    with Session(ws, engine="spark", spark=spark) as session:
+        assert "frame" in session.spark_engine().seconds  # built again
+    second = load(ws, spark=spark).version  # a DuckDB load: the engine exports it to the store
+    with Session(ws, engine="spark", spark=spark) as session, session.cursor() as cur:
+        session.spark_engine(frame=False).export(cur)
+    assert sorted(p.name for p in store.iterdir()) == sorted([second, "notes"])
+    assert (store / second / "_exported.json").exists() and (store / second / "events").is_dir()
+
+
+@pytest.mark.parametrize("store", ["data/spark-elsewhere", "file://", "file://host/x", "s3a:/bucket", "my store://x"])
+def test_a_store_that_is_not_an_absolute_path_or_a_uri_is_one_line(tmp_path, store, capsys):
+    from riskconsole.cli import main
+
+    ws = _files(tmp_path / "ws", {"a.csv": _csv(MESSY[:2])}, spark={"store": store})
+    assert main(["validate", "--workspace", str(ws.root), str(ws.dataset_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: data/dataset.yaml: spark.store: '{store}' is neither an absolute path nor a URI with a "
+                   "scheme and a location: write an absolute path (/mnt/shared/riskconsole) or a URI "
+                   "(file:///mnt/shared/riskconsole, s3a://bucket/prefix)")

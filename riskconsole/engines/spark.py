@@ -1,7 +1,8 @@
 """The Spark engine: a loaded workspace's features and backtests as Spark SQL (DESIGN §7, docs/scale.md).
 
 A load with engine spark reads, types and quarantines every source on Spark (spark_load.py) into
-`data/spark/<data version>/` (`events` as Parquet, one folder per day, every `stream_NAME` and `table_NAME`); after a
+`data/spark/<data version>/` or `spark.store`/`<data version>/` (spark_store.py: through Hadoop's FileSystem API;
+`events` as Parquet, one folder per day, every `stream_NAME` and `table_NAME`); after a
 DuckDB load they are exported there from DuckDB instead. Spark builds the frame there with the very queries DuckDB runs (`features.frame_plan`, rendered with `dialects.spark()`), and a backtest's
 grouped query (`backtest.groups_query`) runs on that frame: only the grouped rows come back to Python. The export
 and the frame are built once per data version (a load gives a new one). Every trained detector (LightGBM and the
@@ -16,7 +17,7 @@ The outcome blocks of a dataset mapping `prod_action` come from the same grouped
 observability class). Entity-level strategies: the entity frame is built on Spark from the export by entities.py's
 queries and read as `frame` by their queries (`spark_entities.py`).
 
-Not on Spark yet: JSON Lines sources and detector training (the console's Backtest and Tune reports run here).
+Not on Spark yet: detector training (the console's Backtest and Tune reports run here).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -46,6 +48,7 @@ from riskconsole.engines.spark_entities import EntityRunner, entity_view
 from riskconsole.engines.spark_render import first_line, render
 from riskconsole.engines.spark_lists import SparkLists
 from riskconsole.engines.spark_scores import digest, model_files, score_frame, scored_on_spark
+from riskconsole.engines.spark_store import Store
 from riskconsole.features import GRAPH_TABLE, frame_plan
 from riskconsole.entities import EntityView
 from riskconsole.graphs import GraphSource, graph_query, graph_values
@@ -54,7 +57,8 @@ from riskconsole.sqlbuild import fill, ident
 from riskconsole.strategy import CompiledStrategy, Frame
 from riskconsole.workspace import Workspace
 
-SPARK_DIR = "spark"  # under data/: one folder per data version
+SPARK_DIR = "spark"  # under data/: one folder per data version (or spark.store of the dataset)
+VERSION = re.compile(r"[0-9a-f]{32}")  # a data version's folder name (ingest: uuid4().hex)
 DONE = "_riskconsole.json"  # written last: the version's export and frame are complete
 EXPORTED = "_exported.json"  # written last by the export (entity frames need only it)
 LOADED = "_loaded.json"  # written by a load on Spark (spark_load.py): the tables it wrote here, not to export
@@ -133,7 +137,9 @@ class SparkEngine:
         self._session = session
         self._progress = progress or (lambda message: None)
         self.version = _version(con)
-        self.root = ws.root / "data" / SPARK_DIR / self.version
+        self.versions = store_of(ws, dataset, lambda: self.spark)  # data/spark/ or spark.store
+        self.store = self.versions.child(self.version)
+        self.root = self.store.local  # this version's folder when the store is on this machine (else None)
         self.seconds: dict[str, float] = {}  # what preparing took: export, frame (0 when cached)
         self._frame: Frame | None = None  # set by `prepare`: the frame whose views `arrow` reads
 
@@ -148,12 +154,12 @@ class SparkEngine:
     @property
     def built(self) -> bool:
         """Whether this data version's export and frame are on disk."""
-        return (self.root / DONE).exists()
+        return self.store.exists(DONE)
 
     @property
     def exported(self) -> bool:
         """Whether this data version's events, streams and tables are on disk as Parquet."""
-        return (self.root / EXPORTED).exists() or self.built
+        return self.store.exists(EXPORTED) or self.built
 
     # ------------------------------------------------------------ building once per data version
 
@@ -172,11 +178,11 @@ class SparkEngine:
     def _register(self, frame: Frame) -> None:
         """Point the session's `frame` and score views at this data version (views are global to a SparkSession,
         which several workspaces' engines may share: `arrow` registers them again when another engine did since)."""
-        self.spark.read.parquet(str(self.root / "frame")).createOrReplaceTempView("frame")
+        self.spark.read.parquet(self.store.uri("frame")).createOrReplaceTempView("frame")
         for detector, table in frame.scores.items():
             if detector not in frame.stale:
                 self._scores(detector, table).createOrReplaceTempView(table)
-        _VIEWS_OF[self.spark] = str(self.root)
+        _VIEWS_OF[self.spark] = self.store.uri()
 
     def export(self, con: duckdb.DuckDBPyConnection | None = None) -> None:
         """Export this data version's events (by day), streams and tables to Parquet unless already there (the
@@ -184,21 +190,19 @@ class SparkEngine:
         self._con = con or self._con
         if self.exported:
             return
-        loaded = json.loads((self.root / LOADED).read_text())["tables"] if (self.root / LOADED).exists() else []
-        for other in self.root.parent.glob("*") if self.root.parent.exists() else []:
-            if other.is_dir() and other != self.root:
-                shutil.rmtree(other, ignore_errors=True)
-        for old in self.root.glob("*") if self.root.exists() else []:  # a failed export's; Spark's load is kept
-            if old.name not in (*loaded, LOADED):
-                shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
+        loaded = json.loads(self.store.read_text(LOADED) or '{"tables": []}')["tables"]
+        remove_versions(self.versions, keep=self.version)
+        for old in self.store.children():  # a failed export's; Spark's load is kept
+            if old not in (*loaded, LOADED):
+                self.store.remove(old)
         started = time.perf_counter()
         self._progress(f"spark: exporting {', '.join(n for n in self._exports() if n not in loaded) or 'nothing'} "
-                       f"to {self.ws.rel(self.root)} ...")
+                       f"to {self.where} ...")
         for name in self._exports():
             if name not in loaded:  # the events a load on Spark wrote are already here
-                self._export(name, self.root / name, by_day=name == "events")
+                self._export(name, name, by_day=name == "events")
         self.seconds["export"] = time.perf_counter() - started
-        (self.root / EXPORTED).write_text(json.dumps({"version": self.version, "seconds": self.seconds["export"]}))
+        self.store.write_text(EXPORTED, text=json.dumps({"version": self.version, "seconds": self.seconds["export"]}))
 
     def _build(self, frame: Frame) -> None:
         self.export()
@@ -207,7 +211,12 @@ class SparkEngine:
         self._progress(f"spark: building {len(self.dataset.features)} features on {self.master} ...")
         self._build_frame(names, list(frame.columns))
         self.seconds["frame"] = time.perf_counter() - started
-        (self.root / DONE).write_text(json.dumps({"version": self.version, "seconds": self.seconds}))
+        self.store.write_text(DONE, text=json.dumps({"version": self.version, "seconds": self.seconds}))
+
+    @property
+    def where(self) -> str:
+        """This version's folder as the CLI shows it (relative to the workspace when inside it)."""
+        return self.ws.rel(self.root) if self.root is not None else self.store.uri()
 
     @property
     def master(self) -> str:
@@ -217,22 +226,25 @@ class SparkEngine:
     def progress(self, message: str) -> None:
         self._progress(message)
 
-    def _export(self, table: str, out: Path, by_day: bool = False) -> None:
+    def _export(self, table: str, *out: str, by_day: bool = False) -> None:
         """A DuckDB table as Parquet files (events: one folder per day, `__day=YYYY-MM-DD`), streamed in batches."""
         query = fill("SELECT * FROM :t", t=exp.to_table(table, quoted=True))
         if by_day:
             query = fill("SELECT *, CAST(:time AS DATE) AS __day FROM :t", t=exp.to_table(table, quoted=True),
                          time=ident(self.dataset.columns.time))
-        self._export_query(query, out, by_day)
+        self._export_query(query, *out, by_day=by_day)
 
-    def _export_query(self, query: exp.Expression, out: Path, by_day: bool = False) -> None:
+    def _export_query(self, query: exp.Expression, *out: str, by_day: bool = False) -> None:
+        """Rows of a DuckDB query as Parquet files under `out` of this version's folder (written by DuckDB's
+        side locally, copied to a store elsewhere)."""
         reader = self._con.sql(query.sql(dialect="duckdb")).to_arrow_reader(500_000)
-        out.mkdir(parents=True, exist_ok=True)
-        partitioning = pads.partitioning(pa.schema([(DAY, pa.date32())]), flavor="hive") if by_day else None
-        pads.write_dataset(reader, out, format="parquet", partitioning=partitioning, max_partitions=100_000,
-                           existing_data_behavior="overwrite_or_ignore")
-        if not any(out.rglob("*.parquet")):  # an empty table still has a schema Spark can read
-            pq.write_table(reader.schema.empty_table(), out / "empty.parquet")
+        with self.store.writing(*out) as folder:
+            folder.mkdir(parents=True, exist_ok=True)
+            partitioning = pads.partitioning(pa.schema([(DAY, pa.date32())]), flavor="hive") if by_day else None
+            pads.write_dataset(reader, folder, format="parquet", partitioning=partitioning, max_partitions=100_000,
+                               existing_data_behavior="overwrite_or_ignore")
+            if not any(folder.rglob("*.parquet")):  # an empty table still has a schema Spark can read
+                pq.write_table(reader.schema.empty_table(), folder / "empty.parquet")
 
     def _exports(self) -> list[str]:
         return ["events", *(f"stream_{s}" for s in self.dataset.streams), *(f"table_{t}" for t in self.dataset.tables)]
@@ -240,7 +252,7 @@ class SparkEngine:
     def register_exports(self) -> None:
         """The exported `events`, `stream_NAME` and `table_NAME` as Spark views (the names DuckDB's queries use)."""
         for name in self._exports():
-            data = self.spark.read.parquet(str(self.root / name))
+            data = self.spark.read.parquet(self.store.uri(name))
             (data.drop(DAY) if name == "events" else data).createOrReplaceTempView(name)
 
     def _build_frame(self, names: list[str], order: list[str]) -> None:
@@ -260,7 +272,7 @@ class SparkEngine:
             for table, query in plan.joined:
                 spark.sql(render(query, f"features ({table})")).localCheckpoint().createOrReplaceTempView(table)
             frame = spark.sql(render(plan.frame, "features")).select(*[f"`{c}`" for c in order])
-            frame.write.mode("overwrite").parquet(str(self.root / "frame"))
+            frame.write.mode("overwrite").parquet(self.store.uri("frame"))
         except RiskConsoleError:
             raise
         except Exception as err:  # noqa: BLE001 - pyspark raises many kinds; one line says which step failed
@@ -298,47 +310,44 @@ class SparkEngine:
         files = model_files(folder) if (folder / "detector.json").exists() else {}
         if not scored_on_spark(files):
             return self._exported_scores(table)
-        out = self.root / "scores" / f"{table}-spark-{digest(files)}"
-        if not (out / DONE).exists():
+        out = ("scores", f"{table}-spark-{digest(files)}")
+        if not self.store.exists(*out, DONE):
             self._clear_scores(table)
             started = time.perf_counter()
             self._progress(f"spark: scoring {detector} on {self.master} ...")
             try:
                 scored = score_frame(self.spark, lambda q: render(q, f"detector '{detector}'"), files, detector)
-                scored.write.mode("overwrite").parquet(str(out))
+                scored.write.mode("overwrite").parquet(self.store.uri(*out))
             except RiskConsoleError:
                 raise
             except Exception as err:  # noqa: BLE001 - pyspark raises many kinds; one line says which model failed
                 raise DataError(f"{self.ws.rel(folder)}: scoring on spark failed: {first_line(err)}") from None
             self.seconds[f"score {detector}"] = time.perf_counter() - started
-            (out / DONE).write_text(json.dumps({"seconds": self.seconds[f"score {detector}"]}))
-        return self.spark.read.parquet(str(out))
+            self.store.write_text(*out, DONE, text=json.dumps({"seconds": self.seconds[f"score {detector}"]}))
+        return self.spark.read.parquet(self.store.uri(*out))
 
     def _clear_scores(self, table: str) -> None:
-        for old in (self.root / "scores").glob(f"{table}-*"):
-            shutil.rmtree(old, ignore_errors=True)
+        for old in self.store.children("scores"):
+            if old.startswith(f"{table}-"):
+                self.store.remove("scores", old)
 
     def _exported_scores(self, table: str) -> Any:
         """A detector's score table as Parquet, exported once per (data version, scoring stamp)."""
         stamp = self._con.execute(f"SELECT data_version, CAST(scored_at AS VARCHAR) FROM {SCORES_TABLE} "
                                   "WHERE 'scores_' || detector = ?", [table]).fetchall()
         key = hashlib.sha1(json.dumps([table, stamp]).encode()).hexdigest()[:12]
-        out = self.root / "scores" / f"{table}-{key}"
-        if not (out / DONE).exists():
+        out = ("scores", f"{table}-{key}")
+        if not self.store.exists(*out, DONE):
             self._clear_scores(table)
-            self._export(table, out)
-            (out / DONE).write_text("{}")
-        return self.spark.read.parquet(str(out))
+            self._export(table, *out)
+            self.store.write_text(*out, DONE, text="{}")
+        return self.spark.read.parquet(self.store.uri(*out))
 
     # ------------------------------------------------------------ running queries
 
     def check(self, compiled: CompiledStrategy, label: str) -> None:
         """Every rule and the population render exactly for Spark (else one line naming the rule and the engine)."""
-        checks = [(f"rule '{r.name}'", r.condition) for r in compiled.rules]
-        if compiled.population is not None:
-            checks.append(("population", compiled.population))
-        for where, node in checks:
-            render(self._lists.rewrite(node), f"{label}: {where}")
+        check_rendering(compiled, self._lists, label)
 
     def entities(self, con: duckdb.DuckDBPyConnection, level: Level, label: str) -> tuple[EntityView, EntityRunner]:
         """An entity level's frame built on Spark (once per data version, dataset spec and level) and the runner
@@ -353,13 +362,38 @@ class SparkEngine:
     def arrow(self, query: exp.Expression, strategy: str) -> pa.Table:
         """Run a DuckDB-dialect AST on Spark and fetch the (small) result as Arrow (lists it reads registered)."""
         sql = render(self._lists.rewrite(query), f"strategy '{strategy}'")
-        if self._frame is not None and _VIEWS_OF.get(self.spark) != str(self.root):
+        if self._frame is not None and _VIEWS_OF.get(self.spark) != self.store.uri():
             self._register(self._frame)  # another workspace's engine re-pointed the shared session's views
         try:
             return self.spark.sql(sql).toArrow()
         except Exception as err:  # noqa: BLE001 - pyspark raises many kinds; the user needs one line
             raise RiskConsoleError(f"strategy '{strategy}': evaluating its expressions on spark failed: "
                                    f"{first_line(err)} (guard the expression, e.g. with nullif or TRY_CAST)") from None
+
+
+def store_of(ws: Workspace, dataset: Dataset, session: Callable[[], Any]) -> Store:
+    """The folder of a workspace's data versions: `spark.store` of the dataset, else data/spark/."""
+    return Store(session, dataset.spark.store or str(ws.root / "data" / SPARK_DIR))
+
+
+def remove_versions(versions: Store, keep: str) -> None:
+    """Remove every data version's folder but `keep` (only names a data version has: a store may hold other
+    folders)."""
+    for name in versions.children():
+        if name != keep and VERSION.fullmatch(name):
+            versions.remove(name)
+
+
+def check_rendering(compiled: CompiledStrategy, lists: SparkLists, label: str) -> None:
+    """Every rule and the population of a strategy render exactly for Spark, lists read as their Spark views.
+
+    Raises:
+        RiskConsoleError: one line naming the rule and the engine."""
+    checks = [(f"rule '{r.name}'", r.condition) for r in compiled.rules]
+    if compiled.population is not None:
+        checks.append(("population", compiled.population))
+    for where, node in checks:
+        render(lists.rewrite(node), f"{label}: {where}")
 
 
 def _version(con: duckdb.DuckDBPyConnection) -> str:

@@ -10,7 +10,6 @@ queries with that view where they say `frame`.
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -88,16 +87,18 @@ def entity_view(engine: Any, con: duckdb.DuckDBPyConnection, level: Level, label
     """The level's entity frame built on Spark (or read from this data version's folder) and the Spark view that
     holds its rows."""
     dataset: Dataset = engine.dataset
-    path = saved_path(engine.root, engine.version, dataset, level)
-    view = entities.load_saved(con, path, dataset, level)
+    saved = (ENTITIES_DIR, entities.cache_name(engine.version, dataset, level))
+    with engine.store.reading(*saved) as path:
+        view = entities.load_saved(con, path, dataset, level)
     if view is None:
         engine.export(con)
         engine.register_exports()
         engine.progress(f"spark: building the {level.entity} entity frame on {engine.master} ...")
         view = entities.build(con, dataset, level, label, SparkTables(engine, con, level.entity, label))
-        entities.save(path, view)
-    name = "__entity_frame_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
-    engine.spark.read.parquet(str(path)).createOrReplaceTempView(name)
+        with engine.store.writing(*saved) as path:
+            entities.save(path, view)
+    name = "__entity_frame_" + hashlib.sha1(engine.store.uri(*saved).encode()).hexdigest()[:12]
+    engine.spark.read.parquet(engine.store.uri(*saved)).createOrReplaceTempView(name)
     return view, name
 
 
@@ -125,8 +126,3 @@ class EntityRunner:
 
     def arrow(self, query: exp.Expression, strategy: str) -> pa.Table:
         return self.engine.arrow(query.transform(_swap_frame(self.view)), strategy)
-
-
-def saved_path(root: Path, version: str, dataset: Dataset, level: Level) -> Path:
-    """Where a level's Spark-built entity frame is kept (removed with its data version's folder)."""
-    return root / ENTITIES_DIR / entities.cache_name(version, dataset, level)

@@ -32,6 +32,7 @@ class SparkLists:
     """The workspace's lists as Spark views, registered on first use per (list version, compared type)."""
 
     def __init__(self, spark: Any, lists: ListSet) -> None:
+        """`spark` None: views are named, never registered (`validate` renders rules without a session)."""
         self.spark, self.lists = spark, lists
         self._views: set[str] = set()
 
@@ -65,7 +66,7 @@ class SparkLists:
         found = self.lists.load(name)
         kind = to.sql(dialect="duckdb")
         view = f"{TABLE_PREFIX}{name}_{found.sha256[:12]}_{hashlib.sha1(kind.encode()).hexdigest()[:8]}"
-        if view not in self._views:
+        if view not in self._views and self.spark is not None:
             table = _cast(found.table, to)
             self.spark.createDataFrame(table).hint("broadcast").createOrReplaceTempView(view)
             self._views.add(view)

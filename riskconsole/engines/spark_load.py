@@ -11,7 +11,6 @@ before a row is read (one line naming the engine). Executors need riskconsole an
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -21,6 +20,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from riskconsole import ingest
+from riskconsole.engines.spark_json import row_error
 from riskconsole.engines.spark_read import POSITION, check_utf8, connect, read_raw, refusal
 from riskconsole.engines.spark_render import first_line
 from riskconsole.errors import DataError, RiskConsoleError
@@ -172,15 +172,29 @@ def load_part(spark: Any, checked: Checked, part: Part) -> SparkLoaded:
     """Read, type and quarantine one source on Spark, as `ingest.load_part` does on DuckDB.
 
     Raises:
-        DataError: Spark cannot read it exactly (`refusal`), or every row is quarantined."""
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
-
+        DataError: Spark cannot read it exactly (`refusal`), a row DuckDB's load refuses too (a JSON line that is
+            not JSON), or every row is quarantined."""
     con = connect()
-    where = "" if part.kind == "events" else f"{part.where}: "
     why = refusal(con, part)
     if why:
         raise DataError(_refused(checked, part, why))
+    try:
+        return _load_part(spark, con, checked, part)
+    except RiskConsoleError:
+        raise
+    except Exception as err:  # noqa: BLE001 - an executor's refusal of a row arrives as whatever pyspark wraps it in
+        said = row_error(err)
+        if said is None:
+            raise
+        where = "" if part.kind == "events" else f"{part.where}: "
+        raise DataError(f"{checked.label}: {where}source '{part.source}': {said}") from None
+
+
+def _load_part(spark: Any, con: duckdb.DuckDBPyConnection, checked: Checked, part: Part) -> SparkLoaded:
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    where = "" if part.kind == "events" else f"{part.where}: "
     cached: list[Any] = []
     data, raw = read_raw(spark, con, part, checked.label, cached)
     if part.fmt == "csv":
@@ -232,14 +246,20 @@ def _refused(checked: Checked, part: Part, why: str) -> str:
 
 class SparkLoader:
     """`ingest`'s loader with engine spark: every source (decision events, streams, tables) is read, typed and
-    quarantined by Spark and written as Parquet to data/spark/<version>/<table> (the events by day: the folders the
-    Spark engine builds the frame from); DuckDB's table and quarantine of each are then read from Spark's output."""
+    quarantined by Spark and written as Parquet to data/spark/<version>/<table> (or `spark.store`/<version>/: the
+    events by day, the folders the Spark engine builds the frame from); DuckDB's table and quarantine of each are then
+    read from Spark's output."""
 
     def __init__(self, ws: Any, dataset: Any, version: str, spark: Any = None) -> None:
-        from riskconsole.engines.spark import SPARK_DIR
+        from riskconsole.engines.spark import store_of
 
         self.dataset, self._spark = dataset, spark
-        self.root = ws.root / "data" / SPARK_DIR / version
+        self.store = store_of(ws, dataset, lambda: self.spark).child(version)
+
+    def discard(self) -> None:
+        """Remove what this load wrote (it never went live): nothing when no Spark session was started."""
+        if self._spark is not None:
+            self.store.remove()
 
     @property
     def spark(self) -> Any:
@@ -256,38 +276,39 @@ class SparkLoader:
         master = self.dataset.spark.remote or self.spark.conf.get("spark.master", self.dataset.spark.master)
         where = "" if part.kind == "events" else f"{part.where}: "
         progress(f"spark: reading {len(part.files)} file(s) of {where}{part.source} on {master} ...")
-        rows, quarantine = self.root / part.table, self.root / f"_{part.quarantine}"
+        rows, quarantine = part.table, f"_{part.quarantine}"
         try:
             result = load_part(self.spark, checked, part)
             if part.kind == "events":
-                write_days(result.rows, rows, part.loaded_name(part.roles["time"]))
+                write_days(result.rows, self.store.uri(rows), part.loaded_name(part.roles["time"]))
             else:
-                result.rows.write.mode("overwrite").parquet(str(rows))
-            result.quarantine.write.mode("overwrite").parquet(str(quarantine))
+                result.rows.write.mode("overwrite").parquet(self.store.uri(rows))
+            result.quarantine.write.mode("overwrite").parquet(self.store.uri(quarantine))
         except RiskConsoleError:
             raise
         except Exception as err:  # noqa: BLE001 - pyspark raises many kinds; one line says which source failed
-            raise DataError(f"{checked.label}: {where}loading '{part.source}' on spark failed: {first_line(err)}") \
+            raise DataError(f"{checked.label}: {where}loading '{part.source}' on spark failed: "
+                            f"{row_error(err) or first_line(err)}") \
                 from None
         for data in result.cached:
             data.unpersist()
         try:
-            _publish(con, part, rows, quarantine, [part.loaded_name(c) for c in part.order])
+            with self.store.reading(rows) as rows_in, self.store.reading(quarantine) as quarantine_in:
+                _publish(con, part, rows_in, quarantine_in, [part.loaded_name(c) for c in part.order])
         finally:
-            shutil.rmtree(quarantine, ignore_errors=True)
-        marker = self.root / LOADED
-        tables = json.loads(marker.read_text())["tables"] if marker.exists() else []
-        marker.write_text(json.dumps({"tables": [*tables, part.table], "day": DAY}))
+            self.store.remove(quarantine)
+        tables = json.loads(self.store.read_text(LOADED) or '{"tables": []}')["tables"]
+        self.store.write_text(LOADED, text=json.dumps({"tables": [*tables, part.table], "day": DAY}))
         return result.read, result.loaded, result.warnings
 
 
-def write_days(rows: Any, out: Path, time: str) -> None:
+def write_days(rows: Any, out: str, time: str) -> None:
     """The loaded rows as Parquet, one folder per day of `time` (`__day=YYYY-MM-DD`), as the engine's export."""
     from pyspark.sql import functions as F
 
     from riskconsole.engines.spark import DAY
 
-    rows.withColumn(DAY, F.to_date(F.col(f"`{time}`"))).write.mode("overwrite").partitionBy(DAY).parquet(str(out))
+    rows.withColumn(DAY, F.to_date(F.col(f"`{time}`"))).write.mode("overwrite").partitionBy(DAY).parquet(out)
 
 
 def _publish(con: duckdb.DuckDBPyConnection, part: Part, rows: Path, quarantine: Path, order: list[str]) -> None:

@@ -17,14 +17,16 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
+from riskconsole.engines import spark_json
 from riskconsole.errors import DataError
 from riskconsole.sources import Part, target_types
 from riskconsole.sqlbuild import alias, render
 from riskconsole.workspace import connect_duckdb
 
-READ_ON_SPARK = ("csv", "parquet")  # JSON Lines: DuckDB's read_json infers types Spark's reader does not share
+READ_ON_SPARK = ("csv", "parquet", "json")  # JSON: JSON Lines, parsed by DuckDB on the executors (spark_json.py)
 POSITION = ("__file", "ordinality")  # source order: file (1-based, sorted paths), row (as DuckDB numbers it)
 _TEXT = "VARCHAR"
+NULL_TYPE = '"NULL"'  # DuckDB's type of a column whose every sniffed value is null (JSON, Parquet)
 
 
 def connect() -> duckdb.DuckDBPyConnection:
@@ -38,7 +40,11 @@ def refusal(con: duckdb.DuckDBPyConnection, part: Part) -> str | None:
     """Why engine spark cannot read `part` as DuckDB reads it (None when it can): its format, a CSV dialect Spark has
     no option for, files with different headers, or a loaded type without an exact Spark type."""
     if part.fmt not in READ_ON_SPARK:
-        return f"{part.fmt.upper()} sources are read by DuckDB's reader only so far (CSV and Parquet load on Spark)"
+        return f"{part.fmt.upper()} sources are read by DuckDB's reader only so far"
+    if part.fmt == "json":
+        why = spark_json.refusal(con, part, _type_refusal)
+        if why:
+            return why
     if part.fmt == "csv":
         try:
             dialects = [csv_dialect(con, f) for f in part.files]
@@ -63,14 +69,18 @@ def _type_refusal(con: duckdb.DuckDBPyConnection, dtype: str) -> str | None:
     """None when a DuckDB type goes through Arrow to Spark and back unchanged (what the events Parquet needs)."""
     from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
+    if dtype == NULL_TYPE:
+        return "which Spark cannot store (DuckDB saw no value but null): declare its type under types:"
     typed = exp.cast(exp.null(), exp.DataType.build(dtype, dialect="duckdb"))
-    arrow = con.sql(render(exp.select(alias(typed, "v")))).to_arrow_table().schema
+    query = render(exp.select(alias(typed, "v")))
+    duck = con.execute(f"SELECT column_type FROM (DESCRIBE {query})").fetchall()[0][0]
+    arrow = con.sql(query).to_arrow_table().schema
     try:
         back = to_arrow_schema(from_arrow_schema(arrow, prefer_timestamp_ntz=True), timezone="UTC")
     except (TypeError, ValueError) as err:
         return f"which Spark has no type for ({str(err).splitlines()[0][:80]})"
     seen = _duck_types(con, back)["v"]
-    return None if seen == _duck_types(con, arrow)["v"] else f"which Spark would store as {seen}"
+    return None if seen == duck else f"which Spark would store as {seen}"
 
 
 def csv_dialect(con: duckdb.DuckDBPyConnection, path: str) -> dict[str, Any]:
@@ -97,14 +107,21 @@ def _duck_types(con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> dict[str, 
 
 def read_raw(spark: Any, con: duckdb.DuckDBPyConnection, part: Part, label: str,
              cached: list[Any] | None = None) -> tuple[Any, dict[str, str]]:
-    """The part's rows as DuckDB's reader gives them (CSV all text, Parquet typed), with `_file`, `__file` and
-    `ordinality`; and the raw columns' DuckDB types. What it persists is appended to `cached`.
+    """The part's rows as DuckDB's reader gives them (CSV all text, Parquet typed, JSON Lines typed by DuckDB on the
+    executors: spark_json.py), with `_file`, `__file` and `ordinality`; and the raw columns' DuckDB types. What it
+    persists is appended to `cached`.
 
     Raises:
         DataError: Spark reads a column with another type than DuckDB does."""
     from pyspark.sql import functions as F
     from pyspark.sql.types import StringType, StructField, StructType
 
+    cached = [] if cached is None else cached
+    if part.fmt == "json":
+        data = spark_json.read(spark, part, {p: (i, f) for p, i, f in _file_paths(spark, part)}, label)
+        _check_raw_types(con, data.drop("_file", *POSITION), {c: spark_json.carried(t) for c, t in part.types.items()},
+                         part, label)
+        return data, dict(part.types)
     if part.fmt == "csv":
         raw = {c: _TEXT for c in part.types}
         data = _read_csv(spark, con, part.files, StructType([StructField(c, StringType()) for c in raw]))
@@ -114,7 +131,7 @@ def read_raw(spark: Any, con: duckdb.DuckDBPyConnection, part: Part, label: str,
     data = data.select("*", F.col("_metadata.file_path").alias("__path"), F.monotonically_increasing_id().alias("__mid"),
                        *([F.col("_metadata.row_index").alias("__row")] if part.fmt == "parquet" else []))
     _check_raw_types(con, data.drop("__path", "__row", "__mid"), raw, part, label)
-    return _positioned(spark, data, part, label, [] if cached is None else cached), raw
+    return _positioned(spark, data, part, label, cached), raw
 
 
 def _read_csv(spark: Any, con: duckdb.DuckDBPyConnection, files: list[str], schema: Any) -> Any:
@@ -150,10 +167,7 @@ def _positioned(spark: Any, data: Any, part: Part, label: str, cached: list[Any]
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    hadoop = spark._jvm.org.apache.hadoop.fs.Path  # how Spark's _metadata.file_path spells a local path
-    paths = [(str(hadoop(spark._jvm.java.io.File(f).toURI()).toString()), i + 1, f) for i, f in enumerate(part.files)]
-    files = spark.createDataFrame(paths, "__path string, __file int, _file string")
-    data = data.join(F.broadcast(files), "__path", "left")
+    data = data.join(F.broadcast(_files(spark, part)), "__path", "left")
     if part.fmt == "parquet":
         return data.withColumn("ordinality", F.col("__row") + 1).drop("__path", "__row", "__mid")
     # a CSV file is read whole by one task (multiLine), in order: its rows' ids increase down the file
@@ -167,6 +181,18 @@ def _positioned(spark: Any, data: Any, part: Part, label: str, cached: list[Any]
     offsets = spark.createDataFrame([(i + 1, before[i]) for i in range(len(part.files))], "__file int, __before long")
     return (data.join(F.broadcast(offsets), "__file").withColumn("ordinality", F.col("__in_file") + F.col("__before"))
             .drop("__path", "__mid", "__in_file", "__before"))
+
+
+def _file_paths(spark: Any, part: Part) -> list[tuple[str, int, str]]:
+    """The part's files: (path as Spark's `_metadata.file_path` spells it, 1-based place in the sorted paths, path
+    as DuckDB names it)."""
+    hadoop = spark._jvm.org.apache.hadoop.fs.Path  # how Spark's _metadata.file_path spells a local path
+    return [(str(hadoop(spark._jvm.java.io.File(f).toURI()).toString()), i + 1, f) for i, f in enumerate(part.files)]
+
+
+def _files(spark: Any, part: Part) -> Any:
+    """The part's files as a DataFrame: `__path`, `__file`, `_file` (`_file_paths`)."""
+    return spark.createDataFrame(_file_paths(spark, part), "__path string, __file int, _file string")
 
 
 def check_utf8(data: Any, raw: dict[str, str], part: Part, label: str) -> None:

@@ -1,0 +1,248 @@
+"""JSON Lines on engine spark, read as DuckDB's load reads them (issue 15).
+
+DuckDB decides the schema: the source's column types are the ones DuckDB's `read_json` (the load's options, over
+every file) gives (`Part.types`, sniffed by sources.py as on a DuckDB load). Spark reads every line as text (a
+block of a file — `_metadata.file_block_start` — is read whole and in order by one task: a first pass counts each
+block's lines, so a second numbers every line in its file and every row as DuckDB's `WITH ORDINALITY` does, over all
+files, blank lines not counted), skips blank lines and a leading BOM as DuckDB does, and parses every 10,000 lines
+in the scan's own task (no shuffle) by an embedded DuckDB: `read_json` over those lines with that fixed schema, so every value is converted by DuckDB's own JSON reader. A column DuckDB reads as JSON is
+carried as its JSON text (VARCHAR on Spark): the load's SQL over it is the same. A line that is not one JSON object,
+or a value that does not convert (DuckDB's load refuses the file too), fails the load naming the file and line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from typing import Any, Callable, Iterator
+
+import duckdb
+import pyarrow as pa
+from sqlglot import exp
+
+from riskconsole.errors import DataError
+from riskconsole.sources import Part
+from riskconsole.sqlbuild import alias, render
+
+ROW_ERROR = "riskconsole-row-error: "  # marks an executor's message for the driver (`row_error`)
+MAX_LINE = 16 * 1024 * 1024  # DuckDB's maximum_object_size: the first line is read up to it
+NULL_TYPE = '"NULL"'  # DuckDB's type of a column whose every sniffed value is null
+BLANK = "^[ \t\r]*$"  # JSON whitespace only: DuckDB skips such a line
+_BOM = "\ufeff"
+CHUNK = 10_000  # lines parsed by one read_json
+
+
+def carried(dtype: str) -> str:
+    """The DuckDB type a raw column has on Spark: JSON as its text."""
+    return "VARCHAR" if dtype == "JSON" else dtype
+
+
+def refusal(con: duckdb.DuckDBPyConnection, part: Part, type_refusal: Callable[[duckdb.DuckDBPyConnection, str],
+                                                                                str | None]) -> str | None:
+    """Why Spark cannot read the JSON source as DuckDB does: a file whose first line is not one JSON object (DuckDB
+    also reads a JSON array or objects over several lines; Spark reads a line at a time), or a column DuckDB reads
+    with a type Spark cannot carry exactly (JSON nested in a list or struct, HUGEINT, UUID, TIME, ...)."""
+    for column, dtype in part.types.items():
+        why = None if dtype in ("JSON", NULL_TYPE) else type_refusal(con, dtype)  # both carried exactly
+        if why:
+            return f"DuckDB reads column '{column}' as {dtype}, {why}"
+    for path in part.files:
+        first = first_line(path)
+        if first is None:
+            continue
+        ok = con.execute("SELECT coalesce(json_valid($l) AND json_type($l) = 'OBJECT', false)", {"l": first})
+        if not ok.fetchall()[0][0]:
+            return (f"{path} is not JSON Lines: its first line is not one JSON object (DuckDB also reads a JSON "
+                    "array or objects over several lines; Spark reads one object per line)")
+    return None
+
+
+def first_line(path: str) -> str | None:
+    """The file's first line that is not blank (a BOM dropped), up to MAX_LINE characters; None if all are blank."""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        start = True
+        while True:
+            line = handle.readline(MAX_LINE)
+            if not line:
+                return None
+            if start:
+                line, start = line.removeprefix(_BOM), False
+            if line.strip(" \t\r\n"):
+                return line.rstrip("\n")
+
+
+# ------------------------------------------------------------------ reading
+
+
+def read(spark: Any, part: Part, files: dict[str, tuple[int, str]], label: str) -> Any:
+    """The source's rows: every non-blank line parsed by DuckDB's `read_json` with the source's schema on the
+    executors — the raw columns (JSON as text) with `_file`, `__file` and `ordinality` (DuckDB's: the row over all
+    files in order, blank lines not counted). `files`: Spark's `_metadata.file_path` of each file -> its 1-based
+    place in the sorted paths and its path as DuckDB names it.
+
+    Two passes over the text, each in the scan's own tasks (no shuffle: a file split over many tasks is read in
+    parallel): the first counts every block's lines and rows, the second numbers each line from those counts and
+    parses it."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
+
+    from riskconsole.engines.spark_read import connect
+    from riskconsole.engines.spark_scores import _local_workers
+
+    _local_workers(spark)
+    lines = spark.read.option("lineSep", "\n").text(part.files).select(
+        F.col("value").alias("__text"), F.col("_metadata.file_path").alias("__path"),
+        F.col("_metadata.file_block_start").alias("__block"))
+    counts = lines.mapInArrow(_counter, "__path string, __block long, n long, r long").groupBy("__path", "__block") \
+        .agg(F.sum("n").alias("n"), F.sum("r").alias("r")).collect()
+    if any(c["__path"] not in files for c in counts):
+        where = "" if part.kind == "events" else f"{part.where}: "
+        raise DataError(f"{label}: {where}source '{part.source}': spark read a file not in the sorted list of its "
+                        "files")
+    offsets, rows = {}, 0
+    for path in sorted(files, key=lambda p: files[p][0]):
+        lines_before = 0
+        for c in sorted((c for c in counts if c["__path"] == path), key=lambda c: c["__block"]):
+            offsets[(path, c["__block"])] = (lines_before, rows)
+            lines_before, rows = lines_before + c["n"], rows + c["r"]
+    nulls = [alias(exp.null() if t == NULL_TYPE else exp.cast(exp.null(), exp.DataType.build(carried(t),
+                                                                                              dialect="duckdb")), c)
+             for c, t in part.types.items()]
+    raw = connect().sql(render(exp.select(*nulls))).to_arrow_table().schema
+    positions = pa.schema([("_file", pa.string()), ("__file", pa.int32()), ("ordinality", pa.int64())])
+    schema = from_arrow_schema(pa.schema([*raw, *positions]), prefer_timestamp_ntz=True)
+    return lines.mapInArrow(_parser(dict(part.types), to_arrow_schema(schema, timezone="UTC"), files, offsets), schema)
+
+
+def _numbered(batches: Iterator[pa.RecordBatch]) -> Iterator[tuple[str, int, int, int, str | None]]:
+    """(path, block, line in the block, row in the block, text or None when blank) of each line, in the task's
+    order: a block is read whole by one task, in order. A BOM is dropped from a file's first line."""
+    seen: dict[tuple[str, int], list[int]] = {}
+    for batch in batches:
+        for text, path, block in zip(*(batch.column(c).to_pylist() for c in ("__text", "__path", "__block"))):
+            at = seen.setdefault((path, block), [0, 0])
+            at[0] += 1
+            if block == 0 and at[0] == 1:
+                text = text.removeprefix(_BOM)
+            blank = not text.strip(" \t\r")
+            at[1] += not blank
+            yield path, block, at[0], at[1], None if blank else text
+
+
+def _counter(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Lines and rows (non-blank lines) of each block the task reads."""
+    last: dict[tuple[str, int], tuple[int, int]] = {}
+    for path, block, n, r, _ in _numbered(batches):
+        last[(path, block)] = (n, r)
+    keys = list(last)
+    yield pa.RecordBatch.from_pydict({"__path": [k[0] for k in keys], "__block": [k[1] for k in keys],
+                                      "n": [last[k][0] for k in keys], "r": [last[k][1] for k in keys]},
+                                     schema=pa.schema([("__path", pa.string()), ("__block", pa.int64()),
+                                                       ("n", pa.int64()), ("r", pa.int64())]))
+
+
+def _read_sql(types: dict[str, str], path: str) -> str:
+    """`read_json` of one file of lines with the fixed schema (JSON columns as their text)."""
+    def quoted(text: str) -> str:
+        return "'" + text.replace("'", "''") + "'"
+
+    spec = ", ".join(f"{quoted(c)}: {quoted(t)}" for c, t in types.items())
+    picked = ", ".join(render(alias(exp.cast(exp.column(c, quoted=True), "VARCHAR") if t == "JSON"
+                                    else exp.column(c, quoted=True), c)) for c, t in types.items())
+    return (f"SELECT {picked} FROM read_json({quoted(path)}, columns = {{{spec}}}, "
+            "format = 'newline_delimited', records = true)")
+
+
+def _parser(types: dict[str, str], schema: pa.Schema, files: dict[str, tuple[int, str]],
+            offsets: dict[tuple[str, int], tuple[int, int]]) -> Callable[[Iterator[pa.RecordBatch]],
+                                                                      Iterator[pa.RecordBatch]]:
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from riskconsole.engines.spark_read import connect
+
+        con = connect()
+        with tempfile.TemporaryDirectory(prefix="riskconsole-json-") as folder:
+            path = os.path.join(folder, "lines.jsonl")
+            sql = _read_sql(types, path)
+            chunk: list[tuple[str, str, int, int]] = []  # text, file path, line, row (over all files)
+            for source, block, n, r, text in _numbered(batches):
+                if text is None:
+                    continue
+                lines_before, rows_before = offsets[(source, block)]
+                chunk.append((text, source, lines_before + n, rows_before + r))
+                if len(chunk) == CHUNK:
+                    yield from _parsed(con, sql, path, chunk, files, schema)
+                    chunk = []
+            if chunk:
+                yield from _parsed(con, sql, path, chunk, files, schema)
+        con.close()
+
+    return run
+
+
+def _parsed(con: duckdb.DuckDBPyConnection, sql: str, path: str, chunk: list[tuple[str, str, int, int]],
+            files: dict[str, tuple[int, str]], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    texts = [c[0] for c in chunk]
+    names = [files[c[1]][1] for c in chunk]
+    parsed = _parse(con, sql, path, texts, lambda i: f"{names[i]} line {chunk[i][2]}")
+    parsed = parsed.append_column("_file", pa.array(names, pa.string()))
+    parsed = parsed.append_column("__file", pa.array([files[c[1]][0] for c in chunk], pa.int32()))
+    parsed = parsed.append_column("ordinality", pa.array([c[3] for c in chunk], pa.int64()))
+    yield from parsed.cast(schema).to_batches()
+
+
+def _parse(con: duckdb.DuckDBPyConnection, sql: str, path: str, texts: list[str],
+           where: Callable[[int], str]) -> pa.Table:
+    """The lines parsed, one row per line; a line DuckDB refuses raises ValueError naming its file and line
+    (`where`)."""
+
+    for i, text in enumerate(texts):
+        if "\ufffd" in text:  # Spark read bytes that are not UTF-8 as U+FFFD; DuckDB refuses such a file
+            raise ValueError(f"{ROW_ERROR}{where(i)} is not valid UTF-8 (or holds U+FFFD, which engine spark cannot "
+                             "tell from it; DuckDB refuses such a file): export the file as UTF-8")
+    try:
+        parsed = _read(con, sql, path, texts)
+    except duckdb.Error:
+        parsed = None
+    if parsed is not None and parsed.num_rows == len(texts):
+        return parsed
+    lo, hi = 0, len(texts)  # the first line that fails alone: halves read until one line is left
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if not _reads(con, sql, path, texts[lo:mid]) else (mid, hi)
+    try:
+        one = _read(con, sql, path, texts[lo:hi])
+    except duckdb.Error as err:
+        try:  # DuckDB's load reads a file holding objects side by side as "unstructured" JSON: each a row
+            many = con.sql(f"SELECT count(*) FROM read_json_objects('{path}', format = 'unstructured')").fetchall()
+        except duckdb.Error:
+            many = [(1,)]
+        if many[0][0] > 1:
+            raise ValueError(f"{ROW_ERROR}{where(lo)} holds {many[0][0]} JSON objects: engine spark reads one object "
+                             "per line; put each on its own line, or load with engine duckdb (--engine duckdb)") \
+                from None
+        detail = re.sub(r' in file "[^"]*"[^:]*: ', ": ", str(err).splitlines()[0]).split(" Try ")[0].strip()
+        raise ValueError(f"{ROW_ERROR}{where(lo)} cannot be read as DuckDB's load reads it ({detail}); DuckDB's "
+                         "load refuses this file too: fix the line") from None
+    raise ValueError(f"{ROW_ERROR}{where(lo)}: {one.num_rows} rows read from one line")
+
+
+def _reads(con: duckdb.DuckDBPyConnection, sql: str, path: str, texts: list[str]) -> bool:
+    """Whether the lines read as one row each."""
+    try:
+        return _read(con, sql, path, texts).num_rows == len(texts)
+    except duckdb.Error:
+        return False
+
+
+def _read(con: duckdb.DuckDBPyConnection, sql: str, path: str, texts: list[str]) -> pa.Table:
+    with open(path, "w", encoding="utf-8") as out:
+        out.write("\n".join(texts) + "\n")
+    return con.sql(sql).to_arrow_table()
+
+
+def row_error(err: BaseException) -> str | None:
+    """The message an executor raised with ROW_ERROR (None when `err` carries none)."""
+    text = str(err)
+    at = text.find(ROW_ERROR)
+    return text[at + len(ROW_ERROR):].splitlines()[0] if at >= 0 else None

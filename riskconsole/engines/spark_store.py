@@ -1,0 +1,128 @@
+"""Where engine spark keeps its Parquet: `data/spark/` of the workspace, or `spark.store` of dataset.yaml (issue 15).
+
+A store holds one folder per data version (`<store>/<version>/`: the events by day, streams, tables, the frame,
+scores, entity frames). Every question about it — does a marker exist, list the versions, remove one, write or read
+a marker — goes through Hadoop's FileSystem API of the Spark session, so a store on a shared mount (`file:///mnt/x`)
+or an object store (`s3a://bucket/prefix`, with the session's Hadoop settings) works as `data/spark/` does.
+DuckDB's side (the export of a DuckDB load, reading a Spark load's tables back, an entity frame saved by
+entities.py) writes and reads local folders: on a store that is not a local path, those are copied through a local
+temporary folder with the same API.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterator
+from urllib.parse import urlparse
+
+
+class Store:
+    """A folder of a store: `base` is a URI (`file:///mnt/x`, `s3a://bucket/prefix`) or an absolute path; `session`
+    gives the SparkSession whose Hadoop settings reach it (asked only when the store is used)."""
+
+    def __init__(self, session: Callable[[], Any], base: str) -> None:
+        self._session = session
+        self.base = base.rstrip("/") if "://" in base else str(Path(base))
+        self.local = _local_path(self.base)  # a folder of this machine (file: URIs, absolute paths), else None
+
+    @property
+    def spark(self) -> Any:
+        return self._session()
+
+    def child(self, name: str) -> Store:
+        return Store(self._session, self.uri(name))
+
+    def uri(self, *parts: str) -> str:
+        """What Spark reads and writes: the base with `parts` appended (a local store: its path)."""
+        if self.local is not None:
+            return str(self.local.joinpath(*parts))
+        return "/".join([self.base, *parts]) if parts else self.base
+
+    # ------------------------------------------------------------ Hadoop's FileSystem API
+
+    def _path(self, *parts: str) -> Any:
+        jvm = self.spark._jvm
+        if self.local is not None:
+            return jvm.org.apache.hadoop.fs.Path(jvm.java.io.File(str(self.local.joinpath(*parts))).toURI())
+        return jvm.org.apache.hadoop.fs.Path(self.uri(*parts))
+
+    def _fs(self, path: Any) -> Any:
+        return path.getFileSystem(self.spark._jsc.hadoopConfiguration())
+
+    def exists(self, *parts: str) -> bool:
+        path = self._path(*parts)
+        return bool(self._fs(path).exists(path))
+
+    def children(self, *parts: str) -> list[str]:
+        """Names of the entries of a folder (none when it does not exist)."""
+        path = self._path(*parts)
+        fs = self._fs(path)
+        if not fs.exists(path):
+            return []
+        return sorted(str(s.getPath().getName()) for s in fs.listStatus(path))
+
+    def remove(self, *parts: str) -> None:
+        path = self._path(*parts)
+        self._fs(path).delete(path, True)
+
+    def write_text(self, *parts: str, text: str) -> None:
+        path = self._path(*parts)
+        out = self._fs(path).create(path, True)
+        try:
+            out.write(bytearray(text.encode("utf-8")))
+        finally:
+            out.close()
+
+    def read_text(self, *parts: str) -> str | None:
+        """A small file's text (None when it does not exist)."""
+        path = self._path(*parts)
+        fs = self._fs(path)
+        if not fs.exists(path):
+            return None
+        stream = fs.open(path)
+        try:
+            return bytes(stream.readAllBytes()).decode("utf-8")
+        finally:
+            stream.close()
+
+    # ------------------------------------------------------------ local folders for DuckDB's side
+
+    @contextlib.contextmanager
+    def writing(self, *parts: str) -> Iterator[Path]:
+        """A local folder to write `parts` into: the store's own on a local store, else a temporary folder copied
+        to the store when the block ends without an error."""
+        if self.local is not None:
+            yield self.local.joinpath(*parts)
+            return
+        with tempfile.TemporaryDirectory(prefix="riskconsole-store-") as folder:
+            local = Path(folder) / "out"
+            yield local
+            target = self._path(*parts)
+            self._fs(target).delete(target, True)
+            self._fs(target).copyFromLocalFile(False, True, self._local(local), target)
+
+    @contextlib.contextmanager
+    def reading(self, *parts: str) -> Iterator[Path]:
+        """A local folder holding `parts`: the store's own on a local store, else a temporary copy."""
+        if self.local is not None:
+            yield self.local.joinpath(*parts)
+            return
+        with tempfile.TemporaryDirectory(prefix="riskconsole-store-") as folder:
+            local = Path(folder) / "in"
+            source = self._path(*parts)
+            if self._fs(source).exists(source):
+                self._fs(source).copyToLocalFile(False, source, self._local(local), True)
+            yield local
+
+    def _local(self, path: Path) -> Any:
+        jvm = self.spark._jvm
+        return jvm.org.apache.hadoop.fs.Path(jvm.java.io.File(str(path)).toURI())
+
+
+def _local_path(base: str) -> Path | None:
+    if "://" not in base:
+        return Path(base)
+    parsed = urlparse(base)
+    return Path(parsed.path) if parsed.scheme == "file" and parsed.netloc in ("", "localhost") else None
