@@ -188,7 +188,11 @@ class _Scan:
         for column, codes_c in codes.items():
             counts = np.bincount(codes_c * n_days + day, minlength=widths[column] * n_days).reshape(-1, n_days)
             ref = np.maximum(counts[:, in_ref].sum(axis=1), FLOOR)
-            self.ratio[column] = np.cumsum(counts[:, self.win], axis=1) / ref[:, None] / self.growth[None, :]
+            own = np.cumsum(counts[:, self.win], axis=1) / ref[:, None]
+            # where the pool has no event in the last k days (growth 0) no value grew: 1, not 0/0 (those k have no
+            # events to count, so `best` gives them z = 0 either way)
+            self.ratio[column] = np.divide(own, self.growth[None, :], out=np.ones_like(own),
+                                           where=self.growth[None, :] > 0)
 
     def best(self, counts: np.ndarray, factor: np.ndarray) -> tuple[np.ndarray, ...]:
         """(z, onset k, window events in it, expected, reference events, dispersion) of each row of counts[cell, day];

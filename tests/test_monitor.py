@@ -545,6 +545,21 @@ def test_a_new_group_is_found_with_its_onset_and_a_when_that_counts_it():
     assert sum(d["entity_days"] for d in top["daily"] if d["day"] >= top["since"]) == top["entity_days_since"]
 
 
+def test_window_days_without_events_in_the_pool_are_no_onset_and_raise_no_warning():
+    """The newest window days may hold no allowed high-score event (a quiet weekend, a cut-off feed): the pool's growth
+    over them is 0, and a value's own growth there is no number to divide by (it was 0/0, a NaN and a RuntimeWarning)."""
+    import warnings
+
+    from riskconsole.discovery import clusters
+
+    coded, columns, in_ref, in_win = _coded(28 + 20, 1, attack_from=40, attack_per_day=6)
+    coded.allowed[coded.day >= 46] = False  # the last two window days: nothing in the pool
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        found = clusters(coded, columns, ["score"], in_ref, in_win)
+    assert found and set(coded.attack.values()) <= set(found[0]["values"].values())
+    assert coded.days[38] <= date.fromisoformat(found[0]["since"]) <= coded.days[42]
+
 def test_rate_z_is_the_binomial_likelihood_ratio_and_the_tail_is_exact():
     from scipy.stats import binom
 
