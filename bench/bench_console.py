@@ -304,13 +304,18 @@ def browser(root: Path) -> dict:
                 _settle(fresh)
                 out[f"new_session_load_{name or 'backtest_page'}_s"] = time.perf_counter() - started
             b.close()
-        with open(f"/proc/{proc.pid}/status") as status:  # the console server's peak memory (Linux)
-            peak = next((line.split()[1] for line in status if line.startswith("VmHWM:")), None)
-        out["server_peak_rss_gb"] = round(int(peak) / 1e6, 2) if peak else None
+        out["server_peak_rss_gb"] = peak_rss_gb(proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
     return out
+
+
+def peak_rss_gb(pid: int) -> float | None:
+    """A process's peak resident memory in GB (VmHWM of /proc/PID/status: Linux)."""
+    with open(f"/proc/{pid}/status") as status:
+        peak = next((line.split()[1] for line in status if line.startswith("VmHWM:")), None)
+    return round(int(peak) / 1e6, 2) if peak else None
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_console import ARGS, ROOT, _close, _settle, _stats, slider_moves  # noqa: E402
+from bench_console import ARGS, ROOT, _close, _settle, _stats, peak_rss_gb, slider_moves  # noqa: E402
 
 
 def core(root: Path, strategy: str) -> dict:
@@ -146,9 +146,7 @@ def browser(root: Path, screenshots: Path | None) -> dict:
             if screenshots:
                 page.screenshot(path=str(screenshots / "tune_page_after_moves.png"))
             b.close()
-        with open(f"/proc/{proc.pid}/status") as status:
-            peak = next((line.split()[1] for line in status if line.startswith("VmHWM:")), None)
-        out["server_peak_rss_gb"] = round(int(peak) / 1e6, 2) if peak else None
+        out["server_peak_rss_gb"] = peak_rss_gb(proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=60)
