@@ -386,7 +386,7 @@ class Session:
         is of fraud confirmed (the events' good labels undated); `label` names the strategy file in errors."""
         roles = self.dataset.columns
         if level is None:
-            events = next((s for s in self.maturity()["sources"] if s["source"] == "events"), {})
+            events = self._events_maturity()
             return (events.get("curve", []), "events", bool(events.get("undated_goods"))) \
                 if roles.label and roles.label_time else None
         from riskconsole.entities import check_level, label_table  # imports every feature builder: entity levels only
@@ -409,7 +409,11 @@ class Session:
 
     def label_age_curve(self) -> list[dict]:
         """Share labelled by event age of the events' label (`maturity.age_curve`), as the load stored it."""
-        return next((s["curve"] for s in self.maturity()["sources"] if s["source"] == "events"), [])
+        return self._events_maturity().get("curve", [])
+
+    def _events_maturity(self) -> dict:
+        """The events' label source as the load stored it (`maturity.sources`: curve, undated_goods; {} without)."""
+        return next((s for s in self.maturity()["sources"] if s["source"] == "events"), {})
 
     # ------------------------------------------------------------ strategies
 
@@ -713,7 +717,7 @@ class Session:
         dates its chargebacks only), what that does: every good label counts as unknown as of any day."""
         if window.as_of is None:
             return None
-        events = next((s for s in self.maturity()["sources"] if s["source"] == "events"), {})
+        events = self._events_maturity()
         if not events.get("undated_goods"):
             return None
         roles = self.dataset.columns
