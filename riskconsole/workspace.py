@@ -156,11 +156,16 @@ def memory_limit() -> str:
     """
     if os.environ.get("RISKCONSOLE_MEMORY_LIMIT"):
         return os.environ["RISKCONSOLE_MEMORY_LIMIT"]
+    total = machine_memory()
+    return "4GB" if total is None else f"{max(1, min(16, int(total * 0.4 / 2**30)))}GB"
+
+
+def machine_memory() -> int | None:
+    """This machine's memory in bytes (None where the system does not say)."""
     try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
-        return "4GB"
-    return f"{max(1, min(16, int(total * 0.4 / 2**30)))}GB"
+        return None
 
 
 def safe_connection(database: str = ":memory:") -> duckdb.DuckDBPyConnection:

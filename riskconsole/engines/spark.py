@@ -55,7 +55,7 @@ from riskconsole.graphs import GraphSource, graph_query, graph_values
 from riskconsole.names import META_TABLE, SCORES_TABLE
 from riskconsole.sqlbuild import fill, ident
 from riskconsole.strategy import CompiledStrategy, Frame
-from riskconsole.workspace import Workspace
+from riskconsole.workspace import Workspace, machine_memory
 
 SPARK_DIR = "spark"  # under data/: one folder per data version (or spark.store of the dataset)
 VERSION = re.compile(r"[0-9a-f]{32}")  # a data version's folder name (ingest: uuid4().hex)
@@ -118,11 +118,8 @@ def session_conf(settings: SparkSettings) -> dict[str, Any]:
 def local_driver_memory() -> str:
     """The driver's heap in local mode unless `spark: driver_memory` says: a third of this machine's memory, 1 to
     16 GB (DuckDB's cap is 40%; the driver's own DuckDB and the Python workers need the rest)."""
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return "4g"
-    return f"{max(1, min(16, int(total / 3 / 2**30)))}g"
+    total = machine_memory()
+    return "4g" if total is None else f"{max(1, min(16, int(total / 3 / 2**30)))}g"
 
 
 class SparkEngine:
