@@ -4,7 +4,8 @@ Run by hand, not in CI (a loaded demo workspace first):
     .venv/bin/riskconsole demo --events 100000 --workspace /tmp/rc-spark
     .venv/bin/python bench/bench_spark.py --workspace /tmp/rc-spark --master 'local[2]'
 
-DuckDB builds the frame from a copy of the loaded events, streams and tables in memory; Spark exports them to
+DuckDB builds the frame from a copy of the loaded events, streams and tables in memory (under the product's memory cap,
+spilling beside the database; 4GB before session 11); Spark exports them to
 Parquet and builds the frame with the same queries (data/spark/ is removed first, so nothing is cached). Each
 backtest is timed three times in one process (median), after one warm-up run. The entity frame of each
 entity-level strategy is built once by each engine (DuckDB without its cache).
@@ -31,7 +32,7 @@ from riskconsole.config import SparkSettings  # noqa: E402
 from riskconsole.engines.spark import SPARK_DIR, start  # noqa: E402
 from riskconsole.features import build_frame  # noqa: E402
 from riskconsole.session import Session  # noqa: E402
-from riskconsole.workspace import Workspace  # noqa: E402
+from riskconsole.workspace import Workspace, memory_limit  # noqa: E402
 
 STRATEGY = HERE / "strategy_20.yaml"
 
@@ -39,7 +40,8 @@ STRATEGY = HERE / "strategy_20.yaml"
 def duckdb_features(ws: Workspace, session: Session) -> float:
     """Seconds to build the frame in DuckDB from an in-memory copy of the loaded tables."""
     dataset = session.dataset
-    con = duckdb.connect(config={"memory_limit": "4GB"})
+    # the product's own cap (40% of memory, or $RISKCONSOLE_MEMORY_LIMIT), spilling to a folder beside the database
+    con = duckdb.connect(config={"memory_limit": memory_limit(), "temp_directory": str(ws.root / "data" / "bench.tmp")})
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"ATTACH '{ws.db_path}' AS src (READ_ONLY)")
     for name in ["events", *(f"stream_{s}" for s in dataset.streams), *(f"table_{t}" for t in dataset.tables)]:
@@ -49,6 +51,7 @@ def duckdb_features(ws: Workspace, session: Session) -> float:
     build_frame(con, dataset, "data/dataset.yaml")
     seconds = time.perf_counter() - started
     con.close()
+    shutil.rmtree(ws.root / "data" / "bench.tmp", ignore_errors=True)
     return seconds
 
 
