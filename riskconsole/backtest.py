@@ -6,6 +6,8 @@ action change or a switched-off rule needs no new SQL.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 import re
 from datetime import date, datetime, timedelta, timezone, tzinfo
@@ -13,7 +15,6 @@ from typing import TYPE_CHECKING, Union
 
 import duckdb
 import numpy as np
-import pyarrow as pa
 
 from riskconsole.errors import RiskConsoleError
 from riskconsole.escape import printable
@@ -22,11 +23,14 @@ from riskconsole.sqlbuild import alias, exp, fill, ident, lit, money_sum, render
 from riskconsole.strategy import CompiledStrategy, Frame, source
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from riskconsole.config import Dataset
     from riskconsole.engines import Engine
 
 Runner = Union[duckdb.DuckDBPyConnection, "Engine"]  # where the grouped query runs (DESIGN §7)
 BITS = 62  # rule bits per BIGINT mask word (stays clear of the sign bit)
+Columns = dict  # str -> np.ndarray: a query's result column by column (`fetch_columns`)
 
 
 @dataclass(frozen=True)
@@ -111,8 +115,8 @@ class Groups:
     amount: np.ndarray       # float64 amount summed (0 where amount is missing or unmapped)
     days: list[date]         # every day of the window, in order
     segment: np.ndarray | None = None  # object: segment label per group (with --by)
-    classes: pa.Table | None = None  # with `classes`: the whole result, whose rows with a class are the outcome
-    #                                  groups by (day, label, rule mask, class) that `outcomes.outcomes_of` reads
+    classes: Columns | None = None  # with `classes`: the whole result, whose rows with a class (`cls` >= 0) are the
+    #                                 outcome groups by (day, label, rule mask, class) that `outcomes.outcomes_of` reads
 
 
 def _timestamp(value: datetime) -> exp.Expression:
@@ -195,8 +199,9 @@ def groups_query(compiled: CompiledStrategy, frame: Frame, dataset: Dataset, win
 
 
 def _split_by_class(inner: exp.Select, frame: Frame, keys: list[str], masks: list[str]) -> exp.Select:
-    """One aggregate over two grouping sets: the metric groups (`keys`, `cls` NULL) and the outcome groups (day, label,
-    rule mask, class; `seg` NULL). Each row holds every sum, exact as `money_sum` gives it; the positive amount is the
+    """One aggregate over two grouping sets: the metric groups (`keys`, `cls` -1) and the outcome groups (day, label,
+    rule mask, class; `seg` ''). No column of the result is NULL, so DuckDB's numpy fetch makes no masked array
+    (importing numpy.ma). Each row holds every sum, exact as `money_sum` gives it; the positive amount is the
     amount minus its negative part and the 1/propensity sums skip the rows where it is 0 (all but the explored ones):
     the same exact sums for less CPU. (Windows over one grouping by keys and class gave the same numbers, but DuckDB
     2.0 planned them as a join of two scans.) The 1/propensity sums cast to DECIMAL inside a CASE, not under a
@@ -215,8 +220,11 @@ def _split_by_class(inner: exp.Select, frame: Frame, keys: list[str], masks: lis
     explored = fill(":i <> 0", i=ipw)
     sets = exp.GroupingSets(expressions=[exp.Tuple(expressions=[ident(k) for k in keys]),
                                          exp.Tuple(expressions=[ident(k) for k in ("day", "y", *masks, "cls")])])
+    blank = {"seg": lit(""), "cls": lit(-1)}  # a key its grouping set leaves out: NULL in SQL, never in the result
     return exp.select(
-        *keys, "cls", alias(frame.count(), "n"), alias(money_sum(amt), "amt"),
+        *[alias(fill("coalesce(:k, :b)", k=ident(k), b=blank[k]), k) if k in blank else k for k in (*keys, "cls")],
+        alias(frame.count(), "n"),
+        alias(money_sum(amt), "amt"),
         alias(exp.cast(fill(":a - :n", a=exact(amt), n=only(amt, fill(":a < 0", a=amt))), "DOUBLE"), "pos"),
         alias(exp.cast(where(ipw, explored), "DOUBLE"), "w"),
         alias(exp.cast(where(fill(":i * :a", i=ipw, a=amt), explored.copy()), "DOUBLE"), "wamt"),
@@ -243,41 +251,46 @@ def read_groups(con: Runner, query: exp.Expression | str, span: exp.Expression |
                 window: Window, segment: bool, classes: bool) -> Groups | None:
     """Run a grouped query (`groups_query`, or its DuckDB text kept by the compiled-query cache) and unpack it;
     None when it has no row. `span` is `span_query`'s."""
-    table = run_query(con, query, name)
+    found = fetch_columns(con, query, name)
     days = window_days(con, span, window)
-    if table.num_rows == 0:
+    if found["n"].size == 0:
         return None
-    seg = np.asarray(table.column("seg").to_pylist(), dtype=object) if segment else None
-    keep = slice(None)  # numpy indexing, not Arrow's filter: building an Arrow array from numpy imports pandas
-    if classes:
-        keep = np.isnan(numbers(table.column("cls"), np.float64))  # no class: a metric group
+    keep = found["cls"] < 0 if classes else slice(None)  # -1: no class, a metric group
     first = np.datetime64(days[0], "D") if days else np.datetime64("1970-01-01", "D")
-    return Groups(day_index(table.column("day"), first)[keep], numbers(table.column("y"), np.int8)[keep],
-                  rule_hits(table, rules)[keep], numbers(table.column("n"), np.int64)[keep],
-                  np.nan_to_num(numbers(table.column("amt"), np.float64))[keep], days,
-                  seg[keep] if seg is not None else None, table if classes else None)
+    return Groups(day_index(found["day"], first)[keep], found["y"].astype(np.int8)[keep],
+                  rule_hits(found, rules)[keep], found["n"].astype(np.int64)[keep],
+                  np.nan_to_num(found["amt"].astype(np.float64))[keep], days,
+                  found["seg"].astype(object)[keep] if segment else None, found if classes else None)
 
 
-def rule_hits(table: pa.Table, rules: int) -> np.ndarray:
-    """Which rules' conditions held, per row of a grouped table (bit i of mask word `m{i // BITS}`)."""
-    words = [numbers(table.column(f"m{i}"), np.int64) for i in range((rules - 1) // BITS + 1)]
-    hits = np.zeros((table.num_rows, rules), dtype=bool)
+def rule_hits(found: Columns, rules: int) -> np.ndarray:
+    """Which rules' conditions held, per row of a grouped result (bit i of mask word `m{i // BITS}`)."""
+    words = [found[f"m{i}"].astype(np.int64) for i in range((rules - 1) // BITS + 1)]
+    hits = np.zeros((words[0].size, rules), dtype=bool)
     for i in range(rules):
         hits[:, i] = (words[i // BITS] >> (i % BITS)) & 1
     return hits
 
 
-_FIXED = {pa.int8(): np.int8, pa.int16(): np.int16, pa.int32(): np.int32, pa.int64(): np.int64, pa.uint8(): np.uint8,
-          pa.uint16(): np.uint16, pa.uint32(): np.uint32, pa.uint64(): np.uint64, pa.float32(): np.float32,
-          pa.float64(): np.float64, pa.date32(): np.int32}
+_FIXED: dict = {}  # Arrow fixed-width type -> numpy dtype (`_fixed`: pyarrow imported on first use)
+
+
+def _fixed(arrow_type) -> type | None:
+    if not _FIXED:
+        import pyarrow as pa
+
+        _FIXED.update({pa.int8(): np.int8, pa.int16(): np.int16, pa.int32(): np.int32, pa.int64(): np.int64,
+                       pa.uint8(): np.uint8, pa.uint16(): np.uint16, pa.uint32(): np.uint32, pa.uint64(): np.uint64,
+                       pa.float32(): np.float32, pa.float64(): np.float64, pa.date32(): np.int32})
+    return _FIXED.get(arrow_type)
 
 
 def numbers(column: pa.ChunkedArray | pa.Array, dtype) -> np.ndarray:
     """A fixed-width Arrow column (integers, floats, DATE as day numbers) as a numpy array of `dtype`; NULL is NaN for
     floats and 0 otherwise. Read from the Arrow buffers: pyarrow's own `to_numpy` imports pandas (~0.6 s that a CLI
     backtest would pay for nothing); other types go through it."""
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    source = _FIXED.get(array.type)
+    array = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+    source = _fixed(array.type)
     if source is None:
         return np.asarray(array.to_numpy(zero_copy_only=False)).astype(dtype)
     n = len(array)
@@ -290,11 +303,25 @@ def numbers(column: pa.ChunkedArray | pa.Array, dtype) -> np.ndarray:
     return values
 
 
-def day_index(column: pa.ChunkedArray, first: np.datetime64) -> np.ndarray:
-    """Days since `first` of a DATE column (see `numbers`)."""
+def day_index(values: np.ndarray, first: np.datetime64) -> np.ndarray:
+    """Days since `first` of dates (datetime64 of any unit, as `fetch_columns` and `arrow_column` give them)."""
+    return (values.astype("datetime64[D]") - first).astype(np.int64)
+
+
+def arrow_column(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """An Arrow column as numpy, as `fetch_columns` gives DuckDB's: fixed-width numbers by `numbers` (NULL: NaN or
+    0), DATE as datetime64[D], anything else as Python objects (NULL: None)."""
+    import pyarrow as pa
+
     if pa.types.is_date32(column.type):
-        return numbers(column, np.int64) - first.astype("datetime64[D]").astype(np.int64)
-    return (column.to_numpy().astype("datetime64[D]") - first).astype(np.int64)
+        return numbers(column, np.int64).astype("datetime64[D]")
+    source = _fixed(column.type)
+    return numbers(column, source) if source is not None else np.asarray(column.to_pylist(), dtype=object)
+
+
+def arrow_columns(table: pa.Table) -> Columns:
+    """Every column of an Arrow table by `arrow_column`."""
+    return {name: arrow_column(table.column(name)) for name in table.column_names}
 
 
 def empty_window_message(con: Runner, compiled: CompiledStrategy, dataset: Dataset,
@@ -311,8 +338,7 @@ def empty_window_message(con: Runner, compiled: CompiledStrategy, dataset: Datas
 
 def _span(con: Runner, dataset: Dataset, select: str) -> tuple:
     """First and last time of the frame (as `select` writes them)."""
-    query = fill(f"SELECT {select} FROM frame", t=ident(dataset.columns.time))
-    row = run_query(con, query, "frame").to_pylist()[0]
+    row = fetch_row(con, fill(f"SELECT {select} FROM frame", t=ident(dataset.columns.time)), "frame")
     return row["lo"], row["hi"]
 
 
@@ -331,9 +357,47 @@ def run_query(con: Runner, query: exp.Expression | str, strategy: str) -> pa.Tab
     """
     if not isinstance(con, duckdb.DuckDBPyConnection):
         return con.arrow(query, strategy)
+    with _evaluating(con, strategy):
+        return con.sql(query if isinstance(query, str) else render(query)).to_arrow_table()
+
+
+def fetch_columns(con: Runner, query: exp.Expression | str, strategy: str) -> Columns:
+    """`run_query`'s result as numpy columns (`arrow_column`'s types). On DuckDB by its own numpy fetch, which
+    needs no pyarrow: importing it is ~75 ms of CPU that a CLI backtest would pay for nothing (issue 14)."""
+    if not isinstance(con, duckdb.DuckDBPyConnection):
+        return arrow_columns(con.arrow(query, strategy))
+    with _evaluating(con, strategy):
+        found = con.sql(query if isinstance(query, str) else render(query)).fetchnumpy()
+    return {name: _filled(values) for name, values in found.items()}
+
+
+def fetch_row(con: Runner, query: exp.Expression | str, strategy: str) -> dict:
+    """The first row of `run_query`'s result, by column name (Python values, as Arrow's `to_pylist` gives them)."""
+    if not isinstance(con, duckdb.DuckDBPyConnection):
+        return con.arrow(query, strategy).to_pylist()[0]
+    with _evaluating(con, strategy):
+        result = con.execute(query if isinstance(query, str) else render(query))
+        return dict(zip([d[0] for d in result.description], result.fetchall()[0]))  # all: DuckDB 2.0 keeps a result
+        #                                                                           # not fetched to its end open
+
+
+def _filled(values: np.ndarray) -> np.ndarray:
+    """A column of DuckDB's numpy fetch with its NULLs as `numbers` and `arrow_column` give them (NaN for floats,
+    NaT for times, None for objects, 0 otherwise); a column without NULL comes as a plain array, as is."""
+    if getattr(values, "mask", None) is None:  # a masked array only where the column holds a NULL
+        return values
+    kind = values.dtype.kind
+    blank = np.nan if kind == "f" else None if kind == "O" else np.datetime64("NaT") if kind in "mM" else 0
+    return values.filled(blank)
+
+
+@contextmanager
+def _evaluating(con: duckdb.DuckDBPyConnection, strategy: str) -> Iterator[None]:
+    """Where a query holding user expressions runs on DuckDB: stopped after `limits.query_seconds()`, and a failure
+    while evaluating them is one line naming the strategy."""
     try:
         with query_time_limit(con, f"strategy '{strategy}'"):
-            return con.sql(query if isinstance(query, str) else render(query)).to_arrow_table()
+            yield
     except duckdb.Error as err:
         raise RiskConsoleError(f"strategy '{strategy}': evaluating its expressions failed: "
                                f"{str(err).splitlines()[0]} (guard the expression, e.g. with nullif or TRY_CAST)") from None
@@ -342,7 +406,7 @@ def run_query(con: Runner, query: exp.Expression | str, strategy: str) -> pa.Tab
 def window_days(con: Runner, span: exp.Expression | str, window: Window) -> list[date]:
     """Every calendar day of the window that the data reaches (a window wider than the data is cut to it,
     so a far --from/--to never makes millions of empty days); `span` is `span_query`'s."""
-    row = run_query(con, span, "frame").to_pylist()[0]
+    row = fetch_row(con, span, "frame")
     first, last = row["lo"], row["hi"]
     if first is None:
         return []

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
-import pyarrow as pa
 
 from riskconsole.backtest import (Groups, Runner, Window, action_case, known_label, matched_rules, population_filters,
                                   run_groups, run_query)
@@ -24,6 +23,7 @@ from riskconsole.sqlbuild import alias, exp, fill, ident, lit, render
 from riskconsole.strategy import CompiledRule, CompiledStrategy, Frame, source
 
 if TYPE_CHECKING:  # type names only: a cached backtest loads no config models (issue 14)
+    import pyarrow as pa  # type names only: a backtest reads DuckDB's results as numpy (issue 14)
     from riskconsole.config import Business, Dataset
 
 ACTION_NAMES = {ALLOW: "allow", REVIEW: "review", BLOCK: "block"}

@@ -19,7 +19,7 @@ from datetime import date
 import numpy as np
 from sqlglot import exp
 
-from riskconsole.backtest import Window, day_index, numbers, population_filters, run_query
+from riskconsole.backtest import Window, arrow_column, day_index, numbers, population_filters, run_query
 from riskconsole.sqlbuild import alias, fill, ident, lit
 from riskconsole.strategy import source
 
@@ -245,7 +245,7 @@ def coded(con, compiled, frame, dataset, span: Window, reference: Window, days: 
     def column(name: str, dtype) -> np.ndarray:
         return order(numbers(table.column(name), dtype))  # numbers: no pandas import
 
-    day = order(day_index(table.column("day"), np.datetime64(days[0], "D")))
+    day = order(day_index(arrow_column(table.column("day")), np.datetime64(days[0], "D")))
     codes = {b.column: column(f"b{i}", np.int32) for i, b in enumerate(bins)}
     ok = column("allowed", bool) if allowed is not None else np.ones(day.size, bool)
     return Coded(days, day, bins, codes, ok, column("who", np.uint64) if who else None,

@@ -11,11 +11,13 @@ import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
-
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from riskconsole.errors import RiskConsoleError
 from riskconsole.escape import csv_cell
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 FORMATS = ("json", "csv", "parquet", "html", "md")  # csv: rules.csv, daily.csv and decisions.parquet
 
@@ -117,7 +119,8 @@ def _flatten(row: dict, prefix: str = "") -> dict:
 
 def parquet_bytes(table: pa.Table) -> bytes:
     """decisions.parquet."""
-    import pyarrow.parquet as pq  # imported here: a backtest exporting json only never needs it
+    import pyarrow as pa  # imported here: a backtest exporting json only never needs pyarrow
+    import pyarrow.parquet as pq
 
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="zstd")

@@ -21,14 +21,17 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
-import pyarrow as pa
 
 from riskconsole.errors import ConfigError
 from riskconsole.sqlbuild import exp, fill, ident, lit, render
 from riskconsole.times import ACCEPTED_TEXT, out_of_range, parse_text
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 LIST_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 COLUMNS = ("value", "added", "expires", "note")
@@ -264,7 +267,8 @@ def parse_list(data: bytes, name: str, label: str) -> ListFile:
     header = _header(text, label)
     if not header:
         return ListFile(name, label, hashlib.sha256(data).hexdigest(), _table([], [], []))
-    import pyarrow.csv as pacsv  # imported here: a backtest never needs it (issue 14)
+    import pyarrow as pa  # here, as in every function below: a workspace without lists never imports pyarrow
+    import pyarrow.csv as pacsv  # (issue 14)
 
     options = pacsv.ConvertOptions(column_types={c: pa.string() for c in header}, strings_can_be_null=False,
                                    quoted_strings_can_be_null=False)
@@ -318,6 +322,8 @@ def _header(text: str, label: str) -> list[str]:
 
 def _parse_times(texts: list[str], column: str, label: str) -> list[datetime | None]:
     """UTC times of `added` or `expires` by the project's time rules (ISO-8601, offsets converted); empty: none."""
+    import pyarrow as pa
+
     if not any(texts):
         return [None] * len(texts)
     con = duckdb.connect(config={"enable_external_access": False})
@@ -339,6 +345,8 @@ def _parse_times(texts: list[str], column: str, label: str) -> list[datetime | N
 
 
 def _table(values: list[str], added: list[datetime | None], expires: list[datetime | None]) -> pa.Table:
+    import pyarrow as pa
+
     return pa.table({"__value": _strings(values), "__added": _timestamps(added), "__expires": _timestamps(expires)})
 
 
@@ -349,6 +357,8 @@ _EPOCH, _MICRO = datetime(1970, 1, 1), timedelta(microseconds=1)
 
 def _strings(values: list[str]) -> pa.Array:
     """`pa.array(values, pa.string())`, without pandas."""
+    import pyarrow as pa
+
     data = [v.encode() for v in values]
     offsets = np.zeros(len(data) + 1, dtype=np.int32)
     np.cumsum([len(b) for b in data], out=offsets[1:])
@@ -357,6 +367,8 @@ def _strings(values: list[str]) -> pa.Array:
 
 def _timestamps(times: list[datetime | None]) -> pa.Array:
     """`pa.array(times, pa.timestamp("us"))` of naive (UTC) datetimes, without pandas."""
+    import pyarrow as pa
+
     micros = np.array([0 if t is None else (t - _EPOCH) // _MICRO for t in times], dtype=np.int64)
     valid = np.array([t is not None for t in times], dtype=bool)
     bitmap = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))

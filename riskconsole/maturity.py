@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
-import pyarrow as pa
 
 from riskconsole.names import MATURITY_TABLE
 from riskconsole.overview import day_range
 from riskconsole.sqlbuild import alias, exp, fill, ident, lit, render
 
 if TYPE_CHECKING:  # type names only: a cached backtest loads no config models (issue 14)
+    import pyarrow as pa  # type names only: a backtest reads DuckDB's results as numpy (issue 14)
     from riskconsole.config import Dataset
 
 MATURE_REACH = 0.95  # a day is mature once its units are labelled to this share of what old units reach

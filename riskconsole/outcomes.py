@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from riskconsole.backtest import BITS, Groups, Runner, Window, day_index, numbers, rule_hits, run_groups
+from riskconsole.backtest import BITS, Groups, Runner, Window, day_index, rule_hits, run_groups
 from riskconsole.errors import RiskConsoleError
 from riskconsole.metrics import ALLOW, BLOCK, PARTS, REVIEW, RuleSet, decide, parts, percentile, rates, scalar
 from riskconsole.sqlbuild import exp, fill, ident, lit
@@ -117,21 +117,22 @@ def observability_class(dataset: Dataset, types: dict[str, str] | None = None
 def outcomes_of(groups: Groups, rules: int) -> Outcomes:
     """The outcome groups of a grouped pass run with `classes` (`backtest.run_groups`): its rows with a class, by
     (day, label, class, rule mask) in that order."""
-    table = groups.classes
-    if table is None:
+    found = groups.classes
+    if found is None:
         raise ValueError("outcomes_of: the grouped pass ran without observability classes")
     masks = [f"m{i}" for i in range((rules - 1) // BITS + 1)]
-    classes = numbers(table.column("cls"), np.float64)  # NaN: a metric group's row
-    keys = [numbers(table.column(k), np.int64) for k in ("day", "y", *masks)]
-    rows = np.flatnonzero(~np.isnan(classes))
-    rows = rows[np.lexsort([k[rows] for k in (*keys[2:][::-1], classes, keys[1], keys[0])])]
+    classes = found["cls"].astype(np.int64)  # -1: a metric group's row
+    keys = [found[k].astype(np.int64) for k in ("y", *masks)]
+    day = day_index(found["day"], np.datetime64("1970-01-01", "D"))
+    rows = np.flatnonzero(classes >= 0)
+    rows = rows[np.lexsort([k[rows] for k in (*keys[1:][::-1], classes, keys[0], day)])]
     first = np.datetime64(groups.days[0], "D") if groups.days else np.datetime64("1970-01-01", "D")
 
     def floats(name: str) -> np.ndarray:
-        return np.nan_to_num(numbers(table.column(name), np.float64))[rows]
+        return np.nan_to_num(found[name].astype(np.float64))[rows]
 
-    return Outcomes(day_index(table.column("day"), first)[rows], keys[1][rows].astype(np.int8),
-                    rule_hits(table, rules)[rows], classes[rows].astype(np.int8), numbers(table.column("n"), np.int64)[rows],
+    return Outcomes(day_index(found["day"], first)[rows], keys[0][rows].astype(np.int8),
+                    rule_hits(found, rules)[rows], classes[rows].astype(np.int8), found["n"].astype(np.int64)[rows],
                     floats("amt"), floats("pos"), floats("w"), floats("wamt"), groups.days)
 
 

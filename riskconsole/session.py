@@ -20,7 +20,6 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Callable
 
 import duckdb
-import pyarrow as pa
 
 from riskconsole import querycache
 from riskconsole.backtest import (Window, decisions_query, empty_window_message, fetch_decisions, groups_query,
@@ -35,6 +34,7 @@ from riskconsole.strategy import CompiledRule, CompiledStrategy, Frame, compile_
 from riskconsole.workspace import Workspace
 
 if TYPE_CHECKING:  # entity frames only for entity-level strategies (`entities.py` imports every feature builder)
+    import pyarrow as pa  # type names only: a backtest reads DuckDB's results as numpy (issue 14)
     from riskconsole.config import Dataset, Level, Strategy  # imported where used: a cached backtest reads views
     from riskconsole.entities import EntityView
 

@@ -265,13 +265,13 @@ HEAVY = ("pandas", "lightgbm", "pyod", "streamlit", "altair", "sklearn", "numba"
 @pytest.mark.parametrize("extra", [[], ["--baseline", "baseline.yaml"]])
 def test_a_backtest_imports_no_library_it_does_not_need(demo_ws, tmp_path, extra):
     """Issue 14: a backtest (outcome blocks, detector scores and a comparison included) imports no pandas, no model
-    library, no console and no Spark dialect; run again (its compiled queries cached), not even sqlglot; `--help`
-    not even DuckDB."""
+    library, no console, no Spark dialect and no pyarrow (its results are fetched as numpy); run again (its compiled
+    queries cached), not even sqlglot; `--help` not even DuckDB."""
     import subprocess
     import sys
 
     code = ("import sys; from riskconsole.cli import main; code = main(sys.argv[1:]); "
-            f"print(sorted(m for m in {HEAVY + ('duckdb', 'numpy', 'sqlglot')!r} if m in sys.modules)); "
+            f"print(sorted(m for m in {HEAVY + ('duckdb', 'numpy', 'pyarrow', 'sqlglot')!r} if m in sys.modules)); "
             "sys.exit(code)")
     strategies = demo_ws.strategies_dir
     args = ["backtest", str(strategies / "candidate.yaml"), *[str(strategies / a) if a.endswith(".yaml") else a

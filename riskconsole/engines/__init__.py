@@ -10,12 +10,11 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Protocol
 
-import pyarrow as pa
-
 from riskconsole.errors import ConfigError
 from riskconsole.names import ENGINES
 
 if TYPE_CHECKING:
+    import pyarrow as pa  # type names only: a backtest reads DuckDB's results as numpy (issue 14)
     from riskconsole.config import Dataset
     from sqlglot import exp
 
