@@ -431,6 +431,15 @@ def cmd_console(ws: Workspace, args: argparse.Namespace) -> None:
     serve(args.port, args.address)
 
 
+def _moment(text: str) -> str:
+    """A --from/--to/--as-of value as given; an empty one (an unset shell variable, `--from "$START"`) is refused:
+    taken as absent, it would silently widen the window to all the data."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty: give a day (2026-03-01) or a timestamp, or leave the flag out for "
+                                         "the default")
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="riskconsole", description="Backtest fraud strategies before deploying.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -444,14 +453,14 @@ def _parser() -> argparse.ArgumentParser:
         return p
 
     def window(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--from", dest="from_", metavar="D",
+        p.add_argument("--from", dest="from_", metavar="D", type=_moment,
                        help="first day (YYYY-MM-DD, whole day) or timestamp of the window, UTC unless it ends in an offset "
                             "(+05:00) or a zone name (Europe/Berlin) (default: first event)")
-        p.add_argument("--to", metavar="D",
+        p.add_argument("--to", metavar="D", type=_moment,
                        help="last day (whole day included) or timestamp of the window (default: the last day whose labels are "
                             "mature when they are dated: the events' label, or an entity-level strategy's own, saying "
                             "which days were left out; else the last event)")
-        p.add_argument("--as-of", dest="as_of", metavar="D",
+        p.add_argument("--as-of", dest="as_of", metavar="D", type=_moment,
                        help="count a label as known only if its label_time is before the end of day D "
                             "(replays what was known then)")
         p.add_argument("--set", action="append", metavar="PARAM=VALUE",
@@ -530,9 +539,9 @@ def _parser() -> argparse.ArgumentParser:
     engine(p)
     p = command("monitor", "daily KPIs of a deployed strategy against a reference, alerts, and what moved them")
     p.add_argument("strategy", metavar="STRATEGY_YAML", help="the strategy as deployed")
-    p.add_argument("--from", dest="from_", metavar="D",
+    p.add_argument("--from", dest="from_", metavar="D", type=_moment,
                    help="first day of the monitored window (default: 28 days before --to)")
-    p.add_argument("--to", metavar="D", help="last day of the monitored window (default: the last day of data); "
+    p.add_argument("--to", metavar="D", type=_moment, help="last day of the monitored window (default: the last day of data); "
                                              "labels count as known if they arrived by its end")
     p.add_argument("--reference", metavar="D:D",
                    help="FIRST:LAST days of the normal period the bands come from (default: the 28 days before "

@@ -130,6 +130,16 @@ def test_bad_arguments(tiny_ws, capsys, args, message):
     assert code == 1 and message in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("command, flag", [("backtest", "--from"), ("backtest", "--to"), ("gate", "--as-of"),
+                                           ("monitor", "--from"), ("monitor", "--to")])
+def test_an_empty_day_is_refused_not_taken_as_absent(tiny_ws, capsys, command, flag):
+    """`--from "$START"` with START unset must not silently widen the window to all the data."""
+    with pytest.raises(SystemExit) as stopped:
+        main([command, str(tiny_ws.strategies_dir / "tiny.yaml"), "--workspace", str(tiny_ws.root), flag, " "])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and f"argument {flag}: empty: give a day" in err.splitlines()[-1]
+
+
 @pytest.mark.parametrize("body, message", [
     ("name: x\nrules:\n  - {name: a, when: 'amount > 1', action: deny}\n", "rules[0] 'a'.action"),
     ("name: x\nrule:\n  - {name: a, when: 'amount > 1', action: block}\n", "unknown key 'rule'"),
