@@ -991,12 +991,18 @@ def _compiled(strategy: Strategy, light: dict) -> CompiledStrategy:
 
 
 def window_text(window: Window) -> str:
-    """The window as CLI flags (for 'equivalent command' captions)."""
+    """The window as CLI flags (for 'equivalent command' captions) that give it again: a whole day as its date, any
+    other moment as its UTC timestamp (quoted; `--to` at a timestamp ends the window there)."""
+    def flag(name: str, moment: datetime, end: bool) -> str:
+        if moment.time() == time():
+            return f"{name} {(moment - timedelta(days=1)) if end else moment:%Y-%m-%d}"
+        return f'{name} "{moment.isoformat(sep=" ")}"'
+
     parts = []
     if window.start:
-        parts.append(f"--from {window.start:%Y-%m-%d}")
+        parts.append(flag("--from", window.start, False))
     if window.end and not window.note:  # a window the core ended on the last mature day: no --to gives it again
-        parts.append(f"--to {window.end - timedelta(days=1):%Y-%m-%d}")
+        parts.append(flag("--to", window.end, True))
     if window.as_of:
-        parts.append(f"--as-of {window.as_of - timedelta(days=1):%Y-%m-%d}")
+        parts.append(flag("--as-of", window.as_of, True))
     return " ".join(parts)

@@ -166,3 +166,19 @@ def test_a_backtest_parses_its_strategy_once_and_an_edit_is_read_again(tiny_ws, 
         again = session.backtest(path, session.window(strategy=path)).report
     assert len([p for p in parsed if p.endswith("tiny.yaml")]) == 2
     assert [r["name"] for r in again["rules"]] == [body["rules"][0]["name"]] != [r["name"] for r in first["rules"]]
+
+
+@pytest.mark.parametrize("start, end, as_of", [
+    ("2026-03-01", "2026-03-05", None), ("2026-03-01 10:30", "2026-03-05T12:00:00+02:00", "2026-03-06"),
+    (None, None, "2026-03-02 06:00"), ("2026-03-01 00:00:00.250", None, None)])
+def test_the_equivalent_command_gives_the_same_window_again(start, end, as_of):
+    """The console's 'Equivalent CLI' caption keeps a time of day (it printed the date alone, a wider window)."""
+    import shlex
+
+    from riskconsole.backtest import make_window
+    from riskconsole.session import window_text
+
+    window = make_window(start, end, as_of)
+    flags = shlex.split(window_text(window))
+    given = dict(zip(flags[::2], flags[1::2]))
+    assert make_window(given.get("--from"), given.get("--to"), given.get("--as-of")) == window
