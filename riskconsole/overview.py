@@ -65,10 +65,15 @@ def quarantine_reasons(con: duckdb.DuckDBPyConnection) -> list[dict]:
 
 
 def quarantine_sample(con: duckdb.DuckDBPyConnection, limit: int = 200):
-    """The first quarantined rows as a DataFrame."""
+    """The first quarantined rows as a DataFrame; a cell the file left empty shows empty, not as 'None'."""
     if "quarantine" not in tables(con):
         return None
-    return con.execute("SELECT * FROM quarantine LIMIT ?", [limit]).df()
+    sample = con.execute("SELECT * FROM quarantine LIMIT ?", [limit]).df()
+    from pandas.api.types import is_string_dtype
+
+    text = [c for c in sample.columns if is_string_dtype(sample[c])]
+    sample[text] = sample[text].fillna("")
+    return sample
 
 
 def feature_table(dataset: Dataset) -> list[dict]:

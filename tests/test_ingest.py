@@ -319,3 +319,17 @@ def test_a_load_says_each_feature_step_with_its_seconds(tiny_ws):
     assert steps[0].startswith(f"  features 1/{len(steps)}: the events numbered")
     assert any("side tables joined" in s for s in steps)
     assert steps[-1].startswith(f"  features {len(steps)}/{len(steps)}: the frame: events, side values")
+
+
+def test_the_quarantine_sample_shows_an_empty_cell_empty():
+    """The Data page's quarantine sample: a cell the file left empty reads '' (it read 'None'); numbers stay numbers."""
+    import duckdb
+
+    from riskconsole.overview import quarantine_sample
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE quarantine AS SELECT * FROM (VALUES ('e1', NULL, 'bad time', 3), ('e2', '12.5', NULL, 4)) "
+                "t(event_id, amount, reason, ordinality)")
+    sample = quarantine_sample(con)
+    assert sample.to_dict("records") == [{"event_id": "e1", "amount": "", "reason": "bad time", "ordinality": 3},
+                                         {"event_id": "e2", "amount": "12.5", "reason": "", "ordinality": 4}]
