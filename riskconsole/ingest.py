@@ -272,15 +272,32 @@ class Staged:
 SAMPLE = 200  # raw values a warning looks at
 
 
+def _failing(staged: Staged, column: str, bad: exp.Expression) -> tuple[int, list[str]]:
+    """`staged.failing` of a raw column, its values as the casts read them (`_as_text`): a JSON Lines string's text
+    without its JSON quotes (shown as '"yes"' and given to a time format's guess, it matched nothing)."""
+    n, values = staged.failing(ident(column), bad)
+    if values and staged.raw_types().get(column) == "JSON":
+        values = [_json_text(v) for v in values]
+    return n, values
+
+
+def _json_text(value: str) -> str:
+    try:
+        found = json.loads(value)
+    except ValueError:
+        return value
+    return found if isinstance(found, str) else value
+
+
 def _shown(values: list[str]) -> str:
     return ", ".join(f"'{terminal(v)[:40]}'" for v in values[:3])
 
 
 def _time_warning(staged: Staged, checked: Checked, part: Part, column: str, where: str, read: int) -> str | None:
     """A warning when more than WARN_SHARE of a time column's rows fail: three raw values and a format to try."""
-    raw, cast = ident(column), ident(cast_name(column))
-    n, values = staged.failing(raw, fill(":failed OR :out", failed=_failed(column, "TIMESTAMP", part.types[column]),
-                                         out=times.out_of_range(cast)))
+    cast = ident(cast_name(column))
+    n, values = _failing(staged, column, fill(":failed OR :out", out=times.out_of_range(cast),
+                                              failed=_failed(column, "TIMESTAMP", part.types[column])))
     if not read or n / read <= WARN_SHARE:
         return None
     fmt = times.suggest_format(staged.con, values) if values else None
@@ -320,7 +337,7 @@ def _number_warning(staged: Staged, checked: Checked, part: Part, column: str, t
     """A warning when more than WARN_SHARE of a numeric text column's rows fail, with three raw values and, where
     they look like it, the fix (decimal commas, thousands separators)."""
     raw, cast = ident(column), ident(cast_name(column))
-    n, values = staged.failing(raw, fill(":r IS NOT NULL AND :c IS NULL", r=raw, c=cast))
+    n, values = _failing(staged, column, fill(":r IS NOT NULL AND :c IS NULL", r=raw, c=cast))
     if not read or n / read <= WARN_SHARE:
         return None
     commas = sum(bool(_COMMA_NUMBER.fullmatch(v)) for v in values)
@@ -344,7 +361,7 @@ def _label_warning(staged: Staged, checked: Checked, part: Part, read: int) -> s
     """A warning when more than WARN_SHARE of the rows have a label that is not one: the words seen and the
     `label_values:` that maps them (the dataset's, or the table's for an entity label)."""
     column = part.roles["label"]
-    n, values = staged.failing(ident(column), fill(":c = -1", c=ident(cast_name(column))))
+    n, values = _failing(staged, column, fill(":c = -1", c=ident(cast_name(column))))
     if not read or n / read <= WARN_SHARE:
         return None
     words = list(dict.fromkeys(v.strip() for v in values))[:4]

@@ -333,3 +333,23 @@ def test_the_quarantine_sample_shows_an_empty_cell_empty():
     sample = quarantine_sample(con)
     assert sample.to_dict("records") == [{"event_id": "e1", "amount": "", "reason": "bad time", "ordinality": 3},
                                          {"event_id": "e2", "amount": "12.5", "reason": "", "ordinality": 4}]
+
+
+def test_a_json_label_word_is_shown_as_its_text_not_its_json(tmp_path):
+    """A JSON Lines label column mixing words and numbers is JSON to DuckDB: the warning shows the words as a CSV's
+    would be shown ('yes', not '"yes"'), as `label_values:` matches them."""
+    import json
+
+    from riskconsole.workspace import Workspace
+
+    rows = [{"event_id": f"a{i}", "ts": f"2026-03-01 {i:02d}:00:00", "is_fraud": ["yes", "no", 1, 0][i % 4],
+             "label_ts": None, "amount": 10 + i, "user_id": "1", "device_id": "1"} for i in range(8)]
+    (tmp_path / "w" / "data").mkdir(parents=True)
+    (tmp_path / "w" / "data" / "e.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    (tmp_path / "w" / "data" / "dataset.yaml").write_text(yaml.safe_dump({**BASE_DATASET, "source": "data/e.jsonl"}))
+    result = load(Workspace(tmp_path / "w"))
+    assert (result.loaded, result.quarantined) == (4, 4)
+    assert result.warnings == [
+        "data/dataset.yaml: columns.label: 4 of 8 rows (50.0%) quarantined because 'is_fraud' is not 1, 0 or empty, "
+        "e.g. 'yes', 'no': say which words mean fraud (1), good (0) or not known (null) with label_values: in the "
+        "dataset, e.g. label_values: {yes: 1 or 0, no: 1 or 0}"]
