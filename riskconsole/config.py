@@ -345,7 +345,8 @@ class SparkSettings(_Strict):
     master: str = Field("local[*]", description="spark.master: local[*] (every core of this machine), local[2], "
                         "spark://host:7077, yarn, k8s://... A cluster needs data/spark/ (or spark.store) on storage "
                         "its executors read.")
-    remote: str | None = Field(None, description="A Spark Connect URL (sc://host:15002) used instead of master.")
+    remote: str | None = Field(None, description="A Spark Connect URL (sc://host:15002): not supported yet, refused "
+                               "with the reason (riskconsole drives Spark through the driver's JVM); use master.")
     driver_memory: str | None = Field(None, description="spark.driver.memory, e.g. 8g (default in local mode: a third of "
                                        "this machine's memory, 1 to 16g; otherwise Spark's, 1g).")
     conf: dict[str, str | int | float | bool] = Field(default_factory=dict, description="Any other Spark settings, "
@@ -356,6 +357,19 @@ class SparkSettings(_Strict):
                               "absolute path, read and written through Spark's Hadoop FileSystem API (default: "
                               "data/spark/ of the workspace). One folder per data version; only this workspace's "
                               "versions are removed there.")
+
+    @field_validator("remote")
+    @classmethod
+    def _remote(cls, value: str | None) -> str | None:
+        """Spark Connect is refused up front: every store question, the models shipped to the executors and the local
+        workers go through the driver's JVM (Hadoop's FileSystem, broadcast variables, the SparkContext), which a
+        Connect client has not; it would fail at the first of them, deep in a build."""
+        if value is None:
+            return value
+        raise ValueError("Spark Connect is not supported yet (riskconsole drives Spark through the driver's JVM: the "
+                         "Parquet store's Hadoop FileSystem, models broadcast to the executors), so a Connect client "
+                         "cannot run it: remove spark.remote and set spark.master to the cluster's master URL "
+                         "(spark://host:7077, yarn, k8s://...); riskconsole is then the Spark driver")
 
     @field_validator("store")
     @classmethod

@@ -172,7 +172,7 @@ class Session:
         if self.engine == "duckdb":
             return "duckdb"
         spark = self.dataset.spark
-        return f"spark ({spark.remote or spark.master})"
+        return f"spark ({spark.master})"
 
     def engine_note(self) -> str | None:
         """The console's one line on a workspace whose engine is not DuckDB (None on DuckDB): what runs where."""

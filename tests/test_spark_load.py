@@ -486,3 +486,19 @@ def test_a_store_that_is_not_an_absolute_path_or_a_uri_is_one_line(tmp_path, sto
     assert err == (f"error: data/dataset.yaml: spark.store: '{store}' is neither an absolute path nor a URI with a "
                    "scheme and a location: write an absolute path (/mnt/shared/riskconsole) or a URI "
                    "(file:///mnt/shared/riskconsole, s3a://bucket/prefix)")
+
+
+def test_spark_connect_is_refused_in_one_line_with_the_reason(tmp_path, capsys):
+    """`spark.remote` would fail at the engine's first store question (a Connect session has no JVM): refused when
+    the dataset is read, by validate and by a backtest on Spark alike, before any Spark starts."""
+    from riskconsole.cli import main
+
+    ws = _files(tmp_path / "ws", {"a.csv": _csv(MESSY[:2])}, spark={"remote": "sc://localhost:15002"})
+    want = ("error: data/dataset.yaml: spark.remote: Spark Connect is not supported yet (riskconsole drives Spark "
+            "through the driver's JVM: the Parquet store's Hadoop FileSystem, models broadcast to the executors), so a "
+            "Connect client cannot run it: remove spark.remote and set spark.master to the cluster's master URL "
+            "(spark://host:7077, yarn, k8s://...); riskconsole is then the Spark driver")
+    assert main(["validate", "--workspace", str(ws.root), str(ws.dataset_path)]) == 1
+    assert capsys.readouterr().err.strip() == want
+    assert main(["load", "--workspace", str(ws.root), "--engine", "spark"]) == 1
+    assert capsys.readouterr().err.strip() == want

@@ -91,19 +91,18 @@ def start(settings: SparkSettings) -> Any:
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName("riskconsole")
-    builder = builder.remote(settings.remote) if settings.remote else builder.master(settings.master)
+    builder = builder.master(settings.master)  # spark.remote (Spark Connect) is refused by SparkSettings
     for key, value in session_conf(settings).items():
         builder = builder.config(key, str(value).lower() if isinstance(value, bool) else str(value))
     session = builder.getOrCreate()
-    if not settings.remote:
-        session.sparkContext.setLogLevel("ERROR")
+    session.sparkContext.setLogLevel("ERROR")
     return session
 
 
 def session_conf(settings: SparkSettings) -> dict[str, Any]:
     """The Spark settings `start` gives the session: the dataset's, over riskconsole's defaults for local mode."""
     conf: dict[str, Any] = {"spark.ui.enabled": False, "spark.ui.showConsoleProgress": False}
-    local = not settings.remote and settings.master.startswith("local")
+    local = settings.master.startswith("local")
     if local:  # 200 shuffle tasks per window cost minutes
         conf["spark.sql.shuffle.partitions"] = LOCAL_SHUFFLE_PARTITIONS
         # local mode runs every task in the driver's JVM: Spark's 1g heap runs out on a 1M-event frame
@@ -217,8 +216,8 @@ class SparkEngine:
 
     @property
     def master(self) -> str:
-        """Where Spark runs: the Spark Connect address or the master URL."""
-        return self.dataset.spark.remote or self.dataset.spark.master
+        """Where Spark runs: the master URL."""
+        return self.dataset.spark.master
 
     def progress(self, message: str) -> None:
         self._progress(message)
