@@ -120,11 +120,16 @@ def main() -> None:
         events = duck.cursor().execute("SELECT count(*) FROM events").fetchall()[0][0]
         feature_duck = duckdb_features(ws, duck)
         backtest_duck, report_duck = backtest_seconds(duck)
+    # each engine's numbers as soon as they are known: a run stopped midway (10M on Spark takes hours) keeps them
+    print(f"DuckDB: {events:,} events, feature build {feature_duck:.1f} s, backtest {backtest_duck:.2f} s "
+          f"(load average {' '.join(f'{x:.1f}' for x in os.getloadavg())})", flush=True)
     started = time.perf_counter()
     spark = start(SparkSettings(master=args.master))
     startup = time.perf_counter() - started
     with Session(ws, engine="spark", spark=spark) as on_spark:
         engine = on_spark.spark_engine()
+        print(f"Spark: export {engine.seconds['export']:.1f} s, feature build {engine.seconds['frame']:.1f} s "
+              f"(load average {' '.join(f'{x:.1f}' for x in os.getloadavg())})", flush=True)
         backtest_spark, report_spark = backtest_seconds(on_spark)
         with Session(ws, engine="duckdb") as duck:
             entity_rows = entity_seconds(ws, duck, on_spark)
