@@ -128,7 +128,7 @@ def main() -> None:
     startup = time.perf_counter() - started
     with Session(ws, engine="spark", spark=spark) as on_spark:
         engine = on_spark.spark_engine()
-        print(f"Spark: export {engine.seconds['export']:.1f} s, feature build {engine.seconds['frame']:.1f} s "
+        print(f"Spark: export {engine.seconds.get('export', 0):.1f} s, feature build {engine.seconds.get('frame', 0):.1f} s "
               f"(load average {' '.join(f'{x:.1f}' for x in os.getloadavg())})", flush=True)
         backtest_spark, report_spark = backtest_seconds(on_spark)
         with Session(ws, engine="duckdb") as duck:
