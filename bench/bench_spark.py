@@ -101,7 +101,7 @@ def entities_only(ws: Workspace, master: str, load_before: tuple) -> None:
         print(f"| {what} ({periods:,} periods) | {duck_seconds:.1f} s | {spark_seconds:.1f} s | "
               f"{spark_seconds / duck_seconds:.0f}x |")
     print(f"load average (1, 5, 15 min) at start {' '.join(f'{x:.1f}' for x in load_before)}, at end "
-          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+          f"{_load()} on {os.cpu_count()} cores")
 
 
 def main() -> None:
@@ -122,14 +122,14 @@ def main() -> None:
         backtest_duck, report_duck = backtest_seconds(duck)
     # each engine's numbers as soon as they are known: a run stopped midway (10M on Spark takes hours) keeps them
     print(f"DuckDB: {events:,} events, feature build {feature_duck:.1f} s, backtest {backtest_duck:.2f} s "
-          f"(load average {' '.join(f'{x:.1f}' for x in os.getloadavg())})", flush=True)
+          f"(load average {_load()})", flush=True)
     started = time.perf_counter()
     spark = start(SparkSettings(master=args.master))
     startup = time.perf_counter() - started
     with Session(ws, engine="spark", spark=spark) as on_spark:
         engine = on_spark.spark_engine()
         print(f"Spark: export {engine.seconds.get('export', 0):.1f} s, feature build {engine.seconds.get('frame', 0):.1f} s "
-              f"(load average {' '.join(f'{x:.1f}' for x in os.getloadavg())})", flush=True)
+              f"(load average {_load()})", flush=True)
         backtest_spark, report_spark = backtest_seconds(on_spark)
         with Session(ws, engine="duckdb") as duck:
             entity_rows = entity_seconds(ws, duck, on_spark)
@@ -152,7 +152,12 @@ def main() -> None:
             print(f"| {step} on Spark (mapInArrow, every event) | (at load) | {seconds:.1f} s | |")
     print(f"overall metrics identical: {same}; equal within 1e-9: {close}")
     print(f"load average (1, 5, 15 min) at start {load_before[0]:.1f} {load_before[1]:.1f} {load_before[2]:.1f}, "
-          f"at end {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+          f"at end {_load()} on {os.cpu_count()} cores")
+
+
+def _load() -> str:
+    """The load average (1, 5, 15 min) as the tables print it."""
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":

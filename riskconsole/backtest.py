@@ -358,7 +358,7 @@ def run_query(con: Runner, query: exp.Expression | str, strategy: str) -> pa.Tab
     if not isinstance(con, duckdb.DuckDBPyConnection):
         return con.arrow(query, strategy)
     with _evaluating(con, strategy):
-        return con.sql(query if isinstance(query, str) else render(query)).to_arrow_table()
+        return con.sql(_text(query)).to_arrow_table()
 
 
 def fetch_columns(con: Runner, query: exp.Expression | str, strategy: str) -> Columns:
@@ -367,7 +367,7 @@ def fetch_columns(con: Runner, query: exp.Expression | str, strategy: str) -> Co
     if not isinstance(con, duckdb.DuckDBPyConnection):
         return arrow_columns(con.arrow(query, strategy))
     with _evaluating(con, strategy):
-        found = con.sql(query if isinstance(query, str) else render(query)).fetchnumpy()
+        found = con.sql(_text(query)).fetchnumpy()
     return {name: _filled(values) for name, values in found.items()}
 
 
@@ -376,9 +376,14 @@ def fetch_row(con: Runner, query: exp.Expression | str, strategy: str) -> dict:
     if not isinstance(con, duckdb.DuckDBPyConnection):
         return con.arrow(query, strategy).to_pylist()[0]
     with _evaluating(con, strategy):
-        result = con.execute(query if isinstance(query, str) else render(query))
-        return dict(zip([d[0] for d in result.description], result.fetchall()[0]))  # all: DuckDB 2.0 keeps a result
-        #                                                                           # not fetched to its end open
+        result = con.execute(_text(query))
+        first = result.fetchall()[0]  # fetched to its end: DuckDB 2.0 keeps a result not fetched to its end open
+        return dict(zip([d[0] for d in result.description], first))
+
+
+def _text(query: exp.Expression | str) -> str:
+    """DuckDB text of a query: an AST rendered, or text the compiled-query cache kept."""
+    return query if isinstance(query, str) else render(query)
 
 
 def _filled(values: np.ndarray) -> np.ndarray:

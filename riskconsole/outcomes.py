@@ -123,15 +123,15 @@ def outcomes_of(groups: Groups, rules: int) -> Outcomes:
     masks = [f"m{i}" for i in range((rules - 1) // BITS + 1)]
     classes = found["cls"].astype(np.int64)  # -1: a metric group's row
     keys = [found[k].astype(np.int64) for k in ("y", *masks)]
-    day = day_index(found["day"], np.datetime64("1970-01-01", "D"))
+    first = np.datetime64(groups.days[0], "D") if groups.days else np.datetime64("1970-01-01", "D")
+    day = day_index(found["day"], first)
     rows = np.flatnonzero(classes >= 0)
     rows = rows[np.lexsort([k[rows] for k in (*keys[1:][::-1], classes, keys[0], day)])]
-    first = np.datetime64(groups.days[0], "D") if groups.days else np.datetime64("1970-01-01", "D")
 
     def floats(name: str) -> np.ndarray:
         return np.nan_to_num(found[name].astype(np.float64))[rows]
 
-    return Outcomes(day_index(found["day"], first)[rows], keys[0][rows].astype(np.int8),
+    return Outcomes(day[rows], keys[0][rows].astype(np.int8),
                     rule_hits(found, rules)[rows], classes[rows].astype(np.int8), found["n"].astype(np.int64)[rows],
                     floats("amt"), floats("pos"), floats("w"), floats("wamt"), groups.days)
 
