@@ -830,3 +830,50 @@ def test_pages_two_users_wait_for_one_spark_start_and_frame_build(mixed_ws, spar
         for user in users:
             user.join()
     assert len(made) == 1 and len(prepared) == 1 and got[0] is got[1]
+
+
+def test_time_windows_on_spark_are_running_totals_with_duckdbs_values(spark):
+    """count, sum and avg over a time window are rendered for Spark as differences of running totals (Spark's bounded
+    RANGE frame re-aggregates the whole frame per row, quadratic on a busy key): the values equal DuckDB's sliding
+    windows on data with a hot key, ties at one instant, NULL values and keys, integers, decimals and doubles, and
+    Spark's plan keeps no bounded frame (so no `SlidingWindowFunctionFrame`)."""
+    import numpy as np
+    import pyarrow as pa
+    import sqlglot
+
+    from riskconsole.engines.spark import render
+
+    rng = np.random.default_rng(7)
+    n = 4000
+    k = np.where(rng.random(n) < 0.6, 0, rng.integers(1, 40, n))  # key 0 holds most rows
+    t = np.sort(rng.integers(0, 50_000, n)) * 1000  # many rows share an instant
+    i = rng.integers(-50, 500, n)
+    d = np.round(rng.gamma(2, 80, n), 2)
+    null = rng.random(n) < 0.15
+    rows = pa.table({"k": pa.array(np.where(rng.random(n) < 0.05, None, k).tolist(), pa.int64()), "_t": t,
+                     "i": pa.array(np.where(null, None, i).tolist(), pa.int32()),
+                     "d": pa.array(np.where(null, None, d).tolist(), pa.float64()),
+                     "_pos": np.arange(n)})
+    windows = {"1 PRECEDING": 3_000_000, "5000 PRECEDING": 777_000}
+    exprs = []
+    for end, span in windows.items():
+        w = f"OVER (PARTITION BY k ORDER BY _t RANGE BETWEEN {span} PRECEDING AND {end})"
+        exprs += [f"coalesce(count(*) {w}, 0)", f"coalesce(count(i) {w}, 0)", f"coalesce(sum(i) {w}, 0)",
+                  f"sum(i) {w}", f"sum(CAST(d AS DECIMAL(12, 2))) {w}", f"sum(d) {w}",
+                  f"avg(CAST(i AS DOUBLE)) {w}", f"avg(CAST(d AS DOUBLE)) {w}"]
+    exprs.append("count(*) OVER (ORDER BY _t RANGE BETWEEN 100000 PRECEDING AND 1 PRECEDING)")  # no partition
+    query = sqlglot.parse_one(f"SELECT _pos, {', '.join(f'{e} AS v{j}' for j, e in enumerate(exprs))} FROM t "
+                              "ORDER BY _pos", read="duckdb")
+    con = duckdb.connect()
+    con.register("t", rows)
+    want = con.execute(query.sql(dialect="duckdb")).fetchall()
+    spark.createDataFrame(rows.to_pandas()).createOrReplaceTempView("t")
+    text = render(query, "test")
+    got = [tuple(r) for r in spark.sql(text).collect()]
+    assert len(got) == n and "BETWEEN 777000 PRECEDING" not in text and "BETWEEN 3000000 PRECEDING" not in text
+    for a, b in zip(got, want):
+        for x, y in zip(a, b):
+            assert (x is None and y is None) or float(x) == pytest.approx(float(y), rel=1e-12, abs=1e-9), (a, b)
+    assert sum(1 for a in want if a[4] is None) > 0 and sum(1 for a in want if a[2] == 0) > 0  # empty frames occur
+    plan = spark.sql(text)._jdf.queryExecution().executedPlan().toString()
+    assert "unboundedpreceding" in plan and "RangeFrame, -" not in plan
