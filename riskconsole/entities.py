@@ -200,7 +200,7 @@ def _side(tables: Tables, dataset: Dataset, entity: str, plan: dict[str, list[Fe
             features = [f for f in features if f not in additive]
             if not features:
                 continue
-            query = stream_query(dataset, None, (entity,), features, _Q, data=_EV)
+            query = stream_query(dataset, None, (entity,), features, _Q, data=_EV, sweep=tables.sweep)
         elif kind == "label":  # one sweep per (by, label_delay, window)
             groups: dict[tuple, list[Feature]] = {}
             for feature in features:
@@ -215,7 +215,7 @@ def _side(tables: Tables, dataset: Dataset, entity: str, plan: dict[str, list[Fe
             out[table] = [f.name for f in features]
             continue
         elif kind.startswith("stream:"):
-            query = stream_query(dataset, kind.split(":", 1)[1], (entity,), features, _Q)
+            query = stream_query(dataset, kind.split(":", 1)[1], (entity,), features, _Q, sweep=tables.sweep)
         else:
             query = lookup_query(dataset, kind.split(":", 1)[1], features, _Q)
         tables.create(table, query)
@@ -285,6 +285,8 @@ class Tables(Protocol):
 
     Every step is a DuckDB-dialect AST; an engine renders it in its own dialect."""
 
+    sweep: bool  # keyed distinct counts by `streams.distinct_sweep` (Spark), not a DISTINCT window (DuckDB)
+
     def create(self, name: str, query: exp.Expression) -> None:
         """Materialize `query` as the table `name` (later steps read it; row_number must not run twice)."""
 
@@ -300,6 +302,8 @@ class Tables(Protocol):
 
 class DuckTables:
     """An entity frame's steps as temp tables of a DuckDB connection."""
+
+    sweep = False
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con

@@ -27,7 +27,7 @@ from riskconsole.graphs import check_graph_feature, graph_side_table
 from riskconsole.lookups import check_lookup, check_table, lookup_groups, lookup_query
 from riskconsole.names import internal_collision
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
-from riskconsole.streams import (NUMERIC, US, aggregate, any_null, check_keys, check_stream_feature, empty_value,  # noqa: F401
+from riskconsole.streams import (NUMERIC, US, _source, aggregate, any_null, check_keys, check_stream_feature, empty_value,  # noqa: F401
                                  filtered, micros, stream_groups, stream_query)
 
 GRAPH_TABLE = "_graph_features"
@@ -42,12 +42,6 @@ def is_label_feature(feature: Feature, dataset: Dataset) -> bool:
     label = dataset.columns.label
     return (label is not None and feature.of is not None and feature.from_ is None
             and _source(feature.of, dataset) == label)
-
-
-def _source(name: str, dataset: Dataset) -> str:
-    """Resolve the role aliases `label` and `amount` to their source columns."""
-    roles = {"label": dataset.columns.label, "amount": dataset.columns.amount}
-    return roles.get(name) or name
 
 
 def per_event(dataset: Dataset, columns: list[str], label: str) -> dict[str, exp.Expression]:
@@ -371,8 +365,8 @@ def window_columns(dataset: Dataset, features: list[Feature]) -> list[exp.Expres
 def _or_empty(value: exp.Expression, feature: Feature, table: str) -> exp.Expression:
     """A stream window's value, or the empty window's (count 0) for an event with no row in the join."""
     if (table == WINDOW_TABLE or feature.lookup is not None or feature.graph is not None
-            or (feature.from_ is None and feature.keys)):
-        return value
+            or (feature.from_ is None and isinstance(feature.by, str))):
+        return value  # a keyed decision window (a label feature, a distinct count): NULL where its key is
     return fill("coalesce(:v, :e)", v=value, e=empty_value(feature))
 
 
@@ -395,9 +389,10 @@ def _types(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
     return dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall())
 
 
-def side_queries(dataset: Dataset, base: str = "_frame_base") -> tuple[list[tuple[str, exp.Expression]],
-                                                                         dict[str, str], dict[str, list[Feature]]]:
-    """The side tables of the label features, stream windows and lookups, each (`_pos`, values), over `base`.
+def side_queries(dataset: Dataset, base: str = "_frame_base", sweep: bool = False,
+                 ) -> tuple[list[tuple[str, exp.Expression]], dict[str, str], dict[str, list[Feature]]]:
+    """The side tables of the label features, stream windows and lookups, each (`_pos`, values), over `base`;
+    with `sweep`, keyed `count_distinct` windows too (`streams.distinct_sweep`, the Spark engine's rendering).
 
     Returns (table name, query) in order, label feature -> its table, and join table -> its features.
     """
@@ -411,8 +406,9 @@ def side_queries(dataset: Dataset, base: str = "_frame_base") -> tuple[list[tupl
     for i, group in enumerate(groups.values()):
         steps.append((f"_label_feature_{i}", label_features_query(group, dataset, base)))
         joins[f"_label_feature_{i}"] = group
-    for i, ((stream, keys, bucket), features) in enumerate(stream_groups(dataset).items()):
-        steps.append((f"_stream_feature_{i}", stream_query(dataset, stream, keys, features, base, bucket)))
+    for i, ((stream, keys, bucket), features) in enumerate(stream_groups(dataset, sweep).items()):
+        steps.append((f"_stream_feature_{i}", stream_query(dataset, stream, keys, features, base, bucket,
+                                                           sweep=sweep)))
         joins[f"_stream_feature_{i}"] = features
     for i, (name, features) in enumerate(lookup_groups(dataset).items()):
         steps.append((f"_lookup_feature_{i}", lookup_query(dataset, name, features, base)))
@@ -448,15 +444,16 @@ class FramePlan:
         return self.joins.get(GRAPH_TABLE, [])
 
 
-def frame_plan(dataset: Dataset, columns: list[str], label: str) -> FramePlan:
-    """Every query that builds the frame from `events` (and the stream and table tables), in order."""
+def frame_plan(dataset: Dataset, columns: list[str], label: str, sweep: bool = False) -> FramePlan:
+    """Every query that builds the frame from `events` (and the stream and table tables), in order; `sweep` as in
+    `streams.stream_query` (True on Spark)."""
     id_col, time_col = dataset.columns.id, dataset.columns.time
     base = fill("SELECT *, :micros AS _t, row_number() OVER (ORDER BY :time, :id) AS _pos FROM events",
                 micros=micros(ident(time_col)), time=ident(time_col), id=ident(id_col))
     per = per_event(dataset, columns, label)
     for name, node in per.items():
         base = base.select(alias(node, name), append=True)
-    side, label_tables, joins = side_queries(dataset)
+    side, label_tables, joins = side_queries(dataset, sweep=sweep)
     joined = side_value_steps(label_tables, joins)
     frame = frame_query(dataset, columns, label, label_tables=label_tables, joins=joins, per=per,
                         side=joined[-1][0] if joined else None)

@@ -36,6 +36,12 @@ AGGREGATES = {
 ZERO_WHEN_EMPTY = ("count", "sum", "count_distinct")
 
 
+def _source(name: str, dataset: Dataset) -> str:
+    """Resolve the role aliases `label` and `amount` to their source columns."""
+    roles = {"label": dataset.columns.label, "amount": dataset.columns.amount}
+    return roles.get(name) or name
+
+
 def micros(node: exp.Expression) -> exp.Expression:
     """Integer epoch microseconds of a timestamp: `epoch_us` in DuckDB, `unix_micros` in Spark."""
     return exp.UnixMicros(this=node)
@@ -98,7 +104,7 @@ def empty_value(feature: Feature) -> exp.Expression:
     return lit(0) if feature.agg in ZERO_WHEN_EMPTY else lit(None)
 
 
-def stream_groups(dataset: Dataset) -> dict[tuple, list[Feature]]:
+def stream_groups(dataset: Dataset, sweep: bool = False) -> dict[tuple, list[Feature]]:
     """Union-computed features grouped by (stream, key columns, bucket): each group is one union and one scan.
 
     Stream features (`from:`) and all-rows windows of the decision stream (stream None, no `by:`) are computed
@@ -107,6 +113,11 @@ def stream_groups(dataset: Dataset) -> dict[tuple, list[Feature]]:
     """
     groups: dict[tuple, list[Feature]] = {}
     for feature in dataset.features:
+        if sweep and feature.agg == "count_distinct" and feature.from_ is None and feature.keys:
+            # a keyed distinct count of the decision events, by `distinct_sweep` (`sweep`), its `of` a source column
+            groups.setdefault((None, tuple(feature.keys), None), []).append(
+                feature.model_copy(update={feature.agg: _source(feature.of, dataset)}))
+            continue
         if not feature.agg or (feature.from_ is None and feature.keys):
             continue  # lookups, derived, graph and first_seen features are computed elsewhere
         bucket = None if feature.keys else duration_seconds(feature.window) * US
@@ -140,8 +151,50 @@ def _bucketed(select: exp.Select, bucket: int, shift: int) -> exp.Select:
         select.subquery("r"))
 
 
+def distinct_sweep(data: exp.Select, queries: exp.Select, keys: tuple[str, ...], features: list[Feature]
+                   ) -> exp.Select:
+    """A query (`_pos`, one column per feature) of keyed `count_distinct` windows, as one sweep per key.
+
+    A window's distinct count at t is the number of values with a row in [t - window, t). Each value's rows (one per
+    instant) are given disjoint intervals of the query times they count for: a row at s counts for
+    t in [s + 1, min(s + window, s')], s' the value's next row (then that row counts). The count at t is then a
+    running sum of +1 at each interval's start and -1 after its end, the changes at an instant applied before the
+    queries at it. Every step (DISTINCT, lead, one sort, a running sum) costs the same per row however busy a key:
+    a DISTINCT window aggregate over a sliding frame does not (Spark collects the frame's set for every row, O(k^2)
+    for a key with k rows in a window).
+
+    Args:
+        data: the aggregated rows: the keys, `_t` and the values `__x0` … (NULL where not aggregated).
+        queries: the rows asked about: the keys, `_t`, `_pos` (keys never NULL).
+        keys: the key columns (at least one).
+        features: the `count_distinct` features, `__x{i}` aggregated by the i-th.
+    """
+    k = [f"__k{j}" for j in range(len(keys))]
+    renamed = [alias(ident(key), name) for key, name in zip(keys, k)]
+    changes = None
+    for i, feature in enumerate(features):
+        rows = exp.select(*renamed, alias(exp.column("_t"), "s"), alias(exp.column(f"__x{i}"), "v")).distinct().from_(
+            data.subquery("d")).where(f"__x{i} IS NOT NULL")
+        nxt = fill(f"lead(s) OVER (PARTITION BY {', '.join(k)}, v ORDER BY s)")
+        last = fill("CASE WHEN nx IS NULL OR nx > s + :n THEN s + :n ELSE nx END", n=duration_seconds(feature.window) * US)
+        runs = exp.select(*k, "s", alias(nxt, "nx")).from_(rows.subquery("r"))
+        for at, sign in ((fill("s + 1"), 1), (fill(":e + 1", e=last), -1)):
+            part = exp.select(*k, alias(at, "t"), alias(lit(0), "kind"), alias(fill("CAST(NULL AS BIGINT)"), "_pos"),
+                              *[alias(lit(sign if j == i else 0), f"__d{j}") for j in range(len(features))])
+            part = part.from_(runs.subquery("o"))
+            changes = part if changes is None else exp.union(changes, part, distinct=False)
+    asked = exp.select(*renamed, alias(exp.column("_t"), "t"), alias(lit(1), "kind"), "_pos",
+                       *[alias(lit(0), f"__d{j}") for j in range(len(features))]).from_(queries.subquery("q"))
+    sweep = exp.union(changes, asked, distinct=False)
+    running = f"OVER (PARTITION BY {', '.join(k)} ORDER BY t, kind ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+    values = [alias(fill(f"CAST(sum(__d{j}) {running} AS BIGINT)"), f.name) for j, f in enumerate(features)]
+    inner = exp.select("kind", "_pos", *values).from_(sweep.subquery("u"))
+    return exp.select("_pos", *[f.name for f in features]).from_(inner.subquery("w")).where("kind = 1")
+
+
 def stream_query(dataset: Dataset, stream: str | None, keys: tuple[str, ...], features: list[Feature],
-                 base: str, bucket: int | None = None, data: str | None = None) -> exp.Expression:
+                 base: str, bucket: int | None = None, data: str | None = None, sweep: bool = False
+                 ) -> exp.Expression:
     """A query (`_pos`, one column per feature) for one group of union-computed features.
 
     Args:
@@ -154,7 +207,22 @@ def stream_query(dataset: Dataset, stream: str | None, keys: tuple[str, ...], fe
             also copied into the next bucket, so a query sees exactly the rows of [t - window, t).
         data: with no stream, the table of decision events aggregated when the query rows of `base` are not
             events themselves (an entity's period starts: see `entities.py`).
+        sweep: keyed `count_distinct` windows by `distinct_sweep` (Spark: its DISTINCT window collects each frame's
+            set for every row) rather than DuckDB's DISTINCT window aggregate (a segment tree, faster on DuckDB:
+            2.4 s vs 3.9 s for the users of a merchant with 90k of 2M orders).
     """
+    distinct = [f for f in features if f.agg == "count_distinct"] if keys and sweep else []
+    if distinct:  # as a sweep (`distinct_sweep`), joined to the other features' windows
+        sweep = distinct_sweep(_rows(dataset, stream, keys, distinct, data or base),
+                               exp.select(*[ident(k) for k in keys], "_t", "_pos").from_(exp.to_table(base)).where(
+                                   exp.not_(any_null(list(keys)))), keys, distinct)
+        rest = [f for f in features if f not in distinct]
+        if not rest:
+            return sweep
+        windows = stream_query(dataset, stream, keys, rest, base, bucket, data)
+        return exp.select("w._pos", *[exp.column(f.name, "w", quoted=True) for f in rest],
+                          *[exp.column(f.name, "s", quoted=True) for f in distinct]).from_(
+            windows.subquery("w")).join(sweep.subquery("s"), using=["_pos"], join_type="LEFT")
     data = _rows(dataset, stream, keys, features, data or base)
     query = exp.select(*[ident(k) for k in keys], "_t", "_pos", *[alias(lit(None), f"__x{i}") for i in range(len(features))])
     query = query.from_(exp.to_table(base))

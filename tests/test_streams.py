@@ -9,6 +9,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+import sqlglot
 import yaml
 
 from riskconsole.errors import RiskConsoleError
@@ -264,8 +265,10 @@ def test_stream_sql_has_no_exclude_and_transpiles(loaded):
         assert "UNION ALL" in render(query, "spark")
 
 
-def test_stream_and_lookup_sql_transpiles_to_spark():
-    """Every union, bucketed window and join renders for Spark with no DuckDB-only function (DESIGN §7)."""
+@pytest.mark.parametrize("sweep", [False, True])
+def test_stream_and_lookup_sql_transpiles_to_spark(sweep):
+    """Every union, bucketed window, distinct sweep (`sweep`: the Spark engine's plan) and join renders for Spark
+    with no DuckDB-only function (DESIGN §7)."""
     from riskconsole.config import Dataset
     from riskconsole.features import frame_query
     from riskconsole.lookups import lookup_groups, lookup_query
@@ -276,9 +279,11 @@ def test_stream_and_lookup_sql_transpiles_to_spark():
     dataset = Dataset.model_validate({**BASE_DATASET, "streams": {"logins": STREAM}, "tables": TABLES,
                                       "features": FEATURES + LOOKUPS})
     joins = {}
-    for i, ((stream, keys, bucket), features) in enumerate(stream_groups(dataset).items()):
-        sql = _spark(stream_query(dataset, stream, keys, features, "_frame_base", bucket))
+    for i, ((stream, keys, bucket), features) in enumerate(stream_groups(dataset, sweep).items()):
+        sql = _spark(stream_query(dataset, stream, keys, features, "_frame_base", bucket, sweep=sweep))
         assert "UNION ALL" in sql and "EXCLUDE" not in sql and ("DIV" in sql) == (bucket is not None)
+        distinct = any(f.agg == "count_distinct" for f in features) and keys
+        assert ("COLLECT_SET" in sql) == bool(distinct and not sweep) and ("LEAD(" in sql) == bool(distinct and sweep)
         joins[f"_s{i}"] = features
     for i, (name, features) in enumerate(lookup_groups(dataset).items()):
         sql = _spark(lookup_query(dataset, name, features, "_frame_base"))
@@ -313,3 +318,40 @@ def test_side_tables_joined_in_steps_give_the_frame_of_one_join(loaded, tmp_path
         other = workspace(tmp_path / str(step), make_events(), make_logins(make_events()))
         load(other)
         pd.testing.assert_frame_equal(frame_of(other), frame)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_distinct_counts_by_sweep_equal_duckdbs_distinct_window(seed):
+    """`distinct_sweep` (a keyed count_distinct as intervals and one running sum) gives DuckDB's own
+    `count(DISTINCT x) OVER (… RANGE BETWEEN n PRECEDING AND 1 PRECEDING)` on rows with a busy key, one or two key
+    columns, values repeated at one instant and across instants, NULL values, windows of several lengths and query
+    rows that are not data rows."""
+    from riskconsole.config import Feature
+    from riskconsole.streams import distinct_sweep
+
+    rng = np.random.default_rng(seed)
+    n = 3000
+    k = np.where(rng.random(n) < 0.5, 0, rng.integers(1, 30, n))
+    rows = pd.DataFrame({"a": k, "b": rng.integers(0, 2, n), "_t": np.sort(rng.integers(0, 400, n)) * 1_000_000,
+                         "__x0": pd.array(np.where(rng.random(n) < 0.1, None, rng.integers(0, 40, n)), dtype="Int64"),
+                         "__x1": pd.array(np.where(rng.random(n) < 0.1, None, rng.integers(0, 5, n)), dtype="Int64")})
+    asked = pd.DataFrame({"a": rng.integers(0, 30, 500), "b": rng.integers(0, 2, 500),
+                          "_t": rng.integers(-5, 420, 500) * 1_000_000, "_pos": np.arange(500)})
+    con = duckdb.connect()
+    con.register("d", rows)
+    con.register("q", asked)
+    features = [Feature(name="f0", count_distinct="x", by="a", window="37s"),
+                Feature(name="f1", count_distinct="x", by="a", window="2m")]
+    for keys in (("a",), ("a", "b")):
+        query = distinct_sweep(sqlglot.parse_one("SELECT * FROM d"), sqlglot.parse_one("SELECT * FROM q"), keys,
+                               features)
+        got = con.execute(f"SELECT * FROM ({query.sql(dialect='duckdb')}) ORDER BY _pos").fetchall()
+        part = ", ".join(keys)
+        want = con.execute(
+            "WITH u AS (SELECT " + part + ", _t, NULL AS _pos, __x0, __x1 FROM d UNION ALL SELECT " + part
+            + ", _t, _pos, NULL, NULL FROM q) SELECT _pos, "
+            f"count(DISTINCT __x0) OVER (PARTITION BY {part} ORDER BY _t RANGE BETWEEN 37000000 PRECEDING AND 1 PRECEDING), "
+            f"count(DISTINCT __x1) OVER (PARTITION BY {part} ORDER BY _t RANGE BETWEEN 120000000 PRECEDING AND 1 PRECEDING) "
+            "FROM u QUALIFY _pos IS NOT NULL ORDER BY _pos").fetchall()
+        assert got == want and len(got) == 500
+        assert sum(1 for r in want if r[1] > 3) > 50 and sum(1 for r in want if r[1] == 0) > 10

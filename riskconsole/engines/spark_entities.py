@@ -38,6 +38,8 @@ def naive_times(table: pa.Table) -> pa.Table:
 class SparkTables:
     """The steps of an entity frame as Spark views (`entities.Tables`), over the engine's exported data."""
 
+    sweep = True  # keyed distinct counts by streams.distinct_sweep: Spark's DISTINCT window is O(k^2) per key
+
     def __init__(self, engine: Any, con: duckdb.DuckDBPyConnection, entity: str, label: str) -> None:
         """`con` is the loaded DuckDB database: its types cast graph nodes and links as on DuckDB."""
         self.engine, self.spark, self.con, self.label = engine, engine.spark, con, label
