@@ -62,7 +62,7 @@ def cmd_load(ws: Workspace, args: argparse.Namespace) -> None:
     result = reload(ws, args.dataset, progress=lambda m: print(m, file=sys.stderr), trusted=True,
                     engine=getattr(args, "engine", None))
     print(result.summary())
-    print(f"features: {', '.join(result.features) or 'none'} ({result.seconds:.1f} s)")
+    print(f"features: {', '.join(result.features) or 'none'} (the whole load took {result.seconds:.1f} s)")
     if result.rescored:  # `_pos` moved with the new events: every trained detector scored the new frame
         print("re-scored: " + ", ".join(f"{name} ({rows:,} rows)" for name, rows in result.rescored.items()))
     for warning in result.warnings:

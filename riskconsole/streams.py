@@ -34,6 +34,7 @@ AGGREGATES = {
     "stddev": "stddev_samp(CAST(:x AS DOUBLE)) {w}",
 }
 ZERO_WHEN_EMPTY = ("count", "sum", "count_distinct")
+SWEPT = ("count_distinct", "min", "max")  # keyed windows computed by sweeps on Spark (`stream_query(sweep=True)`)
 
 
 def _source(name: str, dataset: Dataset) -> str:
@@ -113,8 +114,9 @@ def stream_groups(dataset: Dataset, sweep: bool = False) -> dict[tuple, list[Fea
     """
     groups: dict[tuple, list[Feature]] = {}
     for feature in dataset.features:
-        if sweep and feature.agg == "count_distinct" and feature.from_ is None and feature.keys:
-            # a keyed distinct count of the decision events, by `distinct_sweep` (`sweep`), its `of` a source column
+        if sweep and feature.agg in SWEPT and feature.from_ is None and feature.keys and feature.label_delay is None \
+                and _source(feature.of, dataset) != dataset.columns.label:
+            # a keyed distinct count, min or max of the decision events (`sweep`), its `of` a source column
             groups.setdefault((None, tuple(feature.keys), None), []).append(
                 feature.model_copy(update={feature.agg: _source(feature.of, dataset)}))
             continue
@@ -192,6 +194,77 @@ def distinct_sweep(data: exp.Select, queries: exp.Select, keys: tuple[str, ...],
     return exp.select("_pos", *[f.name for f in features]).from_(inner.subquery("w")).where("kind = 1")
 
 
+def extreme_blocks(data: exp.Select, queries: exp.Select, keys: tuple[str, ...], features: list[Feature]
+                   ) -> exp.Select:
+    """A query (`_pos`, one column per feature) of keyed `min`/`max` windows of one length, in blocks of that length.
+
+    Time is cut into blocks as long as the window, so [t - window, t) is the end of the previous block from
+    t - window and the start of t's block until t. Each data row is in the union twice: in its own block (the
+    current part) and in the next one (the previous part); each query row once at t and once as a probe at
+    t - window, both in t's block. A running min/max ascending by time gives a query its block's rows before t,
+    one descending gives its probe the previous block's rows from t - window on; the answer is the extreme of
+    the two. Running frames grow row by row: Spark re-aggregates a bounded frame for every row (O(k^2) per key).
+
+    Args:
+        data: the aggregated rows: the keys, `_t` and the values `__x0` … (NULL where not aggregated).
+        queries: the rows asked about: the keys, `_t`, `_pos` (keys never NULL).
+        keys: the key columns (at least one).
+        features: `min`/`max` features of one window length, `__x{i}` aggregated by the i-th.
+    """
+    n = duration_seconds(features[0].window) * US
+    k = [f"__k{j}" for j in range(len(keys))]
+    renamed = [alias(ident(key), name) for key, name in zip(keys, k)]
+
+    def block(t: exp.Expression) -> exp.Expression:  # floor(t / n), exact for times before 1970 too
+        return fill("(:t - (((:t % :n) + :n) % :n)) // :n", t=t, n=n)
+
+    def part(source: exp.Select, at: exp.Expression, block_of: exp.Expression, kind: int, pos: exp.Expression,
+             values: str | None) -> exp.Select:
+        cur = [alias(exp.column(f"__x{i}") if values == "a" else fill("NULL"), f"__a{i}") for i in range(len(features))]
+        prev = [alias(exp.column(f"__x{i}") if values == "b" else fill("NULL"), f"__b{i}") for i in range(len(features))]
+        return exp.select(*renamed, alias(block_of, "__blk"), alias(at, "__at"), alias(lit(kind), "kind"),
+                          alias(pos, "_pos"), *cur, *prev).from_(source.subquery("r"))
+
+    t, null_pos = exp.column("_t"), fill("CAST(NULL AS BIGINT)")
+    union = part(data, t, block(t), 1, null_pos, "a")  # the row's own block: after the queries at its instant
+    for piece in (part(data, t, fill(":b + 1", b=block(t)), 0, null_pos, "b"),  # the next block's previous part
+                  part(queries, t, block(t), 0, exp.column("_pos"), None),  # the query: t's block before t
+                  part(queries, fill(":t - :n", t=t, n=n), block(t), 2, exp.column("_pos"), None)):  # the probe
+        union = exp.union(union, piece, distinct=False)
+    within = ", ".join([*k, "__blk"])
+    up = f"OVER (PARTITION BY {within} ORDER BY __at, kind ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+    down = f"OVER (PARTITION BY {within} ORDER BY __at DESC, kind ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+    runs = exp.select("_pos", "kind", *[alias(fill(f"{f.agg}(__a{i}) {up}"), f"__c{i}") for i, f in enumerate(features)],
+                      *[alias(fill(f"{f.agg}(__b{i}) {down}"), f"__p{i}") for i, f in enumerate(features)]).from_(
+        union.subquery("u"))
+    values = []
+    for i, f in enumerate(features):
+        cur, prev = fill(f"max(CASE WHEN kind = 0 THEN __c{i} END)"), fill(f"max(CASE WHEN kind = 2 THEN __p{i} END)")
+        better = ">=" if f.agg == "max" else "<="
+        values.append(alias(fill(f"CASE WHEN :p IS NULL OR :c {better} :p THEN :c ELSE :p END", c=cur, p=prev),
+                            f.name))
+    return exp.select("_pos", *values).from_(runs.subquery("w")).where("_pos IS NOT NULL").group_by("_pos")
+
+
+def _swept(dataset: Dataset, stream: str | None, keys: tuple[str, ...], features: list[Feature], base: str,
+           data: str | None) -> list[tuple[exp.Select, list[Feature]]]:
+    """The sweep queries of a group's keyed distinct counts (one) and minima and maxima (one per window length)."""
+    asked = exp.select(*[ident(k) for k in keys], "_t", "_pos").from_(exp.to_table(base)).where(
+        exp.not_(any_null(list(keys))))
+    parts = []
+    distinct = [f for f in features if f.agg == "count_distinct"]
+    if distinct:
+        parts.append((distinct_sweep(_rows(dataset, stream, keys, distinct, data or base), asked, keys, distinct),
+                      distinct))
+    lengths: dict[str, list[Feature]] = {}
+    for f in features:
+        if f.agg in ("min", "max"):
+            lengths.setdefault(f.window, []).append(f)
+    for group in lengths.values():
+        parts.append((extreme_blocks(_rows(dataset, stream, keys, group, data or base), asked, keys, group), group))
+    return parts
+
+
 def stream_query(dataset: Dataset, stream: str | None, keys: tuple[str, ...], features: list[Feature],
                  base: str, bucket: int | None = None, data: str | None = None, sweep: bool = False
                  ) -> exp.Expression:
@@ -207,22 +280,22 @@ def stream_query(dataset: Dataset, stream: str | None, keys: tuple[str, ...], fe
             also copied into the next bucket, so a query sees exactly the rows of [t - window, t).
         data: with no stream, the table of decision events aggregated when the query rows of `base` are not
             events themselves (an entity's period starts: see `entities.py`).
-        sweep: keyed `count_distinct` windows by `distinct_sweep` (Spark: its DISTINCT window collects each frame's
-            set for every row) rather than DuckDB's DISTINCT window aggregate (a segment tree, faster on DuckDB:
-            2.4 s vs 3.9 s for the users of a merchant with 90k of 2M orders).
+        sweep: keyed `count_distinct` windows by `distinct_sweep` and `min`/`max` windows by `extreme_blocks`, for
+            Spark, which re-aggregates a bounded frame for every row (its DISTINCT window collects each frame's set),
+            rather than DuckDB's window aggregates (segment trees, faster on DuckDB: 2.4 s vs the sweep's 3.9 s for
+            the distinct users of a merchant with 90k of 2M orders).
     """
-    distinct = [f for f in features if f.agg == "count_distinct"] if keys and sweep else []
-    if distinct:  # as a sweep (`distinct_sweep`), joined to the other features' windows
-        sweep = distinct_sweep(_rows(dataset, stream, keys, distinct, data or base),
-                               exp.select(*[ident(k) for k in keys], "_t", "_pos").from_(exp.to_table(base)).where(
-                                   exp.not_(any_null(list(keys)))), keys, distinct)
-        rest = [f for f in features if f not in distinct]
-        if not rest:
-            return sweep
-        windows = stream_query(dataset, stream, keys, rest, base, bucket, data)
-        return exp.select("w._pos", *[exp.column(f.name, "w", quoted=True) for f in rest],
-                          *[exp.column(f.name, "s", quoted=True) for f in distinct]).from_(
-            windows.subquery("w")).join(sweep.subquery("s"), using=["_pos"], join_type="LEFT")
+    if keys and sweep:  # distinct counts and extremes as sweeps, joined to the other features' windows
+        parts = _swept(dataset, stream, keys, features, base, data)
+        if parts:
+            rest = [f for f in features if all(f not in done for _, done in parts)]
+            if rest:
+                parts.insert(0, (stream_query(dataset, stream, keys, rest, base, bucket, data), rest))
+            names = [exp.column(f.name, f"p{i}", quoted=True) for i, (_, done) in enumerate(parts) for f in done]
+            joined = exp.select("p0._pos", *names).from_(parts[0][0].subquery("p0"))
+            for i, (part, _) in enumerate(parts[1:], start=1):
+                joined = joined.join(part.subquery(f"p{i}"), using=["_pos"], join_type="LEFT")
+            return joined
     data = _rows(dataset, stream, keys, features, data or base)
     query = exp.select(*[ident(k) for k in keys], "_t", "_pos", *[alias(lit(None), f"__x{i}") for i in range(len(features))])
     query = query.from_(exp.to_table(base))

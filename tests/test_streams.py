@@ -281,9 +281,12 @@ def test_stream_and_lookup_sql_transpiles_to_spark(sweep):
     joins = {}
     for i, ((stream, keys, bucket), features) in enumerate(stream_groups(dataset, sweep).items()):
         sql = _spark(stream_query(dataset, stream, keys, features, "_frame_base", bucket, sweep=sweep))
-        assert "UNION ALL" in sql and "EXCLUDE" not in sql and ("DIV" in sql) == (bucket is not None)
         distinct = any(f.agg == "count_distinct" for f in features) and keys
+        blocks = any(f.agg in ("min", "max") for f in features) and keys and sweep  # extreme_blocks
+        assert "UNION ALL" in sql and "EXCLUDE" not in sql and ("DIV" in sql) == (bucket is not None or bool(blocks))
         assert ("COLLECT_SET" in sql) == bool(distinct and not sweep) and ("LEAD(" in sql) == bool(distinct and sweep)
+        assert ("RANGE BETWEEN" in sql) == (not sweep or any(f.agg not in ("count_distinct", "min", "max")
+                                                             for f in features) or not keys)
         joins[f"_s{i}"] = features
     for i, (name, features) in enumerate(lookup_groups(dataset).items()):
         sql = _spark(lookup_query(dataset, name, features, "_frame_base"))
@@ -332,7 +335,8 @@ def test_distinct_counts_by_sweep_equal_duckdbs_distinct_window(seed):
     rng = np.random.default_rng(seed)
     n = 3000
     k = np.where(rng.random(n) < 0.5, 0, rng.integers(1, 30, n))
-    rows = pd.DataFrame({"a": k, "b": rng.integers(0, 2, n), "_t": np.sort(rng.integers(0, 400, n)) * 1_000_000,
+    rows = pd.DataFrame({"a": k, "b": rng.integers(0, 2, n),
+                         "_t": np.sort(rng.integers(0, 400, n) * 1_000_000 + rng.choice([-1, 0, 0, 1], n)),
                          "__x0": pd.array(np.where(rng.random(n) < 0.1, None, rng.integers(0, 40, n)), dtype="Int64"),
                          "__x1": pd.array(np.where(rng.random(n) < 0.1, None, rng.integers(0, 5, n)), dtype="Int64")})
     asked = pd.DataFrame({"a": rng.integers(0, 30, 500), "b": rng.integers(0, 2, 500),
@@ -355,3 +359,40 @@ def test_distinct_counts_by_sweep_equal_duckdbs_distinct_window(seed):
             "FROM u QUALIFY _pos IS NOT NULL ORDER BY _pos").fetchall()
         assert got == want and len(got) == 500
         assert sum(1 for r in want if r[1] > 3) > 50 and sum(1 for r in want if r[1] == 0) > 10
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_minima_and_maxima_in_blocks_equal_duckdbs_windows(seed):
+    """`extreme_blocks` (a keyed min/max window as the end of the previous block and the start of the current one,
+    both running frames) gives DuckDB's own `min/max(x) OVER (… RANGE BETWEEN n PRECEDING AND 1 PRECEDING)` on rows
+    with a busy key, one or two key columns, ties, NULL values, times before 1970 and at block edges, numbers and
+    timestamps, and query rows that are not data rows."""
+    from riskconsole.config import Feature
+    from riskconsole.streams import extreme_blocks
+
+    rng = np.random.default_rng(seed)
+    n = 3000
+    k = np.where(rng.random(n) < 0.5, 0, rng.integers(1, 30, n))
+    t = np.sort(rng.integers(-200, 400, n) * 1_000_000 + rng.choice([-1, 0, 0, 1], n))  # 1 µs either side of an edge
+    rows = pd.DataFrame({"a": k, "b": rng.integers(0, 2, n), "_t": t,
+                         "__x0": pd.array(np.where(rng.random(n) < 0.1, None, rng.integers(-50, 500, n)), dtype="Int64"),
+                         "__x1": pd.to_datetime(rng.integers(0, 10**9, n), unit="s")})
+    asked = pd.DataFrame({"a": rng.integers(0, 30, 600), "b": rng.integers(0, 2, 600),
+                          "_t": np.concatenate([rng.integers(-210, 420, 500), np.arange(-200, 400, 6)[:100]]) * 1_000_000,
+                          "_pos": np.arange(600)})
+    con = duckdb.connect()
+    con.register("d", rows)
+    con.register("q", asked)
+    features = [Feature(name="f0", max="x", by="a", window="37s"), Feature(name="f1", min="x", by="a", window="37s")]
+    for keys in (("a",), ("a", "b")):
+        for x in ("__x0", "__x1"):
+            data = sqlglot.parse_one(f"SELECT a, b, _t, {x} AS __x0, {x} AS __x1 FROM d")
+            query = extreme_blocks(data, sqlglot.parse_one("SELECT * FROM q"), keys, features)
+            got = con.execute(f"SELECT * FROM ({query.sql(dialect='duckdb')}) ORDER BY _pos").fetchall()
+            part = ", ".join(keys)
+            w = f"OVER (PARTITION BY {part} ORDER BY _t RANGE BETWEEN 37000000 PRECEDING AND 1 PRECEDING)"
+            want = con.execute(
+                f"WITH u AS (SELECT {part}, _t, NULL AS _pos, {x} AS v FROM d UNION ALL SELECT {part}, _t, _pos, NULL "
+                f"FROM q) SELECT _pos, max(v) {w}, min(v) {w} FROM u QUALIFY _pos IS NOT NULL ORDER BY _pos").fetchall()
+            assert got == want and len(got) == 600
+            assert sum(1 for r in want if r[1] is None) > 10 and sum(1 for r in want if r[1] != r[2]) > 100
