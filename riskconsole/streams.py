@@ -34,7 +34,7 @@ AGGREGATES = {
     "stddev": "stddev_samp(CAST(:x AS DOUBLE)) {w}",
 }
 ZERO_WHEN_EMPTY = ("count", "sum", "count_distinct")
-SWEPT = ("count_distinct", "min", "max")  # keyed windows computed by sweeps on Spark (`stream_query(sweep=True)`)
+SWEPT = ("count_distinct", "min", "max", "stddev")  # keyed windows computed by sweeps on Spark (`stream_query(sweep=True)`)
 
 
 def _source(name: str, dataset: Dataset) -> str:
@@ -194,22 +194,25 @@ def distinct_sweep(data: exp.Select, queries: exp.Select, keys: tuple[str, ...],
     return exp.select("_pos", *[f.name for f in features]).from_(inner.subquery("w")).where("kind = 1")
 
 
-def extreme_blocks(data: exp.Select, queries: exp.Select, keys: tuple[str, ...], features: list[Feature]
-                   ) -> exp.Select:
-    """A query (`_pos`, one column per feature) of keyed `min`/`max` windows of one length, in blocks of that length.
+def block_windows(data: exp.Select, queries: exp.Select, keys: tuple[str, ...], features: list[Feature]
+                  ) -> exp.Select:
+    """A query (`_pos`, one column per feature) of keyed `min`/`max`/`stddev` windows of one length, in blocks of
+    that length.
 
     Time is cut into blocks as long as the window, so [t - window, t) is the end of the previous block from
     t - window and the start of t's block until t. Each data row is in the union twice: in its own block (the
     current part) and in the next one (the previous part); each query row once at t and once as a probe at
-    t - window, both in t's block. A running min/max ascending by time gives a query its block's rows before t,
-    one descending gives its probe the previous block's rows from t - window on; the answer is the extreme of
-    the two. Running frames grow row by row: Spark re-aggregates a bounded frame for every row (O(k^2) per key).
+    t - window, both in t's block. Running aggregates ascending by time give a query its block's rows before t,
+    descending ones give its probe the previous block's rows from t - window on; the two parts are combined: the
+    extreme of two extremes, and for `stddev` the two parts' counts, means and variances by Chan's formula
+    (M2 = M2a + M2b + (mean_b - mean_a)^2 * na * nb / n). Running frames grow row by row: Spark re-aggregates a
+    bounded frame for every row (O(k^2) per key).
 
     Args:
         data: the aggregated rows: the keys, `_t` and the values `__x0` … (NULL where not aggregated).
         queries: the rows asked about: the keys, `_t`, `_pos` (keys never NULL).
         keys: the key columns (at least one).
-        features: `min`/`max` features of one window length, `__x{i}` aggregated by the i-th.
+        features: `min`/`max`/`stddev` features of one window length, `__x{i}` aggregated by the i-th.
     """
     n = duration_seconds(features[0].window) * US
     k = [f"__k{j}" for j in range(len(keys))]
@@ -218,10 +221,14 @@ def extreme_blocks(data: exp.Select, queries: exp.Select, keys: tuple[str, ...],
     def block(t: exp.Expression) -> exp.Expression:  # floor(t / n), exact for times before 1970 too
         return fill("(:t - (((:t % :n) + :n) % :n)) // :n", t=t, n=n)
 
+    def value(i: int, f: Feature) -> exp.Expression:
+        x = exp.column(f"__x{i}")
+        return fill("CAST(:x AS DOUBLE)", x=x) if f.agg == "stddev" else x
+
     def part(source: exp.Select, at: exp.Expression, block_of: exp.Expression, kind: int, pos: exp.Expression,
              values: str | None) -> exp.Select:
-        cur = [alias(exp.column(f"__x{i}") if values == "a" else fill("NULL"), f"__a{i}") for i in range(len(features))]
-        prev = [alias(exp.column(f"__x{i}") if values == "b" else fill("NULL"), f"__b{i}") for i in range(len(features))]
+        cur = [alias(value(i, f) if values == "a" else fill("NULL"), f"__a{i}") for i, f in enumerate(features)]
+        prev = [alias(value(i, f) if values == "b" else fill("NULL"), f"__b{i}") for i, f in enumerate(features)]
         return exp.select(*renamed, alias(block_of, "__blk"), alias(at, "__at"), alias(lit(kind), "kind"),
                           alias(pos, "_pos"), *cur, *prev).from_(source.subquery("r"))
 
@@ -232,23 +239,38 @@ def extreme_blocks(data: exp.Select, queries: exp.Select, keys: tuple[str, ...],
                   part(queries, fill(":t - :n", t=t, n=n), block(t), 2, exp.column("_pos"), None)):  # the probe
         union = exp.union(union, piece, distinct=False)
     within = ", ".join([*k, "__blk"])
-    up = f"OVER (PARTITION BY {within} ORDER BY __at, kind ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
-    down = f"OVER (PARTITION BY {within} ORDER BY __at DESC, kind ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
-    runs = exp.select("_pos", "kind", *[alias(fill(f"{f.agg}(__a{i}) {up}"), f"__c{i}") for i, f in enumerate(features)],
-                      *[alias(fill(f"{f.agg}(__b{i}) {down}"), f"__p{i}") for i, f in enumerate(features)]).from_(
-        union.subquery("u"))
-    values = []
+    over = {"c": f"OVER (PARTITION BY {within} ORDER BY __at, kind ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)",
+            "p": f"OVER (PARTITION BY {within} ORDER BY __at DESC, kind ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT "
+                 "ROW)"}
+    running, values = [], []
     for i, f in enumerate(features):
-        cur, prev = fill(f"max(CASE WHEN kind = 0 THEN __c{i} END)"), fill(f"max(CASE WHEN kind = 2 THEN __p{i} END)")
-        better = ">=" if f.agg == "max" else "<="
-        values.append(alias(fill(f"CASE WHEN :p IS NULL OR :c {better} :p THEN :c ELSE :p END", c=cur, p=prev),
-                            f.name))
+        for side, column, kind in (("c", f"__a{i}", 0), ("p", f"__b{i}", 2)):
+            aggs = {"v": f.agg} if f.agg != "stddev" else {"n": "count", "m": "avg", "s": "var_samp"}
+            for name, agg in aggs.items():
+                running.append(alias(fill(f"{agg}({column}) {over[side]}"), f"__{side}{name}{i}"))
+        # one row per (_pos, kind) holds each side: the query's (kind 0) and the probe's (kind 2)
+        got = {f"{side}{name}": fill(f"max(CASE WHEN kind = {kind} THEN __{side}{name}{i} END)")
+               for side, kind in (("c", 0), ("p", 2)) for name in (("v",) if f.agg != "stddev" else ("n", "m", "s"))}
+        if f.agg != "stddev":
+            better = ">=" if f.agg == "max" else "<="
+            result = fill(f"CASE WHEN :p IS NULL OR :c {better} :p THEN :c ELSE :p END", c=got["cv"], p=got["pv"])
+        else:
+            total = fill(":a + :b", a=got["cn"], b=got["pn"])
+            spread = fill("coalesce(:sa, 0) * (:na - 1) + coalesce(:sb, 0) * (:nb - 1) "
+                          "+ (:mb - :ma) * (:mb - :ma) * :na * :nb / :n", sa=got["cs"], sb=got["ps"], na=got["cn"],
+                          nb=got["pn"], ma=got["cm"], mb=got["pm"], n=total)
+            result = fill("CASE WHEN :n < 2 THEN NULL WHEN :nb = 0 THEN :sa WHEN :na = 0 THEN :sb "
+                          "ELSE sqrt(:m2 / (:n - 1)) END", n=total, na=got["cn"], nb=got["pn"],
+                          sa=fill("sqrt(:v)", v=got["cs"]), sb=fill("sqrt(:v)", v=got["ps"]), m2=spread)
+        values.append(alias(result, f.name))
+    runs = exp.select("_pos", "kind", *running).from_(union.subquery("u"))
     return exp.select("_pos", *values).from_(runs.subquery("w")).where("_pos IS NOT NULL").group_by("_pos")
 
 
 def _swept(dataset: Dataset, stream: str | None, keys: tuple[str, ...], features: list[Feature], base: str,
            data: str | None) -> list[tuple[exp.Select, list[Feature]]]:
-    """The sweep queries of a group's keyed distinct counts (one) and minima and maxima (one per window length)."""
+    """The sweep queries of a group's keyed distinct counts (one) and minima, maxima and standard deviations (one per
+    window length)."""
     asked = exp.select(*[ident(k) for k in keys], "_t", "_pos").from_(exp.to_table(base)).where(
         exp.not_(any_null(list(keys))))
     parts = []
@@ -258,10 +280,10 @@ def _swept(dataset: Dataset, stream: str | None, keys: tuple[str, ...], features
                       distinct))
     lengths: dict[str, list[Feature]] = {}
     for f in features:
-        if f.agg in ("min", "max"):
+        if f.agg in ("min", "max", "stddev"):
             lengths.setdefault(f.window, []).append(f)
     for group in lengths.values():
-        parts.append((extreme_blocks(_rows(dataset, stream, keys, group, data or base), asked, keys, group), group))
+        parts.append((block_windows(_rows(dataset, stream, keys, group, data or base), asked, keys, group), group))
     return parts
 
 
@@ -280,7 +302,7 @@ def stream_query(dataset: Dataset, stream: str | None, keys: tuple[str, ...], fe
             also copied into the next bucket, so a query sees exactly the rows of [t - window, t).
         data: with no stream, the table of decision events aggregated when the query rows of `base` are not
             events themselves (an entity's period starts: see `entities.py`).
-        sweep: keyed `count_distinct` windows by `distinct_sweep` and `min`/`max` windows by `extreme_blocks`, for
+        sweep: keyed `count_distinct` windows by `distinct_sweep`, `min`/`max`/`stddev` ones by `block_windows`, for
             Spark, which re-aggregates a bounded frame for every row (its DISTINCT window collects each frame's set),
             rather than DuckDB's window aggregates (segment trees, faster on DuckDB: 2.4 s vs the sweep's 3.9 s for
             the distinct users of a merchant with 90k of 2M orders).
