@@ -40,6 +40,13 @@ FEATURES = [
     {"name": "user_failed_1h", "count": "*", "from": "logins", "by": "user_id", "window": "1h", "where": "success = 0"},
     {"name": "all_failed_10m", "count": "*", "from": "logins", "window": "10m", "where": "NOT (success = 1)"},
     {"name": "user_big_1d", "sum": "amount", "by": "user_id", "window": "1d", "where": "amount > 50"},
+    # keyed distinct counts, minima, maxima and deviations: sweeps on Spark, DuckDB's own windows (docs/scale.md)
+    {"name": "pair_merchants_1d", "count_distinct": "merchant_id", "by": ["user_id", "device_id"], "window": "1d"},
+    {"name": "user_min_amount_1d", "min": "amount", "by": "user_id", "window": "1d", "where": "amount > 20"},
+    {"name": "device_max_amount_2h", "max": "amount", "by": "device_id", "window": "2h"},
+    {"name": "device_login_users_1d", "count_distinct": "user_id", "from": "logins", "by": "device_id",
+     "window": "1d"},
+    {"name": "user_spend_sd_1d", "stddev": "spend", "from": "logins", "by": "user_id", "window": "1d"},
     {"name": "user_fraud_2d", "sum": "label", "by": "user_id", "window": "2d", "label_delay": "1d"},
     {"name": "user_fraud_rate_3d", "avg": "label", "by": "user_id", "window": "3d", "label_delay": "12h"},
     {"name": "user_ring_size_2d", "graph": "component_size", "node": "user_id", "links": ["device_id"], "window": "2d"},
@@ -176,7 +183,10 @@ def test_the_frame_built_on_spark_equals_duckdbs(mixed_ws, spark_session):
         nonzero = con.execute("SELECT count(*) FILTER (user_fraud_2d > 0 AND user_logins_1h > 0 AND ip_country IS "
                               "NOT NULL), count(*) FILTER (user_ring_fraud_3d > 0), count(*) FILTER "
                               "(user_ring_size_2d > 2), count(*) FILTER (user_failed_1h > 0), count(*) FILTER "
-                              "(all_failed_10m > 0), count(*) FILTER (user_big_1d > 0) FROM frame").fetchall()[0]
+                              "(all_failed_10m > 0), count(*) FILTER (user_big_1d > 0), count(*) FILTER "
+                              "(pair_merchants_1d > 1), count(*) FILTER (user_min_amount_1d < device_max_amount_2h), "
+                              "count(*) FILTER (device_login_users_1d > 1), count(*) FILTER (user_spend_sd_1d > 0) "
+                              "FROM frame").fetchall()[0]
         assert all(nonzero), nonzero  # the features under test are not all empty
     finally:
         con.close()
