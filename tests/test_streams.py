@@ -282,11 +282,12 @@ def test_stream_and_lookup_sql_transpiles_to_spark(sweep):
     for i, ((stream, keys, bucket), features) in enumerate(stream_groups(dataset, sweep).items()):
         sql = _spark(stream_query(dataset, stream, keys, features, "_frame_base", bucket, sweep=sweep))
         distinct = any(f.agg == "count_distinct" for f in features) and keys
-        blocks = any(f.agg in ("min", "max", "stddev") for f in features) and keys and sweep  # block_windows
+        blocks = any(f.agg in ("min", "max", "stddev") for f in features) and sweep  # block_windows
         assert "UNION ALL" in sql and "EXCLUDE" not in sql and ("DIV" in sql) == (bucket is not None or bool(blocks))
         assert ("COLLECT_SET" in sql) == bool(distinct and not sweep) and ("LEAD(" in sql) == bool(distinct and sweep)
-        assert ("RANGE BETWEEN" in sql) == (not sweep or any(f.agg not in ("count_distinct", "min", "max", "stddev")
-                                                             for f in features) or not keys)
+        assert ("RANGE BETWEEN" in sql) == (not sweep or any(f.agg not in ("min", "max", "stddev")
+                                                             and (f.agg != "count_distinct" or not keys)
+                                                             for f in features))
         joins[f"_s{i}"] = features
     for i, (name, features) in enumerate(lookup_groups(dataset).items()):
         sql = _spark(lookup_query(dataset, name, features, "_frame_base"))
@@ -385,27 +386,28 @@ def test_minima_maxima_and_deviations_in_blocks_equal_duckdbs_windows(seed):
     con.register("d", rows)
     con.register("q", asked)
     features = [Feature(name="f0", max="x", by="a", window="37s"), Feature(name="f1", min="x", by="a", window="37s")]
-    for keys in (("a",), ("a", "b")):
+    for keys in ((), ("a",), ("a", "b")):
         for x in ("__x0", "__x1"):
             data = sqlglot.parse_one(f"SELECT a, b, _t, {x} AS __x0, {x} AS __x1 FROM d")
             query = block_windows(data, sqlglot.parse_one("SELECT * FROM q"), keys, features)
             got = con.execute(f"SELECT * FROM ({query.sql(dialect='duckdb')}) ORDER BY _pos").fetchall()
-            part = ", ".join(keys)
-            w = f"OVER (PARTITION BY {part} ORDER BY _t RANGE BETWEEN 37000000 PRECEDING AND 1 PRECEDING)"
+            part = "".join(f"{key}, " for key in keys)
+            w = (f"OVER ({'PARTITION BY ' + part.rstrip(', ') if keys else ''} ORDER BY _t "
+                 "RANGE BETWEEN 37000000 PRECEDING AND 1 PRECEDING)")
             want = con.execute(
-                f"WITH u AS (SELECT {part}, _t, NULL AS _pos, {x} AS v FROM d UNION ALL SELECT {part}, _t, _pos, NULL "
+                f"WITH u AS (SELECT {part}_t, NULL AS _pos, {x} AS v FROM d UNION ALL SELECT {part}_t, _pos, NULL "
                 f"FROM q) SELECT _pos, max(v) {w}, min(v) {w} FROM u QUALIFY _pos IS NOT NULL ORDER BY _pos").fetchall()
             assert got == want and len(got) == 600
-            assert sum(1 for r in want if r[1] is None) > 10 and sum(1 for r in want if r[1] != r[2]) > 100
+            assert sum(1 for r in want if r[1] is None) > 3 and sum(1 for r in want if r[1] != r[2]) > 100
         spread = [Feature(name="f2", stddev="x", by="a", window="37s")]
         query = block_windows(sqlglot.parse_one("SELECT a, b, _t, __x0 FROM d"), sqlglot.parse_one("SELECT * FROM q"),
                               keys, spread)
         got = con.execute(f"SELECT * FROM ({query.sql(dialect='duckdb')}) ORDER BY _pos").fetchall()
         want = con.execute(
-            f"WITH u AS (SELECT {part}, _t, NULL AS _pos, __x0 AS v FROM d UNION ALL SELECT {part}, _t, _pos, NULL "
+            f"WITH u AS (SELECT {part}_t, NULL AS _pos, __x0 AS v FROM d UNION ALL SELECT {part}_t, _pos, NULL "
             f"FROM q) SELECT _pos, stddev_samp(CAST(v AS DOUBLE)) {w} FROM u QUALIFY _pos IS NOT NULL "
             "ORDER BY _pos").fetchall()
         assert [p for p, _ in got] == [p for p, _ in want]
         assert all((a is None) == (b is None) and (a is None or a == pytest.approx(b, rel=1e-9, abs=1e-9))
                    for (_, a), (_, b) in zip(got, want))
-        assert sum(1 for _, v in want if v is None) > 10 and sum(1 for _, v in want if v) > 100
+        assert sum(1 for _, v in want if v is None) > 3 and sum(1 for _, v in want if v) > 100

@@ -4,8 +4,8 @@ A load with engine spark reads, types and quarantines every source on Spark (spa
 `data/spark/<data version>/` or `spark.store`/`<data version>/` (spark_store.py: through Hadoop's FileSystem API;
 `events` as Parquet, one folder per day, every `stream_NAME` and `table_NAME`); after a
 DuckDB load they are exported there from DuckDB instead. Spark builds the frame there with the queries DuckDB runs
-(`features.frame_plan`, rendered with `dialects.spark()`), except that keyed distinct counts, minima, maxima and
-standard deviations over time windows are sweeps (`sweep=True`, streams.py) and counts, sums and averages running
+(`features.frame_plan`, rendered with `dialects.spark()`), except that keyed distinct counts, and minima, maxima and
+standard deviations, over time windows are sweeps (`sweep=True`, streams.py) and counts, sums and averages running
 totals (spark_render.py): Spark re-aggregates a bounded frame for every row. A backtest's
 grouped query (`backtest.groups_query`) runs on that frame: only the grouped rows come back to Python. The export
 and the frame are built once per data version (a load gives a new one). Every trained detector (LightGBM and the
