@@ -285,7 +285,7 @@ class Tables(Protocol):
 
     Every step is a DuckDB-dialect AST; an engine renders it in its own dialect."""
 
-    sweep: bool  # keyed distinct counts, min and max by sweeps (`streams.stream_query`; Spark), not windows (DuckDB)
+    sweep: bool  # distinct counts, min, max, stddev by sweeps (`streams.stream_query`; Spark), not windows (DuckDB)
 
     def create(self, name: str, query: exp.Expression) -> None:
         """Materialize `query` as the table `name` (later steps read it; row_number must not run twice)."""

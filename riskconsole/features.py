@@ -28,20 +28,13 @@ from riskconsole.lookups import check_lookup, check_table, lookup_groups, lookup
 from riskconsole.names import internal_collision
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
 from riskconsole.streams import (NUMERIC, US, _source, aggregate, any_null, check_keys, check_stream_feature, empty_value,  # noqa: F401
-                                 filtered, micros, stream_groups, stream_query)
+                                 filtered, is_label_feature, micros, stream_groups, stream_query)
 
 GRAPH_TABLE = "_graph_features"
 WINDOW_TABLE = "_window_features"  # the decision stream's own windows, one row per event
 
 # Events without an entity each get a partition of their own (`_pos`), so they neither see each other
 # nor form one huge partition; their feature is NULL anyway (a compound key's: the empty window's value).
-
-
-def is_label_feature(feature: Feature, dataset: Dataset) -> bool:
-    """True when the feature aggregates the label column (by name or the `label` alias)."""
-    label = dataset.columns.label
-    return (label is not None and feature.of is not None and feature.from_ is None
-            and _source(feature.of, dataset) == label)
 
 
 def per_event(dataset: Dataset, columns: list[str], label: str) -> dict[str, exp.Expression]:
@@ -392,7 +385,8 @@ def _types(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
 def side_queries(dataset: Dataset, base: str = "_frame_base", sweep: bool = False,
                  ) -> tuple[list[tuple[str, exp.Expression]], dict[str, str], dict[str, list[Feature]]]:
     """The side tables of the label features, stream windows and lookups, each (`_pos`, values), over `base`;
-    with `sweep`, keyed `count_distinct` windows too (`streams.distinct_sweep`, the Spark engine's rendering).
+    with `sweep` (the Spark engine's plan), keyed `count_distinct`, `min`, `max` and `stddev` windows too
+    (`streams.stream_query`).
 
     Returns (table name, query) in order, label feature -> its table, and join table -> its features.
     """

@@ -34,13 +34,21 @@ AGGREGATES = {
     "stddev": "stddev_samp(CAST(:x AS DOUBLE)) {w}",
 }
 ZERO_WHEN_EMPTY = ("count", "sum", "count_distinct")
-SWEPT = ("count_distinct", "min", "max", "stddev")  # keyed windows computed by sweeps on Spark (`stream_query(sweep=True)`)
+BLOCKS = ("min", "max", "stddev")  # windows `block_windows` computes on Spark
+SWEPT = ("count_distinct", *BLOCKS)  # keyed windows computed by sweeps on Spark (`stream_query(sweep=True)`)
 
 
 def _source(name: str, dataset: Dataset) -> str:
     """Resolve the role aliases `label` and `amount` to their source columns."""
     roles = {"label": dataset.columns.label, "amount": dataset.columns.amount}
     return roles.get(name) or name
+
+
+def is_label_feature(feature: Feature, dataset: Dataset) -> bool:
+    """True when the feature aggregates the label column (by name or the `label` alias)."""
+    label = dataset.columns.label
+    return (label is not None and feature.of is not None and feature.from_ is None
+            and _source(feature.of, dataset) == label)
 
 
 def micros(node: exp.Expression) -> exp.Expression:
@@ -114,9 +122,9 @@ def stream_groups(dataset: Dataset, sweep: bool = False) -> dict[tuple, list[Fea
     """
     groups: dict[tuple, list[Feature]] = {}
     for feature in dataset.features:
-        if sweep and feature.agg in SWEPT and feature.from_ is None and feature.keys and feature.label_delay is None \
-                and _source(feature.of, dataset) != dataset.columns.label:
-            # a keyed distinct count, min or max of the decision events (`sweep`), its `of` a source column
+        if sweep and feature.agg in SWEPT and feature.from_ is None and feature.keys \
+                and not is_label_feature(feature, dataset):
+            # a keyed distinct count, min, max or stddev of the decision events (`sweep`), its `of` a source column
             groups.setdefault((None, tuple(feature.keys), None), []).append(
                 feature.model_copy(update={feature.agg: _source(feature.of, dataset)}))
             continue
@@ -280,7 +288,7 @@ def _swept(dataset: Dataset, stream: str | None, keys: tuple[str, ...], features
                       distinct))
     lengths: dict[str, list[Feature]] = {}
     for f in features:
-        if f.agg in ("min", "max", "stddev"):
+        if f.agg in BLOCKS:
             lengths.setdefault(f.window, []).append(f)
     for group in lengths.values():
         parts.append((block_windows(_rows(dataset, stream, keys, group, data or base), asked, keys, group), group))
@@ -303,10 +311,9 @@ def stream_query(dataset: Dataset, stream: str | None, keys: tuple[str, ...], fe
         data: with no stream, the table of decision events aggregated when the query rows of `base` are not
             events themselves (an entity's period starts: see `entities.py`).
         sweep: keyed `count_distinct` windows by `distinct_sweep`, `min`/`max`/`stddev` ones (keyed or not) by
-            `block_windows`, for
-            Spark, which re-aggregates a bounded frame for every row (its DISTINCT window collects each frame's set),
-            rather than DuckDB's window aggregates (segment trees, faster on DuckDB: 2.4 s vs the sweep's 3.9 s for
-            the distinct users of a merchant with 90k of 2M orders).
+            `block_windows`, for Spark, which re-aggregates a bounded frame for every row (its DISTINCT window
+            collects each frame's set), rather than DuckDB's window aggregates (segment trees, faster on DuckDB:
+            2.4 s vs the sweep's 3.9 s for the distinct users of a merchant with 90k of 2M orders).
     """
     if sweep:  # distinct counts, extremes and deviations as sweeps, joined to the other features' windows
         parts = _swept(dataset, stream, keys, features, base, data)

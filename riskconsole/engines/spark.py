@@ -261,7 +261,7 @@ class SparkEngine:
         self.register_exports()
         columns = [c for c in spark.table("events").columns]
         label = self.ws.rel(self.ws.dataset_path)
-        plan = frame_plan(self.dataset, columns, label, sweep=True)  # distinct counts, min, max as sweeps (streams.py)
+        plan = frame_plan(self.dataset, columns, label, sweep=True)  # distinct counts, min, max, stddev as sweeps
         steps = [("_frame_base", plan.base), *plan.side]
         try:
             for table, query in steps:  # materialized: each is read by later steps (and row_number must not re-run)

@@ -38,7 +38,7 @@ def naive_times(table: pa.Table) -> pa.Table:
 class SparkTables:
     """The steps of an entity frame as Spark views (`entities.Tables`), over the engine's exported data."""
 
-    sweep = True  # keyed distinct counts, min and max by sweeps (streams.py): Spark's bounded frames are O(k^2) per key
+    sweep = True  # distinct counts, min, max, stddev by sweeps (streams.py): Spark's bounded frames are O(k^2) per key
 
     def __init__(self, engine: Any, con: duckdb.DuckDBPyConnection, entity: str, label: str) -> None:
         """`con` is the loaded DuckDB database: its types cast graph nodes and links as on DuckDB."""
