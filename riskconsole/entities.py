@@ -39,7 +39,7 @@ from riskconsole.expressions import parse_visible
 from riskconsole.features import _source, is_label_feature, label_features_query, label_key, per_event
 from riskconsole.lookups import lookup_query, target
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
-from riskconsole.streams import US, filter_columns, micros, stream_query
+from riskconsole.streams import HOUR, US, filter_columns, micros, numbered, stream_query
 from riskconsole.strategy import Frame
 
 ID, TIME = "entity_period", "period_start"
@@ -339,13 +339,22 @@ def build(con: duckdb.DuckDBPyConnection, dataset: Dataset, level: Level, label:
     k = ident(entity)
     plan, elsewhere = _plan(dataset, entity)
     per = per_event(dataset, list(columns), label)  # `sql:` features a window aggregates: computed per event
-    needed = [render(alias(per[c], c)) if c in per else _q(c) for c in _needed(dataset, entity, plan)]
-    tables.create(_EV, fill(f"SELECT {', '.join(needed)}, :t AS _t, row_number() OVER () AS _pos FROM events "
-                            "WHERE :k IS NOT NULL", t=micros(ident(dataset.columns.time)), k=k))
+    kept = _needed(dataset, entity, plan)
+    needed = [render(alias(per[c], c)) if c in per else _q(c) for c in kept]
+    t = micros(ident(dataset.columns.time))
     start = f"(_t - (((_t % {every}) + {every}) % {every}))"  # floor to the period, also before 1970
     kq = _q(entity)
-    tables.create(_Q, fill(f"SELECT {kq}, _t, row_number() OVER (ORDER BY _t, {kq}) AS _pos FROM (SELECT DISTINCT "
-                           f"{kq}, {start} AS _t FROM {_EV})"))
+    if tables.sweep:  # Spark: numbered within hours and periods (`streams.numbered`), not in one task
+        events = fill(f"SELECT {', '.join(needed)}, :t AS _t FROM events WHERE :k IS NOT NULL", t=t, k=k)
+        tables.create(_EV, numbered(events, [*kept, "_t"], [exp.column("_t")],
+                                    exp.IntDiv(this=exp.column("_t"), expression=lit(HOUR))))
+        periods = fill(f"SELECT DISTINCT {kq}, {start} AS _t FROM {_EV}")
+        tables.create(_Q, numbered(periods, [entity, "_t"], [exp.column("_t"), k], exp.column("_t")))
+    else:
+        tables.create(_EV, fill(f"SELECT {', '.join(needed)}, :t AS _t, row_number() OVER () AS _pos FROM events "
+                                "WHERE :k IS NOT NULL", t=t, k=k))
+        tables.create(_Q, fill(f"SELECT {kq}, _t, row_number() OVER (ORDER BY _t, {kq}) AS _pos FROM (SELECT "
+                               f"DISTINCT {kq}, {start} AS _t FROM {_EV})"))
     made = [_EV, _Q]
     try:
         sides = _side(tables, dataset, entity, plan, every)

@@ -27,8 +27,9 @@ from riskconsole.graphs import check_graph_feature, graph_side_table
 from riskconsole.lookups import check_lookup, check_table, lookup_groups, lookup_query
 from riskconsole.names import internal_collision
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
-from riskconsole.streams import (NUMERIC, US, _source, aggregate, any_null, check_keys, check_stream_feature, empty_value,  # noqa: F401
-                                 filtered, is_label_feature, micros, stream_groups, stream_query)
+from riskconsole.streams import (HOUR, NUMERIC, US, _source, aggregate, any_null, check_keys, check_stream_feature,  # noqa: F401
+                                 empty_value, filtered, is_label_feature, micros, numbered, stream_groups,
+                                 stream_query)
 
 GRAPH_TABLE = "_graph_features"
 WINDOW_TABLE = "_window_features"  # the decision stream's own windows, one row per event
@@ -442,8 +443,13 @@ def frame_plan(dataset: Dataset, columns: list[str], label: str, sweep: bool = F
     """Every query that builds the frame from `events` (and the stream and table tables), in order; `sweep` as in
     `streams.stream_query` (True on Spark)."""
     id_col, time_col = dataset.columns.id, dataset.columns.time
-    base = fill("SELECT *, :micros AS _t, row_number() OVER (ORDER BY :time, :id) AS _pos FROM events",
-                micros=micros(ident(time_col)), time=ident(time_col), id=ident(id_col))
+    if sweep:  # Spark: numbered within each hour, offset by the hours before (`streams.numbered`), not in one task
+        base = numbered(fill("SELECT *, :micros AS _t FROM events", micros=micros(ident(time_col))),
+                        [*columns, "_t"], [ident(time_col), ident(id_col)],
+                        exp.IntDiv(this=exp.column("_t"), expression=lit(HOUR)))
+    else:
+        base = fill("SELECT *, :micros AS _t, row_number() OVER (ORDER BY :time, :id) AS _pos FROM events",
+                    micros=micros(ident(time_col)), time=ident(time_col), id=ident(id_col))
     per = per_event(dataset, columns, label)
     for name, node in per.items():
         base = base.select(alias(node, name), append=True)

@@ -18,6 +18,7 @@ from riskconsole.expressions import parse_expression
 from riskconsole.sqlbuild import alias, fill, ident, lit
 
 US = 1_000_000  # microseconds per second
+HOUR = 3600 * US  # `numbered`'s buckets of events on Spark
 NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
            "UBIGINT", "FLOAT", "DOUBLE", "BOOLEAN", "DECIMAL")
 # `{w}` is the OVER clause; count and sum of an empty window are 0, the others NULL
@@ -154,6 +155,24 @@ def _rows(dataset: Dataset, stream: str | None, keys: tuple[str, ...], features:
     return data.where(exp.not_(any_null(list(keys)))) if keys else data
 
 
+def numbered(source: exp.Select, columns: list[str], order: list[exp.Expression], bucket: exp.Expression
+             ) -> exp.Select:
+    """`source`'s `columns` and `_pos` = `row_number() OVER (ORDER BY order)` (1..n), in a form Spark spreads over
+    its cores: there a row_number over every row runs in one task (one partition holding every event). Each row is
+    numbered within its `bucket` (an expression over `source`'s columns, never NULL and non-decreasing along
+    `order`) and offset by the rows of the buckets before it, from the buckets' counts (a table of one row per
+    bucket). Equal to the plain row_number wherever `order` is a total order."""
+    inner = exp.select("*", alias(bucket, "__b")).from_(source.subquery("__s"))
+    counts = exp.select("__b", alias(fill("count(*)"), "__c")).from_(inner.subquery("__r")).group_by("__b")
+    offsets = exp.select("__b", alias(fill("sum(__c) OVER (ORDER BY __b) - __c"), "__n")).from_(
+        counts.subquery("__g"))
+    keys = ", ".join(f":o{i}" for i in range(len(order)))
+    pos = fill(f"CAST(__o.__n + row_number() OVER (PARTITION BY __e.__b ORDER BY {keys}) AS BIGINT)",
+               **{f"o{i}": o for i, o in enumerate(order)})
+    return exp.select(*[exp.column(c, "__e", quoted=True) for c in columns], alias(pos, "_pos")).from_(
+        inner.subquery("__e")).join(offsets.subquery("__o"), on="__e.__b = __o.__b")
+
+
 def _bucketed(select: exp.Select, bucket: int, shift: int) -> exp.Select:
     """The select with `__b` = its time bucket (+ shift): a row of bucket k is seen by the queries of k and k+1."""
     number = exp.IntDiv(this=exp.column("_t"), expression=lit(bucket))
@@ -276,16 +295,22 @@ def block_windows(data: exp.Select, queries: exp.Select, keys: tuple[str, ...], 
 
 
 def _swept(dataset: Dataset, stream: str | None, keys: tuple[str, ...], features: list[Feature], base: str,
-           data: str | None) -> list[tuple[exp.Select, list[Feature]]]:
-    """The sweep queries of a group's keyed distinct counts (one) and minima, maxima and standard deviations (one per
-    window length; by-less ones too: their blocks are the partitions)."""
+           data: str | None, bucket: int | None) -> list[tuple[exp.Select, list[Feature]]]:
+    """The sweep queries of a group's distinct counts (one) and minima, maxima and standard deviations (one per
+    window length; by-less ones too: their blocks are the partitions). A by-less distinct count sweeps each time
+    bucket (`bucket`, the window's length) as a key: its rows and the previous bucket's, as the bucketed window."""
     asked = exp.select(*[ident(k) for k in keys], "_t", "_pos").from_(exp.to_table(base)).where(
         exp.not_(any_null(list(keys))))
     parts = []
-    distinct = [f for f in features if f.agg == "count_distinct"] if keys else []  # by-less: bucketed windows
+    distinct = [f for f in features if f.agg == "count_distinct"]
     if distinct:
-        parts.append((distinct_sweep(_rows(dataset, stream, keys, distinct, data or base), asked, keys, distinct),
-                      distinct))
+        rows = _rows(dataset, stream, keys, distinct, data or base)
+        if keys:
+            parts.append((distinct_sweep(rows, asked, keys, distinct), distinct))
+        else:
+            both = exp.union(_bucketed(rows, bucket, 0), _bucketed(rows, bucket, 1), distinct=False)
+            parts.append((distinct_sweep(exp.select("*").from_(both.subquery("d")), _bucketed(asked, bucket, 0),
+                                         ("__b",), distinct), distinct))
     lengths: dict[str, list[Feature]] = {}
     for f in features:
         if f.agg in BLOCKS:
@@ -310,13 +335,14 @@ def stream_query(dataset: Dataset, stream: str | None, keys: tuple[str, ...], fe
             also copied into the next bucket, so a query sees exactly the rows of [t - window, t).
         data: with no stream, the table of decision events aggregated when the query rows of `base` are not
             events themselves (an entity's period starts: see `entities.py`).
-        sweep: keyed `count_distinct` windows by `distinct_sweep`, `min`/`max`/`stddev` ones (keyed or not) by
-            `block_windows`, for Spark, which re-aggregates a bounded frame for every row (its DISTINCT window
-            collects each frame's set), rather than DuckDB's window aggregates (segment trees, faster on DuckDB:
-            2.4 s vs the sweep's 3.9 s for the distinct users of a merchant with 90k of 2M orders).
+        sweep: `count_distinct` windows by `distinct_sweep` (by-less ones per bucket), `min`/`max`/`stddev` ones
+            (keyed or not) by `block_windows`, for Spark, which re-aggregates a bounded frame for every row (its
+            DISTINCT window collects each frame's set), rather than DuckDB's window aggregates (segment trees,
+            faster on DuckDB: 2.4 s vs the sweep's 3.9 s for the distinct users of a merchant with 90k of 2M
+            orders).
     """
     if sweep:  # distinct counts, extremes and deviations as sweeps, joined to the other features' windows
-        parts = _swept(dataset, stream, keys, features, base, data)
+        parts = _swept(dataset, stream, keys, features, base, data, bucket)
         if parts:
             rest = [f for f in features if all(f not in done for _, done in parts)]
             if rest:

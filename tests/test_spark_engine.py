@@ -47,6 +47,8 @@ FEATURES = [
     {"name": "device_login_users_1d", "count_distinct": "user_id", "from": "logins", "by": "device_id",
      "window": "1d"},
     {"name": "user_spend_sd_1d", "stddev": "spend", "from": "logins", "by": "user_id", "window": "1d"},
+    {"name": "all_users_1h", "count_distinct": "user_id", "window": "1h"},  # by-less: a sweep per time bucket
+    {"name": "all_login_devices_10m", "count_distinct": "device_id", "from": "logins", "window": "10m"},
     {"name": "user_fraud_2d", "sum": "label", "by": "user_id", "window": "2d", "label_delay": "1d"},
     {"name": "user_fraud_rate_3d", "avg": "label", "by": "user_id", "window": "3d", "label_delay": "12h"},
     {"name": "user_ring_size_2d", "graph": "component_size", "node": "user_id", "links": ["device_id"], "window": "2d"},
@@ -165,6 +167,41 @@ def assert_same_rows(con: duckdb.DuckDBPyConnection, ours: str, theirs: str) -> 
         assert not extra, extra
 
 
+def test_event_positions_on_spark_are_numbered_per_hour_with_duckdbs_numbers(spark):
+    """`_pos` (a row_number over every event, by time and id) runs on Spark as one row_number per hour plus the
+    events of the hours before (`streams.numbered`), since a row_number with no partition runs in one task: the
+    numbers equal DuckDB's plain row_number on rows with ties at one instant, times a microsecond either side of an
+    hour's edge, hours with no rows and times before 1970; Spark's row_number window is partitioned by the hour."""
+    import re
+
+    import numpy as np
+    import pyarrow as pa
+    from sqlglot import exp
+
+    from riskconsole.engines.spark import render
+    from riskconsole.sqlbuild import fill, ident, lit
+    from riskconsole.streams import HOUR, numbered
+
+    rng = np.random.default_rng(11)
+    n = 5000
+    hours = rng.choice(np.arange(-30, 400, 3), n)  # every third hour only: the others hold no row
+    edge = rng.choice([0, 1, HOUR - 1, HOUR // 2, 777], n)  # a µs after an hour starts, or before it ends
+    t = hours * HOUR + np.where(rng.random(n) < 0.3, 0, edge)  # many rows share an hour's first instant
+    rows = pa.table({"id": rng.permutation(n) * 7 - 9000, "t": t, "x": rng.integers(0, 5, n)})
+    con = duckdb.connect()
+    con.register("ev", rows)
+    want = dict(con.execute("SELECT id, row_number() OVER (ORDER BY t, id) FROM ev").fetchall())
+    spark.createDataFrame(rows.to_pandas()).createOrReplaceTempView("ev")
+    query = numbered(fill("SELECT *, t AS _t FROM ev"), ["id", "t", "x", "_t"], [ident("t"), ident("id")],
+                     exp.IntDiv(this=exp.column("_t"), expression=lit(HOUR)))
+    frame = spark.sql(render(query, "test"))
+    got = {r["id"]: r["_pos"] for r in frame.collect()}
+    assert len(got) == n and got == want
+    assert frame.columns == ["id", "t", "x", "_t", "_pos"]
+    plan = frame._jdf.queryExecution().executedPlan().toString()
+    assert re.search(r"Window \[row_number\(\) windowspecdefinition\(__b#", plan), plan
+
+
 def test_the_frame_built_on_spark_equals_duckdbs(mixed_ws, spark_session):
     import pyarrow.parquet as pq
 
@@ -185,9 +222,10 @@ def test_the_frame_built_on_spark_equals_duckdbs(mixed_ws, spark_session):
                               "(user_ring_size_2d > 2), count(*) FILTER (user_failed_1h > 0), count(*) FILTER "
                               "(all_failed_10m > 0), count(*) FILTER (user_big_1d > 0), count(*) FILTER "
                               "(pair_merchants_1d > 1), count(*) FILTER (user_min_amount_1d < device_max_amount_2h), "
-                              "count(*) FILTER (device_login_users_1d > 1), count(*) FILTER (user_spend_sd_1d > 0) "
+                              "count(*) FILTER (device_login_users_1d > 1), count(*) FILTER (user_spend_sd_1d > 0), "
+                              "count(*) FILTER (all_users_1h > 1), count(*) FILTER (all_login_devices_10m > 1) "
                               "FROM frame").fetchall()[0]
-        assert all(nonzero), nonzero  # the features under test are not all empty
+        assert all(nonzero), str(nonzero)  # the features under test are not all empty
     finally:
         con.close()
 

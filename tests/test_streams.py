@@ -31,6 +31,7 @@ FEATURES = [
     {"name": "e_pair_amount_1d", "avg": "amount", "by": ["user_id", "device_id"], "window": "1d"},
     {"name": "e_all_30m", "count": "*", "window": "30m"},
     {"name": "e_all_max_1h", "max": "amount", "window": "1h"},
+    {"name": "e_all_users_1h", "count_distinct": "user_id", "window": "1h"},
     {"name": "s_failed_1h", "count": "*", "from": "logins", "by": "user_id", "window": "1h", "where": "success = 0"},
     {"name": "s_big_spend_1d", "sum": "spend", "from": "logins", "by": "user_id", "window": "1d",
      "where": "spend > 20 AND device_id IS NOT NULL"},
@@ -281,12 +282,11 @@ def test_stream_and_lookup_sql_transpiles_to_spark(sweep):
     joins = {}
     for i, ((stream, keys, bucket), features) in enumerate(stream_groups(dataset, sweep).items()):
         sql = _spark(stream_query(dataset, stream, keys, features, "_frame_base", bucket, sweep=sweep))
-        distinct = any(f.agg == "count_distinct" for f in features) and keys
+        distinct = any(f.agg == "count_distinct" for f in features)
         blocks = any(f.agg in ("min", "max", "stddev") for f in features) and sweep  # block_windows
         assert "UNION ALL" in sql and "EXCLUDE" not in sql and ("DIV" in sql) == (bucket is not None or bool(blocks))
-        assert ("COLLECT_SET" in sql) == bool(distinct and not sweep) and ("LEAD(" in sql) == bool(distinct and sweep)
-        assert ("RANGE BETWEEN" in sql) == (not sweep or any(f.agg not in ("min", "max", "stddev")
-                                                             and (f.agg != "count_distinct" or not keys)
+        assert ("COLLECT_SET" in sql) == (distinct and not sweep) and ("LEAD(" in sql) == (distinct and sweep)
+        assert ("RANGE BETWEEN" in sql) == (not sweep or any(f.agg not in ("min", "max", "stddev", "count_distinct")
                                                              for f in features))
         joins[f"_s{i}"] = features
     for i, (name, features) in enumerate(lookup_groups(dataset).items()):
@@ -360,6 +360,45 @@ def test_distinct_counts_by_sweep_equal_duckdbs_distinct_window(seed):
             "FROM u QUALIFY _pos IS NOT NULL ORDER BY _pos").fetchall()
         assert got == want and len(got) == 500
         assert sum(1 for r in want if r[1] > 3) > 50 and sum(1 for r in want if r[1] == 0) > 10
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_by_less_distinct_count_by_sweep_equals_duckdbs_bucketed_window(seed):
+    """A distinct count over every event or stream row (no `by:`), as Spark computes it (`stream_query(sweep=True)`:
+    one sweep per time bucket, its rows and the previous bucket's) equals DuckDB's bucketed DISTINCT window, beside
+    a by-less count of the same group, on rows with repeated values, NULL values, times before 1970 and a
+    microsecond either side of a bucket's edge."""
+    from riskconsole.config import Dataset
+    from riskconsole.streams import stream_groups, stream_query
+
+    rng = np.random.default_rng(seed)
+    n, m = 2500, 1500
+    base = pd.DataFrame({"_t": np.sort(rng.integers(-200, 400, n) * 7_400_000 + rng.choice([-1, 0, 0, 1], n)),
+                         "_pos": np.arange(n),
+                         "user_id": pd.array(np.where(rng.random(n) < 0.1, None, rng.integers(0, 60, n)),
+                                             dtype="Int64")})
+    logins = pd.DataFrame({"login_time": pd.to_datetime(rng.integers(-200, 400, m) * 7_400_000
+                                                        + rng.choice([-1, 0, 1], m), unit="us"),
+                           "device_id": pd.array(np.where(rng.random(m) < 0.1, None, rng.integers(0, 25, m)),
+                                                 dtype="Int64")})
+    con = duckdb.connect()
+    con.register("_frame_base", base)
+    con.register("stream_logins", logins)
+    features = [{"name": "e_users_37s", "count_distinct": "user_id", "window": "37s"},
+                {"name": "e_all_37s", "count": "*", "window": "37s"},
+                {"name": "s_devices_37s", "count_distinct": "device_id", "from": "logins", "window": "37s"}]
+    dataset = Dataset.model_validate({**BASE_DATASET, "streams": {"logins": STREAM}, "features": features})
+    groups = stream_groups(dataset, True)
+    assert stream_groups(dataset, False) == groups and len(groups) == 2
+    for (stream, keys, bucket), group in groups.items():
+        results = []
+        for sweep in (False, True):
+            sql = stream_query(dataset, stream, keys, group, "_frame_base", bucket, sweep=sweep).sql(dialect="duckdb")
+            names = ", ".join(f.name for f in group)  # the sweep's part comes after the count's
+            results.append(con.execute(f"SELECT _pos, {names} FROM ({sql}) ORDER BY _pos").fetchall())
+            assert ("lead(" in sql.lower()) == sweep
+        assert results[0] == results[1] and len(results[0]) == n
+        assert sum(1 for r in results[0] if r[1] > 1) > n // 4  # windows with several values
 
 
 @pytest.mark.parametrize("seed", [1, 2])

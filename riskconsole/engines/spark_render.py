@@ -48,9 +48,11 @@ def _portable(node: exp.Expression) -> exp.Expression:
       `percentile(x, p)`: the same interpolation between the same two order statistics, rounded in another order
       (an edge may differ in its last bit, e.g. 87.14947401378973 vs DuckDB's ...74; no value lies strictly between
       two adjacent order statistics, so every row falls in the same bucket unless those two are adjacent doubles);
-    - `row_number() OVER ()` (an entity frame's event ids: any numbering 1..n) ordered by
-      `monotonically_increasing_id()`, since Spark refuses a row_number without an order;
-    - `count(DISTINCT x) OVER w` (count_distinct windows) as `CAST(size(collect_set(x) OVER w) AS BIGINT)`: Spark
+    - `row_number() OVER ()` (any numbering 1..n; the feature build numbers events per hour instead,
+      `streams.numbered`) ordered by `monotonically_increasing_id()`, since Spark refuses a row_number without an
+      order;
+    - `count(DISTINCT x) OVER w` (a count_distinct window no sweep computes: the feature build sweeps them all,
+      streams.py) as `CAST(size(collect_set(x) OVER w) AS BIGINT)`: Spark
       refuses DISTINCT window aggregates; the set of the frame's non-NULL values has the same size (0 for an empty
       frame), and DuckDB's count is a BIGINT;
     - `count`, `sum` and `avg(CAST(x AS DOUBLE))` over a time window (`RANGE BETWEEN n PRECEDING AND m PRECEDING`,
