@@ -339,14 +339,21 @@ class Business(_Strict):
     good_block_cost: float = Field(0.3, ge=0, description="Money lost per unit of good amount blocked.")
 
 
+def redact_remote(url: str) -> str:
+    """A Spark Connect URL without its `;param=value` part (a token, a user id) for messages."""
+    return url.split(";", 1)[0].rstrip("/")
+
+
 class SparkSettings(_Strict):
     """Settings of the Spark session the `spark` engine starts (DESIGN §7, docs/scale.md)."""
 
     master: str = Field("local[*]", description="spark.master: local[*] (every core of this machine), local[2], "
                         "spark://host:7077, yarn, k8s://... A cluster needs data/spark/ (or spark.store) on storage "
                         "its executors read.")
-    remote: str | None = Field(None, description="A Spark Connect URL (sc://host:15002): not supported yet, refused "
-                               "with the reason (riskconsole drives Spark through the driver's JVM); use master.")
+    remote: str | None = Field(None, description="Spark Connect instead of a driver here: sc://host:15002 (with "
+                               "Spark's own ;token=... parameters if the server wants them), or local[N] for a Connect "
+                               "server PySpark starts on this machine. The server's Python needs riskconsole, LightGBM "
+                               "and PyOD; spark.store must be storage both the server and this machine reach.")
     driver_memory: str | None = Field(None, description="spark.driver.memory, e.g. 8g (default in local mode: a third of "
                                        "this machine's memory, 1 to 16g; otherwise Spark's, 1g).")
     conf: dict[str, str | int | float | bool] = Field(default_factory=dict, description="Any other Spark settings, "
@@ -354,22 +361,42 @@ class SparkSettings(_Strict):
                                                       "is always UTC, as in DuckDB).")
     store: str | None = Field(None, description="Where engine spark keeps its Parquet (the events by day, streams, "
                               "tables, the frame, scores): a URI (file:///mnt/shared/x, s3a://bucket/prefix) or an "
-                              "absolute path, read and written through Spark's Hadoop FileSystem API (default: "
+                              "absolute path, read and written through Spark's Hadoop FileSystem API (pyarrow's file systems "
+                              "under spark.remote; default: "
                               "data/spark/ of the workspace). One folder per data version; only this workspace's "
                               "versions are removed there.")
 
     @field_validator("remote")
     @classmethod
     def _remote(cls, value: str | None) -> str | None:
-        """Spark Connect is refused up front: every store question, the models shipped to the executors and the local
-        workers go through the driver's JVM (Hadoop's FileSystem, broadcast variables, the SparkContext), which a
-        Connect client has not; it would fail at the first of them, deep in a build."""
-        if value is None:
+        """A Spark Connect URL (`sc://host[:port][/;param=value...]`) or `local`/`local[N]`/`local[*]` (a Connect
+        server PySpark starts here, as its `builder.remote` takes)."""
+        if value is None or re.fullmatch(r"sc://[^\s/;:]+(:\d+)?/?(;[^\s;]+=[^\s;]*)*", value) \
+                or re.fullmatch(r"local(\[(\d+|\*)\])?", value):
             return value
-        raise ValueError("Spark Connect is not supported yet (riskconsole drives Spark through the driver's JVM: the "
-                         "Parquet store's Hadoop FileSystem, models broadcast to the executors), so a Connect client "
-                         "cannot run it: remove spark.remote and set spark.master to the cluster's master URL "
-                         "(spark://host:7077, yarn, k8s://...); riskconsole is then the Spark driver")
+        raise ValueError(f"'{redact_remote(value)}' is not a Spark Connect URL: write sc://host:15002 (a Connect "
+                         "server), or local[2] for one PySpark starts on this machine")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> SparkSettings:
+        if self.remote is not None and "master" in self.model_fields_set:
+            raise ValueError("set spark.master (riskconsole is the Spark driver) or spark.remote (a Spark Connect "
+                             "server is), not both")
+        if self.remote is not None and not self.remote.startswith("local") and self.driver_memory:
+            raise ValueError("spark.driver_memory: a Spark Connect server's driver memory is set where the server "
+                             "starts (spark.driver.memory of its start-connect-server.sh), not by a client: remove it")
+        return self
+
+    @property
+    def connect(self) -> bool:
+        """Whether the engine is a Spark Connect client (`remote`) rather than the driver (`master`)."""
+        return self.remote is not None
+
+    @property
+    def target(self) -> str:
+        """Where Spark runs, as the CLI and console say it: the master URL, or `connect sc://host:port` (a URL's
+        parameters, which may hold a token, never shown)."""
+        return f"connect {redact_remote(self.remote)}" if self.remote is not None else self.master
 
     @field_validator("store")
     @classmethod

@@ -171,8 +171,7 @@ class Session:
         """The engine as the CLI and the console name it: `duckdb`, or `spark (MASTER)`."""
         if self.engine == "duckdb":
             return "duckdb"
-        spark = self.dataset.spark
-        return f"spark ({spark.master})"
+        return f"spark ({self.dataset.spark.target})"
 
     def engine_note(self) -> str | None:
         """The console's one line on a workspace whose engine is not DuckDB (None on DuckDB): what runs where."""

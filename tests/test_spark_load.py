@@ -488,17 +488,94 @@ def test_a_store_that_is_not_an_absolute_path_or_a_uri_is_one_line(tmp_path, sto
                    "(file:///mnt/shared/riskconsole, s3a://bucket/prefix)")
 
 
-def test_spark_connect_is_refused_in_one_line_with_the_reason(tmp_path, capsys):
-    """`spark.remote` would fail at the engine's first store question (a Connect session has no JVM): refused when
-    the dataset is read, by validate and by a backtest on Spark alike, before any Spark starts."""
+def test_bad_spark_connect_settings_get_one_line_before_any_spark_starts(tmp_path, capsys):
+    """`spark.remote` is a Connect URL or local[N]; not beside spark.master; no driver memory for a server started
+    elsewhere: one line each, from validate and from a load on Spark alike, and a URL's token is never shown."""
     from riskconsole.cli import main
+    from riskconsole.config import SparkSettings
 
-    ws = _files(tmp_path / "ws", {"a.csv": _csv(MESSY[:2])}, spark={"remote": "sc://localhost:15002"})
-    want = ("error: data/dataset.yaml: spark.remote: Spark Connect is not supported yet (riskconsole drives Spark "
-            "through the driver's JVM: the Parquet store's Hadoop FileSystem, models broadcast to the executors), so a "
-            "Connect client cannot run it: remove spark.remote and set spark.master to the cluster's master URL "
-            "(spark://host:7077, yarn, k8s://...); riskconsole is then the Spark driver")
-    assert main(["validate", "--workspace", str(ws.root), str(ws.dataset_path)]) == 1
-    assert capsys.readouterr().err.strip() == want
-    assert main(["load", "--workspace", str(ws.root), "--engine", "spark"]) == 1
-    assert capsys.readouterr().err.strip() == want
+    assert SparkSettings(remote="sc://spark.example:15002/;token=abc").target == "connect sc://spark.example:15002"
+    assert SparkSettings(remote="local[2]", driver_memory="2g").connect
+    cases = [({"remote": "http://spark:15002/;token=s3cret"},
+              "spark.remote: 'http://spark:15002' is not a Spark Connect URL: write sc://host:15002 (a Connect server), "
+              "or local[2] for one PySpark starts on this machine"),
+             ({"remote": "sc://h:15002", "master": "local[2]"},
+              "spark: set spark.master (riskconsole is the Spark driver) or spark.remote (a Spark Connect server is), "
+              "not both"),
+             ({"remote": "sc://h:15002", "driver_memory": "4g"},
+              "spark: spark.driver_memory: a Spark Connect server's driver memory is set where the server starts "
+              "(spark.driver.memory of its start-connect-server.sh), not by a client: remove it")]
+    for i, (spark, text) in enumerate(cases):
+        ws = _files(tmp_path / f"ws{i}", {"a.csv": _csv(MESSY[:2])}, spark=spark)
+        for args in (["validate", "--workspace", str(ws.root), str(ws.dataset_path)],
+                     ["load", "--workspace", str(ws.root), "--engine", "spark"]):
+            assert main(args) == 1
+            err = capsys.readouterr().err.strip()
+            assert err == f"error: data/dataset.yaml: {text}" and "s3cret" not in err, err
+
+
+@pytest.mark.parametrize("remote", [False, True], ids=["path", "file-uri-as-an-object-store"])
+def test_a_connect_clients_store_answers_as_hadoops_does(tmp_path, spark, remote, monkeypatch):
+    """The store of a Spark Connect client (pyarrow's file systems, no JVM: its session is never asked for) gives
+    the Hadoop FileSystem store's answers on the same folders — markers written in new folders and read, missing
+    ones, listings, removals — and, taken for an object store, copies DuckDB's local folders in and out as it does."""
+    from riskconsole.engines import spark_store
+
+    if remote:
+        monkeypatch.setattr(spark_store, "_local_path", lambda base: None)
+
+    def no_session():
+        raise AssertionError("a Connect client's store asked for the Spark session")
+
+    stores = {}
+    for connect in (False, True):
+        base = tmp_path / ("connect" if connect else "hadoop")
+        stores[connect] = spark_store.Store(no_session if connect else lambda: spark,
+                                            f"file://{base}" if remote else str(base), connect)
+    answers = {}
+    for connect, store in stores.items():
+        got = []
+        store.write_text("v1", "deep", "_done.json", text='{"ü": 1}')
+        store.write_text("v2", "_done.json", text="first")
+        store.write_text("v2", "_done.json", text="second")  # overwritten
+        got += [store.exists("v1"), store.exists("v1", "deep", "_done.json"), store.exists("v3"),
+                store.children(), store.children("v1"), store.children("v3"),
+                store.read_text("v1", "deep", "_done.json"), store.read_text("v2", "_done.json"),
+                store.read_text("v2", "missing.json")]
+        with store.writing("v1", "events") as folder:
+            (folder / "day=1").mkdir(parents=True)
+            (folder / "day=1" / "part.parquet").write_bytes(b"PAR1")
+        with store.reading("v1", "events") as folder:
+            got.append(sorted(str(p.relative_to(folder)) for p in folder.rglob("*")))
+        with store.reading("v9") as folder:
+            got.append(folder.exists() and any(folder.iterdir()))
+        store.remove("v1")
+        store.remove("v7")  # nothing there: nothing happens
+        got += [store.exists("v1"), store.children(), store.child("v2").read_text("_done.json")]
+        answers[connect] = got
+    assert answers[True] == answers[False]
+    assert answers[True][:9] == [True, True, False, ["v1", "v2"], ["deep"], [], '{"ü": 1}', "second", None]
+
+
+def test_a_connect_client_spells_a_files_path_as_spark_does(spark, tmp_path):
+    """A load tells its rows' files apart by Spark's `_metadata.file_path`. A Spark Connect client has no JVM to ask
+    how that spells a local file: `hadoop_spelling` gives Spark's own spelling (read back from `_metadata`) for
+    names with spaces, escapes, URI and glob punctuation, non-ASCII letters, control and space characters; a path is
+    read as itself, not as a glob (`br[1].csv` is not `br1.csv`)."""
+    from types import SimpleNamespace
+
+    from riskconsole.engines.spark_read import _file_paths, hadoop_spelling, literal
+
+    folder = tmp_path / "a b" / "ü"
+    folder.mkdir(parents=True)
+    names = ["ev ü.csv", "a%20b.csv", "h#1.csv", "q?x.csv", "br[1].csv", "br1.csv", "{a,b}*.csv", "p+&=;,@!$'()~.csv", "😀日本.csv", "tab\tx.csv",
+             "pct%.csv", "nbsp\u00a0x.csv", "del\x7fx.csv", "plain.csv"]
+    for name in names:
+        (folder / name).write_text("a,b\n1,2\n")
+    files = sorted(str(folder / name) for name in names)
+    read = spark.read.option("header", True).csv([literal(f) for f in files])  # as a load reads them
+    spelled = {r[0] for r in read.select("_metadata.file_path").distinct().collect()}
+    assert len(spelled) == len(names)
+    assert {hadoop_spelling(f) for f in files} == spelled
+    assert [p for p, _, _ in _file_paths(spark, SimpleNamespace(files=files))] == [hadoop_spelling(f) for f in files]
+    assert hadoop_spelling("/tmp//x///y.csv/") == "file:/tmp/x/y.csv"

@@ -94,18 +94,28 @@ def start(settings: SparkSettings) -> Any:
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName("riskconsole")
-    builder = builder.master(settings.master)  # spark.remote (Spark Connect) is refused by SparkSettings
+    builder = builder.remote(settings.remote) if settings.connect else builder.master(settings.master)
     for key, value in session_conf(settings).items():
         builder = builder.config(key, str(value).lower() if isinstance(value, bool) else str(value))
     session = builder.getOrCreate()
-    session.sparkContext.setLogLevel("ERROR")
+    if not is_connect(session):  # a Connect server keeps its own log settings
+        session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+def is_connect(spark: Any) -> bool:
+    """Whether `spark` is a Spark Connect session: no JVM here, so no SparkContext, Hadoop FileSystem or broadcast
+    variables (the store, scoring and the load's file list then take their JVM-free paths)."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
 
 
 def session_conf(settings: SparkSettings) -> dict[str, Any]:
     """The Spark settings `start` gives the session: the dataset's, over riskconsole's defaults for local mode."""
-    conf: dict[str, Any] = {"spark.ui.enabled": False, "spark.ui.showConsoleProgress": False}
-    local = settings.master.startswith("local")
+    local = (settings.remote if settings.connect else settings.master).startswith("local")
+    # a Connect server's static settings (its UI, its driver's memory) are its own: a client sets session ones only;
+    # a local Connect server (`remote: local[N]`) is started by PySpark here with all of them
+    conf: dict[str, Any] = {"spark.ui.enabled": False, "spark.ui.showConsoleProgress": False} if local or not \
+        settings.connect else {}
     if local:  # 200 shuffle tasks per window cost minutes
         conf["spark.sql.shuffle.partitions"] = LOCAL_SHUFFLE_PARTITIONS
         # local mode runs every task in the driver's JVM: Spark's 1g heap runs out on a 1M-event frame
@@ -219,8 +229,8 @@ class SparkEngine:
 
     @property
     def master(self) -> str:
-        """Where Spark runs: the master URL."""
-        return self.dataset.spark.master
+        """Where Spark runs: the master URL, or `connect sc://host:port` (`SparkSettings.target`)."""
+        return self.dataset.spark.target
 
     def progress(self, message: str) -> None:
         self._progress(message)
@@ -372,7 +382,7 @@ class SparkEngine:
 
 def store_of(ws: Workspace, dataset: Dataset, session: Callable[[], Any]) -> Store:
     """The folder of a workspace's data versions: `spark.store` of the dataset, else data/spark/."""
-    return Store(session, dataset.spark.store or str(ws.root / "data" / SPARK_DIR))
+    return Store(session, dataset.spark.store or str(ws.root / "data" / SPARK_DIR), dataset.spark.connect)
 
 
 def remove_versions(versions: Store, keep: str) -> None:

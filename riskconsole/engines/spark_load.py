@@ -273,7 +273,8 @@ class SparkLoader:
                  progress: Callable[[str], None]) -> tuple[int, int, list[str]]:
         from riskconsole.engines.spark import DAY, LOADED
 
-        master = self.spark.conf.get("spark.master", self.dataset.spark.master)
+        master = self.dataset.spark.target if self.dataset.spark.connect else \
+            self.spark.conf.get("spark.master", self.dataset.spark.master)
         where = "" if part.kind == "events" else f"{part.where}: "
         progress(f"spark: reading {len(part.files)} file(s) of {where}{part.source} on {master} ...")
         rows, quarantine = part.table, f"_{part.quarantine}"

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import functools
 import itertools
+import re
+import unicodedata
 from typing import Any
 
 import duckdb
@@ -126,12 +128,18 @@ def read_raw(spark: Any, con: duckdb.DuckDBPyConnection, part: Part, label: str,
         raw = {c: _TEXT for c in part.types}
         data = _read_csv(spark, con, part.files, StructType([StructField(c, StringType()) for c in raw]))
     else:
-        data = spark.read.option("mergeSchema", True).parquet(*part.files)
+        data = spark.read.option("mergeSchema", True).parquet(*[literal(f) for f in part.files])
         raw = dict(part.types)
     data = data.select("*", F.col("_metadata.file_path").alias("__path"), F.monotonically_increasing_id().alias("__mid"),
                        *([F.col("_metadata.row_index").alias("__row")] if part.fmt == "parquet" else []))
     _check_raw_types(con, data.drop("__path", "__row", "__mid"), raw, part, label)
     return _positioned(spark, data, part, label, cached), raw
+
+
+def literal(path: str) -> str:
+    """A file's path as Spark's reader takes it literally: Hadoop reads every path as a glob, so a file named
+    `orders[1].csv` would name `orders1.csv`; its glob characters are escaped."""
+    return re.sub(r"([\\\[\]?*{}])", r"\\\1", path)
 
 
 def _read_csv(spark: Any, con: duckdb.DuckDBPyConnection, files: list[str], schema: Any) -> Any:
@@ -145,7 +153,7 @@ def _read_csv(spark: Any, con: duckdb.DuckDBPyConnection, files: list[str], sche
     for (sep, quote, escape, header), paths in groups.items():
         quote = quote or "\u0000"  # no quoting: Spark's option for none
         reads.append(spark.read.options(header=header, sep=sep, quote=quote, escape=escape or quote, multiLine=True,
-                                        mode="FAILFAST", encoding="UTF-8").schema(schema).csv(paths))
+                                        mode="FAILFAST", encoding="UTF-8").schema(schema).csv([literal(p) for p in paths]))
     return functools.reduce(lambda a, b: a.unionByName(b), reads)
 
 
@@ -186,8 +194,27 @@ def _positioned(spark: Any, data: Any, part: Part, label: str, cached: list[Any]
 def _file_paths(spark: Any, part: Part) -> list[tuple[str, int, str]]:
     """The part's files: (path as Spark's `_metadata.file_path` spells it, 1-based place in the sorted paths, path
     as DuckDB names it)."""
-    hadoop = spark._jvm.org.apache.hadoop.fs.Path  # how Spark's _metadata.file_path spells a local path
-    return [(str(hadoop(spark._jvm.java.io.File(f).toURI()).toString()), i + 1, f) for i, f in enumerate(part.files)]
+    from riskconsole.engines.spark import is_connect
+
+    if is_connect(spark):  # no JVM to ask: the same spelling (tests/test_spark_load.py -k spells checks it)
+        return [(hadoop_spelling(f), i + 1, f) for i, f in enumerate(part.files)]
+    hadoop, file = spark._jvm.org.apache.hadoop.fs.Path, spark._jvm.java.io.File  # Spark's own spelling
+    return [(str(hadoop(file(f).toURI()).toUri().toString()), i + 1, f) for i, f in enumerate(part.files)]
+
+
+_URI_PATH = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!~*'():@&=+$,;/")
+
+
+def hadoop_spelling(path: str) -> str:
+    """How Spark's `_metadata.file_path` spells an absolute local file (Hadoop's `Path(new File(path).toURI())
+    .toUri()`): `file:` and the path, repeated and trailing slashes dropped, quoted as java.net.URI quotes a path —
+    `%`, a space and any other ASCII character a URI path may not hold, and non-ASCII control and space characters,
+    as %XX of their UTF-8 bytes; other non-ASCII letters (ü, 日) kept as they are."""
+    out = []
+    for ch in re.sub("/+", "/", path).rstrip("/"):
+        keep = ch in _URI_PATH if ch.isascii() else unicodedata.category(ch) not in ("Cc", "Zs", "Zl", "Zp")
+        out.append(ch if keep else "".join(f"%{b:02X}" for b in ch.encode("utf-8")))
+    return "file:" + "".join(out)
 
 
 def _files(spark: Any, part: Part) -> Any:

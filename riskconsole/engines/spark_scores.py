@@ -62,15 +62,31 @@ def score_frame(spark: Any, frame_sql: Callable[[exp.Expression], str], files: d
     features = json.loads(files["detector.json"])["features"]
     query = _encoding(model, features).select([exp.column("_pos")])
     rows = spark.sql(frame_sql(query))
-    shipped = spark.sparkContext.broadcast(files)
+    from riskconsole.engines.spark import is_connect
+
+    # a Connect client has no SparkContext to broadcast from: the files travel in the function's closure instead
+    shipped = _Shipped(files) if is_connect(spark) else spark.sparkContext.broadcast(files)
     schema = StructType([StructField("_pos", LongType()), StructField(name, DoubleType())])
     return rows.mapInArrow(_scorer(shipped, features, name), schema)
+
+
+class _Shipped:
+    """The model's files where a broadcast variable cannot be made (a Spark Connect client): `.value`, as a
+    broadcast's, pickled with the scoring function that holds it."""
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.value = files
 
 
 def _local_workers(spark: Any) -> None:
     """In local mode the executors' Python workers are this machine's: run them on this interpreter (the one with
     riskconsole and LightGBM), unless $PYSPARK_PYTHON or spark.pyspark.python chose one. PySpark's default is
-    whatever `python3` is on PATH, which here lacked even pyarrow. On a cluster the executors' Python is set there."""
+    whatever `python3` is on PATH, which here lacked even pyarrow. On a cluster the executors' Python is set there,
+    as it is on a Spark Connect server (its own settings: nothing to set from a client)."""
+    from riskconsole.engines.spark import is_connect
+
+    if is_connect(spark):
+        return
     context = spark.sparkContext
     chosen = os.environ.get("PYSPARK_PYTHON") or context.getConf().get("spark.pyspark.python")
     if context.master.startswith("local") and not chosen:

@@ -6,7 +6,9 @@ a marker — goes through Hadoop's FileSystem API of the Spark session, so a sto
 or an object store (`s3a://bucket/prefix`, with the session's Hadoop settings) works as `data/spark/` does.
 DuckDB's side (the export of a DuckDB load, reading a Spark load's tables back, an entity frame saved by
 entities.py) writes and reads local folders: on a store that is not a local path, those are copied through a local
-temporary folder with the same API.
+temporary folder with the same API. A Spark Connect client has no JVM: its store questions go to Python's own
+file calls on a local store and to pyarrow's file systems on a URI (`s3a://` read as pyarrow's `s3://`, with the
+AWS settings of this machine).
 """
 
 from __future__ import annotations
@@ -22,17 +24,18 @@ class Store:
     """A folder of a store: `base` is a URI (`file:///mnt/x`, `s3a://bucket/prefix`) or an absolute path; `session`
     gives the SparkSession whose Hadoop settings reach it (asked only when the store is used)."""
 
-    def __init__(self, session: Callable[[], Any], base: str) -> None:
+    def __init__(self, session: Callable[[], Any], base: str, connect: bool = False) -> None:
         self._session = session
         self.base = base.rstrip("/") if "://" in base else str(Path(base))
         self.local = _local_path(self.base)  # a folder of this machine (file: URIs, absolute paths), else None
+        self.connect = connect  # a Spark Connect client has no JVM: Python's file calls, or pyarrow's file systems
 
     @property
     def spark(self) -> Any:
         return self._session()
 
     def child(self, name: str) -> Store:
-        return Store(self._session, self.uri(name))
+        return Store(self._session, self.uri(name), self.connect)
 
     def uri(self, *parts: str) -> str:
         """What Spark reads and writes: the base with `parts` appended (a local store: its path)."""
@@ -52,11 +55,18 @@ class Store:
         return path.getFileSystem(self.spark._jsc.hadoopConfiguration())
 
     def exists(self, *parts: str) -> bool:
+        if self.connect:
+            return self._arrow_info(*parts).type != _arrow_fs().FileType.NotFound
         path = self._path(*parts)
         return bool(self._fs(path).exists(path))
 
     def children(self, *parts: str) -> list[str]:
         """Names of the entries of a folder (none when it does not exist)."""
+        if self.connect:
+            if self._arrow_info(*parts).type != _arrow_fs().FileType.Directory:
+                return []
+            fs, path = self._arrow(*parts)
+            return sorted(info.base_name for info in fs.get_file_info(_arrow_fs().FileSelector(path)))
         path = self._path(*parts)
         fs = self._fs(path)
         if not fs.exists(path):
@@ -64,10 +74,24 @@ class Store:
         return sorted(str(s.getPath().getName()) for s in fs.listStatus(path))
 
     def remove(self, *parts: str) -> None:
+        if self.connect:
+            kind = self._arrow_info(*parts).type
+            fs, path = self._arrow(*parts)
+            if kind == _arrow_fs().FileType.Directory:
+                fs.delete_dir(path)
+            elif kind == _arrow_fs().FileType.File:
+                fs.delete_file(path)
+            return
         path = self._path(*parts)
         self._fs(path).delete(path, True)
 
     def write_text(self, *parts: str, text: str) -> None:
+        if self.connect:
+            fs, path = self._arrow(*parts)
+            fs.create_dir(path.rsplit("/", 1)[0], recursive=True)  # as Hadoop's create makes the parents
+            with fs.open_output_stream(path) as out:
+                out.write(text.encode("utf-8"))
+            return
         path = self._path(*parts)
         out = self._fs(path).create(path, True)
         try:
@@ -77,6 +101,12 @@ class Store:
 
     def read_text(self, *parts: str) -> str | None:
         """A small file's text (None when it does not exist)."""
+        if self.connect:
+            if self._arrow_info(*parts).type != _arrow_fs().FileType.File:
+                return None
+            fs, path = self._arrow(*parts)
+            with fs.open_input_stream(path) as stream:
+                return stream.read().decode("utf-8")
         path = self._path(*parts)
         fs = self._fs(path)
         if not fs.exists(path):
@@ -86,6 +116,22 @@ class Store:
             return bytes(stream.readAllBytes()).decode("utf-8")
         finally:
             stream.close()
+
+    # ------------------------------------------------------------ pyarrow's file systems (a Spark Connect client)
+
+    def _arrow(self, *parts: str) -> tuple[Any, str]:
+        """(file system, path) of `parts` by pyarrow: a local store's folder, else the URI's own file system (S3 for
+        `s3a://`, which is Hadoop's name for it; GCS, HDFS, Azure as pyarrow reaches them)."""
+        fs = _arrow_fs()
+        if self.local is not None:
+            return fs.LocalFileSystem(), str(self.local.joinpath(*parts))
+        uri = self.uri(*parts)
+        scheme, rest = uri.split("://", 1)
+        return fs.FileSystem.from_uri(f"{'s3' if scheme.lower() in ('s3a', 's3n') else scheme}://{rest}")
+
+    def _arrow_info(self, *parts: str) -> Any:
+        fs, path = self._arrow(*parts)
+        return fs.get_file_info(path)
 
     # ------------------------------------------------------------ local folders for DuckDB's side
 
@@ -99,6 +145,12 @@ class Store:
         with tempfile.TemporaryDirectory(prefix="riskconsole-store-") as folder:
             local = Path(folder) / "out"
             yield local
+            if self.connect:
+                self.remove(*parts)
+                fs, path = self._arrow(*parts)
+                _arrow_fs().copy_files(str(local), path, source_filesystem=_arrow_fs().LocalFileSystem(),
+                                       destination_filesystem=fs)
+                return
             target = self._path(*parts)
             self._fs(target).delete(target, True)
             self._fs(target).copyFromLocalFile(False, True, self._local(local), target)
@@ -111,6 +163,13 @@ class Store:
             return
         with tempfile.TemporaryDirectory(prefix="riskconsole-store-") as folder:
             local = Path(folder) / "in"
+            if self.connect:
+                if self.exists(*parts):
+                    fs, path = self._arrow(*parts)
+                    _arrow_fs().copy_files(path, str(local), source_filesystem=fs,
+                                           destination_filesystem=_arrow_fs().LocalFileSystem())
+                yield local
+                return
             source = self._path(*parts)
             if self._fs(source).exists(source):
                 self._fs(source).copyToLocalFile(False, source, self._local(local), True)
@@ -119,6 +178,12 @@ class Store:
     def _local(self, path: Path) -> Any:
         jvm = self.spark._jvm
         return jvm.org.apache.hadoop.fs.Path(jvm.java.io.File(str(path)).toURI())
+
+
+def _arrow_fs() -> Any:
+    import pyarrow.fs
+
+    return pyarrow.fs
 
 
 def _local_path(base: str) -> Path | None:
