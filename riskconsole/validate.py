@@ -99,7 +99,7 @@ def _validate_dataset(ws: Workspace, path: Path, dataset: Dataset, engine: str |
     if on_spark:  # that load reads every source on Spark
         from riskconsole.engines.spark_load import check
 
-        _spark_installed()
+        _spark_installed(checked.dataset)
         check(checked)
     others = "".join(f", {len(group)} {kind}" for kind, group in (("streams", checked.dataset.streams),
                                                                    ("tables", checked.dataset.tables)) if group)
@@ -107,11 +107,12 @@ def _validate_dataset(ws: Workspace, path: Path, dataset: Dataset, engine: str |
             f"{len(checked.dataset.features)} features{others}" + (", loads on engine spark" if on_spark else ""))
 
 
-def _spark_installed() -> None:
-    """What to install when engine spark is chosen and PySpark or Java is missing."""
+def _spark_installed(dataset: Dataset) -> None:
+    """What to install when engine spark is chosen and PySpark or Java (or, with spark.remote, PySpark's Connect
+    client) is missing."""
     from riskconsole.engines.spark import missing
 
-    reason = missing()
+    reason = missing(dataset.spark)
     if reason:
         raise ConfigError(reason)
 
@@ -123,7 +124,7 @@ def _check_spark(ws: Workspace, dataset: Dataset, compiled: CompiledStrategy, la
     from riskconsole.engines.spark import check_rendering
     from riskconsole.engines.spark_lists import SparkLists
 
-    _spark_installed()
+    _spark_installed(dataset)
     check_rendering(compiled, SparkLists(None, ws.lists(dataset)), label)
     return ", renders for engine spark"
 

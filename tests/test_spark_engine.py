@@ -451,6 +451,17 @@ def test_missing_java_says_what_to_install(monkeypatch):
     monkeypatch.delenv("JAVA_HOME", raising=False)
     assert engine.missing() == ("engine spark needs Java 17 on PATH: apt-get install openjdk-17-jre-headless, "
                                 "or set JAVA_HOME")
+    from riskconsole.config import SparkSettings
+
+    remote, local = SparkSettings(remote="sc://spark.example:15002"), SparkSettings(remote="local[2]")
+    assert engine.missing(remote) is None and engine.missing(local) == engine.missing()  # a Connect client: no Java
+    found = engine.importlib.util.find_spec
+    monkeypatch.setattr(engine.importlib.util, "find_spec", lambda name: None if name == "grpc" else found(name))
+    assert engine.missing(remote) == engine.missing(local) == (
+        "spark.remote needs PySpark's Spark Connect client: pip install 'pyspark[connect]==4.3.*'")
+    assert engine.missing(SparkSettings()) == engine.missing()  # classic Spark needs no gRPC
+    conf = engine.session_conf(remote)  # a server's static settings are its own
+    assert conf == {"spark.sql.session.timeZone": "UTC"} and "spark.driver.memory" in engine.session_conf(local)
 
 
 

@@ -73,10 +73,18 @@ _VIEWS_OF: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # SparkSessi
 _BUILDING = threading.Lock()  # one export and frame build at a time in this process (two console sessions: one build)
 
 
-def missing() -> str | None:
-    """One line saying what to install when PySpark or Java is missing (None when both are there)."""
+def missing(settings: SparkSettings | None = None) -> str | None:
+    """One line saying what to install when PySpark or Java is missing (None when both are there). A Spark Connect
+    client (`settings.remote`) needs PySpark's Connect extra (gRPC), and Java only for a server started here."""
+    connect = settings is not None and settings.connect
+    client = "spark.remote needs PySpark's Spark Connect client: pip install 'pyspark[connect]==4.3.*'"
     if importlib.util.find_spec("pyspark") is None:
-        return "engine spark needs PySpark: pip install 'pyspark==4.3.*' (and Java 17: " + INSTALL_JAVA + ")"
+        return client if connect else \
+            "engine spark needs PySpark: pip install 'pyspark==4.3.*' (and Java 17: " + INSTALL_JAVA + ")"
+    if connect and (importlib.util.find_spec("grpc") is None or importlib.util.find_spec("google.rpc") is None):
+        return client
+    if connect and not settings.remote.startswith("local"):
+        return None  # the server's Java, not ours
     java_home = os.environ.get("JAVA_HOME")
     if shutil.which("java") is None and not (java_home and Path(java_home, "bin", "java").exists()):
         return "engine spark needs Java 17 on PATH: " + INSTALL_JAVA
@@ -85,7 +93,7 @@ def missing() -> str | None:
 
 def start(settings: SparkSettings) -> Any:
     """A SparkSession from the dataset's `spark:` settings (local[*] by default; the time zone is always UTC)."""
-    reason = missing()
+    reason = missing(settings)
     if reason:
         raise RiskConsoleError(reason)
     # pyspark 4.3 warns that it does not fully support pandas 3 (on import and on some calls): riskconsole passes
