@@ -29,7 +29,7 @@ from riskconsole.lookups import overlap_warnings
 from riskconsole.maturity import store as store_maturity
 from riskconsole.names import META_TABLE
 from riskconsole.sources import (FORMATS, READERS, Checked, Part, check_dataset, column_types, events_part,  # noqa: F401
-                                 source_files, target_types)
+                                 literal_files, source_files, target_types)
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
 from riskconsole.workspace import Workspace
 
@@ -211,7 +211,7 @@ def duplicate_reason(part: Part) -> str | None:
 def _stage(con: duckdb.DuckDBPyConnection, part: Part) -> None:
     """Temp table `_staged`: raw columns, their casts (`__col`), source position and reason."""
     target = target_types(part)
-    con.execute("CREATE OR REPLACE TEMP TABLE _raw AS " + READERS[part.fmt], {"files": part.files})
+    con.execute("CREATE OR REPLACE TEMP TABLE _raw AS " + READERS[part.fmt], {"files": literal_files(part.files)})
     raw = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE _raw)").fetchall())
     casts = typed_columns(part, raw)
     con.execute(render(fill(

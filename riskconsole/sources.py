@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from dataclasses import dataclass, field
 from difflib import get_close_matches
 from pathlib import Path
@@ -93,10 +94,21 @@ class Checked:
     parts: list[Part] = field(default_factory=list)
 
 
+def literal_file(path: str) -> str:
+    """A path as DuckDB's readers take it literally: a reader globs every path it is given, so a `[`, `?` or `*` in
+    a file's name is written as the one-character class `[[]`, `[?]`, `[*]` (`_file` still names the file itself)."""
+    return re.sub(r"([\[?*])", r"[\1]", path)
+
+
+def literal_files(files: list[str]) -> list[str]:
+    return [literal_file(f) for f in files]
+
+
 def source_files(ws: Workspace, dataset: Dataset | Stream | Table, label: str, where: str = "") -> tuple[list[str], str]:
     """The sorted files matched by `source` (of the dataset, a stream or a table), and their common format."""
     pattern = str(ws.path(dataset.source))
-    files = sorted(glob.glob(pattern, recursive=True))
+    # a file named like a glob ('orders [final].csv') is that file: glob would read [final] as one of its letters
+    files = [pattern] if os.path.isfile(pattern) else sorted(glob.glob(pattern, recursive=True))
     prefix = f"{label}: {where + ': ' if where else ''}"
     if not files:
         raise DataError(f"{prefix}source '{dataset.source}' matches no file (looked for {pattern})")
@@ -120,7 +132,7 @@ def column_types(con: duckdb.DuckDBPyConnection, fmt: str, files: list[str], dec
     sniff = _SNIFF[fmt]
     if fmt == "csv" and decimal == ",":  # `decimal` is "." or "," (config.Literal): never user text in SQL
         sniff = sniff.replace("union_by_name = true", "union_by_name = true, decimal_separator = ','")
-    rows = con.execute(sniff, {"files": files}).fetchall()
+    rows = con.execute(sniff, {"files": literal_files(files)}).fetchall()
     return {name: dtype for name, dtype, *_ in rows}
 
 
@@ -133,7 +145,7 @@ def _check_header_case(con: duckdb.DuckDBPyConnection, name: str) -> None:
     A first row with repeats is a header when DuckDB's sniffed names equal it everywhere else (it renamed only
     the repeats); otherwise the file has no header and the row is data."""
     first = con.execute("SELECT * FROM read_csv($f, header = false, all_varchar = true) LIMIT 1",
-                        {"f": name}).fetchall()
+                        {"f": literal_file(name)}).fetchall()
     raw = list(first[0]) if first else []
     seen: dict[str, int] = {}
     repeats = []
@@ -142,7 +154,8 @@ def _check_header_case(con: duckdb.DuckDBPyConnection, name: str) -> None:
             repeats.append((seen[column.casefold()], i))
     if not repeats:
         return
-    sniffed = [row[0] for row in con.execute("DESCRIBE SELECT * FROM read_csv($f)", {"f": name}).fetchall()]
+    described = con.execute("DESCRIBE SELECT * FROM read_csv($f)", {"f": literal_file(name)}).fetchall()
+    sniffed = [row[0] for row in described]
     renamed = {i for _, i in repeats}
     if len(sniffed) == len(raw) and all(sniffed[i] == raw[i] for i in range(len(raw)) if i not in renamed):
         a, b = raw[repeats[0][0]], raw[repeats[0][1]]
@@ -258,7 +271,7 @@ def _check_valid_from(con: duckdb.DuckDBPyConnection, part: Part, table: Table, 
     parsed = times.parse_text(text, times.formats_of(part.time_format, column))
     query = (f"SELECT count(v), count(p) FROM (SELECT {render(alias(text, 'v'))}, {render(alias(parsed, 'p'))} "
              f"FROM ({READERS[part.fmt]} LIMIT 1000))")
-    seen, ok = con.execute(query, {"files": part.files}).fetchall()[0]
+    seen, ok = con.execute(query, {"files": literal_files(part.files)}).fetchall()[0]
     if seen and not ok:
         tried = times.described(times.formats_of(part.time_format, column))
         raise DataError(f"{label}: {part.where}.valid_from: column '{column}' is not {tried}: {fix}")
@@ -280,7 +293,8 @@ def _check_format_columns(part: Part, label: str) -> None:
 
 def _check_not_empty(con: duckdb.DuckDBPyConnection, part: Part, label: str) -> None:
     """A source without a single row is an error (reading one row is enough to know)."""
-    if not con.execute(f"SELECT count(*) FROM ({READERS[part.fmt]} LIMIT 1)", {"files": part.files}).fetchall()[0][0]:
+    one = con.execute(f"SELECT count(*) FROM ({READERS[part.fmt]} LIMIT 1)", {"files": literal_files(part.files)})
+    if not one.fetchall()[0][0]:
         prefix = "" if part.kind == "events" else f"{part.where}: "
         raise DataError(f"{label}: {prefix}source '{part.source}' has no rows")
 
@@ -313,7 +327,7 @@ def _check_outcome_roles(con: duckdb.DuckDBPyConnection, part: Part, dataset: Da
     for bad, column, message in checks:
         value = render(fill("any_value(CAST(:c AS VARCHAR))", c=column))
         n, shown = con.execute(f"SELECT count(*), {value} FROM ({READERS[part.fmt]}) WHERE {render(bad)}",
-                               {"files": part.files}).fetchall()[0]
+                               {"files": literal_files(part.files)}).fetchall()[0]
         if n:
             text = "empty" if shown is None else f"'{printable(shown)[:40]}'"
             raise DataError(f"{label}: {message.format(v=text)} ({n:,} rows)")

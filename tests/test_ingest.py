@@ -99,6 +99,18 @@ def test_bad_dataset_is_refused_and_changes_nothing(tmp_path, change, message):
     assert query(ws, "SELECT count(*), sum(amount) FROM frame") == before
 
 
+def test_a_file_named_like_a_glob_is_that_file(tmp_path):
+    """`source: data/in/orders [final].csv` names that file: as a glob, [final] would be one of its letters, and a
+    stranger would be told an existing file matches no file. A real glob still matches as one."""
+    ws = _ws(tmp_path, {"orders [final].csv": FILE_2, "orders f.csv": FILE_1})
+    spec = yaml.safe_load(ws.dataset_path.read_text())
+    ws.dataset_path.write_text(yaml.safe_dump({**spec, "source": "data/in/orders [final].csv"}))
+    result = load(ws)
+    assert (result.read, result.loaded) == (2, 2)
+    ws.dataset_path.write_text(yaml.safe_dump({**spec, "source": "data/in/orders [fx].csv"}))  # a glob: orders f.csv
+    assert load(ws).read == 7
+
+
 def test_a_source_with_no_rows_is_an_error(tmp_path):
     ws = _ws(tmp_path, {"empty.csv": HEADER})
     with pytest.raises(RiskConsoleError, match="no rows"):

@@ -92,8 +92,9 @@ def assert_spark_loads_like_duckdb(ws: Workspace, spark):
 
 def test_messy_csv_files_load_on_spark_as_on_duckdb(tmp_path, spark):
     """Two files (a BOM, CRLF line ends, a quoted line break, a repeat of an earlier file's id) and every rule:
-    the time warning, the label warning and the amount warning are DuckDB's too."""
-    ws = _files(tmp_path / "ws", {"a.csv": _csv(MESSY, bom=True), "b.csv": _csv(SECOND, crlf=True)})
+    the time warning, the label warning and the amount warning are DuckDB's too. The second file's name has a
+    space, a non-ASCII letter and glob characters: Spark reads it as itself and names its rows as DuckDB does."""
+    ws = _files(tmp_path / "ws", {"a.csv": _csv(MESSY, bom=True), "b {1} ü #[x].csv": _csv(SECOND, crlf=True)})
     duck = assert_spark_loads_like_duckdb(ws, spark)
     assert (duck.read, duck.loaded, len(duck.reasons)) == (27, 10, 10) and duck.reasons["duplicate id"] == 1
     assert [w.split(": ")[1] for w in duck.warnings] == ["columns.label", "columns.time", "columns.label_time",
@@ -361,8 +362,8 @@ def test_messy_json_lines_load_on_spark_as_on_duckdb(tmp_path, spark, small_spli
     `load --engine spark` then leaves DuckDB's events, quarantine, frame and quarantine.csv as a DuckDB load."""
     first = [{**r, "fee": i} for i, r in enumerate(_records(MESSY[:-1]))]  # BIGINT here, DOUBLE over both files
     second = [{**r, "fee": 0.5, "user_id": str(r["user_id"])} for r in _records(SECOND)]
-    ws = _files(tmp_path / "ws", {"a.jsonl": _jsonl(first, bom=True, blanks=True),
-                                  "b.jsonl": _jsonl(second, crlf=True, blanks=True)})
+    ws = _files(tmp_path / "ws", {"a.jsonl": _jsonl(first, bom=True, blanks=True),  # a name Spark would glob:
+                                  "b [2] ü.jsonl": _jsonl(second, crlf=True, blanks=True)})  # read as itself
     types = check_dataset(ws).types
     assert (types["fee"], types["amount"], types["user_id"], types["note"]) == ("DOUBLE", "JSON", "JSON", "JSON")
     assert types["meta"] == "STRUCT(k BIGINT, tags VARCHAR[])"

@@ -87,11 +87,11 @@ def read(spark: Any, part: Part, files: dict[str, tuple[int, str]], label: str) 
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
-    from riskconsole.engines.spark_read import connect
+    from riskconsole.engines.spark_read import connect, literal
     from riskconsole.engines.spark_scores import _local_workers
 
     _local_workers(spark)
-    lines = spark.read.option("lineSep", "\n").text(part.files).select(
+    lines = spark.read.option("lineSep", "\n").text([literal(f) for f in part.files]).select(
         F.col("value").alias("__text"), F.col("_metadata.file_path").alias("__path"),
         F.col("_metadata.file_block_start").alias("__block"))
     counts = lines.mapInArrow(_counter, "__path string, __block long, n long, r long").groupBy("__path", "__block") \

@@ -21,7 +21,7 @@ from sqlglot import exp
 
 from riskconsole.engines import spark_json
 from riskconsole.errors import DataError
-from riskconsole.sources import Part, target_types
+from riskconsole.sources import Part, literal_file, target_types
 from riskconsole.sqlbuild import alias, render
 from riskconsole.workspace import connect_duckdb
 
@@ -88,7 +88,7 @@ def _type_refusal(con: duckdb.DuckDBPyConnection, dtype: str) -> str | None:
 def csv_dialect(con: duckdb.DuckDBPyConnection, path: str) -> dict[str, Any]:
     """The dialect DuckDB's sniffer finds in one CSV file (delimiter, quote, escape, header, columns, ...)."""
     row = con.execute("SELECT Delimiter, Quote, Escape, SkipRows, HasHeader, Comment, Columns FROM sniff_csv($f)",
-                      {"f": path}).fetchall()[0]
+                      {"f": literal_file(path)}).fetchall()[0]
     none = ("(empty)", "")
     return {"sep": row[0], "quote": None if row[1] in none else row[1], "escape": None if row[2] in none else row[2],
             "skip": int(row[3]), "header": bool(row[4]), "comment": None if row[5] in none else row[5],
