@@ -238,7 +238,8 @@ class StreamColumns(_Strict):
 class Stream(_Strict):
     """A context stream: rows that are never decided, only aggregated by `from:` features."""
 
-    source: str = Field(description="File or glob relative to the workspace (.csv, .parquet, .json, .jsonl).")
+    source: str = Field(description="File or glob relative to the workspace (.csv, .parquet, .json, .jsonl); a "
+                        "file that exists is read as itself, even named like a glob (orders [final].csv).")
     columns: StreamColumns = Field(description="Which source column is the time (and the optional id).")
     rename: dict[str, str] = Field(default_factory=dict, description="Source column -> loaded name, so key "
                                    "columns match the decision stream's names (e.g. {uid: user_id}).")
@@ -269,7 +270,8 @@ class Range(_Strict):
 class Table(_Strict):
     """A table joined onto every decision event: by key (optionally as of the event's time) or by range."""
 
-    source: str = Field(description="File or glob relative to the workspace (.csv, .parquet, .json, .jsonl).")
+    source: str = Field(description="File or glob relative to the workspace (.csv, .parquet, .json, .jsonl); a "
+                        "file that exists is read as itself, even named like a glob (orders [final].csv).")
     key: str | None = Field(None, description="Column joined on the event column of the same loaded name (one row "
                             "per key, or per key and valid_from; repeats are quarantined); if the events call it "
                             "otherwise, rename it under rename:.")
@@ -420,7 +422,8 @@ class SparkSettings(_Strict):
 class Dataset(_Strict):
     """`data/dataset.yaml`: where events come from, column roles, features, business costs."""
 
-    source: str = Field(description="File or glob relative to the workspace (.csv, .parquet, .json, .jsonl).")
+    source: str = Field(description="File or glob relative to the workspace (.csv, .parquet, .json, .jsonl); a "
+                        "file that exists is read as itself, even named like a glob (orders [final].csv).")
     columns: Columns = Field(description="Which source column plays which role (id, time, label, amount, ...).")
     types: dict[str, str] = Field(default_factory=dict, description="Optional DuckDB type per column.")
     time_format: TimeFormat = Field(
