@@ -373,11 +373,12 @@ class SparkSettings(_Strict):
     def _remote(cls, value: str | None) -> str | None:
         """A Spark Connect URL (`sc://host[:port][/;param=value...]`) or `local`/`local[N]`/`local[*]` (a Connect
         server PySpark starts here, as its `builder.remote` takes)."""
-        if value is None or re.fullmatch(r"sc://[^\s/;:]+(:\d+)?/?(;[^\s;]+=[^\s;]*)*", value) \
+        if value is None or re.fullmatch(r"sc://[^\s/;:=]+(:\d+)?(/(;[^\s;=]+=[^\s;=]*)*)?", value) \
                 or re.fullmatch(r"local(\[(\d+|\*)\])?", value):
             return value
         raise ValueError(f"'{redact_remote(value)}' is not a Spark Connect URL: write sc://host:15002 (a Connect "
-                         "server), or local[2] for one PySpark starts on this machine")
+                         "server; parameters after a slash, sc://host:15002/;token=...), or local[2] for one PySpark "
+                         "starts on this machine")
 
     @model_validator(mode="after")
     def _one_target(self) -> SparkSettings:
@@ -387,6 +388,12 @@ class SparkSettings(_Strict):
         if self.remote is not None and not self.remote.startswith("local") and self.driver_memory:
             raise ValueError("spark.driver_memory: a Spark Connect server's driver memory is set where the server "
                              "starts (spark.driver.memory of its start-connect-server.sh), not by a client: remove it")
+        host = (self.remote or "").removeprefix("sc://").split("/")[0].rsplit(":", 1)[0]
+        if self.remote and not self.remote.startswith("local") and not self.store \
+                and host not in ("localhost", "127.0.0.1", "[::1]"):
+            raise ValueError(f"spark.remote {redact_remote(self.remote)}: a Connect server on another machine "
+                             "cannot see this workspace's data/spark/: set spark.store to storage both reach "
+                             "(s3a://bucket/prefix, or a shared mount file:///mnt/shared/riskconsole)")
         return self
 
     @property

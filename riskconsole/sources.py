@@ -107,8 +107,11 @@ def literal_files(files: list[str]) -> list[str]:
 def source_files(ws: Workspace, dataset: Dataset | Stream | Table, label: str, where: str = "") -> tuple[list[str], str]:
     """The sorted files matched by `source` (of the dataset, a stream or a table), and their common format."""
     pattern = str(ws.path(dataset.source))
-    # a file named like a glob ('orders [final].csv') is that file: glob would read [final] as one of its letters
-    files = [pattern] if os.path.isfile(pattern) else sorted(glob.glob(pattern, recursive=True))
+    # a file named like a glob ('orders [final].csv') is that file: glob would read [final] as one of its letters;
+    # the workspace's own folder is never a pattern (a workspace in 'risk [v2]/')
+    relative = not Path(dataset.source).expanduser().is_absolute()
+    globbed = os.path.join(glob.escape(str(ws.root)), dataset.source) if relative else pattern
+    files = [pattern] if os.path.isfile(pattern) else sorted(glob.glob(globbed, recursive=True))
     prefix = f"{label}: {where + ': ' if where else ''}"
     if not files:
         raise DataError(f"{prefix}source '{dataset.source}' matches no file (looked for {pattern})")

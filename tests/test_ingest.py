@@ -109,6 +109,13 @@ def test_a_file_named_like_a_glob_is_that_file(tmp_path):
     assert (result.read, result.loaded) == (2, 2)
     ws.dataset_path.write_text(yaml.safe_dump({**spec, "source": "data/in/orders [fx].csv"}))  # a glob: orders f.csv
     assert load(ws).read == 7
+    moved = tmp_path / "risk [v2]"  # a workspace whose own folder looks like a glob: its sources' globs still match
+    ws.root.rename(moved)
+    from riskconsole.workspace import Workspace
+
+    again = Workspace(moved)
+    again.dataset_path.write_text(yaml.safe_dump({**spec, "source": "data/in/orders*.csv"}))
+    assert load(again).read == 9
 
 
 def test_a_source_with_no_rows_is_an_error(tmp_path):

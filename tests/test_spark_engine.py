@@ -453,13 +453,26 @@ def test_missing_java_says_what_to_install(monkeypatch):
                                 "or set JAVA_HOME")
     from riskconsole.config import SparkSettings
 
-    remote, local = SparkSettings(remote="sc://spark.example:15002"), SparkSettings(remote="local[2]")
+    remote = SparkSettings(remote="sc://spark.example:15002", store="s3a://bucket/riskconsole")
+    local = SparkSettings(remote="local[2]")
     assert engine.missing(remote) is None and engine.missing(local) == engine.missing()  # a Connect client: no Java
     found = engine.importlib.util.find_spec
-    monkeypatch.setattr(engine.importlib.util, "find_spec", lambda name: None if name == "grpc" else found(name))
+
+    def without_google(name):  # gRPC there, protobuf's `google` package not: find_spec raises
+        if name.startswith("google"):
+            raise ModuleNotFoundError(f"No module named '{name.split('.')[0]}'")
+        return found(name)
+
+    monkeypatch.setattr(engine.importlib.util, "find_spec", without_google)
     assert engine.missing(remote) == engine.missing(local) == (
         "spark.remote needs PySpark's Spark Connect client: pip install 'pyspark[connect]==4.3.*'")
     assert engine.missing(SparkSettings()) == engine.missing()  # classic Spark needs no gRPC
+    monkeypatch.setattr(engine.importlib.util, "find_spec", found)
+    with pytest.raises(RiskConsoleError) as err:  # in seconds: PySpark's client would retry for minutes
+        engine.start(SparkSettings(remote="sc://localhost:1/;token=s3cret"))
+    assert str(err.value).startswith("spark.remote sc://localhost:1: no Spark Connect server answers there (")
+    assert str(err.value).endswith("): start it (start-connect-server.sh), or check the host and port")
+    assert "s3cret" not in str(err.value)
     conf = engine.session_conf(remote)  # a server's static settings are its own
     assert conf == {"spark.sql.session.timeZone": "UTC"} and "spark.driver.memory" in engine.session_conf(local)
 

@@ -495,11 +495,18 @@ def test_bad_spark_connect_settings_get_one_line_before_any_spark_starts(tmp_pat
     from riskconsole.cli import main
     from riskconsole.config import SparkSettings
 
-    assert SparkSettings(remote="sc://spark.example:15002/;token=abc").target == "connect sc://spark.example:15002"
-    assert SparkSettings(remote="local[2]", driver_memory="2g").connect
-    cases = [({"remote": "http://spark:15002/;token=s3cret"},
-              "spark.remote: 'http://spark:15002' is not a Spark Connect URL: write sc://host:15002 (a Connect server), "
-              "or local[2] for one PySpark starts on this machine"),
+    remote = SparkSettings(remote="sc://spark.example:15002/;token=abc", store="s3a://bucket/riskconsole")
+    assert remote.target == "connect sc://spark.example:15002"
+    assert SparkSettings(remote="local[2]", driver_memory="2g").connect and SparkSettings(remote="sc://localhost").connect
+    url = ("is not a Spark Connect URL: write sc://host:15002 (a Connect server; parameters after a slash, "
+           "sc://host:15002/;token=...), or local[2] for one PySpark starts on this machine")
+    cases = [({"remote": "http://spark:15002/;token=s3cret"}, f"spark.remote: 'http://spark:15002' {url}"),
+             ({"remote": "sc://spark:15002;token=s3cret"}, f"spark.remote: 'sc://spark:15002' {url}"),  # PySpark would
+             ({"remote": "sc://spark:15002/;token=s3cret=="}, f"spark.remote: 'sc://spark:15002' {url}"),  # print it
+             ({"remote": "sc://spark.example:15002/;token=s3cret"},
+              "spark: spark.remote sc://spark.example:15002: a Connect server on another machine cannot see this "
+              "workspace's data/spark/: set spark.store to storage both reach (s3a://bucket/prefix, or a shared "
+              "mount file:///mnt/shared/riskconsole)"),
              ({"remote": "sc://h:15002", "master": "local[2]"},
               "spark: set spark.master (riskconsole is the Spark driver) or spark.remote (a Spark Connect server is), "
               "not both"),
@@ -580,3 +587,6 @@ def test_a_connect_client_spells_a_files_path_as_spark_does(spark, tmp_path):
     assert {hadoop_spelling(f) for f in files} == spelled
     assert [p for p, _, _ in _file_paths(spark, SimpleNamespace(files=files))] == [hadoop_spelling(f) for f in files]
     assert hadoop_spelling("/tmp//x///y.csv/") == "file:/tmp/x/y.csv"
+    hadoop, file = spark._jvm.org.apache.hadoop.fs.Path, spark._jvm.java.io.File  # a source outside the workspace
+    for path in (f"{folder}/../ü/./ev ü.csv", "/tmp/a/../../b c.csv"):
+        assert hadoop_spelling(path) == str(hadoop(file(path).toURI()).toUri().toString()), path

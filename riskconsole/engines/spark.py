@@ -32,6 +32,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import threading
 import time
 import warnings
@@ -45,7 +46,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from sqlglot import exp
 
-from riskconsole.config import Dataset, Feature, Level, SparkSettings
+from riskconsole.config import Dataset, Feature, Level, SparkSettings, redact_remote
 from riskconsole.errors import DataError, RiskConsoleError
 from riskconsole.engines.spark_entities import EntityRunner, entity_view
 from riskconsole.engines.spark_render import first_line, render
@@ -81,7 +82,7 @@ def missing(settings: SparkSettings | None = None) -> str | None:
     if importlib.util.find_spec("pyspark") is None:
         return client if connect else \
             "engine spark needs PySpark: pip install 'pyspark==4.3.*' (and Java 17: " + INSTALL_JAVA + ")"
-    if connect and (importlib.util.find_spec("grpc") is None or importlib.util.find_spec("google.rpc") is None):
+    if connect and not all(_installed(m) for m in ("grpc", "grpc_status", "google.rpc", "zstandard")):
         return client
     if connect and not settings.remote.startswith("local"):
         return None  # the server's Java, not ours
@@ -89,6 +90,13 @@ def missing(settings: SparkSettings | None = None) -> str | None:
     if shutil.which("java") is None and not (java_home and Path(java_home, "bin", "java").exists()):
         return "engine spark needs Java 17 on PATH: " + INSTALL_JAVA
     return None
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # `google.rpc` without a `google` package
+        return False
 
 
 def start(settings: SparkSettings) -> Any:
@@ -105,10 +113,42 @@ def start(settings: SparkSettings) -> Any:
     builder = builder.remote(settings.remote) if settings.connect else builder.master(settings.master)
     for key, value in session_conf(settings).items():
         builder = builder.config(key, str(value).lower() if isinstance(value, bool) else str(value))
-    session = builder.getOrCreate()
+    if settings.connect and settings.remote.startswith("local"):  # the local server's Python workers: this one
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # (PATH's python3 may lack pyarrow, LightGBM)
+    elif settings.connect:
+        _reachable(settings)
+    if not settings.connect:
+        builder = builder.config("spark.api.mode", "classic")  # not Connect because SPARK_REMOTE is set
+    try:
+        session = builder.getOrCreate()
+    except Exception as err:  # noqa: BLE001 - a Connect URL's parameters (a token) must not reach the message
+        if not settings.connect:
+            raise
+        secret = settings.remote.partition(";")[2]
+        text = first_line(err).replace(secret, "…") if secret else first_line(err)
+        raise RiskConsoleError(f"spark.remote {settings.target.removeprefix('connect ')}: no Spark Connect session: "
+                               f"{text}") from None
+    if is_connect(session) != settings.connect:
+        raise RiskConsoleError("the Spark session is a Spark Connect client although dataset.yaml sets spark.master "
+                               "($SPARK_REMOTE or spark.api.mode says so): unset them, or set spark.remote")
     if not is_connect(session):  # a Connect server keeps its own log settings
         session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+def _reachable(settings: SparkSettings) -> None:
+    """Refuse a Connect server that does not answer, in seconds: PySpark's client retries an unreachable one with
+    backoff for minutes before it says anything."""
+    import socket
+
+    where = settings.remote.removeprefix("sc://").split("/")[0]
+    host, _, port = where.rpartition(":") if where.rpartition(":")[2].isdigit() else (where, "", "15002")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+    except OSError as err:
+        raise RiskConsoleError(f"spark.remote {redact_remote(settings.remote)}: no Spark Connect server answers "
+                               f"there ({err.strerror or err}): start it (start-connect-server.sh), or check the host "
+                               "and port") from None
 
 
 def is_connect(spark: Any) -> bool:

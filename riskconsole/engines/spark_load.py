@@ -25,7 +25,7 @@ from riskconsole.engines.spark_read import POSITION, check_utf8, connect, read_r
 from riskconsole.engines.spark_render import first_line
 from riskconsole.errors import DataError, RiskConsoleError
 from riskconsole.escape import terminal
-from riskconsole.sources import Checked, Part
+from riskconsole.sources import Checked, Part, literal_files
 from riskconsole.sqlbuild import alias, fill, ident, render
 
 
@@ -316,10 +316,10 @@ def _publish(con: duckdb.DuckDBPyConnection, part: Part, rows: Path, quarantine:
     """DuckDB's table of the part (in its order: time and id for the events) and its quarantine (in source order)
     from Spark's Parquet."""
     read = "read_parquet($files, hive_partitioning = false)"
-    files = {"files": [str(p) for p in sorted(rows.rglob("*.parquet"))]}
+    files = {"files": literal_files([str(p) for p in sorted(rows.rglob("*.parquet"))])}
     con.execute(f"CREATE OR REPLACE TABLE {part.table} AS SELECT * FROM {read} ORDER BY "
                 + ", ".join(render(ident(c)) for c in order), files)
-    files = {"files": [str(p) for p in sorted(quarantine.rglob("*.parquet"))]}
+    files = {"files": literal_files([str(p) for p in sorted(quarantine.rglob("*.parquet"))])}
     if files["files"]:
         con.execute(f"CREATE OR REPLACE TABLE {part.quarantine} AS SELECT * EXCLUDE (__file) FROM {read} "
                     "ORDER BY __file, \"row\"", files)

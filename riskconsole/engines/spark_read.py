@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import posixpath
 import re
 import unicodedata
 from typing import Any
@@ -207,11 +208,11 @@ _URI_PATH = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234
 
 def hadoop_spelling(path: str) -> str:
     """How Spark's `_metadata.file_path` spells an absolute local file (Hadoop's `Path(new File(path).toURI())
-    .toUri()`): `file:` and the path, repeated and trailing slashes dropped, quoted as java.net.URI quotes a path —
+    .toUri()`): `file:` and the path, repeated and trailing slashes, `.` and `..` dropped, quoted as java.net.URI quotes a path —
     `%`, a space and any other ASCII character a URI path may not hold, and non-ASCII control and space characters,
     as %XX of their UTF-8 bytes; other non-ASCII letters (ü, 日) kept as they are."""
     out = []
-    for ch in re.sub("/+", "/", path).rstrip("/"):
+    for ch in posixpath.normpath(re.sub("/+", "/", path)):  # `.` and `..` resolved, as URI.normalize does
         keep = ch in _URI_PATH if ch.isascii() else unicodedata.category(ch) not in ("Cc", "Zs", "Zl", "Zp")
         out.append(ch if keep else "".join(f"%{b:02X}" for b in ch.encode("utf-8")))
     return "file:" + "".join(out)
