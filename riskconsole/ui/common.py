@@ -153,8 +153,10 @@ def pick_window(session: Session, path: Path | None = None) -> Window:
     state["window_default"] = default
     with st.sidebar:
         st.markdown("**Backtest window**")
-        picked = st.date_input("days", value=st.session_state.get("window", default), min_value=lo,
-                               max_value=hi, key="window_input", label_visibility="collapsed")
+        # the widget's own state once it exists (a value beside it draws Streamlit's "set twice" warning)
+        value = {} if "window_input" in st.session_state else {"value": st.session_state.get("window", default)}
+        picked = st.date_input("days", min_value=lo, max_value=hi, key="window_input", label_visibility="collapsed",
+                               **value)
         as_of = st.date_input("labels known as of", value=st.session_state.get("as_of"), min_value=lo,
                               key="as_of_input", disabled=not has_label_time,
                               help="Count a label only if it was known by the end of this day." if has_label_time
@@ -252,9 +254,16 @@ def kpi_tiles(report: dict, baseline: dict | None = None) -> None:
 
 
 def range_text(pair: list[float], kind: str) -> str:
-    """A [worst, best] range as a tile shows it, low to high, short enough not to be cut: `15.1–36.3%`,
-    `41.0k – 107k`."""
-    low, high = (fmt(v, kind) for v in sorted(pair))
+    """A [worst, best] range as a tile shows it, low to high, short enough not to be cut in a quarter of the page:
+    `15.1–36.3%`, money in the unit of its larger end, `6.8–11.2k`, `41–107k`, `-1.2–3.4k`."""
+    lo, hi = sorted(pair)
+    size = max(abs(lo), abs(hi))
+    if kind == "compact" and size >= 1e3:
+        unit, suffix = next((u, s) for u, s in ((1e9, "B"), (1e6, "M"), (1e3, "k")) if size >= u)
+        digits = 0 if size >= 100 * unit else 1
+        low, high = (f"{v / unit:,.{digits}f}" for v in (lo, hi))
+        return f"{low}–{high}{suffix}"
+    low, high = fmt(lo, kind), fmt(hi, kind)
     if low.endswith("%") and high.endswith("%"):
         return f"{low[:-1]}–{high}"
     return f"{low} – {high}"
