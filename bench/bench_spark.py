@@ -108,6 +108,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workspace", required=True)
     parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--remote", help="Spark Connect instead of a driver here, e.g. local[2] (spark.remote)")
     parser.add_argument("--entities-only", action="store_true",
                         help="only the entity frames (Spark needs the export, not the event frame)")
     args = parser.parse_args()
@@ -124,7 +125,8 @@ def main() -> None:
     print(f"DuckDB: {events:,} events, feature build {feature_duck:.1f} s, backtest {backtest_duck:.2f} s "
           f"(load average {_load()})", flush=True)
     started = time.perf_counter()
-    spark = start(SparkSettings(master=args.master))
+    settings = SparkSettings(remote=args.remote) if args.remote else SparkSettings(master=args.master)
+    spark = start(settings)
     startup = time.perf_counter() - started
     with Session(ws, engine="spark", spark=spark) as on_spark:
         engine = on_spark.spark_engine()
@@ -136,7 +138,7 @@ def main() -> None:
     same = report_spark["overall"] == report_duck["overall"]
     close = all(abs(report_spark["overall"][k] - v) <= 1e-9 * max(1.0, abs(v))
                 for k, v in report_duck["overall"].items() if isinstance(v, float))
-    print(f"{events:,} events, {len(on_spark.dataset.features)} features, Spark {args.master} (session start "
+    print(f"{events:,} events, {len(on_spark.dataset.features)} features, Spark {settings.target} (session start "
           f"{startup:.1f} s)")
     print("| step | DuckDB | Spark | Spark / DuckDB |")
     print("| --- | --- | --- | --- |")

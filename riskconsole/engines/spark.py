@@ -430,7 +430,7 @@ class SparkEngine:
 
 def store_of(ws: Workspace, dataset: Dataset, session: Callable[[], Any]) -> Store:
     """The folder of a workspace's data versions: `spark.store` of the dataset, else data/spark/."""
-    return Store(session, dataset.spark.store or str(ws.root / "data" / SPARK_DIR), dataset.spark.connect)
+    return Store(session, dataset.spark.store or str(ws.root / "data" / SPARK_DIR))  # Connect or not: the session's
 
 
 def remove_versions(versions: Store, keep: str) -> None:

@@ -24,18 +24,27 @@ class Store:
     """A folder of a store: `base` is a URI (`file:///mnt/x`, `s3a://bucket/prefix`) or an absolute path; `session`
     gives the SparkSession whose Hadoop settings reach it (asked only when the store is used)."""
 
-    def __init__(self, session: Callable[[], Any], base: str, connect: bool = False) -> None:
+    def __init__(self, session: Callable[[], Any], base: str, connect: bool | None = None) -> None:
         self._session = session
         self.base = base.rstrip("/") if "://" in base else str(Path(base))
         self.local = _local_path(self.base)  # a folder of this machine (file: URIs, absolute paths), else None
-        self.connect = connect  # a Spark Connect client has no JVM: Python's file calls, or pyarrow's file systems
+        self._connect = connect  # None: whatever the session is, asked when the store is first used
+
+    @property
+    def connect(self) -> bool:
+        """Whether the session is a Spark Connect client (no JVM: Python's file calls, or pyarrow's file systems)."""
+        if self._connect is None:
+            from riskconsole.engines.spark import is_connect
+
+            self._connect = is_connect(self.spark)
+        return self._connect
 
     @property
     def spark(self) -> Any:
         return self._session()
 
     def child(self, name: str) -> Store:
-        return Store(self._session, self.uri(name), self.connect)
+        return Store(self._session, self.uri(name), self._connect)
 
     def uri(self, *parts: str) -> str:
         """What Spark reads and writes: the base with `parts` appended (a local store: its path)."""
