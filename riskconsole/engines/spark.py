@@ -120,7 +120,11 @@ def start(settings: SparkSettings) -> Any:
     if not settings.connect:
         builder = builder.config("spark.api.mode", "classic")  # not Connect because SPARK_REMOTE is set
     try:
-        session = builder.getOrCreate()
+        with warnings.catch_warnings():
+            if settings.connect and settings.remote.startswith("local"):  # the server started with them; the
+                warnings.filterwarnings("ignore", message="Failed to set spark", category=UserWarning)  # client
+                # then tries to set its static ones again as session settings, and warns for each
+            session = builder.getOrCreate()
     except Exception as err:  # noqa: BLE001 - a Connect URL's parameters (a token) must not reach the message
         if not settings.connect:
             raise
@@ -166,6 +170,7 @@ def session_conf(settings: SparkSettings) -> dict[str, Any]:
         settings.connect else {}
     if local:  # 200 shuffle tasks per window cost minutes
         conf["spark.sql.shuffle.partitions"] = LOCAL_SHUFFLE_PARTITIONS
+        conf["spark.log.level"] = "ERROR"  # as setLogLevel below, from the start: a local Connect server's too
         # local mode runs every task in the driver's JVM: Spark's 1g heap runs out on a 1M-event frame
         conf["spark.driver.memory"] = local_driver_memory()
     conf.update(settings.conf)
