@@ -363,9 +363,8 @@ class SparkSettings(_Strict):
                                                       "is always UTC, as in DuckDB).")
     store: str | None = Field(None, description="Where engine spark keeps its Parquet (the events by day, streams, "
                               "tables, the frame, scores): a URI (file:///mnt/shared/x, s3a://bucket/prefix) or an "
-                              "absolute path, read and written through Spark's Hadoop FileSystem API (pyarrow's file systems "
-                              "under spark.remote; default: "
-                              "data/spark/ of the workspace). One folder per data version; only this workspace's "
+                              "absolute path, read and written through Spark's Hadoop FileSystem API (pyarrow's "
+                              "file systems under spark.remote; default: data/spark/ of the workspace). One folder per data version; only this workspace's "
                               "versions are removed there.")
 
     @field_validator("remote")
@@ -385,12 +384,10 @@ class SparkSettings(_Strict):
         if self.remote is not None and "master" in self.model_fields_set:
             raise ValueError("set spark.master (riskconsole is the Spark driver) or spark.remote (a Spark Connect "
                              "server is), not both")
-        if self.remote is not None and not self.remote.startswith("local") and self.driver_memory:
+        if self.server is not None and self.driver_memory:
             raise ValueError("spark.driver_memory: a Spark Connect server's driver memory is set where the server "
                              "starts (spark.driver.memory of its start-connect-server.sh), not by a client: remove it")
-        host = (self.remote or "").removeprefix("sc://").split("/")[0].rsplit(":", 1)[0]
-        if self.remote and not self.remote.startswith("local") and not self.store \
-                and host not in ("localhost", "127.0.0.1", "[::1]"):
+        if self.server is not None and not self.store and self.server[0] not in ("localhost", "127.0.0.1"):
             raise ValueError(f"spark.remote {redact_remote(self.remote)}: a Connect server on another machine "
                              "cannot see this workspace's data/spark/: set spark.store to storage both reach "
                              "(s3a://bucket/prefix, or a shared mount file:///mnt/shared/riskconsole)")
@@ -400,6 +397,15 @@ class SparkSettings(_Strict):
     def connect(self) -> bool:
         """Whether the engine is a Spark Connect client (`remote`) rather than the driver (`master`)."""
         return self.remote is not None
+
+    @property
+    def server(self) -> tuple[str, int] | None:
+        """(host, port) of an `sc://` Connect server (port 15002 unless the URL says); None without one (`master`,
+        or `remote: local[N]`, a server PySpark starts here)."""
+        if self.remote is None or not self.remote.startswith("sc://"):
+            return None
+        host, _, port = self.remote.removeprefix("sc://").split("/")[0].rpartition(":")
+        return (host, int(port)) if host and port.isdigit() else (port, 15002)
 
     @property
     def target(self) -> str:

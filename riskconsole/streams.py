@@ -180,7 +180,7 @@ def _bucketed(select: exp.Select, bucket: int, shift: int) -> exp.Select:
         select.subquery("r"))
 
 
-def distinct_sweep(data: exp.Select, queries: exp.Select, keys: tuple[str, ...], features: list[Feature]
+def distinct_sweep(data: exp.Query, queries: exp.Select, keys: tuple[str, ...], features: list[Feature]
                    ) -> exp.Select:
     """A query (`_pos`, one column per feature) of keyed `count_distinct` windows, as one sweep per key.
 
@@ -309,8 +309,7 @@ def _swept(dataset: Dataset, stream: str | None, keys: tuple[str, ...], features
             parts.append((distinct_sweep(rows, asked, keys, distinct), distinct))
         else:
             both = exp.union(_bucketed(rows, bucket, 0), _bucketed(rows, bucket, 1), distinct=False)
-            parts.append((distinct_sweep(exp.select("*").from_(both.subquery("d")), _bucketed(asked, bucket, 0),
-                                         ("__b",), distinct), distinct))
+            parts.append((distinct_sweep(both, _bucketed(asked, bucket, 0), ("__b",), distinct), distinct))
     lengths: dict[str, list[Feature]] = {}
     for f in features:
         if f.agg in BLOCKS:

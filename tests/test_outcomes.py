@@ -458,7 +458,8 @@ def test_a_range_in_a_tile_reads_low_to_high_and_fits():
     assert common.range_text([3_400, -1_200], "compact") == "-1.2–3.4k"
     assert common.range_text([2_500_000, 900_000], "compact") == "0.9–2.5M"
     assert common.range_text([640, 120], "compact") == "120 – 640"
-    assert all(len(common.range_text(p, "compact")) <= 12 for p in ([9_999, 1_001], [999_999, 10_000], [-98_765, 54_321]))
+    pairs = ([9_999, 1_001], [999_999, 10_000], [-98_765, 54_321])
+    assert all(len(common.range_text(p, "compact")) <= 12 for p in pairs)
 
 
 def test_more_conditions_than_pattern_bits_and_a_failed_toggle(tmp_path, monkeypatch):

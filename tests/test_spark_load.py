@@ -497,7 +497,8 @@ def test_bad_spark_connect_settings_get_one_line_before_any_spark_starts(tmp_pat
 
     remote = SparkSettings(remote="sc://spark.example:15002/;token=abc", store="s3a://bucket/riskconsole")
     assert remote.target == "connect sc://spark.example:15002"
-    assert SparkSettings(remote="local[2]", driver_memory="2g").connect and SparkSettings(remote="sc://localhost").connect
+    assert SparkSettings(remote="local[2]", driver_memory="2g").connect
+    assert SparkSettings(remote="sc://localhost").server == ("localhost", 15002)
     url = ("is not a Spark Connect URL: write sc://host:15002 (a Connect server; parameters after a slash, "
            "sc://host:15002/;token=...), or local[2] for one PySpark starts on this machine")
     cases = [({"remote": "http://spark:15002/;token=s3cret"}, f"spark.remote: 'http://spark:15002' {url}"),

@@ -84,7 +84,7 @@ def missing(settings: SparkSettings | None = None) -> str | None:
             "engine spark needs PySpark: pip install 'pyspark==4.3.*' (and Java 17: " + INSTALL_JAVA + ")"
     if connect and not all(_installed(m) for m in ("grpc", "grpc_status", "google.rpc", "zstandard")):
         return client
-    if connect and not settings.remote.startswith("local"):
+    if settings is not None and settings.server is not None:
         return None  # the server's Java, not ours
     java_home = os.environ.get("JAVA_HOME")
     if shutil.which("java") is None and not (java_home and Path(java_home, "bin", "java").exists()):
@@ -113,15 +113,15 @@ def start(settings: SparkSettings) -> Any:
     builder = builder.remote(settings.remote) if settings.connect else builder.master(settings.master)
     for key, value in session_conf(settings).items():
         builder = builder.config(key, str(value).lower() if isinstance(value, bool) else str(value))
-    if settings.connect and settings.remote.startswith("local"):  # the local server's Python workers: this one
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # (PATH's python3 may lack pyarrow, LightGBM)
-    elif settings.connect:
+    if settings.server is not None:
         _reachable(settings)
+    elif settings.connect:  # a Connect server PySpark starts here: its Python workers are this interpreter
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # (PATH's python3 may lack pyarrow, LightGBM)
     if not settings.connect:
         builder = builder.config("spark.api.mode", "classic")  # not Connect because SPARK_REMOTE is set
     try:
         with warnings.catch_warnings():
-            if settings.connect and settings.remote.startswith("local"):  # the server started with them; the
+            if settings.connect and settings.server is None:  # the local server started with them; the
                 warnings.filterwarnings("ignore", message="Failed to set spark", category=UserWarning)  # client
                 # then tries to set its static ones again as session settings, and warns for each
             session = builder.getOrCreate()
@@ -130,7 +130,7 @@ def start(settings: SparkSettings) -> Any:
             raise
         secret = settings.remote.partition(";")[2]
         text = first_line(err).replace(secret, "…") if secret else first_line(err)
-        raise RiskConsoleError(f"spark.remote {settings.target.removeprefix('connect ')}: no Spark Connect session: "
+        raise RiskConsoleError(f"spark.remote {redact_remote(settings.remote)}: no Spark Connect session: "
                                f"{text}") from None
     if is_connect(session) != settings.connect:
         raise RiskConsoleError("the Spark session is a Spark Connect client although dataset.yaml sets spark.master "
@@ -145,10 +145,9 @@ def _reachable(settings: SparkSettings) -> None:
     backoff for minutes before it says anything."""
     import socket
 
-    where = settings.remote.removeprefix("sc://").split("/")[0]
-    host, _, port = where.rpartition(":") if where.rpartition(":")[2].isdigit() else (where, "", "15002")
+    host, port = settings.server
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+        socket.create_connection((host.strip("[]"), port), timeout=10).close()
     except OSError as err:
         raise RiskConsoleError(f"spark.remote {redact_remote(settings.remote)}: no Spark Connect server answers "
                                f"there ({err.strerror or err}): start it (start-connect-server.sh), or check the host "
@@ -164,10 +163,9 @@ def is_connect(spark: Any) -> bool:
 def session_conf(settings: SparkSettings) -> dict[str, Any]:
     """The Spark settings `start` gives the session: the dataset's, over riskconsole's defaults for local mode."""
     local = (settings.remote if settings.connect else settings.master).startswith("local")
-    # a Connect server's static settings (its UI, its driver's memory) are its own: a client sets session ones only;
+    # an sc:// server's static settings (its UI, its driver's memory) are its own: a client sets session ones only;
     # a local Connect server (`remote: local[N]`) is started by PySpark here with all of them
-    conf: dict[str, Any] = {"spark.ui.enabled": False, "spark.ui.showConsoleProgress": False} if local or not \
-        settings.connect else {}
+    conf: dict[str, Any] = {} if settings.server else {"spark.ui.enabled": False, "spark.ui.showConsoleProgress": False}
     if local:  # 200 shuffle tasks per window cost minutes
         conf["spark.sql.shuffle.partitions"] = LOCAL_SHUFFLE_PARTITIONS
         conf["spark.log.level"] = "ERROR"  # as setLogLevel below, from the start: a local Connect server's too

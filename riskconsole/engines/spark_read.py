@@ -153,8 +153,9 @@ def _read_csv(spark: Any, con: duckdb.DuckDBPyConnection, files: list[str], sche
     reads = []
     for (sep, quote, escape, header), paths in groups.items():
         quote = quote or "\u0000"  # no quoting: Spark's option for none
-        reads.append(spark.read.options(header=header, sep=sep, quote=quote, escape=escape or quote, multiLine=True,
-                                        mode="FAILFAST", encoding="UTF-8").schema(schema).csv([literal(p) for p in paths]))
+        options = {"header": header, "sep": sep, "quote": quote, "escape": escape or quote, "multiLine": True,
+                   "mode": "FAILFAST", "encoding": "UTF-8"}
+        reads.append(spark.read.options(**options).schema(schema).csv([literal(p) for p in paths]))
     return functools.reduce(lambda a, b: a.unionByName(b), reads)
 
 
@@ -208,8 +209,8 @@ _URI_PATH = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234
 
 def hadoop_spelling(path: str) -> str:
     """How Spark's `_metadata.file_path` spells an absolute local file (Hadoop's `Path(new File(path).toURI())
-    .toUri()`): `file:` and the path, repeated and trailing slashes, `.` and `..` dropped, quoted as java.net.URI quotes a path —
-    `%`, a space and any other ASCII character a URI path may not hold, and non-ASCII control and space characters,
+    .toUri()`): `file:` and the path, repeated and trailing slashes, `.` and `..` dropped, quoted as java.net.URI
+    quotes a path — `%`, a space and any other ASCII character a URI path may not hold, and non-ASCII control and space characters,
     as %XX of their UTF-8 bytes; other non-ASCII letters (ü, 日) kept as they are."""
     out = []
     for ch in posixpath.normpath(re.sub("/+", "/", path)):  # `.` and `..` resolved, as URI.normalize does

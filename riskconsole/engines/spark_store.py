@@ -65,16 +65,16 @@ class Store:
 
     def exists(self, *parts: str) -> bool:
         if self.connect:
-            return self._arrow_info(*parts).type != _arrow_fs().FileType.NotFound
+            return self._arrow(*parts)[2].type != _arrow_fs().FileType.NotFound
         path = self._path(*parts)
         return bool(self._fs(path).exists(path))
 
     def children(self, *parts: str) -> list[str]:
         """Names of the entries of a folder (none when it does not exist)."""
         if self.connect:
-            if self._arrow_info(*parts).type != _arrow_fs().FileType.Directory:
+            fs, path, info = self._arrow(*parts)
+            if info.type != _arrow_fs().FileType.Directory:
                 return []
-            fs, path = self._arrow(*parts)
             return sorted(info.base_name for info in fs.get_file_info(_arrow_fs().FileSelector(path)))
         path = self._path(*parts)
         fs = self._fs(path)
@@ -84,11 +84,10 @@ class Store:
 
     def remove(self, *parts: str) -> None:
         if self.connect:
-            kind = self._arrow_info(*parts).type
-            fs, path = self._arrow(*parts)
-            if kind == _arrow_fs().FileType.Directory:
+            fs, path, info = self._arrow(*parts)
+            if info.type == _arrow_fs().FileType.Directory:
                 fs.delete_dir(path)
-            elif kind == _arrow_fs().FileType.File:
+            elif info.type == _arrow_fs().FileType.File:
                 fs.delete_file(path)
             return
         path = self._path(*parts)
@@ -96,7 +95,7 @@ class Store:
 
     def write_text(self, *parts: str, text: str) -> None:
         if self.connect:
-            fs, path = self._arrow(*parts)
+            fs, path, _ = self._arrow(*parts)
             fs.create_dir(path.rsplit("/", 1)[0], recursive=True)  # as Hadoop's create makes the parents
             with fs.open_output_stream(path) as out:
                 out.write(text.encode("utf-8"))
@@ -111,9 +110,9 @@ class Store:
     def read_text(self, *parts: str) -> str | None:
         """A small file's text (None when it does not exist)."""
         if self.connect:
-            if self._arrow_info(*parts).type != _arrow_fs().FileType.File:
+            fs, path, info = self._arrow(*parts)
+            if info.type != _arrow_fs().FileType.File:
                 return None
-            fs, path = self._arrow(*parts)
             with fs.open_input_stream(path) as stream:
                 return stream.read().decode("utf-8")
         path = self._path(*parts)
@@ -128,19 +127,16 @@ class Store:
 
     # ------------------------------------------------------------ pyarrow's file systems (a Spark Connect client)
 
-    def _arrow(self, *parts: str) -> tuple[Any, str]:
-        """(file system, path) of `parts` by pyarrow: a local store's folder, else the URI's own file system (S3 for
-        `s3a://`, which is Hadoop's name for it; GCS, HDFS, Azure as pyarrow reaches them)."""
+    def _arrow(self, *parts: str) -> tuple[Any, str, Any]:
+        """(file system, path, what is there) of `parts` by pyarrow: a local store's folder, else the URI's own file
+        system (S3 for `s3a://`, which is Hadoop's name for it; GCS, HDFS, Azure as pyarrow reaches them)."""
         fs = _arrow_fs()
         if self.local is not None:
-            return fs.LocalFileSystem(), str(self.local.joinpath(*parts))
-        uri = self.uri(*parts)
-        scheme, rest = uri.split("://", 1)
-        return fs.FileSystem.from_uri(f"{'s3' if scheme.lower() in ('s3a', 's3n') else scheme}://{rest}")
-
-    def _arrow_info(self, *parts: str) -> Any:
-        fs, path = self._arrow(*parts)
-        return fs.get_file_info(path)
+            system, path = fs.LocalFileSystem(), str(self.local.joinpath(*parts))
+        else:
+            scheme, rest = self.uri(*parts).split("://", 1)
+            system, path = fs.FileSystem.from_uri(f"{'s3' if scheme.lower() in ('s3a', 's3n') else scheme}://{rest}")
+        return system, path, system.get_file_info(path)
 
     # ------------------------------------------------------------ local folders for DuckDB's side
 
@@ -156,7 +152,7 @@ class Store:
             yield local
             if self.connect:
                 self.remove(*parts)
-                fs, path = self._arrow(*parts)
+                fs, path, _ = self._arrow(*parts)
                 _arrow_fs().copy_files(str(local), path, source_filesystem=_arrow_fs().LocalFileSystem(),
                                        destination_filesystem=fs)
                 return
@@ -173,8 +169,8 @@ class Store:
         with tempfile.TemporaryDirectory(prefix="riskconsole-store-") as folder:
             local = Path(folder) / "in"
             if self.connect:
-                if self.exists(*parts):
-                    fs, path = self._arrow(*parts)
+                fs, path, info = self._arrow(*parts)
+                if info.type != _arrow_fs().FileType.NotFound:
                     _arrow_fs().copy_files(path, str(local), source_filesystem=fs,
                                            destination_filesystem=_arrow_fs().LocalFileSystem())
                 yield local
