@@ -22,14 +22,16 @@ from riskconsole.errors import ConfigError
 from riskconsole.sqlbuild import alias, fill, ident, render
 from riskconsole.streams import _compatible, micros
 
+# versions are numbered per key (`__v`, in valid_from order; a key's repeated valid_from is quarantined at load), so
+# the numbering spreads over keys (one row_number over the whole table is one task on Spark)
 _ASOF = (
-    "WITH v AS (SELECT *, row_number() OVER (ORDER BY :key, :vf) AS __v FROM :tbl "
+    "WITH v AS (SELECT *, row_number() OVER (PARTITION BY :key ORDER BY :vf) AS __v FROM :tbl "
     "  WHERE :key IS NOT NULL AND :vf IS NOT NULL), "
     "u AS (SELECT 0 AS __kind, :key AS __k, :vt AS _t, __v, NULL AS _pos FROM v "
     "  UNION ALL SELECT 1, :ekey, _t, NULL, _pos FROM :base WHERE :ekey IS NOT NULL), "
-    "m AS (SELECT _pos, __kind, max(__v) OVER (PARTITION BY __k ORDER BY _t, __kind "
+    "m AS (SELECT _pos, __kind, __k, max(__v) OVER (PARTITION BY __k ORDER BY _t, __kind "
     "  ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS __v FROM u) "
-    "SELECT m._pos FROM m JOIN v ON m.__v = v.__v WHERE m.__kind = 1")
+    "SELECT m._pos FROM m JOIN v ON m.__k = :vkey AND m.__v = v.__v WHERE m.__kind = 1")
 _KEY = "SELECT b._pos FROM :base AS b JOIN :tbl AS v ON :ekey = :key"
 _RANGE = (
     "WITH v AS (SELECT *, row_number() OVER (ORDER BY :low, :high) AS __v FROM :tbl "
@@ -70,7 +72,7 @@ def lookup_query(dataset: Dataset, name: str, features: list[Feature], base: str
                      vlow=exp.column(low, "v", quoted=True), vhigh=exp.column(high, "v", quoted=True))
     elif valid_from is not None:
         query = fill(_ASOF, **nodes, key=ident(key), vf=ident(valid_from), vt=micros(ident(valid_from)),
-                     ekey=ident(key))
+                     ekey=ident(key), vkey=exp.column(key, "v", quoted=True))
     else:
         query = fill(_KEY, **nodes, key=exp.column(key, "v", quoted=True), ekey=exp.column(key, "b", quoted=True))
     columns = [alias(exp.column(target(f)[1], "v", quoted=True), f.name) for f in features]

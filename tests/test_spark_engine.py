@@ -202,6 +202,56 @@ def test_event_positions_on_spark_are_numbered_per_hour_with_duckdbs_numbers(spa
     assert re.search(r"Window \[row_number\(\) windowspecdefinition\(__b#", plan), plan
 
 
+def test_as_of_lookup_versions_are_numbered_per_key_on_spark(spark):
+    """An as-of lookup numbers a table's versions per key (`lookups._ASOF`): a row_number over the whole table would
+    run in one Spark task, which a user table of hundreds of millions of versions cannot afford. Each event gets the
+    version of its key valid at its time (the latest valid_from at or before it; none before the first), on DuckDB
+    and Spark alike, checked against a plain Python scan; Spark's plan moves no rows to a single partition."""
+    import bisect
+
+    import numpy as np
+    import pyarrow as pa
+    from sqlglot import exp
+
+    from riskconsole import lookups
+    from riskconsole.engines.spark import render
+    from riskconsole.sqlbuild import alias, fill, ident
+    from riskconsole.streams import micros
+
+    rng = np.random.default_rng(5)
+    n, keys = 3000, 40
+    versions = pa.table({"k": np.repeat(np.arange(keys), 6), "tier": rng.integers(0, 1000, keys * 6),
+                         # each key's six versions at distinct times; keys share times (ties across keys)
+                         "vf": np.concatenate([rng.choice(np.arange(0, 200, 10), 6, replace=False)
+                                               for _ in range(keys)]) * 1_000_000})
+    versions = versions.set_column(2, "vf", pa.compute.cast(versions["vf"], pa.timestamp("us")))
+    events = pa.table({"_pos": np.arange(n), "k": rng.integers(0, keys + 3, n),  # 3 keys with no version
+                       "_t": rng.choice(np.arange(-5, 205, 5), n) * 1_000_000})  # on, before and after each vf
+    by_key: dict[int, list[tuple[int, int]]] = {}
+    for k, vf, tier in zip(versions["k"].to_pylist(), versions["vf"].cast(pa.int64()).to_pylist(),
+                           versions["tier"].to_pylist()):
+        by_key.setdefault(k, []).append((vf, tier))
+    want = {}
+    for pos, k, t in zip(events["_pos"].to_pylist(), events["k"].to_pylist(), events["_t"].to_pylist()):
+        found = sorted(by_key.get(k, []))
+        i = bisect.bisect_right([vf for vf, _ in found], t)
+        if i:
+            want[pos] = found[i - 1][1]
+    query = fill(lookups._ASOF, tbl=exp.to_table("table_v"), base=exp.to_table("ev"), key=ident("k"),
+                 vf=ident("vf"), vt=micros(ident("vf")), ekey=ident("k"), vkey=exp.column("k", "v", quoted=True))
+    query = query.select(alias(exp.column("tier", "v", quoted=True), "tier"), append=True)
+    con = duckdb.connect()
+    con.register("table_v", versions)
+    con.register("ev", events)
+    assert dict(con.execute(query.sql(dialect="duckdb")).fetchall()) == want
+    spark.createDataFrame(versions.to_pandas()).repartition(4).createOrReplaceTempView("table_v")
+    spark.createDataFrame(events.to_pandas()).repartition(4).createOrReplaceTempView("ev")
+    frame = spark.sql(render(query, "test"))
+    assert {r["_pos"]: r["tier"] for r in frame.collect()} == want
+    plan = frame._jdf.queryExecution().executedPlan().toString()
+    assert "SinglePartition" not in plan, plan
+
+
 def test_the_frame_built_on_spark_equals_duckdbs(mixed_ws, spark_session):
     import pyarrow.parquet as pq
 
