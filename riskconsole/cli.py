@@ -105,6 +105,8 @@ def _spark_build(ws: Workspace, args: argparse.Namespace) -> None:
         if session.engine != "spark":
             return
         engine = session.spark_engine()
+        if "frame" not in engine.seconds:  # a load on Spark built it (and said so)
+            return
         print(f"spark: frame built on {session.engine_text} in {sum(engine.seconds.values()):.1f} s "
               f"(export {engine.seconds.get('export', 0):.1f} s, features {engine.seconds.get('frame', 0):.1f} s): "
               f"{engine.where}")

@@ -460,6 +460,27 @@ def frame_plan(dataset: Dataset, columns: list[str], label: str, sweep: bool = F
     return FramePlan(base, side, joined, frame, label_tables, joins)
 
 
+def frame_types(con: duckdb.DuckDBPyConnection, dataset: Dataset, label: str) -> list[tuple[str, str]]:
+    """The frame's (column, DuckDB type) in order, as `build_frame` makes them from the connection's loaded tables,
+    without reading a row: `build_frame` itself over empty copies of `events`, `stream_NAME` and `table_NAME` in a
+    scratch in-memory database (a load on Spark builds the rows there, and DuckDB reads them back in these types).
+    The dataset's features are checked as `build_frame` checks them."""
+    home = con.execute("SELECT current_database()").fetchall()[0][0]
+    names = ["events", *(f"stream_{s}" for s in dataset.streams), *(f"table_{t}" for t in dataset.tables)]
+    con.execute("ATTACH ':memory:' AS __shape")
+    try:
+        for name in names:
+            con.execute(f"CREATE TABLE __shape.{name} AS SELECT * FROM {render(exp.to_table(name))} LIMIT 0")
+        con.execute("USE __shape")
+        try:
+            build_frame(con, dataset, label)
+            return list(con.execute("SELECT column_name, column_type FROM (DESCRIBE __shape.frame)").fetchall())
+        finally:
+            con.execute(f"USE {render(exp.to_identifier(home, quoted=True))}")
+    finally:
+        con.execute("DETACH __shape")
+
+
 def build_frame(con: duckdb.DuckDBPyConnection, dataset: Dataset, label: str,
                 progress: Callable[[str], None] | None = None) -> list[str]:
     """Create table `frame` = events + `_pos` + every feature; return the feature names.

@@ -423,9 +423,9 @@ def _fill(con: duckdb.DuckDBPyConnection, checked: Checked, progress: Progress, 
         warnings += found
     warnings += overlap_warnings(con, checked.dataset, checked.label)
     read, loaded = counts["source"]
-    progress(f"building {len(checked.dataset.features)} features over {loaded:,} events ...")
-    features = build_frame(con, checked.dataset, checked.label, progress)
     _write_meta(con, checked, read, loaded, version)
+    progress(f"building {len(checked.dataset.features)} features over {loaded:,} events ...")
+    features = getattr(loader, "build_frame", build_frame)(con, checked.dataset, checked.label, progress)
     store_maturity(con, checked.dataset, version)  # the default backtest window reads it instead of scanning
     reasons = dict(con.execute("SELECT reason, count(*) FROM quarantine GROUP BY ALL ORDER BY 2 DESC, 1").fetchall())
     others = {w: {"read": r, "loaded": n, "quarantined": r - n} for w, (r, n) in counts.items() if w != "source"}
@@ -541,6 +541,7 @@ def reload(ws: Workspace, dataset_path: str | Path | None = None, progress: Prog
         if live is not None:
             live.close()
         _swap(staging, csvs, ws)
+        published = getattr(loader, "published", None)  # a load on Spark: the earlier versions' folders go
     except BaseException:
         discard = getattr(loader, "discard", None)  # what a load on Spark wrote for this version, never live
         if discard is not None:
@@ -551,6 +552,8 @@ def reload(ws: Workspace, dataset_path: str | Path | None = None, progress: Prog
             live.close()
         for path in (staging, Path(f"{staging}.wal"), *(made for _, made, _ in csvs)):
             path.unlink(missing_ok=True)
+    if published is not None:
+        published()
     result.seconds = time.perf_counter() - started
     return result
 

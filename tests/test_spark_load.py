@@ -257,11 +257,51 @@ def test_a_load_on_engine_spark_gives_duckdbs_tables_and_report(tmp_path, spark)
     assert_same(json.loads(json.dumps(got, default=str)), json.loads(json.dumps(report, default=str)))
 
 
+def test_a_load_on_spark_builds_the_features_on_spark_once(tmp_path, spark, monkeypatch):
+    """The features of a load on Spark are computed once, on Spark (never by DuckDB on this machine): DuckDB's frame
+    is read back from Spark's, the data version's frame is ready before any backtest, and the earlier version's
+    folder is removed only once the new load is live (a load failing after its frame was built leaves the live
+    version's folder, frame included, and removes its own)."""
+    from riskconsole import ingest
+    from riskconsole.session import Session
+
+    ws = _files(tmp_path / "ws", {"a.csv": _csv(MESSY), "b.csv": _csv(SECOND)},
+                time_format=["%d.%m.%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%d %H:%M:%S"])
+    (ws.strategies_dir).mkdir(exist_ok=True)
+    (ws.strategies_dir / "s.yaml").write_text(yaml.safe_dump(STRATEGY))
+    duck = load(ws)
+    want = _tables(ws)["frame"]
+
+    def no_duckdb_build(*args, **kwargs):
+        raise AssertionError("DuckDB built the frame of a load on Spark")
+
+    monkeypatch.setattr(ingest, "build_frame", no_duckdb_build)
+    first = load(ws, engine="spark", spark=spark)
+    assert first.features == duck.features and _tables(ws)["frame"] == want
+    store = ws.root / "data" / "spark"
+    assert sorted(p.name for p in store.iterdir()) == [first.version]
+    assert (store / first.version / "_riskconsole.json").exists()  # built by the load: no backtest builds it again
+    frame = {p: p.stat().st_mtime_ns for p in (store / first.version / "frame").rglob("*.parquet")}
+    with Session(ws, engine="spark", spark=spark) as session:
+        assert session.backtest(ws.strategies_dir / "s.yaml").report["overall"]["flagged"] > 0
+    assert {p: p.stat().st_mtime_ns for p in frame} == frame and frame
+
+    def broken(*args, **kwargs):
+        raise RiskConsoleError("maturity broke")
+
+    monkeypatch.setattr(ingest, "store_maturity", broken)  # after the new frame was built on Spark
+    with pytest.raises(RiskConsoleError, match="maturity broke"):
+        load(ws, engine="spark", spark=spark)
+    assert sorted(p.name for p in store.iterdir()) == [first.version]
+    assert {p: p.stat().st_mtime_ns for p in frame} == frame
+
+
 def test_streams_and_tables_load_on_spark_as_on_duckdb(tmp_path, spark):
     """A stream (renamed column, NULL keys, a bad and a blank time) and tables (as-of with a missing key and a
     repeated version, plain, range): every table and quarantine DuckDB holds after a load on engine spark is a DuckDB
-    load's (a stream's rows as a multiset: ties in time have no order), so is the frame built from them, and the
-    Spark engine's export keeps Spark's Parquet."""
+    load's (a stream's rows as a multiset: ties in time have no order); the frame, built on Spark by the load and read
+    back, has DuckDB's columns and types and a DuckDB load's values (floats to 1e-9); the Spark engine's export keeps
+    Spark's Parquet."""
     import test_streams
     import test_tables
     from riskconsole.session import Session
@@ -297,7 +337,11 @@ def test_streams_and_tables_load_on_spark_as_on_duckdb(tmp_path, spark):
     assert duck.sources["streams.logins"]["quarantined"] == 2 and duck.sources["tables.merchants"]["quarantined"] == 2
     ours = load(ws, engine="spark", spark=spark)
     assert (ours.summary(), ours.warnings) == (duck.summary(), duck.warnings)
-    assert held() == want
+    got = held()
+    (types, rows), (want_types, want_rows) = got.pop("frame"), want.pop("frame")
+    assert types == want_types
+    assert_same([list(r) for r in rows], [list(r) for r in want_rows])  # sums on Spark: running totals
+    assert got == want
     loaded = json.loads((ws.root / "data" / "spark" / ours.version / "_loaded.json").read_text())["tables"]
     assert sorted(loaded) == ["events", "stream_logins", "table_devices", "table_ip_ranges", "table_merchants"]
     (data / "logins.csv").write_text("uid,device_id,login_time,success,spend\n1,1,not a time,1,2.0\n")

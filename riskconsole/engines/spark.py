@@ -230,7 +230,7 @@ class SparkEngine:
         if not self.built:
             with _BUILDING:
                 if not self.built:  # another engine of this data version may have built it while this one waited
-                    self._build(frame)
+                    self._build(list(frame.columns))
         self._frame = frame
         self._register(frame)
         return self
@@ -264,12 +264,19 @@ class SparkEngine:
         self.seconds["export"] = time.perf_counter() - started
         self.store.write_text(EXPORTED, text=json.dumps({"version": self.version, "seconds": self.seconds["export"]}))
 
-    def _build(self, frame: Frame) -> None:
+    def build_loaded(self, order: list[str]) -> None:
+        """The frame of a load on Spark, built while the load is staged (`ingest._fill`): its sources are already in
+        this version's folder, so nothing is exported, and the live version's folder stays until the new one is
+        live (`SparkLoader.published`). `order`: the frame's columns as DuckDB's (`features.frame_types`)."""
+        self.store.write_text(EXPORTED, text=json.dumps({"version": self.version, "seconds": 0.0}))
+        self._build(order)
+
+    def _build(self, order: list[str]) -> None:
         self.export()
         names = self._exports()
         started = time.perf_counter()
         self._progress(f"spark: building {len(self.dataset.features)} features on {self.master} ...")
-        self._build_frame(names, list(frame.columns))
+        self._build_frame(names, order)
         self.seconds["frame"] = time.perf_counter() - started
         self.store.write_text(DONE, text=json.dumps({"version": self.version, "seconds": self.seconds}))
 

@@ -253,13 +253,45 @@ class SparkLoader:
     def __init__(self, ws: Any, dataset: Any, version: str, spark: Any = None) -> None:
         from riskconsole.engines.spark import store_of
 
-        self.dataset, self._spark = dataset, spark
-        self.store = store_of(ws, dataset, lambda: self.spark).child(version)
+        self.ws, self.dataset, self.version, self._spark = ws, dataset, version, spark
+        self.versions = store_of(ws, dataset, lambda: self.spark)
+        self.store = self.versions.child(version)
 
     def discard(self) -> None:
         """Remove what this load wrote (it never went live): nothing when no Spark session was started."""
         if self._spark is not None:
             self.store.remove()
+
+    def published(self) -> None:
+        """The load is live: remove the folders of earlier data versions (their events are gone from DuckDB too)."""
+        from riskconsole.engines.spark import remove_versions
+
+        remove_versions(self.versions, keep=self.version)
+
+    def build_frame(self, con: duckdb.DuckDBPyConnection, dataset: Any, label: str,
+                    progress: Callable[[str], None]) -> list[str]:
+        """The load's frame, built on Spark from the sources it wrote (`features.frame_plan` rendered for Spark, as
+        a backtest's first run would build it), and DuckDB's table `frame` read back from it in the types DuckDB's
+        own build gives (`features.frame_types`): the features are computed once, on Spark, not also by DuckDB on
+        this machine. Needs the load's `_meta` (its data version) in `con`."""
+        from riskconsole.engines.spark import SparkEngine
+        from riskconsole.features import frame_types
+
+        types = frame_types(con, dataset, label)
+        engine = SparkEngine(self.ws, dataset, con, self.spark, progress)
+        try:
+            engine.build_loaded([c for c, _ in types])
+        except RiskConsoleError:
+            raise
+        except Exception as err:  # noqa: BLE001 - pyspark raises many kinds
+            raise DataError(f"{label}: building the features on spark failed: {first_line(err)}") from None
+        progress(f"spark: features built on {engine.master} in {engine.seconds['frame']:.1f} s: {engine.where}")
+        casts = ", ".join(f"CAST({render(ident(c))} AS {t}) AS {render(ident(c))}" for c, t in types)
+        with self.store.reading("frame") as folder:
+            files = literal_files([str(p) for p in sorted(folder.rglob("*.parquet"))])
+            con.execute(f"CREATE OR REPLACE TABLE frame AS SELECT {casts} FROM "
+                        "read_parquet($files, hive_partitioning = false) ORDER BY _pos", {"files": files})
+        return [f.name for f in dataset.features]
 
     @property
     def spark(self) -> Any:
