@@ -460,7 +460,7 @@ def frame_plan(dataset: Dataset, columns: list[str], label: str, sweep: bool = F
     return FramePlan(base, side, joined, frame, label_tables, joins)
 
 
-def frame_types(con: duckdb.DuckDBPyConnection, dataset: Dataset, label: str) -> list[tuple[str, str]]:
+def planned_types(con: duckdb.DuckDBPyConnection, dataset: Dataset, label: str) -> list[tuple[str, str]]:
     """The frame's (column, DuckDB type) in order, as `build_frame` makes them from the connection's loaded tables,
     without reading a row: `build_frame` itself over empty copies of `events`, `stream_NAME` and `table_NAME` in a
     scratch in-memory database (a load on Spark builds the rows there, and DuckDB reads them back in these types).

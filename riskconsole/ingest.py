@@ -578,7 +578,7 @@ def _load_file(ws: Workspace, checked: Checked, staging: Path, csvs: list[tuple[
     con = ws.connect(database=staging)
     try:
         result = _fill(con, checked, progress, version, loader)
-        result.rescored, result.unscored = rescore_into(con, ws, progress)
+        result.rescored, result.unscored = rescore_into(con, ws, progress, getattr(loader, "scores", None))
         result.warnings += [f"{ws.rel(ws.models_dir / name)}: NOT re-scored, its scores are gone: {why}"
                             for name, why in result.unscored.items()]
         for table, made, _ in csvs:

@@ -201,3 +201,26 @@ def test_a_window_reads_a_per_event_sql_feature(tmp_path):
     with pytest.raises(RiskConsoleError, match="feature 'busy': unknown column 'u_cnt_1h'.*may not read other "
                                                "features"):
         load(other)
+
+
+def test_planned_types_are_the_built_frames_without_reading_a_row(demo_ws):
+    """`features.planned_types` (what a load on Spark reads the frame back as) gives the columns and DuckDB types
+    of the frame DuckDB builds, in order, for the demo's every kind of feature (windows, distinct counts, streams,
+    as-of and range lookups, label and graph features, derived), from empty copies of the tables; the loaded
+    database is left as it was (no table added, the connection back on it)."""
+    from riskconsole.features import planned_types
+
+    con = duckdb.connect()
+    try:
+        con.execute(f"ATTACH '{demo_ws.db_path}' AS live (READ_ONLY)")
+        con.execute("USE live")
+        tables = con.execute("SELECT table_name FROM duckdb_tables() ORDER BY ALL").fetchall()
+        got = planned_types(con, demo_ws.dataset(), "data/dataset.yaml")
+        want = con.execute("SELECT column_name, column_type FROM (DESCRIBE frame)").fetchall()
+        assert got == want and len(want) > 60
+        assert con.execute("SELECT current_database()").fetchall() == [("live",)]
+        assert con.execute("SELECT table_name FROM duckdb_tables() ORDER BY ALL").fetchall() == tables
+        assert [d for (d,) in con.execute("SELECT database_name FROM duckdb_databases() WHERE NOT internal")
+                .fetchall()] == ["live", "memory"]
+    finally:
+        con.close()

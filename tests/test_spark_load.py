@@ -296,6 +296,48 @@ def test_a_load_on_spark_builds_the_features_on_spark_once(tmp_path, spark, monk
     assert {p: p.stat().st_mtime_ns for p in frame} == frame
 
 
+def test_a_load_on_spark_scores_the_trained_detectors_on_spark(tmp_path, spark, monkeypatch):
+    """A load on Spark re-scores every trained detector on Spark, where its backtests read the scores, and DuckDB's
+    score table is read back from them: a DuckDB load's scores (within 1e-6), no DuckDB scoring, and no backtest
+    on Spark scores again."""
+    from riskconsole.detectors import train_detector, training
+    from riskconsole.session import Session
+
+    ws = write_workspace(tmp_path / "ws", random_events(n=400), strategies={"s": {
+        "name": "s", "rules": [{"name": "odd", "when": "iforest >= 0.6", "action": "review"}]}})
+    load(ws)
+    (ws.root / "detectors").mkdir()
+    (ws.root / "detectors" / "iforest.yaml").write_text(yaml.safe_dump({
+        "name": "iforest", "kind": "pyod.iforest", "features": ["amount", "user_orders_1h", "user_amount_1d"],
+        "train": {"from": "2026-03-01", "to": "2026-03-04"}, "params": {"n_estimators": 25}}))
+    train_detector(ws, ws.root / "detectors" / "iforest.yaml")
+    duck = load(ws)  # scored by DuckDB
+    want = _held(ws, "scores_iforest")
+
+    def no_duckdb_scoring(*args, **kwargs):
+        raise AssertionError("DuckDB scored the frame of a load on Spark")
+
+    monkeypatch.setattr(training, "score_into", no_duckdb_scoring)
+    ours = load(ws, engine="spark", spark=spark)
+    assert ours.rescored == duck.rescored == {"iforest": 400}
+    got = _held(ws, "scores_iforest")
+    assert got[0] == want[0] and [p for p, _ in got[1]] == [p for p, _ in want[1]]
+    assert max(abs(a - b) for (_, a), (_, b) in zip(got[1], want[1])) < 1e-6
+    scores = ws.root / "data" / "spark" / ours.version / "scores"
+    written = {p: p.stat().st_mtime_ns for p in scores.rglob("*.parquet")}
+    with Session(ws, engine="spark", spark=spark) as session:
+        assert session.backtest(ws.strategies_dir / "s.yaml").report["overall"]["flagged"] > 0
+    assert written and {p: p.stat().st_mtime_ns for p in scores.rglob("*.parquet")} == written
+
+
+def _held(ws: Workspace, table: str) -> tuple[list, list]:
+    con = duckdb.connect(str(ws.db_path), read_only=True)
+    try:
+        return con.execute(f"DESCRIBE {table}").fetchall(), con.execute(f"SELECT * FROM {table}").fetchall()
+    finally:
+        con.close()
+
+
 def test_streams_and_tables_load_on_spark_as_on_duckdb(tmp_path, spark):
     """A stream (renamed column, NULL keys, a bad and a blank time) and tables (as-of with a missing key and a
     repeated version, plain, range): every table and quarantine DuckDB holds after a load on engine spark is a DuckDB

@@ -423,9 +423,15 @@ def _unscorable(meta: dict, types: dict[str, str], name: str) -> str | None:
             f"you retrain it (riskconsole train detectors/{name}.yaml)")
 
 
-def rescore_into(con: duckdb.DuckDBPyConnection, ws: Workspace,
-                 progress: Progress = _quiet) -> tuple[dict[str, int], dict[str, str]]:
+Scorer = Callable[[duckdb.DuckDBPyConnection, str, str], "int | None"]  # (con, detector, table) -> rows, or None
+
+
+def rescore_into(con: duckdb.DuckDBPyConnection, ws: Workspace, progress: Progress = _quiet,
+                 scorer: Scorer | None = None) -> tuple[dict[str, int], dict[str, str]]:
     """Score every trained model onto the frame of `con` (a load's new database), stamping the data version.
+
+    `scorer` (a load on Spark: `SparkLoader.scores`) fills a detector's score table itself, or returns None for
+    a model it does not score; the rest are scored here.
 
     Returns:
         (detector -> rows scored, detector -> why it could not be scored). An unscorable detector gets a
@@ -438,7 +444,9 @@ def rescore_into(con: duckdb.DuckDBPyConnection, ws: Workspace,
             model, meta = load_detector(folder)
             why = _unscorable(meta, types, name)
             if not why:
-                done[name] = score_into(con, model, meta["features"], name, score_table(name), progress)
+                rows = scorer(con, name, score_table(name)) if scorer is not None else None
+                done[name] = rows if rows is not None else \
+                    score_into(con, model, meta["features"], name, score_table(name), progress)
         except (RiskConsoleError, duckdb.Error):
             raise
         except Exception as err:  # noqa: BLE001 - a model that cannot score is one line, not a traceback

@@ -267,7 +267,7 @@ class SparkEngine:
     def build_loaded(self, order: list[str]) -> None:
         """The frame of a load on Spark, built while the load is staged (`ingest._fill`): its sources are already in
         this version's folder, so nothing is exported, and the live version's folder stays until the new one is
-        live (`SparkLoader.published`). `order`: the frame's columns as DuckDB's (`features.frame_types`)."""
+        live (`SparkLoader.published`). `order`: the frame's columns as DuckDB's (`features.planned_types`)."""
         self.store.write_text(EXPORTED, text=json.dumps({"version": self.version, "seconds": 0.0}))
         self._build(order)
 
@@ -369,6 +369,19 @@ class SparkEngine:
         finally:
             for name in values:
                 self.spark.catalog.dropTempView(name)
+
+    def score_loaded(self, detector: str, table: str) -> tuple[str, ...] | None:
+        """A trained detector's scores of a load's frame built by `build_loaded`, computed on Spark and written in
+        this version's folder, where the engine's later `_scores` finds them (the same model files, the same
+        folder): their folder's path in the store, or None for a model Spark does not score."""
+        folder = self.ws.models_dir / detector
+        files = model_files(folder)
+        if not scored_on_spark(files):
+            return None
+        self.spark.read.parquet(self.store.uri("frame")).createOrReplaceTempView("frame")
+        _VIEWS_OF[self.spark] = self.store.uri()  # another engine of this session registers its own views again
+        self._scores(detector, table)
+        return ("scores", f"{table}-spark-{digest(files)}")
 
     def _scores(self, detector: str, table: str) -> Any:
         """A detector's scores, computed on Spark from its model folder (`spark_scores`); a score table without one is
