@@ -157,6 +157,8 @@ def test_parquet_loads_on_spark_as_on_duckdb(tmp_path, spark):
                                                                                  "device_id,user_id"))},
      "has the columns event_id, ts, is_fraud, label_ts, amount, device_id, user_id where the source has event_id, "
      "ts, is_fraud, label_ts, amount, user_id, device_id (Spark reads every file's columns by their place)"),
+    ({"a.csv": _csv(MESSY[:3]), "b 10:00.csv": _csv(MESSY[3:6])},  # Hadoop cannot read it; DuckDB can
+     "the file name 'b 10:00.csv' holds ':', which Spark's Hadoop file paths cannot read (rename the file)"),
 ])
 def test_what_spark_cannot_read_exactly_is_refused_naming_the_engine(tmp_path, spark, files, message, monkeypatch,
                                                                     capsys):

@@ -44,6 +44,10 @@ def refusal(con: duckdb.DuckDBPyConnection, part: Part) -> str | None:
     no option for, files with different headers, or a loaded type without an exact Spark type."""
     if part.fmt not in READ_ON_SPARK:
         return f"{part.fmt.upper()} sources are read by DuckDB's reader only so far"
+    for path in part.files:
+        if ":" in posixpath.basename(path):
+            return (f"the file name '{posixpath.basename(path)}' holds ':', which Spark's Hadoop file paths cannot "
+                    "read (rename the file)")
     if part.fmt == "json":
         why = spark_json.refusal(con, part, _type_refusal)
         if why:
