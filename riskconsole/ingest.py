@@ -424,8 +424,10 @@ def _fill(con: duckdb.DuckDBPyConnection, checked: Checked, progress: Progress, 
     warnings += overlap_warnings(con, checked.dataset, checked.label)
     read, loaded = counts["source"]
     _write_meta(con, checked, read, loaded, version)
-    progress(f"building {len(checked.dataset.features)} features over {loaded:,} events ...")
-    features = getattr(loader, "build_frame", build_frame)(con, checked.dataset, checked.label, progress)
+    build = getattr(loader, "build_frame", None)  # a load on Spark builds the frame there (and says where)
+    if build is None:
+        progress(f"building {len(checked.dataset.features)} features over {loaded:,} events ...")
+    features = (build or build_frame)(con, checked.dataset, checked.label, progress)
     store_maturity(con, checked.dataset, version)  # the default backtest window reads it instead of scanning
     reasons = dict(con.execute("SELECT reason, count(*) FROM quarantine GROUP BY ALL ORDER BY 2 DESC, 1").fetchall())
     others = {w: {"read": r, "loaded": n, "quarantined": r - n} for w, (r, n) in counts.items() if w != "source"}

@@ -101,10 +101,12 @@ def _validate_dataset(ws: Workspace, path: Path, dataset: Dataset, engine: str |
 
         _spark_installed(checked.dataset)
         check(checked)
-    others = "".join(f", {len(group)} {kind}" for kind, group in (("streams", checked.dataset.streams),
-                                                                   ("tables", checked.dataset.tables)) if group)
+    others = "".join(f", {len(group)} {kind}{'s' if len(group) != 1 else ''}" for kind, group in (
+        ("stream", checked.dataset.streams), ("table", checked.dataset.tables)) if group)
+    features = len(checked.dataset.features)
     return (f"dataset, {len(checked.types)} source columns in {len(checked.files)} file(s), "
-            f"{len(checked.dataset.features)} features{others}" + (", loads on engine spark" if on_spark else ""))
+            f"{features} feature{'s' if features != 1 else ''}{others}"
+            + (", loads on engine spark" if on_spark else ""))
 
 
 def _spark_installed(dataset: Dataset) -> None:
