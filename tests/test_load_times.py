@@ -4,7 +4,7 @@ non-finite amounts quarantined, a warning that suggests a format; quarantine.csv
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 
 import pandas as pd
 import pytest
@@ -157,6 +157,28 @@ def test_time_format_with_an_offset_converts_to_utc(tmp_path):
     ws = _ws(tmp_path, [_row(0, "05/01/2026 00:00 +0500")], time_format="%d/%m/%Y %H:%M %z")
     load(ws)
     assert query(ws, "SELECT ts FROM events") == [(datetime(2026, 1, 4, 19),)]
+
+
+@pytest.mark.parametrize("formats", [["%Y-%m-%d %H:%M:%S%z", "%Y-%m-%d %H:%M:%S"],
+                                     ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S%z"],
+                                     ["%d.%m.%Y", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%d %H:%M:%S"]])
+def test_a_time_without_an_offset_never_takes_the_offset_of_the_row_before(tmp_path, formats):
+    """A time_format list mixing a format with %z and one without: a row without an offset, after rows with one in
+    the same chunk, reads UTC (DuckDB 2.0.1's try_strptime with a list of formats shifted it by the earlier row's
+    offset: 04:00 read as 23:00 the day before). Checked against Python's own strptime, row by row."""
+    times = ["2026-01-05 00:00:00+05:00", "2026-03-02 04:00:00", "2026-03-02 05:00:00-0330", "2026-03-02 06:00:00",
+             "2026-03-03 07:00:00+0000", "2026-03-03 08:00:00"] * 400  # 2,400 rows: over one 2,048-row chunk
+    ws = _ws(tmp_path, [_row(i, t) for i, t in enumerate(times)], time_format=formats)
+    result = load(ws)
+    assert (result.loaded, result.quarantined) == (len(times), 0)
+
+    def utc(text: str) -> datetime:
+        zoned = text[19:] != ""
+        parsed = datetime.strptime(text, "%Y-%m-%d %H:%M:%S%z" if zoned else "%Y-%m-%d %H:%M:%S")
+        return parsed.astimezone(timezone.utc).replace(tzinfo=None) if zoned else parsed
+
+    got = dict(query(ws, "SELECT event_id, ts FROM events"))
+    assert got == {f"e{i}": utc(t) for i, t in enumerate(times)}
 
 
 def test_parquet_times_with_a_zone_end_up_in_utc(tmp_path):
