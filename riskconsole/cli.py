@@ -105,7 +105,8 @@ def _spark_build(ws: Workspace, args: argparse.Namespace) -> None:
         if session.engine != "spark":
             return
         engine = session.spark_engine()
-        if "frame" not in engine.seconds:  # a load on Spark built it (and said so)
+        if "frame" not in engine.seconds:  # this load built it on Spark
+            print(f"spark: frame built by the load on {session.engine_text}: {engine.where}")
             return
         print(f"spark: frame built on {session.engine_text} in {sum(engine.seconds.values()):.1f} s "
               f"(export {engine.seconds.get('export', 0):.1f} s, features {engine.seconds.get('frame', 0):.1f} s): "
@@ -290,7 +291,7 @@ def cmd_train(ws: Workspace, args: argparse.Namespace) -> int:
     failed = 0
     for path in args.detectors:
         try:
-            result = train_detector(ws, path, progress=_progress, tune=tune)
+            result = train_detector(ws, path, progress=_progress, tune=tune, engine=args.engine)
         except RiskConsoleError as err:
             print(f"error: {terminal(err)}", file=sys.stderr)
             failed += 1
@@ -564,6 +565,8 @@ def _parser() -> argparse.ArgumentParser:
                    "Optuna on time splits of the training window; the card lists the trials")
     p.add_argument("--tune-budget", type=float, metavar="SECONDS", help="with --tune: stop searching after this "
                    "many seconds (a trial still running then is not counted)")
+    engine(p, "where every event is scored once the model is fitted: with spark, on the executors when this load's "
+                "frame is built there (the scores Spark's backtests then read)")
     p = command("explain", "why an event scored high: each detector's score and top reasons")
     p.add_argument("event_id", nargs="*", metavar="EVENT_ID",
                    help="the id of the event (the id column of the dataset); several ids are explained in one batch")

@@ -298,21 +298,29 @@ def test_a_load_on_spark_builds_the_features_on_spark_once(tmp_path, spark, monk
     assert {p: p.stat().st_mtime_ns for p in frame} == frame
 
 
-def test_a_load_on_spark_scores_the_trained_detectors_on_spark(tmp_path, spark, monkeypatch):
-    """A load on Spark re-scores every trained detector on Spark, where its backtests read the scores, and DuckDB's
-    score table is read back from them: a DuckDB load's scores (within 1e-6), no DuckDB scoring, and no backtest
-    on Spark scores again."""
-    from riskconsole.detectors import train_detector, training
-    from riskconsole.session import Session
+def _trained_iforest(ws: Workspace) -> None:
+    """A DuckDB load of `ws` and an iforest detector trained on it (scored by DuckDB)."""
+    from riskconsole.detectors import train_detector
 
-    ws = write_workspace(tmp_path / "ws", random_events(n=400), strategies={"s": {
-        "name": "s", "rules": [{"name": "odd", "when": "iforest >= 0.6", "action": "review"}]}})
     load(ws)
     (ws.root / "detectors").mkdir()
     (ws.root / "detectors" / "iforest.yaml").write_text(yaml.safe_dump({
         "name": "iforest", "kind": "pyod.iforest", "features": ["amount", "user_orders_1h", "user_amount_1d"],
         "train": {"from": "2026-03-01", "to": "2026-03-04"}, "params": {"n_estimators": 25}}))
     train_detector(ws, ws.root / "detectors" / "iforest.yaml")
+
+
+def test_a_load_on_spark_scores_the_trained_detectors_on_spark(tmp_path, spark, monkeypatch):
+    """A load on Spark re-scores every trained detector on Spark, where its backtests read the scores, and DuckDB's
+    score table is read back from them: a DuckDB load's scores (within 1e-6), no DuckDB scoring, and no backtest
+    on Spark scores again. So does `train --engine spark` once the version's frame is built on Spark (its card
+    computed from those scores); `train --engine duckdb` scores on DuckDB."""
+    from riskconsole.detectors import train_detector, training
+    from riskconsole.session import Session
+
+    ws = write_workspace(tmp_path / "ws", random_events(n=400), strategies={"s": {
+        "name": "s", "rules": [{"name": "odd", "when": "iforest >= 0.6", "action": "review"}]}})
+    _trained_iforest(ws)
     duck = load(ws)  # scored by DuckDB
     want = _held(ws, "scores_iforest")
 
@@ -331,6 +339,22 @@ def test_a_load_on_spark_scores_the_trained_detectors_on_spark(tmp_path, spark, 
         assert session.backtest(ws.strategies_dir / "s.yaml").report["overall"]["flagged"] > 0
     assert written and {p: p.stat().st_mtime_ns for p in scores.rglob("*.parquet")} == written
 
+    # `train --engine spark` on this version (its frame built on Spark): the events are scored there, once
+    card = json.loads((ws.models_dir / "iforest" / "card.json").read_text())
+    train_detector(ws, ws.root / "detectors" / "iforest.yaml", engine="spark")
+    again = _held(ws, "scores_iforest")
+    assert again[0] == want[0] and max(abs(a - b) for (_, a), (_, b) in zip(again[1], want[1])) < 1e-6
+    trained = json.loads((ws.models_dir / "iforest" / "card.json").read_text())
+    assert trained["events_scored"] == card["events_scored"] == 400
+    assert trained["train"] == card["train"] and trained["out_of_time"] == card["out_of_time"]
+    written = {p: p.stat().st_mtime_ns for p in scores.rglob("*.parquet")}
+    with Session(ws, engine="spark", spark=spark) as session:
+        assert session.backtest(ws.strategies_dir / "s.yaml").report["overall"]["flagged"] > 0
+    assert written and {p: p.stat().st_mtime_ns for p in scores.rglob("*.parquet")} == written
+    monkeypatch.undo()  # engine duckdb: DuckDB scores
+    train_detector(ws, ws.root / "detectors" / "iforest.yaml", engine="duckdb")
+    assert _held(ws, "scores_iforest") == want
+
 
 def _held(ws: Workspace, table: str) -> tuple[list, list]:
     con = duckdb.connect(str(ws.db_path), read_only=True)
@@ -338,6 +362,74 @@ def _held(ws: Workspace, table: str) -> tuple[list, list]:
         return con.execute(f"DESCRIBE {table}").fetchall(), con.execute(f"SELECT * FROM {table}").fetchall()
     finally:
         con.close()
+
+
+def _counts(ws: Workspace, *tables: str) -> list[int]:
+    con = duckdb.connect(str(ws.db_path), read_only=True)
+    try:
+        return [con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in tables]
+    finally:
+        con.close()
+
+
+def test_a_load_on_spark_builds_and_scores_apart_from_the_live_versions_views(tmp_path, spark, monkeypatch):
+    """The console's engines point the shared Spark session's views (`events`, `frame`, ...) at the live data
+    version while a load stages a new one in the same process: the load builds and scores in a session of its own
+    (`spark.isolated`), so a live engine re-pointing the shared views meanwhile (an entity frame's export, a
+    backtest's query) changes neither the new frame nor its scores."""
+    from sqlglot import exp
+
+    from riskconsole.engines import spark as spark_engine
+    from riskconsole.strategy import frame_of
+
+    ws = write_workspace(tmp_path / "ws", random_events(n=400))
+    _trained_iforest(ws)
+    load(ws, engine="spark", spark=spark)
+    con = duckdb.connect(str(ws.db_path), read_only=True)
+    live = spark_engine.SparkEngine(ws, ws.dataset(), con, spark)
+    live.prepare(frame_of(con, ws.dataset()), con)
+    con.close()
+    random_events(n=150, seed=2).to_csv(ws.root / "data" / "events.csv", index=False)
+    exports, scoring, seen = spark_engine.SparkEngine.register_exports, spark_engine.score_frame, []
+
+    def register_exports(self):  # the new version's export views, then the live one's, as a console's would
+        exports(self)
+        if self is not live:
+            exports(live)
+            seen.append("exports")
+
+    def score_frame(session, *args):  # inside the new version's scoring: a live backtest's query re-points `frame`
+        if session is not spark:
+            assert live.arrow(exp.select("count(*) AS n").from_("frame"), "s").to_pylist() == [{"n": 400}]
+            seen.append("query")
+        return scoring(session, *args)
+
+    monkeypatch.setattr(spark_engine.SparkEngine, "register_exports", register_exports)
+    monkeypatch.setattr(spark_engine, "score_frame", score_frame)
+    result = load(ws, engine="spark", spark=spark)
+    assert seen == ["exports", "query"] and result.rescored == {"iforest": 150}
+    assert _counts(ws, "events", "frame", "scores_iforest",
+                   "scores_iforest s SEMI JOIN frame f ON s._pos = f._pos") == [150] * 4
+    # the shared session's view still names the version live before this load (whose folder the load then removed)
+    assert {f.split("/data/spark/")[1].split("/")[0] for f in spark.table("frame").inputFiles()} == {live.version}
+
+
+def test_a_load_is_live_even_when_the_old_versions_folders_cannot_be_removed(tmp_path, spark, monkeypatch):
+    """Removing the earlier versions' folders comes after the new load went live: its failure is a warning of the
+    load, not a failed load (which would say nothing changed)."""
+    from riskconsole.engines import spark as spark_engine
+
+    ws = write_workspace(tmp_path / "ws", random_events(n=60))
+    first = load(ws, engine="spark", spark=spark)
+
+    def boom(*args, **kwargs):
+        raise OSError("permission denied")
+
+    monkeypatch.setattr(spark_engine, "remove_versions", boom)
+    second = load(ws, engine="spark", spark=spark)
+    assert second.version != first.version and second.loaded == first.loaded
+    assert any("earlier data versions' folders" in w and "permission denied" in w for w in second.warnings)
+    assert sorted(p.name for p in (ws.root / "data" / "spark").iterdir()) == sorted([first.version, second.version])
 
 
 def test_streams_and_tables_load_on_spark_as_on_duckdb(tmp_path, spark):

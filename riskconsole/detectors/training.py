@@ -279,11 +279,14 @@ def _card(con: duckdb.DuckDBPyConnection, plan: Plan, model: DetectorModel, tabl
 # ------------------------------------------------------------------ publishing
 
 
-def _write_folder(folder: Path, model: DetectorModel, plan: Plan, card: dict) -> None:
+def _write_model(folder: Path, model: DetectorModel, plan: Plan) -> None:
     folder.mkdir(parents=True)
     meta = {"name": plan.spec.name, "features": plan.spec.features, "train": plan.train.days,
             "valid": plan.valid.days if plan.valid else None, "seed": plan.spec.seed}
     save_detector(model, folder, meta)
+
+
+def _write_card(folder: Path, card: dict) -> None:
     (folder / "card.json").write_text(json.dumps(card, indent=2, default=str) + "\n")
     (folder / "card.md").write_text(cards.card_markdown(card))
 
@@ -307,8 +310,11 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _publish(ws: Workspace, con: duckdb.DuckDBPyConnection, plan: Plan, model: DetectorModel, facts: dict,
-             progress: Progress) -> dict:
-    """Score, write the card and model, and swap both into place in one transaction."""
+             progress: Progress, scorer: FolderScorer | None = None) -> dict:
+    """Write the model, score, write the card, and swap model and scores into place in one transaction.
+
+    `scorer` (engine spark: `SparkEngine.score_into`) scores the written model into the table itself, or returns
+    None for a model it does not score; DuckDB scores it then."""
     name = plan.spec.name
     staging_table, final = f"_scoring_{name}", ws.models_dir / name
     staging = ws.models_dir / f".{name}.staging-{os.getpid()}"
@@ -316,11 +322,14 @@ def _publish(ws: Workspace, con: duckdb.DuckDBPyConnection, plan: Plan, model: D
     backup = None
     con.execute("BEGIN TRANSACTION")
     try:
+        _write_model(staging, model, plan)
         started = time.perf_counter()
-        facts["events_scored"] = score_into(con, model, plan.spec.features, name, staging_table, progress)
+        rows = scorer(con, name, staging_table, staging) if scorer is not None else None
+        facts["events_scored"] = rows if rows is not None else \
+            score_into(con, model, plan.spec.features, name, staging_table, progress)
         facts["scoring_seconds"] = round(time.perf_counter() - started, 3)
         card = _card(con, plan, model, staging_table, facts)
-        _write_folder(staging, model, plan, card)
+        _write_card(staging, card)
         _swap_table(con, staging_table, score_table(name))
         _ensure_version(con)
         stamp_scores(con, name)
@@ -342,10 +351,12 @@ def _publish(ws: Workspace, con: duckdb.DuckDBPyConnection, plan: Plan, model: D
 
 
 def train_detector(ws: Workspace, path: str | os.PathLike, progress: Progress = _quiet,
-                   tune: Tune | None = None) -> TrainResult:
+                   tune: Tune | None = None, engine: str | None = None) -> TrainResult:
     """Fit the detector of a YAML file, score every event into `scores_<name>`, write model and card.
 
-    With `tune`, LightGBM's hyperparameters are first searched on time splits of the training window.
+    With `tune`, LightGBM's hyperparameters are first searched on time splits of the training window. `engine`
+    (`--engine`; default $RISKCONSOLE_ENGINE, else the dataset's `engine:`): with spark, the events are scored on
+    Spark when this data version's frame is built there (`_spark_scorer`).
 
     Raises:
         RiskConsoleError: one line naming the file and the problem; nothing is left half-written.
@@ -358,7 +369,8 @@ def train_detector(ws: Workspace, path: str | os.PathLike, progress: Progress = 
         plan = _plan(ws, con, spec, label)
         fit_rows, seconds = _fit(con, plan, model, progress, tune)
         facts = {"fit_rows": fit_rows, "training_seconds": round(seconds, 3)}
-        card = _publish(ws, con, plan, model, facts, progress)
+        card = _publish(ws, con, plan, model, facts, progress,
+                        _spark_scorer(ws, con, plan.dataset, engine, progress))
     except duckdb.Error as err:
         raise DataError(f"{label}: {str(err).splitlines()[0]}") from None
     finally:
@@ -424,6 +436,22 @@ def _unscorable(meta: dict, types: dict[str, str], name: str) -> str | None:
 
 
 Scorer = Callable[[duckdb.DuckDBPyConnection, str, str], "int | None"]  # (con, detector, table) -> rows, or None
+FolderScorer = Callable[[duckdb.DuckDBPyConnection, str, str, Path], "int | None"]  # and the model's folder
+
+
+def _spark_scorer(ws: Workspace, con: duckdb.DuckDBPyConnection, dataset: Dataset, engine: str | None,
+                  progress: Progress) -> FolderScorer | None:
+    """With engine spark (`engine`, else $RISKCONSOLE_ENGINE, else the dataset's `engine:`) and this data version's
+    frame already built on Spark, what scores a trained model there (`SparkEngine.score_into`: the scores Spark's backtests
+    then read, read into DuckDB too); else None (DuckDB scores it, and Spark again at its first use)."""
+    from riskconsole.engines import choose
+
+    if choose(engine, dataset) != "spark":
+        return None
+    from riskconsole.engines.spark import SparkEngine
+
+    engine = SparkEngine(ws, dataset, con, progress=progress)
+    return engine.score_into if engine.built else None
 
 
 def rescore_into(con: duckdb.DuckDBPyConnection, ws: Workspace, progress: Progress = _quiet,

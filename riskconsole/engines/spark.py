@@ -57,7 +57,9 @@ from riskconsole.features import GRAPH_TABLE, frame_plan
 from riskconsole.entities import EntityView
 from riskconsole.graphs import GraphSource, graph_query, graph_values
 from riskconsole.names import META_TABLE, SCORES_TABLE
+from riskconsole.sources import literal_files
 from riskconsole.sqlbuild import fill, ident
+from riskconsole.sqlbuild import render as duck_sql
 from riskconsole.strategy import CompiledStrategy, Frame
 from riskconsole.workspace import Workspace, machine_memory
 
@@ -158,6 +160,28 @@ def is_connect(spark: Any) -> bool:
     """Whether `spark` is a Spark Connect session: no JVM here, so no SparkContext, Hadoop FileSystem or broadcast
     variables (the store, scoring and the load's file list then take their JVM-free paths)."""
     return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def isolated(spark: Any) -> Any:
+    """A new session of `spark`'s application (classic or Connect) with temporary views of its own and `spark`'s
+    settings (a new session starts from the application's; `start`'s and a caller's own are set again): a load
+    staging its data version builds and scores there, since `events`, `frame` and the other views of the shared
+    session belong to the live version, which the console may be querying.
+
+    A Spark Connect client's session is returned as it is: PySpark 4.3's Connect `newSession()` gives a session in
+    which a build's DataFrames were not found ("CONNECT_INVALID_PLAN.DATAFRAME_NOT_FOUND"), and the client then hung
+    at exit releasing it. A load through Connect still shares the session's views with the live version."""
+    if is_connect(spark):
+        return spark
+    session = spark.newSession()
+    theirs, ours = spark.conf.getAll, session.conf.getAll
+    for key, value in theirs.items():
+        if ours.get(key) != value:
+            try:
+                session.conf.set(key, value)
+            except Exception:  # noqa: BLE001 - a static setting: the application's, already in force
+                pass
+    return session
 
 
 def session_conf(settings: SparkSettings) -> dict[str, Any]:
@@ -370,23 +394,28 @@ class SparkEngine:
             for name in values:
                 self.spark.catalog.dropTempView(name)
 
-    def score_loaded(self, detector: str, table: str) -> tuple[str, ...] | None:
-        """A trained detector's scores of a load's frame built by `build_loaded`, computed on Spark and written in
-        this version's folder, where the engine's later `_scores` finds them (the same model files, the same
-        folder): their folder's path in the store, or None for a model Spark does not score."""
-        folder = self.ws.models_dir / detector
+    def score_into(self, con: duckdb.DuckDBPyConnection, detector: str, table: str,
+                   folder: Path | None = None) -> int | None:
+        """A trained detector's scores of this version's frame (built: by a load on Spark, or already), computed on
+        Spark and kept in this version's folder, where the engine's later `_scores` finds them (same model files,
+        same folder), then read into DuckDB's `table` of `con` (`_pos` BIGINT, `detector` DOUBLE, by `_pos`): its
+        rows, or None for a model Spark does not score. `folder`: the model's (default: the workspace's trained
+        one; `train` passes the folder it is writing)."""
+        folder = folder or self.ws.models_dir / detector
         files = model_files(folder)
         if not scored_on_spark(files):
             return None
         self.spark.read.parquet(self.store.uri("frame")).createOrReplaceTempView("frame")
         _VIEWS_OF[self.spark] = self.store.uri()  # another engine of this session registers its own views again
-        self._scores(detector, table)
-        return ("scores", f"{table}-spark-{digest(files)}")
+        self._scores(detector, table, folder)
+        read_back(con, self.store, table, [("_pos", "BIGINT"), (detector, "DOUBLE")],
+                  ("scores", f"{table}-spark-{digest(files)}"))
+        return con.execute(f"SELECT count(*) FROM {duck_sql(exp.to_table(table, quoted=True))}").fetchall()[0][0]
 
-    def _scores(self, detector: str, table: str) -> Any:
+    def _scores(self, detector: str, table: str, folder: Path | None = None) -> Any:
         """A detector's scores, computed on Spark from its model folder (`spark_scores`); a score table without one is
         exported from DuckDB."""
-        folder = self.ws.models_dir / detector
+        folder = folder or self.ws.models_dir / detector
         files = model_files(folder) if (folder / "detector.json").exists() else {}
         if not scored_on_spark(files):
             return self._exported_scores(table)
@@ -449,6 +478,17 @@ class SparkEngine:
         except Exception as err:  # noqa: BLE001 - pyspark raises many kinds; the user needs one line
             raise RiskConsoleError(f"strategy '{strategy}': evaluating its expressions on spark failed: "
                                    f"{first_line(err)} (guard the expression, e.g. with nullif or TRY_CAST)") from None
+
+
+def read_back(con: duckdb.DuckDBPyConnection, store: Store, table: str, types: list[tuple[str, str]],
+              where: tuple[str, ...]) -> None:
+    """DuckDB's `table` of `con` from Spark's Parquet at `where` in the store: (column, DuckDB type) in order, by
+    `_pos` (a remote store's files are copied here first)."""
+    casts = ", ".join(f"CAST({duck_sql(ident(c))} AS {t}) AS {duck_sql(ident(c))}" for c, t in types)
+    with store.reading(*where) as folder:
+        files = literal_files([str(p) for p in sorted(folder.rglob("*.parquet"))])
+        con.execute(f"CREATE OR REPLACE TABLE {duck_sql(exp.to_table(table, quoted=True))} AS SELECT {casts} FROM "
+                    "read_parquet($files, hive_partitioning = false) ORDER BY _pos", {"files": files})
 
 
 def store_of(ws: Workspace, dataset: Dataset, session: Callable[[], Any]) -> Store:

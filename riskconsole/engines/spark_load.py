@@ -253,7 +253,7 @@ class SparkLoader:
     def __init__(self, ws: Any, dataset: Any, version: str, spark: Any = None) -> None:
         from riskconsole.engines.spark import store_of
 
-        self.ws, self.dataset, self.version, self._spark = ws, dataset, version, spark
+        self.ws, self.dataset, self.version, self._given, self._spark = ws, dataset, version, spark, None
         self.versions = store_of(ws, dataset, lambda: self.spark)
         self.store = self.versions.child(version)
 
@@ -274,7 +274,7 @@ class SparkLoader:
         a backtest's first run would build it), and DuckDB's table `frame` read back from it in the types DuckDB's
         own build gives (`features.planned_types`): the features are computed once, on Spark, not also by DuckDB on
         this machine. Needs the load's `_meta` (its data version) in `con`."""
-        from riskconsole.engines.spark import SparkEngine
+        from riskconsole.engines.spark import SparkEngine, read_back
         from riskconsole.features import planned_types
 
         types = planned_types(con, dataset, label)
@@ -286,26 +286,22 @@ class SparkLoader:
         except Exception as err:  # noqa: BLE001 - pyspark raises many kinds
             raise DataError(f"{label}: building the features on spark failed: {first_line(err)}") from None
         progress(f"spark: features built on {engine.master} in {engine.seconds['frame']:.1f} s: {engine.where}")
-        _read_back(con, self.store, "frame", types, ("frame",))
+        read_back(con, self.store, "frame", types, ("frame",))
         return [f.name for f in dataset.features]
 
     def scores(self, con: duckdb.DuckDBPyConnection, detector: str, table: str) -> int | None:
-        """A trained detector's scores of the load's frame, computed on Spark (`SparkEngine.score_loaded`, where the
-        engine's backtests then find them) and read back into DuckDB's score `table`: its rows, or None for a model
+        """A trained detector's scores of the load's frame, computed on Spark (`SparkEngine.score_into`, kept where
+        the engine's backtests then find them) and read into DuckDB's score `table`: its rows, or None for a model
         Spark does not score (DuckDB scores it)."""
         engine = getattr(self, "_engine", None)
-        where = engine.score_loaded(detector, table) if engine is not None else None
-        if where is None:
-            return None
-        _read_back(con, self.store, table, [("_pos", "BIGINT"), (detector, "DOUBLE")], where)
-        return con.execute(f"SELECT count(*) FROM {render(exp.to_table(table, quoted=True))}").fetchall()[0][0]
+        return engine.score_into(con, detector, table) if engine is not None else None
 
     @property
     def spark(self) -> Any:
-        if self._spark is None:
-            from riskconsole.engines.spark import start
+        if self._spark is None:  # a session of its own: the shared one's views are the live version's
+            from riskconsole.engines.spark import isolated, start
 
-            self._spark = start(self.dataset.spark)
+            self._spark = isolated(self._given or start(self.dataset.spark))
         return self._spark
 
     def __call__(self, con: duckdb.DuckDBPyConnection, checked: Checked, part: Part,
@@ -340,16 +336,6 @@ class SparkLoader:
         tables = json.loads(self.store.read_text(LOADED) or '{"tables": []}')["tables"]
         self.store.write_text(LOADED, text=json.dumps({"tables": [*tables, part.table], "day": DAY}))
         return result.read, result.loaded, result.warnings
-
-
-def _read_back(con: duckdb.DuckDBPyConnection, store: Any, table: str, types: list[tuple[str, str]],
-               where: tuple[str, ...]) -> None:
-    """DuckDB's `table` from Spark's Parquet at `where` in the store: (column, DuckDB type) in order, by `_pos`."""
-    casts = ", ".join(f"CAST({render(ident(c))} AS {t}) AS {render(ident(c))}" for c, t in types)
-    with store.reading(*where) as folder:
-        files = literal_files([str(p) for p in sorted(folder.rglob("*.parquet"))])
-        con.execute(f"CREATE OR REPLACE TABLE {render(exp.to_table(table, quoted=True))} AS SELECT {casts} FROM "
-                    "read_parquet($files, hive_partitioning = false) ORDER BY _pos", {"files": files})
 
 
 def write_days(rows: Any, out: str, time: str) -> None:

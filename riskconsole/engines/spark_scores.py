@@ -32,9 +32,13 @@ _MODELS: dict[str, Any] = {}  # per Python worker: files' digest -> loaded detec
 _LOCK = threading.Lock()
 
 
+CARD_FILES = ("card.json", "card.md")  # written beside the model by `train`; they do not score
+
+
 def model_files(folder: Path) -> dict[str, bytes]:
-    """The files of a model folder (what `load_detector` reads), by name."""
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+    """The files of a model folder that `load_detector` reads, by name (not its card: a model's scores, and the
+    folder they are kept in, are the same before and after `train` writes the card)."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file() and p.name not in CARD_FILES}
 
 
 def digest(files: dict[str, bytes]) -> str:
