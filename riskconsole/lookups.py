@@ -19,7 +19,7 @@ from sqlglot import exp
 
 from riskconsole.config import Dataset, Feature, Table
 from riskconsole.errors import ConfigError
-from riskconsole.sqlbuild import alias, fill, ident, render
+from riskconsole.sqlbuild import alias, fill, ident, lit, render
 from riskconsole.streams import _compatible, micros
 
 # versions are numbered per key (`__v`, in valid_from order; a key's repeated valid_from is quarantined at load), so
@@ -33,12 +33,38 @@ _ASOF = (
     "  ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS __v FROM u) "
     "SELECT m._pos FROM m JOIN v ON m.__k = :vkey AND m.__v = v.__v WHERE m.__kind = 1")
 _KEY = "SELECT b._pos FROM :base AS b JOIN :tbl AS v ON :ekey = :key"
+# A range lookup is the first range (by low, then high) holding x. With the ranges numbered in that order and `pm`
+# the running maximum of their highs, it is the first range whose pm >= x, when its low <= x (an earlier range ends
+# below x; a later one starts above). Only the ranges where pm grows can be first ("records"): each is the answer
+# for the x in (its previous pm, its pm], intervals that do not overlap. The events then meet their one candidate
+# by an equi-join on a bucket of x: each record is listed in the buckets its interval spans (the buckets split the
+# records' span evenly, as many as records: about two rows per record), a hash join on both engines where a BETWEEN
+# join compares every event with every range (minutes for a 100,000-row IP table). Buckets need a number that
+# orders as the values do: TRY_CAST(… AS DOUBLE) of a numeric column (of a timestamp on Spark); a text column, a
+# DuckDB timestamp, or a span that is not finite put everything in bucket 0, as slow as the BETWEEN join but right.
 _RANGE = (
     "WITH v AS (SELECT *, row_number() OVER (ORDER BY :low, :high) AS __v FROM :tbl "
     "  WHERE :low IS NOT NULL AND :high IS NOT NULL), "
-    "m AS (SELECT b._pos, v.__v, row_number() OVER (PARTITION BY b._pos ORDER BY v.__v) AS __n "
-    "  FROM :base AS b JOIN v ON :value BETWEEN :vlow AND :vhigh) "
-    "SELECT m._pos FROM m JOIN v ON m.__v = v.__v WHERE m.__n = 1")
+    "p AS (SELECT __v, :low AS __low, max(:high) OVER (ORDER BY __v ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) "
+    "  AS __pm FROM v), "
+    "q AS (SELECT __v, __low, __pm, lag(__pm) OVER (ORDER BY __v) AS __prev FROM p), "
+    "r AS (SELECT __v, __low, __pm, __prev, CASE WHEN __prev IS NULL OR __low > __prev THEN __low ELSE __prev END "
+    "  AS __from FROM q WHERE __prev IS NULL OR __pm > __prev), "
+    "r2 AS (SELECT *, TRY_CAST(__from AS DOUBLE) AS __f, TRY_CAST(__pm AS DOUBLE) AS __m FROM r WHERE __from <= __pm), "
+    "w AS (SELECT min(__f) AS __lo, max(__m) AS __top, CASE WHEN any_value(lower(typeof(__low))) NOT IN "
+    "  ('varchar', 'string') AND max(__m) > min(__f) AND (max(__m) - min(__f)) / count(*) < 1e300 "
+    "  THEN (max(__m) - min(__f)) / count(*) END AS __w FROM r2), "
+    "rb AS (SELECT r2.__v, r2.__low, r2.__pm, r2.__prev, unnest(generate_series("
+    "  CASE WHEN w.__w IS NULL THEN 0 ELSE CAST(floor((r2.__f - w.__lo) / w.__w) AS BIGINT) END, "
+    "  CASE WHEN w.__w IS NULL THEN 0 ELSE CAST(floor((r2.__m - w.__lo) / w.__w) AS BIGINT) END)) AS __b "
+    "  FROM r2 CROSS JOIN w), "
+    "eb AS (SELECT b._pos, :value AS __x, CASE WHEN w.__w IS NULL THEN 0 "
+    "  WHEN TRY_CAST(:value AS DOUBLE) >= w.__lo AND TRY_CAST(:value AS DOUBLE) <= w.__top "
+    "  THEN CAST(floor((TRY_CAST(:value AS DOUBLE) - w.__lo) / w.__w) AS BIGINT) END AS __b "
+    "  FROM :base AS b CROSS JOIN w WHERE :value IS NOT NULL), "
+    "m AS (SELECT eb._pos, rb.__v FROM eb JOIN rb ON eb.__b = rb.__b "
+    "  WHERE eb.__x >= rb.__low AND eb.__x <= rb.__pm AND (rb.__prev IS NULL OR eb.__x > rb.__prev)) "
+    "SELECT m._pos FROM m JOIN v ON m.__v = v.__v")
 
 
 def target(feature: Feature) -> tuple[str, str]:
@@ -141,5 +167,40 @@ def overlap_warnings(con: duckdb.DuckDBPyConnection, dataset: Dataset, label: st
             out.append(f"{label}: tables.{name}: {n:,} ranges overlap an earlier one (the first at {shown} "
                        f"= {first}); an event in an overlap gets the row with the lowest {shown}: make the "
                        "ranges disjoint")
+        out += _text_bounds(con, name, table, label)
     return out
+
+
+_IPV4 = r"\d{1,3}(\.\d{1,3}){3}"
+
+
+def _text_bounds(con: duckdb.DuckDBPyConnection, name: str, table: Table, label: str) -> list[str]:
+    """A warning for a range table whose bounds are text that does not sort as what it means: IPv4 addresses
+    ('10.0.0.5' sorts after '10.0.0.255') or numbers of different lengths ('9' after '10'). Text compares
+    character by character, so events would silently get the wrong range or none."""
+    low, high = table.loaded(table.range.low), table.loaded(table.range.high)
+    types = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?",
+                             [f"table_{name}"]).fetchall())
+    if types.get(low) != "VARCHAR":
+        return []
+    bounds = [fill("trim(:c)", c=ident(c)) for c in (low, high)]
+    ip = fill("regexp_full_match(:a, :re) OR regexp_full_match(:b, :re)", a=bounds[0], b=bounds[1], re=lit(_IPV4))
+    digits = fill("regexp_full_match(:a, '[0-9]+') AND regexp_full_match(:b, '[0-9]+')", a=bounds[0], b=bounds[1])
+    query = fill("SELECT count(*) FILTER (:ip), any_value(:a) FILTER (:ip), count(*) FILTER (:digits), "
+                 "min(least(length(:a), length(:b))) FILTER (:digits) < max(greatest(length(:a), length(:b))) "
+                 "FILTER (:digits) FROM :tbl",
+                 ip=ip, digits=digits, a=bounds[0], b=bounds[1], tbl=_table(name))
+    ips, example, numbers, uneven = con.execute(render(query)).fetchall()[0]
+    shown, value = table.range.low, table.range.value
+    if ips:
+        return [f"{label}: tables.{name}: {ips:,} ranges have IPv4 addresses as text ({shown} = '{example}'), which "
+                f"compare character by character ('10.0.0.5' sorts after '10.0.0.255'): events get the wrong range "
+                f"or none; write the addresses as numbers (a*16777216 + b*65536 + c*256 + d) in the table and in "
+                f"the events' {value}"]
+    if numbers and uneven:
+        return [f"{label}: tables.{name}: {shown} and {table.range.high} are numbers written as text of different "
+                f"lengths, which compare character by character ('9' sorts after '10'): events get the wrong range "
+                f"or none; declare them numbers under types: (e.g. types: {{{shown}: BIGINT, {table.range.high}: "
+                f"BIGINT}}), and the events' {value} under the dataset's types:"]
+    return []
 

@@ -9,6 +9,7 @@ conftest.py).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import duckdb
@@ -999,3 +1000,26 @@ def test_time_windows_on_spark_are_running_totals_with_duckdbs_values(spark):
     assert sum(1 for a in want if a[4] is None) > 0 and sum(1 for a in want if a[2] == 0) > 0  # empty frames occur
     plan = spark.sql(text)._jdf.queryExecution().executedPlan().toString()
     assert "unboundedpreceding" in plan and "RangeFrame, -" not in plan
+
+
+@pytest.mark.parametrize("kind", ["int", "double", "double_inf", "huge", "decimal", "text", "timestamp", "empty",
+                                  "one_point"])
+def test_a_range_lookup_on_spark_is_the_first_range_holding_the_value(spark, kind):
+    """The range join as an equi-join on buckets (`lookups._RANGE`) rendered for Spark gives DuckDB's answers (a
+    plain scan's, tests/test_tables.py) for every value type, and Spark's plan has no nested-loop join of the events
+    with the ranges (a BETWEEN join compares every event with every range: hours for a large IP table)."""
+    from riskconsole.engines.spark import render
+    from test_tables import range_case, range_lookup
+
+    ranges, events, want = range_case(kind)
+    types = {"int": "bigint", "double": "double", "double_inf": "double", "huge": "bigint", "decimal": "decimal(12,2)",
+             "text": "string", "timestamp": "timestamp", "empty": "bigint", "one_point": "bigint"}[kind]
+    spark.createDataFrame(ranges.to_pylist(), f"lo {types}, hi {types}, val string").repartition(3) \
+        .createOrReplaceTempView("table_r")
+    spark.createDataFrame(events.to_pylist(), f"_pos bigint, x {types}").repartition(3).createOrReplaceTempView("ev")
+    frame = spark.sql(render(range_lookup(), "test"))
+    assert {r["_pos"]: r["got"] for r in frame.collect()} == want
+    plan = frame._jdf.queryExecution().executedPlan().toString()
+    assert re.search(r"(SortMergeJoin|BroadcastHashJoin|ShuffledHashJoin) \[__b#", plan), plan  # on the bucket
+    loops = [line for line in plan.splitlines() if "NestedLoopJoin" in line or "CartesianProduct" in line]
+    assert not [line for line in loops if "__low" in line or "__pm" in line], plan  # only the one-row bucket width
