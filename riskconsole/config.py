@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import re
+import types
+import typing
 from collections import Counter
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -673,14 +675,66 @@ def _location(loc: tuple[Any, ...], data: Any) -> str:
     return "".join(parts)
 
 
-def describe_validation_error(err: ValidationError, data: Any) -> str:
+def _model_at(model: Any, loc: tuple[Any, ...]) -> Any:
+    """The pydantic model expected at `loc` under `model` (through dict keys, list items and optional values)."""
+    def bare(node: Any) -> Any:  # X | None -> X
+        args = [a for a in typing.get_args(node) if a is not type(None)]
+        return args[0] if typing.get_origin(node) in (typing.Union, types.UnionType) and len(args) == 1 else node
+
+    node = model
+    for key in loc:
+        node = bare(node)
+        if typing.get_origin(node) in (dict, list):
+            node = typing.get_args(node)[-1]
+            continue
+        fields = getattr(node, "model_fields", None)
+        if not fields or key not in fields:
+            return None
+        node = fields[key].annotation
+    node = bare(node)
+    return node if isinstance(node, type) and issubclass(node, BaseModel) else None
+
+
+def _misplaced(errors: list[Any], data: Any, model: Any) -> str | None:
+    """A required key missing where an unknown key beside it belongs inside it: a stream's `time: at` for
+    `columns: {time: at}`, or `id:` at the top level for `columns: {…, id: …}`: one message naming the fix."""
+    first = errors[0]
+    if first["type"] != "missing" or model is None:
+        return None
+    parent, wanted = tuple(first["loc"][:-1]), first["loc"][-1]
+    strays = {tuple(e["loc"]) for e in errors if e["type"] == "extra_forbidden"}
+
+    def value(loc: tuple[Any, ...]) -> Any:
+        node = data
+        for key in loc:
+            node = node.get(key) if isinstance(node, dict) else node[key] if isinstance(node, list) else None
+        return node
+
+    inner = _model_at(model, (*parent, wanted))
+    belong = [loc[-1] for loc in sorted(strays, key=str) if loc[:-1] == parent and inner is not None
+              and loc[-1] in inner.model_fields]
+    if belong:  # the whole block is missing, its keys written beside it
+        moved = ", ".join(f"{k}: {value((*parent, k))}" for k in belong)
+        return (f"{_location(parent, data) or 'top level'}: {', '.join(repr(k) for k in belong)} "
+                f"belong{'s' if len(belong) == 1 else ''} under '{wanted}:' (write {wanted}: {{{moved}}})")
+    if parent and (*parent[:-1], wanted) in strays:  # one key of the block written beside the block
+        return (f"{_location(parent[:-1], data) or 'top level'}: '{wanted}' belongs under '{parent[-1]}:' (move "
+                f"it there: {parent[-1]}: {{…, {wanted}: {value((*parent[:-1], wanted))}}})")
+    return None
+
+
+def describe_validation_error(err: ValidationError, data: Any, model: Any = None) -> str:
     """One line for the first problem of a pydantic error (and how many more there are)."""
-    first = err.errors()[0]
+    errors = err.errors()
+    first = errors[0]
     where = _location(tuple(first["loc"]), data)
     msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         msg = f"unknown key '{first['loc'][-1]}' (typo? see `riskconsole schema`)"
         where = _location(tuple(first["loc"][:-1]), data) or "top level"
+    misplaced = _misplaced(errors, data, model)
+    if misplaced:
+        return misplaced
     more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
     return f"{where}: {msg}{more}" if where else f"{msg}{more}"
 
@@ -692,7 +746,7 @@ def parse_model(data: Any, model: type[M], label: str) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_message(f"{label}: {describe_validation_error(err, data)}")) from None
+        raise ConfigError(_message(f"{label}: {describe_validation_error(err, data, model)}")) from None
     except (ValueError, TypeError, RecursionError, OverflowError) as err:  # untrusted data: never a traceback
         raise ConfigError(_message(f"{label}: cannot be read as a {model.__name__.lower()}: {err}")) from None
 

@@ -85,6 +85,12 @@ def test_parquet_and_json_lines_load_like_csv(tmp_path, suffix):
     ({"colums": {}}, "unknown key 'colums'"),
     ({"source": "data/nothing/*.csv"}, "matches no file"),
     ({"features": [{"name": "f", "count": "*", "by": "user_id"}]}, "needs `window:`"),
+    # a role written beside `columns:` rather than in it: named with the fix
+    ({"streams": {"logins": {"source": "data/events.csv", "time": "ts"}}},
+     r"streams.logins: 'time' belongs under 'columns:' \(write columns: \{time: ts\}\)$"),
+    ({"columns": {"time": "ts", "label": "is_fraud"}, "id": "event_id"},
+     r"top level: 'id' belongs under 'columns:' \(move it there: columns: \{…, id: event_id\}\)$"),
+    ({"tables": {"t": {"source": "data/events.csv", "key": "user_id", "low": "amount"}}}, "unknown key 'low'"),
 ])
 def test_bad_dataset_is_refused_and_changes_nothing(tmp_path, change, message):
     events = random_events(n=60)
