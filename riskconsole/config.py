@@ -687,8 +687,8 @@ def _model_at(model: Any, loc: tuple[Any, ...]) -> Any:
         if typing.get_origin(node) in (dict, list):
             node = typing.get_args(node)[-1]
             continue
-        fields = getattr(node, "model_fields", None)
-        if not fields or key not in fields:
+        fields = {f.alias or name: f for name, f in getattr(node, "model_fields", {}).items()}  # keys as written
+        if key not in fields:
             return None
         node = fields[key].annotation
     node = bare(node)
@@ -704,22 +704,27 @@ def _misplaced(errors: list[Any], data: Any, model: Any) -> str | None:
     parent, wanted = tuple(first["loc"][:-1]), first["loc"][-1]
     strays = {tuple(e["loc"]) for e in errors if e["type"] == "extra_forbidden"}
 
-    def value(loc: tuple[Any, ...]) -> Any:
+    def value(loc: tuple[Any, ...]) -> str:  # as YAML writes it in a flow mapping
         node = data
         for key in loc:
             node = node.get(key) if isinstance(node, dict) else node[key] if isinstance(node, list) else None
-        return node
+        return yaml.safe_dump(node, default_flow_style=True, width=math.inf).strip().removesuffix("\n...").strip()
+
+    def more(covered: int) -> str:
+        rest = len(errors) - covered
+        return f" (+{rest} more)" if rest > 0 else ""
 
     inner = _model_at(model, (*parent, wanted))
-    belong = [loc[-1] for loc in sorted(strays, key=str) if loc[:-1] == parent and inner is not None
-              and loc[-1] in inner.model_fields]
+    keys = {f.alias or name for name, f in inner.model_fields.items()} if inner is not None else set()
+    belong = [loc[-1] for loc in sorted(strays, key=str) if loc[:-1] == parent and loc[-1] in keys]
     if belong:  # the whole block is missing, its keys written beside it
         moved = ", ".join(f"{k}: {value((*parent, k))}" for k in belong)
         return (f"{_location(parent, data) or 'top level'}: {', '.join(repr(k) for k in belong)} "
-                f"belong{'s' if len(belong) == 1 else ''} under '{wanted}:' (write {wanted}: {{{moved}}})")
+                f"belong{'s' if len(belong) == 1 else ''} under '{wanted}:' (write {wanted}: {{{moved}}})"
+                f"{more(1 + len(belong))}")
     if parent and (*parent[:-1], wanted) in strays:  # one key of the block written beside the block
         return (f"{_location(parent[:-1], data) or 'top level'}: '{wanted}' belongs under '{parent[-1]}:' (move "
-                f"it there: {parent[-1]}: {{…, {wanted}: {value((*parent[:-1], wanted))}}})")
+                f"it there: {parent[-1]}: {{…, {wanted}: {value((*parent[:-1], wanted))}}}){more(2)}")
     return None
 
 

@@ -40,8 +40,10 @@ _KEY = "SELECT b._pos FROM :base AS b JOIN :tbl AS v ON :ekey = :key"
 # by an equi-join on a bucket of x: each record is listed in the buckets its interval spans (the buckets split the
 # records' span evenly, as many as records: about two rows per record), a hash join on both engines where a BETWEEN
 # join compares every event with every range (minutes for a 100,000-row IP table). Buckets need a number that
-# orders as the values do: TRY_CAST(… AS DOUBLE) of a numeric column (of a timestamp on Spark); a text column, a
-# DuckDB timestamp, or a span that is not finite put everything in bucket 0, as slow as the BETWEEN join but right.
+# orders as the values do: a numeric value's text read back as a DOUBLE (TRY_CAST(CAST(… AS VARCHAR) AS DOUBLE),
+# valid for every type on both engines: Spark refuses to cast a DATE or TIMESTAMP_NTZ to DOUBLE even in TRY_CAST).
+# Text, times, a bound without such a number, a span that is not finite or not above 0 put everything in bucket 0:
+# as slow as the BETWEEN join, but right.
 _RANGE = (
     "WITH v AS (SELECT *, row_number() OVER (ORDER BY :low, :high) AS __v FROM :tbl "
     "  WHERE :low IS NOT NULL AND :high IS NOT NULL), "
@@ -50,18 +52,20 @@ _RANGE = (
     "q AS (SELECT __v, __low, __pm, lag(__pm) OVER (ORDER BY __v) AS __prev FROM p), "
     "r AS (SELECT __v, __low, __pm, __prev, CASE WHEN __prev IS NULL OR __low > __prev THEN __low ELSE __prev END "
     "  AS __from FROM q WHERE __prev IS NULL OR __pm > __prev), "
-    "r2 AS (SELECT *, TRY_CAST(__from AS DOUBLE) AS __f, TRY_CAST(__pm AS DOUBLE) AS __m FROM r WHERE __from <= __pm), "
+    "r2 AS (SELECT *, TRY_CAST(CAST(__from AS VARCHAR) AS DOUBLE) AS __f, "
+    "  TRY_CAST(CAST(__pm AS VARCHAR) AS DOUBLE) AS __m FROM r WHERE __from <= __pm), "
     "w AS (SELECT min(__f) AS __lo, max(__m) AS __top, CASE WHEN any_value(lower(typeof(__low))) NOT IN "
-    "  ('varchar', 'string') AND max(__m) > min(__f) AND (max(__m) - min(__f)) / count(*) < 1e300 "
+    "  ('varchar', 'string') AND count(__f) = count(*) AND count(__m) = count(*) AND max(__m) > min(__f) "
+    "  AND (max(__m) - min(__f)) / count(*) < 1e300 AND (max(__m) - min(__f)) / count(*) > 0 "
     "  THEN (max(__m) - min(__f)) / count(*) END AS __w FROM r2), "
     "rb AS (SELECT r2.__v, r2.__low, r2.__pm, r2.__prev, unnest(generate_series("
     "  CASE WHEN w.__w IS NULL THEN 0 ELSE CAST(floor((r2.__f - w.__lo) / w.__w) AS BIGINT) END, "
     "  CASE WHEN w.__w IS NULL THEN 0 ELSE CAST(floor((r2.__m - w.__lo) / w.__w) AS BIGINT) END)) AS __b "
     "  FROM r2 CROSS JOIN w), "
-    "eb AS (SELECT b._pos, :value AS __x, CASE WHEN w.__w IS NULL THEN 0 "
-    "  WHEN TRY_CAST(:value AS DOUBLE) >= w.__lo AND TRY_CAST(:value AS DOUBLE) <= w.__top "
-    "  THEN CAST(floor((TRY_CAST(:value AS DOUBLE) - w.__lo) / w.__w) AS BIGINT) END AS __b "
-    "  FROM :base AS b CROSS JOIN w WHERE :value IS NOT NULL), "
+    "e0 AS (SELECT b._pos, :value AS __x, TRY_CAST(CAST(:value AS VARCHAR) AS DOUBLE) AS __i FROM :base AS b "
+    "  WHERE :value IS NOT NULL), "
+    "eb AS (SELECT e0._pos, e0.__x, CASE WHEN w.__w IS NULL THEN 0 WHEN e0.__i >= w.__lo AND e0.__i <= w.__top "
+    "  THEN CAST(floor((e0.__i - w.__lo) / w.__w) AS BIGINT) END AS __b FROM e0 CROSS JOIN w), "
     "m AS (SELECT eb._pos, rb.__v FROM eb JOIN rb ON eb.__b = rb.__b "
     "  WHERE eb.__x >= rb.__low AND eb.__x <= rb.__pm AND (rb.__prev IS NULL OR eb.__x > rb.__prev)) "
     "SELECT m._pos FROM m JOIN v ON m.__v = v.__v")

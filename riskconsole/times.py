@@ -7,6 +7,7 @@ A time never gets guessed: without `time_format` only ISO-8601 text is a time (D
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
@@ -81,13 +82,13 @@ def parse_text(text: exp.Expression, formats: list[str]) -> exp.Expression:
     """UTC TIMESTAMP of a text time, NULL where it does not parse (or names an impossible UTC offset)."""
     trimmed = fill("trim(:t)", t=text)
     if formats:
-        # formats with a UTC offset or zone and formats without are tried apart (what one string matches, the
-        # other kind cannot: the offset is left over or missing): DuckDB 2.0.1's try_strptime(t, [f1, f2]) gives a
-        # row parsed by a format without %z the UTC offset of an earlier row of its chunk parsed with %z
-        # ('2026-03-02 04:00:00' after '… +05:00' read as 23:00 the day before)
-        plain, zoned = [f for f in formats if not ZONED.search(f)], [f for f in formats if ZONED.search(f)]
+        # formats with a UTC offset or zone and formats without are never tried in one call: DuckDB 2.0.1's
+        # try_strptime(t, [f1, f2]) gives a row parsed by a format without %z the UTC offset of an earlier row of
+        # its chunk parsed with %z ('2026-03-02 04:00:00' after '… +05:00' read as 23:00 the day before). Each run
+        # of formats of one kind is one call, the runs tried in the list's order (the first format that parses wins)
+        runs = [list(run) for _, run in itertools.groupby(formats, key=lambda f: bool(ZONED.search(f)))]
         tried = [fill("CAST(try_strptime(:t, :f) AS TIMESTAMPTZ)", t=trimmed, f=exp.Array(expressions=[lit(f) for f in g]))
-                 for g in (plain, zoned) if g]
+                 for g in runs]
         parsed = tried[0] if len(tried) == 1 else exp.Coalesce(this=tried[0], expressions=tried[1:])
         value = fill("CAST(:p AS TIMESTAMP)", p=parsed)
         return fill("CASE WHEN NOT :bad THEN :v END", bad=impossible_offset(trimmed), v=value)

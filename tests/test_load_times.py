@@ -274,3 +274,22 @@ def test_json_text_in_a_mixed_column_loads_unescaped(tmp_path):
     ws = Workspace(tmp_path / "w")
     load(ws)
     assert query(ws, "SELECT note FROM events ORDER BY event_id") == [('café say "hi"',), ('{"n":1}',), (None,)]
+
+
+@pytest.mark.parametrize("formats, want", [
+    (["%Y-%m-%d %H:%M:%S %Z", "%Y-%m-%d %H:%M:%S EST"], datetime(2026, 3, 2, 9)),  # the zone format, first, wins
+    (["%Y-%m-%d %H:%M:%S EST", "%Y-%m-%d %H:%M:%S %Z"], datetime(2026, 3, 2, 4)),  # the literal one, first, wins
+])
+def test_the_first_format_that_parses_wins_even_across_zoned_and_plain_formats(formats, want):
+    """Formats with and without a zone are parsed in separate calls (DuckDB's list form carries offsets between
+    rows), kept in the list's order: a plain format holding a zone's name as literal text stays behind a zoned one
+    listed before it."""
+    import duckdb
+
+    from riskconsole.sqlbuild import exp, render
+    from riskconsole.times import parse_text
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    got = con.execute("SELECT " + render(parse_text(exp.Literal.string("2026-03-02 04:00:00 EST"), formats)))
+    assert got.fetchall() == [(want,)]

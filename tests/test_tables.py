@@ -321,7 +321,8 @@ def test_the_editor_lists_every_name_a_rule_can_read(demo_ws):
     assert "is_fraud" not in names and "_pos" not in names
 
 
-RANGE_KINDS = ("int", "double", "double_inf", "huge", "decimal", "text", "timestamp", "empty", "one_point")
+RANGE_KINDS = ("int", "double", "double_inf", "huge", "decimal", "text", "timestamp", "date", "subnormal", "empty",
+               "one_point")
 
 
 def range_case(kind: str, seed: int = 3):
@@ -352,6 +353,8 @@ def range_case(kind: str, seed: int = 3):
         "decimal": (pa.decimal128(12, 2), lambda v: Decimal(int(v)) / 4),
         "text": (pa.string(), lambda v: str(int(v))),  # '10' < '9': text order, not numbers'
         "timestamp": (pa.timestamp("us"), lambda v: dt.datetime(2026, 1, 1) + dt.timedelta(minutes=int(v))),
+        "date": (pa.date32(), lambda v: dt.date(2026, 1, 1) + dt.timedelta(days=int(v))),
+        "subnormal": (pa.float64(), lambda v: float(v) * 5e-324),  # a bucket width that rounds to 0
         "empty": (pa.int64(), lambda v: int(v)), "one_point": (pa.int64(), lambda v: int(v)),
     }[kind]
     dtype, value = as_value
