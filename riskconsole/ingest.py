@@ -558,9 +558,11 @@ def reload(ws: Workspace, dataset_path: str | Path | None = None, progress: Prog
         try:
             published()
         except Exception as err:  # noqa: BLE001 - the load is live: a folder left behind is a warning, not a failure
-            text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            from riskconsole.engines.spark_render import first_line
+
             result.warnings.append(f"the load is live, but earlier data versions' folders under "
-                                   f"{loader.versions.uri()} were not all removed ({text}): remove them by hand")
+                                   f"{loader.versions.uri()} were not all removed ({first_line(err)}): remove them "
+                                   "by hand")
     result.seconds = time.perf_counter() - started
     return result
 

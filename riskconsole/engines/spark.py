@@ -408,9 +408,8 @@ class SparkEngine:
         self.spark.read.parquet(self.store.uri("frame")).createOrReplaceTempView("frame")
         _VIEWS_OF[self.spark] = self.store.uri()  # another engine of this session registers its own views again
         self._scores(detector, table, folder)
-        read_back(con, self.store, table, [("_pos", "BIGINT"), (detector, "DOUBLE")],
-                  ("scores", f"{table}-spark-{digest(files)}"))
-        return con.execute(f"SELECT count(*) FROM {duck_sql(exp.to_table(table, quoted=True))}").fetchall()[0][0]
+        return read_back(con, self.store, table, [("_pos", "BIGINT"), (detector, "DOUBLE")],
+                         ("scores", f"{table}-spark-{digest(files)}"))
 
     def _scores(self, detector: str, table: str, folder: Path | None = None) -> Any:
         """A detector's scores, computed on Spark from its model folder (`spark_scores`); a score table without one is
@@ -481,14 +480,15 @@ class SparkEngine:
 
 
 def read_back(con: duckdb.DuckDBPyConnection, store: Store, table: str, types: list[tuple[str, str]],
-              where: tuple[str, ...]) -> None:
+              where: tuple[str, ...]) -> int:
     """DuckDB's `table` of `con` from Spark's Parquet at `where` in the store: (column, DuckDB type) in order, by
-    `_pos` (a remote store's files are copied here first)."""
+    `_pos` (a remote store's files are copied here first); its rows."""
     casts = ", ".join(f"CAST({duck_sql(ident(c))} AS {t}) AS {duck_sql(ident(c))}" for c, t in types)
     with store.reading(*where) as folder:
         files = literal_files([str(p) for p in sorted(folder.rglob("*.parquet"))])
-        con.execute(f"CREATE OR REPLACE TABLE {duck_sql(exp.to_table(table, quoted=True))} AS SELECT {casts} FROM "
-                    "read_parquet($files, hive_partitioning = false) ORDER BY _pos", {"files": files})
+        return con.execute(f"CREATE OR REPLACE TABLE {duck_sql(exp.to_table(table, quoted=True))} AS SELECT {casts} "
+                           "FROM read_parquet($files, hive_partitioning = false) ORDER BY _pos",
+                           {"files": files}).fetchall()[0][0]  # DuckDB's CREATE TABLE AS answers its row count
 
 
 def store_of(ws: Workspace, dataset: Dataset, session: Callable[[], Any]) -> Store:
