@@ -23,7 +23,7 @@ from sqlglot.tokens import Token, TokenType
 
 from riskconsole import dialects
 from riskconsole.errors import ExpressionError
-from riskconsole.limits import MAX_EXPANDED_LENGTH, MAX_EXPRESSION_CHARS, MAX_LIST_PARAM, rendered_size
+from riskconsole.limits import MAX_EXPANDED_LENGTH, MAX_EXPRESSION_CHARS, MAX_LIST_PARAM, MAX_NESTING, rendered_size
 from riskconsole.lists import unknown_list
 
 MAX_LENGTH = MAX_EXPRESSION_CHARS  # kept: the name other modules and tests know
@@ -245,7 +245,28 @@ def _tokenize(text: str, where: str) -> list[Token]:
         raise _fail(where, "';' is not allowed", "write exactly one expression, no statements")
     if tokens[0].token_type in _STATEMENT_TOKENS:
         raise _fail(where, f"statement '{tokens[0].text}' is not allowed", "write one expression")
+    depth = _nesting(tokens)
+    if depth > MAX_NESTING:
+        raise _fail(where, f"expression is nested too deeply ({depth} levels)",
+                    f"at most {MAX_NESTING} levels of brackets, CASE and NOT or '-' in a row")
     return tokens
+
+
+_OPENS = frozenset({TokenType.L_PAREN, TokenType.L_BRACKET, TokenType.L_BRACE, TokenType.CASE})
+_CLOSES = frozenset({TokenType.R_PAREN, TokenType.R_BRACKET, TokenType.R_BRACE, TokenType.END})
+_PREFIXES = frozenset({TokenType.NOT, TokenType.DASH, TokenType.PLUS, TokenType.TILDE})
+
+
+def _nesting(tokens: list[Token]) -> int:
+    """The deepest nesting of brackets and CASE, a run of prefix operators counted as that many levels: what the
+    parser recurses into, counted the same in every process (its recursion limit is the process's)."""
+    deepest = level = run = 0
+    for tok in tokens:
+        kind = tok.token_type
+        level += (kind in _OPENS) - (kind in _CLOSES)
+        run = run + 1 if kind in _PREFIXES else 0
+        deepest = max(deepest, level + run)
+    return deepest
 
 
 def _parse(tokens: list[Token], text: str, where: str) -> exp.Expression:

@@ -57,6 +57,13 @@ MAX_EXPRESSION_CHARS = 10_000
 """Characters of one expression as written (`when`, `population`, `sql:`). A rule an analyst can
 review fits in a few hundred; sqlglot parses in Python, with no time limit."""
 
+MAX_NESTING = 24
+"""Levels of brackets and CASE in one expression, and prefix operators (NOT, -) in a row. sqlglot parses
+recursively: the default interpreter stack refused about 45 levels of brackets and 35 of function calls,
+and a library that raises the process's recursion limit (quickscorer does, for deep trees) made the same
+expression pass in one process and fail in another. A count on the tokens refuses it the same way
+everywhere."""
+
 MAX_EXPANDED_LENGTH = 250_000
 """Characters of one expression AFTER its `$params` are substituted. The text itself is bounded
 (10,000 characters), but 2,400 references to one long text param in a 110 KB file rendered 3.1 GB

@@ -151,9 +151,11 @@ def detector_kinds_table() -> str:
 def functions_list() -> str:
     """The functions an expression may call."""
     from riskconsole.expressions import ALLOWED_FUNCTIONS, MAX_LENGTH
+    from riskconsole.limits import MAX_NESTING
 
     names = ", ".join(f"`{f}`" for f in ALLOWED_FUNCTIONS)
-    return f"Functions: {names}.\n\nAn expression is at most {MAX_LENGTH:,} characters."
+    return (f"Functions: {names}.\n\nAn expression is at most {MAX_LENGTH:,} characters, and at most {MAX_NESTING} "
+            "levels deep (brackets, function calls and CASE inside each other, NOT or '-' in a row).")
 
 
 # ---------------------------------------------------------------- CLI

@@ -259,6 +259,29 @@ REFUSED = [
 ]
 
 
+@pytest.mark.parametrize("limit", [1_000, 10_000], ids=["default", "raised"])
+@pytest.mark.parametrize("nest", [lambda d: "(" * d + "amount" + ")" * d + " > 1",
+                                  lambda d: "abs(" * d + "amount" + ")" * d + " > 1",
+                                  lambda d: "NOT " * d + "amount > 1", lambda d: "- " * d + "amount > 1",
+                                  lambda d: "CASE WHEN amount > 1 THEN " * d + "1" + " END" * d + " = 1"],
+                         ids=["brackets", "calls", "not", "minus", "case"])
+def test_nesting_is_refused_the_same_whatever_the_recursion_limit(nest, limit):
+    """24 levels pass and 25 do not, whatever the process's recursion limit: quickscorer raises it to 10,000 for deep
+    trees, and the parser's RecursionError alone had let a console that had loaded a model accept what the CLI
+    refused (found when test order put a detector test first)."""
+    import sys
+
+    from riskconsole.limits import MAX_NESTING
+
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(limit)
+    try:
+        parse_expression(nest(MAX_NESTING), columns=COLUMNS, where=WHERE)
+        assert f"nested too deeply ({MAX_NESTING + 1} levels)" in _refusal(nest(MAX_NESTING + 1))
+    finally:
+        sys.setrecursionlimit(before)
+
+
 @pytest.mark.parametrize(("text", "fragment"), REFUSED)
 def test_refused_expressions_explain_in_one_line(text: str, fragment: str) -> None:
     assert fragment in _refusal(text)
