@@ -463,7 +463,7 @@ def _hold_live(ws: Workspace) -> duckdb.DuckDBPyConnection | None:
     if not ws.db_path.exists():
         return None
     try:
-        return ws.connect()
+        return ws.connect(views=False)  # a live file whose views' folder is gone is what this load replaces
     except duckdb.IOException as err:
         message = str(err).splitlines()[0]
         if "lock" not in message.lower():

@@ -14,6 +14,7 @@ INTERNAL_PREFIX = "__"
 META_TABLE = "_meta"  # one row: the dataset spec, counts and the data version of the last load
 MATURITY_TABLE = "_maturity"  # one row: the day range and every label source's maturity curve of the last load
 SCORES_TABLE = "_scores"  # one row per detector: the data version its score table was computed for
+STORE_TABLE = "_store"  # the data version folders whose Parquet the views of a load on Spark read (storeviews.py)
 ENGINES = ("duckdb", "spark")  # where features and backtests run (DESIGN §7; `--engine` choices, `engine:` values)
 
 

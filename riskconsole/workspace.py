@@ -103,14 +103,16 @@ class Workspace:
 
         return load_model(Path(path), Detector, self.rel(path))
 
-    def connect(self, read_only: bool = False, database: Path | None = None) -> duckdb.DuckDBPyConnection:
+    def connect(self, read_only: bool = False, database: Path | None = None,
+                views: bool = True) -> duckdb.DuckDBPyConnection:
         """A full connection, for ingest and training (trusted SQL only); `database` is a file other than the live one
-        (a load builds its new database beside the live file, with the same settings)."""
+        (a load builds its new database beside the live file, with the same settings). `views=False`: do not check
+        that the folders its views read are there (a load that replaces it)."""
         path = database or self.db_path
         path.parent.mkdir(parents=True, exist_ok=True)
         con = connect_duckdb(str(path), read_only=read_only, memory_limit=memory_limit())
         con.execute("SET TimeZone = 'UTC'")
-        return con
+        return self._views_readable(con, path) if views else con
 
     def connect_safe(self) -> duckdb.DuckDBPyConnection:
         """A read-only connection that cannot touch files or change its configuration.
@@ -119,7 +121,22 @@ class Workspace:
         """
         if not self.db_path.exists():
             raise DataError(f"{self.rel(self.db_path)}: no database yet (run `riskconsole load` or `riskconsole demo`)")
-        return safe_connection(str(self.db_path))
+        return self._views_readable(safe_connection(str(self.db_path)), self.db_path)
+
+    def _views_readable(self, con: duckdb.DuckDBPyConnection, path: Path) -> duckdb.DuckDBPyConnection:
+        """`con`, once the data version folders its views read (a load on Spark: `storeviews`) are found.
+
+        Raises:
+            DataError: a folder is gone (the workspace moved, or the folder was removed); `con` is closed."""
+        from riskconsole.storeviews import folders
+
+        for folder in folders(con):
+            if not Path(folder).is_dir():
+                con.close()
+                raise DataError(f"{self.rel(path)}: its events and features are views of the Parquet of a load on "
+                                f"spark in {folder}, which is gone (the workspace moved or the folder was removed): "
+                                "load the data again (riskconsole load)")
+        return con
 
 
 def _enclosing(start: Path) -> Path | None:
@@ -169,11 +186,19 @@ def machine_memory() -> int | None:
 
 
 def safe_connection(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
-    """Open `database` with external access disabled and the configuration locked."""
+    """Open `database` with external access disabled and the configuration locked. The only files it may read are
+    those of the data version folder its views read after a load on Spark (`storeviews`), read-only."""
     read_only = database != ":memory:"
-    con = connect_duckdb(database, read_only=read_only, enable_external_access=False, memory_limit=memory_limit())
+    con = connect_duckdb(database, read_only=read_only, memory_limit=memory_limit())
     locked = con.execute("SELECT current_setting('lock_configuration')").fetchall()[0][0]
     if not locked:  # a connection to an instance this process already opened and locked needs nothing more
+        from riskconsole.storeviews import allowed, folders
+
+        readable = [entry for folder in folders(con) for entry in allowed(folder)]
+        if readable:
+            listed = ", ".join("'" + entry.replace("'", "''") + "'" for entry in readable)
+            con.execute(f"SET allowed_directories = [{listed}]")
+        con.execute("SET enable_external_access = false")
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET lock_configuration = true")
     return con

@@ -259,6 +259,62 @@ def test_a_load_on_engine_spark_gives_duckdbs_tables_and_report(tmp_path, spark)
     assert_same(json.loads(json.dumps(got, default=str)), json.loads(json.dumps(report, default=str)))
 
 
+def test_a_load_on_spark_keeps_no_copy_in_duckdb_only_views_of_its_parquet(tmp_path, spark):
+    """After a load on Spark (store on this machine), DuckDB's events and frame are views of the Parquet Spark wrote,
+    not copies: the database file holds no event, and every row, type and order is a DuckDB load's (the files are
+    written sorted, so even an unordered read gives the table's order). A safe connection reads those views and
+    nothing else (no other file of the workspace or the store); a folder gone is one line naming the fix."""
+    from riskconsole.errors import DataError
+    from riskconsole.session import Session
+
+    events = random_events(n=3000, days=9)
+    ws = write_workspace(tmp_path / "ws", events, strategies={"s": STRATEGY})
+    load(ws)
+    want = _tables(ws)
+    with Session(ws) as session:
+        report = session.backtest(ws.strategies_dir / "s.yaml").report
+    ours = load(ws, engine="spark", spark=spark)
+    version = ws.root / "data" / "spark" / ours.version
+    con = duckdb.connect(str(ws.db_path), read_only=True)
+    try:
+        kinds = dict(con.execute("SELECT table_name, table_type FROM information_schema.tables").fetchall())
+        stored = con.execute("SELECT sum(estimated_size) FROM duckdb_tables() WHERE table_name IN "
+                             "('events', 'frame')").fetchall()[0][0]
+    finally:
+        con.close()
+    assert (kinds["events"], kinds["frame"], kinds["quarantine"]) == ("VIEW", "VIEW", "BASE TABLE")
+    assert stored is None  # no table holds them
+    got = _tables(ws)  # rows, types and order: `SELECT * FROM events` with no ORDER BY
+    (types, rows), (want_types, want_rows) = got.pop("frame"), want.pop("frame")
+    assert got == want and types == want_types
+    assert_same([list(r) for r in rows], [list(r) for r in want_rows])  # sums on Spark: running totals
+    with Session(ws) as session:  # DuckDB's backtest over the views gives DuckDB's report
+        assert_same(json.loads(json.dumps(session.backtest(ws.strategies_dir / "s.yaml").report, default=str)),
+                    json.loads(json.dumps(report, default=str)))
+    (version.parent / "other").mkdir()
+    (version.parent / "other" / "x.csv").write_text("a\n1\n")
+    safe = ws.connect_safe()
+    try:
+        assert safe.execute("SELECT count(*) FROM events").fetchall() == [(3000,)]
+        for sql in ["SELECT * FROM read_csv('/etc/passwd')", f"SELECT * FROM read_csv('{ws.root / 'data' / 'events.csv'}')",
+                    f"SELECT * FROM read_csv('{version.parent / 'other' / 'x.csv'}')",
+                    f"SELECT * FROM read_csv('{version / '..' / 'other' / 'x.csv'}')", "SET enable_external_access = true",
+                    f"ATTACH '{tmp_path / 'x.db'}' AS x", "CREATE TABLE x AS SELECT 1"]:
+            with pytest.raises(duckdb.Error):
+                safe.execute(sql)
+    finally:
+        safe.close()
+    moved = tmp_path / "moved"
+    version.rename(moved)
+    for connect in (ws.connect_safe, ws.connect):
+        with pytest.raises(DataError, match=r"console.duckdb: its events and features are views of the Parquet of a "
+                                            r"load on spark in .*, which is gone .*: load the data again"):
+            connect()
+    assert load(ws).loaded == 3000  # the fix the line names: a load replaces the database
+    with ws.connect_safe() as safe:
+        assert safe.execute("SELECT count(*) FROM events").fetchall() == [(3000,)]
+
+
 def test_a_load_on_spark_builds_the_features_on_spark_once(tmp_path, spark, monkeypatch):
     """The features of a load on Spark are computed once, on Spark (never by DuckDB on this machine): DuckDB's frame
     is read back from Spark's, the data version's frame is ready before any backtest, and the earlier version's
@@ -351,9 +407,55 @@ def test_a_load_on_spark_scores_the_trained_detectors_on_spark(tmp_path, spark, 
     with Session(ws, engine="spark", spark=spark) as session:
         assert session.backtest(ws.strategies_dir / "s.yaml").report["overall"]["flagged"] > 0
     assert written and {p: p.stat().st_mtime_ns for p in scores.rglob("*.parquet")} == written
+    assert _kind(ws, "scores_iforest") == "VIEW"  # of Spark's scores, not a copy
     monkeypatch.undo()  # engine duckdb: DuckDB scores
     train_detector(ws, ws.root / "detectors" / "iforest.yaml", engine="duckdb")
-    assert _held(ws, "scores_iforest") == want
+    assert _held(ws, "scores_iforest") == want and _kind(ws, "scores_iforest") == "BASE TABLE"
+
+
+def test_train_on_spark_keeps_the_live_scores_until_its_own_are_live(tmp_path, spark, monkeypatch):
+    """After a load on Spark, DuckDB's score table is a view of Spark's scores. `train --engine spark` of a changed
+    model writes its scores beside them (the live view reads the old ones until the swap: a training that fails
+    leaves them whole), then its own view is live; the backtests on Spark after it read them, scoring nothing."""
+    from riskconsole.detectors import train_detector
+    from riskconsole.session import Session
+
+    ws = write_workspace(tmp_path / "ws", random_events(n=400), strategies={"s": {
+        "name": "s", "rules": [{"name": "odd", "when": "iforest >= 0.6", "action": "review"}]}})
+    _trained_iforest(ws)
+    ours = load(ws, engine="spark", spark=spark)
+    scores = ws.root / "data" / "spark" / ours.version / "scores"
+    live = _held(ws, "scores_iforest")
+    spec = ws.root / "detectors" / "iforest.yaml"
+    spec.write_text(spec.read_text().replace("n_estimators: 25", "n_estimators: 30"))  # another model: other scores
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("the card cannot be written")
+
+    monkeypatch.setattr("riskconsole.detectors.training._write_card", fails)
+    with pytest.raises(RuntimeError):
+        train_detector(ws, spec, engine="spark")
+    monkeypatch.undo()
+    assert _held(ws, "scores_iforest") == live and _kind(ws, "scores_iforest") == "VIEW"
+    train_detector(ws, spec, engine="spark")
+    trained = _held(ws, "scores_iforest")
+    assert _kind(ws, "scores_iforest") == "VIEW" and trained != live and len(trained[1]) == 400
+    written = {p: p.stat().st_mtime_ns for p in scores.rglob("*.parquet")}
+    with Session(ws, engine="spark", spark=spark) as session:
+        assert session.backtest(ws.strategies_dir / "s.yaml").report["overall"]["flagged"] >= 0
+    now = {p: p.stat().st_mtime_ns for p in scores.rglob("*.parquet")}
+    assert now and all(written.get(p) == t for p, t in now.items())  # nothing scored again
+    assert len([p for p in scores.iterdir() if p.name.startswith("scores_iforest-")]) == 1  # the old ones removed
+    assert _held(ws, "scores_iforest") == trained
+
+
+def _kind(ws: Workspace, table: str) -> str:
+    con = duckdb.connect(str(ws.db_path), read_only=True)
+    try:
+        return con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = ?",
+                           [table]).fetchall()[0][0]
+    finally:
+        con.close()
 
 
 def _held(ws: Workspace, table: str) -> tuple[list, list]:

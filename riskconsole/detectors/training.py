@@ -31,6 +31,7 @@ from riskconsole.detectors.registry import DetectorModel, encoding_of, load_dete
 from riskconsole.errors import ConfigError, DataError, RiskConsoleError
 from riskconsole.names import META_TABLE, SCORES_TABLE
 from riskconsole.sqlbuild import alias, fill, ident, render
+from riskconsole.storeviews import drop
 from riskconsole.strategy import SCORE_TABLE_PREFIX
 from riskconsole.workspace import Workspace
 
@@ -192,7 +193,8 @@ def _fit(con: duckdb.DuckDBPyConnection, plan: Plan, model: DetectorModel, progr
 def score_into(con: duckdb.DuckDBPyConnection, model: DetectorModel, features: list[str], name: str,
                table: str, progress: Progress = _quiet, chunk: int = CHUNK_ROWS) -> int:
     """Create `table` (`_pos`, `name`) and fill it with the score of every frame row, chunk by chunk."""
-    con.execute(render(fill("CREATE OR REPLACE TABLE :t (_pos BIGINT, :c DOUBLE)", t=_table(table), c=ident(name))))
+    drop(con, table)  # a view of Spark's scores after a load on Spark
+    con.execute(render(fill("CREATE TABLE :t (_pos BIGINT, :c DOUBLE)", t=_table(table), c=ident(name))))
     lo, hi = position_range(con)
     done = 0
     for start in range(lo, hi + 1, chunk):
@@ -210,7 +212,7 @@ def score_into(con: duckdb.DuckDBPyConnection, model: DetectorModel, features: l
 
 
 def _swap_table(con: duckdb.DuckDBPyConnection, staging: str, final: str) -> None:
-    con.execute(render(exp.Drop(tables=[_table(final)], kind="TABLE", exists=True)))
+    drop(con, final)
     con.execute(f"ALTER TABLE {render(_table(staging))} RENAME TO {render(_table(final))}")
 
 
@@ -499,7 +501,7 @@ def rescore_all(ws: Workspace, progress: Progress = _quiet) -> dict[str, int]:
             _ensure_version(con)
             done, skipped = rescore_into(con, ws, progress)
             for name in skipped:
-                con.execute(render(exp.Drop(tables=[_table(score_table(name))], kind="TABLE", exists=True)))
+                drop(con, score_table(name))
             _drop_orphans(con, ws, progress)
             con.execute("COMMIT")
         except BaseException:
@@ -518,5 +520,5 @@ def _drop_orphans(con: duckdb.DuckDBPyConnection, ws: Workspace, progress: Progr
                          "ESCAPE '\\'").fetchall()
     for (table,) in tables:
         if table[len(SCORE_TABLE_PREFIX):] not in models:
-            con.execute(render(exp.Drop(tables=[_table(table)], kind="TABLE", exists=True)))
+            drop(con, table)
             progress(f"dropped {table}: no trained model in data/models/")

@@ -60,7 +60,8 @@ from riskconsole.names import META_TABLE, SCORES_TABLE
 from riskconsole.sources import literal_files
 from riskconsole.sqlbuild import fill, ident
 from riskconsole.sqlbuild import render as duck_sql
-from riskconsole.strategy import CompiledStrategy, Frame
+from riskconsole.storeviews import create_view
+from riskconsole.strategy import SCORE_TABLE_PREFIX, CompiledStrategy, Frame
 from riskconsole.workspace import Workspace, machine_memory
 
 SPARK_DIR = "spark"  # under data/: one folder per data version (or spark.store of the dataset)
@@ -363,7 +364,9 @@ class SparkEngine:
             for table, query in plan.joined:
                 spark.sql(render(query, f"features ({table})")).localCheckpoint().createOrReplaceTempView(table)
             frame = spark.sql(render(plan.frame, "features")).select(*[f"`{c}`" for c in order])
-            frame.write.mode("overwrite").parquet(self.store.uri("frame"))
+            # by _pos: DuckDB's view of it reads the rows in the order of its table, and a window of events (a
+            # chunk of positions, a range of days) reads only the row groups that hold it
+            frame.orderBy("_pos").write.mode("overwrite").parquet(self.store.uri("frame"))
         except RiskConsoleError:
             raise
         except Exception as err:  # noqa: BLE001 - pyspark raises many kinds; one line says which step failed
@@ -397,46 +400,54 @@ class SparkEngine:
     def score_into(self, con: duckdb.DuckDBPyConnection, detector: str, table: str,
                    folder: Path | None = None) -> int | None:
         """A trained detector's scores of this version's frame (built: by a load on Spark, or already), computed on
-        Spark and kept in this version's folder, where the engine's later `_scores` finds them (same model files,
-        same folder), then read into DuckDB's `table` of `con` (`_pos` BIGINT, `detector` DOUBLE, by `_pos`): its
-        rows, or None for a model Spark does not score. `folder`: the model's (default: the workspace's trained
-        one; `train` passes the folder it is writing)."""
+        Spark and kept in this version's folder under the name the engine's later `_scores` looks for (the live
+        score table's name, and the model files' digest: a backtest after `train` scores nothing again), then
+        DuckDB's `table` of `con` (`_pos` BIGINT, `detector` DOUBLE) made of them: a view of the files on a store of
+        this machine (`storeviews`), else a copy. Its rows, or None for a model Spark does not score. `folder`: the
+        model's (default: the workspace's trained one; `train` passes the folder it is writing, and the live
+        scores, which DuckDB's live table may read, stay until the next scoring)."""
         folder = folder or self.ws.models_dir / detector
         files = model_files(folder)
         if not scored_on_spark(files):
             return None
         self.spark.read.parquet(self.store.uri("frame")).createOrReplaceTempView("frame")
         _VIEWS_OF[self.spark] = self.store.uri()  # another engine of this session registers its own views again
-        self._scores(detector, table, folder)
-        return read_back(con, self.store, table, [("_pos", "BIGINT"), (detector, "DOUBLE")],
-                         ("scores", f"{table}-spark-{digest(files)}"))
+        live = f"{SCORE_TABLE_PREFIX}{detector}"
+        self._scores(detector, live, folder, keep=_viewed(con))
+        where = ("scores", f"{live}-spark-{digest(files)}")
+        rows = read_back(con, self.store, table, [("_pos", "BIGINT"), (detector, "DOUBLE")], where, view=True)
+        if rows is None:  # a view: its rows from the files' footers
+            rows = con.execute(f"SELECT count(*) FROM {duck_sql(exp.to_table(table, quoted=True))}").fetchall()[0][0]
+        return rows
 
-    def _scores(self, detector: str, table: str, folder: Path | None = None) -> Any:
+    def _scores(self, detector: str, table: str, folder: Path | None = None,
+                keep: frozenset[str] = frozenset()) -> Any:
         """A detector's scores, computed on Spark from its model folder (`spark_scores`); a score table without one is
-        exported from DuckDB."""
+        exported from DuckDB. Then the other scores of `table` are removed, but those named in `keep` and those a view
+        of DuckDB's database reads (the live ones while `train` writes its own)."""
         folder = folder or self.ws.models_dir / detector
         files = model_files(folder) if (folder / "detector.json").exists() else {}
         if not scored_on_spark(files):
             return self._exported_scores(table)
         out = ("scores", f"{table}-spark-{digest(files)}")
         if not self.store.exists(*out, DONE):
-            self._clear_scores(table)
             started = time.perf_counter()
             self._progress(f"spark: scoring {detector} on {self.master} ...")
             try:
                 scored = score_frame(self.spark, lambda q: render(q, f"detector '{detector}'"), files, detector)
-                scored.write.mode("overwrite").parquet(self.store.uri(*out))
+                scored.orderBy("_pos").write.mode("overwrite").parquet(self.store.uri(*out))  # read in order by a view
             except RiskConsoleError:
                 raise
             except Exception as err:  # noqa: BLE001 - pyspark raises many kinds; one line says which model failed
                 raise DataError(f"{self.ws.rel(folder)}: scoring on spark failed: {first_line(err)}") from None
             self.seconds[f"score {detector}"] = time.perf_counter() - started
             self.store.write_text(*out, DONE, text=json.dumps({"seconds": self.seconds[f"score {detector}"]}))
+        self._clear_scores(table, keep | _viewed(self._con) | {out[-1]})
         return self.spark.read.parquet(self.store.uri(*out))
 
-    def _clear_scores(self, table: str) -> None:
+    def _clear_scores(self, table: str, keep: frozenset[str] = frozenset()) -> None:
         for old in self.store.children("scores"):
-            if old.startswith(f"{table}-"):
+            if old.startswith(f"{table}-") and old not in keep:
                 self.store.remove("scores", old)
 
     def _exported_scores(self, table: str) -> Any:
@@ -446,7 +457,7 @@ class SparkEngine:
         key = hashlib.sha1(json.dumps([table, stamp]).encode()).hexdigest()[:12]
         out = ("scores", f"{table}-{key}")
         if not self.store.exists(*out, DONE):
-            self._clear_scores(table)
+            self._clear_scores(table, _viewed(self._con))
             self._export(table, *out)
             self.store.write_text(*out, DONE, text="{}")
         return self.spark.read.parquet(self.store.uri(*out))
@@ -480,15 +491,27 @@ class SparkEngine:
 
 
 def read_back(con: duckdb.DuckDBPyConnection, store: Store, table: str, types: list[tuple[str, str]],
-              where: tuple[str, ...]) -> int:
+              where: tuple[str, ...], view: bool = False) -> int | None:
     """DuckDB's `table` of `con` from Spark's Parquet at `where` in the store: (column, DuckDB type) in order, by
-    `_pos` (a remote store's files are copied here first); its rows."""
+    `_pos` (a remote store's files are copied here first); its rows. `view` on a store on this machine: a view of
+    the files instead of a copy (`storeviews`; rows None: not counted)."""
     casts = ", ".join(f"CAST({duck_sql(ident(c))} AS {t}) AS {duck_sql(ident(c))}" for c, t in types)
+    if view and store.local is not None:
+        create_view(con, table, store.local.joinpath(*where), casts)
+        return None
     with store.reading(*where) as folder:
         files = literal_files([str(p) for p in sorted(folder.rglob("*.parquet"))])
         return con.execute(f"CREATE OR REPLACE TABLE {duck_sql(exp.to_table(table, quoted=True))} AS SELECT {casts} "
                            "FROM read_parquet($files, hive_partitioning = false) ORDER BY _pos",
                            {"files": files}).fetchall()[0][0]  # DuckDB's CREATE TABLE AS answers its row count
+
+
+def _viewed(con: duckdb.DuckDBPyConnection | None) -> frozenset[str]:
+    """The score folders (`scores/<name>`) that views of `con`'s database read: never removed under them."""
+    if con is None:
+        return frozenset()
+    texts = [t for (t,) in con.execute("SELECT sql FROM duckdb_views() WHERE NOT internal").fetchall()]
+    return frozenset(m for text in texts for m in re.findall(r"/scores/([^/']+)/", text))
 
 
 def store_of(ws: Workspace, dataset: Dataset, session: Callable[[], Any]) -> Store:

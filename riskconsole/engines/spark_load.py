@@ -27,6 +27,7 @@ from riskconsole.errors import DataError, RiskConsoleError
 from riskconsole.escape import terminal
 from riskconsole.sources import Checked, Part, literal_files
 from riskconsole.sqlbuild import alias, fill, ident, render
+from riskconsole.storeviews import create_view
 
 
 @dataclass
@@ -286,7 +287,7 @@ class SparkLoader:
         except Exception as err:  # noqa: BLE001 - pyspark raises many kinds
             raise DataError(f"{label}: building the features on spark failed: {first_line(err)}") from None
         progress(f"spark: features built on {engine.master} in {engine.seconds['frame']:.1f} s: {engine.where}")
-        read_back(con, self.store, "frame", types, ("frame",))
+        read_back(con, self.store, "frame", types, ("frame",), view=True)
         return [f.name for f in dataset.features]
 
     def scores(self, con: duckdb.DuckDBPyConnection, detector: str, table: str) -> int | None:
@@ -315,10 +316,11 @@ class SparkLoader:
         rows, quarantine = part.table, f"_{part.quarantine}"
         try:
             result = load_part(self.spark, checked, part)
+            order = [part.loaded_name(c) for c in part.order]  # DuckDB's view reads the files in this order
             if part.kind == "events":
-                write_days(result.rows, self.store.uri(rows), part.loaded_name(part.roles["time"]))
+                write_days(result.rows, self.store.uri(rows), part.loaded_name(part.roles["time"]), order)
             else:
-                result.rows.write.mode("overwrite").parquet(self.store.uri(rows))
+                result.rows.orderBy(*_ascending(order)).write.mode("overwrite").parquet(self.store.uri(rows))
             result.quarantine.write.mode("overwrite").parquet(self.store.uri(quarantine))
         except RiskConsoleError:
             raise
@@ -330,7 +332,8 @@ class SparkLoader:
             data.unpersist()
         try:
             with self.store.reading(rows) as rows_in, self.store.reading(quarantine) as quarantine_in:
-                _publish(con, part, rows_in, quarantine_in, [part.loaded_name(c) for c in part.order])
+                _publish(con, part, rows_in, quarantine_in, [part.loaded_name(c) for c in part.order],
+                         view=self.store.local is not None)
         finally:
             self.store.remove(quarantine)
         tables = json.loads(self.store.read_text(LOADED) or '{"tables": []}')["tables"]
@@ -338,22 +341,37 @@ class SparkLoader:
         return result.read, result.loaded, result.warnings
 
 
-def write_days(rows: Any, out: str, time: str) -> None:
-    """The loaded rows as Parquet, one folder per day of `time` (`__day=YYYY-MM-DD`), as the engine's export."""
+def write_days(rows: Any, out: str, time: str, order: list[str]) -> None:
+    """The loaded rows as Parquet, one folder per day of `time` (`__day=YYYY-MM-DD`), as the engine's export; sorted
+    by `order` (time first), so the files read in the order of their paths give the rows in DuckDB's table order
+    (and a window of days or hours reads only the row groups that hold it)."""
     from pyspark.sql import functions as F
 
     from riskconsole.engines.spark import DAY
 
-    rows.withColumn(DAY, F.to_date(F.col(f"`{time}`"))).write.mode("overwrite").partitionBy(DAY).parquet(out)
+    days = rows.withColumn(DAY, F.to_date(F.col(f"`{time}`"))).orderBy(*_ascending([DAY, *order]))
+    days.write.mode("overwrite").partitionBy(DAY).parquet(out)
 
 
-def _publish(con: duckdb.DuckDBPyConnection, part: Part, rows: Path, quarantine: Path, order: list[str]) -> None:
+def _ascending(columns: list[str]) -> list[Any]:
+    """Spark's sort keys for DuckDB's `ORDER BY columns` (ascending, nulls last)."""
+    from pyspark.sql import functions as F
+
+    return [F.col(f"`{c}`").asc_nulls_last() for c in columns]
+
+
+def _publish(con: duckdb.DuckDBPyConnection, part: Part, rows: Path, quarantine: Path, order: list[str],
+             view: bool = False) -> None:
     """DuckDB's table of the part (in its order: time and id for the events) and its quarantine (in source order)
-    from Spark's Parquet."""
+    from Spark's Parquet. `view` (the store is on this machine): the part's rows as a view of Spark's files, not a
+    copy (`storeviews`)."""
     read = "read_parquet($files, hive_partitioning = false)"
-    files = {"files": literal_files([str(p) for p in sorted(rows.rglob("*.parquet"))])}
-    con.execute(f"CREATE OR REPLACE TABLE {part.table} AS SELECT * FROM {read} ORDER BY "
-                + ", ".join(render(ident(c)) for c in order), files)
+    if view:
+        create_view(con, part.table, rows)
+    else:
+        files = {"files": literal_files([str(p) for p in sorted(rows.rglob("*.parquet"))])}
+        con.execute(f"CREATE OR REPLACE TABLE {part.table} AS SELECT * FROM {read} ORDER BY "
+                    + ", ".join(render(ident(c)) for c in order), files)
     files = {"files": literal_files([str(p) for p in sorted(quarantine.rglob("*.parquet"))])}
     if files["files"]:
         con.execute(f"CREATE OR REPLACE TABLE {part.quarantine} AS SELECT * EXCLUDE (__file) FROM {read} "
