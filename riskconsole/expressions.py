@@ -245,28 +245,49 @@ def _tokenize(text: str, where: str) -> list[Token]:
         raise _fail(where, "';' is not allowed", "write exactly one expression, no statements")
     if tokens[0].token_type in _STATEMENT_TOKENS:
         raise _fail(where, f"statement '{tokens[0].text}' is not allowed", "write one expression")
-    depth = _nesting(tokens)
-    if depth > MAX_NESTING:
-        raise _fail(where, f"expression is nested too deeply ({depth} levels)",
-                    f"at most {MAX_NESTING} levels of brackets, CASE and NOT or '-' in a row")
+    if _nesting(tokens) > MAX_NESTING:
+        raise _too_deep(where)
     return tokens
 
 
-_OPENS = frozenset({TokenType.L_PAREN, TokenType.L_BRACKET, TokenType.L_BRACE, TokenType.CASE})
-_CLOSES = frozenset({TokenType.R_PAREN, TokenType.R_BRACKET, TokenType.R_BRACE, TokenType.END})
+_CLOSING = {TokenType.R_PAREN: TokenType.L_PAREN, TokenType.R_BRACKET: TokenType.L_BRACKET,
+            TokenType.R_BRACE: TokenType.L_BRACE, TokenType.END: TokenType.CASE}
 _PREFIXES = frozenset({TokenType.NOT, TokenType.DASH, TokenType.PLUS, TokenType.TILDE})
+MAX_TREE_DEPTH = 64  # of the parsed tree: 24 levels of CASE are 51 deep, of brackets 26
 
 
 def _nesting(tokens: list[Token]) -> int:
-    """The deepest nesting of brackets and CASE, a run of prefix operators counted as that many levels: what the
-    parser recurses into, counted the same in every process (its recursion limit is the process's)."""
-    deepest = level = run = 0
+    """The deepest nesting of brackets and CASE (a closer counts only against its own opener: a column named
+    `end` closes nothing), a run of prefix operators counted as that many levels: what the parser recurses into,
+    counted the same in every process (its recursion limit is the process's)."""
+    deepest = run = 0
+    open_: list[TokenType] = []
     for tok in tokens:
         kind = tok.token_type
-        level += (kind in _OPENS) - (kind in _CLOSES)
+        if kind in _CLOSING.values():
+            open_.append(kind)
+        elif kind in _CLOSING and open_ and open_[-1] == _CLOSING[kind]:
+            open_.pop()
         run = run + 1 if kind in _PREFIXES else 0
-        deepest = max(deepest, level + run)
+        deepest = max(deepest, len(open_) + run)
     return deepest
+
+
+def _too_deep(where: str) -> ExpressionError:
+    return _fail(where, "expression is nested too deeply",
+                 f"at most {MAX_NESTING} levels of brackets, calls, CASE, and NOT or '-' in a row")
+
+
+def _check_depth(tree: exp.Expression, where: str) -> None:
+    """Refuse a tree deeper than MAX_TREE_DEPTH (walked without recursion): constructs the parser builds in a loop
+    (`a ^ 2 ^ 2 ...`, `IS NOT NULL` repeated) still make a tree every later step walks recursively."""
+    depth: dict[int, int] = {id(tree): 0}
+    for node in tree.walk():
+        level = depth[id(node)]
+        if level > MAX_TREE_DEPTH:
+            raise _too_deep(where)
+        for child in node.iter_expressions():
+            depth[id(child)] = level + 1
 
 
 def _parse(tokens: list[Token], text: str, where: str) -> exp.Expression:
@@ -274,13 +295,14 @@ def _parse(tokens: list[Token], text: str, where: str) -> exp.Expression:
     try:
         trees = [tree for tree in _DUCKDB.parser().parse(tokens, text) if tree is not None]
     except RecursionError:
-        raise _fail(where, "expression is nested too deeply") from None
+        raise _too_deep(where) from None
     except Exception as err:  # noqa: BLE001 - untrusted text must never crash the checker
         raise _fail(where, f"cannot parse expression: {_first_line(err)}") from None
     if len(trees) != 1:
         raise _fail(where, "expected exactly one expression", "remove the extra text")
     if isinstance(trees[0], (exp.Query, exp.Command)):
         raise _fail(where, f"statement '{_snippet(trees[0])}' is not allowed", "write one expression")
+    _check_depth(trees[0], where)
     return trees[0]
 
 

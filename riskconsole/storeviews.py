@@ -17,20 +17,27 @@ import duckdb
 from riskconsole.names import STORE_TABLE
 
 
-def create_view(con: duckdb.DuckDBPyConnection, name: str, folder: Path, columns: str = "*") -> None:
-    """`name` as a view of every Parquet file under `folder` (an absolute path in a data version's folder; hive
-    partition folders are not columns); `columns` the SELECT list (casts). The version's folder is recorded in
-    `_store`."""
+def viewable(folder: Path | None) -> bool:
+    """Whether a data version's folder can be read through views: on this machine, and no glob character in its
+    path (DuckDB's allowed_directories matches the folder as a pattern; such a store is copied instead)."""
+    return folder is not None and not any(c in str(folder) for c in "*?[")
+
+
+def create_view(con: duckdb.DuckDBPyConnection, name: str, folder: Path, root: Path, columns: str = "*",
+                by_day: bool = False) -> None:
+    """`name` as a view of the Parquet files Spark wrote in `folder` (in the data version's folder `root`, which is
+    recorded in `_store`); `columns` the SELECT list (casts). `by_day`: the files are in one folder per day (hive
+    folders, not columns). Files in deeper folders (Spark's `_temporary` of a write under way) are never read."""
     from sqlglot import exp
 
     from riskconsole.sources import literal_file
     from riskconsole.sqlbuild import render
 
-    # a glob, not a list: a frame Spark builds again (its marker lost) has new files; DuckDB reads them sorted
-    files = exp.Literal.string(literal_file(str(folder)) + "/**/*.parquet")
+    # a pattern, not a list of files: a frame Spark builds again (its marker lost) has new files; DuckDB sorts them
+    files = exp.Literal.string(literal_file(str(folder)) + ("/*/*.parquet" if by_day else "/*.parquet"))
     con.execute(f"CREATE OR REPLACE VIEW {render(exp.to_table(name, quoted=True))} AS SELECT {columns} "
                 f"FROM read_parquet({render(files)}, hive_partitioning = false)")
-    record(con, folder.parent)
+    record(con, root)
 
 
 def drop(con: duckdb.DuckDBPyConnection, name: str) -> None:
@@ -62,8 +69,5 @@ def folders(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def allowed(folder: str) -> list[str]:
-    """What `allowed_directories` takes for a folder: the folder, and as DuckDB's readers are given its files
-    (glob characters written as classes, `literal_file`): both are checked."""
-    from riskconsole.sources import literal_files
-    plain = folder.rstrip("/") + "/"
-    return sorted({plain, *literal_files([plain])})
+    """What `allowed_directories` takes for a folder (no glob character in it: `viewable`)."""
+    return [folder.rstrip("/") + "/"]

@@ -194,7 +194,7 @@ def safe_connection(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
     if not locked:  # a connection to an instance this process already opened and locked needs nothing more
         from riskconsole.storeviews import allowed, folders
 
-        readable = [entry for folder in folders(con) for entry in allowed(folder)]
+        readable = [entry for folder in folders(con) for entry in allowed(folder)]  # a load on Spark's views
         if readable:
             listed = ", ".join("'" + entry.replace("'", "''") + "'" for entry in readable)
             con.execute(f"SET allowed_directories = [{listed}]")

@@ -263,8 +263,10 @@ REFUSED = [
 @pytest.mark.parametrize("nest", [lambda d: "(" * d + "amount" + ")" * d + " > 1",
                                   lambda d: "abs(" * d + "amount" + ")" * d + " > 1",
                                   lambda d: "NOT " * d + "amount > 1", lambda d: "- " * d + "amount > 1",
-                                  lambda d: "CASE WHEN amount > 1 THEN " * d + "1" + " END" * d + " = 1"],
-                         ids=["brackets", "calls", "not", "minus", "case"])
+                                  lambda d: "CASE WHEN amount > 1 THEN " * d + "1" + " END" * d + " = 1",
+                                  lambda d: "amount + " * 10 + "(" * d + "amount" + ")" * d + " > 1",
+                                  lambda d: "coalesce(" * d + "amount" + ", 1)" * d + " > 1"],
+                         ids=["brackets", "calls", "not", "minus", "case", "after-terms", "calls-with-args"])
 def test_nesting_is_refused_the_same_whatever_the_recursion_limit(nest, limit):
     """24 levels pass and 25 do not, whatever the process's recursion limit: quickscorer raises it to 10,000 for deep
     trees, and the parser's RecursionError alone had let a console that had loaded a model accept what the CLI
@@ -276,8 +278,28 @@ def test_nesting_is_refused_the_same_whatever_the_recursion_limit(nest, limit):
     before = sys.getrecursionlimit()
     sys.setrecursionlimit(limit)
     try:
-        parse_expression(nest(MAX_NESTING), columns=COLUMNS, where=WHERE)
-        assert f"nested too deeply ({MAX_NESTING + 1} levels)" in _refusal(nest(MAX_NESTING + 1))
+        to_sql(parse_expression(nest(MAX_NESTING), columns=COLUMNS, where=WHERE))
+        assert _refusal(nest(MAX_NESTING + 1)) == (f"{WHERE}: expression is nested too deeply (at most {MAX_NESTING} "
+                                                  "levels of brackets, calls, CASE, and NOT or '-' in a row)")
+    finally:
+        sys.setrecursionlimit(before)
+
+
+@pytest.mark.parametrize("limit", [1_000, 10_000], ids=["default", "raised"])
+@pytest.mark.parametrize("text", ["end + " * 40 + "(" * 60 + "amount" + ")" * 60 + " > 1",
+                                  "CASE WHEN end > 1 THEN " * 40 + "1" + " END" * 40 + " = 1",
+                                  "amount" + " IS NOT NULL" * 200, "amount" + " ^ 2" * 200 + " > 1"],
+                         ids=["end-as-a-column", "case-with-end-columns", "is-not-null-repeated", "powers"])
+def test_what_the_token_count_misses_the_tree_depth_refuses_alike(text, limit):
+    """A column named `end` closes no CASE, and what the parser builds in a loop (`^`, `IS NOT NULL` repeated) is
+    refused by the parsed tree's depth: the same refusal at either recursion limit, never a RecursionError later."""
+    import sys
+
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(limit)
+    try:
+        with pytest.raises(ExpressionError, match="nested too deeply"):
+            parse_expression(text, columns=[*COLUMNS, "end"], where=WHERE)
     finally:
         sys.setrecursionlimit(before)
 

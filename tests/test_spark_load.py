@@ -315,6 +315,43 @@ def test_a_load_on_spark_keeps_no_copy_in_duckdb_only_views_of_its_parquet(tmp_p
         assert safe.execute("SELECT count(*) FROM events").fetchall() == [(3000,)]
 
 
+def test_a_store_shared_by_two_workspaces_keeps_each_ones_versions(tmp_path, spark):
+    """Two workspaces with one `spark.store`: a load of one removes only its own earlier versions, never the other's,
+    whose DuckDB views read it. A workspace in a glob-like path (`risk [v2]/`) is read by Spark literally, and keeps
+    copies (DuckDB's file permission would match its folder as a pattern)."""
+    from riskconsole.session import Session
+
+    store = tmp_path / "shared"
+    events = random_events(n=300)
+    a, b = (write_workspace(tmp_path / n, events, {**BASE_DATASET, "spark": {"store": str(store)}}, {"s": STRATEGY})
+            for n in "ab")
+    load(a, engine="spark", spark=spark)
+    first_b = load(b, engine="spark", spark=spark).version
+    second_a = load(a, engine="spark", spark=spark).version
+    assert sorted(p.name for p in store.iterdir()) == sorted([first_b, second_a])
+    for ws in (a, b):
+        assert _kind(ws, "events") == "VIEW"
+        with ws.connect_safe() as con:
+            assert con.execute("SELECT count(*) FROM events").fetchall() == [(300,)]
+    c = write_workspace(tmp_path / "risk [v2]" / "c", events, strategies={"s": STRATEGY})
+    load(c, engine="spark", spark=spark)
+    assert _kind(c, "events") == "BASE TABLE"
+    with Session(c, engine="spark", spark=spark) as session:  # Spark reads `risk [v2]` literally
+        assert session.backtest(c.strategies_dir / "s.yaml").report["overall"]["flagged"] > 0
+
+
+def test_scores_are_kept_when_what_views_read_is_unknown(tmp_path):
+    """A closed connection (a console's cursor outlives its block) cannot say which score folders DuckDB's views
+    read: then none is removed."""
+    from riskconsole.engines.spark import _viewed
+
+    con = duckdb.connect()
+    con.execute("CREATE VIEW v AS SELECT * FROM range(1)")
+    assert _viewed(con) == frozenset()
+    con.close()
+    assert _viewed(con) is None
+
+
 def test_a_load_on_spark_builds_the_features_on_spark_once(tmp_path, spark, monkeypatch):
     """The features of a load on Spark are computed once, on Spark (never by DuckDB on this machine): DuckDB's frame
     is read back from Spark's, the data version's frame is ready before any backtest, and the earlier version's

@@ -60,7 +60,7 @@ from riskconsole.names import META_TABLE, SCORES_TABLE
 from riskconsole.sources import literal_files
 from riskconsole.sqlbuild import fill, ident
 from riskconsole.sqlbuild import render as duck_sql
-from riskconsole.storeviews import create_view
+from riskconsole.storeviews import create_view, folders
 from riskconsole.strategy import SCORE_TABLE_PREFIX, CompiledStrategy, Frame
 from riskconsole.workspace import Workspace, machine_memory
 
@@ -69,6 +69,7 @@ VERSION = re.compile(r"[0-9a-f]{32}")  # a data version's folder name (ingest: u
 DONE = "_riskconsole.json"  # written last: the version's export and frame are complete
 EXPORTED = "_exported.json"  # written last by the export (entity frames need only it)
 LOADED = "_loaded.json"  # written by a load on Spark (spark_load.py): the tables it wrote here, not to export
+OWNER = "_workspace.json"  # written first: the workspace whose version this is (a store may be shared)
 DAY = "__day"  # the partition column of the exported events (not a column of the frame)
 LOCAL_SHUFFLE_PARTITIONS = 8  # local mode: a few tasks per core (Spark's 200 is for clusters)
 INSTALL_JAVA = "apt-get install openjdk-17-jre-headless, or set JAVA_HOME"
@@ -263,7 +264,7 @@ class SparkEngine:
     def _register(self, frame: Frame) -> None:
         """Point the session's `frame` and score views at this data version (views are global to a SparkSession,
         which several workspaces' engines may share: `arrow` registers them again when another engine did since)."""
-        self.spark.read.parquet(self.store.uri("frame")).createOrReplaceTempView("frame")
+        self.spark.read.parquet(self.store.read_uri("frame")).createOrReplaceTempView("frame")
         for detector, table in frame.scores.items():
             if detector not in frame.stale:
                 self._scores(detector, table).createOrReplaceTempView(table)
@@ -276,9 +277,10 @@ class SparkEngine:
         if self.exported:
             return
         loaded = json.loads(self.store.read_text(LOADED) or '{"tables": []}')["tables"]
-        remove_versions(self.versions, keep=self.version)
+        claim(self.store, self.ws)
+        remove_versions(self.versions, keep=self.version, ws=self.ws)
         for old in self.store.children():  # a failed export's; Spark's load is kept
-            if old not in (*loaded, LOADED):
+            if old not in (*loaded, LOADED, OWNER):
                 self.store.remove(old)
         started = time.perf_counter()
         self._progress(f"spark: exporting {', '.join(n for n in self._exports() if n not in loaded) or 'nothing'} "
@@ -344,7 +346,7 @@ class SparkEngine:
     def register_exports(self) -> None:
         """The exported `events`, `stream_NAME` and `table_NAME` as Spark views (the names DuckDB's queries use)."""
         for name in self._exports():
-            data = self.spark.read.parquet(self.store.uri(name))
+            data = self.spark.read.parquet(self.store.read_uri(name))
             (data.drop(DAY) if name == "events" else data).createOrReplaceTempView(name)
 
     def _build_frame(self, names: list[str], order: list[str]) -> None:
@@ -410,18 +412,19 @@ class SparkEngine:
         files = model_files(folder)
         if not scored_on_spark(files):
             return None
-        self.spark.read.parquet(self.store.uri("frame")).createOrReplaceTempView("frame")
+        self.spark.read.parquet(self.store.read_uri("frame")).createOrReplaceTempView("frame")
         _VIEWS_OF[self.spark] = self.store.uri()  # another engine of this session registers its own views again
         live = f"{SCORE_TABLE_PREFIX}{detector}"
         self._scores(detector, live, folder, keep=_viewed(con))
         where = ("scores", f"{live}-spark-{digest(files)}")
-        rows = read_back(con, self.store, table, [("_pos", "BIGINT"), (detector, "DOUBLE")], where, view=True)
+        view = self.store.local is not None and str(self.store.local) in folders(con)  # a load on Spark's version
+        rows = read_back(con, self.store, table, [("_pos", "BIGINT"), (detector, "DOUBLE")], where, view)
         if rows is None:  # a view: its rows from the files' footers
             rows = con.execute(f"SELECT count(*) FROM {duck_sql(exp.to_table(table, quoted=True))}").fetchall()[0][0]
         return rows
 
     def _scores(self, detector: str, table: str, folder: Path | None = None,
-                keep: frozenset[str] = frozenset()) -> Any:
+                keep: frozenset[str] | None = frozenset()) -> Any:
         """A detector's scores, computed on Spark from its model folder (`spark_scores`); a score table without one is
         exported from DuckDB. Then the other scores of `table` are removed, but those named in `keep` and those a view
         of DuckDB's database reads (the live ones while `train` writes its own)."""
@@ -442,12 +445,17 @@ class SparkEngine:
                 raise DataError(f"{self.ws.rel(folder)}: scoring on spark failed: {first_line(err)}") from None
             self.seconds[f"score {detector}"] = time.perf_counter() - started
             self.store.write_text(*out, DONE, text=json.dumps({"seconds": self.seconds[f"score {detector}"]}))
-        self._clear_scores(table, keep | _viewed(self._con) | {out[-1]})
-        return self.spark.read.parquet(self.store.uri(*out))
+        self._clear_scores(table, keep, _viewed(self._con), {out[-1]})
+        return self.spark.read.parquet(self.store.read_uri(*out))
 
-    def _clear_scores(self, table: str, keep: frozenset[str] = frozenset()) -> None:
+    def _clear_scores(self, table: str, *keep: frozenset[str] | set[str] | None) -> None:
+        """Remove the scores of `table` but the folders named in `keep`; nothing when one of them is None (what a
+        view reads is unknown)."""
+        if any(k is None for k in keep):
+            return
+        kept = set().union(*keep)
         for old in self.store.children("scores"):
-            if old.startswith(f"{table}-") and old not in keep:
+            if old.startswith(f"{table}-") and old not in kept:
                 self.store.remove("scores", old)
 
     def _exported_scores(self, table: str) -> Any:
@@ -460,7 +468,7 @@ class SparkEngine:
             self._clear_scores(table, _viewed(self._con))
             self._export(table, *out)
             self.store.write_text(*out, DONE, text="{}")
-        return self.spark.read.parquet(self.store.uri(*out))
+        return self.spark.read.parquet(self.store.read_uri(*out))
 
     # ------------------------------------------------------------ running queries
 
@@ -493,11 +501,11 @@ class SparkEngine:
 def read_back(con: duckdb.DuckDBPyConnection, store: Store, table: str, types: list[tuple[str, str]],
               where: tuple[str, ...], view: bool = False) -> int | None:
     """DuckDB's `table` of `con` from Spark's Parquet at `where` in the store: (column, DuckDB type) in order, by
-    `_pos` (a remote store's files are copied here first); its rows. `view` on a store on this machine: a view of
-    the files instead of a copy (`storeviews`; rows None: not counted)."""
+    `_pos` (a remote store's files are copied here first); its rows. `view`: a view of the files instead of a copy
+    (`storeviews`; the caller checked the store is `viewable`; rows None: not counted)."""
     casts = ", ".join(f"CAST({duck_sql(ident(c))} AS {t}) AS {duck_sql(ident(c))}" for c, t in types)
-    if view and store.local is not None:
-        create_view(con, table, store.local.joinpath(*where), casts)
+    if view:
+        create_view(con, table, store.local.joinpath(*where), store.local, casts)
         return None
     with store.reading(*where) as folder:
         files = literal_files([str(p) for p in sorted(folder.rglob("*.parquet"))])
@@ -506,11 +514,15 @@ def read_back(con: duckdb.DuckDBPyConnection, store: Store, table: str, types: l
                            {"files": files}).fetchall()[0][0]  # DuckDB's CREATE TABLE AS answers its row count
 
 
-def _viewed(con: duckdb.DuckDBPyConnection | None) -> frozenset[str]:
-    """The score folders (`scores/<name>`) that views of `con`'s database read: never removed under them."""
+def _viewed(con: duckdb.DuckDBPyConnection | None) -> frozenset[str] | None:
+    """The score folders (`scores/<name>`) that views of `con`'s database read: never removed under them. None when
+    `con` cannot say (closed: a console's cursor outlives its block), and then no scores are removed."""
     if con is None:
         return frozenset()
-    texts = [t for (t,) in con.execute("SELECT sql FROM duckdb_views() WHERE NOT internal").fetchall()]
+    try:
+        texts = [t for (t,) in con.execute("SELECT sql FROM duckdb_views() WHERE NOT internal").fetchall()]
+    except duckdb.ConnectionException:
+        return None
     return frozenset(m for text in texts for m in re.findall(r"/scores/([^/']+)/", text))
 
 
@@ -519,12 +531,22 @@ def store_of(ws: Workspace, dataset: Dataset, session: Callable[[], Any]) -> Sto
     return Store(session, dataset.spark.store or str(ws.root / "data" / SPARK_DIR))  # Connect or not: the session's
 
 
-def remove_versions(versions: Store, keep: str) -> None:
-    """Remove every data version's folder but `keep` (only names a data version has: a store may hold other
-    folders)."""
+def claim(store: Store, ws: Workspace) -> None:
+    """Mark a data version's folder as `ws`'s, before anything else is written in it (`remove_versions`)."""
+    if store.read_text(OWNER) is None:
+        store.write_text(OWNER, text=json.dumps({"workspace": str(ws.root.resolve())}))
+
+
+def remove_versions(versions: Store, keep: str, ws: Workspace) -> None:
+    """Remove every data version's folder of `ws` but `keep`: only folders named like a data version (a store may
+    hold other folders), and only those `ws` wrote (a store shared by several workspaces holds theirs, which their
+    DuckDB views read); a version folder written before owners were marked is taken as this workspace's."""
+    mine = str(ws.root.resolve())
     for name in versions.children():
         if name != keep and VERSION.fullmatch(name):
-            versions.remove(name)
+            owner = versions.read_text(name, OWNER)
+            if owner is None or json.loads(owner).get("workspace") == mine:
+                versions.remove(name)
 
 
 def check_rendering(compiled: CompiledStrategy, lists: SparkLists, label: str) -> None:

@@ -100,7 +100,7 @@ def entity_view(engine: Any, con: duckdb.DuckDBPyConnection, level: Level, label
         with engine.store.writing(*saved) as path:
             entities.save(path, view)
     name = "__entity_frame_" + hashlib.sha1(engine.store.uri(*saved).encode()).hexdigest()[:12]
-    engine.spark.read.parquet(engine.store.uri(*saved)).createOrReplaceTempView(name)
+    engine.spark.read.parquet(engine.store.read_uri(*saved)).createOrReplaceTempView(name)
     return view, name
 
 

@@ -27,7 +27,7 @@ from riskconsole.errors import DataError, RiskConsoleError
 from riskconsole.escape import terminal
 from riskconsole.sources import Checked, Part, literal_files
 from riskconsole.sqlbuild import alias, fill, ident, render
-from riskconsole.storeviews import create_view
+from riskconsole.storeviews import create_view, viewable
 
 
 @dataclass
@@ -267,7 +267,7 @@ class SparkLoader:
         """The load is live: remove the folders of earlier data versions (their events are gone from DuckDB too)."""
         from riskconsole.engines.spark import remove_versions
 
-        remove_versions(self.versions, keep=self.version)
+        remove_versions(self.versions, keep=self.version, ws=self.ws)
 
     def build_frame(self, con: duckdb.DuckDBPyConnection, dataset: Any, label: str,
                     progress: Callable[[str], None]) -> list[str]:
@@ -287,7 +287,7 @@ class SparkLoader:
         except Exception as err:  # noqa: BLE001 - pyspark raises many kinds
             raise DataError(f"{label}: building the features on spark failed: {first_line(err)}") from None
         progress(f"spark: features built on {engine.master} in {engine.seconds['frame']:.1f} s: {engine.where}")
-        read_back(con, self.store, "frame", types, ("frame",), view=True)
+        read_back(con, self.store, "frame", types, ("frame",), view=viewable(self.store.local))
         return [f.name for f in dataset.features]
 
     def scores(self, con: duckdb.DuckDBPyConnection, detector: str, table: str) -> int | None:
@@ -307,8 +307,9 @@ class SparkLoader:
 
     def __call__(self, con: duckdb.DuckDBPyConnection, checked: Checked, part: Part,
                  progress: Callable[[str], None]) -> tuple[int, int, list[str]]:
-        from riskconsole.engines.spark import DAY, LOADED
+        from riskconsole.engines.spark import DAY, LOADED, claim
 
+        claim(self.store, self.ws)  # before the first file of this version is written
         master = self.dataset.spark.target if self.dataset.spark.connect else \
             self.spark.conf.get("spark.master", self.dataset.spark.master)
         where = "" if part.kind == "events" else f"{part.where}: "
@@ -333,7 +334,7 @@ class SparkLoader:
         try:
             with self.store.reading(rows) as rows_in, self.store.reading(quarantine) as quarantine_in:
                 _publish(con, part, rows_in, quarantine_in, [part.loaded_name(c) for c in part.order],
-                         view=self.store.local is not None)
+                         view=viewable(self.store.local))
         finally:
             self.store.remove(quarantine)
         tables = json.loads(self.store.read_text(LOADED) or '{"tables": []}')["tables"]
@@ -367,7 +368,7 @@ def _publish(con: duckdb.DuckDBPyConnection, part: Part, rows: Path, quarantine:
     copy (`storeviews`)."""
     read = "read_parquet($files, hive_partitioning = false)"
     if view:
-        create_view(con, part.table, rows)
+        create_view(con, part.table, rows, rows.parent, by_day=part.kind == "events")
     else:
         files = {"files": literal_files([str(p) for p in sorted(rows.rglob("*.parquet"))])}
         con.execute(f"CREATE OR REPLACE TABLE {part.table} AS SELECT * FROM {read} ORDER BY "

@@ -21,6 +21,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from riskconsole.engines import spark_json
+from riskconsole.engines.spark_store import literal
 from riskconsole.errors import DataError
 from riskconsole.sources import Part, literal_file, target_types
 from riskconsole.sqlbuild import alias, render
@@ -139,12 +140,6 @@ def read_raw(spark: Any, con: duckdb.DuckDBPyConnection, part: Part, label: str,
                        *([F.col("_metadata.row_index").alias("__row")] if part.fmt == "parquet" else []))
     _check_raw_types(con, data.drop("__path", "__row", "__mid"), raw, part, label)
     return _positioned(spark, data, part, label, cached), raw
-
-
-def literal(path: str) -> str:
-    """A file's path as Spark's reader takes it literally: Hadoop reads every path as a glob, so a file named
-    `orders[1].csv` would name `orders1.csv`; its glob characters are escaped."""
-    return re.sub(r"([\\\[\]?*{}])", r"\\\1", path)
 
 
 def _read_csv(spark: Any, con: duckdb.DuckDBPyConnection, files: list[str], schema: Any) -> Any:

@@ -14,6 +14,7 @@ AWS settings of this machine).
 from __future__ import annotations
 
 import contextlib
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -51,6 +52,10 @@ class Store:
         if self.local is not None:
             return str(self.local.joinpath(*parts))
         return "/".join([self.base, *parts]) if parts else self.base
+
+    def read_uri(self, *parts: str) -> str:
+        """`uri` as Spark's readers take it literally: Hadoop reads a path as a glob (a workspace in `risk [v2]/`)."""
+        return literal(self.uri(*parts))
 
     # ------------------------------------------------------------ Hadoop's FileSystem API
 
@@ -183,6 +188,12 @@ class Store:
     def _local(self, path: Path) -> Any:
         jvm = self.spark._jvm
         return jvm.org.apache.hadoop.fs.Path(jvm.java.io.File(str(path)).toURI())
+
+
+def literal(path: str) -> str:
+    """A file's path as Spark's reader takes it literally: Hadoop reads every path as a glob, so a file named
+    `orders[1].csv` would name `orders1.csv`; its glob characters are escaped."""
+    return re.sub(r"([\\\[\]?*{}])", r"\\\1", path)
 
 
 def _arrow_fs() -> Any:
