@@ -24,10 +24,11 @@ def viewable(folder: Path | None) -> bool:
 
 
 def create_view(con: duckdb.DuckDBPyConnection, name: str, folder: Path, root: Path, columns: str = "*",
-                by_day: bool = False) -> None:
+                by_day: bool = False, order: str = "") -> None:
     """`name` as a view of the Parquet files Spark wrote in `folder` (in the data version's folder `root`, which is
     recorded in `_store`); `columns` the SELECT list (casts). `by_day`: the files are in one folder per day (hive
-    folders, not columns). Files in deeper folders (Spark's `_temporary` of a write under way) are never read."""
+    folders, not columns). Files in deeper folders (Spark's `_temporary` of a write under way) are never read.
+    `order`: an ORDER BY the view keeps (sorted at every read: only for a small table whose order is its meaning)."""
     from sqlglot import exp
 
     from riskconsole.sources import literal_file
@@ -36,7 +37,7 @@ def create_view(con: duckdb.DuckDBPyConnection, name: str, folder: Path, root: P
     # a pattern, not a list of files: a frame Spark builds again (its marker lost) has new files; DuckDB sorts them
     files = exp.Literal.string(literal_file(str(folder)) + ("/*/*.parquet" if by_day else "/*.parquet"))
     con.execute(f"CREATE OR REPLACE VIEW {render(exp.to_table(name, quoted=True))} AS SELECT {columns} "
-                f"FROM read_parquet({render(files)}, hive_partitioning = false)")
+                f"FROM read_parquet({render(files)}, hive_partitioning = false)" + (f" ORDER BY {order}" if order else ""))
     record(con, root)
 
 

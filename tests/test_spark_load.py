@@ -249,6 +249,7 @@ def test_a_load_on_engine_spark_gives_duckdbs_tables_and_report(tmp_path, spark)
     ours = load(ws, engine="spark", spark=spark)
     assert (ours.read, ours.loaded, ours.reasons, ours.warnings) == (duck.read, duck.loaded, duck.reasons, duck.warnings)
     assert _tables(ws) == want and (ws.root / "data" / "quarantine.csv").read_bytes() == csv
+    assert _kind(ws, "quarantine") == "VIEW"  # of Spark's files, in source order as DuckDB's table
     days = sorted(p.name for p in (ws.root / "data" / "spark" / ours.version / "events").iterdir() if p.is_dir())
     assert days == sorted({f"__day={row[1].date()}" for row in want["events"][1]}) and len(days) >= 3
     written = {p: p.stat().st_mtime_ns for p in (ws.root / "data" / "spark").rglob("*.parquet")}
@@ -282,7 +283,7 @@ def test_a_load_on_spark_keeps_no_copy_in_duckdb_only_views_of_its_parquet(tmp_p
                              "('events', 'frame')").fetchall()[0][0]
     finally:
         con.close()
-    assert (kinds["events"], kinds["frame"], kinds["quarantine"]) == ("VIEW", "VIEW", "BASE TABLE")
+    assert (kinds["events"], kinds["frame"], kinds["quarantine"]) == ("VIEW", "VIEW", "VIEW")
     assert stored is None  # no table holds them
     got = _tables(ws)  # rows, types and order: `SELECT * FROM events` with no ORDER BY
     (types, rows), (want_types, want_rows) = got.pop("frame"), want.pop("frame")
@@ -692,6 +693,7 @@ def test_messy_json_lines_load_on_spark_as_on_duckdb(tmp_path, spark, small_spli
     ours = load(ws, engine="spark", spark=spark)  # the whole load: DuckDB's tables read from Spark's Parquet
     assert (ours.summary(), ours.warnings) == (duck.summary(), duck.warnings)
     assert _tables(ws) == want and (ws.root / "data" / "quarantine.csv").read_bytes() == csv
+    assert _kind(ws, "quarantine") == "VIEW"  # of Spark's files, in source order as DuckDB's table
 
 
 @pytest.mark.parametrize("line, message", [

@@ -276,11 +276,12 @@ class SparkEngine:
         self._con = con or self._con
         if self.exported:
             return
-        loaded = json.loads(self.store.read_text(LOADED) or '{"tables": []}')["tables"]
+        done = json.loads(self.store.read_text(LOADED) or '{"tables": []}')
+        loaded = done["tables"]
         claim(self.store, self.ws)
         remove_versions(self.versions, keep=self.version, ws=self.ws)
         for old in self.store.children():  # a failed export's; Spark's load is kept
-            if old not in (*loaded, LOADED, OWNER):
+            if old not in (*loaded, *done.get("quarantines", []), LOADED, OWNER):
                 self.store.remove(old)
         started = time.perf_counter()
         self._progress(f"spark: exporting {', '.join(n for n in self._exports() if n not in loaded) or 'nothing'} "

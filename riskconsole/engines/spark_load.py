@@ -331,14 +331,18 @@ class SparkLoader:
                 from None
         for data in result.cached:
             data.unpersist()
+        kept = False  # the quarantine's files: kept when DuckDB's quarantine is a view of them
         try:
             with self.store.reading(rows) as rows_in, self.store.reading(quarantine) as quarantine_in:
-                _publish(con, part, rows_in, quarantine_in, [part.loaded_name(c) for c in part.order],
-                         view=viewable(self.store.local))
+                kept = _publish(con, part, rows_in, quarantine_in, [part.loaded_name(c) for c in part.order],
+                                view=viewable(self.store.local))
         finally:
-            self.store.remove(quarantine)
-        tables = json.loads(self.store.read_text(LOADED) or '{"tables": []}')["tables"]
-        self.store.write_text(LOADED, text=json.dumps({"tables": [*tables, part.table], "day": DAY}))
+            if not kept:
+                self.store.remove(quarantine)
+        done = json.loads(self.store.read_text(LOADED) or '{"tables": []}')
+        quarantines = done.get("quarantines", []) + ([quarantine] if kept else [])  # what views read: kept
+        self.store.write_text(LOADED, text=json.dumps({"tables": [*done["tables"], part.table], "day": DAY,
+                                                       "quarantines": quarantines}))
         return result.read, result.loaded, result.warnings
 
 
@@ -362,10 +366,10 @@ def _ascending(columns: list[str]) -> list[Any]:
 
 
 def _publish(con: duckdb.DuckDBPyConnection, part: Part, rows: Path, quarantine: Path, order: list[str],
-             view: bool = False) -> None:
+             view: bool = False) -> bool:
     """DuckDB's table of the part (in its order: time and id for the events) and its quarantine (in source order)
-    from Spark's Parquet. `view` (the store is on this machine): the part's rows as a view of Spark's files, not a
-    copy (`storeviews`)."""
+    from Spark's Parquet. `view` (the store is on this machine, `storeviews.viewable`): both as views of Spark's
+    files, which are written in that order, not copies. Whether the quarantine is a view (its files must stay)."""
     read = "read_parquet($files, hive_partitioning = false)"
     if view:
         create_view(con, part.table, rows, rows.parent, by_day=part.kind == "events")
@@ -374,6 +378,10 @@ def _publish(con: duckdb.DuckDBPyConnection, part: Part, rows: Path, quarantine:
         con.execute(f"CREATE OR REPLACE TABLE {part.table} AS SELECT * FROM {read} ORDER BY "
                     + ", ".join(render(ident(c)) for c in order), files)
     files = {"files": literal_files([str(p) for p in sorted(quarantine.rglob("*.parquet"))])}
+    if files["files"] and view:
+        create_view(con, part.quarantine, quarantine, quarantine.parent, columns="* EXCLUDE (__file)",
+                    order='__file, "row"')  # source order, which quarantine.csv and the Data page show
+        return True
     if files["files"]:
         con.execute(f"CREATE OR REPLACE TABLE {part.quarantine} AS SELECT * EXCLUDE (__file) FROM {read} "
                     "ORDER BY __file, \"row\"", files)
@@ -382,3 +390,4 @@ def _publish(con: duckdb.DuckDBPyConnection, part: Part, rows: Path, quarantine:
         empty = exp.select(*texts, "CAST(NULL AS VARCHAR) AS reason", "CAST(NULL AS VARCHAR) AS file",
                            "CAST(NULL AS BIGINT) AS \"row\"").where("false")
         con.execute(f"CREATE OR REPLACE TABLE {part.quarantine} AS " + render(empty))
+    return False
