@@ -254,6 +254,8 @@ _CLOSING = {TokenType.R_PAREN: TokenType.L_PAREN, TokenType.R_BRACKET: TokenType
             TokenType.R_BRACE: TokenType.L_BRACE, TokenType.END: TokenType.CASE}
 _PREFIXES = frozenset({TokenType.NOT, TokenType.DASH, TokenType.PLUS, TokenType.TILDE})
 MAX_TREE_DEPTH = 64  # of the parsed tree: 24 levels of CASE are 51 deep, of brackets 26
+# chains sqlglot builds and renders without recursion (`a OR b OR …`, `a + b + …`): one level however long
+_CHAINS = (exp.And, exp.Or, exp.Add, exp.Sub, exp.Mul, exp.Div, exp.EQ)
 
 
 def _nesting(tokens: list[Token]) -> int:
@@ -280,14 +282,16 @@ def _too_deep(where: str) -> ExpressionError:
 
 def _check_depth(tree: exp.Expression, where: str) -> None:
     """Refuse a tree deeper than MAX_TREE_DEPTH (walked without recursion): constructs the parser builds in a loop
-    (`a ^ 2 ^ 2 ...`, `IS NOT NULL` repeated) still make a tree every later step walks recursively."""
+    (`a ^ 2 ^ 2 ...`, `IS NOT NULL` repeated) still make a tree later steps walk recursively. A chain of one
+    operator in _CHAINS (300 conditions joined by OR) is one level: sqlglot renders it without recursion."""
     depth: dict[int, int] = {id(tree): 0}
     for node in tree.walk():
         level = depth[id(node)]
         if level > MAX_TREE_DEPTH:
             raise _too_deep(where)
         for child in node.iter_expressions():
-            depth[id(child)] = level + 1
+            chained = type(child) is type(node) and isinstance(node, _CHAINS)
+            depth[id(child)] = level + (0 if chained else 1)
 
 
 def _parse(tokens: list[Token], text: str, where: str) -> exp.Expression:

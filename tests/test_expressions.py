@@ -285,6 +285,22 @@ def test_nesting_is_refused_the_same_whatever_the_recursion_limit(nest, limit):
         sys.setrecursionlimit(before)
 
 
+@pytest.mark.parametrize("op", [" OR ", " AND ", " + ", " - ", " * ", " / ", " = "])
+def test_a_long_chain_of_one_operator_is_one_level(op):
+    """600 terms joined by one operator (a list of merchants written out with OR) pass the depth check and go
+    through every later step (rendering for DuckDB and Spark, walking, copying) at the default recursion limit:
+    sqlglot builds and renders such chains without recursion (if a version stops doing so, this fails)."""
+    import sys
+
+    from sqlglot import exp
+
+    assert sys.getrecursionlimit() <= 1_000
+    term = "amount > 1" if op in (" OR ", " AND ") else "amount"
+    text = op.join([term] * 600) + ("" if op in (" OR ", " AND ", " = ") else " > 1")
+    tree = parse_expression(text, columns=COLUMNS, where=WHERE)
+    assert to_sql(tree) and to_sql(tree, "spark") and tree.copy() and len(list(tree.find_all(exp.Column))) == 600
+
+
 @pytest.mark.parametrize("limit", [1_000, 10_000], ids=["default", "raised"])
 @pytest.mark.parametrize("text", ["end + " * 40 + "(" * 60 + "amount" + ")" * 60 + " > 1",
                                   "CASE WHEN end > 1 THEN " * 40 + "1" + " END" * 40 + " = 1",
