@@ -27,7 +27,7 @@ from riskconsole.config import Dataset, Strategy
 from riskconsole.errors import RiskConsoleError
 from riskconsole.expressions import referenced_columns, referenced_params
 from riskconsole.limits import QueryTimeout
-from riskconsole.sqlbuild import alias, fill, ident, render
+from riskconsole.sqlbuild import alias, conjuncts, fill, ident, render
 from riskconsole.strategy import (CompiledRule, CompiledStrategy, Frame, _check_params_used, check_boolean,
                                   resolve_params, source)
 
@@ -213,7 +213,7 @@ class Threshold:
 
     def at(self, compiled: CompiledStrategy) -> Threshold:
         """The same threshold in another compile of the same texts (other param values): same shape, new rest."""
-        terms = _conjuncts(compiled.rules[self.index].condition)
+        terms = conjuncts(compiled.rules[self.index].condition)
         rest = [t for j, t in enumerate(terms) if j != self.term]
         node = rest[0] if rest else exp.Boolean(this=True)
         for other in rest[1:]:
@@ -233,7 +233,7 @@ def find_threshold(compiled: CompiledStrategy, frame: Frame, param: str, numeric
         return None
     index = touched[0]
     # the param must be the only literal equal to its rendering and appear once, as a comparison operand
-    terms = _conjuncts(compiled.rules[index].condition)
+    terms = conjuncts(compiled.rules[index].condition)
     found = []
     for term in terms:
         node = term.unnest()
@@ -255,12 +255,6 @@ def find_threshold(compiled: CompiledStrategy, frame: Frame, param: str, numeric
 def _is_value(node: exp.Expression, literal: str) -> bool:
     return isinstance(node, (exp.Literal, exp.Neg)) and render(node) == literal
 
-
-def _conjuncts(node: exp.Expression) -> list[exp.Expression]:
-    node = node.unnest()
-    if isinstance(node, exp.And):
-        return _conjuncts(node.this) + _conjuncts(node.expression)
-    return [node]
 
 
 class ThresholdTable:

@@ -143,12 +143,15 @@ def parse_expression(
         raise _fail(where, f"expression is too long ({len(text)} characters)", f"at most {MAX_LENGTH}")
     tokens = _tokenize(text, where)
     tokens, marks = _mark_lists(tokens, where)
-    tree = _substitute(_parse(tokens, text, where), dict(params or {}), _dollar_names(tokens), where, len(text))
-    _check_list_places(tree, marks, lists, where)
-    known = frozenset(columns) | frozenset(marks)
-    for node in list(tree.walk()):
-        _check_node(node, known, where)
-    return _render_lists(tree, marks, lists, where)
+    try:
+        tree = _substitute(_parse(tokens, text, where), dict(params or {}), _dollar_names(tokens), where, len(text))
+        _check_list_places(tree, marks, lists, where)
+        known = frozenset(columns) | frozenset(marks)
+        for node in list(tree.walk()):
+            _check_node(node, known, where)
+        return _render_lists(tree, marks, lists, where)
+    except RecursionError:  # a backstop: the counts above refuse what the interpreter's stack cannot hold
+        raise _too_deep(where) from None
 
 
 def parse_visible(text: str, visible: list[str], hidden: tuple[str, ...], params: dict | None,
@@ -254,8 +257,9 @@ _CLOSING = {TokenType.R_PAREN: TokenType.L_PAREN, TokenType.R_BRACKET: TokenType
             TokenType.R_BRACE: TokenType.L_BRACE, TokenType.END: TokenType.CASE}
 _PREFIXES = frozenset({TokenType.NOT, TokenType.DASH, TokenType.PLUS, TokenType.TILDE})
 MAX_TREE_DEPTH = 64  # of the parsed tree: 24 levels of CASE are 51 deep, of brackets 26
-# chains sqlglot builds and renders without recursion (`a OR b OR …`, `a + b + …`): one level however long
-_CHAINS = (exp.And, exp.Or, exp.Add, exp.Sub, exp.Mul, exp.Div, exp.EQ)
+# chains sqlglot builds and renders without recursion, as every later step walks them (`sqlbuild.conjuncts`):
+# one level however long. Arithmetic chains are not: DuckDB refuses 1,000 nested terms, dialects.value_kind recurses
+_CHAINS = (exp.And, exp.Or)
 
 
 def _nesting(tokens: list[Token]) -> int:
@@ -282,8 +286,8 @@ def _too_deep(where: str) -> ExpressionError:
 
 def _check_depth(tree: exp.Expression, where: str) -> None:
     """Refuse a tree deeper than MAX_TREE_DEPTH (walked without recursion): constructs the parser builds in a loop
-    (`a ^ 2 ^ 2 ...`, `IS NOT NULL` repeated) still make a tree later steps walk recursively. A chain of one
-    operator in _CHAINS (300 conditions joined by OR) is one level: sqlglot renders it without recursion."""
+    (`a ^ 2 ^ 2 ...`, `a + a + ...`, `IS NOT NULL` repeated) still make a tree later steps walk recursively. A chain
+    of AND or of OR (300 conditions joined by OR) is one level: nothing walks it recursively."""
     depth: dict[int, int] = {id(tree): 0}
     for node in tree.walk():
         level = depth[id(node)]

@@ -24,7 +24,7 @@ from riskconsole.errors import RiskConsoleError
 from riskconsole.limits import check_grid
 from riskconsole.metrics import RuleSet, decide, overall, overall_from_sums, parts
 from riskconsole.backtest import run_groups
-from riskconsole.sqlbuild import alias, fill, ident, lit, money_sum, render
+from riskconsole.sqlbuild import alias, conjuncts, fill, ident, lit, money_sum, render
 from riskconsole.strategy import CompiledRule, CompiledStrategy, Frame, compile_strategy, require_params, source
 
 ORDER = ("day", "y", "a0", "a1", "b")  # the interval groups' order: numpy sums over them must not depend on threads
@@ -79,7 +79,7 @@ def threshold_rule(strategy: Strategy, frame: Frame, label: str, param: str, ove
     if len(touched) != 1 or population_uses:
         return None
     index = touched[0]
-    terms = _conjuncts(compiled.rules[index].condition)
+    terms = conjuncts(compiled.rules[index].condition)
     hits = [t for t in terms if _has_sentinel(t)]
     if len(hits) != 1:
         return None
@@ -93,12 +93,6 @@ def threshold_rule(strategy: Strategy, frame: Frame, label: str, param: str, ove
         rest_node = exp.And(this=rest_node, expression=term)
     return compiled, index, node.this.name, ">=" if isinstance(node, exp.GTE) else ">", rest_node
 
-
-def _conjuncts(node: exp.Expression) -> list[exp.Expression]:
-    node = node.unnest()
-    if isinstance(node, exp.And):
-        return _conjuncts(node.this) + _conjuncts(node.expression)
-    return [node]
 
 
 def _is_sentinel(node: exp.Expression) -> bool:

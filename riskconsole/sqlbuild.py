@@ -73,6 +73,20 @@ def alias(node: exp.Expression, name: str) -> exp.Alias:
     return exp.alias_(node, name, quoted=True)
 
 
+def conjuncts(node: exp.Expression) -> list[exp.Expression]:
+    """The terms of `a AND b AND ...` (brackets around a term dropped), in order; walked without recursion: a rule
+    may AND a thousand conditions."""
+    out: list[exp.Expression] = []
+    stack = [node]
+    while stack:
+        term = stack.pop().unnest()
+        if isinstance(term, exp.And):
+            stack += [term.expression, term.this]
+        else:
+            out.append(term)
+    return out
+
+
 def render(node: exp.Expression, dialect: str = DIALECT) -> str:
     """SQL text of an AST, for DuckDB unless told otherwise."""
     return node.sql(dialect=dialect)

@@ -912,3 +912,33 @@ def test_a_connect_client_spells_a_files_path_as_spark_does(spark, tmp_path):
     hadoop, file = spark._jvm.org.apache.hadoop.fs.Path, spark._jvm.java.io.File  # a source outside the workspace
     for path in (f"{folder}/../ü/./ev ü.csv", "/tmp/a/../../b c.csv"):
         assert hadoop_spelling(path) == str(hadoop(file(path).toURI()).toUri().toString()), path
+
+
+def test_a_load_removes_its_own_old_versions_only(tmp_path):
+    """In the workspace's own data/spark/ every old version goes (the folder moves with the workspace: a marker
+    naming its old path is still its own); in a shared store only the versions this workspace wrote, and those
+    without a marker (written before markers existed); a marker that cannot be read is left alone, and `claim`
+    writes it again in a folder of its own. (Store questions through pyarrow's file system: no Spark needed.)"""
+    from riskconsole.engines.spark import OWNER, claim, remove_versions
+    from riskconsole.engines.spark_store import Store
+
+    ws = Workspace(tmp_path / "moved")
+    old, new = "a" * 32, "b" * 32
+    own = Store(lambda: None, str(ws.root / "data" / "spark"), connect=True)
+    own.child(old).write_text(OWNER, text=json.dumps({"workspace": "/where/it/was/before"}))
+    claim(own.child(new), ws)
+    remove_versions(own, keep=new, ws=ws)
+    assert own.children() == [new]
+
+    shared = Store(lambda: None, str(tmp_path / "shared"), connect=True)
+    other, broken, legacy, mine = "c" * 32, "d" * 32, "e" * 32, "f" * 32
+    shared.child(other).write_text(OWNER, text=json.dumps({"workspace": "/another/workspace"}))
+    shared.child(broken).write_text(OWNER, text="")
+    shared.child(legacy).write_text("_loaded.json", text="{}")
+    for version in (mine, new):
+        claim(shared.child(version), ws)
+    shared.child("notes").write_text("x.txt", text="kept")
+    remove_versions(shared, keep=new, ws=ws)
+    assert shared.children() == sorted([other, broken, new, "notes"])
+    claim(shared.child(broken), ws)
+    assert json.loads(shared.read_text(broken, OWNER)) == {"workspace": str(ws.root.resolve())}

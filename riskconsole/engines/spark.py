@@ -253,6 +253,7 @@ class SparkEngine:
         """Export and build the frame on Spark unless this data version has them; register `frame` and the current
         detector score tables as views. `con` reads the loaded database (default: the one given at creation)."""
         self._con = con or self._con
+        claim(self.store, self.ws)  # a version built before markers existed, in a store other workspaces share
         if not self.built:
             with _BUILDING:
                 if not self.built:  # another engine of this data version may have built it while this one waited
@@ -533,20 +534,31 @@ def store_of(ws: Workspace, dataset: Dataset, session: Callable[[], Any]) -> Sto
 
 
 def claim(store: Store, ws: Workspace) -> None:
-    """Mark a data version's folder as `ws`'s, before anything else is written in it (`remove_versions`)."""
-    if store.read_text(OWNER) is None:
+    """Mark a data version's folder as `ws`'s, before anything else is written in it (`remove_versions`); a marker
+    that cannot be read (a crash mid-write) is written again."""
+    if _owner(store.read_text(OWNER)) is None:
         store.write_text(OWNER, text=json.dumps({"workspace": str(ws.root.resolve())}))
+
+
+def _owner(text: str | None) -> str | None:
+    try:
+        return json.loads(text).get("workspace") if text else None
+    except (ValueError, AttributeError):
+        return None
 
 
 def remove_versions(versions: Store, keep: str, ws: Workspace) -> None:
     """Remove every data version's folder of `ws` but `keep`: only folders named like a data version (a store may
-    hold other folders), and only those `ws` wrote (a store shared by several workspaces holds theirs, which their
-    DuckDB views read); a version folder written before owners were marked is taken as this workspace's."""
+    hold other folders). In the workspace's own `data/spark/`, every one (the folder moves with the workspace);
+    in a `spark.store`, which several workspaces may share, only those `ws` wrote (their DuckDB views read the
+    others'): a folder whose marker names another workspace, or cannot be read, is left; one written before
+    markers existed is taken as this workspace's."""
+    own = versions.local is not None and versions.local.resolve() == (ws.root / "data" / SPARK_DIR).resolve()
     mine = str(ws.root.resolve())
     for name in versions.children():
         if name != keep and VERSION.fullmatch(name):
-            owner = versions.read_text(name, OWNER)
-            if owner is None or json.loads(owner).get("workspace") == mine:
+            text = versions.read_text(name, OWNER)
+            if own or text is None or _owner(text) == mine:
                 versions.remove(name)
 
 
