@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
@@ -12,6 +14,7 @@ from riskconsole.uploads import load_upload, upload_limit_mb, workspace_dataset
 from riskconsole.overview import distribution, feature_table, quarantine_reasons, sources, \
     quarantine_sample, summary, tables
 from riskconsole.charts import histogram_chart, maturity_chart
+from riskconsole.storeviews import folders as viewed_folders
 from riskconsole.ui.common import current_session, dataset_or_stop, guard, release_connections, \
     session_connection, workspace
 
@@ -68,6 +71,9 @@ if con is None or "frame" not in tables(con):
         st.rerun()
     st.stop()
 dataset = dataset_or_stop(ws)
+for folder in viewed_folders(con):
+    st.caption(f"Loaded on Spark: the events, streams, tables, features, quarantines and Spark's scores are read from "
+               f"its Parquet in {ws.rel(Path(folder))}, not copied into the database")
 info = summary(con, dataset)
 cols = st.columns(5)
 cols[0].metric("events loaded", f"{info['events']:,}", border=True)
