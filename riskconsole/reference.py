@@ -155,7 +155,9 @@ def functions_list() -> str:
 
     names = ", ".join(f"`{f}`" for f in ALLOWED_FUNCTIONS)
     return (f"Functions: {names}.\n\nAn expression is at most {MAX_LENGTH:,} characters, and at most {MAX_NESTING} "
-            "levels deep (brackets, function calls and CASE inside each other, NOT or '-' in a row).")
+            "levels deep (brackets, function calls and CASE inside each other, NOT or '-' in a row); conditions joined by "
+            "AND or by OR count as one level however many, a sum or product of terms as a level per term "
+            "(at most about 60).")
 
 
 # ---------------------------------------------------------------- CLI

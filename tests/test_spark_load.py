@@ -915,8 +915,8 @@ def test_a_connect_client_spells_a_files_path_as_spark_does(spark, tmp_path):
 
 
 def test_a_load_removes_its_own_old_versions_only(tmp_path):
-    """In the workspace's own data/spark/ every old version goes (the folder moves with the workspace: a marker
-    naming its old path is still its own); in a shared store only the versions this workspace wrote, and those
+    """In the workspace's own data/spark/ its old versions go (the folder moves with the workspace: a marker naming
+    a path that is gone is its own), not another workspace's whose spark.store points there; in a shared store only the versions this workspace wrote, and those
     without a marker (written before markers existed); a marker that cannot be read is left alone, and `claim`
     writes it again in a folder of its own. (Store questions through pyarrow's file system: no Spark needed.)"""
     from riskconsole.engines.spark import OWNER, claim, remove_versions
@@ -925,10 +925,13 @@ def test_a_load_removes_its_own_old_versions_only(tmp_path):
     ws = Workspace(tmp_path / "moved")
     old, new = "a" * 32, "b" * 32
     own = Store(lambda: None, str(ws.root / "data" / "spark"), connect=True)
+    other_ws = tmp_path / "other"
+    other_ws.mkdir()
     own.child(old).write_text(OWNER, text=json.dumps({"workspace": "/where/it/was/before"}))
+    own.child("c" * 32).write_text(OWNER, text=json.dumps({"workspace": str(other_ws)}))  # its spark.store is here
     claim(own.child(new), ws)
     remove_versions(own, keep=new, ws=ws)
-    assert own.children() == [new]
+    assert own.children() == ["b" * 32, "c" * 32]
 
     shared = Store(lambda: None, str(tmp_path / "shared"), connect=True)
     other, broken, legacy, mine = "c" * 32, "d" * 32, "e" * 32, "f" * 32

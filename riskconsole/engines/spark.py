@@ -253,7 +253,10 @@ class SparkEngine:
         """Export and build the frame on Spark unless this data version has them; register `frame` and the current
         detector score tables as views. `con` reads the loaded database (default: the one given at creation)."""
         self._con = con or self._con
-        claim(self.store, self.ws)  # a version built before markers existed, in a store other workspaces share
+        try:  # a version built before markers existed, in a store other workspaces share
+            claim(self.store, self.ws)
+        except Exception:  # noqa: BLE001 - best effort: a store this user may only read is still read
+            pass
         if not self.built:
             with _BUILDING:
                 if not self.built:  # another engine of this data version may have built it while this one waited
@@ -549,16 +552,19 @@ def _owner(text: str | None) -> str | None:
 
 def remove_versions(versions: Store, keep: str, ws: Workspace) -> None:
     """Remove every data version's folder of `ws` but `keep`: only folders named like a data version (a store may
-    hold other folders). In the workspace's own `data/spark/`, every one (the folder moves with the workspace);
-    in a `spark.store`, which several workspaces may share, only those `ws` wrote (their DuckDB views read the
+    hold other folders). In a `spark.store`, which several workspaces may share, only those `ws` wrote (their DuckDB views read the
     others'): a folder whose marker names another workspace, or cannot be read, is left; one written before
-    markers existed is taken as this workspace's."""
+    markers existed is taken as this workspace's. In the workspace's own `data/spark/`, also those whose marker
+    names a folder that no longer exists (the workspace before it moved) or cannot be read; another workspace's
+    (its `spark.store` pointed here) are left."""
     own = versions.local is not None and versions.local.resolve() == (ws.root / "data" / SPARK_DIR).resolve()
     mine = str(ws.root.resolve())
     for name in versions.children():
         if name != keep and VERSION.fullmatch(name):
             text = versions.read_text(name, OWNER)
-            if own or text is None or _owner(text) == mine:
+            owner = _owner(text)
+            # in its own folder, a marker naming a workspace that is gone is this one's before it moved
+            if text is None or owner == mine or (own and (owner is None or not Path(owner).exists())):
                 versions.remove(name)
 
 
