@@ -256,7 +256,6 @@ def _is_value(node: exp.Expression, literal: str) -> bool:
     return isinstance(node, (exp.Literal, exp.Neg)) and render(node) == literal
 
 
-
 class ThresholdTable:
     """One threshold rule over a fixed set of other rules: the events where its rest holds, sorted by the
     column, each with its group among the other rules' groups; any threshold is then a searchsorted and a

@@ -94,7 +94,6 @@ def threshold_rule(strategy: Strategy, frame: Frame, label: str, param: str, ove
     return compiled, index, node.this.name, ">=" if isinstance(node, exp.GTE) else ">", rest_node
 
 
-
 def _is_sentinel(node: exp.Expression) -> bool:
     node = node.unnest()
     return isinstance(node, exp.Literal) and not node.is_string and float(node.this) == SENTINEL

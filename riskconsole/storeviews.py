@@ -68,7 +68,3 @@ def folders(con: duckdb.DuckDBPyConnection) -> list[str]:
     except duckdb.CatalogException:  # asked on every connection: a failed lookup costs a tenth of a catalog query
         return []
 
-
-def allowed(folder: str) -> list[str]:
-    """What `allowed_directories` takes for a folder (no glob character in it: `viewable`)."""
-    return [folder.rstrip("/") + "/"]

@@ -186,15 +186,16 @@ def machine_memory() -> int | None:
 
 
 def safe_connection(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
-    """Open `database` with external access disabled and the configuration locked. The only files it may read are
-    those of the data version folder its views read after a load on Spark (`storeviews`), read-only."""
+    """Open `database` with external access disabled and the configuration locked. The only files it may open are
+    those of the data version folder its views read after a load on Spark (`storeviews`; DuckDB's permission covers
+    writing there too: only our own statements and checked expressions run on it)."""
     read_only = database != ":memory:"
     con = connect_duckdb(database, read_only=read_only, memory_limit=memory_limit())
     locked = con.execute("SELECT current_setting('lock_configuration')").fetchall()[0][0]
     if not locked:  # a connection to an instance this process already opened and locked needs nothing more
-        from riskconsole.storeviews import allowed, folders
+        from riskconsole.storeviews import folders
 
-        readable = [entry for folder in folders(con) for entry in allowed(folder)]  # a load on Spark's views
+        readable = [folder.rstrip("/") + "/" for folder in folders(con)]  # a load on Spark's views (`viewable`)
         if readable:
             listed = ", ".join("'" + entry.replace("'", "''") + "'" for entry in readable)
             con.execute(f"SET allowed_directories = [{listed}]")

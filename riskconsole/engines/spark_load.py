@@ -334,8 +334,7 @@ class SparkLoader:
         kept = False  # the quarantine's files: kept when DuckDB's quarantine is a view of them
         try:
             with self.store.reading(rows) as rows_in, self.store.reading(quarantine) as quarantine_in:
-                kept = _publish(con, part, rows_in, quarantine_in, [part.loaded_name(c) for c in part.order],
-                                view=viewable(self.store.local))
+                kept = _publish(con, part, rows_in, quarantine_in, order, view=viewable(self.store.local))
         finally:
             if not kept:
                 self.store.remove(quarantine)
