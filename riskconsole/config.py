@@ -43,6 +43,10 @@ def duration_seconds(text: str) -> int:
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
+_SOURCE = ("File or glob relative to the workspace (.csv, .parquet, .json, .jsonl); a file that exists is read as "
+           "itself, even named like a glob (orders [final].csv). With engine spark also a URI (s3a://bucket/orders/"
+           "*.parquet, hdfs://…, file:///…), listed and read by Spark.")
+
 class _Strict(BaseModel):
     # inf/nan (also as text: "inf") would turn costs into inf and money metrics into NaN
     model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
@@ -240,8 +244,7 @@ class StreamColumns(_Strict):
 class Stream(_Strict):
     """A context stream: rows that are never decided, only aggregated by `from:` features."""
 
-    source: str = Field(description="File or glob relative to the workspace (.csv, .parquet, .json, .jsonl); a "
-                        "file that exists is read as itself, even named like a glob (orders [final].csv).")
+    source: str = Field(description=_SOURCE)
     columns: StreamColumns = Field(description="Which source column is the time (and the optional id).")
     rename: dict[str, str] = Field(default_factory=dict, description="Source column -> loaded name, so key "
                                    "columns match the decision stream's names (e.g. {uid: user_id}).")
@@ -272,8 +275,7 @@ class Range(_Strict):
 class Table(_Strict):
     """A table joined onto every decision event: by key (optionally as of the event's time) or by range."""
 
-    source: str = Field(description="File or glob relative to the workspace (.csv, .parquet, .json, .jsonl); a "
-                        "file that exists is read as itself, even named like a glob (orders [final].csv).")
+    source: str = Field(description=_SOURCE)
     key: str | None = Field(None, description="Column joined on the event column of the same loaded name (one row "
                             "per key, or per key and valid_from; repeats are quarantined); if the events call it "
                             "otherwise, rename it under rename:.")
@@ -437,8 +439,7 @@ class SparkSettings(_Strict):
 class Dataset(_Strict):
     """`data/dataset.yaml`: where events come from, column roles, features, business costs."""
 
-    source: str = Field(description="File or glob relative to the workspace (.csv, .parquet, .json, .jsonl); a "
-                        "file that exists is read as itself, even named like a glob (orders [final].csv).")
+    source: str = Field(description=_SOURCE)
     columns: Columns = Field(description="Which source column plays which role (id, time, label, amount, ...).")
     types: dict[str, str] = Field(default_factory=dict, description="Optional DuckDB type per column.")
     time_format: TimeFormat = Field(

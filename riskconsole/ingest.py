@@ -530,7 +530,7 @@ def reload(ws: Workspace, dataset_path: str | Path | None = None, progress: Prog
         RiskConsoleError: one line naming the file and item; the live database and quarantine.csv are unchanged.
     """
     started, progress = time.perf_counter(), progress or _quiet
-    checked = check_dataset(ws, dataset_path, trusted)
+    checked = check_dataset(ws, dataset_path, trusted, engine=engine, spark=spark)
     version = uuid.uuid4().hex
     loader = _spark_loader(ws, checked, engine, spark, version)
     ws.db_path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,16 +10,18 @@ from __future__ import annotations
 import glob
 import os
 import re
-from dataclasses import dataclass, field
+import tempfile
+from dataclasses import dataclass, field, replace
 from difflib import get_close_matches
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, Protocol
 
 import duckdb
 from sqlglot import exp
 
 from riskconsole import times
 from riskconsole.config import Dataset, Stream, Table
-from riskconsole.errors import DataError
+from riskconsole.errors import DataError, RiskConsoleError
 from riskconsole.features import build_frame
 from riskconsole.names import internal_collision
 from riskconsole.escape import printable
@@ -28,16 +30,18 @@ from riskconsole.workspace import Workspace, connect_duckdb
 
 FORMATS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet",
            ".json": "json", ".jsonl": "json", ".ndjson": "json"}
-READERS = {
-    "csv": "SELECT * FROM read_csv($files, all_varchar = true, union_by_name = true, filename = '_file') "
-           "WITH ORDINALITY",
+READERS = {  # a file's own columns only: a folder named like `part=1` adds none (Spark's reading of a file adds none)
+    "csv": "SELECT * FROM read_csv($files, all_varchar = true, union_by_name = true, filename = '_file', "
+           "hive_partitioning = false) WITH ORDINALITY",
     "parquet": "SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS ordinality FROM "
-               "read_parquet($files, union_by_name = true, filename = '_file', file_row_number = true)",
-    "json": "SELECT * FROM read_json($files, union_by_name = true, filename = '_file') WITH ORDINALITY",
+               "read_parquet($files, union_by_name = true, filename = '_file', file_row_number = true, "
+               "hive_partitioning = false)",
+    "json": "SELECT * FROM read_json($files, union_by_name = true, filename = '_file', hive_partitioning = false) "
+            "WITH ORDINALITY",
 }
-_SNIFF = {"csv": "DESCRIBE SELECT * FROM read_csv($files, union_by_name = true)",
-          "parquet": "DESCRIBE SELECT * FROM read_parquet($files, union_by_name = true)",
-          "json": "DESCRIBE SELECT * FROM read_json($files, union_by_name = true)"}
+_SNIFF = {"csv": "DESCRIBE SELECT * FROM read_csv($files, union_by_name = true, hive_partitioning = false)",
+          "parquet": "DESCRIBE SELECT * FROM read_parquet($files, union_by_name = true, hive_partitioning = false)",
+          "json": "DESCRIBE SELECT * FROM read_json($files, union_by_name = true, hive_partitioning = false)"}
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,19 @@ class Part:
     order: tuple[str, ...] = ()
     rename: dict[str, str] = field(default_factory=dict)
     labels: dict[str, int | None] = field(default_factory=dict)  # the dataset's label_values: text -> 1, 0, None
+    samples: dict[str, str] = field(default_factory=dict)  # a source at a URI: file -> a local copy of its head
+    spelled: dict[str, str] = field(default_factory=dict)  # a source at a URI: file -> Spark's `_metadata.file_path`
+
+    @property
+    def remote(self) -> bool:
+        """Whether `source` is a URI (`s3a://…`, `hdfs://…`, `file://…`): its files are read by Spark only."""
+        return is_uri(self.source)
+
+    @property
+    def readable(self) -> list[str]:
+        """The files DuckDB reads on this machine for the checks before a load: the source's files, or for a source
+        at a URI the local copies of the heads of its first files (`samples`)."""
+        return [self.samples[f] for f in self.files if f in self.samples] if self.remote else self.files
 
     @property
     def table(self) -> str:
@@ -92,6 +109,7 @@ class Checked:
     fmt: str
     types: dict[str, str]
     parts: list[Part] = field(default_factory=list)
+    scratch: Any = None  # the temporary folder of a URI source's samples (removed once this is dropped)
 
 
 def literal_file(path: str) -> str:
@@ -104,22 +122,85 @@ def literal_files(files: list[str]) -> list[str]:
     return [literal_file(f) for f in files]
 
 
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_uri(source: str) -> bool:
+    """Whether a `source:` is a URI with a scheme (`s3a://bucket/orders/*.parquet`, `hdfs://…`, `file:///…`)."""
+    return bool(_URI.match(source))
+
+
+class Remote(Protocol):
+    """What reads the files of a source at a URI for the checks before a load (engine spark:
+    engines/spark_sources.py)."""
+
+    def files(self, pattern: str) -> list[tuple[str, str]]:
+        """The files the URI names, sorted: (path as Spark reads it, as Spark's `_metadata.file_path` spells it);
+        [] when none."""
+
+    def sample(self, fmt: str, files: list[str], folder: Path) -> dict[str, str]:
+        """Local copies of the heads of the first files (file -> local path) in `folder`."""
+
+    def has_rows(self, fmt: str, files: list[str], header: bool) -> bool:
+        """Whether any file holds a row (asked when no sample does)."""
+
+
+_NO_URI = ("only engine spark reads a source at a URI: set engine: spark in the dataset file (or pass --engine "
+           "spark), or copy its files into the workspace")
+
+
+def _uri_part(dataset: Dataset | Stream | Table, prefix: str, remote: Remote | None,
+              folder: Callable[[], Path]) -> tuple[list[str], str, dict[str, str], dict[str, str]]:
+    """A source at a URI: its files (sorted), format, samples in `folder()` and Spark's spelling of each file.
+
+    Raises:
+        DataError: no `remote` (engine duckdb), no file matched, files of several formats, or Spark's own error."""
+    if remote is None:
+        raise DataError(f"{prefix}source '{dataset.source}' is a URI: {_NO_URI}")
+    try:
+        listed = remote.files(dataset.source)
+        if not listed:
+            raise DataError(f"{prefix}source '{dataset.source}' matches no file (Spark listed it)")
+        files = [path for path, _ in listed]
+        fmt = _one_format(dataset, files, prefix)
+        return files, fmt, remote.sample(fmt, files, folder()), dict(listed)
+    except RiskConsoleError:
+        raise
+    except Exception as err:  # noqa: BLE001 - pyspark raises many kinds (a scheme without its file system, ...)
+        from riskconsole.engines.spark_render import first_line
+
+        text = first_line(err)
+        hint = (": add the scheme's file system to Spark (e.g. for s3a: spark.conf spark.jars.packages: "
+                "org.apache.hadoop:hadoop-aws:<Hadoop's version>, and its credentials)"
+                if "No FileSystem for scheme" in text else "")
+        raise DataError(f"{prefix}source '{dataset.source}': Spark cannot read it ({text[:300]}){hint}") from None
+
+
 def source_files(ws: Workspace, dataset: Dataset | Stream | Table, label: str, where: str = "") -> tuple[list[str], str]:
-    """The sorted files matched by `source` (of the dataset, a stream or a table), and their common format."""
+    """The sorted files matched by `source` (of the dataset, a stream or a table), and their common format. A
+    source at a URI is refused: only `check_dataset` with engine spark lists one."""
+    prefix = f"{label}: {where + ': ' if where else ''}"
+    if is_uri(dataset.source):
+        raise DataError(f"{prefix}source '{dataset.source}' is a URI: {_NO_URI}")
     pattern = str(ws.path(dataset.source))
     # a file named like a glob ('orders [final].csv') is that file: glob would read [final] as one of its letters;
     # the workspace's own folder is never a pattern (a workspace in 'risk [v2]/')
     relative = not Path(dataset.source).expanduser().is_absolute()
     globbed = os.path.join(glob.escape(str(ws.root)), dataset.source) if relative else pattern
     files = [pattern] if os.path.isfile(pattern) else sorted(glob.glob(globbed, recursive=True))
-    prefix = f"{label}: {where + ': ' if where else ''}"
     if not files:
         raise DataError(f"{prefix}source '{dataset.source}' matches no file (looked for {pattern})")
-    formats = {FORMATS.get(Path(f).suffix.lower()) for f in files}
+    return files, _one_format(dataset, files, prefix)
+
+
+def _one_format(dataset: Dataset | Stream | Table, files: list[str], prefix: str) -> str:
+    """The format every file has by its suffix (a URI's by its path's)."""
+    suffixes = [PurePosixPath(f.partition("://")[2] if is_uri(f) else f).suffix for f in files]  # `#` is a letter
+    formats = {FORMATS.get(suffix.lower()) for suffix in suffixes}
     if None in formats or len(formats) > 1:
         raise DataError(f"{prefix}source '{dataset.source}' must match files of one format "
-                        f"(.csv, .parquet, .json/.jsonl); got {', '.join(sorted({Path(f).suffix for f in files}))}")
-    return files, formats.pop()
+                        f"(.csv, .parquet, .json/.jsonl); got {', '.join(sorted(set(suffixes)))}")
+    return formats.pop()
 
 
 def column_types(con: duckdb.DuckDBPyConnection, fmt: str, files: list[str], decimal: str = ".") -> dict[str, str]:
@@ -147,7 +228,8 @@ def _check_header_case(con: duckdb.DuckDBPyConnection, name: str) -> None:
 
     A first row with repeats is a header when DuckDB's sniffed names equal it everywhere else (it renamed only
     the repeats); otherwise the file has no header and the row is data."""
-    first = con.execute("SELECT * FROM read_csv($f, header = false, all_varchar = true) LIMIT 1",
+    first = con.execute("SELECT * FROM read_csv($f, header = false, all_varchar = true, hive_partitioning = false) "
+                        "LIMIT 1",
                         {"f": literal_file(name)}).fetchall()
     raw = list(first[0]) if first else []
     seen: dict[str, int] = {}
@@ -157,7 +239,7 @@ def _check_header_case(con: duckdb.DuckDBPyConnection, name: str) -> None:
             repeats.append((seen[column.casefold()], i))
     if not repeats:
         return
-    described = con.execute("DESCRIBE SELECT * FROM read_csv($f)", {"f": literal_file(name)}).fetchall()
+    described = con.execute("DESCRIBE SELECT * FROM read_csv($f, hive_partitioning = false)", {"f": literal_file(name)}).fetchall()
     sniffed = [row[0] for row in described]
     renamed = {i for _, i in repeats}
     if len(sniffed) == len(raw) and all(sniffed[i] == raw[i] for i in range(len(raw)) if i not in renamed):
@@ -274,7 +356,7 @@ def _check_valid_from(con: duckdb.DuckDBPyConnection, part: Part, table: Table, 
     parsed = times.parse_text(text, times.formats_of(part.time_format, column))
     query = (f"SELECT count(v), count(p) FROM (SELECT {render(alias(text, 'v'))}, {render(alias(parsed, 'p'))} "
              f"FROM ({READERS[part.fmt]} LIMIT 1000))")
-    seen, ok = con.execute(query, {"files": literal_files(part.files)}).fetchall()[0]
+    seen, ok = con.execute(query, {"files": literal_files(part.readable)}).fetchall()[0]
     if seen and not ok:
         tried = times.described(times.formats_of(part.time_format, column))
         raise DataError(f"{label}: {part.where}.valid_from: column '{column}' is not {tried}: {fix}")
@@ -294,20 +376,72 @@ def _check_format_columns(part: Part, label: str) -> None:
                             f"{', '.join(timed) or 'none'}); type it TIMESTAMP under types: to parse it as a time")
 
 
-def _check_not_empty(con: duckdb.DuckDBPyConnection, part: Part, label: str) -> None:
-    """A source without a single row is an error (reading one row is enough to know)."""
-    one = con.execute(f"SELECT count(*) FROM ({READERS[part.fmt]} LIMIT 1)", {"files": literal_files(part.files)})
-    if not one.fetchall()[0][0]:
-        prefix = "" if part.kind == "events" else f"{part.where}: "
-        raise DataError(f"{label}: {prefix}source '{part.source}' has no rows")
+def _check_not_empty(con: duckdb.DuckDBPyConnection, part: Part, label: str,
+                     remote: Callable[[], Remote | None] | None = None) -> None:
+    """A source without a single row is an error (reading one row is enough to know; a source at a URI whose
+    samples hold none: asked of all its files)."""
+    one = con.execute(f"SELECT count(*) FROM ({READERS[part.fmt]} LIMIT 1)", {"files": literal_files(part.readable)})
+    if one.fetchall()[0][0]:
+        return
+    reader = remote() if remote is not None and part.remote and len(part.samples) < len(part.files) else None
+    if reader is not None:
+        if reader.has_rows(part.fmt, part.files, _has_header(con, part)):
+            return
+    prefix = "" if part.kind == "events" else f"{part.where}: "
+    raise DataError(f"{label}: {prefix}source '{part.source}' has no rows")
+
+
+def _remote(dataset: Dataset, engine: str | None, spark: Any) -> Callable[[], Remote | None]:
+    """What lists and samples a source at a URI: Spark's readers with engine spark (started when first asked), else
+    None (such a source is refused)."""
+    def make() -> Remote | None:
+        from riskconsole.engines import choose
+
+        if choose(engine, dataset) != "spark":
+            return None
+        from riskconsole.engines.spark_sources import remote
+
+        if not made:
+            made.append(remote(spark, dataset.spark))
+        return made[0]
+    made: list[Remote] = []
+    return make
+
+
+def _has_header(con: duckdb.DuckDBPyConnection, part: Part) -> bool:
+    """Whether the source's (first readable) CSV file starts with a header, as DuckDB's sniffer sees it; True when
+    it cannot tell (an empty file)."""
+    if part.fmt != "csv":
+        return False
+    try:
+        return bool(con.execute("SELECT HasHeader FROM sniff_csv($f)", {"f": literal_file(part.readable[0])})
+                    .fetchall()[0][0])
+    except (duckdb.Error, IndexError):
+        return True
 
 
 def _check_outcome_roles(con: duckdb.DuckDBPyConnection, part: Part, dataset: Dataset, label: str) -> None:
     """prod_action, explore and propensity values are checked over the whole source before a load: a bad one is a
-    load error, not a quarantined row (dropping explored rows would silently bias the inverse-propensity estimate)."""
+    load error, not a quarantined row (dropping explored rows would silently bias the inverse-propensity estimate).
+    A source at a URI: over its samples here, over every row when Spark reads it (spark_load.py)."""
+    for bad, column, message in outcome_checks(dataset):
+        value = render(fill("any_value(CAST(:c AS VARCHAR))", c=column))
+        n, shown = con.execute(f"SELECT count(*), {value} FROM ({READERS[part.fmt]}) WHERE {render(bad)}",
+                               {"files": literal_files(part.readable)}).fetchall()[0]
+        if n:
+            raise DataError(outcome_error(label, message, n, shown))
+
+
+def outcome_error(label: str, message: str, n: int, shown: str | None) -> str:
+    text = "empty" if shown is None else f"'{printable(shown)[:40]}'"
+    return f"{label}: {message.format(v=text)} ({n:,} rows)"
+
+
+def outcome_checks(dataset: Dataset) -> list[tuple[exp.Expression, exp.Expression, str]]:
+    """(a raw row's value is bad, the column, the message with `{v}` for the value) of every outcome role."""
     roles = dataset.columns
     if not roles.prod_action:
-        return
+        return []
     word = fill("lower(trim(CAST(:c AS VARCHAR)))", c=ident(roles.prod_action))
     checks = [(fill(":w IS NULL OR :w NOT IN ('allow', 'review', 'block')", w=word), ident(roles.prod_action),
                f"columns.prod_action: column '{roles.prod_action}' holds {{v}}; every row needs allow, review or block "
@@ -327,13 +461,7 @@ def _check_outcome_roles(con: duckdb.DuckDBPyConnection, part: Part, dataset: Da
         checks.append((fill(":r IS NOT NULL AND trim(:r) <> '' AND (:p IS NULL OR NOT (:p > 0 AND :p <= 1))", r=raw,
                             p=p), ident(roles.propensity), f"columns.propensity: column '{roles.propensity}' holds "
                        "{v}; a propensity must be a number in (0, 1] (or empty on rows not explored)"))
-    for bad, column, message in checks:
-        value = render(fill("any_value(CAST(:c AS VARCHAR))", c=column))
-        n, shown = con.execute(f"SELECT count(*), {value} FROM ({READERS[part.fmt]}) WHERE {render(bad)}",
-                               {"files": literal_files(part.files)}).fetchall()[0]
-        if n:
-            text = "empty" if shown is None else f"'{printable(shown)[:40]}'"
-            raise DataError(f"{label}: {message.format(v=text)} ({n:,} rows)")
+    return checks
 
 
 def _empty_table(con: duckdb.DuckDBPyConnection, part: Part) -> None:
@@ -379,16 +507,33 @@ def table_part(name: str, table: Table, files: list[str], fmt: str, types: dict[
                 rename=dict(table.rename), labels=dict(table.label_values))
 
 
-def _parts(ws: Workspace, con: duckdb.DuckDBPyConnection, dataset: Dataset, label: str) -> list[Part]:
-    """Every source of the dataset (decision events first), with its files and sniffed types."""
-    files, fmt = source_files(ws, dataset, label)
-    parts = [events_part(dataset, files, fmt, column_types(con, fmt, files, dataset.decimal_separator))]
-    for name, stream in dataset.streams.items():
-        files, fmt = source_files(ws, stream, label, f"streams.{name}")
-        parts.append(stream_part(name, stream, files, fmt, column_types(con, fmt, files, stream.decimal_separator)))
-    for name, table in dataset.tables.items():
-        files, fmt = source_files(ws, table, label, f"tables.{name}")
-        parts.append(table_part(name, table, files, fmt, column_types(con, fmt, files, table.decimal_separator)))
+def _parts(ws: Workspace, con: duckdb.DuckDBPyConnection, dataset: Dataset, label: str, confined: bool,
+           remote: Callable[[], Remote | None], scratch: Callable[[], Path]) -> list[Part]:
+    """Every source of the dataset (decision events first), with its files and sniffed types. A source at a URI is
+    listed and sampled by `remote()` (its types are sniffed from the samples); `confined`: the dataset file may read
+    only the workspace's own files (no URI)."""
+    specs: list[tuple[Callable[..., Part], tuple, Dataset | Stream | Table, str]] = [
+        (events_part, (dataset,), dataset, "")]
+    specs += [(stream_part, (name, stream), stream, f"streams.{name}") for name, stream in dataset.streams.items()]
+    specs += [(table_part, (name, table), table, f"tables.{name}") for name, table in dataset.tables.items()]
+    parts = []
+    for make, args, spec, where in specs:
+        prefix = f"{label}: {where + ': ' if where else ''}"
+        if not is_uri(spec.source):
+            files, fmt = source_files(ws, spec, label, where)
+            parts.append(make(*args, files, fmt, column_types(con, fmt, files, spec.decimal_separator)))
+            continue
+        if confined:
+            raise DataError(f"{prefix}source '{spec.source}' is a URI: only data/dataset.yaml (or a file given to "
+                            "`riskconsole load`) may read files outside the workspace")
+
+        def folder() -> Path:
+            made = scratch() / f"{len(parts):03d}"
+            made.mkdir()
+            return made
+        files, fmt, samples, spelled = _uri_part(spec, prefix, remote(), folder)
+        types = column_types(con, fmt, [samples[f] for f in files if f in samples], spec.decimal_separator)
+        parts.append(replace(make(*args, files, fmt, types), samples=samples, spelled=spelled))
     return parts
 
 
@@ -406,7 +551,7 @@ def _check_part(con: duckdb.DuckDBPyConnection, part: Part, dataset: Dataset, la
 
 
 def check_dataset(ws: Workspace, dataset_path: str | Path | None = None, trusted: bool = False,
-                  dataset: Dataset | None = None) -> Checked:
+                  dataset: Dataset | None = None, engine: str | None = None, spark: Any = None) -> Checked:
     """Every check `load` runs before reading a row; `validate` runs exactly this (and writes nothing).
 
     Args:
@@ -415,6 +560,9 @@ def check_dataset(ws: Workspace, dataset_path: str | Path | None = None, trusted
         trusted: True only for a path a local user gave (the CLI): a dataset file other than the workspace's own
             may then read sources outside the workspace.
         dataset: the spec already read from `dataset_path` (a file is read once: it may be a pipe).
+        engine: `--engine` (default: $RISKCONSOLE_ENGINE, else the dataset's `engine:`): a source at a URI is
+            listed and sampled through Spark (a session is started only then), and refused on engine duckdb.
+        spark: the SparkSession to use for that (default: one started from the dataset's `spark:` settings).
 
     Raises:
         RiskConsoleError: one line naming the dataset file, the item and the fix.
@@ -422,25 +570,34 @@ def check_dataset(ws: Workspace, dataset_path: str | Path | None = None, trusted
     path = Path(os.path.abspath(dataset_path)) if dataset_path else ws.dataset_path  # not resolved: /dev/stdin
     label = ws.rel(path)
     dataset = dataset or ws.dataset(path)
+    confined = not trusted and path.resolve() != ws.dataset_path.resolve()  # may read the workspace's files only
+    remote = _remote(dataset, engine, spark)
+    folder: list[tempfile.TemporaryDirectory] = []
+
+    def scratch() -> Path:
+        if not folder:
+            folder.append(tempfile.TemporaryDirectory(prefix="riskconsole-samples-"))
+        return Path(folder[0].name)
+
     con = connect_duckdb()
     try:
         con.execute("SET TimeZone = 'UTC'")
-        parts = _parts(ws, con, dataset, label)
-        if not trusted and path.resolve() != ws.dataset_path.resolve():
+        parts = _parts(ws, con, dataset, label, confined, remote, scratch)
+        if confined:
             for part in parts:
                 _check_inside(ws, part, label)
         for part in parts:
             _check_part(con, part, dataset, label)
         build_frame(con, dataset, label)  # parses and binds every feature over the real schema (no rows)
         for part in parts:
-            _check_not_empty(con, part, label)
+            _check_not_empty(con, part, label, remote)
         _check_outcome_roles(con, parts[0], dataset, label)
     except duckdb.Error as err:
         raise DataError(f"{label}: {str(err).splitlines()[0]}") from None
     finally:
         con.close()
     events = parts[0]
-    return Checked(dataset, path, label, events.files, events.fmt, events.types, parts)
+    return Checked(dataset, path, label, events.files, events.fmt, events.types, parts, folder[0] if folder else None)
 
 
 def _is_time(dtype: str) -> bool:

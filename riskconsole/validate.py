@@ -11,7 +11,7 @@ from riskconsole.config import Dataset, Detector, Strategy, parse_model, read_co
 from riskconsole.errors import ConfigError
 from riskconsole.lists import load_list, register_lists
 from riskconsole.engines import choose
-from riskconsole.sources import check_dataset, column_types, source_files
+from riskconsole.sources import check_dataset, column_types, is_uri, source_files
 from riskconsole.strategy import CompiledStrategy, Frame, compile_strategy, frame_of
 from riskconsole.workspace import Workspace, connect_duckdb
 
@@ -47,6 +47,9 @@ def workspace_frame(ws: Workspace, dataset: Dataset) -> Frame | None:
 
 def source_frame(ws: Workspace, dataset: Dataset) -> Frame:
     """Columns a strategy could read once the dataset is loaded: source columns and feature names."""
+    if is_uri(dataset.source):
+        raise ConfigError(f"{ws.rel(ws.dataset_path)}: source '{dataset.source}' is a URI, read through Spark: load "
+                          "the data first (riskconsole load), then a strategy is checked against what was loaded")
     files, fmt = source_files(ws, dataset, ws.rel(ws.dataset_path))
     con = connect_duckdb()
     try:
@@ -94,7 +97,7 @@ def _validate_list(path: Path, label: str) -> str:
 def _validate_dataset(ws: Workspace, path: Path, dataset: Dataset, engine: str | None = None) -> str:
     """Exactly the checks `load` runs before reading a row (`sources.check_dataset`, and with engine spark
     `spark_load.check`); nothing is written."""
-    checked = check_dataset(ws, path, trusted=True, dataset=dataset)  # as trusted as `riskconsole load`
+    checked = check_dataset(ws, path, trusted=True, dataset=dataset, engine=engine)  # as trusted as `load`
     on_spark = choose(engine, checked.dataset) == "spark"
     if on_spark:  # that load reads every source on Spark
         from riskconsole.engines.spark_load import check

@@ -157,7 +157,7 @@ def console_page(monkeypatch, root: Path, page: str, timeout: int = 60):
 # ------------------------------------------------------------------ Spark: one small session per test run
 
 SPARK_FILES = ("test_functions.py", "test_spark_engine.py", "test_spark_entities.py", "test_spark_load.py",
-               "test_spark_outcomes.py", "test_tables.py")  # the files that use `spark`: one xdist worker runs them all, so one JVM starts
+               "test_spark_outcomes.py", "test_spark_sources.py", "test_tables.py")  # the files that use `spark`: one xdist worker runs them all, so one JVM starts
 # A few hundred rows per query: planning and compiling cost more than running. Interpreted expressions instead of
 # generated Java (Janino compiles a class per stage), no adaptive re-planning, one shuffle partition and the JVM's
 # quick compiler only (C2 compiles hot loops these queries never run long enough to repay): 40 against 70 CPU-s for

@@ -124,6 +124,21 @@ def test_a_file_named_like_a_glob_is_that_file(tmp_path):
     assert load(again).read == 9
 
 
+@pytest.mark.parametrize("suffix", ["csv", "parquet", "jsonl"])
+def test_files_in_a_folder_named_like_a_partition_load_their_own_columns(tmp_path, suffix):
+    """`data/in/day=2026-03-01/orders.csv`: DuckDB's readers would add a column `day` from the folder's name (and
+    the header check crashed on its typed value); the events hold the file's own columns, as on engine spark."""
+    events = random_events(n=40)
+    ws = write_workspace(tmp_path / "w", events, source_name=f"events.{suffix}")
+    folder = ws.root / "data" / "in" / "day=2026-03-01" / "part=1"
+    folder.mkdir(parents=True)
+    (ws.root / "data" / f"events.{suffix}").rename(folder / f"events.{suffix}")
+    spec = yaml.safe_load(ws.dataset_path.read_text())
+    ws.dataset_path.write_text(yaml.safe_dump({**spec, "source": f"data/in/*/*/*.{suffix}"}))
+    assert load(ws).loaded == 40
+    assert {"day", "part"}.isdisjoint(c for c, *_ in query(ws, "DESCRIBE events"))
+
+
 def test_a_source_with_no_rows_is_an_error(tmp_path):
     ws = _ws(tmp_path, {"empty.csv": HEADER})
     with pytest.raises(RiskConsoleError, match="no rows"):

@@ -74,7 +74,7 @@ def _workspace(root: Path, events, source_name: str = "events.csv"):
 def test_a_connect_client_loads_scores_and_backtests_as_duckdb_does(tmp_path):
     """Through a local Connect server: two backtests (one reading a LightGBM detector's scores computed on the
     server's Python workers, one with a baseline) write DuckDB's report.json; a `load --engine spark` of files named
-    with a space and a non-ASCII letter gives DuckDB's events and quarantine. Every store question went through
+    with a space and a non-ASCII letter, its stream at a `file://` URI, gives DuckDB's events, quarantine and stream. Every store question went through
     Python's file calls (a Connect session has no JVM, and any JVM call on it raises)."""
     reason = _skip_reason()
     if reason:
@@ -97,6 +97,9 @@ def test_a_connect_client_loads_scores_and_backtests_as_duckdb_does(tmp_path):
     duck_loaded = _workspace(tmp_path / "duck load", events, "ev ü.csv")
     load(duck_loaded)
     spark_loaded = _workspace(tmp_path / "spark load", events, "ev ü.csv")
+    spec = yaml.safe_load(spark_loaded.dataset_path.read_text())  # its stream at a URI: listed and sampled by
+    spec["streams"]["logins"]["source"] = f"file://{spark_loaded.root}/data/logins.csv"  # the Connect server
+    spark_loaded.dataset_path.write_text(yaml.safe_dump(spec, sort_keys=False))
 
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "SPARK_TESTING": "1"}  # an ephemeral server port
     done = subprocess.run([sys.executable, "-c", CLIENT, str(ws.root), str(spark_loaded.root), str(out)],
@@ -117,7 +120,7 @@ def test_a_connect_client_loads_scores_and_backtests_as_duckdb_does(tmp_path):
         for side, folder in (("duck", duck_loaded), ("spark", spark_loaded)):
             con.execute(f"ATTACH '{folder.db_path}' AS {side} (READ_ONLY)")
         assert con.execute("SELECT count(*) FROM spark.events").fetchall()[0][0] > 0
-        for table in ("events", "quarantine"):
+        for table in ("events", "quarantine", "stream_logins"):
             assert_same_rows(con, f"duck.{table}", f"spark.{table}")
     finally:
         con.close()

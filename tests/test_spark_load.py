@@ -907,7 +907,14 @@ def test_a_connect_client_spells_a_files_path_as_spark_does(spark, tmp_path):
     spelled = {r[0] for r in read.select("_metadata.file_path").distinct().collect()}
     assert len(spelled) == len(names)
     assert {hadoop_spelling(f) for f in files} == spelled
-    assert [p for p, _, _ in _file_paths(spark, SimpleNamespace(files=files))] == [hadoop_spelling(f) for f in files]
+    assert [p for p, _, _ in _file_paths(spark, SimpleNamespace(files=files, remote=False))] == [
+        hadoop_spelling(f) for f in files]
+    from riskconsole.engines.spark_sources import SparkSources  # the same folder as a source at a URI: Spark's
+    listed = SparkSources(spark).files(f"file://{folder}")  # listing gives each file as it is and as `_metadata`
+    assert [path for path, _ in listed] == sorted(f"file://{f}" for f in files)  # spells it
+    assert {how for _, how in listed} == spelled
+    read = spark.read.option("header", True).csv([literal(path) for path, _ in listed])
+    assert {r[0] for r in read.select("_metadata.file_path").distinct().collect()} == spelled
     assert hadoop_spelling("/tmp//x///y.csv/") == "file:/tmp/x/y.csv"
     hadoop, file = spark._jvm.org.apache.hadoop.fs.Path, spark._jvm.java.io.File  # a source outside the workspace
     for path in (f"{folder}/../ü/./ev ü.csv", "/tmp/a/../../b c.csv"):

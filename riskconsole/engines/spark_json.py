@@ -47,8 +47,8 @@ def refusal(con: duckdb.DuckDBPyConnection, part: Part, type_refusal: Callable[[
         why = None if dtype in ("JSON", NULL_TYPE) else type_refusal(con, dtype)  # both carried exactly
         if why:
             return f"DuckDB reads column '{column}' as {dtype}, {why}"
-    for path in part.files:
-        first = first_line(path)
+    for path, local in zip(part.files, part.readable):  # a URI's: its first files' heads
+        first = first_line(local)
         if first is None:
             continue
         ok = con.execute("SELECT coalesce(json_valid($l) AND json_type($l) = 'OBJECT', false)", {"l": first})

@@ -25,7 +25,7 @@ from riskconsole.engines.spark_read import POSITION, check_utf8, connect, read_r
 from riskconsole.engines.spark_render import first_line
 from riskconsole.errors import DataError, RiskConsoleError
 from riskconsole.escape import terminal
-from riskconsole.sources import Checked, Part, literal_files
+from riskconsole.sources import Checked, Part, literal_files, outcome_checks, outcome_error
 from riskconsole.sqlbuild import alias, fill, ident, render
 from riskconsole.storeviews import create_view, viewable
 
@@ -198,6 +198,8 @@ def _load_part(spark: Any, con: duckdb.DuckDBPyConnection, checked: Checked, par
     where = "" if part.kind == "events" else f"{part.where}: "
     cached: list[Any] = []
     data, raw = read_raw(spark, con, part, checked.label, cached)
+    if part.remote and part.kind == "events":  # checked over samples before: now over every row
+        _check_outcomes(data, checked)
     if part.fmt == "csv":
         check_utf8(data, raw, part, checked.label)
     staged = stage(data, part, raw).persist(StorageLevel.MEMORY_AND_DISK)
@@ -218,6 +220,30 @@ def _load_part(spark: Any, con: duckdb.DuckDBPyConnection, checked: Checked, par
         ident("__file")]).orderBy("__file", "row")
     ordered = dict(sorted(reasons.items(), key=lambda rn: (-rn[1], rn[0])))
     return SparkLoaded(read, loaded, rows, quarantine, ordered, warnings, cached)
+
+
+def _check_outcomes(data: Any, checked: Checked) -> None:
+    """The outcome roles' values over every raw row (`sources.outcome_checks`, by DuckDB on the executors): a source
+    at a URI was checked over its samples only before the load.
+
+    Raises:
+        DataError: the check's message, with the number of rows and one value, as on a local source."""
+    from pyspark.sql import functions as F
+
+    checks = outcome_checks(checked.dataset)
+    if not checks:
+        return
+    columns = []
+    for i, (bad, column, _) in enumerate(checks):
+        columns += [alias(bad, f"__bad{i}"), alias(fill("CAST(:c AS VARCHAR)", c=column), f"__value{i}")]
+    found = []
+    for i in range(len(checks)):
+        bad = F.col(f"__bad{i}")
+        found += [F.count(F.when(bad, 1)), F.first(F.when(bad, F.col(f"__value{i}")), ignorenulls=True)]
+    row = duck_select(data, columns).agg(*found).collect()[0]
+    for i, (_, _, message) in enumerate(checks):
+        if row[2 * i]:
+            raise DataError(outcome_error(checked.label, message, row[2 * i], row[2 * i + 1]))
 
 
 # ------------------------------------------------------------------ the load of engine spark

@@ -45,7 +45,7 @@ def refusal(con: duckdb.DuckDBPyConnection, part: Part) -> str | None:
     no option for, files with different headers, or a loaded type without an exact Spark type."""
     if part.fmt not in READ_ON_SPARK:
         return f"{part.fmt.upper()} sources are read by DuckDB's reader only so far"
-    for path in part.files:
+    for path in [] if part.remote else part.files:  # a URI's files are named by Spark's own listing
         if ":" in posixpath.basename(path):
             return (f"the file name '{posixpath.basename(path)}' holds ':', which Spark's Hadoop file paths cannot "
                     "read (rename the file)")
@@ -55,7 +55,7 @@ def refusal(con: duckdb.DuckDBPyConnection, part: Part) -> str | None:
             return why
     if part.fmt == "csv":
         try:
-            dialects = [csv_dialect(con, f) for f in part.files]
+            dialects = [csv_dialect(con, f) for f in part.readable]  # a URI's: its first files' heads
         except duckdb.Error as err:
             return f"DuckDB's sniffer cannot read it ({str(err).splitlines()[0]})"
         for path, d in zip(part.files, dialects):
@@ -132,7 +132,7 @@ def read_raw(spark: Any, con: duckdb.DuckDBPyConnection, part: Part, label: str,
         return data, dict(part.types)
     if part.fmt == "csv":
         raw = {c: _TEXT for c in part.types}
-        data = _read_csv(spark, con, part.files, StructType([StructField(c, StringType()) for c in raw]))
+        data = _read_csv(spark, con, part, StructType([StructField(c, StringType()) for c in raw]))
     else:
         data = spark.read.option("mergeSchema", True).parquet(*[literal(f) for f in part.files])
         raw = dict(part.types)
@@ -142,18 +142,22 @@ def read_raw(spark: Any, con: duckdb.DuckDBPyConnection, part: Part, label: str,
     return _positioned(spark, data, part, label, cached), raw
 
 
-def _read_csv(spark: Any, con: duckdb.DuckDBPyConnection, files: list[str], schema: Any) -> Any:
+def _read_csv(spark: Any, con: duckdb.DuckDBPyConnection, part: Part, schema: Any) -> Any:
     """Every file as text columns, read with the dialect DuckDB's sniffer finds in it (files of one dialect in one
-    read). Quoted line breaks stay in their field (multiLine); a malformed row fails the read, as in DuckDB."""
+    read). Quoted line breaks stay in their field (multiLine); a malformed row fails the read, as in DuckDB. A source
+    at a URI: the files not sampled are read with the first file's dialect, and a header that is not the first
+    file's fails the read (Spark's `enforceSchema` off)."""
     groups: dict[tuple, list[str]] = {}
-    for path in files:
-        d = csv_dialect(con, path)
+    dialects = {f: csv_dialect(con, local) for f, local in zip(part.files, part.readable)}
+    first = dialects[part.files[0]]
+    for path in part.files:
+        d = dialects.get(path, first)
         groups.setdefault((d["sep"], d["quote"], d["escape"], d["header"]), []).append(path)
     reads = []
     for (sep, quote, escape, header), paths in groups.items():
         quote = quote or "\u0000"  # no quoting: Spark's option for none
         options = {"header": header, "sep": sep, "quote": quote, "escape": escape or quote, "multiLine": True,
-                   "mode": "FAILFAST", "encoding": "UTF-8"}
+                   "mode": "FAILFAST", "encoding": "UTF-8", **({"enforceSchema": False} if part.remote else {})}
         reads.append(spark.read.options(**options).schema(schema).csv([literal(p) for p in paths]))
     return functools.reduce(lambda a, b: a.unionByName(b), reads)
 
@@ -197,6 +201,8 @@ def _file_paths(spark: Any, part: Part) -> list[tuple[str, int, str]]:
     as DuckDB names it)."""
     from riskconsole.engines.spark import is_connect
 
+    if part.remote:  # listed by Spark, with its spelling (engines/spark_sources.py)
+        return [(part.spelled[f], i + 1, f) for i, f in enumerate(part.files)]
     if is_connect(spark):  # no JVM to ask: the same spelling (tests/test_spark_load.py -k spells checks it)
         return [(hadoop_spelling(f), i + 1, f) for i, f in enumerate(part.files)]
     hadoop, file = spark._jvm.org.apache.hadoop.fs.Path, spark._jvm.java.io.File  # Spark's own spelling

@@ -1,0 +1,92 @@
+"""Sources at a URI (`source: s3a://bucket/orders/*.parquet`, `hdfs://…`, `file:///…`): listed and sampled through
+Spark, which then reads every row of them (issue 15).
+
+DuckDB on this machine cannot read such files, so the checks before a load (columns, types, time formats, the
+outcome roles) run over local copies of the heads of the source's first files: a CSV or JSON Lines file's first
+20,480 lines (what DuckDB's sniffer reads of a local file), a Parquet file's first 20,480 rows as Spark reads them.
+Listing and sampling go through the session's readers (a Spark Connect client too): Hadoop's globs (`*`, `?`,
+`[ab]`, `{a,b}`), a folder read with every file under it, names starting with `_` or `.` skipped (`_SUCCESS`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from riskconsole.engines.spark_store import literal
+
+SAMPLED_FILES = 8  # files whose heads are copied here (the first ones in sorted order)
+SAMPLE_LINES = 20_480  # DuckDB's `sample_size`: lines of a CSV or JSON Lines file, rows of a Parquet file
+_SUFFIX = {"csv": ".csv", "json": ".jsonl", "parquet": ".parquet"}
+
+
+class SparkSources:
+    """`sources.Remote` on a Spark session (asked for only when a source is a URI)."""
+
+    def __init__(self, spark: Any) -> None:
+        self.spark = spark
+
+    def files(self, pattern: str) -> list[tuple[str, str]]:
+        """The files `pattern` names (a file, a glob, a folder: every file under it), sorted, each as Spark reads it
+        (the URI with its characters as they are) and as Spark's `_metadata.file_path` spells it."""
+        try:
+            found = self.spark.read.format("binaryFile").option("recursiveFileLookup", True).load(pattern).inputFiles()
+        except Exception as err:  # noqa: BLE001 - Spark's "no such path" arrives as an AnalysisException
+            if "PATH_NOT_FOUND" in str(err) or "does not exist" in str(err):
+                return []
+            raise
+        return sorted((unquote(uri), spelled(uri)) for uri in found)
+
+    def sample(self, fmt: str, files: list[str], folder: Path) -> dict[str, str]:
+        """Local copies of the heads of the first SAMPLED_FILES files, in `folder`: file -> local path."""
+        import pyarrow.parquet as pq
+
+        out = {}
+        for i, path in enumerate(files[:SAMPLED_FILES]):
+            local = folder / f"{i:04d}{_SUFFIX[fmt]}"
+            if fmt == "parquet":
+                pq.write_table(self.spark.read.parquet(literal(path)).limit(SAMPLE_LINES).toArrow(), local)
+            else:  # the lines as they are (a CR kept), a quoted line break included
+                lines = self.spark.read.option("lineSep", "\n").text(literal(path)).limit(SAMPLE_LINES).collect()
+                text = [row[0] for row in lines]
+                local.write_text("".join(f"{line}\n" for line in (whole(text) if fmt == "csv" else text)),
+                                 encoding="utf-8")
+            out[path] = str(local)
+        return out
+
+    def has_rows(self, fmt: str, files: list[str], header: bool) -> bool:
+        """Whether any file holds a row: a Parquet row, or a line that is not blank beyond each CSV file's header."""
+        from pyspark.sql import functions as F
+
+        paths = [literal(f) for f in files]
+        if fmt == "parquet":
+            return bool(self.spark.read.parquet(*paths).limit(1).count())
+        lines = self.spark.read.option("lineSep", "\n").text(paths).where(F.trim(F.col("value")) != "")
+        if not header:
+            return bool(lines.limit(1).count())
+        counts = lines.groupBy(F.col("_metadata.file_path")).count().where(F.col("count") > 1)
+        return bool(counts.limit(1).count())
+
+
+def whole(lines: list[str]) -> list[str]:
+    """A CSV file's first lines without a record its last lines cut inside quotes (`"`, doubled inside a field):
+    DuckDB's sniffer would read the open quote to the end and fail. At most 1,000 lines are dropped."""
+    quotes = sum(line.count('"') for line in lines)
+    end = len(lines)
+    while quotes % 2 and end > max(0, len(lines) - 1_000):
+        end -= 1
+        quotes -= lines[end].count('"')
+    return lines[:end]
+
+
+def spelled(uri: str) -> str:
+    """How Spark's `_metadata.file_path` spells a file its listing names `uri`: a local file as `file:/path`."""
+    return "file:/" + uri.removeprefix("file:///") if uri.startswith("file:///") else uri
+
+
+def remote(spark: Any, settings: Any) -> SparkSources:
+    """`sources.Remote` on `spark`, or on a session started from the dataset's `spark:` settings."""
+    from riskconsole.engines.spark import start
+
+    return SparkSources(spark or start(settings))

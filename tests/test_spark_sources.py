@@ -1,0 +1,179 @@
+"""Sources at a URI on engine spark (`source: s3a://…`, here `file://` URIs of folders outside the workspace, read
+through Hadoop's file system as an object store would be; issue 15): listed and sampled through Spark, checked over
+the samples before a row is read, loaded by Spark as the same files on this machine load on DuckDB.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import pytest
+import yaml
+
+import test_spark_load as T
+import test_streams
+import test_tables
+from riskconsole.cli import main
+from riskconsole.errors import RiskConsoleError
+from riskconsole.ingest import load
+from riskconsole.sources import check_dataset
+from riskconsole.workspace import Workspace
+
+pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
+
+
+def _at_uris(ws: Workspace, **sources: str) -> None:
+    """The dataset's sources (`source` for the events, else a stream's or a table's name) as `file://` URIs."""
+    spec = yaml.safe_load(ws.dataset_path.read_text())
+    for name, uri in sources.items():
+        place = spec if name == "source" else (spec.get("streams", {}).get(name) or spec["tables"][name])
+        place["source"] = uri
+    ws.dataset_path.write_text(yaml.safe_dump(spec, sort_keys=False))
+
+
+def _held(ws: Workspace, tables: list[str]) -> dict[str, tuple]:
+    con = duckdb.connect(str(ws.db_path), read_only=True)
+    try:
+        return {t: (con.execute(f"DESCRIBE {t}").fetchall(), con.execute(f"SELECT * FROM {t}").fetchall())
+                for t in tables}
+    finally:
+        con.close()
+
+
+def test_csv_files_at_a_uri_load_on_spark_as_the_same_files_load_on_duckdb(tmp_path, spark):
+    """Two messy CSV files (a BOM, CRLF, a quoted line break, a repeated id; the second named with a space, `#`,
+    `{}`, `[]` and a non-ASCII letter) read from a `file://` glob: the same counts, reasons, warnings, events and
+    quarantine as DuckDB's load of them as local files; the quarantine names each file by its URI."""
+    ws = T._files(tmp_path / "ws", {"a.csv": T._csv(T.MESSY, bom=True), "b {1} ü #[x].csv": T._csv(T.SECOND, crlf=True)})
+    duck = load(ws)
+    want = _held(ws, ["events", "quarantine"])
+    folder = ws.root / "data" / "in"
+    _at_uris(ws, source=f"file://{folder}/*.csv")
+    ours = load(ws, engine="spark", spark=spark)
+    assert (ours.read, ours.loaded, ours.reasons, ours.warnings) == (duck.read, duck.loaded, duck.reasons,
+                                                                    duck.warnings)
+    got = _held(ws, ["events", "quarantine"])
+    assert got["events"] == want["events"]
+    columns, rows = want["quarantine"]
+    file = [c[0] for c in columns].index("file")
+    assert got["quarantine"] == (columns, [(*r[:file], f"file://{r[file]}", *r[file + 1:]) for r in rows])
+    assert {r[file] for r in got["quarantine"][1]} == {f"file://{folder}/a.csv", f"file://{folder}/b {{1}} ü #[x].csv"}
+
+
+def test_streams_and_tables_at_uris_load_on_spark_as_on_duckdb(tmp_path, spark):
+    """A JSON Lines stream and a Parquet table in a folder outside the workspace, a CSV table named by its folder
+    (every file under it): the stream, the tables and the frame DuckDB holds after a load on Spark are a DuckDB load
+    of the same files as local paths."""
+    events = test_tables.make_events(n=120)
+    ws = test_tables.workspace(tmp_path / "ws", events, test_tables.make_merchants(events),
+                               features=[*test_tables.FEATURES[:4], *test_streams.FEATURES[:2]])
+    outside = tmp_path / "bucket"
+    (outside / "logins").mkdir(parents=True)
+    (outside / "devices" / "part=1").mkdir(parents=True)
+    logins = test_streams.make_logins(events, n=150)
+    logins.to_json(outside / "logins" / "a.jsonl", orient="records", lines=True, date_format="iso")
+    merchants = pd.read_csv(ws.root / "data" / "merchants.csv", parse_dates=["updated_at"])
+    merchants.to_parquet(outside / "merchants.parquet", index=False)
+    (ws.root / "data" / "devices.csv").rename(outside / "devices" / "part=1" / "devices.csv")
+    (outside / "devices" / "_SUCCESS").write_text("")
+    spec = yaml.safe_load(ws.dataset_path.read_text())
+    spec["streams"] = {"logins": {**test_streams.STREAM, "source": str(outside / "logins" / "*.jsonl")}}
+    spec["tables"]["merchants"]["source"] = str(outside / "merchants.parquet")
+    spec["tables"]["devices"]["source"] = str(outside / "devices" / "part=1" / "devices.csv")
+    ws.dataset_path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    tables = ["events", "stream_logins", "quarantine_logins", "table_merchants", "table_devices", "frame"]
+    duck = load(ws)
+    want = _held(ws, tables)
+    _at_uris(ws, logins=f"file://{outside}/logins/*.jsonl", merchants=f"file://{outside}/merchants.parquet",
+             devices=f"file://{outside}/devices")
+    ours = load(ws, engine="spark", spark=spark)
+    assert (ours.summary(), ours.warnings) == (duck.summary(), duck.warnings)
+    got = _held(ws, tables)
+    (types, rows), (want_types, want_rows) = got.pop("frame"), want.pop("frame")
+    assert types == want_types
+    T.assert_same([list(r) for r in rows], [list(r) for r in want_rows])
+    for both in (got, want):  # ties in time have no order
+        both["stream_logins"] = (both["stream_logins"][0], sorted(both["stream_logins"][1], key=repr))
+    assert got == want and len(got["stream_logins"][1]) == 150
+
+
+def test_a_uri_source_is_checked_over_its_samples_then_over_every_row(tmp_path, spark, monkeypatch):
+    """With one file sampled: a header-only first file still loads (the second's rows are found), and a production
+    action no decision allows in the second file passes `validate` (its samples are clean) but fails the load on
+    Spark naming the value and the rows, leaving the live data as it was."""
+    from riskconsole.engines import spark_sources
+
+    monkeypatch.setattr(spark_sources, "SAMPLED_FILES", 1)
+    header = "event_id,ts,is_fraud,label_ts,amount,user_id,device_id,prod_action\n"
+    first = header + "e1,2026-03-01 10:00:00,0,,5,1,1,allow\n"
+    ws = T._files(tmp_path / "ws", {"a.csv": header.encode(), "b.csv": first.replace("e1", "e2").encode()},
+                  columns={**T.BASE_DATASET["columns"], "prod_action": "prod_action"})
+    _at_uris(ws, source=f"file://{ws.root}/data/in/*.csv")
+    checked = check_dataset(ws, engine="spark", spark=spark)
+    assert list(checked.parts[0].samples) == [f"file://{ws.root}/data/in/a.csv"]
+    assert load(ws, engine="spark", spark=spark).loaded == 1
+    live = _held(ws, ["events"])
+    (ws.root / "data" / "in" / "c.csv").write_text(header + "e3,2026-03-02 10:00:00,0,,5,1,1,deny\n"
+                                                   "e4,2026-03-02 11:00:00,0,,5,1,1,deny\n")
+    check_dataset(ws, engine="spark", spark=spark)  # the samples hold no bad value
+    with pytest.raises(RiskConsoleError, match=r"column 'prod_action' holds 'deny'; every row needs allow, review or "
+                                               r"block \(what production decided\) \(2 rows\)"):
+        load(ws, engine="spark", spark=spark)
+    assert _held(ws, ["events"]) == live
+
+
+@pytest.mark.parametrize("source, engine, message", [
+    ("file:///nowhere/at/all/*.csv", "spark", "source 'file:///nowhere/at/all/*.csv' matches no file (Spark listed it)"),
+    ("FOLDER/*", "spark", "must match files of one format (.csv, .parquet, .json/.jsonl); got .csv, .parquet"),
+    ("s3a://bucket/orders/*.csv", "spark", "source 's3a://bucket/orders/*.csv': Spark cannot read it ("),
+    ("FOLDER/*.csv", "duckdb", "is a URI: only engine spark reads a source at a URI: set engine: spark in the dataset "
+                               "file (or pass --engine spark), or copy its files into the workspace"),
+])
+def test_bad_uri_sources_get_one_line(tmp_path, spark_for_cli, capsys, source, engine, message):
+    ws = T._files(tmp_path / "ws", {"a.csv": T._csv(T.SECOND)})
+    pd.DataFrame({"x": [1]}).to_parquet(ws.root / "data" / "in" / "b.parquet")
+    _at_uris(ws, source=source.replace("FOLDER", f"file://{ws.root}/data/in"))
+    for command in ("validate", "load"):
+        args = [command, *([str(ws.dataset_path)] if command == "validate" else []), "--workspace", str(ws.root),
+                "--engine", engine]
+        assert main(args) != 0
+        err = capsys.readouterr().err.strip().splitlines()
+        assert message in err[-1] and err[-1].startswith("error: data/dataset.yaml: ") and not ws.db_path.exists()
+
+
+def test_a_uri_source_in_an_uploaded_dataset_file_is_refused_before_anything_is_listed(tmp_path, monkeypatch):
+    """A dataset file other than the workspace's own (the console's upload) may read only the workspace's files:
+    a URI is refused before Spark is started or asked to list it."""
+    from riskconsole.engines import spark_sources
+
+    def never(*args, **kwargs):
+        raise AssertionError("Spark was asked")
+
+    monkeypatch.setattr(spark_sources, "remote", never)
+    ws = T._files(tmp_path / "ws", {"a.csv": T._csv(T.SECOND)})
+    other = ws.root / "data" / "other.yaml"
+    other.write_text(ws.dataset_path.read_text().replace("data/in/*.csv", "s3a://bucket/orders/*.csv")
+                     + "engine: spark\n")
+    with pytest.raises(RiskConsoleError, match="data/other.yaml: source 's3a://bucket/orders/\\*.csv' is a URI: only "
+                                               "data/dataset.yaml .* may read files outside the workspace"):
+        check_dataset(ws, other)
+
+
+def test_validate_checks_a_uri_source_on_spark_and_a_strategy_waits_for_the_load(tmp_path, spark_for_cli, capsys):
+    ws = T._files(tmp_path / "ws", {"a.csv": T._csv(T.MESSY), "b.csv": T._csv(T.SECOND)}, engine="spark")
+    _at_uris(ws, source=f"file://{ws.root}/data/in")
+    assert main(["validate", str(ws.dataset_path), "--workspace", str(ws.root)]) == 0
+    out = capsys.readouterr().out
+    assert "in 2 file(s)" in out and "loads on engine spark" in out
+    ws.strategies_dir.mkdir(exist_ok=True)
+    (ws.strategies_dir / "s.yaml").write_text(yaml.safe_dump(T.STRATEGY))
+    assert main(["validate", str(ws.strategies_dir / "s.yaml"), "--workspace", str(ws.root)]) != 0
+    assert "is a URI, read through Spark: load the data first" in capsys.readouterr().err
+
+
+def test_a_csv_sample_cut_inside_a_quoted_field_ends_at_the_last_whole_record():
+    from riskconsole.engines.spark_sources import whole
+
+    assert whole(["a,b", '1,"x', 'y"', '2,"z']) == ["a,b", '1,"x', 'y"']
+    assert whole(["a,b", '1,"say ""hi"""', "2,x"]) == ["a,b", '1,"say ""hi"""', "2,x"]
+    assert whole([]) == []
