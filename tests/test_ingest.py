@@ -208,6 +208,23 @@ def test_an_uploaded_file_loads_with_the_current_roles(tmp_path):
         load_upload(ws, "events.xlsx", b"PK")
 
 
+def test_an_upload_reads_the_workspaces_streams_where_its_dataset_says(tmp_path):
+    """The upload replaces the decision events only: a stream the workspace's own dataset.yaml reads from outside
+    the workspace (or, on engine spark, from a URI) is read for the upload too."""
+    import test_streams
+    from riskconsole.uploads import load_upload
+
+    events = random_events(n=60)
+    ws = write_workspace(tmp_path / "w", events)
+    test_streams.make_logins(events).to_csv(tmp_path / "logins.csv", index=False)
+    spec = yaml.safe_load(ws.dataset_path.read_text())
+    spec["streams"] = {"logins": {**test_streams.STREAM, "source": str(tmp_path / "logins.csv")}}
+    ws.dataset_path.write_text(yaml.safe_dump(spec))
+    load(ws)
+    result = load_upload(ws, "new.csv", (HEADER + GOOD).encode())
+    assert result.loaded == 1 and result.sources["streams.logins"]["loaded"] == len(test_streams.make_logins(events))
+
+
 @pytest.mark.parametrize("header, refused", [("Amount", True), ("AMOUNT", True), ("amount_2", False)])
 def test_csv_header_names_repeated_up_to_case_are_refused(tmp_path, header, refused):
     """DuckDB would rename the second `amount` to `amount_1` silently; a header-less file is not refused."""
