@@ -108,6 +108,7 @@ def test_a_connect_client_loads_scores_and_backtests_as_duckdb_does(tmp_path):
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result == {"codes": [0, 0, 0], "connect": True}, done.stdout[-3000:] + done.stderr[-3000:]
     assert "computed on spark (connect local[1])" in done.stdout
+    assert "Setting default log level" not in done.stderr and " WARN " not in done.stderr  # errors only
     for name in ("scored", "mixed"):
         got, want = (json.loads((out / f"{side}{name}" / "report.json").read_text()) for side in ("", "duck_"))
         assert_same(got, want)

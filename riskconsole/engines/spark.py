@@ -186,6 +186,10 @@ def isolated(spark: Any) -> Any:
     return session
 
 
+JAVA_OPTIONS = "spark.driver.extraJavaOptions"
+LOG_SETTINGS = Path(__file__).with_name("log4j2.properties")  # Spark's log settings for a driver started here
+
+
 def session_conf(settings: SparkSettings) -> dict[str, Any]:
     """The Spark settings `start` gives the session: the dataset's, over riskconsole's defaults for local mode."""
     local = (settings.remote if settings.connect else settings.master).startswith("local")
@@ -194,10 +198,12 @@ def session_conf(settings: SparkSettings) -> dict[str, Any]:
     conf: dict[str, Any] = {} if settings.server else {"spark.ui.enabled": False, "spark.ui.showConsoleProgress": False}
     if local:  # 200 shuffle tasks per window cost minutes
         conf["spark.sql.shuffle.partitions"] = LOCAL_SHUFFLE_PARTITIONS
-        conf["spark.log.level"] = "ERROR"  # as setLogLevel below, from the start: a local Connect server's too
         # local mode runs every task in the driver's JVM: Spark's 1g heap runs out on a 1M-event frame
         conf["spark.driver.memory"] = local_driver_memory()
+    theirs = settings.conf.get(JAVA_OPTIONS)
     conf.update(settings.conf)
+    if not settings.server:  # a driver (or a local Connect server) started here: errors only, from its first line
+        conf[JAVA_OPTIONS] = f"-Dlog4j2.configurationFile={LOG_SETTINGS.as_uri()}" + (f" {theirs}" if theirs else "")
     if settings.driver_memory:
         conf["spark.driver.memory"] = settings.driver_memory
     conf["spark.sql.session.timeZone"] = "UTC"  # times mean what they mean in DuckDB (SET TimeZone = 'UTC')
