@@ -87,7 +87,35 @@ def assert_spark_loads_like_duckdb(ws: Workspace, spark):
         assert quarantine.to_pylist() == con.sql("SELECT * FROM quarantine").to_arrow_table().to_pylist()
     finally:
         con.close()
+        for data in ours.cached:  # as the load does: else the session's cache answers a later read of the files
+            data.unpersist()
     return duck
+
+
+def test_a_source_changed_after_a_failed_load_on_spark_is_read_again_not_from_the_cache(tmp_path, spark,
+                                                                                      monkeypatch):
+    """A load on Spark persists what it parses, and Spark's cache answers any later read with the same plan, even
+    after the files changed. A load that fails after parsing (here: writing the events) drops it, so the next load
+    reads the files as they are now; before, it read the first load's cached rows."""
+    from riskconsole.engines import spark_load
+
+    records = _records([_row(i, "2026-03-01 10:00:00") for i in range(3)])
+    ws = _files(tmp_path / "ws", {"a.json": json.dumps(records, indent=1).encode()})
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(spark_load, "write_days", broken)
+        with pytest.raises(RiskConsoleError, match="on spark failed: disk full"):
+            load(ws, engine="spark", spark=spark)
+    (ws.root / "data" / "in" / "a.json").write_text(json.dumps([{**r, "amount": 99} for r in records], indent=1))
+    load(ws, engine="spark", spark=spark)
+    con = duckdb.connect(str(ws.db_path), read_only=True)
+    try:
+        assert con.execute("SELECT list(amount) FROM events").fetchall() == [([99.0, 99.0, 99.0],)]
+    finally:
+        con.close()
 
 
 def test_messy_csv_files_load_on_spark_as_on_duckdb(tmp_path, spark):
@@ -148,8 +176,6 @@ def test_parquet_loads_on_spark_as_on_duckdb(tmp_path, spark):
 
 
 @pytest.mark.parametrize("files, message", [
-    ({"a.json": b'{\n "event_id": "a", "ts": "2026-03-01 10:00:00", "is_fraud": 1, "label_ts": null, "amount": 1, '
-                b'"user_id": 1, "device_id": 1\n}\n'}, "a.json is not JSON Lines: its first line is not one JSON object"),
     ({"a.jsonl": b'{"event_id": "a", "ts": "2026-03-01 10:00:00", "is_fraud": 1, "label_ts": null, "amount": 1, '
                  b'"user_id": 1, "device_id": 1, "ref": "6ba7b810-9dad-11d1-80b4-00c04fd430c8"}\n'},
      "DuckDB reads column 'ref' as UUID, which Spark would store as VARCHAR"),
@@ -694,6 +720,26 @@ def test_messy_json_lines_load_on_spark_as_on_duckdb(tmp_path, spark, small_spli
     assert (ours.summary(), ours.warnings) == (duck.summary(), duck.warnings)
     assert _tables(ws) == want and (ws.root / "data" / "quarantine.csv").read_bytes() == csv
     assert _kind(ws, "quarantine") == "VIEW"  # of Spark's files, in source order as DuckDB's table
+
+
+def test_json_arrays_and_objects_over_several_lines_load_on_spark_as_on_duckdb(tmp_path, spark):
+    """Files that are not JSON Lines — a pretty-printed JSON array with CRLF, objects written over several lines side
+    by side after a BOM, and a JSON Lines file beside them — are each read whole by one task and parsed by DuckDB's
+    `read_json` as DuckDB's load parses them: the same rows, row numbers (over all files), quarantine, reasons and
+    warnings. A file DuckDB refuses fails the load naming it."""
+    records = _records(MESSY[:-1])
+    array = json.dumps(records[:9], indent=2).replace("\n", "\r\n")
+    spread = "\n".join(json.dumps(r, indent=1) for r in records[9:18]) + "\n"
+    second = [{**r, "user_id": str(r["user_id"])} for r in _records(SECOND)]
+    ws = _files(tmp_path / "ws", {"a.json": array.encode(), "b [1].json": ("\ufeff" + spread).encode(),
+                                  "c.json": _jsonl(records[18:] + second, blanks=True)})
+    duck = assert_spark_loads_like_duckdb(ws, spark)
+    assert (duck.read, duck.loaded) == (26, 9) and duck.reasons["duplicate id"] == 1
+    checked = check_dataset(ws)
+    (ws.root / "data" / "in" / "b [1].json").write_text(spread.replace('"event_id":', '"event_id": oops', 1))
+    with pytest.raises(RiskConsoleError, match=r"b \[1\].json cannot be read as DuckDB's load reads it \(.*\); "
+                                               "DuckDB's load refuses this file too: fix it$"):
+        load_part(spark, checked, checked.parts[0])
 
 
 @pytest.mark.parametrize("line, message", [

@@ -1,4 +1,4 @@
-"""JSON Lines on engine spark, read as DuckDB's load reads them (issue 15).
+"""JSON on engine spark, read as DuckDB's load reads it (issue 15).
 
 DuckDB decides the schema: the source's column types are the ones DuckDB's `read_json` (the load's options, over
 every file) gives (`Part.types`, sniffed by sources.py as on a DuckDB load). Spark reads every line as text (a
@@ -8,6 +8,10 @@ files, blank lines not counted), skips blank lines and a leading BOM as DuckDB d
 in the scan's own task (no shuffle) by an embedded DuckDB: `read_json` over those lines with that fixed schema, so every value is converted by DuckDB's own JSON reader. A column DuckDB reads as JSON is
 carried as its JSON text (VARCHAR on Spark): the load's SQL over it is the same. A line that is not one JSON object,
 or a value that does not convert (DuckDB's load refuses the file too), fails the load naming the file and line.
+
+A source with a file that is not JSON Lines (a JSON array, objects over several lines: `lines`) is read a file at a
+time instead: each file's text whole by one task, parsed by DuckDB's `read_json` with its own detection of the layout
+(`_read_whole`).
 """
 
 from __future__ import annotations
@@ -40,22 +44,27 @@ def carried(dtype: str) -> str:
 
 def refusal(con: duckdb.DuckDBPyConnection, part: Part, type_refusal: Callable[[duckdb.DuckDBPyConnection, str],
                                                                                 str | None]) -> str | None:
-    """Why Spark cannot read the JSON source as DuckDB does: a file whose first line is not one JSON object (DuckDB
-    also reads a JSON array or objects over several lines; Spark reads a line at a time), or a column DuckDB reads
-    with a type Spark cannot carry exactly (JSON nested in a list or struct, HUGEINT, UUID, TIME, ...)."""
+    """Why Spark cannot read the JSON source as DuckDB does: a column DuckDB reads with a type Spark cannot carry
+    exactly (JSON nested in a list or struct, HUGEINT, UUID, TIME, ...)."""
     for column, dtype in part.types.items():
         why = None if dtype in ("JSON", NULL_TYPE) else type_refusal(con, dtype)  # both carried exactly
         if why:
             return f"DuckDB reads column '{column}' as {dtype}, {why}"
-    for path, local in zip(part.files, part.readable):  # a URI's: its first files' heads
+    return None
+
+
+def lines(con: duckdb.DuckDBPyConnection, part: Part) -> bool:
+    """Whether every file of the source is JSON Lines as far as its first line shows (one JSON object on it; a blank
+    file too): Spark then reads the files line by line, in parallel blocks. Else (a JSON array, objects over several
+    lines) each file is read whole by one task. A source at a URI: its sampled files."""
+    for local in part.readable:
         first = first_line(local)
         if first is None:
             continue
         ok = con.execute("SELECT coalesce(json_valid($l) AND json_type($l) = 'OBJECT', false)", {"l": first})
         if not ok.fetchall()[0][0]:
-            return (f"{path} is not JSON Lines: its first line is not one JSON object (DuckDB also reads a JSON "
-                    "array or objects over several lines; Spark reads one object per line)")
-    return None
+            return False
+    return True
 
 
 def first_line(path: str) -> str | None:
@@ -75,7 +84,8 @@ def first_line(path: str) -> str | None:
 # ------------------------------------------------------------------ reading
 
 
-def read(spark: Any, part: Part, files: dict[str, tuple[int, str]], label: str) -> Any:
+def read(spark: Any, part: Part, files: dict[str, tuple[int, str]], label: str, whole: bool = False,
+         cached: list[Any] | None = None) -> Any:
     """The source's rows: every non-blank line parsed by DuckDB's `read_json` with the source's schema on the
     executors — the raw columns (JSON as text) with `_file`, `__file` and `ordinality` (DuckDB's: the row over all
     files in order, blank lines not counted). `files`: Spark's `_metadata.file_path` of each file -> its 1-based
@@ -83,14 +93,17 @@ def read(spark: Any, part: Part, files: dict[str, tuple[int, str]], label: str) 
 
     Two passes over the text, each in the scan's own tasks (no shuffle: a file split over many tasks is read in
     parallel): the first counts every block's lines and rows, the second numbers each line from those counts and
-    parses it."""
+    parses it. `whole`: a file is not JSON Lines (`lines`): every file read whole (`_read_whole`; what it persists is
+    appended to `cached`)."""
     from pyspark.sql import functions as F
-    from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
+    from pyspark.sql.pandas.types import to_arrow_schema
 
-    from riskconsole.engines.spark_read import connect, literal
+    from riskconsole.engines.spark_read import literal
     from riskconsole.engines.spark_scores import _local_workers
 
     _local_workers(spark)
+    if whole:
+        return _read_whole(spark, part, files, [] if cached is None else cached)
     lines = spark.read.option("lineSep", "\n").text([literal(f) for f in part.files]).select(
         F.col("value").alias("__text"), F.col("_metadata.file_path").alias("__path"),
         F.col("_metadata.file_block_start").alias("__block"))
@@ -106,13 +119,85 @@ def read(spark: Any, part: Part, files: dict[str, tuple[int, str]], label: str) 
         for c in sorted((c for c in counts if c["__path"] == path), key=lambda c: c["__block"]):
             offsets[(path, c["__block"])] = (lines_before, rows)
             lines_before, rows = lines_before + c["n"], rows + c["r"]
+    schema = _schema(part, "ordinality")
+    return lines.mapInArrow(_parser(dict(part.types), to_arrow_schema(schema, timezone="UTC"), files, offsets), schema)
+
+
+def _schema(part: Part, row: str) -> Any:
+    """Spark's schema of the parsed rows: the raw columns (JSON as text), `_file`, `__file` and `row`."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    from riskconsole.engines.spark_read import connect
+
     nulls = [alias(exp.null() if t == NULL_TYPE else exp.cast(exp.null(), exp.DataType.build(carried(t),
                                                                                               dialect="duckdb")), c)
              for c, t in part.types.items()]
     raw = connect().sql(render(exp.select(*nulls))).to_arrow_table().schema
-    positions = pa.schema([("_file", pa.string()), ("__file", pa.int32()), ("ordinality", pa.int64())])
-    schema = from_arrow_schema(pa.schema([*raw, *positions]), prefer_timestamp_ntz=True)
-    return lines.mapInArrow(_parser(dict(part.types), to_arrow_schema(schema, timezone="UTC"), files, offsets), schema)
+    positions = pa.schema([("_file", pa.string()), ("__file", pa.int32()), (row, pa.int64())])
+    return from_arrow_schema(pa.schema([*raw, *positions]), prefer_timestamp_ntz=True)
+
+
+def _read_whole(spark: Any, part: Part, files: dict[str, tuple[int, str]], cached: list[Any]) -> Any:
+    """Every file read whole by one task (its text, `wholetext`) and parsed there by DuckDB's `read_json` with the
+    source's schema and DuckDB's own detection of the layout (JSON Lines, an array, objects over several lines) —
+    the bytes DuckDB's load reads, so its rows, in its order; `ordinality` over all files from each file's count."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    from riskconsole.engines.spark_read import literal
+
+    texts = spark.read.text([literal(f) for f in part.files], wholetext=True).select(  # text() sets the option
+        F.col("value").alias("__text"), F.col("_metadata.file_path").alias("__path"))
+    schema = _schema(part, "__in_file")
+    rows = texts.mapInArrow(_whole_parser(dict(part.types), to_arrow_schema(schema, timezone="UTC"), files), schema)
+    rows = rows.persist(StorageLevel.MEMORY_AND_DISK)  # parsed once: counted here, numbered next
+    cached.append(rows)
+    counts = dict(rows.groupBy("__file").count().collect())
+    before, offsets = 0, []
+    for place in range(1, len(part.files) + 1):
+        offsets.append((place, before))
+        before += counts.get(place, 0)
+    offsets = spark.createDataFrame(offsets, "__file int, __before long")
+    return (rows.join(F.broadcast(offsets), "__file").withColumn("ordinality", F.col("__in_file") + F.col("__before"))
+            .select(*[f"`{c}`" for c in part.types], "_file", "__file", "ordinality"))
+
+
+def _whole_parser(types: dict[str, str], schema: pa.Schema, files: dict[str, tuple[int, str]]) -> Callable[
+        [Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from riskconsole.engines.spark_read import connect
+
+        con = connect()
+        with tempfile.TemporaryDirectory(prefix="riskconsole-json-") as folder:
+            path = os.path.join(folder, "file.json")
+            sql = _read_sql(types, path, layout="auto")
+            for batch in batches:
+                for text, source in zip(batch.column("__text").to_pylist(), batch.column("__path").to_pylist()):
+                    place, name = files[source]
+                    if "\ufffd" in text:
+                        raise ValueError(f"{ROW_ERROR}{name} is not valid UTF-8 (or holds U+FFFD, which engine spark "
+                                         "cannot tell from it; DuckDB refuses such a file): export the file as UTF-8")
+                    with open(path, "w", encoding="utf-8") as out:
+                        out.write(text)
+                    try:
+                        parsed = con.sql(sql).to_arrow_table()
+                    except duckdb.Error as err:
+                        raise ValueError(f"{ROW_ERROR}{name} cannot be read as DuckDB's load reads it "
+                                         f"({_detail(err)}); DuckDB's load refuses this file too: fix it") from None
+                    n = parsed.num_rows
+                    parsed = parsed.append_column("_file", pa.array([name] * n, pa.string()))
+                    parsed = parsed.append_column("__file", pa.array([place] * n, pa.int32()))
+                    parsed = parsed.append_column("__in_file", pa.array(range(1, n + 1), pa.int64()))
+                    yield from parsed.cast(schema).to_batches()
+        con.close()
+
+    return run
+
+
+def _detail(err: duckdb.Error) -> str:
+    """DuckDB's reason for refusing a JSON file, without the temporary file's name or its advice."""
+    return re.sub(r' in file "[^"]*"[^:]*: ', ": ", str(err).splitlines()[0]).split(" Try ")[0].strip()
 
 
 def _numbered(batches: Iterator[pa.RecordBatch]) -> Iterator[tuple[str, int, int, int, str | None]]:
@@ -142,8 +227,9 @@ def _counter(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
                                                        ("n", pa.int64()), ("r", pa.int64())]))
 
 
-def _read_sql(types: dict[str, str], path: str) -> str:
-    """`read_json` of one file of lines with the fixed schema (JSON columns as their text)."""
+def _read_sql(types: dict[str, str], path: str, layout: str = "newline_delimited") -> str:
+    """`read_json` of one file with the fixed schema (JSON columns as their text): of lines, or in the `layout`
+    DuckDB's load detects (`auto`)."""
     def quoted(text: str) -> str:
         return "'" + text.replace("'", "''") + "'"
 
@@ -151,7 +237,7 @@ def _read_sql(types: dict[str, str], path: str) -> str:
     picked = ", ".join(render(alias(exp.cast(exp.column(c, quoted=True), "VARCHAR") if t == "JSON"
                                     else exp.column(c, quoted=True), c)) for c, t in types.items())
     return (f"SELECT {picked} FROM read_json({quoted(path)}, columns = {{{spec}}}, "
-            "format = 'newline_delimited', records = true)")
+            f"format = '{layout}', records = true)")
 
 
 def _parser(types: dict[str, str], schema: pa.Schema, files: dict[str, tuple[int, str]],
@@ -221,8 +307,7 @@ def _parse(con: duckdb.DuckDBPyConnection, sql: str, path: str, texts: list[str]
             raise ValueError(f"{ROW_ERROR}{where(lo)} holds {many[0][0]} JSON objects: engine spark reads one object "
                              "per line; put each on its own line, or load with engine duckdb (--engine duckdb)") \
                 from None
-        detail = re.sub(r' in file "[^"]*"[^:]*: ', ": ", str(err).splitlines()[0]).split(" Try ")[0].strip()
-        raise ValueError(f"{ROW_ERROR}{where(lo)} cannot be read as DuckDB's load reads it ({detail}); DuckDB's "
+        raise ValueError(f"{ROW_ERROR}{where(lo)} cannot be read as DuckDB's load reads it ({_detail(err)}); DuckDB's "
                          "load refuses this file too: fix the line") from None
     raise ValueError(f"{ROW_ERROR}{where(lo)}: {one.num_rows} rows read from one line")
 

@@ -179,24 +179,31 @@ def load_part(spark: Any, checked: Checked, part: Part) -> SparkLoaded:
     why = refusal(con, part)
     if why:
         raise DataError(_refused(checked, part, why))
+    cached: list[Any] = []
     try:
-        return _load_part(spark, con, checked, part)
-    except RiskConsoleError:
-        raise
-    except Exception as err:  # noqa: BLE001 - an executor's refusal of a row arrives as whatever pyspark wraps it in
-        said = row_error(err)
-        if said is None:
+        return _load_part(spark, con, checked, part, cached)
+    except BaseException as err:
+        unpersist(cached)  # else the session's cache would answer a later read of the same files (fixed by then)
+        said = None if isinstance(err, RiskConsoleError) else row_error(err)  # an executor's refusal of a row
+        if said is None:  # arrives as whatever pyspark wraps it in
             raise
         where = "" if part.kind == "events" else f"{part.where}: "
         raise DataError(f"{checked.label}: {where}source '{part.source}': {said}") from None
 
 
-def _load_part(spark: Any, con: duckdb.DuckDBPyConnection, checked: Checked, part: Part) -> SparkLoaded:
+def unpersist(cached: list[Any]) -> None:
+    """Drop what a load persisted from Spark's cache: the cache answers any later read whose plan matches, even
+    after the files changed (a source fixed after a failed load would be read as it was)."""
+    for data in cached:
+        data.unpersist()
+
+
+def _load_part(spark: Any, con: duckdb.DuckDBPyConnection, checked: Checked, part: Part,
+               cached: list[Any]) -> SparkLoaded:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     where = "" if part.kind == "events" else f"{part.where}: "
-    cached: list[Any] = []
     data, raw = read_raw(spark, con, part, checked.label, cached)
     if part.remote and part.kind == "events":  # checked over samples before: now over every row
         _check_outcomes(data, checked)
@@ -341,8 +348,9 @@ class SparkLoader:
         where = "" if part.kind == "events" else f"{part.where}: "
         progress(f"spark: reading {len(part.files)} file(s) of {where}{part.source} on {master} ...")
         rows, quarantine = part.table, f"_{part.quarantine}"
+        result = None
         try:
-            result = load_part(self.spark, checked, part)
+            result = load_part(self.spark, checked, part)  # on failure it unpersists what it cached itself
             order = [part.loaded_name(c) for c in part.order]  # DuckDB's view reads the files in this order
             if part.kind == "events":
                 write_days(result.rows, self.store.uri(rows), part.loaded_name(part.roles["time"]), order)
@@ -355,8 +363,9 @@ class SparkLoader:
             raise DataError(f"{checked.label}: {where}loading '{part.source}' on spark failed: "
                             f"{row_error(err) or first_line(err)}") \
                 from None
-        for data in result.cached:
-            data.unpersist()
+        finally:
+            if result is not None:
+                unpersist(result.cached)
         kept = False  # the quarantine's files: kept when DuckDB's quarantine is a view of them
         try:
             with self.store.reading(rows) as rows_in, self.store.reading(quarantine) as quarantine_in:

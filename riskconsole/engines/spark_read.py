@@ -27,7 +27,7 @@ from riskconsole.sources import Part, literal_file, target_types
 from riskconsole.sqlbuild import alias, render
 from riskconsole.workspace import connect_duckdb
 
-READ_ON_SPARK = ("csv", "parquet", "json")  # JSON: JSON Lines, parsed by DuckDB on the executors (spark_json.py)
+READ_ON_SPARK = ("csv", "parquet", "json")  # JSON: parsed by DuckDB on the executors (spark_json.py)
 POSITION = ("__file", "ordinality")  # source order: file (1-based, sorted paths), row (as DuckDB numbers it)
 _TEXT = "VARCHAR"
 NULL_TYPE = '"NULL"'  # DuckDB's type of a column whose every sniffed value is null (JSON, Parquet)
@@ -126,7 +126,8 @@ def read_raw(spark: Any, con: duckdb.DuckDBPyConnection, part: Part, label: str,
 
     cached = [] if cached is None else cached
     if part.fmt == "json":
-        data = spark_json.read(spark, part, {p: (i, f) for p, i, f in _file_paths(spark, part)}, label)
+        data = spark_json.read(spark, part, {p: (i, f) for p, i, f in _file_paths(spark, part)}, label,
+                               whole=not spark_json.lines(con, part), cached=cached)
         _check_raw_types(con, data.drop("_file", *POSITION), {c: spark_json.carried(t) for c, t in part.types.items()},
                          part, label)
         return data, dict(part.types)
