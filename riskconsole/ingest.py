@@ -117,7 +117,21 @@ def _typed(column: str, raw_type: str, target: str, part: Part) -> exp.Expressio
     if part.decimal == "," and raw_type in ("JSON", "VARCHAR") and _is_number(target):
         # 723,03 -> 723.03; a '.' is then a thousands separator (1.234,56): NULL, hence quarantined, never misread
         source = fill("CASE WHEN contains(:t, '.') THEN NULL ELSE replace(:t, ',', '.') END", t=text)
-    return exp.TryCast(this=source, to=exp.DataType.build(target, dialect="duckdb"))
+    cast = exp.TryCast(this=source, to=exp.DataType.build(target, dialect="duckdb"))
+    if _is_integer(target) and raw_type in ("JSON", "VARCHAR"):  # DuckDB rounds '0.5' to 1: a fraction is no integer
+        # (an integer column sniffed from the first rows, a fraction further on: quarantined, never rounded)
+        return fill("CASE WHEN :f THEN NULL ELSE :c END", f=_fraction(source), c=cast)
+    return cast
+
+
+def _fraction(text: exp.Expression) -> exp.Expression:
+    """Whether a number written as text has a fractional part."""
+    return fill("TRY_CAST(:s AS DOUBLE) <> trunc(TRY_CAST(:s AS DOUBLE))", s=text)
+
+
+def _is_integer(target: str) -> bool:
+    return target.upper().startswith(("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+                                      "UINTEGER", "UBIGINT", "INT"))
 
 
 def _is_number(target: str) -> bool:
@@ -136,6 +150,10 @@ def _column_reasons(column: str, target: str, part: Part, raw_type: str) -> list
         return [(failed, lit(f"{column}: not {tried}")), (times.out_of_range(cast), times.range_reason(column, cast))]
     mark = " with decimal_separator ','" if part.decimal == "," and _is_number(target) else ""
     pairs = [(failed, lit(f"{column}: not a valid {target}{mark}"))]
+    if _is_integer(target) and raw_type in ("VARCHAR", "JSON") and column not in part.declared:
+        pairs.insert(0, (fill(":f AND :x", f=failed, x=_fraction(_as_text(column, raw_type))), lit(
+            f"{column}: a fraction in a column read as {target} from its first rows: declare types: "
+            f"{{{column}: DOUBLE}}")))
     if _is_number(target) and raw_type in ("VARCHAR", "JSON"):  # `$12.50`, `12,50 €`: say so, and the fix
         sign = fill("regexp_extract(:t, :re)", t=_as_text(column, raw_type), re=lit(CURRENCY.pattern))
         pairs.insert(0, (fill(":f AND :s <> ''", f=failed, s=sign), _currency_reason(column, part, sign)))
