@@ -160,9 +160,14 @@ def _uri_part(dataset: Dataset | Stream | Table, prefix: str, remote: Remote | N
     try:
         listed = remote.files(dataset.source)
         if not listed:
-            raise DataError(f"{prefix}source '{dataset.source}' matches no file (Spark listed it)")
+            raise DataError(f"{prefix}source '{dataset.source}' matches no file (Spark listed it, skipping names that "
+                            "start with '_' or '.')")
         files = [path for path, _ in listed]
         fmt = _one_format(dataset, files, prefix)
+        colon = next((f for f in files if ":" in PurePosixPath(f.partition("://")[2]).name), None)
+        if colon:  # Spark lists such a name and cannot read it
+            raise DataError(f"{prefix}source '{dataset.source}': the file name '{PurePosixPath(colon).name}' holds "
+                            "':', which Spark's Hadoop file paths cannot read (rename the file)")
         return files, fmt, remote.sample(fmt, files, folder()), dict(listed)
     except RiskConsoleError:
         raise

@@ -571,6 +571,16 @@ def test_a_spark_out_of_memory_error_says_how_to_give_it_more():
                        "Job aborted due to stage failure\nCaused by: java.lang.OutOfMemoryError: Java heap space")
     assert "driver_memory" in first_line(err) and "out of memory" in first_line(err)
     assert first_line(RuntimeError("[UNRESOLVED_COLUMN] x\nmore")) == "[UNRESOLVED_COLUMN] x"
+    failed = RuntimeError(  # a task's failure as Py4J words it: the root cause's Spark error and the file are said
+        "An error occurred while calling o146.collectToPython.\n: org.apache.spark.SparkException: Job aborted due to "
+        "stage failure: Task 0 failed: org.apache.spark.SparkException: [FAILED_READ_FILE.NO_HINT] Encountered error "
+        "while reading file file:///data/in/a%20b.csv.  SQLSTATE: KD001\n\tat org.apache.spark.X.y(X.scala:1)\n"
+        "Caused by: org.apache.spark.SparkRuntimeException: [MALFORMED_CSV_RECORD] Malformed CSV record: line2 "
+        "SQLSTATE: KD000\n\tat org.apache.spark.Y.z(Y.scala:2)")
+    assert first_line(failed) == ("[MALFORMED_CSV_RECORD] Malformed CSV record: line2 (reading "
+                                  "file:///data/in/a%20b.csv)")
+    assert first_line(RuntimeError("An error occurred while calling o1.count.\n: java.io.IOException: disk\n\tat "
+                                   "a.b(c.java:1)")) == "java.io.IOException: disk"
 
 WATCH = {"name": "watch", "rules": [
     {"name": "burst", "when": "user_orders_1h >= 3", "action": "block"},

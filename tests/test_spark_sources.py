@@ -122,8 +122,35 @@ def test_a_uri_source_is_checked_over_its_samples_then_over_every_row(tmp_path, 
     assert _held(ws, ["events"]) == live
 
 
+def test_files_after_the_sampled_ones_need_the_first_files_header_as_written(tmp_path, spark, monkeypatch):
+    """With one file sampled: files whose header DuckDB renames (a pandas index's empty name, names with spaces
+    after the commas) load as the local files load on DuckDB; a later file with another header fails the load
+    naming it."""
+    from riskconsole.engines import spark_sources
+
+    monkeypatch.setattr(spark_sources, "SAMPLED_FILES", 1)
+    header = "," + ", ".join(T.HEADER.strip().split(",")) + "\n"
+    files = {f"{i}.csv": (header + "".join(f"{i}{j}," + ", ".join(T._row(10 * i + j, "2026-03-01 10:00:00").split(","))
+                                            + "\n" for j in range(3))).encode() for i in range(3)}
+    ws = T._files(tmp_path / "ws", files)
+    duck = load(ws)
+    want = _held(ws, ["events"])
+    _at_uris(ws, source=f"file://{ws.root}/data/in/*.csv")
+    assert load(ws, engine="spark", spark=spark).loaded == duck.loaded == 9
+    assert _held(ws, ["events"]) == want
+    (ws.root / "data" / "in" / "2.csv").write_bytes(files["2.csv"].replace(b", ts,", b", time,", 1))
+    with pytest.raises(RiskConsoleError, match=r"source 'file://.*': file://.*/data/in/2.csv does not start with the "
+                                               "first file's header: every file of a source at a URI is read with "
+                                               "the first file's columns, so give every file the same header$"):
+        load(ws, engine="spark", spark=spark)
+
+
 @pytest.mark.parametrize("source, engine, message", [
-    ("file:///nowhere/at/all/*.csv", "spark", "source 'file:///nowhere/at/all/*.csv' matches no file (Spark listed it)"),
+    ("file:///nowhere/at/all/*.csv", "spark", "source 'file:///nowhere/at/all/*.csv' matches no file (Spark listed it, "
+                                              "skipping names that start with '_' or '.')"),
+    ("FOLDER/_hidden.csv", "spark", "matches no file (Spark listed it, skipping names that start with '_' or '.')"),
+    ("FOLDER/", "spark", "/data/in/': the file name 'c 10:00.csv' holds ':', which Spark's Hadoop file paths cannot "
+                         "read (rename the file)"),
     ("FOLDER/*", "spark", "must match files of one format (.csv, .parquet, .json/.jsonl); got .csv, .parquet"),
     ("s3a://bucket/orders/*.csv", "spark", "source 's3a://bucket/orders/*.csv': Spark cannot read it ("),
     ("FOLDER/*.csv", "duckdb", "is a URI: only engine spark reads a source at a URI: set engine: spark in the dataset "
@@ -131,7 +158,11 @@ def test_a_uri_source_is_checked_over_its_samples_then_over_every_row(tmp_path, 
 ])
 def test_bad_uri_sources_get_one_line(tmp_path, spark_for_cli, capsys, source, engine, message):
     ws = T._files(tmp_path / "ws", {"a.csv": T._csv(T.SECOND)})
-    pd.DataFrame({"x": [1]}).to_parquet(ws.root / "data" / "in" / "b.parquet")
+    if source.endswith("*"):
+        pd.DataFrame({"x": [1]}).to_parquet(ws.root / "data" / "in" / "b.parquet")
+    (ws.root / "data" / "in" / "_hidden.csv").write_bytes(T._csv(T.SECOND))
+    if source == "FOLDER/":
+        (ws.root / "data" / "in" / "c 10:00.csv").write_bytes(T._csv(T.SECOND))
     _at_uris(ws, source=source.replace("FOLDER", f"file://{ws.root}/data/in"))
     for command in ("validate", "load"):
         args = [command, *([str(ws.dataset_path)] if command == "validate" else []), "--workspace", str(ws.root),
@@ -171,9 +202,15 @@ def test_validate_checks_a_uri_source_on_spark_and_a_strategy_waits_for_the_load
     assert "is a URI, read through Spark: load the data first" in capsys.readouterr().err
 
 
-def test_a_csv_sample_cut_inside_a_quoted_field_ends_at_the_last_whole_record():
-    from riskconsole.engines.spark_sources import whole
+def test_a_csv_sample_ends_with_a_whole_record(monkeypatch):
+    """A file read to its end is its own sample, stray quotes and all (`5" screen` is text); a longer file's sample
+    is its first lines, taking whole a quoted record the cut would split."""
+    from riskconsole.engines import spark_sources
 
-    assert whole(["a,b", '1,"x', 'y"', '2,"z']) == ["a,b", '1,"x', 'y"']
-    assert whole(["a,b", '1,"say ""hi"""', "2,x"]) == ["a,b", '1,"say ""hi"""', "2,x"]
+    monkeypatch.setattr(spark_sources, "SAMPLE_LINES", 2)
+    monkeypatch.setattr(spark_sources, "EXTRA_LINES", 3)
+    whole = spark_sources.whole
+    assert whole(["a,b", '1,5" screen', "2,x"]) == ["a,b", '1,5" screen', "2,x"]  # read to its end
+    assert whole(["a,b", '1,"x', 'y"', "2,z", "3,w"]) == ["a,b", '1,"x', 'y"']  # the record split at the cut
+    assert whole(["a,b", '1,"say ""hi"""', "2,x", "3,y", "4,z"]) == ["a,b", '1,"say ""hi"""']
     assert whole([]) == []

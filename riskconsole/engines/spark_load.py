@@ -21,7 +21,7 @@ from sqlglot import exp
 
 from riskconsole import ingest
 from riskconsole.engines.spark_json import row_error
-from riskconsole.engines.spark_read import POSITION, check_utf8, connect, read_raw, refusal
+from riskconsole.engines.spark_read import POSITION, check_utf8, connect, header_error, read_raw, refusal
 from riskconsole.engines.spark_render import first_line
 from riskconsole.errors import DataError, RiskConsoleError
 from riskconsole.escape import terminal
@@ -184,7 +184,7 @@ def load_part(spark: Any, checked: Checked, part: Part) -> SparkLoaded:
         return _load_part(spark, con, checked, part, cached)
     except BaseException as err:
         unpersist(cached)  # else the session's cache would answer a later read of the same files (fixed by then)
-        said = None if isinstance(err, RiskConsoleError) else row_error(err)  # an executor's refusal of a row
+        said = None if isinstance(err, RiskConsoleError) else row_error(err) or header_error(err)  # a row's, a file's
         if said is None:  # arrives as whatever pyspark wraps it in
             raise
         where = "" if part.kind == "events" else f"{part.where}: "

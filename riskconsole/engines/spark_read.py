@@ -15,6 +15,7 @@ import posixpath
 import re
 import unicodedata
 from typing import Any
+from urllib.parse import unquote
 
 import duckdb
 import pyarrow as pa
@@ -45,8 +46,8 @@ def refusal(con: duckdb.DuckDBPyConnection, part: Part) -> str | None:
     no option for, files with different headers, or a loaded type without an exact Spark type."""
     if part.fmt not in READ_ON_SPARK:
         return f"{part.fmt.upper()} sources are read by DuckDB's reader only so far"
-    for path in [] if part.remote else part.files:  # a URI's files are named by Spark's own listing
-        if ":" in posixpath.basename(path):
+    for path in part.files:  # a URI's too: Spark lists such a name, and cannot read it
+        if ":" in posixpath.basename(path.partition("://")[2] if part.remote else path):
             return (f"the file name '{posixpath.basename(path)}' holds ':', which Spark's Hadoop file paths cannot "
                     "read (rename the file)")
     if part.fmt == "json":
@@ -137,8 +138,7 @@ def read_raw(spark: Any, con: duckdb.DuckDBPyConnection, part: Part, label: str,
     else:
         data = spark.read.option("mergeSchema", True).parquet(*[literal(f) for f in part.files])
         raw = dict(part.types)
-    data = data.select("*", F.col("_metadata.file_path").alias("__path"), F.monotonically_increasing_id().alias("__mid"),
-                       *([F.col("_metadata.row_index").alias("__row")] if part.fmt == "parquet" else []))
+        data = data.select("*", *_located(), F.col("_metadata.row_index").alias("__row"))
     _check_raw_types(con, data.drop("__path", "__row", "__mid"), raw, part, label)
     return _positioned(spark, data, part, label, cached), raw
 
@@ -146,21 +146,59 @@ def read_raw(spark: Any, con: duckdb.DuckDBPyConnection, part: Part, label: str,
 def _read_csv(spark: Any, con: duckdb.DuckDBPyConnection, part: Part, schema: Any) -> Any:
     """Every file as text columns, read with the dialect DuckDB's sniffer finds in it (files of one dialect in one
     read). Quoted line breaks stay in their field (multiLine); a malformed row fails the read, as in DuckDB. A source
-    at a URI: the files not sampled are read with the first file's dialect, and a header that is not the first
-    file's fails the read (Spark's `enforceSchema` off)."""
+    at a URI: the files not sampled are read with the first file's dialect, and must start with the first file's
+    header as written (Spark's `enforceSchema` off, against those names; `header_error` then names the file)."""
+    from pyspark.sql.types import StringType, StructField, StructType
+
     groups: dict[tuple, list[str]] = {}
     dialects = {f: csv_dialect(con, local) for f, local in zip(part.files, part.readable)}
     first = dialects[part.files[0]]
     for path in part.files:
         d = dialects.get(path, first)
-        groups.setdefault((d["sep"], d["quote"], d["escape"], d["header"]), []).append(path)
+        groups.setdefault((d["sep"], d["quote"], d["escape"], d["header"], path not in dialects), []).append(path)
     reads = []
-    for (sep, quote, escape, header), paths in groups.items():
+    for (sep, quote, escape, header, unsampled), paths in groups.items():
         quote = quote or "\u0000"  # no quoting: Spark's option for none
         options = {"header": header, "sep": sep, "quote": quote, "escape": escape or quote, "multiLine": True,
-                   "mode": "FAILFAST", "encoding": "UTF-8", **({"enforceSchema": False} if part.remote else {})}
-        reads.append(spark.read.options(**options).schema(schema).csv([literal(p) for p in paths]))
+                   "mode": "FAILFAST", "encoding": "UTF-8"}
+        if unsampled and header:  # checked against the first file's header as written, then named as DuckDB names it
+            written = raw_header(part.readable[0], sep, quote, escape)
+            read = spark.read.options(**options, enforceSchema=False).schema(
+                StructType([StructField(name, StringType()) for name in written])).csv([literal(p) for p in paths])
+        else:
+            read = spark.read.options(**options).schema(schema).csv([literal(p) for p in paths])
+        reads.append(read.select(*[read[i].alias(name) for i, name in enumerate(schema.fieldNames())], *_located()))
     return functools.reduce(lambda a, b: a.unionByName(b), reads)
+
+
+def _located() -> list[Any]:
+    """A read row's file (`__path`, as `_metadata` spells it) and an id increasing down each file (`__mid`)."""
+    from pyspark.sql import functions as F
+
+    return [F.col("_metadata.file_path").alias("__path"), F.monotonically_increasing_id().alias("__mid")]
+
+
+def header_error(err: BaseException) -> str | None:
+    """What to say when Spark refused a file's header (`enforceSchema` off), naming the file; None otherwise."""
+    text = str(err)
+    if "CSV header does not conform to the schema" not in text:
+        return None
+    found = re.search(r"CSV file: (\S+)", text)
+    where = unquote(found.group(1)) if found else "a file"
+    return (f"{where} does not start with the first file's header: every file of a source at a URI is read with the "
+            "first file's columns, so give every file the same header")
+
+
+def raw_header(path: str, sep: str, quote: str, escape: str | None) -> list[str]:
+    """A CSV file's header as written (a BOM dropped): the names Spark checks other files' headers against."""
+    import csv
+
+    with open(path, encoding="utf-8", newline="") as handle:
+        line = handle.readline().removeprefix("\ufeff").rstrip("\r\n")
+    quoting = {"quotechar": quote} if quote != "\u0000" else {"quoting": csv.QUOTE_NONE}
+    doubled = escape in (None, quote)
+    return next(csv.reader([line], delimiter=sep, doublequote=doubled, escapechar=None if doubled else escape,
+                           **quoting))
 
 
 def _check_raw_types(con: duckdb.DuckDBPyConnection, data: Any, raw: dict[str, str], part: Part, label: str) -> None:

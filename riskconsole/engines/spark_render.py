@@ -6,6 +6,7 @@ user's expression may say), with every sqlglot "unsupported" warning raised as a
 
 from __future__ import annotations
 
+import re
 from typing import Callable
 
 from sqlglot import exp
@@ -178,9 +179,19 @@ OUT_OF_MEMORY = ("Spark ran out of memory (java.lang.OutOfMemoryError): give it 
 
 
 def first_line(err: Exception) -> str:
-    """The line of a Spark error a user can act on: its first, or what to do when the JVM ran out of memory (the
-    first line then names only the call that failed, e.g. `An error occurred while calling o261.localCheckpoint.`)."""
+    """The line of a Spark error a user can act on: its first, or where that names only the JVM call that failed
+    (`An error occurred while calling o261.collectToPython.`) the root cause's Spark error (`[MALFORMED_CSV_RECORD]
+    Malformed CSV record: …`) and the file being read, or what to do when the JVM ran out of memory."""
     text = str(err).strip()
     if "java.lang.OutOfMemoryError" in text:
         return OUT_OF_MEMORY
-    return text.splitlines()[0] if text else type(err).__name__
+    first = text.splitlines()[0] if text else type(err).__name__
+    if first.startswith("An error occurred while calling"):
+        causes = re.findall(r"(?:Exception|Error): (\[[A-Z][A-Z0-9_.]*\][^\n]*)", text)
+        if causes:
+            file = re.search(r"while reading file (\S+?)\.?\s", text)
+            return causes[-1].split(" SQLSTATE")[0].strip() + (f" (reading {file.group(1)})" if file else "")
+        java = re.findall(r"(?:^|\n)(?:Caused by: |: )([\w.$]+(?:Exception|Error)(?:: [^\n]*)?)", text)
+        if java:  # no Spark error class: the root cause as Java names it
+            return java[-1].strip()
+    return first

@@ -18,6 +18,7 @@ from riskconsole.engines.spark_store import literal
 
 SAMPLED_FILES = 8  # files whose heads are copied here (the first ones in sorted order)
 SAMPLE_LINES = 20_480  # DuckDB's `sample_size`: lines of a CSV or JSON Lines file, rows of a Parquet file
+EXTRA_LINES = 1_000  # read beyond them: a quoted field the cut would split is taken whole
 _SUFFIX = {"csv": ".csv", "json": ".jsonl", "parquet": ".parquet"}
 
 
@@ -48,9 +49,9 @@ class SparkSources:
             if fmt == "parquet":
                 pq.write_table(self.spark.read.parquet(literal(path)).limit(SAMPLE_LINES).toArrow(), local)
             else:  # the lines as they are (a CR kept), a quoted line break included
-                lines = self.spark.read.option("lineSep", "\n").text(literal(path)).limit(SAMPLE_LINES).collect()
-                text = [row[0] for row in lines]
-                local.write_text("".join(f"{line}\n" for line in (whole(text) if fmt == "csv" else text)),
+                lines = self.spark.read.option("lineSep", "\n").text(literal(path)).limit(SAMPLE_LINES + EXTRA_LINES)
+                text = [row[0] for row in lines.collect()]
+                local.write_text("".join(f"{line}\n" for line in (whole(text) if fmt == "csv" else text[:SAMPLE_LINES])),
                                  encoding="utf-8")
             out[path] = str(local)
         return out
@@ -70,14 +71,17 @@ class SparkSources:
 
 
 def whole(lines: list[str]) -> list[str]:
-    """A CSV file's first lines without a record its last lines cut inside quotes (`"`, doubled inside a field):
-    DuckDB's sniffer would read the open quote to the end and fail. At most 1,000 lines are dropped."""
-    quotes = sum(line.count('"') for line in lines)
-    end = len(lines)
-    while quotes % 2 and end > max(0, len(lines) - 1_000):
-        end -= 1
-        quotes -= lines[end].count('"')
-    return lines[:end]
+    """A CSV file's first SAMPLE_LINES lines (`lines`: up to EXTRA_LINES more were read), ending with a whole record:
+    a record the cut would split inside quotes (`"`, doubled inside a field) is taken whole from the lines after,
+    so DuckDB's sniffer reads no open quote to the end of the sample. A file read to its end is kept as it is."""
+    if len(lines) <= SAMPLE_LINES + EXTRA_LINES - 1:  # the whole file
+        return lines
+    quotes = sum(line.count('"') for line in lines[:SAMPLE_LINES])
+    end = SAMPLE_LINES
+    while quotes % 2 and end < len(lines):
+        quotes += lines[end].count('"')
+        end += 1
+    return lines[:end] if quotes % 2 == 0 else lines[:SAMPLE_LINES]
 
 
 def spelled(uri: str) -> str:
