@@ -168,7 +168,11 @@ def _uri_part(dataset: Dataset | Stream | Table, prefix: str, remote: Remote | N
         if colon:  # Spark lists such a name and cannot read it
             raise DataError(f"{prefix}source '{dataset.source}': the file name '{PurePosixPath(colon).name}' holds "
                             "':', which Spark's Hadoop file paths cannot read (rename the file)")
-        return files, fmt, remote.sample(fmt, files, folder()), dict(listed)
+        try:
+            samples = remote.sample(fmt, files, folder())
+        except RiskConsoleError as err:  # a file it cannot copy: named by itself
+            raise DataError(f"{prefix}source '{dataset.source}': {err}") from None
+        return files, fmt, samples, dict(listed)
     except RiskConsoleError:
         raise
     except Exception as err:  # noqa: BLE001 - pyspark raises many kinds (a scheme without its file system, ...)

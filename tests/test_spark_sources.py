@@ -44,7 +44,8 @@ def test_csv_files_at_a_uri_load_on_spark_as_the_same_files_load_on_duckdb(tmp_p
     """Two messy CSV files (a BOM, CRLF, a quoted line break, a repeated id; the second named with a space, `#`,
     `{}`, `[]` and a non-ASCII letter) read from a `file://` glob: the same counts, reasons, warnings, events and
     quarantine as DuckDB's load of them as local files; the quarantine names each file by its URI."""
-    ws = T._files(tmp_path / "ws", {"a.csv": T._csv(T.MESSY, bom=True), "b {1} ü #[x].csv": T._csv(T.SECOND, crlf=True)})
+    ws = T._files(tmp_path / "ws", {"a.csv": T._csv(T.MESSY, bom=True), "b {1} ü #[x].csv": T._csv(T.SECOND, crlf=True)},
+                  features=[])  # what is read is the question: no feature to build
     duck = load(ws)
     want = _held(ws, ["events", "quarantine"])
     folder = ws.root / "data" / "in"
@@ -61,30 +62,32 @@ def test_csv_files_at_a_uri_load_on_spark_as_the_same_files_load_on_duckdb(tmp_p
 
 
 def test_streams_and_tables_at_uris_load_on_spark_as_on_duckdb(tmp_path, spark):
-    """A JSON Lines stream and a Parquet table in a folder outside the workspace, a CSV table named by its folder
+    """A JSON stream (an array in one file, JSON Lines in the other) and a Parquet table in a folder outside the
+    workspace, a CSV table named by its folder
     (every file under it): the stream, the tables and the frame DuckDB holds after a load on Spark are a DuckDB load
     of the same files as local paths."""
     events = test_tables.make_events(n=120)
     ws = test_tables.workspace(tmp_path / "ws", events, test_tables.make_merchants(events),
-                               features=[*test_tables.FEATURES[:4], *test_streams.FEATURES[:2]])
+                               features=[test_tables.FEATURES[0], test_streams.FEATURES[0]])
     outside = tmp_path / "bucket"
     (outside / "logins").mkdir(parents=True)
     (outside / "devices" / "part=1").mkdir(parents=True)
     logins = test_streams.make_logins(events, n=150)
-    logins.to_json(outside / "logins" / "a.jsonl", orient="records", lines=True, date_format="iso")
+    logins[:70].to_json(outside / "logins" / "a.json", orient="records", indent=1, date_format="iso")  # an array
+    logins[70:].to_json(outside / "logins" / "b.json", orient="records", lines=True, date_format="iso")
     merchants = pd.read_csv(ws.root / "data" / "merchants.csv", parse_dates=["updated_at"])
     merchants.to_parquet(outside / "merchants.parquet", index=False)
     (ws.root / "data" / "devices.csv").rename(outside / "devices" / "part=1" / "devices.csv")
     (outside / "devices" / "_SUCCESS").write_text("")
     spec = yaml.safe_load(ws.dataset_path.read_text())
-    spec["streams"] = {"logins": {**test_streams.STREAM, "source": str(outside / "logins" / "*.jsonl")}}
+    spec["streams"] = {"logins": {**test_streams.STREAM, "source": str(outside / "logins" / "*.json")}}
     spec["tables"]["merchants"]["source"] = str(outside / "merchants.parquet")
     spec["tables"]["devices"]["source"] = str(outside / "devices" / "part=1" / "devices.csv")
     ws.dataset_path.write_text(yaml.safe_dump(spec, sort_keys=False))
     tables = ["events", "stream_logins", "quarantine_logins", "table_merchants", "table_devices", "frame"]
     duck = load(ws)
     want = _held(ws, tables)
-    _at_uris(ws, logins=f"file://{outside}/logins/*.jsonl", merchants=f"file://{outside}/merchants.parquet",
+    _at_uris(ws, logins=f"file://{outside}/logins/*.json", merchants=f"file://{outside}/merchants.parquet",
              devices=f"file://{outside}/devices")
     ours = load(ws, engine="spark", spark=spark)
     assert (ours.summary(), ours.warnings) == (duck.summary(), duck.warnings)
@@ -107,7 +110,7 @@ def test_a_uri_source_is_checked_over_its_samples_then_over_every_row(tmp_path, 
     header = "event_id,ts,is_fraud,label_ts,amount,user_id,device_id,prod_action\n"
     first = header + "e1,2026-03-01 10:00:00,0,,5,1,1,allow\n"
     ws = T._files(tmp_path / "ws", {"a.csv": header.encode(), "b.csv": first.replace("e1", "e2").encode()},
-                  columns={**T.BASE_DATASET["columns"], "prod_action": "prod_action"})
+                  columns={**T.BASE_DATASET["columns"], "prod_action": "prod_action"}, features=[])
     _at_uris(ws, source=f"file://{ws.root}/data/in/*.csv")
     checked = check_dataset(ws, engine="spark", spark=spark)
     assert list(checked.parts[0].samples) == [f"file://{ws.root}/data/in/a.csv"]
@@ -132,7 +135,7 @@ def test_files_after_the_sampled_ones_need_the_first_files_header_as_written(tmp
     header = "," + ", ".join(T.HEADER.strip().split(",")) + "\n"
     files = {f"{i}.csv": (header + "".join(f"{i}{j}," + ", ".join(T._row(10 * i + j, "2026-03-01 10:00:00").split(","))
                                             + "\n" for j in range(3))).encode() for i in range(3)}
-    ws = T._files(tmp_path / "ws", files)
+    ws = T._files(tmp_path / "ws", files, features=[])
     duck = load(ws)
     want = _held(ws, ["events"])
     _at_uris(ws, source=f"file://{ws.root}/data/in/*.csv")

@@ -19,6 +19,7 @@ from riskconsole.engines.spark_store import literal
 SAMPLED_FILES = 8  # files whose heads are copied here (the first ones in sorted order)
 SAMPLE_LINES = 20_480  # DuckDB's `sample_size`: lines of a CSV or JSON Lines file, rows of a Parquet file
 EXTRA_LINES = 1_000  # read beyond them: a quoted field the cut would split is taken whole
+MAX_WHOLE = 256 * 2**20  # a JSON file that is not JSON Lines is copied whole for the checks, up to this size
 _SUFFIX = {"csv": ".csv", "json": ".jsonl", "parquet": ".parquet"}
 
 
@@ -51,10 +52,27 @@ class SparkSources:
             else:  # the lines as they are (a CR kept), a quoted line break included
                 lines = self.spark.read.option("lineSep", "\n").text(literal(path)).limit(SAMPLE_LINES + EXTRA_LINES)
                 text = [row[0] for row in lines.collect()]
-                local.write_text("".join(f"{line}\n" for line in (whole(text) if fmt == "csv" else text[:SAMPLE_LINES])),
-                                 encoding="utf-8")
+                if fmt == "json" and not _json_lines(text):  # an array, objects over several lines: whole
+                    local.write_text(self._whole_text(path), encoding="utf-8")
+                else:
+                    local.write_text("".join(f"{line}\n" for line in (whole(text) if fmt == "csv"
+                                                                       else text[:SAMPLE_LINES])), encoding="utf-8")
             out[path] = str(local)
         return out
+
+    def _whole_text(self, path: str) -> str:
+        """A JSON file that is not JSON Lines, whole (DuckDB cannot read its first lines alone).
+
+        Raises:
+            DataError: it is larger than MAX_WHOLE."""
+        from riskconsole.errors import DataError
+
+        size = self.spark.read.format("binaryFile").load(literal(path)).select("length").collect()[0][0]
+        if size > MAX_WHOLE:
+            raise DataError(f"{path} is JSON but not JSON Lines (an array, or objects over several lines) and "
+                            f"{size / 2**20:,.0f} MB: a source at a URI is checked over a copy of such a file, up to "
+                            f"{MAX_WHOLE // 2**20} MB; write it as JSON Lines (one object per line)")
+        return self.spark.read.text(literal(path), wholetext=True).collect()[0][0]
 
     def has_rows(self, fmt: str, files: list[str], header: bool) -> bool:
         """Whether any file holds a row: a Parquet row, or a line that is not blank beyond each CSV file's header."""
@@ -68,6 +86,20 @@ class SparkSources:
             return bool(lines.limit(1).count())
         counts = lines.groupBy(F.col("_metadata.file_path")).count().where(F.col("count") > 1)
         return bool(counts.limit(1).count())
+
+
+def _json_lines(lines: list[str]) -> bool:
+    """Whether a JSON file's first line that is not blank is one JSON object (a BOM dropped): JSON Lines."""
+    import json
+
+    for line in lines:
+        line = line.removeprefix("\ufeff").strip(" \t\r")
+        if line:
+            try:
+                return isinstance(json.loads(line), dict)
+            except ValueError:
+                return False
+    return True
 
 
 def whole(lines: list[str]) -> list[str]:
