@@ -800,10 +800,9 @@ def test_validate_engine_spark_checks_a_dataset_and_a_strategy_for_spark(tmp_pat
 # ------------------------------------------------------------------ spark.store: the Parquet elsewhere
 
 
-@pytest.mark.parametrize("as_uri, remote", [(False, False), (True, False), (True, True)],
-                         ids=["path", "file-uri", "file-uri-as-an-object-store"])
-def test_a_store_outside_the_workspace_holds_the_spark_data(tmp_path, spark, as_uri, remote, monkeypatch):
-    """`spark.store` (an absolute path, or a file:// URI) holds every data version's folder instead of data/spark/:
+@pytest.mark.parametrize("remote", [False, True], ids=["file-uri", "file-uri-as-an-object-store"])
+def test_a_store_outside_the_workspace_holds_the_spark_data(tmp_path, spark, remote, monkeypatch):
+    """`spark.store` (a file:// URI, or an absolute path: the same folder) holds every data version's folder instead of data/spark/:
     a load on Spark writes the events there, the frame is built there (its marker written last) and a backtest on
     Spark over it gives DuckDB's report; a version folder whose marker is gone is built again, never reused; a new
     load's export removes the old version, and only folders named like a data version. `remote`: the store is taken
@@ -812,12 +811,13 @@ def test_a_store_outside_the_workspace_holds_the_spark_data(tmp_path, spark, as_
     from riskconsole.engines import spark_store
     from riskconsole.session import Session
 
+    store = tmp_path / "shared" / "riskconsole"
+    assert spark_store.Store(lambda: None, str(store)).local == store  # a path: the folder its file:// URI names
+    assert spark_store.Store(lambda: None, f"file://{store}").local == store
     if remote:
         monkeypatch.setattr(spark_store, "_local_path", lambda base: None)
-
-    store = tmp_path / "shared" / "riskconsole"
     ws = _files(tmp_path / "ws", {"a.csv": _csv(MESSY), "b.csv": _csv(SECOND)},
-                spark={"store": f"file://{store}" if as_uri else str(store)})
+                spark={"store": f"file://{store}"})
     ws.strategies_dir.mkdir()
     (ws.strategies_dir / "s.yaml").write_text(yaml.safe_dump(STRATEGY))
     load(ws)
