@@ -113,10 +113,7 @@ def _typed(column: str, raw_type: str, target: str, part: Part) -> exp.Expressio
         return times.parse_typed(ident(column), raw_type, text, times.formats_of(part.time_format, column))
     if raw_type == target:
         return ident(column)
-    source = text if raw_type in ("JSON", "VARCHAR") else ident(column)
-    if part.decimal == "," and raw_type in ("JSON", "VARCHAR") and _is_number(target):
-        # 723,03 -> 723.03; a '.' is then a thousands separator (1.234,56): NULL, hence quarantined, never misread
-        source = fill("CASE WHEN contains(:t, '.') THEN NULL ELSE replace(:t, ',', '.') END", t=text)
+    source = _number_text(column, raw_type, target, part) if raw_type in ("JSON", "VARCHAR") else ident(column)
     cast = exp.TryCast(this=source, to=exp.DataType.build(target, dialect="duckdb"))
     if _is_integer(target) and raw_type in ("JSON", "VARCHAR"):  # DuckDB rounds '0.5' to 1: a fraction is no integer
         # (an integer column sniffed from the first rows, a fraction further on: quarantined, never rounded)
@@ -124,9 +121,20 @@ def _typed(column: str, raw_type: str, target: str, part: Part) -> exp.Expressio
     return cast
 
 
+def _number_text(column: str, raw_type: str, target: str, part: Part) -> exp.Expression:
+    """The text a number column's value is cast from: with `decimal_separator: ','` a comma made a point (723,03 ->
+    723.03), and a '.' then a thousands separator (1.234,56): NULL, hence quarantined, never misread."""
+    text = _as_text(column, raw_type)
+    if part.decimal == "," and _is_number(target):
+        return fill("CASE WHEN contains(:t, '.') THEN NULL ELSE replace(:t, ',', '.') END", t=text)
+    return text
+
+
 def _fraction(text: exp.Expression) -> exp.Expression:
-    """Whether a number written as text has a fractional part."""
-    return fill("TRY_CAST(:s AS DOUBLE) <> trunc(TRY_CAST(:s AS DOUBLE))", s=text)
+    """Whether a number written as text has a fractional part: digits after the point that are not all 0 (what a
+    double cannot hold beyond 2^53 too), or, in exponent notation, a double that is not whole (1.5e0, not 1.5e3)."""
+    return fill("regexp_matches(trim(:s), '^[+-]?[0-9]*[.][0-9]*[1-9][0-9]*$') "
+                "OR TRY_CAST(:s AS DOUBLE) <> trunc(TRY_CAST(:s AS DOUBLE))", s=text)
 
 
 def _is_integer(target: str) -> bool:
@@ -151,7 +159,7 @@ def _column_reasons(column: str, target: str, part: Part, raw_type: str) -> list
     mark = " with decimal_separator ','" if part.decimal == "," and _is_number(target) else ""
     pairs = [(failed, lit(f"{column}: not a valid {target}{mark}"))]
     if _is_integer(target) and raw_type in ("VARCHAR", "JSON") and column not in part.declared:
-        pairs.insert(0, (fill(":f AND :x", f=failed, x=_fraction(_as_text(column, raw_type))), lit(
+        pairs.insert(0, (fill(":f AND :x", f=failed, x=_fraction(_number_text(column, raw_type, target, part))), lit(
             f"{column}: a fraction in a column read as {target} from its first rows: declare types: "
             f"{{{column}: DOUBLE}}")))
     if _is_number(target) and raw_type in ("VARCHAR", "JSON"):  # `$12.50`, `12,50 €`: say so, and the fix

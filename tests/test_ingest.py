@@ -142,15 +142,19 @@ def test_files_in_a_folder_named_like_a_partition_load_their_own_columns(tmp_pat
 def test_a_fraction_after_the_rows_that_typed_a_column_integer_is_quarantined_not_rounded(tmp_path):
     """DuckDB types `score` BIGINT from the first 20,480 rows it samples, then casts '20500.5' to 20501: a silent
     rounding. Such a row is quarantined saying why and the fix; a declared DOUBLE loads every row exactly."""
-    rows = [f"e{i},2026-03-01 10:00:00,0,,5,1,1,{i if i < 20_500 else f'{i}.5'}" for i in range(20_600)]
-    ws = _ws(tmp_path, {"a.csv": HEADER.replace("\n", ",score\n") + "\n".join(rows) + "\n"})
-    result = load(ws)
     why = "score: a fraction in a column read as BIGINT from its first rows: declare types: {score: DOUBLE}"
-    assert (result.loaded, result.reasons) == (20_500, {why: 100})
-    assert query(ws, "SELECT max(score) FROM events") == [(20_499,)]
+    for mark, sep in ((".", ","), (",", ";")):  # a decimal comma too (decimal_separator: ',')
+        fractions = [f"{i}{mark}5" for i in range(20_500, 20_599)] + [f"20500000000000001{mark}5"]  # past 2^53
+        rows = [sep.join(["e%d" % i, "2026-03-01 10:00:00", "0", "", "5", "1", "1", v])
+                for i, v in enumerate([*map(str, range(20_500)), *fractions])]
+        ws = _ws(tmp_path / sep, {"a.csv": HEADER.replace("\n", ",score\n").replace(",", sep) + "\n".join(rows) + "\n"},
+                 {**BASE_DATASET, "decimal_separator": mark})
+        result = load(ws)
+        assert (result.loaded, result.reasons) == (20_500, {why: 100}), mark
+        assert query(ws, "SELECT max(score) FROM events") == [(20_499,)]
     spec = yaml.safe_load(ws.dataset_path.read_text())
     ws.dataset_path.write_text(yaml.safe_dump({**spec, "types": {"score": "DOUBLE"}}))
-    assert load(ws).loaded == 20_600 and query(ws, "SELECT max(score) FROM events") == [(20_599.5,)]
+    assert load(ws).loaded == 20_600 and query(ws, "SELECT max(score) FROM events") == [(20_500_000_000_000_001.5,)]
 
 
 def test_a_source_with_no_rows_is_an_error(tmp_path):

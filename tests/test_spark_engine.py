@@ -544,21 +544,29 @@ def test_local_mode_gives_the_driver_a_third_of_the_machine_unless_the_dataset_s
     assert engine.session_conf(SparkSettings())["spark.driver.memory"] == "1g"
 
 
-def test_a_driver_started_here_logs_errors_only_and_a_users_log_settings_win():
+def test_a_driver_started_here_logs_errors_only_and_a_users_log_settings_win(tmp_path, monkeypatch):
     """Spark's default profile printed seven lines (the host's loopback address, Hadoop's native library, "Setting
-    default log level") before every Spark command's answer: the driver riskconsole starts reads the package's log
-    settings (errors only, Spark's and Hadoop's loggers named, so Spark's shell check prints no default of its own);
-    a user's own -Dlog4j2.configurationFile comes after and wins. A Connect server elsewhere keeps its own."""
+    default log level") before every Spark command's answer: the JVM PySpark starts gets the package's log settings
+    (errors only, Spark's and Hadoop's loggers named, so Spark's shell check prints no default of its own) through
+    log4j2's environment variable — not through spark.driver.extraJavaOptions, which would replace a user's own
+    from spark-defaults.conf. Spark's configuration folder with a log4j2.properties of its own, or the variable
+    already set, wins."""
     from riskconsole.config import SparkSettings
     from riskconsole.engines import spark as engine
 
-    ours = f"-Dlog4j2.configurationFile={engine.LOG_SETTINGS.as_uri()}"
-    assert engine.session_conf(SparkSettings())[engine.JAVA_OPTIONS] == ours
-    assert engine.session_conf(SparkSettings(master="yarn"))[engine.JAVA_OPTIONS] == ours
-    theirs = "-Dlog4j2.configurationFile=file:///etc/spark/log4j2.properties -Xss4m"
-    assert engine.session_conf(SparkSettings(conf={engine.JAVA_OPTIONS: theirs}))[engine.JAVA_OPTIONS] == \
-        f"{ours} {theirs}"
-    assert engine.JAVA_OPTIONS not in engine.session_conf(SparkSettings(remote="sc://host:15002", store="s3a://b/p"))
+    assert "spark.driver.extraJavaOptions" not in engine.session_conf(SparkSettings())
+    for name in (engine.LOG_ENV, "SPARK_CONF_DIR", "SPARK_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    engine.quiet_logs()
+    assert engine.os.environ[engine.LOG_ENV] == engine.LOG_SETTINGS.as_uri()
+    monkeypatch.setenv(engine.LOG_ENV, "file:///etc/mine.properties")
+    engine.quiet_logs()
+    assert engine.os.environ[engine.LOG_ENV] == "file:///etc/mine.properties"
+    monkeypatch.delenv(engine.LOG_ENV)
+    (tmp_path / "log4j2.properties").write_text("rootLogger.level = info\n")
+    monkeypatch.setenv("SPARK_CONF_DIR", str(tmp_path))
+    engine.quiet_logs()
+    assert engine.LOG_ENV not in engine.os.environ
     settings = dict(line.split(" = ") for line in engine.LOG_SETTINGS.read_text().splitlines()
                     if line and not line.startswith("#"))
     assert settings["rootLogger.level"] == settings["logger.spark.level"] == settings["logger.hadoop.level"] == "error"

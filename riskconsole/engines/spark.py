@@ -117,6 +117,8 @@ def start(settings: SparkSettings) -> Any:
     builder = builder.remote(settings.remote) if settings.connect else builder.master(settings.master)
     for key, value in session_conf(settings).items():
         builder = builder.config(key, str(value).lower() if isinstance(value, bool) else str(value))
+    if settings.server is None:  # a driver (or a local Connect server) starts here: errors only, from its first line
+        quiet_logs()
     if settings.server is not None:
         _reachable(settings)
     elif settings.connect:  # a Connect server PySpark starts here: its Python workers are this interpreter
@@ -186,8 +188,19 @@ def isolated(spark: Any) -> Any:
     return session
 
 
-JAVA_OPTIONS = "spark.driver.extraJavaOptions"
 LOG_SETTINGS = Path(__file__).with_name("log4j2.properties")  # Spark's log settings for a driver started here
+LOG_ENV = "LOG4J_CONFIGURATION_FILE"  # log4j2 reads it where no -Dlog4j2.configurationFile says otherwise
+
+
+def quiet_logs() -> None:
+    """Give the JVM PySpark starts riskconsole's log settings (errors only) through log4j2's environment variable,
+    unless Spark's configuration folder has a log4j2.properties of its own or the variable is set: a user's
+    `-Dlog4j2.configurationFile` (spark-defaults.conf, `conf:`) still wins, and their Java options are not touched."""
+    folder = os.environ.get("SPARK_CONF_DIR") or (os.path.join(os.environ["SPARK_HOME"], "conf")
+                                                  if os.environ.get("SPARK_HOME") else None)
+    if folder and os.path.exists(os.path.join(folder, "log4j2.properties")):
+        return
+    os.environ.setdefault(LOG_ENV, LOG_SETTINGS.as_uri())
 
 
 def session_conf(settings: SparkSettings) -> dict[str, Any]:
@@ -200,10 +213,7 @@ def session_conf(settings: SparkSettings) -> dict[str, Any]:
         conf["spark.sql.shuffle.partitions"] = LOCAL_SHUFFLE_PARTITIONS
         # local mode runs every task in the driver's JVM: Spark's 1g heap runs out on a 1M-event frame
         conf["spark.driver.memory"] = local_driver_memory()
-    theirs = settings.conf.get(JAVA_OPTIONS)
     conf.update(settings.conf)
-    if not settings.server:  # a driver (or a local Connect server) started here: errors only, from its first line
-        conf[JAVA_OPTIONS] = f"-Dlog4j2.configurationFile={LOG_SETTINGS.as_uri()}" + (f" {theirs}" if theirs else "")
     if settings.driver_memory:
         conf["spark.driver.memory"] = settings.driver_memory
     conf["spark.sql.session.timeZone"] = "UTC"  # times mean what they mean in DuckDB (SET TimeZone = 'UTC')

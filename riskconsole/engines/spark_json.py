@@ -145,7 +145,7 @@ def _read_whole(spark: Any, part: Part, files: dict[str, tuple[int, str]], cache
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    from riskconsole.engines.spark_read import literal
+    from riskconsole.engines.spark_read import literal, quoted
 
     texts = spark.read.text([literal(f) for f in part.files], wholetext=True).select(  # text() sets the option
         F.col("value").alias("__text"), F.col("_metadata.file_path").alias("__path"))
@@ -160,7 +160,7 @@ def _read_whole(spark: Any, part: Part, files: dict[str, tuple[int, str]], cache
         before += counts.get(place, 0)
     offsets = spark.createDataFrame(offsets, "__file int, __before long")
     return (rows.join(F.broadcast(offsets), "__file").withColumn("ordinality", F.col("__in_file") + F.col("__before"))
-            .select(*[f"`{c}`" for c in part.types], "_file", "__file", "ordinality"))
+            .select(*[quoted(c) for c in part.types], "_file", "__file", "ordinality"))
 
 
 def _whole_parser(types: dict[str, str], schema: pa.Schema, files: dict[str, tuple[int, str]]) -> Callable[

@@ -148,6 +148,7 @@ def _read_csv(spark: Any, con: duckdb.DuckDBPyConnection, part: Part, schema: An
     read). Quoted line breaks stay in their field (multiLine); a malformed row fails the read, as in DuckDB. A source
     at a URI: the files not sampled are read with the first file's dialect, and must start with the first file's
     header as written (Spark's `enforceSchema` off, against those names; `header_error` then names the file)."""
+    from pyspark.sql import functions as F
     from pyspark.sql.types import StringType, StructField, StructType
 
     groups: dict[tuple, list[str]] = {}
@@ -167,8 +168,14 @@ def _read_csv(spark: Any, con: duckdb.DuckDBPyConnection, part: Part, schema: An
                 StructType([StructField(name, StringType()) for name in written])).csv([literal(p) for p in paths])
         else:
             read = spark.read.options(**options).schema(schema).csv([literal(p) for p in paths])
-        reads.append(read.select(*[read[i].alias(name) for i, name in enumerate(schema.fieldNames())], *_located()))
+        reads.append(read.select(*[F.col(quoted(read.columns[i])).alias(name)  # by place: the names may differ
+                                   for i, name in enumerate(schema.fieldNames())], *_located()))
     return functools.reduce(lambda a, b: a.unionByName(b), reads)
+
+
+def quoted(name: str) -> str:
+    """A column name as Spark's column references take it literally (a `.` is no field, a backtick doubled)."""
+    return "`" + name.replace("`", "``") + "`"
 
 
 def _located() -> list[Any]:
