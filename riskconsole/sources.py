@@ -179,9 +179,9 @@ def _uri_part(dataset: Dataset | Stream | Table, prefix: str, remote: Remote | N
         from riskconsole.engines.spark_render import first_line
 
         text = first_line(err)
-        hint = (": add the scheme's file system to Spark (e.g. for s3a: spark.conf spark.jars.packages: "
-                "org.apache.hadoop:hadoop-aws:<Hadoop's version>, and its credentials)"
-                if "No FileSystem for scheme" in text else "")
+        hint = (": add the scheme's file system to Spark (for s3a: spark: {conf: {spark.jars.packages: "
+                "org.apache.hadoop:hadoop-aws:<Spark's Hadoop version>}} in the dataset file, and its credentials)"
+                if "No FileSystem for scheme" in text or ("ClassNotFoundException" in text and ".fs." in text) else "")
         raise DataError(f"{prefix}source '{dataset.source}': Spark cannot read it ({text[:300]}){hint}") from None
 
 

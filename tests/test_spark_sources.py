@@ -155,7 +155,9 @@ def test_files_after_the_sampled_ones_need_the_first_files_header_as_written(tmp
     ("FOLDER/", "spark", "/data/in/': the file name 'c 10:00.csv' holds ':', which Spark's Hadoop file paths cannot "
                          "read (rename the file)"),
     ("FOLDER/*", "spark", "must match files of one format (.csv, .parquet, .json/.jsonl); got .csv, .parquet"),
-    ("s3a://bucket/orders/*.csv", "spark", "source 's3a://bucket/orders/*.csv': Spark cannot read it ("),
+    ("s3a://bucket/orders/*.csv", "spark", "): add the scheme's file system to Spark (for s3a: spark: {conf: "
+                                           "{spark.jars.packages: org.apache.hadoop:hadoop-aws:<Spark's Hadoop "
+                                           "version>}} in the dataset file, and its credentials)"),
     ("FOLDER/*.csv", "duckdb", "is a URI: only engine spark reads a source at a URI: set engine: spark in the dataset "
                                "file (or pass --engine spark), or copy its files into the workspace"),
 ])
