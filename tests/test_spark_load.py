@@ -130,6 +130,15 @@ def test_messy_csv_files_load_on_spark_as_on_duckdb(tmp_path, spark):
     assert "try time_format: {ts: '%Y-%m-%d %H:%M:%S%z'}" in duck.warnings[1]  # a map: another column needs ISO
 
 
+def test_column_names_with_a_dot_or_a_backtick_load_on_spark_as_on_duckdb(tmp_path, spark):
+    """`device.os` (as flattened JSON exports name columns) and a backtick: PySpark's mapInArrow takes each input
+    column by its name as a path (a `.` is a field of a struct), so the load failed on Spark where DuckDB loads."""
+    rows = [r + ",ios,x" for r in SECOND]
+    ws = _files(tmp_path / "ws", {"a.csv": _csv(rows, header=HEADER.strip() + ",device.os,a`b\n")}, features=[])
+    duck = assert_spark_loads_like_duckdb(ws, spark)
+    assert (duck.read, duck.loaded) == (3, 2)  # a thousands separator quarantined, on both engines
+
+
 @pytest.mark.parametrize("spec", [
     {"time_format": ["%d.%m.%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%d %H:%M:%S"]},
     {"time_format": {"label_ts": ["%d/%m/%y", "%Y-%m-%d"]}, "label_values": {"fraud": 1, "legit": 0}},

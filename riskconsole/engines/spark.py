@@ -51,6 +51,7 @@ from riskconsole.errors import DataError, RiskConsoleError
 from riskconsole.engines.spark_entities import EntityRunner, entity_view
 from riskconsole.engines.spark_render import first_line, render
 from riskconsole.engines.spark_lists import SparkLists
+from riskconsole.engines.spark_read import quoted
 from riskconsole.engines.spark_scores import digest, model_files, score_frame, scored_on_spark
 from riskconsole.engines.spark_store import Store
 from riskconsole.features import GRAPH_TABLE, frame_plan
@@ -386,7 +387,7 @@ class SparkEngine:
                 self._graph_features(plan.graph, "_frame_base", plan.base).createOrReplaceTempView(GRAPH_TABLE)
             for table, query in plan.joined:
                 spark.sql(render(query, f"features ({table})")).localCheckpoint().createOrReplaceTempView(table)
-            frame = spark.sql(render(plan.frame, "features")).select(*[f"`{c}`" for c in order])
+            frame = spark.sql(render(plan.frame, "features")).select(*[quoted(c) for c in order])
             # by _pos: DuckDB's view of it reads the rows in the order of its table, and a window of events (a
             # chunk of positions, a range of days) reads only the row groups that hold it
             frame.orderBy("_pos").write.mode("overwrite").parquet(self.store.uri("frame"))

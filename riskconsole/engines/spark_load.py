@@ -21,7 +21,7 @@ from sqlglot import exp
 
 from riskconsole import ingest
 from riskconsole.engines.spark_json import row_error
-from riskconsole.engines.spark_read import POSITION, check_utf8, connect, header_error, read_raw, refusal
+from riskconsole.engines.spark_read import POSITION, check_utf8, connect, header_error, quoted, read_raw, refusal
 from riskconsole.engines.spark_render import first_line
 from riskconsole.errors import DataError, RiskConsoleError
 from riskconsole.escape import terminal
@@ -112,6 +112,7 @@ def duck_select(data: Any, columns: list[exp.Expression], then: list[exp.Express
     """`SELECT columns FROM data` (DuckDB-dialect ASTs over `data`'s columns) evaluated by DuckDB on the executors,
     batch by batch: DuckDB's functions give DuckDB's answers. Only row-level expressions (no aggregates, windows).
     `then`: columns added over the first select's (which they may read), in the same pass."""
+    from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
     from riskconsole.engines.spark_scores import _local_workers
@@ -120,14 +121,18 @@ def duck_select(data: Any, columns: list[exp.Expression], then: list[exp.Express
     if then:
         query = exp.select(exp.Star(), *then).from_(query.subquery("s"))
     sql = render(query)
+    names = data.columns
     if not any(isinstance(c, exp.Star) for c in columns):  # ship only the columns the query reads to Python
         read = {c.name for c in query.find_all(exp.Column)}
-        data = data.select(*[f"`{c}`" for c in data.columns if c in read])
-    source = to_arrow_schema(data.schema, timezone="UTC")
+        names = [c for c in names if c in read]
+    # shipped under plain names: PySpark's mapInArrow takes each input column by its name as a path (`x.y` would be
+    # field y of x); each batch gets its names back before DuckDB reads it
+    data = data.select(*[F.col(quoted(c)).alias(f"_{i}") for i, c in enumerate(names)])
+    source = pa.schema([f.with_name(n) for f, n in zip(to_arrow_schema(data.schema, timezone="UTC"), names)])
     produced = _run(connect(), sql, source.empty_table()).schema  # the output types, found on the driver
     schema = from_arrow_schema(produced, prefer_timestamp_ntz=True)
     _local_workers(data.sparkSession)
-    return data.mapInArrow(_batches(sql, to_arrow_schema(schema, timezone="UTC")), schema)
+    return data.mapInArrow(_batches(sql, to_arrow_schema(schema, timezone="UTC"), names), schema)
 
 
 def _run(con: duckdb.DuckDBPyConnection, sql: str, batch: pa.Table) -> pa.Table:
@@ -138,12 +143,14 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, batch: pa.Table) -> pa.Table:
         con.unregister("_batch")
 
 
-def _batches(sql: str, schema: pa.Schema) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+def _batches(sql: str, schema: pa.Schema, names: list[str]) -> Callable[[Iterator[pa.RecordBatch]],
+                                                                         Iterator[pa.RecordBatch]]:
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         con = connect()
         for batch in batches:
             if batch.num_rows:
-                yield from _run(con, sql, pa.Table.from_batches([batch])).cast(schema).to_batches()
+                table = pa.Table.from_batches([batch]).rename_columns(names)
+                yield from _run(con, sql, table).cast(schema).to_batches()
         con.close()
 
     return run
@@ -164,7 +171,7 @@ def stage(data: Any, part: Part, raw: dict[str, str]) -> Any:
     why = ingest.duplicate_reason(part)
     if why is None:
         return reasoned
-    order = Window.partitionBy(*[F.col(f"`{ingest.cast_name(c)}`") for c in part.unique]).orderBy(*POSITION)
+    order = Window.partitionBy(*[F.col(quoted(ingest.cast_name(c))) for c in part.unique]).orderBy(*POSITION)
     dup = F.when(F.row_number().over(order) > 1, F.lit(why))
     return reasoned.withColumn("__reason", F.coalesce(F.col("__reason"), dup))
 
@@ -220,7 +227,7 @@ def _load_part(spark: Any, con: duckdb.DuckDBPyConnection, checked: Checked, par
                         f"quarantined: {text})")
     warnings = SparkStaged(staged, raw, con).warnings(checked, part, read)
     rows = staged.where(F.col("__reason").isNull()).select(
-        *[F.col(f"`{ingest.cast_name(c)}`").alias(part.loaded_name(c)) for c in part.types])
+        *[F.col(quoted(ingest.cast_name(c))).alias(part.loaded_name(c)) for c in part.types])
     texts = [alias(fill("CAST(:c AS VARCHAR)", c=ident(c)), part.loaded_name(c)) for c in part.types]
     quarantine = duck_select(staged.where(F.col("__reason").isNotNull()), [
         *texts, alias(ident("__reason"), "reason"), alias(ident("_file"), "file"), alias(ident("ordinality"), "row"),
@@ -388,7 +395,7 @@ def write_days(rows: Any, out: str, time: str, order: list[str]) -> None:
 
     from riskconsole.engines.spark import DAY
 
-    days = rows.withColumn(DAY, F.to_date(F.col(f"`{time}`"))).orderBy(*_ascending([DAY, *order]))
+    days = rows.withColumn(DAY, F.to_date(F.col(quoted(time)))).orderBy(*_ascending([DAY, *order]))
     days.write.mode("overwrite").partitionBy(DAY).parquet(out)
 
 
@@ -396,7 +403,7 @@ def _ascending(columns: list[str]) -> list[Any]:
     """Spark's sort keys for DuckDB's `ORDER BY columns` (ascending, nulls last)."""
     from pyspark.sql import functions as F
 
-    return [F.col(f"`{c}`").asc_nulls_last() for c in columns]
+    return [F.col(quoted(c)).asc_nulls_last() for c in columns]
 
 
 def _publish(con: duckdb.DuckDBPyConnection, part: Part, rows: Path, quarantine: Path, order: list[str],

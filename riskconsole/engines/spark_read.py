@@ -283,7 +283,7 @@ def check_utf8(data: Any, raw: dict[str, str], part: Part, label: str) -> None:
         DataError: naming the first such file and row."""
     from pyspark.sql import functions as F
 
-    replaced = [F.coalesce(F.col(f"`{c}`").contains("\ufffd"), F.lit(False)) for c in raw]
+    replaced = [F.coalesce(F.col(quoted(c)).contains("\ufffd"), F.lit(False)) for c in raw]
     first = data.where(functools.reduce(lambda a, b: a | b, replaced)).orderBy(*POSITION).limit(1).collect()
     if first:
         where = "" if part.kind == "events" else f"{part.where}: "
