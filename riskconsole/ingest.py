@@ -137,14 +137,16 @@ def _fraction(text: exp.Expression) -> exp.Expression:
                 "OR TRY_CAST(:s AS DOUBLE) <> trunc(TRY_CAST(:s AS DOUBLE))", s=text)
 
 
+_INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
+             "INT")
+
+
 def _is_integer(target: str) -> bool:
-    return target.upper().startswith(("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-                                      "UINTEGER", "UBIGINT", "INT"))
+    return target.upper().startswith(_INTEGERS)
 
 
 def _is_number(target: str) -> bool:
-    return target.upper().startswith(("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-                                      "UINTEGER", "UBIGINT", "FLOAT", "REAL", "DOUBLE", "DECIMAL", "NUMERIC", "INT"))
+    return target.upper().startswith((*_INTEGERS, "FLOAT", "REAL", "DOUBLE", "DECIMAL", "NUMERIC"))
 
 
 def _column_reasons(column: str, target: str, part: Part, raw_type: str) -> list[tuple[exp.Expression, exp.Expression]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import os
+import posixpath
 import re
 import tempfile
 from dataclasses import dataclass, field, replace
@@ -164,10 +165,9 @@ def _uri_part(dataset: Dataset | Stream | Table, prefix: str, remote: Remote | N
                             "start with '_' or '.')")
         files = [path for path, _ in listed]
         fmt = _one_format(dataset, files, prefix)
-        colon = next((f for f in files if ":" in PurePosixPath(f.partition("://")[2]).name), None)
-        if colon:  # Spark lists such a name and cannot read it
-            raise DataError(f"{prefix}source '{dataset.source}': the file name '{PurePosixPath(colon).name}' holds "
-                            "':', which Spark's Hadoop file paths cannot read (rename the file)")
+        colon = colon_refusal(files)
+        if colon:  # before sampling: Spark lists such a name and cannot read it
+            raise DataError(f"{prefix}source '{dataset.source}': {colon}")
         try:
             samples = remote.sample(fmt, files, folder())
         except RiskConsoleError as err:  # a file it cannot copy: named by itself
@@ -183,6 +183,13 @@ def _uri_part(dataset: Dataset | Stream | Table, prefix: str, remote: Remote | N
                 "org.apache.hadoop:hadoop-aws:<Spark's Hadoop version>}} in the dataset file, and its credentials)"
                 if "No FileSystem for scheme" in text or ("ClassNotFoundException" in text and ".fs." in text) else "")
         raise DataError(f"{prefix}source '{dataset.source}': Spark cannot read it ({text[:300]}){hint}") from None
+
+
+def colon_refusal(files: list[str]) -> str | None:
+    """Why Spark cannot read one of the files (a name holding ':', which Hadoop's paths cannot read); None if it can."""
+    named = next((posixpath.basename(f) for f in files if ":" in posixpath.basename(f)), None)
+    return None if named is None else (f"the file name '{named}' holds ':', which Spark's Hadoop file paths cannot "
+                                       "read (rename the file)")
 
 
 def source_files(ws: Workspace, dataset: Dataset | Stream | Table, label: str, where: str = "") -> tuple[list[str], str]:
@@ -393,9 +400,8 @@ def _check_not_empty(con: duckdb.DuckDBPyConnection, part: Part, label: str,
     if one.fetchall()[0][0]:
         return
     reader = remote() if remote is not None and part.remote and len(part.samples) < len(part.files) else None
-    if reader is not None:
-        if reader.has_rows(part.fmt, part.files, _has_header(con, part)):
-            return
+    if reader is not None and reader.has_rows(part.fmt, part.files, _has_header(con, part)):
+        return
     prefix = "" if part.kind == "events" else f"{part.where}: "
     raise DataError(f"{label}: {prefix}source '{part.source}' has no rows")
 

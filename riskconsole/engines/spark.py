@@ -118,12 +118,12 @@ def start(settings: SparkSettings) -> Any:
     builder = builder.remote(settings.remote) if settings.connect else builder.master(settings.master)
     for key, value in session_conf(settings).items():
         builder = builder.config(key, str(value).lower() if isinstance(value, bool) else str(value))
-    if settings.server is None:  # a driver (or a local Connect server) starts here: errors only, from its first line
-        quiet_logs()
     if settings.server is not None:
         _reachable(settings)
-    elif settings.connect:  # a Connect server PySpark starts here: its Python workers are this interpreter
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # (PATH's python3 may lack pyarrow, LightGBM)
+    else:  # a driver (or a local Connect server) starts here: errors only, from its first line
+        quiet_logs()
+        if settings.connect:  # a Connect server PySpark starts here: its Python workers are this interpreter
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # (PATH's python3 may lack pyarrow, LightGBM)
     if not settings.connect:
         builder = builder.config("spark.api.mode", "classic")  # not Connect because SPARK_REMOTE is set
     try:

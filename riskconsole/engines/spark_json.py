@@ -57,14 +57,16 @@ def lines(con: duckdb.DuckDBPyConnection, part: Part) -> bool:
     """Whether every file of the source is JSON Lines as far as its first line shows (one JSON object on it; a blank
     file too): Spark then reads the files line by line, in parallel blocks. Else (a JSON array, objects over several
     lines) each file is read whole by one task. A source at a URI: its sampled files."""
-    for local in part.readable:
-        first = first_line(local)
-        if first is None:
-            continue
-        ok = con.execute("SELECT coalesce(json_valid($l) AND json_type($l) = 'OBJECT', false)", {"l": first})
-        if not ok.fetchall()[0][0]:
-            return False
-    return True
+    return all(json_lines_file(con, local) for local in part.readable)
+
+
+def json_lines_file(con: duckdb.DuckDBPyConnection, path: str) -> bool:
+    """Whether a local file's first line that is not blank is one JSON object (or every line is blank)."""
+    first = first_line(path)
+    if first is None:
+        return True
+    ok = con.execute("SELECT coalesce(json_valid($l) AND json_type($l) = 'OBJECT', false)", {"l": first})
+    return bool(ok.fetchall()[0][0])
 
 
 def first_line(path: str) -> str | None:
@@ -103,7 +105,7 @@ def read(spark: Any, part: Part, files: dict[str, tuple[int, str]], label: str, 
 
     _local_workers(spark)
     if whole:
-        return _read_whole(spark, part, files, [] if cached is None else cached)
+        return _read_whole(spark, part, files, label, [] if cached is None else cached)
     lines = spark.read.option("lineSep", "\n").text([literal(f) for f in part.files]).select(
         F.col("value").alias("__text"), F.col("_metadata.file_path").alias("__path"),
         F.col("_metadata.file_block_start").alias("__block"))
@@ -137,30 +139,21 @@ def _schema(part: Part, row: str) -> Any:
     return from_arrow_schema(pa.schema([*raw, *positions]), prefer_timestamp_ntz=True)
 
 
-def _read_whole(spark: Any, part: Part, files: dict[str, tuple[int, str]], cached: list[Any]) -> Any:
+def _read_whole(spark: Any, part: Part, files: dict[str, tuple[int, str]], label: str, cached: list[Any]) -> Any:
     """Every file read whole by one task (its text, `wholetext`) and parsed there by DuckDB's `read_json` with the
     source's schema and DuckDB's own detection of the layout (JSON Lines, an array, objects over several lines) —
     the bytes DuckDB's load reads, so its rows, in its order; `ordinality` over all files from each file's count."""
-    from pyspark import StorageLevel
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    from riskconsole.engines.spark_read import literal, quoted
+    from riskconsole.engines.spark_read import literal, over_files, quoted
 
     texts = spark.read.text([literal(f) for f in part.files], wholetext=True).select(  # text() sets the option
         F.col("value").alias("__text"), F.col("_metadata.file_path").alias("__path"))
     schema = _schema(part, "__in_file")
     rows = texts.mapInArrow(_whole_parser(dict(part.types), to_arrow_schema(schema, timezone="UTC"), files), schema)
-    rows = rows.persist(StorageLevel.MEMORY_AND_DISK)  # parsed once: counted here, numbered next
-    cached.append(rows)
-    counts = dict(rows.groupBy("__file").count().collect())
-    before, offsets = 0, []
-    for place in range(1, len(part.files) + 1):
-        offsets.append((place, before))
-        before += counts.get(place, 0)
-    offsets = spark.createDataFrame(offsets, "__file int, __before long")
-    return (rows.join(F.broadcast(offsets), "__file").withColumn("ordinality", F.col("__in_file") + F.col("__before"))
-            .select(*[quoted(c) for c in part.types], "_file", "__file", "ordinality"))
+    return over_files(spark, rows, part, label, cached).select(*[quoted(c) for c in part.types], "_file", "__file",
+                                                                "ordinality")
 
 
 def _whole_parser(types: dict[str, str], schema: pa.Schema, files: dict[str, tuple[int, str]]) -> Callable[

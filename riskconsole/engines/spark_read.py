@@ -24,7 +24,7 @@ from sqlglot import exp
 from riskconsole.engines import spark_json
 from riskconsole.engines.spark_store import literal
 from riskconsole.errors import DataError
-from riskconsole.sources import Part, literal_file, target_types
+from riskconsole.sources import Part, colon_refusal, literal_file, target_types
 from riskconsole.sqlbuild import alias, render
 from riskconsole.workspace import connect_duckdb
 
@@ -46,10 +46,9 @@ def refusal(con: duckdb.DuckDBPyConnection, part: Part) -> str | None:
     no option for, files with different headers, or a loaded type without an exact Spark type."""
     if part.fmt not in READ_ON_SPARK:
         return f"{part.fmt.upper()} sources are read by DuckDB's reader only so far"
-    for path in part.files:  # a URI's too: Spark lists such a name, and cannot read it
-        if ":" in posixpath.basename(path.partition("://")[2] if part.remote else path):
-            return (f"the file name '{posixpath.basename(path)}' holds ':', which Spark's Hadoop file paths cannot "
-                    "read (rename the file)")
+    colon = colon_refusal(part.files)
+    if colon:
+        return colon
     if part.fmt == "json":
         why = spark_json.refusal(con, part, _type_refusal)
         if why:
@@ -222,7 +221,6 @@ def _check_raw_types(con: duckdb.DuckDBPyConnection, data: Any, raw: dict[str, s
 def _positioned(spark: Any, data: Any, part: Part, label: str, cached: list[Any]) -> Any:
     """`_file` (the path as DuckDB names it), `__file` (its 1-based place in the sorted files) and `ordinality`
     (Parquet: the row in its file; CSV: the row over all files in order, as DuckDB's WITH ORDINALITY counts)."""
-    from pyspark import StorageLevel
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -231,6 +229,19 @@ def _positioned(spark: Any, data: Any, part: Part, label: str, cached: list[Any]
         return data.withColumn("ordinality", F.col("__row") + 1).drop("__path", "__row", "__mid")
     # a CSV file is read whole by one task (multiLine), in order: its rows' ids increase down the file
     data = data.withColumn("__in_file", F.row_number().over(Window.partitionBy("__file").orderBy("__mid")))
+    return over_files(spark, data, part, label, cached).drop("__path", "__mid")
+
+
+def over_files(spark: Any, data: Any, part: Part, label: str, cached: list[Any]) -> Any:
+    """`ordinality` (the row over all files in order, as DuckDB's WITH ORDINALITY counts) from each row's file
+    (`__file`) and its place in it (`__in_file`, dropped): `data` is persisted (appended to `cached`), each file's rows
+    counted, and the rows of the files before added.
+
+    Raises:
+        DataError: a row's file is not one of the part's."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
     data = data.persist(StorageLevel.MEMORY_AND_DISK)  # parsed once: counted here, staged next
     cached.append(data)
     counts = dict(data.groupBy("__file").count().collect())
@@ -239,7 +250,7 @@ def _positioned(spark: Any, data: Any, part: Part, label: str, cached: list[Any]
     before = list(itertools.accumulate([counts.get(i + 1, 0) for i in range(len(part.files))], initial=0))
     offsets = spark.createDataFrame([(i + 1, before[i]) for i in range(len(part.files))], "__file int, __before long")
     return (data.join(F.broadcast(offsets), "__file").withColumn("ordinality", F.col("__in_file") + F.col("__before"))
-            .drop("__path", "__mid", "__in_file", "__before"))
+            .drop("__in_file", "__before"))
 
 
 def _file_paths(spark: Any, part: Part) -> list[tuple[str, int, str]]:

@@ -10,6 +10,7 @@ Listing and sampling go through the session's readers (a Spark Connect client to
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -42,23 +43,30 @@ class SparkSources:
 
     def sample(self, fmt: str, files: list[str], folder: Path) -> dict[str, str]:
         """Local copies of the heads of the first SAMPLED_FILES files, in `folder`: file -> local path."""
+        from riskconsole.engines.spark_read import connect
+
+        with contextlib.closing(connect()) as con:
+            return {path: self._sample(fmt, path, folder / f"{i:04d}{_SUFFIX[fmt]}", con)
+                    for i, path in enumerate(files[:SAMPLED_FILES])}
+
+    def _sample(self, fmt: str, path: str, local: Path, con: Any) -> str:
+        """One file's head written to `local` (returned): a Parquet file's first rows as Spark reads them; a CSV or
+        JSON file's first lines as they are (a CR kept, a quoted line break included), a JSON file that is not JSON
+        Lines whole."""
         import pyarrow.parquet as pq
 
-        out = {}
-        for i, path in enumerate(files[:SAMPLED_FILES]):
-            local = folder / f"{i:04d}{_SUFFIX[fmt]}"
-            if fmt == "parquet":
-                pq.write_table(self.spark.read.parquet(literal(path)).limit(SAMPLE_LINES).toArrow(), local)
-            else:  # the lines as they are (a CR kept), a quoted line break included
-                lines = self.spark.read.option("lineSep", "\n").text(literal(path)).limit(SAMPLE_LINES + EXTRA_LINES)
-                text = [row[0] for row in lines.collect()]
-                if fmt == "json" and not _json_lines(text):  # an array, objects over several lines: whole
-                    local.write_text(self._whole_text(path), encoding="utf-8")
-                else:
-                    local.write_text("".join(f"{line}\n" for line in (whole(text) if fmt == "csv"
-                                                                       else text[:SAMPLE_LINES])), encoding="utf-8")
-            out[path] = str(local)
-        return out
+        from riskconsole.engines.spark_json import json_lines_file
+
+        if fmt == "parquet":
+            pq.write_table(self.spark.read.parquet(literal(path)).limit(SAMPLE_LINES).toArrow(), local)
+            return str(local)
+        lines = self.spark.read.option("lineSep", "\n").text(literal(path)).limit(SAMPLE_LINES + EXTRA_LINES)
+        text = [row[0] for row in lines.collect()]
+        local.write_text("".join(f"{line}\n" for line in (whole(text) if fmt == "csv" else text[:SAMPLE_LINES])),
+                         encoding="utf-8")
+        if fmt == "json" and not json_lines_file(con, str(local)):  # an array, objects over several lines
+            local.write_text(self._whole_text(path), encoding="utf-8")
+        return str(local)
 
     def _whole_text(self, path: str) -> str:
         """A JSON file that is not JSON Lines, whole (DuckDB cannot read its first lines alone).
@@ -86,20 +94,6 @@ class SparkSources:
             return bool(lines.limit(1).count())
         counts = lines.groupBy(F.col("_metadata.file_path")).count().where(F.col("count") > 1)
         return bool(counts.limit(1).count())
-
-
-def _json_lines(lines: list[str]) -> bool:
-    """Whether a JSON file's first line that is not blank is one JSON object (a BOM dropped): JSON Lines."""
-    import json
-
-    for line in lines:
-        line = line.removeprefix("\ufeff").strip(" \t\r")
-        if line:
-            try:
-                return isinstance(json.loads(line), dict)
-            except ValueError:
-                return False
-    return True
 
 
 def whole(lines: list[str]) -> list[str]:
