@@ -242,7 +242,7 @@ def duplicate_reason(part: Part) -> str | None:
 def _stage(con: duckdb.DuckDBPyConnection, part: Part) -> None:
     """Temp table `_staged`: raw columns, their casts (`__col`), source position and reason."""
     target = target_types(part)
-    con.execute("CREATE OR REPLACE TEMP TABLE _raw AS " + READERS[part.fmt], {"files": literal_files(part.files)})
+    con.execute("CREATE OR REPLACE TEMP TABLE _raw AS " + part.reader, {"files": literal_files(part.files)})
     raw = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE _raw)").fetchall())
     casts = typed_columns(part, raw)
     con.execute(render(fill(

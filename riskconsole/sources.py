@@ -31,14 +31,13 @@ from riskconsole.workspace import Workspace, connect_duckdb
 
 FORMATS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet",
            ".json": "json", ".jsonl": "json", ".ndjson": "json"}
+NULL_TYPE = '"NULL"'  # DuckDB's type of a column whose every sniffed value is null (JSON, Parquet)
 READERS = {  # a file's own columns only: a folder named like `part=1` adds none (Spark's reading of a file adds none)
     "csv": "SELECT * FROM read_csv($files, all_varchar = true, union_by_name = true, filename = '_file', "
            "hive_partitioning = false) WITH ORDINALITY",
     "parquet": "SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS ordinality FROM "
                "read_parquet($files, union_by_name = true, filename = '_file', file_row_number = true, "
                "hive_partitioning = false)",
-    "json": "SELECT * FROM read_json($files, union_by_name = true, filename = '_file', hive_partitioning = false) "
-            "WITH ORDINALITY",
 }
 _SNIFF = {"csv": "DESCRIBE SELECT * FROM read_csv($files, union_by_name = true, hive_partitioning = false)",
           "parquet": "DESCRIBE SELECT * FROM read_parquet($files, union_by_name = true, hive_partitioning = false)",
@@ -85,6 +84,30 @@ class Part:
         return [self.samples[f] for f in self.files if f in self.samples] if self.remote else self.files
 
     @property
+    def read_types(self) -> dict[str, str]:
+        """The type the load reads each column as (the sniffed `types` are what it is cast to): a JSON scalar as its
+        text (a string's text, a number as written), cast like a CSV's text. DuckDB's `read_json` would convert a value
+        after its sampled rows to the sampled type itself: a fraction in a column sampled BIGINT rounded, a word there
+        failing the whole read, values after a sample of nulls dropped. A nested column (a struct, list or map, sniffed
+        or declared) is read with that type, unless declared a scalar (`JSON`: its text); CSV is all text, Parquet as
+        the file types it."""
+        if self.fmt == "csv":
+            return {c: "VARCHAR" for c in self.types}
+        if self.fmt == "json":
+            read = {c: self.declared.get(c, t) for c, t in self.types.items()}
+            return {c: t if _nested(t) else "VARCHAR" for c, t in read.items()}
+        return dict(self.types)
+
+    @property
+    def reader(self) -> str:
+        """The SQL reading its rows as `read_types`, with `_file` and `ordinality` (parameter `$files`)."""
+        if self.fmt != "json":
+            return READERS[self.fmt]
+        spec = ", ".join(f"{lit(c).sql('duckdb')}: {lit(t).sql('duckdb')}" for c, t in self.read_types.items())
+        return (f"SELECT * FROM read_json($files, columns = {{{spec}}}, filename = '_file', hive_partitioning = false) "
+                "WITH ORDINALITY")
+
+    @property
     def table(self) -> str:
         """The loaded table: `events`, `stream_NAME` or `table_NAME`."""
         return "events" if self.kind == "events" else f"{self.kind}_{self.name}"
@@ -111,6 +134,11 @@ class Checked:
     types: dict[str, str]
     parts: list[Part] = field(default_factory=list)
     scratch: Any = None  # the temporary folder of a URI source's samples (removed once this is dropped)
+
+
+def _nested(dtype: str) -> bool:
+    """Whether a DuckDB type is a struct, list, array, map or union."""
+    return dtype.upper().startswith(("STRUCT", "MAP", "UNION")) or dtype.endswith("]")
 
 
 def literal_file(path: str) -> str:
@@ -371,7 +399,7 @@ def _check_valid_from(con: duckdb.DuckDBPyConnection, part: Part, table: Table, 
     text = fill("CAST(:c AS VARCHAR)", c=ident(column))
     parsed = times.parse_text(text, times.formats_of(part.time_format, column))
     query = (f"SELECT count(v), count(p) FROM (SELECT {render(alias(text, 'v'))}, {render(alias(parsed, 'p'))} "
-             f"FROM ({READERS[part.fmt]} LIMIT 1000))")
+             f"FROM ({part.reader} LIMIT 1000))")
     seen, ok = con.execute(query, {"files": literal_files(part.readable)}).fetchall()[0]
     if seen and not ok:
         tried = times.described(times.formats_of(part.time_format, column))
@@ -396,7 +424,7 @@ def _check_not_empty(con: duckdb.DuckDBPyConnection, part: Part, label: str,
                      remote: Callable[[], Remote | None] | None = None) -> None:
     """A source without a single row is an error (reading one row is enough to know; a source at a URI whose
     samples hold none: asked of all its files)."""
-    one = con.execute(f"SELECT count(*) FROM ({READERS[part.fmt]} LIMIT 1)", {"files": literal_files(part.readable)})
+    one = con.execute(f"SELECT count(*) FROM ({part.reader} LIMIT 1)", {"files": literal_files(part.readable)})
     if one.fetchall()[0][0]:
         return
     reader = remote() if remote is not None and part.remote and len(part.samples) < len(part.files) else None
@@ -441,7 +469,7 @@ def _check_outcome_roles(con: duckdb.DuckDBPyConnection, part: Part, dataset: Da
     A source at a URI: over its samples here, over every row when Spark reads it (spark_load.py)."""
     for bad, column, message in outcome_checks(dataset):
         value = render(fill("any_value(CAST(:c AS VARCHAR))", c=column))
-        n, shown = con.execute(f"SELECT count(*), {value} FROM ({READERS[part.fmt]}) WHERE {render(bad)}",
+        n, shown = con.execute(f"SELECT count(*), {value} FROM ({part.reader}) WHERE {render(bad)}",
                                {"files": literal_files(part.readable)}).fetchall()[0]
         if n:
             raise DataError(outcome_error(label, message, n, shown))
@@ -622,7 +650,8 @@ def _is_time(dtype: str) -> bool:
 
 def target_types(part: Part) -> dict[str, str]:
     """DuckDB type of every loaded column of a source: roles fixed by the contract, the rest inferred or declared."""
-    target = {c: ("VARCHAR" if t == "JSON" else t) for c, t in part.types.items()}
+    text = ("JSON", NULL_TYPE) if part.fmt == "json" else ("JSON",)  # a JSON column of nulls in the sample: its text
+    target = {c: ("VARCHAR" if t in text else t) for c, t in part.types.items()}
     target.update(part.declared)
     target = {c: ("TIMESTAMP" if _is_time(t) else t) for c, t in target.items()}  # every time is UTC, no zone
     roles = part.roles

@@ -11,7 +11,7 @@ import yaml
 from riskconsole.errors import RiskConsoleError
 from riskconsole.ingest import load
 from riskconsole.report import run_backtest
-from conftest import query, BASE_DATASET, random_events, write_workspace
+from conftest import query, BASE_DATASET, late_json_lines, random_events, write_workspace
 
 HEADER = "event_id,ts,is_fraud,label_ts,amount,user_id,device_id\n"
 GOOD = "a1,2026-03-01 10:00:00,1,2026-03-05 00:00:00,10.5,1,1\n"
@@ -155,6 +155,34 @@ def test_a_fraction_after_the_rows_that_typed_a_column_integer_is_quarantined_no
     spec = yaml.safe_load(ws.dataset_path.read_text())
     ws.dataset_path.write_text(yaml.safe_dump({**spec, "types": {"score": "DOUBLE"}}))
     assert load(ws).loaded == 20_600 and query(ws, "SELECT max(score) FROM events") == [(20_500_000_000_000_001.5,)]
+
+
+def test_a_json_value_after_the_rows_that_typed_its_column_is_quarantined_or_loaded_never_rounded(tmp_path):
+    """DuckDB's `read_json` types a column from the rows it samples and then converted every later value to that type
+    itself: a fraction in a column sampled BIGINT was rounded (20500.5 -> 20501), a word there failed the whole load
+    with DuckDB's message, and values in a column that was null throughout the sample were dropped. Now a JSON scalar
+    is read as its text and cast as a CSV's: the fraction and the words quarantined saying why, a number written as a
+    string loaded, a later zone converted to UTC, the values after the nulls loaded as text."""
+    ws = _ws(tmp_path, {})
+    late_json_lines(ws.root / "data" / "in" / "a.jsonl")
+    spec = yaml.safe_load(ws.dataset_path.read_text())
+    ws.dataset_path.write_text(yaml.safe_dump({**spec, "source": "data/in/*.jsonl"}))
+    result = load(ws)
+    reasons = dict(query(ws, "SELECT event_id, reason FROM quarantine"))
+    assert reasons == {
+        "late0": "score: a fraction in a column read as BIGINT from its first rows: declare types: {score: DOUBLE}",
+        "late1": "score: not a valid BIGINT", "late2": "score: not a valid BIGINT",
+        "late4": "seen: not an ISO-8601 time (e.g. 2026-01-05 13:45:00; set time_format: for other layouts)",
+        "late6": "ok: not a valid BOOLEAN"}
+    assert (result.read, result.loaded) == (20_509, 20_504)
+    assert query(ws, "SELECT score FROM events WHERE event_id = 'late3'") == [(17,)]
+    assert query(ws, "SELECT CAST(seen AS VARCHAR) FROM events WHERE event_id = 'late5'") == [("2026-03-02 10:00:00",)]
+    assert query(ws, "SELECT note FROM events WHERE note IS NOT NULL ORDER BY note") == [("7",), ("text",)]
+    assert query(ws, "SELECT count(*), max(score) FROM events WHERE event_id LIKE 'e%'") == [(20_500, 20_499)]
+    quarantined = dict(query(ws, "SELECT event_id, score FROM quarantine"))
+    assert quarantined["late0"] == "20500.5" and quarantined["late1"] == "x7"  # the text as written, no JSON quotes
+    ws.dataset_path.write_text(yaml.safe_dump({**spec, "source": "data/in/*.jsonl", "types": {"score": "DOUBLE"}}))
+    assert load(ws).loaded == 20_506 and query(ws, "SELECT max(score) FROM events WHERE score < 1e6") == [(20_500.5,)]
 
 
 def test_a_source_with_no_rows_is_an_error(tmp_path):

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 import test_load_times
-from conftest import BASE_DATASET, assert_same, random_events, write_workspace
+from conftest import BASE_DATASET, assert_same, late_json_lines, random_events, write_workspace
 from riskconsole.engines.spark_load import load_part
 from riskconsole.errors import RiskConsoleError
 from riskconsole.ingest import load
@@ -187,7 +187,10 @@ def test_parquet_loads_on_spark_as_on_duckdb(tmp_path, spark):
 @pytest.mark.parametrize("files, message", [
     ({"a.jsonl": b'{"event_id": "a", "ts": "2026-03-01 10:00:00", "is_fraud": 1, "label_ts": null, "amount": 1, '
                  b'"user_id": 1, "device_id": 1, "ref": "6ba7b810-9dad-11d1-80b4-00c04fd430c8"}\n'},
-     "DuckDB reads column 'ref' as UUID, which Spark would store as VARCHAR"),
+     "column 'ref' loads as UUID, which Spark would store as VARCHAR"),  # read as text, loaded as DuckDB types it
+    ({"a.jsonl": b'{"event_id": "a", "ts": "2026-03-01 10:00:00", "is_fraud": 1, "label_ts": null, "amount": 1, '
+                 b'"user_id": 1, "device_id": 1, "ref": {"u": "6ba7b810-9dad-11d1-80b4-00c04fd430c8"}}\n'},
+     "DuckDB reads column 'ref' as STRUCT(u UUID), which Spark would store as STRUCT(u VARCHAR)"),  # read as typed
     ({"a.csv": _csv(MESSY[:3]), "b.csv": _csv(MESSY[3:6], header=HEADER.replace("user_id,device_id",
                                                                                  "device_id,user_id"))},
      "has the columns event_id, ts, is_fraud, label_ts, amount, device_id, user_id where the source has event_id, "
@@ -755,18 +758,19 @@ def test_json_arrays_and_objects_over_several_lines_load_on_spark_as_on_duckdb(t
     ('{"event_id": "x", "ts": oops}', "line 3 cannot be read as DuckDB's load reads it (Invalid Input Error: "
                                       "Malformed JSON: unexpected character.)"),
     ('{"event_id": "x"} {"event_id": "y"}', "line 3 holds 2 JSON objects: engine spark reads one object per line"),
-    ('{"event_id": "x", "fee": "abc"}', "line 20481 cannot be read as DuckDB's load reads it (Invalid Input Error: "
-                                        "JSON transform error: Failed to cast value to numerical: \"abc\")"),
+    ('{"event_id": "x", "meta": 7}', "line 20481 cannot be read as DuckDB's load reads it (Invalid Input Error: "
+                                     "JSON transform error: Expected OBJECT, but got UBIGINT: 7)"),
 ])
 def test_a_json_line_duckdb_refuses_fails_the_load_on_spark_too(tmp_path, spark, line, message):
     """A line DuckDB's load cannot read fails the load on both engines, Spark's error naming the file and line: a
-    line that is not JSON, two objects on one line (in a file DuckDB reads as JSON Lines), or a value the schema
-    cannot hold (after the 20,480 lines DuckDB samples for the types)."""
+    line that is not JSON, two objects on one line (in a file DuckDB reads as JSON Lines), or a nested value its
+    column's type cannot hold (after the 20,480 lines DuckDB samples for the types; a scalar is read as its text and
+    quarantined instead)."""
     from riskconsole import ingest
 
     n = 20_481 if "transform" in message else 3
     records = [{"event_id": f"e{i}", "ts": "2026-03-01 10:00:00", "is_fraud": 0, "label_ts": None, "amount": 1,
-                "user_id": 1, "device_id": 1, "fee": 1.5} for i in range(n)]
+                "user_id": 1, "device_id": 1, "meta": {"k": 1}} for i in range(n)]
     ws = _files(tmp_path / "ws", {"a.jsonl": _jsonl(records[:1]), "b.jsonl": _jsonl(records[1:])})
     path = ws.root / "data" / "in" / "b.jsonl"
     if n > 3:  # DuckDB sampled the lines before this one
@@ -784,6 +788,17 @@ def test_a_json_line_duckdb_refuses_fails_the_load_on_spark_too(tmp_path, spark,
             ingest.load_part(con, checked, checked.parts[0], print)
     finally:
         con.close()
+
+
+def test_json_values_after_the_sampled_rows_are_quarantined_on_spark_as_on_duckdb(tmp_path, spark):
+    """Values after the rows DuckDB samples that do not fit their column's type (a fraction and words in a BIGINT
+    column, a word in a time and a BOOLEAN column) are quarantined, a number written as a string, a later zone and
+    values after a sample of nulls loaded: on Spark row for row as on DuckDB (`tests/test_ingest.py` has the
+    reasons)."""
+    ws = _files(tmp_path / "ws", {"a.jsonl": b""})
+    late_json_lines(ws.root / "data" / "in" / "a.jsonl")
+    duck = assert_spark_loads_like_duckdb(ws, spark)
+    assert (duck.read, duck.loaded) == (20_509, 20_504)
 
 
 def test_validate_engine_spark_checks_a_dataset_and_a_strategy_for_spark(tmp_path, spark, capsys):

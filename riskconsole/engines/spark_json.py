@@ -1,13 +1,14 @@
 """JSON on engine spark, read as DuckDB's load reads it (issue 15).
 
 DuckDB decides the schema: the source's column types are the ones DuckDB's `read_json` (the load's options, over
-every file) gives (`Part.types`, sniffed by sources.py as on a DuckDB load). Spark reads every line as text (a
+every file) gives (`Part.types`, sniffed by sources.py as on a DuckDB load), and every column is read as the DuckDB
+load reads it (`Part.read_types`: a scalar as its text, cast by the load's SQL). Spark reads every line as text (a
 block of a file — `_metadata.file_block_start` — is read whole and in order by one task: a first pass counts each
 block's lines, so a second numbers every line in its file and every row as DuckDB's `WITH ORDINALITY` does, over all
 files, blank lines not counted), skips blank lines and a leading BOM as DuckDB does, and parses every 10,000 lines
-in the scan's own task (no shuffle) by an embedded DuckDB: `read_json` over those lines with that fixed schema, so every value is converted by DuckDB's own JSON reader. A column DuckDB reads as JSON is
-carried as its JSON text (VARCHAR on Spark): the load's SQL over it is the same. A line that is not one JSON object,
-or a value that does not convert (DuckDB's load refuses the file too), fails the load naming the file and line.
+in the scan's own task (no shuffle) by an embedded DuckDB: `read_json` over those lines with those fixed types, so
+every value is read by DuckDB's own JSON reader. A line that is not one JSON object, or a nested value that does
+not convert (DuckDB's load refuses the file too), fails the load naming the file and line.
 
 A source with a file that is not JSON Lines (a JSON array, objects over several lines: `lines`) is read a file at a
 time instead: each file's text whole by one task, parsed by DuckDB's `read_json` with its own detection of the layout
@@ -27,27 +28,21 @@ from sqlglot import exp
 
 from riskconsole.errors import DataError
 from riskconsole.sources import Part
-from riskconsole.sqlbuild import alias, render
+from riskconsole.sqlbuild import alias, lit, render
 
 ROW_ERROR = "riskconsole-row-error: "  # marks an executor's message for the driver (`row_error`)
 MAX_LINE = 16 * 1024 * 1024  # DuckDB's maximum_object_size: the first line is read up to it
-NULL_TYPE = '"NULL"'  # DuckDB's type of a column whose every sniffed value is null
 BLANK = "^[ \t\r]*$"  # JSON whitespace only: DuckDB skips such a line
 _BOM = "\ufeff"
 CHUNK = 10_000  # lines parsed by one read_json
 
 
-def carried(dtype: str) -> str:
-    """The DuckDB type a raw column has on Spark: JSON as its text."""
-    return "VARCHAR" if dtype == "JSON" else dtype
-
-
 def refusal(con: duckdb.DuckDBPyConnection, part: Part, type_refusal: Callable[[duckdb.DuckDBPyConnection, str],
                                                                                 str | None]) -> str | None:
-    """Why Spark cannot read the JSON source as DuckDB does: a column DuckDB reads with a type Spark cannot carry
-    exactly (JSON nested in a list or struct, HUGEINT, UUID, TIME, ...)."""
-    for column, dtype in part.types.items():
-        why = None if dtype in ("JSON", NULL_TYPE) else type_refusal(con, dtype)  # both carried exactly
+    """Why Spark cannot read the JSON source as DuckDB does: a nested column DuckDB reads with a type Spark cannot
+    carry exactly (JSON nested in a list or struct, HUGEINT in a struct, ...); a scalar is read as its text."""
+    for column, dtype in part.read_types.items():
+        why = type_refusal(con, dtype)
         if why:
             return f"DuckDB reads column '{column}' as {dtype}, {why}"
     return None
@@ -122,7 +117,7 @@ def read(spark: Any, part: Part, files: dict[str, tuple[int, str]], label: str, 
             offsets[(path, c["__block"])] = (lines_before, rows)
             lines_before, rows = lines_before + c["n"], rows + c["r"]
     schema = _schema(part, "ordinality")
-    return lines.mapInArrow(_parser(dict(part.types), to_arrow_schema(schema, timezone="UTC"), files, offsets), schema)
+    return lines.mapInArrow(_parser(part.read_types, to_arrow_schema(schema, timezone="UTC"), files, offsets), schema)
 
 
 def _schema(part: Part, row: str) -> Any:
@@ -131,9 +126,8 @@ def _schema(part: Part, row: str) -> Any:
 
     from riskconsole.engines.spark_read import connect
 
-    nulls = [alias(exp.null() if t == NULL_TYPE else exp.cast(exp.null(), exp.DataType.build(carried(t),
-                                                                                              dialect="duckdb")), c)
-             for c, t in part.types.items()]
+    nulls = [alias(exp.cast(exp.null(), exp.DataType.build(t, dialect="duckdb")), c)
+             for c, t in part.read_types.items()]
     raw = connect().sql(render(exp.select(*nulls))).to_arrow_table().schema
     positions = pa.schema([("_file", pa.string()), ("__file", pa.int32()), (row, pa.int64())])
     return from_arrow_schema(pa.schema([*raw, *positions]), prefer_timestamp_ntz=True)
@@ -151,7 +145,7 @@ def _read_whole(spark: Any, part: Part, files: dict[str, tuple[int, str]], label
     texts = spark.read.text([literal(f) for f in part.files], wholetext=True).select(  # text() sets the option
         F.col("value").alias("__text"), F.col("_metadata.file_path").alias("__path"))
     schema = _schema(part, "__in_file")
-    rows = texts.mapInArrow(_whole_parser(dict(part.types), to_arrow_schema(schema, timezone="UTC"), files), schema)
+    rows = texts.mapInArrow(_whole_parser(part.read_types, to_arrow_schema(schema, timezone="UTC"), files), schema)
     return over_files(spark, rows, part, label, cached).select(*[quoted(c) for c in part.types], "_file", "__file",
                                                                 "ordinality")
 
@@ -221,15 +215,11 @@ def _counter(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
 
 
 def _read_sql(types: dict[str, str], path: str, layout: str = "newline_delimited") -> str:
-    """`read_json` of one file with the fixed schema (JSON columns as their text): of lines, or in the `layout`
-    DuckDB's load detects (`auto`)."""
-    def quoted(text: str) -> str:
-        return "'" + text.replace("'", "''") + "'"
-
-    spec = ", ".join(f"{quoted(c)}: {quoted(t)}" for c, t in types.items())
-    picked = ", ".join(render(alias(exp.cast(exp.column(c, quoted=True), "VARCHAR") if t == "JSON"
-                                    else exp.column(c, quoted=True), c)) for c, t in types.items())
-    return (f"SELECT {picked} FROM read_json({quoted(path)}, columns = {{{spec}}}, "
+    """`read_json` of one file with the fixed schema (`Part.read_types`): of lines, or in the `layout` DuckDB's load
+    detects (`auto`)."""
+    spec = ", ".join(f"{lit(c).sql('duckdb')}: {lit(t).sql('duckdb')}" for c, t in types.items())
+    picked = ", ".join(render(exp.column(c, quoted=True)) for c in types)
+    return (f"SELECT {picked} FROM read_json({lit(path).sql('duckdb')}, columns = {{{spec}}}, "
             f"format = '{layout}', records = true)")
 
 

@@ -24,14 +24,12 @@ from sqlglot import exp
 from riskconsole.engines import spark_json
 from riskconsole.engines.spark_store import literal
 from riskconsole.errors import DataError
-from riskconsole.sources import Part, colon_refusal, literal_file, target_types
+from riskconsole.sources import NULL_TYPE, Part, colon_refusal, literal_file, target_types
 from riskconsole.sqlbuild import alias, render
 from riskconsole.workspace import connect_duckdb
 
 READ_ON_SPARK = ("csv", "parquet", "json")  # JSON: parsed by DuckDB on the executors (spark_json.py)
 POSITION = ("__file", "ordinality")  # source order: file (1-based, sorted paths), row (as DuckDB numbers it)
-_TEXT = "VARCHAR"
-NULL_TYPE = '"NULL"'  # DuckDB's type of a column whose every sniffed value is null (JSON, Parquet)
 
 
 def connect() -> duckdb.DuckDBPyConnection:
@@ -128,15 +126,13 @@ def read_raw(spark: Any, con: duckdb.DuckDBPyConnection, part: Part, label: str,
     if part.fmt == "json":
         data = spark_json.read(spark, part, {p: (i, f) for p, i, f in _file_paths(spark, part)}, label,
                                whole=not spark_json.lines(con, part), cached=cached)
-        _check_raw_types(con, data.drop("_file", *POSITION), {c: spark_json.carried(t) for c, t in part.types.items()},
-                         part, label)
-        return data, dict(part.types)
+        _check_raw_types(con, data.drop("_file", *POSITION), part.read_types, part, label)
+        return data, part.read_types
+    raw = part.read_types
     if part.fmt == "csv":
-        raw = {c: _TEXT for c in part.types}
         data = _read_csv(spark, con, part, StructType([StructField(c, StringType()) for c in raw]))
     else:
         data = spark.read.option("mergeSchema", True).parquet(*[literal(f) for f in part.files])
-        raw = dict(part.types)
         data = data.select("*", *_located(), F.col("_metadata.row_index").alias("__row"))
     _check_raw_types(con, data.drop("__path", "__row", "__mid"), raw, part, label)
     return _positioned(spark, data, part, label, cached), raw
