@@ -28,11 +28,12 @@ from riskconsole.features import build_frame
 from riskconsole.lookups import overlap_warnings
 from riskconsole.maturity import store as store_maturity
 from riskconsole.names import META_TABLE
-from riskconsole.sources import (FORMATS, READERS, Checked, Part, check_dataset, column_types, events_part,  # noqa: F401
+from riskconsole.sources import (FORMATS, NULL_TYPE, READERS, Checked, Part, check_dataset, column_types, events_part,  # noqa: F401
                                  literal_files, source_files, target_types)
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
 from riskconsole.workspace import Workspace
 
+ISO_DATE = r"\d{4}-\d{2}-\d{2}"  # a date column's text: 2026-01-05 (what DuckDB's DATE cast reads unambiguously)
 _LABEL_VALUES = {"1": 1, "1.0": 1, "true": 1, "0": 0, "0.0": 0, "false": 0}
 LABEL_REASON = "label must be 1, 0 or empty (or a word mapped under label_values:)"
 MAX_AMOUNT = 1e15  # an amount beyond this is a typo or a sentinel: sums of a few would overflow
@@ -113,8 +114,15 @@ def _typed(column: str, raw_type: str, target: str, part: Part) -> exp.Expressio
         return times.parse_typed(ident(column), raw_type, text, times.formats_of(part.time_format, column))
     if raw_type == target:
         return ident(column)
+    if target == "DATE" and raw_type in ("JSON", "VARCHAR"):  # '25-11-30' would cast to the year 25: ISO dates only
+        return fill("CASE WHEN regexp_full_match(trim(:t), :re) THEN TRY_CAST(trim(:t) AS DATE) END", t=text,
+                    re=lit(ISO_DATE))
     source = _number_text(column, raw_type, target, part) if raw_type in ("JSON", "VARCHAR") else ident(column)
-    cast = exp.TryCast(this=source, to=exp.DataType.build(target, dialect="duckdb"))
+    to = exp.DataType.build(target, dialect="duckdb")
+    cast = exp.TryCast(this=source, to=to)
+    if raw_type == "JSON" and target != "VARCHAR":  # a string by its text (a CSV's rules), else DuckDB's JSON reading
+        json = exp.TryCast(this=fill("CAST(:c AS JSON)", c=ident(column)), to=to)  # (JSON carried as text on Spark)
+        cast = fill("CASE WHEN json_type(:c) = 'VARCHAR' THEN :t ELSE :j END", c=ident(column), t=cast, j=json)
     if _is_integer(target) and raw_type in ("JSON", "VARCHAR"):  # DuckDB rounds '0.5' to 1: a fraction is no integer
         # (an integer column sniffed from the first rows, a fraction further on: quarantined, never rounded)
         return fill("CASE WHEN :f THEN NULL ELSE :c END", f=_fraction(source), c=cast)
@@ -162,6 +170,9 @@ def _column_reasons(column: str, target: str, part: Part, raw_type: str) -> list
         tried = times.described(times.formats_of(part.time_format, column))
         return [(failed, lit(f"{column}: not {tried}")), (times.out_of_range(cast), times.range_reason(column, cast))]
     mark = " with decimal_separator ','" if part.decimal == "," and _is_number(target) else ""
+    if target == "DATE" and raw_type in ("VARCHAR", "JSON"):
+        return [(failed, lit(f"{column}: not an ISO-8601 date (e.g. 2026-01-05; type it TIMESTAMP under types: and "
+                             "set time_format: for other layouts)"))]
     pairs = [(failed, lit(f"{column}: not a valid {target}{mark}"))]
     if _is_integer(target) and raw_type in ("VARCHAR", "JSON") and column not in part.declared:
         pairs.insert(0, (fill(":f AND :x", f=failed, x=_fraction(_number_text(column, raw_type, target, part))), lit(
@@ -265,10 +276,15 @@ def _publish(con: duckdb.DuckDBPyConnection, part: Part) -> None:
     rows = exp.select(*loaded).from_("_staged").where("__reason IS NULL").order_by(
         *[ident(cast_name(c)) for c in part.order])
     con.execute(f"CREATE OR REPLACE TABLE {part.table} AS " + render(rows))
-    raw = [alias(fill("CAST(:c AS VARCHAR)", c=ident(c)), part.loaded_name(c)) for c in part.types]
-    quarantine = exp.select(*raw, alias(ident("__reason"), "reason"), alias(ident("_file"), "file"),
+    quarantine = exp.select(*quarantine_texts(part), alias(ident("__reason"), "reason"), alias(ident("_file"), "file"),
                             alias(ident("ordinality"), "row")).from_("_staged").where("__reason IS NOT NULL")
     con.execute(f"CREATE OR REPLACE TABLE {part.quarantine} AS " + render(quarantine.order_by("__file", "ordinality")))
+
+
+def quarantine_texts(part: Part) -> list[exp.Expression]:
+    """A quarantined row's source columns as the quarantine shows them: each value's text as the load read it (a JSON
+    string without its quotes), under the column's loaded name."""
+    return [alias(fill("CAST(:t AS VARCHAR)", t=_as_text(c, t)), part.loaded_name(c)) for c, t in part.read_types.items()]
 
 
 # ------------------------------------------------------------------ warnings
@@ -419,7 +435,25 @@ def load_warnings(staged: Staged, checked: Checked, part: Part, read: int) -> li
             found.append(_time_warning(staged, checked, part, c, where, read))
         elif _is_number(target[c]) and c != part.roles.get("label"):
             found.append(_number_warning(staged, checked, part, c, target[c], where, read))
-    return [w for w in found if w]
+    return [w for w in (*found, _untyped_warning(staged, checked, part)) if w]
+
+
+def _untyped_warning(staged: Staged, checked: Checked, part: Part) -> str | None:
+    """A warning naming the JSON columns that have values but none in the rows DuckDB samples for the types (null
+    there, or first seen after them): they are loaded as text, and the fix."""
+    untyped = [c for c, t in part.types.items() if t == NULL_TYPE and c not in part.declared] \
+        if part.fmt == "json" else []
+    if not untyped:
+        return None
+    counts = staged.counts([fill(":c IS NOT NULL", c=ident(cast_name(c))) for c in untyped])
+    valued = [c for c, n in zip(untyped, counts) if n]
+    if not valued:
+        return None
+    prefix = "" if part.kind == "events" else f"{part.where}: "
+    names = ", ".join(f"'{c}'" for c in valued[:5]) + (f" and {len(valued) - 5} more" if len(valued) > 5 else "")
+    return (f"{checked.label}: {prefix}{names} had no value in the first 20,480 rows of a file, which DuckDB reads to "
+            f"type a column: loaded as text; declare the type to read numbers or times, e.g. types: "
+            f"{{{_yaml_key(valued[0])}: DOUBLE}}")
 
 
 # ------------------------------------------------------------------ loading into a new file, then the swap

@@ -227,10 +227,12 @@ def pytest_xdist_make_scheduler(config, log):
 
 def late_json_lines(path, n: int = 20_500) -> None:
     """JSON Lines whose first `n` rows (all DuckDB samples) type `score` BIGINT, `seen` TIMESTAMP WITH TIME ZONE,
-    `ok` BOOLEAN, and leave `note` all null; then rows whose values do not fit those types."""
+    `ok` BOOLEAN, and leave `note` all null; then rows whose values do not fit those types, and a key not seen
+    before (`extra`)."""
     rows = [{"event_id": f"e{i}", "ts": "2026-03-01 10:00:00", "is_fraud": 0, "label_ts": None, "amount": 5,
              "user_id": 1, "device_id": 1, "score": i, "seen": "2026-03-01T10:00:00Z", "ok": True, "note": None} for i in range(n)]
     late = [{"score": 20500.5}, {"score": "x7"}, {"score": 123456789012345678901234}, {"score": "17"},
-            {"seen": "soon"}, {"seen": "2026-03-02 12:00:00+02:00"}, {"ok": "maybe"}, {"note": "text"}, {"note": 7}]
+            {"ok": 1.0}, {"seen": "2026-03-02 12:00:00+02:00"}, {"ok": "maybe"}, {"note": "text"}, {"note": 7},
+            {"extra": 3.5}]  # a key first seen after the sampled rows
     rows += [{**rows[0], "event_id": f"late{i}", **change} for i, change in enumerate(late)]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -161,8 +161,11 @@ def test_a_json_value_after_the_rows_that_typed_its_column_is_quarantined_or_loa
     """DuckDB's `read_json` types a column from the rows it samples and then converted every later value to that type
     itself: a fraction in a column sampled BIGINT was rounded (20500.5 -> 20501), a word there failed the whole load
     with DuckDB's message, and values in a column that was null throughout the sample were dropped. Now a JSON scalar
-    is read as its text and cast as a CSV's: the fraction and the words quarantined saying why, a number written as a
-    string loaded, a later zone converted to UTC, the values after the nulls loaded as text."""
+    is read as JSON and cast by the load (a string by its text as a CSV's, anything else as DuckDB's JSON reader
+    converts it): the fraction and the words quarantined saying why, a number written as a string and 1.0 in a
+    BOOLEAN column loaded, a later zone converted to UTC (times are read as DuckDB types them), the values after the
+    nulls loaded as text, and so is a key first seen after the sampled rows (which read_json dropped), with a warning
+    saying how to type them."""
     ws = _ws(tmp_path, {})
     late_json_lines(ws.root / "data" / "in" / "a.jsonl")
     spec = yaml.safe_load(ws.dataset_path.read_text())
@@ -172,9 +175,13 @@ def test_a_json_value_after_the_rows_that_typed_its_column_is_quarantined_or_loa
     assert reasons == {
         "late0": "score: a fraction in a column read as BIGINT from its first rows: declare types: {score: DOUBLE}",
         "late1": "score: not a valid BIGINT", "late2": "score: not a valid BIGINT",
-        "late4": "seen: not an ISO-8601 time (e.g. 2026-01-05 13:45:00; set time_format: for other layouts)",
         "late6": "ok: not a valid BOOLEAN"}
-    assert (result.read, result.loaded) == (20_509, 20_504)
+    assert (result.read, result.loaded) == (20_510, 20_506)
+    assert query(ws, "SELECT ok FROM events WHERE event_id = 'late4'") == [(True,)]  # 1.0: DuckDB's JSON reading
+    assert result.warnings == ["data/dataset.yaml: 'note', 'extra' had no value in the first 20,480 rows of a file, "
+                               "which DuckDB reads to type a column: loaded as text; declare the type to read numbers "
+                               "or times, e.g. types: {note: DOUBLE}"]
+    assert query(ws, "SELECT extra FROM events WHERE extra IS NOT NULL") == [("3.5",)]  # read_json dropped the key
     assert query(ws, "SELECT score FROM events WHERE event_id = 'late3'") == [(17,)]
     assert query(ws, "SELECT CAST(seen AS VARCHAR) FROM events WHERE event_id = 'late5'") == [("2026-03-02 10:00:00",)]
     assert query(ws, "SELECT note FROM events WHERE note IS NOT NULL ORDER BY note") == [("7",), ("text",)]
@@ -182,7 +189,47 @@ def test_a_json_value_after_the_rows_that_typed_its_column_is_quarantined_or_loa
     quarantined = dict(query(ws, "SELECT event_id, score FROM quarantine"))
     assert quarantined["late0"] == "20500.5" and quarantined["late1"] == "x7"  # the text as written, no JSON quotes
     ws.dataset_path.write_text(yaml.safe_dump({**spec, "source": "data/in/*.jsonl", "types": {"score": "DOUBLE"}}))
-    assert load(ws).loaded == 20_506 and query(ws, "SELECT max(score) FROM events WHERE score < 1e6") == [(20_500.5,)]
+    assert load(ws).loaded == 20_508 and query(ws, "SELECT max(score) FROM events WHERE score < 1e6") == [(20_500.5,)]
+
+
+def test_json_values_load_as_duckdbs_json_reader_reads_them_where_they_fit(tmp_path):
+    """What DuckDB's JSON reader converted before the load cast JSON itself still loads the same: numbers with a
+    decimal point beside decimal_separator ',' (which applies to text), booleans declared INTEGER, 1.0 and 0.0
+    declared BOOLEAN, strings and objects declared JSON, ISO dates. A date DuckDB's reader would take in another
+    layout (05-31-1990, 25-11-30: the year 25 by a plain cast) is quarantined saying how to read it, as in a CSV.
+    Keys that differ only in letter case are refused, as a CSV header's."""
+    import json
+
+    rows = [{"event_id": "a", "t": "05.01.2026 10:00", "is_fraud": 0, "cb": "2026-01-20T10:00:00Z", "amount": 12.5,
+             "user_id": 1, "device_id": 1, "fee": "1,25", "new_dev": True, "flag": 1.0, "meta": {"k": 1},
+             "dob": "1990-05-31"},
+            {"event_id": "b", "t": "06.01.2026 10:00", "is_fraud": 1, "cb": None, "amount": 20, "user_id": 1,
+             "device_id": 1, "fee": "2,50", "new_dev": False, "flag": 0.0, "meta": "just text", "dob": "1985-12-31"},
+            {"event_id": "c", "t": "07.01.2026 10:00", "is_fraud": 0, "cb": None, "amount": 7.25, "user_id": 1,
+             "device_id": 1, "fee": "0,75", "new_dev": None, "flag": None, "meta": 5, "dob": None}]
+    ws = _ws(tmp_path, {"a.jsonl": "".join(json.dumps(r) + "\n" for r in rows)}, {
+        **BASE_DATASET, "columns": {**BASE_DATASET["columns"], "time": "t", "label_time": "cb"},
+        "decimal_separator": ",", "time_format": {"t": "%d.%m.%Y %H:%M"},
+        "types": {"fee": "DOUBLE", "new_dev": "INTEGER", "flag": "BOOLEAN", "meta": "JSON"}})
+    spec = yaml.safe_load(ws.dataset_path.read_text())
+    ws.dataset_path.write_text(yaml.safe_dump({**spec, "source": "data/in/*.jsonl"}))
+    result = load(ws)
+    assert (result.loaded, result.quarantined) == (3, 0), result.reasons
+    got = query(ws, "SELECT amount, fee, new_dev, flag, CAST(meta AS VARCHAR), CAST(dob AS VARCHAR), "
+                    "CAST(cb AS VARCHAR) FROM events ORDER BY event_id")
+    assert got == [(12.5, 1.25, 1, True, '{"k":1}', "1990-05-31", "2026-01-20 10:00:00"),
+                   (20.0, 2.5, 0, False, '"just text"', "1985-12-31", None),
+                   (7.25, 0.75, None, None, "5", None, None)]
+    for days in (["05-31-1990", "12-31-1985"], ["25-11-30", "24-02-29"]):  # DuckDB sniffs DATE from each pair
+        dated = [{**r, "dob": day} for r, day in zip(rows, [*days, None])]
+        (ws.root / "data" / "in" / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in dated))
+        assert load(ws).reasons == {"dob: not an ISO-8601 date (e.g. 2026-01-05; type it TIMESTAMP under types: and "
+                                    "set time_format: for other layouts)": 2}, days
+    (ws.root / "data" / "in" / "a.jsonl").write_text("".join(json.dumps({**r, "Fee": 1}) + "\n" for r in rows))
+    with pytest.raises(RiskConsoleError, match=r"a.jsonl: the JSON objects have keys 'fee' and 'Fee', which differ "
+                                               r"only in letter case; .* rename one of them in the file$"):
+        load(ws)
+    assert query(ws, "SELECT count(*) FROM events") == [(1,)]  # the live data unchanged
 
 
 def test_a_source_with_no_rows_is_an_error(tmp_path):

@@ -792,13 +792,13 @@ def test_a_json_line_duckdb_refuses_fails_the_load_on_spark_too(tmp_path, spark,
 
 def test_json_values_after_the_sampled_rows_are_quarantined_on_spark_as_on_duckdb(tmp_path, spark):
     """Values after the rows DuckDB samples that do not fit their column's type (a fraction and words in a BIGINT
-    column, a word in a time and a BOOLEAN column) are quarantined, a number written as a string, a later zone and
-    values after a sample of nulls loaded: on Spark row for row as on DuckDB (`tests/test_ingest.py` has the
-    reasons)."""
+    column, a word in a BOOLEAN column) are quarantined; a number written as a string, 1.0 as a BOOLEAN, a later
+    zone, values after a sample of nulls and a key first seen late loaded: on Spark row for row as on DuckDB
+    (`tests/test_ingest.py` has the reasons)."""
     ws = _files(tmp_path / "ws", {"a.jsonl": b""})
     late_json_lines(ws.root / "data" / "in" / "a.jsonl")
     duck = assert_spark_loads_like_duckdb(ws, spark)
-    assert (duck.read, duck.loaded) == (20_509, 20_504)
+    assert (duck.read, duck.loaded, len(duck.warnings)) == (20_510, 20_506, 1)
 
 
 def test_validate_engine_spark_checks_a_dataset_and_a_strategy_for_spark(tmp_path, spark, capsys):

@@ -2,7 +2,8 @@
 
 DuckDB decides the schema: the source's column types are the ones DuckDB's `read_json` (the load's options, over
 every file) gives (`Part.types`, sniffed by sources.py as on a DuckDB load), and every column is read as the DuckDB
-load reads it (`Part.read_types`: a scalar as its text, cast by the load's SQL). Spark reads every line as text (a
+load reads it (`Part.read_types`: strings and times as text, numbers and booleans as JSON carried as its text, cast by
+the load's SQL). Spark reads every line as text (a
 block of a file — `_metadata.file_block_start` — is read whole and in order by one task: a first pass counts each
 block's lines, so a second numbers every line in its file and every row as DuckDB's `WITH ORDINALITY` does, over all
 files, blank lines not counted), skips blank lines and a leading BOM as DuckDB does, and parses every 10,000 lines
@@ -37,12 +38,17 @@ _BOM = "\ufeff"
 CHUNK = 10_000  # lines parsed by one read_json
 
 
+def carried(dtype: str) -> str:
+    """The DuckDB type a raw column has on Spark: JSON as its text."""
+    return "VARCHAR" if dtype == "JSON" else dtype
+
+
 def refusal(con: duckdb.DuckDBPyConnection, part: Part, type_refusal: Callable[[duckdb.DuckDBPyConnection, str],
                                                                                 str | None]) -> str | None:
     """Why Spark cannot read the JSON source as DuckDB does: a nested column DuckDB reads with a type Spark cannot
     carry exactly (JSON nested in a list or struct, HUGEINT in a struct, ...); a scalar is read as its text."""
     for column, dtype in part.read_types.items():
-        why = type_refusal(con, dtype)
+        why = None if dtype == "JSON" else type_refusal(con, dtype)  # carried exactly as its text
         if why:
             return f"DuckDB reads column '{column}' as {dtype}, {why}"
     return None
@@ -126,7 +132,7 @@ def _schema(part: Part, row: str) -> Any:
 
     from riskconsole.engines.spark_read import connect
 
-    nulls = [alias(exp.cast(exp.null(), exp.DataType.build(t, dialect="duckdb")), c)
+    nulls = [alias(exp.cast(exp.null(), exp.DataType.build(carried(t), dialect="duckdb")), c)
              for c, t in part.read_types.items()]
     raw = connect().sql(render(exp.select(*nulls))).to_arrow_table().schema
     positions = pa.schema([("_file", pa.string()), ("__file", pa.int32()), (row, pa.int64())])
@@ -215,10 +221,11 @@ def _counter(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
 
 
 def _read_sql(types: dict[str, str], path: str, layout: str = "newline_delimited") -> str:
-    """`read_json` of one file with the fixed schema (`Part.read_types`): of lines, or in the `layout` DuckDB's load
-    detects (`auto`)."""
+    """`read_json` of one file with the fixed schema (`Part.read_types`, JSON columns as their text): of lines, or in
+    the `layout` DuckDB's load detects (`auto`)."""
     spec = ", ".join(f"{lit(c).sql('duckdb')}: {lit(t).sql('duckdb')}" for c, t in types.items())
-    picked = ", ".join(render(exp.column(c, quoted=True)) for c in types)
+    picked = ", ".join(render(alias(exp.cast(exp.column(c, quoted=True), "VARCHAR") if t == "JSON"
+                                    else exp.column(c, quoted=True), c)) for c, t in types.items())
     return (f"SELECT {picked} FROM read_json({lit(path).sql('duckdb')}, columns = {{{spec}}}, "
             f"format = '{layout}', records = true)")
 

@@ -87,6 +87,9 @@ class _Asked:
         self.pairs.append((raw, bad))
         return 0, []
 
+    def counts(self, conditions: list[exp.Expression]) -> list[int]:
+        return [0] * len(conditions)  # asked again of the rows themselves (`SparkStaged.counts`, one pass)
+
 
 def _key(raw: exp.Expression, bad: exp.Expression) -> tuple[str, str]:
     return render(raw), render(bad)
@@ -228,9 +231,8 @@ def _load_part(spark: Any, con: duckdb.DuckDBPyConnection, checked: Checked, par
     warnings = SparkStaged(staged, raw, con).warnings(checked, part, read)
     rows = staged.where(F.col("__reason").isNull()).select(
         *[F.col(quoted(ingest.cast_name(c))).alias(part.loaded_name(c)) for c in part.types])
-    texts = [alias(fill("CAST(:c AS VARCHAR)", c=ident(c)), part.loaded_name(c)) for c in part.types]
     quarantine = duck_select(staged.where(F.col("__reason").isNotNull()), [
-        *texts, alias(ident("__reason"), "reason"), alias(ident("_file"), "file"), alias(ident("ordinality"), "row"),
+        *ingest.quarantine_texts(part), alias(ident("__reason"), "reason"), alias(ident("_file"), "file"), alias(ident("ordinality"), "row"),
         ident("__file")]).orderBy("__file", "row")
     ordered = dict(sorted(reasons.items(), key=lambda rn: (-rn[1], rn[0])))
     return SparkLoaded(read, loaded, rows, quarantine, ordered, warnings, cached)
