@@ -125,6 +125,32 @@ def test_a_uri_source_is_checked_over_its_samples_then_over_every_row(tmp_path, 
     assert _held(ws, ["events"]) == live
 
 
+def test_a_parquet_column_only_in_files_after_the_sampled_ones_is_loaded(tmp_path, spark, monkeypatch):
+    """With one file sampled: a column the later Parquet files added (a daily export that grew one) is checked and
+    loaded from Spark's merged schema (the files' footers), null on the first file's rows, as DuckDB loads the same
+    files as local paths — not left out."""
+    import io
+
+    from riskconsole.engines import spark_sources
+
+    monkeypatch.setattr(spark_sources, "SAMPLED_FILES", 1)
+    events = T.random_events(n=40)
+    parts = {}
+    for name, rows, extra in (("a.parquet", events[:20], False), ("b.parquet", events[20:], True)):
+        frame = rows.assign(coupon=["spring", None] * 10) if extra else rows
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        parts[name] = buffer.getvalue()
+    ws = T._files(tmp_path / "ws", parts, features=[])
+    duck = load(ws)
+    want = _held(ws, ["events"])
+    assert "coupon" in [c[0] for c in want["events"][0]]
+    _at_uris(ws, source=f"file://{ws.root}/data/in/*.parquet")
+    ours = load(ws, engine="spark", spark=spark)
+    assert (ours.read, ours.loaded) == (duck.read, duck.loaded)
+    assert _held(ws, ["events"]) == want
+
+
 def test_files_after_the_sampled_ones_need_the_first_files_header_as_written(tmp_path, spark, monkeypatch):
     """With one file sampled: files whose header DuckDB renames (a pandas index's empty name, names with spaces
     after the commas) load as the local files load on DuckDB; a later file with another header fails the load

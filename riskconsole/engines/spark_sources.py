@@ -46,8 +46,26 @@ class SparkSources:
         from riskconsole.engines.spark_read import connect
 
         with contextlib.closing(connect()) as con:
-            return {path: self._sample(fmt, path, folder / f"{i:04d}{_SUFFIX[fmt]}", con)
-                    for i, path in enumerate(files[:SAMPLED_FILES])}
+            samples = {path: self._sample(fmt, path, folder / f"{i:04d}{_SUFFIX[fmt]}", con)
+                       for i, path in enumerate(files[:SAMPLED_FILES])}
+        if fmt == "parquet" and len(files) > SAMPLED_FILES:
+            self._every_column(files, samples[files[0]])
+        return samples
+
+    def _every_column(self, files: list[str], local: str) -> None:
+        """Give the first file's sample every column of every file (Spark's merged schema, read from the files'
+        footers: no row), null where that file has none: a column added to the files after the sampled ones (a
+        daily export that grew one) is then checked and loaded, not left out."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        merged = to_arrow_schema(self.spark.read.option("mergeSchema", True).parquet(
+            *[literal(f) for f in files]).schema, timezone="UTC", prefers_large_types=False)
+        head = pq.read_table(local)
+        for name in [f.name for f in merged if f.name not in head.column_names]:
+            head = head.append_column(merged.field(name), pa.nulls(head.num_rows, merged.field(name).type))
+        pq.write_table(head, local)
 
     def _sample(self, fmt: str, path: str, local: Path, con: Any) -> str:
         """One file's head written to `local` (returned): a Parquet file's first rows as Spark reads them; a CSV or
