@@ -10,6 +10,7 @@ before a row is read (one line naming the engine). Executors need riskconsole an
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from riskconsole.engines.spark_render import first_line
 from riskconsole.errors import DataError, RiskConsoleError
 from riskconsole.escape import terminal
 from riskconsole.sources import Checked, Part, literal_files, outcome_checks, outcome_error
-from riskconsole.sqlbuild import alias, fill, ident, render
+from riskconsole.sqlbuild import alias, fill, ident, lit, render
 from riskconsole.storeviews import create_view, viewable
 
 
@@ -39,6 +40,7 @@ class SparkStaged:
     raw: dict[str, str]  # raw column -> its DuckDB type as DuckDB's reader gives it
     con: duckdb.DuckDBPyConnection = field(default_factory=connect)  # in UTC, as the load's (time suggestions)
     _known: dict[tuple[str, str], int] = field(default_factory=dict)  # failing rows counted ahead, by (raw, bad)
+    _counted: dict[str, int] = field(default_factory=dict)  # rows meeting a condition counted ahead, by its SQL
 
     def failing(self, raw: exp.Expression, bad: exp.Expression) -> tuple[int, list[str]]:
         """How many rows are `bad`, and up to ingest.SAMPLE of their raw values (first in source order)."""
@@ -57,19 +59,39 @@ class SparkStaged:
     def raw_types(self) -> dict[str, str]:
         return dict(self.raw)
 
-    def warnings(self, checked: Checked, part: Part, read: int) -> list[str]:
-        """ingest's warnings of these rows, every column's failing rows counted in one pass first (the warnings ask
-        column by column: a Spark job each), samples read only where some row fails."""
+    def tally(self, checked: Checked, part: Part, utf8: bool) -> tuple[dict[str | None, int], bool]:
+        """One pass over the staged rows: how many rows have each `__reason` (None: loaded), every count the
+        warnings will ask (kept for `warnings`: they ask column by column, a Spark job each), and, with `utf8`,
+        whether a raw text column holds U+FFFD (`check_utf8` then finds the first such row)."""
+        from pyspark.sql import functions as F
+
         asked = _Asked(self.con)
-        ingest.load_warnings(asked, checked, part, read)  # which (raw, bad) pairs the warnings count
-        counts = self.counts([bad for _, bad in asked.pairs]) if asked.pairs else []
-        self._known = {_key(raw, bad): n for (raw, bad), n in zip(asked.pairs, counts)}
+        ingest.load_warnings(asked, checked, part, 1)  # which (raw, bad) pairs and conditions the warnings count
+        conditions = [bad for _, bad in asked.pairs] + asked.conditions
+        names = [f"__m{i}" for i in range(len(conditions))]
+        columns = [alias(fill("CAST(coalesce(:c, false) AS INTEGER)", c=c), n) for c, n in zip(conditions, names)]
+        if utf8 and self.raw:
+            replaced = [fill("coalesce(contains(:c, :r), false)", c=ident(c), r=lit("\ufffd")) for c in self.raw]
+            columns.append(alias(functools.reduce(exp.or_, replaced), "__fffd"))
+        marked = duck_select(self.rows, [*columns, ident("__reason")])
+        fffd = [F.max("__fffd").alias("__fffd")] if utf8 and self.raw else []
+        groups = marked.groupBy("__reason").agg(F.count(F.lit(1)).alias("__n"), *[F.sum(n).alias(n) for n in names],
+                                                *fffd).collect()
+        totals = [sum(int(g[n] or 0) for g in groups) for n in names]
+        self._known = {_key(raw, bad): n for (raw, bad), n in zip(asked.pairs, totals)}
+        self._counted = {render(c): n for c, n in zip(asked.conditions, totals[len(asked.pairs):])}
+        return {g["__reason"]: g["__n"] for g in groups}, bool(fffd) and any(g["__fffd"] for g in groups)
+
+    def warnings(self, checked: Checked, part: Part, read: int) -> list[str]:
+        """ingest's warnings of these rows: counts from `tally`, samples read only where some row fails."""
         return ingest.load_warnings(self, checked, part, read)
 
     def counts(self, conditions: list[exp.Expression]) -> list[int]:
-        """How many rows meet each condition (one pass)."""
+        """How many rows meet each condition (counted by `tally`, else one pass)."""
         from pyspark.sql import functions as F
 
+        if all(render(c) in self._counted for c in conditions):
+            return [self._counted[render(c)] for c in conditions]
         names = [f"__m{i}" for i in range(len(conditions))]
         marked = duck_select(self.rows, [alias(fill("CAST(coalesce(:c, false) AS INTEGER)", c=c), n)
                                          for c, n in zip(conditions, names)])
@@ -78,17 +100,19 @@ class SparkStaged:
 
 
 class _Asked:
-    """A stand-in for staged rows where nothing fails: records which (raw, bad) pairs the warnings ask about."""
+    """A stand-in for staged rows where nothing fails: records which (raw, bad) pairs and which conditions the
+    warnings ask about."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        self.con, self.pairs = con, []
+        self.con, self.pairs, self.conditions = con, [], []
 
     def failing(self, raw: exp.Expression, bad: exp.Expression) -> tuple[int, list[str]]:
         self.pairs.append((raw, bad))
         return 0, []
 
     def counts(self, conditions: list[exp.Expression]) -> list[int]:
-        return [0] * len(conditions)  # asked again of the rows themselves (`SparkStaged.counts`, one pass)
+        self.conditions += conditions
+        return [0] * len(conditions)
 
 
 def _key(raw: exp.Expression, bad: exp.Expression) -> tuple[str, str]:
@@ -217,18 +241,19 @@ def _load_part(spark: Any, con: duckdb.DuckDBPyConnection, checked: Checked, par
     data, raw = read_raw(spark, con, part, checked.label, cached)
     if part.remote and part.kind == "events":  # checked over samples before: now over every row
         _check_outcomes(data, checked)
-    if part.fmt == "csv":
-        check_utf8(data, raw, part, checked.label)
     staged = stage(data, part, raw).persist(StorageLevel.MEMORY_AND_DISK)
     cached.append(staged)
-    reasons = {r: n for r, n in staged.groupBy("__reason").count().collect()}
+    tallied = SparkStaged(staged, raw, con)
+    reasons, replaced = tallied.tally(checked, part, utf8=part.fmt == "csv")
+    if replaced:
+        check_utf8(data, raw, part, checked.label)  # raises, naming the first such row
     read, loaded = sum(reasons.values()), reasons.pop(None, 0)
     if loaded == 0:
         shown = sorted(reasons.items(), key=lambda rn: (-rn[1], rn[0]))[:2]
         text = "; ".join(f"{terminal(str(r))[:160]} ({n:,} rows)" for r, n in shown)
         raise DataError(f"{checked.label}: {where}no loadable rows in '{part.source}' (read {read:,}, every one "
                         f"quarantined: {text})")
-    warnings = SparkStaged(staged, raw, con).warnings(checked, part, read)
+    warnings = tallied.warnings(checked, part, read)
     rows = staged.where(F.col("__reason").isNull()).select(
         *[F.col(quoted(ingest.cast_name(c))).alias(part.loaded_name(c)) for c in part.types])
     quarantine = duck_select(staged.where(F.col("__reason").isNotNull()), [
