@@ -488,7 +488,7 @@ def _fill(con: duckdb.DuckDBPyConnection, checked: Checked, progress: Progress, 
         warnings += found
     warnings += overlap_warnings(con, checked.dataset, checked.label)
     read, loaded = counts["source"]
-    _write_meta(con, checked, read, loaded, version)
+    _write_meta(con, checked, read, loaded, version, warnings)
     build = getattr(loader, "build_frame", None)  # a load on Spark builds the frame there (and says where)
     if build is None:
         progress(f"building {len(checked.dataset.features)} features over {loaded:,} events ...")
@@ -500,10 +500,13 @@ def _fill(con: duckdb.DuckDBPyConnection, checked: Checked, progress: Progress, 
                       sources=others)
 
 
-def _write_meta(con: duckdb.DuckDBPyConnection, checked: Checked, read: int, loaded: int, version: str) -> None:
-    """Table `_meta`: the spec, the counts and the load's fresh data version (score tables are stamped with it)."""
+def _write_meta(con: duckdb.DuckDBPyConnection, checked: Checked, read: int, loaded: int, version: str,
+                warnings: list[str]) -> None:
+    """Table `_meta`: the spec, the counts, the data's warnings and the load's fresh data version (score tables are
+    stamped with it)."""
     meta = {"dataset": checked.dataset.model_dump(mode="json", by_alias=True), "dataset_path": str(checked.path),
-            "read": read, "loaded": loaded, "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())}
+            "read": read, "loaded": loaded, "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()),
+            "warnings": warnings}
     con.execute(f"CREATE OR REPLACE TABLE {META_TABLE} AS SELECT ?::JSON AS meta, ? AS version",
                 [json.dumps(meta), version])
 

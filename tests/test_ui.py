@@ -95,6 +95,29 @@ def test_data_page_counts(page):
     assert _metric(at, "quarantined") == "0"
 
 
+def test_the_data_page_shows_what_the_last_load_warned_whoever_loaded(tmp_path, monkeypatch):
+    """A load's warnings are kept with the data: the Data page shows them after a CLI load, and a console load
+    shows each once."""
+    from conftest import late_json_lines
+
+    ws = write_workspace(tmp_path / "ws", random_events(n=20))
+    late_json_lines(ws.root / "data" / "late.jsonl")
+    spec = yaml.safe_load(ws.dataset_path.read_text())
+    ws.dataset_path.write_text(yaml.safe_dump({**spec, "source": "data/late.jsonl"}))
+    warned = load(ws).warnings
+    assert len(warned) == 1
+    monkeypatch.setenv("RISKCONSOLE_WORKSPACE", str(ws.root))
+    common.release_connections()
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("riskconsole/ui/data_page.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [w.value for w in at.warning] == [f"The last load warned: {warned[0]}"]
+    next(b for b in at.button if b.label == "Load dataset").click().run()
+    assert not at.exception and [w.value for w in at.warning] == warned
+    common.release_connections()
+
+
 @pytest.fixture
 def downloads(monkeypatch):
     """The bytes behind each download button of the last AppTest run, by button label.

@@ -39,6 +39,7 @@ def run_load(action) -> None:
     for warning in result.warnings:
         st.warning(warning)
     st.cache_data.clear()
+    st.session_state["_data_just_loaded"] = True  # its warnings are shown above, not again below
 
 
 with st.expander("Load another dataset or upload a file", expanded=not ws.db_path.exists()):
@@ -74,6 +75,10 @@ dataset = dataset_or_stop(ws)
 for folder in viewed_folders(con):
     st.caption(f"Loaded on Spark: the events, streams, tables, features, quarantines and Spark's scores are read from "
                f"its Parquet in {ws.rel(Path(folder))}, not copied into the database")
+loaded_by = current_session(ws)
+if loaded_by is not None and not st.session_state.pop("_data_just_loaded", False):
+    for warning in loaded_by.load_warnings():
+        st.warning(f"The last load warned: {warning}")
 info = summary(con, dataset)
 cols = st.columns(5)
 cols[0].metric("events loaded", f"{info['events']:,}", border=True)
