@@ -1022,3 +1022,24 @@ def test_a_load_removes_its_own_old_versions_only(tmp_path):
     assert shared.children() == sorted([other, broken, new, "notes"])
     claim(shared.child(broken), ws)
     assert json.loads(shared.read_text(broken, OWNER)) == {"workspace": str(ws.root.resolve())}
+
+
+def test_a_csv_files_dialect_is_sniffed_once_until_the_file_changes(tmp_path, monkeypatch):
+    """`check`, the load's `refusal` and `_read_csv` each ask a CSV file's dialect: DuckDB's sniffer reads an unchanged
+    file once; a file rewritten (another size or modification time) is sniffed again."""
+    import os
+
+    from riskconsole.engines import spark_read
+
+    sniffed = []
+    real = spark_read._sniffed
+    monkeypatch.setattr(spark_read, "_sniffed", lambda con, path: sniffed.append(path) or real(con, path))
+    path = tmp_path / "a.csv"
+    path.write_text("a,b\n1,2\n")
+    con = duckdb.connect()
+    first = spark_read.csv_dialect(con, str(path))
+    first["columns"].append("changed by a caller")
+    assert spark_read.csv_dialect(con, str(path)) == {**first, "columns": ["a", "b"]} and len(sniffed) == 1
+    path.write_text("a;b;c\n1;2;3\n")
+    os.utime(path, ns=(1, 1))
+    assert spark_read.csv_dialect(con, str(path))["sep"] == ";" and len(sniffed) == 2

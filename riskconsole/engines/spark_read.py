@@ -9,8 +9,10 @@ paths (`__file`) and `ordinality` (Parquet: the row in its file; CSV: the row ov
 
 from __future__ import annotations
 
+import copy
 import functools
 import itertools
+import os
 import posixpath
 import re
 import unicodedata
@@ -89,8 +91,23 @@ def _type_refusal(con: duckdb.DuckDBPyConnection, dtype: str) -> str | None:
     return None if seen == duck else f"which Spark would store as {seen}"
 
 
+_DIALECTS: dict[tuple[str, int, int], dict[str, Any]] = {}  # (path, size, mtime_ns) -> dialect: sniffed once
+
+
 def csv_dialect(con: duckdb.DuckDBPyConnection, path: str) -> dict[str, Any]:
-    """The dialect DuckDB's sniffer finds in one CSV file (delimiter, quote, escape, header, columns, ...)."""
+    """The dialect DuckDB's sniffer finds in one CSV file (delimiter, quote, escape, header, columns, ...); a file
+    unchanged since (same size and modification time) is not sniffed again (`check`, the load's `refusal` and
+    `_read_csv` each ask)."""
+    stat = os.stat(path)
+    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _DIALECTS:
+        if len(_DIALECTS) > 10_000:
+            _DIALECTS.clear()
+        _DIALECTS[key] = _sniffed(con, path)
+    return copy.deepcopy(_DIALECTS[key])
+
+
+def _sniffed(con: duckdb.DuckDBPyConnection, path: str) -> dict[str, Any]:
     row = con.execute("SELECT Delimiter, Quote, Escape, SkipRows, HasHeader, Comment, Columns FROM sniff_csv($f)",
                       {"f": literal_file(path)}).fetchall()[0]
     none = ("(empty)", "")
