@@ -27,7 +27,6 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from riskconsole.errors import DataError
 from riskconsole.sources import Part
 from riskconsole.sqlbuild import alias, lit, render
 
@@ -101,7 +100,7 @@ def read(spark: Any, part: Part, files: dict[str, tuple[int, str]], label: str, 
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    from riskconsole.engines.spark_read import literal
+    from riskconsole.engines.spark_read import literal, unlisted_file
     from riskconsole.engines.spark_scores import _local_workers
 
     _local_workers(spark)
@@ -113,9 +112,7 @@ def read(spark: Any, part: Part, files: dict[str, tuple[int, str]], label: str, 
     counts = lines.mapInArrow(_counter, "__path string, __block long, n long, r long").groupBy("__path", "__block") \
         .agg(F.sum("n").alias("n"), F.sum("r").alias("r")).collect()
     if any(c["__path"] not in files for c in counts):
-        where = "" if part.kind == "events" else f"{part.where}: "
-        raise DataError(f"{label}: {where}source '{part.source}': spark read a file not in the sorted list of its "
-                        "files")
+        raise unlisted_file(label, part)
     offsets, rows = {}, 0
     for path in sorted(files, key=lambda p: files[p][0]):
         lines_before = 0

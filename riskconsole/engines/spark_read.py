@@ -246,6 +246,14 @@ def _positioned(spark: Any, data: Any, part: Part, label: str, cached: list[Any]
     return over_files(spark, data, part, label, cached).drop("__path", "__mid")
 
 
+def unlisted_file(label: str, part: Part) -> DataError:
+    """The error of a read that found a file the source's sorted list does not hold (its files changed while Spark
+    read them): the rows could not be numbered as DuckDB numbers them."""
+    where = "" if part.kind == "events" else f"{part.where}: "
+    return DataError(f"{label}: {where}source '{part.source}': spark read a file not in the sorted list of its files "
+                     "(did the files change during the load? load again)")
+
+
 def over_files(spark: Any, data: Any, part: Part, label: str, cached: list[Any]) -> Any:
     """`ordinality` (the row over all files in order, as DuckDB's WITH ORDINALITY counts) from each row's file
     (`__file`) and its place in it (`__in_file`, dropped): `data` is persisted (appended to `cached`), each file's rows
@@ -260,7 +268,7 @@ def over_files(spark: Any, data: Any, part: Part, label: str, cached: list[Any])
     cached.append(data)
     counts = dict(data.groupBy("__file").count().collect())
     if None in counts:
-        raise DataError(f"{label}: source '{part.source}': spark read a file not in the sorted list of its files")
+        raise unlisted_file(label, part)
     before = list(itertools.accumulate([counts.get(i + 1, 0) for i in range(len(part.files))], initial=0))
     offsets = spark.createDataFrame([(i + 1, before[i]) for i in range(len(part.files))], "__file int, __before long")
     return (data.join(F.broadcast(offsets), "__file").withColumn("ordinality", F.col("__in_file") + F.col("__before"))
