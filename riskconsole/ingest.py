@@ -29,11 +29,11 @@ from riskconsole.lookups import overlap_warnings
 from riskconsole.maturity import store as store_maturity
 from riskconsole.names import META_TABLE
 from riskconsole.sources import (FORMATS, NULL_TYPE, READERS, Checked, Part, check_dataset, column_types, events_part,  # noqa: F401
-                                 literal_files, source_files, target_types)
+                                 literal_files, raw_text, source_files, target_types)
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
 from riskconsole.workspace import Workspace
 
-ISO_DATE = r"\d{4}-\d{2}-\d{2}"  # a date column's text: 2026-01-05 (what DuckDB's DATE cast reads unambiguously)
+ISO_DATE = r"\d{4}-\d{1,2}-\d{1,2}([T ].*)?"  # a date's text: 2026-01-05, 2026-1-5, 2026-01-05 00:00:00 (not 25-11-30)
 _LABEL_VALUES = {"1": 1, "1.0": 1, "true": 1, "0": 0, "0.0": 0, "false": 0}
 LABEL_REASON = "label must be 1, 0 or empty (or a word mapped under label_values:)"
 MAX_AMOUNT = 1e15  # an amount beyond this is a typo or a sentinel: sums of a few would overflow
@@ -84,9 +84,7 @@ def cast_name(column: str) -> str:
 
 
 def _as_text(column: str, raw_type: str) -> exp.Expression:
-    if raw_type == "JSON":  # a JSON string's text, unescaped; an object or number as its JSON text; null as NULL
-        return fill("json_extract_string(:c, '$')", c=ident(column))
-    return fill("CAST(:c AS VARCHAR)", c=ident(column))
+    return raw_text(column, raw_type)  # a JSON string's text, unescaped; an object or number as its JSON text
 
 
 def _label_cast(text: exp.Expression, extra: dict[str, int | None]) -> exp.Expression:
@@ -171,8 +169,10 @@ def _column_reasons(column: str, target: str, part: Part, raw_type: str) -> list
         return [(failed, lit(f"{column}: not {tried}")), (times.out_of_range(cast), times.range_reason(column, cast))]
     mark = " with decimal_separator ','" if part.decimal == "," and _is_number(target) else ""
     if target == "DATE" and raw_type in ("VARCHAR", "JSON"):
-        return [(failed, lit(f"{column}: not an ISO-8601 date (e.g. 2026-01-05; type it TIMESTAMP under types: and "
-                             "set time_format: for other layouts)"))]
+        iso = fill("regexp_full_match(trim(:t), :re)", t=_as_text(column, raw_type), re=lit(ISO_DATE))
+        return [(fill(":f AND NOT :i", f=failed, i=iso), lit(
+            f"{column}: not an ISO-8601 date (e.g. 2026-01-05; type it TIMESTAMP under types: and set time_format: "
+            "for other layouts)")), (failed, lit(f"{column}: not a valid DATE"))]
     pairs = [(failed, lit(f"{column}: not a valid {target}{mark}"))]
     if _is_integer(target) and raw_type in ("VARCHAR", "JSON") and column not in part.declared:
         pairs.insert(0, (fill(":f AND :x", f=failed, x=_fraction(_number_text(column, raw_type, target, part))), lit(
@@ -372,7 +372,11 @@ def _format_for(staged: Staged, part: Part, column: str, fmt: str) -> str:
 
 def _yaml_key(name: str) -> str:
     """A column name as a YAML mapping key: bare when plain words, else double-quoted."""
-    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_ ]*[A-Za-z0-9_]|[A-Za-z_]", name) else json.dumps(name)
+    plain = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_ ]*[A-Za-z0-9_]|[A-Za-z_]", name) and name.lower() not in _YAML_WORDS
+    return name if plain else json.dumps(name)
+
+
+_YAML_WORDS = {"null", "true", "false", "yes", "no", "on", "off", "y", "n"}  # YAML reads these bare as null or booleans
 
 
 _COMMA_NUMBER = re.compile(r"\s*[-+]?(\d{1,3}(\.\d{3})+|\d+),\d+\s*")  # 723,03 or 1.234,56
@@ -441,8 +445,9 @@ def load_warnings(staged: Staged, checked: Checked, part: Part, read: int) -> li
 def _untyped_warning(staged: Staged, checked: Checked, part: Part) -> str | None:
     """A warning naming the JSON columns that have values but none in the rows DuckDB samples for the types (null
     there, or first seen after them): they are loaded as text, and the fix."""
-    untyped = [c for c, t in part.types.items() if t == NULL_TYPE and c not in part.declared] \
-        if part.fmt == "json" else []
+    target = target_types(part)
+    untyped = [c for c, t in part.types.items()
+               if t == NULL_TYPE and target[c] == "VARCHAR" and c not in part.declared] if part.fmt == "json" else []
     if not untyped:
         return None
     counts = staged.counts([fill(":c IS NOT NULL", c=ident(cast_name(c))) for c in untyped])

@@ -41,7 +41,8 @@ READERS = {  # a file's own columns only: a folder named like `part=1` adds none
 }
 _SNIFF = {"csv": "DESCRIBE SELECT * FROM read_csv($files, union_by_name = true, hive_partitioning = false)",
           "parquet": "DESCRIBE SELECT * FROM read_parquet($files, union_by_name = true, hive_partitioning = false)",
-          "json": "DESCRIBE SELECT * FROM read_json($files, union_by_name = true, hive_partitioning = false)"}
+          "json": "DESCRIBE SELECT * FROM read_json($files, union_by_name = true, hive_partitioning = false, "
+                  "map_inference_threshold = -1)"}  # objects with many keys: columns, never one MAP
 
 
 @dataclass(frozen=True)
@@ -141,12 +142,20 @@ def _json_read_type(sniffed: str, declared: str | None) -> str:
     sniffed it (declared a scalar, e.g. JSON: as JSON); anything else (numbers, booleans, a column mixing kinds) as
     JSON: the load casts a JSON string by its text, any other value as DuckDB's JSON reader converts it (true -> 1),
     and quarantines what does not fit."""
+    if declared and declared.upper() == "JSON":  # kept as written: a string stays a JSON string
+        return "JSON"
     if _nested(sniffed):
         return "JSON" if declared and not _nested(declared) else sniffed
     if sniffed in ("VARCHAR", NULL_TYPE) or sniffed.upper() in times.TEMPORAL or _is_time(sniffed) or \
             sniffed.upper().startswith(("TIME", "INTERVAL")):
         return "VARCHAR"
     return "JSON"
+
+
+def sql_fold(name: str) -> str:
+    """A column name as DuckDB compares names: ASCII letters in lower case, every other character as it is (`Score`
+    and `score` are one name; `MASS` and `maß`, `É` and `é` two)."""
+    return "".join(c.lower() if c.isascii() else c for c in name)
 
 
 def _nested(dtype: str) -> bool:
@@ -291,15 +300,16 @@ def _unsampled_keys(con: duckdb.DuckDBPyConnection, files: list[str], types: dic
     Raises:
         DataError: two keys differ only in letter case (DuckDB would rename the second NAME_1, or read it into the
             first), as a CSV header with such names."""
-    keys = sorted({k for (ks,) in con.execute(_KEYS, {"files": literal_files(files)}).fetchall() for k in ks or ()})
+    keys = sorted({k for (ks,) in con.execute(_KEYS, {"files": literal_files(files)}).fetchall() for k in ks or ()
+                   if k})  # an empty key names no column (read_json skips it)
     first: dict[str, str] = {}
     for key in sorted(keys, key=lambda k: (k not in types, k)):  # a sniffed column's spelling named first
-        if key.casefold() in first:
+        if sql_fold(key) in first:
             (name,) = con.execute(_KEY_FILE, {"files": literal_files(files), "key": key}).fetchall()[0]
-            raise DataError(f"{name}: the JSON objects have keys '{printable(first[key.casefold()])}' and "
+            raise DataError(f"{name}: the JSON objects have keys '{printable(first[sql_fold(key)])}' and "
                             f"'{printable(key)}', which differ only in letter case; SQL names ignore case, so one "
                             "would be renamed or merged silently: rename one of them in the file")
-        first[key.casefold()] = key
+        first[sql_fold(key)] = key
     return {k: NULL_TYPE for k in keys if k not in types}
 
 
@@ -318,8 +328,8 @@ def _check_header_case(con: duckdb.DuckDBPyConnection, name: str) -> None:
     seen: dict[str, int] = {}
     repeats = []
     for i, column in enumerate(raw):
-        if column is not None and seen.setdefault(column.casefold(), i) != i:
-            repeats.append((seen[column.casefold()], i))
+        if column is not None and seen.setdefault(sql_fold(column), i) != i:
+            repeats.append((seen[sql_fold(column)], i))
     if not repeats:
         return
     described = con.execute("DESCRIBE SELECT * FROM read_csv($f, hive_partitioning = false)", {"f": literal_file(name)}).fetchall()
@@ -362,9 +372,9 @@ def _check_renamed_apart(part: Part, label: str) -> None:
     alike are refused by the config model."""
     loaded: dict[str, list[str]] = {}
     for column in part.types:
-        loaded.setdefault(part.loaded_name(column).casefold(), []).append(column)
+        loaded.setdefault(sql_fold(part.loaded_name(column)), []).append(column)
     for source, target in part.rename.items():
-        others = [c for c in loaded.get(target.casefold(), []) if c != source]
+        others = [c for c in loaded.get(sql_fold(target), []) if c != source]
         if source in part.types and others:
             raise DataError(f"{label}: {part.where}.rename.{source}: '{target}' is taken, the source already has a "
                             f"column '{others[0]}' (names ignore letter case): rename to another name, or rename "
@@ -506,8 +516,8 @@ def _check_outcome_roles(con: duckdb.DuckDBPyConnection, part: Part, dataset: Da
     """prod_action, explore and propensity values are checked over the whole source before a load: a bad one is a
     load error, not a quarantined row (dropping explored rows would silently bias the inverse-propensity estimate).
     A source at a URI: over its samples here, over every row when Spark reads it (spark_load.py)."""
-    for bad, column, message in outcome_checks(dataset):
-        value = render(fill("any_value(CAST(:c AS VARCHAR))", c=column))
+    for bad, text, message in outcome_checks(dataset, part.read_types):
+        value = render(fill("any_value(:t)", t=text))
         n, shown = con.execute(f"SELECT count(*), {value} FROM ({part.reader}) WHERE {render(bad)}",
                                {"files": literal_files(part.readable)}).fetchall()[0]
         if n:
@@ -519,29 +529,43 @@ def outcome_error(label: str, message: str, n: int, shown: str | None) -> str:
     return f"{label}: {message.format(v=text)} ({n:,} rows)"
 
 
-def outcome_checks(dataset: Dataset) -> list[tuple[exp.Expression, exp.Expression, str]]:
-    """(a raw row's value is bad, the column, the message with `{v}` for the value) of every outcome role."""
+def raw_text(column: str, raw_type: str | None) -> exp.Expression:
+    """A raw column's value as text, as the load casts it: a JSON string's text without its quotes, an object or
+    number as its JSON text; anything else cast to VARCHAR."""
+    if raw_type == "JSON":
+        return fill("json_extract_string(:c, '$')", c=ident(column))
+    return fill("CAST(:c AS VARCHAR)", c=ident(column))
+
+
+def outcome_checks(dataset: Dataset, raw: dict[str, str] | None = None) -> list[tuple[exp.Expression,
+                                                                                        exp.Expression, str]]:
+    """(a raw row's value is bad, the column's text, the message with `{v}` for the value) of every outcome role;
+    `raw`: the columns' types as the reader gives them (a JSON column's text is its string's)."""
     roles = dataset.columns
     if not roles.prod_action:
         return []
-    word = fill("lower(trim(CAST(:c AS VARCHAR)))", c=ident(roles.prod_action))
-    checks = [(fill(":w IS NULL OR :w NOT IN ('allow', 'review', 'block')", w=word), ident(roles.prod_action),
+
+    def text(column: str) -> exp.Expression:
+        return raw_text(column, (raw or {}).get(column))
+
+    word = fill("lower(trim(:t))", t=text(roles.prod_action))
+    checks = [(fill(":w IS NULL OR :w NOT IN ('allow', 'review', 'block')", w=word), text(roles.prod_action),
                f"columns.prod_action: column '{roles.prod_action}' holds {{v}}; every row needs allow, review or block "
                "(what production decided)")]
     if roles.explore:
-        flag = fill("lower(trim(CAST(:c AS VARCHAR)))", c=ident(roles.explore))
+        flag = fill("lower(trim(:t))", t=text(roles.explore))
         checks.append((fill(":f IS NOT NULL AND :f NOT IN ('0', '1', 'true', 'false', '')", f=flag),
-                       ident(roles.explore), f"columns.explore: column '{roles.explore}' holds {{v}}; use 1 "
+                       text(roles.explore), f"columns.explore: column '{roles.explore}' holds {{v}}; use 1 "
                        "(let through at random), 0 or empty"))
-        p = fill("TRY_CAST(CAST(:c AS VARCHAR) AS DOUBLE)", c=ident(roles.propensity))
+        p = fill("TRY_CAST(:t AS DOUBLE)", t=text(roles.propensity))
         checks.append((fill(":f IN ('1', 'true') AND (:p IS NULL OR NOT (:p > 0 AND :p <= 1))", f=flag, p=p),
-                       ident(roles.propensity), f"columns.propensity: column '{roles.propensity}' holds {{v}} on an "
+                       text(roles.propensity), f"columns.propensity: column '{roles.propensity}' holds {{v}} on an "
                        "explored row; the chance it was let through must be a number in (0, 1]"))
     if roles.propensity:
-        p = fill("TRY_CAST(CAST(:c AS VARCHAR) AS DOUBLE)", c=ident(roles.propensity))
-        raw = fill("CAST(:c AS VARCHAR)", c=ident(roles.propensity))
-        checks.append((fill(":r IS NOT NULL AND trim(:r) <> '' AND (:p IS NULL OR NOT (:p > 0 AND :p <= 1))", r=raw,
-                            p=p), ident(roles.propensity), f"columns.propensity: column '{roles.propensity}' holds "
+        value = text(roles.propensity)
+        p = fill("TRY_CAST(:t AS DOUBLE)", t=value)
+        checks.append((fill(":r IS NOT NULL AND trim(:r) <> '' AND (:p IS NULL OR NOT (:p > 0 AND :p <= 1))",
+                            r=value, p=p), value, f"columns.propensity: column '{roles.propensity}' holds "
                        "{v}; a propensity must be a number in (0, 1] (or empty on rows not explored)"))
     return checks
 

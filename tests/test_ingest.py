@@ -232,6 +232,57 @@ def test_json_values_load_as_duckdbs_json_reader_reads_them_where_they_fit(tmp_p
     assert query(ws, "SELECT count(*) FROM events") == [(1,)]  # the live data unchanged
 
 
+def test_json_edge_cases_a_red_team_found_load_as_they_should(tmp_path):
+    """An empty key after the sampled rows is skipped, not a parser error; objects with hundreds of keys are columns
+    with their types, not one MAP; `types: {tag: JSON}` keeps a string a JSON string; explore and propensity written
+    as strings after the sampled rows pass the outcome checks as their text; a late key named like a YAML word gets
+    a fix that parses; `maß` and `MASS` are two columns, as DuckDB names them."""
+    import json
+
+    from riskconsole.session import Session
+
+    def write(rows, **spec):
+        (ws.root / "data" / "in" / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        ws.dataset_path.write_text(yaml.safe_dump({**base, **spec}))
+
+    ws = _ws(tmp_path, {})
+    base = {"source": "data/in/*.jsonl", "columns": {"id": "id", "time": "t"}}
+    row = {"id": 0, "t": "2026-03-01 10:00:00"}
+    write([{**row, "id": i} for i in range(20_481)] + [{**row, "id": "z", "": "x", "null": 5}])
+    result = load(ws)
+    assert result.loaded == 20_482 and "types: {\"null\": DOUBLE}" in result.warnings[0]
+    with Session(ws) as session:
+        assert session.load_warnings() == result.warnings
+    write([{**row, "id": i, "score": i * 0.5, f"attr_{i}": 1} for i in range(300)])
+    load(ws)
+    types = dict(query(ws, "SELECT column_name, data_type FROM information_schema.columns "
+                           "WHERE table_name = 'events'"))
+    assert types["score"] == "DOUBLE" and types["attr_7"] == "BIGINT" and "json" not in types
+    write([{**row, "id": 1, "tag": "x"}, {**row, "id": 2, "tag": '{"a": 1}'}, {**row, "id": 3, "tag": {"a": 1}}],
+          types={"tag": "JSON"})
+    assert load(ws).loaded == 3
+    assert query(ws, "SELECT CAST(tag AS VARCHAR) FROM events ORDER BY id") == [('"x"',), ('"{\\"a\\": 1}"',),
+                                                                              ('{"a":1}',)]
+    outcome = {**row, "y": 0, "pa": "block", "ex": 0, "pr": 0.5}
+    write([{**outcome, "id": i} for i in range(20_481)] + [{**outcome, "id": "x", "ex": "1", "pr": "0.5"}],
+          columns={"id": "id", "time": "t", "label": "y", "prod_action": "pa", "explore": "ex", "propensity": "pr"})
+    assert load(ws).loaded == 20_482
+    write([{**row, "maß": 1, "MASS": 2}])
+    assert load(ws).loaded == 1 and query(ws, "SELECT \"maß\", \"MASS\" FROM events") == [(1, 2)]
+
+
+def test_a_date_column_reads_iso_dates_and_says_which_are_not(tmp_path):
+    """A column typed DATE from text takes ISO dates, with one-digit months and days and a time of day as DuckDB's
+    cast reads them; a day that does not exist is `not a valid DATE`; another layout `not an ISO-8601 date`."""
+    days = ["2026-1-5", "2026-01-05 00:00:00", "2026-01-05T00:00:00", "2026-02-30", "05-31-1990"]
+    rows = "".join(f"e{i},2026-03-01 10:00:00,0,,5,1,1,{d}\n" for i, d in enumerate(days))
+    ws = _ws(tmp_path, {"a.csv": HEADER.replace("\n", ",d\n") + rows}, {**BASE_DATASET, "types": {"d": "DATE"}})
+    result = load(ws)
+    assert result.reasons == {"d: not a valid DATE": 1, "d: not an ISO-8601 date (e.g. 2026-01-05; type it "
+                              "TIMESTAMP under types: and set time_format: for other layouts)": 1}
+    assert query(ws, "SELECT DISTINCT CAST(d AS VARCHAR) FROM events") == [("2026-01-05",)]
+
+
 def test_a_source_with_no_rows_is_an_error(tmp_path):
     ws = _ws(tmp_path, {"empty.csv": HEADER})
     with pytest.raises(RiskConsoleError, match="no rows"):

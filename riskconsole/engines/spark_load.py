@@ -240,7 +240,7 @@ def _load_part(spark: Any, con: duckdb.DuckDBPyConnection, checked: Checked, par
     where = "" if part.kind == "events" else f"{part.where}: "
     data, raw = read_raw(spark, con, part, checked.label, cached)
     if part.remote and part.kind == "events":  # checked over samples before: now over every row
-        _check_outcomes(data, checked)
+        _check_outcomes(data, raw, checked)
     staged = stage(data, part, raw).persist(StorageLevel.MEMORY_AND_DISK)
     cached.append(staged)
     tallied = SparkStaged(staged, raw, con)
@@ -263,20 +263,20 @@ def _load_part(spark: Any, con: duckdb.DuckDBPyConnection, checked: Checked, par
     return SparkLoaded(read, loaded, rows, quarantine, ordered, warnings, cached)
 
 
-def _check_outcomes(data: Any, checked: Checked) -> None:
-    """The outcome roles' values over every raw row (`sources.outcome_checks`, by DuckDB on the executors): a source
-    at a URI was checked over its samples only before the load.
+def _check_outcomes(data: Any, raw: dict[str, str], checked: Checked) -> None:
+    """The outcome roles' values over every raw row (`sources.outcome_checks`, by DuckDB on the executors; `raw`: the
+    columns' types as read): a source at a URI was checked over its samples only before the load.
 
     Raises:
         DataError: the check's message, with the number of rows and one value, as on a local source."""
     from pyspark.sql import functions as F
 
-    checks = outcome_checks(checked.dataset)
+    checks = outcome_checks(checked.dataset, raw)
     if not checks:
         return
     columns = []
-    for i, (bad, column, _) in enumerate(checks):
-        columns += [alias(bad, f"__bad{i}"), alias(fill("CAST(:c AS VARCHAR)", c=column), f"__value{i}")]
+    for i, (bad, text, _) in enumerate(checks):
+        columns += [alias(bad, f"__bad{i}"), alias(text, f"__value{i}")]
     found = []
     for i in range(len(checks)):
         bad = F.col(f"__bad{i}")
