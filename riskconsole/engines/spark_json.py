@@ -18,6 +18,7 @@ time instead: each file's text whole by one task, parsed by DuckDB's `read_json`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
@@ -131,7 +132,8 @@ def _schema(part: Part, row: str) -> Any:
 
     nulls = [alias(exp.cast(exp.null(), exp.DataType.build(carried(t), dialect="duckdb")), c)
              for c, t in part.read_types.items()]
-    raw = connect().sql(render(exp.select(*nulls))).to_arrow_table().schema
+    with contextlib.closing(connect()) as con:
+        raw = con.sql(render(exp.select(*nulls))).to_arrow_table().schema
     positions = pa.schema([("_file", pa.string()), ("__file", pa.int32()), (row, pa.int64())])
     return from_arrow_schema(pa.schema([*raw, *positions]), prefer_timestamp_ntz=True)
 

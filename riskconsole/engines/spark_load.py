@@ -10,6 +10,7 @@ before a row is read (one line naming the engine). Executors need riskconsole an
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 from dataclasses import dataclass, field
@@ -156,7 +157,8 @@ def duck_select(data: Any, columns: list[exp.Expression], then: list[exp.Express
     # field y of x); each batch gets its names back before DuckDB reads it
     data = data.select(*[F.col(quoted(c)).alias(f"_{i}") for i, c in enumerate(names)])
     source = pa.schema([f.with_name(n) for f, n in zip(to_arrow_schema(data.schema, timezone="UTC"), names)])
-    produced = _run(connect(), sql, source.empty_table()).schema  # the output types, found on the driver
+    with contextlib.closing(connect()) as con:  # the output types, found on the driver
+        produced = _run(con, sql, source.empty_table()).schema
     schema = from_arrow_schema(produced, prefer_timestamp_ntz=True)
     _local_workers(data.sparkSession)
     return data.mapInArrow(_batches(sql, to_arrow_schema(schema, timezone="UTC"), names), schema)
