@@ -48,8 +48,12 @@ def maturity_chart(sources: list[dict]) -> alt.LayerChart:
     color = alt.Color("source:N", title=None, legend=alt.Legend(orient="top", labelLimit=400),
                       scale=alt.Scale(scheme="category10"))
     x = alt.X("age:Q", title="age (days before the last day of data)", axis=alt.Axis(format="d", tickMinStep=1))
-    lines = alt.Chart(pd.DataFrame(rows)).mark_line().encode(
-        x=x, y=alt.Y("share:Q", title=_share_title(sources), axis=alt.Axis(format="%")), color=color,
+    ages = pd.DataFrame(rows).groupby("source")["age"].nunique() if rows else pd.Series(dtype=int)
+    short = bool((ages < 3).any())  # a line of one age draws nothing: its points are drawn
+    lines = alt.Chart(pd.DataFrame(rows)).mark_line(point=short).encode(
+        x=x, y=alt.Y("share:Q", title=_share_title(sources), axis=alt.Axis(format="%"),
+                     scale=alt.Scale(domain=[0, 1])),  # shares: 0-100% (a flat line at 0 read "0.000000%")
+        color=color,
         tooltip=["source:N", alt.Tooltip("age:Q", title="age (days)"), alt.Tooltip("share:Q", format=".1%"),
                  "measure:N", alt.Tooltip("units:Q", format=",", title="units of this age")])
     if not marks:
