@@ -48,11 +48,13 @@ def maturity_chart(sources: list[dict]) -> alt.LayerChart:
     color = alt.Color("source:N", title=None, legend=alt.Legend(orient="top", labelLimit=400),
                       scale=alt.Scale(scheme="category10"))
     x = alt.X("age:Q", title="age (days before the last day of data)", axis=alt.Axis(format="d", tickMinStep=1))
-    ages = pd.DataFrame(rows).groupby("source")["age"].nunique() if rows else pd.Series(dtype=int)
+    frame = pd.DataFrame(rows)
+    ages = frame.groupby("source")["age"].nunique() if rows else pd.Series(dtype=int)
     short = bool((ages < 3).any())  # a line of one age draws nothing: its points are drawn
-    lines = alt.Chart(pd.DataFrame(rows)).mark_line(point=short).encode(
-        x=x, y=alt.Y("share:Q", title=_share_title(sources), axis=alt.Axis(format="%"),
-                     scale=alt.Scale(domain=[0, 1])),  # shares: 0-100% (a flat line at 0 read "0.000000%")
+    flat = rows and frame["share"].nunique() == 1  # one value: Vega's % axis read "0.000000%" on its zero span
+    scale = alt.Scale(domain=[0, max(1.0, float(frame["share"].iloc[0]))]) if flat else alt.Undefined
+    lines = alt.Chart(frame).mark_line(point=short).encode(
+        x=x, y=alt.Y("share:Q", title=_share_title(sources), axis=alt.Axis(format="%"), scale=scale),
         color=color,
         tooltip=["source:N", alt.Tooltip("age:Q", title="age (days)"), alt.Tooltip("share:Q", format=".1%"),
                  "measure:N", alt.Tooltip("units:Q", format=",", title="units of this age")])
