@@ -83,10 +83,6 @@ def cast_name(column: str) -> str:
     return "__c_" + column
 
 
-def _as_text(column: str, raw_type: str) -> exp.Expression:
-    return raw_text(column, raw_type)  # a JSON string's text, unescaped; an object or number as its JSON text
-
-
 def _label_cast(text: exp.Expression, extra: dict[str, int | None]) -> exp.Expression:
     """1 / 0 / NULL for a label; -1 marks a value that is not a label (such rows go to quarantine).
 
@@ -103,7 +99,7 @@ def _label_cast(text: exp.Expression, extra: dict[str, int | None]) -> exp.Expre
 
 def _typed(column: str, raw_type: str, target: str, part: Part) -> exp.Expression:
     """Cast one raw column to its target type; NULL where the cast fails."""
-    text = _as_text(column, raw_type)
+    text = raw_text(column, raw_type)
     if column == part.roles.get("label"):
         return _label_cast(text, part.labels)
     if column == part.roles.get("id"):
@@ -113,8 +109,7 @@ def _typed(column: str, raw_type: str, target: str, part: Part) -> exp.Expressio
     if raw_type == target:
         return ident(column)
     if target == "DATE" and raw_type in ("JSON", "VARCHAR"):  # '25-11-30' would cast to the year 25: ISO dates only
-        return fill("CASE WHEN regexp_full_match(trim(:t), :re) THEN TRY_CAST(trim(:t) AS DATE) END", t=text,
-                    re=lit(ISO_DATE))
+        return fill("CASE WHEN :iso THEN TRY_CAST(trim(:t) AS DATE) END", iso=_iso_date(text), t=text)
     source = _number_text(column, raw_type, target, part) if raw_type in ("JSON", "VARCHAR") else ident(column)
     to = exp.DataType.build(target, dialect="duckdb")
     cast = exp.TryCast(this=source, to=to)
@@ -127,10 +122,15 @@ def _typed(column: str, raw_type: str, target: str, part: Part) -> exp.Expressio
     return cast
 
 
+def _iso_date(text: exp.Expression) -> exp.Expression:
+    """Whether a date's text is ISO-shaped (`ISO_DATE`): what a DATE column takes from text."""
+    return fill("regexp_full_match(trim(:t), :re)", t=text, re=lit(ISO_DATE))
+
+
 def _number_text(column: str, raw_type: str, target: str, part: Part) -> exp.Expression:
     """The text a number column's value is cast from: with `decimal_separator: ','` a comma made a point (723,03 ->
     723.03), and a '.' then a thousands separator (1.234,56): NULL, hence quarantined, never misread."""
-    text = _as_text(column, raw_type)
+    text = raw_text(column, raw_type)
     if part.decimal == "," and _is_number(target):
         return fill("CASE WHEN contains(:t, '.') THEN NULL ELSE replace(:t, ',', '.') END", t=text)
     return text
@@ -169,8 +169,7 @@ def _column_reasons(column: str, target: str, part: Part, raw_type: str) -> list
         return [(failed, lit(f"{column}: not {tried}")), (times.out_of_range(cast), times.range_reason(column, cast))]
     mark = " with decimal_separator ','" if part.decimal == "," and _is_number(target) else ""
     if target == "DATE" and raw_type in ("VARCHAR", "JSON"):
-        iso = fill("regexp_full_match(trim(:t), :re)", t=_as_text(column, raw_type), re=lit(ISO_DATE))
-        return [(fill(":f AND NOT :i", f=failed, i=iso), lit(
+        return [(fill(":f AND NOT :i", f=failed, i=_iso_date(raw_text(column, raw_type))), lit(
             f"{column}: not an ISO-8601 date (e.g. 2026-01-05; type it TIMESTAMP under types: and set time_format: "
             "for other layouts)")), (failed, lit(f"{column}: not a valid DATE"))]
     pairs = [(failed, lit(f"{column}: not a valid {target}{mark}"))]
@@ -179,7 +178,7 @@ def _column_reasons(column: str, target: str, part: Part, raw_type: str) -> list
             f"{column}: a fraction in a column read as {target} from its first rows: declare types: "
             f"{{{column}: DOUBLE}}")))
     if _is_number(target) and raw_type in ("VARCHAR", "JSON"):  # `$12.50`, `12,50 €`: say so, and the fix
-        sign = fill("regexp_extract(:t, :re)", t=_as_text(column, raw_type), re=lit(CURRENCY.pattern))
+        sign = fill("regexp_extract(:t, :re)", t=raw_text(column, raw_type), re=lit(CURRENCY.pattern))
         pairs.insert(0, (fill(":f AND :s <> ''", f=failed, s=sign), _currency_reason(column, part, sign)))
     if column == part.roles.get("amount"):
         pairs.append((fill(":c IS NOT NULL AND NOT isfinite(:c)", c=cast), lit(f"{column}: not a finite number")))
@@ -284,7 +283,7 @@ def _publish(con: duckdb.DuckDBPyConnection, part: Part) -> None:
 def quarantine_texts(part: Part) -> list[exp.Expression]:
     """A quarantined row's source columns as the quarantine shows them: each value's text as the load read it (a JSON
     string without its quotes), under the column's loaded name."""
-    return [alias(fill("CAST(:t AS VARCHAR)", t=_as_text(c, t)), part.loaded_name(c)) for c, t in part.read_types.items()]
+    return [alias(raw_text(c, t), part.loaded_name(c)) for c, t in part.read_types.items()]
 
 
 # ------------------------------------------------------------------ warnings
@@ -362,7 +361,7 @@ def _format_for(staged: Staged, part: Part, column: str, fmt: str) -> str:
     others = [c for c, t in target_types(part).items()
               if t == "TIMESTAMP" and c != column and raw[c].upper() not in times.TEMPORAL]
     broken = [fill("nullif(trim(:t), '') IS NOT NULL AND :p IS NULL", t=text, p=times.parse_text(text, [fmt]))
-              for text in (_as_text(c, raw[c]) for c in others)]
+              for text in (raw_text(c, raw[c]) for c in others)]
     plain = not broken or not any(staged.counts(broken))
     if plain and not isinstance(part.time_format, dict):
         return f"time_format: '{fmt}'"
@@ -454,7 +453,7 @@ def _untyped_warning(staged: Staged, checked: Checked, part: Part) -> str | None
     valued = [c for c, n in zip(untyped, counts) if n]
     if not valued:
         return None
-    prefix = "" if part.kind == "events" else f"{part.where}: "
+    prefix = part.lead
     names = ", ".join(f"'{c}'" for c in valued[:5]) + (f" and {len(valued) - 5} more" if len(valued) > 5 else "")
     return (f"{checked.label}: {prefix}{names} had no value in the first 20,480 rows of a file, which DuckDB reads to "
             f"type a column: loaded as text; declare the type to read numbers or times, e.g. types: "
@@ -466,7 +465,7 @@ def _untyped_warning(staged: Staged, checked: Checked, part: Part) -> str | None
 
 def load_part(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, progress: Progress) -> tuple[int, int, list[str]]:
     """Stage and publish one source; (read, loaded, warnings)."""
-    where = "" if part.kind == "events" else f"{part.where}: "
+    where = part.lead
     progress(f"reading {len(part.files)} file(s) of {where}{part.source} ...")
     _stage(con, part)
     read, loaded = con.execute("SELECT count(*), count(*) FILTER (__reason IS NULL) FROM _staged").fetchall()[0]

@@ -85,6 +85,12 @@ class Part:
         return [self.samples[f] for f in self.files if f in self.samples] if self.remote else self.files
 
     @property
+    def lead(self) -> str:
+        """What an error about it says before its message: nothing for the decision events (the dataset file's
+        `source`), `streams.NAME: ` or `tables.NAME: ` for the others."""
+        return "" if self.kind == "events" else f"{self.where}: "
+
+    @property
     def read_types(self) -> dict[str, str]:
         """The type the load reads each column as (the sniffed `types` are what it is cast to). CSV is all text,
         Parquet as the file types it. JSON (`_json_read_type`): a number or boolean column as JSON, cast by the load,
@@ -345,7 +351,7 @@ def _check_header_case(con: duckdb.DuckDBPyConnection, name: str) -> None:
 def _check_inside(ws: Workspace, part: Part, label: str) -> None:
     """A dataset file other than the workspace's own may only read sources inside the workspace."""
     root = os.path.realpath(ws.root)
-    prefix = "" if part.kind == "events" else f"{part.where}: "
+    prefix = part.lead
     for name in part.files:
         if os.path.commonpath([root, os.path.realpath(name)]) != root:
             raise DataError(f"{label}: {prefix}source '{part.source}' reads {name}, outside the workspace {ws.root}: "
@@ -479,7 +485,7 @@ def _check_not_empty(con: duckdb.DuckDBPyConnection, part: Part, label: str,
     reader = remote() if remote is not None and part.remote and len(part.samples) < len(part.files) else None
     if reader is not None and reader.has_rows(part.fmt, part.files, _has_header(con, part)):
         return
-    prefix = "" if part.kind == "events" else f"{part.where}: "
+    prefix = part.lead
     raise DataError(f"{label}: {prefix}source '{part.source}' has no rows")
 
 

@@ -223,7 +223,7 @@ def load_part(spark: Any, checked: Checked, part: Part) -> SparkLoaded:
         said = None if isinstance(err, RiskConsoleError) else row_error(err) or header_error(err)  # a row's, a file's
         if said is None:  # arrives as whatever pyspark wraps it in
             raise
-        where = "" if part.kind == "events" else f"{part.where}: "
+        where = part.lead
         raise DataError(f"{checked.label}: {where}source '{part.source}': {said}") from None
 
 
@@ -239,7 +239,7 @@ def _load_part(spark: Any, con: duckdb.DuckDBPyConnection, checked: Checked, par
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    where = "" if part.kind == "events" else f"{part.where}: "
+    where = part.lead
     data, raw = read_raw(spark, con, part, checked.label, cached)
     if part.remote and part.kind == "events":  # checked over samples before: now over every row
         _check_outcomes(data, raw, checked)
@@ -259,8 +259,8 @@ def _load_part(spark: Any, con: duckdb.DuckDBPyConnection, checked: Checked, par
     rows = staged.where(F.col("__reason").isNull()).select(
         *[F.col(quoted(ingest.cast_name(c))).alias(part.loaded_name(c)) for c in part.types])
     quarantine = duck_select(staged.where(F.col("__reason").isNotNull()), [
-        *ingest.quarantine_texts(part), alias(ident("__reason"), "reason"), alias(ident("_file"), "file"), alias(ident("ordinality"), "row"),
-        ident("__file")]).orderBy("__file", "row")
+        *ingest.quarantine_texts(part), alias(ident("__reason"), "reason"), alias(ident("_file"), "file"),
+        alias(ident("ordinality"), "row"), ident("__file")]).orderBy("__file", "row")
     ordered = dict(sorted(reasons.items(), key=lambda rn: (-rn[1], rn[0])))
     return SparkLoaded(read, loaded, rows, quarantine, ordered, warnings, cached)
 
@@ -309,7 +309,7 @@ def check(checked: Checked) -> None:
 
 
 def _refused(checked: Checked, part: Part, why: str) -> str:
-    where = "" if part.kind == "events" else f"{part.where}: "
+    where = part.lead
     return (f"{checked.label}: {where}source '{part.source}': engine spark cannot read it as DuckDB does: {why}; "
             "load with engine duckdb (--engine duckdb)")
 
@@ -381,7 +381,7 @@ class SparkLoader:
         claim(self.store, self.ws)  # before the first file of this version is written
         master = self.dataset.spark.target if self.dataset.spark.connect else \
             self.spark.conf.get("spark.master", self.dataset.spark.master)
-        where = "" if part.kind == "events" else f"{part.where}: "
+        where = part.lead
         progress(f"spark: reading {len(part.files)} file(s) of {where}{part.source} on {master} ...")
         rows, quarantine = part.table, f"_{part.quarantine}"
         result = None

@@ -227,7 +227,7 @@ def _check_raw_types(con: duckdb.DuckDBPyConnection, data: Any, raw: dict[str, s
     seen = _duck_types(con, to_arrow_schema(data.schema, timezone="UTC"))
     for column, dtype in raw.items():
         if seen.get(column) != dtype:
-            where = "" if part.kind == "events" else f"{part.where}: "
+            where = part.lead
             raise DataError(f"{label}: {where}source '{part.source}': engine spark reads column '{column}' as "
                             f"{seen.get(column)} where DuckDB reads {dtype}: load it with engine duckdb")
 
@@ -249,7 +249,7 @@ def _positioned(spark: Any, data: Any, part: Part, label: str, cached: list[Any]
 def unlisted_file(label: str, part: Part) -> DataError:
     """The error of a read that found a file the source's sorted list does not hold (its files changed while Spark
     read them): the rows could not be numbered as DuckDB numbers them."""
-    where = "" if part.kind == "events" else f"{part.where}: "
+    where = part.lead
     return DataError(f"{label}: {where}source '{part.source}': spark read a file not in the sorted list of its files "
                      "(did the files change during the load? load again)")
 
@@ -319,7 +319,7 @@ def check_utf8(data: Any, raw: dict[str, str], part: Part, label: str) -> None:
     replaced = [F.coalesce(F.col(quoted(c)).contains("\ufffd"), F.lit(False)) for c in raw]
     first = data.where(functools.reduce(lambda a, b: a | b, replaced)).orderBy(*POSITION).limit(1).collect()
     if first:
-        where = "" if part.kind == "events" else f"{part.where}: "
+        where = part.lead
         raise DataError(f"{label}: {where}source '{part.source}': {first[0]['_file']} row {first[0]['ordinality']} "
                         "is not valid UTF-8 (or holds U+FFFD, which engine spark cannot tell from it; DuckDB refuses "
                         "such a file): export the file as UTF-8")
