@@ -85,7 +85,7 @@ class Session:
         self._entity_views: dict[tuple, EntityView] = {}
         self._version: tuple | None = None
         self._maturity: tuple | None = None  # (connection, day range and label curves)
-        self._loaded_with: tuple | None = None  # (connection, the last load's `_meta` record)
+        self._loaded_with: tuple | None = None  # (connection, the last load's `_meta`, dataset_changed's warning)
         self._level_curves: dict[tuple, list[dict]] = {}  # an entity level's label curve, per data version
         self._strategies: dict[tuple, Strategy] = {}  # (file label, its text) -> the parsed strategy
         self._lock = threading.Lock()
@@ -741,27 +741,18 @@ class Session:
     def dataset_changed(self) -> str | None:
         """A warning when data/dataset.yaml no longer describes the loaded data (sources, roles, features edited
         since the last load; `business:`, `engine:` and `spark:` are read at report time and do not change the data,
-        so editing them needs no load). Read once per connection, like the maturity."""
-        meta = self.load_meta()
-        if not meta:
-            return None
-        now = json_dump(self.dataset)
-        loaded = {k: v for k, v in meta["dataset"].items() if k not in RUN_TIME_KEYS}
-        if loaded == {k: v for k, v in now.items() if k not in RUN_TIME_KEYS}:
-            return None
-        return (f"{self.ws.rel(self.ws.dataset_path)} has changed since the last load "
-                f"({meta['loaded_at'].replace('T', ' ')} UTC): these numbers are of the data as it was loaded; run "
-                "`riskconsole load` to load it as the file says now")
+        so editing them needs no load). Read once per connection, like the maturity: every report asks."""
+        return self._last_load()[2]
 
     def load_warnings(self) -> list[str]:
         """What the last load warned (a column mostly quarantined, JSON columns loaded as text, overlapping ranges),
         as `load` printed it: kept with the data, so the console shows it whoever loaded."""
-        meta = self.load_meta()
+        meta = self._last_load()[1]
         return list(meta.get("warnings", [])) if meta else []
 
-    def load_meta(self) -> dict | None:
-        """The last load's record (`_meta`: the dataset as loaded, counts, time, warnings), None before a load; read
-        once per connection."""
+    def _last_load(self) -> tuple:
+        """(connection, the last load's `_meta` record or None before a load, `dataset_changed`'s warning), read and
+        compared once per connection."""
         import json
 
         from riskconsole.names import META_TABLE
@@ -773,8 +764,17 @@ class Session:
             with self.cursor() as cur:
                 tables = {t for (t,) in cur.execute("SELECT table_name FROM information_schema.tables").fetchall()}
                 rows = cur.execute(f"SELECT meta FROM {META_TABLE}").fetchall() if META_TABLE in tables else []
-            known = self._loaded_with = (con, json.loads(rows[0][0]) if rows else None)
-        return known[1]
+            meta = json.loads(rows[0][0]) if rows else None
+            changed = None
+            if meta:
+                now = json_dump(self.dataset)
+                loaded = {k: v for k, v in meta["dataset"].items() if k not in RUN_TIME_KEYS}
+                if loaded != {k: v for k, v in now.items() if k not in RUN_TIME_KEYS}:
+                    changed = (f"{self.ws.rel(self.ws.dataset_path)} has changed since the last load "
+                               f"({meta['loaded_at'].replace('T', ' ')} UTC): these numbers are of the data as it was "
+                               "loaded; run `riskconsole load` to load it as the file says now")
+            known = self._loaded_with = (con, meta, changed)
+        return known
 
     def interactive(self, path: str | Path, window: Window, overrides: dict | None = None,
                     strategy: Strategy | None = None) -> dict:
