@@ -28,6 +28,7 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
+from riskconsole.engines import spark_worker
 from riskconsole.sources import Part
 from riskconsole.sqlbuild import alias, lit, render
 
@@ -128,11 +129,9 @@ def _schema(part: Part, row: str) -> Any:
     """Spark's schema of the parsed rows: the raw columns (JSON as text), `_file`, `__file` and `row`."""
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    from riskconsole.engines.spark_read import connect
-
     nulls = [alias(exp.cast(exp.null(), exp.DataType.build(carried(t), dialect="duckdb")), c)
              for c, t in part.read_types.items()]
-    with contextlib.closing(connect()) as con:
+    with contextlib.closing(spark_worker.cursor()) as con:
         raw = con.sql(render(exp.select(*nulls))).to_arrow_table().schema
     positions = pa.schema([("_file", pa.string()), ("__file", pa.int32()), (row, pa.int64())])
     return from_arrow_schema(pa.schema([*raw, *positions]), prefer_timestamp_ntz=True)
@@ -158,10 +157,9 @@ def _read_whole(spark: Any, part: Part, files: dict[str, tuple[int, str]], label
 def _whole_parser(types: dict[str, str], schema: pa.Schema, files: dict[str, tuple[int, str]]) -> Callable[
         [Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        from riskconsole.engines.spark_read import connect
-
-        con = connect()
-        with tempfile.TemporaryDirectory(prefix="riskconsole-json-") as folder:
+        spark_worker.settle()
+        with contextlib.closing(spark_worker.cursor()) as con, \
+                tempfile.TemporaryDirectory(prefix="riskconsole-json-") as folder:
             path = os.path.join(folder, "file.json")
             sql = _read_sql(types, path, layout="auto")
             for batch in batches:
@@ -182,7 +180,6 @@ def _whole_parser(types: dict[str, str], schema: pa.Schema, files: dict[str, tup
                     parsed = parsed.append_column("__file", pa.array([place] * n, pa.int32()))
                     parsed = parsed.append_column("__in_file", pa.array(range(1, n + 1), pa.int64()))
                     yield from parsed.cast(schema).to_batches()
-        con.close()
 
     return run
 
@@ -209,6 +206,7 @@ def _numbered(batches: Iterator[pa.RecordBatch]) -> Iterator[tuple[str, int, int
 
 def _counter(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     """Lines and rows (non-blank lines) of each block the task reads."""
+    spark_worker.settle()
     last: dict[tuple[str, int], tuple[int, int]] = {}
     for path, block, n, r, _ in _numbered(batches):
         last[(path, block)] = (n, r)
@@ -233,10 +231,9 @@ def _parser(types: dict[str, str], schema: pa.Schema, files: dict[str, tuple[int
             offsets: dict[tuple[str, int], tuple[int, int]]) -> Callable[[Iterator[pa.RecordBatch]],
                                                                       Iterator[pa.RecordBatch]]:
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        from riskconsole.engines.spark_read import connect
-
-        con = connect()
-        with tempfile.TemporaryDirectory(prefix="riskconsole-json-") as folder:
+        spark_worker.settle()
+        with contextlib.closing(spark_worker.cursor()) as con, \
+                tempfile.TemporaryDirectory(prefix="riskconsole-json-") as folder:
             path = os.path.join(folder, "lines.jsonl")
             sql = _read_sql(types, path)
             chunk: list[tuple[str, str, int, int]] = []  # text, file path, line, row (over all files)
@@ -250,7 +247,6 @@ def _parser(types: dict[str, str], schema: pa.Schema, files: dict[str, tuple[int
                     chunk = []
             if chunk:
                 yield from _parsed(con, sql, path, chunk, files, schema)
-        con.close()
 
     return run
 

@@ -22,8 +22,9 @@ import pyarrow as pa
 from sqlglot import exp
 
 from riskconsole import ingest
+from riskconsole.engines import spark_worker
 from riskconsole.engines.spark_json import row_error
-from riskconsole.engines.spark_read import POSITION, check_utf8, connect, header_error, quoted, read_raw, refusal
+from riskconsole.engines.spark_read import POSITION, check_utf8, header_error, quoted, read_raw, refusal
 from riskconsole.engines.spark_render import first_line
 from riskconsole.errors import DataError, RiskConsoleError
 from riskconsole.escape import terminal
@@ -39,7 +40,7 @@ class SparkStaged:
 
     rows: Any  # the staged DataFrame
     raw: dict[str, str]  # raw column -> its DuckDB type as DuckDB's reader gives it
-    con: duckdb.DuckDBPyConnection = field(default_factory=connect)  # in UTC, as the load's (time suggestions)
+    con: duckdb.DuckDBPyConnection = field(default_factory=spark_worker.cursor)  # in UTC, as the load's (time suggestions)
     _known: dict[tuple[str, str], int] = field(default_factory=dict)  # failing rows counted ahead, by (raw, bad)
     _counted: dict[str, int] = field(default_factory=dict)  # rows meeting a condition counted ahead, by its SQL
 
@@ -157,7 +158,7 @@ def duck_select(data: Any, columns: list[exp.Expression], then: list[exp.Express
     # field y of x); each batch gets its names back before DuckDB reads it
     data = data.select(*[F.col(quoted(c)).alias(f"_{i}") for i, c in enumerate(names)])
     source = pa.schema([f.with_name(n) for f, n in zip(to_arrow_schema(data.schema, timezone="UTC"), names)])
-    with contextlib.closing(connect()) as con:  # the output types, found on the driver
+    with contextlib.closing(spark_worker.cursor()) as con:  # the output types, found on the driver
         produced = _run(con, sql, source.empty_table()).schema
     schema = from_arrow_schema(produced, prefer_timestamp_ntz=True)
     _local_workers(data.sparkSession)
@@ -175,12 +176,12 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, batch: pa.Table) -> pa.Table:
 def _batches(sql: str, schema: pa.Schema, names: list[str]) -> Callable[[Iterator[pa.RecordBatch]],
                                                                          Iterator[pa.RecordBatch]]:
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        con = connect()
-        for batch in batches:
-            if batch.num_rows:
-                table = pa.Table.from_batches([batch]).rename_columns(names)
-                yield from _run(con, sql, table).cast(schema).to_batches()
-        con.close()
+        spark_worker.settle()
+        with contextlib.closing(spark_worker.cursor()) as con:
+            for batch in batches:
+                if batch.num_rows:
+                    table = pa.Table.from_batches([batch]).rename_columns(names)
+                    yield from _run(con, sql, table).cast(schema).to_batches()
 
     return run
 
@@ -211,7 +212,7 @@ def load_part(spark: Any, checked: Checked, part: Part) -> SparkLoaded:
     Raises:
         DataError: Spark cannot read it exactly (`refusal`), a row DuckDB's load refuses too (a JSON line that is
             not JSON), or every row is quarantined."""
-    con = connect()
+    con = spark_worker.cursor()
     why = refusal(con, part)
     if why:
         raise DataError(_refused(checked, part, why))
@@ -298,7 +299,7 @@ def check(checked: Checked) -> None:
 
     Raises:
         DataError: one line naming the source, the reason and the engine."""
-    con = connect()
+    con = spark_worker.cursor()
     try:
         for part in checked.parts:
             why = refusal(con, part)

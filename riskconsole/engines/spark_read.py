@@ -28,17 +28,9 @@ from riskconsole.engines.spark_store import literal
 from riskconsole.errors import DataError
 from riskconsole.sources import NULL_TYPE, Part, colon_refusal, literal_file, target_types
 from riskconsole.sqlbuild import alias, render
-from riskconsole.workspace import connect_duckdb
 
 READ_ON_SPARK = ("csv", "parquet", "json")  # JSON: parsed by DuckDB on the executors (spark_json.py)
 POSITION = ("__file", "ordinality")  # source order: file (1-based, sorted paths), row (as DuckDB numbers it)
-
-
-def connect() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection set as the load's (UTC), for sniffing, types and the executors' row rules."""
-    con = connect_duckdb()
-    con.execute("SET TimeZone = 'UTC'")  # as the load's connection: zones convert to UTC
-    return con
 
 
 def refusal(con: duckdb.DuckDBPyConnection, part: Part) -> str | None:

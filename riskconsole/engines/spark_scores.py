@@ -92,7 +92,8 @@ def _local_workers(spark: Any) -> None:
     if is_connect(spark):
         return
     context = spark.sparkContext
-    chosen = os.environ.get("PYSPARK_PYTHON") or context.getConf().get("spark.pyspark.python")
+    # spark.conf reads the context's settings in one call (getConf copies all of them, a Py4J call each)
+    chosen = os.environ.get("PYSPARK_PYTHON") or spark.conf.get("spark.pyspark.python", None)
     if context.master.startswith("local") and not chosen:
         context.pythonExec = sys.executable
 
@@ -101,7 +102,11 @@ def _scorer(shipped: Any, features: list[str], name: str) -> Callable[[Iterator[
     """What each executor runs over its partition's batches: encode as DuckDB's scoring does, score, clip."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from riskconsole.engines import spark_worker
+
+        spark_worker.settle()
         model = _load(shipped.value)
+        spark_worker.settle()  # the model's libraries: imported by its first task in this worker
         encoding, dtype = _encoding(model, features), getattr(model, "input_dtype", np.float32)  # as score_into
         for batch in batches:
             if batch.num_rows == 0:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from riskconsole.engines import spark_worker
 from riskconsole.engines.spark_store import literal
 
 SAMPLED_FILES = 8  # files whose heads are copied here (the first ones in sorted order)
@@ -43,9 +44,7 @@ class SparkSources:
 
     def sample(self, fmt: str, files: list[str], folder: Path) -> dict[str, str]:
         """Local copies of the heads of the first SAMPLED_FILES files, in `folder`: file -> local path."""
-        from riskconsole.engines.spark_read import connect
-
-        with contextlib.closing(connect()) as con:
+        with contextlib.closing(spark_worker.cursor()) as con:
             samples = {path: self._sample(fmt, path, folder / f"{i:04d}{_SUFFIX[fmt]}", con)
                        for i, path in enumerate(files[:SAMPLED_FILES])}
         if fmt == "parquet" and len(files) > SAMPLED_FILES:

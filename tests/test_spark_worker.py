@@ -1,0 +1,73 @@
+"""What riskconsole's Spark code shares within a Python process (engines/spark_worker.py): the garbage collector of a
+reused Spark worker skips what the worker imported, and one in-memory DuckDB answers every cursor, in UTC.
+
+The collector checks run in a process of their own: `gc.freeze` there would freeze this test run's objects."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+
+def _run(code: str) -> dict:
+    """`code`'s last printed line, run in a process whose local time zone is Tokyo's (DuckDB's default zone)."""
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "TZ": "Asia/Tokyo"})
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_a_worker_collects_only_what_tasks_made_once_its_imports_are_frozen():
+    """PySpark collects after every task of a reused worker: after `settle`, what the worker imported is frozen
+    (a collection walks a small part of the objects it walked before), again after an import, not otherwise."""
+    got = _run("""
+        import gc, json
+        import pyarrow, duckdb, sqlglot
+        from riskconsole.engines import spark_worker
+        before = len(gc.get_objects())
+        spark_worker.settle()
+        frozen, walked = gc.get_freeze_count(), len(gc.get_objects())
+        spark_worker.settle()
+        again = gc.get_freeze_count()
+        import numpy.polynomial  # a task importing a library the worker did not hold
+        spark_worker.settle()
+        print(json.dumps({"before": before, "frozen": frozen, "walked": walked, "again": again,
+                          "after_import": gc.get_freeze_count()}))
+    """)
+    assert got["frozen"] >= 0.9 * got["before"] and got["walked"] < 0.05 * got["before"]
+    assert got["again"] == got["frozen"] < got["after_import"]
+
+
+def test_the_row_rules_a_task_runs_settle_the_worker_and_read_times_in_utc():
+    """The function `duck_select` hands to Spark, run as a worker runs it (in Tokyo's time zone): DuckDB's answer
+    with the zone converted to UTC, as the load's connection converts it, and the worker's imports frozen."""
+    got = _run("""
+        import gc, json
+        import pyarrow as pa
+        from sqlglot import exp
+        from riskconsole.engines.spark_load import _batches
+        from riskconsole.sqlbuild import alias, fill, ident, render
+
+        sql = exp.select(alias(fill("strftime(CAST(:t AS TIMESTAMPTZ), '%H:%M')", t=ident("t")), "hm")).from_("_batch")
+        run = _batches(render(sql), pa.schema([("hm", pa.string())]), ["t"])
+        batch = pa.RecordBatch.from_pydict({"_0": ["2026-03-01 10:00:00+02:00"]})
+        out = [b.to_pydict() for b in run(iter([batch]))]
+        print(json.dumps({"out": out, "frozen": gc.get_freeze_count()}))
+    """)
+    assert got["out"] == [{"hm": ["08:00"]}] and got["frozen"] > 0
+
+
+def test_cursors_share_one_database_in_utc():
+    from riskconsole.engines import spark_worker
+
+    first, second = spark_worker.cursor(), spark_worker.cursor()
+    try:
+        assert second.sql("SELECT current_setting('TimeZone')").fetchall() == [("UTC",)]
+        first.execute("CREATE OR REPLACE TEMP TABLE mine AS SELECT 1 AS x")  # a cursor's temporary tables are its own
+        assert second.sql("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'mine'").fetchall() == [(0,)]
+    finally:
+        first.close()
+        second.close()
