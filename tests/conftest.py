@@ -199,15 +199,25 @@ def spark():
     session.stop()
 
 
-@pytest.fixture
-def spark_for_cli(spark):
-    """The run's session for a test whose CLI call finds it: `engines.spark.start` applies its own settings to a
-    session it finds (8 shuffle partitions in local mode), so the test's SQL settings are set back afterwards (or
-    every later test of the run would plan 8 tasks per shuffle)."""
-    yield spark
-    for key, value in SPARK_TEST_CONF.items():
-        if key.startswith("spark.sql."):
-            spark.conf.set(key, value)
+@pytest.fixture(autouse=True)
+def _spark_settings_kept(request):
+    """Every test that uses the run's Spark session leaves its settings as it found them. Code that starts Spark
+    through riskconsole (`engines.spark.start`: the CLI, `train_detector(engine="spark")`) finds the run's session
+    and applies its own settings to it, 8 shuffle partitions in local mode among them: every later test of the run
+    then planned 8 tasks per shuffle, and the Spark test files took a minute longer."""
+    if "spark" not in request.fixturenames:
+        yield
+        return
+    spark = request.getfixturevalue("spark")
+    before = spark.conf.getAll
+    yield
+    after = spark.conf.getAll
+    for key in [*after.keys() - before.keys(), *(k for k, v in before.items() if after.get(k) != v)]:
+        try:
+            spark.conf.set(key, before[key]) if key in before else spark.conf.unset(key)
+        except Exception:  # noqa: BLE001 - a static setting (the application's, e.g. spark.api.mode): stays
+            pass
+
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):

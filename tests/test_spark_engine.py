@@ -302,7 +302,7 @@ def test_the_spark_frame_is_cached_per_data_version(mixed_ws, spark_session, spa
         assert again.spark_engine().root == engine.root and "frame" not in again.spark_engine().seconds
 
 
-def test_the_cli_backtests_on_spark_and_says_so(mixed_ws, spark_session, spark_for_cli, tmp_path, capsys):
+def test_the_cli_backtests_on_spark_and_says_so(mixed_ws, spark_session, spark, tmp_path, capsys):
     """`backtest --engine spark` reuses this data version's Spark frame (the test run's session is the one found);
     decisions.parquet is computed on Spark and is DuckDB's file."""
     import pyarrow.parquet as pq
@@ -626,7 +626,7 @@ def monitor_ws(tmp_path_factory):
     return ws
 
 
-def test_monitor_on_spark_writes_duckdbs_monitor_json(monitor_ws, spark_for_cli, tmp_path, capsys, monkeypatch):
+def test_monitor_on_spark_writes_duckdbs_monitor_json(monitor_ws, spark, tmp_path, capsys, monkeypatch):
     """`monitor --engine spark`: the grouped KPI and segment passes, drift's deciles and top values and the coded
     pass run on Spark; monitor.json is DuckDB's, number for number."""
     from riskconsole.cli import main
@@ -850,7 +850,7 @@ def test_pyod_scores_are_computed_on_spark_and_match_duckdbs(mixed_ws, spark_ses
 
 
 @pytest.fixture
-def spark_pages(mixed_ws, spark_session, spark_for_cli, monkeypatch):
+def spark_pages(mixed_ws, spark_session, spark, monkeypatch):
     """The console on engine spark over `mixed_ws`: every Spark query the pages run (strategy names), every report and
     curve the core handed them, and DuckDB's evaluator refused (a live report from it would not be Spark's)."""
     from riskconsole.engines.spark import SparkEngine

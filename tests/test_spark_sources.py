@@ -187,7 +187,7 @@ def test_files_after_the_sampled_ones_need_the_first_files_header_as_written(tmp
     ("FOLDER/*.csv", "duckdb", "is a URI: only engine spark reads a source at a URI: set engine: spark in the dataset "
                                "file (or pass --engine spark), or copy its files into the workspace"),
 ])
-def test_bad_uri_sources_get_one_line(tmp_path, spark_for_cli, capsys, source, engine, message):
+def test_bad_uri_sources_get_one_line(tmp_path, spark, capsys, source, engine, message):
     ws = T._files(tmp_path / "ws", {"a.csv": T._csv(T.SECOND)})
     if source.endswith("*"):
         pd.DataFrame({"x": [1]}).to_parquet(ws.root / "data" / "in" / "b.parquet")
@@ -221,7 +221,7 @@ def test_a_uri_source_in_an_uploaded_dataset_file_is_refused_before_anything_is_
         check_dataset(ws, other)
 
 
-def test_validate_checks_a_uri_source_on_spark_and_a_strategy_waits_for_the_load(tmp_path, spark_for_cli, capsys):
+def test_validate_checks_a_uri_source_on_spark_and_a_strategy_waits_for_the_load(tmp_path, spark, capsys):
     ws = T._files(tmp_path / "ws", {"a.csv": T._csv(T.MESSY), "b.csv": T._csv(T.SECOND)}, engine="spark")
     _at_uris(ws, source=f"file://{ws.root}/data/in")
     assert main(["validate", str(ws.dataset_path), "--workspace", str(ws.root)]) == 0
