@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
 
 
 def _run(code: str) -> dict:
@@ -71,3 +72,27 @@ def test_cursors_share_one_database_in_utc():
     finally:
         first.close()
         second.close()
+
+
+def test_workers_run_the_python_the_settings_name_else_this_one_in_local_mode(monkeypatch):
+    """$PYSPARK_PYTHON wins (PySpark read it); else the session's `spark.pyspark.python` (a dataset's `spark: conf:`,
+    put on a session `engines.spark.start` found — PySpark itself applies it only under spark-submit; before, the
+    setting was taken as chosen and the workers ran PATH's `python3`); else, in local mode only, this interpreter."""
+    from riskconsole.engines.spark_scores import _local_workers
+
+    class Session:
+        def __init__(self, master: str, conf: dict[str, str]) -> None:
+            self.sparkContext = types.SimpleNamespace(master=master, pythonExec="python3")
+            self.conf = types.SimpleNamespace(get=lambda key, default=None: conf.get(key, default))
+
+    def workers(master: str, conf: dict[str, str]) -> str:
+        session = Session(master, conf)
+        _local_workers(session)
+        return session.sparkContext.pythonExec
+
+    monkeypatch.delenv("PYSPARK_PYTHON", raising=False)
+    theirs = {"spark.pyspark.python": "/opt/py/bin/python"}
+    assert workers("local[1]", theirs) == workers("spark://host:7077", theirs) == "/opt/py/bin/python"
+    assert workers("local[*]", {}) == sys.executable and workers("spark://host:7077", {}) == "python3"
+    monkeypatch.setenv("PYSPARK_PYTHON", "/usr/bin/python3.11")
+    assert workers("local[1]", theirs) == workers("local[1]", {}) == "python3"  # SparkContext took it at its start

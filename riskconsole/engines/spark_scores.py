@@ -83,18 +83,21 @@ class _Shipped:
 
 
 def _local_workers(spark: Any) -> None:
-    """In local mode the executors' Python workers are this machine's: run them on this interpreter (the one with
-    riskconsole and LightGBM), unless $PYSPARK_PYTHON or spark.pyspark.python chose one. PySpark's default is
-    whatever `python3` is on PATH, which here lacked even pyarrow. On a cluster the executors' Python is set there,
-    as it is on a Spark Connect server (its own settings: nothing to set from a client)."""
+    """The Python the executors' workers run: $PYSPARK_PYTHON if set (PySpark's own choice), else the session's
+    `spark.pyspark.python` (e.g. the dataset's `spark: conf:`), which PySpark applies only under spark-submit, else in
+    local mode this interpreter (the one with riskconsole and LightGBM): PySpark's default is whatever `python3` is on
+    PATH, which here lacked even pyarrow. A Spark Connect server's workers are its own setting (nothing to set from a
+    client). The setting is read from the session (one call), where `engines.spark.start` puts a dataset's settings
+    on a session it finds: the context's copy (`getConf()`, a Py4J call per setting) lacks them then."""
     from riskconsole.engines.spark import is_connect
 
-    if is_connect(spark):
+    if is_connect(spark) or os.environ.get("PYSPARK_PYTHON"):
         return
     context = spark.sparkContext
-    # spark.conf reads the context's settings in one call (getConf copies all of them, a Py4J call each)
-    chosen = os.environ.get("PYSPARK_PYTHON") or spark.conf.get("spark.pyspark.python", None)
-    if context.master.startswith("local") and not chosen:
+    chosen = spark.conf.get("spark.pyspark.python", None)
+    if chosen:
+        context.pythonExec = chosen
+    elif context.master.startswith("local"):
         context.pythonExec = sys.executable
 
 
