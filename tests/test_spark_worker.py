@@ -14,18 +14,20 @@ import types
 
 
 def _run(code: str) -> dict:
-    """`code`'s last printed line, run in a process whose local time zone is Tokyo's (DuckDB's default zone)."""
+    """`code`'s last printed line, run as a reused Spark worker (Spark sets $SPARK_REUSE_WORKER for one) in a process
+    whose local time zone is Tokyo's (DuckDB's default zone)."""
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "TZ": "Asia/Tokyo"})
+                          env={**os.environ, "TZ": "Asia/Tokyo", "SPARK_REUSE_WORKER": "1"})
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.splitlines()[-1])
 
 
 def test_a_worker_collects_only_what_tasks_made_once_its_imports_are_frozen():
     """PySpark collects after every task of a reused worker: after `settle`, what the worker imported is frozen
-    (a collection walks a small part of the objects it walked before), again after an import, not otherwise."""
+    (a collection walks a small part of the objects it walked before), again after an import, not otherwise; a
+    worker that is not reused freezes nothing."""
     got = _run("""
-        import gc, json
+        import gc, json, os
         import pyarrow, duckdb, sqlglot
         from riskconsole.engines import spark_worker
         before = len(gc.get_objects())
@@ -35,11 +37,15 @@ def test_a_worker_collects_only_what_tasks_made_once_its_imports_are_frozen():
         again = gc.get_freeze_count()
         import numpy.polynomial  # a task importing a library the worker did not hold
         spark_worker.settle()
+        after_import = gc.get_freeze_count()
+        os.environ.pop("SPARK_REUSE_WORKER")  # a worker serving one task: never collected, nothing to freeze
+        import email.mime.text
+        spark_worker.settle()
         print(json.dumps({"before": before, "frozen": frozen, "walked": walked, "again": again,
-                          "after_import": gc.get_freeze_count()}))
+                          "after_import": after_import, "not_reused": gc.get_freeze_count()}))
     """)
     assert got["frozen"] >= 0.9 * got["before"] and got["walked"] < 0.05 * got["before"]
-    assert got["again"] == got["frozen"] < got["after_import"]
+    assert got["again"] == got["frozen"] < got["after_import"] == got["not_reused"]
 
 
 def test_the_row_rules_a_task_runs_settle_the_worker_and_read_times_in_utc():

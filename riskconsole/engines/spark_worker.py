@@ -9,6 +9,7 @@ parsers, spark_scores' scorer) calls `settle()` as a task starts; the ones that 
 from __future__ import annotations
 
 import gc
+import os
 import sys
 import threading
 
@@ -25,8 +26,12 @@ def settle() -> None:
     """Once this worker's imports grew, collect and freeze (`gc.freeze`) what they made: PySpark's collection after
     each task then walks only what later tasks made. Those imports are hundreds of thousands of objects (pyarrow,
     DuckDB, sqlglot; after a scoring task also LightGBM, and PyOD with scipy, scikit-learn and numba), 0.1-0.2 s a
-    collection: paid per task, that is per partition, it was most of a small load's time on Spark."""
+    collection: paid per task, that is per partition, it was most of a small load's time on Spark. A worker that is
+    not reused (`spark.python.worker.reuse: false`; Spark then does not set $SPARK_REUSE_WORKER) serves one task and
+    is never collected: nothing to do."""
     global _FROZEN
+    if not os.environ.get("SPARK_REUSE_WORKER"):
+        return
     with _LOCK:
         if len(sys.modules) != _FROZEN:
             gc.collect()
