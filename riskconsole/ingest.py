@@ -453,10 +453,9 @@ def _untyped_warning(staged: Staged, checked: Checked, part: Part) -> str | None
     valued = [c for c, n in zip(untyped, counts) if n]
     if not valued:
         return None
-    prefix = part.lead
     names = ", ".join(f"'{c}'" for c in valued[:5]) + (f" and {len(valued) - 5} more" if len(valued) > 5 else "")
-    return (f"{checked.label}: {prefix}{names} had no value in the first 20,480 rows of a file, which DuckDB reads to "
-            f"type a column: loaded as text; declare the type to read numbers or times, e.g. types: "
+    return (f"{checked.label}: {part.lead}{names} had no value in the first 20,480 rows of a file, which DuckDB reads "
+            f"to type a column: loaded as text; declare the type to read numbers or times, e.g. types: "
             f"{{{_yaml_key(valued[0])}: DOUBLE}}")
 
 
@@ -465,14 +464,13 @@ def _untyped_warning(staged: Staged, checked: Checked, part: Part) -> str | None
 
 def load_part(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, progress: Progress) -> tuple[int, int, list[str]]:
     """Stage and publish one source; (read, loaded, warnings)."""
-    where = part.lead
-    progress(f"reading {len(part.files)} file(s) of {where}{part.source} ...")
+    progress(f"reading {len(part.files)} file(s) of {part.lead}{part.source} ...")
     _stage(con, part)
     read, loaded = con.execute("SELECT count(*), count(*) FILTER (__reason IS NULL) FROM _staged").fetchall()[0]
     if loaded == 0:
         reasons = con.execute("SELECT __reason, count(*) FROM _staged GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 2").fetchall()
         why = "; ".join(f"{terminal(str(r))[:160]} ({n:,} rows)" for r, n in reasons)
-        raise DataError(f"{checked.label}: {where}no loadable rows in '{part.source}' (read {read:,}, every one "
+        raise DataError(f"{checked.label}: {part.lead}no loadable rows in '{part.source}' (read {read:,}, every one "
                         f"quarantined: {why})")
     warnings = load_warnings(Staged(con), checked, part, read)
     _publish(con, part)

@@ -351,11 +351,10 @@ def _check_header_case(con: duckdb.DuckDBPyConnection, name: str) -> None:
 def _check_inside(ws: Workspace, part: Part, label: str) -> None:
     """A dataset file other than the workspace's own may only read sources inside the workspace."""
     root = os.path.realpath(ws.root)
-    prefix = part.lead
     for name in part.files:
         if os.path.commonpath([root, os.path.realpath(name)]) != root:
-            raise DataError(f"{label}: {prefix}source '{part.source}' reads {name}, outside the workspace {ws.root}: "
-                            "only data/dataset.yaml (or a file given to `riskconsole load`) may read files elsewhere")
+            raise DataError(f"{label}: {part.lead}source '{part.source}' reads {name}, outside the workspace "
+                            f"{ws.root}: only data/dataset.yaml (or a file given to `riskconsole load`) may read files elsewhere")
 
 
 def _check_names(part: Part, label: str) -> None:
@@ -485,8 +484,7 @@ def _check_not_empty(con: duckdb.DuckDBPyConnection, part: Part, label: str,
     reader = remote() if remote is not None and part.remote and len(part.samples) < len(part.files) else None
     if reader is not None and reader.has_rows(part.fmt, part.files, _has_header(con, part)):
         return
-    prefix = part.lead
-    raise DataError(f"{label}: {prefix}source '{part.source}' has no rows")
+    raise DataError(f"{label}: {part.lead}source '{part.source}' has no rows")
 
 
 def _remote(dataset: Dataset, engine: str | None, spark: Any) -> Callable[[], Remote | None]:

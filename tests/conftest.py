@@ -214,7 +214,10 @@ def _spark_settings_kept(request):
     after = spark.conf.getAll
     for key in [*after.keys() - before.keys(), *(k for k, v in before.items() if after.get(k) != v)]:
         try:
-            spark.conf.set(key, before[key]) if key in before else spark.conf.unset(key)
+            if key in before:
+                spark.conf.set(key, before[key])
+            else:
+                spark.conf.unset(key)
         except Exception:  # noqa: BLE001 - a static setting (the application's, e.g. spark.api.mode): stays
             pass
 

@@ -40,7 +40,7 @@ class SparkStaged:
 
     rows: Any  # the staged DataFrame
     raw: dict[str, str]  # raw column -> its DuckDB type as DuckDB's reader gives it
-    con: duckdb.DuckDBPyConnection = field(default_factory=spark_worker.cursor)  # in UTC, as the load's (time suggestions)
+    con: duckdb.DuckDBPyConnection = field(default_factory=spark_worker.cursor)  # in UTC (time suggestions)
     _known: dict[tuple[str, str], int] = field(default_factory=dict)  # failing rows counted ahead, by (raw, bad)
     _counted: dict[str, int] = field(default_factory=dict)  # rows meeting a condition counted ahead, by its SQL
 
@@ -224,8 +224,7 @@ def load_part(spark: Any, checked: Checked, part: Part) -> SparkLoaded:
         said = None if isinstance(err, RiskConsoleError) else row_error(err) or header_error(err)  # a row's, a file's
         if said is None:  # arrives as whatever pyspark wraps it in
             raise
-        where = part.lead
-        raise DataError(f"{checked.label}: {where}source '{part.source}': {said}") from None
+        raise DataError(f"{checked.label}: {part.lead}source '{part.source}': {said}") from None
 
 
 def unpersist(cached: list[Any]) -> None:
@@ -240,7 +239,6 @@ def _load_part(spark: Any, con: duckdb.DuckDBPyConnection, checked: Checked, par
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    where = part.lead
     data, raw = read_raw(spark, con, part, checked.label, cached)
     if part.remote and part.kind == "events":  # checked over samples before: now over every row
         _check_outcomes(data, raw, checked)
@@ -254,7 +252,7 @@ def _load_part(spark: Any, con: duckdb.DuckDBPyConnection, checked: Checked, par
     if loaded == 0:
         shown = sorted(reasons.items(), key=lambda rn: (-rn[1], rn[0]))[:2]
         text = "; ".join(f"{terminal(str(r))[:160]} ({n:,} rows)" for r, n in shown)
-        raise DataError(f"{checked.label}: {where}no loadable rows in '{part.source}' (read {read:,}, every one "
+        raise DataError(f"{checked.label}: {part.lead}no loadable rows in '{part.source}' (read {read:,}, every one "
                         f"quarantined: {text})")
     warnings = tallied.warnings(checked, part, read)
     rows = staged.where(F.col("__reason").isNull()).select(
@@ -310,8 +308,7 @@ def check(checked: Checked) -> None:
 
 
 def _refused(checked: Checked, part: Part, why: str) -> str:
-    where = part.lead
-    return (f"{checked.label}: {where}source '{part.source}': engine spark cannot read it as DuckDB does: {why}; "
+    return (f"{checked.label}: {part.lead}source '{part.source}': engine spark cannot read it as DuckDB does: {why}; "
             "load with engine duckdb (--engine duckdb)")
 
 
@@ -382,8 +379,7 @@ class SparkLoader:
         claim(self.store, self.ws)  # before the first file of this version is written
         master = self.dataset.spark.target if self.dataset.spark.connect else \
             self.spark.conf.get("spark.master", self.dataset.spark.master)
-        where = part.lead
-        progress(f"spark: reading {len(part.files)} file(s) of {where}{part.source} on {master} ...")
+        progress(f"spark: reading {len(part.files)} file(s) of {part.lead}{part.source} on {master} ...")
         rows, quarantine = part.table, f"_{part.quarantine}"
         result = None
         try:
@@ -397,7 +393,7 @@ class SparkLoader:
         except RiskConsoleError:
             raise
         except Exception as err:  # noqa: BLE001 - pyspark raises many kinds; one line says which source failed
-            raise DataError(f"{checked.label}: {where}loading '{part.source}' on spark failed: "
+            raise DataError(f"{checked.label}: {part.lead}loading '{part.source}' on spark failed: "
                             f"{row_error(err) or first_line(err)}") \
                 from None
         finally:

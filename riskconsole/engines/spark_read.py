@@ -219,8 +219,7 @@ def _check_raw_types(con: duckdb.DuckDBPyConnection, data: Any, raw: dict[str, s
     seen = _duck_types(con, to_arrow_schema(data.schema, timezone="UTC"))
     for column, dtype in raw.items():
         if seen.get(column) != dtype:
-            where = part.lead
-            raise DataError(f"{label}: {where}source '{part.source}': engine spark reads column '{column}' as "
+            raise DataError(f"{label}: {part.lead}source '{part.source}': engine spark reads column '{column}' as "
                             f"{seen.get(column)} where DuckDB reads {dtype}: load it with engine duckdb")
 
 
@@ -241,9 +240,8 @@ def _positioned(spark: Any, data: Any, part: Part, label: str, cached: list[Any]
 def unlisted_file(label: str, part: Part) -> DataError:
     """The error of a read that found a file the source's sorted list does not hold (its files changed while Spark
     read them): the rows could not be numbered as DuckDB numbers them."""
-    where = part.lead
-    return DataError(f"{label}: {where}source '{part.source}': spark read a file not in the sorted list of its files "
-                     "(did the files change during the load? load again)")
+    return DataError(f"{label}: {part.lead}source '{part.source}': spark read a file not in the sorted list of its "
+                     "files (did the files change during the load? load again)")
 
 
 def over_files(spark: Any, data: Any, part: Part, label: str, cached: list[Any]) -> Any:
@@ -311,7 +309,6 @@ def check_utf8(data: Any, raw: dict[str, str], part: Part, label: str) -> None:
     replaced = [F.coalesce(F.col(quoted(c)).contains("\ufffd"), F.lit(False)) for c in raw]
     first = data.where(functools.reduce(lambda a, b: a | b, replaced)).orderBy(*POSITION).limit(1).collect()
     if first:
-        where = part.lead
-        raise DataError(f"{label}: {where}source '{part.source}': {first[0]['_file']} row {first[0]['ordinality']} "
+        raise DataError(f"{label}: {part.lead}source '{part.source}': {first[0]['_file']} row {first[0]['ordinality']} "
                         "is not valid UTF-8 (or holds U+FFFD, which engine spark cannot tell from it; DuckDB refuses "
                         "such a file): export the file as UTF-8")

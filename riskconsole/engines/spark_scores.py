@@ -28,6 +28,8 @@ import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
+from riskconsole.engines import spark_worker
+
 _MODELS: dict[str, Any] = {}  # per Python worker: files' digest -> loaded detector
 _LOCK = threading.Lock()
 
@@ -105,8 +107,6 @@ def _scorer(shipped: Any, features: list[str], name: str) -> Callable[[Iterator[
     """What each executor runs over its partition's batches: encode as DuckDB's scoring does, score, clip."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        from riskconsole.engines import spark_worker
-
         spark_worker.settle()
         model = _load(shipped.value)
         spark_worker.settle()  # the model's libraries: imported by its first task in this worker
