@@ -201,14 +201,19 @@ class Remote(Protocol):
     def has_rows(self, fmt: str, files: list[str], header: bool) -> bool:
         """Whether any file holds a row (asked when no sample does)."""
 
+    def keys(self, files: list[str], lines: bool) -> dict[str, str]:
+        """The top-level keys of the JSON objects in the files (JSON Lines if `lines`), each with the first file
+        holding it (a file sampled whole may be left unread)."""
+
 
 _NO_URI = ("only engine spark reads a source at a URI: set engine: spark in the dataset file (or pass --engine "
            "spark), or copy its files into the workspace")
 
 
-def _uri_part(dataset: Dataset | Stream | Table, prefix: str, remote: Remote | None,
-              folder: Callable[[], Path]) -> tuple[list[str], str, dict[str, str], dict[str, str]]:
-    """A source at a URI: its files (sorted), format, samples in `folder()` and Spark's spelling of each file.
+def _uri_part(con: duckdb.DuckDBPyConnection, dataset: Dataset | Stream | Table, prefix: str, remote: Remote | None,
+              folder: Callable[[], Path]) -> tuple[list[str], str, dict[str, str], dict[str, str], dict[str, str]]:
+    """A source at a URI: its files (sorted), format, samples in `folder()`, Spark's spelling of each file and the
+    JSON keys no sample holds (`_later_keys`).
 
     Raises:
         DataError: no `remote` (engine duckdb), no file matched, files of several formats, or Spark's own error."""
@@ -226,9 +231,12 @@ def _uri_part(dataset: Dataset | Stream | Table, prefix: str, remote: Remote | N
             raise DataError(f"{prefix}source '{dataset.source}': {colon}")
         try:
             samples = remote.sample(fmt, files, folder())
+            later: dict[str, str] = {}
+            if fmt == "json":
+                samples, later = _later_keys(con, remote, files, samples, folder)
         except RiskConsoleError as err:  # a file it cannot copy: named by itself
             raise DataError(f"{prefix}source '{dataset.source}': {err}") from None
-        return files, fmt, samples, dict(listed)
+        return files, fmt, samples, dict(listed), later
     except RiskConsoleError:
         raise
     except Exception as err:  # noqa: BLE001 - pyspark raises many kinds (a scheme without its file system, ...)
@@ -239,6 +247,31 @@ def _uri_part(dataset: Dataset | Stream | Table, prefix: str, remote: Remote | N
                 "org.apache.hadoop:hadoop-aws:<Spark's Hadoop version>}} in the dataset file, and its credentials)"
                 if "No FileSystem for scheme" in text or ("ClassNotFoundException" in text and ".fs." in text) else "")
         raise DataError(f"{prefix}source '{dataset.source}': Spark cannot read it ({text[:300]}){hint}") from None
+
+
+def _later_keys(con: duckdb.DuckDBPyConnection, remote: Remote, files: list[str], samples: dict[str, str],
+                folder: Callable[[], Path]) -> tuple[dict[str, str], dict[str, str]]:
+    """A JSON source at a URI: the keys of its objects that its samples miss (in files after the sampled ones, or
+    past a file's sampled lines; DuckDB's load of local files finds them all, `_unsampled_keys`), listed by Spark
+    over every file. The first file holding such a key is sampled too (up to SAMPLED_FILES more), so the key's type
+    is sniffed from that file's head as DuckDB sniffs every local file's; a key no sample holds is returned with the
+    first file holding it (loaded as text, with a warning, as past DuckDB's sampled rows).
+
+    Returns:
+        The samples (with those added) and the keys no sample holds -> the first file holding each."""
+    from riskconsole.engines.spark_json import json_lines_file
+
+    def seen() -> set[str]:
+        local = literal_files([samples[f] for f in files if f in samples])
+        return {k for (ks,) in con.execute(_KEYS, {"files": local}).fetchall() for k in ks or ()}
+
+    found = remote.keys(files, all(json_lines_file(con, local) for local in samples.values()))
+    missing = {k: f for k, f in found.items() if k not in seen()}
+    more = sorted({f for f in missing.values() if f not in samples})
+    if more:
+        samples = {**samples, **remote.sample("json", more, folder())}
+        missing = {k: f for k, f in missing.items() if k not in seen()}
+    return samples, missing
 
 
 def colon_refusal(files: list[str]) -> str | None:
@@ -275,8 +308,11 @@ def _one_format(dataset: Dataset | Stream | Table, files: list[str], prefix: str
     return formats.pop()
 
 
-def column_types(con: duckdb.DuckDBPyConnection, fmt: str, files: list[str], decimal: str = ".") -> dict[str, str]:
-    """Name -> sniffed DuckDB type of every source column (as the files hold them, nothing added).
+def column_types(con: duckdb.DuckDBPyConnection, fmt: str, files: list[str], decimal: str = ".",
+                 later: dict[str, str] | None = None, shown: dict[str, str] | None = None) -> dict[str, str]:
+    """Name -> sniffed DuckDB type of every source column (as the files hold them, nothing added). A source at a
+    URI: `files` are its samples, `later` its JSON keys no sample holds (-> a file holding it), `shown` a sample's
+    file as an error names it.
 
     Raises:
         DataError: a CSV header names two columns that differ only in letter case (DuckDB would silently
@@ -284,13 +320,13 @@ def column_types(con: duckdb.DuckDBPyConnection, fmt: str, files: list[str], dec
     """
     if fmt == "csv":
         for name in files[:MAX_HEADER_CHECKS]:
-            _check_header_case(con, name)
+            _check_header_case(con, name, (shown or {}).get(name, name))
     sniff = _SNIFF[fmt]
     if fmt == "csv" and decimal == ",":  # `decimal` is "." or "," (config.Literal): never user text in SQL
         sniff = sniff.replace("union_by_name = true", "union_by_name = true, decimal_separator = ','")
     rows = con.execute(sniff, {"files": literal_files(files)}).fetchall()
     types = {name: dtype for name, dtype, *_ in rows}
-    return {**types, **_unsampled_keys(con, files, types)} if fmt == "json" else types
+    return {**types, **_unsampled_keys(con, files, types, later or {}, shown or {})} if fmt == "json" else types
 
 
 _KEYS = "SELECT DISTINCT json_keys(json) FROM read_json_objects($files, format = 'auto', hive_partitioning = false)"
@@ -298,20 +334,26 @@ _KEY_FILE = ("SELECT filename FROM read_json_objects($files, format = 'auto', hi
              "filename = true) WHERE list_contains(json_keys(json), $key) LIMIT 1")
 
 
-def _unsampled_keys(con: duckdb.DuckDBPyConnection, files: list[str], types: dict[str, str]) -> dict[str, str]:
+def _unsampled_keys(con: duckdb.DuckDBPyConnection, files: list[str], types: dict[str, str], later: dict[str, str],
+                    shown: dict[str, str]) -> dict[str, str]:
     """The keys of a JSON source's objects that DuckDB's sniff did not see (first in its rows after the 20,480 of a
-    file it samples; read_json would drop them silently), by name, each with the type of a column seen only as null
-    (NULL_TYPE): loaded as text. One pass over the objects' key lists (~0.26 s per 1M objects of 8 keys).
+    file it samples; read_json would drop them silently; with `later`, the keys Spark found that no sample of a
+    source at a URI holds), by name, each with the type of a column seen only as null (NULL_TYPE): loaded as text.
+    One pass over the objects' key lists (~0.26 s per 1M objects of 8 keys).
 
     Raises:
         DataError: two keys differ only in letter case (DuckDB would rename the second NAME_1, or read it into the
             first), as a CSV header with such names."""
     keys = sorted({k for (ks,) in con.execute(_KEYS, {"files": literal_files(files)}).fetchall() for k in ks or ()
-                   if k})  # an empty key names no column (read_json skips it)
+                   if k} | {k for k in later if k})  # an empty key names no column (read_json skips it)
     first: dict[str, str] = {}
     for key in sorted(keys, key=lambda k: (k not in types, k)):  # a sniffed column's spelling named first
         if sql_fold(key) in first:
-            (name,) = con.execute(_KEY_FILE, {"files": literal_files(files), "key": key}).fetchall()[0]
+            if key in later:
+                name = later[key]
+            else:
+                (name,) = con.execute(_KEY_FILE, {"files": literal_files(files), "key": key}).fetchall()[0]
+                name = shown.get(name, name)
             raise DataError(f"{name}: the JSON objects have keys '{printable(first[sql_fold(key)])}' and "
                             f"'{printable(key)}', which differ only in letter case; SQL names ignore case, so one "
                             "would be renamed or merged silently: rename one of them in the file")
@@ -322,8 +364,9 @@ def _unsampled_keys(con: duckdb.DuckDBPyConnection, files: list[str], types: dic
 MAX_HEADER_CHECKS = 100  # CSV files whose raw header is read (a glob of thousands: the first hundred)
 
 
-def _check_header_case(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    """Refuse a header whose names repeat up to letter case (SQL names ignore case).
+def _check_header_case(con: duckdb.DuckDBPyConnection, name: str, shown: str) -> None:
+    """Refuse a header whose names repeat up to letter case (SQL names ignore case); `shown`: the file as the error
+    names it.
 
     A first row with repeats is a header when DuckDB's sniffed names equal it everywhere else (it renamed only
     the repeats); otherwise the file has no header and the row is data."""
@@ -343,7 +386,7 @@ def _check_header_case(con: duckdb.DuckDBPyConnection, name: str) -> None:
     renamed = {i for _, i in repeats}
     if len(sniffed) == len(raw) and all(sniffed[i] == raw[i] for i in range(len(raw)) if i not in renamed):
         a, b = raw[repeats[0][0]], raw[repeats[0][1]]
-        raise DataError(f"{name}: the header names columns '{a}' and '{b}', which differ only in letter case (or "
+        raise DataError(f"{shown}: the header names columns '{a}' and '{b}', which differ only in letter case (or "
                         "not at all); SQL names ignore case, so one would be renamed silently: rename one of them "
                         "in the file")
 
@@ -638,11 +681,10 @@ def _parts(ws: Workspace, con: duckdb.DuckDBPyConnection, dataset: Dataset, labe
                             "`riskconsole load`) may read files outside the workspace")
 
         def folder() -> Path:
-            made = scratch() / f"{len(parts):03d}"
-            made.mkdir()
-            return made
-        files, fmt, samples, spelled = _uri_part(spec, prefix, remote(), folder)
-        types = column_types(con, fmt, [samples[f] for f in files if f in samples], spec.decimal_separator)
+            return Path(tempfile.mkdtemp(prefix=f"{len(parts):03d}-", dir=scratch()))
+        files, fmt, samples, spelled, later = _uri_part(con, spec, prefix, remote(), folder)
+        types = column_types(con, fmt, [samples[f] for f in files if f in samples], spec.decimal_separator, later,
+                             {local: f for f, local in samples.items()})
         parts.append(replace(make(*args, files, fmt, types), samples=samples, spelled=spelled))
     return parts
 

@@ -174,6 +174,80 @@ def test_files_after_the_sampled_ones_need_the_first_files_header_as_written(tmp
         load(ws, engine="spark", spark=spark)
 
 
+def _json_sources(tmp_path, layout: str, later: dict) -> Workspace:
+    """Three JSON files of clean events (JSON Lines, or each an array: `layout`), the third's first object holding
+    the keys `later` too (and JSON Lines starting with a BOM; DuckDB's load refuses an array after one)."""
+    import json
+
+    rows = T._records([T._row(i, f"2026-03-0{1 + i // 4} 10:00:00") for i in range(12)])
+    parts = [rows[:4], rows[4:8], [{**rows[8], **later}, *rows[9:]]]
+    text = [(json.dumps(p, indent=1) if layout == "array" else "".join(json.dumps(r) + "\n" for r in p)).encode()
+            for p in parts]
+    text[2] = ("\ufeff".encode() if layout == "lines" else b"") + text[2]
+    return T._files(tmp_path / "ws", {f"{n}.json": t for n, t in zip("abc", text)}, features=[])
+
+
+@pytest.mark.parametrize("layout", ["lines", "array"])
+def test_a_json_key_only_in_files_after_the_sampled_ones_is_loaded(tmp_path, spark, monkeypatch, layout):
+    """With one file sampled: keys only the third JSON file's objects hold (a text and a number) are found by Spark
+    over every file and that file is sampled too, so they load with the types, values and warnings of DuckDB's load
+    of the same files as local paths — before, they were left out. Files each an array are read whole for it."""
+    from riskconsole.engines import spark_sources
+
+    monkeypatch.setattr(spark_sources, "SAMPLED_FILES", 1)
+    ws = _json_sources(tmp_path, layout, {"coupon": "spring", "bonus": 3})
+    duck = load(ws)
+    want = _held(ws, ["events"])
+    assert {"coupon": "VARCHAR", "bonus": "BIGINT"}.items() <= {c[0]: c[1] for c in want["events"][0]}.items()
+    _at_uris(ws, source=f"file://{ws.root}/data/in/*.json")
+    checked = check_dataset(ws, engine="spark", spark=spark)
+    assert list(checked.parts[0].samples) == [f"file://{ws.root}/data/in/{n}.json" for n in "ac"]
+    ours = load(ws, engine="spark", spark=spark)
+    assert (ours.summary(), ours.warnings) == (duck.summary(), duck.warnings)
+    assert _held(ws, ["events"]) == want
+
+
+def test_a_json_key_past_the_sampled_lines_of_a_file_at_a_uri_loads_as_text_with_a_warning(tmp_path, spark):
+    """A JSON Lines file at a URI whose key `extra` and misfit values come after the 20,480 lines sampled: Spark
+    lists every line's keys, so `extra` loads as text with the warning DuckDB's load of the local file gives, and
+    the load equals that load value for value, misfits quarantined alike."""
+    from conftest import late_json_lines
+
+    ws = T._files(tmp_path / "ws", {"a.jsonl": b""}, features=[])
+    late_json_lines(ws.root / "data" / "in" / "a.jsonl")
+    duck = load(ws)
+    want = _held(ws, ["events", "quarantine"])
+    assert any("'extra'" in w for w in duck.warnings) and duck.quarantined
+    _at_uris(ws, source=f"file://{ws.root}/data/in/a.jsonl")
+    ours = load(ws, engine="spark", spark=spark)
+    assert (ours.summary(), ours.warnings) == (duck.summary(), duck.warnings)
+    got = _held(ws, ["events", "quarantine"])
+    assert got["events"] == want["events"]
+    columns, rows = want["quarantine"]
+    file = [c[0] for c in columns].index("file")
+    assert got["quarantine"] == (columns, [(*r[:file], f"file://{r[file]}", *r[file + 1:]) for r in rows])
+
+
+def test_json_keys_and_a_csv_header_differing_in_case_at_a_uri_name_the_file_by_its_uri(tmp_path, spark,
+                                                                                       monkeypatch):
+    """Keys that differ only in letter case — one in a file after the sampled ones, or both in a sampled file — and
+    a CSV header naming a column twice are refused naming the file by its URI (before: the local copy of its head,
+    a temporary file the user never saw)."""
+    from riskconsole.engines import spark_sources
+
+    monkeypatch.setattr(spark_sources, "SAMPLED_FILES", 1)
+    ws = _json_sources(tmp_path, "lines", {"Amount": 3})
+    _at_uris(ws, source=f"file://{ws.root}/data/in/*.json")
+    with pytest.raises(RiskConsoleError, match=rf"^file://{ws.root}/data/in/c.json: the JSON objects have keys "
+                                               "'amount' and 'Amount'"):
+        check_dataset(ws, engine="spark", spark=spark)
+    csv = T._files(tmp_path / "csv", {"a.csv": T._csv(T.SECOND, header=T.HEADER.replace("amount", "ts"))})
+    _at_uris(csv, source=f"file://{csv.root}/data/in/*.csv")
+    with pytest.raises(RiskConsoleError, match=rf"^file://{csv.root}/data/in/a.csv: the header names columns 'ts' "
+                                               "and 'ts'"):
+        check_dataset(csv, engine="spark", spark=spark)
+
+
 @pytest.mark.parametrize("source, engine, message", [
     ("file:///nowhere/at/all/*.csv", "spark", "source 'file:///nowhere/at/all/*.csv' matches no file (Spark listed it, "
                                               "skipping names that start with '_' or '.')"),
