@@ -102,3 +102,31 @@ def test_workers_run_the_python_the_settings_name_else_this_one_in_local_mode(mo
     assert workers("local[*]", {}) == sys.executable and workers("spark://host:7077", {}) == "python3"
     monkeypatch.setenv("PYSPARK_PYTHON", "/usr/bin/python3.11")
     assert workers("local[1]", theirs) == workers("local[1]", {}) == "python3"  # SparkContext took it at its start
+
+
+def test_a_worker_removes_the_folder_it_loads_a_model_from_at_once(tmp_path, monkeypatch):
+    """A Spark worker ends by `os._exit`, so a folder left for `atexit` to remove stayed on the executor's disk, one
+    per worker and model (127 under /tmp after a day of test runs here). The model's files are now written to a
+    temporary folder removed as soon as the detector is loaded, and the loaded detector scores as the one in the
+    workspace (LightGBM with its compiled trees when tl2cgen compiled them, and a PyOD detector)."""
+    import numpy as np
+    from detector_data import detector_yaml, signal_workspace
+
+    from riskconsole.detectors import load_detector, train_detector
+    from riskconsole.engines import spark_scores
+
+    ws = signal_workspace(tmp_path / "ws", n=1_500)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(scratch))
+    monkeypatch.setattr(spark_scores, "_MODELS", {})
+    rows = np.random.default_rng(0).random((50, 6)) * 10
+    for name, kind in (("lgbm", "lightgbm"), ("iforest", "pyod.iforest")):
+        train_detector(ws, detector_yaml(ws.root, name, kind))
+        folder = ws.models_dir / name
+        model = spark_scores._load(spark_scores.model_files(folder))
+        assert list(scratch.iterdir()) == []
+        want = load_detector(folder)[0]
+        assert np.array_equal(model.score(rows), want.score(rows))
+        if kind == "lightgbm":
+            assert (model.compiled_ is None) == (want.compiled_ is None)

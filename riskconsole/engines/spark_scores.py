@@ -13,11 +13,9 @@ outliers.py). Executors need riskconsole, LightGBM and PyOD installed (as they n
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import json
 import os
-import shutil
 import sys
 import tempfile
 import threading
@@ -129,15 +127,18 @@ def _encoding(model: Any, features: list[str]) -> Any:
 
 
 def _load(files: dict[str, bytes]) -> Any:
-    """The detector of these files, loaded once per Python process (from a private temporary folder)."""
+    """The detector of these files, loaded once per Python process from a private temporary folder, removed once
+    it is loaded: a Python worker ends by `os._exit`, so a removal left to `atexit` never ran there (a folder per
+    worker and model stayed on every executor's disk). Loading reads every file the scores need (LightGBM's text
+    model, PyOD's joblib, the compiled trees already mapped by `dlopen`); the TreeSHAP tables an explanation could
+    read are recomputed where missing (detectors/treeshap.py), and no worker explains."""
     from riskconsole.detectors import load_detector
 
     key = digest(files)
     with _LOCK:
         if key not in _MODELS:
-            folder = Path(tempfile.mkdtemp(prefix="riskconsole-model-"))
-            atexit.register(shutil.rmtree, folder, True)  # the model may read its folder while the worker lives
-            for file, data in files.items():
-                (folder / file).write_bytes(data)
-            _MODELS[key] = load_detector(folder)[0]
+            with tempfile.TemporaryDirectory(prefix="riskconsole-model-") as folder:
+                for file, data in files.items():
+                    (Path(folder) / file).write_bytes(data)
+                _MODELS[key] = load_detector(Path(folder))[0]
         return _MODELS[key]
