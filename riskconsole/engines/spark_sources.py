@@ -110,8 +110,9 @@ class SparkSources:
         if not paths:
             return {}
         _local_workers(self.spark)
-        found = self.spark.read.option("lineSep", "\n").text(paths, wholetext=not lines).select(F.regexp_replace("value", "^\ufeff", "").alias("__text"),  # a BOM: skipped
-                                          F.col("_metadata.file_path").alias("__path"))
+        found = self.spark.read.option("lineSep", "\n").text(paths, wholetext=not lines).select(
+            F.regexp_replace("value", "^\ufeff", "").alias("__text"),  # a BOM: skipped
+            F.col("_metadata.file_path").alias("__path"))
         first = found.mapInArrow(_line_keys if lines else _file_keys, "key string, file string").groupBy(
             "key").agg(F.min("file").alias("file")).collect()
         return {row["key"]: self.listed.get(row["file"], row["file"]) for row in first if row["key"]}
