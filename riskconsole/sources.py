@@ -201,9 +201,9 @@ class Remote(Protocol):
     def has_rows(self, fmt: str, files: list[str], header: bool) -> bool:
         """Whether any file holds a row (asked when no sample does)."""
 
-    def keys(self, files: list[str], lines: bool) -> dict[str, str]:
-        """The top-level keys of the JSON objects in the files (JSON Lines if `lines`), each with the first file
-        holding it (a file sampled whole may be left unread)."""
+    def keys(self, files: list[str], lines: bool, known: set[str]) -> dict[str, list[str]]:
+        """The top-level keys of the JSON objects in the files (JSON Lines if `lines`) that are not `known`, each
+        with the files holding it (a file sampled whole may be left unread)."""
 
 
 _NO_URI = ("only engine spark reads a source at a URI: set engine: spark in the dataset file (or pass --engine "
@@ -237,7 +237,7 @@ def _uri_part(con: duckdb.DuckDBPyConnection, dataset: Dataset | Stream | Table,
         except RiskConsoleError as err:  # a file it cannot copy: named by itself
             raise DataError(f"{prefix}source '{dataset.source}': {err}") from None
         return files, fmt, samples, dict(listed), later
-    except RiskConsoleError:
+    except (RiskConsoleError, duckdb.Error):
         raise
     except Exception as err:  # noqa: BLE001 - pyspark raises many kinds (a scheme without its file system, ...)
         from riskconsole.engines.spark_render import first_line
@@ -249,29 +249,43 @@ def _uri_part(con: duckdb.DuckDBPyConnection, dataset: Dataset | Stream | Table,
         raise DataError(f"{prefix}source '{dataset.source}': Spark cannot read it ({text[:300]}){hint}") from None
 
 
+MAX_LATER_FILES = 64  # files sampled for the JSON keys the first samples miss (`_later_keys`)
+
+
 def _later_keys(con: duckdb.DuckDBPyConnection, remote: Remote, files: list[str], samples: dict[str, str],
                 folder: Callable[[], Path]) -> tuple[dict[str, str], dict[str, str]]:
     """A JSON source at a URI: the keys of its objects that its samples miss (in files after the sampled ones, or
     past a file's sampled lines; DuckDB's load of local files finds them all, `_unsampled_keys`), listed by Spark
-    over every file. The first file holding such a key is sampled too (up to SAMPLED_FILES more), so the key's type
-    is sniffed from that file's head as DuckDB sniffs every local file's; a key no sample holds is returned with the
-    first file holding it (loaded as text, with a warning, as past DuckDB's sampled rows).
+    over every file. Every file holding such a key is sampled too (up to MAX_LATER_FILES, in the sorted order), so
+    the key's type is sniffed over those files' heads as DuckDB sniffs every local file's head; a sample DuckDB
+    cannot read (a malformed line in that head) is left out, for the load to name the line. A key no sample holds
+    is returned with the first file holding it (loaded as text, with a warning, as past DuckDB's sampled rows).
 
     Returns:
         The samples (with those added) and the keys no sample holds -> the first file holding each."""
     from riskconsole.engines.spark_json import json_lines_file
 
-    def seen() -> set[str]:
-        local = literal_files([samples[f] for f in files if f in samples])
-        return {k for (ks,) in con.execute(_KEYS, {"files": local}).fetchall() for k in ks or ()}
+    def keys(locals_: list[str]) -> set[str]:
+        rows = con.execute(_KEYS, {"files": literal_files(locals_)}).fetchall()
+        return {k for (ks,) in rows for k in ks or ()}
 
-    found = remote.keys(files, all(json_lines_file(con, local) for local in samples.values()))
-    missing = {k: f for k, f in found.items() if k not in seen()}
-    more = sorted({f for f in missing.values() if f not in samples})
-    if more:
-        samples = {**samples, **remote.sample("json", more, folder())}
-        missing = {k: f for k, f in missing.items() if k not in seen()}
-    return samples, missing
+    seen = keys([samples[f] for f in files if f in samples])
+    found = remote.keys(files, all(json_lines_file(con, local) for local in samples.values()), seen)
+    place = {f: i for i, f in enumerate(files)}
+    holding = {k: sorted(fs, key=lambda f: place.get(f, len(files))) for k, fs in found.items() if k not in seen}
+    pending = sorted({f for fs in holding.values() for f in fs if f not in samples}, key=place.get)[:MAX_LATER_FILES]
+    while pending:  # a remote samples up to its own number of files a call
+        got = remote.sample("json", pending, folder())
+        if not got:
+            break
+        for file, local in got.items():
+            try:
+                seen |= keys([local])
+            except duckdb.Error:  # a malformed line in its head: the load names it (file and line)
+                continue
+            samples = {**samples, file: local}
+        pending = [f for f in pending if f not in got]
+    return samples, {k: fs[0] for k, fs in holding.items() if k not in seen}
 
 
 def colon_refusal(files: list[str]) -> str | None:

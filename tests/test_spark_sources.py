@@ -207,6 +207,53 @@ def test_a_json_key_only_in_files_after_the_sampled_ones_is_loaded(tmp_path, spa
     assert _held(ws, ["events"]) == want
 
 
+def test_json_keys_the_samples_miss_are_typed_over_every_file_holding_them(tmp_path, spark, monkeypatch):
+    """With one file sampled and 2 of each file's lines: a key past the first file's sampled lines that a later
+    file holds too (`extra`), a key numbers in one later file and text in another (`bonus`), and a key in each of
+    eleven later files (`k2`..`k12`) are typed over the heads of every file holding them — DuckDB's types,
+    values and warnings for the same local files (before: from the first file holding each, at most 8 more files,
+    the rest text with a warning)."""
+    import json
+
+    from riskconsole.engines import spark_sources
+
+    monkeypatch.setattr(spark_sources, "SAMPLED_FILES", 1)
+    monkeypatch.setattr(spark_sources, "SAMPLE_LINES", 2)
+    rows = T._records([T._row(i, f"2026-03-0{1 + i % 5} 10:00:00") for i in range(39)])
+    files = {"a.json": [*rows[:4], {**rows[4], "extra": 1.5}, *rows[5:8]],
+             "b.json": [{**rows[8], "extra": 2.5, "bonus": 3}, rows[9]],
+             "c.json": [{**rows[10], "bonus": "abc"}, rows[11], rows[12]]}
+    files |= {f"d{i:02d}.json": [{**rows[11 + 2 * i], f"k{i}": i}, rows[12 + 2 * i]] for i in range(2, 13)}
+    ws = T._files(tmp_path / "ws", {n: "".join(json.dumps(r) + "\n" for r in f).encode() for n, f in files.items()},
+                  features=[])
+    duck = load(ws)
+    want = _held(ws, ["events"])
+    types = {c[0]: c[1] for c in want["events"][0]}
+    assert (types["extra"], types["bonus"], types["k12"]) == ("DOUBLE", "VARCHAR", "BIGINT") and not duck.warnings
+    _at_uris(ws, source=f"file://{ws.root}/data/in/*.json")
+    ours = load(ws, engine="spark", spark=spark)
+    assert (ours.summary(), ours.warnings) == (duck.summary(), duck.warnings)
+    assert _held(ws, ["events"]) == want
+
+
+def test_a_malformed_line_in_a_later_file_holding_a_new_key_is_named_by_the_load(tmp_path, spark, monkeypatch):
+    """A later file holding a new key and a malformed line: its sample, which DuckDB cannot read, is left out and
+    the load names the file and line (before: the checks failed naming a temporary copy and blaming Spark)."""
+    import json
+
+    from riskconsole.engines import spark_sources
+
+    monkeypatch.setattr(spark_sources, "SAMPLED_FILES", 1)
+    rows = T._records([T._row(i, "2026-03-01 10:00:00") for i in range(6)])
+    text = ["".join(json.dumps(r) + "\n" for r in part) for part in (rows[:3], [{**rows[3], "coupon": "x"}, *rows[4:]])]
+    ws = T._files(tmp_path / "ws", {"a.json": text[0].encode(), "c.json": (text[1] + '{"bad": \n').encode()},
+                  features=[])
+    _at_uris(ws, source=f"file://{ws.root}/data/in/*.json")
+    with pytest.raises(RiskConsoleError, match=rf"file://{ws.root}/data/in/c.json line 4 cannot be read as DuckDB's "
+                                               "load reads it"):
+        load(ws, engine="spark", spark=spark)
+
+
 def test_a_json_key_past_the_sampled_lines_of_a_file_at_a_uri_loads_as_text_with_a_warning(tmp_path, spark):
     """A JSON Lines file at a URI whose key `extra` and misfit values come after the 20,480 lines sampled: Spark
     lists every line's keys, so `extra` loads as text with the warning DuckDB's load of the local file gives, and

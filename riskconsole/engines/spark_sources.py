@@ -97,11 +97,12 @@ class SparkSources:
             self.whole.add(path)
         return str(local)
 
-    def keys(self, files: list[str], lines: bool) -> dict[str, str]:
-        """The top-level keys of the JSON objects in `files` (a file sampled whole is not read again), each with the
-        first file holding it, listed by DuckDB on the executors: `lines` (JSON Lines), `json_keys` of every line that
-        is a JSON object (1.7 s per 1M lines of 13 keys on local[2]; Spark's own `json_object_keys` took 6 s); else
-        each file read whole, as DuckDB's `read_json_objects` reads a local file (sources._KEYS)."""
+    def keys(self, files: list[str], lines: bool, known: set[str]) -> dict[str, list[str]]:
+        """The top-level keys of the JSON objects in `files` that are not `known` (a file sampled whole is not read
+        again), each with the files holding it, listed by DuckDB on the executors: `lines` (JSON Lines), `json_keys`
+        of every line that is a JSON object (1.7 s per 1M lines of 13 keys on local[2]; Spark's own
+        `json_object_keys` took 6 s); else each file read whole, as DuckDB's `read_json_objects` reads a local file
+        (sources._KEYS)."""
         from pyspark.sql import functions as F
 
         from riskconsole.engines.spark_scores import _local_workers
@@ -113,9 +114,12 @@ class SparkSources:
         found = self.spark.read.option("lineSep", "\n").text(paths, wholetext=not lines).select(
             F.regexp_replace("value", "^\ufeff", "").alias("__text"),  # a BOM: skipped
             F.col("_metadata.file_path").alias("__path"))
-        first = found.mapInArrow(_line_keys if lines else _file_keys, "key string, file string").groupBy(
-            "key").agg(F.min("file").alias("file")).collect()
-        return {row["key"]: self.listed.get(row["file"], row["file"]) for row in first if row["key"]}
+        pairs = found.mapInArrow(_line_keys if lines else _file_keys, "key string, file string").where(
+            ~F.col("key").isin(sorted(known)) & (F.col("key") != "")).distinct().collect()
+        holding: dict[str, list[str]] = {}
+        for row in pairs:
+            holding.setdefault(row["key"], []).append(self.listed.get(row["file"], row["file"]))
+        return holding
 
     def _whole_text(self, path: str) -> str:
         """A JSON file that is not JSON Lines, whole (DuckDB cannot read its first lines alone).
