@@ -233,7 +233,10 @@ def _uri_part(con: duckdb.DuckDBPyConnection, dataset: Dataset | Stream | Table,
             samples = remote.sample(fmt, files, folder())
             later: dict[str, str] = {}
             if fmt == "json":
-                samples, later = _later_keys(con, remote, files, samples, folder)
+                try:
+                    samples, later = _later_keys(con, remote, files, samples, folder)
+                except duckdb.Error as err:
+                    raise _in_samples(err, samples, f"{prefix}source '{dataset.source}'") from None
         except RiskConsoleError as err:  # a file it cannot copy: named by itself
             raise DataError(f"{prefix}source '{dataset.source}': {err}") from None
         return files, fmt, samples, dict(listed), later
@@ -286,6 +289,15 @@ def _later_keys(con: duckdb.DuckDBPyConnection, remote: Remote, files: list[str]
             samples = {**samples, file: local}
         pending = [f for f in pending if f not in got]
     return samples, {k: fs[0] for k, fs in holding.items() if k not in seen}
+
+
+def _in_samples(err: duckdb.Error, samples: dict[str, str], where: str) -> DataError:
+    """DuckDB's refusal of a URI source's sampled heads, each local copy named by its file's URI (the user never saw
+    the copies)."""
+    text = str(err).splitlines()[0]
+    for file, local in sorted(samples.items(), key=lambda fl: -len(fl[1])):
+        text = text.replace(local, file)
+    return DataError(f"{where}: {text}")
 
 
 def colon_refusal(files: list[str]) -> str | None:
@@ -697,8 +709,11 @@ def _parts(ws: Workspace, con: duckdb.DuckDBPyConnection, dataset: Dataset, labe
         def folder() -> Path:
             return Path(tempfile.mkdtemp(prefix=f"{len(parts):03d}-", dir=scratch()))
         files, fmt, samples, spelled, later = _uri_part(con, spec, prefix, remote(), folder)
-        types = column_types(con, fmt, [samples[f] for f in files if f in samples], spec.decimal_separator, later,
-                             {local: f for f, local in samples.items()})
+        try:
+            types = column_types(con, fmt, [samples[f] for f in files if f in samples], spec.decimal_separator,
+                                 later, {local: f for f, local in samples.items()})
+        except duckdb.Error as err:
+            raise _in_samples(err, samples, f"{prefix}source '{spec.source}'") from None
         parts.append(replace(make(*args, files, fmt, types), samples=samples, spelled=spelled))
     return parts
 

@@ -238,7 +238,8 @@ def test_json_keys_the_samples_miss_are_typed_over_every_file_holding_them(tmp_p
 
 def test_a_malformed_line_in_a_later_file_holding_a_new_key_is_named_by_the_load(tmp_path, spark, monkeypatch):
     """A later file holding a new key and a malformed line: its sample, which DuckDB cannot read, is left out and
-    the load names the file and line (before: the checks failed naming a temporary copy and blaming Spark)."""
+    the load names the file and line (before: the checks failed naming a temporary copy and blaming Spark). In a
+    sampled file's head, DuckDB's refusal names the file by its URI, not the local copy of its head."""
     import json
 
     from riskconsole.engines import spark_sources
@@ -251,6 +252,10 @@ def test_a_malformed_line_in_a_later_file_holding_a_new_key_is_named_by_the_load
     _at_uris(ws, source=f"file://{ws.root}/data/in/*.json")
     with pytest.raises(RiskConsoleError, match=rf"file://{ws.root}/data/in/c.json line 4 cannot be read as DuckDB's "
                                                "load reads it"):
+        load(ws, engine="spark", spark=spark)
+    (ws.root / "data" / "in" / "a.json").write_text(text[0] + '{"bad": \n')  # in a sampled head: DuckDB's own error
+    with pytest.raises(RiskConsoleError, match=rf"^data/dataset.yaml: source 'file://.*': .*Malformed JSON in file "
+                                               rf"\"file://{ws.root}/data/in/a.json\""):
         load(ws, engine="spark", spark=spark)
 
 
