@@ -201,9 +201,10 @@ class Remote(Protocol):
     def has_rows(self, fmt: str, files: list[str], header: bool) -> bool:
         """Whether any file holds a row (asked when no sample does)."""
 
-    def keys(self, files: list[str], lines: bool, known: set[str]) -> dict[str, list[str]]:
+    def keys(self, files: list[str], lines: bool, known: set[str]) -> dict[str | None, list[str]]:
         """The top-level keys of the JSON objects in the files (JSON Lines if `lines`) that are not `known`, each
-        with the files holding it (a file sampled whole may be left unread)."""
+        with the files holding it (a file sampled whole may be left unread); with `lines`, under None the files
+        whose first line is no JSON object."""
 
 
 _NO_URI = ("only engine spark reads a source at a URI: set engine: spark in the dataset file (or pass --engine "
@@ -272,9 +273,18 @@ def _later_keys(con: duckdb.DuckDBPyConnection, remote: Remote, files: list[str]
         rows = con.execute(_KEYS, {"files": literal_files(locals_)}).fetchall()
         return {k for (ks,) in rows for k in ks or ()}
 
+    def lines() -> bool:
+        return all(json_lines_file(con, local) for local in samples.values())
+
     seen = keys([samples[f] for f in files if f in samples])
-    found = remote.keys(files, all(json_lines_file(con, local) for local in samples.values()), seen)
     place = {f: i for i, f in enumerate(files)}
+    found = remote.keys(files, lines(), seen)
+    spread = sorted(set(found.pop(None, [])) - set(samples), key=place.get)
+    if spread:  # a later file is not JSON Lines: sampled whole, so the load reads every file whole, as DuckDB does
+        samples = {**samples, **remote.sample("json", spread[:1], folder())}
+        seen |= keys([samples[f] for f in spread[:1] if f in samples])
+        if not lines():
+            found = remote.keys(files, False, seen)
     holding = {k: sorted(fs, key=lambda f: place.get(f, len(files))) for k, fs in found.items() if k not in seen}
     pending = sorted({f for fs in holding.values() for f in fs if f not in samples}, key=place.get)[:MAX_LATER_FILES]
     while pending:  # a remote samples up to its own number of files a call

@@ -236,6 +236,30 @@ def test_json_keys_the_samples_miss_are_typed_over_every_file_holding_them(tmp_p
     assert _held(ws, ["events"]) == want
 
 
+def test_a_json_array_after_the_sampled_json_lines_files_loads_as_on_duckdb(tmp_path, spark, monkeypatch):
+    """With one file sampled, JSON Lines: a later file that is a JSON array (holding a key of its own) is found by
+    the key pass, sampled whole, and the source is then read a file at a time as DuckDB reads each in its own
+    layout: the same rows, types and warnings (before: the load failed saying DuckDB refuses the file, which it
+    does not)."""
+    import json
+
+    from riskconsole.engines import spark_sources
+
+    monkeypatch.setattr(spark_sources, "SAMPLED_FILES", 1)
+    rows = T._records([T._row(i, f"2026-03-0{1 + i % 3} 10:00:00") for i in range(9)])
+    lines = ["".join(json.dumps(r) + "\n" for r in part) for part in (rows[:3], rows[3:6])]
+    array = json.dumps([{**rows[6], "coupon": "spring"}, *rows[7:]], indent=1)
+    ws = T._files(tmp_path / "ws", {"a.json": lines[0].encode(), "b.json": lines[1].encode(),
+                                    "c.json": array.encode()}, features=[])
+    duck = load(ws)
+    want = _held(ws, ["events"])
+    assert duck.loaded == 9 and "coupon" in [c[0] for c in want["events"][0]]
+    _at_uris(ws, source=f"file://{ws.root}/data/in/*.json")
+    ours = load(ws, engine="spark", spark=spark)
+    assert (ours.summary(), ours.warnings) == (duck.summary(), duck.warnings)
+    assert _held(ws, ["events"]) == want
+
+
 def test_a_malformed_line_in_a_later_file_holding_a_new_key_is_named_by_the_load(tmp_path, spark, monkeypatch):
     """A later file holding a new key and a malformed line: its sample, which DuckDB cannot read, is left out and
     the load names the file and line (before: the checks failed naming a temporary copy and blaming Spark). In a

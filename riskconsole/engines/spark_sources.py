@@ -97,11 +97,12 @@ class SparkSources:
             self.whole.add(path)
         return str(local)
 
-    def keys(self, files: list[str], lines: bool, known: set[str]) -> dict[str, list[str]]:
+    def keys(self, files: list[str], lines: bool, known: set[str]) -> dict[str | None, list[str]]:
         """The top-level keys of the JSON objects in `files` that are not `known` (a file sampled whole is not read
         again), each with the files holding it, listed by DuckDB on the executors: `lines` (JSON Lines), `json_keys`
         of every line that is a JSON object (1.7 s per 1M lines of 13 keys on local[2]; Spark's own
-        `json_object_keys` took 6 s); else each file read whole, as DuckDB's `read_json_objects` reads a local file
+        `json_object_keys` took 6 s), and under None the files whose first line is not one (an array, an object over
+        several lines); else each file read whole, as DuckDB's `read_json_objects` reads a local file
         (sources._KEYS)."""
         from pyspark.sql import functions as F
 
@@ -113,10 +114,10 @@ class SparkSources:
         _local_workers(self.spark)
         found = self.spark.read.option("lineSep", "\n").text(paths, wholetext=not lines).select(
             F.regexp_replace("value", "^\ufeff", "").alias("__text"),  # a BOM: skipped
-            F.col("_metadata.file_path").alias("__path"))
+            F.col("_metadata.file_path").alias("__path"), F.col("_metadata.file_block_start").alias("__block"))
         pairs = found.mapInArrow(_line_keys if lines else _file_keys, "key string, file string").where(
-            ~F.col("key").isin(sorted(known)) & (F.col("key") != "")).distinct().collect()
-        holding: dict[str, list[str]] = {}
+            F.col("key").isNull() | (~F.col("key").isin(sorted(known)) & (F.col("key") != ""))).distinct().collect()
+        holding: dict[str | None, list[str]] = {}
         for row in pairs:
             holding.setdefault(row["key"], []).append(self.listed.get(row["file"], row["file"]))
         return holding
@@ -150,13 +151,22 @@ class SparkSources:
 
 
 def _line_keys(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """On an executor: the keys of each line (`__text`, of file `__path`) that is a JSON object, per file."""
+    """On an executor: the keys of each line (`__text`, of file `__path`) that is a JSON object, per file; and a
+    null key for a file whose first line that is not blank is no JSON object (a block of a file, `__block`, is read
+    whole and in order by one task: the file's first lines are in the first batch holding its block 0)."""
     spark_worker.settle()
+    started: set[str] = set()
     with contextlib.closing(spark_worker.cursor()) as con:
         for batch in batches:
-            con.register("lines", pa.Table.from_batches([batch]))
+            table = pa.Table.from_batches([batch])
+            con.register("lines", table.append_column("__rn", pa.array(range(table.num_rows), pa.int64())))
             yield from con.sql(_LINE_KEYS).to_arrow_table().cast(_KEYS).to_batches()
+            firsts = con.sql(_FIRST_LINES).fetchall()
             con.unregister("lines")
+            spread = [path for path, ok in firsts if path not in started and not ok]
+            started.update(path for path, _ in firsts)
+            if spread:
+                yield pa.RecordBatch.from_pydict({"key": [None] * len(spread), "file": spread}, schema=_KEYS)
 
 
 def _file_keys(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -181,8 +191,12 @@ def _file_keys(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
 
 
 _KEYS = pa.schema([("key", pa.string()), ("file", pa.string())])
-_LINE_KEYS = ("SELECT DISTINCT unnest(json_keys(__text)) AS key, __path AS file FROM lines "
-              "WHERE json_valid(__text) AND json_type(__text) = 'OBJECT'")
+_OBJECT = "CASE WHEN json_valid({0}) THEN json_type({0}) = 'OBJECT' ELSE false END"  # json_type refuses bad JSON
+_LINE_KEYS = ("SELECT DISTINCT unnest(json_keys(__text)) AS key, __path AS file FROM lines WHERE "
+              + _OBJECT.format("__text"))
+_FIRST_LINES = (f"SELECT __path, coalesce({_OBJECT.format('first')}, false) FROM ("
+                "SELECT __path, arg_min(__text, __rn) AS first FROM lines "
+                "WHERE __block = 0 AND trim(__text, ' \t\r') <> '' GROUP BY __path)")
 _FILE_KEYS = "SELECT DISTINCT unnest(json_keys(json)) FROM read_json_objects($1, format = 'auto')"
 
 
