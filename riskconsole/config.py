@@ -364,7 +364,8 @@ class SparkSettings(_Strict):
                                        "this machine's memory, 1 to 16g; otherwise Spark's, 1g).")
     conf: dict[str, str | int | float | bool] = Field(default_factory=dict, description="Any other Spark settings, "
                                                       "e.g. spark.sql.shuffle.partitions: 64 (the session time zone "
-                                                      "is always UTC, as in DuckDB).")
+                                                      "is always UTC, as in DuckDB, and a `quoted` column name is "
+                                                      "never a regex: quotedRegexColumnNames is off).")
     store: str | None = Field(None, description="Where engine spark keeps its Parquet (the events by day, streams, "
                               "tables, the frame, scores): a URI (file:///mnt/shared/x, s3a://bucket/prefix) or an "
                               "absolute path, read and written through Spark's Hadoop FileSystem API (pyarrow's "

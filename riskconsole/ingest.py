@@ -454,9 +454,13 @@ def _untyped_warning(staged: Staged, checked: Checked, part: Part) -> str | None
     if not valued:
         return None
     names = ", ".join(f"'{c}'" for c in valued[:5]) + (f" and {len(valued) - 5} more" if len(valued) > 5 else "")
-    return (f"{checked.label}: {part.lead}{names} had no value in the first 20,480 rows of a file, which DuckDB reads "
-            f"to type a column: loaded as text; declare the type to read numbers or times, e.g. types: "
-            f"{{{_yaml_key(valued[0])}: DOUBLE}}")
+    from riskconsole import sources
+
+    why = (f"had no value in the rows sampled to type a column ({sources.MAX_LATER_FILES + part.capped:,} files at "
+           f"the URI hold keys the first files lack; the first {sources.MAX_LATER_FILES} were sampled)"
+           if part.capped else "had no value in the first 20,480 rows of a file, which DuckDB reads to type a column")
+    return (f"{checked.label}: {part.lead}{names} {why}: loaded as text; declare the type to read numbers or times, "
+            f"e.g. types: {{{_yaml_key(valued[0])}: DOUBLE}}")
 
 
 # ------------------------------------------------------------------ loading into a new file, then the swap

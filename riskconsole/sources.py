@@ -72,6 +72,7 @@ class Part:
     labels: dict[str, int | None] = field(default_factory=dict)  # the dataset's label_values: text -> 1, 0, None
     samples: dict[str, str] = field(default_factory=dict)  # a source at a URI: file -> a local copy of its head
     spelled: dict[str, str] = field(default_factory=dict)  # a source at a URI: file -> Spark's `_metadata.file_path`
+    capped: int = 0  # a JSON source at a URI: files holding keys the first files lack, left unsampled (_later_keys)
 
     @property
     def remote(self) -> bool:
@@ -212,9 +213,10 @@ _NO_URI = ("only engine spark reads a source at a URI: set engine: spark in the 
 
 
 def _uri_part(con: duckdb.DuckDBPyConnection, dataset: Dataset | Stream | Table, prefix: str, remote: Remote | None,
-              folder: Callable[[], Path]) -> tuple[list[str], str, dict[str, str], dict[str, str], dict[str, str]]:
-    """A source at a URI: its files (sorted), format, samples in `folder()`, Spark's spelling of each file and the
-    JSON keys no sample holds (`_later_keys`).
+              folder: Callable[[], Path]) -> tuple[list[str], str, dict[str, str], dict[str, str], dict[str, str],
+                                                   int]:
+    """A source at a URI: its files (sorted), format, samples in `folder()`, Spark's spelling of each file, the
+    JSON keys no sample holds and the files holding such keys left unsampled (`_later_keys`).
 
     Raises:
         DataError: no `remote` (engine duckdb), no file matched, files of several formats, or Spark's own error."""
@@ -233,14 +235,12 @@ def _uri_part(con: duckdb.DuckDBPyConnection, dataset: Dataset | Stream | Table,
         try:
             samples = remote.sample(fmt, files, folder())
             later: dict[str, str] = {}
+            capped = 0
             if fmt == "json":
-                try:
-                    samples, later = _later_keys(con, remote, files, samples, folder)
-                except duckdb.Error as err:
-                    raise _in_samples(err, samples, f"{prefix}source '{dataset.source}'") from None
-        except RiskConsoleError as err:  # a file it cannot copy: named by itself
+                samples, later, capped = _later_keys(con, remote, files, samples, folder)
+        except RiskConsoleError as err:  # a file it cannot copy, or refused by DuckDB: named by itself
             raise DataError(f"{prefix}source '{dataset.source}': {err}") from None
-        return files, fmt, samples, dict(listed), later
+        return files, fmt, samples, dict(listed), later, capped
     except (RiskConsoleError, duckdb.Error):
         raise
     except Exception as err:  # noqa: BLE001 - pyspark raises many kinds (a scheme without its file system, ...)
@@ -257,36 +257,51 @@ MAX_LATER_FILES = 64  # files sampled for the JSON keys the first samples miss (
 
 
 def _later_keys(con: duckdb.DuckDBPyConnection, remote: Remote, files: list[str], samples: dict[str, str],
-                folder: Callable[[], Path]) -> tuple[dict[str, str], dict[str, str]]:
+                folder: Callable[[], Path]) -> tuple[dict[str, str], dict[str, str], int]:
     """A JSON source at a URI: the keys of its objects that its samples miss (in files after the sampled ones, or
     past a file's sampled lines; DuckDB's load of local files finds them all, `_unsampled_keys`), listed by Spark
     over every file. Every file holding such a key is sampled too (up to MAX_LATER_FILES, in the sorted order), so
     the key's type is sniffed over those files' heads as DuckDB sniffs every local file's head; a sample DuckDB
     cannot read (a malformed line in that head) is left out, for the load to name the line. A key no sample holds
-    is returned with the first file holding it (loaded as text, with a warning, as past DuckDB's sampled rows).
+    is returned with the first file holding it (loaded as text, with a warning, as past DuckDB's sampled rows). A
+    later file that is not JSON Lines (an array) is sampled whole: the load then reads every file whole, each in its
+    own layout, as DuckDB does, and the keys are listed again over whole files.
 
     Returns:
-        The samples (with those added) and the keys no sample holds -> the first file holding each."""
+        The samples (with those added), the keys no sample holds -> the first file holding each, and how many files
+        holding such keys were left unsampled (past MAX_LATER_FILES).
+
+    Raises:
+        DataError: DuckDB refuses a sample it needs (a first file's head), naming the file by its URI."""
     from riskconsole.engines.spark_json import json_lines_file
 
     def keys(locals_: list[str]) -> set[str]:
         rows = con.execute(_KEYS, {"files": literal_files(locals_)}).fetchall()
         return {k for (ks,) in rows for k in ks or ()}
 
+    def needed(locals_: list[str]) -> set[str]:
+        try:
+            return keys(locals_)
+        except duckdb.Error as err:
+            raise DataError(_in_samples(err, samples)) from None
+
     def lines() -> bool:
         return all(json_lines_file(con, local) for local in samples.values())
 
-    seen = keys([samples[f] for f in files if f in samples])
+    first = needed([samples[f] for f in files if f in samples])  # the keys of the first files' heads
     place = {f: i for i, f in enumerate(files)}
-    found = remote.keys(files, lines(), seen)
+    found = remote.keys(files, lines(), first)
     spread = sorted(set(found.pop(None, [])) - set(samples), key=place.get)
+    seen = set(first)
     if spread:  # a later file is not JSON Lines: sampled whole, so the load reads every file whole, as DuckDB does
         samples = {**samples, **remote.sample("json", spread[:1], folder())}
-        seen |= keys([samples[f] for f in spread[:1] if f in samples])
         if not lines():
-            found = remote.keys(files, False, seen)
-    holding = {k: sorted(fs, key=lambda f: place.get(f, len(files))) for k, fs in found.items() if k not in seen}
-    pending = sorted({f for fs in holding.values() for f in fs if f not in samples}, key=place.get)[:MAX_LATER_FILES]
+            found = remote.keys(files, False, first)
+        seen |= needed([samples[f] for f in spread[:1] if f in samples])
+    # every later file holding a key the first heads lack is sampled (its type is sniffed over all their heads)
+    holding = {k: sorted(fs, key=lambda f: place.get(f, len(files))) for k, fs in found.items() if k not in first}
+    wanted = sorted({f for fs in holding.values() for f in fs if f not in samples}, key=place.get)
+    pending = wanted[:MAX_LATER_FILES]
     while pending:  # a remote samples up to its own number of files a call
         got = remote.sample("json", pending, folder())
         if not got:
@@ -298,16 +313,16 @@ def _later_keys(con: duckdb.DuckDBPyConnection, remote: Remote, files: list[str]
                 continue
             samples = {**samples, file: local}
         pending = [f for f in pending if f not in got]
-    return samples, {k: fs[0] for k, fs in holding.items() if k not in seen}
+    return samples, {k: fs[0] for k, fs in holding.items() if k not in seen}, max(0, len(wanted) - MAX_LATER_FILES)
 
 
-def _in_samples(err: duckdb.Error, samples: dict[str, str], where: str) -> DataError:
+def _in_samples(err: duckdb.Error, samples: dict[str, str]) -> str:
     """DuckDB's refusal of a URI source's sampled heads, each local copy named by its file's URI (the user never saw
     the copies)."""
     text = str(err).splitlines()[0]
     for file, local in sorted(samples.items(), key=lambda fl: -len(fl[1])):
         text = text.replace(local, file)
-    return DataError(f"{where}: {text}")
+    return text
 
 
 def colon_refusal(files: list[str]) -> str | None:
@@ -718,13 +733,13 @@ def _parts(ws: Workspace, con: duckdb.DuckDBPyConnection, dataset: Dataset, labe
 
         def folder() -> Path:
             return Path(tempfile.mkdtemp(prefix=f"{len(parts):03d}-", dir=scratch()))
-        files, fmt, samples, spelled, later = _uri_part(con, spec, prefix, remote(), folder)
+        files, fmt, samples, spelled, later, capped = _uri_part(con, spec, prefix, remote(), folder)
         try:
             types = column_types(con, fmt, [samples[f] for f in files if f in samples], spec.decimal_separator,
                                  later, {local: f for f, local in samples.items()})
         except duckdb.Error as err:
-            raise _in_samples(err, samples, f"{prefix}source '{spec.source}'") from None
-        parts.append(replace(make(*args, files, fmt, types), samples=samples, spelled=spelled))
+            raise DataError(f"{prefix}source '{spec.source}': {_in_samples(err, samples)}") from None
+        parts.append(replace(make(*args, files, fmt, types), samples=samples, spelled=spelled, capped=capped))
     return parts
 
 

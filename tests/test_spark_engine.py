@@ -525,7 +525,10 @@ def test_missing_java_says_what_to_install(monkeypatch):
     assert str(err.value).endswith("): start it (start-connect-server.sh), or check the host and port")
     assert "s3cret" not in str(err.value)
     conf = engine.session_conf(remote)  # a server's static settings are its own
-    assert conf == {"spark.sql.session.timeZone": "UTC"} and "spark.driver.memory" in engine.session_conf(local)
+    assert conf == {"spark.sql.session.timeZone": "UTC", "spark.sql.parser.quotedRegexColumnNames": False}
+    assert "spark.driver.memory" in engine.session_conf(local)
+    regex = SparkSettings(conf={"spark.sql.parser.quotedRegexColumnNames": True})  # a `name` is a name, not a pattern
+    assert engine.session_conf(regex)["spark.sql.parser.quotedRegexColumnNames"] is False
 
 
 

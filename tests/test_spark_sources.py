@@ -215,6 +215,7 @@ def test_json_keys_the_samples_miss_are_typed_over_every_file_holding_them(tmp_p
     the rest text with a warning)."""
     import json
 
+    from riskconsole import sources
     from riskconsole.engines import spark_sources
 
     monkeypatch.setattr(spark_sources, "SAMPLED_FILES", 1)
@@ -234,26 +235,33 @@ def test_json_keys_the_samples_miss_are_typed_over_every_file_holding_them(tmp_p
     ours = load(ws, engine="spark", spark=spark)
     assert (ours.summary(), ours.warnings) == (duck.summary(), duck.warnings)
     assert _held(ws, ["events"]) == want
+    monkeypatch.setattr(sources, "MAX_LATER_FILES", 12)  # files past it: keys as text, saying why
+    capped = load(ws, engine="spark", spark=spark)
+    assert capped.warnings == ["data/dataset.yaml: 'k12' had no value in the rows sampled to type a column (13 "
+                               "files at the URI hold keys the first files lack; the first 12 were sampled): loaded as "
+                               "text; declare the type to read numbers or times, e.g. types: {k12: DOUBLE}"]
 
 
 def test_a_json_array_after_the_sampled_json_lines_files_loads_as_on_duckdb(tmp_path, spark, monkeypatch):
-    """With one file sampled, JSON Lines: a later file that is a JSON array (holding a key of its own) is found by
-    the key pass, sampled whole, and the source is then read a file at a time as DuckDB reads each in its own
-    layout: the same rows, types and warnings (before: the load failed saying DuckDB refuses the file, which it
-    does not)."""
+    """With one file sampled, JSON Lines: a later file that is a JSON array (holding a key of its own, and one a
+    later JSON Lines file holds as text) is found by the key pass, sampled whole, and the source is then read a
+    file at a time as DuckDB reads each in its own layout: the same rows, types and warnings (before: the load failed
+    saying DuckDB refuses the file, which it does not)."""
     import json
 
     from riskconsole.engines import spark_sources
 
     monkeypatch.setattr(spark_sources, "SAMPLED_FILES", 1)
-    rows = T._records([T._row(i, f"2026-03-0{1 + i % 3} 10:00:00") for i in range(9)])
-    lines = ["".join(json.dumps(r) + "\n" for r in part) for part in (rows[:3], rows[3:6])]
-    array = json.dumps([{**rows[6], "coupon": "spring"}, *rows[7:]], indent=1)
+    rows = T._records([T._row(i, f"2026-03-0{1 + i % 3} 10:00:00") for i in range(11)])
+    lines = ["".join(json.dumps(r) + "\n" for r in part) for part in
+             (rows[:3], rows[3:6], [{**rows[9], "bonus": "abc"}, rows[10]])]
+    array = json.dumps([{**rows[6], "coupon": "spring", "bonus": 1}, *rows[7:9]], indent=1)
     ws = T._files(tmp_path / "ws", {"a.json": lines[0].encode(), "b.json": lines[1].encode(),
-                                    "c.json": array.encode()}, features=[])
+                                    "c.json": array.encode(), "d.json": lines[2].encode()}, features=[])
     duck = load(ws)
     want = _held(ws, ["events"])
-    assert duck.loaded == 9 and "coupon" in [c[0] for c in want["events"][0]]
+    types = {c[0]: c[1] for c in want["events"][0]}
+    assert duck.loaded == 11 and (types["coupon"], types["bonus"]) == ("VARCHAR", "VARCHAR")
     _at_uris(ws, source=f"file://{ws.root}/data/in/*.json")
     ours = load(ws, engine="spark", spark=spark)
     assert (ours.summary(), ours.warnings) == (duck.summary(), duck.warnings)
@@ -277,9 +285,14 @@ def test_a_malformed_line_in_a_later_file_holding_a_new_key_is_named_by_the_load
     with pytest.raises(RiskConsoleError, match=rf"file://{ws.root}/data/in/c.json line 4 cannot be read as DuckDB's "
                                                "load reads it"):
         load(ws, engine="spark", spark=spark)
+    (ws.root / "data" / "in" / "b.json").write_text('{"bad": \n' + text[0])  # a later file's first line
+    with pytest.raises(RiskConsoleError, match=rf"^data/dataset.yaml: source 'file://[^']*': Invalid Input Error: "
+                                               rf"Malformed JSON in file \"file://{ws.root}/data/in/b.json\""):
+        load(ws, engine="spark", spark=spark)
+    (ws.root / "data" / "in" / "b.json").unlink()
     (ws.root / "data" / "in" / "a.json").write_text(text[0] + '{"bad": \n')  # in a sampled head: DuckDB's own error
-    with pytest.raises(RiskConsoleError, match=rf"^data/dataset.yaml: source 'file://.*': .*Malformed JSON in file "
-                                               rf"\"file://{ws.root}/data/in/a.json\""):
+    with pytest.raises(RiskConsoleError, match=rf"^data/dataset.yaml: source 'file://[^']*': Invalid Input Error: "
+                                               rf"Malformed JSON in file \"file://{ws.root}/data/in/a.json\""):
         load(ws, engine="spark", spark=spark)
 
 

@@ -218,6 +218,7 @@ def session_conf(settings: SparkSettings) -> dict[str, Any]:
     if settings.driver_memory:
         conf["spark.driver.memory"] = settings.driver_memory
     conf["spark.sql.session.timeZone"] = "UTC"  # times mean what they mean in DuckDB (SET TimeZone = 'UTC')
+    conf["spark.sql.parser.quotedRegexColumnNames"] = False  # a `quoted` name is a name (spark_read.renamed)
     return conf
 
 
