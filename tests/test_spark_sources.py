@@ -337,6 +337,26 @@ def test_json_keys_and_a_csv_header_differing_in_case_at_a_uri_name_the_file_by_
         check_dataset(csv, engine="spark", spark=spark)
 
 
+def test_a_csv_header_naming_a_column_over_two_lines_loads_at_a_uri_as_on_duckdb(tmp_path, spark, monkeypatch):
+    """With one file sampled: a header whose quoted name holds a line break (and a name ending in a dot) is read
+    whole as the first file's header, so the later file, which starts with it, loads as DuckDB loads both (before:
+    the header was cut at its first line and the later file refused as starting with another header)."""
+    from riskconsole.engines import spark_sources
+
+    monkeypatch.setattr(spark_sources, "SAMPLED_FILES", 1)
+    header = T.HEADER.strip() + ',"new\nline","end."\n'
+    body = [f"{T._row(i, '2026-03-01 10:00:00')},{i},x\n" for i in range(8)]
+    files = {"a.csv": (header + "".join(body[:4])).encode(), "b.csv": (header + "".join(body[4:])).encode()}
+    ws = T._files(tmp_path / "ws", files, features=[])
+    duck = load(ws)
+    want = _held(ws, ["events"])
+    assert "new\nline" in [c[0] for c in want["events"][0]] and duck.loaded == 8
+    _at_uris(ws, source=f"file://{ws.root}/data/in/*.csv")
+    ours = load(ws, engine="spark", spark=spark)
+    assert (ours.summary(), ours.warnings) == (duck.summary(), duck.warnings)
+    assert _held(ws, ["events"]) == want
+
+
 @pytest.mark.parametrize("source, engine, message", [
     ("file:///nowhere/at/all/*.csv", "spark", "source 'file:///nowhere/at/all/*.csv' matches no file (Spark listed it, "
                                               "skipping names that start with '_' or '.')"),

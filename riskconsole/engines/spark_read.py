@@ -204,15 +204,15 @@ def header_error(err: BaseException) -> str | None:
 
 
 def raw_header(path: str, sep: str, quote: str, escape: str | None) -> list[str]:
-    """A CSV file's header as written (a BOM dropped): the names Spark checks other files' headers against."""
+    """A CSV file's header as written (a BOM dropped; a quoted name may hold a line break): the names Spark checks
+    other files' headers against."""
     import csv
 
-    with open(path, encoding="utf-8", newline="") as handle:
-        line = handle.readline().removeprefix("\ufeff").rstrip("\r\n")
     quoting = {"quotechar": quote} if quote != "\u0000" else {"quoting": csv.QUOTE_NONE}
     doubled = escape in (None, quote)
-    return next(csv.reader([line], delimiter=sep, doublequote=doubled, escapechar=None if doubled else escape,
-                           **quoting))
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        return next(csv.reader(handle, delimiter=sep, doublequote=doubled, escapechar=None if doubled else escape,
+                               **quoting), [])
 
 
 def _check_raw_types(con: duckdb.DuckDBPyConnection, data: Any, raw: dict[str, str], part: Part, label: str) -> None:
