@@ -268,6 +268,26 @@ def test_a_json_array_after_the_sampled_json_lines_files_loads_as_on_duckdb(tmp_
     assert _held(ws, ["events"]) == want
 
 
+def test_a_json_file_that_is_not_json_lines_and_too_large_to_copy_is_refused_saying_what_to_do(tmp_path, spark,
+                                                                                              monkeypatch):
+    """A JSON array at a URI is copied whole for the checks, up to MAX_WHOLE (256 MB; here 2 KB): a larger one is
+    refused in one line naming the file by its URI, its size and the fix, before a row is read."""
+    import json
+
+    from riskconsole.engines import spark_sources
+
+    monkeypatch.setattr(spark_sources, "MAX_WHOLE", 2048)
+    rows = T._records([T._row(i, "2026-03-01 10:00:00") for i in range(40)])
+    ws = T._files(tmp_path / "ws", {"a.json": json.dumps(rows, indent=1).encode()}, features=[])
+    _at_uris(ws, source=f"file://{ws.root}/data/in/*.json")
+    with pytest.raises(RiskConsoleError, match=rf"^data/dataset.yaml: source 'file://[^']*': file://{ws.root}/data/in/"
+                                               r"a.json is JSON but not JSON Lines \(an array, or objects over several "
+                                               r"lines\) and 0 MB: a source at a URI is checked over a copy of such a "
+                                               r"file, up to 0 MB; write it as JSON Lines \(one object per line\)$"):
+        check_dataset(ws, engine="spark", spark=spark)
+    assert not ws.db_path.exists()
+
+
 def test_a_malformed_line_in_a_later_file_holding_a_new_key_is_named_by_the_load(tmp_path, spark, monkeypatch):
     """A later file holding a new key and a malformed line: its sample, which DuckDB cannot read, is left out and
     the load names the file and line (before: the checks failed naming a temporary copy and blaming Spark). In a
