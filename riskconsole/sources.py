@@ -316,9 +316,9 @@ def _later_keys(con: duckdb.DuckDBPyConnection, remote: Remote, files: list[str]
     return samples, {k: fs[0] for k, fs in holding.items() if k not in seen}, max(0, len(wanted) - MAX_LATER_FILES)
 
 
-def _in_samples(err: duckdb.Error, samples: dict[str, str]) -> str:
-    """DuckDB's refusal of a URI source's sampled heads, each local copy named by its file's URI (the user never saw
-    the copies)."""
+def _in_samples(err: Exception, samples: dict[str, str]) -> str:
+    """The first line of a refusal of a URI source's sampled heads (DuckDB's, or a check's), each local copy named by
+    its file's URI (the user never saw the copies)."""
     text = str(err).splitlines()[0]
     for file, local in sorted(samples.items(), key=lambda fl: -len(fl[1])):
         text = text.replace(local, file)
@@ -360,10 +360,9 @@ def _one_format(dataset: Dataset | Stream | Table, files: list[str], prefix: str
 
 
 def column_types(con: duckdb.DuckDBPyConnection, fmt: str, files: list[str], decimal: str = ".",
-                 later: dict[str, str] | None = None, shown: dict[str, str] | None = None) -> dict[str, str]:
+                 later: dict[str, str] | None = None) -> dict[str, str]:
     """Name -> sniffed DuckDB type of every source column (as the files hold them, nothing added). A source at a
-    URI: `files` are its samples, `later` its JSON keys no sample holds (-> a file holding it), `shown` a sample's
-    file as an error names it.
+    URI: `files` are its samples, `later` its JSON keys no sample holds (-> a file holding it).
 
     Raises:
         DataError: a CSV header names two columns that differ only in letter case (DuckDB would silently
@@ -371,13 +370,13 @@ def column_types(con: duckdb.DuckDBPyConnection, fmt: str, files: list[str], dec
     """
     if fmt == "csv":
         for name in files[:MAX_HEADER_CHECKS]:
-            _check_header_case(con, name, (shown or {}).get(name, name))
+            _check_header_case(con, name)
     sniff = _SNIFF[fmt]
     if fmt == "csv" and decimal == ",":  # `decimal` is "." or "," (config.Literal): never user text in SQL
         sniff = sniff.replace("union_by_name = true", "union_by_name = true, decimal_separator = ','")
     rows = con.execute(sniff, {"files": literal_files(files)}).fetchall()
     types = {name: dtype for name, dtype, *_ in rows}
-    return {**types, **_unsampled_keys(con, files, types, later or {}, shown or {})} if fmt == "json" else types
+    return {**types, **_unsampled_keys(con, files, types, later or {})} if fmt == "json" else types
 
 
 _KEYS = "SELECT DISTINCT json_keys(json) FROM read_json_objects($files, format = 'auto', hive_partitioning = false)"
@@ -385,8 +384,8 @@ _KEY_FILE = ("SELECT filename FROM read_json_objects($files, format = 'auto', hi
              "filename = true) WHERE list_contains(json_keys(json), $key) LIMIT 1")
 
 
-def _unsampled_keys(con: duckdb.DuckDBPyConnection, files: list[str], types: dict[str, str], later: dict[str, str],
-                    shown: dict[str, str]) -> dict[str, str]:
+def _unsampled_keys(con: duckdb.DuckDBPyConnection, files: list[str], types: dict[str, str],
+                    later: dict[str, str]) -> dict[str, str]:
     """The keys of a JSON source's objects that DuckDB's sniff did not see (first in its rows after the 20,480 of a
     file it samples; read_json would drop them silently; with `later`, the keys Spark found that no sample of a
     source at a URI holds), by name, each with the type of a column seen only as null (NULL_TYPE): loaded as text.
@@ -404,7 +403,6 @@ def _unsampled_keys(con: duckdb.DuckDBPyConnection, files: list[str], types: dic
                 name = later[key]
             else:
                 (name,) = con.execute(_KEY_FILE, {"files": literal_files(files), "key": key}).fetchall()[0]
-                name = shown.get(name, name)
             raise DataError(f"{name}: the JSON objects have keys '{printable(first[sql_fold(key)])}' and "
                             f"'{printable(key)}', which differ only in letter case; SQL names ignore case, so one "
                             "would be renamed or merged silently: rename one of them in the file")
@@ -415,9 +413,8 @@ def _unsampled_keys(con: duckdb.DuckDBPyConnection, files: list[str], types: dic
 MAX_HEADER_CHECKS = 100  # CSV files whose raw header is read (a glob of thousands: the first hundred)
 
 
-def _check_header_case(con: duckdb.DuckDBPyConnection, name: str, shown: str) -> None:
-    """Refuse a header whose names repeat up to letter case (SQL names ignore case); `shown`: the file as the error
-    names it.
+def _check_header_case(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Refuse a header whose names repeat up to letter case (SQL names ignore case).
 
     A first row with repeats is a header when DuckDB's sniffed names equal it everywhere else (it renamed only
     the repeats); otherwise the file has no header and the row is data."""
@@ -437,7 +434,7 @@ def _check_header_case(con: duckdb.DuckDBPyConnection, name: str, shown: str) ->
     renamed = {i for _, i in repeats}
     if len(sniffed) == len(raw) and all(sniffed[i] == raw[i] for i in range(len(raw)) if i not in renamed):
         a, b = raw[repeats[0][0]], raw[repeats[0][1]]
-        raise DataError(f"{shown}: the header names columns '{a}' and '{b}', which differ only in letter case (or "
+        raise DataError(f"{name}: the header names columns '{a}' and '{b}', which differ only in letter case (or "
                         "not at all); SQL names ignore case, so one would be renamed silently: rename one of them "
                         "in the file")
 
@@ -735,10 +732,11 @@ def _parts(ws: Workspace, con: duckdb.DuckDBPyConnection, dataset: Dataset, labe
             return Path(tempfile.mkdtemp(prefix=f"{len(parts):03d}-", dir=scratch()))
         files, fmt, samples, spelled, later, capped = _uri_part(con, spec, prefix, remote(), folder)
         try:
-            types = column_types(con, fmt, [samples[f] for f in files if f in samples], spec.decimal_separator,
-                                 later, {local: f for f, local in samples.items()})
+            types = column_types(con, fmt, [samples[f] for f in files if f in samples], spec.decimal_separator, later)
         except duckdb.Error as err:
             raise DataError(f"{prefix}source '{spec.source}': {_in_samples(err, samples)}") from None
+        except DataError as err:  # a sample's header or keys refused, naming the sample
+            raise DataError(_in_samples(err, samples)) from None
         parts.append(replace(make(*args, files, fmt, types), samples=samples, spelled=spelled, capped=capped))
     return parts
 
