@@ -570,11 +570,11 @@ def _owner(text: str | None) -> str | None:
 
 def remove_versions(versions: Store, keep: str, ws: Workspace) -> None:
     """Remove every data version's folder of `ws` but `keep`: only folders named like a data version (a store may
-    hold other folders). In a `spark.store`, which several workspaces may share, only those `ws` wrote (their DuckDB views read the
-    others'): a folder whose marker names another workspace, or cannot be read, is left; one written before
-    markers existed is taken as this workspace's. In the workspace's own `data/spark/`, also those whose marker
-    names a folder that no longer exists (the workspace before it moved) or cannot be read; another workspace's
-    (its `spark.store` pointed here) are left."""
+    hold other folders). In a `spark.store`, which several workspaces may share, only those `ws` wrote (their DuckDB
+    views read the others'): a folder whose marker names another workspace, or cannot be read, is left; one written
+    before markers existed is taken as this workspace's. In the workspace's own `data/spark/`, also those whose
+    marker names a folder that no longer exists (the workspace before it moved) or cannot be read; another
+    workspace's (its `spark.store` pointed here) are left."""
     own = versions.local is not None and versions.local.resolve() == (ws.root / "data" / SPARK_DIR).resolve()
     mine = str(ws.root.resolve())
     for name in versions.children():

@@ -88,17 +88,17 @@ def first_line(path: str) -> str | None:
 # ------------------------------------------------------------------ reading
 
 
-def read(spark: Any, part: Part, files: dict[str, tuple[int, str]], label: str, whole: bool = False,
-         cached: list[Any] | None = None) -> Any:
+def read(spark: Any, part: Part, files: dict[str, tuple[int, str]], label: str, whole: bool = False) -> Any:
     """The source's rows: every non-blank line parsed by DuckDB's `read_json` with the source's schema on the
-    executors — the raw columns (JSON as text) with `_file`, `__file` and `ordinality` (DuckDB's: the row over all
-    files in order, blank lines not counted). `files`: Spark's `_metadata.file_path` of each file -> its 1-based
-    place in the sorted paths and its path as DuckDB names it.
+    executors — the raw columns (JSON as text) with `_file`, `__file` and `__at` (the row in its file, blank lines
+    not counted; the load numbers rows over all files from each file's count: `spark_read.ordinality`). `files`:
+    Spark's `_metadata.file_path` of each file -> its 1-based place in the sorted paths and its path as DuckDB names
+    it.
 
     Two passes over the text, each in the scan's own tasks (no shuffle: a file split over many tasks is read in
-    parallel): the first counts every block's lines and rows, the second numbers each line from those counts and
-    parses it. `whole`: a file is not JSON Lines (`lines`): every file read whole (`_read_whole`; what it persists is
-    appended to `cached`)."""
+    parallel): the first counts every block's lines and rows, the second numbers each line from those counts (a
+    malformed line is named by its file and line) and parses it. `whole`: a file is not JSON Lines (`lines`): every
+    file read whole (`_read_whole`)."""
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import to_arrow_schema
 
@@ -107,7 +107,7 @@ def read(spark: Any, part: Part, files: dict[str, tuple[int, str]], label: str, 
 
     _local_workers(spark)
     if whole:
-        return _read_whole(spark, part, files, label, [] if cached is None else cached)
+        return _read_whole(spark, part, files)
     lines = spark.read.option("lineSep", "\n").text([literal(f) for f in part.files]).select(
         F.col("value").alias("__text"), F.col("_metadata.file_path").alias("__path"),
         F.col("_metadata.file_block_start").alias("__block"))
@@ -115,13 +115,13 @@ def read(spark: Any, part: Part, files: dict[str, tuple[int, str]], label: str, 
         .agg(F.sum("n").alias("n"), F.sum("r").alias("r")).collect()
     if any(c["__path"] not in files for c in counts):
         raise unlisted_file(label, part)
-    offsets, rows = {}, 0
-    for path in sorted(files, key=lambda p: files[p][0]):
-        lines_before = 0
+    offsets = {}
+    for path in files:
+        lines_before = rows_before = 0
         for c in sorted((c for c in counts if c["__path"] == path), key=lambda c: c["__block"]):
-            offsets[(path, c["__block"])] = (lines_before, rows)
-            lines_before, rows = lines_before + c["n"], rows + c["r"]
-    schema = _schema(part, "ordinality")
+            offsets[(path, c["__block"])] = (lines_before, rows_before)
+            lines_before, rows_before = lines_before + c["n"], rows_before + c["r"]
+    schema = _schema(part, "__at")
     return lines.mapInArrow(_parser(part.read_types, to_arrow_schema(schema, timezone="UTC"), files, offsets), schema)
 
 
@@ -137,21 +137,20 @@ def _schema(part: Part, row: str) -> Any:
     return from_arrow_schema(pa.schema([*raw, *positions]), prefer_timestamp_ntz=True)
 
 
-def _read_whole(spark: Any, part: Part, files: dict[str, tuple[int, str]], label: str, cached: list[Any]) -> Any:
+def _read_whole(spark: Any, part: Part, files: dict[str, tuple[int, str]]) -> Any:
     """Every file read whole by one task (its text, `wholetext`) and parsed there by DuckDB's `read_json` with the
     source's schema and DuckDB's own detection of the layout (JSON Lines, an array, objects over several lines) —
-    the bytes DuckDB's load reads, so its rows, in its order; `ordinality` over all files from each file's count."""
+    the bytes DuckDB's load reads, so its rows, in its order (`__at`)."""
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    from riskconsole.engines.spark_read import literal, over_files, quoted
+    from riskconsole.engines.spark_read import literal
 
     texts = spark.read.text([literal(f) for f in part.files], wholetext=True).select(  # text() sets the option
         F.col("value").alias("__text"), F.col("_metadata.file_path").alias("__path"))
-    schema = _schema(part, "__in_file")
+    schema = _schema(part, "__at")
     rows = texts.mapInArrow(_whole_parser(part.read_types, to_arrow_schema(schema, timezone="UTC"), files), schema)
-    return over_files(spark, rows, part, label, cached).select(*[quoted(c) for c in part.types], "_file", "__file",
-                                                                "ordinality")
+    return rows
 
 
 def _whole_parser(types: dict[str, str], schema: pa.Schema, files: dict[str, tuple[int, str]]) -> Callable[
@@ -178,7 +177,7 @@ def _whole_parser(types: dict[str, str], schema: pa.Schema, files: dict[str, tup
                     n = parsed.num_rows
                     parsed = parsed.append_column("_file", pa.array([name] * n, pa.string()))
                     parsed = parsed.append_column("__file", pa.array([place] * n, pa.int32()))
-                    parsed = parsed.append_column("__in_file", pa.array(range(1, n + 1), pa.int64()))
+                    parsed = parsed.append_column("__at", pa.array(range(1, n + 1), pa.int64()))
                     yield from parsed.cast(schema).to_batches()
 
     return run
@@ -236,7 +235,7 @@ def _parser(types: dict[str, str], schema: pa.Schema, files: dict[str, tuple[int
                 tempfile.TemporaryDirectory(prefix="riskconsole-json-") as folder:
             path = os.path.join(folder, "lines.jsonl")
             sql = _read_sql(types, path)
-            chunk: list[tuple[str, str, int, int]] = []  # text, file path, line, row (over all files)
+            chunk: list[tuple[str, str, int, int]] = []  # text, file path, line, row (in the file)
             for source, block, n, r, text in _numbered(batches):
                 if text is None:
                     continue
@@ -258,7 +257,7 @@ def _parsed(con: duckdb.DuckDBPyConnection, sql: str, path: str, chunk: list[tup
     parsed = _parse(con, sql, path, texts, lambda i: f"{names[i]} line {chunk[i][2]}")
     parsed = parsed.append_column("_file", pa.array(names, pa.string()))
     parsed = parsed.append_column("__file", pa.array([files[c[1]][0] for c in chunk], pa.int32()))
-    parsed = parsed.append_column("ordinality", pa.array([c[3] for c in chunk], pa.int64()))
+    parsed = parsed.append_column("__at", pa.array([c[3] for c in chunk], pa.int64()))
     yield from parsed.cast(schema).to_batches()
 
 

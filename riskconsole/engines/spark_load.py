@@ -24,7 +24,8 @@ from sqlglot import exp
 from riskconsole import ingest
 from riskconsole.engines import spark_worker
 from riskconsole.engines.spark_json import row_error
-from riskconsole.engines.spark_read import POSITION, check_utf8, header_error, quoted, read_raw, refusal, renamed
+from riskconsole.engines.spark_read import (POSITION, check_utf8, header_error, quoted, read_raw, refusal, renamed,
+                                            unlisted_file, ordinality)
 from riskconsole.engines.spark_render import first_line
 from riskconsole.errors import DataError, RiskConsoleError
 from riskconsole.escape import terminal
@@ -35,7 +36,7 @@ from riskconsole.storeviews import create_view, viewable
 
 @dataclass
 class SparkStaged:
-    """A source's staged rows on Spark (raw columns, casts `__c_<column>`, `_file`, `__file`, `ordinality`,
+    """A source's staged rows on Spark (raw columns, casts `__c_<column>`, `_file`, `__file`, `__at`,
     `__reason`): the three questions ingest's warnings ask (`ingest.Staged`), answered by Spark."""
 
     rows: Any  # the staged DataFrame
@@ -43,6 +44,8 @@ class SparkStaged:
     con: duckdb.DuckDBPyConnection = field(default_factory=spark_worker.cursor)  # in UTC (time suggestions)
     _known: dict[tuple[str, str], int] = field(default_factory=dict)  # failing rows counted ahead, by (raw, bad)
     _counted: dict[str, int] = field(default_factory=dict)  # rows meeting a condition counted ahead, by its SQL
+    files: dict[int, tuple[int, int]] = field(default_factory=dict)  # by 1-based file place: rows, first `__at`
+    outcomes: list[tuple[int, str | None]] = field(default_factory=list)  # per outcome check: bad rows, one value
 
     def failing(self, raw: exp.Expression, bad: exp.Expression) -> tuple[int, list[str]]:
         """How many rows are `bad`, and up to ingest.SAMPLE of their raw values (first in source order)."""
@@ -61,10 +64,16 @@ class SparkStaged:
     def raw_types(self) -> dict[str, str]:
         return dict(self.raw)
 
-    def tally(self, checked: Checked, part: Part, utf8: bool) -> tuple[dict[str | None, int], bool]:
-        """One pass over the staged rows: how many rows have each `__reason` (None: loaded), every count the
-        warnings will ask (kept for `warnings`: they ask column by column, a Spark job each), and, with `utf8`,
-        whether a raw text column holds U+FFFD (`check_utf8` then finds the first such row)."""
+    def tally(self, checked: Checked, part: Part, utf8: bool, outcomes: bool = False) -> tuple[dict[str | None, int],
+                                                                                            bool]:
+        """One pass over the staged rows (the first: it parses the files): how many rows have each `__reason` (None:
+        loaded), every file's rows and first `__at` (`files`, which `ordinality` numbers rows from), every count the
+        warnings will ask (kept for `warnings`: they ask column by column, a Spark job each), with `utf8` whether a
+        raw text column holds U+FFFD (`check_utf8` then finds the first such row), and with `outcomes` the outcome
+        roles' checks over every raw row (`outcomes`: `sources.outcome_checks`' bad rows and one value each).
+
+        Raises:
+            DataError: a row's file is not one of the part's (`unlisted_file`)."""
         from pyspark.sql import functions as F
 
         asked = _Asked(self.con)
@@ -72,17 +81,34 @@ class SparkStaged:
         conditions = [bad for _, bad in asked.pairs] + asked.conditions
         names = [f"__m{i}" for i in range(len(conditions))]
         columns = [alias(fill("CAST(coalesce(:c, false) AS INTEGER)", c=c), n) for c, n in zip(conditions, names)]
+        checks = outcome_checks(checked.dataset, self.raw) if outcomes else []
+        for i, (bad, text, _) in enumerate(checks):
+            columns += [alias(fill("CAST(coalesce(:b, false) AS INTEGER)", b=bad), f"__o{i}"),
+                        alias(fill("CASE WHEN :b THEN :t END", b=bad, t=text), f"__ov{i}")]
         if utf8 and self.raw:
             replaced = [fill("coalesce(contains(:c, :r), false)", c=ident(c), r=lit("\ufffd")) for c in self.raw]
             columns.append(alias(functools.reduce(exp.or_, replaced), "__fffd"))
-        marked = duck_select(self.rows, [*columns, ident("__reason")])
+        marked = duck_select(self.rows, [*columns, ident("__reason"), ident("__file"), ident("__at")])
         fffd = [F.max("__fffd").alias("__fffd")] if utf8 and self.raw else []
-        sums = [F.expr(f"sum({n}) AS {n}") for n in names]  # one Py4J call each (F.sum(n).alias(n): three)
-        groups = marked.groupBy("__reason").agg(F.expr("count(*) AS __n"), *sums, *fffd).collect()
+        sums = [F.expr(f"sum({n}) AS {n}") for n in [*names, *[f"__o{i}" for i in range(len(checks))]]]
+        firsts = [F.expr(f"first(__ov{i}, true) AS __ov{i}") for i in range(len(checks))]
+        groups = marked.groupBy("__reason", "__file").agg(F.expr("count(*) AS __n"), F.expr("min(__at) AS __at"),
+                                                          *sums, *firsts, *fffd).collect()
+        if any(g["__file"] is None for g in groups):
+            raise unlisted_file(checked.label, part)
         totals = [sum(int(g[n] or 0) for g in groups) for n in names]
         self._known = {_key(raw, bad): n for (raw, bad), n in zip(asked.pairs, totals)}
         self._counted = {render(c): n for c, n in zip(asked.conditions, totals[len(asked.pairs):])}
-        return {g["__reason"]: g["__n"] for g in groups}, bool(fffd) and any(g["__fffd"] for g in groups)
+        for g in groups:
+            rows, at = self.files.get(g["__file"], (0, g["__at"]))
+            self.files[g["__file"]] = (rows + g["__n"], min(at, g["__at"]))
+        self.outcomes = [(sum(int(g[f"__o{i}"] or 0) for g in groups),
+                          next((g[f"__ov{i}"] for g in groups if g[f"__ov{i}"] is not None), None))
+                         for i in range(len(checks))]
+        reasons: dict[str | None, int] = {}
+        for g in groups:
+            reasons[g["__reason"]] = reasons.get(g["__reason"], 0) + g["__n"]
+        return reasons, bool(fffd) and any(g["__fffd"] for g in groups)
 
     def warnings(self, checked: Checked, part: Part, read: int) -> list[str]:
         """ingest's warnings of these rows: counts from `tally`, samples read only where some row fails."""
@@ -237,15 +263,19 @@ def _load_part(spark: Any, con: duckdb.DuckDBPyConnection, checked: Checked, par
                cached: list[Any]) -> SparkLoaded:
     from pyspark import StorageLevel
 
-    data, raw = read_raw(spark, con, part, checked.label, cached)
-    if part.remote and part.kind == "events":  # checked over samples before: now over every row
-        _check_outcomes(data, raw, checked)
+    data, raw = read_raw(spark, con, part, checked.label)
     staged = stage(data, part, raw).persist(StorageLevel.MEMORY_AND_DISK)
     cached.append(staged)
     tallied = SparkStaged(staged, raw, con)
-    reasons, replaced = tallied.tally(checked, part, utf8=part.fmt == "csv")
+    # a source at a URI had its outcome roles checked over samples before: now over every row, in the same pass
+    outcomes = part.remote and part.kind == "events"
+    reasons, replaced = tallied.tally(checked, part, utf8=part.fmt == "csv", outcomes=outcomes)
+    if outcomes:
+        for (n, shown), (_, _, message) in zip(tallied.outcomes, outcome_checks(checked.dataset, raw)):
+            if n:
+                raise DataError(outcome_error(checked.label, message, n, shown))
     if replaced:
-        check_utf8(data, raw, part, checked.label)  # raises, naming the first such row
+        check_utf8(data, raw, part, checked.label, tallied.files)  # raises, naming the first such row
     read, loaded = sum(reasons.values()), reasons.pop(None, 0)
     if loaded == 0:
         shown = sorted(reasons.items(), key=lambda rn: (-rn[1], rn[0]))[:2]
@@ -256,33 +286,9 @@ def _load_part(spark: Any, con: duckdb.DuckDBPyConnection, checked: Checked, par
     rows = renamed(staged.where("__reason IS NULL"), [(ingest.cast_name(c), part.loaded_name(c)) for c in part.types])
     quarantine = duck_select(staged.where("__reason IS NOT NULL"), [
         *ingest.quarantine_texts(part), alias(ident("__reason"), "reason"), alias(ident("_file"), "file"),
-        alias(ident("ordinality"), "row"), ident("__file")]).orderBy("__file", "row")
+        alias(ordinality(part, tallied.files), "row"), ident("__file")]).orderBy("__file", "row")
     ordered = dict(sorted(reasons.items(), key=lambda rn: (-rn[1], rn[0])))
     return SparkLoaded(read, loaded, rows, quarantine, ordered, warnings, cached)
-
-
-def _check_outcomes(data: Any, raw: dict[str, str], checked: Checked) -> None:
-    """The outcome roles' values over every raw row (`sources.outcome_checks`, by DuckDB on the executors; `raw`: the
-    columns' types as read): a source at a URI was checked over its samples only before the load.
-
-    Raises:
-        DataError: the check's message, with the number of rows and one value, as on a local source."""
-    from pyspark.sql import functions as F
-
-    checks = outcome_checks(checked.dataset, raw)
-    if not checks:
-        return
-    columns = []
-    for i, (bad, text, _) in enumerate(checks):
-        columns += [alias(bad, f"__bad{i}"), alias(text, f"__value{i}")]
-    found = []
-    for i in range(len(checks)):
-        bad = F.col(f"__bad{i}")
-        found += [F.count(F.when(bad, 1)), F.first(F.when(bad, F.col(f"__value{i}")), ignorenulls=True)]
-    row = duck_select(data, columns).agg(*found).collect()[0]
-    for i, (_, _, message) in enumerate(checks):
-        if row[2 * i]:
-            raise DataError(outcome_error(checked.label, message, row[2 * i], row[2 * i + 1]))
 
 
 # ------------------------------------------------------------------ the load of engine spark

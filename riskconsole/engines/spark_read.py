@@ -4,7 +4,9 @@ raw rows with DuckDB's positions (issue 15; the load itself is spark_load.py).
 A CSV file is read with the dialect DuckDB's sniffer finds in it (delimiter, quote, escape, header; files of one
 dialect in one read; quoted line breaks kept), Parquet with its own types; every raw column must come out with the
 DuckDB type DuckDB's reader gives it. Rows are numbered as DuckDB numbers them: the file's place in the sorted
-paths (`__file`) and `ordinality` (Parquet: the row in its file; CSV: the row over all files in order).
+paths (`__file`) and a number increasing down its file (`__at`), from which `ordinality` gives DuckDB's
+`ordinality` (Parquet: the row in its file; CSV, JSON: the row over all files in order) once the load's one pass
+has counted every file's rows: numbering rows needs no pass of its own, no shuffle.
 """
 
 from __future__ import annotations
@@ -27,10 +29,10 @@ from riskconsole.engines import spark_json
 from riskconsole.engines.spark_store import literal
 from riskconsole.errors import DataError
 from riskconsole.sources import NULL_TYPE, Part, colon_refusal, literal_file, target_types
-from riskconsole.sqlbuild import alias, render
+from riskconsole.sqlbuild import alias, fill, render
 
 READ_ON_SPARK = ("csv", "parquet", "json")  # JSON: parsed by DuckDB on the executors (spark_json.py)
-POSITION = ("__file", "ordinality")  # source order: file (1-based, sorted paths), row (as DuckDB numbers it)
+POSITION = ("__file", "__at")  # source order: file (1-based place in the sorted paths), a number increasing down it
 
 
 def refusal(con: duckdb.DuckDBPyConnection, part: Part) -> str | None:
@@ -120,20 +122,19 @@ def _duck_types(con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> dict[str, 
 # ------------------------------------------------------------------ reading
 
 
-def read_raw(spark: Any, con: duckdb.DuckDBPyConnection, part: Part, label: str,
-             cached: list[Any] | None = None) -> tuple[Any, dict[str, str]]:
+def read_raw(spark: Any, con: duckdb.DuckDBPyConnection, part: Part, label: str) -> tuple[Any, dict[str, str]]:
     """The part's rows as DuckDB's reader gives them (CSV all text, Parquet typed, JSON Lines typed by DuckDB on the
-    executors: spark_json.py), with `_file`, `__file` and `ordinality`; and the raw columns' DuckDB types. What it
-    persists is appended to `cached`.
+    executors: spark_json.py), with `_file`, `__file` and `__at` (`POSITION`: `ordinality` numbers the rows as
+    DuckDB does once every file's rows are counted); and the raw columns' DuckDB types. Nothing is read yet: the
+    rows are parsed by the first pass over them (the load's tally).
 
     Raises:
         DataError: Spark reads a column with another type than DuckDB does."""
     from pyspark.sql.types import StringType, StructField, StructType
 
-    cached = [] if cached is None else cached
     if part.fmt == "json":
         data = spark_json.read(spark, part, {p: (i, f) for p, i, f in _file_paths(spark, part)}, label,
-                               whole=not spark_json.lines(con, part), cached=cached)
+                               whole=not spark_json.lines(con, part))
         _check_raw_types(con, data.drop("_file", *POSITION),
                          {c: spark_json.carried(t) for c, t in part.read_types.items()}, part, label)
         return data, part.read_types
@@ -144,7 +145,7 @@ def read_raw(spark: Any, con: duckdb.DuckDBPyConnection, part: Part, label: str,
         data = spark.read.option("mergeSchema", True).parquet(*[literal(f) for f in part.files])
         data = data.selectExpr("*", *LOCATED, "_metadata.row_index AS __row")
     _check_raw_types(con, data.drop("__path", "__row", "__mid"), raw, part, label)
-    return _positioned(spark, data, part, label, cached), raw
+    return _positioned(spark, data, part), raw
 
 
 def _read_csv(spark: Any, con: duckdb.DuckDBPyConnection, part: Part, schema: Any) -> Any:
@@ -225,18 +226,16 @@ def _check_raw_types(con: duckdb.DuckDBPyConnection, data: Any, raw: dict[str, s
                             f"{seen.get(column)} where DuckDB reads {dtype}: load it with engine duckdb")
 
 
-def _positioned(spark: Any, data: Any, part: Part, label: str, cached: list[Any]) -> Any:
-    """`_file` (the path as DuckDB names it), `__file` (its 1-based place in the sorted files) and `ordinality`
-    (Parquet: the row in its file; CSV: the row over all files in order, as DuckDB's WITH ORDINALITY counts)."""
-    from pyspark.sql import Window
+def _positioned(spark: Any, data: Any, part: Part) -> Any:
+    """`_file` (the path as DuckDB names it), `__file` (its 1-based place in the sorted files; null for a file not in
+    the list: `unlisted_file`) and `__at` (Parquet: the row in its file, 1-based; CSV: an id increasing down the file,
+    as a file is read whole by one task (multiLine), in order)."""
     from pyspark.sql import functions as F
 
     data = data.join(F.broadcast(_files(spark, part)), "__path", "left")
     if part.fmt == "parquet":
-        return data.withColumn("ordinality", F.col("__row") + 1).drop("__path", "__row", "__mid")
-    # a CSV file is read whole by one task (multiLine), in order: its rows' ids increase down the file
-    data = data.withColumn("__in_file", F.row_number().over(Window.partitionBy("__file").orderBy("__mid")))
-    return over_files(spark, data, part, label, cached).drop("__path", "__mid")
+        return data.withColumn("__at", F.col("__row") + 1).drop("__path", "__row", "__mid")
+    return data.withColumnRenamed("__mid", "__at").drop("__path")
 
 
 def unlisted_file(label: str, part: Part) -> DataError:
@@ -246,25 +245,25 @@ def unlisted_file(label: str, part: Part) -> DataError:
                      "files (did the files change during the load? load again)")
 
 
-def over_files(spark: Any, data: Any, part: Part, label: str, cached: list[Any]) -> Any:
-    """`ordinality` (the row over all files in order, as DuckDB's WITH ORDINALITY counts) from each row's file
-    (`__file`) and its place in it (`__in_file`, dropped): `data` is persisted (appended to `cached`), each file's rows
-    counted, and the rows of the files before added.
+def rows_before(part: Part, files: dict[int, tuple[int, int]]) -> list[int]:
+    """What DuckDB's `ordinality` adds to a row's place in its file, by file (0-based place in the sorted files):
+    the rows of the files before it (CSV, JSON: DuckDB numbers rows over all files in order), or nothing (Parquet:
+    in its file). `files`: 1-based place -> (the file's rows, its first row's `__at`), as the load's tally finds."""
+    if part.fmt == "parquet":
+        return [0] * len(part.files)
+    rows = [files.get(i + 1, (0, 0))[0] for i in range(len(part.files) - 1)]
+    return list(itertools.accumulate(rows, initial=0))
 
-    Raises:
-        DataError: a row's file is not one of the part's."""
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
 
-    data = data.persist(StorageLevel.MEMORY_AND_DISK)  # parsed once: counted here, staged next
-    cached.append(data)
-    counts = dict(data.groupBy("__file").count().collect())
-    if None in counts:
-        raise unlisted_file(label, part)
-    before = list(itertools.accumulate([counts.get(i + 1, 0) for i in range(len(part.files))], initial=0))
-    offsets = spark.createDataFrame([(i + 1, before[i]) for i in range(len(part.files))], "__file int, __before long")
-    return (data.join(F.broadcast(offsets), "__file").withColumn("ordinality", F.col("__in_file") + F.col("__before"))
-            .drop("__in_file", "__before"))
+def ordinality(part: Part, files: dict[int, tuple[int, int]]) -> exp.Expression:
+    """DuckDB's `ordinality` of a row of the part as SQL over `__file` and `__at` (for `spark_load.duck_select`: no
+    join, no job): its place in its file (`__at` from the file's first) plus `rows_before`. `files`: 1-based place ->
+    (the file's rows, its first row's `__at`)."""
+    shift = [before + 1 - files.get(i + 1, (0, 1))[1] for i, before in enumerate(rows_before(part, files))]
+    if not any(shift):
+        return fill("CAST(__at AS BIGINT)")
+    return fill("CAST(:shift[__file] AS BIGINT) + __at",
+                shift=exp.Array(expressions=[exp.Literal.number(n) for n in shift]))
 
 
 def _file_paths(spark: Any, part: Part) -> list[tuple[str, int, str]]:
@@ -300,17 +299,20 @@ def _files(spark: Any, part: Part) -> Any:
     return spark.createDataFrame(_file_paths(spark, part), "__path string, __file int, _file string")
 
 
-def check_utf8(data: Any, raw: dict[str, str], part: Part, label: str) -> None:
+def check_utf8(data: Any, raw: dict[str, str], part: Part, label: str,
+               files: dict[int, tuple[int, int]]) -> None:
     """Refuse a CSV holding bytes that are not UTF-8: DuckDB's reader refuses the file, Spark's would read each such
     byte as U+FFFD and load the row. A U+FFFD written in a valid file is refused too (Spark cannot tell them apart).
 
     Raises:
-        DataError: naming the first such file and row."""
+        DataError: naming the first such file and row (`files`: as `ordinality` reads them)."""
     from pyspark.sql import functions as F
 
     replaced = [F.coalesce(F.col(quoted(c)).contains("\ufffd"), F.lit(False)) for c in raw]
     first = data.where(functools.reduce(lambda a, b: a | b, replaced)).orderBy(*POSITION).limit(1).collect()
     if first:
-        raise DataError(f"{label}: {part.lead}source '{part.source}': {first[0]['_file']} row {first[0]['ordinality']} "
+        place = first[0]["__file"]
+        row = first[0]["__at"] - files[place][1] + 1 + rows_before(part, files)[place - 1]
+        raise DataError(f"{label}: {part.lead}source '{part.source}': {first[0]['_file']} row {row} "
                         "is not valid UTF-8 (or holds U+FFFD, which engine spark cannot tell from it; DuckDB refuses "
                         "such a file): export the file as UTF-8")
