@@ -263,9 +263,9 @@ def _later_keys(con: duckdb.DuckDBPyConnection, remote: Remote, files: list[str]
     over every file. Every file holding such a key is sampled too (up to MAX_LATER_FILES, in the sorted order), so
     the key's type is sniffed over those files' heads as DuckDB sniffs every local file's head; a sample DuckDB
     cannot read (a malformed line in that head) is left out, for the load to name the line. A key no sample holds
-    is returned with the first file holding it (loaded as text, with a warning, as past DuckDB's sampled rows). A
-    later file that is not JSON Lines (an array) is sampled whole: the load then reads every file whole, each in its
-    own layout, as DuckDB does, and the keys are listed again over whole files.
+    is returned with the first file holding it (loaded as text, with a warning, as past DuckDB's sampled rows). The
+    keys of a file that is not JSON Lines (an array, objects over several lines) are listed over the whole file, as
+    the load reads it (`spark_json.read`: such a file is read whole, the others line by line).
 
     Returns:
         The samples (with those added), the keys no sample holds -> the first file holding each, and how many files
@@ -285,19 +285,16 @@ def _later_keys(con: duckdb.DuckDBPyConnection, remote: Remote, files: list[str]
         except duckdb.Error as err:
             raise DataError(_in_samples(err, samples)) from None
 
-    def lines() -> bool:
-        return all(json_lines_file(con, local) for local in samples.values())
-
     first = needed([samples[f] for f in files if f in samples])  # the keys of the first files' heads
     place = {f: i for i, f in enumerate(files)}
-    found = remote.keys(files, lines(), first)
-    spread = sorted(set(found.pop(None, [])) - set(samples), key=place.get)
+    arrays = {f for f, local in samples.items() if not json_lines_file(con, local)}  # sampled whole
+    found = remote.keys([f for f in files if f not in arrays], True, first)
+    flagged = set(found.pop(None, []))  # files whose first line is no JSON object
     seen = set(first)
-    if spread:  # a later file is not JSON Lines: sampled whole, so the load reads every file whole, as DuckDB does
-        samples = {**samples, **remote.sample("json", spread[:1], folder())}
-        if not lines():
-            found = remote.keys(files, False, first)
-        seen |= needed([samples[f] for f in spread[:1] if f in samples])
+    if arrays | flagged:  # their keys as DuckDB reads such a file: whole (a line of an array is no object)
+        found = {k: [f for f in fs if f not in flagged] for k, fs in found.items()}
+        for key, holding in remote.keys(sorted(arrays | flagged, key=place.get), False, first).items():
+            found.setdefault(key, []).extend(holding)
     # every later file holding a key the first heads lack is sampled (its type is sniffed over all their heads)
     holding = {k: sorted(fs, key=lambda f: place.get(f, len(files))) for k, fs in found.items() if k not in first}
     wanted = sorted({f for fs in holding.values() for f in fs if f not in samples}, key=place.get)

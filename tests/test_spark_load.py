@@ -740,11 +740,21 @@ def test_messy_json_lines_load_on_spark_as_on_duckdb(tmp_path, spark, small_spli
     assert _kind(ws, "quarantine") == "VIEW"  # of Spark's files, in source order as DuckDB's table
 
 
-def test_json_arrays_and_objects_over_several_lines_load_on_spark_as_on_duckdb(tmp_path, spark):
+def test_json_arrays_and_objects_over_several_lines_load_on_spark_as_on_duckdb(tmp_path, spark, monkeypatch):
     """Files that are not JSON Lines — a pretty-printed JSON array with CRLF, objects written over several lines side
-    by side after a BOM, and a JSON Lines file beside them — are each read whole by one task and parsed by DuckDB's
-    `read_json` as DuckDB's load parses them: the same rows, row numbers (over all files), quarantine, reasons and
-    warnings. A file DuckDB refuses fails the load naming it."""
+    by side after a BOM — are each read whole by one task and parsed by DuckDB's `read_json` as DuckDB's load parses
+    them, and the JSON Lines file beside them line by line (not held whole: before, every file of such a source
+    was): the same rows, row numbers (over all files), quarantine, reasons and warnings. A file DuckDB refuses
+    fails the load naming it."""
+    from riskconsole.engines import spark_json
+
+    read_whole, held = spark_json._read_whole, []
+
+    def recorded(spark, part, paths, *rest):
+        held.extend(paths)
+        return read_whole(spark, part, paths, *rest)
+
+    monkeypatch.setattr(spark_json, "_read_whole", recorded)
     records = _records(MESSY[:-1])
     array = json.dumps(records[:9], indent=2).replace("\n", "\r\n")
     spread = "\n".join(json.dumps(r, indent=1) for r in records[9:18]) + "\n"
@@ -753,6 +763,7 @@ def test_json_arrays_and_objects_over_several_lines_load_on_spark_as_on_duckdb(t
                                   "c.json": _jsonl(records[18:] + second, blanks=True)})
     duck = assert_spark_loads_like_duckdb(ws, spark)
     assert (duck.read, duck.loaded) == (26, 9) and duck.reasons["duplicate id"] == 1
+    assert sorted(f.rsplit("/", 1)[-1] for f in held) == ["a.json", "b [1].json"]
     checked = check_dataset(ws)
     (ws.root / "data" / "in" / "b [1].json").write_text(spread.replace('"event_id":', '"event_id": oops', 1))
     with pytest.raises(RiskConsoleError, match=r"b \[1\].json cannot be read as DuckDB's load reads it \(.*\); "

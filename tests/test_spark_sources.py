@@ -5,6 +5,8 @@ the samples before a row is read, loaded by Spark as the same files on this mach
 
 from __future__ import annotations
 
+import posixpath
+
 import duckdb
 import pandas as pd
 import pytest
@@ -244,14 +246,27 @@ def test_json_keys_the_samples_miss_are_typed_over_every_file_holding_them(tmp_p
 
 def test_a_json_array_after_the_sampled_json_lines_files_loads_as_on_duckdb(tmp_path, spark, monkeypatch):
     """With one file sampled, JSON Lines: a later file that is a JSON array (holding a key of its own, and one a
-    later JSON Lines file holds as text) is found by the key pass, sampled whole, and the source is then read a
-    file at a time as DuckDB reads each in its own layout: the same rows, types and warnings (before: the load failed
-    saying DuckDB refuses the file, which it does not)."""
+    later JSON Lines file holds as text) is found by the key pass, its keys listed over the whole file and it is
+    sampled, and the load reads it whole as DuckDB reads it, the JSON Lines files line by line (before: every file
+    of the source whole, in the key pass and the load): the same rows, types and warnings (earlier still, the load
+    failed saying DuckDB refuses the file, which it does not)."""
     import json
 
-    from riskconsole.engines import spark_sources
+    from riskconsole.engines import spark_json, spark_sources
 
     monkeypatch.setattr(spark_sources, "SAMPLED_FILES", 1)
+    keys, read_whole, held = spark_sources.SparkSources.keys, spark_json._read_whole, []
+
+    def listed(self, files, lines, known):
+        held.extend(("keys", posixpath.basename(f)) for f in files if not lines)
+        return keys(self, files, lines, known)
+
+    def loaded(spark, part, paths, *rest):
+        held.extend(("load", posixpath.basename(f)) for f in paths)
+        return read_whole(spark, part, paths, *rest)
+
+    monkeypatch.setattr(spark_sources.SparkSources, "keys", listed)
+    monkeypatch.setattr(spark_json, "_read_whole", loaded)
     rows = T._records([T._row(i, f"2026-03-0{1 + i % 3} 10:00:00") for i in range(11)])
     lines = ["".join(json.dumps(r) + "\n" for r in part) for part in
              (rows[:3], rows[3:6], [{**rows[9], "bonus": "abc"}, rows[10]])]
@@ -266,6 +281,7 @@ def test_a_json_array_after_the_sampled_json_lines_files_loads_as_on_duckdb(tmp_
     ours = load(ws, engine="spark", spark=spark)
     assert (ours.summary(), ours.warnings) == (duck.summary(), duck.warnings)
     assert _held(ws, ["events"]) == want
+    assert held == [("keys", "c.json"), ("load", "c.json")]
 
 
 def test_a_json_file_that_is_not_json_lines_and_too_large_to_copy_is_refused_saying_what_to_do(tmp_path, spark,
@@ -290,8 +306,9 @@ def test_a_json_file_that_is_not_json_lines_and_too_large_to_copy_is_refused_say
 
 def test_a_malformed_line_in_a_later_file_holding_a_new_key_is_named_by_the_load(tmp_path, spark, monkeypatch):
     """A later file holding a new key and a malformed line: its sample, which DuckDB cannot read, is left out and
-    the load names the file and line (before: the checks failed naming a temporary copy and blaming Spark). In a
-    sampled file's head, DuckDB's refusal names the file by its URI, not the local copy of its head."""
+    the load names the file and line (before: the checks failed naming a temporary copy and blaming Spark); a later
+    file whose first line is malformed is read whole and named by the load. In a sampled file's head, DuckDB's
+    refusal names the file by its URI, not the local copy of its head."""
     import json
 
     from riskconsole.engines import spark_sources
@@ -305,9 +322,11 @@ def test_a_malformed_line_in_a_later_file_holding_a_new_key_is_named_by_the_load
     with pytest.raises(RiskConsoleError, match=rf"file://{ws.root}/data/in/c.json line 4 cannot be read as DuckDB's "
                                                "load reads it"):
         load(ws, engine="spark", spark=spark)
-    (ws.root / "data" / "in" / "b.json").write_text('{"bad": \n' + text[0])  # a later file's first line
-    with pytest.raises(RiskConsoleError, match=rf"^data/dataset.yaml: source 'file://[^']*': Invalid Input Error: "
-                                               rf"Malformed JSON in file \"file://{ws.root}/data/in/b.json\""):
+    # a later file's first line: not JSON Lines as far as it shows, so read whole, as DuckDB's load reads it
+    (ws.root / "data" / "in" / "b.json").write_text('{"bad": \n' + text[0])
+    with pytest.raises(RiskConsoleError, match=rf"^data/dataset.yaml: source 'file://[^']*': file://{ws.root}/data/in/"
+                                               r"b.json cannot be read as DuckDB's load reads it \(Invalid Input Error: "
+                                               r"Malformed JSON.*\); DuckDB's load refuses this file too: fix it$"):
         load(ws, engine="spark", spark=spark)
     (ws.root / "data" / "in" / "b.json").unlink()
     (ws.root / "data" / "in" / "a.json").write_text(text[0] + '{"bad": \n')  # in a sampled head: DuckDB's own error

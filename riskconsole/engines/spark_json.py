@@ -19,6 +19,7 @@ time instead: each file's text whole by one task, parsed by DuckDB's `read_json`
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import tempfile
@@ -37,6 +38,7 @@ MAX_LINE = 16 * 1024 * 1024  # DuckDB's maximum_object_size: the first line is r
 BLANK = "^[ \t\r]*$"  # JSON whitespace only: DuckDB skips such a line
 _BOM = "\ufeff"
 CHUNK = 10_000  # lines parsed by one read_json
+OBJECT = "CASE WHEN json_valid({0}) THEN json_type({0}) = 'OBJECT' ELSE false END"  # json_type refuses bad JSON
 
 
 def carried(dtype: str) -> str:
@@ -55,11 +57,12 @@ def refusal(con: duckdb.DuckDBPyConnection, part: Part, type_refusal: Callable[[
     return None
 
 
-def lines(con: duckdb.DuckDBPyConnection, part: Part) -> bool:
-    """Whether every file of the source is JSON Lines as far as its first line shows (one JSON object on it; a blank
-    file too): Spark then reads the files line by line, in parallel blocks. Else (a JSON array, objects over several
-    lines) each file is read whole by one task. A source at a URI: its sampled files."""
-    return all(json_lines_file(con, local) for local in part.readable)
+def not_lines(con: duckdb.DuckDBPyConnection, part: Part) -> set[str]:
+    """The source's files known not to be JSON Lines (their first line that is not blank is no JSON object: a JSON
+    array, objects over several lines): each is read whole by one task, the others line by line, in parallel blocks.
+    A source at a URI: of its sampled files (the load's count of lines finds the others, `read`)."""
+    local = {f: part.samples.get(f) for f in part.files} if part.remote else {f: f for f in part.files}
+    return {f for f, path in local.items() if path is not None and not json_lines_file(con, path)}
 
 
 def json_lines_file(con: duckdb.DuckDBPyConnection, path: str) -> bool:
@@ -67,8 +70,7 @@ def json_lines_file(con: duckdb.DuckDBPyConnection, path: str) -> bool:
     first = first_line(path)
     if first is None:
         return True
-    ok = con.execute("SELECT coalesce(json_valid($l) AND json_type($l) = 'OBJECT', false)", {"l": first})
-    return bool(ok.fetchall()[0][0])
+    return bool(con.execute(f"SELECT {OBJECT.format('$1')}", [first]).fetchall()[0][0])
 
 
 def first_line(path: str) -> str | None:
@@ -88,17 +90,17 @@ def first_line(path: str) -> str | None:
 # ------------------------------------------------------------------ reading
 
 
-def read(spark: Any, part: Part, files: dict[str, tuple[int, str]], label: str, whole: bool = False) -> Any:
+def read(spark: Any, part: Part, files: dict[str, tuple[int, str]], label: str, whole: set[str]) -> Any:
     """The source's rows: every non-blank line parsed by DuckDB's `read_json` with the source's schema on the
     executors — the raw columns (JSON as text) with `_file`, `__file` and `__at` (the row in its file, blank lines
     not counted; the load numbers rows over all files from each file's count: `spark_read.ordinality`). `files`:
     Spark's `_metadata.file_path` of each file -> its 1-based place in the sorted paths and its path as DuckDB names
-    it.
+    it; `whole`: the files known not to be JSON Lines (`not_lines`), read whole (`_read_whole`).
 
-    Two passes over the text, each in the scan's own tasks (no shuffle: a file split over many tasks is read in
-    parallel): the first counts every block's lines and rows, the second numbers each line from those counts (a
-    malformed line is named by its file and line) and parses it. `whole`: a file is not JSON Lines (`lines`): every
-    file read whole (`_read_whole`)."""
+    The other files are read in two passes over their text, each in the scan's own tasks (no shuffle: a file split
+    over many tasks is read in parallel): the first counts every block's lines and rows (and finds any other file
+    whose first line is no JSON object: read whole too), the second numbers each line from those counts (a
+    malformed line is named by its file and line) and parses it."""
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import to_arrow_schema
 
@@ -106,23 +108,34 @@ def read(spark: Any, part: Part, files: dict[str, tuple[int, str]], label: str, 
     from riskconsole.engines.spark_scores import _local_workers
 
     _local_workers(spark)
-    if whole:
-        return _read_whole(spark, part, files)
-    lines = spark.read.option("lineSep", "\n").text([literal(f) for f in part.files]).select(
-        F.col("value").alias("__text"), F.col("_metadata.file_path").alias("__path"),
-        F.col("_metadata.file_block_start").alias("__block"))
-    counts = lines.mapInArrow(_counter, "__path string, __block long, n long, r long").groupBy("__path", "__block") \
-        .agg(F.sum("n").alias("n"), F.sum("r").alias("r")).collect()
-    if any(c["__path"] not in files for c in counts):
-        raise unlisted_file(label, part)
-    offsets = {}
-    for path in files:
-        lines_before = rows_before = 0
-        for c in sorted((c for c in counts if c["__path"] == path), key=lambda c: c["__block"]):
-            offsets[(path, c["__block"])] = (lines_before, rows_before)
-            lines_before, rows_before = lines_before + c["n"], rows_before + c["r"]
     schema = _schema(part, "__at")
-    return lines.mapInArrow(_parser(part.read_types, to_arrow_schema(schema, timezone="UTC"), files, offsets), schema)
+    rest = [f for f in part.files if f not in whole]
+    read = []  # the files read whole first: a file among them that DuckDB refuses is named first (local[1])
+    if rest:
+        lines = spark.read.option("lineSep", "\n").text([literal(f) for f in rest]).select(
+            F.col("value").alias("__text"), F.col("_metadata.file_path").alias("__path"),
+            F.col("_metadata.file_block_start").alias("__block"))
+        counts = lines.mapInArrow(_counter, "__path string, __block long, n long, r long, lines boolean") \
+            .groupBy("__path", "__block").agg(F.sum("n").alias("n"), F.sum("r").alias("r"),
+                                              F.bool_and("lines").alias("lines")).collect()
+        if any(c["__path"] not in files for c in counts):
+            raise unlisted_file(label, part)
+        other = {c["__path"] for c in counts if c["__block"] == 0 and not c["lines"]}  # an array after the samples
+        whole = whole | {files[p][1] for p in other}
+        offsets = {}
+        for path in files:
+            lines_before = rows_before = 0
+            for c in sorted((c for c in counts if c["__path"] == path), key=lambda c: c["__block"]):
+                offsets[(path, c["__block"])] = (lines_before, rows_before)
+                lines_before, rows_before = lines_before + c["n"], rows_before + c["r"]
+        if other:
+            lines = lines.where(~F.col("__path").isin(sorted(other)))
+        if {p for p, (_, f) in files.items() if f in rest} - other:
+            parser = _parser(part.read_types, to_arrow_schema(schema, timezone="UTC"), files, offsets)
+            read.append(lines.mapInArrow(parser, schema))
+    if whole:
+        read.insert(0, _read_whole(spark, part, [f for f in part.files if f in whole], files, schema))
+    return functools.reduce(lambda a, b: a.unionByName(b), read)
 
 
 def _schema(part: Part, row: str) -> Any:
@@ -137,20 +150,18 @@ def _schema(part: Part, row: str) -> Any:
     return from_arrow_schema(pa.schema([*raw, *positions]), prefer_timestamp_ntz=True)
 
 
-def _read_whole(spark: Any, part: Part, files: dict[str, tuple[int, str]]) -> Any:
-    """Every file read whole by one task (its text, `wholetext`) and parsed there by DuckDB's `read_json` with the
-    source's schema and DuckDB's own detection of the layout (JSON Lines, an array, objects over several lines) —
-    the bytes DuckDB's load reads, so its rows, in its order (`__at`)."""
+def _read_whole(spark: Any, part: Part, paths: list[str], files: dict[str, tuple[int, str]], schema: Any) -> Any:
+    """The files at `paths`, each read whole by one task (its text, `wholetext`) and parsed there by DuckDB's
+    `read_json` with the source's schema and DuckDB's own detection of the layout (an array, objects over several
+    lines) — the bytes DuckDB's load reads, so its rows, in its order (`__at`)."""
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import to_arrow_schema
 
     from riskconsole.engines.spark_read import literal
 
-    texts = spark.read.text([literal(f) for f in part.files], wholetext=True).select(  # text() sets the option
+    texts = spark.read.text([literal(f) for f in paths], wholetext=True).select(  # text() sets the option
         F.col("value").alias("__text"), F.col("_metadata.file_path").alias("__path"))
-    schema = _schema(part, "__at")
-    rows = texts.mapInArrow(_whole_parser(part.read_types, to_arrow_schema(schema, timezone="UTC"), files), schema)
-    return rows
+    return texts.mapInArrow(_whole_parser(part.read_types, to_arrow_schema(schema, timezone="UTC"), files), schema)
 
 
 def _whole_parser(types: dict[str, str], schema: pa.Schema, files: dict[str, tuple[int, str]]) -> Callable[
@@ -204,16 +215,24 @@ def _numbered(batches: Iterator[pa.RecordBatch]) -> Iterator[tuple[str, int, int
 
 
 def _counter(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """Lines and rows (non-blank lines) of each block the task reads."""
+    """Lines and rows (non-blank lines) of each block the task reads, and whether a file's first line that is not
+    blank (in its first block) is one JSON object, as `json_lines_file` asks (else the file is read whole)."""
     spark_worker.settle()
     last: dict[tuple[str, int], tuple[int, int]] = {}
-    for path, block, n, r, _ in _numbered(batches):
+    first: dict[str, str] = {}
+    for path, block, n, r, text in _numbered(batches):
         last[(path, block)] = (n, r)
+        if block == 0 and text is not None and path not in first:
+            first[path] = text
+    with contextlib.closing(spark_worker.cursor()) as con:
+        lines = {path: con.execute(f"SELECT {OBJECT.format('$1')}", [text]).fetchall()[0][0]
+                 for path, text in first.items()}
     keys = list(last)
     yield pa.RecordBatch.from_pydict({"__path": [k[0] for k in keys], "__block": [k[1] for k in keys],
-                                      "n": [last[k][0] for k in keys], "r": [last[k][1] for k in keys]},
+                                      "n": [last[k][0] for k in keys], "r": [last[k][1] for k in keys],
+                                      "lines": [lines.get(k[0], True) if k[1] == 0 else True for k in keys]},
                                      schema=pa.schema([("__path", pa.string()), ("__block", pa.int64()),
-                                                       ("n", pa.int64()), ("r", pa.int64())]))
+                                                       ("n", pa.int64()), ("r", pa.int64()), ("lines", pa.bool_())]))
 
 
 def _read_sql(types: dict[str, str], path: str, layout: str = "newline_delimited") -> str:

@@ -134,7 +134,7 @@ def read_raw(spark: Any, con: duckdb.DuckDBPyConnection, part: Part, label: str)
 
     if part.fmt == "json":
         data = spark_json.read(spark, part, {p: (i, f) for p, i, f in _file_paths(spark, part)}, label,
-                               whole=not spark_json.lines(con, part))
+                               whole=spark_json.not_lines(con, part))
         _check_raw_types(con, data.drop("_file", *POSITION),
                          {c: spark_json.carried(t) for c, t in part.read_types.items()}, part, label)
         return data, part.read_types

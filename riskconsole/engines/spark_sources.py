@@ -21,6 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from riskconsole.engines import spark_worker
+from riskconsole.engines.spark_json import OBJECT
 from riskconsole.engines.spark_store import literal
 
 SAMPLED_FILES = 8  # files whose heads are copied here (the first ones in sorted order)
@@ -197,10 +198,9 @@ def _file_keys(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
 
 
 _KEYS = pa.schema([("key", pa.string()), ("file", pa.string())])
-_OBJECT = "CASE WHEN json_valid({0}) THEN json_type({0}) = 'OBJECT' ELSE false END"  # json_type refuses bad JSON
 _LINE_KEYS = ("SELECT DISTINCT unnest(json_keys(__text)) AS key, __path AS file FROM lines WHERE "
-              + _OBJECT.format("__text"))
-_FIRST_LINES = (f"SELECT __path, coalesce({_OBJECT.format('first')}, false) FROM ("
+              + OBJECT.format("__text"))
+_FIRST_LINES = (f"SELECT __path, coalesce({OBJECT.format('first')}, false) FROM ("
                 "SELECT __path, arg_min(__text, __rn) AS first FROM lines "
                 "WHERE __block = 0 AND trim(__text, ' \t\r') <> '' GROUP BY __path)")
 _FILE_KEYS = "SELECT DISTINCT unnest(json_keys(json)) FROM read_json_objects($1, format = 'auto')"
