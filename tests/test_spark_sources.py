@@ -105,7 +105,7 @@ def test_streams_and_tables_at_uris_load_on_spark_as_on_duckdb(tmp_path, spark):
 def test_a_uri_source_is_checked_over_its_samples_then_over_every_row(tmp_path, spark, monkeypatch):
     """With one file sampled: a header-only first file still loads (the second's rows are found), and a production
     action no decision allows in the second file passes `validate` (its samples are clean) but fails the load on
-    Spark naming the value and the rows, leaving the live data as it was."""
+    Spark naming the value (the first in source order) and the rows, leaving the live data as it was."""
     from riskconsole.engines import spark_sources
 
     monkeypatch.setattr(spark_sources, "SAMPLED_FILES", 1)
@@ -125,6 +125,11 @@ def test_a_uri_source_is_checked_over_its_samples_then_over_every_row(tmp_path, 
                                                r"block \(what production decided\) \(2 rows\)"):
         load(ws, engine="spark", spark=spark)
     assert _held(ws, ["events"]) == live
+    # the value named is the first in source order, as DuckDB's check names it, a quarantined row's too
+    (ws.root / "data" / "in" / "c.csv").write_text(header + "e3,not a time,0,,5,1,1,nope\n"
+                                                   "e4,2026-03-02 11:00:00,0,,5,1,1,deny\n")
+    with pytest.raises(RiskConsoleError, match=r"column 'prod_action' holds 'nope'; .* \(2 rows\)"):
+        load(ws, engine="spark", spark=spark)
 
 
 def test_a_parquet_column_only_in_files_after_the_sampled_ones_is_loaded(tmp_path, spark, monkeypatch):

@@ -64,47 +64,37 @@ class SparkStaged:
     def raw_types(self) -> dict[str, str]:
         return dict(self.raw)
 
-    def tally(self, checked: Checked, part: Part, utf8: bool, outcomes: bool = False) -> tuple[dict[str | None, int],
-                                                                                            bool]:
-        """One pass over the staged rows (the first: it parses the files): how many rows have each `__reason` (None:
-        loaded), every file's rows and first `__at` (`files`, which `ordinality` numbers rows from), every count the
-        warnings will ask (kept for `warnings`: they ask column by column, a Spark job each), with `utf8` whether a
-        raw text column holds U+FFFD (`check_utf8` then finds the first such row), and with `outcomes` the outcome
-        roles' checks over every raw row (`outcomes`: `sources.outcome_checks`' bad rows and one value each).
+    def tally(self, checked: Checked, part: Part, marks: Marks) -> tuple[dict[str | None, int], bool]:
+        """One pass over the staged rows (the first: it parses the files), summing the `marks` the staging computed:
+        how many rows have each `__reason` (None: loaded), every file's rows and first `__at` (`files`, which
+        `ordinality` numbers rows from), every count the warnings will ask (kept for `warnings`: they ask column by
+        column, a Spark job each), whether a raw text column holds U+FFFD (`check_utf8` then finds the first such
+        row), and the outcome roles' checks (`outcomes`: `sources.outcome_checks`' bad rows and one value each).
 
         Raises:
             DataError: a row's file is not one of the part's (`unlisted_file`)."""
         from pyspark.sql import functions as F
 
-        asked = _Asked(self.con)
-        ingest.load_warnings(asked, checked, part, 1)  # which (raw, bad) pairs and conditions the warnings count
-        conditions = [bad for _, bad in asked.pairs] + asked.conditions
-        names = [f"__m{i}" for i in range(len(conditions))]
-        columns = [alias(fill("CAST(coalesce(:c, false) AS INTEGER)", c=c), n) for c, n in zip(conditions, names)]
-        checks = outcome_checks(checked.dataset, self.raw) if outcomes else []
-        for i, (bad, text, _) in enumerate(checks):
-            columns += [alias(fill("CAST(coalesce(:b, false) AS INTEGER)", b=bad), f"__o{i}"),
-                        alias(fill("CASE WHEN :b THEN :t END", b=bad, t=text), f"__ov{i}")]
-        if utf8 and self.raw:
-            replaced = [fill("coalesce(contains(:c, :r), false)", c=ident(c), r=lit("\ufffd")) for c in self.raw]
-            columns.append(alias(functools.reduce(exp.or_, replaced), "__fffd"))
-        marked = duck_select(self.rows, [*columns, ident("__reason"), ident("__file"), ident("__at")])
-        fffd = [F.max("__fffd").alias("__fffd")] if utf8 and self.raw else []
-        sums = [F.expr(f"sum({n}) AS {n}") for n in [*names, *[f"__o{i}" for i in range(len(checks))]]]
-        firsts = [F.expr(f"first(__ov{i}, true) AS __ov{i}") for i in range(len(checks))]
-        groups = marked.groupBy("__reason", "__file").agg(F.expr("count(*) AS __n"), F.expr("min(__at) AS __at"),
-                                                          *sums, *firsts, *fffd).collect()
+        names = [f"__m{i}" for i in range(len(marks.pairs) + len(marks.conditions))]
+        outcomes = range(len(marks.checks))
+        sums = [F.expr(f"sum({n}) AS {n}") for n in [*names, *[f"__o{i}" for i in outcomes]]]  # a Py4J call each
+        firsts = [F.expr(f"min_by(__ov{i}, __at) FILTER (WHERE __ov{i} IS NOT NULL) AS __ov{i}") for i in outcomes]
+        firsts += [F.expr(f"min(__at) FILTER (WHERE __ov{i} IS NOT NULL) AS __oa{i}") for i in outcomes]
+        fffd = [F.expr("max(__fffd) AS __fffd")] if marks.utf8 else []
+        groups = self.rows.groupBy("__reason", "__file").agg(F.expr("count(*) AS __n"), F.expr("min(__at) AS __at"),
+                                                             *sums, *firsts, *fffd).collect()
         if any(g["__file"] is None for g in groups):
             raise unlisted_file(checked.label, part)
         totals = [sum(int(g[n] or 0) for g in groups) for n in names]
-        self._known = {_key(raw, bad): n for (raw, bad), n in zip(asked.pairs, totals)}
-        self._counted = {render(c): n for c, n in zip(asked.conditions, totals[len(asked.pairs):])}
+        self._known = {_key(raw, bad): n for (raw, bad), n in zip(marks.pairs, totals)}
+        self._counted = {render(c): n for c, n in zip(marks.conditions, totals[len(marks.pairs):])}
         for g in groups:
             rows, at = self.files.get(g["__file"], (0, g["__at"]))
             self.files[g["__file"]] = (rows + g["__n"], min(at, g["__at"]))
-        self.outcomes = [(sum(int(g[f"__o{i}"] or 0) for g in groups),
-                          next((g[f"__ov{i}"] for g in groups if g[f"__ov{i}"] is not None), None))
-                         for i in range(len(checks))]
+        shown = [sorted((g["__file"], g[f"__oa{i}"], g[f"__ov{i}"]) for g in groups if g[f"__oa{i}"] is not None)
+                 for i in outcomes]  # the first in source order (a scan's first, as DuckDB's any_value gives here)
+        self.outcomes = [(sum(int(g[f"__o{i}"] or 0) for g in groups), first[0][2] if first else None)
+                         for i, first in zip(outcomes, shown)]
         reasons: dict[str | None, int] = {}
         for g in groups:
             reasons[g["__reason"]] = reasons.get(g["__reason"], 0) + g["__n"]
@@ -125,6 +115,39 @@ class SparkStaged:
                                          for c, n in zip(conditions, names)])
         totals = marked.agg(*[F.expr(f"sum({n}) AS {n}") for n in names]).collect()[0]
         return [int(totals[n] or 0) for n in names]
+
+
+@dataclass
+class Marks:
+    """What the one pass over a source's staged rows sums (`SparkStaged.tally`), as columns the staging's DuckDB
+    select computes beside the casts (no pass of their own): `__m<i>` (1 where a warning's condition holds: the
+    (raw, bad) pairs, then the conditions), `__o<i>` and `__ov<i>` (an outcome check's bad row and its value),
+    `__fffd` (a raw text column holds U+FFFD)."""
+
+    pairs: list[tuple[exp.Expression, exp.Expression]]
+    conditions: list[exp.Expression]
+    checks: list[tuple[exp.Expression, exp.Expression, str]]  # sources.outcome_checks
+    utf8: bool
+    columns: list[exp.Expression]
+
+
+def marks(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, raw: dict[str, str], utf8: bool,
+          outcomes: bool) -> Marks:
+    """The marks of a source's staged rows: every (raw, bad) pair and condition ingest's warnings will count, with
+    `utf8` the U+FFFD check of the raw text columns, with `outcomes` the outcome roles' checks."""
+    asked = _Asked(con)
+    ingest.load_warnings(asked, checked, part, 1)  # which (raw, bad) pairs and conditions the warnings count
+    conditions = [bad for _, bad in asked.pairs] + asked.conditions
+    columns = [alias(fill("CAST(coalesce(:c, false) AS INTEGER)", c=c), f"__m{i}") for i, c in enumerate(conditions)]
+    checks = outcome_checks(checked.dataset, raw) if outcomes else []
+    for i, (bad, text, _) in enumerate(checks):
+        columns += [alias(fill("CAST(coalesce(:b, false) AS INTEGER)", b=bad), f"__o{i}"),
+                    alias(fill("CASE WHEN :b THEN :t END", b=bad, t=text), f"__ov{i}")]
+    utf8 = utf8 and bool(raw)
+    if utf8:
+        replaced = [fill("coalesce(contains(:c, :r), false)", c=ident(c), r=lit("\ufffd")) for c in raw]
+        columns.append(alias(functools.reduce(exp.or_, replaced), "__fffd"))
+    return Marks(asked.pairs, asked.conditions, checks, utf8, columns)
 
 
 class _Asked:
@@ -163,10 +186,12 @@ class SparkLoaded:
 # ------------------------------------------------------------------ DuckDB's row rules on the executors
 
 
-def duck_select(data: Any, columns: list[exp.Expression], then: list[exp.Expression] | None = None) -> Any:
+def duck_select(data: Any, columns: list[exp.Expression], then: list[exp.Expression] | None = None,
+                tables: dict[str, pa.Table] | None = None) -> Any:
     """`SELECT columns FROM data` (DuckDB-dialect ASTs over `data`'s columns) evaluated by DuckDB on the executors,
     batch by batch: DuckDB's functions give DuckDB's answers. Only row-level expressions (no aggregates, windows).
-    `then`: columns added over the first select's (which they may read), in the same pass."""
+    `then`: columns added over the first select's (which they may read), in the same pass. `tables`: small tables
+    the expressions may query (a subquery), shipped with the task and registered once per task."""
     from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
     from riskconsole.engines.spark_scores import _local_workers
@@ -183,11 +208,14 @@ def duck_select(data: Any, columns: list[exp.Expression], then: list[exp.Express
     # field y of x); each batch gets its names back before DuckDB reads it
     data = renamed(data, [(c, f"_{i}") for i, c in enumerate(names)])
     source = pa.schema([f.with_name(n) for f, n in zip(to_arrow_schema(data.schema, timezone="UTC"), names)])
+    tables = tables or {}
     with contextlib.closing(spark_worker.cursor()) as con:  # the output types, found on the driver
+        for name, table in tables.items():
+            con.register(name, table)
         produced = _run(con, sql, source.empty_table()).schema
     schema = from_arrow_schema(produced, prefer_timestamp_ntz=True)
     _local_workers(data.sparkSession)
-    return data.mapInArrow(_batches(sql, to_arrow_schema(schema, timezone="UTC"), names), schema)
+    return data.mapInArrow(_batches(sql, to_arrow_schema(schema, timezone="UTC"), names, tables), schema)
 
 
 def _run(con: duckdb.DuckDBPyConnection, sql: str, batch: pa.Table) -> pa.Table:
@@ -198,11 +226,13 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, batch: pa.Table) -> pa.Table:
         con.unregister("_batch")
 
 
-def _batches(sql: str, schema: pa.Schema, names: list[str]) -> Callable[[Iterator[pa.RecordBatch]],
-                                                                         Iterator[pa.RecordBatch]]:
+def _batches(sql: str, schema: pa.Schema, names: list[str], tables: dict[str, pa.Table]) -> Callable[
+        [Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         spark_worker.settle()
         with contextlib.closing(spark_worker.cursor()) as con:
+            for name, table in tables.items():
+                con.register(name, table)
             for batch in batches:
                 if batch.num_rows:
                     table = pa.Table.from_batches([batch]).rename_columns(names)
@@ -214,15 +244,16 @@ def _batches(sql: str, schema: pa.Schema, names: list[str]) -> Callable[[Iterato
 # ------------------------------------------------------------------ staging, publishing
 
 
-def stage(data: Any, part: Part, raw: dict[str, str]) -> Any:
+def stage(data: Any, part: Part, raw: dict[str, str], marked: list[exp.Expression] | None = None) -> Any:
     """The staged rows: raw columns, casts, position and `__reason` — the row's own reason (DuckDB's SQL, on the
-    executors), else `duplicate id` for every repeat after the first in source order (Spark's window)."""
+    executors), else `duplicate id` for every repeat after the first in source order (Spark's window); and the
+    columns `marked` (over the raw columns and casts: `marks`), in the same DuckDB select."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     keep = [ident(c) for c in (*raw, "_file", *POSITION)]
     reasoned = duck_select(data, [*keep, *ingest.typed_columns(part, raw)],
-                           [alias(ingest.row_reason(part, raw), "__reason")])
+                           [alias(ingest.row_reason(part, raw), "__reason"), *(marked or [])])
     why = ingest.duplicate_reason(part)
     if why is None:
         return reasoned
@@ -264,16 +295,15 @@ def _load_part(spark: Any, con: duckdb.DuckDBPyConnection, checked: Checked, par
     from pyspark import StorageLevel
 
     data, raw = read_raw(spark, con, part, checked.label)
-    staged = stage(data, part, raw).persist(StorageLevel.MEMORY_AND_DISK)
+    # a source at a URI had its outcome roles checked over samples before: now over every row, in the same pass
+    counted = marks(con, checked, part, raw, utf8=part.fmt == "csv", outcomes=part.remote and part.kind == "events")
+    staged = stage(data, part, raw, counted.columns).persist(StorageLevel.MEMORY_AND_DISK)
     cached.append(staged)
     tallied = SparkStaged(staged, raw, con)
-    # a source at a URI had its outcome roles checked over samples before: now over every row, in the same pass
-    outcomes = part.remote and part.kind == "events"
-    reasons, replaced = tallied.tally(checked, part, utf8=part.fmt == "csv", outcomes=outcomes)
-    if outcomes:
-        for (n, shown), (_, _, message) in zip(tallied.outcomes, outcome_checks(checked.dataset, raw)):
-            if n:
-                raise DataError(outcome_error(checked.label, message, n, shown))
+    reasons, replaced = tallied.tally(checked, part, counted)
+    for (n, shown), (_, _, message) in zip(tallied.outcomes, counted.checks):
+        if n:
+            raise DataError(outcome_error(checked.label, message, n, shown))
     if replaced:
         check_utf8(data, raw, part, checked.label, tallied.files)  # raises, naming the first such row
     read, loaded = sum(reasons.values()), reasons.pop(None, 0)
@@ -284,9 +314,10 @@ def _load_part(spark: Any, con: duckdb.DuckDBPyConnection, checked: Checked, par
                         f"quarantined: {text})")
     warnings = tallied.warnings(checked, part, read)
     rows = renamed(staged.where("__reason IS NULL"), [(ingest.cast_name(c), part.loaded_name(c)) for c in part.types])
+    row, shifts = ordinality(part, tallied.files)
     quarantine = duck_select(staged.where("__reason IS NOT NULL"), [
         *ingest.quarantine_texts(part), alias(ident("__reason"), "reason"), alias(ident("_file"), "file"),
-        alias(ordinality(part, tallied.files), "row"), ident("__file")]).orderBy("__file", "row")
+        alias(row, "row"), ident("__file")], tables=shifts).orderBy("__file", "row")
     ordered = dict(sorted(reasons.items(), key=lambda rn: (-rn[1], rn[0])))
     return SparkLoaded(read, loaded, rows, quarantine, ordered, warnings, cached)
 

@@ -255,15 +255,18 @@ def rows_before(part: Part, files: dict[int, tuple[int, int]]) -> list[int]:
     return list(itertools.accumulate(rows, initial=0))
 
 
-def ordinality(part: Part, files: dict[int, tuple[int, int]]) -> exp.Expression:
+def ordinality(part: Part, files: dict[int, tuple[int, int]]) -> tuple[exp.Expression, dict[str, pa.Table]]:
     """DuckDB's `ordinality` of a row of the part as SQL over `__file` and `__at` (for `spark_load.duck_select`: no
-    join, no job): its place in its file (`__at` from the file's first) plus `rows_before`. `files`: 1-based place ->
-    (the file's rows, its first row's `__at`)."""
+    Spark join, no job), with the table it reads (`_shift`: what each file adds to its rows' `__at`, registered
+    once per task; a literal list of every file's shift would be parsed again for each batch): its place in its
+    file (`__at` from the file's first) plus `rows_before`. `files`: 1-based place -> (the file's rows, its first
+    row's `__at`)."""
     shift = [before + 1 - files.get(i + 1, (0, 1))[1] for i, before in enumerate(rows_before(part, files))]
     if not any(shift):
-        return fill("CAST(__at AS BIGINT)")
-    return fill("CAST(:shift[__file] AS BIGINT) + __at",
-                shift=exp.Array(expressions=[exp.Literal.number(n) for n in shift]))
+        return fill("CAST(__at AS BIGINT)"), {}
+    shifts = pa.table({"__place": pa.array(range(1, len(shift) + 1), pa.int32()),
+                       "__shift": pa.array(shift, pa.int64())})
+    return fill("CAST(__at AS BIGINT) + (SELECT __shift FROM _shift WHERE __place = __file)"), {"_shift": shifts}
 
 
 def _file_paths(spark: Any, part: Part) -> list[tuple[str, int, str]]:
