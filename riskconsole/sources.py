@@ -343,7 +343,24 @@ def source_files(ws: Workspace, dataset: Dataset | Stream | Table, label: str, w
     files = [pattern] if os.path.isfile(pattern) else sorted(glob.glob(globbed, recursive=True))
     if not files:
         raise DataError(f"{prefix}source '{dataset.source}' matches no file (looked for {pattern})")
-    return files, _one_format(dataset, files, prefix)
+    fmt = _one_format(dataset, files, prefix)
+    if fmt == "csv":  # a file holding nothing (an export of no rows) names no column: DuckDB's sniffer says `column0`
+        files = [f for f in files if not _blank(f)] or files
+    return files, fmt
+
+
+BLANK_BYTES = 64 * 1024  # a CSV file larger than this is never taken for blank
+
+
+def _blank(path: str) -> bool:
+    """Whether a local file holds nothing but whitespace (no header, no row)."""
+    try:
+        if os.path.getsize(path) > BLANK_BYTES:
+            return False
+        with open(path, "rb") as handle:
+            return not handle.read().removeprefix(b"\xef\xbb\xbf").strip()  # a BOM alone is blank too
+    except OSError:
+        return False
 
 
 def _one_format(dataset: Dataset | Stream | Table, files: list[str], prefix: str) -> str:

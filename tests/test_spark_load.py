@@ -130,6 +130,18 @@ def test_messy_csv_files_load_on_spark_as_on_duckdb(tmp_path, spark):
     assert "try time_format: {ts: '%Y-%m-%d %H:%M:%S%z'}" in duck.warnings[1]  # a map: another column needs ISO
 
 
+@pytest.mark.parametrize("blank", [b"", b"\n", b"\xef\xbb\xbf\r\n  \n"])
+def test_a_blank_csv_file_among_others_loads_on_spark_as_on_duckdb(tmp_path, spark, blank):
+    """An empty export among the files (no header, no row): DuckDB's sniffer named its column `column0`, so DuckDB's
+    load gained a column of nulls and Spark refused the source (its files' columns differ). Such a file names no
+    column and holds no row: both loads read the others."""
+    rows = [_row(i, "2026-03-01 10:00:00") for i in range(3)]
+    ws = _files(tmp_path / "ws", {"a.csv": _csv(rows[:2]), "b.csv": blank, "c.csv": _csv(rows[2:])})
+    duck = assert_spark_loads_like_duckdb(ws, spark)
+    assert (duck.read, duck.loaded) == (3, 3)
+    assert "column0" not in check_dataset(ws).parts[0].types
+
+
 def test_column_names_with_a_dot_or_a_backtick_load_on_spark_as_on_duckdb(tmp_path, spark):
     """`device.os` (as flattened JSON exports name columns) and a backtick: PySpark's mapInArrow takes each input
     column by its name as a path (a `.` is a field of a struct), so the load failed on Spark where DuckDB loads."""
