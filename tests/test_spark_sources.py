@@ -174,11 +174,17 @@ def test_files_after_the_sampled_ones_need_the_first_files_header_as_written(tmp
     _at_uris(ws, source=f"file://{ws.root}/data/in/*.csv")
     assert load(ws, engine="spark", spark=spark).loaded == duck.loaded == 9
     assert _held(ws, ["events"]) == want
+    said = (r"source 'file://.*': file://.*/data/in/2.csv does not start with the first file's header: every file of "
+            "a source at a URI is read with the first file's columns and delimiter, so give every file the same "
+            "header$")
     (ws.root / "data" / "in" / "2.csv").write_bytes(files["2.csv"].replace(b", ts,", b", time,", 1))
-    with pytest.raises(RiskConsoleError, match=r"source 'file://.*': file://.*/data/in/2.csv does not start with the "
-                                               "first file's header: every file of a source at a URI is read with "
-                                               "the first file's columns, so give every file the same header$"):
+    with pytest.raises(RiskConsoleError, match=said):
         load(ws, engine="spark", spark=spark)
+    # another delimiter, a column fewer: the same line (before: Spark's "Encountered error while reading file")
+    for other in (files["2.csv"].replace(b",", b";"), files["2.csv"].replace(b", device_id", b"", 1)):
+        (ws.root / "data" / "in" / "2.csv").write_bytes(other)
+        with pytest.raises(RiskConsoleError, match=said):
+            load(ws, engine="spark", spark=spark)
 
 
 def _json_sources(tmp_path, layout: str, later: dict) -> Workspace:

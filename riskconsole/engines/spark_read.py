@@ -196,12 +196,13 @@ LOCATED = ("_metadata.file_path AS __path", "monotonically_increasing_id() AS __
 def header_error(err: BaseException) -> str | None:
     """What to say when Spark refused a file's header (`enforceSchema` off), naming the file; None otherwise."""
     text = str(err)
-    if "CSV header does not conform to the schema" not in text:
+    if not any(said in text for said in ("CSV header does not conform to the schema",
+                                         "Number of column in CSV header is not equal")):  # other names; fewer
         return None
     found = re.search(r"CSV file: (\S+)", text)
     where = unquote(found.group(1)) if found else "a file"
     return (f"{where} does not start with the first file's header: every file of a source at a URI is read with the "
-            "first file's columns, so give every file the same header")
+            "first file's columns and delimiter, so give every file the same header")
 
 
 def raw_header(path: str, sep: str, quote: str, escape: str | None) -> list[str]:
