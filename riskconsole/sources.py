@@ -265,7 +265,8 @@ def _later_keys(con: duckdb.DuckDBPyConnection, remote: Remote, files: list[str]
     cannot read (a malformed line in that head) is left out, for the load to name the line. A key no sample holds
     is returned with the first file holding it (loaded as text, with a warning, as past DuckDB's sampled rows). The
     keys of a file that is not JSON Lines (an array, objects over several lines) are listed over the whole file, as
-    the load reads it (`spark_json.read`: such a file is read whole, the others line by line).
+    the load reads it (`spark_json.read`: such a file is read whole, the others line by line), and such a later file
+    is sampled whole too (its values type the columns).
 
     Returns:
         The samples (with those added), the keys no sample holds -> the first file holding each, and how many files
@@ -295,9 +296,12 @@ def _later_keys(con: duckdb.DuckDBPyConnection, remote: Remote, files: list[str]
         found = {k: [f for f in fs if f not in flagged] for k, fs in found.items()}
         for key, holding in remote.keys(sorted(arrays | flagged, key=place.get), False, first).items():
             found.setdefault(key, []).extend(holding)
-    # every later file holding a key the first heads lack is sampled (its type is sniffed over all their heads)
-    holding = {k: sorted(fs, key=lambda f: place.get(f, len(files))) for k, fs in found.items() if k not in first}
-    wanted = sorted({f for fs in holding.values() for f in fs if f not in samples}, key=place.get)
+    # every later file holding a key the first heads lack is sampled (its type is sniffed over all their heads), and
+    # every later file that is not JSON Lines (sampled whole: its values type the columns, as DuckDB sniffs each file)
+    holding = {k: sorted(fs, key=lambda f: place.get(f, len(files))) for k, fs in found.items()
+               if k not in first and fs}
+    keyed = {f for fs in holding.values() for f in fs if f not in samples}
+    wanted = sorted(keyed | (flagged - set(samples)), key=place.get)
     pending = wanted[:MAX_LATER_FILES]
     while pending:  # a remote samples up to its own number of files a call
         got = remote.sample("json", pending, folder())
@@ -310,7 +314,8 @@ def _later_keys(con: duckdb.DuckDBPyConnection, remote: Remote, files: list[str]
                 continue
             samples = {**samples, file: local}
         pending = [f for f in pending if f not in got]
-    return samples, {k: fs[0] for k, fs in holding.items() if k not in seen}, max(0, len(wanted) - MAX_LATER_FILES)
+    return (samples, {k: fs[0] for k, fs in holding.items() if k not in seen},
+            sum(f in keyed for f in wanted[MAX_LATER_FILES:]))
 
 
 def _in_samples(err: Exception, samples: dict[str, str]) -> str:
@@ -323,10 +328,14 @@ def _in_samples(err: Exception, samples: dict[str, str]) -> str:
 
 
 def colon_refusal(files: list[str]) -> str | None:
-    """Why Spark cannot read one of the files (a name holding ':', which Hadoop's paths cannot read); None if it can."""
+    """Why Spark cannot read one of the files (None if it can): a name holding ':', which Hadoop's paths cannot read,
+    or starting with '_' or '.', which Spark skips as hidden even when named (its rows would be left out)."""
     named = next((posixpath.basename(f) for f in files if ":" in posixpath.basename(f)), None)
-    return None if named is None else (f"the file name '{named}' holds ':', which Spark's Hadoop file paths cannot "
-                                       "read (rename the file)")
+    if named is not None:
+        return f"the file name '{named}' holds ':', which Spark's Hadoop file paths cannot read (rename the file)"
+    hidden = next((posixpath.basename(f) for f in files if posixpath.basename(f)[:1] in ("_", ".")), None)
+    return None if hidden is None else (f"the file name '{hidden}' starts with '{hidden[0]}', which Spark skips as a "
+                                        "hidden file (its rows would be left out): rename the file")
 
 
 def source_files(ws: Workspace, dataset: Dataset | Stream | Table, label: str, where: str = "") -> tuple[list[str], str]:

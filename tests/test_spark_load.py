@@ -209,6 +209,9 @@ def test_parquet_loads_on_spark_as_on_duckdb(tmp_path, spark):
      "ts, is_fraud, label_ts, amount, user_id, device_id (Spark reads every file's columns by their place)"),
     ({"a.csv": _csv(MESSY[:3]), "b 10:00.csv": _csv(MESSY[3:6])},  # Hadoop cannot read it; DuckDB can
      "the file name 'b 10:00.csv' holds ':', which Spark's Hadoop file paths cannot read (rename the file)"),
+    ({"_a.csv": _csv(MESSY[:3]), "b.csv": _csv(MESSY[3:6])},  # Spark skipped it even when named: its rows lost
+     "the file name '_a.csv' starts with '_', which Spark skips as a hidden file (its rows would be left out): "
+     "rename the file"),
 ])
 def test_what_spark_cannot_read_exactly_is_refused_naming_the_engine(tmp_path, spark, files, message, monkeypatch,
                                                                     capsys):
@@ -756,8 +759,8 @@ def test_json_arrays_and_objects_over_several_lines_load_on_spark_as_on_duckdb(t
     """Files that are not JSON Lines — a pretty-printed JSON array with CRLF, objects written over several lines side
     by side after a BOM — are each read whole by one task and parsed by DuckDB's `read_json` as DuckDB's load parses
     them, and the JSON Lines file beside them line by line (not held whole: before, every file of such a source
-    was): the same rows, row numbers (over all files), quarantine, reasons and warnings. A file DuckDB refuses
-    fails the load naming it."""
+    was; its lines of form feeds and vertical tabs are blank, as DuckDB skips them): the same rows, row numbers
+    (over all files), quarantine, reasons and warnings. A file DuckDB refuses fails the load naming it."""
     from riskconsole.engines import spark_json
 
     read_whole, held = spark_json._read_whole, []
@@ -772,7 +775,7 @@ def test_json_arrays_and_objects_over_several_lines_load_on_spark_as_on_duckdb(t
     spread = "\n".join(json.dumps(r, indent=1) for r in records[9:18]) + "\n"
     second = [{**r, "user_id": str(r["user_id"])} for r in _records(SECOND)]
     ws = _files(tmp_path / "ws", {"a.json": array.encode(), "b [1].json": ("\ufeff" + spread).encode(),
-                                  "c.json": _jsonl(records[18:] + second, blanks=True)})
+                                  "c.json": _jsonl(records[18:] + second, blanks=True) + b"\x0c\n \x0b\n"})
     duck = assert_spark_loads_like_duckdb(ws, spark)
     assert (duck.read, duck.loaded) == (26, 9) and duck.reasons["duplicate id"] == 1
     assert sorted(f.rsplit("/", 1)[-1] for f in held) == ["a.json", "b [1].json"]

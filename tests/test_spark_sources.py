@@ -214,7 +214,9 @@ def test_a_json_key_only_in_files_after_the_sampled_ones_is_loaded(tmp_path, spa
     assert {"coupon": "VARCHAR", "bonus": "BIGINT"}.items() <= {c[0]: c[1] for c in want["events"][0]}.items()
     _at_uris(ws, source=f"file://{ws.root}/data/in/*.json")
     checked = check_dataset(ws, engine="spark", spark=spark)
-    assert list(checked.parts[0].samples) == [f"file://{ws.root}/data/in/{n}.json" for n in "ac"]
+    # the later arrays are sampled whole (their values type the columns); JSON Lines: the file holding the keys
+    assert list(checked.parts[0].samples) == [f"file://{ws.root}/data/in/{n}.json" for n in
+                                              ("abc" if layout == "array" else "ac")]
     ours = load(ws, engine="spark", spark=spark)
     assert (ours.summary(), ours.warnings) == (duck.summary(), duck.warnings)
     assert _held(ws, ["events"]) == want
@@ -295,6 +297,31 @@ def test_a_json_array_after_the_sampled_json_lines_files_loads_as_on_duckdb(tmp_
     assert held == [("keys", "c.json"), ("load", "c.json")]
 
 
+def test_a_later_json_array_types_the_columns_as_on_duckdb(tmp_path, spark, monkeypatch):
+    """With one file sampled: a later JSON array holding text where the first file holds numbers (`score`) is sampled
+    too, so `score` is text as DuckDB's load types it over every file, and no row is quarantined (not sampled, it
+    was typed DOUBLE from the first file and its 'x' row quarantined)."""
+    import json
+
+    from riskconsole.engines import spark_sources
+
+    monkeypatch.setattr(spark_sources, "SAMPLED_FILES", 1)
+    rows = T._records([T._row(i, f"2026-03-0{1 + i % 3} 10:00:00") for i in range(5)])
+    lines = "".join(json.dumps({**r, "score": 0.5}) + "\n" for r in rows[:3])
+    ws = T._files(tmp_path / "ws", {"a.json": lines.encode(),
+                                    "b.json": json.dumps([{**rows[3], "score": "x"}, {**rows[4], "score": 1.5}],
+                                                         indent=1).encode()}, features=[])
+    duck = load(ws)
+    want = _held(ws, ["events"])
+    assert dict(c[:2] for c in want["events"][0])["score"] == "VARCHAR" and duck.loaded == 5
+    _at_uris(ws, source=f"file://{ws.root}/data/in/*.json")
+    assert list(check_dataset(ws, engine="spark", spark=spark).parts[0].samples) == [
+        f"file://{ws.root}/data/in/{n}.json" for n in "ab"]
+    ours = load(ws, engine="spark", spark=spark)
+    assert (ours.summary(), ours.warnings) == (duck.summary(), duck.warnings)
+    assert _held(ws, ["events"]) == want
+
+
 def test_a_json_file_that_is_not_json_lines_and_too_large_to_copy_is_refused_saying_what_to_do(tmp_path, spark,
                                                                                               monkeypatch):
     """A JSON array at a URI is copied whole for the checks, up to MAX_WHOLE (256 MB; here 2 KB): a larger one is
@@ -333,8 +360,9 @@ def test_a_malformed_line_in_a_later_file_holding_a_new_key_is_named_by_the_load
     with pytest.raises(RiskConsoleError, match=rf"file://{ws.root}/data/in/c.json line 4 cannot be read as DuckDB's "
                                                "load reads it"):
         load(ws, engine="spark", spark=spark)
-    # a later file's first line: not JSON Lines as far as it shows, so read whole, as DuckDB's load reads it
-    (ws.root / "data" / "in" / "b.json").write_text('{"bad": \n' + text[0])
+    # a later file's first line: not JSON Lines as far as it shows, so read whole, as DuckDB's load reads it (its
+    # lines holding a new key: the key pass once failed on it, "list index out of range")
+    (ws.root / "data" / "in" / "b.json").write_text('{"bad": \n' + text[1])
     with pytest.raises(RiskConsoleError, match=rf"^data/dataset.yaml: source 'file://[^']*': file://{ws.root}/data/in/"
                                                r"b.json cannot be read as DuckDB's load reads it \(Invalid Input Error: "
                                                r"Malformed JSON.*\); DuckDB's load refuses this file too: fix it$"):

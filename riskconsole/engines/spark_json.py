@@ -35,7 +35,7 @@ from riskconsole.sqlbuild import alias, lit, render
 
 ROW_ERROR = "riskconsole-row-error: "  # marks an executor's message for the driver (`row_error`)
 MAX_LINE = 16 * 1024 * 1024  # DuckDB's maximum_object_size: the first line is read up to it
-BLANK = "^[ \t\r]*$"  # JSON whitespace only: DuckDB skips such a line
+SPACE = " \t\r\x0b\x0c"  # what DuckDB's JSON reader skips as a blank line (with \n), vertical tab and form feed too
 _BOM = "\ufeff"
 CHUNK = 10_000  # lines parsed by one read_json
 OBJECT = "CASE WHEN json_valid({0}) THEN json_type({0}) = 'OBJECT' ELSE false END"  # json_type refuses bad JSON
@@ -83,7 +83,7 @@ def first_line(path: str) -> str | None:
                 return None
             if start:
                 line, start = line.removeprefix(_BOM), False
-            if line.strip(" \t\r\n"):
+            if line.strip(SPACE + "\n"):
                 return line.rstrip("\n")
 
 
@@ -209,7 +209,7 @@ def _numbered(batches: Iterator[pa.RecordBatch]) -> Iterator[tuple[str, int, int
             at[0] += 1
             if block == 0 and at[0] == 1:
                 text = text.removeprefix(_BOM)
-            blank = not text.strip(" \t\r")
+            blank = not text.strip(SPACE)
             at[1] += not blank
             yield path, block, at[0], at[1], None if blank else text
 

@@ -21,7 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from riskconsole.engines import spark_worker
-from riskconsole.engines.spark_json import OBJECT
+from riskconsole.engines.spark_json import OBJECT, SPACE
 from riskconsole.engines.spark_store import literal
 
 SAMPLED_FILES = 8  # files whose heads are copied here (the first ones in sorted order)
@@ -202,7 +202,7 @@ _LINE_KEYS = ("SELECT DISTINCT unnest(json_keys(__text)) AS key, __path AS file 
               + OBJECT.format("__text"))
 _FIRST_LINES = (f"SELECT __path, coalesce({OBJECT.format('first')}, false) FROM ("
                 "SELECT __path, arg_min(__text, __rn) AS first FROM lines "
-                "WHERE __block = 0 AND trim(__text, ' \t\r') <> '' GROUP BY __path)")
+                f"WHERE __block = 0 AND trim(__text, '{SPACE}') <> '' GROUP BY __path)")
 _FILE_KEYS = "SELECT DISTINCT unnest(json_keys(json)) FROM read_json_objects($1, format = 'auto')"
 
 
