@@ -343,7 +343,7 @@ def _time_warning(staged: Staged, checked: Checked, part: Part, column: str, whe
     """A warning when more than WARN_SHARE of a time column's rows fail: three raw values and a format to try."""
     cast = ident(cast_name(column))
     n, values = _failing(staged, column, fill(":failed OR :out", out=times.out_of_range(cast),
-                                              failed=_failed(column, "TIMESTAMP", part.types[column])))
+                                              failed=_failed(column, "TIMESTAMP", staged.raw_types()[column])))
     if not read or n / read <= WARN_SHARE:
         return None
     fmt = times.suggest_format(staged.con, values) if values else None

@@ -18,7 +18,7 @@ import test_tables
 from riskconsole.cli import main
 from riskconsole.errors import RiskConsoleError
 from riskconsole.ingest import load
-from riskconsole.sources import check_dataset
+from riskconsole.sources import NULL_TYPE, check_dataset
 from riskconsole.workspace import Workspace
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
@@ -320,6 +320,27 @@ def test_a_later_json_array_types_the_columns_as_on_duckdb(tmp_path, spark, monk
     ours = load(ws, engine="spark", spark=spark)
     assert (ours.summary(), ours.warnings) == (duck.summary(), duck.warnings)
     assert _held(ws, ["events"]) == want
+
+
+def test_a_time_typed_from_nulls_in_the_samples_warns_of_the_rows_it_quarantines(tmp_path, spark, monkeypatch):
+    """With one file sampled, `label_ts` null in it: a later file's '5/3/26' is quarantined and its ' ' is no label
+    time (not a bad one), and the warning counts that one row as DuckDB's load does (it counted ' ' too: the check
+    took the sampled type, NULL, for one that is not text)."""
+    import json
+
+    from riskconsole.engines import spark_sources
+
+    monkeypatch.setattr(spark_sources, "SAMPLED_FILES", 1)
+    rows = T._records([T._row(i, f"2026-03-0{1 + i % 3} 10:00:00") for i in range(6)])
+    later = [{**rows[3], "label_ts": "5/3/26"}, {**rows[4], "label_ts": " "}, rows[5]]
+    ws = T._files(tmp_path / "ws", {f"{n}.json": "".join(json.dumps(r) + "\n" for r in part).encode()
+                                    for n, part in (("a", rows[:3]), ("b", later))}, features=[])
+    duck = load(ws)
+    assert duck.loaded == 5 and any("1 of 6 rows" in w for w in duck.warnings), duck.warnings
+    _at_uris(ws, source=f"file://{ws.root}/data/in/*.json")
+    assert check_dataset(ws, engine="spark", spark=spark).parts[0].types["label_ts"] == NULL_TYPE
+    ours = load(ws, engine="spark", spark=spark)
+    assert ours.loaded == 5 and ours.warnings == duck.warnings
 
 
 def test_a_json_file_that_is_not_json_lines_and_too_large_to_copy_is_refused_saying_what_to_do(tmp_path, spark,

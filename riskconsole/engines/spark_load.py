@@ -135,7 +135,7 @@ def marks(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, raw: dic
           outcomes: bool) -> Marks:
     """The marks of a source's staged rows: every (raw, bad) pair and condition ingest's warnings will count, with
     `utf8` the U+FFFD check of the raw text columns, with `outcomes` the outcome roles' checks."""
-    asked = _Asked(con)
+    asked = _Asked(con, raw)
     ingest.load_warnings(asked, checked, part, 1)  # which (raw, bad) pairs and conditions the warnings count
     conditions = [bad for _, bad in asked.pairs] + asked.conditions
     columns = [alias(fill("CAST(coalesce(:c, false) AS INTEGER)", c=c), f"__m{i}") for i, c in enumerate(conditions)]
@@ -154,8 +154,11 @@ class _Asked:
     """A stand-in for staged rows where nothing fails: records which (raw, bad) pairs and which conditions the
     warnings ask about."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        self.con, self.pairs, self.conditions = con, [], []
+    def __init__(self, con: duckdb.DuckDBPyConnection, raw: dict[str, str]) -> None:
+        self.con, self.raw, self.pairs, self.conditions = con, raw, [], []
+
+    def raw_types(self) -> dict[str, str]:
+        return dict(self.raw)
 
     def failing(self, raw: exp.Expression, bad: exp.Expression) -> tuple[int, list[str]]:
         self.pairs.append((raw, bad))
