@@ -229,12 +229,12 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, batch: pa.Table) -> pa.Table:
         con.unregister("_batch")
 
 
-def _batches(sql: str, schema: pa.Schema, names: list[str], tables: dict[str, pa.Table]) -> Callable[
+def _batches(sql: str, schema: pa.Schema, names: list[str], tables: dict[str, pa.Table] | None = None) -> Callable[
         [Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         spark_worker.settle()
         with contextlib.closing(spark_worker.cursor()) as con:
-            for name, table in tables.items():
+            for name, table in (tables or {}).items():
                 con.register(name, table)
             for batch in batches:
                 if batch.num_rows:
