@@ -300,8 +300,8 @@ def _later_keys(con: duckdb.DuckDBPyConnection, remote: Remote, files: list[str]
     # every later file that is not JSON Lines (sampled whole: its values type the columns, as DuckDB sniffs each file)
     holding = {k: sorted(fs, key=lambda f: place.get(f, len(files))) for k, fs in found.items()
                if k not in first and fs}
-    keyed = {f for fs in holding.values() for f in fs if f not in samples}
-    wanted = sorted(keyed | (flagged - set(samples)), key=place.get)
+    keyed = sorted({f for fs in holding.values() for f in fs if f not in samples}, key=place.get)
+    wanted = keyed + sorted(flagged - set(samples) - set(keyed), key=place.get)  # the files holding keys first
     pending = wanted[:MAX_LATER_FILES]
     while pending:  # a remote samples up to its own number of files a call
         got = remote.sample("json", pending, folder())
@@ -314,8 +314,8 @@ def _later_keys(con: duckdb.DuckDBPyConnection, remote: Remote, files: list[str]
                 continue
             samples = {**samples, file: local}
         pending = [f for f in pending if f not in got]
-    return (samples, {k: fs[0] for k, fs in holding.items() if k not in seen},
-            sum(f in keyed for f in wanted[MAX_LATER_FILES:]))
+    samples = {f: samples[f] for f in sorted(samples, key=lambda f: place.get(f, len(files)))}  # in the files' order
+    return samples, {k: fs[0] for k, fs in holding.items() if k not in seen}, max(0, len(keyed) - MAX_LATER_FILES)
 
 
 def _in_samples(err: Exception, samples: dict[str, str]) -> str:

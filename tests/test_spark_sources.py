@@ -322,6 +322,31 @@ def test_a_later_json_array_types_the_columns_as_on_duckdb(tmp_path, spark, monk
     assert _held(ws, ["events"]) == want
 
 
+def test_later_json_arrays_do_not_take_the_sample_places_of_files_holding_new_keys(tmp_path, spark, monkeypatch):
+    """With one file sampled and room for two more (MAX_LATER_FILES, 64, patched to 2): two later arrays adding no key
+    and then a file holding a new key (`extra`): the file holding the key is sampled first, so `extra` is typed as
+    DuckDB types it, without a warning (the arrays took both places: text, and a warning of 3 files holding keys)."""
+    import json
+
+    from riskconsole import sources
+    from riskconsole.engines import spark_sources
+
+    monkeypatch.setattr(spark_sources, "SAMPLED_FILES", 1)
+    monkeypatch.setattr(sources, "MAX_LATER_FILES", 2)
+    rows = T._records([T._row(i, f"2026-03-0{1 + i % 3} 10:00:00") for i in range(4)])
+    ws = T._files(tmp_path / "ws", {"a.json": (json.dumps(rows[0]) + "\n").encode(),
+                                    "b.json": json.dumps(rows[1:2], indent=1).encode(),
+                                    "c.json": json.dumps(rows[2:3], indent=1).encode(),
+                                    "d.json": (json.dumps({**rows[3], "extra": 5}) + "\n").encode()}, features=[])
+    duck = load(ws)
+    want = _held(ws, ["events"])
+    assert dict(c[:2] for c in want["events"][0])["extra"] == "BIGINT" and not duck.warnings
+    _at_uris(ws, source=f"file://{ws.root}/data/in/*.json")
+    ours = load(ws, engine="spark", spark=spark)
+    assert (ours.summary(), ours.warnings) == (duck.summary(), duck.warnings)
+    assert _held(ws, ["events"]) == want
+
+
 def test_a_time_typed_from_nulls_in_the_samples_warns_of_the_rows_it_quarantines(tmp_path, spark, monkeypatch):
     """With one file sampled, `label_ts` null in it: a later file's '5/3/26' is quarantined and its ' ' is no label
     time (not a bad one), and the warning counts that one row as DuckDB's load does (it counted ' ' too: the check
