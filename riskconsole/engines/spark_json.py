@@ -68,9 +68,12 @@ def not_lines(con: duckdb.DuckDBPyConnection, part: Part) -> set[str]:
 def json_lines_file(con: duckdb.DuckDBPyConnection, path: str) -> bool:
     """Whether a local file's first line that is not blank is one JSON object (or every line is blank)."""
     first = first_line(path)
-    if first is None:
-        return True
-    return bool(con.execute(f"SELECT {OBJECT.format('$1')}", [first]).fetchall()[0][0])
+    return True if first is None else is_object(con, first)
+
+
+def is_object(con: duckdb.DuckDBPyConnection, text: str) -> bool:
+    """Whether `text` is one JSON object, as DuckDB reads it (`OBJECT`)."""
+    return bool(con.execute(f"SELECT {OBJECT.format('$1')}", [text]).fetchall()[0][0])
 
 
 def first_line(path: str) -> str | None:
@@ -225,8 +228,7 @@ def _counter(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         if block == 0 and text is not None and path not in first:
             first[path] = text
     with contextlib.closing(spark_worker.cursor()) as con:
-        lines = {path: con.execute(f"SELECT {OBJECT.format('$1')}", [text]).fetchall()[0][0]
-                 for path, text in first.items()}
+        lines = {path: is_object(con, text) for path, text in first.items()}
     keys = list(last)
     yield pa.RecordBatch.from_pydict({"__path": [k[0] for k in keys], "__block": [k[1] for k in keys],
                                       "n": [last[k][0] for k in keys], "r": [last[k][1] for k in keys],

@@ -256,18 +256,23 @@ def rows_before(part: Part, files: dict[int, tuple[int, int]]) -> list[int]:
     return list(itertools.accumulate(rows, initial=0))
 
 
+def shifts(part: Part, files: dict[int, tuple[int, int]]) -> list[int]:
+    """What each file (0-based place in the sorted files) adds to its rows' `__at` to give DuckDB's `ordinality`:
+    the row's place in its file (`__at` from the file's first) plus `rows_before`. `files`: 1-based place -> (the
+    file's rows, its first row's `__at`)."""
+    return [before + 1 - files.get(i + 1, (0, 1))[1] for i, before in enumerate(rows_before(part, files))]
+
+
 def ordinality(part: Part, files: dict[int, tuple[int, int]]) -> tuple[exp.Expression, dict[str, pa.Table]]:
     """DuckDB's `ordinality` of a row of the part as SQL over `__file` and `__at` (for `spark_load.duck_select`: no
-    Spark join, no job), with the table it reads (`_shift`: what each file adds to its rows' `__at`, registered
-    once per task; a literal list of every file's shift would be parsed again for each batch): its place in its
-    file (`__at` from the file's first) plus `rows_before`. `files`: 1-based place -> (the file's rows, its first
-    row's `__at`)."""
-    shift = [before + 1 - files.get(i + 1, (0, 1))[1] for i, before in enumerate(rows_before(part, files))]
+    Spark join, no job), with the table it reads (`_shift`: `shifts`, registered once per task; a literal list of
+    every file's shift would be parsed again for each batch)."""
+    shift = shifts(part, files)
     if not any(shift):
         return fill("CAST(__at AS BIGINT)"), {}
-    shifts = pa.table({"__place": pa.array(range(1, len(shift) + 1), pa.int32()),
-                       "__shift": pa.array(shift, pa.int64())})
-    return fill("CAST(__at AS BIGINT) + (SELECT __shift FROM _shift WHERE __place = __file)"), {"_shift": shifts}
+    table = pa.table({"__place": pa.array(range(1, len(shift) + 1), pa.int32()),
+                      "__shift": pa.array(shift, pa.int64())})
+    return fill("CAST(__at AS BIGINT) + (SELECT __shift FROM _shift WHERE __place = __file)"), {"_shift": table}
 
 
 def _file_paths(spark: Any, part: Part) -> list[tuple[str, int, str]]:
@@ -315,8 +320,7 @@ def check_utf8(data: Any, raw: dict[str, str], part: Part, label: str,
     replaced = [F.coalesce(F.col(quoted(c)).contains("\ufffd"), F.lit(False)) for c in raw]
     first = data.where(functools.reduce(lambda a, b: a | b, replaced)).orderBy(*POSITION).limit(1).collect()
     if first:
-        place = first[0]["__file"]
-        row = first[0]["__at"] - files[place][1] + 1 + rows_before(part, files)[place - 1]
+        row = first[0]["__at"] + shifts(part, files)[first[0]["__file"] - 1]
         raise DataError(f"{label}: {part.lead}source '{part.source}': {first[0]['_file']} row {row} "
                         "is not valid UTF-8 (or holds U+FFFD, which engine spark cannot tell from it; DuckDB refuses "
                         "such a file): export the file as UTF-8")
