@@ -108,10 +108,13 @@ def test_the_console_defaults_to_the_same_window_and_note(late_ws, monkeypatch):
     assert not at.exception, [e.value for e in at.exception]
     with Session(ws) as session:
         note = session.window().note
-    captions = [c.value for c in at.caption]
-    assert any(note == c for c in captions), captions
+    captions, warnings = [c.value for c in at.caption], [w.value for w in at.warning]
+    assert warnings.count(note) == 1 and note not in captions, (warnings, captions)  # said once, as a warning
     mature_last = LAST - timedelta(days=DELAY)
+    assert f"Ends {mature_last}, the last day whose labels are mature" in at.sidebar.caption[0].value
     assert any(f"{FIRST} … {mature_last}" in c for c in captions), captions
+    at = console_page(monkeypatch, ws.root, "export_page")  # no warnings on the page: the whole note in the sidebar
+    assert not at.exception and note in [c.value for c in at.sidebar.caption], [c.value for c in at.sidebar.caption]
 
 
 def test_the_maturity_rule_is_not_fooled_by_the_last_few_old_days(tmp_path):
@@ -335,10 +338,12 @@ def test_switching_strategy_follows_the_new_strategys_default_window_until_one_i
         events_note, entity = session.window().note, session.window(None, None, None, ws.strategies_dir / "mw.yaml")
     at = console_page(monkeypatch, ws.root, "backtest_page")
     at.selectbox[0].set_value("s").run()
-    assert events_note in [c.value for c in at.sidebar.caption]
+    assert events_note in [w.value for w in at.warning]
     at.selectbox[0].set_value("mw").run()
     assert not at.exception, [e.value for e in at.exception]
-    assert entity.note in [c.value for c in at.sidebar.caption], [c.value for c in at.sidebar.caption]
+    assert entity.note in [w.value for w in at.warning], [w.value for w in at.warning]
+    ends = f"Ends {(entity.end - timedelta(days=1)).date()}, the last day whose labels are mature"
+    assert any(ends in c.value for c in at.sidebar.caption), [c.value for c in at.sidebar.caption]
     assert at.sidebar.date_input[0].value == (FIRST, (entity.end - timedelta(days=1)).date())
     picked = (FIRST + timedelta(days=2), LAST - timedelta(days=3))
     at.sidebar.date_input[0].set_value(picked).run()

@@ -140,9 +140,11 @@ def pick_baseline(ws: Workspace, key: str = "baseline", with_versions: bool = Fa
     return None if picked == NO_BASELINE else choices[picked]
 
 
-def pick_window(session: Session, path: Path | None = None) -> Window:
+def pick_window(session: Session, path: Path | None = None, warned: bool = True) -> Window:
     """Window and label as-of pickers in the sidebar, shared by every page; the default ends on the last mature day
-    of the label the strategy file `path` counts (its entity-periods' for an entity-level strategy)."""
+    of the label the strategy file `path` counts (its entity-periods' for an entity-level strategy). Its note (which
+    days are left out) is the report's first warning: a page that shows the warnings (`warned`) says only where the
+    window ends under the picker, a page that does not shows the whole note there."""
     lo, hi = session.day_range()
     has_label_time = bool(session.dataset.columns.label_time)
     mature = guard(default_window, session, path)  # the CLI's window without --to: mature days
@@ -167,10 +169,16 @@ def pick_window(session: Session, path: Path | None = None) -> Window:
     st.session_state["as_of"] = as_of if has_label_time else None
     if (start, end) == default and not (as_of and has_label_time):
         if mature.note:
-            st.sidebar.caption(mature.note)
+            st.sidebar.caption(ends_note(mature) if warned else mature.note)
         return mature  # the same window, and the same note, as the CLI without --to
     return guard(session.window, start.isoformat(), end.isoformat(),
                  as_of.isoformat() if as_of and has_label_time else None)
+
+
+def ends_note(window: Window) -> str:
+    """The sidebar's short word on a default window whose last days were left out (the note itself is a warning)."""
+    last = (window.end - timedelta(microseconds=1)).date()
+    return f"Ends {last}, the last day whose labels are mature: the warning on the page says why."
 
 
 def default_window(session: Session, path: Path | None = None) -> Window:

@@ -15,7 +15,7 @@ FORMATS = ("json", "csv", "html", "md")
 session = open_page("Export")
 ws = session.ws
 path = pick_strategy(ws, "Strategy", "strategy", default="candidate")
-window = pick_window(session, path)
+window = pick_window(session, path, warned=False)
 overrides = st.session_state.get("params", {}).get(path.stem, {})
 st.markdown(f"Exports **{path.stem}** over the sidebar window"
             + (f" with tuned params `{overrides}`" if overrides else " with its saved params") + ".")
