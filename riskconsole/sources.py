@@ -834,8 +834,9 @@ def _is_time(dtype: str) -> bool:
 
 def target_types(part: Part) -> dict[str, str]:
     """DuckDB type of every loaded column of a source: roles fixed by the contract, the rest inferred or declared."""
-    text = ("JSON", NULL_TYPE) if part.fmt == "json" else ("JSON",)  # a JSON column of nulls in the sample: its text
-    target = {c: ("VARCHAR" if t in text else t) for c, t in part.types.items()}
+    # a column DuckDB saw only nulls in (a JSON sample; a Parquet column every file holds as pyarrow's null type,
+    # as an all-empty CSV column) loads as text
+    target = {c: ("VARCHAR" if t in ("JSON", NULL_TYPE) else t) for c, t in part.types.items()}
     target.update(part.declared)
     target = {c: ("TIMESTAMP" if _is_time(t) else t) for c, t in target.items()}  # every time is UTC, no zone
     roles = part.roles

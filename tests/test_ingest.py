@@ -79,6 +79,35 @@ def test_parquet_and_json_lines_load_like_csv(tmp_path, suffix):
     assert query(other_ws, sql) == query(csv_ws, sql)
 
 
+def test_a_parquet_column_of_only_nulls_loads_as_text_or_as_the_type_other_files_give_it(tmp_path):
+    """pyarrow writes a column of only nulls (pandas: every value None) with Arrow's null type, which DuckDB reads
+    as "NULL": in every file it loads as text (as an all-empty CSV column), null on every row (the check before the
+    load failed in sqlglot on the type's name); beside a file holding numbers it takes their type."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from riskconsole.workspace import Workspace
+
+    def written(ids: list[str], coupon: pa.Array) -> pa.Table:
+        return pa.table({"event_id": ids, "ts": ["2026-03-01 10:00:00"] * 2, "is_fraud": [0, 1],
+                         "label_ts": pa.array([None, None], pa.string()), "amount": [1.0, 2.0], "user_id": [1, 2],
+                         "device_id": [1, 1], "coupon": coupon})
+
+    nulls = written(["a", "b"], pa.array([None, None], pa.null()))
+    for name, second, dtype in (("nulls", written(["c", "d"], pa.array([None, None], pa.null())), "VARCHAR"),
+                                ("numbers", written(["c", "d"], pa.array([1.5, None])), "DOUBLE")):
+        root = tmp_path / name
+        (root / "data" / "in").mkdir(parents=True)
+        pq.write_table(nulls, root / "data" / "in" / "a.parquet")
+        pq.write_table(second, root / "data" / "in" / "b.parquet")
+        (root / "data" / "dataset.yaml").write_text(yaml.safe_dump({**BASE_DATASET, "source": "data/in/*.parquet"}))
+        ws = Workspace(root)
+        assert load(ws).loaded == 4
+        assert query(ws, "SELECT column_type FROM (DESCRIBE events) WHERE column_name = 'coupon'") == [(dtype,)]
+        assert query(ws, "SELECT coupon FROM events ORDER BY event_id") == \
+            [(None,)] * 4 if dtype == "VARCHAR" else [(None,), (None,), (1.5,), (None,)]
+
+
 @pytest.mark.parametrize("change, message", [
     ({"columns": {**BASE_DATASET["columns"], "amount": "amout"}}, "columns.amount: column 'amout' is not in the source"),
     ({"columns": {**BASE_DATASET["columns"], "time": "when"}}, "columns.time: column 'when'"),

@@ -196,6 +196,44 @@ def test_parquet_loads_on_spark_as_on_duckdb(tmp_path, spark):
     assert_spark_loads_like_duckdb(Workspace(root), spark)
 
 
+def _parquet(coupon: list, ids: tuple[str, str], dtype=None) -> bytes:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({"event_id": list(ids), "ts": ["2026-03-01 10:00:00", "2026-03-02 10:00:00"],
+                             "is_fraud": [0, 1], "label_ts": pa.array([None, None], pa.string()), "amount": [1.0, 2.0],
+                             "user_id": [1, 2], "device_id": [1, 1], "coupon": pa.array(coupon, dtype)}), buffer)
+    return buffer.getvalue()
+
+
+# A column of only nulls written by pyarrow (Arrow's null type: Parquet INT32 annotated Null), which Spark reads as
+# INT and would not merge with DOUBLE or text; and files holding INT and text, which DuckDB merges to text.
+PARQUET_TYPES = {
+    "nulls then numbers": [([None, None], "null"), ([1.5, None], None)],
+    "numbers then nulls": [([1.5, None], None), ([None, None], "null")],
+    "nulls then text": [([None, None], "null"), (["spring", None], None)],
+    "int then text then nulls": [([7, None], "int32"), (["spring", None], None), ([None, None], "null")],
+    "nulls only": [([None, None], "null"), ([None, None], "null")],
+}
+
+
+def parquet_types_files(case: str) -> dict[str, bytes]:
+    import pyarrow as pa
+
+    return {f"{i}.parquet": _parquet(values, (f"e{2 * i}", f"e{2 * i + 1}"), dtype and getattr(pa, dtype)())
+            for i, (values, dtype) in enumerate(PARQUET_TYPES[case])}
+
+
+@pytest.mark.parametrize("case", list(PARQUET_TYPES))
+def test_parquet_files_of_other_types_for_a_column_load_on_spark_as_on_duckdb(tmp_path, spark, case):
+    """Where Spark refuses to merge the files' schemas, each file is read as itself and its columns cast to the
+    types DuckDB merges them to (the load failed with Spark's "Failed to merge incompatible data types")."""
+    assert_spark_loads_like_duckdb(_files(tmp_path / "ws", parquet_types_files(case)), spark)
+
+
 @pytest.mark.parametrize("files, message", [
     ({"a.jsonl": b'{"event_id": "a", "ts": "2026-03-01 10:00:00", "is_fraud": 1, "label_ts": null, "amount": 1, '
                  b'"user_id": 1, "device_id": 1, "ref": "6ba7b810-9dad-11d1-80b4-00c04fd430c8"}\n'},

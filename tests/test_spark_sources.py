@@ -158,6 +158,24 @@ def test_a_parquet_column_only_in_files_after_the_sampled_ones_is_loaded(tmp_pat
     assert _held(ws, ["events"]) == want
 
 
+@pytest.mark.parametrize("case", [c for c in T.PARQUET_TYPES if c != "nulls only"])
+def test_parquet_files_of_other_types_for_a_column_at_a_uri_load_as_local_files_on_duckdb(tmp_path, spark, monkeypatch,
+                                                                                         case):
+    """With one file sampled: the later files' types of a column merged as DuckDB merges them (a column of only nulls
+    in the sampled file, INT to Spark, widened to DOUBLE or text), so the load gives DuckDB's tables of the same
+    files as local paths (Spark refused to merge the schemas, or read a later DOUBLE file as INT)."""
+    from riskconsole.engines import spark_sources
+
+    monkeypatch.setattr(spark_sources, "SAMPLED_FILES", 1)
+    ws = T._files(tmp_path / "ws", T.parquet_types_files(case), features=[])
+    duck = load(ws)
+    want = _held(ws, ["events"])
+    _at_uris(ws, source=f"file://{ws.root}/data/in/*.parquet")
+    ours = load(ws, engine="spark", spark=spark)
+    assert (ours.read, ours.loaded) == (duck.read, duck.loaded)
+    assert _held(ws, ["events"]) == want
+
+
 def test_files_after_the_sampled_ones_need_the_first_files_header_as_written(tmp_path, spark, monkeypatch):
     """With one file sampled: files whose header DuckDB renames (a pandas index's empty name, names with spaces
     after the commas) load as the local files load on DuckDB; a later file with another header fails the load

@@ -142,10 +142,52 @@ def read_raw(spark: Any, con: duckdb.DuckDBPyConnection, part: Part, label: str)
     if part.fmt == "csv":
         data = _read_csv(spark, con, part, StructType([StructField(c, StringType()) for c in raw]))
     else:
-        data = spark.read.option("mergeSchema", True).parquet(*[literal(f) for f in part.files])
-        data = data.selectExpr("*", *LOCATED, "_metadata.row_index AS __row")
+        data = _read_parquet(spark, con, part, raw)
     _check_raw_types(con, data.drop("__path", "__row", "__mid"), raw, part, label)
     return _positioned(spark, data, part), raw
+
+
+def _read_parquet(spark: Any, con: duckdb.DuckDBPyConnection, part: Part, raw: dict[str, str]) -> Any:
+    """The Parquet files with every column of any of them (Spark's merged schema), `LOCATED` and `__row`. Where
+    Spark cannot merge two files' types that DuckDB merges (pyarrow writes a column of only nulls as INT32 annotated
+    Null, which Spark reads as INT: beside DOUBLE or text it refuses the merge), the files are read in groups of one
+    schema (a footer read per file) and each column cast to DuckDB's type of it (INT to DOUBLE or text as DuckDB's
+    union_by_name does; a column of nulls to anything)."""
+    files = [literal(f) for f in part.files]
+    located = (*LOCATED, "_metadata.row_index AS __row")
+    try:
+        data = spark.read.option("mergeSchema", True).parquet(*files)
+        data.schema  # noqa: B018 - Spark Connect merges the files' schemas when asked for it
+        return data.selectExpr("*", *located)
+    except Exception as err:  # noqa: BLE001 - an AnalysisException or a Py4J error, by Spark's client
+        if not merge_refused(err):
+            raise
+    groups: dict[str, list[str]] = {}
+    for path in files:
+        groups.setdefault(spark.read.parquet(path).schema.json(), []).append(path)
+    wanted = {f.name: f.dataType.simpleString() for f in spark_schema(con, raw).fields}
+    reads = []
+    for paths in groups.values():
+        read = spark.read.option("mergeSchema", True).parquet(*paths)
+        have = set(read.columns)
+        reads.append(read.selectExpr(*[f"CAST({quoted(c) if c in have else 'NULL'} AS {t}) AS {quoted(c)}"
+                                       for c, t in wanted.items()], *located))
+    return functools.reduce(lambda a, b: a.unionByName(b), reads)
+
+
+def merge_refused(err: BaseException) -> bool:
+    """Whether Spark refused to merge two Parquet files' schemas."""
+    return any(said in str(err) for said in ("CANNOT_MERGE_INCOMPATIBLE_DATA_TYPE", "CANNOT_MERGE_SCHEMAS"))
+
+
+def spark_schema(con: duckdb.DuckDBPyConnection, types: dict[str, str]) -> Any:
+    """The Spark schema of columns of DuckDB `types` (through Arrow, as the load's batches go)."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    typed = [alias(exp.cast(exp.null(), exp.DataType.build("INTEGER" if t == NULL_TYPE else t, dialect="duckdb")), c)
+             for c, t in types.items()]  # a column of only nulls: INT, as Spark reads pyarrow's null type
+    return from_arrow_schema(con.sql(render(exp.select(*typed).where("false"))).to_arrow_table().schema,
+                             prefer_timestamp_ntz=True)
 
 
 def _read_csv(spark: Any, con: duckdb.DuckDBPyConnection, part: Part, schema: Any) -> Any:
@@ -222,6 +264,8 @@ def _check_raw_types(con: duckdb.DuckDBPyConnection, data: Any, raw: dict[str, s
 
     seen = _duck_types(con, to_arrow_schema(data.schema, timezone="UTC"))
     for column, dtype in raw.items():
+        if dtype == NULL_TYPE and seen.get(column) == "INTEGER":  # Spark's read of pyarrow's null type: every value null
+            continue
         if seen.get(column) != dtype:
             raise DataError(f"{label}: {part.lead}source '{part.source}': engine spark reads column '{column}' as "
                             f"{seen.get(column)} where DuckDB reads {dtype}: load it with engine duckdb")

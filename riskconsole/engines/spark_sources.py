@@ -14,7 +14,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 from urllib.parse import unquote
 
 import duckdb
@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from riskconsole.engines import spark_worker
 from riskconsole.engines.spark_json import OBJECT, SPACE
+from riskconsole.engines.spark_read import merge_refused
 from riskconsole.engines.spark_store import literal
 
 SAMPLED_FILES = 8  # files whose heads are copied here (the first ones in sorted order)
@@ -64,16 +65,30 @@ class SparkSources:
     def _every_column(self, files: list[str], local: str) -> None:
         """Give the first file's sample every column of every file (Spark's merged schema, read from the files'
         footers: no row), null where that file has none: a column added to the files after the sampled ones (a
-        daily export that grew one) is then checked and loaded, not left out."""
+        daily export that grew one) is then checked and loaded, not left out. Where Spark refuses to merge two
+        files' types (a column of only nulls written by pyarrow, INT to Spark, beside DOUBLE), each file's schema is
+        read and DuckDB merges them (INT and DOUBLE: DOUBLE; INT and text: text). A sampled column the later files widen
+        takes the merged type (Spark reads every file as it)."""
         import pyarrow as pa
         import pyarrow.parquet as pq
         from pyspark.sql.pandas.types import to_arrow_schema
 
-        merged = to_arrow_schema(self.spark.read.option("mergeSchema", True).parquet(
-            *[literal(f) for f in files]).schema, timezone="UTC", prefers_large_types=False)
+        def arrow(*paths: str) -> pa.Schema:
+            read = self.spark.read.option("mergeSchema", True).parquet(*[literal(f) for f in paths])
+            return to_arrow_schema(read.schema, timezone="UTC", prefers_large_types=False)
+
+        try:
+            merged = arrow(*files)
+        except Exception as err:  # noqa: BLE001 - Spark refuses types DuckDB merges (spark_read._read_parquet)
+            if not merge_refused(err):
+                raise
+            merged = _merged({str(schema): schema for schema in map(arrow, files)}.values())  # a footer per file
         head = pq.read_table(local)
         for name in [f.name for f in merged if f.name not in head.column_names]:
             head = head.append_column(merged.field(name), pa.nulls(head.num_rows, merged.field(name).type))
+        for i, field in enumerate(head.schema):  # a column the later files widen (INT there BIGINT or DOUBLE)
+            if field.name in merged.names and merged.field(field.name).type != field.type:
+                head = head.set_column(i, merged.field(field.name), head.column(i).cast(merged.field(field.name).type))
         pq.write_table(head, local)
 
     def _sample(self, fmt: str, path: str, local: Path, con: Any) -> str:
@@ -230,3 +245,13 @@ def remote(spark: Any, settings: Any) -> SparkSources:
     from riskconsole.engines.spark import start
 
     return SparkSources(spark or start(settings))
+
+
+def _merged(schemas: Iterable[pa.Schema]) -> pa.Schema:
+    """The Arrow schema DuckDB's `union_by_name` gives files of these schemas (each column's types merged as DuckDB
+    merges them; the columns in the order first seen)."""
+    schemas = list(schemas)
+    with contextlib.closing(spark_worker.cursor()) as con:
+        for i, schema in enumerate(schemas):
+            con.register(f"_s{i}", schema.empty_table())
+        return con.sql(" UNION ALL BY NAME ".join(f"SELECT * FROM _s{i}" for i in range(len(schemas)))).to_arrow_table().schema
