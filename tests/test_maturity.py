@@ -135,6 +135,37 @@ def test_the_maturity_rule_is_not_fooled_by_the_last_few_old_days(tmp_path):
     assert (events["ts"].max().date() - (window.end.date() - timedelta(days=1))).days == age
 
 
+@pytest.mark.parametrize("settle", [45, 60])
+def test_labels_arriving_later_than_half_the_data_are_still_waited_for(tmp_path, settle):
+    """Goods labelled `settle` days after the order (a settlement date), fraud within 3 days, on 90 days: the default
+    window ends `settle` days before the data's last (the day at that age partly labelled), every day before it 95%
+    labelled and the day after it not, counted in pandas. The plateau read at half the
+    oldest age (day 44) once came before the goods' labels and ended the window on days 1% labelled."""
+    from riskconsole.ingest import load
+
+    rng = np.random.default_rng(11)
+    days, n = 90, 90 * 40
+    ts = pd.Timestamp(FIRST) + pd.to_timedelta(np.sort(rng.integers(0, days * 86_400, n)), unit="s")
+    fraud = rng.random(n) < 0.02
+    label_ts = ts + pd.to_timedelta(np.where(fraud, rng.integers(0, 3 * 86_400, n), settle * 86_400), unit="s")
+    end = pd.Timestamp(FIRST + timedelta(days=days))
+    arrived = label_ts < ts.max()  # labels known by the data's last event
+    events = pd.DataFrame({"event_id": [f"e{i}" for i in range(n)], "ts": ts,
+                           "is_fraud": pd.array(np.where(arrived, fraud.astype(float), np.nan), dtype="Int8"),
+                           "label_ts": label_ts.where(arrived), "amount": np.round(rng.gamma(2, 60, n), 2),
+                           "user_id": rng.integers(1, 300, n), "device_id": rng.integers(1, 90, n)})
+    assert ts.max() < end
+    ws = write_workspace(tmp_path / "ws", events, strategies={"s": STRATEGY})
+    load(ws)
+    with Session(ws) as session:
+        window = session.window()
+    last = (window.end - timedelta(microseconds=1)).date()
+    share = events.assign(day=events["ts"].dt.date).groupby("day")["is_fraud"].apply(lambda y: y.notna().mean())
+    old = share[share.index < ts.max().date() - timedelta(days=settle)].mean()  # every label arrived
+    assert old == 1 and settle <= (ts.max().date() - last).days <= settle + 1
+    assert (share[share.index < last] >= 0.95 * old).all() and share[last + timedelta(days=1)] < 0.95 * old
+
+
 # ---------------------------------------------------------------- every label source, stored by the load
 
 MERCHANTS = 8
