@@ -204,7 +204,7 @@ Written by `riskconsole init`. The documentation is in the `docs/` folder of the
        riskconsole backtest strategies/candidate.yaml --baseline strategies/baseline.yaml --format json,csv,html
 
 5. Optional: set the train/valid dates in `detectors/lgbm.yaml` and `riskconsole train detectors/lgbm.yaml`.
-6. The console on this workspace: `python -m riskconsole.ui.serve` (it reads RISKCONSOLE_WORKSPACE too).
+6. The console on this workspace: `riskconsole console` (it reads RISKCONSOLE_WORKSPACE too; http://127.0.0.1:8501).
 
 Generated, safe to delete and rebuild with `riskconsole load`: `data/console.duckdb`, `data/quarantine.csv`,
 `data/models/`, `reports/`.

@@ -74,13 +74,14 @@ with left:
                 f"**{report['by_action']['review']['events']:,}** · review cost **{fmt(o['review_cost'], 'money')}**")
 with right:
     st.subheader("Money")
+    money = ("fraud_amount_stopped", "good_amount_blocked", "review_cost", "net_benefit")
+    named = {"candidate": candidate.stem, "baseline": baseline.stem if base else None}
     st.dataframe(pd.DataFrame({
         "": ["fraud money stopped", "good money blocked", "review cost", "net benefit"],
-        "amount": [round(o[k]) for k in ("fraud_amount_stopped", "good_amount_blocked", "review_cost", "net_benefit")],
-        **({"baseline": [round(base["overall"][k]) for k in ("fraud_amount_stopped", "good_amount_blocked",
-                                                              "review_cost", "net_benefit")]} if base else {})}),
-        hide_index=True, width="stretch", column_config={c: st.column_config.NumberColumn(format="localized")
-                                                         for c in ("amount", "baseline")})
+        "candidate": [round(o[k]) for k in money],
+        **({"baseline": [round(base["overall"][k]) for k in money]} if base else {})}),
+        hide_index=True, width="stretch", column_config={c: st.column_config.NumberColumn(named[c], format="localized")
+                                                         for c in ("candidate", "baseline")})
 st.subheader("Rules")
 rules = _undefined_said(pd.DataFrame(report["rules"])[["name", "action", "enabled", "hits", "tp", "fp", "precision",
                                                         "recall", "unique_tp"]])
