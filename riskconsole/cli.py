@@ -244,6 +244,8 @@ def cmd_monitor(ws: Workspace, args: argparse.Namespace) -> None:
     print(f"{terminal(result['strategy'])}: window {result['window']['from']}..{result['window']['to']} vs reference "
           f"{result['reference']['from']}..{result['reference']['to']}: {len(found)} incidents, "
           f"{len(result['alerts'])} alerts")
+    for warning in result.get("warnings", []):
+        print(f"  warning: {terminal(warning)}")
     for item in found[:10]:
         print(f"  incident {item['id']}: {terminal(item['summary'])}")
     if len(found) > 10:

@@ -242,6 +242,28 @@ def mature_note(last: date, age: int, reference: date, unit: str = "events", rea
             f"days after they happen); give --to {reference} to include them")
 
 
+def monitor_note(last: date, age: int, window: tuple[date, date], reference: tuple[date, date],
+                 unit: str = "events", reach: float = MATURE_REACH, fraud: bool = False) -> str | None:
+    """The warning of a monitor whose days (`window`, `reference`: first and last day) come after `last`, the last
+    mature day of the labels known by the window's end (the labels a monitor counts); None when every day of the
+    window is mature. Precision, recall and caught money there count the labels that had arrived: the monitor's
+    own per-day maturity keeps them from alerting low, but its charts look calm, and a reference of such days
+    gives loose bands."""
+    def after(first: date, end: date) -> int:
+        return max((end - max(last, first - timedelta(days=1))).days, 0)
+
+    late, days = after(*window), (window[1] - window[0]).days + 1
+    if not late:
+        return None
+    why = f"fraud on {unit} is {reach:.0%} as confirmed as on old {unit}" if fraud else \
+        f"{unit} are {reach:.0%} as labelled as old {unit}"
+    ref_late, ref_days = after(*reference), (reference[1] - reference[0]).days + 1
+    ref = f", and on {ref_late} of the reference's {ref_days} days (their bands are loose)," if ref_late else ""
+    return (f"labels known by {window[1]} are immature after {last} ({why} only {age} days after they happen): "
+            f"precision, recall and caught money on {late} of the window's {days} days{ref} count only the labels "
+            "that had arrived, so they cannot show whether the strategy got worse there")
+
+
 def reading(source: dict, last: date, reach: float = MATURE_REACH) -> str:
     """One line that reads a source's curve: after how many days its labels are mature (and where a backtest
     without --to therefore ends, `last` being the data's last day), or why none is shown."""

@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # entity frames only for entity-level strategies (`entities.p
     import pyarrow as pa  # type names only: a backtest reads DuckDB's results as numpy (issue 14)
     from riskconsole.config import Dataset, Level, Strategy  # imported where used: a cached backtest reads views
     from riskconsole.entities import EntityView
+    from riskconsole.monitor import Periods
 
 EVALUATORS = 6  # interactive windows kept warm (each holds its population's arrays and rule hits)
 RUN_TIME_KEYS = ("business", "engine", "spark")  # dataset.yaml keys read when a report runs: editing them needs no load
@@ -909,8 +910,23 @@ class Session:
         compiled = self.compile(path)
         frame, dataset = self.view(compiled.strategy)
         with self.cursor(compiled.strategy) as cur:
-            return build(cur, compiled, frame, dataset, periods, list(by or []), self.ws.rel(path),
-                         self._monitor_detectors(), self._runner(cur, self.ws.rel(path), compiled))
+            result = build(cur, compiled, frame, dataset, periods, list(by or []), self.ws.rel(path),
+                           self._monitor_detectors(), self._runner(cur, self.ws.rel(path), compiled))
+        return {**result, "warnings": self._monitor_warnings(path, periods)}
+
+    def _monitor_warnings(self, path: str | Path, periods: Periods) -> list[str]:
+        """The monitor's warnings: labels still arriving on days of its window or reference (as of the window's
+        end, when its labels are known), as the backtest's default window reads the label's age curve."""
+        from riskconsole.maturity import mature_last_day, monitor_note
+
+        found = self._mature_label(self._strategy_view(path).level, self.ws.rel(path))
+        known = (periods.window.end - timedelta(microseconds=1)).date()
+        mature = mature_last_day(found[0], known) if found is not None else None
+        if mature is None:
+            return []
+        day = lambda w: (w.start.date(), (w.end - timedelta(microseconds=1)).date())  # noqa: E731
+        note = monitor_note(*mature, day(periods.window), day(periods.reference), found[1], fraud=found[2])
+        return [note] if note else []
 
     def _monitor_detectors(self) -> dict:
         """The first supervised (LightGBM) and the first unsupervised (PyOD) detector of the workspace, and

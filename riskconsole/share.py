@@ -278,7 +278,8 @@ def monitor_html(result: dict) -> str:
     """monitor.html: incidents, KPI bands with alert days, alerts with their top segments, attribution waterfalls, drift."""
     from riskconsole.charts import kpi_band_chart, waterfall_chart
 
-    parts = [f"<h1>Monitor: {esc(result['strategy'])}</h1><p>{esc(_monitor_header(result))}</p>",
+    parts = [f"<h1>Monitor: {esc(result['strategy'])}</h1><p>{esc(_monitor_header(result))}</p>"
+             + "".join(f"<p><strong>Warning:</strong> {esc(w)}</p>" for w in result.get("warnings", [])),
              f"<h2>Incidents ({len(result.get('incidents', []))})</h2><p>Alerts that share a cause (a rule) on days "
              "at most two apart, reported once.</p>" + _table(INCIDENT_HEADERS, _incident_rows(result), numeric_from=len(INCIDENT_HEADERS)),
              "<h2>Daily KPIs against their expected band</h2>"
@@ -303,6 +304,7 @@ def monitor_html(result: dict) -> str:
 def monitor_markdown(result: dict) -> str:
     """monitor.md: the incidents, the alerts and the drift table, for a ticket or a pull request."""
     lines = [f"# Monitor: {md(result['strategy'])}", "", md(_monitor_header(result)) + ".", "",
+             *[f"**Warning:** {md(w)}\n" for w in result.get("warnings", [])],
              f"## Incidents ({len(result.get('incidents', []))})", "",
              _md_table(INCIDENT_HEADERS, _incident_rows(result)), "",
              f"## Alerts ({len(result['alerts'])})", "", _md_table(ALERT_HEADERS, alert_rows(result)), "",

@@ -117,6 +117,40 @@ def test_the_console_defaults_to_the_same_window_and_note(late_ws, monkeypatch):
     assert not at.exception and note in [c.value for c in at.sidebar.caption], [c.value for c in at.sidebar.caption]
 
 
+def test_a_monitor_on_days_whose_labels_are_still_arriving_says_so_on_every_face(late_ws, tmp_path, capsys,
+                                                                                  monkeypatch):
+    """Labels arrive DELAY days late: a monitor of the last two days against the eight before counts only the
+    labels that had arrived on both window days and on the reference's days after the last mature day, and says
+    so in monitor.json, the CLI, monitor.md and the Monitor page (a monitor counts the labels known by its window's
+    end, so its last DELAY days are never mature)."""
+    from conftest import console_page
+
+    ws, _ = late_ws
+    path = ws.strategies_dir / "s.yaml"
+    mature_last = LAST - timedelta(days=DELAY)  # labels known by LAST: every event up to here has its label
+    window, reference = (LAST - timedelta(days=1), LAST), (FIRST, LAST - timedelta(days=2))
+    with Session(ws) as session:
+        result = session.monitor(path, window[0].isoformat(), window[1].isoformat(),
+                                 f"{reference[0]}:{reference[1]}")
+    late_reference = (reference[1] - mature_last).days
+    assert result["warnings"] == [
+        f"labels known by {LAST} are immature after {mature_last} (events are 95% as labelled as old events only "
+        f"{DELAY} days after they happen): precision, recall and caught money on 2 of the window's 2 days, and on "
+        f"{late_reference} of the reference's 8 days (their bands are loose), count only the labels that had arrived, "
+        "so they cannot show whether the strategy got worse there"]
+    out = tmp_path / "mon"
+    assert main(["monitor", str(path), "--workspace", str(ws.root), "--from", window[0].isoformat(), "--to",
+                 window[1].isoformat(), "--reference", f"{reference[0]}:{reference[1]}", "--out", str(out),
+                 "--format", "json,md"]) in (0, None)
+    assert f"warning: {result['warnings'][0]}" in capsys.readouterr().out
+    from riskconsole.escape import markdown
+
+    assert markdown(result["warnings"][0]) in (out / "monitor.md").read_text()
+    at = console_page(monkeypatch, ws.root, "monitor_page")
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("are immature after" in w.value for w in at.warning), [w.value for w in at.warning]
+
+
 def test_the_maturity_rule_is_not_fooled_by_the_last_few_old_days(tmp_path):
     """Labels arriving within 4 days on 40 days of 15 events a day: mature after 4 days (the oldest days hold a
     handful of events each; a plateau taken from them alone once said 17)."""

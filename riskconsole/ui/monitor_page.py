@@ -16,7 +16,7 @@ import altair as alt
 
 from riskconsole.charts import estimate_chart, kpi_band_chart, waterfall_chart
 from riskconsole.escape import markdown as md
-from riskconsole.monitor import METRICS, RULE_HITS, incident_row
+from riskconsole.monitor import METRICS, MIN_REFERENCE_DAYS, RULE_HITS, incident_row
 from riskconsole.session import Session
 from riskconsole.share import ALERT_HEADERS, alert_rows
 from riskconsole.ui.common import results_version, guard, open_page, pick_strategy, strategy_text
@@ -197,7 +197,11 @@ top = st.columns([2, 2, 2, 3])
 with top[0]:
     path = pick_strategy(ws, "Strategy as deployed", "monitor_strategy", default="baseline")
 with top[1]:
+    # the last 28 days against the 28 before; data shorter than 56 days: what is left after 28 days of reference,
+    # or at least MIN_REFERENCE_DAYS of it (the day pickers refuse a default past the data's last day)
     default_from = max(lo + timedelta(days=28), hi - timedelta(days=27))
+    if default_from > hi:
+        default_from = min(max(lo + timedelta(days=MIN_REFERENCE_DAYS), lo + (hi - lo) / 2), hi)
     window = st.date_input("Window", value=(default_from, hi), min_value=lo, max_value=hi, key="monitor_window")
 with top[2]:
     custom = st.toggle("Custom reference", key="monitor_custom_ref",
@@ -224,6 +228,8 @@ st.caption(f"Window {result['window']['from']} … {result['window']['to']} agai
            f"Same numbers as `riskconsole monitor {ws.rel(path)} --from {result['window']['from']} --to "
            f"{result['window']['to']}" + (f" --reference {ref_text}" if ref_text else "")
            + "".join(f" --by {b}" for b in by) + "`.")
+for warning in result.get("warnings", []):  # labels still arriving: the same text the CLI prints
+    st.warning(warning, icon="⚠️")
 drifted = [d for d in result["drift"] if d["drifted"]]
 tiles = st.columns(4)
 tiles[0].metric("incidents", f"{len(result['incidents']):,}", border=True,
