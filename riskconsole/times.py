@@ -3,6 +3,7 @@
 A time never gets guessed: without `time_format` only ISO-8601 text is a time (DuckDB's own cast accepts
 `1/1/15 0:00` as year 1), an offset or zone name is converted to UTC, and a time outside
 `ACCEPTED_RANGE` is quarantined (one far-future date would make every daily series millions of days long).
+A `time_format` entry `ISO-8601` is that same ISO reading, so a list can mix it with strptime formats.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ ACCEPTED_RANGE = ("1970-01-01", "2100-01-01")  # [low, high): the one place the 
 ACCEPTED_TEXT = f"{ACCEPTED_RANGE[0]}..{date.fromisoformat(ACCEPTED_RANGE[1]) - timedelta(days=1)}"  # both days in
 TEMPORAL = ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "DATE")
 ISO_PATTERN = r"\d{4}-\d{2}-\d{2}([T ].*)?"
+# The time_format entry meaning "read as the load reads without time_format": no list of strptime formats reads
+# every ISO variant DuckDB's cast reads (offsets, Z, zone names, dates alone), so a column mixing ISO times with
+# another layout needs [ISO-8601, '%d/%m/%Y %H:%M']. Any case is accepted; formats_of gives this spelling.
+ISO = "ISO-8601"
 COMMON_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S%z",
                   "%m/%d/%y %H:%M", "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M",
                   "%d/%m/%y %H:%M", "%m/%d/%y", "%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y",
@@ -32,33 +37,43 @@ COMMON_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z
 
 
 def formats_of(time_format: TimeFormat, column: str | None = None) -> list[str]:
-    """The formats `time_format` gives `column` (empty: ISO-8601 only). A map gives each column its own formats;
-    without `column`, every format it names (to check them all)."""
+    """The formats `time_format` gives `column` (empty: ISO-8601 only), `ISO-8601` in any case spelled `ISO`. A map
+    gives each column its own formats; without `column`, every format it names (to check them all)."""
     if isinstance(time_format, dict):
         if column is None:
             return list(dict.fromkeys(f for v in time_format.values() for f in formats_of(v)))
         return formats_of(time_format.get(column))
     if time_format is None:
         return []
-    return [time_format] if isinstance(time_format, str) else list(time_format)
+    listed = [time_format] if isinstance(time_format, str) else list(time_format)
+    return [ISO if f.upper() == ISO else f for f in listed]
+
+
+DIRECTIVE = re.compile(r"(?<!%)(?:%%)*%[^%]")  # a strptime directive (`%%` is a literal percent sign)
 
 
 def check_formats(con: duckdb.DuckDBPyConnection, formats: list[str], label: str) -> None:
-    """Every format is one DuckDB's strptime understands."""
+    """Every format is `ISO-8601` or one DuckDB's strptime understands. A text without a directive is refused too:
+    DuckDB takes 'ISO8601' or 'RFC3339' as literal text that no time matches, quarantining every row."""
+    fix = "e.g. '%m/%d/%y %H:%M', or ISO-8601 for ISO-8601 times"
     for fmt in formats:
+        if fmt == ISO:
+            continue
+        if not DIRECTIVE.search(fmt):
+            raise ConfigError(f"{label}: time_format: '{fmt}' is not a strptime format (it has no %-directive, so "
+                              f"it reads no time); {fix}")
         try:
             con.execute(render(fill("SELECT try_strptime('', :f)", f=lit(fmt))))
         except duckdb.Error as err:
             detail = str(err).splitlines()[0].split(": ", 1)[-1]
-            raise ConfigError(f"{label}: time_format: '{fmt}' is not a strptime format ({detail}); "
-                              "e.g. '%m/%d/%y %H:%M'") from None
+            raise ConfigError(f"{label}: time_format: '{fmt}' is not a strptime format ({detail}); {fix}") from None
 
 
 def described(formats: list[str]) -> str:
-    """How a reason names what was tried."""
-    if not formats:
+    """How a reason names what was tried: `a time in time_format ISO-8601 or '%d/%m/%Y %H:%M'`."""
+    if not formats or formats == [ISO]:
         return "an ISO-8601 time (e.g. 2026-01-05 13:45:00; set time_format: for other layouts)"
-    return "a time in time_format " + " or ".join(f"'{f}'" for f in formats)
+    return "a time in time_format " + " or ".join(f if f == ISO else f"'{f}'" for f in formats)
 
 
 # A numeric UTC offset after a clock time: +HH, +HHMM or +HH:MM. Real offsets lie within ±14:00 with minutes
@@ -78,23 +93,31 @@ def impossible_offset(text: exp.Expression) -> exp.Expression:
 ZONED = re.compile(r"(?<!%)(?:%%)*%[zZ]")  # a strptime format reading an offset or a zone name
 
 
+def _kind(fmt: str) -> str:
+    return "iso" if fmt == ISO else "zoned" if ZONED.search(fmt) else "plain"
+
+
 def parse_text(text: exp.Expression, formats: list[str]) -> exp.Expression:
-    """UTC TIMESTAMP of a text time, NULL where it does not parse (or names an impossible UTC offset)."""
+    """UTC TIMESTAMP of a text time, NULL where it does not parse (or names an impossible UTC offset); `formats`
+    as `formats_of` gives them (empty: ISO-8601 only)."""
     trimmed = fill("trim(:t)", t=text)
-    if formats:
-        # formats with a UTC offset or zone and formats without are never tried in one call: DuckDB 2.0.1's
-        # try_strptime(t, [f1, f2]) gives a row parsed by a format without %z the UTC offset of an earlier row of
-        # its chunk parsed with %z ('2026-03-02 04:00:00' after '… +05:00' read as 23:00 the day before). Each run
-        # of formats of one kind is one call, the runs tried in the list's order (the first format that parses wins)
-        runs = [list(run) for _, run in itertools.groupby(formats, key=lambda f: bool(ZONED.search(f)))]
-        tried = [fill("CAST(try_strptime(:t, :f) AS TIMESTAMPTZ)", t=trimmed, f=exp.Array(expressions=[lit(f) for f in g]))
-                 for g in runs]
-        parsed = tried[0] if len(tried) == 1 else exp.Coalesce(this=tried[0], expressions=tried[1:])
-        value = fill("CAST(:p AS TIMESTAMP)", p=parsed)
-        return fill("CASE WHEN NOT :bad THEN :v END", bad=impossible_offset(trimmed), v=value)
-    iso = fill("regexp_full_match(:t, :re)", t=trimmed, re=lit(ISO_PATTERN))
-    cast = fill("CAST(TRY_CAST(:t AS TIMESTAMPTZ) AS TIMESTAMP)", t=trimmed)
-    return fill("CASE WHEN :iso AND NOT :bad THEN :cast END", iso=iso, bad=impossible_offset(trimmed), cast=cast)
+    # formats with a UTC offset or zone and formats without are never tried in one call: DuckDB 2.0.1's
+    # try_strptime(t, [f1, f2]) gives a row parsed by a format without %z the UTC offset of an earlier row of
+    # its chunk parsed with %z ('2026-03-02 04:00:00' after '… +05:00' read as 23:00 the day before). Each run
+    # of formats of one kind (ISO-8601 being a kind of its own) is one try, the runs tried in the list's order (the
+    # first format that parses wins)
+    runs = [list(run) for _, run in itertools.groupby(formats or [ISO], key=_kind)]
+    tried = [_tried(trimmed, run) for run in runs]
+    parsed = tried[0] if len(tried) == 1 else exp.Coalesce(this=tried[0], expressions=tried[1:])
+    return fill("CASE WHEN NOT :bad THEN CAST(:p AS TIMESTAMP) END", bad=impossible_offset(trimmed), p=parsed)
+
+
+def _tried(trimmed: exp.Expression, run: list[str]) -> exp.Expression:
+    """TIMESTAMPTZ of one run of formats of one kind, NULL where none parses."""
+    if run[0] == ISO:  # ISO-shaped text only: DuckDB's cast alone reads '1/1/15 0:00' as the year 1
+        return fill("CASE WHEN regexp_full_match(:t, :re) THEN TRY_CAST(:t AS TIMESTAMPTZ) END", t=trimmed,
+                    re=lit(ISO_PATTERN))
+    return fill("CAST(try_strptime(:t, :f) AS TIMESTAMPTZ)", t=trimmed, f=exp.Array(expressions=[lit(f) for f in run]))
 
 
 def parse_typed(column: exp.Expression, raw_type: str, text: exp.Expression, formats: list[str]) -> exp.Expression:

@@ -293,3 +293,57 @@ def test_the_first_format_that_parses_wins_even_across_zoned_and_plain_formats(f
     con.execute("SET TimeZone = 'UTC'")
     got = con.execute("SELECT " + render(parse_text(exp.Literal.string("2026-03-02 04:00:00 EST"), formats)))
     assert got.fetchall() == [(want,)]
+
+
+ISO_AND_DAY_FIRST = ["2026-01-05T10:00:00+02:00", "2026-01-05T10:00:00Z", "2026-01-05 10:00:00", "2026-01-05",
+                     "2026-07-05 10:00:00 Europe/Berlin", "2026-01-05T23:30:00-0330", "31/01/2026 03:48",
+                     "13/02/2026 00:00"]
+
+
+def _utc(text: str) -> datetime:
+    """The UTC time of one of ISO_AND_DAY_FIRST, by Python's own parsers (not DuckDB's)."""
+    from zoneinfo import ZoneInfo
+
+    if "/" in text[:3]:
+        return datetime.strptime(text, "%d/%m/%Y %H:%M")
+    if text.endswith("Berlin"):
+        local, zone = text.rsplit(" ", 1)
+        parsed = datetime.fromisoformat(local).replace(tzinfo=ZoneInfo(zone))
+    else:
+        parsed = datetime.fromisoformat(text)
+    return parsed.astimezone(timezone.utc).replace(tzinfo=None) if parsed.tzinfo else parsed
+
+
+@pytest.mark.parametrize("time_format", [["ISO-8601", "%d/%m/%Y %H:%M"], ["%d/%m/%Y %H:%M", "iso-8601"],
+                                         {"ts": ["Iso-8601", "%d/%m/%Y %H:%M"]}])
+def test_iso_8601_in_a_time_format_list_reads_every_iso_variant_beside_another_layout(tmp_path, time_format):
+    """A column of ISO times (offsets, Z, naive, dates alone, zone names) and 2% day-first times: no list of
+    strptime formats reads every ISO variant, so `ISO-8601` is an entry of its own (any case), tried in the list's
+    order. 2,400 rows: ISO and strptime runs cross DuckDB's 2,048-row chunks. Checked against Python's parsers."""
+    texts = ISO_AND_DAY_FIRST * 300
+    ws = _ws(tmp_path, [_row(i, t) for i, t in enumerate(texts)], time_format=time_format)
+    result = load(ws)
+    assert (result.loaded, result.quarantined, result.warnings) == (len(texts), 0, [])
+    assert dict(query(ws, "SELECT event_id, ts FROM events")) == {f"e{i}": _utc(t) for i, t in enumerate(texts)}
+
+
+def test_a_reason_names_iso_8601_among_the_formats_tried(tmp_path):
+    ws = _ws(tmp_path, [_row(0, "2026-01-05 10:00:00"), _row(1, "31.01.2026")],
+             time_format=["iso-8601", "%d/%m/%Y %H:%M"])
+    load(ws)
+    assert query(ws, "SELECT event_id, reason FROM quarantine") == [
+        ("e1", "ts: not a time in time_format ISO-8601 or '%d/%m/%Y %H:%M'")]
+
+
+@pytest.mark.parametrize("time_format, bad", [("ISO8601", "ISO8601"), (["ISO-8601", "iso"], "iso"),
+                                              ({"label_ts": ["RFC3339"]}, "RFC3339")])
+def test_a_keyword_that_is_not_iso_8601_is_a_one_line_error(tmp_path, time_format, bad):
+    """DuckDB's strptime takes a text without a %-directive as literal text no time matches: every row would be
+    quarantined, so such a format is refused, pointing at ISO-8601."""
+    ws = _ws(tmp_path, [_row(0, "2026-03-01 10:00:00")], time_format=time_format)
+    with pytest.raises(RiskConsoleError) as err:
+        load(ws)
+    assert str(err.value).startswith(f"data/dataset.yaml: time_format: '{bad}' is not a strptime format (it has no "
+                                     "%-directive")
+    assert "or ISO-8601 for ISO-8601 times" in str(err.value) and "\n" not in str(err.value)
+    assert not ws.db_path.exists()
