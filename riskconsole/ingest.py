@@ -346,27 +346,50 @@ def _time_warning(staged: Staged, checked: Checked, part: Part, column: str, whe
                                               failed=_failed(column, "TIMESTAMP", staged.raw_types()[column])))
     if not read or n / read <= WARN_SHARE:
         return None
-    fmt = times.suggest_format(staged.con, values) if values else None
+    current = times.formats_of(part.time_format, column)
+    fmt = times.suggest_format(staged.con, values, current or [times.ISO]) if values else None
     fix = f"try {_format_for(staged, part, column, fmt)} in the dataset" if fmt else \
         "set time_format: to the layout of these values"
-    tried = times.described(times.formats_of(part.time_format, column))
+    tried = times.described(current)
     return (f"{checked.label}: {where}: {n:,} of {read:,} rows ({n / read:.1%}) quarantined because '{column}' is "
             f"not {tried} or is outside {times.ACCEPTED_TEXT}, e.g. {_shown(values)}: {fix}")
 
 
 def _format_for(staged: Staged, part: Part, column: str, fmt: str) -> str:
-    """The `time_format:` to write: the format alone when it also reads every other text time of the source (or
-    there is none) and no map is set; else a map entry for `column`, so the other time columns keep parsing."""
+    """The `time_format:` to write for `column`, keeping what parses: when its current formats (none: ISO-8601) read
+    some of its rows, those formats then `fmt` (a format given replaces ISO-8601 reading, so `fmt` alone would
+    quarantine the rows that load now, and the next load would suggest ISO back). Written alone when it also reads
+    every other text time of the source (or there is none) and no map is set; else as a map, the column's entry
+    beside what the other time columns are read with now, so the line can replace the dataset's `time_format:`."""
     raw = staged.raw_types()
     others = [c for c, t in target_types(part).items()
               if t == "TIMESTAMP" and c != column and raw[c].upper() not in times.TEMPORAL]
-    broken = [fill("nullif(trim(:t), '') IS NOT NULL AND :p IS NULL", t=text, p=times.parse_text(text, [fmt]))
-              for text in (raw_text(c, raw[c]) for c in others)]
-    plain = not broken or not any(staged.counts(broken))
-    if plain and not isinstance(part.time_format, dict):
-        return f"time_format: '{fmt}'"
+    cast = ident(cast_name(column))
+    choices = (times.formats_of(part.time_format, column) or [times.ISO]) + [fmt], [fmt]
+    parsing = fill(":c IS NOT NULL AND NOT (:out)", c=cast, out=times.out_of_range(cast))
+    counted = staged.counts([parsing] + [_unread(raw_text(c, raw[c]), f) for f in choices for c in others])
+    keep = counted[0] > 0
+    formats = choices[0] if keep else choices[1]
+    unread = counted[1:1 + len(others)] if keep else counted[1 + len(others):]
+    if not any(unread) and not isinstance(part.time_format, dict):
+        return f"time_format: {_yaml_formats(formats)}"
+    now = part.time_format if isinstance(part.time_format, dict) else dict.fromkeys(others, part.time_format)
+    entries = {**{c: times.formats_of(f) for c, f in now.items() if times.formats_of(f)}, column: formats}
+    mapped = ", ".join(f"{_yaml_key(c)}: {_yaml_formats(f)}" for c, f in entries.items())
     where = "" if part.kind == "events" else f" under {part.where}"
-    return f"time_format: {{{_yaml_key(column)}: '{fmt}'}}{where}"
+    return f"time_format: {{{mapped}}}{where}"
+
+
+def _unread(text: exp.Expression, formats: list[str]) -> exp.Expression:
+    """True where a non-empty text time does not parse with `formats`."""
+    return fill("nullif(trim(:t), '') IS NOT NULL AND :p IS NULL", t=text, p=times.parse_text(text, formats))
+
+
+def _yaml_formats(formats: list[str]) -> str:
+    """Formats as YAML: one alone, several as a flow list; `ISO-8601` bare, strptime formats single-quoted (a
+    leading `%` cannot start a plain YAML scalar)."""
+    written = [f if f == times.ISO else "'" + f.replace("'", "''") + "'" for f in formats]
+    return written[0] if len(written) == 1 else f"[{', '.join(written)}]"
 
 
 def _yaml_key(name: str) -> str:

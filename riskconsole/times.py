@@ -141,16 +141,15 @@ def range_reason(column: str, value: exp.Expression) -> exp.Expression:
                 b=lit(f" is outside the accepted range {ACCEPTED_TEXT}"))
 
 
-def suggest_format(con: duckdb.DuckDBPyConnection, samples: list[str]) -> str | None:
-    """The common format that parses the most of `samples` into the accepted range (None if none parses any)."""
-    best, best_n = None, 0
-    values = exp.Array(expressions=[lit(s.strip()) for s in samples])
-    for fmt in COMMON_FORMATS:
-        parsed = fill("try_strptime(v, :f)", f=lit(fmt))
-        query = fill("SELECT count(*) FILTER (p IS NOT NULL AND NOT (:bad)) FROM "
-                     "(SELECT CAST(CAST(:p AS TIMESTAMPTZ) AS TIMESTAMP) AS p FROM (SELECT unnest(:vs) AS v))",
-                     p=parsed, vs=values, bad=out_of_range(exp.column("p")))
-        n = con.execute(render(query)).fetchall()[0][0]
-        if n > best_n:
-            best, best_n = fmt, n
-    return best
+def suggest_format(con: duckdb.DuckDBPyConnection, samples: list[str], tried: list[str] | tuple[str, ...] = ()
+                   ) -> str | None:
+    """The format (ISO-8601 or a common one, not one `tried` already) that parses the most of `samples` into the
+    accepted range as the load parses them (None if none parses any; a tie goes to the first in that order)."""
+    candidates = [f for f in (ISO, *COMMON_FORMATS) if f not in tried]
+    parsed = [parse_text(exp.column("v"), [f]) for f in candidates]
+    counts = [fill("count(*) FILTER (:p IS NOT NULL AND NOT (:bad))", p=p, bad=out_of_range(p)) for p in parsed]
+    values = exp.Array(expressions=[lit(s) for s in samples])
+    query = exp.select(*counts).from_(fill("(SELECT unnest(:vs) AS v)", vs=values))
+    found = con.execute(render(query)).fetchall()[0]
+    best = max(range(len(candidates)), key=lambda i: (found[i], -i), default=None)
+    return candidates[best] if best is not None and found[best] else None

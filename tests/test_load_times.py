@@ -47,7 +47,8 @@ def test_spreadsheet_times_are_quarantined_not_read_as_year_one(tmp_path):
     [warning] = result.warnings
     assert warning.startswith("data/dataset.yaml: columns.time: 3 of 4 rows (75.0%) quarantined")
     assert "'1/1/15 0:00', '2/24/15 22:55', '12/31/15 23:59'" in warning
-    assert "try time_format: '%m/%d/%y %H:%M'" in warning and "\n" not in warning
+    # the ISO row loads now: the suggestion keeps reading it (the format alone would quarantine it)
+    assert "try time_format: [ISO-8601, '%m/%d/%y %H:%M'] in the dataset" in warning and "\n" not in warning
 
 
 def test_time_format_parses_every_time_column(tmp_path):
@@ -245,7 +246,7 @@ def test_the_cli_prints_the_time_warning(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert "read 4 = loaded 1 + quarantined 3" in out
     warnings = [line for line in err.splitlines() if line.startswith("warning: ")]
-    assert len(warnings) == 1 and "try time_format: '%m/%d/%y %H:%M'" in warnings[0]
+    assert len(warnings) == 1 and "try time_format: [ISO-8601, '%m/%d/%y %H:%M']" in warnings[0]
 
 
 @pytest.mark.parametrize("amount", ["1e308", "-1e16"])
@@ -347,3 +348,23 @@ def test_a_keyword_that_is_not_iso_8601_is_a_one_line_error(tmp_path, time_forma
                                      "%-directive")
     assert "or ISO-8601 for ISO-8601 times" in str(err.value) and "\n" not in str(err.value)
     assert not ws.db_path.exists()
+
+
+@pytest.mark.parametrize("time_format, label_ts", [(None, "2026-03-04"), ({"label_ts": "%d.%m.%Y"}, "04.03.2026")])
+def test_the_suggested_time_format_applied_verbatim_loads_every_row(tmp_path, time_format, label_ts):
+    """An export of ISO times (offsets, Z, zone names) and 2% `01/01/2026 03:48`: the warning used to suggest the
+    day-first format alone, which quarantined the ISO 98% (a format replaces ISO reading), and the next load
+    suggested an ISO format back. The suggestion keeps what parses: its line, pasted over dataset.yaml's
+    `time_format:` (a map keeps the other column's entry), loads every row with no warning."""
+    texts = ["2026-01-05T10:00:00+02:00", "2026-01-05T10:00:00Z", "2026-01-05 10:00:00 Europe/Berlin"] * 17 + [
+        "31/01/2026 03:48"]
+    rows = [_row(i, t, label_ts if i % 5 == 0 else "") for i, t in enumerate(texts)]
+    spec = {"time_format": time_format} if time_format else {}
+    ws = _ws(tmp_path, rows, **spec)
+    [warning] = load(ws).warnings
+    suggested = warning.rsplit(": try ", 1)[1].removesuffix(" in the dataset")
+    dataset = yaml.safe_load((ws.root / "data" / "dataset.yaml").read_text())
+    (ws.root / "data" / "dataset.yaml").write_text(yaml.safe_dump({**dataset, **yaml.safe_load(suggested)}))
+    result = load(ws)
+    assert (result.loaded, result.quarantined, result.warnings) == (len(texts), 0, [])
+    assert query(ws, "SELECT ts FROM events WHERE event_id = 'e51'") == [(datetime(2026, 1, 31, 3, 48),)]
