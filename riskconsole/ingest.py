@@ -21,7 +21,7 @@ from typing import Any, Callable
 import duckdb
 from sqlglot import exp
 
-from riskconsole import times
+from riskconsole import ragged, times
 from riskconsole.errors import DataError
 from riskconsole.escape import FORMULA_LEADING, FORMULA_START, csv_cell, terminal
 from riskconsole.features import build_frame
@@ -492,7 +492,13 @@ def _untyped_warning(staged: Staged, checked: Checked, part: Part) -> str | None
 def load_part(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, progress: Progress) -> tuple[int, int, list[str]]:
     """Stage and publish one source; (read, loaded, warnings)."""
     progress(f"reading {len(part.files)} file(s) of {part.lead}{part.source} ...")
-    _stage(con, part)
+    try:
+        _stage(con, part)
+    except duckdb.Error as err:  # a ragged CSV line past the rows DuckDB sniffed: named by its file and line
+        said = ragged.explain(con, err, checked.shown) if part.fmt == "csv" else None
+        if said is None:
+            raise
+        raise DataError(f"{checked.label}: {said}") from None
     read, loaded = con.execute("SELECT count(*), count(*) FILTER (__reason IS NULL) FROM _staged").fetchall()[0]
     if loaded == 0:
         reasons = con.execute("SELECT __reason, count(*) FROM _staged GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 2").fetchall()

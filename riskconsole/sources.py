@@ -20,7 +20,7 @@ from typing import Any, Callable, Protocol
 import duckdb
 from sqlglot import exp
 
-from riskconsole import times
+from riskconsole import ragged, times
 from riskconsole.config import Dataset, Stream, Table
 from riskconsole.errors import DataError, RiskConsoleError
 from riskconsole.features import build_frame
@@ -140,6 +140,7 @@ class Checked:
     types: dict[str, str]
     parts: list[Part] = field(default_factory=list)
     scratch: Any = None  # the temporary folder of a URI source's samples (removed once this is dropped)
+    shown: Callable[[str], str] = str  # a source file's path as errors name it (workspace-relative)
 
 
 def _json_read_type(sniffed: str, declared: str | None) -> str:
@@ -535,6 +536,11 @@ def _check_present(part: Part, wanted: list[tuple[str, str | None]], label: str)
 def _check_columns(part: Part, dataset: Dataset, label: str) -> None:
     """Role, typed and renamed columns of one part exist in its source."""
     _check_types(part, label)
+    _check_present(part, _wanted(part, dataset), label)
+
+
+def _wanted(part: Part, dataset: Dataset) -> list[tuple[str, str | None]]:
+    """(where the dataset file names it, column) of every source column the dataset maps, types or renames."""
     if part.kind == "events":
         roles = dataset.columns
         wanted = [(f"columns.{k}", getattr(roles, k)) for k in EVENT_ROLES]
@@ -551,7 +557,7 @@ def _check_columns(part: Part, dataset: Dataset, label: str) -> None:
         if table.range:
             wanted += [("range.low", table.range.low), ("range.high", table.range.high)]
         wanted += [("rename", c) for c in table.rename]
-    _check_present(part, wanted + [(f"types.{c}", c) for c in part.declared], label)
+    return wanted + [(f"types.{c}", c) for c in part.declared]
 
 
 def _check_valid_from(con: duckdb.DuckDBPyConnection, part: Part, table: Table, label: str) -> None:
@@ -764,10 +770,20 @@ def _parts(ws: Workspace, con: duckdb.DuckDBPyConnection, dataset: Dataset, labe
     return parts
 
 
-def _check_part(con: duckdb.DuckDBPyConnection, part: Part, dataset: Dataset, label: str) -> None:
-    """Names, columns, time formats of one source; its empty table is created for binding the features."""
+def _check_part(con: duckdb.DuckDBPyConnection, part: Part, dataset: Dataset, label: str,
+                shown: Callable[[str], str] = str) -> None:
+    """Names, columns, time formats of one source; its empty table is created for binding the features. A mapped
+    column missing from a local CSV source because a ragged line threw DuckDB's sniffer off is refused naming that
+    line (`ragged.misread`)."""
     _check_names(part, label)
-    _check_columns(part, dataset, label)
+    try:
+        _check_columns(part, dataset, label)
+    except DataError:
+        missing = [c for _, c in _wanted(part, dataset) if c and c not in part.types]
+        said = ragged.misread(con, part.files, missing, shown) if part.fmt == "csv" and not part.remote else None
+        if said is None:
+            raise
+        raise DataError(f"{label}: {said}") from None
     prefix = label if part.kind == "events" else f"{label}: {part.where}"
     times.check_formats(con, times.formats_of(part.time_format), prefix)
     if isinstance(part.time_format, dict):
@@ -814,17 +830,18 @@ def check_dataset(ws: Workspace, dataset_path: str | Path | None = None, trusted
             for part in parts:
                 _check_inside(ws, part, label)
         for part in parts:
-            _check_part(con, part, dataset, label)
+            _check_part(con, part, dataset, label, ws.rel)
         build_frame(con, dataset, label)  # parses and binds every feature over the real schema (no rows)
         for part in parts:
             _check_not_empty(con, part, label, remote)
         _check_outcome_roles(con, parts[0], dataset, label)
-    except duckdb.Error as err:
-        raise DataError(f"{label}: {str(err).splitlines()[0]}") from None
+    except duckdb.Error as err:  # a ragged CSV line the sniffer or a check's read met: named by file and line
+        raise DataError(f"{label}: {ragged.explain(con, err, ws.rel) or str(err).splitlines()[0]}") from None
     finally:
         con.close()
     events = parts[0]
-    return Checked(dataset, path, label, events.files, events.fmt, events.types, parts, folder[0] if folder else None)
+    return Checked(dataset, path, label, events.files, events.fmt, events.types, parts, folder[0] if folder else None,
+                   ws.rel)
 
 
 def _is_time(dtype: str) -> bool:

@@ -1,0 +1,130 @@
+"""Rows of a CSV file with more or fewer fields than its header: found and named by file and line.
+
+DuckDB meets such a row in one of three ways, none of which names it usefully: in the rows its sniffer samples
+(the first 20,480 or so) the row can make the sniffer give up ("Error when sniffing file") or pick another dialect
+(a `;` file read as `,`-separated, its header taken for a line to skip), so the mapped columns seem missing; after
+those rows the read fails ("CSV Error on Line: N"). Each is explained here by sniffing the file again tolerantly
+(`ignore_errors`, which sniffs past the odd rows) and reading it with that dialect into DuckDB's reject tables: the
+first ragged line, its field count against the header's, and how many such lines there are. Only a load that
+already failed is explained: what loads today loads the same.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from itertools import count
+from typing import Any, Callable
+
+import duckdb
+
+from riskconsole.escape import printable
+
+Shown = Callable[[str], str]  # a file's path as the user should see it (workspace-relative)
+_TABLES = count()
+_NONE = ("(empty)", "")
+
+
+@dataclass(frozen=True)
+class Ragged:
+    """The first line of a CSV file whose field count is not its header's, and how many lines are so."""
+
+    file: str
+    line: int
+    found: int
+    expected: int
+    sep: str
+    lines: int = 1
+
+    def message(self, shown: Shown) -> str:
+        """One line: the file, the line, the counts and the fix."""
+        more = f" (and {self.lines - 1:,} more line(s) like it)" if self.lines > 1 else ""
+        sep = printable(self.sep)
+        fix = (f"quote the field that holds '{sep}' or remove the extra field"
+               if self.found > self.expected else "add the missing field (an empty one is fine) or remove the line")
+        return (f"{shown(self.file)}: line {self.line} has {self.found} fields where the header has "
+                f"{self.expected} (fields separated by '{sep}'){more}: {fix}")
+
+
+def tolerant_dialect(con: duckdb.DuckDBPyConnection, path: str) -> dict[str, Any] | None:
+    """The dialect DuckDB's sniffer finds in a file when told to pass over rows that do not fit (None if it finds
+    none): delimiter, quote, escape, lines skipped, header and column names."""
+    from riskconsole.sources import literal_file  # sources imports this module
+
+    try:
+        row = con.execute("SELECT Delimiter, Quote, Escape, SkipRows, HasHeader, Columns FROM "
+                          "sniff_csv($f, ignore_errors = true)", {"f": literal_file(path)}).fetchall()[0]
+    except (duckdb.Error, IndexError):
+        return None
+    return {"delim": row[0], "quote": "" if row[1] in _NONE else row[1], "escape": "" if row[2] in _NONE else row[2],
+            "skip": int(row[3]), "header": bool(row[4]), "columns": [c["name"] for c in row[5]]}
+
+
+def first_ragged(con: duckdb.DuckDBPyConnection, path: str, dialect: dict[str, Any]) -> Ragged | None:
+    """The first line of `path` whose field count is not the header's when read with `dialect` (one read of the
+    whole file into DuckDB's reject tables), None when there is none."""
+    from riskconsole.sources import literal_file  # sources imports this module
+
+    n = next(_TABLES)
+    errors, scans = f"_ragged_errors_{n}", f"_ragged_scans_{n}"
+    options = {k: dialect[k] for k in ("delim", "quote", "escape", "skip", "header")}
+    try:
+        con.execute(f"SELECT count(*) FROM read_csv($f, delim = $delim, quote = $quote, escape = $escape, "
+                    f"skip = $skip, header = $header, all_varchar = true, hive_partitioning = false, "
+                    f"store_rejects = true, rejects_table = '{errors}', rejects_scan = '{scans}')",
+                    {"f": literal_file(path), **options}).fetchall()
+        rows = con.execute(f"SELECT line, error_message, count(*) OVER () FROM {errors} WHERE error_type IN "
+                           "('TOO MANY COLUMNS', 'MISSING COLUMNS') ORDER BY line LIMIT 1").fetchall()
+    except duckdb.Error:
+        return None
+    finally:
+        for table in (errors, scans):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+    if not rows:
+        return None
+    line, said, lines = rows[0]
+    counts = _COUNTS.search(said or "")
+    if counts is None:
+        return None
+    return Ragged(path, int(line), int(counts.group(2)), int(counts.group(1)), dialect["delim"], int(lines))
+
+
+_COUNTS = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
+_READ_FILE = re.compile(r"^\s*file = (.+)$", re.MULTILINE)
+_SNIFFED_FILE = re.compile(r'Error when sniffing file "(.+?)"')
+
+
+def explain(con: duckdb.DuckDBPyConnection, err: BaseException, shown: Shown) -> str | None:
+    """What to say for DuckDB's refusal of a CSV file holding a ragged line, where the read failed on that line
+    ("CSV Error on Line") or the sniffer found no dialect because of it; None for any other error."""
+    text = str(err)
+    read = _READ_FILE.search(text) if "CSV Error on Line" in text else None
+    sniffed = _SNIFFED_FILE.search(text)
+    if read is None and sniffed is None:
+        return None
+    path = (read or sniffed).group(1).strip()
+    dialect = tolerant_dialect(con, path)
+    found = first_ragged(con, path, dialect) if dialect else None
+    if found is not None:
+        return found.message(shown)
+    counts = _COUNTS.search(text)
+    line = re.search(r"CSV Error on Line: (\d+)", text)
+    if read is not None and counts and line:  # the reject tables did not see it: DuckDB's own numbers
+        sep = re.search(r"^\s*delimiter = (\S+)", text, re.MULTILINE)
+        return Ragged(path, int(line.group(1)), int(counts.group(2)), int(counts.group(1)),
+                      sep.group(1) if sep else ",").message(shown)
+    return None
+
+
+def misread(con: duckdb.DuckDBPyConnection, files: list[str], missing: list[str], shown: Shown) -> str | None:
+    """Why mapped columns seem missing from a CSV source when a ragged line threw DuckDB's sniffer off (a `;` file
+    read as `,`-separated, its header skipped): the first file whose tolerant sniff finds a header holding every
+    `missing` column and that holds a ragged line, named by it; None when no file is so (the column is missing)."""
+    for path in files:
+        dialect = tolerant_dialect(con, path)
+        if dialect is None or not dialect["header"] or not set(missing) <= set(dialect["columns"]):
+            continue
+        found = first_ragged(con, path, dialect)
+        if found is not None:
+            return found.message(shown)
+    return None

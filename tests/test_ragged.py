@@ -1,0 +1,147 @@
+"""A CSV line with more or fewer fields than its header is refused in one line naming the file, the line, the field
+counts and the fix, wherever in the file it is; nothing changes. DuckDB meets such a line three ways (its sniffer
+picks another dialect, its sniffer gives up, or the read fails past the sniffed rows): each is checked to happen
+here, so every one is covered."""
+
+from __future__ import annotations
+
+import hashlib
+
+import duckdb
+import pytest
+import yaml
+
+from riskconsole.cli import main
+from riskconsole.errors import RiskConsoleError
+from riskconsole.ingest import load
+from riskconsole.workspace import Workspace
+
+HEADER = ("Order ID;Created At;CustomerId;Device;Merchant;Amount (EUR);Sales Channel;Ship Country;Fraud Flag;"
+          "Chargeback Date")
+DATASET = {
+    "source": "data/Orders Export.csv", "decimal_separator": ",", "time_format": {"Chargeback Date": "%d.%m.%Y"},
+    "label_values": {"yes": 1, "no": 0},
+    "columns": {"id": "Order ID", "time": "Created At", "label": "Fraud Flag", "label_time": "Chargeback Date",
+                "amount": "Amount (EUR)", "entities": ["CustomerId", "Device"]},
+    "features": [{"name": "user_orders_1h", "count": "*", "by": "CustomerId", "window": "1h"}],
+    "business": {"review_cost": 2.0, "review_capacity": 3},
+}
+ROWS = 40_000
+EXTRA = "quote the field that holds ';' or remove the extra field"
+MISSING = "add the missing field (an empty one is fine) or remove the line"
+
+
+def _line(i: int) -> str:
+    """A shop export's row: a decimal comma in the amount (the one ',' of most lines), times with an offset."""
+    day, second = divmod(i * 190, 86_400)
+    created = f"2026-{1 + day // 28:02d}-{1 + day % 28:02d}T{second // 3600:02d}:{second // 60 % 60:02d}:00+01:00"
+    label, when = ("yes", "15.02.2026") if i % 50 == 0 else ("no", "16.02.2026")
+    return (f"SO-{100000 + i};{created};C{i % 800:05d};dev-{i % 900:05x};M{i % 60:03d};{10 + i % 90},{i % 100:02d};"
+            f"App;DE;{label};{when}")
+
+
+def _export(path, ragged: dict[int, str] | None = None) -> None:
+    """The export, with the rows at the given line numbers (the header is line 1) written as given."""
+    lines = [HEADER] + [_line(i) for i in range(ROWS)]
+    for number, text in (ragged or {}).items():
+        lines[number - 1] = text
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _workspace(root) -> Workspace:
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "dataset.yaml").write_text(yaml.safe_dump(DATASET))
+    _export(root / "data" / "Orders Export.csv")
+    return Workspace(root)
+
+
+def _digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _sniffed(path) -> tuple | None:
+    """DuckDB's own sniff of the file (delimiter, columns), None when its sniffer gives up."""
+    try:
+        row = duckdb.sql(f"SELECT Delimiter, len(Columns) FROM sniff_csv('{path}')").fetchall()[0]
+    except duckdb.Error:
+        return None
+    return row
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory) -> Workspace:
+    ws = _workspace(tmp_path_factory.mktemp("ragged") / "ws")
+    assert load(ws).loaded == ROWS
+    return ws
+
+
+@pytest.mark.parametrize("number, how, sniffed", [
+    (101, "extra", (",", 2)),  # the sniffer reads the ';' file as ','-separated, its header skipped
+    (201, "missing", (",", 2)),
+    (5_000, "extra", None),  # the sniffer finds no dialect
+    (5_000, "missing", None),
+    (30_001, "extra", (";", 10)),  # past the sniffed rows: the read fails on it
+    (30_001, "missing", (";", 10)),
+])
+def test_a_ragged_line_is_named_by_file_line_and_fix_and_changes_nothing(loaded, capsys, number, how, sniffed):
+    path = loaded.root / "data" / "Orders Export.csv"
+    before = (_digest(loaded.db_path), _digest(loaded.root / "data" / "quarantine.csv"))
+    good = path.read_text()
+    row = _line(number - 2)
+    _export(path, {number: row + ";surprise" if how == "extra" else row.rsplit(";", 1)[0]})
+    try:
+        assert _sniffed(path) == sniffed  # the way DuckDB meets it, so each is covered
+        with pytest.raises(RiskConsoleError) as info:
+            load(loaded)
+        counts = "11 fields where the header has 10" if how == "extra" else "9 fields where the header has 10"
+        assert str(info.value) == (f"data/dataset.yaml: data/Orders Export.csv: line {number} has {counts} (fields "
+                                   f"separated by ';'): {EXTRA if how == 'extra' else MISSING}")
+        assert (_digest(loaded.db_path), _digest(loaded.root / "data" / "quarantine.csv")) == before
+        code = main(["validate", str(loaded.dataset_path), "--workspace", str(loaded.root)])
+        said = capsys.readouterr()
+        if number < 20_000:  # in the rows validate reads: the same line
+            assert (code, said.err) == (1, f"error: {info.value}\n")
+        else:  # validate reads the sniffed rows only (docs/dataset.md): load finds it
+            assert code == 0
+    finally:
+        path.write_text(good)
+
+
+def test_several_ragged_lines_name_the_first_and_count_the_others(loaded):
+    path = loaded.root / "data" / "Orders Export.csv"
+    good = path.read_text()
+    _export(path, {n: _line(n - 2) + ";x" for n in (30_001, 30_500, 39_000)})
+    try:
+        with pytest.raises(RiskConsoleError, match=r": line 30001 has 11 fields where the header has 10 \(fields "
+                                                   r"separated by ';'\) \(and 2 more line\(s\) like it\): quote"):
+            load(loaded)
+    finally:
+        path.write_text(good)
+
+
+def test_a_mapping_typo_is_still_named_as_one_in_a_file_with_a_ragged_line(loaded):
+    """The ragged line is named only when the tolerant sniff finds every missing mapped column in the header: a
+    column the header lacks is the mapping's error, as before."""
+    path = loaded.root / "data" / "Orders Export.csv"
+    good = path.read_text()
+    _export(path, {101: _line(99) + ";surprise"})
+    spec = loaded.dataset_path.read_text()
+    loaded.dataset_path.write_text(spec.replace("id: Order ID", "id: Order Id"))
+    try:
+        with pytest.raises(RiskConsoleError, match=r"^data/dataset.yaml: columns.id: column 'Order Id' is not in "):
+            load(loaded)
+    finally:
+        path.write_text(good)
+        loaded.dataset_path.write_text(spec)
+
+
+def test_a_file_of_another_delimiter_and_header_loads_as_before(tmp_path):
+    """A ','-separated file with a ';' in a field: nothing ragged, loaded as DuckDB sniffs it."""
+    ws = _workspace(tmp_path / "ws")
+    path = ws.root / "data" / "Orders Export.csv"
+    lines = [line.replace(";", "|").replace(",", ".").replace("|", ",") for line in path.read_text().splitlines()]
+    lines[5] = lines[5].replace(",App,", ",App;Web,")
+    path.write_text("\n".join(lines) + "\n")
+    spec = yaml.safe_load(ws.dataset_path.read_text())
+    ws.dataset_path.write_text(yaml.safe_dump({**spec, "decimal_separator": "."}))
+    assert load(ws).loaded == ROWS
