@@ -2,7 +2,9 @@
 
 A dataset file is checked against its sources: files found and of one format, no column named like an
 internal one, role and typed columns present, declared types and time formats valid, every feature
-checked and its SQL bound over an empty table of the real schema. A file that validates loads.
+checked and its SQL bound over an empty table of the real schema. A file that validates loads, unless a line
+past what the checks read cannot be parsed (a CSV line with a field too many past the sniffed lines, a JSON line
+that is not JSON): the load names it (`ragged.explain`) and changes nothing.
 """
 
 from __future__ import annotations
