@@ -89,6 +89,20 @@ def first_ragged(con: duckdb.DuckDBPyConnection, path: str, dialect: dict[str, A
     return Ragged(path, int(line), int(counts.group(2)), int(counts.group(1)), dialect["delim"], int(lines))
 
 
+MAX_FILES = 100  # files of a glob looked at for a ragged line (as sources.MAX_HEADER_CHECKS)
+HEAD_BYTES = 1 << 20
+
+
+def _mentions(path: str, names: list[str]) -> bool:
+    """Whether the file's first line (its first MiB) holds every name as written."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as handle:
+            head = handle.readline(HEAD_BYTES)
+    except OSError:
+        return False
+    return all(name in head for name in names)
+
+
 _COUNTS = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
 _READ_FILE = re.compile(r"^\s*file = (.+)$", re.MULTILINE)
 _SNIFFED_FILE = re.compile(r'Error when sniffing file "(.+?)"')
@@ -120,7 +134,9 @@ def misread(con: duckdb.DuckDBPyConnection, files: list[str], missing: list[str]
     """Why mapped columns seem missing from a CSV source when a ragged line threw DuckDB's sniffer off (a `;` file
     read as `,`-separated, its header skipped): the first file whose tolerant sniff finds a header holding every
     `missing` column and that holds a ragged line, named by it; None when no file is so (the column is missing)."""
-    for path in files:
+    for path in files[:MAX_FILES]:
+        if not _mentions(path, missing):  # a typo in the mapping: no sniff needed to say so
+            continue
         dialect = tolerant_dialect(con, path)
         if dialect is None or not dialect["header"] or not set(missing) <= set(dialect["columns"]):
             continue
