@@ -1116,3 +1116,26 @@ def test_a_csv_files_dialect_is_sniffed_once_until_the_file_changes(tmp_path, mo
     path.write_text("a;b;c\n1;2;3\n")
     os.utime(path, ns=(1, 1))
     assert spark_read.csv_dialect(con, str(path))["sep"] == ";" and len(sniffed) == 2
+
+
+@pytest.mark.parametrize("how", ["extra", "missing"])
+def test_a_ragged_csv_line_fails_the_load_on_spark_with_duckdbs_message(tmp_path, spark, how):
+    """A line past the rows DuckDB sniffs with a field too many or too few (a `;` export with spaced names): Spark's
+    read (mode FAILFAST) fails on it, and the load says what DuckDB's says, the file on this machine giving the line
+    (tests/test_ragged.py); nothing changes."""
+    import test_ragged
+
+    ws = test_ragged._workspace(tmp_path / "ws")
+    path = ws.root / "data" / "Orders Export.csv"
+    row = test_ragged._line(29_999)
+    test_ragged._export(path, {30_001: row + ";surprise" if how == "extra" else row.rsplit(";", 1)[0]})
+    with pytest.raises(RiskConsoleError) as duck:
+        load(ws, engine="duckdb")
+    assert ": line 30001 has " in str(duck.value) and not ws.db_path.exists()
+    checked = check_dataset(ws)
+    with pytest.raises(RiskConsoleError) as ours:
+        load_part(spark, checked, checked.parts[0])
+    assert str(ours.value) == str(duck.value)
+    with pytest.raises(RiskConsoleError) as loaded:
+        load(ws, engine="spark", spark=spark)
+    assert str(loaded.value) == str(duck.value) and not ws.db_path.exists()

@@ -570,3 +570,22 @@ def test_a_csv_sample_ends_with_a_whole_record(monkeypatch):
     assert whole(["a,b", '1,"x', 'y"', "2,z", "3,w"]) == ["a,b", '1,"x', 'y"']  # the record split at the cut
     assert whole(["a,b", '1,"say ""hi"""', "2,x", "3,y", "4,z"]) == ["a,b", '1,"say ""hi"""']
     assert whole([]) == []
+
+
+def test_a_ragged_csv_line_in_a_file_at_a_uri_names_the_file_and_says_spark_gives_no_line(tmp_path, spark):
+    """A line with a field too many past the sampled head of a file at a URI: Spark's read fails on it and tells no
+    line number; the load names the file by its URI, the row's start and the fix."""
+    import test_ragged
+
+    ws = test_ragged._workspace(tmp_path / "ws")
+    path = ws.root / "data" / "Orders Export.csv"
+    test_ragged._export(path, {30_001: test_ragged._line(29_999) + ";surprise"})
+    uri = f"file://{path}"
+    _at_uris(ws, source=uri)
+    with pytest.raises(RiskConsoleError) as info:
+        load(ws, engine="spark", spark=spark)
+    assert str(info.value) == (
+        f"data/dataset.yaml: {uri}: a line does not have the header's 10 fields (fields separated by ';'; Spark does "
+        f"not say which line, it starts '{test_ragged._line(29_999)[:80]}'): quote a field that holds ';', remove an "
+        "extra field or add a missing one")
+    assert not ws.db_path.exists()

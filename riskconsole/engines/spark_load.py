@@ -24,8 +24,8 @@ from sqlglot import exp
 from riskconsole import ingest
 from riskconsole.engines import spark_worker
 from riskconsole.engines.spark_json import row_error
-from riskconsole.engines.spark_read import (POSITION, check_utf8, header_error, quoted, read_raw, refusal, renamed,
-                                            unlisted_file, ordinality)
+from riskconsole.engines.spark_read import (POSITION, check_utf8, header_error, malformed_row, quoted, read_raw,
+                                            refusal, renamed, unlisted_file, ordinality)
 from riskconsole.engines.spark_render import first_line
 from riskconsole.errors import DataError, RiskConsoleError
 from riskconsole.escape import terminal
@@ -281,6 +281,9 @@ def load_part(spark: Any, checked: Checked, part: Part) -> SparkLoaded:
     except BaseException as err:
         unpersist(cached)  # else the session's cache would answer a later read of the same files (fixed by then)
         said = None if isinstance(err, RiskConsoleError) else row_error(err) or header_error(err)  # a row's, a file's
+        ragged = None if isinstance(err, RiskConsoleError) or said else malformed_row(err, con, part, checked.shown)
+        if ragged is not None:  # a CSV line whose fields do not fit the header: as DuckDB's load names it
+            raise DataError(f"{checked.label}: {ragged}") from None
         if said is None:  # arrives as whatever pyspark wraps it in
             raise
         raise DataError(f"{checked.label}: {part.lead}source '{part.source}': {said}") from None

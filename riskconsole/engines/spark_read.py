@@ -18,16 +18,18 @@ import os
 import posixpath
 import re
 import unicodedata
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 from urllib.parse import unquote
 
 import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
+from riskconsole import ragged
 from riskconsole.engines import spark_json
 from riskconsole.engines.spark_store import literal
 from riskconsole.errors import DataError
+from riskconsole.escape import printable
 from riskconsole.sources import NULL_TYPE, Part, colon_refusal, literal_file, target_types
 from riskconsole.sqlbuild import alias, fill, render
 
@@ -245,6 +247,39 @@ def header_error(err: BaseException) -> str | None:
     where = unquote(found.group(1)) if found else "a file"
     return (f"{where} does not start with the first file's header: every file of a source at a URI is read with the "
             "first file's columns and delimiter, so give every file the same header")
+
+
+def malformed_row(err: BaseException, con: duckdb.DuckDBPyConnection, part: Part, shown: Callable[[str], str]
+                  ) -> str | None:
+    """What to say when Spark's read (mode FAILFAST) met a CSV row whose fields do not fit the header; None for any
+    other error. A file on this machine: its first such line, named as DuckDB's load names it (file, line, field
+    counts and fix: `ragged.first_ragged`); a file at a URI, or a row DuckDB reads: the file and the row's start,
+    Spark telling no line number."""
+    text = str(err)
+    record = re.search(r"\[MALFORMED_CSV_RECORD\] Malformed CSV record: ([^\n]*?)(?: SQLSTATE|\n|$)", text)
+    if record is None:
+        return None
+    read = re.search(r"while reading file (\S+?)\.?\s", text)
+    path = _named(read.group(1), part) if read else None
+    if path is not None and not part.remote:
+        dialect = ragged.tolerant_dialect(con, path)
+        found = ragged.first_ragged(con, path, dialect) if dialect else None
+        if found is not None:
+            return found.message(shown)
+    sep = csv_dialect(con, part.readable[0])["sep"] if part.readable else ","
+    where = (path if part.remote else shown(path)) if path else (read.group(1) if read else f"'{part.source}'")
+    return (f"{where}: a line does not have the header's {len(part.types)} fields (fields separated by "
+            f"'{printable(sep)}'; Spark does not say which line, it starts '{printable(record.group(1))[:80]}'): "
+            f"quote a field that holds '{printable(sep)}', remove an extra field or add a missing one")
+
+
+def _named(said: str, part: Part) -> str | None:
+    """The file of `part` a Spark error names (`file:///a%20b.csv`, as Hadoop spells it), None if none is."""
+    def plain(path: str) -> str:
+        return os.path.realpath(unquote(re.sub(r"^file:/*", "/", path))) if path.startswith(("file:", "/")) else \
+            unquote(path)
+    wanted = plain(said)
+    return next((f for f in part.files if wanted in (plain(f), plain(part.spelled.get(f, f)))), None)
 
 
 def raw_header(path: str, sep: str, quote: str, escape: str | None) -> list[str]:
