@@ -786,6 +786,9 @@ def _check_part(con: duckdb.DuckDBPyConnection, part: Part, dataset: Dataset, la
         if said is None:
             raise
         raise DataError(f"{label}: {said}") from None
+    said = _misread_file(con, part, dataset, shown)
+    if said:
+        raise DataError(f"{label}: {said}")
     prefix = label if part.kind == "events" else f"{label}: {part.where}"
     times.check_formats(con, times.formats_of(part.time_format), prefix)
     if isinstance(part.time_format, dict):
@@ -793,6 +796,34 @@ def _check_part(con: duckdb.DuckDBPyConnection, part: Part, dataset: Dataset, la
     if part.kind == "table" and dataset.tables[part.name].valid_from:
         _check_valid_from(con, part, dataset.tables[part.name], label)
     _empty_table(con, part)
+
+
+def _misread_file(con: duckdb.DuckDBPyConnection, part: Part, dataset: Dataset,
+                  shown: Callable[[str], str]) -> str | None:
+    """A file of a local CSV source of several files that a ragged line threw DuckDB's sniffer off (read with
+    another delimiter, its header taken for data), named by that line: the other files hold the mapped columns,
+    so the source seemed whole while that file's rows would be quarantined as missing them, one row lost as a
+    header. Looked for only when the files' columns differ from the first file's (one sniff, ~ms); then each
+    file (at most ragged.MAX_FILES) is sniffed and one lacking a mapped column is read for a ragged line."""
+    if part.fmt != "csv" or part.remote or len(part.files) < 2:
+        return None
+    sniffed = "SELECT Columns FROM sniff_csv($f)"
+
+    def columns(path: str) -> list[str]:
+        try:
+            return [c["name"] for c in con.execute(sniffed, {"f": literal_file(path)}).fetchall()[0][0]]
+        except (duckdb.Error, IndexError):
+            return []
+
+    if set(part.types) <= set(columns(part.files[0])):
+        return None
+    wanted = [c for _, c in _wanted(part, dataset) if c and c in part.types]
+    for path in part.files[:ragged.MAX_FILES]:
+        missing = [c for c in wanted if c not in columns(path)]
+        said = ragged.misread(con, [path], missing, shown) if missing else None
+        if said:
+            return said
+    return None
 
 
 def check_dataset(ws: Workspace, dataset_path: str | Path | None = None, trusted: bool = False,
