@@ -1139,3 +1139,64 @@ def test_a_ragged_csv_line_fails_the_load_on_spark_with_duckdbs_message(tmp_path
     with pytest.raises(RiskConsoleError) as loaded:
         load(ws, engine="spark", spark=spark)
     assert str(loaded.value) == str(duck.value) and not ws.db_path.exists()
+
+
+def test_many_files_of_one_folder_odd_names_included_load_on_spark_as_on_duckdb(tmp_path, spark, monkeypatch):
+    """A source of many files in one folder is read by naming the folder (Spark looked each named file up, 25 s for
+    12,000), its rows named by file as DuckDB names them, names with spaces, glob and URI punctuation and non-ASCII
+    letters included; a folder holding a file of the source's suffix the source does not name (in a folder under
+    it) is read file by file, as before."""
+    from riskconsole.engines import spark_read
+
+    monkeypatch.setattr(spark_read, "FOLDER_READ_MIN", 3)
+    named = []  # every path the load hands Spark's reader
+    real = spark_read.literal
+    monkeypatch.setattr(spark_read, "literal", lambda path: named.append(path) or real(path))
+    names = ["ev ü.csv", "a%20b.csv", "h#1.csv", "q?x.csv", "br[1].csv", "br1.csv", "{a,b}*.csv", "😀日本.csv", "p.csv"]
+    files = {name: _csv([_row(10 * i + j, f"2026-03-0{1 + i % 5} 10:00:00") for j in range(3)] + (
+        [_row(10 * i + 9, "bad time")] if i % 3 == 0 else [])) for i, name in enumerate(names)}
+    ws = _files(tmp_path / "a b", files)
+    folder, each = str(ws.root / "data" / "in"), {str(ws.root / "data" / "in" / name) for name in names}
+    assert_spark_loads_like_duckdb(ws, spark)
+    assert folder in named and not each & set(named)  # the folder, no file named
+    (ws.root / "data" / "in" / "notes.txt").write_text("not a source file")  # another suffix: passed over
+    named.clear()
+    assert_spark_loads_like_duckdb(ws, spark)
+    assert folder in named and not each & set(named)
+    (ws.root / "data" / "in" / "old").mkdir()
+    (ws.root / "data" / "in" / "old" / "x.csv").write_bytes(files["p.csv"])  # under it, not in `data/in/*.csv`
+    named.clear()
+    assert_spark_loads_like_duckdb(ws, spark)
+    assert each <= set(named)  # Spark listed a file the source does not hold: each file named
+
+
+def test_a_source_of_many_tiny_files_is_staged_in_fewer_tasks_as_on_duckdb(tmp_path, spark, monkeypatch):
+    """Spark packs tiny files into scan partitions by a 4 MB cost per file opened, so 12,000 tiny files were 375
+    tasks, each paying the load's DuckDB set-up: the staging runs in the tasks their bytes need (at most
+    MAX_TASK_FILES files each), with the same rows and quarantine."""
+    from riskconsole.engines import spark_load, spark_read
+
+    monkeypatch.setattr(spark_read, "MAX_TASK_FILES", 8)
+    files = {f"f{i:02d}.csv": _csv([_row(10 * i + j, "2026-03-01 10:00:00") for j in range(2)] + [
+        _row(10 * i + 5, "2026-13-01")]) for i in range(40)}
+    ws = _files(tmp_path / "ws", files)
+    staged = []
+    real = spark_load.stage
+    monkeypatch.setattr(spark_load, "stage", lambda data, *a, **k: staged.append(data.rdd.getNumPartitions())
+                        or real(data, *a, **k))
+    old = spark.conf.get("spark.sql.files.maxPartitionBytes")
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "8m")  # 40 files x 4 MB opened: 20 scan partitions
+    try:
+        assert_spark_loads_like_duckdb(ws, spark)
+    finally:
+        spark.conf.set("spark.sql.files.maxPartitionBytes", old)
+    assert staged == [5]  # 40 files, 8 a task
+
+
+def test_parquet_files_read_by_their_folder_load_as_named_ones(tmp_path, spark, monkeypatch):
+    """The Parquet loads above (typed, text times, other types per file), their files read by naming their folder."""
+    from riskconsole.engines import spark_read
+
+    monkeypatch.setattr(spark_read, "FOLDER_READ_MIN", 1)
+    test_parquet_loads_on_spark_as_on_duckdb(tmp_path / "named", spark)
+    assert_spark_loads_like_duckdb(_files(tmp_path / "types", parquet_types_files("int then text then nulls")), spark)

@@ -24,7 +24,7 @@ from sqlglot import exp
 from riskconsole import ingest
 from riskconsole.engines import spark_worker
 from riskconsole.engines.spark_json import row_error
-from riskconsole.engines.spark_read import (POSITION, check_utf8, header_error, malformed_row, quoted, read_raw,
+from riskconsole.engines.spark_read import (POSITION, check_utf8, header_error, malformed_row, packed, quoted, read_raw,
                                             refusal, renamed, unlisted_file, ordinality)
 from riskconsole.engines.spark_render import first_line
 from riskconsole.errors import DataError, RiskConsoleError
@@ -301,6 +301,7 @@ def _load_part(spark: Any, con: duckdb.DuckDBPyConnection, checked: Checked, par
     from pyspark import StorageLevel
 
     data, raw = read_raw(spark, con, part, checked.label)
+    data = packed(spark, data, part)
     # a source at a URI had its outcome roles checked over samples before: now over every row, in the same pass
     counted = marks(con, checked, part, raw, utf8=part.fmt == "csv", outcomes=part.remote and part.kind == "events")
     staged = stage(data, part, raw, counted.columns).persist(StorageLevel.MEMORY_AND_DISK)
