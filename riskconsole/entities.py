@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from sqlglot import exp
 
 from riskconsole.config import Dataset, Feature, Level, duration_seconds
-from riskconsole.errors import ConfigError, RiskConsoleError
+from riskconsole.errors import ConfigError, RiskConsoleError, closest
 from riskconsole.expressions import parse_visible
 from riskconsole.features import _source, is_label_feature, label_features_query, label_key, per_event
 from riskconsole.lookups import lookup_query, target
@@ -80,7 +80,9 @@ def check_level(level: Level, dataset: Dataset, columns: dict[str, str], label: 
         if entity in columns:
             raise ConfigError(f"{label}: level.entity: '{entity}' is a column but not an entity of the dataset "
                               f"(entities: {known}; add it to columns.entities)")
-        raise ConfigError(f"{label}: level.entity: unknown entity '{entity}' (entities: {known})")
+        near = closest(entity, entities)
+        hint = f"did you mean '{near}'? " if near else ""
+        raise ConfigError(f"{label}: level.entity: unknown entity '{entity}' ({hint}entities: {known})")
     if entity not in columns:
         raise ConfigError(f"{label}: level.entity: '{entity}' is not a column of the loaded events (reload after "
                           "changing the dataset)")

@@ -22,7 +22,7 @@ from sqlglot.errors import ErrorLevel, SqlglotError
 from sqlglot.tokens import Token, TokenType
 
 from riskconsole import dialects
-from riskconsole.errors import ExpressionError
+from riskconsole.errors import ExpressionError, closest
 from riskconsole.limits import MAX_EXPANDED_LENGTH, MAX_EXPRESSION_CHARS, MAX_LIST_PARAM, MAX_NESTING, rendered_size
 from riskconsole.lists import unknown_list
 
@@ -538,12 +538,11 @@ def _check_column(node: exp.Column, columns: frozenset[str], where: str) -> None
 
 def _column_hint(name: str, columns: frozenset[str]) -> str:
     """A did-you-mean (case-insensitive) plus a note on non-ASCII look-alikes."""
-    by_lower = {col.lower(): col for col in sorted(columns)}
-    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1)
+    close = closest(name, columns)
     odd = [f"U+{ord(ch):04X}" for ch in name if ord(ch) > 127]
     note = f" it contains non-ASCII {', '.join(odd[:3])}" if odd else ""
     if close:
-        return f"did you mean '{by_lower[close[0]]}'?{note}"
+        return f"did you mean '{close}'?{note}"
     known = ", ".join(sorted(columns)[:20]) + (", ..." if len(columns) > 20 else "")
     return f"known columns: {known or 'none'}" + (f";{note}" if note else "")
 

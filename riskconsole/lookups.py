@@ -12,13 +12,12 @@ No match gives NULL. One query per table returns every looked-up column of it.
 
 from __future__ import annotations
 
-from difflib import get_close_matches
 
 import duckdb
 from sqlglot import exp
 
 from riskconsole.config import Dataset, Feature, Table
-from riskconsole.errors import ConfigError
+from riskconsole.errors import ConfigError, closest
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
 from riskconsole.streams import _compatible, micros
 
@@ -123,8 +122,8 @@ def check_table(dataset: Dataset, name: str, events: dict[str, str], table: dict
     for role in ("label", "label_time"):
         mapped = spec.loaded(getattr(spec, role))
         if mapped is not None and mapped not in table:
-            near = get_close_matches(mapped, list(table), n=1)
-            hint = f"did you mean '{near[0]}'?" if near else f"its columns: {', '.join(sorted(table))}"
+            near = closest(mapped, table)
+            hint = f"did you mean '{near}'?" if near else f"its columns: {', '.join(sorted(table))}"
             raise ConfigError(f"{label}: tables.{name}.{role}: '{mapped}' is not a column of the table ({hint})")
 
 
@@ -132,12 +131,12 @@ def _missing_join(spec: Table, name: str, events: dict[str, str], label: str) ->
     """The error for a join column the events lack; for a key (joined on the event column of its loaded name) the
     fix is a rename, to the near event column where there is one."""
     column = spec.loaded(spec.key) if spec.key else spec.range.value
-    near = get_close_matches(column, list(events), n=1)
-    hint = f"did you mean '{near[0]}'?" if near else f"columns: {', '.join(sorted(events))}"
+    near = closest(column, events)
+    hint = f"did you mean '{near}'?" if near else f"columns: {', '.join(sorted(events))}"
     if spec.key is None:
         return f"{label}: tables.{name}.range.value: '{column}' is not a column of the decision events ({hint})"
     loaded = f" (loaded as '{column}')" if column != spec.key else ""
-    event = near[0] if near else "EVENT_COLUMN"
+    event = near or "EVENT_COLUMN"
     return (f"{label}: tables.{name}.key: '{spec.key}'{loaded} is not a column of the decision events ({hint}); the "
             f"key joins the event column of the same name: if the events call it {event}, write "
             f"rename: {{{spec.key}: {event}}} under tables.{name}")
@@ -150,8 +149,8 @@ def check_lookup(feature: Feature, table: dict[str, str], where: str, spec: Tabl
         raise ConfigError(f"{where}: lookup: '{name}.{column}' is the table's entity label (the answer an "
                           "entity-level strategy is judged by): no feature may read it")
     if column not in table:
-        near = get_close_matches(column, list(table), n=1)
-        hint = f"did you mean '{near[0]}'?" if near else f"its columns: {', '.join(sorted(table))}"
+        near = closest(column, table)
+        hint = f"did you mean '{near}'?" if near else f"its columns: {', '.join(sorted(table))}"
         raise ConfigError(f"{where}: lookup: table '{name}' has no column '{column}' ({hint})")
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from difflib import get_close_matches
 from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
 
 from riskconsole.backtest import Groups, Window, population_filters
-from riskconsole.errors import RiskConsoleError
+from riskconsole.errors import RiskConsoleError, closest
 from riskconsole.limits import query_time_limit
 from riskconsole.metrics import overall
 from riskconsole.sqlbuild import exp, fill, ident, lit, render
@@ -44,9 +43,8 @@ def parse_by(spec: str, frame: Frame) -> tuple[str, int | None]:
     if not column:
         raise RiskConsoleError(f"--by {spec}: write a column (--by channel) or a column and a number of quantile "
                                "buckets (--by amount:5)")
-    close = get_close_matches(column, list(frame.visible), n=1) or \
-        [c for c in frame.visible if c.casefold() == column.casefold()]
-    hint = f"did you mean '{close[0]}'?" if close else f"columns: {', '.join(sorted(frame.visible)[:12])}, ..."
+    close = closest(column, frame.visible)
+    hint = f"did you mean '{close}'?" if close else f"columns: {', '.join(sorted(frame.visible)[:12])}, ..."
     raise RiskConsoleError(f"--by {spec}: no column '{column}' to segment by ({hint})")
 
 

@@ -15,7 +15,6 @@ import posixpath
 import re
 import tempfile
 from dataclasses import dataclass, field, replace
-from difflib import get_close_matches
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Protocol
 
@@ -24,7 +23,7 @@ from sqlglot import exp
 
 from riskconsole import ragged, times
 from riskconsole.config import Dataset, Stream, Table
-from riskconsole.errors import DataError, RiskConsoleError
+from riskconsole.errors import DataError, RiskConsoleError, closest
 from riskconsole.features import build_frame
 from riskconsole.names import internal_collision
 from riskconsole.escape import printable
@@ -530,8 +529,8 @@ def _check_present(part: Part, wanted: list[tuple[str, str | None]], label: str)
     prefix = "" if part.kind == "events" else f"{part.where}."
     for where, column in wanted:
         if column and column not in part.types:
-            near = get_close_matches(column, list(part.types), n=1)
-            hint = f"did you mean '{near[0]}'?" if near else f"source has: {', '.join(part.types)}"
+            near = closest(column, part.types)
+            hint = f"did you mean '{near}'?" if near else f"source has: {', '.join(part.types)}"
             raise DataError(f"{label}: {prefix}{where}: column '{column}' is not in the source ({hint})")
 
 

@@ -179,6 +179,8 @@ def test_load_prints_counts_that_add_up(tiny_ws, capsys):
     ("name: m\nkind: pyod.nope\nfeatures: [amount]\ntrain: {from: 2026-03-01, to: 2026-03-03}\n", "pyod.nope"),
     ("name: m\nkind: lightgbm\nfeatures: [is_fraud]\ntrain: {from: 2026-03-01, to: 2026-03-03}\n", "the label"),
     ("name: m\nkind: lightgbm\nfeatures: [amont]\ntrain: {from: 2026-03-01, to: 2026-03-03}\n", "did you mean"),
+    ("name: m\nkind: lightgbm\nfeatures: [AMOUNT]\ntrain: {from: 2026-03-01, to: 2026-03-03}\n",
+     "did you mean 'amount'"),
     ("name: m\nkind: lightgbm\nfeatures: [ts]\ntrain: {from: 2026-03-01, to: 2026-03-03}\n", "which a model cannot read"),
 ])
 def test_validate_checks_detectors_like_train(tiny_ws, capsys, body, message):

@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from riskconsole.errors import ExpressionError
+from riskconsole.errors import ExpressionError, closest
 from riskconsole.expressions import (
     ALLOWED_FUNCTIONS,
     parse_expression,
@@ -341,6 +341,22 @@ def test_bad_param_values_are_refused(value: object, fragment: str) -> None:
 
 def test_unknown_column_without_close_match_lists_known_ones() -> None:
     assert "unknown column 'zzz' (known columns: amount, channel" in _refusal("zzz > 1")
+
+
+@pytest.mark.parametrize(("name", "known", "expected"), [
+    ("device", ["Device", "device_users_7d"], "Device"),
+    ("id", ["ID", "ip"], "ID"),
+    ("AMOUNT", ["amount", "amount_x"], "amount"),
+    ("amont", ["amount", "ID"], "amount"),
+    ("zzz", ["amount"], None),
+])
+def test_did_you_mean_catches_a_difference_only_in_letter_case(name, known, expected) -> None:
+    assert closest(name, known) == expected
+
+
+def test_an_unknown_column_differing_only_in_case_gets_a_did_you_mean() -> None:
+    with pytest.raises(ExpressionError, match=r"unknown column 'id' \(did you mean 'ID'\?\)"):
+        parse_expression("id = 1", columns=["ID", "ip", "amount"], where=WHERE)
 
 
 def test_multiline_text_is_fine_and_errors_stay_on_one_line() -> None:

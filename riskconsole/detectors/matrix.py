@@ -14,7 +14,6 @@ Numbers and booleans are read as floats. Text columns are categories, turned int
 
 from __future__ import annotations
 
-import difflib
 import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -28,7 +27,7 @@ from sqlglot import exp
 
 from riskconsole.backtest import parse_moment
 from riskconsole.config import Dataset, Detector, Window
-from riskconsole.errors import ConfigError, DataError
+from riskconsole.errors import ConfigError, DataError, closest
 from riskconsole.features import NUMERIC
 from riskconsole.names import internal_collision
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
@@ -125,9 +124,9 @@ def check_features(spec: Detector, dataset: Dataset, types: dict[str, str], labe
             raise ConfigError(f"{where}: is an internal row number (time order), not a feature; remove it")
         if name not in types:
             role = dataset.columns.role_columns().get(name)  # `amount` where the amount is the column 'Total'
-            near = difflib.get_close_matches(name, usable, n=1)
+            near = closest(name, usable)
             hint = f"the {name} role is the column '{role}' here; write {role}" if role in usable else \
-                f"did you mean '{near[0]}'?" if near else f"readable columns: {', '.join(usable)}"
+                f"did you mean '{near}'?" if near else f"readable columns: {', '.join(usable)}"
             raise ConfigError(f"{where}: not a column or feature of the loaded frame ({hint})")
         if not (_is_numeric(types[name]) or is_text(types[name])):
             raise ConfigError(f"{where}: {_unreadable(name, types[name])}")
