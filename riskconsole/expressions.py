@@ -141,12 +141,22 @@ def parse_expression(
         raise _fail(where, f"expression must be text, not {type(text).__name__}")
     if len(text) > MAX_LENGTH:
         raise _fail(where, f"expression is too long ({len(text)} characters)", f"at most {MAX_LENGTH}")
+    columns = frozenset(columns)
+    try:
+        return _checked(text, columns, dict(params or {}), where, lists)
+    except ExpressionError as err:
+        raise _with_quote_hint(err, text, columns, where) from None
+
+
+def _checked(text: str, columns: frozenset[str], params: dict[str, Any], where: str,
+             lists: ListRefs | None) -> exp.Expression:
+    """`parse_expression` once the text is known to be a bounded string."""
     tokens = _tokenize(text, where)
     tokens, marks = _mark_lists(tokens, where)
     try:
-        tree = _substitute(_parse(tokens, text, where), dict(params or {}), _dollar_names(tokens), where, len(text))
+        tree = _substitute(_parse(tokens, text, where), params, _dollar_names(tokens), where, len(text))
         _check_list_places(tree, marks, lists, where)
-        known = frozenset(columns) | frozenset(marks)
+        known = columns | frozenset(marks)
         for node in list(tree.walk()):
             _check_node(node, known, where)
         return _render_lists(tree, marks, lists, where)
@@ -547,6 +557,58 @@ def _column_hint(name: str, columns: frozenset[str]) -> str:
     return f"known columns: {known or 'none'}" + (f";{note}" if note else "")
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
+# refusals an unquoted column name with a space or symbol causes: `Ship Country = 'NG'` does not parse,
+# `Amount (EUR) > 3` reads as a call of a function Amount, `Order-ID = 1` as the column Order minus ID
+_QUOTE_CAUSED = re.compile(r"(cannot parse expression: .*|unknown column '[^']*'|function '[^']*' is not allowed)"
+                           r"(?: \(.*\))?")
+
+
+def _with_quote_hint(err: ExpressionError, text: str, columns: frozenset[str], where: str) -> ExpressionError:
+    """`err`, or when a known column whose name needs double quotes is written bare in `text` and the refusal is
+    one that causes, the same problem with the fix: write the column in double quotes."""
+    prefix = _show(f"{where}: ")
+    found = _QUOTE_CAUSED.fullmatch(str(err)[len(prefix):]) if str(err).startswith(prefix) else None
+    column = _unquoted_column(text, columns) if found else None
+    if column is None:
+        return err
+    quoted = exp.column(column, quoted=True).sql("duckdb")
+    return _fail(where, found.group(1), f"write the column as {quoted}: a column name with spaces or symbols goes "
+                 "in double quotes; single quotes make a text")
+
+
+def _unquoted_column(text: str, columns: frozenset[str]) -> str | None:
+    """The longest known column whose name is not a plain identifier (a space, a symbol, a leading digit) written
+    bare in `text`, in any letter case, outside quotes; None when there is none."""
+    needy = sorted((c for c in columns if not _PLAIN_NAME.fullmatch(c)), key=lambda c: (-len(c), c))
+    if not needy:
+        return None
+    bare = _QUOTED.sub(lambda m: " " * len(m.group()), text)
+    for column in needy:
+        if re.search(rf"(?<![\w\"]){re.escape(column)}(?![\w\"])", bare, re.IGNORECASE):
+            return column
+    return None
+
+
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ, exp.NullSafeNEQ)
+
+
+def _check_comparison(node: exp.Expression, columns: frozenset[str], where: str) -> None:
+    """Refuse comparing two constants when one is a column's name in single quotes (`'Ship Country' = 'NG'`):
+    it is text, so the rule would be always true or always false."""
+    sides = (node.this, node.expression)
+    if not all(isinstance(side, exp.Literal) for side in sides):
+        return
+    folded = {c.casefold(): c for c in columns}
+    for side in sides:
+        column = folded.get(str(side.this).casefold()) if side.is_string else None
+        if column is not None:
+            quoted = exp.column(column, quoted=True).sql("duckdb")
+            raise _fail(where, f"'{_snippet(node)}' compares two constants: '{side.this}' in single quotes is text, "
+                        "not the column", f"write the column in double quotes: {quoted}")
+
+
 def _check_like(node: exp.Like | exp.ILike, columns: frozenset[str], where: str) -> None:
     """LIKE patterns are string literals without backslashes (Spark's default escape)."""
     pattern = node.expression
@@ -621,6 +683,7 @@ def _check_substring(node: exp.Substring, columns: frozenset[str], where: str) -
 
 _NODE_CHECKS: dict[type[exp.Expression], Callable[[Any, frozenset[str], str], None]] = {
     exp.Column: _check_column,
+    **dict.fromkeys(_COMPARISONS, _check_comparison),
     exp.Like: _check_like,
     exp.ILike: _check_like,
     exp.In: _check_in,

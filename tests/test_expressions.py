@@ -359,6 +359,39 @@ def test_an_unknown_column_differing_only_in_case_gets_a_did_you_mean() -> None:
         parse_expression("id = 1", columns=["ID", "ip", "amount"], where=WHERE)
 
 
+SPACED = ("Ship Country", "Sales Channel", "Order ID", "Amount (EUR)", "amount", "Device")
+
+
+@pytest.mark.parametrize(("text", "column"), [
+    ("Ship Country = 'NG'", '"Ship Country"'),
+    ("amount > 1 AND ship country = 'NG'", '"Ship Country"'),
+    ("Order ID = 'x' OR \"Sales Channel\" = 'App'", '"Order ID"'),
+    ("Amount (EUR) > 3", '"Amount (EUR)"'),
+    ("Ship Country = 'NG", '"Ship Country"'),
+])
+def test_a_column_with_spaces_written_bare_is_told_to_be_double_quoted(text, column) -> None:
+    with pytest.raises(ExpressionError) as info:
+        parse_expression(text, columns=SPACED, where=WHERE)
+    message = str(info.value)
+    assert message.startswith(WHERE + ": ") and "\n" not in message
+    assert f"write the column as {column}: a column name with spaces or symbols goes in double quotes" in message
+
+
+@pytest.mark.parametrize("text", ["'Ship Country' = 'NG'", "'NG' <> 'ship country'"])
+def test_a_column_name_in_single_quotes_compared_with_a_constant_is_refused(text) -> None:
+    with pytest.raises(ExpressionError, match=r"compares two constants: '[Ss]hip [Cc]ountry' in single quotes is text, "
+                       r"not the column \(write the column in double quotes: \"Ship Country\"\)$"):
+        parse_expression(text, columns=SPACED, where=WHERE)
+    assert parse_expression("'a' = 'a'", columns=SPACED, where=WHERE) is not None
+
+
+@pytest.mark.parametrize("text", ["amount > > 1 AND \"Ship Country\" = 'Order ID'", "amount >"])
+def test_no_quote_hint_when_every_spaced_column_is_quoted_or_absent(text) -> None:
+    with pytest.raises(ExpressionError) as info:
+        parse_expression(text, columns=SPACED, where=WHERE)
+    assert "write the column as" not in str(info.value)
+
+
 def test_multiline_text_is_fine_and_errors_stay_on_one_line() -> None:
     assert _sql("amount > 1\n  AND channel = 'live'") == "\"amount\" > 1 AND \"channel\" = 'live'"
     assert "unknown column 'a\\nb'" in _refusal('"a\nb" > 1')
