@@ -269,7 +269,9 @@ def check_boolean(con: duckdb.DuckDBPyConnection, compiled: CompiledStrategy, fr
             try:
                 types += describe([node])
             except duckdb.Error as err:
-                raise ExpressionError(f"{label}: {where}: {str(err).splitlines()[0]}") from None
+                from riskconsole.binding import type_mismatch
+
+                raise ExpressionError(f"{label}: {where}: {type_mismatch(con, relation, node, err)}") from None
     for (where, _), dtype in zip(checks, types):
         if dtype not in ("BOOLEAN", '"NULL"', "NULL"):
             raise ExpressionError(f"{label}: {where}: must be true/false, but gives {dtype} "

@@ -118,6 +118,30 @@ def test_did_you_mean_for_a_misspelt_column(tiny_ws, capsys):
     assert code == 1 and "did you mean 'user_orders_1h'" in err
 
 
+@pytest.mark.parametrize("when, message, fixed", [
+    ("channel > 3", "rule 'r': 'channel > 3' compares channel (VARCHAR, a text) with 3 (INTEGER, a number) "
+     "(compare it with a text: channel > '3', or convert it: TRY_CAST(channel AS DOUBLE) > 3)",
+     "TRY_CAST(channel AS DOUBLE) > 3"),
+    ("amount > 1 AND abs(channel) > 1", "rule 'r': 'abs(channel)' cannot take channel (VARCHAR, a text) "
+     "(convert it to a number: abs(TRY_CAST(channel AS DOUBLE)))",
+     "amount > 1 AND abs(TRY_CAST(channel AS DOUBLE)) > 1"),
+    ("lower(amount) = 'a'", "rule 'r': 'lower(amount)' cannot take amount (DOUBLE, a number) "
+     "(convert it to a text: lower(CAST(amount AS TEXT)))", "lower(CAST(amount AS TEXT)) = 'a'"),
+    ("ts > 5", "rule 'r': 'ts > 5' compares ts (TIMESTAMP, a time) with 5 (INTEGER, a number) "
+     "(give both sides the same type", None),
+])
+def test_a_type_mismatch_names_the_rule_the_column_its_type_and_the_fix(tiny_ws, capsys, when, message, fixed):
+    path = tiny_ws.strategies_dir / "types.yaml"
+    path.write_text(yaml.safe_dump({"name": "types", "rules": [{"name": "r", "when": when, "action": "review"}]}))
+    for command in ("validate", "backtest"):
+        code, _, err = run(capsys, command, path, "--workspace", tiny_ws.root)
+        assert code == 1 and err.count("\n") == 1 and "Binder" not in err, err
+        assert f"strategies/types.yaml: {message}" in err.replace('"', ""), err
+    if fixed:
+        path.write_text(yaml.safe_dump({"name": "types", "rules": [{"name": "r", "when": fixed, "action": "review"}]}))
+        assert run(capsys, "validate", path, "--workspace", tiny_ws.root)[0] == 0
+
+
 @pytest.mark.parametrize("args, message", [
     (["--set", "nope=3"], "no param 'nope'"),
     (["--set", "burst"], "write PARAM=VALUE"),
