@@ -121,7 +121,8 @@ def cmd_validate(ws: Workspace, args: argparse.Namespace) -> int:
         try:
             print(f"ok: {ws.rel(path)}: {terminal(validate_file(ws, path, getattr(args, 'engine', None)))}")
         except RiskConsoleError as err:
-            print(f"error: {terminal(err)}", file=sys.stderr)
+            for line in getattr(err, "lines", [err]):  # Problems: every bad rule of the file, one line each
+                print(f"error: {terminal(line)}", file=sys.stderr)
             failed += 1
     return 1 if failed else 0
 

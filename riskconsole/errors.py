@@ -22,6 +22,24 @@ class DataError(RiskConsoleError):
     """Event data cannot be loaded or is missing."""
 
 
+class Problems(RiskConsoleError):
+    """Several problems of one file (`validate` reports every bad rule): `lines` holds each one-line message; the
+    message itself stays one line, the first problem and how many more."""
+
+    def __init__(self, problems: list[RiskConsoleError]) -> None:
+        self.lines = [str(p) for p in problems]
+        more = len(self.lines) - 1
+        super().__init__(self.lines[0] + (f" (and {more} more problem{'s' if more != 1 else ''})" if more else ""))
+
+
+def raise_all(problems: list[RiskConsoleError]) -> None:
+    """Raise nothing, the one problem, or all of them as `Problems`."""
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise Problems(problems)
+
+
 def closest(name: str, known: Iterable[str]) -> str | None:
     """The known name a did-you-mean suggests for `name`: one differing only in letter case first (`device` for
     `Device`, `ID` for `id`, which spelling distance alone misses), else the nearest spelling compared without

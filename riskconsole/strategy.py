@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from riskconsole import limits
-from riskconsole.errors import ConfigError, DataError, ExpressionError
+from riskconsole.errors import ConfigError, DataError, ExpressionError, RiskConsoleError, raise_all
 from riskconsole.lists import ListSet, lists_in
 from riskconsole.names import INTERNAL_COLUMNS, META_TABLE, SCORES_TABLE
 from riskconsole.sqlbuild import exp, fill, render
@@ -185,27 +185,32 @@ def resolve_params(strategy: Strategy, overrides: dict | None, label: str) -> di
 
 
 def compile_strategy(strategy: Strategy, frame: Frame, label: str, overrides: dict | None = None,
-                     con: duckdb.DuckDBPyConnection | None = None) -> CompiledStrategy:
+                     con: duckdb.DuckDBPyConnection | None = None, every: bool = False) -> CompiledStrategy:
     """Check every expression against the frame; with `con`, also check each is boolean.
 
+    `every` (validate): a failing rule does not stop the check; all that fail are raised together, in file order.
+
     Raises:
-        ConfigError / ExpressionError: one line naming the file and the rule.
+        ConfigError / ExpressionError: one line naming the file and the rule (`Problems`: one such line each).
     """
     params = resolve_params(strategy, overrides, label)
-    _check_params_used(strategy, params, label)
+    found = _undefined_params(strategy, params, label)
+    if found and not every:
+        raise found[0][1]
     rules = []
     deadline = time.monotonic() + limits.query_seconds()  # checking huge expressions is work too
     for rule in strategy.rules:
         where = f"{label}: rule '{rule.name}'"
-        node = frame.parse(rule.when, params, where)
-        rules.append(CompiledRule(rule.name, rule.action, rule.enabled, node))
+        node = _parsed(frame, rule.when, params, (label, f"rule '{rule.name}'"), found, every)
+        if node is not None:
+            rules.append(CompiledRule(rule.name, rule.action, rule.enabled, node))
         if time.monotonic() > deadline:
             raise ConfigError(f"{where}: checking the strategy's expressions took longer than "
                               f"{limits.query_seconds():g} s (limit: ${limits.QUERY_SECONDS_ENV}); split or simplify "
                               "its largest expressions")
     population = None
     if strategy.population:
-        population = frame.parse(strategy.population, params, f"{label}: population")
+        population = _parsed(frame, strategy.population, params, (label, "population"), found, every)
     nodes = [r.condition for r in rules] + ([population] if population is not None else [])
     from riskconsole.expressions import referenced_columns
 
@@ -213,19 +218,48 @@ def compile_strategy(strategy: Strategy, frame: Frame, label: str, overrides: di
     detectors = [d for d in frame.scores if d in used and d not in frame.columns]
     compiled = CompiledStrategy(strategy, params, rules, population, detectors)
     if con is not None:
-        check_boolean(con, compiled, frame, label)
+        found += check_boolean(con, compiled, frame, label, every)
+    order = {f"rule '{r.name}'": i for i, r in enumerate(strategy.rules)}
+    raise_all([err for _, err in sorted(found, key=lambda item: order.get(item[0], len(order)))])
     return compiled
 
 
-def _check_params_used(strategy: Strategy, params: dict, label: str) -> None:
+def _parsed(frame: Frame, text: str, params: dict, place: tuple[str, str], found: list[tuple[str, RiskConsoleError]],
+            every: bool) -> exp.Expression | None:
+    """`frame.parse` of the item at `place` (file label, item); with `every`, a refusal is added to `found`
+    (item, error) and gives None. An item already in `found` (an undefined param) is not parsed again."""
+    label, item = place
+    if any(seen == item for seen, _ in found):
+        return None
+    try:
+        return frame.parse(text, params, f"{label}: {item}")
+    except RiskConsoleError as err:
+        if not every:
+            raise
+        found.append((item, err))
+        return None
+
+
+def _undefined_params(strategy: Strategy, params: dict, label: str) -> list[tuple[str, ExpressionError]]:
+    """(item, error) for each rule, and the population, naming a `$param` that is not defined."""
     from riskconsole.expressions import referenced_params
 
     texts = [(f"rule '{r.name}'", r.when) for r in strategy.rules] + [("population", strategy.population or "")]
+    found = []
     for where, text in texts:
         missing = sorted(referenced_params(text) - set(params))
         if missing:
             defined = ", ".join(params) or "none"
-            raise ExpressionError(f"{label}: {where}: ${missing[0]} is not defined in params (defined: {defined})")
+            found.append((where, ExpressionError(f"{label}: {where}: ${missing[0]} is not defined in params "
+                                                 f"(defined: {defined})")))
+    return found
+
+
+def _check_params_used(strategy: Strategy, params: dict, label: str) -> None:
+    """Raise the first undefined `$param` of the strategy's expressions."""
+    found = _undefined_params(strategy, params, label)
+    if found:
+        raise found[0][1]
 
 
 def source(compiled: CompiledStrategy, frame: Frame) -> exp.Select:
@@ -246,33 +280,41 @@ def source(compiled: CompiledStrategy, frame: Frame) -> exp.Select:
     return query
 
 
-def check_boolean(con: duckdb.DuckDBPyConnection, compiled: CompiledStrategy, frame: Frame, label: str) -> None:
+def check_boolean(con: duckdb.DuckDBPyConnection, compiled: CompiledStrategy, frame: Frame, label: str,
+                  every: bool = False) -> list[tuple[str, RiskConsoleError]]:
     """Every rule condition and the population must be boolean (DuckDB binds them without running).
 
-    One DESCRIBE binds them all; only when it fails is each bound alone, to name the one that fails."""
+    One DESCRIBE binds them all; only when it fails is each bound alone, to name the one that fails. Raises the first
+    failure, or with `every` returns each as (item, error)."""
     relation = source(compiled, frame)
     checks = [(f"rule '{r.name}'", r.condition) for r in compiled.rules]
     if compiled.population is not None:
         checks.append(("population", compiled.population))
     if not checks:
-        return
+        return []
 
     def describe(nodes: list[exp.Expression]) -> list[str]:
         query = exp.select(*[exp.alias_(n, f"v{i}") for i, n in enumerate(nodes)]).from_(relation.subquery("src"))
         return [row[1] for row in con.execute("DESCRIBE " + render(query)).fetchall()]
 
+    found: list[tuple[str, RiskConsoleError]] = []
     try:
-        types = describe([node for _, node in checks])
+        typed = list(zip(checks, describe([node for _, node in checks])))
     except duckdb.Error:
-        types = []
+        typed = []
         for where, node in checks:
             try:
-                types += describe([node])
+                typed += [((where, node), describe([node])[0])]
             except duckdb.Error as err:
                 from riskconsole.binding import type_mismatch
 
-                raise ExpressionError(f"{label}: {where}: {type_mismatch(con, relation, node, err)}") from None
-    for (where, _), dtype in zip(checks, types):
+                found.append((where, ExpressionError(f"{label}: {where}: {type_mismatch(con, relation, node, err)}")))
+                if not every:
+                    raise found[0][1] from None
+    for (where, _), dtype in typed:
         if dtype not in ("BOOLEAN", '"NULL"', "NULL"):
-            raise ExpressionError(f"{label}: {where}: must be true/false, but gives {dtype} "
-                                  "(add a comparison, e.g. `x > 0`)")
+            found.append((where, ExpressionError(f"{label}: {where}: must be true/false, but gives {dtype} "
+                                                 "(add a comparison, e.g. `x > 0`)")))
+            if not every:
+                raise found[-1][1]
+    return found

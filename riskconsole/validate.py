@@ -160,13 +160,13 @@ def _validate_strategy(ws: Workspace, strategy: Strategy, label: str, path: Path
     if strategy.level is not None:
         return _validate_entity_strategy(ws, strategy, label, path, frame is not None, engine)
     if frame is None:
-        compiled = compile_strategy(strategy, source_frame(ws, dataset), label)
+        compiled = compile_strategy(strategy, source_frame(ws, dataset), label, every=True)
         spark = _check_spark(ws, dataset, compiled, label, engine)
         return (f"strategy '{strategy.name}', {len(strategy.rules)} rules (columns checked against the source "
                 f"files){spark}")
     con = register_lists(ws.connect_safe(), ws.root)
     try:
-        compiled = compile_strategy(strategy, frame, label, con=con)
+        compiled = compile_strategy(strategy, frame, label, con=con, every=True)
     except duckdb.Error as err:
         raise ConfigError(f"{label}: {str(err).splitlines()[0]}") from None
     finally:

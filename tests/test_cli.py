@@ -118,6 +118,24 @@ def test_did_you_mean_for_a_misspelt_column(tiny_ws, capsys):
     assert code == 1 and "did you mean 'user_orders_1h'" in err
 
 
+def test_validate_reports_every_bad_rule_of_a_file_one_line_each(tiny_ws, capsys):
+    path = tiny_ws.strategies_dir / "typos.yaml"
+    path.write_text(yaml.safe_dump({"name": "typos", "params": {"x": 1}, "rules": [
+        {"name": "velocity", "when": "user_ordrs_1h >= 3", "action": "review"},
+        {"name": "fine", "when": "amount > $x", "action": "review"},
+        {"name": "money", "when": "amout > 100", "action": "review"},
+        {"name": "text", "when": "channel > 3", "action": "review"},
+        {"name": "undefined", "when": "amount > $y", "action": "review"}]}))
+    code, out, err = run(capsys, "validate", path, tiny_ws.strategies_dir / "tiny.yaml", "--workspace", tiny_ws.root)
+    lines = err.splitlines()
+    assert code == 1 and "ok: strategies/tiny.yaml" in out
+    assert [line.split("'")[1] for line in lines] == ["velocity", "money", "text", "undefined"], err
+    assert "did you mean 'user_orders_1h'" in lines[0] and "did you mean 'amount'" in lines[1]
+    assert all(line.startswith("error: strategies/typos.yaml: rule '") for line in lines)
+    code, _, err = run(capsys, "backtest", path, "--workspace", tiny_ws.root)
+    assert code == 1 and err.count("\n") == 1
+
+
 @pytest.mark.parametrize("when, message, fixed", [
     ("channel > 3", "rule 'r': 'channel > 3' compares channel (VARCHAR, a text) with 3 (INTEGER, a number) "
      "(compare it with a text: channel > '3', or convert it: TRY_CAST(channel AS DOUBLE) > 3)",
