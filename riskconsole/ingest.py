@@ -180,11 +180,28 @@ def _column_reasons(column: str, target: str, part: Part, raw_type: str) -> list
     if _is_number(target) and raw_type in ("VARCHAR", "JSON"):  # `$12.50`, `12,50 €`: say so, and the fix
         sign = fill("regexp_extract(:t, :re)", t=raw_text(column, raw_type), re=lit(CURRENCY.pattern))
         pairs.insert(0, (fill(":f AND :s <> ''", f=failed, s=sign), _currency_reason(column, part, sign)))
+        pairs.insert(0, (fill(":f AND :g", f=failed, g=_grouped(raw_text(column, raw_type), part)),
+                         lit(f"{column}: {_grouped_text(part)}")))
     if column == part.roles.get("amount"):
         pairs.append((fill(":c IS NOT NULL AND NOT isfinite(:c)", c=cast), lit(f"{column}: not a finite number")))
         pairs.append((fill(":c IS NOT NULL AND abs(:c) > :m", c=cast, m=lit(MAX_AMOUNT)),
                       lit(f"{column}: larger than {MAX_AMOUNT:.0e} (sums of such amounts overflow)")))
     return pairs
+
+
+def _grouped(text: exp.Expression, part: Part) -> exp.Expression:
+    """Whether a number's text is grouped in thousands for the source's decimal mark (1.512,83 with a decimal
+    comma, 1,512.83 with a point): never read as a number (a guess could misread 1.512 as 1512 or 1.512)."""
+    return fill("regexp_full_match(:t, :re)", t=text, re=lit(_GROUPED[part.decimal]))
+
+
+_GROUPED = {",": r"\s*[-+]?\d{1,3}(\.\d{3})+(,\d+)?\s*", ".": r"\s*[-+]?\d{1,3}(,\d{3})+(\.\d+)?\s*"}
+
+
+def _grouped_text(part: Part) -> str:
+    """The reason of a number grouped in thousands, with the fix in the source's decimal mark."""
+    shown, fixed = ("1.512,83", "1512,83") if part.decimal == "," else ("1,512.83", "1512.83")
+    return f"a thousands separator in a number ({shown}): remove it where the file is exported ({fixed})"
 
 
 CURRENCY = re.compile(r"[$€£¥₹₽₩₺₪¢]|\b(USD|EUR|GBP|JPY|CHF|CAD|AUD|INR)\b")  # a sign or code in a number's text
@@ -194,8 +211,9 @@ def _currency_reason(column: str, part: Part, sign: exp.Expression) -> exp.Expre
     """`amount: currency sign '$' in a number: remove it where the file is exported (12.50, not $12.50)`, and, where
     the source reads decimal points, a note on decimal commas."""
     comma = "" if part.decimal == "," else "; a decimal comma (12,50) also needs decimal_separator: ','"
+    number = "12,50" if part.decimal == "," else "12.50"  # the example in the source's own decimal mark
     return fill(":a || :s || :b || :s || :c", a=lit(f"{column}: currency sign '"), s=sign,
-                b=lit("' in a number: remove it where the file is exported (12.50, not "), c=lit(f"12.50){comma}"))
+                b=lit(f"' in a number: remove it where the file is exported ({number}, not "), c=lit(f"{number}){comma}"))
 
 
 def _blank_time(column: str, target: str, raw_type: str) -> exp.Expression | None:
@@ -411,6 +429,14 @@ def _number_warning(staged: Staged, checked: Checked, part: Part, column: str, t
     they look like it, the fix (decimal commas, thousands separators)."""
     raw, cast = ident(column), ident(cast_name(column))
     n, values = _failing(staged, column, fill(":r IS NOT NULL AND :c IS NULL", r=raw, c=cast))
+    if read and n and n / read <= WARN_SHARE and column == part.roles.get("amount"):
+        # few, but the largest amounts: money grouped in thousands is said whatever its share
+        grouped = fill(":r IS NOT NULL AND :c IS NULL AND :g", r=raw, c=cast,
+                       g=_grouped(raw_text(column, staged.raw_types()[column]), part))
+        (k,) = staged.counts([grouped])
+        if k:
+            return (f"{checked.label}: {where}: {k:,} of {read:,} rows ({k / read:.1%}) quarantined because "
+                    f"'{column}' has {_grouped_text(part)}; they are amounts of a thousand or more")
     if not read or n / read <= WARN_SHARE:
         return None
     commas = sum(bool(_COMMA_NUMBER.fullmatch(v)) for v in values)

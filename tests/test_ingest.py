@@ -441,7 +441,8 @@ def test_decimal_commas_load_and_a_thousands_separator_is_quarantined(tmp_path):
     assert (result.loaded, result.quarantined) == (3, 1)
     assert query(ws, "SELECT event_id, amount, fee, user_id FROM events ORDER BY event_id") == [
         ("a1", 723.03, 0.5, 1), ("a2", 12.0, 1.25, 2), ("a4", -0.75, None, 3)]
-    assert query(ws, "SELECT reason FROM quarantine") == [("amount: not a valid DOUBLE with decimal_separator ','",)]
+    assert query(ws, "SELECT reason FROM quarantine") == [("amount: a thousands separator in a number (1.512,83): "
+                                                           "remove it where the file is exported (1512,83)",)]
     plain = load(_ws(tmp_path / "plain", {"orders.csv": text}, BASE_DATASET))
     assert (plain.loaded, plain.quarantined) == (1, 3)
     assert plain.warnings == ["data/dataset.yaml: columns.amount: 3 of 4 rows (75.0%) quarantined because 'amount' is "
@@ -472,6 +473,30 @@ def test_an_amount_with_a_currency_sign_is_quarantined_saying_so_and_the_fix(tmp
                                "is not a valid DOUBLE, e.g. '$12.50', '12,50 €', 'EUR 3.10': remove the currency sign "
                                "($, €, EUR) where the file is exported (12.50, not $12.50) and set "
                                "decimal_separator: ',' for this source"]
+
+
+@pytest.mark.parametrize("decimal, big, small, fix", [
+    (",", "1.512,83", "12,50", "a thousands separator in a number (1.512,83): remove it where the file is exported "
+                               "(1512,83)"),
+    (".", "\"1,512.83\"", "12.50", "a thousands separator in a number (1,512.83): remove it where the file is "
+                                  "exported (1512.83)")])
+def test_amounts_grouped_in_thousands_are_quarantined_saying_so_and_warned_of_however_few(tmp_path, decimal, big,
+                                                                                        small, fix):
+    """1.512,83 with a decimal comma (1,512.83 with a point) is never guessed at; its row's reason says what it is
+    and the fix, in the source's decimal mark, and the load warns even under 1% of rows: they are the largest
+    amounts (they were quarantined as 'not a valid DOUBLE' and left unsaid)."""
+    sep = ";" if decimal == "," else ","
+    header = sep.join(["event_id", "ts", "is_fraud", "label_ts", "amount", "user_id", "device_id"])
+    rows = [sep.join([f"a{i}", "2026-03-01 10:00:00", "0", "", big if i == 7 else small, "1", "1"]) for i in range(200)]
+    rows.append(sep.join(["b1", "2026-03-01 10:00:00", "0", "", "€3" if decimal == "," else "$3", "1", "1"]))
+    ws = _ws(tmp_path, {"orders.csv": "\n".join([header, *rows]) + "\n"}, {**BASE_DATASET, "decimal_separator": decimal})
+    result = load(ws)
+    assert (result.loaded, result.quarantined) == (199, 2)
+    reasons = dict(query(ws, "SELECT event_id, reason FROM quarantine"))
+    assert reasons["a7"] == f"amount: {fix}"
+    assert f"(12{decimal}50, not " in reasons["b1"]  # the currency fix in the source's decimal mark too
+    assert result.warnings == [f"data/dataset.yaml: columns.amount: 1 of 201 rows (0.5%) quarantined because "
+                               f"'amount' has {fix}; they are amounts of a thousand or more"]
 
 
 def test_a_role_name_in_an_expression_says_which_column_to_write(tmp_path):
