@@ -10,6 +10,7 @@ one session (`spark` of conftest.py).
 
 from __future__ import annotations
 
+import decimal
 import json
 
 import duckdb
@@ -199,7 +200,7 @@ def test_parquet_loads_on_spark_as_on_duckdb(tmp_path, spark):
     assert_spark_loads_like_duckdb(Workspace(root), spark)
 
 
-def _parquet(coupon: list, ids: tuple[str, str], dtype=None) -> bytes:
+def _parquet(coupon, ids: tuple[str, str]) -> bytes:
     import io
 
     import pyarrow as pa
@@ -208,7 +209,7 @@ def _parquet(coupon: list, ids: tuple[str, str], dtype=None) -> bytes:
     buffer = io.BytesIO()
     pq.write_table(pa.table({"event_id": list(ids), "ts": ["2026-03-01 10:00:00", "2026-03-02 10:00:00"],
                              "is_fraud": [0, 1], "label_ts": pa.array([None, None], pa.string()), "amount": [1.0, 2.0],
-                             "user_id": [1, 2], "device_id": [1, 1], "coupon": pa.array(coupon, dtype)}), buffer)
+                             "user_id": [1, 2], "device_id": [1, 1], "coupon": coupon}), buffer)
     return buffer.getvalue()
 
 
@@ -220,13 +221,38 @@ PARQUET_TYPES = {
     "nulls then text": [([None, None], "null"), (["spring", None], None)],
     "int then text then nulls": [([7, None], "int32"), (["spring", None], None), ([None, None], "null")],
     "nulls only": [([None, None], "null"), ([None, None], "null")],
+    # DuckDB's text of a number or a zoned time, not Spark's CAST's ('1e+20', not '1.0E20'; the zone kept)
+    "doubles then text": [([1e20, 0.1], None), (["spring", None], None)],
+    "floats then text": [([1e10, 0.5], "float32"), (["spring", None], None)],
+    "zoned times then text": [(["2026-03-01T10:00:00.5+00:00", None], "utc"), (["spring", None], None)],
+    # a column of nulls beside types INT does not merge with in DuckDB: null there, whatever Spark read
+    "nulls then times": [([None, None], "null"), (["2026-03-01T10:00:00", None], "timestamp")],
+    "nulls then dates": [([None, None], "null"), (["2026-03-01", None], "date")],
+    "nulls then structs": [([None, None], "null"), ([{"a": 1, "b": "x"}, None], None)],
+    "nulls then lists": [([None, None], "null"), ([[1, 2], None], None)],
+    "nulls then booleans": [([None, None], "null"), ([True, None], None)],
+    "nulls then bytes": [([None, None], "null"), ([7, None], "int8")],
+    "nulls then decimals": [([None, None], "null"), ([decimal.Decimal("1.25"), None], "decimal")],
 }
 
 
 def parquet_types_files(case: str) -> dict[str, bytes]:
     import pyarrow as pa
 
-    return {f"{i}.parquet": _parquet(values, (f"e{2 * i}", f"e{2 * i + 1}"), dtype and getattr(pa, dtype)())
+    types = {"null": pa.null(), "int32": pa.int32(), "int8": pa.int8(), "decimal": pa.decimal128(10, 2),
+             "float32": pa.float32(), "date": pa.date32(),
+             "utc": pa.timestamp("ms", tz="UTC"), "timestamp": pa.timestamp("us")}
+
+    def typed(values: list, dtype: str | None) -> pa.Array:
+        if dtype in ("utc", "timestamp", "date"):  # text to times, as an export writes them
+            import pandas as pd
+
+            stamps = pd.to_datetime(pd.Series(values), utc=dtype == "utc")
+            values = [v.date() if dtype == "date" and v is not pd.NaT else v for v in stamps]
+            values = [None if v is pd.NaT else v for v in values]
+        return pa.array(values, types.get(dtype)) if dtype else pa.array(values)
+
+    return {f"{i}.parquet": _parquet(typed(values, dtype), (f"e{2 * i}", f"e{2 * i + 1}"))
             for i, (values, dtype) in enumerate(PARQUET_TYPES[case])}
 
 

@@ -32,7 +32,7 @@ from riskconsole.engines.spark_store import literal
 from riskconsole.errors import DataError
 from riskconsole.escape import printable
 from riskconsole.sources import NULL_TYPE, Part, colon_refusal, literal_file, target_types
-from riskconsole.sqlbuild import alias, fill, render
+from riskconsole.sqlbuild import alias, fill, ident, render
 
 READ_ON_SPARK = ("csv", "parquet", "json")  # JSON: parsed by DuckDB on the executors (spark_json.py)
 POSITION = ("__file", "__at")  # source order: file (1-based place in the sorted paths), a number increasing down it
@@ -195,8 +195,8 @@ def _read_parquet(spark: Any, con: duckdb.DuckDBPyConnection, part: Part, raw: d
     """The Parquet files with every column of any of them (Spark's merged schema), `LOCATED` and `__row`. Where
     Spark cannot merge two files' types that DuckDB merges (pyarrow writes a column of only nulls as INT32 annotated
     Null, which Spark reads as INT: beside DOUBLE or text it refuses the merge), the files are read in groups of one
-    schema (a footer read per file) and each column cast to DuckDB's type of it (INT to DOUBLE or text as DuckDB's
-    union_by_name does; a column of nulls to anything)."""
+    schema (a footer read per file) and each group's columns cast to DuckDB's merged type by DuckDB on the
+    executors (`_group_casts`: DuckDB's own text of a DOUBLE or a zoned time, which Spark's CAST writes otherwise)."""
     files = [literal(f) for f in part.files]
     located = (*LOCATED, "_metadata.row_index AS __row")
     try:
@@ -206,17 +206,52 @@ def _read_parquet(spark: Any, con: duckdb.DuckDBPyConnection, part: Part, raw: d
     except Exception as err:  # noqa: BLE001 - an AnalysisException or a Py4J error, by Spark's client
         if not merge_refused(err):
             raise
+    from riskconsole.engines.spark_load import duck_select  # spark_load imports this module
+    from pyspark.sql.pandas.types import to_arrow_schema
+
     groups: dict[str, list[str]] = {}
     for path in files:
         groups.setdefault(spark.read.parquet(path).schema.json(), []).append(path)
-    wanted = {f.name: f.dataType.simpleString() for f in spark_schema(con, raw).fields}
     reads = []
     for paths in groups.values():
-        read = spark.read.option("mergeSchema", True).parquet(*paths)
-        have = set(read.columns)
-        reads.append(read.selectExpr(*[f"CAST({quoted(c) if c in have else 'NULL'} AS {t}) AS {quoted(c)}"
-                                       for c, t in wanted.items()], *located))
+        read = spark.read.option("mergeSchema", True).parquet(*paths).selectExpr("*", *located)
+        have = _duck_types(con, to_arrow_schema(read.schema, timezone="UTC"))
+        located_names = [ident(c) for c in ("__path", "__mid", "__row")]
+        reads.append(duck_select(read, [*_group_casts(con, raw, have, part), *located_names]))
     return functools.reduce(lambda a, b: a.unionByName(b), reads)
+
+
+def _group_casts(con: duckdb.DuckDBPyConnection, raw: dict[str, str], have: dict[str, str],
+                 part: Part) -> list[exp.Expression]:
+    """Each raw column as DuckDB's merged type `raw` from a group of files typing it `have`: as it is, cast as
+    DuckDB casts it, or null where the group lacks it or Spark read pyarrow's null type (INT) as a type DuckDB
+    merged with no INT (a time, a struct: that column holds only nulls).
+
+    Raises:
+        DataError: a group's type DuckDB cannot cast to the merged one (never seen: DuckDB merged them)."""
+    out = []
+    for column, dtype in raw.items():
+        target = exp.DataType.build("INTEGER" if dtype == NULL_TYPE else dtype, dialect="duckdb")
+        seen = have.get(column)
+        if seen == dtype or (dtype == NULL_TYPE and seen == "INTEGER"):
+            out.append(ident(column))
+            continue
+        value = exp.cast(ident(column), target) if seen and _casts(con, seen, target) else None
+        if value is None and seen not in (None, "INTEGER"):
+            raise DataError(f"source '{part.source}': engine spark reads column '{column}' as {seen} in some files "
+                            f"where DuckDB reads {dtype}: load it with engine duckdb")
+        out.append(alias(value if value is not None else exp.cast(exp.null(), target), column))
+    return out
+
+
+def _casts(con: duckdb.DuckDBPyConnection, seen: str, target: exp.DataType) -> bool:
+    """Whether DuckDB has a cast from type `seen` to `target` (bound on a null, nothing read)."""
+    try:
+        con.execute(render(exp.select(exp.cast(exp.cast(exp.null(), exp.DataType.build(seen, dialect="duckdb")),
+                                               target)))).fetchall()
+        return True
+    except duckdb.Error:
+        return False
 
 
 def merge_refused(err: BaseException) -> bool:

@@ -88,7 +88,7 @@ class SparkSources:
             head = head.append_column(merged.field(name), pa.nulls(head.num_rows, merged.field(name).type))
         for i, field in enumerate(head.schema):  # a column the later files widen (INT there BIGINT or DOUBLE)
             if field.name in merged.names and merged.field(field.name).type != field.type:
-                head = head.set_column(i, merged.field(field.name), head.column(i).cast(merged.field(field.name).type))
+                head = head.set_column(i, merged.field(field.name), _widened(head.column(i), merged.field(field.name)))
         pq.write_table(head, local)
 
     def _sample(self, fmt: str, path: str, local: Path, con: Any) -> str:
@@ -255,3 +255,14 @@ def _merged(schemas: Iterable[pa.Schema]) -> pa.Schema:
         for i, schema in enumerate(schemas):
             con.register(f"_s{i}", schema.empty_table())
         return con.sql(" UNION ALL BY NAME ".join(f"SELECT * FROM _s{i}" for i in range(len(schemas)))).to_arrow_table().schema
+
+
+def _widened(column: pa.ChunkedArray, field: pa.Field) -> pa.ChunkedArray:
+    """A sampled column as the merged type of every file: cast, or, where Arrow has no such cast and the column holds
+    only nulls (Spark's INT read of pyarrow's null type beside times, structs or lists), nulls of that type."""
+    try:
+        return column.cast(field.type)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        if column.null_count == len(column):
+            return pa.chunked_array([pa.nulls(len(column), field.type)])
+        raise
