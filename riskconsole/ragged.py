@@ -90,6 +90,33 @@ def first_ragged(con: duckdb.DuckDBPyConnection, path: str, dialect: dict[str, A
 
 
 MAX_FILES = 100  # files of a glob looked at for a ragged line (as sources.MAX_HEADER_CHECKS)
+SNIFF_THREADS = 8
+
+
+def sniffed_columns(paths: list[str]) -> list[list[str]]:
+    """The column names DuckDB's sniffer finds in each CSV file (empty where it finds none), sniffed in parallel
+    connections of their own (DuckDB releases the GIL; a cursor of one connection would wait for the others)."""
+    from concurrent.futures import ThreadPoolExecutor
+    import os
+    import threading
+
+    from riskconsole.sources import literal_file  # sources imports this module
+
+    local = threading.local()
+
+    def one(path: str) -> list[str]:
+        if not hasattr(local, "con"):
+            local.con = duckdb.connect()
+        try:
+            found = local.con.execute("SELECT Columns FROM sniff_csv($f)", {"f": literal_file(path)}).fetchall()
+            return [c["name"] for c in found[0][0]]
+        except (duckdb.Error, IndexError):
+            return []
+
+    if len(paths) < 2 * SNIFF_THREADS:
+        return [one(path) for path in paths]
+    with ThreadPoolExecutor(min(SNIFF_THREADS, os.cpu_count() or 1)) as pool:
+        return list(pool.map(one, paths))
 HEAD_BYTES = 1 << 20
 
 

@@ -802,23 +802,15 @@ def _misread_file(con: duckdb.DuckDBPyConnection, part: Part, dataset: Dataset,
     """A file of a local CSV source of several files that a ragged line threw DuckDB's sniffer off (read with
     another delimiter, its header taken for data), named by that line: the other files hold the mapped columns,
     so the source seemed whole while that file's rows would be quarantined as missing them, one row lost as a
-    header. Looked for only when the files' columns differ from the first file's (one sniff, ~ms); then each
-    file (at most ragged.MAX_FILES) is sniffed and one lacking a mapped column is read for a ragged line."""
+    header. Looked for only when the files' columns differ from the first file's (one sniff); then every file is
+    sniffed (in parallel: ~1 ms a small file) and each one lacking a mapped column is read for a ragged line."""
     if part.fmt != "csv" or part.remote or len(part.files) < 2:
         return None
-    sniffed = "SELECT Columns FROM sniff_csv($f)"
-
-    def columns(path: str) -> list[str]:
-        try:
-            return [c["name"] for c in con.execute(sniffed, {"f": literal_file(path)}).fetchall()[0][0]]
-        except (duckdb.Error, IndexError):
-            return []
-
-    if set(part.types) <= set(columns(part.files[0])):
+    if set(part.types) <= set(ragged.sniffed_columns(part.files[:1])[0]):
         return None
     wanted = [c for _, c in _wanted(part, dataset) if c and c in part.types]
-    for path in part.files[:ragged.MAX_FILES]:
-        missing = [c for c in wanted if c not in columns(path)]
+    for path, columns in zip(part.files, ragged.sniffed_columns(part.files)):
+        missing = [c for c in wanted if c not in columns]
         said = ragged.misread(con, [path], missing, shown) if missing else None
         if said:
             return said

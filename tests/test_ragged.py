@@ -172,3 +172,18 @@ def test_a_ragged_line_in_one_file_of_several_is_named_not_quarantined_as_missin
     own = rows[:5] if bad == "a" else rows[300:305]
     (root / "data" / "in" / f"{bad}.csv").write_text("\n".join([HEADER + ";Coupon", *[r + ";X" for r in own]]) + "\n")
     assert load(ws).loaded == 305  # a file with one more column: union_by_name, nothing ragged
+
+
+def test_a_ragged_line_in_a_file_past_the_hundredth_is_named_too(tmp_path):
+    """150 files, the ragged line in the 130th: every file is sniffed once the files' columns differ (a cap of 100
+    files let this one through, its rows quarantined as missing ids and a row lost)."""
+    root = tmp_path / "ws"
+    (root / "data" / "in").mkdir(parents=True)
+    (root / "data" / "dataset.yaml").write_text(yaml.safe_dump({**DATASET, "source": "data/in/*.csv"}))
+    for f in range(150):
+        lines = [HEADER, *[_line(300 * f + i) for i in range(300)]]
+        if f == 129:
+            lines[6] += ";surprise"
+        (root / "data" / "in" / f"{f:03d}.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(RiskConsoleError, match=r"data/in/129.csv: line 7 has 11 fields where the header has 10"):
+        load(Workspace(root))
