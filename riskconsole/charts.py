@@ -113,15 +113,18 @@ def segment_delta_chart(rows: list[dict]) -> alt.Chart:
 
 
 def delta_interval_chart(rows: list[dict]) -> alt.LayerChart:
-    """Each metric's change with its 95% interval (rows: metric, delta, low, high), zero marked."""
+    """Each rate's change with its 95% interval (rows: metric, delta, low, high, as fractions), zero marked, in
+    percentage points as the table beside it says them (+30 pts, not 0.30)."""
     df = pd.DataFrame(rows)
+    df[["delta", "low", "high"]] = df[["delta", "low", "high"]] * 100
     base = alt.Chart(df).encode(y=alt.Y("metric:N", sort=None, title=None))
-    bars = base.mark_rule(strokeWidth=3, color="#888").encode(x=alt.X("low:Q", title="change (candidate − baseline)"),
-                                                             x2="high:Q")
+    bars = base.mark_rule(strokeWidth=3, color="#888").encode(
+        x=alt.X("low:Q", title="change in points (candidate − baseline)", axis=alt.Axis(format="+~r")), x2="high:Q")
     dots = base.mark_point(filled=True, size=90).encode(
         x="delta:Q", color=alt.condition("datum.delta < 0", alt.value("#d62728"), alt.value("#2ca02c")),
-        tooltip=["metric:N", alt.Tooltip("delta:Q", format="+.4g"), alt.Tooltip("low:Q", format="+.4g"),
-                 alt.Tooltip("high:Q", format="+.4g")])
+        tooltip=["metric:N", alt.Tooltip("delta:Q", title="change (pts)", format="+.2f"),
+                 alt.Tooltip("low:Q", title="low (pts)", format="+.2f"),
+                 alt.Tooltip("high:Q", title="high (pts)", format="+.2f")])
     zero = alt.Chart(pd.DataFrame({"x": [0]})).mark_rule(strokeDash=[4, 4]).encode(x="x:Q")
     return (bars + dots + zero).properties(height=44 * len(df) + 30)
 
@@ -181,7 +184,7 @@ def kpi_band_chart(daily: list[dict], metrics: list[str], titles: dict[str, str]
     df["day"] = pd.to_datetime(df["day"])
     base = alt.Chart().encode(x=alt.X("day:T", title=None, axis=alt.Axis(format="%b %d", labelAngle=0)))
     bandc = base.mark_area(opacity=0.25, color="#7f9fbf").encode(
-        y=alt.Y("low:Q", title=None, axis=alt.Axis(format=",.3~g")), y2="high:Q")  # a flat 0 reads "0", not 0.000000
+        y=alt.Y("low:Q", title=None, axis=alt.Axis(format=",.3~r")), y2="high:Q")  # a flat 0 reads "0", not 0.000000
     line = base.mark_line(color="#333333", strokeWidth=1.4).encode(
         y="value:Q", tooltip=["day:T", "metric:N", alt.Tooltip("value:Q", format=",.4~g"),
                               alt.Tooltip("low:Q", title="expected low", format=",.4~g"),

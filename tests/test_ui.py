@@ -177,7 +177,8 @@ def test_compare_page_shows_intervals_and_attribution(page, console_ws):
     table = at.dataframe[0].value
     recall = table[table["metric"] == "recall"].iloc[0]
     assert recall["candidate"] == fmt(core["overall"]["recall"], "pct")
-    assert recall["95% interval"].startswith("95% CI")
+    low, high = core["compare"]["intervals"]["delta"]["recall"]
+    assert recall["95% interval"] == f"{low * 100:+.2f} pts … {high * 100:+.2f} pts", recall["95% interval"]
     assert any(s.value.startswith("Segments by channel") for s in at.subheader)
 
 

@@ -49,6 +49,7 @@ if c.get("bounds"):
 left, right = st.columns([3, 2])
 with left:
     table = pd.DataFrame(kpi_rows(report))[["title", "value", "baseline", "delta", "interval"]]
+    table["interval"] = table["interval"].str.removeprefix("95% CI ")  # the column's header says it (as monitor.md)
     st.dataframe(table.rename(columns={"title": "metric", "value": "candidate", "interval": "95% interval"}),
                  hide_index=True, width="stretch")
 with right:
