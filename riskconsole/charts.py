@@ -18,15 +18,20 @@ def daily_chart(daily: list[dict], capacity: int) -> alt.Chart | alt.LayerChart:
     top = float(long["events"].max()) if len(long) else 0.0
     far = capacity > 3 * max(top, 1.0)  # the capacity line would press every series flat against the axis
     title = f"events per day (review capacity {capacity:,}: far above)" if far else "events per day"
+    series = ["alerts", "caught fraud", "review cases"]  # three hues apart (two blues looked alike)
     lines = alt.Chart(long).mark_line(point=False).encode(
-        x=alt.X("day:T", title=None), y=alt.Y("events:Q", title=title),
-        color=alt.Color("series:N", title=None, legend=alt.Legend(orient="top")),
+        x=alt.X("day:T", title=None, axis=alt.Axis(format="%b %d", labelAngle=0)), y=alt.Y("events:Q", title=title),
+        color=alt.Color("series:N", title=None, legend=alt.Legend(orient="top"),
+                        scale=alt.Scale(domain=series, range=["#1f77b4", "#2ca02c", "#d62728"])),
         tooltip=["day:T", "series:N", alt.Tooltip("events:Q", format=",")])
     if far:
         return lines.properties(height=280)
-    cap = alt.Chart(pd.DataFrame({"capacity": [capacity]})).mark_rule(strokeDash=[6, 4], color="black").encode(
+    frame = pd.DataFrame({"capacity": [capacity], "label": [f"review capacity {capacity:,}"]})
+    cap = alt.Chart(frame).mark_rule(strokeDash=[6, 4], color="black").encode(
         y="capacity:Q", tooltip=[alt.Tooltip("capacity:Q", title="review capacity", format=",")])
-    return (lines + cap).properties(height=280)
+    named = alt.Chart(frame).mark_text(align="left", dx=4, dy=-7, fontSize=11, color="#333").encode(
+        y="capacity:Q", x=alt.value(0), text="label:N")  # the dashed line says what it is
+    return (lines + cap + named).properties(height=280)
 
 
 LABEL_PX, LABEL_TOP, LABEL_ROW = 11, 14, 16  # maturity labels: font size, first row's top, row pitch (pixels)
