@@ -1,9 +1,12 @@
-"""Why DuckDB refused to bind a checked expression (a type mismatch), as one line with a fix.
+"""Why DuckDB refused a checked expression, as one line with a fix: a type mismatch it would not bind, or a part
+that fails whatever the rows hold (`amount > 'lots'`: a text no number reads as; a bad regular expression).
 
 DuckDB's binder errors are several lines, name internal types (`INTEGER_LITERAL`) and list candidate
 functions; a user needs the part that fails, the column and its type, and what to write instead. The
 part is found by binding the expression's parts, innermost first (only when binding failed); a fix is
-offered only when it binds.
+offered only when it binds. An expression that binds is also run on one row of NULLs (`run_failure`): a
+constant DuckDB converts when the query runs (`'lots'` to DOUBLE) fails there, as it would on every row of a
+backtest, and is named before one runs.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import re
 
 import duckdb
 
-from riskconsole.sqlbuild import exp, render
+from riskconsole.sqlbuild import alias, exp, lit, render
 
 MAX_PROBES = 40  # parts bound to find the failing one: a failure costs at most this many DESCRIBEs
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ, exp.NullSafeNEQ, exp.Between,
@@ -43,6 +46,47 @@ def duckdb_line(err: BaseException) -> str:
     line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     line = re.sub(r"^\w+ Error: ", "", line)
     return re.sub(r"\.? ?You might need to add explicit type casts\.?$", "", line)
+
+
+def nulls(relation: exp.Select) -> exp.Select:
+    """One row of `relation`'s columns, each NULL of its own type (no row of it is read)."""
+    empty = exp.select("*").from_(relation.subquery("r")).limit(0)
+    return exp.select("src.*").from_(exp.select(alias(lit(1), "__one")).subquery("__one")).join(
+        empty.subquery("src"), on=exp.true(), join_type="LEFT")
+
+
+def runs(con: duckdb.DuckDBPyConnection, relation: exp.Select, nodes: list[exp.Expression]) -> duckdb.Error | None:
+    """DuckDB's error running `nodes` (they bind) on one row of NULLs of `relation`'s columns, or None."""
+    query = exp.select(*[exp.alias_(n.copy(), f"v{i}") for i, n in enumerate(nodes)]).from_(
+        nulls(relation).subquery("src"))
+    try:
+        con.execute(render(query)).fetchall()
+    except duckdb.Error as err:
+        return err
+    return None
+
+
+def run_failure(con: duckdb.DuckDBPyConnection, relation: exp.Select, node: exp.Expression,
+                err: duckdb.Error) -> str:
+    """`problem (fix)` for a condition over `relation` that binds but failed (`err`) on a row of NULLs: it fails
+    whatever the rows hold. The part named is the innermost that fails alone."""
+    parts = [n for n in node.walk() if not isinstance(n, _NOT_PROBED)
+             and not (isinstance(n, exp.If) and isinstance(n.parent, exp.Case))]
+    culprit = next((p for p in list(reversed(parts))[:MAX_PROBES] if runs(con, relation, [p]) is not None), node)
+    problem = f"'{_snippet(culprit)}' fails on every row: {duckdb_line(err)}"
+    texts = [n for n in culprit.iter_expressions() if isinstance(n, exp.Literal) and n.is_string]
+    columns = [n for n in culprit.iter_expressions() if isinstance(n, exp.Column)]
+    types = _binds(con, relation, columns[:1]) if isinstance(culprit, _COMPARISONS) and texts and columns else None
+    example = _EXAMPLES.get(_kind(types[0])) if types else None
+    if not example:
+        return problem
+    column = _sql(columns[0])
+    return f"{problem} ({column} is {types[0]}: compare it with {example.format(column)})"
+
+
+_EXAMPLES = {"a number": "a number, without quotes, e.g. {} > 100",
+             "a time": "a time written as ISO text, e.g. {} >= '2026-03-01 10:00:00'",
+             "true/false": "true or false, without quotes, e.g. {} = true"}
 
 
 def _binds(con: duckdb.DuckDBPyConnection, relation: exp.Select, nodes: list[exp.Expression]) -> list[str] | None:
@@ -126,8 +170,15 @@ def _replaced(node: exp.Expression, by_id: dict[int, exp.Expression]) -> exp.Exp
 
 
 def _sql(node: exp.Expression) -> str:
-    """DuckDB SQL as a user writes it (function names in lower case)."""
-    return node.sql(dialect="duckdb", normalize_functions="lower")
+    """DuckDB SQL as a user writes it: function names in lower case, a plain column name without quotes."""
+    from sqlglot.dialects.duckdb import DuckDB
+
+    copy = node.copy()
+    for ident in copy.find_all(exp.Identifier):
+        if (ident.quoted and re.fullmatch(r"[a-z_][a-z0-9_]*", ident.name)
+                and ident.name.upper() not in DuckDB.Tokenizer.KEYWORDS):
+            ident.set("quoted", False)
+    return copy.sql(dialect="duckdb", normalize_functions="lower")
 
 
 def _snippet(node: exp.Expression, limit: int = 60) -> str:

@@ -21,7 +21,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from riskconsole.config import LABEL_AGGS, Dataset, Feature, duration_seconds
-from riskconsole.errors import ConfigError, ExpressionError
+from riskconsole.errors import ConfigError, ExpressionError, RiskConsoleError
 from riskconsole.expressions import parse_visible, referenced_columns
 from riskconsole.graphs import check_graph_feature, graph_side_table
 from riskconsole.lookups import check_lookup, check_table, lookup_groups, lookup_query
@@ -125,16 +125,23 @@ def check_filter(feature: Feature, types: dict[str, str], hidden: set[str], wher
                            for c in sorted(referenced_columns(node))] or [alias(lit(1), "_")])
     except SqlglotError:
         return  # a type sqlglot cannot spell: the frame query binds it at load, naming the feature
+    from riskconsole.binding import run_failure, runs, type_mismatch
+
     con = duckdb.connect()
     try:
-        dtype = con.execute("DESCRIBE " + render(exp.select(alias(node, "v")).from_(row.subquery("r")))
-                            ).fetchall()[0][1]
-    except duckdb.Error as err:
-        raise ConfigError(f"{where}: {str(err).splitlines()[0]}") from None
+        try:
+            dtype = con.execute("DESCRIBE " + render(exp.select(alias(node, "v")).from_(row.subquery("r")))
+                                ).fetchall()[0][1]
+        except duckdb.Error as err:
+            raise ConfigError(f"{where}: {type_mismatch(con, row, node, err)}") from None
+        if dtype not in ("BOOLEAN", '"NULL"', "NULL"):
+            raise ConfigError(f"{where}: must be true/false, but gives {dtype} (add a comparison, e.g. "
+                              "`status = 'failed'`)")
+        err = runs(con, row, [node])
+        if err is not None:
+            raise ConfigError(f"{where}: {run_failure(con, row, node, err)}")
     finally:
         con.close()
-    if dtype not in ("BOOLEAN", '"NULL"', "NULL"):
-        raise ConfigError(f"{where}: must be true/false, but gives {dtype} (add a comparison, e.g. `status = 'failed'`)")
 
 
 def _check_window_feature(feature: Feature, dataset: Dataset, types: dict[str, str], hidden: set[str],
@@ -375,7 +382,24 @@ def _blame(con: duckdb.DuckDBPyConnection, dataset: Dataset, columns: list[str],
         try:
             con.execute("DESCRIBE " + render(query))
         except duckdb.Error as err:
-            raise ConfigError(f"{label}: feature '{feature.name}': {str(err).splitlines()[0]}") from None
+            before = frame_query(dataset.model_copy(update={"features": upto[:-1]}), columns, label,
+                                 label_tables=label_tables, joins=joins)
+            raise ConfigError(f"{label}: feature '{feature.name}': {_mismatch(con, dataset, before, feature, err)}"
+                              ) from None
+
+
+def _mismatch(con: duckdb.DuckDBPyConnection, dataset: Dataset, before: exp.Select, feature: Feature,
+              err: duckdb.Error) -> str:
+    """Why a derived feature's `sql:` does not bind over the frame before it (`before`): the part and the fix."""
+    from riskconsole.binding import duckdb_line, type_mismatch
+
+    try:
+        visible = [row[0] for row in con.execute("DESCRIBE " + render(before)).fetchall()]
+        node = parse_visible(feature.sql, visible, tuple(dataset.hidden_columns), None, feature.name,
+                             roles=dataset.columns.role_columns())
+    except (duckdb.Error, RiskConsoleError):
+        return duckdb_line(err)
+    return type_mismatch(con, before, node, err)
 
 
 def _types(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:

@@ -469,10 +469,10 @@ class Session:
                                           strategy_shape, build, self._parsed)
         return strategy_of(data, lambda: self.strategy(path)) if kept else made[0]
 
-    def compile(self, path: str | Path, overrides: dict | None = None, strategy: Strategy | None = None
-                ) -> CompiledStrategy:
+    def compile(self, path: str | Path, overrides: dict | None = None, strategy: Strategy | None = None,
+                every: bool = False) -> CompiledStrategy:
         """A strategy with its expressions checked against the frame (an entity strategy's: its entity frame) and
-        params applied."""
+        params applied; `every` (validate): every failing rule is reported, not the first."""
         strategy = strategy or self.strategy(path)
         if strategy.level is not None:
             from riskconsole.entities import check_level
@@ -481,7 +481,7 @@ class Session:
         frame, _ = self.view(strategy)
         with self.cursor(strategy) as cur:
             try:
-                return compile_strategy(strategy, frame, self.ws.rel(path), overrides, con=cur)
+                return compile_strategy(strategy, frame, self.ws.rel(path), overrides, con=cur, every=every)
             except ExpressionError as err:
                 raise ExpressionError(self._untrained_hint(str(err), frame)) from None
 

@@ -188,7 +188,7 @@ def _validate_entity_strategy(ws: Workspace, strategy: Strategy, label: str, pat
         check_level(strategy.level, dataset, source_frame(ws, dataset).columns, label)
         return f"{what} (rules not checked: no data loaded)"
     with Session(ws) as session:
-        compiled = session.compile(path, strategy=strategy)
+        compiled = session.compile(path, strategy=strategy, every=True)
         return what + _check_spark(ws, session.dataset, compiled, label, engine)
 
 

@@ -147,6 +147,13 @@ def test_validate_reports_every_bad_rule_of_a_file_one_line_each(tiny_ws, capsys
      "(convert it to a text: lower(CAST(amount AS TEXT)))", "lower(CAST(amount AS TEXT)) = 'a'"),
     ("ts > 5", "rule 'r': 'ts > 5' compares ts (TIMESTAMP, a time) with 5 (INTEGER, a number) "
      "(give both sides the same type", None),
+    # bound, but failing whatever the rows hold: DuckDB converts the text when the query runs
+    ("amount > 1 AND amount > 'lots'", "rule 'r': 'amount > 'lots'' fails on every row: Could not convert string "
+     "'lots' to DOUBLE (amount is DOUBLE: compare it with a number, without quotes, e.g. amount > 100)",
+     "amount > 1 AND amount > 100"),
+    ("ts >= '2026-13-01'", "rule 'r': 'ts >= '2026-13-01'' fails on every row: timestamp field value out "
+     "of range: 2026-13-01 (ts is TIMESTAMP: compare it with a time written as ISO text, e.g. ts >= '2026-03-01 "
+     "10:00:00')", "ts >= '2026-12-01'"),
 ])
 def test_a_type_mismatch_names_the_rule_the_column_its_type_and_the_fix(tiny_ws, capsys, when, message, fixed):
     path = tiny_ws.strategies_dir / "types.yaml"

@@ -302,6 +302,19 @@ def test_rules_cannot_read_event_values_or_entity_labels(tmp_path, capsys):
     assert "entity label" in capsys.readouterr().err
 
 
+def test_validate_names_every_bad_rule_of_an_entity_strategy(tmp_path, capsys):
+    """As for an order strategy: each bad rule on its own line, in file order (it stopped at the first)."""
+    ws, _ = make_ws(tmp_path)
+    rules = [{"name": "typo", "when": "merchant_ordrs_3d >= $k", "action": "review"},
+             {"name": "fine", "when": "merchant_amount_2d > $big", "action": "block"},
+             {"name": "quoted", "when": "merchant_amount_2d > 'big'", "action": "review"}]
+    (ws.strategies_dir / "bad.yaml").write_text(yaml.safe_dump(dict(STRATEGY, rules=rules)))
+    assert main(["validate", str(ws.strategies_dir / "bad.yaml"), "--workspace", str(ws.root)]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split("'")[1] for line in lines] == ["typo", "quoted"], lines
+    assert "did you mean 'merchant_orders_3d'" in lines[0] and "fails on every row" in lines[1]
+
+
 def test_an_entity_strategy_reads_a_list(tmp_path):
     """`merchant_id IN LIST watched` decides exactly the listed merchants' periods (and an edit is seen at once)."""
     ws, ev = make_ws(tmp_path)

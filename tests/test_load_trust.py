@@ -381,7 +381,8 @@ def test_the_data_page_refuses_a_dataset_outside_the_workspace(tmp_path, monkeyp
 def test_a_derived_feature_that_does_not_bind_is_named(tmp_path):
     features = [{"name": "ok", "sql": "amount * 2"}, {"name": "bad", "sql": "amount + channel"}]
     ws = write_workspace(tmp_path / "w", random_events(n=40), {**BASE_DATASET, "features": features})
-    with pytest.raises(RiskConsoleError, match=r"^data/dataset.yaml: feature 'bad': Binder Error"):
+    with pytest.raises(RiskConsoleError, match=r"^data/dataset.yaml: feature 'bad': 'amount \+ channel' cannot take "
+                       r"amount \(DOUBLE, a number\) and channel \(VARCHAR, a text\) \(give both sides the same type"):
         validate_file(ws, ws.dataset_path)
 
 

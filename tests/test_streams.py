@@ -179,7 +179,10 @@ def test_the_filters_drop_rows_and_keep_some(loaded):
     ({"name": "x", "count": "*", "by": "user_id", "window": "1h", "where": "is_fraud = 1"},
      "feature 'x': where: 'is_fraud' is the label"),
     ({"name": "x", "count": "*", "by": "user_id", "window": "1h", "where": "ts > 5"},
-     "feature 'x': where: Binder Error: Cannot compare values of type TIMESTAMP"),
+     "feature 'x': where: 'ts > 5' compares ts (TIMESTAMP, a time) with 5 (INTEGER, a number)"),
+    ({"name": "x", "count": "*", "from": "logins", "by": "user_id", "window": "1h", "where": "spend > 'lots'"},
+     "feature 'x': where: 'spend > 'lots'' fails on every row: Could not convert string 'lots' to DOUBLE (spend is "
+     "DOUBLE: compare it with a number, without quotes, e.g. spend > 100)"),
     ({"name": "x", "sum": "label", "by": "user_id", "window": "1d", "label_delay": "1d", "where": "amount > 5"},
      "feature 'x': where: a label feature counts every known label"),
     ({"name": "x", "sql": "amount * 2", "where": "amount > 5"}, "takes no aggregate, from, by, window, where"),
