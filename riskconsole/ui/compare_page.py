@@ -46,18 +46,18 @@ if c.get("bounds"):
                f"{report['overall']['observability']['unobservable']:,} events production blocked have no label, "
                "so each could have been fraud or good; the gate judges at the worst case.")
 
-left, right = st.columns([3, 2])
+table = pd.DataFrame(kpi_rows(report))[["title", "value", "baseline", "delta", "interval"]]
+table["interval"] = table["interval"].str.removeprefix("95% CI ")  # the column's header says it (as monitor.md)
+st.dataframe(table.rename(columns={"title": "metric", "value": "candidate", "interval": "95% interval"}),
+             hide_index=True, width="stretch", height="content")  # full width: ranges and intervals are long
+left, right = st.columns([3, 2], vertical_alignment="center")
 with left:
-    table = pd.DataFrame(kpi_rows(report))[["title", "value", "baseline", "delta", "interval"]]
-    table["interval"] = table["interval"].str.removeprefix("95% CI ")  # the column's header says it (as monitor.md)
-    st.dataframe(table.rename(columns={"title": "metric", "value": "candidate", "interval": "95% interval"}),
-                 hide_index=True, width="stretch")
-with right:
     rows = [{"metric": title, "delta": c["delta"][key], "low": c["intervals"]["delta"][key][0],
              "high": c["intervals"]["delta"][key][1]} for key, title in INTERVAL_METRICS
             if c["delta"].get(key) is not None and c["intervals"]["delta"].get(key)]
     if rows:
         st.altair_chart(delta_interval_chart(rows), width="stretch")
+with right:
     hidden = (c.get("bounds") or {}).get("delta", {}).get("net_benefit")
     if hidden and None not in hidden and hidden[0] != hidden[1]:  # only a range is known
         worst, best = hidden
@@ -93,25 +93,23 @@ else:
 
 st.subheader("Rule attribution (candidate)")
 attribution = report["attribution"]
-left, right = st.columns([5, 3])
-with left:
-    loo = pd.DataFrame(attribution["leave_one_out"]).round({"net_benefit_added": 0})
-    unique = {r["name"]: r["unique_tp"] for r in report["rules"]}
-    loo.insert(2, "unique catches", loo["name"].map(unique))
-    rows = attribution["leave_one_out"]  # what a rule adds as text: undefined ones say why (metric_text)
-    loo = loo.assign(**{k: [metric_text(k, r) for r in rows] for k in ("recall_added", "precision_added")})
-    st.dataframe(loo[["name", "action", "unique catches", "recall_added", "precision_added", "net_benefit_added",
-                      "review_cases_added"]], hide_index=True, width="stretch", column_config={
-        "recall_added": st.column_config.TextColumn("recall added"),
-        "precision_added": st.column_config.TextColumn("precision added"),
-        "net_benefit_added": st.column_config.NumberColumn("net benefit added", format="localized"),
-        "review_cases_added": st.column_config.NumberColumn("reviews added", format="localized")})
-    if attribution["removal_candidates"]:
-        st.warning("Catch no fraud on their own (candidates for removal): "
-                   + ", ".join(attribution["removal_candidates"]))
-with right:
-    if attribution["overlap"]["rules"]:
-        st.altair_chart(overlap_chart(attribution["overlap"]), width="stretch")
+loo = pd.DataFrame(attribution["leave_one_out"]).round({"net_benefit_added": 0})
+unique = {r["name"]: r["unique_tp"] for r in report["rules"]}
+loo.insert(2, "unique catches", loo["name"].map(unique))
+rows = attribution["leave_one_out"]  # what a rule adds as text: undefined ones say why (metric_text)
+loo = loo.assign(**{k: [metric_text(k, r) for r in rows] for k in ("recall_added", "precision_added")})
+st.dataframe(loo[["name", "action", "unique catches", "recall_added", "precision_added", "net_benefit_added",
+                  "review_cases_added"]], hide_index=True, width="stretch", height="content", column_config={
+                      "recall_added": st.column_config.TextColumn("recall added"),
+                      "precision_added": st.column_config.TextColumn("precision added"),
+                      "net_benefit_added": st.column_config.NumberColumn("net benefit added", format="localized"),
+                      "review_cases_added": st.column_config.NumberColumn("reviews added", format="localized")})
+left, right = st.columns([3, 2])  # every rule's row above, full width; how they overlap and what to drop below
+if attribution["overlap"]["rules"]:
+    left.altair_chart(overlap_chart(attribution["overlap"]), width="stretch")
+if attribution["removal_candidates"]:
+    right.warning("Catch no fraud on their own (candidates for removal): "
+                  + ", ".join(attribution["removal_candidates"]))
 
 if c.get("segments"):
     st.subheader(f"Segments by {by}")
