@@ -85,8 +85,11 @@ def histogram_chart(bins: list[dict], title: str) -> alt.Chart:
     """Distribution by label, each label's bars as a share of its own events (so rare fraud stays visible)."""
     df = pd.DataFrame(bins)
     df["share"] = df["events"] / df.groupby("label")["events"].transform("sum").replace(0, 1)
+    centers = df["start"] + 0.5
+    whole = bool(((df["end"] - df["start"]) == 1).all() and (centers == centers.round()).all())
+    axis = alt.Axis(values=sorted(set(centers.astype(int))), format=",d") if whole else alt.Axis()  # a bar a count
     return alt.Chart(df).mark_bar(opacity=0.55).encode(
-        x=alt.X("start:Q", bin="binned", title=title), x2="end:Q",
+        x=alt.X("start:Q", bin="binned", title=title, axis=axis), x2="end:Q",
         y=alt.Y("share:Q", stack=None, title="share of the label's events", axis=alt.Axis(format="%")),
         color=alt.Color("label:N", scale=LABEL_COLORS, title=None),
         tooltip=["label:N", alt.Tooltip("start:Q", format=",.3g"), alt.Tooltip("end:Q", format=",.3g"),
@@ -95,14 +98,15 @@ def histogram_chart(bins: list[dict], title: str) -> alt.Chart:
 
 
 def curve_chart(points: list[dict], x: str, y: str, current: dict, x_title: str, y_title: str,
-                y_format: str = ",.0f") -> alt.LayerChart:
-    """A metric curve over a param or another metric, with the current setting marked."""
+                y_format: str = ",.0f", x_format: str = ",.3~r") -> alt.LayerChart:
+    """A metric curve over a param or another metric, with the current setting marked (rates as ".1%" on both
+    axes and in the tooltip, as the tiles write them)."""
     df = pd.DataFrame(points)
     line = alt.Chart(df).mark_line(point=True).encode(
-        x=alt.X(f"{x}:Q", title=x_title, scale=alt.Scale(zero=False)),
+        x=alt.X(f"{x}:Q", title=x_title, axis=alt.Axis(format=x_format), scale=alt.Scale(zero=False)),
         y=alt.Y(f"{y}:Q", title=y_title, axis=alt.Axis(format=y_format), scale=alt.Scale(zero=False)),
-        tooltip=[alt.Tooltip("value:Q", title="param"), alt.Tooltip(f"{x}:Q", format=",.3g"),
-                 alt.Tooltip(f"{y}:Q", format=",.3g")])
+        tooltip=[alt.Tooltip("value:Q", title="param"), alt.Tooltip(f"{x}:Q", title=x_title, format=x_format),
+                 alt.Tooltip(f"{y}:Q", title=y_title, format=y_format)])
     dot = alt.Chart(pd.DataFrame([current])).mark_point(size=160, filled=True, color="#d62728").encode(
         x=f"{x}:Q", y=f"{y}:Q")
     return (line + dot).properties(height=260)
@@ -166,10 +170,12 @@ def frontier_chart(points: list[dict], frontier: list[dict], best: dict | None, 
 
 def importance_chart(importance: list[dict], method: str) -> alt.Chart:
     """Feature importance as horizontal bars (share of the total)."""
+    import textwrap
+
     df = pd.DataFrame(importance)
-    return alt.Chart(df).mark_bar(color="#1f77b4").encode(
-        y=alt.Y("feature:N", sort="-x", title=None), x=alt.X("share:Q", title=f"importance ({method})",
-                                                             axis=alt.Axis(format="%")),
+    return alt.Chart(df).mark_bar(color="#1f77b4").encode(  # a long method over lines, feature names whole
+        y=alt.Y("feature:N", sort="-x", title=None, axis=alt.Axis(labelLimit=260, labelOverlap=False)),
+        x=alt.X("share:Q", title=textwrap.wrap(f"importance ({method})", 48), axis=alt.Axis(format="%")),
         tooltip=["feature:N", alt.Tooltip("share:Q", format=".1%")]).properties(height=max(120, 28 * len(df)))
 
 

@@ -59,9 +59,7 @@ def kpi_rows(report: dict) -> list[dict]:
     rows = []
     for key in KPIS:
         title, kind = metric(key).title, metric(key).kind
-        row = {"key": key, "title": title, "value": metric_text(key, o, kind), "kind": kind}
-        if _ranged(o.get("bounds"), key):  # only a range is known: never a point (DESIGN §6.2)
-            row["value"] = " … ".join(fmt(v, kind) for v in sorted(o["bounds"][key]))
+        row = {"key": key, "title": title, "value": value_text(key, o), "kind": kind}
         if compare:
             row["baseline"] = metric_text(key, compare["baseline"], kind)
             if _ranged(hidden.get("baseline"), key):
@@ -72,6 +70,15 @@ def kpi_rows(report: dict) -> list[dict]:
             row["interval"] = _interval(compare["intervals"]["delta"].get(key), kind)
         rows.append(row)
     return rows
+
+
+def value_text(key: str, overall: dict) -> str:
+    """A metric of a report's `overall` as every table writes it: `low … high` where only a range is known (outcomes
+    production hid: never a point, DESIGN §6.2), else its value (or why it is undefined)."""
+    kind = metric(key).kind
+    if _ranged(overall.get("bounds"), key):
+        return " … ".join(fmt(v, kind) for v in sorted(overall["bounds"][key]))
+    return metric_text(key, overall, kind)
 
 
 def _ranged(bounds: dict | None, key: str) -> bool:

@@ -296,6 +296,11 @@ def test_backtest_and_compare_pages_show_ranges_with_a_reason(hidden_console):
     recall = next(m.value for m in at.metric if m.label == "recall")
     assert "–" in recall
     assert any("production blocked have no label" in c.value for c in at.caption)
+    money = next(d.value for d in at.dataframe if "" in d.value.columns and "review cost" in set(d.value[""]))
+    net = next(m.value for m in at.metric if m.label == "net benefit")
+    rows = money.set_index("")
+    assert rows["candidate"]["net benefit"] == net, (money, net)  # the Money table says what the tile says
+    assert " … " in rows["baseline"]["net benefit"] and " … " in rows["baseline"]["fraud money stopped"], money
     at = hidden_console("compare_page")
     table = at.dataframe[0].value
     assert " … " in table[table["metric"] == "recall"].iloc[0]["delta"]

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from riskconsole.export import fmt, metric_text
+from riskconsole.share import value_text
 from riskconsole.charts import daily_chart
 from riskconsole.ui.common import (results_version, evaluate, guard, guard_baseline, kpi_tiles, open_page, pick_baseline,
                                    pick_strategy, pick_window, show_warnings, strategy_text)
@@ -76,16 +77,16 @@ with right:
     st.subheader("Money")
     money = ("fraud_amount_stopped", "good_amount_blocked", "review_cost", "net_benefit")
     named = {"candidate": candidate.stem, "baseline": baseline.stem if base else None}
-    st.dataframe(pd.DataFrame({
+    st.dataframe(pd.DataFrame({  # as the tiles and report.md: a range where production hid outcomes
         "": ["fraud money stopped", "good money blocked", "review cost", "net benefit"],
-        "candidate": [round(o[k]) for k in money],
-        **({"baseline": [round(base["overall"][k]) for k in money]} if base else {})}),
-        hide_index=True, width="stretch", column_config={c: st.column_config.NumberColumn(named[c], format="localized")
+        "candidate": [value_text(k, o) for k in money],
+        **({"baseline": [value_text(k, base["overall"]) for k in money]} if base else {})}),
+        hide_index=True, width="stretch", column_config={c: st.column_config.TextColumn(named[c])
                                                          for c in ("candidate", "baseline")})
 st.subheader("Rules")
 rules = _undefined_said(pd.DataFrame(report["rules"])[["name", "action", "enabled", "hits", "tp", "fp", "precision",
                                                         "recall", "unique_tp"]])
-st.dataframe(rules, hide_index=True, width="stretch", column_config={
+st.dataframe(rules, hide_index=True, width="stretch", height="content", column_config={
     "precision": st.column_config.TextColumn(help="Of the rule's labelled hits, the share that is fraud"),
     "recall": st.column_config.TextColumn(help="Of the labelled fraud, the share this rule hits"),
     "hits": st.column_config.NumberColumn(format="localized"),

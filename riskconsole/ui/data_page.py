@@ -116,21 +116,18 @@ if label_sources:
 else:
     st.info("The dataset maps no label (columns.label, or a table's label): there is nothing to mature.")
 
-left, right = st.columns(2)
-with left:
-    st.subheader("Quarantine")
-    reasons = quarantine_reasons(con)
-    if reasons:
-        st.dataframe(pd.DataFrame(reasons), hide_index=True, width="stretch")
-        st.dataframe(quarantine_sample(con), hide_index=True, height=220)
-    else:
-        st.success("No row was quarantined.")
-with right:
-    st.subheader("Features")
-    features = feature_table(dataset)
-    table = pd.DataFrame(features)
-    st.dataframe(table.sort_values("source", kind="stable") if features else table, hide_index=True,
-                 width="stretch", height=260)
+st.subheader("Quarantine")  # full width, as Features below: raw rows and SQL definitions are wide
+reasons = quarantine_reasons(con)
+if reasons:
+    st.dataframe(pd.DataFrame(reasons), hide_index=True, width="stretch")
+    st.dataframe(quarantine_sample(con), hide_index=True, height=220)
+else:
+    st.success("No row was quarantined.")
+st.subheader("Features")
+features = feature_table(dataset)
+table = pd.DataFrame(features)
+st.dataframe(table.sort_values("source", kind="stable") if features else table, hide_index=True,
+             width="stretch", height=300)
 if features:
     name = st.selectbox("Distribution of", [f["feature"] for f in features])
     dist = distribution(con, dataset, name)

@@ -58,7 +58,8 @@ points = guard(param_curve, session, path, window, param, others)
 here = {**report["overall"], "value": overrides[param]}
 left, right = st.columns(2)
 with left:
-    st.altair_chart(curve_chart(points, "recall", "precision", here, "recall", "precision", ".1%"), width="stretch")
+    st.altair_chart(curve_chart(points, "recall", "precision", here, "recall", "precision", ".1%", ".1%"),
+                    width="stretch")
 with right:
     st.altair_chart(curve_chart(points, "value", "net_benefit", here, param, "net benefit"), width="stretch")
 
