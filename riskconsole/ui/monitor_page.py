@@ -77,11 +77,16 @@ def incidents_section(result: dict) -> None:
     st.caption("An incident is one cause: the alerts whose change one rule's decided events explain most (at least "
                "a quarter), or that rule's own hits, on days at most two apart (or with its hits raised between); "
                "the alerts themselves are in **Alerts and why** below.")
-    rows = [incident_row(i) for i in result["incidents"]]
-    st.dataframe(pd.DataFrame(rows).rename(columns={"incident": "#", "rules": "rules (cause first)", "top": "top segments",
-                                                    "metrics": "metrics that moved", "size": "beyond the band"}),
-                 hide_index=True, width="stretch", column_config={
-                     "days": st.column_config.NumberColumn("days alerting"),
+    rows = pd.DataFrame([incident_row(i) for i in result["incidents"]])
+    rows = rows[[c for c in rows.columns if c != "top"] + ["top"]]  # the longest text last: the rest stays in view
+    st.dataframe(rows.rename(columns={"incident": "#", "first_day": "first day", "last_day": "last day",
+                                      "rules": "rules (cause first)", "top": "top segments",
+                                      "metrics": "metrics that moved", "size": "beyond the band"}),
+                 hide_index=True, width="stretch", column_config={  # narrow counts: the causes need the room
+                     "#": st.column_config.NumberColumn(width="small"),
+                     "ongoing": st.column_config.CheckboxColumn(width="small"),
+                     "alerts": st.column_config.NumberColumn(width="small"),
+                     "days": st.column_config.NumberColumn(width="small", help="days alerting"),
                      "beyond the band": st.column_config.NumberColumn(
                          format="%.4g", help="The lead metric's excess over its band, summed over the incident's "
                                              "days (the rule's own hits when they alerted).")})
