@@ -60,7 +60,7 @@ def cmd_load(ws: Workspace, args: argparse.Namespace) -> None:
     from riskconsole.ingest import reload
 
     result = reload(ws, args.dataset, progress=lambda m: print(m, file=sys.stderr), trusted=True,
-                    engine=getattr(args, "engine", None))
+                    engine=getattr(args, "engine", None), accept_quarantine=args.accept_quarantine)
     print(result.summary())
     print(f"features: {', '.join(result.features) or 'none'} (the whole load took {result.seconds:.1f} s)")
     if result.rescored:  # `_pos` moved with the new events: every trained detector scored the new frame
@@ -489,6 +489,9 @@ def _parser() -> argparse.ArgumentParser:
     p = command("load", "load events and build features")
     p.add_argument("dataset", nargs="?", metavar="DATASET_YAML",
                    help="dataset YAML (default: data/dataset.yaml of the workspace)")
+    p.add_argument("--accept-quarantine", action="store_true",
+                   help="publish the load even when a source (the events, a stream, a table) has more than half of "
+                        "its rows quarantined (such a load is refused by default, the live database unchanged)")
     engine(p)
     p = command("validate", "check strategy, detector and dataset files without running them")
     p.add_argument("files", nargs="+", metavar="FILE",

@@ -22,6 +22,11 @@ class DataError(RiskConsoleError):
     """Event data cannot be loaded or is missing."""
 
 
+class QuarantineRefused(DataError):
+    """A load would quarantine more than ingest.REFUSE_SHARE of a source's rows: nothing was published (a load with
+    `accept_quarantine`, `riskconsole load --accept-quarantine`, publishes it anyway)."""
+
+
 class Problems(RiskConsoleError):
     """Several problems of one file (`validate` reports every bad rule): `lines` holds each one-line message; the
     message itself stays one line, the first problem and how many more."""

@@ -22,7 +22,7 @@ import duckdb
 from sqlglot import exp
 
 from riskconsole import ragged, times
-from riskconsole.errors import DataError
+from riskconsole.errors import DataError, QuarantineRefused
 from riskconsole.escape import FORMULA_LEADING, FORMULA_START, csv_cell, terminal
 from riskconsole.features import build_frame
 from riskconsole.lookups import overlap_warnings
@@ -38,6 +38,7 @@ _LABEL_VALUES = {"1": 1, "1.0": 1, "true": 1, "0": 0, "0.0": 0, "false": 0}
 LABEL_REASON = "label must be 1, 0 or empty (or a word mapped under label_values:)"
 MAX_AMOUNT = 1e15  # an amount beyond this is a typo or a sentinel: sums of a few would overflow
 WARN_SHARE = 0.01  # a time column with more than this share of rows quarantined gets a warning
+REFUSE_SHARE = 0.5  # a source with more than this share of its rows quarantined is not published (accept_quarantine)
 Progress = Callable[[str], None]
 PartLoader = Callable[[duckdb.DuckDBPyConnection, Checked, Part, Progress], tuple[int, int, list[str]]]
 
@@ -526,25 +527,32 @@ def load_part(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, prog
             raise
         raise DataError(f"{checked.label}: {said}") from None
     read, loaded = con.execute("SELECT count(*), count(*) FILTER (__reason IS NULL) FROM _staged").fetchall()[0]
+    warnings = load_warnings(Staged(con), checked, part, read)
     if loaded == 0:
         reasons = con.execute("SELECT __reason, count(*) FROM _staged GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 2").fetchall()
-        why = "; ".join(f"{terminal(str(r))[:160]} ({n:,} rows)" for r, n in reasons)
         raise DataError(f"{checked.label}: {part.lead}no loadable rows in '{part.source}' (read {read:,}, every one "
-                        f"quarantined: {why})")
-    warnings = load_warnings(Staged(con), checked, part, read)
+                        f"quarantined: {reasons_text(reasons)}){_fix_of(checked, part, reasons, warnings)}")
     _publish(con, part)
     con.execute("DROP TABLE _staged")
     return read, loaded, warnings
 
 
+def reasons_text(reasons: list[tuple[Any, int]]) -> str:
+    """(reason, rows) pairs as an error says them: `REASON (N rows); ...`."""
+    return "; ".join(f"{terminal(str(r))[:160]} ({n:,} rows)" for r, n in reasons)
+
+
 def _fill(con: duckdb.DuckDBPyConnection, checked: Checked, progress: Progress, version: str,
-          loader: PartLoader | None = None) -> LoadResult:
+          loader: PartLoader | None = None, accept_quarantine: bool = False) -> LoadResult:
     """Events, streams, tables, their quarantines, frame, `_meta` and `_maturity` into the (new, empty) database of
-    `con`; `loader` loads a source into its table and quarantine (default: DuckDB's `load_part`)."""
+    `con`; `loader` loads a source into its table and quarantine (default: DuckDB's `load_part`). A source with more
+    than REFUSE_SHARE of its rows quarantined stops it (`refuse_mostly_quarantined`) unless `accept_quarantine`."""
     parts = checked.parts or [events_part(checked.dataset, checked.files, checked.fmt, checked.types)]
     counts, warnings = {}, []
     for part in parts:
         read, loaded, found = (loader or load_part)(con, checked, part, progress)
+        if not accept_quarantine:  # refused as soon as seen: before the other sources, the frame and the scores
+            refuse_mostly_quarantined(con, checked, part, read - loaded, read, found)
         counts[part.where] = (read, loaded)
         warnings += found
     warnings += overlap_warnings(con, checked.dataset, checked.label)
@@ -559,6 +567,33 @@ def _fill(con: duckdb.DuckDBPyConnection, checked: Checked, progress: Progress, 
     others = {w: {"read": r, "loaded": n, "quarantined": r - n} for w, (r, n) in counts.items() if w != "source"}
     return LoadResult(read, loaded, read - loaded, reasons, features, warnings=warnings, version=version,
                       sources=others)
+
+
+def refuse_mostly_quarantined(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, quarantined: int,
+                              read: int, warnings: list[str]) -> None:
+    """Raise QuarantineRefused when more than REFUSE_SHARE of a source's rows were quarantined (a wrong time_format,
+    labels written as words): a load would else replace the live data with a sliver of it. The message gives the
+    top reasons from the source's quarantine table, the load warning (`warnings`: the source's) that has the fix."""
+    if not read or quarantined / read <= REFUSE_SHARE:
+        return
+    top = con.execute(f"SELECT reason, count(*) FROM {part.quarantine} GROUP BY ALL ORDER BY 2 DESC, 1 LIMIT 2")
+    reasons = top.fetchall()
+    raise QuarantineRefused(
+        f"{checked.label}: {part.lead}'{part.source}': {quarantined:,} of {read:,} rows ({quarantined / read:.1%}) "
+        f"would be quarantined, more than the {REFUSE_SHARE:.0%} a load publishes ({reasons_text(reasons)})"
+        f"{_fix_of(checked, part, reasons, warnings)}; nothing was loaded, the live database is unchanged: fix the "
+        "data or the dataset and load again, or publish it anyway with `riskconsole load --accept-quarantine`")
+
+
+def _fix_of(checked: Checked, part: Part, reasons: list[tuple[Any, int]], warnings: list[str]) -> str:
+    """`; ` and the load warning (of `warnings`, the source's) about the column of the first of `reasons` that has
+    one, without the dataset's name: the time, label and number warnings show raw values and the fix. Empty when
+    none has (a missing id, a duplicate)."""
+    for reason, _ in reasons:
+        for warning in warnings:
+            if any(str(reason).startswith(f"{c}: ") and f"quarantined because '{c}'" in warning for c in part.types):
+                return "; " + warning.removeprefix(f"{checked.label}: ")
+    return ""
 
 
 def _write_meta(con: duckdb.DuckDBPyConnection, checked: Checked, read: int, loaded: int, version: str,
@@ -637,7 +672,8 @@ def _swap(staging: Path, csvs: list[tuple[str, Path, Path]], ws: Workspace) -> N
 
 
 def reload(ws: Workspace, dataset_path: str | Path | None = None, progress: Progress | None = None,
-           trusted: bool = False, engine: str | None = None, spark: Any = None) -> LoadResult:
+           trusted: bool = False, engine: str | None = None, spark: Any = None,
+           accept_quarantine: bool = False) -> LoadResult:
     """Load the dataset into a new database (events, quarantine, frame, every trained detector re-scored), then swap.
 
     The one entry point for `riskconsole load`, the console's Data page and uploads. A detector that cannot
@@ -654,6 +690,8 @@ def reload(ws: Workspace, dataset_path: str | Path | None = None, progress: Prog
             read, typed and quarantined by Spark (engines/spark_load.py) into data/spark/<version>/ (or spark.store),
             and DuckDB's tables and quarantines are read from there.
         spark: the SparkSession to use (default: one started from the dataset's `spark:` settings).
+        accept_quarantine: publish even a source with more than REFUSE_SHARE of its rows quarantined (by default
+            such a load is refused: QuarantineRefused).
 
     Raises:
         RiskConsoleError: one line naming the file and item; the live database and quarantine.csv are unchanged.
@@ -668,7 +706,7 @@ def reload(ws: Workspace, dataset_path: str | Path | None = None, progress: Prog
     csvs = _csv_files(checked, staging.with_name(staging.name + ".quarantine.csv"), ws)
     live = _hold_live(ws)
     try:
-        result = _load_file(ws, checked, staging, csvs, progress, version, loader)
+        result = _load_file(ws, checked, staging, csvs, progress, version, loader, accept_quarantine)
         if live is not None:
             live.close()
         _swap(staging, csvs, ws)
@@ -709,13 +747,14 @@ def _spark_loader(ws: Workspace, checked: Checked, engine: str | None, spark: An
 
 
 def _load_file(ws: Workspace, checked: Checked, staging: Path, csvs: list[tuple[str, Path, Path]],
-               progress: Progress, version: str, loader: PartLoader | None = None) -> LoadResult:
+               progress: Progress, version: str, loader: PartLoader | None = None,
+               accept_quarantine: bool = False) -> LoadResult:
     """Fill the staging database completely (data, frame, scores) and write its quarantine.csv beside it."""
     from riskconsole.detectors.training import rescore_into
 
     con = ws.connect(database=staging)
     try:
-        result = _fill(con, checked, progress, version, loader)
+        result = _fill(con, checked, progress, version, loader, accept_quarantine)
         result.rescored, result.unscored = rescore_into(con, ws, progress, getattr(loader, "scores", None))
         result.warnings += [f"{ws.rel(ws.models_dir / name)}: NOT re-scored, its scores are gone: {why}"
                             for name, why in result.unscored.items()]

@@ -50,9 +50,11 @@ def workspace_dataset(ws: Workspace, typed: str) -> Path:
     return path
 
 
-def load_upload(ws: Workspace, file_name: str, data: bytes, progress: Progress | None = None) -> LoadResult:
+def load_upload(ws: Workspace, file_name: str, data: bytes, progress: Progress | None = None,
+                accept_quarantine: bool = False) -> LoadResult:
     """Load an uploaded file with the current dataset's roles and features (a copy of the spec that
-    points at the file, kept beside it in data/uploads/). Same checks and quarantine as `load`."""
+    points at the file, kept beside it in data/uploads/). Same checks and quarantine as `load` (`accept_quarantine`:
+    publish a source mostly quarantined, refused by default)."""
     name = safe_upload_name(file_name)
     limit = upload_limit_mb()
     if len(data) > limit * 2**20:
@@ -67,7 +69,7 @@ def load_upload(ws: Workspace, file_name: str, data: bytes, progress: Progress |
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
     try:  # the spec is the workspace's own but for `source` (the upload, inside the workspace): its streams and
         # tables are read as the workspace's dataset.yaml reads them (outside the workspace, at a URI)
-        result = reload(ws, spec_path, progress, trusted=True)
+        result = reload(ws, spec_path, progress, trusted=True, accept_quarantine=accept_quarantine)
     except BaseException:
         target.unlink(missing_ok=True)
         spec_path.unlink(missing_ok=True)

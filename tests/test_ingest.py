@@ -41,7 +41,7 @@ def _ws(tmp_path, files: dict[str, str], dataset: dict | None = None):
 
 def test_every_row_is_loaded_or_quarantined_with_a_reason(tmp_path):
     ws = _ws(tmp_path, {"part-1.csv": FILE_1, "part-2.csv": FILE_2})
-    result = load(ws)
+    result = load(ws, accept_quarantine=True)  # 6 of 9 rows quarantined on purpose: more than a load publishes
     assert (result.read, result.loaded, result.quarantined) == (9, 3, 6)
     assert result.read == result.loaded + result.quarantined
     reasons = dict(query(ws, "SELECT event_id, reason FROM quarantine"))
@@ -60,9 +60,9 @@ def test_every_row_is_loaded_or_quarantined_with_a_reason(tmp_path):
 
 def test_reload_is_idempotent(tmp_path):
     ws = _ws(tmp_path, {"part-1.csv": FILE_1, "part-2.csv": FILE_2})
-    load(ws)
+    load(ws, accept_quarantine=True)
     first = query(ws, "SELECT * FROM frame ORDER BY _pos")
-    result = load(ws)
+    result = load(ws, accept_quarantine=True)
     assert (result.loaded, result.quarantined) == (3, 6)
     assert query(ws, "SELECT * FROM frame ORDER BY _pos") == first
     assert query(ws, "SELECT count(*) FROM quarantine") == [(6,)]
@@ -143,14 +143,14 @@ def test_a_file_named_like_a_glob_is_that_file(tmp_path):
     result = load(ws)
     assert (result.read, result.loaded) == (2, 2)
     ws.dataset_path.write_text(yaml.safe_dump({**spec, "source": "data/in/orders [fx].csv"}))  # a glob: orders f.csv
-    assert load(ws).read == 7
+    assert load(ws, accept_quarantine=True).read == 7
     moved = tmp_path / "risk [v2]"  # a workspace whose own folder looks like a glob: its sources' globs still match
     ws.root.rename(moved)
     from riskconsole.workspace import Workspace
 
     again = Workspace(moved)
     again.dataset_path.write_text(yaml.safe_dump({**spec, "source": "data/in/orders*.csv"}))
-    assert load(again).read == 9
+    assert load(again, accept_quarantine=True).read == 9
 
 
 @pytest.mark.parametrize("suffix", ["csv", "parquet", "jsonl"])
@@ -252,8 +252,9 @@ def test_json_values_load_as_duckdbs_json_reader_reads_them_where_they_fit(tmp_p
     for days in (["05-31-1990", "12-31-1985"], ["25-11-30", "24-02-29"]):  # DuckDB sniffs DATE from each pair
         dated = [{**r, "dob": day} for r, day in zip(rows, [*days, None])]
         (ws.root / "data" / "in" / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in dated))
-        assert load(ws).reasons == {"dob: not an ISO-8601 date (e.g. 2026-01-05; type it TIMESTAMP under types: and "
-                                    "set time_format: for other layouts)": 2}, days
+        reasons = load(ws, accept_quarantine=True).reasons  # 2 of 3 rows quarantined on purpose
+        assert reasons == {"dob: not an ISO-8601 date (e.g. 2026-01-05; type it TIMESTAMP under types: and "
+                           "set time_format: for other layouts)": 2}, days
     (ws.root / "data" / "in" / "a.jsonl").write_text("".join(json.dumps({**r, "Fee": 1}) + "\n" for r in rows))
     with pytest.raises(RiskConsoleError, match=r"a.jsonl: the JSON objects have keys 'fee' and 'Fee', which differ "
                                                r"only in letter case; .* rename one of them in the file$"):
@@ -443,7 +444,7 @@ def test_decimal_commas_load_and_a_thousands_separator_is_quarantined(tmp_path):
         ("a1", 723.03, 0.5, 1), ("a2", 12.0, 1.25, 2), ("a4", -0.75, None, 3)]
     assert query(ws, "SELECT reason FROM quarantine") == [("amount: a thousands separator in a number (1.512,83): "
                                                            "remove it where the file is exported (1512,83)",)]
-    plain = load(_ws(tmp_path / "plain", {"orders.csv": text}, BASE_DATASET))
+    plain = load(_ws(tmp_path / "plain", {"orders.csv": text}, BASE_DATASET), accept_quarantine=True)
     assert (plain.loaded, plain.quarantined) == (1, 3)
     assert plain.warnings == ["data/dataset.yaml: columns.amount: 3 of 4 rows (75.0%) quarantined because 'amount' is "
                               "not a valid DOUBLE, e.g. '723,03', '1.234,56', '-0,75': numbers with a decimal comma: "
@@ -459,7 +460,7 @@ def test_an_amount_with_a_currency_sign_is_quarantined_saying_so_and_the_fix(tmp
             "a3;2026-03-01 12:00:00;0;;7.25;2;2\n"
             "a4;2026-03-01 13:00:00;0;;EUR 3.10;3;2\n")
     ws = _ws(tmp_path, {"orders.csv": text}, BASE_DATASET)
-    result = load(ws)
+    result = load(ws, accept_quarantine=True)
     assert (result.loaded, result.quarantined) == (1, 3)
     comma = "; a decimal comma (12,50) also needs decimal_separator: ','"
     assert sorted(query(ws, "SELECT event_id, reason FROM quarantine")) == [
@@ -524,7 +525,7 @@ def test_labels_written_as_words_load_with_label_values_and_warn_without(tmp_pat
     text = HEADER + "".join(f"e{i},2026-03-01 10:{i:02d}:00,{word},,{i},1,1\n"
                             for i, word in enumerate(["fraud", "Legit ", "legit", "PENDING", "1", "", "0", "legit"]))
     ws = _ws(tmp_path, {"part-1.csv": text})
-    result = load(ws)
+    result = load(ws, accept_quarantine=True)
     assert (result.loaded, result.quarantined) == (3, 5)  # e4 (1), e5 (empty), e6 (0)
     warning = next(w for w in result.warnings if "columns.label" in w)
     assert "5 of 8 rows" in warning and "'fraud', 'Legit', 'legit'" in warning and "label_values:" in warning

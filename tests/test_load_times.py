@@ -39,7 +39,7 @@ SPREADSHEET = ["1/1/15 0:00", "2/24/15 22:55", "12/31/15 23:59"]
 def test_spreadsheet_times_are_quarantined_not_read_as_year_one(tmp_path):
     """DuckDB's own cast reads `1/1/15 0:00` as 0001-01-15: without time_format only ISO-8601 is a time."""
     ws = _ws(tmp_path, [_row(0, "2026-03-01 10:00:00")] + [_row(i + 1, t) for i, t in enumerate(SPREADSHEET)])
-    result = load(ws)
+    result = load(ws, accept_quarantine=True)  # 3 of 4 rows quarantined on purpose: more than a load publishes
     assert (result.read, result.loaded, result.quarantined) == (4, 1, 3)
     assert query(ws, "SELECT count(*) FROM events WHERE ts < TIMESTAMP '1970-01-01'") == [(0,)]
     reasons = {r for (r,) in query(ws, "SELECT reason FROM quarantine")}
@@ -148,7 +148,7 @@ def test_an_offset_no_place_has_is_quarantined_not_shifted(tmp_path, spec):
             _row(2, "2026-01-05 10:00:00+99:99"), _row(3, "2026-01-05 10:00:00-0575"),
             _row(4, "2026-01-05 10:00:00-05:30")]
     ws = _ws(tmp_path, rows, **spec)
-    result = load(ws)
+    result = load(ws, accept_quarantine=True)
     assert (result.loaded, result.quarantined) == (2, 3)
     assert query(ws, "SELECT ts FROM events ORDER BY ts") == [(datetime(2026, 1, 4, 20, 0),),
                                                               (datetime(2026, 1, 5, 15, 30),)]
@@ -201,7 +201,7 @@ def test_absurd_times_are_quarantined_with_the_accepted_range(tmp_path):
     rows = [_row(0, "2026-03-01 10:00:00"), _row(1, "9999-12-31 00:00:00"), _row(2, "1900-01-01"),
             _row(3, "2026-03-01 11:00:00", label_ts="9999-12-31")]
     ws = _ws(tmp_path, rows)
-    result = load(ws)
+    result = load(ws, accept_quarantine=True)
     assert (result.loaded, result.quarantined) == (1, 3)
     assert dict(query(ws, "SELECT event_id, reason FROM quarantine")) == {
         "e1": "ts: 9999-12-31 00:00:00 is outside the accepted range 1970-01-01..2099-12-31",
@@ -242,7 +242,7 @@ def test_the_cli_prints_the_time_warning(tmp_path, capsys):
     from riskconsole.cli import main
 
     ws = _ws(tmp_path, [_row(0, "2026-03-01 10:00:00")] + [_row(i + 1, t) for i, t in enumerate(SPREADSHEET)])
-    assert main(["load", "--workspace", str(ws.root)]) == 0
+    assert main(["load", "--workspace", str(ws.root), "--accept-quarantine"]) == 0  # 3 of 4 rows quarantined
     out, err = capsys.readouterr()
     assert "read 4 = loaded 1 + quarantined 3" in out
     warnings = [line for line in err.splitlines() if line.startswith("warning: ")]
