@@ -171,3 +171,22 @@ def test_an_upload_mostly_quarantined_is_refused_unless_accepted(tmp_path):
     assert _live(ws) == before and not (ws.root / "data" / "uploads" / "new.csv").exists()
     assert uploads.load_upload(ws, "new.csv", data, accept_quarantine=True).loaded == 10
 
+
+def test_the_data_page_offers_to_load_anyway(tmp_path, monkeypatch):
+    from conftest import console_page
+    from riskconsole.ui import common
+
+    ws = _loaded(tmp_path)
+    before = _live(ws)
+    _bad_times(ws, 30)
+    at = console_page(monkeypatch, ws.root, "data_page")
+    next(b for b in at.button if b.label == "Load dataset").click().run()
+    assert not at.exception
+    assert any("30 of 40 rows (75.0%) would be quarantined" in e.value for e in at.error)
+    common.release_connections()
+    assert _live(ws) == before
+    next(b for b in at.button if b.label == "Load anyway (keep the quarantine)").click().run()
+    assert not at.exception and not at.error
+    assert not any(b.label == "Load anyway (keep the quarantine)" for b in at.button)
+    common.release_connections()
+    assert query(ws, "SELECT count(*) FROM events") == [(10,)]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from riskconsole.errors import RiskConsoleError
+from riskconsole.errors import QuarantineRefused, RiskConsoleError
 from riskconsole.export import fmt
 from riskconsole.ingest import FORMATS, reload
 from riskconsole.uploads import load_upload, upload_limit_mb, workspace_dataset
@@ -25,15 +25,25 @@ if ws.db_path.exists():
     st.caption(f"Database {ws.rel(ws.db_path)}")
 
 
-def run_load(action) -> None:
-    """Load with a progress box; the read-only connections are closed first so the new file can replace the old."""
+REFUSED, ACCEPTED = "_load_refused", "_load_accepted"  # a load refused for its quarantine: (message, action)
+
+
+def run_load(action, accept_quarantine: bool = False) -> None:
+    """Load with a progress box; the read-only connections are closed first so the new file can replace the old.
+
+    `action(progress, accept_quarantine)` loads; refused because most of a source's rows would be quarantined, it is
+    kept in the session, and the page shows why and offers it again with the quarantine accepted."""
+    st.session_state.pop(REFUSED, None)
     release_connections()
     with st.status("Loading events, building features, re-scoring detectors ...", expanded=True) as status:
         try:
-            result = action(status.write)
+            result = action(status.write, accept_quarantine)
         except RiskConsoleError as err:
             status.update(label="Load refused: nothing changed", state="error")
-            st.error(str(err))
+            if isinstance(err, QuarantineRefused):
+                st.session_state[REFUSED] = (str(err), action)
+            else:
+                st.error(str(err))
             return
         status.update(label=result.summary(), state="complete")
     for warning in result.warnings:
@@ -42,14 +52,24 @@ def run_load(action) -> None:
     st.session_state["_data_just_loaded"] = True  # its warnings are shown above, not again below
 
 
+def _accept() -> None:
+    st.session_state[ACCEPTED] = st.session_state.pop(REFUSED)[1]
+
+
 with st.expander("Load another dataset or upload a file", expanded=not ws.db_path.exists()):
     spec = st.text_input("dataset.yaml to load (a file inside the workspace)", value=str(ws.dataset_path))
     if st.button("Load dataset"):
-        run_load(lambda progress: reload(ws, workspace_dataset(ws, spec), progress, trusted=False))
+        run_load(lambda progress, accept: reload(ws, workspace_dataset(ws, spec), progress, trusted=False,
+                                                 accept_quarantine=accept))
     upload = st.file_uploader(f"…or upload events (CSV, Parquet, JSON Lines, at most {upload_limit_mb()} MB) with "
                               "the same columns as the current dataset", type=[s.lstrip(".") for s in FORMATS])
     if upload is not None and st.button(f"Load {upload.name}"):
-        run_load(lambda progress: load_upload(ws, upload.name, upload.getvalue(), progress))
+        run_load(lambda progress, accept: load_upload(ws, upload.name, upload.getvalue(), progress, accept))
+    if REFUSED in st.session_state:
+        st.error(st.session_state[REFUSED][0])
+        st.button("Load anyway (keep the quarantine)", on_click=_accept)
+    if ACCEPTED in st.session_state:  # the button's click: the same load, its quarantine accepted
+        run_load(st.session_state.pop(ACCEPTED), accept_quarantine=True)
 
 con = session_connection(ws)
 if con is None or "frame" not in tables(con):
