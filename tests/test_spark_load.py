@@ -68,8 +68,9 @@ def _csv(rows: list[str], header: str = HEADER, bom: bool = False, crlf: bool = 
 
 def assert_spark_loads_like_duckdb(ws: Workspace, spark):
     """Spark's loaded rows and quarantine equal DuckDB's load of the same workspace (types, rows, order of the
-    quarantine), and so do the counts, the reasons and the warnings."""
-    duck = load(ws)
+    quarantine), and so do the counts, the reasons and the warnings (most rows of the messy fixtures are quarantined
+    on purpose: more than a load publishes)."""
+    duck = load(ws, accept_quarantine=True)
     checked = check_dataset(ws)
     ours = load_part(spark, checked, checked.parts[0])
     assert (ours.read, ours.loaded) == (duck.read, duck.loaded)
@@ -339,6 +340,25 @@ def test_a_spark_failure_during_a_load_is_one_line_naming_the_source(tmp_path, s
     assert not list((ws.root / "data" / "spark").glob("*/*"))  # nothing of the failed version left
 
 
+def test_a_load_on_spark_mostly_quarantined_is_refused_and_changes_nothing(tmp_path, spark):
+    """The refusal of a source mostly quarantined is the load's whatever the engine: before the swap, and what Spark
+    wrote for the refused version is removed; accepted, it is published."""
+    from test_load_refusal import _bad_times, _live
+    from riskconsole.errors import QuarantineRefused
+
+    ws = write_workspace(tmp_path / "ws", random_events(n=40))
+    first = load(ws, engine="spark", spark=spark)
+    before = _live(ws)
+    _bad_times(ws, 30)
+    with pytest.raises(QuarantineRefused, match=r"^data/dataset.yaml: 'data/events.csv': 30 of 40 rows \(75.0%\) "
+                                                r"would be quarantined, .*; columns.time: 30 of 40 rows .*"
+                                                r"`riskconsole load --accept-quarantine`$"):
+        load(ws, engine="spark", spark=spark)
+    assert _live(ws) == before
+    assert sorted(p.name for p in (ws.root / "data" / "spark").iterdir()) == [first.version]  # nothing left behind
+    assert load(ws, engine="spark", spark=spark, accept_quarantine=True).loaded == 10
+
+
 def test_write_workspace_fixture_loads_on_spark_as_on_duckdb(tmp_path, spark):
     """The tests' usual random workspace (pandas' CSV: ISO times, empty labels and label times)."""
     assert_spark_loads_like_duckdb(write_workspace(tmp_path / "ws", random_events(n=80)), spark)
@@ -368,11 +388,11 @@ def test_a_load_on_engine_spark_gives_duckdbs_tables_and_report(tmp_path, spark)
                 time_format=["%d.%m.%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%d %H:%M:%S"])
     (ws.strategies_dir).mkdir(exist_ok=True)
     (ws.strategies_dir / "s.yaml").write_text(yaml.safe_dump(STRATEGY))
-    duck = load(ws)
+    duck = load(ws, accept_quarantine=True)  # most of MESSY is quarantined on purpose
     want, csv = _tables(ws), (ws.root / "data" / "quarantine.csv").read_bytes()
     with Session(ws) as session:
         report = session.backtest(ws.strategies_dir / "s.yaml").report
-    ours = load(ws, engine="spark", spark=spark)
+    ours = load(ws, engine="spark", spark=spark, accept_quarantine=True)
     assert (ours.read, ours.loaded, ours.reasons, ours.warnings) == (duck.read, duck.loaded, duck.reasons, duck.warnings)
     assert _tables(ws) == want and (ws.root / "data" / "quarantine.csv").read_bytes() == csv
     assert _kind(ws, "quarantine") == "VIEW"  # of Spark's files, in source order as DuckDB's table
@@ -491,14 +511,14 @@ def test_a_load_on_spark_builds_the_features_on_spark_once(tmp_path, spark, monk
                 time_format=["%d.%m.%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%d %H:%M:%S"])
     (ws.strategies_dir).mkdir(exist_ok=True)
     (ws.strategies_dir / "s.yaml").write_text(yaml.safe_dump(STRATEGY))
-    duck = load(ws)
+    duck = load(ws, accept_quarantine=True)  # most of MESSY is quarantined on purpose
     want = _tables(ws)["frame"]
 
     def no_duckdb_build(*args, **kwargs):
         raise AssertionError("DuckDB built the frame of a load on Spark")
 
     monkeypatch.setattr(ingest, "build_frame", no_duckdb_build)
-    first = load(ws, engine="spark", spark=spark)
+    first = load(ws, engine="spark", spark=spark, accept_quarantine=True)
     assert first.features == duck.features and _tables(ws)["frame"] == want
     store = ws.root / "data" / "spark"
     assert sorted(p.name for p in store.iterdir()) == [first.version]
@@ -513,7 +533,7 @@ def test_a_load_on_spark_builds_the_features_on_spark_once(tmp_path, spark, monk
 
     monkeypatch.setattr(ingest, "store_maturity", broken)  # after the new frame was built on Spark
     with pytest.raises(RiskConsoleError, match="maturity broke"):
-        load(ws, engine="spark", spark=spark)
+        load(ws, engine="spark", spark=spark, accept_quarantine=True)
     assert sorted(p.name for p in store.iterdir()) == [first.version]
     assert {p: p.stat().st_mtime_ns for p in frame} == frame
 
@@ -816,7 +836,8 @@ def test_messy_json_lines_load_on_spark_as_on_duckdb(tmp_path, spark, small_spli
     duck = assert_spark_loads_like_duckdb(ws, spark)
     assert (duck.read, duck.loaded, len(duck.warnings)) == (26, 9, 4) and duck.reasons["duplicate id"] == 1
     want, csv = _tables(ws), (ws.root / "data" / "quarantine.csv").read_bytes()
-    ours = load(ws, engine="spark", spark=spark)  # the whole load: DuckDB's tables read from Spark's Parquet
+    # the whole load: DuckDB's tables read from Spark's Parquet
+    ours = load(ws, engine="spark", spark=spark, accept_quarantine=True)
     assert (ours.summary(), ours.warnings) == (duck.summary(), duck.warnings)
     assert _tables(ws) == want and (ws.root / "data" / "quarantine.csv").read_bytes() == csv
     assert _kind(ws, "quarantine") == "VIEW"  # of Spark's files, in source order as DuckDB's table
@@ -943,11 +964,11 @@ def test_a_store_outside_the_workspace_holds_the_spark_data(tmp_path, spark, rem
                 spark={"store": f"file://{store}"})
     ws.strategies_dir.mkdir()
     (ws.strategies_dir / "s.yaml").write_text(yaml.safe_dump(STRATEGY))
-    load(ws)
+    load(ws, accept_quarantine=True)  # most of MESSY is quarantined on purpose
     with Session(ws) as session:
         report = session.backtest(ws.strategies_dir / "s.yaml").report
     (store / "notes").mkdir(parents=True)  # not a data version: never removed
-    first = load(ws, engine="spark", spark=spark).version
+    first = load(ws, engine="spark", spark=spark, accept_quarantine=True).version
     assert sorted(p.name for p in store.iterdir()) == [first, "notes"]
     assert (store / first / "_loaded.json").exists() and (store / first / "events").is_dir()
     assert not (ws.root / "data" / "spark").exists()
@@ -960,7 +981,8 @@ def test_a_store_outside_the_workspace_holds_the_spark_data(tmp_path, spark, rem
     (store / first / "_riskconsole.json").unlink()  # as if the frame's build had stopped half-way
     with Session(ws, engine="spark", spark=spark) as session:
         assert "frame" in session.spark_engine().seconds  # built again
-    second = load(ws, spark=spark).version  # a DuckDB load: the engine exports it to the store
+    # a DuckDB load: the engine exports it to the store
+    second = load(ws, spark=spark, accept_quarantine=True).version
     with Session(ws, engine="spark", spark=spark) as session, session.cursor() as cur:
         session.spark_engine(frame=False).export(cur)
     assert sorted(p.name for p in store.iterdir()) == sorted([second, "notes"])
