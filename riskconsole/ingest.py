@@ -3,7 +3,8 @@
 No row is dropped silently: every row lands in `events` or in `quarantine` (with a reason),
 and read = loaded + quarantined. A load builds a new database file beside the live one (events,
 quarantine, frame, and the scores of every trained detector) and swaps it in with one rename, so a
-failed or killed load changes nothing, and events, features and scores always change together.
+failed or killed load changes nothing, and events, features and scores always change together. A load that would
+quarantine more than REFUSE_SHARE of a source's rows is refused the same way, unless told to accept it.
 """
 
 from __future__ import annotations
