@@ -377,18 +377,26 @@ def _time_warning(staged: Staged, checked: Checked, part: Part, column: str, whe
 
 def _format_for(staged: Staged, part: Part, column: str, fmt: str) -> str:
     """The `time_format:` to write for `column`, keeping what parses: when its current formats (none: ISO-8601) read
-    some of its rows, those formats then `fmt` (a format given replaces ISO-8601 reading, so `fmt` alone would
-    quarantine the rows that load now, and the next load would suggest ISO back). Written alone when it also reads
+    some of its rows that `fmt` does not, those formats then `fmt` (a format given replaces ISO-8601 reading, so
+    `fmt` alone would quarantine the rows that load now, and the next load would suggest ISO back); `fmt` alone when
+    it reads every row (never a format that reads some rows with month and day swapped, kept before it). Written alone when it also reads
     every other text time of the source (or there is none) and no map is set; else as a map, the column's entry
     beside what the other time columns are read with now, so the line can replace the dataset's `time_format:`."""
     raw = staged.raw_types()
     others = [c for c, t in target_types(part).items()
               if t == "TIMESTAMP" and c != column and raw[c].upper() not in times.TEMPORAL]
-    cast = ident(cast_name(column))
-    choices = (times.formats_of(part.time_format, column) or [times.ISO]) + [fmt], [fmt]
-    parsing = fill(":c IS NOT NULL AND NOT (:out)", c=cast, out=times.out_of_range(cast))
-    counted = staged.counts([parsing] + [_unread(raw_text(c, raw[c]), f) for f in choices for c in others])
-    keep = counted[0] > 0
+    current = times.formats_of(part.time_format, column) or [times.ISO]
+    text = raw_text(column, raw[column])
+    new = times.parse_text(text, [fmt])
+    # a format reading some row as another time than `fmt` does is dropped: a day-first file read month first parses
+    # on days 1-12 (month and day swapped), and kept before '%d/%m/%Y' it would load those days on the wrong dates
+    clashes = staged.counts([fill(":a <> :b", a=times.parse_text(text, [f]), b=new) for f in current])
+    kept = [f for f, n in zip(current, clashes) if not n]
+    reads = fill(":p IS NOT NULL AND NOT (:out) AND :n IS NULL", p=times.parse_text(text, kept or [fmt]),
+                 out=times.out_of_range(times.parse_text(text, kept or [fmt])), n=new)
+    choices = kept + [fmt], [fmt]
+    counted = staged.counts([reads] + [_unread(raw_text(c, raw[c]), f) for f in choices for c in others])
+    keep = bool(kept) and counted[0] > 0  # the formats kept read rows `fmt` does not
     formats = choices[0] if keep else choices[1]
     unread = counted[1:1 + len(others)] if keep else counted[1 + len(others):]
     if not any(unread) and not isinstance(part.time_format, dict):

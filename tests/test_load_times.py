@@ -368,3 +368,20 @@ def test_the_suggested_time_format_applied_verbatim_loads_every_row(tmp_path, ti
     result = load(ws)
     assert (result.loaded, result.quarantined, result.warnings) == (len(texts), 0, [])
     assert query(ws, "SELECT ts FROM events WHERE event_id = 'e51'") == [(datetime(2026, 1, 31, 3, 48),)]
+
+
+def test_a_day_first_file_read_as_month_first_is_told_to_use_day_first_alone(tmp_path):
+    """Times written day first (05/03/2026: March 5) under `time_format: '%m/%d/%Y %H:%M'` parse on days 1-12, month
+    and day swapped, and fail from the 13th. The suggestion kept the given format and added '%d/%m/%Y %H:%M' after
+    it: pasted, the rows of days 1-12 loaded as the wrong dates. One format reading every row is suggested alone;
+    pasted, every row loads on its own date."""
+    days = [datetime(2026, 3, d, 10, 0) for d in range(1, 29)]
+    rows = [_row(i, d.strftime("%d/%m/%Y %H:%M")) for i, d in enumerate(days)]
+    ws = _ws(tmp_path, rows, time_format="%m/%d/%Y %H:%M")
+    [warning] = load(ws, accept_quarantine=True).warnings
+    suggested = warning.rsplit(": try ", 1)[1].removesuffix(" in the dataset")
+    assert suggested == "time_format: '%d/%m/%Y %H:%M'", warning
+    dataset = yaml.safe_load((ws.root / "data" / "dataset.yaml").read_text())
+    (ws.root / "data" / "dataset.yaml").write_text(yaml.safe_dump({**dataset, **yaml.safe_load(suggested)}))
+    load(ws)
+    assert dict(query(ws, "SELECT event_id, ts FROM events")) == {f"e{i}": d for i, d in enumerate(days)}
