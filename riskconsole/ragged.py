@@ -73,8 +73,12 @@ def first_ragged(con: duckdb.DuckDBPyConnection, path: str, dialect: dict[str, A
                     f"skip = $skip, header = $header, all_varchar = true, hive_partitioning = false, "
                     f"store_rejects = true, rejects_table = '{errors}', rejects_scan = '{scans}')",
                     {"f": literal_file(path), **options}).fetchall()
-        rows = con.execute(f"SELECT line, error_message, count(*) OVER () FROM {errors} WHERE error_type IN "
-                           "('TOO MANY COLUMNS', 'MISSING COLUMNS') ORDER BY line LIMIT 1").fetchall()
+        # DuckDB rejects a line with a field too many once per extra field ("Found: 11", "Found: 12", ...): a
+        # line's count is its largest, and lines are counted once each
+        ragged = f"FROM {errors} WHERE error_type IN ('TOO MANY COLUMNS', 'MISSING COLUMNS')"
+        rows = con.execute(f"SELECT line, arg_max(error_message, TRY_CAST(regexp_extract(error_message, "
+                           f"'Found: (\\d+)', 1) AS BIGINT)), (SELECT count(DISTINCT line) {ragged}) {ragged} "
+                           "GROUP BY line ORDER BY line LIMIT 1").fetchall()
     except duckdb.Error:
         return None
     finally:
