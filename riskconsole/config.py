@@ -59,6 +59,16 @@ def _check_name(value: str) -> str:
     return value
 
 
+def _check_label_values(value: dict[str, int | None]) -> dict[str, int | None]:
+    """No key is empty text: an empty label always means not known yet, so `"": 0` would be ignored without a word
+    (an export of chargeback / empty then reads every good order as unlabelled)."""
+    if any(not key.strip() and mapped is not None for key, mapped in value.items()):
+        raise ValueError("an empty label cannot be mapped to 1 or 0: an empty cell always means not known yet, so "
+                         "every event with an empty label would stay unlabelled; if empty means good in your "
+                         "export, write a word there where the file is exported (e.g. none) and map it (none: 0)")
+    return value
+
+
 # ---------------------------------------------------------------- dataset
 
 
@@ -304,6 +314,7 @@ class Table(_Strict):
     label_values: dict[str, Literal[0, 1] | None] = Field(
         default_factory=dict, description="Texts of `label` that mean fraud (1), good (0) or not known (null), as the "
         "dataset's label_values, e.g. {banned: 1, active: 0}; any other value quarantines its row.")
+    _label_values = field_validator("label_values")(_check_label_values)
 
     @model_validator(mode="after")
     def _one_join(self) -> Table:
@@ -458,6 +469,7 @@ class Dataset(_Strict):
         default_factory=dict, description="Label texts that mean fraud (1), good (0) or not known (null), for labels "
         "written as words, e.g. {fraud: 1, legit: 0, pending: null}; matched ignoring case and surrounding spaces. "
         "1, 0, true, false and empty are always understood; any other value quarantines its row.")
+    _label_values = field_validator("label_values")(_check_label_values)
     streams: dict[str, Stream] = Field(default_factory=dict, description="Context streams by name (signups, "
                                        "logins, refunds, ...): loaded into table stream_NAME, read by `from:` features.")
     tables: dict[str, Table] = Field(default_factory=dict, description="Tables by name (merchants, IP ranges, ...): "

@@ -543,6 +543,18 @@ def test_label_values_take_only_1_0_or_null(tmp_path):
         load(ws)
 
 
+def test_an_empty_label_mapped_to_good_is_refused_not_ignored(tmp_path):
+    """An export of chargeback / empty: `"": 0` was ignored without a word (an empty label is always unknown), so
+    every good order stayed unlabelled; mapping empty to null says what empty means anyway and stays allowed."""
+    for empty, mapped in (("", 0), (" ", 1)):
+        ws = _ws(tmp_path / repr(empty), {"part-1.csv": FILE_1}, {**BASE_DATASET, "label_values": {empty: mapped}})
+        with pytest.raises(RiskConsoleError, match=r"label_values: an empty label cannot be mapped to 1 or 0: an "
+                                                   r"empty cell always means not known yet.*\(none: 0\)"):
+            load(ws)
+    ws = _ws(tmp_path / "null", {"part-1.csv": FILE_1}, {**BASE_DATASET, "label_values": {"": None}})
+    assert load(ws).loaded == 2  # FILE_1's two good rows
+
+
 def test_an_empty_text_time_is_no_time_not_a_bad_one(tmp_path):
     """A Parquet or JSON file writes a missing chargeback date as '' (text): the label time is then unknown (NULL),
     not a bad time that quarantines the row; an empty event time is still a missing time."""
