@@ -31,8 +31,8 @@ ISO_PATTERN = r"\d{4}-\d{2}-\d{2}([T ].*)?"
 ISO = "ISO-8601"
 COMMON_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S%z",
                   "%m/%d/%y %H:%M", "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M",
-                  "%d/%m/%y %H:%M", "%m/%d/%y", "%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y",
-                  "%Y/%m/%d %H:%M:%S", "%Y%m%d%H%M%S", "%Y%m%d", "%d-%b-%Y %H:%M:%S", "%d %b %Y %H:%M:%S",
+                  "%d/%m/%y %H:%M", "%m/%d/%y", "%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M",
+                  "%d.%m.%Y", "%Y/%m/%d %H:%M:%S", "%Y%m%d%H%M%S", "%Y%m%d", "%d-%b-%Y %H:%M:%S", "%d %b %Y %H:%M:%S",
                   "%a, %d %b %Y %H:%M:%S %z", "%Y-%m-%d %H:%M:%S %Z")
 
 

@@ -51,6 +51,15 @@ def test_spreadsheet_times_are_quarantined_not_read_as_year_one(tmp_path):
     assert "try time_format: [ISO-8601, '%m/%d/%y %H:%M'] in the dataset" in warning and "\n" not in warning
 
 
+def test_the_time_warning_suggests_the_german_spreadsheet_layout_without_seconds(tmp_path):
+    """`05.10.2026 14:03` (a European spreadsheet's export) got no suggestion: only `set time_format: to the layout
+    of these values`."""
+    ws = _ws(tmp_path, [_row(0, "2026-10-01 10:00:00")] + [_row(i, f"{4 + i:02d}.10.2026 14:03") for i in (1, 2, 3)])
+    [warning] = load(ws).warnings
+    assert "'05.10.2026 14:03'" in warning
+    assert warning.endswith("try time_format: [ISO-8601, '%d.%m.%Y %H:%M'] in the dataset")
+
+
 def test_time_format_parses_every_time_column(tmp_path):
     rows = [_row(i, t, label_ts="3/1/15 0:00") for i, t in enumerate(SPREADSHEET)]
     header = HEADER.strip() + ",signup\n"
