@@ -169,6 +169,7 @@ def cmd_backtest(ws: Workspace, args: argparse.Namespace) -> None:
 
 def cmd_gate(ws: Workspace, args: argparse.Namespace) -> int:
     from riskconsole.gate import describe
+    from riskconsole.report import all_warnings
 
     with _last_session(ws, args) as session:
         gate = session.gate(args.strategy, args.require or [], _window(session, args), _parse_sets(args.set),
@@ -181,6 +182,9 @@ def cmd_gate(ws: Workspace, args: argparse.Namespace) -> int:
           f"{window['from']}..{window['to']})")
     if window.get("note"):  # a gate judged on fewer days than the data holds says so
         print(f"  note: {terminal(window['note'])}")
+    for warning in all_warnings(gate.report):  # what the numbers judged are worth (a detector scored on its own
+        if warning != window.get("note"):  # training days, immature labels), as the backtest's summary says
+            print(f"  warning: {terminal(warning)}")
     return 0 if gate.passed else 1
 
 

@@ -58,6 +58,10 @@ def test_gate_passes_and_fails_on_its_guardrails(tiny_ws, capsys):
     assert out.count("PASS ") == 2 and "PASSED: 2 of 2 guardrails hold (more vs" in out
     assert f"{report['window']['from']}..{report['window']['to']}" in out and report["window"]["to"] < "2026-03-06"
     assert f"note: {window.note}" in out  # judged on mature days only, and it says so
+    # and what the numbers are worth, as the backtest says it (the gate printed none of them: a detector scored on
+    # its own training days passed a deploy gate without a word)
+    others = [w for w in report["warnings"] if w != window.note]
+    assert others and all(f"  warning: {w}\n" in out for w in others)
 
     code, out, err = _gate(capsys, tiny_ws, *base, "--require", "recall>=+0.00", "--require", "review_cases<=+0")
     assert code == 1 and err == "", (out, err)  # a guardrail failing is not an error
