@@ -248,7 +248,7 @@ def _tokenize(text: str, where: str) -> list[Token]:
     try:
         tokens = _DUCKDB.tokenize(text)
     except Exception as err:  # noqa: BLE001 - untrusted text must never crash the checker
-        raise _fail(where, f"cannot parse expression: {_first_line(err)}") from None
+        raise _fail(where, *_parse_problem(err, text)) from None
     if not tokens:
         problem = "expression is only a comment" if text.strip() else "expression is empty"
         raise _fail(where, problem, "write one SQL condition, e.g. amount > 200")
@@ -315,13 +315,48 @@ def _parse(tokens: list[Token], text: str, where: str) -> exp.Expression:
     except RecursionError:
         raise _too_deep(where) from None
     except Exception as err:  # noqa: BLE001 - untrusted text must never crash the checker
-        raise _fail(where, f"cannot parse expression: {_first_line(err)}") from None
+        raise _fail(where, *_parse_problem(err, text)) from None
     if len(trees) != 1:
         raise _fail(where, "expected exactly one expression", "remove the extra text")
     if isinstance(trees[0], (exp.Query, exp.Command)):
         raise _fail(where, f"statement '{_snippet(trees[0])}' is not allowed", "write one expression")
     _check_depth(trees[0], where)
     return trees[0]
+
+
+# the operators sqlglot names by class when one lacks an operand ("Required keyword: 'expression' missing for
+# <class 'sqlglot.expressions.core.Mod'>"), as the user wrote them
+_OPERATORS = {"And": "AND", "Or": "OR", "Not": "NOT", "Mod": "%", "Add": "+", "Sub": "-", "Mul": "*", "Div": "/",
+              "EQ": "=", "NEQ": "<>", "GT": ">", "GTE": ">=", "LT": "<", "LTE": "<=", "Like": "LIKE",
+              "ILike": "ILIKE", "Between": "BETWEEN", "In": "IN", "Is": "IS", "Neg": "-", "Paren": "("}
+_MISSING = re.compile(r"Required keyword: '\w+' missing for <class '[\w.]*\.(\w+)'>")
+
+
+def _parse_problem(err: BaseException, text: str) -> tuple[str, str | None]:
+    """What the user wrote wrong, for a tokenizer's or parser's error: the operator lacking an operand, the
+    unexpected text, the bracket or quote left open, with where it is; sqlglot's own wording (a class name such
+    as `sqlglot.expressions.core.Mod`) only when none of these fits."""
+    found = (getattr(err, "errors", None) or [{}])[0]
+    description, col = str(found.get("description") or ""), found.get("col")
+    near = f"{found.get('start_context') or ''}{found.get('highlight') or ''}".strip()
+    at = f" at '{near}' (character {col})" if near and col else ""
+    missing = _MISSING.fullmatch(description)
+    if missing:
+        op = _OPERATORS.get(missing.group(1), missing.group(1).lower())
+        fix = "write a percentage as a fraction: 0.5, not 50%" if op == "%" else "complete the condition or remove it"
+        return f"cannot parse expression: '{op}' is missing a value{at}", fix
+    if description == "Expecting )":
+        return f"cannot parse expression: a '(' is not closed{at}", "add the ')'"
+    if description.startswith("Invalid expression / Unexpected token") and found.get("highlight"):
+        token = found["highlight"]
+        odd = [ch for ch in near if ord(ch) > 127 and not ch.isalnum()]
+        fix = (f"'{odd[0]}' (U+{ord(odd[0]):04X}) is not an ASCII operator: write it on an ASCII keyboard" if odd else
+               "a number has a decimal point and no thousands separator: 1000.50" if token == "," else
+               "did you mean >=?" if token == "=>" else "remove the ')' or add its '('" if token == ")" else None)
+        return f"cannot parse expression: unexpected '{token}'{at}", fix
+    if "Error tokenizing" in description + str(err) and text.count("'") % 2:
+        return "cannot parse expression: a text in single quotes is not closed", "end it with '"
+    return f"cannot parse expression: {_first_line(err)}", None
 
 
 def _mark_lists(tokens: list[Token], where: str) -> tuple[list[Token], dict[str, str]]:
@@ -542,7 +577,15 @@ def _check_column(node: exp.Column, columns: frozenset[str], where: str) -> None
     if not isinstance(ident, exp.Identifier):
         raise _fail(where, *_refusal(ident))
     if ident.name not in columns:
-        raise _fail(where, f"unknown column '{ident.name}'", _column_hint(ident.name, columns))
+        hint = _column_hint(ident.name, columns)
+        text = exp.Literal.string(ident.name).sql("duckdb")
+        if hint.startswith("did you mean"):
+            pass
+        elif ident.args.get("quoted"):  # `country = "NG"`: double quotes name a column
+            hint = f"double quotes name a column; a text goes in single quotes: {text}; {hint}"
+        else:  # `country = NG`: a value written bare
+            hint = f"{hint}; a text value goes in single quotes: {text}"
+        raise _fail(where, f"unknown column '{ident.name}'", hint)
     ident.set("quoted", True)
 
 

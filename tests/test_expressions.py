@@ -343,6 +343,32 @@ def test_unknown_column_without_close_match_lists_known_ones() -> None:
     assert "unknown column 'zzz' (known columns: amount, channel" in _refusal("zzz > 1")
 
 
+@pytest.mark.parametrize(("text", "problem", "fix"), [
+    # sqlglot said "Required keyword: 'expression' missing for <class 'sqlglot.expressions.core.Mod'>"
+    ("amount > 50%", "'%' is missing a value at 'amount > 50%' (character 12)", "write a percentage as a fraction"),
+    ("amount > 100 AND", "'AND' is missing a value at 'amount > 100 AND' (character 16)", "complete the condition"),
+    ("NOT", "'NOT' is missing a value at 'NOT' (character 3)", "complete the condition"),
+    ("(amount > 100", "a '(' is not closed at '(amount > 100' (character 13)", "add the ')'"),
+    ("amount > 100)", "unexpected ')' at 'amount > 100)' (character 13)", "remove the ')' or add its '('"),
+    ("amount => 100", "unexpected '=>' at 'amount =>' (character 9)", "did you mean >=?"),
+    ("amount > 1.000,50", "unexpected ',' at 'amount > 1.000,' (character 15)", "no thousands separator: 1000.50"),
+    ("amount > 200 ＞ 1", "unexpected '1'", "'＞' (U+FF1E) is not an ASCII operator"),
+    ("channel = 'web", "a text in single quotes is not closed", "end it with '"),
+])
+def test_a_syntax_error_says_what_is_wrong_where_not_sqlglots_class_names(text: str, problem: str, fix: str) -> None:
+    message = _refusal(text)
+    assert f"{WHERE}: cannot parse expression: {problem}" in message and fix in message
+    assert "sqlglot" not in message and "Required keyword" not in message
+
+
+@pytest.mark.parametrize(("text", "hint"), [
+    ('channel = "web"', "(double quotes name a column; a text goes in single quotes: 'web'; known columns: "),
+    ("channel = web", "; a text value goes in single quotes: 'web')"),
+])
+def test_a_text_written_as_a_column_says_to_use_single_quotes(text: str, hint: str) -> None:
+    assert hint in _refusal(text)
+
+
 @pytest.mark.parametrize(("name", "known", "expected"), [
     ("device", ["Device", "device_users_7d"], "Device"),
     ("id", ["ID", "ip"], "ID"),
