@@ -900,6 +900,8 @@ def read_yaml(text: str, label: str) -> Any:
         raise ConfigError(_message(f"{label}:{_line(err)} {err.problem}")) from None
     except yaml.YAMLError as err:
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        if "'\\t'" in problem:  # PyYAML's "found character '\t' that cannot start any token"
+            problem += " (YAML indents with spaces, never tabs: replace the tab with spaces)"
         raise ConfigError(_message(f"{label}:{_line(err)} YAML syntax error: {problem}")) from None
     except (RecursionError, ValueError, TypeError, OverflowError) as err:  # untrusted text: never a traceback
         raise ConfigError(_message(f"{label}: cannot be read as YAML: {err}")) from None

@@ -48,6 +48,9 @@ LAUGHS = "a: &a [1,1,1,1,1,1,1,1,1,1]\n" + "".join(
     (LAUGHS, "aliases expand to more than"),
     ("a: &a [1, *a]\n", "an alias refers to the collection that contains it"),
     ("name: s\nrules: [\n", "line 3: YAML syntax error"),
+    ("name: s\nrules:\n\t- {name: a, when: 'amount > 1', action: block}\n",
+     "line 3: YAML syntax error: found character '\\t' that cannot start any token (YAML indents with spaces, never "
+     "tabs: replace the tab with spaces)"),
     ("name: s\nx: !!python/object/apply:os.system ['true']\n", "could not determine a constructor"),
     ("name: " + "x" * (limits.MAX_CONFIG_BYTES + 1), "too large for a config file"),
 ])
