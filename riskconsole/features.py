@@ -29,7 +29,7 @@ from riskconsole.names import internal_collision
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
 from riskconsole.streams import (HOUR, NUMERIC, US, _source, aggregate, any_null, check_keys, check_stream_feature,  # noqa: F401
                                  empty_value, filtered, is_label_feature, micros, numbered, stream_groups,
-                                 stream_query)
+                                 stream_query, unknown_column)
 
 GRAPH_TABLE = "_graph_features"
 WINDOW_TABLE = "_window_features"  # the decision stream's own windows, one row per event
@@ -157,7 +157,7 @@ def _check_window_feature(feature: Feature, dataset: Dataset, types: dict[str, s
         return
     column = _source(of, dataset)
     if column not in types:
-        raise ConfigError(f"{where}: {feature.agg}: unknown column '{of}' (columns: {', '.join(sorted(types))})")
+        raise ConfigError(f"{where}: {feature.agg}: {unknown_column(of, types)}")
     if is_label_feature(feature, dataset):
         _check_label_feature(feature, dataset, where)
     elif column in hidden:
@@ -173,7 +173,7 @@ def _check_first_seen(feature: Feature, types: dict[str, str], hidden: set[str],
     check_keys(feature, types, None, "", where)
     column = feature.first_seen
     if column not in types:
-        raise ConfigError(f"{where}: first_seen: unknown column '{column}' (columns: {', '.join(sorted(types))})")
+        raise ConfigError(f"{where}: first_seen: {unknown_column(column, types)}")
     if column in hidden or set(feature.keys) & hidden:
         raise ConfigError(f"{where}: first_seen reads the label or a column derived from it; name an entity")
     if column in feature.keys:

@@ -13,7 +13,7 @@ import sqlglot
 from sqlglot import exp
 
 from riskconsole.config import Dataset, Feature, duration_seconds
-from riskconsole.errors import ConfigError
+from riskconsole.errors import ConfigError, closest
 from riskconsole.expressions import parse_expression
 from riskconsole.sqlbuild import alias, fill, ident, lit
 
@@ -374,11 +374,18 @@ def _compatible(a: str, b: str) -> bool:
     return a == b or (a.startswith(NUMERIC) and b.startswith(NUMERIC))
 
 
+def unknown_column(name: str, columns: dict[str, str] | list[str]) -> str:
+    """`unknown column 'userid' (did you mean 'user_id'?)`, else the columns there are."""
+    close = closest(name, columns)
+    hint = f"did you mean '{close}'?" if close else f"columns: {', '.join(sorted(columns))}"
+    return f"unknown column '{name}' ({hint})"
+
+
 def check_keys(feature: Feature, events: dict[str, str], other: dict[str, str] | None, what: str, where: str) -> None:
     """Every `by` column exists in the decision events (and in the stream, with a comparable type)."""
     for key in feature.keys:
         if key not in events:
-            raise ConfigError(f"{where}: by: unknown column '{key}' (columns: {', '.join(sorted(events))})")
+            raise ConfigError(f"{where}: by: {unknown_column(key, events)}")
         if other is None:
             continue
         if key not in other:

@@ -134,6 +134,12 @@ def test_ties_and_window_edges(tmp_path):
 @pytest.mark.parametrize("feature, message", [
     ({"name": "x", "sum": "nope", "by": "user_id", "window": "1h"}, "unknown column 'nope'"),
     ({"name": "x", "count": "*", "by": "nobody", "window": "1h"}, "by: unknown column 'nobody'"),
+    # a typo got the list of every column, where a rule's and a where:'s typo get a did-you-mean
+    ({"name": "x", "count_distinct": "userid", "by": "device_id", "window": "1h"},
+     r"count_distinct: unknown column 'userid' \(did you mean 'user_id'\?\)"),
+    ({"name": "x", "count": "*", "by": "deviceid", "window": "1h"}, r"by: unknown column 'deviceid' \(did you mean"),
+    ({"name": "x", "first_seen": "device", "by": "user_id", "window": "1h"},
+     r"first_seen: .* \(did you mean 'device_id'"),
     ({"name": "x", "max": "label", "by": "user_id", "window": "1h", "label_delay": "1d"}, "label feature takes"),
     ({"name": "x", "avg": "label_ts", "by": "user_id", "window": "1h"}, "only sum/avg/count of the label"),
     ({"name": "x", "sum": "channel", "by": "user_id", "window": "1h"}, "needs a numeric column"),
