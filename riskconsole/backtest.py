@@ -40,7 +40,7 @@ class Window:
     start: datetime | None = None
     end: datetime | None = None
     as_of: datetime | None = None
-    note: str | None = None  # why the window ends where it does, when the core chose its end (`Session.window`)
+    note: str | None = None  # why the window ends where it does (the core chose it), or that its end is past mature
 
 
 MOMENT_EXAMPLES = "2026-03-01, 2026-03-01T12:00:00, 2026-03-01T12:00:00+05:00 or '2026-03-01 12:00 Europe/Berlin'"

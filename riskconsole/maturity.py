@@ -242,6 +242,21 @@ def mature_note(last: date, age: int, reference: date, unit: str = "events", rea
             f"days after they happen); give --to {reference} to include them")
 
 
+def past_mature_note(last: date, first: date, late: date, age: int, unit: str = "events",
+                     reach: float = MATURE_REACH, fraud: bool = False) -> str:
+    """The sentence of a window given an end (--to) past `last`, the last mature day: its days `first`..`late` count
+    labels still arriving."""
+    why = f"fraud on {unit} is {reach:.0%} as confirmed as on old {unit}" if fraud else \
+        f"{unit} are {reach:.0%} as labelled as old {unit}"
+    whole = first > last + timedelta(days=1)
+    where = "every day of the window is" if whole else "window reaches"
+    fix = f"judge a window that ends by {last}" if whole else f"give --to {last} to judge on mature labels"
+    return (f"{where} past {last}, the last day whose labels are mature ({why} only {age} days after they happen): "
+            f"on {first}..{late} " + ("fraud not yet confirmed counts as good, so precision and caught fraud read low "
+                                       "there" if fraud else f"{unit} not yet labelled are left out, so precision and "
+                                       "recall there count only the labels that came early") + f"; {fix}")
+
+
 def monitor_note(last: date, age: int, window: tuple[date, date], reference: tuple[date, date],
                  unit: str = "events", reach: float = MATURE_REACH, fraud: bool = False) -> str | None:
     """The warning of a monitor whose days (`window`, `reference`: first and last day) come after `last`, the last

@@ -357,13 +357,15 @@ class Session:
                 "counts as known at once and --as-of would change nothing; map label_time (when the label became "
                 "known) to replay what was known on a day")
         window = make_window(start, end, as_of)
-        return window if end or as_of else self._mature(window, strategy)
+        return window if as_of else self._mature(window, strategy)
 
     def _mature(self, window: Window, path: str | Path | None) -> Window:
         """Without --to (and --as-of, which already says which labels count), the window ends on the last mature
         day (labels of later days are still arriving), with the note that says so; unchanged where the label has no
-        date or nothing would be left. An entity-level strategy's days come from its entity-periods' label."""
-        from riskconsole.maturity import mature_last_day, mature_note
+        date or nothing would be left. A --to past that day is kept, with a note saying so (where goods are
+        labelled at once, the later days' unconfirmed fraud reads as good and no share of unlabelled days shows
+        it). An entity-level strategy's days come from its entity-periods' label."""
+        from riskconsole.maturity import mature_last_day, mature_note, past_mature_note
 
         level = self._strategy_view(path).level if path is not None else None
         found = self._mature_label(level, self.ws.rel(path) if path is not None else "strategy")
@@ -376,6 +378,12 @@ class Session:
             return window
         last, age = mature
         end = datetime.combine(last + timedelta(days=1), time())
+        if window.end is not None:  # --to given: kept, and said when it reaches past the last mature day
+            if window.end <= end:
+                return window
+            first = max(last + timedelta(days=1), window.start.date() if window.start else last)
+            late = min((window.end - timedelta(days=1)).date(), last_event)
+            return replace(window, note=past_mature_note(last, first, late, age, unit, fraud=fraud))
         if window.start is not None and window.start >= end:
             return window  # a window of immature days only: kept (its report warns that labels are immature)
         return replace(window, end=end, note=mature_note(last, age, last_event, unit, fraud=fraud))

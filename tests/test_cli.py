@@ -268,15 +268,17 @@ def test_an_empty_window_is_an_error(tiny_ws, capsys):
 
 def test_exports_are_byte_identical_for_the_same_inputs(tiny_ws, capsys, tmp_path):
     """The Export page calls the same functions as the CLI: the same inputs give the same bytes."""
-    from riskconsole.backtest import fetch_decisions, make_window
+    from riskconsole.backtest import fetch_decisions
     from riskconsole.export import render_files
     from riskconsole.report import run_backtest
+    from riskconsole.session import Session
 
     args = ["backtest", tiny_ws.strategies_dir / "tiny.yaml", "--workspace", tiny_ws.root, "--from", "2026-03-01",
             "--to", "2026-03-06", "--set", "big=100", "--format", "json,csv,html,md"]
     assert run(capsys, *args, "--out", tmp_path / "a")[0] == 0
     assert run(capsys, *args, "--out", tmp_path / "b")[0] == 0
-    window = make_window("2026-03-01", "2026-03-06")
+    with Session(tiny_ws) as session:  # the CLI's window: with its note where --to is past the mature labels
+        window = session.window("2026-03-01", "2026-03-06")
     con = tiny_ws.connect_safe()
     bt = run_backtest(tiny_ws, tiny_ws.strategies_dir / "tiny.yaml", window, {"big": 100}, con=con)
     files = render_files(bt.report, ["json", "csv", "html", "md"], fetch_decisions(con, bt.compiled, bt.frame,

@@ -65,9 +65,15 @@ def test_explicit_days_are_respected_untouched(late_ws):
     with Session(ws) as session:
         to = session.window(None, LAST.isoformat())
         both = session.window("2026-03-03", "2026-03-09")
+        mature = session.window("2026-03-02", "2026-03-07")
         start_only = session.window("2026-03-04")
-    assert to.note is None and to.end.date() == LAST + timedelta(days=1)
-    assert both.note is None and (both.start.date(), both.end.date()) == (date(2026, 3, 3), date(2026, 3, 10))
+    mature_last = LAST - timedelta(days=DELAY)  # kept, and said: its last days count labels still arriving
+    assert to.end.date() == LAST + timedelta(days=1) and to.note.startswith(
+        f"window reaches past {mature_last}, the last day whose labels are mature (events are 95% as labelled as old "
+        f"events only {DELAY} days after") and f"on {mature_last + timedelta(days=1)}..{LAST} events not yet " \
+        f"labelled are left out" in to.note and to.note.endswith(f"give --to {mature_last} to judge on mature labels")
+    assert mature.note is None and (mature.start.date(), mature.end.date()) == (date(2026, 3, 2), date(2026, 3, 8))
+    assert f"on {mature_last + timedelta(days=1)}..2026-03-09 events" in both.note and (both.start.date(), both.end.date()) == (date(2026, 3, 3), date(2026, 3, 10))
     assert start_only.start.date() == date(2026, 3, 4) and start_only.end.date() == LAST - timedelta(days=DELAY - 1)
     assert start_only.note is not None
     with Session(ws) as session:
@@ -97,7 +103,8 @@ def test_cli_prints_the_same_window_and_note(late_ws, capsys, tmp_path):
     main(["backtest", str(ws.strategies_dir / "s.yaml"), "--workspace", str(ws.root), "--to", LAST.isoformat(),
           "--out", str(tmp_path / "all"), "--format", "json"])
     assert "immature" not in capsys.readouterr().out.split("\n")[0]
-    assert json.loads((tmp_path / "all" / "report.json").read_text())["window"]["to"] == LAST.isoformat()
+    report = json.loads((tmp_path / "all" / "report.json").read_text())
+    assert report["window"]["to"] == LAST.isoformat() and report["warnings"][0].startswith("window reaches past")
 
 
 def test_the_console_defaults_to_the_same_window_and_note(late_ws, monkeypatch):
@@ -310,7 +317,9 @@ def test_an_entity_backtest_defaults_to_its_own_mature_days(tables_ws, capsys, t
     age = mature_age(frame_curve)
     assert window.end.date() == LAST - timedelta(days=age - 1) and "merchant_id periods" in window.note
     assert events_window.end.date() == LAST - timedelta(days=DELAY - 1) and window.end != events_window.end
-    assert explicit.note is None and explicit.end.date() == LAST + timedelta(days=1)
+    assert explicit.end.date() == LAST + timedelta(days=1)  # kept, and said in the entity's own terms
+    assert explicit.note.startswith(f"window reaches past {LAST - timedelta(days=age)}, the last day whose labels are "
+                                    "mature (merchant_id periods")
     assert as_of.end is None and as_of.note is None
     code = main(["backtest", str(path), "--workspace", str(ws.root), "--out", str(tmp_path / "out"), "--format", "json"])
     report = json.loads((tmp_path / "out" / "report.json").read_text())

@@ -172,7 +172,7 @@ def pick_window(session: Session, path: Path | None = None, warned: bool = True)
             st.sidebar.caption(ends_note(mature) if warned else mature.note)
         return mature  # the same window, and the same note, as the CLI without --to
     return guard(session.window, start.isoformat(), end.isoformat(),
-                 as_of.isoformat() if as_of and has_label_time else None)
+                 as_of.isoformat() if as_of and has_label_time else None, path)
 
 
 def ends_note(window: Window) -> str:
