@@ -368,20 +368,25 @@ def _time_warning(staged: Staged, checked: Checked, part: Part, column: str, whe
         return None
     current = times.formats_of(part.time_format, column)
     fmt = times.suggest_format(staged.con, values, current or [times.ISO]) if values else None
-    fix = f"try {_format_for(staged, part, column, fmt)} in the dataset" if fmt else \
-        "set time_format: to the layout of these values"
+    suggested, misread = _format_for(staged, part, column, fmt) if fmt else (None, 0)
+    fix = f"try {suggested} in the dataset" if fmt else "set time_format: to the layout of these values"
+    if misread:  # a day-first file read month first: the rows that load are on the wrong dates, not only the rest
+        fix += (f"; {misread:,} rows that did load read as other times with it (month and day swapped?): they are "
+                "likely misread too")
     tried = times.described(current)
     return (f"{checked.label}: {where}: {n:,} of {read:,} rows ({n / read:.1%}) quarantined because '{column}' is "
             f"not {tried} or is outside {times.ACCEPTED_TEXT}, e.g. {_shown(values)}: {fix}")
 
 
-def _format_for(staged: Staged, part: Part, column: str, fmt: str) -> str:
+def _format_for(staged: Staged, part: Part, column: str, fmt: str) -> tuple[str, int]:
     """The `time_format:` to write for `column`, keeping what parses: when its current formats (none: ISO-8601) read
     some of its rows that `fmt` does not, those formats then `fmt` (a format given replaces ISO-8601 reading, so
     `fmt` alone would quarantine the rows that load now, and the next load would suggest ISO back); `fmt` alone when
-    it reads every row (never a format that reads some rows with month and day swapped, kept before it). Written alone when it also reads
-    every other text time of the source (or there is none) and no map is set; else as a map, the column's entry
-    beside what the other time columns are read with now, so the line can replace the dataset's `time_format:`."""
+    it reads every row (never a format that reads some rows with month and day swapped, kept before it). Written
+    alone when it also reads every other text time of the source (or there is none) and no map is set; else as a
+    map, the column's entry beside what the other time columns are read with now, so the line can replace the
+    dataset's `time_format:`.
+    With it, how many rows the current formats read as other times than `fmt` does."""
     raw = staged.raw_types()
     others = [c for c, t in target_types(part).items()
               if t == "TIMESTAMP" and c != column and raw[c].upper() not in times.TEMPORAL]
@@ -400,12 +405,12 @@ def _format_for(staged: Staged, part: Part, column: str, fmt: str) -> str:
     formats = choices[0] if keep else choices[1]
     unread = counted[1:1 + len(others)] if keep else counted[1 + len(others):]
     if not any(unread) and not isinstance(part.time_format, dict):
-        return f"time_format: {_yaml_formats(formats)}"
+        return f"time_format: {_yaml_formats(formats)}", max(clashes, default=0)
     now = part.time_format if isinstance(part.time_format, dict) else dict.fromkeys(others, part.time_format)
     entries = {**{c: times.formats_of(f) for c, f in now.items() if times.formats_of(f)}, column: formats}
     mapped = ", ".join(f"{_yaml_key(c)}: {_yaml_formats(f)}" for c, f in entries.items())
     where = "" if part.kind == "events" else f" under {part.where}"
-    return f"time_format: {{{mapped}}}{where}"
+    return f"time_format: {{{mapped}}}{where}", max(clashes, default=0)
 
 
 def _unread(text: exp.Expression, formats: list[str]) -> exp.Expression:
@@ -548,7 +553,7 @@ def load_part(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, prog
 
 def reasons_text(reasons: list[tuple[Any, int]]) -> str:
     """(reason, rows) pairs as an error says them: `REASON (N rows); ...`."""
-    return "; ".join(f"{terminal(str(r))[:160]} ({n:,} rows)" for r, n in reasons)
+    return "; ".join(f"{terminal(str(r))[:160]} ({n:,} row{'s' if n != 1 else ''})" for r, n in reasons)
 
 
 def _fill(con: duckdb.DuckDBPyConnection, checked: Checked, progress: Progress, version: str,
@@ -585,11 +590,13 @@ def refuse_mostly_quarantined(con: duckdb.DuckDBPyConnection, checked: Checked, 
     top reasons from the source's quarantine table, the load warning (`warnings`: the source's) that has the fix."""
     if not read or quarantined / read <= REFUSE_SHARE:
         return
-    top = con.execute(f"SELECT reason, count(*) FROM {part.quarantine} GROUP BY ALL ORDER BY 2 DESC, 1 LIMIT 2")
-    reasons = top.fetchall()
+    every = con.execute(f"SELECT reason, count(*) FROM {part.quarantine} GROUP BY ALL ORDER BY 2 DESC, 1").fetchall()
+    reasons, rest = every[:2], every[2:]
+    more = f"; {sum(n for _, n in rest):,} more for {len(rest)} other reason{'s' if len(rest) != 1 else ''}" \
+        if rest else ""
     raise QuarantineRefused(
         f"{checked.label}: {part.lead}'{part.source}': {quarantined:,} of {read:,} rows ({quarantined / read:.1%}) "
-        f"would be quarantined, more than the {REFUSE_SHARE:.0%} a load publishes ({reasons_text(reasons)})"
+        f"would be quarantined, more than the {REFUSE_SHARE:.0%} a load publishes ({reasons_text(reasons)}{more})"
         f"{_fix_of(checked, part, reasons, warnings)}; nothing was loaded, the live database is unchanged: fix the "
         "data or the dataset and load again, or publish it anyway with `riskconsole load --accept-quarantine`")
 
