@@ -60,12 +60,10 @@ def _check_name(value: str) -> str:
 
 
 def _check_label_values(value: dict[str, int | None]) -> dict[str, int | None]:
-    """No key is empty text: an empty label always means not known yet, so `"": 0` would be ignored without a word
-    (an export of chargeback / empty then reads every good order as unlabelled)."""
-    if any(not key.strip() and mapped is not None for key, mapped in value.items()):
-        raise ValueError("an empty label cannot be mapped to 1 or 0: an empty cell always means not known yet, so "
-                         "every event with an empty label would stay unlabelled; if empty means good in your "
-                         "export, write a word there where the file is exported (e.g. none) and map it (none: 0)")
+    """At most one key is empty text (`""`, `" "`: what an empty cell means, e.g. `"": 0` for an export that writes
+    `chargeback` for fraud and nothing for good orders)."""
+    if len([key for key in value if not key.strip()]) > 1:
+        raise ValueError("an empty label is mapped twice (keys that are only spaces are all the empty label): keep one")
     return value
 
 
@@ -468,7 +466,8 @@ class Dataset(_Strict):
     label_values: dict[str, Literal[0, 1] | None] = Field(
         default_factory=dict, description="Label texts that mean fraud (1), good (0) or not known (null), for labels "
         "written as words, e.g. {fraud: 1, legit: 0, pending: null}; matched ignoring case and surrounding spaces. "
-        "1, 0, true, false and empty are always understood; any other value quarantines its row.")
+        "1, 0, true, false and empty (not known) are always understood; \"\": 0 reads an empty label as good; any "
+        "other value quarantines its row.")
     _label_values = field_validator("label_values")(_check_label_values)
     streams: dict[str, Stream] = Field(default_factory=dict, description="Context streams by name (signups, "
                                        "logins, refunds, ...): loaded into table stream_NAME, read by `from:` features.")
@@ -492,6 +491,17 @@ class Dataset(_Strict):
             if feature.name in seen:
                 raise ValueError(f"feature '{feature.name}' is defined twice")
             seen.add(feature.name)
+        return self
+
+    @model_validator(mode="after")
+    def _empty_label_beside_prod_action(self) -> Dataset:
+        """`"": 0` cannot sit beside prod_action: an order production blocked has no outcome, its empty label is
+        what makes it unobservable (DESIGN §6.2), and mapped to good it would read as a good order blocked."""
+        empty = [v for k, v in self.label_values.items() if not k.strip()]
+        if self.columns.prod_action and empty and empty[0] is not None:
+            raise ValueError(f"label_values: an empty label mapped to {empty[0]} cannot go with columns.prod_action: "
+                             "an event production blocked has no outcome, and its empty label is what says so; write "
+                             "a word for the outcome you know in the export (e.g. none) and map that instead")
         return self
 
     @model_validator(mode="after")

@@ -88,10 +88,12 @@ def cast_name(column: str) -> str:
 def _label_cast(text: exp.Expression, extra: dict[str, int | None]) -> exp.Expression:
     """1 / 0 / NULL for a label; -1 marks a value that is not a label (such rows go to quarantine).
 
-    `extra` (the dataset's `label_values`) adds words, matched like the built-in ones (lower case, trimmed)."""
+    `extra` (the dataset's `label_values`) adds words, matched like the built-in ones (lower case, trimmed); its
+    empty key (`""`) says what an empty or missing label means (default: not known)."""
     word = fill("lower(trim(:t))", t=text)
     values = {**_LABEL_VALUES, **{k.strip().lower(): v for k, v in extra.items()}}
-    ifs = [exp.If(this=fill(":w IS NULL OR :w = ''", w=word), true=lit(None))]
+    # an empty (or missing) label is not known yet, unless `label_values` says what it means (`"": 0`)
+    ifs = [exp.If(this=fill(":w IS NULL OR :w = ''", w=word), true=lit(values.get("")))]
     for value in (None, 1, 0):
         words = [lit(k) for k, v in values.items() if v == value and k]
         if words:

@@ -543,14 +543,25 @@ def test_label_values_take_only_1_0_or_null(tmp_path):
         load(ws)
 
 
-def test_an_empty_label_mapped_to_good_is_refused_not_ignored(tmp_path):
-    """An export of chargeback / empty: `"": 0` was ignored without a word (an empty label is always unknown), so
-    every good order stayed unlabelled; mapping empty to null says what empty means anyway and stays allowed."""
-    for empty, mapped in (("", 0), (" ", 1)):
-        ws = _ws(tmp_path / repr(empty), {"part-1.csv": FILE_1}, {**BASE_DATASET, "label_values": {empty: mapped}})
-        with pytest.raises(RiskConsoleError, match=r"label_values: an empty label cannot be mapped to 1 or 0: an "
-                                                   r"empty cell always means not known yet.*\(none: 0\)"):
-            load(ws)
+def test_an_empty_label_mapped_to_good_means_good(tmp_path):
+    """An export of chargeback / empty: `"": 0` was ignored without a word (an empty label was always unknown), so
+    every good order stayed unlabelled. It now means what it says; beside prod_action (a blocked order's empty label
+    is what makes it unobservable) it is refused, and `"": null` stays what empty means anyway."""
+    import duckdb
+
+    rows = "event_id,ts,is_fraud,label_ts,amount,user_id,device_id\n" + "".join(
+        f"e{i},2026-03-0{1 + i % 5} 10:00:00,{'chargeback' if i % 4 == 0 else ''},,10,1,1\n" for i in range(20))
+    labels = {"chargeback": 1, "": 0}
+    ws = _ws(tmp_path / "good", {"part-1.csv": rows}, {**BASE_DATASET, "label_values": labels})
+    assert (load(ws).loaded, load(ws).quarantined) == (20, 0)
+    with duckdb.connect(str(ws.db_path), read_only=True) as con:
+        got = dict(con.execute("SELECT event_id, is_fraud FROM events").fetchall())
+    assert got == {f"e{i}": int(i % 4 == 0) for i in range(20)}  # second way: the rows as written
+    columns = {**BASE_DATASET["columns"], "prod_action": "action"}
+    ws = _ws(tmp_path / "prod", {"part-1.csv": rows}, {**BASE_DATASET, "columns": columns, "label_values": labels})
+    with pytest.raises(RiskConsoleError, match=r"label_values: an empty label mapped to 0 cannot go with "
+                                               r"columns.prod_action: an event production blocked has no outcome"):
+        load(ws)
     ws = _ws(tmp_path / "null", {"part-1.csv": FILE_1}, {**BASE_DATASET, "label_values": {"": None}})
     assert load(ws, accept_quarantine=True).loaded == 2  # FILE_1's two good rows (the rest: its bad rows)
 
