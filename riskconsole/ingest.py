@@ -384,21 +384,27 @@ def _format_for(staged: Staged, part: Part, column: str, fmt: str) -> tuple[str,
     """The `time_format:` to write for `column`, keeping what parses: when its current formats (none: ISO-8601) read
     some of its rows that `fmt` does not, those formats then `fmt` (a format given replaces ISO-8601 reading, so
     `fmt` alone would quarantine the rows that load now, and the next load would suggest ISO back); `fmt` alone when
-    it reads every row (never a format that reads some rows with month and day swapped, kept before it). Written
-    alone when it also reads every other text time of the source (or there is none) and no map is set; else as a
-    map, the column's entry beside what the other time columns are read with now, so the line can replace the
-    dataset's `time_format:`.
-    With it, how many rows the current formats read as other times than `fmt` does."""
+    it reads every row (never a format that reads some rows with month and day swapped, kept before it, unless that
+    format also reads rows `fmt` does not: the source's own layout). Written alone when it also reads every other
+    text time of the source (or there is none) and no map is set; else as a map, the column's entry beside what the
+    other time columns are read with now, so the line can replace the dataset's `time_format:`. With it, how many
+    rows a current format dropped so reads as other times than `fmt` does (rows that loaded, likely misread)."""
     raw = staged.raw_types()
     others = [c for c, t in target_types(part).items()
               if t == "TIMESTAMP" and c != column and raw[c].upper() not in times.TEMPORAL]
     current = times.formats_of(part.time_format, column) or [times.ISO]
     text = raw_text(column, raw[column])
     new = times.parse_text(text, [fmt])
-    # a format reading some row as another time than `fmt` does is dropped: a day-first file read month first parses
-    # on days 1-12 (month and day swapped), and kept before '%d/%m/%Y' it would load those days on the wrong dates
-    clashes = staged.counts([fill(":a <> :b", a=times.parse_text(text, [f]), b=new) for f in current])
-    kept = [f for f, n in zip(current, clashes) if not n]
+    # a format reading some row as another time than `fmt` does is dropped when `fmt` reads every row it reads: a
+    # day-first file read month first parses on days 1-12 (month and day swapped), and kept before '%d/%m/%Y' it
+    # would load those days on the wrong dates; one reading rows `fmt` does not is the file's own layout (a
+    # month-first file with a few day-first rows): dropped, `fmt` would swap its days 1-12, so it is kept first
+    clashes = staged.counts([c for f in current for c in (
+        fill(":a <> :b", a=times.parse_text(text, [f]), b=new),
+        fill(":a IS NOT NULL AND NOT (:out) AND :b IS NULL", a=times.parse_text(text, [f]),
+             out=times.out_of_range(times.parse_text(text, [f])), b=new))])
+    kept = [f for i, f in enumerate(current) if not clashes[2 * i] or clashes[2 * i + 1]]
+    misread = max((clashes[2 * i] for i, f in enumerate(current) if f not in kept), default=0)
     reads = fill(":p IS NOT NULL AND NOT (:out) AND :n IS NULL", p=times.parse_text(text, kept or [fmt]),
                  out=times.out_of_range(times.parse_text(text, kept or [fmt])), n=new)
     choices = kept + [fmt], [fmt]
@@ -407,12 +413,12 @@ def _format_for(staged: Staged, part: Part, column: str, fmt: str) -> tuple[str,
     formats = choices[0] if keep else choices[1]
     unread = counted[1:1 + len(others)] if keep else counted[1 + len(others):]
     if not any(unread) and not isinstance(part.time_format, dict):
-        return f"time_format: {_yaml_formats(formats)}", max(clashes, default=0)
+        return f"time_format: {_yaml_formats(formats)}", misread
     now = part.time_format if isinstance(part.time_format, dict) else dict.fromkeys(others, part.time_format)
     entries = {**{c: times.formats_of(f) for c, f in now.items() if times.formats_of(f)}, column: formats}
     mapped = ", ".join(f"{_yaml_key(c)}: {_yaml_formats(f)}" for c, f in entries.items())
     where = "" if part.kind == "events" else f" under {part.where}"
-    return f"time_format: {{{mapped}}}{where}", max(clashes, default=0)
+    return f"time_format: {{{mapped}}}{where}", misread
 
 
 def _unread(text: exp.Expression, formats: list[str]) -> exp.Expression:

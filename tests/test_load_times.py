@@ -396,3 +396,21 @@ def test_a_day_first_file_read_as_month_first_is_told_to_use_day_first_alone(tmp
     (ws.root / "data" / "dataset.yaml").write_text(yaml.safe_dump({**dataset, **yaml.safe_load(suggested)}))
     load(ws)
     assert dict(query(ws, "SELECT event_id, ts FROM events")) == {f"e{i}": d for i, d in enumerate(days)}
+
+
+def test_a_month_first_file_with_a_few_day_first_rows_keeps_its_format_first(tmp_path):
+    """A month-first export (`'%m/%d/%Y %H:%M'`, read right) where every tenth row was written day first: only the
+    day-first rows after the 12th fail. `'%m/%d/%Y %H:%M'` reads the other rows as other times than the suggested
+    `'%d/%m/%Y %H:%M'` does, yet it is the file's own layout: dropped, the pasted suggestion loaded nine in ten rows of
+    days 1-12 with month and day swapped, and quarantined the month-first rows after the 12th. It is kept first."""
+    days = [datetime(2026, 3 + i % 2, 1 + i % 28, 10, 0) for i in range(60)]
+    rows = [_row(i, d.strftime("%d/%m/%Y %H:%M" if i % 10 == 0 else "%m/%d/%Y %H:%M")) for i, d in enumerate(days)]
+    ws = _ws(tmp_path, rows, time_format="%m/%d/%Y %H:%M")
+    [warning] = load(ws).warnings
+    suggested = warning.rsplit(": try ", 1)[1].removesuffix(" in the dataset")
+    assert suggested == "time_format: ['%m/%d/%Y %H:%M', '%d/%m/%Y %H:%M']", warning
+    dataset = yaml.safe_load((ws.root / "data" / "dataset.yaml").read_text())
+    (ws.root / "data" / "dataset.yaml").write_text(yaml.safe_dump({**dataset, **yaml.safe_load(suggested)}))
+    load(ws)
+    loaded = dict(query(ws, "SELECT event_id, ts FROM events"))
+    assert len(loaded) == 60 and all(loaded[f"e{i}"] == d for i, d in enumerate(days) if i % 10)
