@@ -56,21 +56,46 @@ def nulls(relation: exp.Select) -> exp.Select:
 
 
 def runs(con: duckdb.DuckDBPyConnection, relation: exp.Select, nodes: list[exp.Expression]) -> duckdb.Error | None:
-    """DuckDB's error running `nodes` (they bind) on one row of NULLs of `relation`'s columns, or None."""
-    query = exp.select(*[exp.alias_(n.copy(), f"v{i}") for i, n in enumerate(nodes)]).from_(
+    """DuckDB's error running `nodes` (they bind) on one row of NULLs of `relation`'s columns, or None. Their
+    constants that only some rows evaluate are NULL there (`unguarded`): the row of NULLs takes branches real rows may
+    never take (`coalesce(amount, 'none')` fails on it alone), and a failure there says nothing of every row."""
+    query = exp.select(*[exp.alias_(unguarded(n), f"v{i}") for i, n in enumerate(nodes)]).from_(
         nulls(relation).subquery("src"))
     try:
         con.execute(render(query)).fetchall()
+    except (duckdb.BinderException, duckdb.ParserException):
+        return None  # a NULL where a constant was does not bind (`NULL + INTERVAL 1 DAY`): nothing is known
     except duckdb.Error as err:
         return err
     return None
+
+
+def unguarded(node: exp.Expression) -> exp.Expression:
+    """A copy of `node` with NULL for every text constant that a row evaluates only when another value says so: in the
+    fallbacks of coalesce, the branches of CASE and if(), and the conditions of a CASE after its first (a number
+    stays: NULL in its place, DuckDB folds a comparison with a text to NULL without converting the text)."""
+    copy = node.copy()
+    guarded = []
+    for part in copy.walk():
+        if isinstance(part, exp.Coalesce):
+            guarded += part.expressions
+        elif isinstance(part, exp.Case):
+            ifs = part.args.get("ifs") or []
+            guarded += [i.args.get("true") for i in ifs] + [i.this for i in ifs[1:]] + [part.args.get("default")]
+        elif isinstance(part, exp.If) and not isinstance(part.parent, exp.Case):
+            guarded += [part.args.get("true"), part.args.get("false")]
+    for branch in [g for g in guarded if g is not None]:
+        for literal in list(branch.find_all(exp.Literal)):
+            if literal.is_string:
+                literal.replace(exp.Null())
+    return copy
 
 
 def run_failure(con: duckdb.DuckDBPyConnection, relation: exp.Select, node: exp.Expression,
                 err: duckdb.Error) -> str:
     """`problem (fix)` for a condition over `relation` that binds but failed (`err`) on a row of NULLs: it fails
     whatever the rows hold. The part named is the innermost that fails alone."""
-    parts = [n for n in node.walk() if not isinstance(n, _NOT_PROBED)
+    parts = [n for n in node.walk() if not isinstance(n, _NOT_PROBED) and not n.find_ancestor(exp.Query)
              and not (isinstance(n, exp.If) and isinstance(n.parent, exp.Case))]
     culprit = next((p for p in list(reversed(parts))[:MAX_PROBES] if runs(con, relation, [p]) is not None), node)
     problem = f"'{_snippet(culprit)}' fails on every row: {duckdb_line(err)}"

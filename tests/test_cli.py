@@ -167,6 +167,33 @@ def test_a_type_mismatch_names_the_rule_the_column_its_type_and_the_fix(tiny_ws,
         assert run(capsys, "validate", path, "--workspace", tiny_ws.root)[0] == 0
 
 
+@pytest.mark.parametrize("when", [
+    "coalesce(amount, 'none') > 5", "CASE WHEN amount >= 0 THEN amount ELSE 'n/a' END > 5",
+    "if(amount >= 0, amount, 'x') > 5 AND channel = 'web'",
+    "CASE WHEN ts IS NULL THEN 'never' ELSE ts END > '2026-03-02'",
+])
+def test_a_text_only_a_row_of_nulls_reaches_is_not_said_to_fail_on_every_row(tiny_ws, capsys, when):
+    """The run check's row of NULLs takes the fallback of coalesce and the ELSE of CASE and if(), which no loaded
+    row (amount, ts never NULL) reaches: 'fails on every row' refused strategies whose backtest runs."""
+    path = tiny_ws.strategies_dir / "guarded.yaml"
+    path.write_text(yaml.safe_dump({"name": "guarded", "rules": [{"name": "r", "when": when, "action": "review"}]}))
+    for command in ("validate", "backtest"):
+        code, _, err = run(capsys, command, path, "--workspace", tiny_ws.root, *(
+            ["--out", str(tiny_ws.root / "out")] if command == "backtest" else []))
+        assert code == 0, err
+
+
+def test_a_run_failure_beside_a_list_names_its_own_part(tiny_ws, capsys):
+    """The probes for the failing part went into the semi-join an IN LIST renders to, and named '__added <= ts'."""
+    (tiny_ws.root / "lists").mkdir(exist_ok=True)
+    (tiny_ws.root / "lists" / "blocked.csv").write_text("value,added\nu1,2026-01-01\n")
+    path = tiny_ws.strategies_dir / "listed.yaml"
+    path.write_text(yaml.safe_dump({"name": "listed", "rules": [
+        {"name": "r", "when": "user_id IN LIST blocked AND amount > 'lots'", "action": "review"}]}))
+    code, _, err = run(capsys, "validate", path, "--workspace", tiny_ws.root)
+    assert code == 1 and "rule 'r': 'amount > 'lots'' fails on every row" in err, err
+
+
 @pytest.mark.parametrize("args, message", [
     (["--set", "nope=3"], "no param 'nope'"),
     (["--set", "burst"], "write PARAM=VALUE"),
