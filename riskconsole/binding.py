@@ -18,6 +18,8 @@ import duckdb
 from riskconsole.sqlbuild import alias, exp, lit, render
 
 MAX_PROBES = 40  # parts bound to find the failing one: a failure costs at most this many DESCRIBEs
+MAX_RUN_PROBES = 200  # parts run on a row of NULLs for all of a strategy's failing conditions (~5 ms each):
+# 500 rules each failing with 40 parts probed took ~100 s; past it a condition is named whole
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ, exp.NullSafeNEQ, exp.Between,
                 exp.In, exp.Like, exp.ILike)
 # parts that bind whenever their parent's operands do, or cannot be bound alone
@@ -92,12 +94,13 @@ def unguarded(node: exp.Expression) -> exp.Expression:
 
 
 def run_failure(con: duckdb.DuckDBPyConnection, relation: exp.Select, node: exp.Expression,
-                err: duckdb.Error) -> str:
+                err: duckdb.Error, probes: int = MAX_PROBES) -> str:
     """`problem (fix)` for a condition over `relation` that binds but failed (`err`) on a row of NULLs: it fails
-    whatever the rows hold. The part named is the innermost that fails alone."""
+    whatever the rows hold. The part named is the innermost that fails alone, of the first `probes` tried."""
     parts = [n for n in node.walk() if not isinstance(n, _NOT_PROBED) and not n.find_ancestor(exp.Query)
-             and not (isinstance(n, exp.If) and isinstance(n.parent, exp.Case))]
-    culprit = next((p for p in list(reversed(parts))[:MAX_PROBES] if runs(con, relation, [p]) is not None), node)
+             and not (isinstance(n, exp.If) and isinstance(n.parent, exp.Case))
+             and any(t.is_string for t in n.find_all(exp.Literal))]  # a part without a text runs on NULLs
+    culprit = next((p for p in list(reversed(parts))[:probes] if runs(con, relation, [p]) is not None), node)
     problem = f"'{_snippet(culprit)}' fails on every row: {duckdb_line(err)}"
     texts = [n for n in culprit.iter_expressions() if isinstance(n, exp.Literal) and n.is_string]
     columns = [n for n in culprit.iter_expressions() if isinstance(n, exp.Column)]
