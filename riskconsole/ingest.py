@@ -605,8 +605,22 @@ def refuse_mostly_quarantined(con: duckdb.DuckDBPyConnection, checked: Checked, 
     raise QuarantineRefused(
         f"{checked.label}: {part.lead}'{part.source}': {quarantined:,} of {read:,} rows ({quarantined / read:.1%}) "
         f"would be quarantined, more than the {REFUSE_SHARE:.0%} a load publishes ({reasons_text(reasons)}{more})"
-        f"{_fix_of(checked, part, reasons, warnings)}; nothing was loaded, the live database is unchanged: fix the "
-        "data or the dataset and load again, or publish it anyway with `riskconsole load --accept-quarantine`")
+        f"{_fix_of(checked, part, reasons, warnings) or _repeats(part, reasons)}; nothing was loaded, the live "
+        "database is unchanged: fix the data or the dataset and load again, or publish it anyway with "
+        "`riskconsole load --accept-quarantine`")
+
+
+def _repeats(part: Part, reasons: list[tuple[Any, int]]) -> str:
+    """`; ` and what repeated ids mean when they are the first reason of a source of several files: files that
+    overlap (each export holding the rows of the one before) load every event once, first occurrence kept; else the
+    id is not one row's."""
+    said = duplicate_reason(part)
+    if not reasons or said is None or reasons[0][0] != said or len(part.files) < 2:
+        return ""
+    key = ", ".join(f"'{c}'" for c in part.unique)
+    return (f"; {key} repeats a row read before it: if the files overlap (an export holding the rows of the one "
+            "before), every row loads once as it is (the first kept) and the load can be published; if not, "
+            f"{key} is not unique per row and the dataset names the wrong column")
 
 
 def _fix_of(checked: Checked, part: Part, reasons: list[tuple[Any, int]], warnings: list[str]) -> str:

@@ -190,3 +190,22 @@ def test_the_data_page_offers_to_load_anyway(tmp_path, monkeypatch):
     assert not any(b.label == "Load anyway (keep the quarantine)" for b in at.button)
     common.release_connections()
     assert query(ws, "SELECT count(*) FROM events") == [(10,)]
+
+
+def test_a_refusal_for_repeated_ids_says_what_overlapping_files_mean(tmp_path):
+    """Cumulative exports (each file holding the rows of the one before) quarantine most rows as duplicates while
+    every event loads once: the refusal said only 'duplicate id (600 rows)', and nothing of why or what to do."""
+    import yaml
+
+    ws = _loaded(tmp_path)
+    events = random_events(n=N)
+    for day in range(1, 5):
+        events.iloc[: N // 4 * day].to_csv(ws.root / "data" / f"export_{day}.csv", index=False)
+    (ws.root / "data" / "events.csv").unlink()
+    (ws.root / "data" / "dataset.yaml").write_text(yaml.safe_dump({**BASE_DATASET, "source": "data/export_*.csv"}))
+    with pytest.raises(QuarantineRefused) as refused:
+        reload(ws)
+    message = str(refused.value)
+    assert "60 of 100 rows (60.0%) would be quarantined" in message and "(duplicate id (60 rows)); 'event_id' " \
+        "repeats a row read before it: if the files overlap" in message and "\n" not in message
+    assert reload(ws, accept_quarantine=True).loaded == N
