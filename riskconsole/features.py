@@ -126,8 +126,9 @@ def check_filter(feature: Feature, types: dict[str, str], hidden: set[str], wher
     except SqlglotError:
         return  # a type sqlglot cannot spell: the frame query binds it at load, naming the feature
     from riskconsole.binding import run_failure, runs, type_mismatch
+    from riskconsole.workspace import safe_connection
 
-    con = duckdb.connect()
+    con = safe_connection()  # the filter now runs (on a row of NULLs): no file access, settings locked
     try:
         try:
             dtype = con.execute("DESCRIBE " + render(exp.select(alias(node, "v")).from_(row.subquery("r")))
