@@ -553,7 +553,7 @@ def load_part(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, prog
     if loaded == 0:
         reasons = con.execute("SELECT __reason, count(*) FROM _staged GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 2").fetchall()
         raise DataError(f"{checked.label}: {part.lead}no loadable rows in '{part.source}' (read {read:,}, every one "
-                        f"quarantined: {reasons_text(reasons)}){_fix_of(checked, part, reasons, warnings)}")
+                        f"quarantined: {reasons_text(reasons)}){fix_of(checked, part, reasons, warnings)}")
     _publish(con, part)
     con.execute("DROP TABLE _staged")
     return read, loaded, warnings
@@ -605,7 +605,7 @@ def refuse_mostly_quarantined(con: duckdb.DuckDBPyConnection, checked: Checked, 
     raise QuarantineRefused(
         f"{checked.label}: {part.lead}'{part.source}': {quarantined:,} of {read:,} rows ({quarantined / read:.1%}) "
         f"would be quarantined, more than the {REFUSE_SHARE:.0%} a load publishes ({reasons_text(reasons)}{more})"
-        f"{_fix_of(checked, part, reasons, warnings) or _repeats(part, reasons)}; nothing was loaded, the live "
+        f"{fix_of(checked, part, reasons, warnings) or _repeats(part, reasons)}; nothing was loaded, the live "
         "database is unchanged: fix the data or the dataset and load again, or publish it anyway with "
         "`riskconsole load --accept-quarantine`")
 
@@ -623,7 +623,7 @@ def _repeats(part: Part, reasons: list[tuple[Any, int]]) -> str:
             f"{key} is not unique per row and the dataset names the wrong column")
 
 
-def _fix_of(checked: Checked, part: Part, reasons: list[tuple[Any, int]], warnings: list[str]) -> str:
+def fix_of(checked: Checked, part: Part, reasons: list[tuple[Any, int]], warnings: list[str]) -> str:
     """`; ` and the load warning (of `warnings`, the source's) about the column of the first of `reasons` that has
     one, without the dataset's name: the time, label and number warnings show raw values and the fix. Empty when
     none has (a missing id, a duplicate)."""

@@ -767,8 +767,11 @@ def test_streams_and_tables_load_on_spark_as_on_duckdb(tmp_path, spark):
     loaded = json.loads((ws.root / "data" / "spark" / ours.version / "_loaded.json").read_text())["tables"]
     assert sorted(loaded) == ["events", "stream_logins", "table_devices", "table_ip_ranges", "table_merchants"]
     (data / "logins.csv").write_text("uid,device_id,login_time,success,spend\n1,1,not a time,1,2.0\n")
-    with pytest.raises(RiskConsoleError, match="streams.logins: no loadable rows"):  # after the events were written
-        load(ws, engine="spark", spark=spark)
+    with pytest.raises(RiskConsoleError, match="streams.logins: no loadable rows") as on_duckdb:
+        load(ws)
+    with pytest.raises(RiskConsoleError, match="streams.logins: no loadable rows") as on_spark:  # after the events
+        load(ws, engine="spark", spark=spark)  # were written: DuckDB's line, the warning's fix included
+    assert str(on_spark.value) == str(on_duckdb.value) and "set time_format: to the layout" in str(on_spark.value)
     assert sorted(p.name for p in (ws.root / "data" / "spark").iterdir()) == [ours.version]  # nothing left behind
     with Session(ws, engine="spark", spark=spark) as session:  # the export writes nothing the load wrote
         session.spark_engine(frame=False).export()

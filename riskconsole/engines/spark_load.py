@@ -28,7 +28,6 @@ from riskconsole.engines.spark_read import (POSITION, check_utf8, header_error, 
                                             refusal, renamed, unlisted_file, ordinality)
 from riskconsole.engines.spark_render import first_line
 from riskconsole.errors import DataError, RiskConsoleError
-from riskconsole.escape import terminal
 from riskconsole.sources import Checked, Part, literal_files, outcome_checks, outcome_error
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
 from riskconsole.storeviews import create_view, viewable
@@ -314,12 +313,11 @@ def _load_part(spark: Any, con: duckdb.DuckDBPyConnection, checked: Checked, par
     if replaced:
         check_utf8(data, raw, part, checked.label, tallied.files)  # raises, naming the first such row
     read, loaded = sum(reasons.values()), reasons.pop(None, 0)
-    if loaded == 0:
-        shown = sorted(reasons.items(), key=lambda rn: (-rn[1], rn[0]))[:2]
-        text = "; ".join(f"{terminal(str(r))[:160]} ({n:,} rows)" for r, n in shown)
-        raise DataError(f"{checked.label}: {part.lead}no loadable rows in '{part.source}' (read {read:,}, every one "
-                        f"quarantined: {text})")
     warnings = tallied.warnings(checked, part, read)
+    if loaded == 0:  # DuckDB's line: the top reasons and the warning with the fix
+        shown = sorted(reasons.items(), key=lambda rn: (-rn[1], rn[0]))[:2]
+        raise DataError(f"{checked.label}: {part.lead}no loadable rows in '{part.source}' (read {read:,}, every one "
+                        f"quarantined: {ingest.reasons_text(shown)}){ingest.fix_of(checked, part, shown, warnings)}")
     rows = renamed(staged.where("__reason IS NULL"), [(ingest.cast_name(c), part.loaded_name(c)) for c in part.types])
     row, shifts = ordinality(part, tallied.files)
     quarantine = duck_select(staged.where("__reason IS NOT NULL"), [
