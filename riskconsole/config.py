@@ -261,8 +261,8 @@ class Stream(_Strict):
                                                 "decision stream.")
     decimal_separator: Literal[".", ","] = Field(".", description="The decimal mark of numbers in text files "
                                                  "(CSV, JSON text): ',' for 723,03 (European spreadsheets). A number "
-                                                 "then holding a '.' (a thousands separator) is quarantined, never "
-                                                 "misread.")
+                                                 "grouped in thousands is read with its decimals (1.234,56), "
+                                                 "quarantined without (1.234), never misread.")
     types: dict[str, str] = Field(default_factory=dict, description="Optional DuckDB type per source column.")
 
     @field_validator("rename")
@@ -296,8 +296,8 @@ class Table(_Strict):
                                                 "and TIMESTAMP-typed columns).")
     decimal_separator: Literal[".", ","] = Field(".", description="The decimal mark of numbers in text files "
                                                  "(CSV, JSON text): ',' for 723,03 (European spreadsheets). A number "
-                                                 "then holding a '.' (a thousands separator) is quarantined, never "
-                                                 "misread.")
+                                                 "grouped in thousands is read with its decimals (1.234,56), "
+                                                 "quarantined without (1.234), never misread.")
     types: dict[str, str] = Field(default_factory=dict, description="Optional DuckDB type per source column.")
     rename: dict[str, str] = Field(default_factory=dict, description="Source column -> loaded name, applied at "
                                    "load (e.g. {user_id: Customer} to join the events' Customer column). key, "
@@ -461,8 +461,8 @@ class Dataset(_Strict):
                           "and leaves the others ISO-8601 (e.g. {chargeback_date: '%d.%m.%Y'}).")
     decimal_separator: Literal[".", ","] = Field(".", description="The decimal mark of numbers in text files "
                                                  "(CSV, JSON text): ',' for 723,03 (European spreadsheets). A number "
-                                                 "then holding a '.' (a thousands separator) is quarantined, never "
-                                                 "misread.")
+                                                 "grouped in thousands is read with its decimals (1.234,56), "
+                                                 "quarantined without (1.234), never misread.")
     label_values: dict[str, Literal[0, 1] | None] = Field(
         default_factory=dict, description="Label texts that mean fraud (1), good (0) or not known (null), for labels "
         "written as words, e.g. {fraud: 1, legit: 0, pending: null}; matched ignoring case and surrounding spaces. "

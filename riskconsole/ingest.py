@@ -133,11 +133,21 @@ def _iso_date(text: exp.Expression) -> exp.Expression:
 
 def _number_text(column: str, raw_type: str, target: str, part: Part) -> exp.Expression:
     """The text a number column's value is cast from: with `decimal_separator: ','` a comma made a point (723,03 ->
-    723.03), and a '.' then a thousands separator (1.234,56): NULL, hence quarantined, never misread."""
+    723.03). A number grouped in thousands is read only where it cannot be read otherwise: grouped AND with its
+    decimal part in the source's mark (1.234,56 with a decimal comma, 1,234.56 with a point: 1234.56); grouped
+    without one (1.234, 1,234: a thousand, or one and a bit?) is NULL, hence quarantined, never misread."""
     text = raw_text(column, raw_type)
-    if part.decimal == "," and _is_number(target):
-        return fill("CASE WHEN contains(:t, '.') THEN NULL ELSE replace(:t, ',', '.') END", t=text)
-    return text
+    if not _is_number(target):
+        return text
+    grouped = fill("regexp_full_match(:t, :re)", t=text, re=lit(_UNAMBIGUOUS[part.decimal]))
+    if part.decimal == ",":
+        return fill("CASE WHEN NOT contains(:t, '.') THEN replace(:t, ',', '.') "
+                    "WHEN :g THEN replace(replace(:t, '.', ''), ',', '.') END", t=text, g=grouped)
+    return fill("CASE WHEN contains(:t, ',') AND :g THEN replace(:t, ',', '') ELSE :t END", t=text, g=grouped)
+
+
+# grouped in thousands with a decimal part in the source's mark: nothing else they could mean
+_UNAMBIGUOUS = {",": r"\s*[-+]?\d{1,3}(\.\d{3})+,\d+\s*", ".": r"\s*[-+]?\d{1,3}(,\d{3})+\.\d+\s*"}
 
 
 def _fraction(text: exp.Expression) -> exp.Expression:
@@ -203,9 +213,11 @@ _GROUPED = {",": r"\s*[-+]?\d{1,3}(\.\d{3})+(,\d+)?\s*", ".": r"\s*[-+]?\d{1,3}(
 
 
 def _grouped_text(part: Part) -> str:
-    """The reason of a number grouped in thousands, with the fix in the source's decimal mark."""
-    shown, fixed = ("1.512,83", "1512,83") if part.decimal == "," else ("1,512.83", "1512.83")
-    return f"a thousands separator in a number ({shown}): remove it where the file is exported ({fixed})"
+    """The reason of a number grouped in thousands without a decimal part (1.512: a thousand and more, or one and a
+    bit?), with the fix in the source's decimal mark (grouped with a decimal part, 1.512,83, is read)."""
+    shown, fixed = ("1.512", "1512, or 1.512,00") if part.decimal == "," else ("1,512", "1512, or 1,512.00")
+    return f"a thousands separator in a number without decimals ({shown}): write it where the file is exported as " \
+        f"{fixed}"
 
 
 CURRENCY = re.compile(r"[$€£¥₹₽₩₺₪¢]|\b(USD|EUR|GBP|JPY|CHF|CAD|AUD|INR)\b")  # a sign or code in a number's text
@@ -472,7 +484,8 @@ def _number_warning(staged: Staged, checked: Checked, part: Part, column: str, t
     elif part.decimal == "." and commas > len(values) / 2:
         fix = "numbers with a decimal comma: set decimal_separator: ',' for this source"
     elif sum(bool(_THOUSANDS.fullmatch(v)) for v in values) > len(values) / 2:
-        fix = "remove the thousands separators where the file is exported (1234.56, not 1,234.56)"
+        fix = ("write numbers grouped in thousands with their decimals where the file is exported (1,234.00 with "
+               "a decimal point, 1.234,00 with decimal_separator: ','), or without the separator (1234)")
     else:
         fix = f"fix the values, or type the column otherwise under types: (it is read as {target})"
     return (f"{checked.label}: {where}: {n:,} of {read:,} rows ({n / read:.1%}) quarantined because '{column}' is "

@@ -428,25 +428,30 @@ def test_a_type_no_row_fits_says_why_every_row_was_quarantined(tmp_path):
     assert not ws.db_path.exists()
 
 
-def test_decimal_commas_load_and_a_thousands_separator_is_quarantined(tmp_path):
-    """`decimal_separator: ','` reads 723,03 as 723.03 (amount, a typed column and a sniffed one, in a `;` CSV), and
-    refuses to guess at 1.234,56; without it every such amount is quarantined, never misread."""
+def test_decimal_commas_load_and_a_thousands_separator_is_read_only_beside_decimals(tmp_path):
+    """`decimal_separator: ','` reads 723,03 as 723.03 (amount, a typed column and a sniffed one, in a `;` CSV) and
+    1.234,56 as 1234.56 (grouped, with its decimals: nothing else it could mean), and refuses to guess at 1.234 (a
+    thousand and more, or one and a bit?); without it every such amount is quarantined, never misread."""
     text = ("event_id;ts;is_fraud;label_ts;amount;user_id;device_id;fee\n"
             "a1;2026-03-01 10:00:00;1;2026-03-05 00:00:00;723,03;1;1;0,5\n"
             "a2;2026-03-01 11:00:00;0;;12;2;1;1,25\n"
             "a3;2026-03-01 12:00:00;0;;1.234,56;2;2;0\n"
-            "a4;2026-03-01 13:00:00;0;;-0,75;3;2;\n")
+            "a4;2026-03-01 13:00:00;0;;-0,75;3;2;\n"
+            "a5;2026-03-01 14:00:00;0;;1.234;3;2;\n"
+            "a6;2026-03-01 15:00:00;0;;-12.345.678,9;3;2;\n")
     spec = {**BASE_DATASET, "decimal_separator": ",", "types": {"user_id": "DECIMAL(6,2)"}}
     ws = _ws(tmp_path, {"orders.csv": text}, spec)
     result = load(ws)
-    assert (result.loaded, result.quarantined) == (3, 1)
+    assert (result.loaded, result.quarantined) == (5, 1)
     assert query(ws, "SELECT event_id, amount, fee, user_id FROM events ORDER BY event_id") == [
-        ("a1", 723.03, 0.5, 1), ("a2", 12.0, 1.25, 2), ("a4", -0.75, None, 3)]
-    assert query(ws, "SELECT reason FROM quarantine") == [("amount: a thousands separator in a number (1.512,83): "
-                                                           "remove it where the file is exported (1512,83)",)]
+        ("a1", 723.03, 0.5, 1), ("a2", 12.0, 1.25, 2), ("a3", 1234.56, 0.0, 2), ("a4", -0.75, None, 3),
+        ("a6", -12345678.9, None, 3)]
+    assert query(ws, "SELECT event_id, reason FROM quarantine") == [(
+        "a5", "amount: a thousands separator in a number without decimals (1.512): write it where the file is "
+        "exported as 1512, or 1.512,00")]
     plain = load(_ws(tmp_path / "plain", {"orders.csv": text}, BASE_DATASET), accept_quarantine=True)
-    assert (plain.loaded, plain.quarantined) == (1, 3)
-    assert plain.warnings == ["data/dataset.yaml: columns.amount: 3 of 4 rows (75.0%) quarantined because 'amount' is "
+    assert (plain.loaded, plain.quarantined) == (2, 4)  # '.' the decimal mark: 12 and 1.234 (one and a bit)
+    assert plain.warnings == ["data/dataset.yaml: columns.amount: 4 of 6 rows (66.7%) quarantined because 'amount' is "
                               "not a valid DOUBLE, e.g. '723,03', '1.234,56', '-0,75': numbers with a decimal comma: "
                               "set decimal_separator: ',' for this source"]
 
@@ -476,23 +481,25 @@ def test_an_amount_with_a_currency_sign_is_quarantined_saying_so_and_the_fix(tmp
                                "decimal_separator: ',' for this source"]
 
 
-@pytest.mark.parametrize("decimal, big, small, fix", [
-    (",", "1.512,83", "12,50", "a thousands separator in a number (1.512,83): remove it where the file is exported "
-                               "(1512,83)"),
-    (".", "\"1,512.83\"", "12.50", "a thousands separator in a number (1,512.83): remove it where the file is "
-                                  "exported (1512.83)")])
-def test_amounts_grouped_in_thousands_are_quarantined_saying_so_and_warned_of_however_few(tmp_path, decimal, big,
-                                                                                        small, fix):
-    """1.512,83 with a decimal comma (1,512.83 with a point) is never guessed at; its row's reason says what it is
-    and the fix, in the source's decimal mark, and the load warns even under 1% of rows: they are the largest
-    amounts (they were quarantined as 'not a valid DOUBLE' and left unsaid)."""
+@pytest.mark.parametrize("decimal, big, small, clear, fix", [
+    (",", "1.512", "12,50", "1.512,83", "a thousands separator in a number without decimals (1.512): write it where "
+                                        "the file is exported as 1512, or 1.512,00"),
+    (".", "\"1,512\"", "12.50", "\"1,512.83\"", "a thousands separator in a number without decimals (1,512): write it "
+                                             "where the file is exported as 1512, or 1,512.00")])
+def test_amounts_grouped_in_thousands_without_decimals_are_quarantined_saying_so_and_warned_of_however_few(
+        tmp_path, decimal, big, small, clear, fix):
+    """1.512 with a decimal comma (1,512 with a point) is never guessed at (a thousand and more, or one and a bit?);
+    its row's reason says what it is and the fix, in the source's decimal mark, and the load warns even under 1% of
+    rows: they are the largest amounts. Grouped with its decimals (1.512,83; 1,512.83) it means one thing: read."""
     sep = ";" if decimal == "," else ","
     header = sep.join(["event_id", "ts", "is_fraud", "label_ts", "amount", "user_id", "device_id"])
-    rows = [sep.join([f"a{i}", "2026-03-01 10:00:00", "0", "", big if i == 7 else small, "1", "1"]) for i in range(200)]
+    rows = [sep.join([f"a{i}", "2026-03-01 10:00:00", "0", "", big if i == 7 else clear if i == 8 else small, "1",
+                      "1"]) for i in range(200)]
     rows.append(sep.join(["b1", "2026-03-01 10:00:00", "0", "", "€3" if decimal == "," else "$3", "1", "1"]))
     ws = _ws(tmp_path, {"orders.csv": "\n".join([header, *rows]) + "\n"}, {**BASE_DATASET, "decimal_separator": decimal})
     result = load(ws)
     assert (result.loaded, result.quarantined) == (199, 2)
+    assert query(ws, "SELECT amount FROM events WHERE event_id = 'a8'") == [(1512.83,)]
     reasons = dict(query(ws, "SELECT event_id, reason FROM quarantine"))
     assert reasons["a7"] == f"amount: {fix}"
     assert f"(12{decimal}50, not " in reasons["b1"]  # the currency fix in the source's decimal mark too

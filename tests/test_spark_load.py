@@ -126,7 +126,7 @@ def test_messy_csv_files_load_on_spark_as_on_duckdb(tmp_path, spark):
     space, a non-ASCII letter and glob characters: Spark reads it as itself and names its rows as DuckDB does."""
     ws = _files(tmp_path / "ws", {"a.csv": _csv(MESSY, bom=True), "b {1} ü #[x].csv": _csv(SECOND, crlf=True)})
     duck = assert_spark_loads_like_duckdb(ws, spark)
-    assert (duck.read, duck.loaded, len(duck.reasons)) == (27, 10, 11) and duck.reasons["duplicate id"] == 1
+    assert (duck.read, duck.loaded, len(duck.reasons)) == (27, 11, 10) and duck.reasons["duplicate id"] == 1
     assert [w.split(": ")[1] for w in duck.warnings] == ["columns.label", "columns.time", "columns.label_time",
                                                         "columns.amount"]
     # a map: label_ts holds '5/3/26' neither reads; the ISO rows keep loading (the offset format once suggested here
@@ -152,7 +152,7 @@ def test_column_names_with_a_dot_or_a_backtick_load_on_spark_as_on_duckdb(tmp_pa
     rows = [r + ",ios,x" for r in SECOND]
     ws = _files(tmp_path / "ws", {"a.csv": _csv(rows, header=HEADER.strip() + ",device.os,a`b\n")}, features=[])
     duck = assert_spark_loads_like_duckdb(ws, spark)
-    assert (duck.read, duck.loaded) == (3, 2)  # a thousands separator quarantined, on both engines
+    assert (duck.read, duck.loaded) == (3, 3)  # 1,234.50 read as 1234.50 (grouped, with decimals), on both engines
 
 
 @pytest.mark.parametrize("spec", [
@@ -166,12 +166,14 @@ def test_time_formats_and_label_words_load_on_spark_as_on_duckdb(tmp_path, spark
 
 
 def test_decimal_commas_load_on_spark_as_on_duckdb(tmp_path, spark):
-    """A `;` file with decimal commas, a typed DECIMAL column, a thousands separator (quarantined)."""
+    """A `;` file with decimal commas, a typed DECIMAL column, thousands separators (read beside decimals: 1.234,56;
+    quarantined without: 1.234)."""
     text = ("event_id;ts;is_fraud;label_ts;amount;user_id;device_id;fee\n"
             "a1;2026-03-01 10:00:00;1;2026-03-05 00:00:00;723,03;1;1;0,5\n"
             "a2;2026-03-01 11:00:00;0;;12;2;1;1,25\n"
             "a3;2026-03-01 12:00:00;0;;1.234,56;2;2;0\n"
-            "a4;2026-03-01 13:00:00;0;;-0,75;3;2;\n")
+            "a4;2026-03-01 13:00:00;0;;-0,75;3;2;\n"
+            "a5;2026-03-01 14:00:00;0;;1.234;3;2;1.000,5\n")
     for name, spec in (("comma", {"decimal_separator": ",", "types": {"user_id": "DECIMAL(6,2)"}}), ("plain", {})):
         ws = _files(tmp_path / name, {"orders.csv": text.encode()}, **spec)
         assert_spark_loads_like_duckdb(ws, spark)
@@ -837,7 +839,7 @@ def test_messy_json_lines_load_on_spark_as_on_duckdb(tmp_path, spark, small_spli
     assert (types["fee"], types["amount"], types["user_id"], types["note"]) == ("DOUBLE", "JSON", "JSON", "JSON")
     assert types["meta"] == "STRUCT(k BIGINT, tags VARCHAR[])"
     duck = assert_spark_loads_like_duckdb(ws, spark)
-    assert (duck.read, duck.loaded, len(duck.warnings)) == (26, 9, 4) and duck.reasons["duplicate id"] == 1
+    assert (duck.read, duck.loaded, len(duck.warnings)) == (26, 10, 4) and duck.reasons["duplicate id"] == 1
     want, csv = _tables(ws), (ws.root / "data" / "quarantine.csv").read_bytes()
     # the whole load: DuckDB's tables read from Spark's Parquet
     ours = load(ws, engine="spark", spark=spark, accept_quarantine=True)
@@ -868,7 +870,7 @@ def test_json_arrays_and_objects_over_several_lines_load_on_spark_as_on_duckdb(t
     ws = _files(tmp_path / "ws", {"a.json": array.encode(), "b [1].json": ("\ufeff" + spread).encode(),
                                   "c.json": _jsonl(records[18:] + second, blanks=True) + b"\x0c\n \x0b\n"})
     duck = assert_spark_loads_like_duckdb(ws, spark)
-    assert (duck.read, duck.loaded) == (26, 9) and duck.reasons["duplicate id"] == 1
+    assert (duck.read, duck.loaded) == (26, 10) and duck.reasons["duplicate id"] == 1
     assert sorted(f.rsplit("/", 1)[-1] for f in held) == ["a.json", "b [1].json"]
     checked = check_dataset(ws)
     (ws.root / "data" / "in" / "b [1].json").write_text(spread.replace('"event_id":', '"event_id": oops', 1))
