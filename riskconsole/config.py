@@ -28,7 +28,8 @@ WINDOW_AGGS = ("count", "sum", "avg", "min", "max", "count_distinct", "stddev")
 GRAPH_KINDS = ("component_size", "degree", "fraud_share")
 LABEL_AGGS = ("count", "sum", "avg")
 # `time_format:` one format, formats tried in order, or a map column -> format(s) (unmapped columns: ISO-8601); a
-# format is a strptime format or `ISO-8601` (times.ISO: the reading without time_format)
+# format is a strptime format, `ISO-8601` (times.ISO: the reading without time_format), or epoch_s / epoch_ms /
+# epoch_us (numbers since 1970: times.EPOCHS)
 TimeFormat = str | list[str] | dict[str, str | list[str]] | None
 
 
@@ -456,7 +457,8 @@ class Dataset(_Strict):
     time_format: TimeFormat = Field(
         None, description="strptime format(s) of text times, tried in order (e.g. '%m/%d/%y %H:%M'); applies to "
                           "time, label_time and every column typed TIMESTAMP. Without it only ISO-8601 text is a time; "
-                          "the entry ISO-8601 reads it beside other layouts (e.g. [ISO-8601, '%d/%m/%Y %H:%M']). "
+                          "the entry ISO-8601 reads it beside other layouts (e.g. [ISO-8601, '%d/%m/%Y %H:%M']); "
+                          "epoch_s, epoch_ms or epoch_us read numbers since 1970 (1730800000000: epoch_ms). "
                           "An offset or zone (%z, %Z) is converted to UTC. A map gives each column its own format(s) "
                           "and leaves the others ISO-8601 (e.g. {chargeback_date: '%d.%m.%Y'}).")
     decimal_separator: Literal[".", ","] = Field(".", description="The decimal mark of numbers in text files "

@@ -441,7 +441,7 @@ def _unread(text: exp.Expression, formats: list[str]) -> exp.Expression:
 def _yaml_formats(formats: list[str]) -> str:
     """Formats as YAML: one alone, several as a flow list; `ISO-8601` bare, strptime formats single-quoted (a
     leading `%` cannot start a plain YAML scalar)."""
-    written = [f if f == times.ISO else "'" + f.replace("'", "''") + "'" for f in formats]
+    written = [f if f in times.KEYWORDS else "'" + f.replace("'", "''") + "'" for f in formats]
     return written[0] if len(written) == 1 else f"[{', '.join(written)}]"
 
 

@@ -72,7 +72,8 @@ DATASET_YAML = """\
 # on the right-hand side to match your file; keep the role names on the left.
 source: data/events.csv          # a file or glob relative to this workspace: .csv, .parquet, .json/.jsonl
 # time_format: "%m/%d/%y %H:%M"  # only if your times are not ISO-8601 (2026-01-31 23:59:00); a list is tried in order
-#                                # ([ISO-8601, "%d/%m/%Y %H:%M"]: ISO times and others such as 31/01/2026 03:48)
+#                                # ([ISO-8601, "%d/%m/%Y %H:%M"]: ISO times and others such as 31/01/2026 03:48);
+#                                # epoch_ms for numbers since 1970 in milliseconds (1730800000000; epoch_s, epoch_us)
 
 columns:
   id: order_id                   # required: unique per event (read as text)

@@ -3,7 +3,8 @@
 A time never gets guessed: without `time_format` only ISO-8601 text is a time (DuckDB's own cast accepts
 `1/1/15 0:00` as year 1), an offset or zone name is converted to UTC, and a time outside
 `ACCEPTED_RANGE` is quarantined (one far-future date would make every daily series millions of days long).
-A `time_format` entry `ISO-8601` is that same ISO reading, so a list can mix it with strptime formats.
+A `time_format` entry `ISO-8601` is that same ISO reading, so a list can mix it with strptime formats; `epoch_s`,
+`epoch_ms` and `epoch_us` read numbers since 1970-01-01 UTC (text or typed numbers).
 """
 
 from __future__ import annotations
@@ -29,6 +30,17 @@ ISO_PATTERN = r"\d{4}-\d{2}-\d{2}([T ].*)?"
 # every ISO variant DuckDB's cast reads (offsets, Z, zone names, dates alone), so a column mixing ISO times with
 # another layout needs [ISO-8601, '%d/%m/%Y %H:%M']. Any case is accepted; formats_of gives this spelling.
 ISO = "ISO-8601"
+# Entries for times written as numbers since 1970-01-01 UTC (event streams: Kafka, Segment, JavaScript's Date.now()):
+# seconds (a fraction allowed), milliseconds or microseconds. Each reads only numbers of its own size for the years
+# the load accepts (9-10 digits of seconds, 12-13 of ms, 15-16 of µs), so a unit mistaken for another is
+# quarantined, never read as a day in 1970 or a year 55,000. Any case is accepted; formats_of gives this spelling.
+# A whole number typed DOUBLE in the source reads as text with '.0': taken as whole.
+EPOCHS = {"epoch_s": (r"[0-9]{9,10}(\.[0-9]*)?", "to_timestamp(CAST(:t AS DOUBLE))"),
+          "epoch_ms": (r"[0-9]{12,13}(\.0*)?", "CAST(epoch_ms(CAST(CAST(:t AS DECIMAL(18,0)) AS BIGINT)) AS "
+                                           "TIMESTAMPTZ)"),
+          "epoch_us": (r"[0-9]{15,16}(\.0*)?", "CAST(make_timestamp(CAST(CAST(:t AS DECIMAL(18,0)) AS BIGINT)) AS "
+                                              "TIMESTAMPTZ)")}
+KEYWORDS = (ISO, *EPOCHS)
 COMMON_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S%z",
                   "%m/%d/%y %H:%M", "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M",
                   "%d/%m/%y %H:%M", "%m/%d/%y", "%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M",
@@ -46,7 +58,8 @@ def formats_of(time_format: TimeFormat, column: str | None = None) -> list[str]:
     if time_format is None:
         return []
     listed = [time_format] if isinstance(time_format, str) else list(time_format)
-    return [ISO if f.upper() == ISO else f for f in listed]
+    keyword = {k.upper(): k for k in KEYWORDS}
+    return [keyword.get(f.upper(), f) for f in listed]
 
 
 DIRECTIVE = re.compile(r"(?<!%)(?:%%)*%[^%]")  # a strptime directive (`%%` is a literal percent sign)
@@ -55,9 +68,9 @@ DIRECTIVE = re.compile(r"(?<!%)(?:%%)*%[^%]")  # a strptime directive (`%%` is a
 def check_formats(con: duckdb.DuckDBPyConnection, formats: list[str], label: str) -> None:
     """Every format is `ISO-8601` or one DuckDB's strptime understands. A text without a directive is refused too:
     DuckDB takes 'ISO8601' or 'RFC3339' as literal text that no time matches, quarantining every row."""
-    fix = "e.g. '%m/%d/%y %H:%M', or ISO-8601 for ISO-8601 times"
+    fix = "e.g. '%m/%d/%y %H:%M', ISO-8601 for ISO-8601 times, or epoch_s / epoch_ms / epoch_us for numbers since 1970"
     for fmt in formats:
-        if fmt == ISO:
+        if fmt in KEYWORDS:
             continue
         if not DIRECTIVE.search(fmt):
             raise ConfigError(f"{label}: time_format: '{fmt}' is not a strptime format (it has no %-directive, so "
@@ -73,7 +86,7 @@ def described(formats: list[str]) -> str:
     """How a reason names what was tried: `a time in time_format ISO-8601 or '%d/%m/%Y %H:%M'`."""
     if not formats or formats == [ISO]:
         return "an ISO-8601 time (e.g. 2026-01-05 13:45:00; set time_format: for other layouts)"
-    return "a time in time_format " + " or ".join(f if f == ISO else f"'{f}'" for f in formats)
+    return "a time in time_format " + " or ".join(f if f in KEYWORDS else f"'{f}'" for f in formats)
 
 
 # A numeric UTC offset after a clock time: +HH, +HHMM or +HH:MM. Real offsets lie within ±14:00 with minutes
@@ -94,7 +107,7 @@ ZONED = re.compile(r"(?<!%)(?:%%)*%[zZ]")  # a strptime format reading an offset
 
 
 def _kind(fmt: str) -> str:
-    return "iso" if fmt == ISO else "zoned" if ZONED.search(fmt) else "plain"
+    return fmt if fmt in KEYWORDS else "zoned" if ZONED.search(fmt) else "plain"
 
 
 def parse_text(text: exp.Expression, formats: list[str]) -> exp.Expression:
@@ -117,6 +130,9 @@ def _tried(trimmed: exp.Expression, run: list[str]) -> exp.Expression:
     if run[0] == ISO:  # ISO-shaped text only: DuckDB's cast alone reads '1/1/15 0:00' as the year 1
         return fill("CASE WHEN regexp_full_match(:t, :re) THEN TRY_CAST(:t AS TIMESTAMPTZ) END", t=trimmed,
                     re=lit(ISO_PATTERN))
+    if run[0] in EPOCHS:  # a number of its unit's size only (a second read as a millisecond is no time)
+        pattern, read = EPOCHS[run[0]]
+        return fill(f"CASE WHEN regexp_full_match(:t, :re) THEN {read} END", t=trimmed, re=lit(pattern))
     return fill("CAST(try_strptime(:t, :f) AS TIMESTAMPTZ)", t=trimmed, f=exp.Array(expressions=[lit(f) for f in run]))
 
 
@@ -145,7 +161,7 @@ def suggest_format(con: duckdb.DuckDBPyConnection, samples: list[str], tried: li
                    ) -> str | None:
     """The format (ISO-8601 or a common one, not one `tried` already) that parses the most of `samples` into the
     accepted range as the load parses them (None if none parses any; a tie goes to the first in that order)."""
-    candidates = [f for f in (ISO, *COMMON_FORMATS) if f not in tried]
+    candidates = [f for f in (ISO, *EPOCHS, *COMMON_FORMATS) if f not in tried]
     parsed = [parse_text(exp.column("v"), [f]) for f in candidates]
     counts = [fill("count(*) FILTER (:p IS NOT NULL AND NOT (:bad))", p=p, bad=out_of_range(p)) for p in parsed]
     values = exp.Array(expressions=[lit(s) for s in samples])

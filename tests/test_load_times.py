@@ -355,7 +355,8 @@ def test_a_keyword_that_is_not_iso_8601_is_a_one_line_error(tmp_path, time_forma
         load(ws)
     assert str(err.value).startswith(f"data/dataset.yaml: time_format: '{bad}' is not a strptime format (it has no "
                                      "%-directive")
-    assert "or ISO-8601 for ISO-8601 times" in str(err.value) and "\n" not in str(err.value)
+    assert "ISO-8601 for ISO-8601 times, or epoch_s / epoch_ms / epoch_us for numbers since 1970" in str(err.value)
+    assert "\n" not in str(err.value)
     assert not ws.db_path.exists()
 
 
@@ -414,3 +415,35 @@ def test_a_month_first_file_with_a_few_day_first_rows_keeps_its_format_first(tmp
     load(ws)
     loaded = dict(query(ws, "SELECT event_id, ts FROM events"))
     assert len(loaded) == 60 and all(loaded[f"e{i}"] == d for i, d in enumerate(days) if i % 10)
+
+
+def test_epoch_numbers_load_as_times_in_their_unit_and_a_wrong_unit_is_quarantined(tmp_path):
+    """Event streams write times as numbers since 1970 (JavaScript's Date.now(): milliseconds). `time_format:
+    epoch_ms` reads them (CSV text and typed JSON numbers alike); a number of another unit's size is quarantined
+    (seconds read as milliseconds would be a day in January 1970), and without time_format the warning suggests the
+    unit. Second way: Python's datetime.fromtimestamp."""
+    stamps = [1730800000000 + 3_600_123 * i for i in range(10)]
+    want = {f"e{i}": datetime.fromtimestamp(ms / 1000, timezone.utc).replace(tzinfo=None) for i, ms in enumerate(stamps)}
+    rows = [_row(i, str(ms), str(ms + 86_400_000) if i % 3 == 0 else "") for i, ms in enumerate(stamps)]
+    ws = _ws(tmp_path / "ms", rows + [_row(10, "1730800000")], time_format="EPOCH_MS")
+    result = load(ws, accept_quarantine=True)
+    assert (result.loaded, result.quarantined) == (10, 1)
+    assert dict(query(ws, "SELECT event_id, ts FROM events")) == want
+    assert query(ws, "SELECT label_ts FROM events WHERE event_id = 'e3'") == [(want["e3"].replace(day=6),)]
+    assert query(ws, "SELECT reason FROM quarantine") == [("ts: not a time in time_format epoch_ms",)]
+    # typed numbers (JSON Lines), seconds with a fraction
+    root = tmp_path / "json" / "ws"
+    (root / "data").mkdir(parents=True)
+    lines = [{"event_id": f"e{i}", "ts": ms / 1000, "is_fraud": 0, "amount": 1.0, "user_id": 1, "device_id": 1}
+             for i, ms in enumerate(stamps)]
+    (root / "data" / "events.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    dataset = {**BASE_DATASET, "source": "data/events.jsonl", "time_format": "epoch_s"}
+    dataset["columns"] = {k: v for k, v in dataset["columns"].items() if k != "label_time"}
+    (root / "data" / "dataset.yaml").write_text(yaml.safe_dump(dataset))
+    json_ws = Workspace(root)
+    assert load(json_ws).loaded == 10
+    assert dict(query(json_ws, "SELECT event_id, ts FROM events")) == want
+    # no time_format: no row loads, and the line names the unit
+    with pytest.raises(RiskConsoleError, match=r"e\.g\. '1730800000000', .*: try time_format: epoch_ms in the "
+                                               r"dataset$"):
+        load(_ws(tmp_path / "none", rows))

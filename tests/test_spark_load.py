@@ -165,6 +165,15 @@ def test_time_formats_and_label_words_load_on_spark_as_on_duckdb(tmp_path, spark
     assert_spark_loads_like_duckdb(ws, spark)
 
 
+def test_epoch_times_load_on_spark_as_on_duckdb(tmp_path, spark):
+    """`time_format: {ts: epoch_ms, label_ts: epoch_s}`: numbers since 1970, one of another unit's size quarantined."""
+    rows = [_row(i, str(1730800000000 + 3_600_123 * i), "1" if i % 2 else "0", str(1730900000 + i) if i % 2 else "")
+            for i in range(6)] + [_row(6, "1730800000")]
+    ws = _files(tmp_path / "ws", {"a.csv": _csv(rows)}, time_format={"ts": "epoch_ms", "label_ts": "epoch_s"})
+    duck = assert_spark_loads_like_duckdb(ws, spark)
+    assert (duck.read, duck.loaded) == (7, 6)
+
+
 def test_decimal_commas_load_on_spark_as_on_duckdb(tmp_path, spark):
     """A `;` file with decimal commas, a typed DECIMAL column, thousands separators (read beside decimals: 1.234,56;
     quarantined without: 1.234)."""
