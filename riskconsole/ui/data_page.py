@@ -35,17 +35,21 @@ def run_load(action, accept_quarantine: bool = False) -> None:
     kept in the session, and the page shows why and offers it again with the quarantine accepted."""
     st.session_state.pop(REFUSED, None)
     release_connections()
+    refused = None
     with st.status("Loading events, building features, re-scoring detectors ...", expanded=True) as status:
         try:
             result = action(status.write, accept_quarantine)
         except RiskConsoleError as err:
             status.update(label="Load refused: nothing changed", state="error")
-            if isinstance(err, QuarantineRefused):
-                st.session_state[REFUSED] = (str(err), action)
-            else:
-                st.error(str(err))
-            return
-        status.update(label=result.summary(), state="complete")
+            refused = err
+        else:
+            status.update(label=result.summary(), state="complete")
+    if refused is not None:  # said outside the box, which folds when it ends: the reason must stay in view
+        if isinstance(refused, QuarantineRefused):
+            st.session_state[REFUSED] = (str(refused), action)
+        else:
+            st.error(str(refused))
+        return
     for warning in result.warnings:
         st.warning(warning)
     st.cache_data.clear()
