@@ -57,3 +57,9 @@ def closest(name: str, known: Iterable[str]) -> str | None:
         return same
     near = difflib.get_close_matches(name.casefold(), list(folded), n=1)
     return folded[near[0]] if near else None
+
+
+def column_hint(name: str, known: Iterable[str], listing: str = "columns") -> str:
+    """`did you mean 'user_id'?` for a name not among `known`, else `columns: a, b, c` (`listing` names them)."""
+    near = closest(name, known)
+    return f"did you mean '{near}'?" if near else f"{listing}: {', '.join(sorted(known))}"

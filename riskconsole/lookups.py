@@ -17,7 +17,7 @@ import duckdb
 from sqlglot import exp
 
 from riskconsole.config import Dataset, Feature, Table
-from riskconsole.errors import ConfigError, closest
+from riskconsole.errors import ConfigError, closest, column_hint
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
 from riskconsole.streams import _compatible, micros
 
@@ -122,17 +122,15 @@ def check_table(dataset: Dataset, name: str, events: dict[str, str], table: dict
     for role in ("label", "label_time"):
         mapped = spec.loaded(getattr(spec, role))
         if mapped is not None and mapped not in table:
-            near = closest(mapped, table)
-            hint = f"did you mean '{near}'?" if near else f"its columns: {', '.join(sorted(table))}"
-            raise ConfigError(f"{label}: tables.{name}.{role}: '{mapped}' is not a column of the table ({hint})")
+            raise ConfigError(f"{label}: tables.{name}.{role}: '{mapped}' is not a column of the table "
+                              f"({column_hint(mapped, table, 'its columns')})")
 
 
 def _missing_join(spec: Table, name: str, events: dict[str, str], label: str) -> str:
     """The error for a join column the events lack; for a key (joined on the event column of its loaded name) the
     fix is a rename, to the near event column where there is one."""
     column = spec.loaded(spec.key) if spec.key else spec.range.value
-    near = closest(column, events)
-    hint = f"did you mean '{near}'?" if near else f"columns: {', '.join(sorted(events))}"
+    near, hint = closest(column, events), column_hint(column, events)
     if spec.key is None:
         return f"{label}: tables.{name}.range.value: '{column}' is not a column of the decision events ({hint})"
     loaded = f" (loaded as '{column}')" if column != spec.key else ""
@@ -149,9 +147,8 @@ def check_lookup(feature: Feature, table: dict[str, str], where: str, spec: Tabl
         raise ConfigError(f"{where}: lookup: '{name}.{column}' is the table's entity label (the answer an "
                           "entity-level strategy is judged by): no feature may read it")
     if column not in table:
-        near = closest(column, table)
-        hint = f"did you mean '{near}'?" if near else f"its columns: {', '.join(sorted(table))}"
-        raise ConfigError(f"{where}: lookup: table '{name}' has no column '{column}' ({hint})")
+        raise ConfigError(f"{where}: lookup: table '{name}' has no column '{column}' "
+                          f"({column_hint(column, table, 'its columns')})")
 
 
 def overlap_warnings(con: duckdb.DuckDBPyConnection, dataset: Dataset, label: str) -> list[str]:

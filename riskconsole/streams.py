@@ -13,7 +13,7 @@ import sqlglot
 from sqlglot import exp
 
 from riskconsole.config import Dataset, Feature, duration_seconds
-from riskconsole.errors import ConfigError, closest
+from riskconsole.errors import ConfigError, column_hint
 from riskconsole.expressions import parse_expression
 from riskconsole.sqlbuild import alias, fill, ident, lit
 
@@ -376,9 +376,7 @@ def _compatible(a: str, b: str) -> bool:
 
 def unknown_column(name: str, columns: dict[str, str] | list[str]) -> str:
     """`unknown column 'userid' (did you mean 'user_id'?)`, else the columns there are."""
-    close = closest(name, columns)
-    hint = f"did you mean '{close}'?" if close else f"columns: {', '.join(sorted(columns))}"
-    return f"unknown column '{name}' ({hint})"
+    return f"unknown column '{name}' ({column_hint(name, columns)})"
 
 
 def check_keys(feature: Feature, events: dict[str, str], other: dict[str, str] | None, what: str, where: str) -> None:
