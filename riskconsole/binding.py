@@ -93,13 +93,26 @@ def unguarded(node: exp.Expression) -> exp.Expression:
     return copy
 
 
+def has_text(node: exp.Expression) -> bool:
+    """Whether `node` holds a text constant: what DuckDB converts when the query runs, so what can fail on every row
+    (a part without one runs on a row of NULLs)."""
+    return any(t.is_string for t in node.find_all(exp.Literal))
+
+
+def run_problem(con: duckdb.DuckDBPyConnection, relation: exp.Select, node: exp.Expression,
+                probes: int = MAX_PROBES) -> str | None:
+    """`run_failure`'s line for a condition that fails on a row of NULLs of `relation`'s columns, or None."""
+    err = runs(con, relation, [node])
+    return None if err is None else run_failure(con, relation, node, err, probes)
+
+
 def run_failure(con: duckdb.DuckDBPyConnection, relation: exp.Select, node: exp.Expression,
                 err: duckdb.Error, probes: int = MAX_PROBES) -> str:
     """`problem (fix)` for a condition over `relation` that binds but failed (`err`) on a row of NULLs: it fails
     whatever the rows hold. The part named is the innermost that fails alone, of the first `probes` tried."""
     parts = [n for n in node.walk() if not isinstance(n, _NOT_PROBED) and not n.find_ancestor(exp.Query)
              and not (isinstance(n, exp.If) and isinstance(n.parent, exp.Case))
-             and any(t.is_string for t in n.find_all(exp.Literal))]  # a part without a text runs on NULLs
+             and has_text(n)]
     culprit = next((p for p in list(reversed(parts))[:probes] if runs(con, relation, [p]) is not None), node)
     problem = f"'{_snippet(culprit)}' fails on every row: {duckdb_line(err)}"
     texts = [n for n in culprit.iter_expressions() if isinstance(n, exp.Literal) and n.is_string]

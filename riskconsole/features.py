@@ -125,7 +125,7 @@ def check_filter(feature: Feature, types: dict[str, str], hidden: set[str], wher
                            for c in sorted(referenced_columns(node))] or [alias(lit(1), "_")])
     except SqlglotError:
         return  # a type sqlglot cannot spell: the frame query binds it at load, naming the feature
-    from riskconsole.binding import run_failure, runs, type_mismatch
+    from riskconsole.binding import run_problem, type_mismatch
     from riskconsole.workspace import safe_connection
 
     con = safe_connection()  # the filter now runs (on a row of NULLs): no file access, settings locked
@@ -138,9 +138,9 @@ def check_filter(feature: Feature, types: dict[str, str], hidden: set[str], wher
         if dtype not in ("BOOLEAN", '"NULL"', "NULL"):
             raise ConfigError(f"{where}: must be true/false, but gives {dtype} (add a comparison, e.g. "
                               "`status = 'failed'`)")
-        err = runs(con, row, [node])
-        if err is not None:
-            raise ConfigError(f"{where}: {run_failure(con, row, node, err)}")
+        why = run_problem(con, row, node)
+        if why is not None:
+            raise ConfigError(f"{where}: {why}")
     finally:
         con.close()
 

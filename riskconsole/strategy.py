@@ -323,20 +323,19 @@ def check_boolean(con: duckdb.DuckDBPyConnection, compiled: CompiledStrategy, fr
 def _run_failures(con: duckdb.DuckDBPyConnection, relation: exp.Select, checks: list[tuple[str, exp.Expression]],
                   label: str, every: bool) -> list[tuple[str, RiskConsoleError]]:
     """The conditions that bind but fail whatever the rows hold (`amount > 'lots'`), run on one row of NULLs: all
-    at once, each alone only when that fails (each a few ms: only conditions holding a text constant run). Raises the first, or with `every` returns each as (item, error)."""
-    from riskconsole.binding import MAX_PROBES, MAX_RUN_PROBES, run_failure, runs
+    at once, each alone only when that fails (each a few ms: only conditions holding a text constant run). Raises
+    the first, or with `every` returns each as (item, error)."""
+    from riskconsole.binding import MAX_PROBES, MAX_RUN_PROBES, has_text, run_problem, runs
 
-    # a text constant DuckDB converts when the query runs is what fails so; a condition without one is not run
-    checks = [(where, node) for where, node in checks if any(n.is_string for n in node.find_all(exp.Literal))]
+    checks = [(where, node) for where, node in checks if has_text(node)]
     if not checks or runs(con, relation, [node for _, node in checks]) is None:
         return []
     found: list[tuple[str, RiskConsoleError]] = []
     budget = MAX_RUN_PROBES  # the parts probed for all failing conditions together: hundreds would take minutes
     for where, node in checks:
-        err = runs(con, relation, [node])
-        if err is not None:
-            probes, budget = min(MAX_PROBES, budget), budget - min(MAX_PROBES, budget)
-            why = run_failure(con, relation, node, err, probes)
+        why = run_problem(con, relation, node, min(MAX_PROBES, budget))
+        if why is not None:
+            budget -= min(MAX_PROBES, budget)
             found.append((where, ExpressionError(f"{label}: {where}: {why}")))
             if not every:
                 raise found[0][1]
