@@ -411,14 +411,12 @@ def _format_for(staged: Staged, part: Part, column: str, fmt: str) -> tuple[str,
     # day-first file read month first parses on days 1-12 (month and day swapped), and kept before '%d/%m/%Y' it
     # would load those days on the wrong dates; one reading rows `fmt` does not is the file's own layout (a
     # month-first file with a few day-first rows): dropped, `fmt` would swap its days 1-12, so it is kept first
-    clashes = staged.counts([c for f in current for c in (
-        fill(":a <> :b", a=times.parse_text(text, [f]), b=new),
-        fill(":a IS NOT NULL AND NOT (:out) AND :b IS NULL", a=times.parse_text(text, [f]),
-             out=times.out_of_range(times.parse_text(text, [f])), b=new))])
+    parsed = [times.parse_text(text, [f]) for f in current]
+    clashes = staged.counts([c for p in parsed for c in (
+        fill(":a <> :b", a=p, b=new), fill(":a AND :b IS NULL", a=times.in_range(p), b=new))])
     kept = [f for i, f in enumerate(current) if not clashes[2 * i] or clashes[2 * i + 1]]
     misread = max((clashes[2 * i] for i, f in enumerate(current) if f not in kept), default=0)
-    reads = fill(":p IS NOT NULL AND NOT (:out) AND :n IS NULL", p=times.parse_text(text, kept or [fmt]),
-                 out=times.out_of_range(times.parse_text(text, kept or [fmt])), n=new)
+    reads = fill(":a AND :n IS NULL", a=times.in_range(times.parse_text(text, kept or [fmt])), n=new)
     choices = kept + [fmt], [fmt]
     counted = staged.counts([reads] + [_unread(raw_text(c, raw[c]), f) for f in choices for c in others])
     keep = bool(kept) and counted[0] > 0  # the formats kept read rows `fmt` does not
@@ -565,11 +563,17 @@ def load_part(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, prog
     warnings = load_warnings(Staged(con), checked, part, read)
     if loaded == 0:
         reasons = con.execute("SELECT __reason, count(*) FROM _staged GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 2").fetchall()
-        raise DataError(f"{checked.label}: {part.lead}no loadable rows in '{part.source}' (read {read:,}, every one "
-                        f"quarantined: {reasons_text(reasons)}){fix_of(checked, part, reasons, warnings)}")
+        raise no_loadable_rows(checked, part, read, reasons, warnings)
     _publish(con, part)
     con.execute("DROP TABLE _staged")
     return read, loaded, warnings
+
+
+def no_loadable_rows(checked: Checked, part: Part, read: int, reasons: list[tuple[Any, int]],
+                     warnings: list[str]) -> DataError:
+    """A source none of whose rows loads, on either engine: its top `reasons` and the load warning with the fix."""
+    return DataError(f"{checked.label}: {part.lead}no loadable rows in '{part.source}' (read {read:,}, every one "
+                     f"quarantined: {reasons_text(reasons)}){fix_of(checked, part, reasons, warnings)}")
 
 
 def reasons_text(reasons: list[tuple[Any, int]]) -> str:

@@ -157,13 +157,18 @@ def range_reason(column: str, value: exp.Expression) -> exp.Expression:
                 b=lit(f" is outside the accepted range {ACCEPTED_TEXT}"))
 
 
+def in_range(value: exp.Expression) -> exp.Expression:
+    """True where a parsed time is a time the load accepts (parsed, and inside ACCEPTED_RANGE)."""
+    return fill(":v IS NOT NULL AND NOT (:out)", v=value, out=out_of_range(value))
+
+
 def suggest_format(con: duckdb.DuckDBPyConnection, samples: list[str], tried: list[str] | tuple[str, ...] = ()
                    ) -> str | None:
     """The format (ISO-8601 or a common one, not one `tried` already) that parses the most of `samples` into the
     accepted range as the load parses them (None if none parses any; a tie goes to the first in that order)."""
     candidates = [f for f in (ISO, *EPOCHS, *COMMON_FORMATS) if f not in tried]
     parsed = [parse_text(exp.column("v"), [f]) for f in candidates]
-    counts = [fill("count(*) FILTER (:p IS NOT NULL AND NOT (:bad))", p=p, bad=out_of_range(p)) for p in parsed]
+    counts = [fill("count(*) FILTER (:ok)", ok=in_range(p)) for p in parsed]
     values = exp.Array(expressions=[lit(s) for s in samples])
     query = exp.select(*counts).from_(fill("(SELECT unnest(:vs) AS v)", vs=values))
     found = con.execute(render(query)).fetchall()[0]

@@ -316,8 +316,7 @@ def _load_part(spark: Any, con: duckdb.DuckDBPyConnection, checked: Checked, par
     warnings = tallied.warnings(checked, part, read)
     if loaded == 0:  # DuckDB's line: the top reasons and the warning with the fix
         shown = sorted(reasons.items(), key=lambda rn: (-rn[1], rn[0]))[:2]
-        raise DataError(f"{checked.label}: {part.lead}no loadable rows in '{part.source}' (read {read:,}, every one "
-                        f"quarantined: {ingest.reasons_text(shown)}){ingest.fix_of(checked, part, shown, warnings)}")
+        raise ingest.no_loadable_rows(checked, part, read, shown, warnings)
     rows = renamed(staged.where("__reason IS NULL"), [(ingest.cast_name(c), part.loaded_name(c)) for c in part.types])
     row, shifts = ordinality(part, tallied.files)
     quarantine = duck_select(staged.where("__reason IS NOT NULL"), [
