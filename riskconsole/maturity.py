@@ -231,13 +231,19 @@ def mature_last_day(curve: list[dict], reference: date, reach: float = MATURE_RE
     return reference - timedelta(days=age), age
 
 
+def _mature_means(unit: str, reach: float, fraud: bool) -> str:
+    """What "mature" means in a note: `events are 95% as labelled as old events`, or, of a curve of fraud confirmed
+    (good labels undated), `fraud on events is 95% as confirmed as on old events`."""
+    return f"fraud on {unit} is {reach:.0%} as confirmed as on old {unit}" if fraud else \
+        f"{unit} are {reach:.0%} as labelled as old {unit}"
+
+
 def mature_note(last: date, age: int, reference: date, unit: str = "events", reach: float = MATURE_REACH,
                 fraud: bool = False) -> str:
     """The one sentence that says which days a default window leaves out and why; with `fraud`, the curve is of
     fraud confirmed (good labels undated), and the sentence says so."""
     first_out = last + timedelta(days=1)
-    why = f"fraud on {unit} is {reach:.0%} as confirmed as on old {unit}" if fraud else \
-        f"{unit} are {reach:.0%} as labelled as old {unit}"
+    why = _mature_means(unit, reach, fraud)
     return (f"window ends {last}: {first_out}..{reference} left out, their labels are immature ({why} only {age} "
             f"days after they happen); give --to {reference} to include them")
 
@@ -246,8 +252,7 @@ def past_mature_note(last: date, first: date, late: date, age: int, unit: str = 
                      reach: float = MATURE_REACH, fraud: bool = False) -> str:
     """The sentence of a window given an end (--to) past `last`, the last mature day: its days `first`..`late` count
     labels still arriving."""
-    why = f"fraud on {unit} is {reach:.0%} as confirmed as on old {unit}" if fraud else \
-        f"{unit} are {reach:.0%} as labelled as old {unit}"
+    why = _mature_means(unit, reach, fraud)
     whole = first > last + timedelta(days=1)
     where = "every day of the window is" if whole else "window reaches"
     fix = f"judge a window that ends by {last}" if whole else f"give --to {last} to judge on mature labels"
@@ -270,8 +275,7 @@ def monitor_note(last: date, age: int, window: tuple[date, date], reference: tup
     late, days = after(*window), (window[1] - window[0]).days + 1
     if not late:
         return None
-    why = f"fraud on {unit} is {reach:.0%} as confirmed as on old {unit}" if fraud else \
-        f"{unit} are {reach:.0%} as labelled as old {unit}"
+    why = _mature_means(unit, reach, fraud)
     ref_late, ref_days = after(*reference), (reference[1] - reference[0]).days + 1
     ref = f", and on {ref_late} of the reference's {ref_days} days (their bands are loose)," if ref_late else ""
     return (f"labels known by {window[1]} are immature after {last} ({why} only {age} days after they happen): "
