@@ -25,6 +25,7 @@ from riskconsole import dialects
 from riskconsole.errors import ExpressionError, closest
 from riskconsole.limits import MAX_EXPANDED_LENGTH, MAX_EXPRESSION_CHARS, MAX_LIST_PARAM, MAX_NESTING, rendered_size
 from riskconsole.lists import unknown_list
+from riskconsole.names import is_internal
 
 MAX_LENGTH = MAX_EXPRESSION_CHARS  # kept: the name other modules and tests know
 _DUCKDB = Dialect.get_or_raise("duckdb")
@@ -590,7 +591,9 @@ def _check_column(node: exp.Column, columns: frozenset[str], where: str) -> None
 
 
 def _column_hint(name: str, columns: frozenset[str]) -> str:
-    """A did-you-mean (case-insensitive) plus a note on non-ASCII look-alikes."""
+    """A did-you-mean (case-insensitive) plus a note on non-ASCII look-alikes. The core's own columns (an entity
+    frame's `__amount`, `__w`, ...) are never offered: no expression may name them."""
+    columns = frozenset(c for c in columns if not is_internal(c))
     close = closest(name, columns)
     odd = [f"U+{ord(ch):04X}" for ch in name if ord(ch) > 127]
     note = f" it contains non-ASCII {', '.join(odd[:3])}" if odd else ""

@@ -28,6 +28,7 @@ from riskconsole.configfile import dataset_of, dataset_shape, json_dump, read_co
 from riskconsole.errors import DataError, ExpressionError, RiskConsoleError
 from riskconsole.export import render_files
 from riskconsole.lists import list_files, register_lists, report_lists
+from riskconsole.names import is_internal
 from riskconsole.report import Backtest, Baseline, build_report, detector_warnings
 from riskconsole.sqlbuild import render
 from riskconsole.strategy import CompiledRule, CompiledStrategy, Frame, compile_strategy, frame_of
@@ -292,7 +293,20 @@ class Session:
         if strategy.level is None:
             return self.frame, self.dataset
         found = self.entities(strategy.level, strategy.name)
-        return found.frame, found.dataset
+        return replace(found.frame, absent=tuple(self._absent(found).items())), found.dataset
+
+    def _absent(self, found: EntityView) -> dict[str, str]:
+        """Why an entity-level rule cannot read each event column and dataset feature its entity frame lacks (the
+        sentence an "unknown column" becomes)."""
+        entity = found.level.entity
+        readable = ", ".join(found.features[:8]) + (", ..." if len(found.features) > 8 else "") or "none"
+        fix = (f"a rule of level {entity} reads what was known at each period's start: features grouped by {entity} "
+               f"alone, lookups keyed by it, graphs of it ({readable}; the report's level.features)")
+        why = {c: "a value of each event" for c in self.frame.columns if c not in found.frame.columns}
+        why.update({name: f"a feature: {reason}" for name, reason in found.elsewhere.items()})
+        why.update({s: "a detector score, one per event" for s in self.frame.scores})
+        return {name: f"({reason}): not known at a {entity} period's start; {fix}"
+                for name, reason in why.items() if not is_internal(name)}
 
     @property
     def loaded(self) -> bool:

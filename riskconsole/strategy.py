@@ -74,12 +74,19 @@ class Frame:
     weight: str | None = None  # an entity frame's row weight (`entities.py`): 0 on its money rows
     lists: ListSet | None = None
     roles: tuple[tuple[str, str], ...] = ()  # (role, its column) of the dataset, for "write that column" hints
+    absent: tuple[tuple[str, str], ...] = ()  # an entity frame's: (event column or feature, why a rule cannot read it)
 
     def parse(self, text: str, params: dict | None, where: str) -> exp.Expression:
-        """A rule condition or population checked against this frame (see `expressions.parse_visible`)."""
+        """A rule condition or population checked against this frame (see `expressions.parse_visible`); on an
+        entity frame, an unknown column that the events have says why the level cannot read it."""
         from riskconsole.expressions import parse_visible  # the checker loads sqlglot's parser and dialects
 
-        return parse_visible(text, self.visible, self.hidden, params, where, self.list_refs(), dict(self.roles))
+        try:
+            return parse_visible(text, self.visible, self.hidden, params, where, self.list_refs(), dict(self.roles))
+        except ExpressionError as err:
+            if not self.absent:
+                raise
+            raise ExpressionError(absent_hint(str(err), dict(self.absent))) from None
 
     def count(self) -> exp.Expression:
         """What a group's count is: its rows, or on an entity frame the sum of their weights."""
@@ -102,6 +109,19 @@ class Frame:
         """Columns an expression may name: everything but the label, its derivatives and internals."""
         names = [c for c in self.columns if c not in self.hidden and c not in INTERNAL]
         return names + [s for s in self.scores if s not in self.columns]
+
+
+def absent_hint(message: str, absent: dict[str, str]) -> str:
+    """An "unknown column 'amount' (...)" of an entity-level rule where `amount` is an event column or a feature the
+    level cannot read (`absent`: name -> why): the message says why, in place of the did-you-mean (which offered
+    whatever entity column was nearest)."""
+    import re
+
+    found = re.search(r"unknown column '([^']*)'", message)
+    why = absent.get(found.group(1)) if found else None
+    if why is None:
+        return message
+    return f"{message[:found.end()]} {why}"
 
 
 @dataclass(frozen=True)

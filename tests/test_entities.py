@@ -302,6 +302,27 @@ def test_rules_cannot_read_event_values_or_entity_labels(tmp_path, capsys):
     assert "entity label" in capsys.readouterr().err
 
 
+def test_an_event_value_in_an_entity_rule_says_why_and_never_offers_an_internal_column(tmp_path, capsys):
+    """`amount` in a merchant rule was "did you mean '__amount'?" (the entity frame's own money column, which no
+    rule may read), and a far name listed `__label`, `__w`, ...: the message says why the level cannot read it."""
+    ws, _ = make_ws(tmp_path)
+    cases = [("amount > 10", ["unknown column 'amount' (a value of each event): not known at a merchant_id "
+                              "period's start", "merchant_orders_3d"]),
+             ("user_orders_1h > 1", ["unknown column 'user_orders_1h' (a feature: grouped by user_id): not known"]),
+             ("zzzz_nothing > 1", ["unknown column 'zzzz_nothing' (known columns: "]),
+             ("merchant_ordrs_3d > 1", ["did you mean 'merchant_orders_3d'?"])]
+    for when, parts in cases:
+        bad = dict(STRATEGY, rules=[{"name": "r", "when": when, "action": "review"}])
+        (ws.strategies_dir / "bad.yaml").write_text(yaml.safe_dump(bad))
+        assert main(["validate", str(ws.strategies_dir / "bad.yaml"), "--workspace", str(ws.root)]) == 1
+        err = capsys.readouterr().err
+        assert all(part in err for part in parts), err
+        assert "__" not in err, err
+        with pytest.raises(RiskConsoleError) as raised, Session(ws) as session:
+            session.backtest(ws.strategies_dir / "bad.yaml")
+        assert all(part in str(raised.value) for part in parts) and "__" not in str(raised.value)
+
+
 def test_validate_names_every_bad_rule_of_an_entity_strategy(tmp_path, capsys):
     """As for an order strategy: each bad rule on its own line, in file order (it stopped at the first)."""
     ws, _ = make_ws(tmp_path)
