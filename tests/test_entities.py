@@ -417,3 +417,34 @@ def session_values(ws, path) -> list:
     (ws.root / "data" / "dataset.yaml").write_text(yaml.safe_dump(spec))
     with Session(ws) as session:
         return session.entities(session.strategy(path).level).table.column("merchant_orders_3d").to_pylist()
+
+
+def test_money_left_out_where_production_hid_outcomes_is_said(tmp_path):
+    """With prod_action mapped, an entity report's horizon money counts labelled events only: production-blocked
+    events without a label were left out without a word (the order-level report bounds them). The warning counts
+    exactly the blocked, unlabelled events inside the horizons of the window's entity-periods."""
+    ev = events()
+    blocked = ev["amount"] > 150
+    ev["prod_action"] = np.where(blocked, "block", "allow")
+    ev.loc[blocked, "is_fraud"] = pd.NA
+    ev.loc[blocked, "label_ts"] = pd.NaT
+    dataset = {**BASE_DATASET, "features": FEATURES[:1]}
+    dataset["columns"] = {**BASE_DATASET["columns"], "entities": ["user_id", "merchant_id"],
+                          "prod_action": "prod_action"}
+    body = {"name": "mw", "level": {"entity": "merchant_id", "every": "1d", "horizon": "2d"},
+            "rules": [{"name": "busy", "when": "merchant_orders_3d >= 2", "action": "block"}]}
+    ws = write_workspace(tmp_path / "hid", ev, dataset, strategies={"mw": body})
+    load(ws)
+    day = ev["ts"].dt.floor("D")
+    periods = set(zip(ev["merchant_id"].dropna().astype(int), day[ev["merchant_id"].notna()]))
+    first, last = pd.Timestamp("2026-03-02"), pd.Timestamp("2026-03-05")
+    hidden = ev[blocked & ev["merchant_id"].notna()]
+    inside = [any((int(m), d) in periods for d in (t.floor("D"), t.floor("D") - DAY) if first <= d <= last)
+              for m, t in zip(hidden["merchant_id"], hidden["ts"])]
+    count, amount = int(np.sum(inside)), float(hidden.loc[inside, "amount"].sum())
+    assert 0 < count < len(hidden)
+    with Session(ws) as session:
+        report = session.backtest(ws.strategies_dir / "mw.yaml", make_window("2026-03-02", "2026-03-05")).report
+    said = [w for w in report["warnings"] if "blocked by production and have no label" in w]
+    assert len(said) == 1 and said[0].startswith(f"{count:,} events in the horizons of these merchant_id periods")
+    assert f"their amount: {amount:,.0f})" in said[0]
