@@ -759,9 +759,9 @@ class Session:
             cur.register("__entity_hidden_periods", view.table.select([level.entity, TIME, WEIGHT]))
             found = cur.execute(
                 f"SELECT count(*), {amount} FROM frame AS e WHERE ({cls}) = 1 AND e.{ident(roles.label).sql('duckdb')} "
-                f"IS NULL AND EXISTS (SELECT 1 FROM __entity_hidden_periods AS p WHERE p.{k} = e.{k} AND p.__w = 1 "
-                f"AND p.period_start >= ? AND p.period_start < ? AND e.{t} >= p.period_start "
-                f"AND e.{t} < p.period_start + to_microseconds(?))", [start, end, horizon]).fetchall()[0]
+                f"IS NULL AND EXISTS (SELECT 1 FROM __entity_hidden_periods AS p WHERE p.{k} = e.{k} AND p.{WEIGHT} = 1 "
+                f"AND p.{TIME} >= ? AND p.{TIME} < ? AND e.{t} >= p.{TIME} "
+                f"AND e.{t} < p.{TIME} + to_microseconds(?))", [start, end, horizon]).fetchall()[0]
             cur.unregister("__entity_hidden_periods")
         if not found or not found[0]:
             return None
