@@ -28,13 +28,17 @@ from riskconsole.workspace import Workspace, memory_limit
 def _part(ws: Workspace, args: argparse.Namespace, tmp: Path):
     checked = check_dataset(ws)
     part = checked.parts[0]
-    if args.csv or args.jsonl or args.rows:
+    if args.csv or args.jsonl or args.rows or args.copies > 1:
         con = duckdb.connect()
         fmt = "json" if args.jsonl else "csv"
         out = tmp / ("events.jsonl" if args.jsonl else "events.csv")
         limit = f" LIMIT {int(args.rows)}" if args.rows else ""
         options = "(FORMAT json)" if args.jsonl else "(HEADER)"
-        con.execute(f"COPY (SELECT * FROM read_parquet($f){limit}) TO '{out}' {options}", {"f": part.files})
+        rows = "SELECT * FROM read_parquet($f)"
+        if args.copies > 1:  # the rows K times, each copy's ids made its own (`<id>-<k>`)
+            ids = ", ".join(f"concat({c}, '-', k) AS {c}" for c in part.unique)
+            rows = f"SELECT * EXCLUDE (k) REPLACE ({ids}) FROM read_parquet($f), range({args.copies}) AS t(k)"
+        con.execute(f"COPY ({rows}{limit}) TO '{out}' {options}", {"f": part.files})
         part = dataclasses.replace(part, files=[str(out)], fmt=fmt, types=column_types(con, fmt, [str(out)]),
                                    source=str(out))
     return checked, part
@@ -47,7 +51,9 @@ def main() -> None:
     parser.add_argument("--csv", action="store_true")
     parser.add_argument("--jsonl", action="store_true")
     parser.add_argument("--rows", type=int)
+    parser.add_argument("--copies", type=int, default=1, help="write the events K times (ids made unique)")
     parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--driver-memory", default="2g")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-spark-load-") as folder:
         tmp = Path(folder)
@@ -62,7 +68,7 @@ def main() -> None:
             from riskconsole.engines.spark import start
             from riskconsole.engines.spark_load import SparkLoader
 
-            spark = start(SparkSettings(master=args.master, driver_memory="2g"))
+            spark = start(SparkSettings(master=args.master, driver_memory=args.driver_memory))
             up = time.perf_counter()
             print(f"spark session: {up - started:.1f} s", file=sys.stderr)
             started = up

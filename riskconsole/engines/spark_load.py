@@ -303,7 +303,9 @@ def _load_part(spark: Any, con: duckdb.DuckDBPyConnection, checked: Checked, par
     data = packed(spark, data, part)
     # a source at a URI had its outcome roles checked over samples before: now over every row, in the same pass
     counted = marks(con, checked, part, raw, utf8=part.fmt == "csv", outcomes=part.remote and part.kind == "events")
-    staged = stage(data, part, raw, counted.columns).persist(StorageLevel.MEMORY_AND_DISK)
+    # on disk, not in the heap: the cached batches of a large source filled it (a 7M-row CSV ran a 2 GB driver out of
+    # memory near the end of the staging pass; on disk it loads, and a 1M-row load takes as long: bench/RESULTS.md)
+    staged = stage(data, part, raw, counted.columns).persist(StorageLevel.DISK_ONLY)
     cached.append(staged)
     tallied = SparkStaged(staged, raw, con)
     reasons, replaced = tallied.tally(checked, part, counted)
