@@ -637,21 +637,46 @@ def _has_header(con: duckdb.DuckDBPyConnection, part: Part) -> bool:
         return True
 
 
+SHOWN_VALUES = 10  # the most frequent bad values an outcome role's error names, with their counts
+DECISION_WORDS = {"allow": ("approve", "approved", "accept", "accepted", "allowed", "pass", "passed"),
+                  "review": ("manual_review", "challenge", "challenged", "reviewed"),
+                  "block": ("decline", "declined", "reject", "rejected", "deny", "denied", "blocked")}
+
+
 def _check_outcome_roles(con: duckdb.DuckDBPyConnection, part: Part, dataset: Dataset, label: str) -> None:
     """prod_action, explore and propensity values are checked over the whole source before a load: a bad one is a
     load error, not a quarantined row (dropping explored rows would silently bias the inverse-propensity estimate).
     A source at a URI: over its samples here, over every row when Spark reads it (spark_load.py)."""
     for bad, text, message in outcome_checks(dataset, part.read_types):
-        value = render(fill("any_value(:t)", t=text))
-        n, shown = con.execute(f"SELECT count(*), {value} FROM ({part.reader}) WHERE {render(bad)}",
-                               {"files": literal_files(part.readable)}).fetchall()[0]
-        if n:
-            raise DataError(outcome_error(label, message, n, shown))
+        counted = (f"SELECT {render(text)} AS v, count(*) AS n FROM ({part.reader}) WHERE {render(bad)} "
+                   "GROUP BY ALL")
+        rows = con.execute(f"SELECT v, n, count(*) OVER (), sum(n) OVER () FROM ({counted}) "
+                           f"ORDER BY n DESC, v NULLS FIRST LIMIT {SHOWN_VALUES}",
+                           {"files": literal_files(part.readable)}).fetchall()
+        if rows:
+            raise DataError(outcome_error(label, message, [(v, n) for v, n, _, _ in rows], rows[0][2], rows[0][3]))
 
 
-def outcome_error(label: str, message: str, n: int, shown: str | None) -> str:
-    text = "empty" if shown is None else f"'{printable(shown)[:40]}'"
-    return f"{label}: {message.format(v=text)} ({n:,} rows)"
+def outcome_error(label: str, message: str, values: list[tuple[str | None, int]], kinds: int, total: int) -> str:
+    """The load error of an outcome role: `message` with `{v}` the distinct bad values (the most frequent first,
+    each with its rows; `kinds` of them in all, `total` rows) and `{fix}` how production's words map to decisions."""
+    shown = ", ".join(f"{_value_text(v)} ({n:,} row{'s' if n != 1 else ''})" for v, n in values)
+    if kinds > len(values):
+        others = kinds - len(values)
+        shown += f" and {others:,} other value{'s' if others != 1 else ''} ({total:,} rows in all)"
+    return f"{label}: {message.format(v=shown, fix=_decision_fix(values))}"
+
+
+def _value_text(value: str | None) -> str:
+    return "empty" if value is None else f"'{printable(value)[:40]}'"
+
+
+def _decision_fix(values: list[tuple[str | None, int]]) -> str:
+    """`(approve -> allow, decline -> block)` for the bad values that are common words for a decision."""
+    meant = {word: decision for decision, words in DECISION_WORDS.items() for word in words}
+    pairs = [f"{_value_text(v)} → {meant[key]}" for v, _ in values
+             if v is not None and (key := v.strip().lower().replace(" ", "_").replace("-", "_")) in meant]
+    return f" ({', '.join(pairs)})" if pairs else ""
 
 
 def raw_text(column: str, raw_type: str | None) -> exp.Expression:
@@ -675,8 +700,9 @@ def outcome_checks(dataset: Dataset, raw: dict[str, str] | None = None) -> list[
 
     word = fill("lower(trim(:t))", t=text(roles.prod_action))
     checks = [(fill(":w IS NULL OR :w NOT IN ('allow', 'review', 'block')", w=word), text(roles.prod_action),
-               f"columns.prod_action: column '{roles.prod_action}' holds {{v}}; every row needs allow, review or block "
-               "(what production decided)")]
+               f"columns.prod_action: column '{roles.prod_action}' holds {{v}}; every row needs allow, review or "
+               "block (any case), what production decided, and no setting maps other words (label_values is for "
+               "labels only): write each decision as allow, review or block where the file is exported{fix}")]
     if roles.explore:
         flag = fill("lower(trim(:t))", t=text(roles.explore))
         checks.append((fill(":f IS NOT NULL AND :f NOT IN ('0', '1', 'true', 'false', '')", f=flag),
@@ -684,8 +710,8 @@ def outcome_checks(dataset: Dataset, raw: dict[str, str] | None = None) -> list[
                        "(let through at random), 0 or empty"))
         p = fill("TRY_CAST(:t AS DOUBLE)", t=text(roles.propensity))
         checks.append((fill(":f IN ('1', 'true') AND (:p IS NULL OR NOT (:p > 0 AND :p <= 1))", f=flag, p=p),
-                       text(roles.propensity), f"columns.propensity: column '{roles.propensity}' holds {{v}} on an "
-                       "explored row; the chance it was let through must be a number in (0, 1]"))
+                       text(roles.propensity), f"columns.propensity: column '{roles.propensity}' holds {{v}} on "
+                       "explored rows; the chance it was let through must be a number in (0, 1]"))
     if roles.propensity:
         value = text(roles.propensity)
         p = fill("TRY_CAST(:t AS DOUBLE)", t=value)

@@ -241,6 +241,38 @@ def test_bad_values_are_one_line_load_errors(tmp_path, change, message):
     assert "\n" not in text and text.startswith("data/dataset.yaml: ")
 
 
+def test_decisions_written_as_words_name_every_word_with_its_rows_and_the_fix(tmp_path):
+    """An export writing production's decisions as words (approve / decline / ...) fails to load with one line that
+    names every distinct word with its rows (the most frequent first, ties by value), says what is accepted, that no
+    setting maps other words, and which decision each common word means; the error counts the words in the data."""
+    from riskconsole.sources import SHOWN_VALUES, check_dataset
+
+    events = _events()
+    words = {"allow": "approve", "block": "DECLINE"}
+    events["prod_action"] = [words[a] for a in events["prod_action"]]
+    events.loc[events.index[:3], "prod_action"] = "allow"  # accepted values are not named
+    events.loc[events.index[3], "prod_action"] = None
+    ws = write_workspace(tmp_path / "ws", events, _dataset(**ROLES), STRATEGIES)
+    with pytest.raises(RiskConsoleError) as err:
+        check_dataset(ws)
+    counts = events["prod_action"].fillna("").value_counts().drop("allow")
+    order = sorted(counts.items(), key=lambda vn: (-vn[1], vn[0] != "", vn[0]))
+    named = ", ".join(f"{'empty' if v == '' else repr(v)} ({n:,} row{'s' if n != 1 else ''})" for v, n in order)
+    meaning = {word: decision for decision, word in words.items()}
+    fix = ", ".join(f"'{v}' → {meaning[v]}" for v, _ in order if v in meaning)
+    assert str(err.value) == (
+        f"data/dataset.yaml: columns.prod_action: column 'prod_action' holds {named}; every row needs allow, review "
+        "or block (any case), what production decided, and no setting maps other words (label_values is for labels "
+        f"only): write each decision as allow, review or block where the file is exported ({fix})")
+    assert {v for v, _ in order} == {"approve", "DECLINE", ""} and "empty (1 row)" in named
+    # many distinct values: the most frequent SHOWN_VALUES, then how many others and the rows in all
+    events["prod_action"] = [f"code{i % (SHOWN_VALUES + 3)}" for i in range(len(events))]
+    ws2 = write_workspace(tmp_path / "ws2", events, _dataset(**ROLES), STRATEGIES)
+    with pytest.raises(RiskConsoleError, match=rf"holds 'code0' \(\d+ rows\), .* and 3 other values "
+                                               rf"\({len(events):,} rows in all\); every row needs .*exported$"):
+        check_dataset(ws2)
+
+
 @pytest.mark.parametrize("roles, message", [
     ({"prod_action": "prod_action", "explore": "explore"}, "needs columns.propensity"),
     ({"explore": "explore", "propensity": "propensity"}, "need columns.prod_action"),

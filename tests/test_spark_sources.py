@@ -105,7 +105,7 @@ def test_streams_and_tables_at_uris_load_on_spark_as_on_duckdb(tmp_path, spark):
 def test_a_uri_source_is_checked_over_its_samples_then_over_every_row(tmp_path, spark, monkeypatch):
     """With one file sampled: a header-only first file still loads (the second's rows are found), and a production
     action no decision allows in the second file passes `validate` (its samples are clean) but fails the load on
-    Spark naming the value (the first in source order) and the rows, leaving the live data as it was."""
+    Spark naming each distinct value with its rows, leaving the live data as it was."""
     from riskconsole.engines import spark_sources
 
     monkeypatch.setattr(spark_sources, "SAMPLED_FILES", 1)
@@ -121,14 +121,19 @@ def test_a_uri_source_is_checked_over_its_samples_then_over_every_row(tmp_path, 
     (ws.root / "data" / "in" / "c.csv").write_text(header + "e3,2026-03-02 10:00:00,0,,5,1,1,deny\n"
                                                    "e4,2026-03-02 11:00:00,0,,5,1,1,deny\n")
     check_dataset(ws, engine="spark", spark=spark)  # the samples hold no bad value
-    with pytest.raises(RiskConsoleError, match=r"column 'prod_action' holds 'deny'; every row needs allow, review or "
-                                               r"block \(what production decided\) \(2 rows\)"):
+    with pytest.raises(RiskConsoleError, match=r"column 'prod_action' holds 'deny' \(2 rows\); every row needs "
+                                               r"allow, review or block \(any case\), what production decided, .* "
+                                               r"where the file is exported \('deny' → block\)$"):
         load(ws, engine="spark", spark=spark)
     assert _held(ws, ["events"]) == live
-    # the value named is the first in source order, as DuckDB's check names it, a quarantined row's too
+    # every distinct value with its rows, the most frequent first, as DuckDB's check names them, a quarantined row's
+    # too (ties by value, empty first)
     (ws.root / "data" / "in" / "c.csv").write_text(header + "e3,not a time,0,,5,1,1,nope\n"
-                                                   "e4,2026-03-02 11:00:00,0,,5,1,1,deny\n")
-    with pytest.raises(RiskConsoleError, match=r"column 'prod_action' holds 'nope'; .* \(2 rows\)"):
+                                                   "e4,2026-03-02 11:00:00,0,,5,1,1,deny\n"
+                                                   "e5,2026-03-02 12:00:00,0,,5,1,1,\n"
+                                                   "e6,2026-03-02 13:00:00,0,,5,1,1,deny\n")
+    with pytest.raises(RiskConsoleError, match=r"column 'prod_action' holds 'deny' \(2 rows\), empty \(1 row\), "
+                                               r"'nope' \(1 row\); .*\('deny' → block\)$"):
         load(ws, engine="spark", spark=spark)
 
 

@@ -28,7 +28,7 @@ from riskconsole.engines.spark_read import (POSITION, check_utf8, header_error, 
                                             refusal, renamed, unlisted_file, ordinality)
 from riskconsole.engines.spark_render import first_line
 from riskconsole.errors import DataError, RiskConsoleError
-from riskconsole.sources import Checked, Part, literal_files, outcome_checks, outcome_error
+from riskconsole.sources import SHOWN_VALUES, Checked, Part, literal_files, outcome_checks, outcome_error
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
 from riskconsole.storeviews import create_view, viewable
 
@@ -44,7 +44,7 @@ class SparkStaged:
     _known: dict[tuple[str, str], int] = field(default_factory=dict)  # failing rows counted ahead, by (raw, bad)
     _counted: dict[str, int] = field(default_factory=dict)  # rows meeting a condition counted ahead, by its SQL
     files: dict[int, tuple[int, int]] = field(default_factory=dict)  # by 1-based file place: rows, first `__at`
-    outcomes: list[tuple[int, str | None]] = field(default_factory=list)  # per outcome check: bad rows, one value
+    outcomes: list[int] = field(default_factory=list)  # per outcome check: its bad rows
 
     def failing(self, raw: exp.Expression, bad: exp.Expression) -> tuple[int, list[str]]:
         """How many rows are `bad`, and up to ingest.SAMPLE of their raw values (first in source order)."""
@@ -68,7 +68,7 @@ class SparkStaged:
         how many rows have each `__reason` (None: loaded), every file's rows and first `__at` (`files`, which
         `ordinality` numbers rows from), every count the warnings will ask (kept for `warnings`: they ask column by
         column, a Spark job each), whether a raw text column holds U+FFFD (`check_utf8` then finds the first such
-        row), and the outcome roles' checks (`outcomes`: `sources.outcome_checks`' bad rows and one value each).
+        row), and the outcome roles' checks (`outcomes`: `sources.outcome_checks`' bad rows; `bad_values` names them).
 
         Raises:
             DataError: a row's file is not one of the part's (`unlisted_file`)."""
@@ -77,11 +77,9 @@ class SparkStaged:
         names = [f"__m{i}" for i in range(len(marks.pairs) + len(marks.conditions))]
         outcomes = range(len(marks.checks))
         sums = [F.expr(f"sum({n}) AS {n}") for n in [*names, *[f"__o{i}" for i in outcomes]]]  # a Py4J call each
-        firsts = [F.expr(f"min_by(__ov{i}, __at) FILTER (WHERE __ov{i} IS NOT NULL) AS __ov{i}") for i in outcomes]
-        firsts += [F.expr(f"min(__at) FILTER (WHERE __ov{i} IS NOT NULL) AS __oa{i}") for i in outcomes]
         fffd = [F.expr("max(__fffd) AS __fffd")] if marks.utf8 else []
         groups = self.rows.groupBy("__reason", "__file").agg(F.expr("count(*) AS __n"), F.expr("min(__at) AS __at"),
-                                                             *sums, *firsts, *fffd).collect()
+                                                             *sums, *fffd).collect()
         if any(g["__file"] is None for g in groups):
             raise unlisted_file(checked.label, part)
         totals = [sum(int(g[n] or 0) for g in groups) for n in names]
@@ -90,14 +88,21 @@ class SparkStaged:
         for g in groups:
             rows, at = self.files.get(g["__file"], (0, g["__at"]))
             self.files[g["__file"]] = (rows + g["__n"], min(at, g["__at"]))
-        shown = [sorted((g["__file"], g[f"__oa{i}"], g[f"__ov{i}"]) for g in groups if g[f"__oa{i}"] is not None)
-                 for i in outcomes]  # the first in source order (a scan's first, as DuckDB's any_value gives here)
-        self.outcomes = [(sum(int(g[f"__o{i}"] or 0) for g in groups), first[0][2] if first else None)
-                         for i, first in zip(outcomes, shown)]
+        self.outcomes = [sum(int(g[f"__o{i}"] or 0) for g in groups) for i in outcomes]
         reasons: dict[str | None, int] = {}
         for g in groups:
             reasons[g["__reason"]] = reasons.get(g["__reason"], 0) + g["__n"]
         return reasons, bool(fffd) and any(g["__fffd"] for g in groups)
+
+    def bad_values(self, i: int) -> tuple[list[tuple[str | None, int]], int, int]:
+        """Outcome check i's bad values as DuckDB's check gives them: the most frequent first (ties by value, empty
+        first), at most `SHOWN_VALUES`, with how many distinct values and rows there are in all."""
+        from pyspark.sql import functions as F
+
+        counted = self.rows.where(f"__o{i} = 1").groupBy(f"__ov{i}").agg(F.expr("count(*) AS __n"))
+        top = counted.orderBy(F.desc("__n"), F.asc_nulls_first(f"__ov{i}")).limit(SHOWN_VALUES).collect()
+        totals = counted.agg(F.expr("count(*) AS k"), F.expr("sum(__n) AS t")).collect()[0]
+        return [(row[f"__ov{i}"], int(row["__n"])) for row in top], int(totals["k"]), int(totals["t"] or 0)
 
     def warnings(self, checked: Checked, part: Part, read: int) -> list[str]:
         """ingest's warnings of these rows: counts from `tally`, samples read only where some row fails."""
@@ -309,9 +314,9 @@ def _load_part(spark: Any, con: duckdb.DuckDBPyConnection, checked: Checked, par
     cached.append(staged)
     tallied = SparkStaged(staged, raw, con)
     reasons, replaced = tallied.tally(checked, part, counted)
-    for (n, shown), (_, _, message) in zip(tallied.outcomes, counted.checks):
+    for i, (n, (_, _, message)) in enumerate(zip(tallied.outcomes, counted.checks)):
         if n:
-            raise DataError(outcome_error(checked.label, message, n, shown))
+            raise DataError(outcome_error(checked.label, message, *tallied.bad_values(i)))
     if replaced:
         check_utf8(data, raw, part, checked.label, tallied.files)  # raises, naming the first such row
     read, loaded = sum(reasons.values()), reasons.pop(None, 0)
