@@ -384,7 +384,7 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
 
     first, last = day_range(con, dataset)
     check_rules(compiled, label)
-    by_columns = [parse_by(spec, frame)[0] for spec in by]  # each exists (a did-you-mean otherwise)
+    by_columns = [parse_by(spec, frame, dataset)[0] for spec in by]  # each exists (a did-you-mean otherwise)
     rules = RuleSet.of(compiled)
     g = run_groups(runner, compiled, frame, dataset, span_of(periods))
     ref_days = np.unique(g.day[_in(np.array(g.days, dtype="datetime64[D]"), periods.reference)[g.day]])

@@ -26,7 +26,14 @@ SEGMENT_KEYS = ("population", "flagged", "tp", "fp", "fn", "unlabeled_total", "p
                 "net_benefit")
 
 
-def parse_by(spec: str, frame: Frame) -> tuple[str, int | None]:
+def segment_columns(frame: Frame, dataset) -> list[str]:
+    """The columns a user can group decisions by (`--by`, the console's pickers): what a strategy reads but the
+    decision's own id and time (one segment per decision or per instant; on an entity frame its internal
+    `entity_period` and `period_start`)."""
+    return [c for c in frame.visible if c not in (dataset.columns.id, dataset.columns.time)]
+
+
+def parse_by(spec: str, frame: Frame, dataset) -> tuple[str, int | None]:
     """(column, quantile buckets or None) of `--by COLUMN` or `--by COLUMN:N`. A column is named as the data names it,
     spaces and all (`--by "Coupon Code"`, from a CSV header); a name that is a column wins over a `:N` reading.
 
@@ -43,8 +50,9 @@ def parse_by(spec: str, frame: Frame) -> tuple[str, int | None]:
     if not column:
         raise RiskConsoleError(f"--by {spec}: write a column (--by channel) or a column and a number of quantile "
                                "buckets (--by amount:5)")
-    close = closest(column, frame.visible)
-    hint = f"did you mean '{close}'?" if close else f"columns: {', '.join(sorted(frame.visible)[:12])}, ..."
+    offered = segment_columns(frame, dataset)
+    close = closest(column, offered)
+    hint = f"did you mean '{close}'?" if close else f"columns: {', '.join(sorted(offered)[:12])}, ..."
     raise RiskConsoleError(f"--by {spec}: no column '{column}' to segment by ({hint})")
 
 
@@ -52,7 +60,7 @@ def segment_expression(con, spec: str, compiled: CompiledStrategy, frame: Frame,
                        dataset, window: Window) -> exp.Expression:
     """The segment key for `COLUMN` or `COLUMN:N` (N quantile buckets of a numeric column); `con` is where the
     quantiles are computed: a DuckDB connection or another engine (`backtest.run_query`)."""
-    column, buckets = parse_by(spec, frame)
+    column, buckets = parse_by(spec, frame, dataset)
     if buckets is None:
         return ident(column)
     return _buckets(con, column, buckets, compiled, frame, dataset, window, spec)

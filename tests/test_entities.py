@@ -323,6 +323,32 @@ def test_an_event_value_in_an_entity_rule_says_why_and_never_offers_an_internal_
         assert all(part in str(raised.value) for part in parts) and "__" not in str(raised.value)
 
 
+def test_a_wrong_by_offers_only_columns_an_entity_strategy_can_be_grouped_by(tmp_path, capsys):
+    """`--by` with no such column listed the entity frame's `entity_period` (its internal id: one segment per
+    decision) and `period_start` among the columns to group by, in the backtest and the monitor alike: it offers
+    the entity and its features, as the console's pickers do (`segments.segment_columns`)."""
+    from riskconsole.entities import ID, TIME
+    from riskconsole.segments import segment_columns
+
+    ws, _ = make_ws(tmp_path)
+    path = str(ws.strategies_dir / "mw.yaml")
+    with Session(ws) as session:
+        frame, dataset = session.view(session.strategy(path))
+    offered = segment_columns(frame, dataset)
+    assert ID in frame.visible and TIME in frame.visible and not {ID, TIME} & set(offered)
+    assert {"merchant_id", "merchant_orders_3d"} <= set(offered)
+    monitor = ["monitor", path, "--from", "2026-03-06", "--to", "2026-03-09", "--reference", "2026-03-01:2026-03-05"]
+    for command in (["backtest", path, "--format", "json", "--out", str(tmp_path / "out")], monitor):
+        assert main([*command, "--by", "zzzz", "--workspace", str(ws.root)]) == 1
+        err = capsys.readouterr().err
+        assert "(columns: " in err, err
+        listed = err[err.index("(columns: ") + len("(columns: "):err.rindex(", ...)")].split(", ")
+        assert listed == sorted(offered)[:12], err
+    assert main(["backtest", path, "--by", "merchant_ordrs_3d", "--workspace", str(ws.root), "--format", "json",
+                 "--out", str(tmp_path / "out")]) == 1
+    assert "did you mean 'merchant_orders_3d'?" in capsys.readouterr().err
+
+
 def test_validate_names_every_bad_rule_of_an_entity_strategy(tmp_path, capsys):
     """As for an order strategy: each bad rule on its own line, in file order (it stopped at the first)."""
     ws, _ = make_ws(tmp_path)

@@ -9,6 +9,7 @@ import streamlit as st
 from riskconsole.charts import delta_interval_chart, overlap_chart, segment_delta_chart
 from riskconsole.export import fmt, metric_text
 from riskconsole.report import unit_of
+from riskconsole.segments import segment_columns
 from riskconsole.share import kpi_rows, segment_table
 from riskconsole.ui.common import (compare, guard, open_page, pick_baseline, pick_strategy, pick_window,
                                    show_warnings)
@@ -24,7 +25,7 @@ with mid:
     baseline = pick_baseline(ws, with_versions=True)
 with right:
     frame, dataset = guard(session.view, guard(session.strategy, candidate))
-    columns = [c for c in frame.visible if c not in (dataset.columns.id, dataset.columns.time)]
+    columns = segment_columns(frame, dataset)
     by = st.selectbox("Segments by", ["(none)", *columns], index=(["(none)", *columns].index("channel")
                                                                  if "channel" in columns else 0))
 window = pick_window(session, candidate)

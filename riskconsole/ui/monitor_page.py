@@ -17,6 +17,7 @@ import altair as alt
 from riskconsole.charts import estimate_chart, kpi_band_chart, waterfall_chart
 from riskconsole.escape import markdown as md
 from riskconsole.monitor import METRICS, MIN_REFERENCE_DAYS, RULE_HITS, incident_row
+from riskconsole.segments import segment_columns
 from riskconsole.session import Session
 from riskconsole.share import ALERT_HEADERS, alert_rows
 from riskconsole.ui.common import results_version, guard, open_page, pick_strategy, strategy_text
@@ -216,7 +217,7 @@ with top[2]:
                               min_value=lo, max_value=hi, key="monitor_reference", disabled=not custom)
 with top[3]:
     frame, dataset = guard(session.view, guard(session.strategy, path))
-    columns = [c for c in frame.visible if c not in (dataset.columns.id, dataset.columns.time)]
+    columns = segment_columns(frame, dataset)
     unit = dataset.columns.entities[0] if frame.weight else "events"  # a selection per kind of decision
     by = st.multiselect("Attribute alerts by", columns, key=f"monitor_by_{unit}",
                         default=[c for c in ("user_country", "payment_method") if c in columns],
