@@ -66,10 +66,11 @@ def js_distance(reference: np.ndarray, current: np.ndarray) -> float:
 
 
 def drift_columns(compiled, frame, dataset, extra: list[str]) -> tuple[list[str], list[str]]:
-    """(columns, their kinds): every visible feature, the `extra` columns and every fresh detector score."""
+    """(columns, their kinds): every visible feature, the `extra` columns and every fresh detector score. An entity
+    frame's columns are its level's features (its dataset view lists none), but for its key, id and time."""
     roles = dataset.columns
     skip = {roles.id, roles.time, *roles.entities}
-    features = [f.name for f in dataset.features if f.name in frame.visible]
+    features = [f.name for f in dataset.features if f.name in frame.visible] if frame.weight is None else frame.visible
     scores = [d for d in frame.scores if d not in frame.stale and d not in frame.columns]
     names = [c for c in dict.fromkeys([*features, *extra]) if c in frame.columns and c not in skip
              and not frame.columns[c].upper().startswith(("TIMESTAMP", "DATE", "TIME"))]  # a time only grows
@@ -133,7 +134,7 @@ def _bins(con, joined, frame, dataset, reference: Window, columns: list[str], re
     is then off by at most ~0.4% (3 standard errors), and sorting dozens of columns of the whole reference was most
     of the monitor's time."""
     src = source(joined, frame).subquery("src")
-    ref = population_filters(joined, dataset, reference)
+    ref = population_filters(joined, dataset, reference) + frame.counted()  # an entity frame: not its money rows
     if ref_rows and ref_rows > SAMPLE:  # a multiplicative hash of _pos: spread evenly over the reference's days
         key = fill("_pos * 40503") if POS in frame.columns else fill("hash(:i)", i=ident(dataset.columns.id))
         ref = [*ref, fill(":h % 1000003 < :k", h=key, k=lit(int(1000003 * SAMPLE / ref_rows)))]
@@ -235,7 +236,7 @@ def coded(con, compiled, frame, dataset, span: Window, reference: Window, days: 
                               *[alias(fill("CAST(:e AS TINYINT)", e=e), f"x_{k}") for k, e in (extra or {}).items()],
                               *([ident(POS)] if (ordered := who and POS in frame.columns) else [])
                               ).from_(source(joined, frame).subquery("src"), copy=False),
-                   population_filters(joined, dataset, span))
+                   population_filters(joined, dataset, span) + frame.counted())
     table = run_query(con, query, compiled.name)
     # discovery keeps an entity's first event of a day: the lowest _pos, whatever order an engine scans in (an
     # entity frame, DuckDB only, is in time order). Sorted here: an ORDER BY sorting every column of 1M rows was

@@ -349,6 +349,29 @@ def test_a_wrong_by_offers_only_columns_an_entity_strategy_can_be_grouped_by(tmp
     assert "did you mean 'merchant_orders_3d'?" in capsys.readouterr().err
 
 
+def test_an_entity_monitor_drifts_its_levels_features_over_its_entity_periods(tmp_path):
+    """The monitor of an entity-level strategy drifted nothing ("0 of 0" columns: its dataset view lists no
+    features): it drifts every feature of its level (not its key, id or time), each share counted over
+    entity-periods (one per merchant and day with events, in the reference and the window), never the frame's
+    money rows."""
+    from riskconsole.entities import ID, TIME
+
+    ws, ev = make_ws(tmp_path)
+    path = ws.strategies_dir / "mw.yaml"
+    with Session(ws) as session:
+        frame, _ = session.view(session.strategy(path))
+        result = session.monitor(path, "2026-03-08", "2026-03-09", "2026-03-01:2026-03-07")
+    times = {c for c, t in frame.columns.items() if t.startswith("TIMESTAMP")}
+    assert {d["column"] for d in result["drift"]} == set(frame.visible) - {"merchant_id", ID, TIME} - times
+    day = ev.dropna(subset=["merchant_id"]).assign(day=lambda e: e["ts"].dt.strftime("%Y-%m-%d"))
+    periods = day[["merchant_id", "day"]].drop_duplicates()["day"]
+    n_ref, n_win = int((periods <= "2026-03-07").sum()), int((periods >= "2026-03-08").sum())
+    shares = [(b["reference"], b["window"]) for d in result["drift"] for b in d["bins"]]
+    assert shares and n_ref and n_win
+    for ref, win in shares:  # k / entity-periods, to the 6 decimals written
+        assert abs(ref * n_ref - round(ref * n_ref)) < 1e-4 and abs(win * n_win - round(win * n_win)) < 1e-4
+
+
 def test_validate_names_every_bad_rule_of_an_entity_strategy(tmp_path, capsys):
     """As for an order strategy: each bad rule on its own line, in file order (it stopped at the first)."""
     ws, _ = make_ws(tmp_path)
