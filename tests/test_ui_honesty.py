@@ -166,3 +166,29 @@ def test_a_change_that_shows_as_zero_is_drawn_as_no_change(delta, kind, neutral)
     assert (col.delta == "no change") is neutral, (col.delta, kind)
     if neutral:
         assert col.kwargs["delta_color"] == "off"
+
+
+@pytest.mark.parametrize("reviews, base, days, shown, change", [
+    (12, None, 24, "0.5 / 10", None),           # was "0 / 10" with 12 reviews in the window
+    (37, 112, 73, "0.5 / 10", "-1.0/day"),      # was "1 / 10" and "-1/day" from 1.5 to 0.5
+    (75, 76, 73, "1.0 / 10", "no change"),      # -0.01 a day shows as none
+    (480, 240, 24, "20 / 10", "+10/day"),       # from 10 a day: whole reviews
+])
+def test_reviews_per_day_reads_tenths_under_ten_a_day(reviews, base, days, shown, change):
+    """The tile's average never rounds a window with reviews to 0 (nor its change to a whole review a day)."""
+    def report(n):
+        return {"overall": {"review_cases": n, "review_capacity": 10}, "daily": [{}] * days}
+
+    text, delta, kind = common.reviews_per_day(report(reviews), None if base is None else report(base))
+    assert text == shown
+    if change is None:
+        assert delta is None
+        return
+
+    class Column:
+        def metric(self, title, value, delta=None, **kwargs):
+            self.delta = delta
+
+    col = Column()
+    common._tile(col, "reviews per day", text, delta, kind, inverse=True, help="")
+    assert col.delta == change

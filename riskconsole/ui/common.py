@@ -249,16 +249,28 @@ def kpi_tiles(report: dict, baseline: dict | None = None) -> None:
             continue
         _tile(col, m.title, metric_text(key, o, kind), delta, kind, inverse=m.better == "lower",
               help=f"{m.definition} Exact: {fmt(o[key], m.kind)}.")
-    days = max(1, len(report["daily"]))
-    per_day, cap = o["review_cases"] / days, o["review_capacity"]
-    delta = None if b is None else per_day - b["review_cases"] / days
-    _tile(second[3], "reviews per day", f"{per_day:,.0f} / {cap:,}", delta, "perday", inverse=True,
+    text, delta, kind = reviews_per_day(report, baseline)
+    cap = o["review_capacity"]
+    _tile(second[3], "reviews per day", text, delta, kind, inverse=True,
           help=f"Average review cases per day against the capacity of {cap:,}; {o['review_overflow_days']} day(s) "
                f"over capacity, peak {o['max_daily_reviews']:,}.")
     if ranged:
         hidden = o["observability"]["unobservable"]
         st.caption(f"{', '.join(ranged)}: a range, not a point — {hidden:,} events production blocked have no label, "
                    "so each could have been fraud or good (worst … best).")
+
+
+def reviews_per_day(report: dict, baseline: dict | None = None) -> tuple[str, float | None, str]:
+    """The "reviews per day" tile: `review_cases` over the window's days against the capacity, its change against
+    the baseline, and the change's kind. Under 10 a day, tenths: 12 reviews in 24 days read "0.5 / 10", not "0"."""
+    o, b = report["overall"], (baseline or {}).get("overall")
+    days = max(1, len(report["daily"]))
+    per_day = o["review_cases"] / days
+    before = None if b is None else b["review_cases"] / days
+    fine = max(per_day, before or 0) < 10
+    value = f"{per_day:,.1f}" if fine else f"{per_day:,.0f}"
+    return (f"{value} / {o['review_capacity']:,}", None if before is None else per_day - before,
+            "perday_tenths" if fine else "perday")
 
 
 def range_text(pair: list[float], kind: str) -> str:
@@ -280,7 +292,7 @@ def range_text(pair: list[float], kind: str) -> str:
 def delta_text(delta: float, kind: str) -> str:
     """A change as people read it: points for rates, compact money, whole counts."""
     sign = "+" if delta > 0 else ""
-    return {"pct": f"{delta * 100:+.2f} pts", "perday": f"{delta:+,.0f}/day",
+    return {"pct": f"{delta * 100:+.2f} pts", "perday": f"{delta:+,.0f}/day", "perday_tenths": f"{delta:+,.1f}/day",
             "compact": sign + fmt(delta, "compact")}.get(kind, f"{delta:+,.0f}")
 
 
