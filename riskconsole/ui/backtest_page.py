@@ -63,17 +63,18 @@ show_warnings(report)
 st.subheader("Daily alerts, caught fraud and review load")
 st.altair_chart(daily_chart(report["daily"], o["review_capacity"]), width="stretch")
 
-left, right = st.columns([2, 3])
-with left:
+# side by side where both fit, else one under the other: a fixed split cut the confusion's last column at 1100 px
+pair = st.container(horizontal=True, wrap=True, gap="large")
+with pair.container(width="content"):
     st.subheader("Confusion")
     st.dataframe(pd.DataFrame(
         {"fraud": [o["tp"], o["fn"]], "good": [o["fp"], o["tn"]],
          "unknown label": [o["unlabeled_flagged"], o["unlabeled_total"] - o["unlabeled_flagged"]]},
-        index=["flagged", "not flagged"]), width="stretch",
+        index=["flagged", "not flagged"]), width="content",
         column_config={c: st.column_config.NumberColumn(format="localized") for c in ("fraud", "good", "unknown label")})
     st.markdown(f"Blocked **{report['by_action']['block']['events']:,}**, reviewed "
                 f"**{report['by_action']['review']['events']:,}** · review cost **{fmt(o['review_cost'], 'money')}**")
-with right:
+with pair.container(width="content"):
     st.subheader("Money")
     money = ("fraud_amount_stopped", "good_amount_blocked", "review_cost", "net_benefit")
     named = {"candidate": candidate.stem, "baseline": baseline.stem if base else None}
@@ -81,7 +82,7 @@ with right:
         "": ["fraud money stopped", "good money blocked", "review cost", "net benefit"],
         "candidate": [value_text(k, o) for k in money],
         **({"baseline": [value_text(k, base["overall"]) for k in money]} if base else {})}),
-        hide_index=True, width="stretch", column_config={c: st.column_config.TextColumn(named[c])
+        hide_index=True, width="content", column_config={c: st.column_config.TextColumn(named[c])
                                                          for c in ("candidate", "baseline")})
 st.subheader("Rules")
 rules = _undefined_said(pd.DataFrame(report["rules"])[["name", "action", "enabled", "hits", "tp", "fp", "precision",
