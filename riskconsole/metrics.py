@@ -176,13 +176,14 @@ def by_action(g: Groups, action: np.ndarray) -> dict:
 
 
 def rule_table(g: Groups, action: np.ndarray, rules: RuleSet) -> list[dict]:
-    """Per rule, in strategy order: hits whatever the decision, precision, recall, unique catches."""
+    """Per rule, in strategy order: hits whatever the decision, precision, recall, unique catches (and the events only
+    it flags whose label is unknown)."""
     fraud, good = g.label == 1, g.label == 0
     total_fraud = int(g.count[fraud].sum())
     deciding = rules.mask("block") | rules.mask("review")
-    caught_alone = (action != ALLOW) & fraud & (g.hits[:, deciding].sum(axis=1) == 1)
+    alone = (action != ALLOW) & (g.hits[:, deciding].sum(axis=1) == 1)  # flagged by one deciding rule only
     n = g.count
-    counts = np.stack([n, n * fraud, n * good, n * (g.label == -1), n * caught_alone,
+    counts = np.stack([n, n * fraud, n * good, n * (g.label == -1), n * (alone & fraud), n * (alone & (g.label == -1)),
                        *[n * (action == c) for c in (ALLOW, REVIEW, BLOCK)]])  # (columns, groups), int64
     # every rule's sums in one integer contraction over the groups (einsum's own loop, not a BLAS matmul, whose
     # threads spin on a busy machine); money likewise in float64
@@ -190,12 +191,13 @@ def rule_table(g: Groups, action: np.ndarray, rules: RuleSet) -> list[dict]:
     money = np.einsum("cg,gr->rc", np.stack([g.amount, g.amount * fraud]), g.hits.astype(np.float64)).tolist()
     out = []
     for i, name in enumerate(rules.names):
-        hits, tp, fp, unlabeled, unique, *decided = per_rule[i]
+        hits, tp, fp, unlabeled, unique, unique_unknown, *decided = per_rule[i]
         out.append({
             "name": name, "action": rules.actions[i], "enabled": rules.enabled[i],
             "hits": hits, "tp": tp, "fp": fp, "unlabeled_hits": unlabeled,
             "precision": ratio(tp, tp + fp), "recall": ratio(tp, total_fraud),
             "unique_tp": unique if deciding[i] else 0,
+            "unique_unlabeled": unique_unknown if deciding[i] else 0,  # what it alone flags whose outcome is unknown
             "hit_amount": money[i][0], "fraud_amount": money[i][1],
             "decided": dict(zip(("allow", "review", "block"), decided)),
         })

@@ -87,6 +87,19 @@ def _ranged(bounds: dict | None, key: str) -> bool:
     return bool(pair) and None not in pair and pair[0] != pair[1]
 
 
+def removal_text(report: dict) -> str | None:
+    """The report's removal candidates as every face says them: the rules whose labelled catches another rule makes
+    too, each with the events only it flags whose label is unknown (production blocked them, or not yet labelled):
+    fraud it alone stops may hide there, so "catches nothing on its own" is not known of it."""
+    names = report.get("attribution", {}).get("removal_candidates")
+    if not names:
+        return None
+    unknown = {r["name"]: r.get("unique_unlabeled", 0) for r in report["rules"]}
+    said = [name + (f" ({unknown[name]:,} events only it flags have no label: it may catch fraud there)"
+                    if unknown.get(name) else "") for name in names]
+    return "Catch no labelled fraud on their own (candidates for removal): " + ", ".join(said)
+
+
 def _table(headers: list[str], rows: list[list], numeric_from: int = 1) -> str:
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(
@@ -165,9 +178,9 @@ def html_page(report: dict) -> str:
     if compare:
         parts.append("<h2>Decisions that change</h2>" + _table(changed_headers(report), changed_rows(compare)))
     parts.append("<h2>Rules</h2>" + _table(RULE_HEADERS, _rules_rows(report), numeric_from=2))
-    removal = report.get("attribution", {}).get("removal_candidates")
+    removal = removal_text(report)
     if removal:
-        parts.append(f"<p>Catch nothing on their own (candidates for removal): {esc(', '.join(removal))}</p>")
+        parts.append(f"<p>{esc(removal)}</p>")
     if report.get("segments"):
         headers, rows = segment_table(report)
         parts.append(f"<h2>Segments by {esc(str(report['segments']['by']))}</h2>" + _table(headers, rows))
@@ -208,6 +221,9 @@ def markdown(report: dict) -> str:
     else:
         lines += ["| metric | value |", "| --- | ---: |"] + [_md_row([k["title"], k["value"]]) for k in kpi_rows(report)]
     lines += ["", "## Rules", "", _md_table(RULE_HEADERS, _rules_rows(report))]
+    removal = removal_text(report)
+    if removal:
+        lines += ["", md(removal)]
     if report.get("segments"):
         headers, rows = segment_table(report)
         lines += ["", f"## Segments by {md(report['segments']['by'])}", "", _md_table(headers, rows)]

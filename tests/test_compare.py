@@ -322,3 +322,22 @@ def test_leave_one_out_of_the_only_block_rule_leaves_exactly_no_blocked_money():
         want = overall(groups, decide(hits, without), business)
         for key in ("tp", "fp", "review_cases", "precision", "recall", "net_benefit", "good_amount_blocked"):
             assert rows[name][f"{key}_without"] == pytest.approx(want[key], rel=1e-12), (name, key)
+
+
+def test_a_removal_candidate_whose_sole_hits_are_unlabelled_is_not_said_to_catch_nothing(pair):
+    """A rule whose labelled catches others make too, but which alone flags events without a label (production
+    blocked them), may catch fraud there: every face names those events beside it, from the report's rule rows."""
+    from riskconsole.escape import html_text, markdown as md
+    from riskconsole.share import html_page, markdown, removal_text
+
+    ws, cand, _ = pair
+    report = run_backtest(ws, cand).report
+    assert report["attribution"]["removal_candidates"], "the fixture needs a removal candidate"
+    name = report["attribution"]["removal_candidates"][0]
+    row = next(r for r in report["rules"] if r["name"] == name)
+    row["unique_unlabeled"] = 0
+    assert "have no label" not in removal_text(report)
+    row["unique_unlabeled"] = 1234
+    said = f"{name} (1,234 events only it flags have no label: it may catch fraud there)"
+    assert said in removal_text(report)
+    assert html_text(said) in html_page(report) and md(said) in markdown(report)

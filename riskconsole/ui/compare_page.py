@@ -10,7 +10,7 @@ from riskconsole.charts import delta_interval_chart, overlap_chart, segment_delt
 from riskconsole.export import fmt, metric_text
 from riskconsole.report import unit_of
 from riskconsole.segments import segment_columns
-from riskconsole.share import kpi_rows, segment_table
+from riskconsole.share import kpi_rows, removal_text, segment_table
 from riskconsole.ui.common import (compare, guard, open_page, pick_baseline, pick_strategy, pick_window,
                                    show_warnings)
 
@@ -108,9 +108,8 @@ st.dataframe(loo[["name", "action", "unique catches", "recall_added", "precision
 left, right = st.columns([3, 2])  # every rule's row above, full width; how they overlap and what to drop below
 if attribution["overlap"]["rules"]:
     left.altair_chart(overlap_chart(attribution["overlap"]), width="stretch")
-if attribution["removal_candidates"]:
-    right.warning("Catch no fraud on their own (candidates for removal): "
-                  + ", ".join(attribution["removal_candidates"]))
+if removal := removal_text(report):
+    right.warning(removal)
 
 if c.get("segments"):
     st.subheader(f"Segments by {by}")
