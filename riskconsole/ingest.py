@@ -9,6 +9,7 @@ quarantine more than REFUSE_SHARE of a source's rows is refused the same way, un
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -247,20 +248,35 @@ def _failed(column: str, target: str, raw_type: str) -> exp.Expression:
     return failed if blank is None else fill(":f AND NOT :b", f=failed, b=blank)
 
 
-def _reason(part: Part, target: dict[str, str], raw: dict[str, str]) -> exp.Expression:
-    """CASE giving the first reason a row cannot load (NULL when it can); `raw`: the source's column types."""
+def _whens(part: Part, target: dict[str, str], raw: dict[str, str]) -> list[tuple[str | None, exp.Expression,
+                                                                                  exp.Expression]]:
+    """(column, condition, reason) of every reason a row cannot load, in the order they are tried (a row is
+    quarantined under the first that holds); column None: a required value missing, a repeated id."""
     whens = []
     for column, why in part.required:
         checked = ident(cast_name(column)) if column == part.roles.get("id") else ident(column)
         missing = fill(":c IS NULL", c=checked)
         blank = _blank_time(column, target.get(column, ""), raw.get(column, ""))
-        whens.append((missing if blank is None else fill(":m OR :b", m=missing, b=blank), lit(why)))
+        whens.append((None, missing if blank is None else fill(":m OR :b", m=missing, b=blank), lit(why)))
     for column in part.types:
         if column != part.roles.get("id"):
-            whens += _column_reasons(column, target[column], part, raw.get(column, ""))
+            whens += [(column, c, r) for c, r in _column_reasons(column, target[column], part, raw.get(column, ""))]
     if part.unique:
-        whens.append((fill("__dup > 1"), lit(duplicate_reason(part))))
-    return exp.Case(ifs=[exp.If(this=cond, true=text) for cond, text in whens])
+        whens.append((None, fill("__dup > 1"), lit(duplicate_reason(part))))
+    return whens
+
+
+def _reason(part: Part, target: dict[str, str], raw: dict[str, str]) -> exp.Expression:
+    """CASE giving the first reason a row cannot load (NULL when it can); `raw`: the source's column types."""
+    return exp.Case(ifs=[exp.If(this=cond, true=text) for _, cond, text in _whens(part, target, raw)])
+
+
+def _earlier(part: Part, raw: dict[str, str], column: str) -> exp.Expression:
+    """True where a reason tried before `column`'s own holds (a required value missing, another column's value):
+    such a row is quarantined, and counted in the load's reasons, under that reason, not `column`'s."""
+    whens = _whens(replace(part, unique=()), target_types(part), raw)
+    before = [cond for _, cond, _ in whens[:next(i for i, (c, _, _) in enumerate(whens) if c == column)]]
+    return fill("coalesce(:e, false)", e=functools.reduce(exp.or_, before)) if before else exp.false()
 
 
 def typed_columns(part: Part, raw: dict[str, str]) -> list[exp.Expression]:
@@ -373,11 +389,21 @@ def _shown(values: list[str]) -> str:
     return ", ".join(f"'{terminal(v)[:40]}'" for v in values[:3])
 
 
+def _elsewhere(staged: Staged, part: Part, column: str, bad: exp.Expression) -> str:
+    """` (M of them ...)`: how many of the rows a warning counts as `bad` in `column` are quarantined under a reason
+    tried before the column's own (the load's reasons count each row once, under its first reason: 5 under 'amount:
+    a thousands separator ...' beside a warning of 17 such amounts, 12 of them under 'ts: not ...'); empty when
+    none is."""
+    (m,) = staged.counts([fill(":b AND :e", b=bad, e=_earlier(part, staged.raw_types(), column))])
+    return f" ({m:,} of them counted under another column's reason, tried first)" if m else ""
+
+
 def _time_warning(staged: Staged, checked: Checked, part: Part, column: str, where: str, read: int) -> str | None:
     """A warning when more than WARN_SHARE of a time column's rows fail: three raw values and a format to try."""
     cast = ident(cast_name(column))
-    n, values = _failing(staged, column, fill(":failed OR :out", out=times.out_of_range(cast),
-                                              failed=_failed(column, "TIMESTAMP", staged.raw_types()[column])))
+    bad = fill(":failed OR :out", out=times.out_of_range(cast),
+               failed=_failed(column, "TIMESTAMP", staged.raw_types()[column]))
+    n, values = _failing(staged, column, bad)
     if not read or n / read <= WARN_SHARE:
         return None
     current = times.formats_of(part.time_format, column)
@@ -389,7 +415,8 @@ def _time_warning(staged: Staged, checked: Checked, part: Part, column: str, whe
                 "likely misread too")
     tried = times.described(current)
     return (f"{checked.label}: {where}: {n:,} of {read:,} rows ({n / read:.1%}) quarantined because '{column}' is "
-            f"not {tried} or is outside {times.ACCEPTED_TEXT}, e.g. {_shown(values)}: {fix}")
+            f"not {tried} or is outside {times.ACCEPTED_TEXT}{_elsewhere(staged, part, column, bad)}, e.g. "
+            f"{_shown(values)}: {fix}")
 
 
 def _format_for(staged: Staged, part: Part, column: str, fmt: str) -> tuple[str, int]:
@@ -461,7 +488,8 @@ def _number_warning(staged: Staged, checked: Checked, part: Part, column: str, t
     """A warning when more than WARN_SHARE of a numeric text column's rows fail, with three raw values and, where
     they look like it, the fix (decimal commas, thousands separators)."""
     raw, cast = ident(column), ident(cast_name(column))
-    n, values = _failing(staged, column, fill(":r IS NOT NULL AND :c IS NULL", r=raw, c=cast))
+    bad = fill(":r IS NOT NULL AND :c IS NULL", r=raw, c=cast)
+    n, values = _failing(staged, column, bad)
     if read and n and n / read <= WARN_SHARE and column == part.roles.get("amount"):
         # few, but the largest amounts: money grouped in thousands is said whatever its share
         grouped = fill(":r IS NOT NULL AND :c IS NULL AND :g", r=raw, c=cast,
@@ -469,17 +497,19 @@ def _number_warning(staged: Staged, checked: Checked, part: Part, column: str, t
         (k,) = staged.counts([grouped])
         if k:
             return (f"{checked.label}: {where}: {k:,} of {read:,} rows ({k / read:.1%}) quarantined because "
-                    f"'{column}' has {_grouped_text(part)}; they are amounts of a thousand or more")
+                    f"'{column}' has {_grouped_text(part)}; they are amounts of a thousand or more"
+                    f"{_elsewhere(staged, part, column, grouped)}")
     if not read or n / read <= WARN_SHARE:
         return None
     commas = sum(bool(_COMMA_NUMBER.fullmatch(v)) for v in values)
+    grouped = sum(bool(re.fullmatch(_GROUPED[part.decimal], v)) for v in values)  # the load's own reason for them
     signs = list(dict.fromkeys(m.group(0) for v in values if (m := CURRENCY.search(v))))
     if signs:
         comma = " and set decimal_separator: ',' for this source" if part.decimal == "." and any(
             _COMMA_NUMBER.search(v) for v in values) else ""
         fix = (f"remove the currency sign ({', '.join(signs)}) where the file is exported (12.50, not "
                f"{signs[0]}12.50){comma}")
-    elif part.decimal == "." and commas > len(values) / 2:
+    elif part.decimal == "." and commas > len(values) / 2 and grouped <= len(values) / 2:  # 1,000 is not 1.0
         fix = "numbers with a decimal comma: set decimal_separator: ',' for this source"
     elif sum(bool(_THOUSANDS.fullmatch(v)) for v in values) > len(values) / 2:
         fix = ("write numbers grouped in thousands with their decimals where the file is exported (1,234.00 with "
@@ -487,14 +517,15 @@ def _number_warning(staged: Staged, checked: Checked, part: Part, column: str, t
     else:
         fix = f"fix the values, or type the column otherwise under types: (it is read as {target})"
     return (f"{checked.label}: {where}: {n:,} of {read:,} rows ({n / read:.1%}) quarantined because '{column}' is "
-            f"not a valid {target}, e.g. {_shown(values)}: {fix}")
+            f"not a valid {target}{_elsewhere(staged, part, column, bad)}, e.g. {_shown(values)}: {fix}")
 
 
 def _label_warning(staged: Staged, checked: Checked, part: Part, read: int) -> str | None:
     """A warning when more than WARN_SHARE of the rows have a label that is not one: the words seen and the
     `label_values:` that maps them (the dataset's, or the table's for an entity label)."""
     column = part.roles["label"]
-    n, values = _failing(staged, column, fill(":c = -1", c=ident(cast_name(column))))
+    bad = fill(":c = -1", c=ident(cast_name(column)))
+    n, values = _failing(staged, column, bad)
     if not read or n / read <= WARN_SHARE:
         return None
     words = list(dict.fromkeys(v.strip() for v in values))[:4]
@@ -502,7 +533,8 @@ def _label_warning(staged: Staged, checked: Checked, part: Part, read: int) -> s
     key, home = ("columns.label", "in the dataset") if part.kind == "events" else \
         (f"{part.where}.label", f"under {part.where}")
     return (f"{checked.label}: {key}: {n:,} of {read:,} rows ({n / read:.1%}) quarantined because '{column}' "
-            f"is not 1, 0 or empty, e.g. {_shown(words)}: say which words mean fraud (1), good (0) or not known "
+            f"is not 1, 0 or empty{_elsewhere(staged, part, column, bad)}, e.g. {_shown(words)}: say which words "
+            "mean fraud (1), good (0) or not known "
             f"(null) with label_values: {home}, e.g. label_values: {{{example}}}")
 
 

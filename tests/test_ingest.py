@@ -507,6 +507,31 @@ def test_amounts_grouped_in_thousands_without_decimals_are_quarantined_saying_so
                                f"'amount' has {fix}; they are amounts of a thousand or more"]
 
 
+def grouped_and_late_rows(many: int, both: int) -> str:
+    """1,000 rows: the first `many` amounts grouped in thousands without decimals (1,000), the first `both` of those
+    also with a time the load does not read (a row quarantined for its time first)."""
+    def row(i: int) -> str:
+        ts = f"{i + 1:02d}.03.2026 10:00" if i < both else "2026-03-01 10:00:00"
+        amount = f'"{i + 1},{i:03d}"' if i < many else "12.5"
+        return f"e{i},{ts},0,,{amount},{i % 50},1"
+    return HEADER + "\n".join(row(i) for i in range(1000)) + "\n"
+
+
+@pytest.mark.parametrize("many, both", [(17, 12), (8, 3)])
+def test_the_warning_about_grouped_amounts_adds_up_with_the_reasons_of_the_summary(tmp_path, many, both):
+    """A row whose time and amount both fail is counted once in the load's reasons (under its time, tried first) but
+    in the amount's warning too: 5 'amount: a thousands separator' in the summary beside a warning of 17 such rows
+    read as a contradiction. The warning says how many of its rows the reasons count under another column; and
+    amounts like 1,000 get the thousands fix their reason gives, never 'set decimal_separator' (1,000 read as 1.0)."""
+    result = load(_ws(tmp_path, {"a.csv": grouped_and_late_rows(many, both)}))
+    counted = {r.split(":")[0] + (" grouped" if "thousands" in r else ""): n for r, n in result.reasons.items()}
+    assert counted == {"amount grouped": many - both, "ts": both}
+    [warning] = [w for w in result.warnings if "columns.amount" in w]
+    assert f": {many} of 1,000 rows (" in warning
+    assert f"({both} of them counted under another column's reason, tried first)" in warning
+    assert "set decimal_separator" not in warning and "thousand" in warning.split("e.g.")[-1]
+
+
 def test_a_role_name_in_an_expression_says_which_column_to_write(tmp_path):
     """`amount` is a role; where it maps another column, a feature or a rule naming it is told that column."""
     from riskconsole.session import Session
