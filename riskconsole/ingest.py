@@ -407,9 +407,9 @@ def _time_warning(staged: Staged, checked: Checked, part: Part, column: str, whe
     if not read or n / read <= WARN_SHARE:
         return None
     current = times.formats_of(part.time_format, column)
-    fmt = times.suggest_format(staged.con, values, current or [times.ISO]) if values else None
-    suggested, misread = _format_for(staged, part, column, fmt) if fmt else (None, 0)
-    fix = f"try {suggested} in the dataset" if fmt else "set time_format: to the layout of these values"
+    fmts = _suggested(staged, column, bad, values, current)
+    suggested, misread = _format_for(staged, part, column, fmts) if fmts else (None, 0)
+    fix = f"try {suggested} in the dataset" if fmts else "set time_format: to the layout of these values"
     if misread:  # a day-first file read month first: the rows that load are on the wrong dates, not only the rest
         fix += (f"; {misread:,} rows that did load read as other times with it (month and day swapped?): they are "
                 "likely misread too")
@@ -419,21 +419,43 @@ def _time_warning(staged: Staged, checked: Checked, part: Part, column: str, whe
             f"{_shown(values)}: {fix}")
 
 
-def _format_for(staged: Staged, part: Part, column: str, fmt: str) -> tuple[str, int]:
-    """The `time_format:` to write for `column`, keeping what parses: when its current formats (none: ISO-8601) read
-    some of its rows that `fmt` does not, those formats then `fmt` (a format given replaces ISO-8601 reading, so
-    `fmt` alone would quarantine the rows that load now, and the next load would suggest ISO back); `fmt` alone when
-    it reads every row (never a format that reads some rows with month and day swapped, kept before it, unless that
-    format also reads rows `fmt` does not: the source's own layout). Written alone when it also reads every other
-    text time of the source (or there is none) and no map is set; else as a map, the column's entry beside what the
-    other time columns are read with now, so the line can replace the dataset's `time_format:`. With it, how many
-    rows a current format dropped so reads as other times than `fmt` does (rows that loaded, likely misread)."""
+MAX_SUGGESTED = 4  # formats one time warning suggests adding for a column (files of a source in as many layouts)
+
+
+def _suggested(staged: Staged, column: str, bad: exp.Expression, values: list[str], current: list[str]) -> list[str]:
+    """The formats to add for `column` (whose rows `bad` fail with its `current` formats; `values`: the first of
+    them): the format that reads the most of `values`, then, while rows fail with those found, the one that reads the
+    most of the first of those. `values` come first in source order, so from the first file that fails: a source
+    whose files each have their own layout ('%d.%m.%Y %H:%M' in a.csv, ISO-8601 in b.csv) gets one suggestion
+    naming every layout, not one a load (the next load then suggesting the next file's)."""
+    text = raw_text(column, staged.raw_types()[column])
+    found: list[str] = []
+    while values and len(found) < MAX_SUGGESTED:
+        fmt = times.suggest_format(staged.con, values, [*(current or [times.ISO]), *found])
+        if fmt is None:
+            break
+        found.append(fmt)
+        _, values = _failing(staged, column, fill(":b AND NOT :ok", b=bad,
+                                                  ok=times.in_range(times.parse_text(text, found))))
+    return found
+
+
+def _format_for(staged: Staged, part: Part, column: str, fmts: list[str]) -> tuple[str, int]:
+    """The `time_format:` to write for `column` with the formats `fmts` (together `fmt` below), keeping what
+    parses: when its current formats (none: ISO-8601) read some of its rows that `fmt` does not, those formats
+    then `fmt` (a format given replaces ISO-8601 reading, so `fmt` alone would quarantine the rows that load
+    now, and the next load would suggest ISO back); `fmt` alone when it reads every row (never a format that
+    reads some rows with month and day swapped, kept before it, unless that format also reads rows `fmt` does
+    not: the source's own layout). Written alone when it also reads every other text time of the source (or
+    there is none) and no map is set; else as a map, the column's entry beside what the other time columns are
+    read with now, so the line can replace the dataset's `time_format:`. With it, how many rows a current format
+    dropped so reads as other times than `fmt` does (rows that loaded, likely misread)."""
     raw = staged.raw_types()
     others = [c for c, t in target_types(part).items()
               if t == "TIMESTAMP" and c != column and raw[c].upper() not in times.TEMPORAL]
     current = times.formats_of(part.time_format, column) or [times.ISO]
     text = raw_text(column, raw[column])
-    new = times.parse_text(text, [fmt])
+    new = times.parse_text(text, fmts)
     # a format reading some row as another time than `fmt` does is dropped when `fmt` reads every row it reads: a
     # day-first file read month first parses on days 1-12 (month and day swapped), and kept before '%d/%m/%Y' it
     # would load those days on the wrong dates; one reading rows `fmt` does not is the file's own layout (a
@@ -443,8 +465,8 @@ def _format_for(staged: Staged, part: Part, column: str, fmt: str) -> tuple[str,
         fill(":a <> :b", a=p, b=new), fill(":a AND :b IS NULL", a=times.in_range(p), b=new))])
     kept = [f for i, f in enumerate(current) if not clashes[2 * i] or clashes[2 * i + 1]]
     misread = max((clashes[2 * i] for i, f in enumerate(current) if f not in kept), default=0)
-    reads = fill(":a AND :n IS NULL", a=times.in_range(times.parse_text(text, kept or [fmt])), n=new)
-    choices = kept + [fmt], [fmt]
+    reads = fill(":a AND :n IS NULL", a=times.in_range(times.parse_text(text, kept or fmts)), n=new)
+    choices = kept + fmts, fmts
     counted = staged.counts([reads] + [_unread(raw_text(c, raw[c]), f) for f in choices for c in others])
     keep = bool(kept) and counted[0] > 0  # the formats kept read rows `fmt` does not
     formats = choices[0] if keep else choices[1]

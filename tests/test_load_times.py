@@ -447,3 +447,27 @@ def test_epoch_numbers_load_as_times_in_their_unit_and_a_wrong_unit_is_quarantin
     with pytest.raises(RiskConsoleError, match=r"e\.g\. '1730800000000', .*: try time_format: epoch_ms in the "
                                                r"dataset$"):
         load(_ws(tmp_path / "none", rows))
+
+
+def test_files_of_one_source_in_different_layouts_get_one_suggestion_naming_every_layout(tmp_path):
+    """a.csv writes '%d.%m.%Y %H:%M', b.csv ISO-8601, and the given time_format reads neither: the suggestion was
+    drawn from the first failing values (all a.csv's), so it named a.csv's layout alone, and only the next load
+    named b.csv's. It names both now, and that line loads every row."""
+    root = tmp_path / "ws"
+    (root / "data" / "in").mkdir(parents=True)
+    (root / "data" / "in" / "a.csv").write_text(HEADER + "\n".join(
+        _row(i, f"{1 + i % 28:02d}.03.2026 {i % 24:02d}:05") for i in range(300)) + "\n")
+    (root / "data" / "in" / "b.csv").write_text(HEADER + "\n".join(
+        _row(300 + i, f"2026-04-{1 + i % 28:02d}T{i % 24:02d}:05:00") for i in range(300)) + "\n")
+    dataset = {**BASE_DATASET, "source": "data/in/*.csv", "time_format": "%Y/%m/%d %H:%M"}
+    (root / "data" / "dataset.yaml").write_text(yaml.safe_dump(dataset))
+    ws = Workspace(root)
+    with pytest.raises(RiskConsoleError, match=r"'01\.03\.2026 00:05', .*: try time_format: \['%d\.%m\.%Y %H:%M', "
+                                               r"ISO-8601\] in the dataset$"):
+        load(ws)
+    (root / "data" / "dataset.yaml").write_text(yaml.safe_dump({**dataset, **yaml.safe_load(
+        "time_format: ['%d.%m.%Y %H:%M', ISO-8601]")}))
+    result = load(ws)
+    assert (result.loaded, result.warnings) == (600, [])
+    assert query(ws, "SELECT ts FROM events WHERE event_id IN ('e1', 'e301') ORDER BY event_id") == [
+        (datetime(2026, 3, 2, 1, 5),), (datetime(2026, 4, 2, 1, 5),)]
