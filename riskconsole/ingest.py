@@ -33,7 +33,7 @@ from riskconsole.names import META_TABLE
 from riskconsole.sources import (FORMATS, NULL_TYPE, READERS, Checked, Part, check_dataset, column_types, events_part,  # noqa: F401
                                  literal_files, raw_text, source_files, target_types)
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
-from riskconsole.workspace import Workspace
+from riskconsole.workspace import Workspace, connect_duckdb
 
 ISO_DATE = r"\d{4}-\d{1,2}-\d{1,2}([T ].*)?"  # a date's text: 2026-01-05, 2026-1-5, 2026-01-05 00:00:00 (not 25-11-30)
 _LABEL_VALUES = {"1": 1, "1.0": 1, "true": 1, "0": 0, "0.0": 0, "false": 0}
@@ -299,15 +299,16 @@ def duplicate_reason(part: Part) -> str | None:
     return "duplicate id" if part.roles.get("id") else f"duplicate {', '.join(part.unique)}"
 
 
-def _stage(con: duckdb.DuckDBPyConnection, part: Part) -> None:
-    """Temp table `_staged`: raw columns, their casts (`__col`), source position and reason."""
+def _stage(con: duckdb.DuckDBPyConnection, part: Part, head: int | None = None) -> None:
+    """Temp table `_staged`: raw columns, their casts (`__col`), source position and reason; with `head`, of the
+    first `head` rows of each of the source's first HEAD_FILES files (`validate`'s sample, `check_times`)."""
     target = target_types(part)
-    con.execute("CREATE OR REPLACE TEMP TABLE _raw AS " + part.reader, {"files": literal_files(part.files)})
+    files = _read_raw(con, part, head)
     raw = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE _raw)").fetchall())
     casts = typed_columns(part, raw)
     con.execute(render(fill(
         "CREATE OR REPLACE TEMP TABLE _cast AS SELECT *, list_position(:files, _file) AS __file FROM _raw",
-        files=exp.Array(expressions=[lit(f) for f in part.files]))))
+        files=exp.Array(expressions=[lit(f) for f in files]))))
     staged = exp.select("*", *casts).from_("_cast")
     if part.unique:
         dup = exp.Window(this=fill("row_number()"), partition_by=[ident(cast_name(c)) for c in part.unique],
@@ -317,6 +318,56 @@ def _stage(con: duckdb.DuckDBPyConnection, part: Part) -> None:
     con.execute("CREATE OR REPLACE TEMP TABLE _staged AS " + render(final))
     con.execute("DROP TABLE _raw")
     con.execute("DROP TABLE _cast")
+
+
+HEAD_FILES = 8  # files of a source whose first rows `validate` reads (`check_times`)
+HEAD_ROWS = 1000  # rows read from the start of each
+
+
+def _read_raw(con: duckdb.DuckDBPyConnection, part: Part, head: int | None) -> list[str]:
+    """Temp table `_raw`: the source's rows as the load reads them (with `head`: the first `head` rows of each of its
+    first HEAD_FILES files, a column none of them has added empty); the files read, in order."""
+    if head is None:
+        con.execute("CREATE OR REPLACE TEMP TABLE _raw AS " + part.reader, {"files": literal_files(part.files)})
+        return part.files
+    files = part.readable[:HEAD_FILES]  # a source at a URI: the local copies of its files' heads
+    heads = [f"SELECT * FROM ({part.reader.replace('$files', f'$f{i}')}) LIMIT {int(head)}" for i in range(len(files))]
+    con.execute("CREATE OR REPLACE TEMP TABLE _raw AS " + " UNION ALL BY NAME ".join(f"({h})" for h in heads),
+                {f"f{i}": literal_files([f]) for i, f in enumerate(files)})
+    have = {c for (c,) in con.execute("SELECT column_name FROM (DESCRIBE _raw)").fetchall()}
+    for column, dtype in part.read_types.items():
+        if column not in have:
+            con.execute(f"ALTER TABLE _raw ADD COLUMN {ident(column).sql('duckdb')} "
+                        f"{'VARCHAR' if dtype == NULL_TYPE else dtype}")
+    return files
+
+
+def check_times(checked: Checked) -> None:
+    """What `validate` adds to the checks before a load (`sources.check_dataset`): a time column of a source that
+    fails on more than REFUSE_SHARE of the first HEAD_ROWS rows of each of its first HEAD_FILES files, none of them
+    read, is refused with the load's own warning over those rows (raw values, the `time_format:` to try): numbers
+    since 1970 with no `time_format` or another unit's, a layout no format given reads. The load would quarantine
+    every such row and be refused; a sample shows it (a 2M-row file is not read whole).
+
+    Raises:
+        DataError: one line naming the dataset file, the column, values and the fix."""
+    con = connect_duckdb()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        for part in checked.parts:
+            timed = [c for c, t in target_types(part).items() if t == "TIMESTAMP"]
+            if not timed:
+                continue
+            _stage(con, part, HEAD_ROWS)
+            staged = Staged(con)
+            (read,) = con.execute("SELECT count(*) FROM _staged").fetchall()[0]
+            for column in timed:
+                bad = _time_bad(column, staged.raw_types())
+                failing, read_ok = staged.counts([bad, times.in_range(ident(cast_name(column)))])
+                if read and not read_ok and failing / read > REFUSE_SHARE:
+                    raise DataError(_time_warning(staged, checked, part, column, _where(part, column), read, True))
+    finally:
+        con.close()
 
 
 def _publish(con: duckdb.DuckDBPyConnection, part: Part) -> None:
@@ -398,11 +449,17 @@ def _elsewhere(staged: Staged, part: Part, column: str, bad: exp.Expression) -> 
     return f" ({m:,} of them counted under another column's reason, tried first)" if m else ""
 
 
-def _time_warning(staged: Staged, checked: Checked, part: Part, column: str, where: str, read: int) -> str | None:
-    """A warning when more than WARN_SHARE of a time column's rows fail: three raw values and a format to try."""
-    cast = ident(cast_name(column))
-    bad = fill(":failed OR :out", out=times.out_of_range(cast),
-               failed=_failed(column, "TIMESTAMP", staged.raw_types()[column]))
+def _time_bad(column: str, raw: dict[str, str]) -> exp.Expression:
+    """True where a time column's value is quarantined: not a time, or outside the accepted range."""
+    return fill(":failed OR :out", out=times.out_of_range(ident(cast_name(column))),
+                failed=_failed(column, "TIMESTAMP", raw[column]))
+
+
+def _time_warning(staged: Staged, checked: Checked, part: Part, column: str, where: str, read: int,
+                  head: bool = False) -> str | None:
+    """A warning when more than WARN_SHARE of a time column's rows fail: three raw values and a format to try;
+    `head`: the rows are `validate`'s sample (`check_times`), said so."""
+    bad = _time_bad(column, staged.raw_types())
     n, values = _failing(staged, column, bad)
     if not read or n / read <= WARN_SHARE:
         return None
@@ -414,9 +471,10 @@ def _time_warning(staged: Staged, checked: Checked, part: Part, column: str, whe
         fix += (f"; {misread:,} rows that did load read as other times with it (month and day swapped?): they are "
                 "likely misread too")
     tried = times.described(current)
-    return (f"{checked.label}: {where}: {n:,} of {read:,} rows ({n / read:.1%}) quarantined because '{column}' is "
-            f"not {tried} or is outside {times.ACCEPTED_TEXT}{_elsewhere(staged, part, column, bad)}, e.g. "
-            f"{_shown(values)}: {fix}")
+    rows = f"{n:,} of {read:,} rows read from the start of each file ({n / read:.1%}) would be" if head else \
+        f"{n:,} of {read:,} rows ({n / read:.1%})"
+    return (f"{checked.label}: {where}: {rows} quarantined because '{column}' is not {tried} or is outside "
+            f"{times.ACCEPTED_TEXT}{_elsewhere(staged, part, column, bad)}, e.g. {_shown(values)}: {fix}")
 
 
 MAX_SUGGESTED = 4  # formats one time warning suggests adding for a column (files of a source in as many layouts)
@@ -560,17 +618,23 @@ def _label_warning(staged: Staged, checked: Checked, part: Part, read: int) -> s
             f"(null) with label_values: {home}, e.g. label_values: {{{example}}}")
 
 
-def load_warnings(staged: Staged, checked: Checked, part: Part, read: int) -> list[str]:
-    """The warnings of one source's load: a label, time or number column with more than WARN_SHARE of its rows
-    quarantined, with raw values and the fix."""
-    target = target_types(part)
+def _where(part: Part, column: str) -> str:
+    """Where the dataset file names a column a warning is about: `columns.time`, `streams.NAME.columns.time`,
+    `tables.NAME.label_time`, `types.COLUMN`."""
     roles = "columns." if part.kind != "table" else ""  # a table names its label and label_time at its top level
     places = {part.roles.get("time"): f"{roles}time", part.roles.get("label_time"): f"{roles}label_time",
               part.roles.get("amount"): f"{roles}amount"}
     prefix = "" if part.kind == "events" else f"{part.where}."
+    return prefix + places.get(column, f"types.{column}")
+
+
+def load_warnings(staged: Staged, checked: Checked, part: Part, read: int) -> list[str]:
+    """The warnings of one source's load: a label, time or number column with more than WARN_SHARE of its rows
+    quarantined, with raw values and the fix."""
+    target = target_types(part)
     found = [_label_warning(staged, checked, part, read)] if part.roles.get("label") else []
     for c in part.types:
-        where = prefix + places.get(c, f"types.{c}")
+        where = _where(part, c)
         if target[c] == "TIMESTAMP":
             found.append(_time_warning(staged, checked, part, c, where, read))
         elif _is_number(target[c]) and c != part.roles.get("label"):

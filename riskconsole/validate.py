@@ -11,6 +11,7 @@ from riskconsole.config import Dataset, Detector, Strategy, parse_model, read_co
 from riskconsole.errors import ConfigError
 from riskconsole.lists import load_list, register_lists
 from riskconsole.engines import choose
+from riskconsole.ingest import check_times
 from riskconsole.sources import check_dataset, column_types, is_uri, source_files
 from riskconsole.strategy import CompiledStrategy, Frame, compile_strategy, frame_of
 from riskconsole.workspace import Workspace, connect_duckdb
@@ -96,8 +97,10 @@ def _validate_list(path: Path, label: str) -> str:
 
 def _validate_dataset(ws: Workspace, path: Path, dataset: Dataset, engine: str | None = None) -> str:
     """Exactly the checks `load` runs before reading a row (`sources.check_dataset`, and with engine spark
-    `spark_load.check`); nothing is written."""
+    `spark_load.check`), and its time columns over the head of each file (`ingest.check_times`: a time that every
+    row would fail is refused with the load's own warning); nothing is written."""
     checked = check_dataset(ws, path, trusted=True, dataset=dataset, engine=engine)  # as trusted as `load`
+    check_times(checked)  # times no row of which would load, over the head of each file
     on_spark = choose(engine, checked.dataset) == "spark"
     if on_spark:  # that load reads every source on Spark
         from riskconsole.engines.spark_load import check

@@ -471,3 +471,47 @@ def test_files_of_one_source_in_different_layouts_get_one_suggestion_naming_ever
     assert (result.loaded, result.warnings) == (600, [])
     assert query(ws, "SELECT ts FROM events WHERE event_id IN ('e1', 'e301') ORDER BY event_id") == [
         (datetime(2026, 3, 2, 1, 5),), (datetime(2026, 4, 2, 1, 5),)]
+
+
+@pytest.mark.parametrize("spec", [{}, {"time_format": "epoch_s"}, {"time_format": "%Y-%m-%d %H:%M"}])
+def test_validate_refuses_numbers_since_1970_no_row_of_which_would_load_with_the_loads_own_fix(tmp_path, spec):
+    """`validate` said ok for times written as milliseconds since 1970 with no time_format (or another unit's, or a
+    strptime layout): only `load` then refused, every row quarantined. validate reads the head of each file and says
+    so with the load's own line (the values and the unit to write); with that line the dataset validates."""
+    from riskconsole.validate import validate_file
+
+    stamps = [1730800000000 + 3_600_123 * i for i in range(1500)]
+    ws = _ws(tmp_path, [_row(i, str(ms)) for i, ms in enumerate(stamps)], **spec)
+    with pytest.raises(RiskConsoleError) as validated:
+        validate_file(ws, ws.dataset_path)
+    said = str(validated.value)
+    assert said.startswith("data/dataset.yaml: columns.time: 1,000 of 1,000 rows read from the start of each file "
+                           "(100.0%) would be quarantined because 'ts' is not ") and "\n" not in said
+    with pytest.raises(RiskConsoleError) as loaded:
+        load(ws)
+    fix = str(loaded.value).split(", e.g. ")[-1]
+    assert fix.endswith(": try time_format: epoch_ms in the dataset") and said.endswith(", e.g. " + fix)
+    (ws.root / "data" / "dataset.yaml").write_text(yaml.safe_dump({**BASE_DATASET, "source": "data/events.csv",
+                                                                   "time_format": "epoch_ms"}))
+    assert validate_file(ws, ws.dataset_path).startswith("dataset, 7 source columns")
+
+
+def test_validate_reads_typed_json_numbers_and_passes_a_source_whose_head_mostly_loads(tmp_path):
+    """Typed numbers (JSON Lines) are checked as the load reads them; a time column failing on a few rows of the head
+    (or on none: an ISO head) is the load's warning to give, not a refusal of validate."""
+    from riskconsole.validate import validate_file
+
+    root = tmp_path / "ws"
+    (root / "data").mkdir(parents=True)
+    lines = [{"event_id": f"e{i}", "ts": 1730800000 + i, "is_fraud": 0, "amount": 1.0, "user_id": 1, "device_id": 1}
+             for i in range(20)]
+    (root / "data" / "events.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    dataset = {**BASE_DATASET, "source": "data/events.jsonl", "time_format": "epoch_ms"}
+    dataset["columns"] = {k: v for k, v in dataset["columns"].items() if k != "label_time"}
+    (root / "data" / "dataset.yaml").write_text(yaml.safe_dump(dataset))
+    ws = Workspace(root)
+    with pytest.raises(RiskConsoleError, match=r"20 of 20 rows read from the start .*'1730800000', .*: try "
+                                               r"time_format: epoch_s in the dataset$"):
+        validate_file(ws, ws.dataset_path)
+    few = _ws(tmp_path / "few", [_row(i, "2026-03-01 10:00:00" if i % 3 else "1/1/15 0:00") for i in range(30)])
+    assert validate_file(few, few.dataset_path).startswith("dataset, ")
