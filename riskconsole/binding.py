@@ -4,9 +4,10 @@ that fails whatever the rows hold (`amount > 'lots'`: a text no number reads as;
 DuckDB's binder errors are several lines, name internal types (`INTEGER_LITERAL`) and list candidate
 functions; a user needs the part that fails, the column and its type, and what to write instead. The
 part is found by binding the expression's parts, innermost first (only when binding failed); a fix is
-offered only when it binds. An expression that binds is also run on one row of NULLs (`run_failure`): a
+offered only when it binds. An expression that binds is also run on one row of NULLs (`NullRow`): a
 constant DuckDB converts when the query runs (`'lots'` to DOUBLE) fails there, as it would on every row of a
-backtest, and is named before one runs.
+backtest, and is named before one runs. Which of many conditions (or of a condition's parts) fail is asked in one
+query, each under DuckDB's try().
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import duckdb
 from riskconsole.sqlbuild import alias, exp, lit, render
 
 MAX_PROBES = 40  # parts bound to find the failing one: a failure costs at most this many DESCRIBEs
-MAX_RUN_PROBES = 200  # parts run on a row of NULLs for all of a strategy's failing conditions (~5 ms each):
-# 500 rules each failing with 40 parts probed took ~100 s; past it a condition is named whole
+MAX_RUN_PROBES = 200  # parts run on a row of NULLs for all of a strategy's failing conditions (a query each once:
+# 500 rules each failing with 40 parts probed took ~100 s; one query per condition now); past it a condition is named
+# whole
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ, exp.NullSafeNEQ, exp.Between,
                 exp.In, exp.Like, exp.ILike)
 # parts that bind whenever their parent's operands do, or cannot be bound alone
@@ -58,24 +60,102 @@ def nulls(relation: exp.Select) -> exp.Select:
 
 
 def runs(con: duckdb.DuckDBPyConnection, relation: exp.Select, nodes: list[exp.Expression]) -> duckdb.Error | None:
-    """DuckDB's error running `nodes` (they bind) on one row of NULLs of `relation`'s columns, or None. Their
-    constants that only some rows evaluate are NULL there (`unguarded`): the row of NULLs takes branches real rows may
-    never take (`coalesce(amount, 'none')` fails on it alone), and a failure there says nothing of every row."""
-    query = exp.select(*[exp.alias_(unguarded(n), f"v{i}") for i, n in enumerate(nodes)]).from_(
-        nulls(relation).subquery("src"))
-    try:
-        con.execute(render(query)).fetchall()
-    except (duckdb.BinderException, duckdb.ParserException):
-        return None  # a NULL where a constant was does not bind (`NULL + INTERVAL 1 DAY`): nothing is known
-    except duckdb.Error as err:
-        return err
-    return None
+    """DuckDB's error running `nodes` (they bind) on one row of NULLs of `relation`'s columns, or None
+    (`NullRow.error`)."""
+    return NullRow(con, relation).error(nodes)
+
+
+class NullRow:
+    """Conditions run on one row of NULLs of `relation`'s columns (`nulls`), the row and each condition rendered once
+    however many queries ask (rendering the row again for each condition and each part probed was most of the ~25 s
+    500 failing rules took to check); which of many fail is asked in one query (`failing`)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, relation: exp.Select) -> None:
+        self.con, self.relation = con, relation
+        self.source = f"({render(nulls(relation))}) AS src"
+        self._relation = f"({render(relation)}) AS src"
+        self._sql: dict[int, tuple[exp.Expression, str]] = {}  # by id(): the node is kept, so its id is not reused
+
+    def sql(self, node: exp.Expression) -> str:
+        """`node` as it runs on the row: `unguarded`, rendered once."""
+        if id(node) not in self._sql:
+            self._sql[id(node)] = (node, render(unguarded(node)))
+        return self._sql[id(node)][1]
+
+    def error(self, nodes: list[exp.Expression]) -> duckdb.Error | None:
+        """DuckDB's error running `nodes` (they bind) on the row, or None. Their constants that only some rows
+        evaluate are NULL there (`unguarded`): the row of NULLs takes branches real rows may never take
+        (`coalesce(amount, 'none')` fails on it alone), and a failure there says nothing of every row."""
+        columns = ", ".join(f"{self.sql(n)} AS v{i}" for i, n in enumerate(nodes))
+        try:
+            self.con.execute(f"SELECT {columns} FROM {self.source}").fetchall()
+        except duckdb.InterruptException:  # the time limit (limits.query_time_limit) stopped it: not an answer
+            raise
+        except (duckdb.BinderException, duckdb.ParserException):
+            return None  # a NULL where a constant was does not bind (`NULL + INTERVAL 1 DAY`): nothing is known
+        except duckdb.Error as err:
+            return err
+        return None
+
+    def failing(self, nodes: list[exp.Expression]) -> list[bool]:
+        """Whether each of `nodes` fails on the row (as `error` of it alone would say), in one query: each run under
+        DuckDB's try(), NULL where it fails. A batch try() cannot take (a subquery, a volatile function) is halved
+        until each such node is run alone."""
+        if not nodes:
+            return []
+        columns = ", ".join(f"try(CAST(({self.sql(n)}) IS NULL AS INTEGER)) AS v{i}" for i, n in enumerate(nodes))
+        try:
+            return [v is None for v in self.con.execute(f"SELECT {columns} FROM {self.source}").fetchall()[0]]
+        except duckdb.InterruptException:
+            raise
+        except duckdb.Error:
+            if len(nodes) == 1:
+                return [self.error(nodes) is not None]
+            half = len(nodes) // 2
+            return self.failing(nodes[:half]) + self.failing(nodes[half:])
+
+    def binds(self, nodes: list[exp.Expression]) -> list[str] | None:
+        """The types of `nodes` over the relation (DuckDB binds without running), or None when they do not bind."""
+        columns = ", ".join(f"{render(n)} AS v{i}" for i, n in enumerate(nodes))
+        try:
+            return [row[1] for row in self.con.execute(f"DESCRIBE SELECT {columns} FROM {self._relation}").fetchall()]
+        except duckdb.InterruptException:
+            raise
+        except duckdb.Error:
+            return None
+
+    def problem(self, node: exp.Expression, probes: int = MAX_PROBES) -> str | None:
+        """`failure`'s line for a condition that fails on the row, or None."""
+        err = self.error([node])
+        return None if err is None else self.failure(node, err, probes)
+
+    def failure(self, node: exp.Expression, err: duckdb.Error, probes: int = MAX_PROBES) -> str:
+        """`problem (fix)` for a condition that binds but failed (`err`) on the row: it fails whatever the rows
+        hold. The part named is the innermost that fails alone, of the first `probes` tried (in one query)."""
+        parts = [n for n in node.walk() if not isinstance(n, _NOT_PROBED) and not n.find_ancestor(exp.Query)
+                 and not (isinstance(n, exp.If) and isinstance(n.parent, exp.Case))
+                 and has_text(n)]
+        tried = list(reversed(parts))[:probes]
+        fails = [False] * len(tried) if tried == [node] else self.failing(tried)  # the node alone: known to fail
+        culprit = next((p for p, failed in zip(tried, fails) if failed), node)
+        problem = f"'{_snippet(culprit)}' fails on every row: {duckdb_line(err)}"
+        texts = [n for n in culprit.iter_expressions() if isinstance(n, exp.Literal) and n.is_string]
+        columns = [n for n in culprit.iter_expressions() if isinstance(n, exp.Column)]
+        types = self.binds(columns[:1]) if isinstance(culprit, _COMPARISONS) and texts and columns else None
+        example = _EXAMPLES.get(_kind(types[0])) if types else None
+        if not example:
+            return problem
+        column = _sql(columns[0])
+        return f"{problem} ({column} is {types[0]}: compare it with {example.format(column)})"
 
 
 def unguarded(node: exp.Expression) -> exp.Expression:
     """A copy of `node` with NULL for every text constant that a row evaluates only when another value says so: in the
     fallbacks of coalesce, the branches of CASE and if(), and the conditions of a CASE after its first (a number
-    stays: NULL in its place, DuckDB folds a comparison with a text to NULL without converting the text)."""
+    stays: NULL in its place, DuckDB folds a comparison with a text to NULL without converting the text); `node`
+    itself when it has none of these (copying a condition of hundreds of parts is most of its check)."""
+    if not any(isinstance(p, (exp.Coalesce, exp.Case, exp.If)) for p in node.walk()):
+        return node
     copy = node.copy()
     guarded = []
     for part in copy.walk():
@@ -101,28 +181,8 @@ def has_text(node: exp.Expression) -> bool:
 
 def run_problem(con: duckdb.DuckDBPyConnection, relation: exp.Select, node: exp.Expression,
                 probes: int = MAX_PROBES) -> str | None:
-    """`run_failure`'s line for a condition that fails on a row of NULLs of `relation`'s columns, or None."""
-    err = runs(con, relation, [node])
-    return None if err is None else run_failure(con, relation, node, err, probes)
-
-
-def run_failure(con: duckdb.DuckDBPyConnection, relation: exp.Select, node: exp.Expression,
-                err: duckdb.Error, probes: int = MAX_PROBES) -> str:
-    """`problem (fix)` for a condition over `relation` that binds but failed (`err`) on a row of NULLs: it fails
-    whatever the rows hold. The part named is the innermost that fails alone, of the first `probes` tried."""
-    parts = [n for n in node.walk() if not isinstance(n, _NOT_PROBED) and not n.find_ancestor(exp.Query)
-             and not (isinstance(n, exp.If) and isinstance(n.parent, exp.Case))
-             and has_text(n)]
-    culprit = next((p for p in list(reversed(parts))[:probes] if runs(con, relation, [p]) is not None), node)
-    problem = f"'{_snippet(culprit)}' fails on every row: {duckdb_line(err)}"
-    texts = [n for n in culprit.iter_expressions() if isinstance(n, exp.Literal) and n.is_string]
-    columns = [n for n in culprit.iter_expressions() if isinstance(n, exp.Column)]
-    types = _binds(con, relation, columns[:1]) if isinstance(culprit, _COMPARISONS) and texts and columns else None
-    example = _EXAMPLES.get(_kind(types[0])) if types else None
-    if not example:
-        return problem
-    column = _sql(columns[0])
-    return f"{problem} ({column} is {types[0]}: compare it with {example.format(column)})"
+    """`NullRow.failure`'s line for a condition that fails on a row of NULLs of `relation`'s columns, or None."""
+    return NullRow(con, relation).problem(node, probes)
 
 
 _EXAMPLES = {"a number": "a number, without quotes, e.g. {} > 100",
@@ -214,12 +274,15 @@ def _sql(node: exp.Expression) -> str:
     """DuckDB SQL as a user writes it: function names in lower case, a plain column name without quotes."""
     from sqlglot.dialects.duckdb import DuckDB
 
-    copy = node.copy()
-    for ident in copy.find_all(exp.Identifier):
-        if (ident.quoted and re.fullmatch(r"[a-z_][a-z0-9_]*", ident.name)
-                and ident.name.upper() not in DuckDB.Tokenizer.KEYWORDS):
+    plain = [i for i in node.find_all(exp.Identifier) if i.quoted and re.fullmatch(r"[a-z_][a-z0-9_]*", i.name)
+             and i.name.upper() not in DuckDB.Tokenizer.KEYWORDS]
+    try:  # unquoted in place, then quoted back: a copy of a condition of hundreds of parts cost ~10 ms
+        for ident in plain:
             ident.set("quoted", False)
-    return copy.sql(dialect="duckdb", normalize_functions="lower")
+        return node.sql(dialect="duckdb", normalize_functions="lower")
+    finally:
+        for ident in plain:
+            ident.set("quoted", True)
 
 
 def _snippet(node: exp.Expression, limit: int = 60) -> str:

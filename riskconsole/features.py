@@ -126,6 +126,7 @@ def check_filter(feature: Feature, types: dict[str, str], hidden: set[str], wher
     except SqlglotError:
         return  # a type sqlglot cannot spell: the frame query binds it at load, naming the feature
     from riskconsole.binding import run_problem, type_mismatch
+    from riskconsole.limits import query_time_limit
     from riskconsole.workspace import safe_connection
 
     con = safe_connection()  # the filter now runs (on a row of NULLs): no file access, settings locked
@@ -138,7 +139,8 @@ def check_filter(feature: Feature, types: dict[str, str], hidden: set[str], wher
         if dtype not in ("BOOLEAN", '"NULL"', "NULL"):
             raise ConfigError(f"{where}: must be true/false, but gives {dtype} (add a comparison, e.g. "
                               "`status = 'failed'`)")
-        why = run_problem(con, row, node)
+        with query_time_limit(con, where):  # the user's filter runs: under the limit of every such query
+            why = run_problem(con, row, node)
         if why is not None:
             raise ConfigError(f"{where}: {why}")
     finally:

@@ -225,9 +225,7 @@ def compile_strategy(strategy: Strategy, frame: Frame, label: str, overrides: di
         if node is not None:
             rules.append(CompiledRule(rule.name, rule.action, rule.enabled, node))
         if time.monotonic() > deadline:
-            raise ConfigError(f"{where}: checking the strategy's expressions took longer than "
-                              f"{limits.query_seconds():g} s (limit: ${limits.QUERY_SECONDS_ENV}); split or simplify "
-                              "its largest expressions")
+            raise _too_long(where)
     population = None
     if strategy.population:
         population = _parsed(frame, strategy.population, params, (label, "population"), found, every)
@@ -238,7 +236,7 @@ def compile_strategy(strategy: Strategy, frame: Frame, label: str, overrides: di
     detectors = [d for d in frame.scores if d in used and d not in frame.columns]
     compiled = CompiledStrategy(strategy, params, rules, population, detectors)
     if con is not None:
-        found += check_boolean(con, compiled, frame, label, every)
+        found += check_boolean(con, compiled, frame, label, every, deadline)
     order = {f"rule '{r.name}'": i for i, r in enumerate(strategy.rules)}
     raise_all([err for _, err in sorted(found, key=lambda item: order.get(item[0], len(order)))])
     return compiled
@@ -301,7 +299,7 @@ def source(compiled: CompiledStrategy, frame: Frame) -> exp.Select:
 
 
 def check_boolean(con: duckdb.DuckDBPyConnection, compiled: CompiledStrategy, frame: Frame, label: str,
-                  every: bool = False) -> list[tuple[str, RiskConsoleError]]:
+                  every: bool = False, deadline: float | None = None) -> list[tuple[str, RiskConsoleError]]:
     """Every rule condition and the population must be boolean (DuckDB binds them without running).
 
     One DESCRIBE binds them all; only when it fails is each bound alone, to name the one that fails. Raises the first
@@ -337,26 +335,44 @@ def check_boolean(con: duckdb.DuckDBPyConnection, compiled: CompiledStrategy, fr
                                                  "(add a comparison, e.g. `x > 0`)")))
             if not every:
                 raise found[-1][1]
-    return found + _run_failures(con, relation, [check for check, _ in typed], label, every)
+    return found + _run_failures(con, relation, [check for check, _ in typed], label, every, deadline)
 
 
 def _run_failures(con: duckdb.DuckDBPyConnection, relation: exp.Select, checks: list[tuple[str, exp.Expression]],
-                  label: str, every: bool) -> list[tuple[str, RiskConsoleError]]:
-    """The conditions that bind but fail whatever the rows hold (`amount > 'lots'`), run on one row of NULLs: all
-    at once, each alone only when that fails (each a few ms: only conditions holding a text constant run). Raises
-    the first, or with `every` returns each as (item, error)."""
-    from riskconsole.binding import MAX_PROBES, MAX_RUN_PROBES, has_text, run_problem, runs
+                  label: str, every: bool, deadline: float | None = None) -> list[tuple[str, RiskConsoleError]]:
+    """The conditions that bind but fail whatever the rows hold (`amount > 'lots'`), run on one row of NULLs
+    (`binding.NullRow`; only conditions holding a text constant run): all at once; when that fails, which fail in one
+    more query, and each that does alone for its error and the part to name. Raises the first, or with `every`
+    returns each as (item, error). Stopped at `deadline` (`time.monotonic()`; default: the query time limit from
+    now), as the check of the expressions' text is: a query past it is interrupted."""
+    from riskconsole.binding import MAX_PROBES, MAX_RUN_PROBES, NullRow, has_text
 
     checks = [(where, node) for where, node in checks if has_text(node)]
-    if not checks or runs(con, relation, [node for _, node in checks]) is None:
+    if not checks:
         return []
+    deadline = time.monotonic() + limits.query_seconds() if deadline is None else deadline
+    row = NullRow(con, relation)
     found: list[tuple[str, RiskConsoleError]] = []
-    budget = MAX_RUN_PROBES  # the parts probed for all failing conditions together: hundreds would take minutes
-    for where, node in checks:
-        why = run_problem(con, relation, node, min(MAX_PROBES, budget))
-        if why is not None:
-            budget -= min(MAX_PROBES, budget)
-            found.append((where, ExpressionError(f"{label}: {where}: {why}")))
-            if not every:
-                raise found[0][1]
+    budget = MAX_RUN_PROBES  # the parts probed for all failing conditions together
+    try:
+        with limits.query_time_limit(con, label, max(deadline - time.monotonic(), 0.001)):
+            if row.error([node for _, node in checks]) is None:
+                return []
+            for (where, node), failed in zip(checks, row.failing([node for _, node in checks])):
+                if time.monotonic() > deadline:
+                    raise _too_long(f"{label}: {where}")
+                why = row.problem(node, min(MAX_PROBES, budget)) if failed else None
+                if why is not None:
+                    budget -= min(MAX_PROBES, budget)
+                    found.append((where, ExpressionError(f"{label}: {where}: {why}")))
+                    if not every:
+                        raise found[0][1]
+    except limits.QueryTimeout:
+        raise _too_long(label) from None
     return found
+
+
+def _too_long(where: str) -> ConfigError:
+    """Checking a strategy's expressions ran past the query time limit."""
+    return ConfigError(f"{where}: checking the strategy's expressions took longer than {limits.query_seconds():g} s "
+                       f"(limit: ${limits.QUERY_SECONDS_ENV}); split or simplify its largest expressions")

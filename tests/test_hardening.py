@@ -420,17 +420,45 @@ def test_checking_expressions_stops_at_the_time_limit(tiny_ws, monkeypatch):
         session.compile(path)
 
 
+class _Counted:
+    """A DuckDB connection whose SELECTs are recorded (and, with `pause`, each holding 'lots' made slow)."""
+
+    def __init__(self, con, pause: float = 0.0) -> None:
+        self.con, self.pause, self.selects = con, pause, []
+
+    def execute(self, sql, *args):
+        if sql.startswith("SELECT"):
+            self.selects.append(sql)
+            if self.pause and "lots" in sql:
+                time.sleep(self.pause)
+        return self.con.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self.con, name)
+
+
+def _counting(monkeypatch, pause: float = 0.0) -> list[_Counted]:
+    """Every connection a Session compiles a strategy with, counted."""
+    from riskconsole import session as session_module
+
+    made, real = [], session_module.compile_strategy
+
+    def compile_strategy(*args, con=None, **kwargs):
+        made.append(_Counted(con, pause))
+        return real(*args, con=made[-1], **kwargs)
+    monkeypatch.setattr(session_module, "compile_strategy", compile_strategy)
+    return made
+
+
 def test_naming_the_failing_part_of_many_failing_rules_is_bounded(tiny_ws, monkeypatch):
-    """Each condition that fails on a row of NULLs is probed part by part for the one to name (~5 ms a part): 500
-    rules of 40 parts took ~100 s of validate. The parts probed for a whole strategy are bounded; past the bound a
-    condition is named whole, and every failing rule is still listed."""
-    from riskconsole import binding
+    """Each condition that fails on a row of NULLs was probed part by part for the one to name, a query a part (~5
+    ms): 500 rules of 40 parts took ~100 s of validate. Which conditions fail is one query, the parts of one failing
+    condition one more; the parts probed for a whole strategy are bounded (past the bound a condition is named whole),
+    and every failing rule is still listed."""
     from riskconsole.errors import Problems
     from riskconsole.session import Session
 
-    calls = []
-    real = binding.runs
-    monkeypatch.setattr(binding, "runs", lambda *a: calls.append(1) or real(*a))
+    made = _counting(monkeypatch)
     when = " AND ".join([f"channel <> 'c{j}'" for j in range(45)] + ["amount > 'lots'"])
     rules = [{"name": f"r{i}", "when": when, "action": "review"} for i in range(12)]
     path = tiny_ws.strategies_dir / "many.yaml"
@@ -438,4 +466,41 @@ def test_naming_the_failing_part_of_many_failing_rules_is_bounded(tiny_ws, monke
     with Session(tiny_ws) as session, pytest.raises(Problems) as found:
         session.compile(path, every=True)
     assert len(found.value.lines) == 12 and all("fails on every row" in line for line in found.value.lines)
-    assert len(calls) <= 1 + 12 + binding.MAX_RUN_PROBES
+    assert len(made[0].selects) <= 2 + 2 * 12  # all at once, which fail, then each failing rule: its error, its parts
+
+
+def test_checking_failing_rules_runs_a_query_per_failing_rule_not_two(tiny_ws, monkeypatch):
+    """500 rules failing on a row of NULLs (`amount > 'lots'`) took ~25 s of validate: each was run alone, then its
+    one part run again to name it. Which fail is one query (DuckDB's try()), each failing one then runs once."""
+    from riskconsole.errors import Problems
+    from riskconsole.session import Session
+
+    made = _counting(monkeypatch)
+    rules = [{"name": f"r{i}", "when": f"amount > 'lots{i}'", "action": "review"} for i in range(40)]
+    rules += [{"name": f"ok{i}", "when": f"channel = 'c{i}'", "action": "review"} for i in range(40)]
+    path = tiny_ws.strategies_dir / "many.yaml"
+    path.write_text(yaml.safe_dump({"name": "many", "rules": rules}))
+    with Session(tiny_ws) as session, pytest.raises(Problems) as found:
+        session.compile(path, every=True)
+    assert [line.split(": ")[1] for line in found.value.lines] == [f"rule 'r{i}'" for i in range(40)]
+    assert "'amount > 'lots0'' fails on every row: Could not convert string 'lots0' to DOUBLE (amount is DOUBLE" in \
+        found.value.lines[0]
+    assert len(made[0].selects) <= 2 + 40
+
+
+def test_checking_failing_rules_stops_at_the_time_limit(tiny_ws, monkeypatch):
+    """The run on a row of NULLs of each failing rule was outside the time limit of checking a strategy's
+    expressions: 500 failing rules ran on however long they took. It stops at the limit, naming it."""
+    from riskconsole.errors import ConfigError
+    from riskconsole.session import Session
+
+    _counting(monkeypatch, pause=0.3)
+    rules = [{"name": f"r{i}", "when": f"amount > 'lots{i}'", "action": "review"} for i in range(20)]
+    path = tiny_ws.strategies_dir / "slow.yaml"
+    path.write_text(yaml.safe_dump({"name": "slow", "rules": rules}))
+    monkeypatch.setenv("RISKCONSOLE_QUERY_SECONDS", "2")
+    started = time.monotonic()
+    with Session(tiny_ws) as session, pytest.raises(ConfigError, match="checking the strategy's expressions took "
+                                                                       "longer than 2 s"):
+        session.compile(path, every=True)
+    assert time.monotonic() - started < 6  # 20 rules of two slowed queries each: 12 s
