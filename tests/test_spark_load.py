@@ -1262,3 +1262,15 @@ def test_parquet_files_read_by_their_folder_load_as_named_ones(tmp_path, spark, 
     monkeypatch.setattr(spark_read, "FOLDER_READ_MIN", 1)
     test_parquet_loads_on_spark_as_on_duckdb(tmp_path / "named", spark)
     assert_spark_loads_like_duckdb(_files(tmp_path / "types", parquet_types_files("int then text then nulls")), spark)
+
+
+def test_a_warning_counting_rows_of_an_earlier_reason_loads_on_spark_as_on_duckdb(tmp_path, spark):
+    """Amounts grouped in thousands on rows whose time fails first: the warning's rows counted under another
+    column's reason, and a time warning's suggestion naming two layouts, are Spark's too."""
+    from test_ingest import grouped_and_late_rows
+
+    ws = _files(tmp_path / "ws", {"a.csv": grouped_and_late_rows(17, 12).encode(),
+                                  "b.csv": _csv([_row(2000 + i, f"0{1 + i}/03/2026 10:00") for i in range(9)])})
+    duck = assert_spark_loads_like_duckdb(ws, spark)
+    assert "(12 of them counted under another column's reason, tried first)" in duck.warnings[1]
+    assert "try time_format: [ISO-8601, '%d.%m.%Y %H:%M', '%m/%d/%Y %H:%M'] in the dataset" in duck.warnings[0]
