@@ -163,13 +163,7 @@ def test_a_parquet_column_only_in_files_after_the_sampled_ones_is_loaded(tmp_pat
     assert _held(ws, ["events"]) == want
 
 
-WIDENED_AT_A_URI = ("nulls then booleans", "nulls then bytes", "nulls then decimals")  # docs/scale.md "Left"
-
-
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(
-    strict=True, reason="Spark reads pyarrow's null type as INT: its merge with BOOLEAN, TINYINT or DECIMAL(10,2) "
-    "widens the type (INTEGER, DECIMAL(12,2)), and which files hold only nulls is not known at a URI"))
-    if c in WIDENED_AT_A_URI else c for c in T.PARQUET_TYPES if c != "nulls only"])
+@pytest.mark.parametrize("case", [c for c in T.PARQUET_TYPES if c != "nulls only"])
 def test_parquet_files_of_other_types_for_a_column_at_a_uri_load_as_local_files_on_duckdb(tmp_path, spark, monkeypatch,
                                                                                          case):
     """With one file sampled: the later files' types of a column merged as DuckDB merges them (a column of only nulls

@@ -197,7 +197,6 @@ def _read_parquet(spark: Any, con: duckdb.DuckDBPyConnection, part: Part, raw: d
     Null, which Spark reads as INT: beside DOUBLE or text it refuses the merge), the files are read in groups of one
     schema (a footer read per file) and each group's columns cast to DuckDB's merged type by DuckDB on the
     executors (`_group_casts`: DuckDB's own text of a DOUBLE or a zoned time, which Spark's CAST writes otherwise)."""
-    files = [literal(f) for f in part.files]
     located = (*LOCATED, "_metadata.row_index AS __row")
     try:
         data = read_files(spark.read.option("mergeSchema", True), "parquet", part.files, part)
@@ -209,12 +208,15 @@ def _read_parquet(spark: Any, con: duckdb.DuckDBPyConnection, part: Part, raw: d
     from riskconsole.engines.spark_load import duck_select  # spark_load imports this module
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    groups: dict[str, list[str]] = {}
-    for path in files:
-        groups.setdefault(spark.read.parquet(path).schema.json(), []).append(path)
+    grouped = parquet_groups(spark, part.files)
+    if grouped is None:  # Spark Connect: each file's schema read through Spark
+        groups: dict[str, list[str]] = {}
+        for path in part.files:
+            groups.setdefault(spark.read.parquet(literal(path)).schema.json(), []).append(path)
+        grouped = [(None, paths) for paths in groups.values()]
     reads = []
-    for paths in groups.values():
-        read = spark.read.option("mergeSchema", True).parquet(*paths).selectExpr("*", *located)
+    for _, paths in grouped:
+        read = spark.read.option("mergeSchema", True).parquet(*map(literal, paths)).selectExpr("*", *located)
         have = _duck_types(con, to_arrow_schema(read.schema, timezone="UTC"))
         located_names = [ident(c) for c in ("__path", "__mid", "__row")]
         reads.append(duck_select(read, [*_group_casts(con, raw, have, part), *located_names]))
@@ -252,6 +254,46 @@ def _casts(con: duckdb.DuckDBPyConnection, seen: str, target: exp.DataType) -> b
         return True
     except duckdb.Error:
         return False
+
+
+def parquet_groups(spark: Any, files: list[str]) -> list[tuple[pa.Schema, list[str]]] | None:
+    """The Parquet files grouped by their schema as written (each file's footer, read by the driver's JVM through
+    Hadoop's file systems: no Spark job), each group with its Arrow schema as Spark reads its files, except that a
+    top-level column pyarrow wrote of its null type (INT32 annotated UNKNOWN, an INT to Spark) is null: DuckDB merges
+    it with any other file's type as that type, where Spark's INT widens a BOOLEAN, TINYINT or DECIMAL. None on Spark
+    Connect (no JVM here): the caller reads each file's schema through Spark."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    from riskconsole.engines.spark import is_connect
+
+    if is_connect(spark) or not files:
+        return None
+    jvm, conf = spark._jvm, spark._jsc.hadoopConfiguration()
+
+    def footer(path: str) -> tuple[str, frozenset[str]]:
+        hadoop = jvm.org.apache.parquet.hadoop
+        reader = hadoop.ParquetFileReader.open(hadoop.util.HadoopInputFile.fromPath(jvm.org.apache.hadoop.fs.Path(path),
+                                                                                     conf))
+        try:
+            schema = reader.getFooter().getFileMetaData().getSchema()
+        finally:
+            reader.close()
+        nulls = frozenset(f.getName() for f in schema.getFields()
+                          if f.isPrimitive() and str(f.getLogicalTypeAnnotation()) == "UNKNOWN")
+        return schema.toString(), nulls
+
+    with ThreadPoolExecutor(8) as pool:  # a remote store's footers are a request each: several at once
+        footers = list(pool.map(footer, files))
+    groups: dict[str, tuple[frozenset[str], list[str]]] = {}
+    for path, (written, nulls) in zip(files, footers):
+        groups.setdefault(written, (nulls, []))[1].append(path)
+    out = []
+    for nulls, paths in groups.values():  # one file of each group read by Spark for its types
+        read = to_arrow_schema(spark.read.parquet(literal(paths[0])).schema, timezone="UTC", prefers_large_types=False)
+        out.append((pa.schema([pa.field(f.name, pa.null()) if f.name in nulls else f for f in read]), paths))
+    return out
 
 
 def merge_refused(err: BaseException) -> bool:

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from riskconsole.engines import spark_worker
 from riskconsole.engines.spark_json import OBJECT, SPACE
-from riskconsole.engines.spark_read import merge_refused
+from riskconsole.engines.spark_read import merge_refused, parquet_groups
 from riskconsole.engines.spark_store import literal
 
 SAMPLED_FILES = 8  # files whose heads are copied here (the first ones in sorted order)
@@ -66,9 +66,11 @@ class SparkSources:
         """Give the first file's sample every column of every file (Spark's merged schema, read from the files'
         footers: no row), null where that file has none: a column added to the files after the sampled ones (a
         daily export that grew one) is then checked and loaded, not left out. Where Spark refuses to merge two
-        files' types (a column of only nulls written by pyarrow, INT to Spark, beside DOUBLE), each file's schema is
-        read and DuckDB merges them (INT and DOUBLE: DOUBLE; INT and text: text). A sampled column the later files widen
-        takes the merged type (Spark reads every file as it)."""
+        files' types (a column of only nulls written by pyarrow, INT to Spark, beside DOUBLE), or its merge widens a
+        sampled column's type (that INT beside BOOLEAN, TINYINT or DECIMAL), the files' schemas as written are read
+        from their footers (`spark_read.parquet_groups`: pyarrow's null type kept) and DuckDB merges them (null and
+        BOOLEAN: BOOLEAN; INT and DOUBLE: DOUBLE; INT and text: text). A sampled column the later files widen takes the
+        merged type (Spark reads every file as it)."""
         import pyarrow as pa
         import pyarrow.parquet as pq
         from pyspark.sql.pandas.types import to_arrow_schema
@@ -77,13 +79,18 @@ class SparkSources:
             read = self.spark.read.option("mergeSchema", True).parquet(*[literal(f) for f in paths])
             return to_arrow_schema(read.schema, timezone="UTC", prefers_large_types=False)
 
+        head = pq.read_table(local)
         try:
             merged = arrow(*files)
         except Exception as err:  # noqa: BLE001 - Spark refuses types DuckDB merges (spark_read._read_parquet)
             if not merge_refused(err):
                 raise
-            merged = _merged({str(schema): schema for schema in map(arrow, files)}.values())  # a footer per file
-        head = pq.read_table(local)
+            merged = None
+        if merged is None or any(f.name in head.column_names and head.schema.field(f.name).type != f.type
+                                 for f in merged):  # refused, or the files' types widen the sampled one's
+            grouped = parquet_groups(self.spark, files)  # DuckDB's merge of the types written (None: on Connect)
+            merged = _merged(s for s, _ in grouped) if grouped is not None else merged if merged is not None else \
+                _merged({str(schema): schema for schema in map(arrow, files)}.values())  # a Spark read per file
         for name in [f.name for f in merged if f.name not in head.column_names]:
             head = head.append_column(merged.field(name), pa.nulls(head.num_rows, merged.field(name).type))
         for i, field in enumerate(head.schema):  # a column the later files widen (INT there BIGINT or DOUBLE)
