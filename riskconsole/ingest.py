@@ -364,10 +364,22 @@ def check_times(checked: Checked) -> None:
             for column in timed:
                 bad = _time_bad(column, staged.raw_types())
                 failing, read_ok = staged.counts([bad, times.in_range(ident(cast_name(column)))])
-                if read and not read_ok and failing / read > REFUSE_SHARE:
+                if read and not read_ok and failing / read > REFUSE_SHARE and not _loads_later(con, part, column):
                     raise DataError(_time_warning(staged, checked, part, column, _where(part, column), read, True))
     finally:
         con.close()
+
+
+def _loads_later(con: duckdb.DuckDBPyConnection, part: Part, column: str) -> bool:
+    """Whether any row of the whole source (past the head `check_times` read) has a time in `column` the load reads:
+    a file sorted by time whose first rows hold a placeholder (1900-01-01) or an older export's layout loads, those
+    rows quarantined. Read only where the head has none, up to the first such row (a source to be refused: whole)."""
+    raw = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {part.reader})",
+                           {"files": literal_files(part.readable)}).fetchall())
+    parsed = _typed(column, raw[column], "TIMESTAMP", part)
+    found = con.execute(f"SELECT 1 FROM ({part.reader}) WHERE {render(times.in_range(parsed))} LIMIT 1",
+                        {"files": literal_files(part.readable)}).fetchall()
+    return bool(found)
 
 
 def _publish(con: duckdb.DuckDBPyConnection, part: Part) -> None:

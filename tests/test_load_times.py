@@ -515,3 +515,18 @@ def test_validate_reads_typed_json_numbers_and_passes_a_source_whose_head_mostly
         validate_file(ws, ws.dataset_path)
     few = _ws(tmp_path / "few", [_row(i, "2026-03-01 10:00:00" if i % 3 else "1/1/15 0:00") for i in range(30)])
     assert validate_file(few, few.dataset_path).startswith("dataset, ")
+
+
+@pytest.mark.parametrize("head", ["1900-01-01 00:00:00", "{d:02d}/03/2025"])
+def test_validate_passes_a_source_whose_first_rows_fail_but_whose_later_rows_load(tmp_path, head):
+    """A file sorted by time whose first 1,000 rows hold a placeholder date (1900-01-01) or an older export's layout
+    loads: 1,000 of 5,000 rows quarantined, with the load's warning. validate refused it, every row of its sample
+    (the head) failing: a time is refused only when no row of the source would load it."""
+    from riskconsole.validate import validate_file
+
+    rows = [_row(i, head.format(d=1 + i % 28)) for i in range(1000)]
+    rows += [_row(i, f"2026-03-{1 + i % 28:02d} {i % 24:02d}:05:00") for i in range(1000, 5000)]
+    ws = _ws(tmp_path, rows)
+    assert validate_file(ws, ws.dataset_path).startswith("dataset, ")
+    result = load(ws)
+    assert (result.loaded, result.quarantined) == (4000, 1000)
