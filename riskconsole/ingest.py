@@ -347,7 +347,8 @@ def check_times(checked: Checked) -> None:
     fails on more than REFUSE_SHARE of the first HEAD_ROWS rows of each of its first HEAD_FILES files, none of them
     read, is refused with the load's own warning over those rows (raw values, the `time_format:` to try): numbers
     since 1970 with no `time_format` or another unit's, a layout no format given reads. The load would quarantine
-    every such row and be refused; a sample shows it (a 2M-row file is not read whole).
+    every such row and be refused; a sample shows it, and past it the source is read only up to a row that loads
+    (`_loads_later`: a file whose first rows fail but later ones load is the load's warning, not a refusal).
 
     Raises:
         DataError: one line naming the dataset file, the column, values and the fix."""
