@@ -30,7 +30,7 @@ from riskconsole.export import render_files
 from riskconsole.lists import list_files, register_lists, report_lists
 from riskconsole.names import is_internal
 from riskconsole.report import Backtest, Baseline, build_report, detector_warnings
-from riskconsole.sqlbuild import ident, render
+from riskconsole.sqlbuild import exp, ident, render
 from riskconsole.strategy import CompiledRule, CompiledStrategy, Frame, compile_strategy, frame_of
 from riskconsole.workspace import Workspace
 
@@ -730,38 +730,43 @@ class Session:
                     f"order's amount counts once for each flagged {level.entity} period whose horizon holds it (up to "
                     f"{times}×), so money totals, net benefit and the optimizer favour flagging the same "
                     f"{level.entity} again and again; set horizon: {level.every} to count each order once")
-            hidden = self._entity_hidden_note(compiled.strategy, report["window"])
+            hidden = self._entity_hidden_note(compiled, window)
             if hidden:
                 report["warnings"].append(hidden)
         if compiled.lists:  # which version of each list it ran with
             report["lists"] = report_lists(self.frame.lists, compiled.lists, report["window"]["to"])
         return report
 
-    def _entity_hidden_note(self, strategy: Strategy, window: dict) -> str | None:
+    def _entity_hidden_note(self, compiled: CompiledStrategy, window: Window) -> str | None:
         """With `prod_action` mapped, an entity-level report's money over its horizons counts labelled events only:
-        how many events in the horizons of the window's entity-periods production blocked without a label, and their
-        amount (the order-level report bounds them, DESIGN §6.2; the entity level says what it leaves out)."""
+        how many events in the horizons of the report's entity-periods (in its window and population, as the
+        backtest filters them) production blocked without a label, and their amount (the order-level report bounds
+        them, DESIGN §6.2; the entity level says what it leaves out)."""
         roles = self.dataset.columns
         if not roles.prod_action or not roles.label:
             return None
-        from riskconsole.entities import TIME, WEIGHT
+        from riskconsole.backtest import population_filters
+        from riskconsole.entities import TIME
         from riskconsole.outcomes import observability_class
+        from riskconsole.strategy import source
 
-        level = strategy.level
-        view = self.entities(level, strategy.name)
+        level = compiled.strategy.level
+        frame, dataset = self.view(compiled.strategy)
+        periods = exp.select(ident(level.entity), ident(TIME)).from_(source(compiled, frame).subquery("src"))
+        for condition in population_filters(compiled, dataset, window) + frame.counted():
+            periods = periods.where(condition)
+        with self.cursor(compiled.strategy) as cur:  # its entity frame as `frame`
+            decided = cur.sql(render(periods)).to_arrow_table()
         cls = render(observability_class(self.dataset, self.frame.columns)[0])
         k, t = ident(level.entity).sql("duckdb"), ident(roles.time).sql("duckdb")
         amount = f"coalesce(sum(CAST(e.{ident(roles.amount).sql('duckdb')} AS DOUBLE)), 0)" if roles.amount else "0"
         horizon = level.horizon_seconds * 1_000_000
-        start = datetime.fromisoformat(window["from"])
-        end = datetime.fromisoformat(window["to"]) + timedelta(days=1)
         with self.cursor() as cur:
-            cur.register("__entity_hidden_periods", view.table.select([level.entity, TIME, WEIGHT]))
+            cur.register("__entity_hidden_periods", decided)
             found = cur.execute(
                 f"SELECT count(*), {amount} FROM frame AS e WHERE ({cls}) = 1 AND e.{ident(roles.label).sql('duckdb')} "
-                f"IS NULL AND EXISTS (SELECT 1 FROM __entity_hidden_periods AS p WHERE p.{k} = e.{k} AND p.{WEIGHT} = 1 "
-                f"AND p.{TIME} >= ? AND p.{TIME} < ? AND e.{t} >= p.{TIME} "
-                f"AND e.{t} < p.{TIME} + to_microseconds(?))", [start, end, horizon]).fetchall()[0]
+                f"IS NULL AND EXISTS (SELECT 1 FROM __entity_hidden_periods AS p WHERE p.{k} = e.{k} "
+                f"AND e.{t} >= p.{TIME} AND e.{t} < p.{TIME} + to_microseconds(?))", [horizon]).fetchall()[0]
             cur.unregister("__entity_hidden_periods")
         if not found or not found[0]:
             return None

@@ -497,3 +497,40 @@ def test_money_left_out_where_production_hid_outcomes_is_said(tmp_path):
     said = [w for w in report["warnings"] if "blocked by production and have no label" in w]
     assert len(said) == 1 and said[0].startswith(f"{count:,} events in the horizons of these merchant_id periods")
     assert f"their amount: {amount:,.0f})" in said[0]
+
+
+@pytest.mark.parametrize("population, start, end, hand_end", [
+    (None, "2026-03-02 12:00:00", "2026-03-03 12:00:00", "2026-03-03 12:00:00"),
+    ("merchant_id = 101", "2026-03-02", "2026-03-05", "2026-03-06")])
+def test_hidden_outcomes_are_counted_over_the_reports_own_entity_periods(tmp_path, population, start, end, hand_end):
+    """The warning counted the horizons of every entity-period from the first day's midnight to the last day's end,
+    whatever the window's instants and the strategy's population: a window from 12:00 counted the morning's
+    periods and the evening's (39 events where its periods' horizons hold 17), a population of one merchant every
+    merchant's (79 for 16). It counts the periods the report decides: in the window, in the population."""
+    ev = events()
+    blocked = ev["amount"] > 150
+    ev["prod_action"] = np.where(blocked, "block", "allow")
+    ev.loc[blocked, "is_fraud"] = pd.NA
+    ev.loc[blocked, "label_ts"] = pd.NaT
+    dataset = {**BASE_DATASET, "features": FEATURES[:1]}
+    dataset["columns"] = {**BASE_DATASET["columns"], "entities": ["user_id", "merchant_id"],
+                          "prod_action": "prod_action"}
+    body = {"name": "mw", "level": {"entity": "merchant_id", "every": "6h", "horizon": "6h"},
+            "rules": [{"name": "busy", "when": "merchant_orders_3d >= 2", "action": "block"}]}
+    if population:
+        body["population"] = population
+    ws = write_workspace(tmp_path / "hid", ev, dataset, strategies={"mw": body})
+    load(ws)
+    hidden = ev[blocked & ev["merchant_id"].notna()]
+    if population:
+        hidden = hidden[hidden["merchant_id"] == 101]
+    # 6h periods and horizons: an event is in the horizon of the period it falls in, which is in the window when it
+    # starts in [start, end) (the window's instants; a date `--to`: its whole day)
+    inside = hidden[(hidden["ts"] >= pd.Timestamp(start)) & (hidden["ts"] < pd.Timestamp(hand_end))]
+    count, amount = len(inside), float(inside["amount"].sum())
+    assert 0 < count < len(ev[blocked & ev["merchant_id"].notna()])
+    with Session(ws) as session:
+        report = session.backtest(ws.strategies_dir / "mw.yaml", make_window(start, end)).report
+    said = [w for w in report["warnings"] if "blocked by production and have no label" in w]
+    assert len(said) == 1 and said[0].startswith(f"{count:,} events in the horizons of these merchant_id periods")
+    assert f"their amount: {amount:,.0f})" in said[0]
