@@ -508,6 +508,14 @@ def _suggested(staged: Staged, column: str, bad: exp.Expression, values: list[st
         found.append(fmt)
         _, values = _failing(staged, column, fill(":b AND NOT :ok", b=bad,
                                                   ok=times.in_range(times.parse_text(text, found))))
+    # a format the others read every failing row of is dropped: days 1 to 12 of a day-first file read month first
+    # too, so '%m/%d/%Y' may win the first values and '%d/%m/%Y' come after it for the rest; kept before it, it
+    # would load those days on the wrong dates (2 March as 3 February), with no warning
+    for fmt in list(found):
+        rest = [f for f in found if f != fmt]
+        if rest and not staged.counts([fill(":b AND :a AND NOT :o", b=bad, a=times.in_range(times.parse_text(
+                text, [fmt])), o=times.in_range(times.parse_text(text, rest)))])[0]:
+            found.remove(fmt)
     return found
 
 

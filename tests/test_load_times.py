@@ -530,3 +530,18 @@ def test_validate_passes_a_source_whose_first_rows_fail_but_whose_later_rows_loa
     assert validate_file(ws, ws.dataset_path).startswith("dataset, ")
     result = load(ws)
     assert (result.loaded, result.quarantined) == (4000, 1000)
+
+
+def test_a_day_first_file_whose_first_failing_rows_are_days_1_to_12_is_not_suggested_month_first(tmp_path):
+    """'01/03/2026 00:05' ... '31/03/2026': the first failing values (days 1 to 6) read month first as well as day
+    first, and the tie went to '%m/%d/%Y %H:%M'; the rows that still failed (days 13 on) added '%d/%m/%Y %H:%M'
+    after it, so the pasted line loaded every row with no warning, days 1 to 12 on the wrong dates (2 March as 3
+    February). A format the others read every row of is not suggested."""
+    rows = [_row(i, f"{1 + i // 32:02d}/03/2026 {i % 24:02d}:05") for i in range(31 * 32)]
+    ws = _ws(tmp_path, rows)
+    with pytest.raises(RiskConsoleError, match=r": try time_format: '%d/%m/%Y %H:%M' in the dataset$"):
+        load(ws)
+    (ws.root / "data" / "dataset.yaml").write_text(yaml.safe_dump({**BASE_DATASET, "source": "data/events.csv",
+                                                                   "time_format": "%d/%m/%Y %H:%M"}))
+    assert load(ws).loaded == 31 * 32
+    assert query(ws, "SELECT ts FROM events WHERE event_id = 'e40'") == [(datetime(2026, 3, 2, 16, 5),)]
