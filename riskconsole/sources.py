@@ -698,25 +698,28 @@ def outcome_checks(dataset: Dataset, raw: dict[str, str] | None = None) -> list[
     def text(column: str) -> exp.Expression:
         return raw_text(column, (raw or {}).get(column))
 
+    def named(column: str) -> str:  # a column's name in a message template (`{v}`, `{fix}`): its braces doubled
+        return column.replace("{", "{{").replace("}", "}}")
+
     word = fill("lower(trim(:t))", t=text(roles.prod_action))
     checks = [(fill(":w IS NULL OR :w NOT IN ('allow', 'review', 'block')", w=word), text(roles.prod_action),
-               f"columns.prod_action: column '{roles.prod_action}' holds {{v}}; every row needs allow, review or "
-               "block (any case), what production decided, and no setting maps other words (label_values is for "
+               f"columns.prod_action: column '{named(roles.prod_action)}' holds {{v}}; every row needs allow, review "
+               "or block (any case), what production decided, and no setting maps other words (label_values is for "
                "labels only): write each decision as allow, review or block where the file is exported{fix}")]
     if roles.explore:
         flag = fill("lower(trim(:t))", t=text(roles.explore))
         checks.append((fill(":f IS NOT NULL AND :f NOT IN ('0', '1', 'true', 'false', '')", f=flag),
-                       text(roles.explore), f"columns.explore: column '{roles.explore}' holds {{v}}; use 1 "
+                       text(roles.explore), f"columns.explore: column '{named(roles.explore)}' holds {{v}}; use 1 "
                        "(let through at random), 0 or empty"))
         p = fill("TRY_CAST(:t AS DOUBLE)", t=text(roles.propensity))
         checks.append((fill(":f IN ('1', 'true') AND (:p IS NULL OR NOT (:p > 0 AND :p <= 1))", f=flag, p=p),
-                       text(roles.propensity), f"columns.propensity: column '{roles.propensity}' holds {{v}} on "
-                       "explored rows; the chance it was let through must be a number in (0, 1]"))
+                       text(roles.propensity), f"columns.propensity: column '{named(roles.propensity)}' holds "
+                       "{v} on explored rows; the chance it was let through must be a number in (0, 1]"))
     if roles.propensity:
         value = text(roles.propensity)
         p = fill("TRY_CAST(:t AS DOUBLE)", t=value)
         checks.append((fill(":r IS NOT NULL AND trim(:r) <> '' AND (:p IS NULL OR NOT (:p > 0 AND :p <= 1))",
-                            r=value, p=p), value, f"columns.propensity: column '{roles.propensity}' holds "
+                            r=value, p=p), value, f"columns.propensity: column '{named(roles.propensity)}' holds "
                        "{v}; a propensity must be a number in (0, 1] (or empty on rows not explored)"))
     return checks
 

@@ -620,3 +620,16 @@ def test_the_interval_percentile_is_numpys_to_the_bit_without_importing_numpy_ma
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
                           env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
     assert done.stdout.strip() == "False"
+
+
+def test_an_outcome_column_named_with_braces_gets_its_error_not_a_crash(tmp_path):
+    """The message of a bad prod_action value is a template (`{v}`, `{fix}`) that held the column's name: a column
+    named 'decision {prod}' (a CSV header may say anything) failed with KeyError: 'prod' instead of the error."""
+    from riskconsole.sources import check_dataset
+
+    events = _events().rename(columns={"prod_action": "decision {prod}"})
+    events["decision {prod}"] = events["decision {prod}"].map({"allow": "approve", "block": "block"})
+    ws = write_workspace(tmp_path / "ws", events, _dataset(prod_action="decision {prod}"), STRATEGIES)
+    with pytest.raises(RiskConsoleError, match=r"columns\.prod_action: column 'decision \{prod\}' holds 'approve' "
+                                               r"\(\d+ rows\); .* \('approve' → allow\)$"):
+        check_dataset(ws)
