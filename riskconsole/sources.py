@@ -668,7 +668,12 @@ def outcome_error(label: str, message: str, values: list[tuple[str | None, int]]
 
 
 def _value_text(value: str | None) -> str:
-    return "empty" if value is None else f"'{printable(value)[:40]}'"
+    """A bad value as an error names it: its first 40 characters, `…` where it is longer (two values alike that far
+    are not one value named twice)."""
+    if value is None:
+        return "empty"
+    shown = printable(value)
+    return f"'{shown[:40]}…'" if len(shown) > 40 else f"'{shown}'"
 
 
 def _decision_fix(values: list[tuple[str | None, int]]) -> str:

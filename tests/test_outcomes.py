@@ -633,3 +633,18 @@ def test_an_outcome_column_named_with_braces_gets_its_error_not_a_crash(tmp_path
     with pytest.raises(RiskConsoleError, match=r"columns\.prod_action: column 'decision \{prod\}' holds 'approve' "
                                                r"\(\d+ rows\); .* \('approve' → allow\)$"):
         check_dataset(ws)
+
+
+def test_long_bad_decisions_are_shown_cut_and_said_so(tmp_path):
+    """Values longer than 40 characters were cut without a sign: two values sharing their first 40 characters read
+    as the same value named twice, each with its own rows."""
+    from riskconsole.sources import check_dataset
+
+    events = _events()
+    long = "declined by the fraud engine after manual checks, code "
+    events["prod_action"] = [long + ("A" if i % 2 else "B") for i in range(len(events))]
+    ws = write_workspace(tmp_path / "ws", events, _dataset(**ROLES), STRATEGIES)
+    with pytest.raises(RiskConsoleError) as err:
+        check_dataset(ws)
+    cut = f"'{long[:40]}…'"
+    assert f"holds {cut} (300 rows), {cut} (300 rows); " in str(err.value)
