@@ -95,7 +95,8 @@ def removal_text(report: dict) -> str | None:
     if not names:
         return None
     unknown = {r["name"]: r.get("unique_unlabeled", 0) for r in report["rules"]}
-    said = [name + (f" ({unknown[name]:,} events only it flags have no label: it may catch fraud there)"
+    unit = unit_of(report)  # an entity-level report's rows count entity-periods
+    said = [name + (f" ({unknown[name]:,} {unit} only it flags have no label: it may catch fraud there)"
                     if unknown.get(name) else "") for name in names]
     return "Catch no labelled fraud on their own (candidates for removal): " + ", ".join(said)
 

@@ -341,3 +341,17 @@ def test_a_removal_candidate_whose_sole_hits_are_unlabelled_is_not_said_to_catch
     said = f"{name} (1,234 events only it flags have no label: it may catch fraud there)"
     assert said in removal_text(report)
     assert html_text(said) in html_page(report) and md(said) in markdown(report)
+
+
+def test_an_entity_reports_removal_candidate_counts_its_unlabelled_periods_as_periods(pair):
+    """An entity-level report's rule rows count entity-periods: its removal candidates said "1,234 events only it
+    flags have no label" of 1,234 merchant periods."""
+    from riskconsole.share import removal_text
+
+    ws, cand, _ = pair
+    report = run_backtest(ws, cand).report
+    name = report["attribution"]["removal_candidates"][0]
+    next(r for r in report["rules"] if r["name"] == name)["unique_unlabeled"] = 1234
+    report["level"] = {"entity": "merchant_id", "every": "1d", "horizon": "1d"}
+    assert f"{name} (1,234 merchant_id periods only it flags have no label: it may catch fraud there)" in \
+        removal_text(report)
