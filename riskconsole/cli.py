@@ -467,7 +467,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="first day (YYYY-MM-DD, whole day) or timestamp of the window, UTC unless it ends in an offset "
                             "(+05:00) or a zone name (Europe/Berlin) (default: first event)")
         p.add_argument("--to", metavar="D", type=_moment,
-                       help="last day (whole day included) or timestamp of the window (default: the last day whose labels are "
+                       help="last day (whole day included) or timestamp of the window's end (events before it) (default: the last day whose labels are "
                             "mature when they are dated: the events' label, or an entity-level strategy's own, saying "
                             "which days were left out; else the last event)")
         p.add_argument("--as-of", dest="as_of", metavar="D", type=_moment,

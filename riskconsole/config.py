@@ -652,7 +652,7 @@ class Window(_Strict):
     """A closed date/timestamp range; a date means its whole day."""
 
     from_: str = Field(alias="from", description="First day (or timestamp) of the window, included.")
-    to: str = Field(description="Last day (or timestamp) of the window, included (a date means its whole day).")
+    to: str = Field(description="Last day of the window, its whole day included; or a timestamp: the window's end, events before it.")
 
     @field_validator("from_", "to", mode="before")
     @classmethod
