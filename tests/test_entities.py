@@ -468,10 +468,9 @@ def session_values(ws, path) -> list:
         return session.entities(session.strategy(path).level).table.column("merchant_orders_3d").to_pylist()
 
 
-def test_money_left_out_where_production_hid_outcomes_is_said(tmp_path):
-    """With prod_action mapped, an entity report's horizon money counts labelled events only: production-blocked
-    events without a label were left out without a word (the order-level report bounds them). The warning counts
-    exactly the blocked, unlabelled events inside the horizons of the window's entity-periods."""
+def _production_blocked() -> tuple[pd.DataFrame, pd.Series, dict]:
+    """The events with production blocking every order over 150, left unlabelled, and a dataset mapping prod_action
+    (merchants as an entity)."""
     ev = events()
     blocked = ev["amount"] > 150
     ev["prod_action"] = np.where(blocked, "block", "allow")
@@ -480,6 +479,14 @@ def test_money_left_out_where_production_hid_outcomes_is_said(tmp_path):
     dataset = {**BASE_DATASET, "features": FEATURES[:1]}
     dataset["columns"] = {**BASE_DATASET["columns"], "entities": ["user_id", "merchant_id"],
                           "prod_action": "prod_action"}
+    return ev, blocked, dataset
+
+
+def test_money_left_out_where_production_hid_outcomes_is_said(tmp_path):
+    """With prod_action mapped, an entity report's horizon money counts labelled events only: production-blocked
+    events without a label were left out without a word (the order-level report bounds them). The warning counts
+    exactly the blocked, unlabelled events inside the horizons of the window's entity-periods."""
+    ev, blocked, dataset = _production_blocked()
     body = {"name": "mw", "level": {"entity": "merchant_id", "every": "1d", "horizon": "2d"},
             "rules": [{"name": "busy", "when": "merchant_orders_3d >= 2", "action": "block"}]}
     ws = write_workspace(tmp_path / "hid", ev, dataset, strategies={"mw": body})
@@ -507,14 +514,7 @@ def test_hidden_outcomes_are_counted_over_the_reports_own_entity_periods(tmp_pat
     whatever the window's instants and the strategy's population: a window from 12:00 counted the morning's
     periods and the evening's (39 events where its periods' horizons hold 17), a population of one merchant every
     merchant's (79 for 16). It counts the periods the report decides: in the window, in the population."""
-    ev = events()
-    blocked = ev["amount"] > 150
-    ev["prod_action"] = np.where(blocked, "block", "allow")
-    ev.loc[blocked, "is_fraud"] = pd.NA
-    ev.loc[blocked, "label_ts"] = pd.NaT
-    dataset = {**BASE_DATASET, "features": FEATURES[:1]}
-    dataset["columns"] = {**BASE_DATASET["columns"], "entities": ["user_id", "merchant_id"],
-                          "prod_action": "prod_action"}
+    ev, blocked, dataset = _production_blocked()
     body = {"name": "mw", "level": {"entity": "merchant_id", "every": "6h", "horizon": "6h"},
             "rules": [{"name": "busy", "when": "merchant_orders_3d >= 2", "action": "block"}]}
     if population:
