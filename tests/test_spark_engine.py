@@ -573,6 +573,11 @@ def test_a_driver_started_here_logs_errors_only_and_a_users_log_settings_win(tmp
     settings = dict(line.split(" = ") for line in engine.LOG_SETTINGS.read_text().splitlines()
                     if line and not line.startswith("#"))
     assert settings["rootLogger.level"] == settings["logger.spark.level"] == settings["logger.hadoop.level"] == "error"
+    # a failing task's stack trace (a merge Spark refuses, read again group by group) is left to riskconsole's line
+    # (the JVM is a process of its own: its stderr is not captured here; seen with bench_spark_parquet_groups.py)
+    assert settings["logger.executor.name"] == "org.apache.spark.executor.Executor"
+    assert settings["logger.taskset.name"] == "org.apache.spark.scheduler.TaskSetManager"
+    assert settings["logger.executor.level"] == settings["logger.taskset.level"] == "fatal"
 
 
 def test_a_spark_out_of_memory_error_says_how_to_give_it_more():
