@@ -181,7 +181,8 @@ def importance_chart(importance: list[dict], method: str) -> alt.Chart:
 
 def kpi_band_chart(daily: list[dict], metrics: list[str], titles: dict[str, str] | None = None,
                    columns: int = 3) -> alt.FacetChart:
-    """Small multiples, one per metric: the daily value, its expected band, and alert days as red points."""
+    """Small multiples, one per metric: the daily value, its band (`expected`, the acceptance region: a point outside
+    it is an alert), and alert days as red points."""
     rows = []
     for row in daily:
         for key in metrics:
@@ -198,8 +199,8 @@ def kpi_band_chart(daily: list[dict], metrics: list[str], titles: dict[str, str]
         y=alt.Y("low:Q", title=None, axis=alt.Axis(format=",.3~r")), y2="high:Q")  # a flat 0 reads "0", not 0.000000
     line = base.mark_line(color="#333333", strokeWidth=1.4).encode(
         y="value:Q", tooltip=["day:T", "metric:N", alt.Tooltip("value:Q", format=",.4~g"),
-                              alt.Tooltip("low:Q", title="expected low", format=",.4~g"),
-                              alt.Tooltip("high:Q", title="expected high", format=",.4~g")])
+                              alt.Tooltip("low:Q", title="band low (below alerts)", format=",.4~g"),
+                              alt.Tooltip("high:Q", title="band high (above alerts)", format=",.4~g")])
     points = base.transform_filter(alt.datum.alert == "alert").mark_point(
         color="#d62728", filled=True, size=55).encode(y="value:Q", tooltip=["day:T", "metric:N", "value:Q"])
     return alt.layer(bandc, line, points, data=df).properties(width=225, height=130).facet(

@@ -14,8 +14,11 @@ routine, not a change; two unusual reference days still move nothing. A seasonal
 needs several periods to separate trend from season and adds a dependency; with four weeks of reference it fits
 noise. The band is never narrower than the sampling noise of the day's own volume (binomial for rates, Poisson
 for counts), and a day outside it alerts only if its exact binomial (rates) or Poisson (counts) tail at the
-expected value is as small as the band's: a small count is skewed, the band is not. The band is expected ± `BAND_K` spreads; `BAND_K` = 4 keeps the false-alert rate per metric-day
-under 1% on simulated data with no change, bursts and late labels included (tests/test_monitor.py).
+expected value is as small as the band's: a small count is skewed, the band is not. What does not alert is one
+interval a day, the acceptance region (`monitor_region.py`, `acceptance`): `expected` in monitor.json is that
+region and every face draws it, so a point outside the drawn band is an alert and an alert is outside it. The
+band is expected ± `BAND_K` spreads; `BAND_K` = 4 keeps the false-alert rate per metric-day under 1% on simulated
+data with no change, bursts and late labels included (tests/test_monitor.py).
 
 Labels: precision and recall alert only on mature days; caught money (it counts labelled fraud, so an immature
 day's value only grows as labels arrive) alerts there only above its band.
@@ -51,6 +54,9 @@ GROWING = ("fraud_amount_stopped",)  # counts labelled fraud: an immature day's 
 # so there only an excess is known (a shortfall is the labels still to come)
 INFORMATIONAL = ("label_coverage",)  # shown with a band, never an alert: it falls on recent days by design
 RULE_HITS = "rule_hits:"
+METHOD = (f"median/MAD of weekday-adjusted reference days, each side at least its 10% tail, ±{BAND_K:g} spreads, "
+          "widened to where an exact Poisson (counts) or binomial (rates) tail is as small: outside the band is an "
+          "alert")
 
 
 @dataclass(frozen=True)
@@ -254,26 +260,17 @@ def daily_kpis(g: Groups, action: np.ndarray, business: Business, periods: Perio
         expected, low, high = band(v[in_ref], weekday[in_ref], weekday, noise, factor=factor)
         if metric in RATIOS:
             low, high = np.clip(low, 0, 1), np.clip(high, 0, 1)
-        alert = in_win & np.isfinite(v) & ((v < low) | (v > high))
-        if metric in RATIOS and RATIOS[metric][0]:
-            alert &= exact_rate_alert(sums[RATIOS[metric][0]], den, expected, in_ref, v < low, alert)
-        if metric in ("blocked", "review_cases") or metric.startswith(RULE_HITS):
-            alert &= exact_count_alert(v, expected, level, v < low, alert)
-        if metric in LABELLED:
-            alert &= mature
-        if metric in GROWING:
-            alert &= mature | (v > high)
-        if metric == "review_load":
-            alert &= v > 1  # outside its band and over capacity: the load the team cannot absorb
-        if metric in INFORMATIONAL:
-            alert[:] = False
-        table[metric] = {"value": v, "expected": expected, "low": low, "high": high, "alert": alert, "level": level}
+        accept_low, accept_high = acceptance(metric, Band(expected, low, high, level), sums, in_ref, in_win, mature)
+        alert = in_win & np.isfinite(v) & ((v < accept_low) | (v > accept_high))
+        table[metric] = {"value": v, "expected": expected, "low": low, "high": high, "alert": alert, "level": level,
+                         "accept_low": accept_low, "accept_high": accept_high}
     rows = []
     for i in np.flatnonzero(in_win):
         row = {"day": g.days[i].isoformat()}
         for metric in values:
             t = table[metric]
-            row[metric] = {"value": json_number(t["value"][i]), "expected": [json_number(max(t["low"][i], 0.0)), json_number(t["high"][i])],
+            row[metric] = {"value": json_number(t["value"][i]),  # the acceptance region: outside it is an alert
+                           "expected": [json_number(max(t["accept_low"][i], 0.0)), json_number(t["accept_high"][i])],
                            "alert": bool(t["alert"][i])}
             if metric in LABELLED or metric in GROWING:
                 row[metric]["mature"] = bool(mature[i])
@@ -296,47 +293,48 @@ def alert_rows(alerting: list[tuple[int, str]], entries: list[dict], daily: list
             for (_, metric), entry in zip(alerting, entries)]
 
 
-def exact_rate_alert(count: np.ndarray, den: np.ndarray, expected: np.ndarray, in_ref: np.ndarray,
-                     below: np.ndarray, candidate: np.ndarray, k: float = BAND_K) -> np.ndarray:
-    """Whether each `candidate` day's count of `den` is as unlikely as the band's k spreads under a binomial at the expected
-    rate (exact tails: the normal band's noise is 0 at a rate of 0 or 1, so a reference precision of 100% made
-    one false positive among 15 flagged an alert on every such day).
+@dataclass(frozen=True)
+class Band:
+    """A metric's band per day: the expected value, the edges ± `BAND_K` spreads, and the reference's level (the
+    floor of a count's expected value in its exact tail)."""
 
-    The expected rate is kept half an event inside (0, 1) of the reference's pooled denominator (a Jeffreys-style
-    pad): 400 of 400 flagged reference events right give 0.99875, and 14 of 15 then has a 1.9% tail, no alert."""
-    from math import erfc, sqrt
-
-    from riskconsole.discovery import binomial_tail
-
-    tail = erfc(k / sqrt(2)) / 2  # the normal's tail beyond k spreads (3.2e-5 at 4)
-    pad = 0.5 / (float(np.asarray(den, dtype=float)[in_ref].sum()) + 1)
-    rate = np.clip(np.nan_to_num(expected), pad, 1 - pad)
-    out = np.zeros(len(count), dtype=bool)
-    for i in np.flatnonzero(candidate):
-        n, x = int(round(float(den[i]))), int(round(float(count[i])))
-        if n <= 0:
-            continue
-        p = binomial_tail(n - x, n, 1 - rate[i]) if below[i] else binomial_tail(x, n, rate[i])
-        out[i] = p < tail
-    return out
+    expected: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    level: float
 
 
-def exact_count_alert(count: np.ndarray, expected: np.ndarray, level: float, below: np.ndarray,
-                      candidate: np.ndarray, k: float = BAND_K) -> np.ndarray:
-    """Whether each `candidate` day's event count is as unlikely as the band's k spreads under a Poisson at the
-    expected count (at least the reference's level): the band is symmetric, a small count is not (a rule expected
-    0.5 times a day sits 4 normal spreads out at 3.3 hits, but 4 hits then have a 1.8e-3 tail, not 3.2e-5)."""
-    from math import erfc, sqrt
+def acceptance(metric: str, b: Band, sums: dict, in_ref: np.ndarray, in_win: np.ndarray,
+               mature: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each day's acceptance region (low, high): the values that do not alert, which every face draws as the band.
 
-    from riskconsole.discovery import poisson_tail
+    The band, widened where the exact tail at the expected value is not as small as the band's (a count: Poisson
+    at the expected count, at least the reference's level; a rate: binomial at the expected rate, kept half an
+    event of the reference's pooled denominator inside (0, 1), a Jeffreys-style pad: 400 of 400 flagged reference
+    events right give 0.99875, so 14 right of 15 is no alert); then what is held back: a labelled metric on an
+    immature day accepts anything, caught money there anything up to its band's top, review load anything up to
+    its band's top or up to capacity, label coverage anything."""
+    from riskconsole.monitor_region import count_region, rate_region
 
-    tail = erfc(k / sqrt(2)) / 2
-    lam = np.maximum(np.nan_to_num(expected), level)
-    x = np.round(np.nan_to_num(count))
-    out = np.zeros(len(count), dtype=bool)
-    for i in np.flatnonzero(candidate):  # P(X <= x) below the band, P(X >= x) above it
-        out[i] = poisson_tail(int(x[i]), float(lam[i]), upper=not below[i]) < tail
-    return out
+    low, high = b.low, b.high
+    if metric in ("blocked", "review_cases") or metric.startswith(RULE_HITS):
+        low, high = count_region(np.maximum(np.nan_to_num(b.expected), b.level), low, high, in_win, BAND_K)
+    elif metric in RATIOS and RATIOS[metric][0]:
+        den = denominator(metric, sums)
+        pad = 0.5 / (float(den[in_ref].sum()) + 1)
+        low, high = rate_region(den, np.clip(np.nan_to_num(b.expected), pad, 1 - pad), low, high, in_win, BAND_K)
+    anything = np.full(np.shape(low), np.inf)
+    if metric in LABELLED:
+        low, high = np.where(mature, low, -anything), np.where(mature, high, anything)
+    if metric in GROWING:
+        low = np.where(mature, low, -anything)
+    if metric == "review_load":
+        low, high = -anything, np.maximum(high, 1.0)  # above its band and over capacity: what the team cannot absorb
+    if metric in INFORMATIONAL:
+        low, high = -anything, anything
+    if metric in RATIOS:
+        low, high = np.clip(low, 0, 1), np.clip(high, 0, 1)
+    return low, high
 
 
 def _level(metric: str, sums: dict, in_ref: np.ndarray, n_ref: int) -> float:
@@ -413,8 +411,7 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
                        int(g.count[state["in_ref"][g.day]].sum()), extra)
     return {"strategy": compiled.name, "window": _period(periods.window), "reference": _period(periods.reference),
             "labels_known_by": _day(periods.window.end - timedelta(microseconds=1)).isoformat(),
-            "by": list(by), "method": {"band": f"median/MAD of weekday-adjusted reference days, each side at least "
-                                               f"its 10% tail, ±{BAND_K:g} spreads", "band_k": BAND_K},
+            "by": list(by), "method": {"band": METHOD, "band_k": BAND_K},
             "daily": daily, "alerts": alerts, "incidents": incidents(alerts, entries, elevated(state["table"], g.days, state["in_win"]),
                                                    daily[-1]["day"] if daily else None), "attribution": entries,
             "drift": drift(coded_rows, drift_cols, kinds, periods.reference, periods.window),

@@ -249,6 +249,15 @@ def _md_table(headers: list[str], rows: list[list]) -> str:
 
 MONITOR_KPIS = ("alert_rate", "blocked", "review_cases", "review_load", "fraud_amount_stopped", "precision", "recall",
                 "label_coverage")
+KPI_TITLES = {"alert_rate": "alert rate", "blocked": "blocked", "review_cases": "review cases",
+              "review_load": "review load (× capacity)", "fraud_amount_stopped": "caught money",
+              "precision": "precision (labels so far)", "recall": "recall (labels so far)",
+              "label_coverage": "label maturity (never alerts)"}
+BAND_NOTE = ("The shaded band is each day's acceptance region: a point outside it alerts (red), a point inside it "
+             "does not. A count or a rate also needs an exact Poisson or binomial tail as small as the ±4-spread "
+             "band's, so a small count's band reaches higher than its spread alone. Precision and recall never alert "
+             "on a day whose labels are immature (the band covers 0–100% there), caught money alerts there only "
+             "above, review load only above its band and over capacity, and label maturity never.")
 
 
 def _monitor_header(result: dict) -> str:
@@ -306,8 +315,8 @@ def monitor_html(result: dict) -> str:
              + "".join(f"<p><strong>Warning:</strong> {esc(w)}</p>" for w in result.get("warnings", [])),
              f"<h2>Incidents ({len(result.get('incidents', []))})</h2><p>Alerts that share a cause (a rule) on days "
              "at most two apart, reported once.</p>" + _table(INCIDENT_HEADERS, _incident_rows(result), numeric_from=len(INCIDENT_HEADERS)),
-             "<h2>Daily KPIs against their expected band</h2>"
-             + svg(kpi_band_chart(result["daily"], list(MONITOR_KPIS), columns=2)),
+             f"<h2>Daily KPIs against their expected band</h2><p>{esc(BAND_NOTE)}</p>"
+             + svg(kpi_band_chart(result["daily"], list(MONITOR_KPIS), KPI_TITLES, columns=2)),
              f"<h2>Alerts ({len(result['alerts'])})</h2>" + _table(ALERT_HEADERS, alert_rows(result), numeric_from=2)]
     for entry in result["attribution"][:5]:
         by = next((c["by"] for c in entry["contributions"] if c["by"] != "rule"), "rule")

@@ -593,45 +593,121 @@ def test_numeric_bins_read_as_ranges_and_select_what_they_say():
             assert holds == [i == j for i in range(1, 5)], value
 
 
+def _outside(values, low, high) -> list[bool]:
+    return [bool(v < lo or v > hi) for v, lo, hi in zip(values, low, high)]
+
+
 def test_a_rate_alert_needs_an_exact_binomial_tail_as_small_as_the_band():
     """A reference precision of 100% (400 of 400) has no normal noise, so the band alone alerted on 14 of 15; the
-    exact tail at the padded rate 400.5/401 is 1.9% (scipy), far above the band's 3.2e-5: no alert. 5 of 15 is."""
+    exact tail at the padded rate 400.5/401 is 1.9% (scipy), far above the band's 3.2e-5: 14 of 15 is inside the
+    acceptance region. 5 of 15 is outside it, and so is 4,950 of 5,000."""
     from scipy.stats import binom, norm
 
-    from riskconsole.monitor import exact_rate_alert
+    from riskconsole.monitor import Band, acceptance
 
     in_ref = np.array([True] * 4 + [False] * 3)
     den = np.array([100, 100, 100, 100, 15, 15, 5000], dtype=float)
     count = np.array([100, 100, 100, 100, 14, 5, 4950], dtype=float)
-    expected = np.full(7, 1.0)
-    got = exact_rate_alert(count, den, expected, in_ref, below=np.ones(7, dtype=bool),
-                           candidate=np.array([False] * 4 + [True] * 3))
+    ones = np.ones(7)
+    low, high = acceptance("precision", Band(ones, ones, ones, 1.0), {"tp": count, "fp": den - count}, in_ref,
+                           ~in_ref, np.ones(7, dtype=bool))
     p = 400.5 / 401
     assert binom.cdf(14, 15, p) == pytest.approx(1 - p ** 15) and binom.cdf(14, 15, p) > norm.sf(4)
     assert binom.cdf(5, 15, p) < norm.sf(4) and binom.cdf(4950, 5000, p) < norm.sf(4)
-    assert got.tolist() == [False] * 4 + [False, True, True]
-    high = exact_rate_alert(np.array([3.0, 12.0]), np.array([1000.0, 1000.0]), np.full(2, 0.001),
-                            np.array([True, False]), below=np.zeros(2, dtype=bool), candidate=np.ones(2, dtype=bool))
-    assert high.tolist() == [binom.sf(2, 1000, 0.001) < norm.sf(4), binom.sf(11, 1000, 0.001) < norm.sf(4)] \
-        == [False, True]
+    assert _outside(count / den, low, high)[4:] == [False, True, True]
+    assert binom.cdf(12, 15, p) < norm.sf(4) < binom.cdf(13, 15, p) and 12 / 15 < low[4] < 13 / 15
+    rate, n = np.full(2, 0.001), np.array([1000.0, 1000.0])
+    low, high = acceptance("alert_rate", Band(rate, rate, rate, 0.001), {"flagged": np.array([3.0, 12.0]),
+                           "population": n}, np.array([True, False]), np.ones(2, dtype=bool), np.ones(2, dtype=bool))
+    assert _outside([3 / 1000, 12 / 1000], low, high) == [binom.sf(2, 1000, 0.001) < norm.sf(4),
+                                                          binom.sf(11, 1000, 0.001) < norm.sf(4)] == [False, True]
 
 
 def test_a_count_alert_needs_an_exact_poisson_tail_as_small_as_the_band():
     """A rule expected 0.5 times a day has a normal band up to 0.5 + 4·√0.5 = 3.3, but 4 hits then have a Poisson
-    tail of 1.8e-3 (scipy), far above the band's 3.2e-5: no alert; 9 hits is one. A large expected count is where
-    the normal band and the Poisson agree, and the level floors the expected count (a median of 0)."""
+    tail of 1.8e-3 (scipy), far above the band's 3.2e-5: inside the acceptance region, whose top is the last count
+    with a tail that large (5); 9 hits are outside. A large expected count is where the normal band and the
+    Poisson agree, and the level floors the expected count (a median of 0)."""
     from scipy.stats import norm, poisson
 
-    from riskconsole.monitor import exact_count_alert
+    from riskconsole.monitor import Band, acceptance
 
     count = np.array([4.0, 9.0, 160.0, 40.0, 4.0])
     expected = np.array([0.5, 0.5, 100.0, 100.0, 0.0])
-    got = exact_count_alert(count, expected, 0.5, below=np.array([False, False, False, True, False]),
-                            candidate=np.ones(5, dtype=bool))
+    spread = 4 * np.sqrt(np.maximum(expected, 0.5))
+    low, high = acceptance("rule_hits:burst", Band(expected, expected - spread, expected + spread, 0.5), {},
+                           np.zeros(5, dtype=bool), np.ones(5, dtype=bool), np.ones(5, dtype=bool))
     hand = [poisson.sf(3, 0.5), poisson.sf(8, 0.5), poisson.sf(159, 100), poisson.cdf(40, 100), poisson.sf(3, 0.5)]
-    assert got.tolist() == [p < norm.sf(4) for p in hand] == [False, True, True, True, False]
+    assert _outside(count, low, high) == [p < norm.sf(4) for p in hand] == [False, True, True, True, False]
     assert 4 > 0.5 + 4 * 0.5 ** 0.5  # outside the normal band: the exact tail is what holds it back
-    assert not exact_count_alert(count, expected, 0.5, np.zeros(5, dtype=bool), np.zeros(5, dtype=bool)).any()
+    assert high[0] == 5 and poisson.sf(5, 0.5) < norm.sf(4) < poisson.sf(4, 0.5)  # 6 is the first count alerting
+
+
+def _independent_alert(metric: str, t: dict, i: int, sums: dict, in_ref, mature) -> bool:
+    """Whether day i alerts by docs/monitor.md, with scipy's tails: outside the ±4-spread band, as unlikely as it
+    under an exact Poisson (counts) or binomial (rates), and the held-back cases."""
+    from scipy.stats import binom, norm, poisson
+
+    v, low, high, tail = t["value"][i], t["low"][i], t["high"][i], norm.sf(4)
+    if not np.isfinite(v) or metric == "label_coverage" or (metric in ("precision", "recall") and not mature[i]):
+        return False
+    if metric == "review_load":
+        return bool(v > high and v > 1)
+    if metric == "fraud_amount_stopped":
+        return bool(v > high or (v < low and mature[i]))
+    if metric in ("blocked", "review_cases") or metric.startswith("rule_hits:"):
+        lam = max(t["expected"][i], t["level"])
+        return bool((v > high and poisson.sf(v - 1, lam) < tail) or (v < low and poisson.cdf(v, lam) < tail))
+    num, den = {"alert_rate": ("flagged", ["population"]), "precision": ("tp", ["tp", "fp"]),
+                "recall": ("tp", ["tp", "fn"])}[metric]
+    n = sum(sums[k] for k in den)
+    pad = 0.5 / (n[in_ref].sum() + 1)
+    p, x, n = min(max(t["expected"][i], pad), 1 - pad), sums[num][i], n[i]
+    return bool((v > high and binom.sf(x - 1, n, p) < tail) or (v < low and binom.cdf(x, n, p) < tail))
+
+
+@pytest.mark.parametrize("thin, lift_from, seed", [(1.0, 40, 5), (0.1, 40, 6), (0.03, None, 6)])
+def test_every_day_outside_the_drawn_band_alerts_and_every_alert_is_outside_it(thin, lift_from, seed):
+    """The band monitor.json gives (`expected`) is what every face draws: on simulated data, full volume and a
+    tenth and 3% of it (rules expected a few times a day), with late labels, bursts and a tripled fraud rate, a day
+    is outside it exactly when it alerts, and it alerts exactly when the rule docs/monitor.md states says so
+    (scipy). Each case has days outside the ±4-spread band that do not alert: the band drawn before."""
+    rng = np.random.default_rng(seed)
+    g = simulated_groups(28 + 28, seed, lift_from=lift_from, bursts=True)
+    g = Groups(g.day, g.label, g.hits, rng.binomial(g.count, thin), g.amount * thin, g.days)
+    rows, state = daily_kpis(g, decide(g.hits, BURSTY), BUSINESS, _periods(g.days[0], 28, 56), BURSTY)
+    coverage = state["table"]["label_coverage"]["value"]
+    mature = coverage >= 0.8 * np.nanmedian(coverage[state["in_ref"]])
+    alerts = held_back = 0
+    for row, i in zip(rows, np.flatnonzero(state["in_win"])):
+        for metric, cell in ((k, c) for k, c in row.items() if k != "day"):
+            low, high = (np.inf if e is None else e for e in cell["expected"])
+            value = np.nan if cell["value"] is None else cell["value"]
+            assert cell["alert"] == (value < low or value > high), (row["day"], metric, cell)
+            t = state["table"][metric]
+            assert cell["alert"] == _independent_alert(metric, t, i, state["sums"], state["in_ref"], mature), \
+                (row["day"], metric, cell)
+            alerts += cell["alert"]
+            held_back += bool(not cell["alert"] and value > t["high"][i])  # outside the ±4 band: now drawn inside
+    assert (alerts > 2 or lift_from is None) and held_back > 0, (alerts, held_back)
+
+
+def test_the_monitor_chart_draws_the_band_that_alerts(demo):
+    """On the demo's Monitor result and the chart every face draws from it: red points are exactly the points
+    outside the shaded band."""
+    from riskconsole.charts import kpi_band_chart
+    from riskconsole.monitor import METRICS
+
+    result = demo.monitor(demo.ws.strategies_dir / "baseline.yaml")
+    keys = [*METRICS, *(k for k in result["daily"][0] if k.startswith("rule_hits:"))]
+    cells = [row[k] for row in result["daily"] for k in keys]
+    assert any(c["alert"] for c in cells)
+    for c in cells:
+        low, high = (np.inf if e is None else e for e in c["expected"])
+        assert c["alert"] == (c["value"] is not None and (c["value"] < low or c["value"] > high)), c
+    df = kpi_band_chart(result["daily"], keys).data
+    outside = (df["value"] < df["low"]) | (df["value"] > df["high"].fillna(np.inf))
+    assert (outside == (df["alert"] == "alert")).all() and len(df) == len(cells)
 
 
 def test_the_poisson_tails_are_scipys_to_the_last_digits():

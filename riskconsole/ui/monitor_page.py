@@ -19,14 +19,8 @@ from riskconsole.escape import markdown as md
 from riskconsole.monitor import METRICS, MIN_REFERENCE_DAYS, RULE_HITS, incident_row
 from riskconsole.segments import segment_columns
 from riskconsole.session import Session
-from riskconsole.share import ALERT_HEADERS, alert_rows
+from riskconsole.share import ALERT_HEADERS, BAND_NOTE, KPI_TITLES, alert_rows
 from riskconsole.ui.common import results_version, guard, open_page, pick_strategy, strategy_text
-
-TITLES = {"alert_rate": "alert rate", "blocked": "blocked", "review_cases": "review cases",
-          "review_load": "review load (× capacity)", "fraud_amount_stopped": "caught money",
-          "precision": "precision (labels so far)", "recall": "recall (labels so far)",
-          "label_coverage": "label maturity"}
-
 
 @st.cache_data(max_entries=16, show_spinner="Monitoring (one grouped pass per view, one for drift) ...")
 def _monitor(root: str, version: str, path: str, text: str, start: str, end: str, reference: str | None,
@@ -248,7 +242,8 @@ tiles[3].metric("drifted columns", f"{len(drifted):,} of {len(result['drift'])}"
 incidents_section(result)
 
 st.subheader("Daily KPIs against their expected band")
-st.altair_chart(kpi_band_chart(result["daily"], list(METRICS), TITLES, columns=3), width="content")
+st.caption(BAND_NOTE)
+st.altair_chart(kpi_band_chart(result["daily"], list(METRICS), KPI_TITLES, columns=3), width="content")
 
 # Sections below draw only when opened (each tab reruns the page from the cached result): the page's cost in a
 # browser is its charts, and the first view needs only the KPIs and the alerts.
