@@ -139,3 +139,24 @@ def test_the_trained_on_window_warning_shows_on_every_page_with_model_numbers(co
         texts = [alerts.nth(i).inner_text() for i in range(alerts.count())]
         assert len(texts) == len(set(texts)), f"{name or 'backtest_page'}: a warning is shown twice: {texts}"
     page.close()
+
+
+CUT_TEXT = """() => [...document.querySelectorAll('[data-testid=stMetric]')].flatMap(tile =>
+    [...tile.querySelectorAll('*')].filter(e => e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1)
+        .map(e => tile.innerText.replace(/\\n+/g, ' | ') + ` (${e.scrollWidth} px in ${e.clientWidth})`))"""
+
+
+@pytest.mark.parametrize("width", [1100, 1500])
+def test_no_tile_cuts_its_label_value_or_change(console, browser, width):
+    """Every tile's label, value (a range too) and change shows whole: in 4 or 5 fixed columns, 1,100 px cut
+    "30.4–44.9%" to "30.4–…", "fraud rate (labelled)" and "average precision 0.155" likewise. An element whose
+    text is wider than its box is one Streamlit ellipsizes."""
+    page = browser.new_page(viewport={"width": width, "height": 1400})
+    for name in ["", "tune_page", "data_page", "detectors_page", "monitor_page"]:
+        page.goto(f"{console.url}/{name}")
+        _settle(page)
+        page.wait_for_timeout(800)
+        _no_exception(page, name)
+        assert page.locator("[data-testid=stMetric]").count() >= 4, name
+        assert page.evaluate(CUT_TEXT) == [], (width, name or "backtest")
+    page.close()

@@ -157,15 +157,12 @@ def test_compare_page_without_a_baseline_asks_for_one(lone_ws, monkeypatch):
                                                   (0.00001, "pct", True), (0.0001, "pct", False), (0.4, "int", True),
                                                   (-3.0, "compact", False)])
 def test_a_change_that_shows_as_zero_is_drawn_as_no_change(delta, kind, neutral):
-    class Column:
-        def metric(self, title, value, delta=None, **kwargs):
-            self.delta, self.kwargs = delta, kwargs
-
-    col = Column()
-    common._tile(col, "t", "v", delta, kind, inverse=False, help="")
-    assert (col.delta == "no change") is neutral, (col.delta, kind)
+    row = common.TileRow()
+    common._tile(row, "t", "v", delta, kind, inverse=False, help="")
+    (_, _, shown), options = row.tiles[0]
+    assert (shown == "no change") is neutral, (shown, kind)
     if neutral:
-        assert col.kwargs["delta_color"] == "off"
+        assert options["delta_color"] == "off"
 
 
 @pytest.mark.parametrize("reviews, base, days, shown, change", [
@@ -185,10 +182,6 @@ def test_reviews_per_day_reads_tenths_under_ten_a_day(reviews, base, days, shown
         assert delta is None
         return
 
-    class Column:
-        def metric(self, title, value, delta=None, **kwargs):
-            self.delta = delta
-
-    col = Column()
-    common._tile(col, "reviews per day", text, delta, kind, inverse=True, help="")
-    assert col.delta == change
+    row = common.TileRow()
+    common._tile(row, "reviews per day", text, delta, kind, inverse=True, help="")
+    assert row.tiles[0][0][2] == change

@@ -229,12 +229,45 @@ def _compared(root: str, version: str, path: str, text: str, base: str, base_tex
                              by).report
 
 
+class TileRow:
+    """Tiles of equal width that wrap onto more lines where the page is narrow: 4 fixed columns cut "30.4–44.9%" to
+    "30.4–…" and "fraud money stopped" to "fraud money …" at 1,100 px (Streamlit ellipsizes what does not fit a
+    tile). Each tile is as wide as the row's widest label, value or change needs (`tile_width`), so the row is a
+    grid: 4 tiles a line at 1,500 px, 2 at 1,100 px for ranges."""
+
+    def __init__(self):
+        self.tiles: list[tuple[tuple, dict]] = []
+
+    def add(self, title: str, value: str, delta: str | None = None, **options) -> None:
+        self.tiles.append(((title, value, delta), options))
+
+    def draw(self) -> None:
+        """Draw the row's tiles, all at the width of the widest."""
+        width = max((tile_width(*args, help=o.get("help")) for args, o in self.tiles), default=0)
+        row = st.container(horizontal=True, wrap=True, gap="small")
+        for (title, value, delta), options in self.tiles:
+            row.metric(title, value, delta, border=True, width=width, **options)
+
+
+# Widths at Streamlit's tile fonts (value 2.25rem, label and change 0.875rem of Source Sans), a little generous:
+# a tile a few pixels too wide costs nothing, one too narrow cuts its text again
+VALUE_PX = {**dict.fromkeys(".,:;' |il", 10), **dict.fromkeys("%MWmw", 32), **dict.fromkeys("—", 36)}
+
+
+def tile_width(title: str, value: str, delta: str | None = None, help: str | None = None) -> int:
+    """Pixels a tile needs to show its label (and help icon), value and change whole."""
+    value_px = sum(VALUE_PX.get(c, 20) for c in value)
+    label_px = 7 * len(title) + (28 if help else 0)
+    delta_px = 7 * len(delta) + 28 if delta else 0  # the pill's arrow and padding
+    return max(value_px, label_px, delta_px) + 40  # the tile's border and padding
+
+
 def kpi_tiles(report: dict, baseline: dict | None = None) -> None:
-    """KPI tiles in two rows, each with its delta against the baseline report (none without one)."""
+    """KPI tiles in one wrapping row, each with its delta against the baseline report (none without one)."""
     o, b = report["overall"], (baseline or {}).get("overall")
-    first, second = st.columns(4), st.columns(4)
+    row = TileRow()
     ranged = []
-    for col, key in zip([*first, *second], KPIS):
+    for key in KPIS:
         m = metric(key)
         kind = TILE_FORMAT.get(m.kind, m.kind)
         delta = None
@@ -243,17 +276,18 @@ def kpi_tiles(report: dict, baseline: dict | None = None) -> None:
         pair = (o.get("bounds") or {}).get(key)
         if pair and None not in pair and pair[0] != pair[1]:  # only a range is known: never a point
             ranged.append(m.title)
-            _tile(col, m.title, range_text(pair, kind), None, kind, False,
+            _tile(row, m.title, range_text(pair, kind), None, kind, False,
                   help=f"{m.definition} Worst {fmt(pair[0], m.kind)}, best {fmt(pair[1], m.kind)} over the outcomes "
                        "production hid; labelled events alone give " + fmt(o[key], m.kind) + ".")
             continue
-        _tile(col, m.title, metric_text(key, o, kind), delta, kind, inverse=m.better == "lower",
+        _tile(row, m.title, metric_text(key, o, kind), delta, kind, inverse=m.better == "lower",
               help=f"{m.definition} Exact: {fmt(o[key], m.kind)}.")
     text, delta, kind = reviews_per_day(report, baseline)
     cap = o["review_capacity"]
-    _tile(second[3], "reviews per day", text, delta, kind, inverse=True,
+    _tile(row, "reviews per day", text, delta, kind, inverse=True,
           help=f"Average review cases per day against the capacity of {cap:,}; {o['review_overflow_days']} day(s) "
                f"over capacity, peak {o['max_daily_reviews']:,}.")
+    row.draw()
     if ranged:
         hidden = o["observability"]["unobservable"]
         st.caption(f"{', '.join(ranged)}: a range, not a point — {hidden:,} events production blocked have no label, "
@@ -296,15 +330,15 @@ def delta_text(delta: float, kind: str) -> str:
             "compact": sign + fmt(delta, "compact")}.get(kind, f"{delta:+,.0f}")
 
 
-def _tile(col, title: str, value: str, delta: float | None, kind: str, inverse: bool, help: str) -> None:
+def _tile(row: TileRow, title: str, value: str, delta: float | None, kind: str, inverse: bool, help: str) -> None:
     if delta is None:
-        col.metric(title, value, border=True, help=help)
+        row.add(title, value, help=help)
         return
     text = delta_text(delta, kind)
     if not any(c in "123456789" for c in text):  # what shows as zero is drawn as no change, never as an arrow
-        col.metric(title, value, "no change", delta_color="off", delta_arrow="off", border=True, help=help)
+        row.add(title, value, "no change", delta_color="off", delta_arrow="off", help=help)
     else:
-        col.metric(title, value, text, delta_color="inverse" if inverse else "normal", border=True, help=help)
+        row.add(title, value, text, delta_color="inverse" if inverse else "normal", help=help)
 
 
 def show_warnings(report: dict) -> None:

@@ -16,7 +16,7 @@ from riskconsole.overview import distribution, feature_table, quarantine_reasons
 from riskconsole.charts import histogram_chart, maturity_chart
 from riskconsole.storeviews import folders as viewed_folders
 from riskconsole.ui.common import current_session, dataset_or_stop, guard, release_connections, \
-    session_connection, workspace
+    session_connection, TileRow, workspace
 
 ws = workspace()
 st.title("Data")
@@ -104,14 +104,15 @@ if loaded_by is not None and not st.session_state.pop("_data_just_loaded", False
     for warning in loaded_by.load_warnings():
         st.warning(f"The last load warned: {warning}")
 info = summary(con, dataset)
-cols = st.columns(5)
-cols[0].metric("events loaded", f"{info['events']:,}", border=True)
-cols[1].metric("quarantined", f"{info['quarantined']:,}", border=True)
-cols[2].metric("days", f"{(info['last'] - info['first']).days + 1:,}", border=True,
-               help=f"{info['first']:%Y-%m-%d %H:%M} … {info['last']:%Y-%m-%d %H:%M}")
-cols[3].metric("labelled", f"{info['labelled']:,}", f"{info['unlabelled']:,} not yet", delta_color="off",
-               delta_arrow="off", border=True)
-cols[4].metric("fraud rate (labelled)", fmt(info["label_rate"], "pct"), border=True)
+row = TileRow()
+row.add("events loaded", f"{info['events']:,}")
+row.add("quarantined", f"{info['quarantined']:,}")
+row.add("days", f"{(info['last'] - info['first']).days + 1:,}",
+        help=f"{info['first']:%Y-%m-%d %H:%M} … {info['last']:%Y-%m-%d %H:%M}")
+row.add("labelled", f"{info['labelled']:,}", f"{info['unlabelled']:,} not yet", delta_color="off",
+        delta_arrow="off")
+row.add("fraud rate (labelled)", fmt(info["label_rate"], "pct"))
+row.draw()
 
 streams = sources(con, dataset)
 if streams:

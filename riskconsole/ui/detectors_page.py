@@ -11,7 +11,7 @@ from riskconsole.charts import histogram_chart, importance_chart
 from riskconsole.errors import RiskConsoleError
 from riskconsole.export import fmt
 from riskconsole.ui.lists_panel import add_event_value
-from riskconsole.ui.common import db_version, guard, open_page, pick_strategy, release_connections
+from riskconsole.ui.common import TileRow, db_version, guard, open_page, pick_strategy, release_connections
 
 session = open_page("Detectors")
 ws = session.ws
@@ -50,17 +50,18 @@ with st.expander("Train detectors", expanded=not cards()):
 
 for name, card in cards().items():
     st.subheader(f"{name} · {card['kind']}")
-    cols = st.columns(5)
-    for col, part in zip(cols, ("train", "valid", "out_of_time")):
+    row = TileRow()
+    for part in ("train", "valid", "out_of_time"):
         info = card.get(part) or {}
         auc, ap = info.get("auc"), info.get("average_precision")
-        col.metric(f"{part.replace('_', ' ')} AUC", "—" if auc is None else f"{auc:.3f}",
-                   None if ap is None else f"average precision {ap:.3f}", delta_color="off", delta_arrow="off",
-                   help=f"{info.get('from')} … {info.get('to')} · {info.get('labelled', 0):,} labelled, "
-                        f"fraud rate {fmt(info.get('label_rate'), 'pct')}", border=True)
-    cols[3].metric("trees" if card["kind"] == "lightgbm" else "rows fitted",
-                   f"{card.get('model', {}).get('trees') or card.get('fit_rows', 0):,}", border=True)
-    cols[4].metric("events scored", f"{card.get('events_scored', 0):,}", border=True)
+        row.add(f"{part.replace('_', ' ')} AUC", "—" if auc is None else f"{auc:.3f}",
+                None if ap is None else f"average precision {ap:.3f}", delta_color="off", delta_arrow="off",
+                help=f"{info.get('from')} … {info.get('to')} · {info.get('labelled', 0):,} labelled, "
+                     f"fraud rate {fmt(info.get('label_rate'), 'pct')}")
+    row.add("trees" if card["kind"] == "lightgbm" else "rows fitted",
+            f"{card.get('model', {}).get('trees') or card.get('fit_rows', 0):,}")
+    row.add("events scored", f"{card.get('events_scored', 0):,}")
+    row.draw()
     left, right = st.columns(2)
     left.altair_chart(importance_chart(card["importance"][:12], card.get("importance_method", "")), width="stretch")
     right.altair_chart(histogram_chart(card_bins(card), "score"), width="stretch")

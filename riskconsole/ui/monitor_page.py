@@ -20,7 +20,7 @@ from riskconsole.monitor import METRICS, MIN_REFERENCE_DAYS, RULE_HITS, incident
 from riskconsole.segments import segment_columns
 from riskconsole.session import Session
 from riskconsole.share import ALERT_HEADERS, BAND_NOTE, KPI_TITLES, alert_rows
-from riskconsole.ui.common import results_version, guard, open_page, pick_strategy, strategy_text
+from riskconsole.ui.common import TileRow, results_version, guard, open_page, pick_strategy, strategy_text
 
 @st.cache_data(max_entries=16, show_spinner="Monitoring (one grouped pass per view, one for drift) ...")
 def _monitor(root: str, version: str, path: str, text: str, start: str, end: str, reference: str | None,
@@ -231,13 +231,13 @@ st.caption(f"Window {result['window']['from']} … {result['window']['to']} agai
 for warning in result.get("warnings", []):  # labels still arriving: the same text the CLI prints
     st.warning(warning, icon="⚠️")
 drifted = [d for d in result["drift"] if d["drifted"]]
-tiles = st.columns(4)
-tiles[0].metric("incidents", f"{len(result['incidents']):,}", border=True,
-                help="Alerts of one cause (one rule) on days at most two apart, counted once.")
-tiles[1].metric("alerts", f"{len(result['alerts']):,}", border=True, help="Metric-days outside their band.")
-tiles[2].metric("days alerting", f"{len({a['day'] for a in result['alerts']}):,} of {len(result['daily'])}",
-                border=True)
-tiles[3].metric("drifted columns", f"{len(drifted):,} of {len(result['drift'])}", border=True)
+row = TileRow()
+row.add("incidents", f"{len(result['incidents']):,}",
+        help="Alerts of one cause (one rule) on days at most two apart, counted once.")
+row.add("alerts", f"{len(result['alerts']):,}", help="Metric-days outside their band.")
+row.add("days alerting", f"{len({a['day'] for a in result['alerts']}):,} of {len(result['daily'])}")
+row.add("drifted columns", f"{len(drifted):,} of {len(result['drift'])}")
+row.draw()
 
 incidents_section(result)
 
