@@ -175,15 +175,29 @@ def by_action(g: Groups, action: np.ndarray) -> dict:
     return out
 
 
+def _alone(g: Groups, action: np.ndarray, rules: RuleSet) -> np.ndarray:
+    """Per group: flagged in the final decision, and matched by exactly one enabled block or review rule."""
+    deciding = rules.mask("block") | rules.mask("review")
+    return (action != ALLOW) & (g.hits[:, deciding].sum(axis=1) == 1)
+
+
+def unique_unlabeled(g: Groups, action: np.ndarray, rules: RuleSet) -> list[int]:
+    """Per rule, in strategy order: what it alone flags (as `unique_tp` counts) whose label is unknown; 0 for a rule
+    that does not block or review."""
+    deciding = rules.mask("block") | rules.mask("review")
+    unknown = g.count * (_alone(g, action, rules) & (g.label == -1))
+    per_rule = np.einsum("g,gr->r", unknown, g.hits.astype(np.int64)).tolist()
+    return [n if deciding[i] else 0 for i, n in enumerate(per_rule)]
+
+
 def rule_table(g: Groups, action: np.ndarray, rules: RuleSet) -> list[dict]:
-    """Per rule, in strategy order: hits whatever the decision, precision, recall, unique catches (and the events only
-    it flags whose label is unknown)."""
+    """Per rule, in strategy order: hits whatever the decision, precision, recall, unique catches."""
     fraud, good = g.label == 1, g.label == 0
     total_fraud = int(g.count[fraud].sum())
     deciding = rules.mask("block") | rules.mask("review")
-    alone = (action != ALLOW) & (g.hits[:, deciding].sum(axis=1) == 1)  # flagged by one deciding rule only
+    alone = _alone(g, action, rules)
     n = g.count
-    counts = np.stack([n, n * fraud, n * good, n * (g.label == -1), n * (alone & fraud), n * (alone & (g.label == -1)),
+    counts = np.stack([n, n * fraud, n * good, n * (g.label == -1), n * (alone & fraud),
                        *[n * (action == c) for c in (ALLOW, REVIEW, BLOCK)]])  # (columns, groups), int64
     # every rule's sums in one integer contraction over the groups (einsum's own loop, not a BLAS matmul, whose
     # threads spin on a busy machine); money likewise in float64
@@ -191,13 +205,12 @@ def rule_table(g: Groups, action: np.ndarray, rules: RuleSet) -> list[dict]:
     money = np.einsum("cg,gr->rc", np.stack([g.amount, g.amount * fraud]), g.hits.astype(np.float64)).tolist()
     out = []
     for i, name in enumerate(rules.names):
-        hits, tp, fp, unlabeled, unique, unique_unknown, *decided = per_rule[i]
+        hits, tp, fp, unlabeled, unique, *decided = per_rule[i]
         out.append({
             "name": name, "action": rules.actions[i], "enabled": rules.enabled[i],
             "hits": hits, "tp": tp, "fp": fp, "unlabeled_hits": unlabeled,
             "precision": ratio(tp, tp + fp), "recall": ratio(tp, total_fraud),
             "unique_tp": unique if deciding[i] else 0,
-            "unique_unlabeled": unique_unknown if deciding[i] else 0,  # what it alone flags whose outcome is unknown
             "hit_amount": money[i][0], "fraud_amount": money[i][1],
             "decided": dict(zip(("allow", "review", "block"), decided)),
         })

@@ -14,7 +14,7 @@ from riskconsole import __version__
 from riskconsole.backtest import Groups, Window
 from riskconsole.attribution import attribution
 from riskconsole.segments import segment_rows
-from riskconsole.metrics import RuleSet, by_action, daily, decide, overall, rule_table
+from riskconsole.metrics import RuleSet, by_action, daily, decide, overall, rule_table, unique_unlabeled
 from riskconsole.strategy import CompiledStrategy, Frame
 from riskconsole.workspace import Workspace
 
@@ -71,7 +71,19 @@ def build_report(compiled: CompiledStrategy, groups: Groups, dataset: Dataset, w
         report["segments"] = {"by": by, "rows": segment_rows(groups, action, business)}
     unit = "events" if compiled.strategy.level is None else "entity-periods"
     report["warnings"] = [window.note] * bool(window.note) + label_warnings(report, unit) + list(extra_warnings or [])
+    report["warnings"] += removal_warnings(report, unique_unlabeled(groups, action, rules), unit)
     return report
+
+
+def removal_warnings(report: dict, unknown: list[int], unit: str = "events") -> list[str]:
+    """A removal candidate (no labelled fraud that no other rule catches) that alone flags events whose label is
+    unknown (production blocked them, or not labelled yet): fraud it alone stops may hide there, so "catches nothing
+    on its own" is not known of it. `unknown`: per rule of `report["rules"]`, what it alone flags unlabelled; `unit`:
+    what the report decides."""
+    alone = {row["name"]: n for row, n in zip(report["rules"], unknown)}
+    return [f"removal candidate '{name}' catches no labelled fraud on its own, but {alone[name]:,} {unit} "
+            "only it flags have no label: it may catch fraud there" for name in
+            report["attribution"]["removal_candidates"] if alone.get(name)]
 
 
 def unit_of(report: dict) -> str:

@@ -88,17 +88,10 @@ def _ranged(bounds: dict | None, key: str) -> bool:
 
 
 def removal_text(report: dict) -> str | None:
-    """The report's removal candidates as every face says them: the rules whose labelled catches another rule makes
-    too, each with the events only it flags whose label is unknown (production blocked them, or not yet labelled):
-    fraud it alone stops may hide there, so "catches nothing on its own" is not known of it."""
+    """The report's removal candidates as every face says them (a candidate that alone flags unlabelled events is
+    named again in the warnings: `report.removal_warnings`)."""
     names = report.get("attribution", {}).get("removal_candidates")
-    if not names:
-        return None
-    unknown = {r["name"]: r.get("unique_unlabeled", 0) for r in report["rules"]}
-    unit = unit_of(report)  # an entity-level report's rows count entity-periods
-    said = [name + (f" ({unknown[name]:,} {unit} only it flags have no label: it may catch fraud there)"
-                    if unknown.get(name) else "") for name in names]
-    return "Catch no labelled fraud on their own (candidates for removal): " + ", ".join(said)
+    return "Catch no labelled fraud on their own (candidates for removal): " + ", ".join(names) if names else None
 
 
 def _table(headers: list[str], rows: list[list], numeric_from: int = 1) -> str:

@@ -324,34 +324,29 @@ def test_leave_one_out_of_the_only_block_rule_leaves_exactly_no_blocked_money():
             assert rows[name][f"{key}_without"] == pytest.approx(want[key], rel=1e-12), (name, key)
 
 
-def test_a_removal_candidate_whose_sole_hits_are_unlabelled_is_not_said_to_catch_nothing(pair):
+def test_a_removal_candidate_whose_sole_hits_are_unlabelled_is_not_said_to_catch_nothing():
     """A rule whose labelled catches others make too, but which alone flags events without a label (production
-    blocked them), may catch fraud there: every face names those events beside it, from the report's rule rows."""
-    from riskconsole.escape import html_text, markdown as md
-    from riskconsole.share import html_page, markdown, removal_text
+    blocked them, or not labelled yet), may catch fraud there: a warning names it with how many. Groups by hand: rule
+    a alone flags 3 unlabelled and 4 good events, with b 2 fraud; b alone 1 fraud; c (allow) nothing."""
+    from datetime import date
 
-    ws, cand, _ = pair
-    report = run_backtest(ws, cand).report
-    assert report["attribution"]["removal_candidates"], "the fixture needs a removal candidate"
-    name = report["attribution"]["removal_candidates"][0]
-    row = next(r for r in report["rules"] if r["name"] == name)
-    row["unique_unlabeled"] = 0
-    assert "have no label" not in removal_text(report)
-    row["unique_unlabeled"] = 1234
-    said = f"{name} (1,234 events only it flags have no label: it may catch fraud there)"
-    assert said in removal_text(report)
-    assert html_text(said) in html_page(report) and md(said) in markdown(report)
+    import numpy as np
 
+    from riskconsole.backtest import Groups
+    from riskconsole.metrics import RuleSet, decide, rule_table, unique_unlabeled
+    from riskconsole.report import removal_warnings
 
-def test_an_entity_reports_removal_candidate_counts_its_unlabelled_periods_as_periods(pair):
-    """An entity-level report's rule rows count entity-periods: its removal candidates said "1,234 events only it
-    flags have no label" of 1,234 merchant periods."""
-    from riskconsole.share import removal_text
-
-    ws, cand, _ = pair
-    report = run_backtest(ws, cand).report
-    name = report["attribution"]["removal_candidates"][0]
-    next(r for r in report["rules"] if r["name"] == name)["unique_unlabeled"] = 1234
-    report["level"] = {"entity": "merchant_id", "every": "1d", "horizon": "1d"}
-    assert f"{name} (1,234 merchant_id periods only it flags have no label: it may catch fraud there)" in \
-        removal_text(report)
+    rules = RuleSet(["a", "b", "c"], ["block", "review", "allow"], [True, True, True])
+    hits = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 0], [1, 0, 0], [0, 0, 0]], dtype=bool)
+    g = Groups(day=np.zeros(5, np.int64), label=np.array([-1, 1, 1, 0, -1], np.int8), hits=hits,
+               count=np.array([3, 2, 1, 4, 6], np.int64), amount=np.zeros(5), days=[date(2026, 3, 1)])
+    action = decide(g.hits, rules)
+    assert unique_unlabeled(g, action, rules) == [3, 0, 0]
+    rows = rule_table(g, action, rules)
+    assert [r["unique_tp"] for r in rows] == [0, 1, 0]
+    report = {"rules": rows, "attribution": {"removal_candidates": ["a"]}}
+    assert removal_warnings(report, unique_unlabeled(g, action, rules)) == [
+        "removal candidate 'a' catches no labelled fraud on its own, but 3 events only it flags have no label: it may "
+        "catch fraud there"]
+    assert removal_warnings(report, [0, 0, 0]) == []
+    assert "but 3 entity-periods only it flags" in removal_warnings(report, [3, 0, 0], "entity-periods")[0]

@@ -131,7 +131,7 @@ def test_messy_csv_files_load_on_spark_as_on_duckdb(tmp_path, spark):
                                                         "columns.amount"]
     # a map: label_ts holds '5/3/26' neither reads; the ISO rows keep loading (the offset format once suggested here
     # read only '+99:99' and '-0575', offsets the load quarantines anyway)
-    assert "try time_format: {ts: [ISO-8601, '%m/%d/%y %H:%M']}" in duck.warnings[1]
+    assert "try time_format: {ts: [ISO-8601, '%m/%d/%y %H:%M', '%d.%m.%Y %H:%M:%S']}" in duck.warnings[1]
 
 
 @pytest.mark.parametrize("blank", [b"", b"\n", b"\xef\xbb\xbf\r\n  \n"])
