@@ -594,3 +594,31 @@ def test_a_ragged_csv_line_in_a_file_at_a_uri_names_the_file_and_says_spark_give
         f"not say which line, it starts '{test_ragged._line(29_999)[:80]}'): quote a field that holds ';', remove an "
         "extra field or add a missing one")
     assert not ws.db_path.exists()
+
+
+def test_parquet_footers_read_by_pyarrow_group_files_as_the_jvms_do(tmp_path, spark, monkeypatch):
+    """A Spark Connect client has no JVM: it reads the files' footers with pyarrow's file systems. It must group the
+    files and find the columns of pyarrow's null type as the driver's JVM does (paths and file:// URIs)."""
+    from riskconsole.engines import spark as engine
+    from riskconsole.engines import spark_read
+
+    files = {**T.parquet_types_files("nulls then booleans"), **{f"x{k}": v for k, v in
+                                                                T.parquet_types_files("nulls then decimals").items()}}
+    for name, data in files.items():
+        (tmp_path / f"{name}").write_bytes(data)
+    paths = sorted(str(p) for p in tmp_path.iterdir())
+    for listed in (paths, [f"file://{p}" for p in paths]):
+        jvm = spark_read.footers(spark, listed)
+        monkeypatch.setattr(engine, "is_connect", lambda s: True)
+        arrow = spark_read.footers(spark, listed)
+        monkeypatch.undo()
+
+        def partition(found):
+            groups = {}
+            for path, (written, _) in zip(listed, found):
+                groups.setdefault(written, []).append(path)
+            return sorted(groups.values())
+
+        assert partition(arrow) == partition(jvm) and len(partition(jvm)) == 3
+        assert [nulls for _, nulls in arrow] == [nulls for _, nulls in jvm]
+        assert sum(bool(nulls) for _, nulls in jvm) == 2  # the first file of each case holds only nulls

@@ -28,7 +28,7 @@ from sqlglot import exp
 
 from riskconsole import ragged
 from riskconsole.engines import spark_json
-from riskconsole.engines.spark_store import literal
+from riskconsole.engines.spark_store import arrow_path, literal
 from riskconsole.errors import DataError
 from riskconsole.escape import printable
 from riskconsole.sources import NULL_TYPE, Part, colon_refusal, literal_file, target_types
@@ -257,43 +257,65 @@ def _casts(con: duckdb.DuckDBPyConnection, seen: str, target: exp.DataType) -> b
 
 
 def parquet_groups(spark: Any, files: list[str]) -> list[tuple[pa.Schema, list[str]]] | None:
-    """The Parquet files grouped by their schema as written (each file's footer, read by the driver's JVM through
-    Hadoop's file systems: no Spark job), each group with its Arrow schema as Spark reads its files, except that a
-    top-level column pyarrow wrote of its null type (INT32 annotated UNKNOWN, an INT to Spark) is null: DuckDB merges
-    it with any other file's type as that type, where Spark's INT widens a BOOLEAN, TINYINT or DECIMAL. None on Spark
-    Connect (no JVM here): the caller reads each file's schema through Spark."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    """The Parquet files grouped by their schema as written (each file's footer, no Spark job: `footers`), each group
+    with its Arrow schema as Spark reads its files, except that a top-level column pyarrow wrote of its null type
+    (INT32 annotated UNKNOWN, an INT to Spark) is null: DuckDB merges it with any other file's type as that type, where
+    Spark's INT widens a BOOLEAN, TINYINT or DECIMAL. None where the footers cannot be read here (a Connect client
+    that does not reach the files): the caller reads each file's schema through Spark."""
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    from riskconsole.engines.spark import is_connect
-
-    if is_connect(spark) or not files:
+    if not files:
         return None
-    jvm, conf = spark._jvm, spark._jsc.hadoopConfiguration()
+    try:
+        found = footers(spark, files)
+    except Exception:  # noqa: BLE001 - a Connect client's file system may not reach the server's files
+        from riskconsole.engines.spark import is_connect
 
-    def footer(path: str) -> tuple[str, frozenset[str]]:
-        hadoop = jvm.org.apache.parquet.hadoop
-        reader = hadoop.ParquetFileReader.open(hadoop.util.HadoopInputFile.fromPath(jvm.org.apache.hadoop.fs.Path(path),
-                                                                                     conf))
-        try:
-            schema = reader.getFooter().getFileMetaData().getSchema()
-        finally:
-            reader.close()
-        nulls = frozenset(f.getName() for f in schema.getFields()
-                          if f.isPrimitive() and str(f.getLogicalTypeAnnotation()) == "UNKNOWN")
-        return schema.toString(), nulls
-
-    with ThreadPoolExecutor(8) as pool:  # a remote store's footers are a request each: several at once
-        footers = list(pool.map(footer, files))
+        if not is_connect(spark):
+            raise
+        return None
     groups: dict[str, tuple[frozenset[str], list[str]]] = {}
-    for path, (written, nulls) in zip(files, footers):
+    for path, (written, nulls) in zip(files, found):
         groups.setdefault(written, (nulls, []))[1].append(path)
     out = []
     for nulls, paths in groups.values():  # one file of each group read by Spark for its types
         read = to_arrow_schema(spark.read.parquet(literal(paths[0])).schema, timezone="UTC", prefers_large_types=False)
         out.append((pa.schema([pa.field(f.name, pa.null()) if f.name in nulls else f for f in read]), paths))
     return out
+
+
+def footers(spark: Any, files: list[str]) -> list[tuple[str, frozenset[str]]]:
+    """Each Parquet file's schema as written (a text: equal for files written alike) and its top-level columns of
+    pyarrow's null type: read by the driver's JVM through Hadoop's file systems (what Spark reads), or on a Spark
+    Connect client (no JVM here) by pyarrow's file systems (`spark_store.arrow_path`). 8 at a time: a remote
+    store's footers are a request each."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from riskconsole.engines.spark import is_connect
+
+    if is_connect(spark):
+        import pyarrow.parquet as pq
+
+        def footer(path: str) -> tuple[str, frozenset[str]]:
+            system, where = arrow_path(path)
+            schema = pq.read_schema(where, filesystem=system)
+            return str(schema.remove_metadata()), frozenset(f.name for f in schema if pa.types.is_null(f.type))
+    else:
+        jvm, conf = spark._jvm, spark._jsc.hadoopConfiguration()
+
+        def footer(path: str) -> tuple[str, frozenset[str]]:
+            hadoop = jvm.org.apache.parquet.hadoop
+            opened = hadoop.util.HadoopInputFile.fromPath(jvm.org.apache.hadoop.fs.Path(path), conf)
+            reader = hadoop.ParquetFileReader.open(opened)
+            try:
+                schema = reader.getFooter().getFileMetaData().getSchema()
+            finally:
+                reader.close()
+            return schema.toString(), frozenset(f.getName() for f in schema.getFields()
+                                                if f.isPrimitive() and str(f.getLogicalTypeAnnotation()) == "UNKNOWN")
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(footer, files))
 
 
 def merge_refused(err: BaseException) -> bool:

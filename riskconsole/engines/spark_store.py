@@ -135,12 +135,7 @@ class Store:
     def _arrow(self, *parts: str) -> tuple[Any, str, Any]:
         """(file system, path, what is there) of `parts` by pyarrow: a local store's folder, else the URI's own file
         system (S3 for `s3a://`, which is Hadoop's name for it; GCS, HDFS, Azure as pyarrow reaches them)."""
-        fs = _arrow_fs()
-        if self.local is not None:
-            system, path = fs.LocalFileSystem(), str(self.local.joinpath(*parts))
-        else:
-            scheme, rest = self.uri(*parts).split("://", 1)
-            system, path = fs.FileSystem.from_uri(f"{'s3' if scheme.lower() in ('s3a', 's3n') else scheme}://{rest}")
+        system, path = arrow_path(str(self.local.joinpath(*parts)) if self.local is not None else self.uri(*parts))
         return system, path, system.get_file_info(path)
 
     # ------------------------------------------------------------ local folders for DuckDB's side
@@ -194,6 +189,16 @@ def literal(path: str) -> str:
     """A file's path as Spark's reader takes it literally: Hadoop reads every path as a glob, so a file named
     `orders[1].csv` would name `orders1.csv`; its glob characters are escaped."""
     return re.sub(r"([\\\[\]?*{}])", r"\\\1", path)
+
+
+def arrow_path(where: str) -> tuple[Any, str]:
+    """(pyarrow file system, path) of a local path or a URI: the URI's own file system (S3 for `s3a://`, which is
+    Hadoop's name for it; GCS, HDFS, Azure as pyarrow reaches them)."""
+    fs = _arrow_fs()
+    if "://" not in where:
+        return fs.LocalFileSystem(), where
+    scheme, rest = where.split("://", 1)
+    return fs.FileSystem.from_uri(f"{'s3' if scheme.lower() in ('s3a', 's3n') else scheme}://{rest}")
 
 
 def _arrow_fs() -> Any:
