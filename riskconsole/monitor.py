@@ -260,7 +260,8 @@ def daily_kpis(g: Groups, action: np.ndarray, business: Business, periods: Perio
         expected, low, high = band(v[in_ref], weekday[in_ref], weekday, noise, factor=factor)
         if metric in RATIOS:
             low, high = np.clip(low, 0, 1), np.clip(high, 0, 1)
-        accept_low, accept_high = acceptance(metric, Band(expected, low, high, level), sums, in_ref, in_win, mature)
+        accept_low, accept_high = acceptance(metric, Band(expected, low, high, level), sums, in_ref, in_win, mature,
+                                             business.review_capacity)
         alert = in_win & np.isfinite(v) & ((v < accept_low) | (v > accept_high))
         table[metric] = {"value": v, "expected": expected, "low": low, "high": high, "alert": alert, "level": level,
                          "accept_low": accept_low, "accept_high": accept_high}
@@ -305,7 +306,7 @@ class Band:
 
 
 def acceptance(metric: str, b: Band, sums: dict, in_ref: np.ndarray, in_win: np.ndarray,
-               mature: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+               mature: np.ndarray, capacity: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Each day's acceptance region (low, high): the values that do not alert, which every face draws as the band.
 
     The band, widened where the exact tail at the expected value is not as small as the band's (a count: Poisson
@@ -313,11 +314,16 @@ def acceptance(metric: str, b: Band, sums: dict, in_ref: np.ndarray, in_win: np.
     event of the reference's pooled denominator inside (0, 1), a Jeffreys-style pad: 400 of 400 flagged reference
     events right give 0.99875, so 14 right of 15 is no alert); then what is held back: a labelled metric on an
     immature day accepts anything, caught money there anything up to its band's top, review load anything up to
-    its band's top or up to capacity, label coverage anything."""
+    its band's top or up to capacity, label coverage anything. Review load is review cases over `capacity`, with
+    the count's level as `b.level`: its top is the count's (exact Poisson) top over capacity, so a count that is
+    an ordinary day for review_cases is one for review_load too (2 reviews against a band ending at 1.31)."""
     from riskconsole.monitor_region import count_region, rate_region
 
     low, high = b.low, b.high
-    if metric in ("blocked", "review_cases") or metric.startswith(RULE_HITS):
+    if metric == "review_load" and capacity:  # the review count's region, over capacity
+        low, high = (e / capacity for e in count_region(np.maximum(np.nan_to_num(b.expected) * capacity, b.level),
+                                                        low * capacity, high * capacity, in_win, BAND_K))
+    elif metric in ("blocked", "review_cases") or metric.startswith(RULE_HITS):
         low, high = count_region(np.maximum(np.nan_to_num(b.expected), b.level), low, high, in_win, BAND_K)
     elif metric in RATIOS and RATIOS[metric][0]:
         den = denominator(metric, sums)

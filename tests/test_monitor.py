@@ -651,8 +651,9 @@ def _independent_alert(metric: str, t: dict, i: int, sums: dict, in_ref, mature)
     v, low, high, tail = t["value"][i], t["low"][i], t["high"][i], norm.sf(4)
     if not np.isfinite(v) or metric == "label_coverage" or (metric in ("precision", "recall") and not mature[i]):
         return False
-    if metric == "review_load":
-        return bool(v > high and v > 1)
+    if metric == "review_load":  # the review count over capacity, with the count's exact tail
+        cases, lam = v * BUSINESS.review_capacity, max(t["expected"][i] * BUSINESS.review_capacity, t["level"])
+        return bool(v > high and v > 1 and poisson.sf(round(cases) - 1, lam) < tail)
     if metric == "fraud_amount_stopped":
         return bool(v > high or (v < low and mature[i]))
     if metric in ("blocked", "review_cases") or metric.startswith("rule_hits:"):
@@ -725,3 +726,34 @@ def test_the_poisson_tails_are_scipys_to_the_last_digits():
     assert poisson_tail(0, 5.0, upper=True) == 1.0 and poisson_tail(-1, 5.0, upper=False) == 0.0
     assert poisson_tail(1, 0.0, upper=True) == 0.0 and poisson_tail(0, 0.0, upper=False) == 1.0
     assert poisson_tail(160, 100.0, upper=True) < 1e-7 < poisson_tail(140, 100.0, upper=True)
+
+
+def _sparse_review_days(window_reviews: list[int]) -> Groups:
+    """28 reference days of 100 orders with a review on 2 of them, then window days with `window_reviews`."""
+    first, rows = date(2026, 1, 5), []
+    for d, reviews in enumerate([1 if d in (3, 17) else 0 for d in range(28)] + window_reviews):
+        rows += [(d, [False, False, False], 100 - reviews)] + [(d, [False, True, False], reviews)] * bool(reviews)
+    return Groups(np.array([r[0] for r in rows]), np.zeros(len(rows), dtype=np.int8), np.array([r[1] for r in rows]),
+                  np.array([r[2] for r in rows]), np.full(len(rows), 50.0),
+                  [first + timedelta(days=i) for i in range(28 + len(window_reviews))])
+
+
+def test_review_load_is_the_review_count_over_capacity_so_its_band_is_the_counts_too():
+    """Review load is review cases / capacity: over capacity it alerts exactly when the review count is above its
+    acceptance region (the exact Poisson one). A reference with 2 reviews in 28 days has level 3/28 (the rule of
+    three): the ±4-spread band ends at 4·√(3/28) = 1.31 reviews, but 2 or 3 reviews have Poisson tails of 5.3e-3
+    and 1.9e-4 (scipy), above the band's 3.2e-5, and 4 have 5.1e-6. With capacity 1, 2 and 3 reviews are an
+    ordinary day for review_cases, so review load 2 and 3 must not alert either; 4 alerts on both."""
+    from scipy.stats import norm, poisson
+
+    business = Business(review_cost=2.0, review_capacity=1, review_catch_rate=0.9, good_block_cost=0.3)
+    window = [0, 1, 2, 3, 4, 0, 5]
+    g = _sparse_review_days(window)
+    rows, _ = daily_kpis(g, decide(g.hits, RULES), business, _periods(g.days[0], 28, 28 + len(window)), RULES)
+    lam, tail = 3 / 28, norm.sf(4)
+    assert [poisson.sf(x - 1, lam) < tail for x in (2, 3, 4)] == [False, False, True]
+    by_scipy = [x > 1 and poisson.sf(x - 1, lam) < tail for x in window]
+    assert [r["review_cases"]["alert"] for r in rows] == by_scipy == [False] * 4 + [True, False, True]
+    assert [r["review_load"]["alert"] for r in rows] == by_scipy
+    for r in rows:
+        assert r["review_load"]["expected"][1] == pytest.approx(max(r["review_cases"]["expected"][1] / 1, 1.0))
