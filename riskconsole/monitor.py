@@ -279,6 +279,21 @@ def daily_kpis(g: Groups, action: np.ndarray, business: Business, periods: Perio
     return rows, {"sums": sums, "table": table, "in_ref": in_ref, "in_win": in_win, "weekday": weekday}
 
 
+def silent_days(days: list[date], population: np.ndarray, in_ref: np.ndarray, periods: Periods) -> list[str]:
+    """A warning naming the window's days without an event where the reference had some: those days have no row
+    in `daily`, so nothing on them can alert, while no orders at all is the largest change there is (an outage of
+    the shop, or of the export)."""
+    window = _in(np.array(days, dtype="datetime64[D]"), periods.window)
+    silent = [d.isoformat() for d, w, n in zip(days, window, population) if w and n == 0]
+    usual = float(population[in_ref].sum()) / max(int(in_ref.sum()), 1)
+    if not silent or usual == 0:
+        return []
+    shown = ", ".join(silent[:5]) + (f" and {len(silent) - 5} more" if len(silent) > 5 else "")
+    return [f"no events on {len(silent)} day{'s' * (len(silent) > 1)} of the window ({shown}), where the reference "
+            f"averages {usual:,.0f} a day: a gap in the data (an outage of the shop or of its export?); those days "
+            "have no row, so nothing on them alerts"]
+
+
 def alerting_cells(state: dict) -> list[tuple[int, str]]:
     """(day index, metric) of every alert, in day order."""
     return sorted((int(i), m) for m in state["table"] for i in np.flatnonzero(state["table"][m]["alert"]))
@@ -423,7 +438,8 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
             "drift": drift(coded_rows, drift_cols, kinds, periods.reference, periods.window),
             "estimate": (precision_estimate(coded_rows, supervised, state["in_ref"], state["in_win"])
                          if supervised else None),
-            "clusters": clusters(coded_rows, cluster_cols, scored, state["in_ref"], state["in_win"])}
+            "clusters": clusters(coded_rows, cluster_cols, scored, state["in_ref"], state["in_win"]),
+            "warnings": silent_days(g.days, state["sums"]["population"], state["in_ref"], periods)}
 
 
 def fresh_scores(frame) -> list[str]:

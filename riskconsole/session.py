@@ -977,7 +977,7 @@ class Session:
         with self.cursor(compiled.strategy) as cur:
             result = build(cur, compiled, frame, dataset, periods, list(by or []), self.ws.rel(path),
                            self._monitor_detectors(), self._runner(cur, self.ws.rel(path), compiled))
-        return {**result, "warnings": self._monitor_warnings(path, periods)}
+        return {**result, "warnings": result["warnings"] + self._monitor_warnings(path, periods)}
 
     def _monitor_warnings(self, path: str | Path, periods: Periods) -> list[str]:
         """The monitor's warnings: labels still arriving on days of its window or reference (as of the window's

@@ -757,3 +757,32 @@ def test_review_load_is_the_review_count_over_capacity_so_its_band_is_the_counts
     assert [r["review_load"]["alert"] for r in rows] == by_scipy
     for r in rows:
         assert r["review_load"]["expected"][1] == pytest.approx(max(r["review_cases"]["expected"][1] / 1, 1.0))
+
+
+def test_window_days_without_any_event_are_said_not_left_out(tmp_path):
+    """A day with no event at all inside the data (an outage of the shop or of its export) had no row in `daily`, so
+    no alert, and no word: the largest change there is passed in silence. The warning names such days with the
+    reference's usual volume, counted here from the events written."""
+    from conftest import BASE_DATASET, random_events, write_workspace
+    from riskconsole.ingest import load
+
+    ev = random_events(n=4_000, days=40)
+    gap = [date(2026, 4, 2), date(2026, 4, 5)]
+    ev = ev[~ev["ts"].dt.date.isin(gap)]
+    rules = [{"name": "burst", "when": "user_orders_1h >= 2", "action": "block"}]
+    ws = write_workspace(tmp_path / "ws", ev, BASE_DATASET, strategies={"s": {"name": "s", "rules": rules}})
+    load(ws)
+    with Session(ws) as session:
+        result = session.monitor(ws.strategies_dir / "s.yaml", start="2026-03-30", end="2026-04-09")
+    ref = result["reference"]
+    days = ev["ts"].dt.date
+    in_ref = (days >= date.fromisoformat(ref["from"])) & (days <= date.fromisoformat(ref["to"]))
+    usual = in_ref.sum() / ((date.fromisoformat(ref["to"]) - date.fromisoformat(ref["from"])).days + 1)
+    said = [w for w in result["warnings"] if w.startswith("no events on")]
+    assert said == ["no events on 2 days of the window (2026-04-02, 2026-04-05), where the reference averages "
+                    f"{usual:,.0f} a day: a gap in the data (an outage of the shop or of its export?); those days "
+                    "have no row, so nothing on them alerts"]
+    assert not {d.isoformat() for d in gap} & {row["day"] for row in result["daily"]}
+    with Session(ws) as session:
+        quiet = session.monitor(ws.strategies_dir / "s.yaml", start="2026-03-30", end="2026-04-01")
+    assert not [w for w in quiet["warnings"] if w.startswith("no events on")]
