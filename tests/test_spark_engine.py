@@ -532,6 +532,45 @@ def test_missing_java_says_what_to_install(monkeypatch):
 
 
 
+def test_a_java_home_without_java_is_named_not_passed_over(monkeypatch, tmp_path):
+    """Spark's launcher runs $JAVA_HOME/bin/java whenever JAVA_HOME is set: a stale JAVA_HOME beside PATH's java was
+    a PySpark traceback (JAVA_GATEWAY_EXITED), not one line."""
+    from riskconsole.engines import spark as engine
+
+    monkeypatch.setattr(engine.shutil, "which", lambda name: "/usr/bin/java")
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "jdk-removed"))
+    assert engine.missing() == (f"engine spark: $JAVA_HOME {tmp_path / 'jdk-removed'} has no bin/java: point "
+                                "JAVA_HOME at a Java 17 installation (e.g. /usr/lib/jvm/java-17-openjdk-amd64), or "
+                                "unset it to use PATH's java")
+    (tmp_path / "jdk" / "bin").mkdir(parents=True)
+    (tmp_path / "jdk" / "bin" / "java").write_text("#!/bin/sh\n")
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "jdk"))
+    monkeypatch.setattr(engine.shutil, "which", lambda name: None)  # JAVA_HOME's java is enough
+    assert engine.missing() is None
+
+
+def test_a_java_that_cannot_start_spark_is_one_line(tmp_path):
+    """An older Java (Spark 4 needs 17) exits before PySpark's gateway gets its port: one line, not a traceback."""
+    import subprocess
+    import sys
+
+    java = tmp_path / "jdk11" / "bin" / "java"
+    java.parent.mkdir(parents=True)
+    java.write_text("#!/bin/sh\necho 'UnsupportedClassVersionError: class file version 61.0' >&2\nexit 1\n")
+    java.chmod(0o755)
+    code = ("from riskconsole.config import SparkSettings\nfrom riskconsole.engines.spark import start\n"
+            "from riskconsole.errors import RiskConsoleError\ntry:\n    start(SparkSettings(master='local[1]'))\n"
+            "except RiskConsoleError as err:\n    print('ERROR', err)\n")
+    env = {**__import__("os").environ, "JAVA_HOME": str(tmp_path / "jdk11"),
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}  # this checkout's riskconsole
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.stdout.strip() == (f"ERROR engine spark: Java ({java}) exited before Spark started (its own message "
+                                   f"is above): Spark 4 needs Java 17 or later, check `{java} -version`; apt-get "
+                                   "install openjdk-17-jre-headless, or set JAVA_HOME")
+
+
 def test_local_mode_gives_the_driver_a_third_of_the_machine_unless_the_dataset_says(monkeypatch):
     """Spark's own 1g heap ran out building the 1M demo's frame in local mode (every task runs in the driver)."""
     from riskconsole.config import SparkSettings

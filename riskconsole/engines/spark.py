@@ -92,7 +92,12 @@ def missing(settings: SparkSettings | None = None) -> str | None:
     if settings is not None and settings.server is not None:
         return None  # the server's Java, not ours
     java_home = os.environ.get("JAVA_HOME")
-    if shutil.which("java") is None and not (java_home and Path(java_home, "bin", "java").exists()):
+    if java_home:  # Spark's launcher runs $JAVA_HOME/bin/java whenever JAVA_HOME is set, never PATH's java
+        if not Path(java_home, "bin", "java").is_file():
+            return (f"engine spark: $JAVA_HOME {java_home} has no bin/java: point JAVA_HOME at a Java 17 "
+                    "installation (e.g. /usr/lib/jvm/java-17-openjdk-amd64), or unset it to use PATH's java")
+        return None
+    if shutil.which("java") is None:
         return "engine spark needs Java 17 on PATH: " + INSTALL_JAVA
     return None
 
@@ -134,6 +139,12 @@ def start(settings: SparkSettings) -> Any:
             session = builder.getOrCreate()
     except Exception as err:  # noqa: BLE001 - a Connect URL's parameters (a token) must not reach the message
         if not settings.connect:
+            if "JAVA_GATEWAY_EXITED" in str(err):  # the JVM did not start (an older Java, a broken install)
+                java = os.path.join(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") \
+                    else shutil.which("java")
+                raise RiskConsoleError(f"engine spark: Java ({java}) exited before Spark started (its own message "
+                                       f"is above): Spark 4 needs Java 17 or later, check `{java} -version`; "
+                                       + INSTALL_JAVA) from None
             raise
         secret = settings.remote.partition(";")[2]
         text = first_line(err).replace(secret, "…") if secret else first_line(err)
