@@ -383,6 +383,25 @@ class SparkSettings(_Strict):
                               "file systems under spark.remote; default: data/spark/ of the workspace). One folder per data version; only this workspace's "
                               "versions are removed there.")
 
+    @field_validator("master")
+    @classmethod
+    def _master(cls, value: str) -> str:
+        """A master URL Spark's launcher takes: refused here in one line, not by the JVM's stack trace."""
+        if re.fullmatch(r"local(\[(\d+|\*)(\s*,\s*\d+)?\])?|local-cluster\[\s*\d+\s*,\s*\d+\s*,\s*\d+\s*\]|yarn",
+                        value) or re.fullmatch(r"[a-z][a-z0-9+.-]*://\S+", value):
+            return value
+        raise ValueError(f"'{value}' is not a Spark master URL: write local[*] (every core of this machine), local[2], "
+                         "spark://host:7077, yarn or k8s://https://host:443")
+
+    @field_validator("driver_memory")
+    @classmethod
+    def _driver_memory(cls, value: str | None) -> str | None:
+        """The JVM's heap size syntax (Spark passes it as -Xmx in local and client mode): digits and one of k, m, g, t."""
+        if value is None or re.fullmatch(r"\d+[kmgtKMGT]?", value):
+            return value
+        raise ValueError(f"'{value}' is not a JVM memory size: write a whole number and a unit, e.g. 8g or 512m "
+                         "(no space, no 'b')")
+
     @field_validator("remote")
     @classmethod
     def _remote(cls, value: str | None) -> str | None:

@@ -1015,6 +1015,33 @@ def test_a_store_that_is_not_an_absolute_path_or_a_uri_is_one_line(tmp_path, sto
                    "(file:///mnt/shared/riskconsole, s3a://bucket/prefix)")
 
 
+@pytest.mark.parametrize("settings, text", [
+    ({"master": "lokal[2]"}, "spark.master: 'lokal[2]' is not a Spark master URL: write local[*] (every core of this "
+     "machine), local[2], spark://host:7077, yarn or k8s://https://host:443"),
+    ({"master": "local[two]"}, "spark.master: 'local[two]' is not a Spark master URL: write local[*] (every core of "
+     "this machine), local[2], spark://host:7077, yarn or k8s://https://host:443"),
+    ({"driver_memory": "2 GB"}, "spark.driver_memory: '2 GB' is not a JVM memory size: write a whole number and a "
+     "unit, e.g. 8g or 512m (no space, no 'b')"),
+    ({"driver_memory": "2gb"}, "spark.driver_memory: '2gb' is not a JVM memory size: write a whole number and a "
+     "unit, e.g. 8g or 512m (no space, no 'b')")])
+def test_a_master_or_driver_memory_spark_cannot_take_is_one_line_before_java_starts(tmp_path, settings, text,
+                                                                                  capsys):
+    """Spark's launcher refused these with the JVM's stack trace (`Could not parse Master URL`, `Invalid maximum heap
+    size: -Xmx2 GB`) and a PySpark traceback; validate passed them."""
+    from riskconsole.cli import main
+    from riskconsole.config import SparkSettings
+
+    for good in ("local", "local[*]", "local[2]", "local[2, 3]", "local-cluster[2, 1, 1024]", "yarn",
+                 "spark://h1:7077,h2:7077", "k8s://https://k8s.example:443"):
+        assert SparkSettings(master=good).master == good
+    assert SparkSettings(driver_memory="512m").driver_memory == "512m"
+    ws = _files(tmp_path / "ws", {"a.csv": _csv(MESSY[:2])}, spark=settings)
+    for args in (["validate", "--workspace", str(ws.root), str(ws.dataset_path)],
+                 ["load", "--workspace", str(ws.root), "--engine", "spark"]):
+        assert main(args) == 1
+        assert capsys.readouterr().err.strip() == f"error: data/dataset.yaml: {text}"
+
+
 def test_bad_spark_connect_settings_get_one_line_before_any_spark_starts(tmp_path, capsys):
     """`spark.remote` is a Connect URL or local[N]; not beside spark.master; no driver memory for a server started
     elsewhere: one line each, from validate and from a load on Spark alike, and a URL's token is never shown."""

@@ -143,8 +143,9 @@ def start(settings: SparkSettings) -> Any:
                 java = os.path.join(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") \
                     else shutil.which("java")
                 raise RiskConsoleError(f"engine spark: Java ({java}) exited before Spark started (its own message "
-                                       f"is above): Spark 4 needs Java 17 or later, check `{java} -version`; "
-                                       + INSTALL_JAVA) from None
+                                       f"is above): Spark 4 needs Java 17 or later (check `{java} -version`; "
+                                       f"{INSTALL_JAVA}), and a Java option of spark.conf or spark-defaults.conf "
+                                       "must be one the JVM takes") from None
             raise
         secret = settings.remote.partition(";")[2]
         text = first_line(err).replace(secret, "…") if secret else first_line(err)
