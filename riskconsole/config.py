@@ -396,7 +396,7 @@ class SparkSettings(_Strict):
     @field_validator("driver_memory")
     @classmethod
     def _driver_memory(cls, value: str | None) -> str | None:
-        """The JVM's heap size syntax (Spark passes it as -Xmx in local and client mode): digits and one of k, m, g, t."""
+        """The JVM's heap size syntax (Spark passes it as -Xmx in local and client mode): digits, one of k, m, g, t."""
         if value is None or re.fullmatch(r"\d+[kmgtKMGT]?", value):
             return value
         raise ValueError(f"'{value}' is not a JVM memory size: write a whole number and a unit, e.g. 8g or 512m "

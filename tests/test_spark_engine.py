@@ -568,8 +568,8 @@ def test_a_java_that_cannot_start_spark_is_one_line(tmp_path):
     assert "Traceback" not in done.stderr, done.stderr
     assert done.stdout.strip() == (f"ERROR engine spark: Java ({java}) exited before Spark started (its own message "
                                    f"is above): Spark 4 needs Java 17 or later (check `{java} -version`; apt-get "
-                                   "install openjdk-17-jre-headless, or set JAVA_HOME), and a Java option of spark.conf "
-                                   "or spark-defaults.conf must be one the JVM takes")
+                                   "install openjdk-17-jre-headless, or set JAVA_HOME), and a Java option of "
+                                   "spark.conf or spark-defaults.conf must be one the JVM takes")
 
 
 def test_local_mode_gives_the_driver_a_third_of_the_machine_unless_the_dataset_says(monkeypatch):
