@@ -731,9 +731,10 @@ def test_the_console_says_when_a_workspace_is_on_spark(tiny_ws, monkeypatch):
                                     "one event's decision and the events whose decision changed read DuckDB."]),
                          ("duckdb", [])):
         monkeypatch.setenv("RISKCONSOLE_ENGINE", engine)
-        at = console_page(monkeypatch, tiny_ws.root, "detectors_page")
-        assert not at.exception
-        assert [c.value for c in at.caption if c.value.startswith("Engine:")] == want
+        for page in ("detectors_page", "data_page"):  # the Data page builds its own header
+            at = console_page(monkeypatch, tiny_ws.root, page)
+            assert not at.exception
+            assert [c.value for c in at.caption if c.value.startswith("Engine:")] == want, page
 
 
 def test_an_entity_level_monitor_on_spark_gives_duckdbs_answer(monitor_ws, spark):

@@ -20,6 +20,11 @@ from riskconsole.ui.common import current_session, dataset_or_stop, guard, relea
 
 ws = workspace()
 st.title("Data")
+_loaded = current_session(ws)
+if _loaded is not None and _loaded.loaded:  # what runs where, as under every other page's title
+    _note = guard(_loaded.engine_note)
+    if _note:
+        st.caption(_note)
 st.caption(f"Workspace **{ws.root}**")
 if ws.db_path.exists():
     st.caption(f"Database {ws.rel(ws.db_path)}")
