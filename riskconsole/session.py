@@ -508,21 +508,8 @@ class Session:
                 raise ExpressionError(self._untrained_hint(str(err), frame)) from None
 
     def _untrained_hint(self, message: str, frame: Frame) -> str:
-        """An "unknown column 'lgbm_orders'" where a detector of that name exists but has no scores yet: say to
-        train it (the usual first-hour stumble after writing a detector file)."""
-        found = re.search(r"unknown column '([^']*)'", message)
-        if not found or found.group(1) in frame.scores:
-            return message
-        name = found.group(1)
-        for path in sorted(self.ws.detectors_dir.glob("*.y*ml")):
-            try:
-                named = self.ws.detector(path).name
-            except RiskConsoleError:
-                continue
-            if named == name:
-                return (f"{message.split(': unknown column')[0]}: detector '{name}' has no scores yet: run "
-                        f"`riskconsole train {self.ws.rel(path)}`")
-        return message
+        """`untrained_hint` for this session's workspace."""
+        return untrained_hint(self.ws, message, frame)
 
     def check_text(self, text: str, label: str) -> Strategy:
         """Parse and fully check strategy YAML as typed in the editor (what `validate` checks of a file)."""
@@ -1097,3 +1084,21 @@ def window_text(window: Window) -> str:
     if window.as_of:
         parts.append(flag("--as-of", window.as_of, True))
     return " ".join(parts)
+
+
+def untrained_hint(ws: Workspace, message: str, frame: Frame) -> str:
+    """An "unknown column 'lgbm_orders'" where a detector of that name exists but has no scores yet: say to train it
+    (the usual first-hour stumble after writing a detector file); `validate`, the backtest and the editor say it."""
+    found = re.search(r"unknown column '([^']*)'", message)
+    if not found or found.group(1) in frame.scores:
+        return message
+    name = found.group(1)
+    for path in sorted(ws.detectors_dir.glob("*.y*ml")) if ws.detectors_dir.exists() else []:
+        try:
+            named = ws.detector(path).name
+        except RiskConsoleError:
+            continue
+        if named == name:
+            return f"{message.split(': unknown column')[0]}: detector '{name}' has no scores yet: run " \
+                   f"`riskconsole train {ws.rel(path)}`"
+    return message

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Callable
 
 import duckdb
 
 from riskconsole.config import Dataset, Detector, Strategy, parse_model, read_config, read_yaml
-from riskconsole.errors import ConfigError
+from riskconsole.errors import ConfigError, ExpressionError
 from riskconsole.lists import load_list, register_lists
 from riskconsole.engines import choose
 from riskconsole.ingest import check_times
@@ -163,19 +164,30 @@ def _validate_strategy(ws: Workspace, strategy: Strategy, label: str, path: Path
     if strategy.level is not None:
         return _validate_entity_strategy(ws, strategy, label, path, frame is not None, engine)
     if frame is None:
-        compiled = compile_strategy(strategy, source_frame(ws, dataset), label, every=True)
+        frame = source_frame(ws, dataset)
+        compiled = _untrained(ws, frame, lambda: compile_strategy(strategy, frame, label, every=True))
         spark = _check_spark(ws, dataset, compiled, label, engine)
         return (f"strategy '{strategy.name}', {len(strategy.rules)} rules (columns checked against the source "
                 f"files){spark}")
     con = register_lists(ws.connect_safe(), ws.root)
     try:
-        compiled = compile_strategy(strategy, frame, label, con=con, every=True)
+        compiled = _untrained(ws, frame, lambda: compile_strategy(strategy, frame, label, con=con, every=True))
     except duckdb.Error as err:
         raise ConfigError(f"{label}: {str(err).splitlines()[0]}") from None
     finally:
         con.close()
     return f"strategy '{strategy.name}', {len(strategy.rules)} rules" + _check_spark(ws, dataset, compiled, label,
                                                                                     engine)
+
+
+def _untrained(ws: Workspace, frame: Frame, compile_it: Callable[[], CompiledStrategy]) -> CompiledStrategy:
+    """`compile_it()`, an unknown column naming a detector without scores said as "run `riskconsole train`"."""
+    from riskconsole.session import untrained_hint
+
+    try:
+        return compile_it()
+    except ExpressionError as err:
+        raise ExpressionError(untrained_hint(ws, str(err), frame)) from None
 
 
 def _validate_entity_strategy(ws: Workspace, strategy: Strategy, label: str, path: Path, loaded: bool,

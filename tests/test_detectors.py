@@ -317,6 +317,11 @@ def test_a_strategy_reading_an_untrained_detector_is_told_to_train_it(small_ws):
     with pytest.raises(RiskConsoleError) as console:  # the console's incremental path says the same
         Session(small_ws).interactive(strategy, Window())
     assert str(console.value) == str(err.value)
+    from riskconsole.validate import validate_file
+
+    with pytest.raises(RiskConsoleError) as validated:  # and validate (it said "a text value goes in single quotes")
+        validate_file(small_ws, strategy)
+    assert str(validated.value) == str(err.value)
     strategy.write_text(yaml.safe_dump({"name": "reads_fresh", "rules": [
         {"name": "model", "when": "frsh > 0.5", "action": "block"}]}))
     with pytest.raises(RiskConsoleError, match="unknown column 'frsh'"):
