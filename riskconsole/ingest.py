@@ -691,6 +691,9 @@ def _untyped_warning(staged: Staged, checked: Checked, part: Part) -> str | None
 def load_part(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, progress: Progress) -> tuple[int, int, list[str]]:
     """Stage and publish one source; (read, loaded, warnings)."""
     progress(f"reading {len(part.files)} file(s) of {part.lead}{part.source} ...")
+    shifted = one_field_over(con, checked, part)
+    if shifted:
+        raise DataError(shifted)
     try:
         _stage(con, part)
     except duckdb.Error as err:  # a ragged CSV line past the rows DuckDB sniffed: named by its file and line
@@ -706,6 +709,20 @@ def load_part(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, prog
     _publish(con, part)
     con.execute("DROP TABLE _staged")
     return read, loaded, warnings
+
+
+def one_field_over(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part) -> str | None:
+    """A local CSV line with one field more than its header and its last field empty, which DuckDB would read one
+    column off (its final delimiter taken for the line's end, `ragged._trailing_extra`): the refusal's one line, for
+    both engines' loads (Spark refuses such a line without saying where)."""
+    if part.fmt != "csv" or part.remote:
+        return None
+    for path in ragged.trailing_suspects(con, part.files):
+        dialect = ragged.tolerant_dialect(con, path)
+        found = ragged.first_ragged(con, path, dialect) if dialect else None
+        if found is not None:
+            return f"{checked.label}: {part.lead}{found.message(checked.shown)}"
+    return None
 
 
 def no_loadable_rows(checked: Checked, part: Part, read: int, reasons: list[tuple[Any, int]],

@@ -85,12 +85,74 @@ def first_ragged(con: duckdb.DuckDBPyConnection, path: str, dialect: dict[str, A
         for table in (errors, scans):
             con.execute(f"DROP TABLE IF EXISTS {table}")
     if not rows:
-        return None
+        return _trailing_extra(con, path, dialect)
     line, said, lines = rows[0]
     counts = _COUNTS.search(said or "")
     if counts is None:
         return None
     return Ragged(path, int(line), int(counts.group(2)), int(counts.group(1)), dialect["delim"], int(lines))
+
+
+def _trailing_extra(con: duckdb.DuckDBPyConnection, path: str, dialect: dict[str, Any]) -> Ragged | None:
+    """The first line of `path` with one field more than its header whose last field is empty: DuckDB reads the
+    line's final delimiter as its end, so the line loads with its values one column off and is in no reject table
+    (`e3;…;1;extra;14,5;app;` under a 6-field header loads amount = 'extra'). Read with one column more than the
+    header, padded where a line has none, empty text kept apart from a missing field (`nullstr` that no field is)."""
+    from riskconsole.sources import literal_file  # sources imports this module
+
+    if not dialect["header"] or not dialect["columns"]:
+        return None
+    width = len(dialect["columns"])
+    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width + 1)) + "}"
+    options = {k: dialect[k] for k in ("delim", "quote", "escape", "skip")}
+    try:
+        first, lines = con.execute(
+            f"SELECT min(ordinality), count(*) FROM read_csv($f, delim = $delim, quote = $quote, escape = $escape, "
+            f"skip = $skip, header = true, auto_detect = false, columns = {columns}, null_padding = true, "
+            f"nullstr = $none, hive_partitioning = false) WITH ORDINALITY WHERE c{width} IS NOT NULL",
+            {"f": literal_file(path), "none": "\x00\x01", **options}).fetchall()[0]
+    except duckdb.Error:
+        return None
+    if not lines:
+        return None
+    return Ragged(path, int(first) + 1 + int(dialect["skip"]), width + 1, width, dialect["delim"], int(lines))
+
+
+_DELIMITERS = ",;\t|"
+
+
+def trailing_suspects(con: duckdb.DuckDBPyConnection, paths: list[str]) -> list[str]:
+    """The CSV files that may hold a line with one field more than the header, its last empty (`_trailing_extra`):
+    a line ending with the header's delimiter and holding one more of it than the header, found in one pass over
+    every file's lines (quotes not parsed: a suspect is then read as CSV to be sure)."""
+    from riskconsole.sources import literal_files  # sources imports this module
+
+    heads = {}
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8-sig", errors="replace") as handle:
+                head = handle.readline(HEAD_BYTES).rstrip("\r\n")
+        except OSError:
+            continue
+        sep = max(_DELIMITERS, key=head.count)
+        if head.count(sep) and not head.endswith(sep):
+            heads[path] = (sep, head.count(sep))
+    groups: dict[tuple[str, int], list[str]] = {}
+    for path, key in heads.items():
+        groups.setdefault(key, []).append(path)
+    out = []
+    for (sep, n), files in groups.items():  # one pass over the files of each header shape (usually one)
+        try:
+            found = con.execute(
+                "SELECT DISTINCT __f FROM read_csv($files, delim = '\x1f', quote = '', escape = '', header = false, "
+                "auto_detect = false, columns = {'l': 'VARCHAR'}, ignore_errors = true, filename = '__f', "
+                "hive_partitioning = false) WHERE (ends_with(l, $sep) OR ends_with(l, $sep || chr(13))) "
+                "AND length(l) - length(replace(l, $sep, '')) = $n",
+                {"files": literal_files(files), "sep": sep, "n": n + 1}).fetchall()
+        except duckdb.Error:
+            found = [(f,) for f in files]  # each read as CSV instead
+        out += [f for (f,) in found]
+    return out
 
 
 MAX_FILES = 100  # files of a glob looked at for a ragged line (as sources.MAX_HEADER_CHECKS)

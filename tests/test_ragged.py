@@ -194,3 +194,34 @@ def test_a_ragged_line_in_a_file_past_the_hundredth_is_named_too(tmp_path):
         (root / "data" / "in" / f"{f:03d}.csv").write_text("\n".join(lines) + "\n")
     with pytest.raises(RiskConsoleError, match=r"data/in/129.csv: line 7 has 11 fields where the header has 10"):
         load(Workspace(root))
+
+
+@pytest.mark.parametrize("number", [101, 5_000, 30_001])
+def test_a_line_one_field_over_with_its_last_empty_is_refused_not_read_one_column_off(loaded, number):
+    """A field slipped into a line whose last field is empty (`…;App;DE;no;` under the 10-field header, one field
+    more): DuckDB reads the final ';' as the line's end, so the line loaded with its values one column off (here
+    'Sales Channel' read the country, the label read the channel) and no reject table held it. Refused, named."""
+    path = loaded.root / "data" / "Orders Export.csv"
+    before = _digest(loaded.db_path)
+    good = path.read_text()
+    row = _line(number - 2).split(";")
+    _export(path, {number: ";".join(row[:6] + ["Web"] + row[6:-1]) + ";"})  # a field in, the last one empty
+    try:
+        with pytest.raises(RiskConsoleError) as info:
+            load(loaded)
+        assert str(info.value) == (f"data/dataset.yaml: data/Orders Export.csv: line {number} has 11 fields where "
+                                   f"the header has 10 (fields separated by ';'): {EXTRA}")
+        assert _digest(loaded.db_path) == before
+    finally:
+        path.write_text(good)
+
+
+def test_lines_ending_with_the_delimiter_load_when_their_last_field_is_only_empty(tmp_path):
+    """A last column often empty (every such line ends with ';') is no extra field: the file loads whole."""
+    root = tmp_path / "ws"
+    ws = _workspace(root)
+    path = root / "data" / "Orders Export.csv"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:1] + [line.rsplit(";", 1)[0] + ";" if i % 3 == 0 else line
+                                           for i, line in enumerate(lines[1:])]) + "\n")
+    assert load(ws).loaded == ROWS

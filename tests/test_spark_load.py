@@ -1207,7 +1207,7 @@ def test_a_csv_files_dialect_is_sniffed_once_until_the_file_changes(tmp_path, mo
     assert spark_read.csv_dialect(con, str(path))["sep"] == ";" and len(sniffed) == 2
 
 
-@pytest.mark.parametrize("how", ["extra", "missing"])
+@pytest.mark.parametrize("how", ["extra", "missing", "one over, its last empty"])
 def test_a_ragged_csv_line_fails_the_load_on_spark_with_duckdbs_message(tmp_path, spark, how):
     """A line past the rows DuckDB sniffs with a field too many or too few (a `;` export with spaced names): Spark's
     read (mode FAILFAST) fails on it, and the load says what DuckDB's says, the file on this machine giving the line
@@ -1217,7 +1217,9 @@ def test_a_ragged_csv_line_fails_the_load_on_spark_with_duckdbs_message(tmp_path
     ws = test_ragged._workspace(tmp_path / "ws")
     path = ws.root / "data" / "Orders Export.csv"
     row = test_ragged._line(29_999)
-    test_ragged._export(path, {30_001: row + ";surprise" if how == "extra" else row.rsplit(";", 1)[0]})
+    fields = row.split(";")
+    test_ragged._export(path, {30_001: row + ";surprise" if how == "extra" else row.rsplit(";", 1)[0]
+                               if how == "missing" else ";".join(fields[:6] + ["Web"] + fields[6:-1]) + ";"})
     with pytest.raises(RiskConsoleError) as duck:
         load(ws, engine="duckdb")
     assert ": line 30001 has " in str(duck.value) and not ws.db_path.exists()

@@ -279,6 +279,9 @@ def load_part(spark: Any, checked: Checked, part: Part) -> SparkLoaded:
     why = refusal(con, part)
     if why:
         raise DataError(_refused(checked, part, why))
+    shifted = ingest.one_field_over(con, checked, part)  # DuckDB's line: the file, the line, the fix
+    if shifted:
+        raise DataError(shifted)
     cached: list[Any] = []
     try:
         return _load_part(spark, con, checked, part, cached)
