@@ -127,19 +127,12 @@ def trailing_suspects(con: duckdb.DuckDBPyConnection, paths: list[str]) -> list[
     every file's lines (quotes not parsed: a suspect is then read as CSV to be sure)."""
     from riskconsole.sources import literal_files  # sources imports this module
 
-    heads = {}
+    groups: dict[tuple[str, int], list[str]] = {}  # (the header's delimiter, how many it holds) -> files
     for path in paths:
-        try:
-            with open(path, encoding="utf-8-sig", errors="replace") as handle:
-                head = handle.readline(HEAD_BYTES).rstrip("\r\n")
-        except OSError:
-            continue
-        sep = max(_DELIMITERS, key=head.count)
-        if head.count(sep) and not head.endswith(sep):
-            heads[path] = (sep, head.count(sep))
-    groups: dict[tuple[str, int], list[str]] = {}
-    for path, key in heads.items():
-        groups.setdefault(key, []).append(path)
+        head = _first_line(path)
+        sep = max(_DELIMITERS, key=head.count) if head else ""
+        if sep and head.count(sep) and not head.endswith(sep):
+            groups.setdefault((sep, head.count(sep)), []).append(path)
     out = []
     for (sep, n), files in groups.items():  # one pass over the files of each header shape (usually one)
         try:
@@ -186,14 +179,19 @@ def sniffed_columns(paths: list[str]) -> list[list[str]]:
 HEAD_BYTES = 1 << 20
 
 
-def _mentions(path: str, names: list[str]) -> bool:
-    """Whether the file's first line (its first MiB) holds every name as written."""
+def _first_line(path: str) -> str | None:
+    """The file's first line (up to its first MiB, no line break, no BOM); None when it cannot be read."""
     try:
         with open(path, encoding="utf-8-sig", errors="replace") as handle:
-            head = handle.readline(HEAD_BYTES)
+            return handle.readline(HEAD_BYTES).rstrip("\r\n")
     except OSError:
-        return False
-    return all(name in head for name in names)
+        return None
+
+
+def _mentions(path: str, names: list[str]) -> bool:
+    """Whether the file's first line (its first MiB) holds every name as written."""
+    head = _first_line(path)
+    return head is not None and all(name in head for name in names)
 
 
 _COUNTS = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")

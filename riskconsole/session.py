@@ -505,11 +505,7 @@ class Session:
             try:
                 return compile_strategy(strategy, frame, self.ws.rel(path), overrides, con=cur, every=every)
             except ExpressionError as err:
-                raise ExpressionError(self._untrained_hint(str(err), frame)) from None
-
-    def _untrained_hint(self, message: str, frame: Frame) -> str:
-        """`untrained_hint` for this session's workspace."""
-        return untrained_hint(self.ws, message, frame)
+                raise ExpressionError(untrained_hint(self.ws, str(err), frame)) from None
 
     def check_text(self, text: str, label: str) -> Strategy:
         """Parse and fully check strategy YAML as typed in the editor (what `validate` checks of a file)."""
@@ -850,7 +846,7 @@ class Session:
             try:
                 compiled = compiler.compile(strategy, self.ws.rel(path), overrides, cur)
             except ExpressionError as err:
-                raise ExpressionError(self._untrained_hint(str(err), compiler.frame)) from None
+                raise ExpressionError(untrained_hint(self.ws, str(err), compiler.frame)) from None
         evaluator = self._evaluator(compiled, window)
         report = self._report(compiled, evaluator.answer(compiled), window)
         if self.dataset.columns.prod_action:  # the backtest's outcome blocks, from the evaluator's cached rows

@@ -88,9 +88,11 @@ class SparkSources:
             merged = None
         if merged is None or any(f.name in head.column_names and head.schema.field(f.name).type != f.type
                                  for f in merged):  # refused, or the files' types widen the sampled one's
-            grouped = parquet_groups(self.spark, files)  # DuckDB's merge of the types written (None: on Connect)
-            merged = _merged(s for s, _ in grouped) if grouped is not None else merged if merged is not None else \
-                _merged({str(schema): schema for schema in map(arrow, files)}.values())  # a Spark read per file
+            grouped = parquet_groups(self.spark, files)  # DuckDB's merge of the types written
+            if grouped is not None:
+                merged = _merged(s for s, _ in grouped)
+            elif merged is None:  # footers out of a Connect client's reach: a Spark read per file
+                merged = _merged({str(schema): schema for schema in map(arrow, files)}.values())
         for name in [f.name for f in merged if f.name not in head.column_names]:
             head = head.append_column(merged.field(name), pa.nulls(head.num_rows, merged.field(name).type))
         for i, field in enumerate(head.schema):  # a column the later files widen (INT there BIGINT or DOUBLE)
