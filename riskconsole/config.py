@@ -17,7 +17,7 @@ from riskconsole import limits
 from riskconsole.configfile import read_config, role_columns
 from riskconsole.errors import ConfigError
 from riskconsole.escape import printable
-from riskconsole.names import ENGINES  # noqa: F401 - where features and backtests run (DESIGN §7)
+from riskconsole.names import ACTIONS, ENGINES  # noqa: F401 - ENGINES: where features and backtests run (DESIGN §7)
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
@@ -490,6 +490,11 @@ class Dataset(_Strict):
         "1, 0, true, false and empty (not known) are always understood; \"\": 0 reads an empty label as good; any "
         "other value quarantines its row.")
     _label_values = field_validator("label_values")(_check_label_values)
+    prod_action_values: dict[str, Literal["allow", "review", "block"]] = Field(
+        default_factory=dict, description="Words of columns.prod_action that mean allow, review or block, for an "
+        "export that writes production's decisions its own way, e.g. {approve: allow, decline: block, "
+        "manual_review: review}; matched ignoring case and surrounding spaces. allow, review and block (any case) "
+        "are always understood; \"\": allow reads an empty decision as allowed; any other value is a load error.")
     streams: dict[str, Stream] = Field(default_factory=dict, description="Context streams by name (signups, "
                                        "logins, refunds, ...): loaded into table stream_NAME, read by `from:` features.")
     tables: dict[str, Table] = Field(default_factory=dict, description="Tables by name (merchants, IP ranges, ...): "
@@ -523,6 +528,25 @@ class Dataset(_Strict):
             raise ValueError(f"label_values: an empty label mapped to {empty[0]} cannot go with columns.prod_action: "
                              "an event production blocked has no outcome, and its empty label is what says so; write "
                              "a word for the outcome you know in the export (e.g. none) and map that instead")
+        return self
+
+    @model_validator(mode="after")
+    def _action_words(self) -> Dataset:
+        """prod_action_values maps words of a mapped prod_action; a decision's own name means that decision; two keys
+        that read alike (case, spaces) say one thing."""
+        if not self.prod_action_values:
+            return self
+        if not self.columns.prod_action:
+            raise ValueError("prod_action_values: needs columns.prod_action (the column whose words it maps)")
+        seen: dict[str, tuple[str, str]] = {}
+        for key, decision in self.prod_action_values.items():
+            word = key.strip().lower()
+            if word in ACTIONS and word != decision:
+                raise ValueError(f"prod_action_values: '{key}' always means {word}; remove it or map another word")
+            if word in seen and seen[word][1] != decision:
+                raise ValueError(f"prod_action_values: '{seen[word][0]}' and '{key}' are the same word (case and "
+                                 f"spaces aside) mapped to {seen[word][1]} and {decision}: keep one")
+            seen[word] = (key, decision)
         return self
 
     @model_validator(mode="after")

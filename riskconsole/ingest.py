@@ -31,7 +31,7 @@ from riskconsole.lookups import overlap_warnings
 from riskconsole.maturity import store as store_maturity
 from riskconsole.names import META_TABLE
 from riskconsole.sources import (FORMATS, NULL_TYPE, READERS, Checked, Part, check_dataset, column_types, events_part,  # noqa: F401
-                                 literal_files, raw_text, source_files, target_types)
+                                 action_word, literal_files, raw_text, source_files, target_types)
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
 from riskconsole.workspace import Workspace, connect_duckdb
 
@@ -109,6 +109,8 @@ def _typed(column: str, raw_type: str, target: str, part: Part) -> exp.Expressio
         return _label_cast(text, part.labels)
     if column == part.roles.get("id"):
         return fill("nullif(trim(:t), '')", t=text)
+    if column == part.roles.get("prod_action") and part.actions:  # production's words as allow, review or block
+        return action_word(text, part.actions)
     if target == "TIMESTAMP":
         return times.parse_typed(ident(column), raw_type, text, times.formats_of(part.time_format, column))
     if raw_type == target:

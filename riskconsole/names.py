@@ -15,6 +15,7 @@ META_TABLE = "_meta"  # one row: the dataset spec, counts and the data version o
 MATURITY_TABLE = "_maturity"  # one row: the day range and every label source's maturity curve of the last load
 SCORES_TABLE = "_scores"  # one row per detector: the data version its score table was computed for
 STORE_TABLE = "_store"  # the data version folders whose Parquet the views of a load on Spark read (storeviews.py)
+ACTIONS = ("allow", "review", "block")  # index = action code; decisions are allow > block > review
 ENGINES = ("duckdb", "spark")  # where features and backtests run (DESIGN §7; `--engine` choices, `engine:` values)
 
 

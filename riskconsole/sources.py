@@ -25,7 +25,7 @@ from riskconsole import ragged, times
 from riskconsole.config import Dataset, Stream, Table
 from riskconsole.errors import DataError, RiskConsoleError, closest
 from riskconsole.features import build_frame
-from riskconsole.names import internal_collision
+from riskconsole.names import ACTIONS, internal_collision
 from riskconsole.escape import printable
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
 from riskconsole.workspace import Workspace, connect_duckdb
@@ -71,6 +71,7 @@ class Part:
     order: tuple[str, ...] = ()
     rename: dict[str, str] = field(default_factory=dict)
     labels: dict[str, int | None] = field(default_factory=dict)  # the dataset's label_values: text -> 1, 0, None
+    actions: dict[str, str] = field(default_factory=dict)  # the dataset's prod_action_values: text -> a decision
     samples: dict[str, str] = field(default_factory=dict)  # a source at a URI: file -> a local copy of its head
     spelled: dict[str, str] = field(default_factory=dict)  # a source at a URI: file -> Spark's `_metadata.file_path`
     capped: int = 0  # a JSON source at a URI: files holding keys the first files lack, left unsampled (_later_keys)
@@ -677,11 +678,47 @@ def _value_text(value: str | None) -> str:
 
 
 def _decision_fix(values: list[tuple[str | None, int]]) -> str:
-    """`(approve -> allow, decline -> block)` for the bad values that are common words for a decision."""
+    """The prod_action_values that would read the bad values: ` (e.g. prod_action_values: {approve: allow, decline:
+    block}` for common words of a decision; for other words, an example of the form (which decision each means
+    only the team knows); for empty values, `"": allow` if that is what an empty decision means."""
     meant = {word: decision for decision, words in DECISION_WORDS.items() for word in words}
-    pairs = [f"{_value_text(v)} → {meant[key]}" for v, _ in values
-             if v is not None and (key := v.strip().lower().replace(" ", "_").replace("-", "_")) in meant]
-    return f" ({', '.join(pairs)})" if pairs else ""
+    known = {v.strip(): meant[key] for v, _ in values
+             if v is not None and (key := v.strip().lower().replace(" ", "_").replace("-", "_")) in meant}
+    if known:
+        return f" (e.g. prod_action_values: {{{', '.join(f'{_yaml_key(w)}: {d}' for w, d in known.items())}}})"
+    words = [v.strip() for v, _ in values if v is not None and v.strip()]
+    if words:
+        return f" (e.g. prod_action_values: {{{_yaml_key(words[0])}: block}} if '{printable(words[0])}' means block)"
+    return " (e.g. prod_action_values: {\"\": allow} if an empty decision means allow)"
+
+
+def _yaml_key(word: str) -> str:
+    """A word as a key of a YAML flow mapping: plain where it reads back as that text, else single-quoted."""
+    import yaml
+
+    shown = printable(word)
+    try:
+        plain = yaml.safe_load(f"{{{shown}: 1}}")
+    except yaml.YAMLError:
+        plain = None
+    if isinstance(plain, dict) and list(plain) == [shown]:
+        return shown
+    return "'" + shown.replace("'", "''") + "'"
+
+
+def action_word(text: exp.Expression, words: dict[str, str]) -> exp.Expression:
+    """A prod_action's decision as lower-case text: allow, review or block (any case), or a word `words` (the
+    dataset's prod_action_values) maps, matched lower case and trimmed; NULL where empty, unless `""` is mapped;
+    any other value as it reads lower case and trimmed (the outcome checks refuse it)."""
+    word = fill("lower(trim(:t))", t=text)
+    mapped = {k.strip().lower(): v for k, v in words.items()}
+    if not mapped:
+        return word
+    ifs = [exp.If(this=exp.In(this=word, expressions=[lit(k) for k, v in mapped.items() if v == decision and k]),
+                  true=lit(decision)) for decision in ACTIONS if any(v == decision and k for k, v in mapped.items())]
+    if "" in mapped:
+        ifs.insert(0, exp.If(this=fill(":w IS NULL OR :w = ''", w=word), true=lit(mapped[""])))
+    return exp.Case(ifs=ifs, default=fill("nullif(:w, '')", w=word))
 
 
 def raw_text(column: str, raw_type: str | None) -> exp.Expression:
@@ -706,11 +743,10 @@ def outcome_checks(dataset: Dataset, raw: dict[str, str] | None = None) -> list[
     def named(column: str) -> str:  # a column's name in a message template (`{v}`, `{fix}`): its braces doubled
         return column.replace("{", "{{").replace("}", "}}")
 
-    word = fill("lower(trim(:t))", t=text(roles.prod_action))
+    word = action_word(text(roles.prod_action), dataset.prod_action_values)
     checks = [(fill(":w IS NULL OR :w NOT IN ('allow', 'review', 'block')", w=word), text(roles.prod_action),
-               f"columns.prod_action: column '{named(roles.prod_action)}' holds {{v}}; every row needs allow, review "
-               "or block (any case), what production decided, and no setting maps other words (label_values is for "
-               "labels only): write each decision as allow, review or block where the file is exported{fix}")]
+               f"columns.prod_action: column '{named(roles.prod_action)}' holds {{v}}; every row needs what production "
+               "decided: allow, review or block (any case), or a word mapped under prod_action_values{fix}")]
     if roles.explore:
         flag = fill("lower(trim(:t))", t=text(roles.explore))
         checks.append((fill(":f IS NOT NULL AND :f NOT IN ('0', '1', 'true', 'false', '')", f=flag),
@@ -743,7 +779,7 @@ def events_part(dataset: Dataset, files: list[str], fmt: str, types: dict[str, s
                 dataset.time_format, dataset.decimal_separator, {k: getattr(roles, k) for k in EVENT_ROLES},
                 required=((roles.id, "missing id"), (roles.time, "missing time")), unique=(roles.id,),
                 times=tuple(c for c in (roles.time, roles.label_time) if c), order=(roles.time, roles.id),
-                labels=dict(dataset.label_values))
+                labels=dict(dataset.label_values), actions=dict(dataset.prod_action_values))
 
 
 def stream_part(name: str, stream: Stream, files: list[str], fmt: str, types: dict[str, str]) -> Part:

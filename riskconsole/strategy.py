@@ -17,7 +17,6 @@ from riskconsole.sqlbuild import exp, fill, render
 if TYPE_CHECKING:  # type names only: a cached backtest loads no config models (issue 14)
     from riskconsole.config import Dataset, Strategy
 
-ACTIONS = ("allow", "review", "block")  # index = action code; decisions are allow > block > review
 INTERNAL = INTERNAL_COLUMNS  # never visible to an expression (riskconsole.names)
 SCORE_TABLE_PREFIX = "scores_"
 

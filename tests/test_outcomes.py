@@ -228,7 +228,7 @@ def test_gate_cli_judges_at_the_worst_case(hidden_ws, capsys):
     (lambda e: e.assign(propensity=np.where(e["explore"] == 1, 0.0, np.nan)), "propensity.*\\(0, 1\\]"),
     (lambda e: e.assign(propensity=np.nan), "propensity.*explored row"),
     (lambda e: e.assign(prod_action=np.where(e["prod_action"] == "block", "deny", "allow")),
-     "prod_action.*'deny'.*allow, review or block"),
+     "prod_action.*'deny'.*allow, review or block.*prod_action_values: {deny: block}"),
     (lambda e: e.assign(explore=np.where(e["explore"] == 1, 2, 0)), "explore.*'2'"),
 ])
 def test_bad_values_are_one_line_load_errors(tmp_path, change, message):
@@ -243,8 +243,8 @@ def test_bad_values_are_one_line_load_errors(tmp_path, change, message):
 
 def test_decisions_written_as_words_name_every_word_with_its_rows_and_the_fix(tmp_path):
     """An export writing production's decisions as words (approve / decline / ...) fails to load with one line that
-    names every distinct word with its rows (the most frequent first, ties by value), says what is accepted, that no
-    setting maps other words, and which decision each common word means; the error counts the words in the data."""
+    names every distinct word with its rows (the most frequent first, ties by value), says what is accepted and the
+    prod_action_values that reads each common word as its decision; the error counts the words in the data."""
     from riskconsole.sources import SHOWN_VALUES, check_dataset
 
     events = _events()
@@ -259,18 +259,69 @@ def test_decisions_written_as_words_name_every_word_with_its_rows_and_the_fix(tm
     order = sorted(counts.items(), key=lambda vn: (-vn[1], vn[0] != "", vn[0]))
     named = ", ".join(f"{'empty' if v == '' else repr(v)} ({n:,} row{'s' if n != 1 else ''})" for v, n in order)
     meaning = {word: decision for decision, word in words.items()}
-    fix = ", ".join(f"'{v}' → {meaning[v]}" for v, _ in order if v in meaning)
+    fix = ", ".join(f"{v}: {meaning[v]}" for v, _ in order if v in meaning)
     assert str(err.value) == (
-        f"data/dataset.yaml: columns.prod_action: column 'prod_action' holds {named}; every row needs allow, review "
-        "or block (any case), what production decided, and no setting maps other words (label_values is for labels "
-        f"only): write each decision as allow, review or block where the file is exported ({fix})")
+        f"data/dataset.yaml: columns.prod_action: column 'prod_action' holds {named}; every row needs what production "
+        "decided: allow, review or block (any case), or a word mapped under prod_action_values (e.g. "
+        f"prod_action_values: {{{fix}}})")
     assert {v for v, _ in order} == {"approve", "DECLINE", ""} and "empty (1 row)" in named
     # many distinct values: the most frequent SHOWN_VALUES, then how many others and the rows in all
     events["prod_action"] = [f"code{i % (SHOWN_VALUES + 3)}" for i in range(len(events))]
     ws2 = write_workspace(tmp_path / "ws2", events, _dataset(**ROLES), STRATEGIES)
     with pytest.raises(RiskConsoleError, match=rf"holds 'code0' \(\d+ rows\), .* and 3 other values "
-                                               rf"\({len(events):,} rows in all\); every row needs .*exported$"):
+                                               rf"\({len(events):,} rows in all\); every row needs .* "
+                                               r"\(e.g. prod_action_values: \{code\d+: block\} if 'code\d+' means "
+                                               r"block\)$"):
         check_dataset(ws2)
+
+
+def test_decisions_mapped_under_prod_action_values_give_the_report_of_the_decisions_written_out(tmp_path):
+    """An export writing approve / DECLINE / Manual Review / an empty cell, mapped under prod_action_values (keys
+    matched ignoring case and spaces), loads the decisions as allow / block / review and gives, number for number,
+    the report of the same export with the decisions written as allow / review / block."""
+    from riskconsole.ingest import load
+    from riskconsole.report import Baseline
+    from riskconsole.session import Session
+
+    events = _events()
+    events.loc[events.index[::7], "prod_action"] = "review"
+    events.loc[events.index[5::50], "prod_action"] = "allow"  # the empty cells below: `"": allow`
+    words = {"allow": "approve", "block": " DECLINE ", "review": "Manual Review"}
+    worded = events.assign(prod_action=[words[a] for a in events["prod_action"]])
+    worded.loc[events.index[5::50], "prod_action"] = None
+    reports = []
+    for name, frame, mapping in (("plain", events, None),
+                                 ("worded", worded, {"Approve": "allow", "decline": "block",
+                                                     " manual review": "review", "": "allow"})):
+        dataset = _dataset(**ROLES) | ({"prod_action_values": mapping} if mapping else {})
+        ws = write_workspace(tmp_path / name, frame, dataset, STRATEGIES)
+        load(ws)
+        with Session(ws) as session:
+            held = sorted(session.connection().execute("SELECT prod_action, count(*) FROM events GROUP BY 1"
+                                                       ).fetchall())
+            report = session.backtest(ws.root / "strategies/lenient.yaml",
+                                      baseline=Baseline(ws.root / "strategies/prod.yaml", bootstrap=100)).report
+        reports.append((held, report))
+    (plain_held, plain), (worded_held, worded_report) = reports
+    want = events["prod_action"].value_counts()
+    assert worded_held == plain_held == sorted((a, int(n)) for a, n in want.items())
+    assert worded_report["overall"]["observability"]["unobservable"] > 0
+    assert worded_report == plain
+
+
+@pytest.mark.parametrize("mapping, roles, message", [
+    ({"decline": "deny"}, ROLES, "prod_action_values.decline: .*'allow', 'review' or 'block'"),
+    ({"Block": "allow"}, ROLES, "'Block' always means block"),
+    ({"Decline": "block", " decline": "review"}, ROLES, "'Decline' and ' decline' are the same word"),
+    ({"decline": "block"}, {}, "prod_action_values: needs columns.prod_action"),
+])
+def test_bad_prod_action_values_are_one_line_config_errors(tmp_path, mapping, roles, message):
+    from riskconsole.sources import check_dataset
+
+    ws = write_workspace(tmp_path / "ws", _events(), _dataset(**roles) | {"prod_action_values": mapping}, STRATEGIES)
+    with pytest.raises(RiskConsoleError, match=message) as err:
+        check_dataset(ws)
+    assert "\n" not in str(err.value) and "dataset.yaml" in str(err.value)
 
 
 @pytest.mark.parametrize("roles, message", [
@@ -631,7 +682,7 @@ def test_an_outcome_column_named_with_braces_gets_its_error_not_a_crash(tmp_path
     events["decision {prod}"] = events["decision {prod}"].map({"allow": "approve", "block": "block"})
     ws = write_workspace(tmp_path / "ws", events, _dataset(prod_action="decision {prod}"), STRATEGIES)
     with pytest.raises(RiskConsoleError, match=r"columns\.prod_action: column 'decision \{prod\}' holds 'approve' "
-                                               r"\(\d+ rows\); .* \('approve' → allow\)$"):
+                                               r"\(\d+ rows\); .* \(e.g. prod_action_values: \{approve: allow\}\)$"):
         check_dataset(ws)
 
 

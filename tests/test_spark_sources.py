@@ -122,8 +122,9 @@ def test_a_uri_source_is_checked_over_its_samples_then_over_every_row(tmp_path, 
                                                    "e4,2026-03-02 11:00:00,0,,5,1,1,deny\n")
     check_dataset(ws, engine="spark", spark=spark)  # the samples hold no bad value
     with pytest.raises(RiskConsoleError, match=r"column 'prod_action' holds 'deny' \(2 rows\); every row needs "
-                                               r"allow, review or block \(any case\), what production decided, .* "
-                                               r"where the file is exported \('deny' → block\)$"):
+                                               r"what production decided: allow, review or block \(any case\), or a "
+                                               r"word mapped under prod_action_values \(e.g. prod_action_values: "
+                                               r"\{deny: block\}\)$"):
         load(ws, engine="spark", spark=spark)
     assert _held(ws, ["events"]) == live
     # every distinct value with its rows, the most frequent first, as DuckDB's check names them, a quarantined row's
@@ -133,8 +134,19 @@ def test_a_uri_source_is_checked_over_its_samples_then_over_every_row(tmp_path, 
                                                    "e5,2026-03-02 12:00:00,0,,5,1,1,\n"
                                                    "e6,2026-03-02 13:00:00,0,,5,1,1,deny\n")
     with pytest.raises(RiskConsoleError, match=r"column 'prod_action' holds 'deny' \(2 rows\), empty \(1 row\), "
-                                               r"'nope' \(1 row\); .*\('deny' → block\)$"):
+                                               r"'nope' \(1 row\); .*\{deny: block\}\)$"):
         load(ws, engine="spark", spark=spark)
+    # mapped, every row's word reads as its decision on Spark, as on DuckDB (test_outcomes)
+    spec = yaml.safe_load(ws.dataset_path.read_text())
+    ws.dataset_path.write_text(yaml.safe_dump({**spec, "prod_action_values": {" DENY": "block", "nope": "review",
+                                                                              "": "allow"}}))
+    load(ws, engine="spark", spark=spark)
+    con = duckdb.connect(str(ws.db_path), read_only=True)
+    try:
+        got = dict(con.execute("SELECT event_id, prod_action FROM events").fetchall())
+    finally:
+        con.close()
+    assert got == {"e2": "allow", "e4": "block", "e5": "allow", "e6": "block"}  # e3 (no time) is quarantined
 
 
 def test_a_parquet_column_only_in_files_after_the_sampled_ones_is_loaded(tmp_path, spark, monkeypatch):
