@@ -83,6 +83,10 @@ columns:
   amount: amount                 # money at stake; drives every money metric (delete if you have none)
   entities: [user_id, device_id] # columns that features group by: users, devices, cards, addresses, merchants ...
   # label_derived: [fraud_reason]  # columns computed from the label (answer keys): nothing may read them
+  # prod_action: decision         # what production decided (allow, review, block): reports then bound the outcomes
+  #                                # production hid (blocked orders never get a chargeback); docs/dataset.md
+# label_values: {fraud: 1, legit: 0}                  # only if labels are words; matched ignoring case
+# prod_action_values: {approve: allow, decline: block} # only if production's decisions are other words
 
 # types: {channel: VARCHAR, account_age_days: INTEGER}   # optional: force a DuckDB type per column
 

@@ -75,7 +75,8 @@ def test_every_example_in_the_skeleton_is_commented(tmp_path):
     init_workspace(tmp_path)
     dataset = (tmp_path / "data" / "dataset.yaml").read_text()
     for key in ("source:", "time_format:", "id:", "time:", "label:", "label_time:", "amount:", "entities:",
-                "label_derived:", "types:", "count:", "avg:", "count_distinct:", "sum: label", "label_delay:",
+                "label_derived:", "prod_action:", "label_values:", "prod_action_values:", "types:", "count:", "avg:",
+                "count_distinct:", "sum: label", "label_delay:",
                 "sql:", "review_cost:", "review_capacity:", "review_catch_rate:", "good_block_cost:"):
         lines = dataset.splitlines()
         i = next(i for i, line in enumerate(lines) if key in line)
