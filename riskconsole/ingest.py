@@ -31,7 +31,8 @@ from riskconsole.lookups import overlap_warnings
 from riskconsole.maturity import store as store_maturity
 from riskconsole.names import META_TABLE
 from riskconsole.sources import (FORMATS, NULL_TYPE, READERS, Checked, Part, check_dataset, column_types, events_part,  # noqa: F401
-                                 action_word, literal_files, raw_text, source_files, target_types)
+                                 action_word, cast_value, is_integer, is_number, literal_files, number_text,
+                                 raw_text, source_files, target_types)
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
 from riskconsole.workspace import Workspace, connect_duckdb
 
@@ -117,15 +118,11 @@ def _typed(column: str, raw_type: str, target: str, part: Part) -> exp.Expressio
         return ident(column)
     if target == "DATE" and raw_type in ("JSON", "VARCHAR"):  # '25-11-30' would cast to the year 25: ISO dates only
         return fill("CASE WHEN :iso THEN TRY_CAST(trim(:t) AS DATE) END", iso=_iso_date(text), t=text)
-    source = _number_text(column, raw_type, target, part) if raw_type in ("JSON", "VARCHAR") else ident(column)
-    to = exp.DataType.build(target, dialect="duckdb")
-    cast = exp.TryCast(this=source, to=to)
-    if raw_type == "JSON" and target != "VARCHAR":  # a string by its text (a CSV's rules), else DuckDB's JSON reading
-        json = exp.TryCast(this=fill("CAST(:c AS JSON)", c=ident(column)), to=to)  # (JSON carried as text on Spark)
-        cast = fill("CASE WHEN json_type(:c) = 'VARCHAR' THEN :t ELSE :j END", c=ident(column), t=cast, j=json)
-    if _is_integer(target) and raw_type in ("JSON", "VARCHAR"):  # DuckDB rounds '0.5' to 1: a fraction is no integer
+    cast = cast_value(column, raw_type, target, part.decimal)
+    if is_integer(target) and raw_type in ("JSON", "VARCHAR"):  # DuckDB rounds '0.5' to 1: a fraction is no integer
         # (an integer column sniffed from the first rows, a fraction further on: quarantined, never rounded)
-        return fill("CASE WHEN :f THEN NULL ELSE :c END", f=_fraction(source), c=cast)
+        return fill("CASE WHEN :f THEN NULL ELSE :c END", f=_fraction(_number_text(column, raw_type, target, part)),
+                    c=cast)
     return cast
 
 
@@ -135,22 +132,9 @@ def _iso_date(text: exp.Expression) -> exp.Expression:
 
 
 def _number_text(column: str, raw_type: str, target: str, part: Part) -> exp.Expression:
-    """The text a number column's value is cast from: with `decimal_separator: ','` a comma made a point (723,03 ->
-    723.03). A number grouped in thousands is read only where it cannot be read otherwise: grouped AND with its
-    decimal part in the source's mark (1.234,56 with a decimal comma, 1,234.56 with a point: 1234.56); grouped
-    without one (1.234, 1,234: a thousand, or one and a bit?) is NULL, hence quarantined, never misread."""
+    """The text a column's value is cast from: a number's in the source's decimal mark (`sources.number_text`)."""
     text = raw_text(column, raw_type)
-    if not _is_number(target):
-        return text
-    grouped = fill("regexp_full_match(:t, :re)", t=text, re=lit(_UNAMBIGUOUS[part.decimal]))
-    if part.decimal == ",":
-        return fill("CASE WHEN NOT contains(:t, '.') THEN replace(:t, ',', '.') "
-                    "WHEN :g THEN replace(replace(:t, '.', ''), ',', '.') END", t=text, g=grouped)
-    return fill("CASE WHEN contains(:t, ',') AND :g THEN replace(:t, ',', '') ELSE :t END", t=text, g=grouped)
-
-
-# grouped in thousands with a decimal part in the source's mark: nothing else they could mean
-_UNAMBIGUOUS = {",": r"\s*[-+]?\d{1,3}(\.\d{3})+,\d+\s*", ".": r"\s*[-+]?\d{1,3}(,\d{3})+\.\d+\s*"}
+    return number_text(text, part.decimal) if is_number(target) else text
 
 
 def _fraction(text: exp.Expression) -> exp.Expression:
@@ -163,18 +147,6 @@ def _fraction(text: exp.Expression) -> exp.Expression:
                 "OR TRY_CAST(:s AS DOUBLE) <> trunc(TRY_CAST(:s AS DOUBLE)))", s=text)
 
 
-_INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
-             "INT")
-
-
-def _is_integer(target: str) -> bool:
-    return target.upper().startswith(_INTEGERS)
-
-
-def _is_number(target: str) -> bool:
-    return target.upper().startswith((*_INTEGERS, "FLOAT", "REAL", "DOUBLE", "DECIMAL", "NUMERIC"))
-
-
 def _column_reasons(column: str, target: str, part: Part, raw_type: str) -> list[tuple[exp.Expression, exp.Expression]]:
     """(condition, reason) pairs for one non-id column (`raw_type`: its type in the source)."""
     cast = ident(cast_name(column))
@@ -184,17 +156,17 @@ def _column_reasons(column: str, target: str, part: Part, raw_type: str) -> list
     if target == "TIMESTAMP":
         tried = times.described(times.formats_of(part.time_format, column))
         return [(failed, lit(f"{column}: not {tried}")), (times.out_of_range(cast), times.range_reason(column, cast))]
-    mark = " with decimal_separator ','" if part.decimal == "," and _is_number(target) else ""
+    mark = " with decimal_separator ','" if part.decimal == "," and is_number(target) else ""
     if target == "DATE" and raw_type in ("VARCHAR", "JSON"):
         return [(fill(":f AND NOT :i", f=failed, i=_iso_date(raw_text(column, raw_type))), lit(
             f"{column}: not an ISO-8601 date (e.g. 2026-01-05; type it TIMESTAMP under types: and set time_format: "
             "for other layouts)")), (failed, lit(f"{column}: not a valid DATE"))]
     pairs = [(failed, lit(f"{column}: not a valid {target}{mark}"))]
-    if _is_integer(target) and raw_type in ("VARCHAR", "JSON") and column not in part.declared:
+    if is_integer(target) and raw_type in ("VARCHAR", "JSON") and column not in part.declared:
         pairs.insert(0, (fill(":f AND :x", f=failed, x=_fraction(_number_text(column, raw_type, target, part))), lit(
             f"{column}: a fraction in a column read as {target} from its first rows: declare types: "
             f"{{{column}: DOUBLE}}")))
-    if _is_number(target) and raw_type in ("VARCHAR", "JSON"):  # `$12.50`, `12,50 €`: say so, and the fix
+    if is_number(target) and raw_type in ("VARCHAR", "JSON"):  # `$12.50`, `12,50 €`: say so, and the fix
         sign = fill("regexp_extract(:t, :re)", t=raw_text(column, raw_type), re=lit(CURRENCY.pattern))
         pairs.insert(0, (fill(":f AND :s <> ''", f=failed, s=sign), _currency_reason(column, part, sign)))
         pairs.insert(0, (fill(":f AND :g", f=failed, g=_grouped(raw_text(column, raw_type), part)),
@@ -660,7 +632,7 @@ def load_warnings(staged: Staged, checked: Checked, part: Part, read: int) -> li
         where = _where(part, c)
         if target[c] == "TIMESTAMP":
             found.append(_time_warning(staged, checked, part, c, where, read))
-        elif _is_number(target[c]) and c != part.roles.get("label"):
+        elif is_number(target[c]) and c != part.roles.get("label"):
             found.append(_number_warning(staged, checked, part, c, target[c], where, read))
     return [w for w in (*found, _untyped_warning(staged, checked, part)) if w]
 

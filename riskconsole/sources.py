@@ -729,6 +729,50 @@ def raw_text(column: str, raw_type: str | None) -> exp.Expression:
     return fill("CAST(:c AS VARCHAR)", c=ident(column))
 
 
+def number_text(text: exp.Expression, decimal: str) -> exp.Expression:
+    """The text a number is cast from: with `decimal_separator: ','` a comma made a point (723,03 -> 723.03). A number
+    grouped in thousands is read only where it cannot be read otherwise: grouped AND with its decimal part in the
+    source's mark (1.234,56 with a decimal comma, 1,234.56 with a point: 1234.56); grouped without one (1.234, 1,234:
+    a thousand, or one and a bit?) is NULL, hence quarantined, never misread; with a decimal comma, any other text
+    holding a point (0.5) is NULL too."""
+    grouped = fill("regexp_full_match(:t, :re)", t=text, re=lit(_UNAMBIGUOUS[decimal]))
+    if decimal == ",":
+        return fill("CASE WHEN NOT contains(:t, '.') THEN replace(:t, ',', '.') "
+                    "WHEN :g THEN replace(replace(:t, '.', ''), ',', '.') END", t=text, g=grouped)
+    return fill("CASE WHEN contains(:t, ',') AND :g THEN replace(:t, ',', '') ELSE :t END", t=text, g=grouped)
+
+
+# grouped in thousands with a decimal part in the source's mark: nothing else they could mean
+_UNAMBIGUOUS = {",": r"\s*[-+]?\d{1,3}(\.\d{3})+,\d+\s*", ".": r"\s*[-+]?\d{1,3}(,\d{3})+\.\d+\s*"}
+_INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
+             "INT")
+
+
+def is_integer(target: str) -> bool:
+    return target.upper().startswith(_INTEGERS)
+
+
+def is_number(target: str) -> bool:
+    return target.upper().startswith((*_INTEGERS, "FLOAT", "REAL", "DOUBLE", "DECIMAL", "NUMERIC"))
+
+
+def cast_value(column: str, raw_type: str | None, target: str, decimal: str) -> exp.Expression:
+    """A raw column cast to `target` as the load casts it, NULL where it does not convert: text (a CSV's, a JSON
+    string's) from its text, a number in the source's decimal mark (`number_text`); a JSON number or boolean as
+    DuckDB's JSON reader converts it; a column the reader typed by a cast."""
+    if raw_type in ("JSON", "VARCHAR"):
+        text = raw_text(column, raw_type)
+        source = number_text(text, decimal) if is_number(target) else text
+    else:
+        source = ident(column)
+    to = exp.DataType.build(target, dialect="duckdb")
+    cast = exp.TryCast(this=source, to=to)
+    if raw_type == "JSON" and target != "VARCHAR":  # a string by its text (a CSV's rules), else DuckDB's JSON reading
+        json = exp.TryCast(this=fill("CAST(:c AS JSON)", c=ident(column)), to=to)  # (JSON carried as text on Spark)
+        cast = fill("CASE WHEN json_type(:c) = 'VARCHAR' THEN :t ELSE :j END", c=ident(column), t=cast, j=json)
+    return cast
+
+
 def outcome_checks(dataset: Dataset, raw: dict[str, str] | None = None) -> list[tuple[exp.Expression,
                                                                                         exp.Expression, str]]:
     """(a raw row's value is bad, the column's text, the message with `{v}` for the value) of every outcome role;
@@ -743,25 +787,30 @@ def outcome_checks(dataset: Dataset, raw: dict[str, str] | None = None) -> list[
     def named(column: str) -> str:  # a column's name in a message template (`{v}`, `{fix}`): its braces doubled
         return column.replace("{", "{{").replace("}", "}}")
 
+    # the propensity as the load will read it: a value the check passes and the load then quarantined would drop
+    # production-blocked rows from the estimate without an error (0.5 beside decimal_separator ',')
+    propensity = cast_value(roles.propensity, (raw or {}).get(roles.propensity), "DOUBLE",
+                            dataset.decimal_separator) if roles.propensity else None
+    mark = (", written with the source's decimal mark (decimal_separator ','): 0,5, not 0.5"
+            if dataset.decimal_separator == "," else "")
     word = action_word(text(roles.prod_action), dataset.prod_action_values)
     checks = [(fill(":w IS NULL OR :w NOT IN ('allow', 'review', 'block')", w=word), text(roles.prod_action),
                f"columns.prod_action: column '{named(roles.prod_action)}' holds {{v}}; every row needs what production "
                "decided: allow, review or block (any case), or a word mapped under prod_action_values{fix}")]
+    if roles.propensity:  # a value first (it names the decimal mark), then explored rows without one
+        value = text(roles.propensity)
+        checks.append((fill(":r IS NOT NULL AND trim(:r) <> '' AND (:p IS NULL OR NOT (:p > 0 AND :p <= 1))",
+                            r=value, p=propensity), value, f"columns.propensity: column '{named(roles.propensity)}' "
+                       "holds {v}; a propensity must be a number in (0, 1] (or empty on rows not explored)" + mark))
     if roles.explore:
         flag = fill("lower(trim(:t))", t=text(roles.explore))
         checks.append((fill(":f IS NOT NULL AND :f NOT IN ('0', '1', 'true', 'false', '')", f=flag),
                        text(roles.explore), f"columns.explore: column '{named(roles.explore)}' holds {{v}}; use 1 "
                        "(let through at random), 0 or empty"))
-        p = fill("TRY_CAST(:t AS DOUBLE)", t=text(roles.propensity))
-        checks.append((fill(":f IN ('1', 'true') AND (:p IS NULL OR NOT (:p > 0 AND :p <= 1))", f=flag, p=p),
-                       text(roles.propensity), f"columns.propensity: column '{named(roles.propensity)}' holds "
-                       "{v} on explored rows; the chance it was let through must be a number in (0, 1]"))
-    if roles.propensity:
-        value = text(roles.propensity)
-        p = fill("TRY_CAST(:t AS DOUBLE)", t=value)
-        checks.append((fill(":r IS NOT NULL AND trim(:r) <> '' AND (:p IS NULL OR NOT (:p > 0 AND :p <= 1))",
-                            r=value, p=p), value, f"columns.propensity: column '{named(roles.propensity)}' holds "
-                       "{v}; a propensity must be a number in (0, 1] (or empty on rows not explored)"))
+        checks.append((fill(":f IN ('1', 'true') AND (:p IS NULL OR NOT (:p > 0 AND :p <= 1))", f=flag,
+                            p=propensity), text(roles.propensity), f"columns.propensity: column "
+                       f"'{named(roles.propensity)}' holds {{v}} on explored rows; the chance it was let through must "
+                       "be a number in (0, 1]"))
     return checks
 
 

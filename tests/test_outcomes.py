@@ -324,6 +324,39 @@ def test_bad_prod_action_values_are_one_line_config_errors(tmp_path, mapping, ro
     assert "\n" not in str(err.value) and "dataset.yaml" in str(err.value)
 
 
+@pytest.mark.parametrize("written", ["0,3", "0.3"])
+def test_a_propensity_is_read_in_the_sources_decimal_mark(tmp_path, written):
+    """With decimal_separator ',' (amounts 123,45), the outcome check reads a propensity as the load casts it: '0,3'
+    loads as 0.3 on every explored row, none quarantined (the check refused it: 'must be a number'); '0.3', which the
+    load quarantines (every production-blocked row dropped, with no error, before the fix), is a one-line load error
+    naming the column and the decimal mark, and the live data is left as it was."""
+    import duckdb
+
+    from riskconsole.ingest import load
+
+    events = _events()
+    explored = int((events["explore"] == 1).sum())
+    events["amount"] = [f"{a:.2f}".replace(".", ",") for a in events["amount"]]
+    events["propensity"] = np.where(events["explore"] == 1, written, "")
+    dataset = {**_dataset(**ROLES), "decimal_separator": ","}
+    ws = write_workspace(tmp_path / "ws", events, dataset, STRATEGIES)
+    if written == "0,3":
+        load(ws)
+        with duckdb.connect(str(ws.db_path), read_only=True) as con:
+            read = con.execute("SELECT count(*), count(*) FILTER (WHERE propensity = 0.3), "
+                               "count(*) FILTER (WHERE explore = 1) FROM events").fetchone()
+            assert con.execute("SELECT count(*) FROM quarantine").fetchone() == (0,)
+        assert explored > 0 and read == (len(events), explored, explored)
+        return
+    with pytest.raises(RiskConsoleError) as err:
+        load(ws)
+    assert str(err.value) == (
+        f"data/dataset.yaml: columns.propensity: column 'propensity' holds '0.3' ({explored:,} rows); a propensity "
+        "must be a number in (0, 1] (or empty on rows not explored), written with the source's decimal mark "
+        "(decimal_separator ','): 0,5, not 0.5")
+    assert not ws.db_path.exists()
+
+
 @pytest.mark.parametrize("roles, message", [
     ({"prod_action": "prod_action", "explore": "explore"}, "needs columns.propensity"),
     ({"explore": "explore", "propensity": "propensity"}, "need columns.prod_action"),
