@@ -4,9 +4,10 @@
 (unsigned) bounds the candidate's own value. A guardrail holds only when its whole 95% interval
 satisfies it (a non-inferiority reading): noise is never enough to pass. Metrics without an
 interval (counts of days, for instance) are judged on their point value. Where production hid
-outcomes (DESIGN §6.2), a guardrail must also hold at the worst end of the metric's bounds, unless
-`--assume` names an explicit assumption, whose value then replaces the point (and the interval is
-moved with it: the same day-to-day noise around the assumed value).
+outcomes (DESIGN §6.2), a guardrail must also hold at the worst end of the metric's bounds, and with the
+interval moved there (the same day-to-day noise around the worst case), unless `--assume` names an explicit
+assumption, whose value then replaces the point (and the interval is moved with it: the same noise around the
+assumed value). So the worst case is never judged more leniently than an assumption inside the bounds.
 """
 
 from __future__ import annotations
@@ -69,10 +70,14 @@ def judge(guard: Guardrail, report: dict) -> dict:
     result = {"guardrail": guard.text, "value": point, "interval": interval, "worst": worst,
               "relative": guard.relative}
     holds = test(point, guard.value) and test(worst, guard.value)
-    if bound is not None:  # production hid some outcomes: the guardrail must hold at the worst of them too
+    if bound is not None:  # production hid some outcomes: the guardrail must hold at the worst of them too, and so
+        # must the interval moved there (the same day-to-day noise around the worst case, as --assume moves it around
+        # its value): otherwise an assumption inside the bounds could fail where the worst case passed
         edge = None if None in bound else (min(bound) if low_side else max(bound))
-        holds = holds and edge is not None and test(edge, guard.value)
-        result.update(bounds=bound, worst_case=edge)
+        noisy = None if edge is None or interval is None else edge + worst - point
+        holds = holds and edge is not None and test(edge, guard.value) and (noisy is None or test(noisy,
+                                                                                               guard.value))
+        result.update(bounds=bound, worst_case=edge, worst_case_interval=noisy)
     if assumed:
         result["assumed"] = assumed
     return {**result, "holds": bool(holds)}
@@ -108,6 +113,8 @@ def describe(result: dict) -> str:
     if result.get("bounds"):
         worst, best = (f"{v:{spec}}" if v is not None else "undefined" for v in result["bounds"])
         value += f"; over the outcomes production hid {worst} (worst) … {best} (best)"
+        if result.get("worst_case_interval") is not None:
+            value += f", {result['worst_case_interval']:{spec}} with the 95% CI's spread around the worst"
     if result.get("assumed"):
         value += f"; assuming {result['assumed']}"
     return f"{status} {result['guardrail']}: {value}"

@@ -133,6 +133,33 @@ def test_an_explicit_assumption_replaces_the_worst_case():
     assert result["holds"] and result["assumed"] == "all good"
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_no_assumption_inside_the_bounds_is_judged_more_strictly_than_the_worst_case(seed):
+    """`--assume` moves the interval to the assumed value; the worst case moves it to the worst bound. So a guardrail
+    that holds at the worst case holds under every assumed value inside the bounds (a stranger's gate passed
+    'precision>=-0.05' at the worst case, delta +0.30 with CI +0.00 … +0.72 and worst +0.02, and failed under
+    fraud-rate-of-explored, +0.22 with CI -0.08 … +0.64: the worst case kept the labelled-only interval)."""
+    import copy
+
+    h = simulate(seed, days=10, per_day=300)
+    cand, base = decide(h.outcomes.hits, LENIENT), decide(h.outcomes.hits, CANDIDATE)
+    report = _report(h, cand, base)
+    for m in ("recall", "precision", "net_benefit"):
+        point = report["compare"]["delta"][m]
+        low, high = sorted(report["compare"]["bounds"]["delta"][m])
+        below = 0.3 * (high - low) + 1e-3 * max(1.0, abs(point))  # the labelled interval's spread under the point
+        report["compare"]["intervals"]["delta"][m] = [point - below, point + below / 2]
+        for threshold in np.linspace(low - 2 * below, high, 25):
+            guard = parse_guardrail(f"{m}>={threshold:+.8f}", list(METRICS))
+            worst_case = judge(guard, report)
+            assert worst_case["holds"] == (threshold <= min(low, point - below, low - below)), (m, threshold)
+            for value in np.linspace(low, high, 9):
+                assumed = copy.deepcopy(report)
+                assumed["outcomes"] = {"assumption": "good", "assumption_text": "assumed", "assumed": {}}
+                assumed["compare"]["assumed"] = {"delta": {m: float(value)}}
+                assert judge(guard, assumed)["holds"] or not worst_case["holds"], (m, threshold, value)
+
+
 def test_parse_assumption():
     assert parse_assumption(None) == "worst"
     assert parse_assumption("unobserved=good") == "good"
