@@ -89,9 +89,17 @@ def _ranged(bounds: dict | None, key: str) -> bool:
 
 def removal_text(report: dict) -> str | None:
     """The report's removal candidates as every face says them (a candidate that alone flags unlabelled events is
-    named again in the warnings: `report.removal_warnings`)."""
-    names = report.get("attribution", {}).get("removal_candidates")
-    return "Catch no labelled fraud on their own (candidates for removal): " + ", ".join(names) if names else None
+    named again in the warnings: `report.removal_warnings`), with what those that add net benefit would lose (a rule
+    blocking fraud another rule only reviews catches nothing on its own and still pays)."""
+    attribution = report.get("attribution", {})
+    names = attribution.get("removal_candidates")
+    if not names:
+        return None
+    added = {row["name"]: row.get("net_benefit_added") for row in attribution.get("leave_one_out", [])}
+    paying = [f"{name} adds {_delta(added[name], 'money')}" for name in names
+              if (added.get(name) or 0) >= 0.5]  # (what reads +1 at least: never 'adds +0')
+    lose = f"; but {', '.join(paying)} net benefit, which removing {'it' if len(paying) == 1 else 'them'} would lose"
+    return "Catch no labelled fraud on their own (candidates for removal): " + ", ".join(names) + lose * bool(paying)
 
 
 def _table(headers: list[str], rows: list[list], numeric_from: int = 1) -> str:

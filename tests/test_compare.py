@@ -350,3 +350,32 @@ def test_a_removal_candidate_whose_sole_hits_are_unlabelled_is_not_said_to_catch
         "catch fraud there"]
     assert removal_warnings(report, [0, 0, 0]) == []
     assert "but 3 entity-periods only it flags" in removal_warnings(report, [3, 0, 0], "entity-periods")[0]
+
+
+def test_a_removal_candidate_that_adds_net_benefit_is_said_to_pay():
+    """'Catch no labelled fraud on their own (candidates for removal)' named a stranger's takeover rule that adds
+    +517 net benefit: it blocks account takeovers another rule only reviews. The line now says what removing such a
+    rule loses. Groups by hand: 'blk' (block) and 'rev' (review) flag the same 2 fraud events of 100 each, so blk has
+    no unique catch (rev has 1); blocking them instead of reviewing adds (1 - catch rate) x 200 + review cost x 2."""
+    from datetime import date
+
+    from riskconsole.attribution import attribution
+    from riskconsole.backtest import Groups
+    from riskconsole.metrics import rule_table
+    from riskconsole.share import removal_text
+
+    rules = RuleSet(["blk", "rev", "quiet"], ["block", "review", "review"], [True, True, True])
+    hits = np.array([[1, 1, 0], [0, 1, 0], [0, 0, 0]], dtype=bool)
+    g = Groups(day=np.zeros(3, np.int64), label=np.array([1, 1, 0], np.int8), hits=hits,
+               count=np.array([2, 1, 5], np.int64), amount=np.array([200.0, 30.0, 500.0]), days=[date(2026, 3, 1)])
+    business = Business(review_cost=3.0, review_catch_rate=0.9, good_block_cost=0.3)
+    action = decide(g.hits, rules)
+    rows = rule_table(g, action, rules)
+    report = {"rules": rows, "attribution": attribution(g, rules, business, rows, action)}
+    assert report["attribution"]["removal_candidates"] == ["blk", "quiet"]
+    added = (1 - 0.9) * 200 + 3.0 * 2
+    assert [r["net_benefit_added"] for r in report["attribution"]["leave_one_out"]][0] == pytest.approx(added)
+    assert removal_text(report) == ("Catch no labelled fraud on their own (candidates for removal): blk, quiet; "
+                                    f"but blk adds {added:+,.0f} net benefit, which removing it would lose")
+    report["attribution"]["removal_candidates"] = ["quiet"]
+    assert removal_text(report) == "Catch no labelled fraud on their own (candidates for removal): quiet"
