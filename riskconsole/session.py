@@ -815,13 +815,10 @@ class Session:
                 rows = cur.execute(f"SELECT meta FROM {META_TABLE}").fetchall() if META_TABLE in tables else []
             meta = json.loads(rows[0][0]) if rows else None
             changed = None
-            if meta:
-                now = json_dump(self.dataset)
-                loaded = {k: v for k, v in meta["dataset"].items() if k not in RUN_TIME_KEYS}
-                if loaded != {k: v for k, v in now.items() if k not in RUN_TIME_KEYS}:
-                    changed = (f"{self.ws.rel(self.ws.dataset_path)} has changed since the last load "
-                               f"({meta['loaded_at'].replace('T', ' ')} UTC): these numbers are of the data as it was "
-                               "loaded; run `riskconsole load` to load it as the file says now")
+            if meta and _edited(meta["dataset"], json_dump(self.dataset)):
+                changed = (f"{self.ws.rel(self.ws.dataset_path)} has changed since the last load "
+                           f"({meta['loaded_at'].replace('T', ' ')} UTC): these numbers are of the data as it was "
+                           "loaded; run `riskconsole load` to load it as the file says now")
             known = self._loaded_with = (con, meta, changed)
         return known
 
@@ -1080,6 +1077,26 @@ def window_text(window: Window) -> str:
     if window.as_of:
         parts.append(flag("--as-of", window.as_of, True))
     return " ".join(parts)
+
+
+def _edited(loaded: dict, now: dict) -> bool:
+    """Whether the dataset as the last load recorded it (`_meta`) differs from the file now, outside the keys a report
+    reads at run time. A load by an older version lacks the settings added since: read through today's model, they
+    take their defaults, so an upgrade alone is no edit (only then is the model imported: the equal case is a dict
+    comparison). A recorded spec today's model refuses is an edit."""
+    def data(spec: dict) -> dict:
+        return {k: v for k, v in spec.items() if k not in RUN_TIME_KEYS}
+
+    if data(loaded) == data(now):
+        return False
+    from pydantic import ValidationError
+
+    from riskconsole.config import Dataset
+
+    try:
+        return data(json_dump(Dataset.model_validate(loaded))) != data(now)
+    except ValidationError:
+        return True
 
 
 def untrained_hint(ws: Workspace, message: str, frame: Frame) -> str:

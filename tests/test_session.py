@@ -147,6 +147,35 @@ def test_a_dataset_edited_since_the_load_is_said_first_until_the_next_load(tiny_
     assert not any("has changed" in w for w in warnings())
 
 
+def test_a_load_by_an_older_version_is_not_said_changed_for_a_setting_it_did_not_know(tiny_ws):
+    """An upgrade that adds a dataset setting with a default (`prod_action_values` was being added as a stranger
+    opened the console) left it out of the last load's `_meta`: every page then said 'data/dataset.yaml has changed
+    since the last load' of a file nobody touched. A setting the load did not record, at its default now, is no
+    change; a real edit still is."""
+    import json
+
+    import duckdb
+
+    from riskconsole.names import META_TABLE
+
+    def changed() -> str | None:
+        with Session(tiny_ws) as session:
+            return session.dataset_changed()
+
+    assert changed() is None
+    with duckdb.connect(str(tiny_ws.db_path)) as con:  # the load as a version without those settings wrote it
+        meta = json.loads(con.execute(f"SELECT meta FROM {META_TABLE}").fetchone()[0])
+        for key in ("label_values", "streams", "decimal_separator"):
+            assert meta["dataset"].pop(key) is not None
+        meta["dataset"]["columns"].pop("label_derived")
+        con.execute(f"UPDATE {META_TABLE} SET meta = ?", [json.dumps(meta)])
+    assert changed() is None
+    spec = yaml.safe_load(tiny_ws.dataset_path.read_text())
+    spec["decimal_separator"] = ","  # not the default: the load read the file otherwise
+    tiny_ws.dataset_path.write_text(yaml.safe_dump(spec))
+    assert changed().startswith("data/dataset.yaml has changed since the last load (")
+
+
 def test_a_backtest_parses_its_strategy_once_and_an_edit_is_read_again(tiny_ws, monkeypatch):
     """The window (label maturity) and the compile both read the strategy: one parse per file text; an edited
     file is parsed again and the new text is what runs."""
