@@ -272,7 +272,9 @@ def cmd_sweep(ws: Workspace, args: argparse.Namespace) -> None:
 
     values = parse_values(args.values)
     with _session(ws, args) as session:
-        result = session.sweep(args.strategy, args.param, values, _window(session, args), _parse_sets(args.set))
+        window, sets = _window(session, args), _parse_sets(args.set)
+        result = session.sweep(args.strategy, args.param, values, window, sets)
+        caveats = _labelled_only(session, args.strategy, window, sets)
         engine = session.engine_text
     out = _out_dir(ws, args, f"{result['strategy']}-sweep-{args.param}")
     write_files(sweep_files(result), out)
@@ -281,7 +283,27 @@ def cmd_sweep(ws: Workspace, args: argparse.Namespace) -> None:
         print(f"{args.param}={row['value']!s:>10}  precision {metric_text('precision', row):>7}  "
               f"recall {metric_text('recall', row):>7}  net benefit {fmt(row['net_benefit'], 'money'):>12}  "
               f"reviews {row['review_cases']:>9,}  overflow days {row['review_overflow_days']}")
+    _print_caveats(caveats)
     print(f"wrote {terminal(out)}")
+
+
+def _labelled_only(session, path: str, window, sets: dict) -> tuple[dict, list[str]]:
+    """What the rows of a sweep or optimize (labelled events only, one per setting) cannot say themselves: the
+    warnings of the backtest at the file's params over the same window (immature labels, the outcomes production
+    hid, a detector scored on its training days), with those params. One more grouped pass."""
+    from riskconsole.report import all_warnings
+
+    report = session.backtest(path, window, sets).report
+    return report["params"], all_warnings(report)
+
+
+def _print_caveats(caveats: tuple[dict, list[str]]) -> None:
+    params, warnings = caveats
+    if warnings:
+        shown = ", ".join(f"{k}={v}" for k, v in params.items())
+        print(f"  the rows count labelled events only; at the file's params ({terminal(shown)}) the backtest warns:")
+    for warning in warnings:
+        print(f"  warning: {terminal(warning)}")
 
 
 def cmd_train(ws: Workspace, args: argparse.Namespace) -> int:
@@ -390,8 +412,10 @@ def cmd_optimize(ws: Workspace, args: argparse.Namespace) -> int:
     from riskconsole.sweep import sweep_files
 
     with _session(ws, args) as session:
-        result = session.optimize(args.strategy, _values_by_param(args.param, args.values), _window(session, args),
-                                  _parse_sets(args.set), args.max_overflow_days, args.min_precision)
+        window, sets = _window(session, args), _parse_sets(args.set)
+        result = session.optimize(args.strategy, _values_by_param(args.param, args.values), window, sets,
+                                  args.max_overflow_days, args.min_precision)
+        caveats = _labelled_only(session, args.strategy, window, sets)
     out = _out_dir(ws, args, f"{result['strategy']}-optimize")
     write_files(sweep_files(result), out)
     names = result["params"]
@@ -406,6 +430,7 @@ def cmd_optimize(ws: Workspace, args: argparse.Namespace) -> int:
     for p in shown:
         print(f"  frontier: {setting(p):<40} net benefit {fmt(p['net_benefit'], 'money'):>12}  "
               f"reviews {p['review_cases']:>9,}  overflow days {p['review_overflow_days']}")
+    _print_caveats(caveats)
     print(f"wrote {terminal(out)}")
     if not result["feasible"]:
         c = result["closest"]
