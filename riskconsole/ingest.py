@@ -555,6 +555,7 @@ _YAML_WORDS = {"null", "true", "false", "yes", "no", "on", "off", "y", "n"}  # Y
 
 
 _COMMA_NUMBER = re.compile(r"\s*[-+]?(\d{1,3}(\.\d{3})+|\d+),\d+\s*")  # 723,03 or 1.234,56
+_POINT_NUMBER = re.compile(r"\s*[-+]?\d*\.\d+\s*")  # 0.50: a number with a decimal point
 _THOUSANDS = re.compile(r"\s*[-+]?\d{1,3}([.,]\d{3})+([.,]\d+)?\s*")
 
 
@@ -579,13 +580,20 @@ def _number_warning(staged: Staged, checked: Checked, part: Part, column: str, t
     commas = sum(bool(_COMMA_NUMBER.fullmatch(v)) for v in values)
     grouped = sum(bool(re.fullmatch(_GROUPED[part.decimal], v)) for v in values)  # the load's own reason for them
     signs = list(dict.fromkeys(m.group(0) for v in values if (m := CURRENCY.search(v))))
+    # 0.50 where the source reads decimal commas, never 1.512 (grouped in thousands: a reason of its own)
+    pointed = [v for v in values if _POINT_NUMBER.fullmatch(v) and not re.fullmatch(_GROUPED[","], v)]
     if signs:
         comma = " and set decimal_separator: ',' for this source" if part.decimal == "." and any(
             _COMMA_NUMBER.search(v) for v in values) else ""
-        fix = (f"remove the currency sign ({', '.join(signs)}) where the file is exported (12.50, not "
-               f"{signs[0]}12.50){comma}")
+        number = "12,50" if part.decimal == "," else "12.50"  # the example in the source's own mark, as the reason
+        fix = f"remove the currency sign ({', '.join(signs)}) where the file is exported ({number}, not " \
+              f"{signs[0]}{number}){comma}"
     elif part.decimal == "." and commas > len(values) / 2 and grouped <= len(values) / 2:  # 1,000 is not 1.0
         fix = "numbers with a decimal comma: set decimal_separator: ',' for this source"
+    elif part.decimal == "," and len(pointed) > len(values) / 2:
+        example = pointed[0].strip().replace(".", ",")
+        fix = ("numbers with a decimal point where this source reads decimal commas (decimal_separator: ','): write "
+               f"them {example} where the file is exported")
     elif sum(bool(_THOUSANDS.fullmatch(v)) for v in values) > len(values) / 2:
         fix = ("write numbers grouped in thousands with their decimals where the file is exported (1,234.00 with "
                "a decimal point, 1.234,00 with decimal_separator: ','), or without the separator (1234)")

@@ -481,6 +481,29 @@ def test_an_amount_with_a_currency_sign_is_quarantined_saying_so_and_the_fix(tmp
                                "decimal_separator: ',' for this source"]
 
 
+def test_a_decimal_comma_source_warns_in_its_own_mark(tmp_path):
+    """With decimal_separator ',' the load's warnings speak its mark: a currency sign's example is '12,50, not
+    €12,50' (the row reasons said so; the warning said '12.50' beside them), and numbers written with a decimal point
+    (a fee exported 0.50 beside amounts 1.234,50) are named as such with the fix, not 'fix the values'."""
+    rows = [f"a{i};2026-03-01 10:00:00;0;;{'€' if i < 3 else ''}1.234,{i:02d};{'0.50' if i < 5 else '0,50'};1;1"
+            for i in range(10)]
+    text = "event_id;ts;is_fraud;label_ts;amount;fee;user_id;device_id\n" + "\n".join(rows) + "\n"
+    ws = _ws(tmp_path, {"orders.csv": text}, {**BASE_DATASET, "decimal_separator": ",", "types": {"fee": "DOUBLE"}})
+    result = load(ws, accept_quarantine=True)
+    assert (result.loaded, result.quarantined) == (5, 5)
+    assert sorted(query(ws, "SELECT event_id, reason FROM quarantine")) == [
+        *[(f"a{i}", "amount: currency sign '€' in a number: remove it where the file is exported (12,50, not €12,50)")
+          for i in range(3)], *[(f"a{i}", "fee: not a valid DOUBLE with decimal_separator ','") for i in (3, 4)]]
+    assert result.warnings == [
+        "data/dataset.yaml: columns.amount: 3 of 10 rows (30.0%) quarantined because 'amount' is not a valid DOUBLE, "
+        "e.g. '€1.234,00', '€1.234,01', '€1.234,02': remove the currency sign (€) where the file is exported (12,50, "
+        "not €12,50)",
+        "data/dataset.yaml: types.fee: 5 of 10 rows (50.0%) quarantined because 'fee' is not a valid DOUBLE (3 of "
+        "them counted under another column's reason, tried first), e.g. '0.50', '0.50', '0.50': numbers with a "
+        "decimal point where this source reads decimal commas (decimal_separator: ','): write them 0,50 where the "
+        "file is exported"]
+
+
 @pytest.mark.parametrize("decimal, big, small, clear, fix", [
     (",", "1.512", "12,50", "1.512,83", "a thousands separator in a number without decimals (1.512): write it where "
                                         "the file is exported as 1512, or 1.512,00"),
