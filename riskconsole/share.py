@@ -87,6 +87,20 @@ def _ranged(bounds: dict | None, key: str) -> bool:
     return bool(pair) and None not in pair and pair[0] != pair[1]
 
 
+def top_table(card: dict) -> tuple[list[dict], str] | None:
+    """The `top` rows the Detectors page shows (the out-of-time window's, else the validation window's) and the line
+    saying what they count: a share of that window's LABELLED events, ranked by score (`detectors.card.at_top`), so 5% of a window
+    whose labels are young can be one event. None without such a window."""
+    for part in ("out_of_time", "valid"):
+        window = card.get(part) or {}
+        if window.get("top"):
+            return window["top"], (
+                f"Top scores of the {part.replace('_', '-')} window ({window['from']} … {window['to']}): each share is "
+                f"of its {window['labelled']:,} labelled events of {window['rows']:,} (unlabelled events are not "
+                "ranked), flagged at or above the threshold.")
+    return None
+
+
 def removal_text(report: dict) -> str | None:
     """The report's removal candidates as every face says them (a candidate that alone flags unlabelled events is
     named again in the warnings: `report.removal_warnings`), with what those that add net benefit would lose (a rule

@@ -185,3 +185,27 @@ def test_reviews_per_day_reads_tenths_under_ten_a_day(reviews, base, days, shown
     row = common.TileRow()
     common._tile(row, "reviews per day", text, delta, kind, inverse=True, help="")
     assert row.tiles[0][0][2] == change
+
+
+def test_the_detectors_top_table_says_its_shares_are_of_labelled_events():
+    """A stranger's model card: out-of-time window of 552 events, 7 labelled (young labels); the page's table read
+    'top share of scores 5% -> flagged 1' beside a threshold shown as 1 (0.99999). The shares are of the window's
+    labelled events (`at_top` ranks those only): the line above the table says so with both counts."""
+    import math
+
+    import numpy as np
+
+    from riskconsole.detectors.card import TOP_SHARES, at_top
+    from riskconsole.share import top_table
+
+    rng = np.random.default_rng(5)
+    y, s = np.array([1, 0, 1, 0, 0, 1, 1]), rng.random(7)
+    top = [at_top(y, s, share) for share in TOP_SHARES]
+    assert [t["flagged"] for t in top] == [math.ceil(share * 7) for share in TOP_SHARES] == [1, 1, 1]
+    card = {"valid": {"from": "2026-03-01", "to": "2026-03-10", "rows": 283, "labelled": 10, "top": top[:1]},
+            "out_of_time": {"from": "2026-03-11", "to": "2026-03-29", "rows": 552, "labelled": 7, "top": top}}
+    rows, caption = top_table(card)
+    assert rows == top and caption == (
+        "Top scores of the out-of-time window (2026-03-11 … 2026-03-29): each share is of its 7 labelled events of "
+        "552 (unlabelled events are not ranked), flagged at or above the threshold.")
+    assert top_table({"valid": card["valid"]})[0] == top[:1] and top_table({"train": card["valid"]}) is None

@@ -10,6 +10,7 @@ import streamlit as st
 from riskconsole.charts import histogram_chart, importance_chart
 from riskconsole.errors import RiskConsoleError
 from riskconsole.export import fmt
+from riskconsole.share import top_table
 from riskconsole.ui.lists_panel import add_event_value
 from riskconsole.ui.common import TileRow, db_version, guard, open_page, pick_strategy, release_connections
 
@@ -65,10 +66,12 @@ for name, card in cards().items():
     left, right = st.columns(2)
     left.altair_chart(importance_chart(card["importance"][:12], card.get("importance_method", "")), width="stretch")
     right.altair_chart(histogram_chart(card_bins(card), "score"), width="stretch")
-    top = (card.get("out_of_time") or card.get("valid") or {}).get("top") or []
-    if top:
+    if shown := top_table(card):
+        top, caption = shown
+        st.caption(caption)
         st.dataframe(pd.DataFrame(top), hide_index=True, column_config={
-            "share": st.column_config.NumberColumn("top share of scores", format="percent"),
+            "share": st.column_config.NumberColumn("top share of labelled events", format="percent"),
+            "threshold": st.column_config.NumberColumn(format="%.6f"),  # 0.999992, not 1
             "precision": st.column_config.NumberColumn(format="percent"),
             "recall": st.column_config.NumberColumn(format="percent")})
 
