@@ -24,7 +24,8 @@ The grouping rule (docs/monitor.md, "Incidents"): **an incident is one cause.**
   between are two.
 - An incident is the alerts of one cause linked one to the next; an alert without a cause is an incident of
   its own. It is **ongoing** when its last alert is at most `GAP_DAYS` before the window's last day, or its
-  cause stayed raised (as above) from its last alert to the window's end.
+  cause stayed raised (as above) from its last alert to the window's end, and no later incident of its cause
+  follows it (that one is what goes on).
 """
 
 from __future__ import annotations
@@ -189,5 +190,11 @@ def incidents(alerts: list[dict], entries: list[dict], raised: dict[str, dict[st
     """monitor.json `incidents`: every alert in exactly one, ordered by first day (`raised`: `elevated`, `last_day`:
     the window's, for `ongoing`)."""
     raised = raised or {}
-    return [incident(n, found, members, alerts, raised, last_day)
-            for n, (found, members) in enumerate(group(alerts, entries, raised), start=1)]
+    grouped = group(alerts, entries, raised)
+    last = [max(alerts[i]["day"] for i in members) for _, members in grouped]
+    # an incident a later incident of its cause follows is over (the days between did not stay raised, or the two
+    # would be one): the later one is what goes on, though the cause's hits summed to the window's end are raised
+    followed = [cause is not None and any(c == cause and min(alerts[i]["day"] for i in m) > last[n]
+                                          for c, m in grouped) for n, (cause, _) in enumerate(grouped)]
+    return [incident(n + 1, found, members, alerts, raised, None if followed[n] else last_day)
+            for n, (found, members) in enumerate(grouped)]
