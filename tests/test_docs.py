@@ -187,3 +187,35 @@ def test_init_is_documented_step_by_step():
 def test_every_command_help_renders():
     for name, sub in _subparsers(_parser()).items():
         assert name in sub.format_help()  # a stray '%' in a help string would raise here
+
+
+def test_the_chargebacks_join_of_dataset_md_runs_and_loads(tmp_path, monkeypatch):
+    """dataset.md's recipe for labels that arrive as their own file (a stranger merged a chargebacks export by hand:
+    no page said how): the query as printed runs on an orders and a chargebacks file and the result loads with the
+    labels each order should get, worked out here by the rule in words (fraud chargeback: 1, dated then; another
+    dispute: 0; blocked and not explored: unknown; 45 days old by the export: good, dated then; else unknown)."""
+    import duckdb
+
+    from riskconsole.ingest import load
+    from riskconsole.workspace import Workspace
+
+    section = _text("dataset.md").split("### Labels that arrive as a file of their own", 1)[1]
+    query = re.search(r"```sql\n(.*?)```", section, re.S).group(1)
+    (tmp_path / "data").mkdir()
+    orders = [("o1", "2026-01-10 10:00:00+01:00", "allow", ""), ("o2", "2026-01-11 09:00:00", "allow", ""),
+              ("o3", "2026-01-12 09:00:00", "block", "0"), ("o4", "2026-01-12 10:00:00", "block", "1"),
+              ("o5", "2026-03-30 09:00:00", "allow", ""), ("o6", "2026-01-15 08:00:00", "review", "")]
+    (tmp_path / "data/orders.csv").write_text("order_id,created_at,amount,prod_action,explore,propensity\n" + "".join(
+        f"{o},{t},10.5,{a},{e},{'0.2' if e else ''}\n" for o, t, a, e in orders))
+    (tmp_path / "data/chargebacks.csv").write_text("order_id,cb_date,reason\no2,20.02.2026,fraud\n"
+                                                   "o4,01.02.2026,fraud\no6,03.02.2026,not_received\n")
+    (tmp_path / "data/dataset.yaml").write_text(
+        "source: data/orders_labelled.csv\ncolumns: {id: order_id, time: created_at, label: is_fraud, "
+        "label_time: label_at, amount: amount, prod_action: prod_action, explore: explore, propensity: propensity}\n")
+    monkeypatch.chdir(tmp_path)
+    duckdb.sql(query)
+    load(Workspace(tmp_path))
+    with duckdb.connect(str(tmp_path / "data/console.duckdb"), read_only=True) as con:
+        got = con.execute("SELECT order_id, is_fraud, CAST(label_at AS VARCHAR) FROM events ORDER BY 1").fetchall()
+    assert got == [("o1", 0, "2026-02-24 09:00:00"), ("o2", 1, "2026-02-20 00:00:00"), ("o3", None, None),
+                   ("o4", 1, "2026-02-01 00:00:00"), ("o5", None, None), ("o6", 0, "2026-02-03 00:00:00")]
