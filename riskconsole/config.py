@@ -60,6 +60,19 @@ def _check_name(value: str) -> str:
     return value
 
 
+def _check_loaded_name(value: str) -> str:
+    """A `rename:` target: a valid name, and where it is not, how to join an events column whose name is not one (the
+    decision stream has no `rename:`: a stranger's orders export said 'Customer ID')."""
+    try:
+        return _check_name(value)
+    except ValueError as err:
+        plain = re.sub(r"\W", "_", value.strip())
+        example = f" (e.g. {'c' * plain[:1].isdigit()}{plain})" if plain.strip("_") else ""
+        raise ValueError(f"{err}: a renamed column is a plain name, so an events column named '{value}' is joined by "
+                         f"renaming it where the events are exported{example}, then in columns: and features:"
+                         ) from None
+
+
 def _check_label_values(value: dict[str, int | None]) -> dict[str, int | None]:
     """At most one key is empty text (`""`, `" "`: what an empty cell means, e.g. `"": 0` for an export that writes
     `chargeback` for fraud and nothing for good orders)."""
@@ -270,7 +283,7 @@ class Stream(_Strict):
     @classmethod
     def _names(cls, value: dict[str, str]) -> dict[str, str]:
         for target in value.values():
-            _check_name(target)
+            _check_loaded_name(target)
         return value
 
 
@@ -335,7 +348,7 @@ class Table(_Strict):
         """Every loaded name is a valid name, and no two columns are renamed to one (SQL names ignore case)."""
         seen: dict[str, str] = {}
         for source, loaded in value.items():
-            _check_name(loaded)
+            _check_loaded_name(loaded)
             other = seen.setdefault(loaded.casefold(), source)
             if other != source:
                 raise ValueError(f"'{other}' and '{source}' are both renamed to '{loaded}' (names ignore letter "

@@ -177,7 +177,10 @@ BAD = {
     "target_internal_prefix": ({"rename": {"user_id": "Customer", "tier": "__v"}},
                                "tables.users: rename: column '__v' starts with '__'"),
     "target_not_a_name": ({"rename": {"user_id": "Customer", "tier": "tier level"}},
-                          "tables.users.rename: 'tier level' is not a valid name (letters, digits and _"),
+                          "tables.users.rename: 'tier level' is not a valid name (letters, digits and _, not "
+                          "starting with a digit): a renamed column is a plain name, so an events column named "
+                          "'tier level' is joined by renaming it where the events are exported (e.g. tier_level), "
+                          "then in columns: and features:"),
     "two_targets_alike": ({"rename": {"user_id": "Customer", "tier": "level", "segment": "LEVEL"}},
                           "tables.users.rename: 'segment' and 'tier' are both renamed to 'level' (names ignore "
                           "letter case): give each its own name"),  # in the file's order: yaml.safe_dump sorts
@@ -294,3 +297,18 @@ def test_renamed_lookups_and_entity_labels_give_the_same_answers_on_spark(lookup
         assert len(ours) == len(theirs) >= 5, query.sql()
         assert all(a == b or (isinstance(a, float) and b == pytest.approx(a)) for x, y in zip(ours, theirs)
                    for a, b in zip(x, y)), query.sql()
+
+
+def test_a_stream_renamed_to_an_events_column_with_a_space_says_how_to_join_it(tmp_path):
+    """A stranger's orders export named the customer 'Customer ID'; their logins stream said customer_id, and
+    `rename: {customer_id: Customer ID}` was refused as 'not a valid name' with no way forward (the decision stream
+    has no rename:). The one line now says how: rename it where the events are exported."""
+    events = random_events(n=40).rename(columns={"user_id": "Customer ID"})
+    ws = write_workspace(tmp_path / "w", events, {**BASE_DATASET, "features": [], "streams": {
+        "logins": {"source": "data/events.csv", "columns": {"time": "ts"}, "rename": {"device_id": "Customer ID"}}}})
+    with pytest.raises(RiskConsoleError) as info:
+        load(ws)
+    assert str(info.value) == (
+        "data/dataset.yaml: streams.logins.rename: 'Customer ID' is not a valid name (letters, digits and _, not "
+        "starting with a digit): a renamed column is a plain name, so an events column named 'Customer ID' is joined "
+        "by renaming it where the events are exported (e.g. Customer_ID), then in columns: and features:")
