@@ -38,11 +38,15 @@ def _delta(value: float | None, kind: str) -> str:
 def _change(key: str, delta: float | None, candidate: dict, baseline: dict, kind: str) -> str:
     """A comparison's delta; where undefined, which side's metric is, and why (`export.why_undefined`)."""
     if delta is None:
-        for side, row in (("candidate", candidate), ("baseline", baseline)):
+        sides = (("candidate", candidate), ("baseline", baseline))
+        for side, row in sides:
             if not row:
                 return f"— (not in the {side})"
-            if row.get(key) is None:
-                return f"— ({side}: {why_undefined(key, row)})"
+        why = {side: why_undefined(key, row) for side, row in sides if row.get(key) is None}
+        if len(set(why.values())) == 1 and len(why) == 2:  # a segment with no fraud at all: neither side's fault
+            return f"— (both: {why['candidate']})"
+        if why:
+            return f"— ({'; '.join(f'{side}: {reason}' for side, reason in why.items())})"
     return _delta(delta, kind)
 
 

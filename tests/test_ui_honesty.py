@@ -209,3 +209,16 @@ def test_the_detectors_top_table_says_its_shares_are_of_labelled_events():
         "Top scores of the out-of-time window (2026-03-11 … 2026-03-29): each share is of its 7 labelled events of "
         "552 (unlabelled events are not ranked), flagged at or above the threshold.")
     assert top_table({"valid": card["valid"]})[0] == top[:1] and top_table({"train": card["valid"]}) is None
+
+
+def test_a_delta_undefined_on_both_sides_says_both():
+    """A stranger's segment SPRING10 had no fraud labelled on either side; its Δ recall read '— (candidate: no fraud
+    labelled)', as if the baseline had some. Both sides undefined for one reason: 'both'; for two: each named."""
+    from riskconsole.share import _change
+
+    no_fraud = {"recall": None, "fraud_total": 0, "tp": 0, "fp": 0, "flagged": 0, "population": 9}
+    assert _change("recall", None, no_fraud, dict(no_fraud), "pct") == "— (both: no fraud labelled)"
+    assert _change("recall", None, no_fraud, {**no_fraud, "recall": 0.5}, "pct") == "— (candidate: no fraud labelled)"
+    assert _change("precision", None, {**no_fraud, "precision": None}, {**no_fraud, "precision": 0.4, "flagged": 3},
+                   "pct") == "— (candidate: no hits)"
+    assert _change("recall", None, {}, no_fraud, "pct") == "— (not in the candidate)"
