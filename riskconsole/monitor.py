@@ -20,6 +20,9 @@ region and every face draws it, so a point outside the drawn band is an alert an
 band is expected ± `BAND_K` spreads; `BAND_K` = 4 keeps the false-alert rate per metric-day under 1% on simulated
 data with no change, bursts and late labels included (tests/test_monitor.py).
 
+Caught money is a sum of a random number of skewed amounts: its exact tail is that of a compound Poisson sum, the
+day's expected caught frauds drawing amounts from the reference's (`monitor_amounts.py`, `monitor_region.py`).
+
 Labels: precision and recall alert only on mature days; caught money (it counts labelled fraud, so an immature
 day's value only grows as labels arrive) alerts there only above its band.
 
@@ -37,6 +40,7 @@ from riskconsole.backtest import Groups, Window, parse_moment
 from riskconsole.config import Business
 from riskconsole.errors import RiskConsoleError
 from riskconsole.metrics import RuleSet, decide, parts, rates
+from riskconsole.monitor_amounts import AmountPool
 
 BAND_K = 4.0
 TAIL, TAIL_Z = 0.9, 1.2816  # a side's spread is at least its 10% tail over the normal's z of that tail
@@ -55,8 +59,8 @@ GROWING = ("fraud_amount_stopped",)  # counts labelled fraud: an immature day's 
 INFORMATIONAL = ("label_coverage",)  # shown with a band, never an alert: it falls on recent days by design
 RULE_HITS = "rule_hits:"
 METHOD = (f"median/MAD of weekday-adjusted reference days, each side at least its 10% tail, ±{BAND_K:g} spreads, "
-          "widened to where an exact Poisson (counts) or binomial (rates) tail is as small: outside the band is an "
-          "alert")
+          "widened to where an exact Poisson (counts), binomial (rates) or compound Poisson of the reference's amounts "
+          "(caught money) tail is as small: outside the band is an alert")
 
 
 @dataclass(frozen=True)
@@ -233,9 +237,10 @@ def sampling_noise(metric: str, expected: np.ndarray, den: np.ndarray | None, me
         return np.sqrt(e)
 
 
-def daily_kpis(g: Groups, action: np.ndarray, business: Business, periods: Periods,
-               rules: RuleSet) -> tuple[list[dict], dict]:
-    """`daily` of monitor.json (window days only) and the per-day arrays behind it."""
+def daily_kpis(g: Groups, action: np.ndarray, business: Business, periods: Periods, rules: RuleSet,
+               amounts: AmountPool | None) -> tuple[list[dict], dict]:
+    """`daily` of monitor.json (window days only) and the per-day arrays behind it; `amounts` are what a caught
+    event brings (`monitor_amounts.reference_amounts`; None: the data has no amount, caught money is 0)."""
     sums = day_sums(g, action, business, rules)
     values = kpis(sums, business)
     days = np.array(g.days, dtype="datetime64[D]")
@@ -260,11 +265,14 @@ def daily_kpis(g: Groups, action: np.ndarray, business: Business, periods: Perio
         expected, low, high = band(v[in_ref], weekday[in_ref], weekday, noise, factor=factor)
         if metric in RATIOS:
             low, high = np.clip(low, 0, 1), np.clip(high, 0, 1)
+        money = (caught_count(sums, weekday, in_ref, volume) * amounts.per_tp(sums["tp"][in_ref].sum()), amounts) \
+            if metric == "fraud_amount_stopped" and amounts is not None else None
         accept_low, accept_high = acceptance(metric, Band(expected, low, high, level), sums, in_ref, in_win, mature,
-                                             business.review_capacity)
+                                             business.review_capacity, money)
         alert = in_win & np.isfinite(v) & ((v < accept_low) | (v > accept_high))
         table[metric] = {"value": v, "expected": expected, "low": low, "high": high, "alert": alert, "level": level,
-                         "accept_low": accept_low, "accept_high": accept_high}
+                         "accept_low": accept_low, "accept_high": accept_high,
+                         **({"caught": money[0]} if money else {})}  # caught money: each day's expected caught events
     rows = []
     for i in np.flatnonzero(in_win):
         row = {"day": g.days[i].isoformat()}
@@ -321,7 +329,8 @@ class Band:
 
 
 def acceptance(metric: str, b: Band, sums: dict, in_ref: np.ndarray, in_win: np.ndarray,
-               mature: np.ndarray, capacity: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+               mature: np.ndarray, capacity: float | None = None,
+               money: tuple[np.ndarray, AmountPool] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Each day's acceptance region (low, high): the values that do not alert, which every face draws as the band.
 
     The band, widened where the exact tail at the expected value is not as small as the band's (a count: Poisson
@@ -331,8 +340,10 @@ def acceptance(metric: str, b: Band, sums: dict, in_ref: np.ndarray, in_win: np.
     immature day accepts anything, caught money there anything up to its band's top, review load anything up to
     its band's top or up to capacity, label coverage anything. Review load is review cases over `capacity`, with
     the count's level as `b.level`: its top is the count's (exact Poisson) top over capacity, so a count that is
-    an ordinary day for review_cases is one for review_load too (2 reviews against a band ending at 1.31)."""
-    from riskconsole.monitor_region import count_region, rate_region
+    an ordinary day for review_cases is one for review_load too (2 reviews against a band ending at 1.31). Caught
+    money, with `money` = (each day's expected caught events, the amounts one brings): the band widened to the
+    exact compound Poisson region of that sum (`monitor_region.money_region`)."""
+    from riskconsole.monitor_region import count_region, money_region, rate_region
 
     low, high = b.low, b.high
     if metric == "review_load" and capacity:  # the review count's region, over capacity
@@ -340,6 +351,9 @@ def acceptance(metric: str, b: Band, sums: dict, in_ref: np.ndarray, in_win: np.
                                                         low * capacity, high * capacity, in_win, BAND_K))
     elif metric in ("blocked", "review_cases") or metric.startswith(RULE_HITS):
         low, high = count_region(np.maximum(np.nan_to_num(b.expected), b.level), low, high, in_win, BAND_K)
+    elif money is not None:
+        lam, pool = money
+        low, high = money_region(lam, pool.values, pool.weights, low, high, in_win, BAND_K)
     elif metric in RATIOS and RATIOS[metric][0]:
         den = denominator(metric, sums)
         pad = 0.5 / (float(den[in_ref].sum()) + 1)
@@ -356,6 +370,13 @@ def acceptance(metric: str, b: Band, sums: dict, in_ref: np.ndarray, in_win: np.
     if metric in RATIOS:
         low, high = np.clip(low, 0, 1), np.clip(high, 0, 1)
     return low, high
+
+
+def caught_count(sums: dict, weekday: np.ndarray, in_ref: np.ndarray, volume: np.ndarray) -> np.ndarray:
+    """Each day's expected caught frauds (`tp`): the median of the weekday-adjusted reference days × the day's
+    traffic factor, at least the reference's mean (at least 3 / reference days, as a count's level)."""
+    expected, _, _ = band(sums["tp"][in_ref], weekday[in_ref], weekday, factor=volume)
+    return np.maximum(np.nan_to_num(expected), _level("tp", sums, in_ref, max(int(in_ref.sum()), 1)))
 
 
 def _level(metric: str, sums: dict, in_ref: np.ndarray, n_ref: int) -> float:
@@ -395,6 +416,7 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
     from riskconsole.contributions import attribution, deciding_rule
     from riskconsole.backtest import action_case, known_label
     from riskconsole.discovery import cluster_columns, clusters, precision_estimate, score_bucket
+    from riskconsole.monitor_amounts import reference_amounts
     from riskconsole.monitor_incidents import elevated, incidents
     from riskconsole.drift import coded, drift, drift_columns
     from riskconsole.sqlbuild import fill
@@ -409,7 +431,8 @@ def build(con, compiled, frame, dataset, periods: Periods, by: list[str], label:
     ref_days = np.unique(g.day[_in(np.array(g.days, dtype="datetime64[D]"), periods.reference)[g.day]])
     check_reference(periods, first, last, len(ref_days))
     action = decide(g.hits, rules)
-    daily, state = daily_kpis(g, action, business := dataset.business, periods, rules)
+    amounts = reference_amounts(runner, compiled, frame, dataset, periods, rules, dataset.business.review_catch_rate)
+    daily, state = daily_kpis(g, action, business := dataset.business, periods, rules, amounts)
     alerting = alerting_cells(state)
     views = [("rule", g, deciding_rule(g, action, rules))]
     if alerting:

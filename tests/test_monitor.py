@@ -16,6 +16,7 @@ from riskconsole.errors import RiskConsoleError
 from riskconsole.metrics import RuleSet, decide
 from riskconsole.contributions import attribute, decompose
 from riskconsole.monitor import Periods, daily_kpis, parse_periods
+from riskconsole.monitor_amounts import AmountPool, amount_pool
 from riskconsole.session import Session
 
 BUSINESS = Business(review_cost=2.0, review_capacity=10_000, review_catch_rate=0.9, good_block_cost=0.3)
@@ -59,6 +60,17 @@ def simulated_groups(days: int, seed: int, lift_from: int | None = None, bursts:
                   np.array(rows["count"]), np.array(rows["amount"]), [first + timedelta(days=i) for i in range(days)])
 
 
+def simulated_amounts(g: Groups, action: np.ndarray, ref_days: int = 28, seed: int = 0,
+                      business: Business = BUSINESS) -> AmountPool | None:
+    """The pool of the reference's amounts as `simulated_groups` makes them: each event's amount is Gamma(2, 40) (a
+    group of m events sums to Gamma(2m, 40)), drawn anew per event."""
+    rng = np.random.default_rng(seed)
+    ref = g.day < ref_days
+    n = g.count[ref].astype(np.int64)
+    return amount_pool(np.repeat(g.label[ref], n), np.repeat(action[ref], n), np.ones(n.sum()),
+                       rng.gamma(2.0, 40.0, n.sum()), business.review_catch_rate)
+
+
 def _periods(first: date, ref_days: int, days: int) -> Periods:
     start = datetime.combine(first, datetime.min.time())
     ref = Window(start, start + timedelta(days=ref_days))
@@ -72,7 +84,8 @@ def test_no_change_gives_at_most_one_false_alert_in_a_hundred_metric_days(bursts
     alerts = cells = 0
     for seed in range(12):
         g = simulated_groups(28 + 56, seed, bursts=bursts)
-        rows, state = daily_kpis(g, decide(g.hits, rules), BUSINESS, _periods(g.days[0], 28, 84), rules)
+        action = decide(g.hits, rules)
+        rows, state = daily_kpis(g, action, BUSINESS, _periods(g.days[0], 28, 84), rules, simulated_amounts(g, action))
         for row in rows:
             for key, cell in row.items():
                 if key != "day" and key != "label_coverage":
@@ -84,7 +97,8 @@ def test_no_change_gives_at_most_one_false_alert_in_a_hundred_metric_days(bursts
 
 def test_a_tripled_fraud_rate_is_seen_on_its_first_day():
     g = simulated_groups(28 + 20, 3, lift_from=35)
-    rows, _ = daily_kpis(g, decide(g.hits, RULES), BUSINESS, _periods(g.days[0], 28, 48), RULES)
+    action = decide(g.hits, RULES)
+    rows, _ = daily_kpis(g, action, BUSINESS, _periods(g.days[0], 28, 48), RULES, simulated_amounts(g, action))
     first = next(r for r in rows if r["day"] == g.days[35].isoformat())
     assert first["blocked"]["alert"] and first["rule_hits:velocity"]["alert"]
     assert not any(r["blocked"]["alert"] for r in rows if r["day"] < g.days[35].isoformat())
@@ -643,7 +657,23 @@ def test_a_count_alert_needs_an_exact_poisson_tail_as_small_as_the_band():
     assert high[0] == 5 and poisson.sf(5, 0.5) < norm.sf(4) < poisson.sf(4, 0.5)  # 6 is the first count alerting
 
 
-def _independent_alert(metric: str, t: dict, i: int, sums: dict, in_ref, mature) -> bool:
+def panjer_tails(lam: float, values: np.ndarray, weights: np.ndarray, step: float,
+                 size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(P(S <= s), P(S >= s)) for s = 0, step, …, (size - 1)·step, S a compound Poisson sum of amounts rounded to the
+    grid, by Panjer's recursion (f_S(s) = lam/s Σ_j j f_Y(j) f_S(s - j)): no Fourier transform, another grid. The
+    upper tail is 1 - P(S < s), exact while the rounding (half a step per amount) is negligible."""
+    f_y = np.bincount(np.round(values / step).astype(np.int64), weights=weights, minlength=size)[:size]
+    f_y = f_y / weights.sum()
+    f_s = np.zeros(size)
+    f_s[0] = np.exp(-lam * (1 - f_y[0]))
+    jf = np.arange(size) * f_y
+    for s in range(1, size):
+        f_s[s] = lam / s * (jf[1:s + 1] @ f_s[s - 1::-1])
+    cdf = np.cumsum(f_s)
+    return cdf, 1 - np.concatenate([[0.0], cdf[:-1]])
+
+
+def _independent_alert(metric: str, t: dict, i: int, sums: dict, in_ref, mature, amounts=None) -> bool:
     """Whether day i alerts by docs/monitor.md, with scipy's tails: outside the ±4-spread band, as unlikely as it
     under an exact Poisson (counts) or binomial (rates), and the held-back cases."""
     from scipy.stats import binom, norm, poisson
@@ -654,8 +684,10 @@ def _independent_alert(metric: str, t: dict, i: int, sums: dict, in_ref, mature)
     if metric == "review_load":  # the review count over capacity, with the count's exact tail
         cases, lam = v * BUSINESS.review_capacity, max(t["expected"][i] * BUSINESS.review_capacity, t["level"])
         return bool(v > high and v > 1 and poisson.sf(round(cases) - 1, lam) < tail)
-    if metric == "fraud_amount_stopped":
-        return bool(v > high or (v < low and mature[i]))
+    if metric == "fraud_amount_stopped":  # the compound Poisson tails by Panjer's recursion on a grid of 1
+        pool = simulated_amounts(*amounts)
+        cdf, sf = panjer_tails(float(t["caught"][i]), pool.values, pool.weights, 1.0, int(v) + 2)
+        return bool((v > high and sf[int(round(v))] < tail) or (v < low and mature[i] and cdf[int(round(v))] < tail))
     if metric in ("blocked", "review_cases") or metric.startswith("rule_hits:"):
         lam = max(t["expected"][i], t["level"])
         return bool((v > high and poisson.sf(v - 1, lam) < tail) or (v < low and poisson.cdf(v, lam) < tail))
@@ -676,7 +708,8 @@ def test_every_day_outside_the_drawn_band_alerts_and_every_alert_is_outside_it(t
     rng = np.random.default_rng(seed)
     g = simulated_groups(28 + 28, seed, lift_from=lift_from, bursts=True)
     g = Groups(g.day, g.label, g.hits, rng.binomial(g.count, thin), g.amount * thin, g.days)
-    rows, state = daily_kpis(g, decide(g.hits, BURSTY), BUSINESS, _periods(g.days[0], 28, 56), BURSTY)
+    action = decide(g.hits, BURSTY)
+    rows, state = daily_kpis(g, action, BUSINESS, _periods(g.days[0], 28, 56), BURSTY, simulated_amounts(g, action))
     coverage = state["table"]["label_coverage"]["value"]
     mature = coverage >= 0.8 * np.nanmedian(coverage[state["in_ref"]])
     alerts = held_back = 0
@@ -686,7 +719,8 @@ def test_every_day_outside_the_drawn_band_alerts_and_every_alert_is_outside_it(t
             value = np.nan if cell["value"] is None else cell["value"]
             assert cell["alert"] == (value < low or value > high), (row["day"], metric, cell)
             t = state["table"][metric]
-            assert cell["alert"] == _independent_alert(metric, t, i, state["sums"], state["in_ref"], mature), \
+            assert cell["alert"] == _independent_alert(metric, t, i, state["sums"], state["in_ref"], mature,
+                                                       (g, action)), \
                 (row["day"], metric, cell)
             alerts += cell["alert"]
             held_back += bool(not cell["alert"] and value > t["high"][i])  # outside the ±4 band: now drawn inside
@@ -749,7 +783,9 @@ def test_review_load_is_the_review_count_over_capacity_so_its_band_is_the_counts
     business = Business(review_cost=2.0, review_capacity=1, review_catch_rate=0.9, good_block_cost=0.3)
     window = [0, 1, 2, 3, 4, 0, 5]
     g = _sparse_review_days(window)
-    rows, _ = daily_kpis(g, decide(g.hits, RULES), business, _periods(g.days[0], 28, 28 + len(window)), RULES)
+    action = decide(g.hits, RULES)
+    rows, _ = daily_kpis(g, action, business, _periods(g.days[0], 28, 28 + len(window)), RULES,
+                         simulated_amounts(g, action, business=business))
     lam, tail = 3 / 28, norm.sf(4)
     assert [poisson.sf(x - 1, lam) < tail for x in (2, 3, 4)] == [False, False, True]
     by_scipy = [x > 1 and poisson.sf(x - 1, lam) < tail for x in window]

@@ -9,7 +9,7 @@ from riskconsole.contributions import attribution, deciding_rule
 from riskconsole.metrics import decide
 from riskconsole.monitor import alert_rows, alerting_cells, daily_kpis
 from riskconsole.monitor_incidents import GAP_DAYS, causes, decider, elevated, group, incidents
-from test_monitor import BURSTY, BUSINESS, _periods, simulated_groups
+from test_monitor import BURSTY, BUSINESS, _periods, simulated_amounts, simulated_groups
 
 
 def with_rows(g: Groups, day: int, hits: list[int], count: int, label: int = 0, amount: float = 60.0) -> Groups:
@@ -27,7 +27,8 @@ def monitor_groups(g: Groups, rules=BURSTY) -> tuple[list[dict], list[dict], lis
 def monitor_all(g: Groups, rules=BURSTY) -> tuple[list[dict], list[dict], list[dict], list[dict]]:
     """`monitor_groups` with the alerts' attributions (third)."""
     action = decide(g.hits, rules)
-    daily, state = daily_kpis(g, action, BUSINESS, _periods(g.days[0], 28, len(g.days)), rules)
+    daily, state = daily_kpis(g, action, BUSINESS, _periods(g.days[0], 28, len(g.days)), rules,
+                              simulated_amounts(g, action))
     cells = alerting_cells(state)
     entries = attribution(cells, [("rule", g, deciding_rule(g, action, rules))], lambda x: decide(x.hits, rules),
                           BUSINESS, rules, state["in_ref"])
