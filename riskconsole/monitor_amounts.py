@@ -57,7 +57,7 @@ def amount_pool(label: np.ndarray, action: np.ndarray, count: np.ndarray, amount
     """The pool from groups of reference events that have an amount (each group's events at its mean amount); None
     when no event has one."""
     weight = np.where(action == BLOCK, 1.0, np.where(action == REVIEW, catch_rate, 0.0))
-    has = count > 0
+    has = (count > 0) & (amount != 0)  # an event without an amount adds nothing to a sum
     fraud = has & (label == 1)
     caught = fraud & (weight > 0)
     pools = (("caught frauds", caught, weight), ("frauds", fraud, np.where(caught, weight, 1.0)),

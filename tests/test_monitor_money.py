@@ -104,7 +104,8 @@ def test_a_reference_that_caught_nothing_gives_a_region_from_its_events_amounts_
 def test_few_caught_frauds_stand_in_with_all_frauds_then_what_was_flagged_and_weights_follow_the_action():
     """Under `MIN_POOL` (10) amounts a pool gives way to the next: caught frauds, frauds (one let through at its
     whole amount), flagged events (any label), events. A reviewed amount counts × the catch rate (0.9), a blocked one
-    whole; `caught` counts the caught frauds with an amount."""
+    whole; `caught` counts the caught frauds with an amount (5 caught frauds of amount 0 are none of the sum's terms:
+    25 caught frauds a day are 20 terms)."""
     label, action = np.array([1, 1, 0, 0, 1]), np.array([BLOCK, REVIEW, BLOCK, 0, 0])
     count, amount = np.array([3, 2, 4, 50, 7]), np.array([300.0, 100.0, 80.0, 1000.0, 70.0])
     cases = [(1, "frauds", 5, (3 * 100 + 2 * 50 * 0.9 + 7 * 10) / 12),
@@ -119,6 +120,8 @@ def test_few_caught_frauds_stand_in_with_all_frauds_then_what_was_flagged_and_we
     pool = amount_pool(np.array([0, 0]), np.array([BLOCK, 0]), np.array([2, 5]), np.array([800.0, 100.0]), 0.9)
     assert pool.source == "events" and (pool.values @ pool.weights) / pool.weights.sum() == pytest.approx(900 / 7)
     assert amount_pool(np.array([0]), np.array([0]), np.array([0]), np.array([0.0]), 0.9) is None
+    pool = amount_pool(np.array([1, 1]), np.array([BLOCK, BLOCK]), np.array([5, 20]), np.array([0.0, 2000.0]), 0.9)
+    assert pool.caught == 20 and pool.per_tp(25) == 0.8 and list(pool.values) == [100.0]  # no amount: not a term
 
 
 # ------------------------------------------------------------------ end to end, through the grouped pass
