@@ -475,6 +475,20 @@ def _moment(text: str) -> str:
     return text
 
 
+def _demo_events(text: str) -> int:
+    """`demo --events N`: a whole number of orders, at least the demo's fewest (its scenarios need a month of them)."""
+    from riskconsole.demo import MIN_EVENTS
+
+    try:
+        n = int(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of orders (e.g. 200000)") from None
+    if n < MIN_EVENTS:
+        raise argparse.ArgumentTypeError(f"the demo needs at least {MIN_EVENTS:,} orders (got {n:,}): its fraud "
+                                         "scenarios need a month of them")
+    return n
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="riskconsole", description="Backtest fraud strategies before deploying.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -513,7 +527,8 @@ def _parser() -> argparse.ArgumentParser:
     command("init", "write a commented skeleton workspace for your own data (never overwrites a file)",
             "the folder to write (created if missing; or $RISKCONSOLE_WORKSPACE)")
     p = command("demo", "generate and load the demo data set")
-    p.add_argument("--events", type=int, default=1_000_000, metavar="N", help="number of orders to generate")
+    p.add_argument("--events", type=_demo_events, default=1_000_000, metavar="N",
+                   help="number of orders to generate (at least 5,000)")
     p.add_argument("--seed", type=int, default=7, metavar="S", help="random seed of the generator")
     p = command("load", "load events and build features")
     p.add_argument("dataset", nargs="?", metavar="DATASET_YAML",

@@ -490,6 +490,7 @@ def _finish(w: _World, c: Rows) -> Rows:
 
 
 PROD_ACTIONS = ("allow", "review", "block")
+MIN_EVENTS = 5_000  # the fewest orders whose month holds every scenario
 PROD_BLOCK = 2
 PROD_BLOCK_SHARE, PROD_REVIEW_SHARE = 0.01, 0.01  # production blocks the riskiest 1% and reviews the next 1%
 EXPLORE = 0.02  # share of would-be blocks let through at random, so their outcome is learnt
@@ -577,8 +578,8 @@ def generate_events(path: Path, n_events: int = 1_000_000, seed: int = 7, days: 
     Raises:
         ValueError: n_events or days too small for the scenarios.
     """
-    if n_events < 5_000 or days < 30:
-        raise ValueError(f"the demo needs n_events >= 5000 and days >= 30 (got {n_events} and {days})")
+    if n_events < MIN_EVENTS or days < 30:
+        raise ValueError(f"the demo needs n_events >= {MIN_EVENTS} and days >= 30 (got {n_events} and {days})")
     from riskconsole.demo_streams import plan_world, write_streams
 
     world, start_s = _World(n_events, seed, days, start), int(np.datetime64(start, "s").astype(np.int64))

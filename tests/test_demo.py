@@ -197,3 +197,20 @@ def test_repository_workspace_matches_the_packaged_demo_files():
             continue
         twin = root / "data" / rel if rel.name == "dataset.yaml" else root / rel
         assert twin.read_text() == src.read_text(), f"{twin} differs from {src}"
+
+
+@pytest.mark.parametrize("given, said", [
+    ("3600", "the demo needs at least 5,000 orders (got 3,600): its fraud scenarios need a month of them"),
+    ("1e5", "'1e5' is not a whole number of orders (e.g. 200000)"),
+])
+def test_demo_events_too_few_or_not_a_number_is_a_usage_error_before_anything_is_written(tmp_path, capsys, given,
+                                                                                          said):
+    """`demo --events 3600` ended in the generator's ValueError traceback; it is argparse's one error line, and
+    nothing is written."""
+    from riskconsole.cli import main
+
+    with pytest.raises(SystemExit) as end:
+        main(["demo", "--events", given, "--workspace", str(tmp_path / "ws")])
+    assert end.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"riskconsole demo: error: argument --events: {said}"
+    assert not (tmp_path / "ws").exists()
