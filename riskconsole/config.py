@@ -61,16 +61,14 @@ def _check_name(value: str) -> str:
 
 
 def _check_loaded_name(value: str) -> str:
-    """A `rename:` target: a valid name, and where it is not, how to join an events column whose name is not one (the
-    decision stream has no `rename:`: a stranger's orders export said 'Customer ID')."""
-    try:
-        return _check_name(value)
-    except ValueError as err:
-        plain = re.sub(r"\W", "_", value.strip())
-        example = f" (e.g. {'c' * plain[:1].isdigit()}{plain})" if plain.strip("_") else ""
-        raise ValueError(f"{err}: a renamed column is a plain name, so an events column named '{value}' is joined by "
-                         f"renaming it where the events are exported{example}, then in columns: and features:"
-                         ) from None
+    """A `rename:` target: a column name as an events export could have it (a stream's or table's key column is
+    renamed to the events' own name, which may be a spreadsheet's 'Customer ID'): printable, not empty, no spaces
+    around it. A name that is not a plain one is quoted wherever SQL names it, as the events' columns are."""
+    if not value.strip() or value != value.strip() or not value.isprintable():
+        shown = printable(value)
+        raise ValueError(f"'{shown}' is not a column name: give the name as the events file writes it (no spaces "
+                         "around it, no control characters), e.g. customer_id or Customer ID")
+    return value
 
 
 def _check_label_values(value: dict[str, int | None]) -> dict[str, int | None]:
@@ -270,7 +268,8 @@ class Stream(_Strict):
     source: str = Field(description=_SOURCE)
     columns: StreamColumns = Field(description="Which source column is the time (and the optional id).")
     rename: dict[str, str] = Field(default_factory=dict, description="Source column -> loaded name, so key "
-                                   "columns match the decision stream's names (e.g. {uid: user_id}).")
+                                   "columns match the decision stream's names (e.g. {uid: user_id}, or {customer_id: Customer ID} where the "
+                                   "orders export's header says Customer ID).")
     time_format: TimeFormat = Field(None, description="strptime format(s) of text times, as for the "
                                                 "decision stream.")
     decimal_separator: Literal[".", ","] = Field(".", description="The decimal mark of numbers in text files "

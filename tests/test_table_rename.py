@@ -176,11 +176,9 @@ BAD = {
                         "tables.users: rename: column '_pos' is a name riskconsole uses itself"),
     "target_internal_prefix": ({"rename": {"user_id": "Customer", "tier": "__v"}},
                                "tables.users: rename: column '__v' starts with '__'"),
-    "target_not_a_name": ({"rename": {"user_id": "Customer", "tier": "tier level"}},
-                          "tables.users.rename: 'tier level' is not a valid name (letters, digits and _, not "
-                          "starting with a digit): a renamed column is a plain name, so an events column named "
-                          "'tier level' is joined by renaming it where the events are exported (e.g. tier_level), "
-                          "then in columns: and features:"),
+    "target_not_a_name": ({"rename": {"user_id": "Customer", "tier": "tier level "}},
+                          "tables.users.rename: 'tier level ' is not a column name: give the name as the events file "
+                          "writes it (no spaces around it, no control characters), e.g. customer_id or Customer ID"),
     "two_targets_alike": ({"rename": {"user_id": "Customer", "tier": "level", "segment": "LEVEL"}},
                           "tables.users.rename: 'segment' and 'tier' are both renamed to 'level' (names ignore "
                           "letter case): give each its own name"),  # in the file's order: yaml.safe_dump sorts
@@ -299,16 +297,54 @@ def test_renamed_lookups_and_entity_labels_give_the_same_answers_on_spark(lookup
                    for a, b in zip(x, y)), query.sql()
 
 
-def test_a_stream_renamed_to_an_events_column_with_a_space_says_how_to_join_it(tmp_path):
+def spaced_ws(root):
+    """Orders whose customer column is a spreadsheet's 'Customer ID'; a logins stream and a users table that call
+    it customer_id and uid, renamed to the events' name to join."""
+    events = random_events(n=120).rename(columns={"user_id": "Customer ID"})
+    logins = pd.DataFrame({"at": events["ts"], "customer_id": events["Customer ID"]})
+    users = pd.DataFrame({"uid": range(1, 30), "tier": [f"t{i % 4}" for i in range(1, 30)]})
+    dataset = {**BASE_DATASET, "columns": {**BASE_DATASET["columns"], "entities": ["Customer ID", "device_id"]},
+               "streams": {"logins": {"source": "data/logins.csv", "columns": {"time": "at"},
+                                      "rename": {"customer_id": "Customer ID"}}},
+               "tables": {"users": {"source": "data/users.csv", "key": "uid", "rename": {"uid": "Customer ID"}}},
+               "features": [{"name": "customer_logins_1d", "count": "*", "from": "logins", "by": "Customer ID",
+                             "window": "1d"},
+                            {"name": "customer_tier", "lookup": "users.tier"}]}
+    ws = write_workspace(root, events, dataset)
+    logins.to_csv(root / "data" / "logins.csv", index=False)
+    users.to_csv(root / "data" / "users.csv", index=False)
+    return ws, events, logins, users
+
+
+def test_a_stream_and_a_table_renamed_to_an_events_column_with_a_space_join_it(tmp_path):
     """A stranger's orders export named the customer 'Customer ID'; their logins stream said customer_id, and
     `rename: {customer_id: Customer ID}` was refused as 'not a valid name' with no way forward (the decision stream
-    has no rename:). The one line now says how: rename it where the events are exported."""
-    events = random_events(n=40).rename(columns={"user_id": "Customer ID"})
-    ws = write_workspace(tmp_path / "w", events, {**BASE_DATASET, "features": [], "streams": {
-        "logins": {"source": "data/events.csv", "columns": {"time": "ts"}, "rename": {"device_id": "Customer ID"}}}})
-    with pytest.raises(RiskConsoleError) as info:
-        load(ws)
-    assert str(info.value) == (
-        "data/dataset.yaml: streams.logins.rename: 'Customer ID' is not a valid name (letters, digits and _, not "
-        "starting with a digit): a renamed column is a plain name, so an events column named 'Customer ID' is joined "
-        "by renaming it where the events are exported (e.g. Customer_ID), then in columns: and features:")
+    has no rename:). A rename target is any column name an export could have: the stream's window and the table's
+    lookup join on it, each checked against plain pandas over the files."""
+    ws, events, logins, users = spaced_ws(tmp_path / "w")
+    load(ws)
+    with duckdb.connect(str(ws.db_path), read_only=True) as con:
+        got = con.execute("SELECT event_id, customer_logins_1d, customer_tier FROM frame ORDER BY event_id").fetchall()
+    times, at = pd.to_datetime(events["ts"]), pd.to_datetime(logins["at"])
+    tiers = dict(zip(users["uid"], users["tier"]))
+    want = sorted((str(e), int(((logins["customer_id"] == c) & (at >= t - pd.Timedelta("1D")) & (at < t)).sum()),
+                   tiers.get(c)) for e, c, t in zip(events["event_id"], events["Customer ID"], times))
+    assert got == want and sum(n for _, n, _ in got) > 0 and any(t for _, _, t in got)
+
+
+def test_a_rename_to_a_spaced_name_loads_on_spark_as_on_duckdb(tmp_path, spark):  # noqa: F811
+    """The same workspace on Spark: its events, stream and frame equal DuckDB's load of it."""
+    ws, *_ = spaced_ws(tmp_path / "w")
+    load(ws)
+    con = duckdb.connect(str(ws.db_path), read_only=True)
+    try:
+        want = {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in ("frame", "stream_logins")}
+    finally:
+        con.close()
+    load(ws, engine="spark", spark=spark)
+    con = duckdb.connect(str(ws.db_path), read_only=True)
+    try:
+        got = {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in ("frame", "stream_logins")}
+    finally:
+        con.close()
+    assert got == want and len(want["frame"]) == 120
