@@ -257,6 +257,11 @@ _LOWER_TO = (
 )
 
 
+# DuckDB's trim, ltrim and rtrim strip the Unicode space separators (category Zs: the space, no-break space, the
+# en/em/thin spaces, the ideographic space ...), never a tab or a line break; Spark's strip the ASCII space only.
+TRIMMED = " \u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u202f\u205f\u3000"
+
+
 # --- the Spark dialect -----------------------------------------------------------------------
 
 
@@ -286,9 +291,19 @@ def spark() -> Any:
                 exp.UnixToTime: _spark_unix_to_time,
                 exp.ArraySize: lambda self, e: f"CAST(SIZE({self.sql(e, 'this')}) AS BIGINT)",  # DuckDB's type
                 exp.TimeToStr: _spark_time_to_str,
+                exp.Trim: lambda self, e: base[exp.Trim](self, _spaces_trimmed(e)),
             }
 
     return RiskSpark
+
+
+def _spaces_trimmed(node: exp.Trim) -> exp.Trim:
+    """DuckDB's trim (ltrim, rtrim) of spaces as a trim of the characters DuckDB strips (`TRIMMED`), which Spark's
+    TRIM(BOTH chars FROM x) strips alike: an export's no-break space around a word is stripped on both engines. A
+    trim of given characters means the same on both: kept."""
+    if node.args.get("expression") is not None:
+        return node
+    return exp.Trim(this=node.this, expression=exp.Literal.string(TRIMMED), position=node.args.get("position"))
 
 
 def _spark_unix_to_time(gen: Any, node: exp.UnixToTime) -> str:

@@ -274,6 +274,29 @@ def test_upper_and_lower_agree_where_unicode_case_mappings_differ(duck, spark) -
     assert len(want) == len(got) and not diffs, diffs[:5]
 
 
+def test_trim_strips_what_duckdb_strips_on_spark(duck, spark) -> None:  # noqa: F811
+    """trim, ltrim and rtrim strip DuckDB's spaces (every Unicode space separator: an export's no-break space) and
+    nothing else (a tab, a line break, a zero-width space stay) on Spark too: Spark's TRIM strips the ASCII space
+    only, so a Spark load read 'approve\u00a0' as no decision where DuckDB read approve."""
+    import sqlglot
+
+    from riskconsole import dialects
+
+    spaces = [chr(c) for c in range(0x3001) if chr(c).isspace() or c in (0x180E, 0x200B, 0xFEFF)] + ["\u200b", "\ufeff"]
+    texts = [f"{s}a{s}" for s in spaces] + [f"{s}{s}b {s}c{s}" for s in spaces] + spaces + ["", " \u00a0 ", None]
+    rows = list(enumerate(texts))
+    duck.execute("CREATE OR REPLACE TABLE spaced (id INTEGER, s VARCHAR)")
+    duck.executemany("INSERT INTO spaced VALUES (?, ?)", rows)
+    spark.createDataFrame(rows, "id INT, s STRING").createOrReplaceTempView("spaced")
+    exprs = ["trim(s)", "ltrim(s)", "rtrim(s)", "lower(trim(s))", "trim(s, 'a')"]
+    select_spark = ", ".join(sqlglot.parse_one(e, read="duckdb").sql(dialect=dialects.spark()) for e in exprs)
+    want = duck.execute(f"SELECT s, {', '.join(exprs)} FROM spaced ORDER BY id").fetchall()
+    got = [tuple(row) for row in spark.sql(f"SELECT s, {select_spark} FROM spaced ORDER BY id").collect()]
+    diffs = [(w, g) for w, g in zip(want, got) if w != g]
+    assert len(want) == len(got) == len(texts) and not diffs, diffs[:5]
+    assert want[texts.index("\u00a0a\u00a0")][1] == "a" and want[texts.index("\ta\t")][1] == "\ta\t"
+
+
 @pytest.mark.xfail(strict=True, reason="known gap: Spark writes doubles >= 1e7 or < 1e-3 in E notation "
                    "(1.2345678E7), DuckDB does not (12345678.0); CAST(double AS VARCHAR) is not yet exact")
 def test_cast_of_a_large_double_to_text(duck, spark) -> None:  # noqa: F811
