@@ -17,7 +17,7 @@ from riskconsole import limits
 from riskconsole.configfile import read_config, role_columns
 from riskconsole.errors import ConfigError
 from riskconsole.escape import printable
-from riskconsole.names import ACTIONS, ENGINES  # noqa: F401 - ENGINES: where features and backtests run (DESIGN §7)
+from riskconsole.names import ACTIONS, ENGINES, TRIMMED  # noqa: F401 - ENGINES: where features, backtests run
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
@@ -552,7 +552,7 @@ class Dataset(_Strict):
             raise ValueError("prod_action_values: needs columns.prod_action (the column whose words it maps)")
         seen: dict[str, tuple[str, str]] = {}
         for key, decision in self.prod_action_values.items():
-            word = key.strip().lower()
+            word = key.strip(TRIMMED).lower()  # as the load trims it (sources.action_word)
             if word in ACTIONS and word != decision:
                 raise ValueError(f"prod_action_values: '{key}' always means {word}; remove it or map another word")
             if word in seen and seen[word][1] != decision:

@@ -14,6 +14,8 @@ from typing import Any
 
 from sqlglot import exp
 
+from riskconsole.names import TRIMMED
+
 
 class Unsupported(ValueError):
     """A construct that cannot be rendered exactly on every engine; args are (problem, fix)."""
@@ -255,11 +257,6 @@ _LOWER_TO = (
     "\U00016ea9\U00016eaa\U00016eab\U00016eac\U00016ead\U00016eae\U00016eaf\U00016eb0\U00016eb1"
     "\U00016eb2\U00016eb3\U00016eb4\U00016eb5\U00016eb6\U00016eb7\U00016eb8"
 )
-
-
-# DuckDB's trim, ltrim and rtrim strip the Unicode space separators (category Zs: the space, no-break space, the
-# en/em/thin spaces, the ideographic space ...), never a tab or a line break; Spark's strip the ASCII space only.
-TRIMMED = " \u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u202f\u205f\u3000"
 
 
 # --- the Spark dialect -----------------------------------------------------------------------

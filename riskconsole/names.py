@@ -16,6 +16,9 @@ MATURITY_TABLE = "_maturity"  # one row: the day range and every label source's 
 SCORES_TABLE = "_scores"  # one row per detector: the data version its score table was computed for
 STORE_TABLE = "_store"  # the data version folders whose Parquet the views of a load on Spark read (storeviews.py)
 ACTIONS = ("allow", "review", "block")  # index = action code; decisions are allow > block > review
+# What DuckDB's trim strips (the Unicode space separators, category Zs: the space, no-break space, en/em/thin spaces,
+# the ideographic space ...; never a tab or a line break), on Spark too (dialects.py): the spaces around a word.
+TRIMMED = " \u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u202f\u205f\u3000"
 ENGINES = ("duckdb", "spark")  # where features and backtests run (DESIGN §7; `--engine` choices, `engine:` values)
 
 

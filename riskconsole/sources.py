@@ -25,7 +25,7 @@ from riskconsole import ragged, times
 from riskconsole.config import Dataset, Stream, Table
 from riskconsole.errors import DataError, RiskConsoleError, closest
 from riskconsole.features import build_frame
-from riskconsole.names import ACTIONS, internal_collision
+from riskconsole.names import ACTIONS, TRIMMED, internal_collision
 from riskconsole.escape import printable
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
 from riskconsole.workspace import Workspace, connect_duckdb
@@ -708,16 +708,19 @@ def _yaml_key(word: str) -> str:
 
 def action_word(text: exp.Expression, words: dict[str, str]) -> exp.Expression:
     """A prod_action's decision as lower-case text: allow, review or block (any case), or a word `words` (the
-    dataset's prod_action_values) maps, matched lower case and trimmed; NULL where empty, unless `""` is mapped;
-    any other value as it reads lower case and trimmed (the outcome checks refuse it)."""
+    dataset's prod_action_values) maps; NULL where empty, unless an empty key (`""`) is mapped; any other value as it
+    reads lower case and trimmed (the outcome checks refuse it). A key is lowered and trimmed by the engine's own
+    lower(trim(...)), as the value is: a key reads exactly the values it is written as (Python's lower and strip
+    differ from DuckDB's: 'İptal', a final 'Σ', a tab)."""
     word = fill("lower(trim(:t))", t=text)
-    mapped = {k.strip().lower(): v for k, v in words.items()}
-    if not mapped:
+    if not words:
         return word
-    ifs = [exp.If(this=exp.In(this=word, expressions=[lit(k) for k, v in mapped.items() if v == decision and k]),
-                  true=lit(decision)) for decision in ACTIONS if any(v == decision and k for k, v in mapped.items())]
-    if "" in mapped:
-        ifs.insert(0, exp.If(this=fill(":w IS NULL OR :w = ''", w=word), true=lit(mapped[""])))
+    ifs = [exp.If(this=exp.In(this=word, expressions=[fill("lower(trim(:k))", k=lit(k)) for k in keys]),
+                  true=lit(decision)) for decision in ACTIONS
+           if (keys := [k for k, v in words.items() if v == decision and k.strip(TRIMMED)])]
+    empty = [v for k, v in words.items() if not k.strip(TRIMMED)]
+    if empty:
+        ifs.insert(0, exp.If(this=fill(":w IS NULL OR :w = ''", w=word), true=lit(empty[0])))
     return exp.Case(ifs=ifs, default=fill("nullif(:w, '')", w=word))
 
 

@@ -336,6 +336,26 @@ def test_decisions_mapped_under_prod_action_values_give_the_report_of_the_decisi
     assert worded_report == plain
 
 
+def test_a_key_reads_the_words_it_is_written_as_whatever_their_case_mapping(tmp_path):
+    """A key is lowered and trimmed as the engine lowers and trims the column (sources.action_word), so a key written
+    exactly as the export writes the word maps it, for words whose lower case Python and DuckDB disagree on (Turkish
+    'İ', a final 'Σ'), and spaces DuckDB trims (a no-break space) on either side."""
+    from riskconsole.ingest import load
+
+    events = _events()
+    words = {"block": ["İPTAL", "ΑΠΟΡΡΙΨΗΣ", "Reddedildi\u00a0"], "allow": ["Onay"]}
+    events["prod_action"] = [words[a][i % len(words[a])] for i, a in enumerate(events["prod_action"])]
+    mapping = {"İPTAL": "block", "ΑΠΟΡΡΙΨΗΣ": "block", "\u00a0reddedildi": "block", "Onay": "allow"}
+    ws = write_workspace(tmp_path / "ws", events, _dataset(**ROLES) | {"prod_action_values": mapping}, STRATEGIES)
+    load(ws)
+    import duckdb
+
+    with duckdb.connect(str(ws.db_path), read_only=True) as con:
+        got = dict(con.execute("SELECT event_id, prod_action FROM events").fetchall())
+    meant = {w: decision for decision, ws_ in words.items() for w in ws_}
+    assert got == {i: meant[w] for i, w in zip(events["event_id"], events["prod_action"])}
+
+
 @pytest.mark.parametrize("mapping, roles, message", [
     ({"decline": "deny"}, ROLES, "prod_action_values.decline: .*'allow', 'review' or 'block'"),
     ({"Block": "allow"}, ROLES, "'Block' always means block"),
