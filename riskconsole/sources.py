@@ -655,17 +655,20 @@ def _check_outcome_roles(con: duckdb.DuckDBPyConnection, part: Part, dataset: Da
                            f"ORDER BY n DESC, v NULLS FIRST LIMIT {SHOWN_VALUES}",
                            {"files": literal_files(part.readable)}).fetchall()
         if rows:
-            raise DataError(outcome_error(label, message, [(v, n) for v, n, _, _ in rows], rows[0][2], rows[0][3]))
+            raise DataError(outcome_error(label, message, [(v, n) for v, n, _, _ in rows], rows[0][2], rows[0][3],
+                                          dataset.prod_action_values))
 
 
-def outcome_error(label: str, message: str, values: list[tuple[str | None, int]], kinds: int, total: int) -> str:
+def outcome_error(label: str, message: str, values: list[tuple[str | None, int]], kinds: int, total: int,
+                  mapped: dict[str, str] | None = None) -> str:
     """The load error of an outcome role: `message` with `{v}` the distinct bad values (the most frequent first,
-    each with its rows; `kinds` of them in all, `total` rows) and `{fix}` how production's words map to decisions."""
+    each with its rows; `kinds` of them in all, `total` rows) and `{fix}` the prod_action_values that reads
+    production's words as decisions (`mapped`: the dataset's, kept in it)."""
     shown = ", ".join(f"{_value_text(v)} ({n:,} row{'s' if n != 1 else ''})" for v, n in values)
     if kinds > len(values):
         others = kinds - len(values)
         shown += f" and {others:,} other value{'s' if others != 1 else ''} ({total:,} rows in all)"
-    return f"{label}: {message.format(v=shown, fix=_decision_fix(values))}"
+    return f"{label}: {message.format(v=shown, fix=_decision_fix(values, mapped or {}))}"
 
 
 def _value_text(value: str | None) -> str:
@@ -677,33 +680,56 @@ def _value_text(value: str | None) -> str:
     return f"'{shown[:40]}…'" if len(shown) > 40 else f"'{shown}'"
 
 
-def _decision_fix(values: list[tuple[str | None, int]]) -> str:
-    """The prod_action_values that would read the bad values: ` (e.g. prod_action_values: {approve: allow, decline:
-    block}` for common words of a decision; for other words, an example of the form (which decision each means
-    only the team knows); for empty values, `"": allow` if that is what an empty decision means."""
+SUGGESTED_CHARS = 100  # a longer bad value is not written into the suggested prod_action_values (nor fits a YAML key)
+
+
+def _decision_fix(values: list[tuple[str | None, int]], mapped: dict[str, str]) -> str:
+    """The prod_action_values that would read the bad values, to paste over the dataset's (`mapped`, kept in it):
+    ` (e.g. prod_action_values: {approve: allow, decline: block})` for common words of a decision; for other words,
+    an example of the form (which decision each means only the team knows); for empty values, `"": allow` if that is
+    what an empty decision means. A key is the value as written (only what the load trims, trimmed), quoted where
+    YAML would read it otherwise: pasted, it maps that very value."""
     meant = {word: decision for decision, words in DECISION_WORDS.items() for word in words}
-    known = {v.strip(): meant[key] for v, _ in values
-             if v is not None and (key := v.strip().lower().replace(" ", "_").replace("-", "_")) in meant}
+    words: dict[str, str] = {}  # a bad value's key -> its lower case (one key per word, whatever its case)
+    for v, _ in values:
+        word = (v or "").strip(TRIMMED)
+        if word and len(word) <= SUGGESTED_CHARS and word.lower() not in words.values():
+            words[word] = word.lower()
+
+    def mapping(new: dict[str, str]) -> str:
+        return "prod_action_values: {" + ", ".join(f"{_yaml_key(w)}: {d}" for w, d in {**mapped, **new}.items()) + "}"
+
+    known = {w: meant[key] for w, low in words.items()
+             if (key := low.strip().replace(" ", "_").replace("-", "_")) in meant}  # 'approve\t' means allow too
     if known:
-        return f" (e.g. prod_action_values: {{{', '.join(f'{_yaml_key(w)}: {d}' for w, d in known.items())}}})"
-    words = [v.strip() for v, _ in values if v is not None and v.strip()]
+        return f" (e.g. {mapping(known)})"
     if words:
-        return f" (e.g. prod_action_values: {{{_yaml_key(words[0])}: block}} if '{printable(words[0])}' means block)"
-    return " (e.g. prod_action_values: {\"\": allow} if an empty decision means allow)"
+        first = next(iter(words))
+        return f" (e.g. {mapping({first: 'block'})} if '{printable(first)}' means block)"
+    if any(v is None or not v.strip(TRIMMED) for v, _ in values):
+        return f" (e.g. {mapping({'': 'allow'})} if an empty decision means allow)"
+    return ""
 
 
 def _yaml_key(word: str) -> str:
-    """A word as a key of a YAML flow mapping: plain where it reads back as that text, else single-quoted."""
+    """A word as a key of a YAML flow mapping that reads back as exactly that text: plain where it can be, else
+    single-quoted; double-quoted with YAML's escapes where it holds a character a message shows escaped (a tab, a
+    line break, a zero-width or no-break space), which plain or single-quoted YAML would read as a backslash."""
     import yaml
 
-    shown = printable(word)
-    try:
-        plain = yaml.safe_load(f"{{{shown}: 1}}")
-    except yaml.YAMLError:
-        plain = None
-    if isinstance(plain, dict) and list(plain) == [shown]:
-        return shown
-    return "'" + shown.replace("'", "''") + "'"
+    if not word:
+        return '""'
+    if word.isprintable():
+        for written in (word, "'" + word.replace("'", "''") + "'"):
+            try:
+                back = yaml.safe_load(f"{{{written}: 1}}")
+            except yaml.YAMLError:
+                continue
+            if isinstance(back, dict) and list(back) == [word]:
+                return written
+    escaped = {"\\": "\\\\", '"': '\\"'}
+    return '"' + "".join(escaped.get(c) or (c if c.isprintable() else c.encode("unicode_escape").decode())
+                         for c in word) + '"'
 
 
 def action_word(text: exp.Expression, words: dict[str, str]) -> exp.Expression:

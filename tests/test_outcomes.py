@@ -356,6 +356,63 @@ def test_a_key_reads_the_words_it_is_written_as_whatever_their_case_mapping(tmp_
     assert got == {i: meant[w] for i, w in zip(events["event_id"], events["prod_action"])}
 
 
+@pytest.mark.parametrize("words", [
+    ["approve\t", " DECLINE", "Manual Review", "decline"],  # a tab the load keeps; one key per word, any case
+    ["appr\u200bove", "a\nb", "\t"],  # a zero-width space, a line break: written escaped, double-quoted
+    ["it's", 'say "no"', "{v}", "yes", "~", "a: b", "x'); DROP TABLE events; --"],  # YAML and SQL punctuation
+    ["", "approve", "\u00a0"],  # empty cells, and a no-break space the load trims to empty
+])
+def test_the_suggested_prod_action_values_pasted_into_the_file_loads(tmp_path, words):
+    """The error's `e.g. prod_action_values: {...}`, pasted over the file's line as it stands, is YAML that maps
+    the very values it names (keeping what the file already mapped): a load after at most one paste per value
+    passes, each common word read as its decision, other words as the block the example names, empty as allow."""
+    import re
+
+    from riskconsole.ingest import load
+    from riskconsole.sources import check_dataset
+
+    events = _events()
+    events["prod_action"] = [(words + ["Manual Review"])[i % (len(words) + 1)] for i in range(len(events))]
+    dataset = _dataset(prod_action="prod_action") | {"prod_action_values": {"manual review": "review"}}
+    ws = write_workspace(tmp_path / "ws", events, dataset, STRATEGIES)
+    for _ in words:
+        try:
+            check_dataset(ws)
+            break
+        except RiskConsoleError as err:
+            fix = re.search(r"\(e\.g\. (prod_action_values: \{.*\})(?: if .* means \w+)?\)$", str(err))
+            assert fix, str(err)
+            lines = ws.dataset_path.read_text().splitlines()  # the mapping's line (and its block's) replaced
+            start = next(i for i, line in enumerate(lines) if line.startswith("prod_action_values:"))
+            end = next((i for i in range(start + 1, len(lines)) if not lines[i].startswith("  ")), len(lines))
+            ws.dataset_path.write_text("\n".join([*lines[:start], fix.group(1), *lines[end:]]) + "\n")
+    load(ws)
+    import duckdb
+
+    with duckdb.connect(str(ws.db_path), read_only=True) as con:
+        got = dict(con.execute("SELECT event_id, prod_action FROM events").fetchall())
+    common = {"approve": "allow", "decline": "block", "manual review": "review"}
+
+    def meant(word: str) -> str:
+        key = word.strip(" \u00a0").lower()  # what the load trims: a tab stays (and '\t' is no common word)
+        return common.get(key.strip(), "block") if key else "allow"
+    assert got == {i: meant(w) for i, w in zip(events["event_id"], events["prod_action"].fillna(""))}
+
+
+def test_a_very_long_bad_decision_is_named_short_and_suggested_nowhere(tmp_path):
+    """A 5,000-character value (a wrong column: JSON blobs, free text) is named by its first 40 characters and not
+    written into a suggested mapping (no YAML key holds it, and the one-line error would be 5,000 characters)."""
+    from riskconsole.sources import check_dataset
+
+    events = _events()
+    events["prod_action"] = ["x" * 5_000 if i % 2 else "block" for i in range(len(events))]
+    ws = write_workspace(tmp_path / "ws", events, _dataset(prod_action="prod_action"), STRATEGIES)
+    with pytest.raises(RiskConsoleError, match=r"holds '(x{40})…' \(\d+ rows\); every row needs .* or a word "
+                                               r"mapped under prod_action_values$") as err:
+        check_dataset(ws)
+    assert len(str(err.value)) < 400
+
+
 @pytest.mark.parametrize("mapping, roles, message", [
     ({"decline": "deny"}, ROLES, "prod_action_values.decline: .*'allow', 'review' or 'block'"),
     ({"Block": "allow"}, ROLES, "'Block' always means block"),

@@ -319,7 +319,8 @@ def _load_part(spark: Any, con: duckdb.DuckDBPyConnection, checked: Checked, par
     reasons, replaced = tallied.tally(checked, part, counted)
     for i, (n, (_, _, message)) in enumerate(zip(tallied.outcomes, counted.checks)):
         if n:
-            raise DataError(outcome_error(checked.label, message, *tallied.bad_values(i)))
+            raise DataError(outcome_error(checked.label, message, *tallied.bad_values(i),
+                                          checked.dataset.prod_action_values))
     if replaced:
         check_utf8(data, raw, part, checked.label, tallied.files)  # raises, naming the first such row
     read, loaded = sum(reasons.values()), reasons.pop(None, 0)
