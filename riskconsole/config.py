@@ -900,11 +900,13 @@ class StrictLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict:
         """A mapping, refusing a key written twice (PyYAML silently keeps the last).
 
-        A key is the text written: YAML 1.1 reads a plain `yes`, `no`, `on`, `off`, `y` or `n` as a boolean, so
-        `label_values: {yes: 1, no: 0}` would map True and False, and no key of ours is a boolean."""
+        A key is the text written: YAML 1.1 reads a plain `yes`, `no`, `on`, `off`, `y` or `n` as a boolean, `0`,
+        `010` or `1.0` as a number (010 as 8) and `null` or `~` as null, so `label_values: {yes: 1, no: 0}` would map
+        True and False and `prod_action_values: {0: allow, 2: block}` (decisions exported as codes) be refused, and no
+        key of ours is a boolean, a number or null."""
         if isinstance(node, yaml.MappingNode):
             for key_node, _ in node.value:
-                if isinstance(key_node, yaml.ScalarNode) and key_node.tag == "tag:yaml.org,2002:bool":
+                if isinstance(key_node, yaml.ScalarNode) and key_node.tag in _TEXT_KEYS:
                     key_node.tag = "tag:yaml.org,2002:str"
             self._refuse_duplicates(node)
         return super().construct_mapping(node, deep=deep)
@@ -923,6 +925,9 @@ class StrictLoader(yaml.SafeLoader):
                 raise _Refused(f"duplicate key {_quoted(key)} (first at line {first + 1}; keep one)",
                                key_node.start_mark)
             seen[key] = key_node.start_mark.line
+
+
+_TEXT_KEYS = {f"tag:yaml.org,2002:{kind}" for kind in ("bool", "int", "float", "null")}  # read as written
 
 
 def _quoted(key: Any, limit: int = 60) -> str:

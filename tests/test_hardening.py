@@ -93,6 +93,15 @@ def test_merge_keys_and_scalar_aliases_still_load():
     assert data == {"d": {"x": 1, "y": 2}, "e": {"x": 3, "y": 2}, "f": 5, "g": 5}
 
 
+def test_a_key_is_the_text_written_never_a_boolean_number_or_null():
+    """`{0: allow}` (decisions exported as codes) maps the text '0'; `010` stays '010' (YAML 1.1 reads 8), `1.0`
+    '1.0', `null` and `~` themselves; values keep their YAML types."""
+    data = read_yaml("{0: a, 010: b, 1.0: c, null: d, ~: e, yes: f, 0x1F: g, k: 010}", "f.yaml")
+    assert data == {"0": "a", "010": "b", "1.0": "c", "null": "d", "~": "e", "yes": "f", "0x1F": "g", "k": 8}
+    with pytest.raises(ConfigError, match="duplicate key '1'"):
+        read_yaml("{1: a, 1: b}", "f.yaml")
+
+
 def test_duplicates_are_found_on_one_line_too():
     with pytest.raises(ConfigError, match="duplicate key 'rules'"):
         read_yaml("{rules: 1, rules: 2}", "f.yaml")

@@ -413,6 +413,29 @@ def test_a_very_long_bad_decision_is_named_short_and_suggested_nowhere(tmp_path)
     assert len(str(err.value)) < 400
 
 
+@pytest.mark.parametrize("source_name", ["events.parquet", "events.jsonl"])
+def test_decisions_exported_as_codes_map_with_plain_number_keys(tmp_path, source_name):
+    """Production's decisions exported as integer codes (a Parquet or JSON number column) load through
+    `prod_action_values: {0: allow, 1: review, 2: block}` written as anyone writes it: YAML's numbers as keys are
+    read as the text written (they were refused: 'Input should be a valid string')."""
+    import duckdb
+
+    from riskconsole.ingest import load
+
+    events = _events()
+    codes = np.where(events["prod_action"] == "block", 2, np.where(np.arange(len(events)) % 5 == 0, 1, 0))
+    events["prod_action"] = codes.astype("int64")
+    ws = write_workspace(tmp_path / "ws", events, _dataset(**ROLES), STRATEGIES, source_name=source_name)
+    ws.dataset_path.write_text(ws.dataset_path.read_text() + "prod_action_values: {0: allow, 1: review, 2: block}\n")
+    load(ws)
+    with duckdb.connect(str(ws.db_path), read_only=True) as con:
+        got = dict(con.execute("SELECT event_id, prod_action FROM events").fetchall())
+    assert got == {i: ACTIONS_BY_CODE[c] for i, c in zip(events["event_id"], codes)}
+
+
+ACTIONS_BY_CODE = {0: "allow", 1: "review", 2: "block"}
+
+
 @pytest.mark.parametrize("mapping, roles, message", [
     ({"decline": "deny"}, ROLES, "prod_action_values.decline: .*'allow', 'review' or 'block'"),
     ({"Block": "allow"}, ROLES, "'Block' always means block"),
