@@ -136,17 +136,29 @@ def test_a_uri_source_is_checked_over_its_samples_then_over_every_row(tmp_path, 
     with pytest.raises(RiskConsoleError, match=r"column 'prod_action' holds 'deny' \(2 rows\), empty \(1 row\), "
                                                r"'nope' \(1 row\); .*\{deny: block\}\)$"):
         load(ws, engine="spark", spark=spark)
-    # mapped, every row's word reads as its decision on Spark, as on DuckDB (test_outcomes)
+    # mapped, every row's word reads as its decision on Spark, as on DuckDB (test_outcomes): a no-break space around
+    # a word trimmed as DuckDB trims it, a key lowered as DuckDB lowers ('İPTAL'); the suggestion keeps the mapping
+    (ws.root / "data" / "in" / "c.csv").write_text(header + "e3,not a time,0,,5,1,1,nope\n"
+                                                   "e4,2026-03-02 11:00:00,0,,5,1,1,deny\n"
+                                                   "e5,2026-03-02 12:00:00,0,,5,1,1,\n"
+                                                   "e6,2026-03-02 13:00:00,0,,5,1,1,deny\u00a0\n"
+                                                   "e7,2026-03-02 14:00:00,0,,5,1,1,İPTAL\n", encoding="utf-8")
     spec = yaml.safe_load(ws.dataset_path.read_text())
-    ws.dataset_path.write_text(yaml.safe_dump({**spec, "prod_action_values": {" DENY": "block", "nope": "review",
-                                                                              "": "allow"}}))
+    mapping = {" DENY": "block", "nope": "review", "": "allow"}
+    ws.dataset_path.write_text(yaml.safe_dump({**spec, "prod_action_values": mapping}))
+    with pytest.raises(RiskConsoleError, match=r"holds 'İPTAL' \(1 row\); .*\(e.g. prod_action_values: \{\"\": "
+                                               r"allow, ' DENY': block, nope: review, İPTAL: block\} if 'İPTAL' means "
+                                               r"block\)$"):
+        load(ws, engine="spark", spark=spark)
+    ws.dataset_path.write_text(yaml.safe_dump({**spec, "prod_action_values": {**mapping, "İPTAL": "block"}}))
     load(ws, engine="spark", spark=spark)
     con = duckdb.connect(str(ws.db_path), read_only=True)
     try:
         got = dict(con.execute("SELECT event_id, prod_action FROM events").fetchall())
     finally:
         con.close()
-    assert got == {"e2": "allow", "e4": "block", "e5": "allow", "e6": "block"}  # e3 (no time) is quarantined
+    # e3 (no time) is quarantined
+    assert got == {"e2": "allow", "e4": "block", "e5": "allow", "e6": "block", "e7": "block"}
 
 
 def test_a_parquet_column_only_in_files_after_the_sampled_ones_is_loaded(tmp_path, spark, monkeypatch):
