@@ -681,10 +681,12 @@ def _value_text(value: str | None) -> str:
 
 
 SUGGESTED_CHARS = 100  # a longer bad value is not written into the suggested prod_action_values (nor fits a YAML key)
+SUGGESTED_LINE = 300  # a longer suggested prod_action_values names the file's entries as `…`
 
 
 def _decision_fix(values: list[tuple[str | None, int]], mapped: dict[str, str]) -> str:
-    """The prod_action_values that would read the bad values, to paste over the dataset's (`mapped`, kept in it):
+    """The prod_action_values that would read the bad values, to paste over the dataset's (`mapped`, kept in it; `…`
+    where it would make the line longer than SUGGESTED_LINE):
     ` (e.g. prod_action_values: {approve: allow, decline: block})` for common words of a decision; for other words,
     an example of the form (which decision each means only the team knows); for empty values, `"": allow` if that is
     what an empty decision means. A key is the value as written (only what the load trims, trimmed), quoted where
@@ -696,8 +698,11 @@ def _decision_fix(values: list[tuple[str | None, int]], mapped: dict[str, str]) 
         if word and len(word) <= SUGGESTED_CHARS and word.lower() not in words.values():
             words[word] = word.lower()
 
-    def mapping(new: dict[str, str]) -> str:
-        return "prod_action_values: {" + ", ".join(f"{_yaml_key(w)}: {d}" for w, d in {**mapped, **new}.items()) + "}"
+    def mapping(new: dict[str, str]) -> str:  # the file's entries too, or `…,` where they would not fit one line
+        def pairs(entries: dict[str, str]) -> str:
+            return ", ".join(f"{_yaml_key(w)}: {d}" for w, d in entries.items())
+        whole = pairs({**mapped, **new})
+        return f"prod_action_values: {{{whole if len(whole) <= SUGGESTED_LINE else '…, ' + pairs(new)}}}"
 
     known = {w: meant[key] for w, low in words.items()
              if (key := low.strip().replace(" ", "_").replace("-", "_")) in meant}  # 'approve\t' means allow too

@@ -436,6 +436,19 @@ def test_decisions_exported_as_codes_map_with_plain_number_keys(tmp_path, source
 ACTIONS_BY_CODE = {0: "allow", 1: "review", 2: "block"}
 
 
+def test_a_long_mapping_is_not_repeated_in_the_suggestion(tmp_path):
+    """A file mapping 500 words gets `prod_action_values: {…, decline: block}` (add the word), not a 500-entry line."""
+    from riskconsole.sources import check_dataset
+
+    events = _events().assign(prod_action=lambda e: np.where(e["prod_action"] == "block", "decline", "w7"))
+    mapping = {f"w{i}": "allow" for i in range(500)}
+    ws = write_workspace(tmp_path / "ws", events, _dataset(**ROLES) | {"prod_action_values": mapping}, STRATEGIES)
+    with pytest.raises(RiskConsoleError, match=r"holds 'decline' \(\d+ rows\); .* \(e\.g\. prod_action_values: "
+                                               r"\{…, decline: block\}\)$") as err:
+        check_dataset(ws)
+    assert len(str(err.value)) < 400
+
+
 @pytest.mark.parametrize("mapping, roles, message", [
     ({"decline": "deny"}, ROLES, "prod_action_values.decline: .*'allow', 'review' or 'block'"),
     ({"Block": "allow"}, ROLES, "'Block' always means block"),
