@@ -32,7 +32,7 @@ from riskconsole.maturity import store as store_maturity
 from riskconsole.names import META_TABLE
 from riskconsole.sources import (FORMATS, NULL_TYPE, READERS, Checked, Part, check_dataset, column_types, events_part,  # noqa: F401
                                  action_word, cast_value, is_integer, is_number, literal_files, number_text,
-                                 raw_text, source_files, target_types)
+                                 raw_text, source_files, target_types, word_branches, word_key)
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
 from riskconsole.workspace import Workspace, connect_duckdb
 
@@ -93,14 +93,9 @@ def _label_cast(text: exp.Expression, extra: dict[str, int | None]) -> exp.Expre
     `extra` (the dataset's `label_values`) adds words, matched like the built-in ones (lower case, trimmed); its
     empty key (`""`) says what an empty or missing label means (default: not known)."""
     word = fill("lower(trim(:t))", t=text)
-    values = {**_LABEL_VALUES, **{k.strip().lower(): v for k, v in extra.items()}}
     # an empty (or missing) label is not known yet, unless `label_values` says what it means (`"": 0`)
-    ifs = [exp.If(this=fill(":w IS NULL OR :w = ''", w=word), true=lit(values.get("")))]
-    for value in (None, 1, 0):
-        words = [lit(k) for k, v in values.items() if v == value and k]
-        if words:
-            ifs.append(exp.If(this=exp.In(this=word, expressions=words), true=lit(value)))
-    return fill("CAST(:x AS TINYINT)", x=exp.Case(ifs=ifs, default=lit(-1)))
+    values = {"": None, **_LABEL_VALUES, **{word_key(k): v for k, v in extra.items()}}
+    return fill("CAST(:x AS TINYINT)", x=exp.Case(ifs=word_branches(word, values, (None, 1, 0)), default=lit(-1)))
 
 
 def _typed(column: str, raw_type: str, target: str, part: Part) -> exp.Expression:

@@ -740,24 +740,37 @@ def _yaml_key(word: str) -> str:
 def action_word(text: exp.Expression, words: dict[str, str]) -> exp.Expression:
     """A prod_action's decision as lower-case text: allow, review or block (any case), or a word `words` (the
     dataset's prod_action_values) maps; NULL where empty, unless an empty key (`""`) is mapped; any other value as it
-    reads lower case and trimmed (the outcome checks refuse it). A key is lowered and trimmed by the engine's own
-    lower(trim(...)), as the value is: a key reads exactly the values it is written as (Python's lower and strip
-    differ from DuckDB's: 'İptal', a final 'Σ', a tab)."""
+    reads lower case and trimmed (the outcome checks refuse it)."""
     word = fill("lower(trim(:t))", t=text)
     if not words:
         return word
-    ifs = [exp.If(this=exp.In(this=word, expressions=[_lowered(k) for k in keys]), true=lit(decision))
-           for decision in ACTIONS if (keys := [k for k, v in words.items() if v == decision and k.strip(TRIMMED)])]
-    empty = [v for k, v in words.items() if not k.strip(TRIMMED)]
-    if empty:
-        ifs.insert(0, exp.If(this=fill(":w IS NULL OR :w = ''", w=word), true=lit(empty[0])))
-    return exp.Case(ifs=ifs, default=fill("nullif(:w, '')", w=word))
+    return exp.Case(ifs=word_branches(word, {word_key(k): v for k, v in words.items()}, ACTIONS),
+                    default=fill("nullif(:w, '')", w=word))
 
 
-def _lowered(key: str) -> exp.Expression:
-    """A key as lower(trim(...)) reads it: the text itself where it is ASCII (every engine lowers A-Z alike and trims
-    only the space there; 3x faster to load with 20,000 keys), else the engine's lower(trim(key))."""
-    return lit(key.strip(" ").lower()) if key.isascii() else fill("lower(trim(:k))", k=lit(key))
+def word_key(key: str) -> str:
+    """A key of a word mapping (prod_action_values, label_values) as the load matches it: `""` where the load's trim
+    leaves nothing; an ASCII key lower case and space-trimmed (as every engine reads it: two keys alike so are one);
+    any other key as written, for the engine to lower and trim (`word_branches`)."""
+    if not key.strip(TRIMMED):
+        return ""
+    return key.strip(" ").lower() if key.isascii() else key
+
+
+def word_branches(word: exp.Expression, keyed: dict[str, Any], order: tuple) -> list[exp.If]:
+    """The CASE branches that read `word` (a value's lower(trim(...))) through `keyed` (keys by `word_key`): NULL or
+    empty as the empty key says, if it is mapped; then each of `order` where the word is one of its keys. A key is
+    lowered and trimmed by the engine, as the value is, so it reads exactly the values written as it (Python's lower
+    and strip differ from DuckDB's: 'İPTAL', a final 'Σ', a tab); an ASCII key is its text, already so (a load with
+    20,000 keys rendered as lower(trim(key)) took 3x longer)."""
+    def lowered(key: str) -> exp.Expression:
+        return lit(key) if key.isascii() else fill("lower(trim(:k))", k=lit(key))
+
+    ifs = [exp.If(this=exp.In(this=word, expressions=[lowered(k) for k in keys]), true=lit(value)) for value in order
+           if (keys := [k for k, v in keyed.items() if v == value and k])]
+    if "" in keyed:
+        ifs.insert(0, exp.If(this=fill(":w IS NULL OR :w = ''", w=word), true=lit(keyed[""])))
+    return ifs
 
 
 def raw_text(column: str, raw_type: str | None) -> exp.Expression:

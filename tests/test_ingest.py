@@ -592,6 +592,20 @@ def test_labels_written_as_words_load_with_label_values_and_warn_without(tmp_pat
         ("e0", 1), ("e1", 0), ("e2", 0), ("e3", None), ("e4", 1), ("e5", None), ("e6", 0), ("e7", 0)]
 
 
+def test_a_label_word_maps_as_written_whatever_its_case_mapping(tmp_path):
+    """label_values keys are lowered and trimmed as the engine lowers and trims the label (sources.word_branches):
+    'İPTAL' and 'ΑΠΑΤΗΣ' written as the export writes them map it (they quarantined every such row: Python lowers
+    them otherwise than DuckDB); a key with a tab matches the value with that tab, not the bare word."""
+    words = ["İPTAL", "ΑΠΑΤΗΣ", "fraud\t", "ok", "fraud", "0"]
+    text = HEADER + "".join(f"e{i},2026-03-01 10:{i:02d}:00,\"{word}\",,{i},1,1\n" for i, word in enumerate(words))
+    spec = {**BASE_DATASET, "source": "data/in/*.csv", "label_values": {"İPTAL": 1, "ΑΠΑΤΗΣ": 1, "fraud\t": 1, "ok": 0}}
+    ws = _ws(tmp_path, {"part-1.csv": text}, spec)
+    result = load(ws, accept_quarantine=True)
+    assert (result.loaded, result.quarantined) == (5, 1)  # e4: 'fraud' is no word mapped
+    assert query(ws, "SELECT event_id, is_fraud FROM events ORDER BY event_id") == [
+        ("e0", 1), ("e1", 1), ("e2", 1), ("e3", 0), ("e5", 0)]
+
+
 def test_label_values_take_only_1_0_or_null(tmp_path):
     ws = _ws(tmp_path, {"part-1.csv": FILE_1}, {**BASE_DATASET, "label_values": {"fraud": 2}})
     with pytest.raises(RiskConsoleError, match="label_values.fraud"):
