@@ -74,7 +74,7 @@ def _check_loaded_name(value: str) -> str:
 def _check_label_values(value: dict[str, int | None]) -> dict[str, int | None]:
     """At most one key is empty text (`""`, `" "`: what an empty cell means, e.g. `"": 0` for an export that writes
     `chargeback` for fraud and nothing for good orders)."""
-    if len([key for key in value if not key.strip()]) > 1:
+    if len([key for key in value if not key.strip(TRIMMED)]) > 1:
         raise ValueError("an empty label is mapped twice (keys that are only spaces are all the empty label): keep one")
     return value
 
@@ -535,7 +535,7 @@ class Dataset(_Strict):
     def _empty_label_beside_prod_action(self) -> Dataset:
         """`"": 0` cannot sit beside prod_action: an order production blocked has no outcome, its empty label is
         what makes it unobservable (DESIGN §6.2), and mapped to good it would read as a good order blocked."""
-        empty = [v for k, v in self.label_values.items() if not k.strip()]
+        empty = [v for k, v in self.label_values.items() if not k.strip(TRIMMED)]
         if self.columns.prod_action and empty and empty[0] is not None:
             raise ValueError(f"label_values: an empty label mapped to {empty[0]} cannot go with columns.prod_action: "
                              "an event production blocked has no outcome, and its empty label is what says so; write "

@@ -102,6 +102,17 @@ def test_a_key_is_the_text_written_never_a_boolean_number_or_null():
         read_yaml("{1: a, 1: b}", "f.yaml")
 
 
+def test_the_empty_label_is_what_the_load_trims_to_nothing():
+    """`" "` and `"\u00a0"` are the empty label twice (the load trims them to nothing); a tab is a word of its own (the
+    load keeps it: sources.word_key), so `{"": 0, "\t": 1}` maps two labels and is no duplicate."""
+    from riskconsole.config import Dataset
+
+    base = {"source": "e.csv", "columns": {"id": "i", "time": "t", "label": "y"}}
+    with pytest.raises(ConfigError, match="an empty label is mapped twice"):
+        parse_model({**base, "label_values": {" ": 0, "\u00a0": None}}, Dataset, "data/dataset.yaml")
+    assert parse_model({**base, "label_values": {"": 0, "\t": 1}}, Dataset, "d").label_values == {"": 0, "\t": 1}
+
+
 def test_duplicates_are_found_on_one_line_too():
     with pytest.raises(ConfigError, match="duplicate key 'rules'"):
         read_yaml("{rules: 1, rules: 2}", "f.yaml")
