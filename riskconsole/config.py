@@ -791,7 +791,7 @@ def _misplaced(errors: list[Any], data: Any, model: Any) -> str | None:
         node = data
         for key in loc:
             node = node.get(key) if isinstance(node, dict) else node[key] if isinstance(node, list) else None
-        return yaml.safe_dump(node, default_flow_style=True, width=math.inf).strip().removesuffix("\n...").strip()
+        return _flow(node)
 
     def more(covered: int) -> str:
         rest = len(errors) - covered
@@ -811,6 +811,26 @@ def _misplaced(errors: list[Any], data: Any, model: Any) -> str | None:
     return None
 
 
+def _flow(node: Any) -> str:
+    """A value as YAML writes it on one line (a map as {key: value, ...})."""
+    return yaml.safe_dump(node, default_flow_style=True, width=math.inf).strip().removesuffix("\n...").strip()
+
+
+def _not_a_map(error: Any) -> str | None:
+    """The fix for a map written as something else: a list of one-entry maps (`- approve: allow`) as the one map
+    they make; anything else named by its kind."""
+    if error["type"] != "dict_type" or not error["loc"]:
+        return None
+    field, value = error["loc"][-1], error.get("input")
+    if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+        merged = {key: v for item in value for key, v in item.items()}
+        if len(merged) == sum(len(item) for item in value):
+            pairs = ", ".join(f"{_flow(key)}: {_flow(v)}" for key, v in merged.items())  # in the file's order
+            return f"a list of maps where one map belongs: write {field}: {{{pairs}}}"
+    kind = "a list" if isinstance(value, list) else "nothing" if value is None else _quoted(value)
+    return f"a map of keys to values belongs here, not {kind} (write {field}: {{key: value, ...}})"
+
+
 def describe_validation_error(err: ValidationError, data: Any, model: Any = None) -> str:
     """One line for the first problem of a pydantic error (and how many more there are)."""
     errors = err.errors()
@@ -820,6 +840,7 @@ def describe_validation_error(err: ValidationError, data: Any, model: Any = None
     if first["type"] == "extra_forbidden":
         msg = f"unknown key '{first['loc'][-1]}' (typo? see `riskconsole schema`)"
         where = _location(tuple(first["loc"][:-1]), data) or "top level"
+    msg = _not_a_map(first) or msg
     misplaced = _misplaced(errors, data, model)
     if misplaced:
         return misplaced

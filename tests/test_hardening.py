@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -111,6 +112,31 @@ def test_the_empty_label_is_what_the_load_trims_to_nothing():
     with pytest.raises(ConfigError, match="an empty label is mapped twice"):
         parse_model({**base, "label_values": {" ": 0, "\u00a0": None}}, Dataset, "data/dataset.yaml")
     assert parse_model({**base, "label_values": {"": 0, "\t": 1}}, Dataset, "d").label_values == {"": 0, "\t": 1}
+
+
+@pytest.mark.parametrize("value, message", [
+    ("- approve: allow\n  - decline: block", "a list of maps where one map belongs: write prod_action_values: "
+                                           "{approve: allow, decline: block}"),
+    ("- yes: allow\n  - '': allow", "a list of maps where one map belongs: write prod_action_values: {'yes': allow, "
+                                   "'': allow}"),
+    ("[approve, decline]", "a map of keys to values belongs here, not a list (write prod_action_values: {key: "),
+    ("approve", "a map of keys to values belongs here, not 'approve'"),
+])
+def test_a_map_written_as_a_list_or_a_word_gets_the_map_to_write(tmp_path, value, message):
+    """`prod_action_values:` as a list of one-entry maps (`- approve: allow`, a common slip) is named with the one map
+    they make, which loads; a list or a word is named for what it is ('Input should be a valid dictionary' said
+    neither)."""
+    from riskconsole.config import Dataset, load_model
+
+    path = tmp_path / "dataset.yaml"
+    head = "source: e.csv\ncolumns: {id: i, time: t, prod_action: p}\n"
+    path.write_text(head + f"prod_action_values:\n  {value}\n")
+    with pytest.raises(ConfigError, match=re.escape(f"dataset.yaml: prod_action_values: {message}")) as caught:
+        load_model(path, Dataset, "dataset.yaml")
+    written = re.search(r"write (prod_action_values: \{.*\})$", str(caught.value))
+    if written:  # the map to write, written so, loads
+        path.write_text(head + written.group(1) + "\n")
+        assert load_model(path, Dataset, "dataset.yaml").prod_action_values
 
 
 def test_duplicates_are_found_on_one_line_too():
