@@ -147,7 +147,7 @@ def test_a_dataset_edited_since_the_load_is_said_first_until_the_next_load(tiny_
     assert not any("has changed" in w for w in warnings())
 
 
-def test_a_load_by_an_older_version_is_not_said_changed_for_a_setting_it_did_not_know(tiny_ws):
+def test_a_load_by_an_older_version_is_not_said_changed_for_a_setting_it_did_not_know(tiny_ws, monkeypatch):
     """An upgrade that adds a dataset setting with a default (`prod_action_values` was being added as a stranger
     opened the console) left it out of the last load's `_meta`: every page then said 'data/dataset.yaml has changed
     since the last load' of a file nobody touched. A setting the load did not record, at its default now, is no
@@ -170,10 +170,22 @@ def test_a_load_by_an_older_version_is_not_said_changed_for_a_setting_it_did_not
         meta["dataset"]["columns"].pop("label_derived")
         con.execute(f"UPDATE {META_TABLE} SET meta = ?", [json.dumps(meta)])
     assert changed() is None
+    # the CLI's sessions keep the answer in the compiled-query cache: a later run reads it and builds no model
+    for _ in range(2):
+        with Session(tiny_ws, cache=True) as session:
+            assert session.dataset_changed() is None
+    import riskconsole.session as session_module
+
+    monkeypatch.setattr(session_module, "_edited", lambda *_: pytest.fail("read through the model again"))
+    with Session(tiny_ws, cache=True) as session:
+        assert session.dataset_changed() is None
+    monkeypatch.undo()
     spec = yaml.safe_load(tiny_ws.dataset_path.read_text())
     spec["decimal_separator"] = ","  # not the default: the load read the file otherwise
     tiny_ws.dataset_path.write_text(yaml.safe_dump(spec))
     assert changed().startswith("data/dataset.yaml has changed since the last load (")
+    with Session(tiny_ws, cache=True) as session:  # another file text: another entry, not the one kept above
+        assert session.dataset_changed().startswith("data/dataset.yaml has changed since the last load (")
 
 
 def test_a_backtest_parses_its_strategy_once_and_an_edit_is_read_again(tiny_ws, monkeypatch):
