@@ -183,6 +183,12 @@ class Session:
                 "the monitor are computed there (slower answers); explain, one event's decision and the events whose "
                 "decision changed read DuckDB.")
 
+    @property
+    def spark_ready(self) -> bool:
+        """Whether the Spark engine has started and built this data version's frame (`spark_engine` then returns at
+        once); never waits for a build under way."""
+        return self._spark is not None and self._spark_prepared
+
     def spark_engine(self, frame: bool = True):
         """The Spark engine over this data version: export and (unless `frame=False`: entity frames need only the
         export) the event frame built on first use, cached under data/spark/ (or spark.store). Callers in other

@@ -978,6 +978,42 @@ def test_pages_backtest_on_spark_shows_the_spark_clis_report(mixed_ws, spark_pag
     assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
 
 
+def test_a_page_opened_while_spark_starts_says_so_then_reruns_without_a_start(mixed_ws, spark_pages, monkeypatch):
+    """The launcher listens at once on Spark (`common.prewarm` starts the engine beside the server): a page whose
+    session has no engine yet says under its title that Spark is starting, waits for the one start and frame, then
+    draws the page; a rerun (a widget, a reload) finds the engine ready: no such spinner, no second start or build."""
+    import streamlit
+
+    from riskconsole.engines import spark as spark_module
+
+    said, made, prepared = [], [], []
+    spinner, init, prepare = streamlit.spinner, spark_module.SparkEngine.__init__, spark_module.SparkEngine.prepare
+
+    def recorded(text, *args, **kwargs):
+        said.append(text)
+        return spinner(text, *args, **kwargs)
+
+    def counted_init(self, *args, **kwargs):
+        made.append(self)
+        init(self, *args, **kwargs)
+
+    def counted_prepare(self, *args, **kwargs):
+        prepared.append(self)
+        return prepare(self, *args, **kwargs)
+
+    monkeypatch.setattr(streamlit, "spinner", recorded)
+    monkeypatch.setattr(spark_module.SparkEngine, "__init__", counted_init)
+    monkeypatch.setattr(spark_module.SparkEngine, "prepare", counted_prepare)
+    at = _mixed_page(monkeypatch, mixed_ws, "backtest_page")
+    assert [t for t in said if "Spark" in t] == [
+        "Starting Spark (local[*]) and building the feature frame of this data version (once per load; a start "
+        "after that reads it back) ..."]
+    assert len(made) == len(prepared) == 1 and at.metric and at.title[0].value == "Backtest"
+    said.clear()
+    at.run(timeout=300)
+    assert not at.exception and not said and len(made) == len(prepared) == 1 and at.metric
+
+
 def test_pages_tune_on_spark_gives_the_spark_clis_numbers_one_pass_per_curve(mixed_ws, spark_pages, tmp_path, capsys,
                                                                             monkeypatch):
     """The Tune page on Spark: its report is the CLI's Spark backtest, its curve the CLI's Spark sweep over the slider

@@ -267,3 +267,53 @@ def test_strategy_page_param_sliders_edit_the_draft(page, console_ws):
     assert "big: 210.0" in at.text_area[0].value
     assert any("unsaved changes" in s.value for s in at.success)
     assert "big: 150.0" in (console_ws.strategies_dir / "candidate.yaml").read_text()  # nothing saved yet
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "spark"])
+def test_the_launcher_listens_after_duckdbs_warm_up_and_during_sparks(console_ws, monkeypatch, engine):
+    """On DuckDB the launcher fills the first pages' caches before it listens (seconds); on Spark (the engine's start
+    and frame: a minute or more, during which the URL used to refuse connections) it listens at once, the warm-up
+    running beside the server in a thread: the build is still under way when the server starts, and the reports of
+    baseline and candidate are computed after it."""
+    import threading
+    from pathlib import Path
+
+    from streamlit.web import bootstrap
+
+    from riskconsole.session import Session
+    from riskconsole.ui import serve
+
+    monkeypatch.setenv("RISKCONSOLE_WORKSPACE", str(console_ws.root))
+    monkeypatch.setenv("RISKCONSOLE_ENGINE", engine)
+    common.release_connections()
+    listening, log = threading.Event(), []
+
+    def start_spark(self, frame=True):  # a start that lasts until the server listens (or 5 s, if it never does)
+        log.append(("spark starts", threading.current_thread().name))
+        log.append(("spark ready", listening.wait(5)))
+
+    def report(self, path, window, overrides=None):
+        log.append(("report", Path(path).stem, threading.current_thread().name))
+        return {}
+
+    def run(*args):
+        log.append(("listening",))
+        listening.set()
+
+    monkeypatch.setattr(Session, "spark_engine", start_spark)
+    monkeypatch.setattr(Session, "interactive", report)
+    monkeypatch.setattr(bootstrap, "load_config_options", lambda flags: None)
+    monkeypatch.setattr(bootstrap, "run", run)
+    for cached in (common._report, common._spark_report):
+        cached.clear()
+    serve.serve(0, "127.0.0.1")
+    for thread in threading.enumerate():
+        if thread.name == common.WARM_THREAD:
+            thread.join(30)
+    common.release_connections()
+    if engine == "duckdb":
+        assert log == [("report", "baseline", "MainThread"), ("report", "candidate", "MainThread"), ("listening",)]
+    else:
+        assert sorted(log[:2]) == [("listening",), ("spark starts", common.WARM_THREAD)]
+        assert log[2:] == [("spark ready", True), ("report", "baseline", common.WARM_THREAD),
+                           ("report", "candidate", common.WARM_THREAD)]

@@ -7,6 +7,7 @@ Pages never compose core calls themselves: every number, default and warning com
 from __future__ import annotations
 
 import json
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from riskconsole.workspace import Workspace
 KPIS = ("precision", "recall", "amount_recall", "net_benefit", "fraud_amount_stopped", "good_amount_blocked", "fp")
 TILE_FORMAT = {"money": "compact"}  # tiles show money compactly (exact value in the help)
 NO_BASELINE = "(none)"
+WARM_THREAD = "riskconsole-warm-spark"  # the thread `prewarm` starts on Spark
 
 
 def workspace() -> Workspace:
@@ -87,7 +89,18 @@ def open_page(title: str) -> Session:
     note = guard(session.engine_note)
     if note:
         st.caption(note)
+        wait_for_spark(session)
     return session
+
+
+def wait_for_spark(session: Session) -> None:
+    """On Spark, the engine's start and this data version's frame build (once, shared by every browser session: the
+    launcher begins it as it starts listening, `prewarm`) under a spinner that says so; at once when done."""
+    if session.spark_ready:
+        return
+    with st.spinner(f"Starting Spark ({session.dataset.spark.target}) and building the feature frame of this data "
+                    "version (once per load; a start after that reads it back) ..."):
+        guard(session.spark_engine)
 
 
 def dataset_or_stop(ws: Workspace):
@@ -412,20 +425,35 @@ def _export(root: str, version: str, path: str, text: str, window: Window, overr
     return _session.export(_session.backtest(path, window, json.loads(overrides)), list(formats))
 
 
-def prewarm(ws: Workspace) -> None:
-    """Fill the caches the first pages read: the session, every strategy's report at the default window (on Spark:
-    the engine's start and frame, and the two reports the Backtest page opens with, each a Spark pass).
-    The launcher runs it before it listens, so the first user does not wait for it."""
+def prewarm(ws: Workspace) -> threading.Thread | None:
+    """Fill the caches the first pages read: the session, every strategy's report at the default window. On DuckDB
+    (seconds) before it returns: the launcher runs it before it listens, so the first user does not wait for it. On
+    Spark (the engine's start and frame, and the two reports the Backtest page opens with, each a Spark pass: a minute
+    or more) in a thread it starts and returns, so the console listens at once; a page opened meanwhile says that
+    Spark is starting (`wait_for_spark`) and waits for that same build."""
     session = current_session(ws)
     if session is None or not session.loaded:
-        return
+        return None
     try:
-        names = strategy_names(ws)[:6]
+        names, engine = strategy_names(ws)[:6], session.engine
+    except RiskConsoleError:
+        return None  # a broken dataset.yaml shows its error on every page
+    if engine == "duckdb":
+        _warm(session, names)
+        return None
+    names = [n for n in names if n in ("baseline", "candidate")] or names[-1:]
+    thread = threading.Thread(target=_warm, args=(session, names), name=WARM_THREAD, daemon=True)
+    thread.start()
+    return thread
+
+
+def _warm(session: Session, names: list[str]) -> None:
+    """The engine (on Spark) and the reports of strategies `names` at their default windows, in the caches."""
+    try:
         if session.engine != "duckdb":
             session.spark_engine()
-            names = [n for n in names if n in ("baseline", "candidate")] or names[-1:]
         for name in names:
-            path = ws.strategies_dir / f"{name}.yaml"
+            path = session.ws.strategies_dir / f"{name}.yaml"
             evaluate(session, path, default_window(session, path))
     except RiskConsoleError:
         return  # a broken file shows its error on the page that opens it

@@ -1,7 +1,9 @@
 """Start the console with its heavy modules already imported, so the first page a user opens is fast.
 
 `streamlit run app.py` imports pandas, DuckDB, sqlglot, pydantic and Altair on the first page load
-(~3 s here) and then builds the window's evaluator; this launcher does both before it listens.
+(~3 s here) and then builds the window's evaluator; this launcher does both before it listens. On engine spark the
+engine's start and frame build (a minute or more) run beside the server instead: it listens at once, and a page
+opened meanwhile says that Spark is starting (`common.prewarm`, `common.wait_for_spark`).
 """
 
 from __future__ import annotations
@@ -52,8 +54,11 @@ def serve(port: int, address: str) -> None:
     from streamlit.web import bootstrap
 
     logger.set_log_level("error")  # caches filled outside a session warn once each (every Streamlit logger has its
-    from riskconsole.ui.common import prewarm, workspace  # own level: the pages' modules make theirs on import)
+    from riskconsole.ui.common import WARM_THREAD, prewarm, workspace  # own level: pages' modules make theirs)
 
+    # Spark's warm-up fills the caches from a thread of its own, with no script run: that warning is for nobody
+    context = logger.get_logger("streamlit.runtime.scriptrunner_utils.script_run_context")
+    context.addFilter(lambda record: record.threadName != WARM_THREAD)
     prewarm(workspace())
     logger.set_log_level("warning")
 
