@@ -190,9 +190,12 @@ def spark():
         warnings.simplefilter("ignore", FutureWarning)
         from pyspark.sql import SparkSession
 
+    from riskconsole.engines.spark import QUIET_DAEMON
+
     builder = SparkSession.builder.master("local[1]").appName("riskconsole-tests")
     for key, value in SPARK_TEST_CONF.items():
         builder = builder.config(key, value)
+    builder = builder.config("spark.python.daemon.module", QUIET_DAEMON)  # production's in local mode
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("OFF")
     yield session

@@ -587,6 +587,41 @@ def test_local_mode_gives_the_driver_a_third_of_the_machine_unless_the_dataset_s
     assert engine.session_conf(SparkSettings())["spark.driver.memory"] == "1g"
 
 
+def test_local_mode_runs_python_workers_from_the_quiet_daemon_a_users_daemon_winning(monkeypatch, capfd):
+    """Local mode's Python workers come from `engines/spark_daemon.py` (their output reaches the user's terminal); a
+    cluster's executors keep PySpark's daemon; a daemon named in the dataset's `conf:` wins. Its worker ends with code
+    1 and no output where the JVM closed the socket under it (the end-to-end check: test_spark_load's ragged line),
+    and leaves every other outcome as PySpark's worker gives it."""
+    pytest.importorskip("pyspark")
+    from riskconsole.config import SparkSettings
+    from riskconsole.engines import spark as engine
+    from riskconsole.engines import spark_daemon
+
+    key = "spark.python.daemon.module"
+    assert engine.session_conf(SparkSettings())[key] == "riskconsole.engines.spark_daemon"
+    assert engine.session_conf(SparkSettings(remote="local[2]"))[key] == "riskconsole.engines.spark_daemon"
+    assert key not in engine.session_conf(SparkSettings(master="spark://host:7077"))
+    assert engine.session_conf(SparkSettings(conf={key: "mine.daemon"}))[key] == "mine.daemon"
+
+    def worker_that(outcome):
+        def run(sock, authenticated):
+            if isinstance(outcome, BaseException):
+                raise outcome
+            return outcome
+        return run
+
+    for closed in (BrokenPipeError(32, "Broken pipe"), ConnectionResetError(104, "Connection reset by peer")):
+        monkeypatch.setattr(spark_daemon, "_pyspark_worker", worker_that(closed))
+        assert spark_daemon.worker(None, True) == 1
+    assert capfd.readouterr() == ("", "")
+    for code in (0, 3):
+        monkeypatch.setattr(spark_daemon, "_pyspark_worker", worker_that(code))
+        assert spark_daemon.worker(None, False) == code
+    monkeypatch.setattr(spark_daemon, "_pyspark_worker", worker_that(ValueError("a worker's own failure")))
+    with pytest.raises(ValueError, match="a worker's own failure"):
+        spark_daemon.worker(None, True)
+
+
 def test_a_driver_started_here_logs_errors_only_and_a_users_log_settings_win(tmp_path, monkeypatch):
     """Spark's default profile printed seven lines (the host's loopback address, Hadoop's native library, "Setting
     default log level") before every Spark command's answer: the JVM PySpark starts gets the package's log settings

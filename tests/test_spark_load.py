@@ -1232,6 +1232,41 @@ def test_a_ragged_csv_line_fails_the_load_on_spark_with_duckdbs_message(tmp_path
     assert str(loaded.value) == str(duck.value) and not ws.db_path.exists()
 
 
+def test_a_load_on_spark_failing_on_a_ragged_line_prints_only_its_error(tmp_path):
+    """`riskconsole load` on Spark (its own process and JVM: a Python worker daemon's output goes to the terminal the
+    JVM inherited, which only a process of its own shows) failing on a CSV line with a field too many: stderr is the
+    JVM's one line, the progress line and riskconsole's error, DuckDB's message. Before, a Python worker whose socket
+    Spark closed when the read failed printed a `BrokenPipeError` traceback from pyspark's daemon above the error
+    (`engines/spark_daemon.py`)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import test_ragged
+    from conftest import SPARK_TEST_CONF, _spark_skip_reason
+
+    if _spark_skip_reason():
+        pytest.skip(_spark_skip_reason())
+    ws = test_ragged._workspace(tmp_path / "ws")
+    test_ragged._export(ws.root / "data" / "Orders Export.csv", {30_001: test_ragged._line(29_999) + ";surprise"})
+    with pytest.raises(RiskConsoleError) as duck:
+        load(ws, engine="duckdb")
+    spec = yaml.safe_load(ws.dataset_path.read_text())  # the test run's lean settings: one core, a small JVM
+    spec["spark"] = {"master": "local[1]", "driver_memory": "512m",
+                     "conf": {k: v for k, v in SPARK_TEST_CONF.items() if k != "spark.driver.memory"}}
+    ws.dataset_path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-m", "riskconsole", "load", "--engine", "spark", "--workspace",
+                           str(ws.root)], capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(root)})  # the workers import this riskconsole
+    assert done.returncode == 1 and done.stdout == ""
+    lines = [line for line in done.stderr.splitlines() if line != "WARNING: Using incubator modules: "
+                                                                     "jdk.incubator.vector"]
+    assert lines == ["spark: reading 1 file(s) of data/Orders Export.csv on local[1] ...", f"error: {duck.value}"]
+    assert not ws.db_path.exists()
+
+
 def test_many_files_of_one_folder_odd_names_included_load_on_spark_as_on_duckdb(tmp_path, spark, monkeypatch):
     """A source of many files in one folder is read by naming the folder (Spark looked each named file up, 25 s for
     12,000), its rows named by file as DuckDB names them, names with spaces, glob and URI punctuation and non-ASCII

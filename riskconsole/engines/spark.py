@@ -73,6 +73,7 @@ LOADED = "_loaded.json"  # written by a load on Spark (spark_load.py): the table
 OWNER = "_workspace.json"  # written first: the workspace whose version this is (a store may be shared)
 DAY = "__day"  # the partition column of the exported events (not a column of the frame)
 LOCAL_SHUFFLE_PARTITIONS = 8  # local mode: a few tasks per core (Spark's 200 is for clusters)
+QUIET_DAEMON = "riskconsole.engines.spark_daemon"  # local mode's Python worker daemon (its docstring says why)
 INSTALL_JAVA = "apt-get install openjdk-17-jre-headless, or set JAVA_HOME"
 _VIEWS_OF: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # SparkSession -> the data folder its `frame`
 # view reads now (weak: a session collected and replaced by another at the same address is not mistaken for it)
@@ -226,6 +227,7 @@ def session_conf(settings: SparkSettings) -> dict[str, Any]:
         conf["spark.sql.shuffle.partitions"] = LOCAL_SHUFFLE_PARTITIONS
         # local mode runs every task in the driver's JVM: Spark's 1g heap runs out on a 1M-event frame
         conf["spark.driver.memory"] = local_driver_memory()
+        conf["spark.python.daemon.module"] = QUIET_DAEMON  # no worker's broken pipe under riskconsole's error
     conf.update(settings.conf)
     if settings.driver_memory:
         conf["spark.driver.memory"] = settings.driver_memory
