@@ -395,6 +395,22 @@ class SparkSettings(_Strict):
                               "file systems under spark.remote; default: data/spark/ of the workspace). One folder per data version; only this workspace's "
                               "versions are removed there.")
 
+    @field_validator("conf", mode="before")
+    @classmethod
+    def _conf(cls, value: Any) -> Any:
+        """One value per Spark setting, each wrong one named in one line with its fix (pydantic's own text named a
+        member of the value's union per problem: `spark.conf.spark.jars.packages.str: Input should be a valid
+        string (+11 more)`)."""
+        if not isinstance(value, dict):
+            raise ValueError("write Spark settings as a mapping of names to values, e.g. "
+                             "conf: {spark.sql.shuffle.partitions: 64}")
+        wrong = [key for key, item in value.items() if not isinstance(key, str) or item is None
+                 or isinstance(item, (list, dict))]
+        if not wrong:
+            return value
+        more = f" (more to fix: {', '.join(repr(k) for k in wrong[1:])})" if wrong[1:] else ""
+        raise ValueError(_conf_problem(wrong[0], value[wrong[0]]) + more)
+
     @field_validator("master")
     @classmethod
     def _master(cls, value: str) -> str:
@@ -477,6 +493,27 @@ class SparkSettings(_Strict):
                              "absolute path (/mnt/shared/riskconsole) or a URI (file:///mnt/shared/riskconsole, "
                              "s3a://bucket/prefix)")
         return value
+
+
+def _conf_problem(key: Any, value: Any) -> str:
+    """What is wrong with one entry of `spark.conf` and how to write it (`SparkSettings._conf`)."""
+    if not isinstance(key, str):
+        return f"{key!r} is not a Spark setting's name: write the full name, e.g. spark.sql.shuffle.partitions: 64"
+    kinds = "text, a number or true/false"
+    one = f"a Spark setting is one value ({kinds})"
+    if value is None:
+        return f"'{key}' has no value: give it one ({kinds}), or remove it"
+    if isinstance(value, dict):
+        name, leaf = key, value
+        while isinstance(leaf, dict) and leaf:
+            sub, leaf = next(iter(leaf.items()))
+            name = f"{name}.{sub}"
+        example = f", e.g. {name}: {leaf}" if name != key and not isinstance(leaf, (dict, list)) else ""
+        return f"'{key}' is a mapping, but {one}: write each setting on a line of its own by its full name{example}"
+    if all(isinstance(v, (str, int, float)) for v in value):
+        joined = ",".join(str(v).lower() if isinstance(v, bool) else str(v) for v in value)
+        return f"'{key}' is a list, but {one}: write the list as one comma-separated string, {key}: '{joined}'"
+    return f"'{key}' is a list, but {one}: write it as one string (Spark's lists are comma-separated)"
 
 
 class Dataset(_Strict):

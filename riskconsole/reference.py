@@ -47,7 +47,9 @@ def type_name(annotation: Any) -> str:
     if origin in (typing.Union, types.UnionType):
         members = [a for a in args if a is not type(None)]  # optional-ness shows in the default column
         if all(a in _SCALARS or typing.get_origin(a) is list for a in members) and len(members) > 3:
-            return "number, text, true/false or null, or a list of them"
+            words = ["number", "text", "true/false", *(["null"] if type(None) in args else [])]
+            lists = any(typing.get_origin(a) is list for a in members)
+            return f"{', '.join(words[:-1])} or {words[-1]}" + (", or a list of them" if lists else "")
         return " or ".join(dict.fromkeys(type_name(a) for a in members)) or "null"
     if origin in (list, tuple, set, frozenset):
         return f"list of {type_name(args[0]) if args else 'any'}"

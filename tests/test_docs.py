@@ -64,6 +64,15 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
     return dict(action.choices)
 
 
+def test_a_fields_type_in_the_reference_says_only_what_it_takes():
+    """A union of scalars reads as what it takes: `spark.conf`'s values are one value each, not null or a list (its
+    type said "number, text, true/false or null, or a list of them", the words of a param's value)."""
+    from riskconsole.reference import type_name
+
+    assert type_name(config.SparkSettings.model_fields["conf"].annotation) == "map of text to number, text or true/false"
+    assert type_name(config.ParamValue) == "number, text, true/false or null, or a list of them"
+
+
 def test_every_cli_command_and_argument_has_help():
     parser = _parser()
     action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))

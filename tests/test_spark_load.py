@@ -1042,6 +1042,44 @@ def test_a_master_or_driver_memory_spark_cannot_take_is_one_line_before_java_sta
         assert capsys.readouterr().err.strip() == f"error: data/dataset.yaml: {text}"
 
 
+ONE_VALUE = "but a Spark setting is one value (text, a number or true/false)"
+
+
+@pytest.mark.parametrize("conf, text", [
+    ({"spark.jars.packages": ["org.apache.hadoop:hadoop-aws:3.4.1", "com.x:y:1"], "spark.sql.shuffle.partitions": 4},
+     f"'spark.jars.packages' is a list, {ONE_VALUE}: write the list as one comma-separated string, "
+     "spark.jars.packages: 'org.apache.hadoop:hadoop-aws:3.4.1,com.x:y:1'"),
+    ({"spark": {"sql": {"shuffle.partitions": 64}}},
+     f"'spark' is a mapping, {ONE_VALUE}: write each setting on a line of its own by its full name, e.g. "
+     "spark.sql.shuffle.partitions: 64"),
+    ({"spark.a": [{"b": 1}], "spark.b": None, "spark.c": {}},
+     f"'spark.a' is a list, {ONE_VALUE}: write it as one string (Spark's lists are comma-separated) (more to fix: "
+     "'spark.b', 'spark.c')"),
+    ({"spark.executor.memory": None}, "'spark.executor.memory' has no value: give it one (text, a number or "
+     "true/false), or remove it"),
+    ({1: "x"}, "1 is not a Spark setting's name: write the full name, e.g. spark.sql.shuffle.partitions: 64"),
+    (["spark.sql.shuffle.partitions=64"], "write Spark settings as a mapping of names to values, e.g. "
+     "conf: {spark.sql.shuffle.partitions: 64}")])
+def test_a_spark_conf_value_that_is_not_one_value_is_one_line_naming_the_key(tmp_path, conf, text, capsys):
+    """A list, a mapping or nothing as a `spark.conf` value (or conf not a mapping) is refused by validate and by a
+    load on Spark in one line naming the key and how to write it, before Java starts: pydantic's text named a member
+    of the values' union per problem (`spark.conf.spark.jars.packages.str: Input should be a valid string (+11
+    more)`). One value of each kind is kept as written."""
+    from riskconsole.cli import main
+    from riskconsole.config import SparkSettings
+
+    kept = {"spark.sql.shuffle.partitions": 64, "spark.ui.enabled": False, "spark.memory.fraction": 0.5,
+            "spark.jars.packages": "a:b:1,c:d:2"}
+    assert SparkSettings(conf=kept).conf == kept
+    ws = _files(tmp_path / "ws", {"a.csv": _csv(MESSY[:2])})
+    spec = yaml.safe_load(ws.dataset_path.read_text())
+    ws.dataset_path.write_text(yaml.safe_dump({**spec, "spark": {"conf": conf}}))  # a number as a key: yaml's own
+    for args in (["validate", "--workspace", str(ws.root), str(ws.dataset_path)],
+                 ["load", "--workspace", str(ws.root), "--engine", "spark"]):
+        assert main(args) == 1
+        assert capsys.readouterr().err.strip() == f"error: data/dataset.yaml: spark.conf: {text}"
+
+
 def test_bad_spark_connect_settings_get_one_line_before_any_spark_starts(tmp_path, capsys):
     """`spark.remote` is a Connect URL or local[N]; not beside spark.master; no driver memory for a server started
     elsewhere: one line each, from validate and from a load on Spark alike, and a URL's token is never shown."""
