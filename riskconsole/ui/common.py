@@ -87,7 +87,7 @@ def open_page(title: str) -> Session:
     guard(lambda: session.dataset)
     st.title(title)
     note = guard(session.engine_note)
-    if note:
+    if note:  # engine spark (DuckDB has no note): the page follows once Spark has started
         st.caption(note)
         wait_for_spark(session)
     return session
