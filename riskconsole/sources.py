@@ -341,9 +341,11 @@ def colon_refusal(files: list[str]) -> str | None:
                                         "hidden file (its rows would be left out): rename the file")
 
 
-def source_files(ws: Workspace, dataset: Dataset | Stream | Table, label: str, where: str = "") -> tuple[list[str], str]:
+def source_files(ws: Workspace, dataset: Dataset | Stream | Table, label: str, where: str = "",
+                 home: Path | None = None) -> tuple[list[str], str]:
     """The sorted files matched by `source` (of the dataset, a stream or a table), and their common format. A
-    source at a URI is refused: only `check_dataset` with engine spark lists one."""
+    source at a URI is refused: only `check_dataset` with engine spark lists one. `home`: the workspace a dataset
+    file of another workspace sits in (`OTHER/data/dataset.yaml`), named where the source is there and not here."""
     prefix = f"{label}: {where + ': ' if where else ''}"
     if is_uri(dataset.source):
         raise DataError(f"{prefix}source '{dataset.source}' is a URI: {_NO_URI}")
@@ -354,7 +356,11 @@ def source_files(ws: Workspace, dataset: Dataset | Stream | Table, label: str, w
     globbed = os.path.join(glob.escape(str(ws.root)), dataset.source) if relative else pattern
     files = [pattern] if os.path.isfile(pattern) else sorted(glob.glob(globbed, recursive=True))
     if not files:
-        raise DataError(f"{prefix}source '{dataset.source}' matches no file (looked for {pattern})")
+        there = relative and home is not None and glob.glob(os.path.join(glob.escape(str(home)), dataset.source),
+                                                            recursive=True)
+        hint = (f"; sources are relative to the workspace, {ws.root}, and this file's workspace holds it: give "
+                f"--workspace {home}") if there else ""
+        raise DataError(f"{prefix}source '{dataset.source}' matches no file (looked for {pattern}){hint}")
     fmt = _one_format(dataset, files, prefix)
     if fmt == "csv":  # a file holding nothing (an export of no rows) names no column: DuckDB's sniffer says `column0`
         files = [f for f in files if not _blank(f)] or files
@@ -910,7 +916,7 @@ def table_part(name: str, table: Table, files: list[str], fmt: str, types: dict[
 
 
 def _parts(ws: Workspace, con: duckdb.DuckDBPyConnection, dataset: Dataset, label: str, confined: bool,
-           remote: Callable[[], Remote | None], scratch: Callable[[], Path]) -> list[Part]:
+           remote: Callable[[], Remote | None], scratch: Callable[[], Path], home: Path | None = None) -> list[Part]:
     """Every source of the dataset (decision events first), with its files and sniffed types. A source at a URI is
     listed and sampled by `remote()` (its types are sniffed from the samples); `confined`: the dataset file may read
     only the workspace's own files (no URI)."""
@@ -922,7 +928,7 @@ def _parts(ws: Workspace, con: duckdb.DuckDBPyConnection, dataset: Dataset, labe
     for make, args, spec, where in specs:
         prefix = f"{label}: {where + ': ' if where else ''}"
         if not is_uri(spec.source):
-            files, fmt = source_files(ws, spec, label, where)
+            files, fmt = source_files(ws, spec, label, where, home)
             parts.append(make(*args, files, fmt, column_types(con, fmt, files, spec.decimal_separator)))
             continue
         if confined:
@@ -1020,7 +1026,9 @@ def check_dataset(ws: Workspace, dataset_path: str | Path | None = None, trusted
     con = connect_duckdb()
     try:
         con.execute("SET TimeZone = 'UTC'")
-        parts = _parts(ws, con, dataset, label, confined, remote, scratch)
+        home = path.parent.parent if path.parent.name == "data" else None  # OTHER/data/dataset.yaml
+        parts = _parts(ws, con, dataset, label, confined, remote, scratch,
+                       home if home is not None and home.resolve() != ws.root.resolve() else None)
         if confined:
             for part in parts:
                 _check_inside(ws, part, label)

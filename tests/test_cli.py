@@ -501,3 +501,23 @@ def test_a_backtest_run_as_the_script_ends_its_process_at_once(demo_ws, tmp_path
     failed = run(str(tmp_path / "missing.yaml"))
     assert failed.returncode == 1 and "missing.yaml: cannot read file" in failed.stderr
     assert failed.stdout == "exit handlers ran\n"
+
+
+def test_a_dataset_file_of_another_workspace_says_which_workspace_holds_its_sources(tmp_path, capsys):
+    """`riskconsole validate OTHER/data/dataset.yaml` run with another workspace (the default one, or one given)
+    looked for the sources in that workspace and said only 'matches no file': it now names the workspace the file
+    sits in, where the source is, and the flag to give. A source found in neither gets no such hint."""
+    from riskconsole.cli import main
+    from tests.conftest import random_events, write_workspace
+
+    other = write_workspace(tmp_path / "other", random_events(n=30))
+    here = write_workspace(tmp_path / "here", random_events(n=30), source_name="orders.csv")
+    assert main(["validate", str(other.dataset_path), "--workspace", str(here.root)]) == 1
+    assert capsys.readouterr().err == (
+        f"error: {other.dataset_path}: source 'data/events.csv' matches no file (looked for "
+        f"{here.root / 'data' / 'events.csv'}); sources are relative to the workspace, {here.root}, and this file's "
+        f"workspace holds it: give --workspace {other.root}\n")
+    assert main(["validate", str(other.dataset_path), "--workspace", str(other.root)]) == 0
+    (other.root / "data" / "events.csv").unlink()
+    assert main(["validate", str(other.dataset_path), "--workspace", str(here.root)]) == 1
+    assert capsys.readouterr().err.rstrip().endswith(f"(looked for {here.root / 'data' / 'events.csv'})")
