@@ -404,7 +404,7 @@ class SparkSettings(_Strict):
         if not isinstance(value, dict):
             raise ValueError("write Spark settings as a mapping of names to values, e.g. "
                              "conf: {spark.sql.shuffle.partitions: 64}")
-        wrong = [key for key, item in value.items() if not isinstance(key, str) or item is None
+        wrong = [key for key, item in value.items() if not isinstance(key, str) or "." not in key or item is None
                  or isinstance(item, (list, dict))]
         if not wrong:
             return value
@@ -497,8 +497,9 @@ class SparkSettings(_Strict):
 
 def _conf_problem(key: Any, value: Any) -> str:
     """What is wrong with one entry of `spark.conf` and how to write it (`SparkSettings._conf`)."""
+    unnamed = f"{key!r} is not a Spark setting's name: write the full name, e.g. spark.sql.shuffle.partitions: 64"
     if not isinstance(key, str):
-        return f"{key!r} is not a Spark setting's name: write the full name, e.g. spark.sql.shuffle.partitions: 64"
+        return unnamed
     kinds = "text, a number or true/false"
     one = f"a Spark setting is one value ({kinds})"
     if value is None:
@@ -510,6 +511,8 @@ def _conf_problem(key: Any, value: Any) -> str:
             name = f"{name}.{sub}"
         example = f", e.g. {name}: {leaf}" if name != key and not isinstance(leaf, (dict, list)) else ""
         return f"'{key}' is a mapping, but {one}: write each setting on a line of its own by its full name{example}"
+    if not isinstance(value, list):  # one value under a name without a dot: every Spark setting is dotted
+        return unnamed
     if all(isinstance(v, (str, int, float)) for v in value):
         joined = ",".join(str(v).lower() if isinstance(v, bool) else str(v) for v in value)
         return f"'{key}' is a list, but {one}: write the list as one comma-separated string, {key}: '{joined}'"

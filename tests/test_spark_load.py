@@ -1057,7 +1057,9 @@ ONE_VALUE = "but a Spark setting is one value (text, a number or true/false)"
      "'spark.b', 'spark.c')"),
     ({"spark.executor.memory": None}, "'spark.executor.memory' has no value: give it one (text, a number or "
      "true/false), or remove it"),
-    ({1: "x"}, "1 is not a Spark setting's name: write the full name, e.g. spark.sql.shuffle.partitions: 64"),
+    ({1: "x"}, "'1' is not a Spark setting's name: write the full name, e.g. spark.sql.shuffle.partitions: 64"),
+    ({"executor_memory": "4g"}, "'executor_memory' is not a Spark setting's name: write the full name, e.g. "
+     "spark.sql.shuffle.partitions: 64"),
     (["spark.sql.shuffle.partitions=64"], "write Spark settings as a mapping of names to values, e.g. "
      "conf: {spark.sql.shuffle.partitions: 64}")])
 def test_a_spark_conf_value_that_is_not_one_value_is_one_line_naming_the_key(tmp_path, conf, text, capsys):
