@@ -139,11 +139,11 @@ def _check_spark(ws: Workspace, dataset: Dataset, compiled: CompiledStrategy, la
 
 
 def _validate_detector(ws: Workspace, spec: Detector, label: str) -> str:
-    """Kind, features (known, numeric, not the label) and windows, as `train` would check them."""
+    """Kind, params, features (known, readable, not the label) and windows, as `train` would check them."""
     from riskconsole.detectors.matrix import check_features, frame_types, span_of
-    from riskconsole.detectors.registry import resolve_kind
+    from riskconsole.detectors.registry import make_detector
 
-    resolve_kind(spec.kind, label)
+    make_detector(spec.kind, spec.params, spec.seed, label)  # the kind, then every param, as train builds it
     for part, window in (("train", spec.train), ("valid", spec.valid)):
         if window is not None:
             span_of(window, f"{label}: {part}")

@@ -435,3 +435,25 @@ def test_a_role_name_as_a_detector_feature_says_which_column_to_write(tmp_path):
     with pytest.raises(RiskConsoleError, match="feature 'amount': not a column or feature of the loaded frame "
                                                r"\(the amount role is the column 'Total' here; write Total\)"):
         validate_file(ws, path)
+
+
+@pytest.mark.parametrize("kind, params, message", [
+    ("lightgbm", {"num_leavs": 7}, "params: unknown LightGBM parameter 'num_leavs' (did you mean 'num_leaves'?)"),
+    ("lightgbm", {"calibration": "isotonc"}, "params: calibration: 'isotonc' is not one of auto, isotonic, platt"),
+    ("lightgbm", {"num_threads": 8}, "params: 'num_threads' is fixed by riskconsole"),
+    ("pyod.iforest", {"n_estimator": 3}, "params: IForest has no parameter 'n_estimator' (did you mean 'n_estim"),
+])
+def test_validate_refuses_the_params_train_refuses(small_ws, kind, params, message):
+    """`validate` said ok for a params typo that `train` then refused: it builds the model as train does."""
+    from riskconsole.validate import validate_file
+
+    path = detector_yaml(small_ws.root, "typo", kind, params=params)
+    with pytest.raises(RiskConsoleError) as trained:
+        train_detector(small_ws, path)
+    with pytest.raises(RiskConsoleError) as validated:
+        validate_file(small_ws, path)
+    assert str(validated.value) == str(trained.value)
+    assert str(validated.value).startswith("detectors/typo.yaml: ") and message in str(validated.value)
+    small_ws.db_path.unlink()  # no data loaded: the params are still checked, not "features not checked" alone
+    with pytest.raises(RiskConsoleError, match="params: "):
+        validate_file(small_ws, path)
