@@ -457,3 +457,26 @@ def test_validate_refuses_the_params_train_refuses(small_ws, kind, params, messa
     small_ws.db_path.unlink()  # no data loaded: the params are still checked, not "features not checked" alone
     with pytest.raises(RiskConsoleError, match="params: "):
         validate_file(small_ws, path)
+
+
+def test_a_model_that_scores_every_event_alike_is_warned_of(small_ws, capsys):
+    """Too few rows for LightGBM's leaves (min_data_in_leaf 100): one tree, no split, every event one score. `train`
+    said it was a success; now the card, card.md and the CLI warn, and a model that learned keeps no warning."""
+    from riskconsole.cli import main
+
+    days = {"train": {"from": "2026-01-01", "to": "2026-01-08"}, "valid": {"from": "2026-01-09", "to": "2026-01-20"}}
+    path = detector_yaml(small_ws.root, "tiny", "lightgbm", **days)
+    assert main(["train", str(path), "--workspace", str(small_ws.root)]) == 0
+    distinct, score = _query(small_ws, "SELECT count(DISTINCT tiny), min(tiny) FROM scores_tiny")[0]
+    card = _card(small_ws, "tiny")
+    assert distinct == 1 and card["train"]["rows"] < 200  # the case itself, counted apart from the card
+    expected = (f"every event scored {score:.4g}: the model learned nothing from the train window's "
+                f"{card['train']['rows']:,} rows ({card['train']['labelled']:,} labelled, {card['train']['frauds']:,}"
+                " fraud); widen the train window, or lower min_data_in_leaf in params")
+    assert len(card["warnings"]) == 1 and card["warnings"][0].startswith(expected)
+    assert f"**Warning:** {card['warnings'][0]}" in (small_ws.models_dir / "tiny" / "card.md").read_text()
+    assert f"warning: tiny: {card['warnings'][0]}" in capsys.readouterr().err
+    path = detector_yaml(small_ws.root, "tiny", "lightgbm", params={"min_data_in_leaf": 5}, **days)
+    assert main(["train", str(path), "--workspace", str(small_ws.root)]) == 0
+    assert _query(small_ws, "SELECT count(DISTINCT tiny) FROM scores_tiny")[0][0] > 1
+    assert _card(small_ws, "tiny")["warnings"] == [] and "warning:" not in capsys.readouterr().err

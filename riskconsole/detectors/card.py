@@ -145,6 +145,7 @@ def card_markdown(card: dict) -> str:
     lines = [f"# {card['name']} ({card['kind']})", "",
              f"Trained {card['trained_at']} in {card['training_seconds']:.1f} s on "
              f"{card['fit_rows']:,} rows; seed {card['seed']}; {card['events_scored']:,} events scored.", ""]
+    lines += [f"**Warning:** {w}" for w in card.get("warnings") or []] + [""] * bool(card.get("warnings"))
     lines += _window_lines(card)
     lines += ["", f"Feature importance ({card['importance_method']}):", ""]
     lines += [f"- {i['feature']}: {i['share']:.1%}" for i in card["importance"]]

@@ -63,6 +63,11 @@ class TrainResult:
         parts.append(f"scored {c['events_scored']:,} events into {SCORE_TABLE_PREFIX}{self.name}")
         return ", ".join(parts)
 
+    @property
+    def warnings(self) -> list[str]:
+        """What the card warns of (a model that scores every event alike)."""
+        return list(self.card.get("warnings") or [])
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -273,9 +278,27 @@ def _card(con: duckdb.DuckDBPyConnection, plan: Plan, model: DetectorModel, tabl
     card["model"] = described
     card["histograms"] = cards.histograms(_histogram(con, plan, table))
     card["versions"] = cards.versions()
+    card["warnings"] = _constant_scores(con, plan, table, card["train"])
     card["notes"] = ("Metrics use events whose label is known now; train/valid labels may have arrived after "
                      "the windows ended. Backtests overlapping train or valid are optimistic.")
     return card
+
+
+def _constant_scores(con: duckdb.DuckDBPyConnection, plan: Plan, table: str, train: dict) -> list[str]:
+    """The warning for a model that gives every event one score (it learned nothing), else none.
+
+    LightGBM makes no split when the training window has fewer rows than two leaves need (`min_data_in_leaf`,
+    100 by default), and early stopping may keep only that first tree: a rule on such a score flags all or nothing.
+    """
+    query = fill("SELECT count(DISTINCT :c), min(:c) FROM :t", c=ident(plan.spec.name), t=_table(table))
+    distinct, score = con.execute(render(query)).fetchall()[0]
+    if distinct != 1:
+        return []
+    said = f"every event scored {score:.4g}: the model learned nothing from the train window's {train['rows']:,} rows"
+    if plan.spec.kind == "lightgbm":
+        return [f"{said} ({train['labelled']:,} labelled, {train['frauds']:,} fraud); widen the train window, or "
+                "lower min_data_in_leaf in params (LightGBM makes no leaf of fewer rows; the default is 100)"]
+    return [f"{said}: its features do not vary there; choose features that do"]
 
 
 # ------------------------------------------------------------------ publishing

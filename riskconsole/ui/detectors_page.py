@@ -43,6 +43,8 @@ with st.expander("Train detectors", expanded=not cards()):
                 for name in chosen:
                     result = train_detector(ws, ws.detectors_dir / name, progress=status.write)
                     status.write(result.summary())
+                    for warning in result.warnings:
+                        st.warning(f"{result.name}: {warning}", icon="⚠️")
                 status.update(label="Trained and scored", state="complete")
             except RiskConsoleError as err:
                 status.update(label="Training refused: nothing changed", state="error")
@@ -51,6 +53,8 @@ with st.expander("Train detectors", expanded=not cards()):
 
 for name, card in cards().items():
     st.subheader(f"{name} · {card['kind']}")
+    for warning in card.get("warnings") or []:
+        st.warning(warning, icon="⚠️")
     row = TileRow()
     for part in ("train", "valid", "out_of_time"):
         info = card.get(part) or {}
