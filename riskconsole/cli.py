@@ -328,7 +328,7 @@ def cmd_train(ws: Workspace, args: argparse.Namespace) -> int:
         print(result.summary())
         print(f"  card: {ws.rel(result.model_dir / 'card.md')}")
         for warning in result.warnings:
-            print(f"warning: {result.name}: {terminal(warning)}", file=sys.stderr)
+            print(f"warning: {terminal(warning)}", file=sys.stderr)
     return 1 if failed else 0
 
 

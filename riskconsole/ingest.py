@@ -943,9 +943,10 @@ def _load_file(ws: Workspace, checked: Checked, staging: Path, csvs: list[tuple[
     con = ws.connect(database=staging)
     try:
         result = _fill(con, checked, progress, version, loader, accept_quarantine)
-        result.rescored, result.unscored = rescore_into(con, ws, progress, getattr(loader, "scores", None))
+        scored = rescore_into(con, ws, progress, getattr(loader, "scores", None))
+        result.rescored, result.unscored, unseen = scored
         result.warnings += [f"{ws.rel(ws.models_dir / name)}: NOT re-scored, its scores are gone: {why}"
-                            for name, why in result.unscored.items()]
+                            for name, why in result.unscored.items()] + unseen
         for table, made, _ in csvs:
             _export_quarantine(con, made, table)
         con.execute("CHECKPOINT")

@@ -263,3 +263,34 @@ def test_categories_come_from_the_training_window_only(tmp_path):
     model, meta = load_detector(ws.models_dir / "h")
     table = pa.table({"f0": pa.array([10.0], pa.float32()), "f1": pa.array(["late_only"])})
     assert encoding_of(model, meta["features"]).matrix(table)[0, 1] == 0.0
+
+
+def test_events_holding_a_value_training_never_saw_are_warned_of(tmp_path):
+    """A new payment method after the training window was read as missing (LightGBM) or share 0 (PyOD) in silence:
+    `load` re-scored it without a word and the card did not say. Now train's card and load's warnings count them."""
+    from riskconsole.ingest import load
+
+    events = channel_events(n=3_000)
+    late = (events.ts >= "2026-02-15") & (events.channel == "app")
+    events.loc[late, "channel"] = "late_only"
+    ws = _write(tmp_path / "ws", events)
+    train_detector(ws, _detector(ws, "m", "lightgbm", ["amount", "channel"]))
+    train_detector(ws, _detector(ws, "h", "pyod.hbos", ["amount", "channel"]))
+    n = int(late.sum())  # counted in pandas, apart from the warning's SQL
+    assert n >= matrix.UNSEEN_EVENTS
+    expected = {
+        "m": f"detector 'm': {n:,} events hold channel values that are not among the 3 it learned in training "
+             f"('late_only' {n:,}); it reads them as missing (LightGBM's missing branch), like NULL: retrain it on a "
+             "window that holds them (riskconsole train detectors/m.yaml)",
+        "h": f"detector 'h': {n:,} events hold channel values that are not among the 3 it learned in training "
+             f"('late_only' {n:,}); it reads them as share 0 (as rare as can be): retrain",
+    }
+    for name, line in expected.items():
+        assert [w for w in _card(ws, name)["warnings"] if w.startswith(line)], name
+    said = load(ws).warnings  # the same events, re-scored by a load
+    assert [w for w in said if w.startswith(expected["m"])] and [w for w in said if w.startswith(expected["h"])]
+
+
+def test_no_warning_without_unseen_values(ws):
+    """NULL channels (2% of events) read as they did in training: no warning for them."""
+    assert _card(ws, "with_channel")["warnings"] == [] and _card(ws, "hbos")["warnings"] == []

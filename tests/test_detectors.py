@@ -470,12 +470,12 @@ def test_a_model_that_scores_every_event_alike_is_warned_of(small_ws, capsys):
     distinct, score = _query(small_ws, "SELECT count(DISTINCT tiny), min(tiny) FROM scores_tiny")[0]
     card = _card(small_ws, "tiny")
     assert distinct == 1 and card["train"]["rows"] < 200  # the case itself, counted apart from the card
-    expected = (f"every event scored {score:.4g}: the model learned nothing from the train window's "
+    expected = (f"detector 'tiny': every event scored {score:.4g}: the model learned nothing from the train window's "
                 f"{card['train']['rows']:,} rows ({card['train']['labelled']:,} labelled, {card['train']['frauds']:,}"
                 " fraud); widen the train window, or lower min_data_in_leaf in params")
     assert len(card["warnings"]) == 1 and card["warnings"][0].startswith(expected)
     assert f"**Warning:** {card['warnings'][0]}" in (small_ws.models_dir / "tiny" / "card.md").read_text()
-    assert f"warning: tiny: {card['warnings'][0]}" in capsys.readouterr().err
+    assert f"warning: {card['warnings'][0]}" in capsys.readouterr().err
     path = detector_yaml(small_ws.root, "tiny", "lightgbm", params={"min_data_in_leaf": 5}, **days)
     assert main(["train", str(path), "--workspace", str(small_ws.root)]) == 0
     assert _query(small_ws, "SELECT count(DISTINCT tiny) FROM scores_tiny")[0][0] > 1

@@ -26,7 +26,8 @@ from riskconsole.config import Dataset, Detector
 from riskconsole.detectors import card as cards
 from riskconsole.detectors.calibration import reliability
 from riskconsole.detectors.matrix import (FRAME, Encoding, Span, check_features, chunk_rows, frame_types, label_expr,
-                                          position_range, sample_rows, span_of, window_rows)
+                                          position_range, sample_rows, span_of, unseen_values, unseen_warning,
+                                          window_rows)
 from riskconsole.detectors.registry import DetectorModel, encoding_of, load_detector, make_detector, save_detector
 from riskconsole.errors import ConfigError, DataError, RiskConsoleError
 from riskconsole.names import META_TABLE, SCORES_TABLE
@@ -278,10 +279,16 @@ def _card(con: duckdb.DuckDBPyConnection, plan: Plan, model: DetectorModel, tabl
     card["model"] = described
     card["histograms"] = cards.histograms(_histogram(con, plan, table))
     card["versions"] = cards.versions()
-    card["warnings"] = _constant_scores(con, plan, table, card["train"])
+    card["warnings"] = _constant_scores(con, plan, table, card["train"]) + unseen_warnings(con, spec.name, model)
     card["notes"] = ("Metrics use events whose label is known now; train/valid labels may have arrived after "
                      "the windows ended. Backtests overlapping train or valid are optimistic.")
     return card
+
+
+def unseen_warnings(con: duckdb.DuckDBPyConnection, name: str, model: DetectorModel) -> list[str]:
+    """The warnings of the frame's events whose text values detector `name` never saw in training (`unseen_values`)."""
+    encoding = encoding_of(model, [])
+    return [unseen_warning(name, encoding, *found) for found in unseen_values(con, encoding)]
 
 
 def _constant_scores(con: duckdb.DuckDBPyConnection, plan: Plan, table: str, train: dict) -> list[str]:
@@ -294,7 +301,8 @@ def _constant_scores(con: duckdb.DuckDBPyConnection, plan: Plan, table: str, tra
     distinct, score = con.execute(render(query)).fetchall()[0]
     if distinct != 1:
         return []
-    said = f"every event scored {score:.4g}: the model learned nothing from the train window's {train['rows']:,} rows"
+    said = (f"detector '{plan.spec.name}': every event scored {score:.4g}: the model learned nothing from the train "
+            f"window's {train['rows']:,} rows")
     if plan.spec.kind == "lightgbm":
         return [f"{said} ({train['labelled']:,} labelled, {train['frauds']:,} fraud); widen the train window, or "
                 "lower min_data_in_leaf in params (LightGBM makes no leaf of fewer rows; the default is 100)"]
@@ -487,16 +495,18 @@ def rescore_into(con: duckdb.DuckDBPyConnection, ws: Workspace, progress: Progre
     a model it does not score; the rest are scored here.
 
     Returns:
-        (detector -> rows scored, detector -> why it could not be scored). An unscorable detector gets a
+        (detector -> rows scored, detector -> why it could not be scored, warnings of events holding text values a
+        detector never saw in training: `unseen_warnings`). An unscorable detector gets a
         version stamp of NULL and no score table, so strategies naming it are refused, never fed old scores.
     """
     types = frame_types(con, ws.rel(ws.db_path))
-    done, skipped = {}, {}
+    done, skipped, unseen = {}, {}, []
     for name, folder in trained_models(ws).items():
         try:
             model, meta = load_detector(folder)
             why = _unscorable(meta, types, name)
             if not why:
+                unseen += unseen_warnings(con, name, model)
                 rows = scorer(con, name, score_table(name)) if scorer is not None else None
                 done[name] = rows if rows is not None else \
                     score_into(con, model, meta["features"], name, score_table(name), progress)
@@ -509,7 +519,7 @@ def rescore_into(con: duckdb.DuckDBPyConnection, ws: Workspace, progress: Progre
         if why:
             skipped[name] = why
         stamp_scores(con, name, scored=not why)
-    return done, skipped
+    return done, skipped, unseen
 
 
 def rescore_all(ws: Workspace, progress: Progress = _quiet) -> dict[str, int]:
@@ -522,7 +532,7 @@ def rescore_all(ws: Workspace, progress: Progress = _quiet) -> dict[str, int]:
         con.execute("BEGIN TRANSACTION")
         try:
             _ensure_version(con)
-            done, skipped = rescore_into(con, ws, progress)
+            done, skipped, _ = rescore_into(con, ws, progress)
             for name in skipped:
                 drop(con, score_table(name))
             _drop_orphans(con, ws, progress)

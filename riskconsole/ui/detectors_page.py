@@ -44,7 +44,7 @@ with st.expander("Train detectors", expanded=not cards()):
                     result = train_detector(ws, ws.detectors_dir / name, progress=status.write)
                     status.write(result.summary())
                     for warning in result.warnings:
-                        st.warning(f"{result.name}: {warning}", icon="⚠️")
+                        st.warning(warning, icon="⚠️")
                 status.update(label="Trained and scored", state="complete")
             except RiskConsoleError as err:
                 status.update(label="Training refused: nothing changed", state="error")
