@@ -168,15 +168,22 @@ def frontier_chart(points: list[dict], frontier: list[dict], best: dict | None, 
     return alt.layer(*layers).properties(height=300)
 
 
+BAR_PX, TITLE_LINE_PX, AXIS_PX = 26, 16, 40  # a bar with room for its name; a line of axis title; ticks and labels
+
+
 def importance_chart(importance: list[dict], method: str) -> alt.Chart:
     """Feature importance as horizontal bars (share of the total)."""
     import textwrap
 
     df = pd.DataFrame(importance)
+    title = textwrap.wrap(f"importance ({method})", 48)
+    # the console fits the whole chart, axis and title too, into `height`: 4 bars under a two-line title got 120 px
+    # in all, 10 px a bar, their names written over each other
+    height = BAR_PX * len(df) + TITLE_LINE_PX * len(title) + AXIS_PX
     return alt.Chart(df).mark_bar(color="#1f77b4").encode(  # a long method over lines, feature names whole
         y=alt.Y("feature:N", sort="-x", title=None, axis=alt.Axis(labelLimit=260, labelOverlap=False)),
-        x=alt.X("share:Q", title=textwrap.wrap(f"importance ({method})", 48), axis=alt.Axis(format="%")),
-        tooltip=["feature:N", alt.Tooltip("share:Q", format=".1%")]).properties(height=max(120, 28 * len(df)))
+        x=alt.X("share:Q", title=title, axis=alt.Axis(format="%")),
+        tooltip=["feature:N", alt.Tooltip("share:Q", format=".1%")]).properties(height=max(120, height))
 
 
 def kpi_band_chart(daily: list[dict], metrics: list[str], titles: dict[str, str] | None = None,

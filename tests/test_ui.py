@@ -317,3 +317,19 @@ def test_the_launcher_listens_after_duckdbs_warm_up_and_during_sparks(console_ws
         assert sorted(log[:2]) == [("listening",), ("spark starts", common.WARM_THREAD)]
         assert log[2:] == [("spark ready", True), ("report", "baseline", common.WARM_THREAD),
                            ("report", "candidate", common.WARM_THREAD)]
+
+
+@pytest.mark.parametrize("features, method", [
+    (4, "mean |robust z| (capped at 10) over the top 1% training rows by outlier score"),  # PyOD: a 2-line title
+    (10, "LightGBM total gain"), (1, "LightGBM total gain")])
+def test_importance_bars_keep_their_room_under_the_title(features, method):
+    """The console fits the whole chart into its height: ECOD's 4 bars under a 2-line title had 10 px each, the
+    feature names drawn over each other. Every bar keeps 20 px after the axis (30 px) and 16 px a title line."""
+    import textwrap
+
+    from riskconsole.charts import importance_chart
+
+    rows = [{"feature": f"f{i}", "value": 1.0, "share": 1 / features} for i in range(features)]
+    chart = importance_chart(rows, method).to_dict()
+    lines = len(textwrap.wrap(f"importance ({method})", 48))
+    assert chart["height"] - 30 - 16 * lines >= 20 * features
