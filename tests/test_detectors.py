@@ -480,3 +480,31 @@ def test_a_model_that_scores_every_event_alike_is_warned_of(small_ws, capsys):
     assert main(["train", str(path), "--workspace", str(small_ws.root)]) == 0
     assert _query(small_ws, "SELECT count(DISTINCT tiny) FROM scores_tiny")[0][0] > 1
     assert _card(small_ws, "tiny")["warnings"] == [] and "warning:" not in capsys.readouterr().err
+
+
+def test_a_model_near_perfect_out_of_sample_is_suspected_of_reading_the_answer(tmp_path, capsys):
+    """The generator's answer key `scenario`, not listed under label_derived: valid AUC 1.000 and train printed it as
+    a success. Now the card and train name the feature that carries the model and the fix; an honest model does not."""
+    import detector_data
+    from riskconsole.cli import main
+    from riskconsole.ingest import load
+
+    ws = signal_workspace(tmp_path / "ws", n=1_500, seed=5)
+    columns = {k: v for k, v in detector_data.DATASET["columns"].items() if k != "label_derived"}
+    ws.dataset_path.write_text(yaml.safe_dump({**detector_data.DATASET, "columns": columns}, sort_keys=False))
+    load(ws)
+    leaky = detector_yaml(ws.root, "leaky", "lightgbm", features=["amount", "scenario"])
+    honest = detector_yaml(ws.root, "honest", "lightgbm")
+    assert main(["train", str(leaky), str(honest), "--workspace", str(ws.root)]) == 0
+    y, s, _ = _labelled_scores(ws, "leaky", VALID["from"], VALID["to"])
+    assert roc_auc_score(y, s) >= 0.99 and y.sum() >= 10  # the case itself, by scikit-learn
+    card = _card(ws, "leaky")
+    top = card["importance"][0]
+    assert top["feature"] == "scenario"
+    line = (f"detector 'leaky': valid AUC {card['valid']['auc']:.3f} on {int(y.sum()):,} frauds; scenario carries "
+            f"{top['share']:.0%} of the importance: a model this good out of sample usually reads the answer. If a "
+            "feature is set from the label (a chargeback reason, a case status), list its column under "
+            "columns.label_derived in dataset.yaml")
+    assert [w for w in card["warnings"] if w.startswith(line)]
+    assert line in capsys.readouterr().err
+    assert _card(ws, "honest")["valid"]["auc"] < 0.99 and _card(ws, "honest")["warnings"] == []

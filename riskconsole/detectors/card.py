@@ -74,6 +74,25 @@ class WindowScores:
         return out
 
 
+LEAK_AUC, LEAK_FRAUDS = 0.99, 10  # held-out AUC from which, on this many frauds or more, a card suspects a leak
+
+
+def leak_warnings(card: dict) -> list[str]:
+    """The warning of a model near-perfect out of sample, which usually reads the answer: a column set from the
+    label that dataset.yaml does not list under columns.label_derived (a chargeback reason, a case status)."""
+    for part in ("valid", "out_of_time"):
+        w = card.get(part) or {}
+        if w.get("auc") is not None and w["auc"] >= LEAK_AUC and w["frauds"] >= LEAK_FRAUDS:
+            top = card["importance"][0] if card.get("importance") else None
+            carried = f"; {top['feature']} carries {top['share']:.0%} of the importance" if top else ""
+            said = part.replace("_", " ")
+            return [f"detector '{card['name']}': {said} AUC {w['auc']:.3f} on {w['frauds']:,} frauds{carried}: a model "
+                    "this good out of sample usually reads the answer. If a feature is set from the label (a "
+                    "chargeback reason, a case status), list its column under columns.label_derived in "
+                    "dataset.yaml, and no model, rule or feature can read it"]
+    return []
+
+
 def histograms(counts: np.ndarray) -> dict:
     """Score histogram over [0, 1] by label, from a (3, BINS) array: rows label 1, label 0, unknown."""
     edges = np.linspace(0.0, 1.0, BINS + 1).round(4).tolist()

@@ -279,7 +279,8 @@ def _card(con: duckdb.DuckDBPyConnection, plan: Plan, model: DetectorModel, tabl
     card["model"] = described
     card["histograms"] = cards.histograms(_histogram(con, plan, table))
     card["versions"] = cards.versions()
-    card["warnings"] = _constant_scores(con, plan, table, card["train"]) + unseen_warnings(con, spec.name, model)
+    card["warnings"] = (_constant_scores(con, plan, table, card["train"]) + cards.leak_warnings(card)
+                        + unseen_warnings(con, spec.name, model))
     card["notes"] = ("Metrics use events whose label is known now; train/valid labels may have arrived after "
                      "the windows ended. Backtests overlapping train or valid are optimistic.")
     return card
