@@ -114,9 +114,18 @@ def label_warnings(report: dict, unit: str = "events") -> list[str]:
 
 def detector_warnings(ws: Workspace, compiled: CompiledStrategy, window_days: tuple[str, str]) -> list[str]:
     """A detector whose training or validation window overlaps the backtest window is flagged."""
+    lo, hi = window_days
+    return [f"detector '{name}' was {'trained' if part == 'train' else 'validated'} on {start}..{end}, which overlaps "
+            f"the backtest window {lo}..{hi}: its scores there are optimistic"
+            for name, part, start, end in detector_overlaps(ws, compiled.detectors, window_days)]
+
+
+def detector_overlaps(ws: Workspace, names: list[str], window_days: tuple[str, str]) -> list[tuple[str, str, str, str]]:
+    """(detector, "train" or "valid", first day, last day) of each of detectors `names` whose training or validation
+    window (on its card) overlaps `window_days`."""
     out = []
     lo, hi = window_days
-    for name in compiled.detectors:
+    for name in names:
         card = ws.models_dir / name / "card.json"
         if lo is None:
             continue
@@ -127,9 +136,7 @@ def detector_warnings(ws: Workspace, compiled: CompiledStrategy, window_days: tu
             span = info.get(part) or {}
             start, end = str(span.get("from", ""))[:10], str(span.get("to", ""))[:10]
             if start and end and start <= hi and lo <= end:
-                out.append(f"detector '{name}' was {'trained' if part == 'train' else 'validated'} on "
-                           f"{start}..{end}, which overlaps the backtest window {lo}..{hi}: its scores there "
-                           "are optimistic")
+                out.append((name, part, start, end))
     return out
 
 

@@ -976,7 +976,29 @@ class Session:
         with self.cursor(compiled.strategy) as cur:
             result = build(cur, compiled, frame, dataset, periods, list(by or []), self.ws.rel(path),
                            self._monitor_detectors(), self._runner(cur, self.ws.rel(path), compiled))
-        return {**result, "warnings": result["warnings"] + self._monitor_warnings(path, periods)}
+        scores = [d for d in frame.scores if d not in frame.stale]
+        return {**result, "warnings": result["warnings"] + self._monitor_warnings(path, periods)
+                + self._monitor_overlaps(scores, periods)}
+
+    def _monitor_overlaps(self, scores: list[str], periods: Periods) -> list[str]:
+        """One warning per period (reference, window) naming the detectors whose scores the monitor reads that were
+        trained or validated on its days: their scores there are in-sample, so drift against such a reference is
+        biased (a LightGBM score is sharper on the rows it learned) and so is the early-warning estimate."""
+        from riskconsole.report import detector_overlaps
+
+        out = []
+        for what, period, then in (
+                ("the reference", periods.reference, ": their scores there are in-sample (optimistic), so their drift "
+                 "and the early-warning estimate are measured against them; give a --reference after those days"),
+                ("the monitored window", periods.window, ": their scores there are optimistic")):
+            days = (period.start.date().isoformat(), (period.end - timedelta(microseconds=1)).date().isoformat())
+            fitted: dict[str, list[str]] = {}
+            for name, part, start, end in detector_overlaps(self.ws, scores, days):
+                fitted.setdefault(name, []).append(f"{'trained' if part == 'train' else 'validated'} {start}..{end}")
+            if fitted:
+                listed = ", ".join(f"{name} ({'; '.join(spans)})" for name, spans in fitted.items())
+                out.append(f"detectors fitted on days of {what} {days[0]}..{days[1]}: {listed}{then}")
+        return out
 
     def _monitor_warnings(self, path: str | Path, periods: Periods) -> list[str]:
         """The monitor's warnings: labels still arriving on days of its window or reference (as of the window's

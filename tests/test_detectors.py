@@ -508,3 +508,27 @@ def test_a_model_near_perfect_out_of_sample_is_suspected_of_reading_the_answer(t
     assert [w for w in card["warnings"] if w.startswith(line)]
     assert line in capsys.readouterr().err
     assert _card(ws, "honest")["valid"]["auc"] < 0.99 and _card(ws, "honest")["warnings"] == []
+
+
+def test_monitor_says_which_detectors_were_fitted_on_its_reference(trained):
+    """Monitor compared a LightGBM score against a reference of the very days it was trained on (in-sample, sharper
+    scores) without a word, the backtest's overlap warning having no counterpart there. The days are checked by hand:
+    train 2026-01-01..02-10 and valid 02-11..02-24 against the reference 01-15..02-11 and the window 02-12..03-11."""
+    path = trained.strategies_dir / "reads_lgbm.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(yaml.safe_dump({"name": "reads_lgbm", "rules": [
+        {"name": "model", "when": "lgbm >= 0.5", "action": "review"}]}))
+    warnings = Session(trained).monitor(path, reference="2026-01-15:2026-02-11", start="2026-02-12",
+                                        end="2026-03-11")["warnings"]
+    head = "detectors fitted on days of the reference 2026-01-15..2026-02-11: "
+    on_reference = [w for w in warnings if w.startswith(head)]
+    assert len(on_reference) == 1
+    assert "lgbm (trained 2026-01-01..2026-02-10; validated 2026-02-11..2026-02-24)" in on_reference[0]
+    assert "iforest (trained 2026-01-01..2026-02-10; validated 2026-02-11..2026-02-24)" in on_reference[0]
+    assert on_reference[0].endswith("give a --reference after those days")
+    on_window = [w for w in warnings if w.startswith("detectors fitted on days of the monitored window 2026-02-12..")]
+    assert len(on_window) == 1 and "lgbm (validated 2026-02-11..2026-02-24)" in on_window[0]
+    assert "trained" not in on_window[0]  # training ended 02-10, before the window
+    later = Session(trained).monitor(path, reference="2026-02-25:2026-03-03", start="2026-03-04",
+                                     end="2026-03-11")["warnings"]
+    assert not [w for w in later if w.startswith("detectors fitted")]  # both periods after every window: none
