@@ -388,6 +388,9 @@ def explain_lines(result: dict) -> list[str]:
                              f"typical {_value(r['typical'])}")
         if not d["reasons"]:
             lines.append("  (no feature pushes this score up)")
+        for u in d.get("unseen", []):
+            lines.append(f"  ? {u['feature']} = {_value(u['value'])}  not among the {u['learned']:,} values it learned "
+                         f"in training: read as {u['read_as']}")
         if d.get("warning"):
             lines.append(f"  warning: {d['warning']}")
     return lines

@@ -265,17 +265,24 @@ def test_categories_come_from_the_training_window_only(tmp_path):
     assert encoding_of(model, meta["features"]).matrix(table)[0, 1] == 0.0
 
 
-def test_events_holding_a_value_training_never_saw_are_warned_of(tmp_path):
-    """A new payment method after the training window was read as missing (LightGBM) or share 0 (PyOD) in silence:
-    `load` re-scored it without a word and the card did not say. Now train's card and load's warnings count them."""
-    from riskconsole.ingest import load
-
+def _late_only(tmp_path) -> tuple[Workspace, pd.DataFrame, pd.Series]:
+    """A workspace whose 'app' events from 2026-02-15 on (after the train and valid windows) have the channel
+    'late_only', with LightGBM `m` and HBOS `h` trained on amount and channel; and which events are those."""
     events = channel_events(n=3_000)
     late = (events.ts >= "2026-02-15") & (events.channel == "app")
     events.loc[late, "channel"] = "late_only"
     ws = _write(tmp_path / "ws", events)
     train_detector(ws, _detector(ws, "m", "lightgbm", ["amount", "channel"]))
     train_detector(ws, _detector(ws, "h", "pyod.hbos", ["amount", "channel"]))
+    return ws, events, late
+
+
+def test_events_holding_a_value_training_never_saw_are_warned_of(tmp_path):
+    """A new payment method after the training window was read as missing (LightGBM) or share 0 (PyOD) in silence:
+    `load` re-scored it without a word and the card did not say. Now train's card and load's warnings count them."""
+    from riskconsole.ingest import load
+
+    ws, events, late = _late_only(tmp_path)
     n = int(late.sum())  # counted in pandas, apart from the warning's SQL
     assert n >= matrix.UNSEEN_EVENTS
     expected = {
@@ -294,3 +301,23 @@ def test_events_holding_a_value_training_never_saw_are_warned_of(tmp_path):
 def test_no_warning_without_unseen_values(ws):
     """NULL channels (2% of events) read as they did in training: no warning for them."""
     assert _card(ws, "with_channel")["warnings"] == [] and _card(ws, "hbos")["warnings"] == []
+
+
+def test_explain_says_a_text_value_the_model_did_not_learn(tmp_path):
+    """A 'late_only' channel reads as missing: LightGBM's reasons never named it, so a reviewer could not tell the
+    model had never seen it. `explain` (and the batch, equal to it) lists it under `unseen`; a learned value is not."""
+    from riskconsole.cli import explain_lines
+    from riskconsole.detectors.explain import explain_many
+
+    ws, events, late = _late_only(tmp_path)
+    new, old = events.event_id[late].iloc[0], events.event_id[events.channel == "web"].iloc[0]
+    one = explain(ws, new)
+    unseen = {d["name"]: d["unseen"] for d in one["detectors"]}
+    assert unseen == {
+        "m": [{"feature": "channel", "value": "late_only", "learned": 3,
+               "read_as": "missing (LightGBM's missing branch), like NULL"}],
+        "h": [{"feature": "channel", "value": "late_only", "learned": 3, "read_as": "share 0 (as rare as can be)"}]}
+    assert "  ? channel = late_only  not among the 3 values it learned in training: read as missing (LightGBM's " \
+           "missing branch), like NULL" in explain_lines(one)
+    assert all("unseen" not in d for d in explain(ws, old)["detectors"])
+    assert explain_many(ws, [new, old])["events"] == [one, explain(ws, old)]

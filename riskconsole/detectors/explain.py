@@ -16,7 +16,7 @@ import numpy as np
 from sqlglot import exp
 
 from riskconsole.config import Dataset
-from riskconsole.detectors.matrix import FRAME, chunk_rows
+from riskconsole.detectors.matrix import FRAME, chunk_rows, learned
 from riskconsole.detectors.registry import DetectorModel, encoding_of, load_detector
 from riskconsole.detectors.training import score_table, trained_models
 from riskconsole.strategy import score_versions
@@ -103,6 +103,14 @@ def _frequency(is_text: bool, share: float) -> dict:
     return {"share": share, "encoding": "frequency encoding (training window)"} if is_text else {}
 
 
+def _unseen(known: dict[str, tuple[set, str]], values: dict) -> dict:
+    """`unseen`: the event's text values the model did not learn in training and how it read them (a new payment
+    method reads as missing: no reason names it, so it is said here); nothing when there are none."""
+    found = [{"feature": f, "value": values[f], "learned": len(seen), "read_as": read_as}
+             for f, (seen, read_as) in known.items() if values.get(f) is not None and str(values[f]) not in seen]
+    return {"unseen": found} if found else {}
+
+
 def _header(name: str, model: DetectorModel, score: float, stored: float | None) -> dict:
     """Name, kind, the model's score, the stored score, and a warning when they differ."""
     out = {"name": name, "kind": model.kind, "score": score, "stored_score": stored}
@@ -116,7 +124,8 @@ def _explain_one(name: str, model: DetectorModel, meta: dict, values: dict, x: n
                  stored: float | None, score: float | None = None, r: dict | None = None) -> dict:
     features = meta["features"]
     score = float(model.score(x.reshape(1, -1))[0]) if score is None else score
-    return _header(name, model, score, stored) | _reasons(model, features, x, values, top, r)
+    known = learned(encoding_of(model, features))
+    return _header(name, model, score, stored) | _reasons(model, features, x, values, top, r) | _unseen(known, values)
 
 
 def explain(ws: Workspace, event_id: str, detectors: list[str] | None = None, top: int = 5) -> dict:
@@ -310,7 +319,9 @@ def _assemble(loaded: dict, features: list[str], table, positions: np.ndarray, x
         scores = r.get("score")
         scores = np.asarray(model.score(xs[name]) if scores is None else scores, dtype=np.float64).tolist()
         reasons = _batch_reasons(model, meta["features"], xs[name], values, top, r)
-        found.append([_header(name, model, score, stored[name][i]) | reasons[i] for i, score in enumerate(scores)])
+        known = learned(encoding_of(model, meta["features"]))
+        found.append([_header(name, model, score, stored[name][i]) | reasons[i] | _unseen(known, values[i])
+                      for i, score in enumerate(scores)])
     by_id = {str(event["id"]): {"event": event, "features": values[i], "detectors": [d[i] for d in found]}
              for i, event in enumerate(events)}
     return {"events": [by_id[i] for i in wanted if i in by_id], "missing": [i for i in wanted if i not in by_id]}

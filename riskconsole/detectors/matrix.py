@@ -287,6 +287,12 @@ def unseen_values(con: duckdb.DuckDBPyConnection, encoding: Encoding) -> list[tu
     return found
 
 
+def learned(encoding: Encoding) -> dict[str, tuple[set, str]]:
+    """Per text feature: the values the model learned in training, and how it reads any other (for `explain`)."""
+    return {name: ({v for v in cats.values if v is not None}, _UNSEEN[encoding.method])
+            for name, cats in encoding.text.items()}
+
+
 def unseen_warning(name: str, encoding: Encoding, feature: str, events: int, top: list[tuple]) -> str:
     """One line: which events hold text values detector `name` did not learn in training, and how it reads them."""
     values = ", ".join(f"{v!r} {n:,}" for v, n in top)

@@ -113,5 +113,8 @@ if event_id:
         for detail in info["detectors"]:
             st.markdown(f"**{detail['name']}** score **{detail['score']:.4f}** — {detail.get('method', '')}")
             st.dataframe(pd.DataFrame(detail["reasons"]), hide_index=True, width="stretch")
+            for u in detail.get("unseen", []):
+                st.caption(f"{u['feature']} = {u['value']}: not among the {u['learned']:,} values {detail['name']} "
+                           f"learned in training, read as {u['read_as']}")
         with st.expander("All feature values"):
             st.dataframe(pd.DataFrame([info["features"]]).T.rename(columns={0: "value"}), width="stretch")
