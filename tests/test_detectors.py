@@ -532,3 +532,19 @@ def test_monitor_says_which_detectors_were_fitted_on_its_reference(trained):
     later = Session(trained).monitor(path, reference="2026-02-25:2026-03-03", start="2026-03-04",
                                      end="2026-03-11")["warnings"]
     assert not [w for w in later if w.startswith("detectors fitted")]  # both periods after every window: none
+
+
+def test_an_uncalibrated_card_does_not_call_its_score_class_weighted(small_ws):
+    """No class weighting is the default (docs/detectors.md); the card of a model without `valid` said its score was
+    'the booster's class-weighted probability'. With scale_pos_weight set, the card's own weighting line says so."""
+    body = {"name": "plain", "kind": "lightgbm", "features": FEATURES, "train": TRAIN}
+    path = small_ws.detectors_dir / "plain.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(yaml.safe_dump(body))
+    train_detector(small_ws, path)
+    card, md = _card(small_ws, "plain"), (small_ws.models_dir / "plain" / "card.md").read_text()
+    assert "scale_pos_weight" not in card["params"] and card["calibration"] is None
+    assert "class-weighted" not in md and "the booster's probability, not calibrated (no validation window)" in md
+    path.write_text(yaml.safe_dump(body | {"params": {"scale_pos_weight": "balanced"}}))
+    train_detector(small_ws, path)
+    assert "Fraud was weighted x" in (small_ws.models_dir / "plain" / "card.md").read_text()

@@ -178,7 +178,7 @@ class LightGBMDetector:
         return np.float64 if tl2cgen_only and getattr(self, "compiled_", None) is not None else np.float32
 
     def score(self, X: np.ndarray) -> np.ndarray:
-        """Calibrated chance of fraud in [0, 1]; without a calibrator, the booster's (class-weighted) probability."""
+        """Calibrated chance of fraud in [0, 1]; without a calibrator, the booster's probability."""
         if self.calibrator_ is None:
             return self.booster_.predict(X, num_threads=THREADS)
         return self.calibrator_.apply(self.raw(X))

@@ -190,8 +190,8 @@ def score_meaning(kind: str, calibration: dict | None) -> str:
         return (f"the score is the estimated chance the event is fraud at the training window's fraud rate{at} "
                 f"({calibration['method']} calibration on the validation window), so `score >= 0.5` means "
                 "\"more likely fraud than not\".")
-    return ("the score is the booster's class-weighted probability (no validation window, so not calibrated): "
-            "it ranks events but is not the chance of fraud.")
+    return ("the score is the booster's probability, not calibrated (no validation window): it ranks events but "
+            "is not the chance of fraud.")
 
 
 def _calibration_lines(card: dict) -> list[str]:
