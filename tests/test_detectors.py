@@ -115,6 +115,9 @@ def test_pyod_scores_are_training_ranks():
 @pytest.mark.parametrize("kind, params, message", [
     ("lgbm", {}, "unknown kind 'lgbm' (did you mean 'lightgbm'? valid kinds: lightgbm, pyod.iforest"),
     ("pyod.Nope", {}, "valid kinds: lightgbm"),
+    ("pyod.LOF2", {}, "unknown kind 'pyod.LOF2' (did you mean 'pyod.LOF'? valid kinds"),  # said 'pyod.hbos'
+    ("pyod.ocsvn", {}, "(did you mean 'pyod.OCSVM'?"),
+    ("pyod.IForrest", {}, "(did you mean 'pyod.iforest'?"),
     ("lightgbm", {"num_leafs": 3}, "unknown LightGBM parameter 'num_leafs' (did you mean 'num_leaf'?)"),
     ("lightgbm", {"num_threads": 8}, "'num_threads' is fixed by riskconsole"),
     ("pyod.iforest", {"n_estimator": 3}, "IForest has no parameter 'n_estimator' (did you mean 'n_estimators'?)"),

@@ -17,9 +17,11 @@ while "this browser is rare" is exactly what an outlier detector should notice.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import inspect
+import io
 import pkgutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +51,23 @@ def pyod_class(name: str) -> type | None:
             found = getattr(module, name, None)
             return found if isinstance(found, type) else None
     return None
+
+
+def pyod_suggestion(name: str) -> str | None:
+    """The PyOD model class spelt closest to `name` (`LOF2` -> `LOF`), by its module's name; None if none is close."""
+    import pyod.models
+
+    modules = [m.name for m in pkgutil.iter_modules(pyod.models.__path__) if not m.name.startswith("_")]
+    near = difflib.get_close_matches(name.lower().replace("_", ""), [m.replace("_", "") for m in modules], n=1)
+    if not near:
+        return None
+    module = next(m for m in modules if m.replace("_", "") == near[0])
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # a deep model's module prints "please install torch first"
+            found = importlib.import_module(f"pyod.models.{module}")
+    except ImportError:
+        return None
+    return next((c for c in vars(found) if c.lower() == near[0] and isinstance(vars(found)[c], type)), None)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import numpy as np
 
 from riskconsole.detectors.boosting import LightGBMDetector
 from riskconsole.detectors.matrix import Encoding
-from riskconsole.detectors.outliers import PyODDetector, PyODKind, pyod_class
+from riskconsole.detectors.outliers import PyODDetector, PyODKind, pyod_class, pyod_suggestion
 from riskconsole.errors import ConfigError
 
 META_FILE = "detector.json"
@@ -80,7 +80,12 @@ def resolve_kind(kind: str, where: str) -> Factory:
             return registered[kind[5:]]
         if pyod_class(kind[5:]) is not None:
             return PyODKind(kind, kind[5:], {}, check_inductive=True)
-    near = difflib.get_close_matches(kind.lower(), list(KINDS), n=1)
+    if kind.startswith("pyod.") and kind[5:]:  # compared without the shared prefix ('pyod.LOF2' is no 'pyod.hbos')
+        near = [f"pyod.{k}" for k in difflib.get_close_matches(kind[5:].lower(), [k[5:] for k in KINDS], n=1)]
+        cls = None if near else pyod_suggestion(kind[5:])  # any PyOD class may be named: the closest one
+        near = near or ([f"pyod.{cls}"] if cls else [])
+    else:
+        near = difflib.get_close_matches(kind.lower(), list(KINDS), n=1)
     hint = f"did you mean '{near[0]}'? " if near else ""
     raise ConfigError(f"{where}: kind: unknown kind '{kind}' ({hint}valid kinds: {valid_kinds()})")
 
