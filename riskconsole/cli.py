@@ -671,7 +671,8 @@ def _run(args: argparse.Namespace) -> int:
         message = str(err).splitlines()[0]
         if "Conflicting lock" in message:
             pid = message.split("(PID ")[-1].split(")")[0] if "(PID " in message else "?"
-            message = (f"the database is open in another process (PID {pid}, e.g. a running console); stop it, "
+            inside = {"train": ", train from its Detectors page (Train detectors)"}.get(args.command, "")
+            message = (f"the database is open in another process (PID {pid}, e.g. a running console); stop it{inside}, "
                        "or run this on another workspace")
         print(f"error: {terminal(message)}", file=sys.stderr)
     return 1

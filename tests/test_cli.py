@@ -268,18 +268,26 @@ def test_validate_checks_detectors_like_train(tiny_ws, capsys, body, message):
 
 
 def test_a_locked_database_gets_a_clear_line(tiny_ws, capsys):
+    """A console holding the database: load and train say so in one line, and where the console itself does it."""
     import subprocess
     import sys
 
+    detector = tiny_ws.root / "detectors" / "m.yaml"
+    detector.parent.mkdir(exist_ok=True)
+    detector.write_text("name: m\nkind: pyod.hbos\nfeatures: [amount]\ntrain: {from: 2026-01-01, to: 2026-01-31}\n")
     holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; "
                                f"c = duckdb.connect({str(tiny_ws.db_path)!r}); print('ready', flush=True); "
                                "time.sleep(30)"], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "ready"
         code, _, err = run(capsys, "load", "--workspace", tiny_ws.root)
+        trained, _, train_err = run(capsys, "train", detector, "--workspace", tiny_ws.root)
     finally:
         holder.kill()
     assert code == 1 and "open in another process" in err and err.count("\n") == 1
+    assert "stop it, then load again, or load from the console's Data page" in err
+    assert trained == 1 and train_err.count("\n") == 1
+    assert "open in another process" in train_err and "train from its Detectors page (Train detectors)" in train_err
 
 
 def test_an_empty_window_is_an_error(tiny_ws, capsys):
