@@ -245,7 +245,7 @@ def mature_note(last: date, age: int, reference: date, unit: str = "events", rea
     first_out = last + timedelta(days=1)
     why = _mature_means(unit, reach, fraud)
     return (f"window ends {last}: {first_out}..{reference} left out, their labels are immature ({why} only {age} "
-            f"days after they happen); give --to {reference} to include them")
+            f"days after they happen); end the window at {reference} (--to {reference}) to include them")
 
 
 def past_mature_note(last: date, first: date, late: date, age: int, unit: str = "events",
@@ -255,7 +255,8 @@ def past_mature_note(last: date, first: date, late: date, age: int, unit: str = 
     why = _mature_means(unit, reach, fraud)
     whole = first > last + timedelta(days=1)
     where = "every day of the window is" if whole else "window reaches"
-    fix = f"judge a window that ends by {last}" if whole else f"give --to {last} to judge on mature labels"
+    fix = f"judge a window that ends by {last}" if whole else \
+        f"end the window at {last} (--to {last}) to judge on mature labels"
     return (f"{where} past {last}, the last day whose labels are mature ({why} only {age} days after they happen): "
             f"on {first}..{late} " + ("fraud not yet confirmed counts as good, so precision and caught fraud read low "
                                        "there" if fraud else f"{unit} not yet labelled are left out, so precision and "

@@ -93,7 +93,7 @@ def parse_periods(first: date, last: date, start: str | None, end: str | None, r
         frm = max(to - timedelta(days=DEFAULT_DAYS), parse_moment(first.isoformat()) + timedelta(days=REFERENCE_DAYS))
     if frm >= to:
         raise RiskConsoleError(f"--from {_day(frm)} is not before --to {_day(to - timedelta(days=1))}: the window "
-                               "is empty (give --from before --to)")
+                               "is empty (the window's start, --from, must come before its end, --to)")
     if reference:
         lo_text, sep, hi_text = reference.partition(":")
         if not sep or not lo_text or not hi_text:

@@ -989,7 +989,8 @@ class Session:
         out = []
         for what, period, then in (
                 ("the reference", periods.reference, ": their scores there are in-sample (optimistic), so their drift "
-                 "and the early-warning estimate are measured against them; give a --reference after those days"),
+                 "and the early-warning estimate are measured against them; take a reference after those days "
+                 "(--reference)"),
                 ("the monitored window", periods.window, ": their scores there are optimistic")):
             days = (period.start.date().isoformat(), (period.end - timedelta(microseconds=1)).date().isoformat())
             fitted: dict[str, list[str]] = {}

@@ -528,7 +528,7 @@ def test_monitor_says_which_detectors_were_fitted_on_its_reference(trained):
     assert len(on_reference) == 1
     assert "lgbm (trained 2026-01-01..2026-02-10; validated 2026-02-11..2026-02-24)" in on_reference[0]
     assert "iforest (trained 2026-01-01..2026-02-10; validated 2026-02-11..2026-02-24)" in on_reference[0]
-    assert on_reference[0].endswith("give a --reference after those days")
+    assert on_reference[0].endswith("take a reference after those days (--reference)")
     on_window = [w for w in warnings if w.startswith("detectors fitted on days of the monitored window 2026-02-12..")]
     assert len(on_window) == 1 and "lgbm (validated 2026-02-11..2026-02-24)" in on_window[0]
     assert "trained" not in on_window[0]  # training ended 02-10, before the window

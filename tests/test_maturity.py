@@ -71,7 +71,8 @@ def test_explicit_days_are_respected_untouched(late_ws):
     assert to.end.date() == LAST + timedelta(days=1) and to.note.startswith(
         f"window reaches past {mature_last}, the last day whose labels are mature (events are 95% as labelled as old "
         f"events only {DELAY} days after") and f"on {mature_last + timedelta(days=1)}..{LAST} events not yet " \
-        f"labelled are left out" in to.note and to.note.endswith(f"give --to {mature_last} to judge on mature labels")
+        f"labelled are left out" in to.note and to.note.endswith(
+            f"end the window at {mature_last} (--to {mature_last}) to judge on mature labels")
     assert mature.note is None and (mature.start.date(), mature.end.date()) == (date(2026, 3, 2), date(2026, 3, 8))
     assert f"on {mature_last + timedelta(days=1)}..2026-03-09 events" in both.note and (both.start.date(), both.end.date()) == (date(2026, 3, 3), date(2026, 3, 10))
     assert start_only.start.date() == date(2026, 3, 4) and start_only.end.date() == LAST - timedelta(days=DELAY - 1)
