@@ -375,7 +375,9 @@ def explain_lines(result: dict) -> list[str]:
     event = result["event"]
     lines = ["event " + "  ".join(f"{k} {_value(v)}" for k, v in event.items())]
     for d in result["detectors"]:
-        lines.append(f"{d['name']} ({d['kind']}): score {d['score']:.4f}")
+        raw = f" (raw {d['raw']:+.3f} log-odds = base {d['base']:+.3f} + every feature's contribution)" \
+            if isinstance(d.get("raw"), float) and isinstance(d.get("base"), float) else ""
+        lines.append(f"{d['name']} ({d['kind']}): score {d['score']:.4f}{raw}")
         for r in d["reasons"]:
             if "contribution" in r:
                 lines.append(f"  + {r['feature']} = {_value(r['value'])}  pushes {r['contribution']:+.3f} log-odds")

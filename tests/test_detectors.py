@@ -244,6 +244,10 @@ def test_explain_lightgbm_contributions_sum_to_the_raw_score(trained):
     assert d["score"] == pytest.approx(float(calibrator.apply(np.array([d["raw"]]))[0]), abs=1e-9)
     pushes = [r["contribution"] for r in d["reasons"]]
     assert 0 < len(pushes) <= 3 and pushes == sorted(pushes, reverse=True) and min(pushes) > 0
+    from riskconsole.cli import explain_lines  # the text shows the raw log-odds and base the docs say it shows
+
+    assert f"lgbm (lightgbm): score {d['score']:.4f} (raw {d['raw']:+.3f} log-odds = base {d['base']:+.3f} + every " \
+        "feature's contribution)" in explain_lines(result)
 
 
 def test_explain_pyod_reasons_are_robust_z_scores(trained):
