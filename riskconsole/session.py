@@ -75,6 +75,7 @@ class Session:
         self._texts: dict[str, str] = {}  # with `once`: absolute path as given -> the text read
         self._cache = cache and querycache.enabled()
         self.cached_plan = False  # whether the last backtest ran its queries from the compiled-query cache
+        self._literals: dict[tuple, list[str]] = {}  # (data version, level, SQL) -> `_literal_warnings`
         self._parsed: list = []  # parsed YAML for the cache, written once a backtest has succeeded
         self._engine_flag, self._spark_session, self._progress = engine, spark, progress
         self._spark, self._spark_prepared = None, False
@@ -625,7 +626,7 @@ class Session:
                     "span": render(span_query(dataset)), "rules": len(union.rules), "segment": segment is not None,
                     "classes": classes is not None, "joint": sides,
                     "decisions": render(decisions_query(compiled, frame, dataset, window)),
-                    "candidate": _light(compiled), "baseline": _light(base) if base is not None else None}
+                    "candidate": _light(compiled, frame), "baseline": _light(base, frame) if base is not None else None}
             groups, joint = self._plan_groups(cur, plan, compiled, base, window)
             if groups is None:
                 raise RiskConsoleError(empty_window_message(cur, union, dataset, window))
@@ -722,9 +723,31 @@ class Session:
             hidden = self._entity_hidden_note(compiled, window)
             if hidden:
                 report["warnings"].append(hidden)
+        for warning in self._literal_warnings(compiled):  # `channel = 'Live'` where the data says 'live'
+            if warning not in report["warnings"]:
+                report["warnings"].append(warning)
         if compiled.lists:  # which version of each list it ran with
             report["lists"] = report_lists(self.frame.lists, compiled.lists, report["window"]["to"])
         return report
+
+    def _literal_warnings(self, compiled: CompiledStrategy) -> list[str]:
+        """`literals.literal_warnings` of the strategy's rules, asked once per data version and check (a slider
+        move of the console asks the same check again: answered from memory)."""
+        from riskconsole.literals import literal_warnings
+
+        frame = None if compiled.literal_check is not None else self.view(compiled.strategy)[0]
+        pairs, sql = _literal_check(compiled, frame)
+        if not sql:
+            return []
+        key = (self._data_version(), compiled.strategy.level is not None and compiled.strategy.level.entity, sql)
+        with self._lock:
+            found = self._literals.get(key)
+        if found is None:
+            with self.cursor(compiled.strategy) as cur:
+                found = literal_warnings(cur, [tuple(p) for p in pairs], sql)
+            with self._lock:
+                self._literals[key] = found
+        return list(found)
 
     def _entity_hidden_note(self, compiled: CompiledStrategy, window: Window) -> str | None:
         """With `prod_action` mapped, an entity-level report's money over its horizons counts labelled events only:
@@ -1091,16 +1114,28 @@ class Session:
         return reload(self.ws, dataset_path, progress, trusted=trusted)
 
 
-def _light(compiled: CompiledStrategy) -> dict:
+def _light(compiled: CompiledStrategy, frame: Frame) -> dict:
     """What a report reads of a compiled strategy, as plain data (the compiled-query cache keeps it)."""
     return {"params": compiled.params, "rules": [(r.name, r.action, r.enabled) for r in compiled.rules],
-            "detectors": list(compiled.detectors), "lists": compiled.lists}
+            "detectors": list(compiled.detectors), "lists": compiled.lists,
+            "literals": list(_literal_check(compiled, frame))}
 
 
 def _compiled(strategy: Strategy, light: dict) -> CompiledStrategy:
     """A compiled strategy from `_light`'s data: no condition ASTs (its SQL is the cached plan's)."""
     return CompiledStrategy(strategy, light["params"], [CompiledRule(*rule, None) for rule in light["rules"]], None,
-                            light["detectors"], list_versions=light["lists"])
+                            light["detectors"], list_versions=light["lists"],
+                            literal_check=tuple(light["literals"]))
+
+
+def _literal_check(compiled: CompiledStrategy, frame: Frame | None) -> tuple:
+    """(pairs, SQL) of the rules' text literals (`literals.py`): kept by a cached plan, else from the conditions."""
+    if compiled.literal_check is not None:
+        return compiled.literal_check
+    from riskconsole.literals import literal_query, text_literals
+
+    pairs = text_literals(compiled, frame)
+    return pairs, literal_query(pairs)
 
 
 def window_text(window: Window) -> str:
