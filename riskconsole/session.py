@@ -731,8 +731,9 @@ class Session:
         return report
 
     def _literal_warnings(self, compiled: CompiledStrategy) -> list[str]:
-        """`literals.literal_warnings` of the strategy's rules, asked once per data version and check (a slider
-        move of the console asks the same check again: answered from memory)."""
+        """`literals.literal_warnings` of the strategy's rules, asked once per data version and check: a slider move
+        of the console asks the same check again (answered from memory), a CLI run of the same data and SQL reads
+        the compiled-query cache (a pure function of the two: the data version is in the key)."""
         from riskconsole.literals import literal_warnings
 
         frame = None if compiled.literal_check is not None else self.view(compiled.strategy)[0]
@@ -742,11 +743,18 @@ class Session:
         key = (self._data_version(), compiled.strategy.level is not None and compiled.strategy.level.entity, sql)
         with self._lock:
             found = self._literals.get(key)
+        name = "literals-" + querycache.key("literals", *key) if found is None and self._cache else None
+        kept = querycache.read(self.ws.root, name) if name else None  # the CLI's next run of the same data and SQL
+        if found is None and isinstance(kept, tuple) and len(kept) == 1 and isinstance(kept[0], list) \
+                and all(isinstance(w, str) for w in kept[0]):
+            found = kept[0]
         if found is None:
             with self.cursor(compiled.strategy) as cur:
                 found = literal_warnings(cur, [tuple(p) for p in pairs], sql)
-            with self._lock:
-                self._literals[key] = found
+            if name:
+                querycache.write(self.ws.root, name, (found,))
+        with self._lock:
+            self._literals[key] = found
         return list(found)
 
     def _entity_hidden_note(self, compiled: CompiledStrategy, window: Window) -> str | None:

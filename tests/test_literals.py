@@ -31,7 +31,7 @@ def _said(report: dict) -> list[str]:
     return [w for w in report["warnings"] if " compares " in w]
 
 
-def test_a_literal_no_event_holds_is_said_with_its_near_spelling_on_every_path(literal_ws):
+def test_a_literal_no_event_holds_is_said_with_its_near_spelling_on_every_path(literal_ws, monkeypatch):
     ws, events = literal_ws
     held = set(events["channel"])
     # independently: which (rule, literal) pairs of enabled rules no loaded row holds
@@ -54,6 +54,12 @@ def test_a_literal_no_event_holds_is_said_with_its_near_spelling_on_every_path(l
     with Session(ws, cache=True) as session:
         again = session.backtest(path).report
         assert session.cached_plan
+    import riskconsole.literals as literals
+
+    with monkeypatch.context() as patch:
+        patch.setattr(literals, "literal_warnings", lambda *_: pytest.fail("asked again: the CLI keeps the answer"))
+        with Session(ws, cache=True) as session:
+            assert session.backtest(path).report == first
     with Session(ws) as session:
         window = session.backtest(path).window
         console = session.interactive(path, window)
