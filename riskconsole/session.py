@@ -75,7 +75,7 @@ class Session:
         self._texts: dict[str, str] = {}  # with `once`: absolute path as given -> the text read
         self._cache = cache and querycache.enabled()
         self.cached_plan = False  # whether the last backtest ran its queries from the compiled-query cache
-        self._literals: dict[tuple, list[str]] = {}  # (data version, level, SQL) -> `_literal_warnings`
+        self._literals: dict[tuple, list[str]] = {}  # (data version, level, count SQL) -> `_literal_warnings`
         self._parsed: list = []  # parsed YAML for the cache, written once a backtest has succeeded
         self._engine_flag, self._spark_session, self._progress = engine, spark, progress
         self._spark, self._spark_prepared = None, False
@@ -737,10 +737,11 @@ class Session:
         from riskconsole.literals import literal_warnings
 
         frame = None if compiled.literal_check is not None else self.view(compiled.strategy)[0]
-        pairs, sql = _literal_check(compiled, frame)
-        if not sql:
+        pairs, queries = _literal_check(compiled, frame)
+        if not queries:
             return []
-        key = (self._data_version(), compiled.strategy.level is not None and compiled.strategy.level.entity, sql)
+        key = (self._data_version(), compiled.strategy.level is not None and compiled.strategy.level.entity,
+               queries[0])
         with self._lock:
             found = self._literals.get(key)
         name = "literals-" + querycache.key("literals", *key) if found is None and self._cache else None
@@ -750,7 +751,7 @@ class Session:
             found = kept[0]
         if found is None:
             with self.cursor(compiled.strategy) as cur:
-                found = literal_warnings(cur, [tuple(p) for p in pairs], sql)
+                found = literal_warnings(cur, [tuple(p) for p in pairs], queries)
             if name:
                 querycache.write(self.ws.root, name, (found,))
         with self._lock:
@@ -1137,7 +1138,8 @@ def _compiled(strategy: Strategy, light: dict) -> CompiledStrategy:
 
 
 def _literal_check(compiled: CompiledStrategy, frame: Frame | None) -> tuple:
-    """(pairs, SQL) of the rules' text literals (`literals.py`): kept by a cached plan, else from the conditions."""
+    """(pairs, queries) of the rules' text literals (`literals.py`): kept by a cached plan, else from the
+    conditions."""
     if compiled.literal_check is not None:
         return compiled.literal_check
     from riskconsole.literals import literal_query, text_literals

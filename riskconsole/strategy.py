@@ -41,7 +41,7 @@ class CompiledStrategy:
     population: exp.Expression | None
     detectors: list[str] = field(default_factory=list)
     list_versions: dict[str, str] | None = None  # `lists` where the conditions are not kept (a cached plan's)
-    literal_check: tuple | None = None  # (pairs, SQL) of `literals.py` where the conditions are not kept (ditto)
+    literal_check: tuple | None = None  # (pairs, queries) of `literals.py` where the conditions are not kept
 
     @property
     def name(self) -> str:
