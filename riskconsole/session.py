@@ -744,18 +744,16 @@ class Session:
                queries[0])
         with self._lock:
             found = self._literals.get(key)
-        name = "literals-" + querycache.key("literals", *key) if found is None and self._cache else None
-        kept = querycache.read(self.ws.root, name) if name else None  # the CLI's next run of the same data and SQL
-        if found is None and isinstance(kept, tuple) and len(kept) == 1 and isinstance(kept[0], list) \
-                and all(isinstance(w, str) for w in kept[0]):
-            found = kept[0]
         if found is None:
-            with self.cursor(compiled.strategy) as cur:
-                found = literal_warnings(cur, [tuple(p) for p in pairs], queries)
-            if name:
-                querycache.write(self.ws.root, name, (found,))
-        with self._lock:
-            self._literals[key] = found
+            def ask() -> list[str]:
+                with self.cursor(compiled.strategy) as cur:
+                    return literal_warnings(cur, [tuple(p) for p in pairs], queries)
+
+            name = "literals-" + querycache.key("literals", *key) if self._cache else None  # the CLI's next run
+            found = querycache.remembered(self.ws.root, name, lambda v: isinstance(v, list) and all(
+                isinstance(w, str) for w in v), ask)
+            with self._lock:
+                self._literals[key] = found
         return list(found)
 
     def _entity_hidden_note(self, compiled: CompiledStrategy, window: Window) -> str | None:
@@ -865,13 +863,7 @@ class Session:
         version reads its recorded spec through today's model (config and pydantic imported, ~70 ms) once, not on
         every CLI backtest until it is loaded again."""
         name = "edited-" + querycache.key("edited", loaded, now) if self._cache and loaded != now else None
-        found = querycache.read(self.ws.root, name) if name else None
-        if isinstance(found, tuple) and len(found) == 1 and isinstance(found[0], bool):  # else a miss
-            return found[0]
-        edited = _edited(loaded, now)
-        if name:
-            querycache.write(self.ws.root, name, (edited,))
-        return edited
+        return querycache.remembered(self.ws.root, name, lambda v: isinstance(v, bool), lambda: _edited(loaded, now))
 
     def interactive(self, path: str | Path, window: Window, overrides: dict | None = None,
                     strategy: Strategy | None = None) -> dict:
