@@ -19,8 +19,13 @@ def daily_chart(daily: list[dict], capacity: int) -> alt.Chart | alt.LayerChart:
     far = capacity > 3 * max(top, 1.0)  # the capacity line would press every series flat against the axis
     title = f"events per day (review capacity {capacity:,}: far above)" if far else "events per day"
     series = ["alerts", "caught fraud", "review cases"]  # three hues apart (two blues looked alike)
-    lines = alt.Chart(long).mark_line(point=False).encode(
-        x=alt.X("day:T", title=None, axis=alt.Axis(format="%b %d", labelAngle=0)), y=alt.Y("events:Q", title=title),
+    days = df["day"].nunique()
+    # A few days: one tick per day (Vega's automatic ticks were hours, each labelled with the same day), and points,
+    # since a line of one day draws nothing
+    ticks = {"interval": "day", "step": 1} if days <= 10 else alt.Undefined
+    axis = alt.Axis(format="%b %d", labelAngle=0, tickCount=ticks)
+    lines = alt.Chart(long).mark_line(point=days <= 3).encode(
+        x=alt.X("day:T", title=None, axis=axis), y=alt.Y("events:Q", title=title),
         color=alt.Color("series:N", title=None, legend=alt.Legend(orient="top"),
                         scale=alt.Scale(domain=series, range=["#1f77b4", "#2ca02c", "#d62728"])),
         tooltip=["day:T", "series:N", alt.Tooltip("events:Q", format=",")])

@@ -333,3 +333,18 @@ def test_importance_bars_keep_their_room_under_the_title(features, method):
     chart = importance_chart(rows, method).to_dict()
     lines = len(textwrap.wrap(f"importance ({method})", 48))
     assert chart["height"] - 30 - 16 * lines >= 20 * features
+
+
+@pytest.mark.parametrize("days", [1, 2, 9, 30])
+def test_the_daily_chart_ticks_each_day_of_a_short_window_once(days):
+    """A window of a few days gets one tick per day (Vega's own ticks on a 2-day window were hours, each labelled
+    'Mar 01'), and points where a line of one or a few days would draw little or nothing; a month keeps Vega's."""
+    from riskconsole.charts import daily_chart
+
+    daily = [{"day": f"2026-03-{d + 1:02d}", "flagged": 3, "tp": 1, "review_cases": 2} for d in range(days)]
+    chart = daily_chart(daily, capacity=5).to_dict()
+    lines = chart["layer"][0]
+    ticks = lines["encoding"]["x"]["axis"].get("tickCount")
+    assert ticks == ({"interval": "day", "step": 1} if days <= 10 else None)
+    assert bool(lines["mark"].get("point")) == (days <= 3)
+
