@@ -348,3 +348,20 @@ def test_the_daily_chart_ticks_each_day_of_a_short_window_once(days):
     assert ticks == ({"interval": "day", "step": 1} if days <= 10 else None)
     assert bool(lines["mark"].get("point")) == (days <= 3)
 
+
+def test_a_spark_warm_up_failing_outside_riskconsole_logs_one_line_not_a_traceback(console_ws, capsys):
+    """A Spark start failing in the warm-up thread (Java out of memory, a py4j error) is said in one line on the
+    console's log, naming the engine; the page opened next asks again and shows the error in full."""
+    from riskconsole.session import Session
+
+    class Warm(Session):
+        engine = "spark"
+
+        def spark_engine(self, frame=True):
+            raise RuntimeError("java.lang.OutOfMemoryError: Java heap space\n\tat org.apache.spark.Foo")
+
+    common._warm(Warm(console_ws), ["baseline"])
+    err = capsys.readouterr().err
+    assert err.startswith("riskconsole: warming the console up on spark failed: Spark ran out of memory "
+                          "(java.lang.OutOfMemoryError): give it more with `driver_memory: 8g`")
+    assert err.endswith(" (the page opened next shows the error)\n") and err.count("\n") == 1

@@ -7,6 +7,7 @@ Pages never compose core calls themselves: every number, default and warning com
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -457,3 +458,9 @@ def _warm(session: Session, names: list[str]) -> None:
             evaluate(session, path, default_window(session, path))
     except RiskConsoleError:
         return  # a broken file shows its error on the page that opens it
+    except Exception as err:  # noqa: BLE001 - Spark's start or pass failed (Java, memory): the page that opens says
+        # it in full when it asks again; the console's log gets one line, not the warm-up thread's traceback
+        from riskconsole.engines.spark_render import first_line
+
+        print(f"riskconsole: warming the console up on {session.engine} failed: {first_line(err)} "
+              "(the page opened next shows the error)", file=sys.stderr)
