@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from riskconsole.errors import ConfigError
-from riskconsole.sqlbuild import exp, fill, lit, render
+from riskconsole.sqlbuild import alias, exp, fill, lit, render
 
 if TYPE_CHECKING:  # type names only: a cached backtest loads no config models (issue 14)
     from riskconsole.config import TimeFormat
@@ -178,5 +178,7 @@ def _counting(candidates: tuple[str, ...]) -> str:
     """The query counting the samples (its one parameter, a list of text) each candidate format parses into the
     accepted range: built once per list of candidates (~0.35 s of building and rendering per call otherwise, paid
     by every time warning of a load)."""
-    counts = [fill("count(*) FILTER (:ok)", ok=in_range(parse_text(exp.column("v"), [f]))) for f in candidates]
-    return render(exp.select(*counts).from_(fill("(SELECT unnest(CAST(? AS VARCHAR[])) AS v)")))
+    parsed = exp.select(*[alias(parse_text(exp.column("v"), [f]), f"p{i}") for i, f in enumerate(candidates)]).from_(
+        fill("(SELECT unnest(CAST(? AS VARCHAR[])) AS v)"))  # each parse once: in_range names its value 3 times
+    counts = [fill("count(*) FILTER (:ok)", ok=in_range(exp.column(f"p{i}"))) for i in range(len(candidates))]
+    return render(exp.select(*counts).from_(parsed.subquery("parsed")))
