@@ -238,7 +238,9 @@ class Session:
             found = self._entity_views.get(key)
         if found is None:
             found = self._spark_entities(level, label) if self.engine == "spark" else self._duck_entities(level, label)
-            found = replace(found, frame=replace(found.frame, lists=self.frame.lists))  # rules may read lists too
+            lists = self.frame.lists  # rules may read lists too, replayed at each period's start (its time)
+            lists = replace(lists, time_column=found.dataset.columns.time) if lists is not None else None
+            found = replace(found, frame=replace(found.frame, lists=lists))
             with self._lock:
                 self._entity_views[key] = found
                 while len(self._entity_views) > EVALUATORS:

@@ -402,6 +402,29 @@ def test_an_entity_strategy_reads_a_list(tmp_path):
         assert session.backtest(path).report["overall"]["blocked"] == int((periods["merchant_id"] == 101).sum())
 
 
+
+def test_an_entity_strategy_reads_a_dated_list_at_each_period_start(tmp_path):
+    """An entry with `added`/`expires` counts on the periods whose start is in [added, expires): the entity frame
+    has no event time, so the list is replayed at each period's start (it once compared with the events' time
+    column, absent there, and every such strategy was refused)."""
+    ws, ev = make_ws(tmp_path)
+    (ws.root / "lists").mkdir()
+    (ws.root / "lists" / "watched.csv").write_text(
+        "value,added,expires\n101,2026-03-04 00:00,\n103,,2026-03-06\n104,2026-03-03 12:00,2026-03-07\n")
+    body = dict(STRATEGY, params={}, rules=[{"name": "watched", "when": "merchant_id IN LIST watched",
+                                             "action": "block"}])
+    path = ws.strategies_dir / "dated.yaml"
+    path.write_text(yaml.safe_dump(body))
+    periods = expected(ev, STRATEGY["params"], True)
+    day = periods["day"]
+    listed = (((periods["merchant_id"] == 101) & (day >= pd.Timestamp("2026-03-04")))
+              | ((periods["merchant_id"] == 103) & (day < pd.Timestamp("2026-03-06")))
+              | ((periods["merchant_id"] == 104) & (day >= pd.Timestamp("2026-03-03 12:00"))
+                 & (day < pd.Timestamp("2026-03-07"))))
+    assert 0 < listed.sum() < len(periods)
+    with Session(ws) as session:
+        assert session.backtest(path).report["overall"]["blocked"] == int(listed.sum())
+
 def test_overlapping_horizons_are_said(tmp_path):
     """With horizon > every an order's money counts once per flagged period: the report says so (and not otherwise)."""
     ws, _ = make_ws(tmp_path)
