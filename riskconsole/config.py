@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from riskconsole import limits
 from riskconsole.configfile import read_config, role_columns
-from riskconsole.errors import ConfigError
+from riskconsole.errors import ConfigError, closest
 from riskconsole.escape import printable
 from riskconsole.names import ACTIONS, ENGINES, TRIMMED  # noqa: F401 - ENGINES: where features, backtests run
 
@@ -871,6 +871,17 @@ def _not_a_map(error: Any) -> str | None:
     return f"a map of keys to values belongs here, not {kind} (write {field}: {{key: value, ...}})"
 
 
+def _key_hint(loc: tuple[Any, ...], data: Any, model: Any) -> str:
+    """`did you mean 'every'?` for an unknown key close to one the model takes there and not written beside it."""
+    inner = _model_at(model, loc[:-1]) if model is not None else None
+    node = data
+    for key in loc[:-1]:
+        node = node.get(key) if isinstance(node, dict) else node[key] if isinstance(node, list) else None
+    written = set(node) if isinstance(node, dict) else set()
+    keys = {f.alias or name for name, f in getattr(inner, "model_fields", {}).items()} - written
+    near = closest(str(loc[-1]), keys) if keys else None
+    return f"did you mean '{near}'?" if near else "typo? see `riskconsole schema`"
+
 def describe_validation_error(err: ValidationError, data: Any, model: Any = None) -> str:
     """One line for the first problem of a pydantic error (and how many more there are)."""
     errors = err.errors()
@@ -878,7 +889,7 @@ def describe_validation_error(err: ValidationError, data: Any, model: Any = None
     where = _location(tuple(first["loc"]), data)
     msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
-        msg = f"unknown key '{first['loc'][-1]}' (typo? see `riskconsole schema`)"
+        msg = f"unknown key '{first['loc'][-1]}' ({_key_hint(tuple(first['loc']), data, model)})"
         where = _location(tuple(first["loc"][:-1]), data) or "top level"
     msg = _not_a_map(first) or msg
     misplaced = _misplaced(errors, data, model)

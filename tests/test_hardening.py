@@ -550,3 +550,29 @@ def test_checking_failing_rules_stops_at_the_time_limit(tiny_ws, monkeypatch):
                                                                        "longer than 2 s"):
         session.compile(path, every=True)
     assert time.monotonic() - started < 6  # 20 rules of two slowed queries each: 12 s
+
+
+@pytest.mark.parametrize("data, model, message", [
+    # a misspelt key names the key meant where one is close, at any depth
+    ({"name": "s", "levle": {"entity": "m"}, "rules": []}, "Strategy", "top level: unknown key 'levle' (did you mean "
+                                                                      "'level'?)"),
+    ({"name": "s", "level": {"entity": "m", "evry": "1d"}, "rules": []}, "Strategy",
+     "level: unknown key 'evry' (did you mean 'every'?)"),
+    ({"source": "e.csv", "columns": {"id": "i", "time": "t"},
+      "features": [{"name": "r", "graph": "degree", "node": "u", "links": ["d"], "window": "7d", "max_degre": 5}]},
+     "Dataset", "features[0] 'r': unknown key 'max_degre' (did you mean 'max_degree'?)"),
+    ({"source": "e.csv", "columns": {"id": "i", "time": "t"},
+      "tables": {"m": {"source": "m.csv", "key": "k", "label_value": {"banned": 1}}}},
+     "Dataset", "tables.m: unknown key 'label_value' (did you mean 'label_values'?)"),
+    # nothing close, or the close key already written beside it: the schema is where to look
+    ({"name": "s", "colour": "red", "rules": []}, "Strategy", "top level: unknown key 'colour' (typo? see"),
+    ({"name": "s", "level": {"entity": "m", "every": "1d", "evry": "2d"}, "rules": []}, "Strategy",
+     "level: unknown key 'evry' (typo? see"),
+])
+def test_an_unknown_key_names_the_key_meant(data, model, message):
+    """`evry:` under `level:` or `max_degre:` on a graph feature: the key meant, not only `see riskconsole schema`."""
+    from riskconsole import config
+
+    with pytest.raises(ConfigError) as caught:
+        parse_model(data, getattr(config, model), "f.yaml")
+    assert one_line(caught.value).startswith(f"f.yaml: {message}")
