@@ -27,6 +27,7 @@ import duckdb
 import numpy as np
 
 from riskconsole.errors import ConfigError
+from riskconsole.escape import printable
 from riskconsole.sqlbuild import exp, fill, ident, lit, render
 from riskconsole.times import ACCEPTED_TEXT, out_of_range, parse_text
 
@@ -270,6 +271,7 @@ def parse_list(data: bytes, name: str, label: str) -> ListFile:
     import pyarrow as pa  # here, as in every function below: a workspace without lists never imports pyarrow
     import pyarrow.csv as pacsv  # (issue 14)
 
+    _check_field_counts(text, header, label)
     options = pacsv.ConvertOptions(column_types={c: pa.string() for c in header}, strings_can_be_null=False,
                                    quoted_strings_can_be_null=False)
     try:
@@ -318,6 +320,29 @@ def _header(text: str, label: str) -> list[str]:
     if len(set(header)) != len(header):
         raise ConfigError(f"{label}: a column is named twice in the header ({', '.join(header)})")
     return header
+
+
+def _check_field_counts(text: str, header: list[str], label: str) -> None:
+    """Refuse the first row with more or fewer fields than the header, naming its row (as the other messages count
+    rows: blank lines skipped), the line it starts on and the fix, rather than the CSV reader's own words."""
+    reader = csv.reader(io.StringIO(text))
+    next(reader, None)
+    rows, line = 0, reader.line_num
+    for fields in reader:
+        start, line = line + 1, reader.line_num
+        if not fields:
+            continue
+        rows += 1
+        if len(fields) == len(header):
+            continue
+        where = f"{label}: row {rows} (line {start}): {len(fields)} field{'s' if len(fields) > 1 else ''} where the "\
+                f"header has {len(header)} ({', '.join(header)})"
+        if len(fields) > len(header):
+            raise ConfigError(f'{where}: quote a field that holds a comma ("a, b") or remove the extra field')
+        out = io.StringIO()
+        csv.writer(out, lineterminator="").writerow(fields + [""] * (len(header) - len(fields)))
+        fixed = printable(out.getvalue())
+        raise ConfigError(f"{where}: write every field, empty ones too" + (f" ({fixed})" if len(fixed) <= 80 else ""))
 
 
 def _parse_times(texts: list[str], column: str, label: str) -> list[datetime | None]:

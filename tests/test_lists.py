@@ -209,7 +209,15 @@ def test_export_zip_bundles_strategy_and_lists(list_ws):
     (b"", "lists/x.csv: empty file"),
     (b"value,value\n1,2\n", "a column is named twice"),
     (b"value\n\xff\n", "not UTF-8"),
-    (b"value,expires\n1,2,3\n", "not a readable CSV"),
+    (b"value,expires\n1,2,3\n", "lists/x.csv: row 1 (line 2): 3 fields where the header has 2 (value, expires): "
+                                  "quote a field that holds a comma"),
+    # a note with a comma, written as a spreadsheet would not: the row, its line and the fix, not pyarrow's words
+    (b"value,added,expires,note\nRK1,,,ring card, with comma\n\nK5,,,\n", "lists/x.csv: row 1 (line 2): 5 fields "
+     'where the header has 4 (value, added, expires, note): quote a field that holds a comma ("a, b") '
+     "or remove the extra field"),
+    (b"value,added,expires,note\nK1,,,\n\nK5\n", "lists/x.csv: row 2 (line 4): 1 field where the header has 4 "
+     "(value, added, expires, note): write every field, empty ones too (K5,,,)"),
+    (b'value,note\nK1,"a\nb"\nK2,x,y\n', "lists/x.csv: row 2 (line 4): 3 fields"),
 ])
 def test_bad_list_files_are_one_line_errors(text: bytes, fragment: str) -> None:
     with pytest.raises(ConfigError) as err:
