@@ -306,6 +306,10 @@ def _header(text: str, label: str) -> list[str]:
     if first is None:
         raise ConfigError(f"{label}: empty file (write a header line 'value,expires' and one entry per row)")
     header = list(first)
+    mark = next((m for m in ";\t|" if len(header) == 1 and m in header[0]), None)
+    if mark is not None and set(header[0].split(mark)) <= set(COLUMNS):
+        raise ConfigError(f"{label}: the header is separated by {mark!r}: a list file is separated by commas "
+                          f"({header[0].replace(mark, ',')}; save it as CSV with commas)")
     for column in header:
         if column not in COLUMNS:
             import difflib  # imported on an error's path only

@@ -218,6 +218,9 @@ def test_export_zip_bundles_strategy_and_lists(list_ws):
     (b"value,added,expires,note\nK1,,,\n\nK5\n", "lists/x.csv: row 2 (line 4): 1 field where the header has 4 "
      "(value, added, expires, note): write every field, empty ones too (K5,,,)"),
     (b'value,note\nK1,"a\nb"\nK2,x,y\n', "lists/x.csv: row 2 (line 4): 3 fields"),
+    # a European spreadsheet's export: the separator named, not 'value;added' taken for one unknown column
+    (b"value;added\nK1;\n", "lists/x.csv: the header is separated by ';': a list file is separated by commas "
+                              "(value,added; save it as CSV with commas)"),
 ])
 def test_bad_list_files_are_one_line_errors(text: bytes, fragment: str) -> None:
     with pytest.raises(ConfigError) as err:
