@@ -41,7 +41,8 @@ def fill(template: str, **nodes: exp.Expression | str | int | float) -> exp.Expr
     (use `lit()` for a string literal).
     """
     values = {k: _node(v) for k, v in nodes.items()}
-    return exp.replace_placeholders(_parsed(template).copy(), **values)
+    # the template's copy is the tree the values are put in (replace_placeholders would copy it once more)
+    return exp.replace_placeholders(_parsed(template).copy(), copy=False, **values)
 
 
 def _node(value: Any) -> exp.Expression:
