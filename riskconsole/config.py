@@ -882,6 +882,7 @@ def _key_hint(loc: tuple[Any, ...], data: Any, model: Any) -> str:
     near = closest(str(loc[-1]), keys) if keys else None
     return f"did you mean '{near}'?" if near else "typo? see `riskconsole schema`"
 
+
 def describe_validation_error(err: ValidationError, data: Any, model: Any = None) -> str:
     """One line for the first problem of a pydantic error (and how many more there are)."""
     errors = err.errors()
