@@ -436,7 +436,9 @@ class Session:
             curve = entity_curve(self.connection(), view.table, self.day_range()[1])
             with self._lock:
                 self._level_curves = {key: curve}
-        return curve, f"{level.entity} periods", False
+        # a table's label: an entity not banned is good from the start, so the curve is of fraud confirmed (periods
+        # of fraud not yet confirmed count as good, none is left out)
+        return curve, f"{level.entity} periods", owner is not None
 
     def label_age_curve(self) -> list[dict]:
         """Share labelled by event age of the events' label (`maturity.age_curve`), as the load stored it."""

@@ -320,7 +320,10 @@ def test_an_entity_backtest_defaults_to_its_own_mature_days(tables_ws, capsys, t
     assert events_window.end.date() == LAST - timedelta(days=DELAY - 1) and window.end != events_window.end
     assert explicit.end.date() == LAST + timedelta(days=1)  # kept, and said in the entity's own terms
     assert explicit.note.startswith(f"window reaches past {LAST - timedelta(days=age)}, the last day whose labels are "
-                                    "mature (merchant_id periods")
+                                    "mature (fraud on merchant_id periods is 95% as confirmed")
+    # the merchants table labels every period (a merchant not banned is good): none is left out, fraud not yet
+    # confirmed reads as good
+    assert "fraud not yet confirmed counts as good" in explicit.note and "left out" not in explicit.note
     assert as_of.end is None and as_of.note is None
     code = main(["backtest", str(path), "--workspace", str(ws.root), "--out", str(tmp_path / "out"), "--format", "json"])
     report = json.loads((tmp_path / "out" / "report.json").read_text())
