@@ -650,7 +650,8 @@ class Level(_Strict):
     entity: str = Field(description="Entity column decided (e.g. merchant_id): an events column listed in "
                         "columns.entities.")
     every: str = Field("1d", description="Period length (1d: one decision per entity per day it had events); "
-                       "periods start at UTC midnight multiples of it since 1970-01-01.")
+                       "periods start at UTC midnight multiples of it since 1970-01-01, a Thursday (7d periods run "
+                       "Thursday to Wednesday).")
     horizon: str | None = Field(None, description="Money window after the period's start: a block stops the "
                                 "entity's fraud amount there and loses its good amount (default: the period).")
 
