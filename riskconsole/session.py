@@ -724,6 +724,12 @@ class Session:
                     f"order's amount counts once for each flagged {level.entity} period whose horizon holds it (up to "
                     f"{times}×), so money totals, net benefit and the optimizer favour flagging the same "
                     f"{level.entity} again and again; set horizon: {level.every} to count each order once")
+            elif level.horizon_seconds < level.every_seconds:
+                report["warnings"].append(
+                    f"money is per decision over a {level.horizon} horizon with a decision every {level.every}: a "
+                    f"{level.entity} flagged at a period's start stays decided until the next period's, but only its "
+                    f"orders in the first {level.horizon} count, so fraud money stopped and good money blocked read "
+                    f"low; set horizon: {level.every} (or leave it out) to count the whole period")
             hidden = self._entity_hidden_note(compiled, window)
             if hidden:
                 report["warnings"].append(hidden)

@@ -425,16 +425,26 @@ def test_an_entity_strategy_reads_a_dated_list_at_each_period_start(tmp_path):
     with Session(ws) as session:
         assert session.backtest(path).report["overall"]["blocked"] == int(listed.sum())
 
-def test_overlapping_horizons_are_said(tmp_path):
-    """With horizon > every an order's money counts once per flagged period: the report says so (and not otherwise)."""
+
+def test_overlapping_and_short_horizons_are_said(tmp_path):
+    """With horizon > every an order's money counts once per flagged period, with horizon < every only the
+    period's first hours count: the report says which (and nothing when they are equal)."""
     ws, _ = make_ws(tmp_path)
     same = dict(STRATEGY, name="same", level={"entity": "merchant_id", "every": "1d"})
-    (ws.strategies_dir / "same.yaml").write_text(yaml.safe_dump(same))
+    short = dict(STRATEGY, name="short", level={"entity": "merchant_id", "every": "1d", "horizon": "6h"})
+    for body in (same, short):
+        (ws.strategies_dir / f"{body['name']}.yaml").write_text(yaml.safe_dump(body))
     with Session(ws) as session:
         overlapping = session.backtest(ws.strategies_dir / "mw.yaml").report["warnings"]
-        once = session.backtest(ws.strategies_dir / "same.yaml").report["warnings"]
+        once = session.backtest(ws.strategies_dir / "same.yaml").report
+        first = session.backtest(ws.strategies_dir / "short.yaml").report
     assert any("up to 2×" in w and "horizon: 1d" in w for w in overlapping)
-    assert not any("horizon" in w for w in once)
+    assert not any("horizon" in w for w in once["warnings"])
+    said = [w for w in first["warnings"] if "horizon" in w]
+    assert len(said) == 1 and "only its orders in the first 6h count" in said[0] and "horizon: 1d" in said[0]
+    # what it says: the same decisions, less money (a period's orders after its first 6 hours left out)
+    assert first["overall"]["flagged"] == once["overall"]["flagged"]
+    assert first["overall"]["fraud_amount_stopped"] < once["overall"]["fraud_amount_stopped"]
 
 
 def test_the_entity_frame_is_saved_for_the_next_process_and_never_stale(tmp_path, capsys):
