@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from sqlglot import exp
 
 from riskconsole.config import Dataset, Feature, duration_seconds
-from riskconsole.errors import ConfigError
+from riskconsole.errors import ConfigError, column_hint
 from riskconsole.sqlbuild import alias, fill, ident, lit, render
 from riskconsole.streams import US, _compatible, micros
 
@@ -130,8 +130,8 @@ def _node_sources(feature: Feature, dataset: Dataset, types: dict[str, str], oth
     """What holds the node column (the events, streams) -> its column types; the node's type agrees in all."""
     node = feature.node
     if node not in types:
-        raise ConfigError(f"{where}: node: '{node}' is not a column of the decision events (columns: "
-                          f"{', '.join(sorted(types))})")
+        raise ConfigError(f"{where}: node: '{node}' is not a column of the decision events "
+                          f"({column_hint(node, set(types) - set(dataset.hidden_columns))})")
     if node in dataset.hidden_columns:
         raise ConfigError(f"{where}: node: '{node}' is the label or derived from it; link entities")
     streams = {name: others.get(f"stream_{name}", {}) for name in dataset.streams}
@@ -148,8 +148,9 @@ def _check_link(link: str, node: str, holding: dict[str, dict[str, str]], hidden
         raise ConfigError(f"{where}: links: '{link}' is the label or derived from it; link by an entity")
     found = [(what, columns[link]) for what, columns in holding.items() if link in columns]
     if not found:
+        known = {c for columns in holding.values() for c in columns} - hidden - {node}
         raise ConfigError(f"{where}: links: '{link}' is not a column of the decision events nor of a stream "
-                          f"holding '{node}' (event columns: {', '.join(sorted(holding['the decision events']))})")
+                          f"holding '{node}' ({column_hint(link, known)})")
     for what, dtype in found[1:]:
         if not _compatible(found[0][1], dtype):
             raise ConfigError(f"{where}: links: '{link}' is {found[0][1]} in {found[0][0]} and {dtype} in {what} "

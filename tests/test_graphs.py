@@ -205,6 +205,11 @@ def test_the_interface_computes_for_any_base_table():
 BAD = [
     ({"graph": "component_size", "node": "user_id", "links": ["no_such"], "window": "3d"}, "links: 'no_such'"),
     ({"graph": "component_size", "node": "nobody", "links": ["device_id"], "window": "3d"}, "node: 'nobody'"),
+    ({"graph": "component_size", "node": "User_ID", "links": ["device_id"], "window": "3d"},
+     "node: 'User_ID' is not a column of the decision events (did you mean 'user_id'?)"),
+    ({"graph": "component_size", "node": "user_id", "links": ["device_idd"], "window": "3d"},
+     "links: 'device_idd' is not a column of the decision events nor of a stream holding 'user_id' (did you mean "
+     "'device_id'?)"),
     ({"graph": "component_size", "node": "user_id", "links": ["device_id"], "window": "3d", "max_degree": 0},
      "max_degree: at least 1"),
     ({"graph": "ring", "node": "user_id", "links": ["device_id"], "window": "3d"}, "unknown kind 'ring'"),
