@@ -587,6 +587,23 @@ def test_local_mode_gives_the_driver_a_third_of_the_machine_unless_the_dataset_s
     assert engine.session_conf(SparkSettings())["spark.driver.memory"] == "1g"
 
 
+def test_local_mode_shuffles_in_a_few_tasks_per_core_unless_the_dataset_says(monkeypatch):
+    """Local mode's shuffles: at least 8 tasks (Spark's 200 cost minutes on a small machine), 3 per core the master
+    gives Spark on a larger one (8 on a 64-core workstation kept 56 cores idle in every window); a cluster keeps
+    Spark's, and a `conf:` value wins."""
+    from riskconsole.config import SparkSettings
+    from riskconsole.engines import spark as engine
+
+    key = "spark.sql.shuffle.partitions"
+    monkeypatch.setattr(engine.os, "cpu_count", lambda: 64)
+    for master, tasks in [("local", 8), ("local[2]", 8), ("local[4]", 12), ("local[32]", 96), ("local[*]", 192),
+                          ("local[16,3]", 48), ("local[*, 2]", 192)]:
+        assert engine.session_conf(SparkSettings(master=master))[key] == tasks, master
+    assert engine.session_conf(SparkSettings(remote="local[4]"))[key] == 12
+    assert key not in engine.session_conf(SparkSettings(master="spark://host:7077"))
+    assert engine.session_conf(SparkSettings(master="local[32]", conf={key: 5}))[key] == 5
+
+
 def test_local_mode_runs_python_workers_from_the_quiet_daemon_a_users_daemon_winning(monkeypatch, capfd):
     """Local mode's Python workers come from `engines/spark_daemon.py` (their output reaches the user's terminal); a
     cluster's executors keep PySpark's daemon; a daemon named in the dataset's `conf:` wins. Its worker ends with code

@@ -72,7 +72,8 @@ EXPORTED = "_exported.json"  # written last by the export (entity frames need on
 LOADED = "_loaded.json"  # written by a load on Spark (spark_load.py): the tables it wrote here, not to export
 OWNER = "_workspace.json"  # written first: the workspace whose version this is (a store may be shared)
 DAY = "__day"  # the partition column of the exported events (not a column of the frame)
-LOCAL_SHUFFLE_PARTITIONS = 8  # local mode: a few tasks per core (Spark's 200 is for clusters)
+LOCAL_SHUFFLE_PARTITIONS = 8  # local mode: at least this many tasks per shuffle (Spark's 200 is for clusters)
+LOCAL_TASKS_PER_CORE = 3  # and a few per core of a larger machine (local[32]: 96)
 QUIET_DAEMON = "riskconsole.engines.spark_daemon"  # local mode's Python worker daemon (its docstring says why)
 INSTALL_JAVA = "apt-get install openjdk-17-jre-headless, or set JAVA_HOME"
 _VIEWS_OF: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # SparkSession -> the data folder its `frame`
@@ -219,12 +220,13 @@ def quiet_logs() -> None:
 
 def session_conf(settings: SparkSettings) -> dict[str, Any]:
     """The Spark settings `start` gives the session: the dataset's, over riskconsole's defaults for local mode."""
-    local = (settings.remote if settings.connect else settings.master).startswith("local")
+    target = settings.remote if settings.connect else settings.master
+    local = target.startswith("local")
     # an sc:// server's static settings (its UI, its driver's memory) are its own: a client sets session ones only;
     # a local Connect server (`remote: local[N]`) is started by PySpark here with all of them
     conf: dict[str, Any] = {} if settings.server else {"spark.ui.enabled": False, "spark.ui.showConsoleProgress": False}
     if local:  # 200 shuffle tasks per window cost minutes
-        conf["spark.sql.shuffle.partitions"] = LOCAL_SHUFFLE_PARTITIONS
+        conf["spark.sql.shuffle.partitions"] = local_shuffle_partitions(target)
         # local mode runs every task in the driver's JVM: Spark's 1g heap runs out on a 1M-event frame
         conf["spark.driver.memory"] = local_driver_memory()
         conf["spark.python.daemon.module"] = QUIET_DAEMON  # no worker's broken pipe under riskconsole's error
@@ -234,6 +236,15 @@ def session_conf(settings: SparkSettings) -> dict[str, Any]:
     conf["spark.sql.session.timeZone"] = "UTC"  # times mean what they mean in DuckDB (SET TimeZone = 'UTC')
     conf["spark.sql.parser.quotedRegexColumnNames"] = False  # a `quoted` name is a name (spark_read.renamed)
     return conf
+
+
+def local_shuffle_partitions(master: str) -> int:
+    """Tasks per shuffle in local mode: a few per core the master gives Spark (`local` one, `local[N]` and
+    `local[N,F]` N, `local[*]` every core of this machine), at least LOCAL_SHUFFLE_PARTITIONS."""
+    found = re.fullmatch(r"local(?:\[(\*|\d+)(?:,\s*\d+)?\])?", master.strip())
+    cores = 1 if found is None or found.group(1) is None else \
+        (os.cpu_count() or 1) if found.group(1) == "*" else int(found.group(1))
+    return max(LOCAL_SHUFFLE_PARTITIONS, LOCAL_TASKS_PER_CORE * cores)
 
 
 def local_driver_memory() -> str:
