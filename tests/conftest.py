@@ -157,8 +157,13 @@ def console_page(monkeypatch, root: Path, page: str, timeout: int = 60):
 
 # ------------------------------------------------------------------ Spark: one small session per test run
 
-SPARK_FILES = ("test_functions.py", "test_spark_engine.py", "test_spark_entities.py", "test_spark_load.py",
-               "test_spark_outcomes.py", "test_spark_sources.py", "test_tables.py")  # the files that use `spark`: one xdist worker runs them all, so one JVM starts
+# The files that use `spark`, in two units of `--dist loadfile` (one JVM each, on two workers): one unit held them
+# all and was the run's longest path (856 s of tests on one core while the other worker ran out of files); a file
+# using `spark` outside these units starts a JVM of its own wherever it runs.
+SPARK_UNITS = {"spark-load": ("test_spark_load.py", "test_functions.py", "test_tables.py"),
+               "spark-engine": ("test_spark_sources.py", "test_spark_engine.py", "test_spark_entities.py",
+                                "test_spark_outcomes.py", "test_table_rename.py")}
+SPARK_FILES = {name: unit for unit, names in SPARK_UNITS.items() for name in names}
 # A few hundred rows per query: planning and compiling cost more than running. Interpreted expressions instead of
 # generated Java (Janino compiles a class per stage), no adaptive re-planning, one shuffle partition and the JVM's
 # quick compiler only (C2 compiles hot loops these queries never run long enough to repay): 40 against 70 CPU-s for
@@ -227,8 +232,8 @@ def _spark_settings_kept(request):
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """`--dist loadfile`, except that the files using Spark are one unit: the worker that takes it starts the one
-    JVM of the run (two workers each starting one and warming it up cost twice the CPU on a 2-core machine)."""
+    """`--dist loadfile`, except that the files using Spark are grouped in `SPARK_UNITS`: the worker that takes a unit
+    starts its one JVM for all of the unit's files."""
     if config.getoption("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadFileScheduling
@@ -236,7 +241,7 @@ def pytest_xdist_make_scheduler(config, log):
     class SparkTogether(LoadFileScheduling):
         def _split_scope(self, nodeid: str) -> str:
             path = super()._split_scope(nodeid)
-            return "spark" if path.rsplit("/", 1)[-1] in SPARK_FILES else path
+            return SPARK_FILES.get(path.rsplit("/", 1)[-1], path)
 
     return SparkTogether(config, log)
 
