@@ -238,14 +238,18 @@ def _mature_means(unit: str, reach: float, fraud: bool) -> str:
         f"{unit} are {reach:.0%} as labelled as old {unit}"
 
 
+def _days(n: int) -> str:
+    return "1 day" if n == 1 else f"{n} days"
+
+
 def mature_note(last: date, age: int, reference: date, unit: str = "events", reach: float = MATURE_REACH,
                 fraud: bool = False) -> str:
     """The one sentence that says which days a default window leaves out and why; with `fraud`, the curve is of
     fraud confirmed (good labels undated), and the sentence says so."""
     first_out = last + timedelta(days=1)
     why = _mature_means(unit, reach, fraud)
-    return (f"window ends {last}: {first_out}..{reference} left out, their labels are immature ({why} only {age} "
-            f"days after they happen); end the window at {reference} (--to {reference}) to include them")
+    return (f"window ends {last}: {first_out}..{reference} left out, their labels are immature ({why} only "
+            f"{_days(age)} after they happen); end the window at {reference} (--to {reference}) to include them")
 
 
 def past_mature_note(last: date, first: date, late: date, age: int, unit: str = "events",
@@ -257,7 +261,7 @@ def past_mature_note(last: date, first: date, late: date, age: int, unit: str = 
     where = "every day of the window is" if whole else "window reaches"
     fix = f"judge a window that ends by {last}" if whole else \
         f"end the window at {last} (--to {last}) to judge on mature labels"
-    return (f"{where} past {last}, the last day whose labels are mature ({why} only {age} days after they happen): "
+    return (f"{where} past {last}, the last day whose labels are mature ({why} only {_days(age)} after they happen): "
             f"on {first}..{late} " + ("fraud not yet confirmed counts as good, so precision and caught fraud read low "
                                        "there" if fraud else f"{unit} not yet labelled are left out, so precision and "
                                        "recall there count only the labels that came early") + f"; {fix}")
@@ -279,7 +283,7 @@ def monitor_note(last: date, age: int, window: tuple[date, date], reference: tup
     why = _mature_means(unit, reach, fraud)
     ref_late, ref_days = after(*reference), (reference[1] - reference[0]).days + 1
     ref = f", and on {ref_late} of the reference's {ref_days} days (their bands are loose)," if ref_late else ""
-    return (f"labels known by {window[1]} are immature after {last} ({why} only {age} days after they happen): "
+    return (f"labels known by {window[1]} are immature after {last} ({why} only {_days(age)} after they happen): "
             f"precision, recall and caught money on {late} of the window's {days} days{ref} count only the labels "
             "that had arrived, so they cannot show whether the strategy got worse there")
 
@@ -293,7 +297,7 @@ def reading(source: dict, last: date, reach: float = MATURE_REACH) -> str:
     age = mature_age(source["curve"], reach)
     if not source["dated"]:
         return (f"{name}: no label_time, so when labels arrived is unknown; the line is the share labelled now "
-                f"(mature after {age} days by that share)" if age else f"{name}: no label_time; labelled now")
+                f"(mature after {_days(age)} by that share)" if age else f"{name}: no label_time; labelled now")
     if age is None:
         return f"{name}: no dated label yet"
     what = f"fraud is {reach:.0%} as confirmed as on old {source['unit']}" if source.get("fraud") else \
@@ -303,7 +307,7 @@ def reading(source: dict, last: date, reach: float = MATURE_REACH) -> str:
                  "age")
     if age == 0:
         return f"{name}: labels known the day their {source['unit']} happen (nothing to leave out)"
-    return (f"{name}: {what} {age} days after they happen, so a backtest counting it without --to ends "
+    return (f"{name}: {what} {_days(age)} after they happen, so a backtest counting it without --to ends "
             f"{last - timedelta(days=age)}")
 
 

@@ -528,3 +528,13 @@ def test_mature_labels_of_close_ages_cannot_overlap():
     for (top, size, _), (below, _, _) in zip(placed, placed[1:]):
         assert below - top >= size  # the next row starts below this row's text
     assert placed[-1][0] + placed[-1][1] <= spec["height"]
+
+
+def test_a_one_day_maturity_reads_one_day():
+    """'only 1 days after they happen' read wrong on a window of two days (labels arriving the next day)."""
+    from riskconsole.maturity import mature_note, past_mature_note
+
+    one = mature_note(date(2026, 3, 1), 1, date(2026, 3, 2))
+    assert "only 1 day after they happen" in one and "1 days" not in one
+    assert "only 3 days after" in mature_note(date(2026, 3, 1), 3, date(2026, 3, 4))
+    assert "only 1 day after" in past_mature_note(date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 2), 1)
