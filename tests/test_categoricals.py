@@ -298,6 +298,27 @@ def test_events_holding_a_value_training_never_saw_are_warned_of(tmp_path):
     assert [w for w in said if w.startswith(expected["m"])] and [w for w in said if w.startswith(expected["h"])]
 
 
+def test_a_long_tail_of_new_values_is_no_warning_a_new_common_one_is(tmp_path):
+    """A text feature of many values (a name, a domain) brings new ones every day, each held by a few events:
+    retraining would not make them known, and a warning on every load said nothing. Only a new value many events hold
+    (UNSEEN_EVENTS or more) is warned of, with the rarer ones counted beside it."""
+    events = channel_events(n=3_000)
+    late = np.flatnonzero(((events.ts >= "2026-02-15") & (events.channel == "app")).fillna(False).to_numpy(bool))
+    events.loc[late, "channel"] = [f"tail_{i // 2}" for i in range(len(late))]  # each new value held by 2 events
+    ws = _write(tmp_path / "tail", events)
+    train_detector(ws, _detector(ws, "m", "lightgbm", ["amount", "channel"]))
+    assert not [w for w in _card(ws, "m")["warnings"] if "not among" in w]
+    common = late[:matrix.UNSEEN_EVENTS]  # one new value held by 10 events, the rest of the tail as it was
+    events.loc[common, "channel"] = "wallet"
+    rest = events.loc[late[matrix.UNSEEN_EVENTS:], "channel"]
+    ws = _write(tmp_path / "common", events)
+    train_detector(ws, _detector(ws, "m", "lightgbm", ["amount", "channel"]))
+    said = [w for w in _card(ws, "m")["warnings"] if "not among" in w]
+    assert len(said) == 1 and said[0].startswith(
+        f"detector 'm': {matrix.UNSEEN_EVENTS} events hold channel values that are not among the 3 it learned in "
+        f"training ('wallet' {matrix.UNSEEN_EVENTS}; {len(rest):,} more hold {rest.nunique():,} rarer new values)")
+
+
 def test_no_warning_without_unseen_values(ws):
     """NULL channels (2% of events) read as they did in training: no warning for them."""
     assert _card(ws, "with_channel")["warnings"] == [] and _card(ws, "hbos")["warnings"] == []

@@ -269,21 +269,25 @@ _UNSEEN = {CODES: "missing (LightGBM's missing branch), like NULL",
            FREQUENCY: "share 0 (as rare as can be)"}
 
 
-UNSEEN_EVENTS = 10  # events holding text values a model does not know, from which load and train warn
+UNSEEN_EVENTS = 10  # events holding one text value a model does not know, from which load and train warn
 
 
-def unseen_values(con: duckdb.DuckDBPyConnection, encoding: Encoding) -> list[tuple[str, int, list[tuple]]]:
-    """Per text feature of a fitted encoding: (feature, events holding a value that is not among its training
-    categories, the 3 most held such values with their counts), where those events are UNSEEN_EVENTS or more.
-    NULL is not counted (the model reads it as it did in training)."""
+def unseen_values(con: duckdb.DuckDBPyConnection, encoding: Encoding
+                  ) -> list[tuple[str, int, list[tuple], tuple[int, int]]]:
+    """Per text feature of a fitted encoding whose events hold a value not among its training categories that
+    UNSEEN_EVENTS or more of them hold (a new payment method, a new channel): (feature, the events holding such
+    values, the 3 most held with their counts, (events, values) of the rarer unseen values). A long tail of values
+    each held by a few events (names, domains, values beyond the training cap) is no warning on its own: every new
+    day brings some, and retraining would not make them known. NULL is not counted (read as in training)."""
     found = []
     for name, cats in encoding.text.items():
         query = fill("SELECT v, count(*) AS n FROM (SELECT CAST(:c AS VARCHAR) AS v FROM frame) AS t "
                      "WHERE v IS NOT NULL AND NOT list_contains(?, v) GROUP BY v ORDER BY n DESC, v", c=ident(name))
         counts = con.execute(render(query), [[v for v in cats.values if v is not None]]).fetchall()
-        events = sum(n for _, n in counts)
-        if events >= UNSEEN_EVENTS:
-            found.append((name, events, counts[:3]))
+        common = [(v, n) for v, n in counts if n >= UNSEEN_EVENTS]
+        if common:
+            rare = counts[len(common):]
+            found.append((name, sum(n for _, n in common), common[:3], (sum(n for _, n in rare), len(rare))))
     return found
 
 
@@ -293,13 +297,15 @@ def learned(encoding: Encoding) -> dict[str, tuple[set, str]]:
             for name, cats in encoding.text.items()}
 
 
-def unseen_warning(name: str, encoding: Encoding, feature: str, events: int, top: list[tuple]) -> str:
+def unseen_warning(name: str, encoding: Encoding, feature: str, events: int, top: list[tuple],
+                   rare: tuple[int, int] = (0, 0)) -> str:
     """One line: which events hold text values detector `name` did not learn in training, and how it reads them."""
     values = ", ".join(f"{v!r} {n:,}" for v, n in top)
     kept = len([v for v in encoding.text[feature].values if v is not None])
+    tail = f"; {rare[0]:,} more hold {rare[1]:,} rarer new values" if rare[0] else ""
     return (f"detector '{name}': {events:,} events hold {feature} values that are not among the {kept:,} it learned "
-            f"in training ({values}); it reads them as {_UNSEEN[encoding.method]}: retrain it on a window that holds "
-            f"them (riskconsole train detectors/{name}.yaml)")
+            f"in training ({values}{tail}); it reads them as {_UNSEEN[encoding.method]}: retrain it on a window that "
+            f"holds them (riskconsole train detectors/{name}.yaml)")
 
 
 # ------------------------------------------------------------------ reading rows
