@@ -365,3 +365,24 @@ def test_a_spark_warm_up_failing_outside_riskconsole_logs_one_line_not_a_traceba
     assert err.startswith("riskconsole: warming the console up on spark failed: Spark ran out of memory "
                           "(java.lang.OutOfMemoryError): give it more with `driver_memory: 8g`")
     assert err.endswith(" (the page opened next shows the error)\n") and err.count("\n") == 1
+
+
+def test_the_pickers_show_a_strategy_files_name_where_it_differs_from_the_file(page, console_ws):
+    """A file `prod_v3.yaml` holding strategy `merchant_watch`: the report, the CLI and the export print the name, so
+    the pickers show both; a file named as its strategy shows its name once."""
+    import yaml
+
+    path = console_ws.strategies_dir / "prod_v3.yaml"
+    body = yaml.safe_load((console_ws.strategies_dir / "candidate.yaml").read_text())
+    path.write_text(yaml.safe_dump({**body, "name": "merchant_watch"}))
+    try:
+        at = page("compare_page")
+        pickers = {s.label: s for s in at.selectbox}
+        assert "prod_v3 (merchant_watch)" in pickers["Baseline (in production)"].options
+        assert {"baseline", "candidate", "(none)"} <= set(pickers["Baseline (in production)"].options)
+        strategy = next(s for label, s in pickers.items() if label != "Baseline (in production)")
+        assert "prod_v3 (merchant_watch)" in strategy.options and "candidate" in strategy.options
+        strategy.set_value("prod_v3").run()
+        assert not at.exception and strategy.value == "prod_v3"
+    finally:
+        path.unlink()

@@ -129,6 +129,33 @@ def strategy_choices(ws: Workspace, with_versions: bool = False) -> dict[str, Pa
     return choices
 
 
+@st.cache_data(max_entries=256, show_spinner=False)
+def _declared_name(path: str, text: str) -> str | None:
+    """The `name:` a strategy file's text declares (None where the text does not parse or names none)."""
+    from riskconsole.config import read_yaml
+
+    try:
+        data = read_yaml(text, path)
+    except RiskConsoleError:
+        return None
+    name = data.get("name") if isinstance(data, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def choice_label(choices: dict[str, Path]):
+    """How a picker shows a strategy file: its stem, and the strategy's `name:` where that differs (the name the
+    report, the CLI and the export print: `prod_v3 (merchant_watch)`)."""
+    def label(choice: str) -> str:
+        path = choices.get(choice)
+        try:
+            text = read_config(path, choice) if path is not None else None
+        except RiskConsoleError:
+            text = None
+        name = _declared_name(str(path), text) if text is not None else None
+        return f"{choice} ({name})" if name and name != choice.split(" @ ")[0] else choice
+    return label
+
+
 def pick_strategy(ws: Workspace, label: str, key: str, default: str | None = None,
                   with_versions: bool = False) -> Path:
     """A strategy selector whose choice persists across pages (optionally offering saved versions)."""
@@ -140,7 +167,7 @@ def pick_strategy(ws: Workspace, label: str, key: str, default: str | None = Non
     if key not in st.session_state or st.session_state[key] not in names:
         plain = strategy_names(ws)
         st.session_state[key] = default if default in names else plain[-1 if key == "strategy" else 0]
-    return choices[st.selectbox(label, names, key=key)]
+    return choices[st.selectbox(label, names, key=key, format_func=choice_label(choices))]
 
 
 def pick_baseline(ws: Workspace, key: str = "baseline", with_versions: bool = False) -> Path | None:
@@ -149,7 +176,7 @@ def pick_baseline(ws: Workspace, key: str = "baseline", with_versions: bool = Fa
     names = [NO_BASELINE, *choices]
     if key not in st.session_state or st.session_state[key] not in names:
         st.session_state[key] = "baseline" if "baseline" in choices else NO_BASELINE
-    picked = st.selectbox("Baseline (in production)", names, key=key,
+    picked = st.selectbox("Baseline (in production)", names, key=key, format_func=choice_label(choices),
                           help="The strategy running today: every delta is measured against it.")
     return None if picked == NO_BASELINE else choices[picked]
 
