@@ -342,3 +342,26 @@ def test_explain_says_a_text_value_the_model_did_not_learn(tmp_path):
            "missing branch), like NULL" in explain_lines(one)
     assert all("unseen" not in d for d in explain(ws, old)["detectors"])
     assert explain_many(ws, [new, old])["events"] == [one, explain(ws, old)]
+
+
+def test_model_txt_names_the_features_and_the_names_change_no_score(tmp_path):
+    """LightGBM's model.txt named the features Column_0 ... Column_N (LightGBM refuses some characters in names):
+    it now holds the features' names, made acceptable to LightGBM, and the model scores as the unnamed one did."""
+    from types import SimpleNamespace
+
+    from riskconsole.detectors.boosting import LightGBMDetector, model_names
+
+    assert model_names(["amount", "Customer ID", "a:b", "a,b", 'q"{x}[1]']) == [
+        "amount", "Customer_ID", "a_b", "a_b_2", "q__x__1_"]
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(2_000, 3)).astype(np.float32)
+    y = (X[:, 0] + rng.normal(size=2_000) > 1).astype(float)
+    plain = LightGBMDetector().fit(X, y)
+    named = LightGBMDetector()
+    named.encoding_ = SimpleNamespace(features=("amount", "Customer ID", "user:orders"))
+    named.fit(X, y)
+    assert named.booster_.feature_name() == ["amount", "Customer_ID", "user_orders"]
+    assert plain.booster_.feature_name() == ["Column_0", "Column_1", "Column_2"]
+    np.testing.assert_array_equal(named.score(X), plain.score(X))
+    named.save(tmp_path)
+    assert "feature_names=amount Customer_ID user_orders" in (tmp_path / "model.txt").read_text()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +82,22 @@ def _check_params(params: dict, where: str) -> None:
                               "(set `seed:` at the top level instead)")
 
 
+def model_names(features: tuple[str, ...] | list[str]) -> list[str]:
+    """The features' names as LightGBM's model.txt may hold them: LightGBM refuses JSON's special characters in a
+    name (`"`, `,`, `:`, `[`, `]`, `{`, `}`) and turns white space into `_`, so both become `_`; a name made equal to
+    an earlier one gets `_2`, `_3`, ... (model.txt named them Column_0 ... Column_N). Scores read features by place,
+    never by name: categories.json keeps the names as written."""
+    names: list[str] = []
+    for feature in features:
+        base = re.sub(r'[",:\[\]{}\s]', "_", feature) or "_"
+        name, k = base, 1
+        while name in names:
+            k += 1
+            name = f"{base}_{k}"
+        names.append(name)
+    return names
+
+
 class LightGBMDetector:
     """Binary LightGBM on the labelled rows of the training window, early-stopped on the validation window."""
 
@@ -121,7 +138,10 @@ class LightGBMDetector:
         if y is None:
             raise ValueError("lightgbm is supervised: fit needs labels")
         params = self._train_params(y)
-        train = lgb.Dataset(X, label=y, params={"verbosity": -1}, free_raw_data=True,
+        encoding = getattr(self, "encoding_", None)  # training sets it: model.txt then names the features
+        names = model_names(encoding.features) if encoding is not None and len(encoding.features) == X.shape[1] \
+            else "auto"
+        train = lgb.Dataset(X, label=y, params={"verbosity": -1}, free_raw_data=True, feature_name=names,
                             categorical_feature=list(categorical))
         sets, callbacks = [], list(callbacks or [])
         if valid is not None:
