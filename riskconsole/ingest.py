@@ -382,11 +382,13 @@ class Staged:
     def failing(self, raw: exp.Expression, bad: exp.Expression) -> tuple[int, list[str]]:
         """How many staged rows are `bad`, and up to 200 of their raw values (first in source order)."""
         n = self.con.execute(render(exp.select("count(*)").from_("_staged").where(bad))).fetchall()[0][0]
-        if not n:
-            return 0, []
+        return (n, self.sample(raw, bad)) if n else (0, [])
+
+    def sample(self, raw: exp.Expression, bad: exp.Expression) -> list[str]:
+        """Up to 200 raw values of the staged rows that are `bad` (first in source order), without counting them."""
         sample = exp.select(fill("CAST(:r AS VARCHAR)", r=raw)).from_("_staged").where(bad).order_by("__file",
                                                                                                     "ordinality")
-        return n, [v for (v,) in self.con.execute(render(sample.limit(SAMPLE))).fetchall() if v is not None]
+        return [v for (v,) in self.con.execute(render(sample.limit(SAMPLE))).fetchall() if v is not None]
 
     def raw_types(self) -> dict[str, str]:
         """The staged columns' DuckDB types (a raw column's: as the reader gave it)."""
@@ -405,9 +407,18 @@ def _failing(staged: Staged, column: str, bad: exp.Expression) -> tuple[int, lis
     """`staged.failing` of a raw column, its values as the casts read them (`_as_text`): a JSON Lines string's text
     without its JSON quotes (shown as '"yes"' and given to a time format's guess, it matched nothing)."""
     n, values = staged.failing(ident(column), bad)
+    return n, _as_read(staged, column, values)
+
+
+def _sampled(staged: Staged, column: str, bad: exp.Expression) -> list[str]:
+    """`_failing`'s values without the count (a Spark job fewer)."""
+    return _as_read(staged, column, staged.sample(ident(column), bad))
+
+
+def _as_read(staged: Staged, column: str, values: list[str]) -> list[str]:
     if values and staged.raw_types().get(column) == "JSON":
         values = [_json_text(v) for v in values]
-    return n, values
+    return values
 
 
 def _json_text(value: str) -> str:
@@ -475,7 +486,7 @@ def _suggested(staged: Staged, column: str, bad: exp.Expression, values: list[st
         if fmt is None:
             break
         found.append(fmt)
-        _, values = _failing(staged, column, fill(":b AND NOT :ok", b=bad,
+        values = _sampled(staged, column, fill(":b AND NOT :ok", b=bad,
                                                   ok=times.in_range(times.parse_text(text, found))))
     # a format the others read every failing row of is dropped: days 1 to 12 of a day-first file read month first
     # too, so '%m/%d/%Y' may win the first values and '%d/%m/%Y' come after it for the rest; kept before it, it

@@ -51,14 +51,18 @@ class SparkStaged:
         known = self._known.get(_key(raw, bad))
         if known == 0:
             return 0, []
+        n = self._bad(raw, bad).count() if known is None else known
+        return (n, self.sample(raw, bad)) if n else (0, [])
+
+    def sample(self, raw: exp.Expression, bad: exp.Expression) -> list[str]:
+        """Up to ingest.SAMPLE raw values of the `bad` rows (first in source order), without counting them: one job."""
+        first = self._bad(raw, bad).orderBy(*POSITION).limit(ingest.SAMPLE).select("__v").collect()
+        return [row[0] for row in first if row[0] is not None]
+
+    def _bad(self, raw: exp.Expression, bad: exp.Expression) -> Any:
         marked = duck_select(self.rows, [alias(bad, "__bad"), alias(fill("CAST(:r AS VARCHAR)", r=raw), "__v"),
                                          *map(ident, POSITION)])
-        bad_rows = marked.where("__bad")
-        n = bad_rows.count() if known is None else known
-        if not n:
-            return 0, []
-        first = bad_rows.orderBy(*POSITION).limit(ingest.SAMPLE).select("__v").collect()
-        return n, [row[0] for row in first if row[0] is not None]
+        return marked.where("__bad")
 
     def raw_types(self) -> dict[str, str]:
         return dict(self.raw)
