@@ -131,15 +131,16 @@ def strategy_choices(ws: Workspace, with_versions: bool = False) -> dict[str, Pa
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def _declared_name(path: str, text: str) -> str | None:
-    """The `name:` a strategy file's text declares (None where the text does not parse or names none)."""
-    from riskconsole.config import read_yaml
+    """The `name:` a strategy file's text declares (None where the text does not parse or names none a strategy
+    may have: its error shows on the page that opens the file)."""
+    from riskconsole.config import _STRATEGY_NAME, read_yaml
 
     try:
         data = read_yaml(text, path)
     except RiskConsoleError:
         return None
     name = data.get("name") if isinstance(data, dict) else None
-    return name if isinstance(name, str) else None
+    return name if isinstance(name, str) and len(name) <= 100 and _STRATEGY_NAME.match(name) else None
 
 
 def choice_label(choices: dict[str, Path]):
