@@ -168,6 +168,8 @@ def suggest_format(con: duckdb.DuckDBPyConnection, samples: list[str], tried: li
     """The format (ISO-8601 or a common one, not one `tried` already) that parses the most of `samples` into the
     accepted range as the load parses them (None if none parses any; a tie goes to the first in that order)."""
     candidates = tuple(f for f in (ISO, *EPOCHS, *COMMON_FORMATS) if f not in tried)
+    if not candidates:  # every one tried: a query of no counts is no query
+        return None
     found = con.execute(_counting(candidates), [list(samples)]).fetchall()[0]
     best = max(range(len(candidates)), key=lambda i: (found[i], -i), default=None)
     return candidates[best] if best is not None and found[best] else None

@@ -545,3 +545,60 @@ def test_a_day_first_file_whose_first_failing_rows_are_days_1_to_12_is_not_sugge
                                                                    "time_format": "%d/%m/%Y %H:%M"}))
     assert load(ws).loaded == 31 * 32
     assert query(ws, "SELECT ts FROM events WHERE event_id = 'e40'") == [(datetime(2026, 3, 2, 16, 5),)]
+
+
+def _time_samples(rng, n: int) -> list[str]:
+    """`n` texts as a time column's failing values come: a few layouts (day or month first, dotted, compact, named
+    months, offsets and zone names, epoch numbers), blanks, junk, times out of range, duplicates."""
+    from datetime import timedelta
+
+    from riskconsole.times import COMMON_FORMATS
+
+    junk = ["", "  ", "n/a", "0", "9999-12-31 00:00:00", "1969-12-31 23:59:59", "2026-13-45", "31/02/2026",
+            "2026-03-02 04:05:06 +99:99", "1772424306.5", "1772424306000.0", "17724243060", "2026-03-02 04:05:06 XYZ"]
+    layouts = rng.sample(COMMON_FORMATS, 3)
+    out = []
+    for _ in range(n):
+        at = datetime(1960, 1, 1) + timedelta(seconds=rng.randrange(150 * 365 * 86400))
+        kind = rng.random()
+        if kind < 0.15:
+            out.append(rng.choice(junk + out[-3:]))
+        elif kind < 0.3:
+            seconds = (at - datetime(1970, 1, 1)).total_seconds()
+            out.append(str(int(seconds * rng.choice([1, 1000, 1000000]))))
+        else:
+            zone = timezone(timedelta(minutes=rng.randrange(-14 * 60, 14 * 60 + 1)))
+            text = at.replace(tzinfo=zone).strftime(rng.choice(layouts)).replace("UTC", rng.choice(["UTC", "CET"]))
+            out.append(rng.choice(["", " ", "\t"]) + text if rng.random() < 0.1 else text)
+    return out
+
+
+def test_the_suggested_format_is_the_one_reading_the_most_samples():
+    """suggest_format (one cached query, the samples its parameter) against a second count: every case's samples in
+    one table, each candidate's parse counted per case in one grouped query, the winner (most in range, ties to the
+    first candidate, none when nothing parses) picked here. 40 seeded cases of 1 to 200 samples, some formats
+    already tried (all of them: no suggestion, not a query of no counts)."""
+    import random
+
+    import duckdb
+
+    from riskconsole import times
+    from riskconsole.sqlbuild import exp, fill, render
+
+    rng = random.Random(26)
+    every = [times.ISO, *times.EPOCHS, *times.COMMON_FORMATS]
+    tried = [[], [times.ISO, "%m/%d/%Y", "epoch_ms"], every]  # as a load's warning passes them
+    cases = [(_time_samples(rng, rng.choice([1, 2, 5, 50, 200])), rng.choice(tried)) for _ in range(40)]
+    con = duckdb.connect()
+    con.execute("CREATE TABLE s (c INTEGER, v VARCHAR)")
+    con.executemany("INSERT INTO s VALUES (?, ?)", [(i, v) for i, (samples, _) in enumerate(cases) for v in samples])
+    counts = [fill("count(*) FILTER (:ok)", ok=times.in_range(times.parse_text(exp.column("v"), [f]))) for f in every]
+    per_case = {row[0]: row[1:] for row in con.execute(render(exp.select("c", *counts).from_("s").group_by("c")))
+                .fetchall()}
+    winners = set()
+    for i, (samples, skip) in enumerate(cases):
+        found = {f: n for f, n in zip(every, per_case[i]) if f not in skip and n}
+        want = max(found, key=lambda f: (found[f], -every.index(f))) if found else None
+        assert times.suggest_format(con, samples, skip) == want, (i, skip, samples[:5])
+        winners.add(want)
+    assert len(winners) > 10  # the cases are not all won by one format
