@@ -9,6 +9,7 @@ runs in the test run's one session (`spark` of conftest.py).
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import duckdb
 import pytest
@@ -62,10 +63,19 @@ def test_an_entity_backtest_on_spark_writes_duckdbs_report(entity_ws, spark, mon
     base = entity_ws.strategies_dir / "mw_base.yaml"
     base.write_text(path.read_text().replace("name: mw", "name: mw_base").replace("k: 6", "k: 9"))
     baseline = Baseline(base, bootstrap=50)
+    # a list with added/expires times, replayed at each period's start (test_entities counts its periods by hand)
+    (entity_ws.root / "lists").mkdir(exist_ok=True)
+    (entity_ws.root / "lists" / "watched.csv").write_text(
+        "value,added,expires\n101,2026-03-04 00:00,\n103,,2026-03-06\n104,2026-03-03 12:00,2026-03-07\n")
+    listed = entity_ws.strategies_dir / "mw_listed.yaml"
+    listed.write_text(path.read_text().replace("name: mw", "name: mw_listed") + "- action: block\n  name: watched\n"
+                      "  when: merchant_id IN LIST watched\n")
     with Session(entity_ws) as duck:
         want = duck.backtest(path, baseline=baseline, by="merchant_tier").report
         run = duck.backtest(path)
         want_rows, want_sweep = duck.decisions(run), duck.sweep(path, "k", [3, 6, 9], Window())
+        listed_run = duck.backtest(listed)
+        want_listed, want_listed_report = duck.decisions(listed_run), listed_run.report
     ran, arrow = [], EntityRunner.arrow
     monkeypatch.setattr(EntityRunner, "arrow", lambda self, query, strategy: ran.append(strategy) or
                         arrow(self, query, strategy))
@@ -73,10 +83,21 @@ def test_an_entity_backtest_on_spark_writes_duckdbs_report(entity_ws, spark, mon
         got = session.backtest(path, baseline=baseline, by="merchant_tier").report
         got_rows = session.decisions(session.backtest(path))
         got_sweep = session.sweep(path, "k", [3, 6, 9], Window())
+        listed_run = session.backtest(listed)
+        got_listed, got_listed_report = session.decisions(listed_run), listed_run.report
     assert ran.count("mw") >= 4  # the grouped passes, the decisions and the sweep ran on Spark's entity frame
     assert got_rows.schema == want_rows.schema and got_rows.equals(want_rows)
     assert got_rows.num_rows == want["overall"]["population"] > 40  # one row per entity-period
     assert_same(got_sweep, want_sweep)
+    assert got_listed.schema == want_listed.schema and got_listed.equals(want_listed)
+    since = {101: (datetime(2026, 3, 4), datetime.max), 103: (datetime.min, datetime(2026, 3, 6)),
+             104: (datetime(2026, 3, 3, 12), datetime(2026, 3, 7))}  # the list's [added, expires) by hand
+    dated = [m in since and since[m][0] <= t < since[m][1] for m, t in
+             zip(got_listed["merchant_id"].to_pylist(), got_listed["time"].to_pylist())]
+    assert 0 < sum(dated) < len(dated)
+    assert ["watched" in r for r in got_listed["matched_rules"].to_pylist()] == dated
+    assert_same(json.loads(json.dumps(got_listed_report, default=str)),
+                json.loads(json.dumps(want_listed_report, default=str)))
     assert got["overall"]["flagged"] > 0 and got["compare"]["changed"] and got["level"]["entity"] == "merchant_id"
     assert_same(json.loads(json.dumps(got, default=str)), json.loads(json.dumps(want, default=str)))
 
