@@ -587,7 +587,7 @@ def test_local_mode_gives_the_driver_a_third_of_the_machine_unless_the_dataset_s
     assert engine.session_conf(SparkSettings())["spark.driver.memory"] == "1g"
 
 
-def test_local_mode_shuffles_in_a_few_tasks_per_core_unless_the_dataset_says(monkeypatch):
+def test_local_mode_shuffles_in_a_few_tasks_per_core_unless_the_dataset_says(monkeypatch, tmp_path):
     """Local mode's shuffles: at least 8 tasks (Spark's 200 cost minutes on a small machine), 3 per core the master
     gives Spark on a larger one (8 on a 64-core workstation kept 56 cores idle in every window); a cluster keeps
     Spark's, and a `conf:` value wins."""
@@ -596,12 +596,36 @@ def test_local_mode_shuffles_in_a_few_tasks_per_core_unless_the_dataset_says(mon
 
     key = "spark.sql.shuffle.partitions"
     monkeypatch.setattr(engine.os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(engine.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    monkeypatch.setattr(engine, "CGROUP_CPU_MAX", tmp_path / "cpu.max")  # none: no container quota
     for master, tasks in [("local", 8), ("local[2]", 8), ("local[4]", 12), ("local[32]", 96), ("local[*]", 192),
-                          ("local[16,3]", 48), ("local[*, 2]", 192)]:
+                          ("local[16,3]", 48), ("local[*, 2]", 192), ("local-cluster[2,1,1024]", 8)]:
         assert engine.session_conf(SparkSettings(master=master))[key] == tasks, master
     assert engine.session_conf(SparkSettings(remote="local[4]"))[key] == 12
-    assert key not in engine.session_conf(SparkSettings(master="spark://host:7077"))
+    for master in ("spark://host:7077", "yarn"):
+        assert key not in engine.session_conf(SparkSettings(master=master))
     assert engine.session_conf(SparkSettings(master="local[32]", conf={key: 5}))[key] == 5
+    assert engine.session_conf(SparkSettings(master="local[*]", conf={key: "64"}))[key] == "64"
+
+
+def test_local_star_shuffles_by_the_cores_this_process_may_use_not_the_hosts(monkeypatch, tmp_path):
+    """`local[*]` gives Spark the cores the JVM counts (availableProcessors: the CPUs the process may run on, capped
+    by a container's quota): 3 tasks per one of those. Counting the host's cores, a container limited to 2 CPUs of a
+    64-core host shuffled in 192 tasks, nearly Spark's 200 that local mode avoids."""
+    from riskconsole.config import SparkSettings
+    from riskconsole.engines import spark as engine
+
+    key = "spark.sql.shuffle.partitions"
+    monkeypatch.setattr(engine.os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(engine, "CGROUP_CPU_MAX", tmp_path / "cpu.max")
+    monkeypatch.setattr(engine.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)  # taskset -c 0,1
+    assert engine.session_conf(SparkSettings(master="local[*]"))[key] == 8
+    assert engine.session_conf(SparkSettings(master="local[32]"))[key] == 96  # a count given is Spark's count
+    monkeypatch.setattr(engine.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    for quota, tasks in [("200000 100000", 8), ("1600000 100000", 48), ("150000 100000", 8), ("250000 100000", 9),
+                         ("max 100000", 192), ("garbage", 192)]:  # docker --cpus 2, 16, 1.5, 2.5; none; unreadable
+        (tmp_path / "cpu.max").write_text(quota + "\n")
+        assert engine.session_conf(SparkSettings(master="local[*]"))[key] == tasks, quota
 
 
 def test_local_mode_runs_python_workers_from_the_quiet_daemon_a_users_daemon_winning(monkeypatch, capfd):

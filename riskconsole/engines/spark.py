@@ -243,8 +243,24 @@ def local_shuffle_partitions(master: str) -> int:
     `local[N,F]` N, `local[*]` every core of this machine), at least LOCAL_SHUFFLE_PARTITIONS."""
     found = re.fullmatch(r"local(?:\[(\*|\d+)(?:,\s*\d+)?\])?", master.strip())
     cores = 1 if found is None or found.group(1) is None else \
-        (os.cpu_count() or 1) if found.group(1) == "*" else int(found.group(1))
+        usable_cores() if found.group(1) == "*" else int(found.group(1))
     return max(LOCAL_SHUFFLE_PARTITIONS, LOCAL_TASKS_PER_CORE * cores)
+
+
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "<quota> <period>" or "max <period>"
+
+
+def usable_cores() -> int:
+    """The cores `local[*]` gives Spark: as the JVM counts them (availableProcessors), the CPUs this process may
+    run on (taskset) capped by a container's CPU quota (docker --cpus 2 on a 64-core host: 2), not the host's."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota, period = CGROUP_CPU_MAX.read_text().split()[:2]
+        if quota != "max" and int(period) > 0:
+            cores = min(cores, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)
 
 
 def local_driver_memory() -> str:
