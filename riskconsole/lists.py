@@ -302,7 +302,7 @@ def _decode(data: bytes, label: str) -> str:
 
 def _header(text: str, label: str) -> list[str]:
     """The header row, checked: `value`, optional `expires` and `note`, nothing else, no repeats."""
-    first = next(csv.reader(io.StringIO(text)), None)
+    first = next(csv.reader(io.StringIO(text, newline="")), None)
     if first is None:
         raise ConfigError(f"{label}: empty file (write a header line 'value,expires' and one entry per row)")
     header = list(first)
@@ -329,7 +329,7 @@ def _header(text: str, label: str) -> list[str]:
 def _check_field_counts(text: str, header: list[str], label: str) -> None:
     """Refuse the first row with more or fewer fields than the header, naming its row (as the other messages count
     rows: blank lines skipped), the line it starts on and the fix, rather than the CSV reader's own words."""
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(text, newline=""))
     next(reader, None)
     rows, line = 0, reader.line_num
     for fields in reader:
@@ -341,6 +341,9 @@ def _check_field_counts(text: str, header: list[str], label: str) -> None:
             continue
         where = f"{label}: row {rows} (line {start}): {len(fields)} field{'s' if len(fields) > 1 else ''} where the "\
                 f"header has {len(header)} ({', '.join(header)})"
+        if line > start and any("\n" in f or "\r" in f for f in fields):  # a quote left open runs on to the end
+            raise ConfigError(f"{label}: row {rows} (line {start}): a quoted field runs from line {start} to line "
+                              f"{line}: close its quote (a field holding a line break is quoted at both ends)")
         if len(fields) > len(header):
             raise ConfigError(f'{where}: quote a field that holds a comma ("a, b") or remove the extra field')
         out = io.StringIO()

@@ -218,6 +218,9 @@ def test_export_zip_bundles_strategy_and_lists(list_ws):
     (b"value,added,expires,note\nK1,,,\n\nK5\n", "lists/x.csv: row 2 (line 4): 1 field where the header has 4 "
      "(value, added, expires, note): write every field, empty ones too (K5,,,)"),
     (b'value,note\nK1,"a\nb"\nK2,x,y\n', "lists/x.csv: row 2 (line 4): 3 fields"),
+    # a quote left open swallows the rest of the file into one field: that said, not 'write every field'
+    (b'value,expires\n"K1,\nK2,\n', "lists/x.csv: row 1 (line 2): a quoted field runs from line 2 to line 3: close "
+                                      "its quote"),
     # a European spreadsheet's export: the separator named, not 'value;added' taken for one unknown column
     (b"value;added\nK1;\n", "lists/x.csv: the header is separated by ';': a list file is separated by commas "
                               "(value,added; save it as CSV with commas)"),
@@ -226,6 +229,16 @@ def test_bad_list_files_are_one_line_errors(text: bytes, fragment: str) -> None:
     with pytest.raises(ConfigError) as err:
         parse_list(text, "x", "lists/x.csv")
     assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_list_saved_with_old_mac_line_endings_reads_as_with_unix_ones():
+    """Excel for Mac's 'CSV (Macintosh)' ends lines with a carriage return alone: the header check's CSV reader failed
+    on it with Python's own 'new-line character seen in unquoted field' (a traceback, not a one-line error)."""
+    unix = b'value,expires,note\nK1,2026-03-04,\nK2,,"two\nlines"\nK3,,x\n'
+    got = parse_list(unix.replace(b"\n", b"\r"), "x", "lists/x.csv").table.to_pylist()
+    want = parse_list(unix, "x", "lists/x.csv").table.to_pylist()
+    assert [r["__value"] for r in got] == ["K1", "K2", "K3"]
+    assert got == want
 
 
 def test_a_strategy_with_an_unknown_or_broken_list_is_refused_naming_file_rule_and_lists(list_ws, capsys):
