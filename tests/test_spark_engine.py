@@ -598,6 +598,7 @@ def test_local_mode_shuffles_in_a_few_tasks_per_core_unless_the_dataset_says(mon
     monkeypatch.setattr(engine.os, "cpu_count", lambda: 64)
     monkeypatch.setattr(engine.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
     monkeypatch.setattr(engine, "CGROUP_CPU_MAX", tmp_path / "cpu.max")  # none: no container quota
+    monkeypatch.setattr(engine, "CGROUP_V1_CPU", tmp_path)
     for master, tasks in [("local", 8), ("local[2]", 8), ("local[4]", 12), ("local[32]", 96), ("local[*]", 192),
                           ("local[16,3]", 48), ("local[*, 2]", 192), ("local-cluster[2,1,1024]", 8)]:
         assert engine.session_conf(SparkSettings(master=master))[key] == tasks, master
@@ -618,6 +619,7 @@ def test_local_star_shuffles_by_the_cores_this_process_may_use_not_the_hosts(mon
     key = "spark.sql.shuffle.partitions"
     monkeypatch.setattr(engine.os, "cpu_count", lambda: 64)
     monkeypatch.setattr(engine, "CGROUP_CPU_MAX", tmp_path / "cpu.max")
+    monkeypatch.setattr(engine, "CGROUP_V1_CPU", tmp_path)
     monkeypatch.setattr(engine.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)  # taskset -c 0,1
     assert engine.session_conf(SparkSettings(master="local[*]"))[key] == 8
     assert engine.session_conf(SparkSettings(master="local[32]"))[key] == 96  # a count given is Spark's count
@@ -625,6 +627,11 @@ def test_local_star_shuffles_by_the_cores_this_process_may_use_not_the_hosts(mon
     for quota, tasks in [("200000 100000", 8), ("1600000 100000", 48), ("150000 100000", 8), ("250000 100000", 9),
                          ("max 100000", 192), ("garbage", 192)]:  # docker --cpus 2, 16, 1.5, 2.5; none; unreadable
         (tmp_path / "cpu.max").write_text(quota + "\n")
+        assert engine.session_conf(SparkSettings(master="local[*]"))[key] == tasks, quota
+    (tmp_path / "cpu.max").unlink()
+    (tmp_path / "cpu.cfs_period_us").write_text("100000\n")
+    for quota, tasks in [("400000", 12), ("-1", 192)]:  # cgroup v1 (an older Docker host): --cpus 4; none
+        (tmp_path / "cpu.cfs_quota_us").write_text(quota + "\n")
         assert engine.session_conf(SparkSettings(master="local[*]"))[key] == tasks, quota
 
 

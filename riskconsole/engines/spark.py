@@ -248,18 +248,21 @@ def local_shuffle_partitions(master: str) -> int:
 
 
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "<quota> <period>" or "max <period>"
+CGROUP_V1_CPU = Path("/sys/fs/cgroup/cpu")  # cgroup v1: cpu.cfs_quota_us (-1: none) and cpu.cfs_period_us
 
 
 def usable_cores() -> int:
     """The cores `local[*]` gives Spark: as the JVM counts them (availableProcessors), the CPUs this process may
     run on (taskset) capped by a container's CPU quota (docker --cpus 2 on a 64-core host: 2), not the host's."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    try:
-        quota, period = CGROUP_CPU_MAX.read_text().split()[:2]
-        if quota != "max" and int(period) > 0:
-            cores = min(cores, max(1, -(-int(quota) // int(period))))
-    except (OSError, ValueError):
-        pass
+    for read in (lambda: CGROUP_CPU_MAX.read_text().split()[:2],
+                 lambda: [(CGROUP_V1_CPU / f"cpu.cfs_{k}_us").read_text().strip() for k in ("quota", "period")]):
+        try:
+            quota, period = read()
+            if quota not in ("max", "-1") and int(quota) > 0 and int(period) > 0:
+                cores = min(cores, -(-int(quota) // int(period)))
+        except (OSError, ValueError):
+            pass
     return max(1, cores)
 
 
