@@ -177,12 +177,26 @@ def memory_limit() -> str:
     return "4GB" if total is None else f"{max(1, min(16, int(total * 0.4 / 2**30)))}GB"
 
 
+CGROUP_MEMORY = (Path("/sys/fs/cgroup/memory.max"),  # cgroup v2: bytes, or "max"
+                 Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"))  # cgroup v1: bytes (a huge number: none)
+
+
 def machine_memory() -> int | None:
-    """This machine's memory in bytes (None where the system does not say)."""
+    """The memory this process may use in bytes: the machine's, capped by a container's memory limit (docker
+    --memory 4g on a 64 GB host: 4 GB; DuckDB's cap and Spark's driver taken from the host's were killed for memory
+    instead of spilling); None where the system does not say."""
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
-        return None
+        total = None
+    for path in CGROUP_MEMORY:
+        try:
+            limit = int(path.read_text().strip())
+        except (OSError, ValueError):  # no such file, or "max"
+            continue
+        if limit > 0 and (total is None or limit < total):
+            total = limit
+    return total
 
 
 def safe_connection(database: str = ":memory:") -> duckdb.DuckDBPyConnection:

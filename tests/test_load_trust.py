@@ -448,3 +448,30 @@ def test_features_whose_names_differ_only_in_case_are_refused(tmp_path):
     with pytest.raises(RiskConsoleError, match="feature 'F': feature 'f' has that name already"):
         validate_file(ws, ws.dataset_path)
     assert not ws.db_path.exists()
+
+
+@pytest.mark.parametrize("v2, v1, expected", [
+    ("4294967296\n", None, 4 * 2**30),  # docker --memory 4g (cgroup v2)
+    (None, "2147483648\n", 2 * 2**30),  # cgroup v1
+    ("max\n", "9223372036854771712\n", 64 * 2**30),  # no limit: the machine's
+    (None, None, 64 * 2**30),
+])
+def test_a_containers_memory_limit_caps_duckdbs_and_sparks_memory(tmp_path, monkeypatch, v2, v1, expected):
+    """DuckDB's cap (40%) and Spark's local driver (a third) were taken from the host's memory: in a 4 GB container
+    on a 64 GB host, DuckDB was allowed 16 GB and the kernel killed the load instead of DuckDB spilling to disk."""
+    from riskconsole import workspace
+    from riskconsole.engines.spark import local_driver_memory
+
+    monkeypatch.delenv("RISKCONSOLE_MEMORY_LIMIT", raising=False)
+    monkeypatch.setattr(workspace.os, "sysconf", lambda name: 4096 if name == "SC_PAGE_SIZE" else 64 * 2**30 // 4096)
+    files = []
+    for name, text in (("v2", v2), ("v1", v1)):
+        path = tmp_path / name
+        if text is not None:
+            path.write_text(text)
+        files.append(path)
+    monkeypatch.setattr(workspace, "CGROUP_MEMORY", tuple(files))
+    assert workspace.machine_memory() == expected
+    gb = expected // 2**30
+    assert workspace.memory_limit() == f"{max(1, min(16, int(gb * 0.4)))}GB"
+    assert local_driver_memory() == f"{max(1, min(16, int(gb / 3)))}g"
