@@ -402,7 +402,6 @@ def test_an_entity_strategy_reads_a_list(tmp_path):
         assert session.backtest(path).report["overall"]["blocked"] == int((periods["merchant_id"] == 101).sum())
 
 
-
 def test_an_entity_strategy_reads_a_dated_list_at_each_period_start(tmp_path):
     """An entry with `added`/`expires` counts on the periods whose start is in [added, expires): the entity frame
     has no event time, so the list is replayed at each period's start (it once compared with the events' time
