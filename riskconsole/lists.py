@@ -265,6 +265,12 @@ def parse_list(data: bytes, name: str, label: str) -> ListFile:
     if not LIST_NAME.fullmatch(name):
         raise ConfigError(f"{label}: '{name}' is not a list name (use letters, digits and _, e.g. blocked_devices)")
     text = _decode(data, label)
+    nul = text.find("\x00")
+    if nul >= 0:  # the CSV reader read it as a space: a value no event holds, listed in silence
+        before = text[:nul]
+        line = len(before.splitlines()) + (not before or before[-1] in "\r\n")
+        raise ConfigError(f"{label}: line {line}: a NUL character (byte 0), which no value holds: save the list as "
+                          "plain UTF-8 CSV text")
     header = _header(text, label)
     if not header:
         return ListFile(name, label, hashlib.sha256(data).hexdigest(), _table([], [], []))

@@ -224,6 +224,11 @@ def test_export_zip_bundles_strategy_and_lists(list_ws):
     # a European spreadsheet's export: the separator named, not 'value;added' taken for one unknown column
     (b"value;added\nK1;\n", "lists/x.csv: the header is separated by ';': a list file is separated by commas "
                               "(value,added; save it as CSV with commas)"),
+    # a NUL byte read as a space: '10 1' listed, a value no event holds, in silence
+    (b"value\nK1\n10\x001\n", "lists/x.csv: line 3: a NUL character (byte 0), which no value holds: save the list "
+                             "as plain UTF-8 CSV text"),
+    (b"value\rK1\r\x00K2\r", "lists/x.csv: line 3: a NUL character"),
+    (b"\x00value\nK1\n", "lists/x.csv: line 1: a NUL character"),
 ])
 def test_bad_list_files_are_one_line_errors(text: bytes, fragment: str) -> None:
     with pytest.raises(ConfigError) as err:
