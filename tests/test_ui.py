@@ -386,3 +386,22 @@ def test_the_pickers_show_a_strategy_files_name_where_it_differs_from_the_file(p
         assert not at.exception and strategy.value == "prod_v3"
     finally:
         path.unlink()
+
+
+@pytest.mark.parametrize("segments", [1, 5, 12])
+def test_the_segment_chart_gives_each_segment_its_own_row_of_height(segments):
+    """Each segment's bar gets a fixed step, whatever the column: a total height of 34 px a segment, fitted by the
+    console to its column with the x axis inside it, left the demo's 5 channels 18 px each and Vega hid 'web' and
+    'video'. Rendered (report.html's SVG), the chart grows by the step per segment and names every one."""
+    import re
+
+    from riskconsole.charts import segment_delta_chart
+    from riskconsole.share import svg
+
+    rows = [{"segment": f"seg_{i}", "delta": {"net_benefit": (-1) ** i * 100.0 * i}} for i in range(segments)]
+    chart = segment_delta_chart(rows)
+    assert chart.to_dict()["height"] == {"step": 28}
+    drawn = svg(chart)
+    assert all(f">seg_{i}<" in drawn for i in range(segments))
+    one = int(re.search(r'height="(\d+)', svg(segment_delta_chart(rows[:1]))).group(1))
+    assert int(re.search(r'height="(\d+)', drawn).group(1)) == one + 28 * (segments - 1)
