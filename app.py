@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-st.set_page_config(page_title="riskconsole", page_icon=":material/shield:", layout="wide")
+# an emoji icon is drawn by the browser itself; a ":material/...:" one is fetched from fonts.gstatic.com on every page
+# load (a request to Google from a local console, failing on an offline network)
+st.set_page_config(page_title="riskconsole", page_icon="🛡️", layout="wide")
 PAGES = "riskconsole/ui"
 st.navigation([
     st.Page(f"{PAGES}/backtest_page.py", title="Backtest", icon=":material/query_stats:", default=True),

@@ -405,3 +405,20 @@ def test_the_segment_chart_gives_each_segment_its_own_row_of_height(segments):
     assert all(f">seg_{i}<" in drawn for i in range(segments))
     one = int(re.search(r'height="(\d+)', svg(segment_delta_chart(rows[:1]))).group(1))
     assert int(re.search(r'height="(\d+)', drawn).group(1)) == one + 28 * (segments - 1)
+
+
+
+
+
+def test_the_page_icon_is_drawn_without_a_request_off_the_machine():
+    """A teammate's browser fetched the ":material/shield:" favicon from fonts.gstatic.com on every page (seen in
+    a browser pass over the network; the request failed offline). Streamlit sends an emoji icon as `emoji:…`, which
+    the page draws as an inline SVG, and any other string as a URL to fetch."""
+    import ast
+
+    from streamlit.commands.page_config import _get_favicon_string
+
+    tree = ast.parse(open(APP, encoding="utf-8").read())
+    icons = [k.value.value for node in ast.walk(tree) if isinstance(node, ast.Call)
+             for k in node.keywords if k.arg == "page_icon"]
+    assert len(icons) == 1 and _get_favicon_string(icons[0]).startswith("emoji:"), icons
