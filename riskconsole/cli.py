@@ -469,7 +469,6 @@ def cmd_console(ws: Workspace, args: argparse.Namespace) -> None:
     from riskconsole.ui.serve import serve
 
     os.environ["RISKCONSOLE_WORKSPACE"] = str(ws.root)  # the console's pages open the workspace named there
-    print(f"console on {terminal(ws.root)}: http://{args.address}:{args.port} (Ctrl-C stops it)", file=sys.stderr)
     serve(args.port, args.address)
 
 

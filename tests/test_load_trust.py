@@ -310,6 +310,26 @@ def test_the_console_listens_on_this_machine_unless_told_otherwise():
     assert flags["server.address"] == "127.0.0.1" and flags["server.maxUploadSize"] == uploads.upload_limit_mb()
 
 
+def test_the_console_names_the_address_a_teammate_opens_and_asks_no_outside_service(monkeypatch):
+    """Served to a team with `--address 0.0.0.0`, the launcher printed `http://0.0.0.0:8626`, which opens nothing on
+    another machine, and Streamlit's own banner named localhost after asking checkip.amazonaws.com for this
+    machine's public address (a request off the machine at every start). The launcher now names the network
+    address first, and Streamlit's banner (the only caller of that lookup at start) is off."""
+    from streamlit import net_util
+
+    from riskconsole.ui.serve import console_flags, console_urls
+
+    monkeypatch.setattr(net_util, "get_internal_ip", lambda: "10.1.2.3")
+    monkeypatch.setattr(net_util, "get_external_ip", lambda: pytest.fail("the public address was looked up"))
+    assert console_urls("0.0.0.0", 8626) == ["http://10.1.2.3:8626", "http://127.0.0.1:8626"]
+    assert console_urls("::", 8626) == ["http://10.1.2.3:8626", "http://[::1]:8626"]
+    assert console_urls("192.168.1.20", 80) == ["http://192.168.1.20:80"]
+    assert console_urls("fd00::2", 8501) == ["http://[fd00::2]:8501"]
+    monkeypatch.setattr(net_util, "get_internal_ip", lambda: None)  # no network interface: this machine only
+    assert console_urls("0.0.0.0", 8626) == ["http://127.0.0.1:8626"]
+    assert console_flags(8626, "0.0.0.0")["logger.hideWelcomeMessage"] is True
+
+
 def test_uploads_have_a_size_limit(tmp_path, monkeypatch):
     ws = write_workspace(tmp_path / "w", random_events(n=40))
     load(ws)

@@ -9,7 +9,10 @@ opened meanwhile says that Spark is starting (`common.prewarm`, `common.wait_for
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+
+from riskconsole.escape import terminal
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 
@@ -20,7 +23,23 @@ def console_flags(port: int, address: str) -> dict:
 
     return {"server.port": port, "server.address": address, "server.headless": True,
             "browser.gatherUsageStats": False, "server.maxUploadSize": upload_limit_mb(),
-            "client.toolbarMode": "minimal"}  # no "Deploy" button: this console runs locally
+            "client.toolbarMode": "minimal",  # no "Deploy" button: this console runs locally
+            # the launcher says where to open it (`console_urls`); Streamlit's banner on a wildcard address asks
+            # checkip.amazonaws.com for this machine's public address at every start and names localhost
+            "logger.hideWelcomeMessage": True}
+
+
+def console_urls(address: str, port: int) -> list[str]:
+    """Where to open the console, the address to give teammates first: on a wildcard address (0.0.0.0, ::) it
+    listens on every interface, and `http://0.0.0.0:8501` opens nothing on another machine; there the first is this
+    machine's network address (the interface its default route leaves by), then this machine's own."""
+    if address in ("0.0.0.0", "::", ""):
+        from streamlit import net_util
+
+        network = net_util.get_internal_ip()
+        local = "[::1]" if address == "::" else "127.0.0.1"
+        return ([f"http://{network}:{port}"] if network else []) + [f"http://{local}:{port}"]
+    return [f"http://{f'[{address}]' if ':' in address else address}:{port}"]
 
 
 def add_flags(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -55,6 +74,10 @@ def serve(port: int, address: str) -> None:
 
     logger.set_log_level("error")  # caches filled outside a session warn once each (every Streamlit logger has its
     from riskconsole.ui.common import WARM_THREAD, prewarm, workspace  # own level: pages' modules make theirs)
+
+    urls = console_urls(address, port)
+    also = f"; on this machine also {urls[1]}" if len(urls) > 1 else ""
+    print(f"console on {terminal(workspace().root)}: {urls[0]} (Ctrl-C stops it{also})", file=sys.stderr, flush=True)
 
     # Spark's warm-up fills the caches from a thread of its own, with no script run: that warning is for nobody
     context = logger.get_logger("streamlit.runtime.scriptrunner_utils.script_run_context")
