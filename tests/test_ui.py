@@ -422,3 +422,55 @@ def test_the_page_icon_is_drawn_without_a_request_off_the_machine():
     icons = [k.value.value for node in ast.walk(tree) if isinstance(node, ast.Call)
              for k in node.keywords if k.arg == "page_icon"]
     assert len(icons) == 1 and _get_favicon_string(icons[0]).startswith("emoji:"), icons
+
+
+
+
+
+def _wrapping_rows(at: AppTest) -> list[list[tuple[int, list[str]]]]:
+    """Each wrapping horizontal row of the page: its cells' pixel widths (0 if not fixed) and their elements' kinds
+    or labels."""
+    rows = []
+
+    def walk(node):
+        proto = getattr(node, "proto", None)
+        flex = getattr(proto, "flex_container", None) if proto is not None and hasattr(proto, "flex_container") else None
+        if flex is not None and proto.HasField("flex_container") and flex.wrap and flex.direction == flex.HORIZONTAL:
+            rows.append([(cell.proto.width_config.pixel_width,
+                          [getattr(el, "label", "") or type(el).__name__ for el in cell.children.values()])
+                         for cell in node.children.values() if type(cell).__name__ == "Block"])
+        for child in (node.children.values() if isinstance(getattr(node, "children", None), dict) else []):
+            walk(child)
+
+    walk(at.main)
+    return rows
+
+
+def test_side_by_side_controls_and_charts_wrap_where_the_page_is_narrow(page):
+    """At an 800 px window the sidebar leaves the page 470 px, and Streamlit stacks `st.columns` only below 640 px:
+    the Monitor page's 4 columns cut "baseline" to "baselin" and the window to "2026/0", the Compare page's overlap
+    heatmap had 70 px for 10 rules and its segment chart hid half the names. Now they are rows of fixed-width cells
+    that wrap: every cell fits 470 px, and the Monitor controls (with 3 small gaps) still fit one line of the
+    1,040 px a 1,500 px window leaves."""
+    monitor = _wrapping_rows(page("monitor_page"))
+    controls = next(row for row in monitor if ["Strategy as deployed"] in [labels for _, labels in row])
+    widths = [width for width, _ in controls]
+    assert len(widths) == 4 and all(0 < w <= 470 for w in widths) and sum(widths) + 3 * 16 <= 1040, widths
+    compare = _wrapping_rows(page("compare_page"))
+    cells = [cell for row in compare for cell in row if any("Chart" in k or "Element" in k for k in cell[1])]
+    assert cells and all(0 < width <= 620 for width, _ in cells), compare
+    # the Export page's buttons: 3 columns at 800 px cut "candidate.yaml (reviewed)" to "candidate.yaml (r…"
+    export = page("export_page")
+    buttons = export.get("download_button")
+    rows = [block for block in _blocks(export.main) if block.proto.HasField("flex_container")
+            and block.proto.flex_container.wrap
+            and block.proto.flex_container.direction == block.proto.flex_container.HORIZONTAL]
+    in_row = [[b.label for b in row.children.values() if type(b).__name__ == "DownloadButton"] for row in rows]
+    assert len(buttons) == 7 and [b.label for b in buttons] in in_row, in_row
+
+
+def _blocks(node) -> list:
+    found = [node] if type(node).__name__ == "Block" else []
+    for child in (node.children.values() if isinstance(getattr(node, "children", None), dict) else []):
+        found += _blocks(child)
+    return found

@@ -271,6 +271,14 @@ def _compared(root: str, version: str, path: str, text: str, base: str, base_tex
                              by).report
 
 
+def wrapping_row(*widths: int | str, gap: str = "small") -> list:
+    """Cells of these widths (px, or "stretch"/"content") side by side where they fit, else wrapped one under the
+    other. `st.columns` stacks only below a 640 px window, its sidebar open or not: at 800 px the sidebar left the
+    page 470 px, and a 4-way split cut "baseline" to "baselin", a 2-way one squashed charts to 230 px."""
+    row = st.container(horizontal=True, wrap=True, gap=gap)
+    return [row.container(width=width) for width in widths]
+
+
 class TileRow:
     """Tiles of equal width that wrap onto more lines where the page is narrow: 4 fixed columns cut "30.4–44.9%" to
     "30.4–…" and "fraud money stopped" to "fraud money …" at 1,100 px (Streamlit ellipsizes what does not fit a

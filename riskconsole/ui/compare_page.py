@@ -12,7 +12,7 @@ from riskconsole.report import unit_of
 from riskconsole.segments import segment_columns
 from riskconsole.share import kpi_rows, removal_text, segment_table
 from riskconsole.ui.common import (compare, guard, open_page, pick_baseline, pick_strategy, pick_window,
-                                   show_warnings)
+                                   show_warnings, wrapping_row)
 
 INTERVAL_METRICS = [("recall", "recall"), ("precision", "precision"), ("amount_recall", "amount recall")]
 
@@ -105,7 +105,7 @@ st.dataframe(loo[["name", "action", "unique catches", "recall_added", "precision
                       "precision_added": st.column_config.TextColumn("precision added"),
                       "net_benefit_added": st.column_config.NumberColumn("net benefit added", format="localized"),
                       "review_cases_added": st.column_config.NumberColumn("reviews added", format="localized")})
-left, right = st.columns([3, 2])  # every rule's row above, full width; how they overlap and what to drop below
+left, right = wrapping_row(600, 380)  # every rule's row above, full width; how they overlap and what to drop below
 if attribution["overlap"]["rules"]:
     left.altair_chart(overlap_chart(attribution["overlap"]), width="stretch")
 if removal := removal_text(report):
@@ -115,7 +115,7 @@ if c.get("segments"):
     st.subheader(f"Segments by {by}")
     worse = set(c["segments"]["worse"])
     headers, rows = segment_table(report)  # as report.html and report.md show them: undefined ones say why
-    left, right = st.columns([3, 2])
+    left, right = wrapping_row(600, 380)
     left.dataframe(pd.DataFrame(rows, columns=headers), hide_index=True, width="stretch")
     right.altair_chart(segment_delta_chart(c["segments"]["rows"]), width="stretch")
     if worse:

@@ -12,7 +12,8 @@ from riskconsole.errors import RiskConsoleError
 from riskconsole.export import fmt
 from riskconsole.share import top_table
 from riskconsole.ui.lists_panel import add_event_value
-from riskconsole.ui.common import TileRow, db_version, guard, open_page, pick_strategy, release_connections
+from riskconsole.ui.common import (TileRow, db_version, guard, open_page, pick_strategy, release_connections,
+                                   wrapping_row)
 
 session = open_page("Detectors")
 ws = session.ws
@@ -67,7 +68,7 @@ for name, card in cards().items():
             f"{card.get('model', {}).get('trees') or card.get('fit_rows', 0):,}")
     row.add("events scored", f"{card.get('events_scored', 0):,}")
     row.draw()
-    left, right = st.columns(2)
+    left, right = wrapping_row(480, 480)
     left.altair_chart(importance_chart(card["importance"][:12], card.get("importance_method", "")), width="stretch")
     right.altair_chart(histogram_chart(card_bins(card), "score"), width="stretch")
     if shown := top_table(card):

@@ -24,18 +24,18 @@ st.caption("Equivalent CLI: `riskconsole backtest " + " ".join(
      "--format " + ",".join(FORMATS)]).replace("  ", " ") + "`")
 
 files = guard(export_files, session, path, window, overrides, FORMATS)
-columns = st.columns(3)
-for i, (name, data) in enumerate(files.items()):
-    columns[i % 3].download_button(name, data, file_name=name.rsplit("/", 1)[-1], mime=MIME[name.rsplit(".", 1)[1]],
-                                   width="stretch")
+# one wrapping row of buttons as wide as their names: 3 columns at 800 px cut "candidate.yaml (reviewed)" to "(r…"
+buttons = st.container(horizontal=True, wrap=True, gap="small")
+for name, data in files.items():
+    buttons.download_button(name, data, file_name=name.rsplit("/", 1)[-1], mime=MIME[name.rsplit(".", 1)[1]],
+                            width="content")
 text = guard(session.strategy_yaml, path, overrides)
-columns[len(files) % 3].download_button(f"{path.stem}.yaml (reviewed)", text.encode(), file_name=f"{path.stem}.yaml",
-                                        mime=MIME["yaml"], width="stretch")
+buttons.download_button(f"{path.stem}.yaml (reviewed)", text.encode(), file_name=f"{path.stem}.yaml",
+                        mime=MIME["yaml"], width="content")
 lists = {name: data for name, data in files.items() if name.startswith("lists/")}
 if lists:  # the strategy reads lists: its review goes with the list versions it ran with
     bundle = zip_bytes({f"strategies/{path.stem}.yaml": text.encode(), **lists})
-    columns[(len(files) + 1) % 3].download_button(f"{path.stem}.zip (reviewed, with its lists)", bundle,
-                                                  file_name=f"{path.stem}.zip", mime="application/zip",
-                                                  width="stretch")
+    buttons.download_button(f"{path.stem}.zip (reviewed, with its lists)", bundle, file_name=f"{path.stem}.zip",
+                            mime="application/zip", width="content")
 st.subheader("Report preview")
 st.markdown(files["report.md"].decode())

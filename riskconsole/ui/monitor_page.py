@@ -20,7 +20,7 @@ from riskconsole.monitor import METRICS, MIN_REFERENCE_DAYS, RULE_HITS, incident
 from riskconsole.segments import segment_columns
 from riskconsole.session import Session
 from riskconsole.share import ALERT_HEADERS, BAND_NOTE, KPI_TITLES, alert_rows
-from riskconsole.ui.common import TileRow, results_version, guard, open_page, pick_strategy, strategy_text
+from riskconsole.ui.common import TileRow, results_version, guard, open_page, pick_strategy, strategy_text, wrapping_row
 
 @st.cache_data(max_entries=16, show_spinner="Monitoring (one grouped pass per view, one for drift) ...")
 def _monitor(root: str, version: str, path: str, text: str, start: str, end: str, reference: str | None,
@@ -193,7 +193,7 @@ def clusters_section(result: dict, path: Path) -> None:
 session = open_page("Monitor")
 ws = session.ws
 lo, hi = session.day_range()
-top = st.columns([2, 2, 2, 3])
+top = wrapping_row(180, 232, 232, 300)  # one line at 1,500 px, three at 800 (4 columns cut "baseline", the window)
 with top[0]:
     path = pick_strategy(ws, "Strategy as deployed", "monitor_strategy", default="baseline")
 with top[1]:
