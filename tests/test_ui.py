@@ -474,3 +474,25 @@ def _blocks(node) -> list:
     for child in (node.children.values() if isinstance(getattr(node, "children", None), dict) else []):
         found += _blocks(child)
     return found
+
+
+def test_a_rule_without_labelled_hits_says_so_in_a_column_wide_enough(tmp_path, monkeypatch):
+    """The Rules table's precision of a rule with no hits is text ("— (no hits)"): the grid's own column width cut
+    "— (no labelled hits)" to "— (no labelled hi" at 1,500 px. The column is given 7 px a character + 24 px for
+    its longest text; rates alone keep the grid's width."""
+    rules = [*RULES, {"name": "never", "when": "amount < 0", "action": "review"}]
+    strategies = {name: {"name": name, "params": {"burst": 3, "big": 300.0}, "rules": rules}
+                  for name in ("baseline", "candidate")}
+    ws = write_workspace(tmp_path / "w", random_events(), strategies=strategies)
+    load(ws)
+    monkeypatch.setenv("RISKCONSOLE_WORKSPACE", str(ws.root))
+    common.release_connections()
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = next(d for d in at.dataframe if "unique_tp" in d.value.columns)
+    assert table.value.set_index("name").loc["never", "precision"] == "— (no hits)"
+    config = json.loads(table.proto.columns)
+    assert config["precision"]["width"] == 7 * max(len(t) for t in table.value["precision"]) + 24 >= 7 * 11 + 24
+    assert max(len(t) for t in table.value["recall"]) <= 8 and "width" not in config["recall"]  # rates: the grid's
+    common.release_connections()

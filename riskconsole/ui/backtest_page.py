@@ -11,7 +11,8 @@ from riskconsole.export import fmt, metric_text
 from riskconsole.share import value_text
 from riskconsole.charts import daily_chart
 from riskconsole.ui.common import (results_version, evaluate, guard, guard_baseline, kpi_tiles, open_page, pick_baseline,
-                                   pick_strategy, pick_window, show_warnings, strategy_text)
+                                   pick_strategy, pick_window, show_warnings, strategy_text,
+                                   text_width)
 
 
 @st.cache_data(max_entries=16, show_spinner="Listing entity-periods ...")
@@ -88,8 +89,10 @@ st.subheader("Rules")
 rules = _undefined_said(pd.DataFrame(report["rules"])[["name", "action", "enabled", "hits", "tp", "fp", "precision",
                                                         "recall", "unique_tp"]])
 st.dataframe(rules, hide_index=True, width="stretch", height="content", column_config={
-    "precision": st.column_config.TextColumn(help="Of the rule's labelled hits, the share that is fraud"),
-    "recall": st.column_config.TextColumn(help="Of the labelled fraud, the share this rule hits"),
+    "precision": st.column_config.TextColumn(help="Of the rule's labelled hits, the share that is fraud",
+                                             width=text_width(rules["precision"])),
+    "recall": st.column_config.TextColumn(help="Of the labelled fraud, the share this rule hits",
+                                          width=text_width(rules["recall"])),
     "hits": st.column_config.NumberColumn(format="localized"),
     "tp": st.column_config.NumberColumn("fraud hit", format="localized"),
     "fp": st.column_config.NumberColumn("good hit", format="localized"),

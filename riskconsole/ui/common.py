@@ -271,6 +271,14 @@ def _compared(root: str, version: str, path: str, text: str, base: str, base_tex
                              by).report
 
 
+def text_width(texts) -> int | None:
+    """A grid column's width in px for its longest text, at 7 px a character of the grid's 14 px font and 24 px of
+    padding: the grid's own guess cut "— (no labelled hits)" to "— (no labelled hi" at 1,500 px. None (the grid's
+    guess) when every text is at most 8 characters, as a rate's "12.34%" is."""
+    longest = max((len(str(t)) for t in texts), default=0)
+    return 7 * longest + 24 if longest > 8 else None
+
+
 def wrapping_row(*widths: int | str, gap: str = "small") -> list:
     """Cells of these widths (px, or "stretch"/"content") side by side where they fit, else wrapped one under the
     other. `st.columns` stacks only below a 640 px window, its sidebar open or not: at 800 px the sidebar left the

@@ -12,7 +12,7 @@ from riskconsole.report import unit_of
 from riskconsole.segments import segment_columns
 from riskconsole.share import kpi_rows, removal_text, segment_table
 from riskconsole.ui.common import (compare, guard, open_page, pick_baseline, pick_strategy, pick_window,
-                                   show_warnings, wrapping_row)
+                                   show_warnings, text_width, wrapping_row)
 
 INTERVAL_METRICS = [("recall", "recall"), ("precision", "precision"), ("amount_recall", "amount recall")]
 
@@ -101,8 +101,10 @@ rows = attribution["leave_one_out"]  # what a rule adds as text: undefined ones 
 loo = loo.assign(**{k: [metric_text(k, r) for r in rows] for k in ("recall_added", "precision_added")})
 st.dataframe(loo[["name", "action", "unique catches", "recall_added", "precision_added", "net_benefit_added",
                   "review_cases_added"]], hide_index=True, width="stretch", height="content", column_config={
-                      "recall_added": st.column_config.TextColumn("recall added"),
-                      "precision_added": st.column_config.TextColumn("precision added"),
+                      "recall_added": st.column_config.TextColumn("recall added",
+                                                                  width=text_width(loo["recall_added"])),
+                      "precision_added": st.column_config.TextColumn("precision added",
+                                                                     width=text_width(loo["precision_added"])),
                       "net_benefit_added": st.column_config.NumberColumn("net benefit added", format="localized"),
                       "review_cases_added": st.column_config.NumberColumn("reviews added", format="localized")})
 left, right = wrapping_row(600, 380)  # every rule's row above, full width; how they overlap and what to drop below
