@@ -437,7 +437,8 @@ def _wrapping_rows(at: AppTest) -> list[list[tuple[int, list[str]]]]:
         flex = getattr(proto, "flex_container", None) if proto is not None and hasattr(proto, "flex_container") else None
         if flex is not None and proto.HasField("flex_container") and flex.wrap and flex.direction == flex.HORIZONTAL:
             rows.append([(cell.proto.width_config.pixel_width,
-                          [getattr(el, "label", "") or type(el).__name__ for el in cell.children.values()])
+                          [getattr(el, "label", "") or (el.value[:30] if type(el).__name__ == "Markdown" else
+                                                        type(el).__name__) for el in cell.children.values()])
                          for cell in node.children.values() if type(cell).__name__ == "Block"])
         for child in (node.children.values() if isinstance(getattr(node, "children", None), dict) else []):
             walk(child)
@@ -459,6 +460,8 @@ def test_side_by_side_controls_and_charts_wrap_where_the_page_is_narrow(page):
     compare = _wrapping_rows(page("compare_page"))
     cells = [cell for row in compare for cell in row if any("Chart" in k or "Element" in k for k in cell[1])]
     assert cells and all(0 < width <= 620 for width, _ in cells), compare
+    # the intervals' chart and what they mean for net benefit: 3:2 columns at 800 px cut the chart's axis title
+    assert any(labels[0].startswith("Net benefit change") for row in compare for _, labels in row if labels), compare
     # the Export page's buttons: 3 columns at 800 px cut "candidate.yaml (reviewed)" to "candidate.yaml (r…"
     export = page("export_page")
     buttons = export.get("download_button")

@@ -279,11 +279,11 @@ def text_width(texts) -> int | None:
     return 7 * longest + 24 if longest > 8 else None
 
 
-def wrapping_row(*widths: int | str, gap: str = "small") -> list:
+def wrapping_row(*widths: int | str, gap: str = "small", vertical_alignment: str = "top") -> list:
     """Cells of these widths (px, or "stretch"/"content") side by side where they fit, else wrapped one under the
     other. `st.columns` stacks only below a 640 px window, its sidebar open or not: at 800 px the sidebar left the
     page 470 px, and a 4-way split cut "baseline" to "baselin", a 2-way one squashed charts to 230 px."""
-    row = st.container(horizontal=True, wrap=True, gap=gap)
+    row = st.container(horizontal=True, wrap=True, gap=gap, vertical_alignment=vertical_alignment)
     return [row.container(width=width) for width in widths]
 
 

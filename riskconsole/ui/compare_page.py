@@ -51,7 +51,7 @@ table = pd.DataFrame(kpi_rows(report))[["title", "value", "baseline", "delta", "
 table["interval"] = table["interval"].str.removeprefix("95% CI ")  # the column's header says it (as monitor.md)
 st.dataframe(table.rename(columns={"title": "metric", "value": "candidate", "interval": "95% interval"}),
              hide_index=True, width="stretch", height="content")  # full width: ranges and intervals are long
-left, right = st.columns([3, 2], vertical_alignment="center")
+left, right = wrapping_row(600, 380, vertical_alignment="center")  # at 800 px 3:2 columns cut the axis title
 with left:
     rows = [{"metric": title, "delta": c["delta"][key], "low": c["intervals"]["delta"][key][0],
              "high": c["intervals"]["delta"][key][1]} for key, title in INTERVAL_METRICS
