@@ -81,9 +81,11 @@ def removal_warnings(report: dict, unknown: list[int], unit: str = "events") -> 
     on its own" is not known of it. `unknown`: per rule of `report["rules"]`, what it alone flags unlabelled; `unit`:
     what the report decides."""
     alone = {row["name"]: n for row, n in zip(report["rules"], unknown)}
-    return [f"removal candidate '{name}' catches no labelled fraud on its own, but {alone[name]:,} {unit} "
-            "only it flags have no label: it may catch fraud there" for name in
-            report["attribution"]["removal_candidates"] if alone.get(name)]
+    def counted(n: int) -> str:  # "1 event only it flags has", "4 events only it flags have"
+        return f"{n:,} {unit.removesuffix('s') if n == 1 else unit} only it flags {'has' if n == 1 else 'have'}"
+
+    return [f"removal candidate '{name}' catches no labelled fraud on its own, but {counted(alone[name])} no label: "
+            "it may catch fraud there" for name in report["attribution"]["removal_candidates"] if alone.get(name)]
 
 
 def unit_of(report: dict) -> str:

@@ -350,6 +350,8 @@ def test_a_removal_candidate_whose_sole_hits_are_unlabelled_is_not_said_to_catch
         "catch fraud there"]
     assert removal_warnings(report, [0, 0, 0]) == []
     assert "but 3 entity-periods only it flags" in removal_warnings(report, [3, 0, 0], "entity-periods")[0]
+    assert "but 1 event only it flags has no label" in removal_warnings(report, [1, 0, 0])[0]
+    assert "but 1 entity-period only it flags has no label" in removal_warnings(report, [1, 0, 0], "entity-periods")[0]
 
 
 def test_a_removal_candidate_that_adds_net_benefit_is_said_to_pay():
