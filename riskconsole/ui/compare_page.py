@@ -18,7 +18,7 @@ INTERVAL_METRICS = [("recall", "recall"), ("precision", "precision"), ("amount_r
 
 session = open_page("Compare")
 ws = session.ws
-left, mid, right = st.columns([2, 2, 1])
+left, mid, right = wrapping_row(400, 400, 180)  # one line at 1,500 px; at 800 px 2:2:1 columns cut "channel"
 with left:
     candidate = pick_strategy(ws, "Candidate", "strategy", default="candidate", with_versions=True)
 with mid:
