@@ -270,7 +270,7 @@ def test_strategy_page_param_sliders_edit_the_draft(page, console_ws):
 
 
 @pytest.mark.parametrize("engine", ["duckdb", "spark"])
-def test_the_launcher_listens_after_duckdbs_warm_up_and_during_sparks(console_ws, monkeypatch, engine):
+def test_the_launcher_listens_after_duckdbs_warm_up_and_during_sparks(console_ws, monkeypatch, engine, capsys):
     """On DuckDB the launcher fills the first pages' caches before it listens (seconds); on Spark (the engine's start
     and frame: a minute or more, during which the URL used to refuse connections) it listens at once, the warm-up
     running beside the server in a thread: the build is still under way when the server starts, and the reports of
@@ -307,6 +307,7 @@ def test_the_launcher_listens_after_duckdbs_warm_up_and_during_sparks(console_ws
     for cached in (common._report, common._spark_report):
         cached.clear()
     serve.serve(0, "127.0.0.1")
+    assert capsys.readouterr().err.startswith(f"console on {console_ws.root}: http://127.0.0.1:0 (Ctrl-C stops it)")
     for thread in threading.enumerate():
         if thread.name == common.WARM_THREAD:
             thread.join(30)
