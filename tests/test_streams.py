@@ -453,3 +453,16 @@ def test_minima_maxima_and_deviations_in_blocks_equal_duckdbs_windows(seed):
         assert all((a is None) == (b is None) and (a is None or a == pytest.approx(b, rel=1e-9, abs=1e-9))
                    for (_, a), (_, b) in zip(got, want))
         assert sum(1 for _, v in want if v is None) > 3 and sum(1 for _, v in want if v) > 100
+
+
+def test_the_data_pages_load_says_each_sources_counts_on_a_line_of_its_own(tmp_path, monkeypatch):
+    """The load box's label is one line: every other source's 'read = loaded + quarantined' ran together in it."""
+    from conftest import console_page
+
+    ws = workspace(tmp_path / "ws", make_events(), make_logins(make_events()))
+    load(ws)
+    at = console_page(monkeypatch, ws.root, "data_page")
+    next(b for b in at.button if b.label == "Load dataset").click().run()
+    assert not at.exception
+    lines = [t.value for t in at.text if "read " in t.value]
+    assert lines == ["streams.logins: read 500 = loaded 500 + quarantined 0"]

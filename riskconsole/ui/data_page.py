@@ -40,7 +40,7 @@ def run_load(action, accept_quarantine: bool = False) -> None:
     kept in the session, and the page shows why and offers it again with the quarantine accepted."""
     st.session_state.pop(REFUSED, None)
     release_connections()
-    refused = None
+    refused, rest = None, []
     with st.status("Loading events, building features, re-scoring detectors ...", expanded=True) as status:
         try:
             result = action(status.write, accept_quarantine)
@@ -48,7 +48,10 @@ def run_load(action, accept_quarantine: bool = False) -> None:
             status.update(label="Load refused: nothing changed", state="error")
             refused = err
         else:
-            status.update(label=result.summary(), state="complete")
+            first, *rest = result.summary().splitlines()  # a box's label is one line: the events' counts
+            status.update(label=first, state="complete")
+    if refused is None and rest:
+        st.text("\n".join(rest))  # every other source's counts, a line each (they ran together in the label)
     if refused is not None:  # said outside the box, which folds when it ends: the reason must stay in view
         if isinstance(refused, QuarantineRefused):
             st.session_state[REFUSED] = (str(refused), action)
