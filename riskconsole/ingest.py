@@ -487,7 +487,7 @@ def _suggested(staged: Staged, column: str, bad: exp.Expression, values: list[st
             break
         found.append(fmt)
         values = _sampled(staged, column, fill(":b AND NOT :ok", b=bad,
-                                                  ok=times.in_range(times.parse_text(text, found))))
+                                               ok=times.in_range(times.parse_text(text, found))))
     # a format the others read every failing row of is dropped: days 1 to 12 of a day-first file read month first
     # too, so '%m/%d/%Y' may win the first values and '%d/%m/%Y' come after it for the rest; kept before it, it
     # would load those days on the wrong dates (2 March as 3 February), with no warning
