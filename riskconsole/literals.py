@@ -4,9 +4,10 @@ data holds where it differs only in letter case or surrounding spaces.
 
 The comparisons are found in the compiled conditions (`=`, `<>`, `IN (...)`, negated or not, of a text column of
 the frame with text literals); one query over the whole frame (every loaded row, not only the window's: a value
-of other days is no typo) counts each literal, and one more per literal no row holds finds its near spelling. The
-queries are plain SQL text: the compiled-query cache keeps them with the pairs, and a cached run asks them without
-sqlglot.
+of other days is no typo) counts each literal, and one more per literal no row holds finds its near spelling: a value
+equal but for letter case and surrounding spaces, else, in a column of at most `FEW` distinct values, one a letter
+away (two for a literal of 8 letters or more; none for one shorter than 3: `'UK'` is no typo of `'US'`). The queries
+are plain SQL text: the compiled-query cache keeps them with the pairs, and a cached run asks them without sqlglot.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from riskconsole.strategy import CompiledStrategy, Frame
 
 Pairs = list[tuple[str, str, str]]  # (rule, column, literal)
+FEW = 1000  # a column of more distinct values (ids, e-mails) is not searched for a spelling a letter away
 
 
 def text_literals(compiled: CompiledStrategy, frame: Frame) -> Pairs:
@@ -58,9 +60,22 @@ def literal_query(pairs: Pairs) -> tuple[str, list[str]] | None:
 
     counts = [alias(fill("count(*) FILTER (WHERE :c = :v)", c=ident(c), v=lit(v)), f"n{i}")
               for i, (_, c, v) in enumerate(pairs)]
-    near = [render(exp.select(fill("min(:c)", c=ident(c))).from_("frame").where(
-        fill("lower(trim(:c)) = lower(trim(:v))", c=ident(c), v=lit(v)))) for _, c, v in pairs]
+    near = [render(fill(NEAR, c=ident(c), v=lit(v), few=lit(FEW), more=lit(FEW + 1))) for _, c, v in pairs]
     return render(exp.select(*counts).from_("frame")), near
+
+
+# A literal's near spelling in the data: (value, whether it differs only in letter case and surrounding spaces), one
+# row or none. The distinct values are listed up to FEW + 1 (DuckDB stops reading there: an id column costs ~1 ms).
+NEAR = """
+WITH few AS (SELECT DISTINCT :c AS v FROM frame WHERE :c IS NOT NULL LIMIT :more)
+SELECT v, lower(trim(v)) = lower(trim(:v)) AS same FROM (
+  SELECT min(:c) AS v FROM frame WHERE lower(trim(:c)) = lower(trim(:v))
+  UNION ALL
+  SELECT v FROM few WHERE (SELECT count(*) FROM few) <= :few AND length(trim(:v)) >= 3
+    AND damerau_levenshtein(lower(trim(v)), lower(trim(:v))) <= CASE WHEN length(trim(:v)) >= 8 THEN 2 ELSE 1 END
+) AS near WHERE v IS NOT NULL
+ORDER BY same DESC, damerau_levenshtein(lower(trim(v)), lower(trim(:v))), v LIMIT 1
+"""
 
 
 def literal_warnings(cur: duckdb.DuckDBPyConnection, pairs: Pairs, queries: tuple[str, list[str]] | None
@@ -76,9 +91,9 @@ def literal_warnings(cur: duckdb.DuckDBPyConnection, pairs: Pairs, queries: tupl
         if held:
             continue
         rule, column, value = pairs[i]
-        (spelt,) = cur.execute(near[i]).fetchone()
-        hint = f" (the data has '{printable(spelt)}': text is compared exactly, letter case and spaces included)" \
-            if spelt is not None else ""
+        found = cur.execute(near[i]).fetchone()
+        hint = "" if found is None else f" (did you mean '{printable(found[0])}'?)" if not found[1] else \
+            f" (the data has '{printable(found[0])}': text is compared exactly, letter case and spaces included)"
         out.append(f"rule '{rule}' compares {column} with '{printable(value)}', which no loaded event's {column} "
                    f"holds{hint}")
     return out

@@ -83,3 +83,59 @@ def test_a_value_of_other_days_is_no_typo(tmp_path):
     assert len(first) > 0 and "kiosk" not in set(first["channel"])
     said = _said(report)
     assert not any("'kiosk'" in w for w in said) and any("'tv'" in w for w in said) and len(said) == 3
+
+
+NEAR_RULES = [
+    {"name": "swapped", "when": "channel = 'wbe'", "action": "review"},      # two letters swapped: one edit
+    {"name": "doubled", "when": "channel IN ('Appp', 'tv')", "action": "review"},  # one letter more, and too short
+    {"name": "far", "when": "channel <> 'lvee'", "action": "review"},        # two edits from 'live': too far
+]
+
+
+def _near_said(tmp_path) -> list[str]:
+    events = random_events(n=400)
+    ws = write_workspace(tmp_path / "ws", events, None, {"s": {"name": "s", "rules": NEAR_RULES}})
+    load(ws)
+    with Session(ws) as session:
+        return _said(session.backtest(ws.strategies_dir / "s.yaml").report)
+
+
+def _distance(a: str, b: str) -> int:
+    """Optimal string alignment distance (a swap of neighbours is one edit), by the textbook table."""
+    d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+    return d[len(a)][len(b)]
+
+
+def test_a_literal_a_letter_from_a_value_of_a_few_valued_column_names_it(tmp_path):
+    """A spelling a letter away (letters compared without case) is named for a literal of 3 letters or more; two
+    letters away is not a typo; a literal of 2 letters is named with nothing."""
+    held = ["app", "live", "web"]
+    assert [min(held, key=lambda v: (_distance(v, x.lower()), v)) for x in ("wbe", "Appp")] == ["web", "app"]
+    assert [_distance("wbe", "web"), _distance("appp", "app"), min(_distance("lvee", v) for v in held)] == [1, 1, 2]
+    assert _near_said(tmp_path) == [
+        "rule 'swapped' compares channel with 'wbe', which no loaded event's channel holds (did you mean 'web'?)",
+        "rule 'doubled' compares channel with 'Appp', which no loaded event's channel holds (did you mean 'app'?)",
+        "rule 'doubled' compares channel with 'tv', which no loaded event's channel holds",
+        "rule 'far' compares channel with 'lvee', which no loaded event's channel holds"]
+
+
+def test_a_column_of_many_values_is_not_searched_for_a_spelling_a_letter_away(tmp_path, monkeypatch):
+    """Past `FEW` distinct values (ids, e-mails: a literal there is often a value yet to come), no spelling a letter
+    away is named; one differing only in letter case still is."""
+    import riskconsole.literals as literals
+
+    monkeypatch.setattr(literals, "FEW", 2)  # channel holds 3
+    rules = [{"name": "swapped", "when": "channel = 'wbe'", "action": "review"},
+             {"name": "case", "when": "channel = 'WEB'", "action": "review"}]
+    ws = write_workspace(tmp_path / "ws", random_events(n=400), None, {"s": {"name": "s", "rules": rules}})
+    load(ws)
+    with Session(ws) as session:
+        said = _said(session.backtest(ws.strategies_dir / "s.yaml").report)
+    assert said == ["rule 'swapped' compares channel with 'wbe', which no loaded event's channel holds",
+                    "rule 'case' compares channel with 'WEB', which no loaded event's channel holds (the data has "
+                    "'web': text is compared exactly, letter case and spaces included)"]
