@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from riskconsole.errors import DataError
+from riskconsole.roots import REPO_ROOT as REPO_ROOT  # re-exported: the repository, the default workspace
+from riskconsole.roots import resolve_root
 
 if TYPE_CHECKING:  # the config models and lists are imported where used: a cached backtest loads no model
     from riskconsole.config import Dataset, Detector, Strategy
     from riskconsole.lists import ListSet
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -29,9 +29,8 @@ class Workspace:
     def resolve(cls, arg: str | os.PathLike | None = None) -> Workspace:
         """`--workspace`, else $RISKCONSOLE_WORKSPACE, else the workspace the current directory is in (the nearest
         folder up from it holding data/dataset.yaml: `cd` into a workspace and run, as in a git checkout), else the
-        repository itself."""
-        chosen = arg or os.environ.get("RISKCONSOLE_WORKSPACE") or _enclosing(Path.cwd()) or REPO_ROOT
-        return cls(Path(chosen).expanduser().resolve())
+        repository itself (`roots.resolve_root`: the same answer without DuckDB)."""
+        return cls(resolve_root(arg))
 
     @property
     def db_path(self) -> Path:
@@ -137,14 +136,6 @@ class Workspace:
                                 f"spark in {folder}, which is gone (the workspace moved or the folder was removed): "
                                 "load the data again (riskconsole load)")
         return con
-
-
-def _enclosing(start: Path) -> Path | None:
-    """The nearest folder from `start` up that holds data/dataset.yaml (None: none does)."""
-    for folder in (start, *start.parents):
-        if (folder / "data" / "dataset.yaml").is_file():
-            return folder
-    return None
 
 
 def connect_duckdb(database: str = ":memory:", read_only: bool = False, **settings) -> duckdb.DuckDBPyConnection:
