@@ -75,8 +75,8 @@ def _session(ws: Workspace, args: argparse.Namespace, cache: bool = False) -> Se
     """The session of a command; `cache`: the compiled-query cache (`querycache.py`, docs/cli.md)."""
     from riskconsole.session import Session
 
-    return Session(ws, engine=getattr(args, "engine", None), progress=lambda m: print(m, file=sys.stderr),
-                   cache=cache, once=True)
+    return Session(ws, getattr(args, "connection", None), engine=getattr(args, "engine", None),
+                   progress=lambda m: print(m, file=sys.stderr), cache=cache, once=True)
 
 
 @contextmanager
@@ -462,6 +462,37 @@ def cmd_schema(ws: Workspace, args: argparse.Namespace) -> None:
     print(json.dumps(KINDS[args.kind].model_json_schema(by_alias=True), indent=2))
 
 
+def cmd_daemon(ws: Workspace, args: argparse.Namespace) -> int:
+    """`riskconsole daemon`: serve this workspace's read-only commands from one warm process (`daemon.py`)."""
+    from riskconsole import daemon
+    from riskconsole.daemon_client import ask
+
+    if not (args.stop or args.status):
+        if not args.idle > 0:
+            raise RiskConsoleError(f"--idle {args.idle:g}: give the minutes without a request after which the daemon "
+                                   "stops, above 0")
+        daemon.serve(ws, args.idle)
+        return 0
+    found = ask(ws.root, b"t" if args.stop else b"s")
+    if found is None:
+        print(f"no riskconsole daemon serves {terminal(ws.root)}")
+        return 0 if args.stop else 1
+    if args.stop:
+        print(f"stopped the riskconsole daemon (PID {found['pid']}) of {terminal(ws.root)} after {found['served']:,} "
+              "commands")
+        return 0
+    print(f"riskconsole daemon (PID {found['pid']}) serves {terminal(ws.root)}: {found['served']:,} commands since "
+          f"{_clock(found['since'])}, database {'open' if found['open'] else 'closed'}, stops after "
+          f"{found['idle_minutes']:g} minutes without a request")
+    return 0
+
+
+def _clock(seconds: float) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def cmd_console(ws: Workspace, args: argparse.Namespace) -> None:
     """The console on this workspace (what `python -m riskconsole.ui.serve` starts), until stopped."""
     import os
@@ -631,6 +662,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--detector", action="append", metavar="NAME", help="only this detector (repeatable)")
     p.add_argument("--top", type=int, default=5, metavar="N", help="reasons per detector (default 5)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p = command("daemon", "keep this workspace open in one process that answers backtest, gate, sweep, optimize "
+                "and monitor for the other riskconsole commands you run (faster scripts); Ctrl-C stops it")
+    p.add_argument("--idle", type=float, default=60.0, metavar="MINUTES",
+                   help="stop after this many minutes without a request")
+    p.add_argument("--stop", action="store_true", help="stop the daemon of the workspace instead")
+    p.add_argument("--status", action="store_true", help="say whether a daemon serves the workspace (exit 1: none)")
     from riskconsole.ui.serve import add_flags  # argparse only: `--help` imports no Streamlit
 
     add_flags(command("console", "start the console (the web app) on this workspace; it runs until stopped (Ctrl-C)"))
@@ -639,8 +676,10 @@ def _parser() -> argparse.ArgumentParser:
 
 COMMANDS = {"console": cmd_console, "init": cmd_init, "demo": cmd_demo, "load": cmd_load, "validate": cmd_validate, "backtest": cmd_backtest,
             "sweep": cmd_sweep, "gate": cmd_gate, "optimize": cmd_optimize, "schema": cmd_schema,
-            "train": cmd_train, "explain": cmd_explain, "monitor": cmd_monitor}
+            "train": cmd_train, "explain": cmd_explain, "monitor": cmd_monitor, "daemon": cmd_daemon}
 
+
+from riskconsole.names import DELEGATED, WRITERS  # noqa: E402 - `--help` imports no socket
 
 FAST_EXIT = ("backtest", "gate")  # the script's process ends without tearing every module down (`_end`)
 
@@ -649,6 +688,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `riskconsole` script; returns the exit code. Run as the script (no `argv`), a backtest or a
     gate ends the process itself (`_end`)."""
     args = _parser().parse_args(argv)
+    if args.command in DELEGATED + WRITERS:  # before DuckDB's import: a daemon may answer (`daemon.py`)
+        code = _through_daemon(args, sys.argv[1:] if argv is None else [str(a) for a in argv])
+        if code is not None:
+            return code
     args.ends_process = argv is None and args.command in FAST_EXIT
     if args.ends_process:  # before numpy's import: a backtest multiplies no matrices, so OpenBLAS needs no thread
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # pool (its start is ~40% of numpy's import, issue 14)
@@ -658,13 +701,37 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-def _run(args: argparse.Namespace) -> int:
+def _through_daemon(args: argparse.Namespace, argv: list[str]) -> int | None:
+    """A read-only command run by the workspace's daemon: its exit code (its output printed); None: run it here. A
+    command that writes the database first asks the daemon to let go of it (DuckDB's file lock)."""
+    from riskconsole import daemon_client
+    from riskconsole.roots import resolve_root
+
+    root = resolve_root(args.workspace)
+    if args.command in WRITERS:
+        daemon_client.ask(root, b"l")
+        return None
+    return daemon_client.delegate(argv, root)
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """The arguments of a command line (what `main` parses), for a daemon running a client's command."""
+    return _parser().parse_args(argv)
+
+
+def run_parsed(args: argparse.Namespace, ws: Workspace) -> int:
+    """Run parsed arguments on `ws` as `main` would, the process going on after (a daemon's request)."""
+    args.ends_process = False
+    return _run(args, ws)
+
+
+def _run(args: argparse.Namespace, ws: Workspace | None = None) -> int:
     import duckdb
 
     from riskconsole.workspace import Workspace
 
     try:
-        ws = Workspace.resolve(args.workspace)
+        ws = ws or Workspace.resolve(args.workspace)
         return COMMANDS[args.command](ws, args) or 0
     except RiskConsoleError as err:
         print(f"error: {terminal(err)}", file=sys.stderr)
@@ -673,8 +740,8 @@ def _run(args: argparse.Namespace) -> int:
         if "Conflicting lock" in message:
             pid = message.split("(PID ")[-1].split(")")[0] if "(PID " in message else "?"
             inside = {"train": ", train from its Detectors page (Train detectors)"}.get(args.command, "")
-            message = (f"the database is open in another process (PID {pid}, e.g. a running console); stop it{inside}, "
-                       "or run this on another workspace")
+            message = (f"the database is open in another process (PID {pid}, e.g. a running console or `riskconsole "
+                       f"daemon`); stop it{inside}, or run this on another workspace")
         print(f"error: {terminal(message)}", file=sys.stderr)
     return 1
 

@@ -833,8 +833,8 @@ def _hold_live(ws: Workspace) -> duckdb.DuckDBPyConnection | None:
             raise
         pid = message.split("(PID ")[-1].split(")")[0] if "(PID " in message else "?"
         raise DataError(f"{ws.rel(ws.db_path)}: the database is open in another process (PID {pid}, e.g. a running "
-                        "console or `riskconsole train`); stop it, then load again, or load from the console's Data "
-                        "page") from None
+                        "console, `riskconsole train` or `riskconsole daemon`); stop it, then load again, or load "
+                        "from the console's Data page") from None
     except duckdb.ConnectionException:
         return None  # this process holds it under another configuration (closed by the caller before a load)
 

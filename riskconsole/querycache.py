@@ -29,6 +29,7 @@ from typing import Any, Callable
 CACHE_DIR = Path("data") / "cache" / "compiled"
 CACHE_ENV = "RISKCONSOLE_COMPILED_CACHE"  # "0": neither read nor write the cache
 KEEP = 64  # entries kept (the newest)
+UNKEYED = ("RISKCONSOLE_WORKSPACE", "RISKCONSOLE_DAEMON")
 _PACKAGE = Path(__file__).resolve().parent
 _PLAIN = {("datetime", "date"), ("datetime", "datetime"), ("datetime", "time"), ("datetime", "timedelta"),
           ("builtins", "set"), ("builtins", "frozenset")}
@@ -42,9 +43,12 @@ def enabled() -> bool:
 def key(*parts: object) -> str:
     """sha256 of the parts (bytes as they are, anything else as its repr) and of everything a compiled query
     depends on besides them: riskconsole's code (every module's size and mtime), the versions of sqlglot, DuckDB and
-    Python, and every RISKCONSOLE_* setting (limits change what compiles)."""
+    Python, and every RISKCONSOLE_* setting (limits change what compiles) but the two that choose where a command
+    runs, not what it compiles (the workspace: the cache is its own; `riskconsole daemon`'s switch: a command it
+    answers finds the entries an in-process run left, and prints what that run would)."""
     digest = hashlib.sha256()
-    for part in (*parts, _code_stamp(), sorted((k, v) for k, v in os.environ.items() if k.startswith("RISKCONSOLE_"))):
+    settings = sorted((k, v) for k, v in os.environ.items() if k.startswith("RISKCONSOLE_") and k not in UNKEYED)
+    for part in (*parts, _code_stamp(), settings):
         data = part if isinstance(part, bytes) else repr(part).encode()
         digest.update(len(data).to_bytes(8, "little") + data)
     return digest.hexdigest()

@@ -72,21 +72,23 @@ def random_events(n: int = 400, seed: int = 1, days: int = 6) -> pd.DataFrame:
     })
 
 
+TINY_STRATEGY = {
+    "name": "tiny", "params": {"burst": 2, "big": 150},
+    "rules": [
+        {"name": "trusted", "when": "merchant_id IN (100) AND amount < 30", "action": "allow"},
+        {"name": "burst", "when": "user_orders_1h >= $burst", "action": "block"},
+        {"name": "big_live", "when": "amount > $big AND channel = 'live'", "action": "review"},
+        {"name": "shared_device", "when": "device_users_1d >= 3", "action": "review"},
+    ],
+}
+
+
 @pytest.fixture
 def tiny_ws(tmp_path: Path) -> Workspace:
     """A loaded workspace over 400 random events with a 4-rule strategy."""
     from riskconsole.ingest import load
 
-    strategy = {
-        "name": "tiny", "params": {"burst": 2, "big": 150},
-        "rules": [
-            {"name": "trusted", "when": "merchant_id IN (100) AND amount < 30", "action": "allow"},
-            {"name": "burst", "when": "user_orders_1h >= $burst", "action": "block"},
-            {"name": "big_live", "when": "amount > $big AND channel = 'live'", "action": "review"},
-            {"name": "shared_device", "when": "device_users_1d >= 3", "action": "review"},
-        ],
-    }
-    ws = write_workspace(tmp_path / "ws", random_events(), strategies={"tiny": strategy})
+    ws = write_workspace(tmp_path / "ws", random_events(), strategies={"tiny": TINY_STRATEGY})
     load(ws)
     return ws
 

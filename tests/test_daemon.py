@@ -1,0 +1,274 @@
+"""`riskconsole daemon` (issue 14): a command it answers prints, writes and exits exactly as the same command run in
+its own process, on the data as it is now; anything it must not answer runs in-process, silently."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import TINY_STRATEGY as TINY
+from conftest import query, random_events, write_workspace
+
+from riskconsole import daemon_client as wire
+from riskconsole.daemon import Daemon
+from riskconsole.workspace import REPO_ROOT, Workspace
+
+pytestmark = pytest.mark.skipif(not hasattr(socket, "SO_PEERCRED"), reason="the daemon needs Linux")
+
+LOOSE = {**TINY, "name": "loose", "params": {"burst": 3, "big": 100}}
+BAD = {**TINY, "name": "bad", "rules": [{"name": "typo", "when": "amount > 1 AND user_ordrs_1h > 2", "action": "block"}]}
+ENV = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+ENV.pop("RISKCONSOLE_DAEMON", None)
+
+
+def _workspace(root: Path) -> Workspace:
+    from riskconsole.ingest import load
+
+    ws = write_workspace(root, random_events(days=14), strategies={"tiny": TINY, "loose": LOOSE, "bad": BAD})
+    load(ws)
+    return ws
+
+
+def _start(ws: Workspace) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, "-m", "riskconsole", "daemon", "--workspace", str(ws.root), "--idle",
+                                "10"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                               cwd=ws.root.parent)
+    line = process.stdout.readline()
+    assert "serves" in line, line + process.stderr.read()
+    return process
+
+
+def _stop(process: subprocess.Popen, ws: Workspace) -> None:
+    if process.poll() is None:
+        done = subprocess.run([sys.executable, "-m", "riskconsole", "daemon", "--stop", "--workspace", str(ws.root)],
+                              capture_output=True, text=True, env=ENV)
+        assert "stopped the riskconsole daemon" in done.stdout, done.stdout + done.stderr
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    assert not wire.socket_path(ws.root, wire.runtime_dir()).exists()  # it removes its socket
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A tiny loaded workspace and its daemon (stopped after the module)."""
+    ws = _workspace(tmp_path_factory.mktemp("served") / "ws")
+    process = _start(ws)
+    yield ws
+    _stop(process, ws)
+
+
+def served_count(ws: Workspace) -> int:
+    return wire.ask(ws.root, b"s")["served"]
+
+
+def cli(cwd: Path, *argv, **env) -> tuple[int, bytes, bytes]:
+    """`riskconsole ARGV` as a process of its own in `cwd`: exit code, stdout, stderr (bytes)."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run([sys.executable, "-m", "riskconsole", *map(str, argv)], capture_output=True, cwd=cwd,
+                          env={**ENV, **env})
+    return done.returncode, done.stdout, done.stderr
+
+
+def both(ws: Workspace, tmp_path: Path, *argv, delegated: bool = True, **env) -> tuple[tuple, tuple]:
+    """The command run through the daemon (in tmp/d) and in-process (in tmp/p, RISKCONSOLE_DAEMON=0), the
+    in-process run's folder written as the delegated one's; asserts whether the daemon answered. Run once before
+    (in tmp/w), so both runs find the compiled-query cache as the first one left it ("compiled queries from ...")."""
+    cli(tmp_path / "w", *argv, **{**env, "RISKCONSOLE_DAEMON": "0"})
+    before = served_count(ws)
+    through = cli(tmp_path / "d", *argv, **env)
+    assert served_count(ws) - before == (1 if delegated else 0), through
+    alone = cli(tmp_path / "p", *argv, **{**env, "RISKCONSOLE_DAEMON": "0"})
+    mine = [part.replace(os.fsencode(tmp_path / "p"), os.fsencode(tmp_path / "d")) for part in alone[1:]]
+    return through, (alone[0], *mine)
+
+
+def same_files(a: Path, b: Path) -> None:
+    names = sorted(p.name for p in a.iterdir())
+    assert names == sorted(p.name for p in b.iterdir()) and names
+    for name in names:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("command, code", [
+    (["backtest", "strategies/tiny.yaml", "--baseline", "strategies/loose.yaml", "--format", "json,csv,md",
+      "--out", "out"], 0),
+    (["gate", "strategies/tiny.yaml", "--baseline", "strategies/loose.yaml", "--require", "recall>=-1.00"], 0),
+    (["gate", "strategies/tiny.yaml", "--baseline", "strategies/loose.yaml", "--require", "recall>=+0.00",
+      "--require", "review_overflow_days<=0"], 1),
+    (["sweep", "strategies/tiny.yaml", "--param", "big", "--values", "50:250:100", "--out", "out"], 0),
+    (["optimize", "strategies/tiny.yaml", "--param", "big", "--values", "big=50,150,250", "--max-overflow-days",
+      "14", "--out", "out"], 0),
+    (["monitor", "strategies/tiny.yaml", "--reference", "2026-03-01:2026-03-07", "--from", "2026-03-08", "--out",
+      "out"], 0),
+])
+def test_a_delegated_command_prints_writes_and_exits_as_in_process(served, tmp_path, command, code):
+    """Relative paths (the strategy, --out) are the client's: each run's folder holds a copy of the strategies."""
+    for side in ("w", "d", "p"):
+        (tmp_path / side).mkdir()
+        os.symlink(served.strategies_dir, tmp_path / side / "strategies")
+    through, alone = both(served, tmp_path, *command, "--workspace", served.root)
+    assert through == alone and through[0] == code, through
+    if "--out" in command:
+        same_files(tmp_path / "d" / "out", tmp_path / "p" / "out")
+
+
+def test_a_bad_strategy_gets_the_same_one_line_error_and_exit_code(served, tmp_path):
+    through, alone = both(served, tmp_path, "backtest", served.strategies_dir / "bad.yaml", "--workspace",
+                          served.root, "--out", "out")
+    assert through == alone
+    code, out, err = through
+    assert code == 1 and out == b"" and err.count(b"\n") == 1 and b"did you mean 'user_orders_1h'" in err
+    assert not (tmp_path / "d" / "out").exists()
+
+
+def test_what_the_daemon_must_not_answer_runs_in_process(served, tmp_path):
+    """RISKCONSOLE_DAEMON=0; other settings (a memory limit); a command that is not read-only (validate); a
+    strategy read from a device the daemon would read its own of."""
+    argv = ("backtest", served.strategies_dir / "tiny.yaml", "--workspace", served.root, "--format", "json",
+            "--out", "out")
+    through, alone = both(served, tmp_path / "a", *argv, delegated=False, RISKCONSOLE_DAEMON="0")
+    assert through == alone and through[0] == 0
+    through, alone = both(served, tmp_path / "b", *argv, delegated=False, RISKCONSOLE_MEMORY_LIMIT="1GB")
+    assert through[1].decode().splitlines() == alone[1].decode().splitlines()
+    assert through == alone and through[0] == 0
+    through, alone = both(served, tmp_path / "c", "validate", served.strategies_dir / "tiny.yaml", "--workspace",
+                          served.root, delegated=False)
+    assert through == alone and through[0] == 0
+    piped = subprocess.run([sys.executable, "-m", "riskconsole", "backtest", "/dev/stdin", "--workspace",
+                            str(served.root), "--format", "json", "--out", str(tmp_path / "piped")], env=ENV,
+                           input=(served.strategies_dir / "tiny.yaml").read_bytes(), capture_output=True)
+    assert piped.returncode == 0, piped.stderr
+    assert (tmp_path / "piped" / "report.json").exists()
+
+
+def test_a_client_of_other_code_runs_in_process(served, tmp_path):
+    """An extra folder on the import path holding another distribution: the daemon refuses, the client runs it."""
+    other = tmp_path / "site"
+    (other / "something-1.0.dist-info").mkdir(parents=True)
+    through, alone = both(served, tmp_path, "backtest", served.strategies_dir / "tiny.yaml", "--workspace",
+                          served.root, "--format", "json", "--out", "out", delegated=False,
+                          PYTHONPATH=f"{REPO_ROOT}{os.pathsep}{other}")
+    assert through == alone and through[0] == 0
+
+
+def test_a_daemon_whose_own_code_changed_stops(tmp_path):
+    from riskconsole import cli
+
+    ws = Workspace(tmp_path)
+    daemon = Daemon(ws)
+    request = {"identity": wire.identity(), "root": str(ws.root), **wire.settings(), "cwd": str(tmp_path)}
+    args = cli.parse(["backtest", "s.yaml"])
+    assert daemon.refusal(request, args) is None  # the engine: no dataset.yaml, duckdb
+    daemon.identity = [*daemon.identity[:2], daemon.identity[2] - 1, *daemon.identity[3:]]  # older files
+    assert "changed on disk" in daemon.refusal(request, args) and daemon.stopping
+    other = Daemon(ws)
+    assert "other code" in other.refusal({**request, "identity": ["0"]}, args) and not other.stopping
+    assert "settings" in other.refusal({**request, "env": {"RISKCONSOLE_ENGINE": "duckdb"}}, args)
+    assert "runs in the client" in other.refusal(request, cli.parse(["validate", "s.yaml"]))
+    assert "engine spark" in other.refusal(request, cli.parse(["backtest", "s.yaml", "--engine", "spark"]))
+
+
+def test_a_stale_socket_file_is_removed_and_the_command_runs_in_process(tmp_path):
+    ws = _workspace(tmp_path / "ws")
+    path = wire.socket_path(ws.root, wire.runtime_dir(create=True))
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dead.bind(str(path))  # a daemon killed with SIGKILL leaves its socket file: nobody listens
+    dead.close()
+    try:
+        code, out, err = cli(tmp_path, "backtest", ws.strategies_dir / "tiny.yaml", "--workspace", ws.root,
+                             "--format", "json", "--out", "out")
+        assert code == 0, err
+        assert b"computed on duckdb" in out and (tmp_path / "out" / "report.json").exists()
+        assert not path.exists()
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _changed_under(ws: Workspace, tmp_path: Path, change, rows: int) -> None:
+    """A backtest through the daemon of `ws` before and after `change()` (from another process, or by hand): after
+    it, the delegated run equals an in-process one (stdout, stderr, exit code, every file) on the new data."""
+    process = _start(ws)
+    try:
+        argv = ("backtest", ws.strategies_dir / "tiny.yaml", "--workspace", ws.root, "--format", "json,csv",
+                "--out", "out")
+        first, _ = both(ws, tmp_path / "before", *argv)
+        change()
+        through, alone = both(ws, tmp_path / "after", *argv)
+        assert through == alone and through[0] == 0
+        same_files(tmp_path / "after" / "d" / "out", tmp_path / "after" / "p" / "out")
+        assert query(ws, "SELECT count(*) FROM events") == [(rows,)]  # the new data is live
+        old, new = (json.loads((tmp_path / when / "d" / "out" / "report.json").read_text())["overall"]
+                    for when in ("before", "after"))
+        assert old != new and first[1] != through[1]  # and the daemon answered on it
+    finally:
+        _stop(process, ws)
+
+
+def test_a_load_from_another_process_is_seen_by_the_next_delegated_command(tmp_path):
+    """The load asks the daemon to let go of the database (else DuckDB's lock refuses it) and publishes a new
+    file."""
+    ws = _workspace(tmp_path / "ws")
+
+    def load() -> None:
+        random_events(n=300, seed=5, days=14).to_csv(ws.root / "data" / "events.csv", index=False)
+        code, _, err = cli(tmp_path, "load", "--workspace", ws.root)
+        assert code == 0, err
+
+    _changed_under(ws, tmp_path, load, 300)
+
+
+def test_a_database_file_replaced_under_the_daemon_is_read_anew(tmp_path):
+    """A database file swapped in by hand while the daemon holds the old one open: the next command reopens it."""
+    from riskconsole.ingest import load
+
+    ws, other = _workspace(tmp_path / "ws"), _workspace(tmp_path / "other")
+
+    def swap() -> None:
+        random_events(n=250, seed=9, days=14).to_csv(other.root / "data" / "events.csv", index=False)
+        load(other)
+        shutil.copy(other.db_path, ws.root / "data" / "swap.duckdb")
+        os.replace(ws.root / "data" / "swap.duckdb", ws.db_path)
+
+    _changed_under(ws, tmp_path, swap, 250)
+
+
+def test_another_user_is_not_answered(tmp_path, monkeypatch):
+    """The daemon reads the peer's uid from the socket (SO_PEERCRED) and says nothing to another user's process."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with ours, theirs:
+        assert wire.peer_uid(ours) == os.getuid()
+        monkeypatch.setattr(wire, "peer_uid", lambda sock: os.getuid() + 1)
+        Daemon(Workspace(tmp_path)).handle(ours)
+        ours.shutdown(socket.SHUT_RDWR)
+        assert theirs.recv(16) == b""  # no greeting, no answer
+
+
+def test_status_and_stop_say_when_no_daemon_serves(tmp_path):
+    code, out, _ = cli(tmp_path, "daemon", "--status", "--workspace", tmp_path)
+    assert code == 1 and out.decode().startswith("no riskconsole daemon serves")
+    code, out, _ = cli(tmp_path, "daemon", "--stop", "--workspace", tmp_path)
+    assert code == 0 and out.decode().startswith("no riskconsole daemon serves")
+
+
+def test_the_compiled_query_cache_key_ignores_where_a_command_runs(monkeypatch):
+    """A command the daemon answers finds the entries an in-process run of it left (and prints what it would):
+    the daemon switch and the workspace variable are not in the key; a setting that changes an answer is."""
+    from riskconsole import querycache
+
+    for name in ("RISKCONSOLE_DAEMON", "RISKCONSOLE_WORKSPACE", "RISKCONSOLE_MEMORY_LIMIT"):
+        monkeypatch.delenv(name, raising=False)
+    plain = querycache.key("backtest", b"rules")
+    monkeypatch.setenv("RISKCONSOLE_DAEMON", "0")
+    monkeypatch.setenv("RISKCONSOLE_WORKSPACE", "/elsewhere")
+    assert querycache.key("backtest", b"rules") == plain
+    monkeypatch.setenv("RISKCONSOLE_MEMORY_LIMIT", "1GB")
+    assert querycache.key("backtest", b"rules") != plain
