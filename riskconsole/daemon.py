@@ -117,8 +117,8 @@ class Daemon:
             return "the client runs other code (version, files or installed packages) than the daemon"
         if req.get("root") != str(self.ws.root):
             return f"the daemon serves {self.ws.root}"
-        if {"env": req.get("env"), "warnoptions": req.get("warnoptions")} != wire.settings():
-            return "the client's RISKCONSOLE_ settings, TZ or warning filters differ from the daemon's"
+        if {key: req.get(key) for key in ("env", "warnoptions", "encoding")} != wire.settings():
+            return "the client's RISKCONSOLE_ settings, TZ, warning filters or locale encoding differ from the daemon's"
         if args.command not in wire.DELEGATED or not os.path.isdir(req.get("cwd", "")):
             return f"{args.command} runs in the client's process"
         if self._engine(args) != "duckdb":
@@ -163,8 +163,7 @@ class Daemon:
 
     def _run(self, cli, args, req: dict, streams: list[io.TextIOWrapper]) -> int:
         """`args` run as the client's process would run them: its folder, umask and output streams."""
-        here, saved = os.getcwd(), (sys.stdout, sys.stderr)
-        mask = os.umask(req["umask"])
+        saved, mask = (sys.stdout, sys.stderr), os.umask(req["umask"])
         try:
             os.chdir(req["cwd"])
             sys.stdout, sys.stderr = streams
@@ -183,7 +182,7 @@ class Daemon:
             for stream in streams:
                 stream.flush()
             sys.stdout, sys.stderr = saved
-            os.chdir(here)
+            os.chdir("/")  # no folder of a client's is kept busy (or needed: the next one may be deleted)
             os.umask(mask)
 
     def handle(self, conn: socket.socket) -> None:

@@ -87,12 +87,14 @@ def identity() -> list:
 
 def settings() -> dict:
     """The environment that changes a command's answer: every RISKCONSOLE_ variable (engine, memory limit, compiled
-    cache, query time limit...) but the workspace (the request names it resolved) and this switch, TZ and Python's
-    warning filters."""
+    cache, query time limit...) but the workspace (the request names it resolved) and this switch, TZ, Python's
+    warning filters and the encoding files are written in where none is named (the locale's)."""
+    import locale
+
     env = {k: v for k, v in os.environ.items()
            if k.startswith("RISKCONSOLE_") and k not in (ENV_SWITCH, "RISKCONSOLE_WORKSPACE")}
     env.update({k: os.environ[k] for k in ("TZ", "PYTHONWARNINGS") if k in os.environ})
-    return {"env": env, "warnoptions": list(sys.warnoptions)}
+    return {"env": env, "warnoptions": list(sys.warnoptions), "encoding": locale.getpreferredencoding(False)}
 
 
 def _special(arg: str) -> bool:
