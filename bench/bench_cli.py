@@ -9,7 +9,9 @@ backtest adds to `--help` is <= 3x that scan. Also timed (`scan_script_*`): the 
 process of its own (import DuckDB, open the database, scan once with its blocks read cold), less Python's start: the
 part of a CLI run no code of ours can remove, against which `*_over_scan_script_*` says what riskconsole adds. The backtest is timed twice: `cold_*`, every run compiling
 (`RISKCONSOLE_COMPILED_CACHE=0`: what a first run of a strategy costs), and the plain keys, every run after the first
-served from the compiled-query cache (docs/cli.md). On a busy machine read the CPU ratio (user + sys of the processes
+served from the compiled-query cache (docs/cli.md); with `--daemon`, also through `riskconsole daemon` (the
+`daemon_*` keys: the same backtest answered by a resident process, alternating with the in-process runs, its CPU
+counted with the client's). On a busy machine read the CPU ratio (user + sys of the processes
 against the scan's process CPU, all DuckDB threads counted on both sides): wall time then measures the load. Compile the venv first (`python -m compileall -q .venv/lib` with
 PYTHONDONTWRITEBYTECODE unset), or imports are timed from source.
 """
@@ -40,13 +42,45 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _run(args: list[str], label: str | None = None, **extra: str) -> float:
-    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}, **extra}
-    started, cpu = time.perf_counter(), _cpu()
+def _env(**extra: str) -> dict[str, str]:
+    return {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}, **extra}
+
+
+def _run(args: list[str], label: str | None = None, daemon: Daemon | None = None, **extra: str) -> float:
+    """Wall seconds of one CLI process; run in-process (RISKCONSOLE_DAEMON=0) unless `daemon` serves it."""
+    env = _env(**extra) if daemon else _env(RISKCONSOLE_DAEMON="0", **extra)
+    started, cpu, served = time.perf_counter(), _cpu(), daemon.cpu() if daemon else 0.0
     subprocess.run([sys.executable, "-c", ENTRY, *args], check=True, stdout=subprocess.DEVNULL, env=env)
-    # the machine is shared: CPU time is what load does not inflate
-    CPU.setdefault(label or args[0], []).append(_cpu() - cpu)
+    # the machine is shared: CPU time is what load does not inflate (the daemon's own counted with it)
+    CPU.setdefault(label or args[0], []).append(_cpu() - cpu + (daemon.cpu() - served if daemon else 0.0))
     return time.perf_counter() - started
+
+
+class Daemon:
+    """`riskconsole daemon` on the workspace, for `--daemon`: started, asked how many commands it served, stopped."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.process = subprocess.Popen([sys.executable, "-m", "riskconsole", "daemon", "--workspace", str(root),
+                                         "--idle", "30"], stdout=subprocess.PIPE, text=True, env=_env())
+        self.line = self.process.stdout.readline().strip()  # printed once it listens
+        if "serves" not in self.line:
+            self.stop()
+            raise SystemExit(f"the daemon did not start: {self.line}")
+
+    def served(self) -> int:
+        from riskconsole.daemon_client import ask
+
+        return ask(self.root.resolve(), b"s")["served"]
+
+    def cpu(self) -> float:
+        """CPU seconds (user + sys) the daemon has used (/proc/PID/stat, clock ticks)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
 
 
 def scan_sql() -> str:
@@ -96,16 +130,24 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workspace", default="/tmp/demo2m")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--daemon", action="store_true",
+                        help="also time the backtest answered by `riskconsole daemon` on the workspace (started and "
+                             "stopped here), alternating with in-process runs")
     args = parser.parse_args()
     root = Path(args.workspace)
-    with tempfile.TemporaryDirectory() as out:
-        backtest = ["backtest", "--workspace", str(root), str(STRATEGY), "--format", "json", "--out", out]
-        _run(["--help"]), _run(backtest)  # warm the page cache (and write .pyc files and the cache entry if missing)
-        bare = [_run_python() for _ in range(args.runs)]
-        helps = [_run(["--help"]) for _ in range(args.runs)]
-        colds = [_run(backtest, "cold", RISKCONSOLE_COMPILED_CACHE="0") for _ in range(args.runs)]
-        backtests = [_run(backtest) for _ in range(args.runs)]
-    scan, scan_cpu = scan_seconds(root, args.runs)
+    daemon = Daemon(root) if args.daemon else None
+    try:
+        with tempfile.TemporaryDirectory() as out:
+            backtest = ["backtest", "--workspace", str(root), str(STRATEGY), "--format", "json", "--out", out]
+            _run(["--help"]), _run(backtest)  # warm the page cache (write .pyc files and the cache entry if missing)
+            bare = [_run_python() for _ in range(args.runs)]
+            helps = [_run(["--help"]) for _ in range(args.runs)]
+            colds = [_run(backtest, "cold", RISKCONSOLE_COMPILED_CACHE="0") for _ in range(args.runs)]
+            backtests, delegated = _alternating(backtest, args.runs, daemon)
+        scan, scan_cpu = scan_seconds(root, args.runs)
+    finally:
+        if daemon:
+            daemon.stop()
     script = script_cpu(root, args.runs)
     help_s, backtest_s, cold_s = statistics.median(helps), statistics.median(backtests), statistics.median(colds)
     help_cpu, backtest_cpu = statistics.median(CPU["--help"][1:]), statistics.median(CPU["backtest"][1:])
@@ -123,8 +165,34 @@ def main() -> None:
                       "added_cpu_over_scan_cpu_ratio": round((backtest_cpu - help_cpu) / scan_cpu, 2),
                       "scan_script_cpu_s": round(script, 3),
                       "added_cpu_over_scan_script_cpu_ratio": round((backtest_cpu - help_cpu) / script, 2),
-                      "cold_added_cpu_over_scan_script_cpu_ratio": round((cold_cpu - help_cpu) / script, 2)},
+                      "cold_added_cpu_over_scan_script_cpu_ratio": round((cold_cpu - help_cpu) / script, 2),
+                      **(_daemon_keys(delegated, help_s, help_cpu, scan, scan_cpu) if daemon else {})},
                      indent=2))
+
+
+def _alternating(backtest: list[str], runs: int, daemon: Daemon | None) -> tuple[list[float], list[float]]:
+    """The cached backtest `runs` times in-process and, with a daemon, as many times through it, alternating (the
+    machine's load then weighs on both alike). Exits if the daemon did not answer every delegated run."""
+    plain, delegated = [], []
+    if daemon:
+        _run(backtest, "daemon", daemon)  # its first answer reads the database's blocks into DuckDB's buffers
+        before = daemon.served()
+    for _ in range(runs):
+        plain.append(_run(backtest))
+        if daemon:
+            delegated.append(_run(backtest, "daemon", daemon))
+    if daemon and daemon.served() - before != runs:
+        raise SystemExit(f"the daemon answered {daemon.served() - before} of {runs} runs: the others ran in-process")
+    return plain, delegated
+
+
+def _daemon_keys(delegated: list[float], help_s: float, help_cpu: float, scan: float, scan_cpu: float) -> dict:
+    wall, cpu = statistics.median(delegated), statistics.median(CPU["daemon"][1:])
+    return {"daemon_backtest_json_s": round(wall, 3), "daemon_backtest_spread_s": [round(min(delegated), 3),
+                                                                                  round(max(delegated), 3)],
+            "daemon_backtest_cpu_s": round(cpu, 3),  # the client's and the daemon's
+            "daemon_added_over_scan_ratio": round((wall - help_s) / scan, 2),
+            "daemon_added_cpu_over_scan_cpu_ratio": round((cpu - help_cpu) / scan_cpu, 2)}
 
 
 def _run_python() -> float:
