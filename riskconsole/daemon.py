@@ -146,16 +146,18 @@ class Daemon:
         """Run one client request and send its output and exit code (or the refusal)."""
         from riskconsole import cli
 
+        lost = [False]
         try:
             args = cli.parse(req["argv"])
             reason = self.refusal(req, args)
+            if not 0 <= req["umask"] <= 0o777:
+                raise ValueError("umask")
+            streams = [_stream(conn, kind, *req["streams"][i], lost) for i, kind in enumerate((b"o", b"e"))]
         except (SystemExit, Exception) as err:  # noqa: BLE001 - a request this daemon cannot read: in-process
             reason = f"unreadable request ({type(err).__name__})"
         if reason:
             wire.send(conn, b"r", reason.encode())
             return
-        lost = [False]
-        streams = [_stream(conn, kind, *req["streams"][i], lost) for i, kind in enumerate((b"o", b"e"))]
         code = self._run(cli, args, req, streams)
         self.served += 1
         if not lost[0]:

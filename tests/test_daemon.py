@@ -272,3 +272,25 @@ def test_the_compiled_query_cache_key_ignores_where_a_command_runs(monkeypatch):
     assert querycache.key("backtest", b"rules") == plain
     monkeypatch.setenv("RISKCONSOLE_MEMORY_LIMIT", "1GB")
     assert querycache.key("backtest", b"rules") != plain
+
+
+@pytest.mark.parametrize("bad", [{"streams": [["no-such-codec", "strict"], ["utf-8", "strict"]]}, {"umask": -1},
+                                 {"argv": ["backtest"]}, {"argv": ["load"]}, {"argv": None}])
+def test_a_request_the_daemon_cannot_run_is_refused(tmp_path, bad):
+    """An unreadable or undelegable request gets a refusal (the client then runs it), never a dead daemon."""
+    import json as json_
+    import threading
+
+    ws = Workspace(tmp_path)
+    request = {"identity": wire.identity(), "root": str(ws.root), **wire.settings(), "cwd": str(tmp_path),
+               "argv": ["backtest", "s.yaml"], "umask": 0o22, "streams": [["utf-8", "strict"]] * 2, **bad}
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with ours, theirs:
+        daemon = Daemon(ws)
+        served = threading.Thread(target=daemon.handle, args=(ours,))
+        served.start()
+        assert wire.receive(theirs)[0] == b"h"
+        wire.send(theirs, b"q", json_.dumps(request).encode())
+        kind, reason = wire.receive(theirs)
+        served.join(timeout=10)
+    assert kind == b"r" and reason and daemon.served == 0 and not daemon.stopping
