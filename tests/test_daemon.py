@@ -294,3 +294,50 @@ def test_a_request_the_daemon_cannot_run_is_refused(tmp_path, bad):
         kind, reason = wire.receive(theirs)
         served.join(timeout=10)
     assert kind == b"r" and reason and daemon.served == 0 and not daemon.stopping
+
+
+def test_a_delegated_command_loads_no_data_library(served, tmp_path):
+    """What a command answered by the daemon costs its own process: no DuckDB, numpy or pyarrow import."""
+    probe = ("import sys\nfrom riskconsole.cli import main\ncode = main(sys.argv[1:])\n"
+             "print(code, sorted(m for m in ('duckdb', 'numpy', 'pyarrow', 'pandas') if m in sys.modules))\n")
+    before = served_count(served)
+    done = subprocess.run([sys.executable, "-c", probe, "gate", str(served.strategies_dir / "tiny.yaml"),
+                           "--workspace", str(served.root), "--require", "recall>=0"], capture_output=True, text=True,
+                          env=ENV, cwd=tmp_path)
+    assert served_count(served) == before + 1, done.stderr
+    assert done.stdout.splitlines()[-1] == "0 []"
+
+
+@pytest.mark.parametrize("how", ["idle", "sigterm"])
+def test_the_daemon_stops_by_itself_and_on_sigterm_removing_its_socket(tmp_path, how):
+    ws = _workspace(tmp_path / "ws")
+    process = subprocess.Popen([sys.executable, "-m", "riskconsole", "daemon", "--workspace", str(ws.root),
+                                "--idle", "0.02" if how == "idle" else "10"], stdout=subprocess.PIPE, text=True,
+                               env=ENV)
+    try:
+        assert "serves" in process.stdout.readline()
+        path = wire.socket_path(ws.root, wire.runtime_dir())
+        assert path.exists() and oct(path.stat().st_mode & 0o777) == "0o600"
+        assert oct(path.parent.stat().st_mode & 0o777) == "0o700" and path.parent.stat().st_uid == os.getuid()
+        if how == "sigterm":
+            process.terminate()
+        assert process.wait(timeout=30) == 0  # idle: after 1.2 s without a request
+        assert "stopped after 0 commands" in process.stdout.read() and not path.exists()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_a_socket_folder_others_may_open_is_not_used(tmp_path, monkeypatch):
+    """$XDG_RUNTIME_DIR/riskconsole readable or writable by others (or a link): no daemon is asked, none may start."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    (tmp_path / "riskconsole").mkdir(mode=0o755)
+    os.chmod(tmp_path / "riskconsole", 0o755)
+    assert wire.runtime_dir() is None and wire.runtime_dir(create=True) is None
+    assert wire.delegate(["backtest", "s.yaml"], tmp_path) is None
+    os.chmod(tmp_path / "riskconsole", 0o700)
+    assert wire.runtime_dir() == tmp_path / "riskconsole"
+    (tmp_path / "riskconsole").rename(tmp_path / "real")
+    (tmp_path / "riskconsole").symlink_to(tmp_path / "real")
+    assert wire.runtime_dir() is None
