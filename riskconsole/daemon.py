@@ -259,12 +259,12 @@ def serve(ws: Workspace, idle_minutes: float = IDLE_MINUTES, say=print) -> None:
     sock, path = listen(ws)
     mine = os.stat(path).st_ino
     daemon = Daemon(ws, idle_minutes)
-    signal.signal(signal.SIGTERM, _terminate)
-    say(f"riskconsole daemon (PID {os.getpid()}) serves {ws.root} at {path} for {', '.join(wire.DELEGATED)}; it "
-        f"stops after {idle_minutes:g} minutes without a request, on Ctrl-C, or on `riskconsole daemon --stop`")
-    sys.stdout.flush()
-    last = time.monotonic()
-    try:
+    try:  # from here on every stop removes the socket: a SIGTERM right after the line below included
+        signal.signal(signal.SIGTERM, _terminate)
+        say(f"riskconsole daemon (PID {os.getpid()}) serves {ws.root} at {path} for {', '.join(wire.DELEGATED)}; "
+            f"it stops after {idle_minutes:g} minutes without a request, on Ctrl-C, or on `riskconsole daemon --stop`")
+        sys.stdout.flush()
+        last = time.monotonic()
         while not daemon.stopping:
             left = daemon.idle - (time.monotonic() - last)
             if left <= 0 or not _still_ours(path, mine):
