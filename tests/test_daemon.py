@@ -341,3 +341,19 @@ def test_a_socket_folder_others_may_open_is_not_used(tmp_path, monkeypatch):
     (tmp_path / "riskconsole").rename(tmp_path / "real")
     (tmp_path / "riskconsole").symlink_to(tmp_path / "real")
     assert wire.runtime_dir() is None
+
+
+@pytest.mark.parametrize("command", [["load"], ["train", "detectors/x.yaml"], ["demo", "--events", "5000"]])
+def test_a_command_that_writes_the_database_first_asks_the_daemon_to_let_go(tmp_path, monkeypatch, command):
+    """load, train and demo ask the workspace's daemon to close its connection (`l`) before they run in-process;
+    the read-only commands ask it to run them (`delegate`)."""
+    from riskconsole import cli
+
+    asked, ran = [], []
+    monkeypatch.setattr(wire, "ask", lambda root, kind: asked.append((root, kind)))
+    monkeypatch.setattr(cli, "_run", lambda args, ws=None: ran.append(args.command) or 0)
+    assert cli.main([*command, "--workspace", str(tmp_path)]) == 0
+    assert asked == [(tmp_path.resolve(), b"l")] and ran == [command[0]]
+    monkeypatch.setattr(wire, "delegate", lambda argv, root: asked.append((root, argv)) or 3)
+    assert cli.main(["gate", "s.yaml", "--workspace", str(tmp_path)]) == 3 and ran == [command[0]]
+    assert asked[-1] == (tmp_path.resolve(), ["gate", "s.yaml", "--workspace", str(tmp_path)])
