@@ -100,6 +100,19 @@ class Daemon:
             self.stamp = stamp
         return self.con
 
+    def warm(self) -> None:
+        """Import what the commands run and open the database, so that the first command answers as fast as the
+        next ones (with stdout not a terminal: DuckDB then draws no progress bar, as for every command)."""
+        import importlib
+
+        for module in ("session", "gate", "sweep", "optimize", "monitor", "config", "expressions"):
+            importlib.import_module(f"riskconsole.{module}")
+        saved, sys.stdout = sys.stdout, io.StringIO()
+        try:
+            self.database()
+        finally:
+            sys.stdout = saved
+
     def release(self) -> None:
         """Close the connection (DuckDB's file lock goes with it): a load or a train may write."""
         if self.con is not None:
@@ -261,6 +274,7 @@ def serve(ws: Workspace, idle_minutes: float = IDLE_MINUTES, say=print) -> None:
     daemon = Daemon(ws, idle_minutes)
     try:  # from here on every stop removes the socket: a SIGTERM right after the line below included
         signal.signal(signal.SIGTERM, _terminate)
+        daemon.warm()
         say(f"riskconsole daemon (PID {os.getpid()}) serves {ws.root} at {path} for {', '.join(wire.DELEGATED)}; "
             f"it stops after {idle_minutes:g} minutes without a request, on Ctrl-C, or on `riskconsole daemon --stop`")
         sys.stdout.flush()
