@@ -679,7 +679,7 @@ COMMANDS = {"console": cmd_console, "init": cmd_init, "demo": cmd_demo, "load": 
             "train": cmd_train, "explain": cmd_explain, "monitor": cmd_monitor, "daemon": cmd_daemon}
 
 
-from riskconsole.names import DELEGATED, WRITERS  # noqa: E402 - `--help` imports no socket
+from riskconsole.names import DELEGATED  # noqa: E402 - `--help` imports no socket
 
 FAST_EXIT = ("backtest", "gate")  # the script's process ends without tearing every module down (`_end`)
 
@@ -688,7 +688,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `riskconsole` script; returns the exit code. Run as the script (no `argv`), a backtest or a
     gate ends the process itself (`_end`)."""
     args = _parser().parse_args(argv)
-    if args.command in DELEGATED + WRITERS:  # before DuckDB's import: a daemon may answer (`daemon.py`)
+    if args.command in DELEGATED:  # before DuckDB's import: a daemon may answer (`daemon.py`)
         code = _through_daemon(args, sys.argv[1:] if argv is None else [str(a) for a in argv])
         if code is not None:
             return code
@@ -702,16 +702,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _through_daemon(args: argparse.Namespace, argv: list[str]) -> int | None:
-    """A read-only command run by the workspace's daemon: its exit code (its output printed); None: run it here. A
-    command that writes the database first asks the daemon to let go of it (DuckDB's file lock)."""
+    """A read-only command run by the workspace's daemon: its exit code (its output printed); None: run it here. (A
+    command that writes the database asks the daemon to let go of it where it opens the file: `Workspace.connect`.)"""
     from riskconsole import daemon_client
     from riskconsole.roots import resolve_root
 
-    root = resolve_root(args.workspace)
-    if args.command in WRITERS:
-        daemon_client.ask(root, b"l")
-        return None
-    return daemon_client.delegate(argv, root)
+    return daemon_client.delegate(argv, resolve_root(args.workspace))
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

@@ -12,9 +12,9 @@ What keeps its answers equal to an in-process run's (docs/cli.md "The daemon"):
   files changed on disk stops;
 - every command runs in a new `Session`, in the client's current folder and umask, with the client's output
   encoding; files (strategies, lists, dataset.yaml, cards) are read again, as in a new process;
-- the database is reopened when its file changed (a load publishes a new file, a train writes it), and a `load`,
-  `train` or `demo` first asks the daemon to let go of it (`daemon_client.ask(root, b"l")`), so DuckDB's file lock
-  never blocks them.
+- the database is reopened when its file changed (a load publishes a new file, a train writes it), and a load or
+  a train, from any face, first asks the daemon to let go of it where it opens the file for writing
+  (`Workspace.connect` -> `daemon_client.let_go`), so DuckDB's file lock never blocks them.
 """
 
 from __future__ import annotations
@@ -271,6 +271,7 @@ def serve(ws: Workspace, idle_minutes: float = IDLE_MINUTES, say=print) -> None:
     without a request, or its own code changing on disk."""
     sock, path = listen(ws)
     mine = os.stat(path).st_ino
+    wire.SERVING = True
     daemon = Daemon(ws, idle_minutes)
     try:  # from here on every stop removes the socket: a SIGTERM right after the line below included
         signal.signal(signal.SIGTERM, _terminate)

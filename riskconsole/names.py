@@ -21,7 +21,6 @@ ACTIONS = ("allow", "review", "block")  # index = action code; decisions are all
 TRIMMED = " \u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u202f\u205f\u3000"
 ENGINES = ("duckdb", "spark")  # where features and backtests run (DESIGN §7; `--engine` choices, `engine:` values)
 DELEGATED = ("backtest", "gate", "sweep", "optimize", "monitor")  # commands a `riskconsole daemon` may answer
-WRITERS = ("load", "train", "demo")  # commands that write the database: a daemon lets go of it first (daemon.py)
 
 
 def is_internal(name: str) -> bool:

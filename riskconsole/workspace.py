@@ -106,9 +106,15 @@ class Workspace:
                 views: bool = True) -> duckdb.DuckDBPyConnection:
         """A full connection, for ingest and training (trusted SQL only); `database` is a file other than the live one
         (a load builds its new database beside the live file, with the same settings). `views=False`: do not check
-        that the folders its views read are there (a load that replaces it)."""
+        that the folders its views read are there (a load that replaces it). A writable connection to the live file
+        first asks the workspace's `riskconsole daemon`, if one runs, to close its own (it reopens on its next
+        request): a load or a train from the CLI, the console or a notebook is never refused for it."""
         path = database or self.db_path
         path.parent.mkdir(parents=True, exist_ok=True)
+        if not read_only and database is None:
+            from riskconsole import daemon_client
+
+            daemon_client.let_go(self.root)  # a load or a train, from any face: DuckDB's lock is the daemon's
         con = connect_duckdb(str(path), read_only=read_only, memory_limit=memory_limit())
         con.execute("SET TimeZone = 'UTC'")
         return self._views_readable(con, path) if views else con

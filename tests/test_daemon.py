@@ -226,6 +226,21 @@ def test_a_load_from_another_process_is_seen_by_the_next_delegated_command(tmp_p
     _changed_under(ws, tmp_path, load, 300)
 
 
+def test_a_load_in_a_console_or_notebook_process_is_not_refused_for_the_daemons_lock(tmp_path):
+    """`ingest.load` called in this process (as the console's Data page and a notebook do, not through the CLI)
+    while the daemon holds the database: it asks the daemon to let go, loads, and the next delegated command reads
+    the new data."""
+    from riskconsole.ingest import load
+
+    ws = _workspace(tmp_path / "ws")
+
+    def in_process() -> None:
+        random_events(n=280, seed=7, days=14).to_csv(ws.root / "data" / "events.csv", index=False)
+        load(ws)
+
+    _changed_under(ws, tmp_path, in_process, 280)
+
+
 def test_a_database_file_replaced_under_the_daemon_is_read_anew(tmp_path):
     """A database file swapped in by hand while the daemon holds the old one open: the next command reopens it."""
     from riskconsole.ingest import load
@@ -343,17 +358,24 @@ def test_a_socket_folder_others_may_open_is_not_used(tmp_path, monkeypatch):
     assert wire.runtime_dir() is None
 
 
-@pytest.mark.parametrize("command", [["load"], ["train", "detectors/x.yaml"], ["demo", "--events", "5000"]])
-def test_a_command_that_writes_the_database_first_asks_the_daemon_to_let_go(tmp_path, monkeypatch, command):
-    """load, train and demo ask the workspace's daemon to close its connection (`l`) before they run in-process;
-    the read-only commands ask it to run them (`delegate`)."""
+def test_a_writable_connection_to_the_live_file_first_asks_the_daemon_to_let_go(tmp_path, monkeypatch):
+    """Where a load or a train opens the database to write (`Workspace.connect`, whichever face runs it: CLI,
+    console, notebook), the workspace's daemon is asked to close its connection (`l`); a read-only connection, a
+    file other than the live one, and the daemon's own process ask nothing; the read-only commands are handed to
+    it (`delegate`) before anything else runs."""
     from riskconsole import cli
 
-    asked, ran = [], []
+    ws, asked = Workspace(tmp_path), []
     monkeypatch.setattr(wire, "ask", lambda root, kind: asked.append((root, kind)))
+    ws.connect().close()
+    assert asked == [(tmp_path, b"l")]
+    ws.connect(read_only=True).close()
+    ws.connect(database=tmp_path / "data" / "other.duckdb").close()
+    monkeypatch.setattr(wire, "SERVING", True)
+    ws.connect().close()
+    assert asked == [(tmp_path, b"l")]
+    ran = []
     monkeypatch.setattr(cli, "_run", lambda args, ws=None: ran.append(args.command) or 0)
-    assert cli.main([*command, "--workspace", str(tmp_path)]) == 0
-    assert asked == [(tmp_path.resolve(), b"l")] and ran == [command[0]]
     monkeypatch.setattr(wire, "delegate", lambda argv, root: asked.append((root, argv)) or 3)
-    assert cli.main(["gate", "s.yaml", "--workspace", str(tmp_path)]) == 3 and ran == [command[0]]
+    assert cli.main(["gate", "s.yaml", "--workspace", str(tmp_path)]) == 3 and ran == []
     assert asked[-1] == (tmp_path.resolve(), ["gate", "s.yaml", "--workspace", str(tmp_path)])
