@@ -289,6 +289,9 @@ def spark() -> Any:
                 exp.ArraySize: lambda self, e: f"CAST(SIZE({self.sql(e, 'this')}) AS BIGINT)",  # DuckDB's type
                 exp.TimeToStr: _spark_time_to_str,
                 exp.Trim: lambda self, e: base[exp.Trim](self, _spaces_trimmed(e)),
+                exp.Div: lambda self, e: _spark_div(self, e) if _duckdb_div(e) else self.div_sql(e),
+                exp.Ln: _spark_ln,
+                exp.Substring: _spark_substring,
             }
 
     return RiskSpark
@@ -409,3 +412,58 @@ def _interval_operand(node: exp.Add | exp.Sub) -> exp.Add | exp.Sub:
         copy.set("expression", exp.cast(right.copy(), exp.DataType.build(_DT.TIMESTAMPNTZ)))
         return copy
     return node
+
+
+# --- division and logarithm at zero: DuckDB answers as IEEE 754 does; Spark (ANSI) fails or says NULL
+
+_INF = "CAST('Infinity' AS DOUBLE)"
+
+
+def _duckdb_div(node: exp.Div) -> bool:
+    """DuckDB's `/` (a DOUBLE quotient), not an integer or a safe division of another dialect's AST."""
+    return not node.args.get("typed") and not node.args.get("safe")
+
+
+def _never_zero(node: exp.Expression) -> bool:
+    """A divisor that cannot be 0: a non-zero number literal, or nullif(x, 0) (0 becomes NULL)."""
+    node = node.unnest()
+    if isinstance(node, exp.Neg):
+        return _never_zero(node.this)
+    if isinstance(node, exp.Literal) and not node.is_string:
+        return float(node.this) != 0
+    if isinstance(node, exp.Nullif):
+        zero = node.expression.unnest()
+        return isinstance(zero, exp.Literal) and not zero.is_string and float(zero.this) == 0
+    return False
+
+
+def _spark_div(gen: Any, node: exp.Div) -> str:
+    """DuckDB's `a / b`: both sides as DOUBLE, and by a zero divisor ±Infinity or NaN (0/0), the zero's sign
+    counted (5 / -0.0 is -Infinity). Spark's divide fails on any zero divisor (ANSI mode) and keeps DECIMALs
+    decimal (1.0 / 3 * 3 is 0.999999). By zero the quotient is a × ±Infinity (0 × Infinity is NaN, as 0 / 0),
+    else a × 1 / b (a × 1 is a, exactly): `a` is written once."""
+    num = f"CAST({gen.sql(node, 'this')} AS DOUBLE)"
+    den = f"CAST({gen.sql(node, 'expression')} AS DOUBLE)"
+    if _never_zero(node.expression):
+        return f"({num} / {den})"
+    signed = f"CASE WHEN CAST({den} AS STRING) = '-0.0' THEN -{_INF} ELSE {_INF} END"
+    return (f"(({num} * CASE WHEN {den} = 0 THEN {signed} ELSE 1.0D END) / "
+            f"CASE WHEN {den} = 0 THEN 1.0D ELSE {den} END)")
+
+
+def _spark_ln(gen: Any, node: exp.Ln) -> str:
+    """DuckDB's ln: -Infinity at 0, NaN below (Spark: NULL for both)."""
+    x = gen.sql(node, "this")
+    return f"CASE WHEN {x} = 0 THEN -{_INF} WHEN {x} < 0 THEN CAST('NaN' AS DOUBLE) ELSE LN({x}) END"
+
+
+def _spark_substring(gen: Any, node: exp.Substring) -> str:
+    """DuckDB's substring(s, start, length): a negative length takes the characters before start (positions
+    start + length .. start - 1, from 1 on: substring('abcdef', 4, -2) is 'bc'); Spark's is empty."""
+    text, start, length = (gen.sql(node, key) for key in ("this", "start", "length"))
+    plain = node.args.get("length")
+    if plain is None or (isinstance(plain, exp.Literal) and not plain.is_string):
+        return f"SUBSTRING({text}, {start}{', ' + length if length else ''})"
+    first = f"GREATEST({start} + {length}, 1)"
+    return (f"CASE WHEN {length} < 0 THEN SUBSTRING({text}, {first}, {start} - {first}) "
+            f"ELSE SUBSTRING({text}, {start}, {length}) END")

@@ -63,6 +63,8 @@ FEATURES = [
     {"name": "days_since_update", "sql": "date_diff('day', merchant_since, ts)"},
     {"name": "seconds_since_login", "sql": "date_diff('second', user_last_login_2d, ts)"},
     {"name": "amount_vs_user", "sql": "amount / nullif(user_amount_1d, 0)"},
+    # a zero divisor: DuckDB's Infinity (the first order of an hour), where Spark's ANSI divide failed the build
+    {"name": "amount_per_order_1h", "sql": "amount / user_orders_1h"},
 ]
 STRATEGY = {
     "name": "mixed", "params": {"burst": 2},
@@ -74,6 +76,7 @@ STRATEGY = {
         {"name": "toys_spike", "when": "merchant_category = 'toys' AND amount_vs_user > 1.5", "action": "block"},
         {"name": "crowded", "when": "all_orders_30m > 3 AND upper(channel) = 'LIVE'", "action": "review"},
         {"name": "ring", "when": "user_ring_size_2d >= 4 AND new_device_for_user = 1", "action": "review"},
+        {"name": "first_big", "when": "amount_per_order_1h > 1e308 AND amount > 150", "action": "review"},
     ],
 }
 BASE = {"name": "base", "rules": [{"name": "burst", "when": "user_orders_1h >= 3", "action": "block"}]}
