@@ -327,6 +327,28 @@ def test_the_cli_backtests_on_spark_and_says_so(mixed_ws, spark_session, spark, 
     assert (tmp_path / "spark" / "decisions.parquet").read_bytes() == (tmp_path / "duck" / "decisions.parquet").read_bytes()
 
 
+def test_a_query_spark_fails_is_one_line_not_pysparks_json_log(mixed_ws, spark_session, tmp_path, capsys):
+    """An integer remainder by zero fails on both engines; on Spark the CLI says so in one line, and PySpark's
+    query-context logger (which printed the error and the JVM's stack trace as JSON on stderr, twice) is off."""
+    import logging
+
+    from pyspark.logger import PySparkLogger
+
+    from riskconsole.cli import main
+
+    path = mixed_ws.strategies_dir / "zero.yaml"
+    path.write_text(yaml.safe_dump({"name": "zero", "rules": [
+        {"name": "mod", "when": "user_orders_1h % (user_orders_1h - user_orders_1h) = 0", "action": "review"}]}))
+    try:
+        code = main(["backtest", str(path), "--workspace", str(mixed_ws.root), "--engine", "spark",
+                     "--out", str(tmp_path / "zero")])
+    finally:
+        path.unlink()
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and err.count("\n") == 0 and "on spark failed: [REMAINDER_BY_ZERO]" in err, err
+    assert not PySparkLogger.getLogger("SQLQueryContextLogger").isEnabledFor(logging.ERROR)
+
+
 LISTS = {  # values DuckDB's TRY_CAST reads and Spark's would not ('5.0', '1e1', '0x0b', '1_9'), expiries at event times
     "blocked_users": "value,expires,note\n3,,\n5.0,2026-03-02 10:00,float text\n1e1,,\n0x0b,2026-03-03T12:00:00+02:00,\n"
                      "1_9,,\nabc,,never an id\n7,2026-02-01,expired before the data\n",

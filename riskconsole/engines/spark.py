@@ -29,6 +29,7 @@ import functools
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 import re
 import shutil
@@ -121,6 +122,7 @@ def start(settings: SparkSettings) -> Any:
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
     from pyspark.sql import SparkSession
 
+    quiet_query_errors()
     builder = SparkSession.builder.appName("riskconsole")
     builder = builder.remote(settings.remote) if settings.connect else builder.master(settings.master)
     for key, value in session_conf(settings).items():
@@ -216,6 +218,21 @@ def quiet_logs() -> None:
     if folder and os.path.exists(os.path.join(folder, "log4j2.properties")):
         return
     os.environ.setdefault(LOG_ENV, LOG_SETTINGS.as_uri())
+
+
+QUERY_CONTEXT_LOGGERS = ("SQLQueryContextLogger", "DataFrameQueryContextLogger")  # pyspark.errors.exceptions
+
+
+def quiet_query_errors() -> None:
+    """PySpark 4 logs every query error that has a query context (a division by zero, a cast) as JSON on stderr,
+    the JVM's stack trace inside, twice, before riskconsole says the failure in one line: its two loggers are
+    switched off, unless the application set their level itself (PySpark's own is WARNING)."""
+    from pyspark.logger import PySparkLogger
+
+    for name in QUERY_CONTEXT_LOGGERS:
+        logger = PySparkLogger.getLogger(name)
+        if logger.level == logging.WARNING:
+            logger.setLevel(logging.CRITICAL + 1)
 
 
 def session_conf(settings: SparkSettings) -> dict[str, Any]:
