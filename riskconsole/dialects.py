@@ -292,6 +292,7 @@ def spark() -> Any:
                 exp.Div: lambda self, e: _spark_div(self, e) if _duckdb_div(e) else self.div_sql(e),
                 exp.Ln: _spark_ln,
                 exp.Substring: _spark_substring,
+                exp.Round: _spark_round,
             }
 
     return RiskSpark
@@ -467,3 +468,42 @@ def _spark_substring(gen: Any, node: exp.Substring) -> str:
     first = f"GREATEST({start} + {length}, 1)"
     return (f"CASE WHEN {length} < 0 THEN SUBSTRING({text}, {first}, {start} - {first}) "
             f"ELSE SUBSTRING({text}, {start}, {length}) END")
+
+
+_SPLIT = 134217729.0  # 2**27 + 1: Dekker's split of a double into two halves whose products are exact
+
+
+def _halves(value: float) -> tuple[float, float]:
+    big = _SPLIT * value
+    high = big - (big - value)
+    return high, value - high
+
+
+def _spark_round(gen: Any, node: exp.Round) -> str:
+    """DuckDB's round(x, d) of a DOUBLE rounds its binary value (12.35 is 12.3499999999999996: 12.3); Spark's
+    rounds its shortest decimal text (12.35: 12.4), so about 4% of two-decimal amounts rounded to one decimal
+    differ. Where Spark would round such a tie away from zero but the exact product x * 10^d (y plus its error,
+    Dekker's two-product) lies below it, x is moved a quarter of the last kept digit toward zero first: Spark's
+    ROUND then gives DuckDB's answer. Only DOUBLEs (TYPEOF, which leaves the result's type alone), 1..15 decimals
+    and |x| < 2^48 / 10^d (cents below 2.8e12); a DECIMAL or an integer is rounded as before, exactly on both."""
+    text, places = gen.sql(node, "this"), node.args.get("decimals")
+    digits = places.this if isinstance(places, exp.Literal) and not places.is_string else ""
+    if not (digits.isdigit() and 1 <= int(digits) <= 15):
+        return f"ROUND({text}{', ' + gen.sql(places) if places else ''})"
+    d = int(digits)
+    scale, (m_hi, m_lo) = 10.0 ** d, _halves(10.0 ** d)
+    a = f"ABS(CAST({text} AS DOUBLE))"
+    y, big = f"({a} * {scale!r}D)", f"({_SPLIT!r}D * {a})"
+    a_hi = f"({big} - ({big} - {a}))"
+    a_lo = f"({a} - {a_hi})"
+    error = f"(({a_hi} * {m_hi!r}D - {y}) + {a_lo} * {m_hi!r}D)"
+    if m_lo:
+        error = f"(({a_hi} * {m_hi!r}D - {y}) + {a_hi} * {m_lo!r}D + {a_lo} * {m_hi!r}D + {a_lo} * {m_lo!r}D)"
+    frac = f"({y} % 1.0D)"
+    below = f"(({frac} - 0.5D) + {error} < 0)"  # the exact product's fraction is under one half: round down
+    spark_up = f"(ROUND({a}, {d}) * {scale!r}D > {y} - {frac} + 0.5D)"  # Spark's ROUND took the upper integer
+    shift = "0." + "0" * d + "25"  # a quarter of the last kept digit: from the tie to between two boundaries
+    limit = 2.0 ** 48 / 10.0 ** d  # there the shift is 4 ulps of x or more, and x * 10^d an exact integer
+    nudge = (f"CASE WHEN TYPEOF({text}) = 'double' AND {a} < {limit!r}D AND {below} AND {spark_up} "
+             f"THEN CASE WHEN {text} > 0 THEN {shift} ELSE -{shift} END ELSE 0 END")
+    return f"ROUND({text} - {nudge}, {d})"
