@@ -7,6 +7,7 @@ values become literals, and user expressions arrive as already-checked ASTs.
 from __future__ import annotations
 
 import importlib
+import math
 from functools import lru_cache
 from typing import Any
 
@@ -64,6 +65,9 @@ def lit(value: Any) -> exp.Expression:
         return exp.Boolean(this=value)
     if value is None:
         return exp.Null()
+    if isinstance(value, float) and not math.isfinite(value):  # `inf` would be read as a column's name
+        return exp.cast(exp.Literal.string("NaN" if value != value else "Infinity" if value > 0 else "-Infinity"),
+                        "DOUBLE")
     if isinstance(value, (int, float)):
         return exp.Literal.number(value)
     return exp.Literal.string(str(value))

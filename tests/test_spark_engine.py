@@ -774,7 +774,9 @@ def monitor_ws(tmp_path_factory):
     burst["label_ts"] = burst["ts"] + pd.Timedelta("2h")
     events = pd.concat([events, burst]).sort_values("ts").reset_index(drop=True)
     root = tmp_path_factory.mktemp("monitor")
-    ws = write_workspace(root, events, BASE_DATASET, strategies={"watch": WATCH})
+    infinite = {"name": "amount_per_order_1h", "sql": "amount / user_orders_1h"}  # Infinity at a user's first order
+    dataset = {**BASE_DATASET, "features": [*BASE_DATASET["features"], infinite]}
+    ws = write_workspace(root, events, dataset, strategies={"watch": WATCH})
     load(ws)
     (root / "detectors").mkdir()
     (root / "detectors" / "lgbm.yaml").write_text(yaml.safe_dump(WATCH_DETECTOR, sort_keys=False))
@@ -801,6 +803,9 @@ def test_monitor_on_spark_writes_duckdbs_monitor_json(monitor_ws, spark, tmp_pat
     assert ran.count("watch") >= 5  # KPI pass, two segment passes, deciles, top values, codes
     assert want["alerts"] and want["attribution"] and want["drift"] and want["estimate"], want["alerts"]
     assert {d["column"] for d in want["drift"]} >= {"amount", "channel", "lgbm", "user_orders_1h"}
+    # drift of a feature holding Infinity: its bin edge at Infinity was written `inf`, a column's name to DuckDB
+    infinite = next(d for d in want["drift"] if d["column"] == "amount_per_order_1h")
+    assert infinite["daily"] and infinite["psi"] >= 0
     assert got == want
 
 
