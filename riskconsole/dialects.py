@@ -281,8 +281,8 @@ def spark() -> Any:
                 exp.RegexpLike: _spark_regex,
                 exp.Upper: _case_mapping("UPPER", _UPPER_FROM, _UPPER_TO),
                 exp.Lower: _case_mapping("LOWER", _LOWER_FROM, _LOWER_TO),
-                exp.Cast: lambda self, e: self.cast_sql(_rounded(e)),
-                exp.TryCast: lambda self, e: base[exp.TryCast](self, _rounded(e)),
+                exp.Cast: lambda self, e: _spark_text(self, e) or self.cast_sql(_rounded(e)),
+                exp.TryCast: lambda self, e: _spark_text(self, e) or base[exp.TryCast](self, _rounded(e)),
                 exp.Add: lambda self, e: self.binary(_interval_operand(e), "+"),
                 exp.Sub: lambda self, e: self.binary(_interval_operand(e), "-"),
                 exp.UnixToTime: _spark_unix_to_time,
@@ -293,6 +293,8 @@ def spark() -> Any:
                 exp.Ln: _spark_ln,
                 exp.Substring: _spark_substring,
                 exp.Round: _spark_round,
+                exp.Concat: lambda self, e: (base[exp.Concat](self, _as_texts(e)) if exp.Concat in base
+                                             else self.concat_sql(_as_texts(e))),
             }
 
     return RiskSpark
@@ -507,3 +509,39 @@ def _spark_round(gen: Any, node: exp.Round) -> str:
     nudge = (f"CASE WHEN TYPEOF({text}) = 'double' AND {a} < {limit!r}D AND {below} AND {spark_up} "
              f"THEN CASE WHEN {text} > 0 THEN {shift} ELSE -{shift} END ELSE 0 END")
     return f"ROUND({text} - {nudge}, {d})"
+
+
+def _spark_text(gen: Any, node: exp.Cast) -> str | None:
+    """DuckDB's text of a DOUBLE (Python's repr: the shortest digits, positional from 1e-4 up to 1e16, else
+    1.5e+20, 1e-05; inf, nan) from Spark's (Java's: positional only from 1e-3 up to 1e7, else 1.5E20, 1.0E-5;
+    Infinity, NaN). Java's digits are the shortest from 1e-300 up to 1e16 (measured: none of 10,000 differed
+    there), so the text is DuckDB's there; above, Java writes 17 digits where 16 would do for about one value in
+    eight, and a subnormal's digits may be longer (4.9e-324 for 5e-324). Other
+    types (TYPEOF, a condition) are cast as before. None for a cast to another type."""
+    to = node.args.get("to")
+    if not (isinstance(to, exp.DataType) and to.this in (_DT.VARCHAR, _DT.TEXT)):
+        return None
+    x = gen.sql(node, "this")
+    num = f"TRY_CAST(CAST({x} AS STRING) AS DOUBLE)"  # the double itself (Java's text round-trips); any type binds
+    java = f"CAST(ABS({num}) AS STRING)"
+    digits = f"REGEXP_REPLACE(REPLACE(REGEXP_EXTRACT({java}, '^([0-9.]+)E', 1), '.', ''), '0+$', '')"
+    power = f"CAST(REGEXP_EXTRACT({java}, 'E(-?[0-9]+)$', 1) AS INT)"
+    shifted = (f"CASE WHEN {power} >= 16 OR {power} < -4 THEN CONCAT(SUBSTR({digits}, 1, 1), "
+               f"IF(LENGTH({digits}) > 1, CONCAT('.', SUBSTR({digits}, 2)), ''), 'e', IF({power} < 0, '-', '+'), "
+               f"IF(ABS({power}) < 10, '0', ''), CAST(ABS({power}) AS STRING)) "
+               f"WHEN {power} < 0 THEN CONCAT('0.', REPEAT('0', -{power} - 1), {digits}) "
+               f"WHEN LENGTH({digits}) <= {power} + 1 THEN CONCAT(RPAD({digits}, {power} + 1, '0'), '.0') "
+               f"ELSE CONCAT(SUBSTR({digits}, 1, {power} + 1), '.', SUBSTR({digits}, {power} + 2)) END")
+    return (f"CASE WHEN TYPEOF({x}) <> 'double' THEN CAST({x} AS STRING) WHEN ISNAN({num}) THEN 'nan' "
+            f"WHEN {num} = CAST('Infinity' AS DOUBLE) THEN 'inf' WHEN {num} = -CAST('Infinity' AS DOUBLE) THEN '-inf' "
+            f"WHEN {java} NOT LIKE '%E%' THEN CAST({x} AS STRING) "
+            f"ELSE CONCAT(IF({num} < 0, '-', ''), {shifted}) END")
+
+
+def _as_texts(node: exp.Concat) -> exp.Concat:
+    """concat's arguments as explicit casts to text, so a DOUBLE is written as DuckDB writes it (`_spark_text`)
+    rather than by Spark's implicit cast (1.0E7); text literals are left as they are."""
+    copy = node.copy()
+    copy.set("expressions", [e if isinstance(e, exp.Literal) and e.is_string else exp.cast(e, "VARCHAR")
+                             for e in copy.expressions])
+    return copy
