@@ -745,6 +745,15 @@ def test_a_spark_out_of_memory_error_says_how_to_give_it_more():
                                   "file:///data/in/a%20b.csv)")
     assert first_line(RuntimeError("An error occurred while calling o1.count.\n: java.io.IOException: disk\n\tat "
                                    "a.b(c.java:1)")) == "java.io.IOException: disk"
+    worker = RuntimeError(  # its line ended at "SparkException:": what the worker's Python said was left out
+        "An error occurred while calling o211.collectToPython.\n: org.apache.spark.SparkException: Job aborted due "
+        "to stage failure: Task 0 in stage 1.0 failed 1 times: org.apache.spark.SparkException: \nError from python "
+        "worker:\n  /usr/bin/python3: Error while finding module specification for 'riskconsole.engines.spark_daemon' "
+        "(ModuleNotFoundError: No module named 'riskconsole')\nPYTHONPATH was:\n  /x/pyspark.zip\n\tat a.b(c.java:1)")
+    assert first_line(worker) == (
+        "a Python worker of Spark's failed: /usr/bin/python3: Error while finding module specification for "
+        "'riskconsole.engines.spark_daemon' (ModuleNotFoundError: No module named 'riskconsole') (workers run "
+        "$PYSPARK_PYTHON, else spark.pyspark.python, else in local mode the Python running riskconsole)")
 
 WATCH = {"name": "watch", "rules": [
     {"name": "burst", "when": "user_orders_1h >= 3", "action": "block"},

@@ -389,11 +389,18 @@ def _tables(ws: Workspace) -> dict[str, list]:
         con.close()
 
 
-def test_a_load_on_engine_spark_gives_duckdbs_tables_and_report(tmp_path, spark):
+def test_a_load_on_engine_spark_gives_duckdbs_tables_and_report(tmp_path, spark, monkeypatch):
     """`load --engine spark`: Spark's events land in data/spark/<version>/events by day, DuckDB's events, quarantine
     and frame (in their stored order) are those of a DuckDB load, the CLI's summary and warnings are DuckDB's, and a
-    backtest on Spark over the frame built from Spark's own events writes DuckDB's report."""
+    backtest on Spark over the frame built from Spark's own events writes DuckDB's report. The session comes with
+    PySpark's default workers' Python (`python3` on PATH, lacking riskconsole outside the repository: a user's first
+    `load --engine spark` failed on its list of files, made before any step chose the workers' Python); riskconsole
+    sets this interpreter before its first DataFrame."""
+    import sys
+
     from riskconsole.session import Session
+
+    monkeypatch.setattr(spark.sparkContext, "pythonExec", "/nonexistent/python3")
 
     ws = _files(tmp_path / "ws", {"a.csv": _csv(MESSY, bom=True), "b.csv": _csv(SECOND, crlf=True)},
                 time_format=["%d.%m.%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%d %H:%M:%S"])
@@ -413,7 +420,7 @@ def test_a_load_on_engine_spark_gives_duckdbs_tables_and_report(tmp_path, spark)
     with Session(ws, engine="spark", spark=spark) as session:
         got = session.backtest(ws.strategies_dir / "s.yaml").report
     assert {p: p.stat().st_mtime_ns for p in written} == written  # the frame was built from Spark's own events
-    assert got["overall"]["flagged"] > 0
+    assert got["overall"]["flagged"] > 0 and spark.sparkContext.pythonExec == sys.executable
     assert_same(json.loads(json.dumps(got, default=str)), json.loads(json.dumps(report, default=str)))
 
 

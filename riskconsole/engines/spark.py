@@ -160,7 +160,10 @@ def start(settings: SparkSettings) -> Any:
                                "($SPARK_REMOTE or spark.api.mode says so): unset them, or set spark.remote")
     if not is_connect(session):  # a Connect server keeps its own log settings
         session.sparkContext.setLogLevel("ERROR")
-    return session
+    from riskconsole.engines.spark_scores import _local_workers
+
+    _local_workers(session)  # before any DataFrame of Python rows (a load's file list): PySpark fixes its workers'
+    return session  # Python when it makes one, and its default `python3` on PATH lacked riskconsole (local mode)
 
 
 def _reachable(settings: SparkSettings) -> None:
@@ -194,6 +197,9 @@ def isolated(spark: Any) -> Any:
     at exit releasing it. A load through Connect still shares the session's views with the live version."""
     if is_connect(spark):
         return spark
+    from riskconsole.engines.spark_scores import _local_workers
+
+    _local_workers(spark)  # before the load's first DataFrame of Python rows: its workers' Python is fixed then
     session = spark.newSession()
     theirs, ours = spark.conf.getAll, session.conf.getAll
     for key, value in theirs.items():
@@ -300,6 +306,10 @@ class SparkEngine:
         """`con` reads the loaded DuckDB database (the export's source); `session` defaults to `start()`'s."""
         self.ws, self.dataset, self._con = ws, dataset, con
         self._session = session
+        if session is not None:  # a caller's session (a notebook's): its workers' Python, as `start` sets it
+            from riskconsole.engines.spark_scores import _local_workers
+
+            _local_workers(session)
         self._progress = progress or (lambda message: None)
         self.version = _version(con)
         self.versions = store_of(ws, dataset, lambda: self.spark)  # data/spark/ or spark.store
