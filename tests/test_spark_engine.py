@@ -754,6 +754,11 @@ def test_a_spark_out_of_memory_error_says_how_to_give_it_more():
         "a Python worker of Spark's failed: /usr/bin/python3: Error while finding module specification for "
         "'riskconsole.engines.spark_daemon' (ModuleNotFoundError: No module named 'riskconsole') (workers run "
         "$PYSPARK_PYTHON, else spark.pyspark.python, else in local mode the Python running riskconsole)")
+    missing = RuntimeError("An error occurred while calling o211.collectToPython.\n: org.apache.spark.SparkException: "
+                           "Job aborted: java.io.IOException: Cannot run program \"/opt/py/bin/python3\": error=2, No "
+                           "such file or directory\n\tat a.b(c.java:1)")
+    assert first_line(missing).startswith("a Python worker of Spark's failed: Cannot run program \"/opt/py/bin/"
+                                          "python3\": error=2, No such file or directory (workers run $PYSPARK_PYTHON")
 
 WATCH = {"name": "watch", "rules": [
     {"name": "burst", "when": "user_orders_1h >= 3", "action": "block"},

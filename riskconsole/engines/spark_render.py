@@ -186,7 +186,8 @@ def first_line(err: Exception) -> str:
     if "java.lang.OutOfMemoryError" in text:
         return OUT_OF_MEMORY
     first = text.splitlines()[0] if text else type(err).__name__
-    worker = re.search(r"Error from python worker:\s*\n\s*([^\n]+)", text)
+    worker = re.search(r"Error from python worker:\s*\n\s*([^\n]+)", text) or \
+        re.search(r"(Cannot run program \"[^\n]*python[^\n]*)", text)
     if worker:  # Spark's line ends at "SparkException:"; what the worker's Python said is the next one
         return (f"a Python worker of Spark's failed: {worker.group(1).strip()} (workers run $PYSPARK_PYTHON, else "
                 "spark.pyspark.python, else in local mode the Python running riskconsole)")
