@@ -63,13 +63,14 @@ def _stream(sock: socket.socket, kind: bytes, encoding: str, errors: str, lost: 
 
 
 def _stamp(ws: Workspace) -> tuple:
-    """What identifies the database's content: device, inode, size and change time of the file and its WAL (a load
-    replaces the file, a train writes it)."""
+    """What identifies the database's content: device, inode, size, modification and change time of the file and
+    its WAL (a load replaces the file, a train writes it; the change time is the one no `touch -d` or `cp -p` sets
+    back, and moves with any write of the file in place)."""
     out = []
     for path in (ws.db_path, Path(f"{ws.db_path}.wal")):
         try:
             info = os.stat(path)
-            out.append((info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns))
+            out.append((info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns))
         except OSError:
             out.append(None)
     return tuple(out)

@@ -70,7 +70,7 @@ class ListFile:
                 "active_entries": self.active(at), "active_at": at.isoformat(sep=" ") if at else None}
 
 
-_CACHE: dict[Path, tuple[tuple[int, int], ListFile]] = {}
+_CACHE: dict[Path, tuple[tuple[str, str], ListFile]] = {}  # path -> ((sha256, label), the checked file)
 _LOCK = threading.Lock()
 
 
@@ -239,19 +239,20 @@ def unknown_list(name: str, known: list[str]) -> tuple[str, str]:
 
 
 def load_list(path: Path, label: str) -> ListFile:
-    """Read and check one list file, cached by (path, mtime, size)."""
-    st = path.stat()
-    key = (st.st_mtime_ns, st.st_size)
+    """Read and check one list file; checked once per content (its sha256): a file's size and mtime say nothing of
+    an edit that keeps both (`touch -d`, `cp -p`, two saves in one clock tick), and a long-lived process (a
+    console, `riskconsole daemon`) must read what a new process would."""
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
     with _LOCK:
         hit = _CACHE.get(path)
-    if hit is not None and hit[0] == key:
+    if hit is not None and hit[0] == (digest, label):
         return hit[1]
-    data = path.read_bytes()
     found = parse_list(data, path.stem, label)
     with _LOCK:
         if len(_CACHE) >= MAX_CACHED:
             _CACHE.clear()
-        _CACHE[path] = (key, found)
+        _CACHE[path] = ((digest, label), found)
     return found
 
 

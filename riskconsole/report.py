@@ -142,19 +142,19 @@ def detector_overlaps(ws: Workspace, names: list[str], window_days: tuple[str, s
     return out
 
 
-_CARDS: dict[Path, tuple[tuple[int, int], dict]] = {}
+_CARDS: dict[Path, tuple[str, dict]] = {}  # path -> (its text, the card)
 
 
 def _card(path: Path) -> dict | None:
-    """A detector card, read again only when the file changed (a console answer reads it on every move)."""
+    """A detector card, parsed again only when its text changed (a console answer reads it on every move; a size
+    and an mtime would miss an edit that keeps both, in a console or `riskconsole daemon` that lives on)."""
     try:
-        stat = path.stat()
+        text = path.read_text()
     except OSError:
         return None
-    stamp = (stat.st_mtime_ns, stat.st_size)
     found = _CARDS.get(path)
-    if found is None or found[0] != stamp:
-        found = _CARDS[path] = (stamp, json.loads(path.read_text()))
+    if found is None or found[0] != text:
+        found = _CARDS[path] = (text, json.loads(text))
         while len(_CARDS) > 64:
             _CARDS.pop(next(iter(_CARDS)))
     return found[1]

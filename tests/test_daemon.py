@@ -379,3 +379,40 @@ def test_a_writable_connection_to_the_live_file_first_asks_the_daemon_to_let_go(
     monkeypatch.setattr(wire, "delegate", lambda argv, root: asked.append((root, argv)) or 3)
     assert cli.main(["gate", "s.yaml", "--workspace", str(tmp_path)]) == 3 and ran == []
     assert asked[-1] == (tmp_path.resolve(), ["gate", "s.yaml", "--workspace", str(tmp_path)])
+
+
+def _rewrite_keeping_size_and_mtime(path: Path, data: bytes) -> None:
+    """`path` written in place with other bytes of its size, its mtime set back (as `touch -d` or `cp -p` would)."""
+    import time
+
+    before = path.stat()
+    assert len(data) == before.st_size
+    time.sleep(0.02)  # past the clock tick of the first write: the change time moves
+    path.write_bytes(data)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+
+
+def test_files_edited_keeping_size_and_mtime_are_read_anew(tmp_path):
+    """What the daemon (or a console) keeps from one command to the next is keyed by what a new process would read:
+    a list, a detector card and the database rewritten in place with the same size and mtime are read again."""
+    from riskconsole.daemon import _stamp
+    from riskconsole.lists import load_list
+    from riskconsole.report import _card
+
+    listed = tmp_path / "countries.csv"
+    listed.write_bytes(b"value\nUS\n")
+    assert load_list(listed, "lists/countries.csv").table.column("__value").to_pylist() == ["US"]
+    _rewrite_keeping_size_and_mtime(listed, b"value\nGB\n")
+    assert load_list(listed, "lists/countries.csv").table.column("__value").to_pylist() == ["GB"]
+    card = tmp_path / "card.json"
+    card.write_text('{"train": {"from": "2026-01-01"}}')
+    assert _card(card)["train"]["from"] == "2026-01-01"
+    _rewrite_keeping_size_and_mtime(card, b'{"train": {"from": "2026-02-02"}}')
+    assert _card(card)["train"]["from"] == "2026-02-02"
+    ws = Workspace(tmp_path)
+    ws.db_path.parent.mkdir(parents=True)
+    ws.db_path.write_bytes(b"a" * 4096)
+    opened = _stamp(ws)
+    _rewrite_keeping_size_and_mtime(ws.db_path, b"b" * 4096)
+    assert _stamp(ws) != opened
