@@ -197,25 +197,36 @@ def delegate(argv: list[str], root: Path) -> int | None:
 
 
 def _relay(sock: socket.socket, message: bytes, outs: dict, hello: dict) -> int | None:
-    """Send the request, write what the daemon answers; None where it refused before writing anything."""
-    started, last = False, None
+    """Send the request, write what the daemon answers; None where it refused before writing anything. A stream of
+    this process that cannot be written (stdout piped into `head -1`) is written no more, as the command's own
+    output would have failed in-process; the command's exit code is still returned (Python's exit then reports
+    the unflushed stream, as it would have in-process)."""
+    started, last, broken = False, None, set()
+
+    def write(out, data: bytes | None) -> None:  # data None: flush
+        if out is not None and out not in broken:
+            try:
+                out.write(data) if data is not None else out.flush()
+            except OSError:  # our own stdout or stderr, not the daemon, failed
+                broken.add(out)
+
     try:
         send(sock, b"q", message)
         while True:
             kind, payload = receive(sock)
             if kind == b"x":
                 for out in outs.values():
-                    out.flush()
+                    write(out, None)
                 return int(payload)
             if kind == b"r" and not started:
                 return None
             if kind not in outs:
                 raise ProtocolError(f"unexpected frame {kind!r}")
             started = True
-            if last is not None and last is not outs[kind]:
-                last.flush()  # the two streams interleave as the command wrote them
+            if last is not outs[kind]:
+                write(last, None)  # the two streams interleave as the command wrote them
             last = outs[kind]
-            last.write(payload)
+            write(last, payload)
     except (OSError, EOFError, ValueError, ProtocolError) as err:
         if not started:
             return None

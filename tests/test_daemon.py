@@ -416,3 +416,24 @@ def test_files_edited_keeping_size_and_mtime_are_read_anew(tmp_path):
     opened = _stamp(ws)
     _rewrite_keeping_size_and_mtime(ws.db_path, b"b" * 4096)
     assert _stamp(ws) != opened
+
+
+def test_a_closed_stdout_pipe_ends_the_client_as_it_ends_an_in_process_run(served, tmp_path):
+    """`riskconsole backtest ... | head -1`: the client's stdout fails, not the daemon; it exits with what Python
+    says of an unflushable stdout, as the same run in-process does (not with a word about the daemon)."""
+    def run(**env) -> tuple[int, bytes]:
+        read, write = os.pipe()
+        os.close(read)
+        try:
+            done = subprocess.run([sys.executable, "-m", "riskconsole", "backtest", str(served.strategies_dir /
+                                   "tiny.yaml"), "--workspace", str(served.root), "--out", "out"], stdout=write,
+                                  stderr=subprocess.PIPE, cwd=tmp_path, env={k: v for k, v in {**ENV, **env}.items()
+                                                                             if k != "PYTHONUNBUFFERED"})
+        finally:
+            os.close(write)
+        return done.returncode, done.stderr
+
+    before = served_count(served)
+    through = run()
+    assert served_count(served) == before + 1
+    assert through == run(RISKCONSOLE_DAEMON="0") and b"daemon" not in through[1]
