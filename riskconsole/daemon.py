@@ -22,9 +22,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import select
 import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 import warnings
@@ -36,6 +38,13 @@ from riskconsole.workspace import Workspace
 
 IDLE_MINUTES = 60.0
 GREETING_SECONDS = 5.0  # a client that connects and sends nothing is dropped after this
+GONE = signal.SIGUSR1  # sent to the daemon's main thread when the client of the running command went away
+
+
+class ClientGone(BaseException):
+    """The client of the running command is gone (Ctrl-C, killed): the command stops where it is, as it would have
+    in the client's own process, writing no more files. A BaseException, like KeyboardInterrupt: no `except
+    Exception` of a command swallows it."""
 
 
 class _Sink(io.RawIOBase):
@@ -85,6 +94,8 @@ class Daemon:
         self.con, self.stamp = None, None
         self.served, self.since, self.stopping = 0, time.time(), False
         self._engines: dict[tuple, str] = {}  # (--engine, dataset.yaml's bytes) -> the engine a command runs on
+        self.stoppable = False  # `serve` handles GONE: a command whose client leaves is stopped
+        self.running = False  # a command runs on the main thread, and GONE may stop it
 
     # ------------------------------------------------------------ the database
 
@@ -172,10 +183,38 @@ class Daemon:
         if reason:
             wire.send(conn, b"r", reason.encode())
             return
-        code = self._run(cli, args, req, streams)
+        done = threading.Event()
+        if self.stoppable:
+            threading.Thread(target=self._watch, args=(conn, done), daemon=True).start()
+        try:
+            try:
+                self.running = self.stoppable
+                code = self._run(cli, args, req, streams)
+            finally:
+                self.running = False
+                done.set()
+        except ClientGone:  # nobody to tell
+            lost[0] = True
         self.served += 1
         if not lost[0]:
             wire.send(conn, b"x", str(code).encode())
+
+    def _watch(self, conn: socket.socket, done: threading.Event) -> None:
+        """Until `done`: once the client's end of `conn` closes (it sends nothing after its request), stop the
+        command: GONE to the main thread, whose handler raises ClientGone at the command's next step (a blocking
+        read, of a FIFO say, is interrupted for it)."""
+        poller = select.poll()
+        poller.register(conn, select.POLLIN | select.POLLHUP)
+        while not done.is_set():
+            if poller.poll(100) and not done.is_set():
+                signal.pthread_kill(threading.main_thread().ident, GONE)
+                return
+
+    def gone(self, signum, frame) -> None:
+        """GONE's handler: the command running stops (never the daemon between commands)."""
+        if self.running:
+            self.running = False
+            raise ClientGone
 
     def _run(self, cli, args, req: dict, streams: list[io.TextIOWrapper]) -> int:
         """`args` run as the client's process would run them: its folder, umask and output streams."""
@@ -276,6 +315,8 @@ def serve(ws: Workspace, idle_minutes: float = IDLE_MINUTES, say=print) -> None:
     daemon = Daemon(ws, idle_minutes)
     try:  # from here on every stop removes the socket: a SIGTERM right after the line below included
         signal.signal(signal.SIGTERM, _terminate)
+        signal.signal(GONE, daemon.gone)
+        daemon.stoppable = True
         daemon.warm()
         say(f"riskconsole daemon (PID {os.getpid()}) serves {ws.root} at {path} for {', '.join(wire.DELEGATED)}; "
             f"it stops after {idle_minutes:g} minutes without a request, on Ctrl-C, or on `riskconsole daemon --stop`")

@@ -418,6 +418,42 @@ def test_files_edited_keeping_size_and_mtime_are_read_anew(tmp_path):
     assert _stamp(ws) != opened
 
 
+def test_a_command_whose_client_is_killed_stops_and_writes_nothing(served, tmp_path):
+    """Ctrl-C or a kill of the client stops the command in the daemon, as it would have stopped in-process: no
+    report is written after, and the daemon answers the next command. (The strategy is a FIFO the test holds open:
+    the command waits on it until its client is gone.)"""
+    import errno
+    import time
+
+    fifo, before = tmp_path / "s.yaml", served_count(served)
+    os.mkfifo(fifo)
+    client = subprocess.Popen([sys.executable, "-m", "riskconsole", "backtest", str(fifo), "--workspace",
+                               str(served.root), "--out", "out"], cwd=tmp_path, env=ENV)
+    deadline = time.monotonic() + 20
+    while True:  # until the daemon opens the FIFO to read it
+        try:
+            writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError as err:
+            assert err.errno == errno.ENXIO and time.monotonic() < deadline and client.poll() is None
+            time.sleep(0.05)
+    client.kill()
+    client.wait()
+    time.sleep(0.5)
+    try:
+        os.write(writer, (served.strategies_dir / "tiny.yaml").read_bytes())
+    except BrokenPipeError:  # the daemon stopped reading
+        pass
+    finally:
+        os.close(writer)
+    while served_count(served) == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert served_count(served) == before + 1 and not (tmp_path / "out").exists()
+    code, out, _ = cli(tmp_path, "gate", served.strategies_dir / "tiny.yaml", "--workspace", served.root,
+                       "--require", "recall>=0")
+    assert code == 0 and b"PASSED" in out and served_count(served) == before + 2
+
+
 def test_a_closed_stdout_pipe_ends_the_client_as_it_ends_an_in_process_run(served, tmp_path):
     """`riskconsole backtest ... | head -1`: the client's stdout fails, not the daemon; it exits with what Python
     says of an unflushable stdout, as the same run in-process does (not with a word about the daemon)."""
