@@ -37,7 +37,7 @@ from riskconsole.errors import RiskConsoleError
 from riskconsole.workspace import Workspace
 
 IDLE_MINUTES = 60.0
-GREETING_SECONDS = 5.0  # a client that connects and sends nothing is dropped after this
+GREETING_SECONDS = 5.0  # a client that has not sent its whole request by then is dropped
 GONE = signal.SIGUSR1  # sent to the daemon's main thread when the client of the running command went away
 
 
@@ -247,7 +247,7 @@ class Daemon:
                 return
             conn.settimeout(GREETING_SECONDS)
             wire.send(conn, b"h", json.dumps({"protocol": wire.PROTOCOL, "pid": os.getpid()}).encode())
-            kind, payload = wire.receive(conn)
+            kind, payload = wire.receive(conn, time.monotonic() + GREETING_SECONDS)
             conn.settimeout(None)
             if kind == b"q":
                 self.answer(conn, json.loads(payload))

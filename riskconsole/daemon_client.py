@@ -19,6 +19,7 @@ import socket
 import stat
 import struct
 import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -107,9 +108,11 @@ def send(sock: socket.socket, kind: bytes, payload: bytes = b"") -> None:
     sock.sendall(_HEAD.pack(kind, len(payload)) + payload)
 
 
-def _exactly(sock: socket.socket, size: int) -> bytes:
+def _exactly(sock: socket.socket, size: int, deadline: float | None = None) -> bytes:
     parts, left = [], size
     while left:
+        if deadline is not None:  # the whole frame by then, not each piece within a timeout (a trickling peer)
+            sock.settimeout(max(deadline - time.monotonic(), 1e-3))
         part = sock.recv(min(left, 1 << 20))
         if not part:
             raise EOFError("the other side closed the connection")
@@ -118,12 +121,13 @@ def _exactly(sock: socket.socket, size: int) -> bytes:
     return b"".join(parts)
 
 
-def receive(sock: socket.socket) -> tuple[bytes, bytes]:
-    """One frame: (kind, payload). Raises EOFError at the end of the stream, ProtocolError on a malformed frame."""
-    kind, size = _HEAD.unpack(_exactly(sock, _HEAD.size))
+def receive(sock: socket.socket, deadline: float | None = None) -> tuple[bytes, bytes]:
+    """One frame: (kind, payload), whole by `deadline` (`time.monotonic()`; else socket.timeout) if one is given.
+    Raises EOFError at the end of the stream, ProtocolError on a malformed frame."""
+    kind, size = _HEAD.unpack(_exactly(sock, _HEAD.size, deadline))
     if size > MAX_FRAME:
         raise ProtocolError(f"a frame of {size:,} bytes")
-    return kind, _exactly(sock, size)
+    return kind, _exactly(sock, size, deadline)
 
 
 def peer_uid(sock: socket.socket) -> int:

@@ -473,3 +473,27 @@ def test_a_closed_stdout_pipe_ends_the_client_as_it_ends_an_in_process_run(serve
     through = run()
     assert served_count(served) == before + 1
     assert through == run(RISKCONSOLE_DAEMON="0") and b"daemon" not in through[1]
+
+
+def test_a_peer_that_trickles_its_request_is_dropped_in_time(tmp_path, monkeypatch):
+    """A connection gets GREETING_SECONDS for its whole request, not for each byte: a peer sending one byte at a
+    time never holds the daemon (which answers one connection at a time) longer."""
+    import threading
+    import time
+
+    from riskconsole import daemon
+
+    monkeypatch.setattr(daemon, "GREETING_SECONDS", 0.4)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with ours, theirs:
+        served = threading.Thread(target=Daemon(Workspace(tmp_path)).handle, args=(ours,))
+        started = time.monotonic()
+        served.start()
+        assert wire.receive(theirs)[0] == b"h"
+        for byte in b"q\x00\x00\x00\x10{\"argv\": []}":
+            if not served.is_alive():
+                break
+            theirs.send(bytes([byte]))
+            time.sleep(0.15)
+        served.join(timeout=5)
+        assert time.monotonic() - started < 1.2 and not served.is_alive()  # the trickle would take 2.5 s
