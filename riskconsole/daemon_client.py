@@ -182,10 +182,11 @@ def request(argv: list[str], root: Path) -> dict:
 def delegate(argv: list[str], root: Path) -> int | None:
     """Run the command `argv` on the daemon of workspace `root`: its exit code, its output written to this process's
     stdout and stderr; None (nothing written) where no daemon serves it: run it in this process."""
-    if os.environ.get(ENV_SWITCH) == "0" or any(_special(arg) for arg in argv) or sys.stdout is None \
-            or sys.stderr is None:
+    if os.environ.get(ENV_SWITCH) == "0" or sys.stdout is None or sys.stderr is None:
         return None
     try:
+        if any(_special(arg) for arg in argv):
+            return None
         sys.stdout.flush()
         sys.stderr.flush()
         message = json.dumps(request(argv, root)).encode()

@@ -497,3 +497,19 @@ def test_a_peer_that_trickles_its_request_is_dropped_in_time(tmp_path, monkeypat
             time.sleep(0.15)
         served.join(timeout=5)
         assert time.monotonic() - started < 1.2 and not served.is_alive()  # the trickle would take 2.5 s
+
+
+def test_a_command_run_in_a_deleted_folder_runs_in_process(served, tmp_path):
+    """The current folder removed under the shell (`getcwd` fails): with --workspace and absolute paths the command
+    runs as without a daemon, never a traceback of the client's."""
+    gone, before = tmp_path / "gone", served_count(served)
+
+    def run(**env) -> tuple[int, bytes, bytes]:
+        gone.mkdir()
+        done = subprocess.run([sys.executable, "-m", "riskconsole", "gate", str(served.strategies_dir / "tiny.yaml"),
+                               "--workspace", str(served.root), "--require", "recall>=0"], capture_output=True,
+                              env={**ENV, **env}, preexec_fn=lambda: (os.chdir(gone), os.rmdir(gone)))
+        return done.returncode, done.stdout, done.stderr
+
+    through = run()
+    assert through == run(RISKCONSOLE_DAEMON="0") and through[0] == 0 and served_count(served) == before
