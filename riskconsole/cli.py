@@ -465,7 +465,7 @@ def cmd_schema(ws: Workspace, args: argparse.Namespace) -> None:
 def cmd_daemon(ws: Workspace, args: argparse.Namespace) -> int:
     """`riskconsole daemon`: serve this workspace's read-only commands from one warm process (`daemon.py`)."""
     from riskconsole import daemon
-    from riskconsole.daemon_client import ask
+    from riskconsole.daemon_client import ask, listener
 
     if not (args.stop or args.status):
         if not args.idle > 0:
@@ -475,8 +475,7 @@ def cmd_daemon(ws: Workspace, args: argparse.Namespace) -> int:
         return 0
     found = ask(ws.root, b"t" if args.stop else b"s")
     if found is None:
-        print(f"no riskconsole daemon serves {terminal(ws.root)}")
-        return 0 if args.stop else 1
+        return _daemon_busy(ws, args, listener(ws.root))
     if args.stop:
         print(f"stopped the riskconsole daemon (PID {found['pid']}) of {terminal(ws.root)} after {found['served']:,} "
               "commands")
@@ -484,6 +483,23 @@ def cmd_daemon(ws: Workspace, args: argparse.Namespace) -> int:
     print(f"riskconsole daemon (PID {found['pid']}) serves {terminal(ws.root)}: {found['served']:,} commands since "
           f"{_clock(found['since'])}, database {'open' if found['open'] else 'closed'}, stops after "
           f"{found['idle_minutes']:g} minutes without a request")
+    return 0
+
+
+def _daemon_busy(ws: Workspace, args: argparse.Namespace, pid: int | None) -> int:
+    """--status or --stop where no daemon answered: none listens (`pid` None), or one is busy with a command (it
+    answers one connection at a time): --stop then ends it now (SIGTERM: that command's client says it stopped)."""
+    if pid is None:
+        print(f"no riskconsole daemon serves {terminal(ws.root)}")
+        return 0 if args.stop else 1
+    if args.stop:
+        import signal
+
+        os.kill(pid, signal.SIGTERM)
+        print(f"stopped the riskconsole daemon (PID {pid}) of {terminal(ws.root)} in the middle of a command")
+        return 0
+    print(f"riskconsole daemon (PID {pid}) serves {terminal(ws.root)}: busy with a command (meanwhile other commands "
+          "run in their own process)")
     return 0
 
 

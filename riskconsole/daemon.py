@@ -289,8 +289,9 @@ def listen(ws: Workspace) -> tuple[socket.socket, Path]:
                                f"/tmp/riskconsole-{os.getuid()} must be a folder of yours with mode 0700)")
     path = wire.socket_path(ws.root, folder)
     running = wire.ask(ws.root, b"s")
-    if running is not None:
-        raise RiskConsoleError(f"daemon: one already serves {ws.root} (PID {running.get('pid')}); stop it with "
+    pid = running.get("pid") if running is not None else wire.listener(ws.root)  # a busy one greets nobody
+    if pid is not None:
+        raise RiskConsoleError(f"daemon: one already serves {ws.root} (PID {pid}); stop it with "
                                f"`riskconsole daemon --stop --workspace {ws.root}`")
     staging = path.with_name(f"{path.name}.{os.getpid()}")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

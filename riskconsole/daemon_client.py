@@ -130,10 +130,33 @@ def receive(sock: socket.socket, deadline: float | None = None) -> tuple[bytes, 
     return kind, _exactly(sock, size, deadline)
 
 
+def peer(sock: socket.socket) -> tuple[int, int, int]:
+    """(pid, uid, gid) of the process at the other end of a Unix socket (Linux SO_PEERCRED)."""
+    return struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+
+
 def peer_uid(sock: socket.socket) -> int:
-    """The user id of the process at the other end of a Unix socket (Linux SO_PEERCRED: pid, uid, gid)."""
-    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    return struct.unpack("3i", creds)[1]
+    """The user id of the process at the other end of a Unix socket."""
+    return peer(sock)[1]
+
+
+def listener(root: Path) -> int | None:
+    """The PID of this user's process listening on the daemon socket of `root`, found without waiting for its
+    greeting: a daemon busy with a command greets nobody until the command ends (`ask` then says None). None:
+    nobody listens there."""
+    folder = runtime_dir() if hasattr(socket, "SO_PEERCRED") else None
+    if folder is None:
+        return None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(HELLO_SECONDS)
+        sock.connect(str(socket_path(root, folder)))
+        pid, uid, _ = peer(sock)
+        return pid if uid == os.getuid() else None
+    except OSError:
+        return None
+    finally:
+        sock.close()
 
 
 def connect(root: Path, remove_stale: bool = False) -> tuple[socket.socket, dict] | None:

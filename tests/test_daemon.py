@@ -418,25 +418,34 @@ def test_files_edited_keeping_size_and_mtime_are_read_anew(tmp_path):
     assert _stamp(ws) != opened
 
 
+def _waiting_on_a_fifo(ws: Workspace, tmp_path: Path, **popen) -> tuple[subprocess.Popen, int]:
+    """A backtest whose strategy is a FIFO, started through the daemon, and the FIFO's write end, once the daemon
+    has opened it: the command waits on it until the test writes the strategy (or its client is gone)."""
+    import errno
+    import time
+
+    fifo = tmp_path / "s.yaml"
+    os.mkfifo(fifo)
+    client = subprocess.Popen([sys.executable, "-m", "riskconsole", "backtest", str(fifo), "--workspace",
+                               str(ws.root), "--out", "out"], cwd=tmp_path, env=ENV, **popen)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            return client, os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as err:  # ENXIO: nobody reads it yet
+            assert err.errno == errno.ENXIO and time.monotonic() < deadline and client.poll() is None
+            time.sleep(0.05)
+
+
 def test_a_command_whose_client_is_killed_stops_and_writes_nothing(served, tmp_path):
     """Ctrl-C or a kill of the client stops the command in the daemon, as it would have stopped in-process: no
     report is written after, and the daemon answers the next command. (The strategy is a FIFO the test holds open:
     the command waits on it until its client is gone.)"""
-    import errno
     import time
 
-    fifo, before = tmp_path / "s.yaml", served_count(served)
-    os.mkfifo(fifo)
-    client = subprocess.Popen([sys.executable, "-m", "riskconsole", "backtest", str(fifo), "--workspace",
-                               str(served.root), "--out", "out"], cwd=tmp_path, env=ENV)
+    before = served_count(served)
+    client, writer = _waiting_on_a_fifo(served, tmp_path)
     deadline = time.monotonic() + 20
-    while True:  # until the daemon opens the FIFO to read it
-        try:
-            writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-            break
-        except OSError as err:
-            assert err.errno == errno.ENXIO and time.monotonic() < deadline and client.poll() is None
-            time.sleep(0.05)
     client.kill()
     client.wait()
     time.sleep(0.5)
@@ -513,3 +522,34 @@ def test_a_command_run_in_a_deleted_folder_runs_in_process(served, tmp_path):
 
     through = run()
     assert through == run(RISKCONSOLE_DAEMON="0") and through[0] == 0 and served_count(served) == before
+
+
+def test_a_daemon_busy_with_a_command_is_still_said_to_serve(served, tmp_path):
+    """While it runs a command the daemon greets nobody: --status says it is busy (not that none serves), a second
+    daemon for the workspace is refused, and the command then ends as usual."""
+
+    client, writer = _waiting_on_a_fifo(served, tmp_path, stdout=subprocess.PIPE)
+    try:
+        code, out, _ = cli(tmp_path, "daemon", "--status", "--workspace", served.root)
+        assert code == 0 and b"busy with a command" in out, out
+        code, _, err = cli(tmp_path, "daemon", "--workspace", served.root)
+        assert code == 1 and b"one already serves" in err, err
+    finally:
+        os.write(writer, (served.strategies_dir / "tiny.yaml").read_bytes())
+        os.close(writer)
+    assert client.wait(timeout=20) == 0 and b"wrote" in client.stdout.read()
+    assert (tmp_path / "out" / "report.json").exists()
+
+
+def test_stop_ends_a_busy_daemon_now(tmp_path, monkeypatch, capsys):
+    """--stop where the daemon is busy (no greeting, but a process of ours listens): SIGTERM to it."""
+    import signal
+
+    from riskconsole import cli
+
+    killed = []
+    monkeypatch.setattr(wire, "ask", lambda root, kind: None)
+    monkeypatch.setattr(wire, "listener", lambda root: 4242)
+    monkeypatch.setattr(os, "kill", lambda pid, sig: killed.append((pid, sig)))
+    assert cli.main(["daemon", "--stop", "--workspace", str(tmp_path)]) == 0
+    assert killed == [(4242, signal.SIGTERM)] and "stopped the riskconsole daemon (PID 4242)" in capsys.readouterr().out
