@@ -13,6 +13,7 @@ command wrote them) then `x` (the exit code).
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import socket
@@ -213,8 +214,9 @@ def delegate(argv: list[str], root: Path) -> int | None:
         sys.stdout.flush()
         sys.stderr.flush()
         message = json.dumps(request(argv, root)).encode()
-        outs = {b"o": sys.stdout.buffer, b"e": sys.stderr.buffer}
-    except (OSError, ValueError, AttributeError, TypeError):  # a stream without a buffer, a deleted current folder
+        outs = {kind: (stream, codecs.getincrementaldecoder(stream.encoding)(errors="surrogateescape"))
+                for kind, stream in ((b"o", sys.stdout), (b"e", sys.stderr))}
+    except (OSError, ValueError, AttributeError, TypeError, LookupError):  # an odd stream, a deleted current folder
         return None
     found = connect(root, remove_stale=True)
     if found is None:
@@ -225,25 +227,30 @@ def delegate(argv: list[str], root: Path) -> int | None:
 
 
 def _relay(sock: socket.socket, message: bytes, outs: dict, hello: dict) -> int | None:
-    """Send the request, write what the daemon answers; None where it refused before writing anything. A stream of
-    this process that cannot be written (stdout piped into `head -1`) is written no more, as the command's own
-    output would have failed in-process; the command's exit code is still returned (Python's exit then reports
-    the unflushed stream, as it would have in-process)."""
-    started, last, broken = False, None, set()
+    """Send the request, write what the daemon answers; None where it refused before writing anything.
 
-    def write(out, data: bytes | None) -> None:  # data None: flush
-        if out is not None and out not in broken:
+    Each frame is one write() of the command's to its stdout or stderr (encoded as this process's streams encode):
+    it is written as text to this process's own sys.stdout or sys.stderr, so that their buffering (a file or a pipe:
+    stdout in blocks, stderr by lines; a terminal, or PYTHONUNBUFFERED) orders the two streams' bytes in `> log 2>&1`
+    exactly as in-process. A stream of this process that cannot be written (stdout piped into `head -1`) is written
+    no more, as the command's own output would have failed in-process; the command's exit code is still returned
+    (Python's exit then reports the unflushed stream, as it would have in-process)."""
+    started, broken = False, set()
+
+    def write(kind: bytes, data: bytes | None) -> None:  # data None: flush
+        stream, decoder = outs[kind]
+        if kind not in broken:
             try:
-                out.write(data) if data is not None else out.flush()
+                stream.write(decoder.decode(data)) if data is not None else stream.flush()
             except OSError:  # our own stdout or stderr, not the daemon, failed
-                broken.add(out)
+                broken.add(kind)
 
     try:
         send(sock, b"q", message)
         while True:
             kind, payload = receive(sock)
             if kind == b"x":
-                for out in outs.values():
+                for out in outs:
                     write(out, None)
                 return int(payload)
             if kind == b"r" and not started:
@@ -251,10 +258,7 @@ def _relay(sock: socket.socket, message: bytes, outs: dict, hello: dict) -> int 
             if kind not in outs:
                 raise ProtocolError(f"unexpected frame {kind!r}")
             started = True
-            if last is not outs[kind]:
-                write(last, None)  # the two streams interleave as the command wrote them
-            last = outs[kind]
-            write(last, payload)
+            write(kind, payload)
     except (OSError, EOFError, ValueError, ProtocolError) as err:
         if not started:
             return None

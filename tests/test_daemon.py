@@ -553,3 +553,24 @@ def test_stop_ends_a_busy_daemon_now(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(os, "kill", lambda pid, sig: killed.append((pid, sig)))
     assert cli.main(["daemon", "--stop", "--workspace", str(tmp_path)]) == 0
     assert killed == [(4242, signal.SIGTERM)] and "stopped the riskconsole daemon (PID 4242)" in capsys.readouterr().out
+
+
+def test_stdout_and_stderr_into_one_file_interleave_as_in_process(served, tmp_path):
+    """`> log 2>&1` without PYTHONUNBUFFERED: in-process, stdout (a file: written in blocks) lands after the
+    stderr line written later; the client replays the command's writes through its own streams, so the log's
+    bytes are the same (an optimize with no feasible setting: its table on stdout, then an error on stderr)."""
+    argv = ["optimize", served.strategies_dir / "tiny.yaml", "--param", "big", "--values", "big=50,150,250",
+            "--workspace", served.root, "--out", tmp_path / "out"]
+    env = {k: v for k, v in ENV.items() if k != "PYTHONUNBUFFERED"}
+
+    def run(**switch) -> tuple[int, bytes]:
+        with open(tmp_path / "log", "wb") as log:
+            done = subprocess.run([sys.executable, "-m", "riskconsole", *map(str, argv)], stdout=log,
+                                  stderr=subprocess.STDOUT, cwd=tmp_path, env={**env, **switch})
+        return done.returncode, (tmp_path / "log").read_bytes()
+
+    run(RISKCONSOLE_DAEMON="0")  # the compiled-query cache as both runs find it
+    before = served_count(served)
+    through = run()
+    assert served_count(served) == before + 1
+    assert through == run(RISKCONSOLE_DAEMON="0") and through[0] == 1 and b"error: " in through[1]
