@@ -37,24 +37,43 @@ class ProtocolError(Exception):
     """The other side spoke something else than this protocol."""
 
 
+OTHER_FOLDERS = ("/run/user/{uid}/riskconsole", "/tmp/riskconsole-{uid}")  # where a daemon started elsewhere is
+
+
 def runtime_dir(create: bool = False) -> Path | None:
     """The per-user folder of daemon sockets: $XDG_RUNTIME_DIR/riskconsole, else /tmp/riskconsole-UID; None where it
     is missing (and not `create`d) or is not a folder of this user that only this user may open (mode 0700)."""
     base = os.environ.get("XDG_RUNTIME_DIR")
-    uid = os.getuid()
     folder = Path(base) / "riskconsole" if base and os.path.isabs(base) and os.path.isdir(base) \
-        else Path(f"/tmp/riskconsole-{uid}")
+        else Path(f"/tmp/riskconsole-{os.getuid()}")
     if create:
         try:
             folder.mkdir(mode=0o700, exist_ok=True)
         except OSError:
             return None
+    return folder if _private(folder) else None
+
+
+def _private(folder: Path) -> bool:
+    """A folder (not a link) of this user that only this user may open."""
     try:
         info = os.lstat(folder)
     except OSError:
-        return None
-    private = stat.S_ISDIR(info.st_mode) and info.st_uid == uid and not info.st_mode & 0o077
-    return folder if private else None
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o077
+
+
+def socket_of(root: Path) -> Path | None:
+    """The socket file of the daemon of `root`, in this environment's folder (`runtime_dir`) or where a daemon
+    started in another environment of this user's put it (a login session has XDG_RUNTIME_DIR, usually
+    /run/user/UID; a cron job, `sudo -u` or `env -i` has none): a load from cron must find a daemon started in a
+    terminal to ask it to let go. None: no socket there."""
+    folders = [runtime_dir(), *(Path(f.format(uid=os.getuid())) for f in OTHER_FOLDERS)]
+    for folder in dict.fromkeys(f for f in folders if f is not None):
+        path = socket_path(root, folder)
+        if _private(folder) and os.path.exists(path):
+            return path
+    return None
 
 
 def socket_path(root: Path, folder: Path) -> Path:
@@ -145,13 +164,13 @@ def listener(root: Path) -> int | None:
     """The PID of this user's process listening on the daemon socket of `root`, found without waiting for its
     greeting: a daemon busy with a command greets nobody until the command ends (`ask` then says None). None:
     nobody listens there."""
-    folder = runtime_dir() if hasattr(socket, "SO_PEERCRED") else None
-    if folder is None:
+    path = socket_of(root) if hasattr(socket, "SO_PEERCRED") else None
+    if path is None:
         return None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.settimeout(HELLO_SECONDS)
-        sock.connect(str(socket_path(root, folder)))
+        sock.connect(str(path))
         pid, uid, _ = peer(sock)
         return pid if uid == os.getuid() else None
     except OSError:
@@ -165,11 +184,8 @@ def connect(root: Path, remove_stale: bool = False) -> tuple[socket.socket, dict
     (a socket file nobody listens on is removed with `remove_stale`)."""
     if not hasattr(socket, "SO_PEERCRED"):  # no way to check who listens: Linux only
         return None
-    folder = runtime_dir()
-    if folder is None:
-        return None
-    path = socket_path(root, folder)
-    if not os.path.exists(path):
+    path = socket_of(root)
+    if path is None:
         return None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:

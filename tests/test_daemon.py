@@ -574,3 +574,21 @@ def test_stdout_and_stderr_into_one_file_interleave_as_in_process(served, tmp_pa
     through = run()
     assert served_count(served) == before + 1
     assert through == run(RISKCONSOLE_DAEMON="0") and through[0] == 1 and b"error: " in through[1]
+
+
+def test_a_daemon_started_in_another_environment_is_found(tmp_path, monkeypatch):
+    """A daemon started in a login session (its socket under XDG_RUNTIME_DIR) is found by a process without one (a
+    cron job's load must ask it to let go, else DuckDB's lock refuses the load)."""
+    elsewhere = tmp_path / "run-user" / "riskconsole"
+    elsewhere.mkdir(parents=True, mode=0o700)
+    os.chmod(elsewhere, 0o700)
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.setattr(wire, "OTHER_FOLDERS", (str(elsewhere),))
+    root = tmp_path / "ws"
+    assert wire.socket_of(root) is None and wire.listener(root) is None
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.bind(str(wire.socket_path(root, elsewhere)))
+        sock.listen(1)
+        assert wire.socket_of(root) == wire.socket_path(root, elsewhere) and wire.listener(root) == os.getpid()
+        os.chmod(elsewhere, 0o755)  # a folder others may open is never used
+        assert wire.socket_of(root) is None
