@@ -187,14 +187,11 @@ class Daemon:
         if self.stoppable:
             threading.Thread(target=self._watch, args=(conn, done), daemon=True).start()
         try:
-            try:
-                self.running = self.stoppable
-                code = self._run(cli, args, req, streams)
-            finally:
-                self.running = False
-                done.set()
+            code = self._run(cli, args, req, streams)
         except ClientGone:  # nobody to tell
             lost[0] = True
+        finally:
+            done.set()
         self.served += 1
         if not lost[0]:
             wire.send(conn, b"x", str(code).encode())
@@ -224,6 +221,7 @@ class Daemon:
             sys.stdout, sys.stderr = streams
             _fresh_warnings()
             args.connection = self.database()
+            self.running = self.stoppable  # from here to `finally`, GONE stops the command (ClientGone)
             return cli.run_parsed(args, self.ws)
         except SystemExit as err:  # the daemon goes on; the client exits as the command asked
             if isinstance(err.code, int) or err.code is None:
@@ -234,6 +232,7 @@ class Daemon:
             traceback.print_exc()
             return 1
         finally:
+            self.running = False  # first: what restores the daemon's state below is never cut short
             for stream in streams:
                 stream.flush()
             sys.stdout, sys.stderr = saved
