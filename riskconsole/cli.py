@@ -766,8 +766,9 @@ def _end(code: int) -> None:
     import atexit
 
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:  # None: the stream was closed before the process started (`>&-`)
+                stream.flush()
     except (OSError, ValueError):
         return
     atexit._run_exitfuncs()

@@ -528,3 +528,21 @@ def test_a_dataset_file_of_another_workspace_says_which_workspace_holds_its_sour
     (other.root / "data" / "events.csv").unlink()
     assert main(["validate", str(other.dataset_path), "--workspace", str(here.root)]) == 1
     assert capsys.readouterr().err.rstrip().endswith(f"(looked for {here.root / 'data' / 'events.csv'})")
+
+
+def test_a_backtest_with_its_stdout_closed_writes_its_report_and_exits_0(tiny_ws, tmp_path):
+    """`riskconsole backtest ... >&-`: Python starts with no sys.stdout; the report is written and the process ends
+    with 0 (the fast exit flushed sys.stdout unguarded: an AttributeError traceback, exit 1)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "RISKCONSOLE_DAEMON": "0"}
+    out = tmp_path / "out"
+    code = ("import os, sys; os.close(1); from riskconsole.cli import main; sys.argv = ['riskconsole', *sys.argv[1:]]; "
+            "sys.stdout = None; main()")
+    done = subprocess.run([sys.executable, "-c", code, "backtest", str(tiny_ws.strategies_dir / "tiny.yaml"),
+                           "--workspace", str(tiny_ws.root), "--out", str(out), "--format", "json"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert (done.returncode, done.stderr) == (0, "") and (out / "report.json").is_file()
