@@ -576,11 +576,15 @@ def test_stdout_and_stderr_into_one_file_interleave_as_in_process(served, tmp_pa
     assert through == run(RISKCONSOLE_DAEMON="0") and through[0] == 1 and b"error: " in through[1]
 
 
-def test_a_daemon_started_in_another_environment_is_found(tmp_path, monkeypatch):
+def test_a_daemon_started_in_another_environment_is_found(tmp_path, monkeypatch, request):
     """A daemon started in a login session (its socket under XDG_RUNTIME_DIR) is found by a process without one (a
     cron job's load must ask it to let go, else DuckDB's lock refuses the load)."""
-    elsewhere = tmp_path / "run-user" / "riskconsole"
-    elsewhere.mkdir(parents=True, mode=0o700)
+    import tempfile
+
+    short = Path(tempfile.mkdtemp(prefix="rc-", dir="/tmp"))  # a socket's path is limited to ~107 bytes: under
+    elsewhere = short / "riskconsole"  # xdist, tmp_path's own is longer than that
+    elsewhere.mkdir(mode=0o700)
+    request.addfinalizer(lambda: shutil.rmtree(short, ignore_errors=True))
     os.chmod(elsewhere, 0o700)
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
     monkeypatch.setattr(wire, "OTHER_FOLDERS", (str(elsewhere),))
