@@ -405,7 +405,7 @@ class Session:
             if window.end <= end:
                 return window
             first = max(last + timedelta(days=1), window.start.date() if window.start else last)
-            late = min((window.end - timedelta(days=1)).date(), last_event)
+            late = min((window.end - timedelta(microseconds=1)).date(), last_event)  # the day of its last instant
             return replace(window, note=past_mature_note(last, first, late, age, unit, fraud=fraud))
         if window.start is not None and window.start >= end:
             return window  # a window of immature days only: kept (its report warns that labels are immature)

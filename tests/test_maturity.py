@@ -82,6 +82,23 @@ def test_explicit_days_are_respected_untouched(late_ws):
     assert as_of.end is None and as_of.note is None  # --as-of already says which labels count: every day
 
 
+def test_a_to_timestamp_inside_a_day_names_that_day_as_the_last(late_ws):
+    """`--to "2026-03-09 06:00"` ends the window inside 2026-03-09: the note's days end there, as the report's
+    window and its daily list do (it read `2026-03-08..2026-03-07` for a --to inside the first day past mature)."""
+    ws, events = late_ws
+    mature_last = LAST - timedelta(days=DELAY)
+    with Session(ws) as session:
+        inside = session.window(None, f"{LAST} 06:00")
+        first_day = session.window(f"{LAST} 01:00", f"{LAST} 06:00")
+        report = session.backtest(ws.strategies_dir / "s.yaml", inside).report
+    # second way: the last day holding an event before the --to, in pandas
+    last_in = events.loc[events["ts"] < pd.Timestamp(f"{LAST} 06:00"), "ts"].max().date()
+    assert last_in == LAST and report["window"]["to"] == LAST.isoformat() and report["daily"][-1]["day"] == str(LAST)
+    assert f"on {mature_last + timedelta(days=1)}..{LAST} events not yet labelled" in inside.note
+    assert first_day.note.startswith("every day of the window is past") and f"on {LAST}..{LAST} events" in \
+        first_day.note
+
+
 def test_a_window_of_immature_days_only_is_kept(late_ws):
     ws, _ = late_ws
     with Session(ws) as session:
