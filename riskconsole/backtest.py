@@ -69,11 +69,15 @@ def parse_moment(text: str, *, end: bool = False, what: str = "--from") -> datet
     if moment.tzinfo is not None and zone is not None:
         raise RiskConsoleError(f"{what} '{printable(text)[:80]}': gives both an offset and a zone name; give one "
                                f"(e.g. {MOMENT_EXAMPLES})")
-    if zone is not None:
-        moment = moment.replace(tzinfo=zone)
-    if moment.tzinfo is None:
+    if moment.tzinfo is None and zone is None:
         return moment  # no zone given: already UTC
-    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+    if zone is None:
+        return moment.astimezone(timezone.utc).replace(tzinfo=None)
+    # a wall time a zone skips or repeats (02:30 on the days its clocks change) has two readings, one per offset:
+    # the later instant is how the load reads such a time in the data (DuckDB's ICU), so a flag and an event written
+    # alike are the same instant (the first reading put --to "2026-10-25 02:30 Europe/Berlin" an hour before it)
+    later = max(moment.replace(tzinfo=zone, fold=fold).astimezone(timezone.utc) for fold in (0, 1))
+    return later.replace(tzinfo=None)
 
 
 def _zone_of(text: str, what: str) -> tuple[str, tzinfo | None]:

@@ -178,6 +178,9 @@ def test_as_of_and_window(tiny_ws):
     ("2026-02-01 10:00 UTC", False, "2026-02-01 10:00"),
     ("2026-02-01 10:00 Europe/Berlin", False, "2026-02-01 09:00"),   # winter: UTC+1
     ("2026-07-01 10:00 Europe/Berlin", False, "2026-07-01 08:00"),   # summer: UTC+2
+    ("2026-10-25 02:30 Europe/Berlin", False, "2026-10-25 01:30"),   # an hour repeated: its second time (CET)
+    ("2026-10-25 01:59 Europe/Berlin", False, "2026-10-24 23:59"),   # ... the hour before it: CEST
+    ("2026-03-29 02:30 Europe/Berlin", False, "2026-03-29 01:30"),   # an hour skipped: the offset before (CET)
     ("2026-02-01 Europe/Berlin", False, "2026-01-31 23:00"),         # a zone's day starts at its midnight
     ("2026-02-01 Europe/Berlin", True, "2026-02-01 23:00"),          # ... and a --to day ends at the next one
     ("2026-02-01 10:00", False, "2026-02-01 10:00"),                 # no zone: UTC already

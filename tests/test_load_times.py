@@ -144,6 +144,30 @@ def test_offsets_and_zone_names_are_converted_to_utc(tmp_path, text, utc):
     assert query(ws, "SELECT ts FROM events") == [(utc,)]
 
 
+DST_EDGES = [  # Berlin's clocks: 2026-03-29 02:00 CET -> 03:00 CEST, 2026-10-25 03:00 CEST -> 02:00 CET
+    ("2026-03-29 01:59:00 Europe/Berlin", datetime(2026, 3, 29, 0, 59)),   # 01:59 CET (+01:00)
+    ("2026-03-29 02:30:00 Europe/Berlin", datetime(2026, 3, 29, 1, 30)),   # skipped: the offset before, +01:00
+    ("2026-03-29 03:00:00 Europe/Berlin", datetime(2026, 3, 29, 1, 0)),    # 03:00 CEST (+02:00)
+    ("2026-10-25 01:30:00 Europe/Berlin", datetime(2026, 10, 24, 23, 30)),  # CEST (+02:00)
+    ("2026-10-25 02:30:00 Europe/Berlin", datetime(2026, 10, 25, 1, 30)),  # repeated: its second time, CET +01:00
+    ("2026-10-25T02:30:00+02:00", datetime(2026, 10, 25, 0, 30)),          # its first time, said with the offset
+    ("2026-10-25 03:00:00 Europe/Berlin", datetime(2026, 10, 25, 2, 0)),   # CET (+01:00)
+]
+
+
+def test_wall_times_a_zone_skips_or_repeats_load_as_documented_and_as_the_flags_read_them(tmp_path):
+    """docs/dataset.md "Times": a skipped wall time reads with the offset before the change (02:30 -> 03:30 CEST), a
+    repeated one as its second time (CET). --from/--to read the same text as the same instant (they read the first
+    time of a repeated hour, an hour before the event written alike). Expected: UTC by the offsets in force, by hand."""
+    from riskconsole.backtest import parse_moment
+
+    ws = _ws(tmp_path, [_row(i, text) for i, (text, _) in enumerate(DST_EDGES)])
+    load(ws)
+    loaded = dict(query(ws, "SELECT event_id, ts FROM events"))
+    assert loaded == {f"e{i}": utc for i, (_, utc) in enumerate(DST_EDGES)}
+    assert [parse_moment(text) for text, _ in DST_EDGES] == [utc for _, utc in DST_EDGES]
+
+
 def test_an_unknown_zone_is_quarantined_not_dropped(tmp_path):
     ws = _ws(tmp_path, [_row(0, "2026-01-05 00:00:00"), _row(1, "2026-01-05 00:00:00 Mars/Olympus")])
     result = load(ws)
