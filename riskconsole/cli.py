@@ -179,7 +179,7 @@ def cmd_gate(ws: Workspace, args: argparse.Namespace) -> int:
     window = gate.report["window"]
     print(f"{'PASSED' if gate.passed else 'FAILED'}: {gate.held} of {len(gate.results)} guardrails hold "
           f"({terminal(gate.report['strategy'])} vs {terminal(gate.baseline or 'no baseline')}, "
-          f"{window['from']}..{window['to']})")
+          f"{window['from']}..{window['to']}, UTC days)")
     if window.get("note"):  # a gate judged on fewer days than the data holds says so
         print(f"  note: {terminal(window['note'])}")
     for warning in all_warnings(gate.report):  # what the numbers judged are worth (a detector scored on its own
@@ -194,7 +194,7 @@ def _print_summary(report: dict) -> None:
     from riskconsole.report import all_warnings, unit_of
 
     o = report["overall"]
-    print(f"{terminal(report['strategy'])}: {report['window']['from']}..{report['window']['to']}, "
+    print(f"{terminal(report['strategy'])}: {report['window']['from']}..{report['window']['to']} (UTC days), "
           f"population {o['population']:,} {unit_of(report)}, flagged {o['flagged']:,}")
     shown = ("precision", "recall", "amount_recall", "fraud_amount_stopped", "net_benefit")
     hidden = o.get("bounds") or {}  # where production hid outcomes, only a range is known: print the range
@@ -247,7 +247,7 @@ def cmd_monitor(ws: Workspace, args: argparse.Namespace) -> None:
     write_files(monitor_files(result, formats), out)
     found = result.get("incidents", [])
     print(f"{terminal(result['strategy'])}: window {result['window']['from']}..{result['window']['to']} vs reference "
-          f"{result['reference']['from']}..{result['reference']['to']}: {len(found)} incidents, "
+          f"{result['reference']['from']}..{result['reference']['to']} (UTC days): {len(found)} incidents, "
           f"{len(result['alerts'])} alerts")
     for warning in result.get("warnings", []):
         print(f"  warning: {terminal(warning)}")

@@ -174,7 +174,8 @@ def _header(report: dict, text=str) -> str:
     compare = report.get("compare")
     versus = f" vs {text(compare['baseline_strategy'])}" if compare else ""
     as_of = f", labels as of {report['as_of']}" if report.get("as_of") else ""
-    return (f"{text(report['strategy'])}{versus}: window {report['window']['from']} … {report['window']['to']}{as_of}, "
+    window = report["window"]
+    return (f"{text(report['strategy'])}{versus}: window {window['from']} … {window['to']} (UTC days){as_of}, "
             f"population {report['overall']['population']:,} {unit_of(report)} "
             f"({report['overall']['unlabeled_total']:,} unlabelled)")
 
@@ -193,7 +194,7 @@ def html_page(report: dict) -> str:
              f"<div class=tiles>{tiles}</div>", "<h2>Warnings</h2><ul>"
              + ("".join(f"<li>{esc(w)}</li>" for w in report["warnings"] + (compare or {}).get("warnings", []))
                 or "<li>none</li>") + "</ul>",
-             "<h2>Daily alerts, caught fraud and review load</h2>"
+             "<h2>Daily alerts, caught fraud and review load (per UTC day)</h2>"
              + svg(daily_chart(report["daily"], report["overall"]["review_capacity"]).properties(width=960))]
     if compare:
         parts.append("<h2>Decisions that change</h2>" + _table(changed_headers(report), changed_rows(compare)))
@@ -281,7 +282,7 @@ BAND_NOTE = ("The shaded band is each day's acceptance region: a point outside i
 
 def _monitor_header(result: dict) -> str:
     w, r = result["window"], result["reference"]
-    return (f"window {w['from']} … {w['to']} against reference {r['from']} … {r['to']}, labels known by "
+    return (f"window {w['from']} … {w['to']} against reference {r['from']} … {r['to']} (UTC days), labels known by "
             f"{result['labels_known_by']}; bands: {result['method']['band']}")
 
 

@@ -45,6 +45,10 @@ def test_backtest_writes_every_file(tiny_ws, capsys, tmp_path):
     html = (out / "report.html").read_text()
     assert "http://" not in html and "https://" not in html and "tiny" in html
     assert (out / "report.md").read_text().startswith("# Backtest: tiny")
+    # the days are UTC days, and each page a reader sees alone says so (a São Paulo team reads local days otherwise)
+    days = f"{report['window']['from']} … {report['window']['to']} (UTC days)"
+    assert days in (out / "report.md").read_text() and days in html and "review load (per UTC day)" in html
+    assert stdout.startswith(f"tiny: {report['window']['from']}..{report['window']['to']} (UTC days), population")
 
 
 def test_default_output_folder(tiny_ws, capsys):

@@ -47,7 +47,8 @@ base = guard_baseline(evaluate, baseline, session, baseline, window) if base_spe
     else None
 unit = "events" if level is None else f"{level.entity} periods"
 o = report["overall"]
-st.caption(f"{report['window']['from']} … {report['window']['to']} · population {o['population']:,} {unit} · "
+span = report["window"]
+st.caption(f"{span['from']} … {span['to']} (UTC days) · population {o['population']:,} {unit} · "
            f"{o['unlabeled_total']:,} unlabelled" + (f" · deltas against **{baseline.stem}**" if base else ""))
 if level is not None:
     st.caption(f"Entity-level: one decision per **{level.entity}** every **{level.every}**, judged with what was known "
@@ -61,7 +62,7 @@ elif base is None and (same or baseline is None):
 kpi_tiles(report, base)
 show_warnings(report)
 
-st.subheader("Daily alerts, caught fraud and review load")
+st.subheader("Daily alerts, caught fraud and review load (per UTC day)")
 st.altair_chart(daily_chart(report["daily"], o["review_capacity"]), width="stretch")
 
 # side by side where both fit, else one under the other: a fixed split cut the confusion's last column at 1100 px

@@ -224,7 +224,7 @@ result = guard(monitor, session, path, window[0].isoformat(), window[1].isoforma
 
 r = result["reference"]
 st.caption(f"Window {result['window']['from']} … {result['window']['to']} against reference {r['from']} … "
-           f"{r['to']}; labels known by {result['labels_known_by']}. Bands: {result['method']['band']}. "
+           f"{r['to']} (UTC days); labels known by {result['labels_known_by']}. Bands: {result['method']['band']}. "
            f"Same numbers as `riskconsole monitor {ws.rel(path)} --from {result['window']['from']} --to "
            f"{result['window']['to']}" + (f" --reference {ref_text}" if ref_text else "")
            + "".join(f" --by {b}" for b in by) + "`.")
