@@ -740,6 +740,7 @@ def _fill(con: duckdb.DuckDBPyConnection, checked: Checked, progress: Progress, 
         warnings += found
     warnings += overlap_warnings(con, checked.dataset, checked.label)
     read, loaded = counts["source"]
+    warnings += _labels_before_events(con, checked, loaded)
     _write_meta(con, checked, read, loaded, version, warnings)
     build = getattr(loader, "build_frame", None)  # a load on Spark builds the frame there (and says where)
     if build is None:
@@ -750,6 +751,24 @@ def _fill(con: duckdb.DuckDBPyConnection, checked: Checked, progress: Progress, 
     others = {w: {"read": r, "loaded": n, "quarantined": r - n} for w, (r, n) in counts.items() if w != "source"}
     return LoadResult(read, loaded, read - loaded, reasons, features, warnings=warnings, version=version,
                       sources=others)
+
+
+def _labels_before_events(con: duckdb.DuckDBPyConnection, checked: Checked, loaded: int) -> list[str]:
+    """A warning when events have a label_time before their own time (a chargeback dated before its order: a date
+    written in the wrong zone or field). They load as they are, so the warning is all that says it: --as-of counts
+    such a label as known before its event happened, and the label-age curve as known at age 0."""
+    roles = checked.dataset.columns
+    if not roles.label_time:
+        return []
+    query = fill("SELECT count(*), arg_min(:id, :t), min(:t), arg_min(:lt, :t) FROM events WHERE :lt < :t",
+                 id=ident(roles.id), t=ident(roles.time), lt=ident(roles.label_time))
+    n, first, at, known = con.execute(render(query)).fetchall()[0]
+    if not n:
+        return []
+    return [f"{checked.label}: columns.label_time: {n:,} of {loaded:,} events have a label_time before their "
+            f"time (the first: '{terminal(str(first))[:40]}' at {at} labelled at {known}), loaded as they are: "
+            "--as-of counts such a label as known before its event happened; fix the dates where the file is "
+            "exported (a label_time written in another zone, or another column's date)"]
 
 
 def refuse_mostly_quarantined(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, quarantined: int,

@@ -61,14 +61,14 @@ def test_the_time_warning_suggests_the_german_spreadsheet_layout_without_seconds
 
 
 def test_time_format_parses_every_time_column(tmp_path):
-    rows = [_row(i, t, label_ts="3/1/15 0:00") for i, t in enumerate(SPREADSHEET)]
+    rows = [_row(i, t, label_ts="3/1/16 0:00") for i, t in enumerate(SPREADSHEET)]
     header = HEADER.strip() + ",signup\n"
     rows = [r + ",1/1/15 12:00" for r in rows]
     ws = _ws(tmp_path, rows, header, time_format="%m/%d/%y %H:%M", types={"signup": "TIMESTAMP"})
     result = load(ws)
     assert (result.loaded, result.quarantined, result.warnings) == (3, 0, [])
     assert query(ws, "SELECT ts, label_ts, signup FROM events ORDER BY ts")[1] == (
-        datetime(2015, 2, 24, 22, 55), datetime(2015, 3, 1), datetime(2015, 1, 1, 12))
+        datetime(2015, 2, 24, 22, 55), datetime(2016, 3, 1), datetime(2015, 1, 1, 12))
 
 
 def test_time_format_list_is_tried_in_order_and_names_what_was_tried(tmp_path):
@@ -166,6 +166,24 @@ def test_wall_times_a_zone_skips_or_repeats_load_as_documented_and_as_the_flags_
     loaded = dict(query(ws, "SELECT event_id, ts FROM events"))
     assert loaded == {f"e{i}": utc for i, (_, utc) in enumerate(DST_EDGES)}
     assert [parse_moment(text) for text, _ in DST_EDGES] == [utc for _, utc in DST_EDGES]
+
+
+def test_label_times_before_their_events_load_with_one_warning(tmp_path):
+    """A chargeback dated before its order (here written in another zone, or the day before) loads as it is, and the
+    load says so, once, naming the first; expected by comparing the texts as instants in Python."""
+    rows = [("2026-10-05 10:00:00-03:00", "2026-10-05 12:00:00+02:00"),   # order 13:00Z, label 10:00Z: before
+            ("2026-10-05 10:00:00-03:00", "2026-10-05 14:00:00+02:00"),   # label 12:00Z: still before
+            ("2026-10-06 09:00:00+00:00", "2026-10-20 00:00:00+00:00"),   # ordinary: two weeks later
+            ("2026-10-07 09:00:00+00:00", "2026-10-06 09:00:00+00:00"),   # a day before
+            ("2026-10-08 09:00:00+00:00", "")]                            # not known yet
+    ws = _ws(tmp_path, [_row(i, t, lt) for i, (t, lt) in enumerate(rows)])
+    result = load(ws)
+    before = [f"e{i}" for i, (t, lt) in enumerate(rows) if lt and datetime.fromisoformat(lt) < datetime.fromisoformat(t)]
+    assert before == ["e0", "e1", "e3"] and result.loaded == len(rows)
+    (said,) = [w for w in result.warnings if "label_time before" in w]
+    assert said.startswith(f"data/dataset.yaml: columns.label_time: {len(before)} of {len(rows)} events have a "
+                           "label_time before their time (the first: 'e0' at 2026-10-05 13:00:00 labelled at "
+                           "2026-10-05 10:00:00)") and "\n" not in said and "fix the dates" in said
 
 
 def test_an_unknown_zone_is_quarantined_not_dropped(tmp_path):
