@@ -149,8 +149,13 @@ def _column_reasons(column: str, target: str, part: Part, raw_type: str) -> list
         return [(fill(":c = -1", c=cast), lit(f"{column}: {LABEL_REASON}"))]
     failed = _failed(column, target, raw_type)
     if target == "TIMESTAMP":
-        tried = times.described(times.formats_of(part.time_format, column))
-        return [(failed, lit(f"{column}: not {tried}")), (times.out_of_range(cast), times.range_reason(column, cast))]
+        formats = times.formats_of(part.time_format, column)
+        pairs = [(failed, lit(f"{column}: not {times.described(formats)}")),
+                 (times.out_of_range(cast), times.range_reason(column, cast))]
+        if raw_type in ("VARCHAR", "JSON") and (not formats or times.ISO in formats):  # what ISO reading refused
+            pairs[:0] = [(fill(":f AND :w", f=failed, w=why), lit(f"{column}: {text}"))
+                         for why, text in times.failing_iso(raw_text(column, raw_type))]
+        return pairs
     mark = " with decimal_separator ','" if part.decimal == "," and is_number(target) else ""
     if target == "DATE" and raw_type in ("VARCHAR", "JSON"):
         return [(fill(":f AND NOT :i", f=failed, i=_iso_date(raw_text(column, raw_type))), lit(

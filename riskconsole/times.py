@@ -104,6 +104,24 @@ def impossible_offset(text: exp.Expression) -> exp.Expression:
                 m=minutes, most=lit(MAX_OFFSET_MINUTES))
 
 
+# An ISO time followed by a word a zone could be named by (`2026-10-20 14:00:00 Europe/Berlim`; 3 letters at least,
+# so `10:00 PM` is not one); where such a text does not parse, its zone is unknown (its clock time reads alone)
+ZONE_NAMED = r"(\d{4}-\d{2}-\d{2}[T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)\s+[A-Za-z][A-Za-z0-9_+\-]{2,}(/[A-Za-z0-9_+\-]+)*"
+UNKNOWN_ZONE = ("an unknown time zone name (write an IANA name such as Europe/Berlin or America/Sao_Paulo, or an "
+                "offset such as -03:00)")
+BAD_OFFSET = "an offset no place has (offsets lie within ±14:00, minutes under 60: e.g. +02:00 or -03:30)"
+
+
+def failing_iso(text: exp.Expression) -> list[tuple[exp.Expression, str]]:
+    """(condition, what is wrong) for a text time that fails to read as ISO-8601 for a reason its layout does not
+    show: a zone name no zone has, an impossible offset (where the time itself reads)."""
+    trimmed = fill("trim(:t)", t=text)
+    clock = fill("regexp_extract(:t, :re, 1)", t=trimmed, re=lit(ZONE_NAMED))
+    unknown = fill("regexp_full_match(:t, :re) AND TRY_CAST(:c AS TIMESTAMP) IS NOT NULL", t=trimmed,
+                   re=lit(ZONE_NAMED), c=clock)
+    return [(unknown, UNKNOWN_ZONE), (impossible_offset(trimmed), BAD_OFFSET)]
+
+
 ZONED = re.compile(r"(?<!%)(?:%%)*%[zZ]")  # a strptime format reading an offset or a zone name
 
 

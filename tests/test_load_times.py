@@ -187,9 +187,17 @@ def test_label_times_before_their_events_load_with_one_warning(tmp_path):
 
 
 def test_an_unknown_zone_is_quarantined_not_dropped(tmp_path):
-    ws = _ws(tmp_path, [_row(0, "2026-01-05 00:00:00"), _row(1, "2026-01-05 00:00:00 Mars/Olympus")])
-    result = load(ws)
-    assert (result.loaded, result.quarantined) == (1, 1)
+    ws = _ws(tmp_path, [_row(0, "2026-01-05 00:00:00"), _row(1, "2026-01-05 00:00:00 Mars/Olympus"),
+                        _row(2, "2026-01-05 10:00:00 PM"), _row(3, "2026-01-05 10:00:00", "2026-02-05 Europe/Berlim")])
+    result = load(ws, accept_quarantine=True)
+    assert (result.loaded, result.quarantined) == (1, 3)
+    # the reason names what is wrong and the fix where the clock time reads alone; a layout ISO-8601 does not read
+    # (10:00:00 PM) keeps the layout's reason; a date alone with a zone name is no ISO-8601 time either
+    assert dict(query(ws, "SELECT event_id, reason FROM quarantine")) == {
+        "e1": "ts: an unknown time zone name (write an IANA name such as Europe/Berlin or America/Sao_Paulo, or an "
+              "offset such as -03:00)",
+        "e2": "ts: not an ISO-8601 time (e.g. 2026-01-05 13:45:00; set time_format: for other layouts)",
+        "e3": "label_ts: not an ISO-8601 time (e.g. 2026-01-05 13:45:00; set time_format: for other layouts)"}
 
 
 @pytest.mark.parametrize("spec", [{}, {"time_format": ["%Y-%m-%d %H:%M:%S%z", "%Y-%m-%d %H:%M:%S"]}])
@@ -201,6 +209,10 @@ def test_an_offset_no_place_has_is_quarantined_not_shifted(tmp_path, spec):
     ws = _ws(tmp_path, rows, **spec)
     result = load(ws, accept_quarantine=True)
     assert (result.loaded, result.quarantined) == (2, 3)
+    reasons = {r for (r,) in query(ws, "SELECT DISTINCT reason FROM quarantine")}
+    assert reasons == {"ts: an offset no place has (offsets lie within ±14:00, minutes under 60: e.g. +02:00 or "
+                       "-03:30)"} if not spec else {"ts: not a time in time_format '%Y-%m-%d %H:%M:%S%z' or "
+                                                    "'%Y-%m-%d %H:%M:%S'"}
     assert query(ws, "SELECT ts FROM events ORDER BY ts") == [(datetime(2026, 1, 4, 20, 0),),
                                                               (datetime(2026, 1, 5, 15, 30),)]
 
