@@ -126,7 +126,11 @@ def test_messy_csv_files_load_on_spark_as_on_duckdb(tmp_path, spark):
     space, a non-ASCII letter and glob characters: Spark reads it as itself and names its rows as DuckDB does."""
     ws = _files(tmp_path / "ws", {"a.csv": _csv(MESSY, bom=True), "b {1} ü #[x].csv": _csv(SECOND, crlf=True)})
     duck = assert_spark_loads_like_duckdb(ws, spark)
-    assert (duck.read, duck.loaded, len(duck.reasons)) == (27, 11, 10) and duck.reasons["duplicate id"] == 1
+    assert (duck.read, duck.loaded, len(duck.reasons)) == (27, 11, 12) and duck.reasons["duplicate id"] == 1
+    # e5's zone and e6/e7's offsets have their own reasons (e1, e20: layouts ISO-8601 does not read)
+    assert [n for r, n in duck.reasons.items() if r.startswith(("ts: an unknown time zone", "ts: an offset no"))] \
+        == [2, 1] and duck.reasons["ts: not an ISO-8601 time (e.g. 2026-01-05 13:45:00; set time_format: for other "
+                                   "layouts)"] == 2
     assert [w.split(": ")[1] for w in duck.warnings] == ["columns.label", "columns.time", "columns.label_time",
                                                         "columns.amount"]
     # a map: label_ts holds '5/3/26' neither reads; the ISO rows keep loading (the offset format once suggested here
