@@ -363,8 +363,12 @@ def _publish(con: duckdb.DuckDBPyConnection, part: Part) -> None:
     rows = exp.select(*loaded).from_("_staged").where("__reason IS NULL").order_by(
         *[ident(cast_name(c)) for c in part.order])
     con.execute(f"CREATE OR REPLACE TABLE {part.table} AS " + render(rows))
+    # `row`: the row's place in its file (CSV's ordinality counts on over every file of the source: 'b.csv row 8'
+    # for the first row of a 2-row file read after a 7-row one)
+    row = fill("ordinality - min(ordinality) OVER (PARTITION BY __file) + 1")
+    staged = exp.select("*", alias(row, "__row")).from_("_staged")
     quarantine = exp.select(*quarantine_texts(part), alias(ident("__reason"), "reason"), alias(ident("_file"), "file"),
-                            alias(ident("ordinality"), "row")).from_("_staged").where("__reason IS NOT NULL")
+                            alias(ident("__row"), "row")).from_(staged.subquery("s")).where("__reason IS NOT NULL")
     con.execute(f"CREATE OR REPLACE TABLE {part.quarantine} AS " + render(quarantine.order_by("__file", "ordinality")))
 
 

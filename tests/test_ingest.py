@@ -56,6 +56,14 @@ def test_every_row_is_loaded_or_quarantined_with_a_reason(tmp_path):
     assert "9 = loaded 3 + quarantined 6" in result.summary().replace("read ", "")
     exported = pd.read_csv(ws.root / "data" / "quarantine.csv")
     assert len(exported) == 6 and set(exported["reason"]) == set(reasons.values())
+    # `file` and `row` point at the row in that file (1 = the first under the header): read back with pandas, the row
+    # there holds the quarantined values (the copy of a1 is row 1 of part-2.csv, which the load called row 8)
+    where = {}
+    for file, row, event, amount in query(ws, "SELECT file, row, event_id, amount FROM quarantine"):
+        raw = pd.read_csv(file, dtype=str, keep_default_na=False).iloc[row - 1]
+        assert (raw["event_id"] or None, raw["amount"]) == (event, amount), (file, row)
+        where[event] = (file.rsplit("/", 1)[-1], row)
+    assert where["a1"] == ("part-2.csv", 1) and where["a6"] == ("part-1.csv", 6)
 
 
 def test_reload_is_idempotent(tmp_path):

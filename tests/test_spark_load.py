@@ -332,11 +332,11 @@ def test_a_csv_that_is_not_utf8_is_refused_on_spark(tmp_path, spark):
     checked = check_dataset(ws)
     with pytest.raises(RiskConsoleError, match=r"a.csv row 2 is not valid UTF-8 \(or holds U\+FFFD"):
         load_part(spark, checked, checked.parts[0])
-    # in a second file: its row as DuckDB numbers rows (over every file in order, as the quarantine's `row`)
+    # in a second file: its row in that file (as the quarantine's `row`; it said row 4 of a 2-row b.csv)
     ws = _files(tmp_path / "ws2", {"a.csv": _csv(rows[1:]), "b.csv": _csv(rows[:1]) + b"e9,2026-03-01 10:00:00,0,,1,"
                                                                                  b"\xef\xbf\xbd,1\n"})
     checked = check_dataset(ws)
-    with pytest.raises(RiskConsoleError, match=r"b.csv row 4 is not valid UTF-8"):
+    with pytest.raises(RiskConsoleError, match=r"b.csv row 2 is not valid UTF-8"):
         load_part(spark, checked, checked.parts[0])
 
 

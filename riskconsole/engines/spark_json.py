@@ -96,7 +96,7 @@ def first_line(path: str) -> str | None:
 def read(spark: Any, part: Part, files: dict[str, tuple[int, str]], label: str, whole: set[str]) -> Any:
     """The source's rows: every non-blank line parsed by DuckDB's `read_json` with the source's schema on the
     executors — the raw columns (JSON as text) with `_file`, `__file` and `__at` (the row in its file, blank lines
-    not counted; the load numbers rows over all files from each file's count: `spark_read.ordinality`). `files`:
+    not counted; the load numbers rows in their files from each file's first: `spark_read.file_row`). `files`:
     Spark's `_metadata.file_path` of each file -> its 1-based place in the sorted paths and its path as DuckDB names
     it; `whole`: the files known not to be JSON Lines (`not_lines`), read whole (`_read_whole`).
 

@@ -25,7 +25,7 @@ from riskconsole import ingest
 from riskconsole.engines import spark_worker
 from riskconsole.engines.spark_json import row_error
 from riskconsole.engines.spark_read import (POSITION, check_utf8, header_error, malformed_row, packed, quoted, read_raw,
-                                            refusal, renamed, unlisted_file, ordinality)
+                                            refusal, renamed, unlisted_file, file_row)
 from riskconsole.engines.spark_render import first_line
 from riskconsole.errors import DataError, RiskConsoleError
 from riskconsole.sources import SHOWN_VALUES, Checked, Part, literal_files, outcome_checks, outcome_error
@@ -70,7 +70,7 @@ class SparkStaged:
     def tally(self, checked: Checked, part: Part, marks: Marks) -> tuple[dict[str | None, int], bool]:
         """One pass over the staged rows (the first: it parses the files), summing the `marks` the staging computed:
         how many rows have each `__reason` (None: loaded), every file's rows and first `__at` (`files`, which
-        `ordinality` numbers rows from), every count the warnings will ask (kept for `warnings`: they ask column by
+        `file_row` numbers rows from), every count the warnings will ask (kept for `warnings`: they ask column by
         column, a Spark job each), whether a raw text column holds U+FFFD (`check_utf8` then finds the first such
         row), and the outcome roles' checks (`outcomes`: `sources.outcome_checks`' bad rows; `bad_values` names them).
 
@@ -333,7 +333,7 @@ def _load_part(spark: Any, con: duckdb.DuckDBPyConnection, checked: Checked, par
         shown = sorted(reasons.items(), key=lambda rn: (-rn[1], rn[0]))[:2]
         raise ingest.no_loadable_rows(checked, part, read, shown, warnings)
     rows = renamed(staged.where("__reason IS NULL"), [(ingest.cast_name(c), part.loaded_name(c)) for c in part.types])
-    row, shifts = ordinality(part, tallied.files)
+    row, shifts = file_row(part, tallied.files)
     quarantine = duck_select(staged.where("__reason IS NOT NULL"), [
         *ingest.quarantine_texts(part), alias(ident("__reason"), "reason"), alias(ident("_file"), "file"),
         alias(row, "row"), ident("__file")], tables=shifts).orderBy("__file", "row")

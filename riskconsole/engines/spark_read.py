@@ -4,16 +4,15 @@ raw rows with DuckDB's positions (issue 15; the load itself is spark_load.py).
 A CSV file is read with the dialect DuckDB's sniffer finds in it (delimiter, quote, escape, header; files of one
 dialect in one read; quoted line breaks kept), Parquet with its own types; every raw column must come out with the
 DuckDB type DuckDB's reader gives it. Rows are numbered as DuckDB numbers them: the file's place in the sorted
-paths (`__file`) and a number increasing down its file (`__at`), from which `ordinality` gives DuckDB's
-`ordinality` (Parquet: the row in its file; CSV, JSON: the row over all files in order) once the load's one pass
-has counted every file's rows: numbering rows needs no pass of its own, no shuffle.
+paths (`__file`) and a number increasing down its file (`__at`), from which `file_row` gives the row's place in
+its file (the quarantine's `row`) once the load's one pass has found every file's first `__at`: numbering rows
+needs no pass of its own, no shuffle.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
-import itertools
 import os
 import posixpath
 import re
@@ -168,8 +167,8 @@ def _duck_types(con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> dict[str, 
 
 def read_raw(spark: Any, con: duckdb.DuckDBPyConnection, part: Part, label: str) -> tuple[Any, dict[str, str]]:
     """The part's rows as DuckDB's reader gives them (CSV all text, Parquet typed, JSON Lines typed by DuckDB on the
-    executors: spark_json.py), with `_file`, `__file` and `__at` (`POSITION`: `ordinality` numbers the rows as
-    DuckDB does once every file's rows are counted); and the raw columns' DuckDB types. Nothing is read yet: the
+    executors: spark_json.py), with `_file`, `__file` and `__at` (`POSITION`: `file_row` numbers the rows in
+    their files once every file's first `__at` is known); and the raw columns' DuckDB types. Nothing is read yet: the
     rows are parsed by the first pass over them (the load's tally).
 
     Raises:
@@ -498,26 +497,16 @@ def unlisted_file(label: str, part: Part) -> DataError:
                      "files (did the files change during the load? load again)")
 
 
-def rows_before(part: Part, files: dict[int, tuple[int, int]]) -> list[int]:
-    """What DuckDB's `ordinality` adds to a row's place in its file, by file (0-based place in the sorted files):
-    the rows of the files before it (CSV, JSON: DuckDB numbers rows over all files in order), or nothing (Parquet:
-    in its file). `files`: 1-based place -> (the file's rows, its first row's `__at`), as the load's tally finds."""
-    if part.fmt == "parquet":
-        return [0] * len(part.files)
-    rows = [files.get(i + 1, (0, 0))[0] for i in range(len(part.files) - 1)]
-    return list(itertools.accumulate(rows, initial=0))
-
-
 def shifts(part: Part, files: dict[int, tuple[int, int]]) -> list[int]:
-    """What each file (0-based place in the sorted files) adds to its rows' `__at` to give DuckDB's `ordinality`:
-    the row's place in its file (`__at` from the file's first) plus `rows_before`. `files`: 1-based place -> (the
+    """What each file (0-based place in the sorted files) adds to its rows' `__at` to give the row's place in its
+    file (1 for its first row, as DuckDB's load numbers the quarantine's `row`). `files`: 1-based place -> (the
     file's rows, its first row's `__at`)."""
-    return [before + 1 - files.get(i + 1, (0, 1))[1] for i, before in enumerate(rows_before(part, files))]
+    return [1 - files.get(i + 1, (0, 1))[1] for i in range(len(part.files))]
 
 
-def ordinality(part: Part, files: dict[int, tuple[int, int]]) -> tuple[exp.Expression, dict[str, pa.Table]]:
-    """DuckDB's `ordinality` of a row of the part as SQL over `__file` and `__at` (for `spark_load.duck_select`: no
-    Spark join, no job), with the table it reads (`_shift`: `shifts`, registered once per task; a literal list of
+def file_row(part: Part, files: dict[int, tuple[int, int]]) -> tuple[exp.Expression, dict[str, pa.Table]]:
+    """A row's place in its file as SQL over `__file` and `__at` (for `spark_load.duck_select`: no Spark join, no
+    job), with the table it reads (`_shift`: `shifts`, registered once per task; a literal list of
     every file's shift would be parsed again for each batch)."""
     shift = shifts(part, files)
     if not any(shift):
@@ -573,7 +562,7 @@ def check_utf8(data: Any, raw: dict[str, str], part: Part, label: str,
     byte as U+FFFD and load the row. A U+FFFD written in a valid file is refused too (Spark cannot tell them apart).
 
     Raises:
-        DataError: naming the first such file and row (`files`: as `ordinality` reads them)."""
+        DataError: naming the first such file and row (`files`: as `file_row` reads them)."""
     from pyspark.sql import functions as F
 
     replaced = [F.coalesce(F.col(quoted(c)).contains("\ufffd"), F.lit(False)) for c in raw]
