@@ -173,7 +173,7 @@ def _header(report: dict, text=str) -> str:
     """The one-line summary under the title; `text` escapes the names in it for the medium."""
     compare = report.get("compare")
     versus = f" vs {text(compare['baseline_strategy'])}" if compare else ""
-    as_of = f", labels as of {report['as_of']}" if report.get("as_of") else ""
+    as_of = f", labels as of {report['as_of']} UTC" if report.get("as_of") else ""
     window = report["window"]
     return (f"{text(report['strategy'])}{versus}: window {window['from']} … {window['to']} (UTC days){as_of}, "
             f"population {report['overall']['population']:,} {unit_of(report)} "

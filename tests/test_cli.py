@@ -51,6 +51,18 @@ def test_backtest_writes_every_file(tiny_ws, capsys, tmp_path):
     assert stdout.startswith(f"tiny: {report['window']['from']}..{report['window']['to']} (UTC days), population")
 
 
+def test_an_as_of_in_a_zone_is_its_local_day_end_and_the_report_says_utc(tiny_ws, capsys, tmp_path):
+    """--as-of '2026-03-01 America/Sao_Paulo' counts labels known before 03:00 UTC on 2026-03-02 (São Paulo is UTC-3
+    all year): report.json keeps that instant as UTC text, and report.md says UTC."""
+    out = tmp_path / "out"
+    code, stdout, _ = run(capsys, "backtest", tiny_ws.strategies_dir / "tiny.yaml", "--workspace", tiny_ws.root,
+                          "--out", out, "--format", "json,md", "--as-of", "2026-03-01 America/Sao_Paulo")
+    assert code == 0, stdout
+    report = json.loads((out / "report.json").read_text())
+    assert report["as_of"] == "2026-03-02T02:59:59.999999"
+    assert "labels as of 2026-03-02T02:59:59.999999 UTC, population" in (out / "report.md").read_text()
+
+
 def test_default_output_folder(tiny_ws, capsys):
     code, stdout, _ = run(capsys, "backtest", tiny_ws.strategies_dir / "tiny.yaml", "--workspace", tiny_ws.root)
     assert code == 0
