@@ -32,13 +32,14 @@ Attribution (why an alert's metric moved) is in `contributions.py`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
 import numpy as np
 
 from riskconsole.backtest import Groups, Window, parse_moment
 from riskconsole.config import Business
 from riskconsole.errors import RiskConsoleError
+from riskconsole.escape import printable
 from riskconsole.metrics import RuleSet, decide, parts, rates
 from riskconsole.monitor_amounts import AmountPool
 
@@ -80,15 +81,28 @@ def _day(moment) -> date:
     return moment.date()
 
 
+def _whole_day(text: str, *, what: str, end: bool = False) -> datetime:
+    """A monitor's bound: a UTC midnight (a day, or a time that is one). A time inside a day is refused: the monitor's
+    numbers are per UTC day, and such a bound cut a day between the reference and the window, both counting it."""
+    moment = parse_moment(text, end=end, what=what)
+    if moment.time() != time():
+        day = (moment - timedelta(microseconds=1) if end else moment).date()
+        raise RiskConsoleError(f"{what} '{printable(str(text))[:80]}' is {moment:%Y-%m-%d %H:%M:%S} UTC, inside a "
+                               f"day: the monitor watches whole UTC days; give a day (e.g. {what} {day})")
+    return moment
+
+
 def parse_periods(first: date, last: date, start: str | None, end: str | None, reference: str | None) -> Periods:
-    """The window (default: the last 28 days of data) and the reference (default: the 28 days before it).
+    """The window (default: the last 28 days of data) and the reference (default: the 28 days before it), whole UTC
+    days.
 
     Raises:
-        RiskConsoleError: a reference that overlaps the window, falls outside the data, or is malformed.
+        RiskConsoleError: a reference that overlaps the window, falls outside the data, or is malformed; a bound
+            inside a day.
     """
-    to = parse_moment(end, end=True, what="--to") if end else parse_moment(last.isoformat(), end=True)
+    to = _whole_day(end, end=True, what="--to") if end else parse_moment(last.isoformat(), end=True)
     if start:
-        frm = parse_moment(start, what="--from")
+        frm = _whole_day(start, what="--from")
     else:
         frm = max(to - timedelta(days=DEFAULT_DAYS), parse_moment(first.isoformat()) + timedelta(days=REFERENCE_DAYS))
     if frm >= to:
@@ -99,7 +113,7 @@ def parse_periods(first: date, last: date, start: str | None, end: str | None, r
         if not sep or not lo_text or not hi_text:
             raise RiskConsoleError(f"--reference {reference}: write FIRST:LAST days, e.g. --reference "
                                    f"{_day(frm) - timedelta(days=28)}:{_day(frm) - timedelta(days=1)}")
-        ref = Window(parse_moment(lo_text, what="--reference"), parse_moment(hi_text, end=True, what="--reference"))
+        ref = Window(_whole_day(lo_text, what="--reference"), _whole_day(hi_text, end=True, what="--reference"))
     else:
         ref = Window(frm - timedelta(days=REFERENCE_DAYS), frm)
     fix = f"{_day(frm) - timedelta(days=REFERENCE_DAYS)}:{_day(frm) - timedelta(days=1)}"

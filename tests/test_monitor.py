@@ -157,6 +157,26 @@ def test_a_bad_reference_is_a_one_line_error_with_the_fix(reference, message):
     assert "\n" not in str(err.value) and "--reference" in str(err.value)
 
 
+@pytest.mark.parametrize("start, end, reference, message", [
+    ("2026-03-10 America/Sao_Paulo", None, None, "--from '2026-03-10 America/Sao_Paulo' is 2026-03-10 03:00:00 UTC, "
+     "inside a day: the monitor watches whole UTC days; give a day (e.g. --from 2026-03-10)"),
+    ("2026-03-10", "2026-04-30 12:00", None, "--to '2026-04-30 12:00' is 2026-04-30 12:00:00 UTC, inside a day: "
+     "the monitor watches whole UTC days; give a day (e.g. --to 2026-04-30)"),
+    ("2026-03-10", None, "2026-02-01:2026-03-01T06:00:00+02:00", "--reference '2026-03-01T06:00:00+02:00' is "
+     "2026-03-01 04:00:00 UTC, inside a day"),
+])
+def test_a_bound_inside_a_day_is_refused_naming_its_utc_time(start, end, reference, message):
+    """A --from inside a day made the reference end inside that day too: both counted it whole (the reference
+    '2026-10-04..2026-11-01' of a window from '2026-11-01 10:00', 29 days, overlapping the window's first)."""
+    with pytest.raises(RiskConsoleError) as err:
+        parse_periods(date(2026, 1, 1), date(2026, 4, 30), start, end, reference)
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+    # a bound that is a UTC midnight, however written, is a day
+    p = parse_periods(date(2026, 1, 1), date(2026, 4, 30), "2026-03-10T01:00:00+01:00", "2026-04-30 UTC", None)
+    assert (p.window.start, p.window.end, p.reference.end) == (datetime(2026, 3, 10), datetime(2026, 5, 1),
+                                                               datetime(2026, 3, 10))
+
+
 # ------------------------------------------------------------------ the demo
 
 @pytest.fixture(scope="module")
