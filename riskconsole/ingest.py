@@ -468,7 +468,8 @@ def _time_warning(staged: Staged, checked: Checked, part: Part, column: str, whe
     current = times.formats_of(part.time_format, column)
     fmts = _suggested(staged, column, bad, values, current)
     suggested, misread = _format_for(staged, part, column, fmts) if fmts else (None, 0)
-    fix = f"try {suggested} in the dataset" if fmts else "set time_format: to the layout of these values"
+    fix = f"try {suggested} in the dataset" if fmts else \
+        _unread_zone(staged, column, bad, current, n) or "set time_format: to the layout of these values"
     if misread:  # a day-first file read month first: the rows that load are on the wrong dates, not only the rest
         fix += (f"; {misread:,} rows that did load read as other times with it (month and day swapped?): they are "
                 "likely misread too")
@@ -477,6 +478,16 @@ def _time_warning(staged: Staged, checked: Checked, part: Part, column: str, whe
         f"{n:,} of {read:,} rows ({n / read:.1%})"
     return (f"{checked.label}: {where}: {rows} quarantined because '{column}' is not {tried} or is outside "
             f"{times.ACCEPTED_TEXT}{_elsewhere(staged, part, column, bad)}, e.g. {_shown(values)}: {fix}")
+
+
+def _unread_zone(staged: Staged, column: str, bad: exp.Expression, current: list[str], n: int) -> str | None:
+    """The fix of a time column most of whose `n` failing rows are ISO-8601 times with a zone name no zone has or an
+    offset no place has (no layout reads them: the zone or offset is what to fix), None otherwise."""
+    if current and times.ISO not in current:
+        return None
+    reasons = times.failing_iso(raw_text(column, staged.raw_types()[column]))
+    counts = staged.counts([fill(":b AND :w", b=bad, w=why) for why, _ in reasons])
+    return next((f"{k:,} of them have {what}" for (_, what), k in zip(reasons, counts) if k > n / 2), None)
 
 
 MAX_SUGGESTED = 4  # formats one time warning suggests adding for a column (files of a source in as many layouts)

@@ -186,6 +186,21 @@ def test_label_times_before_their_events_load_with_one_warning(tmp_path):
                            "2026-10-05 10:00:00)") and "\n" not in said and "fix the dates" in said
 
 
+@pytest.mark.parametrize("bad, fix", [
+    ("2026-10-2{} 14:00:00 Europe/Berlim", "3 of them have an unknown time zone name (write an IANA name such as "
+                                          "Europe/Berlin or America/Sao_Paulo, or an offset such as -03:00)"),
+    ("2026-10-2{}T14:00:00+25:00", "3 of them have an offset no place has (offsets lie within ±14:00, minutes "
+                                  "under 60: e.g. +02:00 or -03:30)"),
+])
+def test_a_load_refused_for_a_zone_or_offset_says_to_fix_it_not_a_layout(tmp_path, bad, fix):
+    """No time_format reads a misspelt zone or a +25:00 offset: the refusal's fix is the zone or the offset (it said
+    'set time_format: to the layout of these values', whose layout is ISO-8601 already)."""
+    ws = _ws(tmp_path, [_row(0, "2026-10-20 14:00:00")] + [_row(i, bad.format(i)) for i in (1, 2, 3)])
+    with pytest.raises(RiskConsoleError) as err:
+        load(ws)
+    assert f": {fix}" in str(err.value) and "\n" not in str(err.value) and "3 of 4 rows" in str(err.value)
+
+
 def test_an_unknown_zone_is_quarantined_not_dropped(tmp_path):
     ws = _ws(tmp_path, [_row(0, "2026-01-05 00:00:00"), _row(1, "2026-01-05 00:00:00 Mars/Olympus"),
                         _row(2, "2026-01-05 10:00:00 PM"), _row(3, "2026-01-05 10:00:00", "2026-02-05 Europe/Berlim")])
