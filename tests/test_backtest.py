@@ -181,6 +181,8 @@ def test_as_of_and_window(tiny_ws):
     ("2026-10-25 02:30 Europe/Berlin", False, "2026-10-25 01:30"),   # an hour repeated: its second time (CET)
     ("2026-10-25 01:59 Europe/Berlin", False, "2026-10-24 23:59"),   # ... the hour before it: CEST
     ("2026-03-29 02:30 Europe/Berlin", False, "2026-03-29 01:30"),   # an hour skipped: the offset before (CET)
+    ("2026-09-06 America/Santiago", False, "2026-09-06 04:00"),      # a day whose midnight is skipped: from 01:00
+    ("2026-04-04 23:30 America/Santiago", False, "2026-04-05 03:30"),  # repeated before midnight: the second (-04)
     ("2026-02-01 Europe/Berlin", False, "2026-01-31 23:00"),         # a zone's day starts at its midnight
     ("2026-02-01 Europe/Berlin", True, "2026-02-01 23:00"),          # ... and a --to day ends at the next one
     ("2026-02-01 10:00", False, "2026-02-01 10:00"),                 # no zone: UTC already
