@@ -77,7 +77,8 @@ source: data/events.csv          # a file or glob relative to this workspace: .c
 
 columns:
   id: order_id                   # required: unique per event (read as text)
-  time: created_at               # required: when the event happened (UTC)
+  time: created_at               # required: when the event happened; a time without an offset (-03:00) or a zone
+  #                              # name after it (2026-10-24 22:30:00 America/Sao_Paulo) is read as UTC
   label: is_fraud                # 1 = fraud, 0 = good, empty = not known yet (delete the line if you have no labels)
   label_time: chargeback_at      # when the label became known, e.g. the chargeback date (delete if you have none)
   amount: amount                 # money at stake; drives every money metric (delete if you have none)
