@@ -31,6 +31,7 @@ Attribution (why an alert's metric moved) is in `contributions.py`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -86,7 +87,8 @@ def _whole_day(text: str, *, what: str, end: bool = False) -> datetime:
     numbers are per UTC day, and such a bound cut a day between the reference and the window, both counting it."""
     moment = parse_moment(text, end=end, what=what)
     if moment.time() != time():
-        day = (moment - timedelta(microseconds=1) if end else moment).date()
+        written = re.match(r"\s*(\d{4}-\d{2}-\d{2})\s+[A-Za-z]", str(text))  # a zone's day: that day, read in UTC
+        day = written.group(1) if written else (moment - timedelta(microseconds=1) if end else moment).date()
         raise RiskConsoleError(f"{what} '{printable(str(text))[:80]}' is {moment:%Y-%m-%d %H:%M:%S} UTC, inside a "
                                f"day: the monitor watches whole UTC days; give a day (e.g. {what} {day})")
     return moment

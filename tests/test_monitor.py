@@ -164,6 +164,8 @@ def test_a_bad_reference_is_a_one_line_error_with_the_fix(reference, message):
      "the monitor watches whole UTC days; give a day (e.g. --to 2026-04-30)"),
     ("2026-03-10", None, "2026-02-01:2026-03-01T06:00:00+02:00", "--reference '2026-03-01T06:00:00+02:00' is "
      "2026-03-01 04:00:00 UTC, inside a day"),
+    ("2026-03-10", "2026-04-29 America/Sao_Paulo", None, "--to '2026-04-29 America/Sao_Paulo' is 2026-04-30 "
+     "03:00:00 UTC, inside a day: the monitor watches whole UTC days; give a day (e.g. --to 2026-04-29)"),
 ])
 def test_a_bound_inside_a_day_is_refused_naming_its_utc_time(start, end, reference, message):
     """A --from inside a day made the reference end inside that day too: both counted it whole (the reference
