@@ -727,8 +727,37 @@ def _check_substring(node: exp.Substring, columns: frozenset[str], where: str) -
         raise _fail(where, "substring start must be a positive integer literal", "0 differs on Spark")
 
 
+# a text that is a clock time with a UTC offset or a zone name after it ('2026-10-25 02:30:00+02:00', '… Europe/Berlin')
+_ZONED_TIME = re.compile(r"\s*\d{4}-\d{2}-\d{2}[T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?(\s*(Z|[+-]\d{2}(:?\d{2})?)"
+                         r"|\s+([A-Z]{3,5}|[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)+))\s*")
+
+
+def _check_literal(node: exp.Literal, columns: frozenset[str], where: str) -> None:
+    """Refuse a text time with a non-zero offset or a zone name: compared with a time (or cast to one) DuckDB reads
+    its clock time and drops the offset ('2026-10-25 02:30:00+02:00' as 02:30 UTC, two hours late), where every
+    other time riskconsole reads is converted to UTC. The fix names the UTC time."""
+    if not node.is_string or not _ZONED_TIME.fullmatch(node.this):
+        return
+    from riskconsole.backtest import parse_moment  # the flags' reading of the same text (their errors if it fails)
+    from riskconsole.errors import RiskConsoleError
+
+    text = node.this.strip()
+    try:
+        utc = parse_moment(text, what="time")
+    except RiskConsoleError as err:
+        zone = str(err).split("unknown time zone ", 1)[-1].split(" ", 1)[0]
+        raise _fail(where, f"'{_show(text)}' is a time with an unknown time zone {zone}",
+                    "write the UTC time, or an IANA zone name such as Europe/Berlin") from None
+    clock = dt.datetime.fromisoformat(re.split(r"\s*(?:Z|[+-]\d{2}:?\d{2}|[+-]\d{2}|\s[A-Za-z].*)$", text)[0])
+    if utc != clock:
+        raise _fail(where, f"'{_show(text)}' is a time with a UTC offset or zone, which a comparison reads as its "
+                    f"clock time {clock:%Y-%m-%d %H:%M:%S}, dropping the offset",
+                    f"write the UTC time: '{utc:%Y-%m-%d %H:%M:%S}'")
+
+
 _NODE_CHECKS: dict[type[exp.Expression], Callable[[Any, frozenset[str], str], None]] = {
     exp.Column: _check_column,
+    exp.Literal: _check_literal,
     **dict.fromkeys(_COMPARISONS, _check_comparison),
     exp.Like: _check_like,
     exp.ILike: _check_like,

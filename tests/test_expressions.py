@@ -185,6 +185,40 @@ def test_string_params_are_data_not_sql(value: str) -> None:
     assert con.execute("SELECT count(*) FROM events").fetchone() == (2,)
 
 
+@pytest.mark.parametrize("text, clock, utc", [
+    ("2026-10-25 02:30:00+02:00", "2026-10-25 02:30:00", "2026-10-25 00:30:00"),        # CEST, as an offset
+    ("2026-10-25T02:30:00-03:00", "2026-10-25 02:30:00", "2026-10-25 05:30:00"),        # São Paulo
+    ("2026-10-25 02:30:00 Europe/Berlin", "2026-10-25 02:30:00", "2026-10-25 01:30:00"),  # repeated: 2nd, as loaded
+    ("2026-03-01 12:00 America/Sao_Paulo", "2026-03-01 12:00:00", "2026-03-01 15:00:00"),
+])
+def test_a_text_time_with_an_offset_or_zone_is_refused_naming_the_utc_time(text, clock, utc):
+    """DuckDB compares a TIMESTAMP with such a text by its clock time alone, the offset dropped (its cast gives
+    `clock`), where every other time riskconsole reads is converted to UTC. Expected UTC: by the zone's offset that
+    day, by hand."""
+    assert duckdb.connect().execute(f"SELECT CAST('{text}' AS TIMESTAMP)").fetchone()[0] == \
+        dt.datetime.fromisoformat(clock)
+    with pytest.raises(ExpressionError) as err:
+        parse_expression(f"ts >= '{text}'", columns=COLUMNS, where=WHERE)
+    said = str(err.value)
+    assert said.startswith(f"{WHERE}: '{text}' is a time with a UTC offset or zone, which a comparison reads as its "
+                           f"clock time {clock}") and f"write the UTC time: '{utc}'" in said and "\n" not in said
+    # the same text as a param is the same literal
+    with pytest.raises(ExpressionError, match="write the UTC time"):
+        parse_expression("ts >= CAST($at AS TIMESTAMP)", columns=COLUMNS, params={"at": text}, where=WHERE)
+
+
+@pytest.mark.parametrize("text", ["2026-10-25 02:30:00Z", "2026-10-25 02:30:00+00:00", "2026-10-25 02:30:00 UTC",
+                                  "2026-10-25 02:30:00", "2026-10-25 10:00 PM", "2026-10-25 10:00 done"])
+def test_a_text_time_in_utc_or_plain_text_is_kept(text):
+    assert f"'{text}'" in to_sql(parse_expression(f"ts >= '{text}'", columns=COLUMNS, where=WHERE))
+
+
+def test_a_text_time_with_an_unknown_zone_is_refused():
+    with pytest.raises(ExpressionError, match=r"'2026-10-25 02:30:00 Europe/Berlim' is a time with an unknown time "
+                                              r"zone 'Europe/Berlim' \(write the UTC time, or an IANA zone name"):
+        parse_expression("ts >= '2026-10-25 02:30:00 Europe/Berlim'", columns=COLUMNS, where=WHERE)
+
+
 # --- refused expressions ---------------------------------------------------------
 
 REFUSED = [
