@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 import types
@@ -628,7 +629,17 @@ class Dataset(_Strict):
 
 # ---------------------------------------------------------------- strategy
 
-ParamValue = bool | int | float | str | None | list[bool | int | float | str | None]
+# a date or time written unquoted in YAML (2026-03-01, 2026-03-01 12:00:00) is a DATE or TIMESTAMP in rules
+ParamValue = bool | int | float | str | None | dt.datetime | dt.date | list[bool | int | float | str | None | dt.datetime
+                                                                           | dt.date]
+
+
+def _utc(value: Any) -> Any:
+    """A time with an offset (YAML's 2026-10-25T02:30:00+02:00) as the UTC time it is, as every time riskconsole
+    reads; anything else as it is."""
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return value
 
 
 class Rule(_Strict):
@@ -711,7 +722,8 @@ class Strategy(_Strict):
             if isinstance(value, list) and len(value) > limits.MAX_LIST_PARAM:
                 raise ValueError(f"param '{name}' holds {len(value):,} values (at most {limits.MAX_LIST_PARAM:,}; "
                                  "put long lists in lists/NAME.csv)")
-        return params
+        return {name: [_utc(v) for v in value] if isinstance(value, list) else _utc(value)
+                for name, value in params.items()}
 
     @field_validator("rules")
     @classmethod

@@ -15,6 +15,7 @@ argparse parser of `riskconsole/cli.py`. `--check` exits 1 when a block is stale
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import re
 import sys
 import types
@@ -29,7 +30,7 @@ from pydantic_core import PydanticUndefined
 DOCS_DIR = Path(__file__).resolve().parents[1] / "docs"
 _BLOCK = re.compile(r"(<!-- generated:([a-z0-9_-]+) -->\n)(.*?)(<!-- /generated -->)", re.S)
 _SCALARS = {str: "text", int: "integer", float: "number", bool: "true/false", type(None): "null",
-            typing.Any: "any"}
+            typing.Any: "any", dt.date: "date", dt.datetime: "time"}
 
 
 # ---------------------------------------------------------------- pydantic models
@@ -47,7 +48,8 @@ def type_name(annotation: Any) -> str:
     if origin in (typing.Union, types.UnionType):
         members = [a for a in args if a is not type(None)]  # optional-ness shows in the default column
         if all(a in _SCALARS or typing.get_origin(a) is list for a in members) and len(members) > 3:
-            words = ["number", "text", "true/false", *(["null"] if type(None) in args else [])]
+            words = ["number", "text", "true/false", *(["date", "time"] if dt.date in members else []),
+                     *(["null"] if type(None) in args else [])]
             lists = any(typing.get_origin(a) is list for a in members)
             return f"{', '.join(words[:-1])} or {words[-1]}" + (", or a list of them" if lists else "")
         return " or ".join(dict.fromkeys(type_name(a) for a in members)) or "null"

@@ -200,7 +200,7 @@ def resolve_params(strategy: Strategy, overrides: dict | None, label: str) -> di
         from riskconsole.config import Strategy, parse_model
 
         data = {**strategy.model_dump(mode="json", by_alias=True), "params": params}
-        parse_model(data, Strategy, f"{label} with --set {', '.join(overrides)}")
+        params = parse_model(data, Strategy, f"{label} with --set {', '.join(overrides)}").params  # as validated
     return params
 
 

@@ -216,6 +216,26 @@ def test_a_window_in_another_zone_selects_the_same_events_as_in_utc(tiny_ws):
     assert report["overall"]["population"] == inside.sum()
 
 
+def test_date_and_time_params_written_in_yaml_are_dates_and_utc_times(tiny_ws):
+    """strategy.md: 'a date written as 2026-03-01 in YAML becomes a DATE'. It was refused ('params.since.bool: Input
+    should be a valid boolean (+4 more)'); a time with an offset is its UTC time, from the file or from --set (it
+    would else be compared by its clock time). Expected: the events at or after each instant, counted in pandas."""
+    text = ("name: since\nparams: {since: 2026-03-03, at: 2026-03-03T12:00:00+05:00}\nrules:\n"
+            "  - {name: new, when: 'ts >= $since', action: review}\n"
+            "  - {name: later, when: 'ts >= $at AND amount < 0', action: block}\n")
+    path = tiny_ws.strategies_dir / "since.yaml"
+    path.write_text(text)
+    df = _frame(tiny_ws)
+    report = run_backtest(tiny_ws, path).report
+    assert report["rules"][0]["hits"] == int((df.ts >= "2026-03-03").sum()) > 0
+    assert json.loads(json.dumps(report["params"], default=str)) == {"since": "2026-03-03", "at": "2026-03-03 07:00:00"}
+    path.write_text(text.replace("amount < 0", "amount >= 0"))
+    at = run_backtest(tiny_ws, path).report["rules"][1]["hits"]
+    moved = run_backtest(tiny_ws, path, overrides={"at": datetime.fromisoformat("2026-03-03T12:00:00-01:00")})
+    assert at == int((df.ts >= "2026-03-03 07:00").sum()) and moved.report["rules"][1]["hits"] == int(
+        (df.ts >= "2026-03-03 13:00").sum()) and at != moved.report["rules"][1]["hits"]
+
+
 def test_set_overrides_params(tiny_ws):
     report = run_backtest(tiny_ws, tiny_ws.strategies_dir / "tiny.yaml", overrides={"big": 50, "burst": 1}).report
     df = _frame(tiny_ws)

@@ -70,7 +70,7 @@ def test_a_fields_type_in_the_reference_says_only_what_it_takes():
     from riskconsole.reference import type_name
 
     assert type_name(config.SparkSettings.model_fields["conf"].annotation) == "map of text to number, text or true/false"
-    assert type_name(config.ParamValue) == "number, text, true/false or null, or a list of them"
+    assert type_name(config.ParamValue) == "number, text, true/false, date, time or null, or a list of them"
 
 
 def test_every_cli_command_and_argument_has_help():
