@@ -38,8 +38,9 @@ allow = st.sidebar.checkbox("Allow different populations", help="Compare strateg
 report = guard(compare, session, candidate, baseline, window, overrides, None if by == "(none)" else by, allow)
 c = report["compare"]
 unit = unit_of(report)
-st.caption(f"{report['window']['from']} … {report['window']['to']} · {report['overall']['population']:,} {unit} · "
-           f"intervals: paired bootstrap over {c['intervals']['resamples']:,} resamples of whole days"
+span = report["window"]
+st.caption(f"{span['from']} … {span['to']} (UTC days) · {report['overall']['population']:,} {unit} · "
+           f"intervals: paired bootstrap over {c['intervals']['resamples']:,} resamples of whole UTC days"
            + (f" · tuned params {overrides}" if overrides else ""))
 show_warnings(report)
 if c.get("bounds"):
