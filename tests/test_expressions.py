@@ -473,13 +473,20 @@ def test_referenced_columns_and_params() -> None:
     [
         ("user_orders_1h >= $burst AND amount > 200", "`user_orders_1h` >= 5 AND `amount` > 200"),
         ("starts_with(email, 'a')", "STARTSWITH(`email`, 'a')"),
-        ("concat(email, 'x') = 'ax'", "CONCAT(COALESCE(`email`, ''), 'x') = 'ax'"),
         ("CAST(ts AS TIMESTAMP) > ts", "CAST(`ts` AS TIMESTAMP_NTZ) > `ts`"),
         ("email = $name", "`email` = 'O\\'Brien'"),
     ],
 )
 def test_accepted_expressions_transpile_to_spark(text: str, expected: str) -> None:
     assert _sql(text, "spark") == expected
+
+
+def test_concat_writes_its_arguments_as_a_cast_to_text_does_on_spark() -> None:
+    """concat's arguments take CAST(x AS VARCHAR)'s rendering (a DOUBLE written as DuckDB writes it: 12345678.5, not
+    Spark's 1.23456785E7; other types cast as before, the type test folded by Spark), NULLs as empty text."""
+    cast = _sql("CAST(email AS VARCHAR) = 'ax'", "spark").removesuffix(" = 'ax'")
+    assert cast.startswith("CASE WHEN TYPEOF(`email`) <> 'double' THEN CAST(`email` AS STRING) ")
+    assert _sql("concat(email, 'x') = 'ax'", "spark") == f"CONCAT(COALESCE({cast}, ''), 'x') = 'ax'"
 
 
 def test_functions_without_an_exact_spark_rendering_are_not_allowed() -> None:
