@@ -167,16 +167,24 @@ def listener(root: Path) -> int | None:
     path = socket_of(root) if hasattr(socket, "SO_PEERCRED") else None
     if path is None:
         return None
+    try:
+        with _dial(path) as sock:
+            pid, uid, _ = peer(sock)
+    except OSError:
+        return None
+    return pid if uid == os.getuid() else None
+
+
+def _dial(path: Path) -> socket.socket:
+    """A socket connected to `path` (within HELLO_SECONDS); raises OSError (ConnectionRefusedError: nobody listens)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.settimeout(HELLO_SECONDS)
         sock.connect(str(path))
-        pid, uid, _ = peer(sock)
-        return pid if uid == os.getuid() else None
     except OSError:
-        return None
-    finally:
         sock.close()
+        raise
+    return sock
 
 
 def connect(root: Path, remove_stale: bool = False) -> tuple[socket.socket, dict] | None:
@@ -187,10 +195,18 @@ def connect(root: Path, remove_stale: bool = False) -> tuple[socket.socket, dict
     path = socket_of(root)
     if path is None:
         return None
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.settimeout(HELLO_SECONDS)
-        sock.connect(str(path))
+        sock = _dial(path)
+    except ConnectionRefusedError:
+        try:
+            if remove_stale and stat.S_ISSOCK(os.lstat(path).st_mode):
+                os.unlink(path)  # its daemon died without removing it
+        except OSError:  # removed meanwhile
+            pass
+        return None
+    except OSError:
+        return None
+    try:
         if peer_uid(sock) != os.getuid():  # the folder is private: only a bug or a race gets here
             raise ProtocolError("the socket's process is another user's")
         kind, payload = receive(sock)
@@ -199,11 +215,6 @@ def connect(root: Path, remove_stale: bool = False) -> tuple[socket.socket, dict
             raise ProtocolError("not a riskconsole daemon of this version")
         sock.settimeout(None)
         return sock, hello
-    except ConnectionRefusedError:
-        sock.close()
-        if remove_stale and stat.S_ISSOCK(os.lstat(path).st_mode):
-            os.unlink(path)  # its daemon died without removing it
-        return None
     except (OSError, EOFError, ValueError, ProtocolError):
         sock.close()
         return None
