@@ -53,7 +53,7 @@ from riskconsole.engines.spark_entities import EntityRunner, entity_view
 from riskconsole.engines.spark_render import first_line, render
 from riskconsole.engines.spark_lists import SparkLists
 from riskconsole.engines.spark_read import quoted
-from riskconsole.engines.spark_scores import digest, model_files, score_frame, scored_on_spark
+from riskconsole.engines.spark_scores import _local_workers, digest, model_files, score_frame, scored_on_spark
 from riskconsole.engines.spark_store import Store
 from riskconsole.features import GRAPH_TABLE, frame_plan
 from riskconsole.entities import EntityView
@@ -160,8 +160,6 @@ def start(settings: SparkSettings) -> Any:
                                "($SPARK_REMOTE or spark.api.mode says so): unset them, or set spark.remote")
     if not is_connect(session):  # a Connect server keeps its own log settings
         session.sparkContext.setLogLevel("ERROR")
-    from riskconsole.engines.spark_scores import _local_workers
-
     _local_workers(session)  # before any DataFrame of Python rows (a load's file list): PySpark fixes its workers'
     return session  # Python when it makes one, and its default `python3` on PATH lacked riskconsole (local mode)
 
@@ -197,8 +195,6 @@ def isolated(spark: Any) -> Any:
     at exit releasing it. A load through Connect still shares the session's views with the live version."""
     if is_connect(spark):
         return spark
-    from riskconsole.engines.spark_scores import _local_workers
-
     _local_workers(spark)  # before the load's first DataFrame of Python rows: its workers' Python is fixed then
     session = spark.newSession()
     theirs, ours = spark.conf.getAll, session.conf.getAll
@@ -307,8 +303,6 @@ class SparkEngine:
         self.ws, self.dataset, self._con = ws, dataset, con
         self._session = session
         if session is not None:  # a caller's session (a notebook's): its workers' Python, as `start` sets it
-            from riskconsole.engines.spark_scores import _local_workers
-
             _local_workers(session)
         self._progress = progress or (lambda message: None)
         self.version = _version(con)
