@@ -100,14 +100,16 @@ class ListSet:
         return self.directory / f"{name}.csv"
 
     def stamp(self) -> tuple:
-        """(name, mtime, size) of every list file: changes whenever a list is edited, added or removed."""
+        """(name, inode, size, mtime, change time) of every list file: changes whenever a list is edited, added,
+        replaced or removed, also by an edit that sets its mtime back (`touch -d`, `cp -p`: the change time moves),
+        as `load_list`'s content check and the daemon's database stamp see it."""
         out = []
         for name in self.names():
             try:
                 st = self.path(name).stat()
             except OSError:
                 continue
-            out.append((name, st.st_mtime_ns, st.st_size))
+            out.append((name, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
         return tuple(out)
 
     def load(self, name: str) -> ListFile:

@@ -610,3 +610,23 @@ def test_a_lists_table_is_pyarrows_own_without_importing_pandas(tmp_path):
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
                           env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
     assert done.stdout.split() == ["2", "False"]
+
+
+def test_a_list_edited_with_its_mtime_set_back_changes_the_lists_stamp(tmp_path):
+    """`ListSet.stamp` (the evaluator's key of a rule reading a list) changes with an edit that keeps the file's size
+    and sets its mtime back (`touch -d`, `cp -p`): the change time moves with any write."""
+    import os
+    import time
+
+    from riskconsole.lists import ListSet
+
+    path = tmp_path / "blocked.csv"
+    path.write_text("value\nUS\n")
+    lists = ListSet(tmp_path, "ts")
+    before, info = lists.stamp(), os.stat(path)
+    time.sleep(0.02)  # past the file system's clock tick
+    path.write_text("value\nGB\n")
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+    after = os.stat(path)
+    assert (after.st_size, after.st_mtime_ns) == (info.st_size, info.st_mtime_ns)  # what the stamp used to read
+    assert lists.stamp() != before
