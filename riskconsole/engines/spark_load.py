@@ -29,7 +29,7 @@ from riskconsole.engines.spark_read import (POSITION, check_utf8, header_error, 
 from riskconsole.engines.spark_render import first_line
 from riskconsole.errors import DataError, RiskConsoleError
 from riskconsole.sources import SHOWN_VALUES, Checked, Part, literal_files, outcome_checks, outcome_error
-from riskconsole.sqlbuild import alias, fill, ident, lit, render
+from riskconsole.sqlbuild import alias, fill, ident, lit, render, wide_select
 from riskconsole.storeviews import create_view, viewable
 
 
@@ -43,6 +43,7 @@ class SparkStaged:
     con: duckdb.DuckDBPyConnection = field(default_factory=spark_worker.cursor)  # in UTC (time suggestions)
     _known: dict[tuple[str, str], int] = field(default_factory=dict)  # failing rows counted ahead, by (raw, bad)
     _counted: dict[str, int] = field(default_factory=dict)  # rows meeting a condition counted ahead, by its SQL
+    _sampled: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # samples read ahead, by (raw, bad)
     files: dict[int, tuple[int, int]] = field(default_factory=dict)  # by 1-based file place: rows, first `__at`
     outcomes: list[int] = field(default_factory=list)  # per outcome check: its bad rows
 
@@ -55,9 +56,30 @@ class SparkStaged:
         return (n, self.sample(raw, bad)) if n else (0, [])
 
     def sample(self, raw: exp.Expression, bad: exp.Expression) -> list[str]:
-        """Up to ingest.SAMPLE raw values of the `bad` rows (first in source order), without counting them: one job."""
+        """Up to ingest.SAMPLE raw values of the `bad` rows (first in source order), without counting them: one job
+        unless read ahead."""
+        if _key(raw, bad) in self._sampled:
+            return self._sampled[_key(raw, bad)]
         first = self._bad(raw, bad).orderBy(*POSITION).limit(ingest.SAMPLE).select("__v").collect()
         return [row[0] for row in first if row[0] is not None]
+
+    def _sample_ahead(self, pairs: list[tuple[exp.Expression, exp.Expression]]) -> None:
+        """`sample` of every (raw, bad) pair in one job: each row lists the pairs it fails with its raw value, Spark
+        keeps each pair's first ingest.SAMPLE in source order (a window limited per pair)."""
+        from pyspark.sql import Window
+        from pyspark.sql import functions as F
+
+        if not pairs:
+            return
+        hits = [fill("CASE WHEN coalesce(:b, false) THEN {'i': :n, 'v': CAST(:r AS VARCHAR)} END", b=bad, n=i, r=raw)
+                for i, (raw, bad) in enumerate(pairs)]
+        listed = fill("list_filter(:l, s -> s IS NOT NULL)", l=exp.Array(expressions=hits))
+        marked = duck_select(self.rows, [alias(listed, "__s"), *map(ident, POSITION)])
+        found = marked.select(*POSITION, F.explode("__s").alias("__s")).select(*POSITION, "__s.i", "__s.v")
+        first = found.withColumn("__k", F.row_number().over(Window.partitionBy("i").orderBy(*POSITION)))
+        kept = sorted((row["i"], row["__k"], row["v"]) for row in first.where(f"__k <= {ingest.SAMPLE}").collect())
+        for i, (raw, bad) in enumerate(pairs):
+            self._sampled[_key(raw, bad)] = [v for j, _, v in kept if j == i and v is not None]
 
     def _bad(self, raw: exp.Expression, bad: exp.Expression) -> Any:
         marked = duck_select(self.rows, [alias(bad, "__bad"), alias(fill("CAST(:r AS VARCHAR)", r=raw), "__v"),
@@ -109,15 +131,33 @@ class SparkStaged:
         return [(row[f"__ov{i}"], int(row["__n"])) for row in top], int(totals["k"]), int(totals["t"] or 0)
 
     def warnings(self, checked: Checked, part: Part, read: int) -> list[str]:
-        """ingest's warnings of these rows: counts from `tally`, samples read only where some row fails."""
+        """ingest's warnings of these rows: counts from `tally`, samples read only where some row fails. What a
+        warning asks depends on earlier answers (a time column's failing values choose the formats whose counts it
+        asks), so the warnings are written against what is known, what they asked that is not known is read in one
+        counting pass and one sampling pass, and again until they ask nothing new: a few passes over the staged
+        rows, not one per question (a CSV with three bad columns asked 17)."""
+        for _ in range(ROUNDS):
+            asked = _Asked(self.con, self.raw, self)
+            found = ingest.load_warnings(asked, checked, part, read)
+            if not (asked.pairs or asked.conditions or asked.samples):
+                return found
+            totals = self._count([bad for _, bad in asked.pairs] + asked.conditions)
+            self._known.update({_key(raw, bad): n for (raw, bad), n in zip(asked.pairs, totals)})
+            self._counted.update({render(c): n for c, n in zip(asked.conditions, totals[len(asked.pairs):])})
+            self._sample_ahead(asked.samples + asked.pairs)  # a pair no row fails costs nothing there
         return ingest.load_warnings(self, checked, part, read)
 
     def counts(self, conditions: list[exp.Expression]) -> list[int]:
-        """How many rows meet each condition (counted by `tally`, else one pass)."""
-        from pyspark.sql import functions as F
-
+        """How many rows meet each condition (counted by `tally` or ahead, else one pass)."""
         if all(render(c) in self._counted for c in conditions):
             return [self._counted[render(c)] for c in conditions]
+        return self._count(conditions)
+
+    def _count(self, conditions: list[exp.Expression]) -> list[int]:
+        from pyspark.sql import functions as F
+
+        if not conditions:
+            return []
         names = [f"__m{i}" for i in range(len(conditions))]
         marked = duck_select(self.rows, [alias(fill("CAST(coalesce(:c, false) AS INTEGER)", c=c), n)
                                          for c, n in zip(conditions, names)])
@@ -144,7 +184,8 @@ def marks(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, raw: dic
     """The marks of a source's staged rows: every (raw, bad) pair and condition ingest's warnings will count, with
     `utf8` the U+FFFD check of the raw text columns, with `outcomes` the outcome roles' checks."""
     asked = _Asked(con, raw)
-    ingest.load_warnings(asked, checked, part, 1)  # which (raw, bad) pairs and conditions the warnings count
+    for asked.assume in (0, 1):  # which pairs and conditions the warnings count where no row fails, and where some do
+        ingest.load_warnings(asked, checked, part, 1)
     conditions = [bad for _, bad in asked.pairs] + asked.conditions
     columns = [alias(fill("CAST(coalesce(:c, false) AS INTEGER)", c=c), f"__m{i}") for i, c in enumerate(conditions)]
     checks = outcome_checks(checked.dataset, raw) if outcomes else []
@@ -158,23 +199,48 @@ def marks(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, raw: dic
     return Marks(asked.pairs, asked.conditions, checks, utf8, columns)
 
 
-class _Asked:
-    """A stand-in for staged rows where nothing fails: records which (raw, bad) pairs and which conditions the
-    warnings ask about."""
+ROUNDS = 8  # `SparkStaged.warnings`' rounds of reading ahead before it asks question by question (tests: at most 4)
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, raw: dict[str, str]) -> None:
-        self.con, self.raw, self.pairs, self.conditions = con, raw, [], []
+
+class _Asked:
+    """A stand-in for staged rows that answers what `known` knows (nothing: `marks`, before the first pass) and
+    records every other (raw, bad) pair, sample and condition the warnings ask about, answering `assume` rows (0: as
+    if no row failed)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, raw: dict[str, str], known: SparkStaged | None = None) -> None:
+        self.con, self.raw, self.known, self.assume = con, raw, known or SparkStaged(None, raw, con), 0
+        self.pairs: list[tuple[exp.Expression, exp.Expression]] = []
+        self.samples: list[tuple[exp.Expression, exp.Expression]] = []
+        self.conditions: list[exp.Expression] = []
+        self._seen: set[Any] = set()
 
     def raw_types(self) -> dict[str, str]:
         return dict(self.raw)
 
     def failing(self, raw: exp.Expression, bad: exp.Expression) -> tuple[int, list[str]]:
-        self.pairs.append((raw, bad))
-        return 0, []
+        n = self.known._known.get(_key(raw, bad))
+        if n is None:
+            self._note(self.pairs, (raw, bad), ("pair", *_key(raw, bad)))
+            n = self.assume
+        return (n, self.sample(raw, bad)) if n else (0, [])
+
+    def sample(self, raw: exp.Expression, bad: exp.Expression) -> list[str]:
+        values = self.known._sampled.get(_key(raw, bad))
+        if values is None:
+            self._note(self.samples, (raw, bad), ("sample", *_key(raw, bad)))
+        return values or []
 
     def counts(self, conditions: list[exp.Expression]) -> list[int]:
-        self.conditions += conditions
-        return [0] * len(conditions)
+        found = [self.known._counted.get(render(c)) for c in conditions]
+        for c, n in zip(conditions, found):
+            if n is None:
+                self._note(self.conditions, c, ("condition", render(c)))
+        return [self.assume if n is None else n for n in found]
+
+    def _note(self, into: list[Any], item: Any, key: Any) -> None:
+        if key not in self._seen:
+            self._seen.add(key)
+            into.append(item)
 
 
 def _key(raw: exp.Expression, bad: exp.Expression) -> tuple[str, str]:
@@ -207,7 +273,8 @@ def duck_select(data: Any, columns: list[exp.Expression], then: list[exp.Express
 
     from riskconsole.engines.spark_scores import _local_workers
 
-    query = exp.select(*columns).from_("_batch")
+    plain = any(isinstance(c, exp.Star) for c in columns)
+    query = exp.select(*columns).from_("_batch") if plain else wide_select(columns, "_batch")  # a wide source's casts
     if then:
         query = exp.select(exp.Star(), *then).from_(query.subquery("s"))
     sql = render(query)
