@@ -217,6 +217,7 @@ def test_parquet_loads_on_spark_as_on_duckdb(tmp_path, spark):
 
 
 def _parquet(coupon, ids: tuple[str, str]) -> bytes:
+    """Two events with `coupon` (an array; a dict: several columns by name)."""
     import io
 
     import pyarrow as pa
@@ -225,7 +226,8 @@ def _parquet(coupon, ids: tuple[str, str]) -> bytes:
     buffer = io.BytesIO()
     pq.write_table(pa.table({"event_id": list(ids), "ts": ["2026-03-01 10:00:00", "2026-03-02 10:00:00"],
                              "is_fraud": [0, 1], "label_ts": pa.array([None, None], pa.string()), "amount": [1.0, 2.0],
-                             "user_id": [1, 2], "device_id": [1, 1], "coupon": coupon}), buffer)
+                             "user_id": [1, 2], "device_id": [1, 1],
+                             **(coupon if isinstance(coupon, dict) else {"coupon": coupon})}), buffer)
     return buffer.getvalue()
 
 
@@ -252,7 +254,9 @@ PARQUET_TYPES = {
 }
 
 
-def parquet_types_files(case: str) -> dict[str, bytes]:
+def parquet_types_files(case: str, *more: str) -> dict[str, bytes]:
+    """The files of a case of PARQUET_TYPES (column `coupon`); with `more` cases of as many files, a column each
+    (`coupon`, `coupon_1`, ...): one load for them all."""
     import pyarrow as pa
 
     types = {"null": pa.null(), "int32": pa.int32(), "int8": pa.int8(), "decimal": pa.decimal128(10, 2),
@@ -268,15 +272,27 @@ def parquet_types_files(case: str) -> dict[str, bytes]:
             values = [None if v is pd.NaT else v for v in values]
         return pa.array(values, types.get(dtype)) if dtype else pa.array(values)
 
-    return {f"{i}.parquet": _parquet(typed(values, dtype), (f"e{2 * i}", f"e{2 * i + 1}"))
-            for i, (values, dtype) in enumerate(PARQUET_TYPES[case])}
+    cases = [case, *more]
+    assert len({len(PARQUET_TYPES[c]) for c in cases}) == 1, "cases of as many files"
+    names = ["coupon", *[f"coupon_{k}" for k in range(1, len(cases))]]
+    return {f"{i}.parquet": _parquet({n: typed(*PARQUET_TYPES[c][i]) for n, c in zip(names, cases)},
+                                     (f"e{2 * i}", f"e{2 * i + 1}"))
+            for i in range(len(PARQUET_TYPES[case]))}
 
 
-@pytest.mark.parametrize("case", list(PARQUET_TYPES))
-def test_parquet_files_of_other_types_for_a_column_load_on_spark_as_on_duckdb(tmp_path, spark, case):
+def parquet_type_groups(*alone: str) -> list[list[str]]:
+    """PARQUET_TYPES' cases, those of as many files together (a column each: one load), `alone` each by itself."""
+    together = [c for c in PARQUET_TYPES if c not in alone]
+    return [[c] for c in alone] + [[c for c in together if len(PARQUET_TYPES[c]) == n]
+                                   for n in sorted({len(PARQUET_TYPES[c]) for c in together})]
+
+
+@pytest.mark.parametrize("cases", parquet_type_groups("nulls only"))
+def test_parquet_files_of_other_types_for_a_column_load_on_spark_as_on_duckdb(tmp_path, spark, cases):
     """Where Spark refuses to merge the files' schemas, each file is read as itself and its columns cast to the
-    types DuckDB merges them to (the load failed with Spark's "Failed to merge incompatible data types")."""
-    assert_spark_loads_like_duckdb(_files(tmp_path / "ws", parquet_types_files(case)), spark)
+    types DuckDB merges them to (the load failed with Spark's "Failed to merge incompatible data types"). The cases
+    of as many files are columns of one load (a load each took 2 s); only nulls in every file: schemas Spark merges."""
+    assert_spark_loads_like_duckdb(_files(tmp_path / "ws", parquet_types_files(*cases)), spark)
 
 
 @pytest.mark.parametrize("files, message", [

@@ -187,16 +187,18 @@ def test_a_parquet_column_only_in_files_after_the_sampled_ones_is_loaded(tmp_pat
     assert _held(ws, ["events"]) == want
 
 
-@pytest.mark.parametrize("case", [c for c in T.PARQUET_TYPES if c != "nulls only"])
+@pytest.mark.parametrize("cases", [[c for c in group if c != "nulls only"] for group in T.parquet_type_groups()])
 def test_parquet_files_of_other_types_for_a_column_at_a_uri_load_as_local_files_on_duckdb(tmp_path, spark, monkeypatch,
-                                                                                         case):
+                                                                                         cases):
     """With one file sampled: the later files' types of a column merged as DuckDB merges them (a column of only nulls
     in the sampled file, INT to Spark, widened to DOUBLE or text), so the load gives DuckDB's tables of the same
-    files as local paths (Spark refused to merge the schemas, or read a later DOUBLE file as INT)."""
+    files as local paths (Spark refused to merge the schemas, or read a later DOUBLE file as INT). Every case of
+    test_spark_load's PARQUET_TYPES (each loaded alone there) is a column of one load here, cases of two files in
+    one, of three in another (a load at a URI took 5 s)."""
     from riskconsole.engines import spark_sources
 
     monkeypatch.setattr(spark_sources, "SAMPLED_FILES", 1)
-    ws = T._files(tmp_path / "ws", T.parquet_types_files(case), features=[])
+    ws = T._files(tmp_path / "ws", T.parquet_types_files(*cases), features=[])
     duck = load(ws)
     want = _held(ws, ["events"])
     _at_uris(ws, source=f"file://{ws.root}/data/in/*.parquet")
