@@ -184,8 +184,7 @@ def marks(con: duckdb.DuckDBPyConnection, checked: Checked, part: Part, raw: dic
     """The marks of a source's staged rows: every (raw, bad) pair and condition ingest's warnings will count, with
     `utf8` the U+FFFD check of the raw text columns, with `outcomes` the outcome roles' checks."""
     asked = _Asked(con, raw)
-    for asked.assume in (0, 1):  # which pairs and conditions the warnings count where no row fails, and where some do
-        ingest.load_warnings(asked, checked, part, 1)
+    ingest.load_warnings(asked, checked, part, 1)  # which (raw, bad) pairs and conditions the warnings count
     conditions = [bad for _, bad in asked.pairs] + asked.conditions
     columns = [alias(fill("CAST(coalesce(:c, false) AS INTEGER)", c=c), f"__m{i}") for i, c in enumerate(conditions)]
     checks = outcome_checks(checked.dataset, raw) if outcomes else []
@@ -204,11 +203,11 @@ ROUNDS = 8  # `SparkStaged.warnings`' rounds of reading ahead before it asks que
 
 class _Asked:
     """A stand-in for staged rows that answers what `known` knows (nothing: `marks`, before the first pass) and
-    records every other (raw, bad) pair, sample and condition the warnings ask about, answering `assume` rows (0: as
-    if no row failed)."""
+    records every other (raw, bad) pair, sample and condition the warnings ask about, answering as if no row failed
+    there."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, raw: dict[str, str], known: SparkStaged | None = None) -> None:
-        self.con, self.raw, self.known, self.assume = con, raw, known or SparkStaged(None, raw, con), 0
+        self.con, self.raw, self.known = con, raw, known or SparkStaged(None, raw, con)
         self.pairs: list[tuple[exp.Expression, exp.Expression]] = []
         self.samples: list[tuple[exp.Expression, exp.Expression]] = []
         self.conditions: list[exp.Expression] = []
@@ -221,7 +220,6 @@ class _Asked:
         n = self.known._known.get(_key(raw, bad))
         if n is None:
             self._note(self.pairs, (raw, bad), ("pair", *_key(raw, bad)))
-            n = self.assume
         return (n, self.sample(raw, bad)) if n else (0, [])
 
     def sample(self, raw: exp.Expression, bad: exp.Expression) -> list[str]:
@@ -235,7 +233,7 @@ class _Asked:
         for c, n in zip(conditions, found):
             if n is None:
                 self._note(self.conditions, c, ("condition", render(c)))
-        return [self.assume if n is None else n for n in found]
+        return [n or 0 for n in found]
 
     def _note(self, into: list[Any], item: Any, key: Any) -> None:
         if key not in self._seen:
