@@ -630,3 +630,63 @@ def test_a_list_edited_with_its_mtime_set_back_changes_the_lists_stamp(tmp_path)
     after = os.stat(path)
     assert (after.st_size, after.st_mtime_ns) == (info.st_size, info.st_mtime_ns)  # what the stamp used to read
     assert lists.stamp() != before
+
+
+def _counting_reads(monkeypatch) -> list:
+    """Path.read_bytes calls of list files, counted."""
+    from pathlib import Path
+
+    reads, real = [], Path.read_bytes
+
+    def read_bytes(self):
+        reads.append(self.name)
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    return reads
+
+
+def test_an_unchanged_list_file_is_not_read_again_and_an_edit_keeping_size_and_mtime_is(tmp_path, monkeypatch):
+    """A long-lived process registers the lists on every cursor: a file whose stat is the one seen at its last read,
+    and changed well before that read, is not read again (a 30 MB list took 28 ms a cursor); an edit that keeps its
+    size and sets its mtime back is read (the change time moved)."""
+    import os
+    import time
+
+    from riskconsole import lists
+
+    monkeypatch.setattr(lists, "RACY_NS", 0)  # the file counts as old at once (the rule's timing: the next test)
+    reads = _counting_reads(monkeypatch)
+    path = tmp_path / "blocked.csv"
+    path.write_text("value\nUS\n")
+    info = os.stat(path)
+    time.sleep(0.02)  # past the file system's clock tick
+    first = lists.load_list(path, "lists/blocked.csv")
+    assert lists.load_list(path, "lists/blocked.csv") is first and reads == ["blocked.csv"]
+    time.sleep(0.02)
+    path.write_text("value\nGB\n")
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+    assert os.stat(path).st_size == info.st_size and os.stat(path).st_mtime_ns == info.st_mtime_ns
+    assert lists.load_list(path, "lists/blocked.csv").table.column("__value").to_pylist() == ["GB"]
+    assert len(reads) == 2
+    assert lists.load_list(path, "other/blocked.csv").label == "other/blocked.csv"  # another label: checked anew
+
+
+def test_a_list_file_changed_just_before_its_read_is_read_each_time_until_it_is_older(tmp_path, monkeypatch):
+    """Two saves in one tick of the file system's clock can leave the same stat, so a file whose change time is
+    within RACY_NS of its last read is read (and its content compared) every time; once older, it is trusted."""
+    import os
+
+    from riskconsole import lists
+
+    reads = _counting_reads(monkeypatch)
+    path = tmp_path / "blocked.csv"
+    path.write_text("value\nUS\n")
+    for _ in range(3):
+        lists.load_list(path, "lists/blocked.csv")
+    assert len(reads) == 3  # changed a moment ago: read each time
+    old = os.stat(path).st_ctime_ns
+    monkeypatch.setattr(lists, "time_ns", lambda: old + lists.RACY_NS + 1)  # as if read 2 s later
+    lists.load_list(path, "lists/blocked.csv")
+    lists.load_list(path, "lists/blocked.csv")
+    assert len(reads) == 4  # read once more (now known old), then trusted
