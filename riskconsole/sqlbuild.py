@@ -96,10 +96,8 @@ def wide_select(columns: list[exp.Expression], source: exp.Expression | str, kee
                  for i, c in enumerate(columns[at:at + WIDE_CHUNK])]
         query = exp.select("*", *chunk, copy=False).from_(query.subquery(f"w{at}", copy=False), copy=False)
     built = [alias(ident(f"__w{i}"), name) for i, name in enumerate(names)]
-    if keep:
-        return exp.select(exp.Star(except_=[exp.column(f"__w{i}", quoted=True) for i in range(len(names))]), *built,
-                          copy=False).from_(query.subquery("w", copy=False), copy=False)
-    return exp.select(*built, copy=False).from_(query.subquery("w", copy=False), copy=False)
+    kept = [exp.Star(except_=[exp.column(f"__w{i}", quoted=True) for i in range(len(names))])] if keep else []
+    return exp.select(*kept, *built, copy=False).from_(query.subquery("w", copy=False), copy=False)
 
 
 def conjuncts(node: exp.Expression) -> list[exp.Expression]:

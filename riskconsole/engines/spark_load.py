@@ -58,8 +58,9 @@ class SparkStaged:
     def sample(self, raw: exp.Expression, bad: exp.Expression) -> list[str]:
         """Up to ingest.SAMPLE raw values of the `bad` rows (first in source order), without counting them: one job
         unless read ahead."""
-        if _key(raw, bad) in self._sampled:
-            return self._sampled[_key(raw, bad)]
+        read = self._sampled.get(_key(raw, bad))
+        if read is not None:
+            return read
         first = self._bad(raw, bad).orderBy(*POSITION).limit(ingest.SAMPLE).select("__v").collect()
         return [row[0] for row in first if row[0] is not None]
 
@@ -149,8 +150,9 @@ class SparkStaged:
 
     def counts(self, conditions: list[exp.Expression]) -> list[int]:
         """How many rows meet each condition (counted by `tally` or ahead, else one pass)."""
-        if all(render(c) in self._counted for c in conditions):
-            return [self._counted[render(c)] for c in conditions]
+        keys = [render(c) for c in conditions]
+        if all(k in self._counted for k in keys):
+            return [self._counted[k] for k in keys]
         return self._count(conditions)
 
     def _count(self, conditions: list[exp.Expression]) -> list[int]:
@@ -217,22 +219,27 @@ class _Asked:
         return dict(self.raw)
 
     def failing(self, raw: exp.Expression, bad: exp.Expression) -> tuple[int, list[str]]:
-        n = self.known._known.get(_key(raw, bad))
+        key = _key(raw, bad)  # (rendering copies the trees: once a question)
+        n = self.known._known.get(key)
         if n is None:
-            self._note(self.pairs, (raw, bad), ("pair", *_key(raw, bad)))
-        return (n, self.sample(raw, bad)) if n else (0, [])
+            self._note(self.pairs, (raw, bad), ("pair", *key))
+        return (n, self._sample(raw, bad, key)) if n else (0, [])
 
     def sample(self, raw: exp.Expression, bad: exp.Expression) -> list[str]:
-        values = self.known._sampled.get(_key(raw, bad))
+        return self._sample(raw, bad, _key(raw, bad))
+
+    def _sample(self, raw: exp.Expression, bad: exp.Expression, key: tuple[str, str]) -> list[str]:
+        values = self.known._sampled.get(key)
         if values is None:
-            self._note(self.samples, (raw, bad), ("sample", *_key(raw, bad)))
+            self._note(self.samples, (raw, bad), ("sample", *key))
         return values or []
 
     def counts(self, conditions: list[exp.Expression]) -> list[int]:
-        found = [self.known._counted.get(render(c)) for c in conditions]
-        for c, n in zip(conditions, found):
+        keys = [render(c) for c in conditions]
+        found = [self.known._counted.get(k) for k in keys]
+        for c, k, n in zip(conditions, keys, found):
             if n is None:
-                self._note(self.conditions, c, ("condition", render(c)))
+                self._note(self.conditions, c, ("condition", k))
         return [n or 0 for n in found]
 
     def _note(self, into: list[Any], item: Any, key: Any) -> None:
