@@ -194,9 +194,10 @@ def importance_chart(importance: list[dict], method: str) -> alt.Chart:
 
 
 def kpi_band_chart(daily: list[dict], metrics: list[str], titles: dict[str, str] | None = None,
-                   columns: int = 3) -> alt.FacetChart:
+                   columns: int = 3, width: int = 225) -> alt.FacetChart:
     """Small multiples, one per metric: the daily value, its band (`expected`, the acceptance region: a point outside
-    it is an alert), and alert days as red points."""
+    it is an alert), and alert days as red points; `columns` of charts `width` px wide (a facet cannot take its
+    container's width)."""
     rows = []
     for row in daily:
         for key in metrics:
@@ -217,7 +218,7 @@ def kpi_band_chart(daily: list[dict], metrics: list[str], titles: dict[str, str]
                               alt.Tooltip("high:Q", title="band high (above alerts)", format=",.4~g")])
     points = base.transform_filter(alt.datum.alert == "alert").mark_point(
         color="#d62728", filled=True, size=55).encode(y="value:Q", tooltip=["day:T", "metric:N", "value:Q"])
-    return alt.layer(bandc, line, points, data=df).properties(width=225, height=130).facet(
+    return alt.layer(bandc, line, points, data=df).properties(width=width, height=130).facet(
         facet=alt.Facet("metric:N", title=None, header=alt.Header(labelFontSize=13, labelFontWeight="bold")),
         columns=columns).resolve_scale(y="independent")
 

@@ -153,6 +153,14 @@ CUT_TEXT = """() => [...document.querySelectorAll('[data-testid=stMetric]')].fla
 
 TILED = ["", "tune_page", "data_page", "detectors_page", "monitor_page"]  # the pages with four tiles or more
 
+# Each chart drawn past the right edge of the page's content (px): a facet has a fixed width, so the Monitor's three
+# 225 px columns of KPI bands were cut after the second at 800 and 1,100 px.
+CUT_CHARTS = """() => { const main = document.querySelector('[data-testid=stMainBlockContainer]');
+    const right = main.getBoundingClientRect().right - parseFloat(getComputedStyle(main).paddingRight);
+    return [...document.querySelectorAll('[data-testid=stVegaLiteChart] canvas, [data-testid=stVegaLiteChart] svg')]
+        .map(g => g.getBoundingClientRect().right - right).filter(over => over > 1).map(Math.round); }"""
+DRAWN = """() => [...document.querySelectorAll('[data-testid=stVegaLiteChart]')].every(c => c.querySelector('canvas, svg'))"""
+
 
 def _tiles_whole(page, name: str) -> None:
     _settle(page)
@@ -164,12 +172,15 @@ def _tiles_whole(page, name: str) -> None:
     page.wait_for_timeout(300)
     _no_exception(page, name)
     assert page.evaluate(CUT_TEXT) == [], (page.viewport_size["width"], name or "backtest")
+    page.wait_for_function(DRAWN, timeout=60_000)
+    assert page.evaluate(CUT_CHARTS) == [], (page.viewport_size["width"], name or "backtest", "charts cut")
 
 
 def test_no_tile_cuts_its_label_value_or_change(console, browser):
     """Every tile's label, value (a range too) and change shows whole: in 4 or 5 fixed columns, 1,100 px cut
     "30.4–44.9%" to "30.4–…", "fraud rate (labelled)" and "average precision 0.155" likewise. An element whose
-    text is wider than its box is one Streamlit ellipsizes. (At 1,500 px: test_every_page_renders_without_exception.)"""
+    text is wider than its box is one Streamlit ellipsizes. No chart of those pages is drawn past the content's right
+    edge. (At 1,500 px: test_every_page_renders_without_exception.)"""
     page = browser.new_page(viewport={"width": 1100, "height": 1400})
     for name in TILED:
         page.goto(f"{console.url}/{name}")

@@ -22,6 +22,10 @@ from riskconsole.session import Session
 from riskconsole.share import ALERT_HEADERS, BAND_NOTE, KPI_TITLES, alert_rows
 from riskconsole.ui.common import TileRow, results_version, guard, open_page, pick_strategy, strategy_text, wrapping_row
 
+# Two 170 px columns of band charts fit the ~470 px of content an 800 px window leaves beside the sidebar (three of 225
+# px were cut after the second); a facet cannot take its container's width.
+KPI_GRID = {"columns": 2, "width": 170}
+
 @st.cache_data(max_entries=16, show_spinner="Monitoring (one grouped pass per view, one for drift) ...")
 def _monitor(root: str, version: str, path: str, text: str, start: str, end: str, reference: str | None,
              by: tuple[str, ...], _session: Session) -> dict:
@@ -121,7 +125,7 @@ def rules_section(result: dict) -> None:
     alerting = sorted({a["metric"][len(RULE_HITS):] for a in result["alerts"] if a["metric"].startswith(RULE_HITS)})
     st.caption(f"{len(keys)} rules; events whose condition is true, whatever the decision. Alerting: "
                + (", ".join(alerting) if alerting else "none") + ".")
-    st.altair_chart(kpi_band_chart(result["daily"], keys, {k: k[len(RULE_HITS):] for k in keys}, columns=3),
+    st.altair_chart(kpi_band_chart(result["daily"], keys, {k: k[len(RULE_HITS):] for k in keys}, **KPI_GRID),
                     width="content")
 
 
@@ -243,7 +247,7 @@ incidents_section(result)
 
 st.subheader("Daily KPIs against their expected band")
 st.caption(BAND_NOTE)
-st.altair_chart(kpi_band_chart(result["daily"], list(METRICS), KPI_TITLES, columns=3), width="content")
+st.altair_chart(kpi_band_chart(result["daily"], list(METRICS), KPI_TITLES, **KPI_GRID), width="content")
 
 # Sections below draw only when opened (each tab reruns the page from the cached result): the page's cost in a
 # browser is its charts, and the first view needs only the KPIs and the alerts.
