@@ -259,8 +259,9 @@ def load_list(path: Path, label: str) -> ListFile:
     if hit is not None and hit[0] == seen and hit[2] == label and st.st_ctime_ns < hit[1] - RACY_NS:
         return hit[3]
     data = path.read_bytes()
-    same = hit is not None and hit[2] == label and hit[3].sha256 == hashlib.sha256(data).hexdigest()
-    found = hit[3] if same else parse_list(data, path.stem, label)
+    digest = hashlib.sha256(data).hexdigest()
+    same = hit is not None and hit[2] == label and hit[3].sha256 == digest
+    found = hit[3] if same else parse_list(data, path.stem, label, digest)
     with _LOCK:
         if len(_CACHE) >= MAX_CACHED:
             _CACHE.clear()
@@ -268,8 +269,8 @@ def load_list(path: Path, label: str) -> ListFile:
     return found
 
 
-def parse_list(data: bytes, name: str, label: str) -> ListFile:
-    """Check a list file's bytes and build its table.
+def parse_list(data: bytes, name: str, label: str, digest: str | None = None) -> ListFile:
+    """Check a list file's bytes (whose sha256 is `digest`, computed here if not given) and build its table.
 
     Raises:
         ConfigError: a missing `value` header, an unknown column, an empty value, a bad `added` or `expires`, an
@@ -285,8 +286,9 @@ def parse_list(data: bytes, name: str, label: str) -> ListFile:
         raise ConfigError(f"{label}: line {line}: a NUL character (byte 0), which no value holds: save the list as "
                           "plain UTF-8 CSV text")
     header = _header(text, label)
+    digest = digest or hashlib.sha256(data).hexdigest()
     if not header:
-        return ListFile(name, label, hashlib.sha256(data).hexdigest(), _table([], [], []))
+        return ListFile(name, label, digest, _table([], [], []))
     import pyarrow as pa  # here, as in every function below: a workspace without lists never imports pyarrow
     import pyarrow.csv as pacsv  # (issue 14)
 
@@ -309,7 +311,7 @@ def parse_list(data: bytes, name: str, label: str) -> ListFile:
         if start is not None and end is not None and end <= start:
             raise ConfigError(f"{label}: row {row}: expires '{end}' is not after added '{start}' (the entry would "
                               "never match; fix one of the two times)")
-    return ListFile(name, label, hashlib.sha256(data).hexdigest(), _table(values, added, expires))
+    return ListFile(name, label, digest, _table(values, added, expires))
 
 
 def _decode(data: bytes, label: str) -> str:
