@@ -26,6 +26,7 @@ from riskconsole.errors import ExpressionError, closest
 from riskconsole.limits import MAX_EXPANDED_LENGTH, MAX_EXPRESSION_CHARS, MAX_LIST_PARAM, MAX_NESTING, rendered_size
 from riskconsole.lists import unknown_list
 from riskconsole.names import is_internal
+from riskconsole.times import ISO_CLOCK
 
 MAX_LENGTH = MAX_EXPRESSION_CHARS  # kept: the name other modules and tests know
 _DUCKDB = Dialect.get_or_raise("duckdb")
@@ -728,7 +729,7 @@ def _check_substring(node: exp.Substring, columns: frozenset[str], where: str) -
 
 
 # a text that is a clock time with a UTC offset or a zone name after it ('2026-10-25 02:30:00+02:00', '… Europe/Berlin')
-_ZONED_TIME = re.compile(r"\s*\d{4}-\d{2}-\d{2}[T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?(\s*(Z|[+-]\d{2}(:?\d{2})?)"
+_ZONED_TIME = re.compile(rf"\s*{ISO_CLOCK}(\s*(Z|[+-]\d{{2}}(:?\d{{2}})?)"
                          r"|\s+([A-Z]{3,5}|[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)+))\s*")
 
 

@@ -106,7 +106,8 @@ def impossible_offset(text: exp.Expression) -> exp.Expression:
 
 # An ISO time followed by a word a zone could be named by (`2026-10-20 14:00:00 Europe/Berlim`; 3 letters at least,
 # so `10:00 PM` is not one); where such a text does not parse, its zone is unknown (its clock time reads alone)
-ZONE_NAMED = r"(\d{4}-\d{2}-\d{2}[T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)\s+[A-Za-z][A-Za-z0-9_+\-]{2,}(/[A-Za-z0-9_+\-]+)*"
+ISO_CLOCK = r"\d{4}-\d{2}-\d{2}[T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?"  # an ISO date and clock time, seconds optional
+ZONE_NAMED = rf"({ISO_CLOCK})\s+[A-Za-z][A-Za-z0-9_+\-]{{2,}}(/[A-Za-z0-9_+\-]+)*"
 UNKNOWN_ZONE = ("an unknown time zone name (write an IANA name such as Europe/Berlin or America/Sao_Paulo, or an "
                 "offset such as -03:00)")
 BAD_OFFSET = "an offset no place has (offsets lie within ±14:00, minutes under 60: e.g. +02:00 or -03:30)"
