@@ -69,12 +69,17 @@ def socket_of(root: Path) -> Path | None:
     started in another environment of this user's put it (a login session has XDG_RUNTIME_DIR, usually
     /run/user/UID; a cron job, `sudo -u` or `env -i` has none): a load from cron must find a daemon started in a
     terminal to ask it to let go. None: no socket there."""
-    folders = [runtime_dir(), *(Path(f.format(uid=os.getuid())) for f in OTHER_FOLDERS)]
-    for folder in dict.fromkeys(f for f in folders if f is not None):
+    for folder in _folders():
         path = socket_path(root, folder)
-        if _private(folder) and os.path.exists(path):
+        if os.path.exists(path):
             return path
     return None
+
+
+def _folders() -> list[Path]:
+    """The private folders this user's daemons may have put their sockets in."""
+    folders = [runtime_dir(), *(Path(f.format(uid=os.getuid())) for f in OTHER_FOLDERS)]
+    return [f for f in dict.fromkeys(f for f in folders if f is not None) if _private(f)]
 
 
 def socket_path(root: Path, folder: Path) -> Path:
@@ -194,8 +199,11 @@ def connect(root: Path, remove_stale: bool = False) -> tuple[socket.socket, dict
     if not hasattr(socket, "SO_PEERCRED"):  # no way to check who listens: Linux only
         return None
     path = socket_of(root)
-    if path is None:
-        return None
+    return None if path is None else _greeted(path, remove_stale)
+
+
+def _greeted(path: Path, remove_stale: bool = False) -> tuple[socket.socket, dict] | None:
+    """A connection to the daemon listening on socket `path`, greeted, and its greeting (see `connect`)."""
     try:
         sock = _dial(path)
     except ConnectionRefusedError:
@@ -303,13 +311,33 @@ def let_go(root: Path) -> None:
         ask(root, b"l")
 
 
+def let_go_process(pid: int) -> bool:
+    """Ask this user's daemon whose process is `pid` to close its database, wherever its workspace is now: DuckDB's
+    lock names the process holding a file, and a workspace moved (`mv`) while its daemon runs is no longer at the
+    path the daemon's socket is named by. True: a daemon of that PID let go."""
+    if not hasattr(socket, "SO_PEERCRED") or SERVING:
+        return False
+    for folder in _folders():
+        for path in folder.glob("*.sock"):
+            try:
+                with _dial(path) as probe:  # who listens, without waiting for a busy daemon's greeting
+                    if peer(probe)[:2] != (pid, os.getuid()):
+                        continue
+            except OSError:
+                continue
+            found = _greeted(path)
+            return found is not None and _asked(*found, b"l") is not None
+    return False
+
+
 def ask(root: Path, kind: bytes) -> dict | None:
     """A question to the daemon of `root` without a command (`l`: let go of the database, `s`: status, `t`: stop):
     its JSON answer, None where no daemon answers."""
     found = connect(root, remove_stale=True)
-    if found is None:
-        return None
-    sock, hello = found
+    return None if found is None else _asked(*found, kind)
+
+
+def _asked(sock: socket.socket, hello: dict, kind: bytes) -> dict | None:
     with sock:
         try:
             send(sock, kind)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,11 +112,18 @@ class Workspace:
         request): a load or a train from the CLI, the console or a notebook is never refused for it."""
         path = database or self.db_path
         path.parent.mkdir(parents=True, exist_ok=True)
-        if not read_only and database is None:
+        live = not read_only and database is None
+        if live:
             from riskconsole import daemon_client
 
             daemon_client.let_go(self.root)  # a load or a train, from any face: DuckDB's lock is the daemon's
-        con = connect_duckdb(str(path), read_only=read_only, memory_limit=memory_limit())
+        try:
+            con = connect_duckdb(str(path), read_only=read_only, memory_limit=memory_limit())
+        except duckdb.IOException as err:  # the holder may be a daemon of this workspace at its old path (moved)
+            holder = lock_holder(err)
+            if not (live and holder is not None and daemon_client.let_go_process(holder)):
+                raise
+            con = connect_duckdb(str(path), read_only=read_only, memory_limit=memory_limit())
         con.execute("SET TimeZone = 'UTC'")
         return self._views_readable(con, path) if views else con
 
@@ -142,6 +150,12 @@ class Workspace:
                                 f"spark in {folder}, which is gone (the workspace moved or the folder was removed): "
                                 "load the data again (riskconsole load)")
         return con
+
+
+def lock_holder(err: Exception) -> int | None:
+    """The process DuckDB's "Conflicting lock is held in ... (PID n)" names, None for another error."""
+    found = re.search(r"Conflicting lock is held in .*\(PID (\d+)\)", str(err))
+    return int(found.group(1)) if found else None
 
 
 def connect_duckdb(database: str = ":memory:", read_only: bool = False, **settings) -> duckdb.DuckDBPyConnection:

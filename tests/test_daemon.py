@@ -241,6 +241,30 @@ def test_a_load_in_a_console_or_notebook_process_is_not_refused_for_the_daemons_
     _changed_under(ws, tmp_path, in_process, 280)
 
 
+def test_a_load_of_a_workspace_moved_while_its_daemon_runs_is_not_refused(tmp_path):
+    """A daemon's socket is named by its workspace's path: after `mv` a load at the new path found no daemon to ask,
+    and DuckDB's lock (the daemon's, naming its PID) refused it. The load asks the process the lock names, if it is
+    one of this user's daemons, to let go."""
+    from riskconsole.ingest import load
+
+    ws = _workspace(tmp_path / "ws")
+    process = _start(ws)
+    try:
+        code, _, err = cli(tmp_path, "backtest", ws.strategies_dir / "tiny.yaml", "--workspace", ws.root, "--out",
+                           tmp_path / "out")
+        assert code == 0 and served_count(ws) == 1 and wire.ask(ws.root, b"s")["open"], err  # it holds the file
+        moved = Workspace(tmp_path / "moved")
+        ws.root.rename(moved.root)
+        random_events(n=260, seed=3, days=14).to_csv(moved.root / "data" / "events.csv", index=False)
+        assert load(moved).loaded == 260
+        assert query(moved, "SELECT count(*) FROM events") == [(260,)] and not wire.ask(ws.root, b"s")["open"]
+    finally:
+        moved_back = not ws.root.exists() and (tmp_path / "moved").exists()
+        if moved_back:
+            (tmp_path / "moved").rename(ws.root)
+        _stop(process, ws)
+
+
 def test_a_database_file_replaced_under_the_daemon_is_read_anew(tmp_path):
     """A database file swapped in by hand while the daemon holds the old one open: the next command reopens it."""
     from riskconsole.ingest import load
