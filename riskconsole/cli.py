@@ -740,7 +740,7 @@ def run_parsed(args: argparse.Namespace, ws: Workspace) -> int:
 def _run(args: argparse.Namespace, ws: Workspace | None = None) -> int:
     import duckdb
 
-    from riskconsole.workspace import Workspace
+    from riskconsole.workspace import Workspace, lock_holder
 
     try:
         ws = ws or Workspace.resolve(args.workspace)
@@ -750,7 +750,7 @@ def _run(args: argparse.Namespace, ws: Workspace | None = None) -> int:
     except duckdb.IOException as err:
         message = str(err).splitlines()[0]
         if "Conflicting lock" in message:
-            pid = message.split("(PID ")[-1].split(")")[0] if "(PID " in message else "?"
+            pid = lock_holder(err) or "?"
             inside = {"train": ", train from its Detectors page (Train detectors)"}.get(args.command, "")
             message = (f"the database is open in another process (PID {pid}, e.g. a running console or `riskconsole "
                        f"daemon`); stop it{inside}, or run this on another workspace")

@@ -34,7 +34,7 @@ from riskconsole.sources import (FORMATS, NULL_TYPE, READERS, Checked, Part, che
                                  action_word, cast_value, is_integer, is_number, literal_files, number_text,
                                  raw_text, source_files, target_types, word_branches, word_key)
 from riskconsole.sqlbuild import alias, fill, ident, lit, render, wide_select
-from riskconsole.workspace import Workspace, connect_duckdb
+from riskconsole.workspace import Workspace, connect_duckdb, lock_holder
 
 ISO_DATE = r"\d{4}-\d{1,2}-\d{1,2}([T ].*)?"  # a date's text: 2026-01-05, 2026-1-5, 2026-01-05 00:00:00 (not 25-11-30)
 _LABEL_VALUES = {"1": 1, "1.0": 1, "true": 1, "0": 0, "0.0": 0, "false": 0}
@@ -881,7 +881,7 @@ def _hold_live(ws: Workspace) -> duckdb.DuckDBPyConnection | None:
         message = str(err).splitlines()[0]
         if "lock" not in message.lower():
             raise
-        pid = message.split("(PID ")[-1].split(")")[0] if "(PID " in message else "?"
+        pid = lock_holder(err) or "?"
         raise DataError(f"{ws.rel(ws.db_path)}: the database is open in another process (PID {pid}, e.g. a running "
                         "console, `riskconsole train` or `riskconsole daemon`); stop it, then load again, or load "
                         "from the console's Data page") from None

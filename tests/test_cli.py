@@ -300,10 +300,11 @@ def test_a_locked_database_gets_a_clear_line(tiny_ws, capsys):
         trained, _, train_err = run(capsys, "train", detector, "--workspace", tiny_ws.root)
     finally:
         holder.kill()
-    assert code == 1 and "open in another process" in err and err.count("\n") == 1
+    assert code == 1 and f"open in another process (PID {holder.pid}," in err and err.count("\n") == 1
     assert "stop it, then load again, or load from the console's Data page" in err
     assert trained == 1 and train_err.count("\n") == 1
-    assert "open in another process" in train_err and "train from its Detectors page (Train detectors)" in train_err
+    assert f"open in another process (PID {holder.pid}," in train_err
+    assert "train from its Detectors page (Train detectors)" in train_err
 
 
 def test_an_empty_window_is_an_error(tiny_ws, capsys):
