@@ -415,9 +415,15 @@ def test_a_load_on_engine_spark_gives_duckdbs_tables_and_report(tmp_path, spark,
     backtest on Spark over the frame built from Spark's own events writes DuckDB's report. The session comes with
     PySpark's default workers' Python (`python3` on PATH, lacking riskconsole outside the repository: a user's first
     `load --engine spark` failed on its list of files, made before any step chose the workers' Python); riskconsole
-    sets this interpreter before its first DataFrame."""
+    sets this interpreter before its first DataFrame.
+
+    The features are computed once, on Spark (never by DuckDB on this machine): DuckDB's frame is read back from
+    Spark's, the data version's frame is ready before any backtest, and the earlier version's folder is removed only
+    once the new load is live (a load failing after its frame was built leaves the live version's folder, frame
+    included, and removes its own)."""
     import sys
 
+    from riskconsole import ingest
     from riskconsole.session import Session
 
     monkeypatch.setattr(spark.sparkContext, "pythonExec", "/nonexistent/python3")
@@ -430,8 +436,17 @@ def test_a_load_on_engine_spark_gives_duckdbs_tables_and_report(tmp_path, spark,
     want, csv = _tables(ws), (ws.root / "data" / "quarantine.csv").read_bytes()
     with Session(ws) as session:
         report = session.backtest(ws.strategies_dir / "s.yaml").report
+
+    def no_duckdb_build(*args, **kwargs):
+        raise AssertionError("DuckDB built the frame of a load on Spark")
+
+    monkeypatch.setattr(ingest, "build_frame", no_duckdb_build)
     ours = load(ws, engine="spark", spark=spark, accept_quarantine=True)
     assert (ours.read, ours.loaded, ours.reasons, ours.warnings) == (duck.read, duck.loaded, duck.reasons, duck.warnings)
+    assert ours.features == duck.features
+    store = ws.root / "data" / "spark"
+    assert sorted(p.name for p in store.iterdir()) == [ours.version]
+    assert (store / ours.version / "_riskconsole.json").exists()  # built by the load: no backtest builds it again
     assert _tables(ws) == want and (ws.root / "data" / "quarantine.csv").read_bytes() == csv
     assert _kind(ws, "quarantine") == "VIEW"  # of Spark's files, in source order as DuckDB's table
     days = sorted(p.name for p in (ws.root / "data" / "spark" / ours.version / "events").iterdir() if p.is_dir())
@@ -442,6 +457,16 @@ def test_a_load_on_engine_spark_gives_duckdbs_tables_and_report(tmp_path, spark,
     assert {p: p.stat().st_mtime_ns for p in written} == written  # the frame was built from Spark's own events
     assert got["overall"]["flagged"] > 0 and spark.sparkContext.pythonExec == sys.executable
     assert_same(json.loads(json.dumps(got, default=str)), json.loads(json.dumps(report, default=str)))
+    frame = {p: t for p, t in written.items() if f"{ours.version}/frame/" in str(p)}
+
+    def broken(*args, **kwargs):
+        raise RiskConsoleError("maturity broke")
+
+    monkeypatch.setattr(ingest, "store_maturity", broken)  # after the new frame was built on Spark
+    with pytest.raises(RiskConsoleError, match="maturity broke"):
+        load(ws, engine="spark", spark=spark, accept_quarantine=True)
+    assert sorted(p.name for p in store.iterdir()) == [ours.version]
+    assert {p: p.stat().st_mtime_ns for p in frame} == frame and frame
 
 
 def test_a_load_on_spark_keeps_no_copy_in_duckdb_only_views_of_its_parquet(tmp_path, spark):
@@ -535,45 +560,6 @@ def test_scores_are_kept_when_what_views_read_is_unknown(tmp_path):
     assert _viewed(con) == frozenset()
     con.close()
     assert _viewed(con) is None
-
-
-def test_a_load_on_spark_builds_the_features_on_spark_once(tmp_path, spark, monkeypatch):
-    """The features of a load on Spark are computed once, on Spark (never by DuckDB on this machine): DuckDB's frame
-    is read back from Spark's, the data version's frame is ready before any backtest, and the earlier version's
-    folder is removed only once the new load is live (a load failing after its frame was built leaves the live
-    version's folder, frame included, and removes its own)."""
-    from riskconsole import ingest
-    from riskconsole.session import Session
-
-    ws = _files(tmp_path / "ws", {"a.csv": _csv(MESSY), "b.csv": _csv(SECOND)},
-                time_format=["%d.%m.%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%d %H:%M:%S"])
-    (ws.strategies_dir).mkdir(exist_ok=True)
-    (ws.strategies_dir / "s.yaml").write_text(yaml.safe_dump(STRATEGY))
-    duck = load(ws, accept_quarantine=True)  # most of MESSY is quarantined on purpose
-    want = _tables(ws)["frame"]
-
-    def no_duckdb_build(*args, **kwargs):
-        raise AssertionError("DuckDB built the frame of a load on Spark")
-
-    monkeypatch.setattr(ingest, "build_frame", no_duckdb_build)
-    first = load(ws, engine="spark", spark=spark, accept_quarantine=True)
-    assert first.features == duck.features and _tables(ws)["frame"] == want
-    store = ws.root / "data" / "spark"
-    assert sorted(p.name for p in store.iterdir()) == [first.version]
-    assert (store / first.version / "_riskconsole.json").exists()  # built by the load: no backtest builds it again
-    frame = {p: p.stat().st_mtime_ns for p in (store / first.version / "frame").rglob("*.parquet")}
-    with Session(ws, engine="spark", spark=spark) as session:
-        assert session.backtest(ws.strategies_dir / "s.yaml").report["overall"]["flagged"] > 0
-    assert {p: p.stat().st_mtime_ns for p in frame} == frame and frame
-
-    def broken(*args, **kwargs):
-        raise RiskConsoleError("maturity broke")
-
-    monkeypatch.setattr(ingest, "store_maturity", broken)  # after the new frame was built on Spark
-    with pytest.raises(RiskConsoleError, match="maturity broke"):
-        load(ws, engine="spark", spark=spark, accept_quarantine=True)
-    assert sorted(p.name for p in store.iterdir()) == [first.version]
-    assert {p: p.stat().st_mtime_ns for p in frame} == frame
 
 
 def _trained_iforest(ws: Workspace) -> None:
