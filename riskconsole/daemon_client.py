@@ -171,8 +171,12 @@ def listener(root: Path) -> int | None:
     greeting: a daemon busy with a command greets nobody until the command ends (`ask` then says None). None:
     nobody listens there."""
     path = socket_of(root) if hasattr(socket, "SO_PEERCRED") else None
-    if path is None:
-        return None
+    return None if path is None else _listening(path)
+
+
+def _listening(path: Path) -> int | None:
+    """The PID of this user's process listening on socket `path`, without waiting for its greeting; None: nobody
+    listens there, or another user's process does."""
     try:
         with _dial(path) as sock:
             pid, uid, _ = peer(sock)
@@ -319,14 +323,9 @@ def let_go_process(pid: int) -> bool:
         return False
     for folder in _folders():
         for path in folder.glob("*.sock"):
-            try:
-                with _dial(path) as probe:  # who listens, without waiting for a busy daemon's greeting
-                    if peer(probe)[:2] != (pid, os.getuid()):
-                        continue
-            except OSError:
-                continue
-            found = _greeted(path)
-            return found is not None and _asked(*found, b"l") is not None
+            if _listening(path) == pid:
+                found = _greeted(path)
+                return found is not None and _asked(*found, b"l") is not None
     return False
 
 
