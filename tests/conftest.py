@@ -172,13 +172,16 @@ SPARK_FILES = {name: unit for unit, names in SPARK_UNITS.items() for name in nam
 # test_functions' Spark half in the same minutes. Memory pages of 1 MB: Spark sizes a task's pages (long[]) from
 # the heap (4 MB at 512m, as every hash aggregate and sort allocates them), and with them the spark-engine unit
 # ran 84 full collections (39 s), its old generation full; with 1 MB pages 10 (3 s), the unit 275 -> 220 s alone
-# (a 1.5 GB heap instead: 242 s, 35 full collections). Production keeps Spark's defaults (engines/spark.py `start`).
+# (a 1.5 GB heap instead: 242 s, 35 full collections). The quick compiler alone gets the JVM's code cache of a
+# compiler without tiers, 48 MB, which Spark's code overflows: the sweeper flushed compiled methods and C1 compiled them
+# again (16 of the engine file's 75 JVM CPU-s); with 256 MB, 7 (75 -> 66 CPU-s). Production keeps Spark's defaults
+# (engines/spark.py `start`).
 SPARK_TEST_CONF = {
     "spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false", "spark.sql.session.timeZone": "UTC",
     "spark.driver.memory": "512m", "spark.sql.shuffle.partitions": "1", "spark.default.parallelism": "1",
     "spark.sql.adaptive.enabled": "false", "spark.sql.codegen.wholeStage": "false",
     "spark.sql.codegen.factoryMode": "NO_CODEGEN",
-    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ReservedCodeCacheSize=256m",
     "spark.buffer.pageSize": "1m",
 }
 
