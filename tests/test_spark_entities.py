@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -25,25 +26,58 @@ pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 
 @pytest.fixture(scope="module", params=[True, False], ids=["table-label", "event-label"])
 def entity_ws(request, tmp_path_factory):
-    ws, _ = test_entities.make_ws(tmp_path_factory.mktemp("entities"), table_label=request.param)
-    return ws
+    """test_entities' workspace; with its labels from the merchants table, its `spark.store` at a file:// URI taken
+    for a store this machine cannot open as a folder (an object store), as one is."""
+    import yaml
+
+    from riskconsole.engines import spark_store
+    from riskconsole.ingest import load
+
+    root = tmp_path_factory.mktemp("entities")
+    ws, _ = test_entities.make_ws(root / "ws", table_label=request.param)
+    if not request.param:
+        yield ws
+        return
+    dataset = yaml.safe_load(ws.dataset_path.read_text())
+    ws.dataset_path.write_text(yaml.safe_dump({**dataset, "spark": {"store": f"file://{root / 'store'}"}}))
+    load(ws)
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(spark_store, "_local_path", lambda base: None)
+        yield ws
 
 
-def test_the_entity_frame_built_on_spark_equals_duckdbs(entity_ws, spark):
+def test_the_entity_frame_built_on_spark_equals_duckdbs(entity_ws, spark, monkeypatch):
+    """Spark's entity frame is DuckDB's row for row. With the store elsewhere (table-label), the frame built on Spark
+    is copied there (under <version>/entities/) and a later session reads it back through a local copy instead of
+    building it again."""
+    from riskconsole import entities
+
     level = entity_ws.strategy(entity_ws.strategies_dir / "mw.yaml").level
     with Session(entity_ws) as duck:
         want = duck.entities(level)
     with Session(entity_ws, engine="spark", spark=spark) as session:
         got = session.entities(level)
         assert not session.spark_engine(frame=False).built  # an entity frame needs only the export
+        store = session.spark_engine(frame=False).store
     assert (got.features, got.elsewhere, got.label_from) == (want.features, want.elsewhere, want.label_from)
     assert got.table.column_names == want.table.column_names and got.frame.columns == want.frame.columns
+    tables = [got.table]
+    assert (store.local is None) == ("spark" in entity_ws.dataset_path.read_text())  # table-label: elsewhere
+    if store.local is None:
+        folder = Path(store.base.removeprefix("file://")) / "entities"  # store: the data version's folder
+        assert [p.suffix for p in folder.iterdir()] == [".parquet"]
+        monkeypatch.setattr(entities, "build", lambda *a, **k: pytest.fail("built again"))
+        with Session(entity_ws, engine="spark", spark=spark) as session:
+            tables.append(session.entities(level).table)
     con = duckdb.connect()
     try:
         con.register("duck", want.table)
         con.register("spark", got.table)
         assert con.execute("SELECT count(*) FROM spark").fetchall()[0][0] == want.table.num_rows > 100
-        assert_same_rows(con, "duck", "spark")
+        for table in tables:
+            con.register("spark", table)
+            assert_same_rows(con, "duck", "spark")
+        con.register("spark", got.table)
         nonzero = con.execute("SELECT count(*) FILTER (merchant_fraud_4d > 0), count(*) FILTER (merchant_refunds_3d "
                               "> 0), count(*) FILTER (merchant_ring_3d > 1), count(*) FILTER (merchant_users_2d > 1), "
                               "count(*) FILTER (merchant_tier IS NOT NULL), count(*) FILTER (__label = 1) "
@@ -100,38 +134,3 @@ def test_an_entity_backtest_on_spark_writes_duckdbs_report(entity_ws, spark, mon
                 json.loads(json.dumps(want_listed_report, default=str)))
     assert got["overall"]["flagged"] > 0 and got["compare"]["changed"] and got["level"]["entity"] == "merchant_id"
     assert_same(json.loads(json.dumps(got, default=str)), json.loads(json.dumps(want, default=str)))
-
-
-def test_an_entity_frame_goes_to_a_store_elsewhere_and_is_read_back(tmp_path, spark, monkeypatch):
-    """With `spark.store` taken for a store this machine cannot open as a folder (an object store), the entity frame
-    built on Spark is copied there (under <version>/entities/) and a later session reads it back through a local copy
-    instead of building it again; it equals DuckDB's."""
-    import yaml
-
-    from riskconsole import entities
-    from riskconsole.engines import spark_store
-    from riskconsole.ingest import load
-
-    monkeypatch.setattr(spark_store, "_local_path", lambda base: None)
-    ws, _ = test_entities.make_ws(tmp_path / "ws", table_label=True)
-    store = tmp_path / "store"
-    dataset = yaml.safe_load(ws.dataset_path.read_text())
-    ws.dataset_path.write_text(yaml.safe_dump({**dataset, "spark": {"store": f"file://{store}"}}))
-    version = load(ws).version
-    level = ws.strategy(ws.strategies_dir / "mw.yaml").level
-    with Session(ws) as duck:
-        want = duck.entities(level)
-    with Session(ws, engine="spark", spark=spark) as session:
-        got = session.entities(level)
-    assert [p.suffix for p in (store / version / "entities").iterdir()] == [".parquet"]
-    monkeypatch.setattr(entities, "build", lambda *a, **k: pytest.fail("built again"))
-    with Session(ws, engine="spark", spark=spark) as session:
-        again = session.entities(level)
-    for table in (got.table, again.table):
-        con = duckdb.connect()
-        try:
-            con.register("duck", want.table)
-            con.register("spark", table)
-            assert_same_rows(con, "duck", "spark")
-        finally:
-            con.close()
