@@ -43,6 +43,7 @@ EPOCHS = {"epoch_s": (r"[0-9]{9,10}(\.[0-9]*)?", "to_timestamp(CAST(:t AS DOUBLE
                                               "TIMESTAMPTZ)")}
 KEYWORDS = (ISO, *EPOCHS)
 COMMON_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S%z",
+                  "%Y-%m-%d %H:%M:%S %z",  # Ruby's Time#to_s, as shop exports write it: 2026-03-08 14:21:00 +0530
                   "%m/%d/%y %H:%M", "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M",
                   "%d/%m/%y %H:%M", "%m/%d/%y", "%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M",
                   "%d.%m.%Y", "%Y/%m/%d %H:%M:%S", "%Y%m%d%H%M%S", "%Y%m%d", "%d-%b-%Y %H:%M:%S", "%d %b %Y %H:%M:%S",

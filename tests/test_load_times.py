@@ -60,6 +60,21 @@ def test_the_time_warning_suggests_the_german_spreadsheet_layout_without_seconds
     assert warning.endswith("try time_format: [ISO-8601, '%d.%m.%Y %H:%M'] in the dataset")
 
 
+def test_the_time_warning_suggests_a_shop_exports_offset_after_a_space(tmp_path):
+    """`2026-03-08 14:21:00 +0530` (Ruby's Time#to_s, as shop exports write times) got no suggestion; with the one
+    it gets, every row loads at its UTC time, a `+05:30` offset as well."""
+    rows = [_row(1, "2026-03-08 14:21:00 +0530"), _row(2, "2026-03-08 09:00:00 -0500"),
+            _row(3, "2026-03-09 23:30:00 +05:30")]
+    ws = _ws(tmp_path, rows)
+    with pytest.raises(RiskConsoleError) as refused:  # every row would be quarantined: the load refuses
+        load(ws)
+    assert str(refused.value).endswith("try time_format: '%Y-%m-%d %H:%M:%S %z' in the dataset")
+    ws = _ws(tmp_path, rows, time_format="%Y-%m-%d %H:%M:%S %z")
+    assert load(ws).loaded == 3
+    assert query(ws, "SELECT ts FROM events ORDER BY event_id") == [
+        (datetime(2026, 3, 8, 8, 51),), (datetime(2026, 3, 8, 14, 0),), (datetime(2026, 3, 9, 18, 0),)]
+
+
 def test_time_format_parses_every_time_column(tmp_path):
     rows = [_row(i, t, label_ts="3/1/16 0:00") for i, t in enumerate(SPREADSHEET)]
     header = HEADER.strip() + ",signup\n"
